@@ -1,0 +1,4 @@
+//! Anti-corruption layers, dispatcher, callback inbox, reconciliation and
+//! simulators of the external systems.
+//!
+//! Filled by the adapters issue.

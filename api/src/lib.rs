@@ -1,0 +1,3 @@
+//! The server: GraphQL API, callback endpoints, auth and observability.
+//!
+//! Filled by the server issue.

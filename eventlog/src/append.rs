@@ -1,0 +1,178 @@
+//! What an append asks for and what it answers.
+
+use sha2::{Digest, Sha256};
+
+use crate::record::{Hash, NewEvent};
+
+/// The stream version an append expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version is.
+    Any,
+    /// The stream must not exist yet (version 0).
+    NoStream,
+    /// The stream must be exactly at this version (0 means "no stream").
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// True when a stream at `actual` satisfies this expectation.
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => actual == 0,
+            Self::Exact(v) => v == actual,
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// An idempotency key and the hash of the request it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// Key unique per intended effect (for example a client command id).
+    pub key: String,
+    /// Hash of the request; `None` lets the log hash the append's content.
+    pub request_hash: Option<Hash>,
+}
+
+impl Idempotency {
+    /// A key whose request hash is computed from the append's content
+    /// (stream, expected version and events, without the event ids).
+    pub fn key(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            request_hash: None,
+        }
+    }
+
+    /// A key with a caller-computed request hash (for example the hash of a
+    /// command, so a retried command is recognised even if the state moved).
+    pub fn with_request_hash(key: impl Into<String>, request_hash: Hash) -> Self {
+        Self {
+            key: key.into(),
+            request_hash: Some(request_hash),
+        }
+    }
+}
+
+/// One atomic append of one or more events to one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    /// Target stream.
+    pub stream_id: String,
+    /// Version the stream must be at.
+    pub expected: ExpectedVersion,
+    /// Events, written together or not at all.
+    pub events: Vec<NewEvent>,
+    /// Optional idempotency key, stored in the same atomic write.
+    pub idempotency: Option<Idempotency>,
+}
+
+impl AppendRequest {
+    /// An append without an idempotency key.
+    pub fn new(stream_id: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self {
+            stream_id: stream_id.into(),
+            expected,
+            events,
+            idempotency: None,
+        }
+    }
+
+    /// The same append, guarded by `idempotency`.
+    pub fn idempotent(mut self, idempotency: Idempotency) -> Self {
+        self.idempotency = Some(idempotency);
+        self
+    }
+
+    /// The request hash stored with an idempotency key: the caller's, or a
+    /// sha256 over stream, expectation and every event field but the id.
+    pub fn request_hash(&self) -> Hash {
+        if let Some(Idempotency {
+            request_hash: Some(hash),
+            ..
+        }) = &self.idempotency
+        {
+            return *hash;
+        }
+        let mut h = Sha256::new();
+        field(&mut h, self.stream_id.as_bytes());
+        field(&mut h, self.expected.to_string().as_bytes());
+        for event in &self.events {
+            field(&mut h, event.event_type.as_bytes());
+            field(&mut h, &event.schema_version.to_be_bytes());
+            field(&mut h, event.tenant_id.as_bytes());
+            field(&mut h, event.correlation_id.as_bytes());
+            field(&mut h, event.causation_id.as_deref().unwrap_or("").as_bytes());
+            for (k, v) in &event.metadata {
+                field(&mut h, k.as_bytes());
+                field(&mut h, v.as_bytes());
+            }
+            field(&mut h, &event.payload);
+        }
+        h.finalize().into()
+    }
+}
+
+/// Length-prefixed so that field boundaries are part of the hash.
+fn field(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+/// What a successful append wrote (or, for a repeated idempotency key, what
+/// the first append wrote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Position of the first event of the append.
+    pub first_position: u64,
+    /// Position of the last event of the append (positions are contiguous).
+    pub last_position: u64,
+    /// Stream version after the append.
+    pub stream_version: u64,
+    /// True when nothing was written because the idempotency key was seen.
+    pub deduplicated: bool,
+}
+
+impl AppendOutcome {
+    /// Every position the append's events received, in order.
+    pub fn positions(&self) -> std::ops::RangeInclusive<u64> {
+        self.first_position..=self.last_position
+    }
+
+    pub(crate) fn to_bytes(self, request_hash: &Hash) -> [u8; 56] {
+        let mut out = [0u8; 56];
+        out[..32].copy_from_slice(request_hash);
+        out[32..40].copy_from_slice(&self.first_position.to_be_bytes());
+        out[40..48].copy_from_slice(&self.last_position.to_be_bytes());
+        out[48..].copy_from_slice(&self.stream_version.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<(Hash, Self)> {
+        if bytes.len() != 56 {
+            return None;
+        }
+        let hash: Hash = bytes[..32].try_into().ok()?;
+        let read = |r: std::ops::Range<usize>| bytes[r].try_into().ok().map(u64::from_be_bytes);
+        Some((
+            hash,
+            Self {
+                first_position: read(32..40)?,
+                last_position: read(40..48)?,
+                stream_version: read(48..56)?,
+                deduplicated: true,
+            },
+        ))
+    }
+}

@@ -1,0 +1,67 @@
+//! How a log is opened: where, and what an acknowledgement promises.
+
+use std::path::PathBuf;
+
+/// What an acknowledged append has survived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Acknowledged after sled's flush (`sync_file_range`) **and** an
+    /// `fdatasync` of sled's data file: survives a process crash and a power
+    /// loss (on a disk that honours cache flushes). The default.
+    #[default]
+    Durable,
+    /// Acknowledged after sled's flush only: survives a process crash; a
+    /// power loss may lose the last acknowledged appends.
+    ProcessCrashSafe,
+    /// Acknowledged once written to sled's memory; sled flushes in the
+    /// background every `flush_every_ms`. A crash loses up to that much
+    /// acknowledged data. For tests and benchmarks only.
+    Buffered,
+}
+
+/// Options for [`crate::EventLog::open`].
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// The data directory (created if missing).
+    pub path: PathBuf,
+    /// What an acknowledgement promises.
+    pub durability: Durability,
+    /// sled page cache size in bytes.
+    pub cache_capacity_bytes: u64,
+    /// Most events one group commit writes.
+    pub max_batch_events: usize,
+    /// Test-only: make a chosen write or flush fail.
+    #[cfg(feature = "fault-injection")]
+    pub faults: crate::FaultPlan,
+}
+
+impl LogConfig {
+    /// Durable defaults for a data directory.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::Durable,
+            cache_capacity_bytes: 128 * 1024 * 1024,
+            max_batch_events: 4096,
+            #[cfg(feature = "fault-injection")]
+            faults: crate::FaultPlan::default(),
+        }
+    }
+
+    /// The same config with another durability.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
+/// Test-only fault plan: the Nth group commit (counted from 1 after open)
+/// fails in its write or in its flush.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Default)]
+pub struct FaultPlan {
+    /// Fail the batch write of this group commit.
+    pub fail_write_at: Option<u64>,
+    /// Write the batch, then fail the flush of this group commit.
+    pub fail_flush_at: Option<u64>,
+}

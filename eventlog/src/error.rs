@@ -1,0 +1,104 @@
+//! Errors of the log, typed where they are made.
+//!
+//! Expected refusals of one append (a version conflict, an idempotency
+//! conflict, an invalid request) are [`AppendError`] variants that leave the
+//! log untouched. Fail-stop conditions (storage errors, a fenced writer) are
+//! separate variants so callers can tell "try something else" from "stop".
+
+use crate::record::DecodeError;
+
+/// Why an append was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The stream was not at the expected version; nothing was written.
+    #[error("wrong expected version on stream {stream_id}: expected {expected}, actual {actual}")]
+    WrongExpectedVersion {
+        /// The stream.
+        stream_id: String,
+        /// What the append expected.
+        expected: crate::ExpectedVersion,
+        /// The stream's version when the append was checked.
+        actual: u64,
+    },
+    /// The idempotency key was already used for a different request.
+    #[error("idempotency key {key} was already used for a different request")]
+    IdempotencyConflict {
+        /// The reused key.
+        key: String,
+    },
+    /// The request is malformed (empty, too large, bad id); nothing was written.
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    /// Writing or flushing failed; this append is not durable and the writer
+    /// is fenced.
+    #[error("storage failure, append not acknowledged: {0}")]
+    Storage(String),
+    /// An earlier write or flush failed: the writer acknowledges nothing more
+    /// until the log is reopened.
+    #[error("log writer is fenced after an earlier storage failure: {0}")]
+    Fenced(String),
+    /// The log was shut down.
+    #[error("log is closed")]
+    Closed,
+}
+
+impl AppendError {
+    /// True for conflicts that a caller may resolve by reloading and retrying.
+    pub fn is_version_conflict(&self) -> bool {
+        matches!(self, Self::WrongExpectedVersion { .. })
+    }
+}
+
+/// Why the log could not be opened, read or verified.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// sled reported an error.
+    #[error("storage error: {0}")]
+    Storage(#[from] sled::Error),
+    /// A file operation failed.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process (or another handle in this one) holds the data directory.
+    #[error("data directory {0} is locked by another process (is a server running on it?)")]
+    Locked(std::path::PathBuf),
+    /// A stored record does not decode.
+    #[error("record at position {position} does not decode: {source}")]
+    Decode {
+        /// Position of the record.
+        position: u64,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+    /// The stored log disagrees with itself; it is not served.
+    #[error("log is inconsistent at position {position}: {problem}")]
+    Inconsistent {
+        /// First position found wrong.
+        position: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The log was written by a format this build does not know.
+    #[error("unsupported log format version {0}")]
+    UnsupportedFormat(u8),
+    /// The writer is gone.
+    #[error("log is closed")]
+    Closed,
+}
+
+impl LogError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

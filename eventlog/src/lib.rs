@@ -1,0 +1,60 @@
+/*!
+A durable, verifiable, append-only event log on sled.
+
+The log knows nothing of quotes or orders: it stores opaque payloads with an
+envelope (stream, version, ids, tenant, correlation, time, metadata) in one
+hash chain over the whole log.
+
+- [`EventLog::open`] recovers after a crash and refuses a damaged log.
+- [`EventLog::append`] appends to a stream with an [`ExpectedVersion`] and an
+  optional [`Idempotency`] key, through one writer that group-commits many
+  callers into one sled batch and one durable flush.
+- [`EventLog::iter_all`] / [`EventLog::iter_stream`] read lazily;
+  [`EventLog::subscribe`] catches up then follows live appends.
+- [`EventLog::consumer`] gives a consumer one tree where its rows and its
+  checkpoint are committed atomically.
+- [`verify::verify_tree`] walks the log and names the first bad position.
+
+```
+# #[tokio::main(flavor = "current_thread")]
+# async fn main() -> Result<(), Box<dyn std::error::Error>> {
+use eventlog::{AppendRequest, EventLog, ExpectedVersion, LogConfig, NewEvent};
+
+let dir = tempfile::tempdir()?;
+let log = EventLog::open(LogConfig::new(dir.path()))?;
+let event = NewEvent::new("QuoteCreated", "tenant-a", "corr-1", b"{}".to_vec());
+let outcome = log
+    .append(AppendRequest::new("quote-1", ExpectedVersion::NoStream, vec![event]))
+    .await?;
+assert_eq!((outcome.first_position, outcome.stream_version), (0, 1));
+assert_eq!(log.read_stream("quote-1", 1, 10)?.len(), 1);
+log.close().await;
+# Ok(())
+# }
+```
+*/
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
+pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore};
+pub use config::{Durability, LogConfig};
+#[cfg(feature = "fault-injection")]
+pub use config::FaultPlan;
+pub use error::{AppendError, LogError};
+pub use log::EventLog;
+pub use record::{DecodeError, Hash, NewEvent, RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
+pub use subscription::Subscription;
+pub use verify::{verify_dir, Problem, VerifyError, VerifyReport};
+
+mod append;
+mod checkpoint;
+mod config;
+mod error;
+pub mod keyspace;
+mod log;
+pub mod record;
+mod recovery;
+mod subscription;
+pub mod verify;
+mod writer;

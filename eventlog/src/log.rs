@@ -1,0 +1,363 @@
+//! The log handle: open, append, read, subscribe, close.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+use tokio::sync::{oneshot, watch};
+
+use crate::append::{AppendOutcome, AppendRequest};
+use crate::checkpoint::ConsumerStore;
+use crate::config::{Durability, LogConfig};
+use crate::error::{AppendError, LogError};
+use crate::keyspace;
+use crate::record::{RecordedEvent, MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LEN};
+use crate::recovery;
+use crate::subscription::Subscription;
+use crate::verify::{self, VerifyError, VerifyReport};
+use crate::writer::{Head, Writer, WriterMsg};
+
+/// A handle on an open log. Cheap to clone; every clone shares one writer.
+///
+/// Reads and subscriptions only ever see durable events (positions below
+/// the published head), so a reader never observes an event that a crash
+/// could take back.
+#[derive(Clone)]
+pub struct EventLog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+    durability: Durability,
+    head: Arc<watch::Sender<Head>>,
+    writer: mpsc::Sender<WriterMsg>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    max_batch_events: usize,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("path", &self.shared.path)
+            .field("next_position", &self.next_position())
+            .finish()
+    }
+}
+
+/// Opens sled on a data directory, naming a held lock as such.
+pub(crate) fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
+    std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity_bytes)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                LogError::Locked(path.to_path_buf())
+            }
+            other => LogError::Storage(other),
+        })
+}
+
+fn fsync_dir(path: &Path) -> Result<(), LogError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| LogError::io(path, e))
+}
+
+impl EventLog {
+    /// Opens (or creates) the log in `config.path`, recovering after a crash.
+    ///
+    /// # Errors
+    /// [`LogError::Locked`] when another process holds the directory,
+    /// [`LogError::Inconsistent`] when the stored log disagrees with itself.
+    pub fn open(config: LogConfig) -> Result<Self, LogError> {
+        let db = open_db(&config.path, config.cache_capacity_bytes)?;
+        let tree = db.open_tree(keyspace::LOG_TREE)?;
+        let recovered = recovery::recover(&tree)?;
+        if recovered.fresh {
+            let mut meta = vec![crate::record::FORMAT_VERSION];
+            meta.extend_from_slice(&0u64.to_be_bytes());
+            meta.extend_from_slice(&crate::record::GENESIS_HASH);
+            tree.insert(keyspace::META, meta)?;
+            db.flush()?;
+        }
+        let data_path = config.path.join("db");
+        let data_file = match config.durability {
+            Durability::Durable => Some(File::open(&data_path).map_err(|e| LogError::io(&data_path, e))?),
+            _ => None,
+        };
+        fsync_dir(&config.path)?;
+        let head = Arc::new(watch::Sender::new(Head {
+            next_position: recovered.next_position,
+            open: true,
+        }));
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            db: db.clone(),
+            tree: tree.clone(),
+            data_file,
+            durability: config.durability,
+            heads: recovered.heads,
+            next_position: recovered.next_position,
+            head_hash: recovered.head_hash,
+            head: head.clone(),
+            max_batch_events: config.max_batch_events.max(1),
+            fenced: None,
+            commits: 0,
+            #[cfg(feature = "fault-injection")]
+            faults: config.faults.clone(),
+        };
+        let writer_thread = std::thread::Builder::new()
+            .name("eventlog-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| LogError::io(&config.path, e))?;
+        tracing::info!(path = %config.path.display(), next_position = recovered.next_position, "event log opened");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                db,
+                tree,
+                path: config.path,
+                durability: config.durability,
+                head,
+                writer: tx,
+                writer_thread: Mutex::new(Some(writer_thread)),
+                max_batch_events: config.max_batch_events.max(1),
+            }),
+        })
+    }
+
+    /// Appends one request and waits until it is acknowledged (durable under
+    /// the configured [`Durability`]).
+    ///
+    /// # Errors
+    /// A refusal ([`AppendError::WrongExpectedVersion`],
+    /// [`AppendError::IdempotencyConflict`], [`AppendError::Invalid`]) writes
+    /// nothing; [`AppendError::Storage`] and [`AppendError::Fenced`] mean the
+    /// append was not acknowledged.
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        self.validate(&request)?;
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .writer
+            .send(WriterMsg::Append(request, tx))
+            .map_err(|_| AppendError::Closed)?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// [`EventLog::append`] for callers outside an async runtime.
+    pub fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        self.validate(&request)?;
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .writer
+            .send(WriterMsg::Append(request, tx))
+            .map_err(|_| AppendError::Closed)?;
+        rx.blocking_recv().map_err(|_| AppendError::Closed)?
+    }
+
+    fn validate(&self, request: &AppendRequest) -> Result<(), AppendError> {
+        let invalid = |m: String| Err(AppendError::Invalid(m));
+        if request.stream_id.is_empty() || request.stream_id.len() > MAX_STREAM_ID_LEN {
+            return invalid(format!("stream id must be 1 to {MAX_STREAM_ID_LEN} bytes"));
+        }
+        if request.events.is_empty() {
+            return invalid("an append needs at least one event".into());
+        }
+        if request.events.len() > self.shared.max_batch_events {
+            return invalid(format!("an append holds at most {} events", self.shared.max_batch_events));
+        }
+        if let Some(idem) = &request.idempotency {
+            if idem.key.is_empty() || idem.key.len() > MAX_FIELD_LEN {
+                return invalid(format!("idempotency key must be 1 to {MAX_FIELD_LEN} bytes"));
+            }
+        }
+        for event in &request.events {
+            if event.payload.len() > MAX_PAYLOAD_BYTES {
+                return invalid(format!("payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}", event.payload.len()));
+            }
+            let fields = [
+                &event.event_type,
+                &event.tenant_id,
+                &event.correlation_id,
+            ];
+            if event.event_type.is_empty()
+                || fields.iter().any(|f| f.len() > MAX_FIELD_LEN)
+                || event.causation_id.as_ref().is_some_and(|c| c.len() > MAX_FIELD_LEN)
+            {
+                return invalid(format!("event type is required and text fields are at most {MAX_FIELD_LEN} bytes"));
+            }
+            let meta_bytes: usize = event.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if event.metadata.len() > MAX_METADATA_ENTRIES || meta_bytes > MAX_METADATA_BYTES {
+                return invalid(format!(
+                    "metadata is limited to {MAX_METADATA_ENTRIES} entries and {MAX_METADATA_BYTES} bytes"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Position the next event will get; every lower position is durable
+    /// and readable.
+    pub fn next_position(&self) -> u64 {
+        self.shared.head.borrow().next_position
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// What acknowledgements promise on this log.
+    pub fn durability(&self) -> Durability {
+        self.shared.durability
+    }
+
+    /// The underlying sled database, for consumers that keep their state in
+    /// trees of the same database (see [`EventLog::consumer`]).
+    pub fn db(&self) -> &sled::Db {
+        &self.shared.db
+    }
+
+    /// The durable record at `position`, if any.
+    pub fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, LogError> {
+        if position >= self.next_position() {
+            return Ok(None);
+        }
+        self.shared
+            .tree
+            .get(keyspace::event_key(position))?
+            .map(|bytes| RecordedEvent::decode(&bytes).map_err(|source| LogError::Decode { position, source }))
+            .transpose()
+    }
+
+    /// Lazily walks the whole log from `from` up to the head as it is now.
+    /// Holds one record at a time: never loads the log into memory.
+    pub fn iter_all(&self, from: u64) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
+        read_range(&self.shared.tree, from, self.next_position())
+    }
+
+    /// Up to `max` durable events from position `from`, in order.
+    pub fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.iter_all(from).take(max).collect()
+    }
+
+    /// Lazily walks one stream from version `from_version` (1 is the first
+    /// event), in version order.
+    pub fn iter_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
+        let tree = self.shared.tree.clone();
+        let limit = self.next_position();
+        let start = keyspace::stream_index_key(stream_id, from_version.max(1));
+        let end = keyspace::stream_index_key(stream_id, u64::MAX);
+        self.shared
+            .tree
+            .range(start..=end)
+            .map(move |entry| {
+                let (_, value) = entry?;
+                let position = keyspace::read_u64(&value)
+                    .ok_or_else(|| LogError::Inconsistent { position: 0, problem: "malformed stream index value".into() })?;
+                Ok(position)
+            })
+            .take_while(move |p: &Result<u64, LogError>| p.as_ref().map_or(true, |p| *p < limit))
+            .map(move |p| {
+                let position = p?;
+                let bytes = tree.get(keyspace::event_key(position))?.ok_or_else(|| LogError::Inconsistent {
+                    position,
+                    problem: "stream index points at a missing record".into(),
+                })?;
+                RecordedEvent::decode(&bytes).map_err(|source| LogError::Decode { position, source })
+            })
+    }
+
+    /// Up to `max` events of one stream from `from_version`, in order.
+    pub fn read_stream(&self, stream_id: &str, from_version: u64, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.iter_stream(stream_id, from_version).take(max).collect()
+    }
+
+    /// Durable version of a stream (0 when it has no events).
+    pub fn stream_version(&self, stream_id: &str) -> Result<u64, LogError> {
+        let limit = self.next_position();
+        let start = keyspace::stream_index_key(stream_id, 1);
+        let end = keyspace::stream_index_key(stream_id, u64::MAX);
+        for entry in self.shared.tree.range(start..=end).rev() {
+            let (key, value) = entry?;
+            if keyspace::read_u64(&value).is_some_and(|p| p < limit) {
+                return Ok(keyspace::parse_stream_index_key(&key).map_or(0, |(_, v)| v));
+            }
+        }
+        Ok(0)
+    }
+
+    /// The outcome recorded for an idempotency key, if the key was used.
+    pub fn idempotency_outcome(&self, key: &str) -> Result<Option<AppendOutcome>, LogError> {
+        let stored = self.shared.tree.get(keyspace::idempotency_key(key))?;
+        Ok(stored
+            .and_then(|bytes| AppendOutcome::from_bytes(&bytes))
+            .map(|(_, outcome)| outcome)
+            .filter(|o| o.last_position < self.next_position()))
+    }
+
+    /// A subscription that delivers every event from `from` on: first the
+    /// stored ones, then live appends, with no gap and no duplicate.
+    pub fn subscribe(&self, from: u64) -> Subscription {
+        Subscription::new(self.shared.tree.clone(), self.shared.head.subscribe(), from)
+    }
+
+    /// The state store of consumer `name` (a tree of this database), where
+    /// its rows and its checkpoint are committed together.
+    pub fn consumer(&self, name: &str) -> Result<ConsumerStore, LogError> {
+        ConsumerStore::open(&self.shared.db, name)
+    }
+
+    /// Names of every consumer that has a state store.
+    pub fn consumers(&self) -> Result<Vec<String>, LogError> {
+        ConsumerStore::names(&self.shared.db)
+    }
+
+    /// Walks the durable log and checks every hash, the chain, dense
+    /// positions, the stream index and the heads. See [`crate::verify`].
+    pub fn verify(&self, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, VerifyError> {
+        verify::verify_tree(&self.shared.tree, progress)
+    }
+
+    /// Flushes sled to disk now (whatever the durability).
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
+    /// Stops the writer after it has written everything queued before this
+    /// call, flushes, and waits for it. Later appends fail with
+    /// [`AppendError::Closed`]; subscriptions end after the last event.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.writer.send(WriterMsg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.shared.writer_thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+/// Lazily reads records `[from, limit)` of a log tree.
+pub(crate) fn read_range(
+    tree: &sled::Tree,
+    from: u64,
+    limit: u64,
+) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
+    tree.range(keyspace::event_key(from)..keyspace::event_key(limit.max(from)))
+        .map(|entry| {
+            let (key, bytes) = entry?;
+            let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
+            RecordedEvent::decode(&bytes).map_err(|source| LogError::Decode { position, source })
+        })
+}

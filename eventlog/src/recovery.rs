@@ -1,0 +1,165 @@
+//! Opening a log after a clean stop or a crash.
+//!
+//! The head is found from the records themselves (the last event key) and
+//! checked against the meta record, the chain link into the head, and every
+//! stream head against the stream index. sled writes each group commit
+//! atomically, so after any crash these agree; if they do not, the log has
+//! been damaged and opening refuses with [`LogError::Inconsistent`] instead
+//! of serving it. The full walk is [`crate::verify`].
+
+use std::collections::HashMap;
+
+use crate::error::LogError;
+use crate::keyspace;
+use crate::record::{Hash, RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
+
+/// Version and last position of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamHead {
+    pub(crate) version: u64,
+    pub(crate) position: u64,
+}
+
+/// What recovery found: where the log continues.
+pub(crate) struct Recovered {
+    pub(crate) next_position: u64,
+    pub(crate) head_hash: Hash,
+    pub(crate) heads: HashMap<String, StreamHead>,
+    pub(crate) fresh: bool,
+}
+
+/// The decoded meta record.
+pub(crate) struct Meta {
+    pub(crate) next_position: u64,
+    pub(crate) head_hash: Hash,
+}
+
+/// Reads the meta record, if any.
+pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Option<Meta>, LogError> {
+    let Some(bytes) = tree.get(keyspace::META)? else {
+        return Ok(None);
+    };
+    if bytes.len() != 41 {
+        return Err(inconsistent(0, format!("meta record has {} bytes, expected 41", bytes.len())));
+    }
+    if bytes[0] != FORMAT_VERSION {
+        return Err(LogError::UnsupportedFormat(bytes[0]));
+    }
+    let next_position = keyspace::read_u64(&bytes[1..9]).unwrap_or(0);
+    let mut head_hash = [0u8; 32];
+    head_hash.copy_from_slice(&bytes[9..41]);
+    Ok(Some(Meta {
+        next_position,
+        head_hash,
+    }))
+}
+
+fn inconsistent(position: u64, problem: impl Into<String>) -> LogError {
+    LogError::Inconsistent {
+        position,
+        problem: problem.into(),
+    }
+}
+
+fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, LogError> {
+    RecordedEvent::decode(bytes).map_err(|source| LogError::Decode { position, source })
+}
+
+/// Finds the head and loads stream heads, refusing an inconsistent log.
+pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
+    let meta = read_meta(tree)?;
+    let last = tree.scan_prefix([keyspace::EVENT]).next_back().transpose()?;
+    let (next_position, head_hash) = match (meta, last) {
+        (None, None) => {
+            return Ok(Recovered {
+                next_position: 0,
+                head_hash: GENESIS_HASH,
+                heads: HashMap::new(),
+                fresh: true,
+            })
+        }
+        (None, Some(_)) => return Err(inconsistent(0, "records exist but the meta record is missing")),
+        (Some(meta), None) if meta.next_position == 0 => (0, GENESIS_HASH),
+        (Some(meta), None) => {
+            return Err(inconsistent(
+                0,
+                format!("meta record says {} events but the log holds none", meta.next_position),
+            ))
+        }
+        (Some(meta), Some((key, bytes))) => check_head(tree, &meta, &key, &bytes)?,
+    };
+    let heads = load_heads(tree, next_position)?;
+    Ok(Recovered {
+        next_position,
+        head_hash,
+        heads,
+        fresh: false,
+    })
+}
+
+/// Checks the last record against the meta record and its predecessor.
+fn check_head(tree: &sled::Tree, meta: &Meta, key: &[u8], bytes: &[u8]) -> Result<(u64, Hash), LogError> {
+    let position = keyspace::position_of_event_key(key)
+        .ok_or_else(|| inconsistent(meta.next_position, "malformed event key at the head"))?;
+    let record = decode_at(position, bytes)?;
+    let valid = RecordedEvent::hash_is_valid(bytes).map_err(|source| LogError::Decode { position, source })?;
+    if !valid || record.position != position {
+        return Err(inconsistent(position, "head record's hash or position does not match its bytes"));
+    }
+    if meta.next_position != position + 1 || meta.head_hash != record.hash {
+        return Err(inconsistent(
+            position,
+            format!(
+                "meta record (next position {}) disagrees with the last record (position {position})",
+                meta.next_position
+            ),
+        ));
+    }
+    let expected_prev = if position == 0 {
+        GENESIS_HASH
+    } else {
+        let prev = tree
+            .get(keyspace::event_key(position - 1))?
+            .ok_or_else(|| inconsistent(position - 1, "record before the head is missing"))?;
+        decode_at(position - 1, &prev)?.hash
+    };
+    if record.prev_hash != expected_prev {
+        return Err(inconsistent(position, "head record does not chain to its predecessor"));
+    }
+    match tree.scan_prefix([keyspace::EVENT]).next().transpose()? {
+        Some((first, _)) if keyspace::position_of_event_key(&first) == Some(0) => {}
+        _ => return Err(inconsistent(0, "the record at position 0 is missing")),
+    }
+    Ok((position + 1, record.hash))
+}
+
+/// Loads every stream head and checks it against the stream index.
+fn load_heads(tree: &sled::Tree, next_position: u64) -> Result<HashMap<String, StreamHead>, LogError> {
+    let mut heads = HashMap::new();
+    for entry in tree.scan_prefix([keyspace::HEAD]) {
+        let (key, value) = entry?;
+        let stream = std::str::from_utf8(&key[1..])
+            .map_err(|_| inconsistent(0, "stream head key is not UTF-8"))?
+            .to_owned();
+        let (version, position) = keyspace::parse_head_value(&value)
+            .ok_or_else(|| inconsistent(0, format!("stream head of {stream} is malformed")))?;
+        if version == 0 || position >= next_position {
+            return Err(inconsistent(position, format!("stream head of {stream} points past the log")));
+        }
+        let indexed = tree.get(keyspace::stream_index_key(&stream, version))?;
+        if indexed.as_deref().and_then(keyspace::read_u64) != Some(position) {
+            return Err(inconsistent(
+                position,
+                format!("stream head of {stream} (version {version}) disagrees with the stream index"),
+            ));
+        }
+        if tree.get(keyspace::stream_index_key(&stream, version + 1))?.is_some() {
+            return Err(inconsistent(
+                position,
+                format!("stream {stream} has index entries past its head version {version}"),
+            ));
+        }
+        heads.insert(stream, StreamHead { version, position });
+    }
+    Ok(heads)
+}

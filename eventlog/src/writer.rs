@@ -1,0 +1,295 @@
+//! The single writer: group commit over one sled batch and one flush.
+//!
+//! Every append goes through one thread that owns the sequence. It drains
+//! the queue of waiting appends, checks each against the stream heads it
+//! keeps in memory, writes every accepted append in one `apply_batch`, makes
+//! the batch durable with one flush, publishes the new head (which wakes
+//! subscribers and lets readers see the events) and then answers every
+//! waiter. A conflicting append fails alone. A failed write or flush fences
+//! the writer: nothing is acknowledged after it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{oneshot, watch};
+use ulid::Ulid;
+
+use crate::append::{AppendOutcome, AppendRequest};
+use crate::config::Durability;
+use crate::error::AppendError;
+use crate::keyspace;
+use crate::record::{Hash, RecordedEvent, FORMAT_VERSION};
+use crate::recovery::StreamHead;
+
+/// The durable head published to readers and subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// Position the next event will get; every position below is durable.
+    pub(crate) next_position: u64,
+    /// False once the log has shut down.
+    pub(crate) open: bool,
+}
+
+/// A message to the writer thread.
+pub(crate) enum WriterMsg {
+    Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Everything the writer thread owns.
+pub(crate) struct Writer {
+    pub(crate) db: sled::Db,
+    pub(crate) tree: sled::Tree,
+    pub(crate) data_file: Option<File>,
+    pub(crate) durability: Durability,
+    pub(crate) heads: HashMap<String, StreamHead>,
+    pub(crate) next_position: u64,
+    pub(crate) head_hash: Hash,
+    pub(crate) head: Arc<watch::Sender<Head>>,
+    pub(crate) max_batch_events: usize,
+    pub(crate) fenced: Option<String>,
+    pub(crate) commits: u64,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: crate::FaultPlan,
+}
+
+type Reply = (
+    oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    Result<AppendOutcome, AppendError>,
+);
+
+/// Appends staged in one group commit, not yet durable.
+struct Staged {
+    batch: sled::Batch,
+    heads: HashMap<String, StreamHead>,
+    keys: HashMap<String, (Hash, AppendOutcome)>,
+    next_position: u64,
+    head_hash: Hash,
+    replies: Vec<Reply>,
+}
+
+impl Writer {
+    /// Runs until shut down or until every log handle is dropped.
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<WriterMsg>) {
+        let mut shutdown = None;
+        while shutdown.is_none() {
+            let Ok(first) = rx.recv() else { break };
+            let mut appends = Vec::new();
+            let mut events = 0usize;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    WriterMsg::Append(req, reply) => {
+                        events += req.events.len();
+                        appends.push((req, reply));
+                    }
+                    WriterMsg::Shutdown(reply) => {
+                        shutdown = Some(reply);
+                        break;
+                    }
+                }
+                if events < self.max_batch_events {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !appends.is_empty() {
+                self.group_commit(appends);
+            }
+        }
+        if self.fenced.is_none() {
+            if let Err(e) = self.db.flush() {
+                tracing::error!(error = %e, "final flush of the event log failed");
+            }
+        }
+        self.head.send_modify(|h| h.open = false);
+        let Writer { db, tree, .. } = self;
+        drop(tree);
+        drop(db);
+        if let Some(reply) = shutdown {
+            let _ = reply.send(());
+        }
+    }
+
+    fn group_commit(&mut self, appends: Vec<(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>)>) {
+        if let Some(reason) = &self.fenced {
+            for (_, reply) in appends {
+                let _ = reply.send(Err(AppendError::Fenced(reason.clone())));
+            }
+            return;
+        }
+        let mut staged = Staged {
+            batch: sled::Batch::default(),
+            heads: HashMap::new(),
+            keys: HashMap::new(),
+            next_position: self.next_position,
+            head_hash: self.head_hash,
+            replies: Vec::with_capacity(appends.len()),
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        for (req, reply) in appends {
+            let result = self.stage(&mut staged, req, now_ms);
+            staged.replies.push((reply, result));
+        }
+        let wrote_any = staged.next_position != self.next_position;
+        let durable = if wrote_any { self.commit(&mut staged) } else { Ok(()) };
+        match durable {
+            Ok(()) => {
+                self.next_position = staged.next_position;
+                self.head_hash = staged.head_hash;
+                self.heads.extend(staged.heads);
+                if wrote_any {
+                    let next_position = self.next_position;
+                    self.head.send_modify(|h| h.next_position = next_position);
+                }
+                for (reply, result) in staged.replies {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(reason) => {
+                tracing::error!(error = %reason, "event log write failed; writer fenced");
+                self.fenced = Some(reason.clone());
+                for (reply, result) in staged.replies {
+                    let result = match result {
+                        Ok(_) => Err(AppendError::Storage(reason.clone())),
+                        refused => refused,
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    /// Checks one append against the heads and keys (durable and staged)
+    /// and, if accepted, adds its keys to the batch.
+    fn stage(&self, staged: &mut Staged, req: AppendRequest, now_ms: i64) -> Result<AppendOutcome, AppendError> {
+        let request_hash = req.idempotency.as_ref().map(|_| req.request_hash());
+        if let (Some(idem), Some(hash)) = (&req.idempotency, &request_hash) {
+            if let Some(seen) = self.seen_key(staged, &idem.key)? {
+                return if &seen.0 == hash {
+                    Ok(seen.1)
+                } else {
+                    Err(AppendError::IdempotencyConflict { key: idem.key.clone() })
+                };
+            }
+        }
+        let current = staged
+            .heads
+            .get(&req.stream_id)
+            .or_else(|| self.heads.get(&req.stream_id))
+            .map_or(0, |h| h.version);
+        if !req.expected.admits(current) {
+            return Err(AppendError::WrongExpectedVersion {
+                stream_id: req.stream_id,
+                expected: req.expected,
+                actual: current,
+            });
+        }
+        // Seal every event before touching the batch, so a refusal leaves
+        // nothing of this append staged.
+        let first_position = staged.next_position;
+        let mut version = current;
+        let mut position = first_position;
+        let mut head_hash = staged.head_hash;
+        let mut sealed = Vec::with_capacity(req.events.len());
+        for event in req.events {
+            version += 1;
+            let event_id = event.event_id.unwrap_or_else(Ulid::new);
+            let (record, bytes) =
+                RecordedEvent::seal(event, position, &req.stream_id, version, event_id, now_ms, head_hash)
+                    .map_err(|e| AppendError::Invalid(e.to_string()))?;
+            head_hash = record.hash;
+            sealed.push((position, version, bytes));
+            position += 1;
+        }
+        for (position, version, bytes) in sealed {
+            staged.batch.insert(&keyspace::event_key(position), bytes);
+            staged.batch.insert(
+                keyspace::stream_index_key(&req.stream_id, version),
+                &keyspace::u64_value(position),
+            );
+        }
+        staged.head_hash = head_hash;
+        staged.next_position = position;
+        let outcome = AppendOutcome {
+            first_position,
+            last_position: staged.next_position - 1,
+            stream_version: version,
+            deduplicated: false,
+        };
+        staged.batch.insert(
+            keyspace::head_key(&req.stream_id),
+            &keyspace::head_value(version, outcome.last_position),
+        );
+        if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
+            staged
+                .batch
+                .insert(keyspace::idempotency_key(&idem.key), outcome.to_bytes(&hash).to_vec());
+            let mut remembered = outcome;
+            remembered.deduplicated = true;
+            staged.keys.insert(idem.key, (hash, remembered));
+        }
+        staged.heads.insert(
+            req.stream_id,
+            StreamHead {
+                version,
+                position: outcome.last_position,
+            },
+        );
+        Ok(outcome)
+    }
+
+    fn seen_key(&self, staged: &Staged, key: &str) -> Result<Option<(Hash, AppendOutcome)>, AppendError> {
+        if let Some(seen) = staged.keys.get(key) {
+            return Ok(Some(*seen));
+        }
+        let stored = self
+            .tree
+            .get(keyspace::idempotency_key(key))
+            .map_err(|e| AppendError::Storage(e.to_string()))?;
+        match stored {
+            None => Ok(None),
+            Some(bytes) => AppendOutcome::from_bytes(&bytes)
+                .map(Some)
+                .ok_or_else(|| AppendError::Storage(format!("idempotency record for {key} is malformed"))),
+        }
+    }
+
+    /// Writes the staged batch with the meta record, then makes it durable.
+    fn commit(&mut self, staged: &mut Staged) -> Result<(), String> {
+        self.commits += 1;
+        let mut meta = Vec::with_capacity(41);
+        meta.push(FORMAT_VERSION);
+        meta.extend_from_slice(&staged.next_position.to_be_bytes());
+        meta.extend_from_slice(&staged.head_hash);
+        let mut batch = std::mem::take(&mut staged.batch);
+        batch.insert(keyspace::META, meta);
+        #[cfg(feature = "fault-injection")]
+        if self.faults.fail_write_at == Some(self.commits) {
+            return Err("injected write failure".into());
+        }
+        self.tree.apply_batch(batch).map_err(|e| e.to_string())?;
+        #[cfg(feature = "fault-injection")]
+        if self.faults.fail_flush_at == Some(self.commits) {
+            return Err("injected flush failure".into());
+        }
+        match self.durability {
+            Durability::Buffered => Ok(()),
+            Durability::ProcessCrashSafe => self.db.flush().map(drop).map_err(|e| e.to_string()),
+            Durability::Durable => {
+                self.db.flush().map_err(|e| e.to_string())?;
+                // sled's flush ends in sync_file_range, which does not flush
+                // the disk's write cache; fdatasync does.
+                match &self.data_file {
+                    Some(file) => file.sync_data().map_err(|e| e.to_string()),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}

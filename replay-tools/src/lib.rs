@@ -1,0 +1,3 @@
+//! Replay tooling for audit and incident recovery.
+//!
+//! Filled by the replay tooling issue.

@@ -1,0 +1,3 @@
+//! End-to-end tests that drive the real server over HTTP.
+//!
+//! Filled by the server issue.
