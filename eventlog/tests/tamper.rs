@@ -1,0 +1,100 @@
+//! Tampering with stored records is detected and located.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{append_one, open};
+use eventlog::keyspace::{event_key, head_key, stream_index_key, LOG_TREE};
+use eventlog::{verify_dir, Durability, EventLog, ExpectedVersion, LogConfig, LogError, Problem, VerifyError};
+
+async fn log_of(dir: &Path, events: u64) {
+    let log = open(dir, Durability::Durable);
+    for i in 0..events {
+        log.append(append_one(&format!("s{}", i % 5), ExpectedVersion::Any, &format!("payload {i}"))).await.unwrap();
+    }
+    log.close().await;
+}
+
+fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(dir).unwrap();
+    let tree = db.open_tree(LOG_TREE).unwrap();
+    f(&tree);
+    db.flush().unwrap();
+}
+
+fn damaged_at(dir: &Path) -> (u64, Problem) {
+    match verify_dir(dir, &mut |_| {}) {
+        Err(VerifyError::Damaged { position, problem }) => (position, problem),
+        other => panic!("expected damage, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn changing_any_byte_of_a_record_is_named_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    log_of(dir.path(), 50).await;
+    let original = {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(LOG_TREE).unwrap().get(event_key(17)).unwrap().unwrap().to_vec()
+    };
+    for index in [1, original.len() / 2, original.len() - 40, original.len() - 1] {
+        with_tree(dir.path(), |tree| {
+            let mut bytes = original.clone();
+            bytes[index] ^= 0x20;
+            tree.insert(event_key(17), bytes).unwrap();
+        });
+        let (position, _) = damaged_at(dir.path());
+        assert_eq!(position, 17, "flip at byte {index}");
+    }
+    with_tree(dir.path(), |tree| {
+        tree.insert(event_key(17), original.clone()).unwrap();
+    });
+    assert_eq!(verify_dir(dir.path(), &mut |_| {}).unwrap().events, 50);
+}
+
+#[tokio::test]
+async fn a_deleted_record_is_named_as_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    log_of(dir.path(), 50).await;
+    with_tree(dir.path(), |tree| {
+        tree.remove(event_key(23)).unwrap();
+    });
+    let (position, problem) = damaged_at(dir.path());
+    assert_eq!(position, 23);
+    assert_eq!(problem, Problem::Gap { found: 24 });
+}
+
+#[tokio::test]
+async fn opening_a_log_whose_last_record_was_removed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    log_of(dir.path(), 10).await;
+    with_tree(dir.path(), |tree| {
+        tree.remove(event_key(9)).unwrap();
+    });
+    let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+    assert!(matches!(err, LogError::Inconsistent { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_broken_stream_index_or_head_is_named_and_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    log_of(dir.path(), 20).await;
+    // s2 holds positions 2, 7, 12, 17: point its version 2 somewhere else.
+    with_tree(dir.path(), |tree| {
+        tree.insert(stream_index_key("s2", 2), &3u64.to_be_bytes()).unwrap();
+    });
+    let (position, problem) = damaged_at(dir.path());
+    assert_eq!(position, 7);
+    assert_eq!(problem, Problem::IndexMismatch { stream: "s2".into(), version: 2 });
+    with_tree(dir.path(), |tree| {
+        tree.insert(stream_index_key("s2", 2), &7u64.to_be_bytes()).unwrap();
+        let mut head = 3u64.to_be_bytes().to_vec();
+        head.extend_from_slice(&12u64.to_be_bytes());
+        tree.insert(head_key("s2"), head).unwrap();
+    });
+    assert!(matches!(damaged_at(dir.path()).1, Problem::HeadMismatch(_)));
+    let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+    assert!(matches!(err, LogError::Inconsistent { .. }), "{err}");
+}
