@@ -80,7 +80,11 @@ pub struct AppendRequest {
 
 impl AppendRequest {
     /// An append without an idempotency key.
-    pub fn new(stream_id: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+    pub fn new(
+        stream_id: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
         Self {
             stream_id: stream_id.into(),
             expected,
@@ -113,7 +117,10 @@ impl AppendRequest {
             field(&mut h, &event.schema_version.to_be_bytes());
             field(&mut h, event.tenant_id.as_bytes());
             field(&mut h, event.correlation_id.as_bytes());
-            field(&mut h, event.causation_id.as_deref().unwrap_or("").as_bytes());
+            field(
+                &mut h,
+                event.causation_id.as_deref().unwrap_or("").as_bytes(),
+            );
             for (k, v) in &event.metadata {
                 field(&mut h, k.as_bytes());
                 field(&mut h, v.as_bytes());

@@ -71,7 +71,12 @@ impl ConsumerStore {
         Ok(db
             .tree_names()
             .into_iter()
-            .filter_map(|n| std::str::from_utf8(&n).ok()?.strip_prefix(TREE_PREFIX).map(str::to_owned))
+            .filter_map(|n| {
+                std::str::from_utf8(&n)
+                    .ok()?
+                    .strip_prefix(TREE_PREFIX)
+                    .map(str::to_owned)
+            })
             .collect())
     }
 
@@ -130,17 +135,28 @@ impl ConsumerStore {
 
     /// Rows whose key starts with `prefix`, in key order (keys without the
     /// store's internal prefix byte).
-    pub fn scan_prefix(&self, prefix: &[u8]) -> impl DoubleEndedIterator<Item = Result<(Vec<u8>, sled::IVec), LogError>> {
-        self.tree
-            .scan_prefix(row_key(prefix))
-            .map(|entry| entry.map(|(k, v)| (k[1..].to_vec(), v)).map_err(LogError::from))
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl DoubleEndedIterator<Item = Result<(Vec<u8>, sled::IVec), LogError>> {
+        self.tree.scan_prefix(row_key(prefix)).map(|entry| {
+            entry
+                .map(|(k, v)| (k[1..].to_vec(), v))
+                .map_err(LogError::from)
+        })
     }
 
     /// Rows with keys in `[start, end)`, in key order.
-    pub fn range(&self, start: &[u8], end: &[u8]) -> impl DoubleEndedIterator<Item = Result<(Vec<u8>, sled::IVec), LogError>> {
-        self.tree
-            .range(row_key(start)..row_key(end))
-            .map(|entry| entry.map(|(k, v)| (k[1..].to_vec(), v)).map_err(LogError::from))
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> impl DoubleEndedIterator<Item = Result<(Vec<u8>, sled::IVec), LogError>> {
+        self.tree.range(row_key(start)..row_key(end)).map(|entry| {
+            entry
+                .map(|(k, v)| (k[1..].to_vec(), v))
+                .map_err(LogError::from)
+        })
     }
 
     /// Deletes every row and the checkpoint (the tree itself stays).

@@ -38,11 +38,11 @@ log.close().await;
 
 pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
 pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore};
-pub use config::{Durability, LogConfig};
 #[cfg(feature = "fault-injection")]
 pub use config::FaultPlan;
+pub use config::{Durability, LogConfig};
 pub use error::{AppendError, LogError};
-pub use log::EventLog;
+pub use log::{EventLog, WriterStats};
 pub use record::{DecodeError, Hash, NewEvent, RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
 pub use subscription::Subscription;
 pub use verify::{verify_dir, Problem, VerifyError, VerifyReport};

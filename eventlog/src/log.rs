@@ -11,11 +11,14 @@ use crate::checkpoint::ConsumerStore;
 use crate::config::{Durability, LogConfig};
 use crate::error::{AppendError, LogError};
 use crate::keyspace;
-use crate::record::{RecordedEvent, MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LEN};
+use crate::record::{
+    RecordedEvent, MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_PAYLOAD_BYTES,
+    MAX_STREAM_ID_LEN,
+};
 use crate::recovery;
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyError, VerifyReport};
-use crate::writer::{Head, Writer, WriterMsg};
+use crate::writer::{Head, Writer, WriterCounters, WriterMsg};
 
 /// A handle on an open log. Cheap to clone; every clone shares one writer.
 ///
@@ -36,6 +39,7 @@ struct Shared {
     writer: mpsc::Sender<WriterMsg>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     max_batch_events: usize,
+    counters: Arc<WriterCounters>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -45,6 +49,15 @@ impl std::fmt::Debug for EventLog {
             .field("next_position", &self.next_position())
             .finish()
     }
+}
+
+/// What the writer has done since the log was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Successful group commits (each one write and one flush).
+    pub group_commits: u64,
+    /// Events those commits wrote.
+    pub events_written: u64,
 }
 
 /// Opens sled on a data directory, naming a held lock as such.
@@ -87,7 +100,9 @@ impl EventLog {
         }
         let data_path = config.path.join("db");
         let data_file = match config.durability {
-            Durability::Durable => Some(File::open(&data_path).map_err(|e| LogError::io(&data_path, e))?),
+            Durability::Durable => {
+                Some(File::open(&data_path).map_err(|e| LogError::io(&data_path, e))?)
+            }
             _ => None,
         };
         fsync_dir(&config.path)?;
@@ -96,7 +111,9 @@ impl EventLog {
             open: true,
         }));
         let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(WriterCounters::default());
         let writer = Writer {
+            stats: counters.clone(),
             db: db.clone(),
             tree: tree.clone(),
             data_file,
@@ -126,6 +143,7 @@ impl EventLog {
                 writer: tx,
                 writer_thread: Mutex::new(Some(writer_thread)),
                 max_batch_events: config.max_batch_events.max(1),
+                counters,
             }),
         })
     }
@@ -168,27 +186,36 @@ impl EventLog {
             return invalid("an append needs at least one event".into());
         }
         if request.events.len() > self.shared.max_batch_events {
-            return invalid(format!("an append holds at most {} events", self.shared.max_batch_events));
+            return invalid(format!(
+                "an append holds at most {} events",
+                self.shared.max_batch_events
+            ));
         }
         if let Some(idem) = &request.idempotency {
             if idem.key.is_empty() || idem.key.len() > MAX_FIELD_LEN {
-                return invalid(format!("idempotency key must be 1 to {MAX_FIELD_LEN} bytes"));
+                return invalid(format!(
+                    "idempotency key must be 1 to {MAX_FIELD_LEN} bytes"
+                ));
             }
         }
         for event in &request.events {
             if event.payload.len() > MAX_PAYLOAD_BYTES {
-                return invalid(format!("payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}", event.payload.len()));
+                return invalid(format!(
+                    "payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
+                    event.payload.len()
+                ));
             }
-            let fields = [
-                &event.event_type,
-                &event.tenant_id,
-                &event.correlation_id,
-            ];
+            let fields = [&event.event_type, &event.tenant_id, &event.correlation_id];
             if event.event_type.is_empty()
                 || fields.iter().any(|f| f.len() > MAX_FIELD_LEN)
-                || event.causation_id.as_ref().is_some_and(|c| c.len() > MAX_FIELD_LEN)
+                || event
+                    .causation_id
+                    .as_ref()
+                    .is_some_and(|c| c.len() > MAX_FIELD_LEN)
             {
-                return invalid(format!("event type is required and text fields are at most {MAX_FIELD_LEN} bytes"));
+                return invalid(format!(
+                    "event type is required and text fields are at most {MAX_FIELD_LEN} bytes"
+                ));
             }
             let meta_bytes: usize = event.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
             if event.metadata.len() > MAX_METADATA_ENTRIES || meta_bytes > MAX_METADATA_BYTES {
@@ -204,6 +231,15 @@ impl EventLog {
     /// and readable.
     pub fn next_position(&self) -> u64 {
         self.shared.head.borrow().next_position
+    }
+
+    /// Group commits and events written since open.
+    pub fn writer_stats(&self) -> WriterStats {
+        use std::sync::atomic::Ordering;
+        WriterStats {
+            group_commits: self.shared.counters.group_commits.load(Ordering::Relaxed),
+            events_written: self.shared.counters.events_written.load(Ordering::Relaxed),
+        }
     }
 
     /// The data directory.
@@ -230,13 +266,19 @@ impl EventLog {
         self.shared
             .tree
             .get(keyspace::event_key(position))?
-            .map(|bytes| RecordedEvent::decode(&bytes).map_err(|source| LogError::Decode { position, source }))
+            .map(|bytes| {
+                RecordedEvent::decode(&bytes)
+                    .map_err(|source| LogError::Decode { position, source })
+            })
             .transpose()
     }
 
     /// Lazily walks the whole log from `from` up to the head as it is now.
     /// Holds one record at a time: never loads the log into memory.
-    pub fn iter_all(&self, from: u64) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
+    pub fn iter_all(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
         read_range(&self.shared.tree, from, self.next_position())
     }
 
@@ -261,24 +303,37 @@ impl EventLog {
             .range(start..=end)
             .map(move |entry| {
                 let (_, value) = entry?;
-                let position = keyspace::read_u64(&value)
-                    .ok_or_else(|| LogError::Inconsistent { position: 0, problem: "malformed stream index value".into() })?;
+                let position =
+                    keyspace::read_u64(&value).ok_or_else(|| LogError::Inconsistent {
+                        position: 0,
+                        problem: "malformed stream index value".into(),
+                    })?;
                 Ok(position)
             })
             .take_while(move |p: &Result<u64, LogError>| p.as_ref().map_or(true, |p| *p < limit))
             .map(move |p| {
                 let position = p?;
-                let bytes = tree.get(keyspace::event_key(position))?.ok_or_else(|| LogError::Inconsistent {
-                    position,
-                    problem: "stream index points at a missing record".into(),
+                let bytes = tree.get(keyspace::event_key(position))?.ok_or_else(|| {
+                    LogError::Inconsistent {
+                        position,
+                        problem: "stream index points at a missing record".into(),
+                    }
                 })?;
-                RecordedEvent::decode(&bytes).map_err(|source| LogError::Decode { position, source })
+                RecordedEvent::decode(&bytes)
+                    .map_err(|source| LogError::Decode { position, source })
             })
     }
 
     /// Up to `max` events of one stream from `from_version`, in order.
-    pub fn read_stream(&self, stream_id: &str, from_version: u64, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        self.iter_stream(stream_id, from_version).take(max).collect()
+    pub fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.iter_stream(stream_id, from_version)
+            .take(max)
+            .collect()
     }
 
     /// Durable version of a stream (0 when it has no events).
@@ -341,7 +396,12 @@ impl EventLog {
         if self.shared.writer.send(WriterMsg::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
-        let handle = self.shared.writer_thread.lock().ok().and_then(|mut h| h.take());
+        let handle = self
+            .shared
+            .writer_thread
+            .lock()
+            .ok()
+            .and_then(|mut h| h.take());
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }

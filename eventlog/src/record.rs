@@ -294,7 +294,9 @@ fn split(bytes: &[u8]) -> Result<(&[u8], Hash), DecodeError> {
         return Err(DecodeError::UnknownFormat(bytes[0]));
     }
     let (body, hash) = bytes[1..].split_at(bytes.len() - 1 - 32);
-    let hash: Hash = hash.try_into().map_err(|_| DecodeError::Truncated(bytes.len()))?;
+    let hash: Hash = hash
+        .try_into()
+        .map_err(|_| DecodeError::Truncated(bytes.len()))?;
     Ok((body, hash))
 }
 

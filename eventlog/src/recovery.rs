@@ -40,7 +40,10 @@ pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Option<Meta>, LogError> {
         return Ok(None);
     };
     if bytes.len() != 41 {
-        return Err(inconsistent(0, format!("meta record has {} bytes, expected 41", bytes.len())));
+        return Err(inconsistent(
+            0,
+            format!("meta record has {} bytes, expected 41", bytes.len()),
+        ));
     }
     if bytes[0] != FORMAT_VERSION {
         return Err(LogError::UnsupportedFormat(bytes[0]));
@@ -68,7 +71,10 @@ fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, LogError> {
 /// Finds the head and loads stream heads, refusing an inconsistent log.
 pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
     let meta = read_meta(tree)?;
-    let last = tree.scan_prefix([keyspace::EVENT]).next_back().transpose()?;
+    let last = tree
+        .scan_prefix([keyspace::EVENT])
+        .next_back()
+        .transpose()?;
     let (next_position, head_hash) = match (meta, last) {
         (None, None) => {
             return Ok(Recovered {
@@ -78,12 +84,20 @@ pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
                 fresh: true,
             })
         }
-        (None, Some(_)) => return Err(inconsistent(0, "records exist but the meta record is missing")),
+        (None, Some(_)) => {
+            return Err(inconsistent(
+                0,
+                "records exist but the meta record is missing",
+            ))
+        }
         (Some(meta), None) if meta.next_position == 0 => (0, GENESIS_HASH),
         (Some(meta), None) => {
             return Err(inconsistent(
                 0,
-                format!("meta record says {} events but the log holds none", meta.next_position),
+                format!(
+                    "meta record says {} events but the log holds none",
+                    meta.next_position
+                ),
             ))
         }
         (Some(meta), Some((key, bytes))) => check_head(tree, &meta, &key, &bytes)?,
@@ -98,13 +112,22 @@ pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
 }
 
 /// Checks the last record against the meta record and its predecessor.
-fn check_head(tree: &sled::Tree, meta: &Meta, key: &[u8], bytes: &[u8]) -> Result<(u64, Hash), LogError> {
+fn check_head(
+    tree: &sled::Tree,
+    meta: &Meta,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<(u64, Hash), LogError> {
     let position = keyspace::position_of_event_key(key)
         .ok_or_else(|| inconsistent(meta.next_position, "malformed event key at the head"))?;
     let record = decode_at(position, bytes)?;
-    let valid = RecordedEvent::hash_is_valid(bytes).map_err(|source| LogError::Decode { position, source })?;
+    let valid = RecordedEvent::hash_is_valid(bytes)
+        .map_err(|source| LogError::Decode { position, source })?;
     if !valid || record.position != position {
-        return Err(inconsistent(position, "head record's hash or position does not match its bytes"));
+        return Err(inconsistent(
+            position,
+            "head record's hash or position does not match its bytes",
+        ));
     }
     if meta.next_position != position + 1 || meta.head_hash != record.hash {
         return Err(inconsistent(
@@ -124,7 +147,10 @@ fn check_head(tree: &sled::Tree, meta: &Meta, key: &[u8], bytes: &[u8]) -> Resul
         decode_at(position - 1, &prev)?.hash
     };
     if record.prev_hash != expected_prev {
-        return Err(inconsistent(position, "head record does not chain to its predecessor"));
+        return Err(inconsistent(
+            position,
+            "head record does not chain to its predecessor",
+        ));
     }
     match tree.scan_prefix([keyspace::EVENT]).next().transpose()? {
         Some((first, _)) if keyspace::position_of_event_key(&first) == Some(0) => {}
@@ -134,7 +160,10 @@ fn check_head(tree: &sled::Tree, meta: &Meta, key: &[u8], bytes: &[u8]) -> Resul
 }
 
 /// Loads every stream head and checks it against the stream index.
-fn load_heads(tree: &sled::Tree, next_position: u64) -> Result<HashMap<String, StreamHead>, LogError> {
+fn load_heads(
+    tree: &sled::Tree,
+    next_position: u64,
+) -> Result<HashMap<String, StreamHead>, LogError> {
     let mut heads = HashMap::new();
     for entry in tree.scan_prefix([keyspace::HEAD]) {
         let (key, value) = entry?;
@@ -144,16 +173,24 @@ fn load_heads(tree: &sled::Tree, next_position: u64) -> Result<HashMap<String, S
         let (version, position) = keyspace::parse_head_value(&value)
             .ok_or_else(|| inconsistent(0, format!("stream head of {stream} is malformed")))?;
         if version == 0 || position >= next_position {
-            return Err(inconsistent(position, format!("stream head of {stream} points past the log")));
+            return Err(inconsistent(
+                position,
+                format!("stream head of {stream} points past the log"),
+            ));
         }
         let indexed = tree.get(keyspace::stream_index_key(&stream, version))?;
         if indexed.as_deref().and_then(keyspace::read_u64) != Some(position) {
             return Err(inconsistent(
                 position,
-                format!("stream head of {stream} (version {version}) disagrees with the stream index"),
+                format!(
+                    "stream head of {stream} (version {version}) disagrees with the stream index"
+                ),
             ));
         }
-        if tree.get(keyspace::stream_index_key(&stream, version + 1))?.is_some() {
+        if tree
+            .get(keyspace::stream_index_key(&stream, version + 1))?
+            .is_some()
+        {
             return Err(inconsistent(
                 position,
                 format!("stream {stream} has index entries past its head version {version}"),

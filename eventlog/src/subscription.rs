@@ -28,7 +28,9 @@ pub struct Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("next", &self.next).finish()
+        f.debug_struct("Subscription")
+            .field("next", &self.next)
+            .finish()
     }
 }
 
@@ -104,7 +106,10 @@ impl Subscription {
             if record.position != self.next {
                 return Err(LogError::Inconsistent {
                     position: self.next,
-                    problem: format!("subscription expected position {} but read {}", self.next, record.position),
+                    problem: format!(
+                        "subscription expected position {} but read {}",
+                        self.next, record.position
+                    ),
                 });
             }
             self.next += 1;

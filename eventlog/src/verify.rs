@@ -127,7 +127,11 @@ fn fingerprint(stream: &str, version: u64, position: u64) -> u64 {
 /// Fails with [`LogError::Locked`] if a server holds the directory.
 pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, VerifyError> {
     if !path.join("db").exists() {
-        return Err(LogError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no event log here")).into());
+        return Err(LogError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no event log here"),
+        )
+        .into());
     }
     let db = crate::log::open_db(path, 64 * 1024 * 1024)?;
     let tree = db.open_tree(keyspace::LOG_TREE).map_err(LogError::from)?;
@@ -136,7 +140,10 @@ pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyRe
 
 /// Verifies a log tree. `progress` is called with the number of records
 /// checked so far, every few thousand records.
-pub fn verify_tree(tree: &sled::Tree, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, VerifyError> {
+pub fn verify_tree(
+    tree: &sled::Tree,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport, VerifyError> {
     let mut expected = 0u64;
     let mut prev_hash = GENESIS_HASH;
     let mut streams: HashMap<String, (u64, u64)> = HashMap::new();
@@ -147,7 +154,8 @@ pub fn verify_tree(tree: &sled::Tree, progress: &mut dyn FnMut(u64)) -> Result<V
         if position != expected {
             return Err(damaged(expected, Problem::Gap { found: position }));
         }
-        let record = RecordedEvent::decode(&bytes).map_err(|e| damaged(position, Problem::Undecodable(e.to_string())))?;
+        let record = RecordedEvent::decode(&bytes)
+            .map_err(|e| damaged(position, Problem::Undecodable(e.to_string())))?;
         if record.position != position {
             return Err(damaged(position, Problem::WrongPosition(record.position)));
         }
@@ -168,7 +176,11 @@ pub fn verify_tree(tree: &sled::Tree, progress: &mut dyn FnMut(u64)) -> Result<V
                 },
             ));
         }
-        record_print = record_print.wrapping_add(fingerprint(&record.stream_id, record.stream_version, position));
+        record_print = record_print.wrapping_add(fingerprint(
+            &record.stream_id,
+            record.stream_version,
+            position,
+        ));
         streams.insert(record.stream_id, (record.stream_version, position));
         prev_hash = record.hash;
         expected += 1;
@@ -201,8 +213,15 @@ fn check_index(tree: &sled::Tree, events: u64, record_print: u64) -> Result<(), 
         let (key, value) = entry.map_err(LogError::from)?;
         let position = keyspace::read_u64(&value).unwrap_or(u64::MAX);
         match keyspace::parse_stream_index_key(&key) {
-            Some((stream, version)) => index_print = index_print.wrapping_add(fingerprint(stream, version, position)),
-            None => return Err(damaged(position, Problem::Undecodable("malformed stream index key".into()))),
+            Some((stream, version)) => {
+                index_print = index_print.wrapping_add(fingerprint(stream, version, position))
+            }
+            None => {
+                return Err(damaged(
+                    position,
+                    Problem::Undecodable("malformed stream index key".into()),
+                ))
+            }
         }
         count += 1;
     }
@@ -213,7 +232,10 @@ fn check_index(tree: &sled::Tree, events: u64, record_print: u64) -> Result<(), 
     for record in crate::log::read_range(tree, 0, events) {
         let record = record?;
         let indexed = tree
-            .get(keyspace::stream_index_key(&record.stream_id, record.stream_version))
+            .get(keyspace::stream_index_key(
+                &record.stream_id,
+                record.stream_version,
+            ))
             .map_err(LogError::from)?;
         if indexed.as_deref().and_then(keyspace::read_u64) != Some(record.position) {
             return Err(damaged(
@@ -232,7 +254,10 @@ fn check_index(tree: &sled::Tree, events: u64, record_print: u64) -> Result<(), 
         let Some((stream, version)) = keyspace::parse_stream_index_key(&key) else {
             continue;
         };
-        let backed = match tree.get(keyspace::event_key(position)).map_err(LogError::from)? {
+        let backed = match tree
+            .get(keyspace::event_key(position))
+            .map_err(LogError::from)?
+        {
             Some(bytes) => RecordedEvent::decode(&bytes)
                 .is_ok_and(|r| r.stream_id == stream && r.stream_version == version),
             None => false,
@@ -250,7 +275,10 @@ fn check_index(tree: &sled::Tree, events: u64, record_print: u64) -> Result<(), 
     Ok(())
 }
 
-fn check_heads(tree: &sled::Tree, streams: &HashMap<String, (u64, u64)>) -> Result<(), VerifyError> {
+fn check_heads(
+    tree: &sled::Tree,
+    streams: &HashMap<String, (u64, u64)>,
+) -> Result<(), VerifyError> {
     let mut heads = 0usize;
     for entry in tree.scan_prefix([keyspace::HEAD]) {
         let (key, value) = entry.map_err(LogError::from)?;

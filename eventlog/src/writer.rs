@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,9 +34,19 @@ pub(crate) struct Head {
     pub(crate) open: bool,
 }
 
+/// Counters the writer keeps for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct WriterCounters {
+    pub(crate) group_commits: AtomicU64,
+    pub(crate) events_written: AtomicU64,
+}
+
 /// A message to the writer thread.
 pub(crate) enum WriterMsg {
-    Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    Append(
+        AppendRequest,
+        oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    ),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -52,6 +63,7 @@ pub(crate) struct Writer {
     pub(crate) max_batch_events: usize,
     pub(crate) fenced: Option<String>,
     pub(crate) commits: u64,
+    pub(crate) stats: Arc<WriterCounters>,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
@@ -113,7 +125,13 @@ impl Writer {
         }
     }
 
-    fn group_commit(&mut self, appends: Vec<(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>)>) {
+    fn group_commit(
+        &mut self,
+        appends: Vec<(
+            AppendRequest,
+            oneshot::Sender<Result<AppendOutcome, AppendError>>,
+        )>,
+    ) {
         if let Some(reason) = &self.fenced {
             for (_, reply) in appends {
                 let _ = reply.send(Err(AppendError::Fenced(reason.clone())));
@@ -137,14 +155,23 @@ impl Writer {
             staged.replies.push((reply, result));
         }
         let wrote_any = staged.next_position != self.next_position;
-        let durable = if wrote_any { self.commit(&mut staged) } else { Ok(()) };
+        let durable = if wrote_any {
+            self.commit(&mut staged)
+        } else {
+            Ok(())
+        };
         match durable {
             Ok(()) => {
+                let previous = self.next_position;
                 self.next_position = staged.next_position;
                 self.head_hash = staged.head_hash;
                 self.heads.extend(staged.heads);
                 if wrote_any {
                     let next_position = self.next_position;
+                    self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .events_written
+                        .fetch_add(next_position - previous, Ordering::Relaxed);
                     self.head.send_modify(|h| h.next_position = next_position);
                 }
                 for (reply, result) in staged.replies {
@@ -167,14 +194,21 @@ impl Writer {
 
     /// Checks one append against the heads and keys (durable and staged)
     /// and, if accepted, adds its keys to the batch.
-    fn stage(&self, staged: &mut Staged, req: AppendRequest, now_ms: i64) -> Result<AppendOutcome, AppendError> {
+    fn stage(
+        &self,
+        staged: &mut Staged,
+        req: AppendRequest,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
         let request_hash = req.idempotency.as_ref().map(|_| req.request_hash());
         if let (Some(idem), Some(hash)) = (&req.idempotency, &request_hash) {
             if let Some(seen) = self.seen_key(staged, &idem.key)? {
                 return if &seen.0 == hash {
                     Ok(seen.1)
                 } else {
-                    Err(AppendError::IdempotencyConflict { key: idem.key.clone() })
+                    Err(AppendError::IdempotencyConflict {
+                        key: idem.key.clone(),
+                    })
                 };
             }
         }
@@ -200,9 +234,16 @@ impl Writer {
         for event in req.events {
             version += 1;
             let event_id = event.event_id.unwrap_or_else(Ulid::new);
-            let (record, bytes) =
-                RecordedEvent::seal(event, position, &req.stream_id, version, event_id, now_ms, head_hash)
-                    .map_err(|e| AppendError::Invalid(e.to_string()))?;
+            let (record, bytes) = RecordedEvent::seal(
+                event,
+                position,
+                &req.stream_id,
+                version,
+                event_id,
+                now_ms,
+                head_hash,
+            )
+            .map_err(|e| AppendError::Invalid(e.to_string()))?;
             head_hash = record.hash;
             sealed.push((position, version, bytes));
             position += 1;
@@ -227,9 +268,10 @@ impl Writer {
             &keyspace::head_value(version, outcome.last_position),
         );
         if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
-            staged
-                .batch
-                .insert(keyspace::idempotency_key(&idem.key), outcome.to_bytes(&hash).to_vec());
+            staged.batch.insert(
+                keyspace::idempotency_key(&idem.key),
+                outcome.to_bytes(&hash).to_vec(),
+            );
             let mut remembered = outcome;
             remembered.deduplicated = true;
             staged.keys.insert(idem.key, (hash, remembered));
@@ -244,7 +286,11 @@ impl Writer {
         Ok(outcome)
     }
 
-    fn seen_key(&self, staged: &Staged, key: &str) -> Result<Option<(Hash, AppendOutcome)>, AppendError> {
+    fn seen_key(
+        &self,
+        staged: &Staged,
+        key: &str,
+    ) -> Result<Option<(Hash, AppendOutcome)>, AppendError> {
         if let Some(seen) = staged.keys.get(key) {
             return Ok(Some(*seen));
         }
@@ -254,9 +300,9 @@ impl Writer {
             .map_err(|e| AppendError::Storage(e.to_string()))?;
         match stored {
             None => Ok(None),
-            Some(bytes) => AppendOutcome::from_bytes(&bytes)
-                .map(Some)
-                .ok_or_else(|| AppendError::Storage(format!("idempotency record for {key} is malformed"))),
+            Some(bytes) => AppendOutcome::from_bytes(&bytes).map(Some).ok_or_else(|| {
+                AppendError::Storage(format!("idempotency record for {key} is malformed"))
+            }),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Racing writers and subscribers.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
 
@@ -23,17 +23,31 @@ async fn racing_exact_version_appends_have_one_winner_per_version_and_no_gap() {
                 for round in 0.. {
                     let stream = format!("quote-{}", (task + round) % STREAMS);
                     let version = log.stream_version(&stream).unwrap();
-                    if (0..STREAMS).all(|s| log.stream_version(&format!("quote-{s}")).unwrap() >= VERSIONS) {
+                    if (0..STREAMS)
+                        .all(|s| log.stream_version(&format!("quote-{s}")).unwrap() >= VERSIONS)
+                    {
                         break;
                     }
                     if version >= VERSIONS {
                         continue;
                     }
                     let payload = format!("task {task} round {round}");
-                    match log.append(append_one(&stream, ExpectedVersion::Exact(version), &payload)).await {
-                        Ok(outcome) => wins.push((stream, outcome.stream_version, outcome.first_position)),
+                    match log
+                        .append(append_one(
+                            &stream,
+                            ExpectedVersion::Exact(version),
+                            &payload,
+                        ))
+                        .await
+                    {
+                        Ok(outcome) => {
+                            wins.push((stream, outcome.stream_version, outcome.first_position))
+                        }
                         Err(AppendError::WrongExpectedVersion { actual, .. }) => {
-                            assert!(actual > version, "a conflict reports a newer actual version");
+                            assert!(
+                                actual > version,
+                                "a conflict reports a newer actual version"
+                            );
                             conflicts += 1;
                         }
                         Err(other) => panic!("unexpected error {other}"),
@@ -51,13 +65,23 @@ async fn racing_exact_version_appends_have_one_winner_per_version_and_no_gap() {
         conflicts += c;
     }
     let by_version: HashSet<_> = wins.iter().map(|(s, v, _)| (s.clone(), *v)).collect();
-    assert_eq!(by_version.len(), wins.len(), "two writers won the same version");
+    assert_eq!(
+        by_version.len(),
+        wins.len(),
+        "two writers won the same version"
+    );
     let positions: HashSet<_> = wins.iter().map(|w| w.2).collect();
     assert_eq!(positions.len(), wins.len());
     let total = log.next_position();
-    assert_eq!(positions, (0..total).collect::<HashSet<_>>(), "positions are dense");
+    assert_eq!(
+        positions,
+        (0..total).collect::<HashSet<_>>(),
+        "positions are dense"
+    );
     for s in 0..STREAMS {
-        let events = log.read_stream(&format!("quote-{s}"), 1, usize::MAX).unwrap();
+        let events = log
+            .read_stream(&format!("quote-{s}"), 1, usize::MAX)
+            .unwrap();
         let versions: Vec<_> = events.iter().map(|e| e.stream_version).collect();
         assert_eq!(versions, (1..=events.len() as u64).collect::<Vec<_>>());
     }
@@ -78,7 +102,13 @@ async fn a_subscriber_started_during_racing_appends_sees_every_event_once_in_ord
             tokio::spawn(async move {
                 for i in 0..PER_WRITER {
                     let expected = ExpectedVersion::Exact(i as u64);
-                    log.append(append_one(&format!("writer-{w}"), expected, &format!("{i}"))).await.unwrap();
+                    log.append(append_one(
+                        &format!("writer-{w}"),
+                        expected,
+                        &format!("{i}"),
+                    ))
+                    .await
+                    .unwrap();
                 }
             })
         })
@@ -105,7 +135,10 @@ async fn a_subscriber_started_during_racing_appends_sees_every_event_once_in_ord
     for s in subscribers {
         let (from, seen) = s.await.unwrap();
         let positions: Vec<_> = seen.iter().map(|e| e.position).collect();
-        assert_eq!(positions, (from..(WRITERS * PER_WRITER) as u64).collect::<Vec<_>>());
+        assert_eq!(
+            positions,
+            (from..(WRITERS * PER_WRITER) as u64).collect::<Vec<_>>()
+        );
         let mut last: HashMap<&str, u64> = HashMap::new();
         for e in &seen {
             let prev = last.insert(&e.stream_id, e.stream_version);
@@ -124,7 +157,9 @@ async fn a_slow_subscriber_does_not_hold_back_the_writer_or_a_fast_one() {
     let _slow = log.subscribe(0); // never polled
     let mut fast = log.subscribe(0);
     for i in 0..2_000u64 {
-        log.append(append_one("s", ExpectedVersion::Exact(i), "x")).await.unwrap();
+        log.append(append_one("s", ExpectedVersion::Exact(i), "x"))
+            .await
+            .unwrap();
     }
     let mut got = 0;
     while got < 2_000 {

@@ -14,7 +14,7 @@
 //!   some idempotent) on one data directory across every cycle;
 //! - `recovery`: open, append, and be killed within a few milliseconds of
 //!   opening, repeatedly: no position may ever be acknowledged twice.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use eventlog::{AppendRequest, Durability, EventLog, ExpectedVersion, Idempotency, LogConfig, NewEvent};
+use eventlog::{
+    AppendRequest, Durability, EventLog, ExpectedVersion, Idempotency, LogConfig, NewEvent,
+};
 
 const CHILD_ENV: &str = "EVENTLOG_CRASH_CHILD";
 const DIR_ENV: &str = "EVENTLOG_CRASH_DIR";
@@ -34,12 +36,18 @@ fn main() {
         child(&scenario, &dir);
         std::process::exit(CHILD_EXIT_CODE_WHEN_DONE);
     }
-    let cycles: u32 = std::env::var("EVENTLOG_CRASH_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(30);
+    let cycles: u32 = std::env::var("EVENTLOG_CRASH_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(30);
     let mut passed = 0;
     for scenario in ["writers", "recovery"] {
         let started = Instant::now();
         parent(scenario, cycles);
-        println!("test crash::{scenario} ({cycles} kill cycles, {:.1?}) ... ok", started.elapsed());
+        println!(
+            "test crash::{scenario} ({cycles} kill cycles, {:.1?}) ... ok",
+            started.elapsed()
+        );
         passed += 1;
     }
     println!("crash: {passed} passed, 0 failed");
@@ -59,9 +67,16 @@ impl Rng {
 }
 
 fn seed() -> u64 {
-    std::env::var("EVENTLOG_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
-    })
+    std::env::var("EVENTLOG_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
+                .unwrap_or(1)
+                | 1
+        })
 }
 
 /// One acknowledged event as the child reported it.
@@ -127,19 +142,29 @@ fn parent(scenario: &str, cycles: u32) {
         });
         if scenario == "recovery" {
             // Kill a few milliseconds after the open finished.
-            opened_rx.recv_timeout(Duration::from_secs(20)).expect("child opened the log");
+            opened_rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("child opened the log");
         }
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        assert_ne!(status.code(), Some(CHILD_EXIT_CODE_WHEN_DONE), "child finished before it was killed");
+        assert_ne!(
+            status.code(),
+            Some(CHILD_EXIT_CODE_WHEN_DONE),
+            "child finished before it was killed"
+        );
         let lines = reader.join().unwrap();
         if !lines.iter().any(|l| l == "OPENED") {
             killed_during_open += 1;
         }
         for ack in lines.iter().filter_map(|l| parse_ack(l)) {
             if let Some(previous) = acked.insert(ack.position, ack.clone()) {
-                assert_eq!(previous, ack, "seed {seed} cycle {cycle}: position {} acknowledged twice", ack.position);
+                assert_eq!(
+                    previous, ack,
+                    "seed {seed} cycle {cycle}: position {} acknowledged twice",
+                    ack.position
+                );
             }
         }
         check(dir.path(), &acked, seed, cycle);
@@ -154,10 +179,16 @@ fn parent(scenario: &str, cycles: u32) {
 /// Reopens after a kill and checks every acknowledged event.
 fn check(dir: &Path, acked: &HashMap<u64, Ack>, seed: u64, cycle: u32) {
     let ctx = format!("seed {seed} cycle {cycle}");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let log = EventLog::open(LogConfig::new(dir)).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
-        let report = log.verify(&mut |_| {}).unwrap_or_else(|e| panic!("{ctx}: verify failed: {e}"));
+        let log = EventLog::open(LogConfig::new(dir))
+            .unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
+        let report = log
+            .verify(&mut |_| {})
+            .unwrap_or_else(|e| panic!("{ctx}: verify failed: {e}"));
         assert_eq!(report.events, log.next_position(), "{ctx}");
         for ack in acked.values() {
             let record = log
@@ -170,7 +201,11 @@ fn check(dir: &Path, acked: &HashMap<u64, Ack>, seed: u64, cycle: u32) {
         }
         let fresh = NewEvent::new("Probe", "t", "c", b"probe".to_vec());
         let outcome = log
-            .append(AppendRequest::new("probe", ExpectedVersion::Any, vec![fresh]))
+            .append(AppendRequest::new(
+                "probe",
+                ExpectedVersion::Any,
+                vec![fresh],
+            ))
             .await
             .unwrap_or_else(|e| panic!("{ctx}: fresh append failed: {e}"));
         assert_eq!(outcome.first_position, report.events, "{ctx}");
@@ -180,7 +215,11 @@ fn check(dir: &Path, acked: &HashMap<u64, Ack>, seed: u64, cycle: u32) {
 
 fn child(scenario: &str, dir: &Path) {
     let cycle = std::env::var("EVENTLOG_CRASH_CYCLE").unwrap_or_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let log = EventLog::open(LogConfig::new(dir).durability(Durability::Durable)).unwrap();
         println!("OPENED");
@@ -193,21 +232,26 @@ fn child(scenario: &str, dir: &Path) {
                     for i in 0u64.. {
                         let stream = format!("writer-{w}");
                         let count = if i % 5 == 0 { 3 } else { 1 };
-                        let payloads: Vec<String> = (0..count).map(|k| format!("c{cycle}w{w}i{i}k{k}")).collect();
+                        let payloads: Vec<String> = (0..count)
+                            .map(|k| format!("c{cycle}w{w}i{i}k{k}"))
+                            .collect();
                         let events = payloads
                             .iter()
                             .map(|p| NewEvent::new("Crash", "t", "c", p.as_bytes().to_vec()))
                             .collect();
-                        let mut request = AppendRequest::new(stream.clone(), ExpectedVersion::Any, events);
+                        let mut request =
+                            AppendRequest::new(stream.clone(), ExpectedVersion::Any, events);
                         if i % 7 == 0 {
-                            request = request.idempotent(Idempotency::key(format!("c{cycle}w{w}i{i}")));
+                            request =
+                                request.idempotent(Idempotency::key(format!("c{cycle}w{w}i{i}")));
                         }
                         let outcome = log.append(request).await.unwrap();
                         let mut out = std::io::stdout().lock();
                         for (k, payload) in payloads.iter().enumerate() {
                             let position = outcome.first_position + k as u64;
                             let version = outcome.stream_version + 1 + k as u64 - count;
-                            writeln!(out, "ACK {position} {stream} {version} {payload} END").unwrap();
+                            writeln!(out, "ACK {position} {stream} {version} {payload} END")
+                                .unwrap();
                         }
                         out.flush().unwrap();
                     }

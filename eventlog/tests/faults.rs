@@ -1,5 +1,5 @@
 //! Fault injection: a failed write or flush fences the writer.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
 
@@ -19,12 +19,17 @@ async fn run_until_fenced(faults: FaultPlan) {
                 let mut errors = Vec::new();
                 for i in 0..40 {
                     let payload = format!("w{w}-{i}");
-                    match log.append(append_one(&format!("w{w}"), ExpectedVersion::Any, &payload)).await {
+                    match log
+                        .append(append_one(&format!("w{w}"), ExpectedVersion::Any, &payload))
+                        .await
+                    {
                         Ok(outcome) => {
                             assert!(errors.is_empty(), "acknowledged after a storage failure");
                             acked.push((outcome.first_position, payload));
                         }
-                        Err(e @ (AppendError::Storage(_) | AppendError::Fenced(_))) => errors.push(e),
+                        Err(e @ (AppendError::Storage(_) | AppendError::Fenced(_))) => {
+                            errors.push(e)
+                        }
                         Err(other) => panic!("unexpected {other}"),
                     }
                 }
@@ -38,13 +43,26 @@ async fn run_until_fenced(faults: FaultPlan) {
     for t in tasks {
         let (a, e) = t.await.unwrap();
         acked.extend(a);
-        storage_errors += e.iter().filter(|e| matches!(e, AppendError::Storage(_))).count();
-        fenced_errors += e.iter().filter(|e| matches!(e, AppendError::Fenced(_))).count();
+        storage_errors += e
+            .iter()
+            .filter(|e| matches!(e, AppendError::Storage(_)))
+            .count();
+        fenced_errors += e
+            .iter()
+            .filter(|e| matches!(e, AppendError::Fenced(_)))
+            .count();
     }
-    assert!(storage_errors >= 1, "the failing batch's callers got an error");
+    assert!(
+        storage_errors >= 1,
+        "the failing batch's callers got an error"
+    );
     assert!(fenced_errors >= 1, "later appends are refused");
     let last_acked = acked.iter().map(|a| a.0).max();
-    assert_eq!(log.next_position(), last_acked.map_or(0, |p| p + 1), "nothing published after the fence");
+    assert_eq!(
+        log.next_position(),
+        last_acked.map_or(0, |p| p + 1),
+        "nothing published after the fence"
+    );
     log.close().await;
     drop(log);
 
@@ -52,20 +70,34 @@ async fn run_until_fenced(faults: FaultPlan) {
     let report = log.verify(&mut |_| {}).unwrap();
     assert!(report.events >= acked.len() as u64);
     for (position, payload) in &acked {
-        let record = log.read_at(*position).unwrap().expect("acknowledged event present");
+        let record = log
+            .read_at(*position)
+            .unwrap()
+            .expect("acknowledged event present");
         assert_eq!(record.payload, payload.as_bytes());
     }
-    let fresh = log.append(append_one("after", ExpectedVersion::Any, "ok")).await.unwrap();
+    let fresh = log
+        .append(append_one("after", ExpectedVersion::Any, "ok"))
+        .await
+        .unwrap();
     assert_eq!(fresh.first_position, report.events);
     log.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_flush_fences_the_writer_and_reopening_keeps_every_acknowledged_event() {
-    run_until_fenced(FaultPlan { fail_write_at: None, fail_flush_at: Some(3) }).await;
+    run_until_fenced(FaultPlan {
+        fail_write_at: None,
+        fail_flush_at: Some(3),
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_write_fences_the_writer_and_reopening_keeps_every_acknowledged_event() {
-    run_until_fenced(FaultPlan { fail_write_at: Some(4), fail_flush_at: None }).await;
+    run_until_fenced(FaultPlan {
+        fail_write_at: Some(4),
+        fail_flush_at: None,
+    })
+    .await;
 }

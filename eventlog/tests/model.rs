@@ -1,13 +1,16 @@
 //! Model-based property test: random appends, reads, subscriptions and
 //! reopens against an in-memory model of the log.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
 
 use std::collections::HashMap;
 
 use common::event;
-use eventlog::{AppendError, AppendOutcome, AppendRequest, Durability, EventLog, ExpectedVersion, Idempotency, LogConfig};
+use eventlog::{
+    AppendError, AppendOutcome, AppendRequest, Durability, EventLog, ExpectedVersion, Idempotency,
+    LogConfig,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -20,15 +23,32 @@ enum Expect {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { stream: u8, expect: Expect, count: u8, key: Option<u8>, seed: u8 },
-    ReadStream { stream: u8, from: u64 },
-    ReadAll { from: u64 },
-    Subscribe { from: u64 },
+    Append {
+        stream: u8,
+        expect: Expect,
+        count: u8,
+        key: Option<u8>,
+        seed: u8,
+    },
+    ReadStream {
+        stream: u8,
+        from: u64,
+    },
+    ReadAll {
+        from: u64,
+    },
+    Subscribe {
+        from: u64,
+    },
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let expect = prop_oneof![Just(Expect::Any), Just(Expect::NoStream), (-1i8..=1).prop_map(Expect::Relative)];
+    let expect = prop_oneof![
+        Just(Expect::Any),
+        Just(Expect::NoStream),
+        (-1i8..=1).prop_map(Expect::Relative)
+    ];
     prop_oneof![
         6 => (0u8..4, expect, 1u8..4, proptest::option::of(0u8..4), 0u8..3)
             .prop_map(|(stream, expect, count, key, seed)| Op::Append { stream, expect, count, key, seed }),
@@ -48,7 +68,10 @@ struct Model {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig::new(dir.path()).durability(Durability::Buffered);
@@ -56,13 +79,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let mut model = Model::default();
         for op in ops {
             match op {
-                Op::Append { stream, expect, count, key, seed } => {
+                Op::Append {
+                    stream,
+                    expect,
+                    count,
+                    key,
+                    seed,
+                } => {
                     let stream = format!("stream-{stream}");
                     let current = model.versions.get(&stream).copied().unwrap_or(0);
                     let expected = match expect {
                         Expect::Any => ExpectedVersion::Any,
                         Expect::NoStream => ExpectedVersion::NoStream,
-                        Expect::Relative(d) => ExpectedVersion::Exact(current.saturating_add_signed(i64::from(d))),
+                        Expect::Relative(d) => {
+                            ExpectedVersion::Exact(current.saturating_add_signed(i64::from(d)))
+                        }
                     };
                     let events = (0..count).map(|i| event(&format!("{seed}-{i}"))).collect();
                     let mut request = AppendRequest::new(stream.clone(), expected, events);
@@ -76,12 +107,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     match seen {
                         Some((h, first)) if h == hash => prop_assert_eq!(result, Ok(first)),
                         Some(_) => {
-                            let conflict = matches!(result, Err(AppendError::IdempotencyConflict { .. }));
-                            prop_assert!(conflict, "expected an idempotency conflict, got {:?}", result);
+                            let conflict =
+                                matches!(result, Err(AppendError::IdempotencyConflict { .. }));
+                            prop_assert!(
+                                conflict,
+                                "expected an idempotency conflict, got {:?}",
+                                result
+                            );
                         }
                         None if !expected.admits(current) => prop_assert_eq!(
                             result,
-                            Err(AppendError::WrongExpectedVersion { stream_id: stream, expected, actual: current })
+                            Err(AppendError::WrongExpectedVersion {
+                                stream_id: stream,
+                                expected,
+                                actual: current
+                            })
                         ),
                         None => {
                             let first = model.events.len() as u64;
@@ -91,7 +131,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             prop_assert_eq!(outcome.stream_version, current + u64::from(count));
                             prop_assert!(!outcome.deduplicated);
                             for (i, e) in request.events.iter().enumerate() {
-                                model.events.push((stream.clone(), current + i as u64 + 1, e.payload.clone()));
+                                model.events.push((
+                                    stream.clone(),
+                                    current + i as u64 + 1,
+                                    e.payload.clone(),
+                                ));
                             }
                             model.versions.insert(stream, current + u64::from(count));
                             if let Some(k) = key {
@@ -110,8 +154,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .into_iter()
                         .map(|e| (e.stream_id, e.stream_version, e.payload))
                         .collect();
-                    let want: Vec<_> =
-                        model.events.iter().filter(|e| e.0 == stream && e.1 >= from.max(1)).cloned().collect();
+                    let want: Vec<_> = model
+                        .events
+                        .iter()
+                        .filter(|e| e.0 == stream && e.1 >= from.max(1))
+                        .cloned()
+                        .collect();
                     prop_assert_eq!(got, want);
                 }
                 Op::ReadAll { from } => {
@@ -131,7 +179,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         if batch.is_empty() {
                             break;
                         }
-                        got.extend(batch.into_iter().map(|e| (e.stream_id, e.stream_version, e.payload)));
+                        got.extend(
+                            batch
+                                .into_iter()
+                                .map(|e| (e.stream_id, e.stream_version, e.payload)),
+                        );
                     }
                     let want: Vec<_> = model.events.iter().skip(from as usize).cloned().collect();
                     prop_assert_eq!(got, want);

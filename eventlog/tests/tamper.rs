@@ -1,5 +1,5 @@
 //! Tampering with stored records is detected and located.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod common;
 
@@ -7,12 +7,20 @@ use std::path::Path;
 
 use common::{append_one, open};
 use eventlog::keyspace::{event_key, head_key, stream_index_key, LOG_TREE};
-use eventlog::{verify_dir, Durability, EventLog, ExpectedVersion, LogConfig, LogError, Problem, VerifyError};
+use eventlog::{
+    verify_dir, Durability, EventLog, ExpectedVersion, LogConfig, LogError, Problem, VerifyError,
+};
 
 async fn log_of(dir: &Path, events: u64) {
     let log = open(dir, Durability::Durable);
     for i in 0..events {
-        log.append(append_one(&format!("s{}", i % 5), ExpectedVersion::Any, &format!("payload {i}"))).await.unwrap();
+        log.append(append_one(
+            &format!("s{}", i % 5),
+            ExpectedVersion::Any,
+            &format!("payload {i}"),
+        ))
+        .await
+        .unwrap();
     }
     log.close().await;
 }
@@ -37,9 +45,19 @@ async fn changing_any_byte_of_a_record_is_named_at_its_position() {
     log_of(dir.path(), 50).await;
     let original = {
         let db = sled::open(dir.path()).unwrap();
-        db.open_tree(LOG_TREE).unwrap().get(event_key(17)).unwrap().unwrap().to_vec()
+        db.open_tree(LOG_TREE)
+            .unwrap()
+            .get(event_key(17))
+            .unwrap()
+            .unwrap()
+            .to_vec()
     };
-    for index in [1, original.len() / 2, original.len() - 40, original.len() - 1] {
+    for index in [
+        1,
+        original.len() / 2,
+        original.len() - 40,
+        original.len() - 1,
+    ] {
         with_tree(dir.path(), |tree| {
             let mut bytes = original.clone();
             bytes[index] ^= 0x20;
@@ -83,13 +101,21 @@ async fn a_broken_stream_index_or_head_is_named_and_refused_at_open() {
     log_of(dir.path(), 20).await;
     // s2 holds positions 2, 7, 12, 17: point its version 2 somewhere else.
     with_tree(dir.path(), |tree| {
-        tree.insert(stream_index_key("s2", 2), &3u64.to_be_bytes()).unwrap();
+        tree.insert(stream_index_key("s2", 2), &3u64.to_be_bytes())
+            .unwrap();
     });
     let (position, problem) = damaged_at(dir.path());
     assert_eq!(position, 7);
-    assert_eq!(problem, Problem::IndexMismatch { stream: "s2".into(), version: 2 });
+    assert_eq!(
+        problem,
+        Problem::IndexMismatch {
+            stream: "s2".into(),
+            version: 2
+        }
+    );
     with_tree(dir.path(), |tree| {
-        tree.insert(stream_index_key("s2", 2), &7u64.to_be_bytes()).unwrap();
+        tree.insert(stream_index_key("s2", 2), &7u64.to_be_bytes())
+            .unwrap();
         let mut head = 3u64.to_be_bytes().to_vec();
         head.extend_from_slice(&12u64.to_be_bytes());
         tree.insert(head_key("s2"), head).unwrap();

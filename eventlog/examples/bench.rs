@@ -1,0 +1,430 @@
+//! The event log benchmark: durable appends at several concurrencies against
+//! SQLite (WAL, synchronous=FULL) on the same disk in the same run, the
+//! disk's own fdatasync limit, 100-event batches, and a scan and a verify of
+//! a 1,000,000-event log.
+//!
+//! Run with `cargo run --release -p eventlog --example bench -- [--json FILE]
+//! [--seconds S] [--events N]`.
+
+#![allow(clippy::cast_possible_truncation)]
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlog::{AppendRequest, Durability, EventLog, ExpectedVersion, LogConfig, NewEvent};
+
+const USAGE: &str = "usage: bench [--json FILE] [--seconds S] [--events N]
+  --json FILE    also write the figures as a JSON array to FILE
+  --seconds S    duration of each append workload (default 3)
+  --events N     size of the log for scan_1m and verify_1m (default 1000000)";
+
+#[derive(Default, Clone)]
+struct Row {
+    name: String,
+    events_per_s: f64,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    ratio_vs_sqlite: Option<f64>,
+    events_per_fsync: Option<f64>,
+    peak_rss_mb: Option<f64>,
+}
+
+struct Args {
+    json: Option<String>,
+    seconds: f64,
+    events: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        json: None,
+        seconds: 3.0,
+        events: 1_000_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--json" => args.json = Some(value("--json")?),
+            "--seconds" => {
+                args.seconds = value("--seconds")?
+                    .parse()
+                    .map_err(|e| format!("--seconds: {e}"))?
+            }
+            "--events" => {
+                args.events = value("--events")?
+                    .parse()
+                    .map_err(|e| format!("--events: {e}"))?
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// The `per_mille`-th per-mille of sorted latencies, in microseconds.
+fn percentile(sorted: &[Duration], per_mille: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = (sorted.len() - 1) * per_mille / 1000;
+    sorted[index].as_secs_f64() * 1e6
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    // About the size of a small domain event.
+    let mut p = format!("{{\"quote\":\"q-{i}\",\"line\":3,\"offering\":\"fiber-1g\",\"qty\":1}}")
+        .into_bytes();
+    p.resize(160, b' ');
+    p
+}
+
+fn event(i: u64) -> NewEvent {
+    NewEvent::new("LineAdded", "tenant-bench", format!("corr-{i}"), payload(i))
+}
+
+/// Single-event durable appends from `writers` concurrent tasks to distinct streams.
+fn sled_appends(writers: usize, seconds: f64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let log = EventLog::open(LogConfig::new(dir.path())).expect("open");
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let log = log.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let request = AppendRequest::new(
+                            format!("quote-{w}"),
+                            ExpectedVersion::Exact(i),
+                            vec![event(i)],
+                        );
+                        log.append(request).await.expect("append");
+                        latencies.push(t.elapsed());
+                        i += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.expect("task"));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let stats = log.writer_stats();
+        log.close().await;
+        latencies.sort();
+        Row {
+            name: format!("append_c{writers}"),
+            events_per_s: latencies.len() as f64 / elapsed,
+            p50_us: Some(percentile(&latencies, 500)),
+            p99_us: Some(percentile(&latencies, 990)),
+            events_per_fsync: Some(stats.events_written as f64 / stats.group_commits.max(1) as f64),
+            ..Row::default()
+        }
+    })
+}
+
+/// 100-event durable batches from one writer.
+fn sled_batches(seconds: f64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EventLog::open(LogConfig::new(dir.path())).expect("open");
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut version = 0;
+    while started.elapsed().as_secs_f64() < seconds {
+        let events = (0..100).map(|k| event(version + k)).collect();
+        let t = Instant::now();
+        let outcome = log
+            .append_blocking(AppendRequest::new(
+                "batch",
+                ExpectedVersion::Exact(version),
+                events,
+            ))
+            .expect("append");
+        latencies.push(t.elapsed());
+        version = outcome.stream_version;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = log.writer_stats();
+    latencies.sort();
+    Row {
+        name: "append_batch100".into(),
+        events_per_s: version as f64 / elapsed,
+        p50_us: Some(percentile(&latencies, 500)),
+        p99_us: Some(percentile(&latencies, 990)),
+        events_per_fsync: Some(stats.events_written as f64 / stats.group_commits.max(1) as f64),
+        ..Row::default()
+    }
+}
+
+/// The same single-event workload on SQLite, WAL, synchronous=FULL, one
+/// transaction per append, one connection per writer thread (SQLite
+/// serialises writers with its own lock; busy writers wait in busy_timeout).
+fn sqlite_appends(writers: usize, seconds: f64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("events.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite open");
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL,
+                                  event_type TEXT NOT NULL, payload BLOB NOT NULL, UNIQUE(stream_id, version));",
+        )
+        .expect("schema");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|w| {
+            let path = path.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = rusqlite::Connection::open(&path).expect("sqlite open");
+                conn.execute_batch("PRAGMA synchronous=FULL;").expect("pragma");
+                conn.busy_timeout(Duration::from_secs(60)).expect("busy timeout");
+                let mut latencies = Vec::new();
+                let mut i = 0u64;
+                let stream = format!("quote-{w}");
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("begin");
+                    let current: i64 = tx
+                        .query_row("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1", [&stream], |r| r.get(0))
+                        .expect("select");
+                    assert_eq!(current as u64, i, "expected version");
+                    tx.execute(
+                        "INSERT INTO events (stream_id, version, event_type, payload) VALUES (?1, ?2, 'LineAdded', ?3)",
+                        rusqlite::params![stream, current + 1, payload(i)],
+                    )
+                    .expect("insert");
+                    tx.commit().expect("commit");
+                    latencies.push(t.elapsed());
+                    i += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for t in threads {
+        latencies.extend(t.join().expect("thread"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    Row {
+        name: format!("sqlite_c{writers}"),
+        events_per_s: latencies.len() as f64 / elapsed,
+        p50_us: Some(percentile(&latencies, 500)),
+        p99_us: Some(percentile(&latencies, 990)),
+        ..Row::default()
+    }
+}
+
+/// 256-byte writes each followed by fdatasync on one file.
+fn disk_fdatasync(seconds: f64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut file = std::fs::File::create(dir.path().join("sync")).expect("create");
+    let block = [7u8; 256];
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    while started.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        file.write_all(&block).expect("write");
+        file.sync_data().expect("fdatasync");
+        latencies.push(t.elapsed());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    Row {
+        name: "disk_fdatasync".into(),
+        events_per_s: latencies.len() as f64 / elapsed,
+        p50_us: Some(percentile(&latencies, 500)),
+        p99_us: Some(percentile(&latencies, 990)),
+        ..Row::default()
+    }
+}
+
+/// Peak resident set since the last reset, in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn reset_peak_rss() {
+    // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Builds a log of `events` events (buffered, large batches), then measures
+/// a full scan and a full verify.
+fn scan_and_verify(events: u64, dir: &Path) -> (Row, Row) {
+    {
+        let log =
+            EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).expect("open");
+        let mut written = 0u64;
+        let mut versions = vec![0u64; 1000];
+        while written < events {
+            let stream = (written / 100 % 1000) as usize;
+            let count = 100.min(events - written);
+            let batch = (0..count).map(|k| event(written + k)).collect();
+            let request = AppendRequest::new(
+                format!("quote-{stream}"),
+                ExpectedVersion::Exact(versions[stream]),
+                batch,
+            );
+            versions[stream] = log.append_blocking(request).expect("append").stream_version;
+            written += count;
+        }
+        log.flush().expect("flush");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(log.close());
+    }
+    let log = EventLog::open(LogConfig::new(dir)).expect("reopen");
+    reset_peak_rss();
+    let started = Instant::now();
+    let mut count = 0u64;
+    let mut bytes = 0usize;
+    for record in log.iter_all(0) {
+        let record = record.expect("record");
+        bytes += record.payload.len();
+        count += 1;
+    }
+    let scan_s = started.elapsed().as_secs_f64();
+    let scan_rss = peak_rss_mb();
+    assert_eq!(count, events);
+    assert!(bytes > 0);
+    reset_peak_rss();
+    let started = Instant::now();
+    let report = log.verify(&mut |_| {}).expect("verify");
+    let verify_s = started.elapsed().as_secs_f64();
+    assert_eq!(report.events, events);
+    let verify_rss = peak_rss_mb();
+    (
+        Row {
+            name: "scan_1m".into(),
+            events_per_s: events as f64 / scan_s,
+            peak_rss_mb: scan_rss,
+            ..Row::default()
+        },
+        Row {
+            name: "verify_1m".into(),
+            events_per_s: events as f64 / verify_s,
+            peak_rss_mb: verify_rss,
+            ..Row::default()
+        },
+    )
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn json(rows: &[Row]) -> String {
+    let objects: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let mut fields = vec![
+                format!("\"name\": \"{}\"", r.name),
+                format!("\"events_per_s\": {:.1}", r.events_per_s),
+            ];
+            let optional = [
+                ("p50_us", r.p50_us),
+                ("p99_us", r.p99_us),
+                ("ratio_vs_sqlite", r.ratio_vs_sqlite),
+                ("events_per_fsync", r.events_per_fsync),
+                ("peak_rss_mb", r.peak_rss_mb),
+            ];
+            for (name, value) in optional {
+                if let Some(v) = value {
+                    fields.push(format!("\"{name}\": {v:.2}"));
+                }
+            }
+            format!("  {{{}}}", fields.join(", "))
+        })
+        .collect();
+    format!("[\n{}\n]\n", objects.join(",\n"))
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
+            eprintln!("{USAGE}");
+            return std::process::ExitCode::from(if message.is_empty() { 0 } else { 2 });
+        }
+    };
+    let mut rows = vec![disk_fdatasync(args.seconds.min(2.0))];
+    eprintln!("disk_fdatasync: {:.0}/s", rows[0].events_per_s);
+    for writers in [1usize, 16, 64, 256] {
+        let sled = sled_appends(writers, args.seconds);
+        let sqlite = sqlite_appends(writers, args.seconds);
+        eprintln!(
+            "c{writers}: eventlog {:.0}/s, sqlite {:.0}/s",
+            sled.events_per_s, sqlite.events_per_s
+        );
+        let mut sled = sled;
+        sled.ratio_vs_sqlite = Some(sled.events_per_s / sqlite.events_per_s);
+        rows.push(sled);
+        rows.push(sqlite);
+    }
+    rows.push(sled_batches(args.seconds));
+    let dir = tempfile::tempdir().expect("tempdir");
+    eprintln!(
+        "building a log of {} events for scan and verify...",
+        args.events
+    );
+    let (scan, verify) = scan_and_verify(args.events, dir.path());
+    rows.push(scan);
+    rows.push(verify);
+
+    println!(
+        "{:<18} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "name", "events/s", "p50 us", "p99 us", "vs sqlite", "ev/fsync", "rss MB"
+    );
+    for r in &rows {
+        println!(
+            "{:<18} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            r.name,
+            r.events_per_s,
+            fmt_opt(r.p50_us, 0),
+            fmt_opt(r.p99_us, 0),
+            fmt_opt(r.ratio_vs_sqlite, 1),
+            fmt_opt(r.events_per_fsync, 1),
+            fmt_opt(r.peak_rss_mb, 0),
+        );
+    }
+    if let Some(path) = args.json {
+        if let Err(e) = std::fs::write(&path, json(&rows)) {
+            eprintln!("cannot write {path}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
