@@ -1,0 +1,46 @@
+//! What the order policy, the dispatcher, the callback inbox, the reconciler and
+//! operators ask of a handoff.
+
+use super::model::{HandoffSubject, RequestSnapshot, RetryPolicy};
+use crate::ids::Timestamp;
+use crate::outcome::Observation;
+
+/// A request to change a handoff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandoffCommand {
+    /// Open the handoff for a subject with the request it will send.
+    Request {
+        /// The subject (its key names the handoff).
+        subject: HandoffSubject,
+        /// The unredacted request; only its hash and a redacted copy are stored.
+        request: RequestSnapshot,
+        /// When.
+        at: Timestamp,
+    },
+    /// The dispatcher is about to send (or resend, with the same key).
+    RecordDispatch {
+        /// When.
+        at: Timestamp,
+    },
+    /// A normalized external outcome arrived.
+    Observe {
+        /// The observation with its raw evidence.
+        observation: Observation,
+        /// The backoff to use if the outcome is a retryable failure.
+        retry_policy: RetryPolicy,
+    },
+    /// The handoff waited longer than its service level allows.
+    DeclareSlaBreach {
+        /// When.
+        at: Timestamp,
+    },
+    /// An operator closed the rejected or fallen-out handoff.
+    Resolve {
+        /// Who.
+        operator: String,
+        /// What was done, as evidence.
+        note: String,
+        /// When.
+        at: Timestamp,
+    },
+}

@@ -1,0 +1,131 @@
+//! The handoff's lifecycle and how each event changes it.
+
+use super::event::HandoffEvent;
+use super::model::{HandoffSubject, RequestSnapshot};
+use crate::ids::{HandoffId, Timestamp};
+use crate::outcome::FalloutReason;
+
+/// Where a handoff stands. Raw external codes are never part of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandoffStatus {
+    /// Recorded, not sent yet.
+    Requested,
+    /// Sent; no outcome yet.
+    Sent,
+    /// Acknowledged by the target; awaiting the callback.
+    Accepted,
+    /// The side effect is done (terminal outcome).
+    Succeeded,
+    /// The target refused (terminal outcome, awaiting an operator).
+    Rejected,
+    /// The outcome is ambiguous; only reconciliation moves it on.
+    Unknown,
+    /// A technical failure; the resend (same key) is due at `due_at`.
+    RetryScheduled {
+        /// When the resend is due.
+        due_at: Timestamp,
+    },
+    /// A human must act.
+    Fallout {
+        /// Why.
+        reason: FalloutReason,
+    },
+    /// An operator closed the case (final).
+    Resolved,
+}
+
+impl HandoffStatus {
+    /// True while the outcome is still open: something may be or has been sent.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            HandoffStatus::Requested
+                | HandoffStatus::Sent
+                | HandoffStatus::Accepted
+                | HandoffStatus::Unknown
+                | HandoffStatus::RetryScheduled { .. }
+        )
+    }
+}
+
+/// A handoff's durable integration state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    /// The handoff id.
+    pub id: HandoffId,
+    /// The subject.
+    pub subject: HandoffSubject,
+    /// The key every send uses.
+    pub idempotency_key: String,
+    /// The sha256 of the unredacted request.
+    pub request_hash: String,
+    /// The redacted request.
+    pub request_snapshot: RequestSnapshot,
+    /// The lifecycle status.
+    pub status: HandoffStatus,
+    /// How many times the request was sent.
+    pub sends: u32,
+    /// How many retries were scheduled.
+    pub retries: u32,
+}
+
+/// A handoff stream's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandoffState {
+    /// No event yet.
+    Empty,
+    /// Requested; see its status.
+    Open(Handoff),
+}
+
+/// Applies one event; an event that does not fit the state leaves it unchanged.
+pub(super) fn evolve(state: HandoffState, event: &HandoffEvent) -> HandoffState {
+    match (state, event) {
+        (
+            HandoffState::Empty,
+            HandoffEvent::HandoffRequested {
+                handoff_id,
+                subject,
+                idempotency_key,
+                request_hash,
+                request_snapshot,
+                ..
+            },
+        ) => HandoffState::Open(Handoff {
+            id: handoff_id.clone(),
+            subject: subject.clone(),
+            idempotency_key: idempotency_key.clone(),
+            request_hash: request_hash.clone(),
+            request_snapshot: request_snapshot.clone(),
+            status: HandoffStatus::Requested,
+            sends: 0,
+            retries: 0,
+        }),
+        (HandoffState::Open(mut handoff), event) => {
+            match event {
+                HandoffEvent::HandoffSent { send, .. } => {
+                    handoff.sends = *send;
+                    handoff.status = HandoffStatus::Sent;
+                }
+                HandoffEvent::HandoffAccepted { .. } => handoff.status = HandoffStatus::Accepted,
+                HandoffEvent::HandoffSucceeded { .. } => handoff.status = HandoffStatus::Succeeded,
+                HandoffEvent::HandoffRejected { .. } => handoff.status = HandoffStatus::Rejected,
+                HandoffEvent::HandoffOutcomeUnknown { .. } => {
+                    handoff.status = HandoffStatus::Unknown
+                }
+                HandoffEvent::HandoffRetryScheduled { retry, due_at, .. } => {
+                    handoff.retries = *retry;
+                    handoff.status = HandoffStatus::RetryScheduled { due_at: *due_at };
+                }
+                HandoffEvent::HandoffFalloutRaised { reason, .. } => {
+                    handoff.status = HandoffStatus::Fallout { reason: *reason };
+                }
+                HandoffEvent::HandoffResolved { .. } => handoff.status = HandoffStatus::Resolved,
+                HandoffEvent::HandoffRequested { .. }
+                | HandoffEvent::HandoffObservationNoted { .. } => {}
+            }
+            HandoffState::Open(handoff)
+        }
+        (state, _) => state,
+    }
+}

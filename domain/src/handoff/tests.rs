@@ -1,0 +1,587 @@
+//! One test per handoff transition and per outcome class, named as the rule reads.
+
+use super::*;
+use crate::idempotency::Purpose;
+use crate::ids::Timestamp;
+use crate::outcome::{
+    FalloutReason, Observation, ObservationSource as Source, OutcomeClass as Class,
+};
+use crate::testing::fixtures::*;
+use crate::testing::Given;
+
+fn reserve() -> HandoffSubject {
+    subject("l1", Purpose::Reserve, 1)
+}
+
+fn seen(class: Class, source: Source) -> Observation {
+    observation(&reserve(), class, source)
+}
+
+fn observe(class: Class, source: Source) -> HandoffCommand {
+    HandoffCommand::Observe {
+        observation: seen(class, source),
+        retry_policy: retry_policy(),
+    }
+}
+
+fn sent() -> Vec<HandoffEvent> {
+    vec![
+        handoff_requested(&reserve()),
+        HandoffEvent::HandoffSent {
+            send: 1,
+            at: at(1_000),
+        },
+    ]
+}
+
+fn after(events: Vec<HandoffEvent>, more: HandoffEvent) -> Vec<HandoffEvent> {
+    let mut events = events;
+    events.push(more);
+    events
+}
+
+fn unknown() -> Vec<HandoffEvent> {
+    after(
+        sent(),
+        HandoffEvent::HandoffOutcomeUnknown {
+            observation: seen(Class::Unknown, Source::Dispatch),
+        },
+    )
+}
+
+fn succeeded() -> Vec<HandoffEvent> {
+    after(
+        sent(),
+        HandoffEvent::HandoffSucceeded {
+            subject: reserve(),
+            observation: seen(Class::Succeeded, Source::Callback),
+        },
+    )
+}
+
+fn rejected() -> Vec<HandoffEvent> {
+    after(
+        sent(),
+        HandoffEvent::HandoffRejected {
+            subject: reserve(),
+            reason: FalloutReason::BusinessRejected,
+            observation: seen(Class::BusinessRejected, Source::Callback),
+        },
+    )
+}
+
+fn fallout(reason: FalloutReason, observation: Option<Observation>, at: Timestamp) -> HandoffEvent {
+    HandoffEvent::HandoffFalloutRaised {
+        subject: reserve(),
+        reason,
+        observation,
+        at,
+    }
+}
+
+fn status_after(events: &[HandoffEvent]) -> HandoffStatus {
+    match crate::decider::fold::<HandoffDecider, _>(events) {
+        HandoffState::Open(handoff) => handoff.status,
+        HandoffState::Empty => panic!("handoff should exist"),
+    }
+}
+
+#[test]
+fn a_request_records_the_business_key_the_request_hash_and_a_redacted_snapshot() {
+    let mut secret = request();
+    secret
+        .fields
+        .insert("api_token".to_owned(), "s3cr3t".to_owned());
+    Given::<HandoffDecider>::nothing()
+        .when(HandoffCommand::Request {
+            subject: reserve(),
+            request: secret.clone(),
+            at: T0,
+        })
+        .then(vec![HandoffEvent::HandoffRequested {
+            handoff_id: reserve().handoff_id(),
+            subject: reserve(),
+            idempotency_key: "t1:o1:l1:inventory:reserve:1".to_owned(),
+            request_hash: secret.hash(),
+            request_snapshot: secret.redacted(),
+            at: T0,
+        }]);
+    assert_eq!(
+        secret
+            .redacted()
+            .fields
+            .get("api_token")
+            .map(String::as_str),
+        Some(REDACTED)
+    );
+}
+
+#[test]
+fn the_same_request_again_changes_nothing() {
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::Request {
+            subject: reserve(),
+            request: request(),
+            at: at(9),
+        })
+        .then_nothing();
+}
+
+#[test]
+fn the_same_key_with_another_request_is_an_idempotency_conflict() {
+    let mut other = request();
+    other.fields.insert("quantity".to_owned(), "2".to_owned());
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::Request {
+            subject: reserve(),
+            request: other,
+            at: at(9),
+        })
+        .then_err(HandoffError::IdempotencyConflict);
+}
+
+#[test]
+fn a_request_for_another_subject_is_refused_on_this_stream() {
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::Request {
+            subject: subject("l1", Purpose::Reserve, 2),
+            request: request(),
+            at: T0,
+        })
+        .then_err(HandoffError::KeyMismatch);
+}
+
+#[test]
+fn attempts_are_numbered_from_one() {
+    Given::<HandoffDecider>::nothing()
+        .when(HandoffCommand::Request {
+            subject: subject("l1", Purpose::Reserve, 0),
+            request: request(),
+            at: T0,
+        })
+        .then_err(HandoffError::InvalidAttempt);
+}
+
+#[test]
+fn a_requested_handoff_is_sent_once_recorded() {
+    Given::<HandoffDecider>::events(vec![handoff_requested(&reserve())])
+        .when(HandoffCommand::RecordDispatch { at: at(1_000) })
+        .then(vec![HandoffEvent::HandoffSent {
+            send: 1,
+            at: at(1_000),
+        }]);
+}
+
+#[test]
+fn a_handoff_in_flight_is_not_sent_twice() {
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::RecordDispatch { at: at(1_500) })
+        .then_err(HandoffError::AlreadyInFlight);
+}
+
+#[test]
+fn an_outcome_before_the_send_is_recorded_is_refused() {
+    Given::<HandoffDecider>::events(vec![handoff_requested(&reserve())])
+        .when(observe(Class::Succeeded, Source::Callback))
+        .then_err(HandoffError::NotDispatched);
+}
+
+#[test]
+fn an_outcome_for_another_handoff_or_attempt_is_refused() {
+    let other_handoff = Observation {
+        handoff_id: crate::ids::HandoffId::new("h-other"),
+        ..seen(Class::Succeeded, Source::Callback)
+    };
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::Observe {
+            observation: other_handoff,
+            retry_policy: retry_policy(),
+        })
+        .then_err(HandoffError::ObservationForAnotherHandoff);
+    let other_attempt = Observation {
+        attempt: 2,
+        ..seen(Class::Succeeded, Source::Callback)
+    };
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::Observe {
+            observation: other_attempt,
+            retry_policy: retry_policy(),
+        })
+        .then_err(HandoffError::ObservationForAnotherAttempt);
+}
+
+#[test]
+fn a_success_completes_a_sent_handoff() {
+    Given::<HandoffDecider>::events(sent())
+        .when(observe(Class::Succeeded, Source::Dispatch))
+        .then(vec![HandoffEvent::HandoffSucceeded {
+            subject: reserve(),
+            observation: seen(Class::Succeeded, Source::Dispatch),
+        }]);
+}
+
+#[test]
+fn an_acknowledgement_waits_for_the_callback_and_a_repeated_one_changes_nothing() {
+    let accepted = Given::<HandoffDecider>::events(sent())
+        .when(observe(Class::Accepted, Source::Dispatch))
+        .then(vec![HandoffEvent::HandoffAccepted {
+            observation: seen(Class::Accepted, Source::Dispatch),
+        }]);
+    Given::<HandoffDecider>::state(accepted.clone())
+        .when(observe(Class::Accepted, Source::Callback))
+        .then_nothing();
+    Given::<HandoffDecider>::state(accepted)
+        .when(observe(Class::Succeeded, Source::Callback))
+        .then(vec![HandoffEvent::HandoffSucceeded {
+            subject: reserve(),
+            observation: seen(Class::Succeeded, Source::Callback),
+        }]);
+}
+
+#[test]
+fn a_rejection_ends_the_handoff_as_rejected() {
+    for (class, reason) in [
+        (Class::BusinessRejected, FalloutReason::BusinessRejected),
+        (Class::ValidationRejected, FalloutReason::ValidationRejected),
+    ] {
+        Given::<HandoffDecider>::events(sent())
+            .when(observe(class, Source::Callback))
+            .then(vec![HandoffEvent::HandoffRejected {
+                subject: reserve(),
+                reason,
+                observation: seen(class, Source::Callback),
+            }]);
+    }
+}
+
+#[test]
+fn a_timeout_after_sending_is_unknown_never_a_failure() {
+    Given::<HandoffDecider>::events(sent())
+        .when(observe(Class::Unknown, Source::Dispatch))
+        .then(vec![HandoffEvent::HandoffOutcomeUnknown {
+            observation: seen(Class::Unknown, Source::Dispatch),
+        }]);
+}
+
+#[test]
+fn an_unknown_handoff_is_not_sent_again_before_reconciliation() {
+    Given::<HandoffDecider>::events(unknown())
+        .when(HandoffCommand::RecordDispatch { at: at(5_000) })
+        .then_err(HandoffError::UnknownAwaitsReconciliation);
+}
+
+#[test]
+fn an_unknown_handoff_moves_only_on_a_reconciliation_observation() {
+    for source in [Source::Dispatch, Source::Callback] {
+        Given::<HandoffDecider>::events(unknown())
+            .when(observe(Class::Succeeded, source))
+            .then_err(HandoffError::UnknownAwaitsReconciliation);
+    }
+    Given::<HandoffDecider>::events(unknown())
+        .when(observe(Class::Succeeded, Source::Reconciliation))
+        .then(vec![HandoffEvent::HandoffSucceeded {
+            subject: reserve(),
+            observation: seen(Class::Succeeded, Source::Reconciliation),
+        }]);
+}
+
+#[test]
+fn an_inconclusive_reconciliation_keeps_the_handoff_unknown_and_keeps_the_evidence() {
+    let state = Given::<HandoffDecider>::events(unknown())
+        .when(observe(Class::Unknown, Source::Reconciliation))
+        .then(vec![HandoffEvent::HandoffObservationNoted {
+            observation: seen(Class::Unknown, Source::Reconciliation),
+        }]);
+    assert!(matches!(state, HandoffState::Open(ref h) if h.status == HandoffStatus::Unknown));
+}
+
+#[test]
+fn a_reconciliation_that_finds_nothing_arrived_schedules_a_resend_with_the_same_key() {
+    let state = Given::<HandoffDecider>::events(unknown())
+        .when(observe(Class::TechnicalRetryable, Source::Reconciliation))
+        .then(vec![HandoffEvent::HandoffRetryScheduled {
+            retry: 1,
+            due_at: at(3_000),
+            observation: seen(Class::TechnicalRetryable, Source::Reconciliation),
+        }]);
+    let state = Given::<HandoffDecider>::state(state)
+        .when(HandoffCommand::RecordDispatch { at: at(3_000) })
+        .then(vec![HandoffEvent::HandoffSent {
+            send: 2,
+            at: at(3_000),
+        }]);
+    assert!(
+        matches!(state, HandoffState::Open(ref h) if h.idempotency_key == reserve().idempotency_key())
+    );
+}
+
+#[test]
+fn a_technical_failure_schedules_a_retry_after_capped_exponential_backoff() {
+    let history = vec![
+        handoff_requested(&reserve()),
+        HandoffEvent::HandoffSent {
+            send: 1,
+            at: at(1_000),
+        },
+        HandoffEvent::HandoffRetryScheduled {
+            retry: 1,
+            due_at: at(3_000),
+            observation: seen(Class::TechnicalRetryable, Source::Dispatch),
+        },
+        HandoffEvent::HandoffSent {
+            send: 2,
+            at: at(3_000),
+        },
+    ];
+    Given::<HandoffDecider>::events(history)
+        .when(observe(Class::TechnicalRetryable, Source::Dispatch))
+        .then(vec![HandoffEvent::HandoffRetryScheduled {
+            retry: 2,
+            due_at: at(2_000 + 2_000),
+            observation: seen(Class::TechnicalRetryable, Source::Dispatch),
+        }]);
+}
+
+#[test]
+fn a_retry_is_not_sent_before_it_is_due() {
+    let history = after(
+        sent(),
+        HandoffEvent::HandoffRetryScheduled {
+            retry: 1,
+            due_at: at(3_000),
+            observation: seen(Class::TechnicalRetryable, Source::Dispatch),
+        },
+    );
+    Given::<HandoffDecider>::events(history)
+        .when(HandoffCommand::RecordDispatch { at: at(2_999) })
+        .then_err(HandoffError::RetryNotDue);
+}
+
+#[test]
+fn retries_that_run_out_raise_fallout() {
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        ..retry_policy()
+    };
+    let failure = seen(Class::TechnicalRetryable, Source::Dispatch);
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::Observe {
+            observation: failure.clone(),
+            retry_policy: policy,
+        })
+        .then(vec![fallout(
+            FalloutReason::RetriesExhausted,
+            Some(failure),
+            at(2_000),
+        )]);
+}
+
+#[test]
+fn every_failure_class_that_needs_a_human_raises_fallout_with_its_reason() {
+    for (class, reason) in [
+        (Class::DuplicateConflict, FalloutReason::DuplicateConflict),
+        (
+            Class::SecurityConfiguration,
+            FalloutReason::SecurityConfiguration,
+        ),
+        (Class::SchemaMismatch, FalloutReason::SchemaMismatch),
+        (Class::Unclassified, FalloutReason::Unclassified),
+    ] {
+        Given::<HandoffDecider>::events(sent())
+            .when(observe(class, Source::Callback))
+            .then(vec![fallout(
+                reason,
+                Some(seen(class, Source::Callback)),
+                at(2_000),
+            )]);
+    }
+}
+
+#[test]
+fn an_idempotent_success_from_the_target_counts_as_success() {
+    Given::<HandoffDecider>::events(sent())
+        .when(observe(Class::IdempotentSuccess, Source::Dispatch))
+        .then(vec![HandoffEvent::HandoffSucceeded {
+            subject: reserve(),
+            observation: seen(Class::IdempotentSuccess, Source::Dispatch),
+        }]);
+}
+
+#[test]
+fn each_outcome_class_moves_a_sent_handoff_to_the_status_of_its_impact() {
+    let table = [
+        (Class::Succeeded, HandoffStatus::Succeeded),
+        (Class::Accepted, HandoffStatus::Accepted),
+        (Class::BusinessRejected, HandoffStatus::Rejected),
+        (Class::ValidationRejected, HandoffStatus::Rejected),
+        (Class::IdempotentSuccess, HandoffStatus::Succeeded),
+        (
+            Class::DuplicateConflict,
+            HandoffStatus::Fallout {
+                reason: FalloutReason::DuplicateConflict,
+            },
+        ),
+        (Class::Unknown, HandoffStatus::Unknown),
+        (
+            Class::TechnicalRetryable,
+            HandoffStatus::RetryScheduled { due_at: at(3_000) },
+        ),
+        (
+            Class::SecurityConfiguration,
+            HandoffStatus::Fallout {
+                reason: FalloutReason::SecurityConfiguration,
+            },
+        ),
+        (
+            Class::SchemaMismatch,
+            HandoffStatus::Fallout {
+                reason: FalloutReason::SchemaMismatch,
+            },
+        ),
+        (
+            Class::Unclassified,
+            HandoffStatus::Fallout {
+                reason: FalloutReason::Unclassified,
+            },
+        ),
+    ];
+    for (class, status) in table {
+        let events = Given::<HandoffDecider>::events(sent())
+            .when(observe(class, Source::Dispatch))
+            .result()
+            .expect("a sent handoff accepts every class");
+        let mut history = sent();
+        history.extend(events);
+        assert_eq!(status_after(&history), status, "{class:?}");
+    }
+}
+
+#[test]
+fn raw_external_codes_are_evidence_and_never_state() {
+    let mut other_codes = seen(Class::Succeeded, Source::Callback);
+    other_codes.raw_code = Some("ERR2".to_owned());
+    other_codes.raw_label = Some("vendor specific".to_owned());
+    let with_codes = after(
+        sent(),
+        HandoffEvent::HandoffSucceeded {
+            subject: reserve(),
+            observation: other_codes,
+        },
+    );
+    assert_eq!(
+        crate::decider::fold::<HandoffDecider, _>(&with_codes),
+        crate::decider::fold::<HandoffDecider, _>(&succeeded())
+    );
+}
+
+#[test]
+fn a_duplicate_outcome_is_accepted_and_changes_nothing() {
+    Given::<HandoffDecider>::events(succeeded())
+        .when(observe(Class::Succeeded, Source::Callback))
+        .then_nothing();
+    Given::<HandoffDecider>::events(succeeded())
+        .when(observe(Class::IdempotentSuccess, Source::Reconciliation))
+        .then_nothing();
+    Given::<HandoffDecider>::events(rejected())
+        .when(observe(Class::ValidationRejected, Source::Callback))
+        .then_nothing();
+}
+
+#[test]
+fn an_outcome_that_contradicts_a_terminal_one_raises_local_impossible_fallout() {
+    let contradiction = seen(Class::BusinessRejected, Source::Callback);
+    Given::<HandoffDecider>::events(succeeded())
+        .when(observe(Class::BusinessRejected, Source::Callback))
+        .then(vec![fallout(
+            FalloutReason::LocalImpossible,
+            Some(contradiction),
+            at(2_000),
+        )]);
+    Given::<HandoffDecider>::events(rejected())
+        .when(observe(Class::Succeeded, Source::Reconciliation))
+        .then(vec![fallout(
+            FalloutReason::LocalImpossible,
+            Some(seen(Class::Succeeded, Source::Reconciliation)),
+            at(2_000),
+        )]);
+}
+
+#[test]
+fn a_late_acknowledgement_or_transient_error_after_the_outcome_changes_nothing() {
+    for class in [Class::Accepted, Class::Unknown, Class::TechnicalRetryable] {
+        Given::<HandoffDecider>::events(succeeded())
+            .when(observe(class, Source::Callback))
+            .then_nothing();
+    }
+}
+
+#[test]
+fn outcomes_after_fallout_are_noted_as_evidence_only() {
+    let history = after(
+        sent(),
+        fallout(FalloutReason::SchemaMismatch, None, at(1_500)),
+    );
+    Given::<HandoffDecider>::events(history)
+        .when(observe(Class::Succeeded, Source::Callback))
+        .then(vec![HandoffEvent::HandoffObservationNoted {
+            observation: seen(Class::Succeeded, Source::Callback),
+        }]);
+}
+
+#[test]
+fn an_sla_breach_raises_fallout_on_a_pending_handoff() {
+    Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::DeclareSlaBreach { at: at(9_000) })
+        .then(vec![fallout(FalloutReason::SlaBreach, None, at(9_000))]);
+}
+
+#[test]
+fn an_sla_breach_on_an_unknown_handoff_waits_for_reconciliation() {
+    Given::<HandoffDecider>::events(unknown())
+        .when(HandoffCommand::DeclareSlaBreach { at: at(9_000) })
+        .then_err(HandoffError::UnknownAwaitsReconciliation);
+}
+
+#[test]
+fn a_closed_handoff_is_neither_sent_nor_escalated() {
+    Given::<HandoffDecider>::events(succeeded())
+        .when(HandoffCommand::DeclareSlaBreach { at: at(9_000) })
+        .then_err(HandoffError::Closed);
+    Given::<HandoffDecider>::events(succeeded())
+        .when(HandoffCommand::RecordDispatch { at: at(9_000) })
+        .then_err(HandoffError::Closed);
+}
+
+#[test]
+fn an_operator_resolves_a_rejected_or_fallen_out_handoff() {
+    let resolve = || HandoffCommand::Resolve {
+        operator: "ops".to_owned(),
+        note: "fixed".to_owned(),
+        at: at(9),
+    };
+    let resolved = HandoffEvent::HandoffResolved {
+        operator: "ops".to_owned(),
+        note: "fixed".to_owned(),
+        at: at(9),
+    };
+    let state = Given::<HandoffDecider>::events(rejected())
+        .when(resolve())
+        .then(vec![resolved.clone()]);
+    assert!(HandoffDecider::is_terminal(&state));
+    Given::<HandoffDecider>::events(after(
+        sent(),
+        fallout(FalloutReason::SlaBreach, None, at(5)),
+    ))
+    .when(resolve())
+    .then(vec![resolved]);
+    Given::<HandoffDecider>::events(succeeded())
+        .when(resolve())
+        .then_err(HandoffError::NotInFallout);
+}
+
+#[test]
+fn a_handoff_that_was_never_requested_refuses_everything_else() {
+    Given::<HandoffDecider>::nothing()
+        .when(HandoffCommand::RecordDispatch { at: T0 })
+        .then_err(HandoffError::NotRequested);
+}

@@ -1,0 +1,143 @@
+//! The facts an order records.
+
+use super::model::{CompensationPlan, QuoteEvidence, Resolution, Step};
+use crate::decider::DomainEvent;
+use crate::handoff::HandoffRequest;
+use crate::ids::{BillingAccountId, CustomerId, HandoffId, LineId, OrderId, TenantId, Timestamp};
+use crate::outcome::FalloutReason;
+use crate::quote::AcceptedLine;
+use serde::{Deserialize, Serialize};
+
+/// Something that happened to an order.
+///
+/// APPEND-ONLY: bincode encodes the variant index, so never reorder, rename or remove
+/// a variant or a field; add new variants at the end and bump `schema_version` with an
+/// upcaster when a shape must change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderEvent {
+    /// The order was captured from an accepted quote.
+    OrderCaptured {
+        /// The order.
+        order_id: OrderId,
+        /// The tenant.
+        tenant_id: TenantId,
+        /// The quote evidence.
+        evidence: QuoteEvidence,
+        /// The customer.
+        customer_id: CustomerId,
+        /// The billing account.
+        billing_account: BillingAccountId,
+        /// The lines with their charge snapshots.
+        lines: Vec<AcceptedLine>,
+        /// When.
+        at: Timestamp,
+    },
+    /// A step of a line was requested as a handoff.
+    StepRequested {
+        /// The step.
+        step: Step,
+        /// The handoff to open (its subject names the line and attempt).
+        handoff: HandoffRequest,
+        /// When.
+        at: Timestamp,
+    },
+    /// A step of a line succeeded (observed, or resolved externally with evidence).
+    StepSucceeded {
+        /// The line.
+        line_id: LineId,
+        /// The step.
+        step: Step,
+        /// The handoff.
+        handoff_id: HandoffId,
+        /// Its attempt.
+        attempt: u32,
+        /// The target's reference, if any.
+        external_reference: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// The line's plan is done: billing is active.
+    LineActivated {
+        /// The line.
+        line_id: LineId,
+        /// How many lines are still neither active nor cancelled.
+        lines_open: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// A line's step went to fallout.
+    LineFalloutRaised {
+        /// The line.
+        line_id: LineId,
+        /// The step.
+        step: Step,
+        /// The handoff.
+        handoff_id: HandoffId,
+        /// Its attempt.
+        attempt: u32,
+        /// Why.
+        reason: FalloutReason,
+        /// When.
+        at: Timestamp,
+    },
+    /// An operator resolved a line's fallout.
+    LineFalloutResolved {
+        /// The line.
+        line_id: LineId,
+        /// The step that was in fallout.
+        step: Step,
+        /// The handoff that fell out.
+        handoff_id: HandoffId,
+        /// How.
+        resolution: Resolution,
+        /// Who.
+        operator: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// A line was cancelled, with its compensations.
+    LineCancelled {
+        /// The line.
+        line_id: LineId,
+        /// Compensations and leftovers.
+        plan: CompensationPlan,
+        /// How many lines are still neither active nor cancelled.
+        lines_open: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// The order was cancelled, with the compensations of all its open lines.
+    OrderCancelled {
+        /// Why.
+        reason: String,
+        /// Compensations and leftovers.
+        plan: CompensationPlan,
+        /// When.
+        at: Timestamp,
+    },
+    /// Every line is active or cancelled.
+    OrderCompleted {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl DomainEvent for OrderEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            OrderEvent::OrderCaptured { .. } => "OrderCaptured",
+            OrderEvent::StepRequested { .. } => "StepRequested",
+            OrderEvent::StepSucceeded { .. } => "StepSucceeded",
+            OrderEvent::LineActivated { .. } => "LineActivated",
+            OrderEvent::LineFalloutRaised { .. } => "LineFalloutRaised",
+            OrderEvent::LineFalloutResolved { .. } => "LineFalloutResolved",
+            OrderEvent::LineCancelled { .. } => "LineCancelled",
+            OrderEvent::OrderCancelled { .. } => "OrderCancelled",
+            OrderEvent::OrderCompleted { .. } => "OrderCompleted",
+        }
+    }
+
+    fn schema_version(&self) -> u16 {
+        1
+    }
+}

@@ -1,0 +1,119 @@
+//! The fulfillment plan of an order line and the evidence an order is captured with.
+
+use crate::handoff::HandoffRequest;
+use crate::idempotency::{Purpose, TargetSystem};
+use crate::ids::{LineId, QuoteId};
+use serde::{Deserialize, Serialize};
+
+/// A step of a line's fulfillment plan, run in this order.
+///
+/// Persisted inside events: append-only, never reorder or remove variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Step {
+    /// Reserve inventory capacity.
+    Reservation,
+    /// Provision the service.
+    Provisioning,
+    /// Activate billing; only once the service is active.
+    BillingActivation,
+}
+
+impl Step {
+    /// The plan's first step.
+    pub const FIRST: Step = Step::Reservation;
+
+    /// The step after this one, or `None` after billing activation.
+    pub fn next(self) -> Option<Step> {
+        match self {
+            Step::Reservation => Some(Step::Provisioning),
+            Step::Provisioning => Some(Step::BillingActivation),
+            Step::BillingActivation => None,
+        }
+    }
+
+    /// The step before this one, or `None` for the first.
+    pub fn previous(self) -> Option<Step> {
+        match self {
+            Step::Reservation => None,
+            Step::Provisioning => Some(Step::Reservation),
+            Step::BillingActivation => Some(Step::Provisioning),
+        }
+    }
+
+    /// What the step's handoff asks for.
+    pub fn purpose(self) -> Purpose {
+        match self {
+            Step::Reservation => Purpose::Reserve,
+            Step::Provisioning => Purpose::Activate,
+            Step::BillingActivation => Purpose::ActivateBilling,
+        }
+    }
+
+    /// The system the step's handoff goes to.
+    pub fn target(self) -> TargetSystem {
+        self.purpose().target()
+    }
+
+    /// The forward step a handoff purpose belongs to; `None` for compensations.
+    pub fn of_purpose(purpose: Purpose) -> Option<Step> {
+        match purpose {
+            Purpose::Reserve => Some(Step::Reservation),
+            Purpose::Activate => Some(Step::Provisioning),
+            Purpose::ActivateBilling => Some(Step::BillingActivation),
+            Purpose::Release | Purpose::Cancel => None,
+        }
+    }
+}
+
+/// The hashes that tie an order to the exact quote revision that was accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteEvidence {
+    /// The accepted quote.
+    pub quote_id: QuoteId,
+    /// The accepted revision.
+    pub revision: u32,
+    /// The accepted price's input hash.
+    pub price_input_hash: String,
+    /// The hash of the signed proposal.
+    pub signed_artifact_hash: String,
+}
+
+/// How an operator resolves a line's fallout.
+///
+/// Persisted inside events: append-only, never reorder or remove variants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    /// Request the same step again under the next attempt number (a new key).
+    NewAttempt,
+    /// The step was completed outside the platform; the evidence is recorded.
+    ResolvedExternally {
+        /// The external system's reference for the completed work.
+        reference: String,
+        /// What the operator checked.
+        note: String,
+    },
+    /// Give up the line and compensate what it did.
+    CancelLine {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Something the platform cannot undo itself, reported for a human.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uncompensated {
+    /// The line.
+    pub line_id: LineId,
+    /// The step whose effect stays: billing activation is owned by billing, so a
+    /// requested or active charge is reported, never reversed by the order.
+    pub step: Step,
+}
+
+/// The compensations and leftovers of cancelling some lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompensationPlan {
+    /// Handoffs to open (release a reservation, cancel provisioning).
+    pub compensations: Vec<HandoffRequest>,
+    /// What could not be compensated.
+    pub uncompensated: Vec<Uncompensated>,
+}

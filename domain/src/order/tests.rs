@@ -1,0 +1,515 @@
+//! One test per order rule, named as the rule reads.
+
+use super::*;
+use crate::decider::{run, Decider};
+use crate::handoff::{HandoffRequest, HandoffSubject};
+use crate::idempotency::Purpose;
+use crate::outcome::FalloutReason;
+use crate::testing::fixtures::*;
+use crate::testing::Given;
+
+fn step_subject(line: &str, step: Step, attempt: u32) -> HandoffSubject {
+    subject(line, step.purpose(), attempt)
+}
+
+fn request(line: &str, step: Step) -> OrderCommand {
+    OrderCommand::RequestStep {
+        line_id: line_id(line),
+        step,
+        at: at(10),
+    }
+}
+
+fn succeed(line: &str, step: Step, attempt: u32) -> OrderCommand {
+    OrderCommand::RecordStepSucceeded {
+        line_id: line_id(line),
+        handoff_id: step_subject(line, step, attempt).handoff_id(),
+        attempt,
+        external_reference: Some(format!("ext-{line}-{step:?}")),
+        at: at(20),
+    }
+}
+
+fn fail(line: &str, step: Step, attempt: u32, reason: FalloutReason) -> OrderCommand {
+    OrderCommand::RaiseFallout {
+        line_id: line_id(line),
+        handoff_id: step_subject(line, step, attempt).handoff_id(),
+        attempt,
+        reason,
+        at: at(30),
+    }
+}
+
+fn resolve(line: &str, resolution: Resolution) -> OrderCommand {
+    OrderCommand::ResolveFallout {
+        line_id: line_id(line),
+        resolution,
+        operator: "ops".to_owned(),
+        at: at(40),
+    }
+}
+
+/// The history an order with `lines` reaches by accepting `commands` in order.
+fn play(lines: &[&str], commands: Vec<OrderCommand>) -> Vec<OrderEvent> {
+    let mut history = vec![order_captured(lines)];
+    let mut state = crate::decider::fold::<OrderDecider, _>(&history);
+    for command in commands {
+        let decision = run::<OrderDecider>(state, &command)
+            .unwrap_or_else(|error| panic!("{command:?} was refused: {error:?}"));
+        history.extend(decision.events);
+        state = decision.state;
+    }
+    history
+}
+
+/// A line whose service is active: reservation and provisioning succeeded.
+fn provisioned(line: &str) -> Vec<OrderCommand> {
+    vec![
+        request(line, Step::Reservation),
+        succeed(line, Step::Reservation, 1),
+        request(line, Step::Provisioning),
+        succeed(line, Step::Provisioning, 1),
+    ]
+}
+
+fn progress_of(history: &[OrderEvent], line: &str) -> LineProgress {
+    match crate::decider::fold::<OrderDecider, _>(history) {
+        OrderState::Open(order) | OrderState::Completed(order) | OrderState::Cancelled(order) => {
+            order
+                .line(&line_id(line))
+                .map(|line| line.progress.clone())
+                .unwrap_or_else(|| panic!("line {line} exists"))
+        }
+        OrderState::Empty => panic!("order exists"),
+    }
+}
+
+#[test]
+fn an_order_is_captured_with_the_accepted_quote_evidence() {
+    Given::<OrderDecider>::nothing()
+        .when(OrderCommand::Capture {
+            order_id: order_id(),
+            tenant_id: tenant(),
+            evidence: quote_evidence(),
+            customer_id: crate::ids::CustomerId::new("c1"),
+            billing_account: billing_account(),
+            lines: vec![accepted_line("l1"), accepted_line("l2")],
+            at: T0,
+        })
+        .then(vec![order_captured(&["l1", "l2"])]);
+}
+
+#[test]
+fn an_order_needs_distinct_lines_and_is_captured_once() {
+    let capture = |lines: Vec<crate::quote::AcceptedLine>| OrderCommand::Capture {
+        order_id: order_id(),
+        tenant_id: tenant(),
+        evidence: quote_evidence(),
+        customer_id: crate::ids::CustomerId::new("c1"),
+        billing_account: billing_account(),
+        lines,
+        at: T0,
+    };
+    Given::<OrderDecider>::nothing()
+        .when(capture(vec![]))
+        .then_err(OrderError::NoLines);
+    Given::<OrderDecider>::nothing()
+        .when(capture(vec![accepted_line("l1"), accepted_line("l1")]))
+        .then_err(OrderError::DuplicateLine);
+    Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
+        .when(capture(vec![accepted_line("l1")]))
+        .then_err(OrderError::AlreadyCaptured);
+}
+
+#[test]
+fn a_line_starts_with_a_reservation_requested_as_a_handoff() {
+    let events = Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
+        .when(request("l1", Step::Reservation))
+        .result()
+        .expect("the reservation is the first step");
+    let [OrderEvent::StepRequested {
+        step: Step::Reservation,
+        handoff,
+        ..
+    }] = events.as_slice()
+    else {
+        panic!("expected one reservation request, got {events:?}");
+    };
+    assert_eq!(handoff.subject, step_subject("l1", Step::Reservation, 1));
+    assert_eq!(handoff.handoff_id, handoff.subject.handoff_id());
+    assert_eq!(
+        handoff.subject.idempotency_key(),
+        "t1:o1:l1:inventory:reserve:1"
+    );
+    assert_eq!(
+        handoff
+            .request
+            .fields
+            .get("price_input_hash")
+            .map(String::as_str),
+        Some("price-input-r1")
+    );
+}
+
+#[test]
+fn billing_is_never_requested_before_the_service_is_active() {
+    let reserved = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            succeed("l1", Step::Reservation, 1),
+        ],
+    );
+    Given::<OrderDecider>::events(reserved)
+        .when(request("l1", Step::BillingActivation))
+        .then_err(OrderError::BillingBeforeServiceActive);
+}
+
+#[test]
+fn a_billing_request_carries_the_charge_snapshot_and_billing_account() {
+    let events = Given::<OrderDecider>::events(play(&["l1"], provisioned("l1")))
+        .when(request("l1", Step::BillingActivation))
+        .result()
+        .expect("billing follows provisioning");
+    let [OrderEvent::StepRequested {
+        handoff: HandoffRequest {
+            request, subject, ..
+        },
+        ..
+    }] = events.as_slice()
+    else {
+        panic!("expected one billing request, got {events:?}");
+    };
+    assert_eq!(subject.purpose, Purpose::ActivateBilling);
+    assert_eq!(
+        request.fields.get("billing_account").map(String::as_str),
+        Some("ba-1")
+    );
+    assert_eq!(
+        request.fields.get("charge.1.amount").map(String::as_str),
+        Some("49.90 EUR")
+    );
+}
+
+#[test]
+fn a_step_out_of_order_is_refused() {
+    Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
+        .when(request("l1", Step::Provisioning))
+        .then_err(OrderError::StepOutOfOrder);
+}
+
+#[test]
+fn a_line_with_a_step_in_flight_refuses_another_request() {
+    Given::<OrderDecider>::events(play(&["l1"], vec![request("l1", Step::Reservation)]))
+        .when(request("l1", Step::Reservation))
+        .then_err(OrderError::StepInFlight);
+}
+
+#[test]
+fn a_step_moves_only_on_an_observation_for_its_handoff_and_attempt() {
+    let in_flight = play(&["l1"], vec![request("l1", Step::Reservation)]);
+    Given::<OrderDecider>::events(in_flight.clone())
+        .when(succeed("l1", Step::Reservation, 2))
+        .then_err(OrderError::ObservationForAnotherAttempt);
+    Given::<OrderDecider>::events(in_flight)
+        .when(OrderCommand::RecordStepSucceeded {
+            line_id: line_id("l1"),
+            handoff_id: crate::ids::HandoffId::new("h-other"),
+            attempt: 1,
+            external_reference: None,
+            at: at(20),
+        })
+        .then_err(OrderError::ObservationForAnotherHandoff);
+    Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
+        .when(succeed("l1", Step::Reservation, 1))
+        .then_err(OrderError::StepNotInFlight);
+}
+
+#[test]
+fn a_succeeded_step_records_the_external_reference_and_unlocks_the_next_step() {
+    let subject = step_subject("l1", Step::Reservation, 1);
+    let state =
+        Given::<OrderDecider>::events(play(&["l1"], vec![request("l1", Step::Reservation)]))
+            .when(succeed("l1", Step::Reservation, 1))
+            .then(vec![OrderEvent::StepSucceeded {
+                line_id: line_id("l1"),
+                step: Step::Reservation,
+                handoff_id: subject.handoff_id(),
+                attempt: 1,
+                external_reference: Some("ext-l1-Reservation".to_owned()),
+                at: at(20),
+            }]);
+    Given::<OrderDecider>::state(state)
+        .when(request("l1", Step::Provisioning))
+        .result()
+        .expect("next step");
+}
+
+#[test]
+fn billing_success_activates_the_line_and_reports_the_lines_still_open() {
+    let mut commands = provisioned("l1");
+    commands.push(request("l1", Step::BillingActivation));
+    let events = Given::<OrderDecider>::events(play(&["l1", "l2"], commands))
+        .when(succeed("l1", Step::BillingActivation, 1))
+        .result()
+        .expect("billing success is recorded");
+    assert_eq!(
+        events.last(),
+        Some(&OrderEvent::LineActivated {
+            line_id: line_id("l1"),
+            lines_open: 1,
+            at: at(20)
+        })
+    );
+}
+
+#[test]
+fn a_rejection_security_schema_or_sla_failure_puts_the_line_in_fallout() {
+    for reason in [
+        FalloutReason::BusinessRejected,
+        FalloutReason::SecurityConfiguration,
+        FalloutReason::SchemaMismatch,
+        FalloutReason::SlaBreach,
+    ] {
+        Given::<OrderDecider>::events(play(&["l1"], vec![request("l1", Step::Reservation)]))
+            .when(fail("l1", Step::Reservation, 1, reason))
+            .then(vec![OrderEvent::LineFalloutRaised {
+                line_id: line_id("l1"),
+                step: Step::Reservation,
+                handoff_id: step_subject("l1", Step::Reservation, 1).handoff_id(),
+                attempt: 1,
+                reason,
+                at: at(30),
+            }]);
+    }
+}
+
+#[test]
+fn a_line_in_fallout_refuses_new_steps_until_resolved() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            fail("l1", Step::Reservation, 1, FalloutReason::SlaBreach),
+        ],
+    );
+    Given::<OrderDecider>::events(history)
+        .when(request("l1", Step::Reservation))
+        .then_err(OrderError::LineInFallout);
+}
+
+#[test]
+fn resolving_fallout_with_a_new_attempt_requests_the_step_under_a_new_key() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            fail("l1", Step::Reservation, 1, FalloutReason::SlaBreach),
+        ],
+    );
+    let events = Given::<OrderDecider>::events(history)
+        .when(resolve("l1", Resolution::NewAttempt))
+        .result()
+        .expect("fallout is open");
+    let [OrderEvent::LineFalloutResolved { .. }, OrderEvent::StepRequested { handoff, .. }] =
+        events.as_slice()
+    else {
+        panic!("expected resolution then request, got {events:?}");
+    };
+    assert_eq!(
+        handoff.subject.idempotency_key(),
+        "t1:o1:l1:inventory:reserve:2"
+    );
+}
+
+#[test]
+fn resolving_fallout_externally_records_the_step_as_succeeded_with_its_evidence() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            fail("l1", Step::Reservation, 1, FalloutReason::Unclassified),
+        ],
+    );
+    let external = Resolution::ResolvedExternally {
+        reference: "INV-991".to_owned(),
+        note: "checked".to_owned(),
+    };
+    let handoff_id = step_subject("l1", Step::Reservation, 1).handoff_id();
+    Given::<OrderDecider>::events(history)
+        .when(resolve("l1", external.clone()))
+        .then(vec![
+            OrderEvent::LineFalloutResolved {
+                line_id: line_id("l1"),
+                step: Step::Reservation,
+                handoff_id: handoff_id.clone(),
+                resolution: external,
+                operator: "ops".to_owned(),
+                at: at(40),
+            },
+            OrderEvent::StepSucceeded {
+                line_id: line_id("l1"),
+                step: Step::Reservation,
+                handoff_id,
+                attempt: 1,
+                external_reference: Some("INV-991".to_owned()),
+                at: at(40),
+            },
+        ]);
+}
+
+#[test]
+fn cancelling_a_line_in_fallout_cancels_provisioning_and_releases_the_reservation() {
+    let history = play(
+        &["l1", "l2"],
+        vec![
+            request("l1", Step::Reservation),
+            succeed("l1", Step::Reservation, 1),
+            request("l1", Step::Provisioning),
+            fail("l1", Step::Provisioning, 1, FalloutReason::SlaBreach),
+        ],
+    );
+    let events = Given::<OrderDecider>::events(history)
+        .when(resolve(
+            "l1",
+            Resolution::CancelLine {
+                reason: "no capacity".to_owned(),
+            },
+        ))
+        .result()
+        .expect("fallout is open");
+    let [_, OrderEvent::LineCancelled {
+        plan,
+        lines_open: 1,
+        ..
+    }] = events.as_slice()
+    else {
+        panic!("expected resolution then cancellation, got {events:?}");
+    };
+    let purposes: Vec<Purpose> = plan
+        .compensations
+        .iter()
+        .map(|h| h.subject.purpose)
+        .collect();
+    assert_eq!(purposes, [Purpose::Cancel, Purpose::Release]);
+    assert!(plan.uncompensated.is_empty());
+}
+
+#[test]
+fn a_step_the_target_rejected_needs_no_compensation() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            fail("l1", Step::Reservation, 1, FalloutReason::BusinessRejected),
+        ],
+    );
+    let events = Given::<OrderDecider>::events(history)
+        .when(resolve(
+            "l1",
+            Resolution::CancelLine {
+                reason: "rejected".to_owned(),
+            },
+        ))
+        .result()
+        .expect("fallout is open");
+    let [_, OrderEvent::LineCancelled {
+        plan,
+        lines_open: 0,
+        ..
+    }] = events.as_slice()
+    else {
+        panic!("expected resolution then cancellation, got {events:?}");
+    };
+    assert_eq!(plan, &CompensationPlan::default());
+}
+
+#[test]
+fn resolving_a_line_without_open_fallout_is_refused() {
+    Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
+        .when(resolve("l1", Resolution::NewAttempt))
+        .then_err(OrderError::NoOpenFallout);
+}
+
+#[test]
+fn cancelling_an_order_compensates_what_it_can_and_records_what_it_cannot() {
+    let mut commands = vec![request("l1", Step::Reservation)];
+    commands.extend(provisioned("l2"));
+    commands.push(request("l2", Step::BillingActivation));
+    let history = play(&["l1", "l2", "l3"], commands);
+    let events = Given::<OrderDecider>::events(history)
+        .when(OrderCommand::Cancel {
+            reason: "customer cancelled".to_owned(),
+            at: at(50),
+        })
+        .result()
+        .expect("an open order can be cancelled");
+    let [OrderEvent::OrderCancelled { plan, .. }] = events.as_slice() else {
+        panic!("expected one cancellation, got {events:?}");
+    };
+    let compensations: Vec<(String, Purpose)> = plan
+        .compensations
+        .iter()
+        .map(|h| (h.subject.line_id.to_string(), h.subject.purpose))
+        .collect();
+    assert_eq!(compensations, [("l1".to_owned(), Purpose::Release)]);
+    assert_eq!(
+        plan.uncompensated,
+        [Uncompensated {
+            line_id: line_id("l2"),
+            step: Step::BillingActivation
+        }]
+    );
+}
+
+#[test]
+fn the_order_completes_only_when_every_line_is_active_or_cancelled() {
+    let mut commands = provisioned("l1");
+    commands.push(request("l1", Step::BillingActivation));
+    commands.push(succeed("l1", Step::BillingActivation, 1));
+    Given::<OrderDecider>::events(play(&["l1", "l2"], commands.clone()))
+        .when(OrderCommand::Complete { at: at(60) })
+        .then_err(OrderError::LinesStillOpen);
+    let history = play(&["l1"], commands);
+    assert_eq!(progress_of(&history, "l1"), LineProgress::Active);
+    let state = Given::<OrderDecider>::events(history)
+        .when(OrderCommand::Complete { at: at(60) })
+        .then(vec![OrderEvent::OrderCompleted { at: at(60) }]);
+    assert!(OrderDecider::is_terminal(&state));
+}
+
+#[test]
+fn a_completed_or_cancelled_order_refuses_further_commands() {
+    let cancelled = vec![
+        order_captured(&["l1"]),
+        OrderEvent::OrderCancelled {
+            reason: "x".to_owned(),
+            plan: CompensationPlan::default(),
+            at: at(1),
+        },
+    ];
+    assert_eq!(progress_of(&cancelled, "l1"), LineProgress::Cancelled);
+    Given::<OrderDecider>::events(cancelled)
+        .when(request("l1", Step::Reservation))
+        .then_err(OrderError::Cancelled);
+    Given::<OrderDecider>::events(vec![
+        order_captured(&["l1"]),
+        OrderEvent::OrderCompleted { at: at(1) },
+    ])
+    .when(request("l1", Step::Reservation))
+    .then_err(OrderError::Completed);
+}
+
+#[test]
+fn an_order_that_was_never_captured_refuses_everything_else() {
+    Given::<OrderDecider>::nothing()
+        .when(request("l1", Step::Reservation))
+        .then_err(OrderError::NotCaptured);
+}
+
+#[test]
+fn an_unknown_line_is_refused() {
+    Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
+        .when(request("l9", Step::Reservation))
+        .then_err(OrderError::LineNotFound);
+}

@@ -1,0 +1,296 @@
+//! The fulfillment policy: pure `event -> commands` reactions that drive the saga.
+//!
+//! | trigger | commands issued |
+//! | --- | --- |
+//! | `QuoteAccepted` | capture the order (id derived from the event id) |
+//! | `OrderCaptured` | request each line's reservation |
+//! | `StepRequested` | open the handoff for that step and attempt |
+//! | `StepSucceeded` (not billing) | request the line's next step |
+//! | `LineActivated` / `LineCancelled` with no line left open | complete the order |
+//! | `LineCancelled` / `OrderCancelled` | open each compensation handoff |
+//! | `LineFalloutResolved` | resolve the handoff that fell out |
+//! | `HandoffSucceeded` (forward step) | record the step's success on the order |
+//! | `HandoffRejected` / `HandoffFalloutRaised` (forward step) | raise fallout on the line |
+//!
+//! An UNKNOWN outcome issues nothing: the handoff waits for reconciliation. A
+//! "local impossible" fallout stays on the handoff (the order already moved on), and
+//! compensation handoffs report only on their own stream.
+//!
+//! Every command carries `command_id = derive_id(trigger event id, action)`, so
+//! running the policy twice on the same event issues identical commands; an
+//! idempotent append keyed by the command id makes the second run a no-op.
+
+use crate::handoff::{HandoffCommand, HandoffEvent, HandoffRequest, HandoffSubject};
+use crate::idempotency::derive_id;
+use crate::ids::{handoff_stream, order_stream, HandoffId, LineId, OrderId, Timestamp};
+use crate::order::{OrderCommand, OrderEvent, QuoteEvidence, Resolution, Step};
+use crate::outcome::FalloutReason;
+use crate::quote::QuoteEvent;
+
+/// The event a reaction is triggered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerEvent<'a> {
+    /// A quote event.
+    Quote(&'a QuoteEvent),
+    /// An order event.
+    Order(&'a OrderEvent),
+    /// A handoff event.
+    Handoff(&'a HandoffEvent),
+}
+
+/// A recorded event with the envelope facts the policy needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyInput<'a> {
+    /// The recorded event's id (a ULID from the log); seeds every derived id.
+    pub event_id: &'a str,
+    /// The stream the event was recorded on.
+    pub stream_id: &'a str,
+    /// When the event was recorded; used as the issued commands' time.
+    pub recorded_at: Timestamp,
+    /// The event.
+    pub event: TriggerEvent<'a>,
+}
+
+/// A command the policy issues, addressed to an aggregate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssuedCommand {
+    /// For an order stream.
+    Order(OrderCommand),
+    /// For a handoff stream.
+    Handoff(HandoffCommand),
+}
+
+/// A command with its deterministic id and target stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyCommand {
+    /// `derive_id(trigger event id, action)`: the same for every run on the same event.
+    pub command_id: String,
+    /// The stream the command is for.
+    pub stream_id: String,
+    /// The command.
+    pub command: IssuedCommand,
+}
+
+/// The commands `input` calls for; empty when the event needs no reaction.
+pub fn react(input: &PolicyInput<'_>) -> Vec<PolicyCommand> {
+    match input.event {
+        TriggerEvent::Quote(event) => react_to_quote(input, event),
+        TriggerEvent::Order(event) => react_to_order(input, event),
+        TriggerEvent::Handoff(event) => react_to_handoff(input, event),
+    }
+}
+
+fn issue(
+    input: &PolicyInput<'_>,
+    action: &str,
+    stream_id: String,
+    command: IssuedCommand,
+) -> PolicyCommand {
+    PolicyCommand {
+        command_id: derive_id(input.event_id, action),
+        stream_id,
+        command,
+    }
+}
+
+fn react_to_quote(input: &PolicyInput<'_>, event: &QuoteEvent) -> Vec<PolicyCommand> {
+    let QuoteEvent::QuoteAccepted {
+        quote_id,
+        tenant_id,
+        revision,
+        customer_id,
+        billing_account,
+        price_input_hash,
+        signed_artifact_hash,
+        lines,
+        ..
+    } = event
+    else {
+        return Vec::new();
+    };
+    let order_id = OrderId::new(derive_id(input.event_id, "order"));
+    let capture = OrderCommand::Capture {
+        order_id: order_id.clone(),
+        tenant_id: tenant_id.clone(),
+        evidence: QuoteEvidence {
+            quote_id: quote_id.clone(),
+            revision: *revision,
+            price_input_hash: price_input_hash.clone(),
+            signed_artifact_hash: signed_artifact_hash.clone(),
+        },
+        customer_id: customer_id.clone(),
+        billing_account: billing_account.clone(),
+        lines: lines.clone(),
+        at: input.recorded_at,
+    };
+    vec![issue(
+        input,
+        "capture-order",
+        order_stream(&order_id),
+        IssuedCommand::Order(capture),
+    )]
+}
+
+fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyCommand> {
+    let own_stream = || input.stream_id.to_owned();
+    let request_step = |line_id: &LineId, step: Step| {
+        let command = OrderCommand::RequestStep {
+            line_id: line_id.clone(),
+            step,
+            at: input.recorded_at,
+        };
+        issue(
+            input,
+            &format!("request-step:{line_id}:{step:?}"),
+            own_stream(),
+            IssuedCommand::Order(command),
+        )
+    };
+    let complete = || {
+        let command = OrderCommand::Complete {
+            at: input.recorded_at,
+        };
+        issue(
+            input,
+            "complete-order",
+            own_stream(),
+            IssuedCommand::Order(command),
+        )
+    };
+    match event {
+        OrderEvent::OrderCaptured { lines, .. } => lines
+            .iter()
+            .map(|accepted| request_step(&accepted.line.line_id, Step::FIRST))
+            .collect(),
+        OrderEvent::StepRequested { handoff, .. } => vec![open_handoff(input, handoff)],
+        OrderEvent::StepSucceeded { line_id, step, .. } => step
+            .next()
+            .map(|next| request_step(line_id, next))
+            .into_iter()
+            .collect(),
+        OrderEvent::LineActivated { lines_open: 0, .. } => vec![complete()],
+        OrderEvent::LineCancelled {
+            plan, lines_open, ..
+        } => {
+            let mut commands: Vec<PolicyCommand> = plan
+                .compensations
+                .iter()
+                .map(|handoff| open_handoff(input, handoff))
+                .collect();
+            if *lines_open == 0 {
+                commands.push(complete());
+            }
+            commands
+        }
+        OrderEvent::OrderCancelled { plan, .. } => plan
+            .compensations
+            .iter()
+            .map(|handoff| open_handoff(input, handoff))
+            .collect(),
+        OrderEvent::LineFalloutResolved {
+            handoff_id,
+            resolution,
+            operator,
+            ..
+        } => {
+            vec![resolve_handoff(input, handoff_id, resolution, operator)]
+        }
+        OrderEvent::LineActivated { .. }
+        | OrderEvent::LineFalloutRaised { .. }
+        | OrderEvent::OrderCompleted { .. } => Vec::new(),
+    }
+}
+
+fn open_handoff(input: &PolicyInput<'_>, handoff: &HandoffRequest) -> PolicyCommand {
+    let command = HandoffCommand::Request {
+        subject: handoff.subject.clone(),
+        request: handoff.request.clone(),
+        at: input.recorded_at,
+    };
+    issue(
+        input,
+        &format!("open-handoff:{}", handoff.handoff_id),
+        handoff_stream(&handoff.handoff_id),
+        IssuedCommand::Handoff(command),
+    )
+}
+
+fn resolve_handoff(
+    input: &PolicyInput<'_>,
+    handoff_id: &HandoffId,
+    resolution: &Resolution,
+    operator: &str,
+) -> PolicyCommand {
+    let note = match resolution {
+        Resolution::NewAttempt => "order line retried under a new attempt".to_owned(),
+        Resolution::ResolvedExternally { reference, .. } => {
+            format!("resolved externally: {reference}")
+        }
+        Resolution::CancelLine { reason } => format!("order line cancelled: {reason}"),
+    };
+    let command = HandoffCommand::Resolve {
+        operator: operator.to_owned(),
+        note,
+        at: input.recorded_at,
+    };
+    issue(
+        input,
+        "resolve-handoff",
+        handoff_stream(handoff_id),
+        IssuedCommand::Handoff(command),
+    )
+}
+
+fn react_to_handoff(input: &PolicyInput<'_>, event: &HandoffEvent) -> Vec<PolicyCommand> {
+    let (subject, command) = match event {
+        HandoffEvent::HandoffSucceeded {
+            subject,
+            observation,
+        } => (
+            subject,
+            OrderCommand::RecordStepSucceeded {
+                line_id: subject.line_id.clone(),
+                handoff_id: subject.handoff_id(),
+                attempt: subject.attempt,
+                external_reference: observation.external_reference.clone(),
+                at: input.recorded_at,
+            },
+        ),
+        HandoffEvent::HandoffRejected {
+            subject, reason, ..
+        } => (subject, raise_fallout(input, subject, *reason)),
+        HandoffEvent::HandoffFalloutRaised {
+            subject, reason, ..
+        } if *reason != FalloutReason::LocalImpossible => {
+            (subject, raise_fallout(input, subject, *reason))
+        }
+        _ => return Vec::new(),
+    };
+    if !is_forward(subject) {
+        return Vec::new();
+    }
+    vec![issue(
+        input,
+        "observe-step",
+        order_stream(&subject.order_id),
+        IssuedCommand::Order(command),
+    )]
+}
+
+fn is_forward(subject: &HandoffSubject) -> bool {
+    Step::of_purpose(subject.purpose).is_some()
+}
+
+fn raise_fallout(
+    input: &PolicyInput<'_>,
+    subject: &HandoffSubject,
+    reason: FalloutReason,
+) -> OrderCommand {
+    OrderCommand::RaiseFallout {
+        line_id: subject.line_id.clone(),
+        handoff_id: subject.handoff_id(),
+        attempt: subject.attempt,
+        reason,
+        at: input.recorded_at,
+    }
+}

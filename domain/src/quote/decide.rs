@@ -1,0 +1,360 @@
+//! The quote's rules: one arm per (command, state) pair.
+
+use super::command::QuoteCommand;
+use super::error::QuoteError;
+use super::event::QuoteEvent;
+use super::model::{
+    AcceptedLine, ApprovalPolicy, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteLine,
+};
+use super::state::{Approval, Quote, QuoteState};
+use crate::ids::{BillingAccountId, LineId, Timestamp};
+use std::collections::BTreeSet;
+
+/// Decides a quote command.
+pub(super) fn decide(
+    state: &QuoteState,
+    command: &QuoteCommand,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    use QuoteCommand as C;
+    match (command, state) {
+        (
+            C::Create {
+                quote_id,
+                tenant_id,
+                customer,
+                catalog_version,
+                at,
+            },
+            QuoteState::Empty,
+        ) => Ok(vec![QuoteEvent::QuoteCreated {
+            quote_id: quote_id.clone(),
+            tenant_id: tenant_id.clone(),
+            customer: customer.clone(),
+            catalog_version: catalog_version.clone(),
+            at: *at,
+        }]),
+        (C::Create { .. }, _) => Err(QuoteError::AlreadyCreated),
+        (_, QuoteState::Empty) => Err(QuoteError::NotCreated),
+        (_, QuoteState::Accepted { .. }) => Err(QuoteError::AlreadyAccepted),
+        (_, QuoteState::Expired(_)) => Err(QuoteError::Expired),
+        (_, QuoteState::Withdrawn(_)) => Err(QuoteError::Withdrawn),
+        (C::AddLine { line, at }, QuoteState::Open(quote)) => add_line(quote, line, *at),
+        (C::ChangeLine { line, at }, QuoteState::Open(quote)) => change_line(quote, line, *at),
+        (C::RemoveLine { line_id, at }, QuoteState::Open(quote)) => {
+            remove_line(quote, line_id, *at)
+        }
+        (C::Price { price, policy, at }, QuoteState::Open(quote)) => {
+            price_quote(quote, price, policy, *at)
+        }
+        (C::Approve { approver, at }, QuoteState::Open(quote)) => match quote.approval {
+            Approval::Pending(_) => Ok(vec![QuoteEvent::ApprovalGranted {
+                revision: quote.revision,
+                approver: approver.clone(),
+                at: *at,
+            }]),
+            _ => Err(QuoteError::ApprovalNotPending),
+        },
+        (
+            C::RejectApproval {
+                approver,
+                reason,
+                at,
+            },
+            QuoteState::Open(quote),
+        ) => match quote.approval {
+            Approval::Pending(_) => Ok(vec![QuoteEvent::ApprovalRejected {
+                revision: quote.revision,
+                approver: approver.clone(),
+                reason: reason.clone(),
+                at: *at,
+            }]),
+            _ => Err(QuoteError::ApprovalNotPending),
+        },
+        (
+            C::RecordProposal {
+                revision,
+                artifact,
+                at,
+            },
+            QuoteState::Open(quote),
+        ) => record_proposal(quote, *revision, artifact, *at),
+        (
+            C::RecordSignature {
+                revision,
+                signature,
+                at,
+            },
+            QuoteState::Open(_),
+        ) => {
+            // Evidence is recorded as received; `Accept` judges whether it matches.
+            Ok(vec![QuoteEvent::SignatureRecorded {
+                revision: *revision,
+                signature: signature.clone(),
+                at: *at,
+            }])
+        }
+        (
+            C::Accept {
+                billing_account,
+                at,
+            },
+            QuoteState::Open(quote),
+        ) => accept(quote, billing_account, *at),
+        (C::Expire { at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteExpired { at: *at }]),
+        (C::Withdraw { reason, at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteWithdrawn {
+            reason: reason.clone(),
+            at: *at,
+        }]),
+        (C::ReportCustomerDrift { observed, at }, QuoteState::Open(quote)) => {
+            report_drift(quote, observed, *at)
+        }
+        (C::Revalidate { customer, at }, QuoteState::Open(quote)) => {
+            revalidate(quote, customer, *at)
+        }
+    }
+}
+
+/// A change to a priced revision starts the next revision first; the change then
+/// belongs to the new revision. Unpriced revisions are changed in place.
+fn in_revision(
+    quote: &Quote,
+    at: Timestamp,
+    change: impl FnOnce(u32) -> QuoteEvent,
+) -> Vec<QuoteEvent> {
+    if quote.current_price().is_some() {
+        let revision = quote.revision.saturating_add(1);
+        vec![
+            QuoteEvent::RevisionStarted { revision, at },
+            change(revision),
+        ]
+    } else {
+        vec![change(quote.revision)]
+    }
+}
+
+fn validate_line(line: &QuoteLine) -> Result<(), QuoteError> {
+    match (line.quantity, line.term_months) {
+        (0, _) => Err(QuoteError::InvalidQuantity),
+        (_, 0) => Err(QuoteError::InvalidTerm),
+        _ => Ok(()),
+    }
+}
+
+fn find_line<'a>(quote: &'a Quote, line_id: &LineId) -> Option<&'a QuoteLine> {
+    quote.lines.iter().find(|line| &line.line_id == line_id)
+}
+
+fn add_line(quote: &Quote, line: &QuoteLine, at: Timestamp) -> Result<Vec<QuoteEvent>, QuoteError> {
+    validate_line(line)?;
+    if find_line(quote, &line.line_id).is_some() {
+        return Err(QuoteError::LineAlreadyExists);
+    }
+    Ok(in_revision(quote, at, |revision| QuoteEvent::LineAdded {
+        revision,
+        line: line.clone(),
+        at,
+    }))
+}
+
+fn change_line(
+    quote: &Quote,
+    line: &QuoteLine,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    validate_line(line)?;
+    match find_line(quote, &line.line_id) {
+        None => Err(QuoteError::LineNotFound),
+        Some(existing) if existing == line => Ok(Vec::new()),
+        Some(_) => Ok(in_revision(quote, at, |revision| QuoteEvent::LineChanged {
+            revision,
+            line: line.clone(),
+            at,
+        })),
+    }
+}
+
+fn remove_line(
+    quote: &Quote,
+    line_id: &LineId,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    if find_line(quote, line_id).is_none() {
+        return Err(QuoteError::LineNotFound);
+    }
+    Ok(in_revision(quote, at, |revision| QuoteEvent::LineRemoved {
+        revision,
+        line_id: line_id.clone(),
+        at,
+    }))
+}
+
+/// True when the price prices every current line exactly once and nothing else.
+fn covers_exactly(price: &PriceResult, lines: &[QuoteLine]) -> bool {
+    let priced: BTreeSet<&LineId> = price.lines.iter().map(|line| &line.line_id).collect();
+    let quoted: BTreeSet<&LineId> = lines.iter().map(|line| &line.line_id).collect();
+    priced.len() == price.lines.len() && priced == quoted
+}
+
+fn price_quote(
+    quote: &Quote,
+    price: &PriceResult,
+    policy: &ApprovalPolicy,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    if quote.lines.is_empty() {
+        return Err(QuoteError::NoLines);
+    }
+    if price.revision != quote.revision {
+        return Err(QuoteError::PriceForAnotherRevision);
+    }
+    if !covers_exactly(price, &quote.lines) {
+        return Err(QuoteError::PriceDoesNotCoverLines);
+    }
+    if price.valid_until <= price.valid_from {
+        return Err(QuoteError::InvalidValidityWindow);
+    }
+    if !price.is_valid_at(at) {
+        return Err(QuoteError::PriceStale);
+    }
+    let mut events = vec![QuoteEvent::QuotePriced {
+        price: Box::new(price.clone()),
+        at,
+    }];
+    if let Some(reason) = policy.approval_needed(&quote.customer.segment, price.discount.percent) {
+        events.push(QuoteEvent::ApprovalRequired {
+            revision: quote.revision,
+            reason,
+            at,
+        });
+    }
+    Ok(events)
+}
+
+/// The current revision's price, refused when missing or for another revision.
+fn current_price(quote: &Quote) -> Result<&PriceResult, QuoteError> {
+    match &quote.price {
+        None => Err(QuoteError::PriceMissing),
+        Some(price) if price.revision != quote.revision => Err(QuoteError::PriceForAnotherRevision),
+        Some(price) => Ok(price),
+    }
+}
+
+fn approval_settled(quote: &Quote) -> Result<(), QuoteError> {
+    match quote.approval {
+        Approval::NotRequired | Approval::Granted { .. } => Ok(()),
+        Approval::Pending(_) => Err(QuoteError::ApprovalMissing),
+        Approval::Rejected { .. } => Err(QuoteError::ApprovalRejected),
+    }
+}
+
+fn record_proposal(
+    quote: &Quote,
+    revision: u32,
+    artifact: &ProposalArtifact,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    if revision != quote.revision {
+        return Err(QuoteError::ProposalForAnotherRevision);
+    }
+    current_price(quote)?;
+    approval_settled(quote)?;
+    Ok(vec![QuoteEvent::ProposalGenerated {
+        revision,
+        artifact: artifact.clone(),
+        at,
+    }])
+}
+
+/// Acceptance: every refusal has its own rule, checked in this order.
+fn accept(
+    quote: &Quote,
+    billing_account: &BillingAccountId,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    if quote.drift.is_some() {
+        return Err(QuoteError::CustomerDriftUnresolved);
+    }
+    let price = current_price(quote)?;
+    if !price.is_valid_at(at) {
+        return Err(QuoteError::PriceStale);
+    }
+    approval_settled(quote)?;
+    let signature = quote
+        .signature
+        .as_ref()
+        .ok_or(QuoteError::SignatureMissing)?;
+    if signature.revision != quote.revision {
+        return Err(QuoteError::SignatureForAnotherRevision);
+    }
+    let proposal = quote
+        .current_proposal()
+        .ok_or(QuoteError::ProposalMissing)?;
+    if signature.evidence.artifact_hash != proposal.artifact_hash {
+        return Err(QuoteError::SignatureForAnotherArtifact);
+    }
+    let lines = quote
+        .lines
+        .iter()
+        .map(|line| {
+            price
+                .components_of(&line.line_id)
+                .map(|charges| AcceptedLine {
+                    line: line.clone(),
+                    charges: charges.to_vec(),
+                })
+                .ok_or(QuoteError::PriceDoesNotCoverLines)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(vec![QuoteEvent::QuoteAccepted {
+        quote_id: quote.id.clone(),
+        tenant_id: quote.tenant_id.clone(),
+        revision: quote.revision,
+        customer_id: quote.customer.customer_id.clone(),
+        billing_account: billing_account.clone(),
+        price_input_hash: price.input_hash.clone(),
+        signed_artifact_hash: signature.evidence.artifact_hash.clone(),
+        lines,
+        at,
+    }])
+}
+
+fn report_drift(
+    quote: &Quote,
+    observed: &CustomerSnapshot,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    if observed.customer_id != quote.customer.customer_id {
+        return Err(QuoteError::CustomerMismatch);
+    }
+    let already_reported = quote
+        .drift
+        .as_ref()
+        .is_some_and(|drift| !drift.drifted_to(observed));
+    if !quote.customer.drifted_to(observed) || already_reported {
+        return Ok(Vec::new());
+    }
+    Ok(vec![QuoteEvent::CustomerDriftReported {
+        observed: observed.clone(),
+        at,
+    }])
+}
+
+/// Adopting a new snapshot changes a pricing input, so a priced revision is left
+/// behind exactly as a line change would.
+fn revalidate(
+    quote: &Quote,
+    customer: &CustomerSnapshot,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    if quote.drift.is_none() {
+        return Err(QuoteError::NoDriftToRevalidate);
+    }
+    if customer.customer_id != quote.customer.customer_id {
+        return Err(QuoteError::CustomerMismatch);
+    }
+    let revalidated = QuoteEvent::CustomerRevalidated {
+        customer: customer.clone(),
+        at,
+    };
+    Ok(in_revision(quote, at, |_| revalidated))
+}

@@ -1,0 +1,119 @@
+//! The rules a quote can refuse a command by, one variant per rule.
+
+use crate::decider::RuleViolation;
+
+/// Why a quote refused a command.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// The quote does not exist yet.
+    #[error("quote does not exist")]
+    NotCreated,
+    /// The quote already exists.
+    #[error("quote already exists")]
+    AlreadyCreated,
+    /// The quote is accepted and can no longer change.
+    #[error("quote is already accepted")]
+    AlreadyAccepted,
+    /// The quote is expired.
+    #[error("quote is expired")]
+    Expired,
+    /// The quote is withdrawn.
+    #[error("quote is withdrawn")]
+    Withdrawn,
+    /// A line with this id already exists.
+    #[error("line already exists")]
+    LineAlreadyExists,
+    /// No line has this id.
+    #[error("line not found")]
+    LineNotFound,
+    /// A line's quantity must be at least one.
+    #[error("quantity must be positive")]
+    InvalidQuantity,
+    /// A line's term must be at least one month.
+    #[error("term must be positive")]
+    InvalidTerm,
+    /// A quote without lines cannot be priced.
+    #[error("quote has no lines")]
+    NoLines,
+    /// The price result does not price exactly the quote's current lines.
+    #[error("price does not cover the quote lines")]
+    PriceDoesNotCoverLines,
+    /// The price's validity window is empty.
+    #[error("price validity window is empty")]
+    InvalidValidityWindow,
+    /// There is no price.
+    #[error("price is missing")]
+    PriceMissing,
+    /// The price is outside its validity window.
+    #[error("price is stale")]
+    PriceStale,
+    /// The price was computed for another revision.
+    #[error("price is for another revision")]
+    PriceForAnotherRevision,
+    /// No approval is pending.
+    #[error("no approval is pending")]
+    ApprovalNotPending,
+    /// An approval is required and has not been granted.
+    #[error("approval is required and missing")]
+    ApprovalMissing,
+    /// The required approval was refused.
+    #[error("approval was rejected")]
+    ApprovalRejected,
+    /// The proposal was rendered from another revision.
+    #[error("proposal is for another revision")]
+    ProposalForAnotherRevision,
+    /// There is no proposal for the current revision.
+    #[error("proposal is missing")]
+    ProposalMissing,
+    /// There is no signature.
+    #[error("signature is missing")]
+    SignatureMissing,
+    /// The signature is for a document other than the current proposal.
+    #[error("signature is for another artifact")]
+    SignatureForAnotherArtifact,
+    /// The signature is for another revision.
+    #[error("signature is for another revision")]
+    SignatureForAnotherRevision,
+    /// Customer drift was reported and not revalidated.
+    #[error("customer drift is unresolved")]
+    CustomerDriftUnresolved,
+    /// The snapshot describes another customer.
+    #[error("snapshot is for another customer")]
+    CustomerMismatch,
+    /// There is no drift to revalidate.
+    #[error("no customer drift to revalidate")]
+    NoDriftToRevalidate,
+}
+
+impl RuleViolation for QuoteError {
+    fn rule(&self) -> &'static str {
+        match self {
+            QuoteError::NotCreated => "quote_not_created",
+            QuoteError::AlreadyCreated => "quote_already_created",
+            QuoteError::AlreadyAccepted => "quote_already_accepted",
+            QuoteError::Expired => "quote_expired",
+            QuoteError::Withdrawn => "quote_withdrawn",
+            QuoteError::LineAlreadyExists => "line_already_exists",
+            QuoteError::LineNotFound => "line_not_found",
+            QuoteError::InvalidQuantity => "invalid_quantity",
+            QuoteError::InvalidTerm => "invalid_term",
+            QuoteError::NoLines => "no_lines",
+            QuoteError::PriceDoesNotCoverLines => "price_does_not_cover_lines",
+            QuoteError::InvalidValidityWindow => "invalid_validity_window",
+            QuoteError::PriceMissing => "price_missing",
+            QuoteError::PriceStale => "price_stale",
+            QuoteError::PriceForAnotherRevision => "price_for_another_revision",
+            QuoteError::ApprovalNotPending => "approval_not_pending",
+            QuoteError::ApprovalMissing => "approval_missing",
+            QuoteError::ApprovalRejected => "approval_rejected",
+            QuoteError::ProposalForAnotherRevision => "proposal_for_another_revision",
+            QuoteError::ProposalMissing => "proposal_missing",
+            QuoteError::SignatureMissing => "signature_missing",
+            QuoteError::SignatureForAnotherArtifact => "signature_for_another_artifact",
+            QuoteError::SignatureForAnotherRevision => "signature_for_another_revision",
+            QuoteError::CustomerDriftUnresolved => "customer_drift_unresolved",
+            QuoteError::CustomerMismatch => "customer_mismatch",
+            QuoteError::NoDriftToRevalidate => "no_drift_to_revalidate",
+        }
+    }
+}

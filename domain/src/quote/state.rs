@@ -1,0 +1,217 @@
+//! The quote's lifecycle state and how each event changes it.
+
+use super::event::QuoteEvent;
+use super::model::{
+    ApprovalReason, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteLine, SignatureEvidence,
+};
+use crate::ids::{QuoteId, TenantId, Timestamp};
+
+/// Where a quote is in its lifecycle. Only an `Open` quote changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuoteState {
+    /// No event yet.
+    Empty,
+    /// Being configured, priced, approved and signed.
+    Open(Quote),
+    /// Accepted at `accepted_at`; final.
+    Accepted {
+        /// The quote as it was accepted.
+        quote: Quote,
+        /// When it was accepted.
+        accepted_at: Timestamp,
+    },
+    /// Expired; final.
+    Expired(Quote),
+    /// Withdrawn; final.
+    Withdrawn(Quote),
+}
+
+/// The state of the pending or settled approval for the current price.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Approval {
+    /// No rule demanded approval (or nothing is priced in this revision).
+    NotRequired,
+    /// A rule demanded approval and nobody decided yet.
+    Pending(ApprovalReason),
+    /// Approval was granted.
+    Granted {
+        /// Who approved.
+        approver: String,
+    },
+    /// Approval was refused.
+    Rejected {
+        /// Who refused.
+        approver: String,
+    },
+}
+
+/// A proposal tagged with the revision it renders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedProposal {
+    /// The revision.
+    pub revision: u32,
+    /// The document.
+    pub artifact: ProposalArtifact,
+}
+
+/// Signature evidence tagged with the revision the provider named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedSignature {
+    /// The revision.
+    pub revision: u32,
+    /// The evidence.
+    pub evidence: SignatureEvidence,
+}
+
+/// The quote's content. Price, proposal and signature of an older revision are kept
+/// as evidence; their revision tag no longer matching `revision` is what makes them
+/// invalid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// The quote id.
+    pub id: QuoteId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// The adopted customer snapshot.
+    pub customer: CustomerSnapshot,
+    /// The catalog version.
+    pub catalog_version: String,
+    /// The current revision, starting at 1.
+    pub revision: u32,
+    /// The current lines, in the order they were added.
+    pub lines: Vec<QuoteLine>,
+    /// The latest price result, for whichever revision it was computed.
+    pub price: Option<PriceResult>,
+    /// The approval state of the latest price in the current revision.
+    pub approval: Approval,
+    /// The latest proposal.
+    pub proposal: Option<RecordedProposal>,
+    /// The latest signature evidence.
+    pub signature: Option<RecordedSignature>,
+    /// A reported, unresolved customer drift.
+    pub drift: Option<CustomerSnapshot>,
+}
+
+impl Quote {
+    /// The price, if it was computed for the current revision.
+    pub fn current_price(&self) -> Option<&PriceResult> {
+        self.price
+            .as_ref()
+            .filter(|price| price.revision == self.revision)
+    }
+
+    /// The proposal, if it renders the current revision.
+    pub fn current_proposal(&self) -> Option<&ProposalArtifact> {
+        self.proposal
+            .as_ref()
+            .filter(|proposal| proposal.revision == self.revision)
+            .map(|proposal| &proposal.artifact)
+    }
+
+    /// Applies an event that keeps the quote open.
+    fn apply(&mut self, event: &QuoteEvent) {
+        match event {
+            QuoteEvent::LineAdded { line, .. } => self.lines.push(line.clone()),
+            QuoteEvent::LineChanged { line, .. } => {
+                if let Some(existing) = self.lines.iter_mut().find(|l| l.line_id == line.line_id) {
+                    *existing = line.clone();
+                }
+            }
+            QuoteEvent::LineRemoved { line_id, .. } => self.lines.retain(|l| &l.line_id != line_id),
+            QuoteEvent::RevisionStarted { revision, .. } => {
+                self.revision = *revision;
+                self.approval = Approval::NotRequired;
+            }
+            QuoteEvent::QuotePriced { price, .. } => {
+                self.price = Some(price.as_ref().clone());
+                self.approval = Approval::NotRequired;
+                self.proposal = None;
+                self.signature = None;
+            }
+            QuoteEvent::ApprovalRequired { reason, .. } => {
+                self.approval = Approval::Pending(reason.clone());
+            }
+            QuoteEvent::ApprovalGranted { approver, .. } => {
+                self.approval = Approval::Granted {
+                    approver: approver.clone(),
+                };
+            }
+            QuoteEvent::ApprovalRejected { approver, .. } => {
+                self.approval = Approval::Rejected {
+                    approver: approver.clone(),
+                };
+            }
+            QuoteEvent::ProposalGenerated {
+                revision, artifact, ..
+            } => {
+                self.proposal = Some(RecordedProposal {
+                    revision: *revision,
+                    artifact: artifact.clone(),
+                });
+            }
+            QuoteEvent::SignatureRecorded {
+                revision,
+                signature,
+                ..
+            } => {
+                self.signature = Some(RecordedSignature {
+                    revision: *revision,
+                    evidence: signature.clone(),
+                });
+            }
+            QuoteEvent::CustomerDriftReported { observed, .. } => {
+                self.drift = Some(observed.clone())
+            }
+            QuoteEvent::CustomerRevalidated { customer, .. } => {
+                self.customer = customer.clone();
+                self.drift = None;
+            }
+            QuoteEvent::QuoteCreated { .. }
+            | QuoteEvent::QuoteAccepted { .. }
+            | QuoteEvent::QuoteExpired { .. }
+            | QuoteEvent::QuoteWithdrawn { .. } => {}
+        }
+    }
+}
+
+/// Applies one event. An event that does not fit the state leaves it unchanged:
+/// `decide` never emits one, so it can only come from a foreign or corrupted stream.
+pub(super) fn evolve(state: QuoteState, event: &QuoteEvent) -> QuoteState {
+    match (state, event) {
+        (
+            QuoteState::Empty,
+            QuoteEvent::QuoteCreated {
+                quote_id,
+                tenant_id,
+                customer,
+                catalog_version,
+                ..
+            },
+        ) => QuoteState::Open(Quote {
+            id: quote_id.clone(),
+            tenant_id: tenant_id.clone(),
+            customer: customer.clone(),
+            catalog_version: catalog_version.clone(),
+            revision: 1,
+            lines: Vec::new(),
+            price: None,
+            approval: Approval::NotRequired,
+            proposal: None,
+            signature: None,
+            drift: None,
+        }),
+        (QuoteState::Open(quote), QuoteEvent::QuoteAccepted { at, .. }) => QuoteState::Accepted {
+            quote,
+            accepted_at: *at,
+        },
+        (QuoteState::Open(quote), QuoteEvent::QuoteExpired { .. }) => QuoteState::Expired(quote),
+        (QuoteState::Open(quote), QuoteEvent::QuoteWithdrawn { .. }) => {
+            QuoteState::Withdrawn(quote)
+        }
+        (QuoteState::Open(mut quote), event) => {
+            quote.apply(event);
+            QuoteState::Open(quote)
+        }
+        (state, _) => state,
+    }
+}

@@ -1,0 +1,787 @@
+//! One test per quote rule, named as the rule reads.
+
+use super::*;
+use crate::ids::BillingAccountId;
+use crate::testing::fixtures::*;
+use crate::testing::Given;
+
+fn accept() -> QuoteCommand {
+    QuoteCommand::Accept {
+        billing_account: billing_account(),
+        at: at(10_000),
+    }
+}
+
+fn priced(revision: u32, lines: &[&str], discount: i64) -> QuoteEvent {
+    QuoteEvent::QuotePriced {
+        price: Box::new(price(revision, lines, percent(discount))),
+        at: T0,
+    }
+}
+
+fn with(
+    mut events: Vec<QuoteEvent>,
+    more: impl IntoIterator<Item = QuoteEvent>,
+) -> Vec<QuoteEvent> {
+    events.extend(more);
+    events
+}
+
+fn created_with_line() -> Vec<QuoteEvent> {
+    vec![
+        quote_created(),
+        QuoteEvent::LineAdded {
+            revision: 1,
+            line: line("l1"),
+            at: T0,
+        },
+    ]
+}
+
+#[test]
+fn a_quote_is_created_with_its_customer_snapshot_and_catalog_version() {
+    Given::<QuoteDecider>::nothing()
+        .when(QuoteCommand::Create {
+            quote_id: quote_id(),
+            tenant_id: tenant(),
+            customer: customer(),
+            catalog_version: "catalog-2024.06".to_owned(),
+            at: T0,
+        })
+        .then(vec![quote_created()]);
+}
+
+#[test]
+fn creating_a_quote_twice_is_refused() {
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::Create {
+            quote_id: quote_id(),
+            tenant_id: tenant(),
+            customer: customer(),
+            catalog_version: "x".to_owned(),
+            at: T0,
+        })
+        .then_err(QuoteError::AlreadyCreated);
+}
+
+#[test]
+fn a_quote_that_does_not_exist_refuses_every_other_command() {
+    Given::<QuoteDecider>::nothing()
+        .when(QuoteCommand::AddLine {
+            line: line("l1"),
+            at: T0,
+        })
+        .then_err(QuoteError::NotCreated);
+}
+
+#[test]
+fn a_line_added_before_pricing_stays_in_the_current_revision() {
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::AddLine {
+            line: line("l1"),
+            at: T0,
+        })
+        .then(vec![QuoteEvent::LineAdded {
+            revision: 1,
+            line: line("l1"),
+            at: T0,
+        }]);
+}
+
+#[test]
+fn adding_a_line_whose_id_exists_is_refused() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::AddLine {
+            line: line("l1"),
+            at: T0,
+        })
+        .then_err(QuoteError::LineAlreadyExists);
+}
+
+#[test]
+fn a_line_needs_a_positive_quantity_and_term() {
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::AddLine {
+            line: QuoteLine {
+                quantity: 0,
+                ..line("l1")
+            },
+            at: T0,
+        })
+        .then_err(QuoteError::InvalidQuantity);
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::AddLine {
+            line: QuoteLine {
+                term_months: 0,
+                ..line("l1")
+            },
+            at: T0,
+        })
+        .then_err(QuoteError::InvalidTerm);
+}
+
+#[test]
+fn changing_a_line_to_its_current_configuration_changes_nothing() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::ChangeLine {
+            line: line("l1"),
+            at: T0,
+        })
+        .then_nothing();
+}
+
+#[test]
+fn changing_or_removing_an_unknown_line_is_refused() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::ChangeLine {
+            line: line("l9"),
+            at: T0,
+        })
+        .then_err(QuoteError::LineNotFound);
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::RemoveLine {
+            line_id: line_id("l9"),
+            at: T0,
+        })
+        .then_err(QuoteError::LineNotFound);
+}
+
+#[test]
+fn a_line_change_after_pricing_starts_a_new_revision() {
+    let priced_quote = with(created_with_line(), [priced(1, &["l1"], 5)]);
+    let bigger = QuoteLine {
+        quantity: 2,
+        ..line("l1")
+    };
+    Given::<QuoteDecider>::events(priced_quote.clone())
+        .when(QuoteCommand::ChangeLine {
+            line: bigger.clone(),
+            at: at(1),
+        })
+        .then(vec![
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(1),
+            },
+            QuoteEvent::LineChanged {
+                revision: 2,
+                line: bigger,
+                at: at(1),
+            },
+        ]);
+    Given::<QuoteDecider>::events(priced_quote.clone())
+        .when(QuoteCommand::AddLine {
+            line: line("l2"),
+            at: at(1),
+        })
+        .then(vec![
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(1),
+            },
+            QuoteEvent::LineAdded {
+                revision: 2,
+                line: line("l2"),
+                at: at(1),
+            },
+        ]);
+    Given::<QuoteDecider>::events(priced_quote)
+        .when(QuoteCommand::RemoveLine {
+            line_id: line_id("l1"),
+            at: at(1),
+        })
+        .then(vec![
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(1),
+            },
+            QuoteEvent::LineRemoved {
+                revision: 2,
+                line_id: line_id("l1"),
+                at: at(1),
+            },
+        ]);
+}
+
+#[test]
+fn a_new_revision_invalidates_price_approval_and_proposal() {
+    let history = with(
+        created_with_line(),
+        [
+            priced(1, &["l1"], 20),
+            QuoteEvent::ApprovalRequired {
+                revision: 1,
+                reason: approval_policy()
+                    .approval_needed(&customer().segment, percent(20))
+                    .expect("20% exceeds the smb threshold"),
+                at: T0,
+            },
+            QuoteEvent::ApprovalGranted {
+                revision: 1,
+                approver: "boss".to_owned(),
+                at: T0,
+            },
+            QuoteEvent::ProposalGenerated {
+                revision: 1,
+                artifact: proposal("art-1"),
+                at: T0,
+            },
+        ],
+    );
+    let state = Given::<QuoteDecider>::events(history)
+        .when(QuoteCommand::AddLine {
+            line: line("l2"),
+            at: at(1),
+        })
+        .then(vec![
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(1),
+            },
+            QuoteEvent::LineAdded {
+                revision: 2,
+                line: line("l2"),
+                at: at(1),
+            },
+        ]);
+    let QuoteState::Open(quote) = state else {
+        panic!("quote should stay open")
+    };
+    assert_eq!(quote.current_price(), None);
+    assert_eq!(quote.current_proposal(), None);
+    assert_eq!(quote.approval, Approval::NotRequired);
+}
+
+#[test]
+fn pricing_a_quote_without_lines_is_refused() {
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::Price {
+            price: price(1, &[], percent(0)),
+            policy: approval_policy(),
+            at: T0,
+        })
+        .then_err(QuoteError::NoLines);
+}
+
+#[test]
+fn pricing_with_a_result_for_another_revision_is_refused() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Price {
+            price: price(2, &["l1"], percent(0)),
+            policy: approval_policy(),
+            at: T0,
+        })
+        .then_err(QuoteError::PriceForAnotherRevision);
+}
+
+#[test]
+fn a_price_that_does_not_cover_exactly_the_lines_is_refused() {
+    for lines in [&["l2"][..], &["l1", "l2"][..], &["l1", "l1"][..]] {
+        Given::<QuoteDecider>::events(created_with_line())
+            .when(QuoteCommand::Price {
+                price: price(1, lines, percent(0)),
+                policy: approval_policy(),
+                at: T0,
+            })
+            .then_err(QuoteError::PriceDoesNotCoverLines);
+    }
+}
+
+#[test]
+fn a_price_with_an_empty_validity_window_is_refused() {
+    let empty = PriceResult {
+        valid_until: T0,
+        ..price(1, &["l1"], percent(0))
+    };
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Price {
+            price: empty,
+            policy: approval_policy(),
+            at: T0,
+        })
+        .then_err(QuoteError::InvalidValidityWindow);
+}
+
+#[test]
+fn a_price_already_past_its_validity_is_refused() {
+    let late = T0.plus_millis(PRICE_VALIDITY_MS);
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Price {
+            price: price(1, &["l1"], percent(0)),
+            policy: approval_policy(),
+            at: late,
+        })
+        .then_err(QuoteError::PriceStale);
+}
+
+#[test]
+fn a_discount_over_the_segment_threshold_requires_approval() {
+    let reason = ApprovalReason {
+        segment: customer().segment,
+        discount: percent(20),
+        threshold: percent(15),
+        policy_version: "approval-v2".to_owned(),
+    };
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Price {
+            price: price(1, &["l1"], percent(20)),
+            policy: approval_policy(),
+            at: T0,
+        })
+        .then(vec![
+            priced(1, &["l1"], 20),
+            QuoteEvent::ApprovalRequired {
+                revision: 1,
+                reason,
+                at: T0,
+            },
+        ]);
+}
+
+#[test]
+fn a_discount_within_the_segment_threshold_needs_no_approval() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Price {
+            price: price(1, &["l1"], percent(15)),
+            policy: approval_policy(),
+            at: T0,
+        })
+        .then(vec![priced(1, &["l1"], 15)]);
+}
+
+#[test]
+fn a_segment_without_its_own_threshold_uses_the_default() {
+    let policy = approval_policy();
+    let other = crate::ids::Segment::new("consumer");
+    assert!(policy.approval_needed(&other, percent(11)).is_some());
+    assert!(policy.approval_needed(&other, percent(10)).is_none());
+}
+
+fn awaiting_approval() -> Vec<QuoteEvent> {
+    let reason = approval_policy().approval_needed(&customer().segment, percent(20));
+    with(
+        created_with_line(),
+        [priced(1, &["l1"], 20)]
+            .into_iter()
+            .chain(reason.map(|reason| QuoteEvent::ApprovalRequired {
+                revision: 1,
+                reason,
+                at: T0,
+            })),
+    )
+}
+
+#[test]
+fn a_pending_approval_can_be_granted_or_rejected() {
+    Given::<QuoteDecider>::events(awaiting_approval())
+        .when(QuoteCommand::Approve {
+            approver: "boss".to_owned(),
+            at: at(1),
+        })
+        .then(vec![QuoteEvent::ApprovalGranted {
+            revision: 1,
+            approver: "boss".to_owned(),
+            at: at(1),
+        }]);
+    Given::<QuoteDecider>::events(awaiting_approval())
+        .when(QuoteCommand::RejectApproval {
+            approver: "boss".to_owned(),
+            reason: "too deep".to_owned(),
+            at: at(1),
+        })
+        .then(vec![QuoteEvent::ApprovalRejected {
+            revision: 1,
+            approver: "boss".to_owned(),
+            reason: "too deep".to_owned(),
+            at: at(1),
+        }]);
+}
+
+#[test]
+fn deciding_an_approval_that_is_not_pending_is_refused() {
+    Given::<QuoteDecider>::events(with(created_with_line(), [priced(1, &["l1"], 5)]))
+        .when(QuoteCommand::Approve {
+            approver: "boss".to_owned(),
+            at: at(1),
+        })
+        .then_err(QuoteError::ApprovalNotPending);
+}
+
+#[test]
+fn a_proposal_for_another_revision_is_refused() {
+    Given::<QuoteDecider>::events(with(created_with_line(), [priced(1, &["l1"], 5)]))
+        .when(QuoteCommand::RecordProposal {
+            revision: 2,
+            artifact: proposal("art-1"),
+            at: at(1),
+        })
+        .then_err(QuoteError::ProposalForAnotherRevision);
+}
+
+#[test]
+fn a_proposal_needs_a_current_price_and_a_settled_approval() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(1),
+        })
+        .then_err(QuoteError::PriceMissing);
+    Given::<QuoteDecider>::events(awaiting_approval())
+        .when(QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(1),
+        })
+        .then_err(QuoteError::ApprovalMissing);
+}
+
+#[test]
+fn an_accepted_quote_carries_the_evidence_the_order_is_captured_from() {
+    let state = Given::<QuoteDecider>::events(quote_ready_to_accept())
+        .when(accept())
+        .then(vec![QuoteEvent::QuoteAccepted {
+            quote_id: quote_id(),
+            tenant_id: tenant(),
+            revision: 1,
+            customer_id: customer().customer_id,
+            billing_account: billing_account(),
+            price_input_hash: "price-input-r1".to_owned(),
+            signed_artifact_hash: "art-1".to_owned(),
+            lines: vec![accepted_line("l1")],
+            at: at(10_000),
+        }]);
+    assert!(QuoteDecider::is_terminal(&state));
+}
+
+#[test]
+fn accept_is_refused_when_the_price_is_missing() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(accept())
+        .then_err(QuoteError::PriceMissing);
+}
+
+#[test]
+fn accept_is_refused_when_the_price_is_stale() {
+    let late = QuoteCommand::Accept {
+        billing_account: BillingAccountId::new("ba-1"),
+        at: T0.plus_millis(PRICE_VALIDITY_MS),
+    };
+    Given::<QuoteDecider>::events(quote_ready_to_accept())
+        .when(late)
+        .then_err(QuoteError::PriceStale);
+}
+
+#[test]
+fn accept_is_refused_when_the_price_is_for_another_revision() {
+    let history = with(
+        quote_ready_to_accept(),
+        [
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(6_000),
+            },
+            QuoteEvent::LineAdded {
+                revision: 2,
+                line: line("l2"),
+                at: at(6_000),
+            },
+        ],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::PriceForAnotherRevision);
+}
+
+#[test]
+fn accept_is_refused_when_approval_is_required_and_missing() {
+    Given::<QuoteDecider>::events(awaiting_approval())
+        .when(accept())
+        .then_err(QuoteError::ApprovalMissing);
+}
+
+#[test]
+fn accept_is_refused_when_approval_was_rejected() {
+    let history = with(
+        awaiting_approval(),
+        [QuoteEvent::ApprovalRejected {
+            revision: 1,
+            approver: "boss".to_owned(),
+            reason: "no".to_owned(),
+            at: T0,
+        }],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::ApprovalRejected);
+}
+
+#[test]
+fn accept_is_refused_when_the_signature_is_missing() {
+    let mut history = quote_ready_to_accept();
+    history.pop();
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::SignatureMissing);
+}
+
+#[test]
+fn accept_is_refused_when_the_signature_is_for_another_artifact() {
+    let history = with(
+        quote_ready_to_accept(),
+        [QuoteEvent::SignatureRecorded {
+            revision: 1,
+            signature: signature("art-other"),
+            at: at(6_000),
+        }],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::SignatureForAnotherArtifact);
+}
+
+#[test]
+fn accept_is_refused_when_the_signature_is_for_another_revision() {
+    let history = with(
+        quote_ready_to_accept(),
+        [
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(6_000),
+            },
+            QuoteEvent::LineAdded {
+                revision: 2,
+                line: line("l2"),
+                at: at(6_000),
+            },
+            priced(2, &["l1", "l2"], 5),
+            QuoteEvent::ProposalGenerated {
+                revision: 2,
+                artifact: proposal("art-2"),
+                at: at(7_000),
+            },
+            QuoteEvent::SignatureRecorded {
+                revision: 1,
+                signature: signature("art-2"),
+                at: at(8_000),
+            },
+        ],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::SignatureForAnotherRevision);
+}
+
+#[test]
+fn accept_is_refused_when_no_proposal_renders_the_current_revision() {
+    let history = vec![
+        quote_created(),
+        QuoteEvent::LineAdded {
+            revision: 1,
+            line: line("l1"),
+            at: T0,
+        },
+        priced(1, &["l1"], 5),
+        QuoteEvent::SignatureRecorded {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(5_000),
+        },
+    ];
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::ProposalMissing);
+}
+
+#[test]
+fn repricing_voids_the_proposal_and_the_signature() {
+    let history = with(quote_ready_to_accept(), [priced(1, &["l1"], 6)]);
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::SignatureMissing);
+}
+
+#[test]
+fn accept_is_refused_when_customer_drift_is_unresolved() {
+    let history = with(
+        quote_ready_to_accept(),
+        [QuoteEvent::CustomerDriftReported {
+            observed: customer_in_enterprise_segment(),
+            at: at(6_000),
+        }],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::CustomerDriftUnresolved);
+}
+
+#[test]
+fn accept_is_refused_when_the_quote_is_expired() {
+    let history = with(
+        quote_ready_to_accept(),
+        [QuoteEvent::QuoteExpired { at: at(6_000) }],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::Expired);
+}
+
+#[test]
+fn accept_is_refused_when_the_quote_is_withdrawn() {
+    let history = with(
+        quote_ready_to_accept(),
+        [QuoteEvent::QuoteWithdrawn {
+            reason: "customer left".to_owned(),
+            at: at(6_000),
+        }],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(accept())
+        .then_err(QuoteError::Withdrawn);
+}
+
+#[test]
+fn an_accepted_quote_no_longer_changes() {
+    let accepted = QuoteDecider::decide(
+        &crate::decider::fold::<QuoteDecider, _>(&quote_ready_to_accept()),
+        &accept(),
+    )
+    .expect("a ready quote is accepted");
+    Given::<QuoteDecider>::events(with(quote_ready_to_accept(), accepted))
+        .when(QuoteCommand::Withdraw {
+            reason: "late".to_owned(),
+            at: at(20_000),
+        })
+        .then_err(QuoteError::AlreadyAccepted);
+}
+
+#[test]
+fn an_open_quote_can_expire_or_be_withdrawn() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Expire { at: at(1) })
+        .then(vec![QuoteEvent::QuoteExpired { at: at(1) }]);
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Withdraw {
+            reason: "lost".to_owned(),
+            at: at(1),
+        })
+        .then(vec![QuoteEvent::QuoteWithdrawn {
+            reason: "lost".to_owned(),
+            at: at(1),
+        }]);
+}
+
+#[test]
+fn customer_drift_is_recorded_without_changing_the_snapshot() {
+    let state = Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::ReportCustomerDrift {
+            observed: customer_in_enterprise_segment(),
+            at: at(1),
+        })
+        .then(vec![QuoteEvent::CustomerDriftReported {
+            observed: customer_in_enterprise_segment(),
+            at: at(1),
+        }]);
+    let QuoteState::Open(quote) = state else {
+        panic!("quote should stay open")
+    };
+    assert_eq!(quote.customer, customer());
+    assert_eq!(quote.drift, Some(customer_in_enterprise_segment()));
+}
+
+#[test]
+fn a_snapshot_without_new_facts_or_an_already_reported_drift_changes_nothing() {
+    let fresh_read = CustomerSnapshot {
+        taken_at: at(9),
+        ..customer()
+    };
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::ReportCustomerDrift {
+            observed: fresh_read,
+            at: at(1),
+        })
+        .then_nothing();
+    let drifted = with(
+        created_with_line(),
+        [QuoteEvent::CustomerDriftReported {
+            observed: customer_in_enterprise_segment(),
+            at: at(1),
+        }],
+    );
+    Given::<QuoteDecider>::events(drifted)
+        .when(QuoteCommand::ReportCustomerDrift {
+            observed: customer_in_enterprise_segment(),
+            at: at(2),
+        })
+        .then_nothing();
+}
+
+#[test]
+fn a_snapshot_of_another_customer_is_refused() {
+    let stranger = CustomerSnapshot {
+        customer_id: crate::ids::CustomerId::new("c2"),
+        ..customer()
+    };
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::ReportCustomerDrift {
+            observed: stranger,
+            at: at(1),
+        })
+        .then_err(QuoteError::CustomerMismatch);
+}
+
+#[test]
+fn revalidating_a_priced_quote_adopts_the_snapshot_in_a_new_revision() {
+    let history = with(
+        quote_ready_to_accept(),
+        [QuoteEvent::CustomerDriftReported {
+            observed: customer_in_enterprise_segment(),
+            at: at(6_000),
+        }],
+    );
+    Given::<QuoteDecider>::events(history)
+        .when(QuoteCommand::Revalidate {
+            customer: customer_in_enterprise_segment(),
+            at: at(7_000),
+        })
+        .then(vec![
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(7_000),
+            },
+            QuoteEvent::CustomerRevalidated {
+                customer: customer_in_enterprise_segment(),
+                at: at(7_000),
+            },
+        ]);
+}
+
+#[test]
+fn revalidating_without_reported_drift_is_refused() {
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::Revalidate {
+            customer: customer(),
+            at: at(1),
+        })
+        .then_err(QuoteError::NoDriftToRevalidate);
+}
+
+#[test]
+fn every_rule_has_a_distinct_stable_name() {
+    use crate::decider::RuleViolation;
+    let errors = [
+        QuoteError::PriceMissing,
+        QuoteError::PriceStale,
+        QuoteError::PriceForAnotherRevision,
+        QuoteError::ApprovalMissing,
+        QuoteError::SignatureMissing,
+        QuoteError::SignatureForAnotherArtifact,
+        QuoteError::SignatureForAnotherRevision,
+        QuoteError::CustomerDriftUnresolved,
+        QuoteError::Expired,
+        QuoteError::Withdrawn,
+    ];
+    let names: std::collections::BTreeSet<&str> = errors.iter().map(RuleViolation::rule).collect();
+    assert_eq!(names.len(), errors.len());
+    assert_eq!(QuoteError::PriceStale.rule(), "price_stale");
+}

@@ -1,0 +1,312 @@
+//! The fulfillment policy: each reaction, and determinism of the issued commands.
+
+use domain::decider::{fold, Decider};
+use domain::handoff::{HandoffCommand, HandoffEvent};
+use domain::idempotency::{derive_id, Purpose};
+use domain::ids::{handoff_stream, order_stream, OrderId};
+use domain::order::{OrderCommand, OrderDecider, OrderEvent, Resolution, Step};
+use domain::outcome::{FalloutReason, ObservationSource, OutcomeClass};
+use domain::policy::{react, IssuedCommand, PolicyCommand, PolicyInput, TriggerEvent};
+use domain::quote::{QuoteCommand, QuoteDecider};
+use domain::testing::fixtures::*;
+
+fn input(event: TriggerEvent<'_>) -> PolicyInput<'_> {
+    PolicyInput {
+        event_id: "01EVENT",
+        stream_id: "order-o1",
+        recorded_at: at(99),
+        event,
+    }
+}
+
+fn order_commands(commands: &[PolicyCommand]) -> Vec<&OrderCommand> {
+    commands
+        .iter()
+        .filter_map(|c| match &c.command {
+            IssuedCommand::Order(command) => Some(command),
+            IssuedCommand::Handoff(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_accepted_quote_captures_an_order_with_an_id_derived_from_the_event() {
+    let accept = QuoteCommand::Accept {
+        billing_account: billing_account(),
+        at: at(10_000),
+    };
+    let accepted =
+        QuoteDecider::decide(&fold::<QuoteDecider, _>(&quote_ready_to_accept()), &accept)
+            .expect("the quote is ready");
+    let event = accepted.first().expect("one event");
+    let commands = react(&input(TriggerEvent::Quote(event)));
+    let order_id = OrderId::new(derive_id("01EVENT", "order"));
+    let [PolicyCommand {
+        stream_id,
+        command:
+            IssuedCommand::Order(OrderCommand::Capture {
+                order_id: id,
+                lines,
+                evidence,
+                ..
+            }),
+        ..
+    }] = commands.as_slice()
+    else {
+        panic!("expected one capture, got {commands:?}");
+    };
+    assert_eq!(stream_id, &order_stream(&order_id));
+    assert_eq!(id, &order_id);
+    assert_eq!(lines, &vec![accepted_line("l1")]);
+    assert_eq!(evidence, &quote_evidence());
+}
+
+#[test]
+fn running_the_policy_twice_on_one_event_issues_identical_commands() {
+    let event = order_captured(&["l1", "l2"]);
+    let first = react(&input(TriggerEvent::Order(&event)));
+    let second = react(&input(TriggerEvent::Order(&event)));
+    assert_eq!(first, second);
+    let ids: std::collections::BTreeSet<&str> =
+        first.iter().map(|c| c.command_id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        first.len(),
+        "each command of one event has its own id"
+    );
+}
+
+#[test]
+fn a_captured_order_requests_every_line_reservation() {
+    let event = order_captured(&["l1", "l2"]);
+    let commands = react(&input(TriggerEvent::Order(&event)));
+    assert_eq!(
+        order_commands(&commands),
+        [
+            &OrderCommand::RequestStep {
+                line_id: line_id("l1"),
+                step: Step::Reservation,
+                at: at(99)
+            },
+            &OrderCommand::RequestStep {
+                line_id: line_id("l2"),
+                step: Step::Reservation,
+                at: at(99)
+            },
+        ]
+    );
+    assert!(commands.iter().all(|c| c.stream_id == "order-o1"));
+}
+
+#[test]
+fn a_requested_step_opens_its_handoff_with_the_business_key() {
+    let state = fold::<OrderDecider, _>(&[order_captured(&["l1"])]);
+    let command = OrderCommand::RequestStep {
+        line_id: line_id("l1"),
+        step: Step::Reservation,
+        at: at(1),
+    };
+    let events = OrderDecider::decide(&state, &command).expect("first step");
+    let event = events.first().expect("one event");
+    let commands = react(&input(TriggerEvent::Order(event)));
+    let reserve = subject("l1", Purpose::Reserve, 1);
+    let [PolicyCommand {
+        stream_id,
+        command: IssuedCommand::Handoff(HandoffCommand::Request { subject, .. }),
+        ..
+    }] = commands.as_slice()
+    else {
+        panic!("expected one handoff request, got {commands:?}");
+    };
+    assert_eq!(stream_id, &handoff_stream(&reserve.handoff_id()));
+    assert_eq!(subject, &reserve);
+}
+
+#[test]
+fn a_succeeded_step_requests_the_next_one_and_billing_ends_the_plan() {
+    let succeeded = |step| OrderEvent::StepSucceeded {
+        line_id: line_id("l1"),
+        step,
+        handoff_id: subject("l1", Purpose::Reserve, 1).handoff_id(),
+        attempt: 1,
+        external_reference: None,
+        at: at(1),
+    };
+    let reserved = succeeded(Step::Reservation);
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Order(&reserved)))),
+        [&OrderCommand::RequestStep {
+            line_id: line_id("l1"),
+            step: Step::Provisioning,
+            at: at(99)
+        }]
+    );
+    let provisioned = succeeded(Step::Provisioning);
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Order(&provisioned)))),
+        [&OrderCommand::RequestStep {
+            line_id: line_id("l1"),
+            step: Step::BillingActivation,
+            at: at(99)
+        }]
+    );
+    let billed = succeeded(Step::BillingActivation);
+    assert!(react(&input(TriggerEvent::Order(&billed))).is_empty());
+}
+
+#[test]
+fn the_last_line_settling_completes_the_order() {
+    let last = OrderEvent::LineActivated {
+        line_id: line_id("l1"),
+        lines_open: 0,
+        at: at(1),
+    };
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Order(&last)))),
+        [&OrderCommand::Complete { at: at(99) }]
+    );
+    let not_last = OrderEvent::LineActivated {
+        line_id: line_id("l1"),
+        lines_open: 1,
+        at: at(1),
+    };
+    assert!(react(&input(TriggerEvent::Order(&not_last))).is_empty());
+}
+
+#[test]
+fn a_handoff_success_is_recorded_on_its_order_line() {
+    let reserve = subject("l1", Purpose::Reserve, 1);
+    let observation = observation(
+        &reserve,
+        OutcomeClass::Succeeded,
+        ObservationSource::Callback,
+    );
+    let event = HandoffEvent::HandoffSucceeded {
+        subject: reserve.clone(),
+        observation,
+    };
+    let commands = react(&input(TriggerEvent::Handoff(&event)));
+    assert_eq!(
+        commands.first().map(|c| c.stream_id.clone()),
+        Some(order_stream(&order_id()))
+    );
+    assert_eq!(
+        order_commands(&commands),
+        [&OrderCommand::RecordStepSucceeded {
+            line_id: line_id("l1"),
+            handoff_id: reserve.handoff_id(),
+            attempt: 1,
+            external_reference: Some("ext-1".to_owned()),
+            at: at(99),
+        }]
+    );
+}
+
+#[test]
+fn a_rejected_handoff_raises_fallout_on_its_order_line() {
+    let reserve = subject("l1", Purpose::Reserve, 1);
+    let event = HandoffEvent::HandoffRejected {
+        subject: reserve.clone(),
+        reason: FalloutReason::ValidationRejected,
+        observation: observation(
+            &reserve,
+            OutcomeClass::ValidationRejected,
+            ObservationSource::Callback,
+        ),
+    };
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Handoff(&event)))),
+        [&OrderCommand::RaiseFallout {
+            line_id: line_id("l1"),
+            handoff_id: reserve.handoff_id(),
+            attempt: 1,
+            reason: FalloutReason::ValidationRejected,
+            at: at(99),
+        }]
+    );
+}
+
+#[test]
+fn unknown_outcomes_local_impossible_fallout_and_compensations_issue_nothing() {
+    let reserve = subject("l1", Purpose::Reserve, 1);
+    let unknown = HandoffEvent::HandoffOutcomeUnknown {
+        observation: observation(&reserve, OutcomeClass::Unknown, ObservationSource::Dispatch),
+    };
+    let impossible = HandoffEvent::HandoffFalloutRaised {
+        subject: reserve,
+        reason: FalloutReason::LocalImpossible,
+        observation: None,
+        at: at(1),
+    };
+    let release = subject("l1", Purpose::Release, 1);
+    let released = HandoffEvent::HandoffSucceeded {
+        subject: release.clone(),
+        observation: observation(
+            &release,
+            OutcomeClass::Succeeded,
+            ObservationSource::Callback,
+        ),
+    };
+    for event in [unknown, impossible, released] {
+        assert!(
+            react(&input(TriggerEvent::Handoff(&event))).is_empty(),
+            "{event:?}"
+        );
+    }
+}
+
+#[test]
+fn a_resolved_line_fallout_resolves_its_handoff() {
+    let handoff_id = subject("l1", Purpose::Reserve, 1).handoff_id();
+    let event = OrderEvent::LineFalloutResolved {
+        line_id: line_id("l1"),
+        step: Step::Reservation,
+        handoff_id: handoff_id.clone(),
+        resolution: Resolution::NewAttempt,
+        operator: "ops".to_owned(),
+        at: at(1),
+    };
+    let commands = react(&input(TriggerEvent::Order(&event)));
+    let [PolicyCommand {
+        stream_id,
+        command: IssuedCommand::Handoff(HandoffCommand::Resolve { operator, .. }),
+        ..
+    }] = commands.as_slice()
+    else {
+        panic!("expected one resolve, got {commands:?}");
+    };
+    assert_eq!(stream_id, &handoff_stream(&handoff_id));
+    assert_eq!(operator, "ops");
+}
+
+#[test]
+fn a_cancelled_order_opens_its_compensation_handoffs() {
+    let history = [order_captured(&["l1"])];
+    let mut state = fold::<OrderDecider, _>(&history);
+    let mut last = Vec::new();
+    for command in [
+        OrderCommand::RequestStep {
+            line_id: line_id("l1"),
+            step: Step::Reservation,
+            at: at(1),
+        },
+        OrderCommand::Cancel {
+            reason: "changed mind".to_owned(),
+            at: at(2),
+        },
+    ] {
+        let decision = domain::run::<OrderDecider>(state, &command).expect("accepted");
+        state = decision.state;
+        last = decision.events;
+    }
+    let event = last.first().expect("cancellation");
+    let commands = react(&input(TriggerEvent::Order(event)));
+    let release = subject("l1", Purpose::Release, 1);
+    assert_eq!(
+        commands
+            .iter()
+            .map(|c| c.stream_id.clone())
+            .collect::<Vec<_>>(),
+        [handoff_stream(&release.handoff_id())]
+    );
+}
