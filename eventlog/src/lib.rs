@@ -37,6 +37,7 @@ log.close().await;
 #![deny(missing_docs)]
 
 pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
+pub use codec::{decode_payload, encode_payload, CodecError};
 pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore};
 #[cfg(feature = "fault-injection")]
 pub use config::FaultPlan;
@@ -49,6 +50,7 @@ pub use verify::{verify_dir, Problem, VerifyError, VerifyReport};
 
 mod append;
 mod checkpoint;
+pub mod codec;
 mod config;
 mod error;
 pub mod keyspace;

@@ -12,6 +12,7 @@ use crate::config::{Durability, LogConfig};
 use crate::error::{AppendError, LogError};
 use crate::keyspace;
 use crate::record::{
+    Hash,
     RecordedEvent, MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_PAYLOAD_BYTES,
     MAX_STREAM_ID_LEN,
 };
@@ -350,13 +351,13 @@ impl EventLog {
         Ok(0)
     }
 
-    /// The outcome recorded for an idempotency key, if the key was used.
-    pub fn idempotency_outcome(&self, key: &str) -> Result<Option<AppendOutcome>, LogError> {
+    /// The request hash and outcome recorded for an idempotency key, if the
+    /// key was used (and its append is durable).
+    pub fn idempotency_record(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
         let stored = self.shared.tree.get(keyspace::idempotency_key(key))?;
         Ok(stored
             .and_then(|bytes| AppendOutcome::from_bytes(&bytes))
-            .map(|(_, outcome)| outcome)
-            .filter(|o| o.last_position < self.next_position()))
+            .filter(|(_, o)| o.last_position < self.next_position()))
     }
 
     /// A subscription that delivers every event from `from` on: first the

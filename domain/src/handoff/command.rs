@@ -6,7 +6,7 @@ use crate::ids::Timestamp;
 use crate::outcome::Observation;
 
 /// A request to change a handoff.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum HandoffCommand {
     /// Open the handoff for a subject with the request it will send.
     Request {

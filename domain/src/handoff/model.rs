@@ -119,7 +119,7 @@ impl HandoffRequest {
 
 /// The capped exponential backoff for technical retries, supplied with each
 /// observation so the policy can change without touching history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RetryPolicy {
     /// The delay before the first retry, in milliseconds.
     pub base_ms: u64,

@@ -6,7 +6,7 @@ use crate::outcome::FalloutReason;
 use crate::quote::AcceptedLine;
 
 /// A request to change an order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum OrderCommand {
     /// Capture an order from an accepted quote's evidence.
     Capture {

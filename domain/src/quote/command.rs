@@ -6,7 +6,7 @@ use super::model::{
 use crate::ids::{BillingAccountId, LineId, QuoteId, TenantId, Timestamp};
 
 /// A request to change a quote.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum QuoteCommand {
     /// Open a quote for a customer snapshot against a catalog version.
     Create {

@@ -139,7 +139,7 @@ impl PriceResult {
 
 /// The approval rule, supplied with the pricing command: a discount above the
 /// segment's threshold needs a human approval.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ApprovalPolicy {
     /// The version of the approval policy, recorded as evidence.
     pub policy_version: String,

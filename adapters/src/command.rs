@@ -1,0 +1,300 @@
+//! The command path: load a stream, fold it, decide, append with the
+//! expected version, and retry on a version conflict.
+//!
+//! It is written once and used by every caller that changes an aggregate.
+//! Every command carries a command id, used as the append's idempotency key
+//! (with the hash of the command as the request hash), so a retried command
+//! never appends twice: the first outcome is returned instead. Correlation
+//! and causation ids are stamped on every event (the causation of an event
+//! is the command id that produced it).
+
+use std::ops::RangeInclusive;
+
+use domain::decider::{Decider, DomainEvent, RuleViolation};
+use eventlog::{
+    decode_payload, encode_payload, AppendError, AppendRequest, EventLog, ExpectedVersion, Hash, Idempotency,
+    LogError, NewEvent, RecordedEvent,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Who asks, under which ids, and at which version they think the stream is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    /// Client-chosen id of this command; the idempotency key of its append.
+    pub command_id: String,
+    /// Tenant from the caller's credential.
+    pub tenant_id: String,
+    /// Correlation id shared by everything one user intent causes.
+    pub correlation_id: String,
+    /// Version the client saw; `None` lets the path retry on conflicts.
+    pub expected_version: Option<u64>,
+    /// Hash of the client's request; `None` hashes the command itself.
+    /// Callers whose commands carry server-assigned data (such as the time of
+    /// receipt) pass the hash of the client's input, so a retry matches.
+    pub request_hash: Option<Hash>,
+}
+
+impl CommandContext {
+    /// A context with no expected version and the command's own hash.
+    pub fn new(command_id: impl Into<String>, tenant_id: impl Into<String>, correlation_id: impl Into<String>) -> Self {
+        Self {
+            command_id: command_id.into(),
+            tenant_id: tenant_id.into(),
+            correlation_id: correlation_id.into(),
+            expected_version: None,
+            request_hash: None,
+        }
+    }
+}
+
+/// What a command did to its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// Stream version after the command.
+    pub stream_version: u64,
+    /// Positions of the events written; `None` when the command decided no event.
+    pub positions: Option<RangeInclusive<u64>>,
+    /// True when this command id was already executed: nothing new was written.
+    pub deduplicated: bool,
+    /// How many load-decide-append rounds it took (more than 1 after conflicts).
+    pub attempts: u32,
+}
+
+/// Why a command was not executed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// A business rule refused the command.
+    #[error("the command was refused: {source}")]
+    Rejected {
+        /// The domain's refusal.
+        #[source]
+        source: E,
+    },
+    /// The client's expected version is not the stream's version.
+    #[error("version conflict on {stream_id}: expected {expected}, actual {actual}")]
+    VersionConflict {
+        /// The stream.
+        stream_id: String,
+        /// What the client expected.
+        expected: u64,
+        /// The stream's version.
+        actual: u64,
+    },
+    /// The command id was already used for a different command.
+    #[error("command id {command_id} was already used for a different command")]
+    IdempotencyConflict {
+        /// The reused id.
+        command_id: String,
+    },
+    /// Concurrent writers kept winning; the command gave up.
+    #[error("gave up on {stream_id} after {attempts} conflicting attempts")]
+    Contention {
+        /// The stream.
+        stream_id: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A stored event of the stream does not decode.
+    #[error("event at position {position} does not decode: {message}")]
+    Corrupt {
+        /// Its position.
+        position: u64,
+        /// Why.
+        message: String,
+    },
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The append failed for a storage reason.
+    #[error(transparent)]
+    Append(AppendError),
+}
+
+impl<E: std::error::Error + RuleViolation + 'static> CommandError<E> {
+    /// The rule that refused the command, when a rule did.
+    pub fn rule(&self) -> Option<&'static str> {
+        match self {
+            Self::Rejected { source } => Some(source.rule()),
+            _ => None,
+        }
+    }
+}
+
+/// A folded stream: its state and version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<S> {
+    /// The state after every event.
+    pub state: S,
+    /// The stream's version (number of events).
+    pub version: u64,
+}
+
+/// The load-decide-append runner over one log.
+#[derive(Debug, Clone)]
+pub struct CommandPath {
+    log: EventLog,
+    max_attempts: u32,
+}
+
+impl CommandPath {
+    /// A path over `log` that retries a conflicting append up to 32 times,
+    /// backing off between attempts.
+    pub fn new(log: EventLog) -> Self {
+        Self { log, max_attempts: 32 }
+    }
+
+    /// The log this path writes to.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Folds a stream's events into the decider's state.
+    pub fn load<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D::State>, CommandError<D::Error>> {
+        let mut state = D::initial();
+        let mut version = 0;
+        for record in self.log.iter_stream(stream_id, 1) {
+            let record = record?;
+            let event: D::Event = decode(&record)?;
+            state = D::evolve(state, &event);
+            version = record.stream_version;
+        }
+        Ok(Loaded { state, version })
+    }
+
+    /// Executes `command` on `stream_id`: load, decide, append, retrying on
+    /// a version conflict unless the client named an expected version.
+    ///
+    /// # Errors
+    /// [`CommandError::Rejected`] when a rule refuses; the conflict variants
+    /// when the stream moved or the command id was reused.
+    pub async fn execute<D>(
+        &self,
+        stream_id: &str,
+        command: &D::Command,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, CommandError<D::Error>>
+    where
+        D: Decider,
+        D::Command: Serialize,
+        D::Error: 'static,
+    {
+        let request_hash = match context.request_hash {
+            Some(hash) => hash,
+            None => command_hash(stream_id, command)?,
+        };
+        if let Some((seen_hash, first)) = self.log.idempotency_record(&context.command_id)? {
+            if seen_hash != request_hash {
+                return Err(CommandError::IdempotencyConflict {
+                    command_id: context.command_id.clone(),
+                });
+            }
+            return Ok(outcome_of(first, 0));
+        }
+        for attempt in 1..=self.max_attempts {
+            let loaded = self.load::<D>(stream_id)?;
+            if let Some(expected) = context.expected_version {
+                if expected != loaded.version {
+                    return Err(CommandError::VersionConflict {
+                        stream_id: stream_id.to_owned(),
+                        expected,
+                        actual: loaded.version,
+                    });
+                }
+            }
+            let events = D::decide(&loaded.state, command).map_err(|source| CommandError::Rejected { source })?;
+            if events.is_empty() {
+                return Ok(CommandOutcome {
+                    stream_version: loaded.version,
+                    positions: None,
+                    deduplicated: false,
+                    attempts: attempt,
+                });
+            }
+            let new_events = events
+                .iter()
+                .map(|event| to_new_event(event, context))
+                .collect::<Result<Vec<_>, _>>()?;
+            let request = AppendRequest::new(stream_id, ExpectedVersion::Exact(loaded.version), new_events)
+                .idempotent(Idempotency::with_request_hash(&context.command_id, request_hash));
+            match self.log.append(request).await {
+                Ok(outcome) => return Ok(outcome_of(outcome, attempt)),
+                Err(AppendError::WrongExpectedVersion { actual, .. }) => {
+                    if let Some(expected) = context.expected_version {
+                        return Err(CommandError::VersionConflict {
+                            stream_id: stream_id.to_owned(),
+                            expected,
+                            actual,
+                        });
+                    }
+                    tracing::debug!(stream_id, attempt, "version conflict; reloading");
+                    tokio::time::sleep(backoff(attempt, &request_hash)).await;
+                }
+                Err(AppendError::IdempotencyConflict { .. }) => {
+                    return Err(CommandError::IdempotencyConflict {
+                        command_id: context.command_id.clone(),
+                    })
+                }
+                Err(other) => return Err(CommandError::Append(other)),
+            }
+        }
+        Err(CommandError::Contention {
+            stream_id: stream_id.to_owned(),
+            attempts: self.max_attempts,
+        })
+    }
+}
+
+/// Capped exponential backoff with jitter, so writers that lost the same
+/// race do not collide again in lockstep. The jitter comes from the request
+/// hash: deterministic per command, different across commands.
+fn backoff(attempt: u32, request_hash: &Hash) -> std::time::Duration {
+    let cap_us = 50u64 << attempt.min(6); // 100 us .. 3.2 ms
+    let jitter = u64::from(request_hash[usize::try_from(attempt).unwrap_or(0) % 32]);
+    std::time::Duration::from_micros(cap_us / 2 + (cap_us / 2) * jitter / 255)
+}
+
+fn outcome_of(outcome: eventlog::AppendOutcome, attempts: u32) -> CommandOutcome {
+    CommandOutcome {
+        stream_version: outcome.stream_version,
+        positions: Some(outcome.positions()),
+        deduplicated: outcome.deduplicated,
+        attempts,
+    }
+}
+
+/// sha256 over the stream id and the encoded command.
+fn command_hash<C: Serialize, E: std::error::Error>(stream_id: &str, command: &C) -> Result<Hash, CommandError<E>> {
+    let bytes = encode_payload(command).map_err(|e| CommandError::Corrupt {
+        position: 0,
+        message: format!("command does not encode: {e}"),
+    })?;
+    let mut hasher = Sha256::new();
+    hasher.update((stream_id.len() as u64).to_be_bytes());
+    hasher.update(stream_id.as_bytes());
+    hasher.update(&bytes);
+    Ok(hasher.finalize().into())
+}
+
+fn to_new_event<Ev: Serialize + DomainEvent, E: std::error::Error>(
+    event: &Ev,
+    context: &CommandContext,
+) -> Result<NewEvent, CommandError<E>> {
+    let payload = encode_payload(event).map_err(|e| CommandError::Corrupt {
+        position: 0,
+        message: format!("event does not encode: {e}"),
+    })?;
+    let mut new = NewEvent::new(event.event_type(), &context.tenant_id, &context.correlation_id, payload)
+        .caused_by(&context.command_id);
+    new.schema_version = event.schema_version();
+    Ok(new)
+}
+
+/// Decodes a stored domain event of any aggregate.
+pub fn decode<Ev: serde::de::DeserializeOwned, E: std::error::Error>(record: &RecordedEvent) -> Result<Ev, CommandError<E>> {
+    decode_payload(&record.payload).map_err(|e| CommandError::Corrupt {
+        position: record.position,
+        message: e.to_string(),
+    })
+}
