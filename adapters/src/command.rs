@@ -12,8 +12,8 @@ use std::ops::RangeInclusive;
 
 use domain::decider::{Decider, DomainEvent, RuleViolation};
 use eventlog::{
-    decode_payload, encode_payload, AppendError, AppendRequest, EventLog, ExpectedVersion, Hash, Idempotency,
-    LogError, NewEvent, RecordedEvent,
+    decode_payload, encode_payload, AppendError, AppendRequest, EventLog, ExpectedVersion, Hash,
+    Idempotency, LogError, NewEvent, RecordedEvent,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -37,7 +37,11 @@ pub struct CommandContext {
 
 impl CommandContext {
     /// A context with no expected version and the command's own hash.
-    pub fn new(command_id: impl Into<String>, tenant_id: impl Into<String>, correlation_id: impl Into<String>) -> Self {
+    pub fn new(
+        command_id: impl Into<String>,
+        tenant_id: impl Into<String>,
+        correlation_id: impl Into<String>,
+    ) -> Self {
         Self {
             command_id: command_id.into(),
             tenant_id: tenant_id.into(),
@@ -142,7 +146,10 @@ impl CommandPath {
     /// A path over `log` that retries a conflicting append up to 32 times,
     /// backing off between attempts.
     pub fn new(log: EventLog) -> Self {
-        Self { log, max_attempts: 32 }
+        Self {
+            log,
+            max_attempts: 32,
+        }
     }
 
     /// The log this path writes to.
@@ -151,7 +158,10 @@ impl CommandPath {
     }
 
     /// Folds a stream's events into the decider's state.
-    pub fn load<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D::State>, CommandError<D::Error>> {
+    pub fn load<D: Decider>(
+        &self,
+        stream_id: &str,
+    ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
         let mut state = D::initial();
         let mut version = 0;
         for record in self.log.iter_stream(stream_id, 1) {
@@ -203,7 +213,8 @@ impl CommandPath {
                     });
                 }
             }
-            let events = D::decide(&loaded.state, command).map_err(|source| CommandError::Rejected { source })?;
+            let events = D::decide(&loaded.state, command)
+                .map_err(|source| CommandError::Rejected { source })?;
             if events.is_empty() {
                 return Ok(CommandOutcome {
                     stream_version: loaded.version,
@@ -216,8 +227,15 @@ impl CommandPath {
                 .iter()
                 .map(|event| to_new_event(event, context))
                 .collect::<Result<Vec<_>, _>>()?;
-            let request = AppendRequest::new(stream_id, ExpectedVersion::Exact(loaded.version), new_events)
-                .idempotent(Idempotency::with_request_hash(&context.command_id, request_hash));
+            let request = AppendRequest::new(
+                stream_id,
+                ExpectedVersion::Exact(loaded.version),
+                new_events,
+            )
+            .idempotent(Idempotency::with_request_hash(
+                &context.command_id,
+                request_hash,
+            ));
             match self.log.append(request).await {
                 Ok(outcome) => return Ok(outcome_of(outcome, attempt)),
                 Err(AppendError::WrongExpectedVersion { actual, .. }) => {
@@ -265,7 +283,10 @@ fn outcome_of(outcome: eventlog::AppendOutcome, attempts: u32) -> CommandOutcome
 }
 
 /// sha256 over the stream id and the encoded command.
-fn command_hash<C: Serialize, E: std::error::Error>(stream_id: &str, command: &C) -> Result<Hash, CommandError<E>> {
+fn command_hash<C: Serialize, E: std::error::Error>(
+    stream_id: &str,
+    command: &C,
+) -> Result<Hash, CommandError<E>> {
     let bytes = encode_payload(command).map_err(|e| CommandError::Corrupt {
         position: 0,
         message: format!("command does not encode: {e}"),
@@ -285,14 +306,21 @@ fn to_new_event<Ev: Serialize + DomainEvent, E: std::error::Error>(
         position: 0,
         message: format!("event does not encode: {e}"),
     })?;
-    let mut new = NewEvent::new(event.event_type(), &context.tenant_id, &context.correlation_id, payload)
-        .caused_by(&context.command_id);
+    let mut new = NewEvent::new(
+        event.event_type(),
+        &context.tenant_id,
+        &context.correlation_id,
+        payload,
+    )
+    .caused_by(&context.command_id);
     new.schema_version = event.schema_version();
     Ok(new)
 }
 
 /// Decodes a stored domain event of any aggregate.
-pub fn decode<Ev: serde::de::DeserializeOwned, E: std::error::Error>(record: &RecordedEvent) -> Result<Ev, CommandError<E>> {
+pub fn decode<Ev: serde::de::DeserializeOwned, E: std::error::Error>(
+    record: &RecordedEvent,
+) -> Result<Ev, CommandError<E>> {
     decode_payload(&record.payload).map_err(|e| CommandError::Corrupt {
         position: record.position,
         message: e.to_string(),

@@ -5,9 +5,12 @@ use std::collections::BTreeSet;
 
 use adapters::command::decode;
 use adapters::{CommandContext, CommandError, CommandPath};
-use domain::quote::{QuoteCommand, QuoteError, QuoteEvent, QuoteState};
-use domain::testing::fixtures::{approval_policy, at, billing_account, customer, line, percent, price, proposal, quote_id, signature, tenant};
 use domain::ids::quote_stream;
+use domain::quote::{QuoteCommand, QuoteError, QuoteEvent, QuoteState};
+use domain::testing::fixtures::{
+    approval_policy, at, billing_account, customer, line, percent, price, proposal, quote_id,
+    signature, tenant,
+};
 use domain::QuoteDecider;
 use eventlog::{Durability, EventLog, LogConfig};
 
@@ -34,24 +37,51 @@ async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and
     let dir = tempfile::tempdir().unwrap();
     let path = CommandPath::new(open_log(dir.path()));
     let stream = quote_stream(&quote_id());
-    let commands = vec![
+    let commands = [
         create(),
-        QuoteCommand::AddLine { line: line("l1"), at: at(1) },
-        QuoteCommand::Price { price: price(1, &["l1"], percent(5)), policy: approval_policy(), at: at(2) },
-        QuoteCommand::RecordProposal { revision: 1, artifact: proposal("art-1"), at: at(1_000) },
-        QuoteCommand::RecordSignature { revision: 1, signature: signature("art-1"), at: at(5_000) },
-        QuoteCommand::Accept { billing_account: billing_account(), at: at(6_000) },
+        QuoteCommand::AddLine {
+            line: line("l1"),
+            at: at(1),
+        },
+        QuoteCommand::Price {
+            price: price(1, &["l1"], percent(5)),
+            policy: approval_policy(),
+            at: at(2),
+        },
+        QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(1_000),
+        },
+        QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(5_000),
+        },
+        QuoteCommand::Accept {
+            billing_account: billing_account(),
+            at: at(6_000),
+        },
     ];
     for (i, command) in commands.iter().enumerate() {
-        let outcome = path.execute::<QuoteDecider>(&stream, command, &ctx(&format!("cmd-{i}"))).await.unwrap();
+        let outcome = path
+            .execute::<QuoteDecider>(&stream, command, &ctx(&format!("cmd-{i}")))
+            .await
+            .unwrap();
         assert!(!outcome.deduplicated);
         assert_eq!(outcome.attempts, 1);
     }
     let loaded = path.load::<QuoteDecider>(&stream).unwrap();
-    assert!(matches!(loaded.state, QuoteState::Accepted { .. }), "{:?}", loaded.state);
+    assert!(
+        matches!(loaded.state, QuoteState::Accepted { .. }),
+        "{:?}",
+        loaded.state
+    );
     let records = path.log().read_stream(&stream, 1, 100).unwrap();
     assert_eq!(records.len() as u64, loaded.version);
-    assert!(records.iter().all(|r| r.correlation_id == "corr-1" && r.tenant_id == "tenant-1"));
+    assert!(records
+        .iter()
+        .all(|r| r.correlation_id == "corr-1" && r.tenant_id == "tenant-1"));
     assert_eq!(records[0].causation_id.as_deref(), Some("cmd-0"));
     assert_eq!(records[0].event_type, "QuoteCreated");
     let first: QuoteEvent = decode::<_, QuoteError>(&records[0]).unwrap();
@@ -64,8 +94,14 @@ async fn a_retried_command_returns_the_first_outcome_and_appends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = CommandPath::new(open_log(dir.path()));
     let stream = quote_stream(&quote_id());
-    let first = path.execute::<QuoteDecider>(&stream, &create(), &ctx("create-1")).await.unwrap();
-    let again = path.execute::<QuoteDecider>(&stream, &create(), &ctx("create-1")).await.unwrap();
+    let first = path
+        .execute::<QuoteDecider>(&stream, &create(), &ctx("create-1"))
+        .await
+        .unwrap();
+    let again = path
+        .execute::<QuoteDecider>(&stream, &create(), &ctx("create-1"))
+        .await
+        .unwrap();
     assert!(again.deduplicated);
     assert_eq!(again.positions, first.positions);
     assert_eq!(path.log().next_position(), 1);
@@ -77,14 +113,29 @@ async fn a_reused_command_id_for_another_command_is_an_idempotency_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let path = CommandPath::new(open_log(dir.path()));
     let stream = quote_stream(&quote_id());
-    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1")).await.unwrap();
-    path.execute::<QuoteDecider>(&stream, &QuoteCommand::AddLine { line: line("l1"), at: at(1) }, &ctx("c2"))
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
         .await
         .unwrap();
+    path.execute::<QuoteDecider>(
+        &stream,
+        &QuoteCommand::AddLine {
+            line: line("l1"),
+            at: at(1),
+        },
+        &ctx("c2"),
+    )
+    .await
+    .unwrap();
     // The same id for another command, on another stream: refused, nothing written.
     let other = quote_stream(&domain::ids::QuoteId::new("q-other"));
-    let err = path.execute::<QuoteDecider>(&other, &create(), &ctx("c2")).await.unwrap_err();
-    assert!(matches!(err, CommandError::IdempotencyConflict { ref command_id } if command_id == "c2"), "{err}");
+    let err = path
+        .execute::<QuoteDecider>(&other, &create(), &ctx("c2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::IdempotencyConflict { ref command_id } if command_id == "c2"),
+        "{err}"
+    );
     assert_eq!(path.log().stream_version(&other).unwrap(), 0);
     path.log().close().await;
 }
@@ -95,10 +146,20 @@ async fn a_refused_command_names_its_rule_and_writes_nothing() {
     let path = CommandPath::new(open_log(dir.path()));
     let stream = quote_stream(&quote_id());
     let err = path
-        .execute::<QuoteDecider>(&stream, &QuoteCommand::AddLine { line: line("l1"), at: at(1) }, &ctx("c1"))
+        .execute::<QuoteDecider>(
+            &stream,
+            &QuoteCommand::AddLine {
+                line: line("l1"),
+                at: at(1),
+            },
+            &ctx("c1"),
+        )
         .await
         .unwrap_err();
-    assert_eq!(err.rule(), Some(domain::RuleViolation::rule(&QuoteError::NotCreated)));
+    assert_eq!(
+        err.rule(),
+        Some(domain::RuleViolation::rule(&QuoteError::NotCreated))
+    );
     assert_eq!(path.log().next_position(), 0);
     path.log().close().await;
 }
@@ -108,14 +169,33 @@ async fn a_stale_expected_version_is_a_version_conflict_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = CommandPath::new(open_log(dir.path()));
     let stream = quote_stream(&quote_id());
-    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1")).await.unwrap();
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
+        .await
+        .unwrap();
     let mut context = ctx("c2");
     context.expected_version = Some(0);
     let err = path
-        .execute::<QuoteDecider>(&stream, &QuoteCommand::AddLine { line: line("l1"), at: at(1) }, &context)
+        .execute::<QuoteDecider>(
+            &stream,
+            &QuoteCommand::AddLine {
+                line: line("l1"),
+                at: at(1),
+            },
+            &context,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, CommandError::VersionConflict { expected: 0, actual: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CommandError::VersionConflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     path.log().close().await;
 }
 
@@ -124,7 +204,9 @@ async fn sixteen_concurrent_writers_to_one_quote_lose_no_update_and_duplicates_a
     let dir = tempfile::tempdir().unwrap();
     let path = CommandPath::new(open_log(dir.path()));
     let stream = quote_stream(&quote_id());
-    path.execute::<QuoteDecider>(&stream, &create(), &ctx("create")).await.unwrap();
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("create"))
+        .await
+        .unwrap();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
     let tasks: Vec<_> = (0..16)
         .map(|w| {
@@ -132,11 +214,20 @@ async fn sixteen_concurrent_writers_to_one_quote_lose_no_update_and_duplicates_a
             let stream = stream.clone();
             let barrier = barrier.clone();
             tokio::spawn(async move {
-                let command = QuoteCommand::AddLine { line: line(&format!("l{w}")), at: at(10) };
+                let command = QuoteCommand::AddLine {
+                    line: line(&format!("l{w}")),
+                    at: at(10),
+                };
                 barrier.wait().await;
-                let first = path.execute::<QuoteDecider>(&stream, &command, &ctx(&format!("add-{w}"))).await.unwrap();
+                let first = path
+                    .execute::<QuoteDecider>(&stream, &command, &ctx(&format!("add-{w}")))
+                    .await
+                    .unwrap();
                 // The client retries the same command (a lost response).
-                let retry = path.execute::<QuoteDecider>(&stream, &command, &ctx(&format!("add-{w}"))).await.unwrap();
+                let retry = path
+                    .execute::<QuoteDecider>(&stream, &command, &ctx(&format!("add-{w}")))
+                    .await
+                    .unwrap();
                 assert!(retry.deduplicated);
                 assert_eq!(retry.positions, first.positions);
                 first.attempts
@@ -148,10 +239,22 @@ async fn sixteen_concurrent_writers_to_one_quote_lose_no_update_and_duplicates_a
         attempts += t.await.unwrap();
     }
     let loaded = path.load::<QuoteDecider>(&stream).unwrap();
-    assert_eq!(loaded.version, 17, "one create and sixteen lines, each once");
-    let QuoteState::Open(quote) = &loaded.state else { panic!("{:?}", loaded.state) };
-    let lines: BTreeSet<_> = quote.lines.iter().map(|l| l.line_id.as_str().to_owned()).collect();
-    assert_eq!(lines, (0..16).map(|w| format!("l{w}")).collect::<BTreeSet<_>>());
+    assert_eq!(
+        loaded.version, 17,
+        "one create and sixteen lines, each once"
+    );
+    let QuoteState::Open(quote) = &loaded.state else {
+        panic!("{:?}", loaded.state)
+    };
+    let lines: BTreeSet<_> = quote
+        .lines
+        .iter()
+        .map(|l| l.line_id.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        lines,
+        (0..16).map(|w| format!("l{w}")).collect::<BTreeSet<_>>()
+    );
     eprintln!("16 writers needed {attempts} attempts in all");
     path.log().close().await;
 }

@@ -33,6 +33,8 @@ struct Row {
 }
 
 struct Args {
+    /// Internal: measure scan and verify of an existing log in this process.
+    measure: Option<String>,
     json: Option<String>,
     seconds: f64,
     events: u64,
@@ -40,6 +42,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        measure: None,
         json: None,
         seconds: 3.0,
         events: 1_000_000,
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--json" => args.json = Some(value("--json")?),
+            "--measure-scan" => args.measure = Some(value("--measure-scan")?),
             "--seconds" => {
                 args.seconds = value("--seconds")?
                     .parse()
@@ -277,66 +281,92 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Builds a log of `events` events (buffered, large batches), then measures
-/// a full scan and a full verify.
-fn scan_and_verify(events: u64, dir: &Path) -> (Row, Row) {
-    {
-        let log =
-            EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).expect("open");
-        let mut written = 0u64;
-        let mut versions = vec![0u64; 1000];
-        while written < events {
-            let stream = (written / 100 % 1000) as usize;
-            let count = 100.min(events - written);
-            let batch = (0..count).map(|k| event(written + k)).collect();
-            let request = AppendRequest::new(
-                format!("quote-{stream}"),
-                ExpectedVersion::Exact(versions[stream]),
-                batch,
-            );
-            versions[stream] = log.append_blocking(request).expect("append").stream_version;
-            written += count;
-        }
-        log.flush().expect("flush");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        rt.block_on(log.close());
+/// Builds a log of `events` events (buffered, large batches) in `dir`.
+fn build_log(events: u64, dir: &Path) {
+    let log = EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).expect("open");
+    let mut written = 0u64;
+    let mut versions = vec![0u64; 1000];
+    while written < events {
+        let stream = (written / 100 % 1000) as usize;
+        let count = 100.min(events - written);
+        let batch = (0..count).map(|k| event(written + k)).collect();
+        let request = AppendRequest::new(
+            format!("quote-{stream}"),
+            ExpectedVersion::Exact(versions[stream]),
+            batch,
+        );
+        versions[stream] = log.append_blocking(request).expect("append").stream_version;
+        written += count;
     }
-    let log = EventLog::open(LogConfig::new(dir)).expect("reopen");
+    log.flush().expect("flush");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(log.close());
+}
+
+/// In a fresh process (so peak RSS is the scan's own): a full scan, then a
+/// full verify, each printed as `name events_per_s peak_rss_mb`.
+fn measure_scan_and_verify(dir: &Path) {
+    let mut config = LogConfig::new(dir);
+    config.cache_capacity_bytes = 64 * 1024 * 1024;
+    let log = EventLog::open(config).expect("reopen");
+    let events = log.next_position();
     reset_peak_rss();
     let started = Instant::now();
     let mut count = 0u64;
-    let mut bytes = 0usize;
     for record in log.iter_all(0) {
         let record = record.expect("record");
-        bytes += record.payload.len();
+        assert_eq!(record.position, count);
         count += 1;
     }
     let scan_s = started.elapsed().as_secs_f64();
-    let scan_rss = peak_rss_mb();
     assert_eq!(count, events);
-    assert!(bytes > 0);
+    println!(
+        "scan_1m {} {}",
+        events as f64 / scan_s,
+        peak_rss_mb().unwrap_or(0.0)
+    );
     reset_peak_rss();
     let started = Instant::now();
     let report = log.verify(&mut |_| {}).expect("verify");
     let verify_s = started.elapsed().as_secs_f64();
     assert_eq!(report.events, events);
-    let verify_rss = peak_rss_mb();
-    (
-        Row {
-            name: "scan_1m".into(),
-            events_per_s: events as f64 / scan_s,
-            peak_rss_mb: scan_rss,
-            ..Row::default()
-        },
-        Row {
-            name: "verify_1m".into(),
-            events_per_s: events as f64 / verify_s,
-            peak_rss_mb: verify_rss,
-            ..Row::default()
-        },
-    )
+    println!(
+        "verify_1m {} {}",
+        events as f64 / verify_s,
+        peak_rss_mb().unwrap_or(0.0)
+    );
+}
+
+/// Runs [`measure_scan_and_verify`] in a child process and reads its rows.
+fn scan_and_verify(dir: &Path) -> Vec<Row> {
+    let exe = std::env::current_exe().expect("current exe");
+    let output = std::process::Command::new(exe)
+        .arg("--measure-scan")
+        .arg(dir)
+        .output()
+        .expect("run the measuring child");
+    assert!(
+        output.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let name = parts.next()?.to_owned();
+            let events_per_s = parts.next()?.parse().ok()?;
+            let rss = parts.next()?.parse().ok()?;
+            Some(Row {
+                name,
+                events_per_s,
+                peak_rss_mb: Some(rss),
+                ..Row::default()
+            })
+        })
+        .collect()
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
@@ -380,6 +410,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(if message.is_empty() { 0 } else { 2 });
         }
     };
+    if let Some(dir) = &args.measure {
+        measure_scan_and_verify(Path::new(dir));
+        return std::process::ExitCode::SUCCESS;
+    }
     let mut rows = vec![disk_fdatasync(args.seconds.min(2.0))];
     eprintln!("disk_fdatasync: {:.0}/s", rows[0].events_per_s);
     for writers in [1usize, 16, 64, 256] {
@@ -400,9 +434,8 @@ fn main() -> std::process::ExitCode {
         "building a log of {} events for scan and verify...",
         args.events
     );
-    let (scan, verify) = scan_and_verify(args.events, dir.path());
-    rows.push(scan);
-    rows.push(verify);
+    build_log(args.events, dir.path());
+    rows.extend(scan_and_verify(dir.path()));
 
     println!(
         "{:<18} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",

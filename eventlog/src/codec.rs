@@ -26,7 +26,8 @@ pub fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes a payload (untrusted bytes: bounded, and trailing bytes refused).
 pub fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError(e.to_string()))?;
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| CodecError(e.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError(format!("{} trailing bytes", bytes.len() - used)));
     }

@@ -37,8 +37,8 @@ log.close().await;
 #![deny(missing_docs)]
 
 pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
-pub use codec::{decode_payload, encode_payload, CodecError};
 pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore};
+pub use codec::{decode_payload, encode_payload, CodecError};
 #[cfg(feature = "fault-injection")]
 pub use config::FaultPlan;
 pub use config::{Durability, LogConfig};

@@ -12,14 +12,13 @@ use crate::config::{Durability, LogConfig};
 use crate::error::{AppendError, LogError};
 use crate::keyspace;
 use crate::record::{
-    Hash,
-    RecordedEvent, MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_PAYLOAD_BYTES,
-    MAX_STREAM_ID_LEN,
+    Hash, RecordedEvent, MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES,
+    MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LEN,
 };
 use crate::recovery;
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyError, VerifyReport};
-use crate::writer::{Head, Writer, WriterCounters, WriterMsg};
+use crate::writer::{Fence, Flusher, Head, Writer, WriterCounters, WriterMsg};
 
 /// A handle on an open log. Cheap to clone; every clone shares one writer.
 ///
@@ -112,25 +111,39 @@ impl EventLog {
             open: true,
         }));
         let (tx, rx) = mpsc::channel();
+        let (flush_tx, flush_rx) = mpsc::channel();
         let counters = Arc::new(WriterCounters::default());
-        let writer = Writer {
-            stats: counters.clone(),
+        let fence = Arc::new(Fence::default());
+        let flusher = Flusher {
             db: db.clone(),
-            tree: tree.clone(),
             data_file,
             durability: config.durability,
-            heads: recovered.heads,
-            next_position: recovered.next_position,
-            head_hash: recovered.head_hash,
             head: head.clone(),
-            max_batch_events: config.max_batch_events.max(1),
-            fenced: None,
-            commits: 0,
+            stats: counters.clone(),
+            fence: fence.clone(),
+            flushes: 0,
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),
         };
+        let writer = Writer {
+            db: db.clone(),
+            tree: tree.clone(),
+            heads: recovered.heads,
+            next_position: recovered.next_position,
+            head_hash: recovered.head_hash,
+            max_batch_events: config.max_batch_events.max(1),
+            fence,
+            flusher: flush_tx,
+            applies: 0,
+            #[cfg(feature = "fault-injection")]
+            faults: config.faults.clone(),
+        };
+        std::thread::Builder::new()
+            .name("eventlog-flush".into())
+            .spawn(move || flusher.run(flush_rx))
+            .map_err(|e| LogError::io(&config.path, e))?;
         let writer_thread = std::thread::Builder::new()
-            .name("eventlog-writer".into())
+            .name("eventlog-apply".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| LogError::io(&config.path, e))?;
         tracing::info!(path = %config.path.display(), next_position = recovered.next_position, "event log opened");

@@ -1,12 +1,18 @@
-//! The single writer: group commit over one sled batch and one flush.
+//! The single writer: group commit in two pipelined stages.
 //!
-//! Every append goes through one thread that owns the sequence. It drains
-//! the queue of waiting appends, checks each against the stream heads it
-//! keeps in memory, writes every accepted append in one `apply_batch`, makes
-//! the batch durable with one flush, publishes the new head (which wakes
-//! subscribers and lets readers see the events) and then answers every
-//! waiter. A conflicting append fails alone. A failed write or flush fences
-//! the writer: nothing is acknowledged after it.
+//! Every append goes through one *apply* thread that owns the sequence. It
+//! drains the queue of waiting appends, checks each against the stream heads
+//! it keeps in memory, writes every accepted append in one `apply_batch` and
+//! hands the batch's answers to the *flush* thread. The flush thread drains
+//! every batch applied so far, makes them durable with one flush (and one
+//! fdatasync), publishes the new head (which wakes subscribers and lets
+//! readers see the events) and only then answers the waiters. While one
+//! flush is on the disk, the next batches are checked and applied, so one
+//! fsync serves everything applied during the previous one.
+//!
+//! A conflicting append fails alone. A failed write or flush fences the
+//! writer: nothing is acknowledged after it, including batches applied but
+//! not yet flushed (their callers get a storage error).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -41,6 +47,29 @@ pub(crate) struct WriterCounters {
     pub(crate) events_written: AtomicU64,
 }
 
+/// The fence shared by both stages: set once, by whichever stage failed.
+#[derive(Debug, Default)]
+pub(crate) struct Fence(std::sync::Mutex<Option<String>>);
+
+impl Fence {
+    fn reason(&self) -> Option<String> {
+        self.0
+            .lock()
+            .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+    }
+
+    fn set(&self, reason: &str) {
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            tracing::error!(error = %reason, "event log write failed; writer fenced");
+            *guard = Some(reason.to_owned());
+        }
+    }
+}
+
 /// A message to the writer thread.
 pub(crate) enum WriterMsg {
     Append(
@@ -50,25 +79,50 @@ pub(crate) enum WriterMsg {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Everything the writer thread owns.
+/// Everything the apply stage owns.
 pub(crate) struct Writer {
     pub(crate) db: sled::Db,
     pub(crate) tree: sled::Tree,
-    pub(crate) data_file: Option<File>,
-    pub(crate) durability: Durability,
     pub(crate) heads: HashMap<String, StreamHead>,
     pub(crate) next_position: u64,
     pub(crate) head_hash: Hash,
-    pub(crate) head: Arc<watch::Sender<Head>>,
     pub(crate) max_batch_events: usize,
-    pub(crate) fenced: Option<String>,
-    pub(crate) commits: u64,
-    pub(crate) stats: Arc<WriterCounters>,
+    pub(crate) fence: Arc<Fence>,
+    pub(crate) flusher: mpsc::Sender<FlushMsg>,
+    pub(crate) applies: u64,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
 
-type Reply = (
+/// Everything the flush stage owns.
+pub(crate) struct Flusher {
+    pub(crate) db: sled::Db,
+    pub(crate) data_file: Option<File>,
+    pub(crate) durability: Durability,
+    pub(crate) head: Arc<watch::Sender<Head>>,
+    pub(crate) stats: Arc<WriterCounters>,
+    pub(crate) fence: Arc<Fence>,
+    pub(crate) flushes: u64,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: crate::FaultPlan,
+}
+
+/// From the apply stage to the flush stage.
+pub(crate) enum FlushMsg {
+    /// A batch in sled, waiting to be made durable and answered.
+    Applied {
+        /// The next position after the batch.
+        next_position: u64,
+        /// Events the batch wrote.
+        events: u64,
+        /// The answers, sent once the batch is durable.
+        replies: Vec<Reply>,
+    },
+    /// The apply stage has stopped; finish and answer `close`.
+    Shutdown(Option<oneshot::Sender<()>>),
+}
+
+pub(crate) type Reply = (
     oneshot::Sender<Result<AppendOutcome, AppendError>>,
     Result<AppendOutcome, AppendError>,
 );
@@ -111,18 +165,12 @@ impl Writer {
                 self.group_commit(appends);
             }
         }
-        if self.fenced.is_none() {
-            if let Err(e) = self.db.flush() {
-                tracing::error!(error = %e, "final flush of the event log failed");
-            }
-        }
-        self.head.send_modify(|h| h.open = false);
-        let Writer { db, tree, .. } = self;
+        let Writer {
+            db, tree, flusher, ..
+        } = self;
         drop(tree);
         drop(db);
-        if let Some(reply) = shutdown {
-            let _ = reply.send(());
-        }
+        let _ = flusher.send(FlushMsg::Shutdown(shutdown));
     }
 
     fn group_commit(
@@ -132,7 +180,7 @@ impl Writer {
             oneshot::Sender<Result<AppendOutcome, AppendError>>,
         )>,
     ) {
-        if let Some(reason) = &self.fenced {
+        if let Some(reason) = self.fence.reason() {
             for (_, reply) in appends {
                 let _ = reply.send(Err(AppendError::Fenced(reason.clone())));
             }
@@ -154,41 +202,25 @@ impl Writer {
             let result = self.stage(&mut staged, req, now_ms);
             staged.replies.push((reply, result));
         }
-        let wrote_any = staged.next_position != self.next_position;
-        let durable = if wrote_any {
-            self.commit(&mut staged)
-        } else {
-            Ok(())
+        let events = staged.next_position - self.next_position;
+        if events > 0 {
+            if let Err(reason) = self.apply(&mut staged) {
+                self.fence.set(&reason);
+                answer_failed(staged.replies, &reason);
+                return;
+            }
+            self.next_position = staged.next_position;
+            self.head_hash = staged.head_hash;
+            self.heads.extend(staged.heads);
+        }
+        let applied = FlushMsg::Applied {
+            next_position: self.next_position,
+            events,
+            replies: staged.replies,
         };
-        match durable {
-            Ok(()) => {
-                let previous = self.next_position;
-                self.next_position = staged.next_position;
-                self.head_hash = staged.head_hash;
-                self.heads.extend(staged.heads);
-                if wrote_any {
-                    let next_position = self.next_position;
-                    self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .events_written
-                        .fetch_add(next_position - previous, Ordering::Relaxed);
-                    self.head.send_modify(|h| h.next_position = next_position);
-                }
-                for (reply, result) in staged.replies {
-                    let _ = reply.send(result);
-                }
-            }
-            Err(reason) => {
-                tracing::error!(error = %reason, "event log write failed; writer fenced");
-                self.fenced = Some(reason.clone());
-                for (reply, result) in staged.replies {
-                    let result = match result {
-                        Ok(_) => Err(AppendError::Storage(reason.clone())),
-                        refused => refused,
-                    };
-                    let _ = reply.send(result);
-                }
-            }
+        if let Err(mpsc::SendError(FlushMsg::Applied { replies, .. })) = self.flusher.send(applied)
+        {
+            answer_failed(replies, "flush stage stopped");
         }
     }
 
@@ -306,9 +338,9 @@ impl Writer {
         }
     }
 
-    /// Writes the staged batch with the meta record, then makes it durable.
-    fn commit(&mut self, staged: &mut Staged) -> Result<(), String> {
-        self.commits += 1;
+    /// Writes the staged batch with the meta record (not yet durable).
+    fn apply(&mut self, staged: &mut Staged) -> Result<(), String> {
+        self.applies += 1;
         let mut meta = Vec::with_capacity(41);
         meta.push(FORMAT_VERSION);
         meta.extend_from_slice(&staged.next_position.to_be_bytes());
@@ -316,12 +348,97 @@ impl Writer {
         let mut batch = std::mem::take(&mut staged.batch);
         batch.insert(keyspace::META, meta);
         #[cfg(feature = "fault-injection")]
-        if self.faults.fail_write_at == Some(self.commits) {
+        if self.faults.fail_write_at == Some(self.applies) {
             return Err("injected write failure".into());
         }
-        self.tree.apply_batch(batch).map_err(|e| e.to_string())?;
+        self.tree.apply_batch(batch).map_err(|e| e.to_string())
+    }
+}
+
+/// Answers every accepted append of a failed batch with a storage error;
+/// refusals keep their own answer.
+fn answer_failed(replies: Vec<Reply>, reason: &str) {
+    for (reply, result) in replies {
+        let result = match result {
+            Ok(_) => Err(AppendError::Storage(reason.to_owned())),
+            refused => refused,
+        };
+        let _ = reply.send(result);
+    }
+}
+
+impl Flusher {
+    /// Runs until the apply stage stops.
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<FlushMsg>) {
+        let mut shutdown = None;
+        while shutdown.is_none() {
+            let Ok(first) = rx.recv() else { break };
+            let mut replies = Vec::new();
+            let mut next_position = None;
+            let mut events = 0;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    FlushMsg::Applied {
+                        next_position: n,
+                        events: e,
+                        replies: r,
+                    } => {
+                        next_position = Some(n);
+                        events += e;
+                        replies.extend(r);
+                    }
+                    FlushMsg::Shutdown(reply) => shutdown = Some(reply),
+                }
+                if shutdown.is_none() {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.make_durable(replies, next_position, events);
+        }
+        if self.fence.reason().is_none() {
+            if let Err(e) = self.db.flush() {
+                tracing::error!(error = %e, "final flush of the event log failed");
+            }
+        }
+        self.head.send_modify(|h| h.open = false);
+        let Flusher { db, data_file, .. } = self;
+        drop(data_file);
+        drop(db);
+        if let Some(Some(reply)) = shutdown {
+            let _ = reply.send(());
+        }
+    }
+
+    /// One flush for every batch applied so far, then publish and answer.
+    fn make_durable(&mut self, replies: Vec<Reply>, next_position: Option<u64>, events: u64) {
+        if let Some(reason) = self.fence.reason() {
+            answer_failed(replies, &reason);
+            return;
+        }
+        if events > 0 {
+            if let Err(reason) = self.sync() {
+                self.fence.set(&reason);
+                answer_failed(replies, &reason);
+                return;
+            }
+            self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .events_written
+                .fetch_add(events, Ordering::Relaxed);
+            if let Some(next_position) = next_position {
+                self.head.send_modify(|h| h.next_position = next_position);
+            }
+        }
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        self.flushes += 1;
         #[cfg(feature = "fault-injection")]
-        if self.faults.fail_flush_at == Some(self.commits) {
+        if self.faults.fail_flush_at == Some(self.flushes) {
             return Err("injected flush failure".into());
         }
         match self.durability {

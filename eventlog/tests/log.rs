@@ -101,13 +101,9 @@ async fn the_same_idempotency_key_and_request_returns_the_first_result_and_write
     assert_eq!(again.positions(), first.positions());
     assert_eq!(again.stream_version, first.stream_version);
     assert_eq!(log.next_position(), 2);
-    assert_eq!(
-        log.idempotency_outcome("cmd-1")
-            .unwrap()
-            .unwrap()
-            .first_position,
-        0
-    );
+    let (hash, recorded) = log.idempotency_record("cmd-1").unwrap().unwrap();
+    assert_eq!(recorded.first_position, 0);
+    assert_ne!(hash, [0u8; 32]);
     log.close().await;
 }
 
