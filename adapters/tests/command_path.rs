@@ -28,15 +28,18 @@ fn create() -> QuoteCommand {
     }
 }
 
-fn open_log(dir: &std::path::Path) -> EventLog {
-    EventLog::open(LogConfig::new(dir).durability(Durability::ProcessCrashSafe)).unwrap()
+/// A command path over a fresh log, and the sample quote's stream. Keep
+/// the directory alive for the test's duration.
+fn setup() -> (tempfile::TempDir, CommandPath, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(LogConfig::new(dir.path()).durability(Durability::ProcessCrashSafe))
+        .unwrap();
+    (dir, CommandPath::new(log), quote_stream(&quote_id()))
 }
 
 #[tokio::test]
 async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and_correlation() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = CommandPath::new(open_log(dir.path()));
-    let stream = quote_stream(&quote_id());
+    let (_dir, path, stream) = setup();
     let commands = [
         create(),
         QuoteCommand::AddLine {
@@ -91,9 +94,7 @@ async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and
 
 #[tokio::test]
 async fn a_retried_command_returns_the_first_outcome_and_appends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = CommandPath::new(open_log(dir.path()));
-    let stream = quote_stream(&quote_id());
+    let (_dir, path, stream) = setup();
     let first = path
         .execute::<QuoteDecider>(&stream, &create(), &ctx("create-1"))
         .await
@@ -110,9 +111,7 @@ async fn a_retried_command_returns_the_first_outcome_and_appends_nothing() {
 
 #[tokio::test]
 async fn a_reused_command_id_for_another_command_is_an_idempotency_conflict() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = CommandPath::new(open_log(dir.path()));
-    let stream = quote_stream(&quote_id());
+    let (_dir, path, stream) = setup();
     path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
         .await
         .unwrap();
@@ -142,9 +141,7 @@ async fn a_reused_command_id_for_another_command_is_an_idempotency_conflict() {
 
 #[tokio::test]
 async fn a_refused_command_names_its_rule_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = CommandPath::new(open_log(dir.path()));
-    let stream = quote_stream(&quote_id());
+    let (_dir, path, stream) = setup();
     let err = path
         .execute::<QuoteDecider>(
             &stream,
@@ -166,9 +163,7 @@ async fn a_refused_command_names_its_rule_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_stale_expected_version_is_a_version_conflict_naming_both_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = CommandPath::new(open_log(dir.path()));
-    let stream = quote_stream(&quote_id());
+    let (_dir, path, stream) = setup();
     path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
         .await
         .unwrap();
@@ -201,9 +196,7 @@ async fn a_stale_expected_version_is_a_version_conflict_naming_both_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_writers_to_one_quote_lose_no_update_and_duplicates_are_suppressed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = CommandPath::new(open_log(dir.path()));
-    let stream = quote_stream(&quote_id());
+    let (_dir, path, stream) = setup();
     path.execute::<QuoteDecider>(&stream, &create(), &ctx("create"))
         .await
         .unwrap();

@@ -126,7 +126,6 @@ impl EventLog {
             faults: config.faults.clone(),
         };
         let writer = Writer {
-            db: db.clone(),
             tree: tree.clone(),
             heads: recovered.heads,
             next_position: recovered.next_position,
@@ -171,24 +170,31 @@ impl EventLog {
     /// nothing; [`AppendError::Storage`] and [`AppendError::Fenced`] mean the
     /// append was not acknowledged.
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
-        self.validate(&request)?;
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .writer
-            .send(WriterMsg::Append(request, tx))
-            .map_err(|_| AppendError::Closed)?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        self.enqueue(request)?
+            .await
+            .map_err(|_| AppendError::Closed)?
     }
 
     /// [`EventLog::append`] for callers outside an async runtime.
     pub fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        self.enqueue(request)?
+            .blocking_recv()
+            .map_err(|_| AppendError::Closed)?
+    }
+
+    /// Validates a request and queues it for the writer; the receiver gets
+    /// the answer once the append is acknowledged or refused.
+    fn enqueue(
+        &self,
+        request: AppendRequest,
+    ) -> Result<oneshot::Receiver<Result<AppendOutcome, AppendError>>, AppendError> {
         self.validate(&request)?;
         let (tx, rx) = oneshot::channel();
         self.shared
             .writer
             .send(WriterMsg::Append(request, tx))
             .map_err(|_| AppendError::Closed)?;
-        rx.blocking_recv().map_err(|_| AppendError::Closed)?
+        Ok(rx)
     }
 
     fn validate(&self, request: &AppendRequest) -> Result<(), AppendError> {

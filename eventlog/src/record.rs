@@ -206,10 +206,7 @@ impl RecordedEvent {
             payload: event.payload,
             prev_hash,
         };
-        let mut bytes = Vec::with_capacity(128 + body.payload.len());
-        bytes.push(FORMAT_VERSION);
-        bincode::encode_into_std_write(&body, &mut bytes, codec())
-            .map_err(|e| DecodeError::Body(e.to_string()))?;
+        let mut bytes = encode_body(&body)?;
         let hash = chain_hash(&prev_hash, &bytes[1..]);
         bytes.extend_from_slice(&hash);
         Ok((Self::from_body(body, hash), bytes))
@@ -246,8 +243,12 @@ impl RecordedEvent {
         Ok(Self::from_body(decoded, hash))
     }
 
-    /// Re-encodes the record to its stored bytes.
-    pub fn encode(&self) -> Vec<u8> {
+    /// Re-encodes the record to its stored bytes (the stored hash is kept,
+    /// not recomputed).
+    ///
+    /// # Errors
+    /// [`DecodeError::TooLarge`] when the record exceeds [`MAX_RECORD_BYTES`].
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
         let body = Body {
             position: self.position,
             stream_id: self.stream_id.clone(),
@@ -263,14 +264,9 @@ impl RecordedEvent {
             payload: self.payload.clone(),
             prev_hash: self.prev_hash,
         };
-        let mut bytes = vec![FORMAT_VERSION];
-        // Encoding into a Vec cannot fail for these field types, and a record
-        // that decoded once is within the size limit.
-        if bincode::encode_into_std_write(&body, &mut bytes, bincode::config::standard()).is_err() {
-            bytes.truncate(1);
-        }
+        let mut bytes = encode_body(&body)?;
         bytes.extend_from_slice(&self.hash);
-        bytes
+        Ok(bytes)
     }
 
     /// True when the stored `hash` equals `sha256(prev_hash || body)` for
@@ -280,6 +276,18 @@ impl RecordedEvent {
         let prev = prev_hash_of_body(body)?;
         Ok(chain_hash(&prev, body) == hash)
     }
+}
+
+/// `FORMAT_VERSION || body`, within the record size limit.
+fn encode_body(body: &Body) -> Result<Vec<u8>, DecodeError> {
+    let mut bytes = Vec::with_capacity(128 + body.payload.len());
+    bytes.push(FORMAT_VERSION);
+    bincode::encode_into_std_write(body, &mut bytes, codec())
+        .map_err(|e| DecodeError::Body(e.to_string()))?;
+    if bytes.len() + 32 > MAX_RECORD_BYTES {
+        return Err(DecodeError::TooLarge(bytes.len() + 32));
+    }
+    Ok(bytes)
 }
 
 /// Splits stored bytes into (body, hash) after checking the format byte.
@@ -327,7 +335,7 @@ mod tests {
         let (record, bytes) = sealed([9; 32]);
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(RecordedEvent::decode(&bytes).expect("decode"), record);
-        assert_eq!(record.encode(), bytes);
+        assert_eq!(record.encode().expect("encode"), bytes);
         assert!(RecordedEvent::hash_is_valid(&bytes).expect("valid"));
     }
 

@@ -81,7 +81,6 @@ pub(crate) enum WriterMsg {
 
 /// Everything the apply stage owns.
 pub(crate) struct Writer {
-    pub(crate) db: sled::Db,
     pub(crate) tree: sled::Tree,
     pub(crate) heads: HashMap<String, StreamHead>,
     pub(crate) next_position: u64,
@@ -165,11 +164,8 @@ impl Writer {
                 self.group_commit(appends);
             }
         }
-        let Writer {
-            db, tree, flusher, ..
-        } = self;
+        let Writer { tree, flusher, .. } = self;
         drop(tree);
-        drop(db);
         let _ = flusher.send(FlushMsg::Shutdown(shutdown));
     }
 
