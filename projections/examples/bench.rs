@@ -1,0 +1,326 @@
+//! Projection benchmark.
+//!
+//! Run with `cargo run --release -p projections --example bench -- [--json FILE]
+//! [--events N] [--fallout-cases N] [--keep DIR]`.
+//!
+//! 1. `catch_up_1m`: a child process appends N (default 1,000,000) generated
+//!    domain events (quote-to-order journeys over 50 tenants, interleaved,
+//!    with retries, unknowns, fallout and resolutions) to a fresh log with
+//!    `Durability::Buffered`; this process then opens the log and measures
+//!    the catch-up of every projector together (events/s) and its peak RSS
+//!    (`VmHWM`).
+//! 2. `rebuild_1m`: an online rebuild of every projector with swap.
+//! 3. `fallout_first_page` / `fallout_deep_page`: a second log where one
+//!    tenant has at least 100,000 open fallout cases; p50/p99 latency of a
+//!    50-case page from the start and from a cursor 90 % deep.
+//!
+//! Diagnostics: `--read-only-dir DIR` reads and decodes an existing log
+//! without projecting (the reader's own ceiling); `--catch-up-dir DIR`
+//! catches up an existing log; `--only-setup` stops after the setup;
+//! `--commit-every N`, `--commit-ms MS`, `--batch N` tune the runtime.
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    missing_docs
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use domain::ids::TenantId;
+use domain::testing::fixtures;
+use eventlog::{Durability, EventLog, LogConfig};
+use projections::testing::{HistoryConfig, HistoryGenerator, JourneyStart};
+use projections::{FalloutFilter, ProjectionConfig, Projections};
+
+const WRITERS: u64 = 4;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn open(dir: &Path) -> EventLog {
+    EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).unwrap()
+}
+
+/// Child: append `events` generated events with WRITERS concurrent writers.
+fn setup(dir: &Path, events: u64, kind: &str) {
+    let log = open(dir);
+    let threads: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let log = log.clone();
+            let kind = kind.to_owned();
+            std::thread::spawn(move || {
+                let config = if kind == "fallout" {
+                    HistoryConfig {
+                        seed: 100 + i,
+                        tenants: 1,
+                        concurrent_journeys: 32,
+                        start: JourneyStart::Order,
+                        max_lines: 4,
+                        fallout_percent: 100,
+                        resolve_percent: 0,
+                        abandon_percent: 0,
+                    }
+                } else {
+                    HistoryConfig {
+                        seed: 1 + i,
+                        tenants: 50,
+                        concurrent_journeys: 256,
+                        ..HistoryConfig::default()
+                    }
+                };
+                let mut g = HistoryGenerator::new(config);
+                let mut n = 0u64;
+                while n < events / WRITERS {
+                    let a = g.next().unwrap();
+                    n += a.events.len() as u64;
+                    log.append_blocking(a.request()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    log.flush().unwrap();
+}
+
+fn run_setup(dir: &Path, events: u64, kind: &str) -> Duration {
+    let started = Instant::now();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--setup",
+            kind,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--events",
+            &events.to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "setup failed");
+    started.elapsed()
+}
+
+fn config() -> ProjectionConfig {
+    let mut c = ProjectionConfig::default();
+    if let Some(n) = arg("--commit-every").and_then(|v| v.parse().ok()) {
+        c.commit_every = n;
+    }
+    if let Some(ms) = arg("--commit-ms").and_then(|v| v.parse().ok()) {
+        c.commit_interval = Duration::from_millis(ms);
+    }
+    if let Some(n) = arg("--batch").and_then(|v| v.parse().ok()) {
+        c.batch_size = n;
+    }
+    c
+}
+
+fn vm_hwm_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn reset_hwm() {
+    // Linux: writing 5 to clear_refs resets the peak RSS counter.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn latencies(mut f: impl FnMut()) -> (f64, f64) {
+    for _ in 0..50 {
+        f();
+    }
+    let mut us = Vec::new();
+    for _ in 0..2_000 {
+        let t = Instant::now();
+        f();
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    us.sort_by(f64::total_cmp);
+    (percentile(&us, 0.5), percentile(&us, 0.99))
+}
+
+fn main() {
+    if let Some(kind) = arg("--setup") {
+        let dir = PathBuf::from(arg("--dir").unwrap());
+        let events: u64 = arg("--events").unwrap().parse().unwrap();
+        setup(&dir, events, &kind);
+        return;
+    }
+    let events: u64 = arg("--events")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(1_000_000);
+    let cases: u64 = arg("--fallout-cases")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(100_000);
+    let keep = arg("--keep").map(PathBuf::from);
+    let tmp = tempfile::tempdir().unwrap();
+    let base = keep.unwrap_or_else(|| tmp.path().to_path_buf());
+    let main_dir = base.join("main");
+    let fallout_dir = base.join("fallout");
+    println!(
+        "bench: cores={}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    if let Some(dir) = arg("--read-only-dir") {
+        // Diagnostic: the cost of reading and decoding the log alone.
+        let log = open(Path::new(&dir));
+        let started = Instant::now();
+        let mut n = 0u64;
+        let mut sub = log.subscribe(0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        while n < log.next_position() {
+            let batch = rt.block_on(sub.next_batch(4096)).unwrap();
+            n += batch.len() as u64;
+        }
+        println!(
+            "read {n} events: {:.2}s, peak RSS {:.0} MB",
+            started.elapsed().as_secs_f64(),
+            vm_hwm_mb()
+        );
+        return;
+    }
+    // 1. Catch-up.
+    let setup_time = if let Some(dir) = arg("--catch-up-dir") {
+        // Profiling aid: catch up an existing log (no setup).
+        let log = open(Path::new(&dir));
+        let started = Instant::now();
+        let p = Projections::start_with(log.clone(), config()).unwrap();
+        p.wait_for(log.next_position(), Duration::from_secs(3_600))
+            .unwrap();
+        println!(
+            "catch-up of {} events: {:.2}s, peak RSS {:.0} MB",
+            log.next_position(),
+            started.elapsed().as_secs_f64(),
+            vm_hwm_mb()
+        );
+        return;
+    } else {
+        run_setup(&main_dir, events, "main")
+    };
+    if std::env::args().any(|a| a == "--only-setup") {
+        return;
+    }
+    let log = open(&main_dir);
+    let head = log.next_position();
+    println!(
+        "setup: {head} events appended in {:.1}s (child process, Buffered)",
+        setup_time.as_secs_f64()
+    );
+    reset_hwm();
+    let started = Instant::now();
+    let p = Projections::start_with(log.clone(), config()).unwrap();
+    p.wait_for(head, Duration::from_secs(3_600)).unwrap();
+    let catch_up = started.elapsed();
+    let rss = vm_hwm_mb();
+    let catch_up_eps = head as f64 / catch_up.as_secs_f64();
+    println!(
+        "catch_up_1m: {head} events, all {} projectors, {:.2}s, {:.0} events/s, peak RSS {:.0} MB",
+        projections::PROJECTOR_NAMES.len(),
+        catch_up.as_secs_f64(),
+        catch_up_eps,
+        rss
+    );
+    for s in p.status() {
+        assert!(s.failure.is_none(), "{} failed: {:?}", s.name, s.failure);
+    }
+    let dash = p
+        .read_models()
+        .dashboard(&TenantId::new("tenant-0"), fixtures::T0.0 + 30 * 86_400_000)
+        .unwrap();
+    println!(
+        "  tenant-0 dashboard: pending {} unknown {} open fallout {}",
+        dash.pending, dash.unknown, dash.open_fallout
+    );
+
+    // 2. Rebuild with swap.
+    reset_hwm();
+    let started = Instant::now();
+    let reports = p.rebuild_all(&mut |_, _| {}).unwrap();
+    let rebuild = started.elapsed();
+    let rebuild_eps = head as f64 / rebuild.as_secs_f64();
+    println!(
+        "rebuild_1m: {head} events into generation {}, swap included, {:.2}s, {:.0} events/s, peak RSS {:.0} MB",
+        reports.first().map_or(0, |r| r.generation),
+        rebuild.as_secs_f64(),
+        rebuild_eps,
+        vm_hwm_mb()
+    );
+    p.shutdown();
+    drop(p);
+    drop(log);
+
+    // 3. Fallout pages.
+    let per_case = 21.0 / 4.0;
+    let fallout_events = (cases as f64 * per_case * 1.05) as u64;
+    let setup_time = run_setup(&fallout_dir, fallout_events, "fallout");
+    let log = open(&fallout_dir);
+    let read = Projections::catch_up_offline(&log, &config(), &mut |_, _| {}).unwrap();
+    // Measure queries at steady state, not while sled still writes back the
+    // catch-up.
+    log.flush().unwrap();
+    let tenant = TenantId::new("tenant-0");
+    let now = fixtures::T0.0 + 365 * 86_400_000;
+    let open_cases = read.dashboard(&tenant, now).unwrap().open_fallout;
+    println!(
+        "fallout setup: {} events in {:.1}s, {open_cases} open cases in one tenant",
+        log.next_position(),
+        setup_time.as_secs_f64()
+    );
+    let filter = FalloutFilter::default();
+    let (p50, p99) = latencies(|| {
+        let page = read.fallout(&tenant, &filter, None, 50, now).unwrap();
+        assert_eq!(page.items.len(), 50);
+    });
+    println!("fallout_first_page: 50 cases, p50 {p50:.0} us, p99 {p99:.0} us");
+    let depth = open_cases * 9 / 10;
+    let mut cursor: Option<String> = None;
+    let mut seen = 0;
+    while seen < depth {
+        let page = read
+            .fallout(&tenant, &filter, cursor.as_deref(), 500, now)
+            .unwrap();
+        seen += page.items.len() as u64;
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let (dp50, dp99) = latencies(|| {
+        let page = read
+            .fallout(&tenant, &filter, cursor.as_deref(), 50, now)
+            .unwrap();
+        assert!(!page.items.is_empty());
+    });
+    println!("fallout_deep_page: 50 cases after {seen}, p50 {dp50:.0} us, p99 {dp99:.0} us");
+
+    if let Some(path) = arg("--json") {
+        let json = serde_json::json!({
+            "catch_up_1m": {"events": head, "seconds": catch_up.as_secs_f64(), "events_per_s": catch_up_eps, "peak_rss_mb": rss},
+            "rebuild_1m": {"events": head, "seconds": rebuild.as_secs_f64(), "events_per_s": rebuild_eps},
+            "fallout_first_page": {"open_cases": open_cases, "page": 50, "p50_us": p50, "p99_us": p99},
+            "fallout_deep_page": {"open_cases": open_cases, "depth": seen, "page": 50, "p50_us": dp50, "p99_us": dp99},
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        println!("wrote {path}");
+    }
+}

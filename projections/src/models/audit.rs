@@ -1,0 +1,342 @@
+//! The audit trail: every event of a correlation id, and of an aggregate,
+//! in log order, with its hash chain link and the link from effect to cause.
+//!
+//! The projector stores, per tenant and correlation id, the positions of its
+//! events; the entries themselves are read back from the log at query time,
+//! so the hash shown is the one the log's chain verifies, never a copy. An
+//! aggregate's events come from the log's own stream index (each record's
+//! tenant is checked).
+//!
+//! Keys (after the tenant prefix):
+//! - `0x02 | sha256(correlation id)[..16] | position >> 14` → the positions
+//!   (u64 BE each, ascending) of the correlation's events in that bucket of
+//!   16,384 positions.
+//!
+//! Buckets are fixed by position, not by batch, so the bytes do not depend on
+//! where commits fell; one commit writes each busy correlation's bucket once
+//! instead of one key per event.
+//!
+//! The cause of an event is the event of the same correlation whose event id
+//! is the event's metadata `causation_event_id`, or else its causation id
+//! when that is an event id. Commands issued by the fulfillment policy carry
+//! a derived command id as causation; they link to their trigger when the
+//! process stamps `causation_event_id` (the generator in
+//! [`crate::testing`] does). Events that share a causation id were written
+//! by one command.
+
+use std::collections::{BTreeMap, HashMap};
+
+use domain::ids::TenantId;
+use eventlog::{EventLog, RecordedEvent};
+use serde::Serialize;
+
+use crate::error::{FoldError, QueryError};
+use crate::event::Decoded;
+use crate::keys::{self, KeyBuf};
+use crate::page::Page;
+use crate::projector::Projector;
+
+const BY_CORRELATION: u8 = 0x02;
+const BUCKET_SHIFT: u32 = 14;
+
+/// The metadata key that names the event a command reacted to.
+pub const CAUSATION_EVENT_ID: &str = "causation_event_id";
+
+/// Most events of one correlation read to resolve cause links.
+const MAX_LINK_SCAN: usize = 10_000;
+
+/// One event of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Global position.
+    pub position: u64,
+    /// The aggregate's stream.
+    pub stream_id: String,
+    /// Version of the stream after the event.
+    pub stream_version: u64,
+    /// The event id (ULID).
+    pub event_id: String,
+    /// The event type.
+    pub event_type: String,
+    /// The payload schema version.
+    pub schema_version: u16,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The correlation id.
+    pub correlation_id: String,
+    /// The causation id (the command id that produced it).
+    pub causation_id: Option<String>,
+    /// Position of the event that caused it, when known.
+    pub caused_by_position: Option<u64>,
+    /// When the log recorded it (ms).
+    pub recorded_at_ms: i64,
+    /// Its chain hash (hex).
+    pub hash: String,
+    /// The previous record's hash (hex).
+    pub prev_hash: String,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The audit projector.
+#[derive(Default)]
+pub(crate) struct AuditProjector {
+    buckets: HashMap<Vec<u8>, Vec<u8>>,
+    tenants: keys::TenantCache,
+}
+
+fn correlation_prefix(tenant: &[u8; 16], correlation_id: &str) -> Vec<u8> {
+    KeyBuf::new(tenant, BY_CORRELATION)
+        .raw(&keys::short_hash(correlation_id))
+        .done()
+}
+
+impl Projector for AuditProjector {
+    fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError> {
+        let r = &event.record;
+        let t = self.tenants.prefix(&r.tenant_id);
+        let mut key = correlation_prefix(&t, &r.correlation_id);
+        key.extend_from_slice(&(r.position >> BUCKET_SHIFT).to_be_bytes());
+        let positions = match self.buckets.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let stored = tree.get(v.key())?.map(|iv| iv.to_vec()).unwrap_or_default();
+                v.insert(stored)
+            }
+        };
+        // Positions arrive in ascending order, so appending keeps them sorted.
+        if keys::read_u64(positions, positions.len().saturating_sub(8))
+            .is_some_and(|last| last >= r.position)
+        {
+            return Err(FoldError(format!(
+                "audit position {} recorded twice",
+                r.position
+            )));
+        }
+        positions.extend_from_slice(&r.position.to_be_bytes());
+        Ok(())
+    }
+
+    fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError> {
+        for (k, v) in self.buckets.drain() {
+            batch.insert(k, v);
+        }
+        Ok(())
+    }
+
+    fn discard(&mut self) {
+        self.buckets.clear();
+    }
+}
+
+/// Positions of a correlation after `after`, in order, from its buckets.
+fn positions(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    after: Option<u64>,
+) -> impl Iterator<Item = Result<u64, QueryError>> {
+    let start = after.map_or(0, |a| a >> BUCKET_SHIFT);
+    let mut from = prefix.to_vec();
+    from.extend_from_slice(&start.to_be_bytes());
+    let end = crate::page::successor(prefix);
+    let range = match end {
+        Some(e) => tree.range(from..e),
+        None => tree.range(from..),
+    };
+    range.flat_map(move |entry| {
+        let list: Vec<Result<u64, QueryError>> = match entry {
+            Err(e) => vec![Err(QueryError::from(e))],
+            Ok((_, value)) => value
+                .chunks_exact(8)
+                .filter_map(|c| keys::read_u64(c, 0))
+                .filter(|p| after.is_none_or(|a| *p > a))
+                .map(Ok)
+                .collect(),
+        };
+        list
+    })
+}
+
+fn read(log: &EventLog, position: u64) -> Result<Option<RecordedEvent>, QueryError> {
+    log.read_at(position).map_err(|e| QueryError::Corrupt {
+        projector: "audit",
+        message: e.to_string(),
+    })
+}
+
+/// Resolves cause links within correlations, reading each correlation once.
+struct Links<'a> {
+    tree: &'a sled::Tree,
+    log: &'a EventLog,
+    tenant: [u8; 16],
+    by_correlation: HashMap<String, HashMap<ulid::Ulid, u64>>,
+}
+
+impl Links<'_> {
+    fn cause_of(&mut self, r: &RecordedEvent) -> Result<Option<u64>, QueryError> {
+        let Some(cause) = r
+            .metadata
+            .get(CAUSATION_EVENT_ID)
+            .or(r.causation_id.as_ref())
+            .and_then(|c| ulid::Ulid::from_string(c).ok())
+        else {
+            return Ok(None);
+        };
+        if !self.by_correlation.contains_key(&r.correlation_id) {
+            let mut ids = HashMap::new();
+            let prefix = correlation_prefix(&self.tenant, &r.correlation_id);
+            for position in positions(self.tree, &prefix, None).take(MAX_LINK_SCAN) {
+                let position = position?;
+                if let Some(e) = read(self.log, position)?.filter(|e| e.tenant_id == r.tenant_id) {
+                    ids.insert(e.event_id, position);
+                }
+            }
+            self.by_correlation.insert(r.correlation_id.clone(), ids);
+        }
+        Ok(self
+            .by_correlation
+            .get(&r.correlation_id)
+            .and_then(|ids| ids.get(&cause))
+            .copied()
+            .filter(|p| *p < r.position))
+    }
+
+    fn entry(&mut self, r: RecordedEvent) -> Result<AuditEntry, QueryError> {
+        let caused_by_position = self.cause_of(&r)?;
+        Ok(AuditEntry {
+            position: r.position,
+            stream_id: r.stream_id,
+            stream_version: r.stream_version,
+            event_id: r.event_id.to_string(),
+            event_type: r.event_type,
+            schema_version: r.schema_version,
+            tenant_id: r.tenant_id,
+            correlation_id: r.correlation_id,
+            causation_id: r.causation_id,
+            caused_by_position,
+            recorded_at_ms: r.recorded_at_ms,
+            hash: keys::to_hex(&r.hash),
+            prev_hash: keys::to_hex(&r.prev_hash),
+            metadata: r.metadata,
+        })
+    }
+}
+
+const CORRELATION_CURSOR: u8 = 0xC0;
+const STREAM_CURSOR: u8 = 0xA5;
+
+fn cursor_value(cursor: Option<&str>, tag: u8) -> Result<Option<u64>, QueryError> {
+    cursor
+        .map(|c| {
+            keys::from_hex(c)
+                .filter(|b| b.len() == 9 && b[0] == tag)
+                .and_then(|b| keys::read_u64(&b, 1))
+                .ok_or(QueryError::InvalidCursor)
+        })
+        .transpose()
+}
+
+fn make_cursor(tag: u8, value: u64) -> String {
+    let mut b = vec![tag];
+    b.extend_from_slice(&value.to_be_bytes());
+    keys::to_hex(&b)
+}
+
+/// Every event of a correlation id, in log order. The cursor is the last
+/// position returned.
+pub(crate) fn by_correlation(
+    tree: &sled::Tree,
+    log: &EventLog,
+    tenant: &TenantId,
+    correlation_id: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Page<AuditEntry>, QueryError> {
+    let after = cursor_value(cursor, CORRELATION_CURSOR)?;
+    let limit = limit.clamp(1, crate::page::MAX_PAGE_SIZE);
+    let t = keys::tenant_prefix(tenant.as_str());
+    let prefix = correlation_prefix(&t, correlation_id);
+    let mut links = Links {
+        tree,
+        log,
+        tenant: t,
+        by_correlation: HashMap::new(),
+    };
+    let mut items = Vec::new();
+    let mut has_more = false;
+    for position in positions(tree, &prefix, after) {
+        match read(log, position?)? {
+            Some(r) if r.tenant_id == tenant.as_str() && r.correlation_id == correlation_id => {
+                if items.len() == limit {
+                    has_more = true;
+                    break;
+                }
+                items.push(links.entry(r)?);
+            }
+            _ => {}
+        }
+    }
+    let next_cursor = if has_more {
+        items
+            .last()
+            .map(|e: &AuditEntry| make_cursor(CORRELATION_CURSOR, e.position))
+    } else {
+        None
+    };
+    Ok(Page {
+        items,
+        next_cursor,
+        has_more,
+    })
+}
+
+/// Every event of a stream, in version order, from the log's stream index.
+/// The cursor is the last version returned.
+pub(crate) fn by_stream(
+    tree: &sled::Tree,
+    log: &EventLog,
+    tenant: &TenantId,
+    stream_id: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Page<AuditEntry>, QueryError> {
+    let from = match cursor_value(cursor, STREAM_CURSOR)? {
+        None => 1,
+        Some(v) => v.checked_add(1).ok_or(QueryError::InvalidCursor)?,
+    };
+    let limit = limit.clamp(1, crate::page::MAX_PAGE_SIZE);
+    let mut links = Links {
+        tree,
+        log,
+        tenant: keys::tenant_prefix(tenant.as_str()),
+        by_correlation: HashMap::new(),
+    };
+    let mut items = Vec::new();
+    let mut has_more = false;
+    for record in log.iter_stream(stream_id, from) {
+        let record = record.map_err(|e| QueryError::Corrupt {
+            projector: "audit",
+            message: e.to_string(),
+        })?;
+        if record.tenant_id != tenant.as_str() {
+            continue;
+        }
+        if items.len() == limit {
+            has_more = true;
+            break;
+        }
+        items.push(links.entry(record)?);
+    }
+    let next_cursor = if has_more {
+        items
+            .last()
+            .map(|e: &AuditEntry| make_cursor(STREAM_CURSOR, e.stream_version))
+    } else {
+        None
+    };
+    Ok(Page {
+        items,
+        next_cursor,
+        has_more,
+    })
+}

@@ -1,0 +1,164 @@
+//! Cursor pagination over a tenant-scoped index.
+//!
+//! A cursor is opaque to callers: the hex of one tag byte (which index it
+//! belongs to) and the key suffix (after the tenant prefix and index kind)
+//! of the last item returned. A page resumes strictly after that key, so
+//! rows that move while a client pages are neither lost nor repeated more
+//! than once per move. A cursor is only ever appended to the caller's own
+//! tenant prefix: a forged cursor can move a scan, never leave the tenant.
+
+use std::ops::Bound;
+
+use serde::Serialize;
+
+use crate::error::QueryError;
+use crate::keys;
+
+/// Most items one page returns; larger limits are clamped to it.
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// One page of a list query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The items, in the query's order.
+    pub items: Vec<T>,
+    /// Pass this back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// True when more items follow this page.
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// An empty last page.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next_cursor: None,
+            has_more: false,
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+pub(crate) fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < u8::MAX {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// What to scan: an index prefix plus optional bounds on the suffix.
+pub(crate) struct Scan<'a> {
+    /// The tenant prefix, index kind and fixed filter fields.
+    pub(crate) prefix: Vec<u8>,
+    /// Tag written into cursors of this scan.
+    pub(crate) tag: u8,
+    /// Inclusive lower bound on the suffix after `prefix`.
+    pub(crate) from: Option<Vec<u8>>,
+    /// Exclusive upper bound on the suffix after `prefix`.
+    pub(crate) until: Option<Vec<u8>>,
+    /// The caller's cursor.
+    pub(crate) cursor: Option<&'a str>,
+    /// Requested page size.
+    pub(crate) limit: usize,
+}
+
+fn decode_cursor(cursor: &str, tag: u8) -> Result<Vec<u8>, QueryError> {
+    let bytes = keys::from_hex(cursor).ok_or(QueryError::InvalidCursor)?;
+    match bytes.split_first() {
+        Some((t, rest)) if *t == tag && rest.len() <= 1024 => Ok(rest.to_vec()),
+        _ => Err(QueryError::InvalidCursor),
+    }
+}
+
+fn encode_cursor(tag: u8, suffix: &[u8]) -> String {
+    let mut bytes = Vec::with_capacity(suffix.len() + 1);
+    bytes.push(tag);
+    bytes.extend_from_slice(suffix);
+    keys::to_hex(&bytes)
+}
+
+impl Scan<'_> {
+    /// Walks the index in key order from the cursor, mapping entries with
+    /// `accept` (`None` skips an entry) until a page is full.
+    pub(crate) fn run<T>(
+        self,
+        tree: &sled::Tree,
+        mut accept: impl FnMut(&[u8], &[u8]) -> Result<Option<T>, QueryError>,
+    ) -> Result<Page<T>, QueryError> {
+        let limit = self.limit.clamp(1, MAX_PAGE_SIZE);
+        let with = |suffix: &[u8]| {
+            let mut k = self.prefix.clone();
+            k.extend_from_slice(suffix);
+            k
+        };
+        let lower_incl = self.from.as_deref().map(with);
+        let cursor_key = match self.cursor {
+            Some(c) => Some(with(&decode_cursor(c, self.tag)?)),
+            None => None,
+        };
+        let lower = match (cursor_key, lower_incl) {
+            (Some(c), Some(l)) if l > c => Bound::Included(l),
+            (Some(c), _) => Bound::Excluded(c),
+            (None, Some(l)) => Bound::Included(l),
+            (None, None) => Bound::Included(self.prefix.clone()),
+        };
+        let upper = match self
+            .until
+            .as_deref()
+            .map(with)
+            .or_else(|| successor(&self.prefix))
+        {
+            Some(u) => Bound::Excluded(u),
+            None => Bound::Unbounded,
+        };
+        let mut items = Vec::with_capacity(limit);
+        let mut last_suffix: Vec<u8> = Vec::new();
+        let mut has_more = false;
+        for entry in tree.range::<Vec<u8>, _>((lower, upper)) {
+            let (key, value) = entry?;
+            if !key.starts_with(&self.prefix) {
+                break;
+            }
+            if let Some(item) = accept(&key, &value)? {
+                if items.len() == limit {
+                    has_more = true;
+                    break;
+                }
+                items.push(item);
+                last_suffix = key[self.prefix.len()..].to_vec();
+            }
+        }
+        let next_cursor = has_more.then(|| encode_cursor(self.tag, &last_suffix));
+        Ok(Page {
+            items,
+            next_cursor,
+            has_more,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_carries() {
+        assert_eq!(successor(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(successor(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(successor(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn cursors_of_another_index_are_refused() {
+        let c = encode_cursor(3, b"abc");
+        assert_eq!(decode_cursor(&c, 3).ok(), Some(b"abc".to_vec()));
+        assert!(decode_cursor(&c, 4).is_err());
+        assert!(decode_cursor("zz", 3).is_err());
+        assert!(decode_cursor("", 3).is_err());
+    }
+}

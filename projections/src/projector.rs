@@ -1,0 +1,64 @@
+//! The projector contract and the batch step every runner shares.
+//!
+//! A projector is a pure fold: [`Projector::apply`] reads rows through the
+//! tree, changes them in its in-memory caches and never reads a clock;
+//! [`Projector::flush`] turns the caches into one `sled::Batch`, which the
+//! worker ([`crate::worker`]) commits together with the new checkpoint.
+
+use crate::error::FoldError;
+use crate::event::Decoded;
+use crate::models;
+use crate::store;
+
+/// A fold from events to rows.
+pub(crate) trait Projector: Send {
+    /// Applies one event, staging its effects in memory.
+    ///
+    /// # Errors
+    /// The event cannot be applied (undecodable payload, a history that
+    /// contradicts itself, storage failure): the projector stops there.
+    fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError>;
+
+    /// Moves every staged change into `batch` and forgets it.
+    fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError>;
+
+    /// Forgets every staged change.
+    fn discard(&mut self);
+}
+
+/// Names of every projector, in the order status reports them.
+/// (The dashboard is not a projector of its own: its counters are kept by
+/// `handoffs` and `fallout`, in the same batches as the rows they count.)
+pub const PROJECTOR_NAMES: [&str; 5] = ["quotes", "orders", "handoffs", "fallout", "audit"];
+
+/// Row layout version of a projector; bump it when a row's encoding
+/// changes, and stored generations refill from position 0 on open.
+pub(crate) fn layout_version(name: &str) -> u32 {
+    match name {
+        "quotes" | "orders" | "handoffs" | "fallout" | "audit" => 1,
+        _ => 0,
+    }
+}
+
+/// A fresh projector by name.
+pub(crate) fn new_projector(name: &str) -> Option<Box<dyn Projector>> {
+    Some(match name {
+        "quotes" => Box::new(models::quotes::QuotesProjector::default()),
+        "orders" => Box::new(models::orders::OrdersProjector::default()),
+        "handoffs" => Box::new(models::handoffs::HandoffsProjector::default()),
+        "fallout" => Box::new(models::fallout::FalloutProjector::default()),
+        "audit" => Box::new(models::audit::AuditProjector::default()),
+        _ => return None,
+    })
+}
+
+/// Reads the checkpoint of a generation tree, as a projection error.
+pub(crate) fn read_checkpoint(
+    name: &str,
+    tree: &sled::Tree,
+) -> Result<u64, crate::ProjectionError> {
+    store::checkpoint(tree).map_err(|e| crate::ProjectionError::Corrupt {
+        projector: name.to_owned(),
+        message: e.0,
+    })
+}

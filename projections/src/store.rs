@@ -1,0 +1,480 @@
+//! Projection storage: one sled tree per projector and generation, written
+//! one batch at a time.
+//!
+//! # Layout
+//! - `proj/<name>/<generation>` (generation as 20 decimal digits): every row
+//!   of the projector, plus its checkpoint under [`CHECKPOINT_KEY`] (the
+//!   position of the next event to apply, u64 BE). Rows and checkpoint are
+//!   written by one `apply_batch`, so after a crash the rows always match the
+//!   checkpoint: no event is applied twice and none is skipped.
+//! - `proj/meta`: `gen/<name>` is the generation queries read (u64 BE; 0 when
+//!   absent), `ver/<name>` the row layout version that generation was built
+//!   with (u32 BE), `fail/<name>` the event a projector stopped at (u64 BE
+//!   position then the UTF-8 message).
+//!
+//! # Rows and indexes
+//! A [`RowCache`] reads a row once per batch, lets the fold change it in
+//! memory any number of times, and at [`RowCache::flush`] writes its final
+//! encoding and the difference between the index entries it had when read
+//! and those it has now. Every stored value is a canonical function of the
+//! logical state (a zero counter or a deleted row is an absent key), so the
+//! tree's bytes do not depend on where batch boundaries fell: an
+//! incrementally built tree and a rebuilt one are byte-for-byte equal.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::FoldError;
+use crate::keys;
+
+/// The checkpoint key of a generation tree (shorter than a tenant prefix,
+/// so no tenant scan can reach it).
+pub(crate) const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
+
+/// The tree holding generation pointers, layout versions and failures.
+pub(crate) const META_TREE: &str = "proj/meta";
+
+/// Largest stored row the decoder accepts.
+const MAX_ROW_BYTES: usize = 8 << 20;
+
+fn codec() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_ROW_BYTES>()
+}
+
+/// Encodes a row.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FoldError> {
+    bincode::serde::encode_to_vec(value, codec()).map_err(|e| FoldError(format!("encode: {e}")))
+}
+
+/// Decodes a stored row (untrusted bytes: bounded, trailing bytes refused).
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, codec()).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// The checkpoint stored in a generation tree (0 when new).
+pub(crate) fn checkpoint(tree: &sled::Tree) -> Result<u64, FoldError> {
+    match tree.get(CHECKPOINT_KEY)? {
+        None => Ok(0),
+        Some(v) => keys::read_u64(&v, 0)
+            .filter(|_| v.len() == 8)
+            .ok_or_else(|| FoldError("malformed checkpoint".into())),
+    }
+}
+
+/// A stored row with the index entries it maintains.
+pub(crate) trait Row: Serialize + DeserializeOwned {
+    /// Appends every `(key, value)` index entry this row puts in the tree
+    /// (the row's own key excluded).
+    fn index_entries(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>);
+}
+
+struct Slot<R> {
+    before: Vec<(Vec<u8>, Vec<u8>)>,
+    row: Option<R>,
+    dirty: bool,
+}
+
+/// Rows of one kind read through to a tree, changed in memory, and written
+/// with their index differences at the end of a batch.
+pub(crate) struct RowCache<R> {
+    map: HashMap<Vec<u8>, Slot<R>>,
+}
+
+impl<R> Default for RowCache<R> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<R: Row> RowCache<R> {
+    fn slot(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<&mut Slot<R>, FoldError> {
+        match self.map.entry(key.to_vec()) {
+            Entry::Occupied(o) => Ok(o.into_mut()),
+            Entry::Vacant(v) => {
+                let row: Option<R> = match tree.get(key)? {
+                    None => None,
+                    Some(bytes) => {
+                        Some(decode(&bytes).map_err(|e| FoldError(format!("stored row: {e}")))?)
+                    }
+                };
+                let mut before = Vec::new();
+                if let Some(r) = &row {
+                    r.index_entries(&mut before);
+                }
+                Ok(v.insert(Slot {
+                    before,
+                    row,
+                    dirty: false,
+                }))
+            }
+        }
+    }
+
+    /// The row at `key`, read-only.
+    pub(crate) fn get(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<Option<&R>, FoldError> {
+        Ok(self.slot(tree, key)?.row.as_ref())
+    }
+
+    /// The row at `key`, to change (it will be written at flush).
+    pub(crate) fn get_mut(
+        &mut self,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<&mut R>, FoldError> {
+        let slot = self.slot(tree, key)?;
+        slot.dirty = true;
+        Ok(slot.row.as_mut())
+    }
+
+    /// Sets the row at `key`.
+    pub(crate) fn put(&mut self, tree: &sled::Tree, key: &[u8], row: R) -> Result<(), FoldError> {
+        let slot = self.slot(tree, key)?;
+        slot.dirty = true;
+        slot.row = Some(row);
+        Ok(())
+    }
+
+    /// Writes every changed row and its index differences, and forgets them.
+    pub(crate) fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError> {
+        let mut after = Vec::new();
+        for (key, slot) in self.map.drain() {
+            if !slot.dirty {
+                continue;
+            }
+            after.clear();
+            match &slot.row {
+                Some(row) => {
+                    row.index_entries(&mut after);
+                    batch.insert(key, encode(row)?);
+                }
+                None => batch.remove(key),
+            }
+            for (k, _) in &slot.before {
+                if !after.iter().any(|(a, _)| a == k) {
+                    batch.remove(k.as_slice());
+                }
+            }
+            for (k, v) in &after {
+                if !slot.before.iter().any(|(b, bv)| b == k && bv == v) {
+                    batch.insert(k.as_slice(), v.as_slice());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets every staged change.
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// Raw values (counters, markers, small indexes) read through to a tree.
+/// A value set back to what it was when first read is not written at all.
+#[derive(Default)]
+pub(crate) struct KvCache {
+    map: HashMap<Vec<u8>, KvSlot>,
+}
+
+struct KvSlot {
+    /// What the tree holds, when known.
+    original: Option<Option<Vec<u8>>>,
+    current: Option<Vec<u8>>,
+}
+
+impl KvCache {
+    /// The value at `key`.
+    pub(crate) fn get(
+        &mut self,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<&[u8]>, FoldError> {
+        let slot = match self.map.entry(key.to_vec()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                let stored = tree.get(key)?.map(|iv| iv.to_vec());
+                v.insert(KvSlot {
+                    original: Some(stored.clone()),
+                    current: stored,
+                })
+            }
+        };
+        Ok(slot.current.as_deref())
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match self.map.entry(key) {
+            Entry::Occupied(mut o) => o.get_mut().current = value,
+            Entry::Vacant(v) => {
+                v.insert(KvSlot {
+                    original: None,
+                    current: value,
+                });
+            }
+        }
+    }
+
+    /// Sets `key`.
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.set(key, Some(value));
+    }
+
+    /// Removes `key`.
+    pub(crate) fn remove(&mut self, key: Vec<u8>) {
+        self.set(key, None);
+    }
+
+    /// Adds `delta` to the u64 counter at `key`; a counter that reaches zero
+    /// is removed (so the bytes do not depend on batch boundaries).
+    ///
+    /// # Errors
+    /// A counter that would go below zero: the history contradicts itself.
+    pub(crate) fn add(
+        &mut self,
+        tree: &sled::Tree,
+        key: Vec<u8>,
+        delta: i64,
+    ) -> Result<(), FoldError> {
+        let current = match self.get(tree, &key)? {
+            None => 0,
+            Some(v) => keys::read_u64(v, 0).ok_or_else(|| FoldError("malformed counter".into()))?,
+        };
+        let next = i128::from(current) + i128::from(delta);
+        if next < 0 {
+            return Err(FoldError(format!(
+                "counter {} would go below zero",
+                keys::to_hex(&key)
+            )));
+        }
+        match u64::try_from(next) {
+            Ok(0) => self.remove(key),
+            Ok(n) => self.put(key, n.to_be_bytes().to_vec()),
+            Err(_) => return Err(FoldError("counter overflow".into())),
+        }
+        Ok(())
+    }
+
+    /// Writes every change, and forgets them.
+    pub(crate) fn flush(&mut self, batch: &mut sled::Batch) {
+        for (key, slot) in self.map.drain() {
+            if slot.original.as_ref() == Some(&slot.current) {
+                continue;
+            }
+            match slot.current {
+                Some(v) => batch.insert(key, v),
+                None => batch.remove(key),
+            }
+        }
+    }
+
+    /// Forgets every staged change.
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// A stable digest of a generation tree.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TreeDigest {
+    /// The projector.
+    pub name: String,
+    /// Its generation.
+    pub generation: u64,
+    /// Its checkpoint (not part of the digest).
+    pub checkpoint: u64,
+    /// How many keys the digest covers.
+    pub rows: u64,
+    /// Lower-case hex sha256 over every row, in key order, as
+    /// `len(key) u32 BE || key || len(value) u32 BE || value`; the checkpoint
+    /// key is excluded, so equal digests mean equal rows whatever position
+    /// each tree stopped at.
+    pub sha256: String,
+}
+
+/// Digest of every row of `tree` (checkpoint excluded).
+pub(crate) fn digest(tree: &sled::Tree) -> Result<(u64, String), sled::Error> {
+    let mut hasher = Sha256::new();
+    let mut rows = 0u64;
+    for entry in tree.iter() {
+        let (k, v) = entry?;
+        if &*k == CHECKPOINT_KEY {
+            continue;
+        }
+        rows += 1;
+        hasher.update(u32::try_from(k.len()).unwrap_or(u32::MAX).to_be_bytes());
+        hasher.update(&k);
+        hasher.update(u32::try_from(v.len()).unwrap_or(u32::MAX).to_be_bytes());
+        hasher.update(&v);
+    }
+    Ok((rows, keys::to_hex(&hasher.finalize())))
+}
+
+/// Generation pointers, layout versions and failures in `proj/meta`.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    db: sled::Db,
+    meta: sled::Tree,
+}
+
+/// A projector's failure as stored and reported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProjectorFailure {
+    /// Position of the event the projector could not apply (it stopped
+    /// there: its checkpoint equals this position).
+    pub position: u64,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Meta {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+        Ok(Self {
+            db: db.clone(),
+            meta: db.open_tree(META_TREE)?,
+        })
+    }
+
+    pub(crate) fn tree_name(name: &str, generation: u64) -> String {
+        format!("proj/{name}/{generation:020}")
+    }
+
+    /// The generation queries read.
+    pub(crate) fn generation(&self, name: &str) -> Result<u64, FoldError> {
+        match self.meta.get(format!("gen/{name}"))? {
+            None => Ok(0),
+            Some(v) => {
+                keys::read_u64(&v, 0).ok_or_else(|| FoldError("malformed generation".into()))
+            }
+        }
+    }
+
+    fn version(&self, name: &str) -> Result<Option<u32>, FoldError> {
+        match self.meta.get(format!("ver/{name}"))? {
+            None => Ok(None),
+            Some(v) => {
+                let bytes: [u8; 4] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| FoldError("malformed layout version".into()))?;
+                Ok(Some(u32::from_be_bytes(bytes)))
+            }
+        }
+    }
+
+    /// Opens the current generation of `name`, after dropping leftovers of
+    /// interrupted rebuilds or swaps. A generation built with another row
+    /// layout version is replaced by a fresh, empty one (it refills from
+    /// position 0).
+    pub(crate) fn open_current(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<(u64, sled::Tree), FoldError> {
+        let mut generation = self.generation(name)?;
+        match self.version(name)? {
+            Some(v) if v == version => {}
+            None if generation == 0 => {
+                self.meta
+                    .insert(format!("ver/{name}"), &version.to_be_bytes())?;
+            }
+            _ => {
+                tracing::warn!(
+                    projector = name,
+                    "row layout changed: the projector refills from position 0"
+                );
+                generation += 1;
+                self.set_generation(name, generation, version)?;
+            }
+        }
+        self.drop_others(name, generation)?;
+        let tree = self.db.open_tree(Self::tree_name(name, generation))?;
+        Ok((generation, tree))
+    }
+
+    /// Drops every tree of `name` but `keep`.
+    pub(crate) fn drop_others(&self, name: &str, keep: u64) -> Result<(), FoldError> {
+        let prefix = format!("proj/{name}/");
+        let keep_name = Self::tree_name(name, keep);
+        for tree_name in self.db.tree_names() {
+            let Ok(text) = std::str::from_utf8(&tree_name) else {
+                continue;
+            };
+            if text.starts_with(&prefix) && text != keep_name {
+                self.db.drop_tree(&tree_name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh, empty tree for generation `generation` of `name`.
+    pub(crate) fn fresh_tree(&self, name: &str, generation: u64) -> Result<sled::Tree, FoldError> {
+        let tree_name = Self::tree_name(name, generation);
+        self.db.drop_tree(tree_name.as_bytes())?;
+        Ok(self.db.open_tree(tree_name)?)
+    }
+
+    /// Makes `generation` the one queries read: everything written before is
+    /// flushed first, then the pointer is set with one insert and flushed.
+    pub(crate) fn set_generation(
+        &self,
+        name: &str,
+        generation: u64,
+        version: u32,
+    ) -> Result<(), FoldError> {
+        self.db.flush()?;
+        let mut batch = sled::Batch::default();
+        batch.insert(format!("gen/{name}").as_bytes(), &generation.to_be_bytes());
+        batch.insert(format!("ver/{name}").as_bytes(), &version.to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Drops the tree of an old generation.
+    pub(crate) fn drop_generation(&self, name: &str, generation: u64) -> Result<(), FoldError> {
+        self.db
+            .drop_tree(Self::tree_name(name, generation).as_bytes())?;
+        Ok(())
+    }
+
+    /// Records where `name` stopped.
+    pub(crate) fn set_failure(
+        &self,
+        name: &str,
+        failure: Option<&ProjectorFailure>,
+    ) -> Result<(), FoldError> {
+        let key = format!("fail/{name}");
+        match failure {
+            None => {
+                self.meta.remove(key)?;
+            }
+            Some(f) => {
+                let mut value = f.position.to_be_bytes().to_vec();
+                value.extend_from_slice(f.message.as_bytes());
+                self.meta.insert(key, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where `name` last stopped, if it is recorded as stopped.
+    pub(crate) fn failure(&self, name: &str) -> Result<Option<ProjectorFailure>, FoldError> {
+        Ok(self.meta.get(format!("fail/{name}"))?.and_then(|v| {
+            Some(ProjectorFailure {
+                position: keys::read_u64(&v, 0)?,
+                message: String::from_utf8_lossy(v.get(8..)?).into_owned(),
+            })
+        }))
+    }
+}
