@@ -9,6 +9,14 @@
 //!
 //! Row keys are stored under the byte `0x01`; the checkpoint and the last
 //! error live under `0x00`, so a consumer's keys can never collide with them.
+//!
+//! Consumers with external side effects (the dispatcher, notification)
+//! also keep three metadata rows under `0x00`: a marker saying they make
+//! external calls ([`ConsumerStore::declare_side_effects`]), the recovery
+//! bound set by an operator who rewound them
+//! ([`ConsumerStore::rewind_for_recovery`]): events below it were already
+//! acted on, so they are re-observed and never sent again, and a counter of
+//! the calls suppressed that way ([`ConsumerStore::record_suppressed`]).
 
 use crate::error::LogError;
 use crate::keyspace;
@@ -16,6 +24,9 @@ use crate::keyspace;
 const TREE_PREFIX: &str = "consumer/";
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 const FAILURE_KEY: &[u8] = b"\x00failure";
+const SIDE_EFFECTS_KEY: &[u8] = b"\x00side_effects";
+const RECOVERY_UNTIL_KEY: &[u8] = b"\x00recovery_until";
+const SUPPRESSED_KEY: &[u8] = b"\x00suppressed";
 const ROW: u8 = 0x01;
 
 /// A consumer's state: rows plus the position it will process next.
@@ -41,6 +52,25 @@ impl ConsumerBatch {
     pub fn remove(&mut self, key: &[u8]) {
         self.batch.remove(row_key(key));
     }
+
+    /// Also clears the recovery bound, in the same atomic write: for a
+    /// side-effect consumer whose new checkpoint reaches
+    /// [`ConsumerStore::recovery_until`].
+    pub fn clear_recovery(&mut self) {
+        self.batch.remove(RECOVERY_UNTIL_KEY);
+    }
+}
+
+/// What [`ConsumerStore::rewind_for_recovery`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryRewind {
+    /// The checkpoint before the rewind.
+    pub previous_checkpoint: u64,
+    /// The checkpoint now.
+    pub checkpoint: u64,
+    /// Events below this position are re-observed without external calls
+    /// (`None` when nothing is to be replayed).
+    pub recovery_until: Option<u64>,
 }
 
 /// Where a consumer stopped on an event it could not process.
@@ -128,6 +158,97 @@ impl ConsumerStore {
         }))
     }
 
+    /// Marks this consumer as one that makes external calls. A consumer
+    /// with side effects calls this when it opens (idempotent), so operator
+    /// tools refuse to rewind it outside recovery mode.
+    pub fn declare_side_effects(&self) -> Result<(), LogError> {
+        self.tree.insert(SIDE_EFFECTS_KEY, &[1u8])?;
+        Ok(())
+    }
+
+    /// True when the consumer declared that it makes external calls.
+    pub fn has_side_effects(&self) -> Result<bool, LogError> {
+        Ok(self.tree.get(SIDE_EFFECTS_KEY)?.is_some())
+    }
+
+    /// Sets the recovery bound: the consumer re-observes every event at a
+    /// position below `position` instead of acting on it again (no external
+    /// call), counts each call it suppresses, and clears the bound once its
+    /// checkpoint reaches it.
+    pub fn set_recovery_until(&self, position: u64) -> Result<(), LogError> {
+        self.tree
+            .insert(RECOVERY_UNTIL_KEY, &keyspace::u64_value(position))?;
+        Ok(())
+    }
+
+    /// The recovery bound, if the consumer is recovering.
+    pub fn recovery_until(&self) -> Result<Option<u64>, LogError> {
+        Ok(self
+            .tree
+            .get(RECOVERY_UNTIL_KEY)?
+            .as_deref()
+            .and_then(keyspace::read_u64))
+    }
+
+    /// Removes the recovery bound (see also [`ConsumerBatch::clear_recovery`]
+    /// to clear it atomically with a commit).
+    pub fn clear_recovery(&self) -> Result<(), LogError> {
+        self.tree.remove(RECOVERY_UNTIL_KEY)?;
+        Ok(())
+    }
+
+    /// Moves the checkpoint to `to` for incident recovery and, when that
+    /// replays events, sets the recovery bound to the old checkpoint (or
+    /// keeps a higher bound already set), in one atomic write: there is no
+    /// moment where the checkpoint is rewound without the bound. Rows are
+    /// untouched.
+    pub fn rewind_for_recovery(&self, to: u64) -> Result<RecoveryRewind, LogError> {
+        let previous_checkpoint = self.checkpoint()?;
+        let existing = self.recovery_until()?;
+        let recovery_until = if to < previous_checkpoint {
+            Some(existing.map_or(previous_checkpoint, |e| e.max(previous_checkpoint)))
+        } else {
+            existing.filter(|bound| *bound > to)
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(CHECKPOINT_KEY, &keyspace::u64_value(to));
+        batch.remove(FAILURE_KEY);
+        match recovery_until {
+            Some(bound) => batch.insert(RECOVERY_UNTIL_KEY, &keyspace::u64_value(bound)),
+            None => batch.remove(RECOVERY_UNTIL_KEY),
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(RecoveryRewind {
+            previous_checkpoint,
+            checkpoint: to,
+            recovery_until,
+        })
+    }
+
+    /// Adds `n` to the count of external calls suppressed during recovery
+    /// and returns the new total. A report counter: a crash between a commit
+    /// and this call can make it undercount, never overcount.
+    pub fn record_suppressed(&self, n: u64) -> Result<u64, LogError> {
+        let updated = self.tree.update_and_fetch(SUPPRESSED_KEY, |old| {
+            let total = old
+                .and_then(keyspace::read_u64)
+                .unwrap_or(0)
+                .saturating_add(n);
+            Some(keyspace::u64_value(total).to_vec())
+        })?;
+        Ok(updated.as_deref().and_then(keyspace::read_u64).unwrap_or(0))
+    }
+
+    /// External calls suppressed during recovery so far.
+    pub fn suppressed(&self) -> Result<u64, LogError> {
+        Ok(self
+            .tree
+            .get(SUPPRESSED_KEY)?
+            .as_deref()
+            .and_then(keyspace::read_u64)
+            .unwrap_or(0))
+    }
+
     /// A row, if set.
     pub fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, LogError> {
         Ok(self.tree.get(row_key(key))?)
@@ -163,5 +284,105 @@ impl ConsumerStore {
     pub fn clear(&self) -> Result<(), LogError> {
         self.tree.clear()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ConsumerStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let store = ConsumerStore::open(&db, "dispatcher").expect("store");
+        (dir, store)
+    }
+
+    #[test]
+    fn a_consumer_has_no_side_effects_until_it_declares_them() {
+        let (_dir, store) = store();
+        assert!(!store.has_side_effects().expect("read"));
+        store.declare_side_effects().expect("declare");
+        store.declare_side_effects().expect("declare twice");
+        assert!(store.has_side_effects().expect("read"));
+    }
+
+    #[test]
+    fn rewinding_sets_the_bound_to_the_old_checkpoint_in_the_same_write() {
+        let (_dir, store) = store();
+        store.reset_checkpoint(40).expect("checkpoint");
+        let rewind = store.rewind_for_recovery(10).expect("rewind");
+        assert_eq!(
+            rewind,
+            RecoveryRewind {
+                previous_checkpoint: 40,
+                checkpoint: 10,
+                recovery_until: Some(40)
+            }
+        );
+        assert_eq!(store.checkpoint().expect("cp"), 10);
+        assert_eq!(store.recovery_until().expect("bound"), Some(40));
+    }
+
+    #[test]
+    fn a_second_rewind_keeps_the_higher_bound() {
+        let (_dir, store) = store();
+        store.reset_checkpoint(40).expect("checkpoint");
+        store.rewind_for_recovery(10).expect("rewind");
+        store.reset_checkpoint(20).expect("progress");
+        let rewind = store.rewind_for_recovery(5).expect("rewind again");
+        assert_eq!(rewind.recovery_until, Some(40));
+    }
+
+    #[test]
+    fn moving_forward_sets_no_bound_and_drops_one_it_passed() {
+        let (_dir, store) = store();
+        store.reset_checkpoint(40).expect("checkpoint");
+        assert_eq!(
+            store
+                .rewind_for_recovery(50)
+                .expect("forward")
+                .recovery_until,
+            None
+        );
+        store.rewind_for_recovery(10).expect("rewind");
+        assert_eq!(
+            store.rewind_for_recovery(55).expect("past").recovery_until,
+            None
+        );
+        assert_eq!(store.recovery_until().expect("bound"), None);
+    }
+
+    #[test]
+    fn a_commit_can_clear_the_bound_atomically() {
+        let (_dir, store) = store();
+        store.set_recovery_until(3).expect("bound");
+        let mut batch = ConsumerBatch::default();
+        batch.insert(b"row", b"v".to_vec());
+        batch.clear_recovery();
+        store.commit(batch, 3).expect("commit");
+        assert_eq!(store.recovery_until().expect("bound"), None);
+        assert_eq!(store.get(b"row").expect("row").as_deref(), Some(&b"v"[..]));
+        store.set_recovery_until(9).expect("bound");
+        store.clear_recovery().expect("clear");
+        assert_eq!(store.recovery_until().expect("bound"), None);
+    }
+
+    #[test]
+    fn suppressed_calls_accumulate() {
+        let (_dir, store) = store();
+        assert_eq!(store.suppressed().expect("read"), 0);
+        assert_eq!(store.record_suppressed(2).expect("add"), 2);
+        assert_eq!(store.record_suppressed(3).expect("add"), 5);
+        assert_eq!(store.suppressed().expect("read"), 5);
+    }
+
+    #[test]
+    fn metadata_rows_never_show_up_as_rows() {
+        let (_dir, store) = store();
+        store.declare_side_effects().expect("declare");
+        store.set_recovery_until(7).expect("bound");
+        store.record_suppressed(1).expect("add");
+        assert_eq!(store.scan_prefix(b"").count(), 0);
     }
 }

@@ -37,7 +37,7 @@ log.close().await;
 #![deny(missing_docs)]
 
 pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
-pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore};
+pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore, RecoveryRewind};
 pub use codec::{decode_payload, encode_payload, CodecError};
 #[cfg(feature = "fault-injection")]
 pub use config::FaultPlan;

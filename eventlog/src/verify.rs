@@ -138,12 +138,26 @@ pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyRe
     verify_tree(&tree, progress)
 }
 
-/// Verifies a log tree. `progress` is called with the number of records
-/// checked so far, every few thousand records.
+/// Verifies a log tree that nothing writes to. `progress` is called with
+/// the number of records checked so far, every few thousand records.
 pub fn verify_tree(
     tree: &sled::Tree,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, VerifyError> {
+    verify_tree_until(tree, None, progress)
+}
+
+/// Verifies the records below `until` of a tree that may be written to
+/// meanwhile (a live log): records, index entries and heads at or past
+/// `until` belong to appends made after the check began and are left out;
+/// everything below it is checked exactly as by [`verify_tree`]. With
+/// `None`, the whole tree is checked and must be quiescent.
+pub fn verify_tree_until(
+    tree: &sled::Tree,
+    until: Option<u64>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport, VerifyError> {
+    let bound = until.unwrap_or(u64::MAX);
     let mut expected = 0u64;
     let mut prev_hash = GENESIS_HASH;
     let mut streams: HashMap<String, (u64, u64)> = HashMap::new();
@@ -151,6 +165,9 @@ pub fn verify_tree(
     for entry in tree.scan_prefix([keyspace::EVENT]) {
         let (key, bytes) = entry.map_err(LogError::from)?;
         let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
+        if expected >= bound {
+            break;
+        }
         if position != expected {
             return Err(damaged(expected, Problem::Gap { found: position }));
         }
@@ -189,10 +206,16 @@ pub fn verify_tree(
         }
     }
     progress(expected);
-    check_index(tree, expected, record_print)?;
-    check_heads(tree, &streams)?;
+    if until.is_some_and(|until| expected < until) {
+        // The records end before the bound the caller saw as durable.
+        return Err(damaged(expected, Problem::Gap { found: u64::MAX }));
+    }
+    check_index(tree, expected, record_print, bound)?;
+    check_heads(tree, &streams, bound)?;
     let meta = read_meta(tree)?;
     let meta_agrees = match meta {
+        // A live log's meta has moved past the bound: nothing to compare.
+        Some(meta) if until.is_some() && meta.next_position > expected => true,
         Some(meta) => meta.next_position == expected && meta.head_hash == prev_hash,
         None => expected == 0,
     };
@@ -206,12 +229,20 @@ pub fn verify_tree(
     })
 }
 
-fn check_index(tree: &sled::Tree, events: u64, record_print: u64) -> Result<(), VerifyError> {
+fn check_index(
+    tree: &sled::Tree,
+    events: u64,
+    record_print: u64,
+    bound: u64,
+) -> Result<(), VerifyError> {
     let mut count = 0u64;
     let mut index_print = 0u64;
     for entry in tree.scan_prefix([keyspace::STREAM_INDEX]) {
         let (key, value) = entry.map_err(LogError::from)?;
         let position = keyspace::read_u64(&value).unwrap_or(u64::MAX);
+        if position >= bound && position != u64::MAX {
+            continue;
+        }
         match keyspace::parse_stream_index_key(&key) {
             Some((stream, version)) => {
                 index_print = index_print.wrapping_add(fingerprint(stream, version, position))
@@ -251,6 +282,9 @@ fn check_index(tree: &sled::Tree, events: u64, record_print: u64) -> Result<(), 
     for entry in tree.scan_prefix([keyspace::STREAM_INDEX]) {
         let (key, value) = entry.map_err(LogError::from)?;
         let position = keyspace::read_u64(&value).unwrap_or(u64::MAX);
+        if position >= bound && position != u64::MAX {
+            continue;
+        }
         let Some((stream, version)) = keyspace::parse_stream_index_key(&key) else {
             continue;
         };
@@ -278,6 +312,7 @@ fn check_index(tree: &sled::Tree, events: u64, record_print: u64) -> Result<(), 
 fn check_heads(
     tree: &sled::Tree,
     streams: &HashMap<String, (u64, u64)>,
+    bound: u64,
 ) -> Result<(), VerifyError> {
     let mut heads = 0usize;
     for entry in tree.scan_prefix([keyspace::HEAD]) {
@@ -286,6 +321,13 @@ fn check_heads(
         let stored = keyspace::parse_head_value(&value);
         match (stored, streams.get(&stream)) {
             (Some(head), Some(actual)) if head == *actual => heads += 1,
+            // Moved by an append made after the check began.
+            (Some((version, position)), Some(actual))
+                if position >= bound && version > actual.0 =>
+            {
+                heads += 1
+            }
+            (Some((_, position)), None) if position >= bound && bound != u64::MAX => {}
             (stored, _) => {
                 let position = stored.map_or(0, |(_, p)| p);
                 return Err(damaged(position, Problem::HeadMismatch(stream)));

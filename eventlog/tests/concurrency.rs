@@ -168,3 +168,48 @@ async fn a_slow_subscriber_does_not_hold_back_the_writer_or_a_fast_one() {
     assert_eq!(fast.position(), 2_000);
     log.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verifying_a_live_log_while_writers_append_reports_no_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), Durability::ProcessCrashSafe);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let log = log.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut round = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A few long streams and many new ones, so heads move
+                    // and appear while the check runs.
+                    let stream = if round % 3 == 0 {
+                        format!("order-{writer}")
+                    } else {
+                        format!("quote-{writer}-{round}")
+                    };
+                    log.append(append_one(&stream, ExpectedVersion::Any, "x"))
+                        .await
+                        .unwrap();
+                    round += 1;
+                }
+            })
+        })
+        .collect();
+    let mut checks = 0;
+    while checks < 20 {
+        let verifier = log.clone();
+        let report = tokio::task::spawn_blocking(move || verifier.verify(&mut |_| {}))
+            .await
+            .unwrap();
+        let report = report.unwrap_or_else(|e| panic!("live verify reported damage: {e}"));
+        assert!(report.events <= log.next_position());
+        checks += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let report = log.verify(&mut |_| {}).unwrap();
+    assert_eq!(report.events, log.next_position());
+}
