@@ -45,6 +45,7 @@ pub mod decider;
 pub mod handoff;
 pub mod idempotency;
 pub mod ids;
+pub mod integration;
 pub mod money;
 pub mod order;
 pub mod outcome;

@@ -1,0 +1,497 @@
+//! The dispatcher: a checkpointed consumer that turns each handoff request
+//! (and each scheduled retry) into exactly one external call.
+//!
+//! For every `HandoffRequested` and `HandoffRetryScheduled` event:
+//!
+//! 1. a scheduled retry waits for its due time (from the handoff);
+//! 2. the port is asked whether a call could go now: an open circuit fails
+//!    fast and the job waits, nothing is recorded or marked failed; a
+//!    missing or disabled system becomes a security/configuration outcome;
+//! 3. `RecordDispatch` is appended to the handoff **before** the call, with
+//!    a command id derived from the event id. If that command id was
+//!    already recorded, an earlier run recorded the dispatch and may have
+//!    called: no second call is made; a handoff still `Sent` is marked
+//!    UNKNOWN and reconciliation resolves it;
+//! 4. the call carries the handoff's idempotency key;
+//! 5. the outcome becomes an `Observe` command on the handoff.
+//!
+//! Calls run concurrently. The checkpoint is the lowest position whose job
+//! is not finished, so a crash replays only unfinished jobs, and step 3
+//! makes replaying them safe. In recovery mode (an operator rewound the
+//! checkpoint with a recovery bound), events below the bound never cause a
+//! call: a handoff left `Sent` is marked UNKNOWN and the suppression is
+//! counted.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::handoff::{
+    Handoff, HandoffCommand, HandoffError, HandoffEvent, HandoffState, HandoffStatus,
+};
+use domain::idempotency::derive_id;
+use domain::ids::Timestamp;
+use domain::outcome::{Observation, ObservationSource, OutcomeClass};
+use domain::HandoffDecider;
+use eventlog::{ConsumerBatch, ConsumerStore, RecordedEvent};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::clock::SharedClock;
+use crate::command::{CommandContext, CommandError, CommandPath};
+use crate::config::{RetryProfile, SystemsConfig};
+use crate::events::decode_handoff;
+use crate::evidence::{EvidenceRecord, EvidenceStore};
+use crate::external::{CallOutcome, Evidence, ExternalCall, HandoffPort, PortError};
+use crate::metrics::Metrics;
+
+/// The consumer's name (its checkpoint lives in `consumer/<name>`).
+pub const NAME: &str = "handoff-dispatcher";
+
+/// Most jobs read ahead of the checkpoint.
+const MAX_IN_FLIGHT: usize = 8_192;
+
+pub(crate) struct Dispatcher {
+    pub(crate) shared: Arc<DispatchShared>,
+    pub(crate) store: ConsumerStore,
+    pub(crate) batch_size: usize,
+    pub(crate) concurrency: usize,
+}
+
+pub(crate) struct DispatchShared {
+    pub(crate) path: CommandPath,
+    pub(crate) port: Arc<dyn HandoffPort>,
+    pub(crate) config: Arc<SystemsConfig>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clock: SharedClock,
+    pub(crate) evidence: EvidenceStore,
+}
+
+#[derive(Clone, Debug)]
+enum Trigger {
+    Requested,
+    Retry { due_at: Timestamp },
+}
+
+#[derive(Clone, Debug)]
+struct Job {
+    position: u64,
+    event_id: String,
+    stream_id: String,
+    tenant: String,
+    correlation: String,
+    trigger: Trigger,
+}
+
+fn job_of(record: &RecordedEvent) -> Option<Job> {
+    let trigger = match decode_handoff(record) {
+        Ok(Some(HandoffEvent::HandoffRequested { .. })) => Trigger::Requested,
+        Ok(Some(HandoffEvent::HandoffRetryScheduled { due_at, .. })) => Trigger::Retry { due_at },
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::error!(position = record.position, error = %e, "dispatcher cannot decode a handoff event; skipped");
+            return None;
+        }
+    };
+    Some(Job {
+        position: record.position,
+        event_id: record.event_id.to_string(),
+        stream_id: record.stream_id.clone(),
+        tenant: record.tenant_id.clone(),
+        correlation: record.correlation_id.clone(),
+        trigger,
+    })
+}
+
+/// A retry after an infrastructure failure (the log), not an external one.
+struct Again(Duration);
+
+impl Dispatcher {
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
+        if let Err(e) = self.store.declare_side_effects() {
+            tracing::error!(error = %e, "dispatcher cannot declare its side effects; not started");
+            return;
+        }
+        let (mut next, recovery_until) =
+            match (self.store.checkpoint(), self.store.recovery_until()) {
+                (Ok(c), Ok(r)) => (c, r),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "dispatcher cannot read its checkpoint");
+                    return;
+                }
+            };
+        if let Some(bound) = recovery_until {
+            tracing::warn!(
+                from = next,
+                until = bound,
+                "dispatcher starts in recovery mode: no calls below the bound"
+            );
+        }
+        let mut committed = next;
+        let mut subscription = self.shared.path.log().subscribe(next);
+        let mut in_flight: BTreeSet<u64> = BTreeSet::new();
+        let mut tasks: JoinSet<(u64, bool)> = JoinSet::new();
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    match done {
+                        Ok((position, true)) => { in_flight.remove(&position); }
+                        Ok((_, false)) => {}
+                        Err(e) => tracing::error!(error = %e, "dispatch job panicked; its event is replayed after a restart"),
+                    }
+                }
+                _ = tick.tick() => {
+                    self.commit(&in_flight, next, &mut committed, recovery_until);
+                }
+                batch = subscription.next_batch(self.batch_size), if reading && in_flight.len() < MAX_IN_FLIGHT => {
+                    match batch {
+                        Ok(batch) if batch.is_empty() => reading = false,
+                        Ok(batch) => {
+                            for record in batch {
+                                next = record.position + 1;
+                                let Some(job) = job_of(&record) else { continue };
+                                in_flight.insert(job.position);
+                                let suppressed = recovery_until.is_some_and(|bound| job.position < bound);
+                                let shared = self.shared.clone();
+                                let permits = permits.clone();
+                                let stop = stop.clone();
+                                let store = self.store.clone();
+                                tasks.spawn(async move {
+                                    let position = job.position;
+                                    let done = shared.run_job(job, suppressed, permits, stop, store).await;
+                                    (position, done)
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "dispatcher read failed; resubscribing");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            subscription = self.shared.path.log().subscribe(next);
+                        }
+                    }
+                }
+            }
+        }
+        // Stop taking work; calls in flight finish, waiting retries give up.
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((position, true)) = done {
+                in_flight.remove(&position);
+            }
+        }
+        self.commit(&in_flight, next, &mut committed, recovery_until);
+    }
+
+    fn commit(
+        &self,
+        in_flight: &BTreeSet<u64>,
+        next: u64,
+        committed: &mut u64,
+        bound: Option<u64>,
+    ) {
+        let watermark = in_flight.first().copied().unwrap_or(next);
+        if watermark <= *committed {
+            return;
+        }
+        let mut batch = ConsumerBatch::default();
+        if bound.is_some_and(|b| watermark >= b) {
+            batch.clear_recovery();
+        }
+        match self.store.commit(batch, watermark) {
+            Ok(()) => *committed = watermark,
+            Err(e) => tracing::error!(error = %e, "dispatcher cannot commit its checkpoint"),
+        }
+    }
+}
+
+impl DispatchShared {
+    /// Runs one job; true when it is finished (false only when stopped).
+    async fn run_job(
+        &self,
+        job: Job,
+        suppressed: bool,
+        permits: Arc<Semaphore>,
+        mut stop: watch::Receiver<bool>,
+        store: ConsumerStore,
+    ) -> bool {
+        if let Trigger::Retry { due_at } = job.trigger {
+            loop {
+                let wait = due_at.0.saturating_sub(self.clock.now_ms());
+                if wait <= 0 {
+                    break;
+                }
+                let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0).min(1_000));
+                tokio::select! {
+                    _ = stop.changed() => return false,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+        let _permit = if suppressed {
+            self.metrics
+                .suppressed_side_effects
+                .fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = store.record_suppressed(1) {
+                tracing::warn!(error = %e, "cannot count a suppressed call");
+            }
+            None
+        } else {
+            match permits.acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return false,
+            }
+        };
+        loop {
+            let step = if suppressed {
+                self.mark_interrupted(&job, "RECOVERY_REPLAY", None).await
+            } else {
+                self.dispatch(&job).await
+            };
+            match step {
+                Ok(()) => return true,
+                Err(Again(wait)) => {
+                    if *stop.borrow() {
+                        return false;
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => return false,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn context(&self, job: &Job, action: &str) -> CommandContext {
+        CommandContext::new(
+            derive_id(&job.event_id, action),
+            job.tenant.clone(),
+            job.correlation.clone(),
+        )
+    }
+
+    fn load(&self, job: &Job) -> Result<Option<Handoff>, Again> {
+        match self.shared_load(&job.stream_id) {
+            Ok(HandoffState::Open(handoff)) => Ok(Some(handoff)),
+            Ok(HandoffState::Empty) => Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatcher cannot load a handoff; retrying");
+                Err(Again(Duration::from_millis(200)))
+            }
+        }
+    }
+
+    fn shared_load(&self, stream: &str) -> Result<HandoffState, CommandError<HandoffError>> {
+        self.path.load::<HandoffDecider>(stream).map(|l| l.state)
+    }
+
+    fn retry_profile(&self, handoff: &Handoff) -> RetryProfile {
+        self.config
+            .system(handoff.subject.tenant_id.as_str(), handoff.subject.target)
+            .map(|c| c.retry)
+            .unwrap_or_default()
+    }
+
+    async fn dispatch(&self, job: &Job) -> Result<(), Again> {
+        let Some(handoff) = self.load(job)? else {
+            return Ok(());
+        };
+        if !matches!(
+            handoff.status,
+            HandoffStatus::Requested | HandoffStatus::RetryScheduled { .. } | HandoffStatus::Sent
+        ) {
+            // Already past this send (a replay, or reconciliation moved it on).
+            return Ok(());
+        }
+        let target = handoff.subject.target;
+        let local_refusal = match self.port.ready(handoff.subject.tenant_id.as_str(), target) {
+            Ok(()) => None,
+            Err(PortError::CircuitOpen { retry_in_ms, .. }) => {
+                // Fail fast without touching the handoff: nothing is marked failed.
+                self.metrics.record_circuit_fast_fail(target);
+                return Err(Again(Duration::from_millis(retry_in_ms.clamp(10, 5_000))));
+            }
+            Err(other) => Some(other),
+        };
+        let at = Timestamp(self.clock.now_ms());
+        let recorded = self
+            .path
+            .execute::<HandoffDecider>(
+                &job.stream_id,
+                &HandoffCommand::RecordDispatch { at },
+                &self.context(job, "dispatch"),
+            )
+            .await;
+        match recorded {
+            Ok(outcome) if outcome.deduplicated => {
+                // An earlier run recorded this dispatch and may have called:
+                // never a blind second call.
+                let send = outcome
+                    .positions
+                    .and_then(|p| self.path.log().read_at(*p.start()).ok().flatten())
+                    .and_then(|record| match decode_handoff(&record) {
+                        Ok(Some(HandoffEvent::HandoffSent { send, .. })) => Some(send),
+                        _ => None,
+                    });
+                return self
+                    .mark_interrupted(job, "DISPATCH_INTERRUPTED", send)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(CommandError::Rejected {
+                source: HandoffError::RetryNotDue,
+            }) => {
+                return Err(Again(Duration::from_millis(50)));
+            }
+            Err(CommandError::Rejected { .. }) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatcher cannot record a dispatch; retrying");
+                return Err(Again(Duration::from_millis(200)));
+            }
+        }
+        let outcome = match local_refusal {
+            Some(refusal) => local_outcome(&refusal),
+            None => {
+                let call = ExternalCall {
+                    tenant: handoff.subject.tenant_id.clone(),
+                    system: target,
+                    purpose: handoff.subject.purpose,
+                    handoff_id: handoff.id.clone(),
+                    idempotency_key: handoff.idempotency_key.clone(),
+                    request: handoff.request_snapshot.clone(),
+                    correlation_id: job.correlation.clone(),
+                };
+                match self.port.execute(&call).await {
+                    Ok(outcome) => outcome,
+                    Err(refusal) => local_outcome(&refusal),
+                }
+            }
+        };
+        self.metrics.record_call(target, outcome.class);
+        let now = self.clock.now_ms();
+        if let Err(e) = self.evidence.record(&EvidenceRecord::of(
+            now,
+            &handoff.id,
+            target.as_str(),
+            "dispatch",
+            &outcome,
+        )) {
+            tracing::warn!(error = %e, "cannot store call evidence");
+        }
+        tracing::debug!(
+            handoff_id = handoff.id.as_str(),
+            system = target.as_str(),
+            class = crate::metrics::class_name(outcome.class),
+            raw_code = outcome.raw_code.as_deref().unwrap_or(""),
+            "external call finished"
+        );
+        self.observe(job, &handoff, outcome, now, "observe").await
+    }
+
+    async fn observe(
+        &self,
+        job: &Job,
+        handoff: &Handoff,
+        outcome: CallOutcome,
+        now: i64,
+        action: &str,
+    ) -> Result<(), Again> {
+        let command = HandoffCommand::Observe {
+            observation: Observation {
+                handoff_id: handoff.id.clone(),
+                attempt: handoff.subject.attempt,
+                class: outcome.class,
+                raw_code: outcome.raw_code,
+                raw_label: outcome.raw_label,
+                external_reference: outcome.external_reference,
+                observed_at: Timestamp(now),
+                source: ObservationSource::Dispatch,
+            },
+            retry_policy: self.retry_profile(handoff).policy(),
+        };
+        // The observation carries the time it was made; a retry of this
+        // same step must match its first hash, so hash the action instead.
+        let mut context = self.context(job, action);
+        context.request_hash = Some(crate::id_hash(&context.command_id));
+        loop {
+            match self
+                .path
+                .execute::<HandoffDecider>(&job.stream_id, &command, &context)
+                .await
+            {
+                Ok(_)
+                | Err(CommandError::Rejected { .. })
+                | Err(CommandError::IdempotencyConflict { .. }) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatcher cannot record an observation; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// A dispatch was recorded but its outcome was not: the call may or may
+    /// not have happened. A handoff still `Sent` (by this job's send, when
+    /// known, not a later one in flight) becomes UNKNOWN.
+    async fn mark_interrupted(
+        &self,
+        job: &Job,
+        code: &str,
+        send: Option<u32>,
+    ) -> Result<(), Again> {
+        let Some(handoff) = self.load(job)? else {
+            return Ok(());
+        };
+        if handoff.status != HandoffStatus::Sent || send.is_some_and(|s| s != handoff.sends) {
+            return Ok(());
+        }
+        self.metrics
+            .interrupted_dispatches
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            handoff_id = handoff.id.as_str(),
+            code,
+            "dispatch outcome unknown; reconciliation will resolve it"
+        );
+        let outcome = CallOutcome {
+            class: OutcomeClass::Unknown,
+            raw_code: Some(code.to_owned()),
+            raw_label: Some("dispatch recorded, outcome not recorded".to_owned()),
+            external_reference: None,
+            evidence: Evidence::default(),
+        };
+        let now = self.clock.now_ms();
+        self.observe(
+            job,
+            &handoff,
+            outcome,
+            now,
+            &format!("interrupted:{}", handoff.sends),
+        )
+        .await
+    }
+}
+
+/// The outcome of a call the adapter refused to make after the dispatch was
+/// recorded.
+fn local_outcome(refusal: &PortError) -> CallOutcome {
+    let (class, code) = match refusal {
+        PortError::CircuitOpen { .. } => (OutcomeClass::TechnicalRetryable, "CIRCUIT_OPEN"),
+        PortError::NotConfigured { .. } => {
+            (OutcomeClass::SecurityConfiguration, "SYSTEM_NOT_CONFIGURED")
+        }
+        PortError::Disabled { .. } => (OutcomeClass::SecurityConfiguration, "SYSTEM_DISABLED"),
+        PortError::Unsupported { .. } => (OutcomeClass::Unclassified, "PURPOSE_NOT_SUPPORTED"),
+    };
+    CallOutcome {
+        class,
+        raw_code: Some(code.to_owned()),
+        raw_label: Some(refusal.to_string()),
+        external_reference: None,
+        evidence: Evidence::default(),
+    }
+}

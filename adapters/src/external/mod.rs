@@ -1,0 +1,472 @@
+//! Anti-corruption layers for the systems that carry out handoffs:
+//! inventory, provisioning and billing.
+//!
+//! The port ([`HandoffPort`]) speaks the domain's language: an
+//! [`ExternalCall`] (tenant, system, purpose, idempotency key, the handoff's
+//! request snapshot) in, a [`CallOutcome`] (a normalized
+//! [`OutcomeClass`] with the raw code, label and reference kept as
+//! evidence) out, and a status query by idempotency key for
+//! reconciliation. Each system's module holds its request mapper, its
+//! response and error mapper and its callback parser; external field names
+//! and status words never leave those modules.
+//!
+//! | port operation (purpose) | inventory | provisioning | billing |
+//! | --- | --- | --- | --- |
+//! | execute (`Reserve` / `Activate` / `ActivateBilling`) | reserve | activate | activate charges |
+//! | execute (`Release` / `Cancel`) | release | cancel | n/a |
+//! | status by key | reservation status | service order status | activation status |
+//!
+//! HTTP-level mapping shared by every system (the seeds' error table):
+//!
+//! | condition | class |
+//! | --- | --- |
+//! | 2xx with a known external status | the system's status table |
+//! | 2xx with an unknown status | `Unclassified` |
+//! | 2xx with an unreadable body | `SchemaMismatch` |
+//! | 400 / 422 with a known vendor code | `ValidationRejected` / `BusinessRejected` |
+//! | 400 / 422 with an unknown vendor code | `Unclassified` |
+//! | 401 / 403 | `SecurityConfiguration` |
+//! | 409 | `DuplicateConflict` |
+//! | 408 / 504, read timeout, connection lost after sending | `Unknown` |
+//! | 429 / 500 / 502 / 503, connection refused | `TechnicalRetryable` |
+//! | any other status | `Unclassified` |
+
+pub mod billing;
+mod breaker;
+pub(crate) mod http;
+pub mod inventory;
+pub mod provisioning;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use domain::handoff::RequestSnapshot;
+use domain::idempotency::{Purpose, TargetSystem};
+use domain::ids::{HandoffId, TenantId};
+use domain::outcome::OutcomeClass;
+use serde::{Deserialize, Serialize};
+
+pub use breaker::CircuitBreaker;
+pub use http::{HttpSystems, CORRELATION_HEADER, IDEMPOTENCY_HEADER};
+
+/// A boxed future, so ports can be used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One request to an external system, in domain terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalCall {
+    /// The tenant whose system is called.
+    pub tenant: TenantId,
+    /// The system.
+    pub system: TargetSystem,
+    /// What is asked.
+    pub purpose: Purpose,
+    /// The handoff this call belongs to.
+    pub handoff_id: HandoffId,
+    /// The business idempotency key, the same for every send of the handoff.
+    pub idempotency_key: String,
+    /// The handoff's request.
+    pub request: RequestSnapshot,
+    /// Correlation id, sent as a header for the system's own traces.
+    pub correlation_id: String,
+}
+
+/// A status query by idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusQuery {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The system.
+    pub system: TargetSystem,
+    /// What was asked.
+    pub purpose: Purpose,
+    /// The key the request was sent with.
+    pub idempotency_key: String,
+}
+
+/// What was sent and received, redacted: kept as evidence, never as state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// `execute` or `status`.
+    pub operation: String,
+    /// The HTTP status, when a response came.
+    pub http_status: Option<u16>,
+    /// The request body with sensitive fields redacted.
+    pub request: String,
+    /// The response body, redacted and cut to 512 bytes.
+    pub response: Option<String>,
+    /// How long the call took.
+    pub latency_ms: u64,
+}
+
+/// A normalized answer with its raw evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// The class the domain decides on.
+    pub class: OutcomeClass,
+    /// The raw external code (`ERR2`, `HTTP-500`, `TIMEOUT`), as evidence.
+    pub raw_code: Option<String>,
+    /// The raw label or message, as evidence.
+    pub raw_label: Option<String>,
+    /// The system's reference for the request.
+    pub external_reference: Option<String>,
+    /// What went over the wire.
+    pub evidence: Evidence,
+}
+
+/// What a status query found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusAnswer {
+    /// The system knows the key; its state is mapped.
+    Known(CallOutcome),
+    /// The system never received (or never applied) the request: a resend
+    /// with the same key is safe.
+    NotFound(Evidence),
+    /// The status could not be read (timeout, 5xx, bad body): still unknown.
+    Unavailable(CallOutcome),
+}
+
+/// Why a port did not make the call at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PortError {
+    /// The circuit of this system is open: fail fast, retry later. Nothing
+    /// is marked failed.
+    #[error("circuit open for {system}; retry in {retry_in_ms} ms")]
+    CircuitOpen {
+        /// The system.
+        system: TargetSystem,
+        /// When a probe may go through.
+        retry_in_ms: u64,
+    },
+    /// The tenant has no configuration for this system.
+    #[error("{system} is not configured for tenant {tenant}")]
+    NotConfigured {
+        /// The tenant.
+        tenant: String,
+        /// The system.
+        system: TargetSystem,
+    },
+    /// The system is disabled for this tenant.
+    #[error("{system} is disabled for tenant {tenant}")]
+    Disabled {
+        /// The tenant.
+        tenant: String,
+        /// The system.
+        system: TargetSystem,
+    },
+    /// The system does not offer this purpose.
+    #[error("{system} does not support {purpose}")]
+    Unsupported {
+        /// The system.
+        system: TargetSystem,
+        /// The purpose.
+        purpose: Purpose,
+    },
+}
+
+/// The port the dispatcher and reconciliation call.
+pub trait HandoffPort: Send + Sync {
+    /// Sends the request (or resends it, with the same key).
+    ///
+    /// # Errors
+    /// [`PortError`] when no call was made; every answer, timeout and
+    /// transport failure of a call that was made is a [`CallOutcome`].
+    fn execute<'a>(
+        &'a self,
+        call: &'a ExternalCall,
+    ) -> BoxFuture<'a, Result<CallOutcome, PortError>>;
+
+    /// `Ok` when a call to `tenant`'s `system` may go now (configured,
+    /// enabled, circuit closed, or this is the half-open probe), checked
+    /// before a dispatch is recorded; `execute` itself does not consult the
+    /// circuit, so a recorded dispatch always makes its call.
+    ///
+    /// # Errors
+    /// Why no call would be made.
+    fn ready(&self, tenant: &str, system: TargetSystem) -> Result<(), PortError>;
+
+    /// Asks the system what it knows about a key.
+    ///
+    /// # Errors
+    /// [`PortError`] when no query was made.
+    fn status<'a>(
+        &'a self,
+        query: &'a StatusQuery,
+    ) -> BoxFuture<'a, Result<StatusAnswer, PortError>>;
+}
+
+/// A system's answer before the HTTP layer adds evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Mapped {
+    pub(crate) class: OutcomeClass,
+    pub(crate) raw_code: Option<String>,
+    pub(crate) raw_label: Option<String>,
+    pub(crate) external_reference: Option<String>,
+}
+
+impl Mapped {
+    pub(crate) fn new(class: OutcomeClass, raw_code: impl Into<String>) -> Self {
+        Self {
+            class,
+            raw_code: Some(raw_code.into()),
+            raw_label: None,
+            external_reference: None,
+        }
+    }
+
+    fn label(mut self, label: Option<String>) -> Self {
+        self.raw_label = label;
+        self
+    }
+
+    fn reference(mut self, reference: Option<String>) -> Self {
+        self.external_reference = reference;
+        self
+    }
+}
+
+/// A callback as a system sent it, parsed by the system's own dialect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedCallback {
+    /// The sender's message id (the inbox key).
+    pub message_id: String,
+    /// The tenant the sender says it is for.
+    pub tenant: String,
+    /// The idempotency key of the request it reports on.
+    pub idempotency_key: String,
+    /// The raw external state, as evidence.
+    pub raw_state: String,
+    /// The raw error code, if any.
+    pub raw_code: Option<String>,
+    /// The system's reference.
+    pub external_reference: Option<String>,
+}
+
+/// Parses a callback body in `system`'s dialect.
+///
+/// # Errors
+/// A short description of what is malformed (never the body itself).
+pub fn parse_callback(system: TargetSystem, body: &[u8]) -> Result<ParsedCallback, String> {
+    match system {
+        TargetSystem::Inventory => inventory::parse_callback(body),
+        TargetSystem::Provisioning => provisioning::parse_callback(body),
+        TargetSystem::Billing => billing::parse_callback(body),
+        other => Err(format!("{other} does not send callbacks")),
+    }
+}
+
+/// Maps a raw external state (from a response, a status query or a
+/// callback) of `system` for `purpose` to its outcome class.
+pub fn map_state(
+    system: TargetSystem,
+    purpose: Purpose,
+    state: &str,
+    code: Option<&str>,
+) -> OutcomeClass {
+    match system {
+        TargetSystem::Inventory => inventory::map_state(purpose, state),
+        TargetSystem::Provisioning => provisioning::map_state(purpose, state),
+        TargetSystem::Billing => billing::map_state(state, code),
+        _ => OutcomeClass::Unclassified,
+    }
+}
+
+/// A parsed 2xx body: state, code, reference.
+pub(crate) struct Body {
+    pub(crate) state: String,
+    pub(crate) code: Option<String>,
+    pub(crate) reference: Option<String>,
+}
+
+/// A parsed error body: vendor code and message.
+pub(crate) struct ErrorBody {
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+}
+
+/// Maps an HTTP answer of `system` to a class, with the seeds' HTTP table
+/// and the system's own status and code tables.
+pub(crate) fn map_http(system: TargetSystem, purpose: Purpose, status: u16, body: &[u8]) -> Mapped {
+    match status {
+        200..=299 => match parse_body(system, body) {
+            Some(parsed) => {
+                let class = map_state(system, purpose, &parsed.state, parsed.code.as_deref());
+                Mapped::new(class, parsed.code.clone().unwrap_or(parsed.state.clone()))
+                    .label(Some(parsed.state))
+                    .reference(parsed.reference)
+            }
+            None => Mapped::new(OutcomeClass::SchemaMismatch, format!("HTTP-{status}"))
+                .label(Some("unreadable response body".into())),
+        },
+        400 | 422 => {
+            let error = parse_error(system, body);
+            let class = match error.code.as_deref() {
+                Some(code) => map_error_code(system, code),
+                None => OutcomeClass::Unclassified,
+            };
+            Mapped::new(class, error.code.unwrap_or(format!("HTTP-{status}"))).label(error.message)
+        }
+        401 | 403 => Mapped::new(
+            OutcomeClass::SecurityConfiguration,
+            format!("HTTP-{status}"),
+        ),
+        409 => {
+            let error = parse_error(system, body);
+            Mapped::new(
+                OutcomeClass::DuplicateConflict,
+                error.code.unwrap_or(format!("HTTP-{status}")),
+            )
+            .label(error.message)
+        }
+        408 | 504 => Mapped::new(OutcomeClass::Unknown, format!("HTTP-{status}")),
+        429 | 500 | 502 | 503 => {
+            Mapped::new(OutcomeClass::TechnicalRetryable, format!("HTTP-{status}"))
+        }
+        other => Mapped::new(OutcomeClass::Unclassified, format!("HTTP-{other}")),
+    }
+}
+
+fn parse_body(system: TargetSystem, body: &[u8]) -> Option<Body> {
+    match system {
+        TargetSystem::Inventory => inventory::parse_body(body),
+        TargetSystem::Provisioning => provisioning::parse_body(body),
+        TargetSystem::Billing => billing::parse_body(body),
+        _ => None,
+    }
+}
+
+fn parse_error(system: TargetSystem, body: &[u8]) -> ErrorBody {
+    let parsed = match system {
+        TargetSystem::Inventory => inventory::parse_error(body),
+        TargetSystem::Provisioning => provisioning::parse_error(body),
+        TargetSystem::Billing => billing::parse_error(body),
+        _ => None,
+    };
+    parsed.unwrap_or(ErrorBody {
+        code: None,
+        message: None,
+    })
+}
+
+fn map_error_code(system: TargetSystem, code: &str) -> OutcomeClass {
+    match system {
+        TargetSystem::Inventory => inventory::map_error_code(code),
+        TargetSystem::Provisioning => provisioning::map_error_code(code),
+        TargetSystem::Billing => billing::map_error_code(code),
+        _ => OutcomeClass::Unclassified,
+    }
+}
+
+/// The HTTP route of an execute call, and its JSON body.
+pub(crate) fn execute_request(
+    call: &ExternalCall,
+) -> Result<(&'static str, serde_json::Value), PortError> {
+    let unsupported = || PortError::Unsupported {
+        system: call.system,
+        purpose: call.purpose,
+    };
+    match call.system {
+        TargetSystem::Inventory => inventory::execute_request(call).ok_or_else(unsupported),
+        TargetSystem::Provisioning => provisioning::execute_request(call).ok_or_else(unsupported),
+        TargetSystem::Billing => billing::execute_request(call).ok_or_else(unsupported),
+        _ => Err(unsupported()),
+    }
+}
+
+/// The HTTP path of a status query.
+pub(crate) fn status_path(query: &StatusQuery) -> Option<String> {
+    match query.system {
+        TargetSystem::Inventory => Some(inventory::status_path(&query.idempotency_key)),
+        TargetSystem::Provisioning => Some(provisioning::status_path(&query.idempotency_key)),
+        TargetSystem::Billing => Some(billing::status_path(&query.idempotency_key)),
+        _ => None,
+    }
+}
+
+/// The request field, or an empty string.
+pub(crate) fn field<'a>(request: &'a RequestSnapshot, name: &str) -> &'a str {
+    request.fields.get(name).map_or("", String::as_str)
+}
+
+/// Replaces the value of every JSON object key that looks sensitive.
+pub(crate) fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if domain::handoff::SENSITIVE_FIELD_MARKERS
+                    .iter()
+                    .any(|m| lower.contains(m))
+                {
+                    *v = serde_json::Value::String(domain::handoff::REDACTED.into());
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+/// A redacted, bounded copy of a response body for evidence.
+pub(crate) fn response_evidence(body: &[u8]) -> String {
+    const MAX: usize = 512;
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            redact_json(&mut value);
+            value.to_string()
+        }
+        Err(_) => format!("<{} bytes, not JSON>", body.len()),
+    };
+    if text.len() <= MAX {
+        return text;
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_table_maps_every_transport_condition() {
+        let sys = TargetSystem::Inventory;
+        let p = Purpose::Reserve;
+        let class = |status: u16| map_http(sys, p, status, b"{}").class;
+        assert_eq!(class(401), OutcomeClass::SecurityConfiguration);
+        assert_eq!(class(403), OutcomeClass::SecurityConfiguration);
+        assert_eq!(class(409), OutcomeClass::DuplicateConflict);
+        assert_eq!(class(408), OutcomeClass::Unknown);
+        assert_eq!(class(504), OutcomeClass::Unknown);
+        assert_eq!(class(429), OutcomeClass::TechnicalRetryable);
+        assert_eq!(class(500), OutcomeClass::TechnicalRetryable);
+        assert_eq!(class(502), OutcomeClass::TechnicalRetryable);
+        assert_eq!(class(503), OutcomeClass::TechnicalRetryable);
+        assert_eq!(class(418), OutcomeClass::Unclassified);
+        assert_eq!(class(302), OutcomeClass::Unclassified);
+        assert_eq!(class(422), OutcomeClass::Unclassified);
+        assert_eq!(
+            map_http(sys, p, 200, b"not json").class,
+            OutcomeClass::SchemaMismatch
+        );
+    }
+
+    #[test]
+    fn evidence_is_redacted_and_bounded() {
+        let body = br#"{"token":"abc","nested":{"password":"p"},"ok":"yes"}"#;
+        let shown = response_evidence(body);
+        assert!(
+            !shown.contains("abc") && !shown.contains("\"p\""),
+            "{shown}"
+        );
+        assert!(shown.contains("yes"));
+        let long = format!("{{\"x\":\"{}\"}}", "a".repeat(2_000));
+        assert!(response_evidence(long.as_bytes()).len() < 600);
+    }
+}

@@ -1,0 +1,371 @@
+//! The fulfillment process, wired: the policy consumer, the dispatcher,
+//! the handoff index, the parked-callback applier and the reconciliation
+//! loop, all on the current tokio runtime, all resuming from their
+//! checkpoints after a restart.
+//!
+//! ```no_run
+//! # async fn demo(path: adapters::CommandPath, config: adapters::config::SystemsConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! use adapters::fulfillment::{Fulfillment, FulfillmentOptions};
+//!
+//! let fulfillment = Fulfillment::start(path, config, FulfillmentOptions::default())?;
+//! let app = adapters::callbacks::router(fulfillment.callback_inbox());
+//! # let _ = app;
+//! let report = fulfillment.trigger_reconciliation().await?;
+//! println!("checked {}", report.checked);
+//! fulfillment.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::ids::HandoffId;
+use eventlog::{ConsumerStore, LogError};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::callbacks::CallbackInbox;
+use crate::clock::{system_clock, SharedClock};
+use crate::command::CommandPath;
+use crate::config::{ConfigError, SystemsConfig};
+use crate::dispatcher::{DispatchShared, Dispatcher};
+use crate::events::decode_handoff;
+use crate::evidence::{EvidenceRecord, EvidenceStore};
+use crate::external::{HandoffPort, HttpSystems};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::process::ProcessManager;
+use crate::reconciliation::{
+    run_loop, HandoffIndex, ReconcileError, Reconciler, ReconciliationReport, INDEX_NAME,
+};
+
+/// Tuning of [`Fulfillment::start`].
+#[derive(Clone)]
+pub struct FulfillmentOptions {
+    /// The clock (the system clock by default).
+    pub clock: SharedClock,
+    /// A port to use instead of HTTP clients built from the configuration
+    /// (tests).
+    pub port: Option<Arc<dyn HandoffPort>>,
+    /// Concurrent external calls.
+    pub dispatch_concurrency: usize,
+    /// Concurrent streams the process manager writes to.
+    pub process_concurrency: usize,
+    /// Events read per batch.
+    pub batch_size: usize,
+    /// How often parked callbacks are retried, in ms.
+    pub park_sweep_ms: u64,
+    /// Run the scheduled reconciliation loop (operators can always trigger).
+    pub reconciliation_loop: bool,
+}
+
+impl Default for FulfillmentOptions {
+    fn default() -> Self {
+        Self {
+            clock: system_clock(),
+            port: None,
+            dispatch_concurrency: 64,
+            process_concurrency: 32,
+            batch_size: 256,
+            park_sweep_ms: 1_000,
+            reconciliation_loop: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for FulfillmentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FulfillmentOptions")
+            .field("dispatch_concurrency", &self.dispatch_concurrency)
+            .field("process_concurrency", &self.process_concurrency)
+            .field("batch_size", &self.batch_size)
+            .field("park_sweep_ms", &self.park_sweep_ms)
+            .field("reconciliation_loop", &self.reconciliation_loop)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the process could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FulfillmentError {
+    /// The systems table is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The log's database could not be opened for the consumers.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// One consumer's progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConsumerStatus {
+    /// The consumer.
+    pub name: String,
+    /// The next position it will process.
+    pub checkpoint: u64,
+    /// The log's next position.
+    pub head: u64,
+    /// `head - checkpoint`.
+    pub lag: u64,
+    /// Where and why it stopped, if it did.
+    pub failure: Option<String>,
+    /// The recovery bound, for a side-effect consumer being replayed.
+    pub recovery_until: Option<u64>,
+    /// External calls suppressed during recovery so far.
+    pub suppressed: u64,
+}
+
+/// The process's progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FulfillmentStatus {
+    /// Every consumer.
+    pub consumers: Vec<ConsumerStatus>,
+    /// Callbacks waiting for their handoff.
+    pub parked_callbacks: usize,
+    /// False once shut down.
+    pub running: bool,
+}
+
+/// The running fulfillment process.
+pub struct Fulfillment {
+    path: CommandPath,
+    metrics: Arc<Metrics>,
+    inbox: CallbackInbox,
+    reconciler: Reconciler,
+    evidence: EvidenceStore,
+    stores: Vec<ConsumerStore>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Fulfillment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fulfillment").finish_non_exhaustive()
+    }
+}
+
+impl Fulfillment {
+    /// Validates `config` and spawns every task on the current runtime.
+    ///
+    /// # Errors
+    /// An invalid configuration, or a storage error opening the consumers.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn start(
+        path: CommandPath,
+        config: SystemsConfig,
+        options: FulfillmentOptions,
+    ) -> Result<Self, FulfillmentError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let clock = options.clock.clone();
+        let metrics = Arc::new(Metrics::default());
+        let port: Arc<dyn HandoffPort> = match options.port.clone() {
+            Some(port) => port,
+            None => Arc::new(HttpSystems::from_config(&config, clock.clone())?),
+        };
+        let log = path.log().clone();
+        let evidence = EvidenceStore::open(&log)?;
+        let inbox =
+            CallbackInbox::new(path.clone(), config.clone(), metrics.clone(), clock.clone())?;
+        let reconciler = Reconciler::new(
+            path.clone(),
+            port.clone(),
+            config.clone(),
+            metrics.clone(),
+            clock.clone(),
+            evidence.clone(),
+        )?;
+        let process_store = log.consumer(crate::process::NAME)?;
+        let dispatcher_store = log.consumer(crate::dispatcher::NAME)?;
+        let index_store = log.consumer(INDEX_NAME)?;
+        dispatcher_store.declare_side_effects()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(
+            ProcessManager {
+                path: path.clone(),
+                store: process_store.clone(),
+                metrics: metrics.clone(),
+                batch_size: options.batch_size,
+                concurrency: options.process_concurrency,
+            }
+            .run(stop_rx.clone()),
+        )];
+        tasks.push(tokio::spawn(
+            Dispatcher {
+                shared: Arc::new(DispatchShared {
+                    path: path.clone(),
+                    port,
+                    config: config.clone(),
+                    metrics: metrics.clone(),
+                    clock: clock.clone(),
+                    evidence: evidence.clone(),
+                }),
+                store: dispatcher_store.clone(),
+                batch_size: options.batch_size,
+                concurrency: options.dispatch_concurrency,
+            }
+            .run(stop_rx.clone()),
+        ));
+        tasks.push(tokio::spawn(
+            HandoffIndex {
+                path: path.clone(),
+                store: index_store.clone(),
+                batch_size: options.batch_size,
+            }
+            .run(stop_rx.clone()),
+        ));
+        tasks.push(tokio::spawn(unpark_loop(
+            path.clone(),
+            inbox.clone(),
+            options.park_sweep_ms,
+            stop_rx.clone(),
+        )));
+        if options.reconciliation_loop {
+            tasks.push(tokio::spawn(run_loop(
+                reconciler.clone(),
+                config.reconciliation.interval_ms,
+                stop_rx,
+            )));
+        }
+        Ok(Self {
+            path,
+            metrics,
+            inbox,
+            reconciler,
+            evidence,
+            stores: vec![process_store, dispatcher_store, index_store],
+            stop,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// The callback inbox, for [`crate::callbacks::router`].
+    pub fn callback_inbox(&self) -> CallbackInbox {
+        self.inbox.clone()
+    }
+
+    /// The reconciler (to read stored runs).
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.reconciler
+    }
+
+    /// Runs reconciliation now (an operator's trigger).
+    ///
+    /// # Errors
+    /// [`ReconcileError`] when the index cannot be read.
+    pub async fn trigger_reconciliation(&self) -> Result<ReconciliationReport, ReconcileError> {
+        self.reconciler.run("operator").await
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// A labelled copy of the counters.
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Every call and status query made for one handoff, redacted.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn evidence(&self, handoff_id: &HandoffId) -> Result<Vec<EvidenceRecord>, LogError> {
+        self.evidence.for_handoff(handoff_id)
+    }
+
+    /// Each consumer's checkpoint, lag and failure.
+    pub fn status(&self) -> FulfillmentStatus {
+        let head = self.path.log().next_position();
+        let consumers = self
+            .stores
+            .iter()
+            .map(|store| {
+                let checkpoint = store.checkpoint().unwrap_or(0);
+                ConsumerStatus {
+                    name: store.name().to_owned(),
+                    checkpoint,
+                    head,
+                    lag: head.saturating_sub(checkpoint),
+                    failure: store
+                        .failure()
+                        .ok()
+                        .flatten()
+                        .map(|f| format!("at {}: {}", f.position, f.message)),
+                    recovery_until: store.recovery_until().ok().flatten(),
+                    suppressed: store.suppressed().unwrap_or(0),
+                }
+            })
+            .collect();
+        FulfillmentStatus {
+            consumers,
+            parked_callbacks: self.inbox.parked_count(),
+            running: !*self.stop.borrow(),
+        }
+    }
+
+    /// Stops taking work, lets calls in flight finish, commits checkpoints
+    /// and returns.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let tasks: Vec<JoinHandle<()>> = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Applies parked callbacks when a handoff is sent, and sweeps them
+/// periodically (covering a park that raced with the handoff's creation).
+async fn unpark_loop(
+    path: CommandPath,
+    inbox: CallbackInbox,
+    sweep_ms: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    if inbox.parked_count() > 0 {
+        let _ = inbox.apply_parked().await;
+    }
+    let mut subscription = path.log().subscribe(path.log().next_position());
+    let mut tick = tokio::time::interval(Duration::from_millis(sweep_ms.max(10)));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {
+                if inbox.parked_count() > 0 {
+                    if let Err(e) = inbox.apply_parked().await {
+                        tracing::warn!(error = %e, "parked callbacks sweep failed");
+                    }
+                }
+            }
+            batch = subscription.next_batch(512) => {
+                let Ok(batch) = batch else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    subscription = path.log().subscribe(path.log().next_position());
+                    continue;
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let sent = batch.iter().any(|record| {
+                    record.event_type == "HandoffSent"
+                        && inbox.has_parked(&HandoffId::new(record.stream_id.trim_start_matches("handoff-")))
+                        && decode_handoff(record).is_ok()
+                });
+                if sent {
+                    if let Err(e) = inbox.apply_parked().await {
+                        tracing::warn!(error = %e, "applying parked callbacks failed");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Counters of the external-systems side, as atomics the server exports.
+//!
+//! Calls are counted by system and normalized outcome class; callback
+//! refusals by their stable reason; reconciliation by runs, checks and
+//! corrections; recovery by suppressed side effects.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use domain::idempotency::TargetSystem;
+use domain::outcome::OutcomeClass;
+use serde::Serialize;
+
+use crate::callbacks::RejectionReason;
+
+const SYSTEMS: usize = 6;
+const CLASSES: usize = 11;
+
+/// Every system, in a fixed order.
+pub const ALL_SYSTEMS: [TargetSystem; SYSTEMS] = [
+    TargetSystem::Inventory,
+    TargetSystem::Provisioning,
+    TargetSystem::Billing,
+    TargetSystem::Crm,
+    TargetSystem::Document,
+    TargetSystem::Notification,
+];
+
+/// Every outcome class, in a fixed order.
+pub const ALL_CLASSES: [OutcomeClass; CLASSES] = [
+    OutcomeClass::Succeeded,
+    OutcomeClass::Accepted,
+    OutcomeClass::BusinessRejected,
+    OutcomeClass::ValidationRejected,
+    OutcomeClass::IdempotentSuccess,
+    OutcomeClass::DuplicateConflict,
+    OutcomeClass::Unknown,
+    OutcomeClass::TechnicalRetryable,
+    OutcomeClass::SecurityConfiguration,
+    OutcomeClass::SchemaMismatch,
+    OutcomeClass::Unclassified,
+];
+
+/// The stable snake_case name of an outcome class (metrics labels, reports).
+pub fn class_name(class: OutcomeClass) -> &'static str {
+    match class {
+        OutcomeClass::Succeeded => "succeeded",
+        OutcomeClass::Accepted => "accepted",
+        OutcomeClass::BusinessRejected => "business_rejected",
+        OutcomeClass::ValidationRejected => "validation_rejected",
+        OutcomeClass::IdempotentSuccess => "idempotent_success",
+        OutcomeClass::DuplicateConflict => "duplicate_conflict",
+        OutcomeClass::Unknown => "unknown",
+        OutcomeClass::TechnicalRetryable => "technical_retryable",
+        OutcomeClass::SecurityConfiguration => "security_configuration",
+        OutcomeClass::SchemaMismatch => "schema_mismatch",
+        OutcomeClass::Unclassified => "unclassified",
+    }
+}
+
+fn system_index(system: TargetSystem) -> usize {
+    ALL_SYSTEMS.iter().position(|s| *s == system).unwrap_or(0)
+}
+
+fn class_index(class: OutcomeClass) -> usize {
+    ALL_CLASSES.iter().position(|c| *c == class).unwrap_or(0)
+}
+
+/// The counters. Cheap to update from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    calls: [[AtomicU64; CLASSES]; SYSTEMS],
+    status_queries: [AtomicU64; SYSTEMS],
+    circuit_fast_fails: [AtomicU64; SYSTEMS],
+    callback_rejections: [AtomicU64; RejectionReason::COUNT],
+    /// Callbacks whose observation was appended.
+    pub callbacks_applied: AtomicU64,
+    /// Redelivered callbacks (same message id, same payload): no-ops.
+    pub callbacks_duplicate: AtomicU64,
+    /// Callbacks that changed nothing (stale or repeated outcome).
+    pub callbacks_no_change: AtomicU64,
+    /// Callbacks the domain refused (for example while UNKNOWN).
+    pub callbacks_refused_by_domain: AtomicU64,
+    /// Callbacks parked because their handoff was not there yet.
+    pub callbacks_parked: AtomicU64,
+    /// Parked callbacks applied later.
+    pub callbacks_unparked: AtomicU64,
+    /// Reconciliation runs.
+    pub reconciliation_runs: AtomicU64,
+    /// Handoffs checked by reconciliation.
+    pub reconciliation_checked: AtomicU64,
+    /// Handoffs whose state reconciliation changed.
+    pub reconciliation_corrections: AtomicU64,
+    /// Dispatches not sent because the dispatcher was recovering.
+    pub suppressed_side_effects: AtomicU64,
+    /// Dispatches found interrupted by a crash and marked UNKNOWN.
+    pub interrupted_dispatches: AtomicU64,
+    /// Commands the process manager executed.
+    pub policy_commands: AtomicU64,
+    /// Commands of the process manager that a rule refused.
+    pub policy_refusals: AtomicU64,
+}
+
+fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Counts one call to `system` that ended as `class`.
+    pub fn record_call(&self, system: TargetSystem, class: OutcomeClass) {
+        inc(&self.calls[system_index(system)][class_index(class)]);
+    }
+
+    /// Counts one status query.
+    pub fn record_status_query(&self, system: TargetSystem) {
+        inc(&self.status_queries[system_index(system)]);
+    }
+
+    /// Counts one call refused by an open circuit.
+    pub fn record_circuit_fast_fail(&self, system: TargetSystem) {
+        inc(&self.circuit_fast_fails[system_index(system)]);
+    }
+
+    /// Counts one refused callback.
+    pub fn record_callback_rejection(&self, reason: RejectionReason) {
+        inc(&self.callback_rejections[reason.index()]);
+    }
+
+    /// Calls to `system` that ended as `class`.
+    pub fn calls(&self, system: TargetSystem, class: OutcomeClass) -> u64 {
+        self.calls[system_index(system)][class_index(class)].load(Ordering::Relaxed)
+    }
+
+    /// Refused callbacks with `reason`.
+    pub fn callback_rejections(&self, reason: RejectionReason) -> u64 {
+        self.callback_rejections[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// A consistent-enough copy for export.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut calls = BTreeMap::new();
+        let mut status_queries = BTreeMap::new();
+        let mut circuit_fast_fails = BTreeMap::new();
+        for (i, system) in ALL_SYSTEMS.iter().enumerate() {
+            let by_class: BTreeMap<&'static str, u64> = ALL_CLASSES
+                .iter()
+                .enumerate()
+                .map(|(j, class)| (class_name(*class), load(&self.calls[i][j])))
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            if !by_class.is_empty() {
+                calls.insert(system.as_str(), by_class);
+            }
+            let q = load(&self.status_queries[i]);
+            if q > 0 {
+                status_queries.insert(system.as_str(), q);
+            }
+            let f = load(&self.circuit_fast_fails[i]);
+            if f > 0 {
+                circuit_fast_fails.insert(system.as_str(), f);
+            }
+        }
+        let callback_rejections = RejectionReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), load(&self.callback_rejections[r.index()])))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        MetricsSnapshot {
+            calls,
+            status_queries,
+            circuit_fast_fails,
+            callback_rejections,
+            callbacks_applied: load(&self.callbacks_applied),
+            callbacks_duplicate: load(&self.callbacks_duplicate),
+            callbacks_no_change: load(&self.callbacks_no_change),
+            callbacks_refused_by_domain: load(&self.callbacks_refused_by_domain),
+            callbacks_parked: load(&self.callbacks_parked),
+            callbacks_unparked: load(&self.callbacks_unparked),
+            reconciliation_runs: load(&self.reconciliation_runs),
+            reconciliation_checked: load(&self.reconciliation_checked),
+            reconciliation_corrections: load(&self.reconciliation_corrections),
+            suppressed_side_effects: load(&self.suppressed_side_effects),
+            interrupted_dispatches: load(&self.interrupted_dispatches),
+            policy_commands: load(&self.policy_commands),
+            policy_refusals: load(&self.policy_refusals),
+        }
+    }
+}
+
+/// A copy of [`Metrics`] with labels, for `/metrics` and reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MetricsSnapshot {
+    /// Calls by system, then by outcome class (zero counts left out).
+    pub calls: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// Status queries by system.
+    pub status_queries: BTreeMap<&'static str, u64>,
+    /// Calls refused by an open circuit, by system.
+    pub circuit_fast_fails: BTreeMap<&'static str, u64>,
+    /// Refused callbacks by reason.
+    pub callback_rejections: BTreeMap<&'static str, u64>,
+    /// See [`Metrics::callbacks_applied`].
+    pub callbacks_applied: u64,
+    /// See [`Metrics::callbacks_duplicate`].
+    pub callbacks_duplicate: u64,
+    /// See [`Metrics::callbacks_no_change`].
+    pub callbacks_no_change: u64,
+    /// See [`Metrics::callbacks_refused_by_domain`].
+    pub callbacks_refused_by_domain: u64,
+    /// See [`Metrics::callbacks_parked`].
+    pub callbacks_parked: u64,
+    /// See [`Metrics::callbacks_unparked`].
+    pub callbacks_unparked: u64,
+    /// See [`Metrics::reconciliation_runs`].
+    pub reconciliation_runs: u64,
+    /// See [`Metrics::reconciliation_checked`].
+    pub reconciliation_checked: u64,
+    /// See [`Metrics::reconciliation_corrections`].
+    pub reconciliation_corrections: u64,
+    /// See [`Metrics::suppressed_side_effects`].
+    pub suppressed_side_effects: u64,
+    /// See [`Metrics::interrupted_dispatches`].
+    pub interrupted_dispatches: u64,
+    /// See [`Metrics::policy_commands`].
+    pub policy_commands: u64,
+    /// See [`Metrics::policy_refusals`].
+    pub policy_refusals: u64,
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP oms_adapters_{name} {help}");
+    let _ = writeln!(out, "# TYPE oms_adapters_{name} counter");
+}
+
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &BTreeMap<&'static str, u64>,
+) {
+    use std::fmt::Write;
+    family(out, name, help);
+    for (value, n) in values {
+        let _ = writeln!(out, "oms_adapters_{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
+impl MetricsSnapshot {
+    /// The counters in the Prometheus text exposition format, every name
+    /// prefixed `oms_adapters_`.
+    pub fn prometheus_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        family(
+            &mut out,
+            "external_calls_total",
+            "External calls by system and outcome class.",
+        );
+        for (system, classes) in &self.calls {
+            for (class, n) in classes {
+                let _ = writeln!(
+                    out,
+                    "oms_adapters_external_calls_total{{system=\"{system}\",outcome=\"{class}\"}} {n}"
+                );
+            }
+        }
+        labelled(
+            &mut out,
+            "status_queries_total",
+            "Reconciliation status queries by system.",
+            "system",
+            &self.status_queries,
+        );
+        labelled(
+            &mut out,
+            "circuit_fast_fails_total",
+            "Calls refused by an open circuit, by system.",
+            "system",
+            &self.circuit_fast_fails,
+        );
+        labelled(
+            &mut out,
+            "callback_rejections_total",
+            "Refused callbacks by reason.",
+            "reason",
+            &self.callback_rejections,
+        );
+        for (name, help, n) in [
+            (
+                "callbacks_applied_total",
+                "Callbacks whose observation was appended.",
+                self.callbacks_applied,
+            ),
+            (
+                "callbacks_duplicate_total",
+                "Redelivered callbacks (no-ops).",
+                self.callbacks_duplicate,
+            ),
+            (
+                "callbacks_no_change_total",
+                "Callbacks that changed nothing.",
+                self.callbacks_no_change,
+            ),
+            (
+                "callbacks_refused_by_domain_total",
+                "Callbacks the handoff's rules refused.",
+                self.callbacks_refused_by_domain,
+            ),
+            (
+                "callbacks_parked_total",
+                "Callbacks parked until their handoff appears.",
+                self.callbacks_parked,
+            ),
+            (
+                "callbacks_unparked_total",
+                "Parked callbacks applied later.",
+                self.callbacks_unparked,
+            ),
+            (
+                "reconciliation_runs_total",
+                "Reconciliation runs.",
+                self.reconciliation_runs,
+            ),
+            (
+                "reconciliation_checked_total",
+                "Handoffs checked by reconciliation.",
+                self.reconciliation_checked,
+            ),
+            (
+                "reconciliation_corrections_total",
+                "Handoffs whose state reconciliation changed.",
+                self.reconciliation_corrections,
+            ),
+            (
+                "suppressed_side_effects_total",
+                "Calls not made while recovering.",
+                self.suppressed_side_effects,
+            ),
+            (
+                "interrupted_dispatches_total",
+                "Dispatches found interrupted and marked unknown.",
+                self.interrupted_dispatches,
+            ),
+            (
+                "policy_commands_total",
+                "Commands executed by the process manager.",
+                self.policy_commands,
+            ),
+            (
+                "policy_refusals_total",
+                "Process manager commands refused by a rule.",
+                self.policy_refusals,
+            ),
+        ] {
+            family(&mut out, name, help);
+            let _ = writeln!(out, "oms_adapters_{name} {n}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prometheus_text_has_labelled_counters() {
+        let metrics = Metrics::default();
+        metrics.record_call(TargetSystem::Billing, OutcomeClass::Unknown);
+        metrics.record_callback_rejection(RejectionReason::BadSignature);
+        let text = metrics.snapshot().prometheus_text();
+        assert!(
+            text.contains(
+                "oms_adapters_external_calls_total{system=\"billing\",outcome=\"unknown\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("oms_adapters_callback_rejections_total{reason=\"bad_signature\"} 1"));
+        assert!(text.contains("oms_adapters_reconciliation_runs_total 0"));
+    }
+}

@@ -1,0 +1,722 @@
+//! Reconciliation: find handoffs whose outcome is UNKNOWN, or that are sent
+//! or accepted past their SLA, ask the external system's status by
+//! idempotency key, and apply the answer through domain commands.
+//!
+//! The handoffs to look at come from the `handoff-index` consumer, which
+//! keeps one row per open handoff (status and time of its last change), its
+//! rows committed with its checkpoint.
+//!
+//! | external answer | command | result in the report |
+//! | --- | --- | --- |
+//! | same as local (still pending) | observation, no change | `matched` (next check after the SLA) |
+//! | success (the callback was missed) | success observation | `external_success` |
+//! | failure | failure observation (rejection / fallout) | `external_failure` |
+//! | not found (never received) | retryable observation: resend, same key | `not_found_resent` |
+//! | status unavailable | noted while UNKNOWN | `still_unknown` (next check scheduled) |
+//! | local state cannot take it | fallout "local impossible", or refused | `local_impossible` |
+//! | still pending (or unreadable) past `fallout_after_ms` | SLA breach (fallout) | `sla_breach` |
+//!
+//! Every run is returned as a [`ReconciliationReport`] and stored in the
+//! `adapters/reconciliation-runs` tree (its first 200 entries).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::handoff::{HandoffCommand, HandoffEvent, HandoffState, HandoffStatus};
+use domain::idempotency::{derive_id, handoff_id_for_key, Purpose, TargetSystem};
+use domain::ids::{handoff_stream, TenantId, Timestamp};
+use domain::outcome::{FalloutReason, Observation, ObservationSource, OutcomeClass};
+use domain::{HandoffDecider, RuleViolation};
+use eventlog::{decode_payload, ConsumerBatch, ConsumerStore, LogError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::clock::SharedClock;
+use crate::command::{CommandContext, CommandError, CommandPath};
+use crate::config::{parse_system, SystemsConfig};
+use crate::events::decode_handoff;
+use crate::evidence::{EvidenceRecord, EvidenceStore};
+use crate::external::{HandoffPort, StatusAnswer, StatusQuery};
+use crate::metrics::{class_name, Metrics};
+
+/// The index consumer's name.
+pub const INDEX_NAME: &str = "handoff-index";
+const RUNS_TREE: &str = "adapters/reconciliation-runs";
+const STORED_ENTRIES: usize = 200;
+const CHECK_CONCURRENCY: usize = 16;
+
+/// One open handoff in the index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IndexRow {
+    pub(crate) tenant: String,
+    pub(crate) system: String,
+    pub(crate) purpose: String,
+    pub(crate) key: String,
+    pub(crate) status: String,
+    pub(crate) since_ms: i64,
+}
+
+pub(crate) struct HandoffIndex {
+    pub(crate) path: CommandPath,
+    pub(crate) store: ConsumerStore,
+    pub(crate) batch_size: usize,
+}
+
+impl HandoffIndex {
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut position = match self.store.checkpoint() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "handoff index cannot read its checkpoint");
+                return;
+            }
+        };
+        let mut subscription = self.path.log().subscribe(position);
+        loop {
+            let batch = tokio::select! {
+                _ = stop.changed() => break,
+                batch = subscription.next_batch(self.batch_size) => batch,
+            };
+            let batch = match batch {
+                Ok(b) if b.is_empty() => break,
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "handoff index read failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    subscription = self.path.log().subscribe(position);
+                    continue;
+                }
+            };
+            let Some(next) = batch.last().map(|r| r.position + 1) else {
+                continue;
+            };
+            let mut overlay: HashMap<String, Option<IndexRow>> = HashMap::new();
+            for record in &batch {
+                let event = match decode_handoff(record) {
+                    Ok(Some(event)) => event,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(position = record.position, error = %e, "handoff index skips an undecodable event");
+                        continue;
+                    }
+                };
+                let id = record.stream_id.trim_start_matches("handoff-").to_owned();
+                let current = match overlay.get(&id) {
+                    Some(row) => row.clone(),
+                    None => self.row(&id),
+                };
+                let at = record.recorded_at_ms;
+                let moved = |status: &str| {
+                    current.clone().map(|mut row| {
+                        row.status = status.to_owned();
+                        row.since_ms = at;
+                        row
+                    })
+                };
+                let updated = match &event {
+                    HandoffEvent::HandoffRequested {
+                        subject,
+                        idempotency_key,
+                        ..
+                    } => Some(IndexRow {
+                        tenant: subject.tenant_id.to_string(),
+                        system: subject.target.as_str().to_owned(),
+                        purpose: subject.purpose.as_str().to_owned(),
+                        key: idempotency_key.clone(),
+                        status: "requested".into(),
+                        since_ms: at,
+                    }),
+                    HandoffEvent::HandoffSent { .. } => moved("sent"),
+                    HandoffEvent::HandoffAccepted { .. } => moved("accepted"),
+                    HandoffEvent::HandoffOutcomeUnknown { .. } => moved("unknown"),
+                    HandoffEvent::HandoffRetryScheduled { .. } => moved("retry_scheduled"),
+                    HandoffEvent::HandoffObservationNoted { .. } => current.clone(),
+                    HandoffEvent::HandoffSucceeded { .. }
+                    | HandoffEvent::HandoffRejected { .. }
+                    | HandoffEvent::HandoffFalloutRaised { .. }
+                    | HandoffEvent::HandoffResolved { .. } => None,
+                };
+                overlay.insert(id, updated);
+            }
+            let mut rows = ConsumerBatch::default();
+            for (id, row) in overlay {
+                match row.and_then(|r| serde_json::to_vec(&r).ok()) {
+                    Some(bytes) => rows.insert(id.as_bytes(), bytes),
+                    None => rows.remove(id.as_bytes()),
+                }
+            }
+            if let Err(e) = self.store.commit(rows, next) {
+                tracing::error!(error = %e, "handoff index cannot commit");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                subscription = self.path.log().subscribe(position);
+                continue;
+            }
+            position = next;
+        }
+    }
+
+    fn row(&self, id: &str) -> Option<IndexRow> {
+        self.store
+            .get(id.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    }
+}
+
+/// What reconciliation concluded about one handoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconciliationResult {
+    /// Local and external agree (both still pending, or already settled).
+    Matched,
+    /// External completed; the success was applied (missed callback).
+    ExternalSuccess,
+    /// External failed; the failure was applied.
+    ExternalFailure,
+    /// External never received the request: a resend with the same key
+    /// was scheduled.
+    NotFoundResent,
+    /// External does not know either: stays UNKNOWN, checked again later.
+    StillUnknown,
+    /// The local state cannot take the external result: fallout.
+    LocalImpossible,
+    /// Pending longer than the system's `fallout_after_ms`: fallout.
+    SlaBreach,
+}
+
+impl ReconciliationResult {
+    fn changes_state(self) -> bool {
+        !matches!(self, Self::Matched | Self::StillUnknown)
+    }
+}
+
+/// One checked handoff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReconciliationEntry {
+    /// The handoff.
+    pub handoff_id: String,
+    /// The system.
+    pub system: String,
+    /// The local status before the check.
+    pub status_before: String,
+    /// What was concluded.
+    pub result: ReconciliationResult,
+    /// The class of the external answer, if one came.
+    pub external_class: Option<String>,
+    /// The raw external code, as evidence.
+    pub raw_code: Option<String>,
+    /// The rule that refused the observation, if one did.
+    pub rule: Option<String>,
+}
+
+/// What one reconciliation run checked and changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReconciliationReport {
+    /// The run's id.
+    pub run_id: String,
+    /// `scheduled` or `operator`.
+    pub trigger: String,
+    /// Start (Unix ms).
+    pub started_at_ms: i64,
+    /// End (Unix ms).
+    pub finished_at_ms: i64,
+    /// Open handoffs in the index when the run started.
+    pub open_handoffs: usize,
+    /// Handoffs checked.
+    pub checked: usize,
+    /// Handoffs whose state the run changed.
+    pub changed: usize,
+    /// Count per result.
+    pub results: BTreeMap<String, usize>,
+    /// Every check (all of them in the returned report; the first 200 in
+    /// the stored copy).
+    pub entries: Vec<ReconciliationEntry>,
+}
+
+/// Why a run could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// The index could not be read.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// The reconciler. Cheap to clone; runs are serialized.
+#[derive(Clone)]
+pub struct Reconciler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: CommandPath,
+    port: Arc<dyn HandoffPort>,
+    config: Arc<SystemsConfig>,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+    index: ConsumerStore,
+    evidence: EvidenceStore,
+    runs: sled::Tree,
+    next_check: Mutex<HashMap<String, i64>>,
+    run_lock: tokio::sync::Mutex<u64>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").finish_non_exhaustive()
+    }
+}
+
+struct Due {
+    id: String,
+    row: IndexRow,
+    system: TargetSystem,
+    purpose: Purpose,
+}
+
+impl Reconciler {
+    pub(crate) fn new(
+        path: CommandPath,
+        port: Arc<dyn HandoffPort>,
+        config: Arc<SystemsConfig>,
+        metrics: Arc<Metrics>,
+        clock: SharedClock,
+        evidence: EvidenceStore,
+    ) -> Result<Self, LogError> {
+        let index = path.log().consumer(INDEX_NAME)?;
+        let runs = path.log().db().open_tree(RUNS_TREE)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                port,
+                config,
+                metrics,
+                clock,
+                index,
+                evidence,
+                runs,
+                next_check: Mutex::new(HashMap::new()),
+                run_lock: tokio::sync::Mutex::new(0),
+            }),
+        })
+    }
+
+    /// Runs once now (waiting for a run in progress to finish first).
+    ///
+    /// # Errors
+    /// [`ReconcileError`] when the index cannot be read.
+    pub async fn run(&self, trigger: &str) -> Result<ReconciliationReport, ReconcileError> {
+        let mut counter = self.inner.run_lock.lock().await;
+        *counter += 1;
+        let inner = &self.inner;
+        let started = inner.clock.now_ms();
+        let run_id = format!("{}", ulid::Ulid::new());
+        let mut due = Vec::new();
+        let mut open = 0;
+        {
+            let next_check = inner
+                .next_check
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default();
+            for entry in inner.index.scan_prefix(b"") {
+                let (key, value) = entry?;
+                open += 1;
+                let Ok(row) = serde_json::from_slice::<IndexRow>(&value) else {
+                    continue;
+                };
+                let id = String::from_utf8_lossy(&key).into_owned();
+                let (Some(system), Some(purpose)) =
+                    (parse_system(&row.system), parse_purpose(&row.purpose))
+                else {
+                    continue;
+                };
+                let Some(config) = inner.config.system(&row.tenant, system) else {
+                    continue;
+                };
+                let not_before = next_check.get(&id).copied().unwrap_or(i64::MIN);
+                let sla = i64::try_from(config.sla_ms).unwrap_or(i64::MAX);
+                let is_due = match row.status.as_str() {
+                    "unknown" => started >= not_before,
+                    "sent" | "accepted" => {
+                        started.saturating_sub(row.since_ms) >= sla && started >= not_before
+                    }
+                    _ => false,
+                };
+                if is_due {
+                    due.push(Due {
+                        id,
+                        row,
+                        system,
+                        purpose,
+                    });
+                }
+            }
+        }
+        due.sort_by_key(|d| d.row.since_ms);
+        due.truncate(inner.config.reconciliation.max_checks_per_run);
+        let mut tasks = JoinSet::new();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(CHECK_CONCURRENCY));
+        for item in due {
+            let this = self.clone();
+            let run_id = run_id.clone();
+            let semaphore = semaphore.clone();
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await.ok();
+                this.check(&run_id, item).await
+            });
+        }
+        let mut entries = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(entry) = done {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(|a, b| a.handoff_id.cmp(&b.handoff_id));
+        let mut results: BTreeMap<String, usize> = BTreeMap::new();
+        for entry in &entries {
+            let name = serde_json::to_value(entry.result)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            *results.entry(name).or_default() += 1;
+        }
+        let changed = entries.iter().filter(|e| e.result.changes_state()).count();
+        let report = ReconciliationReport {
+            run_id,
+            trigger: trigger.to_owned(),
+            started_at_ms: started,
+            finished_at_ms: inner.clock.now_ms(),
+            open_handoffs: open,
+            checked: entries.len(),
+            changed,
+            results,
+            entries,
+        };
+        let m = &inner.metrics;
+        m.reconciliation_runs.fetch_add(1, Ordering::Relaxed);
+        m.reconciliation_checked
+            .fetch_add(report.checked as u64, Ordering::Relaxed);
+        m.reconciliation_corrections
+            .fetch_add(report.changed as u64, Ordering::Relaxed);
+        self.store(&report, *counter);
+        if report.checked > 0 {
+            tracing::info!(
+                run_id = report.run_id.as_str(),
+                trigger,
+                checked = report.checked,
+                changed = report.changed,
+                "reconciliation run"
+            );
+        }
+        Ok(report)
+    }
+
+    fn store(&self, report: &ReconciliationReport, counter: u64) {
+        let mut stored = report.clone();
+        stored.entries.truncate(STORED_ENTRIES);
+        let mut key = report.started_at_ms.to_be_bytes().to_vec();
+        key.extend_from_slice(&counter.to_be_bytes());
+        match serde_json::to_vec(&stored) {
+            Ok(bytes) => {
+                if let Err(e) = self.inner.runs.insert(key, bytes) {
+                    tracing::warn!(error = %e, "cannot store a reconciliation report");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot encode a reconciliation report"),
+        }
+    }
+
+    /// The stored reports of the last `limit` runs, newest first.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<serde_json::Value>, LogError> {
+        let mut out = Vec::new();
+        for entry in self.inner.runs.iter().rev().take(limit) {
+            let (_, value) = entry?;
+            if let Ok(v) = serde_json::from_slice(&value) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn schedule(&self, id: &str, at: i64) {
+        if let Ok(mut map) = self.inner.next_check.lock() {
+            map.insert(id.to_owned(), at);
+        }
+    }
+
+    /// A handoff still pending (not UNKNOWN: that one waits for an answer)
+    /// past its system's `fallout_after_ms` is declared an SLA breach.
+    #[allow(clippy::too_many_arguments)]
+    async fn breach_if_overdue(
+        &self,
+        due: &Due,
+        entry: &ReconciliationEntry,
+        unknown: bool,
+        now: i64,
+        config: Option<&crate::config::SystemConfig>,
+        stream: &str,
+        context: &CommandContext,
+    ) -> Option<ReconciliationResult> {
+        let after = i64::try_from(config?.fallout_after_ms?).unwrap_or(i64::MAX);
+        let pending = matches!(
+            entry.result,
+            ReconciliationResult::Matched | ReconciliationResult::StillUnknown
+        );
+        if unknown || !pending || now.saturating_sub(due.row.since_ms) < after {
+            return None;
+        }
+        let command = HandoffCommand::DeclareSlaBreach { at: Timestamp(now) };
+        match self
+            .inner
+            .path
+            .execute::<HandoffDecider>(stream, &command, context)
+            .await
+        {
+            Ok(outcome) if outcome.positions.is_some() => Some(ReconciliationResult::SlaBreach),
+            _ => None,
+        }
+    }
+
+    async fn check(&self, run_id: &str, due: Due) -> ReconciliationEntry {
+        let inner = &self.inner;
+        let mut entry = ReconciliationEntry {
+            handoff_id: due.id.clone(),
+            system: due.row.system.clone(),
+            status_before: due.row.status.clone(),
+            result: ReconciliationResult::Matched,
+            external_class: None,
+            raw_code: None,
+            rule: None,
+        };
+        let interval = i64::try_from(inner.config.reconciliation.interval_ms).unwrap_or(i64::MAX);
+        let handoff_id = handoff_id_for_key(&due.row.key);
+        let stream = handoff_stream(&handoff_id);
+        let handoff = match inner.path.load::<HandoffDecider>(&stream) {
+            Ok(loaded) => match loaded.state {
+                HandoffState::Open(h) => h,
+                HandoffState::Empty => return entry,
+            },
+            Err(e) => {
+                entry.result = ReconciliationResult::StillUnknown;
+                entry.rule = Some(format!("load failed: {e}"));
+                return entry;
+            }
+        };
+        let unknown = handoff.status == HandoffStatus::Unknown;
+        if !matches!(
+            handoff.status,
+            HandoffStatus::Sent | HandoffStatus::Accepted | HandoffStatus::Unknown
+        ) {
+            // The index lags: the handoff already moved on.
+            return entry;
+        }
+        let now = inner.clock.now_ms();
+        let config = inner.config.system(&due.row.tenant, due.system);
+        let correlation = inner
+            .path
+            .log()
+            .read_stream(&stream, 1, 1)
+            .ok()
+            .and_then(|r| r.into_iter().next())
+            .map_or_else(|| handoff_id.to_string(), |r| r.correlation_id);
+        let context = |action: &str| {
+            CommandContext::new(
+                derive_id(&format!("{run_id}:{handoff_id}"), action),
+                due.row.tenant.clone(),
+                correlation.clone(),
+            )
+        };
+        let query = StatusQuery {
+            tenant: TenantId::new(due.row.tenant.clone()),
+            system: due.system,
+            purpose: due.purpose,
+            idempotency_key: due.row.key.clone(),
+        };
+        inner.metrics.record_status_query(due.system);
+        let answer = match inner.port.status(&query).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                entry.result = ReconciliationResult::StillUnknown;
+                entry.rule = Some(e.to_string());
+                self.schedule(&due.id, now.saturating_add(interval));
+                return entry;
+            }
+        };
+        let (class, raw_code, raw_label, reference, not_found) = match &answer {
+            StatusAnswer::Known(o) => (
+                o.class,
+                o.raw_code.clone(),
+                o.raw_label.clone(),
+                o.external_reference.clone(),
+                false,
+            ),
+            StatusAnswer::NotFound(_) => (
+                OutcomeClass::TechnicalRetryable,
+                Some("NOT_FOUND".to_owned()),
+                Some("the system has no record of the key".to_owned()),
+                None,
+                true,
+            ),
+            StatusAnswer::Unavailable(o) => (
+                OutcomeClass::Unknown,
+                o.raw_code.clone(),
+                o.raw_label.clone(),
+                None,
+                false,
+            ),
+        };
+        let evidence_outcome = match &answer {
+            StatusAnswer::Known(o) | StatusAnswer::Unavailable(o) => o.clone(),
+            StatusAnswer::NotFound(evidence) => crate::external::CallOutcome {
+                class,
+                raw_code: raw_code.clone(),
+                raw_label: raw_label.clone(),
+                external_reference: None,
+                evidence: evidence.clone(),
+            },
+        };
+        if let Err(e) = inner.evidence.record(&EvidenceRecord::of(
+            now,
+            &handoff.id,
+            due.system.as_str(),
+            "reconciliation",
+            &evidence_outcome,
+        )) {
+            tracing::warn!(error = %e, "cannot store reconciliation evidence");
+        }
+        entry.external_class = Some(class_name(class).to_owned());
+        entry.raw_code = raw_code.clone();
+        if matches!(answer, StatusAnswer::Unavailable(_)) && !unknown {
+            // A failed status read says nothing: leave a pending handoff alone.
+            entry.result = ReconciliationResult::StillUnknown;
+            if let Some(breached) = self
+                .breach_if_overdue(&due, &entry, unknown, now, config, &stream, &context("sla"))
+                .await
+            {
+                entry.result = breached;
+                return entry;
+            }
+            self.schedule(&due.id, now.saturating_add(interval));
+            return entry;
+        }
+        let command = HandoffCommand::Observe {
+            observation: Observation {
+                handoff_id: handoff.id.clone(),
+                attempt: handoff.subject.attempt,
+                class,
+                raw_code,
+                raw_label,
+                external_reference: reference,
+                observed_at: Timestamp(now),
+                source: ObservationSource::Reconciliation,
+            },
+            retry_policy: config.map(|c| c.retry).unwrap_or_default().policy(),
+        };
+        let result = inner
+            .path
+            .execute::<HandoffDecider>(&stream, &command, &context("observe"))
+            .await;
+        entry.result = match result {
+            Err(CommandError::Rejected { source }) => {
+                entry.rule = Some(source.rule().to_owned());
+                ReconciliationResult::LocalImpossible
+            }
+            Err(e) => {
+                entry.rule = Some(e.to_string());
+                ReconciliationResult::StillUnknown
+            }
+            Ok(outcome) => match outcome
+                .positions
+                .and_then(|p| inner.path.log().read_at(*p.start()).ok().flatten())
+            {
+                None => ReconciliationResult::Matched,
+                Some(record) => match decode_payload::<HandoffEvent>(&record.payload) {
+                    Ok(HandoffEvent::HandoffSucceeded { .. }) => {
+                        ReconciliationResult::ExternalSuccess
+                    }
+                    Ok(HandoffEvent::HandoffRejected { .. }) => {
+                        ReconciliationResult::ExternalFailure
+                    }
+                    Ok(HandoffEvent::HandoffFalloutRaised {
+                        reason: FalloutReason::LocalImpossible,
+                        ..
+                    }) => ReconciliationResult::LocalImpossible,
+                    Ok(HandoffEvent::HandoffFalloutRaised { .. }) => {
+                        ReconciliationResult::ExternalFailure
+                    }
+                    Ok(HandoffEvent::HandoffRetryScheduled { .. }) if not_found => {
+                        ReconciliationResult::NotFoundResent
+                    }
+                    Ok(HandoffEvent::HandoffRetryScheduled { .. }) => {
+                        ReconciliationResult::ExternalFailure
+                    }
+                    Ok(HandoffEvent::HandoffAccepted { .. }) => ReconciliationResult::Matched,
+                    _ => ReconciliationResult::StillUnknown,
+                },
+            },
+        };
+        if let Some(breached) = self
+            .breach_if_overdue(&due, &entry, unknown, now, config, &stream, &context("sla"))
+            .await
+        {
+            entry.result = breached;
+        }
+        match entry.result {
+            ReconciliationResult::StillUnknown => {
+                self.schedule(&due.id, now.saturating_add(interval))
+            }
+            ReconciliationResult::Matched => {
+                let sla = config.map_or(interval, |c| i64::try_from(c.sla_ms).unwrap_or(i64::MAX));
+                self.schedule(&due.id, now.saturating_add(sla));
+            }
+            _ => {
+                if let Ok(mut map) = inner.next_check.lock() {
+                    map.remove(&due.id);
+                }
+            }
+        }
+        entry
+    }
+}
+
+/// The purpose a key or index row names.
+pub(crate) fn parse_purpose(name: &str) -> Option<Purpose> {
+    [
+        Purpose::Reserve,
+        Purpose::Release,
+        Purpose::Activate,
+        Purpose::Cancel,
+        Purpose::ActivateBilling,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == name)
+}
+
+/// Runs the reconciler every `interval_ms` until stopped.
+pub(crate) async fn run_loop(
+    reconciler: Reconciler,
+    interval_ms: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {
+                if let Err(e) = reconciler.run("scheduled").await {
+                    tracing::error!(error = %e, "reconciliation run failed");
+                }
+            }
+        }
+    }
+}
