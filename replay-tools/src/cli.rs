@@ -1,0 +1,176 @@
+//! The command line: arguments (clap), dispatch to one module per
+//! subcommand, and the one place where errors become messages and exit
+//! codes (see [`crate::error`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{
+    as_of, consumers, dump, export, import, rebuild, reset_consumer, stats, trace, verify,
+};
+use crate::datadir::DataDir;
+use crate::error::{ReplayError, EXIT_FINDING, EXIT_OK, EXIT_USAGE};
+use crate::output::Out;
+use crate::progress::Progress;
+
+/// `oms-replay`: audit and incident recovery on an OMS data directory.
+///
+/// Works on a stopped server's data directory. If a running server holds the
+/// directory, it says so (exit 3) and names the admin GraphQL mutation that
+/// does the same job online.
+///
+/// Exit codes: 0 ok, 1 a finding (damaged log, digest mismatch, refused
+/// reset), 2 usage or bad input, 3 data directory held by a running server,
+/// 4 I/O or other errors.
+#[derive(Debug, Parser)]
+#[command(name = "oms-replay", version, propagate_version = true)]
+pub struct Cli {
+    /// The data directory of the event log.
+    #[arg(
+        long,
+        global = true,
+        env = "OMS_DATA_DIR",
+        default_value = "./data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// Print machine-readable JSON on stdout (errors too).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never draw progress bars (they are drawn only on a terminal anyway).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every record's hash, the chain, dense positions, the stream index and heads; name the first bad position.
+    Verify(verify::VerifyArgs),
+    /// Print events as JSON lines with decoded payloads, filtered.
+    Dump(dump::DumpArgs),
+    /// The state of one aggregate at a position or time, and the events that led there.
+    AsOf(as_of::AsOfArgs),
+    /// The causal tree of commands and events of one correlation id.
+    Trace(trace::TraceArgs),
+    /// Every consumer and projector with checkpoint, lag and last error.
+    Consumers(consumers::ConsumersArgs),
+    /// Rebuild one or all projections from position 0, swapping them in when caught up.
+    Rebuild(rebuild::RebuildArgs),
+    /// Move a consumer's checkpoint (side-effect consumers need --recovery).
+    ResetConsumer(reset_consumer::ResetConsumerArgs),
+    /// Write a portable, verifiable export file (one event per line).
+    Export(export::ExportArgs),
+    /// Import an export file into an empty data directory, re-verifying the chain.
+    Import(import::ImportArgs),
+    /// Events per type, tenant and day; streams; bytes on disk.
+    Stats(stats::StatsArgs),
+}
+
+/// What every subcommand gets: where the data is and how to print.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The data directory.
+    pub dir: DataDir,
+    /// `--json`.
+    pub json: bool,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+impl Ctx {
+    /// A progress bar for walking `total` events (hidden with `--quiet`).
+    pub fn progress(&self, label: &str, total: Option<u64>) -> Progress {
+        Progress::new(label, total, !self.quiet)
+    }
+
+    /// A note for the operator on stderr (suppressed with `--quiet`).
+    pub fn note(&self, text: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+}
+
+/// How a command that ran to its end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything checked out.
+    Clean,
+    /// The command ran and found something (exit 1): a damaged log, a
+    /// digest mismatch.
+    Finding,
+}
+
+/// Parses the process arguments, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    ExitCode::from(run(cli))
+}
+
+/// Runs a parsed command line; prints errors (as JSON too with `--json`)
+/// and returns the exit code.
+pub fn run(cli: Cli) -> u8 {
+    let ctx = Ctx {
+        dir: DataDir::new(cli.data_dir),
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    let mut out = Out::stdout();
+    let result = dispatch(cli.command, &ctx, &mut out).and_then(|o| out.flush().map(|()| o));
+    match result {
+        Ok(Outcome::Clean) => EXIT_OK,
+        Ok(Outcome::Finding) => EXIT_FINDING,
+        Err(e) if e.is_broken_pipe() => EXIT_OK,
+        Err(e) => {
+            report_error(&ctx, &mut out, &e);
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(command: Command, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
+    match command {
+        Command::Verify(args) => verify::run(&args, ctx, out),
+        Command::Dump(args) => dump::run(&args, ctx, out),
+        Command::AsOf(args) => as_of::run(&args, ctx, out),
+        Command::Trace(args) => trace::run(&args, ctx, out),
+        Command::Consumers(args) => consumers::run(&args, ctx, out),
+        Command::Rebuild(args) => rebuild::run(&args, ctx, out),
+        Command::ResetConsumer(args) => reset_consumer::run(&args, ctx, out),
+        Command::Export(args) => export::run(&args, ctx, out),
+        Command::Import(args) => import::run(&args, ctx, out),
+        Command::Stats(args) => stats::run(&args, ctx, out),
+    }
+}
+
+fn report_error(ctx: &Ctx, out: &mut Out, error: &ReplayError) {
+    eprintln!("oms-replay: {error}");
+    if ctx.json {
+        let mut value = serde_json::json!({
+            "ok": false,
+            "error": {
+                "kind": error.kind(),
+                "exit_code": error.exit_code(),
+                "message": error.to_string(),
+            }
+        });
+        if let ReplayError::Damaged { position, problem } = error {
+            value["error"]["position"] = (*position).into();
+            value["error"]["problem"] = problem.as_str().into();
+        }
+        let _ = out.json(&value);
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,197 @@
+//! `export`: writes the portable export file (see
+//! [`crate::export_format`]), checking every record's hash and chain link
+//! on the way, so a damaged log is never exported as if it were sound.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use clap::Args;
+use eventlog::{RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
+use serde::Serialize;
+
+use crate::cli::{Ctx, Outcome};
+use crate::error::ReplayError;
+use crate::export_format::{
+    EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME, IDEMPOTENCY_VALUE_LEN,
+};
+use crate::output::{write_error, write_json_line, Out};
+use crate::progress::Progress;
+use crate::reader::{self, LogReader};
+
+/// Arguments of `export`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  oms-replay export --output log.oms-export\n  oms-replay export --output - | gzip > log.oms-export.gz"
+)]
+pub struct ExportArgs {
+    /// The file to write (`-` for standard output).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportSummary {
+    /// Event lines.
+    pub events: u64,
+    /// Idempotency lines.
+    pub idempotency_records: u64,
+    /// Position of the last event.
+    pub head_position: Option<u64>,
+    /// Hash of the last event, hex.
+    pub head_hash: String,
+}
+
+fn damaged(position: u64, problem: impl Into<String>) -> ReplayError {
+    ReplayError::Damaged {
+        position,
+        problem: problem.into(),
+    }
+}
+
+/// Writes the whole log of `reader` to `writer` in the export format.
+pub fn export(
+    reader: &LogReader,
+    writer: &mut dyn Write,
+    progress: &Progress,
+) -> Result<ExportSummary, ReplayError> {
+    let events = reader.next_position()?;
+    let head_hash = match events.checked_sub(1) {
+        Some(last) => reader.get(last)?.map_or(GENESIS_HASH, |r| r.hash),
+        None => GENESIS_HASH,
+    };
+    let idempotency_records = u64::try_from(reader.idempotency_records().count()).unwrap_or(0);
+    let header = Header {
+        format: FORMAT_NAME.to_owned(),
+        export_version: EXPORT_VERSION,
+        record_format: FORMAT_VERSION,
+        events,
+        head_position: events.checked_sub(1),
+        head_hash: hex::encode(head_hash),
+        idempotency_records,
+    };
+    write_json_line(writer, &header)?;
+    progress.set_total(events);
+    let mut expected = 0u64;
+    let mut prev_hash = GENESIS_HASH;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    reader.for_each_raw(0, events, |(position, bytes)| {
+        if position != expected {
+            return Err(damaged(
+                expected,
+                format!("record missing (next record found at position {position})"),
+            ));
+        }
+        if !RecordedEvent::hash_is_valid(&bytes).unwrap_or(false) {
+            return Err(damaged(position, "record hash does not match its bytes"));
+        }
+        let record = reader::decode(position, &bytes)?;
+        if record.position != position || record.prev_hash != prev_hash {
+            return Err(damaged(
+                position,
+                "record does not chain to the record before it",
+            ));
+        }
+        let line = EventLine {
+            kind: Cow::Borrowed("event"),
+            position,
+            stream_id: Cow::Borrowed(&record.stream_id),
+            stream_version: record.stream_version,
+            event_type: Cow::Borrowed(&record.event_type),
+            tenant_id: Cow::Borrowed(&record.tenant_id),
+            correlation_id: Cow::Borrowed(&record.correlation_id),
+            recorded_at_ms: record.recorded_at_ms,
+            prev_hash: Cow::Owned(hex::encode(record.prev_hash)),
+            hash: Cow::Owned(hex::encode(record.hash)),
+            record: Cow::Owned(b64.encode(&bytes)),
+        };
+        write_json_line(writer, &line)?;
+        prev_hash = record.hash;
+        expected += 1;
+        if expected % 4096 == 0 {
+            progress.set(expected);
+        }
+        Ok(true)
+    })?;
+    if expected != events || prev_hash != head_hash {
+        return Err(damaged(
+            expected,
+            "the log changed or ends early while exporting",
+        ));
+    }
+    let mut written = 0u64;
+    for entry in reader.idempotency_records() {
+        let (key, value) = entry?;
+        let key =
+            std::str::from_utf8(&key).map_err(|_| damaged(0, "an idempotency key is not UTF-8"))?;
+        if value.len() != IDEMPOTENCY_VALUE_LEN {
+            return Err(damaged(0, format!("idempotency record {key} is malformed")));
+        }
+        let at = |i: usize| eventlog::keyspace::read_u64(&value[32 + 8 * i..]).unwrap_or(0);
+        let line = IdempotencyLine {
+            kind: Cow::Borrowed("idempotency"),
+            key: Cow::Borrowed(key),
+            request_hash: Cow::Owned(hex::encode(&value[..32])),
+            first_position: at(0),
+            last_position: at(1),
+            stream_version: at(2),
+        };
+        write_json_line(writer, &line)?;
+        written += 1;
+    }
+    if written != idempotency_records {
+        return Err(damaged(0, "idempotency records changed while exporting"));
+    }
+    writer.flush().map_err(write_error)?;
+    progress.finish();
+    Ok(ExportSummary {
+        events,
+        idempotency_records,
+        head_position: header.head_position,
+        head_hash: header.head_hash,
+    })
+}
+
+/// Runs `export`.
+pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
+    let reader = LogReader::open(&ctx.dir)?;
+    let progress = ctx.progress("export", None);
+    let to_stdout = args.output.as_os_str() == "-";
+    let summary = if to_stdout {
+        export(&reader, out.writer(), &progress)?
+    } else {
+        let file = File::create(&args.output)
+            .map_err(|e| ReplayError::io(format!("creating {}", args.output.display()), e))?;
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        let summary = export(&reader, &mut writer, &progress)?;
+        writer
+            .into_inner()
+            .map_err(|e| ReplayError::io("writing the export", e.into_error()))?
+            .sync_all()
+            .map_err(|e| ReplayError::io("syncing the export", e))?;
+        summary
+    };
+    if ctx.json && !to_stdout {
+        out.json(&serde_json::json!({"ok": true, "file": args.output, "export": summary}))?;
+    } else if !to_stdout {
+        out.line(format_args!(
+            "exported {} events and {} idempotency records to {}; head {}:{}",
+            summary.events,
+            summary.idempotency_records,
+            args.output.display(),
+            summary
+                .head_position
+                .map_or("-".to_owned(), |p| p.to_string()),
+            summary.head_hash
+        ))?;
+    } else {
+        ctx.note(format_args!(
+            "exported {} events and {} idempotency records",
+            summary.events, summary.idempotency_records
+        ));
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,93 @@
+//! Opening a data directory: raw (for reading and verifying a closed log,
+//! without recovery) or as an [`EventLog`] (for consumers), naming a held
+//! lock as a running server.
+
+use std::path::{Path, PathBuf};
+
+use eventlog::{keyspace, EventLog, LogConfig};
+
+use crate::error::ReplayError;
+
+/// sled page cache used by the tool: small, so walking a large log keeps a
+/// small resident set.
+pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A data directory the tool works on.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    path: PathBuf,
+}
+
+impl DataDir {
+    /// The directory at `path` (nothing is opened yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when the directory holds a sled database.
+    pub fn has_log(&self) -> bool {
+        self.path.join("db").is_file()
+    }
+
+    /// Fails with [`ReplayError::NoLog`] unless the directory holds a log.
+    pub fn require_log(&self) -> Result<(), ReplayError> {
+        if self.has_log() {
+            Ok(())
+        } else {
+            Err(ReplayError::NoLog(self.path.clone()))
+        }
+    }
+
+    /// Opens the sled database without any recovery check, so a damaged log
+    /// can still be read. Fails with [`ReplayError::Locked`] when a server
+    /// holds the directory.
+    pub fn open_db(&self) -> Result<sled::Db, ReplayError> {
+        self.require_log()?;
+        open_sled(&self.path)
+    }
+
+    /// Opens the log tree of an existing log, raw.
+    pub fn open_tree(&self) -> Result<(sled::Db, sled::Tree), ReplayError> {
+        let db = self.open_db()?;
+        let tree = db.open_tree(keyspace::LOG_TREE)?;
+        Ok((db, tree))
+    }
+
+    /// Opens the log through [`EventLog::open`] (recovery checks included).
+    pub fn open_log(&self) -> Result<EventLog, ReplayError> {
+        self.require_log()?;
+        let mut config = LogConfig::new(&self.path);
+        config.cache_capacity_bytes = CACHE_BYTES;
+        Ok(EventLog::open(config)?)
+    }
+}
+
+/// Opens (or creates) sled in `path` with the tool's cache size.
+pub(crate) fn open_sled(path: &Path) -> Result<sled::Db, ReplayError> {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_BYTES)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                ReplayError::Locked(path.to_path_buf())
+            }
+            other => ReplayError::Storage(other),
+        })
+}
+
+/// Stops an opened log's writer cleanly (it needs a runtime to close).
+pub fn close_log(log: EventLog) -> Result<(), ReplayError> {
+    log.flush()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ReplayError::io("starting a runtime to close the log", e))?;
+    runtime.block_on(log.close());
+    Ok(())
+}

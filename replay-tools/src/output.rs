@@ -1,0 +1,66 @@
+//! Standard output for commands: buffered, JSON or text, with a closed pipe
+//! (`| head`) reported as such so the boundary can treat it as success.
+
+use std::io::{BufWriter, Stdout, Write};
+
+use serde::Serialize;
+
+use crate::error::ReplayError;
+
+/// Buffered standard output.
+#[derive(Debug)]
+pub struct Out {
+    writer: BufWriter<Stdout>,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Self::stdout()
+    }
+}
+
+impl Out {
+    /// Standard output with a 256 KiB buffer.
+    pub fn stdout() -> Self {
+        Self {
+            writer: BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+        }
+    }
+
+    /// Writes one line of text.
+    pub fn line(&mut self, text: impl std::fmt::Display) -> Result<(), ReplayError> {
+        writeln!(self.writer, "{text}").map_err(write_error)
+    }
+
+    /// Writes one value as one line of JSON.
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ReplayError> {
+        write_json_line(&mut self.writer, value)
+    }
+
+    /// The underlying writer, for commands that stream lines.
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut self.writer
+    }
+
+    /// Flushes everything written so far.
+    pub fn flush(&mut self) -> Result<(), ReplayError> {
+        self.writer.flush().map_err(write_error)
+    }
+}
+
+/// Writes `value` as one line of JSON to `writer`.
+pub fn write_json_line<T: Serialize + ?Sized>(
+    writer: &mut dyn Write,
+    value: &T,
+) -> Result<(), ReplayError> {
+    serde_json::to_writer(&mut *writer, value).map_err(|e| match e.io_error_kind() {
+        Some(kind) => write_error(std::io::Error::new(kind, e.to_string())),
+        None => ReplayError::Usage(format!("value does not serialise as JSON: {e}")),
+    })?;
+    writer.write_all(b"\n").map_err(write_error)
+}
+
+/// The error for a failed write to the output.
+pub fn write_error(error: std::io::Error) -> ReplayError {
+    ReplayError::io("writing output", error)
+}

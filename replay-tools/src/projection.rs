@@ -1,0 +1,82 @@
+//! The projections of a closed data directory: whether it has any, their
+//! status (generation, checkpoint, lag, recorded failure, digest) and an
+//! offline rebuild, through the `projections` crate.
+
+use eventlog::EventLog;
+use projections::{ProjectionConfig, Projections, ReadModels, RebuildReport, PROJECTOR_NAMES};
+use serde::Serialize;
+
+use crate::error::ReplayError;
+use crate::progress::Progress;
+
+/// One projector's position and health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectorState {
+    /// The projector.
+    pub name: String,
+    /// The generation queries read.
+    pub generation: u64,
+    /// Position of the next event it will apply.
+    pub checkpoint: u64,
+    /// Head minus checkpoint.
+    pub lag: u64,
+    /// Position it stopped at, if stopped.
+    pub failed_at: Option<u64>,
+    /// The error it stopped on.
+    pub last_error: Option<String>,
+    /// Rows in its read model.
+    pub rows: u64,
+    /// sha256 over its rows (equal digests mean equal read models).
+    pub digest: String,
+}
+
+/// True when the data directory's database holds projection trees.
+pub fn has_projections(log: &EventLog) -> bool {
+    log.db()
+        .tree_names()
+        .iter()
+        .any(|name| name.starts_with(b"proj/"))
+}
+
+/// The state of every projector (computing each digest walks its rows).
+pub fn projector_states(log: &EventLog) -> Result<Vec<ProjectorState>, ReplayError> {
+    let read = ReadModels::open(log, ProjectionConfig::default().sla)?;
+    let head = log.next_position();
+    PROJECTOR_NAMES
+        .iter()
+        .map(|name| {
+            let digest = read.digest(name)?;
+            let failure = read.recorded_failure(name)?;
+            Ok(ProjectorState {
+                name: (*name).to_owned(),
+                generation: digest.generation,
+                checkpoint: digest.checkpoint,
+                lag: head.saturating_sub(digest.checkpoint),
+                failed_at: failure.as_ref().map(|f| f.position),
+                last_error: failure.map(|f| f.message),
+                rows: digest.rows,
+                digest: digest.sha256,
+            })
+        })
+        .collect()
+}
+
+/// Rebuilds `names` (every projector when empty) of a closed log from
+/// position 0 into fresh generations and swaps each in once caught up.
+pub fn rebuild(
+    log: &EventLog,
+    names: &[&str],
+    progress: &Progress,
+) -> Result<Vec<RebuildReport>, ReplayError> {
+    let reports = Projections::rebuild_offline(
+        log,
+        &ProjectionConfig::default(),
+        names,
+        &mut |done, total| {
+            progress.set_total(total);
+            progress.set(done);
+        },
+    )?;
+    progress.finish();
+    Ok(reports)
+}

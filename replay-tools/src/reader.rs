@@ -1,0 +1,165 @@
+//! Reading a closed log straight from its sled tree: records in position
+//! order, one stream through its index, idempotency records and the head.
+//!
+//! Nothing here runs recovery, so a damaged log can still be inspected; a
+//! record that does not decode is reported as [`ReplayError::Damaged`] at
+//! its position.
+
+use eventlog::{keyspace, RecordedEvent};
+
+use crate::datadir::DataDir;
+use crate::error::ReplayError;
+
+/// A read-only view of a log tree.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// One stored record: its key's position and its stored bytes.
+pub type RawRecord = (u64, sled::IVec);
+
+impl LogReader {
+    /// Opens the log of `dir` raw (no recovery, the lock is taken).
+    pub fn open(dir: &DataDir) -> Result<Self, ReplayError> {
+        let (db, tree) = dir.open_tree()?;
+        Ok(Self { db, tree })
+    }
+
+    /// The sled database (for consumer trees and sizes).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// The log tree.
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// One past the highest stored position (0 for an empty log).
+    pub fn next_position(&self) -> Result<u64, ReplayError> {
+        let last = self.tree.scan_prefix([keyspace::EVENT]).next_back();
+        match last {
+            None => Ok(0),
+            Some(entry) => {
+                let (key, _) = entry?;
+                Ok(keyspace::position_of_event_key(&key).map_or(0, |p| p.saturating_add(1)))
+            }
+        }
+    }
+
+    /// Stored bytes of the records at positions `[from, to)`, in order.
+    pub fn raw_records(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<RawRecord, ReplayError>> + 'static {
+        self.tree
+            .range(keyspace::event_key(from)..keyspace::event_key(to.max(from)))
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
+                Ok((position, bytes))
+            })
+    }
+
+    /// Calls `visit` on the stored bytes of every record in `[from, to)`, in
+    /// order, while a second thread reads ahead from sled (so reading and
+    /// the caller's work use two cores). `visit` returns `false` to stop.
+    pub fn for_each_raw(
+        &self,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(RawRecord) -> Result<bool, ReplayError>,
+    ) -> Result<(), ReplayError> {
+        const CHUNK: usize = 1024;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RawRecord>, ReplayError>>(8);
+        let records = self.raw_records(from, to);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                for record in records {
+                    match record {
+                        Ok(record) => chunk.push(record),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                    if chunk.len() == CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        if tx.send(Ok(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = tx.send(Ok(chunk));
+            });
+            for chunk in &rx {
+                for record in chunk? {
+                    if !visit(record)? {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Decoded records at positions `[from, to)`, in order.
+    pub fn records(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<RecordedEvent, ReplayError>> + 'static {
+        self.raw_records(from, to)
+            .map(|raw| raw.and_then(|(position, bytes)| decode(position, &bytes)))
+    }
+
+    /// The record at `position`, if stored.
+    pub fn get(&self, position: u64) -> Result<Option<RecordedEvent>, ReplayError> {
+        self.tree
+            .get(keyspace::event_key(position))?
+            .map(|bytes| decode(position, &bytes))
+            .transpose()
+    }
+
+    /// Positions of one stream's events, in version order, from its index.
+    pub fn stream_positions(&self, stream_id: &str) -> Result<Vec<u64>, ReplayError> {
+        self.tree
+            .scan_prefix(keyspace::stream_prefix(stream_id))
+            .map(|entry| {
+                let (_, value) = entry?;
+                keyspace::read_u64(&value).ok_or_else(|| ReplayError::Damaged {
+                    position: 0,
+                    problem: format!("malformed stream index value for {stream_id}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Every idempotency record as (key, stored value), in key order.
+    pub fn idempotency_records(
+        &self,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec), ReplayError>> + 'static {
+        self.tree.scan_prefix([keyspace::IDEMPOTENCY]).map(|entry| {
+            let (key, value) = entry?;
+            Ok((key[1..].to_vec(), value))
+        })
+    }
+
+    /// Number of streams (stream heads).
+    pub fn stream_count(&self) -> u64 {
+        let count = self.tree.scan_prefix([keyspace::HEAD]).count();
+        u64::try_from(count).unwrap_or(u64::MAX)
+    }
+}
+
+/// Decodes stored bytes at `position`, naming the position when they do not.
+pub fn decode(position: u64, bytes: &[u8]) -> Result<RecordedEvent, ReplayError> {
+    RecordedEvent::decode(bytes).map_err(|e| ReplayError::Damaged {
+        position,
+        problem: format!("record does not decode: {e}"),
+    })
+}

@@ -1,0 +1,206 @@
+//! Shared fixtures: one generated log (made once, copied per test), the
+//! binary runner, and raw access to a closed log for tampering.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use adapters::CommandPath;
+use eventlog::{keyspace, Durability, EventLog, LogConfig, RecordedEvent};
+use tempfile::TempDir;
+
+use crate::gen;
+
+/// Flows in the generated log.
+pub(crate) const FLOWS: usize = 60;
+
+/// What one run of the binary printed and returned.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    pub(crate) fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// Runs `oms-replay --data-dir DIR ARGS...`.
+pub(crate) fn oms(dir: &Path, args: &[&str]) -> Run {
+    oms_with_stdin(dir, args, None)
+}
+
+/// Runs the binary with `stdin` piped in.
+pub(crate) fn oms_with_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("OMS_DATA_DIR")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn oms-replay");
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Generates `flows` flows into `dir` (1 to 3 lines each), 8 at a time.
+pub(crate) fn generate(dir: &Path, flows: usize) -> u64 {
+    runtime().block_on(async {
+        let log = EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).unwrap();
+        let path = CommandPath::new(log.clone());
+        let mut next = 0;
+        while next < flows {
+            let batch: Vec<_> = (next..flows.min(next + 8))
+                .map(|i| {
+                    let path = path.clone();
+                    tokio::spawn(async move { gen::run_flow(&path, i, 1 + i % 3).await })
+                })
+                .collect();
+            for task in batch {
+                task.await.unwrap().unwrap();
+            }
+            next += 8;
+        }
+        drop(path);
+        let events = log.next_position();
+        log.flush().unwrap();
+        log.close().await;
+        events
+    })
+}
+
+struct Template {
+    dir: TempDir,
+    events: u64,
+}
+
+fn template() -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let events = generate(dir.path(), FLOWS);
+        // Let the closed log's background threads drop their handles.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        Template { dir, events }
+    })
+}
+
+/// A fresh copy of the generated log: (its parent tempdir, the data dir).
+pub(crate) fn generated() -> (TempDir, PathBuf) {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    copy_dir(template().dir.path(), &data);
+    (parent, data)
+}
+
+/// Events in the generated log.
+pub(crate) fn generated_events() -> u64 {
+    template().events
+}
+
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Opens a closed data dir's sled database raw (for tampering), runs `f`
+/// on the log tree, flushes and closes.
+pub(crate) fn with_raw_tree<T>(dir: &Path, f: impl FnOnce(&sled::Tree) -> T) -> T {
+    let db = sled::Config::new().path(dir).open().unwrap();
+    let tree = db.open_tree(keyspace::LOG_TREE).unwrap();
+    let result = f(&tree);
+    db.flush().unwrap();
+    drop(tree);
+    drop(db);
+    wait_unlocked(dir);
+    result
+}
+
+/// Every record of a closed log, read raw.
+pub(crate) fn records(dir: &Path) -> Vec<RecordedEvent> {
+    with_raw_tree(dir, |tree| {
+        tree.scan_prefix([keyspace::EVENT])
+            .map(|e| RecordedEvent::decode(&e.unwrap().1).unwrap())
+            .collect()
+    })
+}
+
+/// A small deterministic pseudo-random sequence (no RNG dependency).
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// Opens the log of `dir`, runs `f` on it, closes it and waits until the
+/// directory's lock is free again.
+pub(crate) fn with_log<T>(dir: &Path, f: impl FnOnce(&EventLog) -> T) -> T {
+    let result = runtime().block_on(async {
+        let log = EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).unwrap();
+        let result = f(&log);
+        log.flush().unwrap();
+        log.close().await;
+        result
+    });
+    wait_unlocked(dir);
+    result
+}
+
+/// Waits (up to 5 s) until nothing in this process holds `dir`'s lock.
+pub(crate) fn wait_unlocked(dir: &Path) {
+    for _ in 0..500 {
+        if sled::Config::new().path(dir).open().is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{} stayed locked", dir.display());
+}

@@ -1,0 +1,123 @@
+//! `export` / `import`: the round trip is exact and the chain is
+//! re-verified on the way in.
+
+use crate::common::{generated, generated_events, oms, oms_with_stdin};
+
+#[test]
+fn export_import_export_is_identical_and_the_import_verifies() {
+    let (tmp, dir) = generated();
+    let first = tmp.path().join("first.oms-export");
+    let run = oms(
+        &dir,
+        &["export", "--output", first.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["export"]["events"], generated_events());
+    let text = std::fs::read_to_string(&first).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["format"], "oms-export");
+    assert_eq!(header["export_version"], 1);
+    assert_eq!(header["record_format"], eventlog::FORMAT_VERSION);
+    assert_eq!(header["events"], generated_events());
+    assert!(header["idempotency_records"].as_u64().unwrap() > 0);
+
+    let restored = tmp.path().join("restored");
+    let run = oms(&restored, &["import", first.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("chain re-verified"), "{}", run.stdout);
+    assert_eq!(oms(&restored, &["verify"]).code, 0);
+    assert_eq!(
+        oms(&restored, &["verify", "--digest"]).stdout,
+        oms(&dir, &["verify", "--digest"]).stdout
+    );
+
+    let second = tmp.path().join("second.oms-export");
+    let run = oms(&restored, &["export", "-o", second.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap());
+    // The decoded views agree too.
+    assert_eq!(
+        oms(&dir, &["dump"]).stdout,
+        oms(&restored, &["dump"]).stdout
+    );
+}
+
+#[test]
+fn export_to_stdout_and_import_from_stdin_round_trip() {
+    let (tmp, dir) = generated();
+    let exported = oms(&dir, &["export", "--output", "-"]);
+    assert_eq!(exported.code, 0, "{exported:?}");
+    let restored = tmp.path().join("restored");
+    let run = oms_with_stdin(
+        &restored,
+        &["import", "-", "--json"],
+        Some(exported.stdout.as_bytes()),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["import"]["events"], generated_events());
+}
+
+fn exported(tmp: &std::path::Path, dir: &std::path::Path) -> String {
+    let file = tmp.join("log.oms-export");
+    assert_eq!(oms(dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    std::fs::read_to_string(file).unwrap()
+}
+
+#[test]
+fn import_refuses_a_tampered_record_naming_its_position() {
+    let (tmp, dir) = generated();
+    let text = exported(tmp.path(), &dir);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    // Line 1 is the header: event at position p is line p + 1.
+    let position = 42;
+    let mut line: serde_json::Value = serde_json::from_str(&lines[position + 1]).unwrap();
+    let record = line["record"].as_str().unwrap().to_owned();
+    let mut chars: Vec<char> = record.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    line["record"] = chars.into_iter().collect::<String>().into();
+    lines[position + 1] = line.to_string();
+    let tampered = tmp.path().join("tampered.oms-export");
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    let run = oms(
+        &tmp.path().join("restored"),
+        &["import", tampered.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["error"]["position"], position);
+}
+
+#[test]
+fn import_refuses_a_file_missing_a_line_and_a_non_empty_target() {
+    let (tmp, dir) = generated();
+    let text = exported(tmp.path(), &dir);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.remove(10); // the event at position 9
+    let gap = tmp.path().join("gap.oms-export");
+    std::fs::write(&gap, lines.join("\n") + "\n").unwrap();
+    let run = oms(
+        &tmp.path().join("restored"),
+        &["import", gap.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["error"]["position"], 9);
+
+    let truncated = tmp.path().join("short.oms-export");
+    let all: Vec<&str> = text.lines().collect();
+    std::fs::write(&truncated, all[..50].join("\n") + "\n").unwrap();
+    let run = oms(
+        &tmp.path().join("restored2"),
+        &["import", truncated.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("ends after"), "{}", run.stderr);
+
+    let file = tmp.path().join("log.oms-export");
+    let run = oms(&dir, &["import", file.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("empty data directory"),
+        "{}",
+        run.stderr
+    );
+}
