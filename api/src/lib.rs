@@ -1,3 +1,19 @@
-//! The server: GraphQL API, callback endpoints, auth and observability.
+//! The CPQ/OMS server: GraphQL (queries, command mutations, live
+//! subscriptions) on axum, callback endpoints, bearer-token auth with
+//! tenants and roles, health, readiness and Prometheus metrics; it wires
+//! the log, the projections and the external-system runtime together.
 //!
-//! Filled by the server issue.
+//! Start it with `oms-server serve` (see the README); [`server::run`] is
+//! the same thing as a library call.
+
+pub mod auth;
+pub mod config;
+pub mod credentials;
+pub mod graphiql;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod platform;
+pub mod pricing;
+pub mod runtime;
+pub mod server;

@@ -1,0 +1,185 @@
+//! Bearer-token authentication: a token maps to one tenant and one role.
+//!
+//! Tokens are held only as sha256 digests and compared in constant time
+//! against every stored digest, so neither the token nor which credential
+//! nearly matched leaks through timing. The tenant of every request comes
+//! from here, never from the request.
+
+use std::fmt;
+use std::str::FromStr;
+
+use domain::ids::TenantId;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// What a credential may do. Each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Queries only.
+    Viewer,
+    /// Queries and quote commands.
+    Sales,
+    /// Queries, fallout resolution, order cancel and reconciliation.
+    Operator,
+    /// Everything, including replay operations.
+    Admin,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Sales, Role::Operator, Role::Admin];
+
+    /// Whether this role may do what `needed` may do.
+    pub fn allows(self, needed: Role) -> bool {
+        match needed {
+            // Sales and operators are separate duties; admin may do both.
+            Role::Sales => matches!(self, Role::Sales | Role::Admin),
+            Role::Operator => matches!(self, Role::Operator | Role::Admin),
+            Role::Viewer => true,
+            Role::Admin => self == Role::Admin,
+        }
+    }
+
+    /// The role's configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Sales => "sales",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is not one of the four.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role `{0}`")]
+pub struct UnknownRole(String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant every read and write of this request is scoped to.
+    pub tenant: TenantId,
+    /// What the caller may do.
+    pub role: Role,
+    /// The credential's name (recorded as the operator of fallout actions).
+    pub name: String,
+}
+
+struct Credential {
+    digest: [u8; 32],
+    principal: Principal,
+}
+
+/// The credential store.
+#[derive(Default)]
+pub struct Authenticator {
+    credentials: Vec<Credential>,
+}
+
+/// sha256 of a token, as stored in configuration.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Authenticator {
+    /// Adds a credential by the sha256 of its token.
+    pub fn add(&mut self, digest: [u8; 32], principal: Principal) {
+        self.credentials.push(Credential { digest, principal });
+    }
+
+    /// The principal of `token`, if any credential matches. Every stored
+    /// digest is compared, in constant time.
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let digest = token_digest(token);
+        let mut found = None;
+        for credential in &self.credentials {
+            if bool::from(credential.digest.ct_eq(&digest)) {
+                found = Some(credential.principal.clone());
+            }
+        }
+        found
+    }
+
+    /// The principal of an `Authorization: Bearer <token>` header value.
+    pub fn authenticate_header(&self, header: Option<&str>) -> Option<Principal> {
+        let token = header?.strip_prefix("Bearer ")?.trim();
+        if token.is_empty() {
+            return None;
+        }
+        self.authenticate(token)
+    }
+
+    /// How many credentials are configured.
+    pub fn len(&self) -> usize {
+        self.credentials.len()
+    }
+
+    /// Whether no credential is configured.
+    pub fn is_empty(&self) -> bool {
+        self.credentials.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Authenticator {
+        let mut auth = Authenticator::default();
+        auth.add(
+            token_digest("secret-a"),
+            Principal {
+                tenant: TenantId::new("a"),
+                role: Role::Sales,
+                name: "alice".to_owned(),
+            },
+        );
+        auth
+    }
+
+    #[test]
+    fn a_known_token_yields_its_tenant_and_role() {
+        let principal = store().authenticate_header(Some("Bearer secret-a"));
+        assert_eq!(
+            principal.map(|p| (p.tenant, p.role)),
+            Some((TenantId::new("a"), Role::Sales))
+        );
+    }
+
+    #[test]
+    fn unknown_empty_and_malformed_headers_are_refused() {
+        let auth = store();
+        assert!(auth.authenticate_header(Some("Bearer secret-b")).is_none());
+        assert!(auth.authenticate_header(Some("Bearer ")).is_none());
+        assert!(auth.authenticate_header(Some("secret-a")).is_none());
+        assert!(auth.authenticate_header(None).is_none());
+    }
+
+    #[test]
+    fn sales_and_operator_are_separate_duties_and_admin_has_both() {
+        assert!(Role::Sales.allows(Role::Viewer));
+        assert!(!Role::Sales.allows(Role::Operator));
+        assert!(!Role::Operator.allows(Role::Sales));
+        assert!(Role::Admin.allows(Role::Sales) && Role::Admin.allows(Role::Operator));
+        assert!(!Role::Viewer.allows(Role::Sales));
+    }
+}

@@ -1,0 +1,400 @@
+//! The server's configuration: a TOML file, then environment overrides,
+//! then validation that names the offending key.
+//!
+//! Every field has an embedded default, so `oms-server serve` with no file
+//! starts a self-contained platform in `./data` on loopback.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::Role;
+
+/// A configuration problem, naming the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A key holds a value the server cannot use.
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid {
+        /// The dotted key, e.g. `tenants.acme.credentials[0].role`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where the server listens (default `127.0.0.1:8080`).
+    pub listen: String,
+    /// The data directory (default `./data`).
+    pub data_dir: PathBuf,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    /// Whether the external-system simulators run in-process and every
+    /// tenant's systems point at them (the embedded default).
+    pub simulators: bool,
+    /// Reconciliation interval in milliseconds.
+    pub reconciliation_interval_ms: u64,
+    /// Request timeout in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// GraphQL limits.
+    pub graphql: GraphqlLimits,
+    /// Tenants by id, with their credentials. Empty: a demo tenant is
+    /// created on the first start and its credentials stored in the data
+    /// directory.
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// The price book the `priceQuote` mutation prices from.
+    pub price_book: PriceBookConfig,
+    /// External systems per tenant (base URLs, timeouts, retry profiles,
+    /// secrets). With `simulators = true`, tenants missing here are pointed
+    /// at the in-process simulators.
+    pub systems: adapters::SystemsConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("data"),
+            log_format: "text".to_owned(),
+            simulators: true,
+            reconciliation_interval_ms: 5_000,
+            request_timeout_ms: 10_000,
+            max_body_bytes: 256 * 1024,
+            graphql: GraphqlLimits::default(),
+            tenants: BTreeMap::new(),
+            price_book: PriceBookConfig::default(),
+            systems: adapters::SystemsConfig::default(),
+        }
+    }
+}
+
+/// Depth, complexity and batch limits of the GraphQL endpoint.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphqlLimits {
+    /// Deepest accepted selection.
+    pub max_depth: usize,
+    /// Highest accepted complexity (one per field, lists weighted by size).
+    pub max_complexity: usize,
+    /// Most operations in one batched request.
+    pub max_batch: usize,
+}
+
+impl Default for GraphqlLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 2_000,
+            max_batch: 8,
+        }
+    }
+}
+
+/// One tenant.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Bearer credentials of this tenant. Tokens are stored as sha256 hex.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+}
+
+/// One bearer credential.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Who holds it (shown in logs and as the operator of fallout actions).
+    pub name: String,
+    /// `viewer`, `sales`, `operator` or `admin`.
+    pub role: String,
+    /// sha256 of the token, 64 hex digits.
+    pub token_sha256: String,
+}
+
+/// A price book: offering id to its charges.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriceBookConfig {
+    /// The version stamped on every price.
+    pub version: String,
+    /// ISO currency of every charge.
+    pub currency: String,
+    /// How long a price stays valid, in hours.
+    pub validity_hours: u32,
+    /// Offerings by id.
+    pub offerings: BTreeMap<String, OfferingPrice>,
+}
+
+impl Default for PriceBookConfig {
+    fn default() -> Self {
+        let offering = |one_time: &str, monthly: &str| OfferingPrice {
+            one_time: one_time.to_owned(),
+            monthly: monthly.to_owned(),
+        };
+        Self {
+            version: "demo-2026.11".to_owned(),
+            currency: "EUR".to_owned(),
+            validity_hours: 24 * 30,
+            offerings: BTreeMap::from([
+                ("fiber-1g".to_owned(), offering("99.00", "49.90")),
+                ("fiber-10g".to_owned(), offering("499.00", "249.00")),
+                ("sdwan-edge".to_owned(), offering("250.00", "35.00")),
+            ]),
+        }
+    }
+}
+
+/// The charges of one unit of an offering, as decimal text.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferingPrice {
+    /// Installation, charged once.
+    pub one_time: String,
+    /// Recurring monthly charge.
+    pub monthly: String,
+}
+
+impl ServerConfig {
+    /// Reads `file` (if given), applies `OMS_*` environment overrides, and
+    /// validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or the key and the problem.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<ServerConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => ServerConfig::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies overrides: `OMS_LISTEN`, `OMS_DATA_DIR`, `OMS_LOG_FORMAT`,
+    /// `OMS_SIMULATORS`, `OMS_RECONCILIATION_INTERVAL_MS`.
+    ///
+    /// # Errors
+    /// An unparsable override, named by its variable.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(value) = var("OMS_LISTEN") {
+            self.listen = value;
+        }
+        if let Some(value) = var("OMS_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = var("OMS_LOG_FORMAT") {
+            self.log_format = value;
+        }
+        if let Some(value) = var("OMS_SIMULATORS") {
+            self.simulators = value
+                .parse()
+                .map_err(|_| ConfigError::invalid("OMS_SIMULATORS", "expected true or false"))?;
+        }
+        if let Some(value) = var("OMS_RECONCILIATION_INTERVAL_MS") {
+            self.reconciliation_interval_ms = value.parse().map_err(|_| {
+                ConfigError::invalid("OMS_RECONCILIATION_INTERVAL_MS", "expected milliseconds")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The listen address, parsed.
+    ///
+    /// # Errors
+    /// `listen` is not `host:port`.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|e| ConfigError::invalid("listen", format!("{e} (expected ip:port)")))
+    }
+
+    /// Checks every key the server will rely on.
+    ///
+    /// # Errors
+    /// The first invalid key and its problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::invalid(
+                "log_format",
+                "expected `text` or `json`",
+            ));
+        }
+        if self.reconciliation_interval_ms < 100 {
+            return Err(ConfigError::invalid(
+                "reconciliation_interval_ms",
+                "must be at least 100",
+            ));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "request_timeout_ms",
+                "must be positive",
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        for (tenant, config) in &self.tenants {
+            if tenant.is_empty() || tenant.len() > 64 || tenant.contains(':') {
+                return Err(ConfigError::invalid(
+                    format!("tenants.{tenant}"),
+                    "a tenant id is 1-64 characters without ':'",
+                ));
+            }
+            for (i, credential) in config.credentials.iter().enumerate() {
+                let key = format!("tenants.{tenant}.credentials[{i}]");
+                if credential.role.parse::<Role>().is_err() {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.role"),
+                        format!(
+                            "`{}` is not one of viewer, sales, operator, admin",
+                            credential.role
+                        ),
+                    ));
+                }
+                let hash = &credential.token_sha256;
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.token_sha256"),
+                        "expected 64 hex digits (sha256 of the token)",
+                    ));
+                }
+            }
+        }
+        if !self.simulators && self.systems.tenants.is_empty() {
+            return Err(ConfigError::invalid(
+                "systems",
+                "with simulators off, every tenant's external systems must be configured",
+            ));
+        }
+        self.systems
+            .validate()
+            .map_err(|e| ConfigError::invalid("systems", e.to_string()))?;
+        if domain::money::Currency::new(&self.price_book.currency).is_err() {
+            return Err(ConfigError::invalid(
+                "price_book.currency",
+                "expected three upper-case letters",
+            ));
+        }
+        for (id, offering) in &self.price_book.offerings {
+            for (field, text) in [
+                ("one_time", &offering.one_time),
+                ("monthly", &offering.monthly),
+            ] {
+                let parsed = text.parse::<rust_decimal::Decimal>();
+                if parsed.map(|d| d.is_sign_negative()).unwrap_or(true) {
+                    return Err(ConfigError::invalid(
+                        format!("price_book.offerings.{id}.{field}"),
+                        format!("`{text}` is not a non-negative decimal amount"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        let config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("test.toml"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        assert!(ServerConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_bad_role_is_named_by_its_key() {
+        let error = parse(
+            r#"
+            [tenants.acme]
+            credentials = [{ name = "x", role = "boss", token_sha256 = "00" }]
+            "#,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            error.contains("tenants.acme.credentials[0].role"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let error = parse("listen_port = 3").err().map(|e| e.to_string());
+        assert!(error.unwrap_or_default().contains("listen_port"));
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_refused() {
+        let error = parse("listen = \"localhost\"").err().map(|e| e.to_string());
+        assert!(error.unwrap_or_default().contains("`listen`"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut config = ServerConfig::default();
+        config
+            .apply_env(|key| (key == "OMS_LISTEN").then(|| "127.0.0.1:9999".to_owned()))
+            .ok();
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        let error = config.apply_env(|key| (key == "OMS_SIMULATORS").then(|| "maybe".to_owned()));
+        assert!(error.is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! Where the server's credentials come from: the configuration's tenants,
+//! or, when it names none, a demo tenant whose random tokens are created on
+//! the first start.
+//!
+//! The demo tokens are printed once and written to
+//! `<data>/demo-tokens.txt`; the server itself keeps only their sha256
+//! digests, in `<data>/credentials.toml`. Both files are created readable
+//! by their owner only.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use domain::ids::TenantId;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{token_digest, Authenticator, Principal, Role};
+use crate::config::{ConfigError, ServerConfig};
+
+/// The demo tenant's id.
+pub const DEMO_TENANT: &str = "demo";
+
+/// The file of credential digests in the data directory.
+pub const CREDENTIALS_FILE: &str = "credentials.toml";
+
+/// The file of demo tokens in the data directory (plain, owner-only).
+pub const DEMO_TOKENS_FILE: &str = "demo-tokens.txt";
+
+#[derive(Serialize, Deserialize)]
+struct StoredCredentials {
+    tenants: BTreeMap<String, Vec<StoredCredential>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredCredential {
+    name: String,
+    role: String,
+    token_sha256: String,
+}
+
+/// What [`load`] did, for the start-up banner.
+pub enum CredentialSource {
+    /// The configuration file's tenants.
+    Configuration,
+    /// The demo tenant created earlier, from `<data>/credentials.toml`.
+    StoredDemo(PathBuf),
+    /// The demo tenant created now: its tokens by role, to print once.
+    NewDemo {
+        /// The file the tokens were also written to.
+        file: PathBuf,
+        /// `(role, token)` pairs.
+        tokens: Vec<(Role, String)>,
+    },
+}
+
+/// Builds the authenticator: from the configuration's tenants, else from
+/// the stored demo credentials, else by creating the demo tenant.
+///
+/// # Errors
+/// A credentials file that cannot be read, parsed or written.
+pub fn load(
+    config: &ServerConfig,
+    data_dir: &Path,
+) -> Result<(Authenticator, CredentialSource), ConfigError> {
+    let mut auth = Authenticator::default();
+    if !config.tenants.is_empty() {
+        for (tenant, tenant_config) in &config.tenants {
+            for (i, credential) in tenant_config.credentials.iter().enumerate() {
+                let key = format!("tenants.{tenant}.credentials[{i}]");
+                add(
+                    &mut auth,
+                    tenant,
+                    &credential.name,
+                    &credential.role,
+                    &credential.token_sha256,
+                    &key,
+                )?;
+            }
+        }
+        return Ok((auth, CredentialSource::Configuration));
+    }
+    let stored_path = data_dir.join(CREDENTIALS_FILE);
+    if stored_path.exists() {
+        let text = std::fs::read_to_string(&stored_path).map_err(|source| ConfigError::Read {
+            path: stored_path.clone(),
+            source,
+        })?;
+        let stored: StoredCredentials = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: stored_path.clone(),
+            message: e.to_string(),
+        })?;
+        for (tenant, credentials) in &stored.tenants {
+            for (i, credential) in credentials.iter().enumerate() {
+                let key = format!("{}: tenants.{tenant}[{i}]", stored_path.display());
+                add(
+                    &mut auth,
+                    tenant,
+                    &credential.name,
+                    &credential.role,
+                    &credential.token_sha256,
+                    &key,
+                )?;
+            }
+        }
+        return Ok((auth, CredentialSource::StoredDemo(stored_path)));
+    }
+    let tokens: Vec<(Role, String)> = Role::ALL
+        .into_iter()
+        .map(|role| (role, format!("oms_{}_{}", role.as_str(), random_hex(24))))
+        .collect();
+    let stored = StoredCredentials {
+        tenants: BTreeMap::from([(
+            DEMO_TENANT.to_owned(),
+            tokens
+                .iter()
+                .map(|(role, token)| StoredCredential {
+                    name: format!("demo-{role}"),
+                    role: role.as_str().to_owned(),
+                    token_sha256: hex::encode(token_digest(token)),
+                })
+                .collect(),
+        )]),
+    };
+    let digests = toml::to_string(&stored).map_err(|e| ConfigError::Parse {
+        path: stored_path.clone(),
+        message: e.to_string(),
+    })?;
+    let mut plain =
+        String::from("# Demo tenant `demo`: bearer tokens by role. Keep this file private.\n");
+    for (role, token) in &tokens {
+        plain.push_str(&format!("{role}={token}\n"));
+    }
+    let tokens_path = data_dir.join(DEMO_TOKENS_FILE);
+    write_private(&tokens_path, plain.as_bytes())?;
+    write_private(&stored_path, digests.as_bytes())?;
+    for (role, token) in &tokens {
+        auth.add(
+            token_digest(token),
+            Principal {
+                tenant: TenantId::new(DEMO_TENANT),
+                role: *role,
+                name: format!("demo-{role}"),
+            },
+        );
+    }
+    Ok((
+        auth,
+        CredentialSource::NewDemo {
+            file: tokens_path,
+            tokens,
+        },
+    ))
+}
+
+fn add(
+    auth: &mut Authenticator,
+    tenant: &str,
+    name: &str,
+    role: &str,
+    token_sha256: &str,
+    key: &str,
+) -> Result<(), ConfigError> {
+    let role = role.parse::<Role>().map_err(|e| ConfigError::Invalid {
+        key: format!("{key}.role"),
+        problem: e.to_string(),
+    })?;
+    let digest = hex::decode(token_sha256)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| ConfigError::Invalid {
+            key: format!("{key}.token_sha256"),
+            problem: "expected 64 hex digits".to_owned(),
+        })?;
+    auth.add(
+        digest,
+        Principal {
+            tenant: TenantId::new(tenant),
+            role,
+            name: name.to_owned(),
+        },
+    );
+    Ok(())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    hex::encode(buffer)
+}
+
+/// Writes `bytes` to a new file that only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let io = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_tenant_is_created_once_private_and_reloaded_from_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::default();
+        let (auth, source) = load(&config, dir.path()).unwrap();
+        let CredentialSource::NewDemo { file, tokens } = source else {
+            panic!("expected a new demo tenant");
+        };
+        assert_eq!(auth.len(), 4);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "tokens file must be owner-only");
+        }
+        let stored = std::fs::read_to_string(dir.path().join(CREDENTIALS_FILE)).unwrap();
+        assert!(!stored.contains(&tokens[0].1), "digests only");
+
+        let (again, source) = load(&config, dir.path()).unwrap();
+        assert!(matches!(source, CredentialSource::StoredDemo(_)));
+        let principal = again.authenticate(&tokens[3].1).unwrap();
+        assert_eq!(principal.role, Role::Admin);
+        assert_eq!(principal.tenant.as_str(), DEMO_TENANT);
+    }
+}

@@ -1,0 +1,181 @@
+//! The API's typed errors and their one mapping to GraphQL errors with an
+//! `extensions.code`.
+//!
+//! Internal failures are logged with a fresh correlation id and answered as
+//! `INTERNAL` with that id and nothing else.
+
+use adapters::CommandError;
+use async_graphql::ErrorExtensions;
+use domain::RuleViolation;
+
+/// Everything a resolver can refuse with.
+///
+/// Deliberately not `Display`: async-graphql converts any `Display` error
+/// into a bare message, which would drop the code. The only way out is
+/// the `From<ApiError>` below, which sets `extensions.code`.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The input is malformed (a field named, what is wrong).
+    Validation {
+        /// The argument or field.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A domain rule refused the command.
+    RuleViolation {
+        /// The rule's stable name.
+        rule: &'static str,
+        /// The domain's explanation.
+        message: String,
+    },
+    /// The client's expected version is not the stream's.
+    VersionConflict {
+        /// What the client expected.
+        expected: u64,
+        /// Where the stream is.
+        actual: u64,
+    },
+    /// The command id was used before with different input.
+    IdempotencyConflict(String),
+    /// No such object for this tenant (also: it belongs to another tenant).
+    NotFound(String),
+    /// No valid credential.
+    Unauthenticated,
+    /// The credential's role may not do this.
+    Forbidden {
+        /// The caller's role.
+        role: &'static str,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// Anything else; the detail goes to the log only.
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation error for `field`.
+    pub fn validation(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An internal error whose detail is logged, never returned.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+
+    /// The message shown to the client (internal detail never shown).
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Validation { field, problem } => format!("{field}: {problem}"),
+            ApiError::RuleViolation { message, .. } => message.clone(),
+            ApiError::VersionConflict { expected, actual } => {
+                format!("expected version {expected}, the stream is at {actual}")
+            }
+            ApiError::IdempotencyConflict(id) => {
+                format!("command id `{id}` was already used for a different command")
+            }
+            ApiError::NotFound(what) => format!("{what} not found"),
+            ApiError::Unauthenticated => "a valid bearer token is required".to_owned(),
+            ApiError::Forbidden { role, action } => format!("the `{role}` role may not {action}"),
+            ApiError::Internal(_) => "internal error".to_owned(),
+        }
+    }
+
+    /// The stable `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation { .. } => "VALIDATION",
+            ApiError::RuleViolation { .. } => "RULE_VIOLATION",
+            ApiError::VersionConflict { .. } => "VERSION_CONFLICT",
+            ApiError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Unauthenticated => "UNAUTHENTICATED",
+            ApiError::Forbidden { .. } => "FORBIDDEN",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Maps a command path failure: rule refusals keep their rule name,
+    /// storage failures become `INTERNAL`.
+    pub fn from_command<E>(error: CommandError<E>) -> Self
+    where
+        E: std::error::Error + RuleViolation,
+    {
+        match error {
+            CommandError::Rejected { source } => ApiError::RuleViolation {
+                rule: source.rule(),
+                message: source.to_string(),
+            },
+            CommandError::VersionConflict {
+                expected, actual, ..
+            } => ApiError::VersionConflict { expected, actual },
+            CommandError::IdempotencyConflict { command_id } => {
+                // The stored key carries the tenant; the client knows its own id.
+                let id = command_id
+                    .split_once(':')
+                    .map(|(_, id)| id.to_owned())
+                    .unwrap_or(command_id);
+                ApiError::IdempotencyConflict(id)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        let base = async_graphql::Error::new(error.message());
+        match &error {
+            ApiError::Internal(detail) => {
+                let correlation = ulid::Ulid::new().to_string();
+                tracing::error!(correlation_id = %correlation, error = %detail, "internal error");
+                async_graphql::Error::new("internal error").extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("correlationId", correlation.clone());
+                })
+            }
+            ApiError::RuleViolation { rule, .. } => {
+                let rule = *rule;
+                base.extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("rule", rule);
+                })
+            }
+            ApiError::VersionConflict { expected, actual } => {
+                let (expected, actual) = (*expected, *actual);
+                base.extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("expected", expected);
+                    e.set("actual", actual);
+                })
+            }
+            ApiError::Validation { field, .. } => {
+                let field = field.clone();
+                base.extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("field", field.clone());
+                })
+            }
+            _ => base.extend_with(|_, e| e.set("code", code)),
+        }
+    }
+}
+
+impl From<projections::QueryError> for ApiError {
+    fn from(error: projections::QueryError) -> Self {
+        match error {
+            projections::QueryError::InvalidCursor => {
+                ApiError::validation("after", "not a cursor this query issued")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The result type of every resolver body.
+pub type ApiResult<T> = Result<T, ApiError>;

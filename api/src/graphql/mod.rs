@@ -1,0 +1,150 @@
+//! The GraphQL schema: queries over the read models, command mutations,
+//! live subscriptions, and the hardening every request passes through.
+
+pub mod error;
+pub mod mutation;
+pub mod query;
+pub mod subscription;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Schema};
+use domain::ids::{order_stream, quote_stream, OrderId, QuoteId};
+use serde::de::DeserializeOwned;
+
+use crate::auth::{Principal, Role};
+use crate::config::GraphqlLimits;
+use crate::platform::Platform;
+use error::{ApiError, ApiResult};
+
+/// The schema type.
+pub type OmsSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+
+/// Largest page a query returns.
+pub const MAX_PAGE: usize = 200;
+
+/// Builds the schema with depth and complexity limits and field
+/// suggestions off. The platform is attached per server; the principal per
+/// request.
+pub fn build(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> OmsSchema {
+    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .disable_suggestions();
+    if let Some(platform) = platform {
+        builder = builder.data(platform);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    build(None, &GraphqlLimits::default()).sdl()
+}
+
+/// The platform and the caller, if the caller's role allows `needed`.
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a principal, `FORBIDDEN` for a weaker role.
+pub fn caller<'a>(
+    ctx: &'a Context<'_>,
+    needed: Role,
+    action: &'static str,
+) -> ApiResult<(&'a Platform, &'a Principal)> {
+    let principal = ctx
+        .data_opt::<Principal>()
+        .ok_or(ApiError::Unauthenticated)?;
+    if !principal.role.allows(needed) {
+        return Err(ApiError::Forbidden {
+            role: principal.role.as_str(),
+            action,
+        });
+    }
+    let platform = ctx
+        .data_opt::<Arc<Platform>>()
+        .ok_or_else(|| ApiError::internal("schema built without a platform"))?;
+    Ok((platform.as_ref(), principal))
+}
+
+/// The page size for `first` (default 50, at most [`MAX_PAGE`]).
+///
+/// # Errors
+/// `VALIDATION` for zero, negative or too large.
+pub fn page_size(first: Option<i32>) -> ApiResult<usize> {
+    match first {
+        None => Ok(50),
+        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= MAX_PAGE) => {
+            Ok(usize::try_from(n).unwrap_or(50))
+        }
+        Some(_) => Err(ApiError::validation(
+            "first",
+            format!("must be 1 to {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// Parses a read-model enum from its name (e.g. `Priced`).
+///
+/// # Errors
+/// `VALIDATION` naming `field`.
+pub fn parse_enum<T: DeserializeOwned>(field: &str, value: &str) -> ApiResult<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|_| ApiError::validation(field, format!("`{value}` is not a known value")))
+}
+
+/// The stream a command is for, checked to belong to the caller's tenant.
+pub struct CommandTarget {
+    /// The aggregate id returned to the client.
+    pub id: String,
+    /// The stream.
+    pub stream_id: String,
+}
+
+impl CommandTarget {
+    /// A quote about to be created.
+    pub fn new_quote(id: QuoteId) -> Self {
+        Self {
+            stream_id: quote_stream(&id),
+            id: id.to_string(),
+        }
+    }
+
+    /// An existing quote of the caller's tenant.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` when it does not exist or belongs to another tenant.
+    pub fn existing_quote(
+        platform: &Platform,
+        principal: &Principal,
+        id: QuoteId,
+    ) -> ApiResult<Self> {
+        let target = Self::new_quote(id);
+        target.owned_by(platform, principal, "quote")
+    }
+
+    /// An existing order of the caller's tenant.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` when it does not exist or belongs to another tenant.
+    pub fn existing_order(
+        platform: &Platform,
+        principal: &Principal,
+        id: OrderId,
+    ) -> ApiResult<Self> {
+        let target = Self {
+            stream_id: order_stream(&id),
+            id: id.to_string(),
+        };
+        target.owned_by(platform, principal, "order")
+    }
+
+    fn owned_by(self, platform: &Platform, principal: &Principal, kind: &str) -> ApiResult<Self> {
+        match platform.stream_tenant(&self.stream_id)? {
+            Some(tenant) if tenant == principal.tenant.as_str() => Ok(self),
+            // Another tenant's id answers exactly like a missing one.
+            _ => Err(ApiError::NotFound(format!("{kind} `{}`", self.id))),
+        }
+    }
+}

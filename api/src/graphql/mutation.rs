@@ -1,0 +1,619 @@
+//! Command mutations. Every mutation takes the client's `commandId`
+//! (idempotent: the same id returns the same result without appending
+//! again) and an optional `expectedVersion`, and returns the stream's new
+//! version and the positions of the events appended.
+
+use async_graphql::{Context, Enum, InputObject, Json, Object};
+use domain::ids::{
+    ArtifactId, BillingAccountId, CustomerId, LineId, OfferingId, OrderId, QuoteId, Timestamp,
+};
+use domain::order::{OrderCommand, Resolution};
+use domain::quote::{ProposalArtifact, QuoteCommand, QuoteLine, QuoteState, SignatureEvidence};
+use domain::{OrderDecider, QuoteDecider};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, ApiResult};
+use super::types::{document, CommandResult};
+use super::{caller, CommandTarget};
+use crate::auth::Role;
+
+/// The mutation root.
+pub struct Mutation;
+
+/// A quote line as configured by the seller.
+#[derive(InputObject, serde::Serialize)]
+pub struct LineInput {
+    /// The line's id, unique within the quote.
+    pub line_id: String,
+    /// The catalog offering.
+    pub offering_id: String,
+    /// The offering's catalog version.
+    pub offering_version: u32,
+    /// Units (at least 1).
+    pub quantity: u32,
+    /// Contract term in months.
+    pub term_months: u32,
+    /// Configured options.
+    #[graphql(default)]
+    pub options: Vec<OptionInput>,
+}
+
+/// One configured option.
+#[derive(InputObject, serde::Serialize)]
+pub struct OptionInput {
+    /// Option name.
+    pub name: String,
+    /// Option value.
+    pub value: String,
+}
+
+/// How an operator resolves a fallout case.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, serde::Serialize)]
+pub enum FalloutAction {
+    /// Request the step again under the next attempt.
+    NewAttempt,
+    /// The step was completed outside the platform (reference and note required).
+    ExternalResolution,
+    /// Give up the line and compensate.
+    CancelLine,
+}
+
+fn line(input: LineInput) -> ApiResult<QuoteLine> {
+    bounded("line.lineId", &input.line_id)?;
+    bounded("line.offeringId", &input.offering_id)?;
+    if input.quantity == 0 {
+        return Err(ApiError::validation("line.quantity", "must be at least 1"));
+    }
+    if input.term_months == 0 || input.term_months > 120 {
+        return Err(ApiError::validation("line.termMonths", "must be 1 to 120"));
+    }
+    if input.options.len() > 32 {
+        return Err(ApiError::validation("line.options", "at most 32 options"));
+    }
+    Ok(QuoteLine {
+        line_id: LineId::new(input.line_id),
+        offering_id: OfferingId::new(input.offering_id),
+        offering_version: input.offering_version,
+        quantity: input.quantity,
+        term_months: input.term_months,
+        options: input
+            .options
+            .into_iter()
+            .map(|o| (o.name, o.value))
+            .collect(),
+    })
+}
+
+/// A non-empty identifier of at most 128 characters without `:`.
+fn bounded(field: &str, value: &str) -> ApiResult<()> {
+    if value.is_empty()
+        || value.len() > 128
+        || value.contains(':')
+        || value.chars().any(char::is_control)
+    {
+        return Err(ApiError::validation(
+            field,
+            "must be 1-128 characters without ':' or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A new quote's id, derived from the tenant and the command id so that a
+/// retried create names the same quote, and no tenant can guess or collide
+/// with another's.
+fn new_quote_id(tenant: &str, command_id: &str) -> QuoteId {
+    let digest = Sha256::digest(format!("{tenant}:{command_id}").as_bytes());
+    QuoteId::new(format!("q-{}", &hex::encode(digest)[..20]))
+}
+
+async fn quote_command(
+    ctx: &Context<'_>,
+    quote_id: String,
+    command_id: String,
+    expected_version: Option<u64>,
+    request: serde_json::Value,
+    make: impl FnOnce(Timestamp) -> ApiResult<QuoteCommand>,
+) -> async_graphql::Result<CommandResult> {
+    let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
+    bounded("quoteId", &quote_id)?;
+    let target = CommandTarget::existing_quote(platform, principal, QuoteId::new(quote_id))?;
+    let command = make(platform.timestamp())?;
+    Ok(platform
+        .execute::<QuoteDecider>(
+            principal,
+            &target,
+            &command,
+            &command_id,
+            expected_version,
+            request,
+        )
+        .await?)
+}
+
+async fn order_command(
+    ctx: &Context<'_>,
+    order_id: String,
+    command_id: String,
+    expected_version: Option<u64>,
+    request: serde_json::Value,
+    make: impl FnOnce(Timestamp, &str) -> ApiResult<OrderCommand>,
+) -> async_graphql::Result<CommandResult> {
+    let (platform, principal) = caller(ctx, Role::Operator, "operate orders")?;
+    bounded("orderId", &order_id)?;
+    let target = CommandTarget::existing_order(platform, principal, OrderId::new(order_id))?;
+    let command = make(platform.timestamp(), &principal.name)?;
+    Ok(platform
+        .execute::<OrderDecider>(
+            principal,
+            &target,
+            &command,
+            &command_id,
+            expected_version,
+            request,
+        )
+        .await?)
+}
+
+#[Object]
+impl Mutation {
+    /// Opens a quote for a customer, validated against CRM now. The new
+    /// quote's id is in the result.
+    async fn create_quote(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        customer_id: String,
+        catalog_version: Option<String>,
+    ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) = caller(ctx, Role::Sales, "create quotes")?;
+        bounded("commandId", &command_id)?;
+        bounded("customerId", &customer_id)?;
+        let quote_id = new_quote_id(principal.tenant.as_str(), &command_id);
+        let customer = crate::runtime::lookup_customer(
+            platform.customers.as_ref(),
+            &principal.tenant,
+            &CustomerId::new(customer_id.clone()),
+        )
+        .await?;
+        let command = QuoteCommand::Create {
+            quote_id: quote_id.clone(),
+            tenant_id: principal.tenant.clone(),
+            customer,
+            catalog_version: catalog_version
+                .clone()
+                .unwrap_or_else(|| "catalog-current".to_owned()),
+            at: platform.timestamp(),
+        };
+        let target = CommandTarget::new_quote(quote_id);
+        Ok(platform
+            .execute::<QuoteDecider>(
+                principal,
+                &target,
+                &command,
+                &command_id,
+                Some(0),
+                serde_json::json!({
+                    "mutation": "createQuote",
+                    "customerId": customer_id,
+                    "catalogVersion": catalog_version,
+                }),
+            )
+            .await?)
+    }
+
+    /// Adds a configured line (a change after pricing starts a new revision).
+    async fn add_quote_line(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        line: LineInput,
+    ) -> async_graphql::Result<CommandResult> {
+        let request =
+            serde_json::json!({"mutation": "addQuoteLine", "quoteId": quote_id, "line": line});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::AddLine {
+                line: self::line(line)?,
+                at,
+            })
+        })
+        .await
+    }
+
+    /// Replaces a line's configuration.
+    async fn change_quote_line(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        line: LineInput,
+    ) -> async_graphql::Result<CommandResult> {
+        let request =
+            serde_json::json!({"mutation": "changeQuoteLine", "quoteId": quote_id, "line": line});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::ChangeLine {
+                line: self::line(line)?,
+                at,
+            })
+        })
+        .await
+    }
+
+    /// Removes a line.
+    async fn remove_quote_line(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        line_id: String,
+    ) -> async_graphql::Result<CommandResult> {
+        bounded("lineId", &line_id)?;
+        let request = serde_json::json!({"mutation": "removeQuoteLine", "quoteId": quote_id, "lineId": line_id});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::RemoveLine {
+                line_id: LineId::new(line_id),
+                at,
+            })
+        })
+        .await
+    }
+
+    /// Prices the quote's current lines from the configured price book,
+    /// with `discountPercent` (decimal text, 0-100) off the monthly total.
+    async fn price_quote(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        discount_percent: Option<String>,
+    ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) = caller(ctx, Role::Sales, "price quotes")?;
+        bounded("quoteId", &quote_id)?;
+        let discount = match discount_percent {
+            Some(text) => text
+                .parse::<Decimal>()
+                .map_err(|e| ApiError::validation("discountPercent", e.to_string()))?,
+            None => Decimal::ZERO,
+        };
+        let target = CommandTarget::existing_quote(platform, principal, QuoteId::new(quote_id))?;
+        let loaded = platform
+            .commands
+            .load::<QuoteDecider>(&target.stream_id)
+            .map_err(ApiError::from_command)?;
+        let QuoteState::Open(quote) = &loaded.state else {
+            return Err(ApiError::RuleViolation {
+                rule: "quote_not_open",
+                message: "only an open quote can be priced".to_owned(),
+            }
+            .into());
+        };
+        let now = platform.timestamp();
+        let price = platform
+            .price_book
+            .price(quote.revision, &quote.lines, discount, now)
+            .map_err(|e| ApiError::validation("quote", e.to_string()))?;
+        let command = QuoteCommand::Price {
+            price,
+            policy: platform.price_book.approval_policy(),
+            at: now,
+        };
+        Ok(platform
+            .execute::<QuoteDecider>(
+                principal,
+                &target,
+                &command,
+                &command_id,
+                expected_version,
+                serde_json::json!({
+                    "mutation": "priceQuote",
+                    "quoteId": target.id,
+                    "discountPercent": discount.to_string(),
+                }),
+            )
+            .await?)
+    }
+
+    /// Grants a pending approval.
+    async fn approve_quote(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+    ) -> async_graphql::Result<CommandResult> {
+        let approver = caller(ctx, Role::Sales, "approve")?.1.name.clone();
+        let request = serde_json::json!({"mutation": "approveQuote", "quoteId": quote_id});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::Approve { approver, at })
+        })
+        .await
+    }
+
+    /// Refuses a pending approval.
+    async fn reject_quote_approval(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        reason: String,
+    ) -> async_graphql::Result<CommandResult> {
+        let approver = caller(ctx, Role::Sales, "reject approvals")?.1.name.clone();
+        let request = serde_json::json!({"mutation": "rejectQuoteApproval", "quoteId": quote_id, "reason": reason});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::RejectApproval {
+                approver,
+                reason,
+                at,
+            })
+        })
+        .await
+    }
+
+    /// Records the proposal document generated for a revision.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_proposal(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        revision: u32,
+        artifact_id: String,
+        artifact_hash: String,
+        template_version: String,
+    ) -> async_graphql::Result<CommandResult> {
+        bounded("artifactId", &artifact_id)?;
+        bounded("artifactHash", &artifact_hash)?;
+        let request = serde_json::json!({"mutation": "recordProposal", "quoteId": quote_id, "revision": revision, "artifactId": artifact_id, "artifactHash": artifact_hash, "templateVersion": template_version});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::RecordProposal {
+                revision,
+                artifact: ProposalArtifact {
+                    artifact_id: ArtifactId::new(artifact_id),
+                    artifact_hash,
+                    template_version,
+                },
+                at,
+            })
+        })
+        .await
+    }
+
+    /// Records the e-signature provider's evidence for a revision.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_signature(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        revision: u32,
+        signer: String,
+        provider_reference: String,
+        artifact_hash: String,
+    ) -> async_graphql::Result<CommandResult> {
+        bounded("artifactHash", &artifact_hash)?;
+        let request = serde_json::json!({"mutation": "recordSignature", "quoteId": quote_id, "revision": revision, "signer": signer, "providerReference": provider_reference, "artifactHash": artifact_hash});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::RecordSignature {
+                revision,
+                signature: SignatureEvidence {
+                    signer,
+                    signed_at: at,
+                    provider_reference,
+                    artifact_hash,
+                },
+                at,
+            })
+        })
+        .await
+    }
+
+    /// Accepts the quote; the fulfillment process captures the order.
+    async fn accept_quote(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        billing_account: String,
+    ) -> async_graphql::Result<CommandResult> {
+        bounded("billingAccount", &billing_account)?;
+        let request = serde_json::json!({"mutation": "acceptQuote", "quoteId": quote_id, "billingAccount": billing_account});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::Accept {
+                billing_account: BillingAccountId::new(billing_account),
+                at,
+            })
+        })
+        .await
+    }
+
+    /// Withdraws the quote.
+    async fn withdraw_quote(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        reason: String,
+    ) -> async_graphql::Result<CommandResult> {
+        let request =
+            serde_json::json!({"mutation": "withdrawQuote", "quoteId": quote_id, "reason": reason});
+        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
+            Ok(QuoteCommand::Withdraw { reason, at })
+        })
+        .await
+    }
+
+    /// Cancels an order; compensation is requested for what was done.
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        order_id: String,
+        expected_version: Option<u64>,
+        reason: String,
+    ) -> async_graphql::Result<CommandResult> {
+        let request =
+            serde_json::json!({"mutation": "cancelOrder", "orderId": order_id, "reason": reason});
+        order_command(
+            ctx,
+            order_id,
+            command_id,
+            expected_version,
+            request,
+            |at, _| Ok(OrderCommand::Cancel { reason, at }),
+        )
+        .await
+    }
+
+    /// Resolves a line's fallout: a new attempt, an external resolution
+    /// with evidence (`reference` and `note`), or cancelling the line
+    /// (`note` is the reason).
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_fallout(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        order_id: String,
+        expected_version: Option<u64>,
+        line_id: String,
+        action: FalloutAction,
+        reference: Option<String>,
+        note: Option<String>,
+    ) -> async_graphql::Result<CommandResult> {
+        bounded("lineId", &line_id)?;
+        let request = serde_json::json!({"mutation": "resolveFallout", "orderId": order_id, "lineId": line_id, "action": action, "reference": reference, "note": note});
+        order_command(
+            ctx,
+            order_id,
+            command_id,
+            expected_version,
+            request,
+            |at, operator| {
+                let resolution = match action {
+                    FalloutAction::NewAttempt => Resolution::NewAttempt,
+                    FalloutAction::ExternalResolution => Resolution::ResolvedExternally {
+                        reference: reference.filter(|r| !r.is_empty()).ok_or_else(|| {
+                            ApiError::validation("reference", "required for an external resolution")
+                        })?,
+                        note: note.filter(|n| !n.is_empty()).ok_or_else(|| {
+                            ApiError::validation("note", "required for an external resolution")
+                        })?,
+                    },
+                    FalloutAction::CancelLine => Resolution::CancelLine {
+                        reason: note.unwrap_or_else(|| "cancelled by operator".to_owned()),
+                    },
+                };
+                Ok(OrderCommand::ResolveFallout {
+                    line_id: LineId::new(line_id),
+                    resolution,
+                    operator: operator.to_owned(),
+                    at,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Runs reconciliation now and returns what it checked and changed.
+    async fn trigger_reconciliation(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Json<serde_json::Value>> {
+        let (platform, _) = caller(ctx, Role::Operator, "trigger reconciliation")?;
+        Ok(platform.trigger_reconciliation().await?)
+    }
+
+    /// Admin: verifies every record's hash, the chain, positions, index and
+    /// heads of the live log.
+    async fn verify_log(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Json<serde_json::Value>> {
+        let (platform, _) = caller(ctx, Role::Admin, "verify the log")?;
+        let log = platform.log.clone();
+        let report = tokio::task::spawn_blocking(move || log.verify(&mut |_| {}))
+            .await
+            .map_err(ApiError::internal)?;
+        let value = match report {
+            Ok(report) => serde_json::json!({
+                "ok": true,
+                "events": report.events,
+                "streams": report.streams,
+                "headPosition": report.head_position(),
+                "headHash": hex::encode(report.head_hash),
+            }),
+            Err(error) => serde_json::json!({"ok": false, "problem": error.to_string()}),
+        };
+        Ok(Json(value))
+    }
+
+    /// Admin: rebuilds one projection (or `all`) from position 0 into fresh
+    /// trees and swaps them in; the old ones serve until then.
+    async fn rebuild_projection(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Json<serde_json::Value>> {
+        let (platform, _) = caller(ctx, Role::Admin, "rebuild projections")?;
+        let projections = platform.projections.clone();
+        let reports = tokio::task::spawn_blocking(move || {
+            if name == "all" {
+                projections.rebuild_all(&mut |_, _| {})
+            } else {
+                projections.rebuild(&name, &mut |_, _| {}).map(|r| vec![r])
+            }
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            projections::ProjectionError::UnknownProjector(name) => {
+                ApiError::validation("name", format!("no projector `{name}`"))
+            }
+            other => ApiError::internal(other),
+        })?;
+        Ok(document(&reports)?)
+    }
+
+    /// Admin, embedded default only: scripts the next answers of one
+    /// simulated system (`inventory`, `provisioning`, `billing`, `crm`),
+    /// e.g. `faults: ["BusinessReject"]`, for demos and tests.
+    async fn script_simulator(
+        &self,
+        ctx: &Context<'_>,
+        system: String,
+        faults: Vec<String>,
+    ) -> async_graphql::Result<bool> {
+        let (platform, _) = caller(ctx, Role::Admin, "script simulators")?;
+        platform
+            .fulfillment
+            .script_simulator(&system, &faults)
+            .await?;
+        Ok(true)
+    }
+
+    /// Admin: moves a consumer's checkpoint for incident recovery. A
+    /// consumer with external side effects needs `recovery: true`: replayed
+    /// events are re-observed and no external call is sent again.
+    async fn reset_consumer(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        to_position: u64,
+        recovery: Option<bool>,
+    ) -> async_graphql::Result<Json<serde_json::Value>> {
+        let (platform, _) = caller(ctx, Role::Admin, "reset consumers")?;
+        Ok(platform
+            .reset_consumer(&name, to_position, recovery.unwrap_or(false))
+            .await?)
+    }
+}

@@ -1,0 +1,434 @@
+//! Queries over the read models, scoped to the caller's tenant.
+
+use async_graphql::{Context, Json, Object, Union};
+use domain::ids::{HandoffId, OrderId, QuoteId};
+
+use super::error::{ApiError, ApiResult};
+use super::types::{
+    document, enum_name, AuditEntryNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me,
+    OrderNode, ProjectorStatusNode, QuoteNode,
+};
+use super::{caller, page_size, parse_enum};
+use crate::auth::Role;
+
+/// The query root.
+pub struct Query;
+
+/// Anything with a global id (`Quote:<id>`, `Order:<id>`, `Handoff:<id>`).
+#[derive(Union)]
+pub enum Node {
+    /// A quote.
+    Quote(QuoteNode),
+    /// An order.
+    Order(OrderNode),
+    /// A handoff.
+    Handoff(HandoffNode),
+}
+
+fn quote_node(view: projections::QuoteDetail) -> ApiResult<QuoteNode> {
+    Ok(QuoteNode {
+        id: view.quote_id.to_string(),
+        status: enum_name(&view.status),
+        revision: view.revision,
+        customer_id: view.customer.customer_id.to_string(),
+        document: document(&view)?,
+    })
+}
+
+fn quote_summary_node(view: projections::QuoteSummary) -> ApiResult<QuoteNode> {
+    Ok(QuoteNode {
+        id: view.quote_id.to_string(),
+        status: enum_name(&view.status),
+        revision: view.revision,
+        customer_id: view.customer_id.to_string(),
+        document: document(&view)?,
+    })
+}
+
+fn order_summary_node(view: projections::OrderSummary) -> ApiResult<OrderNode> {
+    Ok(OrderNode {
+        id: view.order_id.to_string(),
+        status: enum_name(&view.status),
+        has_fallout: view.has_fallout,
+        document: document(&view)?,
+    })
+}
+
+fn order_node(view: projections::OrderDetail) -> ApiResult<OrderNode> {
+    Ok(OrderNode {
+        id: view.order.order_id.to_string(),
+        status: enum_name(&view.order.status),
+        has_fallout: view.open_fallouts > 0,
+        document: document(&view)?,
+    })
+}
+
+fn handoff_node(view: projections::HandoffView) -> ApiResult<HandoffNode> {
+    Ok(HandoffNode {
+        id: view.handoff.handoff_id.to_string(),
+        age_ms: view.age_ms,
+        overdue: view.overdue,
+        document: document(&view)?,
+    })
+}
+
+fn fallout_node(view: projections::FalloutCaseView) -> ApiResult<FalloutCaseNode> {
+    Ok(FalloutCaseNode {
+        handoff_id: view.case.handoff_id.to_string(),
+        age_ms: view.age_ms,
+        document: document(&view)?,
+    })
+}
+
+fn audit_node(entry: projections::AuditEntry) -> ApiResult<AuditEntryNode> {
+    Ok(AuditEntryNode {
+        position: entry.position,
+        stream_id: entry.stream_id.clone(),
+        event_type: entry.event_type.clone(),
+        correlation_id: entry.correlation_id.clone(),
+        causation_id: entry.causation_id.clone(),
+        document: document(&entry)?,
+    })
+}
+
+#[Object]
+impl Query {
+    /// Who the caller is: tenant, role and credential name.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
+        let (_, principal) = caller(ctx, Role::Viewer, "read")?;
+        Ok(Me {
+            tenant: principal.tenant.to_string(),
+            role: principal.role.to_string(),
+            name: principal.name.clone(),
+        })
+    }
+
+    /// Quotes, newest first, filtered by status (e.g. `Priced`), customer
+    /// and last update.
+    async fn quotes(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<String>,
+        customer_id: Option<String>,
+        updated_since_ms: Option<i64>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<QuoteNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let filter = projections::QuoteFilter {
+            status: status.map(|s| parse_enum("status", &s)).transpose()?,
+            customer_id: customer_id.map(domain::ids::CustomerId::new),
+            updated_since: updated_since_ms,
+        };
+        let page = platform.read.quotes(
+            &principal.tenant,
+            &filter,
+            after.as_deref(),
+            page_size(first)?,
+        );
+        Ok(Connection::from_page(
+            page.map_err(ApiError::from)?,
+            quote_summary_node,
+        )?)
+    }
+
+    /// One quote with revision, lines, price, approval, proposal,
+    /// signature and acceptance evidence.
+    async fn quote(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<QuoteNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let view = platform
+            .read
+            .quote(&principal.tenant, &QuoteId::new(id))
+            .map_err(ApiError::from)?;
+        Ok(view.map(quote_node).transpose()?)
+    }
+
+    /// Orders, filtered by status (`Open`, `Completed`, `Cancelled`) and
+    /// whether a line is in fallout.
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<String>,
+        has_fallout: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<OrderNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let filter = projections::OrderFilter {
+            status: status.map(|s| parse_enum("status", &s)).transpose()?,
+            has_fallout,
+        };
+        let page = platform
+            .read
+            .orders(
+                &principal.tenant,
+                &filter,
+                after.as_deref(),
+                page_size(first)?,
+            )
+            .map_err(ApiError::from)?;
+        Ok(Connection::from_page(page, order_summary_node)?)
+    }
+
+    /// One order with every line's step, step history and handoffs.
+    async fn order(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<OrderNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let view = platform
+            .read
+            .order(&principal.tenant, &OrderId::new(id), platform.now_ms())
+            .map_err(ApiError::from)?;
+        Ok(view.map(order_node).transpose()?)
+    }
+
+    /// Handoffs by stage and target system, the oldest unknown and pending
+    /// first.
+    #[allow(clippy::too_many_arguments)]
+    async fn handoffs(
+        &self,
+        ctx: &Context<'_>,
+        stage: Option<String>,
+        target_system: Option<String>,
+        pending_only: Option<bool>,
+        overdue_only: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<HandoffNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let filter = projections::HandoffFilter {
+            stage: stage.map(|s| parse_enum("stage", &s)).transpose()?,
+            target: target_system
+                .map(|s| parse_enum("targetSystem", &s))
+                .transpose()?,
+            pending_only: pending_only.unwrap_or(false),
+            overdue_only: overdue_only.unwrap_or(false),
+        };
+        let page = platform
+            .read
+            .handoffs(
+                &principal.tenant,
+                &filter,
+                after.as_deref(),
+                page_size(first)?,
+                platform.now_ms(),
+            )
+            .map_err(ApiError::from)?;
+        Ok(Connection::from_page(page, handoff_node)?)
+    }
+
+    /// One handoff.
+    async fn handoff(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<HandoffNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let view = platform
+            .read
+            .handoff(&principal.tenant, &HandoffId::new(id), platform.now_ms())
+            .map_err(ApiError::from)?;
+        Ok(view.map(handoff_node).transpose()?)
+    }
+
+    /// The fallout queue, oldest first: open cases by default, filtered by
+    /// target system, normalized reason and age.
+    #[allow(clippy::too_many_arguments)]
+    async fn fallout(
+        &self,
+        ctx: &Context<'_>,
+        resolved: Option<bool>,
+        target_system: Option<String>,
+        reason: Option<String>,
+        min_age_ms: Option<u64>,
+        max_age_ms: Option<u64>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<FalloutCaseNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let filter = projections::FalloutFilter {
+            status: if resolved.unwrap_or(false) {
+                projections::CaseStatus::Resolved
+            } else {
+                projections::CaseStatus::Open
+            },
+            target: target_system
+                .map(|s| parse_enum("targetSystem", &s))
+                .transpose()?,
+            reason: reason.map(|s| parse_enum("reason", &s)).transpose()?,
+            min_age_ms,
+            max_age_ms,
+        };
+        let page = platform
+            .read
+            .fallout(
+                &principal.tenant,
+                &filter,
+                after.as_deref(),
+                page_size(first)?,
+                platform.now_ms(),
+            )
+            .map_err(ApiError::from)?;
+        Ok(Connection::from_page(page, fallout_node)?)
+    }
+
+    /// Every event of a correlation id, or of one stream, in order, with
+    /// hashes and cause links. Give exactly one of the two.
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        correlation_id: Option<String>,
+        stream_id: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<AuditEntryNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let limit = page_size(first)?;
+        let page = match (correlation_id, stream_id) {
+            (Some(correlation), None) => platform.read.audit_by_correlation(
+                &principal.tenant,
+                &correlation,
+                after.as_deref(),
+                limit,
+            ),
+            (None, Some(stream)) => {
+                platform
+                    .read
+                    .audit_by_stream(&principal.tenant, &stream, after.as_deref(), limit)
+            }
+            _ => {
+                return Err(ApiError::validation(
+                    "correlationId",
+                    "give exactly one of correlationId and streamId",
+                )
+                .into())
+            }
+        }
+        .map_err(ApiError::from)?;
+        Ok(Connection::from_page(page, audit_node)?)
+    }
+
+    /// Counts by target system and outcome, pending and unknown counts,
+    /// oldest pending age, fallout opened and resolved per hour.
+    async fn dashboard(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<serde_json::Value>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let view = platform
+            .read
+            .dashboard(&principal.tenant, platform.now_ms())
+            .map_err(ApiError::from)?;
+        Ok(document(&view)?)
+    }
+
+    /// Every projector's checkpoint, lag, rate and failure.
+    async fn projectors(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ProjectorStatusNode>> {
+        let (platform, _) = caller(ctx, Role::Viewer, "read")?;
+        Ok(platform
+            .projections
+            .status()
+            .into_iter()
+            .map(|status| ProjectorStatusNode {
+                name: status.name,
+                checkpoint: status.checkpoint,
+                head: status.head,
+                lag: status.lag,
+                events_per_s: status.events_per_s,
+                failure: status
+                    .failure
+                    .map(|f| format!("position {}: {}", f.position, f.message)),
+            })
+            .collect())
+    }
+
+    /// A quote, order or handoff by global id (`Quote:q-1`, `Order:o-1`,
+    /// `Handoff:h-1`).
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        id: async_graphql::ID,
+    ) -> async_graphql::Result<Option<Node>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let Some((kind, key)) = id.split_once(':') else {
+            return Err(ApiError::validation("id", "expected Kind:id").into());
+        };
+        let tenant = &principal.tenant;
+        let node = match kind {
+            "Quote" => platform
+                .read
+                .quote(tenant, &QuoteId::new(key))
+                .map_err(ApiError::from)?
+                .map(quote_node)
+                .transpose()?
+                .map(Node::Quote),
+            "Order" => platform
+                .read
+                .order(tenant, &OrderId::new(key), platform.now_ms())
+                .map_err(ApiError::from)?
+                .map(order_node)
+                .transpose()?
+                .map(Node::Order),
+            "Handoff" => platform
+                .read
+                .handoff(tenant, &HandoffId::new(key), platform.now_ms())
+                .map_err(ApiError::from)?
+                .map(handoff_node)
+                .transpose()?
+                .map(Node::Handoff),
+            _ => {
+                return Err(
+                    ApiError::validation("id", "kind must be Quote, Order or Handoff").into(),
+                )
+            }
+        };
+        Ok(node)
+    }
+
+    /// Admin: raw events of one stream (from a version) or of the whole
+    /// log (from a position), this tenant's only.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        stream_id: Option<String>,
+        from: Option<u64>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<EventNode>> {
+        let (platform, principal) = caller(ctx, Role::Admin, "read raw events")?;
+        let limit = page_size(first)?;
+        let tenant = principal.tenant.as_str();
+        let mut out = Vec::new();
+        match stream_id {
+            Some(stream) => {
+                for event in platform.log.iter_stream(&stream, from.unwrap_or(1).max(1)) {
+                    let event = event.map_err(ApiError::internal)?;
+                    if event.tenant_id != tenant {
+                        break;
+                    }
+                    out.push(EventNode::from(&event));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for event in platform.log.iter_all(from.unwrap_or(0)) {
+                    let event = event.map_err(ApiError::internal)?;
+                    if event.tenant_id == tenant {
+                        out.push(EventNode::from(&event));
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

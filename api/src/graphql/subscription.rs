@@ -1,0 +1,82 @@
+//! Live subscriptions over WebSocket: the event stream of the caller's
+//! tenant (filtered by stream prefix and event type) and fallout changes.
+
+use async_graphql::{Context, Subscription as GqlSubscription};
+use futures_util::stream::{self, Stream};
+
+use super::caller;
+use super::types::EventNode;
+use crate::auth::Role;
+
+/// The subscription root.
+pub struct Subscription;
+
+/// Event types that open or close fallout cases.
+const FALLOUT_EVENTS: [&str; 3] = ["LineFalloutRaised", "LineFalloutResolved", "LineCancelled"];
+
+#[GqlSubscription]
+impl Subscription {
+    /// Every event appended from now on to the caller's tenant, optionally
+    /// only streams starting with `streamPrefix` and only `eventTypes`.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        stream_prefix: Option<String>,
+        event_types: Option<Vec<String>>,
+    ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
+        let tenant = principal.tenant.to_string();
+        let subscription = platform.log.subscribe(platform.log.next_position());
+        Ok(live(subscription, move |event| {
+            event.tenant_id == tenant
+                && stream_prefix
+                    .as_deref()
+                    .is_none_or(|prefix| event.stream_id.starts_with(prefix))
+                && event_types
+                    .as_ref()
+                    .is_none_or(|types| types.contains(&event.event_type))
+        }))
+    }
+
+    /// Fallout opened, resolved or closed by a line cancel, for the
+    /// caller's tenant, from now on.
+    async fn fallout_changes(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
+        let tenant = principal.tenant.to_string();
+        let subscription = platform.log.subscribe(platform.log.next_position());
+        Ok(live(subscription, move |event| {
+            event.tenant_id == tenant && FALLOUT_EVENTS.contains(&event.event_type.as_str())
+        }))
+    }
+}
+
+/// Turns a log subscription into a stream of the events `keep` admits; it
+/// ends when the log closes or fails.
+fn live(
+    subscription: eventlog::Subscription,
+    keep: impl Fn(&eventlog::RecordedEvent) -> bool + Send + Sync + 'static,
+) -> impl Stream<Item = EventNode> {
+    stream::unfold(
+        (subscription, keep, Vec::<EventNode>::new()),
+        |(mut subscription, keep, mut pending)| async move {
+            loop {
+                if let Some(next) = pending.pop() {
+                    return Some((next, (subscription, keep, pending)));
+                }
+                let batch = subscription.next_batch(256).await.ok()?;
+                if batch.is_empty() {
+                    return None;
+                }
+                pending = batch
+                    .iter()
+                    .filter(|e| keep(e))
+                    .map(EventNode::from)
+                    .collect();
+                pending.reverse();
+            }
+        },
+    )
+}

@@ -1,0 +1,140 @@
+//! `oms-server`: runs the platform, prints the GraphQL schema, or hashes a
+//! token for the configuration file.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use api::config::ServerConfig;
+use clap::{Parser, Subcommand};
+
+/// The CPQ/OMS event platform server.
+#[derive(Parser)]
+#[command(name = "oms-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the platform: log, projectors, fulfillment, reconciliation,
+    /// simulators (by default) and the GraphQL server.
+    Serve {
+        /// Configuration file (TOML). Without one, the embedded default.
+        #[arg(long, env = "OMS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the file and `OMS_DATA_DIR`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Listen address, e.g. 127.0.0.1:8080 (overrides the file and `OMS_LISTEN`).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Print the GraphQL schema (SDL), as committed in `schema.graphql`.
+    Schema,
+    /// Read a token on standard input and print its sha256, for
+    /// `token_sha256` in the configuration file.
+    HashToken,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            print!("{}", api::graphql::sdl());
+            ExitCode::SUCCESS
+        }
+        Command::HashToken => {
+            let mut token = String::new();
+            if let Err(error) = std::io::stdin().read_to_string(&mut token) {
+                eprintln!("oms-server: cannot read the token: {error}");
+                return ExitCode::from(2);
+            }
+            println!("{}", hex::encode(api::auth::token_digest(token.trim())));
+            ExitCode::SUCCESS
+        }
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+        } => serve(config, data_dir, listen),
+    }
+}
+
+fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, listen: Option<String>) -> ExitCode {
+    let mut config = match ServerConfig::load(config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("oms-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Err(error) = config.validate() {
+        eprintln!("oms-server: {error}");
+        return ExitCode::from(2);
+    }
+    init_tracing(&config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("oms-server: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(api::server::run(config, shutdown_signal(), |address| {
+        println!("oms-server: listening on http://{address}");
+        println!("oms-server: GraphiQL at http://{address}/");
+    }));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("oms-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

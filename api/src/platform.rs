@@ -1,0 +1,209 @@
+//! The running platform as the API sees it: the log, the command path, the
+//! read models, the external-system runtime and the server's counters.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapters::{CommandContext, CommandPath};
+use async_graphql::Json;
+use domain::decider::{Decider, RuleViolation};
+use domain::ids::Timestamp;
+use eventlog::EventLog;
+use projections::{Projections, ReadModels};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::auth::Principal;
+use crate::graphql::error::{ApiError, ApiResult};
+use crate::graphql::types::CommandResult;
+use crate::graphql::CommandTarget;
+use crate::metrics::Metrics;
+use crate::pricing::PriceBook;
+
+/// A boxed future, for the runtime's pluggable parts.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The external-system runtime's operator controls.
+pub trait FulfillmentControl: Send + Sync {
+    /// Runs reconciliation now; the report of what it checked and changed.
+    fn reconcile(&self) -> BoxFuture<'_, ApiResult<serde_json::Value>>;
+
+    /// Scripts the next answers of one in-process simulator (embedded
+    /// default only): `faults` are names such as `BusinessReject`.
+    fn script_simulator<'a>(
+        &'a self,
+        system: &'a str,
+        faults: &'a [String],
+    ) -> BoxFuture<'a, ApiResult<()>>;
+
+    /// Moves a side-effecting consumer's checkpoint (recovery mode), or
+    /// `None` when the consumer is not one of the runtime's.
+    fn reset_consumer<'a>(
+        &'a self,
+        name: &'a str,
+        to: u64,
+        recovery: bool,
+    ) -> BoxFuture<'a, Option<ApiResult<serde_json::Value>>>;
+}
+
+/// Everything a resolver needs.
+pub struct Platform {
+    /// The event log.
+    pub log: EventLog,
+    /// The one command path.
+    pub commands: CommandPath,
+    /// The projector runtime.
+    pub projections: Arc<Projections>,
+    /// The read-model query API.
+    pub read: ReadModels,
+    /// The server's counters.
+    pub metrics: Arc<Metrics>,
+    /// Prices for `priceQuote`.
+    pub price_book: PriceBook,
+    /// CRM lookups for `createQuote`.
+    pub customers: Arc<dyn adapters::CustomerDirectory>,
+    /// Reconciliation and consumer controls.
+    pub fulfillment: Arc<dyn FulfillmentControl>,
+    /// How long a command waits for the read models to include it.
+    pub read_your_writes: Duration,
+}
+
+impl Platform {
+    /// Wall-clock milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+
+    /// Now, as a domain timestamp for commands.
+    pub fn timestamp(&self) -> Timestamp {
+        Timestamp(self.now_ms())
+    }
+
+    /// The tenant that owns `stream_id`, from its first event, or `None`
+    /// when the stream does not exist.
+    pub fn stream_tenant(&self, stream_id: &str) -> ApiResult<Option<String>> {
+        match self.log.iter_stream(stream_id, 1).next() {
+            None => Ok(None),
+            Some(Ok(event)) => Ok(Some(event.tenant_id)),
+            Some(Err(error)) => Err(ApiError::internal(error)),
+        }
+    }
+
+    /// Runs `command` through the command path for `principal`, with the
+    /// client's command id (scoped by tenant) as the idempotency key and the
+    /// hash of the client's `request` (its arguments, not the derived
+    /// command, which carries the server's clock) as the request hash, then
+    /// waits briefly until the read models include it.
+    ///
+    /// # Errors
+    /// The command path's refusal, mapped once to [`ApiError`].
+    pub async fn execute<D>(
+        &self,
+        principal: &Principal,
+        target: &CommandTarget,
+        command: &D::Command,
+        command_id: &str,
+        expected_version: Option<u64>,
+        request: serde_json::Value,
+    ) -> ApiResult<CommandResult>
+    where
+        D: Decider,
+        D::Command: Serialize,
+        D::Error: RuleViolation + 'static,
+    {
+        if command_id.is_empty() || command_id.len() > 128 {
+            return Err(ApiError::validation(
+                "commandId",
+                "must be 1-128 characters",
+            ));
+        }
+        let mut context = CommandContext::new(
+            format!("{}:{command_id}", principal.tenant),
+            principal.tenant.as_str(),
+            format!("{}:{command_id}", principal.tenant),
+        );
+        context.expected_version = expected_version;
+        let fingerprint = serde_json::json!({
+            "stream": target.stream_id,
+            "expectedVersion": expected_version,
+            "request": request,
+        });
+        context.request_hash = Some(Sha256::digest(fingerprint.to_string().as_bytes()).into());
+        let started = Instant::now();
+        let outcome = self
+            .commands
+            .execute::<D>(&target.stream_id, command, &context)
+            .await
+            .map_err(|error| {
+                match &error {
+                    adapters::CommandError::IdempotencyConflict { .. } => {
+                        self.metrics.idempotency_conflict()
+                    }
+                    adapters::CommandError::VersionConflict { .. } => {
+                        self.metrics.version_conflict()
+                    }
+                    _ => {}
+                }
+                ApiError::from_command(error)
+            })?;
+        self.metrics.observe_append(started.elapsed());
+        tracing::info!(
+            correlation_id = %context.correlation_id,
+            tenant = %principal.tenant,
+            aggregate = %target.stream_id,
+            version = outcome.stream_version,
+            deduplicated = outcome.deduplicated,
+            "command applied"
+        );
+        let positions: Vec<u64> = outcome
+            .positions
+            .clone()
+            .map(|range| range.collect())
+            .unwrap_or_default();
+        if let Some(last) = positions.last() {
+            // Read your writes: a brief wait, never an error.
+            let _ = self
+                .projections
+                .wait_for_async(last + 1, self.read_your_writes)
+                .await;
+        }
+        Ok(CommandResult {
+            id: target.id.clone(),
+            stream_id: target.stream_id.clone(),
+            version: outcome.stream_version,
+            positions,
+            deduplicated: outcome.deduplicated,
+        })
+    }
+
+    /// Runs reconciliation now.
+    pub async fn trigger_reconciliation(&self) -> ApiResult<Json<serde_json::Value>> {
+        self.fulfillment.reconcile().await.map(Json)
+    }
+
+    /// Moves a consumer's checkpoint: the runtime's side-effecting
+    /// consumers through the runtime (recovery mode required), projectors
+    /// by a rebuild.
+    pub async fn reset_consumer(
+        &self,
+        name: &str,
+        to: u64,
+        recovery: bool,
+    ) -> ApiResult<Json<serde_json::Value>> {
+        if let Some(result) = self.fulfillment.reset_consumer(name, to, recovery).await {
+            return result.map(Json);
+        }
+        if projections::PROJECTOR_NAMES.contains(&name) {
+            return Err(ApiError::validation(
+                "name",
+                "projectors are reset by rebuildProjection, which replays from 0 and swaps",
+            ));
+        }
+        Err(ApiError::NotFound(format!("consumer `{name}`")))
+    }
+}

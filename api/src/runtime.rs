@@ -1,0 +1,385 @@
+//! The external-system runtime as the server wires it: CRM lookups, the
+//! fulfillment process (policy, dispatcher, parked callbacks,
+//! reconciliation), the callback route and, on the embedded default, the
+//! in-process simulators every tenant's systems point at.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use adapters::simulators::{Fault, Script, SigningKeys};
+use adapters::{
+    CommandPath, CrmError, CustomerDirectory, Fulfillment, FulfillmentOptions,
+    HttpCustomerDirectory, SimulatorOptions, Simulators, SystemsConfig,
+};
+use axum::Router;
+use domain::ids::{CustomerId, TenantId};
+use domain::quote::CustomerSnapshot;
+use rand::RngCore;
+use tokio::sync::Mutex;
+
+use crate::config::ServerConfig;
+use crate::graphql::error::{ApiError, ApiResult};
+use crate::metrics;
+use crate::platform::{BoxFuture, FulfillmentControl};
+
+/// The started runtime.
+pub struct External {
+    /// CRM lookups (customer validation at quote creation).
+    pub customers: Arc<dyn CustomerDirectory>,
+    /// Operator controls.
+    pub control: Arc<dyn FulfillmentControl>,
+    /// Extra `/metrics` series.
+    pub metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+    /// `POST /callbacks/{system}`.
+    pub routes: Router,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: CommandPath,
+    systems: SystemsConfig,
+    options: FulfillmentOptions,
+    fulfillment: Mutex<Option<Arc<Fulfillment>>>,
+    current: std::sync::RwLock<Option<Arc<Fulfillment>>>,
+    simulators: Mutex<Option<Simulators>>,
+}
+
+impl External {
+    /// Tells the simulators where to send signed callbacks.
+    pub async fn listening(&self, address: SocketAddr) {
+        if let Some(simulators) = self.inner.simulators.lock().await.as_ref() {
+            simulators.set_callback_target(
+                format!("http://{address}"),
+                SigningKeys::from_config(&self.inner.systems),
+            );
+        }
+    }
+
+    /// Stops the fulfillment process after its in-flight calls, then the
+    /// simulators.
+    pub async fn shutdown(&self) {
+        if let Some(fulfillment) = self.inner.fulfillment.lock().await.take() {
+            fulfillment.shutdown().await;
+        }
+        if let Some(simulators) = self.inner.simulators.lock().await.take() {
+            simulators.shutdown().await;
+        }
+    }
+}
+
+/// The tenants the runtime serves: the configured ones, or the demo tenant.
+fn tenant_ids(config: &ServerConfig) -> Vec<String> {
+    if config.tenants.is_empty() {
+        vec![crate::credentials::DEMO_TENANT.to_owned()]
+    } else {
+        config.tenants.keys().cloned().collect()
+    }
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Starts the runtime for `config`: the simulators when configured (and
+/// every tenant without an explicit systems table pointed at them), the
+/// CRM directory and the fulfillment process.
+///
+/// # Errors
+/// A message naming what could not start.
+pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External, String> {
+    let mut systems = config.systems.clone();
+    let simulators = if config.simulators {
+        let simulators = Simulators::start(SimulatorOptions::default())
+            .await
+            .map_err(|e| format!("simulators: {e}"))?;
+        let secret = random_secret();
+        let missing: Vec<String> = tenant_ids(config)
+            .into_iter()
+            .filter(|t| !systems.tenants.contains_key(t))
+            .collect();
+        let refs: Vec<&str> = missing.iter().map(String::as_str).collect();
+        let simulated = simulators.systems_config(&refs, &secret);
+        systems.tenants.extend(simulated.tenants);
+        Some(simulators)
+    } else {
+        None
+    };
+    systems.reconciliation.interval_ms = config.reconciliation_interval_ms;
+    systems
+        .validate()
+        .map_err(|e| format!("configuration key `systems`: {e}"))?;
+    let options = FulfillmentOptions::default();
+    let customers = HttpCustomerDirectory::from_config(&systems, options.clock.clone())
+        .map_err(|e| format!("configuration key `systems`: {e}"))?;
+    let fulfillment = Arc::new(
+        Fulfillment::start(path.clone(), systems.clone(), options.clone())
+            .map_err(|e| format!("fulfillment: {e}"))?,
+    );
+    let routes = adapters::callbacks::router(fulfillment.callback_inbox());
+    let inner = Arc::new(Inner {
+        path,
+        systems,
+        options,
+        fulfillment: Mutex::new(Some(fulfillment.clone())),
+        current: std::sync::RwLock::new(Some(fulfillment)),
+        simulators: Mutex::new(simulators),
+    });
+    let for_metrics = inner.clone();
+    Ok(External {
+        customers: Arc::new(customers),
+        control: Arc::new(Control {
+            inner: inner.clone(),
+        }),
+        metrics: Arc::new(move |out: &mut String| render_metrics(&for_metrics, out)),
+        routes,
+        inner,
+    })
+}
+
+fn render_metrics(inner: &Inner, out: &mut String) {
+    let current = inner.current.read().ok().and_then(|c| c.clone());
+    let Some(fulfillment) = current else {
+        return;
+    };
+    let snapshot = fulfillment.metrics_snapshot();
+    let _ = writeln!(out, "# TYPE oms_external_calls_total counter");
+    for (system, classes) in &snapshot.calls {
+        for (class, count) in classes {
+            metrics::gauge(
+                out,
+                "oms_external_calls_total",
+                &[("system", system), ("outcome", class)],
+                *count as f64,
+            );
+        }
+    }
+    let _ = writeln!(out, "# TYPE oms_callback_rejections_total counter");
+    for (reason, count) in &snapshot.callback_rejections {
+        metrics::gauge(
+            out,
+            "oms_callback_rejections_total",
+            &[("reason", reason)],
+            *count as f64,
+        );
+    }
+    for (system, count) in &snapshot.circuit_fast_fails {
+        metrics::gauge(
+            out,
+            "oms_circuit_fast_fails_total",
+            &[("system", system)],
+            *count as f64,
+        );
+    }
+    metrics::counter(
+        out,
+        "oms_reconciliation_runs_total",
+        snapshot.reconciliation_runs,
+    );
+    metrics::counter(
+        out,
+        "oms_reconciliation_corrections_total",
+        snapshot.reconciliation_corrections,
+    );
+    metrics::counter(
+        out,
+        "oms_callbacks_applied_total",
+        snapshot.callbacks_applied,
+    );
+    metrics::counter(out, "oms_callbacks_parked_total", snapshot.callbacks_parked);
+    metrics::counter(
+        out,
+        "oms_suppressed_side_effects_total",
+        snapshot.suppressed_side_effects,
+    );
+    let _ = writeln!(out, "# TYPE oms_consumer_lag_events gauge");
+    for consumer in fulfillment.status().consumers {
+        metrics::gauge(
+            out,
+            "oms_consumer_lag_events",
+            &[("consumer", &consumer.name)],
+            consumer.lag as f64,
+        );
+    }
+}
+
+struct Control {
+    inner: Arc<Inner>,
+}
+
+impl Control {
+    fn current(&self) -> ApiResult<Arc<Fulfillment>> {
+        self.inner
+            .current
+            .read()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| ApiError::internal("the fulfillment process is not running"))
+    }
+}
+
+impl FulfillmentControl for Control {
+    fn reconcile(&self) -> BoxFuture<'_, ApiResult<serde_json::Value>> {
+        Box::pin(async move {
+            let report = self
+                .current()?
+                .trigger_reconciliation()
+                .await
+                .map_err(ApiError::internal)?;
+            serde_json::to_value(report).map_err(ApiError::internal)
+        })
+    }
+
+    fn script_simulator<'a>(
+        &'a self,
+        system: &'a str,
+        faults: &'a [String],
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        Box::pin(async move {
+            let target = adapters::config::parse_system(system)
+                .ok_or_else(|| ApiError::validation("system", format!("no system `{system}`")))?;
+            let faults = faults
+                .iter()
+                .map(|name| {
+                    fault_named(name)
+                        .ok_or_else(|| ApiError::validation("faults", format!("no fault `{name}`")))
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            let simulators = self.inner.simulators.lock().await;
+            let simulators = simulators.as_ref().ok_or_else(|| {
+                ApiError::validation(
+                    "system",
+                    "the simulators are not running (simulators = false)",
+                )
+            })?;
+            simulators.script(target, Script::Next(faults));
+            Ok(())
+        })
+    }
+
+    fn reset_consumer<'a>(
+        &'a self,
+        name: &'a str,
+        to: u64,
+        recovery: bool,
+    ) -> BoxFuture<'a, Option<ApiResult<serde_json::Value>>> {
+        Box::pin(async move {
+            let current = self.current().ok()?;
+            if !current.status().consumers.iter().any(|c| c.name == name) {
+                return None;
+            }
+            Some(self.restart_with_reset(name, to, recovery).await)
+        })
+    }
+}
+
+impl Control {
+    /// Stops the process, moves the consumer's checkpoint (with a recovery
+    /// bound for a side-effect consumer), and starts the process again.
+    async fn restart_with_reset(
+        &self,
+        name: &str,
+        to: u64,
+        recovery: bool,
+    ) -> ApiResult<serde_json::Value> {
+        let log = self.inner.path.log().clone();
+        let store = log.consumer(name).map_err(ApiError::internal)?;
+        let side_effects = store.has_side_effects().map_err(ApiError::internal)?;
+        if side_effects && !recovery {
+            return Err(ApiError::validation(
+                "recovery",
+                format!("`{name}` makes external calls: reset it with recovery: true so replayed events are re-observed, not sent again"),
+            ));
+        }
+        if to > log.next_position() {
+            return Err(ApiError::validation(
+                "toPosition",
+                "beyond the head of the log",
+            ));
+        }
+        let mut slot = self.inner.fulfillment.lock().await;
+        if let Some(running) = slot.take() {
+            running.shutdown().await;
+        }
+        let rewound = if side_effects {
+            store.rewind_for_recovery(to).map_err(ApiError::internal)?
+        } else {
+            let previous = store.checkpoint().map_err(ApiError::internal)?;
+            store.reset_checkpoint(to).map_err(ApiError::internal)?;
+            eventlog::RecoveryRewind {
+                previous_checkpoint: previous,
+                checkpoint: to,
+                recovery_until: None,
+            }
+        };
+        let restarted = Fulfillment::start(
+            self.inner.path.clone(),
+            self.inner.systems.clone(),
+            self.inner.options.clone(),
+        )
+        .map(Arc::new)
+        .map_err(ApiError::internal)?;
+        *slot = Some(restarted.clone());
+        if let Ok(mut current) = self.inner.current.write() {
+            *current = Some(restarted);
+        }
+        Ok(serde_json::json!({
+            "consumer": name,
+            "previousCheckpoint": rewound.previous_checkpoint,
+            "checkpoint": rewound.checkpoint,
+            "recoveryUntil": rewound.recovery_until,
+            "sideEffects": side_effects,
+        }))
+    }
+}
+
+/// A simulator fault by its name.
+fn fault_named(name: &str) -> Option<Fault> {
+    Some(match name {
+        "Succeed" => Fault::Succeed,
+        "BusinessReject" => Fault::BusinessReject,
+        "ValidationReject" => Fault::ValidationReject,
+        "TimeoutAfterApply" => Fault::TimeoutAfterApply,
+        "TimeoutBeforeApply" => Fault::TimeoutBeforeApply,
+        "AnswerLate" => Fault::AnswerLate,
+        "CallbackTwice" => Fault::CallbackTwice,
+        "CallbackOutOfOrder" => Fault::CallbackOutOfOrder,
+        "CallbackBeforeResponse" => Fault::CallbackBeforeResponse,
+        "DropCallback" => Fault::DropCallback,
+        "MalformedBody" => Fault::MalformedBody,
+        "Unauthorized" => Fault::Unauthorized,
+        "TooManyRequests" => Fault::TooManyRequests,
+        "ServerError" => Fault::ServerError,
+        "UnknownStatusCode" => Fault::UnknownStatusCode,
+        "UnknownExternalStatus" => Fault::UnknownExternalStatus,
+        "NeverCompletes" => Fault::NeverCompletes,
+        _ => return None,
+    })
+}
+
+/// Maps a CRM refusal for the API: an unknown customer is `NOT_FOUND`, an
+/// ineligible one a rule violation, anything else internal.
+pub fn crm_error(error: CrmError) -> ApiError {
+    match error {
+        CrmError::NotFound => ApiError::NotFound("customer".to_owned()),
+        CrmError::NotEligible { .. } => ApiError::RuleViolation {
+            rule: "customer_not_eligible",
+            message: error.to_string(),
+        },
+        other => ApiError::internal(format!("CRM lookup failed: {other}")),
+    }
+}
+
+/// Looks a customer up for `tenant`.
+///
+/// # Errors
+/// See [`crm_error`].
+pub async fn lookup_customer(
+    directory: &dyn CustomerDirectory,
+    tenant: &TenantId,
+    customer: &CustomerId,
+) -> ApiResult<CustomerSnapshot> {
+    directory.lookup(tenant, customer).await.map_err(crm_error)
+}

@@ -1,0 +1,149 @@
+//! Start-up and shutdown: open the log, start the projectors and the
+//! external-system runtime, serve until a signal, then drain and close.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::CommandPath;
+use eventlog::{EventLog, LogConfig, LogError};
+use projections::Projections;
+
+use crate::auth::Authenticator;
+use crate::config::{ConfigError, ServerConfig};
+use crate::credentials::{self, CredentialSource};
+use crate::graphql;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::platform::Platform;
+use crate::pricing::PriceBook;
+use crate::runtime;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The log could not be opened (another process holds it, or damage).
+    #[error("cannot open the event log: {0}")]
+    Log(#[from] LogError),
+    /// The projectors could not start.
+    #[error("cannot start the projections: {0}")]
+    Projections(#[from] projections::ProjectionError),
+    /// The external-system runtime could not start.
+    #[error("cannot start the external-system runtime: {0}")]
+    Runtime(String),
+    /// A socket or file problem.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the platform until `shutdown` resolves, then stops taking
+/// requests, lets in-flight ones finish, stops the consumers after their
+/// current batch, drains the writer and closes the log.
+///
+/// `on_listening` is called once with the bound address.
+///
+/// # Errors
+/// [`ServerError`] at start-up; serving errors after start.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServerError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::Io {
+        context: format!("cannot create data directory {}", data_dir.display()),
+        source,
+    })?;
+    let log = EventLog::open(LogConfig::new(&data_dir))?;
+    let (auth, source) = credentials::load(&config, &data_dir)?;
+    announce_credentials(&source, &auth);
+    let price_book = PriceBook::from_config(&config.price_book)?;
+    let projections = Arc::new(Projections::start(log.clone())?);
+    let commands = CommandPath::new(log.clone());
+    let external = runtime::start(&config, commands.clone())
+        .await
+        .map_err(ServerError::Runtime)?;
+    let metrics = Arc::new(Metrics::default());
+    let platform = Arc::new(Platform {
+        read: projections.read_models(),
+        log: log.clone(),
+        commands,
+        projections: projections.clone(),
+        metrics,
+        price_book,
+        customers: external.customers.clone(),
+        fulfillment: external.control.clone(),
+        read_your_writes: Duration::from_secs(2),
+    });
+    let schema = graphql::build(Some(platform.clone()), &config.graphql);
+    let state = AppState {
+        schema,
+        platform: platform.clone(),
+        auth: Arc::new(auth),
+        max_batch: config.graphql.max_batch,
+        ready_max_lag: 10_000,
+        extra_metrics: external.metrics.clone(),
+    };
+    let app = http::router(
+        state,
+        config.max_body_bytes,
+        Duration::from_millis(config.request_timeout_ms),
+        external.routes.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen_addr()?)
+        .await
+        .map_err(|source| ServerError::Io {
+            context: format!("cannot listen on {}", config.listen),
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| ServerError::Io {
+        context: "cannot read the bound address".to_owned(),
+        source,
+    })?;
+    external.listening(address).await;
+    on_listening(address);
+    tracing::info!(%address, "serving");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("stopping: draining consumers and the log");
+    external.shutdown().await;
+    projections.shutdown();
+    drop(platform);
+    log.close().await;
+    tracing::info!("stopped");
+    served.map_err(|source| ServerError::Io {
+        context: "serving".to_owned(),
+        source,
+    })
+}
+
+fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
+    match source {
+        CredentialSource::Configuration => {
+            tracing::info!(credentials = auth.len(), "credentials from configuration")
+        }
+        CredentialSource::StoredDemo(path) => tracing::info!(
+            file = %path.display(),
+            "demo tenant credentials (tokens were printed on the first start)"
+        ),
+        CredentialSource::NewDemo { file, tokens } => {
+            // Printed once, to the operator's terminal, never logged.
+            println!(
+                "Created demo tenant `demo`. Bearer tokens (also in {}):",
+                file.display()
+            );
+            for (role, token) in tokens {
+                println!("  {role:<8} {token}");
+            }
+        }
+    }
+}
