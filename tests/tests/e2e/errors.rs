@@ -1,0 +1,388 @@
+//! Every error code of `errors[].extensions.code`, with its extra fields.
+
+use serde_json::json;
+use tests::ops::{self, add_quote_line, create_quote, price_quote};
+use tests::{line, unique, Server};
+
+#[tokio::test]
+async fn validation_names_the_offending_field() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client.create_quote(&sales, "c-1", "cust-1").await.unwrap();
+
+    let mut bad = line("l-1", "fiber-1g", 0);
+    bad.quantity = 0;
+    let error = client
+        .run::<ops::AddQuoteLine>(
+            &sales,
+            add_quote_line::Variables {
+                command_id: unique("c"),
+                quote_id: quote.clone(),
+                expected_version: None,
+                line: bad,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    assert_eq!(error.extensions["field"], "line.quantity");
+
+    let error = client
+        .run::<ops::PriceQuote>(
+            &sales,
+            price_quote::Variables {
+                command_id: unique("c"),
+                quote_id: quote.clone(),
+                expected_version: None,
+                discount_percent: Some("a lot".to_owned()),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    assert_eq!(error.extensions["field"], "discountPercent");
+
+    let error = client
+        .run::<ops::CreateQuote>(
+            &sales,
+            create_quote::Variables {
+                command_id: String::new(),
+                customer_id: "cust-1".to_owned(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    assert_eq!(error.extensions["field"], "commandId");
+
+    let error = client
+        .run::<ops::Quotes>(
+            &sales,
+            ops::quotes::Variables {
+                status: None,
+                customer_id: None,
+                first: Some(0),
+                after: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    assert_eq!(error.extensions["field"], "first");
+
+    let error = client
+        .run::<ops::Quotes>(
+            &sales,
+            ops::quotes::Variables {
+                status: Some("Sleeping".to_owned()),
+                customer_id: None,
+                first: None,
+                after: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    assert_eq!(error.extensions["field"], "status");
+
+    let error = client
+        .run::<ops::Quotes>(
+            &sales,
+            ops::quotes::Variables {
+                status: None,
+                customer_id: None,
+                first: None,
+                after: Some("not-a-cursor".to_owned()),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    assert_eq!(error.extensions["field"], "after");
+}
+
+#[tokio::test]
+async fn rule_violations_name_the_rule() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client.create_quote(&sales, "c-1", "cust-1").await.unwrap();
+
+    let error = client.accept(&sales, &quote).await.unwrap_err();
+    assert_eq!(error.code(), "RULE_VIOLATION", "{error:?}");
+    assert_eq!(error.extensions["rule"], "price_missing");
+
+    client
+        .add_line(&sales, &quote, "l-1", "fiber-1g")
+        .await
+        .unwrap();
+    // Above 10 % needs an approval first.
+    client.price(&sales, &quote, "20").await.unwrap();
+    let error = client
+        .propose_and_sign(&sales, &quote, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "RULE_VIOLATION", "{error:?}");
+    assert_eq!(error.extensions["rule"], "approval_missing");
+
+    let data = client
+        .run::<ops::ApproveQuote>(
+            &sales,
+            ops::approve_quote::Variables {
+                command_id: unique("approve"),
+                quote_id: quote.clone(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!data.approve_quote.deduplicated);
+    let error = client
+        .run::<ops::ApproveQuote>(
+            &sales,
+            ops::approve_quote::Variables {
+                command_id: unique("approve"),
+                quote_id: quote.clone(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "RULE_VIOLATION", "{error:?}");
+    assert_eq!(error.extensions["rule"], "approval_not_pending");
+
+    client.propose_and_sign(&sales, &quote, 1).await.unwrap();
+    client.accept(&sales, &quote).await.unwrap();
+    let error = client.accept(&sales, &quote).await.unwrap_err();
+    assert_eq!(error.code(), "RULE_VIOLATION", "{error:?}");
+    assert_eq!(error.extensions["rule"], "quote_already_accepted");
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_version_conflict_with_both_versions() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client.create_quote(&sales, "c-1", "cust-1").await.unwrap();
+    let added = client
+        .run::<ops::AddQuoteLine>(
+            &sales,
+            add_quote_line::Variables {
+                command_id: unique("c"),
+                quote_id: quote.clone(),
+                expected_version: Some(1),
+                line: line("l-1", "fiber-1g", 1),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.add_quote_line.version, 2);
+    let error = client
+        .run::<ops::AddQuoteLine>(
+            &sales,
+            add_quote_line::Variables {
+                command_id: unique("c"),
+                quote_id: quote.clone(),
+                expected_version: Some(1),
+                line: line("l-2", "fiber-1g", 1),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VERSION_CONFLICT", "{error:?}");
+    assert_eq!(error.extensions["expected"], 1);
+    assert_eq!(error.extensions["actual"], 2);
+    // Nothing was appended.
+    let detail = client
+        .run::<ops::Quote>(&sales, ops::quote::Variables { id: quote })
+        .await
+        .unwrap()
+        .quote
+        .unwrap();
+    assert_eq!(detail.document["version"], 2, "{:?}", detail.document);
+}
+
+#[tokio::test]
+async fn a_command_id_is_idempotent_and_conflicts_with_other_input() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let vars = |customer: &str| create_quote::Variables {
+        command_id: "create-once".to_owned(),
+        customer_id: customer.to_owned(),
+    };
+    let first = client
+        .run::<ops::CreateQuote>(&sales, vars("cust-1"))
+        .await
+        .unwrap()
+        .create_quote;
+    assert!(!first.deduplicated);
+    assert_eq!(first.version, 1);
+    assert_eq!(first.positions.len(), 1);
+    let again = client
+        .run::<ops::CreateQuote>(&sales, vars("cust-1"))
+        .await
+        .unwrap()
+        .create_quote;
+    assert!(again.deduplicated);
+    assert_eq!(
+        (&again.id, &again.stream_id, again.version, &again.positions),
+        (&first.id, &first.stream_id, first.version, &first.positions)
+    );
+    let error = client
+        .run::<ops::CreateQuote>(&sales, vars("cust-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "IDEMPOTENCY_CONFLICT", "{error:?}");
+    assert!(error.message.contains("create-once"), "{}", error.message);
+
+    // The same for a command on an existing stream, under concurrency: one
+    // append, every answer the same.
+    let add = |command_id: &str| add_quote_line::Variables {
+        command_id: command_id.to_owned(),
+        quote_id: first.id.clone(),
+        expected_version: None,
+        line: line("l-1", "fiber-1g", 1),
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            let sales = sales.clone();
+            let vars = add("add-once");
+            tokio::spawn(async move { client.run::<ops::AddQuoteLine>(&sales, vars).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    let mut versions = Vec::new();
+    for task in tasks {
+        let result = task.await.unwrap().unwrap().add_quote_line;
+        fresh += usize::from(!result.deduplicated);
+        versions.push((result.version, result.positions));
+    }
+    assert_eq!(fresh, 1, "exactly one attempt appends");
+    assert!(versions.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
+    let error = client
+        .run::<ops::AddQuoteLine>(&sales, {
+            let mut vars = add("add-once");
+            vars.line.quantity = 3;
+            vars
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "IDEMPOTENCY_CONFLICT", "{error:?}");
+}
+
+#[tokio::test]
+async fn missing_objects_are_not_found() {
+    let server = Server::start();
+    let client = &server.client;
+    let (sales, operator, admin) = (
+        server.token("sales"),
+        server.token("operator"),
+        server.token("admin"),
+    );
+    let error = client
+        .add_line(&sales, "q-does-not-exist", "l-1", "fiber-1g")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "NOT_FOUND", "{error:?}");
+    let error = client
+        .run::<ops::CancelOrder>(
+            &operator,
+            ops::cancel_order::Variables {
+                command_id: unique("c"),
+                order_id: "o-does-not-exist".to_owned(),
+                expected_version: None,
+                reason: "test".to_owned(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "NOT_FOUND", "{error:?}");
+    let error = client
+        .run::<ops::ResetConsumer>(
+            &admin,
+            ops::reset_consumer::Variables {
+                name: "no-such-consumer".to_owned(),
+                to_position: 0,
+                recovery: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "NOT_FOUND", "{error:?}");
+    let quote = client
+        .run::<ops::Quote>(
+            &sales,
+            ops::quote::Variables {
+                id: "q-does-not-exist".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(quote.quote.is_none());
+}
+
+#[tokio::test]
+async fn missing_or_bad_credentials_are_unauthenticated_with_401() {
+    let server = Server::start();
+    let client = &server.client;
+    let body = json!({"query": "{ me { tenant } }"});
+    for token in [None, Some("wrong-token"), Some("")] {
+        let (status, body) = client.post(token, &body).await;
+        assert_eq!(status, 401, "{token:?}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        assert!(body["data"].is_null());
+    }
+    // Not a bearer scheme.
+    let viewer = server.token("viewer");
+    let response = client
+        .http()
+        .post(&client.endpoint)
+        .header("Authorization", format!("Basic {viewer}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    // A batch is refused as a whole.
+    let (status, _) = client.post(None, &json!([body, body])).await;
+    assert_eq!(status, 401);
+    // The WebSocket without credentials: see live.rs.
+}
+
+#[tokio::test]
+async fn a_weaker_role_is_forbidden() {
+    let server = Server::start();
+    let client = &server.client;
+    let error = client
+        .create_quote(&server.token("viewer"), &unique("c"), "cust-1")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "FORBIDDEN", "{error:?}");
+    assert!(error.message.contains("viewer"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn internal_errors_carry_only_a_correlation_id() {
+    // While the external-system runtime is a stub, reconciliation answers
+    // INTERNAL; the detail must stay in the log.
+    let server = Server::start();
+    let result = server
+        .client
+        .run::<ops::TriggerReconciliation>(
+            &server.token("operator"),
+            ops::trigger_reconciliation::Variables {},
+        )
+        .await;
+    let Err(error) = result else {
+        eprintln!(
+            "NOTE: triggerReconciliation succeeded (the runtime is wired): \
+             no deterministic INTERNAL trigger left to test"
+        );
+        return;
+    };
+    assert_eq!(error.code(), "INTERNAL", "{error:?}");
+    assert_eq!(error.message, "internal error");
+    let correlation = error.extensions["correlationId"].as_str().unwrap();
+    assert_eq!(correlation.len(), 26, "a ULID: {correlation}");
+    let keys: Vec<_> = error.extensions.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 2, "only code and correlationId: {keys:?}");
+}

@@ -1,0 +1,234 @@
+//! Hardening limits: depth 12, complexity 2000, batches of at most 8,
+//! bodies of at most 256 KiB, a request timeout, no field suggestions.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tests::{Server, ServerOptions};
+
+/// A selection `depth` levels deep (the operation's root field counts 1).
+fn nested(depth: usize) -> String {
+    // __type(1) > fields(2) > type(3) > ofType(4..) > name(depth)
+    let of_types = depth.saturating_sub(4);
+    let mut query = String::from("{ __type(name: \"Query\") { fields { type { ");
+    for _ in 0..of_types {
+        query.push_str("ofType { ");
+    }
+    query.push_str("name ");
+    for _ in 0..of_types + 3 {
+        query.push_str("} ");
+    }
+    query.push('}');
+    query
+}
+
+fn aliases(count: usize) -> String {
+    let fields: Vec<String> = (0..count)
+        .map(|i| format!("a{i}: me {{ tenant }}"))
+        .collect();
+    format!("{{ {} }}", fields.join(" "))
+}
+
+fn first_error(body: &Value) -> String {
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn depth_and_complexity_are_limited() {
+    let server = Server::start();
+    let (client, viewer) = (&server.client, server.token("viewer"));
+
+    let (status, body) = client.raw(&viewer, &nested(12), json!({})).await;
+    assert_eq!(status, 200);
+    assert!(body.get("errors").is_none(), "depth 12 is allowed: {body}");
+    let (_, body) = client.raw(&viewer, &nested(13), json!({})).await;
+    assert!(body["data"].is_null(), "{body}");
+    assert!(
+        first_error(&body).contains("nested too deep"),
+        "depth 13 is refused: {body}"
+    );
+
+    // `me { tenant }` costs 2.
+    let (_, body) = client.raw(&viewer, &aliases(1_000), json!({})).await;
+    assert!(
+        body.get("errors").is_none(),
+        "complexity 2000 is allowed: {}",
+        first_error(&body)
+    );
+    let (_, body) = client.raw(&viewer, &aliases(1_001), json!({})).await;
+    assert!(body["data"].is_null());
+    assert!(first_error(&body).contains("too complex"), "{body}");
+}
+
+#[tokio::test]
+async fn graphql_validation_errors_carry_a_code() {
+    // Every refusal is documented to carry `extensions.code`; the ones
+    // async-graphql raises itself (parse, unknown field, depth, complexity)
+    // must too.
+    let server = Server::start();
+    let (client, viewer) = (&server.client, server.token("viewer"));
+    let mut missing = Vec::new();
+    for (what, query) in [
+        ("depth", nested(13)),
+        ("complexity", aliases(1_001)),
+        ("unknown field", "{ me { tenantt } }".to_owned()),
+        ("parse", "{ me { ".to_owned()),
+    ] {
+        let (_, body) = client.raw(&viewer, &query, json!({})).await;
+        let code = &body["errors"][0]["extensions"]["code"];
+        if code != "VALIDATION" {
+            missing.push(format!("{what}: {}", body["errors"][0]));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "errors without extensions.code VALIDATION:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn field_suggestions_are_off() {
+    let server = Server::start();
+    let (_, body) = server
+        .client
+        .raw(&server.token("viewer"), "{ me { tenantt } }", json!({}))
+        .await;
+    let message = first_error(&body);
+    assert!(message.contains("tenantt"), "{body}");
+    assert!(!message.contains("Did you mean"), "{message}");
+}
+
+#[tokio::test]
+async fn at_most_eight_operations_per_batch() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let one = json!({"query": "{ me { tenant } }"});
+    let (status, body) = server
+        .client
+        .post(Some(&viewer), &Value::Array(vec![one.clone(); 8]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_array().map(Vec::len), Some(8));
+    let (status, body) = server
+        .client
+        .post(Some(&viewer), &Value::Array(vec![one; 9]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_client_error() {
+    let server = Server::start();
+    let response = server
+        .client
+        .http()
+        .post(&server.client.endpoint)
+        .bearer_auth(server.token("viewer"))
+        .header("content-type", "application/json")
+        .body("{ not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let padding = |bytes: usize| {
+        json!({
+            "query": "query Q($pad: String) { me { tenant } }",
+            "variables": {"pad": "x".repeat(bytes)},
+        })
+    };
+    let (status, body) = server
+        .client
+        .post(Some(&viewer), &padding(200 * 1024))
+        .await;
+    assert_eq!(status, 200, "200 KiB is under the limit: {body}");
+    // Over the limit the server answers 413 from the Content-Length alone,
+    // before reading the body (a client still writing then sees the
+    // connection close, so the status is read from a raw request).
+    for bytes in [300 * 1024, 4 * 1024 * 1024] {
+        let status = status_for_declared_length(server.addr, &viewer, bytes).await;
+        assert_eq!(status, 413, "a body of {bytes} bytes must be refused");
+    }
+}
+
+/// The status line's code for a POST that declares `length` body bytes
+/// and sends none of them.
+async fn status_for_declared_length(addr: std::net::SocketAddr, token: &str, length: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the server answers before the body arrives")
+        .unwrap();
+    let line = String::from_utf8_lossy(&answer[..read]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {line:?}"))
+}
+
+#[tokio::test]
+async fn a_request_that_stalls_times_out() {
+    let server = Server::start_with(ServerOptions {
+        config: "request_timeout_ms = 1000\n".to_owned(),
+        ..ServerOptions::default()
+    });
+    let token = server.token("viewer");
+    let addr = server.addr;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        // Promise 100 bytes, send 10, then stall.
+        write!(
+            stream,
+            "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"query\":"
+        )
+        .unwrap();
+        stream.flush().unwrap();
+        let mut response = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buffer[..n]);
+            if response.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&response).into_owned()
+    })
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        status.starts_with("HTTP/1.1 503") || status.starts_with("HTTP/1.1 408"),
+        "a stalled request gets 503/408: {status:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(8),
+        "{elapsed:?}"
+    );
+}

@@ -1,0 +1,269 @@
+//! The live subscription over WebSocket (graphql-transport-ws): a tenant
+//! receives its own events, filtered, and nothing of another tenant's.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use graphql_client::GraphQLQuery;
+use serde_json::{json, Value};
+use tests::ops::{self, live_events, LiveEvents};
+use tests::{Server, ServerOptions, Tenants};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens `/ws` with graphql-transport-ws; `header_token` goes in the
+/// Authorization header, `init` is the connection_init payload.
+async fn open(server: &Server, header_token: Option<&str>) -> Socket {
+    let mut request = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    if let Some(token) = header_token {
+        request
+            .headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("graphql-transport-ws")
+    );
+    socket
+}
+
+/// The next protocol message (answering pings), or `None` on close or
+/// after `wait`.
+async fn receive(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(wait, socket.next()).await.ok()??;
+        match message.ok()? {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                if value["type"] == "ping" {
+                    send(socket, json!({"type": "pong"})).await;
+                    continue;
+                }
+                return Some(value);
+            }
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// connection_init with `payload`; whether it was acknowledged.
+async fn init(socket: &mut Socket, payload: Value) -> bool {
+    send(
+        socket,
+        json!({"type": "connection_init", "payload": payload}),
+    )
+    .await;
+    matches!(
+        receive(socket, Duration::from_secs(5)).await,
+        Some(v) if v["type"] == "connection_ack"
+    )
+}
+
+async fn subscribe(socket: &mut Socket, id: &str, variables: live_events::Variables) {
+    let payload = serde_json::to_value(LiveEvents::build_query(variables)).unwrap();
+    send(
+        socket,
+        json!({"id": id, "type": "subscribe", "payload": payload}),
+    )
+    .await;
+    // Let the server register the subscription before anything is appended.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+}
+
+type Seen = Vec<(String, live_events::LiveEventsEvents)>;
+
+/// `(subscription id, event)` pairs until `until` holds for what was seen
+/// (or 10 s pass), then anything else arriving within 300 ms.
+async fn events_until(socket: &mut Socket, until: impl Fn(&Seen) -> bool) -> Seen {
+    let mut seen = Vec::new();
+    let mut deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut done = false;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(message) = receive(socket, left).await else {
+            break;
+        };
+        assert_ne!(message["type"], "error", "{message}");
+        if message["type"] != "next" {
+            continue;
+        }
+        let id = message["id"].as_str().unwrap_or_default().to_owned();
+        let data: live_events::ResponseData =
+            serde_json::from_value(message["payload"]["data"].clone()).unwrap();
+        seen.push((id, data.events));
+        if !done && until(&seen) {
+            done = true;
+            deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_subscription_receives_the_tenants_events_only() {
+    let server = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme", "globex"])),
+        ..ServerOptions::default()
+    });
+    let mut socket = open(&server, None).await;
+    let viewer = server.tenant_token("acme", "viewer");
+    assert!(
+        init(
+            &mut socket,
+            json!({"Authorization": format!("Bearer {viewer}")})
+        )
+        .await
+    );
+    subscribe(
+        &mut socket,
+        "all",
+        live_events::Variables {
+            stream_prefix: Some("quote-".to_owned()),
+            event_types: None,
+        },
+    )
+    .await;
+    subscribe(
+        &mut socket,
+        "lines",
+        live_events::Variables {
+            stream_prefix: None,
+            event_types: Some(vec!["LineAdded".to_owned()]),
+        },
+    )
+    .await;
+
+    let client = &server.client;
+    let (acme, globex) = (
+        server.tenant_token("acme", "sales"),
+        server.tenant_token("globex", "sales"),
+    );
+    let foreign = client.create_quote(&globex, "g-1", "cust-g").await.unwrap();
+    client
+        .add_line(&globex, &foreign, "l-1", "fiber-1g")
+        .await
+        .unwrap();
+    let own = client.create_quote(&acme, "a-1", "cust-a").await.unwrap();
+    client
+        .add_line(&acme, &own, "l-1", "fiber-1g")
+        .await
+        .unwrap();
+
+    let own_stream = format!("quote-{own}");
+    let seen = events_until(&mut socket, |seen| seen.len() >= 3).await;
+    let foreign_stream = format!("quote-{foreign}");
+    assert!(
+        seen.iter().all(|(_, e)| e.stream_id != foreign_stream),
+        "a foreign event leaked: {seen:?}"
+    );
+    let all: Vec<_> = seen
+        .iter()
+        .filter(|(id, _)| id == "all")
+        .map(|(_, e)| {
+            (
+                e.stream_id.as_str(),
+                e.event_type.as_str(),
+                e.stream_version,
+            )
+        })
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            (own_stream.as_str(), "QuoteCreated", 1),
+            (own_stream.as_str(), "LineAdded", 2)
+        ]
+    );
+    let lines: Vec<_> = seen
+        .iter()
+        .filter(|(id, _)| id == "lines")
+        .map(|(_, e)| (e.stream_id.as_str(), e.event_type.as_str()))
+        .collect();
+    assert_eq!(lines, vec![(own_stream.as_str(), "LineAdded")]);
+    let created = &seen[0].1;
+    assert_eq!(created.correlation_id, "acme:a-1");
+
+    // `complete` ends one subscription; the other goes on.
+    send(&mut socket, json!({"id": "all", "type": "complete"})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client
+        .add_line(&acme, &own, "l-2", "fiber-10g")
+        .await
+        .unwrap();
+    let seen = events_until(&mut socket, |seen| !seen.is_empty()).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, "lines");
+}
+
+#[tokio::test]
+async fn the_websocket_takes_the_token_from_the_header_too() {
+    let server = Server::start();
+    let mut socket = open(&server, Some(&server.token("viewer"))).await;
+    assert!(init(&mut socket, json!({})).await);
+    subscribe(
+        &mut socket,
+        "1",
+        live_events::Variables {
+            stream_prefix: None,
+            event_types: None,
+        },
+    )
+    .await;
+    let quote = server
+        .client
+        .create_quote(&server.token("sales"), "c-1", "cust-1")
+        .await
+        .unwrap();
+    let seen = events_until(&mut socket, |seen| !seen.is_empty()).await;
+    assert_eq!(seen.last().unwrap().1.stream_id, format!("quote-{quote}"));
+}
+
+#[tokio::test]
+async fn the_websocket_without_a_valid_token_is_refused() {
+    let server = Server::start();
+    for payload in [json!({}), json!({"Authorization": "Bearer wrong"})] {
+        let mut socket = open(&server, None).await;
+        assert!(
+            !init(&mut socket, payload.clone()).await,
+            "acknowledged without credentials: {payload}"
+        );
+    }
+    // Nor can a subscription be started without connection_init.
+    let mut socket = open(&server, None).await;
+    let payload = serde_json::to_value(ops::FalloutChanges::build_query(
+        ops::fallout_changes::Variables {},
+    ))
+    .unwrap();
+    send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": payload}),
+    )
+    .await;
+    let answer = receive(&mut socket, Duration::from_secs(5)).await;
+    assert!(
+        answer.as_ref().is_none_or(|v| v["type"] != "next"),
+        "{answer:?}"
+    );
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: each starts the real `oms-server` binary on a free
+//! loopback port with its own temporary data directory and drives it over
+//! HTTP (and WebSocket, and headless Chromium for GraphiQL).
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+mod access;
+mod errors;
+mod flow;
+mod graphiql;
+mod hardening;
+mod live;
+mod restart;

@@ -1,0 +1,171 @@
+//! Graceful shutdown (SIGTERM, exit 0) and restart on the same data:
+//! mid-flow, and with mutations in flight, nothing acknowledged is lost.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tests::ops::{self, create_quote};
+use tests::{unique, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_flow_resumes_where_it_stopped() {
+    let mut server = Server::start();
+    let sales = server.token("sales");
+    let quote = {
+        let client = &server.client;
+        let quote = client
+            .create_quote(&sales, "create-1", "cust-1")
+            .await
+            .unwrap();
+        client
+            .add_line(&sales, &quote, "l-1", "fiber-1g")
+            .await
+            .unwrap();
+        client
+            .add_line(&sales, &quote, "l-2", "sdwan-edge")
+            .await
+            .unwrap();
+        assert_eq!(client.price(&sales, &quote, "5").await.unwrap(), 4);
+        quote
+    };
+    let status = server.stop();
+    assert!(status.success(), "SIGTERM is a graceful stop: {status}");
+
+    let server = server.restart();
+    let client = &server.client;
+    assert_eq!(server.token("sales"), sales, "the demo tenant is kept");
+    let detail = client
+        .run::<ops::Quote>(&sales, ops::quote::Variables { id: quote.clone() })
+        .await
+        .unwrap()
+        .quote
+        .expect("the quote survives the restart");
+    assert_eq!(detail.status, "Priced");
+    assert_eq!(detail.document["version"], 4);
+    assert_eq!(detail.document["lines"].as_array().map(Vec::len), Some(2));
+
+    // Command ids are remembered across the restart.
+    let again = client
+        .run::<ops::CreateQuote>(
+            &sales,
+            create_quote::Variables {
+                command_id: "create-1".to_owned(),
+                customer_id: "cust-1".to_owned(),
+            },
+        )
+        .await
+        .unwrap()
+        .create_quote;
+    assert!(again.deduplicated);
+    assert_eq!(again.id, quote);
+
+    // The flow goes on.
+    client.propose_and_sign(&sales, &quote, 1).await.unwrap();
+    assert_eq!(client.accept(&sales, &quote).await.unwrap(), 7);
+    let verified = client
+        .run::<ops::VerifyLog>(&server.token("admin"), ops::verify_log::Variables {})
+        .await
+        .unwrap()
+        .verify_log;
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert!(verified["events"].as_u64() >= Some(7), "{verified}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_acknowledged_before_sigterm_survive_it() {
+    let mut server = Server::start();
+    let sales = server.token("sales");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let client = server.client.clone();
+        let sales = sales.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(quote) = client
+                    .create_quote(&sales, &format!("w{worker}-{i}"), "cust-1")
+                    .await
+                else {
+                    break;
+                };
+                acknowledged.push((quote.clone(), 1));
+                match client.add_line(&sales, &quote, "l-1", "fiber-1g").await {
+                    Ok(version) => acknowledged.push((quote, version)),
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pid = server.pid().unwrap();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let stopper = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    stopper.abort();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.stop();
+        (status, server)
+    })
+    .await
+    .unwrap();
+    let (status, server) = status;
+    assert!(status.success(), "graceful stop under load: {status}");
+    assert!(
+        acknowledged.len() >= 16,
+        "some mutations were acknowledged: {}",
+        acknowledged.len()
+    );
+
+    let server = server.restart();
+    let client = &server.client;
+    let mut lost = Vec::new();
+    for (quote, version) in &acknowledged {
+        let detail = client
+            .run::<ops::Quote>(&sales, ops::quote::Variables { id: quote.clone() })
+            .await
+            .unwrap()
+            .quote;
+        match detail {
+            Some(detail) if detail.document["version"].as_i64() >= Some(*version) => {}
+            other => lost.push(format!("{quote} v{version}: {other:?}")),
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost:\n{}",
+        lost.len(),
+        acknowledged.len(),
+        lost.join("\n")
+    );
+    let verified = client
+        .run::<ops::VerifyLog>(&server.token("admin"), ops::verify_log::Variables {})
+        .await
+        .unwrap()
+        .verify_log;
+    assert_eq!(verified["ok"], true, "{verified}");
+    // The server takes writes again.
+    client
+        .create_quote(&sales, &unique("after"), "cust-1")
+        .await
+        .unwrap();
+}
