@@ -532,6 +532,7 @@ impl CallbackInbox {
             correlation_id,
             expected_version: None,
             request_hash: Some(body_hash),
+            causation_event_id: None,
         };
         let command = HandoffCommand::Observe {
             observation,

@@ -33,7 +33,15 @@ pub struct CommandContext {
     /// Callers whose commands carry server-assigned data (such as the time of
     /// receipt) pass the hash of the client's input, so a retry matches.
     pub request_hash: Option<Hash>,
+    /// The id of the event that caused this command (a policy reacting to
+    /// it, the dispatcher acting on a handoff request), stamped on every
+    /// event as metadata [`CAUSATION_EVENT_ID`] so audits can link effect
+    /// to cause.
+    pub causation_event_id: Option<String>,
 }
+
+/// Metadata key of the causing event's id.
+pub const CAUSATION_EVENT_ID: &str = "causation_event_id";
 
 impl CommandContext {
     /// A context with no expected version and the command's own hash.
@@ -48,7 +56,14 @@ impl CommandContext {
             correlation_id: correlation_id.into(),
             expected_version: None,
             request_hash: None,
+            causation_event_id: None,
         }
+    }
+
+    /// The same context, naming the event that caused the command.
+    pub fn caused_by_event(mut self, event_id: impl Into<String>) -> Self {
+        self.causation_event_id = Some(event_id.into());
+        self
     }
 }
 
@@ -314,6 +329,10 @@ fn to_new_event<Ev: Serialize + DomainEvent, E: std::error::Error>(
     )
     .caused_by(&context.command_id);
     new.schema_version = event.schema_version();
+    if let Some(cause) = &context.causation_event_id {
+        new.metadata
+            .insert(CAUSATION_EVENT_ID.to_owned(), cause.clone());
+    }
     Ok(new)
 }
 

@@ -272,6 +272,7 @@ impl DispatchShared {
             job.tenant.clone(),
             job.correlation.clone(),
         )
+        .caused_by_event(job.event_id.clone())
     }
 
     fn load(&self, job: &Job) -> Result<Option<Handoff>, Again> {

@@ -154,7 +154,8 @@ impl ProcessManager {
                     command.command_id.clone(),
                     record.tenant_id.clone(),
                     record.correlation_id.clone(),
-                );
+                )
+                .caused_by_event(event_id.clone());
                 groups
                     .entry(command.stream_id.clone())
                     .or_default()

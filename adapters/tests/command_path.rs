@@ -251,3 +251,22 @@ async fn sixteen_concurrent_writers_to_one_quote_lose_no_update_and_duplicates_a
     eprintln!("16 writers needed {attempts} attempts in all");
     path.log().close().await;
 }
+
+#[tokio::test]
+async fn the_causing_event_is_stamped_on_every_event_a_command_appends() {
+    let (_dir, path, stream) = setup();
+    let context = ctx("cmd-caused").caused_by_event("01HCAUSE");
+    path.execute::<QuoteDecider>(&stream, &create(), &context)
+        .await
+        .unwrap();
+    let recorded = path.log().read_stream(&stream, 1, 10).unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        recorded[0]
+            .metadata
+            .get(adapters::command::CAUSATION_EVENT_ID)
+            .map(String::as_str),
+        Some("01HCAUSE")
+    );
+    assert_eq!(recorded[0].causation_id.as_deref(), Some("cmd-caused"));
+}
