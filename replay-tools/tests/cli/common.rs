@@ -194,10 +194,20 @@ pub(crate) fn with_log<T>(dir: &Path, f: impl FnOnce(&EventLog) -> T) -> T {
     result
 }
 
-/// Waits (up to 5 s) until nothing in this process holds `dir`'s lock.
+/// Waits (up to 10 s) until nothing in this process holds `dir`'s lock.
+/// It probes the lock sled takes (an exclusive `flock` of `<dir>/db`)
+/// directly: probing by opening sled would start sled's own threads,
+/// which hold the lock again for a while after the probe returns.
 pub(crate) fn wait_unlocked(dir: &Path) {
-    for _ in 0..500 {
-        if sled::Config::new().path(dir).open().is_ok() {
+    use fs2::FileExt;
+    for _ in 0..1000 {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("db"))
+            .unwrap();
+        if file.try_lock_exclusive().is_ok() {
+            let _ = FileExt::unlock(&file);
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
