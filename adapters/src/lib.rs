@@ -15,6 +15,7 @@
 //! - [`reconciliation`]: status queries that repair UNKNOWN and stuck
 //!   handoffs through domain commands.
 //! - [`simulators`]: in-process simulators of every external system.
+//! - [`relay`]: the checkpointed JetStream relay of committed events.
 //!
 //! External names (status words, vendor codes, field names) never leave
 //! the `external` modules and the simulators: everything else sees only

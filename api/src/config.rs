@@ -81,6 +81,9 @@ pub struct ServerConfig {
     /// secrets). With `simulators = true`, tenants missing here are pointed
     /// at the in-process simulators.
     pub systems: adapters::SystemsConfig,
+    /// The JetStream relay (off by default): publishes committed events to
+    /// NATS for consumers on other machines.
+    pub relay: adapters::relay::RelayConfig,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             tenants: BTreeMap::new(),
             price_book: PriceBookConfig::default(),
             systems: adapters::SystemsConfig::default(),
+            relay: adapters::relay::RelayConfig::default(),
         }
     }
 }
@@ -316,6 +320,9 @@ impl ServerConfig {
         self.systems
             .validate()
             .map_err(|e| ConfigError::invalid("systems", e.to_string()))?;
+        self.relay
+            .validate()
+            .map_err(|e| ConfigError::invalid("relay", e.to_string()))?;
         if domain::money::Currency::new(&self.price_book.currency).is_err() {
             return Err(ConfigError::invalid(
                 "price_book.currency",

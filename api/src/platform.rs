@@ -30,6 +30,10 @@ pub trait FulfillmentControl: Send + Sync {
     /// Runs reconciliation now; the report of what it checked and changed.
     fn reconcile(&self) -> BoxFuture<'_, ApiResult<serde_json::Value>>;
 
+    /// Every side-effect consumer (fulfillment process, dispatcher, index)
+    /// and the relay, with checkpoint, lag and failure.
+    fn consumers(&self) -> serde_json::Value;
+
     /// Scripts the next answers of one in-process simulator (embedded
     /// default only): `faults` are names such as `BusinessReject`.
     fn script_simulator<'a>(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use adapters::simulators::{Fault, Script, SigningKeys};
 use adapters::{
-    CommandPath, CrmError, CustomerDirectory, Fulfillment, FulfillmentOptions,
+    relay::Relay, CommandPath, CrmError, CustomerDirectory, Fulfillment, FulfillmentOptions,
     HttpCustomerDirectory, SimulatorOptions, Simulators, SystemsConfig,
 };
 use axum::Router;
@@ -43,6 +43,7 @@ struct Inner {
     fulfillment: Mutex<Option<Arc<Fulfillment>>>,
     current: std::sync::RwLock<Option<Arc<Fulfillment>>>,
     simulators: Mutex<Option<Simulators>>,
+    relay: Option<Relay>,
 }
 
 impl External {
@@ -61,6 +62,9 @@ impl External {
     pub async fn shutdown(&self) {
         if let Some(fulfillment) = self.inner.fulfillment.lock().await.take() {
             fulfillment.shutdown().await;
+        }
+        if let Some(relay) = &self.inner.relay {
+            relay.shutdown().await;
         }
         if let Some(simulators) = self.inner.simulators.lock().await.take() {
             simulators.shutdown().await;
@@ -119,6 +123,9 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
             .map_err(|e| format!("fulfillment: {e}"))?,
     );
     let routes = adapters::callbacks::router(fulfillment.callback_inbox());
+    let relay = Relay::start_if_enabled(path.log().clone(), config.relay.clone())
+        .await
+        .map_err(|e| format!("relay: {e}"))?;
     let inner = Arc::new(Inner {
         path,
         systems,
@@ -126,6 +133,7 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
         fulfillment: Mutex::new(Some(fulfillment.clone())),
         current: std::sync::RwLock::new(Some(fulfillment)),
         simulators: Mutex::new(simulators),
+        relay,
     });
     let for_metrics = inner.clone();
     Ok(External {
@@ -140,6 +148,16 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
 }
 
 fn render_metrics(inner: &Inner, out: &mut String) {
+    if let Some(relay) = &inner.relay {
+        let status = relay.status();
+        out.push_str(&status.prometheus_text());
+        metrics::gauge(
+            out,
+            "oms_consumer_lag_events",
+            &[("consumer", adapters::relay::CONSUMER_NAME)],
+            status.lag as f64,
+        );
+    }
     let current = inner.current.read().ok().and_then(|c| c.clone());
     let Some(fulfillment) = current else {
         return;
@@ -230,6 +248,12 @@ impl FulfillmentControl for Control {
                 .map_err(ApiError::internal)?;
             serde_json::to_value(report).map_err(ApiError::internal)
         })
+    }
+
+    fn consumers(&self) -> serde_json::Value {
+        let fulfillment = self.current().ok().map(|f| f.status());
+        let relay = self.inner.relay.as_ref().map(Relay::status);
+        serde_json::json!({ "fulfillment": fulfillment, "relay": relay })
     }
 
     fn script_simulator<'a>(

@@ -20,6 +20,7 @@
 //! log's events, the relay resumes right after it (nothing before it can be
 //! missing, by the same rule), so its first publish needs no expectation.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -33,7 +34,7 @@ use futures_util::FutureExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use eventlog::{ConsumerBatch, ConsumerStore, EventLog, RecordedEvent};
+use eventlog::{ConsumerBatch, ConsumerStore, EventLog};
 use tokio::sync::watch;
 
 use super::config::RelayConfig;
@@ -163,7 +164,7 @@ impl Worker {
                 }
                 continue;
             }
-            let start = match self.prepare(&js).await {
+            let start = match self.open_stream(&js).await {
                 Ok(start) => start,
                 Err(error) => {
                     self.fail(&error);
@@ -198,13 +199,16 @@ impl Worker {
                 }
             }
         }
-        if let Err(error) = self.log.flush() {
-            tracing::warn!(%error, "relay: flushing the checkpoint at shutdown failed");
+        let log = self.log.clone();
+        match tokio::task::spawn_blocking(move || log.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "relay: flushing the checkpoint failed"),
+            Err(error) => tracing::warn!(%error, "relay: flushing the checkpoint failed"),
         }
     }
 
     /// Makes sure the stream exists and finds where to start.
-    async fn prepare(&self, js: &Context) -> Result<u64, RelayError> {
+    async fn open_stream(&self, js: &Context) -> Result<u64, RelayError> {
         let stream_error = |e: &dyn std::fmt::Display| RelayError::Stream {
             stream: self.config.stream.clone(),
             message: e.to_string(),
@@ -282,12 +286,24 @@ impl Worker {
     /// Publishes from `start` until shutdown, the log closing, a failure or
     /// an event that cannot be relayed. Returns why it ended and whether
     /// any event was acknowledged.
+    ///
+    /// Two stages, so the relay uses two cores: a reader task reads the log
+    /// and builds the messages ([`prepare`]); this task publishes them in
+    /// order and consumes the acknowledgements.
     async fn session(&mut self, js: &Context, start: u64) -> (End, bool) {
         let recovery_until = match self.store.recovery_until() {
             Ok(bound) => bound,
             Err(e) => return (End::Failed(e.into()), false),
         };
-        let mut subscription = self.log.subscribe(start);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PREPARED_BATCHES);
+        let reader = tokio::spawn(prepare(
+            self.log.clone(),
+            self.config.clone(),
+            start,
+            recovery_until,
+            tx,
+        ));
+        let mut ready: VecDeque<Prepared> = VecDeque::new();
         let mut pending: FuturesOrdered<BoxFuture<'static, Done>> = FuturesOrdered::new();
         let (mut next, mut committed) = (start, start);
         let mut previous_id: Option<String> = None;
@@ -295,13 +311,21 @@ impl Worker {
         let mut failed = false;
         let mut progressed = false;
         let mut shutdown = self.shutdown.clone();
-        let batch_size = self.config.batch_size;
+        let batch_size = self.config.batch_size as u64;
         loop {
+            while end.is_none() && pending.len() < self.config.max_in_flight {
+                let Some(item) = ready.pop_front() else { break };
+                if let Err(stop) = self
+                    .dispatch(js, item, &mut pending, &mut previous_id)
+                    .await
+                {
+                    end = Some(stop);
+                }
+            }
             let reading = end.is_none();
             if !reading && pending.is_empty() {
                 break;
             }
-            let room = self.config.max_in_flight.saturating_sub(pending.len());
             tokio::select! {
                 () = stopped(&mut shutdown), if reading => {
                     end = Some(End::Shutdown);
@@ -321,31 +345,23 @@ impl Worker {
                         }
                     }
                 }
-                batch = subscription.next_batch(room.min(batch_size)), if reading && room > 0 => {
+                batch = rx.recv(), if reading && ready.is_empty() => {
                     match batch {
-                        Err(e) => end = Some(End::Failed(e.into())),
-                        Ok(batch) if batch.is_empty() => end = Some(End::LogClosed),
-                        Ok(batch) => {
-                            for record in batch {
-                                if let Err(stop) = self
-                                    .dispatch(js, record, &mut pending, &mut previous_id, recovery_until)
-                                    .await
-                                {
-                                    end = Some(stop);
-                                    break;
-                                }
-                            }
-                        }
+                        None => end = Some(End::LogClosed),
+                        Some(Err(e)) => end = Some(End::Failed(e.into())),
+                        Some(Ok(batch)) => ready.extend(batch),
                     }
                 }
             }
-            if next > committed && (pending.is_empty() || next - committed >= batch_size as u64) {
+            if next > committed && (pending.is_empty() || next - committed >= batch_size) {
                 if let Err(e) = self.commit(next, recovery_until) {
+                    reader.abort();
                     return (End::Failed(e), progressed);
                 }
                 committed = next;
             }
         }
+        reader.abort();
         if next > committed {
             if let Err(e) = self.commit(next, recovery_until) {
                 return (End::Failed(e), progressed);
@@ -370,32 +386,31 @@ impl Worker {
         }
     }
 
-    /// Queues one event: skipped, or published with its ack awaited in order.
+    /// Queues one prepared event: skipped, or published with its ack
+    /// awaited in order.
     async fn dispatch(
         &self,
         js: &Context,
-        record: RecordedEvent,
+        item: Prepared,
         pending: &mut FuturesOrdered<BoxFuture<'static, Done>>,
         previous_id: &mut Option<String>,
-        recovery_until: Option<u64>,
     ) -> Result<(), End> {
-        let position = record.position;
-        let suppressed = recovery_until.is_some_and(|bound| position < bound);
-        if suppressed
-            || !self
-                .config
-                .mode_for(&record.tenant_id)
-                .admits(&record.event_type)
-        {
-            pending
-                .push_back(futures_util::future::ready((position, Ok(Outcome::Skipped))).boxed());
-            return Ok(());
-        }
-        let out =
-            message::build(&record, &self.config.subject_prefix).map_err(|e| End::Poisoned {
+        let (position, event_id, out) = match item {
+            Prepared::Skip(position) => {
+                pending.push_back(
+                    futures_util::future::ready((position, Ok(Outcome::Skipped))).boxed(),
+                );
+                return Ok(());
+            }
+            Prepared::Poison { position, message } => {
+                return Err(End::Poisoned { position, message })
+            }
+            Prepared::Publish {
                 position,
-                message: e.to_string(),
-            })?;
+                event_id,
+                out,
+            } => (position, event_id, out),
+        };
         let mut publish = PublishMessage::build()
             .payload(out.body)
             .headers(out.headers);
@@ -403,7 +418,7 @@ impl Worker {
             if let Some(previous) = previous_id.as_deref() {
                 publish = publish.expected_last_message_id(previous);
             }
-            *previous_id = Some(record.event_id.to_string());
+            *previous_id = Some(event_id);
         }
         let ack = js.send_publish(out.subject, publish).await.map_err(|e| {
             End::Failed(RelayError::Publish {
@@ -424,6 +439,79 @@ impl Worker {
             .boxed(),
         );
         Ok(())
+    }
+}
+
+/// Batches the reader stage may run ahead of the publisher.
+const PREPARED_BATCHES: usize = 4;
+
+/// One event, ready for the publisher.
+enum Prepared {
+    /// Not published (tenant mode or recovery bound).
+    Skip(u64),
+    /// Published as `out`.
+    Publish {
+        position: u64,
+        event_id: String,
+        out: message::Outgoing,
+    },
+    /// Cannot be relayed: the session stops here.
+    Poison { position: u64, message: String },
+}
+
+/// The reader stage: reads the log from `start` and turns each event into
+/// a [`Prepared`], a batch at a time, until the receiver is dropped, the
+/// log closes (the sender is dropped) or an event cannot be relayed (sent
+/// last).
+async fn prepare(
+    log: EventLog,
+    config: RelayConfig,
+    start: u64,
+    recovery_until: Option<u64>,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<Prepared>, eventlog::LogError>>,
+) {
+    let mut subscription = log.subscribe(start);
+    loop {
+        let batch = match subscription.next_batch(config.batch_size).await {
+            Ok(batch) if batch.is_empty() => return,
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut prepared = Vec::with_capacity(batch.len());
+        let mut poisoned = false;
+        for record in batch {
+            let position = record.position;
+            let suppressed = recovery_until.is_some_and(|bound| position < bound);
+            if suppressed
+                || !config
+                    .mode_for(&record.tenant_id)
+                    .admits(&record.event_type)
+            {
+                prepared.push(Prepared::Skip(position));
+                continue;
+            }
+            match message::build(&record, &config.subject_prefix) {
+                Ok(out) => prepared.push(Prepared::Publish {
+                    position,
+                    event_id: record.event_id.to_string(),
+                    out,
+                }),
+                Err(e) => {
+                    prepared.push(Prepared::Poison {
+                        position,
+                        message: e.to_string(),
+                    });
+                    poisoned = true;
+                    break;
+                }
+            }
+        }
+        if tx.send(Ok(prepared)).await.is_err() || poisoned {
+            return;
+        }
     }
 }
 

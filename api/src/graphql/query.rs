@@ -348,6 +348,13 @@ impl Query {
             .collect())
     }
 
+    /// The fulfillment consumers (process, dispatcher, handoff index) and
+    /// the JetStream relay: checkpoint, lag, failure, recovery state.
+    async fn consumers(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<serde_json::Value>> {
+        let (platform, _) = caller(ctx, Role::Operator, "read consumer status")?;
+        Ok(Json(platform.fulfillment.consumers()))
+    }
+
     /// A quote, order or handoff by global id (`Quote:q-1`, `Order:o-1`,
     /// `Handoff:h-1`).
     async fn node(
