@@ -69,6 +69,9 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// How long a mutation waits, at most, for the read models to include
+    /// its events before answering (read your writes); 0 answers at once.
+    pub read_your_writes_ms: u64,
     /// GraphQL limits.
     pub graphql: GraphqlLimits,
     /// Tenants by id, with their credentials. Empty: a demo tenant is
@@ -96,6 +99,7 @@ impl Default for ServerConfig {
             reconciliation_interval_ms: 5_000,
             request_timeout_ms: 10_000,
             max_body_bytes: 256 * 1024,
+            read_your_writes_ms: 2_000,
             graphql: GraphqlLimits::default(),
             tenants: BTreeMap::new(),
             price_book: PriceBookConfig::default(),

@@ -169,7 +169,10 @@ impl Platform {
             .clone()
             .map(|range| range.collect())
             .unwrap_or_default();
-        if let Some(last) = positions.last() {
+        if let Some(last) = positions
+            .last()
+            .filter(|_| !self.read_your_writes.is_zero())
+        {
             // Read your writes: a brief wait, never an error.
             let _ = self
                 .projections

@@ -81,7 +81,7 @@ pub async fn run(
         price_book,
         customers: external.customers.clone(),
         fulfillment: external.control.clone(),
-        read_your_writes: Duration::from_secs(2),
+        read_your_writes: Duration::from_millis(config.read_your_writes_ms),
     });
     let schema = graphql::build(Some(platform.clone()), &config.graphql);
     let state = AppState {
