@@ -81,6 +81,28 @@ pub(crate) fn open_sled(path: &Path) -> Result<sled::Db, ReplayError> {
         })
 }
 
+/// Waits (up to 30 s) until sled's lock on `path` is free again after this
+/// process dropped its `Db`: sled's background threads keep the lock (an
+/// exclusive `flock` of `<path>/db`) for a moment after the last handle
+/// goes, so reopening at once would look like a running server.
+pub(crate) fn wait_released(path: &Path) -> Result<(), ReplayError> {
+    use fs2::FileExt;
+    let db_file = path.join("db");
+    for _ in 0..3_000 {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&db_file)
+            .map_err(|e| ReplayError::io(format!("opening {}", db_file.display()), e))?;
+        if file.try_lock_exclusive().is_ok() {
+            let _ = FileExt::unlock(&file);
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(ReplayError::Locked(path.to_path_buf()))
+}
+
 /// Stops an opened log's writer cleanly (it needs a runtime to close).
 pub fn close_log(log: EventLog) -> Result<(), ReplayError> {
     log.flush()?;

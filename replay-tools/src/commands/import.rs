@@ -354,6 +354,7 @@ pub fn import(
     db.flush()?;
     drop(tree);
     drop(db);
+    crate::datadir::wait_released(dir)?;
     progress.finish();
     // Open it as the server would: recovery checks the head, meta and heads.
     let log = DataDir::new(dir).open_log()?;
