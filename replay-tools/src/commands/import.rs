@@ -28,11 +28,17 @@ use crate::progress::Progress;
 /// Arguments of `import`.
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "The target (--data-dir) must not exist or be empty.\n\nExamples:\n  oms-replay --data-dir ./restored import log.oms-export\n  gunzip -c log.oms-export.gz | oms-replay --data-dir ./restored import -"
+    after_help = "The target (--data-dir) must not exist or be empty.\n\nExamples:\n  oms-replay --data-dir ./restored import log.oms-export --side-effect-consumer handoff-dispatcher\n  gunzip -c log.oms-export.gz | oms-replay --data-dir ./restored import -"
 )]
 pub struct ImportArgs {
     /// The export file (`-` for standard input).
     pub file: PathBuf,
+    /// A consumer that makes external calls (e.g. `handoff-dispatcher`):
+    /// declared as such, with its recovery bound at the imported head, so
+    /// its first run re-observes the imported history and calls no one.
+    /// Repeatable.
+    #[arg(long = "side-effect-consumer", value_name = "NAME")]
+    pub side_effect_consumers: Vec<String>,
 }
 
 /// What an import wrote.
@@ -46,6 +52,8 @@ pub struct ImportSummary {
     pub idempotency_records: u64,
     /// Hash of the last event, hex.
     pub head_hash: String,
+    /// Side-effect consumers set to re-observe the imported history.
+    pub recovery_consumers: Vec<String>,
 }
 
 fn bad(line: u64, message: impl std::fmt::Display) -> ReplayError {
@@ -276,6 +284,22 @@ fn parse_body<R: BufRead>(
     Ok(())
 }
 
+/// Declares each of `names` a side-effect consumer of the log in `dir`
+/// with its recovery bound at the head, so it replays without calling.
+fn guard_side_effects(dir: &Path, names: &[String]) -> Result<(), ReplayError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let log = DataDir::new(dir).open_log()?;
+    let head = log.next_position();
+    for name in names {
+        let store = log.consumer(name)?;
+        store.declare_side_effects()?;
+        store.set_recovery_until(head)?;
+    }
+    close_log(log)
+}
+
 /// Imports the export read from `input` into the empty directory `dir`.
 ///
 /// One thread parses and checks the file while this one writes: records in
@@ -364,6 +388,7 @@ pub fn import(
         streams: written.streams,
         idempotency_records: header.idempotency_records,
         head_hash: hex::encode(header_head),
+        recovery_consumers: Vec::new(),
     })
 }
 
@@ -463,13 +488,16 @@ fn stream_slot(stream: u32) -> usize {
 /// Runs `import`.
 pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     let progress = ctx.progress("import", None);
-    let summary = if args.file.as_os_str() == "-" {
+    let mut summary = if args.file.as_os_str() == "-" {
         import(std::io::stdin(), ctx.dir.path(), &progress)?
     } else {
         let file = File::open(&args.file)
             .map_err(|e| ReplayError::io(format!("opening {}", args.file.display()), e))?;
         import(file, ctx.dir.path(), &progress)?
     };
+    crate::datadir::wait_released(ctx.dir.path())?;
+    guard_side_effects(ctx.dir.path(), &args.side_effect_consumers)?;
+    summary.recovery_consumers = args.side_effect_consumers.clone();
     if ctx.json {
         out.json(&serde_json::json!({"ok": true, "data_dir": ctx.dir.path(), "import": summary}))?;
     } else {
@@ -481,6 +509,11 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
             ctx.dir.path().display(),
             summary.head_hash
         ))?;
+        for name in &summary.recovery_consumers {
+            out.line(format_args!(
+                "{name}: side-effect consumer, re-observes the imported history without external calls"
+            ))?;
+        }
     }
     Ok(Outcome::Clean)
 }

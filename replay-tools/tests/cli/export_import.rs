@@ -121,3 +121,44 @@ fn import_refuses_a_file_missing_a_line_and_a_non_empty_target() {
         run.stderr
     );
 }
+
+#[test]
+fn an_import_can_guard_a_side_effect_consumer_so_history_is_not_dispatched_again() {
+    let (tmp, dir) = generated();
+    let file = tmp.path().join("log.oms-export");
+    assert_eq!(oms(&dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    let restored = tmp.path().join("restored");
+    let run = oms(
+        &restored,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--side-effect-consumer",
+            "handoff-dispatcher",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("handoff-dispatcher"), "{}", run.stdout);
+    let consumers = oms(&restored, &["consumers", "--json"]);
+    assert_eq!(consumers.code, 0, "{consumers:?}");
+    let json = consumers.json();
+    let dispatcher = json["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "handoff-dispatcher")
+        .cloned()
+        .unwrap_or_else(|| panic!("no dispatcher in {json}"));
+    assert_eq!(dispatcher["side_effects"], true);
+    assert_eq!(dispatcher["recovery_until"], generated_events());
+    assert_eq!(dispatcher["checkpoint"], 0);
+    // Without --recovery it cannot be moved, like any side-effect consumer.
+    assert_eq!(
+        oms(
+            &restored,
+            &["reset-consumer", "handoff-dispatcher", "--to", "5"]
+        )
+        .code,
+        1
+    );
+}
