@@ -362,23 +362,25 @@ async fn a_weaker_role_is_forbidden() {
 
 #[tokio::test]
 async fn internal_errors_carry_only_a_correlation_id() {
-    // While the external-system runtime is a stub, reconciliation answers
-    // INTERNAL; the detail must stay in the log.
+    // CRM failing with a server error during createQuote is an internal
+    // failure: the client gets a correlation id, the detail stays in the log.
     let server = Server::start();
-    let result = server
+    server
         .client
-        .run::<ops::TriggerReconciliation>(
-            &server.token("operator"),
-            ops::trigger_reconciliation::Variables {},
+        .run::<ops::ScriptSimulator>(
+            &server.token("admin"),
+            ops::script_simulator::Variables {
+                system: "crm".to_owned(),
+                faults: vec!["ServerError".to_owned(); 8],
+            },
         )
-        .await;
-    let Err(error) = result else {
-        eprintln!(
-            "NOTE: triggerReconciliation succeeded (the runtime is wired): \
-             no deterministic INTERNAL trigger left to test"
-        );
-        return;
-    };
+        .await
+        .unwrap();
+    let error = server
+        .client
+        .create_quote(&server.token("sales"), &unique("create"), "cust-1")
+        .await
+        .expect_err("CRM answered 500, so createQuote must fail");
     assert_eq!(error.code(), "INTERNAL", "{error:?}");
     assert_eq!(error.message, "internal error");
     let correlation = error.extensions["correlationId"].as_str().unwrap();
