@@ -64,10 +64,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn unauthenticated() -> Response {
-    let error: async_graphql::Error = ApiError::Unauthenticated.into();
+    let error = ApiError::Unauthenticated;
     let body = serde_json::json!({
         "data": null,
-        "errors": [{"message": error.message, "extensions": {"code": "UNAUTHENTICATED"}}],
+        "errors": [{"message": error.message(), "extensions": {"code": error.code()}}],
     });
     (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }

@@ -1,8 +1,6 @@
 //! The running platform as the API sees it: the log, the command path, the
 //! read models, the external-system runtime and the server's counters.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +20,7 @@ use crate::graphql::CommandTarget;
 use crate::metrics::Metrics;
 use crate::pricing::PriceBook;
 
-/// A boxed future, for the runtime's pluggable parts.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use adapters::external::BoxFuture;
 
 /// The external-system runtime's operator controls.
 pub trait FulfillmentControl: Send + Sync {

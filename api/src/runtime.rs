@@ -40,7 +40,9 @@ struct Inner {
     path: CommandPath,
     systems: SystemsConfig,
     options: FulfillmentOptions,
-    fulfillment: Mutex<Option<Arc<Fulfillment>>>,
+    /// Serialises stopping and restarting the process.
+    lifecycle: Mutex<()>,
+    /// The running process (`None` once shut down).
     current: std::sync::RwLock<Option<Arc<Fulfillment>>>,
     simulators: Mutex<Option<Simulators>>,
     relay: Option<Relay>,
@@ -60,7 +62,8 @@ impl External {
     /// Stops the fulfillment process after its in-flight calls, then the
     /// simulators.
     pub async fn shutdown(&self) {
-        if let Some(fulfillment) = self.inner.fulfillment.lock().await.take() {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        if let Some(fulfillment) = self.inner.take_current() {
             fulfillment.shutdown().await;
         }
         if let Some(relay) = &self.inner.relay {
@@ -130,7 +133,7 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
         path,
         systems,
         options,
-        fulfillment: Mutex::new(Some(fulfillment.clone())),
+        lifecycle: Mutex::new(()),
         current: std::sync::RwLock::new(Some(fulfillment)),
         simulators: Mutex::new(simulators),
         relay,
@@ -145,6 +148,13 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
         routes,
         inner,
     })
+}
+
+impl Inner {
+    /// Takes the running process out, so nothing new reaches it.
+    fn take_current(&self) -> Option<Arc<Fulfillment>> {
+        self.current.write().ok().and_then(|mut c| c.take())
+    }
 }
 
 fn render_metrics(inner: &Inner, out: &mut String) {
@@ -323,8 +333,8 @@ impl Control {
                 "beyond the head of the log",
             ));
         }
-        let mut slot = self.inner.fulfillment.lock().await;
-        if let Some(running) = slot.take() {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        if let Some(running) = self.inner.take_current() {
             running.shutdown().await;
         }
         let rewound = if side_effects {
@@ -345,7 +355,6 @@ impl Control {
         )
         .map(Arc::new)
         .map_err(ApiError::internal)?;
-        *slot = Some(restarted.clone());
         if let Ok(mut current) = self.inner.current.write() {
             *current = Some(restarted);
         }
