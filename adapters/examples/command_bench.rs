@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use adapters::{CommandContext, CommandPath};
 use cqrs_es::{Aggregate, CqrsFramework, EventStore};
+use domain::idempotency::CommandKey;
 use domain::ids::{quote_stream, QuoteId};
 use domain::quote::{QuoteCommand, QuoteError, QuoteEvent, QuoteState};
 use domain::testing::fixtures::{
@@ -218,7 +219,7 @@ async fn run_command_path(args: &Args, dir: &std::path::Path) -> Result<Figures,
         async move {
             let stream = quote_stream(&QuoteId::new(format!("q{quote}")));
             let context = CommandContext::new(
-                format!("q{quote}-cmd{step}"),
+                CommandKey::client(&tenant(), format!("q{quote}-cmd{step}")),
                 tenant().as_str(),
                 format!("q{quote}"),
             );

@@ -32,8 +32,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use domain::handoff::{HandoffCommand, HandoffError, HandoffState};
-use domain::idempotency::{handoff_id_for_key, Purpose, TargetSystem};
-use domain::ids::{handoff_stream, HandoffId, Timestamp};
+use domain::idempotency::{handoff_id_for_key, CommandKey, Purpose, TargetSystem};
+use domain::ids::{handoff_stream, HandoffId, TenantId, Timestamp};
 use domain::outcome::{Observation, ObservationSource};
 use domain::HandoffDecider;
 use eventlog::{Hash, LogError};
@@ -527,7 +527,11 @@ impl CallbackInbox {
             .and_then(|records| records.into_iter().next())
             .map_or_else(|| handoff.id.to_string(), |r| r.correlation_id);
         let context = CommandContext {
-            command_id: inbox_key(system, &parsed.tenant, &parsed.message_id),
+            key: CommandKey::callback(
+                &TenantId::new(parsed.tenant.clone()),
+                system,
+                parsed.message_id.clone(),
+            ),
             tenant_id: parsed.tenant.clone(),
             correlation_id,
             expected_version: None,
@@ -678,11 +682,6 @@ impl CallbackInbox {
     pub fn parked_count(&self) -> usize {
         self.inner.parked.len()
     }
-}
-
-/// The inbox key of a message: `cb:<system>:<tenant>:<message id>`.
-pub fn inbox_key(system: TargetSystem, tenant: &str, message_id: &str) -> String {
-    format!("cb:{}:{tenant}:{message_id}", system.as_str())
 }
 
 fn parked_key(handoff_id: &HandoffId, system: TargetSystem, message_id: &str) -> Vec<u8> {

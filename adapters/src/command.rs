@@ -11,6 +11,7 @@
 use std::ops::RangeInclusive;
 
 use domain::decider::{Decider, DomainEvent, RuleViolation};
+use domain::idempotency::CommandKey;
 use eventlog::{
     decode_payload, encode_payload, AppendError, AppendRequest, EventLog, ExpectedVersion, Hash,
     Idempotency, LogError, NewEvent, RecordedEvent,
@@ -21,17 +22,20 @@ use sha2::{Digest, Sha256};
 /// Who asks, under which ids, and at which version they think the stream is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
-    /// Client-chosen id of this command; the idempotency key of its append.
-    pub command_id: String,
+    /// The command's idempotency key, built from typed parts.
+    pub key: CommandKey,
     /// Tenant from the caller's credential.
     pub tenant_id: String,
     /// Correlation id shared by everything one user intent causes.
     pub correlation_id: String,
     /// Version the client saw; `None` lets the path retry on conflicts.
     pub expected_version: Option<u64>,
-    /// Hash of the client's request; `None` hashes the command itself.
-    /// Callers whose commands carry server-assigned data (such as the time of
-    /// receipt) pass the hash of the client's input, so a retry matches.
+    /// Hash of the request; `None` hashes the command itself. Client
+    /// callers pass the hash of the client's input (their commands carry
+    /// server-assigned data such as the time of receipt); reactions and jobs
+    /// get [`CommandKey::determined_request_hash`] from [`CommandContext::new`],
+    /// so a consumer that re-issues a command after a crash hashes only what
+    /// its trigger determined and meets its first outcome.
     pub request_hash: Option<Hash>,
     /// The id of the event that caused this command (a policy reacting to
     /// it, the dispatcher acting on a handoff request), stamped on every
@@ -44,20 +48,26 @@ pub struct CommandContext {
 pub const CAUSATION_EVENT_ID: &str = "causation_event_id";
 
 impl CommandContext {
-    /// A context with no expected version and the command's own hash.
+    /// A context with no expected version. The request hash is the one the
+    /// key determines (reactions and jobs), else the command's own hash.
     pub fn new(
-        command_id: impl Into<String>,
+        key: CommandKey,
         tenant_id: impl Into<String>,
         correlation_id: impl Into<String>,
     ) -> Self {
         Self {
-            command_id: command_id.into(),
+            request_hash: key.determined_request_hash(),
+            key,
             tenant_id: tenant_id.into(),
             correlation_id: correlation_id.into(),
             expected_version: None,
-            request_hash: None,
             causation_event_id: None,
         }
+    }
+
+    /// The key as stored in the log.
+    pub fn command_id(&self) -> String {
+        self.key.encode()
     }
 
     /// The same context, naming the event that caused the command.
@@ -209,10 +219,10 @@ impl CommandPath {
             Some(hash) => hash,
             None => command_hash(stream_id, command)?,
         };
-        if let Some((seen_hash, first)) = self.log.idempotency_record(&context.command_id)? {
+        if let Some((seen_hash, first)) = self.log.idempotency_record(&context.command_id())? {
             if seen_hash != request_hash {
                 return Err(CommandError::IdempotencyConflict {
-                    command_id: context.command_id.clone(),
+                    command_id: context.command_id(),
                 });
             }
             return Ok(outcome_of(first, 0));
@@ -248,7 +258,7 @@ impl CommandPath {
                 new_events,
             )
             .idempotent(Idempotency::with_request_hash(
-                &context.command_id,
+                &context.command_id(),
                 request_hash,
             ));
             match self.log.append(request).await {
@@ -266,7 +276,7 @@ impl CommandPath {
                 }
                 Err(AppendError::IdempotencyConflict { .. }) => {
                     return Err(CommandError::IdempotencyConflict {
-                        command_id: context.command_id.clone(),
+                        command_id: context.command_id(),
                     })
                 }
                 Err(other) => return Err(CommandError::Append(other)),
@@ -327,7 +337,7 @@ fn to_new_event<Ev: Serialize + DomainEvent, E: std::error::Error>(
         &context.correlation_id,
         payload,
     )
-    .caused_by(&context.command_id);
+    .caused_by(&context.command_id());
     new.schema_version = event.schema_version();
     if let Some(cause) = &context.causation_event_id {
         new.metadata

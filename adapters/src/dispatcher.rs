@@ -30,7 +30,7 @@ use std::time::Duration;
 use domain::handoff::{
     Handoff, HandoffCommand, HandoffError, HandoffEvent, HandoffState, HandoffStatus,
 };
-use domain::idempotency::derive_id;
+use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
 use domain::outcome::{Observation, ObservationSource, OutcomeClass};
 use domain::HandoffDecider;
@@ -268,7 +268,7 @@ impl DispatchShared {
 
     fn context(&self, job: &Job, action: &str) -> CommandContext {
         CommandContext::new(
-            derive_id(&job.event_id, action),
+            CommandKey::reaction(job.event_id.clone(), action),
             job.tenant.clone(),
             job.correlation.clone(),
         )
@@ -414,10 +414,9 @@ impl DispatchShared {
             },
             retry_policy: self.retry_profile(handoff).policy(),
         };
-        // The observation carries the time it was made; a retry of this
-        // same step must match its first hash, so hash the action instead.
-        let mut context = self.context(job, action);
-        context.request_hash = Some(crate::id_hash(&context.command_id));
+        // The observation carries the time it was made; the context hashes
+        // only the key (trigger event and action), so a retry matches.
+        let context = self.context(job, action);
         loop {
             match self
                 .path

@@ -48,10 +48,3 @@ pub use fulfillment::{Fulfillment, FulfillmentOptions, FulfillmentStatus};
 pub use reconciliation::ReconciliationReport;
 pub use relay::{PublishMode, Relay, RelayConfig, RelayError, RelayStatus};
 pub use simulators::{SimulatorOptions, Simulators};
-
-/// sha256 of an id: the request hash of commands whose payload carries the
-/// time they were made, so a retry of the same step matches its first run.
-pub(crate) fn id_hash(id: &str) -> eventlog::Hash {
-    use sha2::Digest;
-    sha2::Sha256::digest(id.as_bytes()).into()
-}

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
 use domain::policy::{react, IssuedCommand, PolicyCommand, PolicyInput, TriggerEvent};
 use domain::{HandoffDecider, OrderDecider, RuleViolation};
@@ -151,7 +152,7 @@ impl ProcessManager {
             };
             for command in react(&input) {
                 let context = CommandContext::new(
-                    command.command_id.clone(),
+                    CommandKey::reaction(event_id.clone(), command.action.clone()),
                     record.tenant_id.clone(),
                     record.correlation_id.clone(),
                 )

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::handoff::{HandoffCommand, HandoffEvent, HandoffState, HandoffStatus};
-use domain::idempotency::{derive_id, handoff_id_for_key, Purpose, TargetSystem};
+use domain::idempotency::{handoff_id_for_key, CommandKey, Purpose, TargetSystem};
 use domain::ids::{handoff_stream, TenantId, Timestamp};
 use domain::outcome::{FalloutReason, Observation, ObservationSource, OutcomeClass};
 use domain::{HandoffDecider, RuleViolation};
@@ -529,7 +529,7 @@ impl Reconciler {
             .map_or_else(|| handoff_id.to_string(), |r| r.correlation_id);
         let context = |action: &str| {
             CommandContext::new(
-                derive_id(&format!("{run_id}:{handoff_id}"), action),
+                CommandKey::job(format!("{run_id}:{handoff_id}"), action),
                 due.row.tenant.clone(),
                 correlation.clone(),
             )

@@ -2,7 +2,7 @@
 //! `domain::testing::fixtures`) to acceptance through the command path, so
 //! the fulfillment process captures an order from it.
 
-use domain::idempotency::derive_id;
+use domain::idempotency::{derive_id, CommandKey};
 use domain::ids::{quote_stream, OrderId, QuoteId, TenantId};
 use domain::quote::{QuoteCommand, QuoteError};
 use domain::testing::fixtures::{
@@ -60,7 +60,7 @@ pub async fn accept_sample_quote(
     let mut last = None;
     for (i, command) in commands.iter().enumerate() {
         let context = CommandContext::new(
-            format!("{tenant}:{quote}:sample:{i}"),
+            CommandKey::client(&TenantId::new(tenant), format!("{quote}:sample:{i}")),
             tenant,
             format!("corr-{quote}"),
         );

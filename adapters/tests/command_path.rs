@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use adapters::command::decode;
 use adapters::{CommandContext, CommandError, CommandPath};
-use domain::ids::quote_stream;
+use domain::idempotency::CommandKey;
+use domain::ids::{quote_stream, TenantId};
 use domain::quote::{QuoteCommand, QuoteError, QuoteEvent, QuoteState};
 use domain::testing::fixtures::{
     approval_policy, at, billing_account, customer, line, percent, price, proposal, quote_id,
@@ -15,7 +16,11 @@ use domain::QuoteDecider;
 use eventlog::{Durability, EventLog, LogConfig};
 
 fn ctx(command_id: &str) -> CommandContext {
-    CommandContext::new(command_id, "tenant-1", "corr-1")
+    CommandContext::new(
+        CommandKey::client(&TenantId::new("tenant-1"), command_id),
+        "tenant-1",
+        "corr-1",
+    )
 }
 
 fn create() -> QuoteCommand {
@@ -132,7 +137,7 @@ async fn a_reused_command_id_for_another_command_is_an_idempotency_conflict() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, CommandError::IdempotencyConflict { ref command_id } if command_id == "c2"),
+        matches!(err, CommandError::IdempotencyConflict { ref command_id } if *command_id == ctx("c2").command_id()),
         "{err}"
     );
     assert_eq!(path.log().stream_version(&other).unwrap(), 0);
@@ -269,4 +274,62 @@ async fn the_causing_event_is_stamped_on_every_event_a_command_appends() {
         Some("01HCAUSE")
     );
     assert_eq!(recorded[0].causation_id.as_deref(), Some("cmd-caused"));
+}
+
+#[tokio::test]
+async fn a_reaction_reissued_after_a_crash_with_another_clock_meets_its_first_outcome() {
+    // The dispatcher records a dispatch with the time it ran; after a crash
+    // it runs again for the same event, later. The key (trigger event and
+    // action) decides the request hash, so the re-run is deduplicated
+    // instead of refused as a conflict (which left handoffs stuck forever).
+    use domain::handoff::HandoffCommand;
+    use domain::testing::fixtures::{request, subject};
+    use domain::HandoffDecider;
+    let (_dir, path, _) = setup();
+    let subject = subject("l1", domain::idempotency::Purpose::Reserve, 1);
+    let stream = domain::ids::handoff_stream(&subject.handoff_id());
+    let requested = CommandContext::new(
+        CommandKey::reaction("01-trigger-step", "open"),
+        "tenant-1",
+        "corr-1",
+    );
+    path.execute::<HandoffDecider>(
+        &stream,
+        &HandoffCommand::Request {
+            subject: subject.clone(),
+            request: request(),
+            at: at(1),
+        },
+        &requested,
+    )
+    .await
+    .unwrap();
+    let dispatch = || {
+        CommandContext::new(
+            CommandKey::reaction("01-requested", "dispatch"),
+            "tenant-1",
+            "corr-1",
+        )
+    };
+    let first = path
+        .execute::<HandoffDecider>(
+            &stream,
+            &HandoffCommand::RecordDispatch { at: at(10) },
+            &dispatch(),
+        )
+        .await
+        .unwrap();
+    assert!(!first.deduplicated);
+    let again = path
+        .execute::<HandoffDecider>(
+            &stream,
+            &HandoffCommand::RecordDispatch { at: at(99_999) },
+            &dispatch(),
+        )
+        .await
+        .unwrap();
+    assert!(again.deduplicated, "{again:?}");
+    assert_eq!(again.positions, first.positions);
+    assert_eq!(path.log().stream_version(&stream).unwrap(), 2);
+    path.log().close().await;
 }

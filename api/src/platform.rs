@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use adapters::{CommandContext, CommandPath};
 use async_graphql::Json;
 use domain::decider::{Decider, RuleViolation};
+use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
 use eventlog::EventLog;
 use projections::{Projections, ReadModels};
@@ -124,7 +125,7 @@ impl Platform {
             ));
         }
         let mut context = CommandContext::new(
-            format!("{}:{command_id}", principal.tenant),
+            CommandKey::client(&principal.tenant, command_id),
             principal.tenant.as_str(),
             format!("{}:{command_id}", principal.tenant),
         );

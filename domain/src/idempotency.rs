@@ -116,6 +116,154 @@ pub fn idempotency_key(
     format!("{tenant}:{order}:{line}:{target}:{purpose}:{attempt}")
 }
 
+/// The idempotency key of a command appended to the log.
+///
+/// Keys are built from typed parts, never by concatenating strings the
+/// caller controls, so no key of one kind or tenant can equal a key of
+/// another: the encoding ([`CommandKey::encode`]) starts with the kind, and
+/// every part but the last is length-prefixed, so the text decodes to one
+/// and only one key whatever characters the parts contain. A tenant
+/// therefore cannot occupy another tenant's key, and a client's `commandId`
+/// cannot occupy a callback's inbox key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CommandKey {
+    /// A command sent by a client of the API: its tenant (from the
+    /// credential) and the client's `commandId`.
+    Client {
+        /// The caller's tenant.
+        tenant: TenantId,
+        /// The client's own command id.
+        command_id: String,
+    },
+    /// A command the platform issues in reaction to a stored event (the
+    /// fulfillment policy, the dispatcher, parked callbacks): the event's id
+    /// and the action taken. The same event and action always give the same
+    /// key, so a consumer that re-runs after a crash meets its first outcome.
+    Reaction {
+        /// The id of the triggering event.
+        event_id: String,
+        /// What the consumer does in reaction (`dispatch`, `observe`, ...).
+        action: String,
+    },
+    /// A callback message received from an external system: the inbox key.
+    Callback {
+        /// The tenant the callback is for.
+        tenant: TenantId,
+        /// The system that sent it.
+        system: TargetSystem,
+        /// The system's message id.
+        message_id: String,
+    },
+    /// A command issued by a scheduled or operator-triggered job that is not
+    /// caused by one event (a reconciliation run): the job's own id and the
+    /// action.
+    Job {
+        /// The run's id, unique per run.
+        run_id: String,
+        /// What the job does.
+        action: String,
+    },
+}
+
+impl CommandKey {
+    /// A client's command key.
+    pub fn client(tenant: &TenantId, command_id: impl Into<String>) -> Self {
+        Self::Client {
+            tenant: tenant.clone(),
+            command_id: command_id.into(),
+        }
+    }
+
+    /// The key of the command taken in reaction to `event_id`.
+    pub fn reaction(event_id: impl Into<String>, action: impl Into<String>) -> Self {
+        Self::Reaction {
+            event_id: event_id.into(),
+            action: action.into(),
+        }
+    }
+
+    /// The inbox key of a callback message.
+    pub fn callback(
+        tenant: &TenantId,
+        system: TargetSystem,
+        message_id: impl Into<String>,
+    ) -> Self {
+        Self::Callback {
+            tenant: tenant.clone(),
+            system,
+            message_id: message_id.into(),
+        }
+    }
+
+    /// The key of a job's command.
+    pub fn job(run_id: impl Into<String>, action: impl Into<String>) -> Self {
+        Self::Job {
+            run_id: run_id.into(),
+            action: action.into(),
+        }
+    }
+
+    /// The key as stored in the log: `<kind>:<len>:<part>:...:<last part>`.
+    /// Injective: two different keys never encode to the same text.
+    pub fn encode(&self) -> String {
+        fn part(out: &mut String, value: &str) {
+            out.push_str(&value.len().to_string());
+            out.push(':');
+            out.push_str(value);
+            out.push(':');
+        }
+        let mut out = String::new();
+        match self {
+            Self::Client { tenant, command_id } => {
+                out.push_str("client:");
+                part(&mut out, tenant.as_str());
+                out.push_str(command_id);
+            }
+            Self::Reaction { event_id, action } => {
+                out.push_str("reaction:");
+                part(&mut out, event_id);
+                out.push_str(action);
+            }
+            Self::Callback {
+                tenant,
+                system,
+                message_id,
+            } => {
+                out.push_str("callback:");
+                out.push_str(system.as_str());
+                out.push(':');
+                part(&mut out, tenant.as_str());
+                out.push_str(message_id);
+            }
+            Self::Job { run_id, action } => {
+                out.push_str("job:");
+                part(&mut out, run_id);
+                out.push_str(action);
+            }
+        }
+        out
+    }
+
+    /// The request hash of a key whose request is fully determined by the
+    /// key itself (reactions and jobs): the same key always hashes the
+    /// same, whatever the clock said when the command was built. `None` for
+    /// client and callback keys, whose request is what the sender sent.
+    pub fn determined_request_hash(&self) -> Option<[u8; 32]> {
+        match self {
+            Self::Reaction { .. } | Self::Job { .. } => {
+                Some(Sha256::digest(self.encode().as_bytes()).into())
+            }
+            Self::Client { .. } | Self::Callback { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for CommandKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
 /// How many hex characters a derived id keeps (128 bits).
 const DERIVED_ID_HEX_LEN: usize = 32;
 
@@ -148,6 +296,44 @@ mod tests {
             2,
         );
         assert_eq!(key, "t1:o1:l1:billing:activate_billing:2");
+    }
+
+    #[test]
+    fn command_keys_of_different_tenants_and_kinds_never_collide() {
+        let demo = TenantId::new("demo");
+        let cb = TenantId::new("cb");
+        let callback = CommandKey::callback(&demo, TargetSystem::Inventory, "msg-9");
+        let forged = [
+            CommandKey::client(&cb, "inventory:demo:msg-9"),
+            CommandKey::client(&cb, callback.encode()),
+            CommandKey::client(&TenantId::new("callback:inventory:4"), "demo:msg-9"),
+            CommandKey::client(&TenantId::new(""), callback.encode()),
+            CommandKey::reaction("", callback.encode()),
+            CommandKey::job("inventory", "4:demo:msg-9"),
+        ];
+        for key in forged {
+            assert_ne!(key.encode(), callback.encode(), "{key:?}");
+        }
+        assert_ne!(
+            CommandKey::client(&TenantId::new("a:1"), "b").encode(),
+            CommandKey::client(&TenantId::new("a"), "1:b").encode()
+        );
+    }
+
+    #[test]
+    fn reaction_keys_hash_only_what_the_trigger_determines() {
+        let key = CommandKey::reaction("01EVENT", "dispatch");
+        assert_eq!(
+            key.determined_request_hash(),
+            CommandKey::reaction("01EVENT", "dispatch").determined_request_hash()
+        );
+        assert_ne!(
+            key.determined_request_hash(),
+            CommandKey::reaction("01EVENT", "observe").determined_request_hash()
+        );
+        assert!(CommandKey::client(&TenantId::new("t"), "c")
+            .determined_request_hash()
+            .is_none());
     }
 
     #[test]

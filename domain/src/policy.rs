@@ -65,6 +65,10 @@ pub enum IssuedCommand {
 pub struct PolicyCommand {
     /// `derive_id(trigger event id, action)`: the same for every run on the same event.
     pub command_id: String,
+    /// What the policy does (`capture`, `reserve:<line>`, ...): with the
+    /// trigger event's id, the command's idempotency key
+    /// ([`crate::idempotency::CommandKey::reaction`]).
+    pub action: String,
     /// The stream the command is for.
     pub stream_id: String,
     /// The command.
@@ -88,6 +92,7 @@ fn issue(
 ) -> PolicyCommand {
     PolicyCommand {
         command_id: derive_id(input.event_id, action),
+        action: action.to_owned(),
         stream_id,
         command,
     }

@@ -268,6 +268,7 @@ impl HistoryGenerator {
                     trigger: String::new(),
                     command: PolicyCommand {
                         command_id: format!("cmd-capture-{id}"),
+                        action: "capture".to_owned(),
                         stream_id: domain::ids::order_stream(&order_id),
                         command: IssuedCommand::Order(command),
                     },
@@ -549,6 +550,7 @@ impl HistoryGenerator {
                         trigger: String::new(),
                         command: PolicyCommand {
                             command_id,
+                            action: "operator".to_owned(),
                             stream_id: domain::ids::order_stream(&order_id),
                             command: IssuedCommand::Order(cmd),
                         },

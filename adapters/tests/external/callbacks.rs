@@ -11,8 +11,8 @@ use adapters::metrics::Metrics;
 use adapters::signing::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use adapters::{CommandContext, CommandPath};
 use domain::handoff::{HandoffCommand, HandoffState, HandoffStatus, HandoffSubject};
-use domain::idempotency::{Purpose, TargetSystem};
-use domain::ids::{handoff_stream, Timestamp};
+use domain::idempotency::{CommandKey, Purpose, TargetSystem};
+use domain::ids::{handoff_stream, TenantId, Timestamp};
 use domain::testing::fixtures::{request, subject};
 use domain::HandoffDecider;
 use eventlog::{Durability, EventLog, LogConfig};
@@ -90,7 +90,10 @@ async fn open_handoff(path: &CommandPath, subject: &HandoffSubject, dispatched: 
         &stream,
         &request,
         &CommandContext::new(
-            format!("open-{}", subject.idempotency_key()),
+            CommandKey::client(
+                &subject.tenant_id,
+                format!("open-{}", subject.idempotency_key()),
+            ),
             subject.tenant_id.as_str(),
             "corr",
         ),
@@ -102,7 +105,10 @@ async fn open_handoff(path: &CommandPath, subject: &HandoffSubject, dispatched: 
             &stream,
             &HandoffCommand::RecordDispatch { at: Timestamp(2) },
             &CommandContext::new(
-                format!("send-{}", subject.idempotency_key()),
+                CommandKey::client(
+                    &subject.tenant_id,
+                    format!("send-{}", subject.idempotency_key()),
+                ),
                 subject.tenant_id.as_str(),
                 "corr",
             ),
@@ -358,6 +364,49 @@ async fn a_redelivery_is_a_no_op_and_a_reused_message_id_is_refused() {
     assert_eq!(status(&i.path, &reserve()), Some(HandoffStatus::Succeeded));
 }
 
+#[tokio::test]
+async fn a_client_command_id_cannot_occupy_a_callbacks_inbox_key() {
+    let i = inbox();
+    open_handoff(&i.path, &reserve(), true).await;
+    // Tenant `cb` (and t2) send commands whose ids spell t1's inbox key in
+    // every way a string could: old format, new format, bare.
+    let genuine = CommandKey::callback(&TenantId::new("t1"), TargetSystem::Inventory, "m9");
+    let forged = [
+        (TenantId::new("cb"), "inventory:t1:m9".to_owned()),
+        (TenantId::new("t2"), "cb:inventory:t1:m9".to_owned()),
+        (TenantId::new("t2"), genuine.encode()),
+    ];
+    for (n, (tenant, command_id)) in forged.into_iter().enumerate() {
+        let other = subject(&format!("forged-{n}"), Purpose::Reserve, 1);
+        i.path
+            .execute::<HandoffDecider>(
+                &handoff_stream(&other.handoff_id()),
+                &HandoffCommand::Request {
+                    subject: other.clone(),
+                    request: request(),
+                    at: Timestamp(1),
+                },
+                &CommandContext::new(
+                    CommandKey::client(&tenant, command_id),
+                    tenant.as_str(),
+                    "corr",
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    // t1's genuine, correctly signed callback m9 is applied, not refused.
+    let b = body("m9", "t1", &reserve().idempotency_key(), "CONFIRMED");
+    let (ts, sig) = signed(CURRENT, now(), &b);
+    let receipt = i
+        .inbox
+        .receive("inventory", &ts, &sig, &b, now())
+        .await
+        .unwrap();
+    assert_eq!(receipt.status, ReceiptStatus::Applied);
+    assert_eq!(status(&i.path, &reserve()), Some(HandoffStatus::Succeeded));
+}
+
 /// Callback before local wait test: parked, then applied.
 #[tokio::test]
 async fn a_callback_before_the_local_record_is_parked_then_applied() {
@@ -397,7 +446,11 @@ async fn a_callback_before_the_local_record_is_parked_then_applied() {
         .execute::<HandoffDecider>(
             &handoff_stream(&second.handoff_id()),
             &HandoffCommand::RecordDispatch { at: Timestamp(3) },
-            &CommandContext::new("send-2", "t1", "corr"),
+            &CommandContext::new(
+                CommandKey::client(&TenantId::new("t1"), "send-2"),
+                "t1",
+                "corr",
+            ),
         )
         .await
         .unwrap();

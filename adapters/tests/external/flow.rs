@@ -7,7 +7,7 @@ use adapters::reconciliation::ReconciliationResult;
 use adapters::simulators::{Fault, Script};
 use adapters::CommandContext;
 use domain::handoff::{HandoffState, HandoffStatus};
-use domain::idempotency::{Purpose, TargetSystem};
+use domain::idempotency::{CommandKey, Purpose, TargetSystem};
 use domain::order::{OrderCommand, OrderState, Resolution};
 use domain::outcome::FalloutReason;
 use domain::testing::fixtures::at;
@@ -290,7 +290,11 @@ async fn rejection_opens_fallout_and_the_operators_new_attempt_succeeds() {
         .execute::<OrderDecider>(
             &domain::ids::order_stream(&order),
             &resolve,
-            &CommandContext::new("resolve-1", "t1", "corr-ops"),
+            &CommandContext::new(
+                CommandKey::client(&domain::ids::TenantId::new("t1"), "resolve-1"),
+                "t1",
+                "corr-ops",
+            ),
         )
         .await
         .unwrap();

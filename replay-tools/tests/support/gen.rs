@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use adapters::{CommandContext, CommandPath};
 use domain::handoff::{HandoffCommand, HandoffEvent};
-use domain::idempotency::Purpose;
+use domain::idempotency::{CommandKey, Purpose};
 use domain::ids::{quote_stream, QuoteId, TenantId, Timestamp};
 use domain::outcome::{ObservationSource, OutcomeClass};
 use domain::policy::{react, IssuedCommand, PolicyInput, TriggerEvent};
@@ -91,7 +91,11 @@ pub(crate) async fn run_flow(path: &CommandPath, i: usize, lines: usize) -> Resu
     let mut written = 0u64;
     let mut queue: VecDeque<u64> = VecDeque::new();
     for (n, command) in commands.iter().enumerate() {
-        let ctx = CommandContext::new(format!("cmd-{i}-{n}"), &tenant, &corr);
+        let ctx = CommandContext::new(
+            CommandKey::client(&TenantId::new(tenant.clone()), format!("cmd-{i}-{n}")),
+            &tenant,
+            &corr,
+        );
         let outcome = path
             .execute::<QuoteDecider>(&stream, command, &ctx)
             .await
@@ -143,7 +147,11 @@ async fn react_to(
         event: trigger,
     };
     for command in react(&input) {
-        let ctx = CommandContext::new(&command.command_id, tenant, corr);
+        let ctx = CommandContext::new(
+            CommandKey::reaction(event_id.clone(), command.action.clone()),
+            tenant,
+            corr,
+        );
         let outcome = match &command.command {
             IssuedCommand::Order(c) => path
                 .execute::<OrderDecider>(&command.stream_id, c, &ctx)
@@ -173,7 +181,8 @@ async fn react_to(
             retry_policy: retry_policy(),
         };
         for (action, command) in [("dispatch", dispatch), ("callback", observe)] {
-            let ctx = CommandContext::new(format!("{action}-{event_id}"), tenant, corr);
+            let ctx =
+                CommandContext::new(CommandKey::reaction(event_id.clone(), action), tenant, corr);
             let outcome = path
                 .execute::<HandoffDecider>(stream, &command, &ctx)
                 .await
