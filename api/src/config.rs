@@ -63,6 +63,8 @@ pub struct ServerConfig {
     /// Whether the external-system simulators run in-process and every
     /// tenant's systems point at them (the embedded default).
     pub simulators: bool,
+    /// How the in-process simulators behave (`[simulator]`).
+    pub simulator: SimulatorConfig,
     /// Reconciliation interval in milliseconds.
     pub reconciliation_interval_ms: u64,
     /// Request timeout in milliseconds.
@@ -96,6 +98,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("data"),
             log_format: "text".to_owned(),
             simulators: true,
+            simulator: SimulatorConfig::default(),
             reconciliation_interval_ms: 5_000,
             request_timeout_ms: 10_000,
             max_body_bytes: 256 * 1024,
@@ -106,6 +109,38 @@ impl Default for ServerConfig {
             systems: adapters::SystemsConfig::default(),
             relay: adapters::relay::RelayConfig::default(),
         }
+    }
+}
+
+/// The in-process simulators' behaviour (embedded default only).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// The fault mix every simulated system starts with, as
+    /// `Fault=basis_points,...` (e.g. `TimeoutAfterApply=500,DropCallback=300`;
+    /// fault names as in `scriptSimulator`). Empty: every request succeeds.
+    pub mix: String,
+    /// How long a timeout fault holds its answer, in ms. Unset: one second
+    /// past the longest configured read timeout, so a timeout fault always
+    /// times out.
+    pub hang_ms: Option<u64>,
+}
+
+impl SimulatorConfig {
+    /// The parsed fault mix; `None` when empty.
+    ///
+    /// # Errors
+    /// A fault name that does not exist, or a malformed weight.
+    pub fn fault_mix(&self) -> Result<Option<adapters::simulators::FaultMix>, ConfigError> {
+        if self.mix.trim().is_empty() {
+            return Ok(None);
+        }
+        self.mix
+            .parse()
+            .map(Some)
+            .map_err(|e: adapters::simulators::FaultParseError| {
+                ConfigError::invalid("simulator.mix", e.to_string())
+            })
     }
 }
 
@@ -221,7 +256,8 @@ impl ServerConfig {
     }
 
     /// Applies overrides: `OMS_LISTEN`, `OMS_DATA_DIR`, `OMS_LOG_FORMAT`,
-    /// `OMS_SIMULATORS`, `OMS_RECONCILIATION_INTERVAL_MS`.
+    /// `OMS_SIMULATORS`, `OMS_SIMULATOR_MIX`, `OMS_SIMULATOR_HANG_MS`,
+    /// `OMS_RECONCILIATION_INTERVAL_MS`.
     ///
     /// # Errors
     /// An unparsable override, named by its variable.
@@ -239,6 +275,14 @@ impl ServerConfig {
             self.simulators = value
                 .parse()
                 .map_err(|_| ConfigError::invalid("OMS_SIMULATORS", "expected true or false"))?;
+        }
+        if let Some(value) = var("OMS_SIMULATOR_MIX") {
+            self.simulator.mix = value;
+        }
+        if let Some(value) = var("OMS_SIMULATOR_HANG_MS") {
+            self.simulator.hang_ms = Some(value.parse().map_err(|_| {
+                ConfigError::invalid("OMS_SIMULATOR_HANG_MS", "expected milliseconds")
+            })?);
         }
         if let Some(value) = var("OMS_RECONCILIATION_INTERVAL_MS") {
             self.reconciliation_interval_ms = value.parse().map_err(|_| {
@@ -264,6 +308,7 @@ impl ServerConfig {
     /// The first invalid key and its problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.simulator.fault_mix()?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::invalid(
                 "log_format",

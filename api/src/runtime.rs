@@ -99,7 +99,27 @@ fn random_secret() -> String {
 pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External, String> {
     let mut systems = config.systems.clone();
     let simulators = if config.simulators {
-        let simulators = Simulators::start(SimulatorOptions::default())
+        let longest_read_timeout = systems
+            .tenants
+            .values()
+            .flat_map(|t| t.systems.values())
+            .map(|s| s.read_timeout_ms)
+            .chain([adapters::config::SystemConfig::new("").read_timeout_ms])
+            .max()
+            .unwrap_or(0);
+        let options = SimulatorOptions {
+            hang_ms: config
+                .simulator
+                .hang_ms
+                .unwrap_or(longest_read_timeout.saturating_add(1_000)),
+            journal_dir: Some(config.data_dir.join("simulators")),
+            mix: config
+                .simulator
+                .fault_mix()
+                .map_err(|e| format!("configuration: {e}"))?,
+            ..SimulatorOptions::default()
+        };
+        let simulators = Simulators::start(options)
             .await
             .map_err(|e| format!("simulators: {e}"))?;
         let secret = random_secret();
@@ -277,8 +297,8 @@ impl FulfillmentControl for Control {
             let faults = faults
                 .iter()
                 .map(|name| {
-                    fault_named(name)
-                        .ok_or_else(|| ApiError::validation("faults", format!("no fault `{name}`")))
+                    name.parse::<Fault>()
+                        .map_err(|e| ApiError::validation("faults", e.to_string()))
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
             let simulators = self.inner.simulators.lock().await;
@@ -366,30 +386,6 @@ impl Control {
             "sideEffects": side_effects,
         }))
     }
-}
-
-/// A simulator fault by its name.
-fn fault_named(name: &str) -> Option<Fault> {
-    Some(match name {
-        "Succeed" => Fault::Succeed,
-        "BusinessReject" => Fault::BusinessReject,
-        "ValidationReject" => Fault::ValidationReject,
-        "TimeoutAfterApply" => Fault::TimeoutAfterApply,
-        "TimeoutBeforeApply" => Fault::TimeoutBeforeApply,
-        "AnswerLate" => Fault::AnswerLate,
-        "CallbackTwice" => Fault::CallbackTwice,
-        "CallbackOutOfOrder" => Fault::CallbackOutOfOrder,
-        "CallbackBeforeResponse" => Fault::CallbackBeforeResponse,
-        "DropCallback" => Fault::DropCallback,
-        "MalformedBody" => Fault::MalformedBody,
-        "Unauthorized" => Fault::Unauthorized,
-        "TooManyRequests" => Fault::TooManyRequests,
-        "ServerError" => Fault::ServerError,
-        "UnknownStatusCode" => Fault::UnknownStatusCode,
-        "UnknownExternalStatus" => Fault::UnknownExternalStatus,
-        "NeverCompletes" => Fault::NeverCompletes,
-        _ => return None,
-    })
 }
 
 /// Maps a CRM refusal for the API: an unknown customer is `NOT_FOUND`, an

@@ -30,9 +30,12 @@
 //! ```
 
 mod dialect;
+pub mod journal;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -50,6 +53,7 @@ use crate::config::{SystemConfig, SystemsConfig};
 use crate::external::{billing, inventory, provisioning};
 use crate::signing;
 use dialect::ErrorKind;
+use journal::{Journal, JournalLine};
 
 /// What a simulator does with one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,6 +96,80 @@ pub enum Fault {
     NeverCompletes,
 }
 
+impl Fault {
+    /// Every fault, in declaration order.
+    pub const ALL: [Fault; 17] = [
+        Fault::Succeed,
+        Fault::BusinessReject,
+        Fault::ValidationReject,
+        Fault::TimeoutAfterApply,
+        Fault::TimeoutBeforeApply,
+        Fault::AnswerLate,
+        Fault::CallbackTwice,
+        Fault::CallbackOutOfOrder,
+        Fault::CallbackBeforeResponse,
+        Fault::DropCallback,
+        Fault::MalformedBody,
+        Fault::Unauthorized,
+        Fault::TooManyRequests,
+        Fault::ServerError,
+        Fault::UnknownStatusCode,
+        Fault::UnknownExternalStatus,
+        Fault::NeverCompletes,
+    ];
+
+    /// The fault's name, as scripts and configuration spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Succeed => "Succeed",
+            Fault::BusinessReject => "BusinessReject",
+            Fault::ValidationReject => "ValidationReject",
+            Fault::TimeoutAfterApply => "TimeoutAfterApply",
+            Fault::TimeoutBeforeApply => "TimeoutBeforeApply",
+            Fault::AnswerLate => "AnswerLate",
+            Fault::CallbackTwice => "CallbackTwice",
+            Fault::CallbackOutOfOrder => "CallbackOutOfOrder",
+            Fault::CallbackBeforeResponse => "CallbackBeforeResponse",
+            Fault::DropCallback => "DropCallback",
+            Fault::MalformedBody => "MalformedBody",
+            Fault::Unauthorized => "Unauthorized",
+            Fault::TooManyRequests => "TooManyRequests",
+            Fault::ServerError => "ServerError",
+            Fault::UnknownStatusCode => "UnknownStatusCode",
+            Fault::UnknownExternalStatus => "UnknownExternalStatus",
+            Fault::NeverCompletes => "NeverCompletes",
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault name that is not one of [`Fault::ALL`], or a malformed mix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FaultParseError(String);
+
+impl FromStr for Fault {
+    type Err = FaultParseError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                FaultParseError(format!(
+                    "unknown fault `{name}`; known: {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
 /// A ratio-based fault mix, in basis points (1/10,000) per fault; the rest
 /// succeeds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -111,6 +189,11 @@ impl FaultMix {
         self
     }
 
+    /// The faults and their weights, in the order given.
+    pub fn weights(&self) -> &[(Fault, u32)] {
+        &self.weights
+    }
+
     fn pick(&self, roll: u32) -> Fault {
         let mut acc = 0u32;
         for (fault, weight) in &self.weights {
@@ -120,6 +203,35 @@ impl FaultMix {
             }
         }
         Fault::Succeed
+    }
+}
+
+/// Parses `Fault=basis_points,...`, e.g.
+/// `TimeoutAfterApply=500,CallbackTwice=300` (5 % and 3 %); the weights add
+/// up to at most 10,000.
+impl FromStr for FaultMix {
+    type Err = FaultParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut mix = FaultMix::new();
+        let mut total = 0u32;
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, weight) = item
+                .split_once('=')
+                .ok_or_else(|| FaultParseError(format!("`{item}` is not `Fault=basis_points`")))?;
+            let fault = name.trim().parse::<Fault>()?;
+            let weight = weight.trim().parse::<u32>().map_err(|_| {
+                FaultParseError(format!("`{weight}` is not a number of basis points"))
+            })?;
+            total = total.saturating_add(weight);
+            mix = mix.with(fault, weight);
+        }
+        if total > 10_000 {
+            return Err(FaultParseError(format!(
+                "the weights add up to {total} basis points, more than 10000"
+            )));
+        }
+        Ok(mix)
     }
 }
 
@@ -155,6 +267,11 @@ pub struct SimulatorOptions {
     pub callback_delay_ms: u64,
     /// If set, requests without `Authorization: Bearer <token>` get 401.
     pub expected_token: Option<String>,
+    /// If set, the directory of the durable journal ([`journal`]): ledgers
+    /// are rebuilt from it at start and survive restarts.
+    pub journal_dir: Option<PathBuf>,
+    /// The fault mix every system starts with (none: every request succeeds).
+    pub mix: Option<FaultMix>,
 }
 
 impl Default for SimulatorOptions {
@@ -165,6 +282,8 @@ impl Default for SimulatorOptions {
             late_ms: 200,
             callback_delay_ms: 2,
             expected_token: None,
+            journal_dir: None,
+            mix: None,
         }
     }
 }
@@ -255,12 +374,64 @@ struct SimState {
     requests: u64,
 }
 
+impl SimState {
+    /// Applies one journal line to the ledger (rebuilding it at start).
+    fn replay(&mut self, line: &JournalLine) {
+        match line {
+            JournalLine::Effect {
+                key,
+                tenant,
+                operation,
+                request_hash,
+                state,
+                ..
+            }
+            | JournalLine::State {
+                key,
+                tenant,
+                operation,
+                request_hash,
+                state,
+                ..
+            } => {
+                let entry = self
+                    .ledger
+                    .entry(key.clone())
+                    .or_insert_with(|| LedgerEntry {
+                        key: key.clone(),
+                        tenant: tenant.clone(),
+                        operation: operation.clone(),
+                        request_hash: request_hash.clone(),
+                        requests: 0,
+                        effects: 0,
+                        state: String::new(),
+                        callbacks_delivered: 0,
+                    });
+                entry.state.clone_from(state);
+                if matches!(line, JournalLine::Effect { .. }) {
+                    entry.effects += 1;
+                }
+            }
+            JournalLine::Callback { key, status, .. } => {
+                if let Some(entry) = self.ledger.get_mut(key) {
+                    if status.is_some_and(|s| (200..300).contains(&s)) {
+                        entry.callbacks_delivered += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct Shared {
     options: SimulatorOptions,
     states: HashMap<TargetSystem, Mutex<SimState>>,
     callback: RwLock<Option<CallbackTarget>>,
     rng: Mutex<u64>,
     seq: std::sync::atomic::AtomicU64,
+    /// Unique per start, so message ids never repeat across restarts.
+    boot: String,
+    journal: Option<Journal>,
     http: reqwest::Client,
     stop: watch::Receiver<bool>,
 }
@@ -300,7 +471,13 @@ impl Shared {
 
     fn message_id(&self, system: TargetSystem) -> String {
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}-msg-{n}-{:x}", system.as_str(), self.options.seed)
+        format!("{}-msg-{}-{n}", system.as_str(), self.boot)
+    }
+
+    fn record(&self, line: &JournalLine) {
+        if let Some(journal) = &self.journal {
+            journal.append(line);
+        }
     }
 }
 
@@ -346,15 +523,41 @@ impl Simulators {
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(std::io::Error::other)?;
+        let (journal, history) = match &options.journal_dir {
+            Some(dir) => {
+                let (journal, lines) = Journal::open(dir)?;
+                (Some(journal), lines)
+            }
+            None => (None, Vec::new()),
+        };
+        let mut states: HashMap<TargetSystem, SimState> = SIMULATED
+            .iter()
+            .map(|s| {
+                let state = SimState {
+                    mix: options.mix.clone(),
+                    ..SimState::default()
+                };
+                (*s, state)
+            })
+            .collect();
+        for line in &history {
+            if let Some(state) =
+                journal::system_named(line.system()).and_then(|s| states.get_mut(&s))
+            {
+                state.replay(line);
+            }
+        }
         let shared = Arc::new(Shared {
             rng: Mutex::new(options.seed | 1),
             options,
-            states: SIMULATED
-                .iter()
-                .map(|s| (*s, Mutex::new(SimState::default())))
+            states: states
+                .into_iter()
+                .map(|(system, state)| (system, Mutex::new(state)))
                 .collect(),
             callback: RwLock::new(None),
             seq: std::sync::atomic::AtomicU64::new(0),
+            boot: ulid::Ulid::new().to_string().to_lowercase(),
+            journal,
             http,
             stop: stop_rx,
         });
@@ -604,7 +807,30 @@ async fn execute(
             callbacks_delivered: 0,
         });
         entry.requests += 1;
-        plan(&ctx, entry, fault, purpose, &hash, async_mode)
+        let before = (entry.effects, entry.state.clone());
+        let plan = plan(&ctx, entry, fault, purpose, &hash, async_mode);
+        // Journaled under the ledger's lock, before the answer goes out.
+        if entry.effects != before.0 {
+            ctx.shared.record(&JournalLine::Effect {
+                system: system.as_str().to_owned(),
+                key: entry.key.clone(),
+                tenant: entry.tenant.clone(),
+                operation: entry.operation.clone(),
+                request_hash: entry.request_hash.clone(),
+                state: entry.state.clone(),
+            });
+        } else if entry.state != before.1 {
+            ctx.shared.record(&JournalLine::State {
+                system: system.as_str().to_owned(),
+                key: entry.key.clone(),
+                tenant: entry.tenant.clone(),
+                operation: entry.operation.clone(),
+                request_hash: entry.request_hash.clone(),
+                state: entry.state.clone(),
+                fault: fault.name().to_owned(),
+            });
+        }
+        plan
     };
     let callbacks = plan.callbacks.clone();
     if !callbacks.is_empty() {
@@ -762,7 +988,14 @@ async fn deliver_all(
         let reference = format!("{}-ref", ctx.system.as_str());
         let body = dialect::callback(ctx.system, &message_id, &tenant, &key, &state, &reference);
         let bytes = body.to_string().into_bytes();
-        if deliver(&ctx, &tenant, &bytes).await {
+        let status = deliver(&ctx, &tenant, &bytes).await;
+        ctx.shared.record(&JournalLine::Callback {
+            system: ctx.system.as_str().to_owned(),
+            key: key.clone(),
+            message_id: message_id.clone(),
+            status,
+        });
+        if status.is_some_and(|s| (200..300).contains(&s)) {
             if let Some(state) = ctx.shared.states.get(&ctx.system) {
                 if let Ok(mut s) = state.lock() {
                     if let Some(entry) = s.ledger.get_mut(&key) {
@@ -776,18 +1009,20 @@ async fn deliver_all(
 
 /// Posts one signed callback; retries (up to about a minute) while the
 /// receiver is unreachable or answers 5xx, gives up on any other answer.
-async fn deliver(ctx: &Ctx, tenant: &str, body: &[u8]) -> bool {
+/// The receiver's last HTTP status, or `None` when it never answered.
+async fn deliver(ctx: &Ctx, tenant: &str, body: &[u8]) -> Option<u16> {
     let mut backoff = 50u64;
+    let mut last = None;
     for _ in 0..60 {
         if *ctx.shared.stop.borrow() {
-            return false;
+            return last;
         }
         let target = ctx.shared.callback.read().ok().and_then(|t| t.clone());
         let Some(target) = target else {
-            return false;
+            return last;
         };
         let Some(secret) = target.keys.get(tenant, ctx.system) else {
-            return false;
+            return last;
         };
         let timestamp =
             (crate::clock::Clock::now_ms(&crate::clock::SystemClock) / 1_000).to_string();
@@ -802,15 +1037,16 @@ async fn deliver(ctx: &Ctx, tenant: &str, body: &[u8]) -> bool {
             .body(body.to_vec())
             .send()
             .await;
-        match sent {
-            Ok(answer) if answer.status().is_success() => return true,
-            Ok(answer) if !answer.status().is_server_error() => return false,
-            _ => {}
+        if let Ok(answer) = &sent {
+            last = Some(answer.status().as_u16());
+            if !answer.status().is_server_error() {
+                return last;
+            }
         }
         tokio::time::sleep(Duration::from_millis(backoff)).await;
         backoff = (backoff * 2).min(1_000);
     }
-    false
+    last
 }
 
 async fn status(State(ctx): State<Ctx>, headers: HeaderMap, Path(key): Path<String>) -> Response {

@@ -422,3 +422,128 @@ async fn contract_crm_lookup_maps_every_answer() {
     );
     s.sims.shutdown().await;
 }
+
+/// Starts the simulators on `journal`, calling back to a receiver that
+/// answers 200, with one configured tenant `t1`.
+async fn journaled(journal: &std::path::Path) -> (Setup, tokio::task::JoinHandle<()>) {
+    use axum::routing::post;
+    let sims = Simulators::start(SimulatorOptions {
+        journal_dir: Some(journal.to_path_buf()),
+        ..SimulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let app = axum::Router::new().route("/callbacks/{system}", post(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let receiver = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    sims.set_callback_target(
+        url,
+        adapters::simulators::SigningKeys::single("restart-secret-00000001"),
+    );
+    let config = sims.systems_config(&["t1"], "restart-secret-00000001");
+    let port = HttpSystems::from_config(&config, Arc::new(SystemClock)).unwrap();
+    (Setup { sims, port, config }, receiver)
+}
+
+/// The callback lines of the journal, as (key, message id, status).
+fn journal_callbacks(journal: &std::path::Path) -> Vec<(String, String, Option<u16>)> {
+    adapters::simulators::journal::read(&journal.join("journal.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|line| match line {
+            adapters::simulators::journal::JournalLine::Callback {
+                key,
+                message_id,
+                status,
+                ..
+            } => Some((key, message_id, status)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn wait_for_callbacks(journal: &std::path::Path, count: usize) {
+    for _ in 0..200 {
+        if journal_callbacks(journal).len() >= count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{count} callbacks were not delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_message_ids_are_unique_across_restarts_and_ledgers_survive_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("simulators");
+    let reserve = |key: &str| {
+        call(
+            TargetSystem::Inventory,
+            Purpose::Reserve,
+            key,
+            billing_request(),
+        )
+    };
+
+    let (first, receiver) = journaled(&journal).await;
+    first
+        .port
+        .execute(&reserve("t1:o1:l1:inventory:reserve:1"))
+        .await
+        .unwrap();
+    wait_for_callbacks(&journal, 1).await;
+    first.sims.shutdown().await;
+    receiver.abort();
+
+    // The restarted simulators remember the first key's effect...
+    let (second, receiver) = journaled(&journal).await;
+    let ledger = second.sims.ledger(TargetSystem::Inventory);
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0].effects, 1);
+    assert_eq!(ledger[0].state, "CONFIRMED");
+    // ...and number their messages apart from the first run's.
+    second
+        .port
+        .execute(&reserve("t1:o2:l1:inventory:reserve:1"))
+        .await
+        .unwrap();
+    wait_for_callbacks(&journal, 2).await;
+    let callbacks = journal_callbacks(&journal);
+    assert_ne!(callbacks[0].1, callbacks[1].1, "{callbacks:?}");
+    assert!(callbacks.iter().all(|c| c.2 == Some(200)), "{callbacks:?}");
+    // A resend of the first key after the restart is a doubled effect, and
+    // it is counted across the restart.
+    second
+        .port
+        .execute(&reserve("t1:o1:l1:inventory:reserve:1"))
+        .await
+        .unwrap();
+    assert_eq!(second.sims.duplicate_side_effects(), 1);
+    second.sims.shutdown().await;
+    receiver.abort();
+}
+
+#[test]
+fn a_fault_mix_parses_from_its_names_and_refuses_unknown_ones() {
+    let mix: adapters::simulators::FaultMix =
+        "TimeoutAfterApply=500, BusinessReject=200".parse().unwrap();
+    assert_eq!(
+        mix.weights(),
+        &[
+            (Fault::TimeoutAfterApply, 500),
+            (Fault::BusinessReject, 200)
+        ]
+    );
+    for fault in Fault::ALL {
+        assert_eq!(fault.name().parse::<Fault>().unwrap(), fault);
+    }
+    assert!("Explode=1"
+        .parse::<adapters::simulators::FaultMix>()
+        .is_err());
+    assert!("BusinessReject=9000,DropCallback=2000"
+        .parse::<adapters::simulators::FaultMix>()
+        .is_err());
+}

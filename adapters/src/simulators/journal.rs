@@ -1,0 +1,158 @@
+//! The simulators' durable journal: what the simulated external systems
+//! did, one JSON object per line, appended before they answer.
+//!
+//! A real external system outlives the platform's crashes. The embedded
+//! simulators run inside the server's process, so without a journal a
+//! restart would forget every ledger: a resend after a restart would look
+//! like a first request, and doubled side effects would go unseen. With a
+//! journal the ledgers are rebuilt at start, so they count across restarts,
+//! and an outside observer (the chaos test) can read what happened.
+//!
+//! Lines (`kind` first):
+//! - `{"kind":"effect","system","key","tenant","operation","request_hash","state"}`:
+//!   a side effect was applied;
+//! - `{"kind":"state","system","key","tenant","operation","request_hash","state","fault"}`:
+//!   the key's state changed without an effect (a rejection, an unmapped
+//!   status, a request that never completes);
+//! - `{"kind":"callback","system","key","message_id","status"}`: a callback
+//!   got an HTTP answer (`status` null when the receiver was unreachable).
+//!
+//! Each line is written with one `write` call on a file opened for append,
+//! so a SIGKILL keeps every line written before it; a torn last line (a
+//! power cut) is skipped on reading. The journal is not fsynced: it models
+//! the external systems, whose own durability is not the platform's.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use domain::idempotency::TargetSystem;
+use serde::{Deserialize, Serialize};
+
+/// One journal line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JournalLine {
+    /// A side effect was applied for `key`.
+    Effect {
+        /// The system (`inventory`, ...).
+        system: String,
+        /// The idempotency key.
+        key: String,
+        /// The tenant (the key's first segment).
+        tenant: String,
+        /// The operation.
+        operation: String,
+        /// sha256 hex of the first request body.
+        request_hash: String,
+        /// The key's state after the effect.
+        state: String,
+    },
+    /// The key's state changed with no effect.
+    State {
+        /// The system.
+        system: String,
+        /// The idempotency key.
+        key: String,
+        /// The tenant.
+        tenant: String,
+        /// The operation.
+        operation: String,
+        /// sha256 hex of the first request body.
+        request_hash: String,
+        /// The key's new state.
+        state: String,
+        /// The fault that caused it (`BusinessReject`, ...).
+        fault: String,
+    },
+    /// A callback delivery got an answer.
+    Callback {
+        /// The system that called back.
+        system: String,
+        /// The idempotency key the callback is about.
+        key: String,
+        /// The callback's message id.
+        message_id: String,
+        /// The receiver's HTTP status; `None` when it was unreachable.
+        status: Option<u16>,
+    },
+}
+
+impl JournalLine {
+    /// The system the line is about.
+    pub fn system(&self) -> &str {
+        match self {
+            Self::Effect { system, .. }
+            | Self::State { system, .. }
+            | Self::Callback { system, .. } => system,
+        }
+    }
+}
+
+/// The journal file, appended under a lock.
+#[derive(Debug)]
+pub(super) struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Opens (creating) `dir/journal.jsonl` for append, and reads the lines
+    /// already there.
+    pub(super) fn open(dir: &Path) -> std::io::Result<(Journal, Vec<JournalLine>)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("journal.jsonl");
+        let lines = read(&path)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok((
+            Journal {
+                path,
+                file: Mutex::new(file),
+            },
+            lines,
+        ))
+    }
+
+    /// Appends one line. A failure is logged, never fatal: the journal is
+    /// evidence of the simulation, not part of the platform.
+    pub(super) fn append(&self, line: &JournalLine) {
+        let Ok(mut text) = serde_json::to_string(line) else {
+            return;
+        };
+        text.push('\n');
+        let written = match self.file.lock() {
+            Ok(mut file) => file.write_all(text.as_bytes()),
+            Err(_) => Err(std::io::Error::other("journal lock poisoned")),
+        };
+        if let Err(error) = written {
+            tracing::warn!(path = %self.path.display(), %error, "simulator journal write failed");
+        }
+    }
+}
+
+/// Every whole line of the journal at `path` (none when it does not exist);
+/// a line that does not parse (torn by a crash) is skipped.
+///
+/// # Errors
+/// An I/O error other than the file not existing.
+pub fn read(path: &Path) -> std::io::Result<Vec<JournalLine>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut lines = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        if let Ok(parsed) = serde_json::from_str::<JournalLine>(&line) {
+            lines.push(parsed);
+        }
+    }
+    Ok(lines)
+}
+
+/// The system a journal's `system` field names.
+pub(super) fn system_named(name: &str) -> Option<TargetSystem> {
+    super::SIMULATED.into_iter().find(|s| s.as_str() == name)
+}
