@@ -388,6 +388,33 @@ impl Control {
     }
 }
 
+/// The service levels the read models flag overdue handoffs by: each
+/// tenant's configured `sla_ms` per system, and for systems not configured
+/// (the simulated ones) the same default SLA reconciliation and the
+/// SLA-breach fallout use, so "overdue" and the breach agree.
+pub fn sla_policy(config: &ServerConfig) -> projections::SlaPolicy {
+    let by_tenant = config
+        .systems
+        .tenants
+        .iter()
+        .map(|(tenant, systems)| {
+            let targets = systems
+                .systems
+                .iter()
+                .filter_map(|(name, system)| {
+                    adapters::config::parse_system(name).map(|target| (target, system.sla_ms))
+                })
+                .collect();
+            (tenant.clone(), targets)
+        })
+        .collect();
+    projections::SlaPolicy {
+        default_ms: adapters::config::SystemConfig::new("").sla_ms,
+        by_target: std::collections::BTreeMap::new(),
+        by_tenant,
+    }
+}
+
 /// Maps a CRM refusal for the API: an unknown customer is `NOT_FOUND`, an
 /// ineligible one a rule violation, anything else internal.
 pub fn crm_error(error: CrmError) -> ApiError {
@@ -411,4 +438,30 @@ pub async fn lookup_customer(
     customer: &CustomerId,
 ) -> ApiResult<CustomerSnapshot> {
     directory.lookup(tenant, customer).await.map_err(crm_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::idempotency::TargetSystem;
+
+    #[test]
+    fn overdue_follows_the_configured_sla_of_the_tenants_system() {
+        let mut inventory = adapters::SystemConfig::new("http://127.0.0.1:9");
+        inventory.sla_ms = 2_500;
+        let config = ServerConfig {
+            systems: SystemsConfig::default().with_system(
+                "t1",
+                TargetSystem::Inventory,
+                inventory,
+            ),
+            ..ServerConfig::default()
+        };
+        let policy = sla_policy(&config);
+        assert_eq!(policy.sla_ms("t1", TargetSystem::Inventory), 2_500);
+        // Not configured: the default SLA that reconciliation's breach uses.
+        let default = adapters::SystemConfig::new("").sla_ms;
+        assert_eq!(policy.sla_ms("t1", TargetSystem::Billing), default);
+        assert_eq!(policy.sla_ms("demo", TargetSystem::Inventory), default);
+    }
 }

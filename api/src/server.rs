@@ -66,7 +66,13 @@ pub async fn run(
     let (auth, source) = credentials::load(&config, &data_dir)?;
     announce_credentials(&source, &auth);
     let price_book = PriceBook::from_config(&config.price_book)?;
-    let projections = Arc::new(Projections::start(log.clone())?);
+    let projections = Arc::new(Projections::start_with(
+        log.clone(),
+        projections::ProjectionConfig {
+            sla: runtime::sla_policy(&config),
+            ..projections::ProjectionConfig::default()
+        },
+    )?);
     let commands = CommandPath::new(log.clone());
     let external = runtime::start(&config, commands.clone())
         .await

@@ -245,6 +245,10 @@ pub struct SlaPolicy {
     pub default_ms: u64,
     /// SLA per target, in ms.
     pub by_target: BTreeMap<TargetSystem, u64>,
+    /// SLA per tenant and target, in ms, as the tenant's external systems
+    /// are configured; wins over `by_target`.
+    #[serde(default)]
+    pub by_tenant: BTreeMap<String, BTreeMap<TargetSystem, u64>>,
 }
 
 impl Default for SlaPolicy {
@@ -257,15 +261,19 @@ impl Default for SlaPolicy {
                 (TargetSystem::Provisioning, 4 * 60 * 60 * 1000),
                 (TargetSystem::Billing, 60 * 60 * 1000),
             ]),
+            by_tenant: BTreeMap::new(),
         }
     }
 }
 
 impl SlaPolicy {
-    /// The SLA of `target`, in ms.
-    pub fn sla_ms(&self, target: TargetSystem) -> u64 {
-        self.by_target
-            .get(&target)
+    /// The SLA of `target` for `tenant`, in ms: the tenant's configured
+    /// SLA, else the target's, else the default.
+    pub fn sla_ms(&self, tenant: &str, target: TargetSystem) -> u64 {
+        self.by_tenant
+            .get(tenant)
+            .and_then(|targets| targets.get(&target))
+            .or_else(|| self.by_target.get(&target))
             .copied()
             .unwrap_or(self.default_ms)
     }
@@ -290,7 +298,7 @@ pub struct HandoffView {
 impl HandoffView {
     pub(crate) fn new(handoff: HandoffRecord, sla: &SlaPolicy, now_ms: i64) -> Self {
         let age_ms = now_ms.saturating_sub(handoff.requested_at.0);
-        let sla_ms = sla.sla_ms(handoff.target);
+        let sla_ms = sla.sla_ms(handoff.tenant_id.as_str(), handoff.target);
         let overdue = handoff.stage.is_pending() && i128::from(age_ms) > i128::from(sla_ms);
         Self {
             since_last_observation_ms: handoff
