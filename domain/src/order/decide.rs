@@ -10,6 +10,10 @@ use crate::idempotency::Purpose;
 use crate::ids::{HandoffId, LineId, Timestamp};
 use std::collections::BTreeSet;
 
+/// The reason of the cancellation an order ends with when every one of its
+/// lines was cancelled.
+pub const EVERY_LINE_CANCELLED: &str = "every line was cancelled";
+
 /// Decides an order command.
 pub(super) fn decide(
     state: &OrderState,
@@ -113,10 +117,23 @@ pub(super) fn decide(
             }])
         }
         (C::Complete { at }, OrderState::Open(order)) => {
-            if order.lines.iter().all(|line| line.progress.is_settled()) {
-                Ok(vec![OrderEvent::OrderCompleted { at: *at }])
-            } else {
+            if !order.lines.iter().all(|line| line.progress.is_settled()) {
                 Err(OrderError::LinesStillOpen)
+            } else if order
+                .lines
+                .iter()
+                .all(|line| line.progress == LineProgress::Cancelled)
+            {
+                // Nothing was delivered: the order ends cancelled, never
+                // completed. Each line's compensation was planned when it
+                // was cancelled, so nothing is left to undo.
+                Ok(vec![OrderEvent::OrderCancelled {
+                    reason: EVERY_LINE_CANCELLED.to_owned(),
+                    plan: CompensationPlan::default(),
+                    at: *at,
+                }])
+            } else {
+                Ok(vec![OrderEvent::OrderCompleted { at: *at }])
             }
         }
     }

@@ -17,6 +17,7 @@ mod state;
 mod tests;
 
 pub use command::OrderCommand;
+pub use decide::EVERY_LINE_CANCELLED;
 pub use error::OrderError;
 pub use event::OrderEvent;
 pub use model::{CompensationPlan, QuoteEvidence, Resolution, Step, Uncompensated};

@@ -479,6 +479,32 @@ fn the_order_completes_only_when_every_line_is_active_or_cancelled() {
 }
 
 #[test]
+fn an_order_whose_every_line_was_cancelled_ends_cancelled_not_completed() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            fail("l1", Step::Reservation, 1, FalloutReason::SlaBreach),
+            resolve(
+                "l1",
+                Resolution::CancelLine {
+                    reason: "no capacity".to_owned(),
+                },
+            ),
+        ],
+    );
+    assert_eq!(progress_of(&history, "l1"), LineProgress::Cancelled);
+    let state = Given::<OrderDecider>::events(history)
+        .when(OrderCommand::Complete { at: at(60) })
+        .then(vec![OrderEvent::OrderCancelled {
+            reason: super::decide::EVERY_LINE_CANCELLED.to_owned(),
+            plan: CompensationPlan::default(),
+            at: at(60),
+        }]);
+    assert!(matches!(state, OrderState::Cancelled(_)));
+}
+
+#[test]
 fn a_completed_or_cancelled_order_refuses_further_commands() {
     let cancelled = vec![
         order_captured(&["l1"]),
