@@ -57,6 +57,10 @@ pub struct FulfillmentOptions {
     pub park_sweep_ms: u64,
     /// Run the scheduled reconciliation loop (operators can always trigger).
     pub reconciliation_loop: bool,
+    /// The counters the process reports to. They belong to the caller, so a
+    /// process stopped and started again with the same options (an operator
+    /// resetting a consumer) keeps counting where it was.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for FulfillmentOptions {
@@ -69,6 +73,7 @@ impl Default for FulfillmentOptions {
             batch_size: 256,
             park_sweep_ms: 1_000,
             reconciliation_loop: true,
+            metrics: Arc::new(Metrics::default()),
         }
     }
 }
@@ -161,7 +166,7 @@ impl Fulfillment {
         config.validate()?;
         let config = Arc::new(config);
         let clock = options.clock.clone();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = options.metrics.clone();
         let port: Arc<dyn HandoffPort> = match options.port.clone() {
             Some(port) => port,
             None => Arc::new(HttpSystems::from_config(&config, clock.clone())?),

@@ -503,3 +503,33 @@ async fn the_router_answers_with_the_reason_and_status() {
     assert_eq!(receipt["message_id"], "m1");
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_survive_a_restart_of_the_fulfillment_process() {
+    // An operator's consumer reset stops and restarts the process with the
+    // same options: the callback refusals counted before stay counted.
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(LogConfig::new(dir.path()).durability(Durability::Buffered)).unwrap();
+    let path = CommandPath::new(log);
+    let config =
+        SystemsConfig::default().with_system("t1", TargetSystem::Inventory, system(&[CURRENT]));
+    let options = adapters::FulfillmentOptions {
+        reconciliation_loop: false,
+        ..adapters::FulfillmentOptions::default()
+    };
+    let first = adapters::Fulfillment::start(path.clone(), config.clone(), options.clone()).unwrap();
+    let b = body("m1", "t1", &reserve().idempotency_key(), "CONFIRMED");
+    let (ts, _) = signed(CURRENT, now(), &b);
+    let err = first
+        .callback_inbox()
+        .receive("inventory", &ts, "not-a-signature", &b, now())
+        .await
+        .unwrap_err();
+    let kind = err.kind();
+    assert_eq!(first.metrics().callback_rejections(kind), 1);
+    first.shutdown().await;
+    let second = adapters::Fulfillment::start(path.clone(), config, options).unwrap();
+    assert_eq!(second.metrics().callback_rejections(kind), 1);
+    second.shutdown().await;
+    path.log().close().await;
+}
