@@ -36,7 +36,7 @@ use crate::external::{HandoffPort, HttpSystems};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::process::ProcessManager;
 use crate::reconciliation::{
-    run_loop, HandoffIndex, ReconcileError, Reconciler, ReconciliationReport, INDEX_NAME,
+    run_loop, HandoffIndex, ReconcileError, Reconciler, ReconciliationReport, Scope, INDEX_NAME,
 };
 
 /// Tuning of [`Fulfillment::start`].
@@ -262,7 +262,7 @@ impl Fulfillment {
     /// # Errors
     /// [`ReconcileError`] when the index cannot be read.
     pub async fn trigger_reconciliation(&self) -> Result<ReconciliationReport, ReconcileError> {
-        self.reconciler.run("operator").await
+        self.reconciler.run("operator", Scope::Now).await
     }
 
     /// The counters.

@@ -17,11 +17,20 @@
 //! | still pending (or unreadable) past `fallout_after_ms` | SLA breach (fallout) | `sla_breach` |
 //!
 //! Every run is returned as a [`ReconciliationReport`] and stored in the
-//! `adapters/reconciliation-runs` tree (its first 200 entries).
+//! `adapters/reconciliation-runs` tree (its first 200 entries). When each
+//! handoff is next due lives in the `adapters/reconciliation-schedule` tree,
+//! so a restart keeps the schedule.
+//!
+//! A scheduled run ([`Scope::Scheduled`]) checks UNKNOWN handoffs when their
+//! next check is due and sent or accepted ones past their SLA. An operator's
+//! run ([`Scope::Now`]) checks at once every UNKNOWN and accepted handoff,
+//! and every sent one whose call can no longer be in flight (older than its
+//! connect plus read timeout): a status query while the call may still be on
+//! its way could answer "not found" and cause a second send.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::handoff::{HandoffCommand, HandoffEvent, HandoffState, HandoffStatus};
@@ -45,6 +54,18 @@ use crate::metrics::{class_name, Metrics};
 /// The index consumer's name.
 pub const INDEX_NAME: &str = "handoff-index";
 const RUNS_TREE: &str = "adapters/reconciliation-runs";
+const SCHEDULE_TREE: &str = "adapters/reconciliation-schedule";
+
+/// Which open handoffs a run checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The scheduled loop: UNKNOWN handoffs when their next check is due,
+    /// sent or accepted ones past their SLA.
+    Scheduled,
+    /// An operator asked: every handoff whose status can be asked safely,
+    /// now, whatever the SLA or the schedule says.
+    Now,
+}
 const STORED_ENTRIES: usize = 200;
 const CHECK_CONCURRENCY: usize = 16;
 
@@ -261,7 +282,8 @@ struct Inner {
     index: ConsumerStore,
     evidence: EvidenceStore,
     runs: sled::Tree,
-    next_check: Mutex<HashMap<String, i64>>,
+    /// Handoff id -> when it is next due (ms, big-endian i64).
+    schedule: sled::Tree,
     run_lock: tokio::sync::Mutex<u64>,
 }
 
@@ -289,6 +311,7 @@ impl Reconciler {
     ) -> Result<Self, LogError> {
         let index = path.log().consumer(INDEX_NAME)?;
         let runs = path.log().db().open_tree(RUNS_TREE)?;
+        let schedule = path.log().db().open_tree(SCHEDULE_TREE)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -299,17 +322,22 @@ impl Reconciler {
                 index,
                 evidence,
                 runs,
-                next_check: Mutex::new(HashMap::new()),
+                schedule,
                 run_lock: tokio::sync::Mutex::new(0),
             }),
         })
     }
 
-    /// Runs once now (waiting for a run in progress to finish first).
+    /// Runs once now over `scope` (waiting for a run in progress to finish
+    /// first).
     ///
     /// # Errors
     /// [`ReconcileError`] when the index cannot be read.
-    pub async fn run(&self, trigger: &str) -> Result<ReconciliationReport, ReconcileError> {
+    pub async fn run(
+        &self,
+        trigger: &str,
+        scope: Scope,
+    ) -> Result<ReconciliationReport, ReconcileError> {
         let mut counter = self.inner.run_lock.lock().await;
         *counter += 1;
         let inner = &self.inner;
@@ -318,11 +346,8 @@ impl Reconciler {
         let mut due = Vec::new();
         let mut open = 0;
         {
-            let next_check = inner
-                .next_check
-                .lock()
-                .map(|m| m.clone())
-                .unwrap_or_default();
+            let next_check = self.scheduled()?;
+            let mut stale: Vec<String> = next_check.keys().cloned().collect();
             for entry in inner.index.scan_prefix(b"") {
                 let (key, value) = entry?;
                 open += 1;
@@ -330,6 +355,9 @@ impl Reconciler {
                     continue;
                 };
                 let id = String::from_utf8_lossy(&key).into_owned();
+                if let Ok(i) = stale.binary_search(&id) {
+                    stale.remove(i);
+                }
                 let (Some(system), Some(purpose)) =
                     (parse_system(&row.system), parse_purpose(&row.purpose))
                 else {
@@ -340,11 +368,20 @@ impl Reconciler {
                 };
                 let not_before = next_check.get(&id).copied().unwrap_or(i64::MIN);
                 let sla = i64::try_from(config.sla_ms).unwrap_or(i64::MAX);
-                let is_due = match row.status.as_str() {
-                    "unknown" => started >= not_before,
-                    "sent" | "accepted" => {
-                        started.saturating_sub(row.since_ms) >= sla && started >= not_before
+                let in_flight_at_most = i64::try_from(
+                    config
+                        .connect_timeout_ms
+                        .saturating_add(config.read_timeout_ms),
+                )
+                .unwrap_or(i64::MAX);
+                let age = started.saturating_sub(row.since_ms);
+                let is_due = match (scope, row.status.as_str()) {
+                    (Scope::Scheduled, "unknown") => started >= not_before,
+                    (Scope::Scheduled, "sent" | "accepted") => {
+                        age >= sla && started >= not_before
                     }
+                    (Scope::Now, "unknown" | "accepted") => true,
+                    (Scope::Now, "sent") => age > in_flight_at_most,
                     _ => false,
                 };
                 if is_due {
@@ -355,6 +392,10 @@ impl Reconciler {
                         purpose,
                     });
                 }
+            }
+            // Handoffs that left the index (closed) need no schedule.
+            for id in stale {
+                self.unschedule(&id);
             }
         }
         due.sort_by_key(|d| d.row.since_ms);
@@ -446,9 +487,26 @@ impl Reconciler {
         Ok(out)
     }
 
+    /// Every scheduled next check, by handoff id (sorted).
+    fn scheduled(&self) -> Result<BTreeMap<String, i64>, LogError> {
+        let mut out = BTreeMap::new();
+        for entry in self.inner.schedule.iter() {
+            let (key, value) = entry?;
+            let at = <[u8; 8]>::try_from(value.as_ref()).map_or(i64::MIN, i64::from_be_bytes);
+            out.insert(String::from_utf8_lossy(&key).into_owned(), at);
+        }
+        Ok(out)
+    }
+
     fn schedule(&self, id: &str, at: i64) {
-        if let Ok(mut map) = self.inner.next_check.lock() {
-            map.insert(id.to_owned(), at);
+        if let Err(e) = self.inner.schedule.insert(id.as_bytes(), &at.to_be_bytes()) {
+            tracing::warn!(error = %e, "cannot store a reconciliation schedule");
+        }
+    }
+
+    fn unschedule(&self, id: &str) {
+        if let Err(e) = self.inner.schedule.remove(id.as_bytes()) {
+            tracing::warn!(error = %e, "cannot remove a reconciliation schedule");
         }
     }
 
@@ -677,11 +735,7 @@ impl Reconciler {
                 let sla = config.map_or(interval, |c| i64::try_from(c.sla_ms).unwrap_or(i64::MAX));
                 self.schedule(&due.id, now.saturating_add(sla));
             }
-            _ => {
-                if let Ok(mut map) = inner.next_check.lock() {
-                    map.remove(&due.id);
-                }
-            }
+            _ => self.unschedule(&due.id),
         }
         entry
     }
@@ -713,7 +767,7 @@ pub(crate) async fn run_loop(
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {
-                if let Err(e) = reconciler.run("scheduled").await {
+                if let Err(e) = reconciler.run("scheduled", Scope::Scheduled).await {
                     tracing::error!(error = %e, "reconciliation run failed");
                 }
             }

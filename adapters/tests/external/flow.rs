@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use adapters::reconciliation::ReconciliationResult;
+use adapters::reconciliation::{ReconciliationResult, Scope};
 use adapters::simulators::{Fault, Script};
 use adapters::CommandContext;
 use domain::handoff::{HandoffState, HandoffStatus};
@@ -205,9 +205,10 @@ async fn callback_before_the_response_is_handled() {
     h.stop().await;
 }
 
-/// Reconciliation test: a missing callback is repaired.
+/// Reconciliation test: a missing callback is repaired, at once when an
+/// operator asks (inside the SLA).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconciliation_repairs_a_lost_callback() {
+async fn an_operators_reconciliation_queries_at_once_and_repairs_a_lost_callback() {
     let h = Harness::start(Options::default()).await;
     h.sims.script(
         TargetSystem::Provisioning,
@@ -219,10 +220,15 @@ async fn reconciliation_repairs_a_lost_callback() {
         status_of(s) == Some(HandoffStatus::Accepted)
     })
     .await;
-    // Before the SLA nothing is due.
-    let early = h.fulfillment().trigger_reconciliation().await.unwrap();
-    assert_eq!(early.checked, 0, "{early:#?}");
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    // Before the SLA the scheduled loop leaves it alone...
+    let scheduled = h
+        .fulfillment()
+        .reconciler()
+        .run("scheduled", Scope::Scheduled)
+        .await
+        .unwrap();
+    assert_eq!(scheduled.checked, 0, "{scheduled:#?}");
+    // ...and an operator's run asks the system at once.
     let report = h.fulfillment().trigger_reconciliation().await.unwrap();
     assert_eq!(report.checked, 1, "{report:#?}");
     assert_eq!(
@@ -470,6 +476,41 @@ async fn an_open_circuit_fails_fast_without_failing_anything() {
         "{metrics:#?}"
     );
     assert_eq!(metrics.calls["inventory"]["technical_retryable"], 3);
+    h.stop().await;
+}
+
+/// The scheduled loop's next checks survive a restart of the process: a
+/// handoff checked and found still pending is not asked again before its
+/// next check is due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_reconciliation_schedule() {
+    let mut h = Harness::start(Options::default()).await;
+    h.sims.script(
+        TargetSystem::Provisioning,
+        Script::Next(vec![Fault::NeverCompletes]),
+    );
+    let order = h.accept_quote("q-schedule", &["l1"]).await;
+    let provisioning = subject(&order, "l1", Purpose::Activate, 1);
+    h.wait_handoff(&provisioning, 10, "accepted", |s| {
+        status_of(s) == Some(HandoffStatus::Accepted)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let scheduled = |h: &Harness| {
+        let reconciler = h.fulfillment().reconciler().clone();
+        async move { reconciler.run("scheduled", Scope::Scheduled).await.unwrap() }
+    };
+    let first = scheduled(&h).await;
+    assert_eq!(first.checked, 1, "{first:#?}");
+    assert_eq!(first.entries[0].result, ReconciliationResult::Matched);
+    h.stop_fulfillment().await;
+    h.start_fulfillment().await;
+    // Matched: next due an SLA later, and the restart remembers it.
+    let again = scheduled(&h).await;
+    assert_eq!(again.checked, 0, "{again:#?}");
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let later = scheduled(&h).await;
+    assert_eq!(later.checked, 1, "{later:#?}");
     h.stop().await;
 }
 
