@@ -99,26 +99,7 @@ fn random_secret() -> String {
 pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External, String> {
     let mut systems = config.systems.clone();
     let simulators = if config.simulators {
-        let longest_read_timeout = systems
-            .tenants
-            .values()
-            .flat_map(|t| t.systems.values())
-            .map(|s| s.read_timeout_ms)
-            .chain([adapters::config::SystemConfig::new("").read_timeout_ms])
-            .max()
-            .unwrap_or(0);
-        let options = SimulatorOptions {
-            hang_ms: config
-                .simulator
-                .hang_ms
-                .unwrap_or(longest_read_timeout.saturating_add(1_000)),
-            journal_dir: Some(config.data_dir.join("simulators")),
-            mix: config
-                .simulator
-                .fault_mix()
-                .map_err(|e| format!("configuration: {e}"))?,
-            ..SimulatorOptions::default()
-        };
+        let options = simulator_options(config)?;
         let simulators = Simulators::start(options)
             .await
             .map_err(|e| format!("simulators: {e}"))?;
@@ -388,6 +369,36 @@ impl Control {
     }
 }
 
+/// The embedded simulators' options: their journal in the data directory,
+/// the configured fault mix, and a hang that outlasts every configured read
+/// timeout (unless configured), so a timeout fault always times out.
+///
+/// # Errors
+/// An invalid fault mix, named.
+pub fn simulator_options(config: &ServerConfig) -> Result<SimulatorOptions, String> {
+    let longest_read_timeout = config
+        .systems
+        .tenants
+        .values()
+        .flat_map(|t| t.systems.values())
+        .map(|s| s.read_timeout_ms)
+        .chain([adapters::config::SystemConfig::new("").read_timeout_ms])
+        .max()
+        .unwrap_or(0);
+    Ok(SimulatorOptions {
+        hang_ms: config
+            .simulator
+            .hang_ms
+            .unwrap_or(longest_read_timeout.saturating_add(1_000)),
+        journal_dir: Some(config.data_dir.join("simulators")),
+        mix: config
+            .simulator
+            .fault_mix()
+            .map_err(|e| format!("configuration: {e}"))?,
+        ..SimulatorOptions::default()
+    })
+}
+
 /// The service levels the read models flag overdue handoffs by: each
 /// tenant's configured `sla_ms` per system, and for systems not configured
 /// (the simulated ones) the same default SLA reconciliation and the
@@ -444,6 +455,27 @@ pub async fn lookup_customer(
 mod tests {
     use super::*;
     use domain::idempotency::TargetSystem;
+
+    #[test]
+    fn a_timeout_fault_outlasts_every_configured_read_timeout() {
+        let default = simulator_options(&ServerConfig::default()).unwrap();
+        assert!(default.hang_ms > adapters::SystemConfig::new("").read_timeout_ms);
+        let mut slow = adapters::SystemConfig::new("http://127.0.0.1:9");
+        slow.read_timeout_ms = 8_000;
+        let config = ServerConfig {
+            systems: SystemsConfig::default().with_system("t1", TargetSystem::Billing, slow),
+            ..ServerConfig::default()
+        };
+        assert!(simulator_options(&config).unwrap().hang_ms > 8_000);
+        let bad = ServerConfig {
+            simulator: crate::config::SimulatorConfig {
+                mix: "Explode=10".to_owned(),
+                hang_ms: None,
+            },
+            ..ServerConfig::default()
+        };
+        assert!(simulator_options(&bad).unwrap_err().contains("Explode"));
+    }
 
     #[test]
     fn overdue_follows_the_configured_sla_of_the_tenants_system() {
