@@ -635,6 +635,15 @@ impl CallbackInbox {
                 continue;
             };
             let now = self.inner.clock.now_ms();
+            let expiry = self.inner.config.reconciliation.parked_callback_expiry_ms;
+            if now.saturating_sub(record.received_at_ms) > i64::try_from(expiry).unwrap_or(i64::MAX)
+            {
+                match self.expire(system, &parsed, &record, now).await {
+                    Ok(()) => self.inner.parked.remove(&key).map(|_| ())?,
+                    Err(e) => tracing::warn!(error = %e, "cannot expire a parked callback; will retry"),
+                }
+                continue;
+            }
             match self
                 .apply(system, &parsed, sha256(record.body.as_bytes()), now)
                 .await
@@ -669,6 +678,83 @@ impl CallbackInbox {
             }
         }
         Ok(applied)
+    }
+
+    /// Gives up a parked callback: its handoff, if it exists and is still
+    /// open, falls out as "local impossible" with the callback's state and
+    /// code as the evidence; a callback whose handoff never appeared is
+    /// dropped. Either way it is counted and logged (without its body).
+    async fn expire(
+        &self,
+        system: TargetSystem,
+        parsed: &ParsedCallback,
+        record: &ParkedCallback,
+        now_ms: i64,
+    ) -> Result<(), CommandError<HandoffError>> {
+        let handoff_id = handoff_id_for_key(&parsed.idempotency_key);
+        let stream = handoff_stream(&handoff_id);
+        let path = &self.inner.path;
+        let loaded = path.load::<HandoffDecider>(&stream)?;
+        let outcome = match loaded.state {
+            HandoffState::Open(handoff) if handoff.subject.tenant_id.as_str() == parsed.tenant => {
+                let class = map_state(
+                    system,
+                    handoff.subject.purpose,
+                    &parsed.raw_state,
+                    parsed.raw_code.as_deref(),
+                );
+                let observation = Observation {
+                    handoff_id: handoff.id.clone(),
+                    attempt: handoff.subject.attempt,
+                    class,
+                    raw_code: Some(parsed.raw_code.clone().unwrap_or(parsed.raw_state.clone())),
+                    raw_label: Some(parsed.raw_state.clone()),
+                    external_reference: parsed.external_reference.clone(),
+                    observed_at: Timestamp(record.received_at_ms),
+                    source: ObservationSource::Callback,
+                };
+                let mut context = CommandContext::new(
+                    CommandKey::callback(
+                        &TenantId::new(parsed.tenant.clone()),
+                        system,
+                        parsed.message_id.clone(),
+                    ),
+                    parsed.tenant.clone(),
+                    handoff.id.to_string(),
+                );
+                context.request_hash = Some(sha256(record.body.as_bytes()));
+                match path
+                    .execute::<HandoffDecider>(
+                        &stream,
+                        &HandoffCommand::CallbackUnmatched {
+                            observation,
+                            at: Timestamp(now_ms),
+                        },
+                        &context,
+                    )
+                    .await
+                {
+                    Ok(_) => "fallout",
+                    Err(CommandError::Rejected { .. } | CommandError::IdempotencyConflict { .. }) => {
+                        "handoff closed"
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            _ => "no such handoff",
+        };
+        self.inner
+            .metrics
+            .callbacks_expired
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            system = system.as_str(),
+            message_id = parsed.message_id.as_str(),
+            handoff_id = handoff_id.as_str(),
+            outcome,
+            "parked callback expired"
+        );
+        Ok(())
     }
 
     /// True when a callback for `handoff_id` is parked.

@@ -178,6 +178,11 @@ pub struct ReconciliationConfig {
     pub interval_ms: u64,
     /// Most handoffs one run checks; the rest wait for the next run.
     pub max_checks_per_run: usize,
+    /// How long a parked callback (one whose handoff was not there or not
+    /// sent yet) waits before it is given up: its handoff, if it exists,
+    /// falls out as "local impossible" with the callback as evidence; a
+    /// callback for a handoff that never appeared is dropped and counted.
+    pub parked_callback_expiry_ms: u64,
 }
 
 impl Default for ReconciliationConfig {
@@ -185,6 +190,7 @@ impl Default for ReconciliationConfig {
         Self {
             interval_ms: 30_000,
             max_checks_per_run: 1_000,
+            parked_callback_expiry_ms: 10 * 60 * 1_000,
         }
     }
 }

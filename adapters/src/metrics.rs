@@ -85,6 +85,9 @@ pub struct Metrics {
     pub callbacks_parked: AtomicU64,
     /// Parked callbacks applied later.
     pub callbacks_unparked: AtomicU64,
+    /// Parked callbacks given up after their expiry (their handoff fell
+    /// out, or never appeared).
+    pub callbacks_expired: AtomicU64,
     /// Reconciliation runs.
     pub reconciliation_runs: AtomicU64,
     /// Handoffs checked by reconciliation.
@@ -177,6 +180,7 @@ impl Metrics {
             callbacks_refused_by_domain: load(&self.callbacks_refused_by_domain),
             callbacks_parked: load(&self.callbacks_parked),
             callbacks_unparked: load(&self.callbacks_unparked),
+            callbacks_expired: load(&self.callbacks_expired),
             reconciliation_runs: load(&self.reconciliation_runs),
             reconciliation_checked: load(&self.reconciliation_checked),
             reconciliation_corrections: load(&self.reconciliation_corrections),
@@ -211,6 +215,8 @@ pub struct MetricsSnapshot {
     pub callbacks_parked: u64,
     /// See [`Metrics::callbacks_unparked`].
     pub callbacks_unparked: u64,
+    /// See [`Metrics::callbacks_expired`].
+    pub callbacks_expired: u64,
     /// See [`Metrics::reconciliation_runs`].
     pub reconciliation_runs: u64,
     /// See [`Metrics::reconciliation_checked`].
@@ -317,6 +323,11 @@ impl MetricsSnapshot {
                 "callbacks_unparked_total",
                 "Parked callbacks applied later.",
                 self.callbacks_unparked,
+            ),
+            (
+                "callbacks_expired_total",
+                "Parked callbacks given up after their expiry.",
+                self.callbacks_expired,
             ),
             (
                 "reconciliation_runs_total",

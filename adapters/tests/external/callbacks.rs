@@ -35,6 +35,10 @@ fn system(secrets: &[&str]) -> SystemConfig {
 }
 
 fn inbox() -> Inbox {
+    inbox_expiring_after(10 * 60 * 1_000)
+}
+
+fn inbox_expiring_after(parked_expiry_ms: u64) -> Inbox {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(LogConfig::new(dir.path()).durability(Durability::Buffered)).unwrap();
     let path = CommandPath::new(log);
@@ -42,6 +46,8 @@ fn inbox() -> Inbox {
         .with_system("t1", TargetSystem::Inventory, system(&[CURRENT, PREVIOUS]))
         .with_system("t1", TargetSystem::Provisioning, system(&[CURRENT]))
         .with_system("t2", TargetSystem::Inventory, system(&[T2_SECRET]));
+    let mut config = config;
+    config.reconciliation.parked_callback_expiry_ms = parked_expiry_ms;
     config.validate().unwrap();
     let metrics = Arc::new(Metrics::default());
     let inbox = CallbackInbox::new(
@@ -405,6 +411,46 @@ async fn a_client_command_id_cannot_occupy_a_callbacks_inbox_key() {
         .unwrap();
     assert_eq!(receipt.status, ReceiptStatus::Applied);
     assert_eq!(status(&i.path, &reserve()), Some(HandoffStatus::Succeeded));
+}
+
+#[tokio::test]
+async fn a_parked_callback_past_its_expiry_becomes_fallout_with_its_evidence() {
+    let i = inbox_expiring_after(100);
+    let never_sent = subject("l2", Purpose::Reserve, 1);
+    open_handoff(&i.path, &never_sent, false).await;
+    let orphan = subject("l9", Purpose::Reserve, 1);
+    for (message, key) in [("m1", never_sent.idempotency_key()), ("m2", orphan.idempotency_key())] {
+        let b = body(message, "t1", &key, "CONFIRMED");
+        let (ts, sig) = signed(CURRENT, now(), &b);
+        let receipt = i.inbox.receive("inventory", &ts, &sig, &b, now()).await.unwrap();
+        assert_eq!(receipt.status, ReceiptStatus::Parked);
+    }
+    assert_eq!(i.inbox.apply_parked().await.unwrap(), 0);
+    assert_eq!(i.inbox.parked_count(), 2, "not expired yet");
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    i.inbox.apply_parked().await.unwrap();
+    assert_eq!(i.inbox.parked_count(), 0);
+    assert_eq!(i.metrics.snapshot().callbacks_expired, 2);
+    let HandoffState::Open(handoff) = i
+        .path
+        .load::<HandoffDecider>(&handoff_stream(&never_sent.handoff_id()))
+        .unwrap()
+        .state
+    else {
+        panic!("the handoff exists")
+    };
+    assert!(
+        matches!(
+            handoff.status,
+            HandoffStatus::Fallout {
+                reason: domain::outcome::FalloutReason::LocalImpossible
+            }
+        ),
+        "{:?}",
+        handoff.status
+    );
+    // The orphan's handoff never appeared: nothing was invented for it.
+    assert_eq!(status(&i.path, &orphan), None);
 }
 
 /// Callback before local wait test: parked, then applied.

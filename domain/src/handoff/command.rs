@@ -34,6 +34,16 @@ pub enum HandoffCommand {
         /// When.
         at: Timestamp,
     },
+    /// A callback about this handoff could not be applied for longer than
+    /// parking allows (it reports on a request the handoff never recorded
+    /// sending): the handoff falls out as "local impossible", carrying the
+    /// callback's observation as evidence, for an operator to decide.
+    CallbackUnmatched {
+        /// The callback as an observation (raw state and code as evidence).
+        observation: Observation,
+        /// When.
+        at: Timestamp,
+    },
     /// An operator closed the rejected or fallen-out handoff.
     Resolve {
         /// Who.

@@ -45,6 +45,21 @@ pub(super) fn decide(
             }
             _ => Err(HandoffError::Closed),
         },
+        (C::CallbackUnmatched { observation, at }, HandoffState::Open(handoff)) => {
+            if observation.handoff_id != handoff.id {
+                return Err(HandoffError::ObservationForAnotherHandoff);
+            }
+            if handoff.status.is_pending() {
+                Ok(vec![fallout(
+                    handoff,
+                    FalloutReason::LocalImpossible,
+                    Some(observation),
+                    *at,
+                )])
+            } else {
+                Err(HandoffError::Closed)
+            }
+        }
         (C::Resolve { operator, note, at }, HandoffState::Open(handoff)) => match handoff.status {
             S::Rejected | S::Fallout { .. } => Ok(vec![HandoffEvent::HandoffResolved {
                 operator: operator.clone(),

@@ -536,6 +536,27 @@ fn an_sla_breach_raises_fallout_on_a_pending_handoff() {
 }
 
 #[test]
+fn a_callback_left_unmatched_past_parking_raises_local_impossible_fallout_with_its_evidence() {
+    let callback = seen(Class::Succeeded, Source::Callback);
+    Given::<HandoffDecider>::events(vec![handoff_requested(&reserve())])
+        .when(HandoffCommand::CallbackUnmatched {
+            observation: callback.clone(),
+            at: at(9_000),
+        })
+        .then(vec![fallout(
+            FalloutReason::LocalImpossible,
+            Some(callback.clone()),
+            at(9_000),
+        )]);
+    Given::<HandoffDecider>::events(succeeded())
+        .when(HandoffCommand::CallbackUnmatched {
+            observation: callback,
+            at: at(9_000),
+        })
+        .then_err(HandoffError::Closed);
+}
+
+#[test]
 fn an_sla_breach_on_an_unknown_handoff_waits_for_reconciliation() {
     Given::<HandoffDecider>::events(unknown())
         .when(HandoffCommand::DeclareSlaBreach { at: at(9_000) })
