@@ -86,6 +86,33 @@ pub enum LogError {
         /// What is wrong.
         problem: String,
     },
+    /// A full check of the stored log found it damaged at `position`; it
+    /// is not served and not written to.
+    #[error("log damaged at position {position}: {problem}")]
+    Damaged {
+        /// First bad position.
+        position: u64,
+        /// What is wrong there.
+        problem: crate::verify::Problem,
+    },
+    /// sled's configuration file of the data directory (`conf`) is damaged
+    /// or missing; sled would misread the data file, so nothing is opened.
+    #[error("the data directory's sled configuration file {} is damaged: {reason}", .path.display())]
+    DamagedConfig {
+        /// The `conf` file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// sled could not recover or read the data directory's stored pages (a
+    /// checksum failed, or its recovery gave up).
+    #[error("the stored data in {} is damaged: {detail}", .path.display())]
+    DamagedStorage {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// What sled reported.
+        detail: String,
+    },
     /// The log was written by a format this build does not know.
     #[error("unsupported log format version {0}")]
     UnsupportedFormat(u8),
@@ -95,6 +122,21 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// True when the error says the stored log or its files are damaged
+    /// (as opposed to locked, closed or failing to do I/O): the log must
+    /// not be served or written until an operator has looked at it.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Inconsistent { .. }
+            | Self::Decode { .. }
+            | Self::Damaged { .. }
+            | Self::DamagedConfig { .. }
+            | Self::DamagedStorage { .. } => true,
+            Self::Storage(e) => matches!(e, sled::Error::Corruption { .. }),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),

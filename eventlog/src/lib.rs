@@ -5,7 +5,8 @@ The log knows nothing of quotes or orders: it stores opaque payloads with an
 envelope (stream, version, ids, tenant, correlation, time, metadata) in one
 hash chain over the whole log.
 
-- [`EventLog::open`] recovers after a crash and refuses a damaged log.
+- [`EventLog::open`] recovers after a crash and refuses a damaged log: it
+  verifies every record before it serves or writes anything.
 - [`EventLog::append`] appends to a stream with an [`ExpectedVersion`] and an
   optional [`Idempotency`] key, through one writer that group-commits many
   callers into one sled batch and one durable flush.
@@ -36,6 +37,7 @@ log.close().await;
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub use acked::{AckedHead, ACKED_HEAD_FILE};
 pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
 pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore, RecoveryRewind};
 pub use codec::{decode_payload, encode_payload, CodecError};
@@ -46,8 +48,9 @@ pub use error::{AppendError, LogError};
 pub use log::{EventLog, WriterStats};
 pub use record::{DecodeError, Hash, NewEvent, RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
 pub use subscription::Subscription;
-pub use verify::{verify_dir, Problem, VerifyError, VerifyReport};
+pub use verify::{check_acknowledged, verify_dir, Problem, VerifyError, VerifyReport};
 
+mod acked;
 mod append;
 mod checkpoint;
 pub mod codec;
@@ -57,6 +60,7 @@ pub mod keyspace;
 mod log;
 pub mod record;
 mod recovery;
+pub mod storage;
 mod subscription;
 pub mod verify;
 mod writer;

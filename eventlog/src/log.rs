@@ -6,6 +6,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use tokio::sync::{oneshot, watch};
 
+use crate::acked::{AckedHead, AckedHeadFile, ACKED_HEAD_FILE};
 use crate::append::{AppendOutcome, AppendRequest};
 use crate::checkpoint::ConsumerStore;
 use crate::config::{Durability, LogConfig};
@@ -16,6 +17,7 @@ use crate::record::{
     MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LEN,
 };
 use crate::recovery;
+use crate::storage::{self, BlobSync};
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyError, VerifyReport};
 use crate::writer::{Fence, Flusher, Head, Writer, WriterCounters, WriterMsg};
@@ -58,21 +60,22 @@ pub struct WriterStats {
     pub group_commits: u64,
     /// Events those commits wrote.
     pub events_written: u64,
+    /// sled blob files fsynced before an acknowledgement (stays 0 for logs
+    /// created with [`crate::storage::SEGMENT_SIZE`], which have none).
+    pub blob_files_synced: u64,
 }
 
-/// Opens sled on a data directory, naming a held lock as such.
-pub(crate) fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
-    std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_capacity_bytes)
-        .open()
-        .map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                LogError::Locked(path.to_path_buf())
-            }
-            other => LogError::Storage(other),
-        })
+/// The full check open runs on a stored log (see [`EventLog::open`]).
+fn check_stored_log(path: &Path, tree: &sled::Tree) -> Result<(), LogError> {
+    let started = std::time::Instant::now();
+    let report = verify::verify_tree(tree, &mut |_| {}).map_err(|e| e.into_log_error(path))?;
+    verify::check_acknowledged(path, tree, &report).map_err(|e| e.into_log_error(path))?;
+    tracing::info!(
+        events = report.events,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "event log verified at open"
+    );
+    Ok(())
 }
 
 fn fsync_dir(path: &Path) -> Result<(), LogError> {
@@ -84,12 +87,25 @@ fn fsync_dir(path: &Path) -> Result<(), LogError> {
 impl EventLog {
     /// Opens (or creates) the log in `config.path`, recovering after a crash.
     ///
+    /// A log that cannot be read end to end is never opened, so it is never
+    /// served nor written on top of: before anything else, open checks
+    /// sled's `conf`, then walks and verifies every record (hashes, chain,
+    /// positions, stream index, heads, idempotency and meta records; see
+    /// [`crate::verify`]), which also reads every stored page of the log
+    /// tree through sled's checksums, and compares the log with the head
+    /// last acknowledged (see [`crate::AckedHead`]).
+    ///
     /// # Errors
-    /// [`LogError::Locked`] when another process holds the directory,
-    /// [`LogError::Inconsistent`] when the stored log disagrees with itself.
+    /// [`LogError::Locked`] when another process holds the directory;
+    /// damage ([`LogError::is_damage`]): [`LogError::DamagedConfig`],
+    /// [`LogError::DamagedStorage`], [`LogError::Damaged`] naming the first
+    /// bad position, or [`LogError::Inconsistent`].
     pub fn open(config: LogConfig) -> Result<Self, LogError> {
-        let db = open_db(&config.path, config.cache_capacity_bytes)?;
-        let tree = db.open_tree(keyspace::LOG_TREE)?;
+        let db = storage::open_sled(&config.path, config.cache_capacity_bytes)?;
+        let tree = db
+            .open_tree(keyspace::LOG_TREE)
+            .map_err(|e| storage::damage_or_storage(&config.path, e))?;
+        check_stored_log(&config.path, &tree)?;
         let recovered = recovery::recover(&tree)?;
         if recovered.fresh {
             let mut meta = vec![crate::record::FORMAT_VERSION];
@@ -105,6 +121,14 @@ impl EventLog {
             }
             _ => None,
         };
+        let acked = AckedHeadFile::create(
+            &config.path,
+            AckedHead {
+                next_position: recovered.next_position,
+                head_hash: recovered.head_hash,
+            },
+        )
+        .map_err(|e| LogError::io(&config.path.join(ACKED_HEAD_FILE), e))?;
         fsync_dir(&config.path)?;
         let head = Arc::new(watch::Sender::new(Head {
             next_position: recovered.next_position,
@@ -122,6 +146,9 @@ impl EventLog {
             stats: counters.clone(),
             fence: fence.clone(),
             flushes: 0,
+            acked,
+            blobs: BlobSync::new(&config.path),
+            head_hash: recovered.head_hash,
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),
         };
@@ -259,7 +286,25 @@ impl EventLog {
         WriterStats {
             group_commits: self.shared.counters.group_commits.load(Ordering::Relaxed),
             events_written: self.shared.counters.events_written.load(Ordering::Relaxed),
+            blob_files_synced: self
+                .shared
+                .counters
+                .blob_files_synced
+                .load(Ordering::Relaxed),
         }
+    }
+
+    /// Test-only: the sled blob files fsynced by the last durable group
+    /// commit that are still present, with the length they had when
+    /// fsynced.
+    #[cfg(feature = "fault-injection")]
+    pub fn synced_blob_files(&self) -> Vec<(String, u64)> {
+        self.shared
+            .counters
+            .synced_blobs
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// The data directory.

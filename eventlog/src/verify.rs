@@ -8,13 +8,22 @@
 //! index compares an order-independent fingerprint of (stream, version,
 //! position) triples with the records'; only when they differ does a slower
 //! pass look up each record's index entry to name the first bad position.
-//! Finally every stream head and the meta record are compared with what the
-//! records say.
+//! Finally every stream head, every idempotency record and the meta record
+//! are compared with what the records say.
+//!
+//! A page sled cannot read (its checksum fails, or the read fails) is
+//! damage too: in the record walk it is named by the first position that
+//! could not be read ([`Problem::Unreadable`]); elsewhere by the keys being
+//! read ([`VerifyError::Unreadable`]). [`check_acknowledged`] compares the
+//! log with the head last acknowledged (see [`crate::AckedHead`]), which
+//! finds acknowledged events that sled dropped at recovery.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash as _, Hasher};
 use std::path::Path;
 
+use crate::acked::AckedHead;
+use crate::append::AppendOutcome;
 use crate::error::LogError;
 use crate::keyspace;
 use crate::record::{Hash, RecordedEvent, GENESIS_HASH};
@@ -92,6 +101,46 @@ pub enum Problem {
     /// The meta record disagrees with the last record.
     #[error("meta record disagrees with the last record")]
     MetaMismatch,
+    /// sled cannot read the stored page holding this position: its checksum
+    /// fails or the read fails. Every position from here to `through` (when
+    /// known) is unreadable.
+    #[error("the stored page holding this record cannot be read{}: {detail}", through_text(*.through))]
+    Unreadable {
+        /// Last unreadable position before a readable one, when one was
+        /// found within 4,096 positions.
+        through: Option<u64>,
+        /// What sled reported.
+        detail: String,
+    },
+    /// An idempotency record is malformed or points past the log.
+    #[error("idempotency record {key:?} is malformed or points past the log")]
+    BadIdempotencyRecord {
+        /// The idempotency key (lossy UTF-8).
+        key: String,
+    },
+    /// The log ends here, but every position below `acknowledged` was
+    /// acknowledged to a caller: acknowledged events are gone (sled drops
+    /// the rest of its log after a damaged spot when it recovers).
+    #[error(
+        "the log ends here but positions up to {} were acknowledged (acked-head): \
+         acknowledged events are missing",
+        .acknowledged.saturating_sub(1)
+    )]
+    MissingAcknowledged {
+        /// One past the last acknowledged position.
+        acknowledged: u64,
+    },
+    /// The record at the last acknowledged position is not the one that was
+    /// acknowledged: the history was rewritten.
+    #[error("the record differs from the one acknowledged at this position (acked-head)")]
+    NotAcknowledged,
+}
+
+fn through_text(through: Option<u64>) -> String {
+    match through {
+        Some(through) => format!(" (unreadable through position {through})"),
+        None => " (nor any of the next 4096 positions)".to_owned(),
+    }
 }
 
 /// A verification that found the log damaged, or could not read it.
@@ -105,13 +154,70 @@ pub enum VerifyError {
         /// What is wrong there.
         problem: Problem,
     },
+    /// sled cannot read the stored page holding these keys (outside the
+    /// records: the stream index, heads, idempotency or meta records).
+    #[error("log damaged: the stored page holding {region} cannot be read: {detail}")]
+    Unreadable {
+        /// Which keys were being read.
+        region: String,
+        /// What sled reported.
+        detail: String,
+    },
     /// The log could not be read.
     #[error(transparent)]
     Log(#[from] LogError),
 }
 
+impl VerifyError {
+    /// The error as a [`LogError`] of the log in `path` (damage stays
+    /// damage).
+    pub fn into_log_error(self, path: &Path) -> LogError {
+        match self {
+            Self::Damaged { position, problem } => LogError::Damaged { position, problem },
+            Self::Unreadable { region, detail } => LogError::DamagedStorage {
+                path: path.to_path_buf(),
+                detail: format!("the stored page holding {region} cannot be read: {detail}"),
+            },
+            Self::Log(e) => e,
+        }
+    }
+}
+
 fn damaged(position: u64, problem: Problem) -> VerifyError {
     VerifyError::Damaged { position, problem }
+}
+
+/// True for sled errors that mean a stored page could not be read.
+fn is_read_damage(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Corruption { .. } | sled::Error::Io(_))
+}
+
+/// A sled error met while reading `region`: damage when the page could not
+/// be read, a plain storage error otherwise.
+fn read_error(region: &str, e: sled::Error) -> VerifyError {
+    if is_read_damage(&e) {
+        VerifyError::Unreadable {
+            region: region.to_owned(),
+            detail: e.to_string(),
+        }
+    } else {
+        LogError::from(e).into()
+    }
+}
+
+/// The record walk could not read the record at `position`: finds how far
+/// the unreadable stretch goes (the first readable position within 4,096).
+fn unreadable_records(tree: &sled::Tree, position: u64, e: &sled::Error) -> VerifyError {
+    let through = (position + 1..position.saturating_add(4097))
+        .find(|p| tree.get(keyspace::event_key(*p)).is_ok())
+        .map(|readable| readable - 1);
+    damaged(
+        position,
+        Problem::Unreadable {
+            through,
+            detail: e.to_string(),
+        },
+    )
 }
 
 fn fingerprint(stream: &str, version: u64, position: u64) -> u64 {
@@ -133,9 +239,56 @@ pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyRe
         )
         .into());
     }
-    let db = crate::log::open_db(path, 64 * 1024 * 1024)?;
-    let tree = db.open_tree(keyspace::LOG_TREE).map_err(LogError::from)?;
-    verify_tree(&tree, progress)
+    let db = crate::storage::open_sled(path, 64 * 1024 * 1024)?;
+    let tree = db
+        .open_tree(keyspace::LOG_TREE)
+        .map_err(|e| read_error("the log tree's root", e))?;
+    let report = verify_tree(&tree, progress)?;
+    check_acknowledged(path, &tree, &report)?;
+    Ok(report)
+}
+
+/// Compares a verified log with the head last acknowledged in `dir` (see
+/// [`crate::AckedHead`]): the log must reach that head and hold the very
+/// record that was acknowledged there. Without a readable `acked-head`
+/// file there is nothing to compare and the check passes.
+///
+/// # Errors
+/// [`VerifyError::Damaged`] with [`Problem::MissingAcknowledged`] at the
+/// first missing position, or [`Problem::NotAcknowledged`] at the last
+/// acknowledged one.
+pub fn check_acknowledged(
+    dir: &Path,
+    tree: &sled::Tree,
+    report: &VerifyReport,
+) -> Result<(), VerifyError> {
+    let Some(acked) = AckedHead::read(dir) else {
+        return Ok(());
+    };
+    if acked.next_position == 0 {
+        return Ok(());
+    }
+    if report.events < acked.next_position {
+        return Err(damaged(
+            report.events,
+            Problem::MissingAcknowledged {
+                acknowledged: acked.next_position,
+            },
+        ));
+    }
+    let position = acked.next_position - 1;
+    let stored = tree
+        .get(keyspace::event_key(position))
+        .map_err(|e| unreadable_records(tree, position, &e))?;
+    let hash = stored
+        .as_deref()
+        .map(RecordedEvent::decode)
+        .and_then(Result::ok)
+        .map(|r| r.hash);
+    if hash != Some(acked.head_hash) {
+        return Err(damaged(position, Problem::NotAcknowledged));
+    }
+    Ok(())
 }
 
 /// Verifies a log tree that nothing writes to. `progress` is called with
@@ -163,11 +316,15 @@ pub fn verify_tree_until(
     let mut streams: HashMap<String, (u64, u64)> = HashMap::new();
     let mut record_print = 0u64;
     for entry in tree.scan_prefix([keyspace::EVENT]) {
-        let (key, bytes) = entry.map_err(LogError::from)?;
-        let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
         if expected >= bound {
             break;
         }
+        let (key, bytes) = match entry {
+            Ok(entry) => entry,
+            Err(e) if is_read_damage(&e) => return Err(unreadable_records(tree, expected, &e)),
+            Err(e) => return Err(LogError::from(e).into()),
+        };
+        let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
         if position != expected {
             return Err(damaged(expected, Problem::Gap { found: position }));
         }
@@ -212,7 +369,11 @@ pub fn verify_tree_until(
     }
     check_index(tree, expected, record_print, bound)?;
     check_heads(tree, &streams, bound)?;
-    let meta = read_meta(tree)?;
+    check_idempotency(tree, expected, bound)?;
+    let meta = match read_meta(tree) {
+        Err(LogError::Storage(e)) => return Err(read_error("the meta record", e)),
+        other => other?,
+    };
     let meta_agrees = match meta {
         // A live log's meta has moved past the bound: nothing to compare.
         Some(meta) if until.is_some() && meta.next_position > expected => true,
@@ -238,7 +399,7 @@ fn check_index(
     let mut count = 0u64;
     let mut index_print = 0u64;
     for entry in tree.scan_prefix([keyspace::STREAM_INDEX]) {
-        let (key, value) = entry.map_err(LogError::from)?;
+        let (key, value) = entry.map_err(|e| read_error("stream index entries", e))?;
         let position = keyspace::read_u64(&value).unwrap_or(u64::MAX);
         if position >= bound && position != u64::MAX {
             continue;
@@ -261,13 +422,16 @@ fn check_index(
     }
     // Slow path: name the first record whose index entry is wrong.
     for record in crate::log::read_range(tree, 0, events) {
-        let record = record?;
+        let record = match record {
+            Err(LogError::Storage(e)) => return Err(read_error("records", e)),
+            other => other?,
+        };
         let indexed = tree
             .get(keyspace::stream_index_key(
                 &record.stream_id,
                 record.stream_version,
             ))
-            .map_err(LogError::from)?;
+            .map_err(|e| read_error("stream index entries", e))?;
         if indexed.as_deref().and_then(keyspace::read_u64) != Some(record.position) {
             return Err(damaged(
                 record.position,
@@ -280,7 +444,7 @@ fn check_index(
     }
     // Every record is indexed correctly, so some index entry is extra.
     for entry in tree.scan_prefix([keyspace::STREAM_INDEX]) {
-        let (key, value) = entry.map_err(LogError::from)?;
+        let (key, value) = entry.map_err(|e| read_error("stream index entries", e))?;
         let position = keyspace::read_u64(&value).unwrap_or(u64::MAX);
         if position >= bound && position != u64::MAX {
             continue;
@@ -290,7 +454,7 @@ fn check_index(
         };
         let backed = match tree
             .get(keyspace::event_key(position))
-            .map_err(LogError::from)?
+            .map_err(|e| read_error("records", e))?
         {
             Some(bytes) => RecordedEvent::decode(&bytes)
                 .is_ok_and(|r| r.stream_id == stream && r.stream_version == version),
@@ -316,7 +480,7 @@ fn check_heads(
 ) -> Result<(), VerifyError> {
     let mut heads = 0usize;
     for entry in tree.scan_prefix([keyspace::HEAD]) {
-        let (key, value) = entry.map_err(LogError::from)?;
+        let (key, value) = entry.map_err(|e| read_error("stream heads", e))?;
         let stream = String::from_utf8_lossy(&key[1..]).into_owned();
         let stored = keyspace::parse_head_value(&value);
         match (stored, streams.get(&stream)) {
@@ -342,6 +506,38 @@ fn check_heads(
             .map(|(s, h)| (s.clone(), *h))
             .unwrap_or_default();
         return Err(damaged(position, Problem::HeadMismatch(stream)));
+    }
+    Ok(())
+}
+
+/// Reads every idempotency record: each must be well formed and point at
+/// records of the log (or, on a live log, at appends made after the check
+/// began).
+fn check_idempotency(tree: &sled::Tree, events: u64, bound: u64) -> Result<(), VerifyError> {
+    for entry in tree.scan_prefix([keyspace::IDEMPOTENCY]) {
+        let (key, value) = entry.map_err(|e| read_error("idempotency records", e))?;
+        let bad = || {
+            damaged(
+                events.saturating_sub(1),
+                Problem::BadIdempotencyRecord {
+                    key: String::from_utf8_lossy(&key[1..]).into_owned(),
+                },
+            )
+        };
+        let Some((_, outcome)) = AppendOutcome::from_bytes(&value) else {
+            return Err(bad());
+        };
+        if outcome.last_position >= bound {
+            continue;
+        }
+        if outcome.first_position > outcome.last_position || outcome.last_position >= events {
+            return Err(damaged(
+                outcome.first_position.min(events.saturating_sub(1)),
+                Problem::BadIdempotencyRecord {
+                    key: String::from_utf8_lossy(&key[1..]).into_owned(),
+                },
+            ));
+        }
     }
     Ok(())
 }

@@ -24,12 +24,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 use ulid::Ulid;
 
+use crate::acked::{AckedHead, AckedHeadFile};
 use crate::append::{AppendOutcome, AppendRequest};
 use crate::config::Durability;
 use crate::error::AppendError;
 use crate::keyspace;
 use crate::record::{Hash, RecordedEvent, FORMAT_VERSION};
 use crate::recovery::StreamHead;
+use crate::storage::BlobSync;
 
 /// The durable head published to readers and subscribers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,10 @@ pub(crate) struct Head {
 pub(crate) struct WriterCounters {
     pub(crate) group_commits: AtomicU64,
     pub(crate) events_written: AtomicU64,
+    pub(crate) blob_files_synced: AtomicU64,
+    /// Blob files fsynced and still present, with their fsynced lengths.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) synced_blobs: std::sync::Mutex<Vec<(String, u64)>>,
 }
 
 /// The fence shared by both stages: set once, by whichever stage failed.
@@ -102,6 +108,12 @@ pub(crate) struct Flusher {
     pub(crate) stats: Arc<WriterCounters>,
     pub(crate) fence: Arc<Fence>,
     pub(crate) flushes: u64,
+    /// Where the acknowledged head is recorded.
+    pub(crate) acked: AckedHeadFile,
+    /// Fsyncs sled's blob files before an acknowledgement.
+    pub(crate) blobs: BlobSync,
+    /// Hash of the last record applied (matches the last `next_position`).
+    pub(crate) head_hash: Hash,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
@@ -112,6 +124,8 @@ pub(crate) enum FlushMsg {
     Applied {
         /// The next position after the batch.
         next_position: u64,
+        /// Hash of the last record after the batch.
+        head_hash: Hash,
         /// Events the batch wrote.
         events: u64,
         /// The answers, sent once the batch is durable.
@@ -211,6 +225,7 @@ impl Writer {
         }
         let applied = FlushMsg::Applied {
             next_position: self.next_position,
+            head_hash: self.head_hash,
             events,
             replies: staged.replies,
         };
@@ -377,10 +392,11 @@ impl Flusher {
                 match msg {
                     FlushMsg::Applied {
                         next_position: n,
+                        head_hash,
                         events: e,
                         replies: r,
                     } => {
-                        next_position = Some(n);
+                        next_position = Some((n, head_hash));
                         events += e;
                         replies.extend(r);
                     }
@@ -395,6 +411,15 @@ impl Flusher {
         if self.fence.reason().is_none() {
             if let Err(e) = self.db.flush() {
                 tracing::error!(error = %e, "final flush of the event log failed");
+            } else {
+                // Everything is in `db` now, whatever the durability.
+                let head = AckedHead {
+                    next_position: self.head.borrow().next_position,
+                    head_hash: self.head_hash,
+                };
+                if let Err(e) = self.acked.record(head).and_then(|()| self.acked.sync()) {
+                    tracing::error!(error = %e, "recording the acknowledged head at close failed");
+                }
             }
         }
         self.head.send_modify(|h| h.open = false);
@@ -407,7 +432,12 @@ impl Flusher {
     }
 
     /// One flush for every batch applied so far, then publish and answer.
-    fn make_durable(&mut self, replies: Vec<Reply>, next_position: Option<u64>, events: u64) {
+    fn make_durable(
+        &mut self,
+        replies: Vec<Reply>,
+        next_position: Option<(u64, Hash)>,
+        events: u64,
+    ) {
         if let Some(reason) = self.fence.reason() {
             answer_failed(replies, &reason);
             return;
@@ -418,13 +448,26 @@ impl Flusher {
                 answer_failed(replies, &reason);
                 return;
             }
+            if let Some((next_position, head_hash)) = next_position {
+                if self.durability != Durability::Buffered {
+                    let head = AckedHead {
+                        next_position,
+                        head_hash,
+                    };
+                    if let Err(e) = self.acked.record(head) {
+                        let reason = format!("recording the acknowledged head failed: {e}");
+                        self.fence.set(&reason);
+                        answer_failed(replies, &reason);
+                        return;
+                    }
+                }
+                self.head_hash = head_hash;
+                self.head.send_modify(|h| h.next_position = next_position);
+            }
             self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
             self.stats
                 .events_written
                 .fetch_add(events, Ordering::Relaxed);
-            if let Some(next_position) = next_position {
-                self.head.send_modify(|h| h.next_position = next_position);
-            }
         }
         for (reply, result) in replies {
             let _ = reply.send(result);
@@ -442,6 +485,17 @@ impl Flusher {
             Durability::ProcessCrashSafe => self.db.flush().map(drop).map_err(|e| e.to_string()),
             Durability::Durable => {
                 self.db.flush().map_err(|e| e.to_string())?;
+                // sled never fsyncs its blob files (none exist for logs
+                // created with storage::SEGMENT_SIZE; older logs may have
+                // some).
+                self.blobs.sync()?;
+                self.stats
+                    .blob_files_synced
+                    .store(self.blobs.files_synced, Ordering::Relaxed);
+                #[cfg(feature = "fault-injection")]
+                if let Ok(mut synced) = self.stats.synced_blobs.lock() {
+                    *synced = self.blobs.synced();
+                }
                 // sled's flush ends in sync_file_range, which does not flush
                 // the disk's write cache; fdatasync does.
                 match &self.data_file {

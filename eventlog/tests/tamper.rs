@@ -26,7 +26,7 @@ async fn log_of(dir: &Path, events: u64) {
 }
 
 fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).unwrap();
+    let db = eventlog::storage::open_sled(dir, 1 << 24).unwrap();
     let tree = db.open_tree(LOG_TREE).unwrap();
     f(&tree);
     db.flush().unwrap();
@@ -44,7 +44,7 @@ async fn changing_any_byte_of_a_record_is_named_at_its_position() {
     let dir = tempfile::tempdir().unwrap();
     log_of(dir.path(), 50).await;
     let original = {
-        let db = sled::open(dir.path()).unwrap();
+        let db = eventlog::storage::open_sled(dir.path(), 1 << 24).unwrap();
         db.open_tree(LOG_TREE)
             .unwrap()
             .get(event_key(17))
@@ -92,7 +92,11 @@ async fn opening_a_log_whose_last_record_was_removed_is_refused() {
         tree.remove(event_key(9)).unwrap();
     });
     let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
-    assert!(matches!(err, LogError::Inconsistent { .. }), "{err}");
+    assert!(err.is_damage(), "{err}");
+    assert!(
+        matches!(err, LogError::Damaged { position: 9, .. }),
+        "the missing record is named: {err}"
+    );
 }
 
 #[tokio::test]
@@ -122,5 +126,14 @@ async fn a_broken_stream_index_or_head_is_named_and_refused_at_open() {
     });
     assert!(matches!(damaged_at(dir.path()).1, Problem::HeadMismatch(_)));
     let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
-    assert!(matches!(err, LogError::Inconsistent { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LogError::Damaged {
+                problem: Problem::HeadMismatch(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -1,0 +1,316 @@
+//! The data directory's files underneath the log: sled's configuration
+//! file, the segment size, and the blob files.
+//!
+//! sled 0.34.7 writes any page whose serialised size is more than
+//! `segment_size / 4 - 52` bytes to its own file under `blobs/`, and never
+//! fsyncs those files. New logs are therefore created with
+//! [`SEGMENT_SIZE`] (16 MiB, the largest sled allows), whose threshold
+//! (about 4 MiB) is above the largest page the log tree can hold (see
+//! [`MAX_LOG_PAGE_BYTES`]): every page of a new log stays in `db`, the file
+//! the durable flush fsyncs. An existing data directory keeps the segment
+//! size recorded in its `conf` (sled refuses another); for such a log the
+//! flush stage also fsyncs every blob file (see [`BlobSync`]).
+//!
+//! sled itself only warns when `conf` fails its checksum and then reports
+//! confusing errors (or silently rewrites a short `conf` with defaults), so
+//! [`open_sled`] checks `conf` first and names a damaged one. sled also
+//! panics on some damaged logs while recovering; that panic is caught and
+//! reported as damage.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::error::LogError;
+use crate::record::{
+    MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LEN,
+};
+
+/// sled segment size of every log created by this version: 16 MiB, the
+/// largest sled 0.34.7 accepts (it must be a power of two).
+pub const SEGMENT_SIZE: usize = 16 << 20;
+
+/// sled's default segment size (512 KiB), which logs created before
+/// [`SEGMENT_SIZE`] was set have in their `conf`.
+pub const SLED_DEFAULT_SEGMENT_SIZE: usize = 512 * 1024;
+
+/// Largest page sled keeps inline in `db` for a segment size: sled 0.34.7
+/// (`pagecache/logger.rs`, `reserve_inner`) sends a message to a blob file
+/// when `MAX_MSG_HEADER_LEN (32) + serialised size` exceeds
+/// `segment_size / MINIMUM_ITEMS_PER_SEGMENT (4) - SEG_HEADER_LEN (20)`.
+pub const fn max_inline_page_bytes(segment_size: usize) -> usize {
+    segment_size / 4 - 20 - 32
+}
+
+/// Upper bound of one stored record's size, from the append limits: the
+/// payload, the metadata, six short text fields (stream id, event type,
+/// tenant, correlation, causation), bincode's length prefixes (at most 9
+/// bytes each), the fixed fields, the format byte and two hashes.
+pub const MAX_STORED_RECORD_BYTES: usize = MAX_PAYLOAD_BYTES
+    + MAX_METADATA_BYTES
+    + MAX_METADATA_ENTRIES * 2 * 9
+    + MAX_STREAM_ID_LEN
+    + 5 * MAX_FIELD_LEN
+    + 8 * 9
+    + 16
+    + 1
+    + 2 * 32
+    + 64;
+
+/// Most entries a leaf of the log tree holds: sled 0.34.7 splits a leaf
+/// holding more than 16 entries on the next traversal (`Node::should_split`)
+/// and merges a leaf of fewer than 4 into its neighbour, so a leaf never
+/// holds more than 20; 32 leaves room to spare.
+pub const MAX_LEAF_ENTRIES: usize = 32;
+
+/// Upper bound of the largest page of the log tree: a full leaf of maximum
+/// records with their keys (9 bytes) and sled's per-entry overhead. Index
+/// pages (at most 257 keys of at most 267 bytes) are far smaller.
+pub const MAX_LOG_PAGE_BYTES: usize = MAX_LEAF_ENTRIES * (MAX_STORED_RECORD_BYTES + 9 + 32) + 4096;
+
+// The guarantee of this module, checked when it is compiled.
+const _: () = assert!(MAX_LOG_PAGE_BYTES < max_inline_page_bytes(SEGMENT_SIZE));
+const _: () = assert!(SEGMENT_SIZE.is_power_of_two() && SEGMENT_SIZE <= 1 << 24);
+
+/// What sled's `conf` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SledConf {
+    pub(crate) segment_size: usize,
+}
+
+fn damaged_conf(path: &Path, reason: impl Into<String>) -> LogError {
+    LogError::DamagedConfig {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// CRC-32 (IEEE, as `crc32fast`, which sled uses for `conf`).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// Reads and checks sled's `conf` in `dir`: `None` when the directory holds
+/// no database yet. sled writes `segment_size: N\nuse_compression: B\n
+/// version: 0.34\n` followed by the CRC-32 of those bytes (little endian).
+///
+/// # Errors
+/// [`LogError::DamagedConfig`] when `conf` is missing next to a non-empty
+/// `db`, fails its checksum, or does not parse.
+pub(crate) fn read_sled_conf(dir: &Path) -> Result<Option<SledConf>, LogError> {
+    let path = dir.join("conf");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let db = dir.join("db");
+            return match std::fs::metadata(&db) {
+                Ok(meta) if meta.len() > 0 => Err(damaged_conf(
+                    &path,
+                    "the file is missing although the data file `db` holds data",
+                )),
+                _ => Ok(None),
+            };
+        }
+        Err(e) => return Err(LogError::io(&path, e)),
+    };
+    if bytes.len() <= 8 {
+        return Err(damaged_conf(
+            &path,
+            format!(
+                "it holds {} bytes, too few for a configuration",
+                bytes.len()
+            ),
+        ));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32(body) != stored {
+        return Err(damaged_conf(&path, "its checksum does not match its bytes"));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| damaged_conf(&path, "it is not text"))?;
+    let mut segment_size = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(": ") else {
+            return Err(damaged_conf(&path, format!("line {line:?} is malformed")));
+        };
+        match key {
+            "segment_size" => {
+                let size: usize = value.parse().map_err(|_| {
+                    damaged_conf(&path, format!("segment_size {value:?} is not a number"))
+                })?;
+                if !size.is_power_of_two() || !(256..=1 << 24).contains(&size) {
+                    return Err(damaged_conf(
+                        &path,
+                        format!("segment_size {size} is not a power of two from 256 to 16 MiB"),
+                    ));
+                }
+                segment_size = Some(size);
+            }
+            "use_compression" if value == "false" => {}
+            "version" if value == "0.34" => {}
+            _ => return Err(damaged_conf(&path, format!("unexpected setting {line:?}"))),
+        }
+    }
+    let segment_size = segment_size.ok_or_else(|| damaged_conf(&path, "it has no segment_size"))?;
+    Ok(Some(SledConf { segment_size }))
+}
+
+/// Opens sled on a data directory for the log: checks `conf` first (see
+/// [`read_sled_conf`]), creates a new database with [`SEGMENT_SIZE`] and
+/// keeps an existing one's segment size, names a held lock as
+/// [`LogError::Locked`], and reports a panic of sled's recovery as
+/// [`LogError::DamagedStorage`].
+///
+/// It runs no check of the log itself; [`crate::EventLog::open`] does.
+///
+/// # Errors
+/// [`LogError::DamagedConfig`], [`LogError::Locked`],
+/// [`LogError::DamagedStorage`], or [`LogError::Storage`] for other sled
+/// errors.
+pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
+    std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
+    let segment_size = read_sled_conf(path)?.map_or(SEGMENT_SIZE, |c| c.segment_size);
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity_bytes)
+        .segment_size(segment_size);
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(io))) if io.to_string().contains("could not acquire lock") => {
+            Err(LogError::Locked(path.to_path_buf()))
+        }
+        Ok(Err(e @ sled::Error::Corruption { .. })) => Err(LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: format!(
+                "sled refuses to recover it (a checksum failed in the part of its log it replays \
+                 at start), so no record can be read: {e}"
+            ),
+        }),
+        Ok(Err(other)) => Err(damage_or_storage(path, other)),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            Err(LogError::DamagedStorage {
+                path: path.to_path_buf(),
+                detail: format!("sled gave up recovering the data file (it panicked: {message})"),
+            })
+        }
+    }
+}
+
+/// A sled error of the data directory `path`: a failed checksum is damage
+/// ([`LogError::DamagedStorage`]), anything else a storage error.
+pub(crate) fn damage_or_storage(path: &Path, e: sled::Error) -> LogError {
+    match e {
+        sled::Error::Corruption { .. } => LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        other => LogError::Storage(other),
+    }
+}
+
+/// The segment size recorded in a data directory's `conf`, if it has one.
+///
+/// # Errors
+/// As [`read_sled_conf`].
+pub fn stored_segment_size(dir: &Path) -> Result<Option<usize>, LogError> {
+    Ok(read_sled_conf(dir)?.map(|c| c.segment_size))
+}
+
+/// Makes sled's blob files durable: before an acknowledgement, every file
+/// under `blobs/` that is new or has grown since it was last fsynced is
+/// fsynced, and so is the directory when a file is new. With
+/// [`SEGMENT_SIZE`] the directory stays empty and this costs one directory
+/// read per group commit; it matters for logs created with a smaller
+/// segment size.
+#[derive(Debug)]
+pub(crate) struct BlobSync {
+    dir: PathBuf,
+    /// Length of each blob file when it was last fsynced.
+    synced: HashMap<OsString, u64>,
+    /// Blob files fsynced since open.
+    pub(crate) files_synced: u64,
+}
+
+impl BlobSync {
+    pub(crate) fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.join("blobs"),
+            synced: HashMap::new(),
+            files_synced: 0,
+        }
+    }
+
+    /// Fsyncs every blob file not yet durable at its current length.
+    pub(crate) fn sync(&mut self) -> Result<(), String> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("reading {}: {e}", self.dir.display())),
+        };
+        let mut present = HashMap::new();
+        let mut new_names = false;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("reading {}: {e}", self.dir.display()))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                // Removed by sled's blob collection meanwhile: nothing to keep.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("opening {}: {e}", path.display())),
+            };
+            let len = file
+                .metadata()
+                .map_err(|e| format!("reading {}: {e}", path.display()))?
+                .len();
+            if self.synced.get(&name) != Some(&len) {
+                file.sync_all()
+                    .map_err(|e| format!("fsync of {}: {e}", path.display()))?;
+                self.files_synced += 1;
+                new_names |= !self.synced.contains_key(&name);
+            }
+            present.insert(name, len);
+        }
+        if new_names {
+            File::open(&self.dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|e| format!("fsync of {}: {e}", self.dir.display()))?;
+        }
+        self.synced = present;
+        Ok(())
+    }
+
+    /// Names and lengths of the blob files fsynced and still present.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn synced(&self) -> Vec<(String, u64)> {
+        self.synced
+            .iter()
+            .map(|(name, len)| (name.to_string_lossy().into_owned(), *len))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crc32;
+
+    #[test]
+    fn crc32_is_the_ieee_checksum() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+}

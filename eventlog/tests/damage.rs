@@ -1,0 +1,180 @@
+//! Damage to the files on disk (not through sled's API): a byte flipped in
+//! sled's `db` file is named by position by `verify` and refused by open,
+//! never served nor written on top of; a damaged `conf` is named as such.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+mod common;
+
+use std::path::Path;
+
+use common::append_one;
+use eventlog::{
+    verify_dir, Durability, EventLog, ExpectedVersion, LogConfig, LogError, Problem, VerifyError,
+    ACKED_HEAD_FILE,
+};
+
+const EVENTS: u64 = 300;
+const TARGET: u64 = 117;
+
+fn marker(i: u64) -> String {
+    format!("marker-{i:05}-end")
+}
+
+async fn write_events(dir: &Path, from: u64, to: u64) {
+    write_sized(dir, from, to, 150, Durability::Durable).await;
+}
+
+/// Appends events `from..to` with `padding` bytes of payload each.
+async fn write_sized(dir: &Path, from: u64, to: u64, padding: usize, durability: Durability) {
+    let log = EventLog::open(LogConfig::new(dir).durability(durability)).unwrap();
+    for i in from..to {
+        let payload = format!("{} {}", marker(i), "p".repeat(padding));
+        log.append(append_one(
+            &format!("s{}", i % 7),
+            ExpectedVersion::Any,
+            &payload,
+        ))
+        .await
+        .unwrap();
+    }
+    log.close().await;
+    drop(log);
+    settle();
+}
+
+/// Lets a closed log's sled threads release the directory.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(150));
+}
+
+/// Flips one byte inside every stored copy of event `i`'s payload in the
+/// `db` file; returns how many copies there were.
+fn flip_payload_bytes(dir: &Path, i: u64) -> usize {
+    let path = dir.join("db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = marker(i).into_bytes();
+    let hits: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle.as_slice())
+        .map(|(at, _)| at)
+        .collect();
+    for at in &hits {
+        bytes[at + 9] ^= 0x04;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    hits.len()
+}
+
+fn damage_of(dir: &Path) -> (u64, Problem) {
+    match verify_dir(dir, &mut |_| {}) {
+        Err(VerifyError::Damaged { position, problem }) => (position, problem),
+        other => panic!("expected damage named by position, got {other:?}"),
+    }
+}
+
+fn acked_head_bytes(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join(ACKED_HEAD_FILE)).unwrap()
+}
+
+/// Opening refuses the damaged log, names the position, and appends nothing.
+fn assert_open_refused(dir: &Path, at_most: u64) {
+    let before = acked_head_bytes(dir);
+    for _ in 0..2 {
+        let err = EventLog::open(LogConfig::new(dir)).unwrap_err();
+        assert!(err.is_damage(), "{err}");
+        match &err {
+            LogError::Damaged { position, .. } => assert!(*position <= at_most, "{err}"),
+            other => panic!("expected a position: {other}"),
+        }
+        settle();
+    }
+    assert_eq!(acked_head_bytes(dir), before, "nothing was acknowledged");
+}
+
+#[tokio::test]
+async fn a_byte_flipped_in_the_data_file_since_the_last_start_is_named_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 0, EVENTS).await;
+    assert!(flip_payload_bytes(dir.path(), TARGET) >= 1);
+    // sled takes a failed checksum in the part of its log written since it
+    // last started for a torn write and drops everything after it; the
+    // acknowledged head kept outside sled shows the events are gone.
+    let (position, problem) = damage_of(dir.path());
+    assert!(position <= TARGET, "{position}: {problem}");
+    assert!(
+        matches!(
+            problem,
+            Problem::MissingAcknowledged {
+                acknowledged: EVENTS
+            } | Problem::Unreadable { .. }
+        ),
+        "{problem}"
+    );
+    assert_open_refused(dir.path(), TARGET);
+    // verify keeps naming it (sled's recovery cannot make it look sound).
+    assert!(damage_of(dir.path()).0 <= TARGET);
+}
+
+#[tokio::test]
+async fn a_byte_flipped_in_a_page_written_before_a_restart_is_named_as_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    // More than one 16 MiB segment of sled's log, then a restart: sled
+    // replays only the segment it last wrote when it starts, so a page in
+    // an older segment is read later, lazily, through its checksum.
+    write_sized(dir.path(), 0, 2_500, 8 * 1024, Durability::Buffered).await;
+    write_events(dir.path(), 2_500, 2_505).await;
+    assert!(std::fs::metadata(dir.path().join("db")).unwrap().len() > 2 * (16 << 20));
+    assert!(flip_payload_bytes(dir.path(), TARGET) >= 1);
+    let (position, problem) = damage_of(dir.path());
+    match &problem {
+        Problem::Unreadable { through, detail } => {
+            assert!(position <= TARGET, "{position}: {problem}");
+            assert!(through.is_some_and(|t| t >= TARGET), "{problem}");
+            assert!(detail.contains("corrupted"), "{detail}");
+        }
+        other => panic!("expected an unreadable page, got {position}: {other}"),
+    }
+    assert_open_refused(dir.path(), TARGET);
+}
+
+#[tokio::test]
+async fn a_damaged_sled_conf_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 0, 10).await;
+    let conf = dir.path().join("conf");
+    let original = std::fs::read(&conf).unwrap();
+    let expect_conf_error = |what: &str| {
+        let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+        match &err {
+            LogError::DamagedConfig { path, .. } => assert_eq!(path, &conf, "{what}"),
+            other => panic!("{what}: expected a damaged conf, got {other}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("sled configuration file") && message.contains("conf"),
+            "{what}: {message}"
+        );
+        assert!(err.is_damage());
+        match verify_dir(dir.path(), &mut |_| {}) {
+            Err(VerifyError::Log(LogError::DamagedConfig { .. })) => {}
+            other => panic!("{what}: verify gave {other:?}"),
+        }
+    };
+    // One flipped byte in each part: the segment size, a name, the checksum.
+    for index in [15, 2, original.len() - 2] {
+        let mut bytes = original.clone();
+        bytes[index] ^= 0x01;
+        std::fs::write(&conf, &bytes).unwrap();
+        expect_conf_error(&format!("byte {index} flipped"));
+    }
+    std::fs::write(&conf, b"").unwrap();
+    expect_conf_error("emptied");
+    std::fs::remove_file(&conf).unwrap();
+    expect_conf_error("removed");
+    // Restored, the log opens as before.
+    std::fs::write(&conf, &original).unwrap();
+    let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert_eq!(log.next_position(), 10);
+    log.close().await;
+}
