@@ -65,9 +65,19 @@ impl EvidenceRecord {
 }
 
 /// The evidence tree.
+///
+/// Durability: callers store a call's evidence *before* they append the
+/// outcome it explains, and the tree lives in the log's own sled database,
+/// so the durable flush that acknowledges the outcome covers the evidence
+/// written before it: an outcome in the log never lacks its evidence after
+/// a crash (checked after every SIGKILL cycle by `adapters/tests/crash.rs`).
+/// Evidence whose outcome was never appended may survive a crash alone.
 #[derive(Debug, Clone)]
 pub struct EvidenceStore {
     tree: sled::Tree,
+    /// Unique per open, so keys written after a restart never overwrite
+    /// earlier ones.
+    run: u64,
     seq: std::sync::Arc<AtomicU64>,
 }
 
@@ -79,11 +89,14 @@ impl EvidenceStore {
     pub fn open(log: &EventLog) -> Result<Self, LogError> {
         Ok(Self {
             tree: log.db().open_tree(TREE)?,
+            // The low 64 bits of a ULID: random per open.
+            run: u64::try_from(ulid::Ulid::new().0 & u128::from(u64::MAX)).unwrap_or(0),
             seq: std::sync::Arc::default(),
         })
     }
 
-    /// Stores one record.
+    /// Stores one record. Call it before appending the outcome it explains
+    /// (see the type's durability note).
     ///
     /// # Errors
     /// A storage error.
@@ -91,6 +104,7 @@ impl EvidenceStore {
         let mut key = record.handoff_id.as_bytes().to_vec();
         key.push(0);
         key.extend_from_slice(&record.at_ms.to_be_bytes());
+        key.extend_from_slice(&self.run.to_be_bytes());
         key.extend_from_slice(&self.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         let value = serde_json::to_vec(record).unwrap_or_default();
         self.tree.insert(key, value)?;

@@ -208,6 +208,8 @@ fn check(dir: &Path, sims: &Simulators, orders: u32) {
         }
         let doubled = sims.duplicate_side_effects();
         assert_eq!(doubled, 0, "a side effect was applied twice");
+        let with_evidence = every_call_outcome_has_its_evidence(&log);
+        eprintln!("crash: {with_evidence} call outcomes in the log, each with its evidence");
         let rejected: usize = [TargetSystem::Inventory, TargetSystem::Provisioning, TargetSystem::Billing]
             .iter()
             .flat_map(|s| sims.ledger(*s))
@@ -221,6 +223,59 @@ fn check(dir: &Path, sims: &Simulators, orders: u32) {
         );
         log.close().await;
     });
+}
+
+/// Every outcome of a real call recorded in the log (an observation made
+/// by the dispatcher or by reconciliation) has its call evidence stored:
+/// the evidence is written before the outcome is appended, in the same
+/// sled database, so the outcome's durable flush covers it. Returns how
+/// many outcomes were checked.
+fn every_call_outcome_has_its_evidence(log: &EventLog) -> usize {
+    use domain::handoff::HandoffEvent as E;
+    use domain::outcome::ObservationSource;
+    let evidence = adapters::evidence::EvidenceStore::open(log).unwrap();
+    let mut checked = 0;
+    for record in log.iter_all(0) {
+        let record = record.unwrap();
+        if !record.stream_id.starts_with("handoff-") {
+            continue;
+        }
+        let event: E = eventlog::decode_payload(&record.payload).unwrap();
+        let observation = match &event {
+            E::HandoffAccepted { observation }
+            | E::HandoffSucceeded { observation, .. }
+            | E::HandoffRejected { observation, .. }
+            | E::HandoffOutcomeUnknown { observation }
+            | E::HandoffRetryScheduled { observation, .. }
+            | E::HandoffObservationNoted { observation } => Some(observation),
+            E::HandoffFalloutRaised { observation, .. } => observation.as_ref(),
+            _ => None,
+        };
+        let Some(observation) = observation else {
+            continue;
+        };
+        let source = match observation.source {
+            ObservationSource::Dispatch => "dispatch",
+            ObservationSource::Reconciliation => "reconciliation",
+            ObservationSource::Callback => continue,
+        };
+        // Outcomes the dispatcher made up without calling carry no evidence.
+        if matches!(
+            observation.raw_code.as_deref(),
+            Some("DISPATCH_INTERRUPTED" | "RECOVERY_REPLAY")
+        ) {
+            continue;
+        }
+        let stored = evidence.for_handoff(&observation.handoff_id).unwrap();
+        assert!(
+            stored.iter().any(|e| e.source == source),
+            "the {source} outcome at position {} of handoff {} has no stored evidence",
+            record.position,
+            observation.handoff_id
+        );
+        checked += 1;
+    }
+    checked
 }
 
 async fn order_id(path: &CommandPath, i: u32) -> OrderId {
