@@ -90,6 +90,68 @@ impl Timestamp {
     }
 }
 
+/// The longest identifier [`validate_id`] accepts, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Why a text is not an identifier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The text is empty.
+    #[error("must not be empty")]
+    Empty,
+    /// The text is longer than [`MAX_ID_LEN`] bytes.
+    #[error("must be at most {MAX_ID_LEN} characters")]
+    TooLong,
+    /// The first character is not an ASCII letter or digit.
+    #[error("must start with a letter or a digit")]
+    BadFirst,
+    /// A character outside the grammar, at this character index.
+    #[error("character {0} is not one of A-Z a-z 0-9 . _ ~ -")]
+    BadCharacter(usize),
+}
+
+/// Checks the one grammar every identifier that crosses the edge follows:
+///
+/// ```text
+/// id = [A-Za-z0-9] [A-Za-z0-9._~-]{0,127}
+/// ```
+///
+/// that is 1 to [`MAX_ID_LEN`] ASCII characters, letters, digits and the
+/// URL-unreserved punctuation `.`, `_`, `~`, `-`, starting with a letter or a
+/// digit. So an identifier is always one path segment that needs no
+/// encoding (no `/`, `?`, `#`, `%`, no `.` or `..` segment), contains no `:`
+/// (the separator of composite keys and correlation ids), no whitespace,
+/// no control character and no non-ASCII look-alike, and fits every text
+/// field of the log. Client command ids, customer, quote, order, line,
+/// offering, billing account and artifact ids, and tenant ids all obey it.
+///
+/// # Errors
+/// [`IdError`] naming the first violation.
+pub fn validate_id(value: &str) -> Result<(), IdError> {
+    let bytes = value.as_bytes();
+    let Some(first) = bytes.first() else {
+        return Err(IdError::Empty);
+    };
+    if bytes.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong);
+    }
+    if !first.is_ascii_alphanumeric() {
+        return Err(IdError::BadFirst);
+    }
+    match bytes
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-')))
+    {
+        Some(index) => Err(IdError::BadCharacter(
+            value
+                .char_indices()
+                .take_while(|(at, _)| *at < index)
+                .count(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The stream holding one quote's events: `quote-<id>`.
 pub fn quote_stream(id: &QuoteId) -> String {
     format!("quote-{id}")
@@ -114,6 +176,51 @@ mod tests {
         assert_eq!(quote_stream(&QuoteId::new("q1")), "quote-q1");
         assert_eq!(order_stream(&OrderId::new("o1")), "order-o1");
         assert_eq!(handoff_stream(&HandoffId::new("h1")), "handoff-h1");
+    }
+
+    #[test]
+    fn the_id_grammar_admits_plain_ids_and_nothing_that_could_leave_a_path_segment() {
+        for ok in [
+            "c1",
+            "q-0123abcd",
+            "cust.1",
+            "a_b~c-d",
+            "9",
+            &"x".repeat(MAX_ID_LEN),
+        ] {
+            assert_eq!(validate_id(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_id(""), Err(IdError::Empty));
+        assert_eq!(
+            validate_id(&"x".repeat(MAX_ID_LEN + 1)),
+            Err(IdError::TooLong)
+        );
+        for bad_first in ["-a", ".", "..", "~x", "_x"] {
+            assert_eq!(
+                validate_id(bad_first),
+                Err(IdError::BadFirst),
+                "{bad_first}"
+            );
+        }
+        for (bad, at) in [
+            ("../../../admin/purge?confirm=yes", 0),
+            ("a/b", 1),
+            ("a?b", 1),
+            ("a#b", 1),
+            ("a%2Fb", 1),
+            ("t:c", 1),
+            ("a b", 1),
+            ("a\u{0}b", 1),
+            ("caf\u{e9}", 3),
+            ("a\u{430}", 1),
+        ] {
+            let expected = if at == 0 {
+                IdError::BadFirst
+            } else {
+                IdError::BadCharacter(at)
+            };
+            assert_eq!(validate_id(bad), Err(expected), "{bad:?}");
+        }
     }
 
     #[test]
