@@ -99,7 +99,15 @@ pub(super) fn decide(
                 at,
             },
             QuoteState::Open(quote),
-        ) => accept(quote, billing_account, *at),
+        ) => accept(quote, billing_account, None, *at),
+        (
+            C::AcceptUnderBook {
+                billing_account,
+                price_book,
+                at,
+            },
+            QuoteState::Open(quote),
+        ) => accept(quote, billing_account, Some(price_book), *at),
         (C::Expire { at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteExpired { at: *at }]),
         (C::Withdraw { reason, at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteWithdrawn {
             reason: reason.clone(),
@@ -265,10 +273,12 @@ fn record_proposal(
     }])
 }
 
-/// Acceptance: every refusal has its own rule, checked in this order.
+/// Acceptance: every refusal has its own rule, checked in this order. With
+/// `book_in_force`, a price computed under another price book is not fresh.
 fn accept(
     quote: &Quote,
     billing_account: &BillingAccountId,
+    book_in_force: Option<&String>,
     at: Timestamp,
 ) -> Result<Vec<QuoteEvent>, QuoteError> {
     if quote.drift.is_some() {
@@ -277,6 +287,12 @@ fn accept(
     let price = current_price(quote)?;
     if !price.is_valid_at(at) {
         return Err(QuoteError::PriceStale);
+    }
+    if let Some(in_force) = book_in_force.filter(|book| **book != price.policy_version) {
+        return Err(QuoteError::PriceBookSuperseded {
+            priced_under: price.policy_version.clone(),
+            in_force: in_force.clone(),
+        });
     }
     approval_settled(quote)?;
     let signature = quote

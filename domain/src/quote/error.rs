@@ -47,6 +47,14 @@ pub enum QuoteError {
     /// The price is outside its validity window.
     #[error("price is stale")]
     PriceStale,
+    /// The price was computed under a price book that is no longer in force.
+    #[error("price was computed under price book `{priced_under}`, and `{in_force}` is in force")]
+    PriceBookSuperseded {
+        /// The book the price was computed under.
+        priced_under: String,
+        /// The book in force.
+        in_force: String,
+    },
     /// The price was computed for another revision.
     #[error("price is for another revision")]
     PriceForAnotherRevision,
@@ -102,6 +110,7 @@ impl RuleViolation for QuoteError {
             QuoteError::InvalidValidityWindow => "invalid_validity_window",
             QuoteError::PriceMissing => "price_missing",
             QuoteError::PriceStale => "price_stale",
+            QuoteError::PriceBookSuperseded { .. } => "price_book_superseded",
             QuoteError::PriceForAnotherRevision => "price_for_another_revision",
             QuoteError::ApprovalNotPending => "approval_not_pending",
             QuoteError::ApprovalMissing => "approval_missing",

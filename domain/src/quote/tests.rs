@@ -473,6 +473,32 @@ fn accept_is_refused_when_the_price_is_stale() {
 }
 
 #[test]
+fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
+    let priced_under = price(1, &["l1"], percent(0)).policy_version;
+    let under = |book: &str| QuoteCommand::AcceptUnderBook {
+        billing_account: billing_account(),
+        price_book: book.to_owned(),
+        at: at(10_000),
+    };
+    let superseded = QuoteError::PriceBookSuperseded {
+        priced_under: priced_under.clone(),
+        in_force: "pb-2".to_owned(),
+    };
+    assert_eq!(
+        crate::decider::RuleViolation::rule(&superseded),
+        "price_book_superseded"
+    );
+    Given::<QuoteDecider>::events(quote_ready_to_accept())
+        .when(under("pb-2"))
+        .then_err(superseded);
+    // Under the book it was priced with, acceptance is what `Accept` decides.
+    let state = crate::decider::fold::<QuoteDecider, _>(&quote_ready_to_accept());
+    let accepted = QuoteDecider::decide(&state, &under(&priced_under));
+    assert!(accepted.is_ok(), "{accepted:?}");
+    assert_eq!(accepted, QuoteDecider::decide(&state, &accept()));
+}
+
+#[test]
 fn accept_is_refused_when_the_price_is_for_another_revision() {
     let history = with(
         quote_ready_to_accept(),
