@@ -15,6 +15,11 @@
 //! | 401 / 403 | `Security` |
 //! | 429 / 5xx / connection refused | `Unavailable` (technical, retry) |
 //! | read timeout | `Unavailable` (unknown; a read is safe to repeat) |
+//! | an id that cannot be one path segment (empty, `.`, `..`) | `NotFound`, nothing sent |
+//!
+//! The customer id is sent as exactly one percent-encoded path segment of
+//! `GET /crm/v2/accounts/{id}` (`external::http::endpoint_url`), so no id
+//! can reach another CRM route with the platform's bearer token.
 
 use std::collections::HashMap;
 
@@ -111,7 +116,7 @@ struct Account {
 
 struct Endpoint {
     client: reqwest::Client,
-    base_url: String,
+    base_url: reqwest::Url,
     token: Option<String>,
 }
 
@@ -150,7 +155,7 @@ impl HttpCustomerDirectory {
                         c.connect_timeout_ms,
                         c.read_timeout_ms,
                     )?,
-                    base_url: c.base_url.clone(),
+                    base_url: crate::external::http::parse_base_url(&key, &c.base_url)?,
                     token: c.outbound_token.clone(),
                 },
             );
@@ -167,10 +172,15 @@ impl HttpCustomerDirectory {
             .endpoints
             .get(tenant.as_str())
             .ok_or(CrmError::NotConfigured)?;
-        let mut request = endpoint
-            .client
-            .get(format!("{}{ACCOUNT_PATH}/{customer_id}", endpoint.base_url))
-            .header("x-tenant", tenant.as_str());
+        // The customer id is one percent-encoded path segment, whatever it
+        // contains; one that cannot be a segment names no customer.
+        let url = crate::external::http::endpoint_url(
+            &endpoint.base_url,
+            ACCOUNT_PATH,
+            &[customer_id.as_str()],
+        )
+        .map_err(|_| CrmError::NotFound)?;
+        let mut request = endpoint.client.get(url).header("x-tenant", tenant.as_str());
         if let Some(token) = &endpoint.token {
             request = request.bearer_auth(token);
         }

@@ -91,10 +91,6 @@ pub(crate) fn execute_request(call: &ExternalCall) -> Option<(&'static str, serd
     ))
 }
 
-pub(crate) fn status_path(key: &str) -> String {
-    format!("{STATUS_PATH}/{key}")
-}
-
 /// Maps a billing result and code (see the module tables).
 pub fn map_state(result: &str, code: Option<&str>) -> OutcomeClass {
     match result {

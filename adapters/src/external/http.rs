@@ -29,7 +29,7 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 struct Endpoint {
     client: reqwest::Client,
-    base_url: String,
+    base_url: reqwest::Url,
     token: Option<String>,
     enabled: bool,
     breaker: CircuitBreaker,
@@ -47,6 +47,54 @@ impl std::fmt::Debug for HttpSystems {
             .field("endpoints", &self.endpoints.len())
             .finish()
     }
+}
+
+/// Parses a configured base URL once, at start-up.
+pub(crate) fn parse_base_url(key: &str, text: &str) -> Result<reqwest::Url, ConfigError> {
+    let url = reqwest::Url::parse(text).map_err(|e| ConfigError {
+        key: format!("{key}.base_url"),
+        problem: format!("not a URL: {e}"),
+    })?;
+    if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError {
+            key: format!("{key}.base_url"),
+            problem: "must be an http:// or https:// URL".to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+/// An id that cannot be one path segment: empty, `.` or `..` (which URL
+/// normalisation would drop or resolve, changing the resource addressed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NotASegment;
+
+/// The URL of `path` (a fixed route of ours, e.g. `/crm/v2/accounts`) under
+/// `base`, followed by each of `ids` as exactly one percent-encoded path
+/// segment. Outbound URLs are only ever built here, never by formatting
+/// strings: an id such as `../../admin/purge?confirm=yes` becomes the one
+/// segment `..%2F..%2Fadmin%2Fpurge%3Fconfirm=yes`, never a path or query.
+///
+/// # Errors
+/// [`NotASegment`] for an empty, `.` or `..` id.
+pub(crate) fn endpoint_url(
+    base: &reqwest::Url,
+    path: &str,
+    ids: &[&str],
+) -> Result<reqwest::Url, NotASegment> {
+    if ids.iter().any(|id| matches!(*id, "" | "." | "..")) {
+        return Err(NotASegment);
+    }
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments
+            .pop_if_empty()
+            .extend(path.split('/').filter(|part| !part.is_empty()))
+            .extend(ids);
+    }
+    Ok(url)
 }
 
 /// Builds a client with the given timeouts.
@@ -84,7 +132,7 @@ impl HttpSystems {
                     (tenant.clone(), system),
                     Endpoint {
                         client: build_client(&key, c.connect_timeout_ms, c.read_timeout_ms)?,
-                        base_url: c.base_url.clone(),
+                        base_url: parse_base_url(&key, &c.base_url)?,
                         token: c.outbound_token.clone(),
                         enabled: c.enabled,
                         breaker: CircuitBreaker::new(
@@ -130,9 +178,15 @@ impl HttpSystems {
         let mut shown = body.clone();
         redact_json(&mut shown);
         let started = Instant::now();
+        let url = endpoint_url(&endpoint.base_url, path, &[]).map_err(|NotASegment| {
+            PortError::Unsupported {
+                system: call.system,
+                purpose: call.purpose,
+            }
+        })?;
         let mut request = endpoint
             .client
-            .post(format!("{}{path}", endpoint.base_url))
+            .post(url)
             .header(IDEMPOTENCY_HEADER, &call.idempotency_key)
             .header(CORRELATION_HEADER, &call.correlation_id)
             .json(&body);
@@ -168,20 +222,24 @@ impl HttpSystems {
 
     async fn status_call(&self, query: &StatusQuery) -> Result<StatusAnswer, PortError> {
         let endpoint = self.endpoint(query.tenant.as_str(), query.system)?;
-        let path = status_path(query).ok_or(PortError::Unsupported {
-            system: query.system,
-            purpose: query.purpose,
-        })?;
+        // The key is one encoded segment; a key that cannot be one (never
+        // the case for derived keys) is a status this port cannot ask.
+        let url = status_path(query)
+            .and_then(|path| endpoint_url(&endpoint.base_url, path, &[&query.idempotency_key]).ok())
+            .ok_or(PortError::Unsupported {
+                system: query.system,
+                purpose: query.purpose,
+            })?;
         let started = Instant::now();
-        let mut request = endpoint.client.get(format!("{}{path}", endpoint.base_url));
+        let mut evidence = Evidence {
+            operation: "status".into(),
+            request: format!("GET {}", url.path()),
+            ..Evidence::default()
+        };
+        let mut request = endpoint.client.get(url);
         if let Some(token) = &endpoint.token {
             request = request.bearer_auth(token);
         }
-        let mut evidence = Evidence {
-            operation: "status".into(),
-            request: format!("GET {path}"),
-            ..Evidence::default()
-        };
         let answer = match request.send().await {
             Ok(answer) => answer,
             Err(e) => {
@@ -262,5 +320,59 @@ pub(crate) fn transport(error: &reqwest::Error) -> Mapped {
         Mapped::new(OutcomeClass::Unknown, "TIMEOUT")
     } else {
         Mapped::new(OutcomeClass::Unknown, "TRANSPORT")
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    fn base(text: &str) -> reqwest::Url {
+        parse_base_url("tenants.t.systems.crm", text).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_hostile_id_becomes_one_encoded_path_segment() {
+        let url = endpoint_url(
+            &base("http://127.0.0.1:9000"),
+            "/crm/v2/accounts",
+            &["../../../admin/purge?confirm=yes"],
+        );
+        let url = url.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9000/crm/v2/accounts/..%2F..%2F..%2Fadmin%2Fpurge%3Fconfirm=yes"
+        );
+        assert_eq!(url.query(), None);
+        assert_eq!(url.path_segments().map(Iterator::count), Some(4));
+        for hostile in ["a#frag", "a b", "a%2Fb", "\u{0}", "caf\u{e9}"] {
+            let url = endpoint_url(&base("http://h:1/p"), "/s", &[hostile])
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(url.query(), None, "{hostile:?}");
+            assert_eq!(url.fragment(), None, "{hostile:?}");
+            assert_eq!(url.path_segments().map(Iterator::count), Some(3), "{url}");
+        }
+        for dots in ["", ".", ".."] {
+            assert_eq!(
+                endpoint_url(&base("http://h:1"), "/s", &[dots]),
+                Err(NotASegment)
+            );
+        }
+    }
+
+    #[test]
+    fn plain_keys_and_base_paths_are_kept() {
+        let url = endpoint_url(
+            &base("https://crm.example/api"),
+            "/inventory/v1/reservation-status",
+            &["t1:o1:l1:inventory:reserve:1"],
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            url.as_str(),
+            "https://crm.example/api/inventory/v1/reservation-status/t1:o1:l1:inventory:reserve:1"
+        );
+        assert!(parse_base_url("k", "mailto:x@y").is_err());
+        assert!(parse_base_url("k", "not a url").is_err());
     }
 }

@@ -73,10 +73,6 @@ pub(crate) fn execute_request(call: &ExternalCall) -> Option<(&'static str, serd
     ))
 }
 
-pub(crate) fn status_path(key: &str) -> String {
-    format!("{STATUS_PATH}/{key}")
-}
-
 /// Maps an inventory state for a purpose (see the module table).
 pub fn map_state(purpose: Purpose, state: &str) -> OutcomeClass {
     match (state, purpose) {

@@ -374,12 +374,13 @@ pub(crate) fn execute_request(
     }
 }
 
-/// The HTTP path of a status query.
-pub(crate) fn status_path(query: &StatusQuery) -> Option<String> {
+/// The fixed HTTP route of a status query; the idempotency key follows as
+/// one encoded path segment (`http::endpoint_url`).
+pub(crate) fn status_path(query: &StatusQuery) -> Option<&'static str> {
     match query.system {
-        TargetSystem::Inventory => Some(inventory::status_path(&query.idempotency_key)),
-        TargetSystem::Provisioning => Some(provisioning::status_path(&query.idempotency_key)),
-        TargetSystem::Billing => Some(billing::status_path(&query.idempotency_key)),
+        TargetSystem::Inventory => Some(inventory::STATUS_PATH),
+        TargetSystem::Provisioning => Some(provisioning::STATUS_PATH),
+        TargetSystem::Billing => Some(billing::STATUS_PATH),
         _ => None,
     }
 }

@@ -84,10 +84,6 @@ pub(crate) fn execute_request(call: &ExternalCall) -> Option<(&'static str, serd
     ))
 }
 
-pub(crate) fn status_path(key: &str) -> String {
-    format!("{STATUS_PATH}/{key}")
-}
-
 /// Maps a provisioning status for a purpose (see the module table).
 pub fn map_state(purpose: Purpose, status: &str) -> OutcomeClass {
     match (status, purpose) {
