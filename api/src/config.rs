@@ -154,6 +154,9 @@ pub struct GraphqlLimits {
     pub max_complexity: usize,
     /// Most operations in one batched request.
     pub max_batch: usize,
+    /// Most root mutation fields (aliases count) per operation, and per
+    /// HTTP request in total over a batch.
+    pub max_mutations: usize,
 }
 
 impl Default for GraphqlLimits {
@@ -162,6 +165,7 @@ impl Default for GraphqlLimits {
             max_depth: 12,
             max_complexity: 2_000,
             max_batch: 8,
+            max_mutations: 8,
         }
     }
 }
@@ -334,10 +338,10 @@ impl ServerConfig {
             ));
         }
         for (tenant, config) in &self.tenants {
-            if tenant.is_empty() || tenant.len() > 64 || tenant.contains(':') {
+            if let Err(problem) = domain::ids::validate_id(tenant) {
                 return Err(ConfigError::invalid(
                     format!("tenants.{tenant}"),
-                    "a tenant id is 1-64 characters without ':'",
+                    format!("a tenant id {problem} (the id grammar of domain::ids::validate_id)"),
                 ));
             }
             for (i, credential) in config.credentials.iter().enumerate() {
@@ -383,11 +387,10 @@ impl ServerConfig {
                 ("one_time", &offering.one_time),
                 ("monthly", &offering.monthly),
             ] {
-                let parsed = text.parse::<rust_decimal::Decimal>();
-                if parsed.map(|d| d.is_sign_negative()).unwrap_or(true) {
+                if let Err(problem) = crate::pricing::parse_decimal(text) {
                     return Err(ConfigError::invalid(
                         format!("price_book.offerings.{id}.{field}"),
-                        format!("`{text}` is not a non-negative decimal amount"),
+                        format!("`{text}` {problem}"),
                     ));
                 }
             }
@@ -429,6 +432,24 @@ mod tests {
             error.contains("tenants.acme.credentials[0].role"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn tenant_ids_follow_the_id_grammar() {
+        let tenant = |id: &str| {
+            parse(&format!(
+                "[tenants.\"{id}\"]\ncredentials = [{{ name = \"x\", role = \"sales\", \
+                 token_sha256 = \"{}\" }}]\n",
+                "0".repeat(64)
+            ))
+            .err()
+            .map(|e| e.to_string())
+        };
+        assert_eq!(tenant("acme-1"), None);
+        for bad in ["a:b", "a/b", "../x", "a b", ""] {
+            let error = tenant(bad).unwrap_or_default();
+            assert!(error.contains("a tenant id"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

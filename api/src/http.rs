@@ -1,38 +1,49 @@
 //! The HTTP surface: GraphQL over POST, GraphiQL, the WebSocket endpoint,
 //! health, readiness and metrics, with body-size and time limits.
+//!
+//! Every 4xx answer is a JSON GraphQL error body
+//! (`{"errors":[{"message":...,"extensions":{"code":...}}]}`), never a
+//! plain-text or `Debug` rendering. WebSocket messages are capped at the
+//! same size as HTTP bodies, and a WebSocket without valid credentials is
+//! closed with graphql-transport-ws's 4401 (4403 for a forbidden role).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::{BatchRequest, Data};
+use async_graphql::{BatchRequest, Data, Executor, ParseRequestError};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::{SinkExt, StreamExt};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::auth::{Authenticator, Principal, Role};
 use crate::graphql::error::ApiError;
-use crate::graphql::OmsSchema;
+use crate::graphql::limits::LimitedSchema;
 use crate::metrics;
 use crate::platform::Platform;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The schema (with the platform attached).
-    pub schema: OmsSchema,
+    /// The schema (with the platform attached), behind the per-operation
+    /// limits.
+    pub schema: LimitedSchema,
     /// The platform.
     pub platform: Arc<Platform>,
     /// Credentials.
     pub auth: Arc<Authenticator>,
     /// Most operations in one batched request.
     pub max_batch: usize,
+    /// Largest WebSocket message (and frame) in bytes: the HTTP body limit.
+    pub max_message_bytes: usize,
     /// Readiness bound: projector lag at most this many events.
     pub ready_max_lag: u64,
     /// Extra series appended to `/metrics` (the adapters' counters).
@@ -57,6 +68,72 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration, extra: 
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(axum::middleware::map_response(json_client_errors))
+}
+
+/// A GraphQL-shaped error body.
+fn error_body(message: &str, code: &str) -> serde_json::Value {
+    serde_json::json!({
+        "data": null,
+        "errors": [{"message": message, "extensions": {"code": code}}],
+    })
+}
+
+/// The `extensions.code` of a 4xx status.
+fn client_error_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
+        StatusCode::FORBIDDEN => "FORBIDDEN",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        _ => "VALIDATION",
+    }
+}
+
+/// Rewrites every 4xx answer that is not already JSON (axum's and
+/// tower-http's rejections: 400, 404, 405, 413, 415, ...) into a JSON error
+/// body whose message is the status's reason, so no plain-text or `Debug`
+/// rendering of an internal type reaches a client.
+async fn json_client_errors(response: Response) -> Response {
+    let status = response.status();
+    if !status.is_client_error() {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let message = status
+        .canonical_reason()
+        .unwrap_or("client error")
+        .to_ascii_lowercase();
+    let body = error_body(&message, client_error_code(status));
+    (status, axum::Json(body)).into_response()
+}
+
+/// The rejection of a GraphQL request body that does not parse: 400 (413
+/// when too large) with a JSON error naming what is wrong, in the error's
+/// `Display` form (never its `Debug` form).
+pub struct RequestRejection(ParseRequestError);
+
+impl From<ParseRequestError> for RequestRejection {
+    fn from(error: ParseRequestError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for RequestRejection {
+    fn into_response(self) -> Response {
+        let status = match self.0 {
+            ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let message = format!("malformed GraphQL request: {}", self.0);
+        (status, axum::Json(error_body(&message, "VALIDATION"))).into_response()
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -65,10 +142,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 fn unauthenticated() -> Response {
     let error = ApiError::Unauthenticated;
-    let body = serde_json::json!({
-        "data": null,
-        "errors": [{"message": error.message(), "extensions": {"code": error.code()}}],
-    });
+    let body = error_body(&error.message(), error.code());
     (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }
 
@@ -82,23 +156,36 @@ fn operation_name(request: &BatchRequest) -> String {
 async fn graphql(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: GraphQLBatchRequest,
+    request: GraphQLBatchRequest<RequestRejection>,
 ) -> Response {
     let Some(principal) = state.auth.authenticate_header(bearer(&headers)) else {
         state.platform.metrics.auth_failure();
         return unauthenticated();
     };
     let request = request.into_inner();
+    let refuse = |message: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(error_body(&message, "VALIDATION")),
+        )
+            .into_response()
+    };
     if let BatchRequest::Batch(requests) = &request {
         if requests.len() > state.max_batch {
-            let body = serde_json::json!({
-                "data": null,
-                "errors": [{
-                    "message": format!("at most {} operations per batch", state.max_batch),
-                    "extensions": {"code": "VALIDATION"},
-                }],
-            });
-            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            return refuse(format!("at most {} operations per batch", state.max_batch));
+        }
+        // Mutation fields per request in total: a batch of operations under
+        // the per-operation limit must not multiply it. An operation over
+        // its own limit is refused in its own response.
+        let limit = state.schema.limits().max_mutations;
+        let total: usize = requests
+            .iter()
+            .filter_map(|r| state.schema.mutation_fields(r).ok())
+            .sum();
+        if total > limit {
+            return refuse(format!(
+                "at most {limit} mutation fields per request, over all operations of a batch"
+            ));
         }
     }
     let operation = operation_name(&request);
@@ -158,6 +245,38 @@ fn principal_from_init(auth: &Authenticator, payload: &serde_json::Value) -> Opt
     auth.authenticate_header(Some(&header))
 }
 
+/// graphql-transport-ws close code: the connection is not authenticated.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// graphql-transport-ws close code: the credential may not subscribe.
+pub const CLOSE_FORBIDDEN: u16 = 4403;
+const UNAUTHORIZED_REASON: &str = "Unauthorized";
+const FORBIDDEN_REASON: &str = "Forbidden";
+
+/// async-graphql closes a refused `connection_init` with 1002 and the
+/// callback's message, and a `subscribe` before the handshake with 1011;
+/// graphql-transport-ws wants 4401 (unauthorized) and 4403 (forbidden).
+fn protocol_close_code(message: Message) -> Message {
+    let Message::Close(Some(frame)) = &message else {
+        return message;
+    };
+    let code = match (frame.code, frame.reason.as_str()) {
+        (1002, UNAUTHORIZED_REASON) | (1011, "The handshake is not completed.") => {
+            CLOSE_UNAUTHORIZED
+        }
+        (1002, FORBIDDEN_REASON) => CLOSE_FORBIDDEN,
+        _ => return message,
+    };
+    let reason = if code == CLOSE_FORBIDDEN {
+        FORBIDDEN_REASON
+    } else {
+        UNAUTHORIZED_REASON
+    };
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
 async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -168,13 +287,22 @@ async fn websocket(
     let auth = state.auth.clone();
     let schema = state.schema.clone();
     upgrade
+        .max_message_size(state.max_message_bytes)
+        .max_frame_size(state.max_message_bytes)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let (sink, stream) = socket.split();
+            let sink = sink.with(|message: Message| {
+                futures_util::future::ready(Ok::<_, axum::Error>(protocol_close_code(message)))
+            });
+            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let principal = from_header
                         .or_else(|| principal_from_init(&auth, &payload))
-                        .ok_or_else(|| async_graphql::Error::new("UNAUTHENTICATED"))?;
+                        .ok_or_else(|| async_graphql::Error::new(UNAUTHORIZED_REASON))?;
+                    if !principal.role.allows(Role::Viewer) {
+                        return Err(async_graphql::Error::new(FORBIDDEN_REASON));
+                    }
                     let mut data = Data::default();
                     data.insert(principal);
                     Ok(data)

@@ -1,6 +1,7 @@
 //! The running platform as the API sees it: the log, the command path, the
 //! read models, the external-system runtime and the server's counters.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
 use crate::graphql::error::{ApiError, ApiResult};
+use crate::graphql::input;
 use crate::graphql::types::CommandResult;
 use crate::graphql::CommandTarget;
 use crate::metrics::Metrics;
@@ -48,6 +50,20 @@ pub trait FulfillmentControl: Send + Sync {
         to: u64,
         recovery: bool,
     ) -> BoxFuture<'a, Option<ApiResult<serde_json::Value>>>;
+}
+
+/// A client's command as received: what [`Platform::execute`] needs
+/// before the command itself is built.
+pub struct ClientCommand<'a> {
+    /// The client's `commandId` (validated by `execute`).
+    pub command_id: &'a str,
+    /// The stream it is for.
+    pub target: CommandTarget,
+    /// The version the client saw, if it sent one.
+    pub expected_version: Option<u64>,
+    /// The client's arguments, hashed as the request: the same arguments
+    /// always give the same JSON.
+    pub request: serde_json::Value,
 }
 
 /// Everything a resolver needs.
@@ -96,62 +112,101 @@ impl Platform {
         }
     }
 
-    /// Runs `command` through the command path for `principal`, with the
-    /// client's command id (scoped by tenant) as the idempotency key and the
-    /// hash of the client's `request` (its arguments, not the derived
-    /// command, which carries the server's clock) as the request hash, then
-    /// waits briefly until the read models include it.
+    /// Runs a client's command: the idempotency check first, then the
+    /// target's tenant check, then `build` (which may call CRM, price, or
+    /// read the aggregate), then the command path, then a brief wait until
+    /// the read models include it.
+    ///
+    /// The idempotency key is the client's `commandId` scoped by tenant;
+    /// the request hash is the hash of the target stream, the expected
+    /// version and the client's `request` (its arguments, not the derived
+    /// command, which carries the server's clock and external answers). A
+    /// retry of an acknowledged command with the same arguments returns its
+    /// first outcome with `deduplicated: true` before anything is built,
+    /// whatever happened since (the quote accepted, CRM down, the price book
+    /// changed); the same `commandId` with other arguments is
+    /// `IDEMPOTENCY_CONFLICT`. Nothing is decided again either way.
     ///
     /// # Errors
-    /// The command path's refusal, mapped once to [`ApiError`].
-    pub async fn execute<D>(
+    /// `VALIDATION` for a malformed `commandId`, `IDEMPOTENCY_CONFLICT`,
+    /// `NOT_FOUND` for a target that is missing or another tenant's,
+    /// `build`'s error, or the command path's refusal, each mapped once to
+    /// [`ApiError`].
+    pub async fn execute<D, F, Fut>(
         &self,
         principal: &Principal,
-        target: &CommandTarget,
-        command: &D::Command,
-        command_id: &str,
-        expected_version: Option<u64>,
-        request: serde_json::Value,
+        command: ClientCommand<'_>,
+        build: F,
     ) -> ApiResult<CommandResult>
     where
         D: Decider,
         D::Command: Serialize,
         D::Error: RuleViolation + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<D::Command>>,
     {
-        if command_id.is_empty() || command_id.len() > 128 {
-            return Err(ApiError::validation(
-                "commandId",
-                "must be 1-128 characters",
-            ));
-        }
-        let mut context = CommandContext::new(
-            CommandKey::client(&principal.tenant, command_id),
-            principal.tenant.as_str(),
-            format!("{}:{command_id}", principal.tenant),
-        );
-        context.expected_version = expected_version;
+        let ClientCommand {
+            command_id,
+            target,
+            expected_version,
+            request,
+        } = command;
+        input::id("commandId", command_id)?;
+        let key = CommandKey::client(&principal.tenant, command_id);
         let fingerprint = serde_json::json!({
             "stream": target.stream_id,
             "expectedVersion": expected_version,
             "request": request,
         });
-        context.request_hash = Some(Sha256::digest(fingerprint.to_string().as_bytes()).into());
+        let request_hash: [u8; 32] = Sha256::digest(fingerprint.to_string().as_bytes()).into();
+        let conflict = || {
+            self.metrics.idempotency_conflict();
+            ApiError::IdempotencyConflict(command_id.to_owned())
+        };
+        // 1. Idempotency first: a retry meets its first outcome, and
+        //    nothing below (tenant check, CRM, pricing, rules) runs again.
+        let recorded = self
+            .log
+            .idempotency_record(&key.encode())
+            .map_err(ApiError::internal)?;
+        if let Some((seen_hash, first)) = recorded {
+            if seen_hash != request_hash {
+                return Err(conflict());
+            }
+            return Ok(CommandResult {
+                id: target.id,
+                stream_id: target.stream_id,
+                version: first.stream_version,
+                positions: first.positions().collect(),
+                deduplicated: true,
+            });
+        }
+        // 2. The target is the caller's tenant's.
+        target.check_owner(self, principal)?;
+        // 3. Build the command (external lookups, prices, reads).
+        let command = build().await?;
+        // 4. The command path (which checks idempotency again, atomically
+        //    with the append, for concurrent first attempts).
+        let mut context = CommandContext::new(
+            key,
+            principal.tenant.as_str(),
+            format!("{}:{command_id}", principal.tenant),
+        );
+        context.expected_version = expected_version;
+        context.request_hash = Some(request_hash);
         let started = Instant::now();
         let outcome = self
             .commands
-            .execute::<D>(&target.stream_id, command, &context)
+            .execute::<D>(&target.stream_id, &command, &context)
             .await
-            .map_err(|error| {
-                match &error {
-                    adapters::CommandError::IdempotencyConflict { .. } => {
-                        self.metrics.idempotency_conflict()
+            .map_err(|error| match error {
+                adapters::CommandError::IdempotencyConflict { .. } => conflict(),
+                other => {
+                    if let adapters::CommandError::VersionConflict { .. } = &other {
+                        self.metrics.version_conflict();
                     }
-                    adapters::CommandError::VersionConflict { .. } => {
-                        self.metrics.version_conflict()
-                    }
-                    _ => {}
+                    ApiError::from_command(other)
                 }
-                ApiError::from_command(error)
             })?;
         self.metrics.observe_append(started.elapsed());
         tracing::info!(
@@ -169,7 +224,7 @@ impl Platform {
             .unwrap_or_default();
         if let Some(last) = positions
             .last()
-            .filter(|_| !self.read_your_writes.is_zero())
+            .filter(|_| !self.read_your_writes.is_zero() && !outcome.deduplicated)
         {
             // Read your writes: a brief wait, never an error.
             let _ = self
@@ -178,8 +233,8 @@ impl Platform {
                 .await;
         }
         Ok(CommandResult {
-            id: target.id.clone(),
-            stream_id: target.stream_id.clone(),
+            id: target.id,
+            stream_id: target.stream_id,
             version: outcome.stream_version,
             positions,
             deduplicated: outcome.deduplicated,

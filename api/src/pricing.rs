@@ -6,7 +6,6 @@
 //! the price was computed from.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use domain::ids::{Segment, Timestamp};
 use domain::money::{Currency, Money, Percent};
@@ -33,6 +32,69 @@ pub enum PricingError {
     NoLines,
 }
 
+/// Why a text is not a decimal of the one grammar ([`parse_decimal`]).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    /// Not of the grammar.
+    #[error(
+        "must be a plain decimal such as `5` or `12.5`: digits without sign, exponent, \
+         separators or leading zeros, at most {MAX_INTEGER_DIGITS} digits before and \
+         {MAX_FRACTION_DIGITS} after the point"
+    )]
+    Malformed,
+    /// Of the grammar, but above the field's maximum.
+    #[error("must be at most {0}")]
+    TooLarge(Decimal),
+}
+
+/// Most digits before the decimal point [`parse_decimal`] accepts.
+pub const MAX_INTEGER_DIGITS: usize = 12;
+/// Most digits after the decimal point [`parse_decimal`] accepts.
+pub const MAX_FRACTION_DIGITS: usize = 4;
+
+/// Parses the one decimal grammar of every decimal the platform reads
+/// (client input and the configured price book):
+///
+/// ```text
+/// decimal = ( "0" | [1-9] [0-9]{0,11} ) ( "." [0-9]{1,4} )?
+/// ```
+///
+/// No sign, exponent, `_` or `,` separators, whitespace, leading zeros or
+/// bare point: `"1_0"`, `"1e2"`, `"+5"`, `"-0"`, `"05"`, `".5"`, `"5."`
+/// are refused, so one value has exactly one spelling up to trailing
+/// fractional zeros.
+///
+/// # Errors
+/// [`DecimalError::Malformed`] for anything else.
+pub fn parse_decimal(text: &str) -> Result<Decimal, DecimalError> {
+    let (integer, fraction) = match text.split_once('.') {
+        Some((integer, fraction)) => (integer, Some(fraction)),
+        None => (text, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let integer_ok = digits(integer)
+        && integer.len() <= MAX_INTEGER_DIGITS
+        && (integer == "0" || !integer.starts_with('0'));
+    let fraction_ok =
+        fraction.is_none_or(|fraction| digits(fraction) && fraction.len() <= MAX_FRACTION_DIGITS);
+    if !(integer_ok && fraction_ok) {
+        return Err(DecimalError::Malformed);
+    }
+    Decimal::from_str_exact(text).map_err(|_| DecimalError::Malformed)
+}
+
+/// A percentage: [`parse_decimal`]'s grammar, at most 100.
+///
+/// # Errors
+/// [`DecimalError`] when malformed or above 100.
+pub fn parse_percent(text: &str) -> Result<Decimal, DecimalError> {
+    let value = parse_decimal(text)?;
+    if value > Decimal::ONE_HUNDRED {
+        return Err(DecimalError::TooLarge(Decimal::ONE_HUNDRED));
+    }
+    Ok(value)
+}
+
 /// The configured price book, parsed once at start-up.
 #[derive(Clone, Debug)]
 pub struct PriceBook {
@@ -55,7 +117,7 @@ impl PriceBook {
         let mut offerings = BTreeMap::new();
         for (id, price) in &config.offerings {
             let parse = |field: &str, text: &str| {
-                Decimal::from_str(text).map_err(|e| ConfigError::Invalid {
+                parse_decimal(text).map_err(|e| ConfigError::Invalid {
                     key: format!("price_book.offerings.{id}.{field}"),
                     problem: e.to_string(),
                 })
@@ -74,6 +136,13 @@ impl PriceBook {
             validity_ms: u64::from(config.validity_hours) * 3_600_000,
             offerings,
         })
+    }
+
+    /// The book's version: stamped on every price it computes
+    /// (`policy_version`), and the only version under which a price is
+    /// fresh (acceptance refuses others: `price_book_superseded`).
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The approval rule in force: up to 10 % without approval, 15 % for
@@ -189,6 +258,59 @@ mod tests {
             price.map(|p| p.totals.one_time.amount),
             Some(Decimal::from(198))
         );
+    }
+
+    #[test]
+    fn one_strict_decimal_grammar_for_every_decimal_input() {
+        for (text, value) in [
+            ("0", "0"),
+            ("5", "5"),
+            ("12.5", "12.5"),
+            ("100", "100"),
+            ("99.9999", "99.9999"),
+            ("0.05", "0.05"),
+            ("499.00", "499.00"),
+        ] {
+            assert_eq!(
+                parse_decimal(text),
+                Ok(Decimal::from_str_exact(value).unwrap()),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "1_0",
+            "1e2",
+            "+5",
+            "-0",
+            "-5",
+            "05",
+            "00",
+            ".5",
+            "5.",
+            "5.12345",
+            " 5",
+            "5 ",
+            "1,5",
+            "0x10",
+            "NaN",
+            "inf",
+            "1.2.3",
+            "٥",
+            "1234567890123",
+        ] {
+            assert_eq!(
+                parse_decimal(text),
+                Err(DecimalError::Malformed),
+                "{text:?}"
+            );
+        }
+        assert_eq!(parse_percent("100"), Ok(Decimal::ONE_HUNDRED));
+        assert_eq!(
+            parse_percent("100.0001"),
+            Err(DecimalError::TooLarge(Decimal::ONE_HUNDRED))
+        );
+        assert_eq!(parse_percent("1e2"), Err(DecimalError::Malformed));
     }
 
     #[test]

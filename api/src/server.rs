@@ -89,12 +89,13 @@ pub async fn run(
         fulfillment: external.control.clone(),
         read_your_writes: Duration::from_millis(config.read_your_writes_ms),
     });
-    let schema = graphql::build(Some(platform.clone()), &config.graphql);
+    let schema = graphql::limited(Some(platform.clone()), &config.graphql);
     let state = AppState {
         schema,
         platform: platform.clone(),
         auth: Arc::new(auth),
         max_batch: config.graphql.max_batch,
+        max_message_bytes: config.max_body_bytes,
         ready_max_lag: 10_000,
         extra_metrics: external.metrics.clone(),
     };

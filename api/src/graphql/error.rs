@@ -99,8 +99,11 @@ impl ApiError {
         }
     }
 
-    /// Maps a command path failure: rule refusals keep their rule name,
-    /// storage failures become `INTERNAL`.
+    /// Maps a command path failure: rule refusals keep their rule name; an
+    /// append the log refuses as malformed (an event over the payload,
+    /// text-field or metadata limits: what the client sent made it too
+    /// large) is `VALIDATION` of `input`; storage failures become
+    /// `INTERNAL`.
     pub fn from_command<E>(error: CommandError<E>) -> Self
     where
         E: std::error::Error + RuleViolation,
@@ -114,12 +117,20 @@ impl ApiError {
                 expected, actual, ..
             } => ApiError::VersionConflict { expected, actual },
             CommandError::IdempotencyConflict { command_id } => {
-                // The stored key carries the tenant; the client knows its own id.
+                // The stored key is `client:<len>:<tenant>:<id>`; the client
+                // knows its own id (`Platform::execute` names it directly).
                 let id = command_id
-                    .split_once(':')
+                    .rsplit_once(':')
                     .map(|(_, id)| id.to_owned())
                     .unwrap_or(command_id);
                 ApiError::IdempotencyConflict(id)
+            }
+            CommandError::Append(eventlog::AppendError::Invalid(problem)) => {
+                tracing::warn!(%problem, "the log refused a command's events as malformed");
+                ApiError::validation(
+                    "input",
+                    format!("the command's events exceed the log's limits: {problem}"),
+                )
             }
             other => ApiError::internal(other),
         }
@@ -179,3 +190,20 @@ impl From<projections::QueryError> for ApiError {
 
 /// The result type of every resolver body.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_over_the_logs_limits_is_validation_not_internal() {
+        let error = ApiError::from_command(CommandError::<domain::quote::QuoteError>::Append(
+            eventlog::AppendError::Invalid("payload of 200015 bytes exceeds 65536".to_owned()),
+        ));
+        assert_eq!(error.code(), "VALIDATION", "{error:?}");
+        let storage = ApiError::from_command(CommandError::<domain::quote::QuoteError>::Append(
+            eventlog::AppendError::Storage("disk full".to_owned()),
+        ));
+        assert_eq!(storage.code(), "INTERNAL");
+    }
+}

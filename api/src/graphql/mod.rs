@@ -2,6 +2,8 @@
 //! live subscriptions, and the hardening every request passes through.
 
 pub mod error;
+pub mod input;
+pub mod limits;
 pub mod mutation;
 pub mod query;
 pub mod subscription;
@@ -24,12 +26,11 @@ pub type OmsSchema = Schema<query::Query, mutation::Mutation, subscription::Subs
 /// Largest page a query returns.
 pub const MAX_PAGE: usize = 200;
 
-/// Builds the schema with depth and complexity limits and field
-/// suggestions off. The platform is attached per server; the principal per
-/// request.
+/// Builds the schema with the complexity limit and field suggestions off.
+/// The platform is attached per server; the principal per request. Depth,
+/// introspection and mutation-count limits are [`limited`]'s.
 pub fn build(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> OmsSchema {
     let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
         .disable_suggestions();
@@ -37,6 +38,18 @@ pub fn build(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> OmsSche
         builder = builder.data(platform);
     }
     builder.finish()
+}
+
+/// The schema as served: [`build`] behind the per-operation limits of
+/// [`limits`] (depth, introspection, mutations per operation).
+pub fn limited(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> limits::LimitedSchema {
+    limits::LimitedSchema::new(
+        build(platform, limits),
+        limits::OperationLimits {
+            max_depth: limits.max_depth,
+            max_mutations: limits.max_mutations,
+        },
+    )
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
@@ -94,12 +107,17 @@ pub fn parse_enum<T: DeserializeOwned>(field: &str, value: &str) -> ApiResult<T>
         .map_err(|_| ApiError::validation(field, format!("`{value}` is not a known value")))
 }
 
-/// The stream a command is for, checked to belong to the caller's tenant.
+/// The stream a command is for. An existing aggregate's target is checked
+/// to belong to the caller's tenant by [`Platform::execute`], after the
+/// idempotency check.
 pub struct CommandTarget {
     /// The aggregate id returned to the client.
     pub id: String,
     /// The stream.
     pub stream_id: String,
+    /// `Some(kind)` when the stream must exist and be the caller's tenant's
+    /// (`NOT_FOUND` naming `kind` otherwise); `None` for a new aggregate.
+    pub existing: Option<&'static str>,
 }
 
 impl CommandTarget {
@@ -108,41 +126,39 @@ impl CommandTarget {
         Self {
             stream_id: quote_stream(&id),
             id: id.to_string(),
+            existing: None,
         }
     }
 
     /// An existing quote of the caller's tenant.
-    ///
-    /// # Errors
-    /// `NOT_FOUND` when it does not exist or belongs to another tenant.
-    pub fn existing_quote(
-        platform: &Platform,
-        principal: &Principal,
-        id: QuoteId,
-    ) -> ApiResult<Self> {
-        let target = Self::new_quote(id);
-        target.owned_by(platform, principal, "quote")
+    pub fn existing_quote(id: QuoteId) -> Self {
+        Self {
+            existing: Some("quote"),
+            ..Self::new_quote(id)
+        }
     }
 
     /// An existing order of the caller's tenant.
-    ///
-    /// # Errors
-    /// `NOT_FOUND` when it does not exist or belongs to another tenant.
-    pub fn existing_order(
-        platform: &Platform,
-        principal: &Principal,
-        id: OrderId,
-    ) -> ApiResult<Self> {
-        let target = Self {
+    pub fn existing_order(id: OrderId) -> Self {
+        Self {
             stream_id: order_stream(&id),
             id: id.to_string(),
-        };
-        target.owned_by(platform, principal, "order")
+            existing: Some("order"),
+        }
     }
 
-    fn owned_by(self, platform: &Platform, principal: &Principal, kind: &str) -> ApiResult<Self> {
+    /// Checks that an existing target's stream exists and belongs to
+    /// `principal`'s tenant.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` when it does not exist or belongs to another tenant
+    /// (both answer alike).
+    pub fn check_owner(&self, platform: &Platform, principal: &Principal) -> ApiResult<()> {
+        let Some(kind) = self.existing else {
+            return Ok(());
+        };
         match platform.stream_tenant(&self.stream_id)? {
-            Some(tenant) if tenant == principal.tenant.as_str() => Ok(self),
+            Some(tenant) if tenant == principal.tenant.as_str() => Ok(()),
             // Another tenant's id answers exactly like a missing one.
             _ => Err(ApiError::NotFound(format!("{kind} `{}`", self.id))),
         }

@@ -1,7 +1,12 @@
 //! Command mutations. Every mutation takes the client's `commandId`
-//! (idempotent: the same id returns the same result without appending
-//! again) and an optional `expectedVersion`, and returns the stream's new
-//! version and the positions of the events appended.
+//! (idempotent: the same id with the same arguments returns the first
+//! result, `deduplicated: true`, whatever happened since; with other
+//! arguments it is `IDEMPOTENCY_CONFLICT`) and an optional
+//! `expectedVersion`, and returns the stream's new version and the
+//! positions of the events appended. Arguments are validated at the edge
+//! by [`super::input`] (ids, decimals, text limits) before anything else;
+//! everything that depends on the world (CRM, prices, the quote's state)
+//! is built by [`Platform::execute`]'s builder, after the idempotency check.
 
 use async_graphql::{Context, Enum, InputObject, Json, Object};
 use domain::ids::{
@@ -14,9 +19,11 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ApiResult};
+use super::input;
 use super::types::{document, CommandResult};
 use super::{caller, CommandTarget};
-use crate::auth::Role;
+use crate::auth::{Principal, Role};
+use crate::platform::{ClientCommand, Platform};
 
 /// The mutation root.
 pub struct Mutation;
@@ -59,17 +66,38 @@ pub enum FalloutAction {
     CancelLine,
 }
 
+/// Most options on one line.
+pub const MAX_OPTIONS: usize = 32;
+/// Longest accepted contract term, in months.
+pub const MAX_TERM_MONTHS: u32 = 120;
+/// Most faults scripted in one `scriptSimulator` call.
+pub const MAX_SCRIPTED_FAULTS: usize = 1_000;
+
 fn line(input: LineInput) -> ApiResult<QuoteLine> {
-    bounded("line.lineId", &input.line_id)?;
-    bounded("line.offeringId", &input.offering_id)?;
+    input::id("line.lineId", &input.line_id)?;
+    input::id("line.offeringId", &input.offering_id)?;
     if input.quantity == 0 {
         return Err(ApiError::validation("line.quantity", "must be at least 1"));
     }
-    if input.term_months == 0 || input.term_months > 120 {
-        return Err(ApiError::validation("line.termMonths", "must be 1 to 120"));
+    if input.term_months == 0 || input.term_months > MAX_TERM_MONTHS {
+        return Err(ApiError::validation(
+            "line.termMonths",
+            format!("must be 1 to {MAX_TERM_MONTHS}"),
+        ));
     }
-    if input.options.len() > 32 {
-        return Err(ApiError::validation("line.options", "at most 32 options"));
+    if input.options.len() > MAX_OPTIONS {
+        return Err(ApiError::validation(
+            "line.options",
+            format!("at most {MAX_OPTIONS} options"),
+        ));
+    }
+    for option in &input.options {
+        input::label(
+            "line.options.name",
+            &option.name,
+            input::MAX_OPTION_NAME_BYTES,
+        )?;
+        input::label("line.options.value", &option.value, input::MAX_LABEL_BYTES)?;
     }
     Ok(QuoteLine {
         line_id: LineId::new(input.line_id),
@@ -85,21 +113,6 @@ fn line(input: LineInput) -> ApiResult<QuoteLine> {
     })
 }
 
-/// A non-empty identifier of at most 128 characters without `:`.
-fn bounded(field: &str, value: &str) -> ApiResult<()> {
-    if value.is_empty()
-        || value.len() > 128
-        || value.contains(':')
-        || value.chars().any(char::is_control)
-    {
-        return Err(ApiError::validation(
-            field,
-            "must be 1-128 characters without ':' or control characters",
-        ));
-    }
-    Ok(())
-}
-
 /// A new quote's id, derived from the tenant and the command id so that a
 /// retried create names the same quote, and no tenant can guess or collide
 /// with another's.
@@ -108,30 +121,33 @@ fn new_quote_id(tenant: &str, command_id: &str) -> QuoteId {
     QuoteId::new(format!("q-{}", &hex::encode(digest)[..20]))
 }
 
+/// Runs a quote command for a seller: `quoteId` validated, then
+/// [`Platform::execute`] with `make` as the command's builder.
 async fn quote_command(
     ctx: &Context<'_>,
+    action: &'static str,
     quote_id: String,
     command_id: String,
     expected_version: Option<u64>,
     request: serde_json::Value,
-    make: impl FnOnce(Timestamp) -> ApiResult<QuoteCommand>,
+    make: impl FnOnce(&Platform, &Principal) -> ApiResult<QuoteCommand>,
 ) -> async_graphql::Result<CommandResult> {
-    let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
-    bounded("quoteId", &quote_id)?;
-    let target = CommandTarget::existing_quote(platform, principal, QuoteId::new(quote_id))?;
-    let command = make(platform.timestamp())?;
+    let (platform, principal) = caller(ctx, Role::Sales, action)?;
+    input::id("quoteId", &quote_id)?;
+    let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
+    let command = ClientCommand {
+        command_id: &command_id,
+        target,
+        expected_version,
+        request,
+    };
     Ok(platform
-        .execute::<QuoteDecider>(
-            principal,
-            &target,
-            &command,
-            &command_id,
-            expected_version,
-            request,
-        )
+        .execute::<QuoteDecider, _, _>(principal, command, || async { make(platform, principal) })
         .await?)
 }
 
+/// Runs an order command for an operator: `orderId` validated, then
+/// [`Platform::execute`] with `make` as the command's builder.
 async fn order_command(
     ctx: &Context<'_>,
     order_id: String,
@@ -141,18 +157,18 @@ async fn order_command(
     make: impl FnOnce(Timestamp, &str) -> ApiResult<OrderCommand>,
 ) -> async_graphql::Result<CommandResult> {
     let (platform, principal) = caller(ctx, Role::Operator, "operate orders")?;
-    bounded("orderId", &order_id)?;
-    let target = CommandTarget::existing_order(platform, principal, OrderId::new(order_id))?;
-    let command = make(platform.timestamp(), &principal.name)?;
+    input::id("orderId", &order_id)?;
+    let target = CommandTarget::existing_order(OrderId::new(order_id));
+    let command = ClientCommand {
+        command_id: &command_id,
+        target,
+        expected_version,
+        request,
+    };
     Ok(platform
-        .execute::<OrderDecider>(
-            principal,
-            &target,
-            &command,
-            &command_id,
-            expected_version,
-            request,
-        )
+        .execute::<OrderDecider, _, _>(principal, command, || async {
+            make(platform.timestamp(), &principal.name)
+        })
         .await?)
 }
 
@@ -168,38 +184,41 @@ impl Mutation {
         catalog_version: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) = caller(ctx, Role::Sales, "create quotes")?;
-        bounded("commandId", &command_id)?;
-        bounded("customerId", &customer_id)?;
+        input::id("commandId", &command_id)?;
+        input::id("customerId", &customer_id)?;
+        if let Some(version) = &catalog_version {
+            input::label("catalogVersion", version, input::MAX_LABEL_BYTES)?;
+        }
         let quote_id = new_quote_id(principal.tenant.as_str(), &command_id);
-        let customer = crate::runtime::lookup_customer(
-            platform.customers.as_ref(),
-            &principal.tenant,
-            &CustomerId::new(customer_id.clone()),
-        )
-        .await?;
-        let command = QuoteCommand::Create {
-            quote_id: quote_id.clone(),
-            tenant_id: principal.tenant.clone(),
-            customer,
-            catalog_version: catalog_version
-                .clone()
-                .unwrap_or_else(|| "catalog-current".to_owned()),
-            at: platform.timestamp(),
+        let request = serde_json::json!({
+            "mutation": "createQuote",
+            "customerId": customer_id,
+            "catalogVersion": catalog_version,
+        });
+        let command = ClientCommand {
+            command_id: &command_id,
+            target: CommandTarget::new_quote(quote_id.clone()),
+            expected_version: Some(0),
+            request,
         };
-        let target = CommandTarget::new_quote(quote_id);
         Ok(platform
-            .execute::<QuoteDecider>(
-                principal,
-                &target,
-                &command,
-                &command_id,
-                Some(0),
-                serde_json::json!({
-                    "mutation": "createQuote",
-                    "customerId": customer_id,
-                    "catalogVersion": catalog_version,
-                }),
-            )
+            .execute::<QuoteDecider, _, _>(principal, command, || async {
+                // CRM is asked only for a command not yet acknowledged.
+                let customer = crate::runtime::lookup_customer(
+                    platform.customers.as_ref(),
+                    &principal.tenant,
+                    &CustomerId::new(customer_id),
+                )
+                .await?;
+                Ok(QuoteCommand::Create {
+                    quote_id,
+                    tenant_id: principal.tenant.clone(),
+                    customer,
+                    catalog_version: catalog_version
+                        .unwrap_or_else(|| "catalog-current".to_owned()),
+                    at: platform.timestamp(),
+                })
+            })
             .await?)
     }
 
@@ -214,12 +233,21 @@ impl Mutation {
     ) -> async_graphql::Result<CommandResult> {
         let request =
             serde_json::json!({"mutation": "addQuoteLine", "quoteId": quote_id, "line": line});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::AddLine {
-                line: self::line(line)?,
-                at,
-            })
-        })
+        let line = self::line(line)?;
+        quote_command(
+            ctx,
+            "change quotes",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                Ok(QuoteCommand::AddLine {
+                    line,
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
@@ -234,12 +262,21 @@ impl Mutation {
     ) -> async_graphql::Result<CommandResult> {
         let request =
             serde_json::json!({"mutation": "changeQuoteLine", "quoteId": quote_id, "line": line});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::ChangeLine {
-                line: self::line(line)?,
-                at,
-            })
-        })
+        let line = self::line(line)?;
+        quote_command(
+            ctx,
+            "change quotes",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                Ok(QuoteCommand::ChangeLine {
+                    line,
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
@@ -252,19 +289,28 @@ impl Mutation {
         expected_version: Option<u64>,
         line_id: String,
     ) -> async_graphql::Result<CommandResult> {
-        bounded("lineId", &line_id)?;
+        input::id("lineId", &line_id)?;
         let request = serde_json::json!({"mutation": "removeQuoteLine", "quoteId": quote_id, "lineId": line_id});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::RemoveLine {
-                line_id: LineId::new(line_id),
-                at,
-            })
-        })
+        quote_command(
+            ctx,
+            "change quotes",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                Ok(QuoteCommand::RemoveLine {
+                    line_id: LineId::new(line_id),
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
     /// Prices the quote's current lines from the configured price book,
-    /// with `discountPercent` (decimal text, 0-100) off the monthly total.
+    /// with `discountPercent` (a plain decimal such as `5` or `12.5`, 0 to
+    /// 100) off the monthly total.
     async fn price_quote(
         &self,
         ctx: &Context<'_>,
@@ -273,50 +319,48 @@ impl Mutation {
         expected_version: Option<u64>,
         discount_percent: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
-        let (platform, principal) = caller(ctx, Role::Sales, "price quotes")?;
-        bounded("quoteId", &quote_id)?;
-        let discount = match discount_percent {
-            Some(text) => text
-                .parse::<Decimal>()
-                .map_err(|e| ApiError::validation("discountPercent", e.to_string()))?,
+        let discount = match &discount_percent {
+            Some(text) => input::percent("discountPercent", text)?,
             None => Decimal::ZERO,
         };
-        let target = CommandTarget::existing_quote(platform, principal, QuoteId::new(quote_id))?;
-        let loaded = platform
-            .commands
-            .load::<QuoteDecider>(&target.stream_id)
-            .map_err(ApiError::from_command)?;
-        let QuoteState::Open(quote) = &loaded.state else {
-            return Err(ApiError::RuleViolation {
-                rule: "quote_not_open",
-                message: "only an open quote can be priced".to_owned(),
-            }
-            .into());
-        };
-        let now = platform.timestamp();
-        let price = platform
-            .price_book
-            .price(quote.revision, &quote.lines, discount, now)
-            .map_err(|e| ApiError::validation("quote", e.to_string()))?;
-        let command = QuoteCommand::Price {
-            price,
-            policy: platform.price_book.approval_policy(),
-            at: now,
-        };
-        Ok(platform
-            .execute::<QuoteDecider>(
-                principal,
-                &target,
-                &command,
-                &command_id,
-                expected_version,
-                serde_json::json!({
-                    "mutation": "priceQuote",
-                    "quoteId": target.id,
-                    "discountPercent": discount.to_string(),
-                }),
-            )
-            .await?)
+        let request = serde_json::json!({
+            "mutation": "priceQuote",
+            "quoteId": quote_id,
+            "discountPercent": discount.to_string(),
+        });
+        quote_command(
+            ctx,
+            "price quotes",
+            quote_id.clone(),
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                // Read the quote only for a command not yet acknowledged.
+                let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
+                let loaded = platform
+                    .commands
+                    .load::<QuoteDecider>(&target.stream_id)
+                    .map_err(ApiError::from_command)?;
+                let QuoteState::Open(quote) = &loaded.state else {
+                    return Err(ApiError::RuleViolation {
+                        rule: "quote_not_open",
+                        message: "only an open quote can be priced".to_owned(),
+                    });
+                };
+                let now = platform.timestamp();
+                let price = platform
+                    .price_book
+                    .price(quote.revision, &quote.lines, discount, now)
+                    .map_err(|e| ApiError::validation("quote", e.to_string()))?;
+                Ok(QuoteCommand::Price {
+                    price,
+                    policy: platform.price_book.approval_policy(),
+                    at: now,
+                })
+            },
+        )
+        .await
     }
 
     /// Grants a pending approval.
@@ -327,15 +371,25 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<u64>,
     ) -> async_graphql::Result<CommandResult> {
-        let approver = caller(ctx, Role::Sales, "approve")?.1.name.clone();
         let request = serde_json::json!({"mutation": "approveQuote", "quoteId": quote_id});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::Approve { approver, at })
-        })
+        quote_command(
+            ctx,
+            "approve",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, principal| {
+                Ok(QuoteCommand::Approve {
+                    approver: principal.name.clone(),
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
-    /// Refuses a pending approval.
+    /// Refuses a pending approval (`reason`: at most 2,000 bytes).
     async fn reject_quote_approval(
         &self,
         ctx: &Context<'_>,
@@ -344,19 +398,28 @@ impl Mutation {
         expected_version: Option<u64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
-        let approver = caller(ctx, Role::Sales, "reject approvals")?.1.name.clone();
+        input::reason("reason", &reason)?;
         let request = serde_json::json!({"mutation": "rejectQuoteApproval", "quoteId": quote_id, "reason": reason});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::RejectApproval {
-                approver,
-                reason,
-                at,
-            })
-        })
+        quote_command(
+            ctx,
+            "reject approvals",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, principal| {
+                Ok(QuoteCommand::RejectApproval {
+                    approver: principal.name.clone(),
+                    reason,
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
-    /// Records the proposal document generated for a revision.
+    /// Records the proposal document generated for a revision
+    /// (`artifactHash`, `templateVersion`: at most 256 bytes).
     #[allow(clippy::too_many_arguments)]
     async fn record_proposal(
         &self,
@@ -369,24 +432,34 @@ impl Mutation {
         artifact_hash: String,
         template_version: String,
     ) -> async_graphql::Result<CommandResult> {
-        bounded("artifactId", &artifact_id)?;
-        bounded("artifactHash", &artifact_hash)?;
+        input::id("artifactId", &artifact_id)?;
+        input::label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
+        input::label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
         let request = serde_json::json!({"mutation": "recordProposal", "quoteId": quote_id, "revision": revision, "artifactId": artifact_id, "artifactHash": artifact_hash, "templateVersion": template_version});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::RecordProposal {
-                revision,
-                artifact: ProposalArtifact {
-                    artifact_id: ArtifactId::new(artifact_id),
-                    artifact_hash,
-                    template_version,
-                },
-                at,
-            })
-        })
+        quote_command(
+            ctx,
+            "change quotes",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                Ok(QuoteCommand::RecordProposal {
+                    revision,
+                    artifact: ProposalArtifact {
+                        artifact_id: ArtifactId::new(artifact_id),
+                        artifact_hash,
+                        template_version,
+                    },
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
-    /// Records the e-signature provider's evidence for a revision.
+    /// Records the e-signature provider's evidence for a revision
+    /// (`signer`, `providerReference`, `artifactHash`: at most 256 bytes).
     #[allow(clippy::too_many_arguments)]
     async fn record_signature(
         &self,
@@ -399,24 +472,41 @@ impl Mutation {
         provider_reference: String,
         artifact_hash: String,
     ) -> async_graphql::Result<CommandResult> {
-        bounded("artifactHash", &artifact_hash)?;
+        input::label("signer", &signer, input::MAX_LABEL_BYTES)?;
+        input::label(
+            "providerReference",
+            &provider_reference,
+            input::MAX_LABEL_BYTES,
+        )?;
+        input::label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
         let request = serde_json::json!({"mutation": "recordSignature", "quoteId": quote_id, "revision": revision, "signer": signer, "providerReference": provider_reference, "artifactHash": artifact_hash});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::RecordSignature {
-                revision,
-                signature: SignatureEvidence {
-                    signer,
-                    signed_at: at,
-                    provider_reference,
-                    artifact_hash,
-                },
-                at,
-            })
-        })
+        quote_command(
+            ctx,
+            "change quotes",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                let at = platform.timestamp();
+                Ok(QuoteCommand::RecordSignature {
+                    revision,
+                    signature: SignatureEvidence {
+                        signer,
+                        signed_at: at,
+                        provider_reference,
+                        artifact_hash,
+                    },
+                    at,
+                })
+            },
+        )
         .await
     }
 
-    /// Accepts the quote; the fulfillment process captures the order.
+    /// Accepts the quote; the fulfillment process captures the order. The
+    /// price must be fresh: inside its validity window and computed under
+    /// the price book in force (rule `price_book_superseded` otherwise).
     async fn accept_quote(
         &self,
         ctx: &Context<'_>,
@@ -425,18 +515,27 @@ impl Mutation {
         expected_version: Option<u64>,
         billing_account: String,
     ) -> async_graphql::Result<CommandResult> {
-        bounded("billingAccount", &billing_account)?;
+        input::id("billingAccount", &billing_account)?;
         let request = serde_json::json!({"mutation": "acceptQuote", "quoteId": quote_id, "billingAccount": billing_account});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::Accept {
-                billing_account: BillingAccountId::new(billing_account),
-                at,
-            })
-        })
+        quote_command(
+            ctx,
+            "change quotes",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                Ok(QuoteCommand::AcceptUnderBook {
+                    billing_account: BillingAccountId::new(billing_account),
+                    price_book: platform.price_book.version().to_owned(),
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
-    /// Withdraws the quote.
+    /// Withdraws the quote (`reason`: at most 2,000 bytes).
     async fn withdraw_quote(
         &self,
         ctx: &Context<'_>,
@@ -445,15 +544,28 @@ impl Mutation {
         expected_version: Option<u64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
+        input::reason("reason", &reason)?;
         let request =
             serde_json::json!({"mutation": "withdrawQuote", "quoteId": quote_id, "reason": reason});
-        quote_command(ctx, quote_id, command_id, expected_version, request, |at| {
-            Ok(QuoteCommand::Withdraw { reason, at })
-        })
+        quote_command(
+            ctx,
+            "change quotes",
+            quote_id,
+            command_id,
+            expected_version,
+            request,
+            |platform, _| {
+                Ok(QuoteCommand::Withdraw {
+                    reason,
+                    at: platform.timestamp(),
+                })
+            },
+        )
         .await
     }
 
-    /// Cancels an order; compensation is requested for what was done.
+    /// Cancels an order; compensation is requested for what was done
+    /// (`reason`: at most 2,000 bytes).
     async fn cancel_order(
         &self,
         ctx: &Context<'_>,
@@ -462,6 +574,7 @@ impl Mutation {
         expected_version: Option<u64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
+        input::reason("reason", &reason)?;
         let request =
             serde_json::json!({"mutation": "cancelOrder", "orderId": order_id, "reason": reason});
         order_command(
@@ -476,8 +589,8 @@ impl Mutation {
     }
 
     /// Resolves a line's fallout: a new attempt, an external resolution
-    /// with evidence (`reference` and `note`), or cancelling the line
-    /// (`note` is the reason).
+    /// with evidence (`reference`, at most 256 bytes, and `note`), or
+    /// cancelling the line (`note` is the reason; at most 2,000 bytes).
     #[allow(clippy::too_many_arguments)]
     async fn resolve_fallout(
         &self,
@@ -490,8 +603,28 @@ impl Mutation {
         reference: Option<String>,
         note: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
-        bounded("lineId", &line_id)?;
+        input::id("lineId", &line_id)?;
+        if let Some(reference) = &reference {
+            input::label("reference", reference, input::MAX_LABEL_BYTES)?;
+        }
+        if let Some(note) = &note {
+            input::reason("note", note)?;
+        }
         let request = serde_json::json!({"mutation": "resolveFallout", "orderId": order_id, "lineId": line_id, "action": action, "reference": reference, "note": note});
+        let resolution = match action {
+            FalloutAction::NewAttempt => Resolution::NewAttempt,
+            FalloutAction::ExternalResolution => Resolution::ResolvedExternally {
+                reference: reference.filter(|r| !r.is_empty()).ok_or_else(|| {
+                    ApiError::validation("reference", "required for an external resolution")
+                })?,
+                note: note.filter(|n| !n.is_empty()).ok_or_else(|| {
+                    ApiError::validation("note", "required for an external resolution")
+                })?,
+            },
+            FalloutAction::CancelLine => Resolution::CancelLine {
+                reason: note.unwrap_or_else(|| "cancelled by operator".to_owned()),
+            },
+        };
         order_command(
             ctx,
             order_id,
@@ -499,20 +632,6 @@ impl Mutation {
             expected_version,
             request,
             |at, operator| {
-                let resolution = match action {
-                    FalloutAction::NewAttempt => Resolution::NewAttempt,
-                    FalloutAction::ExternalResolution => Resolution::ResolvedExternally {
-                        reference: reference.filter(|r| !r.is_empty()).ok_or_else(|| {
-                            ApiError::validation("reference", "required for an external resolution")
-                        })?,
-                        note: note.filter(|n| !n.is_empty()).ok_or_else(|| {
-                            ApiError::validation("note", "required for an external resolution")
-                        })?,
-                    },
-                    FalloutAction::CancelLine => Resolution::CancelLine {
-                        reason: note.unwrap_or_else(|| "cancelled by operator".to_owned()),
-                    },
-                };
                 Ok(OrderCommand::ResolveFallout {
                     line_id: LineId::new(line_id),
                     resolution,
@@ -565,6 +684,7 @@ impl Mutation {
         name: String,
     ) -> async_graphql::Result<Json<serde_json::Value>> {
         let (platform, _) = caller(ctx, Role::Admin, "rebuild projections")?;
+        input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         let projections = platform.projections.clone();
         let reports = tokio::task::spawn_blocking(move || {
             if name == "all" {
@@ -594,6 +714,14 @@ impl Mutation {
         faults: Vec<String>,
     ) -> async_graphql::Result<bool> {
         let (platform, _) = caller(ctx, Role::Admin, "script simulators")?;
+        input::label("system", &system, input::MAX_OPTION_NAME_BYTES)?;
+        if faults.len() > MAX_SCRIPTED_FAULTS {
+            return Err(ApiError::validation(
+                "faults",
+                format!("at most {MAX_SCRIPTED_FAULTS} faults per call"),
+            )
+            .into());
+        }
         platform
             .fulfillment
             .script_simulator(&system, &faults)
@@ -612,6 +740,7 @@ impl Mutation {
         recovery: Option<bool>,
     ) -> async_graphql::Result<Json<serde_json::Value>> {
         let (platform, _) = caller(ctx, Role::Admin, "reset consumers")?;
+        input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         Ok(platform
             .reset_consumer(&name, to_position, recovery.unwrap_or(false))
             .await?)

@@ -4,6 +4,7 @@ use async_graphql::{Context, Json, Object, Union};
 use domain::ids::{HandoffId, OrderId, QuoteId};
 
 use super::error::{ApiError, ApiResult};
+use super::input;
 use super::types::{
     document, enum_name, AuditEntryNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me,
     OrderNode, ProjectorStatusNode, QuoteNode,
@@ -115,6 +116,7 @@ impl Query {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<QuoteNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        input::optional_id("customerId", customer_id.as_deref())?;
         let filter = projections::QuoteFilter {
             status: status.map(|s| parse_enum("status", &s)).transpose()?,
             customer_id: customer_id.map(domain::ids::CustomerId::new),
@@ -140,6 +142,7 @@ impl Query {
         id: String,
     ) -> async_graphql::Result<Option<QuoteNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        input::id("id", &id)?;
         let view = platform
             .read
             .quote(&principal.tenant, &QuoteId::new(id))
@@ -181,6 +184,7 @@ impl Query {
         id: String,
     ) -> async_graphql::Result<Option<OrderNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        input::id("id", &id)?;
         let view = platform
             .read
             .order(&principal.tenant, &OrderId::new(id), platform.now_ms())
@@ -230,6 +234,7 @@ impl Query {
         id: String,
     ) -> async_graphql::Result<Option<HandoffNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        input::id("id", &id)?;
         let view = platform
             .read
             .handoff(&principal.tenant, &HandoffId::new(id), platform.now_ms())
@@ -290,6 +295,10 @@ impl Query {
     ) -> async_graphql::Result<Connection<AuditEntryNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
         let limit = page_size(first)?;
+        if let Some(correlation) = &correlation_id {
+            input::label("correlationId", correlation, input::MAX_KEY_BYTES)?;
+        }
+        input::optional_id("streamId", stream_id.as_deref())?;
         let page = match (correlation_id, stream_id) {
             (Some(correlation), None) => platform.read.audit_by_correlation(
                 &principal.tenant,
@@ -366,6 +375,7 @@ impl Query {
         let Some((kind, key)) = id.split_once(':') else {
             return Err(ApiError::validation("id", "expected Kind:id").into());
         };
+        input::id("id", key)?;
         let tenant = &principal.tenant;
         let node = match kind {
             "Quote" => platform
@@ -409,6 +419,7 @@ impl Query {
     ) -> async_graphql::Result<Vec<EventNode>> {
         let (platform, principal) = caller(ctx, Role::Admin, "read raw events")?;
         let limit = page_size(first)?;
+        input::optional_id("streamId", stream_id.as_deref())?;
         let tenant = principal.tenant.as_str();
         let mut out = Vec::new();
         match stream_id {

@@ -4,12 +4,16 @@
 use async_graphql::{Context, Subscription as GqlSubscription};
 use futures_util::stream::{self, Stream};
 
-use super::caller;
+use super::error::ApiError;
 use super::types::EventNode;
+use super::{caller, input};
 use crate::auth::Role;
 
 /// The subscription root.
 pub struct Subscription;
+
+/// Most event types one subscription may filter on.
+pub const MAX_EVENT_TYPES: usize = 64;
 
 /// Event types that open or close fallout cases.
 const FALLOUT_EVENTS: [&str; 3] = ["LineFalloutRaised", "LineFalloutResolved", "LineCancelled"];
@@ -25,6 +29,21 @@ impl Subscription {
         event_types: Option<Vec<String>>,
     ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
+        if let Some(prefix) = &stream_prefix {
+            input::label("streamPrefix", prefix, input::MAX_LABEL_BYTES)?;
+        }
+        if let Some(types) = &event_types {
+            if types.len() > MAX_EVENT_TYPES {
+                return Err(ApiError::validation(
+                    "eventTypes",
+                    format!("at most {MAX_EVENT_TYPES} event types"),
+                )
+                .into());
+            }
+            for event_type in types {
+                input::label("eventTypes", event_type, input::MAX_LABEL_BYTES)?;
+            }
+        }
         let tenant = principal.tenant.to_string();
         let subscription = platform.log.subscribe(platform.log.next_position());
         Ok(live(subscription, move |event| {

@@ -1,0 +1,143 @@
+//! Validation of client input at the edge: one id grammar, one decimal
+//! grammar, and a documented limit for every free-text argument. Every
+//! refusal is `VALIDATION` naming the argument, so no client input can
+//! reach the log (whose limits would answer `INTERNAL`) unchecked.
+//!
+//! | argument | rule |
+//! | --- | --- |
+//! | every id (`commandId`, `customerId`, `quoteId`, `orderId`, `lineId`, `offeringId`, `billingAccount`, `artifactId`, query ids, `streamId`) | [`domain::ids::validate_id`] |
+//! | `discountPercent` | [`crate::pricing::parse_percent`] |
+//! | `reason`, `note` | at most [`MAX_REASON_BYTES`] |
+//! | `signer`, `providerReference`, `reference`, `templateVersion`, `catalogVersion`, `artifactHash`, option values | at most [`MAX_LABEL_BYTES`] |
+//! | option names | at most [`MAX_OPTION_NAME_BYTES`] |
+//! | `correlationId` (a lookup key, `<tenant>:<commandId>`) | at most [`MAX_KEY_BYTES`] |
+//!
+//! Free text may contain any character but control characters (tab and
+//! newline are allowed in `reason` and `note`).
+
+use super::error::{ApiError, ApiResult};
+
+/// Longest `reason` or `note`, in bytes.
+pub const MAX_REASON_BYTES: usize = 2_000;
+/// Longest short label (`signer`, `providerReference`, `reference`,
+/// `templateVersion`, `catalogVersion`, `artifactHash`, an option value),
+/// in bytes.
+pub const MAX_LABEL_BYTES: usize = 256;
+/// Longest option name, in bytes.
+pub const MAX_OPTION_NAME_BYTES: usize = 64;
+/// Longest lookup key (`correlationId`), in bytes: the log's text limit.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// `value` follows the id grammar ([`domain::ids::validate_id`]).
+///
+/// # Errors
+/// `VALIDATION` naming `field` and the violation.
+pub fn id(field: &str, value: &str) -> ApiResult<()> {
+    domain::ids::validate_id(value).map_err(|problem| {
+        ApiError::validation(
+            field,
+            format!(
+                "an id {problem} (1-128 of A-Z a-z 0-9 . _ ~ -, starting with a letter or digit)"
+            ),
+        )
+    })
+}
+
+/// An optional id: [`id`] when present.
+///
+/// # Errors
+/// As [`id`].
+pub fn optional_id(field: &str, value: Option<&str>) -> ApiResult<()> {
+    value.map_or(Ok(()), |value| id(field, value))
+}
+
+/// A one-line label of at most `max` bytes without control characters.
+///
+/// # Errors
+/// `VALIDATION` naming `field`.
+pub fn label(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    text(field, value, max, false)
+}
+
+/// A free text (`reason`, `note`) of at most [`MAX_REASON_BYTES`] bytes;
+/// tab and newline allowed, other control characters not.
+///
+/// # Errors
+/// `VALIDATION` naming `field`.
+pub fn reason(field: &str, value: &str) -> ApiResult<()> {
+    text(field, value, MAX_REASON_BYTES, true)
+}
+
+fn text(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<()> {
+    if value.len() > max {
+        return Err(ApiError::validation(
+            field,
+            format!("at most {max} bytes (got {})", value.len()),
+        ));
+    }
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\t');
+    if value.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(ApiError::validation(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A percentage of the one decimal grammar ([`crate::pricing::parse_percent`]).
+///
+/// # Errors
+/// `VALIDATION` naming `field`.
+pub fn percent(field: &str, value: &str) -> ApiResult<rust_decimal::Decimal> {
+    crate::pricing::parse_percent(value)
+        .map_err(|problem| ApiError::validation(field, problem.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(result: ApiResult<()>) -> Option<String> {
+        match result {
+            Err(ApiError::Validation { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_free_text_has_a_limit_and_names_its_field() {
+        assert!(reason("reason", &"x".repeat(MAX_REASON_BYTES)).is_ok());
+        assert_eq!(
+            field_of(reason("reason", &"x".repeat(200_000))),
+            Some("reason".to_owned())
+        );
+        assert!(reason("note", "line one\nline two\tend").is_ok());
+        assert_eq!(field_of(reason("note", "a\u{0}b")), Some("note".to_owned()));
+        assert!(label("signer", "Jane Customer", MAX_LABEL_BYTES).is_ok());
+        assert_eq!(
+            field_of(label("signer", "Jane\nCustomer", MAX_LABEL_BYTES)),
+            Some("signer".to_owned())
+        );
+        assert_eq!(
+            field_of(label(
+                "signer",
+                &"x".repeat(MAX_LABEL_BYTES + 1),
+                MAX_LABEL_BYTES
+            )),
+            Some("signer".to_owned())
+        );
+    }
+
+    #[test]
+    fn ids_use_the_one_grammar() {
+        assert!(id("commandId", "c-1").is_ok());
+        for bad in ["a:b", "a\u{0}b", "", "../../../admin/purge?confirm=yes"] {
+            assert_eq!(
+                field_of(id("commandId", bad)),
+                Some("commandId".to_owned()),
+                "{bad:?}"
+            );
+        }
+    }
+}

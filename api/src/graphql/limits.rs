@@ -1,0 +1,490 @@
+//! Per-operation limits checked on the parsed document before it executes,
+//! over HTTP and WebSocket alike ([`LimitedSchema`]):
+//!
+//! - **Depth** of the selection (each field one level, fragments inlined,
+//!   the root field is level 1): at most `graphql.max_depth` (default 12)
+//!   outside introspection.
+//! - **Introspection** (`__schema`, `__type`) has its own bound, because the
+//!   standard introspection query of GraphiQL, graphql-js and codegen tools
+//!   follows `ofType` nine levels deep (depth 15 in all): at most
+//!   [`INTROSPECTION_MAX_DEPTH`] levels, and at most
+//!   [`INTROSPECTION_MAX_LISTS`] list-valued introspection fields nested in
+//!   one another (`types > fields > args` in the standard query). Depth in
+//!   `ofType` chains costs one object per level; nested lists multiply the
+//!   answer, so they are what is bounded tightly.
+//! - **Mutations**: at most `graphql.max_mutations` root mutation fields per
+//!   operation (aliases count; default 8), and, over HTTP, per request in
+//!   total over a batch ([`LimitedSchema::mutation_fields`]).
+//! - **Walk**: at most [`MAX_NESTING`] nested selection sets and
+//!   [`MAX_VISITS`] visited selections (fragments spread many times count
+//!   every time), so the check itself is bounded.
+//!
+//! Complexity stays async-graphql's (`limit_complexity`). Refusals are
+//! `VALIDATION` errors.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection,
+    SelectionSet,
+};
+use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerError};
+
+use super::OmsSchema;
+
+/// Deepest accepted introspection selection.
+pub const INTROSPECTION_MAX_DEPTH: usize = 16;
+/// Most list-valued introspection fields nested in one another.
+pub const INTROSPECTION_MAX_LISTS: usize = 3;
+/// Most selection sets (fields, inline fragments, fragment spreads)
+/// nested in one another, whatever their kind.
+pub const MAX_NESTING: usize = 64;
+/// Most selections visited when checking one document.
+pub const MAX_VISITS: usize = 100_000;
+
+/// The list-valued fields of the introspection types.
+const INTROSPECTION_LISTS: [&str; 8] = [
+    "types",
+    "directives",
+    "fields",
+    "args",
+    "interfaces",
+    "possibleTypes",
+    "enumValues",
+    "inputFields",
+];
+
+/// The limits of one schema.
+#[derive(Clone, Copy, Debug)]
+pub struct OperationLimits {
+    /// Deepest selection outside introspection.
+    pub max_depth: usize,
+    /// Most root mutation fields per operation and per HTTP request.
+    pub max_mutations: usize,
+}
+
+/// Why a document is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Deeper than `max_depth`.
+    TooDeep(usize),
+    /// Introspection deeper than [`INTROSPECTION_MAX_DEPTH`].
+    IntrospectionTooDeep,
+    /// Introspection nesting more than [`INTROSPECTION_MAX_LISTS`] lists.
+    IntrospectionFansOut,
+    /// More root mutation fields than allowed.
+    TooManyMutations(usize),
+    /// Beyond [`MAX_NESTING`] or [`MAX_VISITS`].
+    TooLarge,
+}
+
+impl Refusal {
+    /// The message the client sees.
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::TooDeep(max) => {
+                format!("The query is nested too deep: at most {max} levels")
+            }
+            Refusal::IntrospectionTooDeep => format!(
+                "The introspection query is nested too deep: at most {INTROSPECTION_MAX_DEPTH} levels"
+            ),
+            Refusal::IntrospectionFansOut => format!(
+                "The introspection query nests too many lists: at most {INTROSPECTION_MAX_LISTS}"
+            ),
+            Refusal::TooManyMutations(max) => {
+                format!("at most {max} mutation fields per operation and per request")
+            }
+            Refusal::TooLarge => "The query is nested too deep or too large".to_owned(),
+        }
+    }
+
+    /// As a GraphQL error with `extensions.code` `VALIDATION`.
+    pub fn to_server_error(&self) -> ServerError {
+        let mut error = ServerError::new(self.message(), None);
+        let mut extensions = async_graphql::ErrorExtensionValues::default();
+        extensions.set("code", "VALIDATION");
+        error.extensions = Some(extensions);
+        error
+    }
+}
+
+impl OperationLimits {
+    /// Checks every operation of `query`; the number of root mutation
+    /// fields of its largest mutation operation. A document that does not
+    /// parse passes (0): the engine reports the syntax error itself.
+    ///
+    /// # Errors
+    /// The first limit exceeded.
+    pub fn check(&self, query: &str) -> Result<usize, Refusal> {
+        let Ok(document) = async_graphql::parser::parse_query(query) else {
+            return Ok(0);
+        };
+        self.check_document(&document)
+    }
+
+    fn check_document(&self, document: &ExecutableDocument) -> Result<usize, Refusal> {
+        let mut walk = Walk {
+            fragments: &document.fragments,
+            limits: self,
+            visits: 0,
+            path: Vec::new(),
+        };
+        let operations: Vec<_> = match &document.operations {
+            DocumentOperations::Single(operation) => vec![operation],
+            DocumentOperations::Multiple(operations) => operations.values().collect(),
+        };
+        let mut mutations = 0;
+        for operation in operations {
+            let set = &operation.node.selection_set.node;
+            walk.selections(set, Level::default())?;
+            if operation.node.ty == OperationType::Mutation {
+                let count = walk.root_fields(set, 0)?;
+                if count > self.max_mutations {
+                    return Err(Refusal::TooManyMutations(self.max_mutations));
+                }
+                mutations = mutations.max(count);
+            }
+        }
+        Ok(mutations)
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Level {
+    depth: usize,
+    nesting: usize,
+    introspection: bool,
+    lists: usize,
+}
+
+struct Walk<'a> {
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    limits: &'a OperationLimits,
+    visits: usize,
+    path: Vec<&'a str>,
+}
+
+impl<'a> Walk<'a> {
+    fn visit(&mut self, nesting: usize) -> Result<(), Refusal> {
+        self.visits += 1;
+        if self.visits > MAX_VISITS || nesting > MAX_NESTING {
+            return Err(Refusal::TooLarge);
+        }
+        Ok(())
+    }
+
+    fn selections(&mut self, set: &'a SelectionSet, at: Level) -> Result<(), Refusal> {
+        for item in &set.items {
+            let nesting = at.nesting + 1;
+            self.visit(nesting)?;
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    let mut next = Level {
+                        depth: at.depth + 1,
+                        nesting,
+                        ..at
+                    };
+                    if !next.introspection && matches!(name, "__schema" | "__type") {
+                        next.introspection = true;
+                    }
+                    if next.introspection {
+                        if INTROSPECTION_LISTS.contains(&name) {
+                            next.lists += 1;
+                        }
+                        if next.depth > INTROSPECTION_MAX_DEPTH {
+                            return Err(Refusal::IntrospectionTooDeep);
+                        }
+                        if next.lists > INTROSPECTION_MAX_LISTS {
+                            return Err(Refusal::IntrospectionFansOut);
+                        }
+                    } else if next.depth > self.limits.max_depth {
+                        return Err(Refusal::TooDeep(self.limits.max_depth));
+                    }
+                    self.selections(&field.node.selection_set.node, next)?;
+                }
+                Selection::InlineFragment(fragment) => {
+                    let next = Level { nesting, ..at };
+                    self.selections(&fragment.node.selection_set.node, next)?;
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    // A cycle is the engine's validation error; stop here.
+                    if self.path.contains(&name) {
+                        continue;
+                    }
+                    let Some(fragment) = self.fragments.get(name) else {
+                        continue;
+                    };
+                    self.path.push(name);
+                    let next = Level { nesting, ..at };
+                    let result = self.selections(&fragment.node.selection_set.node, next);
+                    self.path.pop();
+                    result?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Root fields of a selection set, through fragments; `__typename`
+    /// does not count.
+    fn root_fields(&mut self, set: &'a SelectionSet, nesting: usize) -> Result<usize, Refusal> {
+        let mut count = 0;
+        for item in &set.items {
+            self.visit(nesting + 1)?;
+            count += match &item.node {
+                Selection::Field(field) => {
+                    usize::from(field.node.name.node.as_str() != "__typename")
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.root_fields(&fragment.node.selection_set.node, nesting + 1)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    match self.fragments.get(name) {
+                        Some(fragment) if !self.path.contains(&name) => {
+                            self.path.push(name);
+                            let result =
+                                self.root_fields(&fragment.node.selection_set.node, nesting + 1);
+                            self.path.pop();
+                            result?
+                        }
+                        _ => 0,
+                    }
+                }
+            };
+        }
+        Ok(count)
+    }
+}
+
+/// The schema behind the operation limits: every request and subscription
+/// is checked before the engine sees it.
+#[derive(Clone)]
+pub struct LimitedSchema {
+    schema: OmsSchema,
+    limits: Arc<OperationLimits>,
+}
+
+impl LimitedSchema {
+    /// `schema` with `limits`.
+    pub fn new(schema: OmsSchema, limits: OperationLimits) -> Self {
+        Self {
+            schema,
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> OperationLimits {
+        *self.limits
+    }
+
+    /// The root mutation fields `request` would run, for the per-request
+    /// total of a batch.
+    ///
+    /// # Errors
+    /// A limit of one operation exceeded.
+    pub fn mutation_fields(&self, request: &Request) -> Result<usize, Refusal> {
+        self.limits.check(&request.query)
+    }
+}
+
+impl Executor for LimitedSchema {
+    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
+        let checked = self.limits.check(&request.query);
+        let schema = self.schema.clone();
+        async move {
+            match checked {
+                Ok(_) => schema.execute(request).await,
+                Err(refusal) => Response::from_errors(vec![refusal.to_server_error()]),
+            }
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.limits.check(&request.query) {
+            Ok(_) => Executor::execute_stream(&self.schema, request, session_data),
+            Err(refusal) => {
+                stream::once(async move { Response::from_errors(vec![refusal.to_server_error()]) })
+                    .boxed()
+            }
+        }
+    }
+}
+
+/// The standard introspection query, as GraphiQL (graphql-js 16) sends it
+/// for its documentation pane, with `ofType` nine levels deep.
+pub const STANDARD_INTROSPECTION_QUERY: &str = r"
+query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name kind }
+    mutationType { name kind }
+    subscriptionType { name kind }
+    types { ...FullType }
+    directives {
+      name
+      description
+      isRepeatable
+      locations
+      args(includeDeprecated: true) { ...InputValue }
+    }
+  }
+}
+
+fragment FullType on __Type {
+  kind
+  name
+  description
+  specifiedByURL
+  fields(includeDeprecated: true) {
+    name
+    description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated
+    deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) {
+    name
+    description
+    isDeprecated
+    deprecationReason
+  }
+  possibleTypes { ...TypeRef }
+}
+
+fragment InputValue on __InputValue {
+  name
+  description
+  type { ...TypeRef }
+  defaultValue
+  isDeprecated
+  deprecationReason
+}
+
+fragment TypeRef on __Type {
+  kind
+  name
+  ofType {
+    kind
+    name
+    ofType {
+      kind
+      name
+      ofType {
+        kind
+        name
+        ofType {
+          kind
+          name
+          ofType {
+            kind
+            name
+            ofType {
+              kind
+              name
+              ofType {
+                kind
+                name
+                ofType {
+                  kind
+                  name
+                  ofType {
+                    kind
+                    name
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> OperationLimits {
+        OperationLimits {
+            max_depth: 12,
+            max_mutations: 8,
+        }
+    }
+
+    #[test]
+    fn the_standard_introspection_query_passes_and_fanning_out_does_not() {
+        assert_eq!(limits().check(STANDARD_INTROSPECTION_QUERY), Ok(0));
+        let fan_out = "{ __type(name: \"Query\") { fields { type { fields { type { fields { \
+                       type { fields { name } } } } } } } } }";
+        assert_eq!(limits().check(fan_out), Err(Refusal::IntrospectionFansOut));
+        let mut deep = String::from("{ __type(name: \"Query\") { ");
+        deep.push_str(&"ofType { ".repeat(16));
+        deep.push_str("name");
+        deep.push_str(&" }".repeat(18));
+        assert_eq!(limits().check(&deep), Err(Refusal::IntrospectionTooDeep));
+    }
+
+    #[tokio::test]
+    async fn the_served_schema_answers_the_standard_introspection_query() {
+        let schema = crate::graphql::limited(None, &crate::config::GraphqlLimits::default());
+        let response = Executor::execute(&schema, Request::new(STANDARD_INTROSPECTION_QUERY)).await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        let data = response.data.into_json().unwrap_or_default();
+        assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    }
+
+    #[test]
+    fn at_most_eight_mutation_fields_per_operation_through_aliases_and_fragments() {
+        let aliased = |n: usize| {
+            let fields: Vec<String> = (0..n)
+                .map(|i| {
+                    format!("a{i}: createQuote(commandId: \"c{i}\", customerId: \"x\") {{ id }}")
+                })
+                .collect();
+            format!("mutation {{ {} }}", fields.join(" "))
+        };
+        assert_eq!(limits().check(&aliased(8)), Ok(8));
+        assert_eq!(
+            limits().check(&aliased(9)),
+            Err(Refusal::TooManyMutations(8))
+        );
+        let through_fragments = "mutation { ...M ... on Mutation { ...M } __typename } \
+             fragment M on Mutation { a: verifyLog b: verifyLog c: verifyLog d: verifyLog e: verifyLog }";
+        assert_eq!(
+            limits().check(through_fragments),
+            Err(Refusal::TooManyMutations(8))
+        );
+    }
+
+    #[test]
+    fn fragment_cycles_and_explosions_do_not_hang_the_check() {
+        assert!(limits()
+            .check("{ ...A } fragment A on Query { ...A me { tenant } }")
+            .is_ok());
+        let mut doc = String::from("{ ...F0 }");
+        for i in 0..40 {
+            doc.push_str(&format!(
+                " fragment F{i} on Query {{ ...F{n} ...F{n} }}",
+                n = i + 1
+            ));
+        }
+        doc.push_str(" fragment F40 on Query { me { tenant } }");
+        assert_eq!(limits().check(&doc), Err(Refusal::TooLarge));
+    }
+}
