@@ -8,5 +8,8 @@ mod errors;
 mod flow;
 mod graphiql;
 mod hardening;
+mod idempotency_first;
+mod input_hygiene;
 mod live;
+mod price_book;
 mod restart;

@@ -1,0 +1,497 @@
+//! Input hygiene at the edge: one id grammar, one decimal grammar, a limit
+//! on every free text, at most eight mutation fields per request, WebSocket
+//! messages no larger than HTTP bodies, clean JSON 4xx bodies, the standard
+//! introspection query answered, and graphql-transport-ws close codes.
+//! Client input never produces `INTERNAL`.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tests::{line, unique, Server};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+fn error_of(body: &Value) -> (&str, &str) {
+    let error = &body["errors"][0];
+    (
+        error["extensions"]["code"].as_str().unwrap_or("-"),
+        error["extensions"]["field"].as_str().unwrap_or("-"),
+    )
+}
+
+#[tokio::test]
+async fn ids_follow_one_grammar_a_hostile_customer_id_never_reaches_crm() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let create = "mutation($c: String!, $customer: String!) { createQuote(commandId: $c, customerId: $customer) { id } }";
+    let (_, body) = client
+        .raw(
+            &sales,
+            create,
+            json!({"c": unique("c"), "customer": "../../../admin/purge?confirm=yes"}),
+        )
+        .await;
+    assert_eq!(error_of(&body), ("VALIDATION", "customerId"), "{body}");
+
+    // The same commandId grammar for every mutation.
+    let quote = client
+        .create_quote(&sales, &unique("c"), "cust-1")
+        .await
+        .unwrap();
+    let add = "mutation($c: String!, $q: String!, $line: LineInput!) { addQuoteLine(commandId: $c, quoteId: $q, line: $line) { id } }";
+    for bad in ["a:b", "a\u{0}b", "a/b", ""] {
+        let (_, body) = client
+            .raw(&sales, create, json!({"c": bad, "customer": "cust-1"}))
+            .await;
+        assert_eq!(
+            error_of(&body),
+            ("VALIDATION", "commandId"),
+            "create {bad:?}: {body}"
+        );
+        let (_, body) = client
+            .raw(
+                &sales,
+                add,
+                json!({"c": bad, "q": quote, "line": serde_json::to_value(line("l1", "fiber-1g", 1)).unwrap()}),
+            )
+            .await;
+        assert_eq!(
+            error_of(&body),
+            ("VALIDATION", "commandId"),
+            "add {bad:?}: {body}"
+        );
+    }
+    // Ids of queries too.
+    let (_, body) = client
+        .raw(
+            &sales,
+            "query($id: String!) { quote(id: $id) { id } }",
+            json!({"id": "../x"}),
+        )
+        .await;
+    assert_eq!(error_of(&body), ("VALIDATION", "id"), "{body}");
+}
+
+#[tokio::test]
+async fn free_text_over_its_limit_is_validation_naming_the_field_never_internal() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client
+        .create_quote(&sales, &unique("c"), "cust-1")
+        .await
+        .unwrap();
+    let withdraw = "mutation($c: String!, $q: String!, $r: String!) { withdrawQuote(commandId: $c, quoteId: $q, reason: $r) { id } }";
+    let (status, body) = client
+        .raw(
+            &sales,
+            withdraw,
+            json!({"c": unique("c"), "q": quote, "r": "x".repeat(200_000)}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(error_of(&body), ("VALIDATION", "reason"), "{body}");
+    let sign = "mutation($c: String!, $q: String!, $s: String!) { recordSignature(commandId: $c, quoteId: $q, revision: 1, signer: $s, providerReference: \"p\", artifactHash: \"h\") { id } }";
+    let (_, body) = client
+        .raw(
+            &sales,
+            sign,
+            json!({"c": unique("c"), "q": quote, "s": "x".repeat(5_000)}),
+        )
+        .await;
+    assert_eq!(error_of(&body), ("VALIDATION", "signer"), "{body}");
+    let mut long_option = serde_json::to_value(line("l1", "fiber-1g", 1)).unwrap();
+    long_option["options"] = json!([{"name": "colour", "value": "x".repeat(100_000)}]);
+    let add = "mutation($c: String!, $q: String!, $line: LineInput!) { addQuoteLine(commandId: $c, quoteId: $q, line: $line) { id } }";
+    let (_, body) = client
+        .raw(
+            &sales,
+            add,
+            json!({"c": unique("c"), "q": quote, "line": long_option}),
+        )
+        .await;
+    assert_eq!(
+        error_of(&body),
+        ("VALIDATION", "line.options.value"),
+        "{body}"
+    );
+    // Within the limit it is accepted.
+    let (_, body) = client
+        .raw(
+            &sales,
+            withdraw,
+            json!({"c": unique("c"), "q": quote, "r": "x".repeat(2_000)}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn decimals_follow_one_strict_grammar() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client
+        .create_quote(&sales, &unique("c"), "cust-1")
+        .await
+        .unwrap();
+    client
+        .add_line(&sales, &quote, "l1", "fiber-1g")
+        .await
+        .unwrap();
+    for bad in [
+        "1_0", "1e2", "+5", "-0", "05", ".5", "5.", " 5", "100.5", "1,5",
+    ] {
+        let error = client.price(&sales, &quote, bad).await.unwrap_err();
+        assert_eq!(error.code(), "VALIDATION", "{bad:?}: {error:?}");
+        assert_eq!(error.extensions["field"], "discountPercent", "{bad:?}");
+    }
+    client.price(&sales, &quote, "5").await.unwrap();
+    client.price(&sales, &quote, "12.5").await.unwrap();
+}
+
+async fn quote_count(server: &Server) -> usize {
+    let (_, body) = server
+        .client
+        .raw(
+            &server.token("viewer"),
+            "{ quotes(first: 200) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    body["data"]["quotes"]["nodes"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn at_most_eight_mutation_fields_per_request() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let aliased = |n: usize| {
+        let fields: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "a{i}: createQuote(commandId: \"{}\", customerId: \"cust-1\") {{ id }}",
+                    unique("c")
+                )
+            })
+            .collect();
+        json!({"query": format!("mutation {{ {} }}", fields.join(" "))})
+    };
+    let (status, body) = client.post(Some(&sales), &aliased(9)).await;
+    assert_eq!(status, 200);
+    assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    // A batch may not multiply the limit.
+    let batch = Value::Array(vec![aliased(5), aliased(5)]);
+    let (status, body) = client.post(Some(&sales), &batch).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
+    assert_eq!(quote_count(&server).await, 0, "nothing was written");
+    let (_, body) = client.post(Some(&sales), &aliased(8)).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(quote_count(&server).await, 8);
+}
+
+#[tokio::test]
+async fn client_errors_are_clean_json_without_debug_text() {
+    let server = Server::start();
+    let http = server.client.http();
+    let viewer = server.token("viewer");
+    let base = server.base_url();
+    let requests = [
+        (
+            "malformed JSON",
+            http.post(format!("{base}/graphql"))
+                .bearer_auth(&viewer)
+                .header("content-type", "application/json")
+                .body("{ not json"),
+            400,
+        ),
+        ("a plain GET of /ws", http.get(format!("{base}/ws")), 400),
+        ("an unknown route", http.get(format!("{base}/nope")), 404),
+        (
+            "a wrong method",
+            http.delete(format!("{base}/graphql")),
+            405,
+        ),
+        (
+            "metrics without a token",
+            http.get(format!("{base}/metrics")),
+            401,
+        ),
+    ];
+    for (what, request, expected) in requests {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.unwrap();
+        assert!(
+            (400..500).contains(&status) && (status == expected || expected == 400),
+            "{what}: {status} {text}"
+        );
+        assert!(
+            content_type.starts_with("application/json"),
+            "{what}: {content_type} {text}"
+        );
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{what}: {text}");
+        assert!(
+            body["errors"][0]["extensions"]["code"].is_string(),
+            "{what}: {text}"
+        );
+        for debug in ["Error(", "InvalidRequest(", "line: ", "column: ", "{ "] {
+            assert!(!text.contains(debug), "{what}: Debug text in {text}");
+        }
+    }
+}
+
+/// graphql-js 16's `getIntrospectionQuery()`, as GraphiQL's documentation
+/// pane sends it (`ofType` nine levels deep).
+const INTROSPECTION_QUERY: &str = r"
+    query IntrospectionQuery {
+      __schema {
+        description
+        queryType { name kind }
+        mutationType { name kind }
+        subscriptionType { name kind }
+        types {
+          ...FullType
+        }
+        directives {
+          name
+          description
+          isRepeatable
+          locations
+          args(includeDeprecated: true) {
+            ...InputValue
+          }
+        }
+      }
+    }
+
+    fragment FullType on __Type {
+      kind
+      name
+      description
+      specifiedByURL
+      fields(includeDeprecated: true) {
+        name
+        description
+        args(includeDeprecated: true) {
+          ...InputValue
+        }
+        type {
+          ...TypeRef
+        }
+        isDeprecated
+        deprecationReason
+      }
+      inputFields(includeDeprecated: true) {
+        ...InputValue
+      }
+      interfaces {
+        ...TypeRef
+      }
+      enumValues(includeDeprecated: true) {
+        name
+        description
+        isDeprecated
+        deprecationReason
+      }
+      possibleTypes {
+        ...TypeRef
+      }
+    }
+
+    fragment InputValue on __InputValue {
+      name
+      description
+      type { ...TypeRef }
+      defaultValue
+      isDeprecated
+      deprecationReason
+    }
+
+    fragment TypeRef on __Type {
+      kind
+      name
+      ofType {
+        kind
+        name
+        ofType {
+          kind
+          name
+          ofType {
+            kind
+            name
+            ofType {
+              kind
+              name
+              ofType {
+                kind
+                name
+                ofType {
+                  kind
+                  name
+                  ofType {
+                    kind
+                    name
+                    ofType {
+                      kind
+                      name
+                      ofType {
+                        kind
+                        name
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+";
+
+#[tokio::test]
+async fn the_standard_introspection_query_is_answered_and_fanning_out_is_not() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let (status, body) = server
+        .client
+        .post(
+            Some(&viewer),
+            &json!({"query": INTROSPECTION_QUERY, "operationName": "IntrospectionQuery"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.get("errors").is_none(), "{}", body["errors"]);
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "CommandResult"));
+    assert_eq!(body["data"]["__schema"]["mutationType"]["name"], "Mutation");
+    // Nesting lists multiplies the answer: refused.
+    let fan_out = "{ __type(name: \"Query\") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }";
+    let (_, body) = server.client.raw(&viewer, fan_out, json!({})).await;
+    assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
+    assert!(body["data"].is_null(), "{body}");
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(server: &Server, token: Option<&str>) -> Socket {
+    let mut request = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    if let Some(token) = token {
+        headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    // The server may already have closed the socket.
+    let _ = socket.send(Message::Text(value.to_string().into())).await;
+}
+
+/// What the server does next: a protocol message, a close (with its code),
+/// or the connection ending.
+#[derive(Debug)]
+enum Next {
+    Message(Value),
+    Closed(Option<u16>),
+}
+
+async fn next(socket: &mut Socket) -> Next {
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(10), socket.next()).await;
+        match read.expect("the server answers within 10 s") {
+            Some(Ok(Message::Text(text))) => {
+                return Next::Message(serde_json::from_str(text.as_str()).unwrap())
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Next::Closed(frame.map(|f| u16::from(f.code)))
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return Next::Closed(None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_messages_are_capped_at_the_http_body_limit() {
+    let server = Server::start();
+    let mut socket = open(&server, Some(&server.token("viewer"))).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {}}),
+    )
+    .await;
+    assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "connection_ack"));
+    let subscribe = |id: &str, pad: usize| {
+        json!({"id": id, "type": "subscribe", "payload": {
+            "query": "query($pad: String) { me { tenant } }",
+            "variables": {"pad": "x".repeat(pad)},
+        }})
+    };
+    send(&mut socket, subscribe("small", 1_000)).await;
+    assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "next"));
+    assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "complete"));
+    // 2 MB, over the 256 KiB limit: never executed, the socket is closed.
+    send(&mut socket, subscribe("large", 2 * 1024 * 1024)).await;
+    match next(&mut socket).await {
+        Next::Closed(_) => {}
+        Next::Message(message) => panic!("a 2 MB message was executed: {message}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_auth_failures_close_with_4401() {
+    let server = Server::start();
+    for payload in [
+        json!({}),
+        json!({"Authorization": "Bearer wrong"}),
+        json!({"authToken": "wrong"}),
+    ] {
+        let mut socket = open(&server, None).await;
+        send(
+            &mut socket,
+            json!({"type": "connection_init", "payload": payload}),
+        )
+        .await;
+        match next(&mut socket).await {
+            Next::Closed(Some(code)) => assert_eq!(code, 4401, "{payload}"),
+            other => panic!("{payload}: {other:?}"),
+        }
+    }
+    // A subscribe before the handshake is unauthorized too.
+    let mut socket = open(&server, None).await;
+    send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { falloutChanges { eventType } }"}}),
+    )
+    .await;
+    match next(&mut socket).await {
+        Next::Closed(Some(code)) => assert_eq!(code, 4401),
+        other => panic!("{other:?}"),
+    }
+    // A valid token is still acknowledged.
+    let mut socket = open(&server, None).await;
+    let viewer = server.token("viewer");
+    send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {viewer}")}})).await;
+    assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "connection_ack"));
+}
