@@ -11,10 +11,11 @@
 //! | `LineFalloutResolved` | resolve the handoff that fell out |
 //! | `HandoffSucceeded` (forward step) | record the step's success on the order |
 //! | `HandoffRejected` / `HandoffFalloutRaised` (forward step) | raise fallout on the line |
+//! | `HandoffSucceeded` / `HandoffRejected` / `HandoffFalloutRaised` (compensation) | record the compensation's outcome on the order |
 //!
 //! An UNKNOWN outcome issues nothing: the handoff waits for reconciliation. A
-//! "local impossible" fallout stays on the handoff (the order already moved on), and
-//! compensation handoffs report only on their own stream.
+//! "local impossible" fallout of a forward step stays on the handoff (the order
+//! already moved on).
 //!
 //! Every command carries `command_id = derive_id(trigger event id, action)`, so
 //! running the policy twice on the same event issues identical commands; an
@@ -23,7 +24,9 @@
 use crate::handoff::{HandoffCommand, HandoffEvent, HandoffRequest, HandoffSubject};
 use crate::idempotency::derive_id;
 use crate::ids::{handoff_stream, order_stream, HandoffId, LineId, OrderId, Timestamp};
-use crate::order::{OrderCommand, OrderEvent, QuoteEvidence, Resolution, Step};
+use crate::order::{
+    CompensationOutcome, OrderCommand, OrderEvent, QuoteEvidence, Resolution, Step,
+};
 use crate::outcome::FalloutReason;
 use crate::quote::QuoteEvent;
 
@@ -202,7 +205,8 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
         }
         OrderEvent::LineActivated { .. }
         | OrderEvent::LineFalloutRaised { .. }
-        | OrderEvent::OrderCompleted { .. } => Vec::new(),
+        | OrderEvent::OrderCompleted { .. }
+        | OrderEvent::CompensationSettled { .. } => Vec::new(),
     }
 }
 
@@ -246,7 +250,38 @@ fn resolve_handoff(
     )
 }
 
+/// A compensation handoff (release, cancel) reports how it ended to its
+/// order, which keeps it on the cancelled line.
+fn compensation_settled(input: &PolicyInput<'_>, event: &HandoffEvent) -> Option<PolicyCommand> {
+    let (subject, outcome) = match event {
+        HandoffEvent::HandoffSucceeded { subject, .. } => (subject, CompensationOutcome::Done),
+        HandoffEvent::HandoffRejected {
+            subject, reason, ..
+        }
+        | HandoffEvent::HandoffFalloutRaised {
+            subject, reason, ..
+        } => (subject, CompensationOutcome::Failed { reason: *reason }),
+        _ => return None,
+    };
+    if is_forward(subject) {
+        return None;
+    }
+    Some(issue(
+        input,
+        "record-compensation",
+        order_stream(&subject.order_id),
+        IssuedCommand::Order(OrderCommand::RecordCompensation {
+            handoff_id: subject.handoff_id(),
+            outcome,
+            at: input.recorded_at,
+        }),
+    ))
+}
+
 fn react_to_handoff(input: &PolicyInput<'_>, event: &HandoffEvent) -> Vec<PolicyCommand> {
+    if let Some(command) = compensation_settled(input, event) {
+        return vec![command];
+    }
     let (subject, command) = match event {
         HandoffEvent::HandoffSucceeded {
             subject,

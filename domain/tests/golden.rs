@@ -145,7 +145,8 @@ fn order_sample_for(event: &OrderEvent) -> OrderEvent {
         | OrderEvent::LineFalloutResolved { .. }
         | OrderEvent::LineCancelled { .. }
         | OrderEvent::OrderCancelled { .. }
-        | OrderEvent::OrderCompleted { .. } => event.clone(),
+        | OrderEvent::OrderCompleted { .. }
+        | OrderEvent::CompensationSettled { .. } => event.clone(),
     }
 }
 
@@ -211,6 +212,15 @@ fn order_samples() -> Vec<OrderEvent> {
             at: at(7),
         },
         OrderEvent::OrderCompleted { at: at(8) },
+        OrderEvent::CompensationSettled {
+            line_id: line_id("l1"),
+            handoff_id: subject("l1", Purpose::Release, 1).handoff_id(),
+            purpose: Purpose::Release,
+            outcome: domain::order::CompensationOutcome::Failed {
+                reason: domain::outcome::FalloutReason::BusinessRejected,
+            },
+            at: at(9),
+        },
     ]
     .iter()
     .map(order_sample_for)
@@ -376,7 +386,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        16 + 9 + 10,
+        16 + 10 + 10,
         "every event type has a golden line"
     );
     assert_eq!(

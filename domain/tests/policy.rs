@@ -227,7 +227,7 @@ fn a_rejected_handoff_raises_fallout_on_its_order_line() {
 }
 
 #[test]
-fn unknown_outcomes_local_impossible_fallout_and_compensations_issue_nothing() {
+fn unknown_outcomes_and_local_impossible_fallout_of_a_forward_step_issue_nothing() {
     let reserve = subject("l1", Purpose::Reserve, 1);
     let unknown = HandoffEvent::HandoffOutcomeUnknown {
         observation: observation(&reserve, OutcomeClass::Unknown, ObservationSource::Dispatch),
@@ -238,6 +238,16 @@ fn unknown_outcomes_local_impossible_fallout_and_compensations_issue_nothing() {
         observation: None,
         at: at(1),
     };
+    for event in [unknown, impossible] {
+        assert!(
+            react(&input(TriggerEvent::Handoff(&event))).is_empty(),
+            "{event:?}"
+        );
+    }
+}
+
+#[test]
+fn a_compensation_handoff_reports_how_it_ended_to_its_order() {
     let release = subject("l1", Purpose::Release, 1);
     let released = HandoffEvent::HandoffSucceeded {
         subject: release.clone(),
@@ -247,12 +257,31 @@ fn unknown_outcomes_local_impossible_fallout_and_compensations_issue_nothing() {
             ObservationSource::Callback,
         ),
     };
-    for event in [unknown, impossible, released] {
-        assert!(
-            react(&input(TriggerEvent::Handoff(&event))).is_empty(),
-            "{event:?}"
-        );
-    }
+    let cancel = subject("l1", Purpose::Cancel, 1);
+    let refused = HandoffEvent::HandoffFalloutRaised {
+        subject: cancel.clone(),
+        reason: FalloutReason::RetriesExhausted,
+        observation: None,
+        at: at(1),
+    };
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Handoff(&released)))),
+        [&OrderCommand::RecordCompensation {
+            handoff_id: release.handoff_id(),
+            outcome: domain::order::CompensationOutcome::Done,
+            at: at(99),
+        }]
+    );
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Handoff(&refused)))),
+        [&OrderCommand::RecordCompensation {
+            handoff_id: cancel.handoff_id(),
+            outcome: domain::order::CompensationOutcome::Failed {
+                reason: FalloutReason::RetriesExhausted
+            },
+            at: at(99),
+        }]
+    );
 }
 
 #[test]

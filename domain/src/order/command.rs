@@ -1,6 +1,6 @@
 //! What the fulfillment policy and operators ask of an order.
 
-use super::model::{QuoteEvidence, Resolution, Step};
+use super::model::{CompensationOutcome, QuoteEvidence, Resolution, Step};
 use crate::ids::{BillingAccountId, CustomerId, HandoffId, LineId, OrderId, TenantId, Timestamp};
 use crate::outcome::FalloutReason;
 use crate::quote::AcceptedLine;
@@ -80,6 +80,15 @@ pub enum OrderCommand {
     },
     /// Close the order once every line is active or cancelled.
     Complete {
+        /// When.
+        at: Timestamp,
+    },
+    /// Record how a compensation handoff of a cancelled line ended.
+    RecordCompensation {
+        /// The compensation handoff.
+        handoff_id: HandoffId,
+        /// How it ended.
+        outcome: CompensationOutcome,
         /// When.
         at: Timestamp,
     },

@@ -3,7 +3,7 @@
 use super::command::OrderCommand;
 use super::error::OrderError;
 use super::event::OrderEvent;
-use super::model::{CompensationPlan, Resolution, Step, Uncompensated};
+use super::model::{CompensationOutcome, CompensationPlan, Resolution, Step, Uncompensated};
 use super::state::{LineProgress, Order, OrderLine, OrderState};
 use crate::handoff::{HandoffRequest, HandoffSubject, RequestSnapshot};
 use crate::idempotency::Purpose;
@@ -52,6 +52,14 @@ pub(super) fn decide(
         }
         (C::Capture { .. }, _) => Err(OrderError::AlreadyCaptured),
         (_, OrderState::Empty) => Err(OrderError::NotCaptured),
+        (
+            C::RecordCompensation {
+                handoff_id,
+                outcome,
+                at,
+            },
+            OrderState::Open(order) | OrderState::Completed(order) | OrderState::Cancelled(order),
+        ) => record_compensation(order, handoff_id, *outcome, *at),
         (_, OrderState::Completed(_)) => Err(OrderError::Completed),
         (_, OrderState::Cancelled(_)) => Err(OrderError::Cancelled),
         (C::RequestStep { line_id, step, at }, OrderState::Open(order)) => {
@@ -137,6 +145,29 @@ pub(super) fn decide(
             }
         }
     }
+}
+
+/// Compensation outlives the order's end, so it is recorded in any state;
+/// the same outcome twice records nothing.
+fn record_compensation(
+    order: &Order,
+    handoff_id: &HandoffId,
+    outcome: CompensationOutcome,
+    at: Timestamp,
+) -> Result<Vec<OrderEvent>, OrderError> {
+    let (line, compensation) = order
+        .compensation(handoff_id)
+        .ok_or(OrderError::CompensationNotPlanned)?;
+    if compensation.outcome == Some(outcome) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![OrderEvent::CompensationSettled {
+        line_id: line.line_id().clone(),
+        handoff_id: handoff_id.clone(),
+        purpose: compensation.purpose,
+        outcome,
+        at,
+    }])
 }
 
 fn line<'a>(order: &'a Order, line_id: &LineId) -> Result<&'a OrderLine, OrderError> {

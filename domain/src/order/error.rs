@@ -56,6 +56,9 @@ pub enum OrderError {
     /// Some line is neither active nor cancelled.
     #[error("lines are still open")]
     LinesStillOpen,
+    /// No cancelled line planned a compensation with this handoff.
+    #[error("no compensation with this handoff was planned")]
+    CompensationNotPlanned,
 }
 
 impl RuleViolation for OrderError {
@@ -78,6 +81,7 @@ impl RuleViolation for OrderError {
             OrderError::ObservationForAnotherAttempt => "observation_for_another_attempt",
             OrderError::NoOpenFallout => "no_open_fallout",
             OrderError::LinesStillOpen => "lines_still_open",
+            OrderError::CompensationNotPlanned => "compensation_not_planned",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The facts an order records.
 
-use super::model::{CompensationPlan, QuoteEvidence, Resolution, Step};
+use super::model::{CompensationOutcome, CompensationPlan, QuoteEvidence, Resolution, Step};
+use crate::idempotency::Purpose;
 use crate::decider::DomainEvent;
 use crate::handoff::HandoffRequest;
 use crate::ids::{BillingAccountId, CustomerId, HandoffId, LineId, OrderId, TenantId, Timestamp};
@@ -120,6 +121,20 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
+    /// A compensation handoff of a cancelled line ended (recorded in any
+    /// state of the order, since compensation outlives the cancellation).
+    CompensationSettled {
+        /// The cancelled line.
+        line_id: LineId,
+        /// The compensation handoff.
+        handoff_id: HandoffId,
+        /// Release or cancel.
+        purpose: Purpose,
+        /// How it ended.
+        outcome: CompensationOutcome,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -134,6 +149,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::LineCancelled { .. } => "LineCancelled",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderCompleted { .. } => "OrderCompleted",
+            OrderEvent::CompensationSettled { .. } => "CompensationSettled",
         }
     }
 

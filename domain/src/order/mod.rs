@@ -20,8 +20,10 @@ pub use command::OrderCommand;
 pub use decide::EVERY_LINE_CANCELLED;
 pub use error::OrderError;
 pub use event::OrderEvent;
-pub use model::{CompensationPlan, QuoteEvidence, Resolution, Step, Uncompensated};
-pub use state::{LineProgress, Order, OrderLine, OrderState};
+pub use model::{
+    CompensationOutcome, CompensationPlan, QuoteEvidence, Resolution, Step, Uncompensated,
+};
+pub use state::{Compensation, LineProgress, Order, OrderLine, OrderState};
 
 use crate::decider::Decider;
 

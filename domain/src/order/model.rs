@@ -3,6 +3,7 @@
 use crate::handoff::HandoffRequest;
 use crate::idempotency::{Purpose, TargetSystem};
 use crate::ids::{LineId, QuoteId};
+use crate::outcome::FalloutReason;
 use serde::{Deserialize, Serialize};
 
 /// A step of a line's fulfillment plan, run in this order.
@@ -107,6 +108,20 @@ pub struct Uncompensated {
     /// The step whose effect stays: billing activation is owned by billing, so a
     /// requested or active charge is reported, never reversed by the order.
     pub step: Step,
+}
+
+/// How a compensation handoff (release, cancel) ended.
+///
+/// Persisted inside events: append-only, never reorder or remove variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompensationOutcome {
+    /// The target undid the effect.
+    Done,
+    /// The target refused, or the handoff fell out: an operator must act.
+    Failed {
+        /// Why.
+        reason: FalloutReason,
+    },
 }
 
 /// The compensations and leftovers of cancelling some lines.

@@ -1,7 +1,8 @@
 //! The order's lifecycle, each line's progress through its plan, and `evolve`.
 
 use super::event::OrderEvent;
-use super::model::{QuoteEvidence, Step};
+use super::model::{CompensationOutcome, CompensationPlan, QuoteEvidence, Step};
+use crate::idempotency::Purpose;
 use crate::ids::{BillingAccountId, CustomerId, HandoffId, LineId, OrderId, TenantId};
 use crate::outcome::FalloutReason;
 use crate::quote::AcceptedLine;
@@ -93,6 +94,19 @@ pub struct OrderLine {
     pub accepted: AcceptedLine,
     /// Its progress.
     pub progress: LineProgress,
+    /// The compensations planned when it was cancelled, with how each ended.
+    pub compensations: Vec<Compensation>,
+}
+
+/// One compensation handoff of a cancelled line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compensation {
+    /// The handoff.
+    pub handoff_id: HandoffId,
+    /// Release or cancel.
+    pub purpose: Purpose,
+    /// How it ended; `None` while it is pending.
+    pub outcome: Option<CompensationOutcome>,
 }
 
 impl OrderLine {
@@ -123,6 +137,42 @@ impl Order {
     /// The line with this id.
     pub fn line(&self, line_id: &LineId) -> Option<&OrderLine> {
         self.lines.iter().find(|line| line.line_id() == line_id)
+    }
+
+    /// The planned compensation with this handoff, and its line.
+    pub fn compensation(&self, handoff_id: &HandoffId) -> Option<(&OrderLine, &Compensation)> {
+        self.lines.iter().find_map(|line| {
+            line.compensations
+                .iter()
+                .find(|c| &c.handoff_id == handoff_id)
+                .map(|c| (line, c))
+        })
+    }
+
+    fn plan_compensations(&mut self, plan: &CompensationPlan) {
+        for request in &plan.compensations {
+            if let Some(line) = self
+                .lines
+                .iter_mut()
+                .find(|line| line.line_id() == &request.subject.line_id)
+            {
+                line.compensations.push(Compensation {
+                    handoff_id: request.handoff_id.clone(),
+                    purpose: request.subject.purpose,
+                    outcome: None,
+                });
+            }
+        }
+    }
+
+    fn settle_compensation(&mut self, handoff_id: &HandoffId, outcome: CompensationOutcome) {
+        for line in &mut self.lines {
+            for compensation in &mut line.compensations {
+                if &compensation.handoff_id == handoff_id {
+                    compensation.outcome = Some(outcome);
+                }
+            }
+        }
     }
 
     /// How many lines other than `settling` are neither active nor cancelled.
@@ -173,9 +223,15 @@ impl Order {
                     reason: *reason,
                 },
             ),
-            OrderEvent::LineCancelled { line_id, .. } => {
-                self.set_progress(line_id, LineProgress::Cancelled)
+            OrderEvent::LineCancelled { line_id, plan, .. } => {
+                self.set_progress(line_id, LineProgress::Cancelled);
+                self.plan_compensations(plan);
             }
+            OrderEvent::CompensationSettled {
+                handoff_id,
+                outcome,
+                ..
+            } => self.settle_compensation(handoff_id, *outcome),
             // The resolution's effect is the event decided with it (a new request,
             // a success or a cancellation); the resolution itself is the audit record.
             OrderEvent::LineFalloutResolved { .. }
@@ -211,13 +267,14 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
                 .map(|accepted| OrderLine {
                     accepted: accepted.clone(),
                     progress: LineProgress::Captured,
+                    compensations: Vec::new(),
                 })
                 .collect(),
         }),
         (OrderState::Open(order), OrderEvent::OrderCompleted { .. }) => {
             OrderState::Completed(order)
         }
-        (OrderState::Open(mut order), OrderEvent::OrderCancelled { .. }) => {
+        (OrderState::Open(mut order), OrderEvent::OrderCancelled { plan, .. }) => {
             for line in order
                 .lines
                 .iter_mut()
@@ -225,6 +282,30 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
             {
                 line.progress = LineProgress::Cancelled;
             }
+            order.plan_compensations(plan);
+            OrderState::Cancelled(order)
+        }
+        // Compensation outlives the order's end.
+        (
+            OrderState::Completed(mut order),
+            OrderEvent::CompensationSettled {
+                handoff_id,
+                outcome,
+                ..
+            },
+        ) => {
+            order.settle_compensation(handoff_id, *outcome);
+            OrderState::Completed(order)
+        }
+        (
+            OrderState::Cancelled(mut order),
+            OrderEvent::CompensationSettled {
+                handoff_id,
+                outcome,
+                ..
+            },
+        ) => {
+            order.settle_compensation(handoff_id, *outcome);
             OrderState::Cancelled(order)
         }
         (OrderState::Open(mut order), event) => {

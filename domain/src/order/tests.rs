@@ -4,6 +4,7 @@ use super::*;
 use crate::decider::{run, Decider};
 use crate::handoff::{HandoffRequest, HandoffSubject};
 use crate::idempotency::Purpose;
+use crate::ids::LineId;
 use crate::outcome::FalloutReason;
 use crate::testing::fixtures::*;
 use crate::testing::Given;
@@ -502,6 +503,72 @@ fn an_order_whose_every_line_was_cancelled_ends_cancelled_not_completed() {
             at: at(60),
         }]);
     assert!(matches!(state, OrderState::Cancelled(_)));
+}
+
+#[test]
+fn a_cancelled_lines_compensation_is_tracked_on_the_order_even_after_it_ended() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            succeed("l1", Step::Reservation, 1),
+            request("l1", Step::Provisioning),
+            fail("l1", Step::Provisioning, 1, FalloutReason::SlaBreach),
+            resolve(
+                "l1",
+                Resolution::CancelLine {
+                    reason: "no capacity".to_owned(),
+                },
+            ),
+            OrderCommand::Complete { at: at(50) },
+        ],
+    );
+    let state = crate::decider::fold::<OrderDecider, _>(&history);
+    let OrderState::Cancelled(order) = &state else {
+        panic!("every line was cancelled: {state:?}")
+    };
+    let planned: Vec<(Purpose, Option<CompensationOutcome>)> = order.lines[0]
+        .compensations
+        .iter()
+        .map(|c| (c.purpose, c.outcome))
+        .collect();
+    assert_eq!(planned, [(Purpose::Cancel, None), (Purpose::Release, None)]);
+    let release = order.lines[0].compensations[1].handoff_id.clone();
+    let record = |outcome| OrderCommand::RecordCompensation {
+        handoff_id: release.clone(),
+        outcome,
+        at: at(60),
+    };
+    let failed = CompensationOutcome::Failed {
+        reason: FalloutReason::BusinessRejected,
+    };
+    let after = Given::<OrderDecider>::events(history.clone())
+        .when(record(failed))
+        .then(vec![OrderEvent::CompensationSettled {
+            line_id: LineId::new("l1"),
+            handoff_id: release.clone(),
+            purpose: Purpose::Release,
+            outcome: failed,
+            at: at(60),
+        }]);
+    let OrderState::Cancelled(order) = after else {
+        panic!("still cancelled")
+    };
+    assert_eq!(order.lines[0].compensations[1].outcome, Some(failed));
+    let mut settled = history;
+    settled.push(OrderEvent::CompensationSettled {
+        line_id: LineId::new("l1"),
+        handoff_id: release.clone(),
+        purpose: Purpose::Release,
+        outcome: failed,
+        at: at(60),
+    });
+    Given::<OrderDecider>::events(settled)
+        .when(record(failed))
+        .then(vec![]);
+    Given::<OrderDecider>::events(play(&["l1"], vec![]))
+        .when(record(CompensationOutcome::Done))
+        .then_err(OrderError::CompensationNotPlanned);
 }
 
 #[test]

@@ -95,6 +95,13 @@ pub enum StepChange {
         /// What it asks.
         purpose: Purpose,
     },
+    /// A compensation handoff ended (done, or failed with its reason).
+    CompensationSettled {
+        /// What it asked.
+        purpose: Purpose,
+        /// How it ended.
+        outcome: domain::order::CompensationOutcome,
+    },
 }
 
 /// One entry of a line's step history.
@@ -347,7 +354,8 @@ fn at_of(event: &OrderEvent) -> Timestamp {
         | OrderEvent::LineFalloutResolved { at, .. }
         | OrderEvent::LineCancelled { at, .. }
         | OrderEvent::OrderCancelled { at, .. }
-        | OrderEvent::OrderCompleted { at } => *at,
+        | OrderEvent::OrderCompleted { at }
+        | OrderEvent::CompensationSettled { at, .. } => *at,
     }
 }
 
@@ -383,6 +391,25 @@ fn add_compensations(
 fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Result<(), FoldError> {
     match event {
         OrderEvent::OrderCaptured { .. } => {}
+        OrderEvent::CompensationSettled {
+            line_id,
+            handoff_id,
+            purpose,
+            outcome,
+            at,
+        } => {
+            let line = row.line_mut(line_id, decoded)?;
+            line.history.push(StepHistoryEntry {
+                at: *at,
+                step: None,
+                attempt: 0,
+                handoff_id: Some(handoff_id.clone()),
+                change: StepChange::CompensationSettled {
+                    purpose: *purpose,
+                    outcome: *outcome,
+                },
+            });
+        }
         OrderEvent::StepRequested { step, handoff, at } => {
             let line = row.line_mut(&handoff.subject.line_id, decoded)?;
             line.stage = LineStage::InFlight;
