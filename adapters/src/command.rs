@@ -258,7 +258,7 @@ impl CommandPath {
                 new_events,
             )
             .idempotent(Idempotency::with_request_hash(
-                &context.command_id(),
+                context.command_id(),
                 request_hash,
             ));
             match self.log.append(request).await {
@@ -337,7 +337,7 @@ fn to_new_event<Ev: Serialize + DomainEvent, E: std::error::Error>(
         &context.correlation_id,
         payload,
     )
-    .caused_by(&context.command_id());
+    .caused_by(context.command_id());
     new.schema_version = event.schema_version();
     if let Some(cause) = &context.causation_event_id {
         new.metadata

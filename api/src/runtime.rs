@@ -452,6 +452,7 @@ pub async fn lookup_customer(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use domain::idempotency::TargetSystem;
