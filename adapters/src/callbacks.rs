@@ -640,7 +640,9 @@ impl CallbackInbox {
             {
                 match self.expire(system, &parsed, &record, now).await {
                     Ok(()) => self.inner.parked.remove(&key).map(|_| ())?,
-                    Err(e) => tracing::warn!(error = %e, "cannot expire a parked callback; will retry"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot expire a parked callback; will retry")
+                    }
                 }
                 continue;
             }
@@ -735,9 +737,9 @@ impl CallbackInbox {
                     .await
                 {
                     Ok(_) => "fallout",
-                    Err(CommandError::Rejected { .. } | CommandError::IdempotencyConflict { .. }) => {
-                        "handoff closed"
-                    }
+                    Err(
+                        CommandError::Rejected { .. } | CommandError::IdempotencyConflict { .. },
+                    ) => "handoff closed",
                     Err(other) => return Err(other),
                 }
             }

@@ -377,9 +377,7 @@ impl Reconciler {
                 let age = started.saturating_sub(row.since_ms);
                 let is_due = match (scope, row.status.as_str()) {
                     (Scope::Scheduled, "unknown") => started >= not_before,
-                    (Scope::Scheduled, "sent" | "accepted") => {
-                        age >= sla && started >= not_before
-                    }
+                    (Scope::Scheduled, "sent" | "accepted") => age >= sla && started >= not_before,
                     (Scope::Now, "unknown" | "accepted") => true,
                     (Scope::Now, "sent") => age > in_flight_at_most,
                     _ => false,

@@ -483,11 +483,7 @@ mod tests {
         let mut inventory = adapters::SystemConfig::new("http://127.0.0.1:9");
         inventory.sla_ms = 2_500;
         let config = ServerConfig {
-            systems: SystemsConfig::default().with_system(
-                "t1",
-                TargetSystem::Inventory,
-                inventory,
-            ),
+            systems: SystemsConfig::default().with_system("t1", TargetSystem::Inventory, inventory),
             ..ServerConfig::default()
         };
         let policy = sla_policy(&config);

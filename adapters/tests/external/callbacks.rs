@@ -419,10 +419,17 @@ async fn a_parked_callback_past_its_expiry_becomes_fallout_with_its_evidence() {
     let never_sent = subject("l2", Purpose::Reserve, 1);
     open_handoff(&i.path, &never_sent, false).await;
     let orphan = subject("l9", Purpose::Reserve, 1);
-    for (message, key) in [("m1", never_sent.idempotency_key()), ("m2", orphan.idempotency_key())] {
+    for (message, key) in [
+        ("m1", never_sent.idempotency_key()),
+        ("m2", orphan.idempotency_key()),
+    ] {
         let b = body(message, "t1", &key, "CONFIRMED");
         let (ts, sig) = signed(CURRENT, now(), &b);
-        let receipt = i.inbox.receive("inventory", &ts, &sig, &b, now()).await.unwrap();
+        let receipt = i
+            .inbox
+            .receive("inventory", &ts, &sig, &b, now())
+            .await
+            .unwrap();
         assert_eq!(receipt.status, ReceiptStatus::Parked);
     }
     assert_eq!(i.inbox.apply_parked().await.unwrap(), 0);
@@ -563,7 +570,8 @@ async fn counters_survive_a_restart_of_the_fulfillment_process() {
         reconciliation_loop: false,
         ..adapters::FulfillmentOptions::default()
     };
-    let first = adapters::Fulfillment::start(path.clone(), config.clone(), options.clone()).unwrap();
+    let first =
+        adapters::Fulfillment::start(path.clone(), config.clone(), options.clone()).unwrap();
     let b = body("m1", "t1", &reserve().idempotency_key(), "CONFIRMED");
     let (ts, _) = signed(CURRENT, now(), &b);
     let err = first

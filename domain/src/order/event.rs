@@ -1,9 +1,9 @@
 //! The facts an order records.
 
 use super::model::{CompensationOutcome, CompensationPlan, QuoteEvidence, Resolution, Step};
-use crate::idempotency::Purpose;
 use crate::decider::DomainEvent;
 use crate::handoff::HandoffRequest;
+use crate::idempotency::Purpose;
 use crate::ids::{BillingAccountId, CustomerId, HandoffId, LineId, OrderId, TenantId, Timestamp};
 use crate::outcome::FalloutReason;
 use crate::quote::AcceptedLine;
