@@ -67,18 +67,12 @@ impl DataDir {
     }
 }
 
-/// Opens (or creates) sled in `path` with the tool's cache size.
+/// Opens (or creates) sled in `path` with the tool's cache size, through
+/// [`eventlog::storage::open_sled`]: a new directory gets the log's segment
+/// size, a damaged `conf` or a log sled cannot recover is a finding, and a
+/// held lock is a running server.
 pub(crate) fn open_sled(path: &Path) -> Result<sled::Db, ReplayError> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(CACHE_BYTES)
-        .open()
-        .map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                ReplayError::Locked(path.to_path_buf())
-            }
-            other => ReplayError::Storage(other),
-        })
+    Ok(eventlog::storage::open_sled(path, CACHE_BYTES)?)
 }
 
 /// Waits (up to 30 s) until sled's lock on `path` is free again after this

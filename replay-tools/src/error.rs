@@ -6,7 +6,7 @@
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | ok |
-//! | 1 | a finding: a damaged log, a digest that no longer matches, a refused reset, a projector that stopped on an event |
+//! | 1 | a finding: a damaged log (a bad record, a page sled cannot read, a damaged sled `conf`, acknowledged events missing), a digest that no longer matches, a refused reset, a projector that stopped on an event |
 //! | 2 | usage or bad input (arguments, missing log, malformed export file) |
 //! | 3 | the data directory is held by a running server |
 //! | 4 | I/O or any other error |
@@ -17,7 +17,8 @@ use eventlog::{LogError, VerifyError};
 
 /// Exit code of a successful run.
 pub const EXIT_OK: u8 = 0;
-/// Exit code of a finding (damaged log, digest mismatch, refused reset).
+/// Exit code of a finding (damaged log or data directory, digest mismatch,
+/// refused reset).
 pub const EXIT_FINDING: u8 = 1;
 /// Exit code of a usage error or bad input.
 pub const EXIT_USAGE: u8 = 2;
@@ -51,6 +52,11 @@ pub enum ReplayError {
         /// What is wrong there.
         problem: String,
     },
+    /// The data directory's files are damaged where no position can be
+    /// named: sled's `conf`, a page outside the records, or a log sled
+    /// refuses to recover.
+    #[error("{0}")]
+    DamagedFiles(String),
     /// The command refused to act (for example a reset without `--recovery`).
     #[error("{0}")]
     Refused(String),
@@ -73,7 +79,7 @@ pub enum ReplayError {
     Projection(projections::ProjectionError),
     /// sled failed underneath the log.
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(sled::Error),
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -89,7 +95,10 @@ impl ReplayError {
     /// The process exit code for this error (see the module table).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Damaged { .. } | Self::Refused(_) | Self::ProjectorStopped { .. } => EXIT_FINDING,
+            Self::Damaged { .. }
+            | Self::DamagedFiles(_)
+            | Self::Refused(_)
+            | Self::ProjectorStopped { .. } => EXIT_FINDING,
             Self::NoLog(_) | Self::Usage(_) => EXIT_USAGE,
             Self::Locked(_) => EXIT_LOCKED,
             Self::Log(_) | Self::Projection(_) | Self::Storage(_) | Self::Io { .. } => EXIT_ERROR,
@@ -102,7 +111,7 @@ impl ReplayError {
             Self::Locked(_) => "locked",
             Self::NoLog(_) => "no_log",
             Self::Usage(_) => "usage",
-            Self::Damaged { .. } => "damaged",
+            Self::Damaged { .. } | Self::DamagedFiles(_) => "damaged",
             Self::ProjectorStopped { .. } => "projector_stopped",
             Self::Refused(_) => "refused",
             Self::Log(_) | Self::Storage(_) => "storage",
@@ -126,6 +135,20 @@ impl ReplayError {
     }
 }
 
+impl From<sled::Error> for ReplayError {
+    /// A page sled cannot read is damage (exit 1), other sled errors are
+    /// storage errors.
+    fn from(error: sled::Error) -> Self {
+        match error {
+            sled::Error::Corruption { .. } => Self::DamagedFiles(format!(
+                "the log's stored data cannot be read: {error}; run `oms-replay verify` to name \
+                 the first damaged position"
+            )),
+            other => Self::Storage(other),
+        }
+    }
+}
+
 impl From<LogError> for ReplayError {
     fn from(error: LogError) -> Self {
         match error {
@@ -135,6 +158,14 @@ impl From<LogError> for ReplayError {
                 position,
                 problem: format!("record does not decode: {source}"),
             },
+            LogError::Damaged { position, problem } => Self::Damaged {
+                position,
+                problem: problem.to_string(),
+            },
+            LogError::Storage(e) => e.into(),
+            e @ (LogError::DamagedConfig { .. } | LogError::DamagedStorage { .. }) => {
+                Self::DamagedFiles(e.to_string())
+            }
             other => Self::Log(other),
         }
     }
@@ -147,6 +178,7 @@ impl From<VerifyError> for ReplayError {
                 position,
                 problem: problem.to_string(),
             },
+            e @ VerifyError::Unreadable { .. } => Self::DamagedFiles(e.to_string()),
             VerifyError::Log(log) => log.into(),
         }
     }

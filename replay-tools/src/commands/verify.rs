@@ -113,15 +113,20 @@ impl Verified {
 
 /// Verifies the log of `dir` (raw, no recovery) and compares it with
 /// `against`. A damaged log is [`ReplayError::Damaged`] naming the first bad
-/// position.
+/// position (also when acknowledged events are missing, see
+/// [`eventlog::check_acknowledged`]), or [`ReplayError::DamagedFiles`] when
+/// no position can be named (a damaged sled `conf`, a log sled refuses to
+/// recover, an unreadable page outside the records).
 pub fn verify_log(
     dir: &DataDir,
     against: Option<&Digest>,
     progress: &Progress,
 ) -> Result<Verified, ReplayError> {
     let reader = LogReader::open(dir)?;
-    progress.set_total(reader.next_position()?);
+    // The walk names damage by position; the total is only for the bar.
+    progress.set_total(reader.next_position().unwrap_or(0));
     let report = verify::verify_tree(reader.tree(), &mut |done| progress.set(done))?;
+    verify::check_acknowledged(dir.path(), reader.tree(), &report)?;
     progress.finish();
     let against = against
         .map(|digest| compare(&reader, &report, digest))
@@ -191,6 +196,20 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
                 out.line(format_args!(
                     "FAILED: log damaged at position {position}: {problem}"
                 ))?;
+            }
+            return Ok(Outcome::Finding);
+        }
+        Err(ReplayError::DamagedFiles(message)) => {
+            progress.finish();
+            if ctx.json {
+                out.json(&serde_json::json!({
+                    "ok": false,
+                    "position": null,
+                    "problem": message,
+                    "message": message,
+                }))?;
+            } else {
+                out.line(format_args!("FAILED: {message}"))?;
             }
             return Ok(Outcome::Finding);
         }

@@ -148,7 +148,7 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 /// Opens a closed data dir's sled database raw (for tampering), runs `f`
 /// on the log tree, flushes and closes.
 pub(crate) fn with_raw_tree<T>(dir: &Path, f: impl FnOnce(&sled::Tree) -> T) -> T {
-    let db = sled::Config::new().path(dir).open().unwrap();
+    let db = eventlog::storage::open_sled(dir, 32 << 20).unwrap();
     let tree = db.open_tree(keyspace::LOG_TREE).unwrap();
     let result = f(&tree);
     db.flush().unwrap();

@@ -9,6 +9,7 @@ mod common;
 
 mod as_of;
 mod consumers;
+mod damage;
 mod dump;
 mod export_import;
 mod locked;

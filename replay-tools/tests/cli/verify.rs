@@ -73,9 +73,17 @@ fn a_deleted_record_is_named_by_its_position() {
 }
 
 /// Cuts the log down to its first `keep` records and repairs the index,
-/// heads and meta so the shorter log is consistent on its own (what a
-/// careful forger would do).
+/// heads, meta and the acknowledged head so the shorter log is consistent
+/// on its own (what a careful forger would do).
 fn truncate_consistently(dir: &Path, keep: u64) {
+    cut_records(dir, keep);
+    std::fs::remove_file(dir.join(eventlog::ACKED_HEAD_FILE)).unwrap();
+}
+
+/// Cuts the log down to its first `keep` records, consistently inside
+/// sled, but leaves the acknowledged head alone (as sled does when it
+/// drops the end of its log at recovery).
+fn cut_records(dir: &Path, keep: u64) {
     with_raw_tree(dir, |tree| {
         let all: Vec<RecordedEvent> = tree
             .scan_prefix([keyspace::EVENT])
@@ -112,6 +120,20 @@ fn truncate_consistently(dir: &Path, keep: u64) {
         meta.extend_from_slice(&all[keep as usize - 1].hash);
         tree.insert(keyspace::META, meta).unwrap();
     });
+}
+
+#[test]
+fn verify_alone_detects_acknowledged_events_cut_off_the_end() {
+    let (_tmp, dir) = generated();
+    let keep = generated_events() - 25;
+    cut_records(&dir, keep);
+    let run = oms(&dir, &["verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("position {keep}:")) && run.stdout.contains("acknowledged"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
