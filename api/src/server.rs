@@ -25,9 +25,23 @@ pub enum ServerError {
     /// Bad configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The log could not be opened (another process holds it, or damage).
+    /// The log could not be opened (another process holds it, or I/O).
     #[error("cannot open the event log: {0}")]
     Log(#[from] LogError),
+    /// The log is damaged: the server neither serves nor writes it (see
+    /// docs/adr/0010-refuse-to-start-on-a-damaged-log.md).
+    #[error(
+        "refusing to start: the event log in {} is damaged ({source}); nothing was served or \
+         written; run `oms-replay verify --data-dir {}` for details",
+        .dir.display(),
+        .dir.display()
+    )]
+    LogDamaged {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// The damage, naming the first bad position where there is one.
+        source: LogError,
+    },
     /// The projectors could not start.
     #[error("cannot start the projections: {0}")]
     Projections(#[from] projections::ProjectionError),
@@ -62,7 +76,16 @@ pub async fn run(
         context: format!("cannot create data directory {}", data_dir.display()),
         source,
     })?;
-    let log = EventLog::open(LogConfig::new(&data_dir))?;
+    let log = EventLog::open(LogConfig::new(&data_dir)).map_err(|e| {
+        if e.is_damage() {
+            ServerError::LogDamaged {
+                dir: data_dir.clone(),
+                source: e,
+            }
+        } else {
+            ServerError::Log(e)
+        }
+    })?;
     let (auth, source) = credentials::load(&config, &data_dir)?;
     announce_credentials(&source, &auth);
     let price_book = PriceBook::from_config(&config.price_book)?;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod access;
+mod damaged_log;
 mod errors;
 mod flow;
 mod graphiql;
