@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use clap::Args;
+use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
 use domain::policy::{react, IssuedCommand, PolicyInput, TriggerEvent};
 use eventlog::RecordedEvent;
@@ -118,11 +119,10 @@ pub fn trace(
         };
         for command in react(&input) {
             let entry = (index, command.stream_id.clone(), label(&command.command));
-            if issued_by
-                .insert(command.command_id.clone(), entry)
-                .is_none()
-            {
-                issue_order.push(command.command_id);
+            // The causation id its events carry: the command's key.
+            let key = CommandKey::reaction(event_id.clone(), command.action.clone()).encode();
+            if issued_by.insert(key.clone(), entry).is_none() {
+                issue_order.push(key);
             }
         }
     }
