@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use graphql_client::GraphQLQuery;
 use serde::Serialize;
 use serde_json::Value;
@@ -58,6 +59,9 @@ const TERM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most times one command is answered `INTERNAL` before the client gives up.
 const MAX_INTERNAL: u32 = 40;
+
+/// Concurrent requests when reading quotes and re-sending commands.
+const RESEND_CONCURRENCY: usize = 32;
 
 /// The systems whose business rejections become fallout cases.
 const SIDE_EFFECT_SYSTEMS: [&str; 3] = ["inventory", "provisioning", "billing"];
@@ -323,12 +327,12 @@ impl ChaosReport {
         if self.journal_present {
             let exercised = [
                 (
-                    "a business rejection (injected_rejections)",
+                    "business rejections (injected_rejections)",
                     self.injected_rejections,
                 ),
-                ("a timed-out call (outcomes_unknown)", self.outcomes_unknown),
+                ("timed-out calls (outcomes_unknown)", self.outcomes_unknown),
                 (
-                    "a doubled callback (duplicate_callback_deliveries)",
+                    "doubled callbacks (duplicate_callback_deliveries)",
                     self.duplicate_callback_deliveries,
                 ),
             ];
@@ -339,9 +343,9 @@ impl ChaosReport {
                 .collect();
             if !missing.is_empty() {
                 out.push(format!(
-                    "the fault mix was not exercised: no {} (is OMS_SIMULATOR_MIX applied, and do the \
-                     simulators draw a new fault sequence at every start?)",
-                    missing.join(", no ")
+                    "the fault mix was not exercised; missing: {} (is OMS_SIMULATOR_MIX applied, and \
+                     do the simulators draw a new fault sequence at every start?)",
+                    missing.join(", ")
                 ));
             }
         }
@@ -1678,7 +1682,8 @@ async fn open_fallout(clients: &Clients) -> Result<u64, String> {
     Ok(total)
 }
 
-async fn pending_handoffs(clients: &Clients) -> Result<u64, String> {
+/// Pending handoffs (at most 200): how many, and a short description of each.
+async fn pending_handoffs(clients: &Clients) -> Result<(u64, Vec<String>), String> {
     let page = clients
         .query::<ops::Handoffs>(ops::handoffs::Variables {
             pending_only: Some(true),
@@ -1686,7 +1691,22 @@ async fn pending_handoffs(clients: &Clients) -> Result<u64, String> {
         })
         .await?
         .handoffs;
-    Ok(count(page.nodes.iter()))
+    let described = page
+        .nodes
+        .iter()
+        .map(|h| {
+            let mut text = h.document.to_string();
+            if text.len() > 400 {
+                let mut end = 400;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            format!("pending handoff {} (age {} ms): {text}", h.id, h.age_ms)
+        })
+        .collect();
+    Ok((count(page.nodes.iter()), described))
 }
 
 /// The quiet period: polls until every accepted quote has an order, every
@@ -1707,7 +1727,7 @@ async fn settle(
     let mut last_print = Instant::now();
     loop {
         let orders = list_orders(clients).await;
-        let pending = pending_handoffs(clients).await;
+        let pending = pending_handoffs(clients).await.map(|(n, _)| n);
         let done = match (&orders, &pending) {
             (Ok(orders), Ok(pending)) => {
                 let with_order: BTreeSet<&str> = orders.iter().map(|o| o.quote.as_str()).collect();
@@ -1763,7 +1783,12 @@ async fn settle(
         Err(e) => report.problem(format!("cannot list orders: {e}")),
     }
     match pending_handoffs(clients).await {
-        Ok(n) => report.pending_handoffs = n,
+        Ok((n, described)) => {
+            report.pending_handoffs = n;
+            for text in described.into_iter().take(5) {
+                report.problem(text);
+            }
+        }
         Err(e) => report.problem(format!("cannot list pending handoffs: {e}")),
     }
     match open_fallout(clients).await {
@@ -1778,12 +1803,17 @@ async fn check_acked(clients: &Clients, acked: &[Acked], report: &mut ChaosRepor
     for a in acked {
         by_quote.entry(a.quote.as_str()).or_default().push(a);
     }
-    for (quote, commands) in by_quote {
-        let seen = clients
-            .query::<ops::Quote>(ops::quote::Variables {
-                id: quote.to_owned(),
-            })
-            .await;
+    let mut reads = futures_util::stream::iter(by_quote)
+        .map(|(quote, commands)| async move {
+            let seen = clients
+                .query::<ops::Quote>(ops::quote::Variables {
+                    id: quote.to_owned(),
+                })
+                .await;
+            (quote, commands, seen)
+        })
+        .buffer_unordered(RESEND_CONCURRENCY);
+    while let Some((quote, commands, seen)) = reads.next().await {
         let detail = match seen {
             Ok(data) => data.quote,
             Err(e) => {
@@ -1805,9 +1835,11 @@ async fn check_acked(clients: &Clients, acked: &[Acked], report: &mut ChaosRepor
                         ))
                     } else if command.kind == Kind::Accept && q.status != "Accepted" {
                         Some(format!("the quote is {}", q.status))
-                    } else if let (Some(line), Some(lines)) = (&command.line, &lines) {
-                        (!lines.contains(&format!("\"{line}\"")))
-                            .then(|| format!("line {line} is not on the quote"))
+                    } else if let Some(line) = &command.line {
+                        let on_quote = lines
+                            .as_ref()
+                            .is_some_and(|lines| lines.contains(&format!("\"{line}\"")));
+                        (!on_quote).then(|| format!("line {line} is not on the quote"))
                     } else {
                         None
                     }
@@ -1827,51 +1859,38 @@ async fn check_acked(clients: &Clients, acked: &[Acked], report: &mut ChaosRepor
 
 /// Sends every acknowledged command once more: each must be answered with
 /// its first outcome (`deduplicated: true`, same id and version).
-async fn resend(clients: &Arc<Clients>, acked: &[Acked], report: &mut ChaosReport) {
+async fn resend(clients: &Clients, acked: &[Acked], report: &mut ChaosReport) {
     // (mutation, what went wrong) -> (count, an example command id)
     let mut grouped: BTreeMap<(&'static str, String), (u64, String)> = BTreeMap::new();
-    let chunks: Vec<Vec<Acked>> = acked.chunks(64).map(<[Acked]>::to_vec).collect();
-    for chunk in chunks {
-        let tasks: Vec<_> = chunk
-            .into_iter()
-            .map(|command| {
-                let clients = clients.clone();
-                tokio::spawn(async move {
-                    let answer = clients.send(command.kind, &command.body, false).await;
-                    (command, answer)
-                })
-            })
-            .collect();
-        for task in tasks {
-            let Ok((command, answer)) = task.await else {
-                report.retry_refused += 1;
-                report.problem("a re-send task panicked".to_owned());
-                continue;
-            };
-            let first = &command.outcome;
-            let problem = match answer {
-                Answer::Ok(again)
-                    if again.deduplicated
-                        && again.id == first.id
-                        && again.version == first.version =>
-                {
-                    None
-                }
-                Answer::Ok(again) if again.deduplicated => Some(format!(
-                    "deduplicated with another outcome (id {}, version {}) than its first (id {}, version {})",
-                    again.id, again.version, first.id, first.version
-                )),
-                Answer::Ok(_) => Some("applied again (deduplicated: false)".to_owned()),
-                Answer::Refused(e) => Some(format!("refused: {e}")),
-                Answer::Unanswered(e) => Some(format!("unanswered: {e}")),
-            };
-            if let Some(problem) = problem {
-                report.retry_refused += 1;
-                grouped
-                    .entry((command.kind.field(), problem))
-                    .or_insert((0, command.command_id.clone()))
-                    .0 += 1;
+    // A pool of concurrent senders: a slow answer holds only its own slot.
+    let mut answers = futures_util::stream::iter(acked)
+        .map(|command| async move {
+            let answer = clients.send(command.kind, &command.body, false).await;
+            (command, answer)
+        })
+        .buffer_unordered(RESEND_CONCURRENCY);
+    while let Some((command, answer)) = answers.next().await {
+        let first = &command.outcome;
+        let problem = match answer {
+            Answer::Ok(again)
+                if again.deduplicated && again.id == first.id && again.version == first.version =>
+            {
+                None
             }
+            Answer::Ok(again) if again.deduplicated => Some(format!(
+                "deduplicated with another outcome (id {}, version {}) than its first (id {}, version {})",
+                again.id, again.version, first.id, first.version
+            )),
+            Answer::Ok(_) => Some("applied again (deduplicated: false)".to_owned()),
+            Answer::Refused(e) => Some(format!("refused: {e}")),
+            Answer::Unanswered(e) => Some(format!("unanswered: {e}")),
+        };
+        if let Some(problem) = problem {
+            report.retry_refused += 1;
+            grouped
+                .entry((command.kind.field(), problem))
+                .or_insert((0, command.command_id.clone()))
+                .0 += 1;
         }
     }
     for ((field, problem), (n, example)) in grouped {
