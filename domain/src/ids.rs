@@ -152,19 +152,149 @@ pub fn validate_id(value: &str) -> Result<(), IdError> {
     }
 }
 
+/// The kind of aggregate a stream holds, named by the stream's prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StreamKind {
+    /// Streams `quote-<id>`.
+    Quote,
+    /// Streams `order-<id>`.
+    Order,
+    /// Streams `handoff-<id>`.
+    Handoff,
+}
+
+impl StreamKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 3] = [Self::Quote, Self::Order, Self::Handoff];
+
+    /// The lowercase name (`quote`, `order`, `handoff`); stable, shown in
+    /// tools and relay subjects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quote => "quote",
+            Self::Order => "order",
+            Self::Handoff => "handoff",
+        }
+    }
+
+    /// The stream-name prefix of this kind, dash included (`quote-`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Quote => "quote-",
+            Self::Order => "order-",
+            Self::Handoff => "handoff-",
+        }
+    }
+
+    /// Splits a stream name into its kind and its (non-empty) id, borrowing:
+    /// `order-o1` is `(Order, "o1")`. The one parser of stream names;
+    /// [`StreamRef::parse`] is the owning form.
+    ///
+    /// # Errors
+    /// [`StreamParseError::UnknownKind`] when no known prefix starts the
+    /// name, [`StreamParseError::EmptyId`] when nothing follows it.
+    pub fn split(stream_id: &str) -> Result<(StreamKind, &str), StreamParseError> {
+        let (kind, id) = Self::ALL
+            .iter()
+            .find_map(|kind| stream_id.strip_prefix(kind.prefix()).map(|id| (*kind, id)))
+            .ok_or_else(|| StreamParseError::UnknownKind(stream_id.to_owned()))?;
+        if id.is_empty() {
+            return Err(StreamParseError::EmptyId(kind));
+        }
+        Ok((kind, id))
+    }
+}
+
+impl fmt::Display for StreamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a text is not the name of a quote, order or handoff stream.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StreamParseError {
+    /// The name does not start with `quote-`, `order-` or `handoff-`.
+    #[error("stream {0} has no known aggregate prefix (quote-, order-, handoff-)")]
+    UnknownKind(String),
+    /// The name is only a prefix: the id is empty.
+    #[error("stream name {}<id> has an empty id", .0.prefix())]
+    EmptyId(StreamKind),
+}
+
+/// A typed reference to one aggregate's stream. `Display` writes the
+/// stream name the log uses (`quote-<id>`, `order-<id>`, `handoff-<id>`)
+/// and [`StreamRef::parse`] (or `FromStr`) reads it back.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StreamRef {
+    /// The stream of one quote.
+    Quote(QuoteId),
+    /// The stream of one order.
+    Order(OrderId),
+    /// The stream of one handoff.
+    Handoff(HandoffId),
+}
+
+impl StreamRef {
+    /// Parses a stream name (see [`StreamKind::split`]).
+    ///
+    /// # Errors
+    /// [`StreamParseError`] for an unknown prefix or an empty id.
+    pub fn parse(stream_id: &str) -> Result<StreamRef, StreamParseError> {
+        let (kind, id) = StreamKind::split(stream_id)?;
+        Ok(match kind {
+            StreamKind::Quote => Self::Quote(QuoteId::new(id)),
+            StreamKind::Order => Self::Order(OrderId::new(id)),
+            StreamKind::Handoff => Self::Handoff(HandoffId::new(id)),
+        })
+    }
+
+    /// The kind of aggregate the stream holds.
+    pub fn kind(&self) -> StreamKind {
+        match self {
+            Self::Quote(_) => StreamKind::Quote,
+            Self::Order(_) => StreamKind::Order,
+            Self::Handoff(_) => StreamKind::Handoff,
+        }
+    }
+
+    /// The aggregate's id (the stream name after its prefix).
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Quote(id) => id.as_str(),
+            Self::Order(id) => id.as_str(),
+            Self::Handoff(id) => id.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for StreamRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.kind().prefix(), self.id())
+    }
+}
+
+impl std::str::FromStr for StreamRef {
+    type Err = StreamParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 /// The stream holding one quote's events: `quote-<id>`.
 pub fn quote_stream(id: &QuoteId) -> String {
-    format!("quote-{id}")
+    format!("{}{id}", StreamKind::Quote.prefix())
 }
 
 /// The stream holding one order's events: `order-<id>`.
 pub fn order_stream(id: &OrderId) -> String {
-    format!("order-{id}")
+    format!("{}{id}", StreamKind::Order.prefix())
 }
 
 /// The stream holding one handoff's events: `handoff-<id>`.
 pub fn handoff_stream(id: &HandoffId) -> String {
-    format!("handoff-{id}")
+    format!("{}{id}", StreamKind::Handoff.prefix())
 }
 
 #[cfg(test)]
@@ -176,6 +306,42 @@ mod tests {
         assert_eq!(quote_stream(&QuoteId::new("q1")), "quote-q1");
         assert_eq!(order_stream(&OrderId::new("o1")), "order-o1");
         assert_eq!(handoff_stream(&HandoffId::new("h1")), "handoff-h1");
+    }
+
+    #[test]
+    fn a_stream_ref_round_trips_through_its_name() {
+        for (name, expected) in [
+            ("quote-q1", StreamRef::Quote(QuoteId::new("q1"))),
+            ("order-o-1", StreamRef::Order(OrderId::new("o-1"))),
+            ("handoff-h.1", StreamRef::Handoff(HandoffId::new("h.1"))),
+        ] {
+            let parsed: StreamRef = name.parse().expect("a known stream");
+            assert_eq!(parsed, expected);
+            assert_eq!(parsed.to_string(), name);
+        }
+        assert_eq!(
+            StreamRef::Order(OrderId::new("o1")).to_string(),
+            order_stream(&OrderId::new("o1"))
+        );
+        assert_eq!(
+            StreamKind::split("handoff-h1"),
+            Ok((StreamKind::Handoff, "h1"))
+        );
+    }
+
+    #[test]
+    fn rejects_an_unknown_prefix_or_an_empty_id() {
+        for unknown in ["audit-x", "quote", "Quote-q1", "", "orders-o1"] {
+            assert_eq!(
+                StreamRef::parse(unknown),
+                Err(StreamParseError::UnknownKind(unknown.to_owned())),
+                "{unknown}"
+            );
+        }
+        assert_eq!(
+            StreamRef::parse("order-"),
+            Err(StreamParseError::EmptyId(StreamKind::Order))
+        );
     }
 
     #[test]

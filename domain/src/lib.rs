@@ -13,6 +13,8 @@
 //!   and reconciliation (stream `handoff-<id>`).
 //! - [`outcome`]: the normalized taxonomy every external answer is mapped to.
 //! - [`policy`]: `react(event) -> commands`, deterministic ids included.
+//! - [`events`]: the one decode of a stored event into [`events::AnyEvent`], and
+//!   [`ids::StreamRef`], the typed stream name.
 //! - [`testing`]: the given/when/then harness.
 //!
 //! Event enums are persisted with bincode, which encodes variant indexes: they are
@@ -42,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decider;
+pub mod events;
 pub mod handoff;
 pub mod idempotency;
 pub mod ids;
