@@ -19,7 +19,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::ids::HandoffId;
+use domain::ids::{HandoffId, StreamRef};
 use eventlog::{ConsumerStore, LogError};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -362,7 +362,10 @@ async fn unpark_loop(
                 }
                 let sent = batch.iter().any(|record| {
                     record.event_type == "HandoffSent"
-                        && inbox.has_parked(&HandoffId::new(record.stream_id.trim_start_matches("handoff-")))
+                        && matches!(
+                            StreamRef::parse(&record.stream_id),
+                            Ok(StreamRef::Handoff(id)) if inbox.has_parked(&id)
+                        )
                         && decode_handoff(record).is_ok()
                 });
                 if sent {

@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
-use domain::policy::{react, IssuedCommand, PolicyCommand, PolicyInput, TriggerEvent};
+use domain::policy::{react, IssuedCommand, PolicyCommand, PolicyInput};
 use domain::{HandoffDecider, OrderDecider, RuleViolation};
 use eventlog::{ConsumerBatch, ConsumerStore, RecordedEvent};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::command::{CommandContext, CommandError, CommandPath};
-use crate::events::{decode_any, AnyEvent};
+use crate::events::decode_any;
 use crate::metrics::Metrics;
 
 /// The consumer's name (its checkpoint lives in `consumer/<name>`).
@@ -139,11 +139,7 @@ impl ProcessManager {
                 continue;
             };
             let event_id = record.event_id.to_string();
-            let trigger = match &event {
-                AnyEvent::Quote(e) => TriggerEvent::Quote(e),
-                AnyEvent::Order(e) => TriggerEvent::Order(e),
-                AnyEvent::Handoff(e) => TriggerEvent::Handoff(e),
-            };
+            let trigger = event.as_trigger();
             let input = PolicyInput {
                 event_id: &event_id,
                 stream_id: &record.stream_id,

@@ -35,10 +35,10 @@ use std::time::Duration;
 
 use domain::handoff::{HandoffCommand, HandoffEvent, HandoffState, HandoffStatus};
 use domain::idempotency::{handoff_id_for_key, CommandKey, Purpose, TargetSystem};
-use domain::ids::{handoff_stream, TenantId, Timestamp};
+use domain::ids::{handoff_stream, StreamKind, TenantId, Timestamp};
 use domain::outcome::{FalloutReason, Observation, ObservationSource, OutcomeClass};
 use domain::{HandoffDecider, RuleViolation};
-use eventlog::{decode_payload, ConsumerBatch, ConsumerStore, LogError};
+use eventlog::{ConsumerBatch, ConsumerStore, LogError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -124,7 +124,12 @@ impl HandoffIndex {
                         continue;
                     }
                 };
-                let id = record.stream_id.trim_start_matches("handoff-").to_owned();
+                // decode_handoff answered a handoff event: the stream is a
+                // handoff stream.
+                let Ok((_, id)) = StreamKind::split(&record.stream_id) else {
+                    continue;
+                };
+                let id = id.to_owned();
                 let current = match overlay.get(&id) {
                     Some(row) => row.clone(),
                     None => self.row(&id),
@@ -694,27 +699,27 @@ impl Reconciler {
                 .and_then(|p| inner.path.log().read_at(*p.start()).ok().flatten())
             {
                 None => ReconciliationResult::Matched,
-                Some(record) => match decode_payload::<HandoffEvent>(&record.payload) {
-                    Ok(HandoffEvent::HandoffSucceeded { .. }) => {
+                Some(record) => match decode_handoff(&record) {
+                    Ok(Some(HandoffEvent::HandoffSucceeded { .. })) => {
                         ReconciliationResult::ExternalSuccess
                     }
-                    Ok(HandoffEvent::HandoffRejected { .. }) => {
+                    Ok(Some(HandoffEvent::HandoffRejected { .. })) => {
                         ReconciliationResult::ExternalFailure
                     }
-                    Ok(HandoffEvent::HandoffFalloutRaised {
+                    Ok(Some(HandoffEvent::HandoffFalloutRaised {
                         reason: FalloutReason::LocalImpossible,
                         ..
-                    }) => ReconciliationResult::LocalImpossible,
-                    Ok(HandoffEvent::HandoffFalloutRaised { .. }) => {
+                    })) => ReconciliationResult::LocalImpossible,
+                    Ok(Some(HandoffEvent::HandoffFalloutRaised { .. })) => {
                         ReconciliationResult::ExternalFailure
                     }
-                    Ok(HandoffEvent::HandoffRetryScheduled { .. }) if not_found => {
+                    Ok(Some(HandoffEvent::HandoffRetryScheduled { .. })) if not_found => {
                         ReconciliationResult::NotFoundResent
                     }
-                    Ok(HandoffEvent::HandoffRetryScheduled { .. }) => {
+                    Ok(Some(HandoffEvent::HandoffRetryScheduled { .. })) => {
                         ReconciliationResult::ExternalFailure
                     }
-                    Ok(HandoffEvent::HandoffAccepted { .. }) => ReconciliationResult::Matched,
+                    Ok(Some(HandoffEvent::HandoffAccepted { .. })) => ReconciliationResult::Matched,
                     _ => ReconciliationResult::StillUnknown,
                 },
             },

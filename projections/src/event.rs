@@ -1,19 +1,22 @@
 //! Recorded events decoded once for every projector.
 //!
-//! The stream prefix names the aggregate (`quote-`, `order-`, `handoff-`);
-//! the payload is decoded with [`eventlog::codec::decode_payload`] and its
-//! `event_type()` must match the envelope's. A payload that does not decode,
-//! or a schema version this build has no upcaster for, is kept as
-//! [`Payload::Undecodable`]: every projector that needs the payload stops
-//! there, visibly, while those that only need the envelope (the audit trail)
-//! go on. Streams of other aggregates are [`Payload::Other`] and are ignored
-//! by the domain read models.
+//! Each record goes through the one decode, [`domain::events::decode`],
+//! with the log's payload codec ([`eventlog::codec::decode_payload`]): the
+//! stream prefix names the aggregate (`quote-`, `order-`, `handoff-`), the
+//! schema version must be one this build reads, and the payload's
+//! `event_type()` must match the envelope's. A payload that fails any of
+//! these is kept as [`Payload::Undecodable`]: every projector that needs the
+//! payload stops there, visibly, while those that only need the envelope
+//! (the audit trail) go on. Streams of other aggregates are
+//! [`Payload::Other`] and are ignored by the domain read models.
 
+use domain::events::{self, AnyEvent, DecodeError, PayloadCodec, StoredEvent};
 use domain::handoff::HandoffEvent;
+use domain::ids::StreamKind;
 use domain::order::OrderEvent;
 use domain::quote::QuoteEvent;
-use domain::DomainEvent;
-use eventlog::RecordedEvent;
+use eventlog::{CodecError, RecordedEvent};
+use serde::de::DeserializeOwned;
 
 /// The decoded domain event of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +30,12 @@ pub(crate) enum Payload {
     /// A stream of an aggregate no read model follows.
     Other,
     /// A followed stream whose payload could not be decoded.
-    Undecodable(String),
+    Undecodable {
+        /// The stream's aggregate.
+        kind: StreamKind,
+        /// Why (the decode error's message).
+        why: String,
+    },
 }
 
 /// A recorded event with its payload decoded (the payload bytes dropped).
@@ -39,40 +47,49 @@ pub(crate) struct Decoded {
     pub(crate) payload: Payload,
 }
 
-/// The only payload schema version this build reads.
-const SCHEMA_VERSION: u16 = 1;
+/// The log's payload codec as the domain's decode takes it.
+struct LogCodec;
 
-fn decode_as<E>(record: &RecordedEvent, wrap: fn(E) -> Payload) -> Payload
-where
-    E: serde::de::DeserializeOwned + DomainEvent,
-{
-    if record.schema_version != SCHEMA_VERSION {
-        return Payload::Undecodable(format!(
-            "{} has schema version {}, this build reads {SCHEMA_VERSION}",
-            record.event_type, record.schema_version
-        ));
-    }
-    match eventlog::codec::decode_payload::<E>(&record.payload) {
-        Ok(event) if event.event_type() == record.event_type => wrap(event),
-        Ok(event) => Payload::Undecodable(format!(
-            "envelope says {} but the payload is {}",
-            record.event_type,
-            event.event_type()
-        )),
-        Err(e) => Payload::Undecodable(format!("{} does not decode: {e}", record.event_type)),
+impl PayloadCodec for LogCodec {
+    type Error = CodecError;
+
+    fn decode<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, CodecError> {
+        eventlog::codec::decode_payload(payload)
     }
 }
 
-/// Decodes the payload of `record` by its stream prefix, and drops its bytes.
+/// The domain event `record` holds: [`domain::events::decode`] over the
+/// log's record and codec.
+///
+/// # Errors
+/// [`DecodeError`] for a stream of no known aggregate, an unknown schema
+/// version or event type, or bytes that do not decode.
+pub fn decode_record(record: &RecordedEvent) -> Result<AnyEvent, DecodeError> {
+    events::decode(
+        &StoredEvent {
+            position: record.position,
+            stream_id: &record.stream_id,
+            event_type: &record.event_type,
+            schema_version: record.schema_version,
+            payload: &record.payload,
+        },
+        &LogCodec,
+    )
+}
+
+/// Decodes the payload of `record` by its stream, and drops its bytes.
 pub(crate) fn decode(mut record: RecordedEvent) -> Decoded {
-    let payload = if record.stream_id.starts_with("quote-") {
-        decode_as(&record, Payload::Quote)
-    } else if record.stream_id.starts_with("order-") {
-        decode_as(&record, Payload::Order)
-    } else if record.stream_id.starts_with("handoff-") {
-        decode_as(&record, Payload::Handoff)
-    } else {
-        Payload::Other
+    let payload = match decode_record(&record) {
+        Ok(AnyEvent::Quote(e)) => Payload::Quote(e),
+        Ok(AnyEvent::Order(e)) => Payload::Order(e),
+        Ok(AnyEvent::Handoff(e)) => Payload::Handoff(e),
+        Err(e) => match e.kind() {
+            Some(kind) => Payload::Undecodable {
+                kind,
+                why: e.to_string(),
+            },
+            None => Payload::Other,
+        },
     };
     record.payload = Vec::new();
     Decoded { record, payload }

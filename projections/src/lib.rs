@@ -50,6 +50,7 @@ projections.shutdown();
 #![deny(missing_docs)]
 
 pub use error::{ProjectionError, QueryError};
+pub use event::decode_record;
 pub use keys::{tenant_prefix, TENANT_PREFIX_LEN};
 pub use models::audit::{AuditEntry, CAUSATION_EVENT_ID};
 pub use models::dashboard::{

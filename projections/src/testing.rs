@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use domain::decider::{Decider, DomainEvent};
 use domain::handoff::{HandoffCommand, HandoffDecider, HandoffEvent, HandoffState, RetryPolicy};
 use domain::ids::{
-    BillingAccountId, CustomerId, HandoffId, LineId, OrderId, QuoteId, Segment, TenantId, Timestamp,
+    BillingAccountId, CustomerId, HandoffId, LineId, OrderId, QuoteId, Segment, StreamRef,
+    TenantId, Timestamp,
 };
 use domain::order::{
     OrderCommand, OrderDecider, OrderEvent, OrderState, QuoteEvidence, Resolution,
@@ -453,11 +454,13 @@ impl HistoryGenerator {
                     for (e, id) in events.iter().zip(&ids) {
                         if let OrderEvent::LineFalloutRaised { line_id, .. } = e {
                             if self.rng.chance(self.config.resolve_percent) {
-                                let order_id =
-                                    OrderId::new(command.stream_id.trim_start_matches("order-"));
-                                self.journeys[idx]
-                                    .queue
-                                    .push_back(Action::Resolve(order_id, line_id.clone()));
+                                if let Ok(StreamRef::Order(order_id)) =
+                                    StreamRef::parse(&command.stream_id)
+                                {
+                                    self.journeys[idx]
+                                        .queue
+                                        .push_back(Action::Resolve(order_id, line_id.clone()));
+                                }
                             }
                         }
                         self.react(idx, id, &command.stream_id, TriggerEvent::Order(e));
@@ -568,6 +571,9 @@ impl HistoryGenerator {
         command_id: &str,
         trigger: Option<&str>,
     ) -> bool {
+        let Ok(StreamRef::Handoff(id)) = StreamRef::parse(stream) else {
+            return false;
+        };
         let state = self.journeys[idx]
             .handoffs
             .get(stream)
@@ -583,7 +589,6 @@ impl HistoryGenerator {
         let next = events.iter().fold(state, HandoffDecider::evolve);
         let forward = matches!(&next, HandoffState::Open(h) if domain::order::Step::of_purpose(h.subject.purpose).is_some());
         self.journeys[idx].handoffs.insert(stream.to_owned(), next);
-        let id = HandoffId::new(stream.trim_start_matches("handoff-"));
         for (e, eid) in events.iter().zip(&ids) {
             let follow = match e {
                 HandoffEvent::HandoffRequested { .. } => Some(Action::Dispatch(id.clone())),

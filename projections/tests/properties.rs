@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{TestLog, WAIT};
-use domain::ids::{HandoffId, OrderId, QuoteId, TenantId};
+use domain::ids::{HandoffId, OrderId, QuoteId, StreamKind, TenantId};
 use domain::testing::fixtures::T0;
 use projections::testing::{HistoryConfig, HistoryGenerator};
 use projections::{
@@ -98,11 +98,11 @@ fn check_isolation(t: &TestLog, read: &ReadModels, tenants: usize) {
     for r in t.log.iter_all(0) {
         let r = r.unwrap();
         let o = by_tenant.entry(r.tenant_id.clone()).or_default();
-        let (kind, id) = r.stream_id.split_once('-').unwrap();
+        let (kind, id) = StreamKind::split(&r.stream_id).unwrap();
         match kind {
-            "quote" => o.quotes.insert(id.to_owned()),
-            "order" => o.orders.insert(id.to_owned()),
-            _ => o.handoffs.insert(id.to_owned()),
+            StreamKind::Quote => o.quotes.insert(id.to_owned()),
+            StreamKind::Order => o.orders.insert(id.to_owned()),
+            StreamKind::Handoff => o.handoffs.insert(id.to_owned()),
         };
         o.streams.insert(r.stream_id.clone());
         o.correlations.insert(r.correlation_id.clone());

@@ -11,11 +11,8 @@
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use domain::handoff::HandoffEvent;
-use domain::order::OrderEvent;
-use domain::quote::QuoteEvent;
-use eventlog::{decode_payload, CodecError, RecordedEvent};
-use serde::de::DeserializeOwned;
+use domain::events::DecodeError;
+use eventlog::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
@@ -96,7 +93,7 @@ pub(crate) struct Outgoing {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BuildError {
     #[error(transparent)]
-    Payload(#[from] CodecError),
+    Payload(#[from] DecodeError),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -149,20 +146,15 @@ fn envelope<D: Serialize>(
     Ok(out)
 }
 
-/// The envelope with the payload decoded as `T`.
-fn decoded<T: DeserializeOwned + Serialize>(record: &RecordedEvent) -> Result<Vec<u8>, BuildError> {
-    let data: T = decode_payload(&record.payload)?;
-    Ok(envelope(record, Some(&data))?)
-}
-
-/// The message for `record` under `prefix`.
+/// The message for `record` under `prefix`: a quote, order or handoff
+/// event with its domain event under `data`, an event of any other stream
+/// with `data: null`.
 pub(crate) fn build(record: &RecordedEvent, prefix: &str) -> Result<Outgoing, BuildError> {
     let (aggregate_type, _) = aggregate_of(&record.stream_id);
-    let bytes = match aggregate_type {
-        "quote" => decoded::<QuoteEvent>(record)?,
-        "order" => decoded::<OrderEvent>(record)?,
-        "handoff" => decoded::<HandoffEvent>(record)?,
-        _ => envelope::<()>(record, None)?,
+    let bytes = match crate::events::decode(record) {
+        Ok(data) => envelope(record, Some(&data))?,
+        Err(e) if e.is_foreign_stream() => envelope::<()>(record, None)?,
+        Err(e) => return Err(e.into()),
     };
     let mut headers = HeaderMap::new();
     headers.insert(HEADER_MSG_ID, record.event_id.to_string().as_str());
@@ -190,6 +182,7 @@ pub(crate) fn build(record: &RecordedEvent, prefix: &str) -> Result<Outgoing, Bu
 mod tests {
     use super::*;
     use domain::decider::DomainEvent;
+    use domain::order::OrderEvent;
     use domain::testing::fixtures;
 
     fn record(stream: &str, payload: Vec<u8>, event_type: &str) -> RecordedEvent {

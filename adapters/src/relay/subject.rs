@@ -3,11 +3,17 @@
 
 use std::fmt::Write as _;
 
+use domain::ids::StreamKind;
+
 /// The aggregate type and id of a stream id: `order-o1` is
-/// `("order", "o1")`; a stream without a dash is its own type with an empty
-/// id.
+/// `("order", "o1")` (parsed by [`StreamKind::split`]). A stream of no
+/// known aggregate is split at its first dash, and one without a dash is
+/// its own type with an empty id.
 pub fn aggregate_of(stream_id: &str) -> (&str, &str) {
-    stream_id.split_once('-').unwrap_or((stream_id, ""))
+    match StreamKind::split(stream_id) {
+        Ok((kind, id)) => (kind.as_str(), id),
+        Err(_) => stream_id.split_once('-').unwrap_or((stream_id, "")),
+    }
 }
 
 /// One subject token for an arbitrary string. `%`, `.`, `*`, `>`,

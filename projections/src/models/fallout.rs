@@ -24,7 +24,7 @@
 
 use domain::handoff::HandoffEvent;
 use domain::idempotency::{Purpose, TargetSystem};
-use domain::ids::{HandoffId, LineId, OrderId, TenantId, Timestamp};
+use domain::ids::{HandoffId, LineId, OrderId, StreamKind, TenantId, Timestamp};
 use domain::order::{OrderEvent, Resolution, Step};
 use domain::outcome::{FalloutReason, Observation, ObservationSource};
 use serde::{Deserialize, Serialize};
@@ -237,7 +237,7 @@ impl CaseChange<'_> {
 pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, FoldError> {
     match &event.payload {
         Payload::Handoff(h) => {
-            let id = stream_id_part(event, "handoff-")?;
+            let id = stream_id_part(event, StreamKind::Handoff)?;
             Ok(match h {
                 HandoffEvent::HandoffRejected {
                     subject,
@@ -290,7 +290,7 @@ pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, Fol
         }
         Payload::Order(o) => {
             // Validates the stream; the id itself is read when a case opens.
-            stream_id_part(event, "order-")?;
+            stream_id_part(event, StreamKind::Order)?;
             Ok(match o {
                 OrderEvent::LineFalloutRaised {
                     line_id,
@@ -327,10 +327,10 @@ pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, Fol
                 _ => None,
             })
         }
-        Payload::Undecodable(why) if !event.record.stream_id.starts_with("quote-") => {
+        Payload::Undecodable { kind, why } if *kind != StreamKind::Quote => {
             Err(FoldError(why.clone()))
         }
-        Payload::Undecodable(_) | Payload::Quote(_) | Payload::Other => Ok(None),
+        Payload::Undecodable { .. } | Payload::Quote(_) | Payload::Other => Ok(None),
     }
 }
 
@@ -466,7 +466,7 @@ impl Projector for FalloutProjector {
                     _ => {
                         let order_id = match order_id {
                             Some(o) => o.clone(),
-                            None => OrderId::new(stream_id_part(event, "order-")?),
+                            None => OrderId::new(stream_id_part(event, StreamKind::Order)?),
                         };
                         let mut case = FalloutCaseRecord {
                             handoff_id: HandoffId::new(handoff_id),

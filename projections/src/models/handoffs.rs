@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use domain::handoff::HandoffEvent;
 use domain::idempotency::{Purpose, TargetSystem};
-use domain::ids::{HandoffId, LineId, OrderId, TenantId, Timestamp};
+use domain::ids::{HandoffId, LineId, OrderId, StreamKind, TenantId, Timestamp};
 use domain::order::Step;
 use domain::outcome::{FalloutReason, Observation, ObservationSource, OutcomeClass};
 use serde::{Deserialize, Serialize};
@@ -355,12 +355,13 @@ impl Projector for HandoffsProjector {
     fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError> {
         let handoff = match &event.payload {
             Payload::Handoff(h) => h,
-            Payload::Undecodable(why) if event.record.stream_id.starts_with("handoff-") => {
-                return Err(FoldError(why.clone()))
-            }
+            Payload::Undecodable {
+                kind: StreamKind::Handoff,
+                why,
+            } => return Err(FoldError(why.clone())),
             _ => return Ok(()),
         };
-        let id = stream_id_part(event, "handoff-")?;
+        let id = stream_id_part(event, StreamKind::Handoff)?;
         let tenant = self.tenants.prefix(&event.record.tenant_id);
         let key = row_key(&tenant, id);
         let at = time_of(handoff);

@@ -10,24 +10,23 @@ pub mod quotes;
 
 use domain::handoff::HandoffEvent;
 use domain::idempotency::TargetSystem;
+use domain::ids::StreamKind;
 use domain::outcome::{FalloutReason, OutcomeClass};
 
 use crate::error::{FoldError, QueryError};
 use crate::event::Decoded;
 
-/// The id part of `stream` after `prefix` (`quote-q1` → `q1`).
-pub(crate) fn stream_id_part<'a>(event: &'a Decoded, prefix: &str) -> Result<&'a str, FoldError> {
-    event
-        .record
-        .stream_id
-        .strip_prefix(prefix)
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| {
-            FoldError(format!(
-                "stream {} is not a {prefix} stream",
-                event.record.stream_id
-            ))
-        })
+/// The id part of the event's stream, which must be a `kind` stream
+/// (`quote-q1` → `q1`).
+pub(crate) fn stream_id_part(event: &Decoded, kind: StreamKind) -> Result<&str, FoldError> {
+    match StreamKind::split(&event.record.stream_id) {
+        Ok((found, id)) if found == kind => Ok(id),
+        _ => Err(FoldError(format!(
+            "stream {} is not a {} stream",
+            event.record.stream_id,
+            kind.prefix()
+        ))),
+    }
 }
 
 /// Refuses a payload whose tenant differs from the envelope's: keys are

@@ -16,7 +16,8 @@
 use domain::handoff::HandoffRequest;
 use domain::idempotency::{Purpose, TargetSystem};
 use domain::ids::{
-    BillingAccountId, CustomerId, HandoffId, LineId, OfferingId, OrderId, TenantId, Timestamp,
+    BillingAccountId, CustomerId, HandoffId, LineId, OfferingId, OrderId, StreamKind, TenantId,
+    Timestamp,
 };
 use domain::order::{OrderEvent, QuoteEvidence, Resolution, Step, Uncompensated};
 use domain::outcome::FalloutReason;
@@ -561,12 +562,13 @@ impl Projector for OrdersProjector {
     fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError> {
         let order = match &event.payload {
             Payload::Order(o) => o,
-            Payload::Undecodable(why) if event.record.stream_id.starts_with("order-") => {
-                return Err(FoldError(why.clone()))
-            }
+            Payload::Undecodable {
+                kind: StreamKind::Order,
+                why,
+            } => return Err(FoldError(why.clone())),
             _ => return Ok(()),
         };
-        let id = stream_id_part(event, "order-")?;
+        let id = stream_id_part(event, StreamKind::Order)?;
         let tenant = self.tenants.prefix(&event.record.tenant_id);
         let key = row_key(&tenant, id);
         if let OrderEvent::OrderCaptured {

@@ -9,7 +9,7 @@
 //! Lists are ordered by creation time, which never changes, so only the
 //! status index moves as a quote advances; `updated since` is a filter.
 
-use domain::ids::{BillingAccountId, CustomerId, QuoteId, TenantId, Timestamp};
+use domain::ids::{BillingAccountId, CustomerId, QuoteId, StreamKind, TenantId, Timestamp};
 use domain::money::Money;
 use domain::quote::{
     AcceptedLine, ApprovalReason, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteEvent,
@@ -462,12 +462,13 @@ impl Projector for QuotesProjector {
     fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError> {
         let quote = match &event.payload {
             Payload::Quote(q) => q,
-            Payload::Undecodable(why) if event.record.stream_id.starts_with("quote-") => {
-                return Err(FoldError(why.clone()))
-            }
+            Payload::Undecodable {
+                kind: StreamKind::Quote,
+                why,
+            } => return Err(FoldError(why.clone())),
             _ => return Ok(()),
         };
-        let id = stream_id_part(event, "quote-")?;
+        let id = stream_id_part(event, StreamKind::Quote)?;
         let tenant = self.tenants.prefix(&event.record.tenant_id);
         let key = row_key(&tenant, id);
         let at = at_of(quote);

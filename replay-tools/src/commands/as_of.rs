@@ -4,15 +4,14 @@
 use clap::Args;
 use domain::decider::{fold, Decider};
 use domain::{HandoffDecider, OrderDecider, QuoteDecider};
-use eventlog::{decode_payload, RecordedEvent};
-use serde::de::DeserializeOwned;
+use eventlog::RecordedEvent;
 use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
 use crate::debug_json::debug_to_json;
 use crate::error::ReplayError;
 use crate::output::Out;
-use crate::payload::Aggregate;
+use crate::payload::{self, Aggregate, Payload};
 use crate::reader::LogReader;
 use crate::render::{event_line, EventJson};
 use crate::timefmt;
@@ -116,14 +115,22 @@ pub fn as_of(reader: &LogReader, stream_id: &str, bound: Bound) -> Result<AsOf, 
 pub fn fold_debug<D>(events: &[RecordedEvent]) -> Result<(String, String), ReplayError>
 where
     D: Decider,
-    D::Event: DeserializeOwned,
+    D::Event: TryFrom<Payload, Error = Payload>,
 {
     let decoded = events
         .iter()
         .map(|r| {
-            decode_payload::<D::Event>(&r.payload).map_err(|e| ReplayError::Damaged {
+            let damaged = |problem: String| ReplayError::Damaged {
                 position: r.position,
-                problem: format!("payload does not decode: {e}"),
+                problem,
+            };
+            let payload =
+                payload::decode(r).map_err(|e| damaged(format!("payload does not decode: {e}")))?;
+            D::Event::try_from(payload).map_err(|other| {
+                damaged(format!(
+                    "payload is a {} event, not one of this stream",
+                    other.kind()
+                ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use clap::Args;
+use domain::ids::StreamKind;
 use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
@@ -74,7 +75,11 @@ pub fn stats(reader: &LogReader, dir: &Path, progress: &Progress) -> Result<Stat
     progress.finish();
     stats.streams = u64::try_from(streams.len()).unwrap_or(u64::MAX);
     for stream in &streams {
-        let aggregate = stream.split_once('-').map_or(stream.as_str(), |(a, _)| a);
+        // A stream of no known aggregate counts under its first dash-part.
+        let aggregate = StreamKind::split(stream).map_or_else(
+            |_| stream.split_once('-').map_or(stream.as_str(), |(a, _)| a),
+            |(kind, _)| kind.as_str(),
+        );
         *stats
             .streams_per_aggregate
             .entry(aggregate.to_owned())

@@ -14,14 +14,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use clap::Args;
 use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
-use domain::policy::{react, IssuedCommand, PolicyInput, TriggerEvent};
+use domain::policy::{react, IssuedCommand, PolicyInput};
 use eventlog::RecordedEvent;
 use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
 use crate::error::ReplayError;
 use crate::output::Out;
-use crate::payload::{self, Payload};
+use crate::payload;
 use crate::progress::Progress;
 use crate::reader::LogReader;
 use crate::render::event_line;
@@ -106,11 +106,7 @@ pub fn trace(
             continue;
         };
         let event_id = record.event_id.to_string();
-        let trigger = match &payload {
-            Payload::Quote(e) => TriggerEvent::Quote(e),
-            Payload::Order(e) => TriggerEvent::Order(e),
-            Payload::Handoff(e) => TriggerEvent::Handoff(e),
-        };
+        let trigger = payload.as_trigger();
         let input = PolicyInput {
             event_id: &event_id,
             stream_id: &record.stream_id,

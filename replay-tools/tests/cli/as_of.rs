@@ -1,6 +1,7 @@
 //! `as-of`: the fold of a stream's prefix, by position and by time.
 
 use domain::decider::{fold, Decider};
+use domain::ids::StreamKind;
 use domain::{HandoffDecider, OrderDecider, QuoteDecider};
 use eventlog::{decode_payload, RecordedEvent};
 use serde::de::DeserializeOwned;
@@ -19,12 +20,10 @@ where
 }
 
 fn expected(prefix: &[&RecordedEvent], stream: &str) -> String {
-    if stream.starts_with("quote-") {
-        fold_debug::<QuoteDecider>(prefix)
-    } else if stream.starts_with("order-") {
-        fold_debug::<OrderDecider>(prefix)
-    } else {
-        fold_debug::<HandoffDecider>(prefix)
+    match StreamKind::split(stream).expect("an aggregate stream").0 {
+        StreamKind::Quote => fold_debug::<QuoteDecider>(prefix),
+        StreamKind::Order => fold_debug::<OrderDecider>(prefix),
+        StreamKind::Handoff => fold_debug::<HandoffDecider>(prefix),
     }
 }
 

@@ -13,13 +13,13 @@ use domain::idempotency::{CommandKey, Purpose};
 use domain::ids::{quote_stream, QuoteId, TenantId, Timestamp};
 use domain::outcome::{ObservationSource, OutcomeClass};
 use domain::policy::{react, IssuedCommand, PolicyInput, TriggerEvent};
-use domain::quote::{QuoteCommand, QuoteEvent};
+use domain::quote::QuoteCommand;
 use domain::testing::fixtures::{
     approval_policy, at, billing_account, customer, line, observation, percent, price, proposal,
     retry_policy, signature, T0,
 };
 use domain::{HandoffDecider, OrderDecider, QuoteDecider};
-use eventlog::{decode_payload, RecordedEvent};
+use eventlog::RecordedEvent;
 
 /// The correlation id of flow `i`.
 pub(crate) fn correlation(i: usize) -> String {
@@ -129,17 +129,8 @@ async fn react_to(
     let event_id = record.event_id.to_string();
     let mut ranges = Vec::new();
     let stream = record.stream_id.as_str();
-    let (quote, order, handoff);
-    let trigger = if stream.starts_with("quote-") {
-        quote = decode_payload::<QuoteEvent>(&record.payload).map_err(err)?;
-        TriggerEvent::Quote(&quote)
-    } else if stream.starts_with("order-") {
-        order = decode_payload::<domain::order::OrderEvent>(&record.payload).map_err(err)?;
-        TriggerEvent::Order(&order)
-    } else {
-        handoff = decode_payload::<HandoffEvent>(&record.payload).map_err(err)?;
-        TriggerEvent::Handoff(&handoff)
-    };
+    let event = projections::decode_record(record).map_err(err)?;
+    let trigger = event.as_trigger();
     let input = PolicyInput {
         event_id: &event_id,
         stream_id: stream,
