@@ -122,6 +122,7 @@ fn quote_commands(quote: usize) -> Vec<QuoteCommand> {
     });
     commands.push(QuoteCommand::Accept {
         billing_account: billing_account(),
+        price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
         at: at(6_000),
     });
     commands

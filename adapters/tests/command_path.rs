@@ -68,6 +68,7 @@ async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and
         },
         QuoteCommand::Accept {
             billing_account: billing_account(),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(6_000),
         },
     ];

@@ -60,6 +60,7 @@ fn a_quote_shows_its_revision_lines_price_approval_proposal_signature_and_accept
         &history,
         vec![QuoteCommand::Accept {
             billing_account: fixtures::billing_account(),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(6_000),
         }],
     ));

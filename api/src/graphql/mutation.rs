@@ -525,7 +525,7 @@ impl Mutation {
             expected_version,
             request,
             |platform, _| {
-                Ok(QuoteCommand::AcceptUnderBook {
+                Ok(QuoteCommand::Accept {
                     billing_account: BillingAccountId::new(billing_account),
                     price_book: platform.price_book.version().to_owned(),
                     at: platform.timestamp(),

@@ -85,18 +85,11 @@ pub enum QuoteCommand {
         /// When it was recorded.
         at: Timestamp,
     },
-    /// Accept the quote; the order will bill to `billing_account`.
+    /// Accept the quote; the order will bill to `billing_account`. The
+    /// price must have been computed under `price_book`, the price book in
+    /// force now: a price is fresh only inside its validity window *and*
+    /// under the book in force (rule `price_book_superseded`).
     Accept {
-        /// The billing account the order will be charged to (validated at the edge).
-        billing_account: BillingAccountId,
-        /// When.
-        at: Timestamp,
-    },
-    /// Accept the quote, provided its price was computed under `price_book`,
-    /// the price book in force now: a price is fresh only inside its
-    /// validity window *and* under the book in force (rule
-    /// `price_book_superseded`). Every other rule is [`QuoteCommand::Accept`]'s.
-    AcceptUnderBook {
         /// The billing account the order will be charged to (validated at the edge).
         billing_account: BillingAccountId,
         /// The version of the price book in force when the command is made.

@@ -96,18 +96,11 @@ pub(super) fn decide(
         (
             C::Accept {
                 billing_account,
-                at,
-            },
-            QuoteState::Open(quote),
-        ) => accept(quote, billing_account, None, *at),
-        (
-            C::AcceptUnderBook {
-                billing_account,
                 price_book,
                 at,
             },
             QuoteState::Open(quote),
-        ) => accept(quote, billing_account, Some(price_book), *at),
+        ) => accept(quote, billing_account, price_book, *at),
         (C::Expire { at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteExpired { at: *at }]),
         (C::Withdraw { reason, at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteWithdrawn {
             reason: reason.clone(),
@@ -278,7 +271,7 @@ fn record_proposal(
 fn accept(
     quote: &Quote,
     billing_account: &BillingAccountId,
-    book_in_force: Option<&String>,
+    book_in_force: &str,
     at: Timestamp,
 ) -> Result<Vec<QuoteEvent>, QuoteError> {
     if quote.drift.is_some() {
@@ -288,10 +281,10 @@ fn accept(
     if !price.is_valid_at(at) {
         return Err(QuoteError::PriceStale);
     }
-    if let Some(in_force) = book_in_force.filter(|book| **book != price.policy_version) {
+    if book_in_force != price.policy_version {
         return Err(QuoteError::PriceBookSuperseded {
             priced_under: price.policy_version.clone(),
-            in_force: in_force.clone(),
+            in_force: book_in_force.to_owned(),
         });
     }
     approval_settled(quote)?;

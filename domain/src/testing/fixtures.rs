@@ -140,9 +140,12 @@ pub fn price(revision: u32, lines: &[&str], discount: Percent) -> PriceResult {
         valid_from: T0,
         valid_until: T0.plus_millis(PRICE_VALIDITY_MS),
         input_hash: format!("price-input-r{revision}"),
-        policy_version: "pricing-2024.1".to_owned(),
+        policy_version: PRICE_BOOK.to_owned(),
     }
 }
+
+/// The price book [`price`] prices under (and acceptance must name).
+pub const PRICE_BOOK: &str = "pricing-2024.1";
 
 /// Up to 10 % discount without approval, 15 % for `smb`.
 pub fn approval_policy() -> ApprovalPolicy {

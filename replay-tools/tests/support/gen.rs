@@ -86,6 +86,7 @@ pub(crate) async fn run_flow(path: &CommandPath, i: usize, lines: usize) -> Resu
     });
     commands.push(QuoteCommand::Accept {
         billing_account: billing_account(),
+        price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
         at: at(10_000),
     });
     let mut written = 0u64;
