@@ -124,6 +124,15 @@ pub struct SimulatorConfig {
     /// past the longest configured read timeout, so a timeout fault always
     /// times out.
     pub hang_ms: Option<u64>,
+    /// The seed of the fault mix's draws. Unset: a new random seed at every
+    /// start, so a restarted server does not replay the same faults.
+    pub seed: Option<u64>,
+    /// Read timeout of the simulated systems, in ms (default: a system's
+    /// default, 5 s).
+    pub read_timeout_ms: Option<u64>,
+    /// SLA of the simulated systems, in ms: when reconciliation asks about a
+    /// pending handoff (default: a system's default, 60 s).
+    pub sla_ms: Option<u64>,
 }
 
 impl SimulatorConfig {
@@ -261,6 +270,7 @@ impl ServerConfig {
 
     /// Applies overrides: `OMS_LISTEN`, `OMS_DATA_DIR`, `OMS_LOG_FORMAT`,
     /// `OMS_SIMULATORS`, `OMS_SIMULATOR_MIX`, `OMS_SIMULATOR_HANG_MS`,
+    /// `OMS_SIMULATOR_SEED`, `OMS_SIMULATOR_READ_TIMEOUT_MS`, `OMS_SIMULATOR_SLA_MS`,
     /// `OMS_RECONCILIATION_INTERVAL_MS`.
     ///
     /// # Errors
@@ -283,10 +293,22 @@ impl ServerConfig {
         if let Some(value) = var("OMS_SIMULATOR_MIX") {
             self.simulator.mix = value;
         }
+        let number = |name: &str, value: String| {
+            value
+                .parse::<u64>()
+                .map_err(|_| ConfigError::invalid(name, "expected a number"))
+        };
         if let Some(value) = var("OMS_SIMULATOR_HANG_MS") {
-            self.simulator.hang_ms = Some(value.parse().map_err(|_| {
-                ConfigError::invalid("OMS_SIMULATOR_HANG_MS", "expected milliseconds")
-            })?);
+            self.simulator.hang_ms = Some(number("OMS_SIMULATOR_HANG_MS", value)?);
+        }
+        if let Some(value) = var("OMS_SIMULATOR_SEED") {
+            self.simulator.seed = Some(number("OMS_SIMULATOR_SEED", value)?);
+        }
+        if let Some(value) = var("OMS_SIMULATOR_READ_TIMEOUT_MS") {
+            self.simulator.read_timeout_ms = Some(number("OMS_SIMULATOR_READ_TIMEOUT_MS", value)?);
+        }
+        if let Some(value) = var("OMS_SIMULATOR_SLA_MS") {
+            self.simulator.sla_ms = Some(number("OMS_SIMULATOR_SLA_MS", value)?);
         }
         if let Some(value) = var("OMS_RECONCILIATION_INTERVAL_MS") {
             self.reconciliation_interval_ms = value.parse().map_err(|_| {

@@ -109,7 +109,19 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
             .filter(|t| !systems.tenants.contains_key(t))
             .collect();
         let refs: Vec<&str> = missing.iter().map(String::as_str).collect();
-        let simulated = simulators.systems_config(&refs, &secret);
+        let mut simulated = simulators.systems_config(&refs, &secret);
+        for system in simulated
+            .tenants
+            .values_mut()
+            .flat_map(|t| t.systems.values_mut())
+        {
+            if let Some(read_timeout_ms) = config.simulator.read_timeout_ms {
+                system.read_timeout_ms = read_timeout_ms;
+            }
+            if let Some(sla_ms) = config.simulator.sla_ms {
+                system.sla_ms = sla_ms;
+            }
+        }
         systems.tenants.extend(simulated.tenants);
         Some(simulators)
     } else {
@@ -382,10 +394,16 @@ pub fn simulator_options(config: &ServerConfig) -> Result<SimulatorOptions, Stri
         .values()
         .flat_map(|t| t.systems.values())
         .map(|s| s.read_timeout_ms)
-        .chain([adapters::config::SystemConfig::new("").read_timeout_ms])
+        .chain([config
+            .simulator
+            .read_timeout_ms
+            .unwrap_or(adapters::config::SystemConfig::new("").read_timeout_ms)])
         .max()
         .unwrap_or(0);
     Ok(SimulatorOptions {
+        // A new draw sequence at every start unless configured: a restarted
+        // server must not replay the same faults.
+        seed: config.simulator.seed.unwrap_or_else(rand::random),
         hang_ms: config
             .simulator
             .hang_ms
@@ -420,7 +438,11 @@ pub fn sla_policy(config: &ServerConfig) -> projections::SlaPolicy {
         })
         .collect();
     projections::SlaPolicy {
-        default_ms: adapters::config::SystemConfig::new("").sla_ms,
+        // Systems not configured are the simulated ones.
+        default_ms: config
+            .simulator
+            .sla_ms
+            .unwrap_or(adapters::config::SystemConfig::new("").sla_ms),
         by_target: std::collections::BTreeMap::new(),
         by_tenant,
     }
@@ -471,11 +493,28 @@ mod tests {
         let bad = ServerConfig {
             simulator: crate::config::SimulatorConfig {
                 mix: "Explode=10".to_owned(),
-                hang_ms: None,
+                ..crate::config::SimulatorConfig::default()
             },
             ..ServerConfig::default()
         };
         assert!(simulator_options(&bad).unwrap_err().contains("Explode"));
+    }
+
+    #[test]
+    fn a_restarted_server_draws_new_faults_unless_a_seed_is_configured() {
+        let config = ServerConfig::default();
+        let draws: std::collections::BTreeSet<u64> = (0..4)
+            .map(|_| simulator_options(&config).unwrap().seed)
+            .collect();
+        assert!(draws.len() > 1, "{draws:?}");
+        let seeded = ServerConfig {
+            simulator: crate::config::SimulatorConfig {
+                seed: Some(7),
+                ..crate::config::SimulatorConfig::default()
+            },
+            ..ServerConfig::default()
+        };
+        assert_eq!(simulator_options(&seeded).unwrap().seed, 7);
     }
 
     #[test]
