@@ -48,6 +48,11 @@ use crate::order::OrderEvent;
 use crate::policy::TriggerEvent;
 use crate::quote::QuoteEvent;
 
+/// The metadata key of a stored event naming the event that caused it (the
+/// event a policy or the dispatcher reacted to): written by the command
+/// path, read by the audit trail.
+pub const CAUSATION_EVENT_ID: &str = "causation_event_id";
+
 /// The only payload schema version this build reads (every event type is
 /// at version 1; a bump comes with an upcaster).
 pub const SCHEMA_VERSION: u16 = 1;

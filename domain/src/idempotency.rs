@@ -6,6 +6,7 @@
 //! business explicitly starts a new attempt. Hashes are lowercase hex SHA-256.
 
 use crate::ids::{HandoffId, LineId, OrderId, TenantId};
+use crate::names::stable_names;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -29,25 +30,15 @@ pub enum TargetSystem {
     Notification,
 }
 
-impl TargetSystem {
-    /// The stable lowercase name used in keys and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetSystem::Inventory => "inventory",
-            TargetSystem::Provisioning => "provisioning",
-            TargetSystem::Billing => "billing",
-            TargetSystem::Crm => "crm",
-            TargetSystem::Document => "document",
-            TargetSystem::Notification => "notification",
-        }
-    }
-}
-
-impl fmt::Display for TargetSystem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// The stable lowercase names used in keys, logs, configuration and paths.
+stable_names!(TargetSystem, "target system", 6, [
+    Inventory => "inventory",
+    Provisioning => "provisioning",
+    Billing => "billing",
+    Crm => "crm",
+    Document => "document",
+    Notification => "notification",
+]);
 
 /// What a handoff asks the target system to do.
 ///
@@ -66,18 +57,14 @@ pub enum Purpose {
     ActivateBilling,
 }
 
-impl Purpose {
-    /// The stable lowercase name used in keys and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Reserve => "reserve",
-            Purpose::Release => "release",
-            Purpose::Activate => "activate",
-            Purpose::Cancel => "cancel",
-            Purpose::ActivateBilling => "activate_billing",
-        }
-    }
-}
+// The stable lowercase names used in keys and logs.
+stable_names!(Purpose, "purpose", 5, [
+    Reserve => "reserve",
+    Release => "release",
+    Activate => "activate",
+    Cancel => "cancel",
+    ActivateBilling => "activate_billing",
+]);
 
 impl Purpose {
     /// The system that carries out this purpose.
@@ -87,12 +74,6 @@ impl Purpose {
             Purpose::Activate | Purpose::Cancel => TargetSystem::Provisioning,
             Purpose::ActivateBilling => TargetSystem::Billing,
         }
-    }
-}
-
-impl fmt::Display for Purpose {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

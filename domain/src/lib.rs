@@ -50,6 +50,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod integration;
 pub mod money;
+pub mod names;
 pub mod order;
 pub mod outcome;
 pub mod policy;

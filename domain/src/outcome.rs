@@ -20,6 +20,7 @@
 //! | `Unclassified` | an unmapped code | fallout + mapping update |
 
 use crate::ids::{HandoffId, Timestamp};
+use crate::names::stable_names;
 use serde::{Deserialize, Serialize};
 
 /// The normalized class of an external outcome.
@@ -50,6 +51,22 @@ pub enum OutcomeClass {
     /// The adapter could not map the response to any class.
     Unclassified,
 }
+
+// The stable snake_case names of the classes (metrics labels, evidence,
+// reconciliation reports).
+stable_names!(OutcomeClass, "outcome class", 11, [
+    Succeeded => "succeeded",
+    Accepted => "accepted",
+    BusinessRejected => "business_rejected",
+    ValidationRejected => "validation_rejected",
+    IdempotentSuccess => "idempotent_success",
+    DuplicateConflict => "duplicate_conflict",
+    Unknown => "unknown",
+    TechnicalRetryable => "technical_retryable",
+    SecurityConfiguration => "security_configuration",
+    SchemaMismatch => "schema_mismatch",
+    Unclassified => "unclassified",
+]);
 
 /// What an outcome class means for the handoff that observed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

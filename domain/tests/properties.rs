@@ -220,19 +220,7 @@ enum HandoffOp {
     Resolve,
 }
 
-const CLASSES: [OutcomeClass; 11] = [
-    OutcomeClass::Succeeded,
-    OutcomeClass::Accepted,
-    OutcomeClass::BusinessRejected,
-    OutcomeClass::ValidationRejected,
-    OutcomeClass::IdempotentSuccess,
-    OutcomeClass::DuplicateConflict,
-    OutcomeClass::Unknown,
-    OutcomeClass::TechnicalRetryable,
-    OutcomeClass::SecurityConfiguration,
-    OutcomeClass::SchemaMismatch,
-    OutcomeClass::Unclassified,
-];
+const CLASSES: [OutcomeClass; 11] = OutcomeClass::ALL;
 
 const SOURCES: [ObservationSource; 3] = [
     ObservationSource::Dispatch,
