@@ -263,14 +263,7 @@ fn parse_key(key: &str) -> Option<KeyParts> {
         return None;
     };
     attempt.parse::<u32>().ok()?;
-    let purpose = match *purpose {
-        "reserve" => Purpose::Reserve,
-        "release" => Purpose::Release,
-        "activate" => Purpose::Activate,
-        "cancel" => Purpose::Cancel,
-        "activate_billing" => Purpose::ActivateBilling,
-        _ => return None,
-    };
+    let purpose: Purpose = purpose.parse().ok()?;
     Some(KeyParts {
         tenant: (*tenant).to_owned(),
         target: (*target).to_owned(),

@@ -44,8 +44,8 @@ pub struct CommandContext {
     pub causation_event_id: Option<String>,
 }
 
-/// Metadata key of the causing event's id.
-pub const CAUSATION_EVENT_ID: &str = "causation_event_id";
+/// Metadata key of the causing event's id (defined by the domain).
+pub use domain::events::CAUSATION_EVENT_ID;
 
 impl CommandContext {
     /// A context with no expected version. The request hash is the one the

@@ -227,18 +227,22 @@ impl ConfigError {
     }
 }
 
-/// The systems a tenant may configure, by their configuration name.
-pub const SYSTEM_NAMES: [&str; 4] = ["inventory", "provisioning", "billing", "crm"];
+/// The systems a tenant may configure (by their stable name,
+/// [`TargetSystem::as_str`]).
+pub const CONFIGURABLE_SYSTEMS: [TargetSystem; 4] = [
+    TargetSystem::Inventory,
+    TargetSystem::Provisioning,
+    TargetSystem::Billing,
+    TargetSystem::Crm,
+];
 
-/// The system a configuration or callback path name stands for.
+/// The configurable system a configuration or callback path name stands
+/// for (parsed by [`TargetSystem`]'s `FromStr`); `None` for any other name,
+/// including the systems that cannot be configured.
 pub fn parse_system(name: &str) -> Option<TargetSystem> {
-    match name {
-        "inventory" => Some(TargetSystem::Inventory),
-        "provisioning" => Some(TargetSystem::Provisioning),
-        "billing" => Some(TargetSystem::Billing),
-        "crm" => Some(TargetSystem::Crm),
-        _ => None,
-    }
+    name.parse()
+        .ok()
+        .filter(|system| CONFIGURABLE_SYSTEMS.contains(system))
 }
 
 /// True for the systems that answer asynchronously and sign callbacks.
@@ -315,7 +319,7 @@ impl SystemsConfig {
                         &key,
                         format!(
                             "unknown system (expected one of {})",
-                            SYSTEM_NAMES.join(", ")
+                            CONFIGURABLE_SYSTEMS.map(TargetSystem::as_str).join(", ")
                         ),
                     )
                 })?;

@@ -386,7 +386,7 @@ impl DispatchShared {
         tracing::debug!(
             handoff_id = handoff.id.as_str(),
             system = target.as_str(),
-            class = crate::metrics::class_name(outcome.class),
+            class = outcome.class.as_str(),
             raw_code = outcome.raw_code.as_deref().unwrap_or(""),
             "external call finished"
         );

@@ -14,7 +14,6 @@ use eventlog::{EventLog, LogError};
 use serde::{Deserialize, Serialize};
 
 use crate::external::{CallOutcome, Evidence};
-use crate::metrics::class_name;
 
 const TREE: &str = "adapters/evidence";
 
@@ -55,7 +54,7 @@ impl EvidenceRecord {
             handoff_id: handoff_id.to_string(),
             system: system.to_owned(),
             source: source.to_owned(),
-            class: class_name(outcome.class).to_owned(),
+            class: outcome.class.as_str().to_owned(),
             raw_code: outcome.raw_code.clone(),
             raw_label: outcome.raw_label.clone(),
             external_reference: outcome.external_reference.clone(),

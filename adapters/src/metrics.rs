@@ -13,57 +13,21 @@ use serde::Serialize;
 
 use crate::callbacks::RejectionReason;
 
-const SYSTEMS: usize = 6;
-const CLASSES: usize = 11;
-
-/// Every system, in a fixed order.
-pub const ALL_SYSTEMS: [TargetSystem; SYSTEMS] = [
-    TargetSystem::Inventory,
-    TargetSystem::Provisioning,
-    TargetSystem::Billing,
-    TargetSystem::Crm,
-    TargetSystem::Document,
-    TargetSystem::Notification,
-];
-
-/// Every outcome class, in a fixed order.
-pub const ALL_CLASSES: [OutcomeClass; CLASSES] = [
-    OutcomeClass::Succeeded,
-    OutcomeClass::Accepted,
-    OutcomeClass::BusinessRejected,
-    OutcomeClass::ValidationRejected,
-    OutcomeClass::IdempotentSuccess,
-    OutcomeClass::DuplicateConflict,
-    OutcomeClass::Unknown,
-    OutcomeClass::TechnicalRetryable,
-    OutcomeClass::SecurityConfiguration,
-    OutcomeClass::SchemaMismatch,
-    OutcomeClass::Unclassified,
-];
-
-/// The stable snake_case name of an outcome class (metrics labels, reports).
-pub fn class_name(class: OutcomeClass) -> &'static str {
-    match class {
-        OutcomeClass::Succeeded => "succeeded",
-        OutcomeClass::Accepted => "accepted",
-        OutcomeClass::BusinessRejected => "business_rejected",
-        OutcomeClass::ValidationRejected => "validation_rejected",
-        OutcomeClass::IdempotentSuccess => "idempotent_success",
-        OutcomeClass::DuplicateConflict => "duplicate_conflict",
-        OutcomeClass::Unknown => "unknown",
-        OutcomeClass::TechnicalRetryable => "technical_retryable",
-        OutcomeClass::SecurityConfiguration => "security_configuration",
-        OutcomeClass::SchemaMismatch => "schema_mismatch",
-        OutcomeClass::Unclassified => "unclassified",
-    }
-}
+const SYSTEMS: usize = TargetSystem::ALL.len();
+const CLASSES: usize = OutcomeClass::ALL.len();
 
 fn system_index(system: TargetSystem) -> usize {
-    ALL_SYSTEMS.iter().position(|s| *s == system).unwrap_or(0)
+    TargetSystem::ALL
+        .iter()
+        .position(|s| *s == system)
+        .unwrap_or(0)
 }
 
 fn class_index(class: OutcomeClass) -> usize {
-    ALL_CLASSES.iter().position(|c| *c == class).unwrap_or(0)
+    OutcomeClass::ALL
+        .iter()
+        .position(|c| *c == class)
+        .unwrap_or(0)
 }
 
 /// The counters. Cheap to update from any task.
@@ -145,11 +109,11 @@ impl Metrics {
         let mut calls = BTreeMap::new();
         let mut status_queries = BTreeMap::new();
         let mut circuit_fast_fails = BTreeMap::new();
-        for (i, system) in ALL_SYSTEMS.iter().enumerate() {
-            let by_class: BTreeMap<&'static str, u64> = ALL_CLASSES
+        for (i, system) in TargetSystem::ALL.iter().enumerate() {
+            let by_class: BTreeMap<&'static str, u64> = OutcomeClass::ALL
                 .iter()
                 .enumerate()
-                .map(|(j, class)| (class_name(*class), load(&self.calls[i][j])))
+                .map(|(j, class)| (class.as_str(), load(&self.calls[i][j])))
                 .filter(|(_, n)| *n > 0)
                 .collect();
             if !by_class.is_empty() {

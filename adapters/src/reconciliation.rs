@@ -49,7 +49,7 @@ use crate::config::{parse_system, SystemsConfig};
 use crate::events::decode_handoff;
 use crate::evidence::{EvidenceRecord, EvidenceStore};
 use crate::external::{HandoffPort, StatusAnswer, StatusQuery};
-use crate::metrics::{class_name, Metrics};
+use crate::metrics::Metrics;
 
 /// The index consumer's name.
 pub const INDEX_NAME: &str = "handoff-index";
@@ -69,6 +69,37 @@ pub enum Scope {
 const STORED_ENTRIES: usize = 200;
 const CHECK_CONCURRENCY: usize = 16;
 
+/// Where an open handoff stands in the index. Stored (JSON) by these
+/// snake_case names, and reported as `status_before`: never rename one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum IndexStatus {
+    /// Recorded, not sent yet.
+    Requested,
+    /// Sent; no outcome yet.
+    Sent,
+    /// Acknowledged by the target; awaiting the callback.
+    Accepted,
+    /// The outcome is ambiguous.
+    Unknown,
+    /// A resend is scheduled.
+    RetryScheduled,
+}
+
+impl IndexStatus {
+    /// The stored name (`requested`, `sent`, `accepted`, `unknown`,
+    /// `retry_scheduled`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Sent => "sent",
+            Self::Accepted => "accepted",
+            Self::Unknown => "unknown",
+            Self::RetryScheduled => "retry_scheduled",
+        }
+    }
+}
+
 /// One open handoff in the index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IndexRow {
@@ -76,7 +107,7 @@ pub(crate) struct IndexRow {
     pub(crate) system: String,
     pub(crate) purpose: String,
     pub(crate) key: String,
-    pub(crate) status: String,
+    pub(crate) status: IndexStatus,
     pub(crate) since_ms: i64,
 }
 
@@ -135,9 +166,9 @@ impl HandoffIndex {
                     None => self.row(&id),
                 };
                 let at = record.recorded_at_ms;
-                let moved = |status: &str| {
+                let moved = |status: IndexStatus| {
                     current.clone().map(|mut row| {
-                        row.status = status.to_owned();
+                        row.status = status;
                         row.since_ms = at;
                         row
                     })
@@ -152,13 +183,15 @@ impl HandoffIndex {
                         system: subject.target.as_str().to_owned(),
                         purpose: subject.purpose.as_str().to_owned(),
                         key: idempotency_key.clone(),
-                        status: "requested".into(),
+                        status: IndexStatus::Requested,
                         since_ms: at,
                     }),
-                    HandoffEvent::HandoffSent { .. } => moved("sent"),
-                    HandoffEvent::HandoffAccepted { .. } => moved("accepted"),
-                    HandoffEvent::HandoffOutcomeUnknown { .. } => moved("unknown"),
-                    HandoffEvent::HandoffRetryScheduled { .. } => moved("retry_scheduled"),
+                    HandoffEvent::HandoffSent { .. } => moved(IndexStatus::Sent),
+                    HandoffEvent::HandoffAccepted { .. } => moved(IndexStatus::Accepted),
+                    HandoffEvent::HandoffOutcomeUnknown { .. } => moved(IndexStatus::Unknown),
+                    HandoffEvent::HandoffRetryScheduled { .. } => {
+                        moved(IndexStatus::RetryScheduled)
+                    }
                     HandoffEvent::HandoffObservationNoted { .. } => current.clone(),
                     HandoffEvent::HandoffSucceeded { .. }
                     | HandoffEvent::HandoffRejected { .. }
@@ -363,8 +396,8 @@ impl Reconciler {
                 if let Ok(i) = stale.binary_search(&id) {
                     stale.remove(i);
                 }
-                let (Some(system), Some(purpose)) =
-                    (parse_system(&row.system), parse_purpose(&row.purpose))
+                let (Some(system), Ok(purpose)) =
+                    (parse_system(&row.system), row.purpose.parse::<Purpose>())
                 else {
                     continue;
                 };
@@ -380,11 +413,13 @@ impl Reconciler {
                 )
                 .unwrap_or(i64::MAX);
                 let age = started.saturating_sub(row.since_ms);
-                let is_due = match (scope, row.status.as_str()) {
-                    (Scope::Scheduled, "unknown") => started >= not_before,
-                    (Scope::Scheduled, "sent" | "accepted") => age >= sla && started >= not_before,
-                    (Scope::Now, "unknown" | "accepted") => true,
-                    (Scope::Now, "sent") => age > in_flight_at_most,
+                let is_due = match (scope, row.status) {
+                    (Scope::Scheduled, IndexStatus::Unknown) => started >= not_before,
+                    (Scope::Scheduled, IndexStatus::Sent | IndexStatus::Accepted) => {
+                        age >= sla && started >= not_before
+                    }
+                    (Scope::Now, IndexStatus::Unknown | IndexStatus::Accepted) => true,
+                    (Scope::Now, IndexStatus::Sent) => age > in_flight_at_most,
                     _ => false,
                 };
                 if is_due {
@@ -551,7 +586,7 @@ impl Reconciler {
         let mut entry = ReconciliationEntry {
             handoff_id: due.id.clone(),
             system: due.row.system.clone(),
-            status_before: due.row.status.clone(),
+            status_before: due.row.status.as_str().to_owned(),
             result: ReconciliationResult::Matched,
             external_class: None,
             raw_code: None,
@@ -653,7 +688,7 @@ impl Reconciler {
         )) {
             tracing::warn!(error = %e, "cannot store reconciliation evidence");
         }
-        entry.external_class = Some(class_name(class).to_owned());
+        entry.external_class = Some(class.as_str().to_owned());
         entry.raw_code = raw_code.clone();
         if matches!(answer, StatusAnswer::Unavailable(_)) && !unknown {
             // A failed status read says nothing: leave a pending handoff alone.
@@ -744,19 +779,6 @@ impl Reconciler {
     }
 }
 
-/// The purpose a key or index row names.
-pub(crate) fn parse_purpose(name: &str) -> Option<Purpose> {
-    [
-        Purpose::Reserve,
-        Purpose::Release,
-        Purpose::Activate,
-        Purpose::Cancel,
-        Purpose::ActivateBilling,
-    ]
-    .into_iter()
-    .find(|p| p.as_str() == name)
-}
-
 /// Runs the reconciler every `interval_ms` until stopped.
 pub(crate) async fn run_loop(
     reconciler: Reconciler,
@@ -775,5 +797,30 @@ pub(crate) async fn run_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_statuses_keep_their_stored_names() {
+        for (status, name) in [
+            (IndexStatus::Requested, "requested"),
+            (IndexStatus::Sent, "sent"),
+            (IndexStatus::Accepted, "accepted"),
+            (IndexStatus::Unknown, "unknown"),
+            (IndexStatus::RetryScheduled, "retry_scheduled"),
+        ] {
+            assert_eq!(status.as_str(), name);
+            let json = serde_json::to_string(&status).expect("encode");
+            assert_eq!(json, format!("\"{name}\""));
+            let back: IndexStatus = serde_json::from_str(&json).expect("decode");
+            assert_eq!(back, status);
+        }
+        let stored = r#"{"tenant":"t1","system":"inventory","purpose":"reserve","key":"k","status":"retry_scheduled","since_ms":5}"#;
+        let row: IndexRow = serde_json::from_str(stored).expect("a row stored before");
+        assert_eq!(row.status, IndexStatus::RetryScheduled);
     }
 }

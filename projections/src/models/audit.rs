@@ -39,8 +39,9 @@ use crate::projector::Projector;
 const BY_CORRELATION: u8 = 0x02;
 const BUCKET_SHIFT: u32 = 14;
 
-/// The metadata key that names the event a command reacted to.
-pub const CAUSATION_EVENT_ID: &str = "causation_event_id";
+/// The metadata key that names the event a command reacted to (defined by
+/// the domain).
+pub use domain::events::CAUSATION_EVENT_ID;
 
 /// Most events of one correlation read to resolve cause links.
 const MAX_LINK_SCAN: usize = 10_000;

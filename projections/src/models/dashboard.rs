@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::fallout::{hour_of, HOURLY, HOUR_MS, OPEN_COUNT};
 use super::handoffs::{HandoffStage, OUTCOME_COUNT, RANK_INDEX, STAGES, STAGE_COUNT};
-use super::{class_code, target_code, CLASSES, TARGETS};
+use super::{class_code, target_code};
 use crate::error::QueryError;
 use crate::keys::{self, KeyBuf};
 
@@ -126,10 +126,10 @@ pub(crate) fn dashboard(
 ) -> Result<Dashboard, QueryError> {
     let t = keys::tenant_prefix(tenant.as_str());
     let mut targets = Vec::new();
-    for target in TARGETS {
+    for target in TargetSystem::ALL {
         let tc = target_code(target);
         let mut outcomes = Vec::new();
-        for class in CLASSES {
+        for class in OutcomeClass::ALL {
             let count = counter(
                 handoffs,
                 &KeyBuf::new(&t, OUTCOME_COUNT)

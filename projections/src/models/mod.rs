@@ -71,16 +71,6 @@ pub(crate) fn target_code(t: TargetSystem) -> u8 {
     }
 }
 
-/// Every target system, in code order.
-pub(crate) const TARGETS: [TargetSystem; 6] = [
-    TargetSystem::Inventory,
-    TargetSystem::Provisioning,
-    TargetSystem::Billing,
-    TargetSystem::Crm,
-    TargetSystem::Document,
-    TargetSystem::Notification,
-];
-
 /// Stable code of a fallout reason.
 pub(crate) fn reason_code(r: FalloutReason) -> u8 {
     match r {
@@ -95,21 +85,6 @@ pub(crate) fn reason_code(r: FalloutReason) -> u8 {
         FalloutReason::LocalImpossible => 8,
     }
 }
-
-/// Every outcome class, in code order.
-pub(crate) const CLASSES: [OutcomeClass; 11] = [
-    OutcomeClass::Succeeded,
-    OutcomeClass::Accepted,
-    OutcomeClass::BusinessRejected,
-    OutcomeClass::ValidationRejected,
-    OutcomeClass::IdempotentSuccess,
-    OutcomeClass::DuplicateConflict,
-    OutcomeClass::Unknown,
-    OutcomeClass::TechnicalRetryable,
-    OutcomeClass::SecurityConfiguration,
-    OutcomeClass::SchemaMismatch,
-    OutcomeClass::Unclassified,
-];
 
 /// Stable code of an outcome class.
 pub(crate) fn class_code(c: OutcomeClass) -> u8 {
