@@ -140,7 +140,13 @@ impl ChaosOptions {
             fault_mix: DEFAULT_MIX.to_owned(),
             hang_ms: None,
             reconciliation_interval_ms: 300,
-            server_env: Vec::new(),
+            // Short read timeout and SLA for the simulated systems, so
+            // callbacks lost with a killed process (or dropped by the fault
+            // mix) are reconciled within seconds rather than a minute.
+            server_env: vec![
+                ("OMS_SIMULATOR_READ_TIMEOUT_MS".to_owned(), "500".to_owned()),
+                ("OMS_SIMULATOR_SLA_MS".to_owned(), "2000".to_owned()),
+            ],
             seed: seed_from_clock(),
             server_binary: None,
             replay_binary: None,

@@ -104,7 +104,16 @@ impl Journal {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("journal.jsonl");
         let lines = read(&path)?;
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)?;
+        // A line torn by a crash is ended here, so this start's first line
+        // is not glued to it (and lost with it) on the next read.
+        if !ends_with_newline(&mut file)? {
+            file.write_all(b"\n")?;
+        }
         Ok((
             Journal {
                 path,
@@ -131,6 +140,18 @@ impl Journal {
     }
 }
 
+/// True when the file is empty or its last byte is a newline.
+fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// Every whole line of the journal at `path` (none when it does not exist);
 /// a line that does not parse (torn by a crash) is skipped.
 ///
@@ -155,4 +176,33 @@ pub fn read(path: &Path) -> std::io::Result<Vec<JournalLine>> {
 /// The system a journal's `system` field names.
 pub(super) fn system_named(name: &str) -> Option<TargetSystem> {
     super::SIMULATED.into_iter().find(|s| s.as_str() == name)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn effect(key: &str) -> JournalLine {
+        JournalLine::Effect {
+            system: "inventory".to_owned(),
+            key: key.to_owned(),
+            tenant: "t1".to_owned(),
+            operation: "reserve".to_owned(),
+            request_hash: "h".to_owned(),
+            state: "CONFIRMED".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_line_torn_by_a_crash_does_not_swallow_the_next_starts_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let whole = serde_json::to_string(&effect("k1")).unwrap();
+        std::fs::write(&path, format!("{whole}\n{{\"kind\":\"eff")).unwrap();
+        let (journal, before) = Journal::open(dir.path()).unwrap();
+        assert_eq!(before, vec![effect("k1")]);
+        journal.append(&effect("k2"));
+        assert_eq!(read(&path).unwrap(), vec![effect("k1"), effect("k2")]);
+    }
 }
