@@ -91,7 +91,7 @@ async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and
     assert!(records
         .iter()
         .all(|r| r.correlation_id == "corr-1" && r.tenant_id == "tenant-1"));
-    assert_eq!(records[0].causation_id.as_deref(), Some("cmd-0"));
+    assert_eq!(records[0].causation_id.as_deref(), Some(ctx("cmd-0").command_id().as_str()));
     assert_eq!(records[0].event_type, "QuoteCreated");
     let first: QuoteEvent = decode::<_, QuoteError>(&records[0]).unwrap();
     assert!(matches!(first, QuoteEvent::QuoteCreated { .. }));
