@@ -91,7 +91,10 @@ async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and
     assert!(records
         .iter()
         .all(|r| r.correlation_id == "corr-1" && r.tenant_id == "tenant-1"));
-    assert_eq!(records[0].causation_id.as_deref(), Some(ctx("cmd-0").command_id().as_str()));
+    assert_eq!(
+        records[0].causation_id.as_deref(),
+        Some(ctx("cmd-0").command_id().as_str())
+    );
     assert_eq!(records[0].event_type, "QuoteCreated");
     let first: QuoteEvent = decode::<_, QuoteError>(&records[0]).unwrap();
     assert!(matches!(first, QuoteEvent::QuoteCreated { .. }));
@@ -274,7 +277,10 @@ async fn the_causing_event_is_stamped_on_every_event_a_command_appends() {
             .map(String::as_str),
         Some("01HCAUSE")
     );
-    assert_eq!(recorded[0].causation_id.as_deref(), Some("cmd-caused"));
+    assert_eq!(
+        recorded[0].causation_id.as_deref(),
+        Some(context.command_id().as_str())
+    );
 }
 
 #[tokio::test]
