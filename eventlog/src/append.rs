@@ -2,6 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::keyspace;
 use crate::record::{Hash, NewEvent};
 
 /// The stream version an append expects to find.
@@ -157,27 +158,26 @@ impl AppendOutcome {
         self.first_position..=self.last_position
     }
 
-    pub(crate) fn to_bytes(self, request_hash: &Hash) -> [u8; 56] {
-        let mut out = [0u8; 56];
-        out[..32].copy_from_slice(request_hash);
-        out[32..40].copy_from_slice(&self.first_position.to_be_bytes());
-        out[40..48].copy_from_slice(&self.last_position.to_be_bytes());
-        out[48..].copy_from_slice(&self.stream_version.to_be_bytes());
-        out
+    /// The stored idempotency record of this outcome (see [`keyspace`]).
+    pub(crate) fn to_bytes(self, request_hash: &Hash) -> [u8; keyspace::IDEMPOTENCY_VALUE_LEN] {
+        keyspace::idempotency_value(&keyspace::IdempotencyValue {
+            request_hash: *request_hash,
+            first_position: self.first_position,
+            last_position: self.last_position,
+            stream_version: self.stream_version,
+        })
     }
 
+    /// Reads a stored idempotency record: the request hash and the first
+    /// outcome, marked as deduplicated.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<(Hash, Self)> {
-        if bytes.len() != 56 {
-            return None;
-        }
-        let hash: Hash = bytes[..32].try_into().ok()?;
-        let read = |r: std::ops::Range<usize>| bytes[r].try_into().ok().map(u64::from_be_bytes);
+        let value = keyspace::parse_idempotency_value(bytes)?;
         Some((
-            hash,
+            value.request_hash,
             Self {
-                first_position: read(32..40)?,
-                last_position: read(40..48)?,
-                stream_version: read(48..56)?,
+                first_position: value.first_position,
+                last_position: value.last_position,
+                stream_version: value.stream_version,
                 deduplicated: true,
             },
         ))

@@ -6,14 +6,20 @@
 //! | `e`    | `e` + position (u64 BE)                    | the stored record (see [`crate::record`]) |
 //! | `s`    | `s` + len (u16 BE) + stream id + version (u64 BE) | position (u64 BE)                  |
 //! | `h`    | `h` + stream id                            | version (u64 BE) + position (u64 BE)    |
-//! | `i`    | `i` + idempotency key                      | request hash (32) + outcome (24)        |
+//! | `i`    | `i` + idempotency key                      | request hash (32) + first position, last position, stream version (3 x u64 BE) |
 //! | `m`    | `m`                                        | format (1) + next position (8) + head hash (32) |
+//!
+//! This module is the one place that knows these bytes: the writer,
+//! recovery, verify and [`crate::restore`] all encode and decode keys and
+//! values through it.
 //!
 //! Big-endian integers make sled's byte order equal to numeric order, so a
 //! range scan over `e` walks the log in position order and a range scan over
 //! one stream's `s` keys walks that stream in version order. The length
 //! prefix on the stream id keeps one stream's keys from being a prefix of
 //! another's.
+
+use crate::record::{Hash, FORMAT_VERSION};
 
 /// Name of the sled tree that holds the whole log.
 pub const LOG_TREE: &str = "eventlog";
@@ -120,6 +126,83 @@ pub fn parse_head_value(bytes: &[u8]) -> Option<(u64, u64)> {
     Some((read_u64(&bytes[..8])?, read_u64(&bytes[8..])?))
 }
 
+/// Length of the meta record's value.
+pub const META_LEN: usize = 1 + 8 + 32;
+
+/// The fields of the meta record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// The record format the log was written with.
+    pub format: u8,
+    /// The position the next append gets (the number of records).
+    pub next_position: u64,
+    /// Hash of the record at `next_position - 1` (the genesis hash when empty).
+    pub head_hash: Hash,
+}
+
+/// Encodes the meta record of a log in this build's [`FORMAT_VERSION`].
+pub fn meta_value(next_position: u64, head_hash: &Hash) -> [u8; META_LEN] {
+    let mut out = [0u8; META_LEN];
+    out[0] = FORMAT_VERSION;
+    out[1..9].copy_from_slice(&next_position.to_be_bytes());
+    out[9..].copy_from_slice(head_hash);
+    out
+}
+
+/// Decodes a meta record; `None` unless it has [`META_LEN`] bytes. The
+/// format byte is returned, not checked.
+pub fn parse_meta_value(bytes: &[u8]) -> Option<Meta> {
+    if bytes.len() != META_LEN {
+        return None;
+    }
+    Some(Meta {
+        format: bytes[0],
+        next_position: read_u64(&bytes[1..9])?,
+        head_hash: bytes[9..].try_into().ok()?,
+    })
+}
+
+/// Length of an idempotency record's value.
+pub const IDEMPOTENCY_VALUE_LEN: usize = 32 + 3 * 8;
+
+/// The fields of an idempotency record: the request it stands for and the
+/// first outcome of that request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyValue {
+    /// sha256 of the request.
+    pub request_hash: Hash,
+    /// Position of the first event the request appended.
+    pub first_position: u64,
+    /// Position of the last event the request appended.
+    pub last_position: u64,
+    /// Stream version after the request.
+    pub stream_version: u64,
+}
+
+/// Encodes an idempotency record's value.
+pub fn idempotency_value(value: &IdempotencyValue) -> [u8; IDEMPOTENCY_VALUE_LEN] {
+    let mut out = [0u8; IDEMPOTENCY_VALUE_LEN];
+    out[..32].copy_from_slice(&value.request_hash);
+    out[32..40].copy_from_slice(&value.first_position.to_be_bytes());
+    out[40..48].copy_from_slice(&value.last_position.to_be_bytes());
+    out[48..].copy_from_slice(&value.stream_version.to_be_bytes());
+    out
+}
+
+/// Decodes an idempotency record's value; `None` unless it has
+/// [`IDEMPOTENCY_VALUE_LEN`] bytes.
+pub fn parse_idempotency_value(bytes: &[u8]) -> Option<IdempotencyValue> {
+    if bytes.len() != IDEMPOTENCY_VALUE_LEN {
+        return None;
+    }
+    Some(IdempotencyValue {
+        request_hash: bytes[..32].try_into().ok()?,
+        first_position: read_u64(&bytes[32..40])?,
+        last_position: read_u64(&bytes[40..48])?,
+        stream_version: read_u64(&bytes[48..])?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +220,31 @@ mod tests {
         let short = stream_prefix("quote-1");
         let long = stream_index_key("quote-12", 1);
         assert!(!long.starts_with(&short));
+    }
+
+    #[test]
+    fn meta_and_idempotency_values_round_trip() {
+        let meta = meta_value(7, &[3; 32]);
+        assert_eq!(
+            parse_meta_value(&meta),
+            Some(Meta {
+                format: FORMAT_VERSION,
+                next_position: 7,
+                head_hash: [3; 32]
+            })
+        );
+        assert_eq!(parse_meta_value(&meta[..40]), None);
+        let value = IdempotencyValue {
+            request_hash: [9; 32],
+            first_position: 1,
+            last_position: 2,
+            stream_version: 3,
+        };
+        assert_eq!(
+            parse_idempotency_value(&idempotency_value(&value)),
+            Some(value)
+        );
+        assert_eq!(parse_idempotency_value(&[0; 55]), None);
     }
 
     #[test]

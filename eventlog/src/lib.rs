@@ -15,6 +15,8 @@ hash chain over the whole log.
 - [`EventLog::consumer`] gives a consumer one tree where its rows and its
   checkpoint are committed atomically.
 - [`verify::verify_tree`] walks the log and names the first bad position.
+- [`restore::Restorer`] writes a log's stored records (an export) into a
+  new data directory, checking the chain as it goes.
 
 ```
 # #[tokio::main(flavor = "current_thread")]
@@ -60,6 +62,7 @@ pub mod keyspace;
 mod log;
 pub mod record;
 mod recovery;
+pub mod restore;
 pub mod storage;
 mod subscription;
 pub mod verify;

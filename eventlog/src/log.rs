@@ -108,10 +108,10 @@ impl EventLog {
         check_stored_log(&config.path, &tree)?;
         let recovered = recovery::recover(&tree)?;
         if recovered.fresh {
-            let mut meta = vec![crate::record::FORMAT_VERSION];
-            meta.extend_from_slice(&0u64.to_be_bytes());
-            meta.extend_from_slice(&crate::record::GENESIS_HASH);
-            tree.insert(keyspace::META, meta)?;
+            tree.insert(
+                keyspace::META,
+                &keyspace::meta_value(0, &crate::record::GENESIS_HASH)[..],
+            )?;
             db.flush()?;
         }
         let data_path = config.path.join("db");

@@ -28,33 +28,25 @@ pub(crate) struct Recovered {
     pub(crate) fresh: bool,
 }
 
-/// The decoded meta record.
-pub(crate) struct Meta {
-    pub(crate) next_position: u64,
-    pub(crate) head_hash: Hash,
-}
-
 /// Reads the meta record, if any.
-pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Option<Meta>, LogError> {
+pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Option<keyspace::Meta>, LogError> {
     let Some(bytes) = tree.get(keyspace::META)? else {
         return Ok(None);
     };
-    if bytes.len() != 41 {
+    let Some(meta) = keyspace::parse_meta_value(&bytes) else {
         return Err(inconsistent(
             0,
-            format!("meta record has {} bytes, expected 41", bytes.len()),
+            format!(
+                "meta record has {} bytes, expected {}",
+                bytes.len(),
+                keyspace::META_LEN
+            ),
         ));
+    };
+    if meta.format != FORMAT_VERSION {
+        return Err(LogError::UnsupportedFormat(meta.format));
     }
-    if bytes[0] != FORMAT_VERSION {
-        return Err(LogError::UnsupportedFormat(bytes[0]));
-    }
-    let next_position = keyspace::read_u64(&bytes[1..9]).unwrap_or(0);
-    let mut head_hash = [0u8; 32];
-    head_hash.copy_from_slice(&bytes[9..41]);
-    Ok(Some(Meta {
-        next_position,
-        head_hash,
-    }))
+    Ok(Some(meta))
 }
 
 fn inconsistent(position: u64, problem: impl Into<String>) -> LogError {
@@ -114,7 +106,7 @@ pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
 /// Checks the last record against the meta record and its predecessor.
 fn check_head(
     tree: &sled::Tree,
-    meta: &Meta,
+    meta: &keyspace::Meta,
     key: &[u8],
     bytes: &[u8],
 ) -> Result<(u64, Hash), LogError> {

@@ -29,7 +29,7 @@ use crate::append::{AppendOutcome, AppendRequest};
 use crate::config::Durability;
 use crate::error::AppendError;
 use crate::keyspace;
-use crate::record::{Hash, RecordedEvent, FORMAT_VERSION};
+use crate::record::{Hash, RecordedEvent};
 use crate::recovery::StreamHead;
 use crate::storage::BlobSync;
 
@@ -352,12 +352,9 @@ impl Writer {
     /// Writes the staged batch with the meta record (not yet durable).
     fn apply(&mut self, staged: &mut Staged) -> Result<(), String> {
         self.applies += 1;
-        let mut meta = Vec::with_capacity(41);
-        meta.push(FORMAT_VERSION);
-        meta.extend_from_slice(&staged.next_position.to_be_bytes());
-        meta.extend_from_slice(&staged.head_hash);
+        let meta = keyspace::meta_value(staged.next_position, &staged.head_hash);
         let mut batch = std::mem::take(&mut staged.batch);
-        batch.insert(keyspace::META, meta);
+        batch.insert(keyspace::META, &meta[..]);
         #[cfg(feature = "fault-injection")]
         if self.faults.fail_write_at == Some(self.applies) {
             return Err("injected write failure".into());
