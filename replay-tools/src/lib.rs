@@ -28,7 +28,6 @@ pub use error::ReplayError;
 pub mod cli;
 pub mod commands;
 pub mod datadir;
-pub mod debug_json;
 pub mod error;
 pub mod export_format;
 pub mod output;

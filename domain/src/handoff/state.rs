@@ -1,4 +1,10 @@
 //! The handoff's lifecycle and how each event changes it.
+//!
+//! The state types derive `Serialize` (not `Deserialize`) so that tools can
+//! show a folded state (`oms-replay as-of --json`); a state is never stored,
+//! it is always folded from the events.
+
+use serde::Serialize;
 
 use super::event::HandoffEvent;
 use super::model::{HandoffSubject, RequestSnapshot};
@@ -6,7 +12,7 @@ use crate::ids::{HandoffId, Timestamp};
 use crate::outcome::FalloutReason;
 
 /// Where a handoff stands. Raw external codes are never part of it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum HandoffStatus {
     /// Recorded, not sent yet.
     Requested,
@@ -49,7 +55,7 @@ impl HandoffStatus {
 }
 
 /// A handoff's durable integration state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Handoff {
     /// The handoff id.
     pub id: HandoffId,
@@ -70,7 +76,7 @@ pub struct Handoff {
 }
 
 /// A handoff stream's state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum HandoffState {
     /// No event yet.
     Empty,

@@ -1,4 +1,10 @@
 //! The order's lifecycle, each line's progress through its plan, and `evolve`.
+//!
+//! The state types derive `Serialize` (not `Deserialize`) so that tools can
+//! show a folded state (`oms-replay as-of --json`); a state is never stored,
+//! it is always folded from the events.
+
+use serde::Serialize;
 
 use super::event::OrderEvent;
 use super::model::{CompensationOutcome, CompensationPlan, QuoteEvidence, Step};
@@ -8,7 +14,7 @@ use crate::outcome::FalloutReason;
 use crate::quote::AcceptedLine;
 
 /// Where an order is in its lifecycle. Only an `Open` order changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum OrderState {
     /// No event yet.
     Empty,
@@ -21,7 +27,7 @@ pub enum OrderState {
 }
 
 /// Where one line is in its plan (reservation, provisioning, billing activation).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum LineProgress {
     /// Nothing requested yet.
     Captured,
@@ -88,7 +94,7 @@ impl LineProgress {
 }
 
 /// An order line: what was accepted and how far its plan got.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OrderLine {
     /// The accepted line with its charge snapshot.
     pub accepted: AcceptedLine,
@@ -99,7 +105,7 @@ pub struct OrderLine {
 }
 
 /// One compensation handoff of a cancelled line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Compensation {
     /// The handoff.
     pub handoff_id: HandoffId,
@@ -117,7 +123,7 @@ impl OrderLine {
 }
 
 /// The order's content.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Order {
     /// The order id.
     pub id: OrderId,

@@ -1,4 +1,10 @@
 //! The quote's lifecycle state and how each event changes it.
+//!
+//! The state types derive `Serialize` (not `Deserialize`) so that tools can
+//! show a folded state (`oms-replay as-of --json`); a state is never stored,
+//! it is always folded from the events.
+
+use serde::Serialize;
 
 use super::event::QuoteEvent;
 use super::model::{
@@ -7,7 +13,7 @@ use super::model::{
 use crate::ids::{QuoteId, TenantId, Timestamp};
 
 /// Where a quote is in its lifecycle. Only an `Open` quote changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum QuoteState {
     /// No event yet.
     Empty,
@@ -27,7 +33,7 @@ pub enum QuoteState {
 }
 
 /// The state of the pending or settled approval for the current price.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Approval {
     /// No rule demanded approval (or nothing is priced in this revision).
     NotRequired,
@@ -46,7 +52,7 @@ pub enum Approval {
 }
 
 /// A proposal tagged with the revision it renders.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RecordedProposal {
     /// The revision.
     pub revision: u32,
@@ -55,7 +61,7 @@ pub struct RecordedProposal {
 }
 
 /// Signature evidence tagged with the revision the provider named.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RecordedSignature {
     /// The revision.
     pub revision: u32,
@@ -66,7 +72,7 @@ pub struct RecordedSignature {
 /// The quote's content. Price, proposal and signature of an older revision are kept
 /// as evidence; their revision tag no longer matching `revision` is what makes them
 /// invalid.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Quote {
     /// The quote id.
     pub id: QuoteId,

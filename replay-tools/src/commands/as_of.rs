@@ -8,7 +8,6 @@ use eventlog::RecordedEvent;
 use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
-use crate::debug_json::debug_to_json;
 use crate::error::ReplayError;
 use crate::output::Out;
 use crate::payload::{self, Aggregate, Payload};
@@ -62,10 +61,8 @@ pub struct AsOf {
     pub aggregate: Aggregate,
     /// Stream version at the bound (0 before the first event).
     pub version: u64,
-    /// The folded state, `{:?}`.
-    pub state_debug: String,
-    /// The folded state, `{:#?}`.
-    pub state_pretty: String,
+    /// The folded state.
+    pub state: FoldedState,
     /// The events folded, in order.
     pub events: Vec<RecordedEvent>,
 }
@@ -95,27 +92,38 @@ pub fn as_of(reader: &LogReader, stream_id: &str, bound: Bound) -> Result<AsOf, 
         }
         events.push(record);
     }
-    let (state_debug, state_pretty) = match aggregate {
-        Aggregate::Quote => fold_debug::<QuoteDecider>(&events)?,
-        Aggregate::Order => fold_debug::<OrderDecider>(&events)?,
-        Aggregate::Handoff => fold_debug::<HandoffDecider>(&events)?,
+    let state = match aggregate {
+        Aggregate::Quote => fold_state::<QuoteDecider>(&events)?,
+        Aggregate::Order => fold_state::<OrderDecider>(&events)?,
+        Aggregate::Handoff => fold_state::<HandoffDecider>(&events)?,
     };
     Ok(AsOf {
         stream_id: stream_id.to_owned(),
         aggregate,
         version: events.last().map_or(0, |e| e.stream_version),
-        state_debug,
-        state_pretty,
+        state,
         events,
     })
 }
 
-/// Decodes and folds `events` with `D`, returning the state's `Debug` text
-/// (compact and pretty).
-pub fn fold_debug<D>(events: &[RecordedEvent]) -> Result<(String, String), ReplayError>
+/// A folded state in the forms `as-of` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldedState {
+    /// The state as JSON (its `Serialize` form).
+    pub json: serde_json::Value,
+    /// The state's `Debug` text, `{:?}`.
+    pub debug: String,
+    /// The state's pretty `Debug` text, `{:#?}`.
+    pub pretty: String,
+}
+
+/// Decodes and folds `events` with `D`, returning the state as JSON and as
+/// `Debug` text (compact and pretty).
+pub fn fold_state<D>(events: &[RecordedEvent]) -> Result<FoldedState, ReplayError>
 where
     D: Decider,
     D::Event: TryFrom<Payload, Error = Payload>,
+    D::State: Serialize,
 {
     let decoded = events
         .iter()
@@ -135,7 +143,13 @@ where
         })
         .collect::<Result<Vec<_>, _>>()?;
     let state = fold::<D, _>(&decoded);
-    Ok((format!("{state:?}"), format!("{state:#?}")))
+    let json = serde_json::to_value(&state)
+        .map_err(|e| ReplayError::Usage(format!("the state does not serialise as JSON: {e}")))?;
+    Ok(FoldedState {
+        json,
+        debug: format!("{state:?}"),
+        pretty: format!("{state:#?}"),
+    })
 }
 
 #[derive(Serialize)]
@@ -146,7 +160,7 @@ struct AsOfJson<'a> {
     as_of_time: Option<String>,
     version: u64,
     last_position: Option<u64>,
-    state: serde_json::Value,
+    state: &'a serde_json::Value,
     state_debug: &'a str,
     events: Vec<EventJson<'a>>,
 }
@@ -174,8 +188,8 @@ pub fn run(args: &AsOfArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayE
             },
             version: result.version,
             last_position: result.events.last().map(|e| e.position),
-            state: debug_to_json(&result.state_debug),
-            state_debug: &result.state_debug,
+            state: &result.state.json,
+            state_debug: &result.state.debug,
             events: result.events.iter().map(EventJson::of).collect(),
         })?;
         return Ok(Outcome::Clean);
@@ -190,7 +204,7 @@ pub fn run(args: &AsOfArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayE
         result.stream_id, result.version
     ))?;
     out.line("state:")?;
-    out.line(&result.state_pretty)?;
+    out.line(&result.state.pretty)?;
     out.line(format_args!("events ({}):", result.events.len()))?;
     for event in &result.events {
         out.line(format_args!("  {}", event_line(event)))?;
