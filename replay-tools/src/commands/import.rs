@@ -1,13 +1,15 @@
-//! `import`: reads an export file into an empty data directory,
-//! re-verifying the whole chain as it goes (each record's recomputed hash
-//! equals its recorded hash and links to the one before), rebuilding the
-//! stream index, heads and meta from the records, then opening the result
-//! as a log (recovery checks) before reporting success.
+//! `import`: reads an export file into an empty data directory through
+//! [`eventlog::restore`], which re-verifies the whole chain as it goes
+//! (each record's recomputed hash equals its recorded hash and links to the
+//! one before, positions are dense, stream versions consecutive) and
+//! rebuilds the stream index, heads and meta from the records; this module
+//! reads the file and checks its readable fields against the record bytes.
+//! The result is then opened as a log (recovery checks) before success is
+//! reported.
 //!
 //! The meta record is written last: an import that fails half-way leaves a
 //! directory the log refuses to open, never a silently short log.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -15,11 +17,13 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use base64::Engine as _;
 use clap::Args;
-use eventlog::{keyspace, Hash, RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
+use eventlog::keyspace::IdempotencyValue;
+use eventlog::restore::{self, ChainCheck, CheckedRecord, RestoreError, Restorer};
+use eventlog::{Hash, FORMAT_VERSION};
 use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
-use crate::datadir::{close_log, open_sled, DataDir};
+use crate::datadir::{close_log, DataDir, CACHE_BYTES};
 use crate::error::ReplayError;
 use crate::export_format::{EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME};
 use crate::output::Out;
@@ -67,25 +71,26 @@ fn damaged(position: u64, problem: impl Into<String>) -> ReplayError {
     }
 }
 
+/// What a refused restore means for an import.
+fn restore_error(error: RestoreError) -> ReplayError {
+    match error {
+        RestoreError::NotEmpty(dir) => ReplayError::Usage(format!(
+            "import needs an empty data directory; {} is not empty",
+            dir.display()
+        )),
+        RestoreError::Refused { position, problem } => damaged(position, problem.to_string()),
+        e @ RestoreError::BadIdempotencyRecord { .. } => {
+            ReplayError::Usage(format!("export file: {e}"))
+        }
+        RestoreError::Log(e) => e.into(),
+        other => ReplayError::Usage(format!("export file: {other}")),
+    }
+}
+
 fn hex_hash(text: &str) -> Option<Hash> {
     let mut hash = [0u8; 32];
     hex::decode_to_slice(text, &mut hash).ok()?;
     Some(hash)
-}
-
-/// Fails unless `dir` is missing or an empty directory.
-pub fn require_empty(dir: &Path) -> Result<(), ReplayError> {
-    match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ReplayError::io(format!("reading {}", dir.display()), e)),
-        Ok(mut entries) => match entries.next() {
-            None => Ok(()),
-            Some(_) => Err(ReplayError::Usage(format!(
-                "import needs an empty data directory; {} is not empty",
-                dir.display()
-            ))),
-        },
-    }
 }
 
 struct Lines<R> {
@@ -110,30 +115,20 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// One checked event, ready to store.
-struct Checked {
-    position: u64,
-    bytes: Vec<u8>,
-    /// Index of the stream in the order streams first appeared.
-    stream: u32,
-    /// The stream's id, on its first event only.
-    new_stream: Option<String>,
-    version: u64,
-}
-
 /// What the parsing thread hands to the writing one.
 enum Parsed {
-    Events(Vec<Checked>),
-    Idempotency(Vec<(Vec<u8>, Vec<u8>)>),
+    Events(Vec<CheckedRecord>),
+    Idempotency(Vec<(String, IdempotencyValue)>),
 }
 
 /// Events per message between the two threads.
 const CHUNK: usize = 1024;
 
 /// Parses and checks the whole file after its header, in order: every
-/// record's hash, its link to the previous one, dense positions,
-/// consecutive stream versions, the readable fields, the head hash and the
-/// counts. Sends checked events and idempotency records to `tx`.
+/// record through [`ChainCheck`] (hash, chain link, dense positions,
+/// consecutive stream versions), the readable fields against the record,
+/// the head hash and the counts. Sends checked records and idempotency
+/// records to `tx`.
 fn parse_body<R: BufRead>(
     lines: &mut Lines<R>,
     header: &Header,
@@ -141,8 +136,7 @@ fn parse_body<R: BufRead>(
     tx: &SyncSender<Result<Parsed, ReplayError>>,
 ) -> Result<(), ReplayError> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut streams: HashMap<String, (u32, u64)> = HashMap::new();
-    let mut prev_hash = GENESIS_HASH;
+    let mut check = ChainCheck::new();
     let mut chunk = Vec::with_capacity(CHUNK);
     for position in 0..header.events {
         let number = lines.number + 1;
@@ -166,30 +160,10 @@ fn parse_body<R: BufRead>(
         let bytes = b64
             .decode(line.record.as_bytes())
             .map_err(|e| bad(number, format!("record is not base64: {e}")))?;
-        if !RecordedEvent::hash_is_valid(&bytes).unwrap_or(false) {
-            return Err(damaged(
-                position,
-                "the record's hash does not match its bytes",
-            ));
-        }
-        let record = RecordedEvent::decode(&bytes)
-            .map_err(|e| damaged(position, format!("the record does not decode: {e}")))?;
-        if record.position != position || line.position != position {
-            return Err(damaged(
-                position,
-                format!(
-                    "found position {} where {position} was expected",
-                    record.position
-                ),
-            ));
-        }
-        if record.prev_hash != prev_hash {
-            return Err(damaged(
-                position,
-                "the record does not chain to the record before it",
-            ));
-        }
-        if hex_hash(&line.hash) != Some(record.hash)
+        let checked = check.check(bytes).map_err(restore_error)?;
+        let record = &checked.event;
+        if line.position != record.position
+            || hex_hash(&line.hash) != Some(record.hash)
             || hex_hash(&line.prev_hash) != Some(record.prev_hash)
             || line.stream_id != record.stream_id
             || line.stream_version != record.stream_version
@@ -203,39 +177,7 @@ fn parse_body<R: BufRead>(
                 "the readable fields disagree with the record bytes",
             ));
         }
-        let next_index =
-            u32::try_from(streams.len()).map_err(|_| bad(number, "too many streams"))?;
-        let (stream, new_stream, previous) = match streams.get_mut(&record.stream_id) {
-            Some((index, version)) => {
-                let previous = *version;
-                *version = record.stream_version;
-                (*index, None, previous)
-            }
-            None => {
-                streams.insert(
-                    record.stream_id.clone(),
-                    (next_index, record.stream_version),
-                );
-                (next_index, Some(record.stream_id.clone()), 0)
-            }
-        };
-        if record.stream_version != previous + 1 {
-            return Err(damaged(
-                position,
-                format!(
-                    "stream {} jumps from version {previous} to {}",
-                    record.stream_id, record.stream_version
-                ),
-            ));
-        }
-        prev_hash = record.hash;
-        chunk.push(Checked {
-            position,
-            bytes,
-            stream,
-            new_stream,
-            version: record.stream_version,
-        });
+        chunk.push(checked.record);
         if chunk.len() == CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
             if tx.send(Ok(Parsed::Events(full))).is_err() {
@@ -243,7 +185,7 @@ fn parse_body<R: BufRead>(
             }
         }
     }
-    if prev_hash != header_head {
+    if check.head_hash() != header_head {
         return Err(damaged(
             header.events.saturating_sub(1),
             "the last record's hash is not the header's head_hash",
@@ -269,11 +211,15 @@ fn parse_body<R: BufRead>(
                 format!("idempotency record {} points outside the log", line.key),
             ));
         }
-        let mut value = request_hash.to_vec();
-        for n in [line.first_position, line.last_position, line.stream_version] {
-            value.extend_from_slice(&keyspace::u64_value(n));
-        }
-        records.push((keyspace::idempotency_key(&line.key), value));
+        records.push((
+            line.key.into_owned(),
+            IdempotencyValue {
+                request_hash,
+                first_position: line.first_position,
+                last_position: line.last_position,
+                stream_version: line.stream_version,
+            },
+        ));
     }
     if let Some(text) = lines.next_line()? {
         if !text.trim().is_empty() {
@@ -302,17 +248,17 @@ fn guard_side_effects(dir: &Path, names: &[String]) -> Result<(), ReplayError> {
 
 /// Imports the export read from `input` into the empty directory `dir`.
 ///
-/// One thread parses and checks the file while this one writes: records in
-/// position order as they come, then the stream index sorted by key, the
-/// heads, the idempotency records and the meta record last. (sled inserts
-/// keys in ascending order fastest, and plain inserts outrun batches; the
-/// meta-last rule gives the all-or-nothing outcome.)
+/// One thread parses the file and checks every record ([`ChainCheck`])
+/// while this one writes them through a [`Restorer`]: records in position
+/// order as they come, then (in [`Restorer::finish`]) the stream index
+/// sorted by key, the heads, the idempotency records and the meta record
+/// last, and the acknowledged head.
 pub fn import(
     input: impl Read + Send,
     dir: &Path,
     progress: &Progress,
 ) -> Result<ImportSummary, ReplayError> {
-    require_empty(dir)?;
+    restore::require_empty(dir).map_err(restore_error)?;
     let mut lines = Lines {
         reader: BufReader::with_capacity(1 << 20, input),
         buf: String::new(),
@@ -348,141 +294,71 @@ pub fn import(
     }
     let header_head =
         hex_hash(&header.head_hash).ok_or_else(|| bad(1, "head_hash is not 64 hex digits"))?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ReplayError::io(format!("creating {}", dir.display()), e))?;
-    let db = open_sled(dir)?;
-    let tree = db.open_tree(keyspace::LOG_TREE)?;
+    let mut restorer = Restorer::create(dir, CACHE_BYTES).map_err(restore_error)?;
     progress.set_total(header.events);
 
     let (tx, rx) = sync_channel::<Result<Parsed, ReplayError>>(8);
     let header_ref = &header;
-    let written = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let parser = scope.spawn(move || {
             if let Err(e) = parse_body(&mut lines, header_ref, header_head, &tx) {
                 let _ = tx.send(Err(e));
             }
         });
-        let written = write_log(&tree, &rx, progress);
+        let written = write_log(&mut restorer, &rx, progress);
         drop(rx);
         let _ = parser.join();
         written
     })?;
-    if written.events != header.events {
+    if restorer.next_position() != header.events {
         return Err(bad(0, "the file was not read to its end"));
     }
-    // Meta last: only a complete import opens as a log.
-    let mut meta = vec![FORMAT_VERSION];
-    meta.extend_from_slice(&keyspace::u64_value(header.events));
-    meta.extend_from_slice(&header_head);
-    tree.insert(keyspace::META, meta)?;
-    db.flush()?;
-    drop(tree);
-    drop(db);
+    let restored = restorer.finish().map_err(restore_error)?;
     crate::datadir::wait_released(dir)?;
     progress.finish();
     // Open it as the server would: recovery checks the head, meta and heads.
     let log = DataDir::new(dir).open_log()?;
     close_log(log)?;
     Ok(ImportSummary {
-        events: header.events,
-        streams: written.streams,
-        idempotency_records: header.idempotency_records,
-        head_hash: hex::encode(header_head),
+        events: restored.events,
+        streams: restored.streams,
+        idempotency_records: restored.idempotency_records,
+        head_hash: hex::encode(restored.head_hash),
         recovery_consumers: Vec::new(),
     })
 }
 
-struct Written {
-    events: u64,
-    streams: u64,
-}
-
-/// Writes what the parser sends: records, then the sorted stream index,
-/// heads and idempotency records.
+/// Writes what the parser sends through `restorer`: records as they come,
+/// then the idempotency records (written by [`Restorer::finish`]).
 fn write_log(
-    tree: &sled::Tree,
+    restorer: &mut Restorer,
     rx: &Receiver<Result<Parsed, ReplayError>>,
     progress: &Progress,
-) -> Result<Written, ReplayError> {
-    let mut names: Vec<String> = Vec::new();
-    let mut index: Vec<(u32, u64, u64)> = Vec::new();
-    let mut events = 0u64;
-    let mut idempotency = None;
+) -> Result<(), ReplayError> {
+    let mut complete = false;
     for message in rx {
         match message? {
             Parsed::Events(chunk) => {
-                for event in chunk {
-                    tree.insert(keyspace::event_key(event.position), event.bytes)?;
-                    if let Some(name) = event.new_stream {
-                        names.push(name);
-                    }
-                    index.push((event.stream, event.version, event.position));
-                    events += 1;
+                for record in chunk {
+                    restorer.write(record).map_err(restore_error)?;
                 }
-                progress.set(events);
+                progress.set(restorer.next_position());
             }
-            Parsed::Idempotency(records) => idempotency = Some(records),
+            Parsed::Idempotency(records) => {
+                for (key, value) in records {
+                    restorer
+                        .add_idempotency(&key, value)
+                        .map_err(restore_error)?;
+                }
+                complete = true;
+            }
         }
     }
-    let Some(idempotency) = idempotency else {
-        return Err(bad(0, "the file was not read to its end"));
-    };
-    // Streams ranked by their index key, so index keys go in ascending.
-    let mut ranked: Vec<(Vec<u8>, u32)> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            (
-                keyspace::stream_prefix(name),
-                u32::try_from(i).unwrap_or(u32::MAX),
-            )
-        })
-        .collect();
-    ranked.sort_unstable();
-    let mut rank = vec![0u32; names.len()];
-    for (r, (_, stream)) in ranked.iter().enumerate() {
-        if let Some(slot) = rank.get_mut(stream_slot(*stream)) {
-            *slot = u32::try_from(r).unwrap_or(u32::MAX);
-        }
+    if complete {
+        Ok(())
+    } else {
+        Err(bad(0, "the file was not read to its end"))
     }
-    index.sort_unstable_by_key(|(stream, version, _)| {
-        (
-            rank.get(stream_slot(*stream)).copied().unwrap_or(0),
-            *version,
-        )
-    });
-    let mut heads: Vec<(u64, u64)> = vec![(0, 0); names.len()];
-    for (stream, version, position) in index {
-        let name = names.get(stream_slot(stream)).map_or("", String::as_str);
-        tree.insert(
-            keyspace::stream_index_key(name, version),
-            &keyspace::u64_value(position),
-        )?;
-        if let Some(head) = heads.get_mut(stream_slot(stream)) {
-            *head = (version, position);
-        }
-    }
-    let mut by_head_key: Vec<(Vec<u8>, usize)> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (keyspace::head_key(name), i))
-        .collect();
-    by_head_key.sort_unstable();
-    for (key, i) in by_head_key {
-        let (version, position) = heads.get(i).copied().unwrap_or((0, 0));
-        tree.insert(key, &keyspace::head_value(version, position))?;
-    }
-    for (key, value) in idempotency {
-        tree.insert(key, value)?;
-    }
-    Ok(Written {
-        events,
-        streams: u64::try_from(names.len()).unwrap_or(u64::MAX),
-    })
-}
-
-fn stream_slot(stream: u32) -> usize {
-    usize::try_from(stream).unwrap_or(usize::MAX)
 }
 
 /// Runs `import`.
