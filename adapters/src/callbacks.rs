@@ -250,11 +250,11 @@ impl std::fmt::Debug for CallbackInbox {
     }
 }
 
-/// Parts of a business idempotency key.
+/// Parts of a business idempotency key (its purpose must name one, and
+/// is checked against the handoff's through the whole key).
 struct KeyParts {
     tenant: String,
     target: String,
-    purpose: Purpose,
 }
 
 fn parse_key(key: &str) -> Option<KeyParts> {
@@ -263,11 +263,10 @@ fn parse_key(key: &str) -> Option<KeyParts> {
         return None;
     };
     attempt.parse::<u32>().ok()?;
-    let purpose: Purpose = purpose.parse().ok()?;
+    purpose.parse::<Purpose>().ok()?;
     Some(KeyParts {
         tenant: (*tenant).to_owned(),
         target: (*target).to_owned(),
-        purpose,
     })
 }
 
@@ -491,22 +490,7 @@ impl CallbackInbox {
                 "the handoff is with another system",
             ));
         }
-        let class = map_state(
-            system,
-            parts.purpose,
-            &parsed.raw_state,
-            parsed.raw_code.as_deref(),
-        );
-        let observation = Observation {
-            handoff_id: handoff.id.clone(),
-            attempt: handoff.subject.attempt,
-            class,
-            raw_code: Some(parsed.raw_code.clone().unwrap_or(parsed.raw_state.clone())),
-            raw_label: Some(parsed.raw_state.clone()),
-            external_reference: parsed.external_reference.clone(),
-            observed_at: Timestamp(now_ms),
-            source: ObservationSource::Callback,
-        };
+        let observation = observation_of(system, parsed, &handoff, now_ms);
         let retry_policy = self
             .inner
             .config
@@ -692,22 +676,8 @@ impl CallbackInbox {
         let loaded = path.load::<HandoffDecider>(&stream)?;
         let outcome = match loaded.state {
             HandoffState::Open(handoff) if handoff.subject.tenant_id.as_str() == parsed.tenant => {
-                let class = map_state(
-                    system,
-                    handoff.subject.purpose,
-                    &parsed.raw_state,
-                    parsed.raw_code.as_deref(),
-                );
-                let observation = Observation {
-                    handoff_id: handoff.id.clone(),
-                    attempt: handoff.subject.attempt,
-                    class,
-                    raw_code: Some(parsed.raw_code.clone().unwrap_or(parsed.raw_state.clone())),
-                    raw_label: Some(parsed.raw_state.clone()),
-                    external_reference: parsed.external_reference.clone(),
-                    observed_at: Timestamp(record.received_at_ms),
-                    source: ObservationSource::Callback,
-                };
+                let observation =
+                    observation_of(system, parsed, &handoff, record.received_at_ms);
                 let mut context = CommandContext::new(
                     CommandKey::callback(
                         &TenantId::new(parsed.tenant.clone()),
@@ -762,6 +732,31 @@ impl CallbackInbox {
     /// How many callbacks are parked.
     pub fn parked_count(&self) -> usize {
         self.inner.parked.len()
+    }
+}
+
+/// A callback as an observation of `handoff`: its state mapped to an
+/// outcome class, the raw state and code kept as evidence.
+fn observation_of(
+    system: TargetSystem,
+    parsed: &ParsedCallback,
+    handoff: &domain::handoff::Handoff,
+    at_ms: i64,
+) -> Observation {
+    Observation {
+        handoff_id: handoff.id.clone(),
+        attempt: handoff.subject.attempt,
+        class: map_state(
+            system,
+            handoff.subject.purpose,
+            &parsed.raw_state,
+            parsed.raw_code.as_deref(),
+        ),
+        raw_code: Some(parsed.raw_code.clone().unwrap_or(parsed.raw_state.clone())),
+        raw_label: Some(parsed.raw_state.clone()),
+        external_reference: parsed.external_reference.clone(),
+        observed_at: Timestamp(at_ms),
+        source: ObservationSource::Callback,
     }
 }
 

@@ -96,6 +96,3 @@ pub struct IdempotencyLine<'a> {
     /// Stream version after the request.
     pub stream_version: u64,
 }
-
-/// Length of a stored idempotency value: request hash and three u64.
-pub const IDEMPOTENCY_VALUE_LEN: usize = 32 + 3 * 8;

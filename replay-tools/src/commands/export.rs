@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::cli::{Ctx, Outcome};
 use crate::error::ReplayError;
 use crate::export_format::{
-    EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME, IDEMPOTENCY_VALUE_LEN,
+    EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME,
 };
 use crate::output::{write_error, write_json_line, Out};
 use crate::progress::Progress;
@@ -127,17 +127,15 @@ pub fn export(
         let (key, value) = entry?;
         let key =
             std::str::from_utf8(&key).map_err(|_| damaged(0, "an idempotency key is not UTF-8"))?;
-        if value.len() != IDEMPOTENCY_VALUE_LEN {
-            return Err(damaged(0, format!("idempotency record {key} is malformed")));
-        }
-        let at = |i: usize| eventlog::keyspace::read_u64(&value[32 + 8 * i..]).unwrap_or(0);
+        let record = eventlog::keyspace::parse_idempotency_value(&value)
+            .ok_or_else(|| damaged(0, format!("idempotency record {key} is malformed")))?;
         let line = IdempotencyLine {
             kind: Cow::Borrowed("idempotency"),
             key: Cow::Borrowed(key),
-            request_hash: Cow::Owned(hex::encode(&value[..32])),
-            first_position: at(0),
-            last_position: at(1),
-            stream_version: at(2),
+            request_hash: Cow::Owned(hex::encode(record.request_hash)),
+            first_position: record.first_position,
+            last_position: record.last_position,
+            stream_version: record.stream_version,
         };
         write_json_line(writer, &line)?;
         written += 1;
