@@ -3,12 +3,21 @@
 //! Calls are counted by system and normalized outcome class; callback
 //! refusals by their stable reason; reconciliation by runs, checks and
 //! corrections; recovery by suppressed side effects.
+//!
+//! The server's one Prometheus registry (prometheus-client) reads them at
+//! each scrape through [`Metrics`]'s [`Collector`] (or
+//! [`MetricsSnapshot::encode_metrics`]); [`encode_family`] and [`encode_metric`]
+//! are the helpers every scrape-time owner writes its families with.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use domain::idempotency::TargetSystem;
 use domain::outcome::OutcomeClass;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::TypedMetric;
 use serde::Serialize;
 
 use crate::callbacks::RejectionReason;
@@ -197,162 +206,214 @@ pub struct MetricsSnapshot {
     pub policy_refusals: u64,
 }
 
-fn family(out: &mut String, name: &str, help: &str) {
-    use std::fmt::Write;
-    let _ = writeln!(out, "# HELP oms_adapters_{name} {help}");
-    let _ = writeln!(out, "# TYPE oms_adapters_{name} counter");
-}
-
-fn labelled(
-    out: &mut String,
+/// Writes one metric family whose samples are read at scrape time: its
+/// `# HELP` and `# TYPE` lines, then one sample per label set. The type
+/// comes from the metric: for a counter, `name` is the family name without
+/// `_total`, which the encoder appends to every sample.
+///
+/// This is how every owner of figures (these counters, the relay's status,
+/// the log and the projectors in the server) writes into the server's one
+/// registry from its [`Collector`].
+///
+/// # Errors
+/// When the writer fails.
+pub fn encode_family<S, M>(
+    encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    label: &str,
-    values: &BTreeMap<&'static str, u64>,
-) {
-    use std::fmt::Write;
-    family(out, name, help);
-    for (value, n) in values {
-        let _ = writeln!(out, "oms_adapters_{name}{{{label}=\"{value}\"}} {n}");
+    samples: impl IntoIterator<Item = (S, M)>,
+) -> Result<(), std::fmt::Error>
+where
+    S: EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, M::TYPE)?;
+    for (labels, metric) in samples {
+        metric.encode(family.encode_family(&labels)?)?;
     }
+    Ok(())
+}
+
+/// Writes one metric family of a single sample without labels (see
+/// [`encode_family`] for the naming of counters).
+///
+/// # Errors
+/// When the writer fails.
+pub fn encode_metric<M>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> Result<(), std::fmt::Error>
+where
+    M: EncodeMetric + TypedMetric,
+{
+    metric.encode(encoder.encode_descriptor(name, help, None, M::TYPE)?)
+}
+
+fn by_label<'a>(
+    label: &'static str,
+    values: &'a BTreeMap<&'static str, u64>,
+) -> impl Iterator<Item = ([(&'static str, &'a str); 1], ConstCounter<u64>)> + 'a {
+    values
+        .iter()
+        .map(move |(value, n)| ([(label, *value)], ConstCounter::new(*n)))
 }
 
 impl MetricsSnapshot {
-    /// The counters in the Prometheus text exposition format, every name
-    /// prefixed `oms_adapters_`.
-    pub fn prometheus_text(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        family(
-            &mut out,
-            "external_calls_total",
+    /// Writes the counters as `oms_*` counter families (the names the
+    /// server has always exposed: `oms_external_calls_total{system,outcome}`,
+    /// `oms_callback_rejections_total{reason}`, ...). Labelled families
+    /// carry only their non-zero label sets.
+    ///
+    /// # Errors
+    /// When the writer fails.
+    pub fn encode_metrics(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        encode_family(
+            encoder,
+            "oms_external_calls",
             "External calls by system and outcome class.",
-        );
-        for (system, classes) in &self.calls {
-            for (class, n) in classes {
-                let _ = writeln!(
-                    out,
-                    "oms_adapters_external_calls_total{{system=\"{system}\",outcome=\"{class}\"}} {n}"
-                );
-            }
-        }
-        labelled(
-            &mut out,
-            "status_queries_total",
+            self.calls.iter().flat_map(|(system, classes)| {
+                classes.iter().map(move |(class, n)| {
+                    (
+                        [("system", *system), ("outcome", *class)],
+                        ConstCounter::new(*n),
+                    )
+                })
+            }),
+        )?;
+        encode_family(
+            encoder,
+            "oms_status_queries",
             "Reconciliation status queries by system.",
-            "system",
-            &self.status_queries,
-        );
-        labelled(
-            &mut out,
-            "circuit_fast_fails_total",
+            by_label("system", &self.status_queries),
+        )?;
+        encode_family(
+            encoder,
+            "oms_circuit_fast_fails",
             "Calls refused by an open circuit, by system.",
-            "system",
-            &self.circuit_fast_fails,
-        );
-        labelled(
-            &mut out,
-            "callback_rejections_total",
+            by_label("system", &self.circuit_fast_fails),
+        )?;
+        encode_family(
+            encoder,
+            "oms_callback_rejections",
             "Refused callbacks by reason.",
-            "reason",
-            &self.callback_rejections,
-        );
+            by_label("reason", &self.callback_rejections),
+        )?;
         for (name, help, n) in [
             (
-                "callbacks_applied_total",
+                "oms_callbacks_applied",
                 "Callbacks whose observation was appended.",
                 self.callbacks_applied,
             ),
             (
-                "callbacks_duplicate_total",
+                "oms_callbacks_duplicate",
                 "Redelivered callbacks (no-ops).",
                 self.callbacks_duplicate,
             ),
             (
-                "callbacks_no_change_total",
+                "oms_callbacks_no_change",
                 "Callbacks that changed nothing.",
                 self.callbacks_no_change,
             ),
             (
-                "callbacks_refused_by_domain_total",
+                "oms_callbacks_refused_by_domain",
                 "Callbacks the handoff's rules refused.",
                 self.callbacks_refused_by_domain,
             ),
             (
-                "callbacks_parked_total",
+                "oms_callbacks_parked",
                 "Callbacks parked until their handoff appears.",
                 self.callbacks_parked,
             ),
             (
-                "callbacks_unparked_total",
+                "oms_callbacks_unparked",
                 "Parked callbacks applied later.",
                 self.callbacks_unparked,
             ),
             (
-                "callbacks_expired_total",
+                "oms_callbacks_expired",
                 "Parked callbacks given up after their expiry.",
                 self.callbacks_expired,
             ),
             (
-                "reconciliation_runs_total",
+                "oms_reconciliation_runs",
                 "Reconciliation runs.",
                 self.reconciliation_runs,
             ),
             (
-                "reconciliation_checked_total",
+                "oms_reconciliation_checked",
                 "Handoffs checked by reconciliation.",
                 self.reconciliation_checked,
             ),
             (
-                "reconciliation_corrections_total",
+                "oms_reconciliation_corrections",
                 "Handoffs whose state reconciliation changed.",
                 self.reconciliation_corrections,
             ),
             (
-                "suppressed_side_effects_total",
+                "oms_suppressed_side_effects",
                 "Calls not made while recovering.",
                 self.suppressed_side_effects,
             ),
             (
-                "interrupted_dispatches_total",
+                "oms_interrupted_dispatches",
                 "Dispatches found interrupted and marked unknown.",
                 self.interrupted_dispatches,
             ),
             (
-                "policy_commands_total",
+                "oms_policy_commands",
                 "Commands executed by the process manager.",
                 self.policy_commands,
             ),
             (
-                "policy_refusals_total",
+                "oms_policy_refusals",
                 "Process manager commands refused by a rule.",
                 self.policy_refusals,
             ),
         ] {
-            family(&mut out, name, help);
-            let _ = writeln!(out, "oms_adapters_{name} {n}");
+            encode_metric(encoder, name, help, ConstCounter::new(n))?;
         }
-        out
+        Ok(())
+    }
+}
+
+/// The counters as read at each scrape.
+impl Collector for Metrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.snapshot().encode_metrics(&mut encoder)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use prometheus_client::encoding::prometheus_text::encode;
+    use prometheus_client::registry::Registry;
 
     #[test]
-    fn the_prometheus_text_has_labelled_counters() {
-        let metrics = Metrics::default();
+    fn the_counters_are_labelled_families_in_the_registry() {
+        let metrics = std::sync::Arc::new(Metrics::default());
         metrics.record_call(TargetSystem::Billing, OutcomeClass::Unknown);
         metrics.record_callback_rejection(RejectionReason::BadSignature);
-        let text = metrics.snapshot().prometheus_text();
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(metrics));
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
         assert!(
-            text.contains(
-                "oms_adapters_external_calls_total{system=\"billing\",outcome=\"unknown\"} 1"
-            ),
+            text.contains("# TYPE oms_external_calls_total counter\n"),
             "{text}"
         );
-        assert!(text.contains("oms_adapters_callback_rejections_total{reason=\"bad_signature\"} 1"));
-        assert!(text.contains("oms_adapters_reconciliation_runs_total 0"));
+        assert!(
+            text.contains("oms_external_calls_total{system=\"billing\",outcome=\"unknown\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("oms_callback_rejections_total{reason=\"bad_signature\"} 1\n"));
+        assert!(text.contains("oms_reconciliation_runs_total 0\n"));
+        assert!(!text.contains("_total_total"), "{text}");
     }
 }

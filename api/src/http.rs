@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
+use prometheus_client::collector::Collector;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
@@ -46,8 +47,10 @@ pub struct AppState {
     pub max_message_bytes: usize,
     /// Readiness bound: projector lag at most this many events.
     pub ready_max_lag: u64,
-    /// Extra series appended to `/metrics` (the adapters' counters).
-    pub extra_metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+    /// The external-system runtime's figures (the adapters' counters, the
+    /// relay, consumer lag), read into `/metrics`' one registry at each
+    /// scrape.
+    pub extra_metrics: Arc<dyn Collector>,
 }
 
 /// The router, with limits. `extra` routes (callbacks) are merged as-is.
@@ -344,37 +347,16 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
             return (StatusCode::UNAUTHORIZED, "bearer token required\n").into_response();
         }
     }
-    let platform = &state.platform;
-    let mut out = String::new();
-    platform.metrics.render(&mut out);
-    let stats = platform.log.writer_stats();
-    metrics::counter(
-        &mut out,
-        "oms_log_events_written_total",
-        stats.events_written,
-    );
-    metrics::counter(&mut out, "oms_log_group_commits_total", stats.group_commits);
-    metrics::gauge(
-        &mut out,
-        "oms_log_head_position",
-        &[],
-        platform.log.next_position() as f64,
-    );
-    out.push_str("# TYPE oms_projector_lag_events gauge\n");
-    for status in platform.projections.status() {
-        metrics::gauge(
-            &mut out,
-            "oms_projector_lag_events",
-            &[("projector", &status.name)],
-            status.lag as f64,
-        );
-        metrics::gauge(
-            &mut out,
-            "oms_projector_failed",
-            &[("projector", &status.name)],
-            if status.failure.is_some() { 1.0 } else { 0.0 },
-        );
+    let registry = metrics::registry(&state.platform, state.extra_metrics.clone());
+    match metrics::render(&registry) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "metrics exposition failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics exposition failed\n",
+            )
+                .into_response()
+        }
     }
-    (state.extra_metrics)(&mut out);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

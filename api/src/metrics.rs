@@ -1,170 +1,331 @@
-//! Request and command metrics, rendered in the Prometheus text format.
+//! Metrics: one Prometheus registry (the `prometheus-client` crate) that
+//! `/metrics` renders in the Prometheus text format 0.0.4.
 //!
-//! The server's own counters live here; the log, projector and adapter
-//! figures are read from their owners when `/metrics` is scraped.
+//! Every figure keeps one owner. The server's own series (request and
+//! append histograms, conflict and auth-failure counters) are metric
+//! families registered from [`Metrics`]; the log's and the projectors'
+//! figures are read from them at scrape time by [`LogMetrics`]; the
+//! external-system runtime (the adapters' counters, the relay, consumer
+//! lag) is one more [`Collector`], `runtime::External::metrics`. The
+//! registry is assembled from those handles at each scrape ([`registry`]),
+//! which costs a few reference-count increments.
+//!
+//! Counter families are named without `_total`; the encoder appends it
+//! (`oms_auth_failures` is exposed as `oms_auth_failures_total`).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use adapters::metrics::{encode_family, encode_metric};
+use eventlog::EventLog;
+use projections::Projections;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::platform::Platform;
+
+/// The content type of the exposition `/metrics` answers with.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Latency bucket bounds in seconds.
 const BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum_s: f64,
+/// Longest operation name kept as a label value.
+const MAX_OPERATION_LABEL: usize = 64;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bound, bucket) in BUCKETS.iter().zip(self.buckets.iter_mut()) {
-            if seconds <= *bound {
-                *bucket += 1;
-            }
-        }
-        self.count += 1;
-        self.sum_s += seconds;
-    }
+/// A constructor for histogram families (a `fn` pointer, so the family is
+/// `Clone` and `Debug`).
+type NewHistogram = fn() -> Histogram;
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        for (bound, bucket) in BUCKETS.iter().zip(self.buckets.iter()) {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {bucket}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_s);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: String,
+    outcome: &'static str,
 }
 
-/// The server's counters. Cheap to update from any task.
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
+}
+
+/// The server's own series. Cheap to update from any task; cloning shares
+/// the series.
+#[derive(Clone, Debug)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, &'static str), Histogram>>,
-    appends: Mutex<Histogram>,
-    idempotency_conflicts: AtomicU64,
-    version_conflicts: AtomicU64,
-    auth_failures: AtomicU64,
+    requests: Family<RequestLabels, Histogram, NewHistogram>,
+    appends: Family<PathLabels, Histogram, NewHistogram>,
+    /// The one `path="graphql"` member of `appends`.
+    graphql_appends: Histogram,
+    idempotency_conflicts: Counter,
+    version_conflicts: Counter,
+    auth_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let appends: Family<PathLabels, Histogram, NewHistogram> =
+            Family::new_with_constructor(latency_histogram);
+        // Created up front, so the series is there (count 0) before the
+        // first command.
+        let graphql_appends = appends.get_or_create_owned(&PathLabels { path: "graphql" });
+        Self {
+            requests: Family::new_with_constructor(latency_histogram),
+            appends,
+            graphql_appends,
+            idempotency_conflicts: Counter::default(),
+            version_conflicts: Counter::default(),
+            auth_failures: Counter::default(),
+        }
+    }
+}
+
+/// The operation as a label value: bounded in length and free of
+/// characters the exposition would have to escape (`"`, `\`, control
+/// characters), or `anonymous`. GraphQL operation names and `batch[N]`
+/// pass unchanged.
+fn operation_label(operation: &str) -> String {
+    let plain = operation
+        .chars()
+        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if !operation.is_empty() && operation.len() <= MAX_OPERATION_LABEL && plain {
+        operation.to_owned()
+    } else {
+        "anonymous".to_owned()
+    }
 }
 
 impl Metrics {
     /// Records one GraphQL operation (`name`, ok or error) and its latency.
     pub fn observe_request(&self, operation: &str, ok: bool, elapsed: Duration) {
-        let outcome = if ok { "ok" } else { "error" };
-        if let Ok(mut requests) = self.requests.lock() {
+        let labels = RequestLabels {
             // Bound the label set: unnamed or odd names collapse.
-            let name = if operation.len() <= 64 && !operation.is_empty() {
-                operation.to_owned()
-            } else {
-                "anonymous".to_owned()
-            };
-            requests
-                .entry((name, outcome))
-                .or_default()
-                .observe(elapsed.as_secs_f64());
-        }
+            operation: operation_label(operation),
+            outcome: if ok { "ok" } else { "error" },
+        };
+        self.requests
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records the latency of one command's append.
     pub fn observe_append(&self, elapsed: Duration) {
-        if let Ok(mut appends) = self.appends.lock() {
-            appends.observe(elapsed.as_secs_f64());
-        }
+        self.graphql_appends.observe(elapsed.as_secs_f64());
     }
 
     /// Counts a command refused because its id was reused with other input.
     pub fn idempotency_conflict(&self) {
-        self.idempotency_conflicts.fetch_add(1, Ordering::Relaxed);
+        self.idempotency_conflicts.inc();
     }
 
     /// Counts a command refused because the client's expected version was stale.
     pub fn version_conflict(&self) {
-        self.version_conflicts.fetch_add(1, Ordering::Relaxed);
+        self.version_conflicts.inc();
     }
 
     /// Counts a request without a valid credential.
     pub fn auth_failure(&self) {
-        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+        self.auth_failures.inc();
     }
 
-    /// The server's own series in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# TYPE oms_graphql_request_seconds histogram");
-        if let Ok(requests) = self.requests.lock() {
-            for ((operation, outcome), histogram) in requests.iter() {
-                let labels = format!("operation=\"{}\",outcome=\"{outcome}\"", escape(operation));
-                histogram.render(out, "oms_graphql_request_seconds", &labels);
-            }
-        }
-        let _ = writeln!(out, "# TYPE oms_command_append_seconds histogram");
-        if let Ok(appends) = self.appends.lock() {
-            appends.render(out, "oms_command_append_seconds", "path=\"graphql\"");
-        }
-        counter(
-            out,
-            "oms_idempotency_conflicts_total",
-            self.idempotency_conflicts.load(Ordering::Relaxed),
+    /// Registers the server's series in `registry` (sharing them: later
+    /// updates show in it).
+    pub fn register(&self, registry: &mut Registry) {
+        // The registry appends a full stop to each help text.
+        registry.register(
+            "oms_graphql_request_seconds",
+            "GraphQL operations by operation name and outcome, in seconds",
+            self.requests.clone(),
         );
-        counter(
-            out,
-            "oms_version_conflicts_total",
-            self.version_conflicts.load(Ordering::Relaxed),
+        registry.register(
+            "oms_command_append_seconds",
+            "Appends of commands to the log, in seconds",
+            self.appends.clone(),
         );
-        counter(
-            out,
-            "oms_auth_failures_total",
-            self.auth_failures.load(Ordering::Relaxed),
+        registry.register(
+            "oms_idempotency_conflicts",
+            "Commands refused because their id was reused with other input",
+            self.idempotency_conflicts.clone(),
         );
-    }
-}
-
-/// Writes one counter without labels.
-pub fn counter(out: &mut String, name: &str, value: u64) {
-    let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
-}
-
-/// Writes one gauge sample with labels (`labels` may be empty).
-pub fn gauge(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    let labels = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect::<Vec<_>>()
-        .join(",");
-    if labels.is_empty() {
-        let _ = writeln!(out, "{name} {value}");
-    } else {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        registry.register(
+            "oms_version_conflicts",
+            "Commands refused because the expected version was stale",
+            self.version_conflicts.clone(),
+        );
+        registry.register(
+            "oms_auth_failures",
+            "Requests without a valid credential",
+            self.auth_failures.clone(),
+        );
     }
 }
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The log's and the projectors' figures, read from them at each scrape.
+#[derive(Clone)]
+pub struct LogMetrics {
+    log: EventLog,
+    projections: Arc<Projections>,
+}
+
+impl LogMetrics {
+    /// Reads `log` and `projections` at each scrape.
+    pub fn new(log: EventLog, projections: Arc<Projections>) -> Self {
+        Self { log, projections }
+    }
+}
+
+impl fmt::Debug for LogMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Collector for LogMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let stats = self.log.writer_stats();
+        encode_metric(
+            &mut encoder,
+            "oms_log_events_written",
+            "Events the log has written since start.",
+            ConstCounter::new(stats.events_written),
+        )?;
+        encode_metric(
+            &mut encoder,
+            "oms_log_group_commits",
+            "Group commits of the log since start.",
+            ConstCounter::new(stats.group_commits),
+        )?;
+        encode_metric(
+            &mut encoder,
+            "oms_log_head_position",
+            "The log's next position.",
+            ConstGauge::new(self.log.next_position()),
+        )?;
+        let statuses = self.projections.status();
+        encode_family(
+            &mut encoder,
+            "oms_projector_lag_events",
+            "Events each projector is behind the log.",
+            statuses
+                .iter()
+                .map(|s| ([("projector", s.name.as_str())], ConstGauge::new(s.lag))),
+        )?;
+        encode_family(
+            &mut encoder,
+            "oms_projector_failed",
+            "1 when the projector stopped on a failure.",
+            statuses.iter().map(|s| {
+                (
+                    [("projector", s.name.as_str())],
+                    ConstGauge::new(u64::from(s.failure.is_some())),
+                )
+            }),
+        )
+    }
+}
+
+/// A shared collector registered in a registry without giving it away.
+#[derive(Debug)]
+struct Shared(Arc<dyn Collector>);
+
+impl Collector for Shared {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        self.0.encode(encoder)
+    }
+}
+
+/// The one registry `/metrics` renders: the server's series, the log and
+/// the projectors, and `external` (the external-system runtime).
+pub fn registry(platform: &Platform, external: Arc<dyn Collector>) -> Registry {
+    let mut registry = Registry::default();
+    platform.metrics.register(&mut registry);
+    registry.register_collector(Box::new(LogMetrics::new(
+        platform.log.clone(),
+        platform.projections.clone(),
+    )));
+    registry.register_collector(Box::new(Shared(external)));
+    registry
+}
+
+/// `registry` in the Prometheus text format 0.0.4.
+///
+/// # Errors
+/// When a collector fails to write.
+pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn rendered(metrics: &Metrics) -> String {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        render(&registry).unwrap()
+    }
 
     #[test]
     fn requests_render_as_a_histogram_per_operation_and_outcome() {
         let metrics = Metrics::default();
         metrics.observe_request("CreateQuote", true, Duration::from_millis(2));
         metrics.observe_request("CreateQuote", false, Duration::from_millis(200));
-        let mut out = String::new();
-        metrics.render(&mut out);
+        let out = rendered(&metrics);
+        assert!(
+            out.contains("# TYPE oms_graphql_request_seconds histogram\n"),
+            "{out}"
+        );
         assert!(out.contains(
-            "oms_graphql_request_seconds_count{operation=\"CreateQuote\",outcome=\"ok\"} 1"
+            "oms_graphql_request_seconds_count{operation=\"CreateQuote\",outcome=\"ok\"} 1\n"
         ));
+        assert!(
+            out.contains(
+                "oms_graphql_request_seconds_bucket{operation=\"CreateQuote\",outcome=\"error\",le=\"0.1\"} 0\n"
+            ),
+            "{out}"
+        );
         assert!(out.contains(
-            "oms_graphql_request_seconds_bucket{operation=\"CreateQuote\",outcome=\"error\",le=\"0.1\"} 0"
+            "oms_graphql_request_seconds_bucket{operation=\"CreateQuote\",outcome=\"error\",le=\"1\"} 1\n"
         ));
+    }
+
+    #[test]
+    fn counters_keep_their_names_and_appends_show_before_the_first_command() {
+        let metrics = Metrics::default();
+        metrics.auth_failure();
+        metrics.auth_failure();
+        metrics.idempotency_conflict();
+        let out = rendered(&metrics);
+        assert!(
+            out.contains("# TYPE oms_auth_failures_total counter\noms_auth_failures_total 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("oms_idempotency_conflicts_total 1\n"));
+        assert!(out.contains("oms_version_conflicts_total 0\n"));
+        assert!(out.contains("oms_command_append_seconds_count{path=\"graphql\"} 0\n"));
+        assert!(!out.contains("_total_total"), "{out}");
+    }
+
+    #[test]
+    fn odd_operation_names_collapse_to_anonymous() {
+        assert_eq!(operation_label("CreateQuote"), "CreateQuote");
+        assert_eq!(operation_label("batch[3]"), "batch[3]");
+        for odd in ["", "a\"b", "a\\b", "a\nb", "a b", &"x".repeat(65)] {
+            assert_eq!(operation_label(odd), "anonymous", "{odd:?}");
+        }
     }
 }

@@ -3,10 +3,10 @@
 //! reconciliation), the callback route and, on the embedded default, the
 //! in-process simulators every tenant's systems point at.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use adapters::metrics::encode_family;
 use adapters::simulators::{Fault, Script, SigningKeys};
 use adapters::{
     relay::Relay, CommandPath, CrmError, CustomerDirectory, Fulfillment, FulfillmentOptions,
@@ -15,12 +15,14 @@ use adapters::{
 use axum::Router;
 use domain::ids::{CustomerId, TenantId};
 use domain::quote::CustomerSnapshot;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::gauge::ConstGauge;
 use rand::RngCore;
 use tokio::sync::Mutex;
 
 use crate::config::ServerConfig;
 use crate::graphql::error::{ApiError, ApiResult};
-use crate::metrics;
 use crate::platform::{BoxFuture, FulfillmentControl};
 
 /// The started runtime.
@@ -29,8 +31,8 @@ pub struct External {
     pub customers: Arc<dyn CustomerDirectory>,
     /// Operator controls.
     pub control: Arc<dyn FulfillmentControl>,
-    /// Extra `/metrics` series.
-    pub metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+    /// The runtime's `/metrics` figures, read at each scrape.
+    pub metrics: Arc<dyn Collector>,
     /// `POST /callbacks/{system}`.
     pub routes: Router,
     inner: Arc<Inner>,
@@ -151,13 +153,14 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
         simulators: Mutex::new(simulators),
         relay,
     });
-    let for_metrics = inner.clone();
     Ok(External {
         customers: Arc::new(customers),
         control: Arc::new(Control {
             inner: inner.clone(),
         }),
-        metrics: Arc::new(move |out: &mut String| render_metrics(&for_metrics, out)),
+        metrics: Arc::new(RuntimeMetrics {
+            inner: inner.clone(),
+        }),
         routes,
         inner,
     })
@@ -170,79 +173,44 @@ impl Inner {
     }
 }
 
-fn render_metrics(inner: &Inner, out: &mut String) {
-    if let Some(relay) = &inner.relay {
-        let status = relay.status();
-        out.push_str(&status.prometheus_text());
-        metrics::gauge(
-            out,
-            "oms_consumer_lag_events",
-            &[("consumer", adapters::relay::CONSUMER_NAME)],
-            status.lag as f64,
-        );
+/// The runtime's figures, read at each scrape: the adapters' counters
+/// (kept across restarts of the process), the relay's status, and the one
+/// `oms_consumer_lag_events` family of every consumer (the relay's and the
+/// fulfillment process's).
+struct RuntimeMetrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuntimeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeMetrics").finish_non_exhaustive()
     }
-    let current = inner.current.read().ok().and_then(|c| c.clone());
-    let Some(fulfillment) = current else {
-        return;
-    };
-    let snapshot = fulfillment.metrics_snapshot();
-    let _ = writeln!(out, "# TYPE oms_external_calls_total counter");
-    for (system, classes) in &snapshot.calls {
-        for (class, count) in classes {
-            metrics::gauge(
-                out,
-                "oms_external_calls_total",
-                &[("system", system), ("outcome", class)],
-                *count as f64,
-            );
+}
+
+impl Collector for RuntimeMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.inner
+            .options
+            .metrics
+            .snapshot()
+            .encode_metrics(&mut encoder)?;
+        let relay = self.inner.relay.as_ref().map(Relay::status);
+        if let Some(status) = &relay {
+            status.encode_metrics(&mut encoder)?;
         }
-    }
-    let _ = writeln!(out, "# TYPE oms_callback_rejections_total counter");
-    for (reason, count) in &snapshot.callback_rejections {
-        metrics::gauge(
-            out,
-            "oms_callback_rejections_total",
-            &[("reason", reason)],
-            *count as f64,
-        );
-    }
-    for (system, count) in &snapshot.circuit_fast_fails {
-        metrics::gauge(
-            out,
-            "oms_circuit_fast_fails_total",
-            &[("system", system)],
-            *count as f64,
-        );
-    }
-    metrics::counter(
-        out,
-        "oms_reconciliation_runs_total",
-        snapshot.reconciliation_runs,
-    );
-    metrics::counter(
-        out,
-        "oms_reconciliation_corrections_total",
-        snapshot.reconciliation_corrections,
-    );
-    metrics::counter(
-        out,
-        "oms_callbacks_applied_total",
-        snapshot.callbacks_applied,
-    );
-    metrics::counter(out, "oms_callbacks_parked_total", snapshot.callbacks_parked);
-    metrics::counter(
-        out,
-        "oms_suppressed_side_effects_total",
-        snapshot.suppressed_side_effects,
-    );
-    let _ = writeln!(out, "# TYPE oms_consumer_lag_events gauge");
-    for consumer in fulfillment.status().consumers {
-        metrics::gauge(
-            out,
+        let current = self.inner.current.read().ok().and_then(|c| c.clone());
+        let consumers = current.map(|f| f.status().consumers).unwrap_or_default();
+        let lags = relay
+            .iter()
+            .map(|r| (r.name.as_str(), r.lag))
+            .chain(consumers.iter().map(|c| (c.name.as_str(), c.lag)))
+            .map(|(name, lag)| ([("consumer", name)], ConstGauge::new(lag)));
+        encode_family(
+            &mut encoder,
             "oms_consumer_lag_events",
-            &[("consumer", &consumer.name)],
-            consumer.lag as f64,
-        );
+            "Events each consumer of the log is behind its head.",
+            lags,
+        )
     }
 }
 

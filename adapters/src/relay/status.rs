@@ -1,11 +1,17 @@
 //! What the relay reports: its checkpoint, lag, counters and connection,
 //! for `/metrics` and the consumer list.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
+
+use crate::metrics::encode_metric;
 
 /// A snapshot of the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,26 +44,79 @@ pub struct RelayStatus {
 }
 
 impl RelayStatus {
-    /// The status as Prometheus text (`oms_relay_*` series, plus the relay's
-    /// `oms_consumer_lag_events{consumer="relay"}` sample, without `# TYPE`
-    /// lines for that shared family).
-    pub fn prometheus_text(&self) -> String {
-        let mut out = String::new();
-        let mut line = |name: &str, kind: &str, value: u64| {
-            let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
-        };
-        line("oms_relay_checkpoint", "gauge", self.checkpoint);
-        line("oms_relay_lag_events", "gauge", self.lag);
-        line("oms_relay_published_total", "counter", self.published);
-        line("oms_relay_duplicates_total", "counter", self.duplicates);
-        line("oms_relay_skipped_total", "counter", self.skipped);
-        line("oms_relay_connected", "gauge", u64::from(self.connected));
-        line(
+    /// Writes the status as the `oms_relay_*` families. The relay's
+    /// `oms_consumer_lag_events{consumer="relay"}` sample is not among
+    /// them: that family is shared with the other consumers, and its one
+    /// owner (the server's runtime) writes it whole.
+    ///
+    /// # Errors
+    /// When the writer fails.
+    pub fn encode_metrics(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let gauge = |n: u64| ConstGauge::new(n);
+        encode_metric(
+            encoder,
+            "oms_relay_checkpoint",
+            "The relay's committed checkpoint: every event below it is in JetStream.",
+            gauge(self.checkpoint),
+        )?;
+        encode_metric(
+            encoder,
+            "oms_relay_lag_events",
+            "Events not yet known to be in JetStream.",
+            gauge(self.lag),
+        )?;
+        encode_metric(
+            encoder,
+            "oms_relay_published",
+            "Events JetStream acknowledged since start, duplicates included.",
+            ConstCounter::new(self.published),
+        )?;
+        encode_metric(
+            encoder,
+            "oms_relay_duplicates",
+            "Publishes JetStream acknowledged as duplicates since start.",
+            ConstCounter::new(self.duplicates),
+        )?;
+        encode_metric(
+            encoder,
+            "oms_relay_skipped",
+            "Events not published because of their tenant's publish mode since start.",
+            ConstCounter::new(self.skipped),
+        )?;
+        encode_metric(
+            encoder,
+            "oms_relay_connected",
+            "1 while the NATS connection is up.",
+            gauge(u64::from(self.connected)),
+        )?;
+        encode_metric(
+            encoder,
             "oms_relay_stopped",
-            "gauge",
-            u64::from(self.stopped_at.is_some()),
-        );
+            "1 when the relay stopped at an event it cannot relay.",
+            gauge(u64::from(self.stopped_at.is_some())),
+        )
+    }
+
+    /// The status alone in the Prometheus text format, as the server's
+    /// registry renders it (for tests and tools; the server itself writes
+    /// it with [`RelayStatus::encode_metrics`] into its one registry).
+    pub fn prometheus_text(&self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
         out
+    }
+}
+
+/// A snapshot as a collector: what it held when taken.
+impl Collector for RelayStatus {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.encode_metrics(&mut encoder)
     }
 }
 
@@ -123,5 +182,10 @@ mod tests {
         assert!(text.contains("oms_relay_lag_events 60\n"), "{text}");
         assert!(text
             .contains("# TYPE oms_relay_published_total counter\noms_relay_published_total 40\n"));
+        assert!(
+            text.contains("# TYPE oms_relay_lag_events gauge\n"),
+            "{text}"
+        );
+        assert!(!text.contains("_total_total"), "{text}");
     }
 }
