@@ -12,5 +12,6 @@ mod hardening;
 mod idempotency_first;
 mod input_hygiene;
 mod live;
+mod metrics;
 mod price_book;
 mod restart;
