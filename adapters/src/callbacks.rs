@@ -676,8 +676,7 @@ impl CallbackInbox {
         let loaded = path.load::<HandoffDecider>(&stream)?;
         let outcome = match loaded.state {
             HandoffState::Open(handoff) if handoff.subject.tenant_id.as_str() == parsed.tenant => {
-                let observation =
-                    observation_of(system, parsed, &handoff, record.received_at_ms);
+                let observation = observation_of(system, parsed, &handoff, record.received_at_ms);
                 let mut context = CommandContext::new(
                     CommandKey::callback(
                         &TenantId::new(parsed.tenant.clone()),

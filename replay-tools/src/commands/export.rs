@@ -14,9 +14,7 @@ use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
 use crate::error::ReplayError;
-use crate::export_format::{
-    EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME,
-};
+use crate::export_format::{EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME};
 use crate::output::{write_error, write_json_line, Out};
 use crate::progress::Progress;
 use crate::reader::{self, LogReader};
