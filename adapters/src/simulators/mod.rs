@@ -30,12 +30,15 @@
 //! ```
 
 mod dialect;
+mod faults;
 pub mod journal;
+mod plan;
+
+pub use faults::{Fault, FaultMix, FaultParseError, Script};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -54,205 +57,7 @@ use crate::external::{billing, inventory, provisioning};
 use crate::signing;
 use dialect::ErrorKind;
 use journal::{Journal, JournalLine};
-
-/// What a simulator does with one request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum Fault {
-    /// Apply the effect; answer (pending + callback, or final).
-    Succeed,
-    /// Refuse by a business rule (no effect).
-    BusinessReject,
-    /// Refuse the request's content (no effect).
-    ValidationReject,
-    /// Apply the effect, then hold the answer past any read timeout.
-    TimeoutAfterApply,
-    /// Hold the answer past any read timeout and never apply the effect.
-    TimeoutBeforeApply,
-    /// Apply, then answer after `late_ms`.
-    AnswerLate,
-    /// Apply, answer pending, call back twice with the same message id.
-    CallbackTwice,
-    /// Apply, answer pending, call back the final state then a stale one.
-    CallbackOutOfOrder,
-    /// Apply, deliver the callback, only then answer.
-    CallbackBeforeResponse,
-    /// Apply, answer pending, never call back.
-    DropCallback,
-    /// Apply, answer 200 with a body that is not the contract's.
-    MalformedBody,
-    /// 401, no effect.
-    Unauthorized,
-    /// 429, no effect.
-    TooManyRequests,
-    /// 500, no effect.
-    ServerError,
-    /// An HTTP status nobody mapped (418), no effect.
-    UnknownStatusCode,
-    /// 200 with an external status word nobody mapped, no effect.
-    UnknownExternalStatus,
-    /// Accept (answer pending) and never progress: no effect, no callback,
-    /// the status stays pending.
-    NeverCompletes,
-}
-
-impl Fault {
-    /// Every fault, in declaration order.
-    pub const ALL: [Fault; 17] = [
-        Fault::Succeed,
-        Fault::BusinessReject,
-        Fault::ValidationReject,
-        Fault::TimeoutAfterApply,
-        Fault::TimeoutBeforeApply,
-        Fault::AnswerLate,
-        Fault::CallbackTwice,
-        Fault::CallbackOutOfOrder,
-        Fault::CallbackBeforeResponse,
-        Fault::DropCallback,
-        Fault::MalformedBody,
-        Fault::Unauthorized,
-        Fault::TooManyRequests,
-        Fault::ServerError,
-        Fault::UnknownStatusCode,
-        Fault::UnknownExternalStatus,
-        Fault::NeverCompletes,
-    ];
-
-    /// The fault's name, as scripts and configuration spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Succeed => "Succeed",
-            Fault::BusinessReject => "BusinessReject",
-            Fault::ValidationReject => "ValidationReject",
-            Fault::TimeoutAfterApply => "TimeoutAfterApply",
-            Fault::TimeoutBeforeApply => "TimeoutBeforeApply",
-            Fault::AnswerLate => "AnswerLate",
-            Fault::CallbackTwice => "CallbackTwice",
-            Fault::CallbackOutOfOrder => "CallbackOutOfOrder",
-            Fault::CallbackBeforeResponse => "CallbackBeforeResponse",
-            Fault::DropCallback => "DropCallback",
-            Fault::MalformedBody => "MalformedBody",
-            Fault::Unauthorized => "Unauthorized",
-            Fault::TooManyRequests => "TooManyRequests",
-            Fault::ServerError => "ServerError",
-            Fault::UnknownStatusCode => "UnknownStatusCode",
-            Fault::UnknownExternalStatus => "UnknownExternalStatus",
-            Fault::NeverCompletes => "NeverCompletes",
-        }
-    }
-}
-
-impl std::fmt::Display for Fault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A fault name that is not one of [`Fault::ALL`], or a malformed mix.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FaultParseError(String);
-
-impl FromStr for Fault {
-    type Err = FaultParseError;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Fault::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
-                FaultParseError(format!(
-                    "unknown fault `{name}`; known: {}",
-                    known.join(", ")
-                ))
-            })
-    }
-}
-
-/// A ratio-based fault mix, in basis points (1/10,000) per fault; the rest
-/// succeeds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FaultMix {
-    weights: Vec<(Fault, u32)>,
-}
-
-impl FaultMix {
-    /// No faults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `fault` for `basis_points` of the requests (500 = 5 %).
-    pub fn with(mut self, fault: Fault, basis_points: u32) -> Self {
-        self.weights.push((fault, basis_points));
-        self
-    }
-
-    /// The faults and their weights, in the order given.
-    pub fn weights(&self) -> &[(Fault, u32)] {
-        &self.weights
-    }
-
-    fn pick(&self, roll: u32) -> Fault {
-        let mut acc = 0u32;
-        for (fault, weight) in &self.weights {
-            acc = acc.saturating_add(*weight);
-            if roll < acc {
-                return *fault;
-            }
-        }
-        Fault::Succeed
-    }
-}
-
-/// Parses `Fault=basis_points,...`, e.g.
-/// `TimeoutAfterApply=500,CallbackTwice=300` (5 % and 3 %); the weights add
-/// up to at most 10,000.
-impl FromStr for FaultMix {
-    type Err = FaultParseError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut mix = FaultMix::new();
-        let mut total = 0u32;
-        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (name, weight) = item
-                .split_once('=')
-                .ok_or_else(|| FaultParseError(format!("`{item}` is not `Fault=basis_points`")))?;
-            let fault = name.trim().parse::<Fault>()?;
-            let weight = weight.trim().parse::<u32>().map_err(|_| {
-                FaultParseError(format!("`{weight}` is not a number of basis points"))
-            })?;
-            total = total.saturating_add(weight);
-            mix = mix.with(fault, weight);
-        }
-        if total > 10_000 {
-            return Err(FaultParseError(format!(
-                "the weights add up to {total} basis points, more than 10000"
-            )));
-        }
-        Ok(mix)
-    }
-}
-
-/// How to script a simulator.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Script {
-    /// The next requests (any key), in order.
-    Next(Vec<Fault>),
-    /// The next requests carrying this idempotency key (or, for CRM, this
-    /// customer id), in order.
-    ForKey {
-        /// The key.
-        key: String,
-        /// The faults.
-        faults: Vec<Fault>,
-    },
-    /// A ratio-based mix for requests not otherwise scripted.
-    Mix(FaultMix),
-    /// Forget every script and mix.
-    Clear,
-}
+use plan::plan;
 
 /// Options of [`Simulators::start`].
 #[derive(Clone, Debug)]
@@ -744,16 +549,6 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response {
     (status, Json(value)).into_response()
 }
 
-/// What the handler decided under the lock.
-struct Plan {
-    status: StatusCode,
-    body: Option<serde_json::Value>,
-    raw_body: Option<&'static str>,
-    delay_ms: u64,
-    callbacks: Vec<(u64, String, String)>, // (delay, message id, state)
-    callback_first: bool,
-}
-
 async fn execute(
     ctx: Ctx,
     headers: HeaderMap,
@@ -849,128 +644,6 @@ async fn execute(
         (None, Some(raw)) => (plan.status, raw).into_response(),
         (None, None) => plan.status.into_response(),
     }
-}
-
-/// Decides the answer and applies the effect, under the ledger's lock.
-fn plan(
-    ctx: &Ctx,
-    entry: &mut LedgerEntry,
-    fault: Fault,
-    purpose: Purpose,
-    hash: &str,
-    async_mode: bool,
-) -> Plan {
-    let system = ctx.system;
-    let options = &ctx.shared.options;
-    let reference = format!("{}-ref-{}", system.as_str(), &hash[..12.min(hash.len())]);
-    let mut plan = Plan {
-        status: StatusCode::OK,
-        body: None,
-        raw_body: None,
-        delay_ms: 0,
-        callbacks: Vec::new(),
-        callback_first: false,
-    };
-    let error = |status: StatusCode, kind: ErrorKind| (status, Some(dialect::error(system, kind)));
-    match fault {
-        Fault::Unauthorized => {
-            plan.status = StatusCode::UNAUTHORIZED;
-            return plan;
-        }
-        Fault::TooManyRequests => {
-            plan.status = StatusCode::TOO_MANY_REQUESTS;
-            return plan;
-        }
-        Fault::ServerError => {
-            plan.status = StatusCode::INTERNAL_SERVER_ERROR;
-            return plan;
-        }
-        Fault::UnknownStatusCode => {
-            plan.status = StatusCode::IM_A_TEAPOT;
-            return plan;
-        }
-        Fault::TimeoutBeforeApply => {
-            plan.status = StatusCode::SERVICE_UNAVAILABLE;
-            plan.delay_ms = options.hang_ms;
-            return plan;
-        }
-        Fault::BusinessReject => {
-            entry.state = dialect::rejected_state(system, true).to_owned();
-            (plan.status, plan.body) = error(StatusCode::UNPROCESSABLE_ENTITY, ErrorKind::Business);
-            return plan;
-        }
-        Fault::ValidationReject => {
-            entry.state = dialect::rejected_state(system, false).to_owned();
-            (plan.status, plan.body) = error(StatusCode::BAD_REQUEST, ErrorKind::Validation);
-            return plan;
-        }
-        Fault::UnknownExternalStatus => {
-            entry.state = dialect::unknown_state(system).to_owned();
-            plan.body = Some(dialect::answer(system, &entry.state, &reference));
-            return plan;
-        }
-        Fault::NeverCompletes => {
-            entry.state = dialect::pending_state(system, purpose).to_owned();
-            plan.status = StatusCode::ACCEPTED;
-            plan.body = Some(dialect::answer(system, &entry.state, &reference));
-            return plan;
-        }
-        _ => {}
-    }
-    // Billing deduplicates by key; the others apply every request they get.
-    if system == TargetSystem::Billing && entry.effects > 0 {
-        if entry.request_hash == hash {
-            plan.body = Some(dialect::answer(system, "DUPLICATE", &reference));
-        } else {
-            (plan.status, plan.body) = error(StatusCode::CONFLICT, ErrorKind::Conflict);
-        }
-        return plan;
-    }
-    entry.effects += 1;
-    let done = dialect::final_state(system, purpose);
-    entry.state = done.to_owned();
-    if fault == Fault::MalformedBody {
-        plan.raw_body = Some("<html><body>upstream proxy says hi</body></html>");
-        return plan;
-    }
-    let delay = options.callback_delay_ms;
-    let hang = options.hang_ms;
-    plan.delay_ms = match fault {
-        Fault::TimeoutAfterApply => hang,
-        Fault::AnswerLate => options.late_ms,
-        _ => 0,
-    };
-    if !async_mode {
-        plan.body = Some(dialect::answer(system, done, &reference));
-        return plan;
-    }
-    plan.status = StatusCode::ACCEPTED;
-    plan.body = Some(dialect::answer(
-        system,
-        dialect::pending_state(system, purpose),
-        &reference,
-    ));
-    let shared = &ctx.shared;
-    let first = shared.message_id(system);
-    plan.callbacks = match fault {
-        Fault::DropCallback => Vec::new(),
-        Fault::CallbackTwice => vec![
-            (delay, first.clone(), done.to_owned()),
-            (delay, first, done.to_owned()),
-        ],
-        Fault::CallbackOutOfOrder => vec![
-            (delay, first, done.to_owned()),
-            (
-                delay,
-                shared.message_id(system),
-                dialect::stale_state(system, purpose).to_owned(),
-            ),
-        ],
-        Fault::TimeoutAfterApply => vec![(hang + delay, first, done.to_owned())],
-        _ => vec![(delay, first, done.to_owned())],
-    };
-    plan.callback_first = fault == Fault::CallbackBeforeResponse;
-    plan
 }
 
 /// Delivers callbacks in order, each retried while the receiver is down.
