@@ -14,12 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use eventlog::{AppendRequest, Durability, EventLog, ExpectedVersion, LogConfig, NewEvent};
-
-const USAGE: &str = "usage: bench [--json FILE] [--seconds S] [--events N]
-  --json FILE    also write the figures as a JSON array to FILE
-  --seconds S    duration of each append workload (default 3)
-  --events N     size of the log for scan_1m and verify_1m (default 1000000)";
 
 #[derive(Default, Clone)]
 struct Row {
@@ -32,42 +28,22 @@ struct Row {
     peak_rss_mb: Option<f64>,
 }
 
+/// The event log benchmark.
+#[derive(Parser)]
+#[command(name = "bench")]
 struct Args {
     /// Internal: measure scan and verify of an existing log in this process.
+    #[arg(long = "measure-scan", value_name = "DIR", hide = true)]
     measure: Option<String>,
+    /// Also write the figures as a JSON array to FILE.
+    #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// Duration of each append workload, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
     seconds: f64,
+    /// Size of the log for scan_1m and verify_1m.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     events: u64,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        measure: None,
-        json: None,
-        seconds: 3.0,
-        events: 1_000_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--json" => args.json = Some(value("--json")?),
-            "--measure-scan" => args.measure = Some(value("--measure-scan")?),
-            "--seconds" => {
-                args.seconds = value("--seconds")?
-                    .parse()
-                    .map_err(|e| format!("--seconds: {e}"))?
-            }
-            "--events" => {
-                args.events = value("--events")?
-                    .parse()
-                    .map_err(|e| format!("--events: {e}"))?
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
 }
 
 /// The `per_mille`-th per-mille of sorted latencies, in microseconds.
@@ -400,16 +376,7 @@ fn json(rows: &[Row]) -> String {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("{message}");
-            }
-            eprintln!("{USAGE}");
-            return std::process::ExitCode::from(if message.is_empty() { 0 } else { 2 });
-        }
-    };
+    let args = Args::parse();
     if let Some(dir) = &args.measure {
         measure_scan_and_verify(Path::new(dir));
         return std::process::ExitCode::SUCCESS;

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use domain::ids::TenantId;
 use domain::testing::fixtures;
 use eventlog::{Durability, EventLog, LogConfig};
@@ -37,11 +38,51 @@ use projections::{FalloutFilter, ProjectionConfig, Projections};
 
 const WRITERS: u64 = 4;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+/// Projection benchmark.
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Internal: the child appends generated events of this kind (`main` or
+    /// `fallout`) to `--dir`.
+    #[arg(long, value_name = "KIND", hide = true)]
+    setup: Option<String>,
+    /// Internal: the log directory of the `--setup` child.
+    #[arg(long, value_name = "DIR", hide = true)]
+    dir: Option<PathBuf>,
+    /// Also write the figures as a JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<String>,
+    /// Number of generated domain events for catch_up_1m and rebuild_1m.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    events: u64,
+    /// Open fallout cases in one tenant for the fallout page latencies.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    fallout_cases: u64,
+    /// Keep the generated logs in DIR instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+    /// Diagnostic: read and decode an existing log without projecting (the
+    /// reader's own ceiling).
+    #[arg(long, value_name = "DIR")]
+    read_only_dir: Option<String>,
+    /// Diagnostic: catch up an existing log (no setup).
+    #[arg(long, value_name = "DIR")]
+    catch_up_dir: Option<String>,
+    /// Diagnostic: stop after the setup.
+    #[arg(long)]
+    only_setup: bool,
+    /// Runtime tuning: a projector commits once N applied events are not yet
+    /// committed (`ProjectionConfig::commit_every`).
+    #[arg(long, value_name = "N")]
+    commit_every: Option<u64>,
+    /// Runtime tuning: longest time in milliseconds applied events wait for
+    /// their commit during a catch-up (`ProjectionConfig::commit_interval`).
+    #[arg(long, value_name = "MS")]
+    commit_ms: Option<u64>,
+    /// Runtime tuning: most events per decoded batch handed to the projectors
+    /// (`ProjectionConfig::batch_size`).
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
 }
 
 fn open(dir: &Path) -> EventLog {
@@ -108,15 +149,15 @@ fn run_setup(dir: &Path, events: u64, kind: &str) -> Duration {
     started.elapsed()
 }
 
-fn config() -> ProjectionConfig {
+fn config(args: &Args) -> ProjectionConfig {
     let mut c = ProjectionConfig::default();
-    if let Some(n) = arg("--commit-every").and_then(|v| v.parse().ok()) {
+    if let Some(n) = args.commit_every {
         c.commit_every = n;
     }
-    if let Some(ms) = arg("--commit-ms").and_then(|v| v.parse().ok()) {
+    if let Some(ms) = args.commit_ms {
         c.commit_interval = Duration::from_millis(ms);
     }
-    if let Some(n) = arg("--batch").and_then(|v| v.parse().ok()) {
+    if let Some(n) = args.batch {
         c.batch_size = n;
     }
     c
@@ -157,19 +198,15 @@ fn latencies(mut f: impl FnMut()) -> (f64, f64) {
 }
 
 fn main() {
-    if let Some(kind) = arg("--setup") {
-        let dir = PathBuf::from(arg("--dir").unwrap());
-        let events: u64 = arg("--events").unwrap().parse().unwrap();
-        setup(&dir, events, &kind);
+    let args = Args::parse();
+    if let Some(kind) = &args.setup {
+        let dir = args.dir.clone().unwrap();
+        setup(&dir, args.events, kind);
         return;
     }
-    let events: u64 = arg("--events")
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(1_000_000);
-    let cases: u64 = arg("--fallout-cases")
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(100_000);
-    let keep = arg("--keep").map(PathBuf::from);
+    let events = args.events;
+    let cases = args.fallout_cases;
+    let keep = args.keep.clone();
     let tmp = tempfile::tempdir().unwrap();
     let base = keep.unwrap_or_else(|| tmp.path().to_path_buf());
     let main_dir = base.join("main");
@@ -179,9 +216,9 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    if let Some(dir) = arg("--read-only-dir") {
+    if let Some(dir) = &args.read_only_dir {
         // Diagnostic: the cost of reading and decoding the log alone.
-        let log = open(Path::new(&dir));
+        let log = open(Path::new(dir));
         let started = Instant::now();
         let mut n = 0u64;
         let mut sub = log.subscribe(0);
@@ -200,11 +237,11 @@ fn main() {
         return;
     }
     // 1. Catch-up.
-    let setup_time = if let Some(dir) = arg("--catch-up-dir") {
+    let setup_time = if let Some(dir) = &args.catch_up_dir {
         // Profiling aid: catch up an existing log (no setup).
-        let log = open(Path::new(&dir));
+        let log = open(Path::new(dir));
         let started = Instant::now();
-        let p = Projections::start_with(log.clone(), config()).unwrap();
+        let p = Projections::start_with(log.clone(), config(&args)).unwrap();
         p.wait_for(log.next_position(), Duration::from_secs(3_600))
             .unwrap();
         println!(
@@ -217,7 +254,7 @@ fn main() {
     } else {
         run_setup(&main_dir, events, "main")
     };
-    if std::env::args().any(|a| a == "--only-setup") {
+    if args.only_setup {
         return;
     }
     let log = open(&main_dir);
@@ -228,7 +265,7 @@ fn main() {
     );
     reset_hwm();
     let started = Instant::now();
-    let p = Projections::start_with(log.clone(), config()).unwrap();
+    let p = Projections::start_with(log.clone(), config(&args)).unwrap();
     p.wait_for(head, Duration::from_secs(3_600)).unwrap();
     let catch_up = started.elapsed();
     let rss = vm_hwm_mb();
@@ -274,7 +311,7 @@ fn main() {
     let fallout_events = (cases as f64 * per_case * 1.05) as u64;
     let setup_time = run_setup(&fallout_dir, fallout_events, "fallout");
     let log = open(&fallout_dir);
-    let read = Projections::catch_up_offline(&log, &config(), &mut |_, _| {}).unwrap();
+    let read = Projections::catch_up_offline(&log, &config(&args), &mut |_, _| {}).unwrap();
     // Measure queries at steady state, not while sled still writes back the
     // catch-up.
     log.flush().unwrap();
@@ -313,14 +350,14 @@ fn main() {
     });
     println!("fallout_deep_page: 50 cases after {seen}, p50 {dp50:.0} us, p99 {dp99:.0} us");
 
-    if let Some(path) = arg("--json") {
+    if let Some(path) = &args.json {
         let json = serde_json::json!({
             "catch_up_1m": {"events": head, "seconds": catch_up.as_secs_f64(), "events_per_s": catch_up_eps, "peak_rss_mb": rss},
             "rebuild_1m": {"events": head, "seconds": rebuild.as_secs_f64(), "events_per_s": rebuild_eps},
             "fallout_first_page": {"open_cases": open_cases, "page": 50, "p50_us": p50, "p99_us": p99},
             "fallout_deep_page": {"open_cases": open_cases, "depth": seen, "page": 50, "p50_us": dp50, "p99_us": dp99},
         });
-        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
         println!("wrote {path}");
     }
 }
