@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use adapters::CommandPath;
+use clap::Parser;
 use eventlog::{Durability, EventLog, LogConfig};
 use replay_tools::commands::{dump, export, import, verify};
 use replay_tools::datadir::DataDir;
@@ -32,43 +33,22 @@ use replay_tools::reader::LogReader;
 
 const OPERATIONS: [&str; 5] = ["verify", "dump", "export", "import", "rebuild"];
 
-const USAGE: &str = "usage: bench [--events N] [--json FILE] [--keep DIR]
-  --events N   size of the generated log (default 1000000)
-  --json FILE  write the figures as JSON
-  --keep DIR   generate into DIR (reused when it already holds a log)";
-
+/// Benchmark of the replay tooling over a generated log.
+#[derive(Parser)]
+#[command(name = "bench")]
 struct Args {
+    /// Size of the generated log.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     events: u64,
+    /// Write the figures as JSON.
+    #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Generate into DIR (reused when it already holds a log).
+    #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
-    measure: Option<(String, PathBuf)>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        events: 1_000_000,
-        json: None,
-        keep: None,
-        measure: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--events" => args.events = value()?.parse().map_err(|_| "bad --events")?,
-            "--json" => args.json = Some(value()?.into()),
-            "--keep" => args.keep = Some(value()?.into()),
-            // Internal: measure one operation in this (child) process.
-            "--measure" => {
-                let op = value()?;
-                let dir = value()?;
-                args.measure = Some((op, dir.into()));
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
-        }
-    }
-    Ok(args)
+    /// Internal: measure one operation in this (child) process.
+    #[arg(long, num_args = 2, value_names = ["OP", "DIR"], hide = true)]
+    measure: Option<Vec<String>>,
 }
 
 fn peak_rss_mb() -> f64 {
@@ -218,15 +198,9 @@ fn run_child(exe: &Path, op: &'static str, work: &Path) -> Option<Row> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some((op, work)) = &args.measure {
-        return match measure(op, work) {
+    let args = Args::parse();
+    if let Some([op, work]) = args.measure.as_deref() {
+        return match measure(op, Path::new(work)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{e}");

@@ -18,43 +18,31 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use serde_json::json;
 use tests::ops;
 use tests::{unique, Client, Server, ServerOptions};
 
+/// Load benchmark against a fresh `oms-server` on loopback.
+#[derive(Parser)]
+#[command(name = "load")]
 struct Args {
+    /// Write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// The server binary (default: `oms-server` next to this example, i.e.
+    /// `target/release/oms-server`).
+    #[arg(long, value_name = "PATH")]
     server: Option<PathBuf>,
+    /// Concurrent clients.
+    #[arg(long, value_name = "N", default_value_t = 64)]
     clients: usize,
+    /// Duration of each phase, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 10)]
     seconds: u64,
+    /// Accepted quotes to seed.
+    #[arg(long, value_name = "N", default_value_t = 256)]
     seed: usize,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        json: None,
-        server: None,
-        clients: 64,
-        seconds: 10,
-        seed: 256,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--json" => args.json = Some(PathBuf::from(value()?)),
-            "--server" => args.server = Some(PathBuf::from(value()?)),
-            "--clients" => args.clients = value()?.parse().map_err(|e| format!("{e}"))?,
-            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("{e}"))?,
-            "--seed" => args.seed = value()?.parse().map_err(|e| format!("{e}"))?,
-            "-h" | "--help" => return Err(
-                "usage: load [--json FILE] [--server PATH] [--clients N] [--seconds S] [--seed N]"
-                    .to_owned(),
-            ),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
 }
 
 /// What one phase measured.
@@ -282,13 +270,7 @@ fn peak_rss_mb(pid: Option<u32>) -> f64 {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
+    let args = Args::parse();
     let binary = args.server.clone().unwrap_or_else(tests::server_binary);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
