@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::{CommandContext, CommandPath};
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
 use cqrs_es::{Aggregate, CqrsFramework, EventStore};
 use domain::idempotency::CommandKey;
 use domain::ids::{quote_stream, QuoteId};
@@ -33,58 +35,43 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-const USAGE: &str = "usage: command_bench [--json FILE] [--quotes N] [--clients C] [--postgres URL]
-  --json FILE     also write the figures as a JSON array to FILE
-  --quotes N      quotes per workload (default 1000)
-  --clients C     concurrent clients (default 64)
-  --postgres URL  PostgreSQL for the postgres-es peer
-                  (default postgres://postgres@127.0.0.1:5432/test)
-  --only-ours     run the command path alone (for profiling)";
-
 /// Lines added to every quote.
 const LINES: usize = 5;
 
+/// The command benchmark: our command path vs cqrs-es on sqlite-es and
+/// postgres-es.
+#[derive(Parser)]
+#[command(name = "command_bench")]
 struct Args {
+    /// Also write the figures as a JSON array to FILE.
+    #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// Quotes per workload (must be positive).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1_000,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     quotes: usize,
+    /// Concurrent clients (must be positive).
+    #[arg(
+        long,
+        value_name = "C",
+        default_value_t = 64,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     clients: usize,
+    /// PostgreSQL for the postgres-es peer.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     postgres: String,
+    /// Run the command path alone (for profiling).
+    #[arg(long)]
     only_ours: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        json: None,
-        quotes: 1_000,
-        clients: 64,
-        postgres: "postgres://postgres@127.0.0.1:5432/test".to_owned(),
-        only_ours: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--json" => args.json = Some(value("--json")?),
-            "--postgres" => args.postgres = value("--postgres")?,
-            "--quotes" => {
-                args.quotes = value("--quotes")?
-                    .parse()
-                    .map_err(|e| format!("--quotes: {e}"))?
-            }
-            "--clients" => {
-                args.clients = value("--clients")?
-                    .parse()
-                    .map_err(|e| format!("--clients: {e}"))?
-            }
-            "--only-ours" => args.only_ours = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if args.quotes == 0 || args.clients == 0 {
-        return Err("--quotes and --clients must be positive".to_owned());
-    }
-    Ok(args)
 }
 
 /// The commands that take one quote from nothing to accepted: create, five
@@ -463,16 +450,7 @@ fn json_row(name: &str, figures: &Figures, extra: &[(&str, f64)]) -> serde_json:
 
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("command_bench: {message}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let args = Args::parse();
     if let Err(message) = run(&args).await {
         eprintln!("command_bench: {message}");
         std::process::exit(1);

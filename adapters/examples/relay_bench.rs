@@ -25,53 +25,44 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::relay::{Relay, RelayConfig};
+use clap::Parser;
 use eventlog::{Durability, EventLog, LogConfig};
 use projections::testing::{HistoryConfig, HistoryGenerator};
 
-const USAGE: &str =
-    "usage: relay_bench [--json FILE] [--events N] [--load-seconds S] [--writers W] [--url URL]
-  --json FILE         also write the figures as JSON to FILE
-  --events N          events for the catch-up figure (default 1000000)
-  --load-seconds S    duration of the lag-under-load run (default 10)
-  --writers W         concurrent writers of the load (default 64)
-  --url URL           NATS server (default nats://127.0.0.1:4222)";
-
+/// The JetStream relay benchmark, against a real NATS server.
+#[derive(Parser)]
+#[command(name = "relay_bench")]
 struct Args {
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// Events for the catch-up figure (must be positive).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     events: u64,
+    /// Duration of the lag-under-load run, in seconds (must be positive).
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     load_seconds: u64,
+    /// Concurrent writers of the load (must be positive).
+    #[arg(
+        long,
+        value_name = "W",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     writers: u64,
+    /// NATS server.
+    #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
     url: String,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        json: None,
-        events: 1_000_000,
-        load_seconds: 10,
-        writers: 64,
-        url: "nats://127.0.0.1:4222".to_owned(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        let number = |v: String, name: &str| v.parse::<u64>().map_err(|e| format!("{name}: {e}"));
-        match arg.as_str() {
-            "--json" => args.json = Some(value("--json")?),
-            "--url" => args.url = value("--url")?,
-            "--events" => args.events = number(value("--events")?, "--events")?,
-            "--load-seconds" => {
-                args.load_seconds = number(value("--load-seconds")?, "--load-seconds")?
-            }
-            "--writers" => args.writers = number(value("--writers")?, "--writers")?,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if args.events == 0 || args.writers == 0 || args.load_seconds == 0 {
-        return Err("--events, --writers and --load-seconds must be positive".to_owned());
-    }
-    Ok(args)
 }
 
 fn generator(seed: u64) -> HistoryGenerator {
@@ -259,16 +250,7 @@ async fn lag_under_load(args: &Args, dir: &Path) -> serde_json::Value {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("{message}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,6 +25,7 @@ use adapters::callbacks;
 use adapters::fulfillment::{Fulfillment, FulfillmentOptions};
 use adapters::simulators::{Fault, FaultMix, Script, SigningKeys, SimulatorOptions, Simulators};
 use adapters::CommandPath;
+use clap::Parser;
 use domain::idempotency::TargetSystem;
 use domain::ids::{order_stream, OrderId};
 use domain::order::{LineProgress, OrderEvent, OrderState};
@@ -40,42 +41,40 @@ const SIDE_EFFECT_SYSTEMS: [TargetSystem; 3] = [
     TargetSystem::Billing,
 ];
 
+/// Soak benchmark of the external-systems side, end to end.
+#[derive(Parser)]
+#[command(name = "soak")]
 struct Args {
+    /// Orders of 3 lines each driven through the fulfillment process.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     orders: u32,
+    /// Write the figures as one JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// Durability of the event log: durable, crash-safe or buffered.
+    #[arg(
+        long,
+        value_name = "durable|crash-safe|buffered",
+        default_value = "crash-safe",
+        value_parser = durability
+    )]
     durability: Durability,
+    /// Seed of the simulators' fault mix.
+    #[arg(long, value_name = "S", default_value_t = 42)]
     seed: u64,
+    /// Give up waiting for every order to settle after T seconds.
+    #[arg(long = "timeout-s", value_name = "T", default_value_t = 1_800)]
     timeout_s: u64,
 }
 
-fn args() -> Args {
-    let mut args = Args {
-        orders: 10_000,
-        json: None,
-        durability: Durability::ProcessCrashSafe,
-        seed: 42,
-        timeout_s: 1_800,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_default();
-        match flag.as_str() {
-            "--orders" => args.orders = value.parse().expect("--orders N"),
-            "--json" => args.json = Some(value),
-            "--seed" => args.seed = value.parse().expect("--seed S"),
-            "--timeout-s" => args.timeout_s = value.parse().expect("--timeout-s T"),
-            "--durability" => {
-                args.durability = match value.as_str() {
-                    "durable" => Durability::Durable,
-                    "crash-safe" => Durability::ProcessCrashSafe,
-                    "buffered" => Durability::Buffered,
-                    other => panic!("unknown durability {other}"),
-                }
-            }
-            other => panic!("unknown flag {other}"),
-        }
+/// Parses `--durability`.
+fn durability(value: &str) -> Result<Durability, String> {
+    match value {
+        "durable" => Ok(Durability::Durable),
+        "crash-safe" => Ok(Durability::ProcessCrashSafe),
+        "buffered" => Ok(Durability::Buffered),
+        other => Err(format!("unknown durability {other}")),
     }
-    args
 }
 
 /// Per-order progress, folded from the log as it grows.
@@ -95,7 +94,7 @@ impl Progress {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args = args();
+    let args = Args::parse();
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(LogConfig::new(dir.path()).durability(args.durability)).unwrap();
     let path = CommandPath::new(log.clone());
