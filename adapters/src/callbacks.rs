@@ -306,6 +306,11 @@ impl CallbackInbox {
     ///
     /// # Errors
     /// A [`CallbackRejection`] naming the reason; nothing was written.
+    #[tracing::instrument(
+        name = "callback",
+        skip_all,
+        fields(system = %system, message_id = tracing::field::Empty)
+    )]
     pub async fn receive(
         &self,
         system: &str,
@@ -415,6 +420,11 @@ impl CallbackInbox {
         }
         let parsed = parse_callback(system, raw_body)
             .map_err(|e| CallbackRejection::new(R::Malformed, e))?;
+        // Known only once the body is authenticated and parsed; an oversized
+        // id (refused below) is not recorded.
+        if parsed.message_id.len() <= MAX_MESSAGE_ID_LEN {
+            tracing::Span::current().record("message_id", parsed.message_id.as_str());
+        }
         if !authenticated.contains(&parsed.tenant.as_str()) {
             return Err(CallbackRejection::new(
                 R::TenantMismatch,

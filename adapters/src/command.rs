@@ -204,6 +204,15 @@ impl CommandPath {
     /// # Errors
     /// [`CommandError::Rejected`] when a rule refuses; the conflict variants
     /// when the stream moved or the command id was reused.
+    #[tracing::instrument(
+        name = "command",
+        skip_all,
+        fields(
+            stream_id = %stream_id,
+            command_key = %context.key,
+            correlation_id = %context.correlation_id,
+        )
+    )]
     pub async fn execute<D>(
         &self,
         stream_id: &str,

@@ -210,6 +210,17 @@ impl Dispatcher {
 
 impl DispatchShared {
     /// Runs one job; true when it is finished (false only when stopped).
+    #[tracing::instrument(
+        name = "dispatch_job",
+        skip_all,
+        fields(
+            stream_id = %job.stream_id,
+            event_id = %job.event_id,
+            position = job.position,
+            correlation_id = %job.correlation,
+            suppressed,
+        )
+    )]
     async fn run_job(
         &self,
         job: Job,

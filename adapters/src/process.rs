@@ -54,6 +54,16 @@ fn classify<E: std::error::Error + RuleViolation + 'static>(
     }
 }
 
+#[tracing::instrument(
+    name = "policy_command",
+    skip_all,
+    fields(
+        stream_id = %command.stream_id,
+        action = %command.action,
+        causation_event_id = context.causation_event_id.as_deref(),
+        correlation_id = %context.correlation_id,
+    )
+)]
 async fn execute_one(
     path: &CommandPath,
     command: &PolicyCommand,

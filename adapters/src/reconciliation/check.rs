@@ -81,6 +81,11 @@ impl Reading {
 
 impl Reconciler {
     /// Checks one due handoff: what was concluded, with the evidence.
+    #[tracing::instrument(
+        name = "reconciliation_check",
+        skip_all,
+        fields(handoff_id = %due.id, run_id = %run_id, system = %due.row.system)
+    )]
     pub(super) async fn check(&self, run_id: &str, due: Due) -> ReconciliationEntry {
         let inner = &self.inner;
         let mut entry = ReconciliationEntry {
