@@ -38,16 +38,16 @@ fn max_event(i: u64) -> NewEvent {
     event
 }
 
-/// Blob files present now: name and length.
+/// Blob files present now: name and length. sled's blob collection may
+/// remove a file between the listing and its metadata: such a file is
+/// simply not present any more.
 fn blob_files(dir: &Path) -> BTreeMap<String, u64> {
     match std::fs::read_dir(dir.join("blobs")) {
         Ok(entries) => entries
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    e.metadata().unwrap().len(),
-                )
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let len = e.metadata().ok()?.len();
+                Some((e.file_name().to_string_lossy().into_owned(), len))
             })
             .collect(),
         Err(_) => BTreeMap::new(),
