@@ -29,7 +29,7 @@
 //! [`run`] returns a [`ChaosReport`]; [`ChaosReport::failures`] names every
 //! requirement that does not hold.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -413,7 +413,7 @@ struct Setup {
 struct Proc {
     child: Option<Child>,
     addr: SocketAddr,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr: crate::StderrTail,
 }
 
 impl Proc {
@@ -440,20 +440,7 @@ impl Proc {
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", setup.binary.display()))?;
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let lines = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Ok(mut lines) = lines.lock() {
-                        lines.push_back(line);
-                        if lines.len() > 200 {
-                            lines.pop_front();
-                        }
-                    }
-                }
-            });
-        }
+        let stderr = crate::StderrTail::follow(&mut child, 200);
         let (tx, rx) = mpsc::channel();
         if let Some(pipe) = child.stdout.take() {
             std::thread::spawn(move || {
@@ -503,18 +490,7 @@ impl Proc {
     }
 
     fn stderr_tail(&self) -> String {
-        self.stderr
-            .lock()
-            .map(|lines| {
-                let start = lines.len().saturating_sub(40);
-                lines
-                    .iter()
-                    .skip(start)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default()
+        self.stderr.last(40)
     }
 
     /// Waits for the process to exit on its own; `None` if it is still running.

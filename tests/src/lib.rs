@@ -12,7 +12,7 @@
 pub mod chaos;
 pub mod ops;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -152,7 +152,7 @@ pub struct Server {
     pub client: Client,
     tokens: BTreeMap<(String, String), String>,
     options: ServerOptions,
-    stderr: Arc<Mutex<Vec<String>>>,
+    stderr: StderrTail,
     // Kept last: removed after the process has stopped.
     _temp: Option<Arc<tempfile::TempDir>>,
 }
@@ -219,20 +219,7 @@ impl Server {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let lines = stderr_lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Ok(mut lines) = lines.lock() {
-                        lines.push(line);
-                        if lines.len() > 2_000 {
-                            lines.drain(..1_000);
-                        }
-                    }
-                }
-            });
-        }
+        let stderr_lines = StderrTail::follow(&mut child, 2_000);
         let (tx, rx) = mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
             std::thread::spawn(move || {
@@ -358,14 +345,50 @@ impl Server {
     }
 }
 
-fn tail(lines: &Mutex<Vec<String>>) -> String {
-    lines
-        .lock()
-        .map(|lines| {
-            let start = lines.len().saturating_sub(60);
-            lines[start..].join("\n")
-        })
-        .unwrap_or_default()
+/// The last lines a child process wrote to standard error, read by a
+/// thread as they come and bounded, for failure messages.
+#[derive(Clone, Debug, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    /// Follows `child`'s piped standard error, keeping its last `keep` lines.
+    pub fn follow(child: &mut Child, keep: usize) -> Self {
+        let tail = Self::default();
+        if let Some(pipe) = child.stderr.take() {
+            let lines = tail.0.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut lines) = lines.lock() {
+                        lines.push_back(line);
+                        if lines.len() > keep {
+                            lines.pop_front();
+                        }
+                    }
+                }
+            });
+        }
+        tail
+    }
+
+    /// The last `n` lines kept, joined by newlines.
+    pub fn last(&self, n: usize) -> String {
+        self.0
+            .lock()
+            .map(|lines| {
+                let start = lines.len().saturating_sub(n);
+                lines
+                    .iter()
+                    .skip(start)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn tail(lines: &StderrTail) -> String {
+    lines.last(60)
 }
 
 fn terminate(child: &mut Child) -> ExitStatus {
