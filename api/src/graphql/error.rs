@@ -116,14 +116,10 @@ impl ApiError {
             CommandError::VersionConflict {
                 expected, actual, ..
             } => ApiError::VersionConflict { expected, actual },
+            // `Platform::execute` answers a conflict with the client's own
+            // command id before it gets here; this is the key as stored.
             CommandError::IdempotencyConflict { command_id } => {
-                // The stored key is `client:<len>:<tenant>:<id>`; the client
-                // knows its own id (`Platform::execute` names it directly).
-                let id = command_id
-                    .rsplit_once(':')
-                    .map(|(_, id)| id.to_owned())
-                    .unwrap_or(command_id);
-                ApiError::IdempotencyConflict(id)
+                ApiError::IdempotencyConflict(command_id)
             }
             CommandError::Append(eventlog::AppendError::Invalid(problem)) => {
                 tracing::warn!(%problem, "the log refused a command's events as malformed");
