@@ -235,6 +235,7 @@ impl PriceBook {
             valid_until: now.plus_millis(self.validity_ms),
             input_hash: hex::encode(hasher.finalize()),
             policy_version: self.version.clone(),
+            price_book: self.version.clone(),
         })
     }
 }

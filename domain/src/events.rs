@@ -3,11 +3,18 @@
 //! A stored record carries its stream name, its event type, its payload
 //! schema version and the payload bytes. [`decode`] checks them against
 //! what this build knows, in this order: the stream names a quote, an order
-//! or a handoff ([`StreamKind::split`]); the schema version is one this
-//! build reads ([`SCHEMA_VERSION`]; there are no upcasters yet); the
-//! payload decodes as that aggregate's event enum; and the decoded event's
-//! own type and version equal the envelope's. Every refusal is a
+//! or a handoff ([`StreamKind::split`]); the schema version is the current
+//! one of the event type ([`current_version`]), and the payload decodes as
+//! that aggregate's event enum, or the version is an older one with an
+//! upcaster chain ([`crate::upcast`]), and the payload decodes in that
+//! version's frozen shape and is upcast step by step to the current shape;
+//! and the event's own type equals the envelope's and its version is the
+//! current one. Any other version is refused. Every refusal is a
 //! [`DecodeError`] naming the position, the type and the version.
+//!
+//! So every reader of the log (projections, the command path, `oms-replay`)
+//! sees every event in its current shape, whatever version it was stored
+//! at; the stored bytes are never rewritten.
 //!
 //! The domain stays free of storage: the payload bytes are turned into an
 //! event by a [`PayloadCodec`] the caller passes (the crates that read the
@@ -47,15 +54,12 @@ use crate::ids::{StreamKind, StreamParseError};
 use crate::order::OrderEvent;
 use crate::policy::TriggerEvent;
 use crate::quote::QuoteEvent;
+use crate::upcast::{current_version, OldEvent, UpcastError};
 
 /// The metadata key of a stored event naming the event that caused it (the
 /// event a policy or the dispatcher reacted to): written by the command
 /// path, read by the audit trail.
 pub const CAUSATION_EVENT_ID: &str = "causation_event_id";
-
-/// The only payload schema version this build reads (every event type is
-/// at version 1; a bump comes with an upcaster).
-pub const SCHEMA_VERSION: u16 = 1;
 
 /// A domain event of any aggregate. Serializes as the domain event itself
 /// (externally tagged by variant, as serde derives it).
@@ -172,8 +176,9 @@ pub enum DecodeError {
         #[source]
         source: StreamParseError,
     },
-    /// The schema version is not one this build reads.
-    #[error("event at position {position}: {event_type} has schema version {schema_version}, this build reads {SCHEMA_VERSION}")]
+    /// The schema version is neither the event type's current one nor an
+    /// older one with an upcaster chain.
+    #[error("event at position {position}: {event_type} has schema version {schema_version}, this build reads version {current} and upcasts only the older versions it has upcasters for")]
     UnsupportedVersion {
         /// Position of the event.
         position: u64,
@@ -183,6 +188,8 @@ pub enum DecodeError {
         event_type: String,
         /// The envelope's schema version.
         schema_version: u16,
+        /// The event type's current version in this build.
+        current: u16,
     },
     /// The payload does not decode as the stream's event enum (an unknown
     /// event type, or damaged bytes).
@@ -199,8 +206,8 @@ pub enum DecodeError {
         /// The codec's message.
         message: String,
     },
-    /// The payload decodes, but as another type or version than the
-    /// envelope names.
+    /// The payload decodes (or upcasts), but as another type or version
+    /// than the envelope names.
     #[error("event at position {position}: envelope says {event_type} (schema version {schema_version}) but the payload is {decoded_type} (schema version {decoded_version})")]
     Mismatch {
         /// Position of the event.
@@ -213,7 +220,8 @@ pub enum DecodeError {
         schema_version: u16,
         /// The decoded event's type.
         decoded_type: &'static str,
-        /// The decoded event's schema version.
+        /// The decoded event's schema version (the stored one when the old
+        /// shape already held another type).
         decoded_version: u16,
     },
 }
@@ -236,8 +244,10 @@ impl DecodeError {
     }
 }
 
-/// Decodes a stored event into the domain event it holds (see the module
-/// docs for the checks, in order).
+/// Decodes a stored event into the domain event it holds, in its current
+/// shape: directly at the event type's current version, through the
+/// upcaster chain at an older version that has one (see the module docs for
+/// the checks, in order).
 ///
 /// # Errors
 /// [`DecodeError`] naming the position, the type and the version; never a
@@ -251,35 +261,54 @@ pub fn decode<C: PayloadCodec>(
             position: stored.position,
             source,
         })?;
-    if stored.schema_version != SCHEMA_VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            position: stored.position,
-            kind,
-            event_type: stored.event_type.to_owned(),
-            schema_version: stored.schema_version,
-        });
-    }
-    let event = match kind {
-        StreamKind::Quote => codec.decode(stored.payload).map(AnyEvent::Quote),
-        StreamKind::Order => codec.decode(stored.payload).map(AnyEvent::Order),
-        StreamKind::Handoff => codec.decode(stored.payload).map(AnyEvent::Handoff),
-    }
-    .map_err(|e| DecodeError::Undecodable {
+    let current = current_version(stored.event_type);
+    let undecodable = |message: String| DecodeError::Undecodable {
         position: stored.position,
         kind,
         event_type: stored.event_type.to_owned(),
         schema_version: stored.schema_version,
-        message: e.to_string(),
-    })?;
-    if event.event_type() != stored.event_type || event.schema_version() != stored.schema_version {
-        return Err(DecodeError::Mismatch {
+        message,
+    };
+    let mismatch = |decoded_type: &'static str, decoded_version: u16| DecodeError::Mismatch {
+        position: stored.position,
+        kind,
+        event_type: stored.event_type.to_owned(),
+        schema_version: stored.schema_version,
+        decoded_type,
+        decoded_version,
+    };
+    let event = if stored.schema_version == current {
+        match kind {
+            StreamKind::Quote => codec.decode(stored.payload).map(AnyEvent::Quote),
+            StreamKind::Order => codec.decode(stored.payload).map(AnyEvent::Order),
+            StreamKind::Handoff => codec.decode(stored.payload).map(AnyEvent::Handoff),
+        }
+        .map_err(|e| undecodable(e.to_string()))?
+    } else {
+        let old = OldEvent::read(
+            kind,
+            stored.event_type,
+            stored.schema_version,
+            stored.payload,
+            codec,
+        )
+        .ok_or_else(|| DecodeError::UnsupportedVersion {
             position: stored.position,
             kind,
             event_type: stored.event_type.to_owned(),
             schema_version: stored.schema_version,
-            decoded_type: event.event_type(),
-            decoded_version: event.schema_version(),
-        });
+            current,
+        })?
+        .map_err(undecodable)?;
+        old.upcast().map_err(|e| match e {
+            UpcastError::OtherEventType { decoded_type } => {
+                mismatch(decoded_type, stored.schema_version)
+            }
+            UpcastError::NoProgress { .. } => undecodable(e.to_string()),
+        })?
+    };
+    if event.event_type() != stored.event_type || event.schema_version() != current {
+        return Err(mismatch(event.event_type(), event.schema_version()));
     }
     Ok(event)
 }
@@ -352,6 +381,7 @@ mod tests {
                 kind: StreamKind::Order,
                 event_type: "OrderCaptured".to_owned(),
                 schema_version: 2,
+                current: 1,
             }
         );
         let text = error.to_string();

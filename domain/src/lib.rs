@@ -15,10 +15,14 @@
 //! - [`policy`]: `react(event) -> commands`, deterministic ids included.
 //! - [`events`]: the one decode of a stored event into [`events::AnyEvent`], and
 //!   [`ids::StreamRef`], the typed stream name.
+//! - [`upcast`]: the current schema version of every event type and the upcaster
+//!   chains that read older ones.
 //! - [`testing`]: the given/when/then harness.
 //!
 //! Event enums are persisted with bincode, which encodes variant indexes: they are
 //! append-only, and `tests/golden.rs` fails when an old encoding no longer decodes.
+//! A shape change bumps the type's version and keeps the old shape frozen for its
+//! upcaster (`docs/adr/0013-upcasting.md`; `tests/upcast.rs`).
 //!
 //! ```
 //! use domain::decider::Decider;
@@ -56,6 +60,7 @@ pub mod outcome;
 pub mod policy;
 pub mod quote;
 pub mod testing;
+pub mod upcast;
 
 pub use decider::{fold, run, Decider, Decision, DomainEvent, RuleViolation};
 pub use handoff::HandoffDecider;

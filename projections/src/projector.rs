@@ -35,7 +35,10 @@ pub const PROJECTOR_NAMES: [&str; 5] = ["quotes", "orders", "handoffs", "fallout
 /// changes, and stored generations refill from position 0 on open.
 pub(crate) fn layout_version(name: &str) -> u32 {
     match name {
-        "quotes" | "orders" | "handoffs" | "fallout" | "audit" => 1,
+        // 2: a quote row's price carries `price_book` (`QuotePriced` schema
+        // version 2, ADR 0013).
+        "quotes" => 2,
+        "orders" | "handoffs" | "fallout" | "audit" => 1,
         _ => 0,
     }
 }

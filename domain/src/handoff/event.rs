@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 /// Something that happened to a handoff.
 ///
 /// APPEND-ONLY: bincode encodes the variant index, so never reorder, rename or remove
-/// a variant or a field; add new variants at the end and bump `schema_version` with an
-/// upcaster when a shape must change.
+/// a variant or a field; add new variants at the end. When a variant's shape must
+/// change, freeze the old shape, bump the type's version in
+/// [`crate::upcast::CURRENT_VERSIONS`] and add its upcaster (`docs/adr/0013-upcasting.md`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HandoffEvent {
     /// The handoff was opened and its request recorded before anything was sent.
@@ -115,7 +116,8 @@ impl DomainEvent for HandoffEvent {
         }
     }
 
+    /// The current version of the event's type ([`crate::upcast::CURRENT_VERSIONS`]).
     fn schema_version(&self) -> u16 {
-        1
+        crate::upcast::current_version(self.event_type())
     }
 }

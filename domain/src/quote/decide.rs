@@ -281,9 +281,9 @@ fn accept(
     if !price.is_valid_at(at) {
         return Err(QuoteError::PriceStale);
     }
-    if book_in_force != price.policy_version {
+    if book_in_force != price.price_book {
         return Err(QuoteError::PriceBookSuperseded {
-            priced_under: price.policy_version.clone(),
+            priced_under: price.price_book.clone(),
             in_force: book_in_force.to_owned(),
         });
     }

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Something that happened to a quote.
 ///
 /// APPEND-ONLY: bincode encodes the variant index, so never reorder, rename or remove
-/// a variant or a field; add new variants at the end and bump `schema_version` with an
-/// upcaster when a shape must change.
+/// a variant or a field; add new variants at the end. When a variant's shape must
+/// change, freeze the old shape, bump the type's version in
+/// [`crate::upcast::CURRENT_VERSIONS`] and add its upcaster (`docs/adr/0013-upcasting.md`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QuoteEvent {
     /// The quote was opened at revision 1.
@@ -65,6 +66,9 @@ pub enum QuoteEvent {
     },
     /// The current revision was priced; any earlier approval, proposal and signature
     /// for this revision are void.
+    ///
+    /// Schema version 2: the price carries its own `price_book`. Version 1 payloads
+    /// are upcast by [`crate::quote::legacy::v1::upcast`].
     QuotePriced {
         /// The price result snapshot.
         price: Box<PriceResult>,
@@ -189,7 +193,8 @@ impl DomainEvent for QuoteEvent {
         }
     }
 
+    /// The current version of the event's type ([`crate::upcast::CURRENT_VERSIONS`]).
     fn schema_version(&self) -> u16 {
-        1
+        crate::upcast::current_version(self.event_type())
     }
 }

@@ -118,8 +118,14 @@ pub struct PriceResult {
     pub valid_until: Timestamp,
     /// The deterministic hash of every pricing input, for evidence and replay.
     pub input_hash: String,
-    /// The pricing policy version that produced the price.
+    /// The version of the pricing policy (the rules and their configuration) that
+    /// produced the price; evidence only, no rule reads it.
     pub policy_version: String,
+    /// The price book the price was computed under. Acceptance requires it to be the
+    /// book in force (rule `price_book_superseded`). Since `QuotePriced` schema
+    /// version 2; a version 1 price is upcast with the book its `policy_version`
+    /// named (see [`crate::quote::legacy::v1`]).
+    pub price_book: String,
 }
 
 impl PriceResult {

@@ -476,7 +476,7 @@ fn accept_is_refused_when_the_price_is_stale() {
 
 #[test]
 fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
-    let priced_under = price(1, &["l1"], percent(0)).policy_version;
+    let priced_under = price(1, &["l1"], percent(0)).price_book;
     let under = |book: &str| QuoteCommand::Accept {
         billing_account: billing_account(),
         price_book: book.to_owned(),
@@ -811,4 +811,31 @@ fn every_rule_has_a_distinct_stable_name() {
     let names: std::collections::BTreeSet<&str> = errors.iter().map(RuleViolation::rule).collect();
     assert_eq!(names.len(), errors.len());
     assert_eq!(QuoteError::PriceStale.rule(), "price_stale");
+}
+
+#[test]
+fn price_book_superseded_reads_the_price_book_not_the_pricing_policy_version() {
+    // A price computed under the book in force by another pricing policy
+    // version is fresh; one computed under another book is not, whatever
+    // its policy version says.
+    let ready_with = |policy_version: &str, price_book: &str| {
+        let mut events = quote_ready_to_accept();
+        for event in &mut events {
+            if let QuoteEvent::QuotePriced { price, .. } = event {
+                price.policy_version = policy_version.to_owned();
+                price.price_book = price_book.to_owned();
+            }
+        }
+        crate::decider::fold::<QuoteDecider, _>(&events)
+    };
+    let fresh = QuoteDecider::decide(&ready_with("pricing-policy-7", PRICE_BOOK), &accept());
+    assert!(fresh.is_ok(), "{fresh:?}");
+    let superseded = QuoteDecider::decide(&ready_with(PRICE_BOOK, "pb-0"), &accept());
+    assert_eq!(
+        superseded,
+        Err(QuoteError::PriceBookSuperseded {
+            priced_under: "pb-0".to_owned(),
+            in_force: PRICE_BOOK.to_owned(),
+        })
+    );
 }

@@ -141,11 +141,58 @@ pub fn price(revision: u32, lines: &[&str], discount: Percent) -> PriceResult {
         valid_until: T0.plus_millis(PRICE_VALIDITY_MS),
         input_hash: format!("price-input-r{revision}"),
         policy_version: PRICE_BOOK.to_owned(),
+        price_book: PRICE_BOOK.to_owned(),
     }
 }
 
-/// The price book [`price`] prices under (and acceptance must name).
+/// The price book [`price`] prices under (and acceptance must name); also its
+/// pricing policy version, as version 1 prices had only that one name.
 pub const PRICE_BOOK: &str = "pricing-2024.1";
+
+/// A realistic `QuotePriced`: two lines, 5 % off, priced a minute after `T0`. Its
+/// schema version 1 bytes are committed in `domain/tests/golden/quote_priced_v1.hex`,
+/// its current ones in `quote_priced_v2.hex`.
+pub fn quote_priced() -> QuoteEvent {
+    QuoteEvent::QuotePriced {
+        price: Box::new(price(1, &["l1", "l2"], percent(5))),
+        at: at(60_000),
+    }
+}
+
+/// The schema version 1 shape of a current `QuotePriced`, for tests that write old
+/// logs. `None` for any other event, and when version 1 cannot say it: its
+/// `price_book` differs from its `policy_version`, a distinction version 1 did not
+/// have (upcasting the result gives `event` back).
+pub fn quote_priced_v1(event: &QuoteEvent) -> Option<crate::quote::legacy::v1::QuoteEvent> {
+    use crate::quote::legacy::v1;
+    let QuoteEvent::QuotePriced { price, at } = event else {
+        return None;
+    };
+    let PriceResult {
+        revision,
+        lines,
+        totals,
+        discount,
+        valid_from,
+        valid_until,
+        input_hash,
+        policy_version,
+        price_book,
+    } = (**price).clone();
+    (price_book == policy_version).then(|| v1::QuoteEvent::QuotePriced {
+        price: Box::new(v1::PriceResult {
+            revision,
+            lines,
+            totals,
+            discount,
+            valid_from,
+            valid_until,
+            input_hash,
+            policy_version,
+        }),
+        at: *at,
+    })
+}
 
 /// Up to 10 % discount without approval, 15 % for `smb`.
 pub fn approval_policy() -> ApprovalPolicy {
