@@ -4,8 +4,9 @@
 //! Both are the domain's: stream names are parsed by
 //! [`domain::ids::StreamKind::split`], payloads decoded by
 //! [`domain::events::decode`] (through [`projections::decode_record`], the
-//! one adapter from the log's record). This module only adds the
-//! command-line spelling of the aggregates.
+//! one adapter from the log's record), so an event stored at an older schema
+//! version is upcast to its current shape on the way (`domain::upcast`).
+//! This module only adds the command-line spelling of the aggregates.
 
 use domain::ids::StreamKind;
 use eventlog::RecordedEvent;

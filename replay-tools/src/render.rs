@@ -1,8 +1,13 @@
 //! An event as one JSON object: the envelope, the hashes and the decoded
 //! domain payload. Used by `dump`, `as-of` and `trace`.
+//!
+//! Payloads are decoded by `domain::events::decode`, so an event stored at
+//! an older schema version shows upcast to its current shape, with
+//! `upcast_to_version` saying so.
 
 use std::collections::BTreeMap;
 
+use domain::decider::DomainEvent;
 use eventlog::RecordedEvent;
 use serde::Serialize;
 
@@ -22,8 +27,13 @@ pub struct EventJson<'a> {
     pub event_id: String,
     /// Event type.
     pub event_type: &'a str,
-    /// Payload schema version.
+    /// Payload schema version, as stored.
     pub schema_version: u16,
+    /// The schema version the payload was upcast to, when it was stored at
+    /// an older one: `payload` then shows the event in that current shape
+    /// (the stored bytes are unchanged; see `domain::upcast`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upcast_to_version: Option<u16>,
     /// Tenant.
     pub tenant_id: &'a str,
     /// Correlation id.
@@ -69,6 +79,10 @@ impl<'a> EventJson<'a> {
             event_id: record.event_id.to_string(),
             event_type: &record.event_type,
             schema_version: record.schema_version,
+            upcast_to_version: payload
+                .as_ref()
+                .map(DomainEvent::schema_version)
+                .filter(|current| *current != record.schema_version),
             tenant_id: &record.tenant_id,
             correlation_id: &record.correlation_id,
             causation_id: record.causation_id.as_deref(),

@@ -17,4 +17,5 @@ mod rebuild;
 mod reset_consumer;
 mod stats;
 mod trace;
+mod upcast;
 mod verify;
