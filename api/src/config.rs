@@ -85,10 +85,10 @@ pub struct ServerConfig {
     /// External systems per tenant (base URLs, timeouts, retry profiles,
     /// secrets). With `simulators = true`, tenants missing here are pointed
     /// at the in-process simulators.
-    pub systems: adapters::SystemsConfig,
+    pub systems: integration::SystemsConfig,
     /// The JetStream relay (off by default): publishes committed events to
     /// NATS for consumers on other machines.
-    pub relay: adapters::relay::RelayConfig,
+    pub relay: relay::RelayConfig,
 }
 
 impl Default for ServerConfig {
@@ -106,8 +106,8 @@ impl Default for ServerConfig {
             graphql: GraphqlLimits::default(),
             tenants: BTreeMap::new(),
             price_book: PriceBookConfig::default(),
-            systems: adapters::SystemsConfig::default(),
-            relay: adapters::relay::RelayConfig::default(),
+            systems: integration::SystemsConfig::default(),
+            relay: relay::RelayConfig::default(),
         }
     }
 }
@@ -140,14 +140,14 @@ impl SimulatorConfig {
     ///
     /// # Errors
     /// A fault name that does not exist, or a malformed weight.
-    pub fn fault_mix(&self) -> Result<Option<adapters::simulators::FaultMix>, ConfigError> {
+    pub fn fault_mix(&self) -> Result<Option<simulators::FaultMix>, ConfigError> {
         if self.mix.trim().is_empty() {
             return Ok(None);
         }
         self.mix
             .parse()
             .map(Some)
-            .map_err(|e: adapters::simulators::FaultParseError| {
+            .map_err(|e: simulators::FaultParseError| {
                 ConfigError::invalid("simulator.mix", e.to_string())
             })
     }

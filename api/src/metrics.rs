@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::metrics::{encode_family, encode_metric};
+use application::metrics::{encode_family, encode_metric};
 use eventlog::EventLog;
 use projections::Projections;
 use prometheus_client::collector::Collector;

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::{CommandContext, CommandPath};
+use application::{CommandContext, CommandPath};
 use async_graphql::Json;
 use domain::decider::{Decider, RuleViolation};
 use domain::idempotency::CommandKey;
@@ -23,7 +23,7 @@ use crate::graphql::CommandTarget;
 use crate::metrics::Metrics;
 use crate::pricing::PriceBook;
 
-pub use adapters::external::BoxFuture;
+pub use integration::external::BoxFuture;
 
 /// The external-system runtime's operator controls.
 pub trait FulfillmentControl: Send + Sync {
@@ -81,7 +81,7 @@ pub struct Platform {
     /// Prices for `priceQuote`.
     pub price_book: PriceBook,
     /// CRM lookups for `createQuote`.
-    pub customers: Arc<dyn adapters::CustomerDirectory>,
+    pub customers: Arc<dyn integration::CustomerDirectory>,
     /// Reconciliation and consumer controls.
     pub fulfillment: Arc<dyn FulfillmentControl>,
     /// How long a command waits for the read models to include it.
@@ -200,9 +200,9 @@ impl Platform {
             .execute::<D>(&target.stream_id, &command, &context)
             .await
             .map_err(|error| match error {
-                adapters::CommandError::IdempotencyConflict { .. } => conflict(),
+                application::CommandError::IdempotencyConflict { .. } => conflict(),
                 other => {
-                    if let adapters::CommandError::VersionConflict { .. } = &other {
+                    if let application::CommandError::VersionConflict { .. } = &other {
                         self.metrics.version_conflict();
                     }
                     ApiError::from_command(other)

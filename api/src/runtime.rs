@@ -6,19 +6,24 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use adapters::metrics::encode_family;
-use adapters::simulators::{Fault, Script, SigningKeys};
-use adapters::{
-    relay::Relay, CommandPath, CrmError, CustomerDirectory, Fulfillment, FulfillmentOptions,
-    HttpCustomerDirectory, SimulatorOptions, Simulators, SystemsConfig,
-};
+use application::consumer::ConsumerStatus;
+use application::metrics::encode_family;
+use application::CommandPath;
 use axum::Router;
 use domain::ids::{CustomerId, TenantId};
 use domain::quote::CustomerSnapshot;
+use integration::{
+    CrmError, CustomerDirectory, Fulfillment, FulfillmentOptions, HttpCustomerDirectory,
+    SystemsConfig,
+};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use rand::RngCore;
+use relay::Relay;
+use simulators::{Fault, Script, SigningKeys};
+use simulators::{SimulatorOptions, Simulators};
 use tokio::sync::Mutex;
 
 use crate::config::ServerConfig;
@@ -140,7 +145,7 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
         Fulfillment::start(path.clone(), systems.clone(), options.clone())
             .map_err(|e| format!("fulfillment: {e}"))?,
     );
-    let routes = adapters::callbacks::router(fulfillment.callback_inbox());
+    let routes = integration::callbacks::router(fulfillment.callback_inbox());
     let relay = Relay::start_if_enabled(path.log().clone(), config.relay.clone())
         .await
         .map_err(|e| format!("relay: {e}"))?;
@@ -210,8 +215,51 @@ impl Collector for RuntimeMetrics {
             "oms_consumer_lag_events",
             "Events each consumer of the log is behind its head.",
             lags,
-        )
+        )?;
+        encode_consumer_status(&mut encoder, &consumers)
     }
+}
+
+/// The one consumer loop's live figures of the fulfillment process's
+/// consumers: jobs in flight, sessions retried, and the state (one sample
+/// per consumer, labelled with its state, value 1).
+fn encode_consumer_status(
+    encoder: &mut DescriptorEncoder<'_>,
+    consumers: &[ConsumerStatus],
+) -> Result<(), std::fmt::Error> {
+    encode_family(
+        encoder,
+        "oms_consumer_in_flight",
+        "Jobs each consumer spawned that have not finished.",
+        consumers.iter().map(|c| {
+            (
+                [("consumer", c.name.as_str())],
+                ConstGauge::new(c.in_flight),
+            )
+        }),
+    )?;
+    encode_family(
+        encoder,
+        "oms_consumer_retries",
+        "Sessions each consumer restarted from its checkpoint after a failure.",
+        consumers.iter().map(|c| {
+            (
+                [("consumer", c.name.as_str())],
+                ConstCounter::new(c.retries),
+            )
+        }),
+    )?;
+    encode_family(
+        encoder,
+        "oms_consumer_state",
+        "Each consumer's state (starting, running, recovering, retrying, poisoned, stopped).",
+        consumers.iter().map(|c| {
+            (
+                [("consumer", c.name.as_str()), ("state", c.state.as_str())],
+                ConstGauge::new(1u64),
+            )
+        }),
+    )
 }
 
 struct Control {
@@ -253,7 +301,7 @@ impl FulfillmentControl for Control {
         faults: &'a [String],
     ) -> BoxFuture<'a, ApiResult<()>> {
         Box::pin(async move {
-            let target = adapters::config::parse_system(system)
+            let target = integration::config::parse_system(system)
                 .ok_or_else(|| ApiError::validation("system", format!("no system `{system}`")))?;
             let faults = faults
                 .iter()
@@ -365,7 +413,7 @@ pub fn simulator_options(config: &ServerConfig) -> Result<SimulatorOptions, Stri
         .chain([config
             .simulator
             .read_timeout_ms
-            .unwrap_or(adapters::config::SystemConfig::new("").read_timeout_ms)])
+            .unwrap_or(integration::config::SystemConfig::new("").read_timeout_ms)])
         .max()
         .unwrap_or(0);
     Ok(SimulatorOptions {
@@ -399,7 +447,7 @@ pub fn sla_policy(config: &ServerConfig) -> projections::SlaPolicy {
                 .systems
                 .iter()
                 .filter_map(|(name, system)| {
-                    adapters::config::parse_system(name).map(|target| (target, system.sla_ms))
+                    integration::config::parse_system(name).map(|target| (target, system.sla_ms))
                 })
                 .collect();
             (tenant.clone(), targets)
@@ -410,7 +458,7 @@ pub fn sla_policy(config: &ServerConfig) -> projections::SlaPolicy {
         default_ms: config
             .simulator
             .sla_ms
-            .unwrap_or(adapters::config::SystemConfig::new("").sla_ms),
+            .unwrap_or(integration::config::SystemConfig::new("").sla_ms),
         by_target: std::collections::BTreeMap::new(),
         by_tenant,
     }
@@ -450,8 +498,8 @@ mod tests {
     #[test]
     fn a_timeout_fault_outlasts_every_configured_read_timeout() {
         let default = simulator_options(&ServerConfig::default()).unwrap();
-        assert!(default.hang_ms > adapters::SystemConfig::new("").read_timeout_ms);
-        let mut slow = adapters::SystemConfig::new("http://127.0.0.1:9");
+        assert!(default.hang_ms > integration::SystemConfig::new("").read_timeout_ms);
+        let mut slow = integration::SystemConfig::new("http://127.0.0.1:9");
         slow.read_timeout_ms = 8_000;
         let config = ServerConfig {
             systems: SystemsConfig::default().with_system("t1", TargetSystem::Billing, slow),
@@ -487,7 +535,7 @@ mod tests {
 
     #[test]
     fn overdue_follows_the_configured_sla_of_the_tenants_system() {
-        let mut inventory = adapters::SystemConfig::new("http://127.0.0.1:9");
+        let mut inventory = integration::SystemConfig::new("http://127.0.0.1:9");
         inventory.sla_ms = 2_500;
         let config = ServerConfig {
             systems: SystemsConfig::default().with_system("t1", TargetSystem::Inventory, inventory),
@@ -496,7 +544,7 @@ mod tests {
         let policy = sla_policy(&config);
         assert_eq!(policy.sla_ms("t1", TargetSystem::Inventory), 2_500);
         // Not configured: the default SLA that reconciliation's breach uses.
-        let default = adapters::SystemConfig::new("").sla_ms;
+        let default = integration::SystemConfig::new("").sla_ms;
         assert_eq!(policy.sla_ms("t1", TargetSystem::Billing), default);
         assert_eq!(policy.sla_ms("demo", TargetSystem::Inventory), default);
     }

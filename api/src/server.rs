@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::CommandPath;
+use application::CommandPath;
 use eventlog::{EventLog, LogConfig, LogError};
 use projections::Projections;
 

@@ -23,7 +23,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Instant;
 
-use adapters::CommandPath;
+use application::CommandPath;
 use clap::Parser;
 use eventlog::{Durability, EventLog, LogConfig};
 use replay_tools::commands::{dump, export, import, verify};

@@ -4,7 +4,7 @@
 //! Internal failures are logged with a fresh correlation id and answered as
 //! `INTERNAL` with that id and nothing else.
 
-use adapters::CommandError;
+use application::CommandError;
 use async_graphql::ErrorExtensions;
 use domain::RuleViolation;
 

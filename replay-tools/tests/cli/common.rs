@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use adapters::CommandPath;
+use application::CommandPath;
 use eventlog::{keyspace, Durability, EventLog, LogConfig, RecordedEvent};
 use tempfile::TempDir;
 

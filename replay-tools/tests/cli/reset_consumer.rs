@@ -125,7 +125,7 @@ fn recovery_mode_over_a_flow_with_handoffs_leaves_the_simulator_ledger_unchanged
             eventlog::LogConfig::new(&dir).durability(eventlog::Durability::Buffered),
         )
         .unwrap();
-        let path = adapters::CommandPath::new(log.clone());
+        let path = application::CommandPath::new(log.clone());
         gen::run_flow(&path, 1000, 1).await.unwrap();
         drop(path);
         log.close().await;

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use adapters::{CommandContext, CommandPath};
+use application::{CommandContext, CommandPath};
 use domain::handoff::{HandoffCommand, HandoffEvent};
 use domain::idempotency::{CommandKey, Purpose};
 use domain::ids::{quote_stream, QuoteId, TenantId, Timestamp};

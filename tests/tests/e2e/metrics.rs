@@ -229,7 +229,7 @@ async fn the_whole_exposition_parses_and_keeps_its_families() {
         assert!(!name.contains("_total_total"), "{name}");
     }
     // Name, type and the label names each sample carries (besides `le`).
-    let expected: [(&str, &str, &[&str]); 14] = [
+    let expected: [(&str, &str, &[&str]); 17] = [
         (
             "oms_graphql_request_seconds",
             "histogram",
@@ -252,6 +252,9 @@ async fn the_whole_exposition_parses_and_keeps_its_families() {
         ("oms_reconciliation_runs_total", "counter", &[]),
         ("oms_callbacks_applied_total", "counter", &[]),
         ("oms_consumer_lag_events", "gauge", &["consumer"]),
+        ("oms_consumer_in_flight", "gauge", &["consumer"]),
+        ("oms_consumer_retries_total", "counter", &["consumer"]),
+        ("oms_consumer_state", "gauge", &["consumer", "state"]),
     ];
     for (name, kind, label_names) in expected {
         let family = families
@@ -285,4 +288,28 @@ async fn the_whole_exposition_parses_and_keeps_its_families() {
         .filter_map(|(_, labels)| labels.get("consumer").map(String::as_str))
         .collect();
     assert!(consumers.contains("handoff-dispatcher"), "{consumers:?}");
+    // The one consumer loop reports each consumer's state.
+    let states: BTreeSet<(&str, &str)> = families["oms_consumer_state"]
+        .samples
+        .iter()
+        .filter_map(|(_, labels)| {
+            Some((
+                labels.get("consumer")?.as_str(),
+                labels.get("state")?.as_str(),
+            ))
+        })
+        .collect();
+    for consumer in [
+        "fulfillment-process",
+        "handoff-dispatcher",
+        "handoff-index",
+        "callback-unparker",
+    ] {
+        assert!(
+            states
+                .iter()
+                .any(|(name, state)| *name == consumer && *state == "running"),
+            "{consumer} is not running: {states:?}"
+        );
+    }
 }

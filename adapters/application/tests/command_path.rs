@@ -1,0 +1,342 @@
+//! The command path: load, decide, append, retry, deduplicate.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use application::command::decode;
+use application::{CommandContext, CommandError, CommandPath};
+use domain::idempotency::CommandKey;
+use domain::ids::{quote_stream, TenantId};
+use domain::quote::{QuoteCommand, QuoteError, QuoteEvent, QuoteState};
+use domain::testing::fixtures::{
+    approval_policy, at, billing_account, customer, line, percent, price, proposal, quote_id,
+    signature, tenant,
+};
+use domain::QuoteDecider;
+use eventlog::{Durability, EventLog, LogConfig};
+
+fn ctx(command_id: &str) -> CommandContext {
+    CommandContext::new(
+        CommandKey::client(&TenantId::new("tenant-1"), command_id),
+        "tenant-1",
+        "corr-1",
+    )
+}
+
+fn create() -> QuoteCommand {
+    QuoteCommand::Create {
+        quote_id: quote_id(),
+        tenant_id: tenant(),
+        customer: customer(),
+        catalog_version: "catalog-2024.06".into(),
+        at: at(0),
+    }
+}
+
+/// A command path over a fresh log, and the sample quote's stream. Keep
+/// the directory alive for the test's duration.
+fn setup() -> (tempfile::TempDir, CommandPath, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(LogConfig::new(dir.path()).durability(Durability::ProcessCrashSafe))
+        .unwrap();
+    (dir, CommandPath::new(log), quote_stream(&quote_id()))
+}
+
+#[tokio::test]
+async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and_correlation() {
+    let (_dir, path, stream) = setup();
+    let commands = [
+        create(),
+        QuoteCommand::AddLine {
+            line: line("l1"),
+            at: at(1),
+        },
+        QuoteCommand::Price {
+            price: price(1, &["l1"], percent(5)),
+            policy: approval_policy(),
+            at: at(2),
+        },
+        QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(1_000),
+        },
+        QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(5_000),
+        },
+        QuoteCommand::Accept {
+            billing_account: billing_account(),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+            at: at(6_000),
+        },
+    ];
+    for (i, command) in commands.iter().enumerate() {
+        let outcome = path
+            .execute::<QuoteDecider>(&stream, command, &ctx(&format!("cmd-{i}")))
+            .await
+            .unwrap();
+        assert!(!outcome.deduplicated);
+        assert_eq!(outcome.attempts, 1);
+    }
+    let loaded = path.load::<QuoteDecider>(&stream).unwrap();
+    assert!(
+        matches!(loaded.state, QuoteState::Accepted { .. }),
+        "{:?}",
+        loaded.state
+    );
+    let records = path.log().read_stream(&stream, 1, 100).unwrap();
+    assert_eq!(records.len() as u64, loaded.version);
+    assert!(records
+        .iter()
+        .all(|r| r.correlation_id == "corr-1" && r.tenant_id == "tenant-1"));
+    assert_eq!(
+        records[0].causation_id.as_deref(),
+        Some(ctx("cmd-0").command_id().as_str())
+    );
+    assert_eq!(records[0].event_type, "QuoteCreated");
+    let first: QuoteEvent = decode::<_, QuoteError>(&records[0]).unwrap();
+    assert!(matches!(first, QuoteEvent::QuoteCreated { .. }));
+    path.log().close().await;
+}
+
+#[tokio::test]
+async fn a_retried_command_returns_the_first_outcome_and_appends_nothing() {
+    let (_dir, path, stream) = setup();
+    let first = path
+        .execute::<QuoteDecider>(&stream, &create(), &ctx("create-1"))
+        .await
+        .unwrap();
+    let again = path
+        .execute::<QuoteDecider>(&stream, &create(), &ctx("create-1"))
+        .await
+        .unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.positions, first.positions);
+    assert_eq!(path.log().next_position(), 1);
+    path.log().close().await;
+}
+
+#[tokio::test]
+async fn a_reused_command_id_for_another_command_is_an_idempotency_conflict() {
+    let (_dir, path, stream) = setup();
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
+        .await
+        .unwrap();
+    path.execute::<QuoteDecider>(
+        &stream,
+        &QuoteCommand::AddLine {
+            line: line("l1"),
+            at: at(1),
+        },
+        &ctx("c2"),
+    )
+    .await
+    .unwrap();
+    // The same id for another command, on another stream: refused, nothing written.
+    let other = quote_stream(&domain::ids::QuoteId::new("q-other"));
+    let err = path
+        .execute::<QuoteDecider>(&other, &create(), &ctx("c2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::IdempotencyConflict { ref command_id } if *command_id == ctx("c2").command_id()),
+        "{err}"
+    );
+    assert_eq!(path.log().stream_version(&other).unwrap(), 0);
+    path.log().close().await;
+}
+
+#[tokio::test]
+async fn a_refused_command_names_its_rule_and_writes_nothing() {
+    let (_dir, path, stream) = setup();
+    let err = path
+        .execute::<QuoteDecider>(
+            &stream,
+            &QuoteCommand::AddLine {
+                line: line("l1"),
+                at: at(1),
+            },
+            &ctx("c1"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.rule(),
+        Some(domain::RuleViolation::rule(&QuoteError::NotCreated))
+    );
+    assert_eq!(path.log().next_position(), 0);
+    path.log().close().await;
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_version_conflict_naming_both_versions() {
+    let (_dir, path, stream) = setup();
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
+        .await
+        .unwrap();
+    let mut context = ctx("c2");
+    context.expected_version = Some(0);
+    let err = path
+        .execute::<QuoteDecider>(
+            &stream,
+            &QuoteCommand::AddLine {
+                line: line("l1"),
+                at: at(1),
+            },
+            &context,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::VersionConflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    path.log().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_writers_to_one_quote_lose_no_update_and_duplicates_are_suppressed() {
+    let (_dir, path, stream) = setup();
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("create"))
+        .await
+        .unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let path = path.clone();
+            let stream = stream.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let command = QuoteCommand::AddLine {
+                    line: line(&format!("l{w}")),
+                    at: at(10),
+                };
+                barrier.wait().await;
+                let first = path
+                    .execute::<QuoteDecider>(&stream, &command, &ctx(&format!("add-{w}")))
+                    .await
+                    .unwrap();
+                // The client retries the same command (a lost response).
+                let retry = path
+                    .execute::<QuoteDecider>(&stream, &command, &ctx(&format!("add-{w}")))
+                    .await
+                    .unwrap();
+                assert!(retry.deduplicated);
+                assert_eq!(retry.positions, first.positions);
+                first.attempts
+            })
+        })
+        .collect();
+    let mut attempts = 0;
+    for t in tasks {
+        attempts += t.await.unwrap();
+    }
+    let loaded = path.load::<QuoteDecider>(&stream).unwrap();
+    assert_eq!(
+        loaded.version, 17,
+        "one create and sixteen lines, each once"
+    );
+    let QuoteState::Open(quote) = &loaded.state else {
+        panic!("{:?}", loaded.state)
+    };
+    let lines: BTreeSet<_> = quote
+        .lines
+        .iter()
+        .map(|l| l.line_id.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        lines,
+        (0..16).map(|w| format!("l{w}")).collect::<BTreeSet<_>>()
+    );
+    eprintln!("16 writers needed {attempts} attempts in all");
+    path.log().close().await;
+}
+
+#[tokio::test]
+async fn the_causing_event_is_stamped_on_every_event_a_command_appends() {
+    let (_dir, path, stream) = setup();
+    let context = ctx("cmd-caused").caused_by_event("01HCAUSE");
+    path.execute::<QuoteDecider>(&stream, &create(), &context)
+        .await
+        .unwrap();
+    let recorded = path.log().read_stream(&stream, 1, 10).unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        recorded[0]
+            .metadata
+            .get(application::command::CAUSATION_EVENT_ID)
+            .map(String::as_str),
+        Some("01HCAUSE")
+    );
+    assert_eq!(
+        recorded[0].causation_id.as_deref(),
+        Some(context.command_id().as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_reaction_reissued_after_a_crash_with_another_clock_meets_its_first_outcome() {
+    // The dispatcher records a dispatch with the time it ran; after a crash
+    // it runs again for the same event, later. The key (trigger event and
+    // action) decides the request hash, so the re-run is deduplicated
+    // instead of refused as a conflict (which left handoffs stuck forever).
+    use domain::handoff::HandoffCommand;
+    use domain::testing::fixtures::{request, subject};
+    use domain::HandoffDecider;
+    let (_dir, path, _) = setup();
+    let subject = subject("l1", domain::idempotency::Purpose::Reserve, 1);
+    let stream = domain::ids::handoff_stream(&subject.handoff_id());
+    let requested = CommandContext::new(
+        CommandKey::reaction("01-trigger-step", "open"),
+        "tenant-1",
+        "corr-1",
+    );
+    path.execute::<HandoffDecider>(
+        &stream,
+        &HandoffCommand::Request {
+            subject: subject.clone(),
+            request: request(),
+            at: at(1),
+        },
+        &requested,
+    )
+    .await
+    .unwrap();
+    let dispatch = || {
+        CommandContext::new(
+            CommandKey::reaction("01-requested", "dispatch"),
+            "tenant-1",
+            "corr-1",
+        )
+    };
+    let first = path
+        .execute::<HandoffDecider>(
+            &stream,
+            &HandoffCommand::RecordDispatch { at: at(10) },
+            &dispatch(),
+        )
+        .await
+        .unwrap();
+    assert!(!first.deduplicated);
+    let again = path
+        .execute::<HandoffDecider>(
+            &stream,
+            &HandoffCommand::RecordDispatch { at: at(99_999) },
+            &dispatch(),
+        )
+        .await
+        .unwrap();
+    assert!(again.deduplicated, "{again:?}");
+    assert_eq!(again.positions, first.positions);
+    assert_eq!(path.log().stream_version(&stream).unwrap(), 2);
+    path.log().close().await;
+}

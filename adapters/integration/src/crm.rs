@@ -1,0 +1,252 @@
+//! CRM: customer lookup and validation, synchronous at quote creation.
+//!
+//! CRM owns the customer; the quote keeps a snapshot. The port
+//! ([`CustomerDirectory`]) answers a [`CustomerSnapshot`] in domain terms or
+//! a [`CrmError`] that carries its normalized class; CRM field names
+//! (`acctId`, `seg`, ...) stay in this module.
+//!
+//! | CRM answer | result |
+//! | --- | --- |
+//! | 200, status `ACTIVE` | the snapshot |
+//! | 200, status `SUSPENDED` / `CLOSED` | `NotEligible` (business rejected) |
+//! | 200, another status | `Unclassified` |
+//! | 200, unreadable body | `SchemaMismatch` |
+//! | 404 | `NotFound` (business rejected) |
+//! | 401 / 403 | `Security` |
+//! | 429 / 5xx / connection refused | `Unavailable` (technical, retry) |
+//! | read timeout | `Unavailable` (unknown; a read is safe to repeat) |
+//! | an id that cannot be one path segment (empty, `.`, `..`) | `NotFound`, nothing sent |
+//!
+//! The customer id is sent as exactly one percent-encoded path segment of
+//! `GET /crm/v2/accounts/{id}` (`external::http::endpoint_url`), so no id
+//! can reach another CRM route with the platform's bearer token.
+
+use std::collections::HashMap;
+
+use domain::idempotency::TargetSystem;
+use domain::ids::{CustomerId, Segment, TenantId, Timestamp};
+use domain::outcome::OutcomeClass;
+use domain::quote::CustomerSnapshot;
+use serde::Deserialize;
+
+use crate::config::{ConfigError, SystemsConfig};
+use crate::external::BoxFuture;
+use application::clock::SharedClock;
+
+/// The CRM's path for account lookups, shared with the simulators.
+pub const ACCOUNT_PATH: &str = "/crm/v2/accounts";
+
+/// Why a customer could not be looked up or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrmError {
+    /// CRM does not know the customer. Handling: 422 to the seller.
+    #[error("customer not found in CRM")]
+    NotFound,
+    /// The customer exists but may not be quoted. Handling: 422.
+    #[error("customer is not eligible (CRM status {status})")]
+    NotEligible {
+        /// The CRM status, as evidence.
+        status: String,
+    },
+    /// The tenant has no CRM configured (or it is disabled). Handling: 503.
+    #[error("CRM is not configured for this tenant")]
+    NotConfigured,
+    /// CRM could not answer now. Handling: 503, the seller may retry.
+    #[error("CRM is unavailable ({raw_code})")]
+    Unavailable {
+        /// `TechnicalRetryable` or `Unknown`.
+        class: OutcomeClass,
+        /// The raw code, as evidence.
+        raw_code: String,
+    },
+    /// CRM refused our credentials. Handling: 503 and alert operations.
+    #[error("CRM refused the platform's credentials")]
+    Security,
+    /// CRM answered in an unexpected shape. Handling: 502.
+    #[error("CRM answered in an unexpected shape")]
+    SchemaMismatch,
+    /// CRM answered something nobody mapped. Handling: 502.
+    #[error("CRM answered something unmapped ({raw_code})")]
+    Unclassified {
+        /// The raw code, as evidence.
+        raw_code: String,
+    },
+}
+
+impl CrmError {
+    /// The normalized class of this error.
+    pub fn class(&self) -> OutcomeClass {
+        match self {
+            Self::NotFound | Self::NotEligible { .. } => OutcomeClass::BusinessRejected,
+            Self::NotConfigured | Self::Security => OutcomeClass::SecurityConfiguration,
+            Self::Unavailable { class, .. } => *class,
+            Self::SchemaMismatch => OutcomeClass::SchemaMismatch,
+            Self::Unclassified { .. } => OutcomeClass::Unclassified,
+        }
+    }
+
+    /// True when asking again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// The CRM port: who the customer is, as a snapshot.
+pub trait CustomerDirectory: Send + Sync {
+    /// Looks a customer up and validates it for quoting.
+    ///
+    /// # Errors
+    /// A [`CrmError`] with its class.
+    fn lookup<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer_id: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<CustomerSnapshot, CrmError>>;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Account {
+    acct_id: String,
+    acct_name: String,
+    seg: String,
+    rev: String,
+    status: String,
+}
+
+struct Endpoint {
+    client: reqwest::Client,
+    base_url: reqwest::Url,
+    token: Option<String>,
+}
+
+/// The CRM port over HTTP, one client per tenant.
+pub struct HttpCustomerDirectory {
+    endpoints: HashMap<String, Endpoint>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for HttpCustomerDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpCustomerDirectory")
+            .field("tenants", &self.endpoints.len())
+            .finish()
+    }
+}
+
+impl HttpCustomerDirectory {
+    /// Clients for every tenant that configures an enabled `crm`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when the table is invalid.
+    pub fn from_config(config: &SystemsConfig, clock: SharedClock) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut endpoints = HashMap::new();
+        for (tenant, c) in config.tenants_with(TargetSystem::Crm) {
+            if !c.enabled {
+                continue;
+            }
+            let key = format!("tenants.{tenant}.systems.crm");
+            endpoints.insert(
+                tenant.to_owned(),
+                Endpoint {
+                    client: crate::external::http::build_client(
+                        &key,
+                        c.connect_timeout_ms,
+                        c.read_timeout_ms,
+                    )?,
+                    base_url: crate::external::http::parse_base_url(&key, &c.base_url)?,
+                    token: c.outbound_token.clone(),
+                },
+            );
+        }
+        Ok(Self { endpoints, clock })
+    }
+
+    async fn fetch(
+        &self,
+        tenant: &TenantId,
+        customer_id: &CustomerId,
+    ) -> Result<CustomerSnapshot, CrmError> {
+        let endpoint = self
+            .endpoints
+            .get(tenant.as_str())
+            .ok_or(CrmError::NotConfigured)?;
+        // The customer id is one percent-encoded path segment, whatever it
+        // contains; one that cannot be a segment names no customer.
+        let url = crate::external::http::endpoint_url(
+            &endpoint.base_url,
+            ACCOUNT_PATH,
+            &[customer_id.as_str()],
+        )
+        .map_err(|_| CrmError::NotFound)?;
+        let mut request = endpoint.client.get(url).header("x-tenant", tenant.as_str());
+        if let Some(token) = &endpoint.token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.map_err(|e| transport(&e))?;
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.map_err(|e| transport(&e))?;
+        match status {
+            200 => {}
+            404 => return Err(CrmError::NotFound),
+            401 | 403 => return Err(CrmError::Security),
+            429 | 500 | 502 | 503 => {
+                return Err(CrmError::Unavailable {
+                    class: OutcomeClass::TechnicalRetryable,
+                    raw_code: format!("HTTP-{status}"),
+                })
+            }
+            408 | 504 => {
+                return Err(CrmError::Unavailable {
+                    class: OutcomeClass::Unknown,
+                    raw_code: format!("HTTP-{status}"),
+                })
+            }
+            other => {
+                return Err(CrmError::Unclassified {
+                    raw_code: format!("HTTP-{other}"),
+                })
+            }
+        }
+        let account: Account =
+            serde_json::from_slice(&bytes).map_err(|_| CrmError::SchemaMismatch)?;
+        if account.acct_id != customer_id.as_str() {
+            return Err(CrmError::SchemaMismatch);
+        }
+        match account.status.as_str() {
+            "ACTIVE" => Ok(CustomerSnapshot {
+                customer_id: customer_id.clone(),
+                name: account.acct_name,
+                segment: Segment::new(account.seg),
+                authority_reference: account.rev,
+                taken_at: Timestamp(self.clock.now_ms()),
+            }),
+            "SUSPENDED" | "CLOSED" => Err(CrmError::NotEligible {
+                status: account.status,
+            }),
+            other => Err(CrmError::Unclassified {
+                raw_code: other.to_owned(),
+            }),
+        }
+    }
+}
+
+fn transport(error: &reqwest::Error) -> CrmError {
+    let mapped = crate::external::http::transport(error);
+    CrmError::Unavailable {
+        class: mapped.class,
+        raw_code: mapped.raw_code.unwrap_or_default(),
+    }
+}
+
+impl CustomerDirectory for HttpCustomerDirectory {
+    fn lookup<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer_id: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<CustomerSnapshot, CrmError>> {
+        Box::pin(self.fetch(tenant, customer_id))
+    }
+}
