@@ -7,7 +7,7 @@
 //! cqrs-es aggregate below wraps `QuoteDecider`, so the comparison is of
 //! the storage and the framework, not of the business rules.
 //!
-//! Run with `cargo run --release --example command_bench -- [--json FILE]
+//! Run with `cargo run --release -p application --example command_bench -- [--json FILE]
 //! [--quotes N] [--clients C] [--postgres URL]`.
 
 #![allow(clippy::cast_possible_truncation)]

@@ -14,7 +14,7 @@
 //!
 //! Both streams are deleted at the end.
 //!
-//! Run with `cargo run --release -p adapters --example relay_bench --
+//! Run with `cargo run --release -p relay --example relay_bench --
 //! [--json FILE] [--events N] [--load-seconds S] [--writers W] [--url URL]`.
 
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]

@@ -1,6 +1,6 @@
 //! Soak benchmark of the external-systems side, end to end.
 //!
-//! Run with `cargo run --release -p adapters --example soak -- --orders N
+//! Run with `cargo run --release -p simulators --example soak -- --orders N
 //! [--json FILE] [--durability durable|crash-safe|buffered] [--seed S]
 //! [--timeout-s T]`.
 //!
