@@ -150,7 +150,11 @@ pub struct StoredEvent<'a> {
 }
 
 /// The payload codec the events were encoded with (the log's), seen from
-/// the domain: bytes in, a serde value out.
+/// the domain: bytes in, a serde value out. An implementation must bound
+/// what untrusted bytes can make it allocate (the log's codec stops at the
+/// 64 KiB payload limit): [`decode`]'s promise of no panic rests on it, as
+/// bincode is not self-describing and a payload read in another shape than
+/// it was written in can claim any length.
 pub trait PayloadCodec {
     /// The codec's refusal; only its message is kept.
     type Error: fmt::Display;
