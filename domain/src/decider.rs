@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
 
+use crate::events::AnyEvent;
+
 /// An aggregate written as a decider: `decide` holds every business rule and `evolve`
 /// only applies facts that `decide` already accepted.
 pub trait Decider {
@@ -19,7 +21,15 @@ pub trait Decider {
     /// What a caller asks the aggregate to do, carrying time, ids and external facts.
     type Command;
     /// A fact the aggregate recorded; persisted, so its encoding is a contract.
-    type Event: Clone + Debug + PartialEq + Serialize + DeserializeOwned + DomainEvent;
+    /// Read back through the one decode (`crate::events::decode`, which
+    /// upcasts older versions), then narrowed from [`AnyEvent`].
+    type Event: Clone
+        + Debug
+        + PartialEq
+        + Serialize
+        + DeserializeOwned
+        + DomainEvent
+        + TryFrom<AnyEvent, Error = AnyEvent>;
     /// The refusal: one variant per business rule.
     type Error: std::error::Error + Clone + PartialEq + RuleViolation;
 

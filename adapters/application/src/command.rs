@@ -11,10 +11,11 @@
 use std::ops::RangeInclusive;
 
 use domain::decider::{Decider, DomainEvent, RuleViolation};
+use domain::events::AnyEvent;
 use domain::idempotency::CommandKey;
 use eventlog::{
-    decode_payload, encode_payload, AppendError, AppendRequest, EventLog, ExpectedVersion, Hash,
-    Idempotency, LogError, NewEvent, RecordedEvent,
+    encode_payload, AppendError, AppendRequest, EventLog, ExpectedVersion, Hash, Idempotency,
+    LogError, NewEvent, RecordedEvent,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -355,12 +356,24 @@ fn to_new_event<Ev: Serialize + DomainEvent, E: std::error::Error>(
     Ok(new)
 }
 
-/// Decodes a stored domain event of any aggregate.
-pub fn decode<Ev: serde::de::DeserializeOwned, E: std::error::Error>(
+/// Decodes a stored event of one aggregate through the one decode
+/// ([`crate::events::decode`], which upcasts older schema versions).
+///
+/// # Errors
+/// [`CommandError::Corrupt`] when the record does not decode, or holds
+/// another aggregate's event.
+pub fn decode<Ev: TryFrom<AnyEvent, Error = AnyEvent>, E: std::error::Error>(
     record: &RecordedEvent,
 ) -> Result<Ev, CommandError<E>> {
-    decode_payload(&record.payload).map_err(|e| CommandError::Corrupt {
+    let corrupt = |message: String| CommandError::Corrupt {
         position: record.position,
-        message: e.to_string(),
+        message,
+    };
+    let event = crate::events::decode(record).map_err(|e| corrupt(e.to_string()))?;
+    Ev::try_from(event).map_err(|other| {
+        corrupt(format!(
+            "the stream holds a {} event of another aggregate",
+            other.event_type()
+        ))
     })
 }

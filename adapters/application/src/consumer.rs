@@ -13,10 +13,12 @@
 //! - **Work that finishes later.** A consumer whose effect ends after
 //!   `handle` returns (an external call, a publish awaiting its ack) spawns
 //!   a job per event with [`Session::spawn`]. The checkpoint is then the
-//!   lowest position whose job has not finished: a crash replays only
-//!   unfinished jobs. A job that fails halts the session; it restarts from
-//!   the checkpoint after a backoff, so the checkpoint never passes an
-//!   event whose work failed.
+//!   lowest position whose job has not finished: a crash or a halt replays
+//!   from there (events after it whose jobs finished are handed over again,
+//!   so handling must be idempotent). A job that fails halts the session:
+//!   the session's stop signal ([`Session::stop_signal`]) tells waiting
+//!   jobs to give up, and the session restarts from the checkpoint after a
+//!   backoff, so the checkpoint never passes an event whose work failed.
 //! - **Recovery mode.** When an operator rewound a side-effecting consumer
 //!   with a recovery bound ([`ConsumerStore::rewind_for_recovery`]), the
 //!   session reports it ([`Session::suppressed`]) so the consumer makes no
@@ -28,9 +30,12 @@
 //!   [`ConsumerOptions::backoff_min`] and [`ConsumerOptions::backoff_max`]
 //!   (reset by progress).
 //! - **Poison.** An event the consumer can never handle ([`Halt::Poison`])
-//!   stops it: what precedes is committed, the failure is recorded in the
-//!   store (the `consumers` query and `oms-replay consumers` show it) and
-//!   the consumer waits for shutdown.
+//!   stops it: what precedes is committed (with the rows the consumer left
+//!   for it), the failure is recorded in the store (the `consumers` query
+//!   and `oms-replay consumers` show it) and the consumer waits for
+//!   shutdown.
+//! - **Shutdown** is the stop channel turning true (or its sender being
+//!   dropped); the rest of the session's jobs finish or give up first.
 //! - **Status.** [`ConsumerProbe`] reports the state, work in flight,
 //!   retries and last error for `/metrics` and the `consumers` query;
 //!   [`ConsumerStatus`] joins it with the stored checkpoint.
@@ -51,8 +56,8 @@ use tokio::task::JoinSet;
 pub enum JobEnd {
     /// Its work is done: the checkpoint may pass its event.
     Done,
-    /// Stopped before its work was done (shutdown): its event is handled
-    /// again after a restart.
+    /// Gave up when the session's stop signal turned true (shutdown or a
+    /// halt): its event is handled again by the next session.
     Unfinished,
     /// Its work failed: the session halts and restarts from the
     /// checkpoint, which never passes this event meanwhile.
@@ -60,18 +65,21 @@ pub enum JobEnd {
 }
 
 /// Why a consumer stops handling the current session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Halt {
     /// A passing failure (the log, a connection): the session restarts
     /// from the checkpoint after a backoff.
     Retry(String),
     /// The event at `position` can never be handled: everything before it
-    /// is committed, the failure recorded, and the consumer stops.
+    /// is committed with `rows`, the failure recorded, and the consumer
+    /// stops.
     Poison {
         /// The event's position.
         position: u64,
         /// Why it cannot be handled.
         message: String,
+        /// The rows the batch's events before `position` leave.
+        rows: ConsumerBatch,
     },
     /// Shutdown was asked while handling: nothing of the batch is
     /// committed.
@@ -92,8 +100,8 @@ pub trait Consumer: Send + 'static {
     /// Handles one batch of events (ascending positions) and answers the
     /// rows it leaves, committed with the checkpoint. Work that ends later
     /// is spawned with [`Session::spawn`]. [`Halt::Poison`] promises that
-    /// every event of the batch before the poison was handled (its rows
-    /// are not committed: write none for them, or handle them again).
+    /// every event of the batch before the poison was handled, and carries
+    /// their rows.
     fn handle(
         &mut self,
         batch: Vec<RecordedEvent>,
@@ -346,12 +354,14 @@ impl Session {
         self.recovery_until.is_some_and(|bound| position < bound)
     }
 
-    /// The shutdown signal, for work that waits.
+    /// The session's stop signal, for work that waits: it turns true on
+    /// shutdown and when the session halts (a failed job, read or commit),
+    /// so waiting jobs give up and the next session handles their events.
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.clone()
     }
 
-    /// True once shutdown was asked.
+    /// True once the session is ending.
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
@@ -411,6 +421,7 @@ pub async fn run<C: Consumer>(
             return;
         }
     }
+    let mut poisoned = false;
     loop {
         if *stop.borrow() {
             break;
@@ -426,7 +437,7 @@ pub async fn run<C: Consumer>(
                 probe.failed(&message);
                 probe.set_state(ConsumerState::Retrying);
                 tokio::select! {
-                    _ = stop.changed() => break,
+                    () = stopped(&mut stop) => break,
                     () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
             }
@@ -436,16 +447,25 @@ pub async fn run<C: Consumer>(
                     tracing::error!(consumer = %name, error = %e, "cannot record the consumer's failure");
                 }
                 probe.set_state(ConsumerState::Poisoned);
-                let _ = stop.wait_for(|s| *s).await;
-                return;
+                poisoned = true;
+                stopped(&mut stop).await;
+                break;
             }
         }
     }
-    probe.set_state(ConsumerState::Stopped);
+    if !poisoned {
+        probe.set_state(ConsumerState::Stopped);
+    }
     let log = log.clone();
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || log.flush()).await {
         tracing::warn!(consumer = %name, error = %e, "flushing the checkpoint failed");
     }
+}
+
+/// Resolves once `stop` turns true or its sender is dropped (any other
+/// change is not a shutdown).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Commits `rows` with the checkpoint `watermark` (clearing a recovery
@@ -488,16 +508,87 @@ async fn session<C: Consumer>(
         (Ok(c), Ok(r)) => (c, r),
         (Err(e), _) | (_, Err(e)) => return (End::Halted(e.to_string()), false),
     };
+    // The session's own stop signal: shutdown, forwarded, or a halt.
+    let (ending, session_stop) = watch::channel(false);
+    let ending = Arc::new(ending);
+    let forward = {
+        let ending = ending.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            stopped(&mut stop).await;
+            let _ = ending.send(true);
+        })
+    };
     let mut session = Session {
         checkpoint,
         recovery_until,
-        stop: stop.clone(),
+        stop: session_stop,
         jobs: JoinSet::new(),
         in_flight: BTreeSet::new(),
     };
-    let start = match consumer.begin(&session).await {
+    let (end, committed) = drive(log, probe, consumer, options, stop, &mut session).await;
+    // Waiting jobs give up; jobs in flight finish; a failure keeps its
+    // event below the checkpoint.
+    let _ = ending.send(true);
+    forward.abort();
+    let store = &probe.store;
+    while let Some(done) = session.jobs.join_next().await {
+        if let Some(message) = session.finished(done) {
+            tracing::warn!(consumer = store.name(), error = %message, "a job failed while the session ended");
+        }
+        probe
+            .live
+            .in_flight
+            .store(session.in_flight.len() as u64, Ordering::Relaxed);
+    }
+    // No job runs any more (those that gave up are replayed next session).
+    probe.live.in_flight.store(0, Ordering::Relaxed);
+    let (end, next, rows) = end;
+    let mut watermark = session.watermark(next);
+    if let End::Poisoned { position, .. } = &end {
+        watermark = watermark.min(*position);
+    }
+    let mut committed = committed;
+    if watermark > committed || matches!(end, End::Poisoned { .. }) {
+        match commit(
+            store,
+            rows,
+            watermark.max(committed),
+            session.recovery_until,
+        ) {
+            Ok(()) => committed = watermark.max(committed),
+            Err(e) => {
+                tracing::error!(consumer = store.name(), error = %e, "cannot commit the checkpoint")
+            }
+        }
+    }
+    (end, committed > checkpoint)
+}
+
+/// What [`drive`] ends with: how the session ended, the position the
+/// reader passed, and rows still to commit (a poisoned batch's).
+type Driven = (End, u64, ConsumerBatch);
+
+/// Reads and handles batches until the session ends; answers how, and the
+/// checkpoint committed so far.
+async fn drive<C: Consumer>(
+    log: &EventLog,
+    probe: &ConsumerProbe,
+    consumer: &mut C,
+    options: &ConsumerOptions,
+    stop: &watch::Receiver<bool>,
+    session: &mut Session,
+) -> (Driven, u64) {
+    let store = &probe.store;
+    let (checkpoint, recovery_until) = (session.checkpoint, session.recovery_until);
+    let start = match consumer.begin(session).await {
         Ok(start) => start.max(checkpoint),
-        Err(halt) => return (ended(halt), false),
+        Err(halt) => {
+            return (
+                (ended(halt), checkpoint, ConsumerBatch::default()),
+                checkpoint,
+            )
+        }
     };
     if let Some(bound) = recovery_until {
         tracing::warn!(
@@ -510,7 +601,14 @@ async fn session<C: Consumer>(
     let mut committed = checkpoint;
     if start > checkpoint {
         if let Err(e) = commit(store, ConsumerBatch::default(), start, recovery_until) {
-            return (End::Halted(e.to_string()), false);
+            return (
+                (
+                    End::Halted(e.to_string()),
+                    checkpoint,
+                    ConsumerBatch::default(),
+                ),
+                checkpoint,
+            );
         }
         committed = start;
     }
@@ -522,9 +620,10 @@ async fn session<C: Consumer>(
     let mut next = start;
     let mut reading = true;
     let mut end = None;
+    let mut leftover = ConsumerBatch::default();
     while end.is_none() {
         tokio::select! {
-            _ = stop.changed() => end = Some(End::Shutdown),
+            () = stopped(&mut stop) => end = Some(End::Shutdown),
             Some(done) = session.jobs.join_next(), if !session.jobs.is_empty() => {
                 if let Some(message) = session.finished(done) {
                     end = Some(End::Halted(message));
@@ -545,7 +644,7 @@ async fn session<C: Consumer>(
                     Some(Err(e)) => end = Some(End::Halted(e.to_string())),
                     Some(Ok(batch)) => {
                         let Some(last) = batch.last().map(|r| r.position) else { continue };
-                        match consumer.handle(batch, &mut session).await {
+                        match consumer.handle(batch, session).await {
                             Ok(rows) => {
                                 next = last + 1;
                                 let watermark = session.watermark(next);
@@ -554,9 +653,10 @@ async fn session<C: Consumer>(
                                     Err(e) => end = Some(End::Halted(e.to_string())),
                                 }
                             }
-                            Err(Halt::Poison { position, message }) => {
+                            Err(Halt::Poison { position, message, rows }) => {
                                 // Everything before the poison was handled.
                                 next = next.max(position);
+                                leftover = rows;
                                 end = Some(End::Poisoned { position, message });
                             }
                             Err(halt) => end = Some(ended(halt)),
@@ -578,32 +678,16 @@ async fn session<C: Consumer>(
             .store(session.in_flight.len() as u64, Ordering::Relaxed);
     }
     reader.abort();
-    // Jobs in flight finish (or give up on shutdown); a failure keeps its
-    // event below the checkpoint.
-    while let Some(done) = session.jobs.join_next().await {
-        if let Some(message) = session.finished(done) {
-            tracing::warn!(consumer = store.name(), error = %message, "a job failed while the session ended");
-        }
-    }
-    probe.live.in_flight.store(0, Ordering::Relaxed);
-    let mut watermark = session.watermark(next);
-    if let Some(End::Poisoned { position, .. }) = &end {
-        watermark = watermark.min(*position);
-    }
-    if watermark > committed {
-        if let Err(e) = commit(store, ConsumerBatch::default(), watermark, recovery_until) {
-            tracing::error!(consumer = store.name(), error = %e, "cannot commit the checkpoint");
-        } else {
-            committed = watermark;
-        }
-    }
-    (end.unwrap_or(End::Shutdown), committed > checkpoint)
+    ((end.unwrap_or(End::Shutdown), next, leftover), committed)
 }
 
+/// The end a halt outside a batch's handling means (`begin`'s).
 fn ended(halt: Halt) -> End {
     match halt {
         Halt::Retry(message) => End::Halted(message),
-        Halt::Poison { position, message } => End::Poisoned { position, message },
+        Halt::Poison {
+            position, message, ..
+        } => End::Poisoned { position, message },
         Halt::Stopped => End::Shutdown,
     }
 }

@@ -110,7 +110,11 @@ impl Consumer for ProcessManager {
         }
         match poison {
             // Every command of the events before the poison ran.
-            Some((position, message)) => Err(Halt::Poison { position, message }),
+            Some((position, message)) => Err(Halt::Poison {
+                position,
+                message,
+                rows: ConsumerBatch::default(),
+            }),
             None => Ok(ConsumerBatch::default()),
         }
     }

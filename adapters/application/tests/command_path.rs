@@ -340,3 +340,79 @@ async fn a_reaction_reissued_after_a_crash_with_another_clock_meets_its_first_ou
     assert_eq!(path.log().stream_version(&stream).unwrap(), 2);
     path.log().close().await;
 }
+
+/// A quote whose `QuotePriced` is stored at schema version 1 (written
+/// before the price carried its own price book) is loaded through the one
+/// decode, upcast, and driven on to acceptance: the command path reads old
+/// logs as the replay tools and projections do.
+#[tokio::test]
+async fn a_stream_with_an_event_at_an_older_schema_version_is_upcast_when_loaded() {
+    let (_dir, path, stream) = setup();
+    for (i, command) in [
+        create(),
+        QuoteCommand::AddLine {
+            line: line("l1"),
+            at: at(1),
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        path.execute::<QuoteDecider>(&stream, command, &ctx(&format!("old-{i}")))
+            .await
+            .unwrap();
+    }
+    // The price as a build before upcasting stored it: version 1 bytes.
+    let current = QuoteEvent::QuotePriced {
+        price: Box::new(price(1, &["l1"], percent(5))),
+        at: at(2),
+    };
+    let old = domain::testing::fixtures::quote_priced_v1(&current).expect("v1 can say it");
+    let mut event = eventlog::NewEvent::new(
+        "QuotePriced",
+        "tenant-1",
+        "corr-1",
+        eventlog::encode_payload(&old).unwrap(),
+    );
+    event.schema_version = 1;
+    path.log()
+        .append(eventlog::AppendRequest::new(
+            &stream,
+            eventlog::ExpectedVersion::Exact(2),
+            vec![event],
+        ))
+        .await
+        .unwrap();
+    let loaded = path.load::<QuoteDecider>(&stream).unwrap();
+    let QuoteState::Open(quote) = &loaded.state else {
+        panic!("{:?}", loaded.state);
+    };
+    let priced = quote.price.as_ref().expect("the upcast price is folded");
+    assert_eq!(priced.price_book, priced.policy_version);
+    for (i, command) in [
+        QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(1_000),
+        },
+        QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(5_000),
+        },
+        QuoteCommand::Accept {
+            billing_account: billing_account(),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+            at: at(6_000),
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        path.execute::<QuoteDecider>(&stream, command, &ctx(&format!("new-{i}")))
+            .await
+            .unwrap();
+    }
+    let accepted = path.load::<QuoteDecider>(&stream).unwrap();
+    assert!(matches!(accepted.state, QuoteState::Accepted { .. }));
+}

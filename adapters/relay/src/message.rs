@@ -11,6 +11,7 @@
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use domain::decider::DomainEvent;
 use domain::events::DecodeError;
 use eventlog::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,8 @@ pub struct RelayedEvent<D> {
     pub event_id: Ulid,
     /// Stable event type name.
     pub event_type: String,
-    /// Payload schema version.
+    /// The schema version of `data` (the current one: an event stored at
+    /// an older version is sent upcast).
     pub schema_version: u16,
     /// Tenant that owns the event.
     pub tenant_id: String,
@@ -118,9 +120,12 @@ fn header_value(raw: &str) -> String {
     out
 }
 
-/// The JSON envelope of `record` with `data` (`null` when `None`).
+/// The JSON envelope of `record` with `data` (`null` when `None`), saying
+/// `schema_version`: the version of `data` as sent (an event stored at an
+/// older version is sent upcast, at the current one).
 fn envelope<D: Serialize>(
     record: &RecordedEvent,
+    schema_version: u16,
     data: Option<&D>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let (aggregate_type, aggregate_id) = aggregate_of(&record.stream_id);
@@ -130,7 +135,7 @@ fn envelope<D: Serialize>(
         &Envelope {
             event_id: record.event_id,
             event_type: &record.event_type,
-            schema_version: record.schema_version,
+            schema_version,
             tenant_id: &record.tenant_id,
             aggregate_type,
             aggregate_id,
@@ -152,8 +157,8 @@ fn envelope<D: Serialize>(
 pub(crate) fn build(record: &RecordedEvent, prefix: &str) -> Result<Outgoing, BuildError> {
     let (aggregate_type, _) = aggregate_of(&record.stream_id);
     let bytes = match application::events::decode(record) {
-        Ok(data) => envelope(record, Some(&data))?,
-        Err(e) if e.is_foreign_stream() => envelope::<()>(record, None)?,
+        Ok(data) => envelope(record, data.schema_version(), Some(&data))?,
+        Err(e) if e.is_foreign_stream() => envelope::<()>(record, record.schema_version, None)?,
         Err(e) => return Err(e.into()),
     };
     let mut headers = HeaderMap::new();
@@ -181,8 +186,8 @@ pub(crate) fn build(record: &RecordedEvent, prefix: &str) -> Result<Outgoing, Bu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::decider::DomainEvent;
     use domain::order::OrderEvent;
+    use domain::quote::QuoteEvent;
     use domain::testing::fixtures;
 
     fn record(stream: &str, payload: Vec<u8>, event_type: &str) -> RecordedEvent {
@@ -238,5 +243,18 @@ mod tests {
             serde_json::from_slice(&out.body).expect("json");
         assert_eq!(body.data, serde_json::Value::Null);
         assert!(build(&record("quote-q1", vec![0xff; 3], "QuoteCreated"), "oms").is_err());
+    }
+
+    #[test]
+    fn an_event_stored_at_an_older_schema_version_is_sent_upcast_at_the_current_one() {
+        let current = fixtures::quote_priced();
+        let old = fixtures::quote_priced_v1(&current).expect("version 1 can say it");
+        let payload = eventlog::encode_payload(&old).expect("encode");
+        let stored = record("quote-q1", payload, "QuotePriced");
+        assert_eq!(stored.schema_version, 1);
+        let out = build(&stored, "oms").expect("build");
+        let body: RelayedEvent<QuoteEvent> = serde_json::from_slice(&out.body).expect("json");
+        assert_eq!(body.schema_version, current.schema_version());
+        assert_eq!(body.data, current);
     }
 }

@@ -266,6 +266,7 @@ impl Consumer for Worker {
                     return Err(Halt::Poison {
                         position,
                         message: error.to_string(),
+                        rows: ConsumerBatch::default(),
                     });
                 }
             };
