@@ -138,9 +138,10 @@ impl PriceBook {
         })
     }
 
-    /// The book's version: stamped on every price it computes
-    /// (`policy_version`), and the only version under which a price is
-    /// fresh (acceptance refuses others: `price_book_superseded`).
+    /// The book's version: stamped on every price it computes as its
+    /// `price_book` (and as its `policy_version`: the book is the only
+    /// pricing policy this engine has), and the only book under which a
+    /// price is fresh (acceptance refuses others: `price_book_superseded`).
     pub fn version(&self) -> &str {
         &self.version
     }
