@@ -23,6 +23,27 @@ fn ctx(command_id: &str) -> CommandContext {
     )
 }
 
+/// Proposal, signature and acceptance of revision 1 (priced before).
+fn proposal_to_acceptance() -> [QuoteCommand; 3] {
+    [
+        QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(1_000),
+        },
+        QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(5_000),
+        },
+        QuoteCommand::Accept {
+            billing_account: billing_account(),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+            at: at(6_000),
+        },
+    ]
+}
+
 fn create() -> QuoteCommand {
     QuoteCommand::Create {
         quote_id: quote_id(),
@@ -56,25 +77,12 @@ async fn a_quote_is_driven_to_acceptance_and_every_event_carries_its_command_and
             policy: approval_policy(),
             at: at(2),
         },
-        QuoteCommand::RecordProposal {
-            revision: 1,
-            artifact: proposal("art-1"),
-            at: at(1_000),
-        },
-        QuoteCommand::RecordSignature {
-            revision: 1,
-            signature: signature("art-1"),
-            at: at(5_000),
-        },
-        QuoteCommand::Accept {
-            billing_account: billing_account(),
-            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
-            at: at(6_000),
-        },
-    ];
-    for (i, command) in commands.iter().enumerate() {
+    ]
+    .into_iter()
+    .chain(proposal_to_acceptance());
+    for (i, command) in commands.enumerate() {
         let outcome = path
-            .execute::<QuoteDecider>(&stream, command, &ctx(&format!("cmd-{i}")))
+            .execute::<QuoteDecider>(&stream, &command, &ctx(&format!("cmd-{i}")))
             .await
             .unwrap();
         assert!(!outcome.deduplicated);
@@ -389,26 +397,7 @@ async fn a_stream_with_an_event_at_an_older_schema_version_is_upcast_when_loaded
     };
     let priced = quote.price.as_ref().expect("the upcast price is folded");
     assert_eq!(priced.price_book, priced.policy_version);
-    for (i, command) in [
-        QuoteCommand::RecordProposal {
-            revision: 1,
-            artifact: proposal("art-1"),
-            at: at(1_000),
-        },
-        QuoteCommand::RecordSignature {
-            revision: 1,
-            signature: signature("art-1"),
-            at: at(5_000),
-        },
-        QuoteCommand::Accept {
-            billing_account: billing_account(),
-            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
-            at: at(6_000),
-        },
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, command) in proposal_to_acceptance().iter().enumerate() {
         path.execute::<QuoteDecider>(&stream, command, &ctx(&format!("new-{i}")))
             .await
             .unwrap();

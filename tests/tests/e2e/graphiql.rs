@@ -248,7 +248,12 @@ async fn graphiql_loads_in_chromium_and_runs_a_query() {
     browser.navigate(&page).await;
     let title = browser.eval("document.title").await;
     assert_eq!(title, "CPQ/OMS platform");
-    // GraphiQL keeps the editors' contents in localStorage.
+    // GraphiQL keeps the editors' contents in localStorage, and saves its
+    // own default query there soon after it renders: seed the storage from
+    // another page of the same origin, where no GraphiQL can overwrite it.
+    browser
+        .navigate(&format!("{}/healthz", server.base_url()))
+        .await;
     let setup = format!(
         "localStorage.setItem('graphiql:query', {query}); \
          localStorage.setItem('graphiql:headers', {headers}); true",
