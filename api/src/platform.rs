@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use application::{CommandContext, CommandPath};
-use async_graphql::Json;
 use domain::decider::{Decider, RuleViolation};
 use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
@@ -25,14 +24,23 @@ use crate::pricing::PriceBook;
 
 pub use integration::external::BoxFuture;
 
+/// Every consumer of the log the runtime runs.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerReport {
+    /// The fulfillment process's consumers (`None` while it is stopped).
+    pub fulfillment: Option<integration::FulfillmentStatus>,
+    /// The relay, when enabled.
+    pub relay: Option<relay::RelayStatus>,
+}
+
 /// The external-system runtime's operator controls.
 pub trait FulfillmentControl: Send + Sync {
     /// Runs reconciliation now; the report of what it checked and changed.
-    fn reconcile(&self) -> BoxFuture<'_, ApiResult<serde_json::Value>>;
+    fn reconcile(&self) -> BoxFuture<'_, ApiResult<integration::ReconciliationReport>>;
 
-    /// Every side-effect consumer (fulfillment process, dispatcher, index)
-    /// and the relay, with checkpoint, lag and failure.
-    fn consumers(&self) -> serde_json::Value;
+    /// Every consumer of the fulfillment process and the relay, with
+    /// state, checkpoint, lag and failure.
+    fn consumers(&self) -> ConsumerReport;
 
     /// Scripts the next answers of one in-process simulator (embedded
     /// default only): `faults` are names such as `BusinessReject`.
@@ -49,7 +57,23 @@ pub trait FulfillmentControl: Send + Sync {
         name: &'a str,
         to: u64,
         recovery: bool,
-    ) -> BoxFuture<'a, Option<ApiResult<serde_json::Value>>>;
+    ) -> BoxFuture<'a, Option<ApiResult<ConsumerReset>>>;
+}
+
+/// What moving a consumer's checkpoint did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerReset {
+    /// The consumer.
+    pub consumer: String,
+    /// Its checkpoint before.
+    pub previous_checkpoint: u64,
+    /// Its checkpoint now.
+    pub checkpoint: u64,
+    /// The recovery bound (side-effecting consumers): no external call for
+    /// events below it.
+    pub recovery_until: Option<u64>,
+    /// Whether it makes external calls.
+    pub side_effects: bool,
 }
 
 /// A client's command as received: what [`Platform::execute`] needs
@@ -242,8 +266,8 @@ impl Platform {
     }
 
     /// Runs reconciliation now.
-    pub async fn trigger_reconciliation(&self) -> ApiResult<Json<serde_json::Value>> {
-        self.fulfillment.reconcile().await.map(Json)
+    pub async fn trigger_reconciliation(&self) -> ApiResult<integration::ReconciliationReport> {
+        self.fulfillment.reconcile().await
     }
 
     /// Moves a consumer's checkpoint: the runtime's side-effecting
@@ -254,9 +278,9 @@ impl Platform {
         name: &str,
         to: u64,
         recovery: bool,
-    ) -> ApiResult<Json<serde_json::Value>> {
+    ) -> ApiResult<ConsumerReset> {
         if let Some(result) = self.fulfillment.reset_consumer(name, to, recovery).await {
-            return result.map(Json);
+            return result;
         }
         if projections::PROJECTOR_NAMES.contains(&name) {
             return Err(ApiError::validation(

@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 
 use crate::config::ServerConfig;
 use crate::graphql::error::{ApiError, ApiResult};
-use crate::platform::{BoxFuture, FulfillmentControl};
+use crate::platform::{BoxFuture, ConsumerReport, ConsumerReset, FulfillmentControl};
 
 /// The started runtime.
 pub struct External {
@@ -278,21 +278,20 @@ impl Control {
 }
 
 impl FulfillmentControl for Control {
-    fn reconcile(&self) -> BoxFuture<'_, ApiResult<serde_json::Value>> {
+    fn reconcile(&self) -> BoxFuture<'_, ApiResult<integration::ReconciliationReport>> {
         Box::pin(async move {
-            let report = self
-                .current()?
+            self.current()?
                 .trigger_reconciliation()
                 .await
-                .map_err(ApiError::internal)?;
-            serde_json::to_value(report).map_err(ApiError::internal)
+                .map_err(ApiError::internal)
         })
     }
 
-    fn consumers(&self) -> serde_json::Value {
-        let fulfillment = self.current().ok().map(|f| f.status());
-        let relay = self.inner.relay.as_ref().map(Relay::status);
-        serde_json::json!({ "fulfillment": fulfillment, "relay": relay })
+    fn consumers(&self) -> ConsumerReport {
+        ConsumerReport {
+            fulfillment: self.current().ok().map(|f| f.status()),
+            relay: self.inner.relay.as_ref().map(Relay::status),
+        }
     }
 
     fn script_simulator<'a>(
@@ -327,7 +326,7 @@ impl FulfillmentControl for Control {
         name: &'a str,
         to: u64,
         recovery: bool,
-    ) -> BoxFuture<'a, Option<ApiResult<serde_json::Value>>> {
+    ) -> BoxFuture<'a, Option<ApiResult<ConsumerReset>>> {
         Box::pin(async move {
             let current = self.current().ok()?;
             if !current.status().consumers.iter().any(|c| c.name == name) {
@@ -346,7 +345,7 @@ impl Control {
         name: &str,
         to: u64,
         recovery: bool,
-    ) -> ApiResult<serde_json::Value> {
+    ) -> ApiResult<ConsumerReset> {
         let log = self.inner.path.log().clone();
         let store = log.consumer(name).map_err(ApiError::internal)?;
         let side_effects = store.has_side_effects().map_err(ApiError::internal)?;
@@ -387,13 +386,13 @@ impl Control {
         if let Ok(mut current) = self.inner.current.write() {
             *current = Some(restarted);
         }
-        Ok(serde_json::json!({
-            "consumer": name,
-            "previousCheckpoint": rewound.previous_checkpoint,
-            "checkpoint": rewound.checkpoint,
-            "recoveryUntil": rewound.recovery_until,
-            "sideEffects": side_effects,
-        }))
+        Ok(ConsumerReset {
+            consumer: name.to_owned(),
+            previous_checkpoint: rewound.previous_checkpoint,
+            checkpoint: rewound.checkpoint,
+            recovery_until: rewound.recovery_until,
+            side_effects,
+        })
     }
 }
 

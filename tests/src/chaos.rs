@@ -1605,7 +1605,7 @@ fn read_token(data_dir: &Path, role: &str) -> Result<String, String> {
 
 /// One order as the list shows it.
 struct OrderRow {
-    status: String,
+    status: ops::orders::OrderStatus,
     has_fallout: bool,
     quote: String,
 }
@@ -1715,7 +1715,7 @@ async fn settle(
                 let with_order: BTreeSet<&str> = orders.iter().map(|o| o.quote.as_str()).collect();
                 let open = orders
                     .iter()
-                    .filter(|o| o.status != "Completed" && !o.has_fallout)
+                    .filter(|o| o.status != ops::orders::OrderStatus::COMPLETED && !o.has_fallout)
                     .count();
                 let missing = accepted.iter().filter(|q| !with_order.contains(*q)).count();
                 if options.verbose && last_print.elapsed() > Duration::from_secs(10) {
@@ -1739,16 +1739,20 @@ async fn settle(
     match list_orders(clients).await {
         Ok(orders) => {
             report.orders = count(orders.iter());
-            report.completed = count(orders.iter().filter(|o| o.status == "Completed"));
+            report.completed = count(
+                orders
+                    .iter()
+                    .filter(|o| o.status == ops::orders::OrderStatus::COMPLETED),
+            );
             report.orders_with_fallout = count(orders.iter().filter(|o| o.has_fallout));
             let stuck: Vec<&OrderRow> = orders
                 .iter()
-                .filter(|o| o.status != "Completed" && !o.has_fallout)
+                .filter(|o| o.status != ops::orders::OrderStatus::COMPLETED && !o.has_fallout)
                 .collect();
             report.stuck = count(stuck.iter());
             for order in stuck.iter().take(10) {
                 report.problem(format!(
-                    "stuck order of quote {}: {}",
+                    "stuck order of quote {}: {:?}",
                     order.quote, order.status
                 ));
             }
@@ -1815,8 +1819,10 @@ async fn check_acked(clients: &Clients, acked: &[Acked], report: &mut ChaosRepor
                             "the quote is at version {version:?}, the command was acked at {}",
                             command.outcome.version
                         ))
-                    } else if command.kind == Kind::Accept && q.status != "Accepted" {
-                        Some(format!("the quote is {}", q.status))
+                    } else if command.kind == Kind::Accept
+                        && !matches!(q.status, ops::quote::QuoteStatus::ACCEPTED)
+                    {
+                        Some(format!("the quote is {:?}", q.status))
                     } else if let Some(line) = &command.line {
                         let on_quote = lines
                             .as_ref()

@@ -7,15 +7,20 @@
 
 use graphql_client::GraphQLQuery;
 
-/// The schema's `JSON` scalar.
+/// The schema's `JSON` scalar (raw event payloads, deprecated documents).
 pub type JSON = serde_json::Value;
+/// The schema's `DateTime` scalar: RFC 3339 text.
+pub type DateTime = String;
+/// The schema's `Decimal` scalar: exact decimal text.
+pub type Decimal = String;
 
 #[derive(GraphQLQuery)]
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/me.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Me;
 
@@ -23,8 +28,9 @@ pub struct Me;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/quote.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Quote;
 
@@ -32,8 +38,9 @@ pub struct Quote;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/quotes.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Quotes;
 
@@ -41,8 +48,9 @@ pub struct Quotes;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/order.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Order;
 
@@ -50,8 +58,9 @@ pub struct Order;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/orders.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Orders;
 
@@ -59,8 +68,9 @@ pub struct Orders;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/handoffs.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Handoffs;
 
@@ -68,8 +78,9 @@ pub struct Handoffs;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/handoff.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Handoff;
 
@@ -77,8 +88,9 @@ pub struct Handoff;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/fallout.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Fallout;
 
@@ -86,8 +98,9 @@ pub struct Fallout;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/audit_trail.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct AuditTrail;
 
@@ -95,8 +108,9 @@ pub struct AuditTrail;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/dashboard.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Dashboard;
 
@@ -104,8 +118,9 @@ pub struct Dashboard;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/projectors.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Projectors;
 
@@ -113,8 +128,9 @@ pub struct Projectors;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/node.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Node;
 
@@ -122,8 +138,9 @@ pub struct Node;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/queries/events.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct Events;
 
@@ -131,8 +148,9 @@ pub struct Events;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/create_quote.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct CreateQuote;
 
@@ -140,8 +158,9 @@ pub struct CreateQuote;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/add_quote_line.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct AddQuoteLine;
 
@@ -149,8 +168,9 @@ pub struct AddQuoteLine;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/change_quote_line.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct ChangeQuoteLine;
 
@@ -158,8 +178,9 @@ pub struct ChangeQuoteLine;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/remove_quote_line.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct RemoveQuoteLine;
 
@@ -167,8 +188,9 @@ pub struct RemoveQuoteLine;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/price_quote.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct PriceQuote;
 
@@ -176,8 +198,9 @@ pub struct PriceQuote;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/approve_quote.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct ApproveQuote;
 
@@ -185,8 +208,9 @@ pub struct ApproveQuote;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/reject_quote_approval.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct RejectQuoteApproval;
 
@@ -194,8 +218,9 @@ pub struct RejectQuoteApproval;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/record_proposal.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct RecordProposal;
 
@@ -203,8 +228,9 @@ pub struct RecordProposal;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/record_signature.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct RecordSignature;
 
@@ -212,8 +238,9 @@ pub struct RecordSignature;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/accept_quote.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct AcceptQuote;
 
@@ -221,8 +248,9 @@ pub struct AcceptQuote;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/withdraw_quote.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct WithdrawQuote;
 
@@ -230,8 +258,9 @@ pub struct WithdrawQuote;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/cancel_order.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct CancelOrder;
 
@@ -239,8 +268,9 @@ pub struct CancelOrder;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/resolve_fallout.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct ResolveFallout;
 
@@ -248,8 +278,9 @@ pub struct ResolveFallout;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/trigger_reconciliation.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct TriggerReconciliation;
 
@@ -257,8 +288,9 @@ pub struct TriggerReconciliation;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/verify_log.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct VerifyLog;
 
@@ -266,8 +298,9 @@ pub struct VerifyLog;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/rebuild_projection.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct RebuildProjection;
 
@@ -275,8 +308,9 @@ pub struct RebuildProjection;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/reset_consumer.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct ResetConsumer;
 
@@ -284,8 +318,9 @@ pub struct ResetConsumer;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/mutations/script_simulator.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct ScriptSimulator;
 
@@ -293,8 +328,9 @@ pub struct ScriptSimulator;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/subscriptions/live_events.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct LiveEvents;
 
@@ -302,7 +338,8 @@ pub struct LiveEvents;
 #[graphql(
     schema_path = "../schema.graphql",
     query_path = "graphql/subscriptions/fallout_changes.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
 )]
 pub struct FalloutChanges;

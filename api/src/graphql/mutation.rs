@@ -8,7 +8,7 @@
 //! everything that depends on the world (CRM, prices, the quote's state)
 //! is built by [`Platform::execute`]'s builder, after the idempotency check.
 
-use async_graphql::{Context, Enum, InputObject, Json, Object};
+use async_graphql::{Context, InputObject, Object};
 use domain::ids::{
     ArtifactId, BillingAccountId, CustomerId, LineId, OfferingId, OrderId, QuoteId, Timestamp,
 };
@@ -20,7 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ApiResult};
 use super::input;
-use super::types::{document, CommandResult};
+use super::types::admin::{ConsumerReset, LogVerification, RebuildReport, ReconciliationReport};
+use super::types::enums::FalloutAction;
+use super::types::CommandResult;
 use super::{caller, CommandTarget};
 use crate::auth::{Principal, Role};
 use crate::platform::{ClientCommand, Platform};
@@ -53,17 +55,6 @@ pub struct OptionInput {
     pub name: String,
     /// Option value.
     pub value: String,
-}
-
-/// How an operator resolves a fallout case.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, serde::Serialize)]
-pub enum FalloutAction {
-    /// Request the step again under the next attempt.
-    NewAttempt,
-    /// The step was completed outside the platform (reference and note required).
-    ExternalResolution,
-    /// Give up the line and compensate.
-    CancelLine,
 }
 
 /// Most options on one line.
@@ -647,33 +638,37 @@ impl Mutation {
     async fn trigger_reconciliation(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Json<serde_json::Value>> {
+    ) -> async_graphql::Result<ReconciliationReport> {
         let (platform, _) = caller(ctx, Role::Operator, "trigger reconciliation")?;
-        Ok(platform.trigger_reconciliation().await?)
+        Ok(platform.trigger_reconciliation().await?.into())
     }
 
     /// Admin: verifies every record's hash, the chain, positions, index and
     /// heads of the live log.
-    async fn verify_log(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Json<serde_json::Value>> {
+    async fn verify_log(&self, ctx: &Context<'_>) -> async_graphql::Result<LogVerification> {
         let (platform, _) = caller(ctx, Role::Admin, "verify the log")?;
         let log = platform.log.clone();
         let report = tokio::task::spawn_blocking(move || log.verify(&mut |_| {}))
             .await
             .map_err(ApiError::internal)?;
-        let value = match report {
-            Ok(report) => serde_json::json!({
-                "ok": true,
-                "events": report.events,
-                "streams": report.streams,
-                "headPosition": report.head_position(),
-                "headHash": hex::encode(report.head_hash),
-            }),
-            Err(error) => serde_json::json!({"ok": false, "problem": error.to_string()}),
-        };
-        Ok(Json(value))
+        Ok(match report {
+            Ok(report) => LogVerification {
+                ok: true,
+                events: Some(report.events),
+                streams: Some(report.streams),
+                head_position: report.head_position(),
+                head_hash: Some(hex::encode(report.head_hash)),
+                problem: None,
+            },
+            Err(error) => LogVerification {
+                ok: false,
+                events: None,
+                streams: None,
+                head_position: None,
+                head_hash: None,
+                problem: Some(error.to_string()),
+            },
+        })
     }
 
     /// Admin: rebuilds one projection (or `all`) from position 0 into fresh
@@ -682,7 +677,7 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         name: String,
-    ) -> async_graphql::Result<Json<serde_json::Value>> {
+    ) -> async_graphql::Result<Vec<RebuildReport>> {
         let (platform, _) = caller(ctx, Role::Admin, "rebuild projections")?;
         input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         let projections = platform.projections.clone();
@@ -701,7 +696,7 @@ impl Mutation {
             }
             other => ApiError::internal(other),
         })?;
-        Ok(document(&reports)?)
+        Ok(reports.into_iter().map(Into::into).collect())
     }
 
     /// Admin, embedded default only: scripts the next answers of one
@@ -738,11 +733,12 @@ impl Mutation {
         name: String,
         to_position: u64,
         recovery: Option<bool>,
-    ) -> async_graphql::Result<Json<serde_json::Value>> {
+    ) -> async_graphql::Result<ConsumerReset> {
         let (platform, _) = caller(ctx, Role::Admin, "reset consumers")?;
         input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         Ok(platform
             .reset_consumer(&name, to_position, recovery.unwrap_or(false))
-            .await?)
+            .await?
+            .into())
     }
 }

@@ -1,15 +1,18 @@
 //! Queries over the read models, scoped to the caller's tenant.
 
-use async_graphql::{Context, Json, Object, Union};
+use async_graphql::{Context, Object, Union};
 use domain::ids::{HandoffId, OrderId, QuoteId};
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiError;
 use super::input;
+use super::types::enums::{FalloutReason, HandoffStatus, OrderStatus, QuoteStatus, TargetSystem};
+use super::types::scalars::DateTime;
+use super::types::status::{Consumers, Dashboard};
 use super::types::{
-    document, enum_name, AuditEntryNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me,
-    OrderNode, ProjectorStatusNode, QuoteNode,
+    AuditEntryNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me, OrderNode,
+    ProjectorStatusNode, QuoteNode,
 };
-use super::{caller, page_size, parse_enum};
+use super::{caller, page_size};
 use crate::auth::Role;
 
 /// The query root.
@@ -26,72 +29,6 @@ pub enum Node {
     Handoff(HandoffNode),
 }
 
-fn quote_node(view: projections::QuoteDetail) -> ApiResult<QuoteNode> {
-    Ok(QuoteNode {
-        id: view.quote_id.to_string(),
-        status: enum_name(&view.status),
-        revision: view.revision,
-        customer_id: view.customer.customer_id.to_string(),
-        document: document(&view)?,
-    })
-}
-
-fn quote_summary_node(view: projections::QuoteSummary) -> ApiResult<QuoteNode> {
-    Ok(QuoteNode {
-        id: view.quote_id.to_string(),
-        status: enum_name(&view.status),
-        revision: view.revision,
-        customer_id: view.customer_id.to_string(),
-        document: document(&view)?,
-    })
-}
-
-fn order_summary_node(view: projections::OrderSummary) -> ApiResult<OrderNode> {
-    Ok(OrderNode {
-        id: view.order_id.to_string(),
-        status: enum_name(&view.status),
-        has_fallout: view.has_fallout,
-        document: document(&view)?,
-    })
-}
-
-fn order_node(view: projections::OrderDetail) -> ApiResult<OrderNode> {
-    Ok(OrderNode {
-        id: view.order.order_id.to_string(),
-        status: enum_name(&view.order.status),
-        has_fallout: view.open_fallouts > 0,
-        document: document(&view)?,
-    })
-}
-
-fn handoff_node(view: projections::HandoffView) -> ApiResult<HandoffNode> {
-    Ok(HandoffNode {
-        id: view.handoff.handoff_id.to_string(),
-        age_ms: view.age_ms,
-        overdue: view.overdue,
-        document: document(&view)?,
-    })
-}
-
-fn fallout_node(view: projections::FalloutCaseView) -> ApiResult<FalloutCaseNode> {
-    Ok(FalloutCaseNode {
-        handoff_id: view.case.handoff_id.to_string(),
-        age_ms: view.age_ms,
-        document: document(&view)?,
-    })
-}
-
-fn audit_node(entry: projections::AuditEntry) -> ApiResult<AuditEntryNode> {
-    Ok(AuditEntryNode {
-        position: entry.position,
-        stream_id: entry.stream_id.clone(),
-        event_type: entry.event_type.clone(),
-        correlation_id: entry.correlation_id.clone(),
-        causation_id: entry.causation_id.clone(),
-        document: document(&entry)?,
-    })
-}
-
 #[Object]
 impl Query {
     /// Who the caller is: tenant, role and credential name.
@@ -104,23 +41,22 @@ impl Query {
         })
     }
 
-    /// Quotes, newest first, filtered by status (e.g. `Priced`), customer
-    /// and last update.
+    /// Quotes, newest first, filtered by status, customer and last update.
     async fn quotes(
         &self,
         ctx: &Context<'_>,
-        status: Option<String>,
+        status: Option<QuoteStatus>,
         customer_id: Option<String>,
-        updated_since_ms: Option<i64>,
+        updated_since: Option<DateTime>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<QuoteNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
         input::optional_id("customerId", customer_id.as_deref())?;
         let filter = projections::QuoteFilter {
-            status: status.map(|s| parse_enum("status", &s)).transpose()?,
+            status: status.map(Into::into),
             customer_id: customer_id.map(domain::ids::CustomerId::new),
-            updated_since: updated_since_ms,
+            updated_since: updated_since.map(DateTime::ms),
         };
         let page = platform.read.quotes(
             &principal.tenant,
@@ -130,7 +66,7 @@ impl Query {
         );
         Ok(Connection::from_page(
             page.map_err(ApiError::from)?,
-            quote_summary_node,
+            QuoteNode::from_summary,
         )?)
     }
 
@@ -147,22 +83,21 @@ impl Query {
             .read
             .quote(&principal.tenant, &QuoteId::new(id))
             .map_err(ApiError::from)?;
-        Ok(view.map(quote_node).transpose()?)
+        Ok(view.map(QuoteNode::from_detail).transpose()?)
     }
 
-    /// Orders, filtered by status (`Open`, `Completed`, `Cancelled`) and
-    /// whether a line is in fallout.
+    /// Orders, filtered by status and whether a line is in fallout.
     async fn orders(
         &self,
         ctx: &Context<'_>,
-        status: Option<String>,
+        status: Option<OrderStatus>,
         has_fallout: Option<bool>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<OrderNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
         let filter = projections::OrderFilter {
-            status: status.map(|s| parse_enum("status", &s)).transpose()?,
+            status: status.map(Into::into),
             has_fallout,
         };
         let page = platform
@@ -174,7 +109,7 @@ impl Query {
                 page_size(first)?,
             )
             .map_err(ApiError::from)?;
-        Ok(Connection::from_page(page, order_summary_node)?)
+        Ok(Connection::from_page(page, OrderNode::from_summary)?)
     }
 
     /// One order with every line's step, step history and handoffs.
@@ -189,17 +124,17 @@ impl Query {
             .read
             .order(&principal.tenant, &OrderId::new(id), platform.now_ms())
             .map_err(ApiError::from)?;
-        Ok(view.map(order_node).transpose()?)
+        Ok(view.map(OrderNode::from_detail).transpose()?)
     }
 
-    /// Handoffs by stage and target system, the oldest unknown and pending
-    /// first.
+    /// Handoffs by status and target system, the oldest unknown and
+    /// pending first.
     #[allow(clippy::too_many_arguments)]
     async fn handoffs(
         &self,
         ctx: &Context<'_>,
-        stage: Option<String>,
-        target_system: Option<String>,
+        status: Option<HandoffStatus>,
+        target_system: Option<TargetSystem>,
         pending_only: Option<bool>,
         overdue_only: Option<bool>,
         first: Option<i32>,
@@ -207,10 +142,8 @@ impl Query {
     ) -> async_graphql::Result<Connection<HandoffNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
         let filter = projections::HandoffFilter {
-            stage: stage.map(|s| parse_enum("stage", &s)).transpose()?,
-            target: target_system
-                .map(|s| parse_enum("targetSystem", &s))
-                .transpose()?,
+            stage: status.map(Into::into),
+            target: target_system.map(Into::into),
             pending_only: pending_only.unwrap_or(false),
             overdue_only: overdue_only.unwrap_or(false),
         };
@@ -224,7 +157,7 @@ impl Query {
                 platform.now_ms(),
             )
             .map_err(ApiError::from)?;
-        Ok(Connection::from_page(page, handoff_node)?)
+        Ok(Connection::from_page(page, HandoffNode::from_view)?)
     }
 
     /// One handoff.
@@ -239,7 +172,7 @@ impl Query {
             .read
             .handoff(&principal.tenant, &HandoffId::new(id), platform.now_ms())
             .map_err(ApiError::from)?;
-        Ok(view.map(handoff_node).transpose()?)
+        Ok(view.map(HandoffNode::from_view).transpose()?)
     }
 
     /// The fallout queue, oldest first: open cases by default, filtered by
@@ -249,8 +182,8 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         resolved: Option<bool>,
-        target_system: Option<String>,
-        reason: Option<String>,
+        target_system: Option<TargetSystem>,
+        reason: Option<FalloutReason>,
         min_age_ms: Option<u64>,
         max_age_ms: Option<u64>,
         first: Option<i32>,
@@ -263,10 +196,8 @@ impl Query {
             } else {
                 projections::CaseStatus::Open
             },
-            target: target_system
-                .map(|s| parse_enum("targetSystem", &s))
-                .transpose()?,
-            reason: reason.map(|s| parse_enum("reason", &s)).transpose()?,
+            target: target_system.map(Into::into),
+            reason: reason.map(Into::into),
             min_age_ms,
             max_age_ms,
         };
@@ -280,7 +211,7 @@ impl Query {
                 platform.now_ms(),
             )
             .map_err(ApiError::from)?;
-        Ok(Connection::from_page(page, fallout_node)?)
+        Ok(Connection::from_page(page, FalloutCaseNode::from_view)?)
     }
 
     /// Every event of a correlation id, or of one stream, in order, with
@@ -320,18 +251,18 @@ impl Query {
             }
         }
         .map_err(ApiError::from)?;
-        Ok(Connection::from_page(page, audit_node)?)
+        Ok(Connection::from_page(page, AuditEntryNode::from_entry)?)
     }
 
     /// Counts by target system and outcome, pending and unknown counts,
     /// oldest pending age, fallout opened and resolved per hour.
-    async fn dashboard(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<serde_json::Value>> {
+    async fn dashboard(&self, ctx: &Context<'_>) -> async_graphql::Result<Dashboard> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
         let view = platform
             .read
             .dashboard(&principal.tenant, platform.now_ms())
             .map_err(ApiError::from)?;
-        Ok(document(&view)?)
+        Ok(view.into())
     }
 
     /// Every projector's checkpoint, lag, rate and failure.
@@ -359,9 +290,23 @@ impl Query {
 
     /// The fulfillment consumers (process, dispatcher, handoff index) and
     /// the JetStream relay: checkpoint, lag, failure, recovery state.
-    async fn consumers(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<serde_json::Value>> {
+    async fn consumers(&self, ctx: &Context<'_>) -> async_graphql::Result<Consumers> {
         let (platform, _) = caller(ctx, Role::Operator, "read consumer status")?;
-        Ok(Json(platform.fulfillment.consumers()))
+        let report = platform.fulfillment.consumers();
+        let (fulfillment, parked_callbacks, running) = match report.fulfillment {
+            Some(status) => (
+                status.consumers.into_iter().map(Into::into).collect(),
+                status.parked_callbacks as u64,
+                status.running,
+            ),
+            None => (Vec::new(), 0, false),
+        };
+        Ok(Consumers {
+            fulfillment,
+            parked_callbacks,
+            running,
+            relay: report.relay.map(Into::into),
+        })
     }
 
     /// A quote, order or handoff by global id (`Quote:q-1`, `Order:o-1`,
@@ -382,21 +327,21 @@ impl Query {
                 .read
                 .quote(tenant, &QuoteId::new(key))
                 .map_err(ApiError::from)?
-                .map(quote_node)
+                .map(QuoteNode::from_detail)
                 .transpose()?
                 .map(Node::Quote),
             "Order" => platform
                 .read
                 .order(tenant, &OrderId::new(key), platform.now_ms())
                 .map_err(ApiError::from)?
-                .map(order_node)
+                .map(OrderNode::from_detail)
                 .transpose()?
                 .map(Node::Order),
             "Handoff" => platform
                 .read
                 .handoff(tenant, &HandoffId::new(key), platform.now_ms())
                 .map_err(ApiError::from)?
-                .map(handoff_node)
+                .map(HandoffNode::from_view)
                 .transpose()?
                 .map(Node::Handoff),
             _ => {

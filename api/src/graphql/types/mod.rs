@@ -1,6 +1,22 @@
-//! GraphQL output types. Each node exposes the fields a screen filters and
-//! sorts on, typed, and the whole read-model view as `document` (JSON), so
-//! the schema stays small while every projected fact is reachable.
+//! GraphQL output types: one file per read model's node (quote, order,
+//! handoff, fallout case, audit entry), the schema's enums and scalars,
+//! and the shared page type.
+
+pub mod admin;
+mod audit;
+pub mod enums;
+mod fallout;
+mod handoff;
+mod order;
+mod quote;
+pub mod scalars;
+pub mod status;
+
+pub use audit::AuditEntryNode;
+pub use fallout::FalloutCaseNode;
+pub use handoff::HandoffNode;
+pub use order::OrderNode;
+pub use quote::QuoteNode;
 
 use async_graphql::{Json, SimpleObject};
 use serde::Serialize;
@@ -64,77 +80,6 @@ pub fn enum_name<V: Serialize>(value: &V) -> String {
         Ok(other) => other.to_string(),
         Err(_) => String::new(),
     }
-}
-
-/// A quote (summary fields, and the detail view as `document` when asked
-/// by id).
-#[derive(SimpleObject, Clone)]
-pub struct QuoteNode {
-    /// The quote id.
-    pub id: String,
-    /// Lifecycle status, e.g. `Draft`, `Priced`, `Accepted`.
-    pub status: String,
-    /// The current revision.
-    pub revision: u32,
-    /// The customer's id.
-    pub customer_id: String,
-    /// The read model's view.
-    pub document: Json<serde_json::Value>,
-}
-
-/// An order.
-#[derive(SimpleObject, Clone)]
-pub struct OrderNode {
-    /// The order id.
-    pub id: String,
-    /// `Open`, `Completed` or `Cancelled`.
-    pub status: String,
-    /// Whether any line is in fallout.
-    pub has_fallout: bool,
-    /// The read model's view (lines, steps, handoffs per step).
-    pub document: Json<serde_json::Value>,
-}
-
-/// A handoff to an external system.
-#[derive(SimpleObject, Clone)]
-pub struct HandoffNode {
-    /// The handoff id.
-    pub id: String,
-    /// Milliseconds since it was requested.
-    pub age_ms: i64,
-    /// Past its SLA.
-    pub overdue: bool,
-    /// The read model's view.
-    pub document: Json<serde_json::Value>,
-}
-
-/// A fallout case.
-#[derive(SimpleObject, Clone)]
-pub struct FalloutCaseNode {
-    /// The handoff the case is about.
-    pub handoff_id: String,
-    /// Milliseconds since it opened.
-    pub age_ms: i64,
-    /// The case (order, line, step, target, reason, evidence, attempts,
-    /// allowed actions, resolution).
-    pub document: Json<serde_json::Value>,
-}
-
-/// One event of the audit trail.
-#[derive(SimpleObject, Clone)]
-pub struct AuditEntryNode {
-    /// Global position.
-    pub position: u64,
-    /// The stream.
-    pub stream_id: String,
-    /// The event type.
-    pub event_type: String,
-    /// The correlation id.
-    pub correlation_id: String,
-    /// The causing event's id, if any.
-    pub causation_id: Option<String>,
-    /// The full entry (hashes, links).
-    pub document: Json<serde_json::Value>,
 }
 
 /// What a command did.

@@ -1,0 +1,128 @@
+//! The API's scalars and value objects: `DateTime` (RFC 3339 instants),
+//! `Decimal` (exact decimal text) and `Money { amount, currency }`.
+//!
+//! The domain keeps instants as Unix milliseconds and amounts as exact
+//! decimals; these types are how the schema shows them, so a UI can
+//! generate types and format them without guessing.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
+use domain::ids::Timestamp;
+
+/// An instant, shown as RFC 3339 in UTC with milliseconds
+/// (`2026-11-30T10:34:01.123Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DateTime(pub Timestamp);
+
+impl DateTime {
+    /// The instant `ms` milliseconds after the Unix epoch.
+    pub fn from_ms(ms: i64) -> Self {
+        Self(Timestamp(ms))
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn ms(self) -> i64 {
+        self.0 .0
+    }
+
+    /// The RFC 3339 text of the instant (instants before the epoch, which
+    /// the platform never records, show as the epoch).
+    pub fn to_rfc3339(self) -> String {
+        let ms = u64::try_from(self.ms()).unwrap_or(0);
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    }
+}
+
+impl From<Timestamp> for DateTime {
+    fn from(at: Timestamp) -> Self {
+        Self(at)
+    }
+}
+
+/// RFC 3339 date-time in UTC, e.g. `2026-11-30T10:34:01.123Z`.
+#[Scalar(name = "DateTime")]
+impl ScalarType for DateTime {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(text) = &value else {
+            return Err(InputValueError::expected_type(value));
+        };
+        let at: SystemTime = humantime::parse_rfc3339_weak(text)
+            .map_err(|e| InputValueError::custom(format!("not an RFC 3339 date-time: {e}")))?;
+        let ms = at
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| InputValueError::custom("before 1970-01-01T00:00:00Z"))?
+            .as_millis();
+        i64::try_from(ms)
+            .map(Self::from_ms)
+            .map_err(|_| InputValueError::custom("too far in the future"))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.to_rfc3339())
+    }
+}
+
+/// An exact decimal number, as text (`"1234.50"`): never a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal(pub rust_decimal::Decimal);
+
+/// An exact decimal number as text, e.g. `"1234.50"`; its scale is kept.
+#[Scalar(name = "Decimal")]
+impl ScalarType for Decimal {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(text) = &value else {
+            return Err(InputValueError::expected_type(value));
+        };
+        text.parse::<rust_decimal::Decimal>()
+            .map(Self)
+            .map_err(|e| InputValueError::custom(format!("not a decimal: {e}")))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_string())
+    }
+}
+
+/// An amount of money.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct Money {
+    /// The exact amount.
+    pub amount: Decimal,
+    /// The ISO 4217 currency code, e.g. `EUR`.
+    pub currency: String,
+}
+
+impl From<&domain::money::Money> for Money {
+    fn from(money: &domain::money::Money) -> Self {
+        Self {
+            amount: Decimal(money.amount),
+            currency: money.currency.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_show_as_rfc3339_and_parse_back() {
+        let at = DateTime::from_ms(1_764_498_841_123);
+        let text = at.to_rfc3339();
+        assert_eq!(text, "2025-11-30T10:34:01.123Z");
+        assert_eq!(DateTime::parse(Value::String(text)).ok(), Some(at));
+        assert!(DateTime::parse(Value::String("yesterday".into())).is_err());
+        assert!(DateTime::parse(Value::Number(5.into())).is_err());
+    }
+
+    #[test]
+    fn decimals_keep_their_scale_and_refuse_floats() {
+        let d = Decimal::parse(Value::String("1234.50".into())).expect("decimal");
+        assert_eq!(d.to_value(), Value::String("1234.50".into()));
+        assert!(Decimal::parse(Value::Number(
+            serde_json::Number::from_f64(1.5).map_or(1.into(), Into::into)
+        ))
+        .is_err());
+    }
+}
