@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Schema};
 use domain::ids::{order_stream, quote_stream, OrderId, QuoteId};
-use serde::de::DeserializeOwned;
 
 use crate::auth::{Principal, Role};
 use crate::config::GraphqlLimits;
@@ -96,15 +95,6 @@ pub fn page_size(first: Option<i32>) -> ApiResult<usize> {
             format!("must be 1 to {MAX_PAGE}"),
         )),
     }
-}
-
-/// Parses a read-model enum from its name (e.g. `Priced`).
-///
-/// # Errors
-/// `VALIDATION` naming `field`.
-pub fn parse_enum<T: DeserializeOwned>(field: &str, value: &str) -> ApiResult<T> {
-    serde_json::from_value(serde_json::Value::String(value.to_owned()))
-        .map_err(|_| ApiError::validation(field, format!("`{value}` is not a known value")))
 }
 
 /// The stream a command is for. An existing aggregate's target is checked

@@ -73,15 +73,6 @@ pub fn document<V: Serialize>(view: &V) -> ApiResult<Json<serde_json::Value>> {
         .map_err(ApiError::internal)
 }
 
-/// The text name of a serde unit enum value (e.g. a status).
-pub fn enum_name<V: Serialize>(value: &V) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
-}
-
 /// What a command did.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct CommandResult {
