@@ -78,6 +78,13 @@ pub struct PolicyCommand {
     pub command: IssuedCommand,
 }
 
+/// The order a quote's acceptance captures: derived from the id of its
+/// `QuoteAccepted` event, so every run of the policy names the same order
+/// and a read model can link the quote to it without waiting for the order.
+pub fn order_captured_by(acceptance_event_id: &str) -> OrderId {
+    OrderId::new(derive_id(acceptance_event_id, "order"))
+}
+
 /// The commands `input` calls for; empty when the event needs no reaction.
 pub fn react(input: &PolicyInput<'_>) -> Vec<PolicyCommand> {
     match input.event {
@@ -116,7 +123,7 @@ fn react_to_quote(input: &PolicyInput<'_>, event: &QuoteEvent) -> Vec<PolicyComm
     else {
         return Vec::new();
     };
-    let order_id = OrderId::new(derive_id(input.event_id, "order"));
+    let order_id = order_captured_by(input.event_id);
     let capture = OrderCommand::Capture {
         order_id: order_id.clone(),
         tenant_id: tenant_id.clone(),

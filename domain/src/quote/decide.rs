@@ -3,6 +3,7 @@
 use super::command::QuoteCommand;
 use super::error::QuoteError;
 use super::event::QuoteEvent;
+use super::limits;
 use super::model::{
     AcceptedLine, ApprovalPolicy, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteLine,
 };
@@ -34,10 +35,8 @@ pub(super) fn decide(
             at: *at,
         }]),
         (C::Create { .. }, _) => Err(QuoteError::AlreadyCreated),
-        (_, QuoteState::Empty) => Err(QuoteError::NotCreated),
-        (_, QuoteState::Accepted { .. }) => Err(QuoteError::AlreadyAccepted),
-        (_, QuoteState::Expired(_)) => Err(QuoteError::Expired),
-        (_, QuoteState::Withdrawn(_)) => Err(QuoteError::Withdrawn),
+        (_, QuoteState::Empty | QuoteState::Accepted { .. })
+        | (_, QuoteState::Expired(_) | QuoteState::Withdrawn(_)) => open(state).map(|_| Vec::new()),
         (C::AddLine { line, at }, QuoteState::Open(quote)) => add_line(quote, line, *at),
         (C::ChangeLine { line, at }, QuoteState::Open(quote)) => change_line(quote, line, *at),
         (C::RemoveLine { line_id, at }, QuoteState::Open(quote)) => {
@@ -133,12 +132,29 @@ fn in_revision(
     }
 }
 
-fn validate_line(line: &QuoteLine) -> Result<(), QuoteError> {
-    match (line.quantity, line.term_months) {
-        (0, _) => Err(QuoteError::InvalidQuantity),
-        (_, 0) => Err(QuoteError::InvalidTerm),
-        _ => Ok(()),
+/// The open quote of `state`, or why a quote in `state` takes no command
+/// but `Create`: not created yet, accepted, expired or withdrawn.
+pub(super) fn open(state: &QuoteState) -> Result<&Quote, QuoteError> {
+    match state {
+        QuoteState::Open(quote) => Ok(quote),
+        QuoteState::Empty => Err(QuoteError::NotCreated),
+        QuoteState::Accepted { .. } => Err(QuoteError::AlreadyAccepted),
+        QuoteState::Expired(_) => Err(QuoteError::Expired),
+        QuoteState::Withdrawn(_) => Err(QuoteError::Withdrawn),
     }
+}
+
+fn validate_line(line: &QuoteLine) -> Result<(), QuoteError> {
+    if line.quantity == 0 {
+        return Err(QuoteError::InvalidQuantity);
+    }
+    if line.term_months == 0 || line.term_months > limits::MAX_TERM_MONTHS {
+        return Err(QuoteError::InvalidTerm);
+    }
+    if line.options.len() > limits::MAX_OPTIONS_PER_LINE {
+        return Err(QuoteError::TooManyOptions);
+    }
+    Ok(())
 }
 
 fn find_line<'a>(quote: &'a Quote, line_id: &LineId) -> Option<&'a QuoteLine> {

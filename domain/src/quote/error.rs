@@ -29,8 +29,8 @@ pub enum QuoteError {
     /// A line's quantity must be at least one.
     #[error("quantity must be positive")]
     InvalidQuantity,
-    /// A line's term must be at least one month.
-    #[error("term must be positive")]
+    /// A line's term must be 1 to [`super::limits::MAX_TERM_MONTHS`] months.
+    #[error("term must be 1 to {max} months", max = super::limits::MAX_TERM_MONTHS)]
     InvalidTerm,
     /// A quote without lines cannot be priced.
     #[error("quote has no lines")]
@@ -85,6 +85,15 @@ pub enum QuoteError {
     /// Customer drift was reported and not revalidated.
     #[error("customer drift is unresolved")]
     CustomerDriftUnresolved,
+    /// A line's offering is not in the price book in force.
+    #[error("offering `{0}` is not in the price book")]
+    OfferingNotPriced(String),
+    /// A discount is negative or above 100 %.
+    #[error("discount must be between 0 and 100 percent")]
+    InvalidDiscount,
+    /// A line has more options than a line may carry.
+    #[error("a line carries at most {max} options", max = super::limits::MAX_OPTIONS_PER_LINE)]
+    TooManyOptions,
     /// The snapshot describes another customer.
     #[error("snapshot is for another customer")]
     CustomerMismatch,
@@ -121,6 +130,9 @@ impl RuleViolation for QuoteError {
             QuoteError::SignatureForAnotherArtifact => "signature_for_another_artifact",
             QuoteError::SignatureForAnotherRevision => "signature_for_another_revision",
             QuoteError::CustomerDriftUnresolved => "customer_drift_unresolved",
+            QuoteError::OfferingNotPriced(_) => "offering_not_in_price_book",
+            QuoteError::InvalidDiscount => "invalid_discount",
+            QuoteError::TooManyOptions => "too_many_options",
             QuoteError::CustomerMismatch => "customer_mismatch",
             QuoteError::NoDriftToRevalidate => "no_drift_to_revalidate",
         }

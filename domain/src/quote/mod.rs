@@ -9,7 +9,9 @@ mod decide;
 mod error;
 mod event;
 pub mod legacy;
+pub mod limits;
 mod model;
+pub mod pricing;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -22,6 +24,7 @@ pub use model::{
     LinePrice, PriceComponent, PriceResult, PriceTotals, ProposalArtifact, QuoteLine,
     SignatureEvidence,
 };
+pub use pricing::{price_command, OfferingPrice, PriceBook};
 pub use state::{Approval, Quote, QuoteState, RecordedProposal, RecordedSignature};
 
 use crate::decider::Decider;

@@ -122,6 +122,40 @@ fn a_line_needs_a_positive_quantity_and_term() {
 }
 
 #[test]
+fn a_line_stays_within_the_quote_limits() {
+    use crate::quote::limits::{MAX_OPTIONS_PER_LINE, MAX_TERM_MONTHS};
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::AddLine {
+            line: QuoteLine {
+                term_months: MAX_TERM_MONTHS + 1,
+                ..line("l1")
+            },
+            at: T0,
+        })
+        .then_err(QuoteError::InvalidTerm);
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::AddLine {
+            line: QuoteLine {
+                options: (0..=MAX_OPTIONS_PER_LINE)
+                    .map(|i| (format!("o{i}"), "v".to_owned()))
+                    .collect(),
+                ..line("l1")
+            },
+            at: T0,
+        })
+        .then_err(QuoteError::TooManyOptions);
+    Given::<QuoteDecider>::events(created_with_line())
+        .when(QuoteCommand::ChangeLine {
+            line: QuoteLine {
+                term_months: MAX_TERM_MONTHS + 1,
+                ..line("l1")
+            },
+            at: T0,
+        })
+        .then_err(QuoteError::InvalidTerm);
+}
+
+#[test]
 fn changing_a_line_to_its_current_configuration_changes_nothing() {
     Given::<QuoteDecider>::events(created_with_line())
         .when(QuoteCommand::ChangeLine {
