@@ -229,6 +229,59 @@ impl CommandPath {
             Some(hash) => hash,
             None => command_hash(stream_id, command)?,
         };
+        self.run::<D>(stream_id, context, request_hash, |state| {
+            D::decide(state, command)
+        })
+        .await
+    }
+
+    /// Executes the command `build` makes from the stream's current state:
+    /// load, build, decide, append, as [`CommandPath::execute`] (on a
+    /// version conflict the stream is loaded again and the command built
+    /// again). For a command that depends on the aggregate (pricing its
+    /// current lines), so the stream is read once per attempt. The
+    /// client's request must be hashed in `context.request_hash`: there is
+    /// no command to hash before the stream is read.
+    ///
+    /// # Errors
+    /// As [`CommandPath::execute`]; `build`'s refusal is
+    /// [`CommandError::Rejected`]. [`CommandError::Corrupt`] without a
+    /// request hash.
+    pub async fn execute_with<D>(
+        &self,
+        stream_id: &str,
+        context: &CommandContext,
+        mut build: impl FnMut(&D::State) -> Result<D::Command, D::Error>,
+    ) -> Result<CommandOutcome, CommandError<D::Error>>
+    where
+        D: Decider,
+        D::Error: 'static,
+    {
+        let Some(request_hash) = context.request_hash else {
+            return Err(CommandError::Corrupt {
+                position: 0,
+                message: "a built command needs the client's request hash".to_owned(),
+            });
+        };
+        self.run::<D>(stream_id, context, request_hash, |state| {
+            D::decide(state, &build(state)?)
+        })
+        .await
+    }
+
+    /// The idempotency check, then load, `decide`, append, retried on a
+    /// version conflict unless the client named an expected version.
+    async fn run<D>(
+        &self,
+        stream_id: &str,
+        context: &CommandContext,
+        request_hash: Hash,
+        mut decide: impl FnMut(&D::State) -> Result<Vec<D::Event>, D::Error>,
+    ) -> Result<CommandOutcome, CommandError<D::Error>>
+    where
+        D: Decider,
+        D::Error: 'static,
+    {
         if let Some((seen_hash, first)) = self.log.idempotency_record(&context.command_id())? {
             if seen_hash != request_hash {
                 return Err(CommandError::IdempotencyConflict {
@@ -248,8 +301,8 @@ impl CommandPath {
                     });
                 }
             }
-            let events = D::decide(&loaded.state, command)
-                .map_err(|source| CommandError::Rejected { source })?;
+            let events =
+                decide(&loaded.state).map_err(|source| CommandError::Rejected { source })?;
             if events.is_empty() {
                 return Ok(CommandOutcome {
                     stream_version: loaded.version,
