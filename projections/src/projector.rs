@@ -37,7 +37,8 @@ pub(crate) fn layout_version(name: &str) -> u32 {
     match name {
         // 2: a quote row's price carries `price_book` (`QuotePriced` schema
         // version 2, ADR 0013).
-        "quotes" => 2,
+        // 3: an acceptance carries the id of the order it captures.
+        "quotes" => 3,
         "orders" | "handoffs" | "fallout" | "audit" => 1,
         _ => 0,
     }

@@ -68,6 +68,8 @@ pub(crate) struct ReadInner {
     pub(crate) log: EventLog,
     pub(crate) handles: Vec<Arc<Handle>>,
     pub(crate) sla: SlaPolicy,
+    /// Queries served (see [`ReadModels::reads`]).
+    pub(crate) reads: AtomicU64,
 }
 
 /// The read query API over every read model. Cheap to clone; every clone
@@ -108,6 +110,7 @@ impl ReadModels {
                 log: log.clone(),
                 handles,
                 sla,
+                reads: AtomicU64::new(0),
             }),
         })
     }
@@ -116,7 +119,22 @@ impl ReadModels {
         self.inner.handles.iter().find(|h| h.name == name)
     }
 
+    /// How many read-model reads this handle (and its clones) has served:
+    /// one per query method called, whether it answers a page, one object,
+    /// a batch of objects by id, or the dashboard. A caller that resolves
+    /// links object by object pays one read per object; one that batches
+    /// them (`*_by_ids`) pays one per batch. Benchmarks and tests count
+    /// them; nothing else depends on the figure.
+    pub fn reads(&self) -> u64 {
+        self.inner.reads.load(Ordering::Relaxed)
+    }
+
     fn tree(&self, name: &str) -> Result<sled::Tree, QueryError> {
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
+        self.tree_uncounted(name)
+    }
+
+    fn tree_uncounted(&self, name: &str) -> Result<sled::Tree, QueryError> {
         self.handle(name)
             .map(|h| h.tree())
             .ok_or_else(|| QueryError::Corrupt {
@@ -185,7 +203,7 @@ impl ReadModels {
     ) -> Result<Option<OrderDetail>, QueryError> {
         orders::order(
             &self.tree("orders")?,
-            &self.tree("handoffs")?,
+            &self.tree_uncounted("handoffs")?,
             &self.inner.sla,
             tenant,
             id,
@@ -312,6 +330,97 @@ impl ReadModels {
         )
     }
 
+    /// The quotes of `tenant` among `ids` (detail views), in one read;
+    /// ids that are not the tenant's quotes are absent from the answer.
+    ///
+    /// # Errors
+    /// Storage and decoding errors.
+    pub fn quotes_by_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[QuoteId],
+    ) -> Result<Vec<QuoteDetail>, QueryError> {
+        let tree = self.tree("quotes")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(quotes::quote(&tree, tenant, id)?);
+        }
+        Ok(out)
+    }
+
+    /// The orders of `tenant` among `ids` (detail views with their handoffs
+    /// joined, ages at `now_ms`), in one read; ids that are not the
+    /// tenant's orders are absent from the answer.
+    ///
+    /// # Errors
+    /// Storage and decoding errors.
+    pub fn orders_by_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[OrderId],
+        now_ms: i64,
+    ) -> Result<Vec<OrderDetail>, QueryError> {
+        let tree = self.tree("orders")?;
+        let handoff_tree = self.tree_uncounted("handoffs")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(orders::order(
+                &tree,
+                &handoff_tree,
+                &self.inner.sla,
+                tenant,
+                id,
+                now_ms,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The handoffs of `tenant` among `ids` (ages at `now_ms`), in one read;
+    /// ids that are not the tenant's handoffs are absent from the answer.
+    ///
+    /// # Errors
+    /// Storage and decoding errors.
+    pub fn handoffs_by_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[HandoffId],
+        now_ms: i64,
+    ) -> Result<Vec<HandoffView>, QueryError> {
+        let tree = self.tree("handoffs")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(handoffs::handoff(
+                &tree,
+                &self.inner.sla,
+                tenant,
+                id,
+                now_ms,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The fallout cases (open or resolved) of `tenant` opened by the
+    /// handoffs `handoff_ids`, in one read; handoffs without a case are
+    /// absent from the answer.
+    ///
+    /// # Errors
+    /// Storage and decoding errors.
+    pub fn fallout_cases_by_ids(
+        &self,
+        tenant: &TenantId,
+        handoff_ids: &[HandoffId],
+        now_ms: i64,
+    ) -> Result<Vec<FalloutCaseView>, QueryError> {
+        let tree = self.tree("fallout")?;
+        let mut out = Vec::with_capacity(handoff_ids.len());
+        for id in handoff_ids {
+            out.extend(fallout::fallout_case(&tree, tenant, id, now_ms)?);
+        }
+        Ok(out)
+    }
+
     /// The operations dashboard of `tenant` at `now_ms`.
     ///
     /// # Errors
@@ -319,7 +428,7 @@ impl ReadModels {
     pub fn dashboard(&self, tenant: &TenantId, now_ms: i64) -> Result<Dashboard, QueryError> {
         dashboard::dashboard(
             &self.tree("handoffs")?,
-            &self.tree("fallout")?,
+            &self.tree_uncounted("fallout")?,
             tenant,
             now_ms,
         )

@@ -9,7 +9,9 @@
 //! Lists are ordered by creation time, which never changes, so only the
 //! status index moves as a quote advances; `updated since` is a filter.
 
-use domain::ids::{BillingAccountId, CustomerId, QuoteId, StreamKind, TenantId, Timestamp};
+use domain::ids::{
+    BillingAccountId, CustomerId, OrderId, QuoteId, StreamKind, TenantId, Timestamp,
+};
 use domain::money::Money;
 use domain::quote::{
     AcceptedLine, ApprovalReason, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteEvent,
@@ -128,6 +130,9 @@ pub struct SignatureView {
 /// The acceptance evidence the order is captured from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptanceView {
+    /// The order the acceptance captures
+    /// ([`domain::policy::order_captured_by`] of the event's id).
+    pub order_id: OrderId,
     /// The accepted revision.
     pub revision: u32,
     /// The customer.
@@ -433,6 +438,8 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             ..
         } => {
             row.acceptance = Some(AcceptanceView {
+                // Set by `apply`, which knows the event's id.
+                order_id: OrderId::new(String::new()),
                 revision: *revision,
                 customer_id: customer_id.clone(),
                 billing_account: billing_account.clone(),
@@ -516,6 +523,10 @@ impl Projector for QuotesProjector {
             .get_mut(tree, &key)?
             .ok_or_else(|| missing("quote", id, event))?;
         evolve(row, quote);
+        if let (QuoteEvent::QuoteAccepted { .. }, Some(acceptance)) = (quote, &mut row.acceptance) {
+            acceptance.order_id =
+                domain::policy::order_captured_by(&event.record.event_id.to_string());
+        }
         row.updated_at = row.updated_at.max(at);
         row.version = event.record.stream_version;
         Ok(())
