@@ -82,6 +82,9 @@ pub struct ServerConfig {
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The price book the `priceQuote` mutation prices from.
     pub price_book: PriceBookConfig,
+    /// The approval policy: the highest discount that needs no human
+    /// approval, by customer segment.
+    pub approval: ApprovalConfig,
     /// External systems per tenant (base URLs, timeouts, retry profiles,
     /// secrets). With `simulators = true`, tenants missing here are pointed
     /// at the in-process simulators.
@@ -106,6 +109,7 @@ impl Default for ServerConfig {
             graphql: GraphqlLimits::default(),
             tenants: BTreeMap::new(),
             price_book: PriceBookConfig::default(),
+            approval: ApprovalConfig::default(),
             systems: integration::SystemsConfig::default(),
             relay: relay::RelayConfig::default(),
         }
@@ -229,6 +233,27 @@ impl Default for PriceBookConfig {
                 ("fiber-10g".to_owned(), offering("499.00", "249.00")),
                 ("sdwan-edge".to_owned(), offering("250.00", "35.00")),
             ]),
+        }
+    }
+}
+
+/// The approval policy's thresholds, as percent text of the one decimal
+/// grammar: a discount above the customer's segment's threshold (or the
+/// default, for segments not listed) needs a human approval.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// The highest discount without approval, for segments not listed.
+    pub default_max_discount: String,
+    /// The highest discount without approval, by CRM segment.
+    pub segments: BTreeMap<String, String>,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            default_max_discount: "10".to_owned(),
+            segments: BTreeMap::from([("smb".to_owned(), "15".to_owned())]),
         }
     }
 }
@@ -404,6 +429,7 @@ impl ServerConfig {
                 "expected three upper-case letters",
             ));
         }
+        crate::pricing::approval_policy(&self.approval, &self.price_book.version)?;
         for (id, offering) in &self.price_book.offerings {
             for (field, text) in [
                 ("one_time", &offering.one_time),

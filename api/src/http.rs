@@ -199,9 +199,11 @@ async fn graphql(
         operation = %operation,
     );
     let started = Instant::now();
+    let links =
+        crate::graphql::links::for_request(state.platform.clone(), principal.tenant.clone());
     let mut response = state
         .schema
-        .execute_batch(request.data(principal))
+        .execute_batch(request.data(principal).data(links))
         .instrument(span)
         .await;
     label_engine_errors(&mut response);
@@ -215,7 +217,8 @@ async fn graphql(
 
 /// Errors raised by the GraphQL engine itself (parse errors, unknown
 /// fields, depth and complexity limits) carry no code; they are the
-/// client's request being invalid, so they get `VALIDATION`.
+/// client's request being invalid, so they get `VALIDATION`. A value an
+/// enum does not have is explained with the values it has.
 fn label_engine_errors(response: &mut async_graphql::BatchResponse) {
     let responses: Vec<&mut async_graphql::Response> = match response {
         async_graphql::BatchResponse::Single(r) => vec![r],
@@ -223,6 +226,9 @@ fn label_engine_errors(response: &mut async_graphql::BatchResponse) {
     };
     for r in responses {
         for error in &mut r.errors {
+            if let Some(explained) = crate::graphql::enum_values::explain(&error.message) {
+                error.message = explained;
+            }
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {
                 extensions.set("code", "VALIDATION");
@@ -289,6 +295,7 @@ async fn websocket(
     let from_header = state.auth.authenticate_header(bearer(&headers));
     let auth = state.auth.clone();
     let schema = state.schema.clone();
+    let platform = state.platform.clone();
     upgrade
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
@@ -307,6 +314,10 @@ async fn websocket(
                         return Err(async_graphql::Error::new(FORBIDDEN_REASON));
                     }
                     let mut data = Data::default();
+                    data.insert(crate::graphql::links::for_request(
+                        platform,
+                        principal.tenant.clone(),
+                    ));
                     data.insert(principal);
                     Ok(data)
                 })

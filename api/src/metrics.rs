@@ -212,6 +212,13 @@ impl Collector for LogMetrics {
             "The log's next position.",
             ConstGauge::new(self.log.next_position()),
         )?;
+        encode_metric(
+            &mut encoder,
+            "oms_read_model_reads",
+            "Read-model reads served since start: one per page, object, batch \
+             of linked objects by id, or dashboard (links are batched per query level).",
+            ConstCounter::new(self.projections.read_models().reads()),
+        )?;
         let statuses = self.projections.status();
         encode_family(
             &mut encoder,

@@ -20,7 +20,6 @@ use crate::graphql::input;
 use crate::graphql::types::CommandResult;
 use crate::graphql::CommandTarget;
 use crate::metrics::Metrics;
-use crate::pricing::PriceBook;
 
 pub use integration::external::BoxFuture;
 
@@ -76,6 +75,14 @@ pub struct ConsumerReset {
     pub side_effects: bool,
 }
 
+/// The correlation id of a client's command: its tenant and its
+/// `commandId`. Every event the command appends carries it, and so does
+/// every event the platform appends in reaction (order capture, handoffs,
+/// outcomes), so `auditTrail(commandId:)` finds the whole story.
+pub fn correlation_id(tenant: &domain::ids::TenantId, command_id: &str) -> String {
+    format!("{tenant}:{command_id}")
+}
+
 /// A client's command as received: what [`Platform::execute`] needs
 /// before the command itself is built.
 pub struct ClientCommand<'a> {
@@ -90,6 +97,22 @@ pub struct ClientCommand<'a> {
     pub request: serde_json::Value,
 }
 
+/// What [`Platform::admit`] decided.
+enum Admission {
+    /// A retry of an acknowledged command: its first outcome.
+    Answered(CommandResult),
+    /// A new command, checked, to build and run.
+    Admitted(Admitted),
+}
+
+/// A command admitted to the command path.
+struct Admitted {
+    command_id: String,
+    tenant: String,
+    target: CommandTarget,
+    context: CommandContext,
+}
+
 /// Everything a resolver needs.
 pub struct Platform {
     /// The event log.
@@ -102,12 +125,16 @@ pub struct Platform {
     pub read: ReadModels,
     /// The server's counters.
     pub metrics: Arc<Metrics>,
-    /// Prices for `priceQuote`.
-    pub price_book: PriceBook,
+    /// The price book in force, for `priceQuote` and `acceptQuote`.
+    pub price_book: domain::quote::PriceBook,
+    /// The approval policy in force, for `priceQuote`.
+    pub approval: domain::quote::ApprovalPolicy,
     /// CRM lookups for `createQuote`.
     pub customers: Arc<dyn integration::CustomerDirectory>,
     /// Reconciliation and consumer controls.
     pub fulfillment: Arc<dyn FulfillmentControl>,
+    /// The recorded calls to external systems (handoff and fallout views).
+    pub evidence: integration::evidence::EvidenceStore,
     /// How long a command waits for the read models to include it.
     pub read_your_writes: Duration,
 }
@@ -169,6 +196,53 @@ impl Platform {
         F: FnOnce() -> Fut,
         Fut: Future<Output = ApiResult<D::Command>>,
     {
+        let admitted = match self.admit(principal, command)? {
+            Admission::Answered(result) => return Ok(result),
+            Admission::Admitted(admitted) => admitted,
+        };
+        let built = build().await?;
+        let started = Instant::now();
+        let outcome = self
+            .commands
+            .execute::<D>(&admitted.target.stream_id, &built, &admitted.context)
+            .await;
+        self.finish(admitted, outcome, started).await
+    }
+
+    /// Runs a client's command whose content depends on the aggregate
+    /// (pricing the quote's current lines): as [`Platform::execute`], but
+    /// `build` makes the command from the stream's state as the command
+    /// path loads it, so the stream is read once, with the decision.
+    ///
+    /// # Errors
+    /// As [`Platform::execute`]; `build`'s domain refusal is
+    /// `RULE_VIOLATION`.
+    pub async fn execute_on_state<D, B>(
+        &self,
+        principal: &Principal,
+        command: ClientCommand<'_>,
+        build: B,
+    ) -> ApiResult<CommandResult>
+    where
+        D: Decider,
+        D::Error: RuleViolation + 'static,
+        B: FnMut(&D::State) -> Result<D::Command, D::Error>,
+    {
+        let admitted = match self.admit(principal, command)? {
+            Admission::Answered(result) => return Ok(result),
+            Admission::Admitted(admitted) => admitted,
+        };
+        let started = Instant::now();
+        let outcome = self
+            .commands
+            .execute_with::<D>(&admitted.target.stream_id, &admitted.context, build)
+            .await;
+        self.finish(admitted, outcome, started).await
+    }
+
+    /// The checks before a command is built: `commandId`'s grammar, the
+    /// idempotency record (a retry is answered here), the target's tenant.
+    fn admit(&self, principal: &Principal, command: ClientCommand<'_>) -> ApiResult<Admission> {
         let ClientCommand {
             command_id,
             target,
@@ -183,10 +257,6 @@ impl Platform {
             "request": request,
         });
         let request_hash: [u8; 32] = Sha256::digest(fingerprint.to_string().as_bytes()).into();
-        let conflict = || {
-            self.metrics.idempotency_conflict();
-            ApiError::IdempotencyConflict(command_id.to_owned())
-        };
         // 1. Idempotency first: a retry meets its first outcome, and
         //    nothing below (tenant check, CRM, pricing, rules) runs again.
         let recorded = self
@@ -195,47 +265,70 @@ impl Platform {
             .map_err(ApiError::internal)?;
         if let Some((seen_hash, first)) = recorded {
             if seen_hash != request_hash {
-                return Err(conflict());
+                self.metrics.idempotency_conflict();
+                return Err(ApiError::IdempotencyConflict(command_id.to_owned()));
             }
-            return Ok(CommandResult {
+            return Ok(Admission::Answered(CommandResult {
                 id: target.id,
                 stream_id: target.stream_id,
                 version: first.stream_version,
                 positions: first.positions().collect(),
                 deduplicated: true,
-            });
+                correlation_id: correlation_id(&principal.tenant, command_id),
+            }));
         }
         // 2. The target is the caller's tenant's.
         target.check_owner(self, principal)?;
-        // 3. Build the command (external lookups, prices, reads).
-        let command = build().await?;
-        // 4. The command path (which checks idempotency again, atomically
-        //    with the append, for concurrent first attempts).
+        // 3. The command path checks idempotency again, atomically with
+        //    the append, for concurrent first attempts.
         let mut context = CommandContext::new(
             key,
             principal.tenant.as_str(),
-            format!("{}:{command_id}", principal.tenant),
+            correlation_id(&principal.tenant, command_id),
         );
         context.expected_version = expected_version;
         context.request_hash = Some(request_hash);
-        let started = Instant::now();
-        let outcome = self
-            .commands
-            .execute::<D>(&target.stream_id, &command, &context)
-            .await
-            .map_err(|error| match error {
-                application::CommandError::IdempotencyConflict { .. } => conflict(),
-                other => {
-                    if let application::CommandError::VersionConflict { .. } = &other {
-                        self.metrics.version_conflict();
-                    }
-                    ApiError::from_command(other)
+        Ok(Admission::Admitted(Admitted {
+            command_id: command_id.to_owned(),
+            tenant: principal.tenant.to_string(),
+            target,
+            context,
+        }))
+    }
+
+    /// After the command path: errors mapped once, the append observed and
+    /// logged, then a brief wait until the read models include it.
+    async fn finish<E>(
+        &self,
+        admitted: Admitted,
+        outcome: Result<application::CommandOutcome, application::CommandError<E>>,
+        started: Instant,
+    ) -> ApiResult<CommandResult>
+    where
+        E: std::error::Error + RuleViolation + 'static,
+    {
+        let Admitted {
+            command_id,
+            tenant,
+            target,
+            context,
+        } = admitted;
+        let outcome = outcome.map_err(|error| match error {
+            application::CommandError::IdempotencyConflict { .. } => {
+                self.metrics.idempotency_conflict();
+                ApiError::IdempotencyConflict(command_id.clone())
+            }
+            other => {
+                if let application::CommandError::VersionConflict { .. } = &other {
+                    self.metrics.version_conflict();
                 }
-            })?;
+                ApiError::from_command(other)
+            }
+        })?;
         self.metrics.observe_append(started.elapsed());
         tracing::info!(
             correlation_id = %context.correlation_id,
-            tenant = %principal.tenant,
+            tenant = %tenant,
             aggregate = %target.stream_id,
             version = outcome.stream_version,
             deduplicated = outcome.deduplicated,
@@ -262,6 +355,7 @@ impl Platform {
             version: outcome.stream_version,
             positions,
             deduplicated: outcome.deduplicated,
+            correlation_id: context.correlation_id,
         })
     }
 

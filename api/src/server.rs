@@ -16,7 +16,7 @@ use crate::graphql;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::platform::Platform;
-use crate::pricing::PriceBook;
+use crate::pricing;
 use crate::runtime;
 
 /// Why the server could not start or stopped with an error.
@@ -88,7 +88,8 @@ pub async fn run(
     })?;
     let (auth, source) = credentials::load(&config, &data_dir)?;
     announce_credentials(&source, &auth);
-    let price_book = PriceBook::from_config(&config.price_book)?;
+    let price_book = pricing::price_book(&config.price_book)?;
+    let approval = pricing::approval_policy(&config.approval, &price_book.version)?;
     let projections = Arc::new(Projections::start_with(
         log.clone(),
         projections::ProjectionConfig {
@@ -108,8 +109,10 @@ pub async fn run(
         projections: projections.clone(),
         metrics,
         price_book,
+        approval,
         customers: external.customers.clone(),
         fulfillment: external.control.clone(),
+        evidence: integration::evidence::EvidenceStore::open(&log).map_err(ServerError::Log)?,
         read_your_writes: Duration::from_millis(config.read_your_writes_ms),
     });
     let schema = graphql::limited(Some(platform.clone()), &config.graphql);

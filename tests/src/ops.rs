@@ -343,3 +343,33 @@ pub struct LiveEvents;
     deprecated = "allow"
 )]
 pub struct FalloutChanges;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../schema.graphql",
+    query_path = "graphql/queries/order_journeys.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
+)]
+pub struct OrderJourneys;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../schema.graphql",
+    query_path = "graphql/queries/command_trail.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
+)]
+pub struct CommandTrail;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../schema.graphql",
+    query_path = "graphql/mutations/accept_quote_payload.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
+)]
+pub struct AcceptQuotePayload;

@@ -1,9 +1,11 @@
 //! The GraphQL schema: queries over the read models, command mutations,
 //! live subscriptions, and the hardening every request passes through.
 
+pub mod enum_values;
 pub mod error;
 pub mod input;
 pub mod limits;
+pub mod links;
 pub mod mutation;
 pub mod query;
 pub mod subscription;

@@ -12,8 +12,10 @@ use async_graphql::{Context, InputObject, Object};
 use domain::ids::{
     ArtifactId, BillingAccountId, CustomerId, LineId, OfferingId, OrderId, QuoteId, Timestamp,
 };
+use domain::money::Percent;
 use domain::order::{OrderCommand, Resolution};
-use domain::quote::{ProposalArtifact, QuoteCommand, QuoteLine, QuoteState, SignatureEvidence};
+use domain::quote::limits::{MAX_OPTIONS_PER_LINE, MAX_TERM_MONTHS};
+use domain::quote::{price_command, ProposalArtifact, QuoteCommand, QuoteLine, SignatureEvidence};
 use domain::{OrderDecider, QuoteDecider};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -57,10 +59,6 @@ pub struct OptionInput {
     pub value: String,
 }
 
-/// Most options on one line.
-pub const MAX_OPTIONS: usize = 32;
-/// Longest accepted contract term, in months.
-pub const MAX_TERM_MONTHS: u32 = 120;
 /// Most faults scripted in one `scriptSimulator` call.
 pub const MAX_SCRIPTED_FAULTS: usize = 1_000;
 
@@ -76,10 +74,10 @@ fn line(input: LineInput) -> ApiResult<QuoteLine> {
             format!("must be 1 to {MAX_TERM_MONTHS}"),
         ));
     }
-    if input.options.len() > MAX_OPTIONS {
+    if input.options.len() > MAX_OPTIONS_PER_LINE {
         return Err(ApiError::validation(
             "line.options",
-            format!("at most {MAX_OPTIONS} options"),
+            format!("at most {MAX_OPTIONS_PER_LINE} options"),
         ));
     }
     for option in &input.options {
@@ -319,39 +317,28 @@ impl Mutation {
             "quoteId": quote_id,
             "discountPercent": discount.to_string(),
         });
-        quote_command(
-            ctx,
-            "price quotes",
-            quote_id.clone(),
-            command_id,
+        let (platform, principal) = caller(ctx, Role::Sales, "price quotes")?;
+        input::id("quoteId", &quote_id)?;
+        let command = ClientCommand {
+            command_id: &command_id,
+            target: CommandTarget::existing_quote(QuoteId::new(quote_id)),
             expected_version,
             request,
-            |platform, _| {
-                // Read the quote only for a command not yet acknowledged.
-                let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
-                let loaded = platform
-                    .commands
-                    .load::<QuoteDecider>(&target.stream_id)
-                    .map_err(ApiError::from_command)?;
-                let QuoteState::Open(quote) = &loaded.state else {
-                    return Err(ApiError::RuleViolation {
-                        rule: "quote_not_open",
-                        message: "only an open quote can be priced".to_owned(),
-                    });
-                };
-                let now = platform.timestamp();
-                let price = platform
-                    .price_book
-                    .price(quote.revision, &quote.lines, discount, now)
-                    .map_err(|e| ApiError::validation("quote", e.to_string()))?;
-                Ok(QuoteCommand::Price {
-                    price,
-                    policy: platform.price_book.approval_policy(),
-                    at: now,
-                })
-            },
-        )
-        .await
+        };
+        let at = platform.timestamp();
+        // The quote's current lines are priced from the stream the command
+        // path loads for the decision: one read.
+        Ok(platform
+            .execute_on_state::<QuoteDecider, _>(principal, command, |state| {
+                price_command(
+                    state,
+                    &platform.price_book,
+                    &platform.approval,
+                    Percent(discount),
+                    at,
+                )
+            })
+            .await?)
     }
 
     /// Grants a pending approval.
@@ -518,7 +505,7 @@ impl Mutation {
             |platform, _| {
                 Ok(QuoteCommand::Accept {
                     billing_account: BillingAccountId::new(billing_account),
-                    price_book: platform.price_book.version().to_owned(),
+                    price_book: platform.price_book.version.clone(),
                     at: platform.timestamp(),
                 })
             },

@@ -214,44 +214,40 @@ impl Query {
         Ok(Connection::from_page(page, FalloutCaseNode::from_view)?)
     }
 
-    /// Every event of a correlation id, or of one stream, in order, with
-    /// hashes and cause links. Give exactly one of the two.
+    /// Every event of one correlation id, of one client command, or of one
+    /// stream, in order, with hashes and cause links. Give exactly one of
+    /// `correlationId`, `commandId` (the `commandId` your client sent with
+    /// a mutation: its events and every reaction they caused) and
+    /// `streamId`.
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
         correlation_id: Option<String>,
+        command_id: Option<String>,
         stream_id: Option<String>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<AuditEntryNode>> {
-        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
-        let limit = page_size(first)?;
-        if let Some(correlation) = &correlation_id {
-            input::label("correlationId", correlation, input::MAX_KEY_BYTES)?;
-        }
-        input::optional_id("streamId", stream_id.as_deref())?;
-        let page = match (correlation_id, stream_id) {
-            (Some(correlation), None) => platform.read.audit_by_correlation(
-                &principal.tenant,
-                &correlation,
-                after.as_deref(),
-                limit,
-            ),
-            (None, Some(stream)) => {
-                platform
-                    .read
-                    .audit_by_stream(&principal.tenant, &stream, after.as_deref(), limit)
+        let (_, principal) = caller(ctx, Role::Viewer, "read")?;
+        let page = match (correlation_id, command_id, stream_id) {
+            (Some(correlation), None, None) => {
+                AuditEntryNode::of_correlation(ctx, &correlation, first, after)
             }
-            _ => {
-                return Err(ApiError::validation(
-                    "correlationId",
-                    "give exactly one of correlationId and streamId",
-                )
-                .into())
+            (None, Some(command), None) => {
+                input::id("commandId", &command)?;
+                let correlation = crate::platform::correlation_id(&principal.tenant, &command);
+                AuditEntryNode::of_correlation(ctx, &correlation, first, after)
             }
-        }
-        .map_err(ApiError::from)?;
-        Ok(Connection::from_page(page, AuditEntryNode::from_entry)?)
+            (None, None, Some(stream)) => {
+                input::id("streamId", &stream)?;
+                AuditEntryNode::of_stream(ctx, &stream, first, after)
+            }
+            _ => Err(ApiError::validation(
+                "correlationId",
+                "give exactly one of correlationId, commandId and streamId",
+            )),
+        };
+        Ok(page?)
     }
 
     /// Counts by target system and outcome, pending and unknown counts,

@@ -393,3 +393,32 @@ async fn internal_errors_carry_only_a_correlation_id() {
     let keys: Vec<_> = error.extensions.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 2, "only code and correlationId: {keys:?}");
 }
+
+#[tokio::test]
+async fn a_value_an_enum_does_not_have_is_refused_with_the_allowed_values() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    for (query, variables) in [
+        (
+            "{ orders(status: DONE) { nodes { id } } }",
+            serde_json::json!({}),
+        ),
+        (
+            "query($s: OrderStatus) { orders(status: $s) { nodes { id } } }",
+            serde_json::json!({ "s": "DONE" }),
+        ),
+    ] {
+        let (status, body) = server.client.raw(&viewer, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("OrderStatus")
+                && message.ends_with("allowed values: OPEN, COMPLETED, CANCELLED"),
+            "{message}"
+        );
+    }
+}

@@ -11,6 +11,7 @@ mod graphiql;
 mod hardening;
 mod idempotency_first;
 mod input_hygiene;
+mod links;
 mod live;
 mod metrics;
 mod price_book;

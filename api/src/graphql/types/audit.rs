@@ -2,14 +2,30 @@
 //! hash chain link, cause link and decoded payload.
 
 use async_graphql::{Context, Json, Object, SimpleObject};
+use domain::ids::StreamKind;
 use eventlog::RecordedEvent;
 use projections::AuditEntry;
 
 use super::document;
 use super::scalars::DateTime;
+use super::Connection;
 use crate::auth::Role;
-use crate::graphql::caller;
 use crate::graphql::error::{ApiError, ApiResult};
+use crate::graphql::{caller, input, page_size};
+
+/// Whether `role` may read the decoded payloads of `kind`'s events. The
+/// typed nodes show every role what it may read; a payload is the whole
+/// event, including what the nodes leave out or redact (a handoff's
+/// request as sent, a quote's customer data). Viewers read no payloads;
+/// sales read quote payloads (the quotes they work on); operators and
+/// admins, who repair and audit fulfillment, read all.
+pub fn may_read_payload(role: Role, kind: StreamKind) -> bool {
+    match role {
+        Role::Viewer => false,
+        Role::Sales => kind == StreamKind::Quote,
+        Role::Operator | Role::Admin => true,
+    }
+}
 
 /// One metadata entry of an event.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
@@ -46,6 +62,47 @@ impl AuditEntryNode {
         Ok(Self {
             entry: Box::new(entry),
         })
+    }
+
+    /// A page of the events of `stream_id` (the caller's tenant's), oldest
+    /// first.
+    ///
+    /// # Errors
+    /// `VALIDATION` for a bad page size or cursor; storage errors.
+    pub fn of_stream(
+        ctx: &Context<'_>,
+        stream_id: &str,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<Self>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let limit = page_size(first)?;
+        let page = platform
+            .read
+            .audit_by_stream(&principal.tenant, stream_id, after.as_deref(), limit)
+            .map_err(ApiError::from)?;
+        Connection::from_page(page, Self::from_entry)
+    }
+
+    /// A page of the events of one correlation id (the caller's tenant's),
+    /// in log order.
+    ///
+    /// # Errors
+    /// `VALIDATION` for a bad id, page size or cursor; storage errors.
+    pub fn of_correlation(
+        ctx: &Context<'_>,
+        correlation_id: &str,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<Self>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        input::label("correlationId", correlation_id, input::MAX_KEY_BYTES)?;
+        let limit = page_size(first)?;
+        let page = platform
+            .read
+            .audit_by_correlation(&principal.tenant, correlation_id, after.as_deref(), limit)
+            .map_err(ApiError::from)?;
+        Connection::from_page(page, Self::from_entry)
     }
 }
 
@@ -129,12 +186,25 @@ impl AuditEntryNode {
     /// The decoded domain event (upcast to its current schema), as JSON
     /// keyed by event type: the raw payload, untyped on purpose. Read from
     /// the log; null for streams the platform does not decode, and null
-    /// with an error when the payload cannot be decoded.
+    /// with an error when the payload cannot be decoded. Payloads are the
+    /// whole event, so roles see only some: sales the payloads of quote
+    /// events, operators and admins all; anyone else gets null with a
+    /// `FORBIDDEN` error.
     async fn payload(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let kind = StreamKind::split(&self.entry.stream_id).map(|(kind, _)| kind);
+        if let Ok(kind) = kind {
+            if !may_read_payload(principal.role, kind) {
+                return Err(ApiError::Forbidden {
+                    role: principal.role.as_str(),
+                    action: "read the payloads of these events",
+                }
+                .into());
+            }
+        }
         let record = platform
             .log
             .read_at(self.entry.position)

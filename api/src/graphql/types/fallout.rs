@@ -2,7 +2,9 @@
 //! line and step, the evidence, what an operator may do, and how it was
 //! resolved.
 
-use async_graphql::{Enum, Json, Object, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, Json, Object, SimpleObject};
 use domain::order::Resolution;
 use projections::{CaseResolution, FalloutCaseView, ResolutionHow};
 
@@ -10,9 +12,11 @@ use super::document;
 use super::enums::{
     FalloutAction, FalloutCaseStatus, FalloutReason, ObservationSource, Purpose, TargetSystem,
 };
-use super::order::FulfillmentStep;
+use super::handoff::{calls, HandoffCall, HandoffNode};
+use super::order::{FulfillmentStep, OrderNode};
 use super::scalars::DateTime;
 use crate::graphql::error::ApiResult;
+use crate::graphql::links;
 
 /// How a fallout was resolved.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -118,15 +122,18 @@ pub(crate) struct FalloutEvidence {
 #[derive(Clone)]
 pub struct FalloutCaseNode {
     /// The read model's case.
-    view: Box<FalloutCaseView>,
+    view: Arc<FalloutCaseView>,
 }
 
 impl FalloutCaseNode {
     /// The node of a fallout case's view.
     pub fn from_view(view: FalloutCaseView) -> ApiResult<Self> {
-        Ok(Self {
-            view: Box::new(view),
-        })
+        Ok(Self::from_shared(Arc::new(view)))
+    }
+
+    /// The node of a fallout case's view, shared with the links loader.
+    pub fn from_shared(view: Arc<FalloutCaseView>) -> Self {
+        Self { view }
     }
 }
 
@@ -225,6 +232,27 @@ impl FalloutCaseNode {
     /// The time of its latest event.
     async fn updated_at(&self) -> DateTime {
         self.view.case.updated_at.into()
+    }
+
+    /// The order whose line fell out.
+    async fn order(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<OrderNode>> {
+        Ok(links::order(ctx, self.view.case.order_id.clone())
+            .await?
+            .map(OrderNode::from_shared))
+    }
+
+    /// The handoff that fell out: keys, dispatches, observations.
+    async fn handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<HandoffNode>> {
+        Ok(links::handoff(ctx, self.view.case.handoff_id.clone())
+            .await?
+            .map(HandoffNode::from_shared))
+    }
+
+    /// Every call made to the target for the handoff, oldest first, with
+    /// the redacted request and response, HTTP status, latency and time:
+    /// what the operator judges the case by.
+    async fn calls(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<HandoffCall>> {
+        Ok(calls(ctx, &self.view.case.handoff_id)?)
     }
 
     /// The read model's case.

@@ -3,23 +3,99 @@
 //! model, and its redacted request, dispatches and observations from its
 //! own stream in the log.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::{Context, Json, Object, SimpleObject};
 use domain::events::AnyEvent;
 use domain::handoff::HandoffEvent;
 use domain::ids::handoff_stream;
+use integration::evidence::EvidenceRecord;
 use projections::{HandoffView, ObservationRecord};
 
+use super::audit::AuditEntryNode;
 use super::document;
 use super::enums::{
     FalloutReason, HandoffStatus, ObservationSource, OutcomeClass, Purpose, TargetSystem,
 };
+use super::fallout::FalloutCaseNode;
 use super::order::FulfillmentStep;
+use super::order::OrderNode;
 use super::scalars::DateTime;
+use super::Connection;
 use crate::auth::Role;
 use crate::graphql::caller;
 use crate::graphql::error::{ApiError, ApiResult};
+use crate::graphql::links;
+
+/// One call to the target system for a handoff, as the adapter recorded it
+/// before appending the outcome it led to: the redacted exchange, the HTTP
+/// status, the latency, and the normalized class with the raw code.
+#[derive(SimpleObject, Clone, Debug)]
+pub(crate) struct HandoffCall {
+    /// When the call ended.
+    at: DateTime,
+    /// Who made it: `dispatch` (a send of the request) or `reconciliation`
+    /// (a status question).
+    source: String,
+    /// The system's operation: `execute` or `status`.
+    operation: String,
+    /// The HTTP status, when a response came (null on a timeout or a
+    /// refused connection).
+    http_status: Option<u16>,
+    /// How long the call took, in milliseconds.
+    latency_ms: u64,
+    /// The request body as sent, sensitive fields redacted.
+    request: String,
+    /// The response body, redacted and cut to 512 bytes (null without a
+    /// response).
+    response: Option<String>,
+    /// The class the adapter mapped the answer to (null if the recorded
+    /// name is not one this server knows).
+    class: Option<OutcomeClass>,
+    /// The raw external code, as evidence.
+    raw_code: Option<String>,
+    /// The raw external label or message, as evidence.
+    raw_label: Option<String>,
+    /// The target's reference for the request, when it gave one.
+    external_reference: Option<String>,
+}
+
+impl From<EvidenceRecord> for HandoffCall {
+    fn from(r: EvidenceRecord) -> Self {
+        Self {
+            at: domain::ids::Timestamp(r.at_ms).into(),
+            source: r.source,
+            class: r
+                .class
+                .parse::<domain::outcome::OutcomeClass>()
+                .ok()
+                .map(Into::into),
+            operation: r.evidence.operation,
+            http_status: r.evidence.http_status,
+            latency_ms: r.evidence.latency_ms,
+            request: r.evidence.request,
+            response: r.evidence.response,
+            raw_code: r.raw_code,
+            raw_label: r.raw_label,
+            external_reference: r.external_reference,
+        }
+    }
+}
+
+/// Every recorded call of the handoff `id`, oldest first.
+///
+/// # Errors
+/// `INTERNAL` when the evidence cannot be read.
+pub(crate) fn calls(ctx: &Context<'_>, id: &domain::ids::HandoffId) -> ApiResult<Vec<HandoffCall>> {
+    let (platform, _) = caller(ctx, Role::Viewer, "read")?;
+    Ok(platform
+        .evidence
+        .for_handoff(id)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(HandoffCall::from)
+        .collect())
+}
 
 /// One observation of a handoff's outcome: the normalized class and the
 /// raw answer as evidence.
@@ -138,7 +214,7 @@ impl HandoffLog {
 #[derive(Clone)]
 pub struct HandoffNode {
     /// The read model's view.
-    view: Box<HandoffView>,
+    view: Arc<HandoffView>,
     /// The handoff's stream, read once on the first field that needs it.
     log: OnceLock<Box<HandoffLog>>,
 }
@@ -146,10 +222,15 @@ pub struct HandoffNode {
 impl HandoffNode {
     /// The node of a handoff's view.
     pub fn from_view(view: HandoffView) -> ApiResult<Self> {
-        Ok(Self {
-            view: Box::new(view),
+        Ok(Self::from_shared(Arc::new(view)))
+    }
+
+    /// The node of a handoff's view, shared with the links loader.
+    pub fn from_shared(view: Arc<HandoffView>) -> Self {
+        Self {
+            view,
             log: OnceLock::new(),
-        })
+        }
     }
 
     /// The handoff's stream, read from the log and decoded (the caller's
@@ -360,6 +441,45 @@ impl HandoffNode {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<&[HandoffObservation]>> {
         Ok(Some(&self.log(ctx)?.observations))
+    }
+
+    /// Every call made to the target for this handoff, oldest first: each
+    /// send and each reconciliation question, with the redacted request and
+    /// response, HTTP status, latency and time (the evidence behind each
+    /// observation).
+    async fn calls(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<HandoffCall>> {
+        Ok(calls(ctx, &self.view.handoff.handoff_id)?)
+    }
+
+    /// The order that opened it.
+    async fn order(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<OrderNode>> {
+        Ok(links::order(ctx, self.view.handoff.order_id.clone())
+            .await?
+            .map(OrderNode::from_shared))
+    }
+
+    /// Its fallout case, open or resolved (null when it never fell out).
+    async fn fallout_case(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<FalloutCaseNode>> {
+        Ok(
+            links::fallout_case(ctx, self.view.handoff.handoff_id.clone())
+                .await?
+                .map(FalloutCaseNode::from_shared),
+        )
+    }
+
+    /// The handoff's events, oldest first, from the audit trail (its
+    /// stream).
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<AuditEntryNode>> {
+        let stream = handoff_stream(&self.view.handoff.handoff_id);
+        Ok(AuditEntryNode::of_stream(ctx, &stream, first, after)?)
     }
 
     /// The read model's view.

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod audit;
+mod command;
 pub mod enums;
 mod fallout;
 mod handoff;
@@ -12,7 +13,8 @@ mod quote;
 pub mod scalars;
 pub mod status;
 
-pub use audit::AuditEntryNode;
+pub use audit::{may_read_payload, AuditEntryNode};
+pub use command::CommandResult;
 pub use fallout::FalloutCaseNode;
 pub use handoff::HandoffNode;
 pub use order::OrderNode;
@@ -71,21 +73,6 @@ pub fn document<V: Serialize>(view: &V) -> ApiResult<Json<serde_json::Value>> {
     serde_json::to_value(view)
         .map(Json)
         .map_err(ApiError::internal)
-}
-
-/// What a command did.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct CommandResult {
-    /// The aggregate's id (a new quote's id on create).
-    pub id: String,
-    /// The stream written.
-    pub stream_id: String,
-    /// The stream's version after the command.
-    pub version: u64,
-    /// Global positions of the events appended (empty when none).
-    pub positions: Vec<u64>,
-    /// True when the command id had been seen: nothing new was appended.
-    pub deduplicated: bool,
 }
 
 /// One projector's progress.

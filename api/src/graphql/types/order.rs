@@ -1,17 +1,42 @@
 //! The order node: an order of the list (its summary) or in detail (its
-//! quote evidence, lines with their steps, handoffs, history and fallout).
+//! quote evidence, lines with their steps, handoffs, history and fallout),
+//! linked to its quote, its handoffs, its fallout cases and its audit
+//! trail. A list node reads its detail on first use through the request's
+//! batched links ([`crate::graphql::links`]).
 
-use async_graphql::{Enum, Json, Object, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, Json, Object, SimpleObject};
+use domain::ids::{order_stream, HandoffId};
 use domain::order::Step;
 use projections::{
     OrderDetail, OrderHandoffView, OrderLineRecord, OrderSummary, StepChange, StepHistoryEntry,
 };
+use tokio::sync::OnceCell;
 
+use super::audit::AuditEntryNode;
 use super::document;
 use super::enums::{FalloutReason, HandoffStatus, LineStage, OrderStatus, Purpose, TargetSystem};
-use super::fallout::FalloutResolutionHow;
+use super::fallout::{FalloutCaseNode, FalloutResolutionHow};
+use super::handoff::HandoffNode;
+use super::quote::QuoteNode;
 use super::scalars::DateTime;
+use super::Connection;
 use crate::graphql::error::ApiResult;
+use crate::graphql::links;
+
+/// The handoff `id` as a node (batched), or null for `None`.
+async fn linked_handoff(
+    ctx: &Context<'_>,
+    id: Option<&String>,
+) -> async_graphql::Result<Option<HandoffNode>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(links::handoff(ctx, HandoffId::new(id.clone()))
+        .await?
+        .map(HandoffNode::from_shared))
+}
 
 /// A step of an order line's fulfillment plan, in plan order.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -115,6 +140,7 @@ impl From<&domain::order::Uncompensated> for OrderUncompensated {
 
 /// One step of a line's plan, with its current handoff.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub(crate) struct OrderLineStep {
     /// Which step.
     kind: FulfillmentStep,
@@ -168,9 +194,18 @@ impl OrderLineStep {
     }
 }
 
+#[ComplexObject]
+impl OrderLineStep {
+    /// The current handoff itself (null before the first request).
+    async fn handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<HandoffNode>> {
+        linked_handoff(ctx, self.handoff_id.as_ref()).await
+    }
+}
+
 /// A handoff an order line opened (a step's, or a compensation's), with its
 /// live status.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub(crate) struct OrderLineHandoff {
     /// The handoff.
     handoff_id: String,
@@ -209,6 +244,14 @@ impl From<&OrderHandoffView> for OrderLineHandoff {
             age_ms: v.age_ms,
             overdue: v.overdue,
         }
+    }
+}
+
+#[ComplexObject]
+impl OrderLineHandoff {
+    /// The handoff itself: keys, evidence, calls, observations.
+    async fn handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<HandoffNode>> {
+        linked_handoff(ctx, Some(&self.handoff_id)).await
     }
 }
 
@@ -302,6 +345,7 @@ impl From<&StepHistoryEntry> for OrderLineEvent {
 /// A line's open fallout: the step that fell out waits for an operator
 /// (the case is in the fallout queue under `handoffId`).
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub(crate) struct OrderLineFallout {
     /// Why it fell out.
     reason: FalloutReason,
@@ -311,6 +355,20 @@ pub(crate) struct OrderLineFallout {
     attempt: u32,
     /// Its handoff: the fallout case's id.
     handoff_id: Option<String>,
+}
+
+#[ComplexObject]
+impl OrderLineFallout {
+    /// The fallout case in the queue, with its evidence and allowed
+    /// actions (null while the fallout read model has not seen it).
+    async fn case(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FalloutCaseNode>> {
+        let Some(id) = &self.handoff_id else {
+            return Ok(None);
+        };
+        Ok(links::fallout_case(ctx, HandoffId::new(id.clone()))
+            .await?
+            .map(FalloutCaseNode::from_shared))
+    }
 }
 
 /// One order line: what was ordered, where it stands in its plan, each
@@ -393,8 +451,9 @@ impl OrderLine {
 pub struct OrderNode {
     /// The list's fields (computed from the detail for a detail node).
     summary: Box<OrderSummary>,
-    /// The detail view, when the node was asked by id.
-    detail: Option<Box<OrderDetail>>,
+    /// The detail view, when the node was asked by id or linked; a list
+    /// node's, read on the first detail field asked.
+    detail: OnceCell<Option<Arc<OrderDetail>>>,
 }
 
 impl OrderNode {
@@ -402,23 +461,40 @@ impl OrderNode {
     pub fn from_summary(view: OrderSummary) -> ApiResult<Self> {
         Ok(Self {
             summary: Box::new(view),
-            detail: None,
+            detail: OnceCell::new(),
         })
     }
 
     /// The node of an order's detail view.
     pub fn from_detail(view: OrderDetail) -> ApiResult<Self> {
-        Ok(Self {
+        Ok(Self::from_shared(Arc::new(view)))
+    }
+
+    /// The node of an order's detail view, shared with the links loader.
+    pub fn from_shared(view: Arc<OrderDetail>) -> Self {
+        Self {
             summary: Box::new(OrderSummary::from(&view.order)),
-            detail: Some(Box::new(view)),
-        })
+            detail: OnceCell::new_with(Some(Some(view))),
+        }
+    }
+
+    /// The detail view: the node's own, or a list node's read through the
+    /// batched links (`None` if the order left the read model meanwhile,
+    /// as during a rebuild's swap).
+    async fn detail(&self, ctx: &Context<'_>) -> ApiResult<Option<&OrderDetail>> {
+        Ok(self
+            .detail
+            .get_or_try_init(|| links::order(ctx, self.summary.order_id.clone()))
+            .await?
+            .as_deref())
     }
 }
 
-/// An order. In a list (`orders`) it has its summary fields; asked by id
-/// (`order`, `node`) it also has its quote evidence, lines (with steps,
-/// handoffs, history and fallout) and cancellation. Detail-only fields
-/// answer null on a list node.
+/// An order: its summary fields, and its detail fields (quote evidence,
+/// lines with their steps, handoffs, history and fallout, cancellation)
+/// read by id or, on a list node, through the batched links. Linked to
+/// its quote and its audit trail; its lines link to their handoffs and
+/// fallout cases.
 #[Object]
 impl OrderNode {
     /// The order id.
@@ -471,70 +547,98 @@ impl OrderNode {
         self.summary.updated_at.into()
     }
 
-    /// Detail only (null on a list node): the accepted quote's evidence
-    /// (revision, price input hash, signed proposal hash).
-    async fn quote_evidence(&self) -> Option<OrderQuoteEvidence> {
-        self.detail
-            .as_ref()
-            .map(|d| OrderQuoteEvidence::from(&d.order.quote))
+    /// The accepted quote's evidence (revision, price input hash, signed
+    /// proposal hash).
+    async fn quote_evidence(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<OrderQuoteEvidence>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .map(|d| OrderQuoteEvidence::from(&d.order.quote)))
     }
 
-    /// Detail only (null on a list node): the billing account.
-    async fn billing_account_id(&self) -> Option<&str> {
-        self.detail
-            .as_ref()
-            .map(|d| d.order.billing_account.as_str())
+    /// The accepted quote itself.
+    async fn quote(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<QuoteNode>> {
+        Ok(links::quote(ctx, self.summary.quote_id.clone())
+            .await?
+            .map(QuoteNode::from_shared))
     }
 
-    /// Detail only (null on a list node): the lines, in quote order, with
-    /// their steps, handoffs, history and fallout.
-    async fn lines(&self) -> Option<Vec<OrderLine>> {
-        self.detail.as_ref().map(|d| {
+    /// The order's events, oldest first, from the audit trail (the order's
+    /// stream).
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<AuditEntryNode>> {
+        let stream = order_stream(&self.summary.order_id);
+        Ok(AuditEntryNode::of_stream(ctx, &stream, first, after)?)
+    }
+
+    /// The billing account.
+    async fn billing_account_id(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .map(|d| d.order.billing_account.as_str()))
+    }
+
+    /// The lines, in quote order, with their steps, handoffs, history and
+    /// fallout.
+    async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<OrderLine>>> {
+        Ok(self.detail(ctx).await?.map(|d| {
             d.order
                 .lines
                 .iter()
                 .map(|line| OrderLine::new(line, &d.handoffs))
                 .collect()
-        })
+        }))
     }
 
-    /// Detail only (null on a list node, and when not cancelled): why the
-    /// order was cancelled.
-    async fn cancel_reason(&self) -> Option<&str> {
-        self.detail
-            .as_ref()
-            .and_then(|d| d.order.cancel_reason.as_deref())
+    /// Why the order was cancelled (null when it was not).
+    async fn cancel_reason(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .and_then(|d| d.order.cancel_reason.as_deref()))
     }
 
-    /// Detail only (null on a list node): what cancellations could not
-    /// compensate.
-    async fn uncompensated(&self) -> Option<Vec<OrderUncompensated>> {
-        self.detail
-            .as_ref()
-            .map(|d| d.order.uncompensated.iter().map(Into::into).collect())
+    /// What cancellations could not compensate.
+    async fn uncompensated(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Vec<OrderUncompensated>>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .map(|d| d.order.uncompensated.iter().map(Into::into).collect()))
     }
 
-    /// Detail only (null on a list node, and until it completes): when the
-    /// order completed.
-    async fn completed_at(&self) -> Option<DateTime> {
-        self.detail
-            .as_ref()
+    /// When the order completed (null until it does).
+    async fn completed_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime>> {
+        Ok(self
+            .detail(ctx)
+            .await?
             .and_then(|d| d.order.completed_at)
-            .map(Into::into)
+            .map(Into::into))
     }
 
-    /// Detail only (null on a list node): the order stream's version.
-    async fn version(&self) -> Option<u64> {
-        self.detail.as_ref().map(|d| d.order.version)
+    /// The order stream's version: pass it as `expectedVersion` of the
+    /// next command.
+    async fn version(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<u64>> {
+        Ok(self.detail(ctx).await?.map(|d| d.order.version))
     }
 
     /// The read model's view (the summary on a list node, the detail
     /// otherwise).
     #[graphql(deprecation = "use the typed fields")]
     async fn document(&self) -> async_graphql::Result<Json<serde_json::Value>> {
-        Ok(match &self.detail {
-            Some(detail) => document(detail.as_ref())?,
-            None => document(self.summary.as_ref())?,
+        Ok(match self.detail.get() {
+            Some(Some(detail)) => document(detail.as_ref())?,
+            _ => document(self.summary.as_ref())?,
         })
     }
 }
@@ -743,7 +847,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_list_node_answers_null_for_detail_fields_and_keeps_its_document() {
+    async fn a_list_node_answers_its_summary_without_reading_and_keeps_its_document() {
         let mut with_fallout = detail();
         if let Some(line) = with_fallout.order.lines.first_mut() {
             line.stage = LineStage::Fallout;
@@ -753,14 +857,12 @@ mod tests {
         let summary = OrderSummary::from(&with_fallout.order);
         let order = run(
             OrderNode::from_summary(summary).expect("node"),
-            "{ status hasFallout linesInFallout lines { id } quoteEvidence { revision }
-               completedAt document }",
+            "{ status hasFallout linesInFallout lineCount document }",
         )
         .await;
         assert_eq!(order["hasFallout"], true);
         assert_eq!(order["linesInFallout"], 1);
-        assert_eq!(order["lines"], Value::Null);
-        assert_eq!(order["quoteEvidence"], Value::Null);
+        assert_eq!(order["lineCount"], 1);
         assert_eq!(order["document"]["status"], "Open");
 
         let detail = run(

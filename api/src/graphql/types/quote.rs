@@ -1,8 +1,10 @@
 //! The quote node: a quote of the list or in detail, fully typed.
 //!
 //! A node wraps either the list's [`QuoteSummary`] or the detail's
-//! [`QuoteDetail`]. The summary fields answer on both; the detail-only
-//! fields answer null on a node of the list (ask `quote(id:)` for them).
+//! [`QuoteDetail`]. The summary fields answer from either; the detail
+//! fields of a list node are read on first use through the request's
+//! batched links ([`crate::graphql::links`]), one read for every quote of
+//! the page that asks.
 //!
 //! The read model keeps only the latest price, approval, proposal and
 //! signature, each tagged with the revision it was for. The node shows each
@@ -10,68 +12,100 @@
 //! the quote's current revision; once the quote moved to a later revision it
 //! shows under `earlierRevisions` instead, as evidence that no longer counts.
 
-use async_graphql::{Enum, Json, Object, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, Json, Object, SimpleObject};
+use domain::ids::{quote_stream, QuoteId};
 use projections::{
     AcceptanceView, ApprovalView, ProposalView, QuoteDetail, QuoteSummary, SignatureView,
 };
+use tokio::sync::OnceCell;
 
+use super::audit::AuditEntryNode;
 use super::document;
 use super::enums::{ApprovalState, QuoteStatus};
+use super::order::OrderNode;
 use super::scalars::{DateTime, Decimal, Money};
+use super::Connection;
 use crate::graphql::error::ApiResult;
+use crate::graphql::links;
 
 /// What a node was read from.
 #[derive(Clone)]
 enum Source {
     /// A quote of the list.
     Summary(Box<QuoteSummary>),
-    /// A quote asked for by id.
-    Detail(Box<QuoteDetail>),
+    /// A quote asked for by id, or linked from another node.
+    Detail(Arc<QuoteDetail>),
 }
 
-/// A quote. Fields marked "detail only" answer null on a quote of the list
-/// (`quotes`) and are filled when the quote is asked for by id (`quote`,
-/// `node`).
+/// A quote: its summary fields, and its detail fields read by id or, on a
+/// list node, through the batched links.
 #[derive(Clone)]
 pub struct QuoteNode {
     source: Source,
+    /// A list node's detail, read on the first detail field asked.
+    loaded: OnceCell<Option<Arc<QuoteDetail>>>,
 }
 
 impl QuoteNode {
     /// The node of a quote's detail view.
     pub fn from_detail(view: QuoteDetail) -> ApiResult<Self> {
-        Ok(Self {
-            source: Source::Detail(Box::new(view)),
-        })
+        Ok(Self::from_shared(Arc::new(view)))
+    }
+
+    /// The node of a quote's detail view, shared with the links loader.
+    pub fn from_shared(view: Arc<QuoteDetail>) -> Self {
+        Self {
+            source: Source::Detail(view),
+            loaded: OnceCell::new(),
+        }
     }
 
     /// The node of a quote of the list.
     pub fn from_summary(view: QuoteSummary) -> ApiResult<Self> {
         Ok(Self {
             source: Source::Summary(Box::new(view)),
+            loaded: OnceCell::new(),
         })
     }
 
-    /// The detail view, when the node was read by id.
-    fn detail(&self) -> Option<&QuoteDetail> {
+    /// The quote's id.
+    fn quote_id(&self) -> &QuoteId {
         match &self.source {
-            Source::Summary(_) => None,
-            Source::Detail(detail) => Some(detail),
+            Source::Summary(s) => &s.quote_id,
+            Source::Detail(d) => &d.quote_id,
+        }
+    }
+
+    /// The detail view: the node's own, or a list node's read through the
+    /// batched links (`None` if the quote left the read model meanwhile,
+    /// as during a rebuild's swap).
+    async fn detail(&self, ctx: &Context<'_>) -> ApiResult<Option<&QuoteDetail>> {
+        match &self.source {
+            Source::Detail(detail) => Ok(Some(detail)),
+            Source::Summary(summary) => Ok(self
+                .loaded
+                .get_or_try_init(|| links::quote(ctx, summary.quote_id.clone()))
+                .await?
+                .as_deref()),
         }
     }
 
     /// The detail's revision-tagged evidence of the current revision
     /// (`current == true`) or of earlier ones (`current == false`).
-    fn evidence(&self, current: bool) -> Option<Evidence<'_>> {
-        let detail = self.detail()?;
+    async fn evidence(&self, ctx: &Context<'_>, current: bool) -> ApiResult<Option<Evidence<'_>>> {
+        let Some(detail) = self.detail(ctx).await? else {
+            return Ok(None);
+        };
         let keep = |revision: u32| (revision == detail.revision) == current;
-        Some(Evidence {
+        Ok(Some(Evidence {
             quote_revision: detail.revision,
             price: detail.price.as_ref().filter(|p| keep(p.revision)),
             approval: detail.approval.as_ref().filter(|a| keep(a.revision)),
             proposal: detail.proposal.as_ref().filter(|p| keep(p.revision)),
             signature: detail.signature.as_ref().filter(|s| keep(s.revision)),
-        })
+        }))
     }
 }
 
@@ -114,16 +148,14 @@ impl Evidence<'_> {
 }
 
 /// A quote: its status, revision, customer, lines, price and the evidence
-/// of its approval, proposal, signature and acceptance. Fields marked
-/// "detail only" answer null on a quote of the list.
+/// of its approval, proposal, signature and acceptance, linked to the
+/// order it captured and to its audit trail. On a quote of the list the
+/// detail fields are read through the batched links.
 #[Object]
 impl QuoteNode {
     /// The quote id.
     async fn id(&self) -> String {
-        match &self.source {
-            Source::Summary(s) => s.quote_id.to_string(),
-            Source::Detail(d) => d.quote_id.to_string(),
-        }
+        self.quote_id().to_string()
     }
 
     /// Where the quote stands.
@@ -223,84 +255,133 @@ impl QuoteNode {
         }
     }
 
-    /// Detail only. The customer snapshot the quote adopted.
-    async fn customer(&self) -> Option<CustomerSnapshot> {
-        self.detail().map(|d| CustomerSnapshot::from(&d.customer))
+    /// The customer snapshot the quote adopted.
+    async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<CustomerSnapshot>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .map(|d| CustomerSnapshot::from(&d.customer)))
     }
 
-    /// Detail only. The catalog version the quote is configured against.
-    async fn catalog_version(&self) -> Option<&str> {
-        self.detail().map(|d| d.catalog_version.as_str())
+    /// The catalog version the quote is configured against.
+    async fn catalog_version(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.detail(ctx).await?.map(|d| d.catalog_version.as_str()))
     }
 
-    /// Detail only. The configured lines of the current revision.
-    async fn lines(&self) -> Option<Vec<QuoteLine>> {
-        self.detail()
-            .map(|d| d.lines.iter().map(QuoteLine::from).collect())
+    /// The configured lines of the current revision.
+    async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<QuoteLine>>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .map(|d| d.lines.iter().map(QuoteLine::from).collect()))
     }
 
-    /// Detail only. The price of the current revision; null before pricing
+    /// The price of the current revision; null before pricing
     /// and when the latest price is for an earlier revision (it shows under
     /// `earlierRevisions` then). A price also has a validity window
     /// (`validFrom`, `validUntil`) to compare with the time of use.
-    async fn price(&self) -> Option<PriceResult> {
-        self.evidence(true)?.price()
+    async fn price(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<PriceResult>> {
+        Ok(self.evidence(ctx, true).await?.and_then(|e| e.price()))
     }
 
-    /// Detail only. The approval of the current revision's price; null when
+    /// The approval of the current revision's price; null when
     /// none was demanded, and when the latest approval is for an earlier
     /// revision.
-    async fn approval(&self) -> Option<QuoteApproval> {
-        self.evidence(true)?.approval()
+    async fn approval(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<QuoteApproval>> {
+        Ok(self.evidence(ctx, true).await?.and_then(|e| e.approval()))
     }
 
-    /// Detail only. The proposal of the current revision; null when none was
+    /// The proposal of the current revision; null when none was
     /// generated for it.
-    async fn proposal(&self) -> Option<QuoteProposal> {
-        self.evidence(true)?.proposal()
+    async fn proposal(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<QuoteProposal>> {
+        Ok(self.evidence(ctx, true).await?.and_then(|e| e.proposal()))
     }
 
-    /// Detail only. The signature of the current revision; null when none
+    /// The signature of the current revision; null when none
     /// was recorded for it.
-    async fn signature(&self) -> Option<QuoteSignature> {
-        self.evidence(true)?.signature()
+    async fn signature(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<QuoteSignature>> {
+        Ok(self.evidence(ctx, true).await?.and_then(|e| e.signature()))
     }
 
-    /// Detail only. The latest price, approval, proposal and signature that
+    /// The latest price, approval, proposal and signature that
     /// were recorded for a revision before the current one, kept as evidence
     /// (they no longer count). Null when there is none.
-    async fn earlier_revisions(&self) -> Option<QuoteEarlierRevisions> {
-        let earlier = self.evidence(false)?;
-        (!earlier.is_empty()).then(|| QuoteEarlierRevisions {
+    async fn earlier_revisions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<QuoteEarlierRevisions>> {
+        let Some(earlier) = self.evidence(ctx, false).await? else {
+            return Ok(None);
+        };
+        Ok((!earlier.is_empty()).then(|| QuoteEarlierRevisions {
             price: earlier.price(),
             approval: earlier.approval(),
             proposal: earlier.proposal(),
             signature: earlier.signature(),
-        })
+        }))
     }
 
-    /// Detail only. The acceptance evidence the order is captured from;
+    /// The acceptance evidence the order is captured from;
     /// null until accepted.
-    async fn acceptance(&self) -> Option<QuoteAcceptance> {
-        self.detail()?
-            .acceptance
-            .as_ref()
-            .map(QuoteAcceptance::from)
+    async fn acceptance(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<QuoteAcceptance>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .and_then(|d| d.acceptance.as_ref())
+            .map(QuoteAcceptance::from))
     }
 
-    /// Detail only. What the CRM reported last when it differs from the
+    /// The order the acceptance captured; null until the quote is accepted
+    /// and while the order is not yet in the orders read model (the capture
+    /// follows the acceptance within moments).
+    async fn order(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<OrderNode>> {
+        let Some(acceptance) = self.detail(ctx).await?.and_then(|d| d.acceptance.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(links::order(ctx, acceptance.order_id.clone())
+            .await?
+            .map(OrderNode::from_shared))
+    }
+
+    /// The quote's events, oldest first, from the audit trail (the quote's
+    /// stream).
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<AuditEntryNode>> {
+        Ok(AuditEntryNode::of_stream(
+            ctx,
+            &quote_stream(self.quote_id()),
+            first,
+            after,
+        )?)
+    }
+
+    /// What the CRM reported last when it differs from the
     /// adopted snapshot; null when there is no drift (also on a list node:
     /// see `needsRevalidation` there).
-    async fn customer_drift(&self) -> Option<CustomerSnapshot> {
-        self.detail()?
-            .customer_drift
-            .as_ref()
-            .map(CustomerSnapshot::from)
+    async fn customer_drift(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<CustomerSnapshot>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .and_then(|d| d.customer_drift.as_ref())
+            .map(CustomerSnapshot::from))
     }
 
-    /// Detail only. Why the quote was withdrawn; null unless withdrawn.
-    async fn withdrawal_reason(&self) -> Option<&str> {
-        self.detail()?.withdrawal_reason.as_deref()
+    /// Why the quote was withdrawn; null unless withdrawn.
+    async fn withdrawal_reason(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .and_then(|d| d.withdrawal_reason.as_deref()))
     }
 
     /// The read model's view as JSON (the detail view when asked by id, the
@@ -657,6 +738,9 @@ pub(crate) struct AcceptedLine {
 /// The acceptance evidence the order is captured from.
 #[derive(SimpleObject)]
 pub(crate) struct QuoteAcceptance {
+    /// The order the acceptance captures (see `QuoteNode.order` for the
+    /// order itself).
+    order_id: String,
     /// The accepted revision.
     revision: u32,
     /// The customer.
@@ -676,6 +760,7 @@ pub(crate) struct QuoteAcceptance {
 impl From<&AcceptanceView> for QuoteAcceptance {
     fn from(a: &AcceptanceView) -> Self {
         Self {
+            order_id: a.order_id.to_string(),
             revision: a.revision,
             customer_id: a.customer_id.to_string(),
             billing_account: a.billing_account.to_string(),
@@ -799,16 +884,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_list_node_answers_null_for_detail_only_fields() -> Result<(), String> {
+    async fn a_list_node_answers_its_summary_without_reading_and_its_detail_through_links(
+    ) -> Result<(), String> {
         let summary = QuoteSummary::from(&detail());
         let node = QuoteNode::from_summary(summary).map_err(|e| format!("{e:?}"))?;
-        let data = run(node, QUERY).await;
+        let data = run(
+            node.clone(),
+            "{ quote { status revision oneTimeTotal { amount } lineCount } }",
+        )
+        .await;
         let quote = &data["quote"];
         assert_eq!(quote["status"], "PROPOSED");
         assert_eq!(quote["oneTimeTotal"]["amount"], "99.00");
-        assert_eq!(quote["lines"], Value::Null);
-        assert_eq!(quote["price"], Value::Null);
-        assert_eq!(quote["earlierRevisions"], Value::Null);
+        assert_eq!(quote["lineCount"], 1);
+        // Detail fields go through the request's links: a schema run
+        // without them says so instead of answering a silent null.
+        let schema = Schema::build(TestQuery(node), EmptyMutation, EmptySubscription).finish();
+        let response = schema.execute("{ quote { lines { offeringId } } }").await;
+        assert_eq!(response.errors.len(), 1, "{:?}", response.errors);
         Ok(())
     }
 }

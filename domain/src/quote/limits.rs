@@ -1,0 +1,9 @@
+//! The quote's size limits: what one line may carry. The decider refuses
+//! a line beyond them (`invalid_term`, `too_many_options`); the API states
+//! them in its input errors.
+
+/// The longest contract term of a line, in months (ten years).
+pub const MAX_TERM_MONTHS: u32 = 120;
+
+/// The most configured options one line carries.
+pub const MAX_OPTIONS_PER_LINE: usize = 32;

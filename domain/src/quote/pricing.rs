@@ -1,0 +1,251 @@
+//! Pricing, a rule of the quote: the price book in force prices a quote's
+//! current lines, and the approval policy in force says which discounts
+//! need a human.
+//!
+//! The price is a snapshot: per-line one-time and monthly components,
+//! totals after the discount, a validity window from `at`, the book's
+//! version, and a deterministic hash of everything the price was computed
+//! from. [`price_command`] builds the `Price` command from the quote as
+//! loaded by the command path, so pricing reads the quote once, with the
+//! decision, and refuses a quote that cannot be priced by the quote's own
+//! rules.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+use super::command::QuoteCommand;
+use super::decide::open;
+use super::error::QuoteError;
+use super::model::{
+    ApprovalPolicy, ChargeKind, Discount, LinePrice, PriceComponent, PriceResult, PriceTotals,
+};
+use super::state::{Quote, QuoteState};
+use crate::ids::Timestamp;
+use crate::money::{Currency, Money, Percent};
+
+/// What one unit of an offering costs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OfferingPrice {
+    /// Charged once per unit (installation).
+    pub one_time: Decimal,
+    /// Charged monthly per unit.
+    pub monthly: Decimal,
+}
+
+/// A price book: the unit prices of offerings in one currency, under a
+/// version that every price it computes carries.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PriceBook {
+    /// The book's version: stamped on every price as its `price_book` (and
+    /// `policy_version`), and the only book under which a price is fresh.
+    pub version: String,
+    /// The currency of every amount.
+    pub currency: Currency,
+    /// How long a price stays valid, in milliseconds.
+    pub validity_ms: u64,
+    /// Unit prices by offering id.
+    pub offerings: BTreeMap<String, OfferingPrice>,
+}
+
+impl PriceBook {
+    /// Prices `quote`'s current lines with `discount` off the monthly
+    /// total, valid from `at` for the book's validity.
+    ///
+    /// # Errors
+    /// [`QuoteError::NoLines`] for a quote without lines,
+    /// [`QuoteError::OfferingNotPriced`] for a line whose offering the
+    /// book does not price, [`QuoteError::InvalidDiscount`] outside
+    /// 0–100 %.
+    pub fn price(
+        &self,
+        quote: &Quote,
+        discount: Percent,
+        at: Timestamp,
+    ) -> Result<PriceResult, QuoteError> {
+        let lines = &quote.lines;
+        if lines.is_empty() {
+            return Err(QuoteError::NoLines);
+        }
+        let discount = discount.0;
+        if discount.is_sign_negative() || discount > Decimal::ONE_HUNDRED {
+            return Err(QuoteError::InvalidDiscount);
+        }
+        let money = |amount: Decimal| Money::new(amount.round_dp(2), self.currency.clone());
+        let mut hasher = Sha256::new();
+        hasher.update(self.version.as_bytes());
+        hasher.update(quote.revision.to_be_bytes());
+        hasher.update(discount.to_string().as_bytes());
+        let mut priced = Vec::with_capacity(lines.len());
+        let (mut one_time, mut monthly) = (Decimal::ZERO, Decimal::ZERO);
+        for line in lines {
+            let unit = self
+                .offerings
+                .get(line.offering_id.as_str())
+                .ok_or_else(|| QuoteError::OfferingNotPriced(line.offering_id.to_string()))?;
+            let quantity = Decimal::from(line.quantity);
+            one_time += unit.one_time * quantity;
+            monthly += unit.monthly * quantity;
+            for part in [
+                line.line_id.as_str(),
+                line.offering_id.as_str(),
+                &line.offering_version.to_string(),
+                &line.quantity.to_string(),
+                &line.term_months.to_string(),
+            ] {
+                hasher.update(part.as_bytes());
+                hasher.update([0]);
+            }
+            priced.push(LinePrice {
+                line_id: line.line_id.clone(),
+                components: vec![
+                    PriceComponent {
+                        charge_code: format!("INSTALL-{}", line.offering_id),
+                        kind: ChargeKind::OneTime,
+                        amount: money(unit.one_time * quantity),
+                    },
+                    PriceComponent {
+                        charge_code: format!("MRC-{}", line.offering_id),
+                        kind: ChargeKind::RecurringMonthly,
+                        amount: money(unit.monthly * quantity),
+                    },
+                ],
+            });
+        }
+        let factor = Decimal::ONE - discount / Decimal::ONE_HUNDRED;
+        let discount_amount = monthly - monthly * factor;
+        Ok(PriceResult {
+            revision: quote.revision,
+            lines: priced,
+            totals: PriceTotals {
+                one_time: money(one_time),
+                recurring_monthly: money(monthly * factor),
+            },
+            discount: Discount {
+                percent: Percent(discount),
+                amount: money(discount_amount),
+            },
+            valid_from: at,
+            valid_until: at.plus_millis(self.validity_ms),
+            input_hash: format!("{:x}", hasher.finalize()),
+            policy_version: self.version.clone(),
+            price_book: self.version.clone(),
+        })
+    }
+}
+
+/// The `Price` command for the quote in `state`: its current lines priced
+/// by `book` with `discount`, under the approval `policy` in force.
+///
+/// # Errors
+/// The quote's own refusal when it cannot be priced (not created,
+/// accepted, expired, withdrawn), or [`PriceBook::price`]'s.
+pub fn price_command(
+    state: &QuoteState,
+    book: &PriceBook,
+    policy: &ApprovalPolicy,
+    discount: Percent,
+    at: Timestamp,
+) -> Result<QuoteCommand, QuoteError> {
+    let quote = open(state)?;
+    Ok(QuoteCommand::Price {
+        price: book.price(quote, discount, at)?,
+        policy: policy.clone(),
+        at,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testing::fixtures::line;
+
+    fn book(offerings: &[(&str, u32, u32)]) -> PriceBook {
+        PriceBook {
+            version: "pb-1".to_owned(),
+            currency: Currency::new("EUR").unwrap(),
+            validity_ms: 3_600_000,
+            offerings: offerings
+                .iter()
+                .map(|(id, once, monthly)| {
+                    (
+                        (*id).to_owned(),
+                        OfferingPrice {
+                            one_time: Decimal::from(*once),
+                            monthly: Decimal::from(*monthly),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn quote(lines: usize) -> Quote {
+        use crate::decider::Decider;
+        let state = super::super::QuoteDecider::evolve(
+            QuoteState::Empty,
+            &crate::testing::fixtures::quote_created(),
+        );
+        let QuoteState::Open(mut quote) = state else {
+            panic!("a created quote is open: {state:?}");
+        };
+        quote.lines = (0..lines).map(|i| line(&format!("l{i}"))).collect();
+        quote
+    }
+
+    #[test]
+    fn a_price_is_deterministic_and_covers_every_line() {
+        let book = book(&[("fiber-1g", 99, 50)]);
+        let quote = quote(2);
+        let a = book.price(&quote, Percent(Decimal::from(5)), Timestamp(1_000));
+        let b = book.price(&quote, Percent(Decimal::from(5)), Timestamp(1_000));
+        assert_eq!(a, b);
+        let price = a.unwrap();
+        assert_eq!(price.lines.len(), 2);
+        assert_eq!(price.totals.one_time.amount, Decimal::from(198));
+        assert_eq!(price.valid_until, Timestamp(3_601_000));
+        assert_eq!(price.price_book, "pb-1");
+    }
+
+    #[test]
+    fn unknown_offerings_bad_discounts_and_empty_quotes_are_refused() {
+        let at = Timestamp(0);
+        assert_eq!(
+            book(&[]).price(&quote(1), Percent(Decimal::ZERO), at),
+            Err(QuoteError::OfferingNotPriced("fiber-1g".to_owned()))
+        );
+        let book = book(&[("fiber-1g", 99, 50)]);
+        assert_eq!(
+            book.price(&quote(1), Percent(Decimal::from(101)), at),
+            Err(QuoteError::InvalidDiscount)
+        );
+        assert_eq!(
+            book.price(&quote(0), Percent(Decimal::ZERO), at),
+            Err(QuoteError::NoLines)
+        );
+    }
+
+    #[test]
+    fn only_an_open_quote_is_priced() {
+        let book = book(&[("fiber-1g", 99, 50)]);
+        let policy = crate::testing::fixtures::approval_policy();
+        let refused = price_command(
+            &QuoteState::Empty,
+            &book,
+            &policy,
+            Percent(Decimal::ZERO),
+            Timestamp(0),
+        );
+        assert_eq!(refused, Err(QuoteError::NotCreated));
+        let priced = price_command(
+            &QuoteState::Open(quote(1)),
+            &book,
+            &policy,
+            Percent(Decimal::ZERO),
+            Timestamp(0),
+        );
+        assert!(matches!(priced, Ok(QuoteCommand::Price { .. })));
+    }
+}
