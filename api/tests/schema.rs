@@ -19,9 +19,8 @@ fn the_committed_schema_matches_the_code() {
 }
 
 /// Every field and argument is typed: the `JSON` scalar carries only a raw
-/// event payload (`AuditEntryNode.payload`). The deprecated `document`
-/// fields, kept while clients move to the typed fields, are the one
-/// tolerated exception; a new field of type `JSON` fails here.
+/// event payload (`AuditEntryNode.payload`); a new field of type `JSON`
+/// fails here.
 #[test]
 fn only_raw_event_payloads_use_the_json_scalar() {
     let sdl = api::graphql::sdl();
@@ -41,8 +40,7 @@ fn only_raw_event_payloads_use_the_json_scalar() {
             continue;
         }
         let field = trimmed.split(['(', ':']).next().unwrap_or_default();
-        let allowed = (owner == "AuditEntryNode" && field == "payload")
-            || (field == "document" && trimmed.contains("@deprecated"));
+        let allowed = owner == "AuditEntryNode" && field == "payload";
         if !allowed {
             offenders.push(format!("{owner}.{field}"));
         }

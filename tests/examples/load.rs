@@ -1,9 +1,10 @@
 //! Load benchmark: starts `oms-server` (release) on loopback with a fresh
 //! data directory, seeds quotes and orders, then runs 64 concurrent
-//! clients through (a) a query mix (quote detail, order detail, fallout
-//! page) and (b) a durable mutation mix (create quote, add lines, price,
-//! proposal, signature, accept), and reports requests/s, p50, p99 and the
-//! server's peak RSS.
+//! clients through (a) a typed query mix (quote detail, order detail, a
+//! page of order journeys with nested quote, lines, steps, handoffs and
+//! fallout cases, a fallout page) and (b) a durable mutation mix (create quote, add lines, price,
+//! proposal, signature, accept), and reports requests/s, p50, p99, the
+//! read-model reads per query and the server's peak RSS.
 //!
 //! ```text
 //! cargo build --release -p api
@@ -43,6 +44,108 @@ struct Args {
     /// Accepted quotes to seed.
     #[arg(long, value_name = "N", default_value_t = 256)]
     seed: usize,
+    /// Orders per page of the `journeys` query mix.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    page: i64,
+    /// Rounds of the two query mixes, interleaved; medians are reported.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    rounds: usize,
+}
+
+/// A query mix of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueryMix {
+    /// Quote detail, order detail, a fallout page: one object per query.
+    Details,
+    /// A page of order journeys, links followed.
+    Journeys,
+}
+
+impl QueryMix {
+    fn name(self) -> &'static str {
+        match self {
+            QueryMix::Details => "details",
+            QueryMix::Journeys => "journeys",
+        }
+    }
+}
+
+/// One query phase of `mix`.
+#[allow(clippy::too_many_arguments)]
+async fn query_phase(
+    mix: QueryMix,
+    client: &Client,
+    viewer: &str,
+    quotes: &Arc<Vec<String>>,
+    orders: &Arc<Vec<String>>,
+    clients: usize,
+    seconds: u64,
+    page: i64,
+) -> Phase {
+    let (client, viewer) = (client.clone(), viewer.to_owned());
+    let (quotes, orders) = (quotes.clone(), orders.clone());
+    run_phase(clients, seconds, move |worker, i| {
+        let (client, viewer) = (client.clone(), viewer.clone());
+        let (quotes, orders) = (quotes.clone(), orders.clone());
+        async move {
+            let mut samples = Vec::with_capacity(1);
+            let n = usize::try_from(i).unwrap_or(0).wrapping_add(worker * 7);
+            match (mix, n % 3) {
+                (QueryMix::Journeys, _) => {
+                    let after = None;
+                    timed(
+                        &mut samples,
+                        client.run::<ops::OrderJourneys>(
+                            &viewer,
+                            ops::order_journeys::Variables {
+                                first: Some(page),
+                                after,
+                            },
+                        ),
+                    )
+                    .await;
+                }
+                (QueryMix::Details, 0) => {
+                    let id = quotes
+                        .get(n % quotes.len().max(1))
+                        .cloned()
+                        .unwrap_or_default();
+                    timed(
+                        &mut samples,
+                        client.run::<ops::Quote>(&viewer, ops::quote::Variables { id }),
+                    )
+                    .await;
+                }
+                (QueryMix::Details, 1) => {
+                    let id = orders
+                        .get(n % orders.len().max(1))
+                        .cloned()
+                        .unwrap_or_else(|| unique("o-missing"));
+                    timed(
+                        &mut samples,
+                        client.run::<ops::Order>(&viewer, ops::order::Variables { id }),
+                    )
+                    .await;
+                }
+                (QueryMix::Details, _) => {
+                    timed(
+                        &mut samples,
+                        client.run::<ops::Fallout>(
+                            &viewer,
+                            ops::fallout::Variables {
+                                resolved: None,
+                                first: Some(20),
+                                after: None,
+                            },
+                        ),
+                    )
+                    .await;
+                }
+            }
+            samples
+        }
+    })
+    .await
 }
 
 /// What one phase measured.
@@ -252,6 +355,25 @@ async fn seed(
     (quotes, orders)
 }
 
+/// The server's read-model read counter (`oms_read_model_reads_total`).
+async fn read_model_reads(server: &Server) -> u64 {
+    let response = server
+        .client
+        .http()
+        .get(format!("{}/metrics", server.base_url()))
+        .bearer_auth(server.token("operator"))
+        .send()
+        .await;
+    let text = match response {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix("oms_read_model_reads_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn peak_rss_mb(pid: Option<u32>) -> f64 {
     let status = pid
         .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
@@ -318,57 +440,58 @@ async fn bench(args: Args, binary: PathBuf) {
     let quotes = Arc::new(quotes);
     let orders = Arc::new(orders);
 
-    let queries = {
-        let (client, viewer) = (client.clone(), viewer.clone());
-        run_phase(args.clients, args.seconds, move |worker, i| {
-            let (client, viewer) = (client.clone(), viewer.clone());
-            let (quotes, orders) = (quotes.clone(), orders.clone());
-            async move {
-                let mut samples = Vec::with_capacity(1);
-                let n = usize::try_from(i).unwrap_or(0).wrapping_add(worker * 7);
-                match n % 3 {
-                    0 => {
-                        let id = quotes
-                            .get(n % quotes.len().max(1))
-                            .cloned()
-                            .unwrap_or_default();
-                        timed(
-                            &mut samples,
-                            client.run::<ops::Quote>(&viewer, ops::quote::Variables { id }),
-                        )
-                        .await;
-                    }
-                    1 => {
-                        let id = orders
-                            .get(n % orders.len().max(1))
-                            .cloned()
-                            .unwrap_or_else(|| unique("o-missing"));
-                        timed(
-                            &mut samples,
-                            client.run::<ops::Order>(&viewer, ops::order::Variables { id }),
-                        )
-                        .await;
-                    }
-                    _ => {
-                        timed(
-                            &mut samples,
-                            client.run::<ops::Fallout>(
-                                &viewer,
-                                ops::fallout::Variables {
-                                    resolved: None,
-                                    first: Some(20),
-                                    after: None,
-                                },
-                            ),
-                        )
-                        .await;
-                    }
-                }
-                samples
-            }
-        })
-        .await
+    // Two query mixes, interleaved in rounds (the machine's speed drifts):
+    // `details` (quote detail, order detail, fallout page) is the peer;
+    // `journeys` is a UI's order-journeys screen: a page of orders with
+    // their quote, lines, steps, handoffs and fallout cases.
+    let mut rounds: Vec<(QueryMix, Phase, f64)> = Vec::new();
+    for round in 0..args.rounds {
+        for mix in [QueryMix::Details, QueryMix::Journeys] {
+            let reads_before = read_model_reads(&server).await;
+            let phase = query_phase(
+                mix,
+                &client,
+                &viewer,
+                &quotes,
+                &orders,
+                args.clients,
+                args.seconds,
+                args.page,
+            )
+            .await;
+            let reads = read_model_reads(&server).await.saturating_sub(reads_before);
+            let per_query = reads as f64 / phase.requests.max(1) as f64;
+            println!(
+                "round {round} {:<9} {:>8.0} q/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>5.2} reads/query  {} errors",
+                mix.name(),
+                phase.requests_per_s(),
+                phase.percentile(50) as f64 / 1000.0,
+                phase.percentile(99) as f64 / 1000.0,
+                per_query,
+                phase.errors,
+            );
+            rounds.push((mix, phase, per_query));
+        }
+    }
+    let median = |mix: QueryMix, figure: &dyn Fn(&Phase, f64) -> f64| {
+        let mut values: Vec<f64> = rounds
+            .iter()
+            .filter(|(m, _, _)| *m == mix)
+            .map(|(_, phase, reads)| figure(phase, *reads))
+            .collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
     };
+    let summary = |mix: QueryMix| {
+        json!({
+            "queries_per_s": median(mix, &|p, _| p.requests_per_s()),
+            "p50_ms": median(mix, &|p, _| p.percentile(50) as f64 / 1000.0),
+            "p99_ms": median(mix, &|p, _| p.percentile(99) as f64 / 1000.0),
+            "read_model_reads_per_query": median(mix, &|_, r| r),
+            "errors": rounds.iter().filter(|(m, _, _)| *m == mix).map(|(_, p, _)| p.errors).sum::<usize>(),
+        })
+    };
+    let (details, journeys) = (summary(QueryMix::Details), summary(QueryMix::Journeys));
     let mutations = {
         let client = client.clone();
         run_phase(args.clients, args.seconds, move |worker, i| {
@@ -385,17 +508,35 @@ async fn bench(args: Args, binary: PathBuf) {
         "{:<10} {:>10} {:>8} {:>12} {:>10} {:>10}",
         "phase", "requests", "errors", "requests/s", "p50 ms", "p99 ms"
     );
-    for (name, phase) in [("queries", &queries), ("mutations", &mutations)] {
+    for (name, mix) in [("details", &details), ("journeys", &journeys)] {
         println!(
-            "{:<10} {:>10} {:>8} {:>12.0} {:>10.2} {:>10.2}",
+            "{:<10} {:>10} {:>8} {:>12.0} {:>10.2} {:>10.2}   (median of {} rounds; {:.2} read-model reads/query)",
             name,
-            phase.requests,
-            phase.errors,
-            phase.requests_per_s(),
-            phase.percentile(50) as f64 / 1000.0,
-            phase.percentile(99) as f64 / 1000.0,
+            "",
+            mix["errors"],
+            mix["queries_per_s"].as_f64().unwrap_or(0.0),
+            mix["p50_ms"].as_f64().unwrap_or(0.0),
+            mix["p99_ms"].as_f64().unwrap_or(0.0),
+            args.rounds,
+            mix["read_model_reads_per_query"].as_f64().unwrap_or(0.0),
         );
     }
+    println!(
+        "journeys / details throughput: {:.2} (a journeys query is a page of {} orders \
+         with quote, lines, steps, handoffs and fallout cases)",
+        journeys["queries_per_s"].as_f64().unwrap_or(0.0)
+            / details["queries_per_s"].as_f64().unwrap_or(1.0).max(1.0),
+        args.page
+    );
+    println!(
+        "{:<10} {:>10} {:>8} {:>12.0} {:>10.2} {:>10.2}",
+        "mutations",
+        mutations.requests,
+        mutations.errors,
+        mutations.requests_per_s(),
+        mutations.percentile(50) as f64 / 1000.0,
+        mutations.percentile(99) as f64 / 1000.0,
+    );
     println!("server peak RSS: {rss:.1} MiB");
     println!(
         "machine: {} cores, 1-min load average {load_before} before, {load_after} after \
@@ -412,7 +553,10 @@ async fn bench(args: Args, binary: PathBuf) {
             "clients": args.clients,
             "seconds_per_phase": args.seconds,
             "seeded": seeded,
-            "queries": queries.json(),
+            "page": args.page,
+            "rounds": args.rounds,
+            "queries_details": details,
+            "queries_journeys": journeys,
             "mutations": mutations.json(),
             "server": {"peak_rss_mb": rss},
             "machine": {"loadavg_before": load_before, "loadavg_after": load_after},

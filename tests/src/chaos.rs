@@ -1627,12 +1627,7 @@ async fn list_orders(clients: &Clients) -> Result<Vec<OrderRow>, String> {
             rows.push(OrderRow {
                 status: node.status,
                 has_fallout: node.has_fallout,
-                quote: node
-                    .document
-                    .get("quote_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| node.document.to_string()),
+                quote: node.quote_id,
             });
         }
         match (page.page_info.has_next_page, page.page_info.end_cursor) {
@@ -1677,7 +1672,7 @@ async fn pending_handoffs(clients: &Clients) -> Result<(u64, Vec<String>), Strin
         .nodes
         .iter()
         .map(|h| {
-            let mut text = h.document.to_string();
+            let mut text = format!("{h:?}");
             if text.len() > 400 {
                 let mut end = 400;
                 while !text.is_char_boundary(end) {
@@ -1812,9 +1807,12 @@ async fn check_acked(clients: &Clients, acked: &[Acked], report: &mut ChaosRepor
             let lost = match &detail {
                 None => Some("the quote does not exist".to_owned()),
                 Some(q) => {
-                    let version = q.document.get("version").and_then(Value::as_i64);
-                    let lines = q.document.get("lines").map(Value::to_string);
-                    if version < Some(command.outcome.version) {
+                    let version = q.version;
+                    let lines: Option<Vec<&str>> = q
+                        .lines
+                        .as_ref()
+                        .map(|lines| lines.iter().map(|l| l.line_id.as_str()).collect());
+                    if version < command.outcome.version {
                         Some(format!(
                             "the quote is at version {version:?}, the command was acked at {}",
                             command.outcome.version
@@ -1826,7 +1824,7 @@ async fn check_acked(clients: &Clients, acked: &[Acked], report: &mut ChaosRepor
                     } else if let Some(line) = &command.line {
                         let on_quote = lines
                             .as_ref()
-                            .is_some_and(|lines| lines.contains(&format!("\"{line}\"")));
+                            .is_some_and(|lines| lines.contains(&line.as_str()));
                         (!on_quote).then(|| format!("line {line} is not on the quote"))
                     } else {
                         None

@@ -7,7 +7,7 @@
 
 use graphql_client::GraphQLQuery;
 
-/// The schema's `JSON` scalar (raw event payloads, deprecated documents).
+/// The schema's `JSON` scalar (raw event payloads).
 pub type JSON = serde_json::Value;
 /// The schema's `DateTime` scalar: RFC 3339 text.
 pub type DateTime = String;

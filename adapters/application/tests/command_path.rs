@@ -405,3 +405,53 @@ async fn a_stream_with_an_event_at_an_older_schema_version_is_upcast_when_loaded
     let accepted = path.load::<QuoteDecider>(&stream).unwrap();
     assert!(matches!(accepted.state, QuoteState::Accepted { .. }));
 }
+
+#[tokio::test]
+async fn a_command_built_from_the_loaded_state_sees_every_event_before_it() {
+    let (_dir, path, stream) = setup();
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
+        .await
+        .unwrap();
+    let mut context = ctx("c2");
+    // Without the client's request hash there is nothing to deduplicate by.
+    assert!(matches!(
+        path.execute_with::<QuoteDecider>(&stream, &context, |_| Err(QuoteError::NoLines))
+            .await,
+        Err(CommandError::Corrupt { .. })
+    ));
+    context.request_hash = Some([7; 32]);
+    let mut seen = Vec::new();
+    let outcome = path
+        .execute_with::<QuoteDecider>(&stream, &context, |state| {
+            seen.push(matches!(state, QuoteState::Open(q) if q.lines.is_empty()));
+            Ok(QuoteCommand::AddLine {
+                line: line("l1"),
+                at: at(1),
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.stream_version, 2);
+    assert_eq!(seen, [true], "built once, from the created quote");
+    // A refusal by the builder is the domain's, and writes nothing.
+    context.request_hash = Some([8; 32]);
+    let refused = path
+        .execute_with::<QuoteDecider>(&stream, &ctx_with(&context, "c3"), |_| {
+            Err(QuoteError::NoLines)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.rule(),
+        Some(domain::RuleViolation::rule(&QuoteError::NoLines))
+    );
+    assert_eq!(path.log().next_position(), 2);
+    path.log().close().await;
+}
+
+/// `context` under another command id.
+fn ctx_with(context: &CommandContext, command_id: &str) -> CommandContext {
+    let mut other = ctx(command_id);
+    other.request_hash = context.request_hash;
+    other
+}

@@ -553,7 +553,7 @@ async fn every_operation_by_every_role_on_own_and_foreign_ids() {
         .unwrap()
         .quote
         .unwrap();
-    assert_eq!(untouched.document["version"], 2, "{:?}", untouched.document);
+    assert_eq!(untouched.version, 2, "{untouched:?}");
     assert_eq!(untouched.status, ops::quote::QuoteStatus::DRAFT);
     // And the lists of each tenant hold only its own quotes.
     for (tenant, other) in [("acme", &foreign.quote), ("globex", &own.quote)] {

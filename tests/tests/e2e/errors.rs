@@ -202,7 +202,7 @@ async fn a_stale_expected_version_is_a_version_conflict_with_both_versions() {
         .unwrap()
         .quote
         .unwrap();
-    assert_eq!(detail.document["version"], 2, "{:?}", detail.document);
+    assert_eq!(detail.version, 2, "{detail:?}");
 }
 
 #[tokio::test]

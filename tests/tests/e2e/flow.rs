@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tests::ops::{self, add_quote_line, resolve_fallout};
 use tests::{unique, Client, Server, ServerOptions, Tenants};
 
@@ -53,7 +52,7 @@ async fn order_of(client: &Client, token: &str, quote: &str) -> String {
             .orders
             .nodes
             .iter()
-            .find(|o| o.document.to_string().contains(quote))
+            .find(|o| o.quote_id == quote)
             .map(|o| o.id.clone())
             .ok_or_else(|| format!("{} orders, none of {quote}", orders.orders.nodes.len()))
     })
@@ -83,15 +82,15 @@ async fn order_with_status(
     token: &str,
     order: &str,
     status: ops::order::OrderStatus,
-) -> Value {
+) -> ops::order::OrderOrder {
     eventually(&format!("order {order} {status:?}"), || async {
         let detail = order_detail(client, token, order).await?;
         if detail.status == status {
-            Ok(detail.document)
+            Ok(detail)
         } else {
             Err(format!(
-                "{:?} (fallout {}): {}",
-                detail.status, detail.has_fallout, detail.document
+                "{:?} (fallout {}): {:?}",
+                detail.status, detail.has_fallout, detail.lines
             ))
         }
     })
@@ -108,10 +107,16 @@ async fn an_accepted_quote_becomes_a_completed_order() {
         .await
         .unwrap();
     let order = order_of(client, &viewer, &quote).await;
-    let document =
+    let completed =
         order_with_status(client, &viewer, &order, ops::order::OrderStatus::COMPLETED).await;
-    let text = document.to_string();
-    assert!(text.contains("line-1") && text.contains("line-2"), "{text}");
+    let lines: Vec<&str> = completed
+        .lines
+        .iter()
+        .flatten()
+        .map(|line| line.id.as_str())
+        .collect();
+    assert_eq!(lines, ["line-1", "line-2"], "{completed:?}");
+    assert_eq!(completed.quote_id, quote);
 
     let detail = order_detail(client, &viewer, &order).await.unwrap();
     assert!(!detail.has_fallout);
@@ -137,11 +142,7 @@ async fn an_accepted_quote_becomes_a_completed_order() {
         .await
         .unwrap();
     assert!(
-        handoffs
-            .handoffs
-            .nodes
-            .iter()
-            .all(|h| !h.document.to_string().contains(&order)),
+        handoffs.handoffs.nodes.iter().all(|h| h.order_id != order),
         "no handoff of a completed order is pending"
     );
     let verified = client
@@ -210,12 +211,12 @@ async fn a_rejected_step_falls_out_and_an_operator_resolves_it() {
             .fallout
             .nodes
             .into_iter()
-            .find(|c| c.document.to_string().contains(&order))
+            .find(|c| c.order_id == order)
             .ok_or_else(|| "no open case".to_owned())
     })
     .await;
     let detail = order_detail(client, &viewer, &order).await.unwrap();
-    assert!(detail.has_fallout, "{}", detail.document);
+    assert!(detail.has_fallout, "{:?}", detail.lines);
     assert_eq!(detail.status, ops::order::OrderStatus::OPEN);
     let flagged = client
         .run::<ops::Orders>(

@@ -91,14 +91,14 @@ async fn order_in_fallout(client: &Client, viewer: &str, quote: &str) -> String 
         let (_, body) = client
             .raw(
                 viewer,
-                "{ orders(first: 200) { nodes { id hasFallout document } } }",
+                "{ orders(first: 200) { nodes { id hasFallout quoteId } } }",
                 json!({}),
             )
             .await;
         body["data"]["orders"]["nodes"]
             .as_array()?
             .iter()
-            .find(|o| o["document"].to_string().contains(quote) && o["hasFallout"] == true)
+            .find(|o| o["quoteId"] == quote && o["hasFallout"] == true)
             .and_then(|o| o["id"].as_str().map(str::to_owned))
     })
     .await

@@ -6,7 +6,6 @@ use domain::ids::StreamKind;
 use eventlog::RecordedEvent;
 use projections::AuditEntry;
 
-use super::document;
 use super::scalars::DateTime;
 use super::Connection;
 use crate::auth::Role;
@@ -217,12 +216,6 @@ impl AuditEntryNode {
             return Ok(None);
         };
         Ok(decoded_payload(&record)?.map(Json))
-    }
-
-    /// The read model's entry.
-    #[graphql(deprecation = "use the typed fields")]
-    async fn document(&self) -> async_graphql::Result<Json<serde_json::Value>> {
-        Ok(document(self.entry.as_ref())?)
     }
 }
 

@@ -60,9 +60,7 @@ impl CommandResult {
         if self.kind() != Some(StreamKind::Quote) {
             return Ok(None);
         }
-        Ok(links::quote(ctx, QuoteId::new(self.id.clone()))
-            .await?
-            .map(QuoteNode::from_shared))
+        Ok(QuoteNode::linked(ctx, QuoteId::new(self.id.clone())).await?)
     }
 
     /// The order: the order commanded, for an order command; for a quote
@@ -82,9 +80,7 @@ impl CommandResult {
             }
             _ => return Ok(None),
         };
-        Ok(links::order(ctx, order_id)
-            .await?
-            .map(OrderNode::from_shared))
+        Ok(OrderNode::linked(ctx, order_id).await?)
     }
 
     /// The events of this command and of every reaction to it, in log

@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, Object, SimpleObject};
 use domain::order::Resolution;
 use projections::{CaseResolution, FalloutCaseView, ResolutionHow};
 
-use super::document;
 use super::enums::{
     FalloutAction, FalloutCaseStatus, FalloutReason, ObservationSource, Purpose, TargetSystem,
 };
@@ -131,6 +130,15 @@ impl FalloutCaseNode {
         Ok(Self::from_shared(Arc::new(view)))
     }
 
+    /// The fallout case opened by the handoff `id`, through the request's
+    /// batched links (`None` when there is none).
+    pub(crate) async fn linked(
+        ctx: &Context<'_>,
+        id: domain::ids::HandoffId,
+    ) -> ApiResult<Option<Self>> {
+        Ok(links::fallout_case(ctx, id).await?.map(Self::from_shared))
+    }
+
     /// The node of a fallout case's view, shared with the links loader.
     pub fn from_shared(view: Arc<FalloutCaseView>) -> Self {
         Self { view }
@@ -236,16 +244,12 @@ impl FalloutCaseNode {
 
     /// The order whose line fell out.
     async fn order(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<OrderNode>> {
-        Ok(links::order(ctx, self.view.case.order_id.clone())
-            .await?
-            .map(OrderNode::from_shared))
+        Ok(OrderNode::linked(ctx, self.view.case.order_id.clone()).await?)
     }
 
     /// The handoff that fell out: keys, dispatches, observations.
     async fn handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<HandoffNode>> {
-        Ok(links::handoff(ctx, self.view.case.handoff_id.clone())
-            .await?
-            .map(HandoffNode::from_shared))
+        Ok(HandoffNode::linked(ctx, self.view.case.handoff_id.clone()).await?)
     }
 
     /// Every call made to the target for the handoff, oldest first, with
@@ -253,12 +257,6 @@ impl FalloutCaseNode {
     /// what the operator judges the case by.
     async fn calls(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<HandoffCall>> {
         Ok(calls(ctx, &self.view.case.handoff_id)?)
-    }
-
-    /// The read model's case.
-    #[graphql(deprecation = "use the typed fields")]
-    async fn document(&self) -> async_graphql::Result<Json<serde_json::Value>> {
-        Ok(document(self.view.as_ref())?)
     }
 }
 
@@ -362,7 +360,7 @@ mod tests {
         });
         let case = run(
             view,
-            "{ status allowedActions document
+            "{ status allowedActions handoffId
                resolution { resolvedBy at handoffNote how { kind reference note reason } } }",
         )
         .await;
@@ -376,6 +374,6 @@ mod tests {
                         "note": "checked in the portal", "reason": null},
             })
         );
-        assert_eq!(case["document"]["handoff_id"], "h-2");
+        assert_eq!(case["handoffId"], "h-2");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::{Context, Json, Object, SimpleObject};
+use async_graphql::{Context, Object, SimpleObject};
 use domain::events::AnyEvent;
 use domain::handoff::HandoffEvent;
 use domain::ids::handoff_stream;
@@ -13,7 +13,6 @@ use integration::evidence::EvidenceRecord;
 use projections::{HandoffView, ObservationRecord};
 
 use super::audit::AuditEntryNode;
-use super::document;
 use super::enums::{
     FalloutReason, HandoffStatus, ObservationSource, OutcomeClass, Purpose, TargetSystem,
 };
@@ -223,6 +222,15 @@ impl HandoffNode {
     /// The node of a handoff's view.
     pub fn from_view(view: HandoffView) -> ApiResult<Self> {
         Ok(Self::from_shared(Arc::new(view)))
+    }
+
+    /// The handoff `id` of the caller's tenant through the request's
+    /// batched links (`None` when there is none).
+    pub(crate) async fn linked(
+        ctx: &Context<'_>,
+        id: domain::ids::HandoffId,
+    ) -> ApiResult<Option<Self>> {
+        Ok(links::handoff(ctx, id).await?.map(Self::from_shared))
     }
 
     /// The node of a handoff's view, shared with the links loader.
@@ -453,9 +461,7 @@ impl HandoffNode {
 
     /// The order that opened it.
     async fn order(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<OrderNode>> {
-        Ok(links::order(ctx, self.view.handoff.order_id.clone())
-            .await?
-            .map(OrderNode::from_shared))
+        Ok(OrderNode::linked(ctx, self.view.handoff.order_id.clone()).await?)
     }
 
     /// Its fallout case, open or resolved (null when it never fell out).
@@ -463,11 +469,7 @@ impl HandoffNode {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<FalloutCaseNode>> {
-        Ok(
-            links::fallout_case(ctx, self.view.handoff.handoff_id.clone())
-                .await?
-                .map(FalloutCaseNode::from_shared),
-        )
+        Ok(FalloutCaseNode::linked(ctx, self.view.handoff.handoff_id.clone()).await?)
     }
 
     /// The handoff's events, oldest first, from the audit trail (its
@@ -480,12 +482,6 @@ impl HandoffNode {
     ) -> async_graphql::Result<Connection<AuditEntryNode>> {
         let stream = handoff_stream(&self.view.handoff.handoff_id);
         Ok(AuditEntryNode::of_stream(ctx, &stream, first, after)?)
-    }
-
-    /// The read model's view.
-    #[graphql(deprecation = "use the typed fields")]
-    async fn document(&self) -> async_graphql::Result<Json<serde_json::Value>> {
-        Ok(document(self.view.as_ref())?)
     }
 }
 

@@ -20,10 +20,9 @@ pub use handoff::HandoffNode;
 pub use order::OrderNode;
 pub use quote::QuoteNode;
 
-use async_graphql::{Json, SimpleObject};
-use serde::Serialize;
+use async_graphql::SimpleObject;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 
 /// Relay-style page information.
 #[derive(SimpleObject, Clone, Debug)]
@@ -66,13 +65,6 @@ impl<T: async_graphql::OutputType> Connection<T> {
             },
         })
     }
-}
-
-/// Serializes a view for `document`.
-pub fn document<V: Serialize>(view: &V) -> ApiResult<Json<serde_json::Value>> {
-    serde_json::to_value(view)
-        .map(Json)
-        .map_err(ApiError::internal)
 }
 
 /// One projector's progress.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ComplexObject, Context, Enum, Json, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject};
 use domain::ids::{order_stream, HandoffId};
 use domain::order::Step;
 use projections::{
@@ -15,7 +15,6 @@ use projections::{
 use tokio::sync::OnceCell;
 
 use super::audit::AuditEntryNode;
-use super::document;
 use super::enums::{FalloutReason, HandoffStatus, LineStage, OrderStatus, Purpose, TargetSystem};
 use super::fallout::{FalloutCaseNode, FalloutResolutionHow};
 use super::handoff::HandoffNode;
@@ -33,9 +32,7 @@ async fn linked_handoff(
     let Some(id) = id else {
         return Ok(None);
     };
-    Ok(links::handoff(ctx, HandoffId::new(id.clone()))
-        .await?
-        .map(HandoffNode::from_shared))
+    Ok(HandoffNode::linked(ctx, HandoffId::new(id.clone())).await?)
 }
 
 /// A step of an order line's fulfillment plan, in plan order.
@@ -365,9 +362,7 @@ impl OrderLineFallout {
         let Some(id) = &self.handoff_id else {
             return Ok(None);
         };
-        Ok(links::fallout_case(ctx, HandoffId::new(id.clone()))
-            .await?
-            .map(FalloutCaseNode::from_shared))
+        Ok(FalloutCaseNode::linked(ctx, HandoffId::new(id.clone())).await?)
     }
 }
 
@@ -470,6 +465,15 @@ impl OrderNode {
         Ok(Self::from_shared(Arc::new(view)))
     }
 
+    /// The order `id` of the caller's tenant through the request's batched
+    /// links (`None` when there is none).
+    pub(crate) async fn linked(
+        ctx: &Context<'_>,
+        id: domain::ids::OrderId,
+    ) -> ApiResult<Option<Self>> {
+        Ok(links::order(ctx, id).await?.map(Self::from_shared))
+    }
+
     /// The node of an order's detail view, shared with the links loader.
     pub fn from_shared(view: Arc<OrderDetail>) -> Self {
         Self {
@@ -561,9 +565,7 @@ impl OrderNode {
 
     /// The accepted quote itself.
     async fn quote(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<QuoteNode>> {
-        Ok(links::quote(ctx, self.summary.quote_id.clone())
-            .await?
-            .map(QuoteNode::from_shared))
+        Ok(QuoteNode::linked(ctx, self.summary.quote_id.clone()).await?)
     }
 
     /// The order's events, oldest first, from the audit trail (the order's
@@ -630,16 +632,6 @@ impl OrderNode {
     /// next command.
     async fn version(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<u64>> {
         Ok(self.detail(ctx).await?.map(|d| d.order.version))
-    }
-
-    /// The read model's view (the summary on a list node, the detail
-    /// otherwise).
-    #[graphql(deprecation = "use the typed fields")]
-    async fn document(&self) -> async_graphql::Result<Json<serde_json::Value>> {
-        Ok(match self.detail.get() {
-            Some(Some(detail)) => document(detail.as_ref())?,
-            _ => document(self.summary.as_ref())?,
-        })
     }
 }
 
@@ -847,7 +839,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_list_node_answers_its_summary_without_reading_and_keeps_its_document() {
+    async fn a_list_node_answers_its_summary_without_reading() {
         let mut with_fallout = detail();
         if let Some(line) = with_fallout.order.lines.first_mut() {
             line.stage = LineStage::Fallout;
@@ -857,13 +849,13 @@ mod tests {
         let summary = OrderSummary::from(&with_fallout.order);
         let order = run(
             OrderNode::from_summary(summary).expect("node"),
-            "{ status hasFallout linesInFallout lineCount document }",
+            "{ status hasFallout linesInFallout lineCount quoteId }",
         )
         .await;
         assert_eq!(order["hasFallout"], true);
         assert_eq!(order["linesInFallout"], 1);
         assert_eq!(order["lineCount"], 1);
-        assert_eq!(order["document"]["status"], "Open");
+        assert_eq!(order["status"], "OPEN");
 
         let detail = run(
             OrderNode::from_detail(with_fallout).expect("node"),

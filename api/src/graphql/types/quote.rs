@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, Object, SimpleObject};
 use domain::ids::{quote_stream, QuoteId};
 use projections::{
     AcceptanceView, ApprovalView, ProposalView, QuoteDetail, QuoteSummary, SignatureView,
@@ -22,7 +22,6 @@ use projections::{
 use tokio::sync::OnceCell;
 
 use super::audit::AuditEntryNode;
-use super::document;
 use super::enums::{ApprovalState, QuoteStatus};
 use super::order::OrderNode;
 use super::scalars::{DateTime, Decimal, Money};
@@ -52,6 +51,12 @@ impl QuoteNode {
     /// The node of a quote's detail view.
     pub fn from_detail(view: QuoteDetail) -> ApiResult<Self> {
         Ok(Self::from_shared(Arc::new(view)))
+    }
+
+    /// The quote `id` of the caller's tenant through the request's batched
+    /// links (`None` when there is none).
+    pub(crate) async fn linked(ctx: &Context<'_>, id: QuoteId) -> ApiResult<Option<Self>> {
+        Ok(links::quote(ctx, id).await?.map(Self::from_shared))
     }
 
     /// The node of a quote's detail view, shared with the links loader.
@@ -341,9 +346,7 @@ impl QuoteNode {
         let Some(acceptance) = self.detail(ctx).await?.and_then(|d| d.acceptance.as_ref()) else {
             return Ok(None);
         };
-        Ok(links::order(ctx, acceptance.order_id.clone())
-            .await?
-            .map(OrderNode::from_shared))
+        Ok(OrderNode::linked(ctx, acceptance.order_id.clone()).await?)
     }
 
     /// The quote's events, oldest first, from the audit trail (the quote's
@@ -382,17 +385,6 @@ impl QuoteNode {
             .detail(ctx)
             .await?
             .and_then(|d| d.withdrawal_reason.as_deref()))
-    }
-
-    /// The read model's view as JSON (the detail view when asked by id, the
-    /// list's summary otherwise).
-    #[graphql(deprecation = "use the typed fields")]
-    async fn document(&self) -> async_graphql::Result<Json<serde_json::Value>> {
-        let json = match &self.source {
-            Source::Summary(s) => document(s.as_ref()),
-            Source::Detail(d) => document(d.as_ref()),
-        };
-        Ok(json?)
     }
 }
 
