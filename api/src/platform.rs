@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 use crate::auth::Principal;
 use crate::graphql::error::{ApiError, ApiResult};
 use crate::graphql::input;
-use crate::graphql::types::CommandResult;
 use crate::graphql::CommandTarget;
 use crate::metrics::Metrics;
 
@@ -97,10 +96,28 @@ pub struct ClientCommand<'a> {
     pub request: serde_json::Value,
 }
 
+/// What a client's command did: the platform's answer, shown by the API
+/// as its `CommandResult`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandReceipt {
+    /// The aggregate's id (a new quote's id on create).
+    pub id: String,
+    /// The stream written.
+    pub stream_id: String,
+    /// The stream's version after the command.
+    pub version: u64,
+    /// Global positions of the events appended (empty when none).
+    pub positions: Vec<u64>,
+    /// True when the command id had been seen: nothing new was appended.
+    pub deduplicated: bool,
+    /// The correlation id of the command's events and of its reactions.
+    pub correlation_id: String,
+}
+
 /// What [`Platform::admit`] decided.
 enum Admission {
     /// A retry of an acknowledged command: its first outcome.
-    Answered(CommandResult),
+    Answered(CommandReceipt),
     /// A new command, checked, to build and run.
     Admitted(Admitted),
 }
@@ -188,7 +205,7 @@ impl Platform {
         principal: &Principal,
         command: ClientCommand<'_>,
         build: F,
-    ) -> ApiResult<CommandResult>
+    ) -> ApiResult<CommandReceipt>
     where
         D: Decider,
         D::Command: Serialize,
@@ -222,7 +239,7 @@ impl Platform {
         principal: &Principal,
         command: ClientCommand<'_>,
         build: B,
-    ) -> ApiResult<CommandResult>
+    ) -> ApiResult<CommandReceipt>
     where
         D: Decider,
         D::Error: RuleViolation + 'static,
@@ -268,7 +285,7 @@ impl Platform {
                 self.metrics.idempotency_conflict();
                 return Err(ApiError::IdempotencyConflict(command_id.to_owned()));
             }
-            return Ok(Admission::Answered(CommandResult {
+            return Ok(Admission::Answered(CommandReceipt {
                 id: target.id,
                 stream_id: target.stream_id,
                 version: first.stream_version,
@@ -303,7 +320,7 @@ impl Platform {
         admitted: Admitted,
         outcome: Result<application::CommandOutcome, application::CommandError<E>>,
         started: Instant,
-    ) -> ApiResult<CommandResult>
+    ) -> ApiResult<CommandReceipt>
     where
         E: std::error::Error + RuleViolation + 'static,
     {
@@ -349,7 +366,7 @@ impl Platform {
                 .wait_for_async(last + 1, self.read_your_writes)
                 .await;
         }
-        Ok(CommandResult {
+        Ok(CommandReceipt {
             id: target.id,
             stream_id: target.stream_id,
             version: outcome.stream_version,

@@ -132,7 +132,8 @@ async fn quote_command(
     };
     Ok(platform
         .execute::<QuoteDecider, _, _>(principal, command, || async { make(platform, principal) })
-        .await?)
+        .await?
+        .into())
 }
 
 /// Runs an order command for an operator: `orderId` validated, then
@@ -158,7 +159,8 @@ async fn order_command(
         .execute::<OrderDecider, _, _>(principal, command, || async {
             make(platform.timestamp(), &principal.name)
         })
-        .await?)
+        .await?
+        .into())
 }
 
 #[Object]
@@ -208,7 +210,8 @@ impl Mutation {
                     at: platform.timestamp(),
                 })
             })
-            .await?)
+            .await?
+            .into())
     }
 
     /// Adds a configured line (a change after pricing starts a new revision).
@@ -338,7 +341,8 @@ impl Mutation {
                     at,
                 )
             })
-            .await?)
+            .await?
+            .into())
     }
 
     /// Grants a pending approval.

@@ -235,6 +235,44 @@ async fn accept_quote_returns_the_quote_and_its_order_and_the_command_trail_find
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The first handoff's calls are its evidence: the redacted request as
+    // sent, the answer's HTTP status and the latency.
+    let query = "query($id: String!) { order(id: $id) { lines { steps { handoff { id
+        calls { source operation httpStatus latencyMs request class } } } } } }";
+    let started = Instant::now();
+    let call = loop {
+        let (status, body) = client
+            .raw(
+                &server.token("operator"),
+                query,
+                serde_json::json!({ "id": order.id }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["errors"].is_null(), "{body}");
+        let call = body["data"]["order"]["lines"][0]["steps"][0]["handoff"]["calls"][0].clone();
+        if !call.is_null() {
+            break call;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the reservation's call never recorded: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(call["source"], "dispatch", "{call}");
+    assert_eq!(call["operation"], "execute", "{call}");
+    assert!(
+        call["httpStatus"].as_u64().is_some_and(|s| s < 300),
+        "{call}"
+    );
+    assert!(call["latencyMs"].is_u64(), "{call}");
+    assert!(
+        call["request"].as_str().is_some_and(|r| !r.is_empty()),
+        "{call}"
+    );
+    assert!(call["class"].is_string(), "{call}");
+
     // A retry answers the same result, and the same objects.
     let retried = client
         .run::<ops::AcceptQuotePayload>(

@@ -41,6 +41,19 @@ pub struct CommandResult {
     pub correlation_id: String,
 }
 
+impl From<crate::platform::CommandReceipt> for CommandResult {
+    fn from(receipt: crate::platform::CommandReceipt) -> Self {
+        Self {
+            id: receipt.id,
+            stream_id: receipt.stream_id,
+            version: receipt.version,
+            positions: receipt.positions,
+            deduplicated: receipt.deduplicated,
+            correlation_id: receipt.correlation_id,
+        }
+    }
+}
+
 impl CommandResult {
     fn kind(&self) -> Option<StreamKind> {
         StreamKind::split(&self.stream_id)
