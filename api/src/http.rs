@@ -63,6 +63,7 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration, extra: 
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(crate::graphiql::routes())
+        .merge(crate::console::routes())
         .with_state(state);
     app.merge(extra)
         .layer(DefaultBodyLimit::max(max_body_bytes))

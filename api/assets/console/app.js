@@ -1,0 +1,555 @@
+// The operations console: a client of the public GraphQL API only.
+// No build step: one ES module, DOM built with h() (text is always set as
+// text, never parsed as HTML). The bearer token lives in sessionStorage.
+
+const TOKEN_KEY = 'oms-console-token';
+const page = document.getElementById('page');
+let me = null;
+let live = null;
+
+/** A DOM element with attributes and children (strings become text). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** The server's refusal, as shown: message and code. */
+class ApiFailure extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Runs one GraphQL operation; the data, or throws an ApiFailure. */
+async function gql(query, variables = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const response = await fetch('/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  if (response.status === 401) {
+    throw new ApiFailure('The token was refused: sign in again.', 'UNAUTHENTICATED');
+  }
+  const body = await response.json();
+  if (body.errors && body.errors.length) {
+    const first = body.errors[0];
+    throw new ApiFailure(first.message, (first.extensions || {}).code || 'ERROR');
+  }
+  return body.data;
+}
+
+function errorBox(error) {
+  const code = error.code ? ` (${error.code})` : '';
+  return h('div', { class: 'error', role: 'alert' }, `${error.message}${code}`);
+}
+
+function show(...nodes) {
+  page.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
+
+function can(action) {
+  const role = me ? me.role : '';
+  if (action === 'operate') return role === 'operator' || role === 'admin';
+  if (action === 'admin') return role === 'admin';
+  return false;
+}
+
+function age(ms) {
+  if (ms === null || ms === undefined) return '';
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+function table(headers, rows, empty) {
+  if (!rows.length) return h('p', { class: 'empty' }, empty);
+  return h('table', {},
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((c) => h('td', {}, c))))));
+}
+
+function link(href, text) {
+  return h('a', { href }, text);
+}
+
+function commandId() {
+  return `console-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** A live subscription over graphql-transport-ws; calls onEvent per event. */
+function subscribe(query, onEvent) {
+  const url = new URL('/ws', window.location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const socket = new WebSocket(url, 'graphql-transport-ws');
+  socket.onopen = () => socket.send(JSON.stringify({
+    type: 'connection_init',
+    payload: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` },
+  }));
+  socket.onmessage = (message) => {
+    const frame = JSON.parse(message.data);
+    if (frame.type === 'connection_ack') {
+      socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
+    } else if (frame.type === 'next') {
+      onEvent(frame.payload);
+    } else if (frame.type === 'ping') {
+      socket.send(JSON.stringify({ type: 'pong' }));
+    }
+  };
+  return { close: () => socket.close() };
+}
+
+function stopLive() {
+  if (live) live.close();
+  live = null;
+}
+
+// ---------------------------------------------------------------- sign in
+
+function signIn(message) {
+  document.getElementById('who').textContent = '';
+  document.getElementById('sign-out').hidden = true;
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'off', required: true });
+  const form = h('form', { class: 'action', id: 'sign-in' },
+    h('label', {}, 'Bearer token', input),
+    h('button', { type: 'submit' }, 'Sign in'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    await start();
+  });
+  show(h('h1', {}, 'Sign in'), message ? errorBox(message) : null, form);
+  input.focus();
+}
+
+// ---------------------------------------------------------------- fallout
+
+const REASONS = ['BUSINESS_REJECTED', 'VALIDATION_REJECTED', 'DUPLICATE_CONFLICT',
+  'SECURITY_CONFIGURATION', 'SCHEMA_MISMATCH', 'UNCLASSIFIED', 'RETRIES_EXHAUSTED', 'SLA_BREACH',
+  'LOCAL_IMPOSSIBLE'];
+const TARGETS = ['INVENTORY', 'PROVISIONING', 'BILLING', 'CRM', 'DOCUMENT', 'NOTIFICATION'];
+
+const FALLOUT = `query Fallout($target: TargetSystem, $reason: FalloutReason, $minAgeMs: Int, $after: String) {
+  fallout(targetSystem: $target, reason: $reason, minAgeMs: $minAgeMs, first: 50, after: $after) {
+    nodes { handoffId orderId lineId step target reason attempt ageMs }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+function select(name, label, values, current) {
+  return h('label', {}, label,
+    h('select', { name },
+      h('option', { value: '' }, 'any'),
+      values.map((v) => h('option', { value: v, selected: v === current }, v))));
+}
+
+async function falloutPage(params) {
+  const filters = {
+    target: params.get('target') || null,
+    reason: params.get('reason') || null,
+    minAgeMs: params.get('minAgeMin') ? Number(params.get('minAgeMin')) * 60000 : null,
+    after: params.get('after') || null,
+  };
+  const form = h('form', { class: 'filters', id: 'fallout-filters' },
+    select('target', 'Target system', TARGETS, filters.target),
+    select('reason', 'Reason', REASONS, filters.reason),
+    h('label', {}, 'Older than (min)',
+      h('input', { name: 'minAgeMin', type: 'number', min: 0, value: params.get('minAgeMin') || '' })),
+    h('button', { type: 'submit' }, 'Filter'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [key, value] of new FormData(form)) if (value) next.set(key, value);
+    window.location.hash = `#/fallout?${next}`;
+  });
+  const list = h('div', { id: 'fallout-list', 'aria-live': 'polite' }, 'Loading…');
+  show(h('h1', {}, 'Fallout queue'), form, list);
+  const render = async () => {
+    try {
+      const data = await gql(FALLOUT, filters);
+      const rows = data.fallout.nodes.map((c) => [
+        link(`#/case/${encodeURIComponent(c.handoffId)}`, c.handoffId),
+        link(`#/order/${encodeURIComponent(c.orderId)}`, c.orderId),
+        c.lineId, c.step || 'compensation', c.target, h('span', { class: 'badge bad' }, c.reason),
+        String(c.attempt), age(c.ageMs)]);
+      const next = data.fallout.pageInfo.hasNextPage
+        ? link(`#/fallout?${new URLSearchParams({ ...Object.fromEntries(params), after: data.fallout.pageInfo.endCursor })}`, 'Next page')
+        : null;
+      list.replaceChildren(
+        table(['Case', 'Order', 'Line', 'Step', 'Target', 'Reason', 'Attempt', 'Age'], rows,
+          'No open fallout: nothing waits for an operator.'),
+        next);
+    } catch (error) {
+      list.replaceChildren(errorBox(error));
+    }
+  };
+  await render();
+  live = subscribe(`subscription { falloutChanges { position eventType } }`, render);
+}
+
+// ---------------------------------------------------------------- case
+
+const CASE = `query Case($id: String!) {
+  handoff(id: $id) {
+    id status target purpose attempt idempotencyKey
+    redactedRequest { name value }
+    dispatches { send at }
+    observations { class rawCode rawLabel source observedAt }
+    calls { at source operation httpStatus latencyMs request response class rawCode }
+    falloutCase {
+      orderId lineId step reason attempt ageMs status allowedActions
+      evidence { rawCode rawLabel externalReference source }
+      resolution { resolvedBy at how { kind reference note reason } }
+    }
+  }
+}`;
+
+const RESOLVE = `mutation Resolve($commandId: String!, $orderId: String!, $lineId: String!,
+    $action: FalloutAction!, $reference: String, $note: String) {
+  resolveFallout(commandId: $commandId, orderId: $orderId, lineId: $lineId, action: $action,
+      reference: $reference, note: $note) {
+    version deduplicated correlationId
+    auditTrail(first: 50) { nodes { position streamId eventType } }
+  }
+}`;
+
+function actionForm(kase, action, outcome) {
+  const fields = [];
+  if (action === 'EXTERNAL_RESOLUTION') {
+    fields.push(h('label', {}, 'Reference', h('input', { name: 'reference', required: true })));
+    fields.push(h('label', {}, 'Note', h('input', { name: 'note', required: true })));
+  } else if (action === 'CANCEL_LINE') {
+    fields.push(h('label', {}, 'Reason', h('input', { name: 'note', required: true })));
+  }
+  const form = h('form', { class: 'action', 'data-action': action }, fields,
+    h('button', { type: 'submit' }, action.replace('_', ' ').toLowerCase()));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!window.confirm(`${action} on line ${kase.lineId} of order ${kase.orderId}?`)) return;
+    const values = Object.fromEntries(new FormData(form));
+    try {
+      const data = await gql(RESOLVE, {
+        commandId: commandId(), orderId: kase.orderId, lineId: kase.lineId, action,
+        reference: values.reference || null, note: values.note || null,
+      });
+      const result = data.resolveFallout;
+      outcome.replaceChildren(
+        h('div', { class: 'ok', role: 'status' }, `Done: the order is at version ${result.version}.`),
+        h('h2', {}, 'Events the action caused'),
+        table(['Position', 'Stream', 'Event'],
+          result.auditTrail.nodes.map((e) => [String(e.position), e.streamId, e.eventType]), 'None yet.'));
+    } catch (error) {
+      outcome.replaceChildren(errorBox(error));
+    }
+  });
+  return form;
+}
+
+async function casePage(id) {
+  show(h('h1', {}, `Fallout case ${id}`), 'Loading…');
+  const data = await gql(CASE, { id });
+  const handoff = data.handoff;
+  if (!handoff || !handoff.falloutCase) {
+    show(h('h1', {}, `Fallout case ${id}`), h('p', { class: 'empty' }, 'No such case in your tenant.'));
+    return;
+  }
+  const kase = handoff.falloutCase;
+  const outcome = h('div', { id: 'case-outcome', 'aria-live': 'polite' });
+  const actions = can('operate') && kase.status === 'OPEN'
+    ? kase.allowedActions.map((a) => actionForm(kase, a, outcome))
+    : [];
+  show(
+    h('h1', {}, `Fallout case ${id}`),
+    table(['Order', 'Line', 'Step', 'Attempt', 'Reason', 'Status', 'Age'], [[
+      link(`#/order/${encodeURIComponent(kase.orderId)}`, kase.orderId), kase.lineId,
+      kase.step || 'compensation', String(kase.attempt), kase.reason, kase.status, age(kase.ageMs)]], ''),
+    h('h2', {}, 'Evidence'),
+    table(['Raw code', 'Raw label', 'Reference', 'Source'], [[kase.evidence.rawCode || '',
+      kase.evidence.rawLabel || '', kase.evidence.externalReference || '', kase.evidence.source || '']], ''),
+    h('h2', {}, 'Calls'),
+    table(['At', 'Source', 'Operation', 'HTTP', 'Latency', 'Class', 'Request', 'Response'],
+      handoff.calls.map((c) => [c.at, c.source, c.operation, String(c.httpStatus ?? ''),
+        `${c.latencyMs} ms`, c.class || '', h('pre', {}, c.request), h('pre', {}, c.response || '')]),
+      'No call recorded.'),
+    h('h2', {}, 'Request (redacted)'),
+    table(['Field', 'Value'], handoff.redactedRequest.map((f) => [f.name, f.value]), 'Empty.'),
+    h('h2', {}, 'Actions'),
+    actions.length ? actions : h('p', { class: 'empty', id: 'no-actions' },
+      kase.status === 'OPEN' ? 'Your role may not act on cases.' : 'The case is resolved.'),
+    outcome);
+}
+
+// ---------------------------------------------------------------- order journey
+
+const ORDER = `query Order($id: String!) {
+  order(id: $id) {
+    id status quoteId createdAt completedAt version
+    quote { id revision customerName }
+    lines {
+      id offeringId stage inFallout
+      steps {
+        kind state attempt requestedAt
+        handoff {
+          id status target attempt sends overdue
+          dispatches { send at }
+          observations { class rawCode source observedAt }
+          calls { at source httpStatus latencyMs class }
+        }
+      }
+      history { at kind step attempt handoffId falloutReason }
+    }
+    auditTrail(first: 200) { nodes { eventId eventType streamId correlationId } }
+  }
+}`;
+
+const TRAIL = `query Trail($correlationId: String!) {
+  auditTrail(correlationId: $correlationId, first: 200) {
+    nodes { position causedByPosition eventType streamId recordedAt }
+  }
+}`;
+
+/** The events of a correlation as a tree: each under the event that caused it. */
+function causalTree(nodes) {
+  const children = new Map();
+  const positions = new Set(nodes.map((n) => n.position));
+  for (const n of nodes) {
+    const cause = n.causedByPosition;
+    const parent = cause !== null && positions.has(cause) ? cause : 'root';
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(n);
+  }
+  const branch = (key) => h('ul', { class: 'tree' }, (children.get(key) || []).map((n) =>
+    h('li', {}, `${n.position} ${n.eventType} `, h('span', { class: 'badge' }, n.streamId),
+      children.has(n.position) ? branch(n.position) : null)));
+  return branch('root');
+}
+
+async function orderPage(id) {
+  show(h('h1', {}, `Order ${id}`), 'Loading…');
+  const data = await gql(ORDER, { id });
+  const order = data.order;
+  if (!order) {
+    show(h('h1', {}, `Order ${id}`), h('p', { class: 'empty' }, 'No such order in your tenant.'));
+    return;
+  }
+  const lines = (order.lines || []).map((line) => h('section', {},
+    h('h2', {}, `Line ${line.id} (${line.offeringId}): `, h('span', { class: `badge ${line.inFallout ? 'bad' : ''}` }, line.stage)),
+    h('ol', { class: 'timeline' }, line.steps.map((step) => h('li', {},
+      h('strong', {}, step.kind), ` ${step.state}`, step.attempt ? ` (attempt ${step.attempt})` : '',
+      step.handoff ? h('div', {},
+        link(`#/case/${encodeURIComponent(step.handoff.id)}`, step.handoff.id), ` ${step.handoff.status}, ${step.handoff.sends} send(s)`,
+        step.handoff.overdue ? h('span', { class: 'badge bad' }, 'overdue') : null,
+        h('ul', {}, step.handoff.observations.map((o) => h('li', {}, `${o.observedAt} ${o.source}: ${o.class} ${o.rawCode || ''}`))),
+        h('ul', {}, step.handoff.calls.map((c) => h('li', {}, `${c.at} ${c.source} HTTP ${c.httpStatus ?? '—'} in ${c.latencyMs} ms`))))
+        : null))),
+    h('details', {}, h('summary', {}, 'History'),
+      table(['At', 'Change', 'Step', 'Attempt', 'Handoff', 'Reason'], line.history.map((e) => [
+        e.at, e.kind, e.step || '', String(e.attempt), e.handoffId || '', e.falloutReason || '']), 'No history.'))));
+  const correlation = order.auditTrail.nodes.length ? order.auditTrail.nodes[0].correlationId : null;
+  const trail = correlation ? (await gql(TRAIL, { correlationId: correlation })).auditTrail.nodes : [];
+  show(
+    h('h1', {}, `Order ${order.id} `, h('span', { class: 'badge', id: 'order-status' }, order.status)),
+    h('p', {}, 'Quote ', link(`#/quote/${encodeURIComponent(order.quoteId)}`, order.quoteId),
+      order.quote ? ` (revision ${order.quote.revision}, ${order.quote.customerName})` : '',
+      `; captured ${order.createdAt}`, order.completedAt ? `; completed ${order.completedAt}` : ''),
+    lines,
+    h('h2', {}, 'Causal chain of the accepting command'),
+    trail.length ? causalTree(trail) : h('p', { class: 'empty' }, 'No events.'));
+}
+
+// ---------------------------------------------------------------- handoffs
+
+const HANDOFFS = `query Handoffs($after: String) {
+  handoffs(pendingOnly: true, first: 50, after: $after) {
+    nodes { id orderId status target purpose attempt ageMs overdue lastObservation { class rawCode } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+async function handoffsPage() {
+  const report = h('div', { 'aria-live': 'polite' });
+  const reconcile = can('operate')
+    ? h('button', { type: 'button', id: 'reconcile', onclick: async () => {
+      try {
+        const data = await gql(`mutation { triggerReconciliation { checked changed openHandoffs } }`);
+        const r = data.triggerReconciliation;
+        report.replaceChildren(h('div', { class: 'ok', role: 'status' },
+          `Reconciliation checked ${r.checked} of ${r.openHandoffs} open handoffs, changed ${r.changed}.`));
+        await handoffsPage();
+      } catch (error) {
+        report.replaceChildren(errorBox(error));
+      }
+    } }, 'Reconcile now')
+    : null;
+  const data = await gql(HANDOFFS);
+  show(h('h1', {}, 'Pending handoffs (unknown first)'), reconcile, report,
+    table(['Handoff', 'Order', 'Status', 'Target', 'Purpose', 'Attempt', 'Age', 'Last answer'],
+      data.handoffs.nodes.map((x) => [link(`#/case/${encodeURIComponent(x.id)}`, x.id),
+        link(`#/order/${encodeURIComponent(x.orderId)}`, x.orderId),
+        h('span', { class: `badge ${x.status === 'UNKNOWN' || x.overdue ? 'bad' : ''}` }, x.overdue ? `${x.status} overdue` : x.status),
+        x.target, x.purpose, String(x.attempt), age(x.ageMs),
+        x.lastObservation ? `${x.lastObservation.class} ${x.lastObservation.rawCode || ''}` : '']),
+      'Nothing pending.'));
+}
+
+// ---------------------------------------------------------------- dashboard
+
+function bars(rows) {
+  const max = Math.max(1, ...rows.map((r) => r[1]));
+  return table(['', 'Count', ''], rows.map(([name, count]) => [name, String(count),
+    h('span', { class: 'bar', style: `width:${Math.round((count / max) * 300)}px`, role: 'img', 'aria-label': `${count}` })]), 'Nothing yet.');
+}
+
+async function dashboardPage() {
+  const data = await gql(`{ dashboard { pending unknown openFallout oldestPendingAgeMs
+    targets { target pending unknown outcomes { class count } }
+    falloutByHour { hourStart opened resolved } } }`);
+  const d = data.dashboard;
+  show(h('h1', {}, 'Dashboard'),
+    table(['Pending', 'Unknown', 'Open fallout', 'Oldest pending'], [[String(d.pending), String(d.unknown),
+      String(d.openFallout), age(d.oldestPendingAgeMs)]], ''),
+    h('h2', {}, 'Pending by target'), bars(d.targets.map((t) => [t.target, t.pending])),
+    h('h2', {}, 'Outcomes by target'),
+    bars(d.targets.flatMap((t) => t.outcomes.map((o) => [`${t.target} ${o.class}`, o.count]))),
+    h('h2', {}, 'Fallout per hour (opened / resolved)'),
+    table(['Hour', 'Opened', 'Resolved'], d.falloutByHour.map((x) => [x.hourStart, String(x.opened), String(x.resolved)]), 'No fallout yet.'));
+}
+
+// ---------------------------------------------------------------- consumers
+
+async function consumersPage() {
+  const projectors = await gql(`{ projectors { name checkpoint head lag eventsPerS failure } }`);
+  let consumers = null;
+  let refused = null;
+  try {
+    consumers = (await gql(`{ consumers { running parkedCallbacks
+      fulfillment { name state checkpoint lag inFlight retries lastError failure }
+      relay { checkpoint lag connected lastError } } }`)).consumers;
+  } catch (error) {
+    refused = error;
+  }
+  const outcome = h('div', { 'aria-live': 'polite' });
+  const rebuild = (name) => can('admin')
+    ? h('button', { type: 'button', onclick: async () => {
+      if (!window.confirm(`Rebuild ${name} from position 0?`)) return;
+      try {
+        const data = await gql(`mutation($n: String!) { rebuildProjection(name: $n) { name events eventsPerS } }`, { n: name });
+        outcome.replaceChildren(h('div', { class: 'ok', role: 'status' },
+          data.rebuildProjection.map((r) => `${r.name}: ${r.events} events at ${Math.round(r.eventsPerS)}/s`).join('; ')));
+      } catch (error) {
+        outcome.replaceChildren(errorBox(error));
+      }
+    } }, 'Rebuild')
+    : '';
+  show(h('h1', {}, 'Consumers and projectors'), outcome,
+    h('h2', {}, 'Projectors'),
+    table(['Name', 'Checkpoint', 'Head', 'Lag', 'Events/s', 'Failure', ''], projectors.projectors.map((p) => [
+      p.name, String(p.checkpoint), String(p.head), String(p.lag), p.eventsPerS.toFixed(0), p.failure || '', rebuild(p.name)]), 'None.'),
+    h('h2', {}, 'Fulfillment consumers'),
+    refused ? errorBox(refused) : table(['Name', 'State', 'Checkpoint', 'Lag', 'In flight', 'Retries', 'Last error'],
+      consumers.fulfillment.map((c) => [c.name, c.state, String(c.checkpoint), String(c.lag), String(c.inFlight),
+        String(c.retries), c.failure || c.lastError || '']), 'The fulfillment runtime is stopped.'));
+}
+
+// ---------------------------------------------------------------- quotes
+
+async function quotesPage() {
+  const data = await gql(`{ quotes(first: 50) { nodes { id status revision customerName updatedAt
+    recurringMonthlyTotal { amount currency } } } }`);
+  show(h('h1', {}, 'Quotes'), table(['Quote', 'Status', 'Revision', 'Customer', 'Monthly', 'Updated'],
+    data.quotes.nodes.map((q) => [link(`#/quote/${encodeURIComponent(q.id)}`, q.id), q.status, String(q.revision),
+      q.customerName, q.recurringMonthlyTotal ? `${q.recurringMonthlyTotal.amount} ${q.recurringMonthlyTotal.currency}` : '',
+      q.updatedAt]), 'No quotes yet.'));
+}
+
+async function quotePage(id) {
+  const data = await gql(`query($id: String!) { quote(id: $id) { id status revision customerName
+    lines { lineId offeringId quantity termMonths }
+    price { revision totals { oneTime { amount currency } recurringMonthly { amount currency } } discount { percent } }
+    approval { state decidedBy } proposal { revision artifactHash } signature { revision signer }
+    earlierRevisions { price { revision } approval { state } proposal { revision } signature { revision } }
+    acceptance { orderId revision } } }`, { id });
+  const q = data.quote;
+  if (!q) {
+    show(h('h1', {}, `Quote ${id}`), h('p', { class: 'empty' }, 'No such quote in your tenant.'));
+    return;
+  }
+  const money = (m) => (m ? `${m.amount} ${m.currency}` : '');
+  const earlier = q.earlierRevisions;
+  show(h('h1', {}, `Quote ${q.id} `, h('span', { class: 'badge' }, q.status)),
+    h('p', {}, `${q.customerName}, revision ${q.revision}`,
+      q.acceptance ? h('span', {}, '; order ', link(`#/order/${encodeURIComponent(q.acceptance.orderId)}`, q.acceptance.orderId)) : ''),
+    h('h2', {}, 'Lines'), table(['Line', 'Offering', 'Quantity', 'Term'],
+      (q.lines || []).map((l) => [l.lineId, l.offeringId, String(l.quantity), `${l.termMonths} months`]), 'No lines.'),
+    h('h2', {}, 'Current revision'),
+    table(['Price', 'Discount', 'Approval', 'Proposal', 'Signature'], [[
+      q.price ? `${money(q.price.totals.oneTime)} once, ${money(q.price.totals.recurringMonthly)} monthly` : 'not priced',
+      q.price ? `${q.price.discount.percent} %` : '', q.approval ? q.approval.state : 'none',
+      q.proposal ? q.proposal.artifactHash : 'none', q.signature ? q.signature.signer : 'none']], ''),
+    h('h2', {}, 'Earlier revisions'),
+    earlier ? table(['Price of', 'Approval', 'Proposal of', 'Signature of'], [[
+      earlier.price ? String(earlier.price.revision) : '', earlier.approval ? earlier.approval.state : '',
+      earlier.proposal ? String(earlier.proposal.revision) : '', earlier.signature ? String(earlier.signature.revision) : '']], '')
+      : h('p', { class: 'empty' }, 'None.'));
+}
+
+// ---------------------------------------------------------------- router
+
+async function route() {
+  stopLive();
+  const [path, query] = window.location.hash.replace(/^#/, '').split('?');
+  const params = new URLSearchParams(query || '');
+  const [, name, id] = (path || '/fallout').split('/').map(decodeURIComponent);
+  try {
+    if (name === 'case' && id) await casePage(id);
+    else if (name === 'order' && id) await orderPage(id);
+    else if (name === 'handoffs') await handoffsPage();
+    else if (name === 'dashboard') await dashboardPage();
+    else if (name === 'consumers') await consumersPage();
+    else if (name === 'quotes') await quotesPage();
+    else if (name === 'quote' && id) await quotePage(id);
+    else await falloutPage(params);
+  } catch (error) {
+    if (error.code === 'UNAUTHENTICATED') signIn(error);
+    else show(h('h1', {}, 'Something went wrong'), errorBox(error));
+  }
+  page.focus();
+}
+
+async function start() {
+  if (!sessionStorage.getItem(TOKEN_KEY)) {
+    signIn();
+    return;
+  }
+  try {
+    me = (await gql(`{ me { tenant role name } }`)).me;
+  } catch (error) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    signIn(error);
+    return;
+  }
+  document.getElementById('who').textContent = `${me.name} (${me.role}) · tenant ${me.tenant}`;
+  const out = document.getElementById('sign-out');
+  out.hidden = false;
+  out.onclick = () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    stopLive();
+    me = null;
+    signIn();
+  };
+  await route();
+}
+
+window.addEventListener('hashchange', () => { if (me) route(); });
+start();

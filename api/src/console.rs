@@ -1,0 +1,45 @@
+//! The operations console at `/console`: one HTML page, one ES module and
+//! one stylesheet, embedded in the binary (no build step, no vendored
+//! library: ADR 0017). It is a client of the public GraphQL API only, with
+//! the token the user enters; the server gives it nothing else.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+const PAGE: &str = include_str!("../assets/console/index.html");
+const APP: &str = include_str!("../assets/console/app.js");
+const STYLE: &str = include_str!("../assets/console/style.css");
+
+/// The console's JavaScript, for tests that check its GraphQL operations
+/// against the schema.
+pub const SCRIPT: &str = APP;
+
+/// `GET /console` (the page) and its two assets.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/console", get(|| asset(PAGE, "text/html; charset=utf-8")))
+        .route("/console/", get(|| asset(PAGE, "text/html; charset=utf-8")))
+        .route(
+            "/console/app.js",
+            get(|| asset(APP, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/console/style.css",
+            get(|| asset(STYLE, "text/css; charset=utf-8")),
+        )
+}
+
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // The assets change with the binary; a page load revalidates.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,215 @@
+//! The operations console at `/console` in headless Chromium, as an
+//! operator uses it: sign in, watch a scripted rejection appear in the
+//! fallout queue without a reload, open the case, resolve it with a new
+//! attempt, see the case leave the queue and the order's journey reach
+//! Completed. A viewer sees the same case without any action. Each page's
+//! screenshot is saved under `target/tmp/console/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+use tests::{ops, Server};
+
+use crate::browser::Browser;
+
+/// Where the screenshots go (a test artifact).
+fn artifact(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("console")
+        .join(format!("{name}.png"))
+}
+
+/// Signs in with `token` through the console's form.
+async fn sign_in(browser: &mut Browser, base: &str, token: &str) {
+    browser.navigate(&format!("{base}/console")).await;
+    let form = browser
+        .wait_for(
+            "!!document.getElementById('sign-in')",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(form, true, "the sign-in form shows");
+    let submit = format!(
+        "document.getElementById('token').value = {token}; \
+         document.getElementById('sign-in').requestSubmit(); true",
+        token = json!(token)
+    );
+    assert_eq!(browser.eval(&submit).await, true);
+    let who = browser
+        .wait_for(
+            "document.getElementById('who').textContent",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert!(
+        who.as_str().is_some_and(|w| w.contains("tenant demo")),
+        "{who}"
+    );
+}
+
+/// Waits until the page's text contains `text`; the text either way.
+async fn wait_for_text(browser: &mut Browser, text: &str) -> String {
+    let expression = format!(
+        "document.body.innerText.includes({text}) ? document.body.innerText : ''",
+        text = json!(text)
+    );
+    let shown = browser.wait_for(&expression, Duration::from_secs(30)).await;
+    let shown = shown.as_str().unwrap_or_default().to_owned();
+    if shown.is_empty() {
+        let body = browser.eval("document.body.innerText").await;
+        panic!("the page never showed {text:?}; it shows {body}");
+    }
+    shown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
+    let server = Server::start();
+    let base = server.base_url();
+    let client = server.client.clone();
+    let mut browser = Browser::launch().await;
+    browser.viewport(1280, 800).await;
+
+    // A viewer first: the queue is empty.
+    sign_in(&mut browser, &base, &server.token("viewer")).await;
+    wait_for_text(&mut browser, "No open fallout").await;
+
+    // A scripted rejection of the next reservation; the order's line falls
+    // out, and the queue shows it without a reload (falloutChanges).
+    client
+        .run::<ops::ScriptSimulator>(
+            &server.token("admin"),
+            ops::script_simulator::Variables {
+                system: "inventory".to_owned(),
+                faults: vec!["BusinessReject".to_owned()],
+            },
+        )
+        .await
+        .unwrap();
+    let quote = client
+        .accepted_quote(&server.token("sales"), "cust-console", &["fiber-1g"])
+        .await
+        .unwrap();
+    let case = browser
+        .wait_for(
+            "(() => { const a = document.querySelector('#fallout-list a[href^=\"#/case/\"]'); \
+             return a ? a.textContent : ''; })()",
+            Duration::from_secs(30),
+        )
+        .await;
+    let case = case.as_str().unwrap_or_default().to_owned();
+    assert!(!case.is_empty(), "the case appeared without a reload");
+    wait_for_text(&mut browser, "BUSINESS_REJECTED").await;
+    browser.screenshot(&artifact("fallout-queue")).await;
+
+    // The viewer opens it and sees no action.
+    browser
+        .eval(&format!("location.hash = '#/case/{case}'; true"))
+        .await;
+    wait_for_text(&mut browser, "Your role may not act on cases").await;
+    let forms = browser
+        .eval("document.querySelectorAll('form[data-action]').length")
+        .await;
+    assert_eq!(forms, 0, "a viewer sees no action controls");
+
+    // The operator acts.
+    browser.eval("sessionStorage.clear(); true").await;
+    sign_in(&mut browser, &base, &server.token("operator")).await;
+    browser
+        .eval(&format!("location.hash = '#/case/{case}'; true"))
+        .await;
+    let actions = browser
+        .wait_for(
+            "Array.from(document.querySelectorAll('form[data-action]')).map(f => f.dataset.action).join(',')",
+            Duration::from_secs(15),
+        )
+        .await;
+    if actions != "NEW_ATTEMPT,EXTERNAL_RESOLUTION,CANCEL_LINE" {
+        let body = browser.eval("document.body.innerText").await;
+        panic!("the allowed actions are not offered ({actions}); the page shows {body}");
+    }
+    wait_for_text(&mut browser, "Calls").await;
+    browser.screenshot(&artifact("fallout-case")).await;
+    let acted = browser
+        .eval(
+            "window.confirm = (m) => { window.asked = m; return true; }; \
+             document.querySelector('form[data-action=NEW_ATTEMPT]').requestSubmit(); true",
+        )
+        .await;
+    assert_eq!(acted, true);
+    let shown = wait_for_text(&mut browser, "Events the action caused").await;
+    assert!(
+        shown.contains("FalloutResolved") || shown.contains("StepRequested"),
+        "{shown}"
+    );
+    let asked = browser.eval("window.asked || ''").await;
+    assert!(
+        asked.as_str().is_some_and(|m| m.contains("NEW_ATTEMPT")),
+        "the action asked for a confirmation first: {asked}"
+    );
+
+    // The case left the queue.
+    browser.eval("location.hash = '#/fallout'; true").await;
+    wait_for_text(&mut browser, "No open fallout").await;
+
+    // The order's journey reaches Completed.
+    let (_, body) = client
+        .raw(
+            &server.token("viewer"),
+            "query($id: String!) { handoff(id: $id) { orderId order { quoteId } } }",
+            json!({ "id": case }),
+        )
+        .await;
+    let order_id = body["data"]["handoff"]["orderId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        body["data"]["handoff"]["order"]["quoteId"],
+        quote.as_str(),
+        "{body}"
+    );
+    let mut status = serde_json::Value::Null;
+    for _ in 0..60 {
+        browser
+            .eval(&format!(
+                "location.hash = '#/order/{order_id}?t=' + Date.now(); true"
+            ))
+            .await;
+        status = browser
+            .wait_for(
+                "(() => { const s = document.getElementById('order-status'); return s ? s.textContent : ''; })()",
+                Duration::from_secs(10),
+            )
+            .await;
+        if status == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        status, "COMPLETED",
+        "the order's journey shows it completed"
+    );
+    wait_for_text(&mut browser, "Causal chain").await;
+    browser.screenshot(&artifact("order-journey")).await;
+
+    // The other pages render with data, at both sizes.
+    for (hash, text, name) in [
+        ("#/handoffs", "Reconcile now", "handoffs"),
+        ("#/dashboard", "Outcomes by target", "dashboard"),
+        ("#/consumers", "Projectors", "consumers"),
+        ("#/quotes", "ACCEPTED", "quotes"),
+    ] {
+        browser
+            .eval(&format!("location.hash = '{hash}'; true"))
+            .await;
+        wait_for_text(&mut browser, text).await;
+        browser.screenshot(&artifact(name)).await;
+    }
+    browser.viewport(1920, 1080).await;
+    browser.eval("location.hash = '#/dashboard'; true").await;
+    wait_for_text(&mut browser, "Pending by target").await;
+    browser.screenshot(&artifact("dashboard-1080p")).await;
+}
