@@ -72,6 +72,18 @@ pub(crate) struct ReadInner {
     pub(crate) reads: AtomicU64,
 }
 
+/// The views `read` finds for `ids`, in order; ids without one are left out.
+fn each<I, V>(
+    ids: &[I],
+    mut read: impl FnMut(&I) -> Result<Option<V>, QueryError>,
+) -> Result<Vec<V>, QueryError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(read(id)?);
+    }
+    Ok(out)
+}
+
 /// The read query API over every read model. Cheap to clone; every clone
 /// reads the same trees.
 #[derive(Clone)]
@@ -341,11 +353,7 @@ impl ReadModels {
         ids: &[QuoteId],
     ) -> Result<Vec<QuoteDetail>, QueryError> {
         let tree = self.tree("quotes")?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.extend(quotes::quote(&tree, tenant, id)?);
-        }
-        Ok(out)
+        each(ids, |id| quotes::quote(&tree, tenant, id))
     }
 
     /// The orders of `tenant` among `ids` (detail views with their handoffs
@@ -362,18 +370,9 @@ impl ReadModels {
     ) -> Result<Vec<OrderDetail>, QueryError> {
         let tree = self.tree("orders")?;
         let handoff_tree = self.tree_uncounted("handoffs")?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.extend(orders::order(
-                &tree,
-                &handoff_tree,
-                &self.inner.sla,
-                tenant,
-                id,
-                now_ms,
-            )?);
-        }
-        Ok(out)
+        each(ids, |id| {
+            orders::order(&tree, &handoff_tree, &self.inner.sla, tenant, id, now_ms)
+        })
     }
 
     /// The handoffs of `tenant` among `ids` (ages at `now_ms`), in one read;
@@ -388,17 +387,9 @@ impl ReadModels {
         now_ms: i64,
     ) -> Result<Vec<HandoffView>, QueryError> {
         let tree = self.tree("handoffs")?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.extend(handoffs::handoff(
-                &tree,
-                &self.inner.sla,
-                tenant,
-                id,
-                now_ms,
-            )?);
-        }
-        Ok(out)
+        each(ids, |id| {
+            handoffs::handoff(&tree, &self.inner.sla, tenant, id, now_ms)
+        })
     }
 
     /// The fallout cases (open or resolved) of `tenant` opened by the
@@ -414,11 +405,9 @@ impl ReadModels {
         now_ms: i64,
     ) -> Result<Vec<FalloutCaseView>, QueryError> {
         let tree = self.tree("fallout")?;
-        let mut out = Vec::with_capacity(handoff_ids.len());
-        for id in handoff_ids {
-            out.extend(fallout::fallout_case(&tree, tenant, id, now_ms)?);
-        }
-        Ok(out)
+        each(handoff_ids, |id| {
+            fallout::fallout_case(&tree, tenant, id, now_ms)
+        })
     }
 
     /// The operations dashboard of `tenant` at `now_ms`.

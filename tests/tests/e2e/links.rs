@@ -155,6 +155,27 @@ async fn a_page_of_orders_with_quotes_lines_and_handoffs_costs_a_bounded_number_
     );
 }
 
+/// `acceptQuote` selecting the quote and the order it captured.
+async fn accept(
+    client: &Client,
+    sales: &str,
+    command_id: &str,
+    quote: &str,
+) -> ops::accept_quote_payload::AcceptQuotePayloadAcceptQuote {
+    client
+        .run::<ops::AcceptQuotePayload>(
+            sales,
+            ops::accept_quote_payload::Variables {
+                command_id: command_id.to_owned(),
+                quote_id: quote.to_owned(),
+                billing_account: "ba-1".to_owned(),
+            },
+        )
+        .await
+        .unwrap()
+        .accept_quote
+}
+
 #[tokio::test]
 async fn accept_quote_returns_the_quote_and_its_order_and_the_command_trail_finds_the_reactions() {
     let server = Server::start();
@@ -171,18 +192,7 @@ async fn accept_quote_returns_the_quote_and_its_order_and_the_command_trail_find
     client.price(&sales, &quote, "5").await.unwrap();
     client.propose_and_sign(&sales, &quote, 1).await.unwrap();
     let command_id = unique("accept");
-    let accepted = client
-        .run::<ops::AcceptQuotePayload>(
-            &sales,
-            ops::accept_quote_payload::Variables {
-                command_id: command_id.clone(),
-                quote_id: quote.clone(),
-                billing_account: "ba-1".to_owned(),
-            },
-        )
-        .await
-        .unwrap()
-        .accept_quote;
+    let accepted = accept(&client, &sales, &command_id, &quote).await;
     assert!(!accepted.deduplicated);
     assert!(
         accepted.correlation_id.ends_with(&command_id),
@@ -274,18 +284,7 @@ async fn accept_quote_returns_the_quote_and_its_order_and_the_command_trail_find
     assert!(call["class"].is_string(), "{call}");
 
     // A retry answers the same result, and the same objects.
-    let retried = client
-        .run::<ops::AcceptQuotePayload>(
-            &sales,
-            ops::accept_quote_payload::Variables {
-                command_id: command_id.clone(),
-                quote_id: quote.clone(),
-                billing_account: "ba-1".to_owned(),
-            },
-        )
-        .await
-        .unwrap()
-        .accept_quote;
+    let retried = accept(&client, &sales, &command_id, &quote).await;
     assert!(retried.deduplicated);
     assert_eq!(retried.correlation_id, accepted.correlation_id);
     assert_eq!(retried.order.map(|o| o.id), Some(order.id));
