@@ -452,6 +452,7 @@ async function consumersPage() {
       }
     } }, 'Rebuild')
     : '';
+  const reset = can('admin') && consumers ? resetForm(consumers.fulfillment, outcome) : null;
   show(h('h1', {}, 'Consumers and projectors'), outcome,
     h('h2', {}, 'Projectors'),
     table(['Name', 'Checkpoint', 'Head', 'Lag', 'Events/s', 'Failure', ''], projectors.projectors.map((p) => [
@@ -459,7 +460,41 @@ async function consumersPage() {
     h('h2', {}, 'Fulfillment consumers'),
     refused ? errorBox(refused) : table(['Name', 'State', 'Checkpoint', 'Lag', 'In flight', 'Retries', 'Last error'],
       consumers.fulfillment.map((c) => [c.name, c.state, String(c.checkpoint), String(c.lag), String(c.inFlight),
-        String(c.retries), c.failure || c.lastError || '']), 'The fulfillment runtime is stopped.'));
+        String(c.retries), c.failure || c.lastError || '']), 'The fulfillment runtime is stopped.'),
+    reset);
+}
+
+const RESET = `mutation Reset($name: String!, $to: Int!, $recovery: Boolean) {
+  resetConsumer(name: $name, toPosition: $to, recovery: $recovery) {
+    consumer previousCheckpoint checkpoint recoveryUntil sideEffects
+  }
+}`;
+
+/** Admin only: move a consumer's checkpoint, behind a confirmation. */
+function resetForm(consumers, outcome) {
+  const form = h('form', { class: 'action', id: 'reset-consumer' },
+    h('label', {}, 'Consumer', h('select', { name: 'name', required: true },
+      consumers.map((c) => h('option', { value: c.name }, c.name)))),
+    h('label', {}, 'To position', h('input', { name: 'to', type: 'number', min: 0, required: true })),
+    h('label', {}, 'Recovery mode (no external calls below the old checkpoint)',
+      h('input', { name: 'recovery', type: 'checkbox', checked: true })),
+    h('button', { type: 'submit' }, 'Reset checkpoint'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const values = new FormData(form);
+    const name = values.get('name');
+    const to = Number(values.get('to'));
+    if (!window.confirm(`Move ${name}'s checkpoint to ${to}?`)) return;
+    try {
+      const r = (await gql(RESET, { name, to, recovery: values.get('recovery') === 'on' })).resetConsumer;
+      outcome.replaceChildren(h('div', { class: 'ok', role: 'status' },
+        `${r.consumer}: checkpoint ${r.previousCheckpoint} → ${r.checkpoint}` +
+        (r.recoveryUntil !== null ? `, recovery until ${r.recoveryUntil}` : '')));
+    } catch (error) {
+      outcome.replaceChildren(errorBox(error));
+    }
+  });
+  return h('section', {}, h('h2', {}, 'Reset a consumer (admin)'), form);
 }
 
 // ---------------------------------------------------------------- quotes

@@ -3,7 +3,8 @@
 
 use api::config::GraphqlLimits;
 
-/// A value for every `$name: String!` variable of `operation`.
+/// A value for every required variable of `operation` (`String!`, `Int!`,
+/// `FalloutAction!`; the operations checked declare no other).
 fn variables(operation: &str) -> async_graphql::Variables {
     let mut json = serde_json::Map::new();
     for part in operation.split('$').skip(1) {
@@ -14,6 +15,8 @@ fn variables(operation: &str) -> async_graphql::Variables {
         let declared = part[name.len()..].trim_start();
         if declared.starts_with(": String!") {
             json.insert(name, serde_json::Value::String("x-1".to_owned()));
+        } else if declared.starts_with(": Int!") {
+            json.insert(name, serde_json::Value::from(0));
         } else if declared.starts_with(": FalloutAction!") {
             json.insert(name, serde_json::Value::String("NEW_ATTEMPT".to_owned()));
         }

@@ -208,6 +208,23 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         wait_for_text(&mut browser, text).await;
         browser.screenshot(&artifact(name)).await;
     }
+    // Only an admin gets the checkpoint reset, behind a confirmation.
+    browser.eval("location.hash = '#/consumers'; true").await;
+    wait_for_text(&mut browser, "Fulfillment consumers").await;
+    let reset = browser
+        .eval("!!document.getElementById('reset-consumer')")
+        .await;
+    assert_eq!(reset, false, "an operator has no reset form");
+    browser.eval("sessionStorage.clear(); true").await;
+    sign_in(&mut browser, &base, &server.token("admin")).await;
+    browser.eval("location.hash = '#/consumers'; true").await;
+    let reset = browser
+        .wait_for(
+            "!!document.getElementById('reset-consumer')",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(reset, true, "an admin has the reset form");
     browser.viewport(1920, 1080).await;
     browser.eval("location.hash = '#/dashboard'; true").await;
     wait_for_text(&mut browser, "Pending by target").await;
