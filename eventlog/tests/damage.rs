@@ -126,16 +126,36 @@ async fn a_byte_flipped_in_a_page_written_before_a_restart_is_named_as_unreadabl
     write_events(dir.path(), 2_500, 2_505).await;
     assert!(std::fs::metadata(dir.path().join("db")).unwrap().len() > 2 * (16 << 20));
     assert!(flip_payload_bytes(dir.path(), TARGET) >= 1);
-    let (position, problem) = damage_of(dir.path());
-    match &problem {
-        Problem::Unreadable { through, detail } => {
-            assert!(position <= TARGET, "{position}: {problem}");
-            assert!(through.is_some_and(|t| t >= TARGET), "{problem}");
-            assert!(detail.contains("corrupted"), "{detail}");
+    match verify_dir(dir.path(), &mut |_| {}) {
+        Err(VerifyError::Damaged { position, problem }) => {
+            match &problem {
+                Problem::Unreadable { through, detail } => {
+                    assert!(position <= TARGET, "{position}: {problem}");
+                    assert!(through.is_some_and(|t| t >= TARGET), "{problem}");
+                    assert!(detail.contains("corrupted"), "{detail}");
+                }
+                other => panic!("expected an unreadable page, got {position}: {other}"),
+            }
+            assert_open_refused(dir.path(), TARGET);
         }
-        other => panic!("expected an unreadable page, got {position}: {other}"),
+        // sled's segment cleaner may have moved the page into the part of
+        // its log it replays at start (it relocates live pages out of old
+        // segments in the background); sled then refuses to recover at
+        // all, and the log is refused as damaged storage: nothing is read,
+        // served or acknowledged, though no position can be named.
+        Err(VerifyError::Log(err @ LogError::DamagedStorage { .. })) => {
+            assert!(err.is_damage(), "{err}");
+            let before = acked_head_bytes(dir.path());
+            let refused = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+            assert!(refused.is_damage(), "{refused}");
+            assert_eq!(
+                acked_head_bytes(dir.path()),
+                before,
+                "nothing was acknowledged"
+            );
+        }
+        other => panic!("expected damage named by position or by storage, got {other:?}"),
     }
-    assert_open_refused(dir.path(), TARGET);
 }
 
 #[tokio::test]

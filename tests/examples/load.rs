@@ -357,20 +357,9 @@ async fn seed(
 
 /// The server's read-model read counter (`oms_read_model_reads_total`).
 async fn read_model_reads(server: &Server) -> u64 {
-    let response = server
-        .client
-        .http()
-        .get(format!("{}/metrics", server.base_url()))
-        .bearer_auth(server.token("operator"))
-        .send()
-        .await;
-    let text = match response {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    text.lines()
-        .find_map(|line| line.strip_prefix("oms_read_model_reads_total "))
-        .and_then(|value| value.trim().parse().ok())
+    server
+        .metric("oms_read_model_reads_total")
+        .await
         .unwrap_or(0)
 }
 

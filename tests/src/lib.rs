@@ -313,6 +313,39 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// The value of the unlabelled integer series `name` (a count) on
+    /// `/metrics`, read with an operator token; `None` when the server does
+    /// not export it.
+    pub async fn metric(&self, name: &str) -> Option<u64> {
+        let response = self
+            .client
+            .http()
+            .get(format!("{}/metrics", self.base_url()))
+            .bearer_auth(self.token("operator"))
+            .send()
+            .await
+            .ok()?;
+        let text = response.text().await.ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
+    /// Scripts the next answers of the in-process simulator `system` (as
+    /// admin): `faults` such as `BusinessReject`, one answer each.
+    pub async fn script_simulator(&self, system: &str, faults: &[&str]) {
+        self.client
+            .run::<ops::ScriptSimulator>(
+                &self.token("admin"),
+                ops::script_simulator::Variables {
+                    system: system.to_owned(),
+                    faults: faults.iter().map(|f| (*f).to_owned()).collect(),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("scriptSimulator {system}: {e:?}"));
+    }
+
     /// The server process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

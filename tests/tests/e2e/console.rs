@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use tests::{ops, Server};
+use tests::Server;
 
 use crate::browser::Browser;
 
@@ -77,16 +77,9 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
 
     // A scripted rejection of the next reservation; the order's line falls
     // out, and the queue shows it without a reload (falloutChanges).
-    client
-        .run::<ops::ScriptSimulator>(
-            &server.token("admin"),
-            ops::script_simulator::Variables {
-                system: "inventory".to_owned(),
-                faults: vec!["BusinessReject".to_owned()],
-            },
-        )
-        .await
-        .unwrap();
+    server
+        .script_simulator("inventory", &["BusinessReject"])
+        .await;
     let quote = client
         .accepted_quote(&server.token("sales"), "cust-console", &["fiber-1g"])
         .await

@@ -370,17 +370,7 @@ async fn internal_errors_carry_only_a_correlation_id() {
     // CRM failing with a server error during createQuote is an internal
     // failure: the client gets a correlation id, the detail stays in the log.
     let server = Server::start();
-    server
-        .client
-        .run::<ops::ScriptSimulator>(
-            &server.token("admin"),
-            ops::script_simulator::Variables {
-                system: "crm".to_owned(),
-                faults: vec!["ServerError".to_owned(); 8],
-            },
-        )
-        .await
-        .unwrap();
+    server.script_simulator("crm", &["ServerError"; 8]).await;
     let error = server
         .client
         .create_quote(&server.token("sales"), &unique("create"), "cust-1")

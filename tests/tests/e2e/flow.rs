@@ -166,16 +166,9 @@ async fn a_rejected_step_falls_out_and_an_operator_resolves_it() {
         .await
         .unwrap();
     // The inventory simulator business-rejects the next reservation.
-    client
-        .run::<ops::ScriptSimulator>(
-            &server.token("admin"),
-            ops::script_simulator::Variables {
-                system: "inventory".to_owned(),
-                faults: vec!["BusinessReject".to_owned()],
-            },
-        )
-        .await
-        .unwrap();
+    server
+        .script_simulator("inventory", &["BusinessReject"])
+        .await;
     let rejected = tests::line("line-1", "fiber-1g", 1);
     client
         .run::<ops::AddQuoteLine>(

@@ -15,21 +15,10 @@ const PAGE: usize = 50;
 
 /// The server's read-model read counter.
 async fn reads(server: &Server) -> u64 {
-    let text = server
-        .client
-        .http()
-        .get(format!("{}/metrics", server.base_url()))
-        .bearer_auth(server.token("operator"))
-        .send()
+    server
+        .metric("oms_read_model_reads_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("oms_read_model_reads_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no oms_read_model_reads_total in /metrics"))
+        .expect("oms_read_model_reads_total in /metrics")
 }
 
 /// `count` accepted quotes, created by 8 concurrent sellers.
