@@ -9,12 +9,11 @@ use axum::routing::get;
 use axum::Router;
 
 const PAGE: &str = include_str!("../assets/console/index.html");
-const APP: &str = include_str!("../assets/console/app.js");
 const STYLE: &str = include_str!("../assets/console/style.css");
 
-/// The console's JavaScript, for tests that check its GraphQL operations
-/// against the schema.
-pub const SCRIPT: &str = APP;
+/// The console's JavaScript (also read by the test that checks its GraphQL
+/// operations against the schema).
+pub const SCRIPT: &str = include_str!("../assets/console/app.js");
 
 /// `GET /console` (the page) and its two assets.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -23,7 +22,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/console/", get(|| asset(PAGE, "text/html; charset=utf-8")))
         .route(
             "/console/app.js",
-            get(|| asset(APP, "text/javascript; charset=utf-8")),
+            get(|| asset(SCRIPT, "text/javascript; charset=utf-8")),
         )
         .route(
             "/console/style.css",

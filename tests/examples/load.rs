@@ -92,14 +92,13 @@ async fn query_phase(
             let n = usize::try_from(i).unwrap_or(0).wrapping_add(worker * 7);
             match (mix, n % 3) {
                 (QueryMix::Journeys, _) => {
-                    let after = None;
                     timed(
                         &mut samples,
                         client.run::<ops::OrderJourneys>(
                             &viewer,
                             ops::order_journeys::Variables {
                                 first: Some(page),
-                                after,
+                                after: None,
                             },
                         ),
                     )

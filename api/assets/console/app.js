@@ -234,13 +234,16 @@ function actionForm(kase, action, outcome) {
   }
   const form = h('form', { class: 'action', 'data-action': action }, fields,
     h('button', { type: 'submit' }, action.replace('_', ' ').toLowerCase()));
+  // One command id per intent: submitting again after an unanswered
+  // request (a network failure) retries the same command, never a second.
+  let intent = commandId();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (!window.confirm(`${action} on line ${kase.lineId} of order ${kase.orderId}?`)) return;
     const values = Object.fromEntries(new FormData(form));
     try {
       const data = await gql(RESOLVE, {
-        commandId: commandId(), orderId: kase.orderId, lineId: kase.lineId, action,
+        commandId: intent, orderId: kase.orderId, lineId: kase.lineId, action,
         reference: values.reference || null, note: values.note || null,
       });
       const result = data.resolveFallout;
@@ -250,6 +253,9 @@ function actionForm(kase, action, outcome) {
         table(['Position', 'Stream', 'Event'],
           result.auditTrail.nodes.map((e) => [String(e.position), e.streamId, e.eventType]), 'None yet.'));
     } catch (error) {
+      // The server answered with a refusal: the next submit is a new intent
+      // (the user may have changed the form). Without an answer, keep it.
+      if (error instanceof ApiFailure) intent = commandId();
       outcome.replaceChildren(errorBox(error));
     }
   });
