@@ -9,6 +9,7 @@
 //! `cargo build --release -p api` for the load benchmark) before
 //! `cargo test -p tests` alone. `OMS_SERVER_BIN` overrides the path.
 
+pub mod browser;
 pub mod chaos;
 pub mod ops;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use tests::Server;
 
-use crate::browser::Browser;
+use tests::browser::Browser;
 
 /// Where the screenshots go (a test artifact).
 fn artifact(name: &str) -> PathBuf {
@@ -21,7 +21,7 @@ fn artifact(name: &str) -> PathBuf {
 }
 
 /// Signs in with `token` through the console's form.
-async fn sign_in(browser: &mut Browser, base: &str, token: &str) {
+async fn sign_in(browser: &Browser, base: &str, token: &str) {
     browser.navigate(&format!("{base}/console")).await;
     let form = browser
         .wait_for(
@@ -32,10 +32,10 @@ async fn sign_in(browser: &mut Browser, base: &str, token: &str) {
     assert_eq!(form, true, "the sign-in form shows");
     let submit = format!(
         "document.getElementById('token').value = {token}; \
-         document.getElementById('sign-in').requestSubmit(); true",
+         document.getElementById('sign-in').requestSubmit(); return true;",
         token = json!(token)
     );
-    assert_eq!(browser.eval(&submit).await, true);
+    assert_eq!(browser.run(&submit).await, true);
     let who = browser
         .wait_for(
             "document.getElementById('who').textContent",
@@ -49,7 +49,7 @@ async fn sign_in(browser: &mut Browser, base: &str, token: &str) {
 }
 
 /// Waits until the page's text contains `text`; the text either way.
-async fn wait_for_text(browser: &mut Browser, text: &str) -> String {
+async fn wait_for_text(browser: &Browser, text: &str) -> String {
     let expression = format!(
         "document.body.innerText.includes({text}) ? document.body.innerText : ''",
         text = json!(text)
@@ -68,12 +68,12 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
     let server = Server::start();
     let base = server.base_url();
     let client = server.client.clone();
-    let mut browser = Browser::launch().await;
+    let browser = Browser::launch().await;
     browser.viewport(1280, 800).await;
 
     // A viewer first: the queue is empty.
-    sign_in(&mut browser, &base, &server.token("viewer")).await;
-    wait_for_text(&mut browser, "No open fallout").await;
+    sign_in(&browser, &base, &server.token("viewer")).await;
+    wait_for_text(&browser, "No open fallout").await;
 
     // A scripted rejection of the next reservation; the order's line falls
     // out, and the queue shows it without a reload (falloutChanges).
@@ -93,24 +93,24 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         .await;
     let case = case.as_str().unwrap_or_default().to_owned();
     assert!(!case.is_empty(), "the case appeared without a reload");
-    wait_for_text(&mut browser, "BUSINESS_REJECTED").await;
+    wait_for_text(&browser, "BUSINESS_REJECTED").await;
     browser.screenshot(&artifact("fallout-queue")).await;
 
     // The viewer opens it and sees no action.
     browser
-        .eval(&format!("location.hash = '#/case/{case}'; true"))
+        .run(&format!("location.hash = '#/case/{case}'; return true;"))
         .await;
-    wait_for_text(&mut browser, "Your role may not act on cases").await;
+    wait_for_text(&browser, "Your role may not act on cases").await;
     let forms = browser
         .eval("document.querySelectorAll('form[data-action]').length")
         .await;
     assert_eq!(forms, 0, "a viewer sees no action controls");
 
     // The operator acts.
-    browser.eval("sessionStorage.clear(); true").await;
-    sign_in(&mut browser, &base, &server.token("operator")).await;
+    browser.run("sessionStorage.clear(); return true;").await;
+    sign_in(&browser, &base, &server.token("operator")).await;
     browser
-        .eval(&format!("location.hash = '#/case/{case}'; true"))
+        .run(&format!("location.hash = '#/case/{case}'; return true;"))
         .await;
     let actions = browser
         .wait_for(
@@ -122,16 +122,16 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         let body = browser.eval("document.body.innerText").await;
         panic!("the allowed actions are not offered ({actions}); the page shows {body}");
     }
-    wait_for_text(&mut browser, "Calls").await;
+    wait_for_text(&browser, "Calls").await;
     browser.screenshot(&artifact("fallout-case")).await;
     let acted = browser
-        .eval(
+        .run(
             "window.confirm = (m) => { window.asked = m; return true; }; \
-             document.querySelector('form[data-action=NEW_ATTEMPT]').requestSubmit(); true",
+             document.querySelector('form[data-action=NEW_ATTEMPT]').requestSubmit(); return true;",
         )
         .await;
     assert_eq!(acted, true);
-    let shown = wait_for_text(&mut browser, "Events the action caused").await;
+    let shown = wait_for_text(&browser, "Events the action caused").await;
     assert!(
         shown.contains("FalloutResolved") || shown.contains("StepRequested"),
         "{shown}"
@@ -143,8 +143,10 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
     );
 
     // The case left the queue.
-    browser.eval("location.hash = '#/fallout'; true").await;
-    wait_for_text(&mut browser, "No open fallout").await;
+    browser
+        .run("location.hash = '#/fallout'; return true;")
+        .await;
+    wait_for_text(&browser, "No open fallout").await;
 
     // The order's journey reaches Completed.
     let (_, body) = client
@@ -166,8 +168,8 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
     let mut status = serde_json::Value::Null;
     for _ in 0..60 {
         browser
-            .eval(&format!(
-                "location.hash = '#/order/{order_id}?t=' + Date.now(); true"
+            .run(&format!(
+                "location.hash = '#/order/{order_id}?t=' + Date.now(); return true;"
             ))
             .await;
         status = browser
@@ -185,7 +187,7 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         status, "COMPLETED",
         "the order's journey shows it completed"
     );
-    wait_for_text(&mut browser, "Causal chain").await;
+    wait_for_text(&browser, "Causal chain").await;
     browser.screenshot(&artifact("order-journey")).await;
 
     // The other pages render with data, at both sizes.
@@ -196,21 +198,25 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         ("#/quotes", "ACCEPTED", "quotes"),
     ] {
         browser
-            .eval(&format!("location.hash = '{hash}'; true"))
+            .run(&format!("location.hash = '{hash}'; return true;"))
             .await;
-        wait_for_text(&mut browser, text).await;
+        wait_for_text(&browser, text).await;
         browser.screenshot(&artifact(name)).await;
     }
     // Only an admin gets the checkpoint reset, behind a confirmation.
-    browser.eval("location.hash = '#/consumers'; true").await;
-    wait_for_text(&mut browser, "Fulfillment consumers").await;
+    browser
+        .run("location.hash = '#/consumers'; return true;")
+        .await;
+    wait_for_text(&browser, "Fulfillment consumers").await;
     let reset = browser
         .eval("!!document.getElementById('reset-consumer')")
         .await;
     assert_eq!(reset, false, "an operator has no reset form");
-    browser.eval("sessionStorage.clear(); true").await;
-    sign_in(&mut browser, &base, &server.token("admin")).await;
-    browser.eval("location.hash = '#/consumers'; true").await;
+    browser.run("sessionStorage.clear(); return true;").await;
+    sign_in(&browser, &base, &server.token("admin")).await;
+    browser
+        .run("location.hash = '#/consumers'; return true;")
+        .await;
     let reset = browser
         .wait_for(
             "!!document.getElementById('reset-consumer')",
@@ -219,7 +225,9 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         .await;
     assert_eq!(reset, true, "an admin has the reset form");
     browser.viewport(1920, 1080).await;
-    browser.eval("location.hash = '#/dashboard'; true").await;
-    wait_for_text(&mut browser, "Pending by target").await;
+    browser
+        .run("location.hash = '#/dashboard'; return true;")
+        .await;
+    wait_for_text(&browser, "Pending by target").await;
     browser.screenshot(&artifact("dashboard-1080p")).await;
 }

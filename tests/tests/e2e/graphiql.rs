@@ -10,13 +10,13 @@ use std::time::Duration;
 use serde_json::json;
 use tests::Server;
 
-use crate::browser::Browser;
+use tests::browser::Browser;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_loads_in_chromium_and_runs_a_query() {
     let server = Server::start();
     let viewer = server.token("viewer");
-    let mut browser = Browser::launch().await;
+    let browser = Browser::launch().await;
     let page = format!("{}/", server.base_url());
 
     browser.navigate(&page).await;
@@ -30,11 +30,11 @@ async fn graphiql_loads_in_chromium_and_runs_a_query() {
         .await;
     let setup = format!(
         "localStorage.setItem('graphiql:query', {query}); \
-         localStorage.setItem('graphiql:headers', {headers}); true",
+         localStorage.setItem('graphiql:headers', {headers}); return true;",
         query = json!("{ me { tenant role name } }"),
         headers = json!(json!({"Authorization": format!("Bearer {viewer}")}).to_string()),
     );
-    assert_eq!(browser.eval(&setup).await, true);
+    assert_eq!(browser.run(&setup).await, true);
     browser.navigate(&page).await;
 
     let rendered = browser
@@ -66,7 +66,7 @@ async fn graphiql_loads_in_chromium_and_runs_a_query() {
         "the stored query is in the editor: {editor}"
     );
     browser
-        .eval("document.querySelector('.graphiql-execute-button').click(); true")
+        .run("document.querySelector('.graphiql-execute-button').click(); return true;")
         .await;
     let response = browser
         .wait_for(

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod access;
-mod browser;
 mod console;
 mod damaged_log;
 mod errors;
