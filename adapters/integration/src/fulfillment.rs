@@ -313,6 +313,18 @@ impl Fulfillment {
 /// The callback unparker's consumer name.
 pub const UNPARKER_NAME: &str = "callback-unparker";
 
+/// The names of the log consumers the fulfillment process runs: the
+/// process manager, the dispatcher (side effects), the handoff index and
+/// the callback unparker. A tool that writes a history the fulfillment
+/// policy already reacted to (a seeded benchmark) moves these checkpoints
+/// to the head so nothing is reacted to twice.
+pub const CONSUMERS: [&str; 4] = [
+    application::process::NAME,
+    crate::dispatcher::NAME,
+    INDEX_NAME,
+    UNPARKER_NAME,
+];
+
 /// Applies parked callbacks when their handoff is sent. It needs no
 /// history: each session starts at the log's head, after the sweep at
 /// start ([`sweep_parked`]) applied what the past allows.
