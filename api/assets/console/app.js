@@ -304,10 +304,10 @@ const ORDER = `query Order($id: String!) {
     quote { id revision customerName }
     lines {
       id offeringId stage inFallout
-      steps {
-        kind state attempt requestedAt
+      steps { kind state attempt requestedAt }
+      handoffs {
+        handoffId step purpose target attempt requestedAt status sends overdue
         handoff {
-          id status target attempt sends overdue
           dispatches { send at }
           observations { class rawCode source observedAt }
           calls { at source httpStatus latencyMs class }
@@ -341,6 +341,48 @@ function causalTree(nodes) {
   return branch('root');
 }
 
+/**
+ * One handoff of a step (an attempt) or a compensation: its sends, and
+ * what was observed of it by dispatch answer, callback and reconciliation
+ * check, oldest first.
+ */
+function attemptView(x, current) {
+  const detail = x.handoff || { dispatches: [], observations: [], calls: [] };
+  const entries = [
+    ...detail.dispatches.map((d) => [d.at, `sent (send ${d.send})`]),
+    ...detail.observations.map((o) => [o.observedAt,
+      `${{ DISPATCH: 'dispatch answer', CALLBACK: 'callback', RECONCILIATION: 'reconciliation check' }[o.source] || o.source}: ${o.class} ${o.rawCode || ''}`]),
+    ...detail.calls.map((c) => [c.at, `${c.source} call: HTTP ${c.httpStatus ?? '—'} in ${c.latencyMs} ms`]),
+  ].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return h('div', { class: `attempt ${current ? '' : 'earlier'}` },
+    `Attempt ${x.attempt}: `, link(`#/case/${encodeURIComponent(x.handoffId)}`, x.handoffId),
+    ` ${x.status || 'REQUESTED'} (${x.target}, requested ${x.requestedAt}, ${x.sends} send(s))`,
+    x.overdue ? h('span', { class: 'badge bad' }, 'overdue') : null,
+    entries.length ? h('ul', {}, entries.map(([at, text]) => h('li', {}, `${at} ${text}`))) : null);
+}
+
+function lineView(line) {
+  const compensations = line.handoffs.filter((x) => !x.step);
+  return h('section', {},
+    h('h2', {}, `Line ${line.id} (${line.offeringId}): `, h('span', { class: `badge ${line.inFallout ? 'bad' : ''}` }, line.stage)),
+    h('ol', { class: 'timeline' },
+      line.steps.map((step) => {
+        const attempts = line.handoffs.filter((x) => x.step === step.kind);
+        return h('li', {},
+          h('strong', {}, step.kind), ` ${step.state}`,
+          attempts.map((x, i) => attemptView(x, i === attempts.length - 1)));
+      }),
+      compensations.length
+        ? h('li', {}, h('strong', {}, 'Compensations'), compensations.map((x) => attemptView(x, true)))
+        : null),
+    h('details', {}, h('summary', {}, 'History'),
+      table(['At', 'Change', 'Step', 'Attempt', 'Handoff', 'Reason'], line.history.map((e) => [
+        e.at, e.kind, e.step || '', String(e.attempt), e.handoffId || '', e.falloutReason || '']), 'No history.')));
+}
+
+/** Most correlations shown as causal trees on an order's page. */
+const MAX_CHAINS = 10;
+
 async function orderPage(id) {
   show(h('h1', {}, `Order ${id}`), 'Loading…');
   const data = await gql(ORDER, { id });
@@ -349,29 +391,21 @@ async function orderPage(id) {
     show(h('h1', {}, `Order ${id}`), h('p', { class: 'empty' }, 'No such order in your tenant.'));
     return;
   }
-  const lines = (order.lines || []).map((line) => h('section', {},
-    h('h2', {}, `Line ${line.id} (${line.offeringId}): `, h('span', { class: `badge ${line.inFallout ? 'bad' : ''}` }, line.stage)),
-    h('ol', { class: 'timeline' }, line.steps.map((step) => h('li', {},
-      h('strong', {}, step.kind), ` ${step.state}`, step.attempt ? ` (attempt ${step.attempt})` : '',
-      step.handoff ? h('div', {},
-        link(`#/case/${encodeURIComponent(step.handoff.id)}`, step.handoff.id), ` ${step.handoff.status}, ${step.handoff.sends} send(s)`,
-        step.handoff.overdue ? h('span', { class: 'badge bad' }, 'overdue') : null,
-        h('ul', {}, step.handoff.observations.map((o) => h('li', {}, `${o.observedAt} ${o.source}: ${o.class} ${o.rawCode || ''}`))),
-        h('ul', {}, step.handoff.calls.map((c) => h('li', {}, `${c.at} ${c.source} HTTP ${c.httpStatus ?? '—'} in ${c.latencyMs} ms`))))
-        : null))),
-    h('details', {}, h('summary', {}, 'History'),
-      table(['At', 'Change', 'Step', 'Attempt', 'Handoff', 'Reason'], line.history.map((e) => [
-        e.at, e.kind, e.step || '', String(e.attempt), e.handoffId || '', e.falloutReason || '']), 'No history.'))));
-  const correlation = order.auditTrail.nodes.length ? order.auditTrail.nodes[0].correlationId : null;
-  const trail = correlation ? (await gql(TRAIL, { correlationId: correlation })).auditTrail.nodes : [];
+  // The order's events come from the accepting command and from each
+  // operator action since: one causal tree per correlation, oldest first.
+  const correlations = [...new Set(order.auditTrail.nodes.map((n) => n.correlationId))].slice(0, MAX_CHAINS);
+  const trails = await Promise.all(correlations.map((c) => gql(TRAIL, { correlationId: c })));
   show(
     h('h1', {}, `Order ${order.id} `, h('span', { class: 'badge', id: 'order-status' }, order.status)),
     h('p', {}, 'Quote ', link(`#/quote/${encodeURIComponent(order.quoteId)}`, order.quoteId),
       order.quote ? ` (revision ${order.quote.revision}, ${order.quote.customerName})` : '',
       `; captured ${order.createdAt}`, order.completedAt ? `; completed ${order.completedAt}` : ''),
-    lines,
-    h('h2', {}, 'Causal chain of the accepting command'),
-    trail.length ? causalTree(trail) : h('p', { class: 'empty' }, 'No events.'));
+    (order.lines || []).map(lineView),
+    h('h2', {}, 'Causal chains'),
+    correlations.length
+      ? correlations.map((c, i) => h('section', { class: 'chain' },
+        h('h3', {}, `Correlation ${c}`), causalTree(trails[i].auditTrail.nodes)))
+      : h('p', { class: 'empty' }, 'No events.'));
 }
 
 // ---------------------------------------------------------------- handoffs
@@ -411,10 +445,97 @@ async function handoffsPage() {
 
 // ---------------------------------------------------------------- dashboard
 
-function bars(rows) {
-  const max = Math.max(1, ...rows.map((r) => r[1]));
-  return table(['', 'Count', ''], rows.map(([name, count]) => [name, String(count),
-    h('span', { class: 'bar', style: `width:${Math.round((count / max) * 300)}px`, role: 'img', 'aria-label': `${count}` })]), 'Nothing yet.');
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG element with attributes and children (strings become text). */
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** One colour per outcome class: success greens, waiting blues, refusals reds. */
+const CLASS_COLORS = {
+  SUCCEEDED: '#2f9e44', IDEMPOTENT_SUCCESS: '#8ce99a', ACCEPTED: '#4c7bd9',
+  UNKNOWN: '#f59f00', TECHNICAL_RETRYABLE: '#ffd43b', BUSINESS_REJECTED: '#e03131',
+  VALIDATION_REJECTED: '#f783ac', DUPLICATE_CONFLICT: '#ae3ec9',
+  SECURITY_CONFIGURATION: '#862e9c', SCHEMA_MISMATCH: '#5c3c00',
+};
+
+function legend(entries) {
+  return h('p', { class: 'legend' }, entries.map(([name, color]) =>
+    h('span', {}, h('span', { class: 'swatch', style: `background:${color}` }), name)));
+}
+
+/**
+ * Horizontal stacked bars: one row per label, one segment per series
+ * value; each segment has a tooltip, and the figures stay readable as
+ * the table under the chart.
+ */
+function stackedBars(id, rows, colors, caption) {
+  const total = (row) => row.segments.reduce((sum, [, count]) => sum + count, 0);
+  const max = Math.max(1, ...rows.map(total));
+  const width = 720;
+  const label = 130;
+  const height = rows.length * 28 + 8;
+  const chart = svg('svg', { id, class: 'chart', viewBox: `0 0 ${width + label + 60} ${height}`, role: 'img',
+    'aria-label': caption },
+  svg('title', {}, caption),
+  rows.map((row, i) => {
+    let x = label;
+    const y = 6 + i * 28;
+    const segments = row.segments.filter(([, count]) => count > 0).map(([name, count]) => {
+      const w = (count / max) * width;
+      const rect = svg('rect', { x, y, width: Math.max(w, 1), height: 20, fill: colors[name] || '#868e96' },
+        svg('title', {}, `${row.label} ${name}: ${count}`));
+      x += w;
+      return rect;
+    });
+    return svg('g', {},
+      svg('text', { x: 0, y: y + 15, class: 'axis' }, row.label),
+      segments,
+      svg('text', { x: x + 6, y: y + 15, class: 'axis' }, String(total(row))));
+  }));
+  const names = [...new Set(rows.flatMap((r) => r.segments.filter(([, c]) => c > 0).map(([n]) => n)))];
+  return h('figure', {}, chart, legend(names.map((n) => [n, colors[n] || '#868e96'])));
+}
+
+/** Columns per hour: opened and resolved fallout side by side. */
+function hourlyChart(hours) {
+  const width = 960;
+  const height = 180;
+  const left = 40;
+  const max = Math.max(1, ...hours.flatMap((x) => [x.opened, x.resolved]));
+  const step = hours.length ? width / hours.length : width;
+  const bar = Math.max(2, step / 2 - 2);
+  const y = (v) => 10 + height - (v / max) * height;
+  const caption = `Fallout opened and resolved per hour over the last ${hours.length} hours; at most ${max} in an hour.`;
+  return h('figure', {},
+    svg('svg', { id: 'fallout-by-hour', class: 'chart', viewBox: `0 0 ${width + left + 10} ${height + 40}`, role: 'img',
+      'aria-label': caption },
+    svg('title', {}, caption),
+    svg('line', { x1: left, x2: left + width, y1: y(0), y2: y(0), class: 'rule' }),
+    svg('text', { x: 0, y: y(max) + 4, class: 'axis' }, String(max)),
+    svg('text', { x: 0, y: y(0) + 4, class: 'axis' }, '0'),
+    hours.map((x, i) => {
+      const x0 = left + i * step + 1;
+      const hour = x.hourStart.slice(11, 16);
+      return svg('g', {},
+        svg('rect', { x: x0, y: y(x.opened), width: bar, height: y(0) - y(x.opened), fill: '#e03131' },
+          svg('title', {}, `${x.hourStart}: ${x.opened} opened`)),
+        svg('rect', { x: x0 + bar + 1, y: y(x.resolved), width: bar, height: y(0) - y(x.resolved), fill: '#2f9e44' },
+          svg('title', {}, `${x.hourStart}: ${x.resolved} resolved`)),
+        i % 3 === 0 ? svg('text', { x: x0, y: height + 30, class: 'axis' }, hour) : null);
+    })),
+    legend([['opened', '#e03131'], ['resolved', '#2f9e44']]));
+}
+
+function tile(label, value, bad) {
+  return h('div', { class: `tile ${bad ? 'bad' : ''}` }, h('span', { class: 'figure' }, value), h('span', {}, label));
 }
 
 async function dashboardPage() {
@@ -422,14 +543,29 @@ async function dashboardPage() {
     targets { target pending unknown outcomes { class count } }
     falloutByHour { hourStart opened resolved } } }`);
   const d = data.dashboard;
+  const waiting = d.targets.map((t) => ({ label: t.target,
+    segments: [['unknown', t.unknown], ['other pending', Math.max(0, t.pending - t.unknown)]] }));
+  const outcomes = d.targets.map((t) => ({ label: t.target,
+    segments: t.outcomes.map((o) => [o.class, o.count]) }));
   show(h('h1', {}, 'Dashboard'),
-    table(['Pending', 'Unknown', 'Open fallout', 'Oldest pending'], [[String(d.pending), String(d.unknown),
-      String(d.openFallout), age(d.oldestPendingAgeMs)]], ''),
-    h('h2', {}, 'Pending by target'), bars(d.targets.map((t) => [t.target, t.pending])),
+    h('div', { class: 'tiles' },
+      tile('pending handoffs', String(d.pending), false),
+      tile('unknown outcome', String(d.unknown), d.unknown > 0),
+      tile('open fallout', String(d.openFallout), d.openFallout > 0),
+      tile('oldest pending', age(d.oldestPendingAgeMs) || '—', false)),
+    h('h2', {}, 'Pending by target'),
+    stackedBars('pending-by-target', waiting, { unknown: '#f59f00', 'other pending': '#4c7bd9' },
+      'Handoffs waiting for an outcome per target system, unknown outcomes first.'),
     h('h2', {}, 'Outcomes by target'),
-    bars(d.targets.flatMap((t) => t.outcomes.map((o) => [`${t.target} ${o.class}`, o.count]))),
-    h('h2', {}, 'Fallout per hour (opened / resolved)'),
-    table(['Hour', 'Opened', 'Resolved'], d.falloutByHour.map((x) => [x.hourStart, String(x.opened), String(x.resolved)]), 'No fallout yet.'));
+    stackedBars('outcomes-by-target', outcomes, CLASS_COLORS,
+      'Observations per target system by normalized outcome class.'),
+    h('h2', {}, 'Fallout per hour'),
+    hourlyChart(d.falloutByHour),
+    h('details', {}, h('summary', {}, 'The figures as tables'),
+      table(['Target', 'Pending', 'Unknown', 'Outcomes'], d.targets.map((t) => [t.target, String(t.pending),
+        String(t.unknown), t.outcomes.map((o) => `${o.class} ${o.count}`).join(', ')]), 'No targets.'),
+      table(['Hour', 'Opened', 'Resolved'], d.falloutByHour.map((x) => [x.hourStart, String(x.opened),
+        String(x.resolved)]), 'No fallout yet.')));
 }
 
 // ---------------------------------------------------------------- consumers

@@ -187,7 +187,36 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         status, "COMPLETED",
         "the order's journey shows it completed"
     );
-    wait_for_text(&browser, "Causal chain").await;
+    wait_for_text(&browser, "Causal chains").await;
+    // The reservation's rejected first attempt stays on the timeline
+    // beside the attempt that succeeded; the acceptance and the
+    // operator's action are two causal trees.
+    let attempts = browser
+        .eval(
+            "Array.from(document.querySelectorAll('.timeline .attempt')).map(a => a.textContent)",
+        )
+        .await;
+    let attempts: Vec<String> = serde_json::from_value(attempts).unwrap_or_default();
+    assert!(
+        attempts
+            .iter()
+            .any(|a| a.starts_with(&format!("Attempt 1: {case} RESOLVED"))
+                && a.contains("dispatch answer: BUSINESS_REJECTED")),
+        "the rejected first attempt is shown: {attempts:?}"
+    );
+    assert!(
+        attempts
+            .iter()
+            .any(|a| a.starts_with("Attempt 2: ") && a.contains(" SUCCEEDED (INVENTORY")),
+        "the new attempt is shown: {attempts:?}"
+    );
+    let chains = browser
+        .eval("document.querySelectorAll('.chain').length")
+        .await;
+    assert!(
+        chains.as_u64() >= Some(2),
+        "one causal tree per correlation: {chains}"
+    );
     browser.screenshot(&artifact("order-journey")).await;
 
     // The other pages render with data, at both sizes.
@@ -229,5 +258,30 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         .run("location.hash = '#/dashboard'; return true;")
         .await;
     wait_for_text(&browser, "Pending by target").await;
+    // The charts carry the figures: the case opened and resolved this
+    // hour, and the inventory's rejection among its outcomes.
+    let hourly = browser
+        .eval(
+            "Array.from(document.querySelectorAll('#fallout-by-hour rect title')).map(t => t.textContent)",
+        )
+        .await;
+    let hourly: Vec<String> = serde_json::from_value(hourly).unwrap_or_default();
+    assert!(
+        hourly.iter().any(|t| t.ends_with(": 1 opened"))
+            && hourly.iter().any(|t| t.ends_with(": 1 resolved")),
+        "the hourly chart shows the case opened and resolved: {hourly:?}"
+    );
+    let outcomes = browser
+        .eval(
+            "Array.from(document.querySelectorAll('#outcomes-by-target rect title')).map(t => t.textContent)",
+        )
+        .await;
+    let outcomes: Vec<String> = serde_json::from_value(outcomes).unwrap_or_default();
+    assert!(
+        outcomes
+            .iter()
+            .any(|t| t == "INVENTORY BUSINESS_REJECTED: 1"),
+        "the outcomes chart shows the rejection: {outcomes:?}"
+    );
     browser.screenshot(&artifact("dashboard-1080p")).await;
 }
