@@ -570,40 +570,72 @@ async function dashboardPage() {
 
 // ---------------------------------------------------------------- consumers
 
+const CONSUMERS = `{ consumers { running parkedCallbacks
+  fulfillment { name state checkpoint lag inFlight retries lastError failure }
+  relay { checkpoint lag connected lastError } } }`;
+
+/** How often the consumers page refreshes its figures while shown. */
+const CONSUMERS_REFRESH_MS = 2000;
+
+function rebuildText(p) {
+  if (!p.rebuild) return '';
+  const percent = p.rebuild.total ? Math.floor((p.rebuild.done / p.rebuild.total) * 100) : 0;
+  return `rebuilding: ${p.rebuild.done} of ${p.rebuild.total} (${percent} %)`;
+}
+
 async function consumersPage() {
-  const projectors = await gql(`{ projectors { name checkpoint head lag eventsPerS failure } }`);
-  let consumers = null;
-  let refused = null;
-  try {
-    consumers = (await gql(`{ consumers { running parkedCallbacks
-      fulfillment { name state checkpoint lag inFlight retries lastError failure }
-      relay { checkpoint lag connected lastError } } }`)).consumers;
-  } catch (error) {
-    refused = error;
-  }
+  const shownAt = window.location.hash;
   const outcome = h('div', { 'aria-live': 'polite' });
   const rebuild = (name) => can('admin')
-    ? h('button', { type: 'button', onclick: async () => {
+    ? h('button', { type: 'button', onclick: async (event) => {
       if (!window.confirm(`Rebuild ${name} from position 0?`)) return;
+      event.target.disabled = true;
+      outcome.replaceChildren(h('div', { class: 'ok', role: 'status' }, `Rebuilding ${name}: progress shows in the table.`));
       try {
         const data = await gql(`mutation($n: String!) { rebuildProjection(name: $n) { name events eventsPerS } }`, { n: name });
         outcome.replaceChildren(h('div', { class: 'ok', role: 'status' },
           data.rebuildProjection.map((r) => `${r.name}: ${r.events} events at ${Math.round(r.eventsPerS)}/s`).join('; ')));
       } catch (error) {
         outcome.replaceChildren(errorBox(error));
+      } finally {
+        event.target.disabled = false;
       }
     } }, 'Rebuild')
     : '';
+  const projectorRows = h('div', { id: 'projectors' }, 'Loading…');
+  const consumerRows = h('div', { id: 'fulfillment-consumers' }, 'Loading…');
+  const buttons = new Map();
+  const refresh = async () => {
+    try {
+      const projectors = (await gql(`{ projectors { name checkpoint head lag eventsPerS failure rebuild { done total } } }`)).projectors;
+      for (const p of projectors) if (!buttons.has(p.name)) buttons.set(p.name, rebuild(p.name));
+      projectorRows.replaceChildren(table(['Name', 'Checkpoint', 'Head', 'Lag', 'Events/s', 'Rebuild', 'Failure', ''],
+        projectors.map((p) => [p.name, String(p.checkpoint), String(p.head), String(p.lag), p.eventsPerS.toFixed(0),
+          rebuildText(p), p.failure || '', buttons.get(p.name)]), 'None.'));
+    } catch (error) {
+      projectorRows.replaceChildren(errorBox(error));
+    }
+    try {
+      const consumers = (await gql(CONSUMERS)).consumers;
+      consumerRows.replaceChildren(table(['Name', 'State', 'Checkpoint', 'Lag', 'In flight', 'Retries', 'Last error'],
+        consumers.fulfillment.map((c) => [c.name, c.state, String(c.checkpoint), String(c.lag), String(c.inFlight),
+          String(c.retries), c.failure || c.lastError || '']), 'The fulfillment runtime is stopped.'));
+      return consumers;
+    } catch (error) {
+      consumerRows.replaceChildren(errorBox(error));
+      return null;
+    }
+  };
+  const consumers = await refresh();
   const reset = can('admin') && consumers ? resetForm(consumers.fulfillment, outcome) : null;
   show(h('h1', {}, 'Consumers and projectors'), outcome,
-    h('h2', {}, 'Projectors'),
-    table(['Name', 'Checkpoint', 'Head', 'Lag', 'Events/s', 'Failure', ''], projectors.projectors.map((p) => [
-      p.name, String(p.checkpoint), String(p.head), String(p.lag), p.eventsPerS.toFixed(0), p.failure || '', rebuild(p.name)]), 'None.'),
-    h('h2', {}, 'Fulfillment consumers'),
-    refused ? errorBox(refused) : table(['Name', 'State', 'Checkpoint', 'Lag', 'In flight', 'Retries', 'Last error'],
-      consumers.fulfillment.map((c) => [c.name, c.state, String(c.checkpoint), String(c.lag), String(c.inFlight),
-        String(c.retries), c.failure || c.lastError || '']), 'The fulfillment runtime is stopped.'),
+    h('h2', {}, 'Projectors'), projectorRows,
+    h('h2', {}, 'Fulfillment consumers'), consumerRows,
     reset);
+  // Live while shown: the router's stopLive() ends it.
+  if (window.location.hash !== shownAt) return;
+  const timer = setInterval(refresh, CONSUMERS_REFRESH_MS);
+  live = { close: () => clearInterval(timer) };
 }
 
 const RESET = `mutation Reset($name: String!, $to: Int!, $recovery: Boolean) {

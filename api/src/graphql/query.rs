@@ -10,7 +10,7 @@ use super::types::scalars::DateTime;
 use super::types::status::{Consumers, Dashboard};
 use super::types::{
     AuditEntryNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me, OrderNode,
-    ProjectorStatusNode, QuoteNode,
+    ProjectorStatusNode, QuoteNode, RebuildProgressNode,
 };
 use super::{caller, page_size};
 use crate::auth::Role;
@@ -280,6 +280,10 @@ impl Query {
                 failure: status
                     .failure
                     .map(|f| format!("position {}: {}", f.position, f.message)),
+                rebuild: status.rebuild.map(|r| RebuildProgressNode {
+                    done: r.done,
+                    total: r.total,
+                }),
             })
             .collect())
     }

@@ -192,9 +192,7 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
     // beside the attempt that succeeded; the acceptance and the
     // operator's action are two causal trees.
     let attempts = browser
-        .eval(
-            "Array.from(document.querySelectorAll('.timeline .attempt')).map(a => a.textContent)",
-        )
+        .eval("Array.from(document.querySelectorAll('.timeline .attempt')).map(a => a.textContent)")
         .await;
     let attempts: Vec<String> = serde_json::from_value(attempts).unwrap_or_default();
     assert!(
@@ -253,6 +251,22 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         )
         .await;
     assert_eq!(reset, true, "an admin has the reset form");
+    // A refused action shows the server's message and code.
+    browser
+        .run(
+            "window.confirm = () => true; \
+             const form = document.getElementById('reset-consumer'); \
+             form.querySelector('[name=to]').value = '999999999'; \
+             form.requestSubmit(); return true;",
+        )
+        .await;
+    let refusal = wait_for_text(&browser, "beyond the head of the log").await;
+    assert!(refusal.contains("(VALIDATION)"), "{refusal}");
+    // The tables refresh while shown, with each projector's rebuild state.
+    let rows = browser
+        .eval("document.querySelectorAll('#projectors tbody tr').length")
+        .await;
+    assert!(rows.as_u64() > Some(0), "projectors listed: {rows}");
     browser.viewport(1920, 1080).await;
     browser
         .run("location.hash = '#/dashboard'; return true;")

@@ -82,6 +82,18 @@ pub struct ProjectorStatusNode {
     pub events_per_s: f64,
     /// The event it stopped at and why, if it failed.
     pub failure: Option<String>,
+    /// The online rebuild in progress (null when none is).
+    pub rebuild: Option<RebuildProgressNode>,
+}
+
+/// How far an online rebuild has folded the log into the projector's new
+/// generation; the current generation serves queries until the swap.
+#[derive(SimpleObject, Clone)]
+pub struct RebuildProgressNode {
+    /// Events folded so far.
+    pub done: u64,
+    /// The log head the rebuild folds towards.
+    pub total: u64,
 }
 
 /// One event as stored (admin reads and the live stream).
