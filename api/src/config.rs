@@ -501,6 +501,25 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_capability_is_refused_with_its_key_and_the_known_codes() {
+        let error = parse(
+            "[systems.tenants.demo.capabilities]\nINVENTORY_TELEPORT = { enabled = false }\n",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            error.contains("tenants.demo.capabilities.INVENTORY_TELEPORT")
+                && error.contains("INVENTORY_RESERVE"),
+            "{error}"
+        );
+        assert!(parse(
+            "[systems.tenants.demo.capabilities]\nINVENTORY_RELEASE = { enabled = false, settings = { pool = \"east\" } }\n"
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn an_unknown_key_is_refused_with_its_name() {
         let error = parse("listen_port = 3").err().map(|e| e.to_string());
         assert!(error.unwrap_or_default().contains("listen_port"));

@@ -148,6 +148,8 @@ pub struct Platform {
     pub approval: domain::quote::ApprovalPolicy,
     /// CRM lookups for `createQuote`.
     pub customers: Arc<dyn integration::CustomerDirectory>,
+    /// The systems table in force: each tenant's capability registry.
+    pub systems: Arc<integration::SystemsConfig>,
     /// Reconciliation and consumer controls.
     pub fulfillment: Arc<dyn FulfillmentControl>,
     /// The recorded calls to external systems (handoff and fallout views).
@@ -163,6 +165,11 @@ impl Platform {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0)
+    }
+
+    /// The capabilities `tenant` may use now (the registry's enabled rows).
+    pub fn capabilities(&self, tenant: &domain::ids::TenantId) -> domain::capability::Capabilities {
+        self.systems.capabilities(tenant.as_str())
     }
 
     /// Now, as a domain timestamp for commands.

@@ -40,6 +40,9 @@ pub struct External {
     pub metrics: Arc<dyn Collector>,
     /// `POST /callbacks/{system}`.
     pub routes: Router,
+    /// The systems table in force (configured and simulated), whose
+    /// capability registry the quote flow decides with.
+    pub systems: Arc<SystemsConfig>,
     inner: Arc<Inner>,
 }
 
@@ -111,9 +114,11 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
             .await
             .map_err(|e| format!("simulators: {e}"))?;
         let secret = random_secret();
+        // A tenant whose table lists capabilities but no system still gets
+        // the simulated systems.
         let missing: Vec<String> = tenant_ids(config)
             .into_iter()
-            .filter(|t| !systems.tenants.contains_key(t))
+            .filter(|t| systems.tenants.get(t).is_none_or(|s| s.systems.is_empty()))
             .collect();
         let refs: Vec<&str> = missing.iter().map(String::as_str).collect();
         let mut simulated = simulators.systems_config(&refs, &secret);
@@ -129,7 +134,14 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
                 system.sla_ms = sla_ms;
             }
         }
-        systems.tenants.extend(simulated.tenants);
+        for (tenant, simulated) in simulated.tenants {
+            systems
+                .tenants
+                .entry(tenant)
+                .or_default()
+                .systems
+                .extend(simulated.systems);
+        }
         Some(simulators)
     } else {
         None
@@ -149,6 +161,7 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
     let relay = Relay::start_if_enabled(path.log().clone(), config.relay.clone())
         .await
         .map_err(|e| format!("relay: {e}"))?;
+    let table = Arc::new(systems.clone());
     let inner = Arc::new(Inner {
         path,
         systems,
@@ -167,6 +180,7 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
             inner: inner.clone(),
         }),
         routes,
+        systems: table,
         inner,
     })
 }

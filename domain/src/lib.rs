@@ -47,6 +47,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capability;
 pub mod decider;
 pub mod events;
 pub mod handoff;

@@ -34,6 +34,7 @@ fn an_accepted_quote_captures_an_order_with_an_id_derived_from_the_event() {
     let accept = QuoteCommand::Accept {
         billing_account: billing_account(),
         price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+        capabilities: domain::capability::Capabilities::all(),
         at: at(10_000),
     };
     let accepted =

@@ -131,6 +131,7 @@ fn quote_command(state: &QuoteState, op: &QuoteOp) -> QuoteCommand {
         QuoteOp::Accept { days } => QuoteCommand::Accept {
             billing_account: billing_account(),
             price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+            capabilities: domain::capability::Capabilities::all(),
             at: at(days * 24 * 60 * 60 * 1_000),
         },
         QuoteOp::Expire => QuoteCommand::Expire { at: now },

@@ -328,6 +328,7 @@ impl HistoryGenerator {
                 j.queue.push_back(Action::Quote(QuoteCommand::Accept {
                     billing_account: BillingAccountId::new("ba-1"),
                     price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+                    capabilities: domain::capability::Capabilities::all(),
                     at: t,
                 }));
             }

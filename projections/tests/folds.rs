@@ -61,6 +61,7 @@ fn a_quote_shows_its_revision_lines_price_approval_proposal_signature_and_accept
         vec![QuoteCommand::Accept {
             billing_account: fixtures::billing_account(),
             price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+            capabilities: domain::capability::Capabilities::all(),
             at: at(6_000),
         }],
     ));

@@ -110,6 +110,7 @@ fn quote_commands(quote: usize) -> Vec<QuoteCommand> {
     commands.push(QuoteCommand::Accept {
         billing_account: billing_account(),
         price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+        capabilities: domain::capability::Capabilities::all(),
         at: at(6_000),
     });
     commands

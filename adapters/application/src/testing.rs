@@ -56,6 +56,7 @@ pub async fn accept_sample_quote(
     commands.push(QuoteCommand::Accept {
         billing_account: billing_account(),
         price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+        capabilities: domain::capability::Capabilities::all(),
         at: at(6_000),
     });
     let mut last = None;

@@ -39,6 +39,7 @@ fn proposal_to_acceptance() -> [QuoteCommand; 3] {
         QuoteCommand::Accept {
             billing_account: billing_account(),
             price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+            capabilities: domain::capability::Capabilities::all(),
             at: at(6_000),
         },
     ]

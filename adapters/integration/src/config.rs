@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use domain::capability::{Capabilities, Capability};
 use domain::handoff::RetryPolicy;
 use domain::idempotency::TargetSystem;
 use serde::Deserialize;
@@ -48,6 +49,51 @@ pub struct TenantSystems {
     /// System settings by lowercase system name.
     #[serde(default)]
     pub systems: BTreeMap<String, SystemConfig>,
+    /// The tenant's capability registry, by capability code
+    /// (`INVENTORY_RESERVE`, …): a capability not listed is enabled when
+    /// its system is configured and enabled. See [`SystemsConfig::capabilities`].
+    #[serde(default)]
+    pub capabilities: BTreeMap<String, CapabilityConfig>,
+}
+
+/// One capability of one tenant: enabled or not, with its settings.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityConfig {
+    /// False turns the capability off even though its system is enabled.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Free-form settings of the capability (a template, a product
+    /// mapping), shown in the matrix; never secrets.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Why a capability is, or is not, available to a tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapabilityState {
+    /// Its system is configured and enabled, and the capability is not
+    /// turned off.
+    Enabled,
+    /// Turned off in the tenant's capability registry.
+    DisabledByConfiguration,
+    /// Its system is configured but disabled.
+    SystemDisabled,
+    /// Its system is not configured for the tenant.
+    SystemNotConfigured,
+}
+
+/// One row of a tenant's capability matrix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapabilityEntry {
+    /// The capability.
+    pub capability: Capability,
+    /// The system that offers it.
+    pub system: TargetSystem,
+    /// Whether it may be used, and why not.
+    pub state: CapabilityState,
+    /// Its configured settings.
+    pub settings: BTreeMap<String, String>,
 }
 
 /// How to reach one system for one tenant.
@@ -277,6 +323,43 @@ impl SystemsConfig {
         })
     }
 
+    /// The capability matrix of `tenant`, in [`Capability::ALL`] order.
+    pub fn capability_matrix(&self, tenant: &str) -> Vec<CapabilityEntry> {
+        let registry = self.tenants.get(tenant).map(|t| &t.capabilities);
+        Capability::ALL
+            .into_iter()
+            .map(|capability| {
+                let system = capability.system();
+                let configured = registry.and_then(|r| r.get(capability.code()));
+                let state = match self.system(tenant, system) {
+                    None => CapabilityState::SystemNotConfigured,
+                    Some(s) if !s.enabled => CapabilityState::SystemDisabled,
+                    Some(_) if configured.is_some_and(|c| !c.enabled) => {
+                        CapabilityState::DisabledByConfiguration
+                    }
+                    Some(_) => CapabilityState::Enabled,
+                };
+                CapabilityEntry {
+                    capability,
+                    system,
+                    state,
+                    settings: configured.map(|c| c.settings.clone()).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// The capabilities `tenant` may use now: the input the quote flow and
+    /// the fulfillment plan decide with.
+    pub fn capabilities(&self, tenant: &str) -> Capabilities {
+        Capabilities::of(
+            self.capability_matrix(tenant)
+                .into_iter()
+                .filter(|e| e.state == CapabilityState::Enabled)
+                .map(|e| e.capability),
+        )
+    }
+
     /// Adds (or replaces) one system of one tenant; for tests and embedded
     /// defaults.
     pub fn with_system(mut self, tenant: &str, system: TargetSystem, config: SystemConfig) -> Self {
@@ -324,6 +407,26 @@ impl SystemsConfig {
                     )
                 })?;
                 validate_system(&key, system, config)?;
+            }
+            for (code, config) in &systems.capabilities {
+                let key = format!("tenants.{tenant}.capabilities.{code}");
+                if Capability::from_code(code).is_none() {
+                    return Err(ConfigError::new(
+                        &key,
+                        format!(
+                            "unknown capability (expected one of {})",
+                            Capability::ALL.map(Capability::code).join(", ")
+                        ),
+                    ));
+                }
+                for name in config.settings.keys() {
+                    if name.is_empty() || name.len() > 64 {
+                        return Err(ConfigError::new(
+                            format!("{key}.settings"),
+                            "setting names must be 1 to 64 bytes",
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -428,6 +531,71 @@ mod tests {
     #[test]
     fn a_valid_table_passes() {
         assert_eq!(valid().validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_capability_matrix_follows_systems_and_the_registry() {
+        let mut provisioning = SystemConfig::new("http://127.0.0.1:2");
+        provisioning.enabled = false;
+        let mut config = valid().with_system("t1", TargetSystem::Provisioning, provisioning);
+        if let Some(t) = config.tenants.get_mut("t1") {
+            t.capabilities.insert(
+                "INVENTORY_RELEASE".into(),
+                CapabilityConfig {
+                    enabled: false,
+                    settings: BTreeMap::from([("pool".into(), "east".into())]),
+                },
+            );
+        }
+        assert_eq!(config.validate(), Ok(()));
+        let matrix = config.capability_matrix("t1");
+        let state = |c: Capability| {
+            matrix
+                .iter()
+                .find(|e| e.capability == c)
+                .map(|e| (e.state, e.settings.len()))
+        };
+        assert_eq!(matrix.len(), Capability::ALL.len());
+        assert_eq!(
+            state(Capability::InventoryReserve),
+            Some((CapabilityState::Enabled, 0))
+        );
+        assert_eq!(
+            state(Capability::InventoryRelease),
+            Some((CapabilityState::DisabledByConfiguration, 1))
+        );
+        assert_eq!(
+            state(Capability::ProvisioningActivateService),
+            Some((CapabilityState::SystemDisabled, 0))
+        );
+        assert_eq!(
+            state(Capability::BillingActivateSubscription),
+            Some((CapabilityState::SystemNotConfigured, 0))
+        );
+        let enabled = config.capabilities("t1");
+        assert!(enabled.enabled(Capability::InventoryReserve));
+        assert!(!enabled.enabled(Capability::InventoryRelease));
+        assert!(!enabled.enabled(Capability::ProvisioningActivateService));
+        // A tenant with no table has nothing.
+        assert_eq!(config.capabilities("nobody"), Capabilities::default());
+    }
+
+    #[test]
+    fn an_unknown_capability_code_is_refused_by_its_key() {
+        let mut config = valid();
+        if let Some(t) = config.tenants.get_mut("t1") {
+            t.capabilities
+                .insert("inventory_reserve".into(), CapabilityConfig::default());
+        }
+        let error = config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("tenants.t1.capabilities.inventory_reserve"),
+            "{error}"
+        );
     }
 
     #[test]

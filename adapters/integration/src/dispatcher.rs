@@ -432,6 +432,9 @@ fn local_outcome(refusal: &PortError) -> CallOutcome {
             (OutcomeClass::SecurityConfiguration, "SYSTEM_NOT_CONFIGURED")
         }
         PortError::Disabled { .. } => (OutcomeClass::SecurityConfiguration, "SYSTEM_DISABLED"),
+        PortError::CapabilityDisabled { .. } => {
+            (OutcomeClass::SecurityConfiguration, "CAPABILITY_DISABLED")
+        }
         PortError::Unsupported { .. } => (OutcomeClass::Unclassified, "PURPOSE_NOT_SUPPORTED"),
     };
     CallOutcome {

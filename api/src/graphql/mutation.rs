@@ -9,6 +9,7 @@
 //! is built by [`Platform::execute`]'s builder, after the idempotency check.
 
 use async_graphql::{Context, InputObject, Object};
+use domain::capability::Capability;
 use domain::ids::{
     ArtifactId, BillingAccountId, CustomerId, LineId, OfferingId, OrderId, QuoteId, Timestamp,
 };
@@ -194,6 +195,17 @@ impl Mutation {
         };
         Ok(platform
             .execute::<QuoteDecider, _, _>(principal, command, || async {
+                // The quote flow never guesses: without account validation
+                // no quote is created (rule `capability_disabled`).
+                let validate = Capability::CrmValidateAccount;
+                if !platform.capabilities(&principal.tenant).enabled(validate) {
+                    return Err(ApiError::RuleViolation {
+                        rule: "capability_disabled",
+                        message: format!(
+                            "{validate} is disabled for this tenant: customer accounts cannot be validated"
+                        ),
+                    });
+                }
                 // CRM is asked only for a command not yet acknowledged.
                 let customer = crate::runtime::lookup_customer(
                     platform.customers.as_ref(),
@@ -506,10 +518,11 @@ impl Mutation {
             command_id,
             expected_version,
             request,
-            |platform, _| {
+            |platform, principal| {
                 Ok(QuoteCommand::Accept {
                     billing_account: BillingAccountId::new(billing_account),
                     price_book: platform.price_book.version.clone(),
+                    capabilities: platform.capabilities(&principal.tenant),
                     at: platform.timestamp(),
                 })
             },

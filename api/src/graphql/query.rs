@@ -9,8 +9,8 @@ use super::types::enums::{FalloutReason, HandoffStatus, OrderStatus, QuoteStatus
 use super::types::scalars::DateTime;
 use super::types::status::{Consumers, Dashboard};
 use super::types::{
-    AuditEntryNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me, OrderNode,
-    ProjectorStatusNode, QuoteNode, RebuildProgressNode,
+    AuditEntryNode, CapabilityNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me,
+    OrderNode, ProjectorStatusNode, QuoteNode, RebuildProgressNode,
 };
 use super::{caller, page_size};
 use crate::auth::Role;
@@ -173,6 +173,20 @@ impl Query {
             .handoff(&principal.tenant, &HandoffId::new(id), platform.now_ms())
             .map_err(ApiError::from)?;
         Ok(view.map(HandoffNode::from_view).transpose()?)
+    }
+
+    /// The tenant's capability matrix (seed 001 §10): every capability,
+    /// the system that offers it, whether the platform may use it now and
+    /// why not, and its settings. Configured per tenant under
+    /// `[systems.tenants.<tenant>.capabilities]`.
+    async fn capabilities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CapabilityNode>> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        Ok(platform
+            .systems
+            .capability_matrix(principal.tenant.as_str())
+            .into_iter()
+            .map(CapabilityNode::from)
+            .collect())
     }
 
     /// The fallout queue, oldest first: open cases by default, filtered by

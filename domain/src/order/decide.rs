@@ -380,18 +380,24 @@ fn request_snapshot(order: &Order, line: &OrderLine, purpose: Purpose) -> Reques
 fn compensation_plan(order: &Order, lines: &[&OrderLine]) -> CompensationPlan {
     let mut plan = CompensationPlan::default();
     for line in lines {
-        let undo: &[Purpose] = match line.progress.furthest_effect() {
-            None => &[],
-            Some(Step::Reservation) => &[Purpose::Release],
-            Some(Step::Provisioning) => &[Purpose::Cancel, Purpose::Release],
+        let mut undo: Vec<Purpose> = Vec::new();
+        match line.progress.furthest_effect() {
+            None => {}
             Some(Step::BillingActivation) => {
                 plan.uncompensated.push(Uncompensated {
                     line_id: line.line_id().clone(),
                     step: Step::BillingActivation,
                 });
-                &[]
             }
-        };
+            // Undo the furthest effect first, then each step before it.
+            Some(furthest) => {
+                let mut step = Some(furthest);
+                while let Some(s) = step {
+                    undo.extend(s.compensation());
+                    step = s.previous();
+                }
+            }
+        }
         plan.compensations.extend(
             undo.iter()
                 .map(|purpose| handoff_request(order, line, *purpose, 1)),

@@ -50,6 +50,17 @@ impl Step {
         }
     }
 
+    /// The compensation that undoes this step's effect, if an automatic
+    /// one exists: a reservation is released, provisioning is cancelled;
+    /// active billing is not undone automatically.
+    pub fn compensation(self) -> Option<Purpose> {
+        match self {
+            Step::Reservation => Some(Purpose::Release),
+            Step::Provisioning => Some(Purpose::Cancel),
+            Step::BillingActivation => None,
+        }
+    }
+
     /// The system the step's handoff goes to.
     pub fn target(self) -> TargetSystem {
         self.purpose().target()

@@ -3,6 +3,7 @@
 use super::model::{
     ApprovalPolicy, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteLine, SignatureEvidence,
 };
+use crate::capability::Capabilities;
 use crate::ids::{BillingAccountId, LineId, QuoteId, TenantId, Timestamp};
 
 /// A request to change a quote.
@@ -94,6 +95,9 @@ pub enum QuoteCommand {
         billing_account: BillingAccountId,
         /// The version of the price book in force when the command is made.
         price_book: String,
+        /// The tenant's capabilities now: every line's fulfillment plan
+        /// must be able to run (rule `capability_disabled`).
+        capabilities: Capabilities,
         /// When.
         at: Timestamp,
     },

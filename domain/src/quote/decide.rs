@@ -8,6 +8,7 @@ use super::model::{
     AcceptedLine, ApprovalPolicy, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteLine,
 };
 use super::state::{Approval, Quote, QuoteState};
+use crate::capability::Capabilities;
 use crate::ids::{BillingAccountId, LineId, Timestamp};
 use std::collections::BTreeSet;
 
@@ -96,10 +97,11 @@ pub(super) fn decide(
             C::Accept {
                 billing_account,
                 price_book,
+                capabilities,
                 at,
             },
             QuoteState::Open(quote),
-        ) => accept(quote, billing_account, price_book, *at),
+        ) => accept(quote, billing_account, price_book, capabilities, *at),
         (C::Expire { at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteExpired { at: *at }]),
         (C::Withdraw { reason, at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteWithdrawn {
             reason: reason.clone(),
@@ -288,10 +290,20 @@ fn accept(
     quote: &Quote,
     billing_account: &BillingAccountId,
     book_in_force: &str,
+    capabilities: &Capabilities,
     at: Timestamp,
 ) -> Result<Vec<QuoteEvent>, QuoteError> {
     if quote.drift.is_some() {
         return Err(QuoteError::CustomerDriftUnresolved);
+    }
+    // Every line runs the same plan today: the first line names the rule.
+    if let (Some(capability), Some(line)) =
+        (capabilities.missing_for_fulfillment(), quote.lines.first())
+    {
+        return Err(QuoteError::CapabilityDisabled {
+            line_id: line.line_id.to_string(),
+            capability,
+        });
     }
     let price = current_price(quote)?;
     if !price.is_valid_at(at) {

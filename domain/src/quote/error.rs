@@ -85,6 +85,15 @@ pub enum QuoteError {
     /// Customer drift was reported and not revalidated.
     #[error("customer drift is unresolved")]
     CustomerDriftUnresolved,
+    /// A line's fulfillment needs a capability the tenant has disabled:
+    /// the order would be captured with a step nothing may send.
+    #[error("line `{line_id}` needs capability {capability}, which is disabled for this tenant")]
+    CapabilityDisabled {
+        /// The first line that needs it.
+        line_id: String,
+        /// The disabled capability.
+        capability: crate::capability::Capability,
+    },
     /// A line's offering is not in the price book in force.
     #[error("offering `{0}` is not in the price book")]
     OfferingNotPriced(String),
@@ -130,6 +139,7 @@ impl RuleViolation for QuoteError {
             QuoteError::SignatureForAnotherArtifact => "signature_for_another_artifact",
             QuoteError::SignatureForAnotherRevision => "signature_for_another_revision",
             QuoteError::CustomerDriftUnresolved => "customer_drift_unresolved",
+            QuoteError::CapabilityDisabled { .. } => "capability_disabled",
             QuoteError::OfferingNotPriced(_) => "offering_not_in_price_book",
             QuoteError::InvalidDiscount => "invalid_discount",
             QuoteError::TooManyOptions => "too_many_options",

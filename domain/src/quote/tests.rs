@@ -9,6 +9,7 @@ fn accept() -> QuoteCommand {
     QuoteCommand::Accept {
         billing_account: billing_account(),
         price_book: PRICE_BOOK.to_owned(),
+        capabilities: crate::capability::Capabilities::all(),
         at: at(10_000),
     }
 }
@@ -501,6 +502,7 @@ fn accept_is_refused_when_the_price_is_stale() {
     let late = QuoteCommand::Accept {
         billing_account: BillingAccountId::new("ba-1"),
         price_book: PRICE_BOOK.to_owned(),
+        capabilities: crate::capability::Capabilities::all(),
         at: T0.plus_millis(PRICE_VALIDITY_MS),
     };
     Given::<QuoteDecider>::events(quote_ready_to_accept())
@@ -514,6 +516,7 @@ fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
     let under = |book: &str| QuoteCommand::Accept {
         billing_account: billing_account(),
         price_book: book.to_owned(),
+        capabilities: crate::capability::Capabilities::all(),
         at: at(10_000),
     };
     let superseded = QuoteError::PriceBookSuperseded {
@@ -872,4 +875,47 @@ fn price_book_superseded_reads_the_price_book_not_the_pricing_policy_version() {
             in_force: PRICE_BOOK.to_owned(),
         })
     );
+}
+
+#[test]
+fn capability_disabled_a_line_whose_plan_cannot_run_is_not_accepted() {
+    use crate::capability::{Capabilities, Capability};
+    use crate::decider::RuleViolation;
+    let accept_with = |capabilities: Capabilities| QuoteCommand::Accept {
+        billing_account: billing_account(),
+        price_book: PRICE_BOOK.to_owned(),
+        capabilities,
+        at: at(10_000),
+    };
+    let error = QuoteError::CapabilityDisabled {
+        line_id: quote_ready_to_accept_first_line(),
+        capability: Capability::ProvisioningCancelService,
+    };
+    assert_eq!(error.rule(), "capability_disabled");
+    Given::<QuoteDecider>::events(quote_ready_to_accept())
+        .when(accept_with(
+            Capabilities::all().without(Capability::ProvisioningCancelService),
+        ))
+        .then_err(error);
+    // Without the CRM the plan still runs: validation happened at creation.
+    let accepted = Given::<QuoteDecider>::events(quote_ready_to_accept())
+        .when(accept_with(
+            Capabilities::all().without(Capability::CrmValidateAccount),
+        ))
+        .result();
+    assert!(accepted.is_ok(), "{accepted:?}");
+}
+
+fn quote_ready_to_accept_first_line() -> String {
+    let state = quote_ready_to_accept()
+        .iter()
+        .fold(QuoteDecider::initial(), QuoteDecider::evolve);
+    match state {
+        QuoteState::Open(quote) => quote
+            .lines
+            .first()
+            .map(|l| l.line_id.to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }

@@ -87,6 +87,7 @@ pub(crate) async fn run_flow(path: &CommandPath, i: usize, lines: usize) -> Resu
     commands.push(QuoteCommand::Accept {
         billing_account: billing_account(),
         price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
+        capabilities: domain::capability::Capabilities::all(),
         at: at(10_000),
     });
     let mut written = 0u64;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod access;
+mod capabilities;
 mod console;
 mod damaged_log;
 mod errors;

@@ -8,6 +8,7 @@
 //! | read timeout (sent, answer lost) | `Unknown` |
 //! | connection lost after sending, body unreadable | `Unknown` |
 
+use domain::capability::{Capabilities, Capability};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ struct Endpoint {
 /// Every configured system of every tenant, reachable over HTTP.
 pub struct HttpSystems {
     endpoints: HashMap<(String, TargetSystem), Endpoint>,
+    capabilities: HashMap<String, Capabilities>,
     clock: SharedClock,
 }
 
@@ -143,7 +145,16 @@ impl HttpSystems {
                 );
             }
         }
-        Ok(Self { endpoints, clock })
+        let capabilities = config
+            .tenants
+            .keys()
+            .map(|tenant| (tenant.clone(), config.capabilities(tenant)))
+            .collect();
+        Ok(Self {
+            endpoints,
+            capabilities,
+            clock,
+        })
     }
 
     fn endpoint(&self, tenant: &str, system: TargetSystem) -> Result<&Endpoint, PortError> {
@@ -172,6 +183,19 @@ impl HttpSystems {
 
     async fn execute_call(&self, call: &ExternalCall) -> Result<CallOutcome, PortError> {
         let endpoint = self.endpoint(call.tenant.as_str(), call.system)?;
+        // A request is never sent for a capability the registry turns off
+        // (acceptance refuses such lines; this covers a change since).
+        let capability = Capability::of_purpose(call.purpose);
+        if !self
+            .capabilities
+            .get(call.tenant.as_str())
+            .is_some_and(|c| c.enabled(capability))
+        {
+            return Err(PortError::CapabilityDisabled {
+                tenant: call.tenant.to_string(),
+                capability,
+            });
+        }
         let (path, body) = execute_request(call)?;
         // The breaker was consulted by `ready` before the dispatch was
         // recorded; a recorded dispatch always makes its one call.

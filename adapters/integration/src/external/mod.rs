@@ -155,6 +155,14 @@ pub enum PortError {
         /// The system.
         system: TargetSystem,
     },
+    /// The tenant's capability registry turns this purpose off.
+    #[error("{capability} is disabled for tenant {tenant}")]
+    CapabilityDisabled {
+        /// The tenant.
+        tenant: String,
+        /// The capability.
+        capability: domain::capability::Capability,
+    },
     /// The system does not offer this purpose.
     #[error("{system} does not support {purpose}")]
     Unsupported {

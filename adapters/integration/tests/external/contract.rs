@@ -13,8 +13,8 @@ use domain::outcome::OutcomeClass as C;
 use integration::config::SystemsConfig;
 use integration::crm::{CrmError, CustomerDirectory, HttpCustomerDirectory};
 use integration::external::{
-    billing, inventory, provisioning, ExternalCall, HandoffPort, HttpSystems, StatusAnswer,
-    StatusQuery,
+    billing, inventory, provisioning, ExternalCall, HandoffPort, HttpSystems, PortError,
+    StatusAnswer, StatusQuery,
 };
 use simulators::{Fault, Script, SimulatorOptions, Simulators};
 
@@ -543,4 +543,57 @@ fn a_fault_mix_parses_from_its_names_and_refuses_unknown_ones() {
     assert!("BusinessReject=9000,DropCallback=2000"
         .parse::<simulators::FaultMix>()
         .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_a_capability_the_registry_turns_off_is_never_sent() {
+    let s = setup().await;
+    let mut config = s.config.clone();
+    if let Some(t) = config.tenants.get_mut("t1") {
+        t.capabilities.insert(
+            "INVENTORY_RELEASE".into(),
+            integration::config::CapabilityConfig {
+                enabled: false,
+                settings: Default::default(),
+            },
+        );
+    }
+    let port = HttpSystems::from_config(&config, Arc::new(SystemClock)).unwrap();
+    let before = s.sims.requests(TargetSystem::Inventory);
+    let refused = port
+        .execute(&call(
+            TargetSystem::Inventory,
+            Purpose::Release,
+            "t1:o1:l1:inventory:release:1",
+            RequestSnapshot::default(),
+        ))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(PortError::CapabilityDisabled {
+                capability: domain::capability::Capability::InventoryRelease,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        s.sims.requests(TargetSystem::Inventory),
+        before,
+        "no request left"
+    );
+    // The reservation, still enabled, is sent.
+    let sent = port
+        .execute(&call(
+            TargetSystem::Inventory,
+            Purpose::Reserve,
+            "t1:o1:l1:inventory:reserve:1",
+            RequestSnapshot::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sent.class, C::Succeeded);
+    assert_eq!(s.sims.requests(TargetSystem::Inventory), before + 1);
+    s.sims.shutdown().await;
 }

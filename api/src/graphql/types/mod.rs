@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod audit;
+mod capability;
 mod command;
 pub mod enums;
 mod fallout;
@@ -14,6 +15,7 @@ pub mod scalars;
 pub mod status;
 
 pub use audit::{may_read_payload, AuditEntryNode};
+pub use capability::CapabilityNode;
 pub use command::CommandResult;
 pub use fallout::FalloutCaseNode;
 pub use handoff::HandoffNode;
