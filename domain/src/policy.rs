@@ -306,11 +306,14 @@ fn react_to_handoff(input: &PolicyInput<'_>, event: &HandoffEvent) -> Vec<Policy
         HandoffEvent::HandoffRejected {
             subject, reason, ..
         } => (subject, raise_fallout(input, subject, *reason)),
+        // Every fallout of a forward step is raised on its line, "local
+        // impossible" too: the order decides whether the line still waits
+        // on this handoff (a callback that never matched a sent request)
+        // or has moved on (an outcome contradicting a recorded one; the
+        // order refuses, and the case stays the handoff's).
         HandoffEvent::HandoffFalloutRaised {
             subject, reason, ..
-        } if *reason != FalloutReason::LocalImpossible => {
-            (subject, raise_fallout(input, subject, *reason))
-        }
+        } => (subject, raise_fallout(input, subject, *reason)),
         _ => return Vec::new(),
     };
     if !is_forward(subject) {

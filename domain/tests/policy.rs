@@ -229,23 +229,36 @@ fn a_rejected_handoff_raises_fallout_on_its_order_line() {
 }
 
 #[test]
-fn unknown_outcomes_and_local_impossible_fallout_of_a_forward_step_issue_nothing() {
+fn an_unknown_outcome_of_a_forward_step_issues_nothing() {
     let reserve = subject("l1", Purpose::Reserve, 1);
     let unknown = HandoffEvent::HandoffOutcomeUnknown {
         observation: observation(&reserve, OutcomeClass::Unknown, ObservationSource::Dispatch),
     };
+    assert!(react(&input(TriggerEvent::Handoff(&unknown))).is_empty());
+}
+
+#[test]
+fn local_impossible_fallout_of_a_forward_step_is_raised_on_its_line_for_the_order_to_decide() {
+    // A callback that never matched a sent request leaves the line waiting
+    // on a closed handoff: the line must fall out, or the order is stuck.
+    // When the line has moved on, the order refuses the command.
+    let reserve = subject("l1", Purpose::Reserve, 1);
     let impossible = HandoffEvent::HandoffFalloutRaised {
-        subject: reserve,
+        subject: reserve.clone(),
         reason: FalloutReason::LocalImpossible,
         observation: None,
         at: at(1),
     };
-    for event in [unknown, impossible] {
-        assert!(
-            react(&input(TriggerEvent::Handoff(&event))).is_empty(),
-            "{event:?}"
-        );
-    }
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Handoff(&impossible)))),
+        [&OrderCommand::RaiseFallout {
+            line_id: line_id("l1"),
+            handoff_id: reserve.handoff_id(),
+            attempt: 1,
+            reason: FalloutReason::LocalImpossible,
+            at: at(99),
+        }]
+    );
 }
 
 #[test]

@@ -39,7 +39,10 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // version 2, ADR 0013).
         // 3: an acceptance carries the id of the order it captures.
         "quotes" => 3,
-        "orders" | "handoffs" | "fallout" | "audit" => 1,
+        // 2: a "local impossible" case the line holds offers the line's
+        // actions.
+        "fallout" => 2,
+        "orders" | "handoffs" | "audit" => 1,
         _ => 0,
     }
 }

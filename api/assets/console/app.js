@@ -208,7 +208,7 @@ const CASE = `query Case($id: String!) {
     observations { class rawCode rawLabel source observedAt }
     calls { at source operation httpStatus latencyMs request response class rawCode }
     falloutCase {
-      orderId lineId step reason attempt ageMs status allowedActions
+      orderId lineId step reason attempt ageMs status allowedActions lineInFallout
       evidence { rawCode rawLabel externalReference source }
       resolution { resolvedBy at how { kind reference note reason } }
     }
@@ -224,7 +224,34 @@ const RESOLVE = `mutation Resolve($commandId: String!, $orderId: String!, $lineI
   }
 }`;
 
-function actionForm(kase, action, outcome) {
+const RESOLVE_ON_HANDOFF = `mutation ResolveOnHandoff($commandId: String!, $handoffId: String!,
+    $reference: String!, $note: String!) {
+  resolveHandoffFallout(commandId: $commandId, handoffId: $handoffId, reference: $reference,
+      note: $note) {
+    version deduplicated correlationId
+    auditTrail(first: 50) { nodes { position streamId eventType } }
+  }
+}`;
+
+/**
+ * Runs one action on a case: on the order when its line holds the case,
+ * else (a failed compensation, a contradicted outcome) on the handoff.
+ */
+async function resolveCase(kase, handoffId, action, values, intent) {
+  if (!kase.lineInFallout && action === 'EXTERNAL_RESOLUTION') {
+    const data = await gql(RESOLVE_ON_HANDOFF, {
+      commandId: intent, handoffId, reference: values.reference || '', note: values.note || '',
+    });
+    return data.resolveHandoffFallout;
+  }
+  const data = await gql(RESOLVE, {
+    commandId: intent, orderId: kase.orderId, lineId: kase.lineId, action,
+    reference: values.reference || null, note: values.note || null,
+  });
+  return data.resolveFallout;
+}
+
+function actionForm(kase, handoffId, action, outcome) {
   const fields = [];
   if (action === 'EXTERNAL_RESOLUTION') {
     fields.push(h('label', {}, 'Reference', h('input', { name: 'reference', required: true })));
@@ -242,13 +269,9 @@ function actionForm(kase, action, outcome) {
     if (!window.confirm(`${action} on line ${kase.lineId} of order ${kase.orderId}?`)) return;
     const values = Object.fromEntries(new FormData(form));
     try {
-      const data = await gql(RESOLVE, {
-        commandId: intent, orderId: kase.orderId, lineId: kase.lineId, action,
-        reference: values.reference || null, note: values.note || null,
-      });
-      const result = data.resolveFallout;
+      const result = await resolveCase(kase, handoffId, action, values, intent);
       outcome.replaceChildren(
-        h('div', { class: 'ok', role: 'status' }, `Done: the order is at version ${result.version}.`),
+        h('div', { class: 'ok', role: 'status' }, `Done: the case's stream is at version ${result.version}.`),
         h('h2', {}, 'Events the action caused'),
         table(['Position', 'Stream', 'Event'],
           result.auditTrail.nodes.map((e) => [String(e.position), e.streamId, e.eventType]), 'None yet.'));
@@ -273,7 +296,7 @@ async function casePage(id) {
   const kase = handoff.falloutCase;
   const outcome = h('div', { id: 'case-outcome', 'aria-live': 'polite' });
   const actions = can('operate') && kase.status === 'OPEN'
-    ? kase.allowedActions.map((a) => actionForm(kase, a, outcome))
+    ? kase.allowedActions.map((a) => actionForm(kase, handoff.id, a, outcome))
     : [];
   show(
     h('h1', {}, `Fallout case ${id}`),

@@ -14,7 +14,7 @@ pub mod types;
 use std::sync::Arc;
 
 use async_graphql::{Context, Schema};
-use domain::ids::{order_stream, quote_stream, OrderId, QuoteId};
+use domain::ids::{handoff_stream, order_stream, quote_stream, HandoffId, OrderId, QuoteId};
 
 use crate::auth::{Principal, Role};
 use crate::config::GraphqlLimits;
@@ -136,6 +136,15 @@ impl CommandTarget {
             stream_id: order_stream(&id),
             id: id.to_string(),
             existing: Some("order"),
+        }
+    }
+
+    /// An existing handoff of the caller's tenant.
+    pub fn existing_handoff(id: HandoffId) -> Self {
+        Self {
+            stream_id: handoff_stream(&id),
+            id: id.to_string(),
+            existing: Some("handoff"),
         }
     }
 

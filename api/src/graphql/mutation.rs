@@ -10,14 +10,16 @@
 
 use async_graphql::{Context, InputObject, Object};
 use domain::capability::Capability;
+use domain::handoff::HandoffCommand;
 use domain::ids::{
-    ArtifactId, BillingAccountId, CustomerId, LineId, OfferingId, OrderId, QuoteId, Timestamp,
+    ArtifactId, BillingAccountId, CustomerId, HandoffId, LineId, OfferingId, OrderId, QuoteId,
+    Timestamp,
 };
 use domain::money::Percent;
 use domain::order::{OrderCommand, Resolution};
 use domain::quote::limits::{MAX_OPTIONS_PER_LINE, MAX_TERM_MONTHS};
 use domain::quote::{price_command, ProposalArtifact, QuoteCommand, QuoteLine, SignatureEvidence};
-use domain::{OrderDecider, QuoteDecider};
+use domain::{HandoffDecider, OrderDecider, QuoteDecider};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
@@ -636,6 +638,68 @@ impl Mutation {
             },
         )
         .await
+    }
+
+    /// Closes a fallout case that no order line holds: a failed
+    /// compensation (a release or cancel the target refused), or an
+    /// outcome that contradicts one already recorded. The operator records
+    /// how it was resolved outside the platform (`reference`: the ticket
+    /// or the target's id, at most 256 bytes; `note`: at most 2,000
+    /// bytes); the handoff is closed and the case leaves the queue. A case
+    /// the line holds (`lineInFallout`) is refused with the rule
+    /// `line_holds_fallout`: resolve it with `resolveFallout`, which also
+    /// moves the line on.
+    async fn resolve_handoff_fallout(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        handoff_id: String,
+        expected_version: Option<u64>,
+        reference: String,
+        note: String,
+    ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) = caller(ctx, Role::Operator, "operate orders")?;
+        input::id("handoffId", &handoff_id)?;
+        input::label("reference", &reference, input::MAX_LABEL_BYTES)?;
+        input::reason("note", &note)?;
+        if reference.trim().is_empty() || note.trim().is_empty() {
+            return Err(ApiError::validation(
+                "reference",
+                "a reference and a note are required for an external resolution",
+            )
+            .into());
+        }
+        let request = serde_json::json!({"mutation": "resolveHandoffFallout", "handoffId": handoff_id, "reference": reference, "note": note});
+        let id = HandoffId::new(handoff_id);
+        let command = ClientCommand {
+            command_id: &command_id,
+            target: CommandTarget::existing_handoff(id.clone()),
+            expected_version,
+            request,
+        };
+        Ok(platform
+            .execute::<HandoffDecider, _, _>(principal, command, || async {
+                let case = platform
+                    .read
+                    .fallout_case(&principal.tenant, &id, platform.now_ms())
+                    .map_err(ApiError::from)?;
+                if let Some(case) = case.filter(|c| c.case.line_fallout) {
+                    return Err(ApiError::RuleViolation {
+                        rule: "line_holds_fallout",
+                        message: format!(
+                            "line `{}` of order `{}` holds this case: resolve it with resolveFallout",
+                            case.case.line_id, case.case.order_id
+                        ),
+                    });
+                }
+                Ok(HandoffCommand::Resolve {
+                    operator: principal.name.clone(),
+                    note: format!("resolved externally: {reference}: {note}"),
+                    at: platform.timestamp(),
+                })
+            })
+            .await?
+            .into())
     }
 
     /// Runs reconciliation now and returns what it checked and changed.

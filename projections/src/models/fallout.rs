@@ -334,8 +334,14 @@ pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, Fol
     }
 }
 
-fn allowed(purpose: Purpose, reason: FalloutReason) -> Vec<FalloutAction> {
-    if Step::of_purpose(purpose).is_some() && reason != FalloutReason::LocalImpossible {
+/// What an operator may do with a case: a forward step's case the line
+/// holds (or will hold: every fallout but "local impossible" is raised on
+/// the line) takes a new attempt, an external resolution or the line's
+/// cancellation; any other case (a failed compensation, a contradicted
+/// outcome) only an external resolution, recorded on the handoff.
+fn allowed(purpose: Purpose, reason: FalloutReason, line_fallout: bool) -> Vec<FalloutAction> {
+    let line_holds = line_fallout || reason != FalloutReason::LocalImpossible;
+    if Step::of_purpose(purpose).is_some() && line_holds {
         vec![
             FalloutAction::NewAttempt,
             FalloutAction::RecordExternalResolution,
@@ -459,8 +465,9 @@ impl Projector for FalloutProjector {
                             if let Some(o) = observation {
                                 set_evidence(case, o);
                             }
-                            case.allowed_actions = allowed(case.purpose, reason);
                         }
+                        case.allowed_actions =
+                            allowed(case.purpose, case.reason, case.line_fallout);
                         case.updated_at = case.updated_at.max(at);
                     }
                     _ => {
@@ -485,7 +492,7 @@ impl Projector for FalloutProjector {
                             opened_at: at,
                             line_fallout: from_line,
                             status: CaseStatus::Open,
-                            allowed_actions: allowed(purpose, reason),
+                            allowed_actions: allowed(purpose, reason, from_line),
                             resolution: None,
                             updated_at: at,
                         };

@@ -22,7 +22,7 @@ const QUERIES: [&str; 13] = [
     "node",
     "events",
 ];
-const MUTATIONS: [&str; 17] = [
+const MUTATIONS: [&str; 18] = [
     "createQuote",
     "addQuoteLine",
     "changeQuoteLine",
@@ -36,6 +36,7 @@ const MUTATIONS: [&str; 17] = [
     "withdrawQuote",
     "cancelOrder",
     "resolveFallout",
+    "resolveHandoffFallout",
     "triggerReconciliation",
     "verifyLog",
     "rebuildProjection",
@@ -46,7 +47,7 @@ const MUTATIONS: [&str; 17] = [
 fn allowed(operation: &str, role: &str) -> bool {
     match operation {
         "events" | "verifyLog" | "rebuildProjection" | "resetConsumer" => role == "admin",
-        "cancelOrder" | "resolveFallout" | "triggerReconciliation" => {
+        "cancelOrder" | "resolveFallout" | "resolveHandoffFallout" | "triggerReconciliation" => {
             matches!(role, "operator" | "admin")
         }
         op if MUTATIONS.contains(&op) => matches!(role, "sales" | "admin"),
@@ -393,6 +394,20 @@ async fn attempt(client: &Client, token: &str, operation: &str, target: &Fixture
                 )
                 .await,
         ),
+        "resolveHandoffFallout" => seen_mutation(
+            client
+                .run::<ops::ResolveHandoffFallout>(
+                    token,
+                    ops::resolve_handoff_fallout::Variables {
+                        command_id: cmd(),
+                        handoff_id: "h-missing".to_owned(),
+                        expected_version: None,
+                        reference: "INC-1".to_owned(),
+                        note: "test".to_owned(),
+                    },
+                )
+                .await,
+        ),
         "triggerReconciliation" => seen_global(
             client
                 .run::<ops::TriggerReconciliation>(token, ops::trigger_reconciliation::Variables {})
@@ -470,7 +485,7 @@ fn names_own_object(operation: &str) -> bool {
 fn names_missing_object(operation: &str) -> bool {
     matches!(
         operation,
-        "order" | "handoff" | "cancelOrder" | "resolveFallout"
+        "order" | "handoff" | "cancelOrder" | "resolveFallout" | "resolveHandoffFallout"
     )
 }
 

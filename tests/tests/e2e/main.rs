@@ -17,4 +17,5 @@ mod links;
 mod live;
 mod metrics;
 mod price_book;
+mod repair;
 mod restart;

@@ -1,0 +1,148 @@
+//! Every open fallout case can be closed by an operator. A case the
+//! order's line holds (a forward step) is resolved on the order
+//! (`resolveFallout`); a case no line holds (a failed compensation, or an
+//! outcome contradicting a recorded one) is resolved on its handoff
+//! (`resolveHandoffFallout`), which refuses a case the line holds.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tests::{unique, Server};
+
+const CASES: &str = "query($resolved: Boolean) { fallout(resolved: $resolved, first: 50) {
+  nodes { handoffId orderId lineId purpose lineInFallout allowedActions status
+          resolution { resolvedBy handoffNote how { kind note } } } } }";
+
+/// Polls the fallout queue until `pick` finds a case; panics after 60 s.
+async fn case(server: &Server, resolved: bool, pick: impl Fn(&Value) -> bool) -> Value {
+    let token = server.token("operator");
+    let started = Instant::now();
+    loop {
+        let (_, body) = server
+            .client
+            .raw(&token, CASES, json!({ "resolved": resolved }))
+            .await;
+        let nodes = body["data"]["fallout"]["nodes"].as_array().cloned();
+        if let Some(found) = nodes.iter().flatten().find(|c| pick(c)) {
+            return found.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no such case; the queue shows {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn resolve_on_handoff(server: &Server, command_id: &str, handoff_id: &str) -> Value {
+    let (_, body) = server
+        .client
+        .raw(
+            &server.token("operator"),
+            "mutation($c: String!, $h: String!) { resolveHandoffFallout(commandId: $c,
+               handoffId: $h, reference: \"INC-42\", note: \"released by hand in inventory\") {
+               correlationId } }",
+            json!({ "c": command_id, "h": handoff_id }),
+        )
+        .await;
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_the_order() {
+    let server = Server::start();
+    let operator = server.token("operator");
+    server
+        .script_simulator("provisioning", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-repair", &["fiber-1g"])
+        .await
+        .unwrap();
+
+    // Provisioning rejects: the line holds the case.
+    let held = case(&server, false, |c| {
+        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
+    })
+    .await;
+    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
+    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    let refused = resolve_on_handoff(
+        &server,
+        &unique("held"),
+        held["handoffId"].as_str().unwrap_or_default(),
+    )
+    .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["rule"], "line_holds_fallout",
+        "{refused}"
+    );
+
+    // The operator cancels the line; the reservation's release is rejected.
+    server
+        .script_simulator("inventory", &["BusinessReject"])
+        .await;
+    let (_, body) = server
+        .client
+        .raw(
+            &operator,
+            "mutation($c: String!, $o: String!, $l: String!) { resolveFallout(commandId: $c,
+               orderId: $o, lineId: $l, action: CANCEL_LINE, note: \"customer withdrew\") {
+               correlationId } }",
+            json!({ "c": unique("cancel"), "o": order_id, "l": line_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let release = case(&server, false, |c| c["purpose"] == "RELEASE").await;
+    assert_eq!(release["lineInFallout"], false, "{release}");
+    assert_eq!(release["allowedActions"], json!(["EXTERNAL_RESOLUTION"]));
+    let release_id = release["handoffId"].as_str().unwrap_or_default().to_owned();
+
+    // The order has no fallout left to resolve...
+    let (_, body) = server
+        .client
+        .raw(
+            &operator,
+            "mutation($c: String!, $o: String!, $l: String!) { resolveFallout(commandId: $c,
+               orderId: $o, lineId: $l, action: EXTERNAL_RESOLUTION, reference: \"INC-42\",
+               note: \"x\") { correlationId } }",
+            json!({ "c": unique("order"), "o": order_id, "l": line_id }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RULE_VIOLATION",
+        "{body}"
+    );
+
+    // ...so the case is closed on its handoff, once, whatever the retries.
+    let command_id = unique("release");
+    let first = resolve_on_handoff(&server, &command_id, &release_id).await;
+    assert!(first["errors"].is_null(), "{first}");
+    let again = resolve_on_handoff(&server, &command_id, &release_id).await;
+    assert_eq!(
+        again["data"], first["data"],
+        "a retry gets the first outcome"
+    );
+    let closed = case(&server, true, |c| c["handoffId"] == release_id.as_str()).await;
+    assert_eq!(closed["status"], "RESOLVED", "{closed}");
+    assert_eq!(closed["resolution"]["resolvedBy"], "demo-operator");
+    assert!(
+        closed["resolution"].to_string().contains("INC-42")
+            && closed["resolution"]
+                .to_string()
+                .contains("released by hand"),
+        "{closed}"
+    );
+    let (_, open) = server
+        .client
+        .raw(&operator, CASES, json!({ "resolved": false }))
+        .await;
+    assert_eq!(open["data"]["fallout"]["nodes"], json!([]), "{open}");
+    // Nothing repeated: a second, new command is refused by the handoff.
+    let twice = resolve_on_handoff(&server, &unique("twice"), &release_id).await;
+    assert_eq!(
+        twice["errors"][0]["extensions"]["code"], "RULE_VIOLATION",
+        "{twice}"
+    );
+}
