@@ -477,8 +477,13 @@ pub fn sla_policy(config: &ServerConfig) -> projections::SlaPolicy {
     }
 }
 
-/// Maps a CRM refusal for the API: an unknown customer is `NOT_FOUND`, an
-/// ineligible one a rule violation, anything else internal.
+/// Maps a CRM refusal for the API, per the CRM failure policy (seed 001
+/// §11.2): an unknown customer is `NOT_FOUND`; an ineligible one (suspended,
+/// closed) a rule violation; a CRM that does not answer now (timeout, 5xx,
+/// 429) `UNAVAILABLE`, retryable with the same command id since nothing
+/// was recorded; a CRM that answers something unusable (shape, unmapped
+/// code, refused credentials, not configured) `UPSTREAM_ERROR`, for
+/// operations. Never `INTERNAL`: none of these is the platform's fault.
 pub fn crm_error(error: CrmError) -> ApiError {
     match error {
         CrmError::NotFound => ApiError::NotFound("customer".to_owned()),
@@ -486,7 +491,14 @@ pub fn crm_error(error: CrmError) -> ApiError {
             rule: "customer_not_eligible",
             message: error.to_string(),
         },
-        other => ApiError::internal(format!("CRM lookup failed: {other}")),
+        CrmError::Unavailable { ref raw_code, .. } => ApiError::Unavailable {
+            system: "crm",
+            detail: raw_code.clone(),
+        },
+        other => ApiError::Upstream {
+            system: "crm",
+            detail: other.to_string(),
+        },
     }
 }
 

@@ -693,8 +693,10 @@ impl Clients {
     }
 
     /// Sends a command until it is answered: transport failures and 5xx
-    /// are retried with the same body (so the same command id); so is
-    /// `INTERNAL` during the run (`count`), never when re-sending.
+    /// are retried with the same body (so the same command id); so are
+    /// `INTERNAL` and the external-system failures (`UNAVAILABLE`,
+    /// `UPSTREAM_ERROR`, e.g. CRM under the fault mix) during the run
+    /// (`count`), never when re-sending.
     async fn send(&self, kind: Kind, body: &Value, count: bool) -> Answer {
         if count {
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -714,7 +716,12 @@ impl Clients {
                 Ok((status, json)) => match classify(kind, status, &json) {
                     Ok(outcome) => break Answer::Ok(outcome),
                     Err((code, message))
-                        if count && code == "INTERNAL" && internal < MAX_INTERNAL =>
+                        if count
+                            && matches!(
+                                code.as_str(),
+                                "INTERNAL" | "UNAVAILABLE" | "UPSTREAM_ERROR"
+                            )
+                            && internal < MAX_INTERNAL =>
                     {
                         internal += 1;
                         if count {

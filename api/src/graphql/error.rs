@@ -49,6 +49,24 @@ pub enum ApiError {
         /// What was attempted.
         action: &'static str,
     },
+    /// An external system the request needs did not answer now (a
+    /// timeout, a 5xx, a 429): nothing was recorded, and the client may
+    /// retry the same command (same `commandId`) later.
+    Unavailable {
+        /// The system, e.g. `crm`.
+        system: &'static str,
+        /// What it answered, as evidence (no payload).
+        detail: String,
+    },
+    /// An external system answered something the platform cannot use (an
+    /// unexpected shape, an unmapped code, refused credentials): retrying
+    /// will not help until operations fix it; the detail is logged.
+    Upstream {
+        /// The system, e.g. `crm`.
+        system: &'static str,
+        /// What it answered, as evidence (no payload).
+        detail: String,
+    },
     /// Anything else; the detail goes to the log only.
     Internal(String),
 }
@@ -81,6 +99,12 @@ impl ApiError {
             ApiError::NotFound(what) => format!("{what} not found"),
             ApiError::Unauthenticated => "a valid bearer token is required".to_owned(),
             ApiError::Forbidden { role, action } => format!("the `{role}` role may not {action}"),
+            ApiError::Unavailable { system, detail } => format!(
+                "{system} did not answer now ({detail}): nothing was recorded; retry the same command later"
+            ),
+            ApiError::Upstream { system, .. } => format!(
+                "{system} answered something the platform cannot use; operations have the detail"
+            ),
             ApiError::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -95,6 +119,8 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
             ApiError::Forbidden { .. } => "FORBIDDEN",
+            ApiError::Unavailable { .. } => "UNAVAILABLE",
+            ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -161,6 +187,25 @@ impl From<ApiError> for async_graphql::Error {
                     e.set("actual", actual);
                 })
             }
+            ApiError::Unavailable { system, .. } => {
+                let system = *system;
+                base.extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("system", system);
+                    e.set("retryable", true);
+                })
+            }
+            ApiError::Upstream { system, detail } => {
+                let correlation = ulid::Ulid::new().to_string();
+                tracing::warn!(correlation_id = %correlation, system = *system, %detail, "external system answered something unusable");
+                let system = *system;
+                base.extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("system", system);
+                    e.set("retryable", false);
+                    e.set("correlationId", correlation.clone());
+                })
+            }
             ApiError::Validation { field, .. } => {
                 let field = field.clone();
                 base.extend_with(|_, e| {
@@ -190,6 +235,20 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_internal_error_carries_only_its_code_and_a_correlation_id() {
+        let error: async_graphql::Error = ApiError::internal("disk on fire at /var/x").into();
+        assert_eq!(error.message, "internal error");
+        let extensions = serde_json::to_value(&error.extensions).unwrap_or_default();
+        let keys: Vec<&String> = extensions
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys, ["code", "correlationId"], "{extensions}");
+        assert_eq!(extensions["code"], "INTERNAL");
+        assert_eq!(extensions["correlationId"].as_str().map(str::len), Some(26));
+    }
 
     #[test]
     fn an_event_over_the_logs_limits_is_validation_not_internal() {

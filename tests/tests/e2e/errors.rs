@@ -366,22 +366,60 @@ async fn a_weaker_role_is_forbidden() {
 }
 
 #[tokio::test]
-async fn internal_errors_carry_only_a_correlation_id() {
-    // CRM failing with a server error during createQuote is an internal
-    // failure: the client gets a correlation id, the detail stays in the log.
+async fn crm_failures_follow_the_failure_policy_and_are_never_internal() {
+    // CRM answering 5xx (after the adapter's own tries) is UNAVAILABLE:
+    // nothing was recorded, and the same command succeeds once CRM is back.
     let server = Server::start();
+    let sales = server.token("sales");
     server.script_simulator("crm", &["ServerError"; 8]).await;
+    let command_id = unique("create");
     let error = server
         .client
-        .create_quote(&server.token("sales"), &unique("create"), "cust-1")
+        .create_quote(&sales, &command_id, "cust-1")
         .await
         .expect_err("CRM answered 500, so createQuote must fail");
-    assert_eq!(error.code(), "INTERNAL", "{error:?}");
-    assert_eq!(error.message, "internal error");
-    let correlation = error.extensions["correlationId"].as_str().unwrap();
-    assert_eq!(correlation.len(), 26, "a ULID: {correlation}");
-    let keys: Vec<_> = error.extensions.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 2, "only code and correlationId: {keys:?}");
+    assert_eq!(error.code(), "UNAVAILABLE", "{error:?}");
+    assert_eq!(error.extensions["retryable"], true);
+    assert_eq!(error.extensions["system"], "crm");
+    assert!(
+        error.message.contains("retry the same command"),
+        "{}",
+        error.message
+    );
+    // The scripted failures run out: CRM is back.
+    let mut created = None;
+    for _ in 0..40 {
+        match server
+            .client
+            .create_quote(&sales, &command_id, "cust-1")
+            .await
+        {
+            Ok(quote) => {
+                created = Some(quote);
+                break;
+            }
+            Err(e) if e.code() == "UNAVAILABLE" => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(created.is_some(), "the retried command created the quote");
+
+    // An answer CRM should never give is UPSTREAM_ERROR, not retryable,
+    // with a correlation id for operations and no detail for the client.
+    server.script_simulator("crm", &["MalformedBody"; 8]).await;
+    let error = server
+        .client
+        .create_quote(&sales, &unique("create"), "cust-1")
+        .await
+        .expect_err("CRM answered garbage");
+    assert_eq!(error.code(), "UPSTREAM_ERROR", "{error:?}");
+    assert_eq!(error.extensions["retryable"], false);
+    assert_eq!(
+        error.extensions["correlationId"].as_str().map(str::len),
+        Some(26)
+    );
 }
 
 #[tokio::test]

@@ -435,7 +435,7 @@ async fn idempotency_comes_first_a_retried_create_does_not_ask_crm_again() {
             .create_quote(&sales, &unique("create"), "cust-1")
             .await
             .expect_err("CRM is failing");
-        assert_eq!(error.code(), "INTERNAL", "{error:?}");
+        assert_eq!(error.code(), "UNAVAILABLE", "{error:?}");
     }
     client
         .create_quote(&sales, &unique("create"), "cust-1")
