@@ -33,7 +33,7 @@ use clap::Parser;
 use domain::ids::TenantId;
 use domain::testing::fixtures;
 use eventlog::{Durability, EventLog, LogConfig};
-use projections::testing::{HistoryConfig, HistoryGenerator, JourneyStart};
+use projections::testing::{HistoryConfig, HistoryGenerator};
 use projections::{FalloutFilter, ProjectionConfig, Projections};
 
 const WRITERS: u64 = 4;
@@ -98,16 +98,7 @@ fn setup(dir: &Path, events: u64, kind: &str) {
             let kind = kind.to_owned();
             std::thread::spawn(move || {
                 let config = if kind == "fallout" {
-                    HistoryConfig {
-                        seed: 100 + i,
-                        tenants: 1,
-                        concurrent_journeys: 32,
-                        start: JourneyStart::Order,
-                        max_lines: 4,
-                        fallout_percent: 100,
-                        resolve_percent: 0,
-                        abandon_percent: 0,
-                    }
+                    HistoryConfig::fallout_heavy(100 + i)
                 } else {
                     HistoryConfig {
                         seed: 1 + i,

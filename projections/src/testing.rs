@@ -114,6 +114,24 @@ impl Default for HistoryConfig {
     }
 }
 
+impl HistoryConfig {
+    /// A fallout-heavy history for one tenant (`tenant-0`): journeys start
+    /// at order capture, every line's first handoff falls out, none is
+    /// resolved; for benchmarks of the fallout queue.
+    pub fn fallout_heavy(seed: u64) -> Self {
+        Self {
+            seed,
+            tenants: 1,
+            concurrent_journeys: 32,
+            start: JourneyStart::Order,
+            max_lines: 4,
+            fallout_percent: 100,
+            resolve_percent: 0,
+            abandon_percent: 0,
+        }
+    }
+}
+
 /// One append the generator produced: events for one stream.
 #[derive(Debug, Clone)]
 pub struct GeneratedAppend {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use eventlog::{Durability, EventLog, LogConfig};
-use projections::testing::{HistoryConfig, HistoryGenerator, JourneyStart};
+use projections::testing::{HistoryConfig, HistoryGenerator};
 use serde_json::{json, Value};
 use tests::browser::Browser;
 use tests::{probe, Server, ServerOptions, Tenants};
@@ -69,16 +69,7 @@ struct Args {
 fn seed(dir: &Path, cases: u64) -> Result<u64, String> {
     let log = EventLog::open(LogConfig::new(dir).durability(Durability::Buffered))
         .map_err(|e| format!("open the log: {e}"))?;
-    let mut generator = HistoryGenerator::new(HistoryConfig {
-        seed: 7,
-        tenants: 1,
-        concurrent_journeys: 32,
-        start: JourneyStart::Order,
-        max_lines: 4,
-        fallout_percent: 100,
-        resolve_percent: 0,
-        abandon_percent: 0,
-    });
+    let mut generator = HistoryGenerator::new(HistoryConfig::fallout_heavy(7));
     let (mut fallen, mut events) = (0u64, 0u64);
     let started = Instant::now();
     while fallen < cases {
