@@ -71,6 +71,7 @@ fn seed(dir: &Path, cases: u64) -> Result<u64, String> {
         .map_err(|e| format!("open the log: {e}"))?;
     let mut generator = HistoryGenerator::new(HistoryConfig::fallout_heavy(7));
     let (mut fallen, mut events) = (0u64, 0u64);
+    let mut next_report = 0u64;
     let started = Instant::now();
     while fallen < cases {
         let append = generator.next().ok_or("the generator ended")?;
@@ -82,7 +83,8 @@ fn seed(dir: &Path, cases: u64) -> Result<u64, String> {
         events += append.events.len() as u64;
         log.append_blocking(append.request())
             .map_err(|e| format!("append: {e}"))?;
-        if events % 50_000 < 8 {
+        if events >= next_report {
+            next_report += 50_000;
             eprint!(
                 "\r  seeding: {fallen} of {cases} cases, {events} events, {:.0} s",
                 started.elapsed().as_secs_f64()

@@ -159,8 +159,11 @@ impl Browser {
             inner[1].as_u64().unwrap_or(0),
         );
         if (w, h) != (u64::from(width), u64::from(height)) {
-            let outer_w = 2 * width - u32::try_from(w).unwrap_or(width);
-            let outer_h = 2 * height - u32::try_from(h).unwrap_or(height);
+            // Grow the window by its frame: what it lacks of the viewport.
+            let frame =
+                |asked: u32, got: u64| asked.saturating_sub(u32::try_from(got).unwrap_or(asked));
+            let outer_w = width.saturating_add(frame(width, w));
+            let outer_h = height.saturating_add(frame(height, h));
             self.client
                 .set_window_size(outer_w, outer_h)
                 .await

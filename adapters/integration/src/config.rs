@@ -323,28 +323,41 @@ impl SystemsConfig {
         })
     }
 
+    /// The registry's entry for `capability` of `tenant`, if listed.
+    fn capability_config(&self, tenant: &str, capability: Capability) -> Option<&CapabilityConfig> {
+        self.tenants
+            .get(tenant)
+            .and_then(|t| t.capabilities.get(capability.code()))
+    }
+
+    /// Whether `tenant` may use `capability`, and why not.
+    pub fn capability_state(&self, tenant: &str, capability: Capability) -> CapabilityState {
+        match self.system(tenant, capability.system()) {
+            None => CapabilityState::SystemNotConfigured,
+            Some(s) if !s.enabled => CapabilityState::SystemDisabled,
+            Some(_)
+                if self
+                    .capability_config(tenant, capability)
+                    .is_some_and(|c| !c.enabled) =>
+            {
+                CapabilityState::DisabledByConfiguration
+            }
+            Some(_) => CapabilityState::Enabled,
+        }
+    }
+
     /// The capability matrix of `tenant`, in [`Capability::ALL`] order.
     pub fn capability_matrix(&self, tenant: &str) -> Vec<CapabilityEntry> {
-        let registry = self.tenants.get(tenant).map(|t| &t.capabilities);
         Capability::ALL
             .into_iter()
-            .map(|capability| {
-                let system = capability.system();
-                let configured = registry.and_then(|r| r.get(capability.code()));
-                let state = match self.system(tenant, system) {
-                    None => CapabilityState::SystemNotConfigured,
-                    Some(s) if !s.enabled => CapabilityState::SystemDisabled,
-                    Some(_) if configured.is_some_and(|c| !c.enabled) => {
-                        CapabilityState::DisabledByConfiguration
-                    }
-                    Some(_) => CapabilityState::Enabled,
-                };
-                CapabilityEntry {
-                    capability,
-                    system,
-                    state,
-                    settings: configured.map(|c| c.settings.clone()).unwrap_or_default(),
-                }
+            .map(|capability| CapabilityEntry {
+                capability,
+                system: capability.system(),
+                state: self.capability_state(tenant, capability),
+                settings: self
+                    .capability_config(tenant, capability)
+                    .map(|c| c.settings.clone())
+                    .unwrap_or_default(),
             })
             .collect()
     }
@@ -353,10 +366,9 @@ impl SystemsConfig {
     /// the fulfillment plan decide with.
     pub fn capabilities(&self, tenant: &str) -> Capabilities {
         Capabilities::of(
-            self.capability_matrix(tenant)
+            Capability::ALL
                 .into_iter()
-                .filter(|e| e.state == CapabilityState::Enabled)
-                .map(|e| e.capability),
+                .filter(|c| self.capability_state(tenant, *c) == CapabilityState::Enabled),
         )
     }
 
