@@ -28,17 +28,22 @@ pub enum Capability {
     ProvisioningCancelService,
     /// Billing activates the subscription's charges.
     BillingActivateSubscription,
+    /// The notification provider e-mails the customer at order milestones.
+    /// Not needed for fulfillment: disabled, milestones are recorded and
+    /// nothing is sent.
+    NotificationSendEmail,
 }
 
 impl Capability {
     /// Every capability, in matrix order.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::CrmValidateAccount,
         Capability::InventoryReserve,
         Capability::InventoryRelease,
         Capability::ProvisioningActivateService,
         Capability::ProvisioningCancelService,
         Capability::BillingActivateSubscription,
+        Capability::NotificationSendEmail,
     ];
 
     /// Its stable code, as configured and shown.
@@ -50,6 +55,7 @@ impl Capability {
             Capability::ProvisioningActivateService => "PROVISIONING_ACTIVATE_SERVICE",
             Capability::ProvisioningCancelService => "PROVISIONING_CANCEL_SERVICE",
             Capability::BillingActivateSubscription => "BILLING_ACTIVATE_SUBSCRIPTION",
+            Capability::NotificationSendEmail => "NOTIFICATION_SEND_EMAIL",
         }
     }
 
@@ -67,6 +73,7 @@ impl Capability {
                 TargetSystem::Provisioning
             }
             Capability::BillingActivateSubscription => TargetSystem::Billing,
+            Capability::NotificationSendEmail => TargetSystem::Notification,
         }
     }
 
@@ -78,6 +85,7 @@ impl Capability {
             Purpose::Activate => Capability::ProvisioningActivateService,
             Purpose::Cancel => Capability::ProvisioningCancelService,
             Purpose::ActivateBilling => Capability::BillingActivateSubscription,
+            Purpose::Notify => Capability::NotificationSendEmail,
         }
     }
 }
@@ -156,13 +164,7 @@ mod tests {
 
     #[test]
     fn every_purpose_maps_to_a_capability_of_its_own_target() {
-        for purpose in [
-            Purpose::Reserve,
-            Purpose::Release,
-            Purpose::Activate,
-            Purpose::Cancel,
-            Purpose::ActivateBilling,
-        ] {
+        for purpose in Purpose::ALL {
             assert_eq!(Capability::of_purpose(purpose).system(), purpose.target());
         }
     }
@@ -176,6 +178,7 @@ mod tests {
         assert!(required.contains(&Capability::ProvisioningCancelService));
         assert!(required.contains(&Capability::BillingActivateSubscription));
         assert!(!required.contains(&Capability::CrmValidateAccount));
+        assert!(!required.contains(&Capability::NotificationSendEmail));
         assert_eq!(Capabilities::all().missing_for_fulfillment(), None);
         let without = Capabilities::all().without(Capability::ProvisioningCancelService);
         assert_eq!(

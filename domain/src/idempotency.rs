@@ -55,15 +55,19 @@ pub enum Purpose {
     Cancel,
     /// Activate the charges in billing, only once the service is active.
     ActivateBilling,
+    /// Send a customer notification for an order milestone
+    /// ([`crate::notification`]).
+    Notify,
 }
 
 // The stable lowercase names used in keys and logs.
-stable_names!(Purpose, "purpose", 5, [
+stable_names!(Purpose, "purpose", 6, [
     Reserve => "reserve",
     Release => "release",
     Activate => "activate",
     Cancel => "cancel",
     ActivateBilling => "activate_billing",
+    Notify => "notify",
 ]);
 
 impl Purpose {
@@ -73,6 +77,7 @@ impl Purpose {
             Purpose::Reserve | Purpose::Release => TargetSystem::Inventory,
             Purpose::Activate | Purpose::Cancel => TargetSystem::Provisioning,
             Purpose::ActivateBilling => TargetSystem::Billing,
+            Purpose::Notify => TargetSystem::Notification,
         }
     }
 }

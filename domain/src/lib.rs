@@ -56,6 +56,7 @@ pub mod ids;
 pub mod integration;
 pub mod money;
 pub mod names;
+pub mod notification;
 pub mod order;
 pub mod outcome;
 pub mod policy;

@@ -12,6 +12,11 @@
 //! | `HandoffSucceeded` (forward step) | record the step's success on the order |
 //! | `HandoffRejected` / `HandoffFalloutRaised` (forward step) | raise fallout on the line |
 //! | `HandoffSucceeded` / `HandoffRejected` / `HandoffFalloutRaised` (compensation) | record the compensation's outcome on the order |
+//! | `OrderCaptured` / `OrderCompleted` / `LineFalloutRaised` | record the milestone's notification on the order (while `NOTIFICATION_SEND_EMAIL` is enabled) |
+//! | `NotificationRequested` | open the notification's handoff |
+//!
+//! A notification handoff's outcome issues nothing: a failed notification
+//! is the handoff's own fallout, never the order's.
 //!
 //! An UNKNOWN outcome issues nothing: the handoff waits for reconciliation. A
 //! "local impossible" fallout of a forward step stays on the handoff (the order
@@ -21,9 +26,11 @@
 //! running the policy twice on the same event issues identical commands; an
 //! idempotent append keyed by the command id makes the second run a no-op.
 
+use crate::capability::{Capabilities, Capability};
 use crate::handoff::{HandoffCommand, HandoffEvent, HandoffRequest, HandoffSubject};
-use crate::idempotency::derive_id;
+use crate::idempotency::{derive_id, Purpose};
 use crate::ids::{handoff_stream, order_stream, HandoffId, LineId, OrderId, Timestamp};
+use crate::notification::Milestone;
 use crate::order::{
     CompensationOutcome, OrderCommand, OrderEvent, QuoteEvidence, Resolution, Step,
 };
@@ -52,6 +59,9 @@ pub struct PolicyInput<'a> {
     pub recorded_at: Timestamp,
     /// The event.
     pub event: TriggerEvent<'a>,
+    /// The event's tenant's capabilities now: a milestone is notified only
+    /// while `NOTIFICATION_SEND_EMAIL` is enabled (the policy never guesses).
+    pub capabilities: &'a Capabilities,
 }
 
 /// A command the policy issues, addressed to an aggregate.
@@ -161,6 +171,17 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
             IssuedCommand::Order(command),
         )
     };
+    let notifies = input
+        .capabilities
+        .enabled(Capability::NotificationSendEmail);
+    let notify = |milestone: Milestone| {
+        let action = format!("notify:{}", milestone.name());
+        let command = OrderCommand::RequestNotification {
+            milestone,
+            at: input.recorded_at,
+        };
+        issue(input, &action, own_stream(), IssuedCommand::Order(command))
+    };
     let complete = || {
         let command = OrderCommand::Complete {
             at: input.recorded_at,
@@ -176,8 +197,31 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
         OrderEvent::OrderCaptured { lines, .. } => lines
             .iter()
             .map(|accepted| request_step(&accepted.line.line_id, Step::FIRST))
+            .chain(notifies.then(|| notify(Milestone::OrderCaptured)))
             .collect(),
-        OrderEvent::StepRequested { handoff, .. } => vec![open_handoff(input, handoff)],
+        OrderEvent::StepRequested { handoff, .. }
+        | OrderEvent::NotificationRequested { handoff, .. } => vec![open_handoff(input, handoff)],
+        OrderEvent::OrderCompleted { .. } => notifies
+            .then(|| notify(Milestone::OrderCompleted))
+            .into_iter()
+            .collect(),
+        OrderEvent::LineFalloutRaised {
+            line_id,
+            step,
+            attempt,
+            reason,
+            ..
+        } => notifies
+            .then(|| {
+                notify(Milestone::LineNeedsAttention {
+                    line_id: line_id.clone(),
+                    step: *step,
+                    attempt: *attempt,
+                    reason: *reason,
+                })
+            })
+            .into_iter()
+            .collect(),
         OrderEvent::StepSucceeded { line_id, step, .. } => step
             .next()
             .map(|next| request_step(line_id, next))
@@ -210,10 +254,7 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
         } => {
             vec![resolve_handoff(input, handoff_id, resolution, operator)]
         }
-        OrderEvent::LineActivated { .. }
-        | OrderEvent::LineFalloutRaised { .. }
-        | OrderEvent::OrderCompleted { .. }
-        | OrderEvent::CompensationSettled { .. } => Vec::new(),
+        OrderEvent::LineActivated { .. } | OrderEvent::CompensationSettled { .. } => Vec::new(),
     }
 }
 
@@ -270,7 +311,7 @@ fn compensation_settled(input: &PolicyInput<'_>, event: &HandoffEvent) -> Option
         } => (subject, CompensationOutcome::Failed { reason: *reason }),
         _ => return None,
     };
-    if is_forward(subject) {
+    if !is_compensation(subject) {
         return None;
     }
     Some(issue(
@@ -329,6 +370,10 @@ fn react_to_handoff(input: &PolicyInput<'_>, event: &HandoffEvent) -> Vec<Policy
 
 fn is_forward(subject: &HandoffSubject) -> bool {
     Step::of_purpose(subject.purpose).is_some()
+}
+
+fn is_compensation(subject: &HandoffSubject) -> bool {
+    matches!(subject.purpose, Purpose::Release | Purpose::Cancel)
 }
 
 fn raise_fallout(

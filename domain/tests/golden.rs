@@ -149,7 +149,8 @@ fn order_sample_for(event: &OrderEvent) -> OrderEvent {
         | OrderEvent::LineCancelled { .. }
         | OrderEvent::OrderCancelled { .. }
         | OrderEvent::OrderCompleted { .. }
-        | OrderEvent::CompensationSettled { .. } => event.clone(),
+        | OrderEvent::CompensationSettled { .. }
+        | OrderEvent::NotificationRequested { .. } => event.clone(),
     }
 }
 
@@ -223,6 +224,25 @@ fn order_samples() -> Vec<OrderEvent> {
                 reason: domain::outcome::FalloutReason::BusinessRejected,
             },
             at: at(9),
+        },
+        {
+            let milestone = domain::notification::Milestone::LineNeedsAttention {
+                line_id: line_id("l1"),
+                step: Step::Provisioning,
+                attempt: 1,
+                reason: FalloutReason::SlaBreach,
+            };
+            OrderEvent::NotificationRequested {
+                key: domain::notification::notification_key(&order_id(), &milestone),
+                handoff: domain::notification::handoff(
+                    &tenant(),
+                    &order_id(),
+                    &CustomerId::new("c1"),
+                    &milestone,
+                ),
+                milestone,
+                at: at(10),
+            }
         },
     ]
     .iter()
@@ -392,7 +412,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        16 + 10 + 10,
+        16 + 11 + 10,
         "every event type has a golden line"
     );
     assert_eq!(

@@ -1,14 +1,18 @@
 //! The fulfillment policy: each reaction, and determinism of the issued commands.
 
+use domain::capability::{Capabilities, Capability};
 use domain::decider::{fold, Decider};
 use domain::handoff::{HandoffCommand, HandoffEvent};
 use domain::idempotency::{derive_id, Purpose};
 use domain::ids::{handoff_stream, order_stream, OrderId};
+use domain::notification::Milestone;
 use domain::order::{OrderCommand, OrderDecider, OrderEvent, Resolution, Step};
 use domain::outcome::{FalloutReason, ObservationSource, OutcomeClass};
 use domain::policy::{react, IssuedCommand, PolicyCommand, PolicyInput, TriggerEvent};
 use domain::quote::{QuoteCommand, QuoteDecider};
 use domain::testing::fixtures::*;
+
+static ALL: std::sync::LazyLock<Capabilities> = std::sync::LazyLock::new(Capabilities::all);
 
 fn input(event: TriggerEvent<'_>) -> PolicyInput<'_> {
     PolicyInput {
@@ -16,6 +20,7 @@ fn input(event: TriggerEvent<'_>) -> PolicyInput<'_> {
         stream_id: "order-o1",
         recorded_at: at(99),
         event,
+        capabilities: &ALL,
     }
 }
 
@@ -93,6 +98,10 @@ fn a_captured_order_requests_every_line_reservation() {
             &OrderCommand::RequestStep {
                 line_id: line_id("l2"),
                 step: Step::Reservation,
+                at: at(99)
+            },
+            &OrderCommand::RequestNotification {
+                milestone: Milestone::OrderCaptured,
                 at: at(99)
             },
         ]
@@ -353,4 +362,77 @@ fn a_cancelled_order_opens_its_compensation_handoffs() {
             .collect::<Vec<_>>(),
         [handoff_stream(&release.handoff_id())]
     );
+}
+
+#[test]
+fn milestones_are_recorded_on_the_order_and_sent_only_from_the_committed_record() {
+    let completed = OrderEvent::OrderCompleted { at: at(5) };
+    let commands = react(&input(TriggerEvent::Order(&completed)));
+    assert_eq!(
+        order_commands(&commands),
+        [&OrderCommand::RequestNotification {
+            milestone: Milestone::OrderCompleted,
+            at: at(99)
+        }]
+    );
+    let fallout = OrderEvent::LineFalloutRaised {
+        line_id: line_id("l1"),
+        step: Step::Provisioning,
+        handoff_id: subject("l1", Purpose::Activate, 1).handoff_id(),
+        attempt: 1,
+        reason: FalloutReason::SlaBreach,
+        at: at(6),
+    };
+    let off = Capabilities::all().without(Capability::NotificationSendEmail);
+    let quiet = PolicyInput {
+        capabilities: &off,
+        ..input(TriggerEvent::Order(&fallout))
+    };
+    assert!(react(&quiet).is_empty(), "no notification while disabled");
+    let commands = react(&input(TriggerEvent::Order(&fallout)));
+    assert!(matches!(
+        order_commands(&commands)[..],
+        [OrderCommand::RequestNotification {
+            milestone: Milestone::LineNeedsAttention { .. },
+            ..
+        }]
+    ));
+    // The committed record opens the handoff; its outcome concerns no line.
+    let milestone = Milestone::OrderCaptured;
+    let handoff = domain::notification::handoff(
+        &tenant(),
+        &order_id(),
+        &domain::ids::CustomerId::new("c1"),
+        &milestone,
+    );
+    let requested = OrderEvent::NotificationRequested {
+        key: domain::notification::notification_key(&order_id(), &milestone),
+        handoff: handoff.clone(),
+        milestone,
+        at: at(7),
+    };
+    let commands = react(&input(TriggerEvent::Order(&requested)));
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0].stream_id, handoff_stream(&handoff.handoff_id));
+    for event in [
+        HandoffEvent::HandoffSucceeded {
+            subject: handoff.subject.clone(),
+            observation: observation(
+                &handoff.subject,
+                OutcomeClass::Succeeded,
+                ObservationSource::Dispatch,
+            ),
+        },
+        HandoffEvent::HandoffRejected {
+            subject: handoff.subject.clone(),
+            reason: FalloutReason::BusinessRejected,
+            observation: observation(
+                &handoff.subject,
+                OutcomeClass::BusinessRejected,
+                ObservationSource::Dispatch,
+            ),
+        },
+    ] {
+        assert!(react(&input(TriggerEvent::Handoff(&event))).is_empty());
+    }
 }

@@ -181,6 +181,8 @@ pub struct HistoryGenerator {
     next_journey: u64,
     next_event: u64,
     ready: VecDeque<GeneratedAppend>,
+    /// Every capability on: milestones are notified.
+    capabilities: domain::capability::Capabilities,
 }
 
 impl std::fmt::Debug for HistoryGenerator {
@@ -208,6 +210,7 @@ impl HistoryGenerator {
             next_journey: 0,
             next_event: 0,
             ready: VecDeque::new(),
+            capabilities: domain::capability::Capabilities::all(),
         }
     }
 
@@ -674,6 +677,7 @@ impl HistoryGenerator {
             stream_id: stream,
             recorded_at: Timestamp(self.journeys[idx].clock),
             event,
+            capabilities: &self.capabilities,
         };
         for command in react(&input) {
             self.journeys[idx].queue.push_back(Action::Policy {

@@ -18,7 +18,8 @@
 //!   same command id and arguments, were not answered with their first
 //!   outcome (`deduplicated: true`, same id and version);
 //! - `duplicate_side_effects`: per (system, idempotency key), effects the
-//!   simulators' durable journal recorded more than once;
+//!   simulators' durable journal recorded more than once, and of them
+//!   `duplicate_notifications` (customer e-mails sent twice);
 //! - `genuine_callbacks_refused`: simulator callbacks answered 4xx;
 //! - `stuck`, `fallout` and `injected_rejections`;
 //! - `verify_clean`: `oms-replay verify` on the stopped data directory
@@ -64,7 +65,7 @@ const MAX_INTERNAL: u32 = 40;
 const RESEND_CONCURRENCY: usize = 32;
 
 /// The systems whose business rejections become fallout cases.
-const SIDE_EFFECT_SYSTEMS: [&str; 3] = ["inventory", "provisioning", "billing"];
+const SIDE_EFFECT_SYSTEMS: [&str; 4] = ["inventory", "provisioning", "billing", "notification"];
 
 /// How a chaos run is shaped.
 #[derive(Clone, Debug)]
@@ -251,6 +252,9 @@ pub struct ChaosReport {
     pub retry_refused: u64,
     /// Effects applied more than once for the same (system, key).
     pub duplicate_side_effects: u64,
+    /// Customer notifications sent more than once for the same key (part
+    /// of `duplicate_side_effects`, shown on its own).
+    pub duplicate_notifications: u64,
     /// Genuine simulator callbacks the server answered 4xx.
     pub genuine_callbacks_refused: u64,
     /// Orders neither completed nor with an open fallout case.
@@ -295,6 +299,7 @@ impl ChaosReport {
             ("orders_missing", self.orders_missing),
             ("retry_refused", self.retry_refused),
             ("duplicate_side_effects", self.duplicate_side_effects),
+            ("duplicate_notifications", self.duplicate_notifications),
             ("genuine_callbacks_refused", self.genuine_callbacks_refused),
             ("stuck", self.stuck),
             ("pending_handoffs", self.pending_handoffs),
@@ -1080,6 +1085,15 @@ impl Journal {
         self.effects.values().map(|n| n.saturating_sub(1)).sum()
     }
 
+    /// Notifications sent more than once, summed over keys.
+    pub fn duplicate_notifications(&self) -> u64 {
+        self.effects
+            .iter()
+            .filter(|((system, _), _)| system == "notification")
+            .map(|(_, n)| n.saturating_sub(1))
+            .sum()
+    }
+
     /// Messages delivered (answered) more than once.
     pub fn duplicate_deliveries(&self) -> u64 {
         count(self.deliveries.values().filter(|n| **n > 1))
@@ -1549,6 +1563,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
             report.callbacks = journal.callbacks;
             report.journal_torn_lines = journal.torn_lines;
             report.duplicate_side_effects = journal.duplicate_side_effects();
+            report.duplicate_notifications = journal.duplicate_notifications();
             report.injected_rejections = journal.injected_rejections();
             report.genuine_callbacks_refused = count(journal.refused_callbacks.iter());
             report.duplicate_callback_deliveries = journal.duplicate_deliveries();

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::capability::Capabilities;
 use domain::idempotency::CommandKey;
 use domain::ids::Timestamp;
 use domain::policy::{react, IssuedCommand, PolicyCommand, PolicyInput};
@@ -49,7 +50,12 @@ pub struct ProcessManager {
     pub batch_size: usize,
     /// Streams whose commands run at once.
     pub concurrency: usize,
+    /// Each tenant's capabilities now, which the policy decides with.
+    pub capabilities: CapabilitySource,
 }
+
+/// A tenant's capabilities by tenant id (the systems table's registry).
+pub type CapabilitySource = Arc<dyn Fn(&str) -> Capabilities + Send + Sync>;
 
 /// Policy commands by target stream, in event order.
 type Groups = BTreeMap<String, Vec<(PolicyCommand, CommandContext)>>;
@@ -138,6 +144,9 @@ impl ProcessManager {
     /// error come back with the commands of the events before it.
     fn commands_of(&self, batch: &[RecordedEvent]) -> (Groups, Option<(u64, String)>) {
         let mut groups = Groups::new();
+        // One lookup per tenant per batch.
+        let mut by_tenant: std::collections::HashMap<String, Capabilities> =
+            std::collections::HashMap::new();
         for record in batch {
             let event = match decode_any(record) {
                 Ok(Some(event)) => event,
@@ -151,6 +160,9 @@ impl ProcessManager {
                 stream_id: &record.stream_id,
                 recorded_at: Timestamp(record.recorded_at_ms),
                 event: trigger,
+                capabilities: by_tenant
+                    .entry(record.tenant_id.clone())
+                    .or_insert_with(|| (self.capabilities)(&record.tenant_id)),
             };
             for command in react(&input) {
                 let context = CommandContext::new(

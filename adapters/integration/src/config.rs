@@ -275,11 +275,12 @@ impl ConfigError {
 
 /// The systems a tenant may configure (by their stable name,
 /// [`TargetSystem::as_str`]).
-pub const CONFIGURABLE_SYSTEMS: [TargetSystem; 4] = [
+pub const CONFIGURABLE_SYSTEMS: [TargetSystem; 5] = [
     TargetSystem::Inventory,
     TargetSystem::Provisioning,
     TargetSystem::Billing,
     TargetSystem::Crm,
+    TargetSystem::Notification,
 ];
 
 /// The configurable system a configuration or callback path name stands

@@ -185,6 +185,10 @@ impl Fulfillment {
                 counters: metrics.policy.clone(),
                 batch_size: options.batch_size,
                 concurrency: options.process_concurrency,
+                capabilities: {
+                    let config = config.clone();
+                    Arc::new(move |tenant: &str| config.capabilities(tenant))
+                },
             }
             .run(process.clone(), stop_rx.clone()),
         )];

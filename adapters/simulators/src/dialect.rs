@@ -5,6 +5,7 @@ use domain::idempotency::{Purpose, TargetSystem};
 
 use integration::external::billing::{ActivationAnswer, BillingError, BillingEvent};
 use integration::external::inventory::{InventoryError, ReservationAnswer, ReservationEvent};
+use integration::external::notification::{MessageAnswer, NotificationError};
 use integration::external::provisioning::{ProvError, ProvEvent, ServiceOrderAnswer};
 
 /// The state a system reports once the side effect is done.
@@ -14,6 +15,7 @@ pub(super) fn final_state(system: TargetSystem, purpose: Purpose) -> &'static st
         (TargetSystem::Inventory, _) => "CONFIRMED",
         (TargetSystem::Provisioning, Purpose::Cancel) => "CANCELLED",
         (TargetSystem::Provisioning, _) => "DONE",
+        (TargetSystem::Notification, _) => "SENT",
         _ => "ACTIVE",
     }
 }
@@ -24,6 +26,7 @@ pub(super) fn pending_state(system: TargetSystem, purpose: Purpose) -> &'static 
         (TargetSystem::Inventory, _) => "PENDING",
         (TargetSystem::Provisioning, Purpose::Cancel) => "CANCEL_PENDING",
         (TargetSystem::Provisioning, _) => "ACK",
+        (TargetSystem::Notification, _) => "QUEUED",
         _ => "PENDING",
     }
 }
@@ -40,6 +43,7 @@ pub(super) fn stale_state(system: TargetSystem, purpose: Purpose) -> &'static st
 pub(super) fn rejected_state(system: TargetSystem, business: bool) -> &'static str {
     match (system, business) {
         (TargetSystem::Provisioning, _) => "ERR",
+        (TargetSystem::Notification, true) => "BOUNCED",
         (_, true) => "REJECTED",
         (_, false) => "INVALID",
     }
@@ -50,6 +54,7 @@ pub(super) fn unknown_state(system: TargetSystem) -> &'static str {
     match system {
         TargetSystem::Inventory => "ON_HOLD",
         TargetSystem::Provisioning => "ZZ_HOLD",
+        TargetSystem::Notification => "DEFERRED_BY_CARRIER",
         _ => "SUSPENDED",
     }
 }
@@ -65,6 +70,10 @@ pub(super) fn answer(system: TargetSystem, state: &str, reference: &str) -> serd
         TargetSystem::Provisioning => serde_json::to_value(ServiceOrderAnswer {
             prov_txn_ref: reference,
             status: state.to_owned(),
+        }),
+        TargetSystem::Notification => serde_json::to_value(MessageAnswer {
+            message_id: reference,
+            delivery_status: state.to_owned(),
         }),
         _ => serde_json::to_value(ActivationAnswer {
             activation_id: reference,
@@ -97,6 +106,16 @@ pub(super) fn error(system: TargetSystem, kind: ErrorKind) -> serde_json::Value 
             }
             .to_owned(),
             err_msg: "simulated".to_owned(),
+        }),
+        (TargetSystem::Notification, kind) => serde_json::to_value(NotificationError {
+            error_code: match kind {
+                ErrorKind::Business => "NTF-OPTED-OUT",
+                ErrorKind::Validation => "NTF-RECIPIENT-INVALID",
+                ErrorKind::Conflict => "NTF-DUP-CONFLICT",
+                ErrorKind::NotFound => "NTF-NOT-FOUND",
+            }
+            .to_owned(),
+            description: "simulated".to_owned(),
         }),
         (_, kind) => serde_json::to_value(BillingError {
             code: match kind {

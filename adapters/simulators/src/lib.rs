@@ -54,7 +54,7 @@ use tokio::task::JoinHandle;
 
 use dialect::ErrorKind;
 use integration::config::{SystemConfig, SystemsConfig};
-use integration::external::{billing, inventory, provisioning};
+use integration::external::{billing, inventory, notification, provisioning};
 use integration::signing;
 use journal::{Journal, JournalLine};
 use plan::plan;
@@ -303,11 +303,12 @@ impl std::fmt::Debug for Simulators {
 }
 
 /// The simulated systems, in start order.
-pub const SIMULATED: [TargetSystem; 4] = [
+pub const SIMULATED: [TargetSystem; 5] = [
     TargetSystem::Inventory,
     TargetSystem::Provisioning,
     TargetSystem::Billing,
     TargetSystem::Crm,
+    TargetSystem::Notification,
 ];
 
 #[derive(Clone)]
@@ -527,6 +528,12 @@ fn router(ctx: Ctx) -> Router {
         TargetSystem::Billing => Router::new()
             .route(billing::ACTIVATE_PATH, post(exec(Purpose::ActivateBilling)))
             .route(&format!("{}/{{key}}", billing::STATUS_PATH), get(status)),
+        TargetSystem::Notification => Router::new()
+            .route(notification::SEND_PATH, post(exec(Purpose::Notify)))
+            .route(
+                &format!("{}/{{key}}", notification::STATUS_PATH),
+                get(status),
+            ),
         _ => Router::new().route(
             &format!("{}/{{id}}", integration::crm::ACCOUNT_PATH),
             get(crm_lookup),
@@ -578,12 +585,14 @@ async fn execute(
     }
     let hash = hex::encode(Sha256::digest(&body));
     let tenant = key.split(':').next().unwrap_or("").to_owned();
-    let async_mode = ctx
-        .shared
-        .callback
-        .read()
-        .map(|t| t.is_some())
-        .unwrap_or(false);
+    // Only the systems that call back answer asynchronously.
+    let async_mode = integration::config::sends_callbacks(system)
+        && ctx
+            .shared
+            .callback
+            .read()
+            .map(|t| t.is_some())
+            .unwrap_or(false);
     let plan = {
         let Some(state) = ctx.shared.states.get(&system) else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -2,6 +2,7 @@
 
 use super::model::{CompensationOutcome, QuoteEvidence, Resolution, Step};
 use crate::ids::{BillingAccountId, CustomerId, HandoffId, LineId, OrderId, TenantId, Timestamp};
+use crate::notification::Milestone;
 use crate::outcome::FalloutReason;
 use crate::quote::AcceptedLine;
 
@@ -80,6 +81,14 @@ pub enum OrderCommand {
     },
     /// Close the order once every line is active or cancelled.
     Complete {
+        /// When.
+        at: Timestamp,
+    },
+    /// Record that a milestone's notification is due (once per milestone;
+    /// refused for a cancelled order, rule `cancelled`).
+    RequestNotification {
+        /// The milestone.
+        milestone: Milestone,
         /// When.
         at: Timestamp,
     },

@@ -8,6 +8,7 @@ use super::state::{LineProgress, Order, OrderLine, OrderState};
 use crate::handoff::{HandoffRequest, HandoffSubject, RequestSnapshot};
 use crate::idempotency::Purpose;
 use crate::ids::{HandoffId, LineId, Timestamp};
+use crate::notification::{self, Milestone};
 use std::collections::BTreeSet;
 
 /// The reason of the cancellation an order ends with when every one of its
@@ -60,6 +61,10 @@ pub(super) fn decide(
             },
             OrderState::Open(order) | OrderState::Completed(order) | OrderState::Cancelled(order),
         ) => record_compensation(order, handoff_id, *outcome, *at),
+        (
+            C::RequestNotification { milestone, at },
+            OrderState::Open(order) | OrderState::Completed(order),
+        ) => Ok(request_notification(order, milestone, *at)),
         (_, OrderState::Completed(_)) => Err(OrderError::Completed),
         (_, OrderState::Cancelled(_)) => Err(OrderError::Cancelled),
         (C::RequestStep { line_id, step, at }, OrderState::Open(order)) => {
@@ -168,6 +173,21 @@ fn record_compensation(
         outcome,
         at,
     }])
+}
+
+/// A milestone is notified once: a second request records nothing.
+fn request_notification(order: &Order, milestone: &Milestone, at: Timestamp) -> Vec<OrderEvent> {
+    let key = notification::notification_key(&order.id, milestone);
+    if order.notified.contains(&key) {
+        return Vec::new();
+    }
+    let handoff = notification::handoff(&order.tenant_id, &order.id, &order.customer_id, milestone);
+    vec![OrderEvent::NotificationRequested {
+        milestone: milestone.clone(),
+        key,
+        handoff,
+        at,
+    }]
 }
 
 fn line<'a>(order: &'a Order, line_id: &LineId) -> Result<&'a OrderLine, OrderError> {

@@ -5,6 +5,7 @@ use crate::decider::DomainEvent;
 use crate::handoff::HandoffRequest;
 use crate::idempotency::Purpose;
 use crate::ids::{BillingAccountId, CustomerId, HandoffId, LineId, OrderId, TenantId, Timestamp};
+use crate::notification::Milestone;
 use crate::outcome::FalloutReason;
 use crate::quote::AcceptedLine;
 use serde::{Deserialize, Serialize};
@@ -136,6 +137,19 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
+    /// A milestone's customer notification is due: the policy opens its
+    /// handoff from this committed event (never inside the order's own
+    /// transaction). Recorded once per key, never for a cancelled order.
+    NotificationRequested {
+        /// The milestone.
+        milestone: Milestone,
+        /// `notification:<template>:<order>:<recipient>:<milestone>`.
+        key: String,
+        /// The handoff that sends it.
+        handoff: HandoffRequest,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -151,6 +165,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderCompleted { .. } => "OrderCompleted",
             OrderEvent::CompensationSettled { .. } => "CompensationSettled",
+            OrderEvent::NotificationRequested { .. } => "NotificationRequested",
         }
     }
 

@@ -66,13 +66,14 @@ impl Step {
         self.purpose().target()
     }
 
-    /// The forward step a handoff purpose belongs to; `None` for compensations.
+    /// The forward step a handoff purpose belongs to; `None` for
+    /// compensations and notifications.
     pub fn of_purpose(purpose: Purpose) -> Option<Step> {
         match purpose {
             Purpose::Reserve => Some(Step::Reservation),
             Purpose::Activate => Some(Step::Provisioning),
             Purpose::ActivateBilling => Some(Step::BillingActivation),
-            Purpose::Release | Purpose::Cancel => None,
+            Purpose::Release | Purpose::Cancel | Purpose::Notify => None,
         }
     }
 }

@@ -137,6 +137,9 @@ pub struct Order {
     pub billing_account: BillingAccountId,
     /// The lines, in quote order.
     pub lines: Vec<OrderLine>,
+    /// The notification keys recorded ([`crate::notification::notification_key`]):
+    /// each milestone is notified once.
+    pub notified: std::collections::BTreeSet<String>,
 }
 
 impl Order {
@@ -238,6 +241,9 @@ impl Order {
                 outcome,
                 ..
             } => self.settle_compensation(handoff_id, *outcome),
+            OrderEvent::NotificationRequested { key, .. } => {
+                self.notified.insert(key.clone());
+            }
             // The resolution's effect is the event decided with it (a new request,
             // a success or a cancellation); the resolution itself is the audit record.
             OrderEvent::LineFalloutResolved { .. }
@@ -276,6 +282,7 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
                     compensations: Vec::new(),
                 })
                 .collect(),
+            notified: std::collections::BTreeSet::new(),
         }),
         (OrderState::Open(order), OrderEvent::OrderCompleted { .. }) => {
             OrderState::Completed(order)
@@ -301,6 +308,11 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
             },
         ) => {
             order.settle_compensation(handoff_id, *outcome);
+            OrderState::Completed(order)
+        }
+        // The completion's own notification is recorded once completed.
+        (OrderState::Completed(mut order), OrderEvent::NotificationRequested { key, .. }) => {
+            order.notified.insert(key.clone());
             OrderState::Completed(order)
         }
         (

@@ -606,3 +606,72 @@ fn an_unknown_line_is_refused() {
         .when(request("l9", Step::Reservation))
         .then_err(OrderError::LineNotFound);
 }
+
+fn notify(milestone: crate::notification::Milestone) -> OrderCommand {
+    OrderCommand::RequestNotification {
+        milestone,
+        at: at(50),
+    }
+}
+
+#[test]
+fn a_milestone_is_notified_once() {
+    use crate::notification::Milestone;
+    let history = play(&["l1"], vec![notify(Milestone::OrderCaptured)]);
+    let requested: Vec<&OrderEvent> = history
+        .iter()
+        .filter(|e| matches!(e, OrderEvent::NotificationRequested { .. }))
+        .collect();
+    assert_eq!(requested.len(), 1);
+    let OrderEvent::NotificationRequested { key, handoff, .. } = requested[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        key,
+        "notification:ORDER_CONFIRMATION:o1:customer_primary:captured_v1"
+    );
+    assert_eq!(handoff.subject.purpose, Purpose::Notify);
+    // A second request for the same milestone records nothing.
+    Given::<OrderDecider>::events(history.clone())
+        .when(notify(Milestone::OrderCaptured))
+        .then_nothing();
+    // Another milestone is its own notification.
+    let state = crate::decider::fold::<OrderDecider, _>(&history);
+    let decided = run::<OrderDecider>(state, &notify(Milestone::OrderCompleted)).unwrap();
+    assert_eq!(decided.events.len(), 1);
+}
+
+#[test]
+fn a_cancelled_order_is_never_notified() {
+    use crate::notification::Milestone;
+    let history = play(
+        &["l1"],
+        vec![OrderCommand::Cancel {
+            reason: "customer changed their mind".to_owned(),
+            at: at(45),
+        }],
+    );
+    for milestone in [Milestone::OrderCaptured, Milestone::OrderCompleted] {
+        Given::<OrderDecider>::events(history.clone())
+            .when(notify(milestone))
+            .then_err(OrderError::Cancelled);
+    }
+}
+
+#[test]
+fn a_completed_order_is_notified_of_its_completion() {
+    use crate::notification::Milestone;
+    let mut commands = provisioned("l1");
+    commands.push(request("l1", Step::BillingActivation));
+    commands.push(succeed("l1", Step::BillingActivation, 1));
+    commands.push(OrderCommand::Complete { at: at(60) });
+    commands.push(notify(Milestone::OrderCompleted));
+    let history = play(&["l1"], commands);
+    assert!(matches!(
+        history.last(),
+        Some(OrderEvent::NotificationRequested {
+            milestone: Milestone::OrderCompleted,
+            ..
+        })
+    ));
+}

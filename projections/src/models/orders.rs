@@ -356,7 +356,8 @@ fn at_of(event: &OrderEvent) -> Timestamp {
         | OrderEvent::LineCancelled { at, .. }
         | OrderEvent::OrderCancelled { at, .. }
         | OrderEvent::OrderCompleted { at }
-        | OrderEvent::CompensationSettled { at, .. } => *at,
+        | OrderEvent::CompensationSettled { at, .. }
+        | OrderEvent::NotificationRequested { at, .. } => *at,
     }
 }
 
@@ -391,7 +392,9 @@ fn add_compensations(
 
 fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Result<(), FoldError> {
     match event {
-        OrderEvent::OrderCaptured { .. } => {}
+        // A notification is a handoff of its own (the handoffs read model
+        // lists it under the order); it changes no line.
+        OrderEvent::OrderCaptured { .. } | OrderEvent::NotificationRequested { .. } => {}
         OrderEvent::CompensationSettled {
             line_id,
             handoff_id,

@@ -101,6 +101,10 @@ pub fn trace(
     // command id -> (issuing event index, target stream, label)
     let mut issued_by: HashMap<String, (usize, String, String)> = HashMap::new();
     let mut issue_order: Vec<String> = Vec::new();
+    // The tenant's capabilities when the log was written are not in the
+    // log: every reaction the policy can issue is considered, and only the
+    // commands whose events the log holds are linked.
+    let capabilities = domain::capability::Capabilities::all();
     for (index, record) in events.iter().enumerate() {
         let Ok(payload) = payload::decode(record) else {
             continue;
@@ -112,6 +116,7 @@ pub fn trace(
             stream_id: &record.stream_id,
             recorded_at: Timestamp(record.recorded_at_ms),
             event: trigger,
+            capabilities: &capabilities,
         };
         for command in react(&input) {
             let entry = (index, command.stream_id.clone(), label(&command.command));

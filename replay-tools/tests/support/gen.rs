@@ -138,6 +138,7 @@ async fn react_to(
         stream_id: stream,
         recorded_at: Timestamp(record.recorded_at_ms),
         event: trigger,
+        capabilities: &domain::capability::Capabilities::all(),
     };
     for command in react(&input) {
         let ctx = CommandContext::new(

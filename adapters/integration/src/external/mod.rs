@@ -1,5 +1,5 @@
 //! Anti-corruption layers for the systems that carry out handoffs:
-//! inventory, provisioning and billing.
+//! inventory, provisioning, billing and notification.
 //!
 //! The port ([`HandoffPort`]) speaks the domain's language: an
 //! [`ExternalCall`] (tenant, system, purpose, idempotency key, the handoff's
@@ -10,11 +10,11 @@
 //! response and error mapper and its callback parser; external field names
 //! and status words never leave those modules.
 //!
-//! | port operation (purpose) | inventory | provisioning | billing |
-//! | --- | --- | --- | --- |
-//! | execute (`Reserve` / `Activate` / `ActivateBilling`) | reserve | activate | activate charges |
-//! | execute (`Release` / `Cancel`) | release | cancel | n/a |
-//! | status by key | reservation status | service order status | activation status |
+//! | port operation (purpose) | inventory | provisioning | billing | notification |
+//! | --- | --- | --- | --- | --- |
+//! | execute (`Reserve` / `Activate` / `ActivateBilling` / `Notify`) | reserve | activate | activate charges | send message |
+//! | execute (`Release` / `Cancel`) | release | cancel | n/a | n/a |
+//! | status by key | reservation status | service order status | activation status | delivery status |
 //!
 //! HTTP-level mapping shared by every system (the seeds' error table):
 //!
@@ -35,6 +35,7 @@ pub mod billing;
 mod breaker;
 pub(crate) mod http;
 pub mod inventory;
+pub mod notification;
 pub mod provisioning;
 
 use std::future::Future;
@@ -276,6 +277,7 @@ pub fn map_state(
         TargetSystem::Inventory => inventory::map_state(purpose, state),
         TargetSystem::Provisioning => provisioning::map_state(purpose, state),
         TargetSystem::Billing => billing::map_state(state, code),
+        TargetSystem::Notification => notification::map_state(state),
         _ => OutcomeClass::Unclassified,
     }
 }
@@ -340,6 +342,7 @@ fn parse_body(system: TargetSystem, body: &[u8]) -> Option<Body> {
         TargetSystem::Inventory => inventory::parse_body(body),
         TargetSystem::Provisioning => provisioning::parse_body(body),
         TargetSystem::Billing => billing::parse_body(body),
+        TargetSystem::Notification => notification::parse_body(body),
         _ => None,
     }
 }
@@ -349,6 +352,7 @@ fn parse_error(system: TargetSystem, body: &[u8]) -> ErrorBody {
         TargetSystem::Inventory => inventory::parse_error(body),
         TargetSystem::Provisioning => provisioning::parse_error(body),
         TargetSystem::Billing => billing::parse_error(body),
+        TargetSystem::Notification => notification::parse_error(body),
         _ => None,
     };
     parsed.unwrap_or(ErrorBody {
@@ -362,6 +366,7 @@ fn map_error_code(system: TargetSystem, code: &str) -> OutcomeClass {
         TargetSystem::Inventory => inventory::map_error_code(code),
         TargetSystem::Provisioning => provisioning::map_error_code(code),
         TargetSystem::Billing => billing::map_error_code(code),
+        TargetSystem::Notification => notification::map_error_code(code),
         _ => OutcomeClass::Unclassified,
     }
 }
@@ -378,6 +383,7 @@ pub(crate) fn execute_request(
         TargetSystem::Inventory => inventory::execute_request(call).ok_or_else(unsupported),
         TargetSystem::Provisioning => provisioning::execute_request(call).ok_or_else(unsupported),
         TargetSystem::Billing => billing::execute_request(call).ok_or_else(unsupported),
+        TargetSystem::Notification => notification::execute_request(call).ok_or_else(unsupported),
         _ => Err(unsupported()),
     }
 }
@@ -389,6 +395,7 @@ pub(crate) fn status_path(query: &StatusQuery) -> Option<&'static str> {
         TargetSystem::Inventory => Some(inventory::STATUS_PATH),
         TargetSystem::Provisioning => Some(provisioning::STATUS_PATH),
         TargetSystem::Billing => Some(billing::STATUS_PATH),
+        TargetSystem::Notification => Some(notification::STATUS_PATH),
         _ => None,
     }
 }

@@ -27,6 +27,7 @@ fn all_effects_once(h: &Harness) {
         TargetSystem::Inventory,
         TargetSystem::Provisioning,
         TargetSystem::Billing,
+        TargetSystem::Notification,
     ] {
         for entry in h.sims.ledger(system) {
             assert!(
@@ -379,11 +380,21 @@ async fn a_replayed_consumer_does_not_call_any_external_system_again() {
     let mut h = Harness::start(Options::default()).await;
     let order = h.accept_quote("q-replay", &["l1", "l2"]).await;
     h.completed(&order, 20).await;
+    // The capture and completion notifications are sent too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.sims.requests(TargetSystem::Notification) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "notifications not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let requests = |h: &Harness| {
         [
             TargetSystem::Inventory,
             TargetSystem::Provisioning,
             TargetSystem::Billing,
+            TargetSystem::Notification,
         ]
         .map(|s| h.sims.requests(s))
     };
@@ -414,12 +425,12 @@ async fn a_replayed_consumer_does_not_call_any_external_system_again() {
     assert_eq!(requests(&h), before);
     assert_eq!(
         dispatcher.suppressed().unwrap(),
-        6,
-        "3 steps x 2 lines suppressed"
+        8,
+        "3 steps x 2 lines and 2 milestones suppressed"
     );
     assert_eq!(
         h.fulfillment().metrics_snapshot().suppressed_side_effects,
-        6
+        8
     );
     assert_eq!(
         dispatcher.recovery_until().unwrap(),

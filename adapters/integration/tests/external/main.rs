@@ -16,3 +16,4 @@ mod callbacks;
 mod contract;
 mod flow;
 mod harness;
+mod notification;

@@ -235,4 +235,6 @@ pub enum Purpose {
     Cancel,
     /// Activate the charges in billing, only once the service is active.
     ActivateBilling,
+    /// Send a customer notification for an order milestone.
+    Notify,
 }
