@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub simulator: SimulatorConfig,
     /// Reconciliation interval in milliseconds.
     pub reconciliation_interval_ms: u64,
+    /// How often quotes whose validity ended are expired, in milliseconds.
+    pub quote_expiry_interval_ms: u64,
     /// Request timeout in milliseconds.
     pub request_timeout_ms: u64,
     /// Largest accepted request body in bytes.
@@ -103,6 +105,7 @@ impl Default for ServerConfig {
             simulators: true,
             simulator: SimulatorConfig::default(),
             reconciliation_interval_ms: 5_000,
+            quote_expiry_interval_ms: 1_000,
             request_timeout_ms: 10_000,
             max_body_bytes: 256 * 1024,
             read_your_writes_ms: 2_000,
@@ -335,6 +338,9 @@ impl ServerConfig {
         if let Some(value) = var("OMS_SIMULATOR_SLA_MS") {
             self.simulator.sla_ms = Some(number("OMS_SIMULATOR_SLA_MS", value)?);
         }
+        if let Some(value) = var("OMS_QUOTE_EXPIRY_INTERVAL_MS") {
+            self.quote_expiry_interval_ms = number("OMS_QUOTE_EXPIRY_INTERVAL_MS", value)?;
+        }
         if let Some(value) = var("OMS_RECONCILIATION_INTERVAL_MS") {
             self.reconciliation_interval_ms = value.parse().map_err(|_| {
                 ConfigError::invalid("OMS_RECONCILIATION_INTERVAL_MS", "expected milliseconds")
@@ -364,6 +370,12 @@ impl ServerConfig {
             return Err(ConfigError::invalid(
                 "log_format",
                 "expected `text` or `json`",
+            ));
+        }
+        if self.quote_expiry_interval_ms < 10 {
+            return Err(ConfigError::invalid(
+                "quote_expiry_interval_ms",
+                "must be at least 10",
             ));
         }
         if self.reconciliation_interval_ms < 100 {

@@ -24,7 +24,7 @@ use rand::RngCore;
 use relay::Relay;
 use simulators::{Fault, Script, SigningKeys};
 use simulators::{SimulatorOptions, Simulators};
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use crate::config::ServerConfig;
 use crate::graphql::error::{ApiError, ApiResult};
@@ -56,6 +56,9 @@ struct Inner {
     current: std::sync::RwLock<Option<Arc<Fulfillment>>>,
     simulators: Mutex<Option<Simulators>>,
     relay: Option<Relay>,
+    /// Stops the quote-expiry timers and their ticker.
+    expiry: watch::Sender<bool>,
+    expiry_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl External {
@@ -78,6 +81,10 @@ impl External {
         }
         if let Some(relay) = &self.inner.relay {
             relay.shutdown().await;
+        }
+        let _ = self.inner.expiry.send(true);
+        for task in std::mem::take(&mut *self.inner.expiry_tasks.lock().await) {
+            let _ = task.await;
         }
         if let Some(simulators) = self.inner.simulators.lock().await.take() {
             simulators.shutdown().await;
@@ -161,6 +168,18 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
     let relay = Relay::start_if_enabled(path.log().clone(), config.relay.clone())
         .await
         .map_err(|e| format!("relay: {e}"))?;
+    let (expiry, expiry_rx) = watch::channel(false);
+    let (_, expiry_tasks) = application::expiry::QuoteExpiry::spawn(
+        path.log(),
+        path.clone(),
+        options.clock.clone(),
+        &application::expiry::ExpiryOptions {
+            interval_ms: config.quote_expiry_interval_ms,
+            ..application::expiry::ExpiryOptions::default()
+        },
+        expiry_rx,
+    )
+    .map_err(|e| format!("quote expiry: {e}"))?;
     let table = Arc::new(systems.clone());
     let inner = Arc::new(Inner {
         path,
@@ -170,6 +189,8 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
         current: std::sync::RwLock::new(Some(fulfillment)),
         simulators: Mutex::new(simulators),
         relay,
+        expiry,
+        expiry_tasks: Mutex::new(expiry_tasks),
     });
     Ok(External {
         customers: Arc::new(customers),

@@ -329,7 +329,10 @@ impl HistoryGenerator {
                             at: t,
                         }
                     } else {
-                        QuoteCommand::Expire { at: t }
+                        // Once the price's validity has ended.
+                        QuoteCommand::Expire {
+                            at: t.plus_millis(366 * DAY_MS),
+                        }
                     }));
                     return j;
                 }

@@ -5,6 +5,8 @@
 //!   the API, the process manager, the dispatcher, the callback inbox and
 //!   reconciliation all use.
 //! - [`events`]: the log's record handed to the domain's one decode.
+//! - [`expiry`]: durable quote-expiry timers and the ticker that expires
+//!   quotes whose validity ended.
 //! - [`process`]: the policy runner: the domain's fulfillment policy run as
 //!   a checkpointed consumer.
 //! - [`clock`]: time at the edge (the domain never reads a clock).
@@ -20,6 +22,7 @@ pub mod clock;
 pub mod command;
 pub mod consumer;
 pub mod events;
+pub mod expiry;
 pub mod metrics;
 pub mod process;
 pub mod testing;

@@ -3,15 +3,23 @@
 //! idempotency key, scriptable per request, per key or by ratio.
 //!
 //! The simulators are honest external systems with one deliberate
-//! weakness: inventory and provisioning do **not** deduplicate by key, so
-//! any resend after the effect was applied shows up in the ledger as a
-//! doubled effect (`effects > 1`). Billing detects duplicates by key (same
-//! key and request: `DUPLICATE`; same key, other request: 409).
+//! weakness: inventory, provisioning and the notification provider do
+//! **not** deduplicate by key, so any resend after the effect was applied
+//! shows up in the ledger as a doubled effect (`effects > 1`; for the
+//! notification provider, an e-mail sent twice). Billing detects duplicates
+//! by key (same key and request: `DUPLICATE`; same key, other request: 409).
 //!
 //! With a callback target set ([`Simulators::set_callback_target`]) the
-//! side-effect systems answer "pending" and call back, signed with the
-//! tenant's secret, to `<target>/callbacks/<system>`; without one they
-//! answer with the final state at once.
+//! side-effect systems that call back (inventory, provisioning, billing)
+//! answer "pending" and call back, signed with the tenant's secret, to
+//! `<target>/callbacks/<system>`; without one, and always for the
+//! notification provider, they answer with the final state at once.
+//!
+//! The CRM knows every customer id but those starting with `missing` (404)
+//! and `suspended` (status `SUSPENDED`); one starting with `ent` is in the
+//! enterprise segment, and one starting with `drift` moves to the
+//! enterprise segment under a new record after its first lookup (CRM
+//! drift).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -177,6 +185,8 @@ struct SimState {
     mix: Option<FaultMix>,
     injected: BTreeMap<Fault, u64>,
     requests: u64,
+    /// CRM lookups per customer id (drift is played from the second one).
+    lookups: HashMap<String, u64>,
 }
 
 impl SimState {
@@ -794,7 +804,20 @@ async fn crm_lookup(
     } else {
         "ACTIVE"
     };
-    let segment = if id.starts_with("ent") {
+    // A customer whose id starts with `drift` changes after its first
+    // lookup: CRM moves it to the enterprise segment under a new record.
+    let drifted = id.starts_with("drift")
+        && ctx
+            .shared
+            .states
+            .get(&TargetSystem::Crm)
+            .and_then(|s| s.lock().ok())
+            .is_some_and(|mut s| {
+                let seen = s.lookups.entry(id.clone()).or_default();
+                *seen += 1;
+                *seen > 1
+            });
+    let segment = if id.starts_with("ent") || drifted {
         "enterprise"
     } else {
         "smb"
@@ -805,7 +828,7 @@ async fn crm_lookup(
             "acctId": id,
             "acctName": format!("Customer {id}"),
             "seg": segment,
-            "rev": "crm-rev-1",
+            "rev": if drifted { "crm-rev-2" } else { "crm-rev-1" },
             "status": status,
         }),
     )

@@ -11,6 +11,7 @@
 use async_graphql::{Context, InputObject, Object};
 use domain::capability::Capability;
 use domain::handoff::HandoffCommand;
+use domain::idempotency::CommandKey;
 use domain::ids::{
     ArtifactId, BillingAccountId, CustomerId, HandoffId, LineId, OfferingId, OrderId, QuoteId,
     Timestamp,
@@ -164,6 +165,97 @@ async fn order_command(
         })
         .await?
         .into())
+}
+
+/// The open quote on `stream`, as the command path folds it.
+///
+/// # Errors
+/// The quote's own rule when it is not open (`quote_already_accepted`,
+/// ...), as `RULE_VIOLATION`.
+fn open_quote(platform: &Platform, stream: &str) -> ApiResult<domain::quote::Quote> {
+    let loaded = platform
+        .commands
+        .load::<QuoteDecider>(stream)
+        .map_err(ApiError::from_command)?;
+    loaded
+        .state
+        .open()
+        .cloned()
+        .map_err(|source| ApiError::from_command(application::CommandError::Rejected { source }))
+}
+
+/// The caller, when its role is one of `roles`.
+fn caller_with_any<'a>(
+    ctx: &'a Context<'_>,
+    roles: &[Role],
+    action: &'static str,
+) -> ApiResult<(&'a Platform, &'a Principal)> {
+    let mut refusal = None;
+    for role in roles {
+        match caller(ctx, *role, action) {
+            Ok(found) => return Ok(found),
+            Err(e) => refusal = Some(e),
+        }
+    }
+    Err(refusal.unwrap_or(ApiError::Unauthenticated))
+}
+
+/// Asks CRM about the quote's customer before acceptance; a changed
+/// customer is recorded as drift on the quote (its own command, keyed by
+/// the client's command, so a retry records it once) for the acceptance to
+/// be refused by the quote's rule. Skipped while CRM validation is disabled
+/// for the tenant, and for a quote that is not open.
+///
+/// # Errors
+/// CRM's refusal or unavailability ([`crate::runtime::crm_error`]).
+async fn recheck_customer(
+    platform: &Platform,
+    principal: &Principal,
+    stream: &str,
+    command_id: &str,
+) -> ApiResult<()> {
+    if !platform
+        .capabilities(&principal.tenant)
+        .enabled(Capability::CrmValidateAccount)
+    {
+        return Ok(());
+    }
+    // A quote that is not open is refused by the acceptance's own rule.
+    let Ok(quote) = open_quote(platform, stream) else {
+        return Ok(());
+    };
+    let observed = crate::runtime::lookup_customer(
+        platform.customers.as_ref(),
+        &principal.tenant,
+        &quote.customer.customer_id,
+    )
+    .await?;
+    if !quote.customer.drifted_to(&observed) {
+        return Ok(());
+    }
+    let context = application::CommandContext::new(
+        CommandKey::job(
+            format!("crm-recheck:{}:{command_id}", principal.tenant),
+            "report-drift",
+        ),
+        principal.tenant.as_str(),
+        crate::platform::correlation_id(&principal.tenant, command_id),
+    );
+    let reported = platform
+        .commands
+        .execute::<QuoteDecider>(
+            stream,
+            &QuoteCommand::ReportCustomerDrift {
+                observed,
+                at: platform.timestamp(),
+            },
+            &context,
+        )
+        .await;
+    match reported {
+        Ok(_) | Err(application::CommandError::Rejected { .. }) => Ok(()),
+        Err(e) => Err(ApiError::from_command(e)),
+    }
 }
 
 #[Object]
@@ -503,6 +595,14 @@ impl Mutation {
     /// Accepts the quote; the fulfillment process captures the order. The
     /// price must be fresh: inside its validity window and computed under
     /// the price book in force (rule `price_book_superseded` otherwise).
+    /// CRM is asked again first (CRM failure policy, seed 001 §11.2): a
+    /// customer whose name, segment or record changed is recorded as drift
+    /// on the quote and the acceptance is refused
+    /// (`customer_drift_unresolved`) until someone revalidates
+    /// (`revalidateQuoteCustomer`); a CRM that does not answer holds the
+    /// quote (`UNAVAILABLE`, nothing recorded, retry with the same
+    /// `commandId`); a customer CRM no longer knows or no longer allows is
+    /// refused (`NOT_FOUND`, `customer_not_eligible`).
     async fn accept_quote(
         &self,
         ctx: &Context<'_>,
@@ -511,25 +611,72 @@ impl Mutation {
         expected_version: Option<u64>,
         billing_account: String,
     ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
+        input::id("quoteId", &quote_id)?;
         input::id("billingAccount", &billing_account)?;
         let request = serde_json::json!({"mutation": "acceptQuote", "quoteId": quote_id, "billingAccount": billing_account});
-        quote_command(
-            ctx,
-            "change quotes",
-            quote_id,
-            command_id,
+        let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
+        let stream = target.stream_id.clone();
+        let command = ClientCommand {
+            command_id: &command_id,
+            target,
             expected_version,
             request,
-            |platform, principal| {
+        };
+        Ok(platform
+            .execute::<QuoteDecider, _, _>(principal, command, || async {
+                recheck_customer(platform, principal, &stream, &command_id).await?;
                 Ok(QuoteCommand::Accept {
                     billing_account: BillingAccountId::new(billing_account),
                     price_book: platform.price_book.version.clone(),
                     capabilities: platform.capabilities(&principal.tenant),
                     at: platform.timestamp(),
                 })
-            },
-        )
-        .await
+            })
+            .await?
+            .into())
+    }
+
+    /// Adopts CRM's current description of the quote's customer after
+    /// drift: CRM is asked now, and the fresh snapshot replaces the quote's
+    /// (a priced quote starts a new revision, to be priced again). For the
+    /// seller or an operator.
+    async fn revalidate_quote_customer(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+    ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) =
+            caller_with_any(ctx, &[Role::Sales, Role::Operator], "revalidate quotes")?;
+        input::id("quoteId", &quote_id)?;
+        let request =
+            serde_json::json!({"mutation": "revalidateQuoteCustomer", "quoteId": quote_id});
+        let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
+        let stream = target.stream_id.clone();
+        let command = ClientCommand {
+            command_id: &command_id,
+            target,
+            expected_version,
+            request,
+        };
+        Ok(platform
+            .execute::<QuoteDecider, _, _>(principal, command, || async {
+                let quote = open_quote(platform, &stream)?;
+                let customer = crate::runtime::lookup_customer(
+                    platform.customers.as_ref(),
+                    &principal.tenant,
+                    &quote.customer.customer_id,
+                )
+                .await?;
+                Ok(QuoteCommand::Revalidate {
+                    customer,
+                    at: platform.timestamp(),
+                })
+            })
+            .await?
+            .into())
     }
 
     /// Withdraws the quote (`reason`: at most 2,000 bytes).

@@ -102,7 +102,7 @@ pub(super) fn decide(
             },
             QuoteState::Open(quote),
         ) => accept(quote, billing_account, price_book, capabilities, *at),
-        (C::Expire { at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteExpired { at: *at }]),
+        (C::Expire { at }, QuoteState::Open(quote)) => expire(quote, *at),
         (C::Withdraw { reason, at }, QuoteState::Open(_)) => Ok(vec![QuoteEvent::QuoteWithdrawn {
             reason: reason.clone(),
             at: *at,
@@ -353,6 +353,19 @@ fn accept(
         lines,
         at,
     }])
+}
+
+/// A quote expires when its validity ends: the latest price's window
+/// (refused before, rule `quote_still_valid`, so a timer racing a re-price
+/// never closes a freshly priced quote). An unpriced quote promises
+/// nothing and may be expired at any time.
+fn expire(quote: &Quote, at: Timestamp) -> Result<Vec<QuoteEvent>, QuoteError> {
+    match &quote.price {
+        Some(price) if at < price.valid_until => Err(QuoteError::StillValid {
+            until_ms: price.valid_until.0,
+        }),
+        _ => Ok(vec![QuoteEvent::QuoteExpired { at }]),
+    }
 }
 
 fn report_drift(

@@ -109,6 +109,12 @@ pub enum QuoteError {
     /// There is no drift to revalidate.
     #[error("no customer drift to revalidate")]
     NoDriftToRevalidate,
+    /// The quote's price is still valid: it cannot expire yet.
+    #[error("the quote is valid until {until_ms} (ms since the epoch)")]
+    StillValid {
+        /// The end of the current price's validity.
+        until_ms: i64,
+    },
 }
 
 impl RuleViolation for QuoteError {
@@ -145,6 +151,7 @@ impl RuleViolation for QuoteError {
             QuoteError::TooManyOptions => "too_many_options",
             QuoteError::CustomerMismatch => "customer_mismatch",
             QuoteError::NoDriftToRevalidate => "no_drift_to_revalidate",
+            QuoteError::StillValid { .. } => "quote_still_valid",
         }
     }
 }

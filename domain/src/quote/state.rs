@@ -221,3 +221,14 @@ pub(super) fn evolve(state: QuoteState, event: &QuoteEvent) -> QuoteState {
         (state, _) => state,
     }
 }
+
+impl QuoteState {
+    /// The open quote, or the rule that refuses every command but `Create`
+    /// on a quote in this state (not created, accepted, expired, withdrawn).
+    ///
+    /// # Errors
+    /// That rule's [`super::QuoteError`].
+    pub fn open(&self) -> Result<&Quote, super::QuoteError> {
+        super::decide::open(self)
+    }
+}

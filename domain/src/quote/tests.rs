@@ -919,3 +919,17 @@ fn quote_ready_to_accept_first_line() -> String {
         _ => String::new(),
     }
 }
+
+#[test]
+fn a_priced_quote_expires_only_once_its_validity_has_ended() {
+    let history = with(created_with_line(), [priced(1, &["l1"], 0)]);
+    let until = T0.plus_millis(PRICE_VALIDITY_MS);
+    Given::<QuoteDecider>::events(history.clone())
+        .when(QuoteCommand::Expire {
+            at: crate::ids::Timestamp(until.0 - 1),
+        })
+        .then_err(QuoteError::StillValid { until_ms: until.0 });
+    Given::<QuoteDecider>::events(history)
+        .when(QuoteCommand::Expire { at: until })
+        .then(vec![QuoteEvent::QuoteExpired { at: until }]);
+}

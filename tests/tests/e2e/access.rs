@@ -22,7 +22,7 @@ const QUERIES: [&str; 13] = [
     "node",
     "events",
 ];
-const MUTATIONS: [&str; 18] = [
+const MUTATIONS: [&str; 19] = [
     "createQuote",
     "addQuoteLine",
     "changeQuoteLine",
@@ -34,6 +34,7 @@ const MUTATIONS: [&str; 18] = [
     "recordSignature",
     "acceptQuote",
     "withdrawQuote",
+    "revalidateQuoteCustomer",
     "cancelOrder",
     "resolveFallout",
     "resolveHandoffFallout",
@@ -47,6 +48,7 @@ const MUTATIONS: [&str; 18] = [
 fn allowed(operation: &str, role: &str) -> bool {
     match operation {
         "events" | "verifyLog" | "rebuildProjection" | "resetConsumer" => role == "admin",
+        "revalidateQuoteCustomer" => matches!(role, "sales" | "operator" | "admin"),
         "cancelOrder" | "resolveFallout" | "resolveHandoffFallout" | "triggerReconciliation" => {
             matches!(role, "operator" | "admin")
         }
@@ -365,6 +367,19 @@ async fn attempt(client: &Client, token: &str, operation: &str, target: &Fixture
                 .await,
         )
         .version_conflict_is_visible(),
+        "revalidateQuoteCustomer" => seen_mutation(
+            client
+                .run::<ops::RevalidateQuoteCustomer>(
+                    token,
+                    ops::revalidate_quote_customer::Variables {
+                        command_id: cmd(),
+                        quote_id: quote(),
+                        expected_version: Some(100_000),
+                    },
+                )
+                .await,
+        )
+        .version_conflict_is_visible(),
         "cancelOrder" => seen_mutation(
             client
                 .run::<ops::CancelOrder>(
@@ -470,6 +485,7 @@ fn names_own_object(operation: &str) -> bool {
             | "node"
             | "events"
             | "addQuoteLine"
+            | "revalidateQuoteCustomer"
             | "changeQuoteLine"
             | "removeQuoteLine"
             | "priceQuote"

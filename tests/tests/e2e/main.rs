@@ -6,6 +6,7 @@
 mod access;
 mod capabilities;
 mod console;
+mod crm_policy;
 mod damaged_log;
 mod errors;
 mod flow;

@@ -1,0 +1,124 @@
+//! The CRM failure policy at acceptance (seed 001 §11.2), over the real
+//! binary and its simulated CRM: CRM is asked again before a quote is
+//! accepted; a changed customer is recorded as drift and the acceptance
+//! refused until the seller revalidates; a CRM that does not answer holds
+//! the quote (nothing recorded, the same command retried later succeeds).
+
+use serde_json::json;
+use tests::{ops, unique, Server};
+
+const DRIFT: &str = r#"query Drift($id: String!) {
+  quote(id: $id) { status revision needsRevalidation customer { segment authorityReference } customerDrift { segment authorityReference } }
+}"#;
+
+async fn drift_of(server: &Server, token: &str, quote: &str) -> serde_json::Value {
+    let (status, body) = server
+        .client
+        .raw(token, DRIFT, json!({ "id": quote }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["quote"].clone()
+}
+
+/// A quote up to its signature, for `customer`.
+async fn signed(server: &Server, token: &str, customer: &str) -> String {
+    let client = &server.client;
+    let quote = client
+        .create_quote(token, &unique("create"), customer)
+        .await
+        .unwrap();
+    client
+        .add_line(token, &quote, "line-1", "fiber-1g")
+        .await
+        .unwrap();
+    client.price(token, &quote, "5").await.unwrap();
+    client.propose_and_sign(token, &quote, 1).await.unwrap();
+    quote
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_changed_in_crm_is_recorded_as_drift_and_blocks_acceptance_until_revalidated() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+    // The simulated CRM moves `drift-*` customers to another segment and
+    // record after their first lookup.
+    let quote = signed(&server, &sales, "drift-acme").await;
+    let refused = client.accept(&sales, &quote).await.unwrap_err();
+    assert_eq!(refused.code(), "RULE_VIOLATION", "{refused:?}");
+    assert_eq!(refused.extensions["rule"], "customer_drift_unresolved");
+    let seen = drift_of(&server, &sales, &quote).await;
+    assert_eq!(seen["status"], "SIGNED", "{seen}");
+    assert_eq!(seen["needsRevalidation"], true, "{seen}");
+    assert_eq!(seen["customer"]["authorityReference"], "crm-rev-1");
+    assert_eq!(seen["customerDrift"]["authorityReference"], "crm-rev-2");
+    assert_eq!(seen["customerDrift"]["segment"], "enterprise");
+
+    // A viewer may not revalidate; the seller does, and the quote starts a
+    // new revision on the fresh snapshot.
+    let denied = client
+        .run::<ops::RevalidateQuoteCustomer>(
+            &server.token("viewer"),
+            ops::revalidate_quote_customer::Variables {
+                command_id: unique("revalidate"),
+                quote_id: quote.clone(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), "FORBIDDEN");
+    client
+        .run::<ops::RevalidateQuoteCustomer>(
+            &sales,
+            ops::revalidate_quote_customer::Variables {
+                command_id: unique("revalidate"),
+                quote_id: quote.clone(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    let seen = drift_of(&server, &sales, &quote).await;
+    assert_eq!(seen["needsRevalidation"], false, "{seen}");
+    assert_eq!(seen["customer"]["segment"], "enterprise", "{seen}");
+    assert_eq!(seen["revision"], 2, "{seen}");
+    // Priced, proposed and signed again, it is accepted.
+    client.price(&sales, &quote, "5").await.unwrap();
+    client.propose_and_sign(&sales, &quote, 2).await.unwrap();
+    client.accept(&sales, &quote).await.unwrap();
+    assert_eq!(
+        drift_of(&server, &sales, &quote).await["status"],
+        "ACCEPTED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_that_does_not_answer_holds_the_quote_and_the_same_command_later_succeeds() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+    let quote = signed(&server, &sales, "cust-held").await;
+    server.script_simulator("crm", &["ServerError"]).await;
+    let variables = ops::accept_quote::Variables {
+        command_id: unique("accept"),
+        quote_id: quote.clone(),
+        expected_version: None,
+        billing_account: "ba-1".to_owned(),
+    };
+    let held = client
+        .run::<ops::AcceptQuote>(&sales, variables.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(held.code(), "UNAVAILABLE", "{held:?}");
+    assert_eq!(drift_of(&server, &sales, &quote).await["status"], "SIGNED");
+    let accepted = client
+        .run::<ops::AcceptQuote>(&sales, variables)
+        .await
+        .unwrap();
+    assert!(!accepted.accept_quote.deduplicated);
+    assert_eq!(
+        drift_of(&server, &sales, &quote).await["status"],
+        "ACCEPTED"
+    );
+}
