@@ -148,6 +148,8 @@ pub struct Platform {
     pub approval: domain::quote::ApprovalPolicy,
     /// CRM lookups for `createQuote`.
     pub customers: Arc<dyn integration::CustomerDirectory>,
+    /// Proposal rendering for `generateProposal`.
+    pub documents: Arc<dyn integration::DocumentGenerator>,
     /// The systems table in force: each tenant's capability registry.
     pub systems: Arc<integration::SystemsConfig>,
     /// Reconciliation and consumer controls.

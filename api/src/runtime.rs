@@ -34,6 +34,8 @@ use crate::platform::{BoxFuture, ConsumerReport, ConsumerReset, FulfillmentContr
 pub struct External {
     /// CRM lookups (customer validation at quote creation).
     pub customers: Arc<dyn CustomerDirectory>,
+    /// Proposal rendering (`generateProposal`).
+    pub documents: Arc<dyn integration::DocumentGenerator>,
     /// Operator controls.
     pub control: Arc<dyn FulfillmentControl>,
     /// The runtime's `/metrics` figures, read at each scrape.
@@ -160,6 +162,8 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
     let options = FulfillmentOptions::default();
     let customers = HttpCustomerDirectory::from_config(&systems, options.clock.clone())
         .map_err(|e| format!("configuration key `systems`: {e}"))?;
+    let documents = integration::HttpDocumentGenerator::from_config(&systems)
+        .map_err(|e| format!("configuration key `systems`: {e}"))?;
     let fulfillment = Arc::new(
         Fulfillment::start(path.clone(), systems.clone(), options.clone())
             .map_err(|e| format!("fulfillment: {e}"))?,
@@ -194,6 +198,7 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
     });
     Ok(External {
         customers: Arc::new(customers),
+        documents: Arc::new(documents),
         control: Arc::new(Control {
             inner: inner.clone(),
         }),
@@ -518,6 +523,23 @@ pub fn crm_error(error: CrmError) -> ApiError {
         },
         other => ApiError::Upstream {
             system: "crm",
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Maps a document service failure for the API: a service that does not
+/// answer now is `UNAVAILABLE` (retry the same command: the render is keyed
+/// by its snapshot, so the retry renders the same artifact); anything else
+/// it answers is `UPSTREAM_ERROR`. Never `INTERNAL`.
+pub fn document_error(error: integration::DocumentError) -> ApiError {
+    match error {
+        integration::DocumentError::Unavailable { ref raw_code } => ApiError::Unavailable {
+            system: "document",
+            detail: raw_code.clone(),
+        },
+        other => ApiError::Upstream {
+            system: "document",
             detail: other.to_string(),
         },
     }

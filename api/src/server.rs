@@ -111,6 +111,7 @@ pub async fn run(
         price_book,
         approval,
         customers: external.customers.clone(),
+        documents: external.documents.clone(),
         systems: external.systems.clone(),
         fulfillment: external.control.clone(),
         evidence: integration::evidence::EvidenceStore::open(&log).map_err(ServerError::Log)?,

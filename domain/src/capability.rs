@@ -29,14 +29,16 @@ pub enum Capability {
     /// Billing activates the subscription's charges.
     BillingActivateSubscription,
     /// The notification provider e-mails the customer at order milestones.
-    /// Not needed for fulfillment: disabled, milestones are recorded and
-    /// nothing is sent.
+    /// Not needed for fulfillment: disabled, the fulfillment policy records
+    /// no milestone and nothing is sent.
     NotificationSendEmail,
+    /// The document service renders a quote's proposal from its snapshot.
+    DocumentGenerateQuotePdf,
 }
 
 impl Capability {
     /// Every capability, in matrix order.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::CrmValidateAccount,
         Capability::InventoryReserve,
         Capability::InventoryRelease,
@@ -44,6 +46,7 @@ impl Capability {
         Capability::ProvisioningCancelService,
         Capability::BillingActivateSubscription,
         Capability::NotificationSendEmail,
+        Capability::DocumentGenerateQuotePdf,
     ];
 
     /// Its stable code, as configured and shown.
@@ -56,6 +59,7 @@ impl Capability {
             Capability::ProvisioningCancelService => "PROVISIONING_CANCEL_SERVICE",
             Capability::BillingActivateSubscription => "BILLING_ACTIVATE_SUBSCRIPTION",
             Capability::NotificationSendEmail => "NOTIFICATION_SEND_EMAIL",
+            Capability::DocumentGenerateQuotePdf => "DOCUMENT_GENERATE_QUOTE_PDF",
         }
     }
 
@@ -74,6 +78,7 @@ impl Capability {
             }
             Capability::BillingActivateSubscription => TargetSystem::Billing,
             Capability::NotificationSendEmail => TargetSystem::Notification,
+            Capability::DocumentGenerateQuotePdf => TargetSystem::Document,
         }
     }
 

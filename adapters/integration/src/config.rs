@@ -275,12 +275,13 @@ impl ConfigError {
 
 /// The systems a tenant may configure (by their stable name,
 /// [`TargetSystem::as_str`]).
-pub const CONFIGURABLE_SYSTEMS: [TargetSystem; 5] = [
+pub const CONFIGURABLE_SYSTEMS: [TargetSystem; 6] = [
     TargetSystem::Inventory,
     TargetSystem::Provisioning,
     TargetSystem::Billing,
     TargetSystem::Crm,
     TargetSystem::Notification,
+    TargetSystem::Document,
 ];
 
 /// The configurable system a configuration or callback path name stands

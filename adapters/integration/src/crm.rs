@@ -21,8 +21,6 @@
 //! `GET /crm/v2/accounts/{id}` (`external::http::endpoint_url`), so no id
 //! can reach another CRM route with the platform's bearer token.
 
-use std::collections::HashMap;
-
 use domain::idempotency::TargetSystem;
 use domain::ids::{CustomerId, Segment, TenantId, Timestamp};
 use domain::outcome::OutcomeClass;
@@ -30,6 +28,7 @@ use domain::quote::CustomerSnapshot;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, SystemsConfig};
+use crate::external::http::TenantEndpoints;
 use crate::external::BoxFuture;
 use application::clock::SharedClock;
 
@@ -115,22 +114,16 @@ struct Account {
     status: String,
 }
 
-struct Endpoint {
-    client: reqwest::Client,
-    base_url: reqwest::Url,
-    token: Option<String>,
-}
-
 /// The CRM port over HTTP, one client per tenant.
 pub struct HttpCustomerDirectory {
-    endpoints: HashMap<String, Endpoint>,
+    endpoints: TenantEndpoints,
     clock: SharedClock,
 }
 
 impl std::fmt::Debug for HttpCustomerDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpCustomerDirectory")
-            .field("tenants", &self.endpoints.len())
+            .field("tenants", &self.endpoints.tenants())
             .finish()
     }
 }
@@ -141,27 +134,10 @@ impl HttpCustomerDirectory {
     /// # Errors
     /// A [`ConfigError`] when the table is invalid.
     pub fn from_config(config: &SystemsConfig, clock: SharedClock) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let mut endpoints = HashMap::new();
-        for (tenant, c) in config.tenants_with(TargetSystem::Crm) {
-            if !c.enabled {
-                continue;
-            }
-            let key = format!("tenants.{tenant}.systems.crm");
-            endpoints.insert(
-                tenant.to_owned(),
-                Endpoint {
-                    client: crate::external::http::build_client(
-                        &key,
-                        c.connect_timeout_ms,
-                        c.read_timeout_ms,
-                    )?,
-                    base_url: crate::external::http::parse_base_url(&key, &c.base_url)?,
-                    token: c.outbound_token.clone(),
-                },
-            );
-        }
-        Ok(Self { endpoints, clock })
+        Ok(Self {
+            endpoints: TenantEndpoints::from_config(config, TargetSystem::Crm)?,
+            clock,
+        })
     }
 
     async fn fetch(

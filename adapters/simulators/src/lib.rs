@@ -313,12 +313,13 @@ impl std::fmt::Debug for Simulators {
 }
 
 /// The simulated systems, in start order.
-pub const SIMULATED: [TargetSystem; 5] = [
+pub const SIMULATED: [TargetSystem; 6] = [
     TargetSystem::Inventory,
     TargetSystem::Provisioning,
     TargetSystem::Billing,
     TargetSystem::Crm,
     TargetSystem::Notification,
+    TargetSystem::Document,
 ];
 
 #[derive(Clone)]
@@ -544,6 +545,9 @@ fn router(ctx: Ctx) -> Router {
                 &format!("{}/{{key}}", notification::STATUS_PATH),
                 get(status),
             ),
+        TargetSystem::Document => {
+            Router::new().route(integration::document::RENDER_PATH, post(render_document))
+        }
         _ => Router::new().route(
             &format!("{}/{{id}}", integration::crm::ACCOUNT_PATH),
             get(crm_lookup),
@@ -766,6 +770,79 @@ async fn status(State(ctx): State<Ctx>, headers: HeaderMap, Path(key): Path<Stri
             dialect::error(system, ErrorKind::NotFound),
         ),
     }
+}
+
+/// Renders a document: the artifact's hash is a function of the snapshot
+/// id, template and locale only, so the same snapshot always renders the
+/// same artifact; each render of a key is counted as an effect.
+async fn render_document(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let key = headers
+        .get(integration::external::IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let fault = ctx.shared.next_fault(TargetSystem::Document, &key);
+    if !authorized(&ctx, &headers) || fault == Fault::Unauthorized {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match fault {
+        Fault::TooManyRequests => return StatusCode::TOO_MANY_REQUESTS.into_response(),
+        Fault::ServerError => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Fault::UnknownStatusCode => return StatusCode::IM_A_TEAPOT.into_response(),
+        Fault::TimeoutBeforeApply => {
+            tokio::time::sleep(Duration::from_millis(ctx.shared.options.hang_ms)).await;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Fault::BusinessReject | Fault::ValidationReject => {
+            return json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({ "errorCode": "DOC-TEMPLATE-REFUSED" }),
+            )
+        }
+        Fault::MalformedBody => return (StatusCode::OK, "not json").into_response(),
+        _ => {}
+    }
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let text = |name: &str| request[name].as_str().unwrap_or_default().to_owned();
+    let identity = format!(
+        "{}|{}|{}",
+        text("snapshotId"),
+        text("templateVersion"),
+        text("locale")
+    );
+    let sha256 = hex::encode(Sha256::digest(identity.as_bytes()));
+    if let Some(state) = ctx.shared.states.get(&TargetSystem::Document) {
+        if let Ok(mut s) = state.lock() {
+            let entry = s.ledger.entry(key.clone()).or_insert_with(|| LedgerEntry {
+                key: key.clone(),
+                tenant: key.split(':').next().unwrap_or("").to_owned(),
+                operation: "render".to_owned(),
+                request_hash: sha256.clone(),
+                requests: 0,
+                effects: 0,
+                state: "RENDERED".to_owned(),
+                callbacks_delivered: 0,
+            });
+            entry.requests += 1;
+        }
+    }
+    if matches!(fault, Fault::TimeoutAfterApply) {
+        tokio::time::sleep(Duration::from_millis(ctx.shared.options.hang_ms)).await;
+    }
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "documentId": format!("doc-{}", &sha256[..16]),
+            "sha256": sha256,
+            "status": "RENDERED",
+        }),
+    )
 }
 
 async fn crm_lookup(

@@ -546,6 +546,68 @@ impl Mutation {
         .await
     }
 
+    /// Generates the proposal of the quote's current revision with the
+    /// document service and records it: rendered from the revision's
+    /// immutable snapshot (customer, lines, price evidence, template
+    /// version, locale), so the same revision and template always give the
+    /// same artifact hash, which the signature must then match.
+    /// `templateVersion` and `locale`: at most 256 bytes. Refused while the
+    /// revision is unpriced (`price_missing`) or its approval is not
+    /// settled; `UNAVAILABLE` when the service does not answer (nothing
+    /// recorded; retry the same `commandId`).
+    async fn generate_proposal(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        quote_id: String,
+        expected_version: Option<u64>,
+        template_version: String,
+        #[graphql(default_with = "\"en\".to_owned()")] locale: String,
+    ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
+        input::id("quoteId", &quote_id)?;
+        input::label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
+        input::label("locale", &locale, input::MAX_LABEL_BYTES)?;
+        let request = serde_json::json!({"mutation": "generateProposal", "quoteId": quote_id, "templateVersion": template_version, "locale": locale});
+        let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
+        let stream = target.stream_id.clone();
+        let command = ClientCommand {
+            command_id: &command_id,
+            target,
+            expected_version,
+            request,
+        };
+        Ok(platform
+            .execute::<QuoteDecider, _, _>(principal, command, || async {
+                let generate = Capability::DocumentGenerateQuotePdf;
+                if !platform.capabilities(&principal.tenant).enabled(generate) {
+                    return Err(ApiError::RuleViolation {
+                        rule: "capability_disabled",
+                        message: format!("{generate} is disabled for this tenant: record the proposal with recordProposal"),
+                    });
+                }
+                let quote = open_quote(platform, &stream)?;
+                let document = domain::quote::document::proposal_request(&quote, &template_version, &locale)
+                    .map_err(|source| ApiError::from_command(application::CommandError::Rejected { source }))?;
+                let generated = platform
+                    .documents
+                    .generate(&principal.tenant, &document)
+                    .await
+                    .map_err(crate::runtime::document_error)?;
+                Ok(QuoteCommand::RecordProposal {
+                    revision: document.revision,
+                    artifact: ProposalArtifact {
+                        artifact_id: ArtifactId::new(generated.artifact_id),
+                        artifact_hash: generated.artifact_hash,
+                        template_version,
+                    },
+                    at: platform.timestamp(),
+                })
+            })
+            .await?
+            .into())
+    }
+
     /// Records the e-signature provider's evidence for a revision
     /// (`signer`, `providerReference`, `artifactHash`: at most 256 bytes).
     #[allow(clippy::too_many_arguments)]

@@ -637,7 +637,8 @@ fn a_milestone_is_notified_once() {
         .then_nothing();
     // Another milestone is its own notification.
     let state = crate::decider::fold::<OrderDecider, _>(&history);
-    let decided = run::<OrderDecider>(state, &notify(Milestone::OrderCompleted)).expect("another milestone is recorded");
+    let decided = run::<OrderDecider>(state, &notify(Milestone::OrderCompleted))
+        .expect("another milestone is recorded");
     assert_eq!(decided.events.len(), 1);
 }
 

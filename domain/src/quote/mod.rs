@@ -6,6 +6,7 @@
 
 mod command;
 mod decide;
+pub mod document;
 mod error;
 mod event;
 pub mod legacy;

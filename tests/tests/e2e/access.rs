@@ -22,7 +22,7 @@ const QUERIES: [&str; 13] = [
     "node",
     "events",
 ];
-const MUTATIONS: [&str; 19] = [
+const MUTATIONS: [&str; 20] = [
     "createQuote",
     "addQuoteLine",
     "changeQuoteLine",
@@ -31,6 +31,7 @@ const MUTATIONS: [&str; 19] = [
     "approveQuote",
     "rejectQuoteApproval",
     "recordProposal",
+    "generateProposal",
     "recordSignature",
     "acceptQuote",
     "withdrawQuote",
@@ -367,6 +368,21 @@ async fn attempt(client: &Client, token: &str, operation: &str, target: &Fixture
                 .await,
         )
         .version_conflict_is_visible(),
+        "generateProposal" => seen_mutation(
+            client
+                .run::<ops::GenerateProposal>(
+                    token,
+                    ops::generate_proposal::Variables {
+                        command_id: cmd(),
+                        quote_id: quote(),
+                        expected_version: Some(100_000),
+                        template_version: "t-1".to_owned(),
+                        locale: None,
+                    },
+                )
+                .await,
+        )
+        .version_conflict_is_visible(),
         "revalidateQuoteCustomer" => seen_mutation(
             client
                 .run::<ops::RevalidateQuoteCustomer>(
@@ -486,6 +502,7 @@ fn names_own_object(operation: &str) -> bool {
             | "events"
             | "addQuoteLine"
             | "revalidateQuoteCustomer"
+            | "generateProposal"
             | "changeQuoteLine"
             | "removeQuoteLine"
             | "priceQuote"

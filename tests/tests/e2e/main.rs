@@ -8,6 +8,7 @@ mod capabilities;
 mod console;
 mod crm_policy;
 mod damaged_log;
+mod documents;
 mod errors;
 mod flow;
 mod graphiql;

@@ -52,6 +52,55 @@ impl std::fmt::Debug for HttpSystems {
 }
 
 /// Parses a configured base URL once, at start-up.
+/// One tenant's client for a synchronous system (CRM, documents): the
+/// pooled client with its timeouts, the base URL and the bearer token.
+pub(crate) struct SyncEndpoint {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base_url: reqwest::Url,
+    pub(crate) token: Option<String>,
+}
+
+/// The endpoints of one synchronous system, by tenant: every tenant that
+/// configures it enabled.
+pub(crate) struct TenantEndpoints(std::collections::HashMap<String, SyncEndpoint>);
+
+impl TenantEndpoints {
+    /// Validates `config` and builds a client per tenant with `system`
+    /// enabled.
+    pub(crate) fn from_config(
+        config: &SystemsConfig,
+        system: TargetSystem,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut endpoints = std::collections::HashMap::new();
+        for (tenant, c) in config.tenants_with(system) {
+            if !c.enabled {
+                continue;
+            }
+            let key = format!("tenants.{tenant}.systems.{system}");
+            endpoints.insert(
+                tenant.to_owned(),
+                SyncEndpoint {
+                    client: build_client(&key, c.connect_timeout_ms, c.read_timeout_ms)?,
+                    base_url: parse_base_url(&key, &c.base_url)?,
+                    token: c.outbound_token.clone(),
+                },
+            );
+        }
+        Ok(Self(endpoints))
+    }
+
+    /// The tenant's endpoint, if configured and enabled.
+    pub(crate) fn get(&self, tenant: &str) -> Option<&SyncEndpoint> {
+        self.0.get(tenant)
+    }
+
+    /// How many tenants have one.
+    pub(crate) fn tenants(&self) -> usize {
+        self.0.len()
+    }
+}
+
 pub(crate) fn parse_base_url(key: &str, text: &str) -> Result<reqwest::Url, ConfigError> {
     let url = reqwest::Url::parse(text).map_err(|e| ConfigError {
         key: format!("{key}.base_url"),
