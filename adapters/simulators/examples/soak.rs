@@ -13,8 +13,12 @@
 //! when every order is settled (completed, or every open line in fallout)
 //! and prints orders/s end to end, completed and fallout counts, doubled
 //! side effects (must be 0), stuck orders (must be 0), and whether the
-//! fallout lines match the injected rejections exactly. `--json FILE`
-//! writes the figures as one JSON object.
+//! fallout lines match the injected rejections exactly. The notification
+//! provider (order captured, completed, line attention) plays 5 % timeouts
+//! after sending, 2 % bounces and 2 % server errors: the soak prints
+//! e-mails sent twice (must be 0) and whether the rejected notifications
+//! match its injected bounces. `--json FILE` writes the figures as one
+//! JSON object.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::HashMap;
@@ -114,6 +118,15 @@ async fn main() {
     for system in SIDE_EFFECT_SYSTEMS {
         sims.script(system, Script::Mix(mix.clone()));
     }
+    sims.script(
+        TargetSystem::Notification,
+        Script::Mix(
+            FaultMix::new()
+                .with(Fault::TimeoutAfterApply, 500)
+                .with(Fault::BusinessReject, 200)
+                .with(Fault::ServerError, 200),
+        ),
+    );
     let mut config = sims.systems_config(&["t1"], SECRET);
     for systems in config.tenants.values_mut() {
         for s in systems.systems.values_mut() {
@@ -276,7 +289,43 @@ async fn main() {
             _ => stuck += 1,
         }
     }
+    // Wait for the notifications to settle too (a bounded extra wait).
+    let notifications_settled = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pending = fulfillment
+                .status()
+                .consumers
+                .iter()
+                .map(|c| c.lag + c.in_flight)
+                .sum::<u64>();
+            let unsettled = sims
+                .ledger(TargetSystem::Notification)
+                .iter()
+                .filter(|e| e.state != "SENT" && e.state != "BOUNCED")
+                .count();
+            if (pending == 0 && unsettled == 0) || Instant::now() > deadline {
+                break unsettled == 0;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
     let duplicate_side_effects = sims.duplicate_side_effects();
+    let notification_ledger = sims.ledger(TargetSystem::Notification);
+    let duplicate_notifications: u64 = notification_ledger
+        .iter()
+        .map(|e| u64::from(e.effects.saturating_sub(1)))
+        .sum();
+    let notifications_sent = notification_ledger.iter().filter(|e| e.effects > 0).count();
+    let notification_bounces = sims
+        .injected(TargetSystem::Notification)
+        .get(&Fault::BusinessReject)
+        .copied()
+        .unwrap_or(0);
+    let notifications_bounced = notification_ledger
+        .iter()
+        .filter(|e| e.state == "BOUNCED")
+        .count() as u64;
     let injected_rejections: u64 = SIDE_EFFECT_SYSTEMS
         .iter()
         .map(|s| {
@@ -301,6 +350,12 @@ async fn main() {
         "soak: completed {completed}, in fallout {fallout_orders} orders ({fallout_lines} lines)"
     );
     println!("soak: duplicate side effects {duplicate_side_effects} (must be 0)");
+    println!(
+        "soak: notifications sent {notifications_sent}, duplicate notifications {duplicate_notifications} (must be 0), bounced {notifications_bounced} vs injected bounces {notification_bounces}: {}{}",
+        if notifications_bounced == notification_bounces { "match" } else { "MISMATCH" },
+        if notifications_settled { "" } else { " (some notifications still unsettled after 60 s)" }
+    );
+    println!("soak: duplicate documents: not exercised (proposals are rendered synchronously by generateProposal, not by the fulfillment process)");
     println!("soak: stuck orders {stuck} (must be 0)");
     println!(
         "soak: fallout lines {fallout_lines} vs injected rejections {injected_rejections}: {}",
@@ -334,6 +389,10 @@ async fn main() {
             "fallout": fallout_orders,
             "fallout_lines": fallout_lines,
             "duplicate_side_effects": duplicate_side_effects,
+            "notifications_sent": notifications_sent,
+            "duplicate_notifications": duplicate_notifications,
+            "notifications_bounced": notifications_bounced,
+            "notification_bounces_injected": notification_bounces,
             "stuck": stuck,
             "injected_rejections": injected_rejections,
             "rejections_match": fallout_lines == injected_rejections,

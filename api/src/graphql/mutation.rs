@@ -126,16 +126,50 @@ async fn quote_command(
     make: impl FnOnce(&Platform, &Principal) -> ApiResult<QuoteCommand>,
 ) -> async_graphql::Result<CommandResult> {
     let (platform, principal) = caller(ctx, Role::Sales, action)?;
-    input::id("quoteId", &quote_id)?;
-    let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
-    let command = ClientCommand {
+    let command = QuoteRequest {
+        quote_id,
         command_id: &command_id,
-        target,
         expected_version,
         request,
     };
+    run_quote_command(platform, principal, command, |_| async {
+        make(platform, principal)
+    })
+    .await
+}
+
+/// A client's command for an existing quote, as the mutation received it.
+struct QuoteRequest<'a> {
+    quote_id: String,
+    command_id: &'a str,
+    expected_version: Option<u64>,
+    request: serde_json::Value,
+}
+
+/// Runs a quote command whose builder reads the quote's stream or calls
+/// another system (CRM, the document service): `quoteId` validated, then
+/// [`Platform::execute`] with `build(stream id)` as the command's builder.
+async fn run_quote_command<F, Fut>(
+    platform: &Platform,
+    principal: &Principal,
+    command: QuoteRequest<'_>,
+    build: F,
+) -> async_graphql::Result<CommandResult>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<QuoteCommand>>,
+{
+    input::id("quoteId", &command.quote_id)?;
+    let target = CommandTarget::existing_quote(QuoteId::new(command.quote_id));
+    let stream = target.stream_id.clone();
+    let client = ClientCommand {
+        command_id: command.command_id,
+        target,
+        expected_version: command.expected_version,
+        request: command.request,
+    };
     Ok(platform
-        .execute::<QuoteDecider, _, _>(principal, command, || async { make(platform, principal) })
+        .execute::<QuoteDecider, _, _>(principal, client, || build(stream))
         .await?
         .into())
 }
@@ -551,10 +585,10 @@ impl Mutation {
     /// immutable snapshot (customer, lines, price evidence, template
     /// version, locale), so the same revision and template always give the
     /// same artifact hash, which the signature must then match.
-    /// `templateVersion` and `locale`: at most 256 bytes. Refused while the
-    /// revision is unpriced (`price_missing`) or its approval is not
-    /// settled; `UNAVAILABLE` when the service does not answer (nothing
-    /// recorded; retry the same `commandId`).
+    /// `templateVersion` and `locale` (default `en`): at most 256 bytes.
+    /// Refused while the revision is unpriced (`price_missing`) or its
+    /// approval is not settled; `UNAVAILABLE` when the service does not
+    /// answer (nothing recorded; retry the same `commandId`).
     async fn generate_proposal(
         &self,
         ctx: &Context<'_>,
@@ -562,50 +596,51 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<u64>,
         template_version: String,
-        #[graphql(default_with = "\"en\".to_owned()")] locale: String,
+        locale: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
+        let locale = locale.unwrap_or_else(|| "en".to_owned());
         let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
-        input::id("quoteId", &quote_id)?;
         input::label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
         input::label("locale", &locale, input::MAX_LABEL_BYTES)?;
         let request = serde_json::json!({"mutation": "generateProposal", "quoteId": quote_id, "templateVersion": template_version, "locale": locale});
-        let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
-        let stream = target.stream_id.clone();
-        let command = ClientCommand {
+        let command = QuoteRequest {
+            quote_id,
             command_id: &command_id,
-            target,
             expected_version,
             request,
         };
-        Ok(platform
-            .execute::<QuoteDecider, _, _>(principal, command, || async {
-                let generate = Capability::DocumentGenerateQuotePdf;
-                if !platform.capabilities(&principal.tenant).enabled(generate) {
-                    return Err(ApiError::RuleViolation {
-                        rule: "capability_disabled",
-                        message: format!("{generate} is disabled for this tenant: record the proposal with recordProposal"),
-                    });
-                }
-                let quote = open_quote(platform, &stream)?;
-                let document = domain::quote::document::proposal_request(&quote, &template_version, &locale)
-                    .map_err(|source| ApiError::from_command(application::CommandError::Rejected { source }))?;
-                let generated = platform
-                    .documents
-                    .generate(&principal.tenant, &document)
-                    .await
-                    .map_err(crate::runtime::document_error)?;
-                Ok(QuoteCommand::RecordProposal {
-                    revision: document.revision,
-                    artifact: ProposalArtifact {
-                        artifact_id: ArtifactId::new(generated.artifact_id),
-                        artifact_hash: generated.artifact_hash,
-                        template_version,
-                    },
-                    at: platform.timestamp(),
-                })
+        run_quote_command(platform, principal, command, |stream| async move {
+            let generate = Capability::DocumentGenerateQuotePdf;
+            if !platform.capabilities(&principal.tenant).enabled(generate) {
+                return Err(ApiError::RuleViolation {
+                    rule: "capability_disabled",
+                    message: format!(
+                        "{generate} is disabled for this tenant: record the proposal with recordProposal"
+                    ),
+                });
+            }
+            let quote = open_quote(platform, &stream)?;
+            let document =
+                domain::quote::document::proposal_request(&quote, &template_version, &locale)
+                    .map_err(|source| {
+                        ApiError::from_command(application::CommandError::Rejected { source })
+                    })?;
+            let generated = platform
+                .documents
+                .generate(&principal.tenant, &document)
+                .await
+                .map_err(crate::runtime::document_error)?;
+            Ok(QuoteCommand::RecordProposal {
+                revision: document.revision,
+                artifact: ProposalArtifact {
+                    artifact_id: ArtifactId::new(generated.artifact_id),
+                    artifact_hash: generated.artifact_hash,
+                    template_version,
+                },
+                at: platform.timestamp(),
             })
-            .await?
-            .into())
+        })
+        .await
     }
 
     /// Records the e-signature provider's evidence for a revision
@@ -674,29 +709,25 @@ impl Mutation {
         billing_account: String,
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
-        input::id("quoteId", &quote_id)?;
         input::id("billingAccount", &billing_account)?;
         let request = serde_json::json!({"mutation": "acceptQuote", "quoteId": quote_id, "billingAccount": billing_account});
-        let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
-        let stream = target.stream_id.clone();
-        let command = ClientCommand {
+        let command = QuoteRequest {
+            quote_id,
             command_id: &command_id,
-            target,
             expected_version,
             request,
         };
-        Ok(platform
-            .execute::<QuoteDecider, _, _>(principal, command, || async {
-                recheck_customer(platform, principal, &stream, &command_id).await?;
-                Ok(QuoteCommand::Accept {
-                    billing_account: BillingAccountId::new(billing_account),
-                    price_book: platform.price_book.version.clone(),
-                    capabilities: platform.capabilities(&principal.tenant),
-                    at: platform.timestamp(),
-                })
+        let recheck_key = command_id.as_str();
+        run_quote_command(platform, principal, command, |stream| async move {
+            recheck_customer(platform, principal, &stream, recheck_key).await?;
+            Ok(QuoteCommand::Accept {
+                billing_account: BillingAccountId::new(billing_account),
+                price_book: platform.price_book.version.clone(),
+                capabilities: platform.capabilities(&principal.tenant),
+                at: platform.timestamp(),
             })
-            .await?
-            .into())
+        })
+        .await
     }
 
     /// Adopts CRM's current description of the quote's customer after
@@ -712,33 +743,28 @@ impl Mutation {
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) =
             caller_with_any(ctx, &[Role::Sales, Role::Operator], "revalidate quotes")?;
-        input::id("quoteId", &quote_id)?;
         let request =
             serde_json::json!({"mutation": "revalidateQuoteCustomer", "quoteId": quote_id});
-        let target = CommandTarget::existing_quote(QuoteId::new(quote_id));
-        let stream = target.stream_id.clone();
-        let command = ClientCommand {
+        let command = QuoteRequest {
+            quote_id,
             command_id: &command_id,
-            target,
             expected_version,
             request,
         };
-        Ok(platform
-            .execute::<QuoteDecider, _, _>(principal, command, || async {
-                let quote = open_quote(platform, &stream)?;
-                let customer = crate::runtime::lookup_customer(
-                    platform.customers.as_ref(),
-                    &principal.tenant,
-                    &quote.customer.customer_id,
-                )
-                .await?;
-                Ok(QuoteCommand::Revalidate {
-                    customer,
-                    at: platform.timestamp(),
-                })
+        run_quote_command(platform, principal, command, |stream| async move {
+            let quote = open_quote(platform, &stream)?;
+            let customer = crate::runtime::lookup_customer(
+                platform.customers.as_ref(),
+                &principal.tenant,
+                &quote.customer.customer_id,
+            )
+            .await?;
+            Ok(QuoteCommand::Revalidate {
+                customer,
+                at: platform.timestamp(),
             })
-            .await?
-            .into())
+        })
+        .await
     }
 
     /// Withdraws the quote (`reason`: at most 2,000 bytes).
