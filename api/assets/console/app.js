@@ -89,7 +89,7 @@ function commandId() {
 }
 
 /** A live subscription over graphql-transport-ws; calls onEvent per event. */
-function subscribe(query, onEvent) {
+function subscribe(query, onEvent, onSubscribed) {
   const url = new URL('/ws', window.location.href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const socket = new WebSocket(url, 'graphql-transport-ws');
@@ -101,6 +101,8 @@ function subscribe(query, onEvent) {
     const frame = JSON.parse(message.data);
     if (frame.type === 'connection_ack') {
       socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
+      // What changed between the first read and the subscription.
+      if (onSubscribed) onSubscribed();
     } else if (frame.type === 'next') {
       onEvent(frame.payload);
     } else if (frame.type === 'ping') {
@@ -195,7 +197,7 @@ async function falloutPage(params) {
     }
   };
   await render();
-  live = subscribe(`subscription { falloutChanges { position eventType } }`, render);
+  live = subscribe(`subscription { falloutChanges { position eventType } }`, render, render);
 }
 
 // ---------------------------------------------------------------- case

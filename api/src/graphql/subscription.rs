@@ -2,7 +2,10 @@
 //! tenant (filtered by stream prefix and event type) and fallout changes.
 
 use async_graphql::{Context, Subscription as GqlSubscription};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
+
+/// How long a fallout change waits for the read models to include it.
+const PROJECTED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 use super::error::ApiError;
 use super::types::EventNode;
@@ -58,7 +61,9 @@ impl Subscription {
     }
 
     /// Fallout opened, resolved or closed by a line cancel, for the
-    /// caller's tenant, from now on.
+    /// caller's tenant, from now on. Each change is sent once the read
+    /// models include it (or after a few seconds at most), so a queue
+    /// re-read on a change shows it.
     async fn fallout_changes(
         &self,
         ctx: &Context<'_>,
@@ -66,8 +71,19 @@ impl Subscription {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
         let tenant = principal.tenant.to_string();
         let subscription = platform.log.subscribe(platform.log.next_position());
-        Ok(live(subscription, move |event| {
+        let projections = platform.projections.clone();
+        let changes = live(subscription, move |event| {
             event.tenant_id == tenant && FALLOUT_EVENTS.contains(&event.event_type.as_str())
+        });
+        Ok(changes.then(move |change| {
+            let projections = projections.clone();
+            async move {
+                // Never an error: a late read model only delays the change.
+                let _ = projections
+                    .wait_for_async(change.position + 1, PROJECTED_WAIT)
+                    .await;
+                change
+            }
         }))
     }
 }
