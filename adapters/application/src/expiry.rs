@@ -271,7 +271,17 @@ impl QuoteExpiry {
     pub async fn tick(&self) -> Result<TickReport, LogError> {
         let now = self.clock.now_ms();
         let mut report = TickReport::default();
-        for timer in due(&self.store, now, self.per_tick)? {
+        let timers = due(&self.store, now, self.per_tick)?;
+        // Forget refusals whose timer has moved or gone: the set stays
+        // bounded by the timers due now.
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.retain(|(stream, due_ms)| {
+                timers
+                    .iter()
+                    .any(|t| &t.stream_id == stream && t.due_ms == *due_ms)
+            });
+        }
+        for timer in timers {
             let id = (timer.stream_id.clone(), timer.due_ms);
             if self.refused.lock().is_ok_and(|r| r.contains(&id)) {
                 continue;

@@ -774,7 +774,8 @@ async fn status(State(ctx): State<Ctx>, headers: HeaderMap, Path(key): Path<Stri
 
 /// Renders a document: the artifact's hash is a function of the snapshot
 /// id, template and locale only, so the same snapshot always renders the
-/// same artifact; each render of a key is counted as an effect.
+/// same artifact. Renders are idempotent by construction: each one is
+/// counted as a request of its key, never as a side effect.
 async fn render_document(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
