@@ -174,6 +174,21 @@ impl Platform {
         self.systems.capabilities(tenant.as_str())
     }
 
+    /// The tenant's catalog as its stream (`catalog-<tenant>`) folds now:
+    /// the input of the quote's catalog rules.
+    ///
+    /// # Errors
+    /// `INTERNAL` when the log fails or the stream does not decode.
+    pub fn catalog(
+        &self,
+        tenant: &domain::ids::TenantId,
+    ) -> ApiResult<domain::catalog::CatalogState> {
+        self.commands
+            .load::<domain::CatalogDecider>(&domain::ids::catalog_stream(tenant))
+            .map(|loaded| loaded.state)
+            .map_err(ApiError::from_command)
+    }
+
     /// Now, as a domain timestamp for commands.
     pub fn timestamp(&self) -> Timestamp {
         Timestamp(self.now_ms())

@@ -48,6 +48,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::catalog::CatalogEvent;
 use crate::decider::DomainEvent;
 use crate::handoff::HandoffEvent;
 use crate::ids::{StreamKind, StreamParseError};
@@ -72,6 +73,8 @@ pub enum AnyEvent {
     Order(OrderEvent),
     /// An event of a `handoff-` stream.
     Handoff(HandoffEvent),
+    /// An event of a `catalog-` stream.
+    Catalog(CatalogEvent),
 }
 
 impl AnyEvent {
@@ -81,6 +84,7 @@ impl AnyEvent {
             Self::Quote(_) => StreamKind::Quote,
             Self::Order(_) => StreamKind::Order,
             Self::Handoff(_) => StreamKind::Handoff,
+            Self::Catalog(_) => StreamKind::Catalog,
         }
     }
 
@@ -90,6 +94,7 @@ impl AnyEvent {
             Self::Quote(e) => TriggerEvent::Quote(e),
             Self::Order(e) => TriggerEvent::Order(e),
             Self::Handoff(e) => TriggerEvent::Handoff(e),
+            Self::Catalog(e) => TriggerEvent::Catalog(e),
         }
     }
 }
@@ -100,6 +105,7 @@ impl DomainEvent for AnyEvent {
             Self::Quote(e) => e.event_type(),
             Self::Order(e) => e.event_type(),
             Self::Handoff(e) => e.event_type(),
+            Self::Catalog(e) => e.event_type(),
         }
     }
 
@@ -108,6 +114,7 @@ impl DomainEvent for AnyEvent {
             Self::Quote(e) => e.schema_version(),
             Self::Order(e) => e.schema_version(),
             Self::Handoff(e) => e.schema_version(),
+            Self::Catalog(e) => e.schema_version(),
         }
     }
 }
@@ -132,6 +139,7 @@ macro_rules! unwrap_variant {
 unwrap_variant!(QuoteEvent, Quote);
 unwrap_variant!(OrderEvent, Order);
 unwrap_variant!(HandoffEvent, Handoff);
+unwrap_variant!(CatalogEvent, Catalog);
 
 /// The facts of a stored event that decoding needs, borrowed from the
 /// record.
@@ -286,6 +294,7 @@ pub fn decode<C: PayloadCodec>(
             StreamKind::Quote => codec.decode(stored.payload).map(AnyEvent::Quote),
             StreamKind::Order => codec.decode(stored.payload).map(AnyEvent::Order),
             StreamKind::Handoff => codec.decode(stored.payload).map(AnyEvent::Handoff),
+            StreamKind::Catalog => codec.decode(stored.payload).map(AnyEvent::Catalog),
         }
         .map_err(|e| undecodable(e.to_string()))?
     } else {

@@ -161,11 +161,13 @@ pub enum StreamKind {
     Order,
     /// Streams `handoff-<id>`.
     Handoff,
+    /// Streams `catalog-<tenant>`: one per tenant.
+    Catalog,
 }
 
 impl StreamKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 3] = [Self::Quote, Self::Order, Self::Handoff];
+    pub const ALL: [Self; 4] = [Self::Quote, Self::Order, Self::Handoff, Self::Catalog];
 
     /// The lowercase name (`quote`, `order`, `handoff`); stable, shown in
     /// tools and relay subjects.
@@ -174,6 +176,7 @@ impl StreamKind {
             Self::Quote => "quote",
             Self::Order => "order",
             Self::Handoff => "handoff",
+            Self::Catalog => "catalog",
         }
     }
 
@@ -183,6 +186,7 @@ impl StreamKind {
             Self::Quote => "quote-",
             Self::Order => "order-",
             Self::Handoff => "handoff-",
+            Self::Catalog => "catalog-",
         }
     }
 
@@ -211,11 +215,11 @@ impl fmt::Display for StreamKind {
     }
 }
 
-/// Why a text is not the name of a quote, order or handoff stream.
+/// Why a text is not the name of a quote, order, handoff or catalog stream.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StreamParseError {
-    /// The name does not start with `quote-`, `order-` or `handoff-`.
-    #[error("stream {0} has no known aggregate prefix (quote-, order-, handoff-)")]
+    /// The name does not start with `quote-`, `order-`, `handoff-` or `catalog-`.
+    #[error("stream {0} has no known aggregate prefix (quote-, order-, handoff-, catalog-)")]
     UnknownKind(String),
     /// The name is only a prefix: the id is empty.
     #[error("stream name {}<id> has an empty id", .0.prefix())]
@@ -233,6 +237,8 @@ pub enum StreamRef {
     Order(OrderId),
     /// The stream of one handoff.
     Handoff(HandoffId),
+    /// The catalog stream of one tenant.
+    Catalog(TenantId),
 }
 
 impl StreamRef {
@@ -246,6 +252,7 @@ impl StreamRef {
             StreamKind::Quote => Self::Quote(QuoteId::new(id)),
             StreamKind::Order => Self::Order(OrderId::new(id)),
             StreamKind::Handoff => Self::Handoff(HandoffId::new(id)),
+            StreamKind::Catalog => Self::Catalog(TenantId::new(id)),
         })
     }
 
@@ -255,6 +262,7 @@ impl StreamRef {
             Self::Quote(_) => StreamKind::Quote,
             Self::Order(_) => StreamKind::Order,
             Self::Handoff(_) => StreamKind::Handoff,
+            Self::Catalog(_) => StreamKind::Catalog,
         }
     }
 
@@ -264,6 +272,7 @@ impl StreamRef {
             Self::Quote(id) => id.as_str(),
             Self::Order(id) => id.as_str(),
             Self::Handoff(id) => id.as_str(),
+            Self::Catalog(tenant) => tenant.as_str(),
         }
     }
 }
@@ -297,6 +306,11 @@ pub fn handoff_stream(id: &HandoffId) -> String {
     format!("{}{id}", StreamKind::Handoff.prefix())
 }
 
+/// The stream holding one tenant's catalog: `catalog-<tenant>`.
+pub fn catalog_stream(tenant: &TenantId) -> String {
+    format!("{}{tenant}", StreamKind::Catalog.prefix())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +328,7 @@ mod tests {
             ("quote-q1", StreamRef::Quote(QuoteId::new("q1"))),
             ("order-o-1", StreamRef::Order(OrderId::new("o-1"))),
             ("handoff-h.1", StreamRef::Handoff(HandoffId::new("h.1"))),
+            ("catalog-t1", StreamRef::Catalog(TenantId::new("t1"))),
         ] {
             let parsed: StreamRef = name.parse().expect("a known stream");
             assert_eq!(parsed, expected);

@@ -48,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capability;
+pub mod catalog;
 pub mod decider;
 pub mod events;
 pub mod handoff;
@@ -64,6 +65,7 @@ pub mod quote;
 pub mod testing;
 pub mod upcast;
 
+pub use catalog::CatalogDecider;
 pub use decider::{fold, run, Decider, Decision, DomainEvent, RuleViolation};
 pub use handoff::HandoffDecider;
 pub use order::OrderDecider;

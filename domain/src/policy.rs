@@ -27,6 +27,7 @@
 //! idempotent append keyed by the command id makes the second run a no-op.
 
 use crate::capability::{Capabilities, Capability};
+use crate::catalog::CatalogEvent;
 use crate::handoff::{HandoffCommand, HandoffEvent, HandoffRequest, HandoffSubject};
 use crate::idempotency::{derive_id, Purpose};
 use crate::ids::{handoff_stream, order_stream, HandoffId, LineId, OrderId, Timestamp};
@@ -46,6 +47,8 @@ pub enum TriggerEvent<'a> {
     Order(&'a OrderEvent),
     /// A handoff event.
     Handoff(&'a HandoffEvent),
+    /// A catalog event (the fulfillment process never reacts to one).
+    Catalog(&'a CatalogEvent),
 }
 
 /// A recorded event with the envelope facts the policy needs.
@@ -101,6 +104,7 @@ pub fn react(input: &PolicyInput<'_>) -> Vec<PolicyCommand> {
         TriggerEvent::Quote(event) => react_to_quote(input, event),
         TriggerEvent::Order(event) => react_to_order(input, event),
         TriggerEvent::Handoff(event) => react_to_handoff(input, event),
+        TriggerEvent::Catalog(_) => Vec::new(),
     }
 }
 

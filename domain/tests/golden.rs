@@ -9,6 +9,7 @@
 //! `tests/golden/` (see `tests/upcast.rs` and `docs/adr/0013-upcasting.md`):
 //! `DOMAIN_BLESS=1 cargo test -p domain --test golden`.
 
+use domain::catalog::CatalogEvent;
 use domain::decider::DomainEvent;
 use domain::handoff::{HandoffEvent, RequestSnapshot};
 use domain::idempotency::Purpose;
@@ -321,6 +322,32 @@ fn handoff_samples() -> Vec<HandoffEvent> {
     .collect()
 }
 
+/// Forces a compile error when a variant is added without a golden sample.
+fn catalog_sample_for(event: &CatalogEvent) -> CatalogEvent {
+    match event {
+        CatalogEvent::CatalogVersionActivated { .. }
+        | CatalogEvent::CatalogVersionRetired { .. } => event.clone(),
+    }
+}
+
+fn catalog_samples() -> Vec<CatalogEvent> {
+    [
+        CatalogEvent::CatalogVersionActivated {
+            tenant_id: tenant(),
+            version: "catalog-2026.11".to_owned(),
+            at: at(1),
+        },
+        CatalogEvent::CatalogVersionRetired {
+            version: "catalog-2026.11".to_owned(),
+            reason: "superseded by catalog-2026.12".to_owned(),
+            at: at(2),
+        },
+    ]
+    .iter()
+    .map(catalog_sample_for)
+    .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -359,6 +386,7 @@ fn expected_fixture() -> String {
     let mut lines = lines_for("quote", &quote_samples());
     lines.extend(lines_for("order", &order_samples()));
     lines.extend(lines_for("handoff", &handoff_samples()));
+    lines.extend(lines_for("catalog", &catalog_samples()));
     lines.join("\n") + "\n"
 }
 
@@ -403,6 +431,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
             "quote" => check(event_type, hex, &quote_samples()),
             "order" => check(event_type, hex, &order_samples()),
             "handoff" => check(event_type, hex, &handoff_samples()),
+            "catalog" => check(event_type, hex, &catalog_samples()),
             other => panic!("unknown aggregate {other}"),
         }
         assert!(
@@ -412,7 +441,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        16 + 11 + 10,
+        16 + 11 + 10 + 2,
         "every event type has a golden line"
     );
     assert_eq!(
@@ -430,6 +459,7 @@ fn event_type_names_are_unique_across_aggregates() {
         .collect();
     names.extend(order_samples().iter().map(DomainEvent::event_type));
     names.extend(handoff_samples().iter().map(DomainEvent::event_type));
+    names.extend(catalog_samples().iter().map(DomainEvent::event_type));
     let unique: BTreeSet<&str> = names.iter().copied().collect();
     assert_eq!(unique.len(), names.len());
 }

@@ -193,6 +193,7 @@ proptest! {
             tenant_id: tenant(),
             customer: customer(),
             catalog_version: "c".to_owned(),
+            catalog: domain::catalog::VersionStanding::Unmanaged,
             at: T0,
         });
         state = step::<QuoteDecider>(state, &QuoteCommand::AddLine { line: line("l0"), at: T0 }).0;

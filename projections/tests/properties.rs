@@ -103,6 +103,8 @@ fn check_isolation(t: &TestLog, read: &ReadModels, tenants: usize) {
             StreamKind::Quote => o.quotes.insert(id.to_owned()),
             StreamKind::Order => o.orders.insert(id.to_owned()),
             StreamKind::Handoff => o.handoffs.insert(id.to_owned()),
+            // The generated journeys write no catalog stream.
+            StreamKind::Catalog => panic!("unexpected catalog stream {}", r.stream_id),
         };
         o.streams.insert(r.stream_id.clone());
         o.correlations.insert(r.correlation_id.clone());

@@ -17,7 +17,7 @@ pub use domain::events::AnyEvent as Payload;
 /// Why a payload could not be decoded (names position, type and version).
 pub use domain::events::DecodeError as PayloadError;
 
-/// The three aggregates, told apart by stream prefix, as the command line
+/// The aggregates, told apart by stream prefix, as the command line
 /// names them (`--aggregate quote`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Aggregate {
@@ -27,6 +27,8 @@ pub enum Aggregate {
     Order,
     /// Streams `handoff-<id>`.
     Handoff,
+    /// Streams `catalog-<tenant>`.
+    Catalog,
 }
 
 impl Aggregate {
@@ -37,7 +39,7 @@ impl Aggregate {
             .map(|(kind, _)| kind.into())
     }
 
-    /// The lowercase name (`quote`, `order`, `handoff`).
+    /// The lowercase name (`quote`, `order`, `handoff`, `catalog`).
     pub fn as_str(self) -> &'static str {
         StreamKind::from(self).as_str()
     }
@@ -49,6 +51,7 @@ impl From<StreamKind> for Aggregate {
             StreamKind::Quote => Self::Quote,
             StreamKind::Order => Self::Order,
             StreamKind::Handoff => Self::Handoff,
+            StreamKind::Catalog => Self::Catalog,
         }
     }
 }
@@ -59,6 +62,7 @@ impl From<Aggregate> for StreamKind {
             Aggregate::Quote => Self::Quote,
             Aggregate::Order => Self::Order,
             Aggregate::Handoff => Self::Handoff,
+            Aggregate::Catalog => Self::Catalog,
         }
     }
 }

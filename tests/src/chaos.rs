@@ -818,6 +818,7 @@ impl Clients {
                 body::<ops::CreateQuote>(ops::create_quote::Variables {
                     command_id: create.clone(),
                     customer_id: format!("cust-chaos-{worker}"),
+                    catalog_version: None,
                 })?,
             )
             .await?

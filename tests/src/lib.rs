@@ -633,6 +633,7 @@ impl Client {
             ops::create_quote::Variables {
                 command_id: command_id.to_owned(),
                 customer_id: customer.to_owned(),
+                catalog_version: None,
             },
         )
         .await

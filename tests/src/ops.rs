@@ -403,3 +403,33 @@ pub struct CommandTrail;
     deprecated = "allow"
 )]
 pub struct AcceptQuotePayload;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../schema.graphql",
+    query_path = "graphql/queries/catalog.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
+)]
+pub struct Catalog;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../schema.graphql",
+    query_path = "graphql/mutations/activate_catalog_version.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
+)]
+pub struct ActivateCatalogVersion;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../schema.graphql",
+    query_path = "graphql/mutations/retire_catalog_version.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone",
+    deprecated = "allow"
+)]
+pub struct RetireCatalogVersion;

@@ -14,7 +14,10 @@ pub mod types;
 use std::sync::Arc;
 
 use async_graphql::{Context, Schema};
-use domain::ids::{handoff_stream, order_stream, quote_stream, HandoffId, OrderId, QuoteId};
+use domain::ids::{
+    catalog_stream, handoff_stream, order_stream, quote_stream, HandoffId, OrderId, QuoteId,
+    TenantId,
+};
 
 use crate::auth::{Principal, Role};
 use crate::config::GraphqlLimits;
@@ -145,6 +148,16 @@ impl CommandTarget {
             stream_id: handoff_stream(&id),
             id: id.to_string(),
             existing: Some("handoff"),
+        }
+    }
+
+    /// The caller's tenant's catalog (its stream is named by the tenant,
+    /// so it is always the caller's own).
+    pub fn catalog(tenant: &TenantId) -> Self {
+        Self {
+            stream_id: catalog_stream(tenant),
+            id: tenant.to_string(),
+            existing: None,
         }
     }
 

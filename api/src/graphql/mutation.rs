@@ -10,6 +10,7 @@
 
 use async_graphql::{Context, InputObject, Object};
 use domain::capability::Capability;
+use domain::catalog::{CatalogCommand, MAX_VERSION_BYTES};
 use domain::handoff::HandoffCommand;
 use domain::idempotency::CommandKey;
 use domain::ids::{
@@ -20,7 +21,7 @@ use domain::money::Percent;
 use domain::order::{OrderCommand, Resolution};
 use domain::quote::limits::{MAX_OPTIONS_PER_LINE, MAX_TERM_MONTHS};
 use domain::quote::{price_command, ProposalArtifact, QuoteCommand, QuoteLine, SignatureEvidence};
-use domain::{HandoffDecider, OrderDecider, QuoteDecider};
+use domain::{CatalogDecider, HandoffDecider, OrderDecider, QuoteDecider};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
@@ -65,6 +66,18 @@ pub struct OptionInput {
 
 /// Most faults scripted in one `scriptSimulator` call.
 pub const MAX_SCRIPTED_FAULTS: usize = 1_000;
+
+/// A catalog version name as the catalog accepts it.
+fn catalog_version_input(version: &str) -> ApiResult<()> {
+    input::label("version", version, MAX_VERSION_BYTES)?;
+    if version.is_empty() || version.trim() != version {
+        return Err(ApiError::validation(
+            "version",
+            "must not be empty or start or end with white space",
+        ));
+    }
+    Ok(())
+}
 
 fn line(input: LineInput) -> ApiResult<QuoteLine> {
     input::id("line.lineId", &input.line_id)?;
@@ -341,12 +354,24 @@ impl Mutation {
                     &CustomerId::new(customer_id),
                 )
                 .await?;
+                // The catalog decides which versions may be quoted; no
+                // version named means the catalog's current one.
+                let catalog = platform.catalog(&principal.tenant)?;
+                let catalog_version = match catalog_version {
+                    Some(version) => version,
+                    None => catalog.default_version().map(str::to_owned).ok_or_else(|| {
+                        ApiError::RuleViolation {
+                            rule: "catalog_version_not_active",
+                            message: "every catalog version is retired: activate one, or name catalogVersion".to_owned(),
+                        }
+                    })?,
+                };
                 Ok(QuoteCommand::Create {
                     quote_id,
                     tenant_id: principal.tenant.clone(),
                     customer,
-                    catalog_version: catalog_version
-                        .unwrap_or_else(|| "catalog-current".to_owned()),
+                    catalog: catalog.standing(&catalog_version),
+                    catalog_version,
                     at: platform.timestamp(),
                 })
             })
@@ -469,12 +494,17 @@ impl Mutation {
             request,
         };
         let at = platform.timestamp();
+        // A retired catalog version gets no new price: the catalog is read
+        // before the quote (a retirement that commits in between is seen
+        // by the next price, as by any later one).
+        let catalog = platform.catalog(&principal.tenant)?;
         // The quote's current lines are priced from the stream the command
         // path loads for the decision: one read.
         Ok(platform
             .execute_on_state::<QuoteDecider, _>(principal, command, |state| {
                 price_command(
                     state,
+                    &catalog,
                     &platform.price_book,
                     &platform.approval,
                     Percent(discount),
@@ -1025,6 +1055,75 @@ impl Mutation {
             .script_simulator(&system, &faults)
             .await?;
         Ok(true)
+    }
+
+    /// Admin: makes a catalog version available to quote against (seed
+    /// 000 §10: the catalog is a control plane, changed by events). The
+    /// first activation makes the tenant's catalog managed: from then on
+    /// only active versions may be quoted. Activating an active version
+    /// changes nothing; a retired one is refused (`catalog_version_retired`:
+    /// retirement is final). `version`: at most 128 bytes of printable text.
+    async fn activate_catalog_version(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        version: String,
+    ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) = caller(ctx, Role::Admin, "change the catalog")?;
+        catalog_version_input(&version)?;
+        let request = serde_json::json!({"mutation": "activateCatalogVersion", "version": version});
+        let command = ClientCommand {
+            command_id: &command_id,
+            target: CommandTarget::catalog(&principal.tenant),
+            expected_version: None,
+            request,
+        };
+        Ok(platform
+            .execute::<CatalogDecider, _, _>(principal, command, || async {
+                Ok(CatalogCommand::Activate {
+                    tenant_id: principal.tenant.clone(),
+                    version,
+                    at: platform.timestamp(),
+                })
+            })
+            .await?
+            .into())
+    }
+
+    /// Admin: retires a catalog version for good. Open quotes configured
+    /// against it can no longer be priced (`catalog_version_retired`) and
+    /// no new quote may use it; a price already given stays acceptable
+    /// while it is valid, and accepted quotes and their orders keep the
+    /// version. Retiring a retired version changes nothing; a version never
+    /// activated is refused (`catalog_version_not_activated`). `reason`: at
+    /// most 2,000 bytes.
+    async fn retire_catalog_version(
+        &self,
+        ctx: &Context<'_>,
+        command_id: String,
+        version: String,
+        reason: String,
+    ) -> async_graphql::Result<CommandResult> {
+        let (platform, principal) = caller(ctx, Role::Admin, "change the catalog")?;
+        catalog_version_input(&version)?;
+        input::reason("reason", &reason)?;
+        let request = serde_json::json!({"mutation": "retireCatalogVersion", "version": version, "reason": reason});
+        let command = ClientCommand {
+            command_id: &command_id,
+            target: CommandTarget::catalog(&principal.tenant),
+            expected_version: None,
+            request,
+        };
+        Ok(platform
+            .execute::<CatalogDecider, _, _>(principal, command, || async {
+                Ok(CatalogCommand::Retire {
+                    version,
+                    reason,
+                    at: platform.timestamp(),
+                })
+            })
+            .await?
+            .into())
     }
 
     /// Admin: moves a consumer's checkpoint for incident recovery. A

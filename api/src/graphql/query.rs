@@ -9,8 +9,8 @@ use super::types::enums::{FalloutReason, HandoffStatus, OrderStatus, QuoteStatus
 use super::types::scalars::DateTime;
 use super::types::status::{Consumers, Dashboard};
 use super::types::{
-    AuditEntryNode, CapabilityNode, Connection, EventNode, FalloutCaseNode, HandoffNode, Me,
-    OrderNode, ProjectorStatusNode, QuoteNode, RebuildProgressNode,
+    AuditEntryNode, CapabilityNode, CatalogNode, Connection, EventNode, FalloutCaseNode,
+    HandoffNode, Me, OrderNode, ProjectorStatusNode, QuoteNode, RebuildProgressNode,
 };
 use super::{caller, page_size};
 use crate::auth::Role;
@@ -187,6 +187,13 @@ impl Query {
             .into_iter()
             .map(CapabilityNode::from)
             .collect())
+    }
+
+    /// The tenant's catalog control plane: which catalog versions may be
+    /// quoted against, and the one a new quote gets by default.
+    async fn catalog(&self, ctx: &Context<'_>) -> async_graphql::Result<CatalogNode> {
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        Ok(CatalogNode::from(&platform.catalog(&principal.tenant)?))
     }
 
     /// The fallout queue, oldest first: open cases by default, filtered by

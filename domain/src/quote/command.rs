@@ -4,6 +4,7 @@ use super::model::{
     ApprovalPolicy, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteLine, SignatureEvidence,
 };
 use crate::capability::Capabilities;
+use crate::catalog::VersionStanding;
 use crate::ids::{BillingAccountId, LineId, QuoteId, TenantId, Timestamp};
 
 /// A request to change a quote.
@@ -19,6 +20,10 @@ pub enum QuoteCommand {
         customer: CustomerSnapshot,
         /// The catalog version the quote is configured against.
         catalog_version: String,
+        /// Where that version stands in the tenant's catalog now: only a
+        /// version that may be quoted is (rules `catalog_version_retired`,
+        /// `catalog_version_not_active`).
+        catalog: VersionStanding,
         /// When.
         at: Timestamp,
     },

@@ -9,6 +9,7 @@ use super::model::{
 };
 use super::state::{Approval, Quote, QuoteState};
 use crate::capability::Capabilities;
+use crate::catalog::VersionStanding;
 use crate::ids::{BillingAccountId, LineId, Timestamp};
 use std::collections::BTreeSet;
 
@@ -25,16 +26,20 @@ pub(super) fn decide(
                 tenant_id,
                 customer,
                 catalog_version,
+                catalog,
                 at,
             },
             QuoteState::Empty,
-        ) => Ok(vec![QuoteEvent::QuoteCreated {
-            quote_id: quote_id.clone(),
-            tenant_id: tenant_id.clone(),
-            customer: customer.clone(),
-            catalog_version: catalog_version.clone(),
-            at: *at,
-        }]),
+        ) => {
+            catalog_admits(*catalog, catalog_version)?;
+            Ok(vec![QuoteEvent::QuoteCreated {
+                quote_id: quote_id.clone(),
+                tenant_id: tenant_id.clone(),
+                customer: customer.clone(),
+                catalog_version: catalog_version.clone(),
+                at: *at,
+            }])
+        }
         (C::Create { .. }, _) => Err(QuoteError::AlreadyCreated),
         (_, QuoteState::Empty | QuoteState::Accepted { .. })
         | (_, QuoteState::Expired(_) | QuoteState::Withdrawn(_)) => open(state).map(|_| Vec::new()),
@@ -113,6 +118,24 @@ pub(super) fn decide(
         (C::Revalidate { customer, at }, QuoteState::Open(quote)) => {
             revalidate(quote, customer, *at)
         }
+    }
+}
+
+/// Whether a quote may be created or priced against `version`, standing
+/// as `standing` in the tenant's catalog.
+///
+/// # Errors
+/// [`QuoteError::CatalogVersionRetired`] or
+/// [`QuoteError::CatalogVersionNotActive`].
+pub(super) fn catalog_admits(standing: VersionStanding, version: &str) -> Result<(), QuoteError> {
+    match standing {
+        VersionStanding::Unmanaged | VersionStanding::Active => Ok(()),
+        VersionStanding::Retired => Err(QuoteError::CatalogVersionRetired {
+            version: version.to_owned(),
+        }),
+        VersionStanding::Unknown => Err(QuoteError::CatalogVersionNotActive {
+            version: version.to_owned(),
+        }),
     }
 }
 

@@ -109,6 +109,19 @@ pub enum QuoteError {
     /// There is no drift to revalidate.
     #[error("no customer drift to revalidate")]
     NoDriftToRevalidate,
+    /// The quote's catalog version was retired: no new quote and no new
+    /// price against it (an accepted quote keeps it).
+    #[error("catalog version `{version}` is retired; quote against an active version")]
+    CatalogVersionRetired {
+        /// The retired version.
+        version: String,
+    },
+    /// The tenant's catalog is managed and never activated this version.
+    #[error("catalog version `{version}` is not active in this tenant's catalog")]
+    CatalogVersionNotActive {
+        /// The version.
+        version: String,
+    },
     /// The quote's price is still valid: it cannot expire yet.
     #[error("the quote is valid until {until_ms} (ms since the epoch)")]
     StillValid {
@@ -152,6 +165,8 @@ impl RuleViolation for QuoteError {
             QuoteError::CustomerMismatch => "customer_mismatch",
             QuoteError::NoDriftToRevalidate => "no_drift_to_revalidate",
             QuoteError::StillValid { .. } => "quote_still_valid",
+            QuoteError::CatalogVersionRetired { .. } => "catalog_version_retired",
+            QuoteError::CatalogVersionNotActive { .. } => "catalog_version_not_active",
         }
     }
 }

@@ -16,12 +16,13 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use super::command::QuoteCommand;
-use super::decide::open;
+use super::decide::{catalog_admits, open};
 use super::error::QuoteError;
 use super::model::{
     ApprovalPolicy, ChargeKind, Discount, LinePrice, PriceComponent, PriceResult, PriceTotals,
 };
 use super::state::{Quote, QuoteState};
+use crate::catalog::CatalogState;
 use crate::ids::Timestamp;
 use crate::money::{Currency, Money, Percent};
 
@@ -136,19 +137,27 @@ impl PriceBook {
 }
 
 /// The `Price` command for the quote in `state`: its current lines priced
-/// by `book` with `discount`, under the approval `policy` in force.
+/// by `book` with `discount`, under the approval `policy` in force, if the
+/// tenant's `catalog` still lets the quote's catalog version be priced (a
+/// new price is a new offer: a retired version gets none).
 ///
 /// # Errors
 /// The quote's own refusal when it cannot be priced (not created,
-/// accepted, expired, withdrawn), or [`PriceBook::price`]'s.
+/// accepted, expired, withdrawn), `catalog_version_retired` /
+/// `catalog_version_not_active`, or [`PriceBook::price`]'s.
 pub fn price_command(
     state: &QuoteState,
+    catalog: &CatalogState,
     book: &PriceBook,
     policy: &ApprovalPolicy,
     discount: Percent,
     at: Timestamp,
 ) -> Result<QuoteCommand, QuoteError> {
     let quote = open(state)?;
+    catalog_admits(
+        catalog.standing(&quote.catalog_version),
+        &quote.catalog_version,
+    )?;
     Ok(QuoteCommand::Price {
         price: book.price(quote, discount, at)?,
         policy: policy.clone(),
@@ -233,6 +242,7 @@ mod tests {
         let policy = crate::testing::fixtures::approval_policy();
         let refused = price_command(
             &QuoteState::Empty,
+            &CatalogState::default(),
             &book,
             &policy,
             Percent(Decimal::ZERO),
@@ -241,11 +251,58 @@ mod tests {
         assert_eq!(refused, Err(QuoteError::NotCreated));
         let priced = price_command(
             &QuoteState::Open(quote(1)),
+            &CatalogState::default(),
             &book,
             &policy,
             Percent(Decimal::ZERO),
             Timestamp(0),
         );
         assert!(matches!(priced, Ok(QuoteCommand::Price { .. })));
+    }
+
+    #[test]
+    fn a_retired_or_unknown_catalog_version_gets_no_new_price() {
+        use crate::catalog::{CatalogCommand, CatalogDecider};
+        use crate::decider::run;
+        let book = book(&[("fiber-1g", 99, 50)]);
+        let policy = crate::testing::fixtures::approval_policy();
+        let quote = quote(1);
+        let version = quote.catalog_version.clone();
+        let catalog = |commands: &[CatalogCommand]| {
+            commands.iter().fold(CatalogState::default(), |state, c| {
+                run::<CatalogDecider>(state, c).unwrap().state
+            })
+        };
+        let activate = |v: &str| CatalogCommand::Activate {
+            tenant_id: quote.tenant_id.clone(),
+            version: v.to_owned(),
+            at: Timestamp(0),
+        };
+        let retire = CatalogCommand::Retire {
+            version: version.clone(),
+            reason: "superseded".to_owned(),
+            at: Timestamp(1),
+        };
+        let price = |catalog: &CatalogState| {
+            price_command(
+                &QuoteState::Open(quote.clone()),
+                catalog,
+                &book,
+                &policy,
+                Percent(Decimal::ZERO),
+                Timestamp(2),
+            )
+        };
+        assert!(price(&catalog(&[activate(&version)])).is_ok());
+        assert_eq!(
+            price(&catalog(&[activate(&version), retire])),
+            Err(QuoteError::CatalogVersionRetired {
+                version: version.clone()
+            })
+        );
+        assert_eq!(
+            price(&catalog(&[activate("another")])),
+            Err(QuoteError::CatalogVersionNotActive { version })
+        );
     }
 }

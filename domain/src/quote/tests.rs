@@ -48,9 +48,36 @@ fn a_quote_is_created_with_its_customer_snapshot_and_catalog_version() {
             tenant_id: tenant(),
             customer: customer(),
             catalog_version: "catalog-2024.06".to_owned(),
+            catalog: crate::catalog::VersionStanding::Unmanaged,
             at: T0,
         })
         .then(vec![quote_created()]);
+}
+
+#[test]
+fn a_quote_is_created_only_against_a_catalog_version_that_may_be_quoted() {
+    use crate::catalog::VersionStanding;
+    let create = |catalog| QuoteCommand::Create {
+        quote_id: quote_id(),
+        tenant_id: tenant(),
+        customer: customer(),
+        catalog_version: "catalog-2024.06".to_owned(),
+        catalog,
+        at: T0,
+    };
+    Given::<QuoteDecider>::nothing()
+        .when(create(VersionStanding::Active))
+        .then(vec![quote_created()]);
+    Given::<QuoteDecider>::nothing()
+        .when(create(VersionStanding::Retired))
+        .then_err(QuoteError::CatalogVersionRetired {
+            version: "catalog-2024.06".to_owned(),
+        });
+    Given::<QuoteDecider>::nothing()
+        .when(create(VersionStanding::Unknown))
+        .then_err(QuoteError::CatalogVersionNotActive {
+            version: "catalog-2024.06".to_owned(),
+        });
 }
 
 #[test]
@@ -61,6 +88,7 @@ fn creating_a_quote_twice_is_refused() {
             tenant_id: tenant(),
             customer: customer(),
             catalog_version: "x".to_owned(),
+            catalog: crate::catalog::VersionStanding::Unmanaged,
             at: T0,
         })
         .then_err(QuoteError::AlreadyCreated);

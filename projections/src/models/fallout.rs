@@ -327,9 +327,10 @@ pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, Fol
                 _ => None,
             })
         }
-        Payload::Undecodable { kind, why } if *kind != StreamKind::Quote => {
-            Err(FoldError(why.clone()))
-        }
+        Payload::Undecodable {
+            kind: StreamKind::Order | StreamKind::Handoff,
+            why,
+        } => Err(FoldError(why.clone())),
         Payload::Undecodable { .. } | Payload::Quote(_) | Payload::Other => Ok(None),
     }
 }

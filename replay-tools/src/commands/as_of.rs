@@ -71,7 +71,7 @@ pub struct AsOf {
 pub fn as_of(reader: &LogReader, stream_id: &str, bound: Bound) -> Result<AsOf, ReplayError> {
     let aggregate = Aggregate::of_stream(stream_id).ok_or_else(|| {
         ReplayError::Usage(format!(
-            "{stream_id} is not an aggregate stream (quote-, order-, handoff-)"
+            "{stream_id} is not an aggregate stream (quote-, order-, handoff-, catalog-)"
         ))
     })?;
     let positions = reader.stream_positions(stream_id)?;
@@ -96,6 +96,7 @@ pub fn as_of(reader: &LogReader, stream_id: &str, bound: Bound) -> Result<AsOf, 
         Aggregate::Quote => fold_state::<QuoteDecider>(&events)?,
         Aggregate::Order => fold_state::<OrderDecider>(&events)?,
         Aggregate::Handoff => fold_state::<HandoffDecider>(&events)?,
+        Aggregate::Catalog => fold_state::<domain::CatalogDecider>(&events)?,
     };
     Ok(AsOf {
         stream_id: stream_id.to_owned(),

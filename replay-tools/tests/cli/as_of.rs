@@ -28,6 +28,7 @@ fn expected_state(prefix: &[&RecordedEvent], stream: &str) -> (String, serde_jso
         StreamKind::Quote => fold_state::<QuoteDecider>(prefix),
         StreamKind::Order => fold_state::<OrderDecider>(prefix),
         StreamKind::Handoff => fold_state::<HandoffDecider>(prefix),
+        StreamKind::Catalog => fold_state::<domain::CatalogDecider>(prefix),
     }
 }
 

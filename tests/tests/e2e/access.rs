@@ -22,7 +22,7 @@ const QUERIES: [&str; 13] = [
     "node",
     "events",
 ];
-const MUTATIONS: [&str; 20] = [
+const MUTATIONS: [&str; 22] = [
     "createQuote",
     "addQuoteLine",
     "changeQuoteLine",
@@ -43,12 +43,19 @@ const MUTATIONS: [&str; 20] = [
     "verifyLog",
     "rebuildProjection",
     "resetConsumer",
+    "activateCatalogVersion",
+    "retireCatalogVersion",
 ];
 
 /// Which roles may run `operation`.
 fn allowed(operation: &str, role: &str) -> bool {
     match operation {
-        "events" | "verifyLog" | "rebuildProjection" | "resetConsumer" => role == "admin",
+        "events"
+        | "verifyLog"
+        | "rebuildProjection"
+        | "resetConsumer"
+        | "activateCatalogVersion"
+        | "retireCatalogVersion" => role == "admin",
         "revalidateQuoteCustomer" => matches!(role, "sales" | "operator" | "admin"),
         "cancelOrder" | "resolveFallout" | "resolveHandoffFallout" | "triggerReconciliation" => {
             matches!(role, "operator" | "admin")
@@ -467,6 +474,30 @@ async fn attempt(client: &Client, token: &str, operation: &str, target: &Fixture
                         name: "no-such-consumer".to_owned(),
                         to_position: 0,
                         recovery: None,
+                    },
+                )
+                .await,
+        ),
+        // The catalog is the caller's tenant's own: nothing foreign to name.
+        "activateCatalogVersion" => seen_global(
+            client
+                .run::<ops::ActivateCatalogVersion>(
+                    token,
+                    ops::activate_catalog_version::Variables {
+                        command_id: cmd(),
+                        version: "matrix-version".to_owned(),
+                    },
+                )
+                .await,
+        ),
+        "retireCatalogVersion" => seen_global(
+            client
+                .run::<ops::RetireCatalogVersion>(
+                    token,
+                    ops::retire_catalog_version::Variables {
+                        command_id: cmd(),
+                        version: "matrix-version".to_owned(),
+                        reason: "matrix".to_owned(),
                     },
                 )
                 .await,

@@ -48,6 +48,7 @@ async fn validation_names_the_offending_field() {
             create_quote::Variables {
                 command_id: String::new(),
                 customer_id: "cust-1".to_owned(),
+                catalog_version: None,
             },
         )
         .await
@@ -212,6 +213,7 @@ async fn a_command_id_is_idempotent_and_conflicts_with_other_input() {
     let vars = |customer: &str| create_quote::Variables {
         command_id: "create-once".to_owned(),
         customer_id: customer.to_owned(),
+        catalog_version: None,
     };
     let first = client
         .run::<ops::CreateQuote>(&sales, vars("cust-1"))

@@ -5,6 +5,7 @@
 
 mod access;
 mod capabilities;
+mod catalog;
 mod console;
 mod crm_policy;
 mod damaged_log;

@@ -52,6 +52,7 @@ async fn a_restart_mid_flow_resumes_where_it_stopped() {
             create_quote::Variables {
                 command_id: "create-1".to_owned(),
                 customer_id: "cust-1".to_owned(),
+                catalog_version: None,
             },
         )
         .await

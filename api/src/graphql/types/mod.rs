@@ -5,6 +5,7 @@
 pub mod admin;
 mod audit;
 mod capability;
+mod catalog;
 mod command;
 pub mod enums;
 mod fallout;
@@ -16,6 +17,7 @@ pub mod status;
 
 pub use audit::{may_read_payload, AuditEntryNode};
 pub use capability::CapabilityNode;
+pub use catalog::CatalogNode;
 pub use command::CommandResult;
 pub use fallout::FalloutCaseNode;
 pub use handoff::HandoffNode;
