@@ -11,7 +11,6 @@ use application::metrics::encode_family;
 use application::CommandPath;
 use axum::Router;
 use domain::ids::{CustomerId, TenantId};
-use domain::quote::CustomerSnapshot;
 use integration::{
     CrmError, CustomerDirectory, Fulfillment, FulfillmentOptions, HttpCustomerDirectory,
     SystemsConfig,
@@ -504,8 +503,9 @@ pub fn sla_policy(config: &ServerConfig) -> projections::SlaPolicy {
 }
 
 /// Maps a CRM refusal for the API, per the CRM failure policy (seed 001
-/// §11.2): an unknown customer is `NOT_FOUND`; an ineligible one (suspended,
-/// closed) a rule violation; a CRM that does not answer now (timeout, 5xx,
+/// §11.2): an unknown customer is `NOT_FOUND`; an ineligible one (closed)
+/// a rule violation (a suspended one is no error: it is quoted with
+/// approval); a CRM that does not answer now (timeout, 5xx,
 /// 429) `UNAVAILABLE`, retryable with the same command id since nothing
 /// was recorded; a CRM that answers something unusable (shape, unmapped
 /// code, refused credentials, not configured) `UPSTREAM_ERROR`, for
@@ -545,7 +545,8 @@ pub fn document_error(error: integration::DocumentError) -> ApiError {
     }
 }
 
-/// Looks a customer up for `tenant`.
+/// Looks a customer up for `tenant`: its snapshot, and its suspension when
+/// CRM says the account is suspended.
 ///
 /// # Errors
 /// See [`crm_error`].
@@ -553,7 +554,7 @@ pub async fn lookup_customer(
     directory: &dyn CustomerDirectory,
     tenant: &TenantId,
     customer: &CustomerId,
-) -> ApiResult<CustomerSnapshot> {
+) -> ApiResult<integration::CustomerAccount> {
     directory.lookup(tenant, customer).await.map_err(crm_error)
 }
 

@@ -46,7 +46,9 @@ fn quote_sample_for(event: &QuoteEvent) -> QuoteEvent {
         | QuoteEvent::QuoteExpired { .. }
         | QuoteEvent::QuoteWithdrawn { .. }
         | QuoteEvent::CustomerDriftReported { .. }
-        | QuoteEvent::CustomerRevalidated { .. } => event.clone(),
+        | QuoteEvent::CustomerRevalidated { .. }
+        | QuoteEvent::CustomerSuspended { .. }
+        | QuoteEvent::CustomerApprovalRequired { .. } => event.clone(),
     }
 }
 
@@ -131,6 +133,15 @@ fn quote_samples() -> Vec<QuoteEvent> {
         QuoteEvent::CustomerRevalidated {
             customer: customer_in_enterprise_segment(),
             at: at(10),
+        },
+        QuoteEvent::CustomerSuspended {
+            status: "SUSPENDED".to_owned(),
+            at: at(11),
+        },
+        QuoteEvent::CustomerApprovalRequired {
+            revision: 2,
+            status: "SUSPENDED".to_owned(),
+            at: at(12),
         },
     ]
     .iter()
@@ -441,7 +452,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        16 + 11 + 10 + 2,
+        18 + 11 + 10 + 2,
         "every event type has a golden line"
     );
     assert_eq!(

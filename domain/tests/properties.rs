@@ -193,6 +193,7 @@ proptest! {
             tenant_id: tenant(),
             customer: customer(),
             catalog_version: "c".to_owned(),
+            customer_suspension: None,
             catalog: domain::catalog::VersionStanding::Unmanaged,
             at: T0,
         });

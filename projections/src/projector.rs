@@ -38,7 +38,8 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // 2: a quote row's price carries `price_book` (`QuotePriced` schema
         // version 2, ADR 0013).
         // 3: an acceptance carries the id of the order it captures.
-        "quotes" => 3,
+        // 4: a quote row carries the customer's suspension.
+        "quotes" => 4,
         // 2: a "local impossible" case the line holds offers the line's
         // actions.
         "fallout" => 2,

@@ -303,6 +303,7 @@ impl HistoryGenerator {
                     tenant_id: tenant,
                     customer,
                     catalog_version: "catalog-2024.06".to_owned(),
+                    customer_suspension: None,
                     catalog: domain::catalog::VersionStanding::Unmanaged,
                     at: t,
                 }));

@@ -86,6 +86,7 @@ fn quote_commands(quote: usize) -> Vec<QuoteCommand> {
         tenant_id: tenant(),
         customer: customer(),
         catalog_version: "catalog-2024.06".to_owned(),
+        customer_suspension: None,
         catalog: domain::catalog::VersionStanding::Unmanaged,
         at: at(0),
     }];

@@ -32,6 +32,7 @@ pub async fn accept_sample_quote(
         tenant_id: TenantId::new(tenant),
         customer: customer(),
         catalog_version: "catalog-2024.06".into(),
+        customer_suspension: None,
         catalog: domain::catalog::VersionStanding::Unmanaged,
         at: at(0),
     }];

@@ -51,6 +51,7 @@ fn create() -> QuoteCommand {
         tenant_id: tenant(),
         customer: customer(),
         catalog_version: "catalog-2024.06".into(),
+        customer_suspension: None,
         catalog: domain::catalog::VersionStanding::Unmanaged,
         at: at(0),
     }

@@ -51,6 +51,7 @@ async fn priced(path: &CommandPath, quote: &str, valid_days: u64) {
             tenant_id: tenant(),
             customer: customer(),
             catalog_version: "catalog-1".into(),
+            customer_suspension: None,
             catalog: domain::catalog::VersionStanding::Unmanaged,
             at: at(0),
         },

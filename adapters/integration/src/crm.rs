@@ -42,7 +42,8 @@ pub enum CrmError {
     /// CRM does not know the customer. Handling: 422 to the seller.
     #[error("customer not found in CRM")]
     NotFound,
-    /// The customer exists but may not be quoted. Handling: 422.
+    /// The customer exists but may not be quoted (a closed account).
+    /// Handling: 422.
     #[error("customer is not eligible (CRM status {status})")]
     NotEligible {
         /// The CRM status, as evidence.
@@ -91,9 +92,22 @@ impl CrmError {
     }
 }
 
+/// A customer CRM lets us quote: its snapshot, and whether its account is
+/// suspended (seed 001 §11.2: a suspended account is quoted only with
+/// approval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerAccount {
+    /// Who the customer is, as CRM describes it now.
+    pub snapshot: CustomerSnapshot,
+    /// The CRM status (`SUSPENDED`) when the account is suspended; `None`
+    /// for an active account.
+    pub suspension: Option<String>,
+}
+
 /// The CRM port: who the customer is, as a snapshot.
 pub trait CustomerDirectory: Send + Sync {
-    /// Looks a customer up and validates it for quoting.
+    /// Looks a customer up and validates it for quoting: an active or a
+    /// suspended account is answered, any other is refused.
     ///
     /// # Errors
     /// A [`CrmError`] with its class.
@@ -101,7 +115,7 @@ pub trait CustomerDirectory: Send + Sync {
         &'a self,
         tenant: &'a TenantId,
         customer_id: &'a CustomerId,
-    ) -> BoxFuture<'a, Result<CustomerSnapshot, CrmError>>;
+    ) -> BoxFuture<'a, Result<CustomerAccount, CrmError>>;
 }
 
 #[derive(Deserialize)]
@@ -144,7 +158,7 @@ impl HttpCustomerDirectory {
         &self,
         tenant: &TenantId,
         customer_id: &CustomerId,
-    ) -> Result<CustomerSnapshot, CrmError> {
+    ) -> Result<CustomerAccount, CrmError> {
         let endpoint = self
             .endpoints
             .get(tenant.as_str())
@@ -191,21 +205,30 @@ impl HttpCustomerDirectory {
         if account.acct_id != customer_id.as_str() {
             return Err(CrmError::SchemaMismatch);
         }
-        match account.status.as_str() {
-            "ACTIVE" => Ok(CustomerSnapshot {
+        let suspension = match account.status.as_str() {
+            "ACTIVE" => None,
+            "SUSPENDED" => Some(account.status),
+            "CLOSED" => {
+                return Err(CrmError::NotEligible {
+                    status: account.status,
+                })
+            }
+            other => {
+                return Err(CrmError::Unclassified {
+                    raw_code: other.to_owned(),
+                })
+            }
+        };
+        Ok(CustomerAccount {
+            snapshot: CustomerSnapshot {
                 customer_id: customer_id.clone(),
                 name: account.acct_name,
                 segment: Segment::new(account.seg),
                 authority_reference: account.rev,
                 taken_at: Timestamp(self.clock.now_ms()),
-            }),
-            "SUSPENDED" | "CLOSED" => Err(CrmError::NotEligible {
-                status: account.status,
-            }),
-            other => Err(CrmError::Unclassified {
-                raw_code: other.to_owned(),
-            }),
-        }
+            },
+            suspension,
+        })
     }
 }
 
@@ -222,7 +245,7 @@ impl CustomerDirectory for HttpCustomerDirectory {
         &'a self,
         tenant: &'a TenantId,
         customer_id: &'a CustomerId,
-    ) -> BoxFuture<'a, Result<CustomerSnapshot, CrmError>> {
+    ) -> BoxFuture<'a, Result<CustomerAccount, CrmError>> {
         Box::pin(self.fetch(tenant, customer_id))
     }
 }

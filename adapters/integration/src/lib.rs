@@ -35,7 +35,7 @@ pub mod signing;
 
 pub use callbacks::{CallbackInbox, CallbackReceipt, CallbackRejection};
 pub use config::{SystemConfig, SystemsConfig};
-pub use crm::{CrmError, CustomerDirectory, HttpCustomerDirectory};
+pub use crm::{CrmError, CustomerAccount, CustomerDirectory, HttpCustomerDirectory};
 pub use document::{DocumentError, DocumentGenerator, GeneratedDocument, HttpDocumentGenerator};
 pub use fulfillment::{Fulfillment, FulfillmentOptions, FulfillmentStatus};
 pub use reconciliation::ReconciliationReport;

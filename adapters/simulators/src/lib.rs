@@ -15,11 +15,12 @@
 //! `<target>/callbacks/<system>`; without one, and always for the
 //! notification provider, they answer with the final state at once.
 //!
-//! The CRM knows every customer id but those starting with `missing` (404)
-//! and `suspended` (status `SUSPENDED`); one starting with `ent` is in the
-//! enterprise segment, and one starting with `drift` moves to the
-//! enterprise segment under a new record after its first lookup (CRM
-//! drift).
+//! The CRM knows every customer id but those starting with `missing` (404);
+//! one starting with `suspended` has status `SUSPENDED`, `closed` status
+//! `CLOSED`, and `lapsing` is active at its first lookup and suspended
+//! after; one starting with `ent` is in the enterprise segment, and one
+//! starting with `drift` moves to the enterprise segment under a new record
+//! after its first lookup (CRM drift).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -875,16 +876,8 @@ async fn crm_lookup(
             serde_json::json!({ "errorCode": "ACCOUNT_NOT_FOUND" }),
         );
     }
-    let status = if id.starts_with("suspended") {
-        "SUSPENDED"
-    } else if fault == Fault::UnknownExternalStatus {
-        "ZOMBIE"
-    } else {
-        "ACTIVE"
-    };
-    // A customer whose id starts with `drift` changes after its first
-    // lookup: CRM moves it to the enterprise segment under a new record.
-    let drifted = id.starts_with("drift")
+    // Lookups so far of a customer whose answer changes after the first.
+    let looked_up_before = (id.starts_with("drift") || id.starts_with("lapsing"))
         && ctx
             .shared
             .states
@@ -895,6 +888,18 @@ async fn crm_lookup(
                 *seen += 1;
                 *seen > 1
             });
+    let status = if id.starts_with("suspended") || (id.starts_with("lapsing") && looked_up_before) {
+        "SUSPENDED"
+    } else if id.starts_with("closed") {
+        "CLOSED"
+    } else if fault == Fault::UnknownExternalStatus {
+        "ZOMBIE"
+    } else {
+        "ACTIVE"
+    };
+    // A customer whose id starts with `drift` changes after its first
+    // lookup: CRM moves it to the enterprise segment under a new record.
+    let drifted = id.starts_with("drift") && looked_up_before;
     let segment = if id.starts_with("ent") || drifted {
         "enterprise"
     } else {

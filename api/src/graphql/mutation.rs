@@ -271,33 +271,68 @@ async fn recheck_customer(
     let Ok(quote) = open_quote(platform, stream) else {
         return Ok(());
     };
-    let observed = crate::runtime::lookup_customer(
+    let account = crate::runtime::lookup_customer(
         platform.customers.as_ref(),
         &principal.tenant,
         &quote.customer.customer_id,
     )
     .await?;
-    if !quote.customer.drifted_to(&observed) {
-        return Ok(());
+    let at = platform.timestamp();
+    if let Some(status) = account
+        .suspension
+        .filter(|_| quote.customer_suspension.is_none())
+    {
+        let report = QuoteCommand::ReportCustomerSuspended { status, at };
+        report_to_quote(
+            platform,
+            principal,
+            stream,
+            command_id,
+            "report-suspension",
+            &report,
+        )
+        .await?;
     }
+    if quote.customer.drifted_to(&account.snapshot) {
+        let report = QuoteCommand::ReportCustomerDrift {
+            observed: account.snapshot,
+            at,
+        };
+        report_to_quote(
+            platform,
+            principal,
+            stream,
+            command_id,
+            "report-drift",
+            &report,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records what CRM reported on the quote, as its own command keyed by
+/// the client's command (so a retried acceptance reports once); a quote
+/// that refuses it is left to the acceptance's own rules.
+async fn report_to_quote(
+    platform: &Platform,
+    principal: &Principal,
+    stream: &str,
+    command_id: &str,
+    action: &str,
+    report: &QuoteCommand,
+) -> ApiResult<()> {
     let context = application::CommandContext::new(
         CommandKey::job(
             format!("crm-recheck:{}:{command_id}", principal.tenant),
-            "report-drift",
+            action,
         ),
         principal.tenant.as_str(),
         crate::platform::correlation_id(&principal.tenant, command_id),
     );
     let reported = platform
         .commands
-        .execute::<QuoteDecider>(
-            stream,
-            &QuoteCommand::ReportCustomerDrift {
-                observed,
-                at: platform.timestamp(),
-            },
-            &context,
-        )
+        .execute::<QuoteDecider>(stream, report, &context)
         .await;
     match reported {
         Ok(_) | Err(application::CommandError::Rejected { .. }) => Ok(()),
@@ -348,7 +383,8 @@ impl Mutation {
                     });
                 }
                 // CRM is asked only for a command not yet acknowledged.
-                let customer = crate::runtime::lookup_customer(
+                // A suspended account is quoted, with approval on every price.
+                let account = crate::runtime::lookup_customer(
                     platform.customers.as_ref(),
                     &principal.tenant,
                     &CustomerId::new(customer_id),
@@ -369,7 +405,8 @@ impl Mutation {
                 Ok(QuoteCommand::Create {
                     quote_id,
                     tenant_id: principal.tenant.clone(),
-                    customer,
+                    customer: account.snapshot,
+                    customer_suspension: account.suspension,
                     catalog: catalog.standing(&catalog_version),
                     catalog_version,
                     at: platform.timestamp(),
@@ -783,12 +820,15 @@ impl Mutation {
         };
         run_quote_command(platform, principal, command, |stream| async move {
             let quote = open_quote(platform, &stream)?;
+            // A suspension is recorded by the acceptance's CRM check,
+            // which always runs before an acceptance.
             let customer = crate::runtime::lookup_customer(
                 platform.customers.as_ref(),
                 &principal.tenant,
                 &quote.customer.customer_id,
             )
-            .await?;
+            .await?
+            .snapshot;
             Ok(QuoteCommand::Revalidate {
                 customer,
                 at: platform.timestamp(),

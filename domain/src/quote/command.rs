@@ -20,6 +20,9 @@ pub enum QuoteCommand {
         customer: CustomerSnapshot,
         /// The catalog version the quote is configured against.
         catalog_version: String,
+        /// The CRM status when the customer's account is suspended (quoted
+        /// only with approval); `None` for an active account.
+        customer_suspension: Option<String>,
         /// Where that version stands in the tenant's catalog now: only a
         /// version that may be quoted is (rules `catalog_version_retired`,
         /// `catalog_version_not_active`).
@@ -122,6 +125,13 @@ pub enum QuoteCommand {
     ReportCustomerDrift {
         /// The fresh CRM snapshot.
         observed: CustomerSnapshot,
+        /// When.
+        at: Timestamp,
+    },
+    /// CRM now says the customer's account is suspended.
+    ReportCustomerSuspended {
+        /// The CRM status.
+        status: String,
         /// When.
         at: Timestamp,
     },

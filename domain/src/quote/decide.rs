@@ -26,19 +26,27 @@ pub(super) fn decide(
                 tenant_id,
                 customer,
                 catalog_version,
+                customer_suspension,
                 catalog,
                 at,
             },
             QuoteState::Empty,
         ) => {
             catalog_admits(*catalog, catalog_version)?;
-            Ok(vec![QuoteEvent::QuoteCreated {
+            let mut events = vec![QuoteEvent::QuoteCreated {
                 quote_id: quote_id.clone(),
                 tenant_id: tenant_id.clone(),
                 customer: customer.clone(),
                 catalog_version: catalog_version.clone(),
                 at: *at,
-            }])
+            }];
+            if let Some(status) = customer_suspension {
+                events.push(QuoteEvent::CustomerSuspended {
+                    status: status.clone(),
+                    at: *at,
+                });
+            }
+            Ok(events)
         }
         (C::Create { .. }, _) => Err(QuoteError::AlreadyCreated),
         (_, QuoteState::Empty | QuoteState::Accepted { .. })
@@ -52,11 +60,13 @@ pub(super) fn decide(
             price_quote(quote, price, policy, *at)
         }
         (C::Approve { approver, at }, QuoteState::Open(quote)) => match quote.approval {
-            Approval::Pending(_) => Ok(vec![QuoteEvent::ApprovalGranted {
-                revision: quote.revision,
-                approver: approver.clone(),
-                at: *at,
-            }]),
+            Approval::Pending(_) | Approval::PendingForCustomer { .. } => {
+                Ok(vec![QuoteEvent::ApprovalGranted {
+                    revision: quote.revision,
+                    approver: approver.clone(),
+                    at: *at,
+                }])
+            }
             _ => Err(QuoteError::ApprovalNotPending),
         },
         (
@@ -67,12 +77,14 @@ pub(super) fn decide(
             },
             QuoteState::Open(quote),
         ) => match quote.approval {
-            Approval::Pending(_) => Ok(vec![QuoteEvent::ApprovalRejected {
-                revision: quote.revision,
-                approver: approver.clone(),
-                reason: reason.clone(),
-                at: *at,
-            }]),
+            Approval::Pending(_) | Approval::PendingForCustomer { .. } => {
+                Ok(vec![QuoteEvent::ApprovalRejected {
+                    revision: quote.revision,
+                    approver: approver.clone(),
+                    reason: reason.clone(),
+                    at: *at,
+                }])
+            }
             _ => Err(QuoteError::ApprovalNotPending),
         },
         (
@@ -117,6 +129,9 @@ pub(super) fn decide(
         }
         (C::Revalidate { customer, at }, QuoteState::Open(quote)) => {
             revalidate(quote, customer, *at)
+        }
+        (C::ReportCustomerSuspended { status, at }, QuoteState::Open(quote)) => {
+            Ok(report_suspension(quote, status, *at))
         }
     }
 }
@@ -269,6 +284,13 @@ fn price_quote(
             at,
         });
     }
+    if let Some(status) = &quote.customer_suspension {
+        events.push(QuoteEvent::CustomerApprovalRequired {
+            revision: quote.revision,
+            status: status.clone(),
+            at,
+        });
+    }
     Ok(events)
 }
 
@@ -284,7 +306,9 @@ fn current_price(quote: &Quote) -> Result<&PriceResult, QuoteError> {
 fn approval_settled(quote: &Quote) -> Result<(), QuoteError> {
     match quote.approval {
         Approval::NotRequired | Approval::Granted { .. } => Ok(()),
-        Approval::Pending(_) => Err(QuoteError::ApprovalMissing),
+        Approval::Pending(_) | Approval::PendingForCustomer { .. } => {
+            Err(QuoteError::ApprovalMissing)
+        }
         Approval::Rejected { .. } => Err(QuoteError::ApprovalRejected),
     }
 }
@@ -410,6 +434,27 @@ fn report_drift(
         observed: observed.clone(),
         at,
     }])
+}
+
+/// A suspension is recorded once; when the current revision is already
+/// priced, its price now needs approval too (granted or not before: the
+/// suspension is news to whoever approved).
+fn report_suspension(quote: &Quote, status: &str, at: Timestamp) -> Vec<QuoteEvent> {
+    if quote.customer_suspension.is_some() {
+        return Vec::new();
+    }
+    let mut events = vec![QuoteEvent::CustomerSuspended {
+        status: status.to_owned(),
+        at,
+    }];
+    if quote.current_price().is_some() {
+        events.push(QuoteEvent::CustomerApprovalRequired {
+            revision: quote.revision,
+            status: status.to_owned(),
+            at,
+        });
+    }
+    events
 }
 
 /// Adopting a new snapshot changes a pricing input, so a priced revision is left

@@ -169,6 +169,24 @@ pub enum QuoteEvent {
         /// When.
         at: Timestamp,
     },
+    /// CRM says the customer's account is suspended: from now on every
+    /// price of the quote needs a human's approval (seed 001 §11.2).
+    CustomerSuspended {
+        /// The CRM status, as received (`SUSPENDED`).
+        status: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// A revision's price needs approval because the customer's account
+    /// is suspended (the discount rule's approval is `ApprovalRequired`).
+    CustomerApprovalRequired {
+        /// The revision.
+        revision: u32,
+        /// The CRM status that asks for it.
+        status: String,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for QuoteEvent {
@@ -190,6 +208,8 @@ impl DomainEvent for QuoteEvent {
             QuoteEvent::QuoteWithdrawn { .. } => "QuoteWithdrawn",
             QuoteEvent::CustomerDriftReported { .. } => "CustomerDriftReported",
             QuoteEvent::CustomerRevalidated { .. } => "CustomerRevalidated",
+            QuoteEvent::CustomerSuspended { .. } => "CustomerSuspended",
+            QuoteEvent::CustomerApprovalRequired { .. } => "CustomerApprovalRequired",
         }
     }
 

@@ -39,6 +39,12 @@ pub enum Approval {
     NotRequired,
     /// A rule demanded approval and nobody decided yet.
     Pending(ApprovalReason),
+    /// The customer's account is suspended, so the price needs approval,
+    /// and nobody decided yet.
+    PendingForCustomer {
+        /// The CRM status.
+        status: String,
+    },
     /// Approval was granted.
     Granted {
         /// Who approved.
@@ -96,6 +102,9 @@ pub struct Quote {
     pub signature: Option<RecordedSignature>,
     /// A reported, unresolved customer drift.
     pub drift: Option<CustomerSnapshot>,
+    /// The CRM status of a suspended customer account: every price then
+    /// needs approval. Never cleared on this quote.
+    pub customer_suspension: Option<String>,
 }
 
 impl Quote {
@@ -172,6 +181,14 @@ impl Quote {
                 self.customer = customer.clone();
                 self.drift = None;
             }
+            QuoteEvent::CustomerSuspended { status, .. } => {
+                self.customer_suspension = Some(status.clone());
+            }
+            QuoteEvent::CustomerApprovalRequired { status, .. } => {
+                self.approval = Approval::PendingForCustomer {
+                    status: status.clone(),
+                };
+            }
             QuoteEvent::QuoteCreated { .. }
             | QuoteEvent::QuoteAccepted { .. }
             | QuoteEvent::QuoteExpired { .. }
@@ -205,6 +222,7 @@ pub(super) fn evolve(state: QuoteState, event: &QuoteEvent) -> QuoteState {
             proposal: None,
             signature: None,
             drift: None,
+            customer_suspension: None,
         }),
         (QuoteState::Open(quote), QuoteEvent::QuoteAccepted { at, .. }) => QuoteState::Accepted {
             quote,

@@ -48,6 +48,7 @@ fn a_quote_is_created_with_its_customer_snapshot_and_catalog_version() {
             tenant_id: tenant(),
             customer: customer(),
             catalog_version: "catalog-2024.06".to_owned(),
+            customer_suspension: None,
             catalog: crate::catalog::VersionStanding::Unmanaged,
             at: T0,
         })
@@ -62,6 +63,7 @@ fn a_quote_is_created_only_against_a_catalog_version_that_may_be_quoted() {
         tenant_id: tenant(),
         customer: customer(),
         catalog_version: "catalog-2024.06".to_owned(),
+        customer_suspension: None,
         catalog,
         at: T0,
     };
@@ -88,6 +90,7 @@ fn creating_a_quote_twice_is_refused() {
             tenant_id: tenant(),
             customer: customer(),
             catalog_version: "x".to_owned(),
+            customer_suspension: None,
             catalog: crate::catalog::VersionStanding::Unmanaged,
             at: T0,
         })
@@ -960,4 +963,115 @@ fn a_priced_quote_expires_only_once_its_validity_has_ended() {
     Given::<QuoteDecider>::events(history)
         .when(QuoteCommand::Expire { at: until })
         .then(vec![QuoteEvent::QuoteExpired { at: until }]);
+}
+
+#[test]
+fn a_suspended_customer_is_quoted_but_every_price_needs_approval() {
+    let suspended = vec![
+        quote_created(),
+        QuoteEvent::CustomerSuspended {
+            status: "SUSPENDED".to_owned(),
+            at: T0,
+        },
+    ];
+    Given::<QuoteDecider>::nothing()
+        .when(QuoteCommand::Create {
+            quote_id: quote_id(),
+            tenant_id: tenant(),
+            customer: customer(),
+            catalog_version: "catalog-2024.06".to_owned(),
+            customer_suspension: Some("SUSPENDED".to_owned()),
+            catalog: crate::catalog::VersionStanding::Unmanaged,
+            at: T0,
+        })
+        .then(suspended.clone());
+    let mut history = suspended;
+    history.push(QuoteEvent::LineAdded {
+        revision: 1,
+        line: line("l1"),
+        at: T0,
+    });
+    // No discount at all: the suspension alone asks for approval.
+    Given::<QuoteDecider>::events(history.clone())
+        .when(QuoteCommand::Price {
+            price: price(1, &["l1"], percent(0)),
+            policy: approval_policy(),
+            at: T0,
+        })
+        .then(vec![
+            priced(1, &["l1"], 0),
+            QuoteEvent::CustomerApprovalRequired {
+                revision: 1,
+                status: "SUSPENDED".to_owned(),
+                at: T0,
+            },
+        ]);
+    history.extend([
+        priced(1, &["l1"], 0),
+        QuoteEvent::CustomerApprovalRequired {
+            revision: 1,
+            status: "SUSPENDED".to_owned(),
+            at: T0,
+        },
+    ]);
+    Given::<QuoteDecider>::events(history.clone())
+        .when(accept())
+        .then_err(QuoteError::ApprovalMissing);
+    Given::<QuoteDecider>::events(history)
+        .when(QuoteCommand::Approve {
+            approver: "boss".to_owned(),
+            at: T0,
+        })
+        .then(vec![QuoteEvent::ApprovalGranted {
+            revision: 1,
+            approver: "boss".to_owned(),
+            at: T0,
+        }]);
+}
+
+#[test]
+fn a_suspension_reported_after_pricing_needs_a_new_approval_and_is_recorded_once() {
+    let history = with(
+        created_with_line(),
+        [
+            priced(1, &["l1"], 20),
+            QuoteEvent::ApprovalRequired {
+                revision: 1,
+                reason: approval_policy()
+                    .approval_needed(&customer().segment, percent(20))
+                    .expect("20% exceeds the smb threshold"),
+                at: T0,
+            },
+            QuoteEvent::ApprovalGranted {
+                revision: 1,
+                approver: "boss".to_owned(),
+                at: T0,
+            },
+        ],
+    );
+    let report = QuoteCommand::ReportCustomerSuspended {
+        status: "SUSPENDED".to_owned(),
+        at: at(5),
+    };
+    let reported = vec![
+        QuoteEvent::CustomerSuspended {
+            status: "SUSPENDED".to_owned(),
+            at: at(5),
+        },
+        QuoteEvent::CustomerApprovalRequired {
+            revision: 1,
+            status: "SUSPENDED".to_owned(),
+            at: at(5),
+        },
+    ];
+    Given::<QuoteDecider>::events(history.clone())
+        .when(report.clone())
+        .then(reported.clone());
+    let after = with(history, reported);
+    Given::<QuoteDecider>::events(after.clone())
+        .when(report)
+        .then(vec![]);
+    Given::<QuoteDecider>::events(after)
+        .when(accept())
+        .then_err(QuoteError::ApprovalMissing);
 }

@@ -180,6 +180,9 @@ pub struct QuoteDetail {
     pub acceptance: Option<AcceptanceView>,
     /// A CRM snapshot that differs from the adopted one (needs revalidation).
     pub customer_drift: Option<CustomerSnapshot>,
+    /// The CRM status when CRM reported the customer's account suspended
+    /// (every price then needs approval).
+    pub customer_suspension: Option<String>,
     /// Why it was withdrawn.
     pub withdrawal_reason: Option<String>,
     /// When it was created.
@@ -309,7 +312,9 @@ fn at_of(event: &QuoteEvent) -> Timestamp {
         | QuoteEvent::QuoteExpired { at }
         | QuoteEvent::QuoteWithdrawn { at, .. }
         | QuoteEvent::CustomerDriftReported { at, .. }
-        | QuoteEvent::CustomerRevalidated { at, .. } => *at,
+        | QuoteEvent::CustomerRevalidated { at, .. }
+        | QuoteEvent::CustomerSuspended { at, .. }
+        | QuoteEvent::CustomerApprovalRequired { at, .. } => *at,
     }
 }
 
@@ -462,6 +467,23 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             row.customer = customer.clone();
             row.customer_drift = None;
         }
+        QuoteEvent::CustomerSuspended { status, .. } => {
+            row.customer_suspension = Some(status.clone());
+        }
+        QuoteEvent::CustomerApprovalRequired { revision, at, .. } => {
+            // The approval has no discount reason: the customer's
+            // suspension (`customer_suspension`) asks for it.
+            row.approval = Some(ApprovalView {
+                revision: *revision,
+                state: ApprovalState::Required,
+                reason: None,
+                decided_by: None,
+                rejection_reason: None,
+                required_at: *at,
+                decided_at: None,
+            });
+            row.status = QuoteStatus::PendingApproval;
+        }
     }
 }
 
@@ -511,6 +533,7 @@ impl Projector for QuotesProjector {
                 signature: None,
                 acceptance: None,
                 customer_drift: None,
+                customer_suspension: None,
                 withdrawal_reason: None,
                 created_at: *at,
                 updated_at: *at,

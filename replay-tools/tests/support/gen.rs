@@ -61,6 +61,7 @@ pub(crate) async fn run_flow(path: &CommandPath, i: usize, lines: usize) -> Resu
         tenant_id: TenantId::new(&tenant),
         customer: customer(),
         catalog_version: "catalog-2024.06".to_owned(),
+        customer_suspension: None,
         catalog: domain::catalog::VersionStanding::Unmanaged,
         at: T0,
     }];

@@ -122,3 +122,113 @@ async fn a_crm_that_does_not_answer_holds_the_quote_and_the_same_command_later_s
         "ACCEPTED"
     );
 }
+
+const STANDING: &str = r#"query Standing($id: String!) {
+  quote(id: $id) { status customerSuspension approval { state reason { discount } } }
+}"#;
+
+async fn standing(server: &Server, token: &str, quote: &str) -> serde_json::Value {
+    let (status, body) = server
+        .client
+        .raw(token, STANDING, json!({ "id": quote }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["quote"].clone()
+}
+
+async fn approve(server: &Server, token: &str, quote: &str) {
+    server
+        .client
+        .run::<ops::ApproveQuote>(
+            token,
+            ops::approve_quote::Variables {
+                command_id: unique("approve"),
+                quote_id: quote.to_owned(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_account_is_quoted_only_with_approval_and_a_closed_one_not_at_all() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+
+    // Closed: a business rejection, nothing recorded.
+    let closed = client
+        .create_quote(&sales, &unique("create"), "closed-9")
+        .await
+        .unwrap_err();
+    assert_eq!(closed.code(), "RULE_VIOLATION", "{closed:?}");
+    assert_eq!(closed.extensions["rule"], "customer_not_eligible");
+
+    // Suspended at creation: the quote is made, and even a price without
+    // discount needs an approver before a proposal or an acceptance.
+    let quote = client
+        .create_quote(&sales, &unique("create"), "suspended-acme")
+        .await
+        .unwrap();
+    client
+        .add_line(&sales, &quote, "line-1", "fiber-1g")
+        .await
+        .unwrap();
+    client.price(&sales, &quote, "0").await.unwrap();
+    let seen = standing(&server, &sales, &quote).await;
+    assert_eq!(seen["customerSuspension"], "SUSPENDED", "{seen}");
+    assert_eq!(seen["status"], "PENDING_APPROVAL", "{seen}");
+    assert_eq!(seen["approval"]["state"], "REQUIRED", "{seen}");
+    assert!(seen["approval"]["reason"].is_null(), "{seen}");
+    let early = client
+        .propose_and_sign(&sales, &quote, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(early.extensions["rule"], "approval_missing", "{early:?}");
+    approve(&server, &sales, &quote).await;
+    client.propose_and_sign(&sales, &quote, 1).await.unwrap();
+    client.accept(&sales, &quote).await.unwrap();
+    assert_eq!(
+        standing(&server, &sales, &quote).await["status"],
+        "ACCEPTED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_suspended_before_acceptance_needs_a_new_approval() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+    // `lapsing-*` is active at creation and suspended when asked again.
+    let quote = signed(&server, &sales, "lapsing-acme").await;
+    let command = unique("accept");
+    let accept = |command_id: String| {
+        client.run::<ops::AcceptQuote>(
+            &sales,
+            ops::accept_quote::Variables {
+                command_id,
+                quote_id: quote.clone(),
+                expected_version: None,
+                billing_account: "ba-1".to_owned(),
+            },
+        )
+    };
+    let refused = accept(command.clone()).await.unwrap_err();
+    assert_eq!(
+        refused.extensions["rule"], "approval_missing",
+        "{refused:?}"
+    );
+    let seen = standing(&server, &sales, &quote).await;
+    assert_eq!(seen["customerSuspension"], "SUSPENDED", "{seen}");
+    assert_eq!(seen["status"], "PENDING_APPROVAL", "{seen}");
+    // The same command again reports nothing twice and is refused alike.
+    let again = accept(command).await.unwrap_err();
+    assert_eq!(again.extensions["rule"], "approval_missing", "{again:?}");
+    approve(&server, &sales, &quote).await;
+    accept(unique("accept")).await.unwrap();
+    assert_eq!(
+        standing(&server, &sales, &quote).await["status"],
+        "ACCEPTED"
+    );
+}

@@ -377,6 +377,8 @@ async fn contract_crm_lookup_maps_every_answer() {
         .lookup(&t1, &CustomerId::new("ent-42"))
         .await
         .unwrap();
+    assert_eq!(found.suspension, None);
+    let found = found.snapshot;
     assert_eq!(found.segment.as_str(), "enterprise");
     assert_eq!(found.name, "Customer ent-42");
     assert_eq!(
@@ -386,9 +388,16 @@ async fn contract_crm_lookup_maps_every_answer() {
             .unwrap_err(),
         CrmError::NotFound
     );
+    // A suspended account is quoted with approval; a closed one is refused.
+    let suspended = directory
+        .lookup(&t1, &CustomerId::new("suspended-1"))
+        .await
+        .unwrap();
+    assert_eq!(suspended.suspension.as_deref(), Some("SUSPENDED"));
+    assert_eq!(suspended.snapshot.customer_id.as_str(), "suspended-1");
     assert!(matches!(
         directory
-            .lookup(&t1, &CustomerId::new("suspended-1"))
+            .lookup(&t1, &CustomerId::new("closed-1"))
             .await
             .unwrap_err(),
         CrmError::NotEligible { .. }

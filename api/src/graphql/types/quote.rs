@@ -379,6 +379,17 @@ impl QuoteNode {
             .map(CustomerSnapshot::from))
     }
 
+    /// The CRM status (`SUSPENDED`) when CRM reported the customer's
+    /// account suspended: the quote may still be sold, but every price
+    /// needs an approver (`approval.state` `REQUIRED` without a discount
+    /// reason). Null for an active account.
+    async fn customer_suspension(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .and_then(|d| d.customer_suspension.as_deref()))
+    }
+
     /// Why the quote was withdrawn; null unless withdrawn.
     async fn withdrawal_reason(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         Ok(self
@@ -809,6 +820,7 @@ mod tests {
             signature: None,
             acceptance: None,
             customer_drift: None,
+            customer_suspension: None,
             withdrawal_reason: None,
             created_at: fx::T0,
             updated_at: fx::at(1_000),
