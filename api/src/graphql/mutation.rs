@@ -67,6 +67,26 @@ pub struct OptionInput {
 /// Most faults scripted in one `scriptSimulator` call.
 pub const MAX_SCRIPTED_FAULTS: usize = 1_000;
 
+/// Runs an admin's command on the caller's tenant's catalog.
+async fn catalog_command(
+    platform: &Platform,
+    principal: &Principal,
+    command_id: &str,
+    request: serde_json::Value,
+    command: CatalogCommand,
+) -> async_graphql::Result<CommandResult> {
+    let client = ClientCommand {
+        command_id,
+        target: CommandTarget::catalog(&principal.tenant),
+        expected_version: None,
+        request,
+    };
+    Ok(platform
+        .execute::<CatalogDecider, _, _>(principal, client, || async { Ok(command) })
+        .await?
+        .into())
+}
+
 /// A catalog version name as the catalog accepts it.
 fn catalog_version_input(version: &str) -> ApiResult<()> {
     input::label("version", version, MAX_VERSION_BYTES)?;
@@ -1112,22 +1132,12 @@ impl Mutation {
         let (platform, principal) = caller(ctx, Role::Admin, "change the catalog")?;
         catalog_version_input(&version)?;
         let request = serde_json::json!({"mutation": "activateCatalogVersion", "version": version});
-        let command = ClientCommand {
-            command_id: &command_id,
-            target: CommandTarget::catalog(&principal.tenant),
-            expected_version: None,
-            request,
+        let activate = CatalogCommand::Activate {
+            tenant_id: principal.tenant.clone(),
+            version,
+            at: platform.timestamp(),
         };
-        Ok(platform
-            .execute::<CatalogDecider, _, _>(principal, command, || async {
-                Ok(CatalogCommand::Activate {
-                    tenant_id: principal.tenant.clone(),
-                    version,
-                    at: platform.timestamp(),
-                })
-            })
-            .await?
-            .into())
+        catalog_command(platform, principal, &command_id, request, activate).await
     }
 
     /// Admin: retires a catalog version for good. Open quotes configured
@@ -1148,22 +1158,12 @@ impl Mutation {
         catalog_version_input(&version)?;
         input::reason("reason", &reason)?;
         let request = serde_json::json!({"mutation": "retireCatalogVersion", "version": version, "reason": reason});
-        let command = ClientCommand {
-            command_id: &command_id,
-            target: CommandTarget::catalog(&principal.tenant),
-            expected_version: None,
-            request,
+        let retire = CatalogCommand::Retire {
+            version,
+            reason,
+            at: platform.timestamp(),
         };
-        Ok(platform
-            .execute::<CatalogDecider, _, _>(principal, command, || async {
-                Ok(CatalogCommand::Retire {
-                    version,
-                    reason,
-                    at: platform.timestamp(),
-                })
-            })
-            .await?
-            .into())
+        catalog_command(platform, principal, &command_id, request, retire).await
     }
 
     /// Admin: moves a consumer's checkpoint for incident recovery. A

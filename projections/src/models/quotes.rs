@@ -105,6 +105,22 @@ pub struct ApprovalView {
     pub decided_at: Option<Timestamp>,
 }
 
+impl ApprovalView {
+    /// An approval of `revision` demanded at `at` (for `reason`, when a
+    /// discount rule demanded it), not decided yet.
+    fn required(revision: u32, reason: Option<ApprovalReason>, at: Timestamp) -> Self {
+        Self {
+            revision,
+            state: ApprovalState::Required,
+            reason,
+            decided_by: None,
+            rejection_reason: None,
+            required_at: at,
+            decided_at: None,
+        }
+    }
+}
+
 /// A generated proposal, tagged with the revision it renders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalView {
@@ -357,15 +373,7 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             reason,
             at,
         } => {
-            row.approval = Some(ApprovalView {
-                revision: *revision,
-                state: ApprovalState::Required,
-                reason: Some(reason.clone()),
-                decided_by: None,
-                rejection_reason: None,
-                required_at: *at,
-                decided_at: None,
-            });
+            row.approval = Some(ApprovalView::required(*revision, Some(reason.clone()), *at));
             row.status = QuoteStatus::PendingApproval;
         }
         QuoteEvent::ApprovalGranted {
@@ -373,15 +381,9 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             approver,
             at,
         } => {
-            let approval = row.approval.get_or_insert(ApprovalView {
-                revision: *revision,
-                state: ApprovalState::Required,
-                reason: None,
-                decided_by: None,
-                rejection_reason: None,
-                required_at: *at,
-                decided_at: None,
-            });
+            let approval = row
+                .approval
+                .get_or_insert_with(|| ApprovalView::required(*revision, None, *at));
             approval.state = ApprovalState::Granted;
             approval.decided_by = Some(approver.clone());
             approval.decided_at = Some(*at);
@@ -393,15 +395,9 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             reason,
             at,
         } => {
-            let approval = row.approval.get_or_insert(ApprovalView {
-                revision: *revision,
-                state: ApprovalState::Required,
-                reason: None,
-                decided_by: None,
-                rejection_reason: None,
-                required_at: *at,
-                decided_at: None,
-            });
+            let approval = row
+                .approval
+                .get_or_insert_with(|| ApprovalView::required(*revision, None, *at));
             approval.state = ApprovalState::Rejected;
             approval.decided_by = Some(approver.clone());
             approval.rejection_reason = Some(reason.clone());
@@ -473,15 +469,7 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
         QuoteEvent::CustomerApprovalRequired { revision, at, .. } => {
             // The approval has no discount reason: the customer's
             // suspension (`customer_suspension`) asks for it.
-            row.approval = Some(ApprovalView {
-                revision: *revision,
-                state: ApprovalState::Required,
-                reason: None,
-                decided_by: None,
-                rejection_reason: None,
-                required_at: *at,
-                decided_at: None,
-            });
+            row.approval = Some(ApprovalView::required(*revision, None, *at));
             row.status = QuoteStatus::PendingApproval;
         }
     }
