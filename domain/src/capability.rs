@@ -34,11 +34,15 @@ pub enum Capability {
     NotificationSendEmail,
     /// The document service renders a quote's proposal from its snapshot.
     DocumentGenerateQuotePdf,
+    /// The document service renders an order's confirmation from the
+    /// order's snapshot. Not needed for fulfillment: disabled, the policy
+    /// records no confirmation and nothing is rendered.
+    DocumentGenerateOrderConfirmation,
 }
 
 impl Capability {
     /// Every capability, in matrix order.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Capability::CrmValidateAccount,
         Capability::InventoryReserve,
         Capability::InventoryRelease,
@@ -47,6 +51,7 @@ impl Capability {
         Capability::BillingActivateSubscription,
         Capability::NotificationSendEmail,
         Capability::DocumentGenerateQuotePdf,
+        Capability::DocumentGenerateOrderConfirmation,
     ];
 
     /// Its stable code, as configured and shown.
@@ -60,6 +65,7 @@ impl Capability {
             Capability::BillingActivateSubscription => "BILLING_ACTIVATE_SUBSCRIPTION",
             Capability::NotificationSendEmail => "NOTIFICATION_SEND_EMAIL",
             Capability::DocumentGenerateQuotePdf => "DOCUMENT_GENERATE_QUOTE_PDF",
+            Capability::DocumentGenerateOrderConfirmation => "DOCUMENT_GENERATE_ORDER_CONFIRMATION",
         }
     }
 
@@ -78,7 +84,8 @@ impl Capability {
             }
             Capability::BillingActivateSubscription => TargetSystem::Billing,
             Capability::NotificationSendEmail => TargetSystem::Notification,
-            Capability::DocumentGenerateQuotePdf => TargetSystem::Document,
+            Capability::DocumentGenerateQuotePdf
+            | Capability::DocumentGenerateOrderConfirmation => TargetSystem::Document,
         }
     }
 
@@ -91,6 +98,7 @@ impl Capability {
             Purpose::Cancel => Capability::ProvisioningCancelService,
             Purpose::ActivateBilling => Capability::BillingActivateSubscription,
             Purpose::Notify => Capability::NotificationSendEmail,
+            Purpose::GenerateDocument => Capability::DocumentGenerateOrderConfirmation,
         }
     }
 }
@@ -184,6 +192,7 @@ mod tests {
         assert!(required.contains(&Capability::BillingActivateSubscription));
         assert!(!required.contains(&Capability::CrmValidateAccount));
         assert!(!required.contains(&Capability::NotificationSendEmail));
+        assert!(!required.contains(&Capability::DocumentGenerateOrderConfirmation));
         assert_eq!(Capabilities::all().missing_for_fulfillment(), None);
         let without = Capabilities::all().without(Capability::ProvisioningCancelService);
         assert_eq!(

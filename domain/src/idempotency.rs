@@ -58,16 +58,20 @@ pub enum Purpose {
     /// Send a customer notification for an order milestone
     /// ([`crate::notification`]).
     Notify,
+    /// Render and store an order's confirmation document from its snapshot
+    /// ([`crate::confirmation`]).
+    GenerateDocument,
 }
 
 // The stable lowercase names used in keys and logs.
-stable_names!(Purpose, "purpose", 6, [
+stable_names!(Purpose, "purpose", 7, [
     Reserve => "reserve",
     Release => "release",
     Activate => "activate",
     Cancel => "cancel",
     ActivateBilling => "activate_billing",
     Notify => "notify",
+    GenerateDocument => "generate_document",
 ]);
 
 impl Purpose {
@@ -78,6 +82,7 @@ impl Purpose {
             Purpose::Activate | Purpose::Cancel => TargetSystem::Provisioning,
             Purpose::ActivateBilling => TargetSystem::Billing,
             Purpose::Notify => TargetSystem::Notification,
+            Purpose::GenerateDocument => TargetSystem::Document,
         }
     }
 }

@@ -49,6 +49,7 @@
 
 pub mod capability;
 pub mod catalog;
+pub mod confirmation;
 pub mod decider;
 pub mod events;
 pub mod handoff;

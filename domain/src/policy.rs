@@ -14,9 +14,11 @@
 //! | `HandoffSucceeded` / `HandoffRejected` / `HandoffFalloutRaised` (compensation) | record the compensation's outcome on the order |
 //! | `OrderCaptured` / `OrderCompleted` / `LineFalloutRaised` | record the milestone's notification on the order (while `NOTIFICATION_SEND_EMAIL` is enabled) |
 //! | `NotificationRequested` | open the notification's handoff |
+//! | `OrderCaptured` | record the order's confirmation document (while `DOCUMENT_GENERATE_ORDER_CONFIRMATION` is enabled) |
+//! | `ConfirmationRequested` | open the document's handoff |
 //!
-//! A notification handoff's outcome issues nothing: a failed notification
-//! is the handoff's own fallout, never the order's.
+//! A notification's or a document's handoff outcome issues nothing: a
+//! failed one is the handoff's own fallout, never the order's.
 //!
 //! An UNKNOWN outcome issues nothing: the handoff waits for reconciliation. A
 //! "local impossible" fallout of a forward step stays on the handoff (the order
@@ -186,6 +188,20 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
         };
         issue(input, &action, own_stream(), IssuedCommand::Order(command))
     };
+    let confirms = input
+        .capabilities
+        .enabled(Capability::DocumentGenerateOrderConfirmation);
+    let confirm = || {
+        let command = OrderCommand::RequestConfirmation {
+            at: input.recorded_at,
+        };
+        issue(
+            input,
+            "request-confirmation",
+            own_stream(),
+            IssuedCommand::Order(command),
+        )
+    };
     let complete = || {
         let command = OrderCommand::Complete {
             at: input.recorded_at,
@@ -202,9 +218,11 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
             .iter()
             .map(|accepted| request_step(&accepted.line.line_id, Step::FIRST))
             .chain(notifies.then(|| notify(Milestone::OrderCaptured)))
+            .chain(confirms.then(confirm))
             .collect(),
         OrderEvent::StepRequested { handoff, .. }
-        | OrderEvent::NotificationRequested { handoff, .. } => vec![open_handoff(input, handoff)],
+        | OrderEvent::NotificationRequested { handoff, .. }
+        | OrderEvent::ConfirmationRequested { handoff, .. } => vec![open_handoff(input, handoff)],
         OrderEvent::OrderCompleted { .. } => notifies
             .then(|| notify(Milestone::OrderCompleted))
             .into_iter()

@@ -162,7 +162,8 @@ fn order_sample_for(event: &OrderEvent) -> OrderEvent {
         | OrderEvent::OrderCancelled { .. }
         | OrderEvent::OrderCompleted { .. }
         | OrderEvent::CompensationSettled { .. }
-        | OrderEvent::NotificationRequested { .. } => event.clone(),
+        | OrderEvent::NotificationRequested { .. }
+        | OrderEvent::ConfirmationRequested { .. } => event.clone(),
     }
 }
 
@@ -255,6 +256,19 @@ fn order_samples() -> Vec<OrderEvent> {
                 milestone,
                 at: at(10),
             }
+        },
+        OrderEvent::ConfirmationRequested {
+            key: "document:ORDER_CONFIRMATION:o1:order-confirmation-v1:en".to_owned(),
+            snapshot_id: "ab".repeat(32),
+            handoff: domain::handoff::HandoffRequest::new(
+                subject(
+                    "document_order-confirmation-v1",
+                    Purpose::GenerateDocument,
+                    1,
+                ),
+                request(),
+            ),
+            at: at(11),
         },
     ]
     .iter()
@@ -452,7 +466,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        18 + 11 + 10 + 2,
+        18 + 12 + 10 + 2,
         "every event type has a golden line"
     );
     assert_eq!(

@@ -104,6 +104,7 @@ fn a_captured_order_requests_every_line_reservation() {
                 milestone: Milestone::OrderCaptured,
                 at: at(99)
             },
+            &OrderCommand::RequestConfirmation { at: at(99) },
         ]
     );
     assert!(commands.iter().all(|c| c.stream_id == "order-o1"));
@@ -435,4 +436,58 @@ fn milestones_are_recorded_on_the_order_and_sent_only_from_the_committed_record(
     ] {
         assert!(react(&input(TriggerEvent::Handoff(&event))).is_empty());
     }
+}
+
+#[test]
+fn a_confirmation_is_recorded_on_capture_and_rendered_only_from_the_committed_record() {
+    let captured = order_captured(&["l1"]);
+    let off = Capabilities::all().without(Capability::DocumentGenerateOrderConfirmation);
+    let without = PolicyInput {
+        capabilities: &off,
+        ..input(TriggerEvent::Order(&captured))
+    };
+    assert!(
+        !order_commands(&react(&without))
+            .iter()
+            .any(|c| matches!(c, OrderCommand::RequestConfirmation { .. })),
+        "no confirmation while disabled"
+    );
+    // The order records it once, and never for a cancelled order.
+    let state = fold::<OrderDecider, _>(std::slice::from_ref(&captured));
+    let request = OrderCommand::RequestConfirmation { at: at(2) };
+    let events = OrderDecider::decide(&state, &request).expect("first request");
+    let [requested @ OrderEvent::ConfirmationRequested { handoff, .. }] = events.as_slice() else {
+        panic!("expected one ConfirmationRequested, got {events:?}");
+    };
+    let again = fold::<OrderDecider, _>(&[captured.clone(), requested.clone()]);
+    assert_eq!(OrderDecider::decide(&again, &request), Ok(Vec::new()));
+    let cancelled = OrderDecider::decide(
+        &state,
+        &OrderCommand::Cancel {
+            reason: "customer withdrew".to_owned(),
+            at: at(3),
+        },
+    )
+    .expect("cancel");
+    let mut history = vec![captured.clone()];
+    history.extend(cancelled);
+    let cancelled = fold::<OrderDecider, _>(&history);
+    assert_eq!(
+        OrderDecider::decide(&cancelled, &request),
+        Err(domain::order::OrderError::Cancelled)
+    );
+    // The committed record opens the handoff; its outcome concerns no line.
+    let commands = react(&input(TriggerEvent::Order(requested)));
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0].stream_id, handoff_stream(&handoff.handoff_id));
+    assert_eq!(handoff.subject.purpose, Purpose::GenerateDocument);
+    let done = HandoffEvent::HandoffSucceeded {
+        subject: handoff.subject.clone(),
+        observation: observation(
+            &handoff.subject,
+            OutcomeClass::Succeeded,
+            ObservationSource::Dispatch,
+        ),
+    };
+    assert!(react(&input(TriggerEvent::Handoff(&done))).is_empty());
 }

@@ -19,7 +19,8 @@
 //!   outcome (`deduplicated: true`, same id and version);
 //! - `duplicate_side_effects`: per (system, idempotency key), effects the
 //!   simulators' durable journal recorded more than once, and of them
-//!   `duplicate_notifications` (customer e-mails sent twice);
+//!   `duplicate_notifications` (customer e-mails sent twice),
+//!   `duplicate_documents` (order confirmations stored twice);
 //! - `genuine_callbacks_refused`: simulator callbacks answered 4xx;
 //! - `stuck`, `fallout` and `injected_rejections`;
 //! - `verify_clean`: `oms-replay verify` on the stopped data directory
@@ -65,7 +66,13 @@ const MAX_INTERNAL: u32 = 40;
 const RESEND_CONCURRENCY: usize = 32;
 
 /// The systems whose business rejections become fallout cases.
-const SIDE_EFFECT_SYSTEMS: [&str; 4] = ["inventory", "provisioning", "billing", "notification"];
+const SIDE_EFFECT_SYSTEMS: [&str; 5] = [
+    "inventory",
+    "provisioning",
+    "billing",
+    "notification",
+    "document",
+];
 
 /// How a chaos run is shaped.
 #[derive(Clone, Debug)]
@@ -255,6 +262,9 @@ pub struct ChaosReport {
     /// Customer notifications sent more than once for the same key (part
     /// of `duplicate_side_effects`, shown on its own).
     pub duplicate_notifications: u64,
+    /// Order confirmations stored more than once for the same key (part of
+    /// `duplicate_side_effects`, shown on its own).
+    pub duplicate_documents: u64,
     /// Genuine simulator callbacks the server answered 4xx.
     pub genuine_callbacks_refused: u64,
     /// Orders neither completed nor with an open fallout case.
@@ -300,6 +310,7 @@ impl ChaosReport {
             ("retry_refused", self.retry_refused),
             ("duplicate_side_effects", self.duplicate_side_effects),
             ("duplicate_notifications", self.duplicate_notifications),
+            ("duplicate_documents", self.duplicate_documents),
             ("genuine_callbacks_refused", self.genuine_callbacks_refused),
             ("stuck", self.stuck),
             ("pending_handoffs", self.pending_handoffs),
@@ -1088,9 +1099,18 @@ impl Journal {
 
     /// Notifications sent more than once, summed over keys.
     pub fn duplicate_notifications(&self) -> u64 {
+        self.duplicates_of("notification")
+    }
+
+    /// Documents stored more than once, summed over keys.
+    pub fn duplicate_documents(&self) -> u64 {
+        self.duplicates_of("document")
+    }
+
+    fn duplicates_of(&self, of: &str) -> u64 {
         self.effects
             .iter()
-            .filter(|((system, _), _)| system == "notification")
+            .filter(|((system, _), _)| system == of)
             .map(|(_, n)| n.saturating_sub(1))
             .sum()
     }
@@ -1565,6 +1585,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
             report.journal_torn_lines = journal.torn_lines;
             report.duplicate_side_effects = journal.duplicate_side_effects();
             report.duplicate_notifications = journal.duplicate_notifications();
+            report.duplicate_documents = journal.duplicate_documents();
             report.injected_rejections = journal.injected_rejections();
             report.genuine_callbacks_refused = count(journal.refused_callbacks.iter());
             report.duplicate_callback_deliveries = journal.duplicate_deliveries();

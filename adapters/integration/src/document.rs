@@ -20,9 +20,9 @@
 use domain::idempotency::{request_hash, TargetSystem};
 use domain::ids::TenantId;
 use domain::quote::document::DocumentRequest;
-use serde::Deserialize;
 
 use crate::config::{ConfigError, SystemsConfig};
+use crate::external::document::DocumentAnswer;
 use crate::external::http::TenantEndpoints;
 use crate::external::BoxFuture;
 
@@ -101,14 +101,6 @@ pub fn render_key(tenant: &TenantId, request: &DocumentRequest) -> String {
     )
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RenderAnswer {
-    document_id: String,
-    sha256: String,
-    status: String,
-}
-
 /// The document port over HTTP, one client per tenant.
 pub struct HttpDocumentGenerator {
     endpoints: TenantEndpoints,
@@ -177,26 +169,28 @@ impl HttpDocumentGenerator {
             }
             _ => return Err(DocumentError::Unclassified { raw_code }),
         }
-        let answer: RenderAnswer =
+        let answer: DocumentAnswer =
             serde_json::from_slice(&bytes).map_err(|_| DocumentError::SchemaMismatch)?;
         if answer.status != "RENDERED" {
             return Err(DocumentError::Unclassified {
                 raw_code: answer.status,
             });
         }
+        let (Some(artifact_id), Some(artifact_hash)) = (answer.document_id, answer.sha256) else {
+            return Err(DocumentError::SchemaMismatch);
+        };
         // The id becomes a platform id, the hash evidence a signature is
         // checked against: both must be what they claim.
-        let is_hash = answer.sha256.len() == 64
-            && answer
-                .sha256
+        let is_hash = artifact_hash.len() == 64
+            && artifact_hash
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if domain::ids::validate_id(&answer.document_id).is_err() || !is_hash {
+        if domain::ids::validate_id(&artifact_id).is_err() || !is_hash {
             return Err(DocumentError::SchemaMismatch);
         }
         Ok(GeneratedDocument {
-            artifact_id: answer.document_id,
-            artifact_hash: answer.sha256,
+            artifact_id,
+            artifact_hash,
         })
     }
 }

@@ -17,8 +17,12 @@
 //! provider (order captured, completed, line attention) plays 5 % timeouts
 //! after sending, 2 % bounces and 2 % server errors: the soak prints
 //! e-mails sent twice (must be 0) and whether the rejected notifications
-//! match its injected bounces. `--json FILE` writes the figures as one
-//! JSON object.
+//! match its injected bounces. The document service (each order's
+//! confirmation, rendered as a handoff) plays 5 % timeouts after storing,
+//! 2 % refused templates and 2 % server errors: the soak prints documents
+//! stored twice (must be 0) and whether the refused confirmations match
+//! its injected refusals. `--json FILE` writes the figures as one JSON
+//! object.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::HashMap;
@@ -96,6 +100,14 @@ impl Progress {
     }
 }
 
+/// The document service's renders by key: the orders' confirmations.
+fn confirmations(sims: &Simulators) -> Vec<simulators::LedgerEntry> {
+    sims.ledger(TargetSystem::Document)
+        .into_iter()
+        .filter(|e| e.operation == "generate_document")
+        .collect()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
@@ -124,6 +136,15 @@ async fn main() {
             FaultMix::new()
                 .with(Fault::TimeoutAfterApply, 500)
                 .with(Fault::BusinessReject, 200)
+                .with(Fault::ServerError, 200),
+        ),
+    );
+    sims.script(
+        TargetSystem::Document,
+        Script::Mix(
+            FaultMix::new()
+                .with(Fault::TimeoutAfterApply, 500)
+                .with(Fault::ValidationReject, 200)
                 .with(Fault::ServerError, 200),
         ),
     );
@@ -289,7 +310,8 @@ async fn main() {
             _ => stuck += 1,
         }
     }
-    // Wait for the notifications to settle too (a bounded extra wait).
+    // Wait for the notifications and documents to settle too (a bounded
+    // extra wait).
     let notifications_settled = {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -303,7 +325,11 @@ async fn main() {
                 .ledger(TargetSystem::Notification)
                 .iter()
                 .filter(|e| e.state != "SENT" && e.state != "BOUNCED")
-                .count();
+                .count()
+                + confirmations(&sims)
+                    .iter()
+                    .filter(|e| e.state != "RENDERED" && e.state != "INVALID")
+                    .count();
             if (pending == 0 && unsettled == 0) || Instant::now() > deadline {
                 break unsettled == 0;
             }
@@ -326,6 +352,21 @@ async fn main() {
         .iter()
         .filter(|e| e.state == "BOUNCED")
         .count() as u64;
+    let document_ledger = confirmations(&sims);
+    let duplicate_documents: u64 = document_ledger
+        .iter()
+        .map(|e| u64::from(e.effects.saturating_sub(1)))
+        .sum();
+    let documents_stored = document_ledger.iter().filter(|e| e.effects > 0).count();
+    let documents_refused = document_ledger
+        .iter()
+        .filter(|e| e.state == "INVALID")
+        .count() as u64;
+    let document_refusals = sims
+        .injected(TargetSystem::Document)
+        .get(&Fault::ValidationReject)
+        .copied()
+        .unwrap_or(0);
     let injected_rejections: u64 = SIDE_EFFECT_SYSTEMS
         .iter()
         .map(|s| {
@@ -355,7 +396,11 @@ async fn main() {
         if notifications_bounced == notification_bounces { "match" } else { "MISMATCH" },
         if notifications_settled { "" } else { " (some notifications still unsettled after 60 s)" }
     );
-    println!("soak: duplicate documents: not exercised (proposals are rendered synchronously by generateProposal, not by the fulfillment process)");
+    println!(
+        "soak: confirmations stored {documents_stored}, duplicate documents {duplicate_documents} (must be 0), refused {documents_refused} vs injected refusals {document_refusals}: {}{}",
+        if documents_refused == document_refusals { "match" } else { "MISMATCH" },
+        if notifications_settled { "" } else { " (some documents or notifications still unsettled after 60 s)" }
+    );
     println!("soak: stuck orders {stuck} (must be 0)");
     println!(
         "soak: fallout lines {fallout_lines} vs injected rejections {injected_rejections}: {}",
@@ -393,6 +438,10 @@ async fn main() {
             "duplicate_notifications": duplicate_notifications,
             "notifications_bounced": notifications_bounced,
             "notification_bounces_injected": notification_bounces,
+            "documents_stored": documents_stored,
+            "duplicate_documents": duplicate_documents,
+            "documents_refused": documents_refused,
+            "document_refusals_injected": document_refusals,
             "stuck": stuck,
             "injected_rejections": injected_rejections,
             "rejections_match": fallout_lines == injected_rejections,

@@ -2,8 +2,10 @@
 //! the adapters parse).
 
 use domain::idempotency::{Purpose, TargetSystem};
+use sha2::{Digest, Sha256};
 
 use integration::external::billing::{ActivationAnswer, BillingError, BillingEvent};
+use integration::external::document::{DocumentAnswer, DocumentErrorBody};
 use integration::external::inventory::{InventoryError, ReservationAnswer, ReservationEvent};
 use integration::external::notification::{MessageAnswer, NotificationError};
 use integration::external::provisioning::{ProvError, ProvEvent, ServiceOrderAnswer};
@@ -16,6 +18,7 @@ pub(super) fn final_state(system: TargetSystem, purpose: Purpose) -> &'static st
         (TargetSystem::Provisioning, Purpose::Cancel) => "CANCELLED",
         (TargetSystem::Provisioning, _) => "DONE",
         (TargetSystem::Notification, _) => "SENT",
+        (TargetSystem::Document, _) => "RENDERED",
         _ => "ACTIVE",
     }
 }
@@ -27,6 +30,7 @@ pub(super) fn pending_state(system: TargetSystem, purpose: Purpose) -> &'static 
         (TargetSystem::Provisioning, Purpose::Cancel) => "CANCEL_PENDING",
         (TargetSystem::Provisioning, _) => "ACK",
         (TargetSystem::Notification, _) => "QUEUED",
+        (TargetSystem::Document, _) => "RENDERING",
         _ => "PENDING",
     }
 }
@@ -55,6 +59,7 @@ pub(super) fn unknown_state(system: TargetSystem) -> &'static str {
         TargetSystem::Inventory => "ON_HOLD",
         TargetSystem::Provisioning => "ZZ_HOLD",
         TargetSystem::Notification => "DEFERRED_BY_CARRIER",
+        TargetSystem::Document => "ARCHIVED_OFFSITE",
         _ => "SUSPENDED",
     }
 }
@@ -74,6 +79,15 @@ pub(super) fn answer(system: TargetSystem, state: &str, reference: &str) -> serd
         TargetSystem::Notification => serde_json::to_value(MessageAnswer {
             message_id: reference,
             delivery_status: state.to_owned(),
+        }),
+        // The stored artifact's hash: a function of the reference, which
+        // is a function of the request.
+        TargetSystem::Document => serde_json::to_value(DocumentAnswer {
+            sha256: reference
+                .as_ref()
+                .map(|r| hex::encode(Sha256::digest(r.as_bytes()))),
+            document_id: reference,
+            status: state.to_owned(),
         }),
         _ => serde_json::to_value(ActivationAnswer {
             activation_id: reference,
@@ -116,6 +130,16 @@ pub(super) fn error(system: TargetSystem, kind: ErrorKind) -> serde_json::Value 
             }
             .to_owned(),
             description: "simulated".to_owned(),
+        }),
+        (TargetSystem::Document, kind) => serde_json::to_value(DocumentErrorBody {
+            error_code: match kind {
+                ErrorKind::Business => "DOC-DATA-REFUSED",
+                ErrorKind::Validation => "DOC-TEMPLATE-REFUSED",
+                ErrorKind::Conflict => "DOC-DUP-CONFLICT",
+                ErrorKind::NotFound => "DOC-NOT-FOUND",
+            }
+            .to_owned(),
+            detail: "simulated".to_owned(),
         }),
         (_, kind) => serde_json::to_value(BillingError {
             code: match kind {

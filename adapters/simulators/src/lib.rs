@@ -3,10 +3,11 @@
 //! idempotency key, scriptable per request, per key or by ratio.
 //!
 //! The simulators are honest external systems with one deliberate
-//! weakness: inventory, provisioning and the notification provider do
-//! **not** deduplicate by key, so any resend after the effect was applied
-//! shows up in the ledger as a doubled effect (`effects > 1`; for the
-//! notification provider, an e-mail sent twice). Billing detects duplicates
+//! weakness: inventory, provisioning, the notification provider and the
+//! document service's renders by key do **not** deduplicate by key, so any
+//! resend after the effect was applied shows up in the ledger as a doubled
+//! effect (`effects > 1`; for the notification provider, an e-mail sent
+//! twice; for the document service, a document stored twice). Billing detects duplicates
 //! by key (same key and request: `DUPLICATE`; same key, other request: 409).
 //!
 //! With a callback target set ([`Simulators::set_callback_target`]) the
@@ -63,7 +64,7 @@ use tokio::task::JoinHandle;
 
 use dialect::ErrorKind;
 use integration::config::{SystemConfig, SystemsConfig};
-use integration::external::{billing, inventory, notification, provisioning};
+use integration::external::{billing, document, inventory, notification, provisioning};
 use integration::signing;
 use journal::{Journal, JournalLine};
 use plan::plan;
@@ -546,9 +547,13 @@ fn router(ctx: Ctx) -> Router {
                 &format!("{}/{{key}}", notification::STATUS_PATH),
                 get(status),
             ),
-        TargetSystem::Document => {
-            Router::new().route(integration::document::RENDER_PATH, post(render_document))
-        }
+        TargetSystem::Document => Router::new()
+            .route(integration::document::RENDER_PATH, post(render_document))
+            .route(
+                document::DOCUMENTS_PATH,
+                post(exec(Purpose::GenerateDocument)),
+            )
+            .route(&format!("{}/{{key}}", document::STATUS_PATH), get(status)),
         _ => Router::new().route(
             &format!("{}/{{id}}", integration::crm::ACCOUNT_PATH),
             get(crm_lookup),

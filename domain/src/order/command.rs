@@ -92,6 +92,12 @@ pub enum OrderCommand {
         /// When.
         at: Timestamp,
     },
+    /// Record that the order's confirmation document is due (once per
+    /// key; refused for a cancelled order, rule `cancelled`).
+    RequestConfirmation {
+        /// When.
+        at: Timestamp,
+    },
     /// Record how a compensation handoff of a cancelled line ended.
     RecordCompensation {
         /// The compensation handoff.

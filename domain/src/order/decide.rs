@@ -5,6 +5,7 @@ use super::error::OrderError;
 use super::event::OrderEvent;
 use super::model::{CompensationOutcome, CompensationPlan, Resolution, Step, Uncompensated};
 use super::state::{LineProgress, Order, OrderLine, OrderState};
+use crate::confirmation;
 use crate::handoff::{HandoffRequest, HandoffSubject, RequestSnapshot};
 use crate::idempotency::Purpose;
 use crate::ids::{HandoffId, LineId, Timestamp};
@@ -65,6 +66,9 @@ pub(super) fn decide(
             C::RequestNotification { milestone, at },
             OrderState::Open(order) | OrderState::Completed(order),
         ) => Ok(request_notification(order, milestone, *at)),
+        (C::RequestConfirmation { at }, OrderState::Open(order) | OrderState::Completed(order)) => {
+            Ok(request_confirmation(order, *at))
+        }
         (_, OrderState::Completed(_)) => Err(OrderError::Completed),
         (_, OrderState::Cancelled(_)) => Err(OrderError::Cancelled),
         (C::RequestStep { line_id, step, at }, OrderState::Open(order)) => {
@@ -186,6 +190,23 @@ fn request_notification(order: &Order, milestone: &Milestone, at: Timestamp) -> 
         milestone: milestone.clone(),
         key,
         handoff,
+        at,
+    }]
+}
+
+/// A document is requested once: a second request records nothing.
+fn request_confirmation(order: &Order, at: Timestamp) -> Vec<OrderEvent> {
+    if order
+        .documents
+        .contains(&confirmation::confirmation_key(order))
+    {
+        return Vec::new();
+    }
+    let request = confirmation::request(order);
+    vec![OrderEvent::ConfirmationRequested {
+        key: request.key,
+        snapshot_id: request.snapshot_id,
+        handoff: request.handoff,
         at,
     }]
 }

@@ -150,6 +150,19 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
+    /// The order's confirmation document is due: the policy opens its
+    /// handoff from this committed event. Recorded once per key, never
+    /// for a cancelled order ([`crate::confirmation`]).
+    ConfirmationRequested {
+        /// `document:ORDER_CONFIRMATION:<order>:<template>:<locale>`.
+        key: String,
+        /// The sha256 of the order's snapshot the document is rendered from.
+        snapshot_id: String,
+        /// The handoff that renders it.
+        handoff: HandoffRequest,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -166,6 +179,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::OrderCompleted { .. } => "OrderCompleted",
             OrderEvent::CompensationSettled { .. } => "CompensationSettled",
             OrderEvent::NotificationRequested { .. } => "NotificationRequested",
+            OrderEvent::ConfirmationRequested { .. } => "ConfirmationRequested",
         }
     }
 

@@ -67,13 +67,15 @@ impl Step {
     }
 
     /// The forward step a handoff purpose belongs to; `None` for
-    /// compensations and notifications.
+    /// compensations, notifications and documents.
     pub fn of_purpose(purpose: Purpose) -> Option<Step> {
         match purpose {
             Purpose::Reserve => Some(Step::Reservation),
             Purpose::Activate => Some(Step::Provisioning),
             Purpose::ActivateBilling => Some(Step::BillingActivation),
-            Purpose::Release | Purpose::Cancel | Purpose::Notify => None,
+            Purpose::Release | Purpose::Cancel | Purpose::Notify | Purpose::GenerateDocument => {
+                None
+            }
         }
     }
 }

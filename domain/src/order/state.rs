@@ -140,6 +140,9 @@ pub struct Order {
     /// The notification keys recorded ([`crate::notification::notification_key`]):
     /// each milestone is notified once.
     pub notified: std::collections::BTreeSet<String>,
+    /// The document keys recorded ([`crate::confirmation::confirmation_key`]):
+    /// each document is requested once.
+    pub documents: std::collections::BTreeSet<String>,
 }
 
 impl Order {
@@ -244,6 +247,9 @@ impl Order {
             OrderEvent::NotificationRequested { key, .. } => {
                 self.notified.insert(key.clone());
             }
+            OrderEvent::ConfirmationRequested { key, .. } => {
+                self.documents.insert(key.clone());
+            }
             // The resolution's effect is the event decided with it (a new request,
             // a success or a cancellation); the resolution itself is the audit record.
             OrderEvent::LineFalloutResolved { .. }
@@ -283,6 +289,7 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
                 })
                 .collect(),
             notified: std::collections::BTreeSet::new(),
+            documents: std::collections::BTreeSet::new(),
         }),
         (OrderState::Open(order), OrderEvent::OrderCompleted { .. }) => {
             OrderState::Completed(order)
@@ -313,6 +320,10 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
         // The completion's own notification is recorded once completed.
         (OrderState::Completed(mut order), OrderEvent::NotificationRequested { key, .. }) => {
             order.notified.insert(key.clone());
+            OrderState::Completed(order)
+        }
+        (OrderState::Completed(mut order), OrderEvent::ConfirmationRequested { key, .. }) => {
+            order.documents.insert(key.clone());
             OrderState::Completed(order)
         }
         (

@@ -357,7 +357,8 @@ fn at_of(event: &OrderEvent) -> Timestamp {
         | OrderEvent::OrderCancelled { at, .. }
         | OrderEvent::OrderCompleted { at }
         | OrderEvent::CompensationSettled { at, .. }
-        | OrderEvent::NotificationRequested { at, .. } => *at,
+        | OrderEvent::NotificationRequested { at, .. }
+        | OrderEvent::ConfirmationRequested { at, .. } => *at,
     }
 }
 
@@ -394,7 +395,9 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
     match event {
         // A notification is a handoff of its own (the handoffs read model
         // lists it under the order); it changes no line.
-        OrderEvent::OrderCaptured { .. } | OrderEvent::NotificationRequested { .. } => {}
+        OrderEvent::OrderCaptured { .. }
+        | OrderEvent::NotificationRequested { .. }
+        | OrderEvent::ConfirmationRequested { .. } => {}
         OrderEvent::CompensationSettled {
             line_id,
             handoff_id,

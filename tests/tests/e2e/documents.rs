@@ -2,7 +2,9 @@
 //! service: a proposal is rendered from the revision's immutable snapshot,
 //! the same snapshot and template give the same artifact hash, the
 //! signature must match that hash, and a service that does not answer
-//! records nothing and is retried with the same command.
+//! records nothing and is retried with the same command. An order's
+//! confirmation is rendered as a handoff, and a refused one is a fallout
+//! case closed on its handoff.
 
 use serde_json::json;
 use tests::{ops, unique, GqlError, Server};
@@ -144,4 +146,105 @@ async fn a_document_service_that_does_not_answer_records_nothing_and_the_same_co
         .unwrap();
     assert!(!done.generate_proposal.deduplicated);
     assert!(!proposal(&server, &sales, &quote).await["proposal"].is_null());
+}
+
+/// Polls `query` until `pick` finds a node at `path` (a list), or panics
+/// after 60 s with the last answer.
+async fn node(
+    server: &Server,
+    token: &str,
+    query: &str,
+    path: &[&str],
+    pick: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = server.client.raw(token, query, json!({})).await;
+        let list = path.iter().fold(&body["data"], |v, key| &v[*key]);
+        if let Some(found) = list.as_array().into_iter().flatten().find(|n| pick(n)) {
+            return found.clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "not found; last answer {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+const DOCUMENT_HANDOFFS: &str =
+    "{ handoffs(targetSystem: DOCUMENT, first: 100) { nodes { id orderId status purpose } } }";
+const DOCUMENT_CASES: &str = "{ fallout(targetSystem: DOCUMENT, first: 100) {
+  nodes { handoffId orderId purpose lineInFallout allowedActions status } } }";
+
+/// An order's confirmation is a handoff of its own to the document service:
+/// a refused render is a fallout case no line holds, closed on its handoff,
+/// and the order is fulfilled all the same; the next order's confirmation
+/// is rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_confirmation_is_a_handoff_and_a_refused_one_is_closed_on_its_handoff() {
+    let server = Server::start();
+    let client = &server.client;
+    let (sales, operator) = (server.token("sales"), server.token("operator"));
+    server
+        .script_simulator("document", &["ValidationReject"])
+        .await;
+    client
+        .accepted_quote(&sales, "cust-confirm-refused", &["fiber-1g"])
+        .await
+        .unwrap();
+    let case = node(
+        &server,
+        &operator,
+        DOCUMENT_CASES,
+        &["fallout", "nodes"],
+        |_| true,
+    )
+    .await;
+    assert_eq!(case["purpose"], "GENERATE_DOCUMENT", "{case}");
+    assert_eq!(case["lineInFallout"], false, "{case}");
+    assert_eq!(
+        case["allowedActions"],
+        json!(["EXTERNAL_RESOLUTION"]),
+        "{case}"
+    );
+    let order = case["orderId"].as_str().unwrap_or_default().to_owned();
+    let status = "query($id: String!) { order(id: $id) { status } }";
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = client.raw(&operator, status, json!({ "id": order })).await;
+        if body["data"]["order"]["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the order did not complete: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, closed) = client
+        .raw(
+            &operator,
+            "mutation($c: String!, $h: String!) { resolveHandoffFallout(commandId: $c,
+               handoffId: $h, reference: \"DOC-MANUAL-1\", note: \"confirmation sent by hand\") {
+               correlationId } }",
+            json!({ "c": unique("close"), "h": case["handoffId"] }),
+        )
+        .await;
+    assert!(closed["errors"].is_null(), "{closed}");
+
+    // With the service answering, the next order's confirmation is rendered.
+    client
+        .accepted_quote(&sales, "cust-confirm", &["fiber-1g"])
+        .await
+        .unwrap();
+    let rendered = node(
+        &server,
+        &operator,
+        DOCUMENT_HANDOFFS,
+        &["handoffs", "nodes"],
+        |h| h["orderId"] != order.as_str() && h["status"] == "SUCCEEDED",
+    )
+    .await;
+    assert_eq!(rendered["purpose"], "GENERATE_DOCUMENT", "{rendered}");
 }

@@ -1,5 +1,5 @@
 //! Anti-corruption layers for the systems that carry out handoffs:
-//! inventory, provisioning, billing and notification.
+//! inventory, provisioning, billing, notification and document generation.
 //!
 //! The port ([`HandoffPort`]) speaks the domain's language: an
 //! [`ExternalCall`] (tenant, system, purpose, idempotency key, the handoff's
@@ -10,11 +10,11 @@
 //! response and error mapper and its callback parser; external field names
 //! and status words never leave those modules.
 //!
-//! | port operation (purpose) | inventory | provisioning | billing | notification |
-//! | --- | --- | --- | --- | --- |
-//! | execute (`Reserve` / `Activate` / `ActivateBilling` / `Notify`) | reserve | activate | activate charges | send message |
-//! | execute (`Release` / `Cancel`) | release | cancel | n/a | n/a |
-//! | status by key | reservation status | service order status | activation status | delivery status |
+//! | port operation (purpose) | inventory | provisioning | billing | notification | document |
+//! | --- | --- | --- | --- | --- | --- |
+//! | execute (`Reserve` / `Activate` / `ActivateBilling` / `Notify` / `GenerateDocument`) | reserve | activate | activate charges | send message | render |
+//! | execute (`Release` / `Cancel`) | release | cancel | n/a | n/a | n/a |
+//! | status by key | reservation status | service order status | activation status | delivery status | render status |
 //!
 //! HTTP-level mapping shared by every system (the seeds' error table):
 //!
@@ -33,6 +33,7 @@
 
 pub mod billing;
 mod breaker;
+pub mod document;
 pub(crate) mod http;
 pub mod inventory;
 pub mod notification;
@@ -278,6 +279,7 @@ pub fn map_state(
         TargetSystem::Provisioning => provisioning::map_state(purpose, state),
         TargetSystem::Billing => billing::map_state(state, code),
         TargetSystem::Notification => notification::map_state(state),
+        TargetSystem::Document => document::map_state(state),
         _ => OutcomeClass::Unclassified,
     }
 }
@@ -343,6 +345,7 @@ fn parse_body(system: TargetSystem, body: &[u8]) -> Option<Body> {
         TargetSystem::Provisioning => provisioning::parse_body(body),
         TargetSystem::Billing => billing::parse_body(body),
         TargetSystem::Notification => notification::parse_body(body),
+        TargetSystem::Document => document::parse_body(body),
         _ => None,
     }
 }
@@ -353,6 +356,7 @@ fn parse_error(system: TargetSystem, body: &[u8]) -> ErrorBody {
         TargetSystem::Provisioning => provisioning::parse_error(body),
         TargetSystem::Billing => billing::parse_error(body),
         TargetSystem::Notification => notification::parse_error(body),
+        TargetSystem::Document => document::parse_error(body),
         _ => None,
     };
     parsed.unwrap_or(ErrorBody {
@@ -367,6 +371,7 @@ fn map_error_code(system: TargetSystem, code: &str) -> OutcomeClass {
         TargetSystem::Provisioning => provisioning::map_error_code(code),
         TargetSystem::Billing => billing::map_error_code(code),
         TargetSystem::Notification => notification::map_error_code(code),
+        TargetSystem::Document => document::map_error_code(code),
         _ => OutcomeClass::Unclassified,
     }
 }
@@ -384,6 +389,7 @@ pub(crate) fn execute_request(
         TargetSystem::Provisioning => provisioning::execute_request(call).ok_or_else(unsupported),
         TargetSystem::Billing => billing::execute_request(call).ok_or_else(unsupported),
         TargetSystem::Notification => notification::execute_request(call).ok_or_else(unsupported),
+        TargetSystem::Document => document::execute_request(call).ok_or_else(unsupported),
         _ => Err(unsupported()),
     }
 }
@@ -396,6 +402,7 @@ pub(crate) fn status_path(query: &StatusQuery) -> Option<&'static str> {
         TargetSystem::Provisioning => Some(provisioning::STATUS_PATH),
         TargetSystem::Billing => Some(billing::STATUS_PATH),
         TargetSystem::Notification => Some(notification::STATUS_PATH),
+        TargetSystem::Document => Some(document::STATUS_PATH),
         _ => None,
     }
 }

@@ -380,9 +380,12 @@ async fn a_replayed_consumer_does_not_call_any_external_system_again() {
     let mut h = Harness::start(Options::default()).await;
     let order = h.accept_quote("q-replay", &["l1", "l2"]).await;
     h.completed(&order, 20).await;
-    // The capture and completion notifications are sent too.
+    // The capture and completion notifications are sent, and the order's
+    // confirmation rendered, too.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while h.sims.requests(TargetSystem::Notification) < 2 {
+    while h.sims.requests(TargetSystem::Notification) < 2
+        || h.sims.requests(TargetSystem::Document) < 1
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "notifications not sent"
@@ -395,6 +398,7 @@ async fn a_replayed_consumer_does_not_call_any_external_system_again() {
             TargetSystem::Provisioning,
             TargetSystem::Billing,
             TargetSystem::Notification,
+            TargetSystem::Document,
         ]
         .map(|s| h.sims.requests(s))
     };
@@ -425,12 +429,12 @@ async fn a_replayed_consumer_does_not_call_any_external_system_again() {
     assert_eq!(requests(&h), before);
     assert_eq!(
         dispatcher.suppressed().unwrap(),
-        8,
-        "3 steps x 2 lines and 2 milestones suppressed"
+        9,
+        "3 steps x 2 lines, 2 milestones and 1 confirmation suppressed"
     );
     assert_eq!(
         h.fulfillment().metrics_snapshot().suppressed_side_effects,
-        8
+        9
     );
     assert_eq!(
         dispatcher.recovery_until().unwrap(),

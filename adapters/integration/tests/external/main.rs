@@ -14,6 +14,7 @@
 
 mod callbacks;
 mod contract;
+mod document;
 mod flow;
 mod harness;
 mod notification;

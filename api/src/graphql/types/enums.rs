@@ -237,4 +237,6 @@ pub enum Purpose {
     ActivateBilling,
     /// Send a customer notification for an order milestone.
     Notify,
+    /// Render and store the order's confirmation document from its snapshot.
+    GenerateDocument,
 }
