@@ -48,7 +48,8 @@ fn quote_sample_for(event: &QuoteEvent) -> QuoteEvent {
         | QuoteEvent::CustomerDriftReported { .. }
         | QuoteEvent::CustomerRevalidated { .. }
         | QuoteEvent::CustomerSuspended { .. }
-        | QuoteEvent::CustomerApprovalRequired { .. } => event.clone(),
+        | QuoteEvent::CustomerApprovalRequired { .. }
+        | QuoteEvent::CustomerCheckFailed { .. } => event.clone(),
     }
 }
 
@@ -142,6 +143,10 @@ fn quote_samples() -> Vec<QuoteEvent> {
             revision: 2,
             status: "SUSPENDED".to_owned(),
             at: at(12),
+        },
+        QuoteEvent::CustomerCheckFailed {
+            evidence: "CRM answered in an unexpected shape".to_owned(),
+            at: at(13),
         },
     ]
     .iter()
@@ -466,7 +471,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        18 + 12 + 10 + 2,
+        19 + 12 + 10 + 2,
         "every event type has a golden line"
     );
     assert_eq!(

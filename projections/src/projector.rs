@@ -39,7 +39,8 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // version 2, ADR 0013).
         // 3: an acceptance carries the id of the order it captures.
         // 4: a quote row carries the customer's suspension.
-        "quotes" => 4,
+        // 5: a quote row carries a failed customer check.
+        "quotes" => 5,
         // 2: a "local impossible" case the line holds offers the line's
         // actions.
         "fallout" => 2,

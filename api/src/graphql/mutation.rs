@@ -291,13 +291,40 @@ async fn recheck_customer(
     let Ok(quote) = open_quote(platform, stream) else {
         return Ok(());
     };
-    let account = crate::runtime::lookup_customer(
-        platform.customers.as_ref(),
-        &principal.tenant,
-        &quote.customer.customer_id,
-    )
-    .await?;
     let at = platform.timestamp();
+    let answer = platform
+        .customers
+        .lookup(&principal.tenant, &quote.customer.customer_id)
+        .await;
+    let account = match answer {
+        Ok(account) => account,
+        // A record nobody can read is integration fallout, not an outage:
+        // the quote records it and refuses acceptance until revalidated.
+        Err(
+            error @ (integration::CrmError::SchemaMismatch
+            | integration::CrmError::Unclassified { .. }),
+        ) => {
+            tracing::warn!(
+                tenant = %principal.tenant,
+                error = %error,
+                "CRM customer check failed; the quote is held in integration fallout"
+            );
+            let report = QuoteCommand::ReportCustomerCheckFailed {
+                evidence: error.to_string(),
+                at,
+            };
+            return report_to_quote(
+                platform,
+                principal,
+                stream,
+                command_id,
+                "report-check-failed",
+                &report,
+            )
+            .await;
+        }
+        Err(other) => return Err(crate::runtime::crm_error(other)),
+    };
     if let Some(status) = account
         .suspension
         .filter(|_| quote.customer_suspension.is_none())
@@ -785,7 +812,10 @@ impl Mutation {
     /// (`customer_drift_unresolved`) until someone revalidates
     /// (`revalidateQuoteCustomer`); a CRM that does not answer holds the
     /// quote (`UNAVAILABLE`, nothing recorded, retry with the same
-    /// `commandId`); a customer CRM no longer knows or no longer allows is
+    /// `commandId`); a CRM answer nobody can read (a schema mismatch) puts
+    /// the quote in integration fallout (`customerCheckFailure`) and the
+    /// acceptance is refused (`customer_check_failed`) until someone
+    /// revalidates; a customer CRM no longer knows or no longer allows is
     /// refused (`NOT_FOUND`, `customer_not_eligible`).
     async fn accept_quote(
         &self,
@@ -818,9 +848,10 @@ impl Mutation {
     }
 
     /// Adopts CRM's current description of the quote's customer after
-    /// drift: CRM is asked now, and the fresh snapshot replaces the quote's
-    /// (a priced quote starts a new revision, to be priced again). For the
-    /// seller or an operator.
+    /// drift or a failed customer check: CRM is asked now, and the fresh
+    /// snapshot replaces the quote's (a priced quote whose customer changed
+    /// starts a new revision, to be priced again; one CRM describes as
+    /// before keeps its revision). For the seller or an operator.
     async fn revalidate_quote_customer(
         &self,
         ctx: &Context<'_>,
@@ -1093,8 +1124,10 @@ impl Mutation {
     }
 
     /// Admin, embedded default only: scripts the next answers of one
-    /// simulated system (`inventory`, `provisioning`, `billing`, `crm`),
-    /// e.g. `faults: ["BusinessReject"]`, for demos and tests.
+    /// simulated system (`inventory`, `provisioning`, `billing`, `crm`,
+    /// `notification`, `document`), e.g. `faults: ["BusinessReject"]`, for
+    /// demos and tests. The document service has one queue for proposal
+    /// renders and order confirmations: the next of either takes the fault.
     async fn script_simulator(
         &self,
         ctx: &Context<'_>,

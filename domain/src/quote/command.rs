@@ -128,6 +128,13 @@ pub enum QuoteCommand {
         /// When.
         at: Timestamp,
     },
+    /// CRM answered the customer check in a shape nobody mapped.
+    ReportCustomerCheckFailed {
+        /// What CRM answered, as evidence.
+        evidence: String,
+        /// When.
+        at: Timestamp,
+    },
     /// CRM now says the customer's account is suspended.
     ReportCustomerSuspended {
         /// The CRM status.
@@ -135,7 +142,8 @@ pub enum QuoteCommand {
         /// When.
         at: Timestamp,
     },
-    /// Adopt a fresh customer snapshot after drift.
+    /// Adopt a fresh customer snapshot after drift or a failed customer
+    /// check.
     Revalidate {
         /// The snapshot the seller confirmed.
         customer: CustomerSnapshot,

@@ -133,6 +133,15 @@ pub(super) fn decide(
         (C::ReportCustomerSuspended { status, at }, QuoteState::Open(quote)) => {
             Ok(report_suspension(quote, status, *at))
         }
+        (C::ReportCustomerCheckFailed { evidence, at }, QuoteState::Open(quote)) => Ok(quote
+            .customer_check_failure
+            .is_none()
+            .then(|| QuoteEvent::CustomerCheckFailed {
+                evidence: evidence.clone(),
+                at: *at,
+            })
+            .into_iter()
+            .collect()),
     }
 }
 
@@ -303,7 +312,9 @@ fn current_price(quote: &Quote) -> Result<&PriceResult, QuoteError> {
     }
 }
 
-fn approval_settled(quote: &Quote) -> Result<(), QuoteError> {
+/// Whether the current revision's approval allows a proposal or an
+/// acceptance.
+pub(super) fn approval_settled(quote: &Quote) -> Result<(), QuoteError> {
     match quote.approval {
         Approval::NotRequired | Approval::Granted { .. } => Ok(()),
         Approval::Pending(_) | Approval::PendingForCustomer { .. } => {
@@ -342,6 +353,9 @@ fn accept(
 ) -> Result<Vec<QuoteEvent>, QuoteError> {
     if quote.drift.is_some() {
         return Err(QuoteError::CustomerDriftUnresolved);
+    }
+    if quote.customer_check_failure.is_some() {
+        return Err(QuoteError::CustomerCheckFailed);
     }
     // Every line runs the same plan today: the first line names the rule.
     if let (Some(capability), Some(line)) =
@@ -464,11 +478,19 @@ fn revalidate(
     customer: &CustomerSnapshot,
     at: Timestamp,
 ) -> Result<Vec<QuoteEvent>, QuoteError> {
-    if quote.drift.is_none() {
+    if quote.drift.is_none() && quote.customer_check_failure.is_none() {
         return Err(QuoteError::NoDriftToRevalidate);
     }
     if customer.customer_id != quote.customer.customer_id {
         return Err(QuoteError::CustomerMismatch);
+    }
+    // A failed check that CRM now answers with the same customer changes
+    // no pricing input: the quote keeps its snapshot and its revision.
+    if quote.drift.is_none() && !quote.customer.drifted_to(customer) {
+        return Ok(vec![QuoteEvent::CustomerRevalidated {
+            customer: quote.customer.clone(),
+            at,
+        }]);
     }
     let revalidated = QuoteEvent::CustomerRevalidated {
         customer: customer.clone(),

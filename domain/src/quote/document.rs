@@ -39,7 +39,8 @@ pub struct DocumentRequest {
 ///
 /// # Errors
 /// The rule a proposal of this revision would be refused by: no price for
-/// the current revision (`price_missing`, `price_for_another_revision`).
+/// the current revision (`price_missing`, `price_for_another_revision`), or
+/// an approval not granted (`approval_missing`, `approval_rejected`).
 pub fn proposal_request(
     quote: &Quote,
     template_version: &str,
@@ -52,6 +53,8 @@ pub fn proposal_request(
         }
         Some(price) => price,
     };
+    // Nothing is rendered that the proposal's own rule would refuse.
+    super::decide::approval_settled(quote)?;
     let mut fields = BTreeMap::new();
     let mut put = |name: String, value: String| {
         fields.insert(name, value);
@@ -166,6 +169,20 @@ mod tests {
         assert_eq!(
             proposal_request(&quote(unpriced), "t-1", "en"),
             Err(QuoteError::PriceMissing)
+        );
+    }
+
+    #[test]
+    fn a_revision_waiting_for_approval_has_no_proposal() {
+        let mut pending = priced(1);
+        pending.push(QuoteEvent::CustomerApprovalRequired {
+            revision: 1,
+            status: "SUSPENDED".to_owned(),
+            at: T0,
+        });
+        assert_eq!(
+            proposal_request(&quote(&pending), "t-1", "en"),
+            Err(QuoteError::ApprovalMissing)
         );
     }
 

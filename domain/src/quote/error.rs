@@ -85,6 +85,12 @@ pub enum QuoteError {
     /// Customer drift was reported and not revalidated.
     #[error("customer drift is unresolved")]
     CustomerDriftUnresolved,
+    /// CRM's last answer to the customer check could not be read: the
+    /// quote is in integration fallout until someone revalidates.
+    #[error(
+        "the customer check failed (CRM answered an unreadable record); revalidate the customer"
+    )]
+    CustomerCheckFailed,
     /// A line's fulfillment needs a capability the tenant has disabled:
     /// the order would be captured with a step nothing may send.
     #[error("line `{line_id}` needs capability {capability}, which is disabled for this tenant")]
@@ -106,8 +112,8 @@ pub enum QuoteError {
     /// The snapshot describes another customer.
     #[error("snapshot is for another customer")]
     CustomerMismatch,
-    /// There is no drift to revalidate.
-    #[error("no customer drift to revalidate")]
+    /// There is no drift and no failed customer check to revalidate.
+    #[error("no customer drift or failed customer check to revalidate")]
     NoDriftToRevalidate,
     /// The quote's catalog version was retired: no new quote and no new
     /// price against it (an accepted quote keeps it).
@@ -158,6 +164,7 @@ impl RuleViolation for QuoteError {
             QuoteError::SignatureForAnotherArtifact => "signature_for_another_artifact",
             QuoteError::SignatureForAnotherRevision => "signature_for_another_revision",
             QuoteError::CustomerDriftUnresolved => "customer_drift_unresolved",
+            QuoteError::CustomerCheckFailed => "customer_check_failed",
             QuoteError::CapabilityDisabled { .. } => "capability_disabled",
             QuoteError::OfferingNotPriced(_) => "offering_not_in_price_book",
             QuoteError::InvalidDiscount => "invalid_discount",

@@ -187,6 +187,15 @@ pub enum QuoteEvent {
         /// When.
         at: Timestamp,
     },
+    /// CRM answered the customer check in a shape nobody mapped (a schema
+    /// mismatch): the quote is held in integration fallout, and may not be
+    /// accepted until someone revalidates the customer (seed 001 §11.2).
+    CustomerCheckFailed {
+        /// What CRM answered, as evidence (never the raw body).
+        evidence: String,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for QuoteEvent {
@@ -210,6 +219,7 @@ impl DomainEvent for QuoteEvent {
             QuoteEvent::CustomerRevalidated { .. } => "CustomerRevalidated",
             QuoteEvent::CustomerSuspended { .. } => "CustomerSuspended",
             QuoteEvent::CustomerApprovalRequired { .. } => "CustomerApprovalRequired",
+            QuoteEvent::CustomerCheckFailed { .. } => "CustomerCheckFailed",
         }
     }
 

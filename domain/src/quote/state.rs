@@ -105,6 +105,9 @@ pub struct Quote {
     /// The CRM status of a suspended customer account: every price then
     /// needs approval. Never cleared on this quote.
     pub customer_suspension: Option<String>,
+    /// Why the last customer check failed (CRM answered a shape nobody
+    /// mapped): the quote is in integration fallout until revalidated.
+    pub customer_check_failure: Option<String>,
 }
 
 impl Quote {
@@ -180,6 +183,10 @@ impl Quote {
             QuoteEvent::CustomerRevalidated { customer, .. } => {
                 self.customer = customer.clone();
                 self.drift = None;
+                self.customer_check_failure = None;
+            }
+            QuoteEvent::CustomerCheckFailed { evidence, .. } => {
+                self.customer_check_failure = Some(evidence.clone());
             }
             QuoteEvent::CustomerSuspended { status, .. } => {
                 self.customer_suspension = Some(status.clone());
@@ -223,6 +230,7 @@ pub(super) fn evolve(state: QuoteState, event: &QuoteEvent) -> QuoteState {
             signature: None,
             drift: None,
             customer_suspension: None,
+            customer_check_failure: None,
         }),
         (QuoteState::Open(quote), QuoteEvent::QuoteAccepted { at, .. }) => QuoteState::Accepted {
             quote,

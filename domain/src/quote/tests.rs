@@ -862,6 +862,54 @@ fn revalidating_without_reported_drift_is_refused() {
 }
 
 #[test]
+fn a_failed_customer_check_holds_acceptance_until_revalidated_once() {
+    let failed = QuoteEvent::CustomerCheckFailed {
+        evidence: "schema mismatch".to_owned(),
+        at: at(6_000),
+    };
+    Given::<QuoteDecider>::events(quote_ready_to_accept())
+        .when(QuoteCommand::ReportCustomerCheckFailed {
+            evidence: "schema mismatch".to_owned(),
+            at: at(6_000),
+        })
+        .then(vec![failed.clone()]);
+    let held = with(quote_ready_to_accept(), [failed]);
+    // Reported once.
+    Given::<QuoteDecider>::events(held.clone())
+        .when(QuoteCommand::ReportCustomerCheckFailed {
+            evidence: "again".to_owned(),
+            at: at(6_500),
+        })
+        .then_nothing();
+    Given::<QuoteDecider>::events(held.clone())
+        .when(accept())
+        .then_err(QuoteError::CustomerCheckFailed);
+    // CRM answers the same customer again (a fresh read): revalidated in
+    // place with the quote's own snapshot, the priced revision stays and
+    // the quote may be accepted.
+    let revalidated = QuoteEvent::CustomerRevalidated {
+        customer: customer(),
+        at: at(7_000),
+    };
+    Given::<QuoteDecider>::events(held.clone())
+        .when(QuoteCommand::Revalidate {
+            customer: CustomerSnapshot {
+                taken_at: at(6_900),
+                ..customer()
+            },
+            at: at(7_000),
+        })
+        .then(vec![revalidated.clone()]);
+    let accepted = Given::<QuoteDecider>::events(with(held, [revalidated]))
+        .when(accept())
+        .result();
+    assert!(
+        matches!(accepted.as_deref(), Ok([QuoteEvent::QuoteAccepted { .. }])),
+        "{accepted:?}"
+    );
+}
+
+#[test]
 fn every_rule_has_a_distinct_stable_name() {
     use crate::decider::RuleViolation;
     let errors = [
@@ -873,6 +921,7 @@ fn every_rule_has_a_distinct_stable_name() {
         QuoteError::SignatureForAnotherArtifact,
         QuoteError::SignatureForAnotherRevision,
         QuoteError::CustomerDriftUnresolved,
+        QuoteError::CustomerCheckFailed,
         QuoteError::Expired,
         QuoteError::Withdrawn,
     ];

@@ -199,6 +199,9 @@ pub struct QuoteDetail {
     /// The CRM status when CRM reported the customer's account suspended
     /// (every price then needs approval).
     pub customer_suspension: Option<String>,
+    /// Why the last customer check failed (CRM answered a record nobody
+    /// could read): the quote is in integration fallout until revalidated.
+    pub customer_check_failure: Option<String>,
     /// Why it was withdrawn.
     pub withdrawal_reason: Option<String>,
     /// When it was created.
@@ -230,7 +233,7 @@ pub struct QuoteSummary {
     pub one_time_total: Option<Money>,
     /// Monthly recurring total of the latest price.
     pub recurring_monthly_total: Option<Money>,
-    /// True when CRM drift awaits revalidation.
+    /// True when CRM drift or a failed customer check awaits revalidation.
     pub needs_revalidation: bool,
     /// When it was created.
     pub created_at: Timestamp,
@@ -252,7 +255,7 @@ impl From<&QuoteDetail> for QuoteSummary {
             line_count: u32::try_from(q.lines.len()).unwrap_or(u32::MAX),
             one_time_total: q.price.as_ref().map(|p| p.totals.one_time.clone()),
             recurring_monthly_total: q.price.as_ref().map(|p| p.totals.recurring_monthly.clone()),
-            needs_revalidation: q.customer_drift.is_some(),
+            needs_revalidation: q.customer_drift.is_some() || q.customer_check_failure.is_some(),
             created_at: q.created_at,
             updated_at: q.updated_at,
             version: q.version,
@@ -330,7 +333,8 @@ fn at_of(event: &QuoteEvent) -> Timestamp {
         | QuoteEvent::CustomerDriftReported { at, .. }
         | QuoteEvent::CustomerRevalidated { at, .. }
         | QuoteEvent::CustomerSuspended { at, .. }
-        | QuoteEvent::CustomerApprovalRequired { at, .. } => *at,
+        | QuoteEvent::CustomerApprovalRequired { at, .. }
+        | QuoteEvent::CustomerCheckFailed { at, .. } => *at,
     }
 }
 
@@ -462,6 +466,10 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
         QuoteEvent::CustomerRevalidated { customer, .. } => {
             row.customer = customer.clone();
             row.customer_drift = None;
+            row.customer_check_failure = None;
+        }
+        QuoteEvent::CustomerCheckFailed { evidence, .. } => {
+            row.customer_check_failure = Some(evidence.clone());
         }
         QuoteEvent::CustomerSuspended { status, .. } => {
             row.customer_suspension = Some(status.clone());
@@ -522,6 +530,7 @@ impl Projector for QuotesProjector {
                 acceptance: None,
                 customer_drift: None,
                 customer_suspension: None,
+                customer_check_failure: None,
                 withdrawal_reason: None,
                 created_at: *at,
                 updated_at: *at,

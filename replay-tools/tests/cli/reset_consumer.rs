@@ -135,8 +135,8 @@ fn recovery_mode_over_a_flow_with_handoffs_leaves_the_simulator_ledger_unchanged
     let after = std::fs::read_to_string(&ledger).unwrap();
     assert_eq!(
         after.lines().count(),
-        handoffs + 5,
-        "one line: three new step handoffs and two milestone notifications"
+        handoffs + 6,
+        "one line: three new step handoffs, two milestone notifications and the order's confirmation"
     );
     assert!(after.starts_with(&before));
 }

@@ -2,7 +2,9 @@
 //! binary and its simulated CRM: CRM is asked again before a quote is
 //! accepted; a changed customer is recorded as drift and the acceptance
 //! refused until the seller revalidates; a CRM that does not answer holds
-//! the quote (nothing recorded, the same command retried later succeeds).
+//! the quote (nothing recorded, the same command retried later succeeds);
+//! a record nobody can read puts the quote in integration fallout until
+//! it is revalidated.
 
 use serde_json::json;
 use tests::{ops, unique, Server};
@@ -231,4 +233,77 @@ async fn an_account_suspended_before_acceptance_needs_a_new_approval() {
         standing(&server, &sales, &quote).await["status"],
         "ACCEPTED"
     );
+}
+
+/// CRM schema mismatch -> integration fallout (seed 001 §11.2): the
+/// acceptance's customer check gets a record nobody can read; the quote
+/// records it and refuses acceptance until someone revalidates once CRM
+/// answers properly. The customer did not change, so the priced revision
+/// stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_crm_record_puts_the_quote_in_integration_fallout_until_revalidated() {
+    let server = Server::start();
+    let client = &server.client;
+    let (sales, operator) = (server.token("sales"), server.token("operator"));
+    let quote = signed(&server, &sales, "cust-schema").await;
+    server.script_simulator("crm", &["MalformedBody"]).await;
+    let command = unique("accept");
+    let accept = |command_id: String| {
+        let quote = quote.clone();
+        let sales = sales.clone();
+        async move {
+            client
+                .run::<ops::AcceptQuote>(
+                    &sales,
+                    ops::accept_quote::Variables {
+                        command_id,
+                        quote_id: quote,
+                        expected_version: None,
+                        billing_account: "ba-1".to_owned(),
+                    },
+                )
+                .await
+        }
+    };
+    let refused = accept(command.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), "RULE_VIOLATION", "{refused:?}");
+    assert_eq!(refused.extensions["rule"], "customer_check_failed");
+    let held = r#"query Held($id: String!) {
+      quote(id: $id) { status revision needsRevalidation customerCheckFailure }
+    }"#;
+    let (_, body) = client.raw(&sales, held, json!({ "id": quote })).await;
+    let seen = &body["data"]["quote"];
+    assert_eq!(seen["status"], "SIGNED", "{body}");
+    assert_eq!(seen["needsRevalidation"], true, "{body}");
+    assert!(
+        seen["customerCheckFailure"]
+            .as_str()
+            .is_some_and(|f| f.contains("unexpected shape")),
+        "{body}"
+    );
+    // CRM answers properly again, but the fallout holds until revalidated.
+    let still = accept(unique("accept")).await.unwrap_err();
+    assert_eq!(
+        still.extensions["rule"], "customer_check_failed",
+        "{still:?}"
+    );
+    client
+        .run::<ops::RevalidateQuoteCustomer>(
+            &operator,
+            ops::revalidate_quote_customer::Variables {
+                command_id: unique("revalidate"),
+                quote_id: quote.clone(),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    let (_, body) = client.raw(&sales, held, json!({ "id": quote })).await;
+    let seen = &body["data"]["quote"];
+    assert_eq!(seen["needsRevalidation"], false, "{body}");
+    assert!(seen["customerCheckFailure"].is_null(), "{body}");
+    assert_eq!(seen["revision"], 1, "the customer did not change: {body}");
+    accept(unique("accept")).await.unwrap();
+    let (_, body) = client.raw(&sales, held, json!({ "id": quote })).await;
+    assert_eq!(body["data"]["quote"]["status"], "ACCEPTED", "{body}");
 }

@@ -252,11 +252,13 @@ impl QuoteNode {
     }
 
     /// True when the CRM reported a customer that differs from the adopted
-    /// snapshot (see `customerDrift`): the quote must be revalidated.
+    /// snapshot (see `customerDrift`), or answered the customer check with
+    /// a record nobody could read (see `customerCheckFailure`): the quote
+    /// must be revalidated.
     async fn needs_revalidation(&self) -> bool {
         match &self.source {
             Source::Summary(s) => s.needs_revalidation,
-            Source::Detail(d) => d.customer_drift.is_some(),
+            Source::Detail(d) => d.customer_drift.is_some() || d.customer_check_failure.is_some(),
         }
     }
 
@@ -388,6 +390,22 @@ impl QuoteNode {
             .detail(ctx)
             .await?
             .and_then(|d| d.customer_suspension.as_deref()))
+    }
+
+    /// Why the acceptance's customer check failed, when CRM answered a
+    /// record nobody could read (a schema mismatch): the quote is in
+    /// integration fallout and refuses acceptance
+    /// (`customer_check_failed`) until someone revalidates the customer
+    /// (`revalidateQuoteCustomer`) once CRM answers properly. Null
+    /// otherwise.
+    async fn customer_check_failure(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<&str>> {
+        Ok(self
+            .detail(ctx)
+            .await?
+            .and_then(|d| d.customer_check_failure.as_deref()))
     }
 
     /// Why the quote was withdrawn; null unless withdrawn.
@@ -821,6 +839,7 @@ mod tests {
             acceptance: None,
             customer_drift: None,
             customer_suspension: None,
+            customer_check_failure: None,
             withdrawal_reason: None,
             created_at: fx::T0,
             updated_at: fx::at(1_000),
