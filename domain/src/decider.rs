@@ -17,7 +17,8 @@ use crate::events::AnyEvent;
 /// only applies facts that `decide` already accepted.
 pub trait Decider {
     /// The state folded from the aggregate's events; a lifecycle enum.
-    type State: Clone + Debug + PartialEq;
+    /// Plain data, so the command path may keep it in its cache.
+    type State: Clone + Debug + PartialEq + Send + Sync + 'static;
     /// What a caller asks the aggregate to do, carrying time, ids and external facts.
     type Command;
     /// A fact the aggregate recorded; persisted, so its encoding is a contract.

@@ -20,6 +20,8 @@ use eventlog::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::state_cache::StateCache;
+
 /// Who asks, under which ids, and at which version they think the stream is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
@@ -161,21 +163,32 @@ pub struct Loaded<S> {
     pub version: u64,
 }
 
-/// The load-decide-append runner over one log.
+/// The load-decide-append runner over one log. Clones share one
+/// stream-state cache ([`crate::state_cache`]).
 #[derive(Debug, Clone)]
 pub struct CommandPath {
     log: EventLog,
     max_attempts: u32,
+    cache: StateCache,
 }
 
 impl CommandPath {
     /// A path over `log` that retries a conflicting append up to 32 times,
-    /// backing off between attempts.
+    /// backing off between attempts, and keeps the folded state of up to
+    /// [`crate::state_cache::DEFAULT_CAPACITY`] streams.
     pub fn new(log: EventLog) -> Self {
         Self {
             log,
             max_attempts: 32,
+            cache: StateCache::new(crate::state_cache::DEFAULT_CAPACITY),
         }
+    }
+
+    /// The same path keeping the folded state of at most `streams` streams
+    /// (0: fold every stream from its first event on every load).
+    pub fn with_state_cache(mut self, streams: usize) -> Self {
+        self.cache = StateCache::new(streams);
+        self
     }
 
     /// The log this path writes to.
@@ -183,18 +196,26 @@ impl CommandPath {
         &self.log
     }
 
-    /// Folds a stream's events into the decider's state.
+    /// Folds a stream's events into the decider's state: from the cached
+    /// fold of its first events when there is one, then every later event
+    /// the log holds.
     pub fn load<D: Decider>(
         &self,
         stream_id: &str,
     ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
-        let mut state = D::initial();
-        let mut version = 0;
-        for record in self.log.iter_stream(stream_id, 1) {
+        let (mut state, mut version) = match self.cache.get::<D::State>(stream_id) {
+            Some((version, state)) => (state, version),
+            None => (D::initial(), 0),
+        };
+        let cached = version;
+        for record in self.log.iter_stream(stream_id, version + 1) {
             let record = record?;
             let event: D::Event = decode(&record)?;
             state = D::evolve(state, &event);
             version = record.stream_version;
+        }
+        if version > cached && self.cache.enabled() {
+            self.cache.put(stream_id, version, state.clone());
         }
         Ok(Loaded { state, version })
     }
@@ -325,8 +346,12 @@ impl CommandPath {
                 request_hash,
             ));
             match self.log.append(request).await {
-                Ok(outcome) => return Ok(outcome_of(outcome, attempt)),
+                Ok(outcome) => {
+                    self.remember::<D>(stream_id, loaded, &events, &outcome);
+                    return Ok(outcome_of(outcome, attempt));
+                }
                 Err(AppendError::WrongExpectedVersion { actual, .. }) => {
+                    self.cache.forget(stream_id);
                     if let Some(expected) = context.expected_version {
                         return Err(CommandError::VersionConflict {
                             stream_id: stream_id.to_owned(),
@@ -349,6 +374,28 @@ impl CommandPath {
             stream_id: stream_id.to_owned(),
             attempts: self.max_attempts,
         })
+    }
+}
+
+impl CommandPath {
+    /// Keeps the state an acknowledged append leads to: the loaded state
+    /// evolved with the appended events, at the stream's new version.
+    fn remember<D: Decider>(
+        &self,
+        stream_id: &str,
+        loaded: Loaded<D::State>,
+        events: &[D::Event],
+        outcome: &eventlog::AppendOutcome,
+    ) {
+        let appended = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        if !self.cache.enabled()
+            || outcome.deduplicated
+            || outcome.stream_version != loaded.version.saturating_add(appended)
+        {
+            return;
+        }
+        let state = events.iter().fold(loaded.state, D::evolve);
+        self.cache.put(stream_id, outcome.stream_version, state);
     }
 }
 

@@ -25,6 +25,7 @@ pub mod events;
 pub mod expiry;
 pub mod metrics;
 pub mod process;
+pub mod state_cache;
 pub mod testing;
 
 pub use command::{CommandContext, CommandError, CommandOutcome, CommandPath};
