@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use bincode::{Decode, Encode};
+use bincode::{BorrowDecode, Decode, Encode};
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
@@ -164,6 +164,51 @@ struct Body {
     metadata: Vec<(String, String)>,
     payload: Vec<u8>,
     prev_hash: Hash,
+}
+
+/// The leading fields of [`Body`], borrowed from the stored bytes: what
+/// verification needs of a record without decoding the rest of it.
+#[derive(BorrowDecode)]
+struct HeaderFields<'a> {
+    position: u64,
+    stream_id: &'a str,
+    stream_version: u64,
+}
+
+/// What verification reads of one stored record without decoding its
+/// payload, metadata or strings past the stream id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordHeader<'a> {
+    /// The record's own position field.
+    pub(crate) position: u64,
+    /// Its stream, borrowed from the stored bytes.
+    pub(crate) stream_id: &'a str,
+    /// Its stream version.
+    pub(crate) stream_version: u64,
+    /// The hash of the record before it (the body's last 32 bytes).
+    pub(crate) prev_hash: Hash,
+    /// Its stored hash (the last 32 bytes).
+    pub(crate) hash: Hash,
+}
+
+impl<'a> RecordHeader<'a> {
+    /// Reads the header of stored bytes (untrusted: bounded by
+    /// [`MAX_RECORD_BYTES`]); the hash is not checked (see
+    /// [`RecordedEvent::hash_is_valid`]).
+    pub(crate) fn read(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let (body, hash) = split(bytes)?;
+        let prev_hash = prev_hash_of_body(body)?;
+        let (fields, _): (HeaderFields<'a>, usize) =
+            bincode::borrow_decode_from_slice(body, codec())
+                .map_err(|e| DecodeError::Body(e.to_string()))?;
+        Ok(Self {
+            position: fields.position,
+            stream_id: fields.stream_id,
+            stream_version: fields.stream_version,
+            prev_hash,
+            hash,
+        })
+    }
 }
 
 fn codec() -> impl bincode::config::Config {
@@ -328,6 +373,21 @@ mod tests {
         event.metadata.insert("k".into(), "v".into());
         RecordedEvent::seal(event, 7, "quote-1", 3, Ulid(42), 1_700_000_000_000, prev)
             .expect("seal")
+    }
+
+    #[test]
+    fn the_header_is_read_from_the_stored_bytes_without_the_rest() {
+        let (record, bytes) = sealed([9; 32]);
+        let header = RecordHeader::read(&bytes).expect("header");
+        assert_eq!(
+            (header.position, header.stream_id, header.stream_version),
+            (7, "quote-1", 3)
+        );
+        assert_eq!(
+            (header.prev_hash, header.hash),
+            (record.prev_hash, record.hash)
+        );
+        assert!(RecordHeader::read(&bytes[..20]).is_err());
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Full verification of a stored log.
 //!
 //! One sequential pass over the records checks, for every position from 0:
-//! the key is the next dense position, the record decodes, its position
+//! the key is the next dense position, the record's header decodes (its
+//! position, stream and stream version, borrowed from the stored bytes;
+//! the payload, metadata and other strings are not decoded), its position
 //! field matches its key, its hash is `sha256(prev || body)`, its previous
 //! hash is the hash of the record before it, and its stream version follows
-//! the stream's previous version. A second sequential pass over the stream
+//! the stream's previous version. The hashes are checked on a second
+//! thread, fed in batches by the walk, so the walk and the sha256 work run
+//! on both cores; the first problem in log order is reported either way. A second sequential pass over the stream
 //! index compares an order-independent fingerprint of (stream, version,
 //! position) triples with the records'; only when they differ does a slower
 //! pass look up each record's index entry to name the first bad position.
@@ -26,7 +30,7 @@ use crate::acked::AckedHead;
 use crate::append::AppendOutcome;
 use crate::error::LogError;
 use crate::keyspace;
-use crate::record::{Hash, RecordedEvent, GENESIS_HASH};
+use crate::record::{Hash, RecordHeader, RecordedEvent, GENESIS_HASH};
 use crate::recovery::read_meta;
 
 /// What a successful verification walked.
@@ -311,58 +315,20 @@ pub fn verify_tree_until(
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, VerifyError> {
     let bound = until.unwrap_or(u64::MAX);
-    let mut expected = 0u64;
-    let mut prev_hash = GENESIS_HASH;
-    let mut streams: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut record_print = 0u64;
-    for entry in tree.scan_prefix([keyspace::EVENT]) {
-        if expected >= bound {
-            break;
-        }
-        let (key, bytes) = match entry {
-            Ok(entry) => entry,
-            Err(e) if is_read_damage(&e) => return Err(unreadable_records(tree, expected, &e)),
-            Err(e) => return Err(LogError::from(e).into()),
-        };
-        let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
-        if position != expected {
-            return Err(damaged(expected, Problem::Gap { found: position }));
-        }
-        let record = RecordedEvent::decode(&bytes)
-            .map_err(|e| damaged(position, Problem::Undecodable(e.to_string())))?;
-        if record.position != position {
-            return Err(damaged(position, Problem::WrongPosition(record.position)));
-        }
-        if !RecordedEvent::hash_is_valid(&bytes).unwrap_or(false) {
-            return Err(damaged(position, Problem::HashMismatch));
-        }
-        if record.prev_hash != prev_hash {
-            return Err(damaged(position, Problem::BrokenChain));
-        }
-        let previous = streams.get(&record.stream_id).map_or(0, |s| s.0);
-        if record.stream_version != previous + 1 {
-            return Err(damaged(
-                position,
-                Problem::StreamVersionGap {
-                    stream: record.stream_id,
-                    previous,
-                    found: record.stream_version,
-                },
-            ));
-        }
-        record_print = record_print.wrapping_add(fingerprint(
-            &record.stream_id,
-            record.stream_version,
-            position,
-        ));
-        streams.insert(record.stream_id, (record.stream_version, position));
-        prev_hash = record.hash;
-        expected += 1;
-        if expected % 4096 == 0 {
-            progress(expected);
-        }
-    }
-    progress(expected);
+    let walk = std::thread::scope(|scope| {
+        let (batches, hashing) = std::sync::mpsc::sync_channel::<Vec<(u64, sled::IVec)>>(8);
+        let hasher = scope.spawn(move || first_bad_hash(&hashing));
+        let walked = walk_records(tree, bound, &batches, progress);
+        drop(batches);
+        let bad_hash = hasher.join().unwrap_or(None);
+        earliest(walked, bad_hash)
+    })?;
+    let Walk {
+        events: expected,
+        head_hash: prev_hash,
+        streams,
+        record_print,
+    } = walk;
     if until.is_some_and(|until| expected < until) {
         // The records end before the bound the caller saw as durable.
         return Err(damaged(expected, Problem::Gap { found: u64::MAX }));
@@ -388,6 +354,145 @@ pub fn verify_tree_until(
         streams: u64::try_from(streams.len()).unwrap_or(u64::MAX),
         head_hash: prev_hash,
     })
+}
+
+/// What the walk over the records found.
+struct Walk {
+    events: u64,
+    head_hash: Hash,
+    streams: HashMap<String, (u64, u64)>,
+    record_print: u64,
+}
+
+/// Records handed to the hashing thread at a time.
+const HASH_BATCH: usize = 256;
+
+/// The sequential walk over the records below `bound`: dense positions,
+/// each record's header (position, stream, version: nothing else is
+/// decoded), the chain link to the record before it, and stream versions.
+/// Every record is also sent to the hashing thread, before its chain and
+/// version are checked, so a record whose bytes were changed is named as a
+/// hash mismatch, as a sequential check would name it.
+fn walk_records(
+    tree: &sled::Tree,
+    bound: u64,
+    hashing: &std::sync::mpsc::SyncSender<Vec<(u64, sled::IVec)>>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Walk, VerifyError> {
+    let mut walk = Walk {
+        events: 0,
+        head_hash: GENESIS_HASH,
+        streams: HashMap::new(),
+        record_print: 0,
+    };
+    let mut batch = Vec::with_capacity(HASH_BATCH);
+    let result = (|| {
+        for entry in tree.scan_prefix([keyspace::EVENT]) {
+            let expected = walk.events;
+            if expected >= bound {
+                break;
+            }
+            let (key, bytes) = match entry {
+                Ok(entry) => entry,
+                Err(e) if is_read_damage(&e) => return Err(unreadable_records(tree, expected, &e)),
+                Err(e) => return Err(LogError::from(e).into()),
+            };
+            let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
+            if position != expected {
+                return Err(damaged(expected, Problem::Gap { found: position }));
+            }
+            let header = RecordHeader::read(&bytes)
+                .map_err(|e| damaged(position, Problem::Undecodable(e.to_string())))?;
+            if header.position != position {
+                return Err(damaged(position, Problem::WrongPosition(header.position)));
+            }
+            batch.push((position, bytes.clone()));
+            if batch.len() == HASH_BATCH {
+                // A hashing thread that stopped has found a mismatch already.
+                let _ = hashing.send(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(HASH_BATCH),
+                ));
+            }
+            if header.prev_hash != walk.head_hash {
+                return Err(damaged(position, Problem::BrokenChain));
+            }
+            let previous = walk.streams.get(header.stream_id).map_or(0, |s| s.0);
+            if header.stream_version != previous + 1 {
+                return Err(damaged(
+                    position,
+                    Problem::StreamVersionGap {
+                        stream: header.stream_id.to_owned(),
+                        previous,
+                        found: header.stream_version,
+                    },
+                ));
+            }
+            walk.record_print = walk.record_print.wrapping_add(fingerprint(
+                header.stream_id,
+                header.stream_version,
+                position,
+            ));
+            match walk.streams.get_mut(header.stream_id) {
+                Some(stream) => *stream = (header.stream_version, position),
+                None => {
+                    walk.streams.insert(
+                        header.stream_id.to_owned(),
+                        (header.stream_version, position),
+                    );
+                }
+            }
+            walk.head_hash = header.hash;
+            walk.events += 1;
+            if walk.events % 4096 == 0 {
+                progress(walk.events);
+            }
+        }
+        Ok(())
+    })();
+    if !batch.is_empty() {
+        let _ = hashing.send(batch);
+    }
+    progress(walk.events);
+    result.map(|()| walk)
+}
+
+/// The hashing thread: the first position whose stored hash is not
+/// `sha256(prev_hash || body)` (bytes too short to hold one are the walk's
+/// to name), or `None`.
+fn first_bad_hash(batches: &std::sync::mpsc::Receiver<Vec<(u64, sled::IVec)>>) -> Option<u64> {
+    for batch in batches {
+        for (position, bytes) in batch {
+            if RecordedEvent::hash_is_valid(&bytes) == Ok(false) {
+                return Some(position);
+            }
+        }
+    }
+    None
+}
+
+/// The first problem in log order: the walk's, or a hash mismatch the
+/// hashing thread found at or before it (the walk's own checks of a
+/// record's key, header and position come before its hash).
+fn earliest(walked: Result<Walk, VerifyError>, bad_hash: Option<u64>) -> Result<Walk, VerifyError> {
+    let Some(bad) = bad_hash else {
+        return walked;
+    };
+    match walked {
+        Err(VerifyError::Damaged { position, problem })
+            if position < bad
+                || (position == bad
+                    && matches!(
+                        problem,
+                        Problem::Gap { .. } | Problem::Undecodable(_) | Problem::WrongPosition(_)
+                    )) =>
+        {
+            Err(VerifyError::Damaged { position, problem })
+        }
+        // Every record the walk read before it stopped was hashed: the
+        // mismatch comes first.
+        _ => Err(damaged(bad, Problem::HashMismatch)),
+    }
 }
 
 fn check_index(
