@@ -646,3 +646,54 @@ fn check_idempotency(tree: &sled::Tree, events: u64, bound: u64) -> Result<(), V
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk() -> Walk {
+        Walk {
+            events: 10,
+            head_hash: GENESIS_HASH,
+            streams: HashMap::new(),
+            record_print: 0,
+        }
+    }
+
+    fn named(result: Result<Walk, VerifyError>) -> Option<(u64, Problem)> {
+        match result {
+            Err(VerifyError::Damaged { position, problem }) => Some((position, problem)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_earliest_problem_in_log_order_is_named_whichever_thread_found_it() {
+        // A hash mismatch before the walk's problem comes first.
+        let chain = || Err(damaged(6, Problem::BrokenChain));
+        assert_eq!(
+            named(earliest(chain(), Some(4))),
+            Some((4, Problem::HashMismatch))
+        );
+        // At the same record the hash is checked before the chain link...
+        assert_eq!(
+            named(earliest(chain(), Some(6))),
+            Some((6, Problem::HashMismatch))
+        );
+        // ...but after the record's header.
+        let undecodable = Err(damaged(6, Problem::Undecodable("x".into())));
+        assert_eq!(
+            named(earliest(undecodable, Some(6))),
+            Some((6, Problem::Undecodable("x".into())))
+        );
+        assert_eq!(
+            named(earliest(chain(), Some(9))),
+            Some((6, Problem::BrokenChain))
+        );
+        assert_eq!(
+            named(earliest(Ok(walk()), Some(7))),
+            Some((7, Problem::HashMismatch))
+        );
+        assert!(earliest(Ok(walk()), None).is_ok());
+    }
+}
