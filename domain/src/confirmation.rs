@@ -22,6 +22,7 @@ use crate::handoff::{HandoffRequest, HandoffSubject, RequestSnapshot};
 use crate::idempotency::{Purpose, TargetSystem};
 use crate::ids::LineId;
 use crate::order::Order;
+use crate::quote::document::put_line_fields;
 
 /// The document type of an order confirmation.
 pub const ORDER_CONFIRMATION: &str = "ORDER_CONFIRMATION";
@@ -54,6 +55,18 @@ pub fn confirmation_key(order: &Order) -> String {
 
 /// The immutable snapshot of the captured order, sorted by field name.
 pub fn snapshot(order: &Order) -> RequestSnapshot {
+    let mut lines = BTreeMap::new();
+    for (i, order_line) in order.lines.iter().enumerate() {
+        put_line_fields(&mut lines, i, &order_line.accepted.line);
+        for (j, charge) in order_line.accepted.charges.iter().enumerate() {
+            let mut put = |name: &str, value: String| {
+                lines.insert(format!("line.{i}.charge.{j}.{name}"), value);
+            };
+            put("code", charge.charge_code.clone());
+            put("kind", format!("{:?}", charge.kind));
+            put("amount", charge.amount.to_string());
+        }
+    }
     let mut fields = BTreeMap::new();
     let mut put = |name: String, value: String| {
         fields.insert(name, value);
@@ -74,37 +87,7 @@ pub fn snapshot(order: &Order) -> RequestSnapshot {
         "quote.signed_artifact_hash".into(),
         order.evidence.signed_artifact_hash.clone(),
     );
-    for (i, order_line) in order.lines.iter().enumerate() {
-        let line = &order_line.accepted.line;
-        put(format!("line.{i}.id"), line.line_id.to_string());
-        put(format!("line.{i}.offering"), line.offering_id.to_string());
-        put(
-            format!("line.{i}.offering_version"),
-            line.offering_version.to_string(),
-        );
-        put(format!("line.{i}.quantity"), line.quantity.to_string());
-        put(
-            format!("line.{i}.term_months"),
-            line.term_months.to_string(),
-        );
-        for (name, value) in &line.options {
-            put(format!("line.{i}.option.{name}"), value.clone());
-        }
-        for (j, charge) in order_line.accepted.charges.iter().enumerate() {
-            put(
-                format!("line.{i}.charge.{j}.code"),
-                charge.charge_code.clone(),
-            );
-            put(
-                format!("line.{i}.charge.{j}.kind"),
-                format!("{:?}", charge.kind),
-            );
-            put(
-                format!("line.{i}.charge.{j}.amount"),
-                charge.amount.to_string(),
-            );
-        }
-    }
+    fields.extend(lines);
     RequestSnapshot { fields }
 }
 

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::error::QuoteError;
+use super::model::QuoteLine;
 use super::state::Quote;
 use crate::handoff::RequestSnapshot;
 
@@ -55,6 +56,10 @@ pub fn proposal_request(
     };
     // Nothing is rendered that the proposal's own rule would refuse.
     super::decide::approval_settled(quote)?;
+    let mut lines = BTreeMap::new();
+    for (i, line) in quote.lines.iter().enumerate() {
+        put_line_fields(&mut lines, i, line);
+    }
     let mut fields = BTreeMap::new();
     let mut put = |name: String, value: String| {
         fields.insert(name, value);
@@ -75,22 +80,6 @@ pub fn proposal_request(
         quote.customer.authority_reference.clone(),
     );
     put("catalog_version".into(), quote.catalog_version.clone());
-    for (i, line) in quote.lines.iter().enumerate() {
-        put(format!("line.{i}.id"), line.line_id.to_string());
-        put(format!("line.{i}.offering"), line.offering_id.to_string());
-        put(
-            format!("line.{i}.offering_version"),
-            line.offering_version.to_string(),
-        );
-        put(format!("line.{i}.quantity"), line.quantity.to_string());
-        put(
-            format!("line.{i}.term_months"),
-            line.term_months.to_string(),
-        );
-        for (name, value) in &line.options {
-            put(format!("line.{i}.option.{name}"), value.clone());
-        }
-    }
     put("price.input_hash".into(), price.input_hash.clone());
     put("price.price_book".into(), price.price_book.clone());
     put("price.one_time".into(), price.totals.one_time.to_string());
@@ -103,6 +92,7 @@ pub fn proposal_request(
         "price.valid_until_ms".into(),
         price.valid_until.0.to_string(),
     );
+    fields.extend(lines);
     let snapshot = RequestSnapshot { fields };
     Ok(DocumentRequest {
         document_type: QUOTE_PDF,
@@ -112,6 +102,30 @@ pub fn proposal_request(
         snapshot_id: snapshot.hash(),
         snapshot,
     })
+}
+
+/// Puts a configured line into a document's snapshot fields under
+/// `line.<i>.`: id, offering, offering version, quantity, term and each
+/// option. The one shape of a line in every document (proposals, order
+/// confirmations).
+pub fn put_line_fields(fields: &mut BTreeMap<String, String>, i: usize, line: &QuoteLine) {
+    let mut put = |name: String, value: String| {
+        fields.insert(name, value);
+    };
+    put(format!("line.{i}.id"), line.line_id.to_string());
+    put(format!("line.{i}.offering"), line.offering_id.to_string());
+    put(
+        format!("line.{i}.offering_version"),
+        line.offering_version.to_string(),
+    );
+    put(format!("line.{i}.quantity"), line.quantity.to_string());
+    put(
+        format!("line.{i}.term_months"),
+        line.term_months.to_string(),
+    );
+    for (name, value) in &line.options {
+        put(format!("line.{i}.option.{name}"), value.clone());
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +199,4 @@ mod tests {
             Err(QuoteError::ApprovalMissing)
         );
     }
-
-    use crate::quote::QuoteLine;
 }

@@ -22,6 +22,25 @@ async fn drift_of(server: &Server, token: &str, quote: &str) -> serde_json::Valu
     body["data"]["quote"].clone()
 }
 
+/// `revalidateQuoteCustomer` on `quote` as the holder of `token`.
+async fn revalidate(
+    server: &Server,
+    token: &str,
+    quote: &str,
+) -> Result<ops::revalidate_quote_customer::ResponseData, tests::GqlError> {
+    server
+        .client
+        .run::<ops::RevalidateQuoteCustomer>(
+            token,
+            ops::revalidate_quote_customer::Variables {
+                command_id: unique("revalidate"),
+                quote_id: quote.to_owned(),
+                expected_version: None,
+            },
+        )
+        .await
+}
+
 /// A quote up to its signature, for `customer`.
 async fn signed(server: &Server, token: &str, customer: &str) -> String {
     let client = &server.client;
@@ -58,29 +77,11 @@ async fn a_customer_changed_in_crm_is_recorded_as_drift_and_blocks_acceptance_un
 
     // A viewer may not revalidate; the seller does, and the quote starts a
     // new revision on the fresh snapshot.
-    let denied = client
-        .run::<ops::RevalidateQuoteCustomer>(
-            &server.token("viewer"),
-            ops::revalidate_quote_customer::Variables {
-                command_id: unique("revalidate"),
-                quote_id: quote.clone(),
-                expected_version: None,
-            },
-        )
+    let denied = revalidate(&server, &server.token("viewer"), &quote)
         .await
         .unwrap_err();
     assert_eq!(denied.code(), "FORBIDDEN");
-    client
-        .run::<ops::RevalidateQuoteCustomer>(
-            &sales,
-            ops::revalidate_quote_customer::Variables {
-                command_id: unique("revalidate"),
-                quote_id: quote.clone(),
-                expected_version: None,
-            },
-        )
-        .await
-        .unwrap();
+    revalidate(&server, &sales, &quote).await.unwrap();
     let seen = drift_of(&server, &sales, &quote).await;
     assert_eq!(seen["needsRevalidation"], false, "{seen}");
     assert_eq!(seen["customer"]["segment"], "enterprise", "{seen}");
@@ -287,17 +288,7 @@ async fn an_unreadable_crm_record_puts_the_quote_in_integration_fallout_until_re
         still.extensions["rule"], "customer_check_failed",
         "{still:?}"
     );
-    client
-        .run::<ops::RevalidateQuoteCustomer>(
-            &operator,
-            ops::revalidate_quote_customer::Variables {
-                command_id: unique("revalidate"),
-                quote_id: quote.clone(),
-                expected_version: None,
-            },
-        )
-        .await
-        .unwrap();
+    revalidate(&server, &operator, &quote).await.unwrap();
     let (_, body) = client.raw(&sales, held, json!({ "id": quote })).await;
     let seen = &body["data"]["quote"];
     assert_eq!(seen["needsRevalidation"], false, "{body}");

@@ -13,18 +13,7 @@ use domain::order::OrderState;
 use integration::reconciliation::ReconciliationResult;
 use simulators::{Fault, LedgerEntry, Script};
 
-use crate::harness::{Harness, Options};
-
-fn status_of(state: &HandoffState) -> Option<HandoffStatus> {
-    match state {
-        HandoffState::Open(h) => Some(h.status.clone()),
-        HandoffState::Empty => None,
-    }
-}
-
-fn succeeded(state: &HandoffState) -> bool {
-    status_of(state) == Some(HandoffStatus::Succeeded)
-}
+use crate::harness::{status_of, succeeded, Harness, Options};
 
 /// The confirmation the captured order asks for.
 async fn confirmation(h: &Harness, order: &OrderId) -> domain::confirmation::ConfirmationRequest {
@@ -121,13 +110,10 @@ async fn an_ambiguous_render_followed_by_a_retry_stores_one_document() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let entry = render_of(&h, &subject);
     assert_eq!((entry.requests, entry.effects), (1, 1));
-    let report = h.fulfillment().trigger_reconciliation().await.unwrap();
-    let settled = report
-        .entries
-        .iter()
-        .find(|e| e.handoff_id == subject.handoff_id().as_str())
-        .unwrap_or_else(|| panic!("{report:#?}"));
-    assert_eq!(settled.result, ReconciliationResult::ExternalSuccess);
+    assert_eq!(
+        h.reconcile(&subject).await,
+        ReconciliationResult::ExternalSuccess
+    );
     h.wait_handoff(&subject, 10, "rendered", succeeded).await;
     h.completed(&order, 20).await;
     h.fulfillment().trigger_reconciliation().await.unwrap();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use application::CommandContext;
-use domain::handoff::{HandoffState, HandoffStatus};
+use domain::handoff::HandoffStatus;
 use domain::idempotency::{CommandKey, Purpose, TargetSystem};
 use domain::order::{OrderCommand, OrderState, Resolution};
 use domain::outcome::FalloutReason;
@@ -13,14 +13,7 @@ use domain::OrderDecider;
 use integration::reconciliation::{ReconciliationResult, Scope};
 use simulators::{Fault, Script};
 
-use crate::harness::{line_in_fallout, subject, Harness, Options};
-
-fn status_of(state: &HandoffState) -> Option<HandoffStatus> {
-    match state {
-        HandoffState::Open(h) => Some(h.status.clone()),
-        HandoffState::Empty => None,
-    }
-}
+use crate::harness::{line_in_fallout, status_of, subject, Harness, Options};
 
 fn all_effects_once(h: &Harness) {
     for system in [

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use application::command::CommandPath;
-use domain::handoff::{HandoffState, HandoffSubject};
+use domain::handoff::{HandoffState, HandoffStatus, HandoffSubject};
 use domain::idempotency::Purpose;
 use domain::ids::{handoff_stream, order_stream, OrderId};
 use domain::order::{LineProgress, OrderState};
@@ -241,6 +241,36 @@ pub fn subject(order: &OrderId, line: &str, purpose: Purpose, attempt: u32) -> H
         target: purpose.target(),
         purpose,
         attempt,
+    }
+}
+
+/// The handoff's status, or `None` before it is requested.
+pub fn status_of(state: &HandoffState) -> Option<HandoffStatus> {
+    match state {
+        HandoffState::Open(h) => Some(h.status.clone()),
+        HandoffState::Empty => None,
+    }
+}
+
+/// Whether the handoff succeeded.
+pub fn succeeded(state: &HandoffState) -> bool {
+    status_of(state) == Some(HandoffStatus::Succeeded)
+}
+
+impl Harness {
+    /// Runs an operator's reconciliation and returns what it found for the
+    /// handoff of `subject` (panics when the run did not check it).
+    pub async fn reconcile(
+        &self,
+        subject: &HandoffSubject,
+    ) -> integration::reconciliation::ReconciliationResult {
+        let report = self.fulfillment().trigger_reconciliation().await.unwrap();
+        report
+            .entries
+            .iter()
+            .find(|e| e.handoff_id == subject.handoff_id().as_str())
+            .unwrap_or_else(|| panic!("{report:#?}"))
+            .result
     }
 }
 

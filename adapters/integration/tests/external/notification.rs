@@ -14,21 +14,10 @@ use domain::testing::fixtures::{at, customer, tenant};
 use integration::reconciliation::ReconciliationResult;
 use simulators::{Fault, Script};
 
-use crate::harness::{Harness, Options};
+use crate::harness::{status_of, succeeded, Harness, Options};
 
 fn notification(order: &OrderId, milestone: &Milestone) -> domain::handoff::HandoffSubject {
     handoff(&tenant(), order, &customer().customer_id, milestone).subject
-}
-
-fn status_of(state: &HandoffState) -> Option<HandoffStatus> {
-    match state {
-        HandoffState::Open(h) => Some(h.status.clone()),
-        HandoffState::Empty => None,
-    }
-}
-
-fn succeeded(state: &HandoffState) -> bool {
-    status_of(state) == Some(HandoffStatus::Succeeded)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,13 +66,10 @@ async fn an_ambiguous_provider_answer_followed_by_a_retry_sends_once() {
             .unwrap()
     };
     assert_eq!((entry(&h).requests, entry(&h).effects), (1, 1));
-    let report = h.fulfillment().trigger_reconciliation().await.unwrap();
-    let settled = report
-        .entries
-        .iter()
-        .find(|e| e.handoff_id == captured.handoff_id().as_str())
-        .unwrap_or_else(|| panic!("{report:#?}"));
-    assert_eq!(settled.result, ReconciliationResult::ExternalSuccess);
+    assert_eq!(
+        h.reconcile(&captured).await,
+        ReconciliationResult::ExternalSuccess
+    );
     h.wait_handoff(&captured, 10, "sent", succeeded).await;
     h.completed(&order, 20).await;
     // A second reconciliation and the order's completion send nothing more.
