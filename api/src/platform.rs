@@ -254,29 +254,37 @@ impl Platform {
     /// (pricing the quote's current lines): as [`Platform::execute`], but
     /// `build` makes the command from the stream's state as the command
     /// path loads it, so the stream is read once, with the decision.
+    /// `prepare` reads what else the command needs (the tenant's catalog)
+    /// once the command is admitted: a retry answered by its first outcome
+    /// reads nothing.
     ///
     /// # Errors
-    /// As [`Platform::execute`]; `build`'s domain refusal is
-    /// `RULE_VIOLATION`.
-    pub async fn execute_on_state<D, B>(
+    /// As [`Platform::execute`]; `prepare`'s error; `build`'s domain
+    /// refusal is `RULE_VIOLATION`.
+    pub async fn execute_on_state<D, T, P, B>(
         &self,
         principal: &Principal,
         command: ClientCommand<'_>,
-        build: B,
+        prepare: P,
+        mut build: B,
     ) -> ApiResult<CommandReceipt>
     where
         D: Decider,
         D::Error: RuleViolation + 'static,
-        B: FnMut(&D::State) -> Result<D::Command, D::Error>,
+        P: FnOnce() -> ApiResult<T>,
+        B: FnMut(&D::State, &T) -> Result<D::Command, D::Error>,
     {
         let admitted = match self.admit(principal, command)? {
             Admission::Answered(result) => return Ok(result),
             Admission::Admitted(admitted) => admitted,
         };
+        let prepared = prepare()?;
         let started = Instant::now();
         let outcome = self
             .commands
-            .execute_with::<D>(&admitted.target.stream_id, &admitted.context, build)
+            .execute_with::<D>(&admitted.target.stream_id, &admitted.context, |state| {
+                build(state, &prepared)
+            })
             .await;
         self.finish(admitted, outcome, started).await
     }

@@ -579,22 +579,27 @@ impl Mutation {
         };
         let at = platform.timestamp();
         // A retired catalog version gets no new price: the catalog is read
-        // before the quote (a retirement that commits in between is seen
-        // by the next price, as by any later one).
-        let catalog = platform.catalog(&principal.tenant)?;
-        // The quote's current lines are priced from the stream the command
-        // path loads for the decision: one read.
+        // once the command is admitted (a retry answered by its first
+        // outcome reads nothing), before the quote (a retirement that
+        // commits in between is seen by the next price, as by any later
+        // one). The quote's current lines are priced from the stream the
+        // command path loads for the decision: one read.
         Ok(platform
-            .execute_on_state::<QuoteDecider, _>(principal, command, |state| {
-                price_command(
-                    state,
-                    &catalog,
-                    &platform.price_book,
-                    &platform.approval,
-                    Percent(discount),
-                    at,
-                )
-            })
+            .execute_on_state::<QuoteDecider, _, _, _>(
+                principal,
+                command,
+                || platform.catalog(&principal.tenant),
+                |state, catalog| {
+                    price_command(
+                        state,
+                        catalog,
+                        &platform.price_book,
+                        &platform.approval,
+                        Percent(discount),
+                        at,
+                    )
+                },
+            )
             .await?
             .into())
     }
