@@ -60,6 +60,7 @@ mod config;
 mod error;
 pub mod keyspace;
 mod log;
+pub mod probe;
 pub mod record;
 mod recovery;
 pub mod restore;

@@ -29,11 +29,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use eventlog::probe;
 use eventlog::{Durability, EventLog, LogConfig};
 use projections::testing::{HistoryConfig, HistoryGenerator};
 use serde_json::{json, Value};
 use tests::browser::Browser;
-use tests::{probe, Server, ServerOptions, Tenants};
+use tests::{Server, ServerOptions, Tenants};
 
 /// The 300 ms the issue asks of each page.
 const TARGET_MS: f64 = 300.0;

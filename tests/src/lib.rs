@@ -12,7 +12,6 @@
 pub mod browser;
 pub mod chaos;
 pub mod ops;
-pub mod probe;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};

@@ -7,8 +7,13 @@
 //! cqrs-es aggregate below wraps `QuoteDecider`, so the comparison is of
 //! the storage and the framework, not of the business rules.
 //!
+//! The command path runs with and without its stream-state cache. The
+//! peers are interleaved in rounds (`--rounds`, default 3), each cell with
+//! the disk's `fdatasync` latency beside it, and the medians are reported:
+//! this machine's disk flips between fast and slow for minutes at a time.
+//!
 //! Run with `cargo run --release -p application --example command_bench -- [--json FILE]
-//! [--quotes N] [--clients C] [--postgres URL]`.
+//! [--quotes N] [--clients C] [--rounds R] [--postgres URL]`.
 
 #![allow(clippy::cast_possible_truncation)]
 
@@ -72,6 +77,15 @@ struct Args {
     /// Run the command path alone (for profiling).
     #[arg(long)]
     only_ours: bool,
+    /// Rounds; each runs every peer once, in turn, with a disk probe
+    /// beside each cell, and the medians are reported.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 3,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    rounds: usize,
 }
 
 /// The commands that take one quote from nothing to accepted: create, five
@@ -479,27 +493,68 @@ async fn run(args: &Args) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let commands = quote_commands(0).len();
     println!(
-        "command bench: {} quotes x {commands} commands, {} clients, durable",
-        args.quotes, args.clients
+        "command bench: {} quotes x {commands} commands, {} clients, durable, {} rounds (peers interleaved in each)",
+        args.quotes, args.clients, args.rounds
     );
-
-    let ours =
-        run_command_path(args, dir.path(), application::state_cache::DEFAULT_CAPACITY).await?;
-    report("command_path", &ours);
-    let uncached = run_command_path(args, dir.path(), 0).await?;
-    report("command_path_nocache", &uncached);
+    let mut cells: Vec<(&str, Vec<Figures>)> = vec![
+        ("command_path", Vec::new()),
+        ("command_path_nocache", Vec::new()),
+        ("cqrs_sqlite", Vec::new()),
+        ("cqrs_postgres", Vec::new()),
+    ];
+    let mut settings = String::new();
+    for round in 1..=args.rounds {
+        let round_dir = dir.path().join(format!("round-{round}"));
+        std::fs::create_dir_all(&round_dir).map_err(|e| e.to_string())?;
+        for (name, runs) in &mut cells {
+            if args.only_ours && name.starts_with("cqrs") {
+                continue;
+            }
+            let disk = eventlog::probe::fdatasync_ms(&round_dir).unwrap_or(f64::NAN);
+            let figures = match *name {
+                "command_path" => {
+                    run_command_path(args, &round_dir, application::state_cache::DEFAULT_CAPACITY)
+                        .await?
+                }
+                "command_path_nocache" => run_command_path(args, &round_dir, 0).await?,
+                "cqrs_sqlite" => run_cqrs_sqlite(args, &round_dir).await?,
+                _ => {
+                    let (figures, used) = run_cqrs_postgres(args).await?;
+                    settings = used;
+                    figures
+                }
+            };
+            print!("round {round} disk fdatasync {disk:.2} ms  ");
+            report(name, &figures);
+            runs.push(figures);
+        }
+    }
+    if !settings.is_empty() {
+        println!("  (postgres {settings})");
+    }
+    let median = |name: &str| -> Option<&Figures> {
+        let runs = &cells.iter().find(|(n, _)| *n == name)?.1;
+        let mut sorted: Vec<&Figures> = runs.iter().collect();
+        sorted.sort_by(|a, b| a.commands_per_s().total_cmp(&b.commands_per_s()));
+        sorted.get(sorted.len() / 2).copied()
+    };
+    println!("medians over {} rounds:", args.rounds);
+    for (name, _) in &cells {
+        if let Some(figures) = median(name) {
+            report(name, figures);
+        }
+    }
+    let (Some(ours), Some(uncached)) = (median("command_path"), median("command_path_nocache"))
+    else {
+        return Err("no command path figures".to_owned());
+    };
     println!(
-        "ratio_state_cache      {:.2}x (command path with its stream-state cache vs without)",
+        "ratio_state_cache      {:.2}x (command path with its stream-state cache vs without, medians)",
         ours.commands_per_s() / uncached.commands_per_s()
     );
-    if args.only_ours {
+    let (Some(sqlite), Some(postgres)) = (median("cqrs_sqlite"), median("cqrs_postgres")) else {
         return Ok(());
-    }
-    let sqlite = run_cqrs_sqlite(args, dir.path()).await?;
-    report("cqrs_sqlite", &sqlite);
-    let (postgres, settings) = run_cqrs_postgres(args).await?;
-    report("cqrs_postgres", &postgres);
-    println!("  (postgres {settings})");
+    };
 
     let loads = load_1000_events(dir.path(), 200, 0).await?;
     let load_p50 = percentile(&loads, 0.50);
@@ -521,15 +576,15 @@ async fn run(args: &Args) -> Result<(), String> {
         let rows = serde_json::Value::Array(vec![
             json_row(
                 "command_path",
-                &ours,
+                ours,
                 &[
                     ("ratio_vs_cqrs_sqlite", vs_sqlite),
                     ("ratio_vs_cqrs_postgres", vs_postgres),
                 ],
             ),
-            json_row("command_path_nocache", &uncached, &[]),
-            json_row("cqrs_sqlite", &sqlite, &[]),
-            json_row("cqrs_postgres", &postgres, &[]),
+            json_row("command_path_nocache", uncached, &[]),
+            json_row("cqrs_sqlite", sqlite, &[]),
+            json_row("cqrs_postgres", postgres, &[]),
             serde_json::json!({
                 "name": "load_1000_events",
                 "p50_us": load_p50,
