@@ -176,12 +176,22 @@ impl Metrics {
 pub struct LogMetrics {
     log: EventLog,
     projections: Arc<Projections>,
+    commands: application::CommandPath,
 }
 
 impl LogMetrics {
-    /// Reads `log` and `projections` at each scrape.
-    pub fn new(log: EventLog, projections: Arc<Projections>) -> Self {
-        Self { log, projections }
+    /// Reads `log`, `projections` and the stream-state cache of
+    /// `commands` at each scrape.
+    pub fn new(
+        log: EventLog,
+        projections: Arc<Projections>,
+        commands: application::CommandPath,
+    ) -> Self {
+        Self {
+            log,
+            projections,
+            commands,
+        }
     }
 }
 
@@ -218,6 +228,25 @@ impl Collector for LogMetrics {
             "Read-model reads served since start: one per page, object, batch \
              of linked objects by id, or dashboard (links are batched per query level).",
             ConstCounter::new(self.projections.read_models().reads()),
+        )?;
+        let cache = self.commands.state_cache_stats();
+        encode_metric(
+            &mut encoder,
+            "oms_state_cache_hits",
+            "Command loads that started from the stream-state cache's fold.",
+            ConstCounter::new(cache.hits),
+        )?;
+        encode_metric(
+            &mut encoder,
+            "oms_state_cache_misses",
+            "Command loads that folded their stream from its first event.",
+            ConstCounter::new(cache.misses),
+        )?;
+        encode_metric(
+            &mut encoder,
+            "oms_state_cache_streams",
+            "Streams whose folded state the command path keeps.",
+            ConstGauge::new(cache.streams),
         )?;
         let statuses = self.projections.status();
         encode_family(
@@ -260,6 +289,7 @@ pub fn registry(platform: &Platform, external: Arc<dyn Collector>) -> Registry {
     registry.register_collector(Box::new(LogMetrics::new(
         platform.log.clone(),
         platform.projections.clone(),
+        platform.commands.clone(),
     )));
     registry.register_collector(Box::new(Shared(external)));
     registry

@@ -191,6 +191,11 @@ impl CommandPath {
         self
     }
 
+    /// What the stream-state cache did since start.
+    pub fn state_cache_stats(&self) -> crate::state_cache::StateCacheStats {
+        self.cache.stats()
+    }
+
     /// The log this path writes to.
     pub fn log(&self) -> &EventLog {
         &self.log

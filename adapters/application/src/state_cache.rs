@@ -12,6 +12,7 @@
 
 use std::any::Any;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
@@ -24,10 +25,22 @@ struct Entry {
     state: Arc<dyn Any + Send + Sync>,
 }
 
+/// What the cache did since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCacheStats {
+    /// Loads that started from a cached fold.
+    pub hits: u64,
+    /// Loads that folded the stream from its first event.
+    pub misses: u64,
+    /// Streams kept now.
+    pub streams: u64,
+}
+
 /// A bounded, shared cache of folded stream states; capacity 0 disables it.
 #[derive(Clone)]
 pub(crate) struct StateCache {
     entries: Option<Arc<Mutex<LruCache<String, Entry>>>>,
+    counts: Arc<[AtomicU64; 2]>,
 }
 
 impl std::fmt::Debug for StateCache {
@@ -45,12 +58,33 @@ impl StateCache {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             entries: NonZeroUsize::new(capacity).map(|c| Arc::new(Mutex::new(LruCache::new(c)))),
+            counts: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
+        }
+    }
+
+    /// Hits, misses and streams kept.
+    pub(crate) fn stats(&self) -> StateCacheStats {
+        StateCacheStats {
+            hits: self.counts[0].load(Ordering::Relaxed),
+            misses: self.counts[1].load(Ordering::Relaxed),
+            streams: self
+                .entries
+                .as_ref()
+                .and_then(|e| e.lock().ok().map(|e| e.len() as u64))
+                .unwrap_or(0),
         }
     }
 
     /// The cached version and a copy of the state of `stream_id`, if its
     /// entry holds a state of type `S`.
     pub(crate) fn get<S: Clone + 'static>(&self, stream_id: &str) -> Option<(u64, S)> {
+        let found = self.find::<S>(stream_id);
+        let counter = if found.is_some() { 0 } else { 1 };
+        self.counts[counter].fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn find<S: Clone + 'static>(&self, stream_id: &str) -> Option<(u64, S)> {
         let entries = self.entries.as_ref()?;
         let (version, state) = {
             let mut entries = entries.lock().ok()?;
@@ -117,6 +151,9 @@ mod tests {
         assert!(cache.get::<String>("a").is_some());
         cache.forget("a");
         assert_eq!(cache.get::<String>("a"), None);
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.streams), (3, 1), "{stats:?}");
+        assert_eq!(stats.misses, 3, "{stats:?}");
         let off = StateCache::new(0);
         off.put("a", 1, 1u32);
         assert_eq!(off.get::<u32>("a"), None);

@@ -229,7 +229,7 @@ async fn the_whole_exposition_parses_and_keeps_its_families() {
         assert!(!name.contains("_total_total"), "{name}");
     }
     // Name, type and the label names each sample carries (besides `le`).
-    let expected: [(&str, &str, &[&str]); 17] = [
+    let expected: [(&str, &str, &[&str]); 20] = [
         (
             "oms_graphql_request_seconds",
             "histogram",
@@ -242,6 +242,9 @@ async fn the_whole_exposition_parses_and_keeps_its_families() {
         ("oms_log_events_written_total", "counter", &[]),
         ("oms_log_group_commits_total", "counter", &[]),
         ("oms_log_head_position", "gauge", &[]),
+        ("oms_state_cache_hits_total", "counter", &[]),
+        ("oms_state_cache_misses_total", "counter", &[]),
+        ("oms_state_cache_streams", "gauge", &[]),
         ("oms_projector_lag_events", "gauge", &["projector"]),
         ("oms_projector_failed", "gauge", &["projector"]),
         (
