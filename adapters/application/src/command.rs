@@ -380,9 +380,7 @@ impl CommandPath {
             attempts: self.max_attempts,
         })
     }
-}
 
-impl CommandPath {
     /// Keeps the state an acknowledged append leads to: the loaded state
     /// evolved with the appended events, at the stream's new version.
     fn remember<D: Decider>(

@@ -90,6 +90,16 @@ impl CrmError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
     }
+
+    /// True when CRM answered but nobody can read the answer (a schema
+    /// mismatch or an unmapped answer): integration fallout, not an
+    /// outage (seed 001 §11.2).
+    pub fn is_unreadable(&self) -> bool {
+        matches!(
+            self.class(),
+            OutcomeClass::SchemaMismatch | OutcomeClass::Unclassified
+        )
+    }
 }
 
 /// A customer CRM lets us quote: its snapshot, and whether its account is

@@ -300,10 +300,7 @@ async fn recheck_customer(
         Ok(account) => account,
         // A record nobody can read is integration fallout, not an outage:
         // the quote records it and refuses acceptance until revalidated.
-        Err(
-            error @ (integration::CrmError::SchemaMismatch
-            | integration::CrmError::Unclassified { .. }),
-        ) => {
+        Err(error) if error.is_unreadable() => {
             tracing::warn!(
                 tenant = %principal.tenant,
                 error = %error,

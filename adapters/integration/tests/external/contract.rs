@@ -421,6 +421,13 @@ async fn contract_crm_lookup_maps_every_answer() {
             .await
             .unwrap_err();
         assert_eq!(err.class(), check, "{fault:?}: {err:?}");
+        // Only an answer nobody can read holds a quote in integration
+        // fallout; an outage or refused credentials do not.
+        assert_eq!(
+            err.is_unreadable(),
+            matches!(check, C::SchemaMismatch | C::Unclassified),
+            "{fault:?}: {err:?}"
+        );
     }
     assert_eq!(
         directory
