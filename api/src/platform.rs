@@ -388,16 +388,7 @@ impl Platform {
             .clone()
             .map(|range| range.collect())
             .unwrap_or_default();
-        if let Some(last) = positions
-            .last()
-            .filter(|_| !self.read_your_writes.is_zero() && !outcome.deduplicated)
-        {
-            // Read your writes: a brief wait, never an error.
-            let _ = self
-                .projections
-                .wait_for_async(last + 1, self.read_your_writes)
-                .await;
-        }
+        self.await_read_models(&outcome).await;
         Ok(CommandReceipt {
             id: target.id,
             stream_id: target.stream_id,
@@ -406,6 +397,21 @@ impl Platform {
             deduplicated: outcome.deduplicated,
             correlation_id: context.correlation_id,
         })
+    }
+
+    /// Read your writes: waits, up to the server's bound and never failing,
+    /// until the read models include what `outcome` appended (nothing to
+    /// wait for when it was deduplicated or appended nothing).
+    pub async fn await_read_models(&self, outcome: &application::CommandOutcome) {
+        let last = outcome.positions.as_ref().map(|range| *range.end());
+        if let Some(last) =
+            last.filter(|_| !self.read_your_writes.is_zero() && !outcome.deduplicated)
+        {
+            let _ = self
+                .projections
+                .wait_for_async(last + 1, self.read_your_writes)
+                .await;
+        }
     }
 
     /// Runs reconciliation now.

@@ -379,7 +379,13 @@ async fn report_to_quote(
         .execute::<QuoteDecider>(stream, report, &context)
         .await;
     match reported {
-        Ok(_) | Err(application::CommandError::Rejected { .. }) => Ok(()),
+        Ok(outcome) => {
+            // The caller's next read (often right after the refusal this
+            // report explains) must show it.
+            platform.await_read_models(&outcome).await;
+            Ok(())
+        }
+        Err(application::CommandError::Rejected { .. }) => Ok(()),
         Err(e) => Err(ApiError::from_command(e)),
     }
 }
