@@ -116,6 +116,17 @@ pub enum LogError {
     /// The log was written by a format this build does not know.
     #[error("unsupported log format version {0}")]
     UnsupportedFormat(u8),
+    /// The log is stored in an older keyspace layout that this build
+    /// upgrades in place when it opens the log for writing
+    /// ([`crate::EventLog::open`]); read-only tools refuse it until then.
+    #[error(
+        "the log is stored in keyspace layout {layout}: open it once with this build's \
+         server (oms serve) to upgrade it in place, then run this again"
+    )]
+    NeedsUpgrade {
+        /// The stored layout.
+        layout: u8,
+    },
     /// The writer is gone.
     #[error("log is closed")]
     Closed,

@@ -1,13 +1,20 @@
 //! The log's keyspace: every key of the log lives in one sled tree, told
 //! apart by a one-byte prefix, so one `apply_batch` writes a whole append.
 //!
+//! Layout 2 (this build, [`LAYOUT_VERSION`]):
+//!
 //! | prefix | key                                        | value                                   |
 //! |--------|--------------------------------------------|-----------------------------------------|
 //! | `e`    | `e` + position (u64 BE)                    | the stored record (see [`crate::record`]) |
-//! | `s`    | `s` + len (u16 BE) + stream id + version (u64 BE) | position (u64 BE)                  |
-//! | `h`    | `h` + stream id                            | version (u64 BE) + position (u64 BE)    |
+//! | `r`    | `r` + len (u16 BE) + stream id + first version (u64 BE) | first position (u64 BE) + count (u64 BE) |
 //! | `i`    | `i` + idempotency key                      | request hash (32) + first position, last position, stream version (3 x u64 BE) |
-//! | `m`    | `m`                                        | format (1) + next position (8) + head hash (32) |
+//! | `m`    | `m`                                        | layout (1) + next position (8) + head hash (32) |
+//!
+//! The stream index holds one *run* per append: an append's events have
+//! consecutive versions and consecutive positions, so one key says where
+//! all of them are. A stream's head is its last run, derived, not stored.
+//! Layout 1 kept one `s` key per event and one `h` (head) key per stream;
+//! [`crate::upgrade`] rewrites such a log in place.
 //!
 //! This module is the one place that knows these bytes: the writer,
 //! recovery, verify and [`crate::restore`] all encode and decode keys and
@@ -15,21 +22,23 @@
 //!
 //! Big-endian integers make sled's byte order equal to numeric order, so a
 //! range scan over `e` walks the log in position order and a range scan over
-//! one stream's `s` keys walks that stream in version order. The length
+//! one stream's `r` keys walks that stream in version order. The length
 //! prefix on the stream id keeps one stream's keys from being a prefix of
 //! another's.
 
-use crate::record::{Hash, FORMAT_VERSION};
+use crate::record::Hash;
 
 /// Name of the sled tree that holds the whole log.
 pub const LOG_TREE: &str = "eventlog";
 
 /// Prefix of event records, keyed by global position.
 pub const EVENT: u8 = b'e';
-/// Prefix of the stream index: (stream id, version) -> position.
-pub const STREAM_INDEX: u8 = b's';
-/// Prefix of stream heads: stream id -> (version, position).
-pub const HEAD: u8 = b'h';
+/// Prefix of the stream index: (stream id, first version) -> run.
+pub const RUN: u8 = b'r';
+/// Layout 1's per-event stream index prefix, read only by the upgrade.
+pub const LEGACY_STREAM_INDEX: u8 = b's';
+/// Layout 1's stream head prefix, read only by the upgrade.
+pub const LEGACY_HEAD: u8 = b'h';
 /// Prefix of idempotency records: key -> request hash + first outcome.
 pub const IDEMPOTENCY: u8 = b'i';
 /// The single meta record: format, next position, head hash.
@@ -51,11 +60,15 @@ pub fn position_of_event_key(key: &[u8]) -> Option<u64> {
     }
 }
 
-/// Prefix shared by every index key of one stream.
+/// Prefix shared by every run key of one stream.
 pub fn stream_prefix(stream_id: &str) -> Vec<u8> {
+    prefixed_stream(RUN, stream_id)
+}
+
+fn prefixed_stream(prefix: u8, stream_id: &str) -> Vec<u8> {
     let bytes = stream_id.as_bytes();
     let mut key = Vec::with_capacity(3 + bytes.len() + 8);
-    key.push(STREAM_INDEX);
+    key.push(prefix);
     // Stream ids are validated to at most `MAX_STREAM_ID_LEN` bytes on
     // append, so the length always fits.
     key.extend_from_slice(&u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes());
@@ -63,18 +76,25 @@ pub fn stream_prefix(stream_id: &str) -> Vec<u8> {
     key
 }
 
-/// Key of one stream index entry.
-pub fn stream_index_key(stream_id: &str, version: u64) -> Vec<u8> {
+/// Key of the run of `stream_id` that starts at `first_version`.
+pub fn run_key(stream_id: &str, first_version: u64) -> Vec<u8> {
     let mut key = stream_prefix(stream_id);
-    key.extend_from_slice(&version.to_be_bytes());
+    key.extend_from_slice(&first_version.to_be_bytes());
     key
 }
 
-/// Decodes a stream index key into (stream id, version).
-pub fn parse_stream_index_key(key: &[u8]) -> Option<(&str, u64)> {
-    let [STREAM_INDEX, a, b, rest @ ..] = key else {
+/// Decodes a run key into (stream id, first version).
+pub fn parse_run_key(key: &[u8]) -> Option<(&str, u64)> {
+    parse_stream_key(RUN, key)
+}
+
+fn parse_stream_key(prefix: u8, key: &[u8]) -> Option<(&str, u64)> {
+    let [p, a, b, rest @ ..] = key else {
         return None;
     };
+    if *p != prefix {
+        return None;
+    }
     let len = usize::from(u16::from_be_bytes([*a, *b]));
     if rest.len() != len + 8 {
         return None;
@@ -84,10 +104,99 @@ pub fn parse_stream_index_key(key: &[u8]) -> Option<(&str, u64)> {
     Some((stream, version))
 }
 
-/// Key of a stream head.
-pub fn head_key(stream_id: &str) -> Vec<u8> {
+/// Consecutive events of one stream at consecutive positions: the events
+/// of one append (or of several, after a restore or an upgrade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRun {
+    /// Stream version of the run's first event (1 is a stream's first).
+    pub first_version: u64,
+    /// Log position of the run's first event.
+    pub first_position: u64,
+    /// Number of events in the run (at least 1).
+    pub count: u64,
+}
+
+impl StreamRun {
+    /// A run of the one event at `version` and `position`.
+    pub fn one(version: u64, position: u64) -> Self {
+        Self {
+            first_version: version,
+            first_position: position,
+            count: 1,
+        }
+    }
+
+    /// Stream version of the run's last event.
+    pub fn last_version(&self) -> u64 {
+        self.first_version
+            .saturating_add(self.count.saturating_sub(1))
+    }
+
+    /// Log position of the run's last event.
+    pub fn last_position(&self) -> u64 {
+        self.first_position
+            .saturating_add(self.count.saturating_sub(1))
+    }
+
+    /// Position of the event at `version`, if the run holds it.
+    pub fn position_of(&self, version: u64) -> Option<u64> {
+        (version >= self.first_version && version <= self.last_version())
+            .then(|| self.first_position + (version - self.first_version))
+    }
+
+    /// The run's (version, position) pairs, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, u64)> {
+        let (v, p) = (self.first_version, self.first_position);
+        (0..self.count).map(move |i| (v + i, p + i))
+    }
+}
+
+/// Length of a run's value.
+pub const RUN_VALUE_LEN: usize = 16;
+
+/// Encodes a run's value (its first version is in the key).
+pub fn run_value(first_position: u64, count: u64) -> [u8; RUN_VALUE_LEN] {
+    let mut out = [0u8; RUN_VALUE_LEN];
+    out[..8].copy_from_slice(&first_position.to_be_bytes());
+    out[8..].copy_from_slice(&count.to_be_bytes());
+    out
+}
+
+/// Decodes a run from its key's first version and its value; `None`
+/// unless the value has [`RUN_VALUE_LEN`] bytes, the run holds at least
+/// one event and neither its versions nor its positions overflow.
+pub fn parse_run(first_version: u64, value: &[u8]) -> Option<StreamRun> {
+    if value.len() != RUN_VALUE_LEN {
+        return None;
+    }
+    let run = StreamRun {
+        first_version,
+        first_position: read_u64(&value[..8])?,
+        count: read_u64(&value[8..])?,
+    };
+    let fits = run.count > 0
+        && first_version > 0
+        && first_version.checked_add(run.count).is_some()
+        && run.first_position.checked_add(run.count).is_some();
+    fits.then_some(run)
+}
+
+/// Key of a layout-1 stream index entry (one per event).
+pub fn legacy_stream_index_key(stream_id: &str, version: u64) -> Vec<u8> {
+    let mut key = prefixed_stream(LEGACY_STREAM_INDEX, stream_id);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// Decodes a layout-1 stream index key into (stream id, version).
+pub fn parse_legacy_stream_index_key(key: &[u8]) -> Option<(&str, u64)> {
+    parse_stream_key(LEGACY_STREAM_INDEX, key)
+}
+
+/// Key of a layout-1 stream head.
+pub fn legacy_head_key(stream_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + stream_id.len());
-    key.push(HEAD);
+    key.push(LEGACY_HEAD);
     key.extend_from_slice(stream_id.as_bytes());
     key
 }
@@ -110,53 +219,44 @@ pub fn read_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
-/// Encodes a stream head value.
-pub fn head_value(version: u64, position: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&version.to_be_bytes());
-    out[8..].copy_from_slice(&position.to_be_bytes());
-    out
-}
-
-/// Decodes a stream head value into (version, position).
-pub fn parse_head_value(bytes: &[u8]) -> Option<(u64, u64)> {
-    if bytes.len() != 16 {
-        return None;
-    }
-    Some((read_u64(&bytes[..8])?, read_u64(&bytes[8..])?))
-}
-
 /// Length of the meta record's value.
 pub const META_LEN: usize = 1 + 8 + 32;
+
+/// The keyspace layout this build writes (see the module docs).
+pub const LAYOUT_VERSION: u8 = 2;
+
+/// The layout before stream runs: one index key per event, stored heads.
+pub const LAYOUT_V1: u8 = 1;
 
 /// The fields of the meta record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
-    /// The record format the log was written with.
-    pub format: u8,
+    /// The keyspace layout the log is stored in ([`LAYOUT_VERSION`] or
+    /// [`LAYOUT_V1`]; records carry their own format byte).
+    pub layout: u8,
     /// The position the next append gets (the number of records).
     pub next_position: u64,
     /// Hash of the record at `next_position - 1` (the genesis hash when empty).
     pub head_hash: Hash,
 }
 
-/// Encodes the meta record of a log in this build's [`FORMAT_VERSION`].
+/// Encodes the meta record of a log in this build's [`LAYOUT_VERSION`].
 pub fn meta_value(next_position: u64, head_hash: &Hash) -> [u8; META_LEN] {
     let mut out = [0u8; META_LEN];
-    out[0] = FORMAT_VERSION;
+    out[0] = LAYOUT_VERSION;
     out[1..9].copy_from_slice(&next_position.to_be_bytes());
     out[9..].copy_from_slice(head_hash);
     out
 }
 
 /// Decodes a meta record; `None` unless it has [`META_LEN`] bytes. The
-/// format byte is returned, not checked.
+/// layout byte is returned, not checked.
 pub fn parse_meta_value(bytes: &[u8]) -> Option<Meta> {
     if bytes.len() != META_LEN {
         return None;
     }
     Some(Meta {
-        format: bytes[0],
+        layout: bytes[0],
         next_position: read_u64(&bytes[1..9])?,
         head_hash: bytes[9..].try_into().ok()?,
     })
@@ -208,18 +308,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_index_keys_round_trip_and_sort_by_version() {
-        let a = stream_index_key("quote-1", 2);
-        let b = stream_index_key("quote-1", 10);
+    fn run_keys_round_trip_and_sort_by_version() {
+        let a = run_key("quote-1", 2);
+        let b = run_key("quote-1", 10);
         assert!(a < b);
-        assert_eq!(parse_stream_index_key(&b), Some(("quote-1", 10)));
+        assert_eq!(parse_run_key(&b), Some(("quote-1", 10)));
+        assert_eq!(parse_run_key(&legacy_stream_index_key("quote-1", 10)), None);
+        assert_eq!(
+            parse_legacy_stream_index_key(&legacy_stream_index_key("quote-1", 10)),
+            Some(("quote-1", 10))
+        );
     }
 
     #[test]
     fn one_stream_is_never_a_prefix_of_another() {
         let short = stream_prefix("quote-1");
-        let long = stream_index_key("quote-12", 1);
+        let long = run_key("quote-12", 1);
         assert!(!long.starts_with(&short));
+    }
+
+    #[test]
+    fn runs_round_trip_and_refuse_empty_or_overflowing_values() {
+        let run = parse_run(3, &run_value(10, 4)).expect("a run");
+        assert_eq!((run.last_version(), run.last_position()), (6, 13));
+        assert_eq!(run.position_of(5), Some(12));
+        assert_eq!(run.position_of(7), None);
+        assert_eq!(run.position_of(2), None);
+        assert_eq!(
+            run.entries().collect::<Vec<_>>(),
+            [(3, 10), (4, 11), (5, 12), (6, 13)]
+        );
+        assert_eq!(parse_run(3, &run_value(10, 0)), None);
+        assert_eq!(parse_run(0, &run_value(10, 1)), None);
+        assert_eq!(parse_run(3, &run_value(u64::MAX, 2)), None);
+        assert_eq!(parse_run(u64::MAX, &run_value(1, 2)), None);
+        assert_eq!(parse_run(3, &run_value(10, 4)[..15]), None);
     }
 
     #[test]
@@ -228,7 +351,7 @@ mod tests {
         assert_eq!(
             parse_meta_value(&meta),
             Some(Meta {
-                format: FORMAT_VERSION,
+                layout: LAYOUT_VERSION,
                 next_position: 7,
                 head_hash: [3; 32]
             })

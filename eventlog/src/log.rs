@@ -89,8 +89,9 @@ impl EventLog {
     ///
     /// A log that cannot be read end to end is never opened, so it is never
     /// served nor written on top of: before anything else, open checks
-    /// sled's `conf`, then walks and verifies every record (hashes, chain,
-    /// positions, stream index, heads, idempotency and meta records; see
+    /// sled's `conf`, upgrades a log stored in an older keyspace layout (see
+    /// [`crate::upgrade`]), then walks and verifies every record (hashes, chain,
+    /// positions, stream index, idempotency and meta records; see
     /// [`crate::verify`]), which also reads every stored page of the log
     /// tree through sled's checksums, and compares the log with the head
     /// last acknowledged (see [`crate::AckedHead`]).
@@ -105,7 +106,12 @@ impl EventLog {
         let tree = db
             .open_tree(keyspace::LOG_TREE)
             .map_err(|e| storage::damage_or_storage(&config.path, e))?;
+        let upgraded = crate::upgrade::upgrade_in_place(&db, &tree)?;
         check_stored_log(&config.path, &tree)?;
+        crate::upgrade::drop_legacy_keys(&db, &tree)?;
+        if upgraded {
+            tracing::info!(path = %config.path.display(), "event log upgraded to keyspace layout 2");
+        }
         let recovered = recovery::recover(&tree)?;
         if recovered.fresh {
             tree.insert(
@@ -361,31 +367,22 @@ impl EventLog {
     ) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
         let tree = self.shared.tree.clone();
         let limit = self.next_position();
-        let start = keyspace::stream_index_key(stream_id, from_version.max(1));
-        let end = keyspace::stream_index_key(stream_id, u64::MAX);
-        self.shared
-            .tree
-            .range(start..=end)
-            .map(move |entry| {
-                let (_, value) = entry?;
-                let position =
-                    keyspace::read_u64(&value).ok_or_else(|| LogError::Inconsistent {
-                        position: 0,
-                        problem: "malformed stream index value".into(),
-                    })?;
-                Ok(position)
-            })
-            .take_while(move |p: &Result<u64, LogError>| p.as_ref().map_or(true, |p| *p < limit))
-            .map(move |p| {
-                let position = p?;
-                let bytes = tree.get(keyspace::event_key(position))?.ok_or_else(|| {
-                    LogError::Inconsistent {
-                        position,
-                        problem: "stream index points at a missing record".into(),
+        let from_version = from_version.max(1);
+        crate::index::runs_from(&self.shared.tree, stream_id, from_version)
+            .take_while(move |run| run.as_ref().map_or(true, |r| r.first_position < limit))
+            .flat_map(move |run| {
+                let (records, failed) = match run {
+                    Ok(run) => {
+                        // A run is one append, so it lies wholly below the
+                        // durable head or wholly above it.
+                        let skip = from_version.saturating_sub(run.first_version);
+                        let from = run.first_position.saturating_add(skip);
+                        let end = run.first_position.saturating_add(run.count).min(limit);
+                        (Some(read_run(&tree, from, end)), None)
                     }
-                })?;
-                RecordedEvent::decode(&bytes)
-                    .map_err(|source| LogError::Decode { position, source })
+                    Err(e) => (None, Some(Err(e))),
+                };
+                records.into_iter().flatten().chain(failed)
             })
     }
 
@@ -404,15 +401,10 @@ impl EventLog {
     /// Durable version of a stream (0 when it has no events).
     pub fn stream_version(&self, stream_id: &str) -> Result<u64, LogError> {
         let limit = self.next_position();
-        let start = keyspace::stream_index_key(stream_id, 1);
-        let end = keyspace::stream_index_key(stream_id, u64::MAX);
-        for entry in self.shared.tree.range(start..=end).rev() {
-            let (key, value) = entry?;
-            if keyspace::read_u64(&value).is_some_and(|p| p < limit) {
-                return Ok(keyspace::parse_stream_index_key(&key).map_or(0, |(_, v)| v));
-            }
-        }
-        Ok(0)
+        Ok(
+            crate::index::last_run_below(&self.shared.tree, stream_id, limit)?
+                .map_or(0, |run| run.last_version()),
+        )
     }
 
     /// The request hash and outcome recorded for an idempotency key, if the
@@ -442,7 +434,7 @@ impl EventLog {
     }
 
     /// Walks the durable log as of the call and checks every hash, the
-    /// chain, dense positions, the stream index and the heads; appends made
+    /// chain, dense positions and the stream index; appends made
     /// meanwhile are left out, so it can run while the log is written. See
     /// [`crate::verify`].
     pub fn verify(&self, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, VerifyError> {
@@ -473,6 +465,35 @@ impl EventLog {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
+}
+
+/// Reads the records `[from, end)` of one run, which must be all there:
+/// a missing record is an index pointing at nothing.
+fn read_run(
+    tree: &sled::Tree,
+    from: u64,
+    end: u64,
+) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
+    let mut next = from;
+    let mut records = read_range(tree, from, end);
+    std::iter::from_fn(move || {
+        if next >= end {
+            return None;
+        }
+        let position = next;
+        next += 1;
+        match records.next() {
+            Some(Ok(record)) if record.position == position => Some(Ok(record)),
+            Some(Err(e)) => Some(Err(e)),
+            _ => {
+                next = end;
+                Some(Err(LogError::Inconsistent {
+                    position,
+                    problem: "stream index points at a missing record".into(),
+                }))
+            }
+        }
+    })
 }
 
 /// Lazily reads records `[from, limit)` of a log tree.

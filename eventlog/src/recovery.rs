@@ -1,8 +1,9 @@
 //! Opening a log after a clean stop or a crash.
 //!
 //! The head is found from the records themselves (the last event key) and
-//! checked against the meta record, the chain link into the head, and every
-//! stream head against the stream index. sled writes each group commit
+//! checked against the meta record and the chain link into the head; each
+//! stream's head is its last run in the stream index, which must lie
+//! inside the log. sled writes each group commit
 //! atomically, so after any crash these agree; if they do not, the log has
 //! been damaged and opening refuses with [`LogError::Inconsistent`] instead
 //! of serving it. The full walk is [`crate::verify`].
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 
 use crate::error::LogError;
 use crate::keyspace;
-use crate::record::{Hash, RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
+use crate::record::{Hash, RecordedEvent, GENESIS_HASH};
 
 /// Version and last position of one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +29,39 @@ pub(crate) struct Recovered {
     pub(crate) fresh: bool,
 }
 
-/// Reads the meta record, if any.
-pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Option<keyspace::Meta>, LogError> {
+/// Reads the meta record, if any, of a log in this build's layout.
+///
+/// # Errors
+/// [`LogError::NeedsUpgrade`] for a log in layout 1 (see
+/// [`crate::upgrade`]), [`LogError::UnsupportedFormat`] for any other
+/// layout, [`LogError::Inconsistent`] for a malformed meta record.
+pub fn read_meta(tree: &sled::Tree) -> Result<Option<keyspace::Meta>, LogError> {
+    match read_meta_any_layout(tree)? {
+        Some(meta) if meta.layout == keyspace::LAYOUT_V1 => Err(LogError::NeedsUpgrade {
+            layout: meta.layout,
+        }),
+        Some(meta) if meta.layout != keyspace::LAYOUT_VERSION => {
+            Err(LogError::UnsupportedFormat(meta.layout))
+        }
+        meta => Ok(meta),
+    }
+}
+
+/// Refuses a log whose meta record names a layout other than this build's
+/// (layout 1 with [`LogError::NeedsUpgrade`]); a missing, malformed or
+/// unreadable meta record passes, for the caller's own checks to name.
+///
+/// # Errors
+/// [`LogError::NeedsUpgrade`] or [`LogError::UnsupportedFormat`].
+pub fn check_layout(tree: &sled::Tree) -> Result<(), LogError> {
+    match read_meta(tree) {
+        Err(e @ (LogError::NeedsUpgrade { .. } | LogError::UnsupportedFormat(_))) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the meta record, if any, whatever its layout byte says.
+pub(crate) fn read_meta_any_layout(tree: &sled::Tree) -> Result<Option<keyspace::Meta>, LogError> {
     let Some(bytes) = tree.get(keyspace::META)? else {
         return Ok(None);
     };
@@ -43,9 +75,6 @@ pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Option<keyspace::Meta>, Log
             ),
         ));
     };
-    if meta.format != FORMAT_VERSION {
-        return Err(LogError::UnsupportedFormat(meta.format));
-    }
     Ok(Some(meta))
 }
 
@@ -151,44 +180,25 @@ fn check_head(
     Ok((position + 1, record.hash))
 }
 
-/// Loads every stream head and checks it against the stream index.
+/// Derives every stream head from its last run; each must lie inside the
+/// log (verify, run first by open, checks the runs against the records).
 fn load_heads(
     tree: &sled::Tree,
     next_position: u64,
 ) -> Result<HashMap<String, StreamHead>, LogError> {
     let mut heads = HashMap::new();
-    for entry in tree.scan_prefix([keyspace::HEAD]) {
-        let (key, value) = entry?;
-        let stream = std::str::from_utf8(&key[1..])
-            .map_err(|_| inconsistent(0, "stream head key is not UTF-8"))?
-            .to_owned();
-        let (version, position) = keyspace::parse_head_value(&value)
-            .ok_or_else(|| inconsistent(0, format!("stream head of {stream} is malformed")))?;
-        if version == 0 || position >= next_position {
+    for (stream, run) in crate::index::heads(tree)? {
+        if run.last_position() >= next_position {
             return Err(inconsistent(
-                position,
-                format!("stream head of {stream} points past the log"),
+                run.last_position(),
+                format!("stream index of {stream} points past the log"),
             ));
         }
-        let indexed = tree.get(keyspace::stream_index_key(&stream, version))?;
-        if indexed.as_deref().and_then(keyspace::read_u64) != Some(position) {
-            return Err(inconsistent(
-                position,
-                format!(
-                    "stream head of {stream} (version {version}) disagrees with the stream index"
-                ),
-            ));
-        }
-        if tree
-            .get(keyspace::stream_index_key(&stream, version + 1))?
-            .is_some()
-        {
-            return Err(inconsistent(
-                position,
-                format!("stream {stream} has index entries past its head version {version}"),
-            ));
-        }
-        heads.insert(stream, StreamHead { version, position });
+        let head = StreamHead {
+            version: run.last_version(),
+            position: run.last_position(),
+        };
+        heads.insert(stream, head);
     }
     Ok(heads)
 }

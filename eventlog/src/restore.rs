@@ -2,7 +2,7 @@
 //!
 //! An export carries every record's exact stored bytes and the idempotency
 //! records. Restoring writes them into an empty data directory and rebuilds
-//! every derived key (stream index, stream heads, meta) from the records,
+//! every derived key (stream index, meta) from the records,
 //! never from what the caller says. It comes in two halves, so that
 //! checking and writing can run on two threads:
 //!
@@ -15,9 +15,10 @@
 //!   ascending inserts (about twice as fast as `apply_batch` for a bulk
 //!   load, and without its memory growth; see ADR 0006), checks that each
 //!   one continues what it has written (position, previous hash, stream
-//!   version: comparisons only), and keeps the stream index in memory.
+//!   version: comparisons only), and keeps the stream index in memory, as
+//!   runs of consecutive positions (one per stretch of a stream).
 //!   [`Restorer::finish`] then writes the stream index sorted by key, the
-//!   stream heads, the idempotency records and, last, the meta record;
+//!   idempotency records and, last, the meta record;
 //!   makes the whole of it durable with one flush and one `fdatasync`; and
 //!   writes the acknowledged head ([`crate::AckedHead`]).
 //!
@@ -51,7 +52,7 @@ use std::path::{Path, PathBuf};
 
 use crate::acked::{AckedHead, AckedHeadFile, ACKED_HEAD_FILE};
 use crate::error::LogError;
-use crate::keyspace::{self, IdempotencyValue};
+use crate::keyspace::{self, IdempotencyValue, StreamRun};
 use crate::record::{DecodeError, Hash, RecordedEvent, GENESIS_HASH, MAX_FIELD_LEN};
 use crate::storage;
 
@@ -316,10 +317,11 @@ pub struct Restorer {
     head_hash: Hash,
     /// Stream ids by index.
     names: Vec<String>,
-    /// (version, position) of each stream's last record, by index.
-    heads: Vec<(u64, u64)>,
-    /// (stream index, version, position) of every record, in position order.
-    index: Vec<(u32, u64, u64)>,
+    /// Where each stream's last run is in `runs`, by stream index.
+    last_run: Vec<usize>,
+    /// (stream index, run) of every stretch of consecutive positions of
+    /// one stream, in position order.
+    runs: Vec<(u32, StreamRun)>,
     /// Idempotency keys and values, in the order given.
     idempotency: Vec<(String, IdempotencyValue)>,
 }
@@ -344,8 +346,8 @@ impl Restorer {
             next_position: 0,
             head_hash: GENESIS_HASH,
             names: Vec::new(),
-            heads: Vec::new(),
-            index: Vec::new(),
+            last_run: Vec::new(),
+            runs: Vec::new(),
             idempotency: Vec::new(),
         })
     }
@@ -379,8 +381,8 @@ impl Restorer {
         match &record.new_stream {
             Some(_) if slot == self.names.len() && record.version == 1 => {}
             Some(_) => return Err(refused(position, RestoreProblem::ForeignCheck)),
-            None => match self.heads.get(slot) {
-                Some((version, _)) if version.checked_add(1) == Some(record.version) => {}
+            None => match self.stream_head(slot) {
+                Some(run) if run.last_version().checked_add(1) == Some(record.version) => {}
                 _ => return Err(refused(position, RestoreProblem::ForeignCheck)),
             },
         }
@@ -388,14 +390,33 @@ impl Restorer {
             .insert(keyspace::event_key(position), record.bytes)?;
         if let Some(name) = record.new_stream {
             self.names.push(name);
-            self.heads.push((record.version, position));
-        } else if let Some(head) = self.heads.get_mut(slot) {
-            *head = (record.version, position);
+            self.last_run.push(self.runs.len());
+            self.runs
+                .push((record.stream, StreamRun::one(record.version, position)));
+        } else {
+            let last = self.last_run.get(slot).copied().unwrap_or(usize::MAX);
+            match self.runs.get_mut(last) {
+                Some((_, run)) if run.last_position().checked_add(1) == Some(position) => {
+                    run.count += 1;
+                }
+                _ => {
+                    if let Some(entry) = self.last_run.get_mut(slot) {
+                        *entry = self.runs.len();
+                    }
+                    self.runs
+                        .push((record.stream, StreamRun::one(record.version, position)));
+                }
+            }
         }
-        self.index.push((record.stream, record.version, position));
         self.head_hash = record.hash;
         self.next_position = position.saturating_add(1);
         Ok(())
+    }
+
+    /// The last run of the stream in `slot`, if it has one.
+    fn stream_head(&self, slot: usize) -> Option<&StreamRun> {
+        let last = *self.last_run.get(slot)?;
+        self.runs.get(last).map(|(_, run)| run)
     }
 
     /// Adds an idempotency record, written by [`Restorer::finish`] (which
@@ -419,7 +440,7 @@ impl Restorer {
     }
 
     /// Completes the log: writes the stream index (sorted by key, which
-    /// sled inserts fastest), the stream heads, the idempotency records and
+    /// sled inserts fastest), the idempotency records and
     /// the meta record last; flushes and `fdatasync`s sled's data file;
     /// closes the database; then writes the acknowledged head and fsyncs
     /// the directory. The directory then opens with
@@ -440,8 +461,8 @@ impl Restorer {
             next_position,
             head_hash,
             names,
-            heads,
-            mut index,
+            last_run: _,
+            mut runs,
             mut idempotency,
         } = self;
         // Sorted by key (the order of the stored keys, which share their
@@ -472,25 +493,18 @@ impl Restorer {
             }
         }
         drop(ranked);
-        index.sort_unstable_by_key(|(stream, version, _)| {
-            (rank.get(slot(*stream)).copied().unwrap_or(0), *version)
+        runs.sort_unstable_by_key(|(stream, run)| {
+            (
+                rank.get(slot(*stream)).copied().unwrap_or(0),
+                run.first_version,
+            )
         });
-        for (stream, version, position) in index {
+        for (stream, run) in runs {
             let name = names.get(slot(stream)).map_or("", String::as_str);
             tree.insert(
-                keyspace::stream_index_key(name, version),
-                &keyspace::u64_value(position),
+                keyspace::run_key(name, run.first_version),
+                &keyspace::run_value(run.first_position, run.count)[..],
             )?;
-        }
-        let mut by_head_key: Vec<(Vec<u8>, usize)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (keyspace::head_key(name), i))
-            .collect();
-        by_head_key.sort_unstable();
-        for (key, i) in by_head_key {
-            let (version, position) = heads.get(i).copied().unwrap_or((0, 0));
-            tree.insert(key, &keyspace::head_value(version, position))?;
         }
         for (key, value) in &idempotency {
             tree.insert(

@@ -10,10 +10,11 @@
 //! thread, fed in batches by the walk, so the walk and the sha256 work run
 //! on both cores; the first problem in log order is reported either way. A second sequential pass over the stream
 //! index compares an order-independent fingerprint of (stream, version,
-//! position) triples with the records'; only when they differ does a slower
-//! pass look up each record's index entry to name the first bad position.
-//! Finally every stream head, every idempotency record and the meta record
-//! are compared with what the records say.
+//! position) triples, expanded from its runs, with the records'; only when
+//! they differ does a slower pass look up each record's index entry to name
+//! the first bad position. Finally every idempotency record and the meta
+//! record are compared with what the records say (stream heads are derived
+//! from the index, so there are none to compare).
 //!
 //! A page sled cannot read (its checksum fails, or the read fails) is
 //! damage too: in the record walk it is named by the first position that
@@ -29,7 +30,7 @@ use std::path::Path;
 use crate::acked::AckedHead;
 use crate::append::AppendOutcome;
 use crate::error::LogError;
-use crate::keyspace;
+use crate::keyspace::{self, StreamRun};
 use crate::record::{Hash, RecordHeader, RecordedEvent, GENESIS_HASH};
 use crate::recovery::read_meta;
 
@@ -99,9 +100,6 @@ pub enum Problem {
         /// The version.
         version: u64,
     },
-    /// A stream head disagrees with the stream's last record.
-    #[error("stream head of {0} disagrees with its records")]
-    HeadMismatch(String),
     /// The meta record disagrees with the last record.
     #[error("meta record disagrees with the last record")]
     MetaMismatch,
@@ -315,6 +313,8 @@ pub fn verify_tree_until(
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, VerifyError> {
     let bound = until.unwrap_or(u64::MAX);
+    // The index checks below read this build's layout only.
+    crate::recovery::check_layout(tree)?;
     let walk = std::thread::scope(|scope| {
         let (batches, hashing) = std::sync::mpsc::sync_channel::<Vec<(u64, sled::IVec)>>(8);
         let hasher = scope.spawn(move || first_bad_hash(&hashing));
@@ -334,7 +334,6 @@ pub fn verify_tree_until(
         return Err(damaged(expected, Problem::Gap { found: u64::MAX }));
     }
     check_index(tree, expected, record_print, bound)?;
-    check_heads(tree, &streams, bound)?;
     check_idempotency(tree, expected, bound)?;
     let meta = match read_meta(tree) {
         Err(LogError::Storage(e)) => return Err(read_error("the meta record", e)),
@@ -495,6 +494,10 @@ fn earliest(walked: Result<Walk, VerifyError>, bad_hash: Option<u64>) -> Result<
     }
 }
 
+/// Checks the stream index against the records: every record has its
+/// (stream, version) -> position entry in exactly one run and every run
+/// entry is backed by a record. The fast path compares fingerprints; the
+/// slow one names the first bad position.
 fn check_index(
     tree: &sled::Tree,
     events: u64,
@@ -503,26 +506,45 @@ fn check_index(
 ) -> Result<(), VerifyError> {
     let mut count = 0u64;
     let mut index_print = 0u64;
-    for entry in tree.scan_prefix([keyspace::STREAM_INDEX]) {
+    let mut previous: Option<(Vec<u8>, StreamRun)> = None;
+    let mut outside = false;
+    for entry in tree.scan_prefix([keyspace::RUN]) {
         let (key, value) = entry.map_err(|e| read_error("stream index entries", e))?;
-        let position = keyspace::read_u64(&value).unwrap_or(u64::MAX);
-        if position >= bound && position != u64::MAX {
+        let Some((stream, run)) = crate::index::decode_entry(&key, &value) else {
+            let position = keyspace::read_u64(&value).unwrap_or(0);
+            return Err(damaged(
+                position.min(events.saturating_sub(1)),
+                Problem::Undecodable("malformed stream index entry".into()),
+            ));
+        };
+        // A run is one append: wholly below the bound or wholly above it.
+        if run.first_position >= bound {
             continue;
         }
-        match keyspace::parse_stream_index_key(&key) {
-            Some((stream, version)) => {
-                index_print = index_print.wrapping_add(fingerprint(stream, version, position))
-            }
-            None => {
+        let prefix = keyspace::stream_prefix(&stream);
+        if let Some((previous_prefix, previous_run)) = &previous {
+            if *previous_prefix == prefix && run.first_version <= previous_run.last_version() {
                 return Err(damaged(
-                    position,
-                    Problem::Undecodable("malformed stream index key".into()),
-                ))
+                    run.first_position,
+                    Problem::ExtraIndexEntry {
+                        stream,
+                        version: run.first_version,
+                    },
+                ));
             }
         }
-        count += 1;
+        if run.last_position() >= events {
+            // Entries past the records: the slow path names them.
+            outside = true;
+        } else {
+            for (version, position) in run.entries() {
+                index_print = index_print.wrapping_add(fingerprint(&stream, version, position));
+            }
+            count += run.count;
+        }
+        previous = Some((prefix, run));
     }
-    if count == events && index_print == record_print {
+    if !outside && count == events && index_print == record_print {
         return Ok(());
     }
     // Slow path: name the first record whose index entry is wrong.
@@ -531,13 +553,13 @@ fn check_index(
             Err(LogError::Storage(e)) => return Err(read_error("records", e)),
             other => other?,
         };
-        let indexed = tree
-            .get(keyspace::stream_index_key(
-                &record.stream_id,
-                record.stream_version,
-            ))
-            .map_err(|e| read_error("stream index entries", e))?;
-        if indexed.as_deref().and_then(keyspace::read_u64) != Some(record.position) {
+        let indexed =
+            match crate::index::position_of(tree, &record.stream_id, record.stream_version) {
+                Err(LogError::Storage(e)) => return Err(read_error("stream index entries", e)),
+                Err(_) => None,
+                Ok(indexed) => indexed,
+            };
+        if indexed != Some(record.position) {
             return Err(damaged(
                 record.position,
                 Problem::IndexMismatch {
@@ -547,70 +569,32 @@ fn check_index(
             ));
         }
     }
-    // Every record is indexed correctly, so some index entry is extra.
-    for entry in tree.scan_prefix([keyspace::STREAM_INDEX]) {
+    // Every record is indexed correctly, so some run holds an extra entry.
+    for entry in tree.scan_prefix([keyspace::RUN]) {
         let (key, value) = entry.map_err(|e| read_error("stream index entries", e))?;
-        let position = keyspace::read_u64(&value).unwrap_or(u64::MAX);
-        if position >= bound && position != u64::MAX {
-            continue;
-        }
-        let Some((stream, version)) = keyspace::parse_stream_index_key(&key) else {
+        let Some((stream, run)) = crate::index::decode_entry(&key, &value) else {
             continue;
         };
-        let backed = match tree
-            .get(keyspace::event_key(position))
-            .map_err(|e| read_error("records", e))?
-        {
-            Some(bytes) => RecordedEvent::decode(&bytes)
-                .is_ok_and(|r| r.stream_id == stream && r.stream_version == version),
-            None => false,
-        };
-        if !backed {
-            return Err(damaged(
-                position,
-                Problem::ExtraIndexEntry {
-                    stream: stream.to_owned(),
-                    version,
-                },
-            ));
+        if run.first_position >= bound {
+            continue;
         }
-    }
-    Ok(())
-}
-
-fn check_heads(
-    tree: &sled::Tree,
-    streams: &HashMap<String, (u64, u64)>,
-    bound: u64,
-) -> Result<(), VerifyError> {
-    let mut heads = 0usize;
-    for entry in tree.scan_prefix([keyspace::HEAD]) {
-        let (key, value) = entry.map_err(|e| read_error("stream heads", e))?;
-        let stream = String::from_utf8_lossy(&key[1..]).into_owned();
-        let stored = keyspace::parse_head_value(&value);
-        match (stored, streams.get(&stream)) {
-            (Some(head), Some(actual)) if head == *actual => heads += 1,
-            // Moved by an append made after the check began.
-            (Some((version, position)), Some(actual))
-                if position >= bound && version > actual.0 =>
-            {
-                heads += 1
-            }
-            (Some((_, position)), None) if position >= bound && bound != u64::MAX => {}
-            (stored, _) => {
-                let position = stored.map_or(0, |(_, p)| p);
-                return Err(damaged(position, Problem::HeadMismatch(stream)));
+        for (version, position) in run.entries() {
+            let backed = position < events
+                && match tree
+                    .get(keyspace::event_key(position))
+                    .map_err(|e| read_error("records", e))?
+                {
+                    Some(bytes) => RecordHeader::read(&bytes)
+                        .is_ok_and(|r| r.stream_id == stream && r.stream_version == version),
+                    None => false,
+                };
+            if !backed {
+                return Err(damaged(
+                    position,
+                    Problem::ExtraIndexEntry { stream, version },
+                ));
             }
         }
-    }
-    if heads != streams.len() {
-        // A stream with records has no head.
-        let (stream, (_, position)) = streams
-            .iter()
-            .find(|(s, _)| !matches!(tree.get(keyspace::head_key(s)), Ok(Some(_))))
-            .map(|(s, h)| (s.clone(), *h))
-            .unwrap_or_default();
-        return Err(damaged(position, Problem::HeadMismatch(stream)));
     }
     Ok(())
 }

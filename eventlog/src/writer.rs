@@ -288,16 +288,17 @@ impl Writer {
             )
             .map_err(|e| AppendError::Invalid(e.to_string()))?;
             head_hash = record.hash;
-            sealed.push((position, version, bytes));
+            sealed.push((position, bytes));
             position += 1;
         }
-        for (position, version, bytes) in sealed {
+        for (position, bytes) in sealed {
             staged.batch.insert(&keyspace::event_key(position), bytes);
-            staged.batch.insert(
-                keyspace::stream_index_key(&req.stream_id, version),
-                &keyspace::u64_value(position),
-            );
         }
+        // One index key for the whole append: its events are one run.
+        staged.batch.insert(
+            keyspace::run_key(&req.stream_id, current + 1),
+            &keyspace::run_value(first_position, position - first_position)[..],
+        );
         staged.head_hash = head_hash;
         staged.next_position = position;
         let outcome = AppendOutcome {
@@ -306,10 +307,6 @@ impl Writer {
             stream_version: version,
             deduplicated: false,
         };
-        staged.batch.insert(
-            keyspace::head_key(&req.stream_id),
-            &keyspace::head_value(version, outcome.last_position),
-        );
         if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
             staged.batch.insert(
                 keyspace::idempotency_key(&idem.key),

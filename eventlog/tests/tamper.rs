@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{append_one, open};
-use eventlog::keyspace::{event_key, head_key, stream_index_key, LOG_TREE};
+use eventlog::keyspace::{event_key, run_key, run_value, LOG_TREE};
 use eventlog::{
     verify_dir, Durability, EventLog, ExpectedVersion, LogConfig, LogError, Problem, VerifyError,
 };
@@ -134,13 +134,13 @@ async fn opening_a_log_whose_last_record_was_removed_is_refused() {
 }
 
 #[tokio::test]
-async fn a_broken_stream_index_or_head_is_named_and_refused_at_open() {
+async fn a_broken_stream_index_is_named_and_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     log_of(dir.path(), 20).await;
-    // s2 holds positions 2, 7, 12, 17: point its version 2 somewhere else.
+    // s2 holds positions 2, 7, 12, 17, one append (one run) each: point
+    // its version 2 somewhere else.
     with_tree(dir.path(), |tree| {
-        tree.insert(stream_index_key("s2", 2), &3u64.to_be_bytes())
-            .unwrap();
+        tree.insert(run_key("s2", 2), &run_value(3, 1)[..]).unwrap();
     });
     let (position, problem) = damaged_at(dir.path());
     assert_eq!(position, 7);
@@ -151,23 +151,52 @@ async fn a_broken_stream_index_or_head_is_named_and_refused_at_open() {
             version: 2
         }
     );
+    // A run that claims one more event overlaps the next run.
     with_tree(dir.path(), |tree| {
-        tree.insert(stream_index_key("s2", 2), &7u64.to_be_bytes())
-            .unwrap();
-        let mut head = 3u64.to_be_bytes().to_vec();
-        head.extend_from_slice(&12u64.to_be_bytes());
-        tree.insert(head_key("s2"), head).unwrap();
+        tree.insert(run_key("s2", 2), &run_value(7, 2)[..]).unwrap();
     });
-    assert!(matches!(damaged_at(dir.path()).1, Problem::HeadMismatch(_)));
+    assert_eq!(
+        damaged_at(dir.path()),
+        (
+            12,
+            Problem::ExtraIndexEntry {
+                stream: "s2".into(),
+                version: 3
+            }
+        )
+    );
+    // A run past the last record is an entry no record backs.
+    with_tree(dir.path(), |tree| {
+        tree.insert(run_key("s2", 2), &run_value(7, 1)[..]).unwrap();
+        tree.insert(run_key("s2", 5), &run_value(20, 1)[..])
+            .unwrap();
+    });
+    assert_eq!(
+        damaged_at(dir.path()),
+        (
+            20,
+            Problem::ExtraIndexEntry {
+                stream: "s2".into(),
+                version: 5
+            }
+        )
+    );
     let err = reopen(dir.path()).unwrap_err();
     assert!(
         matches!(
             err,
             LogError::Damaged {
-                problem: Problem::HeadMismatch(_),
+                problem: Problem::ExtraIndexEntry { .. },
                 ..
             }
         ),
         "{err}"
     );
+    // Mended, the log opens again and s2 continues from version 4.
+    with_tree(dir.path(), |tree| {
+        tree.remove(run_key("s2", 5)).unwrap();
+    });
+    let log = reopen(dir.path()).unwrap();
+    assert_eq!(log.stream_version("s2").unwrap(), 4);
+    log.close().await;
 }

@@ -5,7 +5,7 @@
 //! record that does not decode is reported as [`ReplayError::Damaged`] at
 //! its position.
 
-use eventlog::{keyspace, RecordedEvent};
+use eventlog::{index, keyspace, LogError, RecordedEvent};
 
 use crate::datadir::DataDir;
 use crate::error::ReplayError;
@@ -22,8 +22,14 @@ pub type RawRecord = (u64, sled::IVec);
 
 impl LogReader {
     /// Opens the log of `dir` raw (no recovery, the lock is taken).
+    ///
+    /// # Errors
+    /// A log in an older keyspace layout is refused (the server upgrades
+    /// it when it opens it); a damaged meta record is not: the records can
+    /// still be inspected.
     pub fn open(dir: &DataDir) -> Result<Self, ReplayError> {
         let (db, tree) = dir.open_tree()?;
+        eventlog::check_layout(&tree)?;
         Ok(Self { db, tree })
     }
 
@@ -127,16 +133,17 @@ impl LogReader {
 
     /// Positions of one stream's events, in version order, from its index.
     pub fn stream_positions(&self, stream_id: &str) -> Result<Vec<u64>, ReplayError> {
-        self.tree
-            .scan_prefix(keyspace::stream_prefix(stream_id))
-            .map(|entry| {
-                let (_, value) = entry?;
-                keyspace::read_u64(&value).ok_or_else(|| ReplayError::Damaged {
-                    position: 0,
-                    problem: format!("malformed stream index value for {stream_id}"),
-                })
-            })
-            .collect()
+        let mut positions = Vec::new();
+        for run in index::runs_from(&self.tree, stream_id, 1) {
+            let run = run.map_err(|e| match e {
+                LogError::Inconsistent { position, problem } => {
+                    ReplayError::Damaged { position, problem }
+                }
+                other => other.into(),
+            })?;
+            positions.extend(run.entries().map(|(_, position)| position));
+        }
+        Ok(positions)
     }
 
     /// Every idempotency record as (key, stored value), in key order.
@@ -147,12 +154,6 @@ impl LogReader {
             let (key, value) = entry?;
             Ok((key[1..].to_vec(), value))
         })
-    }
-
-    /// Number of streams (stream heads).
-    pub fn stream_count(&self) -> u64 {
-        let count = self.tree.scan_prefix([keyspace::HEAD]).count();
-        u64::try_from(count).unwrap_or(u64::MAX)
     }
 }
 

@@ -91,19 +91,25 @@ fn cut_records(dir: &Path, keep: u64) {
             .collect();
         for record in all.iter().filter(|r| r.position >= keep) {
             tree.remove(keyspace::event_key(record.position)).unwrap();
-            tree.remove(keyspace::stream_index_key(
-                &record.stream_id,
-                record.stream_version,
-            ))
-            .unwrap();
-            tree.remove(keyspace::head_key(&record.stream_id)).unwrap();
         }
-        for record in all.iter().filter(|r| r.position < keep) {
-            tree.insert(
-                keyspace::head_key(&record.stream_id),
-                &keyspace::head_value(record.stream_version, record.position),
-            )
-            .unwrap();
+        // Each stream's runs end at `keep`: later runs go, a run across it
+        // is cut short.
+        let runs: Vec<_> = tree
+            .scan_prefix([keyspace::RUN])
+            .map(|e| e.unwrap())
+            .collect();
+        for (key, value) in runs {
+            let (stream, run) = eventlog::index::decode_entry(&key, &value).unwrap();
+            if run.first_position >= keep {
+                tree.remove(key).unwrap();
+            } else if run.last_position() >= keep {
+                let count = keep - run.first_position;
+                tree.insert(
+                    keyspace::run_key(&stream, run.first_version),
+                    &keyspace::run_value(run.first_position, count)[..],
+                )
+                .unwrap();
+            }
         }
         // Idempotency records of removed appends would point past the head.
         let stale: Vec<_> = tree
@@ -115,7 +121,7 @@ fn cut_records(dir: &Path, keep: u64) {
         for key in stale {
             tree.remove(key).unwrap();
         }
-        let mut meta = vec![eventlog::FORMAT_VERSION];
+        let mut meta = vec![keyspace::LAYOUT_VERSION];
         meta.extend_from_slice(&keep.to_be_bytes());
         meta.extend_from_slice(&all[keep as usize - 1].hash);
         tree.insert(keyspace::META, meta).unwrap();
