@@ -1,12 +1,31 @@
-//! The event log benchmark: durable appends at several concurrencies against
-//! SQLite (WAL, synchronous=FULL) on the same disk in the same run, the
-//! disk's own fdatasync limit, 100-event batches, and a scan and a verify of
-//! a 1,000,000-event log.
+//! The event log benchmark: durable appends at 1, 8, 64 and 256 clients
+//! appending 1 or 10 events per request, against SQLite (WAL,
+//! synchronous=FULL) on the same disk with the same workload, the disk's own
+//! fdatasync limit, 100-event batches, and a scan and a verify of a
+//! 1,000,000-event log.
 //!
-//! Run with `cargo run --release -p eventlog --example bench -- [--json FILE]
-//! [--seconds S] [--events N]`.
+//! This machine's fdatasync latency flips between about 0.2 ms and 4 ms for
+//! minutes at a time, so the append cells run in interleaved rounds (every
+//! cell of both peers once per round, each beside a disk probe) and the
+//! medians are reported; ratios are taken between medians of the same run.
+//!
+//! What each side promises on an acknowledgement: the event log, that the
+//! append is on disk (sled flushed, `db` fdatasynced) and survives a power
+//! cut; SQLite with WAL and synchronous=FULL, the same (the WAL is fsynced
+//! at every commit).
+//!
+//! With `--features umadb-peer`, UmaDB 0.7.8 (embedded, its default durable
+//! options, conditional appends; see `umadb.rs`) runs every append cell
+//! beside the two, and both read 200,000 events from the start.
+//!
+//! Run with `cargo run --release -p eventlog --example bench
+//! [--features umadb-peer] -- [--json FILE] [--seconds S] [--rounds R]
+//! [--events N]`.
 
 #![allow(clippy::cast_possible_truncation)]
+
+#[cfg(feature = "umadb-peer")]
+mod umadb;
 
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +43,8 @@ struct Row {
     p50_us: Option<f64>,
     p99_us: Option<f64>,
     ratio_vs_sqlite: Option<f64>,
+    /// Median fdatasync latency of the disk probes beside the cell, ms.
+    disk_ms: Option<f64>,
     events_per_fsync: Option<f64>,
     peak_rss_mb: Option<f64>,
 }
@@ -44,6 +65,21 @@ struct Args {
     /// Size of the log for scan_1m and verify_1m.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     events: u64,
+    /// Rounds of the append cells; medians are reported.
+    #[arg(long, value_name = "R", default_value_t = 3)]
+    rounds: usize,
+}
+
+/// The append cells: (clients, events per request).
+const CELLS: [(usize, u64); 6] = [(1, 1), (8, 1), (64, 1), (256, 1), (8, 10), (64, 10)];
+
+/// A cell's name: `c64` for single events, `c64x10` for 10 per request.
+fn cell_name(prefix: &str, writers: usize, per_append: u64) -> String {
+    if per_append == 1 {
+        format!("{prefix}_c{writers}")
+    } else {
+        format!("{prefix}_c{writers}x{per_append}")
+    }
 }
 
 /// The `per_mille`-th per-mille of sorted latencies, in microseconds.
@@ -67,8 +103,9 @@ fn event(i: u64) -> NewEvent {
     NewEvent::new("LineAdded", "tenant-bench", format!("corr-{i}"), payload(i))
 }
 
-/// Single-event durable appends from `writers` concurrent tasks to distinct streams.
-fn sled_appends(writers: usize, seconds: f64) -> Row {
+/// Durable appends of `per_append` events from `writers` concurrent tasks
+/// to distinct streams.
+fn sled_appends(writers: usize, per_append: u64, seconds: f64) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -91,11 +128,11 @@ fn sled_appends(writers: usize, seconds: f64) -> Row {
                         let request = AppendRequest::new(
                             format!("quote-{w}"),
                             ExpectedVersion::Exact(i),
-                            vec![event(i)],
+                            (i..i + per_append).map(event).collect(),
                         );
                         log.append(request).await.expect("append");
                         latencies.push(t.elapsed());
-                        i += 1;
+                        i += per_append;
                     }
                     latencies
                 })
@@ -112,8 +149,8 @@ fn sled_appends(writers: usize, seconds: f64) -> Row {
         log.close().await;
         latencies.sort();
         Row {
-            name: format!("append_c{writers}"),
-            events_per_s: latencies.len() as f64 / elapsed,
+            name: cell_name("append", writers, per_append),
+            events_per_s: latencies.len() as f64 * per_append as f64 / elapsed,
             p50_us: Some(percentile(&latencies, 500)),
             p99_us: Some(percentile(&latencies, 990)),
             events_per_fsync: Some(stats.events_written as f64 / stats.group_commits.max(1) as f64),
@@ -155,10 +192,11 @@ fn sled_batches(seconds: f64) -> Row {
     }
 }
 
-/// The same single-event workload on SQLite, WAL, synchronous=FULL, one
-/// transaction per append, one connection per writer thread (SQLite
-/// serialises writers with its own lock; busy writers wait in busy_timeout).
-fn sqlite_appends(writers: usize, seconds: f64) -> Row {
+/// The same workload on SQLite, WAL, synchronous=FULL, one transaction per
+/// append (a conditional one: it reads the stream's version first), one
+/// connection per writer thread (SQLite serialises writers with its own
+/// lock; busy writers wait in busy_timeout).
+fn sqlite_appends(writers: usize, per_append: u64, seconds: f64) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("events.db");
     {
@@ -190,14 +228,16 @@ fn sqlite_appends(writers: usize, seconds: f64) -> Row {
                         .query_row("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1", [&stream], |r| r.get(0))
                         .expect("select");
                     assert_eq!(current as u64, i, "expected version");
-                    tx.execute(
-                        "INSERT INTO events (stream_id, version, event_type, payload) VALUES (?1, ?2, 'LineAdded', ?3)",
-                        rusqlite::params![stream, current + 1, payload(i)],
-                    )
-                    .expect("insert");
+                    for k in 0..per_append {
+                        tx.execute(
+                            "INSERT INTO events (stream_id, version, event_type, payload) VALUES (?1, ?2, 'LineAdded', ?3)",
+                            rusqlite::params![stream, current + 1 + k as i64, payload(i + k)],
+                        )
+                        .expect("insert");
+                    }
                     tx.commit().expect("commit");
                     latencies.push(t.elapsed());
-                    i += 1;
+                    i += per_append;
                 }
                 latencies
             })
@@ -212,8 +252,8 @@ fn sqlite_appends(writers: usize, seconds: f64) -> Row {
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
     Row {
-        name: format!("sqlite_c{writers}"),
-        events_per_s: latencies.len() as f64 / elapsed,
+        name: cell_name("sqlite", writers, per_append),
+        events_per_s: latencies.len() as f64 * per_append as f64 / elapsed,
         p50_us: Some(percentile(&latencies, 500)),
         p99_us: Some(percentile(&latencies, 990)),
         ..Row::default()
@@ -255,6 +295,36 @@ fn peak_rss_mb() -> Option<f64> {
 fn reset_peak_rss() {
     // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Events read from the start by the read cells.
+#[cfg(feature = "umadb-peer")]
+const READ_EVENTS: u64 = 200_000;
+
+/// Builds a log of `events` events, then reads them all from the start in
+/// this process (the event log's side of the UmaDB read cell).
+#[cfg(feature = "umadb-peer")]
+fn read_from_start(events: u64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    build_log(events, dir.path());
+    let log = EventLog::open(LogConfig::new(dir.path())).expect("reopen");
+    let started = Instant::now();
+    let mut count = 0u64;
+    for record in log.iter_all(0) {
+        assert!(!record.expect("record").payload.is_empty());
+        count += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(count, events);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(log.close());
+    Row {
+        name: format!("read_{}k", events / 1000),
+        events_per_s: count as f64 / seconds,
+        ..Row::default()
+    }
 }
 
 /// Builds a log of `events` events (buffered, large batches) in `dir`.
@@ -345,6 +415,29 @@ fn scan_and_verify(dir: &Path) -> Vec<Row> {
         .collect()
 }
 
+/// Per row name, the row of the median events/s over the rounds (its own
+/// latencies and disk probe), with the median of the disk probes.
+fn medians(samples: &[Vec<Row>]) -> Vec<Row> {
+    let Some(first) = samples.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|template| {
+            let mut cells: Vec<&Row> = samples
+                .iter()
+                .filter_map(|round| round.iter().find(|r| r.name == template.name))
+                .collect();
+            cells.sort_by(|a, b| a.events_per_s.total_cmp(&b.events_per_s));
+            let mut probes: Vec<f64> = cells.iter().filter_map(|r| r.disk_ms).collect();
+            probes.sort_by(f64::total_cmp);
+            let mut row = cells[cells.len() / 2].clone();
+            row.disk_ms = probes.get(probes.len() / 2).copied();
+            row
+        })
+        .collect()
+}
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
@@ -361,6 +454,7 @@ fn json(rows: &[Row]) -> String {
                 ("p50_us", r.p50_us),
                 ("p99_us", r.p99_us),
                 ("ratio_vs_sqlite", r.ratio_vs_sqlite),
+                ("disk_ms", r.disk_ms),
                 ("events_per_fsync", r.events_per_fsync),
                 ("peak_rss_mb", r.peak_rss_mb),
             ];
@@ -381,19 +475,90 @@ fn main() -> std::process::ExitCode {
         measure_scan_and_verify(Path::new(dir));
         return std::process::ExitCode::SUCCESS;
     }
-    let mut rows = vec![disk_fdatasync(args.seconds.min(2.0))];
-    eprintln!("disk_fdatasync: {:.0}/s", rows[0].events_per_s);
-    for writers in [1usize, 16, 64, 256] {
-        let sled = sled_appends(writers, args.seconds);
-        let sqlite = sqlite_appends(writers, args.seconds);
+    let probe_dir = tempfile::tempdir().expect("tempdir");
+    let probe = || eventlog::probe::fdatasync_ms(probe_dir.path()).unwrap_or(f64::NAN);
+    let rounds = args.rounds.max(1);
+    // Every round runs every cell of both peers once, in turn.
+    let mut samples: Vec<Vec<Row>> = Vec::new();
+    for round in 1..=rounds {
+        let mut this_round = Vec::new();
+        let disk = probe();
+        let mut fdatasync = disk_fdatasync(args.seconds.min(2.0));
+        fdatasync.disk_ms = Some(disk);
         eprintln!(
-            "c{writers}: eventlog {:.0}/s, sqlite {:.0}/s",
-            sled.events_per_s, sqlite.events_per_s
+            "round {round}: disk_fdatasync {:.0}/s (probe {disk:.2} ms)",
+            fdatasync.events_per_s
         );
-        let mut sled = sled;
-        sled.ratio_vs_sqlite = Some(sled.events_per_s / sqlite.events_per_s);
-        rows.push(sled);
-        rows.push(sqlite);
+        this_round.push(fdatasync);
+        for (writers, per_append) in CELLS {
+            let disk = probe();
+            let mut ours = sled_appends(writers, per_append, args.seconds);
+            ours.disk_ms = Some(disk);
+            let disk = probe();
+            let mut sqlite = sqlite_appends(writers, per_append, args.seconds);
+            sqlite.disk_ms = Some(disk);
+            eprintln!(
+                "round {round}: {:<16} {:>9.0}/s (probe {:.2} ms)  {:<16} {:>9.0}/s (probe {:.2} ms)",
+                ours.name,
+                ours.events_per_s,
+                ours.disk_ms.unwrap_or(f64::NAN),
+                sqlite.name,
+                sqlite.events_per_s,
+                sqlite.disk_ms.unwrap_or(f64::NAN),
+            );
+            this_round.push(ours);
+            this_round.push(sqlite);
+            #[cfg(feature = "umadb-peer")]
+            {
+                let disk = probe();
+                let mut uma = umadb::appends(writers, per_append, args.seconds);
+                uma.disk_ms = Some(disk);
+                eprintln!(
+                    "round {round}: {:<16} {:>9.0}/s (probe {disk:.2} ms)",
+                    uma.name, uma.events_per_s
+                );
+                this_round.push(uma);
+            }
+        }
+        #[cfg(feature = "umadb-peer")]
+        {
+            this_round.push(read_from_start(READ_EVENTS));
+            this_round.push(umadb::read_from_start(READ_EVENTS));
+        }
+        samples.push(this_round);
+    }
+    let mut rows = medians(&samples);
+    for (writers, per_append) in CELLS {
+        let sqlite = rows
+            .iter()
+            .find(|r| r.name == cell_name("sqlite", writers, per_append))
+            .map(|r| r.events_per_s);
+        if let (Some(ours), Some(sqlite)) = (
+            rows.iter_mut()
+                .find(|r| r.name == cell_name("append", writers, per_append)),
+            sqlite,
+        ) {
+            ours.ratio_vs_sqlite = Some(ours.events_per_s / sqlite);
+        }
+    }
+    #[cfg(feature = "umadb-peer")]
+    for (writers, per_append) in CELLS {
+        let uma = rows
+            .iter()
+            .find(|r| r.name == cell_name("umadb", writers, per_append))
+            .map(|r| r.events_per_s);
+        if let (Some(ours), Some(uma)) = (
+            rows.iter()
+                .find(|r| r.name == cell_name("append", writers, per_append))
+                .map(|r| r.events_per_s),
+            uma,
+        ) {
+            println!(
+                "ratio_vs_umadb {:<14} {:.2}x (target >= 1x, issue 17)",
+                cell_name("c", writers, per_append).trim_start_matches("c_"),
+                ours / uma
+            );
+        }
     }
     rows.push(sled_batches(args.seconds));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -404,13 +569,14 @@ fn main() -> std::process::ExitCode {
     build_log(args.events, dir.path());
     rows.extend(scan_and_verify(dir.path()));
 
+    println!("medians over {rounds} rounds (append cells and disk_fdatasync):");
     println!(
-        "{:<18} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "name", "events/s", "p50 us", "p99 us", "vs sqlite", "ev/fsync", "rss MB"
+        "{:<18} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
+        "name", "events/s", "p50 us", "p99 us", "vs sqlite", "ev/fsync", "rss MB", "disk ms"
     );
     for r in &rows {
         println!(
-            "{:<18} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "{:<18} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
             r.name,
             r.events_per_s,
             fmt_opt(r.p50_us, 0),
@@ -418,6 +584,21 @@ fn main() -> std::process::ExitCode {
             fmt_opt(r.ratio_vs_sqlite, 1),
             fmt_opt(r.events_per_fsync, 1),
             fmt_opt(r.peak_rss_mb, 0),
+            fmt_opt(r.disk_ms, 2),
+        );
+    }
+    let rate = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.events_per_s);
+    if let (Some(c1), Some(disk)) = (rate("append_c1"), rate("disk_fdatasync")) {
+        println!(
+            "ratio_c1_vs_fdatasync  {:.2}x (target 0.8x, issue 17)",
+            c1 / disk
+        );
+    }
+    if let Some(c64) = rows.iter().find(|r| r.name == "append_c64") {
+        println!(
+            "append_c64             {:.0} events/s (target 60000), {:.1}x sqlite (target 12x)",
+            c64.events_per_s,
+            c64.ratio_vs_sqlite.unwrap_or(f64::NAN)
         );
     }
     if let Some(path) = args.json {
