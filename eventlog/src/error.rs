@@ -132,6 +132,18 @@ pub enum LogError {
     Closed,
 }
 
+impl From<crate::pages::RawError> for LogError {
+    fn from(error: crate::pages::RawError) -> Self {
+        match error {
+            crate::pages::RawError::Storage { error, .. } => Self::Storage(error),
+            crate::pages::RawError::Malformed { position, why } => Self::Inconsistent {
+                position,
+                problem: format!("record page: {why}"),
+            },
+        }
+    }
+}
+
 impl LogError {
     /// True when the error says the stored log or its files are damaged
     /// (as opposed to locked, closed or failing to do I/O): the log must

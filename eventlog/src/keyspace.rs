@@ -5,23 +5,26 @@
 //!
 //! | prefix | key                                        | value                                   |
 //! |--------|--------------------------------------------|-----------------------------------------|
-//! | `e`    | `e` + position (u64 BE)                    | the stored record (see [`crate::record`]) |
+//! | `p`    | `p` + first position (u64 BE)              | a page of stored records (see [`crate::pages`]) |
 //! | `r`    | `r` + len (u16 BE) + stream id + first version (u64 BE) | first position (u64 BE) + count (u64 BE) |
 //! | `i`    | `i` + idempotency key                      | request hash (32) + first position, last position, stream version (3 x u64 BE) |
 //! | `m`    | `m`                                        | layout (1) + next position (8) + head hash (32) |
+//! | `x`    | `x`                                        | empty: a restore into this directory has not finished |
 //!
-//! The stream index holds one *run* per append: an append's events have
-//! consecutive versions and consecutive positions, so one key says where
-//! all of them are. A stream's head is its last run, derived, not stored.
-//! Layout 1 kept one `s` key per event and one `h` (head) key per stream;
-//! [`crate::upgrade`] rewrites such a log in place.
+//! Records are packed into pages of consecutive positions, one or a few
+//! per group commit. The stream index holds one *run* per append: an
+//! append's events have consecutive versions and consecutive positions, so
+//! one key says where all of them are. A stream's head is its last run,
+//! derived, not stored. Layout 1 kept one `e` key per record, one `s` key
+//! per event and one `h` (head) key per stream; the upgrade run by
+//! [`crate::EventLog::open`] rewrites such a log in place.
 //!
 //! This module is the one place that knows these bytes: the writer,
 //! recovery, verify and [`crate::restore`] all encode and decode keys and
 //! values through it.
 //!
 //! Big-endian integers make sled's byte order equal to numeric order, so a
-//! range scan over `e` walks the log in position order and a range scan over
+//! range scan over `p` walks the log in position order and a range scan over
 //! one stream's `r` keys walks that stream in version order. The length
 //! prefix on the stream id keeps one stream's keys from being a prefix of
 //! another's.
@@ -31,8 +34,10 @@ use crate::record::Hash;
 /// Name of the sled tree that holds the whole log.
 pub const LOG_TREE: &str = "eventlog";
 
-/// Prefix of event records, keyed by global position.
-pub const EVENT: u8 = b'e';
+/// Prefix of record pages, keyed by their first record's position.
+pub const PAGE: u8 = b'p';
+/// Layout 1's per-record prefix, read only by the upgrade.
+pub const LEGACY_EVENT: u8 = b'e';
 /// Prefix of the stream index: (stream id, first version) -> run.
 pub const RUN: u8 = b'r';
 /// Layout 1's per-event stream index prefix, read only by the upgrade.
@@ -41,21 +46,24 @@ pub const LEGACY_STREAM_INDEX: u8 = b's';
 pub const LEGACY_HEAD: u8 = b'h';
 /// Prefix of idempotency records: key -> request hash + first outcome.
 pub const IDEMPOTENCY: u8 = b'i';
-/// The single meta record: format, next position, head hash.
+/// Present while a restore ([`crate::restore`]) has not finished: such a
+/// directory is refused at open.
+pub const RESTORE_MARKER: &[u8] = b"x";
+/// The single meta record: layout, next position, head hash.
 pub const META: &[u8] = b"m";
 
-/// Key of the record at `position`.
-pub fn event_key(position: u64) -> [u8; 9] {
+/// Key of layout 1's record at `position`.
+pub fn legacy_event_key(position: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
-    key[0] = EVENT;
+    key[0] = LEGACY_EVENT;
     key[1..].copy_from_slice(&position.to_be_bytes());
     key
 }
 
-/// Position encoded in an event key, if the key is one.
-pub fn position_of_event_key(key: &[u8]) -> Option<u64> {
+/// Position encoded in a layout-1 record key, if the key is one.
+pub fn position_of_legacy_event_key(key: &[u8]) -> Option<u64> {
     match key {
-        [EVENT, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        [LEGACY_EVENT, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
         _ => None,
     }
 }
@@ -371,8 +379,13 @@ mod tests {
     }
 
     #[test]
-    fn event_keys_sort_by_position() {
-        assert!(event_key(255) < event_key(256));
-        assert_eq!(position_of_event_key(&event_key(42)), Some(42));
+    fn page_keys_sort_by_position() {
+        use crate::pages::{page_key, position_of_page_key};
+        assert!(page_key(255) < page_key(256));
+        assert_eq!(position_of_page_key(&page_key(42)), Some(42));
+        assert_eq!(
+            position_of_legacy_event_key(&legacy_event_key(42)),
+            Some(42)
+        );
     }
 }

@@ -62,6 +62,7 @@ mod error;
 pub mod index;
 pub mod keyspace;
 mod log;
+pub mod pages;
 pub mod probe;
 pub mod record;
 mod recovery;

@@ -334,9 +334,8 @@ impl EventLog {
         if position >= self.next_position() {
             return Ok(None);
         }
-        self.shared
-            .tree
-            .get(keyspace::event_key(position))?
+        crate::pages::record_at(&self.shared.tree, position)
+            .map_err(LogError::from)?
             .map(|bytes| {
                 RecordedEvent::decode(&bytes)
                     .map_err(|source| LogError::Decode { position, source })
@@ -502,10 +501,8 @@ pub(crate) fn read_range(
     from: u64,
     limit: u64,
 ) -> impl Iterator<Item = Result<RecordedEvent, LogError>> + Send + 'static {
-    tree.range(keyspace::event_key(from)..keyspace::event_key(limit.max(from)))
-        .map(|entry| {
-            let (key, bytes) = entry?;
-            let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
-            RecordedEvent::decode(&bytes).map_err(|source| LogError::Decode { position, source })
-        })
+    crate::pages::raw_range(tree, from, limit).map(|raw| {
+        let (position, bytes) = raw?;
+        RecordedEvent::decode(&bytes).map_err(|source| LogError::Decode { position, source })
+    })
 }

@@ -1,6 +1,7 @@
 //! Opening a log after a clean stop or a crash.
 //!
-//! The head is found from the records themselves (the last event key) and
+//! The head is found from the records themselves (the last record of the
+//! last page) and
 //! checked against the meta record and the chain link into the head; each
 //! stream's head is its last run in the stream index, which must lie
 //! inside the log. sled writes each group commit
@@ -91,11 +92,14 @@ fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, LogError> {
 
 /// Finds the head and loads stream heads, refusing an inconsistent log.
 pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
+    if tree.contains_key(keyspace::RESTORE_MARKER)? {
+        return Err(inconsistent(
+            0,
+            "a restore into this directory did not finish",
+        ));
+    }
     let meta = read_meta(tree)?;
-    let last = tree
-        .scan_prefix([keyspace::EVENT])
-        .next_back()
-        .transpose()?;
+    let last = last_record(tree)?;
     let (next_position, head_hash) = match (meta, last) {
         (None, None) => {
             return Ok(Recovered {
@@ -121,7 +125,7 @@ pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
                 ),
             ))
         }
-        (Some(meta), Some((key, bytes))) => check_head(tree, &meta, &key, &bytes)?,
+        (Some(meta), Some((position, bytes))) => check_head(tree, &meta, position, &bytes)?,
     };
     let heads = load_heads(tree, next_position)?;
     Ok(Recovered {
@@ -132,15 +136,33 @@ pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
     })
 }
 
+/// The position and stored bytes of the last record: the last record of
+/// the last page.
+fn last_record(tree: &sled::Tree) -> Result<Option<(u64, sled::IVec)>, LogError> {
+    let Some((key, value)) = tree.scan_prefix([keyspace::PAGE]).next_back().transpose()? else {
+        return Ok(None);
+    };
+    let first = crate::pages::position_of_page_key(&key)
+        .ok_or_else(|| inconsistent(0, "malformed page key at the head"))?;
+    let ranges = crate::pages::record_ranges(&value)
+        .map_err(|(_, why)| inconsistent(first, format!("the last record page: {why}")))?;
+    let count = u64::try_from(ranges.len()).unwrap_or(u64::MAX);
+    let Some(range) = ranges.last() else {
+        return Err(inconsistent(first, "the last record page is empty"));
+    };
+    Ok(Some((
+        first + count - 1,
+        value.subslice(range.start, range.len()),
+    )))
+}
+
 /// Checks the last record against the meta record and its predecessor.
 fn check_head(
     tree: &sled::Tree,
     meta: &keyspace::Meta,
-    key: &[u8],
+    position: u64,
     bytes: &[u8],
 ) -> Result<(u64, Hash), LogError> {
-    let position = keyspace::position_of_event_key(key)
-        .ok_or_else(|| inconsistent(meta.next_position, "malformed event key at the head"))?;
     let record = decode_at(position, bytes)?;
     let valid = RecordedEvent::hash_is_valid(bytes)
         .map_err(|source| LogError::Decode { position, source })?;
@@ -162,8 +184,7 @@ fn check_head(
     let expected_prev = if position == 0 {
         GENESIS_HASH
     } else {
-        let prev = tree
-            .get(keyspace::event_key(position - 1))?
+        let prev = crate::pages::record_at(tree, position - 1)?
             .ok_or_else(|| inconsistent(position - 1, "record before the head is missing"))?;
         decode_at(position - 1, &prev)?.hash
     };
@@ -173,8 +194,13 @@ fn check_head(
             "head record does not chain to its predecessor",
         ));
     }
-    match tree.scan_prefix([keyspace::EVENT]).next().transpose()? {
-        Some((first, _)) if keyspace::position_of_event_key(&first) == Some(0) => {}
+    match tree
+        .scan_prefix([keyspace::PAGE])
+        .keys()
+        .next()
+        .transpose()?
+    {
+        Some(first) if crate::pages::position_of_page_key(&first) == Some(0) => {}
         _ => return Err(inconsistent(0, "the record at position 0 is missing")),
     }
     Ok((position + 1, record.hash))

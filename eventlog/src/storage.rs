@@ -65,9 +65,11 @@ pub const MAX_STORED_RECORD_BYTES: usize = MAX_PAYLOAD_BYTES
 pub const MAX_LEAF_ENTRIES: usize = 32;
 
 /// Upper bound of the largest page of the log tree: a full leaf of maximum
-/// records with their keys (9 bytes) and sled's per-entry overhead. Index
-/// pages (at most 257 keys of at most 267 bytes) are far smaller.
-pub const MAX_LOG_PAGE_BYTES: usize = MAX_LEAF_ENTRIES * (MAX_STORED_RECORD_BYTES + 9 + 32) + 4096;
+/// record pages ([`crate::pages::MAX_PAGE_VALUE_BYTES`]) with their keys
+/// (9 bytes) and sled's per-entry overhead. Index pages (at most 257 keys
+/// of at most 267 bytes) are far smaller.
+pub const MAX_LOG_PAGE_BYTES: usize =
+    MAX_LEAF_ENTRIES * (crate::pages::MAX_PAGE_VALUE_BYTES + 9 + 32) + 4096;
 
 // The guarantee of this module, checked when it is compiled.
 const _: () = assert!(MAX_LOG_PAGE_BYTES < max_inline_page_bytes(SEGMENT_SIZE));

@@ -1,10 +1,11 @@
 //! Full verification of a stored log.
 //!
-//! One sequential pass over the records checks, for every position from 0:
-//! the key is the next dense position, the record's header decodes (its
-//! position, stream and stream version, borrowed from the stored bytes;
-//! the payload, metadata and other strings are not decoded), its position
-//! field matches its key, its hash is `sha256(prev || body)`, its previous
+//! One sequential pass over the record pages checks, for every position
+//! from 0: the page holding it starts where the previous one ended (a
+//! missing page is a gap) and its lengths add up, the record's header
+//! decodes (its position, stream and stream version, borrowed from the
+//! stored bytes; the payload, metadata and other strings are not decoded),
+//! its position field matches its place in the pages, its hash is `sha256(prev || body)`, its previous
 //! hash is the hash of the record before it, and its stream version follows
 //! the stream's previous version. The hashes are checked on a second
 //! thread, fed in batches by the walk, so the walk and the sha256 work run
@@ -31,6 +32,7 @@ use crate::acked::AckedHead;
 use crate::append::AppendOutcome;
 use crate::error::LogError;
 use crate::keyspace::{self, StreamRun};
+use crate::pages::RawError;
 use crate::record::{Hash, RecordHeader, RecordedEvent, GENESIS_HASH};
 use crate::recovery::read_meta;
 
@@ -211,7 +213,7 @@ fn read_error(region: &str, e: sled::Error) -> VerifyError {
 /// the unreadable stretch goes (the first readable position within 4,096).
 fn unreadable_records(tree: &sled::Tree, position: u64, e: &sled::Error) -> VerifyError {
     let through = (position + 1..position.saturating_add(4097))
-        .find(|p| tree.get(keyspace::event_key(*p)).is_ok())
+        .find(|p| crate::pages::record_at(tree, *p).is_ok())
         .map(|readable| readable - 1);
     damaged(
         position,
@@ -279,9 +281,10 @@ pub fn check_acknowledged(
         ));
     }
     let position = acked.next_position - 1;
-    let stored = tree
-        .get(keyspace::event_key(position))
-        .map_err(|e| unreadable_records(tree, position, &e))?;
+    let stored = crate::pages::record_at(tree, position).map_err(|e| match e {
+        RawError::Storage { error, .. } => unreadable_records(tree, position, &error),
+        RawError::Malformed { position, why } => damaged(position, Problem::Undecodable(why)),
+    })?;
     let hash = stored
         .as_deref()
         .map(RecordedEvent::decode)
@@ -386,17 +389,18 @@ fn walk_records(
     };
     let mut batch = Vec::with_capacity(HASH_BATCH);
     let result = (|| {
-        for entry in tree.scan_prefix([keyspace::EVENT]) {
+        for entry in crate::pages::raw_range(tree, 0, bound) {
             let expected = walk.events;
-            if expected >= bound {
-                break;
-            }
-            let (key, bytes) = match entry {
+            let (position, bytes) = match entry {
                 Ok(entry) => entry,
-                Err(e) if is_read_damage(&e) => return Err(unreadable_records(tree, expected, &e)),
-                Err(e) => return Err(LogError::from(e).into()),
+                Err(RawError::Storage { error, .. }) if is_read_damage(&error) => {
+                    return Err(unreadable_records(tree, expected, &error))
+                }
+                Err(RawError::Storage { error, .. }) => return Err(LogError::from(error).into()),
+                Err(RawError::Malformed { position, why }) => {
+                    return Err(damaged(position, Problem::Undecodable(why)))
+                }
             };
-            let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
             if position != expected {
                 return Err(damaged(expected, Problem::Gap { found: position }));
             }
@@ -579,15 +583,16 @@ fn check_index(
             continue;
         }
         for (version, position) in run.entries() {
+            let stored = match crate::pages::record_at(tree, position) {
+                Ok(stored) => stored,
+                Err(RawError::Storage { error, .. }) => return Err(read_error("records", error)),
+                Err(RawError::Malformed { .. }) => None,
+            };
             let backed = position < events
-                && match tree
-                    .get(keyspace::event_key(position))
-                    .map_err(|e| read_error("records", e))?
-                {
-                    Some(bytes) => RecordHeader::read(&bytes)
-                        .is_ok_and(|r| r.stream_id == stream && r.stream_version == version),
-                    None => false,
-                };
+                && stored.is_some_and(|bytes| {
+                    RecordHeader::read(&bytes)
+                        .is_ok_and(|r| r.stream_id == stream && r.stream_version == version)
+                });
             if !backed {
                 return Err(damaged(
                     position,

@@ -2,7 +2,8 @@
 //!
 //! Every append goes through one *apply* thread that owns the sequence. It
 //! drains the queue of waiting appends, checks each against the stream heads
-//! it keeps in memory, writes every accepted append in one `apply_batch` and
+//! it keeps in memory, writes every accepted append in one `apply_batch`
+//! (its records packed into pages, one run key per append) and
 //! hands the batch's answers to the *flush* thread. The flush thread drains
 //! every batch applied so far, makes them durable with one flush (and one
 //! fdatasync), publishes the new head (which wakes subscribers and lets
@@ -29,6 +30,7 @@ use crate::append::{AppendOutcome, AppendRequest};
 use crate::config::Durability;
 use crate::error::AppendError;
 use crate::keyspace;
+use crate::pages::PageBuilder;
 use crate::record::{Hash, RecordedEvent};
 use crate::recovery::StreamHead;
 use crate::storage::BlobSync;
@@ -143,6 +145,8 @@ pub(crate) type Reply = (
 /// Appends staged in one group commit, not yet durable.
 struct Staged {
     batch: sled::Batch,
+    /// The group commit's records, packed into pages.
+    pages: PageBuilder,
     heads: HashMap<String, StreamHead>,
     keys: HashMap<String, (Hash, AppendOutcome)>,
     next_position: u64,
@@ -198,6 +202,7 @@ impl Writer {
         }
         let mut staged = Staged {
             batch: sled::Batch::default(),
+            pages: PageBuilder::new(self.next_position),
             heads: HashMap::new(),
             keys: HashMap::new(),
             next_position: self.next_position,
@@ -288,11 +293,11 @@ impl Writer {
             )
             .map_err(|e| AppendError::Invalid(e.to_string()))?;
             head_hash = record.hash;
-            sealed.push((position, bytes));
+            sealed.push(bytes);
             position += 1;
         }
-        for (position, bytes) in sealed {
-            staged.batch.insert(&keyspace::event_key(position), bytes);
+        for bytes in sealed {
+            staged.pages.push(&bytes);
         }
         // One index key for the whole append: its events are one run.
         staged.batch.insert(
@@ -351,6 +356,10 @@ impl Writer {
         self.applies += 1;
         let meta = keyspace::meta_value(staged.next_position, &staged.head_hash);
         let mut batch = std::mem::take(&mut staged.batch);
+        let pages = std::mem::take(&mut staged.pages);
+        for (key, value) in pages.finish() {
+            batch.insert(&key, value);
+        }
         batch.insert(keyspace::META, &meta[..]);
         #[cfg(feature = "fault-injection")]
         if self.faults.fail_write_at == Some(self.applies) {

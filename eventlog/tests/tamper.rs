@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{append_one, open};
-use eventlog::keyspace::{event_key, run_key, run_value, LOG_TREE};
+use eventlog::keyspace::{run_key, run_value, LOG_TREE};
+use eventlog::pages::{encode_page, page_key, page_records};
 use eventlog::{
     verify_dir, Durability, EventLog, ExpectedVersion, LogConfig, LogError, Problem, VerifyError,
 };
@@ -66,6 +67,19 @@ fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
     db.flush().unwrap();
 }
 
+/// The one record of a page: `log_of` appends one event at a time, so
+/// every group commit, and so every page, holds one record.
+fn only_record(page: &[u8]) -> Vec<u8> {
+    let records = page_records(page).unwrap();
+    assert_eq!(records.len(), 1, "one record per page");
+    records[0].to_vec()
+}
+
+/// A page holding just `record`.
+fn record_page(record: &[u8]) -> Vec<u8> {
+    encode_page(&[record])
+}
+
 fn damaged_at(dir: &Path) -> (u64, Problem) {
     match verify(dir) {
         Err(VerifyError::Damaged { position, problem }) => (position, problem),
@@ -77,15 +91,16 @@ fn damaged_at(dir: &Path) -> (u64, Problem) {
 async fn changing_any_byte_of_a_record_is_named_at_its_position() {
     let dir = tempfile::tempdir().unwrap();
     log_of(dir.path(), 50).await;
-    let original = {
+    let page = {
         let db = eventlog::storage::open_sled(dir.path(), 1 << 24).unwrap();
         db.open_tree(LOG_TREE)
             .unwrap()
-            .get(event_key(17))
+            .get(page_key(17))
             .unwrap()
             .unwrap()
             .to_vec()
     };
+    let original = only_record(&page);
     for index in [
         1,
         original.len() / 2,
@@ -95,13 +110,13 @@ async fn changing_any_byte_of_a_record_is_named_at_its_position() {
         with_tree(dir.path(), |tree| {
             let mut bytes = original.clone();
             bytes[index] ^= 0x20;
-            tree.insert(event_key(17), bytes).unwrap();
+            tree.insert(page_key(17), record_page(&bytes)).unwrap();
         });
         let (position, _) = damaged_at(dir.path());
         assert_eq!(position, 17, "flip at byte {index}");
     }
     with_tree(dir.path(), |tree| {
-        tree.insert(event_key(17), original.clone()).unwrap();
+        tree.insert(page_key(17), record_page(&original)).unwrap();
     });
     assert_eq!(verify(dir.path()).unwrap().events, 50);
 }
@@ -111,7 +126,7 @@ async fn a_deleted_record_is_named_as_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     log_of(dir.path(), 50).await;
     with_tree(dir.path(), |tree| {
-        tree.remove(event_key(23)).unwrap();
+        tree.remove(page_key(23)).unwrap();
     });
     let (position, problem) = damaged_at(dir.path());
     assert_eq!(position, 23);
@@ -123,7 +138,7 @@ async fn opening_a_log_whose_last_record_was_removed_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     log_of(dir.path(), 10).await;
     with_tree(dir.path(), |tree| {
-        tree.remove(event_key(9)).unwrap();
+        tree.remove(page_key(9)).unwrap();
     });
     let err = reopen(dir.path()).unwrap_err();
     assert!(err.is_damage(), "{err}");

@@ -150,18 +150,16 @@ async fn opening_a_layout_1_log_upgrades_it_in_place_and_keeps_every_guarantee()
     let dir = fixture_copy();
     let before = with_tree(dir.path(), |tree| {
         (
+            prefix_count(tree, keyspace::LEGACY_EVENT),
             prefix_count(tree, keyspace::LEGACY_STREAM_INDEX),
             prefix_count(tree, keyspace::LEGACY_HEAD),
-            prefix_count(tree, keyspace::RUN),
+            prefix_count(tree, keyspace::RUN) + prefix_count(tree, keyspace::PAGE),
         )
     });
+    let events = usize::try_from(total_events()).unwrap();
     assert_eq!(
         before,
-        (
-            usize::try_from(total_events()).unwrap(),
-            usize::try_from(STREAMS).unwrap(),
-            0
-        ),
+        (events, events, usize::try_from(STREAMS).unwrap(), 0),
         "the fixture is in layout 1"
     );
 
@@ -200,15 +198,19 @@ async fn opening_a_layout_1_log_upgrades_it_in_place_and_keeps_every_guarantee()
         let meta = tree.get(keyspace::META).unwrap().unwrap();
         (
             meta[0],
-            prefix_count(tree, keyspace::LEGACY_STREAM_INDEX),
-            prefix_count(tree, keyspace::LEGACY_HEAD),
+            prefix_count(tree, keyspace::LEGACY_EVENT)
+                + prefix_count(tree, keyspace::LEGACY_STREAM_INDEX)
+                + prefix_count(tree, keyspace::LEGACY_HEAD),
             prefix_count(tree, keyspace::RUN),
+            prefix_count(tree, keyspace::PAGE),
         )
     });
     // One run per append: 60 from the fixture (its streams interleave, so
     // no two appends of one stream are adjacent) and the one just made.
     let appends = usize::try_from(ROUNDS * STREAMS).unwrap();
-    assert_eq!(after, (keyspace::LAYOUT_VERSION, 0, 0, appends + 1));
+    // The fixture's 150 small records fit one page; the append after the
+    // upgrade has its own.
+    assert_eq!(after, (keyspace::LAYOUT_VERSION, 0, appends + 1, 2));
     let report = unlocked(|| {
         verify_dir(dir.path(), &mut |_| {}).map_err(|e| match e {
             VerifyError::Log(l) => l,
@@ -244,6 +246,8 @@ async fn an_upgrade_cut_short_by_a_crash_finishes_at_the_next_open() {
 
     // Cut during step 3: layout 2, some layout-1 keys not yet deleted.
     with_tree(dir.path(), |tree| {
+        tree.insert(keyspace::legacy_event_key(3), &[0u8; 8][..])
+            .unwrap();
         tree.insert(
             keyspace::legacy_stream_index_key("quote-3", 1),
             &[0u8; 8][..],

@@ -45,14 +45,7 @@ impl LogReader {
 
     /// One past the highest stored position (0 for an empty log).
     pub fn next_position(&self) -> Result<u64, ReplayError> {
-        let last = self.tree.scan_prefix([keyspace::EVENT]).next_back();
-        match last {
-            None => Ok(0),
-            Some(entry) => {
-                let (key, _) = entry?;
-                Ok(keyspace::position_of_event_key(&key).map_or(0, |p| p.saturating_add(1)))
-            }
-        }
+        Ok(eventlog::pages::next_position(&self.tree).map_err(LogError::from)?)
     }
 
     /// Stored bytes of the records at positions `[from, to)`, in order.
@@ -61,13 +54,16 @@ impl LogReader {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<RawRecord, ReplayError>> + 'static {
-        self.tree
-            .range(keyspace::event_key(from)..keyspace::event_key(to.max(from)))
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                let position = keyspace::position_of_event_key(&key).unwrap_or(u64::MAX);
-                Ok((position, bytes))
-            })
+        eventlog::pages::raw_range(&self.tree, from, to).map(|raw| match raw {
+            Ok(record) => Ok(record),
+            Err(eventlog::pages::RawError::Malformed { position, why }) => {
+                Err(ReplayError::Damaged {
+                    position,
+                    problem: format!("record page: {why}"),
+                })
+            }
+            Err(other) => Err(LogError::from(other).into()),
+        })
     }
 
     /// Calls `visit` on the stored bytes of every record in `[from, to)`, in
@@ -125,10 +121,14 @@ impl LogReader {
 
     /// The record at `position`, if stored.
     pub fn get(&self, position: u64) -> Result<Option<RecordedEvent>, ReplayError> {
-        self.tree
-            .get(keyspace::event_key(position))?
-            .map(|bytes| decode(position, &bytes))
-            .transpose()
+        match self
+            .raw_records(position, position.saturating_add(1))
+            .next()
+        {
+            Some(Ok((p, bytes))) if p == position => decode(position, &bytes).map(Some),
+            Some(Err(e)) => Err(e),
+            _ => Ok(None),
+        }
     }
 
     /// Positions of one stream's events, in version order, from its index.

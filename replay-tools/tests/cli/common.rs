@@ -158,10 +158,71 @@ pub(crate) fn with_raw_tree<T>(dir: &Path, f: impl FnOnce(&sled::Tree) -> T) -> 
     result
 }
 
+/// The key and records of the page holding `position`.
+fn page_holding(tree: &sled::Tree, position: u64) -> ([u8; 9], u64, Vec<Vec<u8>>) {
+    use eventlog::pages::{page_key, page_records, position_of_page_key};
+    let (key, value) = tree
+        .range(page_key(0)..=page_key(position))
+        .next_back()
+        .unwrap()
+        .unwrap();
+    let first = position_of_page_key(&key).unwrap();
+    let records = page_records(&value)
+        .unwrap()
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    (page_key(first), first, records)
+}
+
+/// Rewrites the stored bytes of the record at `position` in its page.
+pub(crate) fn rewrite_record(tree: &sled::Tree, position: u64, change: impl FnOnce(&mut Vec<u8>)) {
+    let (key, first, mut records) = page_holding(tree, position);
+    let index = usize::try_from(position - first).unwrap();
+    change(&mut records[index]);
+    let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    tree.insert(key, eventlog::pages::encode_page(&refs))
+        .unwrap();
+}
+
+/// Removes the records at and after `from` in the page holding `from`,
+/// keeping those after `to` (exclusive) in a page of their own: the
+/// records `[from, to)` are gone, as if their keys had been deleted.
+pub(crate) fn remove_records(tree: &sled::Tree, from: u64, to: u64) {
+    use eventlog::pages::{encode_page, page_key};
+    let mut at = from;
+    while at < to {
+        let (key, first, records) = page_holding(tree, at);
+        let last = first + records.len() as u64;
+        if last <= at {
+            break;
+        }
+        tree.remove(key).unwrap();
+        let keep = |range: std::ops::Range<u64>| -> Vec<&[u8]> {
+            records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (first + i as u64, r))
+                .filter(|(p, _)| range.contains(p))
+                .map(|(_, r)| r.as_slice())
+                .collect()
+        };
+        let before = keep(first..from);
+        if !before.is_empty() {
+            tree.insert(page_key(first), encode_page(&before)).unwrap();
+        }
+        let after = keep(to..last);
+        if !after.is_empty() {
+            tree.insert(page_key(to), encode_page(&after)).unwrap();
+        }
+        at = last;
+    }
+}
+
 /// Every record of a closed log, read raw.
 pub(crate) fn records(dir: &Path) -> Vec<RecordedEvent> {
     with_raw_tree(dir, |tree| {
-        tree.scan_prefix([keyspace::EVENT])
+        eventlog::pages::raw_range(tree, 0, u64::MAX)
             .map(|e| RecordedEvent::decode(&e.unwrap().1).unwrap())
             .collect()
     })

@@ -11,7 +11,7 @@ use crate::common::{generated, generated_events, oms, with_raw_tree};
 fn stored_record(position: u64) -> Vec<u8> {
     let (_tmp, other) = generated();
     with_raw_tree(&other, |tree| {
-        tree.get(eventlog::keyspace::event_key(position))
+        eventlog::pages::record_at(tree, position)
             .unwrap()
             .unwrap()
             .to_vec()

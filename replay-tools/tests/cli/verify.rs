@@ -5,7 +5,10 @@ use std::path::Path;
 use eventlog::{keyspace, Durability, EventLog, LogConfig, NewEvent, RecordedEvent};
 use eventlog::{AppendRequest, ExpectedVersion};
 
-use crate::common::{generated, generated_events, oms, records, runtime, with_raw_tree};
+use crate::common::{
+    generated, generated_events, oms, records, remove_records, rewrite_record, runtime,
+    with_raw_tree,
+};
 
 #[test]
 fn a_sound_log_verifies_and_prints_its_head() {
@@ -40,11 +43,10 @@ fn one_flipped_byte_is_named_by_its_position() {
     let (_tmp, dir) = generated();
     let position = generated_events() / 2;
     with_raw_tree(&dir, |tree| {
-        let key = keyspace::event_key(position);
-        let mut bytes = tree.get(key).unwrap().unwrap().to_vec();
-        let i = bytes.len() - 40; // inside the body, before the hash
-        bytes[i] ^= 0x01;
-        tree.insert(key, bytes).unwrap();
+        rewrite_record(tree, position, |bytes| {
+            let i = bytes.len() - 40; // inside the body, before the hash
+            bytes[i] ^= 0x01;
+        });
     });
     let run = oms(&dir, &["verify"]);
     assert_eq!(run.code, 1, "{run:?}");
@@ -63,7 +65,7 @@ fn a_deleted_record_is_named_by_its_position() {
     let (_tmp, dir) = generated();
     let position = generated_events() / 3;
     with_raw_tree(&dir, |tree| {
-        tree.remove(keyspace::event_key(position)).unwrap();
+        remove_records(tree, position, position + 1);
     });
     let run = oms(&dir, &["verify", "--json"]);
     assert_eq!(run.code, 1, "{run:?}");
@@ -85,13 +87,10 @@ fn truncate_consistently(dir: &Path, keep: u64) {
 /// drops the end of its log at recovery).
 fn cut_records(dir: &Path, keep: u64) {
     with_raw_tree(dir, |tree| {
-        let all: Vec<RecordedEvent> = tree
-            .scan_prefix([keyspace::EVENT])
+        let all: Vec<RecordedEvent> = eventlog::pages::raw_range(tree, 0, u64::MAX)
             .map(|e| RecordedEvent::decode(&e.unwrap().1).unwrap())
             .collect();
-        for record in all.iter().filter(|r| r.position >= keep) {
-            tree.remove(keyspace::event_key(record.position)).unwrap();
-        }
+        remove_records(tree, keep, all.len() as u64);
         // Each stream's runs end at `keep`: later runs go, a run across it
         // is cut short.
         let runs: Vec<_> = tree
