@@ -20,7 +20,7 @@ use std::ops::Range;
 use crate::keyspace;
 
 /// Bytes of records a page takes before the writer starts the next one.
-pub const MAX_PAGE_BYTES: usize = 96 * 1024;
+pub const MAX_PAGE_BYTES: usize = 16 * 1024;
 
 /// Length of a page's header (its record count).
 const HEADER: usize = 4;
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(position, 10 + 152);
         assert_eq!(seen.len(), 152);
         assert_eq!(seen[150], crate::storage::MAX_STORED_RECORD_BYTES);
-        assert!(pages.len() >= 3, "1000-byte records fill about 96 per page");
+        assert!(pages.len() >= 9, "1000-byte records fill about 16 per page");
     }
 
     #[test]
