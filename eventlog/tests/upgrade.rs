@@ -202,15 +202,24 @@ async fn opening_a_layout_1_log_upgrades_it_in_place_and_keeps_every_guarantee()
                 + prefix_count(tree, keyspace::LEGACY_STREAM_INDEX)
                 + prefix_count(tree, keyspace::LEGACY_HEAD),
             prefix_count(tree, keyspace::RUN),
-            prefix_count(tree, keyspace::PAGE),
+            tree.scan_prefix([keyspace::PAGE])
+                .map(|page| {
+                    eventlog::pages::page_records(&page.unwrap().1)
+                        .unwrap()
+                        .len()
+                })
+                .sum::<usize>(),
         )
     });
     // One run per append: 60 from the fixture (its streams interleave, so
     // no two appends of one stream are adjacent) and the one just made.
     let appends = usize::try_from(ROUNDS * STREAMS).unwrap();
-    // The fixture's 150 small records fit one page; the append after the
-    // upgrade has its own.
-    assert_eq!(after, (keyspace::LAYOUT_VERSION, 0, appends + 1, 2));
+    // Every record, the fixture's and the one appended after the upgrade,
+    // is in exactly one page.
+    assert_eq!(
+        after,
+        (keyspace::LAYOUT_VERSION, 0, appends + 1, events + 1)
+    );
     let report = unlocked(|| {
         verify_dir(dir.path(), &mut |_| {}).map_err(|e| match e {
             VerifyError::Log(l) => l,
