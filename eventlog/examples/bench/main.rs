@@ -103,58 +103,84 @@ fn event(i: u64) -> NewEvent {
     NewEvent::new("LineAdded", "tenant-bench", format!("corr-{i}"), payload(i))
 }
 
+/// Runs `client(i, stop)` as `writers` concurrent tasks for `seconds`, then
+/// sets `stop`; each task returns its request latencies. Returns every
+/// latency, sorted, and the elapsed seconds.
+async fn clients<F>(
+    writers: usize,
+    seconds: f64,
+    client: impl Fn(usize, Arc<AtomicBool>) -> F,
+) -> (Vec<Duration>, f64)
+where
+    F: std::future::Future<Output = Vec<Duration>> + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| tokio::spawn(client(w, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.expect("task"));
+    }
+    latencies.sort();
+    (latencies, started.elapsed().as_secs_f64())
+}
+
+/// A cell's row from its sorted request latencies.
+fn latency_row(name: String, latencies: &[Duration], per_append: u64, elapsed: f64) -> Row {
+    Row {
+        name,
+        events_per_s: latencies.len() as f64 * per_append as f64 / elapsed,
+        p50_us: Some(percentile(latencies, 500)),
+        p99_us: Some(percentile(latencies, 990)),
+        ..Row::default()
+    }
+}
+
+/// A multi-threaded runtime on both cores, as the server runs.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Durable appends of `per_append` events from `writers` concurrent tasks
 /// to distinct streams.
 fn sled_appends(writers: usize, per_append: u64, seconds: f64) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    runtime().block_on(async {
         let log = EventLog::open(LogConfig::new(dir.path())).expect("open");
-        let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..writers)
-            .map(|w| {
-                let log = log.clone();
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let t = Instant::now();
-                        let request = AppendRequest::new(
-                            format!("quote-{w}"),
-                            ExpectedVersion::Exact(i),
-                            (i..i + per_append).map(event).collect(),
-                        );
-                        log.append(request).await.expect("append");
-                        latencies.push(t.elapsed());
-                        i += per_append;
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut latencies = Vec::new();
-        for t in tasks {
-            latencies.extend(t.await.expect("task"));
-        }
-        let elapsed = started.elapsed().as_secs_f64();
+        let (latencies, elapsed) = clients(writers, seconds, |w, stop| {
+            let log = log.clone();
+            async move {
+                let mut latencies = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let request = AppendRequest::new(
+                        format!("quote-{w}"),
+                        ExpectedVersion::Exact(i),
+                        (i..i + per_append).map(event).collect(),
+                    );
+                    log.append(request).await.expect("append");
+                    latencies.push(t.elapsed());
+                    i += per_append;
+                }
+                latencies
+            }
+        })
+        .await;
         let stats = log.writer_stats();
         log.close().await;
-        latencies.sort();
+        let name = cell_name("append", writers, per_append);
         Row {
-            name: cell_name("append", writers, per_append),
-            events_per_s: latencies.len() as f64 * per_append as f64 / elapsed,
-            p50_us: Some(percentile(&latencies, 500)),
-            p99_us: Some(percentile(&latencies, 990)),
             events_per_fsync: Some(stats.events_written as f64 / stats.group_commits.max(1) as f64),
-            ..Row::default()
+            ..latency_row(name, &latencies, per_append, elapsed)
         }
     })
 }

@@ -10,7 +10,7 @@
 //! log's `ExpectedVersion::Exact` checks. On an acknowledgement UmaDB
 //! promises what the event log promises: the append is on disk.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use umadb_dcb::{
     DcbAppendCondition, DcbEvent, DcbEventStoreSync, DcbQuery, DcbQueryItem, DcbResult,
 };
 
-use super::{cell_name, payload, percentile, Row};
+use super::{cell_name, clients, latency_row, payload, runtime, Row};
 
 /// Most events UmaDB's writer thread takes into one commit (the event
 /// log's `max_batch_events` default).
@@ -105,59 +105,33 @@ fn event(tag: &str, i: u64) -> DcbEvent {
 /// concurrent tasks to distinct streams.
 pub(crate) fn appends(writers: usize, per_append: u64, seconds: f64) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let store = Arc::new(Store::open(dir.path()));
-    let (latencies, elapsed) = rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..writers)
-            .map(|w| {
-                let store = store.clone();
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    let tag = format!("stream:quote-{w}");
-                    let mut latencies: Vec<Duration> = Vec::new();
-                    let mut after = None;
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let t = Instant::now();
-                        let events = (i..i + per_append).map(|k| event(&tag, k)).collect();
-                        let last = store
-                            .append(&tag, after, events)
-                            .await
-                            .expect("conditional append");
-                        latencies.push(t.elapsed());
-                        after = Some(last);
-                        i += per_append;
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut latencies = Vec::new();
-        for t in tasks {
-            latencies.extend(t.await.expect("task"));
+    let (latencies, elapsed) = runtime().block_on(clients(writers, seconds, |w, stop| {
+        let store = store.clone();
+        async move {
+            let tag = format!("stream:quote-{w}");
+            let mut latencies: Vec<Duration> = Vec::new();
+            let mut after = None;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let events = (i..i + per_append).map(|k| event(&tag, k)).collect();
+                let last = store
+                    .append(&tag, after, events)
+                    .await
+                    .expect("conditional append");
+                latencies.push(t.elapsed());
+                after = Some(last);
+                i += per_append;
+            }
+            latencies
         }
-        (latencies, started.elapsed().as_secs_f64())
-    });
+    }));
     if let Ok(store) = Arc::try_unwrap(store) {
         store.close();
     }
-    let mut latencies = latencies;
-    latencies.sort();
-    Row {
-        name: cell_name("umadb", writers, per_append),
-        events_per_s: latencies.len() as f64 * per_append as f64 / elapsed,
-        p50_us: Some(percentile(&latencies, 500)),
-        p99_us: Some(percentile(&latencies, 990)),
-        ..Row::default()
-    }
+    let name = cell_name("umadb", writers, per_append);
+    latency_row(name, &latencies, per_append, elapsed)
 }
 
 /// Writes `events` events (100 per append, 1,000 streams), then reads
