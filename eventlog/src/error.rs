@@ -121,7 +121,7 @@ pub enum LogError {
     /// ([`crate::EventLog::open`]); read-only tools refuse it until then.
     #[error(
         "the log is stored in keyspace layout {layout}: open it once with this build's \
-         server (oms serve) to upgrade it in place, then run this again"
+         server (oms-server serve) to upgrade it in place, then run this again"
     )]
     NeedsUpgrade {
         /// The stored layout.

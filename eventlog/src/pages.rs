@@ -90,15 +90,6 @@ impl PageBuilder {
         self.count += 1;
     }
 
-    /// Number of records added so far.
-    pub fn records(&self) -> u64 {
-        self.done
-            .iter()
-            .map(|(_, value)| u64::from(count_of(value)))
-            .sum::<u64>()
-            + u64::from(self.count)
-    }
-
     fn seal(&mut self) {
         if self.count == 0 {
             return;
@@ -355,7 +346,6 @@ mod tests {
         }
         builder.push(&big);
         builder.push(&small);
-        assert_eq!(builder.records(), 152);
         let pages = builder.finish();
         let mut position = 10;
         let mut seen = Vec::new();

@@ -61,6 +61,18 @@ pub fn check_layout(tree: &sled::Tree) -> Result<(), LogError> {
     }
 }
 
+/// Refuses a directory that a restore ([`crate::restore`]) wrote into
+/// and did not finish, however little it wrote.
+pub(crate) fn check_restore_finished(tree: &sled::Tree) -> Result<(), LogError> {
+    if tree.contains_key(keyspace::RESTORE_MARKER)? {
+        return Err(inconsistent(
+            0,
+            "a restore into this directory did not finish",
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the meta record, if any, whatever its layout byte says.
 pub(crate) fn read_meta_any_layout(tree: &sled::Tree) -> Result<Option<keyspace::Meta>, LogError> {
     let Some(bytes) = tree.get(keyspace::META)? else {
@@ -92,12 +104,7 @@ fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, LogError> {
 
 /// Finds the head and loads stream heads, refusing an inconsistent log.
 pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
-    if tree.contains_key(keyspace::RESTORE_MARKER)? {
-        return Err(inconsistent(
-            0,
-            "a restore into this directory did not finish",
-        ));
-    }
+    check_restore_finished(tree)?;
     let meta = read_meta(tree)?;
     let last = last_record(tree)?;
     let (next_position, head_hash) = match (meta, last) {

@@ -318,6 +318,7 @@ pub fn verify_tree_until(
     let bound = until.unwrap_or(u64::MAX);
     // The index checks below read this build's layout only.
     crate::recovery::check_layout(tree)?;
+    crate::recovery::check_restore_finished(tree)?;
     let walk = std::thread::scope(|scope| {
         let (batches, hashing) = std::sync::mpsc::sync_channel::<Vec<(u64, sled::IVec)>>(8);
         let hasher = scope.spawn(move || first_bad_hash(&hashing));

@@ -13,7 +13,7 @@ use eventlog::keyspace::{self, IdempotencyValue, LOG_TREE};
 use eventlog::restore::{ChainCheck, RestoreError, RestoreProblem, Restorer};
 use eventlog::{
     verify_dir, AckedHead, AppendRequest, Durability, EventLog, ExpectedVersion, Idempotency,
-    LogConfig,
+    LogConfig, LogError, VerifyError,
 };
 
 const STREAMS: u64 = 7;
@@ -214,6 +214,25 @@ async fn a_restore_that_stops_half_way_never_opens_as_a_log() {
         // Dropped without `finish`: no meta record.
     }
     let refused = EventLog::open(LogConfig::new(&target)).err().unwrap();
+    assert!(refused.is_damage(), "{refused}");
+    // Verify refuses it too, even when no page was written yet.
+    let empty = tmp.path().join("empty");
+    drop(Restorer::create(&empty, 1 << 24).unwrap());
+    // sled's threads may hold the lock a moment after the drop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let verified = loop {
+        match verify_dir(&empty, &mut |_| {}) {
+            Err(VerifyError::Log(LogError::Locked(_))) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other,
+        }
+    };
+    match verified {
+        Err(VerifyError::Log(e)) => assert!(e.is_damage(), "{e}"),
+        other => panic!("an unfinished restore verified: {other:?}"),
+    }
+    let refused = EventLog::open(LogConfig::new(&empty)).err().unwrap();
     assert!(refused.is_damage(), "{refused}");
 }
 
