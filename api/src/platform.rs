@@ -400,13 +400,13 @@ impl Platform {
     }
 
     /// Read your writes: waits, up to the server's bound and never failing,
-    /// until the read models include what `outcome` appended (nothing to
-    /// wait for when it was deduplicated or appended nothing).
+    /// until the read models include what `outcome` appended. A retry
+    /// answered from its first outcome waits for that outcome's events too
+    /// (the first answer may have been lost before its caller read it);
+    /// when they are projected already, nothing is waited for.
     pub async fn await_read_models(&self, outcome: &application::CommandOutcome) {
         let last = outcome.positions.as_ref().map(|range| *range.end());
-        if let Some(last) =
-            last.filter(|_| !self.read_your_writes.is_zero() && !outcome.deduplicated)
-        {
+        if let Some(last) = last.filter(|_| !self.read_your_writes.is_zero()) {
             let _ = self
                 .projections
                 .wait_for_async(last + 1, self.read_your_writes)
