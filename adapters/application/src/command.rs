@@ -295,6 +295,25 @@ impl CommandPath {
         .await
     }
 
+    /// The first outcome of the command `context` names, when its id was
+    /// used already: the outcome if the request is the same, an
+    /// idempotency conflict if not.
+    fn first_outcome<E: std::error::Error + 'static>(
+        &self,
+        context: &CommandContext,
+        request_hash: Hash,
+    ) -> Result<Option<CommandOutcome>, CommandError<E>> {
+        let Some((seen_hash, first)) = self.log.idempotency_record(&context.command_id())? else {
+            return Ok(None);
+        };
+        if seen_hash != request_hash {
+            return Err(CommandError::IdempotencyConflict {
+                command_id: context.command_id(),
+            });
+        }
+        Ok(Some(outcome_of(first, 0)))
+    }
+
     /// The idempotency check, then load, `decide`, append, retried on a
     /// version conflict unless the client named an expected version.
     async fn run<D>(
@@ -308,27 +327,35 @@ impl CommandPath {
         D: Decider,
         D::Error: 'static,
     {
-        if let Some((seen_hash, first)) = self.log.idempotency_record(&context.command_id())? {
-            if seen_hash != request_hash {
-                return Err(CommandError::IdempotencyConflict {
-                    command_id: context.command_id(),
-                });
-            }
-            return Ok(outcome_of(first, 0));
+        if let Some(first) = self.first_outcome(context, request_hash)? {
+            return Ok(first);
         }
         for attempt in 1..=self.max_attempts {
             let loaded = self.load::<D>(stream_id)?;
+            // A refusal made on a state that already holds this command's
+            // own events (a concurrent first attempt with the same id won
+            // the race since the check above) is answered with that
+            // attempt's outcome: the loaded events are durable, so their
+            // idempotency record is too.
+            let refused =
+                |error: CommandError<D::Error>| match self.first_outcome(context, request_hash) {
+                    Ok(Some(first)) => Ok(first),
+                    Ok(None) => Err(error),
+                    Err(e) => Err(e),
+                };
             if let Some(expected) = context.expected_version {
                 if expected != loaded.version {
-                    return Err(CommandError::VersionConflict {
+                    return refused(CommandError::VersionConflict {
                         stream_id: stream_id.to_owned(),
                         expected,
                         actual: loaded.version,
                     });
                 }
             }
-            let events =
-                decide(&loaded.state).map_err(|source| CommandError::Rejected { source })?;
+            let events = match decide(&loaded.state) {
+                Ok(events) => events,
+                Err(source) => return refused(CommandError::Rejected { source }),
+            };
             if events.is_empty() {
                 return Ok(CommandOutcome {
                     stream_version: loaded.version,

@@ -458,3 +458,51 @@ fn ctx_with(context: &CommandContext, command_id: &str) -> CommandContext {
     other.request_hash = context.request_hash;
     other
 }
+
+/// Two first attempts of one command race: the loser loads the state after
+/// the winner's append and the domain refuses it (the line exists now).
+/// The loser is answered with the winner's outcome, not with the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_caused_by_the_same_commands_winning_attempt_is_its_first_outcome() {
+    let (_dir, path, stream) = setup();
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("c1"))
+        .await
+        .unwrap();
+    let mut context = ctx("add-once");
+    context.request_hash = Some([9; 32]);
+    let add = |_: &QuoteState| {
+        Ok(QuoteCommand::AddLine {
+            line: line("l1"),
+            at: at(1),
+        })
+    };
+    let mut raced = false;
+    let outcome = path
+        .execute_with::<QuoteDecider>(&stream, &context, |_| {
+            if !raced {
+                raced = true;
+                // The winning attempt, through another path, between this
+                // attempt's idempotency check and its decision.
+                let (winner, stream, context) = (path.clone(), stream.clone(), context.clone());
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(winner.execute_with::<QuoteDecider>(&stream, &context, add))
+                })
+                .join()
+                .unwrap()
+                .unwrap();
+            }
+            // This attempt decided on a state without the line, but the
+            // domain would refuse it on the state it races with.
+            Err(QuoteError::NoLines)
+        })
+        .await
+        .unwrap();
+    assert!(outcome.deduplicated, "{outcome:?}");
+    assert_eq!(outcome.stream_version, 2);
+    assert_eq!(path.log().next_position(), 2, "one append");
+    path.log().close().await;
+}
