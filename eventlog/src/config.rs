@@ -5,17 +5,19 @@ use std::path::PathBuf;
 /// What an acknowledged append has survived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Acknowledged after sled's flush (`sync_file_range`) **and** an
-    /// `fdatasync` of sled's data file: survives a process crash and a power
-    /// loss (on a disk that honours cache flushes). The default.
+    /// Acknowledged once the group commit's journal frame is written and
+    /// `fdatasync`ed (see [`crate::journal`]): survives a process crash
+    /// and a power loss (on a disk that honours cache flushes). The default.
     #[default]
     Durable,
-    /// Acknowledged after sled's flush only: survives a process crash; a
-    /// power loss may lose the last acknowledged appends.
+    /// Acknowledged once the journal frame is written, without
+    /// `fdatasync`: survives a process crash; a power loss may lose the
+    /// last acknowledged appends.
     ProcessCrashSafe,
-    /// Acknowledged once written to sled's memory; sled flushes in the
-    /// background every `flush_every_ms`. A crash loses up to that much
-    /// acknowledged data. For tests and benchmarks only.
+    /// Acknowledged once written to sled's memory, without a journal
+    /// frame; sled flushes in the background every `flush_every_ms`. A
+    /// crash loses up to that much acknowledged data. For tests and
+    /// benchmarks only.
     Buffered,
 }
 
@@ -30,6 +32,10 @@ pub struct LogConfig {
     pub cache_capacity_bytes: u64,
     /// Most events one group commit writes.
     pub max_batch_events: usize,
+    /// Size a journal file grows to before the writer checkpoints sled
+    /// and turns to the other file (at least
+    /// [`crate::journal::MIN_FILE_BYTES`]).
+    pub journal_file_bytes: u64,
     /// Test-only: make a chosen write or flush fail.
     #[cfg(feature = "fault-injection")]
     pub faults: crate::FaultPlan,
@@ -43,6 +49,7 @@ impl LogConfig {
             durability: Durability::Durable,
             cache_capacity_bytes: 128 * 1024 * 1024,
             max_batch_events: 4096,
+            journal_file_bytes: crate::journal::DEFAULT_FILE_BYTES,
             #[cfg(feature = "fault-injection")]
             faults: crate::FaultPlan::default(),
         }

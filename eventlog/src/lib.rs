@@ -60,6 +60,7 @@ pub mod codec;
 mod config;
 mod error;
 pub mod index;
+pub mod journal;
 pub mod keyspace;
 mod log;
 pub mod pages;

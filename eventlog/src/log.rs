@@ -11,6 +11,7 @@ use crate::append::{AppendOutcome, AppendRequest};
 use crate::checkpoint::ConsumerStore;
 use crate::config::{Durability, LogConfig};
 use crate::error::{AppendError, LogError};
+use crate::journal::Journal;
 use crate::keyspace;
 use crate::record::{
     Hash, RecordedEvent, MAX_FIELD_LEN, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES,
@@ -60,9 +61,12 @@ pub struct WriterStats {
     pub group_commits: u64,
     /// Events those commits wrote.
     pub events_written: u64,
-    /// sled blob files fsynced before an acknowledgement (stays 0 for logs
-    /// created with [`crate::storage::SEGMENT_SIZE`], which have none).
+    /// sled blob files fsynced by checkpoints (stays 0 for logs created
+    /// with [`crate::storage::SEGMENT_SIZE`], which have none).
     pub blob_files_synced: u64,
+    /// Checkpoints (sled made durable) since open, each before the journal
+    /// turned to its other file, and one at a clean close.
+    pub checkpoints: u64,
 }
 
 /// The full check open runs on a stored log (see [`EventLog::open`]).
@@ -121,10 +125,20 @@ impl EventLog {
             db.flush()?;
         }
         let data_path = config.path.join("db");
+        let db_file = File::open(&data_path).map_err(|e| LogError::io(&data_path, e))?;
+        // A checkpoint before the journal's new turn: what replay applied
+        // is durable in sled from here on (see `journal`).
+        db.flush()?;
+        db_file
+            .sync_data()
+            .map_err(|e| LogError::io(&data_path, e))?;
+        let journal = Journal::start(
+            &config.path,
+            recovered.next_position,
+            config.journal_file_bytes,
+        )?;
         let data_file = match config.durability {
-            Durability::Durable => {
-                Some(File::open(&data_path).map_err(|e| LogError::io(&data_path, e))?)
-            }
+            Durability::Durable => Some(db_file),
             _ => None,
         };
         let acked = AckedHeadFile::create(
@@ -155,6 +169,7 @@ impl EventLog {
             acked,
             blobs: BlobSync::new(&config.path),
             head_hash: recovered.head_hash,
+            journal,
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),
         };
@@ -297,6 +312,7 @@ impl EventLog {
                 .counters
                 .blob_files_synced
                 .load(Ordering::Relaxed),
+            checkpoints: self.shared.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 

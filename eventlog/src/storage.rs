@@ -172,7 +172,8 @@ pub(crate) fn read_sled_conf(dir: &Path) -> Result<Option<SledConf>, LogError> {
 /// [`LogError::Locked`], and reports a panic of sled's recovery as
 /// [`LogError::DamagedStorage`].
 ///
-/// It runs no check of the log itself; [`crate::EventLog::open`] does.
+/// It applies the redo journal ([`crate::journal::replay`]) and runs no
+/// other check of the log; [`crate::EventLog::open`] does.
 ///
 /// # Errors
 /// [`LogError::DamagedConfig`], [`LogError::Locked`],
@@ -187,7 +188,10 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
         .segment_size(segment_size);
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
     match opened {
-        Ok(Ok(db)) => Ok(db),
+        Ok(Ok(db)) => {
+            replay_journal(path, &db)?;
+            Ok(db)
+        }
         Ok(Err(sled::Error::Io(io))) if io.to_string().contains("could not acquire lock") => {
             Err(LogError::Locked(path.to_path_buf()))
         }
@@ -211,6 +215,20 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
             })
         }
     }
+}
+
+/// Applies the redo journal's frames that sled does not hold yet (see
+/// [`crate::journal::replay`]), so every opener of a data directory sees
+/// every acknowledged append.
+fn replay_journal(path: &Path, db: &sled::Db) -> Result<(), LogError> {
+    if !path.join(crate::journal::JOURNAL_DIR).is_dir() {
+        return Ok(());
+    }
+    let tree = db
+        .open_tree(crate::keyspace::LOG_TREE)
+        .map_err(|e| damage_or_storage(path, e))?;
+    crate::journal::replay(path, &tree)?;
+    Ok(())
 }
 
 /// A sled error of the data directory `path`: a failed checksum is damage

@@ -3,13 +3,16 @@
 //! Every append goes through one *apply* thread that owns the sequence. It
 //! drains the queue of waiting appends, checks each against the stream heads
 //! it keeps in memory, writes every accepted append in one `apply_batch`
-//! (its records packed into pages, one run key per append) and
-//! hands the batch's answers to the *flush* thread. The flush thread drains
-//! every batch applied so far, makes them durable with one flush (and one
-//! fdatasync), publishes the new head (which wakes subscribers and lets
-//! readers see the events) and only then answers the waiters. While one
-//! flush is on the disk, the next batches are checked and applied, so one
-//! fsync serves everything applied during the previous one.
+//! (its records packed into pages, one run key per append), encodes the
+//! same batch as a journal frame and hands both the frame and the batch's
+//! answers to the *journal* thread. The journal thread drains every batch
+//! applied so far, writes their frames to the redo journal with one
+//! `fdatasync` (see [`crate::journal`]), publishes the new head (which
+//! wakes subscribers and lets readers see the events) and only then answers
+//! the waiters. While one fdatasync is on the disk, the next batches are
+//! checked and applied, so one fdatasync serves everything applied during
+//! the previous one. sled itself is made durable only at checkpoints, when
+//! a journal file is full and the journal turns to the other one.
 //!
 //! A conflicting append fails alone. A failed write or flush fences the
 //! writer: nothing is acknowledged after it, including batches applied but
@@ -29,6 +32,7 @@ use crate::acked::{AckedHead, AckedHeadFile};
 use crate::append::{AppendOutcome, AppendRequest};
 use crate::config::Durability;
 use crate::error::AppendError;
+use crate::journal::{Frame, FramePayload, Journal};
 use crate::keyspace;
 use crate::pages::PageBuilder;
 use crate::record::{Hash, RecordedEvent};
@@ -50,6 +54,7 @@ pub(crate) struct WriterCounters {
     pub(crate) group_commits: AtomicU64,
     pub(crate) events_written: AtomicU64,
     pub(crate) blob_files_synced: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
     /// Blob files fsynced and still present, with their fsynced lengths.
     #[cfg(feature = "fault-injection")]
     pub(crate) synced_blobs: std::sync::Mutex<Vec<(String, u64)>>,
@@ -116,6 +121,8 @@ pub(crate) struct Flusher {
     pub(crate) blobs: BlobSync,
     /// Hash of the last record applied (matches the last `next_position`).
     pub(crate) head_hash: Hash,
+    /// The redo journal the group commits are made durable in.
+    pub(crate) journal: Journal,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
@@ -130,6 +137,8 @@ pub(crate) enum FlushMsg {
         head_hash: Hash,
         /// Events the batch wrote.
         events: u64,
+        /// The batch as a journal frame (none when it wrote nothing).
+        frame: Option<Frame>,
         /// The answers, sent once the batch is durable.
         replies: Vec<Reply>,
     },
@@ -145,6 +154,8 @@ pub(crate) type Reply = (
 /// Appends staged in one group commit, not yet durable.
 struct Staged {
     batch: sled::Batch,
+    /// The same batch, encoded for the journal.
+    payload: FramePayload,
     /// The group commit's records, packed into pages.
     pages: PageBuilder,
     heads: HashMap<String, StreamHead>,
@@ -202,6 +213,7 @@ impl Writer {
         }
         let mut staged = Staged {
             batch: sled::Batch::default(),
+            payload: FramePayload::new(),
             pages: PageBuilder::new(self.next_position),
             heads: HashMap::new(),
             keys: HashMap::new(),
@@ -217,12 +229,17 @@ impl Writer {
             let result = self.stage(&mut staged, req, now_ms);
             staged.replies.push((reply, result));
         }
-        let events = staged.next_position - self.next_position;
+        let first_position = self.next_position;
+        let events = staged.next_position - first_position;
+        let mut frame = None;
         if events > 0 {
-            if let Err(reason) = self.apply(&mut staged) {
-                self.fence.set(&reason);
-                answer_failed(staged.replies, &reason);
-                return;
+            match self.apply(&mut staged) {
+                Ok(payload) => frame = Some(payload.seal(first_position, staged.next_position)),
+                Err(reason) => {
+                    self.fence.set(&reason);
+                    answer_failed(staged.replies, &reason);
+                    return;
+                }
             }
             self.next_position = staged.next_position;
             self.head_hash = staged.head_hash;
@@ -232,6 +249,7 @@ impl Writer {
             next_position: self.next_position,
             head_hash: self.head_hash,
             events,
+            frame,
             replies: staged.replies,
         };
         if let Err(mpsc::SendError(FlushMsg::Applied { replies, .. })) = self.flusher.send(applied)
@@ -300,9 +318,9 @@ impl Writer {
             staged.pages.push(&bytes);
         }
         // One index key for the whole append: its events are one run.
-        staged.batch.insert(
-            keyspace::run_key(&req.stream_id, current + 1),
-            &keyspace::run_value(first_position, position - first_position)[..],
+        staged.insert(
+            &keyspace::run_key(&req.stream_id, current + 1),
+            &keyspace::run_value(first_position, position - first_position),
         );
         staged.head_hash = head_hash;
         staged.next_position = position;
@@ -313,9 +331,9 @@ impl Writer {
             deduplicated: false,
         };
         if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
-            staged.batch.insert(
-                keyspace::idempotency_key(&idem.key),
-                outcome.to_bytes(&hash).to_vec(),
+            staged.insert(
+                &keyspace::idempotency_key(&idem.key),
+                &outcome.to_bytes(&hash),
             );
             let mut remembered = outcome;
             remembered.deduplicated = true;
@@ -351,21 +369,30 @@ impl Writer {
         }
     }
 
-    /// Writes the staged batch with the meta record (not yet durable).
-    fn apply(&mut self, staged: &mut Staged) -> Result<(), String> {
+    /// Writes the staged batch with the meta record (not yet durable) and
+    /// returns it encoded for the journal.
+    fn apply(&mut self, staged: &mut Staged) -> Result<FramePayload, String> {
         self.applies += 1;
         let meta = keyspace::meta_value(staged.next_position, &staged.head_hash);
-        let mut batch = std::mem::take(&mut staged.batch);
-        let pages = std::mem::take(&mut staged.pages);
-        for (key, value) in pages.finish() {
-            batch.insert(&key, value);
+        for (key, value) in std::mem::take(&mut staged.pages).finish() {
+            staged.insert(&key, &value);
         }
-        batch.insert(keyspace::META, &meta[..]);
+        staged.insert(keyspace::META, &meta);
         #[cfg(feature = "fault-injection")]
         if self.faults.fail_write_at == Some(self.applies) {
             return Err("injected write failure".into());
         }
-        self.tree.apply_batch(batch).map_err(|e| e.to_string())
+        let batch = std::mem::take(&mut staged.batch);
+        self.tree.apply_batch(batch).map_err(|e| e.to_string())?;
+        Ok(std::mem::take(&mut staged.payload))
+    }
+}
+
+impl Staged {
+    /// Adds one entry to the sled batch and to its journal frame.
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.payload.insert(key, value);
+        self.batch.insert(key, value);
     }
 }
 
@@ -388,6 +415,7 @@ impl Flusher {
         while shutdown.is_none() {
             let Ok(first) = rx.recv() else { break };
             let mut replies = Vec::new();
+            let mut frames = Vec::new();
             let mut next_position = None;
             let mut events = 0;
             let mut next = Some(first);
@@ -397,10 +425,12 @@ impl Flusher {
                         next_position: n,
                         head_hash,
                         events: e,
+                        frame,
                         replies: r,
                     } => {
                         next_position = Some((n, head_hash));
                         events += e;
+                        frames.extend(frame);
                         replies.extend(r);
                     }
                     FlushMsg::Shutdown(reply) => shutdown = Some(reply),
@@ -409,11 +439,11 @@ impl Flusher {
                     next = rx.try_recv().ok();
                 }
             }
-            self.make_durable(replies, next_position, events);
+            self.make_durable(replies, frames, next_position, events);
         }
         if self.fence.reason().is_none() {
-            if let Err(e) = self.db.flush() {
-                tracing::error!(error = %e, "final flush of the event log failed");
+            if let Err(e) = self.checkpoint() {
+                tracing::error!(error = %e, "final checkpoint of the event log failed");
             } else {
                 // Everything is in `db` now, whatever the durability.
                 let head = AckedHead {
@@ -434,10 +464,12 @@ impl Flusher {
         }
     }
 
-    /// One flush for every batch applied so far, then publish and answer.
+    /// One journal write and fdatasync for every batch applied so far,
+    /// then publish and answer.
     fn make_durable(
         &mut self,
         replies: Vec<Reply>,
+        frames: Vec<Frame>,
         next_position: Option<(u64, Hash)>,
         events: u64,
     ) {
@@ -446,7 +478,7 @@ impl Flusher {
             return;
         }
         if events > 0 {
-            if let Err(reason) = self.sync() {
+            if let Err(reason) = self.sync(&frames) {
                 self.fence.set(&reason);
                 answer_failed(replies, &reason);
                 return;
@@ -477,35 +509,55 @@ impl Flusher {
         }
     }
 
-    fn sync(&mut self) -> Result<(), String> {
+    /// Journals `frames` (checkpointing and turning to the other journal
+    /// file whenever the current one is full) and makes them as durable
+    /// as the log promises.
+    fn sync(&mut self, frames: &[Frame]) -> Result<(), String> {
         self.flushes += 1;
         #[cfg(feature = "fault-injection")]
         if self.faults.fail_flush_at == Some(self.flushes) {
             return Err("injected flush failure".into());
         }
-        match self.durability {
-            Durability::Buffered => Ok(()),
-            Durability::ProcessCrashSafe => self.db.flush().map(drop).map_err(|e| e.to_string()),
-            Durability::Durable => {
-                self.db.flush().map_err(|e| e.to_string())?;
-                // sled never fsyncs its blob files (none exist for logs
-                // created with storage::SEGMENT_SIZE; older logs may have
-                // some).
-                self.blobs.sync()?;
-                self.stats
-                    .blob_files_synced
-                    .store(self.blobs.files_synced, Ordering::Relaxed);
-                #[cfg(feature = "fault-injection")]
-                if let Ok(mut synced) = self.stats.synced_blobs.lock() {
-                    *synced = self.blobs.synced();
-                }
-                // sled's flush ends in sync_file_range, which does not flush
-                // the disk's write cache; fdatasync does.
-                match &self.data_file {
-                    Some(file) => file.sync_data().map_err(|e| e.to_string()),
-                    None => Ok(()),
-                }
+        if self.durability == Durability::Buffered {
+            return Ok(());
+        }
+        for frame in frames {
+            if !self.journal.fits(frame) {
+                self.checkpoint()?;
+                self.journal.turn(frame.first_position)?;
+            }
+            self.journal.push(frame);
+        }
+        self.journal.sync(self.durability == Durability::Durable)
+    }
+
+    /// Makes everything applied to sled so far durable: sled's flush, then
+    /// (for a durable log) an fsync of its blob files and an `fdatasync`
+    /// of its data file.
+    fn checkpoint(&mut self) -> Result<(), String> {
+        self.db
+            .flush()
+            .map_err(|e| format!("checkpoint flush failed: {e}"))?;
+        if self.durability == Durability::Durable {
+            // sled never fsyncs its blob files (none exist for logs
+            // created with storage::SEGMENT_SIZE; older logs may have
+            // some).
+            self.blobs.sync()?;
+            self.stats
+                .blob_files_synced
+                .store(self.blobs.files_synced, Ordering::Relaxed);
+            #[cfg(feature = "fault-injection")]
+            if let Ok(mut synced) = self.stats.synced_blobs.lock() {
+                *synced = self.blobs.synced();
+            }
+            // sled's flush ends in sync_file_range, which does not flush
+            // the disk's write cache; fdatasync does.
+            if let Some(file) = &self.data_file {
+                file.sync_data()
+                    .map_err(|e| format!("checkpoint fdatasync failed: {e}"))?;
             }
         }
+        self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -13,7 +13,10 @@
 //! - `writers`: eight concurrent writers (single and multi-event appends,
 //!   some idempotent) on one data directory across every cycle;
 //! - `recovery`: open, append, and be killed within a few milliseconds of
-//!   opening, repeatedly: no position may ever be acknowledged twice.
+//!   opening, repeatedly: no position may ever be acknowledged twice;
+//! - `turns`: eight writers of 8 KiB events on the smallest redo journal
+//!   (1 MiB a file), so kills land in checkpoints and journal turns (the
+//!   journal's turn count shows they happened).
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::HashMap;
@@ -45,7 +48,7 @@ fn main() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(30);
     let mut passed = 0;
-    for scenario in ["writers", "recovery"] {
+    for scenario in ["writers", "recovery", "turns"] {
         let started = Instant::now();
         parent(scenario, cycles);
         println!(
@@ -181,6 +184,28 @@ fn parent(scenario: &str, cycles: u32) {
     }
     total_acked += acked.len();
     assert!(total_acked > 0, "no append was ever acknowledged");
+    if scenario == "turns" {
+        // Every open (the child's and the check's) starts one turn; more
+        // turns were started by full journal files.
+        let opens = 2 * u64::from(cycles.min(CYCLES_PER_DIR));
+        let epoch = eventlog::journal::JOURNAL_FILES
+            .iter()
+            .filter_map(|name| {
+                let path = dir.path().join(eventlog::journal::JOURNAL_DIR).join(name);
+                eventlog::journal::scan_file(&path).unwrap()
+            })
+            .map(|scanned| scanned.header.epoch)
+            .max()
+            .unwrap();
+        assert!(
+            epoch > opens,
+            "seed {seed}: {epoch} turns for {opens} opens"
+        );
+        eprintln!(
+            "crash::turns: {} journal turns by full files",
+            epoch - opens
+        );
+    }
     eprintln!(
         "crash::{scenario}: seed {seed}, {total_acked} acknowledged events checked, {killed_during_open} kills during open"
     );
@@ -231,19 +256,27 @@ fn child(scenario: &str, dir: &Path) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let log = EventLog::open(LogConfig::new(dir).durability(Durability::Durable)).unwrap();
+        let mut config = LogConfig::new(dir).durability(Durability::Durable);
+        let padding = if scenario == "turns" {
+            config.journal_file_bytes = 0;
+            "x".repeat(8000)
+        } else {
+            String::new()
+        };
+        let log = EventLog::open(config).unwrap();
         println!("OPENED");
         let writers = if scenario == "recovery" { 2 } else { 8 };
         let tasks: Vec<_> = (0..writers)
             .map(|w| {
                 let log = log.clone();
                 let cycle = cycle.clone();
+                let padding = padding.clone();
                 tokio::spawn(async move {
                     for i in 0u64.. {
                         let stream = format!("writer-{w}");
                         let count = if i % 5 == 0 { 3 } else { 1 };
                         let payloads: Vec<String> = (0..count)
-                            .map(|k| format!("c{cycle}w{w}i{i}k{k}"))
+                            .map(|k| format!("c{cycle}w{w}i{i}k{k}{padding}"))
                             .collect();
                         let events = payloads
                             .iter()

@@ -93,10 +93,30 @@ fn assert_open_refused(dir: &Path, at_most: u64) {
 }
 
 #[tokio::test]
-async fn a_byte_flipped_in_the_data_file_since_the_last_start_is_named_and_refused() {
+async fn a_byte_flipped_in_the_data_file_since_the_last_start_is_repaired_from_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     write_events(dir.path(), 0, EVENTS).await;
     assert!(flip_payload_bytes(dir.path(), TARGET) >= 1);
+    // sled drops the damaged message and everything after it; the journal
+    // still holds every group commit since the log was opened, and puts
+    // them back.
+    let report = verify_dir(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(report.events, EVENTS);
+    settle();
+    let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert_eq!(log.next_position(), EVENTS);
+    let record = log.read_at(TARGET).unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&record.payload).contains(&marker(TARGET)));
+    log.close().await;
+}
+
+#[tokio::test]
+async fn a_byte_flipped_in_the_data_file_since_the_last_start_is_named_and_refused_without_the_journal(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 0, EVENTS).await;
+    assert!(flip_payload_bytes(dir.path(), TARGET) >= 1);
+    std::fs::remove_dir_all(dir.path().join(eventlog::journal::JOURNAL_DIR)).unwrap();
     // sled takes a failed checksum in the part of its log written since it
     // last started for a torn write and drops everything after it; the
     // acknowledged head kept outside sled shows the events are gone.
