@@ -101,6 +101,23 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// True when the file at `path` exists and is not empty.
+fn holds_data(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0)
+}
+
+/// Makes sled's `conf` durable (sled writes it when it creates a database
+/// and never fsyncs it), with the directory entry.
+fn sync_conf(dir: &Path) -> Result<(), LogError> {
+    let path = dir.join("conf");
+    File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| LogError::io(&path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io(dir, e))
+}
+
 /// Reads and checks sled's `conf` in `dir`: `None` when the directory holds
 /// no database yet. sled writes `segment_size: N\nuse_compression: B\n
 /// version: 0.34\n` followed by the CRC-32 of those bytes (little endian).
@@ -113,17 +130,24 @@ pub(crate) fn read_sled_conf(dir: &Path) -> Result<Option<SledConf>, LogError> {
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let db = dir.join("db");
-            return match std::fs::metadata(&db) {
-                Ok(meta) if meta.len() > 0 => Err(damaged_conf(
+            return if holds_data(&dir.join("db")) {
+                Err(damaged_conf(
                     &path,
                     "the file is missing although the data file `db` holds data",
-                )),
-                _ => Ok(None),
+                ))
+            } else {
+                Ok(None)
             };
         }
         Err(e) => return Err(LogError::io(&path, e)),
     };
+    if bytes.is_empty() && !holds_data(&dir.join("db")) {
+        // sled writes `conf` when it creates a database and never fsyncs
+        // it: a power cut before the first sync leaves it empty beside an
+        // empty data file. Nothing was ever stored; start afresh.
+        std::fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+        return Ok(None);
+    }
     if bytes.len() <= 8 {
         return Err(damaged_conf(
             &path,
@@ -189,6 +213,7 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
     match opened {
         Ok(Ok(db)) => {
+            sync_conf(path)?;
             replay_journal(path, &db)?;
             Ok(db)
         }
