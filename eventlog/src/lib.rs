@@ -9,7 +9,8 @@ hash chain over the whole log.
   verifies every record before it serves or writes anything.
 - [`EventLog::append`] appends to a stream with an [`ExpectedVersion`] and an
   optional [`Idempotency`] key, through one writer that group-commits many
-  callers into one sled batch and one durable flush.
+  callers into one sled batch and one `fdatasync` of a redo journal frame
+  (see [`journal`]).
 - [`EventLog::iter_all`] / [`EventLog::iter_stream`] read lazily;
   [`EventLog::subscribe`] catches up then follows live appends.
 - [`EventLog::consumer`] gives a consumer one tree where its rows and its

@@ -17,6 +17,26 @@ use eventlog::{
 use crate::Mount;
 
 const CHILD_ENV: &str = "POWERCUT_CHILD_DIR";
+const SCENARIO_ENV: &str = "POWERCUT_SCENARIO";
+
+/// What the child does while the power is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Eight concurrent writers append to the log directly.
+    Appends,
+    /// Four clients drive quotes through the command path (create, add a
+    /// line), each command with its own command id.
+    Commands,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Appends => "appends",
+            Self::Commands => "commands",
+        }
+    }
+}
 const CYCLE_ENV: &str = "POWERCUT_CYCLE";
 /// Cuts on one log before a fresh one is used.
 const CUTS_PER_DIR: u32 = 25;
@@ -26,7 +46,8 @@ const CUTS_PER_DIR: u32 = 25;
 pub struct Report {
     /// Power cuts made.
     pub cuts: u32,
-    /// Acknowledged events checked (each after every later cut on its log).
+    /// Acknowledged events or commands checked (each after every later
+    /// cut on its log).
     pub acknowledged: u64,
     /// Events in the last log at the end.
     pub events: u64,
@@ -86,7 +107,7 @@ fn seed() -> u64 {
 
 /// The log configuration of both sides: durable, and the smallest journal
 /// file, so cuts land in checkpoints and journal turns too.
-fn config(dir: &Path) -> LogConfig {
+pub(crate) fn config(dir: &Path) -> LogConfig {
     let mut config = LogConfig::new(dir).durability(Durability::Durable);
     config.journal_file_bytes = 0;
     config.cache_capacity_bytes = 16 << 20;
@@ -107,6 +128,10 @@ pub fn child_if_asked() {
     runtime.block_on(async {
         let log = EventLog::open(config(Path::new(&dir))).unwrap_or_else(|e| panic!("open: {e}"));
         println!("OPENED");
+        if std::env::var(SCENARIO_ENV).as_deref() == Ok(Scenario::Commands.name()) {
+            crate::commands::drive(log, &cycle).await;
+            return;
+        }
         let padding = "x".repeat(1000);
         let writers: Vec<_> = (0..8)
             .map(|w| {
@@ -153,19 +178,20 @@ async fn write(log: &EventLog, w: u32, cycle: &str, padding: &str) {
     }
 }
 
-/// Runs `cuts` power cuts under concurrent appends and checks the log
-/// after each. Panics, naming the seed and the cut, on the first lost
-/// acknowledged event, failed verify or repeated position.
+/// Runs `cuts` power cuts under `scenario` and checks the log after each.
+/// Panics, naming the seed and the cut, on the first lost acknowledged
+/// event or command, failed verify, or repeated position.
 ///
 /// # Errors
 /// The error of mounting the filesystem.
-pub fn run(cuts: u32) -> std::io::Result<Report> {
+pub fn run(scenario: Scenario, cuts: u32) -> std::io::Result<Report> {
     let seed = seed();
     let mut rng = Rng(seed);
     let mount = Mount::new()?;
     let exe = std::env::current_exe()?;
     let mut dir = mount.subdir("data-0")?;
     let mut acked: HashMap<u64, Ack> = HashMap::new();
+    let mut commands: HashMap<String, crate::commands::CommandAck> = HashMap::new();
     let mut checked = 0;
     let mut events = 0;
     let mut turns = 0;
@@ -177,8 +203,9 @@ pub fn run(cuts: u32) -> std::io::Result<Report> {
             // every acknowledged event) and the filesystem's memory small.
             std::fs::remove_dir_all(&dir)?;
             dir = mount.subdir(&format!("data-{cut}"))?;
-            checked += acked.len() as u64;
+            checked += (acked.len() + commands.len()) as u64;
             acked.clear();
+            commands.clear();
             epoch = 0;
         }
         // Mostly while the writers append (counted from the open); one cut
@@ -192,6 +219,7 @@ pub fn run(cuts: u32) -> std::io::Result<Report> {
         let mut child = Command::new(&exe)
             .env(CHILD_ENV, &dir)
             .env(CYCLE_ENV, cut.to_string())
+            .env(SCENARIO_ENV, scenario.name())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
@@ -233,7 +261,15 @@ pub fn run(cuts: u32) -> std::io::Result<Report> {
                 );
             }
         }
-        events = check(&dir, &acked, &format!("seed {seed} cut {cut}"));
+        for ack in lines
+            .iter()
+            .filter_map(|l| crate::commands::CommandAck::parse(l))
+        {
+            commands.insert(ack.command_id.clone(), ack);
+        }
+        let ctx = format!("seed {seed} cut {cut} ({})", scenario.name());
+        events = check(&dir, &acked, &ctx);
+        crate::commands::check(&dir, &commands, &ctx);
         // Each open (the child's, if it got that far, and the check's)
         // starts one journal turn; full journal files started the rest.
         let now = newest_epoch(&dir);
@@ -242,16 +278,18 @@ pub fn run(cuts: u32) -> std::io::Result<Report> {
         epoch = now;
         if (cut + 1) % 20 == 0 {
             eprintln!(
-                "powercut: {} cuts, {} acknowledged events intact, {events} in the log, {:.0?}",
+                "powercut {}: {} cuts, {} acknowledged events and {} commands intact, {events} events in the log, {:.0?}",
+                scenario.name(),
                 cut + 1,
                 acked.len(),
+                commands.len(),
                 started.elapsed()
             );
         }
     }
     Ok(Report {
         cuts,
-        acknowledged: checked + acked.len() as u64,
+        acknowledged: checked + (acked.len() + commands.len()) as u64,
         events,
         dropped_bytes: mount.switch().dropped_bytes(),
         turns,

@@ -4,15 +4,19 @@ data in memory until `fsync`/`fdatasync` and drops everything unsynced at a
 simulated power cut ([`fs`]), and the cut loop run on it ([`cuts`]).
 
 The loop re-runs its own binary as the writer: the child opens a log on
-the mounted filesystem and appends from eight concurrent writers, printing
-each acknowledged append; the parent SIGKILLs it at a random moment, cuts
-the power, reopens the log and checks that every acknowledged append is
-present byte for byte, `verify` is clean and positions are dense.
+the mounted filesystem and either appends from eight concurrent writers or
+drives quotes through the command path from four clients, printing each
+acknowledged append or command; the parent SIGKILLs it at a random moment,
+cuts the power, reopens the log and checks that every acknowledged append
+is present byte for byte, every acknowledged command sent again with its
+id is answered with its first outcome, `verify` is clean and positions are
+dense.
 
 Mounting needs `/dev/fuse` and root (these machines have both); without
 them the loop fails and says why.
 */
 
+mod commands;
 pub mod cuts;
 mod fs;
 

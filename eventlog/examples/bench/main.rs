@@ -10,7 +10,7 @@
 //! medians are reported; ratios are taken between medians of the same run.
 //!
 //! What each side promises on an acknowledgement: the event log, that the
-//! append is on disk (sled flushed, `db` fdatasynced) and survives a power
+//! append is on disk (its redo journal frame fdatasynced) and survives a power
 //! cut; SQLite with WAL and synchronous=FULL, the same (the WAL is fsynced
 //! at every commit).
 //!
