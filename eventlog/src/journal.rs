@@ -4,8 +4,8 @@
 //! append is acknowledged once its frame is fdatasynced: one sequential
 //! write and one `fdatasync` of a file whose blocks already exist, instead
 //! of sled's flush and an `fdatasync` of sled's data file. sled is written
-//! by the apply stage before the frame (readers see a position only once
-//! its frame is durable *and* it is in sled) and made durable only at a
+//! by the apply stage while the frame is written (readers see a position
+//! only once its frame is durable *and* it is in sled) and made durable only at a
 //! *checkpoint*: sled's flush, an fsync of its data and blob files. A
 //! checkpoint runs before a journal file is recycled and at open.
 //!
@@ -27,10 +27,10 @@
 //! acknowledged only after it and every frame before it were fdatasynced,
 //! so the acknowledged frames are a prefix of the file.
 //!
-//! **Ordering.** (1) A group commit is applied to sled before its frame is
-//! written, so the frames of a file are a prefix of what sled holds in
-//! memory. (2) Before the next file's header is written, a checkpoint makes
-//! sled durable up to at least the last frame of the current file. (3) So
+//! **Ordering.** (1) Each frame is one sled batch, applied in frame order,
+//! so sled's meta position is always a frame boundary. (2) Before the next
+//! file's header is written, the writer waits until sled holds every frame
+//! of the current file and a checkpoint makes sled durable up to there. (3) So
 //! after any crash, sled's durable meta position `M` is at least the start
 //! of the newest file with a valid header, and every acknowledged position
 //! at or past `M` is in a valid frame of that file. Recovery

@@ -21,7 +21,7 @@ use crate::recovery;
 use crate::storage::{self, BlobSync};
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyError, VerifyReport};
-use crate::writer::{Fence, Flusher, Head, Writer, WriterCounters, WriterMsg};
+use crate::writer::{AppliedMark, Fence, Flusher, Head, Writer, WriterCounters, WriterMsg};
 
 /// A handle on an open log. Cheap to clone; every clone shares one writer.
 ///
@@ -158,6 +158,7 @@ impl EventLog {
         let (flush_tx, flush_rx) = mpsc::channel();
         let counters = Arc::new(WriterCounters::default());
         let fence = Arc::new(Fence::default());
+        let applied = Arc::new(AppliedMark::new(recovered.next_position));
         let flusher = Flusher {
             db: db.clone(),
             data_file,
@@ -170,6 +171,7 @@ impl EventLog {
             blobs: BlobSync::new(&config.path),
             head_hash: recovered.head_hash,
             journal,
+            applied: applied.clone(),
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),
         };
@@ -181,6 +183,7 @@ impl EventLog {
             max_batch_events: config.max_batch_events.max(1),
             fence,
             flusher: flush_tx,
+            applied,
             applies: 0,
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),

@@ -2,14 +2,16 @@
 //!
 //! Every append goes through one *apply* thread that owns the sequence. It
 //! drains the queue of waiting appends, checks each against the stream heads
-//! it keeps in memory, writes every accepted append in one `apply_batch`
-//! (its records packed into pages, one run key per append), encodes the
-//! same batch as a journal frame and hands both the frame and the batch's
-//! answers to the *journal* thread. The journal thread drains every batch
-//! applied so far, writes their frames to the redo journal with one
-//! `fdatasync` (see [`crate::journal`]), publishes the new head (which
-//! wakes subscribers and lets readers see the events) and only then answers
-//! the waiters. While one fdatasync is on the disk, the next batches are
+//! it keeps in memory, builds one sled batch of every accepted append (its
+//! records packed into pages, one run key per append) and the same batch
+//! encoded as a journal frame, hands the frame and the batch's answers to
+//! the *journal* thread, and then writes the batch with one `apply_batch`
+//! while the journal thread writes the frame. The journal thread drains
+//! every frame handed over so far, writes them to the redo journal with one
+//! `fdatasync` (see [`crate::journal`]), waits until sled holds their
+//! batches ([`AppliedMark`]), publishes the new head (which wakes
+//! subscribers and lets readers see the events) and only then answers the
+//! waiters. While one fdatasync is on the disk, the next batches are
 //! checked and applied, so one fdatasync serves everything applied during
 //! the previous one. sled itself is made durable only at checkpoints, when
 //! a journal file is full and the journal turns to the other one.
@@ -83,6 +85,59 @@ impl Fence {
     }
 }
 
+/// How far the apply stage has written into sled: the journal stage waits
+/// on it before it publishes a head (readers read sled) and before a
+/// checkpoint (which must cover every frame of the file it retires).
+#[derive(Debug, Default)]
+pub(crate) struct AppliedMark {
+    next_position: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl AppliedMark {
+    /// A mark at `next_position` (what sled holds at open).
+    pub(crate) fn new(next_position: u64) -> Self {
+        Self {
+            next_position: std::sync::Mutex::new(next_position),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.next_position
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// sled holds every position below `next_position`.
+    fn advance(&self, next_position: u64) {
+        *self.guard() = next_position;
+        self.changed.notify_all();
+    }
+
+    /// Wakes the waiter after the fence was set.
+    fn wake(&self) {
+        drop(self.guard());
+        self.changed.notify_all();
+    }
+
+    /// Waits until sled holds every position below `next_position`; the
+    /// fence's reason if the writer was fenced first.
+    fn wait_for(&self, next_position: u64, fence: &Fence) -> Result<(), String> {
+        let mut applied = self.guard();
+        while *applied < next_position {
+            if let Some(reason) = fence.reason() {
+                return Err(reason);
+            }
+            applied = self
+                .changed
+                .wait_timeout(applied, std::time::Duration::from_millis(10))
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+        Ok(())
+    }
+}
+
 /// A message to the writer thread.
 pub(crate) enum WriterMsg {
     Append(
@@ -101,6 +156,7 @@ pub(crate) struct Writer {
     pub(crate) max_batch_events: usize,
     pub(crate) fence: Arc<Fence>,
     pub(crate) flusher: mpsc::Sender<FlushMsg>,
+    pub(crate) applied: Arc<AppliedMark>,
     pub(crate) applies: u64,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
@@ -123,6 +179,8 @@ pub(crate) struct Flusher {
     pub(crate) head_hash: Hash,
     /// The redo journal the group commits are made durable in.
     pub(crate) journal: Journal,
+    /// How far the apply stage has written into sled.
+    pub(crate) applied: Arc<AppliedMark>,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
@@ -231,20 +289,15 @@ impl Writer {
         }
         let first_position = self.next_position;
         let events = staged.next_position - first_position;
-        let mut frame = None;
-        if events > 0 {
-            match self.apply(&mut staged) {
-                Ok(payload) => frame = Some(payload.seal(first_position, staged.next_position)),
-                Err(reason) => {
-                    self.fence.set(&reason);
-                    answer_failed(staged.replies, &reason);
-                    return;
-                }
-            }
-            self.next_position = staged.next_position;
-            self.head_hash = staged.head_hash;
-            self.heads.extend(staged.heads);
-        }
+        let frame = (events > 0).then(|| {
+            self.finish_batch(&mut staged)
+                .seal(first_position, staged.next_position)
+        });
+        let batch = std::mem::take(&mut staged.batch);
+        self.next_position = staged.next_position;
+        self.head_hash = staged.head_hash;
+        self.heads.extend(staged.heads);
+        // The frame goes first: its write and fdatasync overlap the apply.
         let applied = FlushMsg::Applied {
             next_position: self.next_position,
             head_hash: self.head_hash,
@@ -255,6 +308,17 @@ impl Writer {
         if let Err(mpsc::SendError(FlushMsg::Applied { replies, .. })) = self.flusher.send(applied)
         {
             answer_failed(replies, "flush stage stopped");
+            self.fence.set("flush stage stopped");
+            return;
+        }
+        if events > 0 {
+            match self.apply(batch) {
+                Ok(()) => self.applied.advance(self.next_position),
+                Err(reason) => {
+                    self.fence.set(&reason);
+                    self.applied.wake();
+                }
+            }
         }
     }
 
@@ -369,22 +433,25 @@ impl Writer {
         }
     }
 
-    /// Writes the staged batch with the meta record (not yet durable) and
-    /// returns it encoded for the journal.
-    fn apply(&mut self, staged: &mut Staged) -> Result<FramePayload, String> {
-        self.applies += 1;
+    /// Adds the staged pages and the meta record to the batch and returns
+    /// the batch encoded for the journal.
+    fn finish_batch(&self, staged: &mut Staged) -> FramePayload {
         let meta = keyspace::meta_value(staged.next_position, &staged.head_hash);
         for (key, value) in std::mem::take(&mut staged.pages).finish() {
             staged.insert(&key, &value);
         }
         staged.insert(keyspace::META, &meta);
+        std::mem::take(&mut staged.payload)
+    }
+
+    /// Writes a group commit's batch into sled (not yet durable).
+    fn apply(&mut self, batch: sled::Batch) -> Result<(), String> {
+        self.applies += 1;
         #[cfg(feature = "fault-injection")]
         if self.faults.fail_write_at == Some(self.applies) {
             return Err("injected write failure".into());
         }
-        let batch = std::mem::take(&mut staged.batch);
-        self.tree.apply_batch(batch).map_err(|e| e.to_string())?;
-        Ok(std::mem::take(&mut staged.payload))
+        self.tree.apply_batch(batch).map_err(|e| e.to_string())
     }
 }
 
@@ -478,7 +545,11 @@ impl Flusher {
             return;
         }
         if events > 0 {
-            if let Err(reason) = self.sync(&frames) {
+            let durable = self.sync(&frames).and_then(|()| match next_position {
+                Some((n, _)) => self.applied.wait_for(n, &self.fence),
+                None => Ok(()),
+            });
+            if let Err(reason) = durable {
                 self.fence.set(&reason);
                 answer_failed(replies, &reason);
                 return;
@@ -523,6 +594,8 @@ impl Flusher {
         }
         for frame in frames {
             if !self.journal.fits(frame) {
+                // The checkpoint must cover every frame of the file.
+                self.applied.wait_for(frame.first_position, &self.fence)?;
                 self.checkpoint()?;
                 self.journal.turn(frame.first_position)?;
             }

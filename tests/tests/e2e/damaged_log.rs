@@ -1,7 +1,8 @@
 //! A server started on a data directory whose log was damaged on disk (one
-//! byte flipped in sled's `db` file) refuses to start: it exits non-zero
+//! byte flipped in sled's `db` file and in the redo journal's copy, so the
+//! journal cannot put the record back) refuses to start: it exits non-zero
 //! with one line naming the damage and pointing at `oms-replay verify`, it
-//! never listens, and nothing is appended (ADR 0010).
+//! never listens, and nothing is appended (ADR 0010, ADR 0030).
 
 use std::io::Read;
 use std::path::Path;
@@ -10,11 +11,22 @@ use std::time::{Duration, Instant};
 
 use tests::{server_binary, unique, Server};
 
-/// Flips one byte inside every occurrence of `marker` in the `db` file;
-/// returns how many there were.
+/// Flips one byte inside every occurrence of `marker` in the `db` file and
+/// in the journal files; returns how many there were in `db`.
 fn flip_marker_on_disk(data_dir: &Path, marker: &str) -> usize {
-    let path = data_dir.join("db");
-    let mut bytes = std::fs::read(&path).unwrap();
+    for name in ["journal-0", "journal-1"] {
+        let path = data_dir.join("journal").join(name);
+        if path.exists() {
+            flip_marker_in(&path, marker);
+        }
+    }
+    flip_marker_in(&data_dir.join("db"), marker)
+}
+
+/// Flips one byte inside every occurrence of `marker` in the file at
+/// `path`; returns how many there were.
+fn flip_marker_in(path: &Path, marker: &str) -> usize {
+    let mut bytes = std::fs::read(path).unwrap();
     let needle = marker.as_bytes();
     let hits: Vec<usize> = bytes
         .windows(needle.len())
@@ -25,7 +37,7 @@ fn flip_marker_on_disk(data_dir: &Path, marker: &str) -> usize {
     for at in &hits {
         bytes[at + needle.len() / 2] ^= 0x02;
     }
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(path, bytes).unwrap();
     hits.len()
 }
 
