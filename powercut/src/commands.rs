@@ -112,7 +112,7 @@ pub(crate) fn check(dir: &Path, acked: &HashMap<String, CommandAck>, ctx: &str) 
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     runtime.block_on(async {
-        let log = EventLog::open(crate::cuts::config(dir))
+        let log = EventLog::open(crate::harness::config(dir))
             .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
         let before = log.next_position();
         let path = CommandPath::new(log.clone());

@@ -5,19 +5,20 @@
 //! `main`, so that it can be its own writer.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use eventlog::{
-    AppendRequest, Durability, EventLog, ExpectedVersion, Idempotency, LogConfig, NewEvent,
-};
+use eventlog::EventLog;
 
+use crate::harness::{check, config, parse_ack, run_writers, seed, Ack, Rng, Watched, CHILD_DONE};
 use crate::Mount;
 
 const CHILD_ENV: &str = "POWERCUT_CHILD_DIR";
 const SCENARIO_ENV: &str = "POWERCUT_SCENARIO";
+const CYCLE_ENV: &str = "POWERCUT_CYCLE";
+/// Cuts on one log before a fresh one is used.
+const CUTS_PER_DIR: u32 = 25;
 
 /// What the child does while the power is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +38,6 @@ impl Scenario {
         }
     }
 }
-const CYCLE_ENV: &str = "POWERCUT_CYCLE";
-/// Cuts on one log before a fresh one is used.
-const CUTS_PER_DIR: u32 = 25;
 
 /// What a run of the loop found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,63 +53,6 @@ pub struct Report {
     pub dropped_bytes: u64,
     /// Journal turns started by full journal files (beyond one per open).
     pub turns: u64,
-}
-
-/// An acknowledged event as the child reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Ack {
-    position: u64,
-    stream: String,
-    version: u64,
-    payload: String,
-}
-
-fn parse_ack(line: &str) -> Option<Ack> {
-    // "ACK <position> <stream> <version> <payload> END": END proves the
-    // line was written whole before the kill.
-    match line.split(' ').collect::<Vec<_>>().as_slice() {
-        ["ACK", position, stream, version, payload, "END"] => Some(Ack {
-            position: position.parse().ok()?,
-            stream: (*stream).to_owned(),
-            version: version.parse().ok()?,
-            payload: (*payload).to_owned(),
-        }),
-        _ => None,
-    }
-}
-
-/// A tiny xorshift; the seed is printed so a failure can be replayed with
-/// `POWERCUT_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("POWERCUT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs())
-                | 1
-        })
-}
-
-/// The log configuration of both sides: durable, and the smallest journal
-/// file, so cuts land in checkpoints and journal turns too.
-pub(crate) fn config(dir: &Path) -> LogConfig {
-    let mut config = LogConfig::new(dir).durability(Durability::Durable);
-    config.journal_file_bytes = 0;
-    config.cache_capacity_bytes = 16 << 20;
-    config
 }
 
 /// When this process was started as the loop's writer, runs it and exits.
@@ -132,50 +73,10 @@ pub fn child_if_asked() {
             crate::commands::drive(log, &cycle).await;
             return;
         }
-        let padding = "x".repeat(1000);
-        let writers: Vec<_> = (0..8)
-            .map(|w| {
-                let log = log.clone();
-                let cycle = cycle.clone();
-                let padding = padding.clone();
-                tokio::spawn(async move { write(&log, w, &cycle, &padding).await })
-            })
-            .collect();
-        for writer in writers {
-            let _ = writer.await;
-        }
+        run_writers(&log, 8, &cycle, &"x".repeat(1000)).await;
     });
     // Only a kill ends the writers.
-    std::process::exit(3);
-}
-
-async fn write(log: &EventLog, w: u32, cycle: &str, padding: &str) {
-    for i in 0u64.. {
-        let stream = format!("writer-{w}");
-        let count = if i % 5 == 0 { 3 } else { 1 };
-        let payloads: Vec<String> = (0..count)
-            .map(|k| format!("c{cycle}w{w}i{i}k{k}{padding}"))
-            .collect();
-        let events = payloads
-            .iter()
-            .map(|p| NewEvent::new("Cut", "t", "c", p.as_bytes().to_vec()))
-            .collect();
-        let mut request = AppendRequest::new(stream.clone(), ExpectedVersion::Any, events);
-        if i % 7 == 0 {
-            request = request.idempotent(Idempotency::key(format!("c{cycle}w{w}i{i}")));
-        }
-        let outcome = log
-            .append(request)
-            .await
-            .unwrap_or_else(|e| panic!("append: {e}"));
-        let mut out = std::io::stdout().lock();
-        for (k, payload) in payloads.iter().enumerate() {
-            let position = outcome.first_position + k as u64;
-            let version = outcome.stream_version + 1 + k as u64 - count;
-            let _ = writeln!(out, "ACK {position} {stream} {version} {payload} END");
-        }
-        let _ = out.flush();
-    }
+    std::process::exit(CHILD_DONE);
 }
 
 /// Runs `cuts` power cuts under `scenario` and checks the log after each.
@@ -185,7 +86,7 @@ async fn write(log: &EventLog, w: u32, cycle: &str, padding: &str) {
 /// # Errors
 /// The error of mounting the filesystem.
 pub fn run(scenario: Scenario, cuts: u32) -> std::io::Result<Report> {
-    let seed = seed();
+    let seed = seed("POWERCUT_SEED");
     let mut rng = Rng(seed);
     let mount = Mount::new()?;
     let exe = std::env::current_exe()?;
@@ -216,38 +117,24 @@ pub fn run(scenario: Scenario, cuts: u32) -> std::io::Result<Report> {
         } else {
             rng.below(100)
         };
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .env(CHILD_ENV, &dir)
             .env(CYCLE_ENV, cut.to_string())
-            .env(SCENARIO_ENV, scenario.name())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("no stdout"))?;
-        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line == "OPENED" {
-                    let _ = opened_tx.send(());
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        if !during_open {
-            opened_rx
-                .recv_timeout(Duration::from_secs(60))
-                .map_err(|_| std::io::Error::other(format!("seed {seed} cut {cut}: no open")))?;
+            .env(SCENARIO_ENV, scenario.name());
+        let child = Watched::spawn(command)?;
+        if !during_open && !child.opened_within(Duration::from_secs(60)) {
+            return Err(std::io::Error::other(format!(
+                "seed {seed} cut {cut}: the child did not open the log"
+            )));
         }
         std::thread::sleep(Duration::from_millis(delay));
-        child.kill()?; // SIGKILL
-        let status = child.wait()?;
-        assert_ne!(status.code(), Some(3), "seed {seed} cut {cut}: child ended");
-        let lines = reader.join().unwrap_or_default();
+        let (status, lines) = child.kill()?;
+        assert_ne!(
+            status.code(),
+            Some(CHILD_DONE),
+            "seed {seed} cut {cut}: child ended"
+        );
         // Requests of the dead process the filesystem may still be
         // serving land before the cut, not after it.
         std::thread::sleep(Duration::from_millis(20));
@@ -308,42 +195,4 @@ fn newest_epoch(dir: &Path) -> u64 {
         .map(|scanned| scanned.header.epoch)
         .max()
         .unwrap_or(0)
-}
-
-/// Reopens the log after a cut: every acknowledged event is there byte
-/// for byte, verify is clean, and the next append takes the next position.
-/// Returns the number of events in the log (before the probe).
-fn check(dir: &Path, acked: &HashMap<u64, Ack>, ctx: &str) -> u64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    runtime.block_on(async {
-        let log = EventLog::open(config(dir)).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
-        let report = log
-            .verify(&mut |_| {})
-            .unwrap_or_else(|e| panic!("{ctx}: verify: {e}"));
-        assert_eq!(report.events, log.next_position(), "{ctx}");
-        for ack in acked.values() {
-            let record = log
-                .read_at(ack.position)
-                .unwrap_or_else(|e| panic!("{ctx}: read {}: {e}", ack.position))
-                .unwrap_or_else(|| panic!("{ctx}: acknowledged position {} lost", ack.position));
-            assert_eq!(record.stream_id, ack.stream, "{ctx}");
-            assert_eq!(record.stream_version, ack.version, "{ctx}");
-            assert_eq!(record.payload, ack.payload.as_bytes(), "{ctx}");
-        }
-        let probe = NewEvent::new("Probe", "t", "c", b"probe".to_vec());
-        let outcome = log
-            .append(AppendRequest::new(
-                "probe",
-                ExpectedVersion::Any,
-                vec![probe],
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{ctx}: probe append: {e}"));
-        assert_eq!(outcome.first_position, report.events, "{ctx}");
-        log.close().await;
-        report.events
-    })
 }

@@ -19,6 +19,7 @@ them the loop fails and says why.
 mod commands;
 pub mod cuts;
 mod fs;
+pub mod harness;
 
 pub use fs::PowerSwitch;
 

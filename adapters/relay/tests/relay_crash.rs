@@ -2,7 +2,7 @@
 //! holds every event of the log exactly once (count and set of
 //! `Nats-Msg-Id`s), in log order.
 //!
-//! Like `eventlog/tests/crash.rs`, this binary re-runs itself: with
+//! Like `powercut/tests/crash.rs`, this binary re-runs itself: with
 //! `RELAY_CRASH_CHILD=run` it is a relay process that also keeps appending
 //! (so it is killed while publishing, with events in flight and the
 //! checkpoint behind the stream); with `RELAY_CRASH_CHILD=finish` it
