@@ -192,8 +192,8 @@ pub(crate) fn read_sled_conf(dir: &Path) -> Result<Option<SledConf>, LogError> {
 
 /// Opens sled on a data directory for the log: checks `conf` first (see
 /// [`read_sled_conf`]), creates a new database with [`SEGMENT_SIZE`] and
-/// keeps an existing one's segment size, names a held lock as
-/// [`LogError::Locked`], and reports a panic of sled's recovery as
+/// keeps an existing one's segment size, names a lock still held after
+/// a second as [`LogError::Locked`], and reports a panic of sled's recovery as
 /// [`LogError::DamagedStorage`].
 ///
 /// It applies the redo journal ([`crate::journal::replay`]) and runs no
@@ -210,16 +210,23 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
         .path(path)
         .cache_capacity(cache_capacity_bytes)
         .segment_size(segment_size);
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    let open = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    let mut opened = open();
+    // sled releases its lock on `db` only when its last IO thread lets go
+    // of the file, a moment after this process dropped its last handle: a
+    // reopen in the same process waits for that, up to LOCK_WAIT.
+    let started = std::time::Instant::now();
+    while matches!(&opened, Ok(Err(e)) if is_lock_error(e)) && started.elapsed() < LOCK_WAIT {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        opened = open();
+    }
     match opened {
         Ok(Ok(db)) => {
             sync_conf(path)?;
             replay_journal(path, &db)?;
             Ok(db)
         }
-        Ok(Err(sled::Error::Io(io))) if io.to_string().contains("could not acquire lock") => {
-            Err(LogError::Locked(path.to_path_buf()))
-        }
+        Ok(Err(e)) if is_lock_error(&e) => Err(LogError::Locked(path.to_path_buf())),
         Ok(Err(e @ sled::Error::Corruption { .. })) => Err(LogError::DamagedStorage {
             path: path.to_path_buf(),
             detail: format!(
@@ -240,6 +247,15 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
             })
         }
     }
+}
+
+/// How long [`open_sled`] waits for sled's lock on a data directory before
+/// it reports [`LogError::Locked`].
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// True for sled's refusal to open a directory another handle holds.
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Applies the redo journal's frames that sled does not hold yet (see
