@@ -5,8 +5,9 @@
 //! write and one `fdatasync` of a file whose blocks already exist, instead
 //! of sled's flush and an `fdatasync` of sled's data file. sled is written
 //! by the apply stage while the frame is written (readers see a position
-//! only once its frame is durable *and* it is in sled) and made durable only at a
-//! *checkpoint*: sled's flush, an fsync of its data and blob files. A
+//! only once its frame is durable *and* it is in sled) and made durable
+//! only at a *checkpoint*: sled's flush, an fsync of its data and blob
+//! files. A
 //! checkpoint runs before a journal file is recycled and at open.
 //!
 //! Two files, `journal/journal-0` and `journal/journal-1`, take turns.

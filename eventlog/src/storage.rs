@@ -90,15 +90,7 @@ fn damaged_conf(path: &Path, reason: impl Into<String>) -> LogError {
 
 /// CRC-32 (IEEE, as `crc32fast`, which sled uses for `conf`).
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
+    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(bytes)
 }
 
 /// True when the file at `path` exists and is not empty.

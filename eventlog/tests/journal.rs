@@ -254,9 +254,13 @@ async fn many_turns_of_a_small_journal_keep_every_event() {
     log.close().await;
     drop(log);
     settle();
-    // Both files hold frames of several turns; the older turn's frames
-    // after the newer ones are stale, not replayed.
+    // The reopen starts a new turn in a recycled file: right after its
+    // header lie frames of an older turn, which are stale, not replayed.
     let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    let newest = scan_file(&newest_journal(dir.path())).unwrap().unwrap();
+    assert_eq!(newest.header.start_position, 240);
+    assert!(newest.frames.is_empty());
+    assert_eq!(newest.end, FrameEnd::Stale);
     assert_eq!(log.verify(&mut |_| {}).unwrap().events, 240);
     for w in 0..4 {
         let events = log.read_stream(&format!("w{w}"), 1, 100).unwrap();
