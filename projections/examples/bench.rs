@@ -38,6 +38,11 @@ use projections::{FalloutFilter, ProjectionConfig, Projections};
 
 const WRITERS: u64 = 4;
 
+/// The allocator the server (`oms-server`) and `oms-replay` run with, so the
+/// figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Projection benchmark.
 #[derive(Parser)]
 #[command(name = "bench")]
@@ -79,6 +84,10 @@ struct Args {
     /// their commit during a catch-up (`ProjectionConfig::commit_interval`).
     #[arg(long, value_name = "MS")]
     commit_ms: Option<u64>,
+    /// sled page cache of the measured process in MiB
+    /// (`LogConfig::cache_capacity_bytes`; the log's default when absent).
+    #[arg(long, value_name = "MIB")]
+    cache_mb: Option<u64>,
     /// Runtime tuning: most events per decoded batch handed to the projectors
     /// (`ProjectionConfig::batch_size`).
     #[arg(long, value_name = "N")]
@@ -86,7 +95,15 @@ struct Args {
 }
 
 fn open(dir: &Path) -> EventLog {
-    EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).unwrap()
+    open_with_cache(dir, None)
+}
+
+fn open_with_cache(dir: &Path, cache_mb: Option<u64>) -> EventLog {
+    let mut config = LogConfig::new(dir).durability(Durability::Buffered);
+    if let Some(mb) = cache_mb {
+        config.cache_capacity_bytes = mb << 20;
+    }
+    EventLog::open(config).unwrap()
 }
 
 /// Child: append `events` generated events with WRITERS concurrent writers.
@@ -209,7 +226,7 @@ fn main() {
 
     if let Some(dir) = &args.read_only_dir {
         // Diagnostic: the cost of reading and decoding the log alone.
-        let log = open(Path::new(dir));
+        let log = open_with_cache(Path::new(dir), args.cache_mb);
         let started = Instant::now();
         let mut n = 0u64;
         let mut sub = log.subscribe(0);
@@ -230,7 +247,7 @@ fn main() {
     // 1. Catch-up.
     let setup_time = if let Some(dir) = &args.catch_up_dir {
         // Profiling aid: catch up an existing log (no setup).
-        let log = open(Path::new(dir));
+        let log = open_with_cache(Path::new(dir), args.cache_mb);
         let started = Instant::now();
         let p = Projections::start_with(log.clone(), config(&args)).unwrap();
         p.wait_for(log.next_position(), Duration::from_secs(3_600))
@@ -248,7 +265,7 @@ fn main() {
     if args.only_setup {
         return;
     }
-    let log = open(&main_dir);
+    let log = open_with_cache(&main_dir, args.cache_mb);
     let head = log.next_position();
     println!(
         "setup: {head} events appended in {:.1}s (child process, Buffered)",

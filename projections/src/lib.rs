@@ -5,10 +5,11 @@ once, rebuildable, tenant-scoped.
 - [`Projections::start`] runs one reader thread that decodes each batch once
   and fans it out to one runner thread per projector ([`PROJECTOR_NAMES`]:
   `quotes`, `orders`, `handoffs`, `fallout`, `audit`; the dashboard's
-  counters are kept by `handoffs` and `fallout`). Each runner writes its rows
-  and its checkpoint in one sled `apply_batch` on its own tree, many events
-  per commit, so a crash at any moment neither double-applies nor skips an
-  event.
+  counters are kept by `handoffs` and `fallout`). Each runner commits its
+  rows and its checkpoint together on its own tree, many events per commit,
+  in sled batches of at most 512 keys (sled's lock on every tree of the
+  process is held briefly), so a crash at any moment neither double-applies
+  nor skips an event.
 - [`Projections::status`] reports each projector's checkpoint, lag, rate and
   the event it stopped at, if any; [`Projections::wait_for`] waits until
   every projector has passed a position (read your writes).
@@ -78,6 +79,7 @@ pub use read::ReadModels;
 pub use runtime::{ProjectionConfig, Projections, ProjectorStatus, RebuildProgress, RebuildReport};
 pub use store::{ProjectorFailure, TreeDigest};
 
+mod commit;
 mod error;
 mod event;
 mod keys;

@@ -2,9 +2,10 @@
 //!
 //! A projector is a pure fold: [`Projector::apply`] reads rows through the
 //! tree, changes them in its in-memory caches and never reads a clock;
-//! [`Projector::flush`] turns the caches into one `sled::Batch`, which the
-//! worker ([`crate::worker`]) commits together with the new checkpoint.
+//! [`Projector::flush`] turns the caches into [`Writes`], which the worker
+//! ([`crate::worker`]) commits together with the new checkpoint.
 
+use crate::commit::Writes;
 use crate::error::FoldError;
 use crate::event::Decoded;
 use crate::models;
@@ -19,8 +20,9 @@ pub(crate) trait Projector: Send {
     /// contradicts itself, storage failure): the projector stops there.
     fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError>;
 
-    /// Moves every staged change into `batch` and forgets it.
-    fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError>;
+    /// Moves every staged change into `out` as final values (puts and
+    /// removals, never deltas).
+    fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError>;
 
     /// Forgets every staged change.
     fn discard(&mut self);

@@ -5,16 +5,19 @@
 //! - `proj/<name>/<generation>` (generation as 20 decimal digits): every row
 //!   of the projector, plus its checkpoint under [`CHECKPOINT_KEY`] (the
 //!   position of the next event to apply, u64 BE). Rows and checkpoint are
-//!   written by one `apply_batch`, so after a crash the rows always match the
-//!   checkpoint: no event is applied twice and none is skipped.
+//!   committed together (the `commit` module: one `apply_batch`, or for a large
+//!   commit capped batches behind a pending record), so after a crash the
+//!   rows always match the checkpoint: no event is applied twice and none is
+//!   skipped.
 //! - `proj/meta`: `gen/<name>` is the generation queries read (u64 BE; 0 when
 //!   absent), `ver/<name>` the row layout version that generation was built
 //!   with (u32 BE), `fail/<name>` the event a projector stopped at (u64 BE
 //!   position then the UTF-8 message).
 //!
 //! # Rows and indexes
-//! A [`RowCache`] reads a row once per batch, lets the fold change it in
-//! memory any number of times, and at [`RowCache::flush`] writes its final
+//! A [`RowCache`] reads a row once, lets the fold change it in memory any
+//! number of times, keeps the most recently used between commits, and at
+//! [`RowCache::flush`] writes its final
 //! encoding and the difference between the index entries it had when read
 //! and those it has now. Every stored value is a canonical function of the
 //! logical state (a zero counter or a deleted row is an absent key), so the
@@ -28,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::commit::Writes;
 use crate::error::FoldError;
 use crate::keys;
 
@@ -77,30 +81,63 @@ pub(crate) trait Row: Serialize + DeserializeOwned {
     fn index_entries(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>);
 }
 
+/// Most rows (or values) a cache keeps between commits. Rows a projector
+/// touched recently stay decoded in memory, so a row that many events change
+/// is read from sled once, not once per commit; the least recently used are
+/// forgotten beyond this bound.
+const CACHED_ENTRIES: usize = 4096;
+
+/// Forgets the least recently used entries of `map` once it holds more than
+/// [`CACHED_ENTRIES`], down to three quarters of that.
+fn evict<V>(map: &mut HashMap<Vec<u8>, V>, used: impl Fn(&V) -> u64) {
+    if map.len() <= CACHED_ENTRIES {
+        return;
+    }
+    let keep = CACHED_ENTRIES * 3 / 4;
+    let mut ticks: Vec<u64> = map.values().map(&used).collect();
+    // The tick of the oldest entry kept (ties keep a few more).
+    let Some(cut) = ticks.len().checked_sub(keep.max(1)) else {
+        return;
+    };
+    let (_, threshold, _) = ticks.select_nth_unstable(cut);
+    let threshold = *threshold;
+    map.retain(|_, v| used(v) >= threshold);
+}
+
 struct Slot<R> {
+    /// The index entries the stored row has.
     before: Vec<(Vec<u8>, Vec<u8>)>,
     row: Option<R>,
     dirty: bool,
+    /// The commit count when it was last touched.
+    used: u64,
 }
 
 /// Rows of one kind read through to a tree, changed in memory, and written
-/// with their index differences at the end of a batch.
+/// with their index differences at each commit; between commits the most
+/// recently used stay decoded (bounded by [`CACHED_ENTRIES`]).
+///
+/// Only the projector's worker writes its tree, so a kept row is what the
+/// tree holds.
 pub(crate) struct RowCache<R> {
     map: HashMap<Vec<u8>, Slot<R>>,
+    tick: u64,
 }
 
 impl<R> Default for RowCache<R> {
     fn default() -> Self {
         Self {
             map: HashMap::new(),
+            tick: 0,
         }
     }
 }
 
 impl<R: Row> RowCache<R> {
     fn slot(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<&mut Slot<R>, FoldError> {
-        match self.map.entry(key.to_vec()) {
-            Entry::Occupied(o) => Ok(o.into_mut()),
+        let tick = self.tick;
+        let slot = match self.map.entry(key.to_vec()) {
+            Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 let row: Option<R> = match tree.get(key)? {
                     None => None,
@@ -112,13 +149,16 @@ impl<R: Row> RowCache<R> {
                 if let Some(r) = &row {
                     r.index_entries(&mut before);
                 }
-                Ok(v.insert(Slot {
+                v.insert(Slot {
                     before,
                     row,
                     dirty: false,
-                }))
+                    used: tick,
+                })
             }
-        }
+        };
+        slot.used = tick;
+        Ok(slot)
     }
 
     /// The row at `key`, read-only.
@@ -145,10 +185,11 @@ impl<R: Row> RowCache<R> {
         Ok(())
     }
 
-    /// Writes every changed row and its index differences, and forgets them.
-    pub(crate) fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError> {
+    /// Writes every changed row and its index differences; the rows stay
+    /// cached as written.
+    pub(crate) fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
         let mut after = Vec::new();
-        for (key, slot) in self.map.drain() {
+        for (key, slot) in &mut self.map {
             if !slot.dirty {
                 continue;
             }
@@ -156,41 +197,49 @@ impl<R: Row> RowCache<R> {
             match &slot.row {
                 Some(row) => {
                     row.index_entries(&mut after);
-                    batch.insert(key, encode(row)?);
+                    out.put(key.as_slice(), encode(row)?);
                 }
-                None => batch.remove(key),
+                None => out.remove(key.as_slice()),
             }
             for (k, _) in &slot.before {
                 if !after.iter().any(|(a, _)| a == k) {
-                    batch.remove(k.as_slice());
+                    out.remove(k.as_slice());
                 }
             }
             for (k, v) in &after {
                 if !slot.before.iter().any(|(b, bv)| b == k && bv == v) {
-                    batch.insert(k.as_slice(), v.as_slice());
+                    out.put(k.as_slice(), v.as_slice());
                 }
             }
+            std::mem::swap(&mut slot.before, &mut after);
+            slot.dirty = false;
         }
+        self.tick += 1;
+        evict(&mut self.map, |s| s.used);
         Ok(())
     }
 
-    /// Forgets every staged change.
+    /// Forgets every row, staged changes included.
     pub(crate) fn clear(&mut self) {
         self.map.clear();
     }
 }
 
 /// Raw values (counters, markers, small indexes) read through to a tree.
-/// A value set back to what it was when first read is not written at all.
+/// A value set back to what it was when first read is not written at all;
+/// between commits the most recently used stay (bounded by
+/// [`CACHED_ENTRIES`]).
 #[derive(Default)]
 pub(crate) struct KvCache {
     map: HashMap<Vec<u8>, KvSlot>,
+    tick: u64,
 }
 
 struct KvSlot {
     /// What the tree holds, when known.
     original: Option<Option<Vec<u8>>>,
     current: Option<Vec<u8>>,
+    used: u64,
 }
 
 impl KvCache {
@@ -200,6 +249,7 @@ impl KvCache {
         tree: &sled::Tree,
         key: &[u8],
     ) -> Result<Option<&[u8]>, FoldError> {
+        let tick = self.tick;
         let slot = match self.map.entry(key.to_vec()) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
@@ -207,24 +257,31 @@ impl KvCache {
                 v.insert(KvSlot {
                     original: Some(stored.clone()),
                     current: stored,
+                    used: tick,
                 })
             }
         };
+        slot.used = tick;
         Ok(slot.current.as_deref())
     }
 
     fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let tick = self.tick;
         match self.map.entry(key) {
-            Entry::Occupied(mut o) => o.get_mut().current = value,
+            Entry::Occupied(mut o) => {
+                let slot = o.get_mut();
+                slot.current = value;
+                slot.used = tick;
+            }
             Entry::Vacant(v) => {
                 v.insert(KvSlot {
                     original: None,
                     current: value,
+                    used: tick,
                 });
             }
         }
     }
-
     /// Sets `key`.
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.set(key, Some(value));
@@ -265,20 +322,23 @@ impl KvCache {
         Ok(())
     }
 
-    /// Writes every change, and forgets them.
-    pub(crate) fn flush(&mut self, batch: &mut sled::Batch) {
-        for (key, slot) in self.map.drain() {
+    /// Writes every change; the values stay cached as written.
+    pub(crate) fn flush(&mut self, out: &mut Writes) {
+        for (key, slot) in &mut self.map {
             if slot.original.as_ref() == Some(&slot.current) {
                 continue;
             }
-            match slot.current {
-                Some(v) => batch.insert(key, v),
-                None => batch.remove(key),
+            match &slot.current {
+                Some(v) => out.put(key.as_slice(), v.as_slice()),
+                None => out.remove(key.as_slice()),
             }
+            slot.original = Some(slot.current.clone());
         }
+        self.tick += 1;
+        evict(&mut self.map, |s| s.used);
     }
 
-    /// Forgets every staged change.
+    /// Forgets every value, staged changes included.
     pub(crate) fn clear(&mut self) {
         self.map.clear();
     }
@@ -308,7 +368,7 @@ pub(crate) fn digest(tree: &sled::Tree) -> Result<(u64, String), sled::Error> {
     let mut rows = 0u64;
     for entry in tree.iter() {
         let (k, v) = entry?;
-        if &*k == CHECKPOINT_KEY {
+        if &*k == CHECKPOINT_KEY || &*k == crate::commit::PENDING_KEY {
             continue;
         }
         rows += 1;
@@ -399,6 +459,7 @@ impl Meta {
         }
         self.drop_others(name, generation)?;
         let tree = self.db.open_tree(Self::tree_name(name, generation))?;
+        crate::commit::finish_pending(&tree)?;
         Ok((generation, tree))
     }
 

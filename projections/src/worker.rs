@@ -3,11 +3,11 @@
 //!
 //! A [`Worker`] applies events to its projector's in-memory caches as they
 //! arrive and commits them (rows plus checkpoint, one `apply_batch`) when
-//! enough have accumulated or when no more events are waiting. sled
-//! serialises every `apply_batch` of the process and costs several
-//! microseconds per key, so a commit that spans many events writes each hot
-//! row once instead of once per event: that is where the throughput comes
-//! from. Queries and the checkpoint only ever see committed state.
+//! enough have accumulated or when no more events are waiting. sled costs
+//! several microseconds per key written, so a commit that spans many events
+//! writes each hot row once instead of once per event; [`crate::commit`]
+//! applies it in capped batches so the log is never stalled for long. The
+//! checkpoint only ever shows committed state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -16,10 +16,11 @@ use std::time::Instant;
 
 use eventlog::EventLog;
 
+use crate::commit::{self, Writes};
 use crate::error::{FoldError, ProjectionError};
 use crate::event::{decode, Decoded};
 use crate::projector::{new_projector, Projector};
-use crate::store::{ProjectorFailure, CHECKPOINT_KEY};
+use crate::store::ProjectorFailure;
 
 /// A batch of decoded events, shared by every projector.
 pub(crate) type EventBatch = Arc<Vec<Decoded>>;
@@ -109,13 +110,9 @@ impl Worker {
     }
 
     fn try_commit(&mut self) -> Result<(), FoldError> {
-        let mut batch = sled::Batch::default();
-        self.projector.flush(&mut batch)?;
-        // Invariant: rows and checkpoint go in the same apply_batch, so a
-        // crash keeps both or neither.
-        batch.insert(CHECKPOINT_KEY, &self.next.to_be_bytes());
-        self.tree.apply_batch(batch)?;
-        Ok(())
+        let mut writes = Writes::default();
+        self.projector.flush(&mut writes)?;
+        commit::commit(&self.tree, writes, self.next, commit::MAX_BATCH_KEYS)
     }
 
     /// Stops at `position`: commits exactly the events before it (re-read

@@ -30,11 +30,13 @@ use domain::ids::TenantId;
 use eventlog::{EventLog, RecordedEvent};
 use serde::Serialize;
 
+use crate::commit::Writes;
 use crate::error::{FoldError, QueryError};
 use crate::event::Decoded;
 use crate::keys::{self, KeyBuf};
 use crate::page::Page;
 use crate::projector::Projector;
+use crate::store::KvCache;
 
 const BY_CORRELATION: u8 = 0x02;
 const BUCKET_SHIFT: u32 = 14;
@@ -82,7 +84,7 @@ pub struct AuditEntry {
 /// The audit projector.
 #[derive(Default)]
 pub(crate) struct AuditProjector {
-    buckets: HashMap<Vec<u8>, Vec<u8>>,
+    buckets: KvCache,
     tenants: keys::TenantCache,
 }
 
@@ -98,15 +100,13 @@ impl Projector for AuditProjector {
         let t = self.tenants.prefix(&r.tenant_id);
         let mut key = correlation_prefix(&t, &r.correlation_id);
         key.extend_from_slice(&(r.position >> BUCKET_SHIFT).to_be_bytes());
-        let positions = match self.buckets.entry(key) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let stored = tree.get(v.key())?.map(|iv| iv.to_vec()).unwrap_or_default();
-                v.insert(stored)
-            }
-        };
+        let mut positions = self
+            .buckets
+            .get(tree, &key)?
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         // Positions arrive in ascending order, so appending keeps them sorted.
-        if keys::read_u64(positions, positions.len().saturating_sub(8))
+        if keys::read_u64(&positions, positions.len().saturating_sub(8))
             .is_some_and(|last| last >= r.position)
         {
             return Err(FoldError(format!(
@@ -115,13 +115,12 @@ impl Projector for AuditProjector {
             )));
         }
         positions.extend_from_slice(&r.position.to_be_bytes());
+        self.buckets.put(key, positions);
         Ok(())
     }
 
-    fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError> {
-        for (k, v) in self.buckets.drain() {
-            batch.insert(k, v);
-        }
+    fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
+        self.buckets.flush(out);
         Ok(())
     }
 

@@ -30,6 +30,7 @@ use domain::outcome::{FalloutReason, Observation, ObservationSource};
 use serde::{Deserialize, Serialize};
 
 use super::{decode_row, missing, reason_code, same_tenant, stream_id_part, target_code};
+use crate::commit::Writes;
 use crate::error::{FoldError, QueryError};
 use crate::event::{Decoded, Payload};
 use crate::keys::{self, KeyBuf};
@@ -547,9 +548,9 @@ impl Projector for FalloutProjector {
         Ok(())
     }
 
-    fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError> {
-        self.counters.flush(batch);
-        self.rows.flush(batch)
+    fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
+        self.counters.flush(out);
+        self.rows.flush(out)
     }
 
     fn discard(&mut self) {

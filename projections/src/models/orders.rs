@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::handoffs::{self, HandoffStage, SlaPolicy};
 use super::{decode_row, missing, same_tenant, stream_id_part};
+use crate::commit::Writes;
 use crate::error::{FoldError, QueryError};
 use crate::event::{Decoded, Payload};
 use crate::keys::{self, KeyBuf};
@@ -641,8 +642,8 @@ impl Projector for OrdersProjector {
         Ok(())
     }
 
-    fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError> {
-        self.rows.flush(batch)
+    fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
+        self.rows.flush(out)
     }
 
     fn discard(&mut self) {

@@ -20,6 +20,7 @@ use domain::quote::{
 use serde::{Deserialize, Serialize};
 
 use super::{decode_row, missing, same_tenant, stream_id_part};
+use crate::commit::Writes;
 use crate::error::{FoldError, QueryError};
 use crate::event::{Decoded, Payload};
 use crate::keys::{self, KeyBuf};
@@ -552,8 +553,8 @@ impl Projector for QuotesProjector {
         Ok(())
     }
 
-    fn flush(&mut self, batch: &mut sled::Batch) -> Result<(), FoldError> {
-        self.rows.flush(batch)
+    fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
+        self.rows.flush(out)
     }
 
     fn discard(&mut self) {
