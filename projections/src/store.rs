@@ -88,20 +88,27 @@ pub(crate) trait Row: Serialize + DeserializeOwned {
 const CACHED_ENTRIES: usize = 4096;
 
 /// Forgets the least recently used entries of `map` once it holds more than
-/// [`CACHED_ENTRIES`], down to three quarters of that.
-fn evict<V>(map: &mut HashMap<Vec<u8>, V>, used: impl Fn(&V) -> u64) {
-    if map.len() <= CACHED_ENTRIES {
+/// `cap`, down to three quarters of that.
+fn evict<V>(map: &mut HashMap<Vec<u8>, V>, cap: usize, used: impl Fn(&V) -> u64) {
+    if map.len() <= cap {
         return;
     }
-    let keep = CACHED_ENTRIES * 3 / 4;
+    let keep = (cap * 3 / 4).max(1);
     let mut ticks: Vec<u64> = map.values().map(&used).collect();
-    // The tick of the oldest entry kept (ties keep a few more).
-    let Some(cut) = ticks.len().checked_sub(keep.max(1)) else {
-        return;
-    };
-    let (_, threshold, _) = ticks.select_nth_unstable(cut);
+    let cut = ticks.len() - keep;
+    let (_, threshold, newer) = ticks.select_nth_unstable(cut);
     let threshold = *threshold;
-    map.retain(|_, v| used(v) >= threshold);
+    // Keep every entry newer than the threshold tick, and as many of those
+    // at it as fit (a commit may touch more rows than the cache holds).
+    let mut at_threshold = keep - newer.iter().filter(|t| **t > threshold).count();
+    map.retain(|_, v| match used(v).cmp(&threshold) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal if at_threshold > 0 => {
+            at_threshold -= 1;
+            true
+        }
+        _ => false,
+    });
 }
 
 struct Slot<R> {
@@ -122,6 +129,7 @@ struct Slot<R> {
 pub(crate) struct RowCache<R> {
     map: HashMap<Vec<u8>, Slot<R>>,
     tick: u64,
+    cap: usize,
 }
 
 impl<R> Default for RowCache<R> {
@@ -129,6 +137,7 @@ impl<R> Default for RowCache<R> {
         Self {
             map: HashMap::new(),
             tick: 0,
+            cap: CACHED_ENTRIES,
         }
     }
 }
@@ -215,7 +224,7 @@ impl<R: Row> RowCache<R> {
             slot.dirty = false;
         }
         self.tick += 1;
-        evict(&mut self.map, |s| s.used);
+        evict(&mut self.map, self.cap, |s| s.used);
         Ok(())
     }
 
@@ -229,10 +238,20 @@ impl<R: Row> RowCache<R> {
 /// A value set back to what it was when first read is not written at all;
 /// between commits the most recently used stay (bounded by
 /// [`CACHED_ENTRIES`]).
-#[derive(Default)]
 pub(crate) struct KvCache {
     map: HashMap<Vec<u8>, KvSlot>,
     tick: u64,
+    cap: usize,
+}
+
+impl Default for KvCache {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            tick: 0,
+            cap: CACHED_ENTRIES,
+        }
+    }
 }
 
 struct KvSlot {
@@ -335,7 +354,7 @@ impl KvCache {
             slot.original = Some(slot.current.clone());
         }
         self.tick += 1;
-        evict(&mut self.map, |s| s.used);
+        evict(&mut self.map, self.cap, |s| s.used);
     }
 
     /// Forgets every value, staged changes included.
@@ -537,5 +556,112 @@ impl Meta {
                 message: String::from_utf8_lossy(v.get(8..)?).into_owned(),
             })
         }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A row indexed by its colour.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Thing {
+        colour: u8,
+        count: u32,
+    }
+
+    impl Row for Thing {
+        fn index_entries(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+            out.push((vec![b'i', self.colour], Vec::new()));
+        }
+    }
+
+    fn row_key(i: u8) -> Vec<u8> {
+        vec![b'r', i]
+    }
+
+    /// Applies a commit's writes the way the worker does (one batch).
+    fn write(tree: &sled::Tree, writes: Writes, checkpoint: u64) {
+        crate::commit::commit(tree, writes, checkpoint, usize::MAX).unwrap();
+    }
+
+    /// Many commits through a cache of 4 rows give the same tree as through
+    /// an unbounded one: an evicted row is read back with its stored index
+    /// entries, and a kept row is what the tree holds.
+    #[test]
+    fn a_bounded_row_cache_writes_what_an_unbounded_one_does() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (small_tree, big_tree) = (db.open_tree("s").unwrap(), db.open_tree("b").unwrap());
+        let mut small = RowCache::<Thing> {
+            cap: 4,
+            ..RowCache::default()
+        };
+        let mut big = RowCache::<Thing>::default();
+        let mut seed = 7u32;
+        for commit in 0..200u64 {
+            for _ in 0..5 {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let id = u8::try_from((seed >> 8) % 24).unwrap();
+                let colour = u8::try_from((seed >> 16) % 3).unwrap();
+                for (cache, tree) in [(&mut small, &small_tree), (&mut big, &big_tree)] {
+                    let key = row_key(id);
+                    match cache.get_mut(tree, &key).unwrap() {
+                        Some(row) => {
+                            row.colour = colour;
+                            row.count += 1;
+                        }
+                        None => cache.put(tree, &key, Thing { colour, count: 1 }).unwrap(),
+                    }
+                }
+            }
+            let (mut a, mut b) = (Writes::default(), Writes::default());
+            small.flush(&mut a).unwrap();
+            big.flush(&mut b).unwrap();
+            write(&small_tree, a, commit);
+            write(&big_tree, b, commit);
+            assert!(small.map.len() <= 4, "{} rows kept", small.map.len());
+        }
+        let dump = |t: &sled::Tree| t.iter().collect::<Result<Vec<_>, _>>().unwrap();
+        assert_eq!(dump(&small_tree), dump(&big_tree));
+        assert!(big.map.len() > 4);
+        // Every index entry points at a row of that colour.
+        for entry in small_tree.scan_prefix(b"i") {
+            let (k, _) = entry.unwrap();
+            assert!(small_tree
+                .iter()
+                .values()
+                .any(|v| { decode::<Thing>(&v.unwrap()).is_ok_and(|t| t.colour == k[1]) }));
+        }
+    }
+
+    #[test]
+    fn a_bounded_value_cache_keeps_counters_exact() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("c").unwrap();
+        let mut cache = KvCache {
+            cap: 2,
+            ..KvCache::default()
+        };
+        let mut expected = [0u64; 10];
+        for commit in 0..50u64 {
+            for k in 0..10u8 {
+                if (commit + u64::from(k)) % 3 == 0 {
+                    cache.add(&tree, vec![k], 1).unwrap();
+                    expected[usize::from(k)] += 1;
+                }
+            }
+            let mut w = Writes::default();
+            cache.flush(&mut w);
+            write(&tree, w, commit);
+            assert!(cache.map.len() <= 2);
+        }
+        for (k, want) in expected.iter().enumerate() {
+            let got = tree
+                .get([u8::try_from(k).unwrap()])
+                .unwrap()
+                .map_or(0, |v| keys::read_u64(&v, 0).unwrap());
+            assert_eq!(got, *want, "counter {k}");
+        }
     }
 }
