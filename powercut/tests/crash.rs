@@ -85,10 +85,16 @@ fn parent(scenario: &str, cycles: u32) {
             acked.clear();
             dir = tempfile::tempdir().expect("temporary directory");
         }
-        let delay_ms = match scenario {
-            "recovery" => rng.below(6),
-            _ if rng.below(10) == 0 => rng.below(3),
-            _ => 15 + rng.below(150),
+        // Kills land a moment after the open finished, except one in ten
+        // of `writers`, timed from the spawn so it lands in the open. (On a
+        // slow machine a kill timed from the spawn always lands in the
+        // open, and the scenario would append and turn nothing.)
+        let (after_open, delay_ms) = match scenario {
+            "recovery" => (true, rng.below(6)),
+            // Long enough for the 1 MiB journal to fill and turn.
+            "turns" => (true, 15 + rng.below(300)),
+            _ if rng.below(10) == 0 => (false, rng.below(3)),
+            _ => (true, 15 + rng.below(150)),
         };
         let mut command = Command::new(std::env::current_exe().expect("this binary"));
         command
@@ -96,8 +102,7 @@ fn parent(scenario: &str, cycles: u32) {
             .env(DIR_ENV, dir.path())
             .env(CYCLE_ENV, cycle.to_string());
         let child = Watched::spawn(command).expect("spawn the child");
-        if scenario == "recovery" {
-            // Kill a few milliseconds after the open finished.
+        if after_open {
             assert!(
                 child.opened_within(Duration::from_secs(20)),
                 "child opened the log"
