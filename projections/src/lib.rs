@@ -6,10 +6,10 @@ once, rebuildable, tenant-scoped.
   and fans it out to one runner thread per projector ([`PROJECTOR_NAMES`]:
   `quotes`, `orders`, `handoffs`, `fallout`, `audit`; the dashboard's
   counters are kept by `handoffs` and `fallout`). Each runner commits its
-  rows and its checkpoint together on its own tree, many events per commit,
-  in sled batches of at most 512 keys (sled's lock on every tree of the
-  process is held briefly), so a crash at any moment neither double-applies
-  nor skips an event.
+  rows and its checkpoint together on its own tree, many events per commit:
+  one sled batch under 256 keys, key by key behind a pending record above
+  (sled's lock on every tree of the process is held briefly), so a crash at
+  any moment neither double-applies nor skips an event.
 - [`Projections::status`] reports each projector's checkpoint, lag, rate and
   the event it stopped at, if any; [`Projections::wait_for`] waits until
   every projector has passed a position (read your writes).

@@ -2,11 +2,12 @@
 //! runners, catch-up, rebuilds and the swap hand-over.
 //!
 //! A [`Worker`] applies events to its projector's in-memory caches as they
-//! arrive and commits them (rows plus checkpoint, one `apply_batch`) when
-//! enough have accumulated or when no more events are waiting. sled costs
-//! several microseconds per key written, so a commit that spans many events
-//! writes each hot row once instead of once per event; [`crate::commit`]
-//! applies it in capped batches so the log is never stalled for long. The
+//! arrive and commits them (rows plus checkpoint, together) when enough
+//! have accumulated or when no more events are waiting. sled costs several
+//! microseconds per key written, so a commit that spans many events writes
+//! each hot row once instead of once per event; [`crate::commit`] writes a
+//! large commit key by key behind a pending record, so sled's process-wide
+//! lock is never held for long and the log is never stalled. The
 //! checkpoint only ever shows committed state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
