@@ -17,8 +17,9 @@
 //!   one continues what it has written (position, previous hash, stream
 //!   version: comparisons only), and keeps the stream index in memory, as
 //!   runs of consecutive positions (one per stretch of a stream).
-//!   [`Restorer::finish`] then writes the stream index sorted by key, the
-//!   idempotency records and, last, the meta record;
+//!   [`Restorer::finish`] then writes the stream index sorted by key and
+//!   the idempotency records (side by side, on two threads: disjoint key
+//!   ranges) and, last, the meta record;
 //!   makes the whole of it durable with one flush and one `fdatasync`; and
 //!   writes the acknowledged head ([`crate::AckedHead`]).
 //!
