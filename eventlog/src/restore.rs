@@ -550,7 +550,7 @@ impl Restorer {
         );
         last.remove(keyspace::RESTORE_MARKER);
         tree.apply_batch(last)?;
-        db.flush()?;
+        storage::flush_within(&db, &dir, storage::FLUSH_STALL_LIMIT)?;
         let data_path = dir.join("db");
         File::open(&data_path)
             .and_then(|file| file.sync_data())

@@ -241,6 +241,66 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
     }
 }
 
+/// Longest a [`flush_within`] waits for sled to make what it was given
+/// durable. A flush writes only what sled has not written yet (it writes
+/// each full buffer as it fills), so seconds at most on a working disk.
+pub const FLUSH_STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `db.flush()`, given up after `limit`: sled 0.34's flush can wait forever
+/// (its stable position stops short of the last reserved one while every
+/// I/O thread is idle; seen in about one import of a 1M-event export in
+/// six, never on the server's checkpoints). The flush runs on a helper
+/// thread; when it has not returned in time, the caller gets a
+/// `TimedOut` I/O error naming `dir` instead of a hang (the helper stays
+/// blocked until the process exits; nothing it holds is used again).
+///
+/// # Errors
+/// [`LogError::Storage`] when the flush fails, [`LogError::Io`] with
+/// `ErrorKind::TimedOut` when it has not returned within `limit`.
+pub fn flush_within(db: &sled::Db, dir: &Path, limit: std::time::Duration) -> Result<(), LogError> {
+    let stalled = || LogError::Io {
+        path: dir.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "sled did not finish writing within {} s (a known sled 0.34 stall); \
+                 nothing was acknowledged: start again",
+                limit.as_secs()
+            ),
+        ),
+    };
+    let flushed = within(limit, {
+        let db = db.clone();
+        move || db.flush()
+    })
+    .map_err(|source| LogError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    flushed
+        .ok_or_else(stalled)?
+        .map(drop)
+        .map_err(LogError::from)
+}
+
+/// Runs `work` on a helper thread and returns its result, or `None` when
+/// it has not finished within `limit`.
+///
+/// # Errors
+/// The helper thread could not be started.
+fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<Option<T>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("sled-flush".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })?;
+    Ok(rx.recv_timeout(limit).ok())
+}
+
 /// How long [`open_sled`] waits for sled's lock on a data directory before
 /// it reports [`LogError::Locked`].
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -360,10 +420,53 @@ impl BlobSync {
 
 #[cfg(test)]
 mod tests {
-    use super::crc32;
+    use std::time::Duration;
+
+    use super::{crc32, flush_within, within};
 
     #[test]
     fn crc32_is_the_ieee_checksum() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn work_that_finishes_in_time_gives_its_result() {
+        let got = within(Duration::from_secs(10), || 7).expect("spawn");
+        assert_eq!(got, Some(7));
+    }
+
+    #[test]
+    fn work_that_does_not_finish_in_time_is_given_up() {
+        let started = std::time::Instant::now();
+        let got = within(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_secs(3));
+            7
+        })
+        .expect("spawn");
+        assert_eq!(got, None);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_working_flush_returns_and_what_it_wrote_is_there_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::Config::new().path(dir.path()).open().expect("open");
+            db.insert(b"k", b"v").expect("insert");
+            flush_within(&db, dir.path(), Duration::from_secs(60)).expect("flush");
+        }
+        let db = reopen(dir.path());
+        assert_eq!(db.get(b"k").expect("get").as_deref(), Some(&b"v"[..]));
+    }
+
+    /// sled releases its lock a moment after the last handle is dropped.
+    fn reopen(path: &std::path::Path) -> sled::Db {
+        for _ in 0..200 {
+            if let Ok(db) = sled::Config::new().path(path).open() {
+                return db;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("could not reopen {}", path.display());
     }
 }
