@@ -244,7 +244,7 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
 /// Longest a [`flush_within`] waits for sled to make what it was given
 /// durable. A flush writes only what sled has not written yet (it writes
 /// each full buffer as it fills), so seconds at most on a working disk.
-pub const FLUSH_STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+pub(crate) const FLUSH_STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `db.flush()`, given up after `limit`: sled 0.34's flush can wait forever
 /// (its stable position stops short of the last reserved one while every
@@ -257,14 +257,18 @@ pub const FLUSH_STALL_LIMIT: std::time::Duration = std::time::Duration::from_sec
 /// # Errors
 /// [`LogError::Storage`] when the flush fails, [`LogError::Io`] with
 /// `ErrorKind::TimedOut` when it has not returned within `limit`.
-pub fn flush_within(db: &sled::Db, dir: &Path, limit: std::time::Duration) -> Result<(), LogError> {
+pub(crate) fn flush_within(
+    db: &sled::Db,
+    dir: &Path,
+    limit: std::time::Duration,
+) -> Result<(), LogError> {
     let stalled = || LogError::Io {
         path: dir.to_path_buf(),
         source: std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!(
                 "sled did not finish writing within {} s (a known sled 0.34 stall); \
-                 nothing was acknowledged: start again",
+                 nothing in this directory was acknowledged: remove it and run again",
                 limit.as_secs()
             ),
         ),
