@@ -68,6 +68,10 @@ struct Args {
     /// Rounds of the append cells; medians are reported.
     #[arg(long, value_name = "R", default_value_t = 3)]
     rounds: usize,
+    /// Run only the append cells with this many clients (repeatable), and
+    /// skip the batch, scan and verify rows; every row when absent.
+    #[arg(long = "clients", value_name = "N")]
+    clients: Vec<usize>,
 }
 
 /// The append cells: (clients, events per request).
@@ -495,6 +499,14 @@ fn json(rows: &[Row]) -> String {
     format!("[\n{}\n]\n", objects.join(",\n"))
 }
 
+/// The cells to run: those with a client count in `clients`, or all.
+fn selected(clients: &[usize]) -> Vec<(usize, u64)> {
+    CELLS
+        .into_iter()
+        .filter(|(writers, _)| clients.is_empty() || clients.contains(writers))
+        .collect()
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if let Some(dir) = &args.measure {
@@ -516,7 +528,7 @@ fn main() -> std::process::ExitCode {
             fdatasync.events_per_s
         );
         this_round.push(fdatasync);
-        for (writers, per_append) in CELLS {
+        for (writers, per_append) in selected(&args.clients) {
             let disk = probe();
             let mut ours = sled_appends(writers, per_append, args.seconds);
             ours.disk_ms = Some(disk);
@@ -586,14 +598,16 @@ fn main() -> std::process::ExitCode {
             );
         }
     }
-    rows.push(sled_batches(args.seconds));
-    let dir = tempfile::tempdir().expect("tempdir");
-    eprintln!(
-        "building a log of {} events for scan and verify...",
-        args.events
-    );
-    build_log(args.events, dir.path());
-    rows.extend(scan_and_verify(dir.path()));
+    if args.clients.is_empty() {
+        rows.push(sled_batches(args.seconds));
+        let dir = tempfile::tempdir().expect("tempdir");
+        eprintln!(
+            "building a log of {} events for scan and verify...",
+            args.events
+        );
+        build_log(args.events, dir.path());
+        rows.extend(scan_and_verify(dir.path()));
+    }
 
     println!("medians over {rounds} rounds (append cells and disk_fdatasync):");
     println!(
