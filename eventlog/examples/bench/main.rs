@@ -20,7 +20,7 @@
 //!
 //! Run with `cargo run --release -p eventlog --example bench
 //! [--features umadb-peer] -- [--json FILE] [--seconds S] [--rounds R]
-//! [--events N]`.
+//! [--events N] [--clients N]...`.
 
 #![allow(clippy::cast_possible_truncation)]
 
