@@ -125,9 +125,12 @@ struct Slot<R> {
 /// recently used stay decoded (bounded by [`CACHED_ENTRIES`]).
 ///
 /// Only the projector's worker writes its tree, so a kept row is what the
-/// tree holds.
+/// tree holds. A commit visits only the rows changed since the last one,
+/// however many stay cached.
 pub(crate) struct RowCache<R> {
     map: HashMap<Vec<u8>, Slot<R>>,
+    /// Keys of the dirty slots, each once, in the order first changed.
+    dirty: Vec<Vec<u8>>,
     tick: u64,
     cap: usize,
 }
@@ -136,6 +139,7 @@ impl<R> Default for RowCache<R> {
     fn default() -> Self {
         Self {
             map: HashMap::new(),
+            dirty: Vec::new(),
             tick: 0,
             cap: CACHED_ENTRIES,
         }
@@ -143,9 +147,13 @@ impl<R> Default for RowCache<R> {
 }
 
 impl<R: Row> RowCache<R> {
-    fn slot(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<&mut Slot<R>, FoldError> {
-        let tick = self.tick;
-        let slot = match self.map.entry(key.to_vec()) {
+    fn slot<'a>(
+        map: &'a mut HashMap<Vec<u8>, Slot<R>>,
+        tick: u64,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<&'a mut Slot<R>, FoldError> {
+        let slot = match map.entry(key.to_vec()) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 let row: Option<R> = match tree.get(key)? {
@@ -170,9 +178,21 @@ impl<R: Row> RowCache<R> {
         Ok(slot)
     }
 
+    /// The slot at `key`, marked dirty (written at the next flush).
+    fn slot_to_change(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<&mut Slot<R>, FoldError> {
+        let slot = Self::slot(&mut self.map, self.tick, tree, key)?;
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(key.to_vec());
+        }
+        Ok(slot)
+    }
+
     /// The row at `key`, read-only.
     pub(crate) fn get(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<Option<&R>, FoldError> {
-        Ok(self.slot(tree, key)?.row.as_ref())
+        Ok(Self::slot(&mut self.map, self.tick, tree, key)?
+            .row
+            .as_ref())
     }
 
     /// The row at `key`, to change (it will be written at flush).
@@ -181,16 +201,12 @@ impl<R: Row> RowCache<R> {
         tree: &sled::Tree,
         key: &[u8],
     ) -> Result<Option<&mut R>, FoldError> {
-        let slot = self.slot(tree, key)?;
-        slot.dirty = true;
-        Ok(slot.row.as_mut())
+        Ok(self.slot_to_change(tree, key)?.row.as_mut())
     }
 
     /// Sets the row at `key`.
     pub(crate) fn put(&mut self, tree: &sled::Tree, key: &[u8], row: R) -> Result<(), FoldError> {
-        let slot = self.slot(tree, key)?;
-        slot.dirty = true;
-        slot.row = Some(row);
+        self.slot_to_change(tree, key)?.row = Some(row);
         Ok(())
     }
 
@@ -198,10 +214,11 @@ impl<R: Row> RowCache<R> {
     /// cached as written.
     pub(crate) fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
         let mut after = Vec::new();
-        for (key, slot) in &mut self.map {
-            if !slot.dirty {
+        for key in std::mem::take(&mut self.dirty) {
+            // A dirty slot stays cached until this flush has written it.
+            let Some(slot) = self.map.get_mut(&key) else {
                 continue;
-            }
+            };
             after.clear();
             match &slot.row {
                 Some(row) => {
@@ -231,15 +248,19 @@ impl<R: Row> RowCache<R> {
     /// Forgets every row, staged changes included.
     pub(crate) fn clear(&mut self) {
         self.map.clear();
+        self.dirty.clear();
     }
 }
 
 /// Raw values (counters, markers, small indexes) read through to a tree.
 /// A value set back to what it was when first read is not written at all;
 /// between commits the most recently used stay (bounded by
-/// [`CACHED_ENTRIES`]).
+/// [`CACHED_ENTRIES`]). A commit visits only the values set since the
+/// last one, however many stay cached.
 pub(crate) struct KvCache {
     map: HashMap<Vec<u8>, KvSlot>,
+    /// Keys of the slots set since the last flush, each once.
+    touched: Vec<Vec<u8>>,
     tick: u64,
     cap: usize,
 }
@@ -248,6 +269,7 @@ impl Default for KvCache {
     fn default() -> Self {
         Self {
             map: HashMap::new(),
+            touched: Vec::new(),
             tick: 0,
             cap: CACHED_ENTRIES,
         }
@@ -259,6 +281,8 @@ struct KvSlot {
     original: Option<Option<Vec<u8>>>,
     current: Option<Vec<u8>>,
     used: u64,
+    /// Set since the last flush (its key is in `touched`).
+    touched: bool,
 }
 
 impl KvCache {
@@ -277,6 +301,7 @@ impl KvCache {
                     original: Some(stored.clone()),
                     current: stored,
                     used: tick,
+                    touched: false,
                 })
             }
         };
@@ -291,12 +316,18 @@ impl KvCache {
                 let slot = o.get_mut();
                 slot.current = value;
                 slot.used = tick;
+                if !slot.touched {
+                    slot.touched = true;
+                    self.touched.push(o.key().clone());
+                }
             }
             Entry::Vacant(v) => {
+                self.touched.push(v.key().clone());
                 v.insert(KvSlot {
                     original: None,
                     current: value,
                     used: tick,
+                    touched: true,
                 });
             }
         }
@@ -343,13 +374,18 @@ impl KvCache {
 
     /// Writes every change; the values stay cached as written.
     pub(crate) fn flush(&mut self, out: &mut Writes) {
-        for (key, slot) in &mut self.map {
+        for key in std::mem::take(&mut self.touched) {
+            // A touched slot stays cached until this flush has visited it.
+            let Some(slot) = self.map.get_mut(&key) else {
+                continue;
+            };
+            slot.touched = false;
             if slot.original.as_ref() == Some(&slot.current) {
                 continue;
             }
             match &slot.current {
                 Some(v) => out.put(key.as_slice(), v.as_slice()),
-                None => out.remove(key.as_slice()),
+                None => out.remove(key),
             }
             slot.original = Some(slot.current.clone());
         }
@@ -360,6 +396,7 @@ impl KvCache {
     /// Forgets every value, staged changes included.
     pub(crate) fn clear(&mut self) {
         self.map.clear();
+        self.touched.clear();
     }
 }
 
@@ -633,6 +670,52 @@ mod tests {
                 .values()
                 .any(|v| { decode::<Thing>(&v.unwrap()).is_ok_and(|t| t.colour == k[1]) }));
         }
+    }
+
+    /// A commit writes what changed since the last one, however many rows
+    /// and values stay cached: a row changed twice once, a counter moved
+    /// and moved back not at all, and nothing when nothing changed.
+    #[test]
+    fn a_flush_writes_only_what_changed_since_the_last() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let (mut rows, mut values) = (RowCache::<Thing>::default(), KvCache::default());
+        let mut w = Writes::default();
+        for i in 0..50u8 {
+            rows.put(
+                &tree,
+                &row_key(i),
+                Thing {
+                    colour: i,
+                    count: 1,
+                },
+            )
+            .unwrap();
+            values.add(&tree, vec![b'c', i], 1).unwrap();
+        }
+        rows.flush(&mut w).unwrap();
+        values.flush(&mut w);
+        assert_eq!(w.len(), 150, "50 rows, their index entries, 50 counters");
+        write(&tree, w, 1);
+
+        for _ in 0..2 {
+            rows.get_mut(&tree, &row_key(7)).unwrap().unwrap().count += 1;
+        }
+        values.add(&tree, vec![b'c', 3], 1).unwrap();
+        values.add(&tree, vec![b'c', 4], 1).unwrap();
+        values.add(&tree, vec![b'c', 4], -1).unwrap();
+        let mut w = Writes::default();
+        rows.flush(&mut w).unwrap();
+        values.flush(&mut w);
+        assert_eq!(w.len(), 2, "row 7 and counter 3");
+        write(&tree, w, 2);
+        let row: Thing = decode(&tree.get(row_key(7)).unwrap().unwrap()).unwrap();
+        assert_eq!(row.count, 3);
+
+        let mut w = Writes::default();
+        rows.flush(&mut w).unwrap();
+        values.flush(&mut w);
+        assert_eq!(w.len(), 0);
     }
 
     #[test]

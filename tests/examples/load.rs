@@ -13,7 +13,8 @@
 //!
 //! Options: `--json FILE`, `--server PATH` (default: `oms-server` next to
 //! this example, i.e. `target/release/oms-server`), `--clients N` (64),
-//! `--seconds S` per phase (10), `--seed N` accepted quotes (256).
+//! `--seconds S` per phase (10), `--seed N` accepted quotes (256),
+//! `--server-config TOML` extra server configuration.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +51,10 @@ struct Args {
     /// Rounds of the two query mixes, interleaved; medians are reported.
     #[arg(long, value_name = "N", default_value_t = 3)]
     rounds: usize,
+    /// Extra server configuration, as TOML lines (e.g.
+    /// `read_your_writes_ms = 0`), for A/B runs of one setting.
+    #[arg(long, value_name = "TOML")]
+    server_config: Option<String>,
 }
 
 /// A query mix of the benchmark.
@@ -394,6 +399,7 @@ async fn bench(args: Args, binary: PathBuf) {
     let server = Server::start_with(ServerOptions {
         binary: Some(binary.clone()),
         log: Some("error".to_owned()),
+        config: args.server_config.clone().unwrap_or_default(),
         ..ServerOptions::default()
     });
     println!(
