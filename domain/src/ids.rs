@@ -105,9 +105,16 @@ pub enum IdError {
     /// The first character is not an ASCII letter or digit.
     #[error("must start with a letter or a digit")]
     BadFirst,
-    /// A character outside the grammar, at this character index.
-    #[error("character {0} is not one of A-Z a-z 0-9 . _ ~ -")]
-    BadCharacter(usize),
+    /// A character outside the grammar: the first such, counted from 1,
+    /// and shown escaped (a control character or a non-ASCII look-alike is
+    /// named, not printed).
+    #[error("character {position} (`{}`) is not one of A-Z a-z 0-9 . _ ~ -", .found.escape_default())]
+    BadCharacter {
+        /// Its position among the characters, counted from 1.
+        position: usize,
+        /// The character itself.
+        found: char,
+    },
 }
 
 /// Checks the one grammar every identifier that crosses the edge follows:
@@ -138,16 +145,15 @@ pub fn validate_id(value: &str) -> Result<(), IdError> {
     if !first.is_ascii_alphanumeric() {
         return Err(IdError::BadFirst);
     }
-    match bytes
-        .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-')))
+    match value
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-')))
     {
-        Some(index) => Err(IdError::BadCharacter(
-            value
-                .char_indices()
-                .take_while(|(at, _)| *at < index)
-                .count(),
-        )),
+        Some((index, found)) => Err(IdError::BadCharacter {
+            position: index + 1,
+            found,
+        }),
         None => Ok(()),
     }
 }
@@ -385,23 +391,49 @@ mod tests {
         }
         for (bad, at) in [
             ("../../../admin/purge?confirm=yes", 0),
-            ("a/b", 1),
-            ("a?b", 1),
-            ("a#b", 1),
-            ("a%2Fb", 1),
-            ("t:c", 1),
-            ("a b", 1),
-            ("a\u{0}b", 1),
-            ("caf\u{e9}", 3),
-            ("a\u{430}", 1),
+            ("a/b", 2),
+            ("a?b", 2),
+            ("a#b", 2),
+            ("a%2Fb", 2),
+            ("t:c", 2),
+            ("a b", 2),
+            ("a\u{0}b", 2),
+            ("caf\u{e9}", 4),
+            ("a\u{430}", 2),
         ] {
             let expected = if at == 0 {
                 IdError::BadFirst
             } else {
-                IdError::BadCharacter(at)
+                IdError::BadCharacter {
+                    position: at,
+                    found: bad.chars().nth(at - 1).unwrap_or_default(),
+                }
             };
             assert_eq!(validate_id(bad), Err(expected), "{bad:?}");
         }
+    }
+
+    /// The message counts characters from 1 and names an invisible or
+    /// look-alike character by its escape, so a user can find it.
+    #[test]
+    fn a_bad_character_is_named_by_position_and_escape() {
+        let message = |id: &str| {
+            validate_id(id)
+                .map_err(|e| e.to_string())
+                .expect_err("an id outside the grammar")
+        };
+        assert_eq!(
+            message("q\u{0}1"),
+            "character 2 (`\\u{0}`) is not one of A-Z a-z 0-9 . _ ~ -"
+        );
+        assert_eq!(
+            message("caf\u{e9}-1"),
+            "character 4 (`\\u{e9}`) is not one of A-Z a-z 0-9 . _ ~ -"
+        );
+        assert_eq!(
+            message("a/b"),
+            "character 2 (`/`) is not one of A-Z a-z 0-9 . _ ~ -"
+        );
     }
 
     #[test]
