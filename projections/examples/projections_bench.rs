@@ -1,6 +1,6 @@
 //! Projection benchmark.
 //!
-//! Run with `cargo run --release -p projections --example bench -- [--json FILE]
+//! Run with `cargo run --release -p projections --example projections_bench -- [--json FILE]
 //! [--events N] [--fallout-cases N] [--keep DIR]`.
 //!
 //! 1. `catch_up_1m`: a child process appends N (default 1,000,000) generated
@@ -45,7 +45,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Projection benchmark.
 #[derive(Parser)]
-#[command(name = "bench")]
+#[command(name = "projections_bench")]
 struct Args {
     /// Internal: the child appends generated events of this kind (`main` or
     /// `fallout`) to `--dir`.

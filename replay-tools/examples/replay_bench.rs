@@ -1,6 +1,6 @@
 //! Benchmark of the replay tooling over a generated log.
 //!
-//! Run with `cargo run --release -p replay-tools --example bench -- [--events N] [--json FILE]`.
+//! Run with `cargo run --release -p replay-tools --example replay_bench -- [--events N] [--json FILE]`.
 //!
 //! It generates a log of at least N events (default 1,000,000) through the
 //! real command path (quotes accepted, orders fulfilled through handoffs;
@@ -35,7 +35,7 @@ const OPERATIONS: [&str; 5] = ["verify", "dump", "export", "import", "rebuild"];
 
 /// Benchmark of the replay tooling over a generated log.
 #[derive(Parser)]
-#[command(name = "bench")]
+#[command(name = "replay_bench")]
 struct Args {
     /// Size of the generated log.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]

@@ -18,7 +18,7 @@
 //! options, conditional appends; see `umadb.rs`) runs every append cell
 //! beside the two, and both read 200,000 events from the start.
 //!
-//! Run with `cargo run --release -p eventlog --example bench
+//! Run with `cargo run --release -p eventlog --example log_bench
 //! [--features umadb-peer] -- [--json FILE] [--seconds S] [--rounds R]
 //! [--events N] [--clients N]...`.
 
@@ -51,7 +51,7 @@ struct Row {
 
 /// The event log benchmark.
 #[derive(Parser)]
-#[command(name = "bench")]
+#[command(name = "log_bench")]
 struct Args {
     /// Internal: measure scan and verify of an existing log in this process.
     #[arg(long = "measure-scan", value_name = "DIR", hide = true)]
