@@ -24,7 +24,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 pub struct Browser {
     client: Client,
     driver: Child,
-    _profile: tempfile::TempDir,
+    /// The browser's profile and TMPDIR, removed after both are killed.
+    _scratch: tempfile::TempDir,
 }
 
 fn binary(variable: &str, default: &str, package: &str) -> String {
@@ -45,8 +46,14 @@ impl Browser {
     pub async fn launch() -> Self {
         let driver_binary = binary("CHROMEDRIVER", CHROMEDRIVER, "chromium-driver");
         let chromium = binary("CHROMIUM", CHROMIUM, "chromium");
+        // The profile and TMPDIR of both processes: Chromium, killed at the
+        // end, never removes its own `org.chromium.*` scratch files.
+        let scratch = tempfile::tempdir().expect("a temporary browser directory");
+        let profile = scratch.path().join("profile");
+        std::fs::create_dir(&profile).expect("the browser profile directory");
         let mut driver = Command::new(&driver_binary)
             .args(["--port=0", "--allowed-ips=127.0.0.1"])
+            .env("TMPDIR", scratch.path())
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -65,7 +72,6 @@ impl Browser {
         let port = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("chromedriver printed its port");
-        let profile = tempfile::tempdir().expect("a temporary profile directory");
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
@@ -82,7 +88,7 @@ impl Browser {
                     "--disable-component-update",
                     "--disable-sync",
                     "--window-size=1280,800",
-                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--user-data-dir={}", profile.display()),
                 ],
             }),
         );
@@ -94,7 +100,7 @@ impl Browser {
         Self {
             client,
             driver,
-            _profile: profile,
+            _scratch: scratch,
         }
     }
 
