@@ -20,9 +20,8 @@
 //!   [`Restorer::finish`] then writes the stream index sorted by key and
 //!   the idempotency records (side by side, on two threads: disjoint key
 //!   ranges) and, last, the meta record;
-//!   makes the whole of it durable with one flush (given up after
-//!   two minutes, see ADR 0032) and one
-//!   `fdatasync`; and
+//!   makes the whole of it durable with one flush (given up after two
+//!   minutes, see ADR 0032) and one `fdatasync`; and
 //!   writes the acknowledged head ([`crate::AckedHead`]).
 //!
 //! Every key and value goes through [`crate::keyspace`].
