@@ -215,8 +215,10 @@ impl<R: Row> RowCache<R> {
     pub(crate) fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
         let mut after = Vec::new();
         for key in std::mem::take(&mut self.dirty) {
-            // A dirty slot stays cached until this flush has written it.
+            // A dirty slot stays cached until this flush has written it:
+            // eviction runs only below, after every listed key is written.
             let Some(slot) = self.map.get_mut(&key) else {
+                debug_assert!(false, "a changed row left the cache before its flush");
                 continue;
             };
             after.clear();
@@ -375,8 +377,10 @@ impl KvCache {
     /// Writes every change; the values stay cached as written.
     pub(crate) fn flush(&mut self, out: &mut Writes) {
         for key in std::mem::take(&mut self.touched) {
-            // A touched slot stays cached until this flush has visited it.
+            // A touched slot stays cached until this flush has visited it:
+            // eviction runs only below, after every listed key is visited.
             let Some(slot) = self.map.get_mut(&key) else {
+                debug_assert!(false, "a changed value left the cache before its flush");
                 continue;
             };
             slot.touched = false;
