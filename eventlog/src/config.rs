@@ -36,6 +36,13 @@ pub struct LogConfig {
     /// and turns to the other file (at least
     /// [`crate::journal::MIN_FILE_BYTES`]).
     pub journal_file_bytes: u64,
+    /// Longest a checkpoint waits for sled's flush (two minutes by
+    /// default). sled 0.34's flush can stall for good (ADR 0032); past
+    /// this the log is fenced (later appends fail with
+    /// [`crate::AppendError::Fenced`] naming the stall) instead of every
+    /// append waiting forever. Nothing acknowledged is lost: the journal
+    /// holds it, and reopening the log replays it.
+    pub checkpoint_stall_limit: std::time::Duration,
     /// Test-only: make a chosen write or flush fail.
     #[cfg(feature = "fault-injection")]
     pub faults: crate::FaultPlan,
@@ -50,6 +57,7 @@ impl LogConfig {
             cache_capacity_bytes: 128 * 1024 * 1024,
             max_batch_events: 4096,
             journal_file_bytes: crate::journal::DEFAULT_FILE_BYTES,
+            checkpoint_stall_limit: crate::storage::FLUSH_STALL_LIMIT,
             #[cfg(feature = "fault-injection")]
             faults: crate::FaultPlan::default(),
         }
@@ -63,7 +71,7 @@ impl LogConfig {
 }
 
 /// Test-only fault plan: the Nth group commit (counted from 1 after open)
-/// fails in its write or in its flush.
+/// fails in its write or in its flush, or checkpoints stall.
 #[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Default)]
 pub struct FaultPlan {
@@ -71,4 +79,7 @@ pub struct FaultPlan {
     pub fail_write_at: Option<u64>,
     /// Write the batch, then fail the flush of this group commit.
     pub fail_flush_at: Option<u64>,
+    /// Every checkpoint's sled flush is replaced by a sleep this long
+    /// (a stalled flush that holds nothing).
+    pub stall_checkpoint_flush: Option<std::time::Duration>,
 }

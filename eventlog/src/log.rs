@@ -161,6 +161,8 @@ impl EventLog {
         let applied = Arc::new(AppliedMark::new(recovered.next_position));
         let flusher = Flusher {
             db: db.clone(),
+            path: config.path.clone(),
+            checkpoint_stall_limit: config.checkpoint_stall_limit,
             data_file,
             durability: config.durability,
             head: head.clone(),

@@ -551,7 +551,12 @@ impl Restorer {
         );
         last.remove(keyspace::RESTORE_MARKER);
         tree.apply_batch(last)?;
-        storage::flush_within(&db, &dir, storage::FLUSH_STALL_LIMIT)?;
+        storage::flush_within(
+            &db,
+            &dir,
+            storage::FLUSH_STALL_LIMIT,
+            "nothing in this directory was acknowledged: remove it and run again",
+        )?;
         let data_path = dir.join("db");
         File::open(&data_path)
             .and_then(|file| file.sync_data())

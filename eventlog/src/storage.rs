@@ -249,10 +249,10 @@ pub(crate) const FLUSH_STALL_LIMIT: std::time::Duration = std::time::Duration::f
 /// `db.flush()`, given up after `limit`: sled 0.34's flush can wait forever
 /// (its stable position stops short of the last reserved one while every
 /// I/O thread is idle; seen in about one import of a 1M-event export in
-/// six, never on the server's checkpoints). The flush runs on a helper
-/// thread; when it has not returned in time, the caller gets a
-/// `TimedOut` I/O error naming `dir` instead of a hang (the helper stays
-/// blocked until the process exits; nothing it holds is used again).
+/// six). The flush runs on a helper thread; when it has not returned in
+/// time, the caller gets a `TimedOut` I/O error naming `dir` and ending
+/// with `then` (what the user does next) instead of a hang. The helper
+/// stays blocked until the process exits; nothing it holds is used again.
 ///
 /// # Errors
 /// [`LogError::Storage`] when the flush fails, [`LogError::Io`] with
@@ -261,30 +261,38 @@ pub(crate) fn flush_within(
     db: &sled::Db,
     dir: &Path,
     limit: std::time::Duration,
+    then: &str,
+) -> Result<(), LogError> {
+    let db = db.clone();
+    finish_flush_within(move || db.flush().map(drop), dir, limit, then)
+}
+
+/// Runs `flush` (a sled flush, or a stand-in for one under fault
+/// injection) as [`flush_within`] does.
+///
+/// # Errors
+/// As [`flush_within`].
+pub(crate) fn finish_flush_within(
+    flush: impl FnOnce() -> sled::Result<()> + Send + 'static,
+    dir: &Path,
+    limit: std::time::Duration,
+    then: &str,
 ) -> Result<(), LogError> {
     let stalled = || LogError::Io {
         path: dir.to_path_buf(),
         source: std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!(
-                "sled did not finish writing within {} s (a known sled 0.34 stall); \
-                 nothing in this directory was acknowledged: remove it and run again",
-                limit.as_secs()
+                "sled did not finish writing within {} s (a known sled 0.34 stall); {then}",
+                limit.as_secs_f64()
             ),
         ),
     };
-    let flushed = within(limit, {
-        let db = db.clone();
-        move || db.flush()
-    })
-    .map_err(|source| LogError::Io {
+    let flushed = within(limit, flush).map_err(|source| LogError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    flushed
-        .ok_or_else(stalled)?
-        .map(drop)
-        .map_err(LogError::from)
+    flushed.ok_or_else(stalled)?.map_err(LogError::from)
 }
 
 /// Runs `work` on a helper thread and returns its result, or `None` when
@@ -457,7 +465,7 @@ mod tests {
         {
             let db = sled::Config::new().path(dir.path()).open().expect("open");
             db.insert(b"k", b"v").expect("insert");
-            flush_within(&db, dir.path(), Duration::from_secs(60)).expect("flush");
+            flush_within(&db, dir.path(), Duration::from_secs(60), "").expect("flush");
         }
         let db = reopen(dir.path());
         assert_eq!(db.get(b"k").expect("get").as_deref(), Some(&b"v"[..]));

@@ -165,6 +165,10 @@ pub(crate) struct Writer {
 /// Everything the flush stage owns.
 pub(crate) struct Flusher {
     pub(crate) db: sled::Db,
+    /// The data directory (named by a stalled checkpoint's error).
+    pub(crate) path: std::path::PathBuf,
+    /// Longest a checkpoint waits for sled's flush.
+    pub(crate) checkpoint_stall_limit: std::time::Duration,
     pub(crate) data_file: Option<File>,
     pub(crate) durability: Durability,
     pub(crate) head: Arc<watch::Sender<Head>>,
@@ -627,9 +631,24 @@ impl Flusher {
     /// (for a durable log) an fsync of its blob files and an `fdatasync`
     /// of its data file.
     fn checkpoint(&mut self) -> Result<(), String> {
-        self.db
-            .flush()
-            .map_err(|e| format!("checkpoint flush failed: {e}"))?;
+        let db = self.db.clone();
+        let flush: Box<dyn FnOnce() -> sled::Result<()> + Send> =
+            Box::new(move || db.flush().map(drop));
+        #[cfg(feature = "fault-injection")]
+        let flush = match self.faults.stall_checkpoint_flush {
+            Some(stall) => Box::new(move || {
+                std::thread::sleep(stall);
+                Ok(())
+            }),
+            None => flush,
+        };
+        crate::storage::finish_flush_within(
+            flush,
+            &self.path,
+            self.checkpoint_stall_limit,
+            "the log is fenced; every acknowledged append is in the journal: restart to recover",
+        )
+        .map_err(|e| format!("checkpoint flush failed: {e}"))?;
         if self.durability == Durability::Durable {
             // sled never fsyncs its blob files (none exist for logs
             // created with storage::SEGMENT_SIZE; older logs may have

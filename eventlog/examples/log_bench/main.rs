@@ -70,8 +70,28 @@ struct Args {
     rounds: usize,
     /// Run only the append cells with this many clients (repeatable), and
     /// skip the batch, scan and verify rows; every row when absent.
-    #[arg(long = "clients", value_name = "N")]
+    /// Accepts only the client counts of the cells: 1, 8, 64 or 256.
+    #[arg(long = "clients", value_name = "N", value_parser = cell_clients)]
     clients: Vec<usize>,
+}
+
+/// Parses a `--clients` value: a client count some append cell runs, so a
+/// count no cell has is refused instead of running nothing.
+fn cell_clients(value: &str) -> Result<usize, String> {
+    let clients: usize = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a whole number"))?;
+    let mut counts: Vec<usize> = CELLS.iter().map(|(writers, _)| *writers).collect();
+    counts.dedup();
+    if counts.contains(&clients) {
+        Ok(clients)
+    } else {
+        let known: Vec<String> = counts.iter().map(ToString::to_string).collect();
+        Err(format!(
+            "no append cell has {clients} clients; the cells have {}",
+            known.join(", ")
+        ))
+    }
 }
 
 /// The append cells: (clients, events per request).
