@@ -82,6 +82,7 @@ fn cell_clients(value: &str) -> Result<usize, String> {
         .parse()
         .map_err(|_| format!("`{value}` is not a whole number"))?;
     let mut counts: Vec<usize> = CELLS.iter().map(|(writers, _)| *writers).collect();
+    counts.sort_unstable();
     counts.dedup();
     if counts.contains(&clients) {
         Ok(clients)
