@@ -326,25 +326,59 @@ async fn websocket(
         })
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `/healthz`: the process is alive unless its event log is fenced (a
+/// write, flush or checkpoint failed), which only a restart lifts. The
+/// reason is in the server's log, not here: this endpoint is
+/// unauthenticated.
+async fn healthz(State(state): State<AppState>) -> Response {
+    liveness(state.platform.log.fenced().is_some()).into_response()
 }
 
+/// `/readyz`: ready while the log takes appends and every projector runs
+/// within `ready_max_lag` events of the head.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let statuses = state.platform.projections.status();
-    let behind: Vec<String> = statuses
+    readiness(
+        state.platform.log.fenced().is_some(),
+        &state.platform.projections.status(),
+        state.ready_max_lag,
+    )
+    .into_response()
+}
+
+/// What `/healthz` answers.
+fn liveness(log_fenced: bool) -> (StatusCode, &'static str) {
+    if log_fenced {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not live: the event log refuses appends after a storage failure; \
+             restart the server (acknowledged events are kept)\n",
+        )
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
+/// What `/readyz` answers.
+fn readiness(
+    log_fenced: bool,
+    statuses: &[projections::ProjectorStatus],
+    max_lag: u64,
+) -> (StatusCode, String) {
+    let mut behind: Vec<String> = statuses
         .iter()
-        .filter(|s| s.failure.is_some() || s.lag > state.ready_max_lag)
+        .filter(|s| s.failure.is_some() || s.lag > max_lag)
         .map(|s| format!("{} lag {}", s.name, s.lag))
         .collect();
+    if log_fenced {
+        behind.insert(0, "event log refuses appends".to_owned());
+    }
     if behind.is_empty() {
-        (StatusCode::OK, "ready\n".to_owned()).into_response()
+        (StatusCode::OK, "ready\n".to_owned())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}\n", behind.join(", ")),
         )
-            .into_response()
     }
 }
 
@@ -370,5 +404,20 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{liveness, readiness, StatusCode};
+
+    #[test]
+    fn a_fenced_log_fails_liveness_and_readiness() {
+        assert_eq!(liveness(false).0, StatusCode::OK);
+        assert_eq!(liveness(true).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(readiness(false, &[], 10).0, StatusCode::OK);
+        let (status, body) = readiness(true, &[], 10);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("event log refuses appends"), "{body}");
     }
 }

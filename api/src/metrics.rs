@@ -218,6 +218,12 @@ impl Collector for LogMetrics {
         )?;
         encode_metric(
             &mut encoder,
+            "oms_log_fenced",
+            "1 when the log refuses appends after a storage failure (until a restart).",
+            ConstGauge::new(u64::from(self.log.fenced().is_some())),
+        )?;
+        encode_metric(
+            &mut encoder,
             "oms_log_head_position",
             "The log's next position.",
             ConstGauge::new(self.log.next_position()),

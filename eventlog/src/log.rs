@@ -43,6 +43,7 @@ struct Shared {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     max_batch_events: usize,
     counters: Arc<WriterCounters>,
+    fence: Arc<Fence>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -183,7 +184,7 @@ impl EventLog {
             next_position: recovered.next_position,
             head_hash: recovered.head_hash,
             max_batch_events: config.max_batch_events.max(1),
-            fence,
+            fence: fence.clone(),
             flusher: flush_tx,
             applied,
             applies: 0,
@@ -210,6 +211,7 @@ impl EventLog {
                 writer_thread: Mutex::new(Some(writer_thread)),
                 max_batch_events: config.max_batch_events.max(1),
                 counters,
+                fence,
             }),
         })
     }
@@ -304,6 +306,15 @@ impl EventLog {
     /// and readable.
     pub fn next_position(&self) -> u64 {
         self.shared.head.borrow().next_position
+    }
+
+    /// Why the writer refuses appends, once a write, flush or checkpoint
+    /// failed since open (every later append fails with
+    /// [`AppendError::Fenced`] carrying this reason); `None` while appends
+    /// are taken. Only reopening the log (a restart) lifts the fence, and
+    /// nothing acknowledged before it is lost.
+    pub fn fenced(&self) -> Option<String> {
+        self.shared.fence.reason()
     }
 
     /// Group commits and events written since open.

@@ -67,7 +67,7 @@ pub(crate) struct WriterCounters {
 pub(crate) struct Fence(std::sync::Mutex<Option<String>>);
 
 impl Fence {
-    fn reason(&self) -> Option<String> {
+    pub(crate) fn reason(&self) -> Option<String> {
         self.0
             .lock()
             .map_or_else(|p| p.into_inner().clone(), |g| g.clone())

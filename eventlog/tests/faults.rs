@@ -58,6 +58,7 @@ async fn run_until_fenced(faults: FaultPlan) {
         "the failing batch's callers got an error"
     );
     assert!(fenced_errors >= 1, "later appends are refused");
+    assert!(log.fenced().is_some(), "the log says it is fenced");
     let last_acked = acked.iter().map(|a| a.0).max();
     assert_eq!(
         log.next_position(),
@@ -163,6 +164,7 @@ async fn a_stalled_checkpoint_fences_the_log_instead_of_hanging_its_appends() {
     drop(log);
 
     let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert_eq!(log.fenced(), None, "reopening lifts the fence");
     log.verify(&mut |_| {}).unwrap();
     for (position, i) in &acked {
         let record = log
