@@ -73,7 +73,7 @@ impl LogReader {
         &self,
         from: u64,
         to: u64,
-        mut visit: impl FnMut(RawRecord) -> Result<bool, ReplayError>,
+        visit: impl FnMut(RawRecord) -> Result<bool, ReplayError>,
     ) -> Result<(), ReplayError> {
         const CHUNK: usize = 1024;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RawRecord>, ReplayError>>(8);
@@ -98,14 +98,11 @@ impl LogReader {
                 }
                 let _ = tx.send(Ok(chunk));
             });
-            for chunk in &rx {
-                for record in chunk? {
-                    if !visit(record)? {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
+            // `rx` moves in and is dropped when this returns, before the
+            // scope joins the read-ahead thread: a visitor that stops
+            // early (or fails) ends that thread's `send` instead of
+            // leaving it blocked on a full channel for good.
+            visit_chunks(rx, visit)
         })
     }
 
@@ -163,4 +160,91 @@ pub fn decode(position: u64, bytes: &[u8]) -> Result<RecordedEvent, ReplayError>
         position,
         problem: format!("record does not decode: {e}"),
     })
+}
+
+/// Feeds the records of each chunk received on `rx` to `visit`, until the
+/// channel ends, `visit` returns `false`, or either fails. Takes `rx` by
+/// value, so the receiver is gone once this returns.
+fn visit_chunks(
+    rx: std::sync::mpsc::Receiver<Result<Vec<RawRecord>, ReplayError>>,
+    mut visit: impl FnMut(RawRecord) -> Result<bool, ReplayError>,
+) -> Result<(), ReplayError> {
+    for chunk in rx {
+        for record in chunk? {
+            if !visit(record)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use eventlog::{AppendRequest, Durability, EventLog, ExpectedVersion, LogConfig, NewEvent};
+
+    use super::LogReader;
+    use crate::datadir::DataDir;
+    use crate::error::ReplayError;
+
+    /// A closed log of `events` small events, in `dir`.
+    fn log_of(dir: &std::path::Path, events: u64) {
+        let log = EventLog::open(LogConfig::new(dir).durability(Durability::Buffered)).unwrap();
+        for request in 0..events / 500 {
+            let batch = (0..500)
+                .map(|i| NewEvent::new("Tick", "t", format!("c{request}-{i}"), b"{}".to_vec()))
+                .collect();
+            log.append_blocking(AppendRequest::new(
+                format!("s{request}"),
+                ExpectedVersion::Any,
+                batch,
+            ))
+            .unwrap();
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(log.close());
+    }
+
+    /// Runs `for_each_raw` with `visit` on a helper thread; `None` when it
+    /// has not returned within 30 s.
+    fn walk_with(
+        dir: &std::path::Path,
+        visit: fn(super::RawRecord) -> Result<bool, ReplayError>,
+    ) -> Option<Result<(), ReplayError>> {
+        let reader = LogReader::open(&DataDir::new(dir)).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.for_each_raw(0, 20_000, visit));
+        });
+        rx.recv_timeout(Duration::from_secs(30)).ok()
+    }
+
+    /// The read-ahead thread fills a bounded channel; a visitor that
+    /// stops early (`dump --limit 1`, a closed pipe) must not leave it
+    /// blocked on a full channel, or the walk never returns and the data
+    /// directory stays locked.
+    #[test]
+    fn a_walk_stopped_early_returns_instead_of_waiting_on_its_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        log_of(dir.path(), 20_000);
+        let stopped = walk_with(dir.path(), |_| Ok(false)).expect("the walk returned");
+        assert!(stopped.is_ok(), "{stopped:?}");
+        let failed = walk_with(dir.path(), |(position, _)| {
+            Err(ReplayError::Damaged {
+                position,
+                problem: "visitor failed".into(),
+            })
+        })
+        .expect("the walk returned");
+        assert!(
+            matches!(failed, Err(ReplayError::Damaged { position: 0, .. })),
+            "{failed:?}"
+        );
+    }
 }
