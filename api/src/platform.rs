@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use application::{CommandContext, CommandPath};
 use domain::decider::{Decider, RuleViolation};
 use domain::idempotency::CommandKey;
-use domain::ids::Timestamp;
+use domain::ids::{TenantId, Timestamp};
 use eventlog::EventLog;
 use projections::{Projections, ReadModels};
 use serde::Serialize;
@@ -33,8 +33,12 @@ pub struct ConsumerReport {
 
 /// The external-system runtime's operator controls.
 pub trait FulfillmentControl: Send + Sync {
-    /// Runs reconciliation now; the report of what it checked and changed.
-    fn reconcile(&self) -> BoxFuture<'_, ApiResult<integration::ReconciliationReport>>;
+    /// Runs reconciliation now over `tenant`'s open handoffs; the report
+    /// of what it checked and changed (that tenant's handoffs only).
+    fn reconcile<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> BoxFuture<'a, ApiResult<integration::ReconciliationReport>>;
 
     /// Every consumer of the fulfillment process and the relay, with
     /// state, checkpoint, lag and failure.
@@ -414,9 +418,12 @@ impl Platform {
         }
     }
 
-    /// Runs reconciliation now.
-    pub async fn trigger_reconciliation(&self) -> ApiResult<integration::ReconciliationReport> {
-        self.fulfillment.reconcile().await
+    /// Runs reconciliation now over `tenant`'s open handoffs.
+    pub async fn trigger_reconciliation(
+        &self,
+        tenant: &TenantId,
+    ) -> ApiResult<integration::ReconciliationReport> {
+        self.fulfillment.reconcile(tenant).await
     }
 
     /// Moves a consumer's checkpoint: the runtime's side-effecting

@@ -317,10 +317,13 @@ impl Control {
 }
 
 impl FulfillmentControl for Control {
-    fn reconcile(&self) -> BoxFuture<'_, ApiResult<integration::ReconciliationReport>> {
+    fn reconcile<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> BoxFuture<'a, ApiResult<integration::ReconciliationReport>> {
         Box::pin(async move {
             self.current()?
-                .trigger_reconciliation()
+                .trigger_reconciliation(tenant)
                 .await
                 .map_err(ApiError::internal)
         })

@@ -10,7 +10,7 @@
 //! let fulfillment = Fulfillment::start(path, config, FulfillmentOptions::default())?;
 //! let app = integration::callbacks::router(fulfillment.callback_inbox());
 //! # let _ = app;
-//! let report = fulfillment.trigger_reconciliation().await?;
+//! let report = fulfillment.trigger_reconciliation(&tenant).await?;
 //! println!("checked {}", report.checked);
 //! fulfillment.shutdown().await;
 //! # Ok(()) }
@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::ids::{HandoffId, StreamRef};
+use domain::ids::{HandoffId, StreamRef, TenantId};
 use eventlog::{ConsumerBatch, EventLog, LogError, RecordedEvent};
 use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
@@ -263,12 +263,19 @@ impl Fulfillment {
         &self.reconciler
     }
 
-    /// Runs reconciliation now (an operator's trigger).
+    /// Runs reconciliation now over `tenant`'s open handoffs (an
+    /// operator's trigger; the operator's tenant comes from the
+    /// credential): no other tenant's handoff is checked or reported.
     ///
     /// # Errors
     /// [`ReconcileError`] when the index cannot be read.
-    pub async fn trigger_reconciliation(&self) -> Result<ReconciliationReport, ReconcileError> {
-        self.reconciler.run("operator", Scope::Now).await
+    pub async fn trigger_reconciliation(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<ReconciliationReport, ReconcileError> {
+        self.reconciler
+            .run("operator", Scope::Tenant(tenant.as_str()))
+            .await
     }
 
     /// The counters.

@@ -1066,13 +1066,18 @@ impl Mutation {
             .into())
     }
 
-    /// Runs reconciliation now and returns what it checked and changed.
+    /// Runs reconciliation now over the caller's tenant's open handoffs
+    /// and returns what it checked and changed (no other tenant's
+    /// handoffs are checked, counted or named).
     async fn trigger_reconciliation(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<ReconciliationReport> {
-        let (platform, _) = caller(ctx, Role::Operator, "trigger reconciliation")?;
-        Ok(platform.trigger_reconciliation().await?.into())
+        let (platform, principal) = caller(ctx, Role::Operator, "trigger reconciliation")?;
+        Ok(platform
+            .trigger_reconciliation(&principal.tenant)
+            .await?
+            .into())
     }
 
     /// Admin: verifies every record's hash, the chain, positions, index and

@@ -22,11 +22,13 @@
 //! so a restart keeps the schedule.
 //!
 //! A scheduled run ([`Scope::Scheduled`]) checks UNKNOWN handoffs when their
-//! next check is due and sent or accepted ones past their SLA. An operator's
-//! run ([`Scope::Now`]) checks at once every UNKNOWN and accepted handoff,
-//! and every sent one whose call can no longer be in flight (older than its
-//! connect plus read timeout): a status query while the call may still be on
-//! its way could answer "not found" and cause a second send.
+//! next check is due and sent or accepted ones past their SLA, of every
+//! tenant. An operator's run ([`Scope::Tenant`]) checks at once every
+//! UNKNOWN and accepted handoff of the operator's tenant, and every sent one
+//! whose call can no longer be in flight (older than its connect plus read
+//! timeout): a status query while the call may still be on its way could
+//! answer "not found" and cause a second send. Its report names only that
+//! tenant's handoffs.
 
 mod check;
 mod index;
@@ -59,13 +61,14 @@ const SCHEDULE_TREE: &str = "adapters/reconciliation-schedule";
 
 /// Which open handoffs a run checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub enum Scope<'a> {
     /// The scheduled loop: UNKNOWN handoffs when their next check is due,
-    /// sent or accepted ones past their SLA.
+    /// sent or accepted ones past their SLA, of every tenant.
     Scheduled,
-    /// An operator asked: every handoff whose status can be asked safely,
-    /// now, whatever the SLA or the schedule says.
-    Now,
+    /// An operator of this tenant asked: every handoff of the tenant whose
+    /// status can be asked safely, now, whatever the SLA or the schedule
+    /// says. No other tenant's handoff is checked, counted or reported.
+    Tenant(&'a str),
 }
 const STORED_ENTRIES: usize = 200;
 const CHECK_CONCURRENCY: usize = 16;
@@ -211,7 +214,7 @@ impl Reconciler {
     pub async fn run(
         &self,
         trigger: &str,
-        scope: Scope,
+        scope: Scope<'_>,
     ) -> Result<ReconciliationReport, ReconcileError> {
         let mut counter = self.inner.run_lock.lock().await;
         *counter += 1;
@@ -279,8 +282,9 @@ impl Reconciler {
     }
 
     /// The open handoffs `scope` checks in a run started at `started`, and
-    /// how many handoffs are open; forgets the schedule of closed ones.
-    fn due(&self, scope: Scope, started: i64) -> Result<(Vec<Due>, usize), LogError> {
+    /// how many handoffs in `scope` are open; forgets the schedule of
+    /// closed ones.
+    fn due(&self, scope: Scope<'_>, started: i64) -> Result<(Vec<Due>, usize), LogError> {
         let inner = &self.inner;
         let mut due = Vec::new();
         let mut open = 0;
@@ -288,14 +292,20 @@ impl Reconciler {
         let mut stale: Vec<String> = next_check.keys().cloned().collect();
         for entry in inner.index.scan_prefix(b"") {
             let (key, value) = entry?;
-            open += 1;
-            let Ok(row) = serde_json::from_slice::<IndexRow>(&value) else {
-                continue;
-            };
             let id = String::from_utf8_lossy(&key).into_owned();
             if let Ok(i) = stale.binary_search(&id) {
                 stale.remove(i);
             }
+            let row = serde_json::from_slice::<IndexRow>(&value);
+            if let (Scope::Tenant(tenant), Ok(row)) = (scope, &row) {
+                if row.tenant != tenant {
+                    continue;
+                }
+            }
+            open += 1;
+            let Ok(row) = row else {
+                continue;
+            };
             let (Some(system), Ok(purpose)) =
                 (parse_system(&row.system), row.purpose.parse::<Purpose>())
             else {
@@ -318,8 +328,8 @@ impl Reconciler {
                 (Scope::Scheduled, IndexStatus::Sent | IndexStatus::Accepted) => {
                     age >= sla && started >= not_before
                 }
-                (Scope::Now, IndexStatus::Unknown | IndexStatus::Accepted) => true,
-                (Scope::Now, IndexStatus::Sent) => age > in_flight_at_most,
+                (Scope::Tenant(_), IndexStatus::Unknown | IndexStatus::Accepted) => true,
+                (Scope::Tenant(_), IndexStatus::Sent) => age > in_flight_at_most,
                 _ => false,
             };
             if is_due {

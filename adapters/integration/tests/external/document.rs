@@ -10,6 +10,7 @@ use domain::handoff::{HandoffState, HandoffStatus, HandoffSubject};
 use domain::idempotency::TargetSystem;
 use domain::ids::OrderId;
 use domain::order::OrderState;
+use domain::testing::fixtures::tenant;
 use integration::reconciliation::ReconciliationResult;
 use simulators::{Fault, LedgerEntry, Script};
 
@@ -116,7 +117,10 @@ async fn an_ambiguous_render_followed_by_a_retry_stores_one_document() {
     );
     h.wait_handoff(&subject, 10, "rendered", succeeded).await;
     h.completed(&order, 20).await;
-    h.fulfillment().trigger_reconciliation().await.unwrap();
+    h.fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     let entry = render_of(&h, &subject);
     assert_eq!((entry.requests, entry.effects), (1, 1));
     assert_eq!(h.sims.duplicate_side_effects(), 0);
@@ -138,7 +142,10 @@ async fn a_render_lost_before_it_arrived_is_sent_again_with_the_same_key() {
         status_of(s) == Some(HandoffStatus::Unknown)
     })
     .await;
-    h.fulfillment().trigger_reconciliation().await.unwrap();
+    h.fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     h.wait_handoff(&subject, 15, "rendered", succeeded).await;
     let entry = render_of(&h, &subject);
     assert_eq!(entry.effects, 1, "{entry:#?}");

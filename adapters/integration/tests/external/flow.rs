@@ -8,7 +8,7 @@ use domain::handoff::HandoffStatus;
 use domain::idempotency::{CommandKey, Purpose, TargetSystem};
 use domain::order::{OrderCommand, OrderState, Resolution};
 use domain::outcome::FalloutReason;
-use domain::testing::fixtures::at;
+use domain::testing::fixtures::{at, tenant};
 use domain::OrderDecider;
 use integration::reconciliation::{ReconciliationResult, Scope};
 use simulators::{Fault, Script};
@@ -79,7 +79,11 @@ async fn idempotency_a_retried_dispatch_never_duplicates_the_side_effect() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(800)).await; // let the hanging answer end
-    let report = h.fulfillment().trigger_reconciliation().await.unwrap();
+    let report = h
+        .fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     assert_eq!(
         report.entries[0].result,
         ReconciliationResult::NotFoundResent,
@@ -127,7 +131,11 @@ async fn timeout_after_sending_becomes_unknown_not_failure() {
         status_of(&h.handoff(&billing)),
         Some(HandoffStatus::Unknown)
     );
-    let report = h.fulfillment().trigger_reconciliation().await.unwrap();
+    let report = h
+        .fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     assert_eq!(report.entries.len(), 1, "{report:#?}");
     assert_eq!(
         report.entries[0].result,
@@ -222,8 +230,23 @@ async fn an_operators_reconciliation_queries_at_once_and_repairs_a_lost_callback
         .await
         .unwrap();
     assert_eq!(scheduled.checked, 0, "{scheduled:#?}");
-    // ...and an operator's run asks the system at once.
-    let report = h.fulfillment().trigger_reconciliation().await.unwrap();
+    // An operator of another tenant neither checks nor sees it...
+    let other = h
+        .fulfillment()
+        .trigger_reconciliation(&domain::ids::TenantId::new("t2"))
+        .await
+        .unwrap();
+    assert_eq!((other.open_handoffs, other.checked), (0, 0), "{other:#?}");
+    assert_eq!(
+        status_of(&h.handoff(&provisioning)),
+        Some(HandoffStatus::Accepted)
+    );
+    // ...and an operator of its own tenant asks the system at once.
+    let report = h
+        .fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     assert_eq!(report.checked, 1, "{report:#?}");
     assert_eq!(
         report.entries[0].result,
@@ -551,7 +574,11 @@ async fn a_handoff_pending_past_its_fallout_deadline_is_an_sla_breach() {
     .await;
     // Past the SLA but before the deadline: checked, still pending, matched.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let report = h.fulfillment().trigger_reconciliation().await.unwrap();
+    let report = h
+        .fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     assert_eq!(
         report.entries[0].result,
         ReconciliationResult::Matched,
@@ -559,7 +586,11 @@ async fn a_handoff_pending_past_its_fallout_deadline_is_an_sla_breach() {
     );
     // Checked again an SLA later, past the deadline: a breach.
     tokio::time::sleep(Duration::from_millis(1_600)).await;
-    let report = h.fulfillment().trigger_reconciliation().await.unwrap();
+    let report = h
+        .fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     assert_eq!(
         report.entries[0].result,
         ReconciliationResult::SlaBreach,

@@ -264,7 +264,11 @@ impl Harness {
         &self,
         subject: &HandoffSubject,
     ) -> integration::reconciliation::ReconciliationResult {
-        let report = self.fulfillment().trigger_reconciliation().await.unwrap();
+        let report = self
+            .fulfillment()
+            .trigger_reconciliation(&tenant())
+            .await
+            .unwrap();
         report
             .entries
             .iter()

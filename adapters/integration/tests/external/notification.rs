@@ -73,7 +73,10 @@ async fn an_ambiguous_provider_answer_followed_by_a_retry_sends_once() {
     h.wait_handoff(&captured, 10, "sent", succeeded).await;
     h.completed(&order, 20).await;
     // A second reconciliation and the order's completion send nothing more.
-    h.fulfillment().trigger_reconciliation().await.unwrap();
+    h.fulfillment()
+        .trigger_reconciliation(&tenant())
+        .await
+        .unwrap();
     assert_eq!((entry(&h).requests, entry(&h).effects), (1, 1));
     assert_eq!(h.sims.duplicate_side_effects(), 0);
     h.stop().await;
