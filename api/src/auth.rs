@@ -119,9 +119,14 @@ impl Authenticator {
         found
     }
 
-    /// The principal of an `Authorization: Bearer <token>` header value.
+    /// The principal of an `Authorization: Bearer <token>` header value
+    /// (the scheme in any case, as RFC 9110 §11.1 has it).
     pub fn authenticate_header(&self, header: Option<&str>) -> Option<Principal> {
-        let token = header?.strip_prefix("Bearer ")?.trim();
+        let (scheme, token) = header?.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("Bearer") {
+            return None;
+        }
+        let token = token.trim();
         if token.is_empty() {
             return None;
         }
@@ -158,6 +163,13 @@ mod tests {
 
     #[test]
     fn a_known_token_yields_its_tenant_and_role() {
+        for scheme in ["bearer", "BEARER"] {
+            let header = format!("{scheme} secret-a");
+            assert!(
+                store().authenticate_header(Some(&header)).is_some(),
+                "{header}"
+            );
+        }
         let principal = store().authenticate_header(Some("Bearer secret-a"));
         assert_eq!(
             principal.map(|p| (p.tenant, p.role)),
@@ -171,6 +183,8 @@ mod tests {
         assert!(auth.authenticate_header(Some("Bearer secret-b")).is_none());
         assert!(auth.authenticate_header(Some("Bearer ")).is_none());
         assert!(auth.authenticate_header(Some("secret-a")).is_none());
+        assert!(auth.authenticate_header(Some("Basic secret-a")).is_none());
+        assert!(auth.authenticate_header(Some("Bearersecret-a")).is_none());
         assert!(auth.authenticate_header(None).is_none());
     }
 

@@ -267,6 +267,16 @@ pub fn check_acknowledged(
     report: &VerifyReport,
 ) -> Result<(), VerifyError> {
     let Some(acked) = AckedHead::read(dir) else {
+        let path = dir.join(crate::acked::ACKED_HEAD_FILE);
+        if report.events > 0 && !path.exists() {
+            // Logs from before the file existed have none; a deleted one
+            // looks the same, so this warns rather than refuses.
+            tracing::warn!(
+                path = %path.display(),
+                events = report.events,
+                "acknowledged head file is missing from a log that holds events; its check is skipped"
+            );
+        }
         return Ok(());
     };
     if acked.next_position == 0 {

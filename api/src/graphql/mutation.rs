@@ -19,7 +19,7 @@ use domain::ids::{
 };
 use domain::money::Percent;
 use domain::order::{OrderCommand, Resolution};
-use domain::quote::limits::{MAX_OPTIONS_PER_LINE, MAX_TERM_MONTHS};
+use domain::quote::limits::{MAX_OPTIONS_PER_LINE, MAX_QUANTITY, MAX_TERM_MONTHS};
 use domain::quote::{price_command, ProposalArtifact, QuoteCommand, QuoteLine, SignatureEvidence};
 use domain::{CatalogDecider, HandoffDecider, OrderDecider, QuoteDecider};
 use rust_decimal::Decimal;
@@ -46,7 +46,7 @@ pub struct LineInput {
     pub offering_id: String,
     /// The offering's catalog version.
     pub offering_version: u32,
-    /// Units (at least 1).
+    /// Units: 1 to 1,000,000.
     pub quantity: u32,
     /// Contract term in months.
     pub term_months: u32,
@@ -102,8 +102,11 @@ fn catalog_version_input(version: &str) -> ApiResult<()> {
 fn line(input: LineInput) -> ApiResult<QuoteLine> {
     input::id("line.lineId", &input.line_id)?;
     input::id("line.offeringId", &input.offering_id)?;
-    if input.quantity == 0 {
-        return Err(ApiError::validation("line.quantity", "must be at least 1"));
+    if input.quantity == 0 || input.quantity > MAX_QUANTITY {
+        return Err(ApiError::validation(
+            "line.quantity",
+            format!("must be 1 to {MAX_QUANTITY}"),
+        ));
     }
     if input.term_months == 0 || input.term_months > MAX_TERM_MONTHS {
         return Err(ApiError::validation(
@@ -1141,6 +1144,9 @@ impl Mutation {
     /// `notification`, `document`), e.g. `faults: ["BusinessReject"]`, for
     /// demos and tests. The document service has one queue for proposal
     /// renders and order confirmations: the next of either takes the fault.
+    /// The simulators are one per system for the whole server, so a script
+    /// applies to the next calls of every tenant; a server with real
+    /// systems (`simulators = false`) refuses this.
     async fn script_simulator(
         &self,
         ctx: &Context<'_>,

@@ -194,7 +194,7 @@ pub(super) fn open(state: &QuoteState) -> Result<&Quote, QuoteError> {
 }
 
 fn validate_line(line: &QuoteLine) -> Result<(), QuoteError> {
-    if line.quantity == 0 {
+    if line.quantity == 0 || line.quantity > limits::MAX_QUANTITY {
         return Err(QuoteError::InvalidQuantity);
     }
     if line.term_months == 0 || line.term_months > limits::MAX_TERM_MONTHS {

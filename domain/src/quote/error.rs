@@ -26,8 +26,8 @@ pub enum QuoteError {
     /// No line has this id.
     #[error("line not found")]
     LineNotFound,
-    /// A line's quantity must be at least one.
-    #[error("quantity must be positive")]
+    /// A line's quantity must be 1 to [`super::limits::MAX_QUANTITY`].
+    #[error("quantity must be 1 to {max}", max = super::limits::MAX_QUANTITY)]
     InvalidQuantity,
     /// A line's term must be 1 to [`super::limits::MAX_TERM_MONTHS`] months.
     #[error("term must be 1 to {max} months", max = super::limits::MAX_TERM_MONTHS)]

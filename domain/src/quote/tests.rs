@@ -145,6 +145,15 @@ fn a_line_needs_a_positive_quantity_and_term() {
     Given::<QuoteDecider>::events(vec![quote_created()])
         .when(QuoteCommand::AddLine {
             line: QuoteLine {
+                quantity: crate::quote::limits::MAX_QUANTITY + 1,
+                ..line("l1")
+            },
+            at: T0,
+        })
+        .then_err(QuoteError::InvalidQuantity);
+    Given::<QuoteDecider>::events(vec![quote_created()])
+        .when(QuoteCommand::AddLine {
+            line: QuoteLine {
                 term_months: 0,
                 ..line("l1")
             },

@@ -21,7 +21,7 @@ use crate::output::Out;
 /// Arguments of `reset-consumer`.
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "Examples:\n  oms-replay reset-consumer projection-orders --to 0\n  oms-replay reset-consumer dispatcher --to 120000 --recovery"
+    after_help = "Examples:\n  oms-replay reset-consumer fulfillment-process --to 0\n  oms-replay reset-consumer handoff-dispatcher --to 120000 --recovery"
 )]
 pub struct ResetConsumerArgs {
     /// The consumer (see `oms-replay consumers`).
