@@ -198,6 +198,7 @@ pub(crate) fn read_sled_conf(dir: &Path) -> Result<Option<SledConf>, LogError> {
 pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
     std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
     let segment_size = read_sled_conf(path)?.map_or(SEGMENT_SIZE, |c| c.segment_size);
+    check_data_file(path)?;
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity_bytes)
@@ -219,12 +220,9 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
             Ok(db)
         }
         Ok(Err(e)) if is_lock_error(&e) => Err(LogError::Locked(path.to_path_buf())),
-        Ok(Err(e @ sled::Error::Corruption { .. })) => Err(LogError::DamagedStorage {
+        Ok(Err(sled::Error::Corruption { .. })) => Err(LogError::DamagedStorage {
             path: path.to_path_buf(),
-            detail: format!(
-                "sled refuses to recover it (a checksum failed in the part of its log it replays \
-                 at start), so no record can be read: {e}"
-            ),
+            detail: corruption_detail(path),
         }),
         Ok(Err(other)) => Err(damage_or_storage(path, other)),
         Err(panic) => {
@@ -239,6 +237,70 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
             })
         }
     }
+}
+
+/// Refuses a data directory whose sled data file `db` is missing or empty
+/// while its `acked-head` says events were acknowledged: sled would
+/// otherwise start a new, empty database over the rest of the directory.
+/// Nothing is created or written.
+///
+/// # Errors
+/// [`LogError::DamagedStorage`] naming the file and the acknowledged head;
+/// [`LogError::Io`] when the file cannot be looked at.
+fn check_data_file(path: &Path) -> Result<(), LogError> {
+    let data = path.join("db");
+    let state = match std::fs::metadata(&data) {
+        Ok(meta) if meta.len() > 0 => return Ok(()),
+        Ok(_) => "empty",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+        Err(e) => return Err(LogError::io(&data, e)),
+    };
+    match crate::acked::AckedHead::read(path) {
+        Some(acked) if acked.next_position > 0 => Err(LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: format!(
+                "sled's data file `db` is {state}, but `{}` says {} events were acknowledged; \
+                 nothing was opened or written: restore the directory from a backup, or import \
+                 an export into a new one (`oms-replay import`)",
+                crate::acked::ACKED_HEAD_FILE,
+                acked.next_position
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What to tell the user when sled's recovery finds a checksum that
+/// fails (sled's own message adds only an offset and an empty
+/// backtrace). sled's snapshot files
+/// (`snap.*`) are derived from its data file; when one is damaged, moving
+/// it out lets sled rebuild it, and the open that follows verifies every
+/// record.
+fn corruption_detail(path: &Path) -> String {
+    let snapshots: Vec<String> = std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("snap."))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hint = if snapshots.is_empty() {
+        "restore the directory from a backup, or import an export into a new one \
+         (`oms-replay import`)"
+            .to_owned()
+    } else {
+        format!(
+            "if the damage is in sled's snapshot ({}), moving that file out of the directory \
+             lets sled rebuild it from the data file, and the next start verifies every \
+             record; otherwise restore the directory from a backup or an export",
+            snapshots.join(", ")
+        )
+    };
+    format!(
+        "sled refuses to recover it (a checksum failed in a stored page it reads at start): {hint}"
+    )
 }
 
 /// Longest a [`flush_within`] waits for sled to make what it was given

@@ -218,3 +218,76 @@ async fn a_damaged_sled_conf_is_named_as_such() {
     assert_eq!(log.next_position(), 10);
     log.close().await;
 }
+
+/// sled's data file removed or emptied beside an `acked-head` that names
+/// acknowledged events: refused, naming the file and the fix, and nothing
+/// is created (sled would start an empty database there).
+#[tokio::test]
+async fn a_missing_or_empty_data_file_is_named_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 0, 10).await;
+    let data = dir.path().join("db");
+    let original = std::fs::read(&data).unwrap();
+    for (what, missing) in [("removed", true), ("emptied", false)] {
+        if missing {
+            std::fs::remove_file(&data).unwrap();
+        } else {
+            std::fs::write(&data, b"").unwrap();
+        }
+        let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+        assert!(err.is_damage(), "{what}: {err}");
+        let message = err.to_string();
+        let state = if missing { "missing" } else { "empty" };
+        assert!(
+            message.contains(&format!("`db` is {state}")) && message.contains("10 events"),
+            "{what}: {message}"
+        );
+        assert!(!message.contains("backtrace"), "{what}: {message}");
+        assert_eq!(data.exists(), !missing, "{what}: nothing created");
+    }
+    std::fs::write(&data, &original).unwrap();
+    let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert_eq!(log.next_position(), 10);
+    log.close().await;
+}
+
+/// A damaged sled snapshot file: refused with a message that names the
+/// snapshot and says that moving it out lets sled rebuild it; doing so
+/// opens the log with every event.
+#[tokio::test]
+async fn a_damaged_snapshot_is_named_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // sled writes its snapshot when it recovers: at the second open.
+    write_events(dir.path(), 0, 40).await;
+    write_events(dir.path(), 40, 50).await;
+    let snapshot = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("snap."))
+        })
+        .expect("sled wrote a snapshot at the second open");
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    let end = (middle + 4).min(bytes.len());
+    for b in &mut bytes[middle..end] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&snapshot, &bytes).unwrap();
+    let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+    assert!(err.is_damage(), "{err}");
+    let message = err.to_string();
+    let name = snapshot.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        message.contains(&name) && message.contains("moving that file out"),
+        "{message}"
+    );
+    assert!(!message.contains("backtrace"), "{message}");
+    std::fs::rename(&snapshot, dir.path().join("moved-snapshot")).unwrap();
+    settle();
+    let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert_eq!(log.next_position(), 50);
+    log.close().await;
+}
