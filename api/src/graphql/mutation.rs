@@ -58,7 +58,7 @@ pub struct LineInput {
 /// One configured option.
 #[derive(InputObject, serde::Serialize)]
 pub struct OptionInput {
-    /// Option name.
+    /// Option name: not empty, once per line.
     pub name: String,
     /// Option value.
     pub value: String,
@@ -88,11 +88,14 @@ async fn catalog_command(
 }
 
 /// A catalog version name as the catalog accepts it.
-fn catalog_version_input(version: &str) -> ApiResult<()> {
-    input::label("version", version, MAX_VERSION_BYTES)?;
+/// Checks a catalog version given in `field`: printable text of 1 to
+/// [`MAX_VERSION_BYTES`] bytes with no white space at either end, the same
+/// wherever a version is named (quote creation, activation, retirement).
+fn catalog_version_input(field: &str, version: &str) -> ApiResult<()> {
+    input::label(field, version, MAX_VERSION_BYTES)?;
     if version.is_empty() || version.trim() != version {
         return Err(ApiError::validation(
-            "version",
+            field,
             "must not be empty or start or end with white space",
         ));
     }
@@ -120,12 +123,28 @@ fn line(input: LineInput) -> ApiResult<QuoteLine> {
             format!("at most {MAX_OPTIONS_PER_LINE} options"),
         ));
     }
+    let mut names = std::collections::HashSet::new();
     for option in &input.options {
         input::label(
             "line.options.name",
             &option.name,
             input::MAX_OPTION_NAME_BYTES,
         )?;
+        if option.name.trim().is_empty() {
+            return Err(ApiError::validation(
+                "line.options.name",
+                "must not be empty",
+            ));
+        }
+        if !names.insert(option.name.as_str()) {
+            return Err(ApiError::validation(
+                "line.options.name",
+                format!(
+                    "`{}` is given twice; a line configures each option once",
+                    option.name
+                ),
+            ));
+        }
         input::label("line.options.value", &option.value, input::MAX_LABEL_BYTES)?;
     }
     Ok(QuoteLine {
@@ -396,7 +415,9 @@ async fn report_to_quote(
 #[Object]
 impl Mutation {
     /// Opens a quote for a customer, validated against CRM now. The new
-    /// quote's id is in the result.
+    /// quote's id is in the result. `catalogVersion`, when given, follows
+    /// the rule of `activateCatalogVersion`: 1 to 128 bytes of printable
+    /// text, no white space at either end.
     async fn create_quote(
         &self,
         ctx: &Context<'_>,
@@ -408,7 +429,7 @@ impl Mutation {
         input::id("commandId", &command_id)?;
         input::id("customerId", &customer_id)?;
         if let Some(version) = &catalog_version {
-            input::label("catalogVersion", version, input::MAX_LABEL_BYTES)?;
+            catalog_version_input("catalogVersion", version)?;
         }
         let quote_id = new_quote_id(principal.tenant.as_str(), &command_id);
         let request = serde_json::json!({
@@ -1182,7 +1203,7 @@ impl Mutation {
         version: String,
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) = caller(ctx, Role::Admin, "change the catalog")?;
-        catalog_version_input(&version)?;
+        catalog_version_input("version", &version)?;
         let request = serde_json::json!({"mutation": "activateCatalogVersion", "version": version});
         let activate = CatalogCommand::Activate {
             tenant_id: principal.tenant.clone(),
@@ -1207,7 +1228,7 @@ impl Mutation {
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) = caller(ctx, Role::Admin, "change the catalog")?;
-        catalog_version_input(&version)?;
+        catalog_version_input("version", &version)?;
         input::reason("reason", &reason)?;
         let request = serde_json::json!({"mutation": "retireCatalogVersion", "version": version, "reason": reason});
         let retire = CatalogCommand::Retire {
@@ -1234,5 +1255,53 @@ impl Mutation {
             .reset_consumer(&name, to_position, recovery.unwrap_or(false))
             .await?
             .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::catalog_version_input;
+    use crate::graphql::error::ApiError;
+
+    fn line_with_options(names: &[&str]) -> super::LineInput {
+        super::LineInput {
+            line_id: "l1".into(),
+            offering_id: "fiber".into(),
+            offering_version: 1,
+            quantity: 1,
+            term_months: 12,
+            options: names
+                .iter()
+                .map(|name| super::OptionInput {
+                    name: (*name).into(),
+                    value: "v".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_option_is_named_and_given_once_per_line() {
+        assert!(super::line(line_with_options(&["speed", "ip"])).is_ok());
+        for names in [&["speed", "speed"][..], &[""][..], &["  "][..]] {
+            match super::line(line_with_options(names)) {
+                Err(ApiError::Validation { field, .. }) => assert_eq!(field, "line.options.name"),
+                other => panic!("{names:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_catalog_version_is_checked_alike_wherever_it_is_named() {
+        assert!(catalog_version_input("catalogVersion", "2026.1").is_ok());
+        let too_long = "v".repeat(domain::catalog::MAX_VERSION_BYTES + 1);
+        for bad in ["", " 2026.1", "2026.1 ", too_long.as_str(), "a\u{0}b"] {
+            match catalog_version_input("catalogVersion", bad) {
+                Err(ApiError::Validation { field, .. }) => {
+                    assert_eq!(field, "catalogVersion", "{bad:?}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }
