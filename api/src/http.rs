@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, Data, Executor, ParseRequestError};
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -121,17 +122,11 @@ async fn json_client_errors(response: Response) -> Response {
 /// The rejection of a GraphQL request body that does not parse: 400 (413
 /// when too large) with a JSON error naming what is wrong, in the error's
 /// `Display` form (never its `Debug` form).
-pub struct RequestRejection(ParseRequestError);
-
-impl From<ParseRequestError> for RequestRejection {
-    fn from(error: ParseRequestError) -> Self {
-        Self(error)
-    }
-}
+struct RequestRejection(ParseRequestError);
 
 impl IntoResponse for RequestRejection {
     fn into_response(self) -> Response {
-        let status = match self.0 {
+        let status = match &self.0 {
             ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -157,16 +152,27 @@ fn operation_name(request: &BatchRequest) -> String {
     }
 }
 
-async fn graphql(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: GraphQLBatchRequest<RequestRejection>,
-) -> Response {
+/// `POST /graphql`. The body is buffered by axum's `Bytes` first, so a body
+/// over the limit is a 413 whether it declared its length or came chunked
+/// (async-graphql's own extractor turns the chunked case into a 400).
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(principal) = state.auth.authenticate_header(bearer(&headers)) else {
         state.platform.metrics.auth_failure();
         return unauthenticated();
     };
-    let request = request.into_inner();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let request = match async_graphql::http::receive_batch_body(
+        content_type,
+        body.as_ref(),
+        async_graphql::http::MultipartOptions::default(),
+    )
+    .await
+    {
+        Ok(request) => request,
+        Err(error) => return RequestRejection(error).into_response(),
+    };
     let refuse = |message: String| {
         (
             StatusCode::BAD_REQUEST,
@@ -174,7 +180,20 @@ async fn graphql(
         )
             .into_response()
     };
+    let no_query = |r: &async_graphql::Request| r.query.trim().is_empty();
+    match &request {
+        BatchRequest::Single(r) if no_query(r) => {
+            return refuse("the request holds no query".to_owned());
+        }
+        BatchRequest::Batch(requests) if requests.iter().any(no_query) => {
+            return refuse("every operation of a batch needs a query".to_owned());
+        }
+        _ => {}
+    }
     if let BatchRequest::Batch(requests) = &request {
+        if requests.is_empty() {
+            return refuse("a batch holds at least one operation".to_owned());
+        }
         if requests.len() > state.max_batch {
             return refuse(format!("at most {} operations per batch", state.max_batch));
         }
@@ -236,6 +255,45 @@ fn label_engine_errors(response: &mut async_graphql::BatchResponse) {
             }
         }
     }
+}
+
+/// The WebSocket form of [`label_engine_errors`]: an `error` message
+/// (graphql-transport-ws; a refused `subscribe`: parse errors, unknown
+/// fields, depth and complexity limits) gets `VALIDATION` on each error
+/// without a code, as the same operation over HTTP does.
+fn label_ws_errors(message: Message) -> Message {
+    let Message::Text(text) = &message else {
+        return message;
+    };
+    if !text.as_str().contains("\"error\"") {
+        return message;
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+        return message;
+    };
+    if value.get("type").and_then(serde_json::Value::as_str) != Some("error") {
+        return message;
+    }
+    let Some(errors) = value
+        .get_mut("payload")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return message;
+    };
+    for error in errors
+        .iter_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+    {
+        let extensions = error
+            .entry("extensions")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(extensions) = extensions.as_object_mut() {
+            extensions
+                .entry("code")
+                .or_insert_with(|| serde_json::Value::from("VALIDATION"));
+        }
+    }
+    Message::Text(value.to_string().into())
 }
 
 /// Authenticates a WebSocket from its `connection_init` payload
@@ -304,7 +362,9 @@ async fn websocket(
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
             let sink = sink.with(|message: Message| {
-                futures_util::future::ready(Ok::<_, axum::Error>(protocol_close_code(message)))
+                futures_util::future::ready(Ok::<_, axum::Error>(label_ws_errors(
+                    protocol_close_code(message),
+                )))
             });
             GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
@@ -409,7 +469,33 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 #[cfg(test)]
 mod tests {
-    use super::{liveness, readiness, StatusCode};
+    use super::{label_ws_errors, liveness, readiness, Message, StatusCode};
+
+    #[test]
+    fn a_refused_subscription_over_websocket_carries_a_code() {
+        let refused =
+            r#"{"type":"error","id":"1","payload":[{"message":"Query is too complex."}]}"#;
+        let Message::Text(text) = label_ws_errors(Message::Text(refused.into())) else {
+            panic!("not text");
+        };
+        let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        assert_eq!(
+            value["payload"][0]["extensions"]["code"], "VALIDATION",
+            "{value}"
+        );
+        assert_eq!(value["id"], "1");
+        let coded = r#"{"type":"error","id":"2","payload":[{"message":"no","extensions":{"code":"FORBIDDEN"}}]}"#;
+        let Message::Text(text) = label_ws_errors(Message::Text(coded.into())) else {
+            panic!("not text");
+        };
+        let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        assert_eq!(value["payload"][0]["extensions"]["code"], "FORBIDDEN");
+        let next = r#"{"type":"next","id":"3","payload":{"data":{"x":"\"error\""}}}"#;
+        let Message::Text(text) = label_ws_errors(Message::Text(next.into())) else {
+            panic!("not text");
+        };
+        assert_eq!(text.as_str(), next, "other messages pass unchanged");
+    }
 
     #[test]
     fn a_fenced_log_fails_liveness_and_readiness() {

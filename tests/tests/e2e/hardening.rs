@@ -123,6 +123,9 @@ async fn at_most_eight_operations_per_batch() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+    let (status, body) = server.client.post(Some(&viewer), &json!([])).await;
+    assert_eq!(status, 400, "an empty batch: {body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
 }
 
 #[tokio::test]
@@ -163,6 +166,47 @@ async fn an_oversized_body_is_refused_with_413() {
         let status = status_for_declared_length(server.addr, &viewer, bytes).await;
         assert_eq!(status, 413, "a body of {bytes} bytes must be refused");
     }
+    // Sent chunked (no Content-Length), the limit is met while reading:
+    // the same 413, as a JSON error.
+    let status = status_for_chunked_body(server.addr, &viewer, 300 * 1024).await;
+    assert_eq!(status, 413, "a chunked body over the limit must be refused");
+}
+
+/// The status line's code for a POST whose `length` body bytes (a JSON
+/// string padded with spaces) are sent in 16 KiB chunks.
+async fn status_for_chunked_body(addr: std::net::SocketAddr, token: &str, length: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut body = br#"{"query": "{ me { tenant } }"}"#.to_vec();
+    body.resize(length, b' ');
+    for chunk in body.chunks(16 * 1024) {
+        let framed = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk.to_vec(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        // The server may answer and close before the last chunk.
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = vec![0u8; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    let line = String::from_utf8_lossy(&answer[..read]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {line:?}"))
 }
 
 /// The status line's code for a POST that declares `length` body bytes
