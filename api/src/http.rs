@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, Data, Executor, ParseRequestError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -97,9 +97,19 @@ fn client_error_code(status: StatusCode) -> &'static str {
 /// Rewrites every 4xx answer that is not already JSON (axum's and
 /// tower-http's rejections: 400, 404, 405, 413, 415, ...) into a JSON error
 /// body whose message is the status's reason, so no plain-text or `Debug`
-/// rendering of an internal type reaches a client.
+/// rendering of an internal type reaches a client; the request timeout's
+/// empty 503 becomes a `TIMEOUT` error that says a retry is safe.
 async fn json_client_errors(response: Response) -> Response {
     let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE && response.body().size_hint().exact() == Some(0) {
+        // The request timeout's answer (health endpoints say why in text).
+        let body = error_body(
+            "the request did not finish within the server's request timeout; a command may \
+             or may not have been applied: retry it with the same commandId",
+            "TIMEOUT",
+        );
+        return (status, axum::Json(body)).into_response();
+    }
     if !status.is_client_error() {
         return response;
     }

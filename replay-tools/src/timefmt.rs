@@ -21,7 +21,8 @@ pub fn parse_time(text: &str) -> Result<i64, ReplayError> {
     };
     let at = humantime::parse_rfc3339_weak(&full).map_err(|e| {
         ReplayError::Usage(format!(
-            "time {text:?} is neither Unix milliseconds nor RFC 3339 ({e})"
+            "time {text:?} is not Unix milliseconds (1700000000000), an RFC 3339 instant \
+             (2023-11-14T22:13:20Z) or a day (2023-11-14): {e}"
         ))
     })?;
     let since = at

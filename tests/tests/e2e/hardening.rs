@@ -274,6 +274,12 @@ async fn a_request_that_stalls_times_out() {
         "a stalled request gets 503/408: {status:?}"
     );
     assert!(
+        status
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "the timeout is a JSON error: {status:?}"
+    );
+    assert!(
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(8),
         "{elapsed:?}"
     );
