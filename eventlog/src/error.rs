@@ -66,6 +66,21 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
+    /// sled's flush did not return within the limit: sled 0.34 can stall
+    /// there for good (ADR 0032). Nothing the flush covered was
+    /// acknowledged by it; `then` says what the caller does next.
+    #[error(
+        "{}: sled did not finish writing within {seconds} s (a known sled 0.34 stall); {then}",
+        .path.display()
+    )]
+    FlushStalled {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// The limit that passed, in seconds.
+        seconds: f64,
+        /// What the caller does next.
+        then: String,
+    },
     /// Another process (or another handle in this one) holds the data directory.
     #[error("data directory {0} is locked by another process (is a server running on it?)")]
     Locked(std::path::PathBuf),

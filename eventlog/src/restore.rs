@@ -330,6 +330,8 @@ pub struct Restorer {
     runs: Vec<(u32, StreamRun)>,
     /// Idempotency keys and values, in the order given.
     idempotency: Vec<(String, IdempotencyValue)>,
+    /// Longest the final flush may take (see [`Restorer::flush_stall_limit`]).
+    flush_stall_limit: std::time::Duration,
 }
 
 impl Restorer {
@@ -359,6 +361,7 @@ impl Restorer {
             last_run: Vec::new(),
             runs: Vec::new(),
             idempotency: Vec::new(),
+            flush_stall_limit: storage::FLUSH_STALL_LIMIT,
         })
     }
 
@@ -451,6 +454,14 @@ impl Restorer {
         Ok(())
     }
 
+    /// The same restorer, whose final flush is given up after `limit`
+    /// (two minutes by default) with [`LogError::FlushStalled`]: sled 0.34
+    /// can stall there for good (ADR 0032).
+    pub fn flush_stall_limit(mut self, limit: std::time::Duration) -> Self {
+        self.flush_stall_limit = limit;
+        self
+    }
+
     /// Completes the log: writes the stream index (sorted by key, which
     /// sled inserts fastest), the idempotency records and
     /// the meta record last; flushes and `fdatasync`s sled's data file;
@@ -477,6 +488,7 @@ impl Restorer {
             last_run: _,
             mut runs,
             mut idempotency,
+            flush_stall_limit,
         } = self;
         // Sorted by key (the order of the stored keys, which share their
         // prefix byte), so a key given twice is found next to itself.
@@ -554,7 +566,7 @@ impl Restorer {
         storage::flush_within(
             &db,
             &dir,
-            storage::FLUSH_STALL_LIMIT,
+            flush_stall_limit,
             "nothing in this directory was acknowledged: remove it and run again",
         )?;
         let data_path = dir.join("db");

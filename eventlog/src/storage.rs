@@ -312,13 +312,13 @@ pub(crate) const FLUSH_STALL_LIMIT: std::time::Duration = std::time::Duration::f
 /// (its stable position stops short of the last reserved one while every
 /// I/O thread is idle; seen in about one import of a 1M-event export in
 /// six). The flush runs on a helper thread; when it has not returned in
-/// time, the caller gets a `TimedOut` I/O error naming `dir` and ending
-/// with `then` (what the user does next) instead of a hang. The helper
+/// time, the caller gets [`LogError::FlushStalled`] naming `dir` and
+/// `then` (what the user does next) instead of a hang. The helper
 /// stays blocked until the process exits; nothing it holds is used again.
 ///
 /// # Errors
-/// [`LogError::Storage`] when the flush fails, [`LogError::Io`] with
-/// `ErrorKind::TimedOut` when it has not returned within `limit`.
+/// [`LogError::Storage`] when the flush fails, [`LogError::FlushStalled`]
+/// when it has not returned within `limit`.
 pub(crate) fn flush_within(
     db: &sled::Db,
     dir: &Path,
@@ -340,15 +340,10 @@ pub(crate) fn finish_flush_within(
     limit: std::time::Duration,
     then: &str,
 ) -> Result<(), LogError> {
-    let stalled = || LogError::Io {
+    let stalled = || LogError::FlushStalled {
         path: dir.to_path_buf(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!(
-                "sled did not finish writing within {} s (a known sled 0.34 stall); {then}",
-                limit.as_secs_f64()
-            ),
-        ),
+        seconds: limit.as_secs_f64(),
+        then: then.to_owned(),
     };
     let flushed = within(limit, flush).map_err(|source| LogError::Io {
         path: dir.to_path_buf(),

@@ -149,7 +149,8 @@ fn measure(op: &str, work: &Path) -> Result<(), String> {
         "import" => {
             let _ = std::fs::remove_dir_all(&imported);
             let file = File::open(&export_file).map_err(|e| e.to_string())?;
-            import::import(file, &imported, &hidden)
+            let limit = std::time::Duration::from_secs(import::FLUSH_STALL_SECS);
+            import::import(file, &imported, limit, &hidden)
                 .map_err(|e| e.to_string())?
                 .events
         }

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use clap::Args;
 use eventlog::keyspace::IdempotencyValue;
 use eventlog::restore::{self, ChainCheck, CheckedRecord, RestoreError, Restorer};
-use eventlog::{Hash, FORMAT_VERSION};
+use eventlog::{Hash, LogError, FORMAT_VERSION};
 use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
@@ -43,7 +43,25 @@ pub struct ImportArgs {
     /// Repeatable.
     #[arg(long = "side-effect-consumer", value_name = "NAME")]
     pub side_effect_consumers: Vec<String>,
+    /// Longest sled's final flush may take, in seconds. sled 0.34 can stall
+    /// there for good (about one import of a million events in six); past
+    /// this the import removes what it wrote and starts again, up to
+    /// three attempts in all (a file only: standard input cannot be read
+    /// twice).
+    #[arg(long, value_name = "SECONDS", default_value_t = FLUSH_STALL_SECS)]
+    pub flush_stall_limit: u64,
 }
+
+/// The default of `--flush-stall-limit`: a flush writes only what sled has
+/// not written yet, so seconds on a working disk.
+pub const FLUSH_STALL_SECS: u64 = 120;
+
+/// Attempts one `import` of a file makes in all when sled's flush stalls.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The environment variable that carries the attempt number into the
+/// process an import restarts as.
+const ATTEMPT_VAR: &str = "OMS_REPLAY_IMPORT_ATTEMPT";
 
 /// What an import wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -256,6 +274,7 @@ fn guard_side_effects(dir: &Path, names: &[String]) -> Result<(), ReplayError> {
 pub fn import(
     input: impl Read + Send,
     dir: &Path,
+    flush_stall_limit: std::time::Duration,
     progress: &Progress,
 ) -> Result<ImportSummary, ReplayError> {
     restore::require_empty(dir).map_err(restore_error)?;
@@ -294,7 +313,9 @@ pub fn import(
     }
     let header_head =
         hex_hash(&header.head_hash).ok_or_else(|| bad(1, "head_hash is not 64 hex digits"))?;
-    let mut restorer = Restorer::create(dir, CACHE_BYTES).map_err(restore_error)?;
+    let mut restorer = Restorer::create(dir, CACHE_BYTES)
+        .map_err(restore_error)?
+        .flush_stall_limit(flush_stall_limit);
     progress.set_total(header.events);
 
     let (tx, rx) = sync_channel::<Result<Parsed, ReplayError>>(8);
@@ -326,6 +347,51 @@ pub fn import(
         head_hash: hex::encode(restored.head_hash),
         recovery_consumers: Vec::new(),
     })
+}
+
+/// This process's attempt at an import: 1, or what the process that
+/// restarted it set.
+fn attempt() -> u32 {
+    std::env::var(ATTEMPT_VAR)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Removes everything in `dir`, which held nothing before this import
+/// (`require_empty`), so only what the import wrote goes.
+fn clear_dir(dir: &Path) -> Result<(), ReplayError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ReplayError::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| ReplayError::io(format!("listing {}", dir.display()), e))?
+            .path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| ReplayError::io(format!("removing {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Replaces this process with a new run of the same command line as
+/// attempt `attempt`: the stalled sled threads, their memory and their
+/// lock on the directory go with the old process image. Returns only when
+/// the new image could not be started.
+fn restart(attempt: u32) -> ReplayError {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return ReplayError::io("finding the oms-replay binary to start again", e),
+    };
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(ATTEMPT_VAR, attempt.to_string())
+        .exec();
+    ReplayError::io("starting the import again", error)
 }
 
 /// Writes what the parser sends through `restorer`: records as they come,
@@ -364,12 +430,31 @@ fn write_log(
 /// Runs `import`.
 pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     let progress = ctx.progress("import", None);
-    let mut summary = if args.file.as_os_str() == "-" {
-        import(std::io::stdin(), ctx.dir.path(), &progress)?
+    let limit = std::time::Duration::from_secs(args.flush_stall_limit);
+    let from_stdin = args.file.as_os_str() == "-";
+    let imported = if from_stdin {
+        import(std::io::stdin(), ctx.dir.path(), limit, &progress)
     } else {
         let file = File::open(&args.file)
             .map_err(|e| ReplayError::io(format!("opening {}", args.file.display()), e))?;
-        import(file, ctx.dir.path(), &progress)?
+        import(file, ctx.dir.path(), limit, &progress)
+    };
+    let mut summary = match imported {
+        Err(ReplayError::Log(stall @ LogError::FlushStalled { .. })) => {
+            let attempt = attempt();
+            if from_stdin || attempt >= MAX_ATTEMPTS {
+                return Err(ReplayError::Log(stall));
+            }
+            progress.finish();
+            eprintln!(
+                "import: sled did not finish writing within {} s (a known sled 0.34 stall); \
+                 removed what attempt {attempt} of {MAX_ATTEMPTS} wrote; starting again",
+                args.flush_stall_limit
+            );
+            clear_dir(ctx.dir.path())?;
+            return Err(restart(attempt + 1));
+        }
+        other => other?,
     };
     crate::datadir::wait_released(ctx.dir.path())?;
     guard_side_effects(ctx.dir.path(), &args.side_effect_consumers)?;

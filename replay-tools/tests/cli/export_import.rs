@@ -162,3 +162,50 @@ fn an_import_can_guard_a_side_effect_consumer_so_history_is_not_dispatched_again
         1
     );
 }
+
+/// sled 0.34's final flush can stall for good (ADR 0032). A limit of 0 s
+/// makes every flush count as stalled: the import removes what it wrote
+/// and starts again as a new process, three attempts in all, then fails
+/// naming the stall. Attempts 2 and 3 would be refused as "not empty" had
+/// the directory not been cleared.
+#[test]
+fn a_stalled_import_starts_again_in_a_cleared_directory_then_gives_up() {
+    let (tmp, dir) = generated();
+    let text = exported(tmp.path(), &dir);
+    let path = tmp.path().join("log.oms-export");
+    let file = path.to_str().unwrap();
+    let restored = tmp.path().join("restored");
+    let run = oms(&restored, &["import", file, "--flush-stall-limit", "0"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    for attempt in 1..=2 {
+        assert!(
+            run.stderr.contains(&format!(
+                "removed what attempt {attempt} of 3 wrote; starting again"
+            )),
+            "attempt {attempt}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr.contains("attempt 3 of 3 wrote"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did not finish writing within 0 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("not empty"), "{}", run.stderr);
+    // What the last attempt left never opens as a log.
+    assert_ne!(oms(&restored, &["verify"]).code, 0);
+    // From standard input there is no second reading: one attempt.
+    let piped = tmp.path().join("piped");
+    let run = oms_with_stdin(
+        &piped,
+        &["import", "-", "--flush-stall-limit", "0"],
+        Some(text.as_bytes()),
+    );
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(!run.stderr.contains("starting again"), "{}", run.stderr);
+}
