@@ -172,16 +172,43 @@ async fn an_oversized_body_is_refused_with_413() {
     assert_eq!(status, 413, "a chunked body over the limit must be refused");
 }
 
-/// The status line's code for a POST whose `length` body bytes (a JSON
-/// string padded with spaces) are sent in 16 KiB chunks.
-async fn status_for_chunked_body(addr: std::net::SocketAddr, token: &str, length: usize) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A POST to `/graphql` as `token` with `framing` (a Content-Length or
+/// Transfer-Encoding header line) and no body yet.
+async fn post_head(
+    addr: std::net::SocketAddr,
+    token: &str,
+    framing: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+         Content-Type: application/json\r\n{framing}\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// The status code of the answer read from `stream` within 5 s.
+async fn answered_status(stream: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    let line = String::from_utf8_lossy(&answer[..read]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {line:?}"))
+}
+
+/// The status code for a POST whose `length` body bytes (a JSON query
+/// padded with spaces) are sent in 16 KiB chunks.
+async fn status_for_chunked_body(addr: std::net::SocketAddr, token: &str, length: usize) -> u16 {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = post_head(addr, token, "Transfer-Encoding: chunked").await;
     let mut body = br#"{"query": "{ me { tenant } }"}"#.to_vec();
     body.resize(length, b' ');
     for chunk in body.chunks(16 * 1024) {
@@ -197,38 +224,14 @@ async fn status_for_chunked_body(addr: std::net::SocketAddr, token: &str, length
         }
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
-    let mut answer = vec![0u8; 256];
-    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
-        .await
-        .expect("the server answers")
-        .unwrap();
-    let line = String::from_utf8_lossy(&answer[..read]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {line:?}"))
+    answered_status(&mut stream).await
 }
 
-/// The status line's code for a POST that declares `length` body bytes
-/// and sends none of them.
+/// The status code for a POST that declares `length` body bytes and sends
+/// none of them: the server answers before the body arrives.
 async fn status_for_declared_length(addr: std::net::SocketAddr, token: &str, length: usize) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = vec![0u8; 256];
-    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
-        .await
-        .expect("the server answers before the body arrives")
-        .unwrap();
-    let line = String::from_utf8_lossy(&answer[..read]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {line:?}"))
+    let mut stream = post_head(addr, token, &format!("Content-Length: {length}")).await;
+    answered_status(&mut stream).await
 }
 
 #[tokio::test]
