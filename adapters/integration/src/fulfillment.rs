@@ -4,7 +4,7 @@
 //! checkpoints after a restart.
 //!
 //! ```no_run
-//! # async fn demo(path: application::CommandPath, config: integration::config::SystemsConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(path: application::CommandPath, config: integration::config::SystemsConfig, tenant: domain::ids::TenantId) -> Result<(), Box<dyn std::error::Error>> {
 //! use integration::fulfillment::{Fulfillment, FulfillmentOptions};
 //!
 //! let fulfillment = Fulfillment::start(path, config, FulfillmentOptions::default())?;

@@ -297,10 +297,12 @@ impl Reconciler {
                 stale.remove(i);
             }
             let row = serde_json::from_slice::<IndexRow>(&value);
-            if let (Scope::Tenant(tenant), Ok(row)) = (scope, &row) {
-                if row.tenant != tenant {
-                    continue;
-                }
+            // An operator's run sees its own tenant's rows only (a row that
+            // does not decode names no tenant, so it is not theirs).
+            match (scope, &row) {
+                (Scope::Tenant(tenant), Ok(row)) if row.tenant != tenant => continue,
+                (Scope::Tenant(_), Err(_)) => continue,
+                _ => {}
             }
             open += 1;
             let Ok(row) = row else {
