@@ -47,7 +47,7 @@ pub struct ImportArgs {
     /// there for good (about one import of a million events in six); past
     /// this the import removes what it wrote and starts again, up to
     /// three attempts in all (a file only: standard input cannot be read
-    /// twice).
+    /// twice). 0 counts every flush as stalled.
     #[arg(long, value_name = "SECONDS", default_value_t = FLUSH_STALL_SECS)]
     pub flush_stall_limit: u64,
 }

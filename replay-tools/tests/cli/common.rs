@@ -111,7 +111,12 @@ struct Template {
 fn template() -> &'static Template {
     static TEMPLATE: OnceLock<Template> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        // A static is never dropped, so its directory outlives the run:
+        // under cargo's target/tmp, not /tmp, where runs would pile up.
+        let dir = tempfile::Builder::new()
+            .prefix("replay-cli-template-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
         let events = generate(dir.path(), FLOWS);
         // Let the closed log's background threads drop their handles.
         std::thread::sleep(std::time::Duration::from_millis(50));

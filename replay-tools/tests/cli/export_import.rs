@@ -197,8 +197,6 @@ fn a_stalled_import_starts_again_in_a_cleared_directory_then_gives_up() {
         run.stderr
     );
     assert!(!run.stderr.contains("not empty"), "{}", run.stderr);
-    // What the last attempt left never opens as a log.
-    assert_ne!(oms(&restored, &["verify"]).code, 0);
     // From standard input there is no second reading: one attempt.
     let piped = tmp.path().join("piped");
     let run = oms_with_stdin(
@@ -206,6 +204,6 @@ fn a_stalled_import_starts_again_in_a_cleared_directory_then_gives_up() {
         &["import", "-", "--flush-stall-limit", "0"],
         Some(text.as_bytes()),
     );
-    assert_ne!(run.code, 0, "{run:?}");
+    assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains("starting again"), "{}", run.stderr);
 }
