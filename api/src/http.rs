@@ -190,6 +190,7 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         )
             .into_response()
     };
+    // `[]` and `{}` both parse as one request with an empty query.
     let no_query = |r: &async_graphql::Request| r.query.trim().is_empty();
     match &request {
         BatchRequest::Single(r) if no_query(r) => {
@@ -201,9 +202,6 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         _ => {}
     }
     if let BatchRequest::Batch(requests) = &request {
-        if requests.is_empty() {
-            return refuse("a batch holds at least one operation".to_owned());
-        }
         if requests.len() > state.max_batch {
             return refuse(format!("at most {} operations per batch", state.max_batch));
         }

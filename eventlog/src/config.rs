@@ -41,7 +41,9 @@ pub struct LogConfig {
     /// this the log is fenced (later appends fail with
     /// [`crate::AppendError::Fenced`] naming the stall) instead of every
     /// append waiting forever. Nothing acknowledged is lost: the journal
-    /// holds it, and reopening the log replays it.
+    /// holds it, and reopening the log replays it. Zero counts every
+    /// checkpoint as stalled (no flush takes no time), so the first
+    /// journal turn fences the log.
     pub checkpoint_stall_limit: std::time::Duration,
     /// Test-only: make a chosen write or flush fail.
     #[cfg(feature = "fault-injection")]

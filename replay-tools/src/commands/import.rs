@@ -446,12 +446,12 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
                 return Err(ReplayError::Log(stall));
             }
             progress.finish();
+            clear_dir(ctx.dir.path())?;
             eprintln!(
                 "import: sled did not finish writing within {} s (a known sled 0.34 stall); \
                  removed what attempt {attempt} of {MAX_ATTEMPTS} wrote; starting again",
                 args.flush_stall_limit
             );
-            clear_dir(ctx.dir.path())?;
             return Err(restart(attempt + 1));
         }
         other => other?,
