@@ -198,10 +198,6 @@ fn run_child(exe: &Path, op: &'static str, work: &Path) -> Option<Row> {
     })
 }
 
-/// The allocator `oms-replay` runs with, so each figure is the tool's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some([op, work]) = args.measure.as_deref() {

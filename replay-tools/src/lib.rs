@@ -25,6 +25,7 @@ Errors are one type, [`ReplayError`], mapped to exit codes once, in
 
 pub use error::ReplayError;
 
+pub mod allocator;
 pub mod cli;
 pub mod commands;
 pub mod datadir;
