@@ -177,12 +177,13 @@ struct Row {
 }
 
 fn run_child(exe: &Path, op: &'static str, work: &Path) -> Option<Row> {
-    let output = Command::new(exe)
-        .arg("--measure")
-        .arg(op)
-        .arg(work)
-        .output()
-        .ok()?;
+    let mut child = Command::new(exe);
+    child.arg("--measure").arg(op).arg(work);
+    if matches!(op, "verify" | "dump" | "export") {
+        // As `oms-replay` runs its walks (`Command::walks_the_log`).
+        child.envs(replay_tools::allocator::WALK_SETTINGS);
+    }
+    let output = child.output().ok()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().find(|l| l.starts_with("RESULT "));
     let Some(line) = line else {

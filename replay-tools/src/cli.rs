@@ -72,6 +72,23 @@ pub enum Command {
     Stats(stats::StatsArgs),
 }
 
+impl Command {
+    /// True for the commands that read the whole log (or may) and write
+    /// nothing: they run with the allocator's
+    /// [`crate::allocator::WALK_SETTINGS`].
+    pub fn walks_the_log(&self) -> bool {
+        matches!(
+            self,
+            Self::Verify(_)
+                | Self::Dump(_)
+                | Self::AsOf(_)
+                | Self::Trace(_)
+                | Self::Export(_)
+                | Self::Stats(_)
+        )
+    }
+}
+
 /// What every subcommand gets: where the data is and how to print.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -116,6 +133,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    if cli.command.walks_the_log() {
+        crate::allocator::run_with_walk_settings();
+    }
     ExitCode::from(run(cli))
 }
 

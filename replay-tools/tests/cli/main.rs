@@ -7,6 +7,7 @@ mod gen;
 
 mod common;
 
+mod allocator;
 mod as_of;
 mod consumers;
 mod damage;
