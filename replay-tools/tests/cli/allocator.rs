@@ -9,8 +9,8 @@ fn last_reported(stderr: &str, option: &str) -> Option<String> {
     let prefix = format!("option '{option}': ");
     stderr
         .lines()
-        .filter_map(|line| line.split_once(&prefix).map(|(_, v)| v.trim().to_owned()))
-        .last()
+        .rev()
+        .find_map(|line| line.split_once(&prefix).map(|(_, v)| v.trim().to_owned()))
 }
 
 /// Runs `oms-replay ARGS` on an empty directory with mimalloc's verbose
