@@ -3,15 +3,16 @@
 //!
 //! Walking a log allocates and frees every page sled reads (glibc's malloc
 //! took a third of `verify`'s time). With mimalloc's defaults (large spans
-//! backed by transparent huge pages, freed spans kept 10 ms before they go
-//! back to the system) that churn kept 60 to 100 MB more resident than the
-//! walk holds. mimalloc reads its settings from the environment once, when
+//! backed by transparent huge pages, freed spans kept for its purge delay
+//! before they go back to the system) that churn kept 60 to 100 MB more
+//! resident than the walk holds. mimalloc reads its settings from the environment once, when
 //! the process starts, so a walk runs itself again with them set.
 //!
 //! The allocator lives here, in the library, so the `oms-replay` binary,
 //! the benchmark and the tests all run with the same one.
 
 use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
 
 /// The process's allocator (linked into every binary of this crate).
 #[global_allocator]
@@ -19,7 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc's settings for a walk: no transparent huge pages, freed memory
 /// returned to the system at once. They cost a bulk load (`import`) and a
-/// projection rebuild 10 to 20 % of their speed, so only walks use them.
+/// projection rebuild 8 to 23 % of their speed, so only walks use them.
 pub const WALK_SETTINGS: [(&str, &str); 2] =
     [("MIMALLOC_ALLOW_THP", "0"), ("MIMALLOC_PURGE_DELAY", "0")];
 
@@ -39,7 +40,6 @@ pub fn run_with_walk_settings() {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    use std::os::unix::process::CommandExt;
     let _not_started = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .envs(
