@@ -30,6 +30,9 @@ pub struct LogConfig {
     pub durability: Durability,
     /// sled page cache size in bytes.
     pub cache_capacity_bytes: u64,
+    /// sled page cache size in bytes of the projections' own database
+    /// ([`crate::EventLog::projection_db`]), apart from the log's.
+    pub projection_cache_bytes: u64,
     /// Most events one group commit writes.
     pub max_batch_events: usize,
     /// Size a journal file grows to before the writer checkpoints sled
@@ -57,6 +60,7 @@ impl LogConfig {
             path: path.into(),
             durability: Durability::Durable,
             cache_capacity_bytes: 128 * 1024 * 1024,
+            projection_cache_bytes: 64 * 1024 * 1024,
             max_batch_events: 4096,
             journal_file_bytes: crate::journal::DEFAULT_FILE_BYTES,
             checkpoint_stall_limit: crate::storage::FLUSH_STALL_LIMIT,

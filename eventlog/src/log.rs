@@ -44,6 +44,9 @@ struct Shared {
     max_batch_events: usize,
     counters: Arc<WriterCounters>,
     fence: Arc<Fence>,
+    projection_cache_bytes: u64,
+    /// The projections' database once [`EventLog::projection_db`] opened it.
+    projection_db: Mutex<Option<sled::Db>>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -212,6 +215,8 @@ impl EventLog {
                 max_batch_events: config.max_batch_events.max(1),
                 counters,
                 fence,
+                projection_cache_bytes: config.projection_cache_bytes,
+                projection_db: Mutex::new(None),
             }),
         })
     }
@@ -361,6 +366,59 @@ impl EventLog {
         &self.shared.db
     }
 
+    /// The sled database of the log's projections (their read models),
+    /// in [`storage::PROJECTION_DIR`] inside the data directory: opened on
+    /// first use, with its own cache
+    /// ([`LogConfig::projection_cache_bytes`]), and the same handle for
+    /// every later caller while the log is open.
+    ///
+    /// It is apart from the log's database so that the log's checkpoints
+    /// flush the log's pages only, and a catch-up's pages do not evict the
+    /// log's. Nothing in it is acknowledged: it holds state derived from
+    /// the log, made durable by sled's own background flushes and by
+    /// [`EventLog::close`]; after a crash a projector may find itself
+    /// behind the log (it catches up) or, on a log that loses
+    /// acknowledged appends by design ([`Durability::Buffered`]), ahead of
+    /// it (the `projections` crate then refills it).
+    ///
+    /// The first open on a data directory whose log database still holds
+    /// projection trees (`proj/...`, where they lived before ADR 0034)
+    /// drops those trees: the projections refill from position 0.
+    ///
+    /// # Errors
+    /// As [`storage::open_sled`], for the projections' directory; sled
+    /// errors dropping the old trees.
+    pub fn projection_db(&self) -> Result<sled::Db, LogError> {
+        let mut slot = self
+            .shared
+            .projection_db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let path = self.shared.path.join(storage::PROJECTION_DIR);
+        let db = storage::open_sled_db(&path, self.shared.projection_cache_bytes)?;
+        let legacy: Vec<sled::IVec> = self
+            .shared
+            .db
+            .tree_names()
+            .into_iter()
+            .filter(|name| name.starts_with(b"proj/"))
+            .collect();
+        if !legacy.is_empty() {
+            tracing::info!(
+                trees = legacy.len(),
+                "projection trees moved out of the log's database: the projections refill from position 0"
+            );
+            for name in legacy {
+                self.shared.db.drop_tree(name)?;
+            }
+        }
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
     /// The durable record at `position`, if any.
     pub fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, LogError> {
         if position >= self.next_position() {
@@ -472,10 +530,22 @@ impl EventLog {
         verify::verify_tree_until(&self.shared.tree, Some(self.next_position()), progress)
     }
 
-    /// Flushes sled to disk now (whatever the durability).
+    /// Flushes sled to disk now (whatever the durability): the log's
+    /// database, and the projections' once opened.
     pub fn flush(&self) -> Result<(), LogError> {
         self.shared.db.flush()?;
+        if let Some(projections) = self.opened_projection_db() {
+            projections.flush()?;
+        }
         Ok(())
+    }
+
+    /// The projections' database if [`EventLog::projection_db`] opened it.
+    fn opened_projection_db(&self) -> Option<sled::Db> {
+        self.shared
+            .projection_db
+            .lock()
+            .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
     }
 
     /// Stops the writer after it has written everything queued before this
@@ -494,6 +564,17 @@ impl EventLog {
             .and_then(|mut h| h.take());
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        if let Some(db) = self.opened_projection_db() {
+            match tokio::task::spawn_blocking(move || db.flush()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "flushing the projections' database at close");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "flushing the projections' database at close");
+                }
+            }
         }
     }
 }

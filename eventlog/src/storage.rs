@@ -196,6 +196,23 @@ pub(crate) fn read_sled_conf(dir: &Path) -> Result<Option<SledConf>, LogError> {
 /// [`LogError::DamagedStorage`], or [`LogError::Storage`] for other sled
 /// errors.
 pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
+    let db = open_sled_db(path, cache_capacity_bytes)?;
+    replay_journal(path, &db)?;
+    Ok(db)
+}
+
+/// The directory, inside a log's data directory, of the sled database
+/// that holds the log's projections (see [`crate::EventLog::projection_db`]).
+pub const PROJECTION_DIR: &str = "projections";
+
+/// [`open_sled`] without the journal: checks `conf`, keeps an existing
+/// database's segment size (new ones get [`SEGMENT_SIZE`], so no value
+/// goes to a blob file), waits for a lock this process still holds, and
+/// makes `conf` durable.
+///
+/// # Errors
+/// As [`open_sled`].
+pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
     std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
     let segment_size = read_sled_conf(path)?.map_or(SEGMENT_SIZE, |c| c.segment_size);
     check_data_file(path)?;
@@ -216,7 +233,6 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
     match opened {
         Ok(Ok(db)) => {
             sync_conf(path)?;
-            replay_journal(path, &db)?;
             Ok(db)
         }
         Ok(Err(e)) if is_lock_error(&e) => Err(LogError::Locked(path.to_path_buf())),

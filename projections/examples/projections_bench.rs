@@ -70,7 +70,8 @@ struct Args {
     /// reader's own ceiling).
     #[arg(long, value_name = "DIR")]
     read_only_dir: Option<String>,
-    /// Diagnostic: catch up an existing log (no setup).
+    /// Diagnostic: catch up an existing log from position 0 (no setup; its
+    /// `projections/` directory is removed first).
     #[arg(long, value_name = "DIR")]
     catch_up_dir: Option<String>,
     /// Diagnostic: stop after the setup.
@@ -88,6 +89,10 @@ struct Args {
     /// (`LogConfig::cache_capacity_bytes`; the log's default when absent).
     #[arg(long, value_name = "MIB")]
     cache_mb: Option<u64>,
+    /// sled page cache of the projections' own database in MiB
+    /// (`LogConfig::projection_cache_bytes`; its default when absent).
+    #[arg(long, value_name = "MIB")]
+    projection_cache_mb: Option<u64>,
     /// Runtime tuning: most events per decoded batch handed to the projectors
     /// (`ProjectionConfig::batch_size`).
     #[arg(long, value_name = "N")]
@@ -95,13 +100,20 @@ struct Args {
 }
 
 fn open(dir: &Path) -> EventLog {
-    open_with_cache(dir, None)
+    open_with_cache(dir, None, None)
 }
 
-fn open_with_cache(dir: &Path, cache_mb: Option<u64>) -> EventLog {
+fn open_with_cache(
+    dir: &Path,
+    cache_mb: Option<u64>,
+    projection_cache_mb: Option<u64>,
+) -> EventLog {
     let mut config = LogConfig::new(dir).durability(Durability::Buffered);
     if let Some(mb) = cache_mb {
         config.cache_capacity_bytes = mb << 20;
+    }
+    if let Some(mb) = projection_cache_mb {
+        config.projection_cache_bytes = mb << 20;
     }
     EventLog::open(config).unwrap()
 }
@@ -226,7 +238,7 @@ fn main() {
 
     if let Some(dir) = &args.read_only_dir {
         // Diagnostic: the cost of reading and decoding the log alone.
-        let log = open_with_cache(Path::new(dir), args.cache_mb);
+        let log = open_with_cache(Path::new(dir), args.cache_mb, args.projection_cache_mb);
         let started = Instant::now();
         let mut n = 0u64;
         let mut sub = log.subscribe(0);
@@ -247,7 +259,11 @@ fn main() {
     // 1. Catch-up.
     let setup_time = if let Some(dir) = &args.catch_up_dir {
         // Profiling aid: catch up an existing log (no setup).
-        let log = open_with_cache(Path::new(dir), args.cache_mb);
+        let projections = Path::new(dir).join(eventlog::storage::PROJECTION_DIR);
+        if projections.exists() {
+            std::fs::remove_dir_all(&projections).unwrap();
+        }
+        let log = open_with_cache(Path::new(dir), args.cache_mb, args.projection_cache_mb);
         let started = Instant::now();
         let p = Projections::start_with(log.clone(), config(&args)).unwrap();
         p.wait_for(log.next_position(), Duration::from_secs(3_600))
@@ -265,7 +281,7 @@ fn main() {
     if args.only_setup {
         return;
     }
-    let log = open_with_cache(&main_dir, args.cache_mb);
+    let log = open_with_cache(&main_dir, args.cache_mb, args.projection_cache_mb);
     let head = log.next_position();
     println!(
         "setup: {head} events appended in {:.1}s (child process, Buffered)",

@@ -106,11 +106,15 @@ impl ReadModels {
     /// # Errors
     /// Storage errors, or a damaged generation pointer.
     pub fn open(log: &EventLog, sla: SlaPolicy) -> Result<Self, ProjectionError> {
-        let meta = Meta::open(log.db())?;
+        let meta = Meta::open(&log.projection_db()?)?;
         let mut handles = Vec::new();
         for name in PROJECTOR_NAMES {
             let (generation, tree) = meta
-                .open_current(name, crate::projector::layout_version(name))
+                .open_current(
+                    name,
+                    crate::projector::layout_version(name),
+                    log.next_position(),
+                )
                 .map_err(|e| ProjectionError::Corrupt {
                     projector: name.to_owned(),
                     message: e.0,
@@ -435,7 +439,7 @@ impl ReadModels {
         if self.handle(name).is_none() {
             return Err(ProjectionError::UnknownProjector(name.to_owned()));
         }
-        Meta::open(self.inner.log.db())?
+        Meta::open(&self.inner.log.projection_db()?)?
             .failure(name)
             .map_err(|e| ProjectionError::Corrupt {
                 projector: name.to_owned(),

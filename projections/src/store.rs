@@ -494,12 +494,15 @@ impl Meta {
 
     /// Opens the current generation of `name`, after dropping leftovers of
     /// interrupted rebuilds or swaps. A generation built with another row
-    /// layout version is replaced by a fresh, empty one (it refills from
-    /// position 0).
+    /// layout version, or one whose checkpoint is past `log_head` (the
+    /// log's next position: the log lost acknowledged appends by design,
+    /// or was restored without its projections), is replaced by a fresh,
+    /// empty one (it refills from position 0).
     pub(crate) fn open_current(
         &self,
         name: &str,
         version: u32,
+        log_head: u64,
     ) -> Result<(u64, sled::Tree), FoldError> {
         let mut generation = self.generation(name)?;
         match self.version(name)? {
@@ -520,6 +523,20 @@ impl Meta {
         self.drop_others(name, generation)?;
         let tree = self.db.open_tree(Self::tree_name(name, generation))?;
         crate::commit::finish_pending(&tree)?;
+        let reflects = checkpoint(&tree)?;
+        if reflects <= log_head {
+            return Ok((generation, tree));
+        }
+        tracing::warn!(
+            projector = name,
+            checkpoint = reflects,
+            log_head,
+            "read model is ahead of the log: the projector refills from position 0"
+        );
+        let generation = generation + 1;
+        let tree = self.fresh_tree(name, generation)?;
+        self.set_generation(name, generation, version)?;
+        self.drop_others(name, generation)?;
         Ok((generation, tree))
     }
 

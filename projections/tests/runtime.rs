@@ -187,7 +187,8 @@ fn an_online_rebuild_swaps_in_an_identical_generation_while_the_old_one_serves()
     // Old generations are gone.
     let names: Vec<String> = t
         .log
-        .db()
+        .projection_db()
+        .unwrap()
         .tree_names()
         .iter()
         .map(|n| String::from_utf8_lossy(n).into_owned())

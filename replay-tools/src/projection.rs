@@ -30,12 +30,21 @@ pub struct ProjectorState {
     pub digest: String,
 }
 
-/// True when the data directory's database holds projection trees.
+/// True when the data directory holds the projections' database, or
+/// projection trees in the log's database (where they lived before ADR
+/// 0034; opening the projections moves them out, see
+/// [`EventLog::projection_db`]).
 pub fn has_projections(log: &EventLog) -> bool {
-    log.db()
-        .tree_names()
-        .iter()
-        .any(|name| name.starts_with(b"proj/"))
+    let projection_db = log
+        .path()
+        .join(eventlog::storage::PROJECTION_DIR)
+        .join("db");
+    projection_db.exists()
+        || log
+            .db()
+            .tree_names()
+            .iter()
+            .any(|name| name.starts_with(b"proj/"))
 }
 
 /// The state of every projector (computing each digest walks its rows).

@@ -124,7 +124,7 @@ impl Projections {
     /// As [`Projections::start`].
     pub fn start_with(log: EventLog, config: ProjectionConfig) -> Result<Self, ProjectionError> {
         let read = ReadModels::open(&log, config.sla.clone())?;
-        let meta = Meta::open(log.db())?;
+        let meta = Meta::open(&log.projection_db()?)?;
         let mut workers = Vec::new();
         let mut slots = Vec::new();
         for handle in &read.inner.handles {

@@ -27,7 +27,7 @@ impl Projections {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<ReadModels, ProjectionError> {
         let read = ReadModels::open(log, config.sla.clone())?;
-        let meta = Meta::open(log.db())?;
+        let meta = Meta::open(&log.projection_db()?)?;
         let mut workers = read
             .inner
             .handles
@@ -84,7 +84,7 @@ impl Projections {
                 .collect::<Result<_, _>>()?
         };
         let read = ReadModels::open(log, config.sla.clone())?;
-        let meta = Meta::open(log.db())?;
+        let meta = Meta::open(&log.projection_db()?)?;
         let started = Instant::now();
         let mut workers = Vec::new();
         let mut generations = Vec::new();

@@ -1,0 +1,129 @@
+//! The projections' own sled database (ADR 0034): nothing of theirs in the
+//! log's database, an old data directory with projection trees in the
+//! log's database upgraded by a refill, and a read model ahead of its log
+//! refilled rather than trusted.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::generator;
+use eventlog::{EventLog, LogConfig};
+use projections::{ProjectionConfig, Projections, ReadModels};
+
+fn open(dir: &Path) -> EventLog {
+    EventLog::open(LogConfig::new(dir)).unwrap()
+}
+
+fn generate(log: &EventLog, seed: u64, events: u64) {
+    let mut g = generator(seed);
+    for append in g.take_events(events) {
+        log.append_blocking(append.request()).unwrap();
+    }
+}
+
+fn project(log: &EventLog) -> ReadModels {
+    Projections::catch_up_offline(log, &ProjectionConfig::default(), &mut |_, _| {}).unwrap()
+}
+
+fn proj_trees(db: &sled::Db) -> Vec<String> {
+    db.tree_names()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .filter(|n| n.starts_with("proj/"))
+        .collect()
+}
+
+/// (sha256, checkpoint) of every read model.
+fn digests(read: &ReadModels) -> Vec<(String, String, u64)> {
+    read.digests()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.name, d.sha256, d.checkpoint))
+        .collect()
+}
+
+#[test]
+fn read_models_live_in_their_own_database_and_an_old_directory_refills_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    generate(&log, 3, 1_500);
+    let head = log.next_position();
+    let read = project(&log);
+    let before = digests(&read);
+    assert!(before.iter().all(|(_, _, checkpoint)| *checkpoint == head));
+    assert!(
+        proj_trees(log.db()).is_empty(),
+        "{:?}",
+        proj_trees(log.db())
+    );
+    let own = log.projection_db().unwrap();
+    assert!(proj_trees(&own).len() > 1, "{:?}", proj_trees(&own));
+
+    // Lay the directory out as before ADR 0034: the projection trees in
+    // the log's database, no projections directory.
+    for name in proj_trees(&own) {
+        let (from, to) = (
+            own.open_tree(&name).unwrap(),
+            log.db().open_tree(&name).unwrap(),
+        );
+        for entry in from.iter() {
+            let (k, v) = entry.unwrap();
+            to.insert(k, v).unwrap();
+        }
+    }
+    log.db().flush().unwrap();
+    drop((read, own, log));
+    std::fs::remove_dir_all(dir.path().join(eventlog::storage::PROJECTION_DIR)).unwrap();
+
+    let log = open(dir.path());
+    assert!(!proj_trees(log.db()).is_empty());
+    let after = digests(&project(&log));
+    assert!(
+        proj_trees(log.db()).is_empty(),
+        "{:?}",
+        proj_trees(log.db())
+    );
+    let names = |d: &[(String, String, u64)]| d.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&after), names(&before));
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a, b, "{} differs after the upgrade's refill", a.0);
+    }
+}
+
+#[test]
+fn a_read_model_ahead_of_its_log_refills_from_position_zero() {
+    let ahead = tempfile::tempdir().unwrap();
+    let log = open(ahead.path());
+    generate(&log, 5, 1_000);
+    let long_head = log.next_position();
+    drop(project(&log));
+    drop(log);
+
+    // A shorter log (as after restoring it from an older export) beside
+    // the read models of the longer one.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    generate(&log, 9, 300);
+    let head = log.next_position();
+    assert!(head < long_head, "{head} {long_head}");
+    drop(log);
+    std::fs::rename(
+        ahead.path().join(eventlog::storage::PROJECTION_DIR),
+        dir.path().join(eventlog::storage::PROJECTION_DIR),
+    )
+    .unwrap();
+
+    let log = open(dir.path());
+    let caught_up = digests(&project(&log));
+    assert!(
+        caught_up
+            .iter()
+            .all(|(_, _, checkpoint)| *checkpoint == head),
+        "{caught_up:?}"
+    );
+    Projections::rebuild_offline(&log, &ProjectionConfig::default(), &[], &mut |_, _| {}).unwrap();
+    let rebuilt = digests(&project(&log));
+    assert_eq!(caught_up, rebuilt);
+}
