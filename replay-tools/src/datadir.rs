@@ -8,7 +8,8 @@ use eventlog::{keyspace, EventLog, LogConfig};
 
 use crate::error::ReplayError;
 
-/// sled page cache used by the tool: small, so walking a large log keeps a
+/// sled page cache used by the tool, for the log's database and for the
+/// projections' (ADR 0034) each: small, so walking a large log keeps a
 /// small resident set. A walk reads each page once, so a larger cache buys
 /// no speed; sled also holds pages it has not yet counted against the
 /// cache (each of its 256 LRU shards counts accesses in blocks of 64), so
@@ -66,6 +67,7 @@ impl DataDir {
         self.require_log()?;
         let mut config = LogConfig::new(&self.path);
         config.cache_capacity_bytes = CACHE_BYTES;
+        config.projection_cache_bytes = CACHE_BYTES;
         Ok(EventLog::open(config)?)
     }
 }
