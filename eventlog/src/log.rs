@@ -381,6 +381,10 @@ impl EventLog {
     /// acknowledged appends by design ([`Durability::Buffered`]), ahead of
     /// it (the `projections` crate then refills it).
     ///
+    /// A projections' database sled cannot open (damaged `conf` or data
+    /// file) is renamed `projections.damaged-<ulid>` and a new, empty one
+    /// takes its place: the projections refill from position 0.
+    ///
     /// The first open on a data directory whose log database still holds
     /// projection trees (`proj/...`, where they lived before ADR 0034)
     /// drops those trees: the projections refill from position 0.
@@ -398,7 +402,25 @@ impl EventLog {
             return Ok(db.clone());
         }
         let path = self.shared.path.join(storage::PROJECTION_DIR);
-        let db = storage::open_sled_db(&path, self.shared.projection_cache_bytes)?;
+        let db = match storage::open_sled_db(&path, self.shared.projection_cache_bytes) {
+            Err(error) if error.is_damage() => {
+                // Derived state: set the damaged copy aside (for a look)
+                // and refill, rather than keep the server from starting.
+                let aside = self.shared.path.join(format!(
+                    "{}.damaged-{}",
+                    storage::PROJECTION_DIR,
+                    ulid::Ulid::new()
+                ));
+                tracing::warn!(
+                    %error,
+                    moved_to = %aside.display(),
+                    "the projections' database is damaged: it was set aside and the projections refill from position 0"
+                );
+                std::fs::rename(&path, &aside).map_err(|e| LogError::io(&path, e))?;
+                storage::open_sled_db(&path, self.shared.projection_cache_bytes)?
+            }
+            opened => opened?,
+        };
         let legacy: Vec<sled::IVec> = self
             .shared
             .db

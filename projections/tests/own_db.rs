@@ -1,7 +1,8 @@
 //! The projections' own sled database (ADR 0034): nothing of theirs in the
 //! log's database, an old data directory with projection trees in the
-//! log's database upgraded by a refill, and a read model ahead of its log
-//! refilled rather than trusted.
+//! log's database upgraded by a refill, a read model ahead of its log
+//! refilled rather than trusted, and a damaged projections' database set
+//! aside and refilled.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -126,4 +127,30 @@ fn a_read_model_ahead_of_its_log_refills_from_position_zero() {
     Projections::rebuild_offline(&log, &ProjectionConfig::default(), &[], &mut |_, _| {}).unwrap();
     let rebuilt = digests(&project(&log));
     assert_eq!(caught_up, rebuilt);
+}
+
+#[test]
+fn a_damaged_projection_database_is_set_aside_and_the_read_models_refill() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    generate(&log, 13, 600);
+    let before = digests(&project(&log));
+    drop(log);
+    let conf = dir
+        .path()
+        .join(eventlog::storage::PROJECTION_DIR)
+        .join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[0] ^= 0x55;
+    std::fs::write(&conf, bytes).unwrap();
+
+    let log = open(dir.path());
+    let after = digests(&project(&log));
+    assert_eq!(after, before);
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("projections.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
 }
