@@ -8,14 +8,17 @@
 //! its position field matches its place in the pages, its hash is `sha256(prev || body)`, its previous
 //! hash is the hash of the record before it, and its stream version follows
 //! the stream's previous version. The hashes are checked on a second
-//! thread, fed in batches by the walk, so the walk and the sha256 work run
-//! on both cores; the first problem in log order is reported either way. A second sequential pass over the stream
-//! index compares an order-independent fingerprint of (stream, version,
-//! position) triples, expanded from its runs, with the records'; only when
-//! they differ does a slower pass look up each record's index entry to name
-//! the first bad position. Finally every idempotency record and the meta
-//! record are compared with what the records say (stream heads are derived
-//! from the index, so there are none to compare).
+//! thread, fed in batches by the walk; the first problem in log order is
+//! reported either way. Beside the walk, on two more threads, one pass
+//! over the stream index sums an order-independent fingerprint of
+//! (stream, version, position) triples, expanded from its runs, and one
+//! pass reads every idempotency record; when the walk is done, the index's
+//! fingerprint is compared with the records', and only when they differ
+//! does a slower pass look up each record's index entry to name the first
+//! bad position. The idempotency records and the meta record are then
+//! compared with what the records say (stream heads are derived from the
+//! index, so there are none to compare). A problem the walk finds is named
+//! before any the scans found, as a sequential check would.
 //!
 //! A page sled cannot read (its checksum fails, or the read fails) is
 //! damage too: in the record walk it is named by the first position that
@@ -329,37 +332,41 @@ pub fn verify_tree_until(
     // The index checks below read this build's layout only.
     crate::recovery::check_layout(tree)?;
     crate::recovery::check_restore_finished(tree)?;
-    let walk = std::thread::scope(|scope| {
+    // The record walk (with its hashing thread) and the scans of the
+    // stream index and of the idempotency records run side by side:
+    // disjoint key ranges, read only. The scans need the walk's figures
+    // only at the end (`IndexScan::check`, `IdempotencyScan::check`), and
+    // the walk's problem, being earlier in log order, is named first.
+    let (walk, index, idempotency) = std::thread::scope(|scope| {
+        let index = scope.spawn(|| IndexScan::run(tree, bound));
+        let idempotency = scope.spawn(|| IdempotencyScan::run(tree, bound));
         let (batches, hashing) = std::sync::mpsc::sync_channel::<Vec<(u64, sled::IVec)>>(8);
         let hasher = scope.spawn(move || first_bad_hash(&hashing));
         let walked = walk_records(tree, bound, &batches, progress);
         drop(batches);
         let bad_hash = hasher.join().unwrap_or(None);
-        earliest(walked, bad_hash)
-    })?;
+        (
+            earliest(walked, bad_hash),
+            joined(index),
+            joined(idempotency),
+        )
+    });
+    let walk = walk?;
     let Walk {
         events: expected,
         head_hash: prev_hash,
         streams,
         record_print,
     } = walk;
-    // Only its size is reported: free the map before the index scans.
+    // Only its size is reported.
     let streams = u64::try_from(streams.len()).unwrap_or(u64::MAX);
     if until.is_some_and(|until| expected < until) {
         // The records end before the bound the caller saw as durable.
         return Err(damaged(expected, Problem::Gap { found: u64::MAX }));
     }
-    // Disjoint key ranges, read only: one thread each (about 40% of a
-    // verify is these two scans). The index's problem is named first, as
-    // a sequential check would.
-    std::thread::scope(|scope| {
-        let idempotency = scope.spawn(|| check_idempotency(tree, expected, bound));
-        let index = check_index(tree, expected, record_print, bound);
-        let idempotency = idempotency
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        index.and(idempotency)
-    })?;
+    // The index's problem is named first, as a sequential check would.
+    index?.check(tree, expected, record_print, bound)?;
+    idempotency?.check(tree, expected, bound)?;
     let meta = match read_meta(tree) {
         Err(LogError::Storage(e)) => return Err(read_error("the meta record", e)),
         other => other?,
@@ -378,6 +385,12 @@ pub fn verify_tree_until(
         streams,
         head_hash: prev_hash,
     })
+}
+
+/// A scan thread's result (its panic goes on in the caller).
+fn joined<T>(scan: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    scan.join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// What the walk over the records found.
@@ -520,60 +533,105 @@ fn earliest(walked: Result<Walk, VerifyError>, bad_hash: Option<u64>) -> Result<
     }
 }
 
-/// Checks the stream index against the records: every record has its
-/// (stream, version) -> position entry in exactly one run and every run
-/// entry is backed by a record. The fast path compares fingerprints; the
-/// slow one names the first bad position.
-fn check_index(
-    tree: &sled::Tree,
-    events: u64,
-    record_print: u64,
-    bound: u64,
-) -> Result<(), VerifyError> {
-    let mut count = 0u64;
-    let mut index_print = 0u64;
-    let mut previous: Option<(Vec<u8>, StreamRun)> = None;
-    let mut outside = false;
-    for entry in tree.scan_prefix([keyspace::RUN]) {
-        let (key, value) = entry.map_err(|e| read_error("stream index entries", e))?;
-        let Some((stream, run)) = crate::index::decode_entry(&key, &value) else {
-            let position = keyspace::read_u64(&value).unwrap_or(0);
-            return Err(damaged(
-                position.min(events.saturating_sub(1)),
-                Problem::Undecodable("malformed stream index entry".into()),
-            ));
+/// The stream index read in one pass, before the record walk's figures
+/// are known: the first malformed or overlapping run (in key order, which
+/// is what a sequential check names), and the count and fingerprint of
+/// the (stream, version, position) triples of the runs below the bound.
+struct IndexScan {
+    /// Runs of entries below the bound: their entries.
+    count: u64,
+    /// Sum of their triples' fingerprints.
+    print: u64,
+    /// A run reaching past the stored records (or whose fingerprint was
+    /// not taken, so that a damaged count cannot make the scan run for
+    /// ever): the slow path names it.
+    outside: bool,
+    /// The first malformed or overlapping entry, as (position before it is
+    /// capped by the walk's count, problem).
+    problem: Option<(u64, Problem)>,
+}
+
+impl IndexScan {
+    fn run(tree: &sled::Tree, bound: u64) -> Result<Self, VerifyError> {
+        // One past the highest stored record: no honest run reaches it.
+        let stored = crate::pages::next_position(tree).unwrap_or(0);
+        let mut scan = Self {
+            count: 0,
+            print: 0,
+            outside: false,
+            problem: None,
         };
-        // A run is one append: wholly below the bound or wholly above it.
-        if run.first_position >= bound {
-            continue;
-        }
-        let prefix = keyspace::stream_prefix(&stream);
-        if let Some((previous_prefix, previous_run)) = &previous {
-            if *previous_prefix == prefix && run.first_version <= previous_run.last_version() {
-                return Err(damaged(
-                    run.first_position,
-                    Problem::ExtraIndexEntry {
-                        stream,
-                        version: run.first_version,
-                    },
+        let mut previous: Option<(Vec<u8>, StreamRun)> = None;
+        for entry in tree.scan_prefix([keyspace::RUN]) {
+            let (key, value) = entry.map_err(|e| read_error("stream index entries", e))?;
+            let Some((stream, run)) = crate::index::decode_entry(&key, &value) else {
+                let position = keyspace::read_u64(&value).unwrap_or(0);
+                scan.problem = Some((
+                    position,
+                    Problem::Undecodable("malformed stream index entry".into()),
                 ));
+                return Ok(scan);
+            };
+            // A run is one append: wholly below the bound or wholly above it.
+            if run.first_position >= bound {
+                continue;
             }
-        }
-        if run.last_position() >= events {
-            // Entries past the records: the slow path names them.
-            outside = true;
-        } else {
-            for (version, position) in run.entries() {
-                index_print = index_print.wrapping_add(fingerprint(&stream, version, position));
+            let prefix = keyspace::stream_prefix(&stream);
+            if let Some((previous_prefix, previous_run)) = &previous {
+                if *previous_prefix == prefix && run.first_version <= previous_run.last_version() {
+                    scan.problem = Some((
+                        run.first_position,
+                        Problem::ExtraIndexEntry {
+                            stream,
+                            version: run.first_version,
+                        },
+                    ));
+                    return Ok(scan);
+                }
             }
-            count += run.count;
+            if run.last_position() >= stored {
+                scan.outside = true;
+            } else {
+                for (version, position) in run.entries() {
+                    scan.print = scan
+                        .print
+                        .wrapping_add(fingerprint(&stream, version, position));
+                }
+                scan.count += run.count;
+            }
+            previous = Some((prefix, run));
         }
-        previous = Some((prefix, run));
+        Ok(scan)
     }
-    if !outside && count == events && index_print == record_print {
-        return Ok(());
+
+    /// Checks the stream index against the records: every record has its
+    /// (stream, version) -> position entry in exactly one run and every
+    /// run entry is backed by a record. The fast path compares the
+    /// fingerprints; the slow one names the first bad position.
+    fn check(
+        self,
+        tree: &sled::Tree,
+        events: u64,
+        record_print: u64,
+        bound: u64,
+    ) -> Result<(), VerifyError> {
+        if let Some((position, problem)) = self.problem {
+            let position = match problem {
+                Problem::Undecodable(_) => position.min(events.saturating_sub(1)),
+                _ => position,
+            };
+            return Err(damaged(position, problem));
+        }
+        if !self.outside && self.count == events && self.print == record_print {
+            return Ok(());
+        }
+        name_index_problem(tree, events, bound)
     }
-    // Slow path: name the first record whose index entry is wrong.
+}
+
+/// The slow path of the index check: names the first record whose index
+/// entry is wrong, or else the first run entry no record backs.
+fn name_index_problem(tree: &sled::Tree, events: u64, bound: u64) -> Result<(), VerifyError> {
     for record in crate::log::read_range(tree, 0, events) {
         let record = match record {
             Err(LogError::Storage(e)) => return Err(read_error("records", e)),
@@ -624,6 +682,62 @@ fn check_index(
         }
     }
     Ok(())
+}
+
+/// The idempotency records read in one pass, before the record walk's
+/// count is known.
+struct IdempotencyScan {
+    /// The highest last position of the records below the bound read
+    /// before `problem` (or all of them).
+    max_last: Option<u64>,
+    /// The first record that is malformed (named at the log's last
+    /// position, `u64::MAX` here) or names an empty range (at its first
+    /// position).
+    problem: Option<(u64, Problem)>,
+}
+
+impl IdempotencyScan {
+    fn run(tree: &sled::Tree, bound: u64) -> Result<Self, VerifyError> {
+        let mut scan = Self {
+            max_last: None,
+            problem: None,
+        };
+        for entry in tree.scan_prefix([keyspace::IDEMPOTENCY]) {
+            let (key, value) = entry.map_err(|e| read_error("idempotency records", e))?;
+            let bad = || Problem::BadIdempotencyRecord {
+                key: String::from_utf8_lossy(&key[1..]).into_owned(),
+            };
+            let Some((_, outcome)) = AppendOutcome::from_bytes(&value) else {
+                scan.problem = Some((u64::MAX, bad()));
+                return Ok(scan);
+            };
+            if outcome.last_position >= bound {
+                continue;
+            }
+            if outcome.first_position > outcome.last_position {
+                scan.problem = Some((outcome.first_position, bad()));
+                return Ok(scan);
+            }
+            scan.max_last = scan.max_last.max(Some(outcome.last_position));
+        }
+        Ok(scan)
+    }
+
+    /// Every idempotency record must be well formed and point at records
+    /// of the log (or, on a live log, at appends made after the check
+    /// began). A record pointing past the log is named by a second,
+    /// sequential pass ([`check_idempotency`]).
+    fn check(self, tree: &sled::Tree, events: u64, bound: u64) -> Result<(), VerifyError> {
+        if self.max_last.is_some_and(|last| last >= events) {
+            return check_idempotency(tree, events, bound);
+        }
+        match self.problem {
+            None => Ok(()),
+            Some((position, problem)) => {
+                Err(damaged(position.min(events.saturating_sub(1)), problem))
+            }
+        }
+    }
 }
 
 /// Reads every idempotency record: each must be well formed and point at

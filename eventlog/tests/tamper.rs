@@ -215,3 +215,51 @@ async fn a_broken_stream_index_is_named_and_refused_at_open() {
     assert_eq!(log.stream_version("s2").unwrap(), 4);
     log.close().await;
 }
+
+#[tokio::test]
+async fn a_bad_idempotency_record_is_named_and_the_first_in_key_order_wins() {
+    use eventlog::keyspace::{idempotency_key, idempotency_value, IdempotencyValue};
+    let dir = tempfile::tempdir().unwrap();
+    log_of(dir.path(), 20).await;
+    let record = |first, last| {
+        idempotency_value(&IdempotencyValue {
+            request_hash: [7; 32],
+            first_position: first,
+            last_position: last,
+            stream_version: 1,
+        })
+    };
+    let bad = |key: &str| Problem::BadIdempotencyRecord { key: key.into() };
+    // Records that point inside the log are fine.
+    with_tree(dir.path(), |tree| {
+        tree.insert(idempotency_key("k-fine"), &record(3, 4)[..])
+            .unwrap();
+    });
+    assert_eq!(verify(dir.path()).unwrap().events, 20);
+    // A range ending past the log, named at its first position.
+    with_tree(dir.path(), |tree| {
+        tree.insert(idempotency_key("k-late"), &record(18, 25)[..])
+            .unwrap();
+    });
+    assert_eq!(damaged_at(dir.path()), (18, bad("k-late")));
+    // An empty range after it in key order: the late one is still first.
+    with_tree(dir.path(), |tree| {
+        tree.insert(idempotency_key("k-reversed"), &record(9, 2)[..])
+            .unwrap();
+    });
+    assert_eq!(damaged_at(dir.path()), (18, bad("k-late")));
+    // A malformed record before both: named at the log's last position.
+    with_tree(dir.path(), |tree| {
+        tree.insert(idempotency_key("k-cut"), &record(1, 1)[..10])
+            .unwrap();
+    });
+    assert_eq!(damaged_at(dir.path()), (19, bad("k-cut")));
+    // Without the malformed and the late one, the empty range is named.
+    with_tree(dir.path(), |tree| {
+        tree.remove(idempotency_key("k-cut")).unwrap();
+        tree.remove(idempotency_key("k-late")).unwrap();
+    });
+    assert_eq!(damaged_at(dir.path()), (9, bad("k-reversed")));
+    let err = reopen(dir.path()).unwrap_err();
+    assert!(err.is_damage(), "{err}");
+}
