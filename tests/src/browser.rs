@@ -1,7 +1,8 @@
 //! One headless Chromium (Debian's `chromium`), driven over WebDriver by
 //! [`fantoccini`] through Debian's `chromedriver` (both installed by
-//! `.ci/run`), for the browser tests (GraphiQL, the operations console) and
-//! the console benchmark.
+//! `.ci/run`, or by the first test that finds them missing), for the
+//! browser tests (GraphiQL, the operations console) and the console
+//! benchmark.
 //!
 //! `CHROMEDRIVER` and `CHROMIUM` override the binaries' paths.
 
@@ -30,11 +31,42 @@ pub struct Browser {
 
 fn binary(variable: &str, default: &str, package: &str) -> String {
     let binary = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+    if !Path::new(&binary).exists() && std::env::var_os(variable).is_none() {
+        install_packages();
+    }
     assert!(
         Path::new(&binary).exists(),
-        "{binary} not found: install Debian's `{package}` package (.ci/run does)"
+        "{binary} not found: install Debian's `{package}` package (.ci/run does; \
+         the tests tried `apt-get install` and it failed)"
     );
     binary
+}
+
+/// Installs Debian's `chromium` and `chromium-driver` once per process
+/// (as `.ci/run` does), so that `cargo test --workspace` on a fresh
+/// machine needs nothing else; apt's own lock orders concurrent test
+/// processes. A failure is left to the caller's check of the binary.
+fn install_packages() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let install = || {
+            Command::new("apt-get")
+                .args(["-o", "DPkg::Lock::Timeout=600", "install", "-y"])
+                .args(["chromium", "chromium-driver"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !install() {
+            let _ = Command::new("apt-get")
+                .args(["-o", "DPkg::Lock::Timeout=600", "update"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status();
+            install();
+        }
+    });
 }
 
 impl Browser {
