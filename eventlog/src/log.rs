@@ -393,11 +393,7 @@ impl EventLog {
     /// As [`storage::open_sled`], for the projections' directory; sled
     /// errors dropping the old trees.
     pub fn projection_db(&self) -> Result<sled::Db, LogError> {
-        let mut slot = self
-            .shared
-            .projection_db
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.projection_slot();
         if let Some(db) = slot.as_ref() {
             return Ok(db.clone());
         }
@@ -562,12 +558,18 @@ impl EventLog {
         Ok(())
     }
 
-    /// The projections' database if [`EventLog::projection_db`] opened it.
-    fn opened_projection_db(&self) -> Option<sled::Db> {
+    /// The slot of the projections' database (a poisoned lock still holds
+    /// a valid handle or none).
+    fn projection_slot(&self) -> std::sync::MutexGuard<'_, Option<sled::Db>> {
         self.shared
             .projection_db
             .lock()
-            .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The projections' database if [`EventLog::projection_db`] opened it.
+    fn opened_projection_db(&self) -> Option<sled::Db> {
+        self.projection_slot().clone()
     }
 
     /// Stops the writer after it has written everything queued before this
@@ -588,14 +590,12 @@ impl EventLog {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
         if let Some(db) = self.opened_projection_db() {
-            match tokio::task::spawn_blocking(move || db.flush()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "flushing the projections' database at close");
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "flushing the projections' database at close");
-                }
+            let flushed =
+                tokio::task::spawn_blocking(move || db.flush().map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+            if let Err(error) = flushed {
+                tracing::warn!(%error, "flushing the projections' database at close");
             }
         }
     }
