@@ -91,4 +91,11 @@ pub struct FaultPlan {
     /// Every checkpoint's sled flush is replaced by a sleep this long
     /// (a stalled flush that holds nothing).
     pub stall_checkpoint_flush: Option<std::time::Duration>,
+    /// The apply of this group commit writes only the first half of its
+    /// entries into sled and then fails (a crash in the middle of an
+    /// apply, whose frame the journal holds).
+    pub half_write_at: Option<u64>,
+    /// Every journal write waits this long before its `fdatasync` (a slow
+    /// disk: group commits wait in the writer, not yet in sled).
+    pub slow_journal: Option<std::time::Duration>,
 }

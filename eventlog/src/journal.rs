@@ -188,6 +188,14 @@ impl Frame {
         out
     }
 
+    /// How many entries the batch holds (as its payload says).
+    pub fn entry_count(&self) -> usize {
+        self.payload
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+    }
+
     /// The batch's entries, if the payload parses.
     pub fn entries(&self) -> Option<Vec<(&[u8], &[u8])>> {
         let bytes = &self.payload;

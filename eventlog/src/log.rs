@@ -49,6 +49,15 @@ struct Shared {
     projection_db: Mutex<Option<sled::Db>>,
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: the writer finishes what is queued and
+        // closes (the journal stage holds a sender, so the writer's queue
+        // does not end by itself).
+        let _ = self.writer.send(WriterMsg::Shutdown(None));
+    }
+}
+
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLog")
@@ -76,7 +85,8 @@ pub struct WriterStats {
 /// The full check open runs on a stored log (see [`EventLog::open`]).
 fn check_stored_log(path: &Path, tree: &sled::Tree) -> Result<(), LogError> {
     let started = std::time::Instant::now();
-    let report = verify::verify_tree(tree, &mut |_| {}).map_err(|e| e.into_log_error(path))?;
+    let report = verify::verify_tree(tree, &mut |_| {})
+        .map_err(|e| verify::explain_by_acknowledged(path, tree, e).into_log_error(path))?;
     verify::check_acknowledged(path, tree, &report).map_err(|e| e.into_log_error(path))?;
     tracing::info!(
         events = report.events,
@@ -169,15 +179,14 @@ impl EventLog {
             checkpoint_stall_limit: config.checkpoint_stall_limit,
             data_file,
             durability: config.durability,
-            head: head.clone(),
             stats: counters.clone(),
             fence: fence.clone(),
             flushes: 0,
-            acked,
             blobs: BlobSync::new(&config.path),
-            head_hash: recovered.head_hash,
             journal,
+            next_position: recovered.next_position,
             applied: applied.clone(),
+            writer: tx.clone(),
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),
         };
@@ -187,10 +196,15 @@ impl EventLog {
             next_position: recovered.next_position,
             head_hash: recovered.head_hash,
             max_batch_events: config.max_batch_events.max(1),
+            durability: config.durability,
             fence: fence.clone(),
-            flusher: flush_tx,
+            journal: flush_tx,
             applied,
             applies: 0,
+            head: head.clone(),
+            acked,
+            pending: std::collections::VecDeque::new(),
+            unapplied_keys: std::collections::HashMap::new(),
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),
         };
@@ -577,7 +591,12 @@ impl EventLog {
     /// [`AppendError::Closed`]; subscriptions end after the last event.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.shared.writer.send(WriterMsg::Shutdown(tx)).is_ok() {
+        if self
+            .shared
+            .writer
+            .send(WriterMsg::Shutdown(Some(tx)))
+            .is_ok()
+        {
             let _ = rx.await;
         }
         let handle = self

@@ -250,9 +250,36 @@ pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyRe
     let tree = db
         .open_tree(keyspace::LOG_TREE)
         .map_err(|e| read_error("the log tree's root", e))?;
-    let report = verify_tree(&tree, progress)?;
+    let report =
+        verify_tree(&tree, progress).map_err(|e| explain_by_acknowledged(path, &tree, e))?;
     check_acknowledged(path, &tree, &report)?;
     Ok(report)
+}
+
+/// Names the root cause of a problem found past the log's end when the
+/// log ends before the head last acknowledged: sled dropped a damaged
+/// message and everything after it (see [`crate::AckedHead`]), and what is left past the
+/// meta record's head is the debris of the group commit it cut, so the
+/// missing acknowledged events are the damage to report. Any other error
+/// is returned as it is.
+pub fn explain_by_acknowledged(dir: &Path, tree: &sled::Tree, error: VerifyError) -> VerifyError {
+    let VerifyError::Damaged { position, .. } = &error else {
+        return error;
+    };
+    let stored = match crate::recovery::read_meta_any_layout(tree) {
+        Ok(Some(meta)) => meta.next_position,
+        Ok(None) => 0,
+        Err(_) => return error,
+    };
+    match AckedHead::read(dir) {
+        Some(acked) if *position >= stored && acked.next_position > stored => damaged(
+            stored,
+            Problem::MissingAcknowledged {
+                acknowledged: acked.next_position,
+            },
+        ),
+        _ => error,
+    }
 }
 
 /// Compares a verified log with the head last acknowledged in `dir` (see

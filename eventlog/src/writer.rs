@@ -1,24 +1,33 @@
-//! The single writer: group commit in two pipelined stages.
+//! The single writer: group commit in two pipelined stages, write-ahead.
 //!
-//! Every append goes through one *apply* thread that owns the sequence. It
+//! Every append goes through one *writer* thread that owns the sequence. It
 //! drains the queue of waiting appends, checks each against the stream heads
-//! it keeps in memory, builds one sled batch of every accepted append (its
-//! records packed into pages, one run key per append) and the same batch
-//! encoded as a journal frame, hands the frame and the batch's answers to
-//! the *journal* thread, and then writes the batch with one `apply_batch`
-//! while the journal thread writes the frame. The journal thread drains
-//! every frame handed over so far, writes them to the redo journal with one
-//! `fdatasync` (see [`crate::journal`]), waits until sled holds their
-//! batches ([`AppliedMark`]), publishes the new head (which wakes
-//! subscribers and lets readers see the events) and only then answers the
-//! waiters. While one fdatasync is on the disk, the next batches are
-//! checked and applied, so one fdatasync serves everything applied during
-//! the previous one. sled itself is made durable only at checkpoints, when
-//! a journal file is full and the journal turns to the other one.
+//! it keeps in memory, encodes every accepted append of the drain as one
+//! journal frame (its records packed into pages, one run key per append,
+//! the meta record last) and hands the frame to the *journal* thread. The
+//! journal thread drains every frame handed over so far, writes them to the
+//! redo journal with one `fdatasync` (see [`crate::journal`]) and tells the
+//! writer how far the journal is durable. Only then does the writer apply
+//! those frames to sled, publish the new head (which wakes subscribers and
+//! lets readers see the events) and answer the waiters. While one
+//! `fdatasync` is on the disk, the writer checks and encodes the next
+//! appends and applies the frames made durable before, so one `fdatasync`
+//! serves every append that arrived during the previous one.
+//!
+//! sled never holds a frame the journal does not hold (the write-ahead
+//! rule), so a durable log applies each frame with plain inserts, without
+//! `apply_batch`'s atomicity: a crash that cuts an apply short leaves the
+//! frame's meta record out (it is written last), and recovery applies the
+//! whole frame again from the journal. (`apply_batch` also writes sled's
+//! I/O buffer to its file on every call, beside the journal's `fdatasync`;
+//! inserts leave it to fill.) The weaker durabilities, whose journal a
+//! power loss may lose, keep `apply_batch`. sled itself is made durable
+//! only at checkpoints, when a journal file is full and the journal turns
+//! to the other one.
 //!
 //! A conflicting append fails alone. A failed write or flush fences the
-//! writer: nothing is acknowledged after it, including batches applied but
-//! not yet flushed (their callers get a storage error).
+//! writer: nothing is acknowledged after it, including frames encoded but
+//! not yet durable (their callers get a storage error).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -144,25 +153,61 @@ pub(crate) enum WriterMsg {
         AppendRequest,
         oneshot::Sender<Result<AppendOutcome, AppendError>>,
     ),
-    Shutdown(oneshot::Sender<()>),
+    /// Stop after everything queued before; answered once the log is
+    /// closed (`None` when the last handle was dropped).
+    Shutdown(Option<oneshot::Sender<()>>),
+    /// From the journal stage: every frame below this position is durable,
+    /// or the journal failed (the writer is fenced).
+    Durable(Result<u64, String>),
+    /// From the journal stage: it has stopped, after its final checkpoint
+    /// when `checkpointed`.
+    JournalClosed { checkpointed: bool },
 }
 
-/// Everything the apply stage owns.
+/// Everything the writer thread owns.
 pub(crate) struct Writer {
     pub(crate) tree: sled::Tree,
     pub(crate) heads: HashMap<String, StreamHead>,
     pub(crate) next_position: u64,
     pub(crate) head_hash: Hash,
     pub(crate) max_batch_events: usize,
+    pub(crate) durability: Durability,
     pub(crate) fence: Arc<Fence>,
-    pub(crate) flusher: mpsc::Sender<FlushMsg>,
+    pub(crate) journal: mpsc::Sender<FlushMsg>,
     pub(crate) applied: Arc<AppliedMark>,
     pub(crate) applies: u64,
+    /// The head published to readers and subscribers.
+    pub(crate) head: Arc<watch::Sender<Head>>,
+    /// Where the acknowledged head is recorded.
+    pub(crate) acked: AckedHeadFile,
+    /// Group commits handed to the journal, not yet applied and answered,
+    /// oldest first.
+    pub(crate) pending: std::collections::VecDeque<Pending>,
+    /// Idempotency keys of the pending group commits (sled does not hold
+    /// them yet).
+    pub(crate) unapplied_keys: HashMap<String, (Hash, AppendOutcome)>,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
 
-/// Everything the flush stage owns.
+/// One group commit on its way through the journal.
+pub(crate) struct Pending {
+    /// The log's next position once it is applied.
+    next_position: u64,
+    /// Hash of the last record once it is applied.
+    head_hash: Hash,
+    /// Its frame (none when every append of the drain was refused or a
+    /// retry: they are answered with the group commits before them).
+    frame: Option<Arc<Frame>>,
+    /// True once its frame is in sled (a large frame goes in as soon as
+    /// it is encoded; see [`Writer::apply_now`]).
+    applied: bool,
+    /// Idempotency keys it records.
+    keys: Vec<String>,
+    replies: Vec<Reply>,
+}
+
+/// Everything the journal stage owns.
 pub(crate) struct Flusher {
     pub(crate) db: sled::Db,
     /// The data directory (named by a stalled checkpoint's error).
@@ -171,41 +216,29 @@ pub(crate) struct Flusher {
     pub(crate) checkpoint_stall_limit: std::time::Duration,
     pub(crate) data_file: Option<File>,
     pub(crate) durability: Durability,
-    pub(crate) head: Arc<watch::Sender<Head>>,
     pub(crate) stats: Arc<WriterCounters>,
     pub(crate) fence: Arc<Fence>,
     pub(crate) flushes: u64,
-    /// Where the acknowledged head is recorded.
-    pub(crate) acked: AckedHeadFile,
-    /// Fsyncs sled's blob files before an acknowledgement.
+    /// Fsyncs sled's blob files at a checkpoint.
     pub(crate) blobs: BlobSync,
-    /// Hash of the last record applied (matches the last `next_position`).
-    pub(crate) head_hash: Hash,
     /// The redo journal the group commits are made durable in.
     pub(crate) journal: Journal,
-    /// How far the apply stage has written into sled.
+    /// Position after the last frame received.
+    pub(crate) next_position: u64,
+    /// How far the writer has applied durable frames into sled.
     pub(crate) applied: Arc<AppliedMark>,
+    /// Where durability is reported.
+    pub(crate) writer: mpsc::Sender<WriterMsg>,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
 
-/// From the apply stage to the flush stage.
+/// From the writer to the journal stage.
 pub(crate) enum FlushMsg {
-    /// A batch in sled, waiting to be made durable and answered.
-    Applied {
-        /// The next position after the batch.
-        next_position: u64,
-        /// Hash of the last record after the batch.
-        head_hash: Hash,
-        /// Events the batch wrote.
-        events: u64,
-        /// The batch as a journal frame (none when it wrote nothing).
-        frame: Option<Frame>,
-        /// The answers, sent once the batch is durable.
-        replies: Vec<Reply>,
-    },
-    /// The apply stage has stopped; finish and answer `close`.
-    Shutdown(Option<oneshot::Sender<()>>),
+    /// A group commit's frame, to be made durable.
+    Frame(Arc<Frame>),
+    /// The writer is closing: journal what came before, checkpoint, stop.
+    Shutdown,
 }
 
 pub(crate) type Reply = (
@@ -215,8 +248,7 @@ pub(crate) type Reply = (
 
 /// Appends staged in one group commit, not yet durable.
 struct Staged {
-    batch: sled::Batch,
-    /// The same batch, encoded for the journal.
+    /// The group commit, encoded as a journal frame.
     payload: FramePayload,
     /// The group commit's records, packed into pages.
     pages: PageBuilder,
@@ -227,23 +259,46 @@ struct Staged {
     replies: Vec<Reply>,
 }
 
+/// How long the writer polls for its next message while a frame is in the
+/// journal: about one `fdatasync`, after which its answer comes.
+const POLL_WHILE_JOURNALING: std::time::Duration = std::time::Duration::from_micros(400);
+
 impl Writer {
-    /// Runs until shut down or until every log handle is dropped.
+    /// Runs until closed (by [`WriterMsg::Shutdown`] and then the journal
+    /// stage's [`WriterMsg::JournalClosed`]).
     pub(crate) fn run(mut self, rx: mpsc::Receiver<WriterMsg>) {
-        let mut shutdown = None;
-        while shutdown.is_none() {
-            let Ok(first) = rx.recv() else { break };
+        let mut waiters = Vec::new();
+        let mut shutdown = false;
+        let mut journal_told = false;
+        let mut journal_closed = None;
+        while journal_closed.is_none() {
+            let poll = if self.pending.is_empty() {
+                POLL_BEFORE_SLEEP
+            } else {
+                POLL_WHILE_JOURNALING
+            };
+            let Some(first) = recv_soon(&rx, poll) else {
+                break;
+            };
             let mut appends = Vec::new();
             let mut events = 0usize;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    WriterMsg::Append(req, reply) => {
+                    WriterMsg::Append(req, reply) if !shutdown => {
                         events += req.events.len();
                         appends.push((req, reply));
                     }
+                    WriterMsg::Append(_, reply) => {
+                        let _ = reply.send(Err(AppendError::Closed));
+                    }
                     WriterMsg::Shutdown(reply) => {
-                        shutdown = Some(reply);
+                        waiters.extend(reply);
+                        shutdown = true;
+                    }
+                    WriterMsg::Durable(result) => self.durable(result),
+                    WriterMsg::JournalClosed { checkpointed } => {
+                        journal_closed = Some(checkpointed);
                         break;
                     }
                 }
@@ -254,10 +309,42 @@ impl Writer {
             if !appends.is_empty() {
                 self.group_commit(appends);
             }
+            if shutdown && !journal_told {
+                // After the last frame: the journal stage checkpoints,
+                // stops and answers with `JournalClosed`.
+                journal_told = true;
+                if self.journal.send(FlushMsg::Shutdown).is_err() {
+                    break;
+                }
+            }
         }
-        let Writer { tree, flusher, .. } = self;
+        self.finish(journal_closed == Some(true), waiters);
+    }
+
+    /// After the journal stage stopped: records the head at a clean close,
+    /// marks the log closed and answers the waiting `close` calls.
+    fn finish(mut self, checkpointed: bool, waiters: Vec<oneshot::Sender<()>>) {
+        let reason = self
+            .fence
+            .reason()
+            .unwrap_or_else(|| "the event log closed".to_owned());
+        self.fail_pending(&reason);
+        if checkpointed && self.fence.reason().is_none() {
+            // Everything is in sled now, whatever the durability.
+            let head = AckedHead {
+                next_position: self.next_position,
+                head_hash: self.head_hash,
+            };
+            if let Err(e) = self.acked.record(head).and_then(|()| self.acked.sync()) {
+                tracing::error!(error = %e, "recording the acknowledged head at close failed");
+            }
+        }
+        self.head.send_modify(|h| h.open = false);
+        let Writer { tree, .. } = self;
         drop(tree);
-        let _ = flusher.send(FlushMsg::Shutdown(shutdown));
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
     }
 
     fn group_commit(
@@ -274,7 +361,6 @@ impl Writer {
             return;
         }
         let mut staged = Staged {
-            batch: sled::Batch::default(),
             payload: FramePayload::new(),
             pages: PageBuilder::new(self.next_position),
             heads: HashMap::new(),
@@ -294,40 +380,151 @@ impl Writer {
         let first_position = self.next_position;
         let events = staged.next_position - first_position;
         let frame = (events > 0).then(|| {
-            self.finish_batch(&mut staged)
-                .seal(first_position, staged.next_position)
+            Arc::new(
+                self.finish_batch(&mut staged)
+                    .seal(first_position, staged.next_position),
+            )
         });
-        let batch = std::mem::take(&mut staged.batch);
         self.next_position = staged.next_position;
         self.head_hash = staged.head_hash;
         self.heads.extend(staged.heads);
-        // The frame goes first: its write and fdatasync overlap the apply.
-        let applied = FlushMsg::Applied {
-            next_position: self.next_position,
-            head_hash: self.head_hash,
-            events,
-            frame,
-            replies: staged.replies,
-        };
-        if let Err(mpsc::SendError(FlushMsg::Applied { replies, .. })) = self.flusher.send(applied)
-        {
-            answer_failed(replies, "flush stage stopped");
-            self.fence.set("flush stage stopped");
+        if frame.is_none() && self.pending.is_empty() {
+            // Refusals and retries of applied appends: nothing to wait for.
+            for (reply, result) in staged.replies {
+                let _ = reply.send(result);
+            }
             return;
         }
-        if events > 0 {
-            match self.apply(batch) {
-                Ok(()) => self.applied.advance(self.next_position),
-                Err(reason) => {
+        if let Some(frame) = &frame {
+            if self.journal.send(FlushMsg::Frame(frame.clone())).is_err() {
+                answer_failed(staged.replies, "journal stage stopped");
+                self.fence.set("journal stage stopped");
+                return;
+            }
+        }
+        // A group commit without a frame has nothing to apply.
+        let mut applied = frame.is_none();
+        if let Some(frame) = frame.as_ref().filter(|f| self.apply_now(f)) {
+            if let Err(reason) = self.apply(std::slice::from_ref(frame)) {
+                self.fence.set(&reason);
+                self.applied.wake();
+                answer_failed(staged.replies, &reason);
+                self.fail_pending(&reason);
+                return;
+            }
+            self.applied.advance(self.next_position);
+            applied = true;
+        }
+        let keys = if applied {
+            Vec::new()
+        } else {
+            let keys = staged.keys.keys().cloned().collect();
+            self.unapplied_keys.extend(staged.keys);
+            keys
+        };
+        self.pending.push_back(Pending {
+            next_position: self.next_position,
+            head_hash: self.head_hash,
+            frame,
+            applied,
+            keys,
+            replies: staged.replies,
+        });
+    }
+
+    /// Whether `frame` goes into sled now, before the journal holds it,
+    /// rather than once it is durable: only as one atomic batch (a crash
+    /// then leaves all of it or none, and a frame beyond the journal is
+    /// never acknowledged, like any append in flight), and only in order
+    /// (every frame before is in sled). A frame of many entries pays for
+    /// the batch; a log whose journal a power loss may lose always
+    /// batches.
+    fn apply_now(&self, frame: &Frame) -> bool {
+        let batches =
+            self.durability != Durability::Durable || frame.entry_count() >= BATCH_FROM_ENTRIES;
+        batches && self.pending.iter().all(|p| p.applied)
+    }
+
+    /// The journal is durable below `durable` (or failed): applies the
+    /// group commits it covers, publishes the new head and answers them.
+    fn durable(&mut self, durable: Result<u64, String>) {
+        let durable = match durable {
+            Ok(durable) if self.fence.reason().is_none() => durable,
+            Ok(_) => {
+                let reason = self.fence.reason().unwrap_or_default();
+                self.fail_pending(&reason);
+                return;
+            }
+            Err(reason) => {
+                self.fence.set(&reason);
+                self.fail_pending(&reason);
+                return;
+            }
+        };
+        let mut replies = Vec::new();
+        let mut published = None;
+        let mut frames = Vec::new();
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.next_position <= durable)
+        {
+            let Some(group) = self.pending.pop_front() else {
+                break;
+            };
+            if let Some(frame) = group.frame {
+                if !group.applied {
+                    frames.push(frame);
+                }
+                published = Some((group.next_position, group.head_hash));
+            }
+            for key in &group.keys {
+                self.unapplied_keys.remove(key);
+            }
+            replies.extend(group.replies);
+        }
+        if let (Some((next_position, _)), false) = (published, frames.is_empty()) {
+            if let Err(reason) = self.apply(&frames) {
+                self.fence.set(&reason);
+                self.applied.wake();
+                answer_failed(replies, &reason);
+                self.fail_pending(&reason);
+                return;
+            }
+            self.applied.advance(next_position);
+        }
+        if let Some((next_position, head_hash)) = published {
+            if self.durability != Durability::Buffered {
+                let head = AckedHead {
+                    next_position,
+                    head_hash,
+                };
+                if let Err(e) = self.acked.record(head) {
+                    let reason = format!("recording the acknowledged head failed: {e}");
                     self.fence.set(&reason);
-                    self.applied.wake();
+                    answer_failed(replies, &reason);
+                    self.fail_pending(&reason);
+                    return;
                 }
             }
+            self.head.send_modify(|h| h.next_position = next_position);
+        }
+        for (reply, result) in replies {
+            let _ = reply.send(result);
         }
     }
 
+    /// Answers every pending group commit with a storage error (refusals
+    /// keep their own answer).
+    fn fail_pending(&mut self, reason: &str) {
+        for group in std::mem::take(&mut self.pending) {
+            answer_failed(group.replies, reason);
+        }
+        self.unapplied_keys.clear();
+    }
+
     /// Checks one append against the heads and keys (durable and staged)
-    /// and, if accepted, adds its keys to the batch.
+    /// and, if accepted, adds its keys to the frame.
     fn stage(
         &self,
         staged: &mut Staged,
@@ -422,7 +619,11 @@ impl Writer {
         staged: &Staged,
         key: &str,
     ) -> Result<Option<(Hash, AppendOutcome)>, AppendError> {
-        if let Some(seen) = staged.keys.get(key) {
+        if let Some(seen) = staged
+            .keys
+            .get(key)
+            .or_else(|| self.unapplied_keys.get(key))
+        {
             return Ok(Some(*seen));
         }
         let stored = self
@@ -437,46 +638,80 @@ impl Writer {
         }
     }
 
-    /// Adds the staged pages and the meta record to the batch and returns
-    /// the batch encoded for the journal.
+    /// Adds the staged pages and, last, the meta record to the frame and
+    /// returns it.
     fn finish_batch(&self, staged: &mut Staged) -> FramePayload {
         let meta = keyspace::meta_value(staged.next_position, &staged.head_hash);
         for (key, value) in std::mem::take(&mut staged.pages).finish() {
-            staged.insert(&key, &value);
+            staged.payload.insert(&key, &value);
         }
-        staged.insert(keyspace::META, &meta);
+        staged.payload.insert(keyspace::META, &meta);
         std::mem::take(&mut staged.payload)
     }
 
-    /// Writes a group commit's batch into sled (not yet durable).
-    fn apply(&mut self, batch: sled::Batch) -> Result<(), String> {
+    /// Writes durable frames into sled (not yet durable there). A few
+    /// entries of a durable log go in one by one (its journal holds the
+    /// frames, and each frame's meta record comes last); more entries, or
+    /// any of a log whose journal a power loss may lose, go in as one
+    /// atomic batch, whose cost (sled writes its I/O buffer to its file)
+    /// is then shared by many entries.
+    fn apply(&mut self, frames: &[Arc<Frame>]) -> Result<(), String> {
         self.applies += 1;
         #[cfg(feature = "fault-injection")]
         if self.faults.fail_write_at == Some(self.applies) {
             return Err("injected write failure".into());
         }
-        self.tree.apply_batch(batch).map_err(|e| e.to_string())
+        let mut entries = Vec::new();
+        for frame in frames {
+            entries.extend(
+                frame
+                    .entries()
+                    .ok_or_else(|| "a frame the writer encoded does not parse".to_owned())?,
+            );
+        }
+        if self.durability == Durability::Durable && entries.len() < BATCH_FROM_ENTRIES {
+            #[cfg(feature = "fault-injection")]
+            if self.faults.half_write_at == Some(self.applies) {
+                let half = entries.len() / 2;
+                for (key, value) in entries.into_iter().take(half) {
+                    self.tree.insert(key, value).map_err(|e| e.to_string())?;
+                }
+                return Err("injected failure half-way through an apply".into());
+            }
+            for (key, value) in entries {
+                self.tree.insert(key, value).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        } else {
+            let mut batch = sled::Batch::default();
+            for (key, value) in entries {
+                batch.insert(key, value);
+            }
+            self.tree.apply_batch(batch).map_err(|e| e.to_string())
+        }
     }
 }
+
+/// Entries from which an apply is one `apply_batch` rather than inserts.
+const BATCH_FROM_ENTRIES: usize = 64;
 
 impl Staged {
-    /// Adds one entry to the sled batch and to its journal frame.
+    /// Adds one entry to the frame.
     fn insert(&mut self, key: &[u8], value: &[u8]) {
         self.payload.insert(key, value);
-        self.batch.insert(key, value);
     }
 }
 
-/// How long the journal stage polls for the next frame before it sleeps:
-/// with one client, the next append's frame follows the answer by about
-/// this much, and a futex wake costs tens of microseconds more.
-const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(60);
+/// How long a stage polls for its next message before it sleeps: with one
+/// client, the next message follows the last answer by about this much,
+/// and a futex wake costs tens of microseconds more.
+const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(150);
 
-/// The next message, polled for [`POLL_BEFORE_SLEEP`] before blocking;
-/// `None` once every sender is gone.
-fn recv_soon<T>(rx: &mpsc::Receiver<T>) -> Option<T> {
+/// The next message, polled for `poll` before blocking; `None` once every
+/// sender is gone.
+fn recv_soon<T>(rx: &mpsc::Receiver<T>, poll: std::time::Duration) -> Option<T> {
     let started = std::time::Instant::now();
-    while started.elapsed() < POLL_BEFORE_SLEEP {
+    while started.elapsed() < poll {
         match rx.try_recv() {
             Ok(msg) => return Some(msg),
             Err(mpsc::TryRecvError::Disconnected) => return None,
@@ -486,8 +721,8 @@ fn recv_soon<T>(rx: &mpsc::Receiver<T>) -> Option<T> {
     rx.recv().ok()
 }
 
-/// Answers every accepted append of a failed batch with a storage error;
-/// refusals keep their own answer.
+/// Answers every accepted append of a failed group commit with a storage
+/// error; refusals keep their own answer.
 fn answer_failed(replies: Vec<Reply>, reason: &str) {
     for (reply, result) in replies {
         let result = match result {
@@ -499,132 +734,113 @@ fn answer_failed(replies: Vec<Reply>, reason: &str) {
 }
 
 impl Flusher {
-    /// Runs until the apply stage stops.
+    /// Runs until the writer closes the log.
     pub(crate) fn run(mut self, rx: mpsc::Receiver<FlushMsg>) {
-        let mut shutdown = None;
-        while shutdown.is_none() {
-            let Some(first) = recv_soon(&rx) else { break };
-            let mut replies = Vec::new();
+        let mut shutdown = false;
+        while !shutdown {
+            let Some(first) = recv_soon(&rx, POLL_BEFORE_SLEEP) else {
+                break;
+            };
             let mut frames = Vec::new();
-            let mut next_position = None;
-            let mut events = 0;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    FlushMsg::Applied {
-                        next_position: n,
-                        head_hash,
-                        events: e,
-                        frame,
-                        replies: r,
-                    } => {
-                        next_position = Some((n, head_hash));
-                        events += e;
-                        frames.extend(frame);
-                        replies.extend(r);
-                    }
-                    FlushMsg::Shutdown(reply) => shutdown = Some(reply),
+                    FlushMsg::Frame(frame) => frames.push(frame),
+                    FlushMsg::Shutdown => shutdown = true,
                 }
-                if shutdown.is_none() {
+                if !shutdown {
                     next = rx.try_recv().ok();
                 }
             }
-            self.make_durable(replies, frames, next_position, events);
-        }
-        if self.fence.reason().is_none() {
-            if let Err(e) = self.checkpoint() {
-                tracing::error!(error = %e, "final checkpoint of the event log failed");
-            } else {
-                // Everything is in `db` now, whatever the durability.
-                let head = AckedHead {
-                    next_position: self.head.borrow().next_position,
-                    head_hash: self.head_hash,
-                };
-                if let Err(e) = self.acked.record(head).and_then(|()| self.acked.sync()) {
-                    tracing::error!(error = %e, "recording the acknowledged head at close failed");
-                }
+            if !frames.is_empty() {
+                self.make_durable(&frames);
             }
         }
-        self.head.send_modify(|h| h.open = false);
-        let Flusher { db, data_file, .. } = self;
+        let mut checkpointed = false;
+        if shutdown && self.fence.reason().is_none() {
+            // The final checkpoint covers every frame: wait for the writer
+            // to apply the last ones.
+            let done = self
+                .applied
+                .wait_for(self.next_position, &self.fence)
+                .and_then(|()| self.checkpoint());
+            match done {
+                Ok(()) => checkpointed = true,
+                Err(e) => tracing::error!(error = %e, "final checkpoint of the event log failed"),
+            }
+        }
+        let Flusher {
+            db,
+            data_file,
+            writer,
+            ..
+        } = self;
         drop(data_file);
         drop(db);
-        if let Some(Some(reply)) = shutdown {
-            let _ = reply.send(());
-        }
+        let _ = writer.send(WriterMsg::JournalClosed { checkpointed });
     }
 
-    /// One journal write and fdatasync for every batch applied so far,
-    /// then publish and answer.
-    fn make_durable(
-        &mut self,
-        replies: Vec<Reply>,
-        frames: Vec<Frame>,
-        next_position: Option<(u64, Hash)>,
-        events: u64,
-    ) {
+    /// One journal write and fdatasync for every frame received so far;
+    /// then the writer is told how far the journal is durable.
+    fn make_durable(&mut self, frames: &[Arc<Frame>]) {
         if let Some(reason) = self.fence.reason() {
-            answer_failed(replies, &reason);
+            let _ = self.writer.send(WriterMsg::Durable(Err(reason)));
             return;
         }
-        if events > 0 {
-            let durable = self.sync(&frames).and_then(|()| match next_position {
-                Some((n, _)) => self.applied.wait_for(n, &self.fence),
-                None => Ok(()),
-            });
-            if let Err(reason) = durable {
+        let events: u64 = frames
+            .iter()
+            .map(|f| f.next_position - f.first_position)
+            .sum();
+        match self.sync(frames) {
+            Ok(()) => {
+                self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .events_written
+                    .fetch_add(events, Ordering::Relaxed);
+                let _ = self.writer.send(WriterMsg::Durable(Ok(self.next_position)));
+            }
+            Err(reason) => {
                 self.fence.set(&reason);
-                answer_failed(replies, &reason);
-                return;
+                let _ = self.writer.send(WriterMsg::Durable(Err(reason)));
             }
-            if let Some((next_position, head_hash)) = next_position {
-                if self.durability != Durability::Buffered {
-                    let head = AckedHead {
-                        next_position,
-                        head_hash,
-                    };
-                    if let Err(e) = self.acked.record(head) {
-                        let reason = format!("recording the acknowledged head failed: {e}");
-                        self.fence.set(&reason);
-                        answer_failed(replies, &reason);
-                        return;
-                    }
-                }
-                self.head_hash = head_hash;
-                self.head.send_modify(|h| h.next_position = next_position);
-            }
-            self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .events_written
-                .fetch_add(events, Ordering::Relaxed);
-        }
-        for (reply, result) in replies {
-            let _ = reply.send(result);
         }
     }
 
     /// Journals `frames` (checkpointing and turning to the other journal
     /// file whenever the current one is full) and makes them as durable
     /// as the log promises.
-    fn sync(&mut self, frames: &[Frame]) -> Result<(), String> {
+    fn sync(&mut self, frames: &[Arc<Frame>]) -> Result<(), String> {
         self.flushes += 1;
         #[cfg(feature = "fault-injection")]
         if self.faults.fail_flush_at == Some(self.flushes) {
             return Err("injected flush failure".into());
         }
+        if let Some(last) = frames.last() {
+            self.next_position = last.next_position;
+        }
         if self.durability == Durability::Buffered {
             return Ok(());
         }
+        #[cfg(feature = "fault-injection")]
+        if let Some(delay) = self.faults.slow_journal {
+            std::thread::sleep(delay);
+        }
+        let durable = self.durability == Durability::Durable;
         for frame in frames {
             if !self.journal.fits(frame) {
-                // The checkpoint must cover every frame of the file.
+                // The checkpoint must cover every frame of the file: make
+                // the ones before this durable, let the writer apply them.
+                self.journal.sync(durable)?;
+                let _ = self
+                    .writer
+                    .send(WriterMsg::Durable(Ok(frame.first_position)));
                 self.applied.wait_for(frame.first_position, &self.fence)?;
                 self.checkpoint()?;
                 self.journal.turn(frame.first_position)?;
             }
             self.journal.push(frame);
         }
-        self.journal.sync(self.durability == Durability::Durable)
+        self.journal.sync(durable)
     }
 
     /// Makes everything applied to sled so far durable: sled's flush, then
