@@ -21,7 +21,9 @@ use crate::recovery;
 use crate::storage::{self, BlobSync};
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyError, VerifyReport};
-use crate::writer::{AppliedMark, Fence, Flusher, Head, Writer, WriterCounters, WriterMsg};
+use crate::writer::{
+    AppliedMark, Fence, Flusher, Head, Publisher, Writer, WriterCounters, WriterMsg,
+};
 
 /// A handle on an open log. Cheap to clone; every clone shares one writer.
 ///
@@ -173,6 +175,12 @@ impl EventLog {
         let counters = Arc::new(WriterCounters::default());
         let fence = Arc::new(Fence::default());
         let applied = Arc::new(AppliedMark::new(recovered.next_position));
+        let publisher = Arc::new(Publisher::new(
+            head.clone(),
+            acked,
+            recovered.next_position,
+            config.durability,
+        ));
         let flusher = Flusher {
             db: db.clone(),
             path: config.path.clone(),
@@ -187,6 +195,7 @@ impl EventLog {
             next_position: recovered.next_position,
             applied: applied.clone(),
             writer: tx.clone(),
+            publisher: publisher.clone(),
             #[cfg(feature = "fault-injection")]
             faults: config.faults.clone(),
         };
@@ -201,8 +210,7 @@ impl EventLog {
             journal: flush_tx,
             applied,
             applies: 0,
-            head: head.clone(),
-            acked,
+            publisher,
             pending: std::collections::VecDeque::new(),
             unapplied_keys: std::collections::HashMap::new(),
             #[cfg(feature = "fault-injection")]

@@ -1,33 +1,33 @@
-//! The single writer: group commit in two pipelined stages, write-ahead.
+//! The single writer: group commit in two pipelined stages (ADR 0030,
+//! ADR 0035).
 //!
-//! Every append goes through one *writer* thread that owns the sequence. It
-//! drains the queue of waiting appends, checks each against the stream heads
-//! it keeps in memory, encodes every accepted append of the drain as one
-//! journal frame (its records packed into pages, one run key per append,
-//! the meta record last) and hands the frame to the *journal* thread. The
-//! journal thread drains every frame handed over so far, writes them to the
-//! redo journal with one `fdatasync` (see [`crate::journal`]) and tells the
-//! writer how far the journal is durable. Only then does the writer apply
-//! those frames to sled, publish the new head (which wakes subscribers and
-//! lets readers see the events) and answer the waiters. While one
-//! `fdatasync` is on the disk, the writer checks and encodes the next
-//! appends and applies the frames made durable before, so one `fdatasync`
-//! serves every append that arrived during the previous one.
+//! Every append goes through one *writer* thread that owns the sequence.
+//! It drains the queue of waiting appends, checks each against the stream
+//! heads it keeps in memory, and encodes every accepted append of the
+//! drain as one journal frame (its records packed into pages, one run key
+//! per append, the meta record last) for the *journal* thread. The journal
+//! thread drains every frame handed over so far, writes them to the redo
+//! journal with one `fdatasync` (see [`crate::journal`]) and tells the
+//! writer how far the journal is durable. So one `fdatasync` serves every
+//! append that arrived during the previous one.
 //!
-//! sled never holds a frame the journal does not hold (the write-ahead
-//! rule), so a durable log applies each frame with plain inserts, without
-//! `apply_batch`'s atomicity: a crash that cuts an apply short leaves the
-//! frame's meta record out (it is written last), and recovery applies the
-//! whole frame again from the journal. (`apply_batch` also writes sled's
-//! I/O buffer to its file on every call, beside the journal's `fdatasync`;
-//! inserts leave it to fill.) The weaker durabilities, whose journal a
-//! power loss may lose, keep `apply_batch`. sled itself is made durable
-//! only at checkpoints, when a journal file is full and the journal turns
-//! to the other one.
+//! A small group commit (under [`BATCH_FROM_ENTRIES`] entries) is
+//! *write-ahead*: the writer inserts its entries into sled only once the
+//! journal holds its frame durably, then publishes the new head (which
+//! wakes subscribers and lets readers see the events) and answers. A crash
+//! in the middle of those inserts leaves the frame's meta record out (it
+//! comes last), and recovery applies the whole frame again from the
+//! journal. Plain inserts leave sled's I/O buffer to fill, where every
+//! `apply_batch` writes it to sled's file beside the journal's
+//! `fdatasync`. A larger group commit, and every one of a log whose journal
+//! a power loss may lose, goes into sled at once as one atomic batch
+//! (overlapping the `fdatasync`), and the journal thread answers it once
+//! durable. sled itself is made durable only at checkpoints, when a
+//! journal file is full and the journal turns to the other one.
 //!
 //! A conflicting append fails alone. A failed write or flush fences the
-//! writer: nothing is acknowledged after it, including frames encoded but
-//! not yet durable (their callers get a storage error).
+//! writer: nothing is acknowledged after it, including group commits
+//! encoded but not yet durable (their callers get a storage error).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -147,6 +147,79 @@ impl AppliedMark {
     }
 }
 
+/// Publishes the durable head: records it in `acked-head` (before any
+/// caller is answered) and shows it to readers and subscribers. Shared by
+/// the two stages (each answers some group commits), so it only ever moves
+/// forward.
+pub(crate) struct Publisher {
+    head: Arc<watch::Sender<Head>>,
+    /// The acknowledged head file and the position it last recorded.
+    acked: std::sync::Mutex<(AckedHeadFile, u64)>,
+    durability: Durability,
+}
+
+impl Publisher {
+    /// A publisher starting at `next_position`.
+    pub(crate) fn new(
+        head: Arc<watch::Sender<Head>>,
+        acked: AckedHeadFile,
+        next_position: u64,
+        durability: Durability,
+    ) -> Self {
+        Self {
+            head,
+            acked: std::sync::Mutex::new((acked, next_position)),
+            durability,
+        }
+    }
+
+    fn acked(&self) -> std::sync::MutexGuard<'_, (AckedHeadFile, u64)> {
+        self.acked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every position below `next_position` is durable and in sled.
+    fn publish(&self, next_position: u64, head_hash: Hash) -> Result<(), String> {
+        let mut acked = self.acked();
+        if next_position <= acked.1 {
+            return Ok(());
+        }
+        if self.durability != Durability::Buffered {
+            let head = AckedHead {
+                next_position,
+                head_hash,
+            };
+            acked
+                .0
+                .record(head)
+                .map_err(|e| format!("recording the acknowledged head failed: {e}"))?;
+        }
+        acked.1 = next_position;
+        self.head
+            .send_modify(|h| h.next_position = h.next_position.max(next_position));
+        Ok(())
+    }
+
+    /// Records the head at a clean close (everything is in sled, whatever
+    /// the durability) and fsyncs the file.
+    fn record_at_close(&self, next_position: u64, head_hash: Hash) {
+        let acked = self.acked();
+        let head = AckedHead {
+            next_position,
+            head_hash,
+        };
+        if let Err(e) = acked.0.record(head).and_then(|()| acked.0.sync()) {
+            tracing::error!(error = %e, "recording the acknowledged head at close failed");
+        }
+    }
+
+    /// Marks the log closed.
+    fn close(&self) {
+        self.head.send_modify(|h| h.open = false);
+    }
+}
+
 /// A message to the writer thread.
 pub(crate) enum WriterMsg {
     Append(
@@ -176,12 +249,10 @@ pub(crate) struct Writer {
     pub(crate) journal: mpsc::Sender<FlushMsg>,
     pub(crate) applied: Arc<AppliedMark>,
     pub(crate) applies: u64,
-    /// The head published to readers and subscribers.
-    pub(crate) head: Arc<watch::Sender<Head>>,
-    /// Where the acknowledged head is recorded.
-    pub(crate) acked: AckedHeadFile,
-    /// Group commits handed to the journal, not yet applied and answered,
-    /// oldest first.
+    /// Publishes the head of the group commits this stage answers.
+    pub(crate) publisher: Arc<Publisher>,
+    /// Group commits handed to the journal that go into sled once durable
+    /// (see [`Writer::apply_now`]), oldest first.
     pub(crate) pending: std::collections::VecDeque<Pending>,
     /// Idempotency keys of the pending group commits (sled does not hold
     /// them yet).
@@ -190,20 +261,28 @@ pub(crate) struct Writer {
     pub(crate) faults: crate::FaultPlan,
 }
 
-/// One group commit on its way through the journal.
+/// A group commit on its way through the journal that goes into sled
+/// once durable; the writer answers it.
 pub(crate) struct Pending {
     /// The log's next position once it is applied.
     next_position: u64,
     /// Hash of the last record once it is applied.
     head_hash: Hash,
-    /// Its frame (none when every append of the drain was refused or a
-    /// retry: they are answered with the group commits before them).
-    frame: Option<Arc<Frame>>,
-    /// True once its frame is in sled (a large frame goes in as soon as
-    /// it is encoded; see [`Writer::apply_now`]).
-    applied: bool,
+    frame: Arc<Frame>,
     /// Idempotency keys it records.
     keys: Vec<String>,
+    replies: Vec<Reply>,
+}
+
+/// A group commit the journal stage answers: one already in sled, or one
+/// without a frame (every append refused or a retry), answered with the
+/// group commits before it.
+pub(crate) struct Answered {
+    frame: Option<Arc<Frame>>,
+    /// The log's next position after it.
+    next_position: u64,
+    /// Hash of the last record after it.
+    head_hash: Hash,
     replies: Vec<Reply>,
 }
 
@@ -229,14 +308,19 @@ pub(crate) struct Flusher {
     pub(crate) applied: Arc<AppliedMark>,
     /// Where durability is reported.
     pub(crate) writer: mpsc::Sender<WriterMsg>,
+    /// Publishes the head of the group commits this stage answers.
+    pub(crate) publisher: Arc<Publisher>,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: crate::FaultPlan,
 }
 
 /// From the writer to the journal stage.
 pub(crate) enum FlushMsg {
-    /// A group commit's frame, to be made durable.
+    /// A group commit's frame, to be made durable; the writer applies and
+    /// answers it once told.
     Frame(Arc<Frame>),
+    /// A group commit to make durable and answer here.
+    Answered(Answered),
     /// The writer is closing: journal what came before, checkpoint, stop.
     Shutdown,
 }
@@ -330,16 +414,10 @@ impl Writer {
             .unwrap_or_else(|| "the event log closed".to_owned());
         self.fail_pending(&reason);
         if checkpointed && self.fence.reason().is_none() {
-            // Everything is in sled now, whatever the durability.
-            let head = AckedHead {
-                next_position: self.next_position,
-                head_hash: self.head_hash,
-            };
-            if let Err(e) = self.acked.record(head).and_then(|()| self.acked.sync()) {
-                tracing::error!(error = %e, "recording the acknowledged head at close failed");
-            }
+            self.publisher
+                .record_at_close(self.next_position, self.head_hash);
         }
-        self.head.send_modify(|h| h.open = false);
+        self.publisher.close();
         let Writer { tree, .. } = self;
         drop(tree);
         for waiter in waiters {
@@ -388,23 +466,8 @@ impl Writer {
         self.next_position = staged.next_position;
         self.head_hash = staged.head_hash;
         self.heads.extend(staged.heads);
-        if frame.is_none() && self.pending.is_empty() {
-            // Refusals and retries of applied appends: nothing to wait for.
-            for (reply, result) in staged.replies {
-                let _ = reply.send(result);
-            }
-            return;
-        }
-        if let Some(frame) = &frame {
-            if self.journal.send(FlushMsg::Frame(frame.clone())).is_err() {
-                answer_failed(staged.replies, "journal stage stopped");
-                self.fence.set("journal stage stopped");
-                return;
-            }
-        }
-        // A group commit without a frame has nothing to apply.
-        let mut applied = frame.is_none();
-        if let Some(frame) = frame.as_ref().filter(|f| self.apply_now(f)) {
+        let now = frame.as_ref().is_some_and(|f| self.apply_now(f));
+        if let Some(frame) = frame.as_ref().filter(|_| now) {
             if let Err(reason) = self.apply(std::slice::from_ref(frame)) {
                 self.fence.set(&reason);
                 self.applied.wake();
@@ -413,23 +476,46 @@ impl Writer {
                 return;
             }
             self.applied.advance(self.next_position);
-            applied = true;
         }
-        let keys = if applied {
-            Vec::new()
-        } else {
-            let keys = staged.keys.keys().cloned().collect();
-            self.unapplied_keys.extend(staged.keys);
-            keys
+        let frame = match frame {
+            Some(frame) if !now => frame,
+            frame => {
+                // In sled already, or nothing to apply: the journal stage
+                // answers it once it (and every group commit before) is
+                // durable and in sled.
+                self.answer_in_journal(Answered {
+                    frame,
+                    next_position: self.next_position,
+                    head_hash: self.head_hash,
+                    replies: staged.replies,
+                });
+                return;
+            }
         };
+        if self.journal.send(FlushMsg::Frame(frame.clone())).is_err() {
+            answer_failed(staged.replies, "journal stage stopped");
+            self.fence.set("journal stage stopped");
+            return;
+        }
+        let keys = staged.keys.keys().cloned().collect();
+        self.unapplied_keys.extend(staged.keys);
         self.pending.push_back(Pending {
             next_position: self.next_position,
             head_hash: self.head_hash,
             frame,
-            applied,
             keys,
             replies: staged.replies,
         });
+    }
+
+    /// Hands `answered` to the journal stage, which answers it.
+    fn answer_in_journal(&mut self, answered: Answered) {
+        if let Err(mpsc::SendError(FlushMsg::Answered(answered))) =
+            self.journal.send(FlushMsg::Answered(answered))
+        {
+            answer_failed(answered.replies, "journal stage stopped");
+            self.fence.set("journal stage stopped");
+        }
     }
 
     /// Whether `frame` goes into sled now, before the journal holds it,
@@ -442,7 +528,7 @@ impl Writer {
     fn apply_now(&self, frame: &Frame) -> bool {
         let batches =
             self.durability != Durability::Durable || frame.entry_count() >= BATCH_FROM_ENTRIES;
-        batches && self.pending.iter().all(|p| p.applied)
+        batches && self.pending.is_empty()
     }
 
     /// The journal is durable below `durable` (or failed): applies the
@@ -462,8 +548,8 @@ impl Writer {
             }
         };
         let mut replies = Vec::new();
-        let mut published = None;
         let mut frames = Vec::new();
+        let mut published = None;
         while self
             .pending
             .front()
@@ -472,42 +558,25 @@ impl Writer {
             let Some(group) = self.pending.pop_front() else {
                 break;
             };
-            if let Some(frame) = group.frame {
-                if !group.applied {
-                    frames.push(frame);
-                }
-                published = Some((group.next_position, group.head_hash));
-            }
+            frames.push(group.frame);
+            published = Some((group.next_position, group.head_hash));
             for key in &group.keys {
                 self.unapplied_keys.remove(key);
             }
             replies.extend(group.replies);
         }
-        if let (Some((next_position, _)), false) = (published, frames.is_empty()) {
-            if let Err(reason) = self.apply(&frames) {
-                self.fence.set(&reason);
-                self.applied.wake();
-                answer_failed(replies, &reason);
-                self.fail_pending(&reason);
-                return;
-            }
+        let Some((next_position, head_hash)) = published else {
+            return;
+        };
+        let done = self.apply(&frames).map(|()| {
             self.applied.advance(next_position);
-        }
-        if let Some((next_position, head_hash)) = published {
-            if self.durability != Durability::Buffered {
-                let head = AckedHead {
-                    next_position,
-                    head_hash,
-                };
-                if let Err(e) = self.acked.record(head) {
-                    let reason = format!("recording the acknowledged head failed: {e}");
-                    self.fence.set(&reason);
-                    answer_failed(replies, &reason);
-                    self.fail_pending(&reason);
-                    return;
-                }
-            }
-            self.head.send_modify(|h| h.next_position = next_position);
+        });
+        if let Err(reason) = done.and_then(|()| self.publisher.publish(next_position, head_hash)) {
+            self.fence.set(&reason);
+            self.applied.wake();
+            answer_failed(replies, &reason);
+            self.fail_pending(&reason);
+            return;
         }
         for (reply, result) in replies {
             let _ = reply.send(result);
@@ -693,7 +762,7 @@ impl Writer {
 }
 
 /// Entries from which an apply is one `apply_batch` rather than inserts.
-const BATCH_FROM_ENTRIES: usize = 64;
+const BATCH_FROM_ENTRIES: usize = 12;
 
 impl Staged {
     /// Adds one entry to the frame.
@@ -706,6 +775,9 @@ impl Staged {
 /// client, the next message follows the last answer by about this much,
 /// and a futex wake costs tens of microseconds more.
 const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(150);
+
+/// How long the journal stage polls for the next frame before it sleeps.
+const JOURNAL_POLL: std::time::Duration = std::time::Duration::from_micros(60);
 
 /// The next message, polled for `poll` before blocking; `None` once every
 /// sender is gone.
@@ -738,23 +810,26 @@ impl Flusher {
     pub(crate) fn run(mut self, rx: mpsc::Receiver<FlushMsg>) {
         let mut shutdown = false;
         while !shutdown {
-            let Some(first) = recv_soon(&rx, POLL_BEFORE_SLEEP) else {
+            let Some(first) = recv_soon(&rx, JOURNAL_POLL) else {
                 break;
             };
             let mut frames = Vec::new();
+            let mut answered = Vec::new();
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
                     FlushMsg::Frame(frame) => frames.push(frame),
+                    FlushMsg::Answered(group) => {
+                        frames.extend(group.frame.clone());
+                        answered.push(group);
+                    }
                     FlushMsg::Shutdown => shutdown = true,
                 }
                 if !shutdown {
                     next = rx.try_recv().ok();
                 }
             }
-            if !frames.is_empty() {
-                self.make_durable(&frames);
-            }
+            self.make_durable(&frames, answered);
         }
         let mut checkpointed = false;
         if shutdown && self.fence.reason().is_none() {
@@ -781,27 +856,48 @@ impl Flusher {
     }
 
     /// One journal write and fdatasync for every frame received so far;
-    /// then the writer is told how far the journal is durable.
-    fn make_durable(&mut self, frames: &[Arc<Frame>]) {
-        if let Some(reason) = self.fence.reason() {
-            let _ = self.writer.send(WriterMsg::Durable(Err(reason)));
-            return;
+    /// then the writer is told how far the journal is durable, and the
+    /// group commits answered here are answered once sled holds them.
+    fn make_durable(&mut self, frames: &[Arc<Frame>], answered: Vec<Answered>) {
+        let durable = match self.fence.reason() {
+            Some(reason) => Err(reason),
+            None if frames.is_empty() => Ok(()),
+            None => self
+                .sync(frames)
+                .inspect_err(|reason| self.fence.set(reason)),
+        };
+        if durable.is_ok() && !frames.is_empty() {
+            let events: u64 = frames
+                .iter()
+                .map(|f| f.next_position - f.first_position)
+                .sum();
+            self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .events_written
+                .fetch_add(events, Ordering::Relaxed);
         }
-        let events: u64 = frames
-            .iter()
-            .map(|f| f.next_position - f.first_position)
-            .sum();
-        match self.sync(frames) {
+        if !frames.is_empty() {
+            let _ = self.writer.send(WriterMsg::Durable(
+                durable.clone().map(|()| self.next_position),
+            ));
+        }
+        let Some(last) = answered.last() else {
+            return;
+        };
+        let (next_position, head_hash) = (last.next_position, last.head_hash);
+        let replies = answered.into_iter().flat_map(|group| group.replies);
+        let published = durable
+            .and_then(|()| self.applied.wait_for(next_position, &self.fence))
+            .and_then(|()| self.publisher.publish(next_position, head_hash));
+        match published {
             Ok(()) => {
-                self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .events_written
-                    .fetch_add(events, Ordering::Relaxed);
-                let _ = self.writer.send(WriterMsg::Durable(Ok(self.next_position)));
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
             }
             Err(reason) => {
                 self.fence.set(&reason);
-                let _ = self.writer.send(WriterMsg::Durable(Err(reason)));
+                answer_failed(replies.collect(), &reason);
             }
         }
     }
