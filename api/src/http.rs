@@ -173,7 +173,7 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
-    let request = match async_graphql::http::receive_batch_body(
+    let mut request = match async_graphql::http::receive_batch_body(
         content_type,
         body.as_ref(),
         async_graphql::http::MultipartOptions::default(),
@@ -201,7 +201,7 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         }
         _ => {}
     }
-    if let BatchRequest::Batch(requests) = &request {
+    if let BatchRequest::Batch(requests) = &mut request {
         if requests.len() > state.max_batch {
             return refuse(format!("at most {} operations per batch", state.max_batch));
         }
@@ -210,7 +210,7 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         // its own limit is refused in its own response.
         let limit = state.schema.limits().max_mutations;
         let total: usize = requests
-            .iter()
+            .iter_mut()
             .filter_map(|r| state.schema.mutation_fields(r).ok())
             .sum();
         if total > limit {

@@ -639,9 +639,9 @@ mod tests {
         vec![b'r', i]
     }
 
-    /// Applies a commit's writes the way the worker does (one batch).
+    /// Applies a commit's writes the way the worker does.
     fn write(tree: &sled::Tree, writes: Writes, checkpoint: u64) {
-        crate::commit::commit(tree, writes, checkpoint, usize::MAX).unwrap();
+        crate::commit::commit(tree, writes, checkpoint).unwrap();
     }
 
     /// Many commits through a cache of 4 rows give the same tree as through

@@ -113,7 +113,7 @@ impl Worker {
     fn try_commit(&mut self) -> Result<(), FoldError> {
         let mut writes = Writes::default();
         self.projector.flush(&mut writes)?;
-        commit::commit(&self.tree, writes, self.next, commit::MAX_BATCH_KEYS)
+        commit::commit(&self.tree, writes, self.next)
     }
 
     /// Stops at `position`: commits exactly the events before it (re-read

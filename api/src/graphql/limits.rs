@@ -125,6 +125,19 @@ impl OperationLimits {
         self.check_document(&document)
     }
 
+    /// [`OperationLimits::check`] of a request, parsing its query once:
+    /// the parsed document stays in the request, and the engine runs it
+    /// without parsing it again.
+    ///
+    /// # Errors
+    /// The first limit exceeded.
+    pub fn check_request(&self, request: &mut Request) -> Result<usize, Refusal> {
+        match request.parsed_query() {
+            Ok(document) => self.check_document(document),
+            Err(_) => Ok(0),
+        }
+    }
+
     fn check_document(&self, document: &ExecutableDocument) -> Result<usize, Refusal> {
         let mut walk = Walk {
             fragments: &document.fragments,
@@ -289,14 +302,14 @@ impl LimitedSchema {
     ///
     /// # Errors
     /// A limit of one operation exceeded.
-    pub fn mutation_fields(&self, request: &Request) -> Result<usize, Refusal> {
-        self.limits.check(&request.query)
+    pub fn mutation_fields(&self, request: &mut Request) -> Result<usize, Refusal> {
+        self.limits.check_request(request)
     }
 }
 
 impl Executor for LimitedSchema {
-    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.limits.check(&request.query);
+    fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
+        let checked = self.limits.check_request(&mut request);
         let schema = self.schema.clone();
         async move {
             match checked {
@@ -308,10 +321,10 @@ impl Executor for LimitedSchema {
 
     fn execute_stream(
         &self,
-        request: Request,
+        mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        match self.limits.check(&request.query) {
+        match self.limits.check_request(&mut request) {
             Ok(_) => Executor::execute_stream(&self.schema, request, session_data),
             Err(refusal) => {
                 stream::once(async move { Response::from_errors(vec![refusal.to_server_error()]) })
