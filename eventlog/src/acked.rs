@@ -7,7 +7,7 @@
 //! off the log, and the shorter log is consistent with itself.
 //!
 //! So after each durable group commit, before its callers are answered, the
-//! flush stage writes the new head (next position and head hash) to
+//! stage that answers them writes the new head (next position and head hash) to
 //! `<dir>/acked-head`. The write is not fsynced (a power loss may leave the
 //! file older than the log, never newer: the head it names is already
 //! durable in `db`), and the file is fsynced at open and at a clean close.
@@ -83,7 +83,7 @@ impl AckedHead {
     }
 }
 
-/// The open `acked-head` file the flush stage writes.
+/// The open `acked-head` file the writer's stages write.
 #[derive(Debug)]
 pub(crate) struct AckedHeadFile {
     file: File,
