@@ -250,9 +250,25 @@ pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyRe
     let tree = db
         .open_tree(keyspace::LOG_TREE)
         .map_err(|e| read_error("the log tree's root", e))?;
-    let report =
-        verify_tree(&tree, progress).map_err(|e| explain_by_acknowledged(path, &tree, e))?;
-    check_acknowledged(path, &tree, &report)?;
+    verify_acknowledged(path, &tree, progress)
+}
+
+/// Verifies the log tree of the data directory `dir` ([`verify_tree`])
+/// and compares it with the head last acknowledged there
+/// ([`check_acknowledged`]): the one check that open, [`verify_dir`] and
+/// `oms-replay verify` run on a stored log.
+///
+/// # Errors
+/// As [`verify_tree`] and [`check_acknowledged`]; a problem past the
+/// log's end in a log that ends before the acknowledged head is named as
+/// the missing acknowledged events.
+pub fn verify_acknowledged(
+    dir: &Path,
+    tree: &sled::Tree,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport, VerifyError> {
+    let report = verify_tree(tree, progress).map_err(|e| explain_by_acknowledged(dir, tree, e))?;
+    check_acknowledged(dir, tree, &report)?;
     Ok(report)
 }
 
@@ -262,7 +278,7 @@ pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyRe
 /// meta record's head is the debris of the group commit it cut, so the
 /// missing acknowledged events are the damage to report. Any other error
 /// is returned as it is.
-pub fn explain_by_acknowledged(dir: &Path, tree: &sled::Tree, error: VerifyError) -> VerifyError {
+fn explain_by_acknowledged(dir: &Path, tree: &sled::Tree, error: VerifyError) -> VerifyError {
     let VerifyError::Damaged { position, .. } = &error else {
         return error;
     };

@@ -125,9 +125,8 @@ pub fn verify_log(
     let reader = LogReader::open(dir)?;
     // The walk names damage by position; the total is only for the bar.
     progress.set_total(reader.next_position().unwrap_or(0));
-    let report = verify::verify_tree(reader.tree(), &mut |done| progress.set(done))
-        .map_err(|e| verify::explain_by_acknowledged(dir.path(), reader.tree(), e))?;
-    verify::check_acknowledged(dir.path(), reader.tree(), &report)?;
+    let report =
+        verify::verify_acknowledged(dir.path(), reader.tree(), &mut |done| progress.set(done))?;
     progress.finish();
     let against = against
         .map(|digest| compare(&reader, &report, digest))
