@@ -469,10 +469,7 @@ impl Writer {
         let now = frame.as_ref().is_some_and(|f| self.apply_now(f));
         if let Some(frame) = frame.as_ref().filter(|_| now) {
             if let Err(reason) = self.apply(std::slice::from_ref(frame)) {
-                self.fence.set(&reason);
-                self.applied.wake();
-                answer_failed(staged.replies, &reason);
-                self.fail_pending(&reason);
+                self.fence_with(&reason, staged.replies);
                 return;
             }
             self.applied.advance(self.next_position);
@@ -493,8 +490,7 @@ impl Writer {
             }
         };
         if self.journal.send(FlushMsg::Frame(frame.clone())).is_err() {
-            answer_failed(staged.replies, "journal stage stopped");
-            self.fence.set("journal stage stopped");
+            self.fence_with("journal stage stopped", staged.replies);
             return;
         }
         let keys = staged.keys.keys().cloned().collect();
@@ -513,8 +509,7 @@ impl Writer {
         if let Err(mpsc::SendError(FlushMsg::Answered(answered))) =
             self.journal.send(FlushMsg::Answered(answered))
         {
-            answer_failed(answered.replies, "journal stage stopped");
-            self.fence.set("journal stage stopped");
+            self.fence_with("journal stage stopped", answered.replies);
         }
     }
 
@@ -572,15 +567,22 @@ impl Writer {
             self.applied.advance(next_position);
         });
         if let Err(reason) = done.and_then(|()| self.publisher.publish(next_position, head_hash)) {
-            self.fence.set(&reason);
-            self.applied.wake();
-            answer_failed(replies, &reason);
-            self.fail_pending(&reason);
+            self.fence_with(&reason, replies);
             return;
         }
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
+    }
+
+    /// A write failed: fences the writer, wakes a checkpoint waiting for
+    /// the apply, and answers `replies` and every pending group commit
+    /// with a storage error (refusals keep their own answer).
+    fn fence_with(&mut self, reason: &str, replies: Vec<Reply>) {
+        self.fence.set(reason);
+        self.applied.wake();
+        answer_failed(replies, reason);
+        self.fail_pending(reason);
     }
 
     /// Answers every pending group commit with a storage error (refusals
