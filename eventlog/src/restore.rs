@@ -16,10 +16,11 @@
 //!   load, and without its memory growth; see ADR 0006), checks that each
 //!   one continues what it has written (position, previous hash, stream
 //!   version: comparisons only), and keeps the stream index in memory, as
-//!   runs of consecutive positions (one per stretch of a stream).
-//!   [`Restorer::finish`] then writes the stream index sorted by key and
-//!   the idempotency records (side by side, on two threads: disjoint key
-//!   ranges) and, last, the meta record;
+//!   runs of consecutive positions (one per stretch of a stream). The
+//!   idempotency records come after the records they point to and are
+//!   written as they come ([`Restorer::add_idempotency`]), so none is held
+//!   in memory. [`Restorer::finish`] then writes the stream index sorted
+//!   by key and, last, the meta record;
 //!   makes the whole of it durable with one flush (given up after two
 //!   minutes, see ADR 0032) and one `fdatasync`; and
 //!   writes the acknowledged head ([`crate::AckedHead`]).
@@ -77,7 +78,7 @@ pub enum RestoreError {
         problem: RestoreProblem,
     },
     /// An idempotency record has an empty or too long key, is given twice,
-    /// or points outside the restored log.
+    /// or points outside the records written before it.
     #[error("idempotency record {key:?} is malformed or points outside the log")]
     BadIdempotencyRecord {
         /// The idempotency key.
@@ -328,8 +329,11 @@ pub struct Restorer {
     /// (stream index, run) of every stretch of consecutive positions of
     /// one stream, in position order.
     runs: Vec<(u32, StreamRun)>,
-    /// Idempotency keys and values, in the order given.
-    idempotency: Vec<(String, IdempotencyValue)>,
+    /// Idempotency records written.
+    idempotency_records: u64,
+    /// The key of an idempotency record given twice: its second value
+    /// replaced the first in sled, so [`Restorer::finish`] refuses.
+    duplicate_key: Option<String>,
     /// Longest the final flush may take (see [`Restorer::flush_stall_limit`]).
     flush_stall_limit: std::time::Duration,
 }
@@ -360,7 +364,8 @@ impl Restorer {
             pages: PageBuilder::new(0),
             last_run: Vec::new(),
             runs: Vec::new(),
-            idempotency: Vec::new(),
+            idempotency_records: 0,
+            duplicate_key: None,
             flush_stall_limit: storage::FLUSH_STALL_LIMIT,
         })
     }
@@ -402,6 +407,11 @@ impl Restorer {
         self.pages.push(&record.bytes);
         for (key, value) in self.pages.take_sealed() {
             self.tree.insert(key, value)?;
+            // As a walk does (ADR 0037): so that sled's cache counts the
+            // page and lets it go once written.
+            for _ in 0..crate::pages::WALK_TOUCHES {
+                self.tree.get(key)?;
+            }
         }
         if let Some(name) = record.new_stream {
             self.names.push(name);
@@ -434,23 +444,40 @@ impl Restorer {
         self.runs.get(last).map(|(_, run)| run)
     }
 
-    /// Adds an idempotency record, written by [`Restorer::finish`] (which
-    /// checks that it points inside the restored log).
+    /// Writes an idempotency record (not durable before
+    /// [`Restorer::finish`]). It must point inside the records written so
+    /// far: add idempotency records after the records. Ascending keys (an
+    /// export's order) are the fastest for sled.
     ///
     /// # Errors
-    /// [`RestoreError::BadIdempotencyRecord`] when the key is empty or
-    /// longer than [`MAX_FIELD_LEN`] bytes.
+    /// [`RestoreError::BadIdempotencyRecord`] when the key is empty, longer
+    /// than [`MAX_FIELD_LEN`] bytes or given before (the restore then
+    /// cannot finish), or the record points outside the records written;
+    /// [`RestoreError::Log`] when sled fails.
     pub fn add_idempotency(
         &mut self,
         key: &str,
         value: IdempotencyValue,
     ) -> Result<(), RestoreError> {
-        if key.is_empty() || key.len() > MAX_FIELD_LEN {
-            return Err(RestoreError::BadIdempotencyRecord {
-                key: key.to_owned(),
-            });
+        let bad = || RestoreError::BadIdempotencyRecord {
+            key: key.to_owned(),
+        };
+        if key.is_empty()
+            || key.len() > MAX_FIELD_LEN
+            || value.first_position > value.last_position
+            || value.last_position >= self.next_position
+        {
+            return Err(bad());
         }
-        self.idempotency.push((key.to_owned(), value));
+        let previous = self.tree.insert(
+            keyspace::idempotency_key(key),
+            &keyspace::idempotency_value(&value)[..],
+        )?;
+        if previous.is_some() {
+            self.duplicate_key.get_or_insert_with(|| key.to_owned());
+            return Err(bad());
+        }
+        self.idempotency_records += 1;
         Ok(())
     }
 
@@ -463,8 +490,8 @@ impl Restorer {
     }
 
     /// Completes the log: writes the stream index (sorted by key, which
-    /// sled inserts fastest), the idempotency records and
-    /// the meta record last; flushes and `fdatasync`s sled's data file;
+    /// sled inserts fastest) and the meta record last; flushes and
+    /// `fdatasync`s sled's data file;
     /// closes the database; then writes the acknowledged head and fsyncs
     /// the directory. The directory then opens with
     /// [`crate::EventLog::open`] (which the caller should do to run its
@@ -472,9 +499,8 @@ impl Restorer {
     /// after this returns).
     ///
     /// # Errors
-    /// [`RestoreError::BadIdempotencyRecord`] for a key given twice or a
-    /// record pointing outside the log (nothing after the records is
-    /// written then);
+    /// [`RestoreError::BadIdempotencyRecord`] when an idempotency record
+    /// was given twice (nothing more is written);
     /// [`RestoreError::Log`] when writing or syncing fails.
     pub fn finish(self) -> Result<Restored, RestoreError> {
         let Self {
@@ -487,21 +513,12 @@ impl Restorer {
             pages,
             last_run: _,
             mut runs,
-            mut idempotency,
+            idempotency_records,
+            duplicate_key,
             flush_stall_limit,
         } = self;
-        // Sorted by key (the order of the stored keys, which share their
-        // prefix byte), so a key given twice is found next to itself.
-        idempotency.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let duplicate = idempotency
-            .windows(2)
-            .find(|pair| pair[0].0 == pair[1].0)
-            .map(|pair| &pair[0]);
-        let outside = idempotency.iter().find(|(_, value)| {
-            value.first_position > value.last_position || value.last_position >= next_position
-        });
-        if let Some((key, _)) = duplicate.or(outside) {
-            return Err(RestoreError::BadIdempotencyRecord { key: key.clone() });
+        if let Some(key) = duplicate_key {
+            return Err(RestoreError::BadIdempotencyRecord { key });
         }
         let slot = |stream: u32| usize::try_from(stream).unwrap_or(usize::MAX);
         // Streams ranked by their index key, so index keys go in ascending.
@@ -527,33 +544,13 @@ impl Restorer {
                 run.first_version,
             )
         });
-        // The stream index and the idempotency records are disjoint key
-        // ranges, each inserted in ascending order: one thread each, since
-        // sled's single-key inserts run side by side (about a third of an
-        // import's time is these inserts).
-        std::thread::scope(|scope| -> Result<(), sled::Error> {
-            let idempotency_written = scope.spawn(|| -> Result<(), sled::Error> {
-                for (key, value) in &idempotency {
-                    tree.insert(
-                        keyspace::idempotency_key(key),
-                        &keyspace::idempotency_value(value)[..],
-                    )?;
-                }
-                Ok(())
-            });
-            let runs_written = runs.into_iter().try_for_each(|(stream, run)| {
-                let name = names.get(slot(stream)).map_or("", String::as_str);
-                tree.insert(
-                    keyspace::run_key(name, run.first_version),
-                    &keyspace::run_value(run.first_position, run.count)[..],
-                )
-                .map(drop)
-            });
-            let idempotency_written = idempotency_written
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            runs_written.and(idempotency_written)
-        })?;
+        for (stream, run) in runs {
+            let name = names.get(slot(stream)).map_or("", String::as_str);
+            tree.insert(
+                keyspace::run_key(name, run.first_version),
+                &keyspace::run_value(run.first_position, run.count)[..],
+            )?;
+        }
         // Meta last, with the restore marker gone in the same write: only
         // a complete restore opens as a log.
         let mut last = sled::Batch::default();
@@ -590,7 +587,7 @@ impl Restorer {
         Ok(Restored {
             events: next_position,
             streams: u64::try_from(names.len()).unwrap_or(u64::MAX),
-            idempotency_records: u64::try_from(idempotency.len()).unwrap_or(u64::MAX),
+            idempotency_records,
             head_hash,
         })
     }

@@ -237,7 +237,7 @@ async fn a_restore_that_stops_half_way_never_opens_as_a_log() {
 }
 
 #[tokio::test]
-async fn a_non_empty_directory_and_an_idempotency_record_outside_the_log_are_refused() {
+async fn a_non_empty_directory_and_idempotency_records_outside_the_log_or_twice_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let source = tmp.path().join("source");
     source_log(&source, 12).await;
@@ -260,9 +260,25 @@ async fn a_non_empty_directory_and_an_idempotency_record_outside_the_log_are_ref
         last_position: records.len() as u64,
         stream_version: 1,
     };
-    restorer.add_idempotency("late", beyond).unwrap();
+    assert!(matches!(
+        restorer.add_idempotency("late", beyond),
+        Err(RestoreError::BadIdempotencyRecord { key }) if key == "late"
+    ));
+    // A key given twice is refused at its second record.
+    let inside = IdempotencyValue {
+        first_position: 0,
+        last_position: 0,
+        ..beyond
+    };
+    restorer.add_idempotency("once", inside).unwrap();
+    assert!(matches!(
+        restorer.add_idempotency("once", inside),
+        Err(RestoreError::BadIdempotencyRecord { key }) if key == "once"
+    ));
+    // The second value replaced the first in sled: the restore cannot
+    // finish as a log.
     assert!(matches!(
         restorer.finish(),
-        Err(RestoreError::BadIdempotencyRecord { key }) if key == "late"
+        Err(RestoreError::BadIdempotencyRecord { key }) if key == "once"
     ));
 }

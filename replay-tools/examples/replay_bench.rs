@@ -179,9 +179,9 @@ struct Row {
 fn run_child(exe: &Path, op: &'static str, work: &Path) -> Option<Row> {
     let mut child = Command::new(exe);
     child.arg("--measure").arg(op).arg(work);
-    if matches!(op, "verify" | "dump" | "export") {
-        // As `oms-replay` runs its walks (`Command::walks_the_log`).
-        child.envs(replay_tools::allocator::WALK_SETTINGS);
+    if matches!(op, "verify" | "dump" | "export" | "import") {
+        // As `oms-replay` runs these (`Command::runs_lean`).
+        child.envs(replay_tools::allocator::LEAN_SETTINGS);
     }
     let output = child.output().ok()?;
     let stdout = String::from_utf8_lossy(&output.stdout);

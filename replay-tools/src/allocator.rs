@@ -18,19 +18,20 @@ use std::os::unix::process::CommandExt;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's settings for a walk: no transparent huge pages, freed memory
-/// returned to the system at once. They cost a bulk load (`import`) and a
-/// projection rebuild 8 to 23 % of their speed, so only walks use them.
-pub const WALK_SETTINGS: [(&str, &str); 2] =
+/// mimalloc's lean settings: no transparent huge pages, freed memory
+/// returned to the system at once. Walks of the log and `import` run with
+/// them (ADR 0033, ADR 0037); they cost `import` about a fifth of its
+/// speed, and a projection rebuild 8 to 23 %, which keeps the defaults.
+pub const LEAN_SETTINGS: [(&str, &str); 2] =
     [("MIMALLOC_ALLOW_THP", "0"), ("MIMALLOC_PURGE_DELAY", "0")];
 
-/// Makes sure this process runs with [`WALK_SETTINGS`]: when one is not
+/// Makes sure this process runs with [`LEAN_SETTINGS`]: when one is not
 /// in the environment, replaces the process with the same command line
 /// with the missing ones added (a value the operator set is kept). Returns
 /// when they are all set, or when the process could not be started again
-/// (the walk then runs with mimalloc's defaults, only holding more).
-pub fn run_with_walk_settings() {
-    let missing: Vec<_> = WALK_SETTINGS
+/// (the command then runs with mimalloc's defaults, only holding more).
+pub fn run_with_lean_settings() {
+    let missing: Vec<_> = LEAN_SETTINGS
         .iter()
         .filter(|(name, _)| std::env::var_os(name).is_none())
         .collect();

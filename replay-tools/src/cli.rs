@@ -73,10 +73,10 @@ pub enum Command {
 }
 
 impl Command {
-    /// True for the commands that read the whole log (or may) and write
-    /// nothing: they run with the allocator's
-    /// [`crate::allocator::WALK_SETTINGS`].
-    pub fn walks_the_log(&self) -> bool {
+    /// True for the commands that run with the allocator's
+    /// [`crate::allocator::LEAN_SETTINGS`]: those that read the whole log
+    /// (or may) and write nothing, and `import`.
+    pub fn runs_lean(&self) -> bool {
         matches!(
             self,
             Self::Verify(_)
@@ -85,6 +85,7 @@ impl Command {
                 | Self::Trace(_)
                 | Self::Export(_)
                 | Self::Stats(_)
+                | Self::Import(_)
         )
     }
 }
@@ -133,8 +134,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
-    if cli.command.walks_the_log() {
-        crate::allocator::run_with_walk_settings();
+    if cli.command.runs_lean() {
+        crate::allocator::run_with_lean_settings();
     }
     ExitCode::from(run(cli))
 }

@@ -133,13 +133,15 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// What the parsing thread hands to the writing one.
+/// What the parsing thread hands to the writing one, in file order.
 enum Parsed {
     Events(Vec<CheckedRecord>),
     Idempotency(Vec<(String, IdempotencyValue)>),
+    /// The file was read to its end and checked.
+    End,
 }
 
-/// Events per message between the two threads.
+/// Events (or idempotency records) per message between the two threads.
 const CHUNK: usize = 1024;
 
 /// Parses and checks the whole file after its header, in order: every
@@ -212,7 +214,7 @@ fn parse_body<R: BufRead>(
     if !chunk.is_empty() && tx.send(Ok(Parsed::Events(chunk))).is_err() {
         return Ok(());
     }
-    let mut records = Vec::new();
+    let mut records = Vec::with_capacity(CHUNK);
     for _ in 0..header.idempotency_records {
         let number = lines.number + 1;
         let text = lines
@@ -238,13 +240,22 @@ fn parse_body<R: BufRead>(
                 stream_version: line.stream_version,
             },
         ));
+        if records.len() == CHUNK {
+            let full = std::mem::replace(&mut records, Vec::with_capacity(CHUNK));
+            if tx.send(Ok(Parsed::Idempotency(full))).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !records.is_empty() && tx.send(Ok(Parsed::Idempotency(records))).is_err() {
+        return Ok(());
     }
     if let Some(text) = lines.next_line()? {
         if !text.trim().is_empty() {
             return Err(bad(lines.number, "unexpected line after the last record"));
         }
     }
-    let _ = tx.send(Ok(Parsed::Idempotency(records)));
+    let _ = tx.send(Ok(Parsed::End));
     Ok(())
 }
 
@@ -268,9 +279,9 @@ fn guard_side_effects(dir: &Path, names: &[String]) -> Result<(), ReplayError> {
 ///
 /// One thread parses the file and checks every record ([`ChainCheck`])
 /// while this one writes them through a [`Restorer`]: records in position
-/// order as they come, then (in [`Restorer::finish`]) the stream index
-/// sorted by key, the heads, the idempotency records and the meta record
-/// last, and the acknowledged head.
+/// order as they come, then the idempotency records as they come, then
+/// (in [`Restorer::finish`]) the stream index sorted by key and the meta
+/// record last, and the acknowledged head.
 pub fn import(
     input: impl Read + Send,
     dir: &Path,
@@ -394,8 +405,8 @@ fn restart(attempt: u32) -> ReplayError {
     ReplayError::io("starting the import again", error)
 }
 
-/// Writes what the parser sends through `restorer`: records as they come,
-/// then the idempotency records (written by [`Restorer::finish`]).
+/// Writes what the parser sends through `restorer`, as it comes: records,
+/// then idempotency records, until the parser says the file is done.
 fn write_log(
     restorer: &mut Restorer,
     rx: &Receiver<Result<Parsed, ReplayError>>,
@@ -416,8 +427,8 @@ fn write_log(
                         .add_idempotency(&key, value)
                         .map_err(restore_error)?;
                 }
-                complete = true;
             }
+            Parsed::End => complete = true,
         }
     }
     if complete {

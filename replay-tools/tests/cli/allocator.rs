@@ -1,5 +1,6 @@
-//! Walks run with the allocator's walk settings (ADR 0033); other commands
-//! keep mimalloc's defaults, and a setting the operator gave is kept.
+//! Walks and `import` run with the allocator's lean settings (ADR 0033,
+//! ADR 0037); other commands keep mimalloc's defaults, and a setting the
+//! operator gave is kept.
 
 use std::process::Command;
 
@@ -19,7 +20,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_oms-replay"));
     command.arg("--data-dir").arg(dir.path()).args(args);
-    for (name, _) in replay_tools::allocator::WALK_SETTINGS {
+    for (name, _) in replay_tools::allocator::LEAN_SETTINGS {
         command.env_remove(name);
     }
     let output = command
@@ -31,12 +32,13 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 #[test]
-fn a_walk_runs_without_huge_pages_and_returns_freed_memory_at_once() {
+fn a_walk_or_import_runs_without_huge_pages_and_returns_freed_memory_at_once() {
     for walk in [
         &["verify"][..],
         &["dump"],
         &["export", "--output", "-"],
         &["stats"],
+        &["import", "-"],
     ] {
         let stderr = run(walk, &[]);
         assert_eq!(
