@@ -228,7 +228,8 @@ fn start_key(tree: &sled::Tree, position: u64) -> Result<[u8; 9], sled::Error> {
 /// Lazily reads the stored bytes of every record in `[from, limit)`, in
 /// position order, as (position, bytes) with each record's position
 /// counted from its page's key. Holds one page at a time, and touches each
-/// page [`WALK_TOUCHES`] more times so that sled's cache lets it go.
+/// page after the first [`WALK_TOUCHES`] more times so that sled's cache
+/// lets it go (a read of one page, such as a live tail's, pays nothing).
 pub fn raw_range(
     tree: &sled::Tree,
     from: u64,
@@ -255,6 +256,7 @@ pub(crate) fn raw_range_touching(
     };
     let mut expected = from;
     let mut failed = false;
+    let mut first_page = true;
     let (first_error, pages) = match pages {
         Ok(pages) => (None, Some(pages)),
         Err(e) => (Some(Err(e)), None),
@@ -267,12 +269,13 @@ pub(crate) fn raw_range_touching(
                 if failed {
                     return None;
                 }
-                if let Ok((key, _)) = &entry {
+                if let (Ok((key, _)), false) = (&entry, first_page) {
                     for _ in 0..touches {
                         // Only an access for sled's LRU: the page is read.
                         let _ = touched.get(key);
                     }
                 }
+                first_page = false;
                 let out = expand(entry, expected, from, limit);
                 if let Some(Ok((position, _))) = out.last() {
                     expected = position + 1;
@@ -341,7 +344,7 @@ fn expand(
 /// # Errors
 /// As [`raw_range`].
 pub fn record_at(tree: &sled::Tree, position: u64) -> Result<Option<sled::IVec>, RawError> {
-    match raw_range_touching(tree, position, position.saturating_add(1), 0).next() {
+    match raw_range(tree, position, position.saturating_add(1)).next() {
         Some(Ok((p, bytes))) if p == position => Ok(Some(bytes)),
         Some(Err(e)) => Err(e),
         _ => Ok(None),

@@ -5,9 +5,8 @@
 //! - `proj/<name>/<generation>` (generation as 20 decimal digits): every row
 //!   of the projector, plus its checkpoint under [`CHECKPOINT_KEY`] (the
 //!   position of the next event to apply, u64 BE). Rows and checkpoint are
-//!   committed together (the `commit` module: one `apply_batch`, or for a
-//!   large commit single-key writes behind a pending record that every opener
-//!   finishes), so after a crash the rows always match the checkpoint: no
+//!   committed together (the `commit` module: single-key writes behind a
+//!   pending record that every opener finishes), so after a crash the rows always match the checkpoint: no
 //!   event is applied twice and none is skipped.
 //! - `proj/meta`: `gen/<name>` is the generation queries read (u64 BE; 0 when
 //!   absent), `ver/<name>` the row layout version that generation was built

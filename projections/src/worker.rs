@@ -88,8 +88,8 @@ impl Worker {
         }
     }
 
-    /// Commits every applied event: rows and checkpoint in one
-    /// `apply_batch`. Returns how many events it committed.
+    /// Commits every applied event: rows and checkpoint together
+    /// ([`crate::commit`]). Returns how many events it committed.
     pub(crate) fn commit(&mut self) -> u64 {
         let committed = self.next - self.checkpoint;
         if committed == 0 {

@@ -3,8 +3,8 @@
 //! hand them to the runner, which swaps them in atomically.
 //!
 //! # Exactly once
-//! Each runner commits its rows and its checkpoint in one `apply_batch` and
-//! skips events below its checkpoint, so after a crash at any moment it
+//! Each runner commits its rows and its checkpoint together (the `commit`
+//! module) and skips events below its checkpoint, so after a crash at any moment it
 //! resumes exactly after the last committed batch. The reader starts at the
 //! lowest checkpoint and delivers a dense sequence of positions; a runner
 //! that sees a gap stops with an error instead of skipping.
