@@ -50,6 +50,7 @@
 pub mod capability;
 pub mod catalog;
 pub mod confirmation;
+pub mod consumers;
 pub mod decider;
 pub mod events;
 pub mod handoff;

@@ -46,7 +46,7 @@ use application::consumer::{Consumer, ConsumerOptions, Halt, JobEnd, Session};
 use application::events::decode_handoff;
 
 /// The consumer's name (its checkpoint lives in `consumer/<name>`).
-pub const NAME: &str = "handoff-dispatcher";
+pub const NAME: &str = domain::consumers::HANDOFF_DISPATCHER;
 
 /// Most jobs read ahead of the checkpoint.
 const MAX_IN_FLIGHT: usize = 8_192;

@@ -37,10 +37,11 @@ use crate::progress::Progress;
 pub struct ImportArgs {
     /// The export file (`-` for standard input).
     pub file: PathBuf,
-    /// A consumer that makes external calls (e.g. `handoff-dispatcher`):
+    /// A consumer that makes external calls (`handoff-dispatcher`):
     /// declared as such, with its recovery bound at the imported head, so
     /// its first run re-observes the imported history and calls no one.
-    /// Repeatable.
+    /// Repeatable; a name that is not one of the platform's side-effect
+    /// consumers is refused before anything is written.
     #[arg(long = "side-effect-consumer", value_name = "NAME")]
     pub side_effect_consumers: Vec<String>,
     /// Longest sled's final flush may take, in seconds. sled 0.34 can stall
@@ -438,8 +439,24 @@ fn write_log(
     }
 }
 
+/// Refuses a name that is not one of the platform's side-effect consumers
+/// ([`domain::consumers::SIDE_EFFECT_CONSUMERS`]): guarding a mistyped name
+/// would leave the real consumer to send the imported history again.
+fn check_side_effect_consumers(names: &[String]) -> Result<(), ReplayError> {
+    let known = domain::consumers::SIDE_EFFECT_CONSUMERS;
+    match names.iter().find(|name| !known.contains(&name.as_str())) {
+        Some(unknown) => Err(ReplayError::Usage(format!(
+            "--side-effect-consumer {unknown:?} is not a consumer that makes external calls; \
+             those are: {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Runs `import`.
 pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
+    check_side_effect_consumers(&args.side_effect_consumers)?;
     let progress = ctx.progress("import", None);
     let limit = std::time::Duration::from_secs(args.flush_stall_limit);
     let from_stdin = args.file.as_os_str() == "-";

@@ -161,6 +161,26 @@ fn an_import_can_guard_a_side_effect_consumer_so_history_is_not_dispatched_again
         .code,
         1
     );
+    // A mistyped name would leave the dispatcher unguarded: refused
+    // before anything is written.
+    let mistyped = tmp.path().join("mistyped");
+    let run = oms(
+        &mistyped,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--side-effect-consumer",
+            "handoff-dispatchr",
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("handoff-dispatchr"), "{}", run.stderr);
+    assert!(run.stderr.contains("handoff-dispatcher"), "{}", run.stderr);
+    assert!(
+        std::fs::read_dir(&mistyped).map_or(true, |mut d| d.next().is_none()),
+        "the refused import wrote into {}",
+        mistyped.display()
+    );
 }
 
 /// sled 0.34's final flush can stall for good (ADR 0032). A limit of 0 s
