@@ -31,6 +31,22 @@ fn all_effects_once(h: &Harness) {
     }
 }
 
+/// Waits (up to 10 s) until every ledger entry of `system` counts at least
+/// `count` callbacks. The simulator counts a callback once the platform's
+/// answer to it arrives, which may come after the order moved on it.
+async fn callbacks_answered(h: &Harness, system: TargetSystem, count: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h
+        .sims
+        .ledger(system)
+        .iter()
+        .any(|e| e.callbacks_delivered < count)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_completes_an_order_through_every_system() {
     let h = Harness::start(Options::default()).await;
@@ -41,6 +57,7 @@ async fn happy_path_completes_an_order_through_every_system() {
         TargetSystem::Provisioning,
         TargetSystem::Billing,
     ] {
+        callbacks_answered(&h, system, 1).await;
         let ledger = h.sims.ledger(system);
         assert_eq!(ledger.len(), 2, "{system}: {ledger:#?}");
         assert!(
@@ -182,6 +199,7 @@ async fn duplicate_callback_is_a_no_op() {
         "{:?}",
         events.iter().map(|e| &e.event_type).collect::<Vec<_>>()
     );
+    callbacks_answered(&h, TargetSystem::Provisioning, 2).await;
     assert_eq!(
         h.sims.ledger(TargetSystem::Provisioning)[0].callbacks_delivered,
         2
