@@ -39,7 +39,8 @@ pub const MAX_PAGE_VALUE_BYTES: usize = HEADER
         PREFIX + crate::storage::MAX_STORED_RECORD_BYTES
     };
 
-/// How many more times [`raw_range`] looks each page up after reading it.
+/// How many more times [`raw_range`] looks each page after its first up
+/// once it has read it.
 ///
 /// sled 0.34 counts a page against its cache only once the page's LRU
 /// shard (one of 256, by page id) has queued 64 accesses. A walk that reads
@@ -49,6 +50,15 @@ pub const MAX_PAGE_VALUE_BYTES: usize = HEADER
 /// shard is counted every 16 pages and the backlog is a quarter, for about
 /// 8 % of a walk's time (ADR 0037).
 pub const WALK_TOUCHES: usize = 3;
+
+/// Looks the page at `key` up `times` more times, only so that sled's LRU
+/// counts it (see [`WALK_TOUCHES`]); the page itself is already in hand,
+/// so a failed lookup is ignored.
+pub(crate) fn touch(tree: &sled::Tree, key: &[u8], times: usize) {
+    for _ in 0..times {
+        let _ = tree.get(key);
+    }
+}
 
 /// Key of the page whose first record is at `first_position`.
 pub fn page_key(first_position: u64) -> [u8; 9] {
@@ -269,11 +279,8 @@ pub(crate) fn raw_range_touching(
                 if failed {
                     return None;
                 }
-                if let (Ok((key, _)), false) = (&entry, first_page) {
-                    for _ in 0..touches {
-                        // Only an access for sled's LRU: the page is read.
-                        let _ = touched.get(key);
-                    }
+                if let Ok((key, _)) = &entry {
+                    touch(&touched, key, if first_page { 0 } else { touches });
                 }
                 first_page = false;
                 let out = expand(entry, expected, from, limit);

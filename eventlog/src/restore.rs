@@ -409,9 +409,7 @@ impl Restorer {
             self.tree.insert(key, value)?;
             // As a walk does (ADR 0037): so that sled's cache counts the
             // page and lets it go once written.
-            for _ in 0..crate::pages::WALK_TOUCHES {
-                self.tree.get(key)?;
-            }
+            crate::pages::touch(&self.tree, &key, crate::pages::WALK_TOUCHES);
         }
         if let Some(name) = record.new_stream {
             self.names.push(name);

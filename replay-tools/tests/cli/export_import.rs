@@ -127,16 +127,15 @@ fn an_import_can_guard_a_side_effect_consumer_so_history_is_not_dispatched_again
     let (tmp, dir) = generated();
     let file = tmp.path().join("log.oms-export");
     assert_eq!(oms(&dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    let import_guarding = |target: &std::path::Path, consumer: &str| {
+        let file = file.to_str().unwrap();
+        oms(
+            target,
+            &["import", file, "--side-effect-consumer", consumer],
+        )
+    };
     let restored = tmp.path().join("restored");
-    let run = oms(
-        &restored,
-        &[
-            "import",
-            file.to_str().unwrap(),
-            "--side-effect-consumer",
-            "handoff-dispatcher",
-        ],
-    );
+    let run = import_guarding(&restored, "handoff-dispatcher");
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("handoff-dispatcher"), "{}", run.stdout);
     let consumers = oms(&restored, &["consumers", "--json"]);
@@ -164,15 +163,7 @@ fn an_import_can_guard_a_side_effect_consumer_so_history_is_not_dispatched_again
     // A mistyped name would leave the dispatcher unguarded: refused
     // before anything is written.
     let mistyped = tmp.path().join("mistyped");
-    let run = oms(
-        &mistyped,
-        &[
-            "import",
-            file.to_str().unwrap(),
-            "--side-effect-consumer",
-            "handoff-dispatchr",
-        ],
-    );
+    let run = import_guarding(&mistyped, "handoff-dispatchr");
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("handoff-dispatchr"), "{}", run.stderr);
     assert!(run.stderr.contains("handoff-dispatcher"), "{}", run.stderr);
