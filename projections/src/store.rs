@@ -578,10 +578,26 @@ impl Meta {
         Ok(())
     }
 
-    /// Drops the tree of an old generation.
+    /// Drops the tree of an old generation, emptying it row by row first.
+    ///
+    /// sled 0.34's `drop_tree` reads every node of the tree and holds
+    /// them all (under one epoch guard) until it returns: dropping a
+    /// 343k-row read model held 87 MB more at once. Removing the rows
+    /// first goes through the bounded page cache instead, at about 8 µs a
+    /// row, and leaves `drop_tree` an empty tree (ADR 0038). A missing
+    /// tree is not created.
     pub(crate) fn drop_generation(&self, name: &str, generation: u64) -> Result<(), FoldError> {
-        self.db
-            .drop_tree(Self::tree_name(name, generation).as_bytes())?;
+        let tree_name = Self::tree_name(name, generation);
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n == tree_name.as_bytes())
+        {
+            return Ok(());
+        }
+        self.db.open_tree(tree_name.as_bytes())?.clear()?;
+        self.db.drop_tree(tree_name.as_bytes())?;
         Ok(())
     }
 

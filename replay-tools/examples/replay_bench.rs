@@ -5,8 +5,11 @@
 //! It generates a log of at least N events (default 1,000,000) through the
 //! real command path (quotes accepted, orders fulfilled through handoffs;
 //! `Durability::Buffered` for the setup only), then measures verify, dump
-//! (to /dev/null), export, import and rebuild, each in a fresh child
-//! process so the peak RSS (VmHWM) is the operation's own. It prints a
+//! (to /dev/null), export, import, a rebuild from no projections and a
+//! rebuild over existing ones (`rebuild-over`: it also drops the old
+//! generations), each in a fresh child process with the allocator
+//! settings `oms-replay` runs with, so the peak RSS (VmHWM) is the
+//! operation's own. It prints a
 //! table; `--json FILE` writes `{"verify": {"events_per_s", "peak_rss_mb"},
 //! ...}`.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
@@ -31,7 +34,16 @@ use replay_tools::datadir::DataDir;
 use replay_tools::progress::Progress;
 use replay_tools::reader::LogReader;
 
-const OPERATIONS: [&str; 5] = ["verify", "dump", "export", "import", "rebuild"];
+/// `rebuild` starts from no projections; `rebuild-over` rebuilds over the
+/// generations `rebuild` left, which it then drops.
+const OPERATIONS: [&str; 6] = [
+    "verify",
+    "dump",
+    "export",
+    "import",
+    "rebuild",
+    "rebuild-over",
+];
 
 /// Benchmark of the replay tooling over a generated log.
 #[derive(Parser)]
@@ -154,7 +166,10 @@ fn measure(op: &str, work: &Path) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
                 .events
         }
-        "rebuild" => {
+        "rebuild" | "rebuild-over" => {
+            if op == "rebuild" {
+                let _ = std::fs::remove_dir_all(work.join("log").join("projections"));
+            }
             let log = log_dir.open_log().map_err(|e| e.to_string())?;
             let reports =
                 replay_tools::projection::rebuild(&log, &[], &hidden).map_err(|e| e.to_string())?;
@@ -179,10 +194,8 @@ struct Row {
 fn run_child(exe: &Path, op: &'static str, work: &Path) -> Option<Row> {
     let mut child = Command::new(exe);
     child.arg("--measure").arg(op).arg(work);
-    if matches!(op, "verify" | "dump" | "export" | "import") {
-        // As `oms-replay` runs these (`Command::runs_lean`).
-        child.envs(replay_tools::allocator::LEAN_SETTINGS);
-    }
+    // As `oms-replay` runs every command.
+    child.envs(replay_tools::allocator::LEAN_SETTINGS);
     let output = child.output().ok()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().find(|l| l.starts_with("RESULT "));
@@ -235,14 +248,14 @@ fn main() -> ExitCode {
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     let mut rows = Vec::new();
     println!(
-        "{:<8} {:>10} {:>9} {:>13} {:>12}",
+        "{:<12} {:>10} {:>9} {:>13} {:>12}",
         "op", "events", "seconds", "events/s", "peak RSS MB"
     );
     for op in OPERATIONS {
         match run_child(&exe, op, &work) {
             Some(row) => {
                 println!(
-                    "{:<8} {:>10} {:>9.2} {:>13.0} {:>12.1}",
+                    "{:<12} {:>10} {:>9.2} {:>13.0} {:>12.1}",
                     row.op,
                     row.events,
                     row.secs,
@@ -251,7 +264,7 @@ fn main() -> ExitCode {
                 );
                 rows.push(row);
             }
-            None => println!("{op:<8} {:>10}", "n/a"),
+            None => println!("{op:<12} {:>10}", "n/a"),
         }
     }
     let export_bytes = std::fs::metadata(work.join("export.oms-export")).map_or(0, |m| m.len());

@@ -1,12 +1,14 @@
 //! The tool's allocator: mimalloc instead of glibc's malloc, as the server
-//! (ADR 0016), and its settings for walks over the whole log (ADR 0033).
+//! (ADR 0016), and the lean settings every command runs with (ADR 0033,
+//! ADR 0038).
 //!
 //! Walking a log allocates and frees every page sled reads (glibc's malloc
 //! took a third of `verify`'s time). With mimalloc's defaults (large spans
 //! backed by transparent huge pages, freed spans kept for its purge delay
 //! before they go back to the system) that churn kept 60 to 100 MB more
-//! resident than the walk holds. mimalloc reads its settings from the environment once, when
-//! the process starts, so a walk runs itself again with them set.
+//! resident than the walk holds. mimalloc reads its settings from the
+//! environment once, when the process starts, so the tool runs itself
+//! again with them set.
 //!
 //! The allocator lives here, in the library, so the `oms-replay` binary,
 //! the benchmark and the tests all run with the same one.
@@ -19,9 +21,9 @@ use std::os::unix::process::CommandExt;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc's lean settings: no transparent huge pages, freed memory
-/// returned to the system at once. Walks of the log and `import` run with
-/// them (ADR 0033, ADR 0037); they cost `import` about a fifth of its
-/// speed, and a projection rebuild 8 to 23 %, which keeps the defaults.
+/// returned to the system at once. Every command runs with them (ADR
+/// 0033, ADR 0037, ADR 0038): they cost `import` about a fifth of its speed
+/// and a rebuild about 8 %, and keep each within its memory target.
 pub const LEAN_SETTINGS: [(&str, &str); 2] =
     [("MIMALLOC_ALLOW_THP", "0"), ("MIMALLOC_PURGE_DELAY", "0")];
 

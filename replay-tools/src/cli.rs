@@ -72,24 +72,6 @@ pub enum Command {
     Stats(stats::StatsArgs),
 }
 
-impl Command {
-    /// True for the commands that run with the allocator's
-    /// [`crate::allocator::LEAN_SETTINGS`]: those that read the whole log
-    /// (or may) and write nothing, and `import`.
-    pub fn runs_lean(&self) -> bool {
-        matches!(
-            self,
-            Self::Verify(_)
-                | Self::Dump(_)
-                | Self::AsOf(_)
-                | Self::Trace(_)
-                | Self::Export(_)
-                | Self::Stats(_)
-                | Self::Import(_)
-        )
-    }
-}
-
 /// What every subcommand gets: where the data is and how to print.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -134,9 +116,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
-    if cli.command.runs_lean() {
-        crate::allocator::run_with_lean_settings();
-    }
+    crate::allocator::run_with_lean_settings();
     ExitCode::from(run(cli))
 }
 

@@ -70,6 +70,19 @@ pub fn projector_states(log: &EventLog) -> Result<Vec<ProjectorState>, ReplayErr
         .collect()
 }
 
+/// How the tool folds a rebuild: decoded batches of 1,024 events and a
+/// commit every 5,000 (the server's defaults are 4,096 and 50,000, for a
+/// catch-up that never waits on sled). Fewer decoded events in flight and
+/// smaller write sets keep the resident set about 80 MB smaller over a
+/// 1M-event log at the same speed (ADR 0038).
+pub fn rebuild_config() -> ProjectionConfig {
+    ProjectionConfig {
+        batch_size: 1024,
+        commit_every: 5_000,
+        ..ProjectionConfig::default()
+    }
+}
+
 /// Rebuilds `names` (every projector when empty) of a closed log from
 /// position 0 into fresh generations and swaps each in once caught up.
 pub fn rebuild(
@@ -79,7 +92,7 @@ pub fn rebuild(
 ) -> Result<Vec<RebuildReport>, ReplayError> {
     let reports = Projections::rebuild_offline(
         log,
-        &ProjectionConfig::default(),
+        &rebuild_config(),
         names,
         &mut |done, total| {
             progress.set_total(total);
