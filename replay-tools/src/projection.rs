@@ -90,15 +90,11 @@ pub fn rebuild(
     names: &[&str],
     progress: &Progress,
 ) -> Result<Vec<RebuildReport>, ReplayError> {
-    let reports = Projections::rebuild_offline(
-        log,
-        &rebuild_config(),
-        names,
-        &mut |done, total| {
+    let reports =
+        Projections::rebuild_offline(log, &rebuild_config(), names, &mut |done, total| {
             progress.set_total(total);
             progress.set(done);
-        },
-    )?;
+        })?;
     progress.finish();
     Ok(reports)
 }
