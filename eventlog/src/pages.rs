@@ -39,7 +39,7 @@ pub const MAX_PAGE_VALUE_BYTES: usize = HEADER
         PREFIX + crate::storage::MAX_STORED_RECORD_BYTES
     };
 
-/// How many more times [`raw_range`] looks each page after its first up
+/// How many more times [`raw_range`] looks up each page after the first,
 /// once it has read it.
 ///
 /// sled 0.34 counts a page against its cache only once the page's LRU

@@ -548,17 +548,17 @@ impl Meta {
                 continue;
             };
             if text.starts_with(&prefix) && text != keep_name {
-                self.db.drop_tree(&tree_name)?;
+                self.drop_emptied(&tree_name)?;
             }
         }
         Ok(())
     }
 
-    /// A fresh, empty tree for generation `generation` of `name`.
+    /// A fresh, empty tree for generation `generation` of `name` (a tree
+    /// of that generation left by a rebuild that stopped is dropped first).
     pub(crate) fn fresh_tree(&self, name: &str, generation: u64) -> Result<sled::Tree, FoldError> {
-        let tree_name = Self::tree_name(name, generation);
-        self.db.drop_tree(tree_name.as_bytes())?;
-        Ok(self.db.open_tree(tree_name)?)
+        self.drop_generation(name, generation)?;
+        Ok(self.db.open_tree(Self::tree_name(name, generation))?)
     }
 
     /// Makes `generation` the one queries read: everything written before is
@@ -578,26 +578,31 @@ impl Meta {
         Ok(())
     }
 
-    /// Drops the tree of an old generation, emptying it row by row first.
-    ///
-    /// sled 0.34's `drop_tree` reads every node of the tree and holds
-    /// them all (under one epoch guard) until it returns: dropping a
-    /// 343k-row read model held 87 MB more at once. Removing the rows
-    /// first goes through the bounded page cache instead, at about 8 µs a
-    /// row, and leaves `drop_tree` an empty tree (ADR 0038). A missing
-    /// tree is not created.
+    /// Drops the tree of an old generation ([`Self::drop_emptied`]); a
+    /// missing tree is not created.
     pub(crate) fn drop_generation(&self, name: &str, generation: u64) -> Result<(), FoldError> {
         let tree_name = Self::tree_name(name, generation);
-        if !self
+        if self
             .db
             .tree_names()
             .iter()
             .any(|n| n == tree_name.as_bytes())
         {
-            return Ok(());
+            self.drop_emptied(tree_name.as_bytes())?;
         }
-        self.db.open_tree(tree_name.as_bytes())?.clear()?;
-        self.db.drop_tree(tree_name.as_bytes())?;
+        Ok(())
+    }
+
+    /// Drops the tree `tree_name`, emptying it row by row first.
+    ///
+    /// sled 0.34's `drop_tree` reads every node of the tree and holds
+    /// them all (under one epoch guard) until it returns: dropping a
+    /// 343k-row read model held 87 MB more at once. Removing the rows
+    /// first goes through the bounded page cache instead, at about 8 µs a
+    /// row, and leaves `drop_tree` an empty tree (ADR 0038).
+    fn drop_emptied(&self, tree_name: &[u8]) -> Result<(), FoldError> {
+        self.db.open_tree(tree_name)?.clear()?;
+        self.db.drop_tree(tree_name)?;
         Ok(())
     }
 

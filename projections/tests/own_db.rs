@@ -1,8 +1,9 @@
 //! The projections' own sled database (ADR 0034): nothing of theirs in the
 //! log's database, an old data directory with projection trees in the
 //! log's database upgraded by a refill, a read model ahead of its log
-//! refilled rather than trusted, and a damaged projections' database set
-//! aside and refilled.
+//! refilled rather than trusted, a damaged projections' database set
+//! aside and refilled, and generation trees a crash left behind dropped
+//! when the projections next start.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -153,4 +154,63 @@ fn a_damaged_projection_database_is_set_aside_and_the_read_models_refill() {
         .filter(|n| n.starts_with("projections.damaged-"))
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
+}
+
+#[test]
+fn generation_trees_a_crash_left_behind_are_dropped_when_the_projections_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    generate(&log, 21, 800);
+    project(&log);
+    Projections::rebuild_offline(&log, &ProjectionConfig::default(), &[], &mut |_, _| {}).unwrap();
+    let read = project(&log);
+    let before = digests(&read);
+    let generation = read.digests().unwrap()[0].generation;
+    assert!(generation >= 1, "a rebuild moves to a new generation");
+    drop(read);
+    let db = log.projection_db().unwrap();
+    let serving = proj_trees(&db);
+
+    // What a SIGKILL leaves: a rebuild flushes the switch to its new
+    // generation before it empties and drops the old tree, so a kill in
+    // between leaves the old tree (partly emptied); a kill before the
+    // switch leaves the new generation unswapped. A tree that is no
+    // projector's is not the projections' to drop.
+    let leave_behind = |db: &sled::Db| {
+        for tree in [
+            format!("proj/quotes/{:020}", generation - 1),
+            format!("proj/handoffs/{:020}", generation - 1),
+            format!("proj/audit/{:020}", generation + 1),
+            format!("proj/not-a-projector/{:020}", generation - 1),
+        ] {
+            db.open_tree(tree)
+                .unwrap()
+                .insert(b"row", b"stale")
+                .unwrap();
+        }
+        db.flush().unwrap();
+    };
+    let mut expected = serving.clone();
+    expected.push(format!("proj/not-a-projector/{:020}", generation - 1));
+    expected.sort();
+    let sorted = |mut trees: Vec<String>| {
+        trees.sort();
+        trees
+    };
+
+    // An offline catch-up (as `oms-replay` runs one) drops them.
+    leave_behind(&db);
+    assert_eq!(proj_trees(&db).len(), serving.len() + 4);
+    assert_eq!(digests(&project(&log)), before);
+    assert_eq!(sorted(proj_trees(&db)), expected);
+
+    // So does the server's start.
+    leave_behind(&db);
+    let running = Projections::start(log.clone()).unwrap();
+    running
+        .wait_for(log.next_position(), std::time::Duration::from_secs(60))
+        .unwrap();
+    running.shutdown();
+    assert_eq!(sorted(proj_trees(&db)), expected);
+    assert_eq!(digests(&project(&log)), before);
 }
