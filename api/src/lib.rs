@@ -18,3 +18,4 @@ pub mod platform;
 pub mod pricing;
 pub mod runtime;
 pub mod server;
+pub mod stream_owners;

@@ -162,6 +162,8 @@ pub struct Platform {
     pub evidence: integration::evidence::EvidenceStore,
     /// How long a command waits for the read models to include it.
     pub read_your_writes: Duration,
+    /// Each stream's owning tenant, remembered for the tenant check.
+    pub owners: crate::stream_owners::StreamOwners,
 }
 
 impl Platform {
@@ -201,11 +203,9 @@ impl Platform {
     /// The tenant that owns `stream_id`, from its first event, or `None`
     /// when the stream does not exist.
     pub fn stream_tenant(&self, stream_id: &str) -> ApiResult<Option<String>> {
-        match self.log.iter_stream(stream_id, 1).next() {
-            None => Ok(None),
-            Some(Ok(event)) => Ok(Some(event.tenant_id)),
-            Some(Err(error)) => Err(ApiError::internal(error)),
-        }
+        self.owners
+            .owner(&self.log, stream_id)
+            .map_err(ApiError::internal)
     }
 
     /// Runs a client's command: the idempotency check first, then the

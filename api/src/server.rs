@@ -116,6 +116,7 @@ pub async fn run(
         fulfillment: external.control.clone(),
         evidence: integration::evidence::EvidenceStore::open(&log).map_err(ServerError::Log)?,
         read_your_writes: Duration::from_millis(config.read_your_writes_ms),
+        owners: Default::default(),
     });
     let schema = graphql::limited(Some(platform.clone()), &config.graphql);
     let state = AppState {

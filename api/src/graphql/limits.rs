@@ -33,6 +33,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerError};
 
+use super::documents::DocumentCache;
 use super::OmsSchema;
 
 /// Deepest accepted introspection selection.
@@ -67,7 +68,7 @@ pub struct OperationLimits {
 }
 
 /// Why a document is refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Deeper than `max_depth`.
     TooDeep(usize),
@@ -125,20 +126,8 @@ impl OperationLimits {
         self.check_document(&document)
     }
 
-    /// [`OperationLimits::check`] of a request, parsing its query once:
-    /// the parsed document stays in the request, and the engine runs it
-    /// without parsing it again.
-    ///
-    /// # Errors
-    /// The first limit exceeded.
-    pub fn check_request(&self, request: &mut Request) -> Result<usize, Refusal> {
-        match request.parsed_query() {
-            Ok(document) => self.check_document(document),
-            Err(_) => Ok(0),
-        }
-    }
-
-    fn check_document(&self, document: &ExecutableDocument) -> Result<usize, Refusal> {
+    /// [`OperationLimits::check`] of a parsed document.
+    pub(crate) fn check_document(&self, document: &ExecutableDocument) -> Result<usize, Refusal> {
         let mut walk = Walk {
             fragments: &document.fragments,
             limits: self,
@@ -280,7 +269,7 @@ impl<'a> Walk<'a> {
 #[derive(Clone)]
 pub struct LimitedSchema {
     schema: OmsSchema,
-    limits: Arc<OperationLimits>,
+    documents: Arc<DocumentCache>,
 }
 
 impl LimitedSchema {
@@ -288,13 +277,13 @@ impl LimitedSchema {
     pub fn new(schema: OmsSchema, limits: OperationLimits) -> Self {
         Self {
             schema,
-            limits: Arc::new(limits),
+            documents: Arc::new(DocumentCache::new(limits)),
         }
     }
 
     /// The limits.
     pub fn limits(&self) -> OperationLimits {
-        *self.limits
+        self.documents.limits()
     }
 
     /// The root mutation fields `request` would run, for the per-request
@@ -303,13 +292,13 @@ impl LimitedSchema {
     /// # Errors
     /// A limit of one operation exceeded.
     pub fn mutation_fields(&self, request: &mut Request) -> Result<usize, Refusal> {
-        self.limits.check_request(request)
+        self.documents.check(request)
     }
 }
 
 impl Executor for LimitedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.limits.check_request(&mut request);
+        let checked = self.documents.check(&mut request);
         let schema = self.schema.clone();
         async move {
             match checked {
@@ -324,7 +313,7 @@ impl Executor for LimitedSchema {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        match self.limits.check_request(&mut request) {
+        match self.documents.check(&mut request) {
             Ok(_) => Executor::execute_stream(&self.schema, request, session_data),
             Err(refusal) => {
                 stream::once(async move { Response::from_errors(vec![refusal.to_server_error()]) })

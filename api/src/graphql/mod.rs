@@ -1,6 +1,7 @@
 //! The GraphQL schema: queries over the read models, command mutations,
 //! live subscriptions, and the hardening every request passes through.
 
+pub mod documents;
 pub mod enum_values;
 pub mod error;
 pub mod input;

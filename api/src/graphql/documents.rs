@@ -1,0 +1,183 @@
+//! Checked documents by query text.
+//!
+//! A client sends the same few operations again and again with new
+//! variables (a typed client's documents are constants), so each query
+//! text is parsed and checked against the [`OperationLimits`] once and the
+//! parsed document is reused: a later request with the same text gets a
+//! copy of it and the same verdict, and the engine does not parse it
+//! again. The verdict depends on the text only (the limits are the
+//! schema's, fixed at start), so a cached verdict is the one a fresh check
+//! would give.
+//!
+//! Bounded: at most [`CACHED_DOCUMENTS`] texts of at most
+//! [`MAX_CACHED_QUERY_BYTES`] each, the least recently used one going
+//! first; a longer text or one that does not parse is checked every time
+//! and never kept.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::Request;
+use lru::LruCache;
+
+use super::limits::{OperationLimits, Refusal};
+
+/// Query texts kept at most.
+pub const CACHED_DOCUMENTS: usize = 256;
+
+/// Longest query text kept, in bytes: with [`CACHED_DOCUMENTS`], bounds
+/// the cache to a few MB.
+pub const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
+
+/// A parsed document and its verdict under the limits.
+struct Checked {
+    document: ExecutableDocument,
+    verdict: Result<usize, Refusal>,
+}
+
+/// Parsed documents and verdicts by query text (see the module docs).
+pub struct DocumentCache {
+    limits: OperationLimits,
+    entries: Mutex<LruCache<String, Arc<Checked>>>,
+}
+
+impl std::fmt::Debug for DocumentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentCache")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DocumentCache {
+    /// An empty cache checking against `limits`.
+    pub fn new(limits: OperationLimits) -> Self {
+        let capacity = NonZeroUsize::new(CACHED_DOCUMENTS).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            limits,
+            entries: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    /// The limits documents are checked against.
+    pub fn limits(&self) -> OperationLimits {
+        self.limits
+    }
+
+    /// [`OperationLimits::check_request`] of `request`, from the cache when
+    /// its text was checked before: the number of root mutation fields of
+    /// its largest mutation operation. The parsed document is left in the
+    /// request, so the engine runs it without parsing it again. A document
+    /// that does not parse passes (0): the engine reports the syntax error
+    /// itself.
+    ///
+    /// # Errors
+    /// The first limit exceeded.
+    pub fn check(&self, request: &mut Request) -> Result<usize, Refusal> {
+        if request.query.len() <= MAX_CACHED_QUERY_BYTES {
+            let hit = self
+                .entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(request.query.as_str())
+                .cloned();
+            if let Some(checked) = hit {
+                request.set_parsed_query(checked.document.clone());
+                return checked.verdict.clone();
+            }
+        }
+        let query = (request.query.len() <= MAX_CACHED_QUERY_BYTES).then(|| request.query.clone());
+        let Ok(document) = request.parsed_query() else {
+            return Ok(0);
+        };
+        let verdict = self.limits.check_document(document);
+        if let Some(query) = query {
+            let checked = Arc::new(Checked {
+                document: document.clone(),
+                verdict: verdict.clone(),
+            });
+            self.entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .put(query, checked);
+        }
+        verdict
+    }
+
+    /// Query texts kept now.
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no query text is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn limits() -> OperationLimits {
+        OperationLimits {
+            max_depth: 3,
+            max_mutations: 2,
+        }
+    }
+
+    fn check(cache: &DocumentCache, query: &str) -> Result<usize, Refusal> {
+        cache.check(&mut Request::new(query))
+    }
+
+    #[test]
+    fn a_cached_verdict_is_the_one_a_fresh_check_gives() {
+        let cache = DocumentCache::new(limits());
+        let queries = [
+            "mutation { a: acceptQuote(id: 1) { ok } b: acceptQuote(id: 2) { ok } }",
+            "mutation { a: x b: x c: x }",
+            "{ a { b { c { d } } } }",
+            "{ a { b { c } } }",
+            "{ __schema { types { fields { args { name } } } } }",
+            "not graphql {",
+        ];
+        for query in queries {
+            let fresh = limits().check(query);
+            assert_eq!(check(&cache, query), fresh, "first check of {query}");
+            assert_eq!(check(&cache, query), fresh, "cached check of {query}");
+        }
+        // Every text that parses is kept; the one that does not is not.
+        assert_eq!(cache.len(), queries.len() - 1);
+    }
+
+    #[test]
+    fn a_request_from_the_cache_carries_the_parsed_document() {
+        let cache = DocumentCache::new(limits());
+        let query = "query Q($id: ID!) { quote(id: $id) { id } }";
+        check(&cache, query).unwrap();
+        let mut request = Request::new(query);
+        cache.check(&mut request).unwrap();
+        let document = request.parsed_query().unwrap();
+        let fresh = async_graphql::parser::parse_query(query).unwrap();
+        assert_eq!(format!("{document:?}"), format!("{fresh:?}"));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bounds() {
+        let cache = DocumentCache::new(limits());
+        for i in 0..CACHED_DOCUMENTS + 10 {
+            check(&cache, &format!("{{ f{i} }}")).unwrap();
+        }
+        assert_eq!(cache.len(), CACHED_DOCUMENTS);
+        // A text over the size bound is checked and not kept.
+        let cache = DocumentCache::new(limits());
+        let long = format!("{{ {} }}", "f ".repeat(MAX_CACHED_QUERY_BYTES));
+        assert_eq!(check(&cache, &long), limits().check(&long));
+        assert!(cache.is_empty());
+    }
+}
