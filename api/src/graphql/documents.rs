@@ -27,7 +27,7 @@ use super::limits::{OperationLimits, Refusal};
 pub const CACHED_DOCUMENTS: usize = 256;
 
 /// Longest query text kept, in bytes: with [`CACHED_DOCUMENTS`], bounds
-/// the cache to a few MB.
+/// the texts to 2 MiB (and their parsed documents to a small multiple).
 pub const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
 
 /// A parsed document and its verdict under the limits.
