@@ -65,9 +65,9 @@ impl DocumentCache {
         self.limits
     }
 
-    /// [`OperationLimits::check_request`] of `request`, from the cache when
-    /// its text was checked before: the number of root mutation fields of
-    /// its largest mutation operation. The parsed document is left in the
+    /// [`OperationLimits::check`] of `request`'s query, from the cache
+    /// when its text was checked before: the number of root mutation
+    /// fields of its largest mutation operation. The parsed document is left in the
     /// request, so the engine runs it without parsing it again. A document
     /// that does not parse passes (0): the engine reports the syntax error
     /// itself.
