@@ -40,17 +40,21 @@ pub struct ConsumerStore {
 #[derive(Debug, Default)]
 pub struct ConsumerBatch {
     batch: sled::Batch,
+    /// Rows set or removed, and keys cleared, so far.
+    writes: usize,
 }
 
 impl ConsumerBatch {
     /// Sets a row.
     pub fn insert(&mut self, key: &[u8], value: impl Into<sled::IVec>) {
         self.batch.insert(row_key(key), value.into());
+        self.writes += 1;
     }
 
     /// Removes a row.
     pub fn remove(&mut self, key: &[u8]) {
         self.batch.remove(row_key(key));
+        self.writes += 1;
     }
 
     /// Also clears the recovery bound, in the same atomic write: for a
@@ -58,6 +62,7 @@ impl ConsumerBatch {
     /// [`ConsumerStore::recovery_until`].
     pub fn clear_recovery(&mut self) {
         self.batch.remove(RECOVERY_UNTIL_KEY);
+        self.writes += 1;
     }
 }
 
@@ -127,7 +132,18 @@ impl ConsumerStore {
 
     /// Atomically writes `rows` and moves the checkpoint to `next_position`
     /// (and clears a recorded failure).
+    ///
+    /// A commit with no rows and no failure to clear is one plain insert
+    /// of the checkpoint (atomic on its own): sled's `apply_batch` takes a
+    /// process-wide write lock that every read in the process waits on,
+    /// and most of a consumer's commits (batches of events it has nothing
+    /// to do with) write no row.
     pub fn commit(&self, rows: ConsumerBatch, next_position: u64) -> Result<(), LogError> {
+        if rows.writes == 0 && !self.tree.contains_key(FAILURE_KEY)? {
+            self.tree
+                .insert(CHECKPOINT_KEY, &keyspace::u64_value(next_position))?;
+            return Ok(());
+        }
         let mut batch = rows.batch;
         batch.insert(CHECKPOINT_KEY, &keyspace::u64_value(next_position));
         batch.remove(FAILURE_KEY);
@@ -351,6 +367,21 @@ mod tests {
             None
         );
         assert_eq!(store.recovery_until().expect("bound"), None);
+    }
+
+    #[test]
+    fn a_commit_without_rows_moves_the_checkpoint_and_clears_a_failure() {
+        let (_dir, store) = store();
+        let mut rows = ConsumerBatch::default();
+        rows.insert(b"row", b"v".to_vec());
+        store.commit(rows, 3).expect("commit");
+        store.commit(ConsumerBatch::default(), 7).expect("commit");
+        assert_eq!(store.checkpoint().expect("cp"), 7);
+        assert_eq!(store.get(b"row").expect("row").as_deref(), Some(&b"v"[..]));
+        store.record_failure(7, "bad payload").expect("failure");
+        store.commit(ConsumerBatch::default(), 8).expect("commit");
+        assert_eq!(store.checkpoint().expect("cp"), 8);
+        assert_eq!(store.failure().expect("failure"), None);
     }
 
     #[test]
