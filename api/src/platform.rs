@@ -242,7 +242,7 @@ impl Platform {
         Fut: Future<Output = ApiResult<D::Command>>,
     {
         let admitted = match self.admit(principal, command)? {
-            Admission::Answered(result) => return Ok(result),
+            Admission::Answered(receipt) => return Ok(self.answer_retry(receipt).await),
             Admission::Admitted(admitted) => admitted,
         };
         let built = build().await?;
@@ -279,7 +279,7 @@ impl Platform {
         B: FnMut(&D::State, &T) -> Result<D::Command, D::Error>,
     {
         let admitted = match self.admit(principal, command)? {
-            Admission::Answered(result) => return Ok(result),
+            Admission::Answered(receipt) => return Ok(self.answer_retry(receipt).await),
             Admission::Admitted(admitted) => admitted,
         };
         let prepared = prepare()?;
@@ -403,13 +403,27 @@ impl Platform {
         })
     }
 
+    /// A retry answered from its first outcome: it waits for that
+    /// outcome's events as the first attempt did, since it may arrive
+    /// between their append and their projection (the first answer may
+    /// have been lost before its caller read it). When they are projected
+    /// already, nothing is waited for.
+    async fn answer_retry(&self, receipt: CommandReceipt) -> CommandReceipt {
+        self.await_position(receipt.positions.last().copied()).await;
+        receipt
+    }
+
     /// Read your writes: waits, up to the server's bound and never failing,
-    /// until the read models include what `outcome` appended. A retry
-    /// answered from its first outcome waits for that outcome's events too
-    /// (the first answer may have been lost before its caller read it);
-    /// when they are projected already, nothing is waited for.
+    /// until the read models include what `outcome` appended (a command
+    /// the command path found already done included).
     pub async fn await_read_models(&self, outcome: &application::CommandOutcome) {
-        let last = outcome.positions.as_ref().map(|range| *range.end());
+        self.await_position(outcome.positions.as_ref().map(|range| *range.end()))
+            .await;
+    }
+
+    /// Waits, up to the server's bound and never failing, until the read
+    /// models include position `last` (nothing to wait for when `None`).
+    async fn await_position(&self, last: Option<u64>) {
         if let Some(last) = last.filter(|_| !self.read_your_writes.is_zero()) {
             let _ = self
                 .projections

@@ -442,3 +442,58 @@ async fn idempotency_comes_first_a_retried_create_does_not_ask_crm_again() {
         .await
         .unwrap();
 }
+
+/// A client that got no answer retries at once, often while its first
+/// attempt is still being projected: every retry answers as the first
+/// did, with the object the command changed, never a null `quote`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_comes_first_a_retry_racing_its_first_attempt_shows_the_object() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+    let document = "mutation($c: String!) { createQuote(commandId: $c, customerId: \"cust-1\") \
+                    { id deduplicated quote { id version } } }";
+    let mut answers = Vec::new();
+    for round in 0..60 {
+        let command_id = unique(&format!("race-{round}"));
+        let variables = json!({"c": command_id});
+        let first = client.raw(&sales, document, variables.clone());
+        // Retries one after another for as long as the first is unanswered:
+        // some land after its append and before its projection.
+        let retries = (0..8).map(|_| async {
+            let mut retried = Vec::new();
+            for _ in 0..10 {
+                retried.push(client.raw(&sales, document, variables.clone()).await);
+            }
+            retried
+        });
+        let (first, retried) = tokio::join!(first, futures_util::future::join_all(retries));
+        let round: Vec<_> = std::iter::once(first)
+            .chain(retried.into_iter().flatten())
+            .collect();
+        let ids: std::collections::BTreeSet<String> = round
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, 200, "{body}");
+                let result = &body["data"]["createQuote"];
+                result["id"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "one quote per command id: {ids:?}");
+        answers.extend(round);
+    }
+    let without_quote: Vec<_> = answers
+        .iter()
+        .filter(|(_, body)| {
+            let result = &body["data"]["createQuote"];
+            result["quote"]["id"] != result["id"] || result["quote"]["version"] != 1
+        })
+        .collect();
+    assert!(
+        without_quote.is_empty(),
+        "{} of {} answers lack the quote, e.g. {:?}",
+        without_quote.len(),
+        answers.len(),
+        without_quote.first()
+    );
+}

@@ -64,8 +64,8 @@ impl CommandResult {
 
 /// The changed objects. The server waits briefly after a command until the
 /// read models include it (`readYourWritesMs`), so these show the command's
-/// effect; a retried command (`deduplicated: true`) shows the objects as
-/// they are now.
+/// effect; a retried command (`deduplicated: true`) waits the same way for
+/// its first outcome's events, then shows the objects as they are now.
 #[ComplexObject]
 impl CommandResult {
     /// The quote, for a quote command; null otherwise.
