@@ -74,6 +74,10 @@ struct Args {
     /// `projections/` directory is removed first).
     #[arg(long, value_name = "DIR")]
     catch_up_dir: Option<String>,
+    /// Diagnostic: catch up an existing log (not timed), then time an
+    /// online rebuild of every projector, swap included, and its peak RSS.
+    #[arg(long, value_name = "DIR")]
+    rebuild_dir: Option<String>,
     /// Diagnostic: stop after the setup.
     #[arg(long)]
     only_setup: bool,
@@ -270,6 +274,21 @@ fn main() {
             .unwrap();
         println!(
             "catch-up of {} events: {:.2}s, peak RSS {:.0} MB",
+            log.next_position(),
+            started.elapsed().as_secs_f64(),
+            vm_hwm_mb()
+        );
+        return;
+    } else if let Some(dir) = &args.rebuild_dir {
+        let log = open_with_cache(Path::new(dir), args.cache_mb, args.projection_cache_mb);
+        let p = Projections::start_with(log.clone(), config(&args)).unwrap();
+        p.wait_for(log.next_position(), Duration::from_secs(3_600))
+            .unwrap();
+        reset_hwm();
+        let started = Instant::now();
+        p.rebuild_all(&mut |_, _| {}).unwrap();
+        println!(
+            "rebuild of {} events: {:.2}s, peak RSS {:.0} MB",
             log.next_position(),
             started.elapsed().as_secs_f64(),
             vm_hwm_mb()
