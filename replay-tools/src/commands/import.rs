@@ -277,6 +277,8 @@ fn guard_side_effects(dir: &Path, names: &[String]) -> Result<(), ReplayError> {
 }
 
 /// Imports the export read from `input` into the empty directory `dir`.
+/// A refused file leaves `dir` as it was (missing, or empty); a sled
+/// flush stall leaves what was written for `run` to clear.
 ///
 /// One thread parses the file and checks every record ([`ChainCheck`])
 /// while this one writes them through a [`Restorer`]: records in position
@@ -325,28 +327,24 @@ pub fn import(
     }
     let header_head =
         hex_hash(&header.head_hash).ok_or_else(|| bad(1, "head_hash is not 64 hex digits"))?;
-    let mut restorer = Restorer::create(dir, CACHE_BYTES)
-        .map_err(restore_error)?
-        .flush_stall_limit(flush_stall_limit);
-    progress.set_total(header.events);
-
-    let (tx, rx) = sync_channel::<Result<Parsed, ReplayError>>(8);
-    let header_ref = &header;
-    std::thread::scope(|scope| {
-        let parser = scope.spawn(move || {
-            if let Err(e) = parse_body(&mut lines, header_ref, header_head, &tx) {
-                let _ = tx.send(Err(e));
-            }
-        });
-        let written = write_log(&mut restorer, &rx, progress);
-        drop(rx);
-        let _ = parser.join();
-        written
-    })?;
-    if restorer.next_position() != header.events {
-        return Err(bad(0, "the file was not read to its end"));
-    }
-    let restored = restorer.finish().map_err(restore_error)?;
+    let existed = dir.exists();
+    let restored = match restore_body(
+        &mut lines,
+        &header,
+        header_head,
+        dir,
+        flush_stall_limit,
+        progress,
+    ) {
+        Ok(restored) => restored,
+        // A stall leaves sled's threads writing: `run` starts a new
+        // process, which clears the directory.
+        Err(stall @ ReplayError::Log(LogError::FlushStalled { .. })) => return Err(stall),
+        Err(refused) => {
+            remove_unfinished(dir, existed);
+            return Err(refused);
+        }
+    };
     crate::datadir::wait_released(dir)?;
     progress.finish();
     // Open it as the server would: recovery checks the head, meta and heads.
@@ -359,6 +357,69 @@ pub fn import(
         head_hash: hex::encode(restored.head_hash),
         recovery_consumers: Vec::new(),
     })
+}
+
+/// Writes the file's body (after its header) into a new log in `dir`
+/// and finishes it: everything an import writes. The restorer, and with
+/// it sled, is dropped when this returns, whatever the outcome.
+fn restore_body<R: BufRead + Send>(
+    lines: &mut Lines<R>,
+    header: &Header,
+    header_head: Hash,
+    dir: &Path,
+    flush_stall_limit: std::time::Duration,
+    progress: &Progress,
+) -> Result<restore::Restored, ReplayError> {
+    let mut restorer = Restorer::create(dir, CACHE_BYTES)
+        .map_err(restore_error)?
+        .flush_stall_limit(flush_stall_limit);
+    progress.set_total(header.events);
+
+    let (tx, rx) = sync_channel::<Result<Parsed, ReplayError>>(8);
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || {
+            if let Err(e) = parse_body(lines, header, header_head, &tx) {
+                let _ = tx.send(Err(e));
+            }
+        });
+        let written = write_log(&mut restorer, &rx, progress);
+        drop(rx);
+        let _ = parser.join();
+        written
+    })?;
+    if restorer.next_position() != header.events {
+        return Err(bad(0, "the file was not read to its end"));
+    }
+    restorer.finish().map_err(restore_error)
+}
+
+/// Removes what a refused import wrote into `dir`, which was missing
+/// (`existed` false: the directory goes) or empty (its entries go), once
+/// sled has let go of it. A directory that cannot be cleaned keeps its
+/// marker (it opens as damage, never as a log) and the operator is told.
+fn remove_unfinished(dir: &Path, existed: bool) {
+    if !dir.exists() {
+        return;
+    }
+    let released = if dir.join("db").exists() {
+        crate::datadir::wait_released(dir)
+    } else {
+        Ok(())
+    };
+    let removed = released.and_then(|()| {
+        if existed {
+            clear_dir(dir)
+        } else {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| ReplayError::io(format!("removing {}", dir.display()), e))
+        }
+    });
+    if let Err(e) = removed {
+        eprintln!(
+            "import: could not remove the unfinished import from {}: {e}; remove it before importing again",
+            dir.display()
+        );
+    }
 }
 
 /// This process's attempt at an import: 1, or what the process that

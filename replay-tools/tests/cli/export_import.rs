@@ -122,6 +122,50 @@ fn import_refuses_a_file_missing_a_line_and_a_non_empty_target() {
     );
 }
 
+/// A refused import leaves the directory as it found it (missing, or
+/// empty), so the same command with a good file runs next, and nothing a
+/// server could open as a log (or as damage) is left behind.
+#[test]
+fn a_refused_import_leaves_the_directory_as_it_found_it() {
+    let (tmp, dir) = generated();
+    let text = exported(tmp.path(), &dir);
+    let good = tmp.path().join("log.oms-export");
+    let all: Vec<&str> = text.lines().collect();
+    let cut = tmp.path().join("cut.oms-export");
+    // The 30th line ends mid-record, as a copy that stopped would.
+    let mut short = all[..30].join("\n");
+    short.push_str(&all[30][..all[30].len() / 2]);
+    std::fs::write(&cut, short).unwrap();
+    let mut gap: Vec<&str> = all.clone();
+    gap.remove(10);
+    let gapped = tmp.path().join("gap.oms-export");
+    std::fs::write(&gapped, gap.join("\n") + "\n").unwrap();
+
+    let missing = tmp.path().join("restored");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (target, file, code) in [
+        (&missing, &cut, 2),
+        (&missing, &gapped, 1),
+        (&empty, &cut, 2),
+        (&empty, &gapped, 1),
+    ] {
+        let run = oms(target, &["import", file.to_str().unwrap()]);
+        assert_eq!(run.code, code, "{run:?}");
+        if target == &missing {
+            assert!(!missing.exists(), "a refused import left {missing:?}");
+        } else {
+            let left: Vec<_> = std::fs::read_dir(&empty).unwrap().collect();
+            assert!(left.is_empty(), "a refused import left {left:?}");
+        }
+    }
+    for target in [&missing, &empty] {
+        let run = oms(target, &["import", good.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(oms(target, &["verify"]).code, 0);
+    }
+}
+
 #[test]
 fn an_import_can_guard_a_side_effect_consumer_so_history_is_not_dispatched_again() {
     let (tmp, dir) = generated();
