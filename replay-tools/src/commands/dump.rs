@@ -80,6 +80,18 @@ pub struct Filter {
     pub limit: Option<u64>,
 }
 
+/// Refuses a `--stream` that no event can carry: a known kind's prefix
+/// and an id of the platform's one grammar (`quote-q-1`).
+fn check_stream(stream: &str) -> Result<(), ReplayError> {
+    let refused = |why: String| {
+        ReplayError::Usage(format!(
+            "--stream {stream:?} is not a stream id (quote-, order-, handoff- or catalog- and an id): {why}"
+        ))
+    };
+    let (_, id) = domain::ids::StreamKind::split(stream).map_err(|e| refused(e.to_string()))?;
+    domain::ids::validate_id(id).map_err(|e| refused(e.to_string()))
+}
+
 fn any_or_all<T: PartialEq>(wanted: &[T], value: &T) -> bool {
     wanted.is_empty() || wanted.contains(value)
 }
@@ -93,13 +105,28 @@ impl Filter {
                 .ok_or_else(|| ReplayError::Usage("--to is out of range".into()))?,
             None => u64::MAX,
         };
+        let from = args.from.unwrap_or(0);
+        if from >= to {
+            return Err(ReplayError::Usage(format!(
+                "--from {from} is after --to {}: the range holds no position",
+                to - 1
+            )));
+        }
+        for stream in &args.stream {
+            check_stream(stream)?;
+        }
+        for tenant in &args.tenant {
+            domain::ids::validate_id(tenant).map_err(|e| {
+                ReplayError::Usage(format!("--tenant {tenant:?} is not a tenant id: {e}"))
+            })?;
+        }
         Ok(Self {
             streams: args.stream.clone(),
             aggregates: args.aggregate.clone(),
             tenants: args.tenant.clone(),
             correlations: args.correlation.clone(),
             event_types: args.event_type.clone(),
-            from: args.from.unwrap_or(0),
+            from,
             to,
             since_ms: args.since.as_deref().map(timefmt::parse_time).transpose()?,
             until_ms: args.until.as_deref().map(timefmt::parse_time).transpose()?,

@@ -110,3 +110,26 @@ fn a_time_range_selects_by_recording_time() {
     let bad = oms(&dir, &["dump", "--since", "last tuesday"]);
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+/// A filter no event can pass is a mistake to name, not an empty dump:
+/// a stream or tenant outside the one id grammar, or an empty range.
+#[test]
+fn a_filter_no_event_can_pass_is_refused_naming_the_flag() {
+    let (_tmp, dir) = generated();
+    for (args, flag) in [
+        (&["dump", "--stream", "../quote-x"][..], "--stream"),
+        (&["dump", "--stream", "quote-"][..], "--stream"),
+        (&["dump", "--stream", "quote-a/b"][..], "--stream"),
+        (&["dump", "--tenant", "a b"][..], "--tenant"),
+        (&["dump", "--from", "10", "--to", "5"][..], "--from"),
+    ] {
+        let run = oms(&dir, args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(flag), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    // The edges stay open: one position, a known stream.
+    let run = oms(&dir, &["dump", "--from", "5", "--to", "5"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json_lines().len(), 1);
+}
