@@ -151,9 +151,16 @@ impl ConsumerStore {
         Ok(())
     }
 
-    /// Moves the checkpoint without touching rows (operator recovery).
+    /// Moves the checkpoint without touching rows and clears a recorded
+    /// failure (operator recovery), in one batch: unlike the consumer's own
+    /// commits, this runs on another task than the one that records the
+    /// consumer's failures, so it does not check for one first.
     pub fn reset_checkpoint(&self, next_position: u64) -> Result<(), LogError> {
-        self.commit(ConsumerBatch::default(), next_position)
+        let mut batch = sled::Batch::default();
+        batch.insert(CHECKPOINT_KEY, &keyspace::u64_value(next_position));
+        batch.remove(FAILURE_KEY);
+        self.tree.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Records that the consumer stopped at `position` (visible to operators).
@@ -382,6 +389,19 @@ mod tests {
         store.commit(ConsumerBatch::default(), 8).expect("commit");
         assert_eq!(store.checkpoint().expect("cp"), 8);
         assert_eq!(store.failure().expect("failure"), None);
+    }
+
+    #[test]
+    fn an_operator_reset_moves_the_checkpoint_back_and_clears_a_failure_keeping_rows() {
+        let (_dir, store) = store();
+        let mut rows = ConsumerBatch::default();
+        rows.insert(b"row", b"v".to_vec());
+        store.commit(rows, 9).expect("commit");
+        store.record_failure(9, "bad payload").expect("failure");
+        store.reset_checkpoint(4).expect("reset");
+        assert_eq!(store.checkpoint().expect("cp"), 4);
+        assert_eq!(store.failure().expect("failure"), None);
+        assert_eq!(store.get(b"row").expect("row").as_deref(), Some(&b"v"[..]));
     }
 
     #[test]
