@@ -203,7 +203,9 @@ pub struct CredentialConfig {
     pub name: String,
     /// `viewer`, `sales`, `operator` or `admin`.
     pub role: String,
-    /// sha256 of the token, 64 hex digits.
+    /// sha256 of the token, 64 hex digits (`oms-server hash-token`). A
+    /// token names one credential: the same digest twice, in one tenant
+    /// or two, stops start-up, as does the digest of the empty token.
     pub token_sha256: String,
 }
 

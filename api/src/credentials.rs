@@ -64,12 +64,14 @@ pub fn load(
     data_dir: &Path,
 ) -> Result<(Authenticator, CredentialSource), ConfigError> {
     let mut auth = Authenticator::default();
+    let mut seen = Digests::new();
     if !config.tenants.is_empty() {
         for (tenant, tenant_config) in &config.tenants {
             for (i, credential) in tenant_config.credentials.iter().enumerate() {
                 let key = format!("tenants.{tenant}.credentials[{i}]");
                 add(
                     &mut auth,
+                    &mut seen,
                     tenant,
                     &credential.name,
                     &credential.role,
@@ -95,6 +97,7 @@ pub fn load(
                 let key = format!("{}: tenants.{tenant}[{i}]", stored_path.display());
                 add(
                     &mut auth,
+                    &mut seen,
                     tenant,
                     &credential.name,
                     &credential.role,
@@ -153,8 +156,15 @@ pub fn load(
     ))
 }
 
+/// The token digests added so far, each with the key that added it.
+type Digests = std::collections::HashMap<[u8; 32], String>;
+
+/// Adds one credential. A token names one credential: a digest given
+/// twice (in one tenant or two) is refused, as is the digest of the empty
+/// token, which no request can present.
 fn add(
     auth: &mut Authenticator,
+    seen: &mut Digests,
     tenant: &str,
     name: &str,
     role: &str,
@@ -165,13 +175,25 @@ fn add(
         key: format!("{key}.role"),
         problem: e.to_string(),
     })?;
+    let invalid_digest = |problem: String| ConfigError::Invalid {
+        key: format!("{key}.token_sha256"),
+        problem,
+    };
     let digest = hex::decode(token_sha256)
         .ok()
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| ConfigError::Invalid {
-            key: format!("{key}.token_sha256"),
-            problem: "expected 64 hex digits".to_owned(),
-        })?;
+        .ok_or_else(|| invalid_digest("expected 64 hex digits".to_owned()))?;
+    if digest == crate::auth::token_digest("") {
+        return Err(invalid_digest(
+            "this is the digest of the empty token, which no request can present".to_owned(),
+        ));
+    }
+    if let Some(first) = seen.get(&digest) {
+        return Err(invalid_digest(format!(
+            "the same token as {first}: a token names one credential, so one tenant and one role"
+        )));
+    }
+    seen.insert(digest, key.to_owned());
     auth.add(
         digest,
         Principal {
@@ -235,5 +257,52 @@ mod tests {
         let principal = again.authenticate(&tokens[3].1).unwrap();
         assert_eq!(principal.role, Role::Admin);
         assert_eq!(principal.tenant.as_str(), DEMO_TENANT);
+    }
+
+    fn config_with(credentials: &[(&str, &str, &str)]) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        for (tenant, role, token) in credentials {
+            config
+                .tenants
+                .entry((*tenant).to_owned())
+                .or_insert_with(|| crate::config::TenantConfig {
+                    credentials: Vec::new(),
+                })
+                .credentials
+                .push(crate::config::CredentialConfig {
+                    name: format!("{tenant}-{role}"),
+                    role: (*role).to_owned(),
+                    token_sha256: hex::encode(crate::auth::token_digest(token)),
+                });
+        }
+        config
+    }
+
+    #[test]
+    fn a_token_given_to_two_credentials_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        for credentials in [
+            [("t1", "admin", "same"), ("t2", "viewer", "same")],
+            [("t1", "admin", "same"), ("t1", "sales", "same")],
+        ] {
+            let Err(error) = load(&config_with(&credentials), dir.path()) else {
+                panic!("a token named two credentials: {credentials:?}");
+            };
+            let text = error.to_string();
+            assert!(text.contains("token_sha256"), "{text}");
+            assert!(text.contains("tenants.t1.credentials[0]"), "{text}");
+        }
+        let config = config_with(&[("t1", "admin", "one"), ("t2", "admin", "two")]);
+        let (auth, _) = load(&config, dir.path()).unwrap();
+        assert_eq!(auth.authenticate("two").unwrap().tenant.as_str(), "t2");
+    }
+
+    #[test]
+    fn the_digest_of_the_empty_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let Err(error) = load(&config_with(&[("t1", "admin", "")]), dir.path()) else {
+            panic!("the empty token's digest was accepted");
+        };
+        assert!(error.to_string().contains("empty token"), "{error}");
     }
 }

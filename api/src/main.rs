@@ -58,7 +58,12 @@ fn main() -> ExitCode {
                 eprintln!("oms-server: cannot read the token: {error}");
                 return ExitCode::from(2);
             }
-            println!("{}", hex::encode(api::auth::token_digest(token.trim())));
+            let token = token.trim();
+            if token.is_empty() {
+                eprintln!("oms-server: the token is empty: pass it on standard input");
+                return ExitCode::from(2);
+            }
+            println!("{}", hex::encode(api::auth::token_digest(token)));
             ExitCode::SUCCESS
         }
         Command::Serve {
