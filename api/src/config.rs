@@ -425,6 +425,26 @@ impl ServerConfig {
                 }
             }
         }
+        for tenant in self.systems.tenants.keys() {
+            let known = if self.tenants.is_empty() {
+                tenant == crate::credentials::DEMO_TENANT
+            } else {
+                self.tenants.contains_key(tenant)
+            };
+            if !known {
+                return Err(ConfigError::invalid(
+                    format!("systems.tenants.{tenant}"),
+                    format!(
+                        "no tenant `{tenant}` has credentials ({}): its systems would never be used",
+                        if self.tenants.is_empty() {
+                            "the demo tenant `demo` is the only one without [tenants]"
+                        } else {
+                            "see [tenants]"
+                        }
+                    ),
+                ));
+            }
+        }
         if !self.simulators && self.systems.tenants.is_empty() {
             return Err(ConfigError::invalid(
                 "systems",
@@ -511,6 +531,58 @@ mod tests {
         for bad in ["a:b", "a/b", "../x", "a b", ""] {
             let error = tenant(bad).unwrap_or_default();
             assert!(error.contains("a tenant id"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn systems_of_a_tenant_without_credentials_are_refused() {
+        let systems = |tenant: &str| {
+            format!(
+                "[systems.tenants.{tenant}.systems.inventory]\n\
+                 base_url = \"http://127.0.0.1:9000\"\n\
+                 callback_secrets = [\"0123456789abcdef0123\"]\n"
+            )
+        };
+        let tenants = format!(
+            "[tenants.acme]\ncredentials = [{{ name = \"x\", role = \"sales\", token_sha256 = \"{}\" }}]\n",
+            "0".repeat(64)
+        );
+        assert!(parse(&systems("demo")).is_ok());
+        assert!(parse(&format!("{tenants}{}", systems("acme"))).is_ok());
+        for text in [
+            systems("acme"),
+            format!("{tenants}{}", systems("acme-typo")),
+        ] {
+            let error = parse(&text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("systems.tenants."), "{text}: {error}");
+            assert!(error.contains("no tenant"), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_base_url_with_credentials_or_a_query_is_refused() {
+        for url in [
+            "http://user:secret@127.0.0.1:9000",
+            "http://127.0.0.1:9000/api?key=x",
+            "http://127.0.0.1:9000/api#x",
+            "http://exa mple.com",
+        ] {
+            let text = format!(
+                "[systems.tenants.demo.systems.inventory]\nbase_url = \"{url}\"\n\
+                 callback_secrets = [\"0123456789abcdef0123\"]\n"
+            );
+            let error = parse(&text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("base_url"), "{url}: {error}");
+            assert!(
+                !error.contains("secret@"),
+                "the error repeats the secret: {error}"
+            );
         }
     }
 

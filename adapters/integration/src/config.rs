@@ -33,7 +33,8 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SystemsConfig {
-    /// Systems by tenant id.
+    /// Systems by tenant id (ids of `domain::ids::validate_id`'s grammar;
+    /// the server also refuses a tenant that has no credentials).
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSystems>,
     /// How often reconciliation runs.
@@ -104,7 +105,9 @@ pub struct SystemConfig {
     /// (security/configuration) so operators see them.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// `http://host:port` (or `https://`), without a trailing path.
+    /// `http://host:port` (or `https://`), optionally with a path prefix,
+    /// without a trailing slash, user, password, query or fragment
+    /// (credentials go in `outbound_token`, never in a URL that logs show).
     pub base_url: String,
     /// Connect timeout in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
@@ -403,10 +406,10 @@ impl SystemsConfig {
             ));
         }
         for (tenant, systems) in &self.tenants {
-            if tenant.is_empty() || tenant.contains(':') || tenant.len() > 64 {
+            if let Err(problem) = domain::ids::validate_id(tenant) {
                 return Err(ConfigError::new(
                     format!("tenants.{tenant}"),
-                    "tenant id must be 1 to 64 bytes without ':'",
+                    format!("a tenant id {problem} (the id grammar of domain::ids::validate_id)"),
                 ));
             }
             for (name, config) in &systems.systems {
@@ -449,13 +452,7 @@ impl SystemsConfig {
 
 fn validate_system(key: &str, system: TargetSystem, c: &SystemConfig) -> Result<(), ConfigError> {
     let at = |field: &str| format!("{key}.{field}");
-    let url = c.base_url.as_str();
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
-        return Err(ConfigError::new(
-            at("base_url"),
-            "must start with http:// or https:// and have no trailing slash",
-        ));
-    }
+    crate::external::http::parse_base_url(key, &c.base_url)?;
     if c.connect_timeout_ms == 0 {
         return Err(ConfigError::new(
             at("connect_timeout_ms"),

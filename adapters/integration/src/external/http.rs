@@ -106,11 +106,26 @@ pub(crate) fn parse_base_url(key: &str, text: &str) -> Result<reqwest::Url, Conf
         key: format!("{key}.base_url"),
         problem: format!("not a URL: {e}"),
     })?;
+    let refused = |problem: &str| ConfigError {
+        key: format!("{key}.base_url"),
+        problem: problem.to_owned(),
+    };
     if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError {
-            key: format!("{key}.base_url"),
-            problem: "must be an http:// or https:// URL".to_owned(),
-        });
+        return Err(refused("must be an http:// or https:// URL"));
+    }
+    if text.ends_with('/') {
+        return Err(refused("must have no trailing slash"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // A secret here would be in every log line that shows the URL.
+        return Err(refused(
+            "must carry no user or password: use outbound_token for credentials",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refused(
+            "must have no query or fragment: each call's path is added to it",
+        ));
     }
     Ok(url)
 }
@@ -445,7 +460,17 @@ mod url_tests {
             url.as_str(),
             "https://crm.example/api/inventory/v1/reservation-status/t1:o1:l1:inventory:reserve:1"
         );
-        assert!(parse_base_url("k", "mailto:x@y").is_err());
-        assert!(parse_base_url("k", "not a url").is_err());
+        for refused in [
+            "mailto:x@y",
+            "not a url",
+            "http://exa mple.com",
+            "https://user:secret@crm.example",
+            "https://user@crm.example",
+            "https://crm.example/api?tenant=x",
+            "https://crm.example/api#x",
+            "https://crm.example/api/",
+        ] {
+            assert!(parse_base_url("k", refused).is_err(), "{refused}");
+        }
     }
 }
