@@ -21,6 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::state_cache::StateCache;
+use crate::stream_turns::StreamTurns;
 
 /// Who asks, under which ids, and at which version they think the stream is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,12 +165,15 @@ pub struct Loaded<S> {
 }
 
 /// The load-decide-append runner over one log. Clones share one
-/// stream-state cache ([`crate::state_cache`]).
+/// stream-state cache ([`crate::state_cache`]) and one set of stream turns
+/// ([`crate::stream_turns`]): commands on one stream through this path run
+/// one after another, so they never conflict with each other.
 #[derive(Debug, Clone)]
 pub struct CommandPath {
     log: EventLog,
     max_attempts: u32,
     cache: StateCache,
+    turns: StreamTurns,
 }
 
 impl CommandPath {
@@ -181,6 +185,7 @@ impl CommandPath {
             log,
             max_attempts: 32,
             cache: StateCache::new(crate::state_cache::DEFAULT_CAPACITY),
+            turns: StreamTurns::new(),
         }
     }
 
@@ -330,6 +335,9 @@ impl CommandPath {
         if let Some(first) = self.first_outcome(context, request_hash)? {
             return Ok(first);
         }
+        // From the load to the acknowledgement: the stream's other commands
+        // through this path wait, and then load what this one appended.
+        let _turn = self.turns.take(stream_id).await;
         for attempt in 1..=self.max_attempts {
             let loaded = self.load::<D>(stream_id)?;
             // A refusal made on a state that already holds this command's

@@ -26,6 +26,7 @@ pub mod expiry;
 pub mod metrics;
 pub mod process;
 pub mod state_cache;
+mod stream_turns;
 pub mod testing;
 
 pub use command::{CommandContext, CommandError, CommandOutcome, CommandPath};

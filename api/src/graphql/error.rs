@@ -58,6 +58,14 @@ pub enum ApiError {
         /// What it answered, as evidence (no payload).
         detail: String,
     },
+    /// Other writers changed the aggregate under every attempt the command
+    /// path made: nothing was recorded, and the client may retry the same
+    /// command (same `commandId`). `UNAVAILABLE`, as a system that did not
+    /// answer now, since the remedy is the same.
+    Contended {
+        /// The stream that kept moving.
+        stream_id: String,
+    },
     /// An external system answered something the platform cannot use (an
     /// unexpected shape, an unmapped code, refused credentials): retrying
     /// will not help until operations fix it; the detail is logged.
@@ -102,6 +110,9 @@ impl ApiError {
             ApiError::Unavailable { system, detail } => format!(
                 "{system} did not answer now ({detail}): nothing was recorded; retry the same command later"
             ),
+            ApiError::Contended { stream_id } => format!(
+                "{stream_id} was changed by other commands at every attempt: nothing was recorded; retry the same command"
+            ),
             ApiError::Upstream { system, .. } => format!(
                 "{system} answered something the platform cannot use; operations have the detail"
             ),
@@ -119,7 +130,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
             ApiError::Forbidden { .. } => "FORBIDDEN",
-            ApiError::Unavailable { .. } => "UNAVAILABLE",
+            ApiError::Unavailable { .. } | ApiError::Contended { .. } => "UNAVAILABLE",
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -128,7 +139,8 @@ impl ApiError {
     /// Maps a command path failure: rule refusals keep their rule name; an
     /// append the log refuses as malformed (an event over the payload,
     /// text-field or metadata limits: what the client sent made it too
-    /// large) is `VALIDATION` of `input`; storage failures become
+    /// large) is `VALIDATION` of `input`; a stream that other writers kept
+    /// changing is a retryable `UNAVAILABLE`; storage failures become
     /// `INTERNAL`.
     pub fn from_command<E>(error: CommandError<E>) -> Self
     where
@@ -153,6 +165,13 @@ impl ApiError {
                     "input",
                     format!("the command's events exceed the log's limits: {problem}"),
                 )
+            }
+            CommandError::Contention {
+                stream_id,
+                attempts,
+            } => {
+                tracing::warn!(%stream_id, attempts, "a command gave up on a contended stream");
+                ApiError::Contended { stream_id }
             }
             other => ApiError::internal(other),
         }
@@ -195,6 +214,10 @@ impl From<ApiError> for async_graphql::Error {
                     e.set("retryable", true);
                 })
             }
+            ApiError::Contended { .. } => base.extend_with(|_, e| {
+                e.set("code", code);
+                e.set("retryable", true);
+            }),
             ApiError::Upstream { system, detail } => {
                 let correlation = ulid::Ulid::new().to_string();
                 tracing::warn!(correlation_id = %correlation, system = *system, %detail, "external system answered something unusable");
@@ -260,5 +283,22 @@ mod tests {
             eventlog::AppendError::Storage("disk full".to_owned()),
         ));
         assert_eq!(storage.code(), "INTERNAL");
+    }
+
+    #[test]
+    fn a_stream_other_writers_kept_changing_is_a_retryable_unavailable() {
+        let error = ApiError::from_command(CommandError::<domain::quote::QuoteError>::Contention {
+            stream_id: "quote-q-1".to_owned(),
+            attempts: 32,
+        });
+        assert_eq!(error.code(), "UNAVAILABLE", "{error:?}");
+        let error: async_graphql::Error = error.into();
+        assert!(
+            error.message.contains("retry the same command"),
+            "{}",
+            error.message
+        );
+        let extensions = serde_json::to_value(&error.extensions).unwrap_or_default();
+        assert_eq!(extensions["retryable"], true, "{extensions}");
     }
 }
