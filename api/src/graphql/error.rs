@@ -252,6 +252,24 @@ impl From<projections::QueryError> for ApiError {
     }
 }
 
+impl From<projections::ProjectionError> for ApiError {
+    /// An admin's rebuild: an unknown name is `VALIDATION` of `name`, a
+    /// rebuild of a projector already being rebuilt is the rule
+    /// `rebuild_in_progress` (wait for it); the rest is `INTERNAL`.
+    fn from(error: projections::ProjectionError) -> Self {
+        match error {
+            projections::ProjectionError::UnknownProjector(name) => {
+                ApiError::validation("name", format!("no projector `{name}`"))
+            }
+            e @ projections::ProjectionError::RebuildInProgress(_) => ApiError::RuleViolation {
+                rule: "rebuild_in_progress",
+                message: e.to_string(),
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 /// The result type of every resolver body.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -283,6 +301,16 @@ mod tests {
             eventlog::AppendError::Storage("disk full".to_owned()),
         ));
         assert_eq!(storage.code(), "INTERNAL");
+    }
+
+    #[test]
+    fn a_rebuild_already_running_or_an_unknown_projector_is_the_callers_not_internal() {
+        let running: ApiError =
+            projections::ProjectionError::RebuildInProgress("quotes".to_owned()).into();
+        assert_eq!(running.code(), "RULE_VIOLATION", "{running:?}");
+        let unknown: ApiError =
+            projections::ProjectionError::UnknownProjector("nope".to_owned()).into();
+        assert_eq!(unknown.code(), "VALIDATION", "{unknown:?}");
     }
 
     #[test]

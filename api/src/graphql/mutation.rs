@@ -1151,12 +1151,7 @@ impl Mutation {
         })
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            projections::ProjectionError::UnknownProjector(name) => {
-                ApiError::validation("name", format!("no projector `{name}`"))
-            }
-            other => ApiError::internal(other),
-        })?;
+        .map_err(ApiError::from)?;
         Ok(reports.into_iter().map(Into::into).collect())
     }
 
