@@ -94,7 +94,9 @@ fn damaged(position: u64, problem: impl Into<String>) -> ReplayError {
 fn restore_error(error: RestoreError) -> ReplayError {
     match error {
         RestoreError::NotEmpty(dir) => ReplayError::Usage(format!(
-            "import needs an empty data directory; {} is not empty",
+            "import needs an empty data directory; {} is not empty (an import that was \
+             killed leaves what it wrote, which `oms-replay verify` reports as a restore \
+             that did not finish: remove that directory and import again)",
             dir.display()
         )),
         RestoreError::Refused { position, problem } => damaged(position, problem.to_string()),
