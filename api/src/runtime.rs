@@ -306,13 +306,29 @@ struct Control {
 }
 
 impl Control {
-    fn current(&self) -> ApiResult<Arc<Fulfillment>> {
-        self.inner
-            .current
-            .read()
-            .ok()
-            .and_then(|c| c.clone())
-            .ok_or_else(|| ApiError::internal("the fulfillment process is not running"))
+    /// The running process, read without waiting (a status report).
+    fn current(&self) -> Option<Arc<Fulfillment>> {
+        self.inner.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The running process once no stop or restart is under way: a
+    /// request that arrives during a consumer reset waits for the restart
+    /// rather than finding no process. A process that is not running after
+    /// that (the server is shutting down, or a restart failed) is a
+    /// retryable `UNAVAILABLE`, never `INTERNAL`: the caller did nothing
+    /// wrong.
+    async fn settled(&self) -> ApiResult<Arc<Fulfillment>> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        self.current().ok_or_else(not_running)
+    }
+}
+
+/// The refusal of a request that needs the fulfillment process while it
+/// is not running.
+fn not_running() -> ApiError {
+    ApiError::Unavailable {
+        system: "fulfillment",
+        detail: "the fulfillment process is not running".to_owned(),
     }
 }
 
@@ -322,7 +338,8 @@ impl FulfillmentControl for Control {
         tenant: &'a TenantId,
     ) -> BoxFuture<'a, ApiResult<integration::ReconciliationReport>> {
         Box::pin(async move {
-            self.current()?
+            self.settled()
+                .await?
                 .trigger_reconciliation(tenant)
                 .await
                 .map_err(ApiError::internal)
@@ -331,7 +348,7 @@ impl FulfillmentControl for Control {
 
     fn consumers(&self) -> ConsumerReport {
         ConsumerReport {
-            fulfillment: self.current().ok().map(|f| f.status()),
+            fulfillment: self.current().map(|f| f.status()),
             relay: self.inner.relay.as_ref().map(Relay::status),
         }
     }
@@ -370,20 +387,34 @@ impl FulfillmentControl for Control {
         recovery: bool,
     ) -> BoxFuture<'a, Option<ApiResult<ConsumerReset>>> {
         Box::pin(async move {
-            let current = self.current().ok()?;
+            // Resets take their turns: one that arrives while another
+            // restarts the process waits for it, and still finds its
+            // consumer.
+            let lifecycle = self.inner.lifecycle.lock().await;
+            let Some(current) = self.current() else {
+                return integration::fulfillment::CONSUMERS
+                    .contains(&name)
+                    .then(|| Err(not_running()));
+            };
             if !current.status().consumers.iter().any(|c| c.name == name) {
                 return None;
             }
-            Some(self.restart_with_reset(name, to, recovery).await)
+            drop(current);
+            Some(
+                self.restart_with_reset(&lifecycle, name, to, recovery)
+                    .await,
+            )
         })
     }
 }
 
 impl Control {
     /// Stops the process, moves the consumer's checkpoint (with a recovery
-    /// bound for a side-effect consumer), and starts the process again.
+    /// bound for a side-effect consumer), and starts the process again;
+    /// the caller holds the lifecycle lock throughout.
     async fn restart_with_reset(
         &self,
+        _lifecycle: &tokio::sync::MutexGuard<'_, ()>,
         name: &str,
         to: u64,
         recovery: bool,
@@ -403,7 +434,6 @@ impl Control {
                 "beyond the head of the log",
             ));
         }
-        let _lifecycle = self.inner.lifecycle.lock().await;
         if let Some(running) = self.inner.take_current() {
             running.shutdown().await;
         }

@@ -21,4 +21,5 @@ mod live;
 mod metrics;
 mod price_book;
 mod repair;
+mod reset;
 mod restart;
