@@ -221,11 +221,45 @@ impl fmt::Display for StreamKind {
     }
 }
 
+/// Checks that some stream name can start with `prefix` (a live-events
+/// filter): a non-empty start of a kind's prefix (`quo`, `order-`), or a
+/// kind's prefix followed by the start of an id under [`validate_id`]'s
+/// grammar (`quote-q1`). A prefix no stream can have (`../x`, `quote-/`)
+/// is refused rather than accepted as a filter that never matches.
+///
+/// # Errors
+/// [`StreamParseError::UnknownKind`] when it starts no kind's prefix,
+/// [`StreamParseError::BadId`] when the id part breaks the id grammar.
+pub fn validate_stream_prefix(prefix: &str) -> Result<(), StreamParseError> {
+    if prefix.is_empty() {
+        return Err(StreamParseError::UnknownKind(String::new()));
+    }
+    if StreamKind::ALL
+        .iter()
+        .any(|kind| kind.prefix().starts_with(prefix))
+    {
+        return Ok(());
+    }
+    let (kind, id) = StreamKind::ALL
+        .iter()
+        .find_map(|kind| prefix.strip_prefix(kind.prefix()).map(|id| (*kind, id)))
+        .ok_or_else(|| StreamParseError::UnknownKind(prefix.to_owned()))?;
+    validate_id(id).map_err(|error| StreamParseError::BadId { kind, error })
+}
+
 /// Why a text is not the name of a quote, order, handoff or catalog stream.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StreamParseError {
+    /// The id after the kind's prefix breaks the id grammar.
+    #[error("the id after {} {error}", .kind.prefix())]
+    BadId {
+        /// The kind whose prefix starts the name.
+        kind: StreamKind,
+        /// What is wrong with the id.
+        error: IdError,
+    },
     /// The name does not start with `quote-`, `order-`, `handoff-` or `catalog-`.
-    #[error("stream {0} has no known aggregate prefix (quote-, order-, handoff-, catalog-)")]
+    #[error("stream {0:?} has no known aggregate prefix (quote-, order-, handoff-, catalog-)")]
     UnknownKind(String),
     /// The name is only a prefix: the id is empty.
     #[error("stream name {}<id> has an empty id", .0.prefix())]
@@ -363,6 +397,39 @@ mod tests {
             StreamRef::parse("order-"),
             Err(StreamParseError::EmptyId(StreamKind::Order))
         );
+    }
+
+    #[test]
+    fn a_stream_prefix_is_a_start_of_some_stream_name() {
+        for name in ["quote-q.1", "order-o1", "handoff-h~1", "catalog-t1"] {
+            for end in 1..=name.len() {
+                assert_eq!(validate_stream_prefix(&name[..end]), Ok(()), "{name}");
+            }
+        }
+        for unknown in ["", "../x", "x", "quote_", "Quote-", "quotes"] {
+            assert_eq!(
+                validate_stream_prefix(unknown),
+                Err(StreamParseError::UnknownKind(unknown.to_owned())),
+                "{unknown}"
+            );
+        }
+        for (bad, error) in [
+            ("quote-/", IdError::BadFirst),
+            ("order-..", IdError::BadFirst),
+            (
+                "handoff-h/1",
+                IdError::BadCharacter {
+                    position: 2,
+                    found: '/',
+                },
+            ),
+        ] {
+            let Err(StreamParseError::BadId { error: found, .. }) = validate_stream_prefix(bad)
+            else {
+                panic!("{bad} accepted");
+            };
+            assert_eq!(found, error, "{bad}");
+        }
     }
 
     #[test]

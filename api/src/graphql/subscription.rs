@@ -34,6 +34,8 @@ impl Subscription {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
         if let Some(prefix) = &stream_prefix {
             input::label("streamPrefix", prefix, input::MAX_LABEL_BYTES)?;
+            domain::ids::validate_stream_prefix(prefix)
+                .map_err(|e| ApiError::validation("streamPrefix", e.to_string()))?;
         }
         if let Some(types) = &event_types {
             if types.len() > MAX_EVENT_TYPES {
