@@ -4,33 +4,32 @@
 //! Every 4xx answer is a JSON GraphQL error body
 //! (`{"errors":[{"message":...,"extensions":{"code":...}}]}`), never a
 //! plain-text or `Debug` rendering. WebSocket messages are capped at the
-//! same size as HTTP bodies, and a WebSocket without valid credentials is
-//! closed with graphql-transport-ws's 4401 (4403 for a forbidden role).
+//! same size as HTTP bodies; [`crate::websocket`] holds each connection to
+//! graphql-transport-ws.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, Data, Executor, ParseRequestError};
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::GraphQLResponse;
 use axum::body::{Bytes, HttpBody};
-use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::{SinkExt, StreamExt};
 use prometheus_client::collector::Collector;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
-use crate::auth::{Authenticator, Principal, Role};
+use crate::auth::{Authenticator, Role};
 use crate::graphql::error::ApiError;
 use crate::graphql::limits::LimitedSchema;
 use crate::metrics;
 use crate::platform::Platform;
+use crate::websocket;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -265,98 +264,10 @@ fn label_engine_errors(response: &mut async_graphql::BatchResponse) {
     }
 }
 
-/// The WebSocket form of [`label_engine_errors`]: an `error` message
-/// (graphql-transport-ws; a refused `subscribe`: parse errors, unknown
-/// fields, depth and complexity limits) gets `VALIDATION` on each error
-/// without a code, as the same operation over HTTP does.
-fn label_ws_errors(message: Message) -> Message {
-    let Message::Text(text) = &message else {
-        return message;
-    };
-    if !text.as_str().contains("\"error\"") {
-        return message;
-    }
-    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
-        return message;
-    };
-    if value.get("type").and_then(serde_json::Value::as_str) != Some("error") {
-        return message;
-    }
-    let Some(errors) = value
-        .get_mut("payload")
-        .and_then(serde_json::Value::as_array_mut)
-    else {
-        return message;
-    };
-    for error in errors
-        .iter_mut()
-        .filter_map(serde_json::Value::as_object_mut)
-    {
-        let extensions = error
-            .entry("extensions")
-            .or_insert_with(|| serde_json::json!({}));
-        if let Some(extensions) = extensions.as_object_mut() {
-            extensions
-                .entry("code")
-                .or_insert_with(|| serde_json::Value::from("VALIDATION"));
-        }
-    }
-    Message::Text(value.to_string().into())
-}
-
-/// Authenticates a WebSocket from its `connection_init` payload
-/// (`{"Authorization": "Bearer ..."}` or `{"authToken": "..."}`).
-fn principal_from_init(auth: &Authenticator, payload: &serde_json::Value) -> Option<Principal> {
-    let header = payload
-        .get("Authorization")
-        .or_else(|| payload.get("authorization"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .or_else(|| {
-            payload
-                .get("authToken")
-                .and_then(|v| v.as_str())
-                .map(|token| format!("Bearer {token}"))
-        })?;
-    auth.authenticate_header(Some(&header))
-}
-
-/// graphql-transport-ws close code: the connection is not authenticated.
-pub const CLOSE_UNAUTHORIZED: u16 = 4401;
-/// graphql-transport-ws close code: the credential may not subscribe.
-pub const CLOSE_FORBIDDEN: u16 = 4403;
-const UNAUTHORIZED_REASON: &str = "Unauthorized";
-const FORBIDDEN_REASON: &str = "Forbidden";
-
-/// async-graphql closes a refused `connection_init` with 1002 and the
-/// callback's message, and a `subscribe` before the handshake with 1011;
-/// graphql-transport-ws wants 4401 (unauthorized) and 4403 (forbidden).
-fn protocol_close_code(message: Message) -> Message {
-    let Message::Close(Some(frame)) = &message else {
-        return message;
-    };
-    let code = match (frame.code, frame.reason.as_str()) {
-        (1002, UNAUTHORIZED_REASON) | (1011, "The handshake is not completed.") => {
-            CLOSE_UNAUTHORIZED
-        }
-        (1002, FORBIDDEN_REASON) => CLOSE_FORBIDDEN,
-        _ => return message,
-    };
-    let reason = if code == CLOSE_FORBIDDEN {
-        FORBIDDEN_REASON
-    } else {
-        UNAUTHORIZED_REASON
-    };
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
 async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
+    protocol: websocket::Protocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let from_header = state.auth.authenticate_header(bearer(&headers));
@@ -368,29 +279,21 @@ async fn websocket(
         .max_frame_size(state.max_message_bytes)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            let (sink, stream) = socket.split();
-            let sink = sink.with(|message: Message| {
-                futures_util::future::ready(Ok::<_, axum::Error>(label_ws_errors(
-                    protocol_close_code(message),
-                )))
-            });
-            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let principal = from_header
-                        .or_else(|| principal_from_init(&auth, &payload))
-                        .ok_or_else(|| async_graphql::Error::new(UNAUTHORIZED_REASON))?;
-                    if !principal.role.allows(Role::Viewer) {
-                        return Err(async_graphql::Error::new(FORBIDDEN_REASON));
-                    }
-                    let mut data = Data::default();
-                    data.insert(crate::graphql::links::for_request(
-                        platform,
-                        principal.tenant.clone(),
-                    ));
-                    data.insert(principal);
-                    Ok(data)
-                })
-                .serve()
+            websocket::serve(socket, schema, protocol, move |payload| async move {
+                let principal = from_header
+                    .or_else(|| websocket::principal_from_init(&auth, &payload))
+                    .ok_or_else(|| async_graphql::Error::new(websocket::UNAUTHORIZED_REASON))?;
+                if !principal.role.allows(Role::Viewer) {
+                    return Err(async_graphql::Error::new(websocket::FORBIDDEN_REASON));
+                }
+                let mut data = Data::default();
+                data.insert(crate::graphql::links::for_request(
+                    platform,
+                    principal.tenant.clone(),
+                ));
+                data.insert(principal);
+                Ok(data)
+            })
         })
 }
 
@@ -477,33 +380,7 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 #[cfg(test)]
 mod tests {
-    use super::{label_ws_errors, liveness, readiness, Message, StatusCode};
-
-    #[test]
-    fn a_refused_subscription_over_websocket_carries_a_code() {
-        let refused =
-            r#"{"type":"error","id":"1","payload":[{"message":"Query is too complex."}]}"#;
-        let Message::Text(text) = label_ws_errors(Message::Text(refused.into())) else {
-            panic!("not text");
-        };
-        let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
-        assert_eq!(
-            value["payload"][0]["extensions"]["code"], "VALIDATION",
-            "{value}"
-        );
-        assert_eq!(value["id"], "1");
-        let coded = r#"{"type":"error","id":"2","payload":[{"message":"no","extensions":{"code":"FORBIDDEN"}}]}"#;
-        let Message::Text(text) = label_ws_errors(Message::Text(coded.into())) else {
-            panic!("not text");
-        };
-        let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
-        assert_eq!(value["payload"][0]["extensions"]["code"], "FORBIDDEN");
-        let next = r#"{"type":"next","id":"3","payload":{"data":{"x":"\"error\""}}}"#;
-        let Message::Text(text) = label_ws_errors(Message::Text(next.into())) else {
-            panic!("not text");
-        };
-        assert_eq!(text.as_str(), next, "other messages pass unchanged");
-    }
+    use super::{liveness, readiness, StatusCode};
 
     #[test]
     fn a_fenced_log_fails_liveness_and_readiness() {

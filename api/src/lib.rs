@@ -19,3 +19,4 @@ pub mod pricing;
 pub mod runtime;
 pub mod server;
 pub mod stream_owners;
+pub mod websocket;

@@ -267,3 +267,136 @@ async fn the_websocket_without_a_valid_token_is_refused() {
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
+    let server = Server::start();
+    let mut socket = open(&server, Some(&server.token("viewer"))).await;
+    assert!(init(&mut socket, json!({})).await);
+    for (id, prefix) in [("1", "../x"), ("2", "quote-/"), ("3", "")] {
+        subscribe(
+            &mut socket,
+            id,
+            live_events::Variables {
+                stream_prefix: Some(prefix.to_owned()),
+                event_types: None,
+            },
+        )
+        .await;
+        // An execution error: graphql-transport-ws allows it as `error`
+        // or as a `next` carrying errors.
+        let answer = receive(&mut socket, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(answer["id"], id, "{answer}");
+        let error = match answer["type"].as_str() {
+            Some("error") => &answer["payload"][0],
+            Some("next") => &answer["payload"]["errors"][0],
+            _ => panic!("{prefix:?}: {answer}"),
+        };
+        assert_eq!(
+            error["extensions"]["code"], "VALIDATION",
+            "{prefix:?}: {answer}"
+        );
+        assert!(
+            error["message"].as_str().unwrap().contains("streamPrefix"),
+            "{answer}"
+        );
+        if answer["type"] == "next" {
+            let ended = receive(&mut socket, Duration::from_secs(5)).await.unwrap();
+            assert_eq!(ended, json!({"id": id, "type": "complete"}));
+        }
+    }
+    // The start of a kind's prefix is a prefix some stream has.
+    subscribe(
+        &mut socket,
+        "4",
+        live_events::Variables {
+            stream_prefix: Some("quo".to_owned()),
+            event_types: None,
+        },
+    )
+    .await;
+    let quote = server
+        .client
+        .create_quote(&server.token("sales"), "c-1", "cust-1")
+        .await
+        .unwrap();
+    let seen = events_until(&mut socket, |seen| !seen.is_empty()).await;
+    assert_eq!(seen.last().unwrap().1.stream_id, format!("quote-{quote}"));
+}
+
+/// The close frame's code once the server closes (pings answered, other
+/// messages skipped), or `None` if the connection ends without one or
+/// stays open for 5 s.
+async fn close_code(socket: &mut Socket) -> Option<u16> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .ok()??;
+        match message.ok()? {
+            Message::Close(frame) => return frame.map(|f| u16::from(f.code)),
+            Message::Text(text) if text.as_str().contains("\"ping\"") => {
+                send(socket, json!({"type": "pong"})).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn subscribe_message(id: &str) -> Value {
+    let payload = serde_json::to_value(LiveEvents::build_query(live_events::Variables {
+        stream_prefix: None,
+        event_types: None,
+    }))
+    .unwrap();
+    json!({"id": id, "type": "subscribe", "payload": payload})
+}
+
+#[tokio::test]
+async fn a_subscribe_reusing_a_running_id_closes_with_4409_and_a_completed_id_is_free() {
+    let server = Server::start();
+    let mut socket = open(&server, Some(&server.token("viewer"))).await;
+    assert!(init(&mut socket, json!({})).await);
+    send(&mut socket, subscribe_message("a")).await;
+    // Completed by the client, the id may be used again.
+    send(&mut socket, json!({"id": "a", "type": "complete"})).await;
+    send(&mut socket, subscribe_message("a")).await;
+    let quote = server
+        .client
+        .create_quote(&server.token("sales"), "c-1", "cust-1")
+        .await
+        .unwrap();
+    let seen = events_until(&mut socket, |seen| !seen.is_empty()).await;
+    assert_eq!(seen.last().unwrap().1.stream_id, format!("quote-{quote}"));
+    // Still running: a second subscribe with its id closes the connection.
+    send(&mut socket, subscribe_message("a")).await;
+    assert_eq!(close_code(&mut socket).await, Some(4409));
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_a_protocol_message_closes_with_4400() {
+    let server = Server::start();
+    for bad in [
+        "not json",
+        r#"{"type":"subscribe"}"#,
+        r#"{"type":"launch","id":"1"}"#,
+    ] {
+        let mut socket = open(&server, Some(&server.token("viewer"))).await;
+        assert!(init(&mut socket, json!({})).await);
+        socket.send(Message::Text(bad.into())).await.unwrap();
+        assert_eq!(close_code(&mut socket).await, Some(4400), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_closes_with_1009() {
+    let server = Server::start();
+    let mut socket = open(&server, Some(&server.token("viewer"))).await;
+    assert!(init(&mut socket, json!({})).await);
+    let mut oversized = subscribe_message("big");
+    oversized["payload"]["variables"]["padding"] = Value::from("x".repeat(512 << 10));
+    // The server may close while the message is still being written.
+    let _ = socket
+        .send(Message::Text(oversized.to_string().into()))
+        .await;
+    assert_eq!(close_code(&mut socket).await, Some(1009));
+}

@@ -1,0 +1,420 @@
+//! GraphQL over WebSocket: one connection's session, with the protocol's
+//! rules async-graphql leaves to the server.
+//!
+//! async-graphql runs the subscriptions; this module stands between it and
+//! the socket and holds the connection to graphql-transport-ws:
+//! - a message that is not a protocol message closes with 4400;
+//! - a `subscribe` whose id is already in use closes with 4409
+//!   (async-graphql would silently replace the running subscription);
+//! - a message over the size limit closes with 1009 (the socket would
+//!   otherwise just drop);
+//! - a refused `connection_init` closes with 4401 or 4403, and a
+//!   `subscribe` before the handshake with 4401;
+//! - every error sent for a refused `subscribe` carries a code.
+//!
+//! The legacy subscriptions-transport-ws protocol (`graphql-ws`) keeps
+//! async-graphql's own behaviour.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::http::{ClientMessage, WebSocket as Session, WebSocketProtocols, WsMessage};
+use async_graphql::{Data, Executor};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+
+use crate::auth::{Authenticator, Principal};
+
+/// graphql-transport-ws close code: a message that is not a protocol message.
+pub const CLOSE_BAD_MESSAGE: u16 = 4400;
+/// graphql-transport-ws close code: the connection is not authenticated.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// graphql-transport-ws close code: the credential may not subscribe.
+pub const CLOSE_FORBIDDEN: u16 = 4403;
+/// graphql-transport-ws close code: a `subscribe` reused a running id.
+pub const CLOSE_DUPLICATE_ID: u16 = 4409;
+/// WebSocket close code (RFC 6455): a message too big to process.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// The reason async-graphql's `connection_init` refusal carries when the
+/// connection has no valid credential.
+pub const UNAUTHORIZED_REASON: &str = "Unauthorized";
+/// The reason async-graphql's `connection_init` refusal carries when the
+/// credential's role may not subscribe.
+pub const FORBIDDEN_REASON: &str = "Forbidden";
+
+/// The longest close reason a WebSocket close frame carries (RFC 6455:
+/// 125 bytes of payload, two of them the code).
+const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// The subprotocol the client asked for (`Sec-WebSocket-Protocol`): the
+/// first of its list this server speaks; a request naming none is refused
+/// with 400.
+#[derive(Clone, Copy, Debug)]
+pub struct Protocol(pub WebSocketProtocols);
+
+impl<S: Send + Sync> FromRequestParts<S> for Protocol {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .headers
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|list| {
+                list.split(',')
+                    .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+            })
+            .map(Self)
+            .ok_or(StatusCode::BAD_REQUEST)
+    }
+}
+
+/// Serves one upgraded connection until either side ends it: client
+/// messages pass the [`Guard`] into async-graphql's session (`executor`
+/// runs the operations, `on_init` answers `connection_init` with the
+/// connection's data or a refusal), and the session's messages go back
+/// with the close codes and error codes above.
+pub async fn serve<E, F, R>(socket: WebSocket, executor: E, protocol: Protocol, on_init: F)
+where
+    E: Executor,
+    F: FnOnce(serde_json::Value) -> R + Send + 'static,
+    R: Future<Output = async_graphql::Result<Data>> + Send + 'static,
+{
+    let protocol = protocol.0;
+    let guard = Arc::new(Mutex::new(Guard::new(protocol)));
+    let (mut sink, incoming) = socket.split();
+    let admitted = guard.clone();
+    let input = incoming
+        .map(move |received| match admitted.lock() {
+            Ok(mut guard) => guard.admit(received),
+            Err(_) => Admit::End,
+        })
+        .take_while(|admit| futures_util::future::ready(!matches!(admit, Admit::End)))
+        .filter_map(|admit| {
+            futures_util::future::ready(match admit {
+                Admit::Forward(message) => Some(*message),
+                Admit::Skip | Admit::End => None,
+            })
+        });
+    let session =
+        Session::from_message_stream(executor, input, protocol).on_connection_init(on_init);
+    futures_util::pin_mut!(session);
+    while let Some(message) = session.next().await {
+        let message = match message {
+            WsMessage::Text(text) => {
+                if let Ok(mut guard) = guard.lock() {
+                    guard.sent(&text);
+                }
+                label_errors(Message::Text(text.into()))
+            }
+            WsMessage::Close(code, reason) => close_code(code, &reason),
+        };
+        if sink.send(message).await.is_err() {
+            return;
+        }
+    }
+    let closing = guard.lock().ok().and_then(|mut guard| guard.close.take());
+    if let Some(frame) = closing {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// What becomes of one thing read from the socket.
+enum Admit {
+    /// A protocol message (or, in the legacy protocol, a bad one, which
+    /// async-graphql refuses itself) for the session.
+    Forward(Box<serde_json::Result<ClientMessage>>),
+    /// Nothing for the session (a WebSocket ping, pong or close frame).
+    Skip,
+    /// The connection ends here, with [`Guard::close`] sent if set.
+    End,
+}
+
+/// One connection's protocol state: the subscription ids in use, and the
+/// close frame that ends the connection when a client message broke the
+/// protocol.
+struct Guard {
+    protocol: WebSocketProtocols,
+    running: HashSet<String>,
+    close: Option<CloseFrame>,
+}
+
+impl Guard {
+    fn new(protocol: WebSocketProtocols) -> Self {
+        Self {
+            protocol,
+            running: HashSet::new(),
+            close: None,
+        }
+    }
+
+    fn closing(&mut self, code: u16, reason: &str) -> Admit {
+        self.close = Some(CloseFrame {
+            code,
+            reason: close_reason(reason).into(),
+        });
+        Admit::End
+    }
+
+    /// Checks one thing read from the socket against the protocol.
+    fn admit(&mut self, received: Result<Message, axum::Error>) -> Admit {
+        let bytes = match received {
+            Ok(Message::Text(text)) => axum::body::Bytes::from(text),
+            Ok(Message::Binary(bytes)) => bytes,
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => return Admit::Skip,
+            Err(error) if too_big(&error) => {
+                return self.closing(CLOSE_TOO_BIG, "the message is over the size limit")
+            }
+            Err(_) => return Admit::End,
+        };
+        let message = ClientMessage::from_bytes(&bytes);
+        if self.protocol != WebSocketProtocols::GraphQLWS {
+            return Admit::Forward(Box::new(message));
+        }
+        match &message {
+            Err(error) => {
+                return self.closing(
+                    CLOSE_BAD_MESSAGE,
+                    &format!("Invalid message received: {error}"),
+                )
+            }
+            Ok(ClientMessage::Start { id, .. }) => {
+                if !self.running.insert(id.clone()) {
+                    return self.closing(
+                        CLOSE_DUPLICATE_ID,
+                        &format!("Subscriber for {id} already exists"),
+                    );
+                }
+            }
+            Ok(ClientMessage::Stop { id }) => {
+                self.running.remove(id);
+            }
+            Ok(_) => {}
+        }
+        Admit::Forward(Box::new(message))
+    }
+
+    /// Notes a message the session sends: a `complete` or an `error` ends
+    /// its subscription, so its id may be used again.
+    fn sent(&mut self, text: &str) {
+        if !(text.contains("\"complete\"") || text.contains("\"error\"")) {
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct Ending {
+            #[serde(rename = "type")]
+            kind: String,
+            id: Option<String>,
+        }
+        if let Ok(Ending { kind, id: Some(id) }) = serde_json::from_str::<Ending>(text) {
+            if kind == "complete" || kind == "error" {
+                self.running.remove(&id);
+            }
+        }
+    }
+}
+
+/// Whether a read failed because the message (or a frame) is over the
+/// configured size limit.
+fn too_big(error: &axum::Error) -> bool {
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        if let Some(error) = error.downcast_ref::<tungstenite::Error>() {
+            return matches!(error, tungstenite::Error::Capacity(_));
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// `reason` cut to what a close frame carries, at a character boundary.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(MAX_CLOSE_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+/// async-graphql closes a refused `connection_init` with 1002 and the
+/// callback's message, and a `subscribe` before the handshake with 1011;
+/// graphql-transport-ws wants 4401 (unauthorized) and 4403 (forbidden).
+fn close_code(code: u16, reason: &str) -> Message {
+    let (code, reason) = match (code, reason) {
+        (1002, UNAUTHORIZED_REASON) | (1011, "The handshake is not completed.") => {
+            (CLOSE_UNAUTHORIZED, UNAUTHORIZED_REASON)
+        }
+        (1002, FORBIDDEN_REASON) => (CLOSE_FORBIDDEN, FORBIDDEN_REASON),
+        other => other,
+    };
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: close_reason(reason).into(),
+    }))
+}
+
+/// An `error` message (a refused `subscribe`: parse errors, unknown
+/// fields, depth and complexity limits) gets `VALIDATION` on each error
+/// without a code, as the same operation over HTTP does.
+fn label_errors(message: Message) -> Message {
+    let Message::Text(text) = &message else {
+        return message;
+    };
+    if !text.as_str().contains("\"error\"") {
+        return message;
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+        return message;
+    };
+    if value.get("type").and_then(serde_json::Value::as_str) != Some("error") {
+        return message;
+    }
+    let Some(errors) = value
+        .get_mut("payload")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return message;
+    };
+    for error in errors
+        .iter_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+    {
+        let extensions = error
+            .entry("extensions")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(extensions) = extensions.as_object_mut() {
+            extensions
+                .entry("code")
+                .or_insert_with(|| serde_json::Value::from("VALIDATION"));
+        }
+    }
+    Message::Text(value.to_string().into())
+}
+
+/// Authenticates a WebSocket from its `connection_init` payload
+/// (`{"Authorization": "Bearer ..."}` or `{"authToken": "..."}`).
+pub fn principal_from_init(auth: &Authenticator, payload: &serde_json::Value) -> Option<Principal> {
+    let header = payload
+        .get("Authorization")
+        .or_else(|| payload.get("authorization"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .or_else(|| {
+            payload
+                .get("authToken")
+                .and_then(|v| v.as_str())
+                .map(|token| format!("Bearer {token}"))
+        })?;
+    auth.authenticate_header(Some(&header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_subscription_over_websocket_carries_a_code() {
+        let refused =
+            r#"{"type":"error","id":"1","payload":[{"message":"Query is too complex."}]}"#;
+        let Message::Text(text) = label_errors(Message::Text(refused.into())) else {
+            panic!("not text");
+        };
+        let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        assert_eq!(
+            value["payload"][0]["extensions"]["code"], "VALIDATION",
+            "{value}"
+        );
+        assert_eq!(value["id"], "1");
+        let coded = r#"{"type":"error","id":"2","payload":[{"message":"no","extensions":{"code":"FORBIDDEN"}}]}"#;
+        let Message::Text(text) = label_errors(Message::Text(coded.into())) else {
+            panic!("not text");
+        };
+        let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+        assert_eq!(value["payload"][0]["extensions"]["code"], "FORBIDDEN");
+        let next = r#"{"type":"next","id":"3","payload":{"data":{"x":"\"error\""}}}"#;
+        let Message::Text(text) = label_errors(Message::Text(next.into())) else {
+            panic!("not text");
+        };
+        assert_eq!(text.as_str(), next, "other messages pass unchanged");
+    }
+
+    fn text(value: &serde_json::Value) -> Result<Message, axum::Error> {
+        Ok(Message::Text(value.to_string().into()))
+    }
+
+    fn closed_with(admit: Admit, guard: &Guard) -> Option<u16> {
+        matches!(admit, Admit::End).then(|| guard.close.as_ref().map_or(0, |frame| frame.code))
+    }
+
+    #[test]
+    fn an_id_in_use_closes_with_4409_and_is_free_again_once_completed() {
+        let mut guard = Guard::new(WebSocketProtocols::GraphQLWS);
+        let subscribe = serde_json::json!({"type": "subscribe", "id": "a", "payload": {"query": "subscription { x }"}});
+        assert_eq!(closed_with(guard.admit(text(&subscribe)), &guard), None);
+        // The client completes it: the id is free.
+        let complete = serde_json::json!({"type": "complete", "id": "a"});
+        assert_eq!(closed_with(guard.admit(text(&complete)), &guard), None);
+        assert_eq!(closed_with(guard.admit(text(&subscribe)), &guard), None);
+        // The server ends it: free again.
+        guard.sent(r#"{"type":"error","id":"a","payload":[]}"#);
+        assert_eq!(closed_with(guard.admit(text(&subscribe)), &guard), None);
+        // A `next` ends nothing.
+        guard.sent(r#"{"type":"next","id":"a","payload":{"data":{"complete":"error"}}}"#);
+        assert_eq!(
+            closed_with(guard.admit(text(&subscribe)), &guard),
+            Some(CLOSE_DUPLICATE_ID)
+        );
+    }
+
+    #[test]
+    fn a_message_that_is_not_a_protocol_message_closes_with_4400() {
+        for bad in [
+            Ok(Message::Text("not json".into())),
+            Ok(Message::Text("{\"type\":\"subscribe\"}".into())),
+            Ok(Message::Text("{\"type\":\"launch\",\"id\":\"1\"}".into())),
+            Ok(Message::Binary(vec![0xff, 0x00].into())),
+        ] {
+            let mut guard = Guard::new(WebSocketProtocols::GraphQLWS);
+            assert_eq!(
+                closed_with(guard.admit(bad), &guard),
+                Some(CLOSE_BAD_MESSAGE)
+            );
+        }
+        // The legacy protocol leaves the refusal to async-graphql.
+        let mut guard = Guard::new(WebSocketProtocols::SubscriptionsTransportWS);
+        let Admit::Forward(message) = guard.admit(Ok(Message::Text("not json".into()))) else {
+            panic!("not forwarded");
+        };
+        assert!(message.is_err());
+    }
+
+    #[test]
+    fn a_close_reason_fits_a_close_frame_at_a_character_boundary() {
+        let long = format!("Subscriber for {} already exists", "é".repeat(200));
+        let reason = close_reason(&long);
+        assert!(reason.len() <= MAX_CLOSE_REASON_BYTES);
+        assert!(long.starts_with(&reason));
+        assert_eq!(close_reason("short"), "short");
+    }
+
+    #[test]
+    fn refused_handshakes_get_the_protocols_codes() {
+        for (code, reason, expected) in [
+            (1002, UNAUTHORIZED_REASON, CLOSE_UNAUTHORIZED),
+            (1011, "The handshake is not completed.", CLOSE_UNAUTHORIZED),
+            (1002, FORBIDDEN_REASON, CLOSE_FORBIDDEN),
+            (4429, "Too many initialisation requests.", 4429),
+        ] {
+            let Message::Close(Some(frame)) = close_code(code, reason) else {
+                panic!("not a close");
+            };
+            assert_eq!(frame.code, expected, "{reason}");
+        }
+    }
+}
