@@ -451,11 +451,76 @@ async fn websocket_messages_are_capped_at_the_http_body_limit() {
     send(&mut socket, subscribe("small", 1_000)).await;
     assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "next"));
     assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "complete"));
-    // 2 MB, over the 256 KiB limit: never executed, the socket is closed.
+    // 2 MB, over the 256 KiB limit: never executed, the socket is closed
+    // with 1009 (message too big).
     send(&mut socket, subscribe("large", 2 * 1024 * 1024)).await;
     match next(&mut socket).await {
-        Next::Closed(_) => {}
+        Next::Closed(code) => assert_eq!(code, Some(1009)),
         Next::Message(message) => panic!("a 2 MB message was executed: {message}"),
+    }
+}
+
+/// An acknowledged graphql-transport-ws connection for a viewer.
+async fn acknowledged(server: &Server) -> Socket {
+    let mut socket = open(server, Some(&server.token("viewer"))).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {}}),
+    )
+    .await;
+    assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "connection_ack"));
+    socket
+}
+
+#[tokio::test]
+async fn a_subscribe_reusing_a_running_id_closes_with_4409_and_a_completed_id_is_free() {
+    let server = Server::start();
+    let mut socket = acknowledged(&server).await;
+    let live = |id: &str| {
+        json!({"id": id, "type": "subscribe", "payload": {
+            "query": "subscription { events { streamId } }"}})
+    };
+    send(&mut socket, live("a")).await;
+    // Completed by the client, the id is free again.
+    send(&mut socket, json!({"id": "a", "type": "complete"})).await;
+    assert!(
+        matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "complete" && m["id"] == "a")
+    );
+    send(&mut socket, live("a")).await;
+    // The connection is still open: a query over it is answered.
+    send(
+        &mut socket,
+        json!({"id": "b", "type": "subscribe", "payload": {"query": "{ me { tenant } }"}}),
+    )
+    .await;
+    assert!(
+        matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "next" && m["id"] == "b")
+    );
+    assert!(
+        matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "complete" && m["id"] == "b")
+    );
+    // `a` still runs: subscribing with its id again closes the connection.
+    send(&mut socket, live("a")).await;
+    match next(&mut socket).await {
+        Next::Closed(code) => assert_eq!(code, Some(4409)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_a_protocol_message_closes_with_4400() {
+    let server = Server::start();
+    for bad in [
+        "not json",
+        r#"{"type":"subscribe"}"#,
+        r#"{"type":"launch","id":"1"}"#,
+    ] {
+        let mut socket = acknowledged(&server).await;
+        let _ = socket.send(Message::Text(bad.into())).await;
+        match next(&mut socket).await {
+            Next::Closed(code) => assert_eq!(code, Some(4400), "{bad}"),
+            other => panic!("{bad}: {other:?}"),
+        }
     }
 }
 
