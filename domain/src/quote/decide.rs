@@ -210,11 +210,23 @@ fn find_line<'a>(quote: &'a Quote, line_id: &LineId) -> Option<&'a QuoteLine> {
     quote.lines.iter().find(|line| &line.line_id == line_id)
 }
 
+/// Refuses `line` (new, or replacing the line with its id) when the
+/// quote's lines would then outweigh what its acceptance and order carry.
+fn check_weight(quote: &Quote, line: &QuoteLine) -> Result<(), QuoteError> {
+    let others = quote.lines.iter().filter(|l| l.line_id != line.line_id);
+    let weight = limits::lines_weight(others) + limits::line_weight(line);
+    if weight > limits::MAX_LINES_WEIGHT {
+        return Err(QuoteError::QuoteTooLarge { weight });
+    }
+    Ok(())
+}
+
 fn add_line(quote: &Quote, line: &QuoteLine, at: Timestamp) -> Result<Vec<QuoteEvent>, QuoteError> {
     validate_line(line)?;
     if find_line(quote, &line.line_id).is_some() {
         return Err(QuoteError::LineAlreadyExists);
     }
+    check_weight(quote, line)?;
     Ok(in_revision(quote, at, |revision| QuoteEvent::LineAdded {
         revision,
         line: line.clone(),
@@ -231,11 +243,14 @@ fn change_line(
     match find_line(quote, &line.line_id) {
         None => Err(QuoteError::LineNotFound),
         Some(existing) if existing == line => Ok(Vec::new()),
-        Some(_) => Ok(in_revision(quote, at, |revision| QuoteEvent::LineChanged {
-            revision,
-            line: line.clone(),
-            at,
-        })),
+        Some(_) => {
+            check_weight(quote, line)?;
+            Ok(in_revision(quote, at, |revision| QuoteEvent::LineChanged {
+                revision,
+                line: line.clone(),
+                at,
+            }))
+        }
     }
 }
 

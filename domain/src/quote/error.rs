@@ -109,6 +109,17 @@ pub enum QuoteError {
     /// A line has more options than a line may carry.
     #[error("a line carries at most {max} options", max = super::limits::MAX_OPTIONS_PER_LINE)]
     TooManyOptions,
+    /// The quote's lines, with this one, would weigh more than the events
+    /// that carry them to the order can hold
+    /// ([`super::limits::MAX_LINES_WEIGHT`]).
+    #[error(
+        "with this line the quote's lines would weigh {weight} bytes, over the {max} its acceptance and order can carry: split the quote, or shorten the lines' options",
+        max = super::limits::MAX_LINES_WEIGHT
+    )]
+    QuoteTooLarge {
+        /// The lines' weight with the line ([`super::limits::line_weight`]).
+        weight: usize,
+    },
     /// The snapshot describes another customer.
     #[error("snapshot is for another customer")]
     CustomerMismatch,
@@ -169,6 +180,7 @@ impl RuleViolation for QuoteError {
             QuoteError::OfferingNotPriced(_) => "offering_not_in_price_book",
             QuoteError::InvalidDiscount => "invalid_discount",
             QuoteError::TooManyOptions => "too_many_options",
+            QuoteError::QuoteTooLarge { .. } => "quote_too_large",
             QuoteError::CustomerMismatch => "customer_mismatch",
             QuoteError::NoDriftToRevalidate => "no_drift_to_revalidate",
             QuoteError::StillValid { .. } => "quote_still_valid",

@@ -196,6 +196,81 @@ fn a_line_stays_within_the_quote_limits() {
         .then_err(QuoteError::InvalidTerm);
 }
 
+/// A line with every option a line carries, names of 64 bytes and
+/// values of 256.
+fn heavy_line(id: &str) -> QuoteLine {
+    QuoteLine {
+        options: (0..crate::quote::limits::MAX_OPTIONS_PER_LINE)
+            .map(|i| (format!("{i:02}{}", "n".repeat(62)), "v".repeat(256)))
+            .collect(),
+        ..line(id)
+    }
+}
+
+/// A created quote with as many heavy lines as fit; their ids.
+fn filled_with_heavy_lines() -> (Vec<QuoteEvent>, Vec<String>) {
+    use crate::quote::limits::{line_weight, MAX_LINES_WEIGHT};
+    let fit = MAX_LINES_WEIGHT / line_weight(&heavy_line("h00"));
+    let ids: Vec<String> = (0..fit).map(|i| format!("h{i:02}")).collect();
+    let mut events = vec![quote_created()];
+    events.extend(ids.iter().map(|id| QuoteEvent::LineAdded {
+        revision: 1,
+        line: heavy_line(id),
+        at: T0,
+    }));
+    (events, ids)
+}
+
+#[test]
+fn a_quote_refuses_a_line_that_would_outweigh_what_its_order_carries() {
+    use crate::quote::limits::{lines_weight, MAX_LINES_WEIGHT};
+    let (events, ids) = filled_with_heavy_lines();
+    assert!(ids.len() >= 5, "only {} heavy lines fit", ids.len());
+    let heavy: Vec<QuoteLine> = ids.iter().map(|id| heavy_line(id)).collect();
+    let weight = lines_weight(&heavy) + limits::line_weight(&heavy_line("one-more"));
+    assert!(weight > MAX_LINES_WEIGHT);
+    Given::<QuoteDecider>::events(events.clone())
+        .when(QuoteCommand::AddLine {
+            line: heavy_line("one-more"),
+            at: T0,
+        })
+        .then_err(QuoteError::QuoteTooLarge { weight });
+    // A line changed to a heavier one counts only once.
+    let mut lighter = events.clone();
+    lighter.push(QuoteEvent::LineChanged {
+        revision: 1,
+        line: line(&ids[0]),
+        at: T0,
+    });
+    Given::<QuoteDecider>::events(lighter.clone())
+        .when(QuoteCommand::ChangeLine {
+            line: heavy_line(&ids[0]),
+            at: T0,
+        })
+        .then(vec![QuoteEvent::LineChanged {
+            revision: 1,
+            line: heavy_line(&ids[0]),
+            at: T0,
+        }]);
+    // Removing a line makes room again.
+    let mut removed = events;
+    removed.push(QuoteEvent::LineRemoved {
+        revision: 1,
+        line_id: line_id(&ids[0]),
+        at: T0,
+    });
+    Given::<QuoteDecider>::events(removed)
+        .when(QuoteCommand::AddLine {
+            line: heavy_line("one-more"),
+            at: T0,
+        })
+        .then(vec![QuoteEvent::LineAdded {
+            revision: 1,
+            line: heavy_line("one-more"),
+            at: T0,
+        }]);
+}
+
 #[test]
 fn changing_a_line_to_its_current_configuration_changes_nothing() {
     Given::<QuoteDecider>::events(created_with_line())

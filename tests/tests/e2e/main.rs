@@ -20,6 +20,7 @@ mod links;
 mod live;
 mod metrics;
 mod price_book;
+mod quote_size;
 mod repair;
 mod reset;
 mod restart;

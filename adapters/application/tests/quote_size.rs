@@ -1,0 +1,173 @@
+//! The quote's line weight (`domain::quote::limits::line_weight`) bounds
+//! what the events that carry every line to the order take in the log:
+//! for any lines whose weight stays within `MAX_LINES_WEIGHT`, priced by
+//! the price book at its widest amounts, `QuoteAccepted` and
+//! `OrderCaptured`, with every other field at its longest, encode within
+//! the log's payload limit. So a quote the decider lets grow can always be
+//! accepted, and its order always captured.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use domain::ids::{BillingAccountId, CustomerId, LineId, OfferingId, OrderId, QuoteId, TenantId};
+use domain::money::{Currency, Percent};
+use domain::order::{OrderEvent, QuoteEvidence};
+use domain::quote::limits::{line_weight, MAX_LINES_WEIGHT};
+use domain::quote::{
+    AcceptedLine, Approval, OfferingPrice, PriceBook, Quote, QuoteEvent, QuoteLine,
+};
+use domain::testing::fixtures::{at, customer};
+use eventlog::record::MAX_PAYLOAD_BYTES;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+
+/// The longest id the edge admits.
+const MAX_ID: usize = 128;
+/// The longest hash or label the edge admits.
+const MAX_LABEL: usize = 256;
+
+fn long(prefix: &str, len: usize) -> String {
+    format!("{prefix}{}", "x".repeat(len - prefix.len()))
+}
+
+/// A line shape: an id stem, its offering, numbers and options.
+fn shape() -> impl Strategy<Value = QuoteLine> {
+    (
+        "[a-z0-9][a-z0-9._~-]{0,120}",
+        prop::sample::select(vec!["o", "fiber-1g", &*long("o", MAX_ID).leak()]),
+        any::<u32>(),
+        1u32..=1_000_000,
+        1u32..=120,
+        prop::collection::btree_map(".{1,64}", ".{0,256}", 0..=32),
+    )
+        .prop_map(
+            |(id, offering, version, quantity, term, options)| QuoteLine {
+                line_id: LineId::new(id),
+                offering_id: OfferingId::new(offering),
+                offering_version: version,
+                quantity,
+                term_months: term,
+                options,
+            },
+        )
+}
+
+/// Lines cycled from `shapes` (each with its own id) while the next one
+/// still fits the weight limit.
+fn fill(shapes: &[QuoteLine]) -> Vec<QuoteLine> {
+    let mut lines = Vec::new();
+    let mut weight = 0;
+    for (n, shape) in shapes.iter().cycle().enumerate() {
+        let mut line = shape.clone();
+        line.line_id = LineId::new(format!("{}-{n}", line.line_id));
+        let next = line_weight(&line);
+        if weight + next > MAX_LINES_WEIGHT {
+            break;
+        }
+        weight += next;
+        lines.push(line);
+    }
+    lines
+}
+
+/// A book that prices every offering of `lines` at the widest unit
+/// amounts.
+fn widest_book(lines: &[QuoteLine]) -> PriceBook {
+    let unit = Decimal::new(999_999_999_999, 2);
+    PriceBook {
+        version: long("book-", MAX_LABEL),
+        currency: Currency::new("EUR").unwrap(),
+        validity_ms: u64::MAX,
+        offerings: lines
+            .iter()
+            .map(|line| {
+                (
+                    line.offering_id.as_str().to_owned(),
+                    OfferingPrice {
+                        one_time: unit,
+                        monthly: unit,
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn quote(lines: Vec<QuoteLine>) -> Quote {
+    Quote {
+        id: QuoteId::new(long("q", MAX_ID)),
+        tenant_id: TenantId::new(long("t", MAX_ID)),
+        customer: customer(),
+        catalog_version: long("c", MAX_LABEL),
+        revision: u32::MAX,
+        lines,
+        price: None,
+        approval: Approval::NotRequired,
+        proposal: None,
+        signature: None,
+        drift: None,
+        customer_suspension: None,
+        customer_check_failure: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn lines_within_the_weight_limit_are_accepted_and_captured_within_the_payload_limit(
+        shapes in prop::collection::vec(shape(), 1..8),
+    ) {
+        let lines = fill(&shapes);
+        let quote = quote(lines);
+        let price = widest_book(&quote.lines)
+            .price(&quote, Percent(Decimal::new(1234, 2)), at(u64::MAX / 2))
+            .unwrap();
+        let accepted: Vec<AcceptedLine> = quote
+            .lines
+            .iter()
+            .map(|line| AcceptedLine {
+                line: line.clone(),
+                charges: price.components_of(&line.line_id).unwrap().to_vec(),
+            })
+            .collect();
+        let hash = long("sha256-", MAX_LABEL);
+        let quote_accepted = QuoteEvent::QuoteAccepted {
+            quote_id: quote.id.clone(),
+            tenant_id: quote.tenant_id.clone(),
+            revision: u32::MAX,
+            customer_id: CustomerId::new(long("c", MAX_ID)),
+            billing_account: BillingAccountId::new(long("b", MAX_ID)),
+            price_input_hash: price.input_hash.clone(),
+            signed_artifact_hash: hash.clone(),
+            lines: accepted.clone(),
+            at: at(u64::MAX / 2),
+        };
+        let order_captured = OrderEvent::OrderCaptured {
+            order_id: OrderId::new(long("o", MAX_ID)),
+            tenant_id: quote.tenant_id.clone(),
+            evidence: QuoteEvidence {
+                quote_id: quote.id.clone(),
+                revision: u32::MAX,
+                price_input_hash: price.input_hash.clone(),
+                signed_artifact_hash: hash,
+            },
+            customer_id: CustomerId::new(long("c", MAX_ID)),
+            billing_account: BillingAccountId::new(long("b", MAX_ID)),
+            lines: accepted,
+            at: at(u64::MAX / 2),
+        };
+        let priced = QuoteEvent::QuotePriced { price: Box::new(price), at: at(u64::MAX / 2) };
+        for (name, bytes) in [
+            ("QuotePriced", eventlog::encode_payload(&priced).unwrap().len()),
+            ("QuoteAccepted", eventlog::encode_payload(&quote_accepted).unwrap().len()),
+            ("OrderCaptured", eventlog::encode_payload(&order_captured).unwrap().len()),
+        ] {
+            prop_assert!(
+                bytes <= MAX_PAYLOAD_BYTES,
+                "{name} of {} lines: {bytes} bytes",
+                quote.lines.len()
+            );
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! A quote is only as large as the events that carry all of its lines to
+//! an order: `QuoteAccepted` and `OrderCaptured` each carry every line
+//! with its options and charges, and the log takes at most 64 KiB per
+//! event. The quote refuses the line that would take it past that, by a
+//! rule, when the line is added; whatever it took is accepted and
+//! captured as an order.
+
+use std::time::{Duration, Instant};
+
+use tests::ops::{self, add_quote_line};
+use tests::{unique, Client, GqlError, Server};
+
+/// A line with as many options as a line carries, names of 64 bytes and
+/// values of `value_bytes`.
+fn line_with_options(
+    line_id: &str,
+    options: usize,
+    value_bytes: usize,
+) -> add_quote_line::LineInput {
+    let mut line = tests::line(line_id, "fiber-1g", 1);
+    line.options = (0..options)
+        .map(|i| add_quote_line::OptionInput {
+            name: format!("{i:02}{}", "n".repeat(62)),
+            value: "v".repeat(value_bytes),
+        })
+        .collect();
+    line
+}
+
+async fn add(
+    client: &Client,
+    token: &str,
+    quote: &str,
+    line: add_quote_line::LineInput,
+) -> Result<(), GqlError> {
+    client
+        .run::<ops::AddQuoteLine>(
+            token,
+            ops::add_quote_line::Variables {
+                command_id: unique("add"),
+                quote_id: quote.to_owned(),
+                expected_version: None,
+                line,
+            },
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Adds lines of one shape while the quote takes them; how many it took,
+/// and the refusal that stopped it.
+async fn fill(
+    client: &Client,
+    token: &str,
+    quote: &str,
+    lines: &mut usize,
+    shape: impl Fn(&str) -> add_quote_line::LineInput,
+) -> GqlError {
+    loop {
+        match add(client, token, quote, shape(&format!("line-{lines}"))).await {
+            Ok(()) => *lines += 1,
+            Err(refused) => return refused,
+        }
+        assert!(
+            *lines < 1_000,
+            "{lines} lines taken: the quote has no size limit"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_refuses_the_line_its_order_could_not_carry_and_what_it_took_becomes_an_order() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+    let quote = client
+        .create_quote(&sales, &unique("create"), "cust-size")
+        .await
+        .unwrap();
+    // Fill the quote with the heaviest lines, then lighter and lighter
+    // ones, so it ends as close to its limit as lines come.
+    let mut lines = 0;
+    for (options, value_bytes) in [(32, 256), (32, 64), (8, 16), (0, 0)] {
+        let refused = fill(client, &sales, &quote, &mut lines, |id| {
+            line_with_options(id, options, value_bytes)
+        })
+        .await;
+        assert_eq!(refused.code(), "RULE_VIOLATION", "{refused:?}");
+        assert_eq!(refused.extensions["rule"], "quote_too_large", "{refused:?}");
+    }
+    assert!(lines >= 5, "only {lines} lines fit");
+    // Everything it took is priced, signed, accepted and captured.
+    let version = client.price(&sales, &quote, "5").await.unwrap();
+    assert!(version > 0);
+    client.propose_and_sign(&sales, &quote, 1).await.unwrap();
+    client.accept(&sales, &quote).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let orders = client
+            .run::<ops::Orders>(
+                &sales,
+                ops::orders::Variables {
+                    status: None,
+                    has_fallout: None,
+                    first: Some(10),
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        if orders.orders.nodes.iter().any(|o| o.quote_id == quote) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no order for quote {quote} after 60 s ({lines} lines); server log: {}",
+            server.stderr_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
