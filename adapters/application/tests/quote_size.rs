@@ -13,9 +13,7 @@ use domain::ids::{BillingAccountId, CustomerId, LineId, OfferingId, OrderId, Quo
 use domain::money::{Currency, Percent};
 use domain::order::{OrderEvent, QuoteEvidence};
 use domain::quote::limits::{line_weight, MAX_LINES_WEIGHT};
-use domain::quote::{
-    AcceptedLine, Approval, OfferingPrice, PriceBook, Quote, QuoteEvent, QuoteLine,
-};
+use domain::quote::{AcceptedLine, OfferingPrice, PriceBook, Quote, QuoteEvent, QuoteLine};
 use domain::testing::fixtures::{at, customer};
 use eventlog::record::MAX_PAYLOAD_BYTES;
 use proptest::prelude::*;
@@ -94,21 +92,15 @@ fn widest_book(lines: &[QuoteLine]) -> PriceBook {
 }
 
 fn quote(lines: Vec<QuoteLine>) -> Quote {
-    Quote {
-        id: QuoteId::new(long("q", MAX_ID)),
-        tenant_id: TenantId::new(long("t", MAX_ID)),
-        customer: customer(),
-        catalog_version: long("c", MAX_LABEL),
-        revision: u32::MAX,
-        lines,
-        price: None,
-        approval: Approval::NotRequired,
-        proposal: None,
-        signature: None,
-        drift: None,
-        customer_suspension: None,
-        customer_check_failure: None,
-    }
+    let mut quote = Quote::new(
+        QuoteId::new(long("q", MAX_ID)),
+        TenantId::new(long("t", MAX_ID)),
+        customer(),
+        long("c", MAX_LABEL),
+    );
+    quote.revision = u32::MAX;
+    quote.lines = lines;
+    quote
 }
 
 proptest! {

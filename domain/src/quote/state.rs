@@ -111,6 +111,31 @@ pub struct Quote {
 }
 
 impl Quote {
+    /// A quote just created: revision 1, no lines, nothing priced,
+    /// proposed or signed, no drift.
+    pub fn new(
+        id: QuoteId,
+        tenant_id: TenantId,
+        customer: CustomerSnapshot,
+        catalog_version: String,
+    ) -> Self {
+        Self {
+            id,
+            tenant_id,
+            customer,
+            catalog_version,
+            revision: 1,
+            lines: Vec::new(),
+            price: None,
+            approval: Approval::NotRequired,
+            proposal: None,
+            signature: None,
+            drift: None,
+            customer_suspension: None,
+            customer_check_failure: None,
+        }
+    }
+
     /// The price, if it was computed for the current revision.
     pub fn current_price(&self) -> Option<&PriceResult> {
         self.price
@@ -217,21 +242,12 @@ pub(super) fn evolve(state: QuoteState, event: &QuoteEvent) -> QuoteState {
                 catalog_version,
                 ..
             },
-        ) => QuoteState::Open(Quote {
-            id: quote_id.clone(),
-            tenant_id: tenant_id.clone(),
-            customer: customer.clone(),
-            catalog_version: catalog_version.clone(),
-            revision: 1,
-            lines: Vec::new(),
-            price: None,
-            approval: Approval::NotRequired,
-            proposal: None,
-            signature: None,
-            drift: None,
-            customer_suspension: None,
-            customer_check_failure: None,
-        }),
+        ) => QuoteState::Open(Quote::new(
+            quote_id.clone(),
+            tenant_id.clone(),
+            customer.clone(),
+            catalog_version.clone(),
+        )),
         (QuoteState::Open(quote), QuoteEvent::QuoteAccepted { at, .. }) => QuoteState::Accepted {
             quote,
             accepted_at: *at,

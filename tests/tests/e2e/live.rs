@@ -121,6 +121,17 @@ async fn events_until(socket: &mut Socket, until: impl Fn(&Seen) -> bool) -> See
     seen
 }
 
+/// Creates a quote and waits until `socket` delivers its event.
+async fn sees_a_new_quote(server: &Server, socket: &mut Socket) {
+    let quote = server
+        .client
+        .create_quote(&server.token("sales"), &tests::unique("c"), "cust-1")
+        .await
+        .unwrap();
+    let seen = events_until(socket, |seen| !seen.is_empty()).await;
+    assert_eq!(seen.last().unwrap().1.stream_id, format!("quote-{quote}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_subscription_receives_the_tenants_events_only() {
     let server = Server::start_with(ServerOptions {
@@ -231,13 +242,7 @@ async fn the_websocket_takes_the_token_from_the_header_too() {
         },
     )
     .await;
-    let quote = server
-        .client
-        .create_quote(&server.token("sales"), "c-1", "cust-1")
-        .await
-        .unwrap();
-    let seen = events_until(&mut socket, |seen| !seen.is_empty()).await;
-    assert_eq!(seen.last().unwrap().1.stream_id, format!("quote-{quote}"));
+    sees_a_new_quote(&server, &mut socket).await;
 }
 
 #[tokio::test]
@@ -315,11 +320,5 @@ async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
         },
     )
     .await;
-    let quote = server
-        .client
-        .create_quote(&server.token("sales"), "c-1", "cust-1")
-        .await
-        .unwrap();
-    let seen = events_until(&mut socket, |seen| !seen.is_empty()).await;
-    assert_eq!(seen.last().unwrap().1.stream_id, format!("quote-{quote}"));
+    sees_a_new_quote(&server, &mut socket).await;
 }
