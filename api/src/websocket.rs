@@ -8,6 +8,8 @@
 //!   (async-graphql would silently replace the running subscription);
 //! - a message over the size limit closes with 1009 (the socket would
 //!   otherwise just drop);
+//! - a `subscribe` beyond [`MAX_SUBSCRIPTIONS`] running on the connection
+//!   is answered with an `error` for its id (`VALIDATION`) and not run;
 //! - a refused `connection_init` closes with 4401 or 4403, and a
 //!   `subscribe` before the handshake with 4401;
 //! - every error sent for a refused `subscribe` carries a code.
@@ -48,6 +50,11 @@ pub const UNAUTHORIZED_REASON: &str = "Unauthorized";
 /// credential's role may not subscribe.
 pub const FORBIDDEN_REASON: &str = "Forbidden";
 
+/// The most subscriptions one connection runs at once: each holds a
+/// reader of the log's live feed, so a client cannot open them without
+/// bound; a `subscribe` beyond it is refused with an `error` for its id.
+pub const MAX_SUBSCRIPTIONS: usize = 100;
+
 /// The longest close reason a WebSocket close frame carries (RFC 6455:
 /// 125 bytes of payload, two of them the code).
 const MAX_CLOSE_REASON_BYTES: usize = 123;
@@ -87,7 +94,8 @@ where
     R: Future<Output = async_graphql::Result<Data>> + Send + 'static,
 {
     let protocol = protocol.0;
-    let guard = Arc::new(Mutex::new(Guard::new(protocol)));
+    let (replies, mut refusals) = tokio::sync::mpsc::unbounded_channel();
+    let guard = Arc::new(Mutex::new(Guard::new(protocol, replies)));
     let (mut sink, incoming) = socket.split();
     let admitted = guard.clone();
     let input = incoming
@@ -105,15 +113,14 @@ where
     let session =
         Session::from_message_stream(executor, input, protocol).on_connection_init(on_init);
     futures_util::pin_mut!(session);
-    while let Some(message) = session.next().await {
-        let message = match message {
-            WsMessage::Text(text) => {
-                if let Ok(mut guard) = guard.lock() {
-                    guard.sent(&text);
-                }
-                label_errors(Message::Text(text.into()))
-            }
-            WsMessage::Close(code, reason) => close_code(code, &reason),
+    loop {
+        let message = tokio::select! {
+            biased;
+            Some(refusal) = refusals.recv() => Message::Text(refusal.into()),
+            message = session.next() => match message {
+                None => break,
+                Some(message) => to_socket(message, &guard),
+            },
         };
         if sink.send(message).await.is_err() {
             return;
@@ -122,6 +129,20 @@ where
     let closing = guard.lock().ok().and_then(|mut guard| guard.close.take());
     if let Some(frame) = closing {
         let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// A session message as it goes to the socket: ended subscriptions noted,
+/// errors labelled, close codes mapped.
+fn to_socket(message: WsMessage, guard: &Mutex<Guard>) -> Message {
+    match message {
+        WsMessage::Text(text) => {
+            if let Ok(mut guard) = guard.lock() {
+                guard.sent(&text);
+            }
+            label_errors(Message::Text(text.into()))
+        }
+        WsMessage::Close(code, reason) => close_code(code, &reason),
     }
 }
 
@@ -143,14 +164,20 @@ struct Guard {
     protocol: WebSocketProtocols,
     running: HashSet<String>,
     close: Option<CloseFrame>,
+    /// Answers the guard gives itself (a refused `subscribe`).
+    replies: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Guard {
-    fn new(protocol: WebSocketProtocols) -> Self {
+    fn new(
+        protocol: WebSocketProtocols,
+        replies: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Self {
         Self {
             protocol,
             running: HashSet::new(),
             close: None,
+            replies,
         }
     }
 
@@ -185,12 +212,25 @@ impl Guard {
                 )
             }
             Ok(ClientMessage::Start { id, .. }) => {
-                if !self.running.insert(id.clone()) {
+                if self.running.contains(id) {
                     return self.closing(
                         CLOSE_DUPLICATE_ID,
                         &format!("Subscriber for {id} already exists"),
                     );
                 }
+                if self.running.len() >= MAX_SUBSCRIPTIONS {
+                    let refusal = serde_json::json!({
+                        "id": id,
+                        "type": "error",
+                        "payload": [{
+                            "message": format!("at most {MAX_SUBSCRIPTIONS} subscriptions run on one connection: complete one first"),
+                            "extensions": {"code": "VALIDATION"},
+                        }],
+                    });
+                    let _ = self.replies.send(refusal.to_string());
+                    return Admit::Skip;
+                }
+                self.running.insert(id.clone());
             }
             Ok(ClientMessage::Stop { id }) => {
                 self.running.remove(id);
@@ -354,7 +394,10 @@ mod tests {
 
     #[test]
     fn an_id_in_use_closes_with_4409_and_is_free_again_once_completed() {
-        let mut guard = Guard::new(WebSocketProtocols::GraphQLWS);
+        let mut guard = Guard::new(
+            WebSocketProtocols::GraphQLWS,
+            tokio::sync::mpsc::unbounded_channel().0,
+        );
         let subscribe = serde_json::json!({"type": "subscribe", "id": "a", "payload": {"query": "subscription { x }"}});
         assert_eq!(closed_with(guard.admit(text(&subscribe)), &guard), None);
         // The client completes it: the id is free.
@@ -373,6 +416,36 @@ mod tests {
     }
 
     #[test]
+    fn a_subscribe_past_the_cap_is_answered_with_an_error_and_not_run() {
+        let (replies, mut refusals) = tokio::sync::mpsc::unbounded_channel();
+        let mut guard = Guard::new(WebSocketProtocols::GraphQLWS, replies);
+        let subscribe = |id: String| {
+            text(
+                &serde_json::json!({"type": "subscribe", "id": id, "payload": {"query": "subscription { x }"}}),
+            )
+        };
+        for i in 0..MAX_SUBSCRIPTIONS {
+            assert!(matches!(
+                guard.admit(subscribe(format!("s{i}"))),
+                Admit::Forward(_)
+            ));
+        }
+        assert!(matches!(guard.admit(subscribe("over".into())), Admit::Skip));
+        let refusal: serde_json::Value =
+            serde_json::from_str(&refusals.try_recv().expect("a refusal is queued"))
+                .expect("the refusal is JSON");
+        assert_eq!(refusal["type"], "error");
+        assert_eq!(refusal["id"], "over");
+        assert_eq!(refusal["payload"][0]["extensions"]["code"], "VALIDATION");
+        // One ends: there is room again.
+        guard.sent(r#"{"type":"complete","id":"s0"}"#);
+        assert!(matches!(
+            guard.admit(subscribe("over".into())),
+            Admit::Forward(_)
+        ));
+    }
+
+    #[test]
     fn a_message_that_is_not_a_protocol_message_closes_with_4400() {
         for bad in [
             Ok(Message::Text("not json".into())),
@@ -380,14 +453,20 @@ mod tests {
             Ok(Message::Text("{\"type\":\"launch\",\"id\":\"1\"}".into())),
             Ok(Message::Binary(vec![0xff, 0x00].into())),
         ] {
-            let mut guard = Guard::new(WebSocketProtocols::GraphQLWS);
+            let mut guard = Guard::new(
+                WebSocketProtocols::GraphQLWS,
+                tokio::sync::mpsc::unbounded_channel().0,
+            );
             assert_eq!(
                 closed_with(guard.admit(bad), &guard),
                 Some(CLOSE_BAD_MESSAGE)
             );
         }
         // The legacy protocol leaves the refusal to async-graphql.
-        let mut guard = Guard::new(WebSocketProtocols::SubscriptionsTransportWS);
+        let mut guard = Guard::new(
+            WebSocketProtocols::SubscriptionsTransportWS,
+            tokio::sync::mpsc::unbounded_channel().0,
+        );
         let Admit::Forward(message) = guard.admit(Ok(Message::Text("not json".into()))) else {
             panic!("not forwarded");
         };

@@ -560,3 +560,38 @@ async fn websocket_auth_failures_close_with_4401() {
     send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {viewer}")}})).await;
     assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "connection_ack"));
 }
+
+#[tokio::test]
+async fn a_connection_runs_at_most_100_subscriptions_and_refuses_more_by_id() {
+    let server = Server::start();
+    let mut socket = acknowledged(&server).await;
+    let live = |id: &str| {
+        json!({"id": id, "type": "subscribe", "payload": {
+            "query": "subscription { events { streamId } }"}})
+    };
+    for i in 0..100 {
+        send(&mut socket, live(&format!("s{i}"))).await;
+    }
+    send(&mut socket, live("over")).await;
+    match next(&mut socket).await {
+        Next::Message(m) => {
+            assert_eq!(m["type"], "error", "{m}");
+            assert_eq!(m["id"], "over", "{m}");
+            assert_eq!(m["payload"][0]["extensions"]["code"], "VALIDATION", "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // One completed makes room; the connection stays open.
+    send(&mut socket, json!({"id": "s0", "type": "complete"})).await;
+    assert!(
+        matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "complete" && m["id"] == "s0")
+    );
+    send(
+        &mut socket,
+        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ me { tenant } }"}}),
+    )
+    .await;
+    assert!(
+        matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "next" && m["id"] == "q")
+    );
+}
