@@ -44,10 +44,12 @@ pub trait FulfillmentControl: Send + Sync {
     /// state, checkpoint, lag and failure.
     fn consumers(&self) -> ConsumerReport;
 
-    /// Scripts the next answers of one in-process simulator (embedded
-    /// default only): `faults` are names such as `BusinessReject`.
+    /// Scripts the next answers of one in-process simulator to `tenant`'s
+    /// requests (embedded default only): `faults` are names such as
+    /// `BusinessReject`. Another tenant's requests never take them.
     fn script_simulator<'a>(
         &'a self,
+        tenant: &'a TenantId,
         system: &'a str,
         faults: &'a [String],
     ) -> BoxFuture<'a, ApiResult<()>>;

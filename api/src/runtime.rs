@@ -355,6 +355,7 @@ impl FulfillmentControl for Control {
 
     fn script_simulator<'a>(
         &'a self,
+        tenant: &'a TenantId,
         system: &'a str,
         faults: &'a [String],
     ) -> BoxFuture<'a, ApiResult<()>> {
@@ -375,7 +376,13 @@ impl FulfillmentControl for Control {
                     "the simulators are not running (simulators = false)",
                 )
             })?;
-            simulators.script(target, Script::Next(faults));
+            simulators.script(
+                target,
+                Script::NextFor {
+                    tenant: tenant.to_string(),
+                    faults,
+                },
+            );
             Ok(())
         })
     }

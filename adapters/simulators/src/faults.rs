@@ -186,8 +186,18 @@ impl FromStr for FaultMix {
 /// How to script a simulator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Script {
-    /// The next requests (any key), in order.
+    /// The next requests (any key, any tenant), in order.
     Next(Vec<Fault>),
+    /// The next requests made for one tenant, in order: a business
+    /// idempotency key that starts with the tenant, or a CRM lookup or
+    /// document render whose `x-tenant` header names it. Taken before
+    /// [`Script::Next`]; another tenant's requests never take them.
+    NextFor {
+        /// The tenant.
+        tenant: String,
+        /// The faults.
+        faults: Vec<Fault>,
+    },
     /// The next requests carrying this idempotency key (or, for CRM, this
     /// customer id), in order.
     ForKey {

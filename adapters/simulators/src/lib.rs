@@ -183,6 +183,7 @@ struct CallbackTarget {
 struct SimState {
     ledger: BTreeMap<String, LedgerEntry>,
     queue: VecDeque<Fault>,
+    by_tenant: HashMap<String, VecDeque<Fault>>,
     by_key: HashMap<String, VecDeque<Fault>>,
     mix: Option<FaultMix>,
     injected: BTreeMap<Fault, u64>,
@@ -266,7 +267,9 @@ impl Shared {
         u32::try_from((v >> 32) % 10_000).unwrap_or(0)
     }
 
-    fn next_fault(&self, system: TargetSystem, key: &str) -> Fault {
+    /// The fault for the next request of `system`: scripted for its key,
+    /// then for its tenant, then for anyone, then drawn from the mix.
+    fn next_fault(&self, system: TargetSystem, key: &str, tenant: Option<&str>) -> Fault {
         let roll = self.roll();
         let Some(state) = self.states.get(&system) else {
             return Fault::Succeed;
@@ -274,7 +277,10 @@ impl Shared {
         let Ok(mut s) = state.lock() else {
             return Fault::Succeed;
         };
+        let for_tenant = tenant.and_then(|t| s.by_tenant.get_mut(t)?.pop_front());
         let fault = if let Some(f) = s.by_key.get_mut(key).and_then(VecDeque::pop_front) {
+            f
+        } else if let Some(f) = for_tenant {
             f
         } else if let Some(f) = s.queue.pop_front() {
             f
@@ -443,10 +449,14 @@ impl Simulators {
         };
         match script {
             Script::Next(faults) => s.queue.extend(faults),
+            Script::NextFor { tenant, faults } => {
+                s.by_tenant.entry(tenant).or_default().extend(faults);
+            }
             Script::ForKey { key, faults } => s.by_key.entry(key).or_default().extend(faults),
             Script::Mix(mix) => s.mix = Some(mix),
             Script::Clear => {
                 s.queue.clear();
+                s.by_tenant.clear();
                 s.by_key.clear();
                 s.mix = None;
             }
@@ -572,6 +582,11 @@ fn authorized(ctx: &Ctx, headers: &HeaderMap) -> bool {
     }
 }
 
+/// The tenant a request is made for, from its `x-tenant` header.
+fn tenant_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-tenant").and_then(|v| v.to_str().ok())
+}
+
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
     (status, Json(value)).into_response()
 }
@@ -593,7 +608,9 @@ async fn execute(
             dialect::error(system, ErrorKind::Validation),
         );
     };
-    let fault = ctx.shared.next_fault(system, &key);
+    // A business idempotency key starts with its tenant.
+    let tenant = key.split(':').next().map(str::to_owned);
+    let fault = ctx.shared.next_fault(system, &key, tenant.as_deref());
     if !authorized(&ctx, &headers) || fault == Fault::Unauthorized {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -792,7 +809,9 @@ async fn render_document(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let fault = ctx.shared.next_fault(TargetSystem::Document, &key);
+    let fault = ctx
+        .shared
+        .next_fault(TargetSystem::Document, &key, tenant_header(&headers));
     if !authorized(&ctx, &headers) || fault == Fault::Unauthorized {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -857,7 +876,9 @@ async fn crm_lookup(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let fault = ctx.shared.next_fault(TargetSystem::Crm, &id);
+    let fault = ctx
+        .shared
+        .next_fault(TargetSystem::Crm, &id, tenant_header(&headers));
     if !authorized(&ctx, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }

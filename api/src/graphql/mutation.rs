@@ -1160,16 +1160,16 @@ impl Mutation {
     /// `notification`, `document`), e.g. `faults: ["BusinessReject"]`, for
     /// demos and tests. The document service has one queue for proposal
     /// renders and order confirmations: the next of either takes the fault.
-    /// The simulators are one per system for the whole server, so a script
-    /// applies to the next calls of every tenant; a server with real
-    /// systems (`simulators = false`) refuses this.
+    /// A script applies to the next calls made for the caller's tenant
+    /// only; a server with real systems (`simulators = false`) refuses
+    /// this.
     async fn script_simulator(
         &self,
         ctx: &Context<'_>,
         system: String,
         faults: Vec<String>,
     ) -> async_graphql::Result<bool> {
-        let (platform, _) = caller(ctx, Role::Admin, "script simulators")?;
+        let (platform, principal) = caller(ctx, Role::Admin, "script simulators")?;
         input::label("system", &system, input::MAX_OPTION_NAME_BYTES)?;
         if faults.len() > MAX_SCRIPTED_FAULTS {
             return Err(ApiError::validation(
@@ -1180,7 +1180,7 @@ impl Mutation {
         }
         platform
             .fulfillment
-            .script_simulator(&system, &faults)
+            .script_simulator(&principal.tenant, &system, &faults)
             .await?;
         Ok(true)
     }

@@ -365,3 +365,55 @@ async fn orders_are_isolated_by_tenant() {
         "{own:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulator_script_reaches_only_the_scripting_tenants_calls() {
+    let server = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme", "globex"])),
+        ..ServerOptions::default()
+    });
+    let client = &server.client;
+    // globex's admin scripts a rejection of the next inventory reservation.
+    client
+        .run::<ops::ScriptSimulator>(
+            &server.tenant_token("globex", "admin"),
+            ops::script_simulator::Variables {
+                system: "inventory".to_owned(),
+                faults: vec!["BusinessReject".to_owned()],
+            },
+        )
+        .await
+        .unwrap();
+    // acme's order does not take it: it completes.
+    let acme = server.tenant_token("acme", "viewer");
+    let quote = client
+        .accepted_quote(
+            &server.tenant_token("acme", "sales"),
+            "cust-a",
+            &["fiber-1g"],
+        )
+        .await
+        .unwrap();
+    let order = order_of(client, &acme, &quote).await;
+    let done = order_with_status(client, &acme, &order, ops::order::OrderStatus::COMPLETED).await;
+    assert!(!done.has_fallout, "{:?}", done.lines);
+    // globex's next order does: its line falls out.
+    let globex = server.tenant_token("globex", "viewer");
+    let quote = client
+        .accepted_quote(
+            &server.tenant_token("globex", "sales"),
+            "cust-g",
+            &["fiber-1g"],
+        )
+        .await
+        .unwrap();
+    let order = order_of(client, &globex, &quote).await;
+    eventually(&format!("order {order} in fallout"), || async {
+        let detail = order_detail(client, &globex, &order).await?;
+        detail
+            .has_fallout
+            .then_some(())
+            .ok_or_else(|| format!("{:?}: {:?}", detail.status, detail.lines))
+    })
+    .await;
+}
