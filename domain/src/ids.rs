@@ -240,10 +240,7 @@ pub fn validate_stream_prefix(prefix: &str) -> Result<(), StreamParseError> {
     {
         return Ok(());
     }
-    let (kind, id) = StreamKind::ALL
-        .iter()
-        .find_map(|kind| prefix.strip_prefix(kind.prefix()).map(|id| (*kind, id)))
-        .ok_or_else(|| StreamParseError::UnknownKind(prefix.to_owned()))?;
+    let (kind, id) = StreamKind::split(prefix)?;
     validate_id(id).map_err(|error| StreamParseError::BadId { kind, error })
 }
 
