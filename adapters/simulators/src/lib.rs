@@ -193,6 +193,19 @@ struct SimState {
 }
 
 impl SimState {
+    /// The fault scripted for a request, taken from its queue: scripted
+    /// for its key first, then for its tenant, then for anyone. A queue
+    /// that does not answer keeps its faults.
+    fn scripted(&mut self, key: &str, tenant: Option<&str>) -> Option<Fault> {
+        if let Some(f) = self.by_key.get_mut(key).and_then(VecDeque::pop_front) {
+            return Some(f);
+        }
+        if let Some(f) = tenant.and_then(|t| self.by_tenant.get_mut(t)?.pop_front()) {
+            return Some(f);
+        }
+        self.queue.pop_front()
+    }
+
     /// Applies one journal line to the ledger (rebuilding it at start).
     fn replay(&mut self, line: &JournalLine) {
         match line {
@@ -277,15 +290,9 @@ impl Shared {
         let Ok(mut s) = state.lock() else {
             return Fault::Succeed;
         };
-        let for_tenant = tenant.and_then(|t| s.by_tenant.get_mut(t)?.pop_front());
-        let fault = if let Some(f) = s.by_key.get_mut(key).and_then(VecDeque::pop_front) {
-            f
-        } else if let Some(f) = for_tenant {
-            f
-        } else if let Some(f) = s.queue.pop_front() {
-            f
-        } else {
-            s.mix.as_ref().map_or(Fault::Succeed, |mix| mix.pick(roll))
+        let fault = match s.scripted(key, tenant) {
+            Some(f) => f,
+            None => s.mix.as_ref().map_or(Fault::Succeed, |mix| mix.pick(roll)),
         };
         *s.injected.entry(fault).or_default() += 1;
         s.requests += 1;
@@ -609,8 +616,7 @@ async fn execute(
         );
     };
     // A business idempotency key starts with its tenant.
-    let tenant = key.split(':').next().map(str::to_owned);
-    let fault = ctx.shared.next_fault(system, &key, tenant.as_deref());
+    let fault = ctx.shared.next_fault(system, &key, key.split(':').next());
     if !authorized(&ctx, &headers) || fault == Fault::Unauthorized {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -941,4 +947,40 @@ async fn crm_lookup(
             "status": status,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_for_a_key_comes_first_then_the_tenants_then_anyones() {
+        let mut state = SimState::default();
+        state.queue.push_back(Fault::ServerError);
+        state
+            .by_tenant
+            .entry("acme".to_owned())
+            .or_default()
+            .push_back(Fault::BusinessReject);
+        state
+            .by_key
+            .entry("acme:o1:l1".to_owned())
+            .or_default()
+            .push_back(Fault::TooManyRequests);
+        // Another tenant never takes acme's script.
+        assert_eq!(
+            state.scripted("globex:o2:l1", Some("globex")),
+            Some(Fault::ServerError)
+        );
+        // The key's script comes first, and leaves the tenant's in place.
+        assert_eq!(
+            state.scripted("acme:o1:l1", Some("acme")),
+            Some(Fault::TooManyRequests)
+        );
+        assert_eq!(
+            state.scripted("acme:o1:l1", Some("acme")),
+            Some(Fault::BusinessReject)
+        );
+        assert_eq!(state.scripted("acme:o1:l1", Some("acme")), None);
+    }
 }
