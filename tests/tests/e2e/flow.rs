@@ -34,7 +34,7 @@ where
 }
 
 /// The order captured from `quote`, found in the `orders` list.
-async fn order_of(client: &Client, token: &str, quote: &str) -> String {
+pub(crate) async fn order_of(client: &Client, token: &str, quote: &str) -> String {
     eventually(&format!("an order for quote {quote}"), || async {
         let orders = client
             .run::<ops::Orders>(
@@ -366,6 +366,23 @@ async fn orders_are_isolated_by_tenant() {
     );
 }
 
+/// A one-line quote of `tenant` taken to an order; the tenant's viewer
+/// token and the order's id.
+async fn tenant_order(server: &Server, tenant: &str) -> (String, String) {
+    let viewer = server.tenant_token(tenant, "viewer");
+    let quote = server
+        .client
+        .accepted_quote(
+            &server.tenant_token(tenant, "sales"),
+            &format!("cust-{tenant}"),
+            &["fiber-1g"],
+        )
+        .await
+        .unwrap();
+    let order = order_of(&server.client, &viewer, &quote).await;
+    (viewer, order)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulator_script_reaches_only_the_scripting_tenants_calls() {
     let server = Server::start_with(ServerOptions {
@@ -385,29 +402,11 @@ async fn a_simulator_script_reaches_only_the_scripting_tenants_calls() {
         .await
         .unwrap();
     // acme's order does not take it: it completes.
-    let acme = server.tenant_token("acme", "viewer");
-    let quote = client
-        .accepted_quote(
-            &server.tenant_token("acme", "sales"),
-            "cust-a",
-            &["fiber-1g"],
-        )
-        .await
-        .unwrap();
-    let order = order_of(client, &acme, &quote).await;
+    let (acme, order) = tenant_order(&server, "acme").await;
     let done = order_with_status(client, &acme, &order, ops::order::OrderStatus::COMPLETED).await;
     assert!(!done.has_fallout, "{:?}", done.lines);
     // globex's next order does: its line falls out.
-    let globex = server.tenant_token("globex", "viewer");
-    let quote = client
-        .accepted_quote(
-            &server.tenant_token("globex", "sales"),
-            "cust-g",
-            &["fiber-1g"],
-        )
-        .await
-        .unwrap();
-    let order = order_of(client, &globex, &quote).await;
+    let (globex, order) = tenant_order(&server, "globex").await;
     eventually(&format!("order {order} in fallout"), || async {
         let detail = order_detail(client, &globex, &order).await?;
         detail

@@ -460,6 +460,12 @@ async fn websocket_messages_are_capped_at_the_http_body_limit() {
     }
 }
 
+/// A `subscribe` to the live events under `id`.
+fn live(id: &str) -> Value {
+    json!({"id": id, "type": "subscribe", "payload": {
+        "query": "subscription { events { streamId } }"}})
+}
+
 /// An acknowledged graphql-transport-ws connection for a viewer.
 async fn acknowledged(server: &Server) -> Socket {
     let mut socket = open(server, Some(&server.token("viewer"))).await;
@@ -476,10 +482,6 @@ async fn acknowledged(server: &Server) -> Socket {
 async fn a_subscribe_reusing_a_running_id_closes_with_4409_and_a_completed_id_is_free() {
     let server = Server::start();
     let mut socket = acknowledged(&server).await;
-    let live = |id: &str| {
-        json!({"id": id, "type": "subscribe", "payload": {
-            "query": "subscription { events { streamId } }"}})
-    };
     send(&mut socket, live("a")).await;
     // Completed by the client, the id is free again.
     send(&mut socket, json!({"id": "a", "type": "complete"})).await;
@@ -565,10 +567,6 @@ async fn websocket_auth_failures_close_with_4401() {
 async fn a_connection_runs_at_most_100_subscriptions_and_refuses_more_by_id() {
     let server = Server::start();
     let mut socket = acknowledged(&server).await;
-    let live = |id: &str| {
-        json!({"id": id, "type": "subscribe", "payload": {
-            "query": "subscription { events { streamId } }"}})
-    };
     for i in 0..100 {
         send(&mut socket, live(&format!("s{i}"))).await;
     }

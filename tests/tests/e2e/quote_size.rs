@@ -5,8 +5,6 @@
 //! rule, when the line is added; whatever it took is accepted and
 //! captured as an order.
 
-use std::time::{Duration, Instant};
-
 use tests::ops::{self, add_quote_line};
 use tests::{unique, Client, GqlError, Server};
 
@@ -94,28 +92,5 @@ async fn a_quote_refuses_the_line_its_order_could_not_carry_and_what_it_took_bec
     assert!(version > 0);
     client.propose_and_sign(&sales, &quote, 1).await.unwrap();
     client.accept(&sales, &quote).await.unwrap();
-    let started = Instant::now();
-    loop {
-        let orders = client
-            .run::<ops::Orders>(
-                &sales,
-                ops::orders::Variables {
-                    status: None,
-                    has_fallout: None,
-                    first: Some(10),
-                    after: None,
-                },
-            )
-            .await
-            .unwrap();
-        if orders.orders.nodes.iter().any(|o| o.quote_id == quote) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no order for quote {quote} after 60 s ({lines} lines); server log: {}",
-            server.stderr_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::flow::order_of(client, &sales, &quote).await;
 }
