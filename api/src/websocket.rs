@@ -61,7 +61,8 @@ const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 /// The subprotocol the client asked for (`Sec-WebSocket-Protocol`): the
 /// first of its list this server speaks; a request naming none is refused
-/// with 400.
+/// with 400. (`async_graphql_axum::GraphQLProtocol` reads the same header
+/// but keeps the protocol private, and the session needs it.)
 #[derive(Clone, Copy, Debug)]
 pub struct Protocol(pub WebSocketProtocols);
 
