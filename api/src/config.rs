@@ -23,6 +23,14 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file the server keeps in its data directory could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The file is not valid TOML for this schema.
     #[error("configuration file {path}: {message}")]
     Parse {

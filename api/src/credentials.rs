@@ -134,6 +134,9 @@ pub fn load(
     for (role, token) in &tokens {
         plain.push_str(&format!("{role}={token}\n"));
     }
+    // The digests file is the commit point: a start killed before its
+    // rename left no tenant, so the next start creates one again and its
+    // tokens replace any the killed start wrote.
     let tokens_path = data_dir.join(DEMO_TOKENS_FILE);
     write_private(&tokens_path, plain.as_bytes())?;
     write_private(&stored_path, digests.as_bytes())?;
@@ -211,22 +214,42 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buffer)
 }
 
-/// Writes `bytes` to a new file that only its owner can read.
+/// Replaces `path` with a file holding `bytes` that only its owner can
+/// read, atomically: written and synced under a temporary name, renamed
+/// over `path`, then the directory synced. A crash leaves the old file or
+/// the new one, never a part of either.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
-    let io = |source| ConfigError::Read {
+    let io = |source| ConfigError::Write {
         path: path.to_owned(),
         source,
     };
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let temporary = path.with_file_name(name);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(io)?;
+    let mut file = options.open(&temporary).map_err(io)?;
+    #[cfg(unix)]
+    {
+        // A temporary file left by a killed start keeps its old mode.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
     file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -257,6 +280,37 @@ mod tests {
         let principal = again.authenticate(&tokens[3].1).unwrap();
         assert_eq!(principal.role, Role::Admin);
         assert_eq!(principal.tenant.as_str(), DEMO_TENANT);
+    }
+
+    #[test]
+    fn a_first_start_killed_before_its_digests_were_stored_starts_again_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a SIGKILL between the two files leaves: the tokens of a demo
+        // tenant that was never stored, and a half-written digests file
+        // under its temporary name.
+        std::fs::write(
+            dir.path().join(DEMO_TOKENS_FILE),
+            "viewer=oms_viewer_stale\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("{CREDENTIALS_FILE}.tmp")),
+            "[tenants]\nde",
+        )
+        .unwrap();
+        let (auth, source) = load(&ServerConfig::default(), dir.path()).unwrap();
+        let CredentialSource::NewDemo { file, tokens } = source else {
+            panic!("expected a new demo tenant");
+        };
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(!written.contains("stale"), "{written}");
+        for (role, token) in &tokens {
+            assert!(written.contains(&format!("{role}={token}")), "{written}");
+            assert_eq!(auth.authenticate(token).unwrap().role, *role);
+        }
+        let (again, source) = load(&ServerConfig::default(), dir.path()).unwrap();
+        assert!(matches!(source, CredentialSource::StoredDemo(_)));
+        assert!(again.authenticate(&tokens[0].1).is_some());
     }
 
     fn config_with(credentials: &[(&str, &str, &str)]) -> ServerConfig {

@@ -153,7 +153,8 @@ fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
 }
 
 /// Every whole line of the journal at `path` (none when it does not exist);
-/// a line that does not parse (torn by a crash) is skipped.
+/// a line that does not parse (torn by a crash, or bytes that are not
+/// text) is skipped.
 ///
 /// # Errors
 /// An I/O error other than the file not existing.
@@ -164,9 +165,8 @@ pub fn read(path: &Path) -> std::io::Result<Vec<JournalLine>> {
         Err(error) => return Err(error),
     };
     let mut lines = Vec::new();
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        if let Ok(parsed) = serde_json::from_str::<JournalLine>(&line) {
+    for line in BufReader::new(file).split(b'\n') {
+        if let Ok(parsed) = serde_json::from_slice::<JournalLine>(&line?) {
             lines.push(parsed);
         }
     }
@@ -203,6 +203,18 @@ mod tests {
         let (journal, before) = Journal::open(dir.path()).unwrap();
         assert_eq!(before, vec![effect("k1")]);
         journal.append(&effect("k2"));
+        assert_eq!(read(&path).unwrap(), vec![effect("k1"), effect("k2")]);
+    }
+
+    #[test]
+    fn a_line_of_bytes_that_are_not_text_is_skipped_like_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut bytes = serde_json::to_vec(&effect("k1")).unwrap();
+        bytes.extend_from_slice(b"\n\xff\xfe{\"kind\"\n");
+        bytes.extend_from_slice(&serde_json::to_vec(&effect("k2")).unwrap());
+        bytes.push(b'\n');
+        std::fs::write(&path, bytes).unwrap();
         assert_eq!(read(&path).unwrap(), vec![effect("k1"), effect("k2")]);
     }
 }
