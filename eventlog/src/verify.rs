@@ -268,7 +268,7 @@ pub fn verify_acknowledged(
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, VerifyError> {
     let report = verify_tree(tree, progress).map_err(|e| explain_by_acknowledged(dir, tree, e))?;
-    check_acknowledged(dir, tree, &report)?;
+    check_acknowledged(dir, tree, report.events)?;
     Ok(report)
 }
 
@@ -298,28 +298,24 @@ fn explain_by_acknowledged(dir: &Path, tree: &sled::Tree, error: VerifyError) ->
     }
 }
 
-/// Compares a verified log with the head last acknowledged in `dir` (see
-/// [`crate::AckedHead`]): the log must reach that head and hold the very
-/// record that was acknowledged there. Without a readable `acked-head`
+/// Compares a log of `events` records with the head last acknowledged in
+/// `dir` (see [`crate::AckedHead`]): the log must reach that head and hold
+/// the very record that was acknowledged there. Without a readable `acked-head`
 /// file there is nothing to compare and the check passes.
 ///
 /// # Errors
 /// [`VerifyError::Damaged`] with [`Problem::MissingAcknowledged`] at the
 /// first missing position, or [`Problem::NotAcknowledged`] at the last
 /// acknowledged one.
-pub fn check_acknowledged(
-    dir: &Path,
-    tree: &sled::Tree,
-    report: &VerifyReport,
-) -> Result<(), VerifyError> {
+pub fn check_acknowledged(dir: &Path, tree: &sled::Tree, events: u64) -> Result<(), VerifyError> {
     let Some(acked) = AckedHead::read(dir) else {
         let path = dir.join(crate::acked::ACKED_HEAD_FILE);
-        if report.events > 0 && !path.exists() {
+        if events > 0 && !path.exists() {
             // Logs from before the file existed have none; a deleted one
             // looks the same, so this warns rather than refuses.
             tracing::warn!(
                 path = %path.display(),
-                events = report.events,
+                events,
                 "acknowledged head file is missing from a log that holds events; its check is skipped"
             );
         }
@@ -328,9 +324,9 @@ pub fn check_acknowledged(
     if acked.next_position == 0 {
         return Ok(());
     }
-    if report.events < acked.next_position {
+    if events < acked.next_position {
         return Err(damaged(
-            report.events,
+            events,
             Problem::MissingAcknowledged {
                 acknowledged: acked.next_position,
             },

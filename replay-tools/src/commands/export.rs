@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use clap::Args;
@@ -152,23 +152,21 @@ pub fn export(
 }
 
 /// Runs `export`.
+///
+/// A log that ends before the head last acknowledged (sled's recovery cut
+/// it at a damaged spot) is refused before anything is written: its export
+/// would import as a sound log without the lost events. A file is written
+/// under `<FILE>.partial` and renamed over `FILE` only once whole and
+/// synced, so a failed or killed export leaves an earlier file as it was.
 pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     let reader = LogReader::open(&ctx.dir)?;
+    eventlog::check_acknowledged(ctx.dir.path(), reader.tree(), reader.next_position()?)?;
     let progress = ctx.progress("export", None);
     let to_stdout = args.output.as_os_str() == "-";
     let summary = if to_stdout {
         export(&reader, out.writer(), &progress)?
     } else {
-        let file = File::create(&args.output)
-            .map_err(|e| ReplayError::io(format!("creating {}", args.output.display()), e))?;
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        let summary = export(&reader, &mut writer, &progress)?;
-        writer
-            .into_inner()
-            .map_err(|e| ReplayError::io("writing the export", e.into_error()))?
-            .sync_all()
-            .map_err(|e| ReplayError::io("syncing the export", e))?;
-        summary
+        export_to_file(&reader, &args.output, &progress)?
     };
     if ctx.json && !to_stdout {
         out.json(&serde_json::json!({"ok": true, "file": args.output, "export": summary}))?;
@@ -190,4 +188,63 @@ pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
         ));
     }
     Ok(Outcome::Clean)
+}
+
+/// Exports to `output` through `<output>.partial`, renamed over `output`
+/// once written and synced; the partial file is removed on failure. An
+/// `output` that exists and is not a regular file (a pipe, a device) is
+/// written directly.
+fn export_to_file(
+    reader: &LogReader,
+    output: &Path,
+    progress: &Progress,
+) -> Result<ExportSummary, ReplayError> {
+    if output.metadata().is_ok_and(|m| !m.is_file()) {
+        return export_to(reader, output, progress);
+    }
+    let mut name = output.file_name().unwrap_or_default().to_owned();
+    name.push(".partial");
+    let partial = output.with_file_name(name);
+    let written = export_to(reader, &partial, progress).and_then(|summary| {
+        std::fs::rename(&partial, output)
+            .map_err(|e| ReplayError::io(format!("renaming to {}", output.display()), e))?;
+        Ok(summary)
+    });
+    match written {
+        Ok(summary) => {
+            let dir = output
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|e| ReplayError::io(format!("syncing {}", dir.display()), e))?;
+            Ok(summary)
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(error)
+        }
+    }
+}
+
+/// Exports to a file created (or truncated) at `path`, then synced.
+fn export_to(
+    reader: &LogReader,
+    path: &Path,
+    progress: &Progress,
+) -> Result<ExportSummary, ReplayError> {
+    let file = File::create(path)
+        .map_err(|e| ReplayError::io(format!("creating {}", path.display()), e))?;
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    let summary = export(reader, &mut writer, progress)?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| ReplayError::io("writing the export", e.into_error()))?;
+    // A pipe or a device cannot be synced; a regular file must be.
+    if file.metadata().is_ok_and(|m| m.is_file()) {
+        file.sync_all()
+            .map_err(|e| ReplayError::io("syncing the export", e))?;
+    }
+    Ok(summary)
 }

@@ -107,3 +107,34 @@ fn a_damaged_sled_conf_is_a_finding_that_names_the_file() {
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["error"]["kind"], "damaged");
 }
+
+/// sled's recovery cuts the log at a damaged message it wrote since its
+/// last snapshot; what is left is consistent with itself, so only the
+/// acknowledged head shows the loss, and an export must not carry the
+/// shorter log on as a sound one.
+#[test]
+fn an_export_that_fails_leaves_the_file_it_would_replace_as_it_was() {
+    let (tmp, dir) = generated();
+    let (_other_tmp, other) = generated();
+    let backup = tmp.path().join("backup.oms-export");
+    let run = oms(&other, &["export", "-o", backup.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let before = std::fs::read(&backup).unwrap();
+    assert!(flip_record_on_disk(&dir, generated_events() / 2) >= 1);
+    let run = oms(&dir, &["export", "-o", backup.to_str().unwrap()]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("acknowledged events are missing"),
+        "{run:?}"
+    );
+    assert!(
+        std::fs::read(&backup).unwrap() == before,
+        "the failed export replaced the earlier one"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with("backup"))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

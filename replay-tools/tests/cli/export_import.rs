@@ -13,6 +13,7 @@ fn export_import_export_is_identical_and_the_import_verifies() {
     );
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["export"]["events"], generated_events());
+    assert!(!tmp.path().join("first.oms-export.partial").exists());
     let text = std::fs::read_to_string(&first).unwrap();
     let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(header["format"], "oms-export");
@@ -55,6 +56,14 @@ fn export_to_stdout_and_import_from_stdin_round_trip() {
     );
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["import"]["events"], generated_events());
+}
+
+#[test]
+fn an_export_to_a_device_is_written_directly() {
+    let (_tmp, dir) = generated();
+    let run = oms(&dir, &["export", "-o", "/dev/null", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["export"]["events"], generated_events());
 }
 
 fn exported(tmp: &std::path::Path, dir: &std::path::Path) -> String {
