@@ -14,6 +14,7 @@ use crate::datadir::DataDir;
 use crate::error::{ReplayError, EXIT_FINDING, EXIT_OK, EXIT_USAGE};
 use crate::output::Out;
 use crate::progress::Progress;
+use crate::reader::LogReader;
 
 /// `oms-replay`: audit and incident recovery on an OMS data directory.
 ///
@@ -87,6 +88,25 @@ impl Ctx {
     /// A progress bar for walking `total` events (hidden with `--quiet`).
     pub fn progress(&self, label: &str, total: Option<u64>) -> Progress {
         Progress::new(label, total, !self.quiet)
+    }
+
+    /// Opens the log raw for reading ([`LogReader::open`]). A log that ends
+    /// before the head last acknowledged (sled's recovery cut it at a
+    /// damaged spot) is still read, with a warning on stderr that is never
+    /// suppressed: what the command shows lacks acknowledged events.
+    ///
+    /// # Errors
+    /// As [`LogReader::open`].
+    pub fn read_log(&self) -> Result<LogReader, ReplayError> {
+        let reader = LogReader::open(&self.dir)?;
+        let events = reader.next_position()?;
+        if let Err(problem) = eventlog::check_acknowledged(self.dir.path(), reader.tree(), events) {
+            eprintln!(
+                "oms-replay: warning: {problem}; what follows is the log as it stands, \
+                 without them (`oms-replay verify` reports the damage)"
+            );
+        }
+        Ok(reader)
     }
 
     /// A note for the operator on stderr (suppressed with `--quiet`).

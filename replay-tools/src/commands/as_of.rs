@@ -173,7 +173,7 @@ pub fn run(args: &AsOfArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayE
         (None, Some(t)) => Bound::Time(timefmt::parse_time(t)?),
         (None, None) => Bound::Head,
     };
-    let reader = LogReader::open(&ctx.dir)?;
+    let reader = ctx.read_log()?;
     let result = as_of(&reader, &args.stream, bound)?;
     if ctx.json {
         out.json(&AsOfJson {

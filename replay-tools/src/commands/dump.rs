@@ -216,7 +216,7 @@ pub fn dump(
 /// Runs `dump`.
 pub fn run(args: &DumpArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     let filter = Filter::from_args(args)?;
-    let reader = LogReader::open(&ctx.dir)?;
+    let reader = ctx.read_log()?;
     let progress = ctx.progress("dump", None);
     let summary = dump(&reader, &filter, out.writer(), &progress)?;
     ctx.note(format_args!(

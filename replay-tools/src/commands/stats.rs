@@ -126,7 +126,7 @@ fn table(out: &mut Out, title: &str, rows: &BTreeMap<String, u64>) -> Result<(),
 
 /// Runs `stats`.
 pub fn run(_args: &StatsArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
-    let reader = LogReader::open(&ctx.dir)?;
+    let reader = ctx.read_log()?;
     let stats = stats(&reader, ctx.dir.path(), &ctx.progress("stats", None))?;
     if ctx.json {
         out.json(&stats)?;

@@ -315,7 +315,7 @@ impl Trace {
 
 /// Runs `trace`.
 pub fn run(args: &TraceArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
-    let reader = LogReader::open(&ctx.dir)?;
+    let reader = ctx.read_log()?;
     let tree = trace(&reader, &args.correlation, &ctx.progress("trace", None))?;
     if tree.events.is_empty() {
         return Err(ReplayError::Usage(format!(

@@ -138,3 +138,23 @@ fn an_export_that_fails_leaves_the_file_it_would_replace_as_it_was() {
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+#[test]
+fn reading_a_log_cut_short_of_its_acknowledged_head_warns_every_time() {
+    let (_tmp, dir) = generated();
+    assert!(flip_record_on_disk(&dir, generated_events() / 2) >= 1);
+    for args in [
+        &["dump", "--quiet"][..],
+        &["stats"][..],
+        &["as-of", "quote-none", "--position", "0"][..],
+    ] {
+        let run = oms(&dir, args);
+        assert!(
+            run.stderr.contains("warning: log damaged at position")
+                && run.stderr.contains("the log ends here but positions up to")
+                && run.stderr.contains("oms-replay verify"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
