@@ -194,9 +194,10 @@ impl DispatchShared {
         };
         loop {
             let step = if suppressed {
-                self.mark_interrupted(&job, "RECOVERY_REPLAY", None).await
+                self.mark_interrupted(&job, "RECOVERY_REPLAY", None, &stop)
+                    .await
             } else {
-                self.dispatch(&job).await
+                self.dispatch(&job, &stop).await
             };
             match step {
                 Ok(()) => return true,
@@ -244,7 +245,7 @@ impl DispatchShared {
             .unwrap_or_default()
     }
 
-    async fn dispatch(&self, job: &Job) -> Result<(), Again> {
+    async fn dispatch(&self, job: &Job, stop: &watch::Receiver<bool>) -> Result<(), Again> {
         let Some(handoff) = self.load(job)? else {
             return Ok(());
         };
@@ -286,7 +287,7 @@ impl DispatchShared {
                         _ => None,
                     });
                 return self
-                    .mark_interrupted(job, "DISPATCH_INTERRUPTED", send)
+                    .mark_interrupted(job, "DISPATCH_INTERRUPTED", send, stop)
                     .await;
             }
             Ok(_) => {}
@@ -337,9 +338,17 @@ impl DispatchShared {
             raw_code = outcome.raw_code.as_deref().unwrap_or(""),
             "external call finished"
         );
-        self.observe(job, &handoff, outcome, now, "observe").await
+        self.observe(job, &handoff, outcome, now, "observe", stop)
+            .await
     }
 
+    /// Records the outcome of a call, retrying while the log refuses it:
+    /// a call that was made keeps its outcome through a passing failure.
+    /// A stop ends the retries with the job unfinished, as a crash would:
+    /// the next start finds the dispatch recorded without its outcome and
+    /// marks the handoff UNKNOWN for reconciliation. (A log that is fenced
+    /// or closed refuses every append until a restart, so without the stop
+    /// this would hold the shutdown for good.)
     async fn observe(
         &self,
         job: &Job,
@@ -347,6 +356,7 @@ impl DispatchShared {
         outcome: CallOutcome,
         now: i64,
         action: &str,
+        stop: &watch::Receiver<bool>,
     ) -> Result<(), Again> {
         let command = HandoffCommand::Observe {
             observation: Observation {
@@ -375,7 +385,18 @@ impl DispatchShared {
                 | Err(CommandError::IdempotencyConflict { .. }) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatcher cannot record an observation; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let mut stop = stop.clone();
+                    if *stop.borrow_and_update() {
+                        return Err(Again(Duration::ZERO));
+                    }
+                    tokio::select! {
+                        changed = stop.changed() => {
+                            if changed.is_err() || *stop.borrow() {
+                                return Err(Again(Duration::ZERO));
+                            }
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
                 }
             }
         }
@@ -389,6 +410,7 @@ impl DispatchShared {
         job: &Job,
         code: &str,
         send: Option<u32>,
+        stop: &watch::Receiver<bool>,
     ) -> Result<(), Again> {
         let Some(handoff) = self.load(job)? else {
             return Ok(());
@@ -418,6 +440,7 @@ impl DispatchShared {
             outcome,
             now,
             &format!("interrupted:{}", handoff.sends),
+            stop,
         )
         .await
     }

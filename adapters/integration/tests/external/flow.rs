@@ -629,3 +629,33 @@ async fn a_handoff_pending_past_its_fallout_deadline_is_an_sla_breach() {
     ));
     h.stop().await;
 }
+
+/// A stop is never held by a dispatch whose outcome the log can no longer
+/// take (a fenced or closed log): the job ends unfinished, as after a
+/// crash, and the next start marks the handoff UNKNOWN for
+/// reconciliation. Found with a full disk: the server logged "stopping"
+/// and then retried the observation every 200 ms until SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_a_dispatch_whose_outcome_the_log_can_no_longer_take() {
+    let mut h = Harness::start(Options::default()).await;
+    h.sims.script(
+        TargetSystem::Inventory,
+        Script::Next(vec![Fault::TimeoutAfterApply]),
+    );
+    let order = h.accept_quote("q-stop-held", &["l1"]).await;
+    let reserve = subject(&order, "l1", Purpose::Reserve, 1);
+    h.wait_handoff(&reserve, 10, "sent", |s| {
+        status_of(s) == Some(HandoffStatus::Sent)
+    })
+    .await;
+    // The call is in flight (the simulator holds its answer past the read
+    // timeout); the log stops taking appends before its outcome comes.
+    h.path.log().close().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), h.stop_fulfillment()).await;
+    assert!(
+        stopped.is_ok(),
+        "the fulfillment process did not stop within 10 s"
+    );
+    h.stop().await;
+}
