@@ -49,6 +49,11 @@ pub enum ApiError {
         /// What was attempted.
         action: &'static str,
     },
+    /// The event log takes no appends since a storage failure (a full
+    /// disk, a failed write): nothing was recorded, and only a restart of
+    /// the server lifts it (`/healthz` says so); the client retries the
+    /// same command (same `commandId`) after it. `UNAVAILABLE`.
+    LogFenced,
     /// An external system the request needs did not answer now (a
     /// timeout, a 5xx, a 429): nothing was recorded, and the client may
     /// retry the same command (same `commandId`) later.
@@ -110,6 +115,10 @@ impl ApiError {
             ApiError::Unavailable { system, detail } => format!(
                 "{system} did not answer now ({detail}): nothing was recorded; retry the same command later"
             ),
+            ApiError::LogFenced => "the event log takes no appends since a storage failure \
+                 (a full disk, a failed write): nothing was recorded; retry the same command once \
+                 the server has been restarted"
+                .to_owned(),
             ApiError::Contended { stream_id } => format!(
                 "{stream_id} was changed by other commands at every attempt: nothing was recorded; retry the same command"
             ),
@@ -130,7 +139,9 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
             ApiError::Forbidden { .. } => "FORBIDDEN",
-            ApiError::Unavailable { .. } | ApiError::Contended { .. } => "UNAVAILABLE",
+            ApiError::Unavailable { .. } | ApiError::Contended { .. } | ApiError::LogFenced => {
+                "UNAVAILABLE"
+            }
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -140,8 +151,9 @@ impl ApiError {
     /// append the log refuses as malformed (an event over the payload,
     /// text-field or metadata limits: what the client sent made it too
     /// large) is `VALIDATION` of `input`; a stream that other writers kept
-    /// changing is a retryable `UNAVAILABLE`; storage failures become
-    /// `INTERNAL`.
+    /// changing is a retryable `UNAVAILABLE`, as is a log fenced by an
+    /// earlier storage failure (nothing recorded; retry after a restart);
+    /// the storage failure itself is `INTERNAL`.
     pub fn from_command<E>(error: CommandError<E>) -> Self
     where
         E: std::error::Error + RuleViolation,
@@ -165,6 +177,10 @@ impl ApiError {
                     "input",
                     format!("the command's events exceed the log's limits: {problem}"),
                 )
+            }
+            CommandError::Append(eventlog::AppendError::Fenced(reason)) => {
+                tracing::warn!(%reason, "a command was refused: the event log is fenced");
+                ApiError::LogFenced
             }
             CommandError::Contention {
                 stream_id,
@@ -214,7 +230,7 @@ impl From<ApiError> for async_graphql::Error {
                     e.set("retryable", true);
                 })
             }
-            ApiError::Contended { .. } => base.extend_with(|_, e| {
+            ApiError::Contended { .. } | ApiError::LogFenced => base.extend_with(|_, e| {
                 e.set("code", code);
                 e.set("retryable", true);
             }),
@@ -301,6 +317,19 @@ mod tests {
             eventlog::AppendError::Storage("disk full".to_owned()),
         ));
         assert_eq!(storage.code(), "INTERNAL");
+    }
+
+    #[test]
+    fn a_fenced_log_is_a_retryable_unavailable_that_names_the_restart() {
+        let error = ApiError::from_command(CommandError::<domain::quote::QuoteError>::Append(
+            eventlog::AppendError::Fenced("IO error: No space left on device".to_owned()),
+        ));
+        assert_eq!(error.code(), "UNAVAILABLE", "{error:?}");
+        let error: async_graphql::Error = error.into();
+        assert!(error.message.contains("restarted"), "{}", error.message);
+        assert!(!error.message.contains("No space"), "{}", error.message);
+        let extensions = serde_json::to_value(&error.extensions).unwrap_or_default();
+        assert_eq!(extensions["retryable"], true, "{extensions}");
     }
 
     #[test]
