@@ -49,11 +49,17 @@ pub enum ApiError {
         /// What was attempted.
         action: &'static str,
     },
-    /// The event log takes no appends since a storage failure (a full
-    /// disk, a failed write): nothing was recorded, and only a restart of
-    /// the server lifts it (`/healthz` says so); the client retries the
-    /// same command (same `commandId`) after it. `UNAVAILABLE`.
-    LogFenced,
+    /// The event log failed to store the command (a full disk, a failed
+    /// write), failed to read what the command needs, or takes no appends
+    /// since such a failure; only a restart of the server lifts it
+    /// (`/healthz` says so once the log is fenced), and the client retries
+    /// the same command (same `commandId`) after it. `UNAVAILABLE`.
+    LogUnavailable {
+        /// False when the command failed before it was written (a fenced
+        /// log, a failed read: nothing was recorded); true when its write
+        /// failed, so it may have been recorded or not.
+        outcome_unknown: bool,
+    },
     /// An external system the request needs did not answer now (a
     /// timeout, a 5xx, a 429): nothing was recorded, and the client may
     /// retry the same command (same `commandId`) later.
@@ -115,9 +121,17 @@ impl ApiError {
             ApiError::Unavailable { system, detail } => format!(
                 "{system} did not answer now ({detail}): nothing was recorded; retry the same command later"
             ),
-            ApiError::LogFenced => "the event log takes no appends since a storage failure \
-                 (a full disk, a failed write): nothing was recorded; retry the same command once \
-                 the server has been restarted"
+            ApiError::LogUnavailable {
+                outcome_unknown: false,
+            } => "the event log failed (a full disk, a failed read or write) and takes no \
+                  commands until the server is restarted: nothing was recorded; retry the same \
+                  command once the server has been restarted"
+                .to_owned(),
+            ApiError::LogUnavailable {
+                outcome_unknown: true,
+            } => "the event log failed to store the command (a full disk, a failed write): it may \
+                  or may not have been recorded; retry the same command, same commandId, once \
+                  the server has been restarted"
                 .to_owned(),
             ApiError::Contended { stream_id } => format!(
                 "{stream_id} was changed by other commands at every attempt: nothing was recorded; retry the same command"
@@ -139,9 +153,9 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
             ApiError::Forbidden { .. } => "FORBIDDEN",
-            ApiError::Unavailable { .. } | ApiError::Contended { .. } | ApiError::LogFenced => {
-                "UNAVAILABLE"
-            }
+            ApiError::Unavailable { .. }
+            | ApiError::Contended { .. }
+            | ApiError::LogUnavailable { .. } => "UNAVAILABLE",
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -151,9 +165,9 @@ impl ApiError {
     /// append the log refuses as malformed (an event over the payload,
     /// text-field or metadata limits: what the client sent made it too
     /// large) is `VALIDATION` of `input`; a stream that other writers kept
-    /// changing is a retryable `UNAVAILABLE`, as is a log fenced by an
-    /// earlier storage failure (nothing recorded; retry after a restart);
-    /// the storage failure itself is `INTERNAL`.
+    /// changing is a retryable `UNAVAILABLE`, as is a storage failure of
+    /// the log (retry after a restart: nothing was recorded when the log
+    /// was already fenced, the outcome is unknown when the write failed).
     pub fn from_command<E>(error: CommandError<E>) -> Self
     where
         E: std::error::Error + RuleViolation,
@@ -180,7 +194,21 @@ impl ApiError {
             }
             CommandError::Append(eventlog::AppendError::Fenced(reason)) => {
                 tracing::warn!(%reason, "a command was refused: the event log is fenced");
-                ApiError::LogFenced
+                ApiError::LogUnavailable {
+                    outcome_unknown: false,
+                }
+            }
+            CommandError::Log(eventlog::LogError::Storage(reason)) => {
+                tracing::error!(%reason, "the event log failed to read for a command");
+                ApiError::LogUnavailable {
+                    outcome_unknown: false,
+                }
+            }
+            CommandError::Append(eventlog::AppendError::Storage(reason)) => {
+                tracing::error!(%reason, "the event log failed to store a command");
+                ApiError::LogUnavailable {
+                    outcome_unknown: true,
+                }
             }
             CommandError::Contention {
                 stream_id,
@@ -230,10 +258,12 @@ impl From<ApiError> for async_graphql::Error {
                     e.set("retryable", true);
                 })
             }
-            ApiError::Contended { .. } | ApiError::LogFenced => base.extend_with(|_, e| {
-                e.set("code", code);
-                e.set("retryable", true);
-            }),
+            ApiError::Contended { .. } | ApiError::LogUnavailable { .. } => {
+                base.extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("retryable", true);
+                })
+            }
             ApiError::Upstream { system, detail } => {
                 let correlation = ulid::Ulid::new().to_string();
                 tracing::warn!(correlation_id = %correlation, system = *system, %detail, "external system answered something unusable");
@@ -313,20 +343,37 @@ mod tests {
             eventlog::AppendError::Invalid("payload of 200015 bytes exceeds 65536".to_owned()),
         ));
         assert_eq!(error.code(), "VALIDATION", "{error:?}");
-        let storage = ApiError::from_command(CommandError::<domain::quote::QuoteError>::Append(
-            eventlog::AppendError::Storage("disk full".to_owned()),
-        ));
-        assert_eq!(storage.code(), "INTERNAL");
     }
 
     #[test]
-    fn a_fenced_log_is_a_retryable_unavailable_that_names_the_restart() {
-        let error = ApiError::from_command(CommandError::<domain::quote::QuoteError>::Append(
-            eventlog::AppendError::Fenced("IO error: No space left on device".to_owned()),
+    fn a_failed_or_fenced_log_is_a_retryable_unavailable_that_names_the_restart() {
+        for (failure, says) in [
+            (
+                eventlog::AppendError::Fenced("IO error: No space left on device".to_owned()),
+                "nothing was recorded",
+            ),
+            (
+                eventlog::AppendError::Storage("IO error: No space left on device".to_owned()),
+                "may or may not have been recorded",
+            ),
+        ] {
+            let error =
+                ApiError::from_command(CommandError::<domain::quote::QuoteError>::Append(failure));
+            assert_unavailable_until_restart(error, says);
+        }
+        let read = ApiError::from_command(CommandError::<domain::quote::QuoteError>::Log(
+            eventlog::LogError::Storage(sled::Error::Io(std::io::Error::other(
+                "No space left on device",
+            ))),
         ));
+        assert_unavailable_until_restart(read, "nothing was recorded");
+    }
+
+    fn assert_unavailable_until_restart(error: ApiError, says: &str) {
         assert_eq!(error.code(), "UNAVAILABLE", "{error:?}");
         let error: async_graphql::Error = error.into();
         assert!(error.message.contains("restarted"), "{}", error.message);
+        assert!(error.message.contains(says), "{}", error.message);
         assert!(!error.message.contains("No space"), "{}", error.message);
         let extensions = serde_json::to_value(&error.extensions).unwrap_or_default();
         assert_eq!(extensions["retryable"], true, "{extensions}");

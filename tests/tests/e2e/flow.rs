@@ -14,7 +14,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `probe` every 200 ms until it returns `Some`, or panics with `what`
 /// and the last thing seen after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,

@@ -9,6 +9,7 @@ mod catalog;
 mod console;
 mod crm_policy;
 mod damaged_log;
+mod disk_full;
 mod documents;
 mod errors;
 mod flow;
