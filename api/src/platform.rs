@@ -207,7 +207,7 @@ impl Platform {
     pub fn stream_tenant(&self, stream_id: &str) -> ApiResult<Option<String>> {
         self.owners
             .owner(&self.log, stream_id)
-            .map_err(ApiError::internal)
+            .map_err(ApiError::from_log)
     }
 
     /// Runs a client's command: the idempotency check first, then the
@@ -317,7 +317,7 @@ impl Platform {
         let recorded = self
             .log
             .idempotency_record(&key.encode())
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::from_log)?;
         if let Some((seen_hash, first)) = recorded {
             if seen_hash != request_hash {
                 self.metrics.idempotency_conflict();

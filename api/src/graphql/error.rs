@@ -161,6 +161,22 @@ impl ApiError {
         }
     }
 
+    /// Maps a failed read of the log made for a command (its stream, its
+    /// idempotency record, its target's tenant): sled's storage failing
+    /// (a full disk, a failed read) is the retryable `LogUnavailable`, as
+    /// nothing was recorded; anything else is `INTERNAL`.
+    pub fn from_log(error: eventlog::LogError) -> Self {
+        match error {
+            eventlog::LogError::Storage(reason) => {
+                tracing::error!(%reason, "the event log failed to read for a command");
+                ApiError::LogUnavailable {
+                    outcome_unknown: false,
+                }
+            }
+            other => ApiError::internal(other),
+        }
+    }
+
     /// Maps a command path failure: rule refusals keep their rule name; an
     /// append the log refuses as malformed (an event over the payload,
     /// text-field or metadata limits: what the client sent made it too
@@ -198,12 +214,7 @@ impl ApiError {
                     outcome_unknown: false,
                 }
             }
-            CommandError::Log(eventlog::LogError::Storage(reason)) => {
-                tracing::error!(%reason, "the event log failed to read for a command");
-                ApiError::LogUnavailable {
-                    outcome_unknown: false,
-                }
-            }
+            CommandError::Log(error) => ApiError::from_log(error),
             CommandError::Append(eventlog::AppendError::Storage(reason)) => {
                 tracing::error!(%reason, "the event log failed to store a command");
                 ApiError::LogUnavailable {

@@ -12,7 +12,7 @@ use std::process::Command;
 use tests::ops;
 use tests::{Server, ServerOptions};
 
-use crate::flow::eventually;
+use crate::flow::{eventually, orders_page};
 
 /// Size of the test's file system.
 const SIZE_MIB: u64 = 48;
@@ -152,20 +152,7 @@ async fn a_full_disk_refuses_commands_retryably_stops_on_sigterm_and_recovers() 
             accepted.len()
         ),
         || async {
-            let orders = client
-                .run::<ops::Orders>(
-                    &viewer,
-                    ops::orders::Variables {
-                        status: None,
-                        has_fallout: None,
-                        first: Some(200),
-                        after: None,
-                    },
-                )
-                .await
-                .map_err(|e| format!("{e:?}"))?
-                .orders
-                .nodes;
+            let orders = orders_page(client, &viewer).await?;
             let waiting: Vec<String> = accepted
                 .iter()
                 .filter(|quote| {

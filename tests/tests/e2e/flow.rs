@@ -33,28 +33,35 @@ where
     }
 }
 
+/// The first page (200) of the orders `token` sees.
+pub(crate) async fn orders_page(
+    client: &Client,
+    token: &str,
+) -> Result<Vec<ops::orders::OrdersOrdersNodes>, String> {
+    client
+        .run::<ops::Orders>(
+            token,
+            ops::orders::Variables {
+                status: None,
+                has_fallout: None,
+                first: Some(200),
+                after: None,
+            },
+        )
+        .await
+        .map(|data| data.orders.nodes)
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// The order captured from `quote`, found in the `orders` list.
 pub(crate) async fn order_of(client: &Client, token: &str, quote: &str) -> String {
     eventually(&format!("an order for quote {quote}"), || async {
-        let orders = client
-            .run::<ops::Orders>(
-                token,
-                ops::orders::Variables {
-                    status: None,
-                    has_fallout: None,
-                    first: Some(200),
-                    after: None,
-                },
-            )
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let orders = orders_page(client, token).await?;
         orders
-            .orders
-            .nodes
             .iter()
             .find(|o| o.quote_id == quote)
             .map(|o| o.id.clone())
-            .ok_or_else(|| format!("{} orders, none of {quote}", orders.orders.nodes.len()))
+            .ok_or_else(|| format!("{} orders, none of {quote}", orders.len()))
     })
     .await
 }
@@ -302,19 +309,8 @@ async fn orders_are_isolated_by_tenant() {
             .await
             .unwrap();
         assert!(node.node.is_none());
-        let list = client
-            .run::<ops::Orders>(
-                &token,
-                ops::orders::Variables {
-                    status: None,
-                    has_fallout: None,
-                    first: Some(200),
-                    after: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert!(list.orders.nodes.iter().all(|o| o.id != order));
+        let list = orders_page(client, &token).await.unwrap();
+        assert!(list.iter().all(|o| o.id != order));
     }
     let operator = server.tenant_token("globex", "operator");
     let error = client
