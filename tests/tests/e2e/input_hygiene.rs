@@ -593,3 +593,30 @@ async fn a_connection_runs_at_most_100_subscriptions_and_refuses_more_by_id() {
         matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "next" && m["id"] == "q")
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_a_server_with_a_live_subscription_open() {
+    let mut server = Server::start();
+    let mut socket = acknowledged(&server).await;
+    send(&mut socket, live("held-open")).await;
+    // The subscription is running: another id is still free beside it.
+    send(
+        &mut socket,
+        json!({"id": "me", "type": "subscribe", "payload": {"query": "{ me { tenant } }"}}),
+    )
+    .await;
+    assert!(matches!(next(&mut socket).await, Next::Message(m) if m["id"] == "me"));
+    let stopping = std::time::Instant::now();
+    let status = server.stop();
+    assert!(
+        status.success(),
+        "SIGTERM with a subscription open: {status} after {:?}; {}",
+        stopping.elapsed(),
+        server.stderr_tail()
+    );
+    // The client learns that the server went away.
+    assert!(matches!(
+        next(&mut socket).await,
+        Next::Closed(_) | Next::Message(_)
+    ));
+}
