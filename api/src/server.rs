@@ -72,10 +72,15 @@ pub async fn run(
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServerError> {
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::Io {
-        context: format!("cannot create data directory {}", data_dir.display()),
-        source,
-    })?;
+    let context = if data_dir.exists() && !data_dir.is_dir() {
+        format!(
+            "the data directory {} is not a directory",
+            data_dir.display()
+        )
+    } else {
+        format!("cannot create data directory {}", data_dir.display())
+    };
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::Io { context, source })?;
     let log = EventLog::open(LogConfig::new(&data_dir)).map_err(|e| {
         if e.is_damage() {
             ServerError::LogDamaged {

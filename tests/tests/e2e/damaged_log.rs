@@ -153,3 +153,21 @@ async fn a_server_on_a_damaged_log_refuses_to_start_and_appends_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_that_is_a_file_is_refused_naming_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("data");
+    std::fs::write(&file, "not a directory").unwrap();
+    let refused = start_expecting_exit(&file);
+    assert_ne!(refused.code, Some(0), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "the data directory {} is not a directory",
+            file.display()
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}
