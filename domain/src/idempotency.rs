@@ -107,6 +107,12 @@ pub fn idempotency_key(
     format!("{tenant}:{order}:{line}:{target}:{purpose}:{attempt}")
 }
 
+/// The tenant a business idempotency key ([`idempotency_key`]) was made
+/// for: its first part (the whole key when it has no `:`).
+pub fn tenant_of_key(key: &str) -> &str {
+    key.split(':').next().unwrap_or(key)
+}
+
 /// The idempotency key of a command appended to the log.
 ///
 /// Keys are built from typed parts, never by concatenating strings the
@@ -287,6 +293,8 @@ mod tests {
             2,
         );
         assert_eq!(key, "t1:o1:l1:billing:activate_billing:2");
+        assert_eq!(tenant_of_key(&key), "t1");
+        assert_eq!(tenant_of_key("no-colon"), "no-colon");
     }
 
     #[test]

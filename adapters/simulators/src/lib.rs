@@ -615,8 +615,8 @@ async fn execute(
             dialect::error(system, ErrorKind::Validation),
         );
     };
-    // A business idempotency key starts with its tenant.
-    let fault = ctx.shared.next_fault(system, &key, key.split(':').next());
+    let tenant = domain::idempotency::tenant_of_key(&key).to_owned();
+    let fault = ctx.shared.next_fault(system, &key, Some(&tenant));
     if !authorized(&ctx, &headers) || fault == Fault::Unauthorized {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -627,7 +627,6 @@ async fn execute(
         );
     }
     let hash = hex::encode(Sha256::digest(&body));
-    let tenant = key.split(':').next().unwrap_or("").to_owned();
     // Only the systems that call back answer asynchronously.
     let async_mode = integration::config::sends_callbacks(system)
         && ctx
@@ -853,7 +852,7 @@ async fn render_document(
         if let Ok(mut s) = state.lock() {
             let entry = s.ledger.entry(key.clone()).or_insert_with(|| LedgerEntry {
                 key: key.clone(),
-                tenant: key.split(':').next().unwrap_or("").to_owned(),
+                tenant: domain::idempotency::tenant_of_key(&key).to_owned(),
                 operation: "render".to_owned(),
                 request_hash: sha256.clone(),
                 requests: 0,
