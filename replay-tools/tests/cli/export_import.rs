@@ -64,6 +64,11 @@ fn an_export_to_a_device_is_written_directly() {
     let run = oms(&dir, &["export", "-o", "/dev/null", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["export"]["events"], generated_events());
+    // Not replaced by a file renamed over it (root could do that).
+    use std::os::unix::fs::FileTypeExt;
+    let device = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(device.is_char_device(), "/dev/null was replaced");
+    assert!(!std::path::Path::new("/dev/null.partial").exists());
 }
 
 fn exported(tmp: &std::path::Path, dir: &std::path::Path) -> String {
