@@ -12,7 +12,8 @@ use domain::ids::TenantId;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// What a credential may do. Each role includes the ones before it.
+/// What a credential may do within its tenant. Sales and operator are
+/// separate duties; admin has both; platform has everything admin has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     /// Queries only.
@@ -21,22 +22,39 @@ pub enum Role {
     Sales,
     /// Queries, fallout resolution, order cancel and reconciliation.
     Operator,
-    /// Everything, including replay operations.
+    /// Everything in its tenant: the catalog, raw events, simulator scripts;
+    /// also the operations that touch every tenant when its tenant is the
+    /// server's only one ([`Principal::every_tenant`]).
     Admin,
+    /// An admin of its tenant who also runs the operations that touch every
+    /// tenant of the server (verify the log, rebuild projections, reset a
+    /// consumer): the platform's own operators.
+    Platform,
 }
 
 impl Role {
     /// Every role, weakest first.
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Sales, Role::Operator, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Sales,
+        Role::Operator,
+        Role::Admin,
+        Role::Platform,
+    ];
+
+    /// The roles of a tenant's own people (every role but
+    /// [`Role::Platform`]): the demo tenant has one token for each.
+    pub const TENANT: [Role; 4] = [Role::Viewer, Role::Sales, Role::Operator, Role::Admin];
 
     /// Whether this role may do what `needed` may do.
     pub fn allows(self, needed: Role) -> bool {
         match needed {
             // Sales and operators are separate duties; admin may do both.
-            Role::Sales => matches!(self, Role::Sales | Role::Admin),
-            Role::Operator => matches!(self, Role::Operator | Role::Admin),
+            Role::Sales => matches!(self, Role::Sales | Role::Admin | Role::Platform),
+            Role::Operator => matches!(self, Role::Operator | Role::Admin | Role::Platform),
             Role::Viewer => true,
-            Role::Admin => self == Role::Admin,
+            Role::Admin => matches!(self, Role::Admin | Role::Platform),
+            Role::Platform => self == Role::Platform,
         }
     }
 
@@ -47,6 +65,7 @@ impl Role {
             Role::Sales => "sales",
             Role::Operator => "operator",
             Role::Admin => "admin",
+            Role::Platform => "platform",
         }
     }
 }
@@ -57,7 +76,7 @@ impl fmt::Display for Role {
     }
 }
 
-/// A role name that is not one of the four.
+/// A role name that is not one of the five.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown role `{0}`")]
 pub struct UnknownRole(String);
@@ -82,6 +101,12 @@ pub struct Principal {
     pub role: Role,
     /// The credential's name (recorded as the operator of fallout actions).
     pub name: String,
+    /// Whether the caller may run the operations that touch every tenant
+    /// (verify the log, rebuild projections, reset a consumer): a
+    /// [`Role::Platform`] credential, or a [`Role::Admin`] of the server's
+    /// only tenant, who has every tenant's authority there. Set by
+    /// [`Authenticator::authenticate`].
+    pub every_tenant: bool,
 }
 
 struct Credential {
@@ -110,13 +135,27 @@ impl Authenticator {
     /// digest is compared, in constant time.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let digest = token_digest(token);
-        let mut found = None;
+        let mut found: Option<Principal> = None;
         for credential in &self.credentials {
             if bool::from(credential.digest.ct_eq(&digest)) {
                 found = Some(credential.principal.clone());
             }
         }
-        found
+        found.map(|mut principal| {
+            principal.every_tenant = match principal.role {
+                Role::Platform => true,
+                Role::Admin => self.single_tenant(),
+                Role::Viewer | Role::Sales | Role::Operator => false,
+            };
+            principal
+        })
+    }
+
+    /// Whether every credential belongs to one tenant.
+    fn single_tenant(&self) -> bool {
+        let mut tenants = self.credentials.iter().map(|c| &c.principal.tenant);
+        let first = tenants.next();
+        tenants.all(|t| Some(t) == first)
     }
 
     /// The principal of an `Authorization: Bearer <token>` header value
@@ -156,6 +195,7 @@ mod tests {
                 tenant: TenantId::new("a"),
                 role: Role::Sales,
                 name: "alice".to_owned(),
+                every_tenant: false,
             },
         );
         auth
@@ -195,5 +235,35 @@ mod tests {
         assert!(!Role::Operator.allows(Role::Sales));
         assert!(Role::Admin.allows(Role::Sales) && Role::Admin.allows(Role::Operator));
         assert!(!Role::Viewer.allows(Role::Sales));
+        assert!(Role::Platform.allows(Role::Admin) && !Role::Admin.allows(Role::Platform));
+    }
+
+    fn principal(tenant: &str, role: Role, token: &str, auth: &mut Authenticator) {
+        auth.add(
+            token_digest(token),
+            Principal {
+                tenant: TenantId::new(tenant),
+                role,
+                name: token.to_owned(),
+                every_tenant: false,
+            },
+        );
+    }
+
+    #[test]
+    fn only_platform_credentials_or_the_admin_of_the_only_tenant_act_for_every_tenant() {
+        let every_tenant =
+            |auth: &Authenticator, token: &str| auth.authenticate(token).map(|p| p.every_tenant);
+        let mut auth = Authenticator::default();
+        principal("a", Role::Admin, "a-admin", &mut auth);
+        principal("a", Role::Operator, "a-operator", &mut auth);
+        assert_eq!(every_tenant(&auth, "a-admin"), Some(true));
+        assert_eq!(every_tenant(&auth, "a-operator"), Some(false));
+
+        principal("b", Role::Admin, "b-admin", &mut auth);
+        principal("b", Role::Platform, "b-platform", &mut auth);
+        assert_eq!(every_tenant(&auth, "a-admin"), Some(false));
+        assert_eq!(every_tenant(&auth, "b-admin"), Some(false));
+        assert_eq!(every_tenant(&auth, "b-platform"), Some(true));
     }
 }

@@ -209,7 +209,9 @@ pub struct TenantConfig {
 pub struct CredentialConfig {
     /// Who holds it (shown in logs and as the operator of fallout actions).
     pub name: String,
-    /// `viewer`, `sales`, `operator` or `admin`.
+    /// `viewer`, `sales`, `operator`, `admin` or `platform` (an admin who
+    /// may also verify the log, rebuild projections and reset consumers,
+    /// which touch every tenant; on a server of one tenant its admin may).
     pub role: String,
     /// sha256 of the token, 64 hex digits (`oms-server hash-token`). A
     /// token names one credential: the same digest twice, in one tenant
@@ -419,7 +421,7 @@ impl ServerConfig {
                     return Err(ConfigError::invalid(
                         format!("{key}.role"),
                         format!(
-                            "`{}` is not one of viewer, sales, operator, admin",
+                            "`{}` is not one of viewer, sales, operator, admin, platform",
                             credential.role
                         ),
                     ));

@@ -108,7 +108,7 @@ pub fn load(
         }
         return Ok((auth, CredentialSource::StoredDemo(stored_path)));
     }
-    let tokens: Vec<(Role, String)> = Role::ALL
+    let tokens: Vec<(Role, String)> = Role::TENANT
         .into_iter()
         .map(|role| (role, format!("oms_{}_{}", role.as_str(), random_hex(24))))
         .collect();
@@ -147,6 +147,7 @@ pub fn load(
                 tenant: TenantId::new(DEMO_TENANT),
                 role: *role,
                 name: format!("demo-{role}"),
+                every_tenant: false,
             },
         );
     }
@@ -203,6 +204,7 @@ fn add(
             tenant: TenantId::new(tenant),
             role,
             name: name.to_owned(),
+            every_tenant: false,
         },
     );
     Ok(())

@@ -26,8 +26,9 @@ use graphql_client::GraphQLQuery;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-/// The four roles, weakest first.
-pub const ROLES: [&str; 4] = ["viewer", "sales", "operator", "admin"];
+/// The five roles, weakest first (`platform`: an admin who may also run
+/// the operations that touch every tenant).
+pub const ROLES: [&str; 5] = ["viewer", "sales", "operator", "admin", "platform"];
 
 /// How long the server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

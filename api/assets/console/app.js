@@ -60,8 +60,9 @@ function show(...nodes) {
 
 function can(action) {
   const role = me ? me.role : '';
-  if (action === 'operate') return role === 'operator' || role === 'admin';
-  if (action === 'admin') return role === 'admin';
+  if (action === 'operate') return role === 'operator' || role === 'admin' || role === 'platform';
+  // Rebuilds and consumer resets touch every tenant of the server.
+  if (action === 'every tenant') return Boolean(me && me.everyTenant);
   return false;
 }
 
@@ -611,7 +612,7 @@ function rebuildText(p) {
 async function consumersPage() {
   const shownAt = window.location.hash;
   const outcome = h('div', { 'aria-live': 'polite' });
-  const rebuild = (name) => can('admin')
+  const rebuild = (name) => can('every tenant')
     ? h('button', { type: 'button', onclick: async (event) => {
       if (!window.confirm(`Rebuild ${name} from position 0?`)) return;
       event.target.disabled = true;
@@ -652,7 +653,7 @@ async function consumersPage() {
     }
   };
   const consumers = await refresh();
-  const reset = can('admin') && consumers ? resetForm(consumers.fulfillment, outcome) : null;
+  const reset = can('every tenant') && consumers ? resetForm(consumers.fulfillment, outcome) : null;
   show(h('h1', {}, 'Consumers and projectors'), outcome,
     h('h2', {}, 'Projectors'), projectorRows,
     h('h2', {}, 'Fulfillment consumers'), consumerRows,
@@ -693,7 +694,7 @@ function resetForm(consumers, outcome) {
       outcome.replaceChildren(errorBox(error));
     }
   });
-  return h('section', {}, h('h2', {}, 'Reset a consumer (admin)'), form);
+  return h('section', {}, h('h2', {}, 'Reset a consumer (every tenant)'), form);
 }
 
 // ---------------------------------------------------------------- quotes
@@ -767,7 +768,7 @@ async function start() {
     return;
   }
   try {
-    me = (await gql(`{ me { tenant role name } }`)).me;
+    me = (await gql(`{ me { tenant role name everyTenant } }`)).me;
   } catch (error) {
     sessionStorage.removeItem(TOKEN_KEY);
     signIn(error);

@@ -86,6 +86,29 @@ pub fn caller<'a>(
     Ok((platform.as_ref(), principal))
 }
 
+/// The platform and the caller, if the caller may run `action`, an
+/// operation that touches every tenant of the server (the whole log, every
+/// tenant's projections, a consumer of every tenant's events): a
+/// `platform` credential, or an `admin` of the server's only tenant
+/// ([`Principal::every_tenant`]).
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a principal; `FORBIDDEN` for a role below
+/// admin, and for an admin of one of several tenants.
+pub fn every_tenant_caller<'a>(
+    ctx: &'a Context<'_>,
+    action: &'static str,
+) -> ApiResult<(&'a Platform, &'a Principal)> {
+    let (platform, principal) = caller(ctx, Role::Admin, action)?;
+    if !principal.every_tenant {
+        return Err(ApiError::Forbidden {
+            role: principal.role.as_str(),
+            action,
+        });
+    }
+    Ok((platform, principal))
+}
+
 /// The page size for `first` (default 50, at most [`MAX_PAGE`]).
 ///
 /// # Errors

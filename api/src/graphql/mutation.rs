@@ -30,7 +30,7 @@ use super::input;
 use super::types::admin::{ConsumerReset, LogVerification, RebuildReport, ReconciliationReport};
 use super::types::enums::FalloutAction;
 use super::types::CommandResult;
-use super::{caller, CommandTarget};
+use super::{caller, every_tenant_caller, CommandTarget};
 use crate::auth::{Principal, Role};
 use crate::platform::{ClientCommand, Platform};
 
@@ -1104,10 +1104,11 @@ impl Mutation {
             .into())
     }
 
-    /// Admin: verifies every record's hash, the chain, positions, index and
-    /// heads of the live log.
+    /// Platform (or the admin of the server's only tenant): verifies every
+    /// record's hash, the chain, positions, index and heads of the live
+    /// log, every tenant's events.
     async fn verify_log(&self, ctx: &Context<'_>) -> async_graphql::Result<LogVerification> {
-        let (platform, _) = caller(ctx, Role::Admin, "verify the log")?;
+        let (platform, _) = every_tenant_caller(ctx, "verify the log of every tenant")?;
         let log = platform.log.clone();
         let report = tokio::task::spawn_blocking(move || log.verify(&mut |_| {}))
             .await
@@ -1132,14 +1133,15 @@ impl Mutation {
         })
     }
 
-    /// Admin: rebuilds one projection (or `all`) from position 0 into fresh
-    /// trees and swaps them in; the old ones serve until then.
+    /// Platform (or the admin of the server's only tenant): rebuilds one
+    /// projection (or `all`), every tenant's rows, from position 0 into
+    /// fresh trees and swaps them in; the old ones serve until then.
     async fn rebuild_projection(
         &self,
         ctx: &Context<'_>,
         name: String,
     ) -> async_graphql::Result<Vec<RebuildReport>> {
-        let (platform, _) = caller(ctx, Role::Admin, "rebuild projections")?;
+        let (platform, _) = every_tenant_caller(ctx, "rebuild every tenant's projections")?;
         input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         let projections = platform.projections.clone();
         let reports = tokio::task::spawn_blocking(move || {
@@ -1234,7 +1236,9 @@ impl Mutation {
         catalog_command(platform, principal, &command_id, request, retire).await
     }
 
-    /// Admin: moves a consumer's checkpoint for incident recovery. A
+    /// Platform (or the admin of the server's only tenant): moves a
+    /// consumer's checkpoint, over every tenant's events, for incident
+    /// recovery. A
     /// consumer with external side effects needs `recovery: true`: replayed
     /// events are re-observed and no external call is sent again.
     async fn reset_consumer(
@@ -1244,7 +1248,7 @@ impl Mutation {
         to_position: u64,
         recovery: Option<bool>,
     ) -> async_graphql::Result<ConsumerReset> {
-        let (platform, _) = caller(ctx, Role::Admin, "reset consumers")?;
+        let (platform, _) = every_tenant_caller(ctx, "reset a consumer of every tenant's events")?;
         input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         Ok(platform
             .reset_consumer(&name, to_position, recovery.unwrap_or(false))

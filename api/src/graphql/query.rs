@@ -31,13 +31,15 @@ pub enum Node {
 
 #[Object]
 impl Query {
-    /// Who the caller is: tenant, role and credential name.
+    /// Who the caller is: tenant, role, credential name and whether it may
+    /// run the operations that touch every tenant.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
         let (_, principal) = caller(ctx, Role::Viewer, "read")?;
         Ok(Me {
             tenant: principal.tenant.to_string(),
             role: principal.role.to_string(),
             name: principal.name.clone(),
+            every_tenant: principal.every_tenant,
         })
     }
 

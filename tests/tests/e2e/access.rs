@@ -50,17 +50,17 @@ const MUTATIONS: [&str; 22] = [
 /// Which roles may run `operation`.
 fn allowed(operation: &str, role: &str) -> bool {
     match operation {
-        "events"
-        | "verifyLog"
-        | "rebuildProjection"
-        | "resetConsumer"
-        | "activateCatalogVersion"
-        | "retireCatalogVersion" => role == "admin",
-        "revalidateQuoteCustomer" => matches!(role, "sales" | "operator" | "admin"),
-        "cancelOrder" | "resolveFallout" | "resolveHandoffFallout" | "triggerReconciliation" => {
-            matches!(role, "operator" | "admin")
+        // They touch every tenant: with two tenants here, no tenant's admin
+        // may run them, only a platform credential.
+        "verifyLog" | "rebuildProjection" | "resetConsumer" => role == "platform",
+        "events" | "activateCatalogVersion" | "retireCatalogVersion" => {
+            matches!(role, "admin" | "platform")
         }
-        op if MUTATIONS.contains(&op) => matches!(role, "sales" | "admin"),
+        "revalidateQuoteCustomer" => matches!(role, "sales" | "operator" | "admin" | "platform"),
+        "cancelOrder" | "resolveFallout" | "resolveHandoffFallout" | "triggerReconciliation" => {
+            matches!(role, "operator" | "admin" | "platform")
+        }
+        op if MUTATIONS.contains(&op) => matches!(role, "sales" | "admin" | "platform"),
         _ => true,
     }
 }

@@ -16,13 +16,13 @@ use crate::graphql::{caller, input, page_size};
 /// typed nodes show every role what it may read; a payload is the whole
 /// event, including what the nodes leave out or redact (a handoff's
 /// request as sent, a quote's customer data). Viewers read no payloads;
-/// sales read quote payloads (the quotes they work on); operators and
-/// admins, who repair and audit fulfillment, read all.
+/// sales read quote payloads (the quotes they work on); operators,
+/// admins and platform operators, who repair and audit fulfillment, read all.
 pub fn may_read_payload(role: Role, kind: StreamKind) -> bool {
     match role {
         Role::Viewer => false,
         Role::Sales => kind == StreamKind::Quote,
-        Role::Operator | Role::Admin => true,
+        Role::Operator | Role::Admin | Role::Platform => true,
     }
 }
 

@@ -148,4 +148,8 @@ pub struct Me {
     pub role: String,
     /// The credential's name.
     pub name: String,
+    /// Whether you may run the operations that touch every tenant
+    /// (`verifyLog`, `rebuildProjection`, `resetConsumer`): a `platform`
+    /// credential, or an `admin` of the server's only tenant.
+    pub every_tenant: bool,
 }
