@@ -59,6 +59,20 @@ pub fn label(field: &str, value: &str, max: usize) -> ApiResult<()> {
     text(field, value, max, false)
 }
 
+/// A [`label`] that is not blank (not empty, not only whitespace): a key
+/// the caller looks something up by (a correlation id) or evidence the
+/// platform records (a signer, an artifact hash, a template version).
+///
+/// # Errors
+/// `VALIDATION` naming `field`.
+pub fn required_label(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    label(field, value, max)?;
+    if value.trim().is_empty() {
+        return Err(ApiError::validation(field, "must not be blank"));
+    }
+    Ok(())
+}
+
 /// A free text (`reason`, `note`) of at most [`MAX_REASON_BYTES`] bytes;
 /// tab and newline allowed, other control characters not.
 ///

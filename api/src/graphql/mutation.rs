@@ -687,7 +687,7 @@ impl Mutation {
     }
 
     /// Records the proposal document generated for a revision
-    /// (`artifactHash`, `templateVersion`: at most 256 bytes).
+    /// (`artifactHash`, `templateVersion`: not blank, at most 256 bytes).
     #[allow(clippy::too_many_arguments)]
     async fn record_proposal(
         &self,
@@ -701,8 +701,8 @@ impl Mutation {
         template_version: String,
     ) -> async_graphql::Result<CommandResult> {
         input::id("artifactId", &artifact_id)?;
-        input::label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
-        input::label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
+        input::required_label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
+        input::required_label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
         let request = serde_json::json!({"mutation": "recordProposal", "quoteId": quote_id, "revision": revision, "artifactId": artifact_id, "artifactHash": artifact_hash, "templateVersion": template_version});
         quote_command(
             ctx,
@@ -731,7 +731,8 @@ impl Mutation {
     /// immutable snapshot (customer, lines, price evidence, template
     /// version, locale), so the same revision and template always give the
     /// same artifact hash, which the signature must then match.
-    /// `templateVersion` and `locale` (default `en`): at most 256 bytes.
+    /// `templateVersion` and `locale` (default `en`): not blank, at most
+    /// 256 bytes.
     /// Refused while the revision is unpriced (`price_missing`) or its
     /// approval is not settled; `UNAVAILABLE` when the service does not
     /// answer (nothing recorded; retry the same `commandId`).
@@ -746,8 +747,8 @@ impl Mutation {
     ) -> async_graphql::Result<CommandResult> {
         let locale = locale.unwrap_or_else(|| "en".to_owned());
         let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
-        input::label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
-        input::label("locale", &locale, input::MAX_LABEL_BYTES)?;
+        input::required_label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
+        input::required_label("locale", &locale, input::MAX_LABEL_BYTES)?;
         let request = serde_json::json!({"mutation": "generateProposal", "quoteId": quote_id, "templateVersion": template_version, "locale": locale});
         let command = QuoteRequest {
             quote_id,
@@ -790,7 +791,8 @@ impl Mutation {
     }
 
     /// Records the e-signature provider's evidence for a revision
-    /// (`signer`, `providerReference`, `artifactHash`: at most 256 bytes).
+    /// (`signer`, `providerReference`, `artifactHash`: not blank, at most
+    /// 256 bytes).
     #[allow(clippy::too_many_arguments)]
     async fn record_signature(
         &self,
@@ -803,13 +805,13 @@ impl Mutation {
         provider_reference: String,
         artifact_hash: String,
     ) -> async_graphql::Result<CommandResult> {
-        input::label("signer", &signer, input::MAX_LABEL_BYTES)?;
-        input::label(
+        input::required_label("signer", &signer, input::MAX_LABEL_BYTES)?;
+        input::required_label(
             "providerReference",
             &provider_reference,
             input::MAX_LABEL_BYTES,
         )?;
-        input::label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
+        input::required_label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
         let request = serde_json::json!({"mutation": "recordSignature", "quoteId": quote_id, "revision": revision, "signer": signer, "providerReference": provider_reference, "artifactHash": artifact_hash});
         quote_command(
             ctx,

@@ -74,6 +74,80 @@ async fn ids_follow_one_grammar_a_hostile_customer_id_never_reaches_crm() {
 }
 
 #[tokio::test]
+async fn an_empty_or_control_character_correlation_id_is_validation_not_an_empty_trail() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let trail = "query($c: String!) { auditTrail(correlationId: $c) { nodes { position } } }";
+    for bad in ["", "a\u{7}b"] {
+        let (_, body) = server.client.raw(&viewer, trail, json!({"c": bad})).await;
+        assert_eq!(
+            error_of(&body),
+            ("VALIDATION", "correlationId"),
+            "{bad:?}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn blank_proposal_and_signature_evidence_is_validation_naming_the_field() {
+    let server = Server::start();
+    let sales = server.token("sales");
+    let quote = server
+        .client
+        .create_quote(&sales, &unique("c"), "cust-1")
+        .await
+        .unwrap();
+    let sign = "mutation($c: String!, $q: String!, $signer: String!, $reference: String!, $hash: String!) { recordSignature(commandId: $c, quoteId: $q, revision: 1, signer: $signer, providerReference: $reference, artifactHash: $hash) { id } }";
+    let record = "mutation($c: String!, $q: String!, $hash: String!, $template: String!) { recordProposal(commandId: $c, quoteId: $q, revision: 1, artifactId: \"a-1\", artifactHash: $hash, templateVersion: $template) { id } }";
+    let generate = "mutation($c: String!, $q: String!, $template: String!, $locale: String) { generateProposal(commandId: $c, quoteId: $q, templateVersion: $template, locale: $locale) { id } }";
+    for blank in ["", " \t "] {
+        let cases = [
+            (
+                sign,
+                json!({"signer": blank, "reference": "r", "hash": "h"}),
+                "signer",
+            ),
+            (
+                sign,
+                json!({"signer": "s", "reference": blank, "hash": "h"}),
+                "providerReference",
+            ),
+            (
+                sign,
+                json!({"signer": "s", "reference": "r", "hash": blank}),
+                "artifactHash",
+            ),
+            (
+                record,
+                json!({"hash": blank, "template": "t"}),
+                "artifactHash",
+            ),
+            (
+                record,
+                json!({"hash": "h", "template": blank}),
+                "templateVersion",
+            ),
+            (generate, json!({"template": blank}), "templateVersion"),
+            (
+                generate,
+                json!({"template": "t", "locale": blank}),
+                "locale",
+            ),
+        ];
+        for (mutation, mut variables, field) in cases {
+            variables["c"] = json!(unique("c"));
+            variables["q"] = json!(quote);
+            let (_, body) = server.client.raw(&sales, mutation, variables).await;
+            assert_eq!(
+                error_of(&body),
+                ("VALIDATION", field),
+                "{field} {blank:?}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn free_text_over_its_limit_is_validation_naming_the_field_never_internal() {
     let server = Server::start();
     let (client, sales) = (&server.client, server.token("sales"));

@@ -95,7 +95,7 @@ impl AuditEntryNode {
         after: Option<String>,
     ) -> ApiResult<Connection<Self>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
-        input::label("correlationId", correlation_id, input::MAX_KEY_BYTES)?;
+        input::required_label("correlationId", correlation_id, input::MAX_KEY_BYTES)?;
         let limit = page_size(first)?;
         let page = platform
             .read
