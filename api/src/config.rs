@@ -151,6 +151,16 @@ pub struct SimulatorConfig {
 }
 
 impl SimulatorConfig {
+    /// Sets this table's read timeout and SLA, where given, on `system`.
+    pub fn apply(&self, system: &mut integration::SystemConfig) {
+        if let Some(read_timeout_ms) = self.read_timeout_ms {
+            system.read_timeout_ms = read_timeout_ms;
+        }
+        if let Some(sla_ms) = self.sla_ms {
+            system.sla_ms = sla_ms;
+        }
+    }
+
     /// The parsed fault mix; `None` when empty.
     ///
     /// # Errors
@@ -378,6 +388,20 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.simulator.fault_mix()?;
+        if self.simulators {
+            // Every simulated system: a system's defaults with the
+            // simulator table's read timeout and SLA.
+            let mut simulated = integration::SystemConfig::new("");
+            self.simulator.apply(&mut simulated);
+            simulated
+                .validate_timeouts("simulator")
+                .map_err(|e| ConfigError::invalid(e.key, e.problem))?;
+        }
+        let mut systems = self.systems.clone();
+        systems.reconciliation.interval_ms = self.reconciliation_interval_ms;
+        systems
+            .validate()
+            .map_err(|e| ConfigError::invalid(format!("systems.{}", e.key), e.problem))?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::invalid(
                 "log_format",
@@ -507,6 +531,36 @@ mod tests {
     #[test]
     fn the_embedded_default_is_valid() {
         assert!(ServerConfig::default().validate().is_ok());
+    }
+
+    fn problem_of(text: &str) -> String {
+        parse(text).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn simulated_system_timeouts_are_checked_before_start_naming_the_simulator_key() {
+        let error = problem_of("[simulator]\nread_timeout_ms = 0\n");
+        assert!(error.contains("simulator.read_timeout_ms"), "{error}");
+        // An SLA that a call in flight could outlast (default read timeout 5 s).
+        let error = problem_of("[simulator]\nsla_ms = 1000\n");
+        assert!(error.contains("simulator.sla_ms"), "{error}");
+        let error = problem_of("[simulator]\nread_timeout_ms = 200\nsla_ms = 3000\n");
+        assert!(error.is_empty(), "{error}");
+        // With simulators off, the simulator keys are not used (what is
+        // refused is the missing systems table).
+        let error = problem_of("simulators = false\n[simulator]\nread_timeout_ms = 0\n");
+        assert!(!error.contains("simulator."), "{error}");
+    }
+
+    #[test]
+    fn configured_systems_are_checked_before_start_naming_their_key() {
+        let error = problem_of(
+            "[systems.tenants.acme.systems.billing]\nbase_url = \"http://127.0.0.1:9\"\nread_timeout_ms = 0\n",
+        );
+        assert!(
+            error.contains("systems.tenants.acme.systems.billing.read_timeout_ms"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -135,12 +135,7 @@ pub async fn start(config: &ServerConfig, path: CommandPath) -> Result<External,
             .values_mut()
             .flat_map(|t| t.systems.values_mut())
         {
-            if let Some(read_timeout_ms) = config.simulator.read_timeout_ms {
-                system.read_timeout_ms = read_timeout_ms;
-            }
-            if let Some(sla_ms) = config.simulator.sla_ms {
-                system.sla_ms = sla_ms;
-            }
+            config.simulator.apply(system);
         }
         for (tenant, simulated) in simulated.tenants {
             systems

@@ -450,32 +450,50 @@ impl SystemsConfig {
     }
 }
 
+impl SystemConfig {
+    /// Checks the timeouts: connect and read positive, an SLA longer than a
+    /// call can take (a call in flight is never reconciled), fallout after
+    /// the SLA. `key` prefixes the field named in the error (the server
+    /// checks its simulated systems' overrides under `simulator`).
+    ///
+    /// # Errors
+    /// The first bad field and what is wrong with it.
+    pub fn validate_timeouts(&self, key: &str) -> Result<(), ConfigError> {
+        let at = |field: &str| format!("{key}.{field}");
+        if self.connect_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                at("connect_timeout_ms"),
+                "must be positive",
+            ));
+        }
+        if self.read_timeout_ms == 0 {
+            return Err(ConfigError::new(at("read_timeout_ms"), "must be positive"));
+        }
+        let call = self.connect_timeout_ms.saturating_add(self.read_timeout_ms);
+        if self.sla_ms <= call {
+            return Err(ConfigError::new(
+                at("sla_ms"),
+                format!(
+                    "must exceed connect_timeout_ms + read_timeout_ms ({call} ms): a call in flight is never reconciled"
+                ),
+            ));
+        }
+        if let Some(after) = self.fallout_after_ms {
+            if after <= self.sla_ms {
+                return Err(ConfigError::new(
+                    at("fallout_after_ms"),
+                    "must exceed sla_ms",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn validate_system(key: &str, system: TargetSystem, c: &SystemConfig) -> Result<(), ConfigError> {
     let at = |field: &str| format!("{key}.{field}");
     crate::external::http::parse_base_url(key, &c.base_url)?;
-    if c.connect_timeout_ms == 0 {
-        return Err(ConfigError::new(
-            at("connect_timeout_ms"),
-            "must be positive",
-        ));
-    }
-    if c.read_timeout_ms == 0 {
-        return Err(ConfigError::new(at("read_timeout_ms"), "must be positive"));
-    }
-    if c.sla_ms <= c.connect_timeout_ms.saturating_add(c.read_timeout_ms) {
-        return Err(ConfigError::new(
-            at("sla_ms"),
-            "must exceed connect_timeout_ms + read_timeout_ms (a call in flight is never reconciled)",
-        ));
-    }
-    if let Some(after) = c.fallout_after_ms {
-        if after <= c.sla_ms {
-            return Err(ConfigError::new(
-                at("fallout_after_ms"),
-                "must exceed sla_ms",
-            ));
-        }
-    }
+    c.validate_timeouts(key)?;
     let r = &c.retry;
     if r.base_ms == 0 || r.max_ms < r.base_ms {
         return Err(ConfigError::new(

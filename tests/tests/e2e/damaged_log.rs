@@ -49,6 +49,10 @@ struct Refused {
 }
 
 fn start_expecting_exit(data_dir: &Path) -> Refused {
+    start_with_env_expecting_exit(data_dir, &[])
+}
+
+fn start_with_env_expecting_exit(data_dir: &Path, env: &[(&str, &str)]) -> Refused {
     let mut child = Command::new(server_binary())
         .arg("serve")
         .arg("--data-dir")
@@ -59,6 +63,7 @@ fn start_expecting_exit(data_dir: &Path) -> Refused {
         .env_remove("OMS_DATA_DIR")
         .env_remove("OMS_LISTEN")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -170,4 +175,34 @@ async fn a_data_directory_that_is_a_file_is_refused_naming_it() {
         refused.stderr
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_simulator_timeout_is_refused_by_its_key_before_anything_is_written() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    for (var, value, key) in [
+        (
+            "OMS_SIMULATOR_READ_TIMEOUT_MS",
+            "0",
+            "simulator.read_timeout_ms",
+        ),
+        ("OMS_SIMULATOR_SLA_MS", "100", "simulator.sla_ms"),
+    ] {
+        let refused = start_with_env_expecting_exit(&data, &[(var, value)]);
+        assert_ne!(refused.code, Some(0), "{}", refused.stderr);
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("configuration key `{key}`")),
+            "{var}={value}: {}",
+            refused.stderr
+        );
+        assert!(
+            !refused.stdout.contains("oms_admin_"),
+            "no demo tokens before the configuration holds: {}",
+            refused.stdout
+        );
+        assert!(!data.exists(), "{var}={value} created {}", data.display());
+    }
 }
