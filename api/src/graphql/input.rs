@@ -67,19 +67,25 @@ pub fn label(field: &str, value: &str, max: usize) -> ApiResult<()> {
 /// `VALIDATION` naming `field`.
 pub fn required_label(field: &str, value: &str, max: usize) -> ApiResult<()> {
     label(field, value, max)?;
-    if value.trim().is_empty() {
-        return Err(ApiError::validation(field, "must not be blank"));
-    }
-    Ok(())
+    not_blank(field, value)
 }
 
-/// A free text (`reason`, `note`) of at most [`MAX_REASON_BYTES`] bytes;
-/// tab and newline allowed, other control characters not.
+/// A free text the platform records (`reason`, `note`): not blank, at
+/// most [`MAX_REASON_BYTES`] bytes; tab and newline allowed, other control
+/// characters not.
 ///
 /// # Errors
 /// `VALIDATION` naming `field`.
 pub fn reason(field: &str, value: &str) -> ApiResult<()> {
-    text(field, value, MAX_REASON_BYTES, true)
+    text(field, value, MAX_REASON_BYTES, true)?;
+    not_blank(field, value)
+}
+
+fn not_blank(field: &str, value: &str) -> ApiResult<()> {
+    if value.trim().is_empty() {
+        return Err(ApiError::validation(field, "must not be blank"));
+    }
+    Ok(())
 }
 
 fn text(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<()> {

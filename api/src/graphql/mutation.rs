@@ -657,7 +657,7 @@ impl Mutation {
         .await
     }
 
-    /// Refuses a pending approval (`reason`: at most 2,000 bytes).
+    /// Refuses a pending approval (`reason`: not blank, at most 2,000 bytes).
     async fn reject_quote_approval(
         &self,
         ctx: &Context<'_>,
@@ -922,7 +922,7 @@ impl Mutation {
         .await
     }
 
-    /// Withdraws the quote (`reason`: at most 2,000 bytes).
+    /// Withdraws the quote (`reason`: not blank, at most 2,000 bytes).
     async fn withdraw_quote(
         &self,
         ctx: &Context<'_>,
@@ -952,7 +952,7 @@ impl Mutation {
     }
 
     /// Cancels an order; compensation is requested for what was done
-    /// (`reason`: at most 2,000 bytes).
+    /// (`reason`: not blank, at most 2,000 bytes).
     async fn cancel_order(
         &self,
         ctx: &Context<'_>,
@@ -978,6 +978,7 @@ impl Mutation {
     /// Resolves a line's fallout: a new attempt, an external resolution
     /// with evidence (`reference`, at most 256 bytes, and `note`), or
     /// cancelling the line (`note` is the reason; at most 2,000 bytes).
+    /// A `reference` or `note` given must not be blank.
     #[allow(clippy::too_many_arguments)]
     async fn resolve_fallout(
         &self,
@@ -992,7 +993,7 @@ impl Mutation {
     ) -> async_graphql::Result<CommandResult> {
         input::id("lineId", &line_id)?;
         if let Some(reference) = &reference {
-            input::label("reference", reference, input::MAX_LABEL_BYTES)?;
+            input::required_label("reference", reference, input::MAX_LABEL_BYTES)?;
         }
         if let Some(note) = &note {
             input::reason("note", note)?;
@@ -1050,15 +1051,8 @@ impl Mutation {
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) = caller(ctx, Role::Operator, "operate orders")?;
         input::id("handoffId", &handoff_id)?;
-        input::label("reference", &reference, input::MAX_LABEL_BYTES)?;
+        input::required_label("reference", &reference, input::MAX_LABEL_BYTES)?;
         input::reason("note", &note)?;
-        if reference.trim().is_empty() || note.trim().is_empty() {
-            return Err(ApiError::validation(
-                "reference",
-                "a reference and a note are required for an external resolution",
-            )
-            .into());
-        }
         let request = serde_json::json!({"mutation": "resolveHandoffFallout", "handoffId": handoff_id, "reference": reference, "note": note});
         let id = HandoffId::new(handoff_id);
         let command = ClientCommand {
@@ -1217,8 +1211,8 @@ impl Mutation {
     /// no new quote may use it; a price already given stays acceptable
     /// while it is valid, and accepted quotes and their orders keep the
     /// version. Retiring a retired version changes nothing; a version never
-    /// activated is refused (`catalog_version_not_activated`). `reason`: at
-    /// most 2,000 bytes.
+    /// activated is refused (`catalog_version_not_activated`). `reason`: not
+    /// blank, at most 2,000 bytes.
     async fn retire_catalog_version(
         &self,
         ctx: &Context<'_>,

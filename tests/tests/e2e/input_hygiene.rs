@@ -148,6 +148,54 @@ async fn blank_proposal_and_signature_evidence_is_validation_naming_the_field() 
 }
 
 #[tokio::test]
+async fn a_blank_reason_note_or_reference_is_validation_naming_the_field() {
+    let server = Server::start();
+    let quote = server
+        .client
+        .create_quote(&server.token("sales"), &unique("c"), "cust-1")
+        .await
+        .unwrap();
+    let reject = "mutation($c: String!, $q: String!, $r: String!) { rejectQuoteApproval(commandId: $c, quoteId: $q, reason: $r) { id } }";
+    let withdraw = "mutation($c: String!, $q: String!, $r: String!) { withdrawQuote(commandId: $c, quoteId: $q, reason: $r) { id } }";
+    let cancel = "mutation($c: String!, $r: String!) { cancelOrder(commandId: $c, orderId: \"o-1\", reason: $r) { id } }";
+    let retire = "mutation($c: String!, $r: String!) { retireCatalogVersion(commandId: $c, version: \"v1\", reason: $r) { __typename } }";
+    let resolve = "mutation($c: String!, $ref: String, $note: String) { resolveFallout(commandId: $c, orderId: \"o-1\", lineId: \"l1\", action: EXTERNAL_RESOLUTION, reference: $ref, note: $note) { id } }";
+    for blank in ["", " \n\t "] {
+        let cases = [
+            ("admin", reject, json!({"r": blank}), "reason"),
+            ("sales", withdraw, json!({"r": blank}), "reason"),
+            ("operator", cancel, json!({"r": blank}), "reason"),
+            ("admin", retire, json!({"r": blank}), "reason"),
+            (
+                "operator",
+                resolve,
+                json!({"ref": blank, "note": "n"}),
+                "reference",
+            ),
+            (
+                "operator",
+                resolve,
+                json!({"ref": "INC-1", "note": blank}),
+                "note",
+            ),
+        ];
+        for (role, mutation, mut variables, field) in cases {
+            variables["c"] = json!(unique("c"));
+            variables["q"] = json!(quote);
+            let (_, body) = server
+                .client
+                .raw(&server.token(role), mutation, variables)
+                .await;
+            assert_eq!(
+                error_of(&body),
+                ("VALIDATION", field),
+                "{field} {blank:?}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn free_text_over_its_limit_is_validation_naming_the_field_never_internal() {
     let server = Server::start();
     let (client, sales) = (&server.client, server.token("sales"));
