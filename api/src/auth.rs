@@ -118,6 +118,8 @@ struct Credential {
 #[derive(Default)]
 pub struct Authenticator {
     credentials: Vec<Credential>,
+    /// The tenants of the credentials (one: its admin acts for every tenant).
+    tenants: std::collections::BTreeSet<TenantId>,
 }
 
 /// sha256 of a token, as stored in configuration.
@@ -126,16 +128,26 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 }
 
 impl Authenticator {
-    /// Adds a credential by the sha256 of its token.
-    pub fn add(&mut self, digest: [u8; 32], principal: Principal) {
-        self.credentials.push(Credential { digest, principal });
+    /// Adds a credential of `tenant` with `role` and `name` by the sha256
+    /// of its token.
+    pub fn add(&mut self, digest: [u8; 32], tenant: TenantId, role: Role, name: String) {
+        self.tenants.insert(tenant.clone());
+        self.credentials.push(Credential {
+            digest,
+            principal: Principal {
+                tenant,
+                role,
+                name,
+                every_tenant: false,
+            },
+        });
     }
 
     /// The principal of `token`, if any credential matches. Every stored
     /// digest is compared, in constant time.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let digest = token_digest(token);
-        let mut found: Option<Principal> = None;
+        let mut found = None;
         for credential in &self.credentials {
             if bool::from(credential.digest.ct_eq(&digest)) {
                 found = Some(credential.principal.clone());
@@ -144,18 +156,11 @@ impl Authenticator {
         found.map(|mut principal| {
             principal.every_tenant = match principal.role {
                 Role::Platform => true,
-                Role::Admin => self.single_tenant(),
+                Role::Admin => self.tenants.len() == 1,
                 Role::Viewer | Role::Sales | Role::Operator => false,
             };
             principal
         })
-    }
-
-    /// Whether every credential belongs to one tenant.
-    fn single_tenant(&self) -> bool {
-        let mut tenants = self.credentials.iter().map(|c| &c.principal.tenant);
-        let first = tenants.next();
-        tenants.all(|t| Some(t) == first)
     }
 
     /// The principal of an `Authorization: Bearer <token>` header value
@@ -191,12 +196,9 @@ mod tests {
         let mut auth = Authenticator::default();
         auth.add(
             token_digest("secret-a"),
-            Principal {
-                tenant: TenantId::new("a"),
-                role: Role::Sales,
-                name: "alice".to_owned(),
-                every_tenant: false,
-            },
+            TenantId::new("a"),
+            Role::Sales,
+            "alice".to_owned(),
         );
         auth
     }
@@ -241,12 +243,9 @@ mod tests {
     fn principal(tenant: &str, role: Role, token: &str, auth: &mut Authenticator) {
         auth.add(
             token_digest(token),
-            Principal {
-                tenant: TenantId::new(tenant),
-                role,
-                name: token.to_owned(),
-                every_tenant: false,
-            },
+            TenantId::new(tenant),
+            role,
+            token.to_owned(),
         );
     }
 

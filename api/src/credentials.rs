@@ -15,7 +15,7 @@ use domain::ids::TenantId;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{token_digest, Authenticator, Principal, Role};
+use crate::auth::{token_digest, Authenticator, Role};
 use crate::config::{ConfigError, ServerConfig};
 
 /// The demo tenant's id.
@@ -143,12 +143,9 @@ pub fn load(
     for (role, token) in &tokens {
         auth.add(
             token_digest(token),
-            Principal {
-                tenant: TenantId::new(DEMO_TENANT),
-                role: *role,
-                name: format!("demo-{role}"),
-                every_tenant: false,
-            },
+            TenantId::new(DEMO_TENANT),
+            *role,
+            format!("demo-{role}"),
         );
     }
     Ok((
@@ -198,15 +195,7 @@ fn add(
         )));
     }
     seen.insert(digest, key.to_owned());
-    auth.add(
-        digest,
-        Principal {
-            tenant: TenantId::new(tenant),
-            role,
-            name: name.to_owned(),
-            every_tenant: false,
-        },
-    );
+    auth.add(digest, TenantId::new(tenant), role, name.to_owned());
     Ok(())
 }
 

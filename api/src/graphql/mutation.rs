@@ -1234,9 +1234,9 @@ impl Mutation {
 
     /// Platform (or the admin of the server's only tenant): moves a
     /// consumer's checkpoint, over every tenant's events, for incident
-    /// recovery. A
-    /// consumer with external side effects needs `recovery: true`: replayed
-    /// events are re-observed and no external call is sent again.
+    /// recovery. A consumer with external side effects needs
+    /// `recovery: true`: replayed events are re-observed and no external
+    /// call is sent again.
     async fn reset_consumer(
         &self,
         ctx: &Context<'_>,
