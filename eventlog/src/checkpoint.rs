@@ -79,7 +79,7 @@ pub struct RecoveryRewind {
 }
 
 /// Where a consumer stopped on an event it could not process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConsumerFailure {
     /// Position of the event that failed.
     pub position: u64,

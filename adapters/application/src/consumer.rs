@@ -287,12 +287,7 @@ impl ConsumerProbe {
             in_flight: self.live.in_flight.load(Ordering::Relaxed),
             retries: self.live.retries.load(Ordering::Relaxed),
             last_error: self.live.last_error.lock().ok().and_then(|e| e.clone()),
-            failure: self
-                .store
-                .failure()
-                .ok()
-                .flatten()
-                .map(|f| format!("at {}: {}", f.position, f.message)),
+            failure: self.store.failure().ok().flatten(),
             recovery_until: self.store.recovery_until().ok().flatten(),
             suppressed: self.store.suppressed().unwrap_or(0),
         }
@@ -319,7 +314,7 @@ pub struct ConsumerStatus {
     /// The last failure it retried after, if any.
     pub last_error: Option<String>,
     /// Where and why it stopped, if it did.
-    pub failure: Option<String>,
+    pub failure: Option<eventlog::ConsumerFailure>,
     /// The recovery bound, for a side-effect consumer being replayed.
     pub recovery_until: Option<u64>,
     /// External calls suppressed during recovery so far.

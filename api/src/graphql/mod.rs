@@ -109,6 +109,37 @@ pub fn every_tenant_caller<'a>(
     Ok((platform, principal))
 }
 
+/// What a caller reads of why a projector or consumer stopped at
+/// `position`: `position N: <cause>` for a caller of every tenant
+/// ([`Principal::every_tenant`]); for any other, only where. These run over
+/// every tenant's events, so the cause may quote another tenant's data
+/// (ADR 0045).
+pub fn stopped_at(principal: &Principal, position: u64, cause: &str) -> String {
+    if principal.every_tenant {
+        format!("position {position}: {cause}")
+    } else {
+        format!("position {position}: {CAUSE_WITHHELD}")
+    }
+}
+
+/// The last error a consumer or the relay retried after, as a caller reads
+/// it: the error for a caller of every tenant, a note that there was one
+/// for any other (see [`stopped_at`]).
+pub fn retried_after(principal: &Principal, error: Option<String>) -> Option<String> {
+    error.map(|e| {
+        if principal.every_tenant {
+            e
+        } else {
+            format!("a failure; {CAUSE_WITHHELD}")
+        }
+    })
+}
+
+/// What a tenant's caller reads in place of a cause that may quote another
+/// tenant's data.
+const CAUSE_WITHHELD: &str =
+    "the cause is shown to platform callers only (it may quote another tenant's events)";
+
 /// The page size for `first` (default 50, at most [`MAX_PAGE`]).
 ///
 /// # Errors

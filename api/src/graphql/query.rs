@@ -7,12 +7,12 @@ use super::error::ApiError;
 use super::input;
 use super::types::enums::{FalloutReason, HandoffStatus, OrderStatus, QuoteStatus, TargetSystem};
 use super::types::scalars::DateTime;
-use super::types::status::{Consumers, Dashboard};
+use super::types::status::{ConsumerStatus, Consumers, Dashboard, RelayStatus};
 use super::types::{
     AuditEntryNode, CapabilityNode, CatalogNode, Connection, EventNode, FalloutCaseNode,
     HandoffNode, Me, OrderNode, ProjectorStatusNode, QuoteNode, RebuildProgressNode,
 };
-use super::{caller, page_size};
+use super::{caller, page_size, stopped_at};
 use crate::auth::Role;
 
 /// The query root.
@@ -289,7 +289,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<ProjectorStatusNode>> {
-        let (platform, _) = caller(ctx, Role::Viewer, "read")?;
+        let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
         Ok(platform
             .projections
             .status()
@@ -302,7 +302,7 @@ impl Query {
                 events_per_s: status.events_per_s,
                 failure: status
                     .failure
-                    .map(|f| format!("position {}: {}", f.position, f.message)),
+                    .map(|f| stopped_at(principal, f.position, &f.message)),
                 rebuild: status.rebuild.map(|r| RebuildProgressNode {
                     done: r.done,
                     total: r.total,
@@ -314,11 +314,15 @@ impl Query {
     /// The fulfillment consumers (process, dispatcher, handoff index) and
     /// the JetStream relay: checkpoint, lag, failure, recovery state.
     async fn consumers(&self, ctx: &Context<'_>) -> async_graphql::Result<Consumers> {
-        let (platform, _) = caller(ctx, Role::Operator, "read consumer status")?;
+        let (platform, principal) = caller(ctx, Role::Operator, "read consumer status")?;
         let report = platform.fulfillment.consumers();
         let (fulfillment, parked_callbacks, running) = match report.fulfillment {
             Some(status) => (
-                status.consumers.into_iter().map(Into::into).collect(),
+                status
+                    .consumers
+                    .into_iter()
+                    .map(|c| ConsumerStatus::seen_by(c, principal))
+                    .collect(),
                 status.parked_callbacks as u64,
                 status.running,
             ),
@@ -328,7 +332,7 @@ impl Query {
             fulfillment,
             parked_callbacks,
             running,
-            relay: report.relay.map(Into::into),
+            relay: report.relay.map(|r| RelayStatus::seen_by(r, principal)),
         })
     }
 

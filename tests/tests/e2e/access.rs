@@ -725,3 +725,110 @@ async fn a_batch_is_checked_operation_by_operation() {
     assert_eq!(body[0]["data"]["me"]["role"], "sales");
     assert_eq!(body[1]["errors"][0]["extensions"]["code"], "FORBIDDEN");
 }
+
+/// What `projectors` (and `consumers`, when asked) say about failures, as
+/// `token` sees them: (projector or consumer name, failure text).
+async fn failures_seen(client: &Client, token: &str, consumers: bool) -> Vec<(String, String)> {
+    let query = if consumers {
+        "{ projectors { name failure } consumers { fulfillment { name failure lastError } relay { lastError } } }"
+    } else {
+        "{ projectors { name failure } }"
+    };
+    let (status, body) = client.raw(token, query, serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let mut seen = Vec::new();
+    for p in body["data"]["projectors"].as_array().into_iter().flatten() {
+        if let Some(f) = p["failure"].as_str() {
+            seen.push((p["name"].to_string(), f.to_owned()));
+        }
+    }
+    let consumers = &body["data"]["consumers"];
+    for c in consumers["fulfillment"].as_array().into_iter().flatten() {
+        for field in ["failure", "lastError"] {
+            if let Some(f) = c[field].as_str() {
+                seen.push((format!("{} {field}", c["name"]), f.to_owned()));
+            }
+        }
+    }
+    if let Some(f) = consumers["relay"]["lastError"].as_str() {
+        seen.push(("relay".to_owned(), f.to_owned()));
+    }
+    seen
+}
+
+/// A projector stopped by one tenant's event tells another tenant's users
+/// where it stopped, never why: the cause is that tenant's data. Platform
+/// callers, who act on every tenant, read the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_caused_by_another_tenants_event_shows_its_cause_only_to_platform_callers() {
+    use eventlog::{AppendRequest, EventLog, ExpectedVersion, LogConfig, NewEvent};
+
+    let data = tempfile::tempdir().unwrap();
+    {
+        // globex's handoff stream holds an event no build can decode: the
+        // handoffs projector stops at it, naming what it could not read.
+        let log = EventLog::open(LogConfig::new(data.path())).unwrap();
+        let event = NewEvent::new(
+            "HandoffSent",
+            "globex",
+            "globex-secret-correlation",
+            b"globex-secret-payload".to_vec(),
+        );
+        log.append(AppendRequest::new(
+            "handoff-globex-secret",
+            ExpectedVersion::NoStream,
+            vec![event],
+        ))
+        .await
+        .unwrap();
+    }
+    let server = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme", "globex"])),
+        data_dir: Some(data.path().to_path_buf()),
+        ..ServerOptions::default()
+    });
+    let client = &server.client;
+    let platform = server.tenant_token("acme", "platform");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let causes = loop {
+        let seen = failures_seen(client, &platform, true).await;
+        if seen.iter().any(|(name, _)| name.contains("handoffs")) {
+            break seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handoffs projector never stopped: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        causes
+            .iter()
+            .any(|(_, f)| f.contains("position 0") && f.contains("HandoffSent")),
+        "a platform caller reads the cause: {causes:?}"
+    );
+    for role in ["viewer", "operator", "admin"] {
+        for tenant in ["acme", "globex"] {
+            let consumers = role != "viewer";
+            let seen = failures_seen(client, &server.tenant_token(tenant, role), consumers).await;
+            let expected = failures_seen(client, &platform, consumers).await;
+            assert_eq!(
+                seen.len(),
+                expected.len(),
+                "{tenant} {role} sees that the same ones stopped: {seen:?}"
+            );
+            for (name, failure) in &seen {
+                assert!(
+                    failure.contains("position 0"),
+                    "{tenant} {role} sees where {name} stopped: {failure}"
+                );
+                assert!(
+                    !failure.contains("HandoffSent") && !failure.contains("decode"),
+                    "{tenant} {role} reads the cause of {name}: {failure}"
+                );
+            }
+        }
+    }
+    drop(server);
+}

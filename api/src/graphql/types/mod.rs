@@ -84,7 +84,8 @@ pub struct ProjectorStatusNode {
     pub lag: u64,
     /// Recent rate.
     pub events_per_s: f64,
-    /// The event it stopped at and why, if it failed.
+    /// The event it stopped at and, for a caller of every tenant, why
+    /// (the cause may quote another tenant's events), if it failed.
     pub failure: Option<String>,
     /// The online rebuild in progress (null when none is).
     pub rebuild: Option<RebuildProgressNode>,

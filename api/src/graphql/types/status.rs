@@ -5,6 +5,7 @@ use async_graphql::SimpleObject;
 
 use super::enums::{HandoffStatus, OutcomeClass, TargetSystem};
 use super::scalars::DateTime;
+use crate::auth::Principal;
 
 /// Handoffs of one target system by outcome class.
 #[derive(SimpleObject, Clone, Debug)]
@@ -153,9 +154,10 @@ pub struct ConsumerStatus {
     pub in_flight: u64,
     /// Sessions restarted after a failure since the server started.
     pub retries: u64,
-    /// The last failure it retried after.
+    /// The last failure it retried after (its cause for a caller of every
+    /// tenant only).
     pub last_error: Option<String>,
-    /// Where and why it stopped, if it did.
+    /// Where it stopped, if it did, and why for a caller of every tenant.
     pub failure: Option<String>,
     /// The recovery bound, for a side-effect consumer being replayed.
     pub recovery_until: Option<u64>,
@@ -163,8 +165,11 @@ pub struct ConsumerStatus {
     pub suppressed: u64,
 }
 
-impl From<application::consumer::ConsumerStatus> for ConsumerStatus {
-    fn from(s: application::consumer::ConsumerStatus) -> Self {
+impl ConsumerStatus {
+    /// The status as `principal` reads it: the failure and last error
+    /// through [`crate::graphql::stopped_at`] and
+    /// [`crate::graphql::retried_after`].
+    pub fn seen_by(s: application::consumer::ConsumerStatus, principal: &Principal) -> Self {
         Self {
             name: s.name,
             state: s.state.into(),
@@ -173,8 +178,10 @@ impl From<application::consumer::ConsumerStatus> for ConsumerStatus {
             lag: s.lag,
             in_flight: s.in_flight,
             retries: s.retries,
-            last_error: s.last_error,
-            failure: s.failure,
+            last_error: crate::graphql::retried_after(principal, s.last_error),
+            failure: s
+                .failure
+                .map(|f| crate::graphql::stopped_at(principal, f.position, &f.message)),
             recovery_until: s.recovery_until,
             suppressed: s.suppressed,
         }
@@ -200,14 +207,17 @@ pub struct RelayStatus {
     pub skipped: u64,
     /// Whether NATS is connected.
     pub connected: bool,
-    /// The last error, cleared by the next acknowledgement.
+    /// The last error, cleared by the next acknowledgement (its cause for
+    /// a caller of every tenant only).
     pub last_error: Option<String>,
     /// The position it stopped at because its event cannot be relayed.
     pub stopped_at: Option<u64>,
 }
 
-impl From<relay::RelayStatus> for RelayStatus {
-    fn from(s: relay::RelayStatus) -> Self {
+impl RelayStatus {
+    /// The status as `principal` reads it: the last error through
+    /// [`crate::graphql::retried_after`].
+    pub fn seen_by(s: relay::RelayStatus, principal: &Principal) -> Self {
         Self {
             name: s.name,
             checkpoint: s.checkpoint,
@@ -217,7 +227,7 @@ impl From<relay::RelayStatus> for RelayStatus {
             duplicates: s.duplicates,
             skipped: s.skipped,
             connected: s.connected,
-            last_error: s.last_error,
+            last_error: crate::graphql::retried_after(principal, s.last_error),
             stopped_at: s.stopped_at,
         }
     }
