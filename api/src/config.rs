@@ -191,6 +191,9 @@ pub struct GraphqlLimits {
     /// Most root mutation fields (aliases count) per operation, and per
     /// HTTP request in total over a batch.
     pub max_mutations: usize,
+    /// How long a WebSocket may stay open before its `connection_init`
+    /// (then it is closed with 4408), in ms.
+    pub ws_init_timeout_ms: u64,
 }
 
 impl Default for GraphqlLimits {
@@ -200,6 +203,7 @@ impl Default for GraphqlLimits {
             max_complexity: 2_000,
             max_batch: 8,
             max_mutations: 8,
+            ws_init_timeout_ms: 10_000,
         }
     }
 }
@@ -424,6 +428,12 @@ impl ServerConfig {
             return Err(ConfigError::invalid(
                 "request_timeout_ms",
                 "must be positive",
+            ));
+        }
+        if !(100..=600_000).contains(&self.graphql.ws_init_timeout_ms) {
+            return Err(ConfigError::invalid(
+                "graphql.ws_init_timeout_ms",
+                "must be from 100 to 600000 (10 minutes)",
             ));
         }
         if self.max_body_bytes < 1024 {
@@ -673,6 +683,21 @@ mod tests {
     fn an_unknown_key_is_refused_with_its_name() {
         let error = parse("listen_port = 3").err().map(|e| e.to_string());
         assert!(error.unwrap_or_default().contains("listen_port"));
+    }
+
+    #[test]
+    fn a_websocket_init_wait_out_of_range_is_refused_by_its_key() {
+        for bad in ["0", "99", "600001"] {
+            let error = parse(&format!("[graphql]\nws_init_timeout_ms = {bad}"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("graphql.ws_init_timeout_ms"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(parse("[graphql]\nws_init_timeout_ms = 100").is_ok());
     }
 
     #[test]

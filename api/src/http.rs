@@ -45,6 +45,8 @@ pub struct AppState {
     pub max_batch: usize,
     /// Largest WebSocket message (and frame) in bytes: the HTTP body limit.
     pub max_message_bytes: usize,
+    /// How long a WebSocket may stay open without its `connection_init`.
+    pub ws_init_wait: Duration,
     /// Readiness bound: projector lag at most this many events.
     pub ready_max_lag: u64,
     /// The external-system runtime's figures (the adapters' counters, the
@@ -274,26 +276,33 @@ async fn websocket(
     let auth = state.auth.clone();
     let schema = state.schema.clone();
     let platform = state.platform.clone();
+    let init_wait = state.ws_init_wait;
     upgrade
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            websocket::serve(socket, schema, protocol, move |payload| async move {
-                let principal = from_header
-                    .or_else(|| websocket::principal_from_init(&auth, &payload))
-                    .ok_or_else(|| async_graphql::Error::new(websocket::UNAUTHORIZED_REASON))?;
-                if !principal.role.allows(Role::Viewer) {
-                    return Err(async_graphql::Error::new(websocket::FORBIDDEN_REASON));
-                }
-                let mut data = Data::default();
-                data.insert(crate::graphql::links::for_request(
-                    platform,
-                    principal.tenant.clone(),
-                ));
-                data.insert(principal);
-                Ok(data)
-            })
+            websocket::serve(
+                socket,
+                schema,
+                protocol,
+                init_wait,
+                move |payload| async move {
+                    let principal = from_header
+                        .or_else(|| websocket::principal_from_init(&auth, &payload))
+                        .ok_or_else(|| async_graphql::Error::new(websocket::UNAUTHORIZED_REASON))?;
+                    if !principal.role.allows(Role::Viewer) {
+                        return Err(async_graphql::Error::new(websocket::FORBIDDEN_REASON));
+                    }
+                    let mut data = Data::default();
+                    data.insert(crate::graphql::links::for_request(
+                        platform,
+                        principal.tenant.clone(),
+                    ));
+                    data.insert(principal);
+                    Ok(data)
+                },
+            )
         })
 }
 

@@ -130,6 +130,7 @@ pub async fn run(
         auth: Arc::new(auth),
         max_batch: config.graphql.max_batch,
         max_message_bytes: config.max_body_bytes,
+        ws_init_wait: Duration::from_millis(config.graphql.ws_init_timeout_ms),
         ready_max_lag: 10_000,
         extra_metrics: external.metrics.clone(),
     };

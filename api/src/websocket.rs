@@ -12,6 +12,9 @@
 //!   is answered with an `error` for its id (`VALIDATION`) and not run;
 //! - a refused `connection_init` closes with 4401 or 4403, and a
 //!   `subscribe` before the handshake with 4401;
+//! - a connection that sends no `connection_init` within the configured
+//!   wait closes with 4408 (in either protocol: an idle socket that never
+//!   authenticates holds a task and a buffer for nobody);
 //! - every error sent for a refused `subscribe` carries a code.
 //!
 //! The legacy subscriptions-transport-ws protocol (`graphql-ws`) keeps
@@ -38,6 +41,8 @@ pub const CLOSE_BAD_MESSAGE: u16 = 4400;
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// graphql-transport-ws close code: the credential may not subscribe.
 pub const CLOSE_FORBIDDEN: u16 = 4403;
+/// graphql-transport-ws close code: no `connection_init` came in time.
+pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// graphql-transport-ws close code: a `subscribe` reused a running id.
 pub const CLOSE_DUPLICATE_ID: u16 = 4409;
 /// WebSocket close code (RFC 6455): a message too big to process.
@@ -87,9 +92,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Protocol {
 /// messages pass the [`Guard`] into async-graphql's session (`executor`
 /// runs the operations, `on_init` answers `connection_init` with the
 /// connection's data or a refusal), and the session's messages go back
-/// with the close codes and error codes above.
-pub async fn serve<E, F, R>(socket: WebSocket, executor: E, protocol: Protocol, on_init: F)
-where
+/// with the close codes and error codes above. A connection whose client
+/// sends no `connection_init` within `init_wait` is closed with 4408.
+pub async fn serve<E, F, R>(
+    socket: WebSocket,
+    executor: E,
+    protocol: Protocol,
+    init_wait: std::time::Duration,
+    on_init: F,
+) where
     E: Executor,
     F: FnOnce(serde_json::Value) -> R + Send + 'static,
     R: Future<Output = async_graphql::Result<Data>> + Send + 'static,
@@ -114,10 +125,24 @@ where
     let session =
         Session::from_message_stream(executor, input, protocol).on_connection_init(on_init);
     futures_util::pin_mut!(session);
+    let init_deadline = tokio::time::sleep(init_wait);
+    futures_util::pin_mut!(init_deadline);
+    let mut awaiting_init = true;
     loop {
         let message = tokio::select! {
             biased;
             Some(refusal) = refusals.recv() => Message::Text(refusal.into()),
+            () = &mut init_deadline, if awaiting_init => {
+                awaiting_init = false;
+                match guard.lock() {
+                    Ok(guard) if guard.initialised => continue,
+                    Ok(mut guard) => {
+                        guard.closing(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout");
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
             message = session.next() => match message {
                 None => break,
                 Some(message) => to_socket(message, &guard),
@@ -165,6 +190,8 @@ struct Guard {
     protocol: WebSocketProtocols,
     running: HashSet<String>,
     close: Option<CloseFrame>,
+    /// Whether the client sent its `connection_init`.
+    initialised: bool,
     /// Answers the guard gives itself (a refused `subscribe`).
     replies: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -178,6 +205,7 @@ impl Guard {
             protocol,
             running: HashSet::new(),
             close: None,
+            initialised: false,
             replies,
         }
     }
@@ -202,6 +230,9 @@ impl Guard {
             Err(_) => return Admit::End,
         };
         let message = ClientMessage::from_bytes(&bytes);
+        if let Ok(ClientMessage::ConnectionInit { .. }) = &message {
+            self.initialised = true;
+        }
         if self.protocol != WebSocketProtocols::GraphQLWS {
             return Admit::Forward(Box::new(message));
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tests::{line, unique, Server};
+use tests::{line, unique, Server, ServerOptions};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -629,6 +629,41 @@ async fn a_subscribe_reusing_a_running_id_closes_with_4409_and_a_completed_id_is
         Next::Closed(code) => assert_eq!(code, Some(4409)),
         other => panic!("{other:?}"),
     }
+}
+
+/// A socket that never sends `connection_init` is closed with 4408 once the
+/// configured wait is over, with or without a credential in its header;
+/// one that sent it in time stays open past that wait.
+#[tokio::test]
+async fn a_connection_without_connection_init_in_time_closes_with_4408() {
+    let server = Server::start_with(ServerOptions {
+        config: "[graphql]\nws_init_timeout_ms = 300\n".to_owned(),
+        ..ServerOptions::default()
+    });
+    let viewer = server.token("viewer");
+    for token in [None, Some(viewer.as_str())] {
+        let mut idle = open(&server, token).await;
+        let started = std::time::Instant::now();
+        match next(&mut idle).await {
+            Next::Closed(code) => assert_eq!(code, Some(4408), "token {token:?}"),
+            other => panic!("an idle socket got {other:?}"),
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "closed before the wait was over: {:?}",
+            started.elapsed()
+        );
+    }
+    let mut socket = acknowledged(&server).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    send(
+        &mut socket,
+        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ me { tenant } }"}}),
+    )
+    .await;
+    assert!(
+        matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "next" && m["id"] == "q")
+    );
 }
 
 #[tokio::test]
