@@ -194,6 +194,9 @@ pub struct GraphqlLimits {
     /// How long a WebSocket may stay open before its `connection_init`
     /// (then it is closed with 4408), in ms.
     pub ws_init_timeout_ms: u64,
+    /// Most WebSocket connections one credential keeps open at once (a
+    /// `connection_init` beyond it is closed with 1013).
+    pub ws_connections_per_credential: usize,
 }
 
 impl Default for GraphqlLimits {
@@ -204,6 +207,7 @@ impl Default for GraphqlLimits {
             max_batch: 8,
             max_mutations: 8,
             ws_init_timeout_ms: 10_000,
+            ws_connections_per_credential: 64,
         }
     }
 }
@@ -434,6 +438,12 @@ impl ServerConfig {
             return Err(ConfigError::invalid(
                 "graphql.ws_init_timeout_ms",
                 "must be from 100 to 600000 (10 minutes)",
+            ));
+        }
+        if !(1..=100_000).contains(&self.graphql.ws_connections_per_credential) {
+            return Err(ConfigError::invalid(
+                "graphql.ws_connections_per_credential",
+                "must be from 1 to 100000",
             ));
         }
         if self.max_body_bytes < 1024 {
@@ -698,6 +708,14 @@ mod tests {
             );
         }
         assert!(parse("[graphql]\nws_init_timeout_ms = 100").is_ok());
+        let error = parse("[graphql]\nws_connections_per_credential = 0")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("graphql.ws_connections_per_credential"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct AppState {
     pub max_message_bytes: usize,
     /// How long a WebSocket may stay open without its `connection_init`.
     pub ws_init_wait: Duration,
+    /// Open WebSocket connections per credential, bounded.
+    pub ws_connections: Arc<websocket::ConnectionCounts>,
     /// Readiness bound: projector lag at most this many events.
     pub ready_max_lag: u64,
     /// The external-system runtime's figures (the adapters' counters, the
@@ -277,6 +279,7 @@ async fn websocket(
     let schema = state.schema.clone();
     let platform = state.platform.clone();
     let init_wait = state.ws_init_wait;
+    let connections = state.ws_connections.clone();
     upgrade
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
@@ -294,7 +297,13 @@ async fn websocket(
                     if !principal.role.allows(Role::Viewer) {
                         return Err(async_graphql::Error::new(websocket::FORBIDDEN_REASON));
                     }
+                    let permit = connections.admit(&principal).ok_or_else(|| {
+                        async_graphql::Error::new(websocket::TOO_MANY_CONNECTIONS_REASON)
+                    })?;
                     let mut data = Data::default();
+                    // Held by the session: the place is given back when
+                    // the connection ends.
+                    data.insert(permit);
                     data.insert(crate::graphql::links::for_request(
                         platform,
                         principal.tenant.clone(),

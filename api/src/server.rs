@@ -131,6 +131,9 @@ pub async fn run(
         max_batch: config.graphql.max_batch,
         max_message_bytes: config.max_body_bytes,
         ws_init_wait: Duration::from_millis(config.graphql.ws_init_timeout_ms),
+        ws_connections: crate::websocket::ConnectionCounts::new(
+            config.graphql.ws_connections_per_credential,
+        ),
         ready_max_lag: 10_000,
         extra_metrics: external.metrics.clone(),
     };

@@ -10,6 +10,8 @@
 //!   otherwise just drop);
 //! - a `subscribe` beyond [`MAX_SUBSCRIPTIONS`] running on the connection
 //!   is answered with an `error` for its id (`VALIDATION`) and not run;
+//! - a `connection_init` beyond the credential's open connections
+//!   ([`ConnectionCounts`]) closes with 1013 (try again later);
 //! - a refused `connection_init` closes with 4401 or 4403, and a
 //!   `subscribe` before the handshake with 4401;
 //! - a connection that sends no `connection_init` within the configured
@@ -20,7 +22,7 @@
 //! The legacy subscriptions-transport-ws protocol (`graphql-ws`) keeps
 //! async-graphql's own behaviour.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,13 @@ pub const CLOSE_FORBIDDEN: u16 = 4403;
 pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// graphql-transport-ws close code: a `subscribe` reused a running id.
 pub const CLOSE_DUPLICATE_ID: u16 = 4409;
+/// WebSocket close code (RFC 6455): try again later; the credential has
+/// as many connections open as it may.
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+/// The reason a `connection_init` refusal carries when the credential has
+/// as many connections open as it may.
+pub const TOO_MANY_CONNECTIONS_REASON: &str =
+    "Too many open connections for this credential; close one and retry";
 /// WebSocket close code (RFC 6455): a message too big to process.
 pub const CLOSE_TOO_BIG: u16 = 1009;
 
@@ -323,6 +332,7 @@ fn close_code(code: u16, reason: &str) -> Message {
             (CLOSE_UNAUTHORIZED, UNAUTHORIZED_REASON)
         }
         (1002, FORBIDDEN_REASON) => (CLOSE_FORBIDDEN, FORBIDDEN_REASON),
+        (1002, TOO_MANY_CONNECTIONS_REASON) => (CLOSE_TRY_AGAIN_LATER, TOO_MANY_CONNECTIONS_REASON),
         other => other,
     };
     Message::Close(Some(CloseFrame {
@@ -369,6 +379,71 @@ fn label_errors(message: Message) -> Message {
     Message::Text(value.to_string().into())
 }
 
+/// The open, acknowledged WebSocket connections of each credential
+/// (tenant and credential name), each bounded: every connection runs up to
+/// [`MAX_SUBSCRIPTIONS`] readers of the log, so one credential must not
+/// open them without bound.
+#[derive(Debug)]
+pub struct ConnectionCounts {
+    open: Mutex<HashMap<(String, String), usize>>,
+    per_credential: usize,
+}
+
+impl ConnectionCounts {
+    /// Counts allowing `per_credential` connections to each credential.
+    pub fn new(per_credential: usize) -> Arc<Self> {
+        Arc::new(Self {
+            open: Mutex::new(HashMap::new()),
+            per_credential,
+        })
+    }
+
+    /// A permit for one more connection of `principal`'s credential, held
+    /// for as long as the connection is open (dropping it gives the place
+    /// back), or `None` when the credential has as many as it may.
+    pub fn admit(self: &Arc<Self>, principal: &Principal) -> Option<ConnectionPermit> {
+        let key = (principal.tenant.as_str().to_owned(), principal.name.clone());
+        let mut open = self.open.lock().ok()?;
+        let count = open.entry(key.clone()).or_insert(0);
+        if *count >= self.per_credential {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionPermit {
+            counts: self.clone(),
+            key,
+        })
+    }
+
+    /// Connections `principal`'s credential has open.
+    pub fn open(&self, principal: &Principal) -> usize {
+        let key = (principal.tenant.as_str().to_owned(), principal.name.clone());
+        self.open
+            .lock()
+            .map_or(0, |open| open.get(&key).copied().unwrap_or(0))
+    }
+}
+
+/// One open connection's place in [`ConnectionCounts`], given back on drop.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    counts: Arc<ConnectionCounts>,
+    key: (String, String),
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.counts.open.lock() {
+            if let Some(count) = open.get_mut(&self.key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
 /// Authenticates a WebSocket from its `connection_init` payload
 /// (`{"Authorization": "Bearer ..."}` or `{"authToken": "..."}`).
 pub fn principal_from_init(auth: &Authenticator, payload: &serde_json::Value) -> Option<Principal> {
@@ -387,7 +462,37 @@ pub fn principal_from_init(auth: &Authenticator, payload: &serde_json::Value) ->
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use crate::auth::Role;
+    use domain::ids::TenantId;
+
+    fn principal(tenant: &str, name: &str) -> Principal {
+        Principal {
+            tenant: TenantId::new(tenant),
+            role: Role::Viewer,
+            name: name.to_owned(),
+            every_tenant: false,
+        }
+    }
+
+    #[test]
+    fn a_credential_holds_at_most_its_connections_and_a_dropped_permit_frees_one() {
+        let counts = ConnectionCounts::new(2);
+        let ann = principal("acme", "ann");
+        let first = counts.admit(&ann).unwrap();
+        let _second = counts.admit(&ann).unwrap();
+        assert!(counts.admit(&ann).is_none());
+        // Another credential, and the same name in another tenant, count
+        // on their own.
+        assert!(counts.admit(&principal("acme", "bob")).is_some());
+        let _other = counts.admit(&principal("globex", "ann")).unwrap();
+        drop(first);
+        assert_eq!(counts.open(&ann), 1);
+        assert!(counts.admit(&ann).is_some());
+        assert_eq!(counts.open(&principal("acme", "bob")), 0);
+    }
+
     use super::*;
 
     #[test]

@@ -666,6 +666,58 @@ async fn a_connection_without_connection_init_in_time_closes_with_4408() {
     );
 }
 
+/// A credential keeps at most the configured number of WebSocket
+/// connections open: one more `connection_init` closes with 1013 (try
+/// again later), other credentials are not affected, and a closed
+/// connection gives its place back.
+#[tokio::test]
+async fn a_credential_opens_at_most_its_websocket_connections_and_a_closed_one_frees_a_place() {
+    let server = Server::start_with(ServerOptions {
+        config: "[graphql]\nws_connections_per_credential = 2\n".to_owned(),
+        ..ServerOptions::default()
+    });
+    let mut first = acknowledged(&server).await;
+    let _second = acknowledged(&server).await;
+    let init = || json!({"type": "connection_init", "payload": {}});
+    let mut third = open(&server, Some(&server.token("viewer"))).await;
+    send(&mut third, init()).await;
+    match next(&mut third).await {
+        Next::Closed(code) => assert_eq!(code, Some(1013)),
+        other => panic!("a third connection of the credential got {other:?}"),
+    }
+    // The token in connection_init's payload counts the same.
+    let mut by_payload = open(&server, None).await;
+    send(
+        &mut by_payload,
+        json!({"type": "connection_init", "payload": {"authToken": server.token("viewer")}}),
+    )
+    .await;
+    assert!(matches!(
+        next(&mut by_payload).await,
+        Next::Closed(Some(1013))
+    ));
+    // Another credential of the tenant connects.
+    let mut sales = open(&server, Some(&server.token("sales"))).await;
+    send(&mut sales, init()).await;
+    assert!(matches!(next(&mut sales).await, Next::Message(m) if m["type"] == "connection_ack"));
+    // A closed connection gives its place back (once the server has seen
+    // the close).
+    first.close(None).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = open(&server, Some(&server.token("viewer"))).await;
+        send(&mut again, init()).await;
+        match next(&mut again).await {
+            Next::Message(m) if m["type"] == "connection_ack" => break,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "the closed connection's place never came back: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_message_that_is_not_a_protocol_message_closes_with_4400() {
     let server = Server::start();
