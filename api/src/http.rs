@@ -14,7 +14,7 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, Data, Executor, ParseRequestError};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::{Bytes, HttpBody};
-use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -60,8 +60,8 @@ pub struct AppState {
 /// The router, with limits. `extra` routes (callbacks) are merged as-is.
 pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration, extra: Router) -> Router {
     let app = Router::new()
-        .route("/", get(crate::graphiql::page).post(graphql))
-        .route("/graphql", get(crate::graphiql::page).post(graphql))
+        .route("/", get(graphql_get).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql))
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -165,6 +165,88 @@ fn operation_name(request: &BatchRequest) -> String {
     }
 }
 
+/// A 400 with a `VALIDATION` error saying `message`.
+fn refuse(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(error_body(&message, "VALIDATION")),
+    )
+        .into_response()
+}
+
+/// The parameters of a GraphQL request sent with GET (GraphQL over HTTP):
+/// `query`, `operationName`, and `variables` as JSON text.
+#[derive(serde::Deserialize)]
+pub struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+/// Whether `query` declares a mutation or a subscription (a document that
+/// does not parse declares neither: running it reports why).
+fn declares_a_write(query: &str) -> bool {
+    async_graphql::parser::parse_query(query).is_ok_and(|document| {
+        document
+            .operations
+            .iter()
+            .any(|(_, op)| op.node.ty != async_graphql::parser::types::OperationType::Query)
+    })
+}
+
+/// `GET /graphql` (and `/`): with a `query` parameter, runs it as `POST`
+/// would (same credential, limits and answers); a document that declares a
+/// mutation or a subscription is refused with 405, as GET must change
+/// nothing. A browser (`Accept: text/html`), or a request without a
+/// `query` parameter, gets the GraphiQL page.
+async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<GetParams>,
+) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let Some(query) = params.query.filter(|_| !browser) else {
+        return crate::graphiql::page().await.into_response();
+    };
+    let Some(principal) = state.auth.authenticate_header(bearer(&headers)) else {
+        state.platform.metrics.auth_failure();
+        return unauthenticated();
+    };
+    if query.trim().is_empty() {
+        return refuse("the request holds no query".to_owned());
+    }
+    if declares_a_write(&query) {
+        let body = error_body(
+            "a mutation or subscription is sent with POST (or over /ws), never with GET",
+            "VALIDATION",
+        );
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST")],
+            axum::Json(body),
+        )
+            .into_response();
+    }
+    let variables = match params.variables.as_deref().map(serde_json::from_str) {
+        None => async_graphql::Variables::default(),
+        Some(Ok(value @ serde_json::Value::Object(_))) => {
+            async_graphql::Variables::from_json(value)
+        }
+        Some(Ok(serde_json::Value::Null)) => async_graphql::Variables::default(),
+        Some(Ok(_)) => return refuse("variables: expected a JSON object".to_owned()),
+        Some(Err(e)) => return refuse(format!("variables: not JSON: {e}")),
+    };
+    let mut request = async_graphql::Request::new(query).variables(variables);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    execute(&state, principal, BatchRequest::Single(request)).await
+}
+
 /// `POST /graphql`. The body is buffered by axum's `Bytes` first, so a body
 /// over the limit is a 413 whether it declared its length or came chunked
 /// (async-graphql's own extractor turns the chunked case into a 400).
@@ -185,13 +267,6 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     {
         Ok(request) => request,
         Err(error) => return RequestRejection(error).into_response(),
-    };
-    let refuse = |message: String| {
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(error_body(&message, "VALIDATION")),
-        )
-            .into_response()
     };
     // `[]` and `{}` both parse as one request with an empty query.
     let no_query = |r: &async_graphql::Request| r.query.trim().is_empty();
@@ -222,6 +297,16 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             ));
         }
     }
+    execute(&state, principal, request).await
+}
+
+/// Runs an authenticated, checked request: in a span naming the tenant,
+/// role and operation, with the request metrics, engine errors labelled.
+async fn execute(
+    state: &AppState,
+    principal: crate::auth::Principal,
+    request: BatchRequest,
+) -> Response {
     let operation = operation_name(&request);
     let span = tracing::info_span!(
         "graphql",

@@ -834,3 +834,124 @@ async fn sigterm_stops_a_server_with_a_live_subscription_open() {
     }
     assert!(ended, "the socket stayed open after the server stopped");
 }
+
+/// GraphQL over HTTP with GET: a query in the URL runs as over POST (same
+/// credential and answers); a mutation or subscription is 405 with
+/// `Allow: POST` and nothing is recorded; bad variables are `VALIDATION`;
+/// a browser, or a GET without a query, gets the GraphiQL page.
+#[tokio::test]
+async fn a_query_sent_with_get_runs_and_a_mutation_sent_with_get_is_405() {
+    let server = Server::start();
+    let sales = server.token("sales");
+    let http = reqwest::Client::new();
+    let url = format!("{}/graphql", server.base_url());
+    let get = |params: Vec<(&'static str, String)>, token: Option<&str>| {
+        let mut request = http
+            .get(&url)
+            .query(&params)
+            .header("Accept", "application/json");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let answer = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap();
+        (status, allow, body)
+    };
+
+    let (status, _, body) = answer(
+        get(
+            vec![
+                (
+                    "query",
+                    "query Me($id: String!) { quote(id: $id) { id } me { tenant role } }"
+                        .to_owned(),
+                ),
+                ("operationName", "Me".to_owned()),
+                ("variables", json!({"id": "q-none"}).to_string()),
+            ],
+            Some(&sales),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["me"]["role"], "sales", "{body}");
+    assert!(body["data"]["quote"].is_null(), "{body}");
+
+    let (status, _, body) = answer(
+        get(vec![("query", "{ me { tenant } }".to_owned())], None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, error_of(&body).0), (401, "UNAUTHENTICATED"));
+
+    let create = format!(
+        "mutation {{ createQuote(commandId: \"{}\", customerId: \"c-get\") {{ streamId }} }}",
+        unique("get")
+    );
+    for query in [
+        create.clone(),
+        format!(
+            "query A {{ me {{ tenant }} }} {}",
+            create.replacen("mutation", "mutation B", 1)
+        ),
+        "subscription { events { streamId } }".to_owned(),
+    ] {
+        let (status, allow, body) = answer(
+            get(vec![("query", query.clone())], Some(&sales))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 405, "{query}: {body}");
+        assert_eq!(allow.as_deref(), Some("POST"));
+        assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
+    }
+    let (_, body) = server
+        .client
+        .raw(&sales, "{ quotes(first: 10) { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["quotes"]["nodes"],
+        json!([]),
+        "a GET recorded a quote: {body}"
+    );
+
+    for variables in ["not json", "[1]"] {
+        let (status, _, body) = answer(
+            get(
+                vec![
+                    ("query", "{ me { tenant } }".to_owned()),
+                    ("variables", variables.to_owned()),
+                ],
+                Some(&sales),
+            )
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!((status, error_of(&body).0), (400, "VALIDATION"), "{body}");
+    }
+
+    for (query, accept) in [
+        (None, "application/json"),
+        (Some("{ me { tenant } }"), "text/html"),
+    ] {
+        let mut request = http.get(&url).header("Accept", accept);
+        if let Some(query) = query {
+            request = request.query(&[("query", query)]);
+        }
+        let page = request.send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        assert!(page.text().await.unwrap().contains("graphiql"));
+    }
+}
