@@ -176,10 +176,24 @@ fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
         CredentialSource::Configuration => {
             tracing::info!(credentials = auth.len(), "credentials from configuration")
         }
-        CredentialSource::StoredDemo(path) => tracing::info!(
-            file = %path.display(),
-            "demo tenant credentials (tokens were printed on the first start)"
-        ),
+        CredentialSource::StoredDemo(path) => {
+            tracing::info!(
+                file = %path.display(),
+                "demo tenant credentials (tokens were printed on the first start)"
+            );
+            // Said on every start, to the operator's terminal: where the
+            // tokens are, or how to get new ones once that file is gone.
+            let tokens = path.with_file_name(crate::credentials::DEMO_TOKENS_FILE);
+            if tokens.exists() {
+                println!("Demo tenant `demo`: bearer tokens in {}", tokens.display());
+            } else {
+                println!(
+                    "Demo tenant `demo`: its tokens file {} is gone and the server keeps only                      their digests; the tokens stay valid. For new ones, stop the server and                      remove {}: the next start creates and prints new tokens (the old ones                      stop working).",
+                    tokens.display(),
+                    path.display()
+                );
+            }
+        }
         CredentialSource::NewDemo { file, tokens } => {
             // Printed once, to the operator's terminal, never logged.
             println!(

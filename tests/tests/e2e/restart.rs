@@ -170,3 +170,80 @@ async fn mutations_acknowledged_before_sigterm_survive_it() {
         .await
         .unwrap();
 }
+
+/// Starts `oms-server` on `data_dir` (embedded default), returns what it
+/// printed up to `listening on` and its address, and stops it.
+fn start_and_read_banner(data_dir: &std::path::Path) -> (String, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(tests::server_binary())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env_remove("OMS_CONFIG")
+        .env_remove("OMS_DATA_DIR")
+        .env_remove("OMS_LISTEN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut address = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("oms-server: listening on http://") {
+            address = rest.trim().to_owned();
+            break;
+        }
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!address.is_empty(), "never listened; printed:\n{printed}");
+    (printed, address)
+}
+
+/// A restart says where the demo tokens are; once their file is gone it
+/// says that the stored tokens stay valid and how to get new ones, and
+/// doing what it says prints new tokens.
+#[test]
+fn a_restart_says_where_the_demo_tokens_are_or_how_to_replace_a_lost_file() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let (first, _) = start_and_read_banner(&dir);
+    assert!(first.contains("Created demo tenant `demo`"), "{first}");
+    let tokens_file = dir.join("demo-tokens.txt");
+    let old = std::fs::read_to_string(&tokens_file).unwrap();
+
+    let (again, _) = start_and_read_banner(&dir);
+    assert!(
+        again.contains(&format!("bearer tokens in {}", tokens_file.display())),
+        "{again}"
+    );
+
+    std::fs::remove_file(&tokens_file).unwrap();
+    let (lost, _) = start_and_read_banner(&dir);
+    let credentials = dir.join("credentials.toml");
+    assert!(
+        lost.contains("is gone") && lost.contains(&format!("remove {}", credentials.display())),
+        "{lost}"
+    );
+    assert!(
+        old.lines()
+            .filter_map(|l| l.split_once('='))
+            .all(|(_, token)| !lost.contains(token)),
+        "no token is printed again: {lost}"
+    );
+
+    std::fs::remove_file(&credentials).unwrap();
+    let (renewed, _) = start_and_read_banner(&dir);
+    assert!(renewed.contains("Created demo tenant `demo`"), "{renewed}");
+    let new = std::fs::read_to_string(&tokens_file).unwrap();
+    assert_ne!(old, new, "new tokens");
+}
