@@ -143,6 +143,13 @@ impl Authenticator {
         });
     }
 
+    /// Whether every credential belongs to one tenant (then that tenant's
+    /// operators may read the server's own figures: there is no other
+    /// tenant for them to reveal).
+    pub fn single_tenant(&self) -> bool {
+        self.tenants.len() <= 1
+    }
+
     /// The principal of `token`, if any credential matches. Every stored
     /// digest is compared, in constant time.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {

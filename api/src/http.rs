@@ -458,9 +458,20 @@ fn readiness(
 
 async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.auth.authenticate_header(bearer(&headers)) {
-        Some(p) if p.role.allows(Role::Operator) => {}
-        Some(_) => {
+        // The figures are the whole server's (every tenant's requests,
+        // appends and lags): with several tenants, a platform credential's.
+        Some(p)
+            if p.role.allows(Role::Operator)
+                && (p.role == Role::Platform || state.auth.single_tenant()) => {}
+        Some(_) if state.auth.single_tenant() => {
             return (StatusCode::FORBIDDEN, "operator or admin role required\n").into_response()
+        }
+        Some(_) => {
+            return (
+                StatusCode::FORBIDDEN,
+                "the platform role is required: the figures cover every tenant\n",
+            )
+                .into_response()
         }
         None => {
             state.platform.metrics.auth_failure();

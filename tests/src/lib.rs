@@ -316,14 +316,17 @@ impl Server {
     }
 
     /// The value of the unlabelled integer series `name` (a count) on
-    /// `/metrics`, read with an operator token; `None` when the server does
-    /// not export it.
+    /// `/metrics`, read with a platform token when the server has one (the
+    /// figures are every tenant's), else an operator's; `None` when the
+    /// server does not export it.
     pub async fn metric(&self, name: &str) -> Option<u64> {
+        let has_platform = self.tokens.keys().any(|(_, role)| role == "platform");
+        let reader = self.token(if has_platform { "platform" } else { "operator" });
         let response = self
             .client
             .http()
             .get(format!("{}/metrics", self.base_url()))
-            .bearer_auth(self.token("operator"))
+            .bearer_auth(reader)
             .send()
             .await
             .ok()?;

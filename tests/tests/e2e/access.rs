@@ -832,3 +832,37 @@ async fn a_failure_caused_by_another_tenants_event_shows_its_cause_only_to_platf
     }
     drop(server);
 }
+
+/// The figures are the whole server's: with several tenants only a
+/// platform credential reads them (a tenant's operator or admin would see
+/// every other tenant's volume); with one tenant its operators do.
+#[tokio::test]
+async fn with_several_tenants_only_a_platform_credential_reads_the_metrics() {
+    let server = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme", "globex"])),
+        ..ServerOptions::default()
+    });
+    let status_of = |token: Option<String>| {
+        let mut request = server
+            .client
+            .http()
+            .get(format!("{}/metrics", server.base_url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for tenant in ["acme", "globex"] {
+        for (role, expected) in [
+            ("viewer", 403),
+            ("sales", 403),
+            ("operator", 403),
+            ("admin", 403),
+            ("platform", 200),
+        ] {
+            let status = status_of(Some(server.tenant_token(tenant, role))).await;
+            assert_eq!(status, expected, "{tenant} {role}");
+        }
+    }
+    assert_eq!(status_of(None).await, 401);
+}
