@@ -60,6 +60,11 @@ pub enum ApiError {
         /// failed, so it may have been recorded or not.
         outcome_unknown: bool,
     },
+    /// A read's storage failed (sled could not read the read model or the
+    /// log: a failed or damaged read): nothing was changed, and the client
+    /// may retry the read; operations have the detail in the server's log.
+    /// `UNAVAILABLE`.
+    ReadUnavailable,
     /// An external system the request needs did not answer now (a
     /// timeout, a 5xx, a 429): nothing was recorded, and the client may
     /// retry the same command (same `commandId`) later.
@@ -118,6 +123,10 @@ impl ApiError {
             ApiError::NotFound(what) => format!("{what} not found"),
             ApiError::Unauthenticated => "a valid bearer token is required".to_owned(),
             ApiError::Forbidden { role, action } => format!("the `{role}` role may not {action}"),
+            ApiError::ReadUnavailable => "the server could not read its storage now (a failed \
+                                          read): nothing was changed; retry the read, and tell \
+                                          operations if it keeps failing"
+                .to_owned(),
             ApiError::Unavailable { system, detail } => format!(
                 "{system} did not answer now ({detail}): nothing was recorded; retry the same command later"
             ),
@@ -155,9 +164,34 @@ impl ApiError {
             ApiError::Forbidden { .. } => "FORBIDDEN",
             ApiError::Unavailable { .. }
             | ApiError::Contended { .. }
-            | ApiError::LogUnavailable { .. } => "UNAVAILABLE",
+            | ApiError::LogUnavailable { .. }
+            | ApiError::ReadUnavailable => "UNAVAILABLE",
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// A read whose storage failed: an I/O failure (which a retry may not
+    /// meet again) is `ReadUnavailable`, logged here with its cause (the
+    /// client gets no storage detail); sled finding its files damaged or
+    /// any other failure is `INTERNAL`, as a retry reads the same bytes.
+    pub fn read_failed(error: sled::Error) -> Self {
+        match error {
+            sled::Error::Io(_) => {
+                tracing::error!(%error, "a read failed in storage");
+                ApiError::ReadUnavailable
+            }
+            other => ApiError::internal(other),
+        }
+    }
+
+    /// Maps a failed read of the log made for a query (`events`): sled's
+    /// storage failing is `ReadUnavailable`; anything else (a record that
+    /// does not decode) is `INTERNAL`.
+    pub fn from_log_read(error: eventlog::LogError) -> Self {
+        match error {
+            eventlog::LogError::Storage(reason) => ApiError::read_failed(reason),
+            other => ApiError::internal(other),
         }
     }
 
@@ -269,12 +303,12 @@ impl From<ApiError> for async_graphql::Error {
                     e.set("retryable", true);
                 })
             }
-            ApiError::Contended { .. } | ApiError::LogUnavailable { .. } => {
-                base.extend_with(|_, e| {
-                    e.set("code", code);
-                    e.set("retryable", true);
-                })
-            }
+            ApiError::Contended { .. }
+            | ApiError::LogUnavailable { .. }
+            | ApiError::ReadUnavailable => base.extend_with(|_, e| {
+                e.set("code", code);
+                e.set("retryable", true);
+            }),
             ApiError::Upstream { system, detail } => {
                 let correlation = ulid::Ulid::new().to_string();
                 tracing::warn!(correlation_id = %correlation, system = *system, %detail, "external system answered something unusable");
@@ -304,6 +338,7 @@ impl From<projections::QueryError> for ApiError {
             projections::QueryError::InvalidCursor => {
                 ApiError::validation("after", "not a cursor this query issued")
             }
+            projections::QueryError::Storage(error) => ApiError::read_failed(error),
             other => ApiError::internal(other),
         }
     }
@@ -388,6 +423,38 @@ mod tests {
         assert!(!error.message.contains("No space"), "{}", error.message);
         let extensions = serde_json::to_value(&error.extensions).unwrap_or_default();
         assert_eq!(extensions["retryable"], true, "{extensions}");
+    }
+
+    #[test]
+    fn a_read_whose_storage_failed_is_a_retryable_unavailable_without_the_detail() {
+        let io = || sled::Error::Io(std::io::Error::other("Input/output error at /data/db"));
+        let reads: [ApiError; 2] = [
+            projections::QueryError::Storage(io()).into(),
+            ApiError::from_log_read(eventlog::LogError::Storage(io())),
+        ];
+        for read in reads {
+            assert_eq!(read.code(), "UNAVAILABLE", "{read:?}");
+            let error: async_graphql::Error = read.into();
+            assert!(
+                error.message.contains("retry the read"),
+                "{}",
+                error.message
+            );
+            assert!(!error.message.contains("/data/db"), "{}", error.message);
+            let extensions = serde_json::to_value(&error.extensions).unwrap_or_default();
+            assert_eq!(extensions["retryable"], true, "{extensions}");
+        }
+        // A row that does not decode, or damaged files, are not the storage
+        // failing now: a retry would read the same bytes.
+        let corrupt: ApiError = projections::QueryError::Corrupt {
+            projector: "quotes",
+            message: "bad".to_owned(),
+        }
+        .into();
+        assert_eq!(corrupt.code(), "INTERNAL", "{corrupt:?}");
+        let damaged: ApiError =
+            projections::QueryError::Storage(sled::Error::Unsupported("damaged".to_owned())).into();
+        assert_eq!(damaged.code(), "INTERNAL", "{damaged:?}");
     }
 
     #[test]

@@ -397,7 +397,7 @@ impl Query {
         match stream_id {
             Some(stream) => {
                 for event in platform.log.iter_stream(&stream, from.unwrap_or(1).max(1)) {
-                    let event = event.map_err(ApiError::internal)?;
+                    let event = event.map_err(ApiError::from_log_read)?;
                     if event.tenant_id != tenant {
                         break;
                     }
@@ -409,7 +409,7 @@ impl Query {
             }
             None => {
                 for event in platform.log.iter_all(from.unwrap_or(0)) {
-                    let event = event.map_err(ApiError::internal)?;
+                    let event = event.map_err(ApiError::from_log_read)?;
                     if event.tenant_id == tenant {
                         out.push(EventNode::from(&event));
                         if out.len() >= limit {
