@@ -764,11 +764,14 @@ async fn failures_seen(client: &Client, token: &str, consumers: bool) -> Vec<(St
 async fn a_failure_caused_by_another_tenants_event_shows_its_cause_only_to_platform_callers() {
     use eventlog::{AppendRequest, EventLog, ExpectedVersion, LogConfig, NewEvent};
 
-    let data = tempfile::tempdir().unwrap();
+    // The harness writes the configuration beside the data directory:
+    // inside the temporary directory, not in its parent.
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
     {
         // globex's handoff stream holds an event no build can decode: the
         // handoffs projector stops at it, naming what it could not read.
-        let log = EventLog::open(LogConfig::new(data.path())).unwrap();
+        let log = EventLog::open(LogConfig::new(&data)).unwrap();
         let event = NewEvent::new(
             "HandoffSent",
             "globex",
@@ -785,7 +788,7 @@ async fn a_failure_caused_by_another_tenants_event_shows_its_cause_only_to_platf
     }
     let server = Server::start_with(ServerOptions {
         tenants: Some(Tenants::new(&["acme", "globex"])),
-        data_dir: Some(data.path().to_path_buf()),
+        data_dir: Some(data),
         ..ServerOptions::default()
     });
     let client = &server.client;
