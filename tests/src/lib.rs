@@ -70,6 +70,27 @@ pub fn server_binary() -> PathBuf {
     path
 }
 
+/// `binary serve` on `data_dir`, listening on `127.0.0.1:0`, with none of
+/// the `OMS_` overrides of the calling environment, `RUST_LOG=warn`, no
+/// stdin, and stdout and stderr piped: how every test starts a server.
+pub fn serve_command(binary: &Path, data_dir: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env_remove("OMS_CONFIG")
+        .env_remove("OMS_DATA_DIR")
+        .env_remove("OMS_LISTEN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
 /// A unique suffix for ids and tokens within this process.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -187,23 +208,10 @@ impl Server {
             }
         };
         let binary = options.binary.clone().unwrap_or_else(server_binary);
-        let mut command = Command::new(&binary);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .env_remove("OMS_CONFIG")
-            .env_remove("OMS_DATA_DIR")
-            .env_remove("OMS_LISTEN")
-            .env(
-                "RUST_LOG",
-                options.log.clone().unwrap_or_else(|| "warn".to_owned()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = serve_command(&binary, &data_dir);
+        if let Some(log) = &options.log {
+            command.env("RUST_LOG", log);
+        }
         let mut config = options.config.clone();
         if let Some(tenants) = &options.tenants {
             config.push('\n');

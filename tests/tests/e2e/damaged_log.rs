@@ -6,10 +6,9 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{server_binary, unique, Server};
+use tests::{serve_command, server_binary, unique, Server};
 
 /// Flips one byte inside every occurrence of `marker` in the `db` file and
 /// in the journal files; returns how many there were in `db`.
@@ -53,20 +52,8 @@ fn start_expecting_exit(data_dir: &Path) -> Refused {
 }
 
 fn start_with_env_expecting_exit(data_dir: &Path, env: &[(&str, &str)]) -> Refused {
-    let mut child = Command::new(server_binary())
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .env_remove("OMS_CONFIG")
-        .env_remove("OMS_DATA_DIR")
-        .env_remove("OMS_LISTEN")
-        .env("RUST_LOG", "warn")
+    let mut child = serve_command(&server_binary(), data_dir)
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let started = Instant::now();

@@ -175,21 +175,9 @@ async fn mutations_acknowledged_before_sigterm_survive_it() {
 /// printed up to `listening on` and its address, and stops it.
 fn start_and_read_banner(data_dir: &std::path::Path) -> (String, String) {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
 
-    let mut child = Command::new(tests::server_binary())
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .env_remove("OMS_CONFIG")
-        .env_remove("OMS_DATA_DIR")
-        .env_remove("OMS_LISTEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+    let mut child = tests::serve_command(&tests::server_binary(), data_dir)
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut printed = String::new();
