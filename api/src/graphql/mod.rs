@@ -233,3 +233,42 @@ impl CommandTarget {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(role: Role, every_tenant: bool) -> Principal {
+        Principal {
+            tenant: TenantId::new("acme"),
+            role,
+            name: "acme-x".to_owned(),
+            every_tenant,
+        }
+    }
+
+    #[test]
+    fn only_a_caller_of_every_tenant_reads_why_a_consumer_stopped_or_retried() {
+        let cause = "handoff h-globex-secret is missing";
+        let platform = principal(Role::Platform, true);
+        assert_eq!(
+            stopped_at(&platform, 7, cause),
+            format!("position 7: {cause}")
+        );
+        assert_eq!(
+            retried_after(&platform, Some(cause.to_owned())).as_deref(),
+            Some(cause)
+        );
+        for role in [Role::Viewer, Role::Operator, Role::Admin] {
+            let tenant_caller = principal(role, false);
+            let stopped = stopped_at(&tenant_caller, 7, cause);
+            assert!(stopped.starts_with("position 7: "), "{stopped}");
+            assert!(!stopped.contains("globex"), "{stopped}");
+            let retried = retried_after(&tenant_caller, Some(cause.to_owned()));
+            let retried = retried.unwrap_or_default();
+            assert!(retried.starts_with("a failure"), "{retried}");
+            assert!(!retried.contains("globex"), "{retried}");
+            assert_eq!(retried_after(&tenant_caller, None), None);
+        }
+    }
+}
