@@ -163,7 +163,7 @@ impl Authenticator {
         found.map(|mut principal| {
             principal.every_tenant = match principal.role {
                 Role::Platform => true,
-                Role::Admin => self.tenants.len() == 1,
+                Role::Admin => self.single_tenant(),
                 Role::Viewer | Role::Sales | Role::Operator => false,
             };
             principal
