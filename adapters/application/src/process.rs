@@ -8,6 +8,15 @@
 //! and correlation id. Commands for one stream run in event order; streams
 //! run concurrently. The checkpoint moves only after every command of a
 //! batch was executed or refused by a rule.
+//!
+//! A command that keeps failing is never retried out of sight: after
+//! [`ATTEMPTS_PER_SESSION`] failed attempts the batch halts with
+//! [`Halt::Retry`], so the consumer's status shows the retry and its cause
+//! (and the session starts again from the checkpoint: every command id is
+//! derived, so what already ran is deduplicated). A command that can never
+//! succeed (the log refuses its events as invalid, or a stored event of
+//! its stream does not decode) stops the process at the event that issued
+//! it ([`Halt::Poison`]), with the cause.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,13 +66,40 @@ pub struct ProcessManager {
 /// A tenant's capabilities by tenant id (the systems table's registry).
 pub type CapabilitySource = Arc<dyn Fn(&str) -> Capabilities + Send + Sync>;
 
+/// Failed attempts at one command before its batch halts for a retry.
+pub const ATTEMPTS_PER_SESSION: u32 = 5;
+
+/// A policy command with what it runs as and the position of the event
+/// that issued it.
+struct Issued {
+    command: PolicyCommand,
+    context: CommandContext,
+    position: u64,
+}
+
 /// Policy commands by target stream, in event order.
-type Groups = BTreeMap<String, Vec<(PolicyCommand, CommandContext)>>;
+type Groups = BTreeMap<String, Vec<Issued>>;
 
 enum Executed {
     Done,
     Refused(&'static str),
+    /// It may succeed later (storage, contention).
     Infra(String),
+    /// It never will: the same command fails the same way.
+    Invalid(String),
+}
+
+/// How a stream's commands ended.
+enum GroupEnd {
+    Done,
+    Stopped,
+    /// A command failed [`ATTEMPTS_PER_SESSION`] times.
+    GaveUp(String),
+    /// A command issued by the event at `position` can never succeed.
+    Invalid {
+        position: u64,
+        message: String,
+    },
 }
 
 fn classify<E: std::error::Error + RuleViolation + 'static>(
@@ -73,6 +109,10 @@ fn classify<E: std::error::Error + RuleViolation + 'static>(
         Ok(_) => Executed::Done,
         Err(CommandError::Rejected { source }) => Executed::Refused(source.rule()),
         Err(CommandError::IdempotencyConflict { .. }) => Executed::Refused("idempotency_conflict"),
+        Err(
+            e @ (CommandError::Append(eventlog::AppendError::Invalid(_))
+            | CommandError::Corrupt { .. }),
+        ) => Executed::Invalid(e.to_string()),
         Err(other) => Executed::Infra(other.to_string()),
     }
 }
@@ -110,9 +150,22 @@ impl Consumer for ProcessManager {
         batch: Vec<RecordedEvent>,
         session: &mut Session,
     ) -> Result<ConsumerBatch, Halt> {
-        let (groups, poison) = self.commands_of(&batch);
-        if !self.execute_groups(groups, &session.stop_signal()).await {
-            return Err(Halt::Stopped);
+        let (groups, mut poison) = self.commands_of(&batch);
+        let mut gave_up = None;
+        for end in self.execute_groups(groups, &session.stop_signal()).await {
+            match end {
+                GroupEnd::Done => {}
+                GroupEnd::Stopped => return Err(Halt::Stopped),
+                GroupEnd::GaveUp(message) => gave_up = Some(message),
+                GroupEnd::Invalid { position, message } => {
+                    if poison.as_ref().is_none_or(|(at, _)| position < *at) {
+                        poison = Some((position, format!("a command it issued: {message}")));
+                    }
+                }
+            }
+        }
+        if let Some(message) = gave_up {
+            return Err(Halt::Retry(message));
         }
         match poison {
             // Every command of the events before the poison ran.
@@ -174,15 +227,20 @@ impl ProcessManager {
                 groups
                     .entry(command.stream_id.clone())
                     .or_default()
-                    .push((command, context));
+                    .push(Issued {
+                        command,
+                        context,
+                        position: record.position,
+                    });
             }
         }
         (groups, None)
     }
 
-    /// Runs each stream's commands in order, streams concurrently. False
-    /// when stopped before every command ran.
-    async fn execute_groups(&self, groups: Groups, stop: &watch::Receiver<bool>) -> bool {
+    /// Runs each stream's commands in order, streams concurrently, and
+    /// answers how each stream's commands ended. A stream stops at its
+    /// first command that gave up or can never succeed.
+    async fn execute_groups(&self, groups: Groups, stop: &watch::Receiver<bool>) -> Vec<GroupEnd> {
         let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         for (_, commands) in groups {
@@ -192,39 +250,98 @@ impl ProcessManager {
             let stop = stop.clone();
             tasks.spawn(async move {
                 let Ok(_permit) = semaphore.acquire_owned().await else {
-                    return false;
+                    return GroupEnd::Stopped;
                 };
-                for (command, context) in &commands {
-                    let mut backoff = 50u64;
-                    loop {
-                        match execute_one(&path, command, context).await {
-                            Executed::Done => {
-                                counters.commands.fetch_add(1, Ordering::Relaxed);
-                                break;
-                            }
-                            Executed::Refused(rule) => {
-                                counters.refusals.fetch_add(1, Ordering::Relaxed);
-                                tracing::debug!(stream = command.stream_id.as_str(), rule, "policy command refused");
-                                break;
-                            }
-                            Executed::Infra(message) => {
-                                tracing::warn!(stream = command.stream_id.as_str(), %message, "policy command failed; retrying");
-                                if *stop.borrow() {
-                                    return false;
-                                }
-                                tokio::time::sleep(Duration::from_millis(backoff)).await;
-                                backoff = (backoff * 2).min(5_000);
-                            }
-                        }
+                for issued in &commands {
+                    if let Some(end) = execute_with_retries(&path, issued, &counters, &stop).await {
+                        return end;
                     }
                 }
-                true
+                GroupEnd::Done
             });
         }
-        let mut all = true;
+        let mut ends = Vec::new();
         while let Some(done) = tasks.join_next().await {
-            all &= done.unwrap_or(false);
+            ends.push(done.unwrap_or(GroupEnd::Stopped));
         }
-        all
+        ends
+    }
+}
+
+/// Runs one command, retrying a passing failure up to
+/// [`ATTEMPTS_PER_SESSION`] attempts; `None` when it ran or a rule
+/// refused it, else how its stream ends.
+async fn execute_with_retries(
+    path: &CommandPath,
+    issued: &Issued,
+    counters: &PolicyCounters,
+    stop: &watch::Receiver<bool>,
+) -> Option<GroupEnd> {
+    let stream = issued.command.stream_id.as_str();
+    let mut backoff = 50u64;
+    for attempt in 1..=ATTEMPTS_PER_SESSION {
+        match execute_one(path, &issued.command, &issued.context).await {
+            Executed::Done => {
+                counters.commands.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Executed::Refused(rule) => {
+                counters.refusals.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(stream, rule, "policy command refused");
+                return None;
+            }
+            Executed::Invalid(message) => {
+                tracing::error!(stream, position = issued.position, %message, "policy command can never succeed");
+                return Some(GroupEnd::Invalid {
+                    position: issued.position,
+                    message,
+                });
+            }
+            Executed::Infra(message) if attempt == ATTEMPTS_PER_SESSION => {
+                return Some(GroupEnd::GaveUp(format!(
+                    "{} on {stream} (issued by the event at position {}) failed {attempt} times: {message}",
+                    issued.command.action, issued.position
+                )));
+            }
+            Executed::Infra(message) => {
+                tracing::warn!(stream, attempt, %message, "policy command failed; retrying");
+                if *stop.borrow() {
+                    return Some(GroupEnd::Stopped);
+                }
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+                backoff = (backoff * 2).min(5_000);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::order::OrderError;
+    use eventlog::AppendError;
+
+    fn failed(error: CommandError<OrderError>) -> Executed {
+        classify::<OrderError>(Err(error))
+    }
+
+    #[test]
+    fn a_command_the_log_refuses_as_invalid_never_succeeds_and_a_storage_failure_may() {
+        let invalid = failed(CommandError::Append(AppendError::Invalid(
+            "payload of 133916 bytes exceeds 65536".into(),
+        )));
+        assert!(matches!(invalid, Executed::Invalid(m) if m.contains("133916")));
+        let corrupt = failed(CommandError::Corrupt {
+            position: 7,
+            message: "does not decode".into(),
+        });
+        assert!(matches!(corrupt, Executed::Invalid(_)));
+        let storage = failed(CommandError::Append(AppendError::Storage("disk".into())));
+        assert!(matches!(storage, Executed::Infra(_)));
+        let refused = failed(CommandError::Rejected {
+            source: OrderError::LineNotFound,
+        });
+        assert!(matches!(refused, Executed::Refused(_)));
     }
 }

@@ -1,17 +1,22 @@
 //! The quote's line weight (`domain::quote::limits::line_weight`) bounds
-//! what the events that carry every line to the order take in the log:
-//! for any lines whose weight stays within `MAX_LINES_WEIGHT`, priced by
-//! the price book at its widest amounts, `QuoteAccepted` and
-//! `OrderCaptured`, with every other field at its longest, encode within
-//! the log's payload limit. So a quote the decider lets grow can always be
-//! accepted, and its order always captured.
+//! what the events that carry every line to the order and its documents
+//! take in the log: for any lines whose weight stays within
+//! `MAX_LINES_WEIGHT`, priced by the price book at its widest amounts,
+//! `QuotePriced`, `QuoteAccepted`, `OrderCaptured`, the order's
+//! `ConfirmationRequested` and the confirmation's `HandoffRequested`, with
+//! every other field at its longest, encode within the log's payload limit
+//! and decode back to themselves with the log's own codec. So a quote the
+//! decider lets grow can always be accepted, its order always captured and
+//! confirmed, and every reader of those events can read them.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
+use domain::decider::{fold, Decider};
+use domain::handoff::{HandoffCommand, HandoffDecider, HandoffEvent};
 use domain::ids::{BillingAccountId, CustomerId, LineId, OfferingId, OrderId, QuoteId, TenantId};
 use domain::money::{Currency, Percent};
-use domain::order::{OrderEvent, QuoteEvidence};
+use domain::order::{OrderDecider, OrderEvent, OrderState, QuoteEvidence};
 use domain::quote::limits::{line_weight, MAX_LINES_WEIGHT};
 use domain::quote::{AcceptedLine, OfferingPrice, PriceBook, Quote, QuoteEvent, QuoteLine};
 use domain::testing::fixtures::{at, customer};
@@ -107,10 +112,36 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn lines_within_the_weight_limit_are_accepted_and_captured_within_the_payload_limit(
+    fn lines_within_the_weight_limit_are_accepted_captured_and_confirmed_within_the_payload_limit(
         shapes in prop::collection::vec(shape(), 1..8),
     ) {
-        let lines = fill(&shapes);
+        every_carrier_fits(&shapes)?;
+    }
+}
+
+/// The most lines a quote holds: the lightest line the edge admits, as
+/// many times as fit (the shape a 140-line quote broke the orders
+/// projector with: each line decodes into far more memory than it
+/// encodes in).
+#[test]
+fn the_most_lines_a_quote_holds_are_accepted_captured_and_confirmed() {
+    let lightest = QuoteLine {
+        line_id: LineId::new("l"),
+        offering_id: OfferingId::new("fiber-1g"),
+        offering_version: 1,
+        quantity: 1,
+        term_months: 12,
+        options: BTreeMap::new(),
+    };
+    assert!(fill(std::slice::from_ref(&lightest)).len() > 100);
+    every_carrier_fits(&[lightest]).unwrap();
+}
+
+/// Fills a quote from `shapes` and checks every event that carries its
+/// lines ([`fits_and_decodes`]).
+fn every_carrier_fits(shapes: &[QuoteLine]) -> Result<(), TestCaseError> {
+    {
+        let lines = fill(shapes);
         let quote = quote(lines);
         let price = widest_book(&quote.lines)
             .price(&quote, Percent(Decimal::new(1234, 2)), at(u64::MAX / 2))
@@ -149,17 +180,68 @@ proptest! {
             lines: accepted,
             at: at(u64::MAX / 2),
         };
-        let priced = QuoteEvent::QuotePriced { price: Box::new(price), at: at(u64::MAX / 2) };
-        for (name, bytes) in [
-            ("QuotePriced", eventlog::encode_payload(&priced).unwrap().len()),
-            ("QuoteAccepted", eventlog::encode_payload(&quote_accepted).unwrap().len()),
-            ("OrderCaptured", eventlog::encode_payload(&order_captured).unwrap().len()),
-        ] {
-            prop_assert!(
-                bytes <= MAX_PAYLOAD_BYTES,
-                "{name} of {} lines: {bytes} bytes",
-                quote.lines.len()
-            );
+        let order = match fold::<OrderDecider, _>([&order_captured]) {
+            OrderState::Open(order) => order,
+            other => panic!("a captured order folds to {other:?}"),
+        };
+        let confirmation = domain::confirmation::request(&order);
+        let handoff_requested = HandoffDecider::decide(
+            &HandoffDecider::initial(),
+            &HandoffCommand::Request {
+                subject: confirmation.handoff.subject.clone(),
+                request: confirmation.handoff.request.clone(),
+                at: at(u64::MAX / 2),
+            },
+        )
+        .unwrap();
+        let confirmation_requested = OrderEvent::ConfirmationRequested {
+            key: confirmation.key,
+            snapshot_id: confirmation.snapshot_id,
+            handoff: confirmation.handoff,
+            at: at(u64::MAX / 2),
+        };
+        let priced = QuoteEvent::QuotePriced {
+            price: Box::new(price),
+            at: at(u64::MAX / 2),
+        };
+        let lines = quote.lines.len();
+        fits_and_decodes("QuotePriced", lines, &priced)?;
+        fits_and_decodes("QuoteAccepted", lines, &quote_accepted)?;
+        fits_and_decodes("OrderCaptured", lines, &order_captured)?;
+        fits_and_decodes("ConfirmationRequested", lines, &confirmation_requested)?;
+        for event in &handoff_requested {
+            fits_and_decodes("HandoffRequested", lines, event)?;
         }
+        let opens = matches!(
+            handoff_requested.first(),
+            Some(HandoffEvent::HandoffRequested { .. })
+        );
+        prop_assert!(
+            opens,
+            "the confirmation's handoff opens with HandoffRequested"
+        );
     }
+    Ok(())
+}
+
+/// `event` encodes within the payload limit and decodes back to itself.
+fn fits_and_decodes<E>(name: &str, lines: usize, event: &E) -> Result<(), TestCaseError>
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let bytes = eventlog::encode_payload(event)
+        .map_err(|e| TestCaseError::fail(format!("{name} of {lines} lines: {e}")))?;
+    prop_assert!(
+        bytes.len() <= MAX_PAYLOAD_BYTES,
+        "{name} of {lines} lines: {} bytes",
+        bytes.len()
+    );
+    let back: E = eventlog::decode_payload(&bytes).map_err(|e| {
+        TestCaseError::fail(format!("{name} of {lines} lines does not decode: {e}"))
+    })?;
+    prop_assert!(
+        &back == event,
+        "{name} of {lines} lines decodes differently"
+    );
+    Ok(())
 }

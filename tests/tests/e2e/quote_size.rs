@@ -94,3 +94,75 @@ async fn a_quote_refuses_the_line_its_order_could_not_carry_and_what_it_took_bec
     client.accept(&sales, &quote).await.unwrap();
     crate::flow::order_of(client, &sales, &quote).await;
 }
+
+/// The most lines a quote takes, each as light as lines come, all the way
+/// to a completed order: every read model and consumer reads every event
+/// those lines ride in (a 140-line quote once stopped the orders and
+/// fallout projectors and the fulfillment process for every tenant: its
+/// events were written but did not decode), and the order's confirmation,
+/// which names each line's fields, fits the log too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_of_the_most_light_lines_it_takes_becomes_a_completed_order_every_reader_follows() {
+    let server = Server::start();
+    let client = &server.client;
+    let (sales, admin) = (server.token("sales"), server.token("admin"));
+    let quote = client
+        .create_quote(&sales, &unique("create"), "cust-many-lines")
+        .await
+        .unwrap();
+    let mut lines = 0;
+    let refused = fill(client, &sales, &quote, &mut lines, |id| {
+        tests::line(id, "fiber-1g", 1)
+    })
+    .await;
+    assert_eq!(refused.extensions["rule"], "quote_too_large", "{refused:?}");
+    assert!(lines >= 100, "only {lines} light lines fit");
+    client.price(&sales, &quote, "5").await.unwrap();
+    client.propose_and_sign(&sales, &quote, 1).await.unwrap();
+    client.accept(&sales, &quote).await.unwrap();
+    let order = crate::flow::order_of(client, &sales, &quote).await;
+    crate::flow::eventually(
+        &format!("order {order} of {lines} lines completed and confirmed"),
+        || async {
+            let (status, body) = client
+                .raw(
+                    &admin,
+                    "query($id: String!) { order(id: $id) { status }
+                   projectors { name failure }
+                   consumers { fulfillment { name lastError failure } } }",
+                    serde_json::json!({ "id": order }),
+                )
+                .await;
+            let data = &body["data"];
+            let stopped: Vec<String> = data["projectors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(
+                    data["consumers"]["fulfillment"]
+                        .as_array()
+                        .into_iter()
+                        .flatten(),
+                )
+                .filter(|p| {
+                    !p["failure"].is_null() || !p.get("lastError").is_none_or(|e| e.is_null())
+                })
+                .map(|p| p.to_string())
+                .collect();
+            assert!(
+                stopped.is_empty(),
+                "readers stopped or retrying: {stopped:?}"
+            );
+            match data["order"]["status"].as_str() {
+                Some("COMPLETED") => Ok(()),
+                other => Err(format!("{status}: order {other:?}, {body}")),
+            }
+        },
+    )
+    .await;
+    let verified = client
+        .run::<tests::ops::VerifyLog>(&admin, tests::ops::verify_log::Variables {})
+        .await
+        .unwrap();
+    assert!(verified.verify_log.ok, "{:?}", verified.verify_log);
+}
