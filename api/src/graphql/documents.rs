@@ -119,10 +119,7 @@ mod tests {
     use super::*;
 
     fn limits() -> OperationLimits {
-        OperationLimits {
-            max_depth: 3,
-            max_mutations: 2,
-        }
+        OperationLimits::for_complexity(3, 2, 2_000)
     }
 
     fn check(cache: &DocumentCache, query: &str) -> Result<usize, Refusal> {

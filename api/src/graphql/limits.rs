@@ -65,6 +65,8 @@ pub struct OperationLimits {
     pub max_depth: usize,
     /// Most root mutation fields per operation and per HTTP request.
     pub max_mutations: usize,
+    /// Most selections a document visits ([`OperationLimits::for_complexity`]).
+    pub max_selections: usize,
 }
 
 /// Why a document is refused.
@@ -78,7 +80,9 @@ pub enum Refusal {
     IntrospectionFansOut,
     /// More root mutation fields than allowed.
     TooManyMutations(usize),
-    /// Beyond [`MAX_NESTING`] or [`MAX_VISITS`].
+    /// More selections visited than allowed.
+    TooManySelections(usize),
+    /// Beyond [`MAX_NESTING`].
     TooLarge,
 }
 
@@ -98,6 +102,9 @@ impl Refusal {
             Refusal::TooManyMutations(max) => {
                 format!("at most {max} mutation fields per operation and per request")
             }
+            Refusal::TooManySelections(max) => format!(
+                "The query selects too many fields: at most {max} selections, each spread of a fragment counting again"
+            ),
             Refusal::TooLarge => "The query is nested too deep or too large".to_owned(),
         }
     }
@@ -113,6 +120,16 @@ impl Refusal {
 }
 
 impl OperationLimits {
+    /// The limits of a schema whose complexity limit is `max_complexity`:
+    /// at most twice that many selections (never more than [`MAX_VISITS`]).
+    pub fn for_complexity(max_depth: usize, max_mutations: usize, max_complexity: usize) -> Self {
+        Self {
+            max_depth,
+            max_mutations,
+            max_selections: max_complexity.saturating_mul(2).min(MAX_VISITS),
+        }
+    }
+
     /// Checks every operation of `query`; the number of root mutation
     /// fields of its largest mutation operation. A document that does not
     /// parse passes (0): the engine reports the syntax error itself.
@@ -172,7 +189,12 @@ struct Walk<'a> {
 impl<'a> Walk<'a> {
     fn visit(&mut self, nesting: usize) -> Result<(), Refusal> {
         self.visits += 1;
-        if self.visits > MAX_VISITS || nesting > MAX_NESTING {
+        if self.visits > self.limits.max_selections.min(MAX_VISITS) {
+            return Err(Refusal::TooManySelections(
+                self.limits.max_selections.min(MAX_VISITS),
+            ));
+        }
+        if nesting > MAX_NESTING {
             return Err(Refusal::TooLarge);
         }
         Ok(())
@@ -423,10 +445,7 @@ mod tests {
     use super::*;
 
     fn limits() -> OperationLimits {
-        OperationLimits {
-            max_depth: 12,
-            max_mutations: 8,
-        }
+        OperationLimits::for_complexity(12, 8, 2_000)
     }
 
     #[test]
@@ -487,6 +506,20 @@ mod tests {
             ));
         }
         doc.push_str(" fragment F40 on Query { me { tenant } }");
-        assert_eq!(limits().check(&doc), Err(Refusal::TooLarge));
+        assert_eq!(limits().check(&doc), Err(Refusal::TooManySelections(4_000)));
+    }
+
+    #[test]
+    fn a_document_of_more_selections_than_twice_the_complexity_limit_is_refused_before_validation()
+    {
+        let within = format!("{{ {} }}", "me { tenant } ".repeat(1_000));
+        assert!(limits().check(&within).is_ok());
+        let beyond = format!("{{ {} }}", "me { tenant } ".repeat(2_001));
+        assert_eq!(
+            limits().check(&beyond),
+            Err(Refusal::TooManySelections(4_000))
+        );
+        let refused = Refusal::TooManySelections(4_000).message();
+        assert!(refused.contains("at most 4000 selections"), "{refused}");
     }
 }

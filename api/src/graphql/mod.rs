@@ -50,10 +50,11 @@ pub fn build(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> OmsSche
 pub fn limited(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> limits::LimitedSchema {
     limits::LimitedSchema::new(
         build(platform, limits),
-        limits::OperationLimits {
-            max_depth: limits.max_depth,
-            max_mutations: limits.max_mutations,
-        },
+        limits::OperationLimits::for_complexity(
+            limits.max_depth,
+            limits.max_mutations,
+            limits.max_complexity,
+        ),
     )
 }
 
