@@ -83,6 +83,28 @@ impl AckedHead {
     }
 }
 
+/// Why the acknowledged-head check cannot be made on a data directory
+/// whose log holds `events` records, if it cannot: the file is there but
+/// does not check out (damaged, or torn by a power loss), or it is missing
+/// from a log that holds events (a log from before the file existed looks
+/// the same, so this is a warning, not a refusal). `None` when the check
+/// can be made, or there is nothing to check.
+pub fn acknowledged_head_warning(dir: &Path, events: u64) -> Option<String> {
+    let path = dir.join(ACKED_HEAD_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) if AckedHead::decode(&bytes).is_some() => None,
+        Ok(_) => Some(format!(
+            "{} is unreadable, so nothing checks that every acknowledged event is still in the log              (the server rewrites it at its next acknowledgement)",
+            path.display()
+        )),
+        Err(_) if events > 0 => Some(format!(
+            "{} is missing from a log of {events} events, so nothing checks that every              acknowledged event is still in the log (the server writes it at its next acknowledgement)",
+            path.display()
+        )),
+        Err(_) => None,
+    }
+}
+
 /// The open `acked-head` file the writer's stages write.
 #[derive(Debug)]
 pub(crate) struct AckedHeadFile {

@@ -40,7 +40,7 @@ log.close().await;
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use acked::{AckedHead, ACKED_HEAD_FILE};
+pub use acked::{acknowledged_head_warning, AckedHead, ACKED_HEAD_FILE};
 pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
 pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore, RecoveryRewind};
 pub use codec::{decode_payload, encode_payload, CodecError};
@@ -50,7 +50,7 @@ pub use config::{Durability, LogConfig};
 pub use error::{AppendError, LogError};
 pub use log::{EventLog, WriterStats};
 pub use record::{DecodeError, Hash, NewEvent, RecordedEvent, FORMAT_VERSION, GENESIS_HASH};
-pub use recovery::{check_layout, read_meta};
+pub use recovery::{check_layout, check_restore_finished, read_meta};
 pub use subscription::Subscription;
 pub use verify::{check_acknowledged, verify_dir, Problem, VerifyError, VerifyReport};
 

@@ -62,8 +62,12 @@ pub fn check_layout(tree: &sled::Tree) -> Result<(), LogError> {
 }
 
 /// Refuses a directory that a restore ([`crate::restore`]) wrote into
-/// and did not finish, however little it wrote.
-pub(crate) fn check_restore_finished(tree: &sled::Tree) -> Result<(), LogError> {
+/// and did not finish, however little it wrote (what it holds is a
+/// prefix of another log, without its idempotency records).
+///
+/// # Errors
+/// [`LogError::Inconsistent`] at position 0 naming the unfinished restore.
+pub fn check_restore_finished(tree: &sled::Tree) -> Result<(), LogError> {
     if tree.contains_key(keyspace::RESTORE_MARKER)? {
         return Err(inconsistent(
             0,

@@ -92,19 +92,30 @@ impl Ctx {
 
     /// Opens the log raw for reading ([`LogReader::open`]). A log that ends
     /// before the head last acknowledged (sled's recovery cut it at a
-    /// damaged spot) is still read, with a warning on stderr that is never
-    /// suppressed: what the command shows lacks acknowledged events.
+    /// damaged spot), or that an import did not finish writing, is still
+    /// read, with a warning on stderr that is never suppressed: what the
+    /// command shows lacks events. So is one whose acknowledged-head check
+    /// cannot be made ([`eventlog::acknowledged_head_warning`]).
     ///
     /// # Errors
     /// As [`LogReader::open`].
     pub fn read_log(&self) -> Result<LogReader, ReplayError> {
         let reader = LogReader::open(&self.dir)?;
         let events = reader.next_position()?;
-        if let Err(problem) = eventlog::check_acknowledged(self.dir.path(), reader.tree(), events) {
+        if let Err(problem) = eventlog::check_restore_finished(reader.tree()) {
+            eprintln!(
+                "oms-replay: warning: {problem}; what follows is the part it wrote, \
+                 without the rest of the log or its idempotency records"
+            );
+        } else if let Err(problem) =
+            eventlog::check_acknowledged(self.dir.path(), reader.tree(), events)
+        {
             eprintln!(
                 "oms-replay: warning: {problem}; what follows is the log as it stands, \
                  without them (`oms-replay verify` reports the damage)"
             );
+        } else if let Some(warning) = eventlog::acknowledged_head_warning(self.dir.path(), events) {
+            eprintln!("oms-replay: warning: {warning}");
         }
         Ok(reader)
     }

@@ -158,8 +158,13 @@ pub fn export(
 /// would import as a sound log without the lost events. A file is written
 /// under `<FILE>.partial` and renamed over `FILE` only once whole and
 /// synced, so a failed or killed export leaves an earlier file as it was.
+/// So is a directory an import did not finish writing (what it holds is a
+/// prefix of another log, without its idempotency records), and a `FILE`
+/// inside the data directory (it would replace the log's own files).
 pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
+    refuse_output_inside(&args.output, ctx.dir.path())?;
     let reader = LogReader::open(&ctx.dir)?;
+    eventlog::check_restore_finished(reader.tree())?;
     eventlog::check_acknowledged(ctx.dir.path(), reader.tree(), reader.next_position()?)?;
     let progress = ctx.progress("export", None);
     let to_stdout = args.output.as_os_str() == "-";
@@ -188,6 +193,33 @@ pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
         ));
     }
     Ok(Outcome::Clean)
+}
+
+/// Refuses an `output` file inside `data_dir` (compared by their
+/// canonical paths, so `./data/../data/db` is caught too).
+fn refuse_output_inside(output: &Path, data_dir: &Path) -> Result<(), ReplayError> {
+    if output.as_os_str() == "-" {
+        return Ok(());
+    }
+    let Ok(data_dir) = data_dir.canonicalize() else {
+        return Ok(());
+    };
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(parent) = parent.canonicalize() else {
+        return Ok(());
+    };
+    if parent.starts_with(&data_dir) {
+        return Err(ReplayError::Usage(format!(
+            "{} is inside the data directory {}: an export there could replace the log's own files; \
+             write it elsewhere",
+            output.display(),
+            data_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Exports to `output` through `<output>.partial`, renamed over `output`

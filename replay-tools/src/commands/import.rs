@@ -124,11 +124,14 @@ impl<R: BufRead> Lines<R> {
     /// The next line without its newline, or `None` at the end.
     fn next_line(&mut self) -> Result<Option<&str>, ReplayError> {
         self.buf.clear();
-        let read = self
-            .reader
-            .read_line(&mut self.buf)
-            .map_err(|e| ReplayError::io("reading the export file", e))?;
         self.number += 1;
+        let read = self.reader.read_line(&mut self.buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                bad(self.number, "the line is not UTF-8 text")
+            } else {
+                ReplayError::io("reading the export file", e)
+            }
+        })?;
         if read == 0 {
             return Ok(None);
         }
@@ -253,7 +256,8 @@ fn parse_body<R: BufRead>(
     if !records.is_empty() && tx.send(Ok(Parsed::Idempotency(records))).is_err() {
         return Ok(());
     }
-    if let Some(text) = lines.next_line()? {
+    // Only blank lines may follow the last record, however many.
+    while let Some(text) = lines.next_line()? {
         if !text.trim().is_empty() {
             return Err(bad(lines.number, "unexpected line after the last record"));
         }

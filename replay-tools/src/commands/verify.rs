@@ -169,6 +169,9 @@ struct VerifyJson {
     digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     against: Option<AgainstJson>,
+    /// Why the acknowledged-head check could not be made, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -225,6 +228,12 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
         verified.against,
         Some(AgainstResult::Truncated { .. } | AgainstResult::Rewritten { .. })
     );
+    // The log checks out, but one of its checks could not be made: said
+    // on stderr whatever the output (and never suppressed).
+    let warning = eventlog::acknowledged_head_warning(ctx.dir.path(), verified.report.events);
+    if let Some(warning) = &warning {
+        eprintln!("oms-replay: warning: {warning}");
+    }
     if ctx.json {
         out.json(&VerifyJson {
             ok: against_ok,
@@ -240,6 +249,7 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
                     digest: d.to_string(),
                     result,
                 }),
+            warning,
         })?;
     } else if args.digest && args.against.is_none() {
         if let Some(digest) = digest {

@@ -15,6 +15,7 @@ mod dump;
 mod export_import;
 mod locked;
 mod rebuild;
+mod refusals;
 mod reset_consumer;
 mod stats;
 mod trace;

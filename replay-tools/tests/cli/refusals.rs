@@ -1,0 +1,135 @@
+//! What an auditor might do by mistake, or find in a damaged directory,
+//! and the answer they get: a directory an import did not finish is never
+//! exported as a sound log, an export never lands on the log's own files,
+//! an export file with anything after its last record is refused, a
+//! damaged acknowledged-head file is reported, and a time no RFC 3339
+//! instant can name is a usage error, not a panic.
+
+use crate::common::{copy_dir, generated, oms, with_raw_tree};
+
+#[test]
+fn a_directory_an_import_did_not_finish_is_not_exported_and_readers_say_so() {
+    let (tmp, dir) = generated();
+    let unfinished = tmp.path().join("unfinished");
+    copy_dir(&dir, &unfinished);
+    // What an import killed part-way leaves: its marker, removed last.
+    with_raw_tree(&unfinished, |tree| {
+        tree.insert(eventlog::keyspace::RESTORE_MARKER, b"".as_slice())
+            .unwrap()
+    });
+    let file = tmp.path().join("short.oms-export");
+    std::fs::write(&file, "an earlier export\n").unwrap();
+    let run = oms(&unfinished, &["export", "-o", file.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("did not finish") || run.stderr.contains("did not finish"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "an earlier export\n",
+        "the earlier export was replaced"
+    );
+    for read in [&["dump"][..], &["stats"][..]] {
+        let run = oms(&unfinished, read);
+        assert!(
+            run.stderr.contains("warning") && run.stderr.contains("did not finish"),
+            "{read:?}: {run:?}"
+        );
+    }
+}
+
+#[test]
+fn an_export_into_the_data_directory_is_refused_before_anything_is_written() {
+    let (_tmp, dir) = generated();
+    let db = dir.join("db");
+    let before = std::fs::read(&db).unwrap();
+    for target in [
+        db.clone(),
+        dir.join("..")
+            .join(dir.file_name().unwrap())
+            .join("x.export"),
+    ] {
+        let run = oms(&dir, &["export", "-o", target.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{target:?}: {run:?}");
+        assert!(run.stderr.contains("inside the data directory"), "{run:?}");
+    }
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "the log's db file changed"
+    );
+    assert!(!dir.join("x.export").exists());
+    assert_eq!(oms(&dir, &["verify"]).code, 0);
+}
+
+#[test]
+fn an_export_with_anything_after_its_last_record_or_bytes_that_are_not_text_is_refused() {
+    let (tmp, dir) = generated();
+    let file = tmp.path().join("log.oms-export");
+    assert_eq!(oms(&dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    let text = std::fs::read(&file).unwrap();
+    let mut n = 0;
+    for tail in [&b"\n\ngarbage\n"[..], b"\n\n\n", b"\xff\xfe\n"] {
+        n += 1;
+        let changed = tmp.path().join(format!("changed-{n}.oms-export"));
+        let mut bytes = text.clone();
+        bytes.extend_from_slice(tail);
+        std::fs::write(&changed, bytes).unwrap();
+        let target = tmp.path().join(format!("restored-{n}"));
+        let run = oms(&target, &["import", changed.to_str().unwrap()]);
+        if tail == b"\n\n\n" {
+            assert_eq!(run.code, 0, "blank lines at the end: {run:?}");
+        } else {
+            assert_eq!(run.code, 2, "{tail:?}: {run:?}");
+            assert!(
+                !target.join("db").exists(),
+                "{tail:?}: the refused import left a log"
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_reports_an_acknowledged_head_file_it_cannot_read() {
+    let (_tmp, dir) = generated();
+    let acked = dir.join(eventlog::ACKED_HEAD_FILE);
+    assert!(acked.exists());
+    let clean = oms(&dir, &["verify", "--json"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+    assert!(clean.json().get("warning").is_none(), "{clean:?}");
+    let mut bytes = std::fs::read(&acked).unwrap();
+    bytes[20] ^= 0xFF;
+    std::fs::write(&acked, bytes).unwrap();
+    let run = oms(&dir, &["verify", "--json"]);
+    assert_eq!(run.code, 0, "the log itself checks out: {run:?}");
+    assert!(run.stderr.contains("acked-head"), "{run:?}");
+    assert!(
+        run.json()["warning"]
+            .as_str()
+            .unwrap()
+            .contains("unreadable"),
+        "{run:?}"
+    );
+    std::fs::remove_file(&acked).unwrap();
+    let run = oms(&dir, &["verify"]);
+    assert!(run.stderr.contains("missing"), "{run:?}");
+}
+
+#[test]
+fn a_time_past_year_9999_is_a_usage_error_and_an_offset_is_understood() {
+    let (_tmp, dir) = generated();
+    let stream = oms(&dir, &["dump", "--json", "--limit", "1"]).json_lines()[0]["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for late in ["253402300800000", "9223372036854775807"] {
+        let run = oms(&dir, &["as-of", &stream, "--time", late]);
+        assert_eq!(run.code, 2, "{late}: {run:?}");
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+    }
+    let utc = oms(&dir, &["dump", "--since", "2000-01-01T00:00:00Z"]);
+    let offset = oms(&dir, &["dump", "--since", "2000-01-01T01:00:00+01:00"]);
+    assert_eq!(utc.code, 0, "{utc:?}");
+    assert_eq!(offset.code, 0, "{offset:?}");
+    assert_eq!(utc.stdout, offset.stdout);
+}
