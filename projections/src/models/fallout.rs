@@ -7,7 +7,10 @@
 //! `LineFalloutRaised` (order stream), whichever comes first, and closes on
 //! `LineFalloutResolved` or `HandoffResolved`, whichever comes first; the
 //! later one only adds to the record. The dashboard counts cases with the
-//! same rules ([`case_change`]).
+//! same rules ([`case_change`]). When its line or order is cancelled
+//! (`LineCancelled`, `OrderCancelled`), a case the line held stays open
+//! (the handoff is still in fallout) but the line no longer holds it: the
+//! only action left is to record how it was resolved, on the handoff.
 //!
 //! Keys (after the tenant prefix), oldest first:
 //! - `0x01 | handoff id` → [`FalloutCaseRecord`]
@@ -16,6 +19,8 @@
 //! - `0x04 | reason | opened at | handoff id` → id (open cases)
 //! - `0x05 | target | reason | opened at | handoff id` → id (open cases)
 //! - `0x06 | resolved at desc | handoff id` → id (resolved cases, newest first)
+//! - `0x07 | order id` → the handoff ids of the cases its lines hold
+//!   (bincode list, absent when none)
 //! - `0x10 | hour start | 0 opened, 1 resolved` → cases (u64, for the dashboard)
 //! - `0x11` → open cases (u64, for the dashboard)
 //!
@@ -44,6 +49,7 @@ const OPEN_TARGET: u8 = 0x03;
 const OPEN_REASON: u8 = 0x04;
 const OPEN_TARGET_REASON: u8 = 0x05;
 const RESOLVED: u8 = 0x06;
+const HELD_BY_ORDER: u8 = 0x07;
 const NAME: &str = "fallout";
 /// Key kind of the hourly opened/resolved counters.
 pub(crate) const HOURLY: u8 = 0x10;
@@ -166,6 +172,9 @@ pub struct FalloutCaseRecord {
     pub opened_at: Timestamp,
     /// True while the order line is recorded in fallout.
     pub line_fallout: bool,
+    /// True once its line (or order) was cancelled: the line can no longer
+    /// take it back, only the handoff can be closed.
+    pub line_cancelled: bool,
     /// In the queue or resolved.
     pub status: CaseStatus,
     /// What an operator may do now (empty once resolved).
@@ -341,8 +350,13 @@ pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, Fol
 /// the line) takes a new attempt, an external resolution or the line's
 /// cancellation; any other case (a failed compensation, a contradicted
 /// outcome) only an external resolution, recorded on the handoff.
-fn allowed(purpose: Purpose, reason: FalloutReason, line_fallout: bool) -> Vec<FalloutAction> {
-    let line_holds = line_fallout || reason != FalloutReason::LocalImpossible;
+fn allowed(
+    purpose: Purpose,
+    reason: FalloutReason,
+    line_fallout: bool,
+    line_cancelled: bool,
+) -> Vec<FalloutAction> {
+    let line_holds = !line_cancelled && (line_fallout || reason != FalloutReason::LocalImpossible);
     if Step::of_purpose(purpose).is_some() && line_holds {
         vec![
             FalloutAction::NewAttempt,
@@ -351,6 +365,16 @@ fn allowed(purpose: Purpose, reason: FalloutReason, line_fallout: bool) -> Vec<F
         ]
     } else {
         vec![FalloutAction::RecordExternalResolution]
+    }
+}
+
+/// When a cancellation happened.
+fn time_of_cancel(event: &Decoded) -> Timestamp {
+    match &event.payload {
+        Payload::Order(
+            OrderEvent::LineCancelled { at, .. } | OrderEvent::OrderCancelled { at, .. },
+        ) => *at,
+        _ => Timestamp(event.record.recorded_at_ms),
     }
 }
 
@@ -413,10 +437,82 @@ impl Row for FalloutCaseRecord {
 pub(crate) struct FalloutProjector {
     rows: RowCache<FalloutCaseRecord>,
     counters: KvCache,
+    /// The cases each order's lines hold ([`HELD_BY_ORDER`]).
+    held: KvCache,
     tenants: keys::TenantCache,
 }
 
 impl FalloutProjector {
+    /// The handoff ids of the cases the lines of the order at `key` hold.
+    fn held(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<Vec<String>, FoldError> {
+        match self.held.get(tree, key)? {
+            None => Ok(Vec::new()),
+            Some(bytes) => crate::store::decode(bytes)
+                .map_err(|e| FoldError(format!("stored cases of an order: {e}"))),
+        }
+    }
+
+    fn set_held(&mut self, key: Vec<u8>, ids: &[String]) -> Result<(), FoldError> {
+        if ids.is_empty() {
+            self.held.remove(key);
+        } else {
+            self.held.put(key, crate::store::encode(&ids)?);
+        }
+        Ok(())
+    }
+
+    /// Records that the line of the order at `order_key` holds (or no
+    /// longer holds) the case of `handoff_id`.
+    fn hold(
+        &mut self,
+        tree: &sled::Tree,
+        order_key: Vec<u8>,
+        handoff_id: &str,
+        holds: bool,
+    ) -> Result<(), FoldError> {
+        let mut ids = self.held(tree, &order_key)?;
+        let at = ids.iter().position(|id| id == handoff_id);
+        match (holds, at) {
+            (true, None) => ids.push(handoff_id.to_owned()),
+            (false, Some(i)) => {
+                ids.remove(i);
+            }
+            _ => return Ok(()),
+        }
+        self.set_held(order_key, &ids)
+    }
+
+    /// A cancelled line (`Some`) or order (`None`) no longer holds its
+    /// cases: each stays open with only the handoff's resolution left.
+    fn release(
+        &mut self,
+        tree: &sled::Tree,
+        event: &Decoded,
+        line: Option<&LineId>,
+    ) -> Result<(), FoldError> {
+        let tenant = self.tenants.prefix(&event.record.tenant_id);
+        let order = stream_id_part(event, StreamKind::Order)?;
+        let order_key = KeyBuf::new(&tenant, HELD_BY_ORDER).str(order).done();
+        let mut kept = Vec::new();
+        for handoff_id in self.held(tree, &order_key)? {
+            let key = row_key(&tenant, &handoff_id);
+            let Some(case) = self.rows.get_mut(tree, &key)? else {
+                continue;
+            };
+            if line.is_some_and(|line| *line != case.line_id) {
+                kept.push(handoff_id);
+                continue;
+            }
+            case.line_fallout = false;
+            case.line_cancelled = true;
+            if case.status == CaseStatus::Open {
+                case.allowed_actions = allowed(case.purpose, case.reason, false, true);
+            }
+            case.updated_at = case.updated_at.max(time_of_cancel(event));
+        }
+        self.set_held(order_key, &kept)
+    }
+
     fn count(
         &mut self,
         tree: &sled::Tree,
@@ -439,11 +535,36 @@ impl FalloutProjector {
 
 impl Projector for FalloutProjector {
     fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError> {
+        match &event.payload {
+            Payload::Order(OrderEvent::LineCancelled { line_id, .. }) => {
+                return self.release(tree, event, Some(line_id));
+            }
+            Payload::Order(OrderEvent::OrderCancelled { .. }) => {
+                return self.release(tree, event, None);
+            }
+            _ => {}
+        }
         let Some(change) = case_change(event)? else {
             return Ok(());
         };
         let tenant = self.tenants.prefix(&event.record.tenant_id);
         let key = row_key(&tenant, change.handoff_id());
+        if let CaseChange::Open {
+            handoff_id,
+            from_line: true,
+            ..
+        }
+        | CaseChange::Resolve {
+            handoff_id,
+            from_line: true,
+            ..
+        } = &change
+        {
+            let order = stream_id_part(event, StreamKind::Order)?;
+            let order_key = KeyBuf::new(&tenant, HELD_BY_ORDER).str(order).done();
+            let holds = matches!(change, CaseChange::Open { .. });
+            self.hold(tree, order_key, handoff_id, holds)?;
+        }
         match change {
             CaseChange::Open {
                 handoff_id,
@@ -468,8 +589,12 @@ impl Projector for FalloutProjector {
                                 set_evidence(case, o);
                             }
                         }
-                        case.allowed_actions =
-                            allowed(case.purpose, case.reason, case.line_fallout);
+                        case.allowed_actions = allowed(
+                            case.purpose,
+                            case.reason,
+                            case.line_fallout,
+                            case.line_cancelled,
+                        );
                         case.updated_at = case.updated_at.max(at);
                     }
                     _ => {
@@ -493,8 +618,9 @@ impl Projector for FalloutProjector {
                             attempt,
                             opened_at: at,
                             line_fallout: from_line,
+                            line_cancelled: false,
                             status: CaseStatus::Open,
-                            allowed_actions: allowed(purpose, reason, from_line),
+                            allowed_actions: allowed(purpose, reason, from_line, false),
                             resolution: None,
                             updated_at: at,
                         };
@@ -550,12 +676,14 @@ impl Projector for FalloutProjector {
 
     fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
         self.counters.flush(out);
+        self.held.flush(out);
         self.rows.flush(out)
     }
 
     fn discard(&mut self) {
         self.rows.clear();
         self.counters.clear();
+        self.held.clear();
     }
 }
 

@@ -146,3 +146,57 @@ async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_
         "{twice}"
     );
 }
+
+/// Cancelling an order whose line is in fallout leaves the case open (the
+/// handoff is still in fallout) but no longer the line's: it offers only
+/// the handoff's resolution, which closes it, and the queue and dashboard
+/// empty. Before, the case kept offering the line's actions, which the
+/// cancelled order refused, while `resolveHandoffFallout` refused it as
+/// the line's: a case nobody could close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_whose_order_was_cancelled_is_closed_on_its_handoff() {
+    let server = Server::start();
+    let operator = server.token("operator");
+    server
+        .script_simulator("provisioning", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-cancelled", &["fiber-1g"])
+        .await
+        .unwrap();
+    let held = case(&server, false, |c| {
+        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
+    })
+    .await;
+    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
+    let handoff_id = held["handoffId"].as_str().unwrap_or_default().to_owned();
+    let (_, body) = server
+        .client
+        .raw(
+            &operator,
+            "mutation($c: String!, $o: String!) { cancelOrder(commandId: $c, orderId: $o,
+               reason: \"customer withdrew\") { correlationId } }",
+            json!({ "c": unique("cancel"), "o": order_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let released = case(&server, false, |c| {
+        c["handoffId"] == handoff_id.as_str() && c["lineInFallout"] == false
+    })
+    .await;
+    assert_eq!(
+        released["allowedActions"],
+        json!(["EXTERNAL_RESOLUTION"]),
+        "{released}"
+    );
+    let closed = resolve_on_handoff(&server, &unique("closed"), &handoff_id).await;
+    assert!(closed["errors"].is_null(), "{closed}");
+    let resolved = case(&server, true, |c| c["handoffId"] == handoff_id.as_str()).await;
+    assert_eq!(resolved["status"], "RESOLVED", "{resolved}");
+    let (_, body) = server
+        .client
+        .raw(&operator, "{ dashboard { openFallout } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["dashboard"]["openFallout"], 0, "{body}");
+}

@@ -290,6 +290,7 @@ mod tests {
                 attempt: 1,
                 opened_at: Timestamp(1_764_498_841_123),
                 line_fallout: true,
+                line_cancelled: false,
                 status: CaseStatus::Open,
                 allowed_actions: vec![FalloutAction::NewAttempt, FalloutAction::CancelLine],
                 resolution: None,
