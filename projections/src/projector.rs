@@ -42,7 +42,8 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // 3: an acceptance carries the id of the order it captures.
         // 4: a quote row carries the customer's suspension.
         // 5: a quote row carries a failed customer check.
-        "quotes" => 5,
+        // 6: a signature of another revision leaves the status as it was.
+        "quotes" => 6,
         // 2: a "local impossible" case the line holds offers the line's
         // actions.
         // 3: a case whose line or order was cancelled offers only the

@@ -431,7 +431,11 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
                 evidence: signature.clone(),
                 at: *at,
             });
-            row.status = QuoteStatus::Signed;
+            // Evidence of another revision is kept, but the current one
+            // is not signed by it (acceptance would refuse it).
+            if *revision == row.revision {
+                row.status = QuoteStatus::Signed;
+            }
         }
         QuoteEvent::QuoteAccepted {
             revision,

@@ -248,3 +248,54 @@ async fn an_order_confirmation_is_a_handoff_and_a_refused_one_is_closed_on_its_h
     .await;
     assert_eq!(rendered["purpose"], "GENERATE_DOCUMENT", "{rendered}");
 }
+
+/// A signature of an earlier revision is kept as evidence but does not
+/// make the current revision `SIGNED`: the quote's status says what
+/// acceptance would find (it refuses a signature of another revision).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_of_an_earlier_revision_does_not_mark_the_current_one_signed() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+    let quote = client
+        .create_quote(&sales, &unique("create"), "cust-old-signature")
+        .await
+        .unwrap();
+    client
+        .add_line(&sales, &quote, "line-1", "fiber-1g")
+        .await
+        .unwrap();
+    client.price(&sales, &quote, "0").await.unwrap();
+    client.propose_and_sign(&sales, &quote, 1).await.unwrap();
+    let status = |body: &serde_json::Value| body["data"]["quote"]["status"].clone();
+    let read = || async {
+        client
+            .raw(
+                &sales,
+                "query($id: String!) { quote(id: $id) { status revision } }",
+                json!({ "id": quote }),
+            )
+            .await
+            .1
+    };
+    assert_eq!(status(&read().await), "SIGNED");
+    client
+        .add_line(&sales, &quote, "line-2", "fiber-1g")
+        .await
+        .unwrap();
+    let revised = read().await;
+    assert_eq!(revised["data"]["quote"]["revision"], 2, "{revised}");
+    let (_, body) = client
+        .raw(
+            &sales,
+            "mutation($c: String!, $q: String!) { recordSignature(commandId: $c, quoteId: $q,
+               revision: 1, signer: \"Jane Customer\", providerReference: \"esign-late\",
+               artifactHash: \"sha256-late\") { version } }",
+            json!({ "c": unique("late-signature"), "q": quote }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let after = read().await;
+    assert_eq!(status(&after), status(&revised), "{after}");
+    assert_ne!(status(&after), "SIGNED", "{after}");
+}
