@@ -13,7 +13,10 @@
 //! | `correlationId` (a lookup key, `<tenant>:<commandId>`) | at most [`MAX_KEY_BYTES`] |
 //!
 //! Free text may contain any character but control characters (tab and
-//! newline are allowed in `reason` and `note`).
+//! newline are allowed in `reason` and `note`), the invisible ones that
+//! change how the rest reads (bidirectional overrides and isolates, the
+//! zero-width space, word joiners, a byte-order mark) and noncharacters.
+//! Text of only whitespace and invisible joiners or marks is blank.
 
 use super::error::{ApiError, ApiResult};
 
@@ -81,8 +84,27 @@ pub fn reason(field: &str, value: &str) -> ApiResult<()> {
     not_blank(field, value)
 }
 
+/// A code point no free text takes: it is invisible and changes how the
+/// text around it reads or sorts (`U+202E` shows `abc` as `cba`), or it is
+/// a noncharacter. Zero-width joiners and directional marks stay: scripts
+/// and emoji sequences need them.
+fn hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FDD0}'..='\u{FDEF}'
+    ) || (u32::from(c) & 0xFFFE) == 0xFFFE
+}
+
 fn not_blank(field: &str, value: &str) -> ApiResult<()> {
-    if value.trim().is_empty() {
+    let blank = value
+        .chars()
+        .all(|c| c.is_whitespace() || matches!(c, '\u{200C}'..='\u{200F}'));
+    if blank {
         return Err(ApiError::validation(field, "must not be blank"));
     }
     Ok(())
@@ -100,6 +122,13 @@ fn text(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<()> 
         return Err(ApiError::validation(
             field,
             "must not contain control characters",
+        ));
+    }
+    if value.chars().any(hidden) {
+        return Err(ApiError::validation(
+            field,
+            "must not contain invisible formatting characters (bidirectional overrides, \
+             zero-width spaces, byte-order marks) or noncharacters",
         ));
     }
     Ok(())
@@ -123,6 +152,32 @@ mod tests {
             Err(ApiError::Validation { field, .. }) => Some(field),
             _ => None,
         }
+    }
+
+    #[test]
+    fn invisible_text_is_refused_and_text_of_only_joiners_is_blank() {
+        for hostile in [
+            "a\u{200B}b",
+            "\u{202E}abc",
+            "x\u{2066}y",
+            "\u{FEFF}v1",
+            "\u{10FFFF}",
+            "a\u{FDD0}",
+        ] {
+            assert_eq!(
+                field_of(label("catalogVersion", hostile, MAX_LABEL_BYTES)),
+                Some("catalogVersion".to_owned()),
+                "{hostile:?}"
+            );
+        }
+        assert_eq!(
+            field_of(reason("reason", "\u{200D} \u{200C}")),
+            Some("reason".to_owned())
+        );
+        // Joiners and marks inside real text stay.
+        assert!(reason("reason", "family \u{1F468}\u{200D}\u{1F469} moved").is_ok());
+        assert!(label("signer", "\u{0645}\u{200C}\u{0627}", MAX_LABEL_BYTES).is_ok());
+        assert!(label("signer", "Zo\u{00EB} M\u{00FC}ller", MAX_LABEL_BYTES).is_ok());
     }
 
     #[test]

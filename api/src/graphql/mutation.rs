@@ -147,6 +147,13 @@ fn line(input: LineInput) -> ApiResult<QuoteLine> {
         }
         input::label("line.options.value", &option.value, input::MAX_LABEL_BYTES)?;
     }
+    // The quote answers the version back as a GraphQL `Int` (32 bits, signed).
+    if i32::try_from(input.offering_version).is_err() {
+        return Err(ApiError::validation(
+            "line.offeringVersion",
+            format!("at most {} (a GraphQL Int)", i32::MAX),
+        ));
+    }
     Ok(QuoteLine {
         line_id: LineId::new(input.line_id),
         offering_id: OfferingId::new(input.offering_id),

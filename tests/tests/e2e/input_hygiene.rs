@@ -507,6 +507,52 @@ async fn the_standard_introspection_query_is_answered_and_fanning_out_is_not() {
     assert!(body["data"].is_null(), "{body}");
 }
 
+/// Text that reads differently from what it holds (a right-to-left
+/// override, a zero-width space) is refused where it is given, as is an
+/// offering version the quote could not answer back as a GraphQL `Int`.
+#[tokio::test]
+async fn invisible_formatting_and_a_version_past_a_graphql_int_are_validation() {
+    let server = Server::start();
+    let admin = server.token("admin");
+    for hostile in ["\u{202E}1v", "v\u{200B}2"] {
+        let (status, body) = server
+            .client
+            .raw(
+                &admin,
+                "mutation($c: String!, $v: String!) { activateCatalogVersion(commandId: $c, version: $v) { version } }",
+                json!({ "c": unique("catalog"), "v": hostile }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            error_of(&body),
+            ("VALIDATION", "version"),
+            "{hostile:?}: {body}"
+        );
+    }
+    let sales = server.token("sales");
+    let quote = server
+        .client
+        .create_quote(&sales, &unique("create"), "cust-int")
+        .await
+        .unwrap();
+    let (_, body) = server
+        .client
+        .raw(
+            &sales,
+            "mutation($c: String!, $q: String!, $line: LineInput!) { addQuoteLine(commandId: $c, quoteId: $q, line: $line) { version } }",
+            json!({ "c": unique("line"), "q": quote, "line": {
+                "lineId": "l1", "offeringId": "fiber-1g", "offeringVersion": 2_147_483_648u64,
+                "quantity": 1, "termMonths": 12 } }),
+        )
+        .await;
+    assert_eq!(
+        error_of(&body),
+        ("VALIDATION", "line.offeringVersion"),
+        "{body}"
+    );
+}
+
 /// A body of tens of thousands of fields (within the 256 KiB body limit)
 /// is refused by counting its selections, before async-graphql validates
 /// every one of them: it once took seconds of the request path's CPU per
