@@ -34,6 +34,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerError};
 
 use super::documents::DocumentCache;
+use super::field_errors::null_where_failed;
 use super::OmsSchema;
 
 /// Deepest accepted introspection selection.
@@ -324,7 +325,7 @@ impl Executor for LimitedSchema {
         let schema = self.schema.clone();
         async move {
             match checked {
-                Ok(_) => schema.execute(request).await,
+                Ok(_) => null_where_failed(schema.execute(request).await),
                 Err(refusal) => Response::from_errors(vec![refusal.to_server_error()]),
             }
         }
@@ -336,7 +337,9 @@ impl Executor for LimitedSchema {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         match self.documents.check(&mut request) {
-            Ok(_) => Executor::execute_stream(&self.schema, request, session_data),
+            Ok(_) => Executor::execute_stream(&self.schema, request, session_data)
+                .map(null_where_failed)
+                .boxed(),
             Err(refusal) => {
                 stream::once(async move { Response::from_errors(vec![refusal.to_server_error()]) })
                     .boxed()

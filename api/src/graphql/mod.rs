@@ -4,6 +4,7 @@
 pub mod documents;
 pub mod enum_values;
 pub mod error;
+pub mod field_errors;
 pub mod input;
 pub mod limits;
 pub mod links;

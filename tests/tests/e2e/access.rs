@@ -869,3 +869,43 @@ async fn with_several_tenants_only_a_platform_credential_reads_the_metrics() {
     }
     assert_eq!(status_of(None).await, 401);
 }
+
+/// A field the caller may not read answers `null` beside its `FORBIDDEN`
+/// error, as the GraphQL specification has it, over HTTP and WebSocket
+/// alike (one executor): async-graphql left the key out, which typed
+/// clients read as a malformed answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_the_role_may_not_read_is_null_beside_its_forbidden_error() {
+    let server = Server::start();
+    let command_id = unique("create");
+    server
+        .client
+        .create_quote(&server.token("sales"), &command_id, "cust-null")
+        .await
+        .unwrap();
+    let (status, body) = server
+        .client
+        .raw(
+            &server.token("viewer"),
+            "query($c: String!) { auditTrail(commandId: $c, first: 1) { nodes { eventType payload position } } }",
+            serde_json::json!({ "c": command_id }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let node = &body["data"]["auditTrail"]["nodes"][0];
+    assert_eq!(node["eventType"], "QuoteCreated", "{body}");
+    let fields: BTreeSet<&str> = node
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        fields,
+        BTreeSet::from(["eventType", "payload", "position"]),
+        "{body}"
+    );
+    assert!(node["payload"].is_null(), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+}

@@ -1,0 +1,102 @@
+//! A field that failed answers `null`, as the GraphQL specification has it
+//! ("Handling Field Errors": a field error is handled as though the field
+//! returned null). async-graphql 7 leaves a failed nullable field out of
+//! its object instead (`{"eventType": ..., "position": 0}` beside a
+//! `FORBIDDEN` error for `payload`), which clients whose generated types
+//! expect every selected key read as a malformed answer. Every response of
+//! [`crate::graphql::limits::LimitedSchema`] goes through [`null_where_failed`].
+
+use async_graphql::{Name, PathSegment, Response, Value};
+
+/// Puts `null` at the path of every field error whose key is missing from
+/// its object. A path that leads through a missing or null parent is left
+/// alone (the parent answers for it).
+pub fn null_where_failed(mut response: Response) -> Response {
+    for error in &response.errors {
+        null_at(&mut response.data, &error.path);
+    }
+    response
+}
+
+fn null_at(data: &mut Value, path: &[PathSegment]) {
+    let mut at = data;
+    for segment in path {
+        at = match (at, segment) {
+            (Value::Object(map), PathSegment::Field(name)) => {
+                let key = Name::new(name);
+                if !map.contains_key(&key) {
+                    map.insert(key, Value::Null);
+                    return;
+                }
+                match map.get_mut(&key) {
+                    Some(value) => value,
+                    None => return,
+                }
+            }
+            (Value::List(items), PathSegment::Index(i)) => match items.get_mut(*i) {
+                Some(value) => value,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use async_graphql::ServerError;
+
+    fn failed_at(path: Vec<PathSegment>) -> ServerError {
+        let mut error = ServerError::new("forbidden", None);
+        error.path = path;
+        error
+    }
+
+    #[test]
+    fn a_failed_field_missing_from_its_object_answers_null_and_nothing_else_changes() {
+        let data = Value::from_json(serde_json::json!({
+            "auditTrail": { "nodes": [
+                { "eventType": "QuoteCreated", "position": 0 },
+                { "eventType": "LineAdded", "position": 1, "payload": {"a": 1} }
+            ] },
+            "quote": null
+        }))
+        .unwrap();
+        let mut response = Response::new(data);
+        response.errors = vec![
+            failed_at(vec![
+                PathSegment::Field("auditTrail".into()),
+                PathSegment::Field("nodes".into()),
+                PathSegment::Index(0),
+                PathSegment::Field("payload".into()),
+            ]),
+            // Under a null parent: the parent answers for it.
+            failed_at(vec![
+                PathSegment::Field("quote".into()),
+                PathSegment::Field("order".into()),
+            ]),
+            // Past the end of a list: left alone.
+            failed_at(vec![
+                PathSegment::Field("auditTrail".into()),
+                PathSegment::Field("nodes".into()),
+                PathSegment::Index(7),
+                PathSegment::Field("payload".into()),
+            ]),
+            // A request error has no path.
+            failed_at(Vec::new()),
+        ];
+        let answered = null_where_failed(response).data.into_json().unwrap();
+        assert_eq!(
+            answered,
+            serde_json::json!({
+                "auditTrail": { "nodes": [
+                    { "eventType": "QuoteCreated", "position": 0, "payload": null },
+                    { "eventType": "LineAdded", "position": 1, "payload": {"a": 1} }
+                ] },
+                "quote": null
+            })
+        );
+    }
+}
