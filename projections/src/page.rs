@@ -1,6 +1,7 @@
 //! Cursor pagination over a tenant-scoped index.
 //!
-//! A cursor is opaque to callers: the hex of one tag byte (which index it
+//! A cursor is opaque to callers: the hex of the list it pages (quotes,
+//! orders, handoffs, fallout), one tag byte (which index of that list it
 //! belongs to) and the key suffix (after the tenant prefix and index kind)
 //! of the last item returned. A page resumes strictly after that key, so
 //! rows that move while a client pages are neither lost nor repeated more
@@ -51,8 +52,20 @@ pub(crate) fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Which list a cursor pages: one list's cursor is refused by another,
+/// even where their index tags are alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum List {
+    Quotes = 1,
+    Orders = 2,
+    Handoffs = 3,
+    Fallout = 4,
+}
+
 /// What to scan: an index prefix plus optional bounds on the suffix.
 pub(crate) struct Scan<'a> {
+    /// The list the scan pages.
+    pub(crate) list: List,
     /// The tenant prefix, index kind and fixed filter fields.
     pub(crate) prefix: Vec<u8>,
     /// Tag written into cursors of this scan.
@@ -67,16 +80,19 @@ pub(crate) struct Scan<'a> {
     pub(crate) limit: usize,
 }
 
-fn decode_cursor(cursor: &str, tag: u8) -> Result<Vec<u8>, QueryError> {
+fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>, QueryError> {
     let bytes = keys::from_hex(cursor).ok_or(QueryError::InvalidCursor)?;
-    match bytes.split_first() {
-        Some((t, rest)) if *t == tag && rest.len() <= 1024 => Ok(rest.to_vec()),
+    match bytes.as_slice() {
+        [l, t, rest @ ..] if *l == list as u8 && *t == tag && rest.len() <= 1024 => {
+            Ok(rest.to_vec())
+        }
         _ => Err(QueryError::InvalidCursor),
     }
 }
 
-fn encode_cursor(tag: u8, suffix: &[u8]) -> String {
-    let mut bytes = Vec::with_capacity(suffix.len() + 1);
+fn encode_cursor(list: List, tag: u8, suffix: &[u8]) -> String {
+    let mut bytes = Vec::with_capacity(suffix.len() + 2);
+    bytes.push(list as u8);
     bytes.push(tag);
     bytes.extend_from_slice(suffix);
     keys::to_hex(&bytes)
@@ -98,7 +114,7 @@ impl Scan<'_> {
         };
         let lower_incl = self.from.as_deref().map(with);
         let cursor_key = match self.cursor {
-            Some(c) => Some(with(&decode_cursor(c, self.tag)?)),
+            Some(c) => Some(with(&decode_cursor(c, self.list, self.tag)?)),
             None => None,
         };
         let lower = match (cursor_key, lower_incl) {
@@ -133,7 +149,7 @@ impl Scan<'_> {
                 last_suffix = key[self.prefix.len()..].to_vec();
             }
         }
-        let next_cursor = has_more.then(|| encode_cursor(self.tag, &last_suffix));
+        let next_cursor = has_more.then(|| encode_cursor(self.list, self.tag, &last_suffix));
         Ok(Page {
             items,
             next_cursor,
@@ -154,11 +170,15 @@ mod tests {
     }
 
     #[test]
-    fn cursors_of_another_index_are_refused() {
-        let c = encode_cursor(3, b"abc");
-        assert_eq!(decode_cursor(&c, 3).ok(), Some(b"abc".to_vec()));
-        assert!(decode_cursor(&c, 4).is_err());
-        assert!(decode_cursor("zz", 3).is_err());
-        assert!(decode_cursor("", 3).is_err());
+    fn cursors_of_another_index_or_list_are_refused() {
+        let c = encode_cursor(List::Orders, 2, b"abc");
+        assert_eq!(
+            decode_cursor(&c, List::Orders, 2).ok(),
+            Some(b"abc".to_vec())
+        );
+        assert!(decode_cursor(&c, List::Orders, 4).is_err());
+        assert!(decode_cursor(&c, List::Quotes, 2).is_err());
+        assert!(decode_cursor("zz", List::Orders, 2).is_err());
+        assert!(decode_cursor("", List::Orders, 2).is_err());
     }
 }

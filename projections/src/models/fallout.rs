@@ -39,7 +39,7 @@ use crate::commit::Writes;
 use crate::error::{FoldError, QueryError};
 use crate::event::{Decoded, Payload};
 use crate::keys::{self, KeyBuf};
-use crate::page::{Page, Scan};
+use crate::page::{List, Page, Scan};
 use crate::projector::Projector;
 use crate::store::{KvCache, Row, RowCache};
 
@@ -760,6 +760,7 @@ pub(crate) fn fallout(
             };
             // Oldest first: the age bounds are bounds on the key's time.
             Scan {
+                list: List::Fallout,
                 prefix,
                 tag,
                 from: min_opened.map(|m| keys::ts_asc(m).to_be_bytes().to_vec()),
@@ -771,6 +772,7 @@ pub(crate) fn fallout(
             }
         }
         CaseStatus::Resolved => Scan {
+            list: List::Fallout,
             prefix: KeyBuf::new(&t, RESOLVED).done(),
             tag: RESOLVED,
             from: None,

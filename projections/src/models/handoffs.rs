@@ -31,7 +31,7 @@ use crate::commit::Writes;
 use crate::error::{FoldError, QueryError};
 use crate::event::{Decoded, Payload};
 use crate::keys::{self, KeyBuf};
-use crate::page::{Page, Scan};
+use crate::page::{List, Page, Scan};
 use crate::projector::Projector;
 use crate::store::{KvCache, Row, RowCache};
 
@@ -533,6 +533,7 @@ pub(crate) fn handoffs(
         BY_RANK
     };
     Scan {
+        list: List::Handoffs,
         prefix,
         tag,
         from: None,

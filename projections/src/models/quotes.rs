@@ -24,7 +24,7 @@ use crate::commit::Writes;
 use crate::error::{FoldError, QueryError};
 use crate::event::{Decoded, Payload};
 use crate::keys::{self, KeyBuf};
-use crate::page::{Page, Scan};
+use crate::page::{List, Page, Scan};
 use crate::projector::Projector;
 use crate::store::{Row, RowCache};
 
@@ -603,6 +603,7 @@ pub(crate) fn quotes(
         (None, None) => (KeyBuf::new(&t, BY_CREATED).done(), BY_CREATED),
     };
     Scan {
+        list: List::Quotes,
         prefix,
         tag,
         from: None,

@@ -553,6 +553,52 @@ async fn invisible_formatting_and_a_version_past_a_graphql_int_are_validation() 
     );
 }
 
+/// A cursor pages the list it came from: another list refuses it as
+/// `VALIDATION` (the quotes' and orders' cursors once paged each other,
+/// their index tags being alike).
+#[tokio::test]
+async fn a_cursor_of_one_list_is_refused_by_another() {
+    let server = Server::start();
+    let sales = server.token("sales");
+    for n in 0..2 {
+        server
+            .client
+            .create_quote(&sales, &unique("create"), &format!("cust-cursor-{n}"))
+            .await
+            .unwrap();
+    }
+    let (_, body) = server
+        .client
+        .raw(
+            &sales,
+            "{ quotes(first: 1) { pageInfo { endCursor hasNextPage } } }",
+            json!({}),
+        )
+        .await;
+    let cursor = body["data"]["quotes"]["pageInfo"]["endCursor"].clone();
+    assert!(cursor.is_string(), "{body}");
+    let (_, body) = server
+        .client
+        .raw(
+            &sales,
+            "query($a: String) { quotes(first: 1, after: $a) { nodes { id } } }",
+            json!({ "a": cursor }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "its own list takes it: {body}");
+    let operator = server.token("operator");
+    for list in ["orders", "handoffs", "fallout"] {
+        let query = format!(
+            "query($a: String) {{ {list}(first: 1, after: $a) {{ pageInfo {{ hasNextPage }} }} }}"
+        );
+        let (_, body) = server
+            .client
+            .raw(&operator, &query, json!({ "a": cursor }))
+            .await;
+        assert_eq!(error_of(&body).0, "VALIDATION", "{list}: {body}");
+    }
+}
+
 /// A body of tens of thousands of fields (within the 256 KiB body limit)
 /// is refused by counting its selections, before async-graphql validates
 /// every one of them: it once took seconds of the request path's CPU per
