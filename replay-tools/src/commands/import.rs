@@ -147,6 +147,44 @@ enum Parsed {
     End,
 }
 
+/// The stream and stream version of every event read so far, by position
+/// (stream ids interned), so an idempotency record can be checked against
+/// the events it names.
+#[derive(Default)]
+struct StreamsByPosition {
+    ids: std::collections::HashMap<String, u32>,
+    at: Vec<(u32, u64)>,
+}
+
+impl StreamsByPosition {
+    fn push(&mut self, stream_id: &str, version: u64) {
+        let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        let id = match self.ids.get(stream_id) {
+            Some(id) => *id,
+            None => {
+                self.ids.insert(stream_id.to_owned(), next);
+                next
+            }
+        };
+        self.at.push((id, version));
+    }
+
+    /// Whether positions `first..=last` are one run of one stream ending at
+    /// `version` (an append's events are consecutive in the log and in
+    /// their stream, whose versions the chain check keeps consecutive).
+    fn one_append(&self, first: u64, last: u64, version: u64) -> bool {
+        let at = |p: u64| usize::try_from(p).ok().and_then(|p| self.at.get(p));
+        match (at(first), at(last)) {
+            (Some((a, first_version)), Some((b, last_version))) => {
+                a == b
+                    && *last_version == version
+                    && last_version.checked_sub(*first_version) == Some(last - first)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Events (or idempotency records) per message between the two threads.
 const CHUNK: usize = 1024;
 
@@ -164,6 +202,7 @@ fn parse_body<R: BufRead>(
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut check = ChainCheck::new();
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut streams = StreamsByPosition::default();
     for position in 0..header.events {
         let number = lines.number + 1;
         let text = lines.next_line()?.ok_or_else(|| {
@@ -203,6 +242,7 @@ fn parse_body<R: BufRead>(
                 "the readable fields disagree with the record bytes",
             ));
         }
+        streams.push(&record.stream_id, record.stream_version);
         chunk.push(checked.record);
         if chunk.len() == CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
@@ -235,6 +275,16 @@ fn parse_body<R: BufRead>(
             return Err(bad(
                 number,
                 format!("idempotency record {} points outside the log", line.key),
+            ));
+        }
+        if !streams.one_append(line.first_position, line.last_position, line.stream_version) {
+            return Err(bad(
+                number,
+                format!(
+                    "idempotency record {} does not name one append of one stream \
+                     (positions {}..={} at stream version {})",
+                    line.key, line.first_position, line.last_position, line.stream_version
+                ),
             ));
         }
         records.push((
@@ -333,6 +383,15 @@ pub fn import(
     }
     let header_head =
         hex_hash(&header.head_hash).ok_or_else(|| bad(1, "head_hash is not 64 hex digits"))?;
+    if header.head_position != header.events.checked_sub(1) {
+        return Err(bad(
+            1,
+            format!(
+                "head_position {:?} is not the last of {} events",
+                header.head_position, header.events
+            ),
+        ));
+    }
     let existed = dir.exists();
     let restored = match restore_body(
         &mut lines,

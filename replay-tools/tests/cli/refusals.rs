@@ -133,3 +133,52 @@ fn a_time_past_year_9999_is_a_usage_error_and_an_offset_is_understood() {
     assert_eq!(offset.code, 0, "{offset:?}");
     assert_eq!(utc.stdout, offset.stdout);
 }
+
+/// A change made to one line of an export.
+type Change = fn(&mut serde_json::Value);
+
+#[test]
+fn an_idempotency_record_that_does_not_name_one_append_or_a_wrong_head_position_is_refused() {
+    let (tmp, dir) = generated();
+    let file = tmp.path().join("log.oms-export");
+    assert_eq!(oms(&dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let idempotency = lines
+        .iter()
+        .position(|l| l.contains("\"idempotency\""))
+        .expect("an idempotency line");
+    let changes: [(&str, Change); 4] = [
+        ("stream version", |v| v["stream_version"] = 0.into()),
+        ("first position", |v| v["first_position"] = 0.into()),
+        ("last position", |v| {
+            v["last_position"] = (v["last_position"].as_u64().unwrap() + 1).into();
+        }),
+        ("head position", |_| {}),
+    ];
+    for (n, (what, change)) in changes.iter().enumerate() {
+        let mut changed: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+        if *what == "head position" {
+            let mut header: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+            header["head_position"] = 5.into();
+            changed[0] = header.to_string();
+        } else {
+            let mut line: serde_json::Value = serde_json::from_str(lines[idempotency]).unwrap();
+            let before = line.clone();
+            change(&mut line);
+            if line == before {
+                continue; // the record already had that value
+            }
+            changed[idempotency] = line.to_string();
+        }
+        let path = tmp.path().join(format!("changed-{n}.oms-export"));
+        std::fs::write(&path, changed.join("\n") + "\n").unwrap();
+        let target = tmp.path().join(format!("restored-{n}"));
+        let run = oms(&target, &["import", path.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{what}: {run:?}");
+        assert!(
+            !target.join("db").exists(),
+            "{what}: the refused import left a log"
+        );
+    }
+}
