@@ -34,6 +34,23 @@ async fn case(server: &Server, resolved: bool, pick: impl Fn(&Value) -> bool) ->
     }
 }
 
+/// An order of one line whose provisioning the target rejects: the case
+/// its line holds.
+async fn case_a_line_holds(server: &Server, customer: &str) -> Value {
+    server
+        .script_simulator("provisioning", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), customer, &["fiber-1g"])
+        .await
+        .unwrap();
+    case(server, false, |c| {
+        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
+    })
+    .await
+}
+
 async fn resolve_on_handoff(server: &Server, command_id: &str, handoff_id: &str) -> Value {
     let (_, body) = server
         .client
@@ -52,20 +69,8 @@ async fn resolve_on_handoff(server: &Server, command_id: &str, handoff_id: &str)
 async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_the_order() {
     let server = Server::start();
     let operator = server.token("operator");
-    server
-        .script_simulator("provisioning", &["BusinessReject"])
-        .await;
-    server
-        .client
-        .accepted_quote(&server.token("sales"), "cust-repair", &["fiber-1g"])
-        .await
-        .unwrap();
-
     // Provisioning rejects: the line holds the case.
-    let held = case(&server, false, |c| {
-        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
-    })
-    .await;
+    let held = case_a_line_holds(&server, "cust-repair").await;
     let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
     let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
     let refused = resolve_on_handoff(
@@ -157,18 +162,7 @@ async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_
 async fn a_case_whose_order_was_cancelled_is_closed_on_its_handoff() {
     let server = Server::start();
     let operator = server.token("operator");
-    server
-        .script_simulator("provisioning", &["BusinessReject"])
-        .await;
-    server
-        .client
-        .accepted_quote(&server.token("sales"), "cust-cancelled", &["fiber-1g"])
-        .await
-        .unwrap();
-    let held = case(&server, false, |c| {
-        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
-    })
-    .await;
+    let held = case_a_line_holds(&server, "cust-cancelled").await;
     let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
     let handoff_id = held["handoffId"].as_str().unwrap_or_default().to_owned();
     let (_, body) = server
