@@ -50,8 +50,8 @@ pub struct DumpArgs {
     /// Recorded before this time.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Stop after this many events.
-    #[arg(long)]
+    /// Stop after this many events (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
 }
 
@@ -198,6 +198,8 @@ pub fn dump(
         }
         positions.retain(|p| (filter.from..to).contains(p));
         positions.sort_unstable();
+        // A stream named twice is still dumped once.
+        positions.dedup();
         progress.set_total(u64::try_from(positions.len()).unwrap_or(u64::MAX));
         for position in positions {
             let record = reader.get(position)?.ok_or(ReplayError::Damaged {

@@ -182,3 +182,20 @@ fn an_idempotency_record_that_does_not_name_one_append_or_a_wrong_head_position_
         );
     }
 }
+
+#[test]
+fn a_stream_named_twice_is_dumped_once_and_a_limit_of_zero_is_a_usage_error() {
+    let (_tmp, dir) = generated();
+    let first = oms(&dir, &["dump", "--json", "--limit", "1"]).json_lines()[0]["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let once = oms(&dir, &["dump", "--stream", &first]);
+    let twice = oms(&dir, &["dump", "--stream", &first, "--stream", &first]);
+    assert_eq!(once.code, 0, "{once:?}");
+    assert!(!once.stdout.is_empty());
+    assert_eq!(twice.stdout, once.stdout);
+    let zero = oms(&dir, &["dump", "--limit", "0"]);
+    assert_eq!(zero.code, 2, "{zero:?}");
+    assert!(zero.stdout.is_empty(), "{zero:?}");
+}
