@@ -47,7 +47,8 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // 2: a "local impossible" case the line holds offers the line's
         // actions.
         // 3: a case whose line or order was cancelled offers only the
-        // handoff's resolution (`line_cancelled`, cases held by order).
+        // handoff's resolution (`line_cancelled`; cases held and lines
+        // cancelled by order).
         "fallout" => 3,
         "orders" | "handoffs" | "audit" => 1,
         _ => 0,

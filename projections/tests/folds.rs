@@ -663,6 +663,69 @@ fn a_fallout_case_opens_with_evidence_and_actions_and_leaves_the_queue_when_reso
     assert_eq!(o.open_fallouts, 0);
 }
 
+/// Cancelling an order releases the case its line held, and a step's
+/// rejection that arrives after the cancellation opens a case no line
+/// holds: both offer only the handoff's resolution (the cancelled order
+/// refuses the line's actions).
+#[test]
+fn cases_of_a_cancelled_order_offer_only_the_handoffs_resolution() {
+    let t = TestLog::new();
+    let (history, l1_reserve, l2_reserve, l1_provision) = order_history();
+    t.append("order-o1", "t1", "corr-o", &history);
+    for (subject, class) in [
+        (&l1_reserve, OutcomeClass::Succeeded),
+        (&l2_reserve, OutcomeClass::BusinessRejected),
+    ] {
+        t.append(
+            &format!("handoff-{}", subject.handoff_id()),
+            "t1",
+            "corr-o",
+            &handoff_events(subject, Some(class), 1_000),
+        );
+    }
+    let now = at(60 * MIN).0;
+    let held = t
+        .project()
+        .fallout_case(&t1(), &l2_reserve.handoff_id(), now)
+        .unwrap()
+        .unwrap();
+    assert!(held.case.line_fallout);
+    assert!(held
+        .case
+        .allowed_actions
+        .contains(&FalloutAction::CancelLine));
+    let cancelled = decide::<OrderDecider>(
+        &history,
+        vec![OrderCommand::Cancel {
+            reason: "customer withdrew".into(),
+            at: at(6_000),
+        }],
+    );
+    t.append("order-o1", "t1", "corr-o", &cancelled);
+    // l1's provisioning, in flight at the cancellation, is rejected after it.
+    t.append(
+        &format!("handoff-{}", l1_provision.handoff_id()),
+        "t1",
+        "corr-o",
+        &handoff_events(&l1_provision, Some(OutcomeClass::BusinessRejected), 7_000),
+    );
+    let read = t.project();
+    for subject in [&l2_reserve, &l1_provision] {
+        let case = read
+            .fallout_case(&t1(), &subject.handoff_id(), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(case.case.status, CaseStatus::Open, "{case:?}");
+        assert!(!case.case.line_fallout, "{case:?}");
+        assert!(case.case.line_cancelled, "{case:?}");
+        assert_eq!(
+            case.case.allowed_actions,
+            vec![FalloutAction::RecordExternalResolution],
+            "{case:?}"
+        );
+    }
+}
+
 #[test]
 fn the_fallout_queue_filters_by_target_reason_and_age_oldest_first() {
     let t = TestLog::new();

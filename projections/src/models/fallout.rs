@@ -21,6 +21,10 @@
 //! - `0x06 | resolved at desc | handoff id` → id (resolved cases, newest first)
 //! - `0x07 | order id` → the handoff ids of the cases its lines hold
 //!   (bincode list, absent when none)
+//! - `0x08 | order id` → its cancelled line ids (bincode list; `*` when the
+//!   whole order was cancelled), so a case opened afterwards (a step's
+//!   rejection that arrives after the cancellation) is not the line's
+//!   either
 //! - `0x10 | hour start | 0 opened, 1 resolved` → cases (u64, for the dashboard)
 //! - `0x11` → open cases (u64, for the dashboard)
 //!
@@ -50,6 +54,9 @@ const OPEN_REASON: u8 = 0x04;
 const OPEN_TARGET_REASON: u8 = 0x05;
 const RESOLVED: u8 = 0x06;
 const HELD_BY_ORDER: u8 = 0x07;
+const CANCELLED_LINES: u8 = 0x08;
+/// The cancelled-lines entry of a cancelled order.
+const EVERY_LINE: &str = "*";
 const NAME: &str = "fallout";
 /// Key kind of the hourly opened/resolved counters.
 pub(crate) const HOURLY: u8 = 0x10;
@@ -437,26 +444,29 @@ impl Row for FalloutCaseRecord {
 pub(crate) struct FalloutProjector {
     rows: RowCache<FalloutCaseRecord>,
     counters: KvCache,
-    /// The cases each order's lines hold ([`HELD_BY_ORDER`]).
-    held: KvCache,
+    /// The cases each order's lines hold ([`HELD_BY_ORDER`]) and its
+    /// cancelled lines ([`CANCELLED_LINES`]).
+    by_order: KvCache,
     tenants: keys::TenantCache,
 }
 
 impl FalloutProjector {
-    /// The handoff ids of the cases the lines of the order at `key` hold.
-    fn held(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<Vec<String>, FoldError> {
-        match self.held.get(tree, key)? {
+    /// The ids stored at `key` (an order's held cases or cancelled lines;
+    /// empty when absent).
+    fn ids_at(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<Vec<String>, FoldError> {
+        match self.by_order.get(tree, key)? {
             None => Ok(Vec::new()),
             Some(bytes) => crate::store::decode(bytes)
-                .map_err(|e| FoldError(format!("stored cases of an order: {e}"))),
+                .map_err(|e| FoldError(format!("stored ids of an order: {e}"))),
         }
     }
 
-    fn set_held(&mut self, key: Vec<u8>, ids: &[String]) -> Result<(), FoldError> {
+    /// Stores `ids` at `key` (an empty list is an absent key).
+    fn set_ids(&mut self, key: Vec<u8>, ids: &[String]) -> Result<(), FoldError> {
         if ids.is_empty() {
-            self.held.remove(key);
+            self.by_order.remove(key);
         } else {
-            self.held.put(key, crate::store::encode(&ids)?);
+            self.by_order.put(key, crate::store::encode(&ids)?);
         }
         Ok(())
     }
@@ -470,7 +480,7 @@ impl FalloutProjector {
         handoff_id: &str,
         holds: bool,
     ) -> Result<(), FoldError> {
-        let mut ids = self.held(tree, &order_key)?;
+        let mut ids = self.ids_at(tree, &order_key)?;
         let at = ids.iter().position(|id| id == handoff_id);
         match (holds, at) {
             (true, None) => ids.push(handoff_id.to_owned()),
@@ -479,7 +489,24 @@ impl FalloutProjector {
             }
             _ => return Ok(()),
         }
-        self.set_held(order_key, &ids)
+        self.set_ids(order_key, &ids)
+    }
+
+    /// Whether `line` of `order` (or the whole order) was cancelled.
+    fn line_cancelled(
+        &mut self,
+        tree: &sled::Tree,
+        tenant: &[u8; 16],
+        order: &OrderId,
+        line: &LineId,
+    ) -> Result<bool, FoldError> {
+        let key = KeyBuf::new(tenant, CANCELLED_LINES)
+            .str(order.as_str())
+            .done();
+        Ok(self
+            .ids_at(tree, &key)?
+            .iter()
+            .any(|l| l == EVERY_LINE || l == line.as_str()))
     }
 
     /// A cancelled line (`Some`) or order (`None`) no longer holds its
@@ -492,9 +519,23 @@ impl FalloutProjector {
     ) -> Result<(), FoldError> {
         let tenant = self.tenants.prefix(&event.record.tenant_id);
         let order = stream_id_part(event, StreamKind::Order)?;
+        let cancelled_key = KeyBuf::new(&tenant, CANCELLED_LINES).str(order).done();
+        let mut cancelled = self.ids_at(tree, &cancelled_key)?;
+        match line {
+            Some(line)
+                if !cancelled
+                    .iter()
+                    .any(|l| l == line.as_str() || l == EVERY_LINE) =>
+            {
+                cancelled.push(line.as_str().to_owned());
+            }
+            Some(_) => {}
+            None => cancelled = vec![EVERY_LINE.to_owned()],
+        }
+        self.set_ids(cancelled_key, &cancelled)?;
         let order_key = KeyBuf::new(&tenant, HELD_BY_ORDER).str(order).done();
         let mut kept = Vec::new();
-        for handoff_id in self.held(tree, &order_key)? {
+        for handoff_id in self.ids_at(tree, &order_key)? {
             let key = row_key(&tenant, &handoff_id);
             let Some(case) = self.rows.get_mut(tree, &key)? else {
                 continue;
@@ -510,7 +551,7 @@ impl FalloutProjector {
             }
             case.updated_at = case.updated_at.max(time_of_cancel(event));
         }
-        self.set_held(order_key, &kept)
+        self.set_ids(order_key, &kept)
     }
 
     fn count(
@@ -602,6 +643,7 @@ impl Projector for FalloutProjector {
                             Some(o) => o.clone(),
                             None => OrderId::new(stream_id_part(event, StreamKind::Order)?),
                         };
+                        let cancelled = self.line_cancelled(tree, &tenant, &order_id, line_id)?;
                         let mut case = FalloutCaseRecord {
                             handoff_id: HandoffId::new(handoff_id),
                             tenant_id: TenantId::new(event.record.tenant_id.clone()),
@@ -618,9 +660,9 @@ impl Projector for FalloutProjector {
                             attempt,
                             opened_at: at,
                             line_fallout: from_line,
-                            line_cancelled: false,
+                            line_cancelled: cancelled,
                             status: CaseStatus::Open,
-                            allowed_actions: allowed(purpose, reason, from_line, false),
+                            allowed_actions: allowed(purpose, reason, from_line, cancelled),
                             resolution: None,
                             updated_at: at,
                         };
@@ -676,14 +718,14 @@ impl Projector for FalloutProjector {
 
     fn flush(&mut self, out: &mut Writes) -> Result<(), FoldError> {
         self.counters.flush(out);
-        self.held.flush(out);
+        self.by_order.flush(out);
         self.rows.flush(out)
     }
 
     fn discard(&mut self) {
         self.rows.clear();
         self.counters.clear();
-        self.held.clear();
+        self.by_order.clear();
     }
 }
 
