@@ -107,10 +107,12 @@ impl Filter {
         };
         let from = args.from.unwrap_or(0);
         if from >= to {
-            return Err(ReplayError::Usage(format!(
-                "--from {from} is after --to {}: the range holds no position",
-                to - 1
-            )));
+            return Err(ReplayError::Usage(match args.to {
+                Some(last) => {
+                    format!("--from {from} is after --to {last}: the range holds no position")
+                }
+                None => format!("--from {from} is past the last position a log can hold"),
+            }));
         }
         for stream in &args.stream {
             check_stream(stream)?;

@@ -96,7 +96,8 @@ fn restore_error(error: RestoreError) -> ReplayError {
         RestoreError::NotEmpty(dir) => ReplayError::Usage(format!(
             "import needs an empty data directory; {} is not empty (an import that was \
              killed leaves what it wrote, which `oms-replay verify` reports as a restore \
-             that did not finish: remove that directory and import again)",
+             that did not finish, or, killed before its first record, as an empty log: \
+             remove that directory and import again)",
             dir.display()
         )),
         RestoreError::Refused { position, problem } => damaged(position, problem.to_string()),

@@ -198,4 +198,8 @@ fn a_stream_named_twice_is_dumped_once_and_a_limit_of_zero_is_a_usage_error() {
     let zero = oms(&dir, &["dump", "--limit", "0"]);
     assert_eq!(zero.code, 2, "{zero:?}");
     assert!(zero.stdout.is_empty(), "{zero:?}");
+    // Refused without naming a --to nobody gave.
+    let past = oms(&dir, &["dump", "--from", &u64::MAX.to_string()]);
+    assert_eq!(past.code, 2, "{past:?}");
+    assert!(!past.stderr.contains("--to"), "{past:?}");
 }
