@@ -2,9 +2,13 @@
 //!
 //! A UTF-8 text file of JSON lines:
 //!
-//! 1. one header line: `{"format":"oms-export","export_version":1,
+//! 1. one header line: `{"format":"oms-export","export_version":2,
 //!    "record_format":<eventlog FORMAT_VERSION>,"events":N,
-//!    "head_position":P,"head_hash":"<hex>","idempotency_records":M}`;
+//!    "head_position":P,"head_hash":"<hex>","idempotency_records":M,
+//!    "idempotency_sha256":"<hex>"}` (the digest, since version 2, is the
+//!    sha256 of the `M` idempotency lines, each with its `\n`: the events
+//!    are covered by their chain and `head_hash`, the idempotency records
+//!    by it);
 //! 2. `N` event lines in position order, each with the stored record bytes
 //!    (`record`, base64) and readable copies of its envelope fields and
 //!    hashes, which import checks against the bytes;
@@ -20,8 +24,12 @@ use std::borrow::Cow;
 /// The `format` field of the header.
 pub const FORMAT_NAME: &str = "oms-export";
 
-/// The version of this file layout.
-pub const EXPORT_VERSION: u32 = 1;
+/// The version of this file layout (2: the header carries
+/// `idempotency_sha256`). Import reads 1 and 2.
+pub const EXPORT_VERSION: u32 = 2;
+
+/// The oldest layout import reads (without the idempotency digest).
+pub const OLDEST_EXPORT_VERSION: u32 = 1;
 
 /// The first line of an export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +48,17 @@ pub struct Header {
     pub head_hash: String,
     /// Number of idempotency lines after the events.
     pub idempotency_records: u64,
+    /// sha256 of the idempotency lines, hex (absent in version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_sha256: Option<String>,
+}
+
+/// The bytes of one line as the file holds it (JSON, then `\n`), which
+/// the idempotency digest covers.
+pub fn line_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut bytes = serde_json::to_vec(value)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 /// One event line.

@@ -14,10 +14,13 @@ use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
 use crate::error::ReplayError;
-use crate::export_format::{EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME};
+use crate::export_format::{
+    line_bytes, EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME,
+};
 use crate::output::{write_error, write_json_line, Out};
 use crate::progress::Progress;
 use crate::reader::{self, LogReader};
+use sha2::{Digest, Sha256};
 
 /// Arguments of `export`.
 #[derive(Debug, Clone, Args)]
@@ -61,7 +64,17 @@ pub fn export(
         Some(last) => reader.get(last)?.map_or(GENESIS_HASH, |r| r.hash),
         None => GENESIS_HASH,
     };
-    let idempotency_records = u64::try_from(reader.idempotency_records().count()).unwrap_or(0);
+    // A first walk of the idempotency records counts and digests them for
+    // the header; the second writes them (the log is closed: they cannot
+    // change in between, and the second walk checks it).
+    let mut idempotency_records = 0u64;
+    let mut digest = Sha256::new();
+    for_each_idempotency_line(reader, |line| {
+        digest.update(line_bytes(line).map_err(|e| ReplayError::Usage(e.to_string()))?);
+        idempotency_records += 1;
+        Ok(())
+    })?;
+    let idempotency_sha256 = hex::encode(digest.finalize());
     let header = Header {
         format: FORMAT_NAME.to_owned(),
         export_version: EXPORT_VERSION,
@@ -70,6 +83,7 @@ pub fn export(
         head_position: events.checked_sub(1),
         head_hash: hex::encode(head_hash),
         idempotency_records,
+        idempotency_sha256: Some(idempotency_sha256.clone()),
     };
     write_json_line(writer, &header)?;
     progress.set_total(events);
@@ -121,24 +135,14 @@ pub fn export(
         ));
     }
     let mut written = 0u64;
-    for entry in reader.idempotency_records() {
-        let (key, value) = entry?;
-        let key =
-            std::str::from_utf8(&key).map_err(|_| damaged(0, "an idempotency key is not UTF-8"))?;
-        let record = eventlog::keyspace::parse_idempotency_value(&value)
-            .ok_or_else(|| damaged(0, format!("idempotency record {key} is malformed")))?;
-        let line = IdempotencyLine {
-            kind: Cow::Borrowed("idempotency"),
-            key: Cow::Borrowed(key),
-            request_hash: Cow::Owned(hex::encode(record.request_hash)),
-            first_position: record.first_position,
-            last_position: record.last_position,
-            stream_version: record.stream_version,
-        };
-        write_json_line(writer, &line)?;
+    let mut digest = Sha256::new();
+    for_each_idempotency_line(reader, |line| {
+        digest.update(line_bytes(line).map_err(|e| ReplayError::Usage(e.to_string()))?);
+        write_json_line(writer, line)?;
         written += 1;
-    }
-    if written != idempotency_records {
+        Ok(())
+    })?;
+    if written != idempotency_records || hex::encode(digest.finalize()) != idempotency_sha256 {
         return Err(damaged(0, "idempotency records changed while exporting"));
     }
     writer.flush().map_err(write_error)?;
@@ -149,6 +153,29 @@ pub fn export(
         head_position: header.head_position,
         head_hash: header.head_hash,
     })
+}
+
+/// Calls `visit` with the line of every idempotency record, in key order.
+fn for_each_idempotency_line(
+    reader: &LogReader,
+    mut visit: impl FnMut(&IdempotencyLine<'_>) -> Result<(), ReplayError>,
+) -> Result<(), ReplayError> {
+    for entry in reader.idempotency_records() {
+        let (key, value) = entry?;
+        let key =
+            std::str::from_utf8(&key).map_err(|_| damaged(0, "an idempotency key is not UTF-8"))?;
+        let record = eventlog::keyspace::parse_idempotency_value(&value)
+            .ok_or_else(|| damaged(0, format!("idempotency record {key} is malformed")))?;
+        visit(&IdempotencyLine {
+            kind: Cow::Borrowed("idempotency"),
+            key: Cow::Borrowed(key),
+            request_hash: Cow::Owned(hex::encode(record.request_hash)),
+            first_position: record.first_position,
+            last_position: record.last_position,
+            stream_version: record.stream_version,
+        })?;
+    }
+    Ok(())
 }
 
 /// Runs `export`.

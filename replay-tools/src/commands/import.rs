@@ -25,7 +25,11 @@ use serde::Serialize;
 use crate::cli::{Ctx, Outcome};
 use crate::datadir::{close_log, DataDir, CACHE_BYTES};
 use crate::error::ReplayError;
-use crate::export_format::{EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME};
+use sha2::{Digest, Sha256};
+
+use crate::export_format::{
+    EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME, OLDEST_EXPORT_VERSION,
+};
 use crate::output::Out;
 use crate::progress::Progress;
 
@@ -262,11 +266,14 @@ fn parse_body<R: BufRead>(
         return Ok(());
     }
     let mut records = Vec::with_capacity(CHUNK);
+    let mut digest = Sha256::new();
     for _ in 0..header.idempotency_records {
         let number = lines.number + 1;
         let text = lines
             .next_line()?
             .ok_or_else(|| bad(number, "the file ends before its idempotency records"))?;
+        digest.update(text.as_bytes());
+        digest.update(b"\n");
         let line: IdempotencyLine<'_> = serde_json::from_str(text)
             .map_err(|e| bad(number, format!("bad idempotency line: {e}")))?;
         let request_hash = hex_hash(&line.request_hash)
@@ -302,6 +309,16 @@ fn parse_body<R: BufRead>(
             if tx.send(Ok(Parsed::Idempotency(full))).is_err() {
                 return Ok(());
             }
+        }
+    }
+    if let Some(expected) = header.idempotency_sha256.as_deref().and_then(hex_hash) {
+        let found: Hash = digest.finalize().into();
+        if found != expected {
+            return Err(bad(
+                lines.number,
+                "the idempotency records are not those the header's idempotency_sha256 names \
+                 (changed, added or removed)",
+            ));
         }
     }
     if !records.is_empty() && tx.send(Ok(Parsed::Idempotency(records))).is_err() {
@@ -364,14 +381,25 @@ pub fn import(
             format!("format is {:?}, not {FORMAT_NAME:?}", header.format),
         ));
     }
-    if header.export_version != EXPORT_VERSION {
+    if !(OLDEST_EXPORT_VERSION..=EXPORT_VERSION).contains(&header.export_version) {
         return Err(bad(
             1,
             format!(
-                "export version {} is not supported (this build reads {EXPORT_VERSION})",
+                "export version {} is not supported (this build reads \
+                 {OLDEST_EXPORT_VERSION} to {EXPORT_VERSION})",
                 header.export_version
             ),
         ));
+    }
+    // Version 2 covers the idempotency records with a digest.
+    if header.export_version >= 2
+        && header
+            .idempotency_sha256
+            .as_deref()
+            .and_then(hex_hash)
+            .is_none()
+    {
+        return Err(bad(1, "idempotency_sha256 is missing or not 64 hex digits"));
     }
     if header.record_format != FORMAT_VERSION {
         return Err(bad(

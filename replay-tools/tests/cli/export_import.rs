@@ -17,7 +17,11 @@ fn export_import_export_is_identical_and_the_import_verifies() {
     let text = std::fs::read_to_string(&first).unwrap();
     let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(header["format"], "oms-export");
-    assert_eq!(header["export_version"], 1);
+    assert_eq!(header["export_version"], 2);
+    assert_eq!(
+        header["idempotency_sha256"].as_str().map(str::len),
+        Some(64)
+    );
     assert_eq!(header["record_format"], eventlog::FORMAT_VERSION);
     assert_eq!(header["events"], generated_events());
     assert!(header["idempotency_records"].as_u64().unwrap() > 0);

@@ -203,3 +203,58 @@ fn a_stream_named_twice_is_dumped_once_and_a_limit_of_zero_is_a_usage_error() {
     assert_eq!(past.code, 2, "{past:?}");
     assert!(!past.stderr.contains("--to"), "{past:?}");
 }
+
+#[test]
+fn idempotency_records_changed_added_or_removed_are_refused_by_the_headers_digest() {
+    let (tmp, dir) = generated();
+    let file = tmp.path().join("log.oms-export");
+    assert_eq!(oms(&dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let first_idem = lines
+        .iter()
+        .position(|l| l.contains("\"idempotency\""))
+        .expect("an idempotency line");
+    let header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let records = header["idempotency_records"].as_u64().unwrap() as usize;
+
+    // A request hash edited in place: every count and position still holds.
+    let mut edited = lines.clone();
+    let mut line: serde_json::Value = serde_json::from_str(&edited[first_idem]).unwrap();
+    let hash = line["request_hash"].as_str().unwrap().to_owned();
+    let flipped = if hash.starts_with('0') { "1" } else { "0" };
+    line["request_hash"] = format!("{flipped}{}", &hash[1..]).into();
+    edited[first_idem] = line.to_string();
+    // Every idempotency line gone, the header's count set to 0 to match.
+    let mut emptied: Vec<String> = lines[..first_idem].to_vec();
+    let mut zero = header.clone();
+    zero["idempotency_records"] = 0.into();
+    emptied[0] = zero.to_string();
+    emptied.extend(lines[first_idem + records..].iter().cloned());
+    for (what, changed) in [("edited", edited), ("emptied", emptied)] {
+        let path = tmp.path().join(format!("{what}.oms-export"));
+        std::fs::write(&path, changed.join("\n") + "\n").unwrap();
+        let target = tmp.path().join(format!("restored-{what}"));
+        let run = oms(&target, &["import", path.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{what}: {run:?}");
+        assert!(run.stderr.contains("idempotency_sha256"), "{what}: {run:?}");
+        assert!(
+            !target.join("db").exists(),
+            "{what}: the refused import left a log"
+        );
+    }
+
+    // A version 1 file (no digest) still imports.
+    let mut v1 = header.clone();
+    v1["export_version"] = 1.into();
+    v1.as_object_mut().unwrap().remove("idempotency_sha256");
+    let mut old = lines.clone();
+    old[0] = v1.to_string();
+    let path = tmp.path().join("v1.oms-export");
+    std::fs::write(&path, old.join("\n") + "\n").unwrap();
+    let run = oms(
+        &tmp.path().join("restored-v1"),
+        &["import", path.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+}
