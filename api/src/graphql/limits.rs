@@ -190,10 +190,9 @@ struct Walk<'a> {
 impl<'a> Walk<'a> {
     fn visit(&mut self, nesting: usize) -> Result<(), Refusal> {
         self.visits += 1;
-        if self.visits > self.limits.max_selections.min(MAX_VISITS) {
-            return Err(Refusal::TooManySelections(
-                self.limits.max_selections.min(MAX_VISITS),
-            ));
+        let most = self.limits.max_selections.min(MAX_VISITS);
+        if self.visits > most {
+            return Err(Refusal::TooManySelections(most));
         }
         if nesting > MAX_NESTING {
             return Err(Refusal::TooLarge);

@@ -375,16 +375,6 @@ fn allowed(
     }
 }
 
-/// When a cancellation happened.
-fn time_of_cancel(event: &Decoded) -> Timestamp {
-    match &event.payload {
-        Payload::Order(
-            OrderEvent::LineCancelled { at, .. } | OrderEvent::OrderCancelled { at, .. },
-        ) => *at,
-        _ => Timestamp(event.record.recorded_at_ms),
-    }
-}
-
 fn row_key(tenant: &[u8; 16], id: &str) -> Vec<u8> {
     KeyBuf::new(tenant, ROW).str(id).done()
 }
@@ -509,13 +499,14 @@ impl FalloutProjector {
             .any(|l| l == EVERY_LINE || l == line.as_str()))
     }
 
-    /// A cancelled line (`Some`) or order (`None`) no longer holds its
+    /// A line (`Some`) or order (`None`) cancelled `at` no longer holds its
     /// cases: each stays open with only the handoff's resolution left.
     fn release(
         &mut self,
         tree: &sled::Tree,
         event: &Decoded,
         line: Option<&LineId>,
+        at: Timestamp,
     ) -> Result<(), FoldError> {
         let tenant = self.tenants.prefix(&event.record.tenant_id);
         let order = stream_id_part(event, StreamKind::Order)?;
@@ -549,7 +540,7 @@ impl FalloutProjector {
             if case.status == CaseStatus::Open {
                 case.allowed_actions = allowed(case.purpose, case.reason, false, true);
             }
-            case.updated_at = case.updated_at.max(time_of_cancel(event));
+            case.updated_at = case.updated_at.max(at);
         }
         self.set_ids(order_key, &kept)
     }
@@ -577,11 +568,11 @@ impl FalloutProjector {
 impl Projector for FalloutProjector {
     fn apply(&mut self, tree: &sled::Tree, event: &Decoded) -> Result<(), FoldError> {
         match &event.payload {
-            Payload::Order(OrderEvent::LineCancelled { line_id, .. }) => {
-                return self.release(tree, event, Some(line_id));
+            Payload::Order(OrderEvent::LineCancelled { line_id, at, .. }) => {
+                return self.release(tree, event, Some(line_id), *at);
             }
-            Payload::Order(OrderEvent::OrderCancelled { .. }) => {
-                return self.release(tree, event, None);
+            Payload::Order(OrderEvent::OrderCancelled { at, .. }) => {
+                return self.release(tree, event, None, *at);
             }
             _ => {}
         }
