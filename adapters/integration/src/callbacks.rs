@@ -581,10 +581,44 @@ impl CallbackInbox {
             system,
             &parsed.message_id,
         );
-        self.inner
+        // First come, first kept: a redelivery parks nothing new, and the
+        // same message id with another payload is refused, as it is once
+        // the handoff exists.
+        let swapped = self
+            .inner
             .parked
-            .insert(key, value)
+            .compare_and_swap(&key, None as Option<&[u8]>, Some(value))
             .map_err(|e| unavailable(&e))?;
+        if let Err(existing) = swapped {
+            let first = existing
+                .current
+                .as_deref()
+                .and_then(|v| serde_json::from_slice::<ParkedCallback>(v).ok());
+            match first {
+                // An unreadable record is replaced (`apply_parked` would
+                // drop it).
+                None => {
+                    if let Some(proposed) = existing.proposed {
+                        self.inner
+                            .parked
+                            .insert(&key, proposed)
+                            .map_err(|e| unavailable(&e))?;
+                    }
+                }
+                Some(first) if first.body != body => {
+                    tracing::warn!(
+                        system = system.as_str(),
+                        message_id = parsed.message_id.as_str(),
+                        "parked callback message id reused with a different payload"
+                    );
+                    return Err(CallbackRejection::new(
+                        RejectionReason::DuplicateConflict,
+                        "message id reused with a different payload",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         // The sender is told "accepted" only once the parked copy is durable.
         self.inner
             .parked

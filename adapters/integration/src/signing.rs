@@ -3,7 +3,8 @@
 //! A sender signs `timestamp || "." || body` (the raw bytes, never a
 //! re-serialisation) with the system's secret and sends
 //! [`TIMESTAMP_HEADER`] (Unix seconds) and [`SIGNATURE_HEADER`]
-//! (`v1=<hex>`, several comma-separated values allowed). The receiver
+//! (`v1=<hex>`, several comma-separated values allowed, at most
+//! [`MAX_SIGNATURE_ENTRIES`]). The receiver
 //! recomputes the MAC for each configured secret (current and previous,
 //! during a rotation) and compares in constant time.
 
@@ -44,19 +45,52 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     )
 }
 
+/// Most comma-separated entries a signature header may hold: a sender
+/// signs with its current secret and, during a rotation, its previous one,
+/// so a few are plenty. A header of more is refused unread, so an
+/// unauthenticated request costs at most one MAC per configured secret
+/// however long its header.
+pub const MAX_SIGNATURE_ENTRIES: usize = 8;
+
+/// Length of an HMAC-SHA256 signature in bytes.
+const SIGNATURE_BYTES: usize = 32;
+
+/// The `v1=` signatures of a header: entries that are not `v1=` followed by
+/// 64 hex digits are skipped; `None` when the header holds more than
+/// [`MAX_SIGNATURE_ENTRIES`] entries.
+fn signatures(signature_header: &str) -> Option<Vec<[u8; SIGNATURE_BYTES]>> {
+    let mut out = Vec::new();
+    for (n, entry) in signature_header.split(',').enumerate() {
+        if n >= MAX_SIGNATURE_ENTRIES {
+            return None;
+        }
+        let Some(hex_sig) = entry.trim().strip_prefix("v1=") else {
+            continue;
+        };
+        let mut bytes = [0u8; SIGNATURE_BYTES];
+        if hex::decode_to_slice(hex_sig, &mut bytes).is_ok() {
+            out.push(bytes);
+        }
+    }
+    Some(out)
+}
+
 /// True when one of the header's `v1=` signatures is the MAC of `body` at
-/// `timestamp` under `secret` (constant-time comparison).
+/// `timestamp` under `secret` (constant-time comparison). The MAC is
+/// computed once, whatever the header holds; a header of more than
+/// [`MAX_SIGNATURE_ENTRIES`] entries never verifies.
 pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature_header: &str) -> bool {
+    let Some(candidates) = signatures(signature_header) else {
+        return false;
+    };
+    if candidates.is_empty() {
+        return false;
+    }
+    let expected = mac(secret, timestamp, body);
     let mut ok = false;
-    for candidate in signature_header.split(',') {
-        let Some(hex_sig) = candidate.trim().strip_prefix("v1=") else {
-            continue;
-        };
-        let Ok(bytes) = hex::decode(hex_sig) else {
-            continue;
-        };
+    for candidate in &candidates {
         // `verify_slice` compares in constant time.
-        ok |= mac(secret, timestamp, body).verify_slice(&bytes).is_ok();
+        ok |= expected.clone().verify_slice(candidate).is_ok();
     }
     ok
 }
@@ -133,6 +167,19 @@ mod tests {
             b"{\"a\":1}",
             "garbage"
         ));
+    }
+
+    #[test]
+    fn a_header_of_too_many_entries_never_verifies_even_with_the_right_signature() {
+        let sig = sign(b"secret-one-0123456", "1700000000", b"{}");
+        let filler = ["v1=00"; MAX_SIGNATURE_ENTRIES - 1].join(",");
+        let within = format!("{filler},{sig}");
+        assert!(verify(b"secret-one-0123456", "1700000000", b"{}", &within));
+        let beyond = format!("v1=00,{within}");
+        assert!(!verify(b"secret-one-0123456", "1700000000", b"{}", &beyond));
+        // A signature of the wrong length is skipped, not compared.
+        let short = format!("{},{sig}", &sig[..sig.len() - 2]);
+        assert!(verify(b"secret-one-0123456", "1700000000", b"{}", &short));
     }
 
     #[test]

@@ -514,6 +514,57 @@ async fn a_callback_before_the_local_record_is_parked_then_applied() {
     assert_eq!(i.metrics.snapshot().callbacks_unparked, 2);
 }
 
+/// A parked callback keeps its first payload: a redelivery parks nothing
+/// new, and the same message id with another payload is refused as
+/// `duplicate_conflict`, as it is once the handoff exists; what is applied
+/// later is the first payload.
+#[tokio::test]
+async fn a_parked_message_id_with_another_payload_is_a_duplicate_conflict() {
+    let i = inbox();
+    let first = reserve();
+    let confirmed = body("m1", "t1", &first.idempotency_key(), "CONFIRMED");
+    let rejected = body("m1", "t1", &first.idempotency_key(), "REJECTED");
+    for b in [&confirmed, &confirmed] {
+        let (ts, sig) = signed(CURRENT, now(), b);
+        let receipt = i.inbox.receive("inventory", &ts, &sig, b, now()).await;
+        assert_eq!(receipt.unwrap().status, ReceiptStatus::Parked);
+    }
+    let (ts, sig) = signed(CURRENT, now(), &rejected);
+    let refused = i
+        .inbox
+        .receive("inventory", &ts, &sig, &rejected, now())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), RejectionReason::DuplicateConflict);
+    assert_eq!(refused.http_status(), 409);
+    assert_eq!(i.inbox.parked_count(), 1);
+    open_handoff(&i.path, &first, true).await;
+    assert_eq!(i.inbox.apply_parked().await.unwrap(), 1);
+    assert_eq!(status(&i.path, &first), Some(HandoffStatus::Succeeded));
+}
+
+/// A signature header of more entries than a sender ever needs is refused
+/// unread, even when its last entry is the right signature.
+#[tokio::test]
+async fn a_signature_header_of_too_many_entries_is_a_bad_signature() {
+    let i = inbox();
+    open_handoff(&i.path, &reserve(), true).await;
+    let b = body("m1", "t1", &reserve().idempotency_key(), "CONFIRMED");
+    let (ts, sig) = signed(CURRENT, now(), &b);
+    let padded = format!(
+        "{},{sig}",
+        ["v1=00"; integration::signing::MAX_SIGNATURE_ENTRIES].join(",")
+    );
+    let refused = i
+        .inbox
+        .receive("inventory", &ts, &padded, &b, now())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), RejectionReason::BadSignature);
+    let accepted = i.inbox.receive("inventory", &ts, &sig, &b, now()).await;
+    assert_eq!(accepted.unwrap().http_status(), 200);
+}
+
 #[tokio::test]
 async fn the_router_answers_with_the_reason_and_status() {
     let i = inbox();
