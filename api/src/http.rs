@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, Data, Executor, ParseRequestError};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::{Bytes, HttpBody};
@@ -79,8 +78,9 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration, extra: 
         .layer(axum::middleware::map_response(json_client_errors))
 }
 
-/// A GraphQL-shaped error body.
-fn error_body(message: &str, code: &str) -> serde_json::Value {
+/// A GraphQL-shaped error body: `data: null` and one error of `message`
+/// with `extensions.code` = `code`.
+pub(crate) fn error_body(message: &str, code: &str) -> serde_json::Value {
     serde_json::json!({
         "data": null,
         "errors": [{"message": message, "extensions": {"code": code}}],
@@ -368,7 +368,7 @@ async fn websocket(
     upgrade
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .protocols([websocket::SUBPROTOCOL])
         .on_upgrade(move |socket| {
             websocket::serve(
                 socket,

@@ -15,16 +15,17 @@
 //! - a refused `connection_init` closes with 4401 or 4403, and a
 //!   `subscribe` before the handshake with 4401;
 //! - a connection that sends no `connection_init` within the configured
-//!   wait closes with 4408 (in either protocol: an idle socket that never
-//!   authenticates holds a task and a buffer for nobody);
+//!   wait closes with 4408 (an idle socket that never authenticates holds a
+//!   task and a buffer for nobody);
 //! - every error sent for a refused `subscribe` carries a code.
 //!
-//! The legacy subscriptions-transport-ws protocol (`graphql-ws`) keeps
-//! async-graphql's own behaviour.
+//! Only graphql-transport-ws is spoken: an upgrade that does not offer it
+//! is refused with 400 (the legacy subscriptions-transport-ws protocol,
+//! `graphql-ws`, would bypass every rule above, and a client offering both
+//! would be answered in one and served in the other).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::http::{ClientMessage, WebSocket as Session, WebSocketProtocols, WsMessage};
@@ -73,27 +74,39 @@ pub const MAX_SUBSCRIPTIONS: usize = 100;
 /// 125 bytes of payload, two of them the code).
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 
-/// The subprotocol the client asked for (`Sec-WebSocket-Protocol`): the
-/// first of its list this server speaks; a request naming none is refused
-/// with 400. (`async_graphql_axum::GraphQLProtocol` reads the same header
-/// but keeps the protocol private, and the session needs it.)
+/// The one subprotocol this server speaks, as `Sec-WebSocket-Protocol`
+/// names it.
+pub const SUBPROTOCOL: &str = "graphql-transport-ws";
+
+/// The subprotocol of an upgrade: graphql-transport-ws, which the client
+/// must offer in `Sec-WebSocket-Protocol` (among others or alone); an
+/// upgrade that does not is refused with 400 naming it.
 #[derive(Clone, Copy, Debug)]
 pub struct Protocol(pub WebSocketProtocols);
 
 impl<S: Send + Sync> FromRequestParts<S> for Protocol {
-    type Rejection = StatusCode;
+    type Rejection = (StatusCode, axum::Json<serde_json::Value>);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
+        let offered = parts
             .headers
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|list| {
-                list.split(',')
-                    .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
-            })
-            .map(Self)
-            .ok_or(StatusCode::BAD_REQUEST)
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|list| list.split(','))
+            .any(|p| p.trim() == SUBPROTOCOL);
+        if offered {
+            Ok(Self(WebSocketProtocols::GraphQLWS))
+        } else {
+            Err((
+                StatusCode::BAD_REQUEST,
+                axum::Json(crate::http::error_body(
+                    "GET /ws is a WebSocket upgrade that offers `Sec-WebSocket-Protocol: \
+graphql-transport-ws`, the only subprotocol this server speaks",
+                    "VALIDATION",
+                )),
+            ))
+        }
     }
 }
 
@@ -116,7 +129,7 @@ pub async fn serve<E, F, R>(
 {
     let protocol = protocol.0;
     let (replies, mut refusals) = tokio::sync::mpsc::unbounded_channel();
-    let guard = Arc::new(Mutex::new(Guard::new(protocol, replies)));
+    let guard = Arc::new(Mutex::new(Guard::new(replies)));
     let (mut sink, incoming) = socket.split();
     let admitted = guard.clone();
     let input = incoming
@@ -196,7 +209,6 @@ enum Admit {
 /// close frame that ends the connection when a client message broke the
 /// protocol.
 struct Guard {
-    protocol: WebSocketProtocols,
     running: HashSet<String>,
     close: Option<CloseFrame>,
     /// Whether the client sent its `connection_init`.
@@ -206,12 +218,8 @@ struct Guard {
 }
 
 impl Guard {
-    fn new(
-        protocol: WebSocketProtocols,
-        replies: tokio::sync::mpsc::UnboundedSender<String>,
-    ) -> Self {
+    fn new(replies: tokio::sync::mpsc::UnboundedSender<String>) -> Self {
         Self {
-            protocol,
             running: HashSet::new(),
             close: None,
             initialised: false,
@@ -241,9 +249,6 @@ impl Guard {
         let message = ClientMessage::from_bytes(&bytes);
         if let Ok(ClientMessage::ConnectionInit { .. }) = &message {
             self.initialised = true;
-        }
-        if self.protocol != WebSocketProtocols::GraphQLWS {
-            return Admit::Forward(Box::new(message));
         }
         match &message {
             Err(error) => {
@@ -531,10 +536,7 @@ mod tests {
 
     #[test]
     fn an_id_in_use_closes_with_4409_and_is_free_again_once_completed() {
-        let mut guard = Guard::new(
-            WebSocketProtocols::GraphQLWS,
-            tokio::sync::mpsc::unbounded_channel().0,
-        );
+        let mut guard = Guard::new(tokio::sync::mpsc::unbounded_channel().0);
         let subscribe = serde_json::json!({"type": "subscribe", "id": "a", "payload": {"query": "subscription { x }"}});
         assert_eq!(closed_with(guard.admit(text(&subscribe)), &guard), None);
         // The client completes it: the id is free.
@@ -555,7 +557,7 @@ mod tests {
     #[test]
     fn a_subscribe_past_the_cap_is_answered_with_an_error_and_not_run() {
         let (replies, mut refusals) = tokio::sync::mpsc::unbounded_channel();
-        let mut guard = Guard::new(WebSocketProtocols::GraphQLWS, replies);
+        let mut guard = Guard::new(replies);
         let subscribe = |id: String| {
             text(
                 &serde_json::json!({"type": "subscribe", "id": id, "payload": {"query": "subscription { x }"}}),
@@ -590,24 +592,12 @@ mod tests {
             Ok(Message::Text("{\"type\":\"launch\",\"id\":\"1\"}".into())),
             Ok(Message::Binary(vec![0xff, 0x00].into())),
         ] {
-            let mut guard = Guard::new(
-                WebSocketProtocols::GraphQLWS,
-                tokio::sync::mpsc::unbounded_channel().0,
-            );
+            let mut guard = Guard::new(tokio::sync::mpsc::unbounded_channel().0);
             assert_eq!(
                 closed_with(guard.admit(bad), &guard),
                 Some(CLOSE_BAD_MESSAGE)
             );
         }
-        // The legacy protocol leaves the refusal to async-graphql.
-        let mut guard = Guard::new(
-            WebSocketProtocols::SubscriptionsTransportWS,
-            tokio::sync::mpsc::unbounded_channel().0,
-        );
-        let Admit::Forward(message) = guard.admit(Ok(Message::Text("not json".into()))) else {
-            panic!("not forwarded");
-        };
-        assert!(message.is_err());
     }
 
     #[test]

@@ -18,13 +18,18 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Opens `/ws` with graphql-transport-ws; `header_token` goes in the
 /// Authorization header, `init` is the connection_init payload.
 async fn open(server: &Server, header_token: Option<&str>) -> Socket {
+    open_offering(server, header_token, "graphql-transport-ws").await
+}
+
+/// Opens `/ws` offering the subprotocols `offered`; the server must answer
+/// graphql-transport-ws.
+async fn open_offering(server: &Server, header_token: Option<&str>, offered: &str) -> Socket {
     let mut request = format!("ws://{}/ws", server.addr)
         .into_client_request()
         .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", offered.parse().unwrap());
     if let Some(token) = header_token {
         request
             .headers_mut()
@@ -321,4 +326,65 @@ async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
     )
     .await;
     sees_a_new_quote(&server, &mut socket).await;
+}
+
+/// Only graphql-transport-ws is spoken: an upgrade offering only the legacy
+/// `graphql-ws` is refused with a message naming the subprotocol, and one
+/// offering both is answered and served in graphql-transport-ws (`next`
+/// messages, 4409 on a running id). It used to be answered in one and
+/// served in the other, where no per-connection limit applied.
+#[tokio::test]
+async fn the_socket_speaks_the_subprotocol_its_handshake_names() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let mut legacy = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    legacy
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-ws".parse().unwrap());
+    match tokio_tungstenite::connect_async(legacy).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+            let message = body["errors"][0]["message"].as_str().unwrap();
+            assert!(message.contains("graphql-transport-ws"), "{message}");
+        }
+        other => panic!("a graphql-ws-only upgrade was not refused: {other:?}"),
+    }
+
+    let mut socket =
+        open_offering(&server, Some(&viewer), "graphql-ws, graphql-transport-ws").await;
+    assert!(init(&mut socket, json!({})).await);
+    let subscription = live_events::Variables {
+        stream_prefix: None,
+        event_types: None,
+    };
+    subscribe(&mut socket, "s", subscription).await;
+    server
+        .client
+        .create_quote(&server.token("sales"), &tests::unique("c"), "cust-1")
+        .await
+        .unwrap();
+    let message = receive(&mut socket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(message["type"], "next", "{message}");
+    let payload = serde_json::to_value(LiveEvents::build_query(live_events::Variables {
+        stream_prefix: None,
+        event_types: None,
+    }))
+    .unwrap();
+    send(
+        &mut socket,
+        json!({"id": "s", "type": "subscribe", "payload": payload}),
+    )
+    .await;
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(closed, Some(4409));
 }
