@@ -13,8 +13,9 @@
 //! Counter families are named without `_total`; the encoder appends it
 //! (`oms_auth_failures` is exposed as `oms_auth_failures_total`).
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use application::metrics::{encode_family, encode_metric};
@@ -40,6 +41,16 @@ const BUCKETS: [f64; 10] = [
 
 /// Longest operation name kept as a label value.
 const MAX_OPERATION_LABEL: usize = 64;
+
+/// Most distinct operation names kept as label values: operation names
+/// come from clients, so each new one would otherwise add a histogram
+/// kept for the process's life. Names first seen once this many are kept
+/// are counted under [`OTHER_OPERATIONS`].
+pub const MAX_OPERATION_LABELS: usize = 256;
+
+/// The label value of operations named after [`MAX_OPERATION_LABELS`]
+/// names were kept.
+pub const OTHER_OPERATIONS: &str = "other";
 
 fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
@@ -71,6 +82,8 @@ pub struct Metrics {
     idempotency_conflicts: Counter,
     version_conflicts: Counter,
     auth_failures: Counter,
+    /// The operation names kept as labels (at most [`MAX_OPERATION_LABELS`]).
+    operations: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Default for Metrics {
@@ -87,6 +100,7 @@ impl Default for Metrics {
             idempotency_conflicts: Counter::default(),
             version_conflicts: Counter::default(),
             auth_failures: Counter::default(),
+            operations: Arc::default(),
         }
     }
 }
@@ -110,13 +124,30 @@ impl Metrics {
     /// Records one GraphQL operation (`name`, ok or error) and its latency.
     pub fn observe_request(&self, operation: &str, ok: bool, elapsed: Duration) {
         let labels = RequestLabels {
-            // Bound the label set: unnamed or odd names collapse.
-            operation: operation_label(operation),
+            // Bound the label set: unnamed or odd names collapse, and so do
+            // new names once enough are kept.
+            operation: self.kept(operation_label(operation)),
             outcome: if ok { "ok" } else { "error" },
         };
         self.requests
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// `label` if it is kept or there is room to keep it, else
+    /// [`OTHER_OPERATIONS`].
+    fn kept(&self, label: String) -> String {
+        let Ok(mut kept) = self.operations.lock() else {
+            return OTHER_OPERATIONS.to_owned();
+        };
+        if kept.contains(&label) {
+            return label;
+        }
+        if kept.len() >= MAX_OPERATION_LABELS {
+            return OTHER_OPERATIONS.to_owned();
+        }
+        kept.insert(label.clone());
+        label
     }
 
     /// Records the latency of one command's append.
@@ -361,6 +392,31 @@ mod tests {
         assert!(out.contains("oms_version_conflicts_total 0\n"));
         assert!(out.contains("oms_command_append_seconds_count{path=\"graphql\"} 0\n"));
         assert!(!out.contains("_total_total"), "{out}");
+    }
+
+    #[test]
+    fn operation_names_past_the_bound_are_counted_as_other() {
+        let metrics = Metrics::default();
+        for i in 0..MAX_OPERATION_LABELS + 50 {
+            metrics.observe_request(&format!("Op{i}"), true, Duration::from_millis(1));
+        }
+        metrics.observe_request("Op0", false, Duration::from_millis(1));
+        let out = rendered(&metrics);
+        let series: HashSet<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("oms_graphql_request_seconds_count{"))
+            .filter_map(|l| l.split("operation=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(series.len(), MAX_OPERATION_LABELS + 1, "{series:?}");
+        assert!(series.contains(OTHER_OPERATIONS));
+        assert!(series.contains("Op0"));
+        assert!(!series.contains(format!("Op{MAX_OPERATION_LABELS}").as_str()));
+        assert!(
+            out.contains(
+                "oms_graphql_request_seconds_count{operation=\"other\",outcome=\"ok\"} 50\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
