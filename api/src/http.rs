@@ -54,6 +54,9 @@ pub struct AppState {
     /// relay, consumer lag), read into `/metrics`' one registry at each
     /// scrape.
     pub extra_metrics: Arc<dyn Collector>,
+    /// Turns true when the server starts stopping: every WebSocket is then
+    /// closed with 1012 (service restart) so its client reconnects.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The router, with limits. `extra` routes (callbacks) are merged as-is.
@@ -331,25 +334,16 @@ async fn execute(
     GraphQLResponse::from(response).into_response()
 }
 
-/// Errors raised by the GraphQL engine itself (parse errors, unknown
-/// fields, depth and complexity limits) carry no code; they are the
-/// client's request being invalid, so they get `VALIDATION`. A value an
-/// enum does not have is explained with the values it has.
+/// Every response of a batch through
+/// [`crate::graphql::field_errors::code_engine_errors`].
 fn label_engine_errors(response: &mut async_graphql::BatchResponse) {
-    let responses: Vec<&mut async_graphql::Response> = match response {
-        async_graphql::BatchResponse::Single(r) => vec![r],
-        async_graphql::BatchResponse::Batch(rs) => rs.iter_mut().collect(),
-    };
-    for r in responses {
-        for error in &mut r.errors {
-            if let Some(explained) = crate::graphql::enum_values::explain(&error.message) {
-                error.message = explained;
-            }
-            let extensions = error.extensions.get_or_insert_with(Default::default);
-            if extensions.get("code").is_none() {
-                extensions.set("code", "VALIDATION");
-            }
+    match response {
+        async_graphql::BatchResponse::Single(r) => {
+            crate::graphql::field_errors::code_engine_errors(r);
         }
+        async_graphql::BatchResponse::Batch(rs) => rs
+            .iter_mut()
+            .for_each(crate::graphql::field_errors::code_engine_errors),
     }
 }
 
@@ -365,6 +359,11 @@ async fn websocket(
     let platform = state.platform.clone();
     let init_wait = state.ws_init_wait;
     let connections = state.ws_connections.clone();
+    let mut stopping = state.stopping.clone();
+    let stopped = async move {
+        // A dropped sender also means the server is stopping.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
     upgrade
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
@@ -375,6 +374,7 @@ async fn websocket(
                 schema,
                 protocol,
                 init_wait,
+                stopped,
                 move |payload| async move {
                     let principal = from_header
                         .or_else(|| websocket::principal_from_init(&auth, &payload))

@@ -124,6 +124,14 @@ pub async fn run(
         owners: Default::default(),
     });
     let schema = graphql::limited(Some(platform.clone()), &config.graphql);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        // Closes every WebSocket (1012) before any subscription's stream
+        // ends with the log, so clients reconnect instead of taking the
+        // end for `complete`.
+        stop.send_replace(true);
+    };
     let state = AppState {
         schema,
         platform: platform.clone(),
@@ -136,6 +144,7 @@ pub async fn run(
         ),
         ready_max_lag: 10_000,
         extra_metrics: external.metrics.clone(),
+        stopping,
     };
     let app = http::router(
         state,

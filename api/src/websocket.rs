@@ -55,6 +55,10 @@ pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// as many connections open as it may.
 pub const TOO_MANY_CONNECTIONS_REASON: &str =
     "Too many open connections for this credential; close one and retry";
+/// WebSocket close code (IANA registry): the server is restarting; the
+/// client should reconnect. Every connection is closed with it when the
+/// server stops, instead of its subscriptions ending with `complete`.
+pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// WebSocket close code (RFC 6455): a message too big to process.
 pub const CLOSE_TOO_BIG: u16 = 1009;
 
@@ -115,12 +119,16 @@ graphql-transport-ws`, the only subprotocol this server speaks",
 /// runs the operations, `on_init` answers `connection_init` with the
 /// connection's data or a refusal), and the session's messages go back
 /// with the close codes and error codes above. A connection whose client
-/// sends no `connection_init` within `init_wait` is closed with 4408.
+/// sends no `connection_init` within `init_wait` is closed with 4408; when
+/// `stopped` resolves (the server is stopping) the connection is closed
+/// with [`CLOSE_SERVICE_RESTART`] and its subscriptions dropped without a
+/// `complete`.
 pub async fn serve<E, F, R>(
     socket: WebSocket,
     executor: E,
     protocol: Protocol,
     init_wait: std::time::Duration,
+    stopped: impl Future<Output = ()>,
     on_init: F,
 ) where
     E: Executor,
@@ -149,10 +157,17 @@ pub async fn serve<E, F, R>(
     futures_util::pin_mut!(session);
     let init_deadline = tokio::time::sleep(init_wait);
     futures_util::pin_mut!(init_deadline);
+    futures_util::pin_mut!(stopped);
     let mut awaiting_init = true;
     loop {
         let message = tokio::select! {
             biased;
+            () = &mut stopped => {
+                if let Ok(mut guard) = guard.lock() {
+                    guard.closing(CLOSE_SERVICE_RESTART, "The server is stopping; reconnect");
+                }
+                break;
+            }
             Some(refusal) = refusals.recv() => Message::Text(refusal.into()),
             () = &mut init_deadline, if awaiting_init => {
                 awaiting_init = false;
@@ -196,8 +211,7 @@ fn to_socket(message: WsMessage, guard: &Mutex<Guard>) -> Message {
 
 /// What becomes of one thing read from the socket.
 enum Admit {
-    /// A protocol message (or, in the legacy protocol, a bad one, which
-    /// async-graphql refuses itself) for the session.
+    /// A protocol message for the session.
     Forward(Box<serde_json::Result<ClientMessage>>),
     /// Nothing for the session (a WebSocket ping, pong or close frame).
     Skip,

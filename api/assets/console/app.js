@@ -89,28 +89,46 @@ function commandId() {
   return `console-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
-/** A live subscription over graphql-transport-ws; calls onEvent per event. */
+/**
+ * A live subscription over graphql-transport-ws; calls onEvent per event
+ * and onSubscribed each time it is (re)subscribed, so the page can read
+ * what changed meanwhile. A socket the server closes (a restart closes
+ * with 1012) is opened again after 1 s, doubling to 30 s, unless the
+ * credential was refused (4401, 4403).
+ */
 function subscribe(query, onEvent, onSubscribed) {
-  const url = new URL('/ws', window.location.href);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  const socket = new WebSocket(url, 'graphql-transport-ws');
-  socket.onopen = () => socket.send(JSON.stringify({
-    type: 'connection_init',
-    payload: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` },
-  }));
-  socket.onmessage = (message) => {
-    const frame = JSON.parse(message.data);
-    if (frame.type === 'connection_ack') {
-      socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
-      // What changed between the first read and the subscription.
-      if (onSubscribed) onSubscribed();
-    } else if (frame.type === 'next') {
-      onEvent(frame.payload);
-    } else if (frame.type === 'ping') {
-      socket.send(JSON.stringify({ type: 'pong' }));
-    }
+  let socket = null;
+  let closed = false;
+  let delay = 1000;
+  const open = () => {
+    const url = new URL('/ws', window.location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    socket = new WebSocket(url, 'graphql-transport-ws');
+    socket.onopen = () => socket.send(JSON.stringify({
+      type: 'connection_init',
+      payload: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` },
+    }));
+    socket.onmessage = (message) => {
+      const frame = JSON.parse(message.data);
+      if (frame.type === 'connection_ack') {
+        delay = 1000;
+        socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
+        // What changed between the first read and the subscription.
+        if (onSubscribed) onSubscribed();
+      } else if (frame.type === 'next') {
+        onEvent(frame.payload);
+      } else if (frame.type === 'ping') {
+        socket.send(JSON.stringify({ type: 'pong' }));
+      }
+    };
+    socket.onclose = (event) => {
+      if (closed || event.code === 4401 || event.code === 4403) return;
+      setTimeout(() => { if (!closed) open(); }, delay);
+      delay = Math.min(delay * 2, 30000);
+    };
   };
-  return { close: () => socket.close() };
+  open();
+  return { close: () => { closed = true; socket.close(); } };
 }
 
 function stopLive() {
@@ -745,7 +763,10 @@ async function route() {
   stopLive();
   const [path, query] = window.location.hash.replace(/^#/, '').split('?');
   const params = new URLSearchParams(query || '');
-  const [, name, id] = (path || '/fallout').split('/').map(decodeURIComponent);
+  // A malformed escape (`#/case/%E0`) is kept as typed: the page then
+  // says the id is not found instead of the router failing unseen.
+  const decode = (part) => { try { return decodeURIComponent(part); } catch { return part; } };
+  const [, name, id] = (path || '/fallout').split('/').map(decode);
   try {
     if (name === 'case' && id) await casePage(id);
     else if (name === 'order' && id) await orderPage(id);

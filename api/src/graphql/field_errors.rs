@@ -5,6 +5,11 @@
 //! `FORBIDDEN` error for `payload`), which clients whose generated types
 //! expect every selected key read as a malformed answer. Every response of
 //! [`crate::graphql::limits::LimitedSchema`] goes through [`null_where_failed`].
+//!
+//! Every error carries a code: errors raised by the engine itself (parse
+//! errors, unknown fields, variables of the wrong type) have none, and
+//! [`code_engine_errors`] gives them `VALIDATION`, over HTTP and over the
+//! WebSocket alike.
 
 use async_graphql::{Name, PathSegment, Response, Value};
 
@@ -16,6 +21,22 @@ pub fn null_where_failed(mut response: Response) -> Response {
         null_at(&mut response.data, &error.path);
     }
     response
+}
+
+/// Gives `VALIDATION` to every error without a code: the engine's own
+/// (parse errors, unknown fields, depth and complexity limits) are the
+/// client's request being invalid. A value an enum does not have is
+/// explained with the values it has.
+pub fn code_engine_errors(response: &mut Response) {
+    for error in &mut response.errors {
+        if let Some(explained) = crate::graphql::enum_values::explain(&error.message) {
+            error.message = explained;
+        }
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "VALIDATION");
+        }
+    }
 }
 
 fn null_at(data: &mut Value, path: &[PathSegment]) {

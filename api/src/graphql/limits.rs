@@ -34,7 +34,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerError};
 
 use super::documents::DocumentCache;
-use super::field_errors::null_where_failed;
+use super::field_errors::{code_engine_errors, null_where_failed};
 use super::OmsSchema;
 
 /// Deepest accepted introspection selection.
@@ -338,6 +338,10 @@ impl Executor for LimitedSchema {
         match self.documents.check(&mut request) {
             Ok(_) => Executor::execute_stream(&self.schema, request, session_data)
                 .map(null_where_failed)
+                .map(|mut response| {
+                    code_engine_errors(&mut response);
+                    response
+                })
                 .boxed(),
             Err(refusal) => {
                 stream::once(async move { Response::from_errors(vec![refusal.to_server_error()]) })

@@ -917,6 +917,8 @@ async fn a_connection_runs_at_most_100_subscriptions_and_refuses_more_by_id() {
     answers_a_query(&mut socket).await;
 }
 
+/// SIGTERM with a subscription open: the server exits 0 and closes the
+/// socket with 1012 (service restart) before anything else.
 #[tokio::test]
 async fn sigterm_stops_a_server_with_a_live_subscription_open() {
     let mut server = Server::start();
@@ -937,16 +939,18 @@ async fn sigterm_stops_a_server_with_a_live_subscription_open() {
         stopping.elapsed(),
         server.stderr_tail()
     );
-    // The client learns that the server went away: the socket ends (a
-    // `complete` for the subscription may come first).
-    let mut ended = false;
-    for _ in 0..3 {
-        if let Next::Closed(_) = next(&mut socket).await {
-            ended = true;
-            break;
+    // The client learns that the server is restarting: a close frame of
+    // 1012, so it reconnects, and no `complete`, which would tell it the
+    // subscription ended for good (it used to get `complete`, then a socket
+    // dropped without a close frame).
+    loop {
+        match next(&mut socket).await {
+            Next::Closed(code) => break assert_eq!(code, Some(1012)),
+            // The end of the one-shot query above.
+            Next::Message(message) if message["id"] == "me" => {}
+            Next::Message(message) => panic!("before the close: {message}"),
         }
     }
-    assert!(ended, "the socket stayed open after the server stopped");
 }
 
 /// GraphQL over HTTP with GET: a query in the URL runs as over POST (same
@@ -1068,4 +1072,46 @@ async fn a_query_sent_with_get_runs_and_a_mutation_sent_with_get_is_405() {
         assert_eq!(page.status().as_u16(), 200);
         assert!(page.text().await.unwrap().contains("graphiql"));
     }
+}
+
+/// An invalid subscription document answered over the WebSocket carries
+/// the same `extensions.code` as over HTTP: the engine's own errors
+/// (unknown field, parse error, variable of the wrong type) arrive in a
+/// `next` message, and used to carry no code there.
+#[tokio::test]
+async fn engine_errors_over_the_websocket_carry_validation() {
+    let server = Server::start();
+    let mut socket = acknowledged(&server).await;
+    let documents = [
+        json!({"query": "subscription { events { nope } }"}),
+        json!({"query": "subscription { events { "}),
+        json!({"query": "subscription($p: String) { events(streamPrefix: $p) { position } }",
+               "variables": {"p": 5}}),
+    ];
+    for (i, payload) in documents.into_iter().enumerate() {
+        let id = format!("bad{i}");
+        send(
+            &mut socket,
+            json!({"id": id, "type": "subscribe", "payload": payload}),
+        )
+        .await;
+        let Next::Message(message) = next(&mut socket).await else {
+            panic!("the socket closed on document {i}");
+        };
+        assert_eq!(message["id"], id.as_str(), "{message}");
+        let errors = match message["type"].as_str() {
+            Some("next") => &message["payload"]["errors"],
+            Some("error") => &message["payload"],
+            _ => panic!("{message}"),
+        };
+        let errors = errors.as_array().unwrap_or_else(|| panic!("{message}"));
+        assert!(!errors.is_empty(), "{message}");
+        for error in errors {
+            assert_eq!(error["extensions"]["code"], "VALIDATION", "{message}");
+        }
+        if message["type"] == "next" {
+            assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "complete"));
+        }
+    }
+    answers_a_query(&mut socket).await;
 }
