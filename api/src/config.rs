@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::auth::Role;
+use crate::graphql::limits::MAX_VISITS;
 
 /// A configuration problem, naming the key and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +74,10 @@ pub struct ServerConfig {
     pub simulators: bool,
     /// How the in-process simulators behave (`[simulator]`).
     pub simulator: SimulatorConfig,
-    /// Reconciliation interval in milliseconds.
+    /// Reconciliation interval in milliseconds (100 to 86,400,000: a day).
     pub reconciliation_interval_ms: u64,
-    /// How often quotes whose validity ended are expired, in milliseconds.
+    /// How often quotes whose validity ended are expired, in milliseconds
+    /// (10 to 86,400,000).
     pub quote_expiry_interval_ms: u64,
     /// Request timeout in milliseconds.
     pub request_timeout_ms: u64,
@@ -178,18 +180,27 @@ impl SimulatorConfig {
     }
 }
 
+/// The longest background interval (reconciliation, quote expiry): a day.
+/// Longer would in effect turn the work off without saying so.
+const MAX_INTERVAL_MS: u64 = 86_400_000;
+
+/// The longest price validity: ten years (a validity past year 9999 could
+/// not be written as a date).
+const MAX_VALIDITY_HOURS: u32 = 87_600;
+
 /// Depth, complexity and batch limits of the GraphQL endpoint.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphqlLimits {
-    /// Deepest accepted selection.
+    /// Deepest accepted selection (2 to 1,000).
     pub max_depth: usize,
-    /// Highest accepted complexity (one per field, lists weighted by size).
+    /// Highest accepted complexity (one per field, lists weighted by size;
+    /// 2 to 50,000).
     pub max_complexity: usize,
-    /// Most operations in one batched request.
+    /// Most operations in one batched request (1 to 1,000).
     pub max_batch: usize,
     /// Most root mutation fields (aliases count) per operation, and per
-    /// HTTP request in total over a batch.
+    /// HTTP request in total over a batch (1 to 1,000).
     pub max_mutations: usize,
     /// How long a WebSocket may stay open before its `connection_init`
     /// (then it is closed with 4408), in ms.
@@ -245,7 +256,7 @@ pub struct PriceBookConfig {
     pub version: String,
     /// ISO currency of every charge.
     pub currency: String,
-    /// How long a price stays valid, in hours.
+    /// How long a price stays valid, in hours (1 to 87,600: ten years).
     pub validity_hours: u32,
     /// Offerings by id.
     pub offerings: BTreeMap<String, OfferingPrice>,
@@ -405,11 +416,6 @@ impl ServerConfig {
                 .validate_timeouts("simulator")
                 .map_err(|e| ConfigError::invalid(e.key, e.problem))?;
         }
-        let mut systems = self.systems.clone();
-        systems.reconciliation.interval_ms = self.reconciliation_interval_ms;
-        systems
-            .validate()
-            .map_err(|e| ConfigError::invalid(format!("systems.{}", e.key), e.problem))?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::invalid(
                 "log_format",
@@ -422,11 +428,52 @@ impl ServerConfig {
                 "must be at least 10",
             ));
         }
-        if self.reconciliation_interval_ms < 100 {
+        if !(100..=MAX_INTERVAL_MS).contains(&self.reconciliation_interval_ms) {
             return Err(ConfigError::invalid(
                 "reconciliation_interval_ms",
-                "must be at least 100",
+                "must be from 100 to 86400000 (a day)",
             ));
+        }
+        if self.quote_expiry_interval_ms > MAX_INTERVAL_MS {
+            return Err(ConfigError::invalid(
+                "quote_expiry_interval_ms",
+                "must be at most 86400000 (a day)",
+            ));
+        }
+        let mut systems = self.systems.clone();
+        systems.reconciliation.interval_ms = self.reconciliation_interval_ms;
+        systems
+            .validate()
+            .map_err(|e| ConfigError::invalid(format!("systems.{}", e.key), e.problem))?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "data_dir",
+                "must not be empty (set by `data_dir`, `--data-dir` or OMS_DATA_DIR)",
+            ));
+        }
+        if !(1..=MAX_VALIDITY_HOURS).contains(&self.price_book.validity_hours) {
+            return Err(ConfigError::invalid(
+                "price_book.validity_hours",
+                "must be from 1 to 87600 (ten years)",
+            ));
+        }
+        let g = &self.graphql;
+        for (key, value, range) in [
+            ("graphql.max_depth", g.max_depth, 2..=1_000),
+            (
+                "graphql.max_complexity",
+                g.max_complexity,
+                2..=MAX_VISITS / 2,
+            ),
+            ("graphql.max_batch", g.max_batch, 1..=1_000),
+            ("graphql.max_mutations", g.max_mutations, 1..=1_000),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be from {} to {}", range.start(), range.end()),
+                ));
+            }
         }
         if self.request_timeout_ms == 0 {
             return Err(ConfigError::invalid(
@@ -555,6 +602,45 @@ mod tests {
 
     fn problem_of(text: &str) -> String {
         parse(text).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn values_that_would_break_the_server_after_start_are_refused_naming_the_key() {
+        for (text, key) in [
+            (
+                "[price_book]\nvalidity_hours = 0\n",
+                "price_book.validity_hours",
+            ),
+            (
+                "[price_book]\nvalidity_hours = 70000000\n",
+                "price_book.validity_hours",
+            ),
+            (
+                "[simulator]\nsla_ms = 9223372036854775807\n",
+                "simulator.sla_ms",
+            ),
+            ("[graphql]\nmax_depth = 0\n", "graphql.max_depth"),
+            ("[graphql]\nmax_complexity = 0\n", "graphql.max_complexity"),
+            ("[graphql]\nmax_mutations = 0\n", "graphql.max_mutations"),
+            ("[graphql]\nmax_batch = 0\n", "graphql.max_batch"),
+            (
+                "reconciliation_interval_ms = 0\n",
+                "reconciliation_interval_ms",
+            ),
+            (
+                "reconciliation_interval_ms = 18446744073709551615\n",
+                "reconciliation_interval_ms",
+            ),
+            (
+                "quote_expiry_interval_ms = 999999999999\n",
+                "quote_expiry_interval_ms",
+            ),
+            ("data_dir = \"\"\n", "data_dir"),
+        ] {
+            let problem = problem_of(text);
+            assert!(problem.contains(key), "{text:?}: {problem:?}");
+        }
+        assert_eq!(problem_of("[price_book]\nvalidity_hours = 87600\n"), "");
     }
 
     #[test]

@@ -120,7 +120,8 @@ pub struct SystemConfig {
     #[serde(default)]
     pub retry: RetryProfile,
     /// How long a sent or accepted handoff may wait for its outcome before
-    /// reconciliation queries the system's status.
+    /// reconciliation queries the system's status. Timeouts, SLA and
+    /// fallout delay are each at most [`MAX_DURATION_MS`] (366 days).
     #[serde(default = "default_sla_ms")]
     pub sla_ms: u64,
     /// If set, a handoff still pending (not UNKNOWN) this long after its
@@ -469,6 +470,19 @@ impl SystemConfig {
         if self.read_timeout_ms == 0 {
             return Err(ConfigError::new(at("read_timeout_ms"), "must be positive"));
         }
+        for (field, ms) in [
+            ("connect_timeout_ms", Some(self.connect_timeout_ms)),
+            ("read_timeout_ms", Some(self.read_timeout_ms)),
+            ("sla_ms", Some(self.sla_ms)),
+            ("fallout_after_ms", self.fallout_after_ms),
+        ] {
+            if ms.is_some_and(|ms| ms > MAX_DURATION_MS) {
+                return Err(ConfigError::new(
+                    at(field),
+                    "must be at most 31622400000 (366 days)",
+                ));
+            }
+        }
         let call = self.connect_timeout_ms.saturating_add(self.read_timeout_ms);
         if self.sla_ms <= call {
             return Err(ConfigError::new(
@@ -489,6 +503,11 @@ impl SystemConfig {
         Ok(())
     }
 }
+
+/// The longest timeout, SLA or fallout delay a system may have: 366 days
+/// (a due time computed from a longer one could pass what a date can
+/// show).
+pub const MAX_DURATION_MS: u64 = 366 * 86_400_000;
 
 fn validate_system(key: &str, system: TargetSystem, c: &SystemConfig) -> Result<(), ConfigError> {
     let at = |field: &str| format!("{key}.{field}");

@@ -26,10 +26,13 @@ impl DateTime {
         self.0 .0
     }
 
-    /// The RFC 3339 text of the instant (instants before the epoch, which
-    /// the platform never records, show as the epoch).
+    /// The RFC 3339 text of the instant. RFC 3339 has four-digit years:
+    /// instants before the epoch show as the epoch and instants past
+    /// 9999-12-31T23:59:59.999Z as that instant (neither is recorded by
+    /// this platform's own rules, but a log may hold one written under an
+    /// older configuration, and reading it must not fail).
     pub fn to_rfc3339(self) -> String {
-        let ms = u64::try_from(self.ms()).unwrap_or(0);
+        let ms = u64::try_from(self.ms()).unwrap_or(0).min(LAST_RFC3339_MS);
         humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
     }
 }
@@ -39,6 +42,10 @@ impl From<Timestamp> for DateTime {
         Self(at)
     }
 }
+
+/// 9999-12-31T23:59:59.999Z in milliseconds since the epoch: the last
+/// instant RFC 3339 can write.
+pub const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
 
 /// RFC 3339 date-time in UTC, e.g. `2026-11-30T10:34:01.123Z`.
 #[Scalar(name = "DateTime")]
@@ -114,6 +121,20 @@ mod tests {
         assert_eq!(DateTime::parse(Value::String(text)).ok(), Some(at));
         assert!(DateTime::parse(Value::String("yesterday".into())).is_err());
         assert!(DateTime::parse(Value::Number(5.into())).is_err());
+    }
+
+    #[test]
+    fn instants_past_year_9999_show_as_its_last_millisecond_not_a_panic() {
+        for ms in [LAST_RFC3339_MS as i64 + 1, 2_209_000_000_000_000, i64::MAX] {
+            assert_eq!(
+                DateTime::from_ms(ms).to_rfc3339(),
+                "9999-12-31T23:59:59.999Z"
+            );
+        }
+        assert_eq!(
+            DateTime::from_ms(-5).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]
