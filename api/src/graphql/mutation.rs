@@ -799,7 +799,10 @@ impl Mutation {
 
     /// Records the e-signature provider's evidence for a revision
     /// (`signer`, `providerReference`, `artifactHash`: not blank, at most
-    /// 256 bytes).
+    /// 256 bytes). The current revision needs its proposal
+    /// (`proposal_missing`); a revision the quote never had is
+    /// `signature_for_another_revision`; an earlier revision's signature is
+    /// kept as evidence and marks nothing signed.
     #[allow(clippy::too_many_arguments)]
     async fn record_signature(
         &self,

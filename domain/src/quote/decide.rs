@@ -6,6 +6,7 @@ use super::event::QuoteEvent;
 use super::limits;
 use super::model::{
     AcceptedLine, ApprovalPolicy, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteLine,
+    SignatureEvidence,
 };
 use super::state::{Approval, Quote, QuoteState};
 use crate::capability::Capabilities;
@@ -101,15 +102,8 @@ pub(super) fn decide(
                 signature,
                 at,
             },
-            QuoteState::Open(_),
-        ) => {
-            // Evidence is recorded as received; `Accept` judges whether it matches.
-            Ok(vec![QuoteEvent::SignatureRecorded {
-                revision: *revision,
-                signature: signature.clone(),
-                at: *at,
-            }])
-        }
+            QuoteState::Open(quote),
+        ) => record_signature(quote, *revision, signature, *at),
         (
             C::Accept {
                 billing_account,
@@ -353,6 +347,30 @@ fn record_proposal(
     Ok(vec![QuoteEvent::ProposalGenerated {
         revision,
         artifact: artifact.clone(),
+        at,
+    }])
+}
+
+/// A signature of the current revision needs that revision's proposal; a
+/// revision the quote never had is refused. A signature of an earlier
+/// revision is kept as evidence (it arrived late) and marks nothing signed.
+/// Whether the signature matches the proposal's artifact is `Accept`'s to
+/// judge.
+fn record_signature(
+    quote: &Quote,
+    revision: u32,
+    signature: &SignatureEvidence,
+    at: Timestamp,
+) -> Result<Vec<QuoteEvent>, QuoteError> {
+    if revision > quote.revision {
+        return Err(QuoteError::SignatureForAnotherRevision);
+    }
+    if revision == quote.revision && quote.current_proposal().is_none() {
+        return Err(QuoteError::ProposalMissing);
+    }
+    Ok(vec![QuoteEvent::SignatureRecorded {
+        revision,
+        signature: signature.clone(),
         at,
     }])
 }

@@ -772,6 +772,44 @@ fn accept_is_refused_when_no_proposal_renders_the_current_revision() {
         .then_err(QuoteError::ProposalMissing);
 }
 
+fn record_signature(revision: u32) -> QuoteCommand {
+    QuoteCommand::RecordSignature {
+        revision,
+        signature: signature("art-1"),
+        at: at(9_000),
+    }
+}
+
+#[test]
+fn a_signature_needs_the_proposal_of_its_revision_and_a_revision_that_exists() {
+    let mut proposed = quote_ready_to_accept();
+    proposed.pop();
+    // The proposal of revision 1 is there: its signature is recorded.
+    Given::<QuoteDecider>::events(proposed.clone())
+        .when(record_signature(1))
+        .then(vec![QuoteEvent::SignatureRecorded {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(9_000),
+        }]);
+    // A revision the quote never had.
+    Given::<QuoteDecider>::events(proposed)
+        .when(record_signature(7))
+        .then_err(QuoteError::SignatureForAnotherRevision);
+    // The current revision, never proposed (nor priced).
+    let unpriced = vec![
+        quote_created(),
+        QuoteEvent::LineAdded {
+            revision: 1,
+            line: line("l1"),
+            at: T0,
+        },
+    ];
+    Given::<QuoteDecider>::events(unpriced)
+        .when(record_signature(1))
+        .then_err(QuoteError::ProposalMissing);
+}
+
 #[test]
 fn repricing_voids_the_proposal_and_the_signature() {
     let history = with(quote_ready_to_accept(), [priced(1, &["l1"], 6)]);

@@ -299,3 +299,54 @@ async fn a_signature_of_an_earlier_revision_does_not_mark_the_current_one_signed
     assert_eq!(status(&after), status(&revised), "{after}");
     assert_ne!(status(&after), "SIGNED", "{after}");
 }
+
+/// A signature of the current revision needs that revision's proposal, and
+/// a revision the quote never had is refused: an unpriced, unproposed quote
+/// used to read SIGNED after one `recordSignature`, and a signature of
+/// revision 7 showed among its earlier revisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_needs_its_revisions_proposal_and_a_revision_the_quote_had() {
+    let server = Server::start();
+    let client = &server.client;
+    let sales = server.token("sales");
+    let quote = client
+        .create_quote(&sales, &unique("create"), "cust-unproposed")
+        .await
+        .unwrap();
+    client
+        .add_line(&sales, &quote, "line-1", "fiber-1g")
+        .await
+        .unwrap();
+    let sign = |revision: i64| {
+        client.run::<ops::RecordSignature>(
+            &sales,
+            ops::record_signature::Variables {
+                command_id: unique("signature"),
+                quote_id: quote.clone(),
+                expected_version: None,
+                revision,
+                signer: "Jane Customer".to_owned(),
+                provider_reference: "esign-1".to_owned(),
+                artifact_hash: "sha256-any".to_owned(),
+            },
+        )
+    };
+    for (revision, rule) in [
+        (1, "proposal_missing"),
+        (7, "signature_for_another_revision"),
+    ] {
+        let refused = sign(revision).await.unwrap_err();
+        assert_eq!(refused.code(), "RULE_VIOLATION", "{}", refused.body);
+        assert_eq!(refused.extensions["rule"], rule, "{}", refused.body);
+    }
+    let read = client
+        .raw(
+            &sales,
+            "query($id: String!) { quote(id: $id) { status signature { revision } } }",
+            json!({ "id": quote }),
+        )
+        .await
+        .1;
+    assert_ne!(read["data"]["quote"]["status"], "SIGNED", "{read}");
+    assert!(read["data"]["quote"]["signature"].is_null(), "{read}");
+}
