@@ -30,6 +30,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         )
 }
 
+/// The console's content security policy: scripts, styles and API calls
+/// (HTTP and the WebSocket) from this server only, no inline script or
+/// style attribute, no plugin, no framing, no form posts elsewhere.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
+frame-ancestors 'none'";
+
 async fn asset(body: &'static str, content_type: &'static str) -> Response {
     (
         [
@@ -37,6 +44,11 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
             // The assets change with the binary; a page load revalidates.
             (header::CACHE_CONTROL, "no-cache"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Only the console's own script, style and API: an injected
+            // script or a framing page gets nothing to run or to show in.
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         body,
     )

@@ -135,6 +135,15 @@ async fn json_client_errors(response: Response) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// A JSON error answer of `status` that says why (its code from the status).
+fn refused(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(error_body(message, client_error_code(status))),
+    )
+        .into_response()
+}
+
 /// The rejection of a GraphQL request body that does not parse: 400 (413
 /// when too large) with a JSON error naming what is wrong, in the error's
 /// `Display` form (never its `Debug` form).
@@ -464,18 +473,23 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
             if p.role.allows(Role::Operator)
                 && (p.role == Role::Platform || state.auth.single_tenant()) => {}
         Some(_) if state.auth.single_tenant() => {
-            return (StatusCode::FORBIDDEN, "operator or admin role required\n").into_response()
+            return refused(
+                StatusCode::FORBIDDEN,
+                "/metrics needs an operator, admin or platform credential",
+            );
         }
         Some(_) => {
-            return (
+            return refused(
                 StatusCode::FORBIDDEN,
-                "the platform role is required: the figures cover every tenant\n",
-            )
-                .into_response()
+                "/metrics needs a platform credential: the figures cover every tenant",
+            );
         }
         None => {
             state.platform.metrics.auth_failure();
-            return (StatusCode::UNAUTHORIZED, "bearer token required\n").into_response();
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "/metrics needs a bearer token (Authorization: Bearer <token>)",
+            );
         }
     }
     let registry = metrics::registry(&state.platform, state.extra_metrics.clone());

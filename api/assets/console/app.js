@@ -510,9 +510,16 @@ const CLASS_COLORS = {
   SECURITY_CONFIGURATION: '#862e9c', SCHEMA_MISMATCH: '#5c3c00',
 };
 
+/** A colour swatch: set through the style object, which the page's CSP allows. */
+function swatch(color) {
+  const el = h('span', { class: 'swatch' });
+  el.style.background = color;
+  return el;
+}
+
 function legend(entries) {
   return h('p', { class: 'legend' }, entries.map(([name, color]) =>
-    h('span', {}, h('span', { class: 'swatch', style: `background:${color}` }), name)));
+    h('span', {}, swatch(color), name)));
 }
 
 /**

@@ -845,7 +845,7 @@ async fn with_several_tenants_only_a_platform_credential_reads_the_metrics() {
         tenants: Some(Tenants::new(&["acme", "globex"])),
         ..ServerOptions::default()
     });
-    let status_of = |token: Option<String>| {
+    let answer_of = |token: Option<String>| {
         let mut request = server
             .client
             .http()
@@ -853,7 +853,11 @@ async fn with_several_tenants_only_a_platform_credential_reads_the_metrics() {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        async move { request.send().await.unwrap().status().as_u16() }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
     };
     for tenant in ["acme", "globex"] {
         for (role, expected) in [
@@ -863,11 +867,24 @@ async fn with_several_tenants_only_a_platform_credential_reads_the_metrics() {
             ("admin", 403),
             ("platform", 200),
         ] {
-            let status = status_of(Some(server.tenant_token(tenant, role))).await;
+            let (status, body) = answer_of(Some(server.tenant_token(tenant, role))).await;
             assert_eq!(status, expected, "{tenant} {role}");
+            if status == 403 {
+                // The refusal says why, as JSON with a code (it used to be
+                // a bare "forbidden").
+                let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+                let message = body["errors"][0]["message"].as_str().unwrap();
+                assert!(message.contains("platform credential"), "{message}");
+            }
         }
     }
-    assert_eq!(status_of(None).await, 401);
+    let (status, body) = answer_of(None).await;
+    assert_eq!(status, 401);
+    assert!(
+        body.contains("UNAUTHENTICATED") && body.contains("bearer token"),
+        "{body}"
+    );
 }
 
 /// A field the caller may not read answers `null` beside its `FORBIDDEN`

@@ -299,3 +299,40 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
     );
     browser.screenshot(&artifact("dashboard-1080p")).await;
 }
+
+/// The console's page and assets carry a content security policy that
+/// allows only the server's own script, style and API (the live queue
+/// above runs under it), and refuse to be framed.
+#[tokio::test]
+async fn the_console_is_served_with_a_policy_that_runs_only_its_own_code() {
+    let server = Server::start();
+    for path in ["/console", "/console/app.js", "/console/style.css"] {
+        let response = server
+            .client
+            .http()
+            .get(format!("{}{path}", server.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let policy = header("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+    }
+}
