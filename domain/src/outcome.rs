@@ -130,6 +130,26 @@ impl FalloutReason {
             FalloutReason::BusinessRejected | FalloutReason::ValidationRejected
         )
     }
+
+    /// True when the step may have taken effect at the target: it answered
+    /// in a shape nobody reads or maps, it holds the idempotency key with
+    /// another payload, the step outran its service level (it may still
+    /// complete), or an observation says it took effect after the line
+    /// settled. A new attempt (a new idempotency key) could then double
+    /// the effect (bill twice), so only an external resolution or a
+    /// cancellation (whose compensation undoes what took effect) may close
+    /// such a case. Refusals, credential failures and exhausted technical
+    /// retries (the target said "try again") took no effect.
+    pub fn may_have_taken_effect(self) -> bool {
+        matches!(
+            self,
+            FalloutReason::SchemaMismatch
+                | FalloutReason::Unclassified
+                | FalloutReason::DuplicateConflict
+                | FalloutReason::SlaBreach
+                | FalloutReason::LocalImpossible
+        )
+    }
 }
 
 impl OutcomeClass {

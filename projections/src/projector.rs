@@ -49,7 +49,8 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // 3: a case whose line or order was cancelled offers only the
         // handoff's resolution (`line_cancelled`; cases held and lines
         // cancelled by order).
-        "fallout" => 3,
+        // 4: a case whose step may have taken effect offers no new attempt.
+        "fallout" => 4,
         "orders" | "handoffs" | "audit" => 1,
         _ => 0,
     }

@@ -298,11 +298,15 @@ fn resolve_fallout(
         step,
         attempt,
         handoff_id,
+        reason,
         ..
     } = &line.progress
     else {
         return Err(OrderError::NoOpenFallout);
     };
+    if matches!(resolution, Resolution::NewAttempt) && reason.may_have_taken_effect() {
+        return Err(OrderError::StepMayHaveTakenEffect);
+    }
     let resolved = OrderEvent::LineFalloutResolved {
         line_id: line.line_id().clone(),
         step: *step,

@@ -53,6 +53,13 @@ pub enum OrderError {
     /// The line has no open fallout.
     #[error("line has no open fallout")]
     NoOpenFallout,
+    /// A new attempt of a step that may have taken effect at the target
+    /// ([`crate::outcome::FalloutReason::may_have_taken_effect`]).
+    #[error(
+        "the step may have taken effect at the target, so a new attempt could double it: \
+         confirm it with an external resolution, or cancel the line"
+    )]
+    StepMayHaveTakenEffect,
     /// Some line is neither active nor cancelled.
     #[error("lines are still open")]
     LinesStillOpen,
@@ -80,6 +87,7 @@ impl RuleViolation for OrderError {
             OrderError::ObservationForAnotherHandoff => "observation_for_another_handoff",
             OrderError::ObservationForAnotherAttempt => "observation_for_another_attempt",
             OrderError::NoOpenFallout => "no_open_fallout",
+            OrderError::StepMayHaveTakenEffect => "step_may_have_taken_effect",
             OrderError::LinesStillOpen => "lines_still_open",
             OrderError::CompensationNotPlanned => "compensation_not_planned",
         }

@@ -305,7 +305,7 @@ fn resolving_fallout_with_a_new_attempt_requests_the_step_under_a_new_key() {
         &["l1"],
         vec![
             request("l1", Step::Reservation),
-            fail("l1", Step::Reservation, 1, FalloutReason::SlaBreach),
+            fail("l1", Step::Reservation, 1, FalloutReason::BusinessRejected),
         ],
     );
     let events = Given::<OrderDecider>::events(history)
@@ -321,6 +321,43 @@ fn resolving_fallout_with_a_new_attempt_requests_the_step_under_a_new_key() {
         handoff.subject.idempotency_key(),
         "t1:o1:l1:inventory:reserve:2"
     );
+}
+
+/// A step that may have taken effect at the target (an answer nobody
+/// reads, an SLA breach, ...) gets no new attempt: its new idempotency key
+/// could double the effect. A step that took none may be tried again.
+#[test]
+fn a_new_attempt_is_refused_where_the_step_may_have_taken_effect() {
+    for reason in [
+        FalloutReason::BusinessRejected,
+        FalloutReason::ValidationRejected,
+        FalloutReason::DuplicateConflict,
+        FalloutReason::SecurityConfiguration,
+        FalloutReason::SchemaMismatch,
+        FalloutReason::Unclassified,
+        FalloutReason::RetriesExhausted,
+        FalloutReason::SlaBreach,
+    ] {
+        let history = play(
+            &["l1"],
+            vec![
+                request("l1", Step::Reservation),
+                fail("l1", Step::Reservation, 1, reason),
+            ],
+        );
+        let decided = Given::<OrderDecider>::events(history)
+            .when(resolve("l1", Resolution::NewAttempt))
+            .result();
+        if reason.may_have_taken_effect() {
+            assert_eq!(
+                decided,
+                Err(OrderError::StepMayHaveTakenEffect),
+                "{reason:?}"
+            );
+        } else {
+            assert!(decided.is_ok(), "{reason:?}: {decided:?}");
+        }
+    }
 }
 
 #[test]

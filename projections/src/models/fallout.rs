@@ -365,11 +365,16 @@ fn allowed(
 ) -> Vec<FalloutAction> {
     let line_holds = !line_cancelled && (line_fallout || reason != FalloutReason::LocalImpossible);
     if Step::of_purpose(purpose).is_some() && line_holds {
-        vec![
-            FalloutAction::NewAttempt,
-            FalloutAction::RecordExternalResolution,
-            FalloutAction::CancelLine,
-        ]
+        // A new attempt only where the step took no effect: the order's
+        // decider refuses it otherwise (`step_may_have_taken_effect`).
+        let new_attempt = (!reason.may_have_taken_effect()).then_some(FalloutAction::NewAttempt);
+        new_attempt
+            .into_iter()
+            .chain([
+                FalloutAction::RecordExternalResolution,
+                FalloutAction::CancelLine,
+            ])
+            .collect()
     } else {
         vec![FalloutAction::RecordExternalResolution]
     }
@@ -829,4 +834,34 @@ pub(crate) fn fallout(
             case,
         }))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_offers_a_new_attempt_only_where_the_step_took_no_effect() {
+        use FalloutReason as R;
+        for reason in [
+            R::BusinessRejected,
+            R::ValidationRejected,
+            R::DuplicateConflict,
+            R::SecurityConfiguration,
+            R::SchemaMismatch,
+            R::Unclassified,
+            R::RetriesExhausted,
+            R::SlaBreach,
+            R::LocalImpossible,
+        ] {
+            let actions = allowed(Purpose::Activate, reason, true, false);
+            assert_eq!(
+                actions.contains(&FalloutAction::NewAttempt),
+                !reason.may_have_taken_effect(),
+                "{reason:?}: {actions:?}"
+            );
+            assert!(actions.contains(&FalloutAction::RecordExternalResolution));
+            assert!(actions.contains(&FalloutAction::CancelLine), "{reason:?}");
+        }
+    }
 }

@@ -194,3 +194,88 @@ async fn a_case_whose_order_was_cancelled_is_closed_on_its_handoff() {
         .await;
     assert_eq!(body["data"]["dashboard"]["openFallout"], 0, "{body}");
 }
+
+/// A step the target may have applied gets no new attempt: billing
+/// activated the subscription but answered 200 with a body that is not its
+/// contract. A new attempt (a new idempotency key) used to activate it a
+/// second time; now the case offers only the external resolution and the
+/// cancellation, `NEW_ATTEMPT` is refused by rule, and the external
+/// resolution completes the order with the one activation billing made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_may_have_taken_effect_gets_no_new_attempt() {
+    let server = Server::start();
+    let operator = server.token("operator");
+    server.script_simulator("billing", &["MalformedBody"]).await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-malformed", &["fiber-1g"])
+        .await
+        .unwrap();
+    let held = case(&server, false, |c| {
+        c["purpose"] == "ACTIVATE_BILLING" && c["lineInFallout"] == true
+    })
+    .await;
+    assert_eq!(
+        held["allowedActions"],
+        json!(["EXTERNAL_RESOLUTION", "CANCEL_LINE"]),
+        "{held}"
+    );
+    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
+    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    let resolve = |action: &'static str| {
+        let (operator, order_id, line_id) = (operator.clone(), order_id.clone(), line_id.clone());
+        let client = server.client.clone();
+        async move {
+            client
+                .raw(
+                    &operator,
+                    &format!(
+                        "mutation($c: String!, $o: String!, $l: String!) {{ resolveFallout(
+                           commandId: $c, orderId: $o, lineId: $l, action: {action},
+                           reference: \"BILL-7\", note: \"active in billing\") {{ correlationId }} }}"
+                    ),
+                    json!({ "c": unique("resolve"), "o": order_id, "l": line_id }),
+                )
+                .await
+                .1
+        }
+    };
+    let refused = resolve("NEW_ATTEMPT").await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "RULE_VIOLATION",
+        "{refused}"
+    );
+    assert_eq!(
+        refused["errors"][0]["extensions"]["rule"], "step_may_have_taken_effect",
+        "{refused}"
+    );
+    let resolved = resolve("EXTERNAL_RESOLUTION").await;
+    assert!(resolved["errors"].is_null(), "{resolved}");
+    let started = Instant::now();
+    loop {
+        let (_, body) = server
+            .client
+            .raw(
+                &operator,
+                "query($o: String!) { order(id: $o) { status } }",
+                json!({ "o": order_id }),
+            )
+            .await;
+        if body["data"]["order"]["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let journal = std::fs::read_to_string(server.data_dir.join("simulators/journal.jsonl"))
+        .unwrap_or_default();
+    // The effects billing keeps for this order, by idempotency key.
+    let activations: std::collections::BTreeSet<String> = journal
+        .lines()
+        .filter(|line| line.contains(order_id.as_str()))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["kind"] == "effect" && entry["system"] == "billing")
+        .filter_map(|entry| entry["key"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(activations.len(), 1, "{journal}");
+}

@@ -111,7 +111,9 @@ pub enum FalloutCaseStatus {
 /// and the actions a case allows.
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, serde::Serialize)]
 pub enum FalloutAction {
-    /// Request the step again under the next attempt.
+    /// Request the step again under the next attempt (a new idempotency
+    /// key): only where the step took no effect at the target (otherwise
+    /// `step_may_have_taken_effect`).
     NewAttempt,
     /// The step was completed outside the platform (reference and note required).
     ExternalResolution,
