@@ -428,11 +428,19 @@ fn compensation_plan(order: &Order, lines: &[&OrderLine]) -> CompensationPlan {
         let mut undo: Vec<Purpose> = Vec::new();
         match line.progress.furthest_effect() {
             None => {}
+            // Billing may be active: billing owns the charge, and undoing the
+            // service under a live charge would bill for nothing, so every
+            // step whose effect stays is reported for a human, the charge
+            // first.
             Some(Step::BillingActivation) => {
-                plan.uncompensated.push(Uncompensated {
-                    line_id: line.line_id().clone(),
-                    step: Step::BillingActivation,
-                });
+                let mut step = Some(Step::BillingActivation);
+                while let Some(s) = step {
+                    plan.uncompensated.push(Uncompensated {
+                        line_id: line.line_id().clone(),
+                        step: s,
+                    });
+                    step = s.previous();
+                }
             }
             // Undo the furthest effect first, then each step before it.
             Some(furthest) => {

@@ -119,8 +119,10 @@ pub enum Resolution {
 pub struct Uncompensated {
     /// The line.
     pub line_id: LineId,
-    /// The step whose effect stays: billing activation is owned by billing, so a
-    /// requested or active charge is reported, never reversed by the order.
+    /// A step whose effect stays: billing activation is owned by billing, so
+    /// a requested or active charge is reported, never reversed by the
+    /// order, and so are the reservation and the activation under it (one
+    /// entry each, the charge first).
     pub step: Step,
 }
 

@@ -493,10 +493,15 @@ fn cancelling_an_order_compensates_what_it_can_and_records_what_it_cannot() {
     assert_eq!(compensations, [("l1".to_owned(), Purpose::Release)]);
     assert_eq!(
         plan.uncompensated,
-        [Uncompensated {
+        [
+            Step::BillingActivation,
+            Step::Provisioning,
+            Step::Reservation
+        ]
+        .map(|step| Uncompensated {
             line_id: line_id("l2"),
-            step: Step::BillingActivation
-        }]
+            step
+        })
     );
 }
 
