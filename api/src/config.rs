@@ -150,16 +150,25 @@ pub struct SimulatorConfig {
     /// SLA of the simulated systems, in ms: when reconciliation asks about a
     /// pending handoff (default: a system's default, 60 s).
     pub sla_ms: Option<u64>,
+    /// How long a handoff of a simulated system may stay pending before
+    /// reconciliation declares an SLA breach (a fallout case), in ms; more
+    /// than `sla_ms`. Unset: never (a step that never completes shows only
+    /// as overdue).
+    pub fallout_after_ms: Option<u64>,
 }
 
 impl SimulatorConfig {
-    /// Sets this table's read timeout and SLA, where given, on `system`.
+    /// Sets this table's read timeout, SLA and fallout delay, where given,
+    /// on `system`.
     pub fn apply(&self, system: &mut integration::SystemConfig) {
         if let Some(read_timeout_ms) = self.read_timeout_ms {
             system.read_timeout_ms = read_timeout_ms;
         }
         if let Some(sla_ms) = self.sla_ms {
             system.sla_ms = sla_ms;
+        }
+        if self.fallout_after_ms.is_some() {
+            system.fallout_after_ms = self.fallout_after_ms;
         }
     }
 
@@ -340,6 +349,7 @@ impl ServerConfig {
     /// Applies overrides: `OMS_LISTEN`, `OMS_DATA_DIR`, `OMS_LOG_FORMAT`,
     /// `OMS_SIMULATORS`, `OMS_SIMULATOR_MIX`, `OMS_SIMULATOR_HANG_MS`,
     /// `OMS_SIMULATOR_SEED`, `OMS_SIMULATOR_READ_TIMEOUT_MS`, `OMS_SIMULATOR_SLA_MS`,
+    /// `OMS_SIMULATOR_FALLOUT_AFTER_MS`,
     /// `OMS_RECONCILIATION_INTERVAL_MS`.
     ///
     /// # Errors
@@ -378,6 +388,10 @@ impl ServerConfig {
         }
         if let Some(value) = var("OMS_SIMULATOR_SLA_MS") {
             self.simulator.sla_ms = Some(number("OMS_SIMULATOR_SLA_MS", value)?);
+        }
+        if let Some(value) = var("OMS_SIMULATOR_FALLOUT_AFTER_MS") {
+            self.simulator.fallout_after_ms =
+                Some(number("OMS_SIMULATOR_FALLOUT_AFTER_MS", value)?);
         }
         if let Some(value) = var("OMS_QUOTE_EXPIRY_INTERVAL_MS") {
             self.quote_expiry_interval_ms = number("OMS_QUOTE_EXPIRY_INTERVAL_MS", value)?;

@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tests::{unique, Server};
+use tests::{unique, Server, ServerOptions};
 
 const CASES: &str = "query($resolved: Boolean) { fallout(resolved: $resolved, first: 50) {
-  nodes { handoffId orderId lineId purpose lineInFallout allowedActions status
+  nodes { handoffId orderId lineId purpose reason lineInFallout allowedActions status
           resolution { resolvedBy handoffNote how { kind note } } } } }";
 
 /// Polls the fallout queue until `pick` finds a case; panics after 60 s.
@@ -278,4 +278,36 @@ async fn a_step_that_may_have_taken_effect_gets_no_new_attempt() {
         .filter_map(|entry| entry["key"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(activations.len(), 1, "{journal}");
+}
+
+/// A step that never completes becomes an SLA breach once it has been
+/// pending past `[simulator] fallout_after_ms` (the simulated systems had no
+/// such key, so it only ever showed as overdue), and the case offers no new
+/// attempt: the step may still complete at the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_never_completes_breaches_its_sla_and_gets_no_new_attempt() {
+    let server = Server::start_with(ServerOptions {
+        config: "reconciliation_interval_ms = 200\n[simulator]\nread_timeout_ms = 500\n\
+                 sla_ms = 2000\nfallout_after_ms = 3000\n"
+            .to_owned(),
+        ..ServerOptions::default()
+    });
+    server
+        .script_simulator("provisioning", &["NeverCompletes"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-never", &["fiber-1g"])
+        .await
+        .unwrap();
+    let breached = case(&server, false, |c| {
+        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
+    })
+    .await;
+    assert_eq!(breached["reason"], "SLA_BREACH", "{breached}");
+    assert_eq!(
+        breached["allowedActions"],
+        json!(["EXTERNAL_RESOLUTION", "CANCEL_LINE"]),
+        "{breached}"
+    );
 }
