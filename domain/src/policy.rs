@@ -8,6 +8,7 @@
 //! | `StepSucceeded` (not billing) | request the line's next step |
 //! | `LineActivated` / `LineCancelled` with no line left open | complete the order |
 //! | `LineCancelled` / `OrderCancelled` | open each compensation handoff |
+//! | `StepWithdrawn` | withdraw the step's handoff (no send after a cancellation) |
 //! | `LineFalloutResolved` | resolve the handoff that fell out |
 //! | `HandoffSucceeded` (forward step) | record the step's success on the order |
 //! | `HandoffRejected` / `HandoffFalloutRaised` (forward step) | raise fallout on the line |
@@ -275,6 +276,18 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
             ..
         } => {
             vec![resolve_handoff(input, handoff_id, resolution, operator)]
+        }
+        OrderEvent::StepWithdrawn { handoff_id, .. } => {
+            let command = HandoffCommand::Withdraw {
+                reason: "order cancelled".to_owned(),
+                at: input.recorded_at,
+            };
+            vec![issue(
+                input,
+                &format!("withdraw-handoff:{handoff_id}"),
+                handoff_stream(handoff_id),
+                IssuedCommand::Handoff(command),
+            )]
         }
         OrderEvent::LineActivated { .. } | OrderEvent::CompensationSettled { .. } => Vec::new(),
     }

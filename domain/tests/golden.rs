@@ -168,7 +168,8 @@ fn order_sample_for(event: &OrderEvent) -> OrderEvent {
         | OrderEvent::OrderCompleted { .. }
         | OrderEvent::CompensationSettled { .. }
         | OrderEvent::NotificationRequested { .. }
-        | OrderEvent::ConfirmationRequested { .. } => event.clone(),
+        | OrderEvent::ConfirmationRequested { .. }
+        | OrderEvent::StepWithdrawn { .. } => event.clone(),
     }
 }
 
@@ -275,6 +276,13 @@ fn order_samples() -> Vec<OrderEvent> {
             ),
             at: at(11),
         },
+        OrderEvent::StepWithdrawn {
+            line_id: line_id("l2"),
+            step: Step::Provisioning,
+            handoff_id: subject("l2", Purpose::Activate, 1).handoff_id(),
+            attempt: 1,
+            at: at(12),
+        },
     ]
     .iter()
     .map(order_sample_for)
@@ -293,7 +301,8 @@ fn handoff_sample_for(event: &HandoffEvent) -> HandoffEvent {
         | HandoffEvent::HandoffRetryScheduled { .. }
         | HandoffEvent::HandoffFalloutRaised { .. }
         | HandoffEvent::HandoffResolved { .. }
-        | HandoffEvent::HandoffObservationNoted { .. } => event.clone(),
+        | HandoffEvent::HandoffObservationNoted { .. }
+        | HandoffEvent::HandoffWithdrawn { .. } => event.clone(),
     }
 }
 
@@ -345,6 +354,10 @@ fn handoff_samples() -> Vec<HandoffEvent> {
                 OutcomeClass::SchemaMismatch,
                 ObservationSource::Reconciliation,
             ),
+        },
+        HandoffEvent::HandoffWithdrawn {
+            reason: "order cancelled".to_owned(),
+            at: at(6),
         },
     ]
     .iter()
@@ -471,7 +484,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        19 + 12 + 10 + 2,
+        19 + 13 + 11 + 2,
         "every event type has a golden line"
     );
     assert_eq!(

@@ -363,6 +363,23 @@ fn a_cancelled_order_opens_its_compensation_handoffs() {
             .collect::<Vec<_>>(),
         [handoff_stream(&release.handoff_id())]
     );
+    // The reservation was in flight: its handoff is withdrawn, so no send
+    // of it follows the cancellation.
+    let [_, withdrawal] = last.as_slice() else {
+        panic!("expected the cancellation and one withdrawal, got {last:?}");
+    };
+    let reserve = subject("l1", Purpose::Reserve, 1);
+    let commands = react(&input(TriggerEvent::Order(withdrawal)));
+    let [PolicyCommand {
+        stream_id,
+        command: IssuedCommand::Handoff(HandoffCommand::Withdraw { at: when, .. }),
+        ..
+    }] = commands.as_slice()
+    else {
+        panic!("expected one withdrawal, got {commands:?}");
+    };
+    assert_eq!(stream_id, &handoff_stream(&reserve.handoff_id()));
+    assert_eq!(*when, at(99));
 }
 
 #[test]

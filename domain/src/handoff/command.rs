@@ -53,4 +53,12 @@ pub enum HandoffCommand {
         /// When.
         at: Timestamp,
     },
+    /// Its order no longer wants the step: a pending handoff is withdrawn
+    /// (no send follows); a closed one is left as it is.
+    Withdraw {
+        /// Why.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
 }

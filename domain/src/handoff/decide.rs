@@ -68,6 +68,18 @@ pub(super) fn decide(
             }]),
             _ => Err(HandoffError::NotInFallout),
         },
+        (C::Withdraw { reason, at }, HandoffState::Open(handoff)) => {
+            Ok(if handoff.status.is_pending() {
+                vec![HandoffEvent::HandoffWithdrawn {
+                    reason: reason.clone(),
+                    at: *at,
+                }]
+            } else {
+                // Already closed (its outcome came first, or a human has
+                // it): nothing to withdraw.
+                Vec::new()
+            })
+        }
     }
 }
 
@@ -116,7 +128,9 @@ fn dispatch(handoff: &Handoff, at: Timestamp) -> Result<Vec<HandoffEvent>, Hando
         S::RetryScheduled { .. } => Err(HandoffError::RetryNotDue),
         S::Unknown => Err(HandoffError::UnknownAwaitsReconciliation),
         S::Sent | S::Accepted => Err(HandoffError::AlreadyInFlight),
-        S::Succeeded | S::Rejected | S::Fallout { .. } | S::Resolved => Err(HandoffError::Closed),
+        S::Succeeded | S::Rejected | S::Fallout { .. } | S::Resolved | S::Withdrawn => {
+            Err(HandoffError::Closed)
+        }
     }
 }
 
@@ -165,9 +179,11 @@ fn observe(
         )]),
         // An acknowledgement, timeout or transient error after the outcome is stale.
         (S::Succeeded | S::Rejected, _) => Ok(Vec::new()),
-        (S::Fallout { .. } | S::Resolved, _) => Ok(vec![HandoffEvent::HandoffObservationNoted {
-            observation: evidence,
-        }]),
+        (S::Fallout { .. } | S::Resolved | S::Withdrawn, _) => {
+            Ok(vec![HandoffEvent::HandoffObservationNoted {
+                observation: evidence,
+            }])
+        }
         (_, Impact::Succeed) => Ok(vec![HandoffEvent::HandoffSucceeded {
             subject: handoff.subject.clone(),
             observation: evidence,

@@ -98,6 +98,16 @@ pub enum HandoffEvent {
         /// The evidence.
         observation: Observation,
     },
+    /// The order no longer wants the step (it was cancelled while the step
+    /// was pending): nothing is sent again, and a late outcome is only
+    /// noted. Whatever a send already did is undone by the compensation
+    /// planned with the cancellation (ADR 0048).
+    HandoffWithdrawn {
+        /// Why.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for HandoffEvent {
@@ -113,6 +123,7 @@ impl DomainEvent for HandoffEvent {
             HandoffEvent::HandoffFalloutRaised { .. } => "HandoffFalloutRaised",
             HandoffEvent::HandoffResolved { .. } => "HandoffResolved",
             HandoffEvent::HandoffObservationNoted { .. } => "HandoffObservationNoted",
+            HandoffEvent::HandoffWithdrawn { .. } => "HandoffWithdrawn",
         }
     }
 

@@ -50,9 +50,13 @@ impl Decider for HandoffDecider {
         state::evolve(state, event)
     }
 
-    /// Only a resolved handoff is final: a succeeded one can still meet a
-    /// contradicting observation and fall out.
+    /// Only a resolved or withdrawn handoff is final: a succeeded one can
+    /// still meet a contradicting observation and fall out.
     fn is_terminal(state: &HandoffState) -> bool {
-        matches!(state, HandoffState::Open(handoff) if handoff.status == HandoffStatus::Resolved)
+        matches!(
+            state,
+            HandoffState::Open(handoff)
+                if matches!(handoff.status, HandoffStatus::Resolved | HandoffStatus::Withdrawn)
+        )
     }
 }

@@ -38,6 +38,9 @@ pub enum HandoffStatus {
     },
     /// An operator closed the case (final).
     Resolved,
+    /// Its order withdrew the step while it was pending (final): no send
+    /// follows, a late outcome is only noted.
+    Withdrawn,
 }
 
 impl HandoffStatus {
@@ -127,6 +130,7 @@ pub(super) fn evolve(state: HandoffState, event: &HandoffEvent) -> HandoffState 
                     handoff.status = HandoffStatus::Fallout { reason: *reason };
                 }
                 HandoffEvent::HandoffResolved { .. } => handoff.status = HandoffStatus::Resolved,
+                HandoffEvent::HandoffWithdrawn { .. } => handoff.status = HandoffStatus::Withdrawn,
                 HandoffEvent::HandoffRequested { .. }
                 | HandoffEvent::HandoffObservationNoted { .. } => {}
             }

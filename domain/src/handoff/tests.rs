@@ -600,6 +600,87 @@ fn an_operator_resolves_a_rejected_or_fallen_out_handoff() {
         .then_err(HandoffError::NotInFallout);
 }
 
+fn withdraw() -> HandoffCommand {
+    HandoffCommand::Withdraw {
+        reason: "order cancelled".to_owned(),
+        at: at(7_000),
+    }
+}
+
+fn withdrawn() -> HandoffEvent {
+    HandoffEvent::HandoffWithdrawn {
+        reason: "order cancelled".to_owned(),
+        at: at(7_000),
+    }
+}
+
+#[test]
+fn a_pending_handoff_is_withdrawn_and_never_sent_again() {
+    let retry_scheduled = after(
+        sent(),
+        HandoffEvent::HandoffRetryScheduled {
+            retry: 1,
+            due_at: at(3_000),
+            observation: seen(Class::TechnicalRetryable, Source::Dispatch),
+        },
+    );
+    let accepted = after(
+        sent(),
+        HandoffEvent::HandoffAccepted {
+            observation: seen(Class::Accepted, Source::Dispatch),
+        },
+    );
+    for pending in [
+        vec![handoff_requested(&reserve())],
+        sent(),
+        accepted,
+        unknown(),
+        retry_scheduled,
+    ] {
+        let state = Given::<HandoffDecider>::events(pending.clone())
+            .when(withdraw())
+            .then(vec![withdrawn()]);
+        assert!(HandoffDecider::is_terminal(&state));
+        let history = after(pending, withdrawn());
+        assert_eq!(status_after(&history), HandoffStatus::Withdrawn);
+        // The resend that was due, and a resend a reconciliation asks for,
+        // are refused; a second withdrawal records nothing.
+        Given::<HandoffDecider>::events(history.clone())
+            .when(HandoffCommand::RecordDispatch { at: at(9_000) })
+            .then_err(HandoffError::Closed);
+        Given::<HandoffDecider>::events(history.clone())
+            .when(HandoffCommand::DeclareSlaBreach { at: at(9_000) })
+            .then_err(HandoffError::Closed);
+        Given::<HandoffDecider>::events(history.clone())
+            .when(withdraw())
+            .then(vec![]);
+        // A late outcome is evidence only: no success, no fallout.
+        Given::<HandoffDecider>::events(history)
+            .when(observe(Class::Succeeded, Source::Reconciliation))
+            .then(vec![HandoffEvent::HandoffObservationNoted {
+                observation: seen(Class::Succeeded, Source::Reconciliation),
+            }]);
+    }
+}
+
+#[test]
+fn a_closed_handoff_is_not_withdrawn() {
+    for closed in [
+        succeeded(),
+        rejected(),
+        after(sent(), fallout(FalloutReason::SlaBreach, None, at(5))),
+    ] {
+        let before = status_after(&closed);
+        let state = Given::<HandoffDecider>::events(closed)
+            .when(withdraw())
+            .then(vec![]);
+        let HandoffState::Open(handoff) = state else {
+            panic!("handoff should exist")
+        };
+        assert_eq!(handoff.status, before);
+    }
+}
+
 #[test]
 fn a_handoff_that_was_never_requested_refuses_everything_else() {
     Given::<HandoffDecider>::nothing()

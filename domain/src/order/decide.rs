@@ -127,11 +127,14 @@ pub(super) fn decide(
         ) => resolve_fallout(order, line(order, line_id)?, resolution, operator, *at),
         (C::Cancel { reason, at }, OrderState::Open(order)) => {
             let lines: Vec<&OrderLine> = order.lines.iter().collect();
-            Ok(vec![OrderEvent::OrderCancelled {
+            let cancelled = OrderEvent::OrderCancelled {
                 reason: reason.clone(),
                 plan: compensation_plan(order, &lines),
                 at: *at,
-            }])
+            };
+            Ok(std::iter::once(cancelled)
+                .chain(withdrawals(order, *at))
+                .collect())
         }
         (C::Complete { at }, OrderState::Open(order)) => {
             if !order.lines.iter().all(|line| line.progress.is_settled()) {
@@ -422,6 +425,28 @@ fn request_snapshot(order: &Order, line: &OrderLine, purpose: Purpose) -> Reques
 /// What cancelling `lines` undoes: a reservation is released, provisioning is
 /// cancelled (and its reservation released); once billing may be active nothing is
 /// undone automatically and the line is reported as uncompensated.
+/// Every step in flight, withdrawn: its handoff must not be sent again
+/// once the order is cancelled.
+fn withdrawals(order: &Order, at: Timestamp) -> impl Iterator<Item = OrderEvent> + '_ {
+    order
+        .lines
+        .iter()
+        .filter_map(move |line| match &line.progress {
+            LineProgress::InFlight {
+                step,
+                attempt,
+                handoff_id,
+            } => Some(OrderEvent::StepWithdrawn {
+                line_id: line.line_id().clone(),
+                step: *step,
+                handoff_id: handoff_id.clone(),
+                attempt: *attempt,
+                at,
+            }),
+            _ => None,
+        })
+}
+
 fn compensation_plan(order: &Order, lines: &[&OrderLine]) -> CompensationPlan {
     let mut plan = CompensationPlan::default();
     for line in lines {

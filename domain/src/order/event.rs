@@ -163,6 +163,22 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
+    /// The order was cancelled while this line's step was in flight: the
+    /// policy withdraws the step's handoff, so no send follows the
+    /// cancellation (the cancellation's compensation undoes what a send
+    /// already did). Recorded with the `OrderCancelled` it follows.
+    StepWithdrawn {
+        /// The line.
+        line_id: LineId,
+        /// The step.
+        step: Step,
+        /// The handoff.
+        handoff_id: HandoffId,
+        /// Its attempt.
+        attempt: u32,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -180,6 +196,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::CompensationSettled { .. } => "CompensationSettled",
             OrderEvent::NotificationRequested { .. } => "NotificationRequested",
             OrderEvent::ConfirmationRequested { .. } => "ConfirmationRequested",
+            OrderEvent::StepWithdrawn { .. } => "StepWithdrawn",
         }
     }
 

@@ -255,6 +255,7 @@ impl Order {
             OrderEvent::LineFalloutResolved { .. }
             | OrderEvent::OrderCaptured { .. }
             | OrderEvent::OrderCancelled { .. }
+            | OrderEvent::StepWithdrawn { .. }
             | OrderEvent::OrderCompleted { .. } => {}
         }
     }

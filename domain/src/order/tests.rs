@@ -470,7 +470,7 @@ fn resolving_a_line_without_open_fallout_is_refused() {
 }
 
 #[test]
-fn cancelling_an_order_compensates_what_it_can_and_records_what_it_cannot() {
+fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flight() {
     let mut commands = vec![request("l1", Step::Reservation)];
     commands.extend(provisioned("l2"));
     commands.push(request("l2", Step::BillingActivation));
@@ -482,9 +482,38 @@ fn cancelling_an_order_compensates_what_it_can_and_records_what_it_cannot() {
         })
         .result()
         .expect("an open order can be cancelled");
-    let [OrderEvent::OrderCancelled { plan, .. }] = events.as_slice() else {
-        panic!("expected one cancellation, got {events:?}");
+    let [OrderEvent::OrderCancelled { plan, .. }, withdrawn @ ..] = events.as_slice() else {
+        panic!("expected the cancellation first, got {events:?}");
     };
+    // Both lines had a step in flight: each is withdrawn, so no send of it
+    // follows the cancellation.
+    let withdrawn: Vec<(String, Step, u32)> = withdrawn
+        .iter()
+        .map(|event| match event {
+            OrderEvent::StepWithdrawn {
+                line_id,
+                step,
+                handoff_id,
+                attempt,
+                at: when,
+            } => {
+                assert_eq!(*when, at(50));
+                assert_eq!(
+                    *handoff_id,
+                    step_subject(line_id.as_str(), *step, *attempt).handoff_id()
+                );
+                (line_id.to_string(), *step, *attempt)
+            }
+            other => panic!("expected withdrawals after the cancellation, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        withdrawn,
+        [
+            ("l1".to_owned(), Step::Reservation, 1),
+            ("l2".to_owned(), Step::BillingActivation, 1)
+        ]
+    );
     let compensations: Vec<(String, Purpose)> = plan
         .compensations
         .iter()

@@ -66,10 +66,13 @@ pub enum HandoffStage {
     Fallout,
     /// Closed by an operator.
     Resolved,
+    /// Withdrawn: its order was cancelled while it was pending; nothing is
+    /// sent again.
+    Withdrawn,
 }
 
 /// Every stage, in code order.
-pub const STAGES: [HandoffStage; 9] = [
+pub const STAGES: [HandoffStage; 10] = [
     HandoffStage::Requested,
     HandoffStage::Sent,
     HandoffStage::Accepted,
@@ -79,6 +82,7 @@ pub const STAGES: [HandoffStage; 9] = [
     HandoffStage::RetryScheduled,
     HandoffStage::Fallout,
     HandoffStage::Resolved,
+    HandoffStage::Withdrawn,
 ];
 
 impl HandoffStage {
@@ -102,6 +106,7 @@ impl HandoffStage {
             Self::RetryScheduled => 6,
             Self::Fallout => 7,
             Self::Resolved => 8,
+            Self::Withdrawn => 9,
         }
     }
 
@@ -110,7 +115,7 @@ impl HandoffStage {
             Self::Unknown => 0,
             Self::Requested | Self::Sent | Self::Accepted | Self::RetryScheduled => 1,
             Self::Rejected | Self::Fallout => 2,
-            Self::Succeeded | Self::Resolved => 3,
+            Self::Succeeded | Self::Resolved | Self::Withdrawn => 3,
         }
     }
 }
@@ -127,6 +132,7 @@ pub(crate) fn stage_after(event: &HandoffEvent) -> Option<HandoffStage> {
         HandoffEvent::HandoffRetryScheduled { .. } => HandoffStage::RetryScheduled,
         HandoffEvent::HandoffFalloutRaised { .. } => HandoffStage::Fallout,
         HandoffEvent::HandoffResolved { .. } => HandoffStage::Resolved,
+        HandoffEvent::HandoffWithdrawn { .. } => HandoffStage::Withdrawn,
         HandoffEvent::HandoffObservationNoted { .. } => return None,
     })
 }
@@ -138,7 +144,8 @@ pub(crate) fn time_of(event: &HandoffEvent) -> Timestamp {
         HandoffEvent::HandoffRequested { at, .. }
         | HandoffEvent::HandoffSent { at, .. }
         | HandoffEvent::HandoffFalloutRaised { at, .. }
-        | HandoffEvent::HandoffResolved { at, .. } => *at,
+        | HandoffEvent::HandoffResolved { at, .. }
+        | HandoffEvent::HandoffWithdrawn { at, .. } => *at,
         HandoffEvent::HandoffAccepted { observation }
         | HandoffEvent::HandoffSucceeded { observation, .. }
         | HandoffEvent::HandoffRejected { observation, .. }

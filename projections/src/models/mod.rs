@@ -115,6 +115,7 @@ pub(crate) fn observation_of(event: &HandoffEvent) -> Option<&domain::outcome::O
         HandoffEvent::HandoffFalloutRaised { observation, .. } => observation.as_ref(),
         HandoffEvent::HandoffRequested { .. }
         | HandoffEvent::HandoffSent { .. }
-        | HandoffEvent::HandoffResolved { .. } => None,
+        | HandoffEvent::HandoffResolved { .. }
+        | HandoffEvent::HandoffWithdrawn { .. } => None,
     }
 }

@@ -359,7 +359,8 @@ fn at_of(event: &OrderEvent) -> Timestamp {
         | OrderEvent::OrderCompleted { at }
         | OrderEvent::CompensationSettled { at, .. }
         | OrderEvent::NotificationRequested { at, .. }
-        | OrderEvent::ConfirmationRequested { at, .. } => *at,
+        | OrderEvent::ConfirmationRequested { at, .. }
+        | OrderEvent::StepWithdrawn { at, .. } => *at,
     }
 }
 
@@ -396,9 +397,12 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
     match event {
         // A notification is a handoff of its own (the handoffs read model
         // lists it under the order); it changes no line.
+        // A withdrawn step's handoff shows it (stage WITHDRAWN); the line
+        // is cancelled by the `OrderCancelled` recorded with it.
         OrderEvent::OrderCaptured { .. }
         | OrderEvent::NotificationRequested { .. }
-        | OrderEvent::ConfirmationRequested { .. } => {}
+        | OrderEvent::ConfirmationRequested { .. }
+        | OrderEvent::StepWithdrawn { .. } => {}
         OrderEvent::CompensationSettled {
             line_id,
             handoff_id,

@@ -149,7 +149,8 @@ fn next_row(current: Option<IndexRow>, event: &HandoffEvent, at: i64) -> Option<
         HandoffEvent::HandoffSucceeded { .. }
         | HandoffEvent::HandoffRejected { .. }
         | HandoffEvent::HandoffFalloutRaised { .. }
-        | HandoffEvent::HandoffResolved { .. } => None,
+        | HandoffEvent::HandoffResolved { .. }
+        | HandoffEvent::HandoffWithdrawn { .. } => None,
     }
 }
 

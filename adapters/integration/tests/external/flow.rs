@@ -659,3 +659,67 @@ async fn a_stop_ends_a_dispatch_whose_outcome_the_log_can_no_longer_take() {
     );
     h.stop().await;
 }
+
+/// A forward step waiting for its resend when its order is cancelled is
+/// withdrawn: the resend never goes (the cancellation already undoes the
+/// step), and the handoff is closed rather than left pending. Found by
+/// cancelling an order whose provisioning had a scheduled retry: the
+/// provisioning request went out after the cancellation, activating a
+/// service nothing would cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_waiting_for_its_resend_is_never_sent_after_its_order_is_cancelled() {
+    let h = Harness::start(Options {
+        retry_base_ms: 1_500,
+        ..Options::default()
+    })
+    .await;
+    h.sims.script(
+        TargetSystem::Provisioning,
+        Script::Next(vec![Fault::ServerError]),
+    );
+    let order = h.accept_quote("q-cancel-retry", &["l1"]).await;
+    let forward = subject(&order, "l1", Purpose::Activate, 1);
+    h.wait_handoff(&forward, 10, "retry scheduled", |s| {
+        matches!(status_of(s), Some(HandoffStatus::RetryScheduled { .. }))
+    })
+    .await;
+    let cancel = OrderCommand::Cancel {
+        reason: "customer withdrew".into(),
+        at: at(60_000),
+    };
+    h.path
+        .execute::<OrderDecider>(
+            &domain::ids::order_stream(&order),
+            &cancel,
+            &CommandContext::new(
+                CommandKey::client(&domain::ids::TenantId::new("t1"), "cancel-1"),
+                "t1",
+                "corr-cancel",
+            ),
+        )
+        .await
+        .unwrap();
+    h.wait_handoff(&forward, 10, "withdrawn", |s| {
+        status_of(s) == Some(HandoffStatus::Withdrawn)
+    })
+    .await;
+    // Past the resend's due time (1.5 s after the failure).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let activations: Vec<_> = h
+        .sims
+        .ledger(TargetSystem::Provisioning)
+        .into_iter()
+        .filter(|e| e.operation == "activate")
+        .collect();
+    assert_eq!(activations.len(), 1, "{activations:#?}");
+    assert_eq!(
+        (activations[0].requests, activations[0].effects),
+        (1, 0),
+        "the provisioning request was sent again after the cancellation: {activations:#?}"
+    );
+    assert_eq!(
+        status_of(&h.handoff(&forward)),
+        Some(HandoffStatus::Withdrawn)
+    );
+    h.stop().await;
+}

@@ -95,6 +95,9 @@ pub enum HandoffStatus {
     Fallout,
     /// Closed by an operator.
     Resolved,
+    /// Withdrawn: its order was cancelled while it was pending; nothing is
+    /// sent again.
+    Withdrawn,
 }
 
 /// Whether a case is in the queue.

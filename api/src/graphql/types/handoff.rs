@@ -202,7 +202,8 @@ impl HandoffLog {
                 HandoffEvent::HandoffFalloutRaised {
                     observation: None, ..
                 }
-                | HandoffEvent::HandoffResolved { .. } => {}
+                | HandoffEvent::HandoffResolved { .. }
+                | HandoffEvent::HandoffWithdrawn { .. } => {}
             }
         }
         log
