@@ -3,7 +3,7 @@
 //! on the way, so a damaged log is never exported as if it were sound.
 
 use std::borrow::Cow;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -183,8 +183,9 @@ fn for_each_idempotency_line(
 /// A log that ends before the head last acknowledged (sled's recovery cut
 /// it at a damaged spot) is refused before anything is written: its export
 /// would import as a sound log without the lost events. A file is written
-/// under `<FILE>.partial` and renamed over `FILE` only once whole and
-/// synced, so a failed or killed export leaves an earlier file as it was.
+/// under a fresh, randomly named file beside it and renamed over `FILE`
+/// only once whole and synced, so a failed or killed export leaves an
+/// earlier file as it was.
 /// So is a directory an import did not finish writing (what it holds is a
 /// prefix of another log, without its idempotency records), and a `FILE`
 /// inside the data directory (it would replace the log's own files).
@@ -249,57 +250,58 @@ fn refuse_output_inside(output: &Path, data_dir: &Path) -> Result<(), ReplayErro
     Ok(())
 }
 
-/// Exports to `output` through `<output>.partial`, renamed over `output`
-/// once written and synced; the partial file is removed on failure. An
-/// `output` that exists and is not a regular file (a pipe, a device) is
-/// written directly.
+/// Exports to `output` through a fresh file beside it, renamed over
+/// `output` once written and synced; that file is removed on failure. Its
+/// name is random and it is created exclusively (`O_EXCL`, mode 0600), so
+/// a link planted under a predictable name is never written through, and
+/// two exports to one `output` never share it. An `output` that exists and
+/// is not a regular file (a pipe, a device) is written directly.
 fn export_to_file(
     reader: &LogReader,
     output: &Path,
     progress: &Progress,
 ) -> Result<ExportSummary, ReplayError> {
     if output.metadata().is_ok_and(|m| !m.is_file()) {
-        return export_to(reader, output, progress);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(output)
+            .map_err(|e| ReplayError::io(format!("opening {}", output.display()), e))?;
+        return export_to(reader, &file, progress);
     }
-    let mut name = output.file_name().unwrap_or_default().to_owned();
-    name.push(".partial");
-    let partial = output.with_file_name(name);
-    let written = export_to(reader, &partial, progress).and_then(|summary| {
-        std::fs::rename(&partial, output)
-            .map_err(|e| ReplayError::io(format!("renaming to {}", output.display()), e))?;
-        Ok(summary)
-    });
-    match written {
-        Ok(summary) => {
-            let dir = output
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            File::open(dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|e| ReplayError::io(format!("syncing {}", dir.display()), e))?;
-            Ok(summary)
-        }
-        Err(error) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(error)
-        }
-    }
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(output.file_name().unwrap_or_default());
+    prefix.push(".");
+    let partial = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| ReplayError::io(format!("creating a file in {}", dir.display()), e))?;
+    let summary = export_to(reader, partial.as_file(), progress)?;
+    partial
+        .persist(output)
+        .map_err(|e| ReplayError::io(format!("renaming to {}", output.display()), e.error))?;
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| ReplayError::io(format!("syncing {}", dir.display()), e))?;
+    Ok(summary)
 }
 
-/// Exports to a file created (or truncated) at `path`, then synced.
+/// Exports to `file`, then syncs it if it is a regular file.
 fn export_to(
     reader: &LogReader,
-    path: &Path,
+    file: &File,
     progress: &Progress,
 ) -> Result<ExportSummary, ReplayError> {
-    let file = File::create(path)
-        .map_err(|e| ReplayError::io(format!("creating {}", path.display()), e))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let summary = export(reader, &mut writer, progress)?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| ReplayError::io("writing the export", e.into_error()))?;
+    writer
+        .flush()
+        .map_err(|e| ReplayError::io("writing the export", e))?;
+    drop(writer);
     // A pipe or a device cannot be synced; a regular file must be.
     if file.metadata().is_ok_and(|m| m.is_file()) {
         file.sync_all()

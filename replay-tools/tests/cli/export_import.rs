@@ -75,6 +75,42 @@ fn an_export_to_a_device_is_written_directly() {
     assert!(!std::path::Path::new("/dev/null.partial").exists());
 }
 
+/// A link planted where an export's temporary file used to be named
+/// (`<FILE>.partial`) is never written through: the export writes a fresh,
+/// exclusively created file, leaves the link and its target alone, and
+/// leaves no temporary file behind. Found by pointing that name at the
+/// log's own `db`: the export truncated it to 0 bytes.
+#[test]
+fn an_export_never_writes_through_a_planted_link() {
+    let (tmp, dir) = generated();
+    let victim = tmp.path().join("victim.txt");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let file = out.join("log.oms-export");
+    std::os::unix::fs::symlink(&victim, out.join("log.oms-export.partial")).unwrap();
+    let run = oms(&dir, &["export", "-o", file.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["export"]["events"], generated_events());
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "keep me\n",
+        "the export wrote through the planted link"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["log.oms-export", "log.oms-export.partial"]);
+    let restored = tmp.path().join("restored");
+    assert_eq!(
+        oms(&restored, &["import", file.to_str().unwrap()]).code,
+        0,
+        "the export does not import"
+    );
+}
+
 fn exported(tmp: &std::path::Path, dir: &std::path::Path) -> String {
     let file = tmp.join("log.oms-export");
     assert_eq!(oms(dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
