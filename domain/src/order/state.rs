@@ -81,12 +81,17 @@ impl LineProgress {
     }
 
     /// The furthest step that may have had an effect outside, which is what
-    /// compensation must undo. A rejected step had no effect.
+    /// compensation must undo. A step that fell out without effect (refused,
+    /// credentials refused, retries run out: whatever
+    /// [`FalloutReason::may_have_taken_effect`] denies, the same rule that
+    /// offers it a new attempt) had none.
     pub fn furthest_effect(&self) -> Option<Step> {
         match self {
             LineProgress::Captured | LineProgress::Cancelled => None,
             LineProgress::InFlight { step, .. } | LineProgress::StepDone { step } => Some(*step),
-            LineProgress::Fallout { step, reason, .. } if reason.is_rejection() => step.previous(),
+            LineProgress::Fallout { step, reason, .. } if !reason.may_have_taken_effect() => {
+                step.previous()
+            }
             LineProgress::Fallout { step, .. } => Some(*step),
             LineProgress::Active => Some(Step::BillingActivation),
         }

@@ -462,6 +462,46 @@ fn a_step_the_target_rejected_needs_no_compensation() {
     assert_eq!(plan, &CompensationPlan::default());
 }
 
+/// A billing activation that fell out with no effect (credentials refused,
+/// technical retries run out: the cases a new attempt is offered for)
+/// leaves no charge: cancelling the line undoes provisioning and the
+/// reservation, and reports nothing uncompensated. Found through the API:
+/// such a line was cancelled with every step reported uncompensated and
+/// nothing released.
+#[test]
+fn a_billing_step_that_fell_out_without_effect_compensates_the_steps_before_it() {
+    for reason in [
+        FalloutReason::SecurityConfiguration,
+        FalloutReason::RetriesExhausted,
+        FalloutReason::BusinessRejected,
+        FalloutReason::ValidationRejected,
+    ] {
+        assert!(!reason.may_have_taken_effect(), "{reason:?}");
+        let mut commands = provisioned("l1");
+        commands.push(request("l1", Step::BillingActivation));
+        commands.push(fail("l1", Step::BillingActivation, 1, reason));
+        let events = Given::<OrderDecider>::events(play(&["l1"], commands))
+            .when(resolve(
+                "l1",
+                Resolution::CancelLine {
+                    reason: "customer".to_owned(),
+                },
+            ))
+            .result()
+            .expect("fallout is open");
+        let [_, OrderEvent::LineCancelled { plan, .. }] = events.as_slice() else {
+            panic!("expected resolution then cancellation, got {events:?}");
+        };
+        let undo: Vec<Purpose> = plan
+            .compensations
+            .iter()
+            .map(|h| h.subject.purpose)
+            .collect();
+        assert_eq!(undo, [Purpose::Cancel, Purpose::Release], "{reason:?}");
+        assert!(plan.uncompensated.is_empty(), "{reason:?}: {plan:?}");
+    }
+}
+
 #[test]
 fn resolving_a_line_without_open_fallout_is_refused() {
     Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
