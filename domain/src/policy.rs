@@ -7,7 +7,7 @@
 //! | `StepRequested` | open the handoff for that step and attempt |
 //! | `StepSucceeded` (not billing) | request the line's next step |
 //! | `LineActivated` / `LineCancelled` with no line left open | complete the order |
-//! | `LineCancelled` / `OrderCancelled` | open each compensation handoff |
+//! | `LineCancelled` / `OrderCancelled` / `CancellationPlanned` | open each compensation handoff |
 //! | `StepWithdrawn` | withdraw the step's handoff (no send after a cancellation) |
 //! | `LineFalloutResolved` | resolve the handoff that fell out |
 //! | `HandoffSucceeded` (forward step) | record the step's success on the order |
@@ -264,11 +264,12 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
             }
             commands
         }
-        OrderEvent::OrderCancelled { plan, .. } => plan
-            .compensations
-            .iter()
-            .map(|handoff| open_handoff(input, handoff))
-            .collect(),
+        OrderEvent::OrderCancelled { plan, .. } | OrderEvent::CancellationPlanned { plan, .. } => {
+            plan.compensations
+                .iter()
+                .map(|handoff| open_handoff(input, handoff))
+                .collect()
+        }
         OrderEvent::LineFalloutResolved {
             handoff_id,
             resolution,

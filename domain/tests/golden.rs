@@ -169,7 +169,21 @@ fn order_sample_for(event: &OrderEvent) -> OrderEvent {
         | OrderEvent::CompensationSettled { .. }
         | OrderEvent::NotificationRequested { .. }
         | OrderEvent::ConfirmationRequested { .. }
-        | OrderEvent::StepWithdrawn { .. } => event.clone(),
+        | OrderEvent::StepWithdrawn { .. }
+        | OrderEvent::CancellationPlanned { .. } => event.clone(),
+    }
+}
+
+fn plan_for_golden() -> CompensationPlan {
+    CompensationPlan {
+        compensations: vec![domain::handoff::HandoffRequest::new(
+            subject("l1", Purpose::Cancel, 1),
+            request(),
+        )],
+        uncompensated: vec![Uncompensated {
+            line_id: line_id("l1"),
+            step: Step::Reservation,
+        }],
     }
 }
 
@@ -282,6 +296,11 @@ fn order_samples() -> Vec<OrderEvent> {
             handoff_id: subject("l2", Purpose::Activate, 1).handoff_id(),
             attempt: 1,
             at: at(12),
+        },
+        OrderEvent::CancellationPlanned {
+            line_id: line_id("l1"),
+            plan: plan_for_golden(),
+            at: at(13),
         },
     ]
     .iter()
@@ -484,7 +503,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        19 + 13 + 11 + 2,
+        19 + 14 + 11 + 2,
         "every event type has a golden line"
     );
     assert_eq!(

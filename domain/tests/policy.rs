@@ -353,8 +353,12 @@ fn a_cancelled_order_opens_its_compensation_handoffs() {
         state = decision.state;
         last = decision.events;
     }
-    let event = last.first().expect("cancellation");
-    let commands = react(&input(TriggerEvent::Order(event)));
+    // The cancellation, the line's plan, the withdrawal of its step.
+    let [cancelled, planned, withdrawal] = last.as_slice() else {
+        panic!("expected the cancellation, one plan and one withdrawal, got {last:?}");
+    };
+    assert!(react(&input(TriggerEvent::Order(cancelled))).is_empty());
+    let commands = react(&input(TriggerEvent::Order(planned)));
     let release = subject("l1", Purpose::Release, 1);
     assert_eq!(
         commands
@@ -365,9 +369,6 @@ fn a_cancelled_order_opens_its_compensation_handoffs() {
     );
     // The reservation was in flight: its handoff is withdrawn, so no send
     // of it follows the cancellation.
-    let [_, withdrawal] = last.as_slice() else {
-        panic!("expected the cancellation and one withdrawal, got {last:?}");
-    };
     let reserve = subject("l1", Purpose::Reserve, 1);
     let commands = react(&input(TriggerEvent::Order(withdrawal)));
     let [PolicyCommand {

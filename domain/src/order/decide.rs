@@ -126,13 +126,23 @@ pub(super) fn decide(
             OrderState::Open(order),
         ) => resolve_fallout(order, line(order, line_id)?, resolution, operator, *at),
         (C::Cancel { reason, at }, OrderState::Open(order)) => {
-            let lines: Vec<&OrderLine> = order.lines.iter().collect();
             let cancelled = OrderEvent::OrderCancelled {
                 reason: reason.clone(),
-                plan: compensation_plan(order, &lines),
+                plan: CompensationPlan::default(),
                 at: *at,
             };
+            // Each line's plan in its own event: one event of every
+            // line's requests outgrows the log's payload limit.
+            let planned = order.lines.iter().filter_map(|line| {
+                let plan = compensation_plan(order, &[line]);
+                (plan != CompensationPlan::default()).then(|| OrderEvent::CancellationPlanned {
+                    line_id: line.line_id().clone(),
+                    plan,
+                    at: *at,
+                })
+            });
             Ok(std::iter::once(cancelled)
+                .chain(planned)
                 .chain(withdrawals(order, *at))
                 .collect())
         }

@@ -109,11 +109,13 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
-    /// The order was cancelled, with the compensations of all its open lines.
+    /// The order was cancelled. Since ADR 0049 its plan is empty and each
+    /// line's compensations follow in their own `CancellationPlanned`;
+    /// earlier logs hold every open line's plan here.
     OrderCancelled {
         /// Why.
         reason: String,
-        /// Compensations and leftovers.
+        /// Compensations and leftovers (empty since ADR 0049).
         plan: CompensationPlan,
         /// When.
         at: Timestamp,
@@ -179,6 +181,18 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
+    /// What cancelling the order does for one of its lines: the
+    /// compensations it opens and the steps it leaves for a human. One per
+    /// line with anything to undo, recorded with the `OrderCancelled` it
+    /// follows, so no event carries every line's requests (ADR 0049).
+    CancellationPlanned {
+        /// The line.
+        line_id: LineId,
+        /// The line's compensations and leftovers.
+        plan: CompensationPlan,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -197,6 +211,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::NotificationRequested { .. } => "NotificationRequested",
             OrderEvent::ConfirmationRequested { .. } => "ConfirmationRequested",
             OrderEvent::StepWithdrawn { .. } => "StepWithdrawn",
+            OrderEvent::CancellationPlanned { .. } => "CancellationPlanned",
         }
     }
 

@@ -261,6 +261,7 @@ impl Order {
             | OrderEvent::OrderCaptured { .. }
             | OrderEvent::OrderCancelled { .. }
             | OrderEvent::StepWithdrawn { .. }
+            | OrderEvent::CancellationPlanned { .. }
             | OrderEvent::OrderCompleted { .. } => {}
         }
     }
@@ -308,6 +309,10 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
             {
                 line.progress = LineProgress::Cancelled;
             }
+            order.plan_compensations(plan);
+            OrderState::Cancelled(order)
+        }
+        (OrderState::Cancelled(mut order), OrderEvent::CancellationPlanned { plan, .. }) => {
             order.plan_compensations(plan);
             OrderState::Cancelled(order)
         }

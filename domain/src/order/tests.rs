@@ -515,6 +515,7 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
     commands.extend(provisioned("l2"));
     commands.push(request("l2", Step::BillingActivation));
     let history = play(&["l1", "l2", "l3"], commands);
+    let history_before_cancel = history.clone();
     let events = Given::<OrderDecider>::events(history)
         .when(OrderCommand::Cancel {
             reason: "customer cancelled".to_owned(),
@@ -522,11 +523,28 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
         })
         .result()
         .expect("an open order can be cancelled");
-    let [OrderEvent::OrderCancelled { plan, .. }, withdrawn @ ..] = events.as_slice() else {
+    let [OrderEvent::OrderCancelled { plan, .. }, rest @ ..] = events.as_slice() else {
         panic!("expected the cancellation first, got {events:?}");
     };
-    // Both lines had a step in flight: each is withdrawn, so no send of it
-    // follows the cancellation.
+    assert_eq!(plan, &CompensationPlan::default());
+    // Each line with anything to undo has its own plan (l3, captured, has
+    // none), then each step in flight is withdrawn, so no send of it follows
+    // the cancellation.
+    let (planned, withdrawn) = rest.split_at(2);
+    let plans: Vec<(String, CompensationPlan)> = planned
+        .iter()
+        .map(|event| match event {
+            OrderEvent::CancellationPlanned {
+                line_id,
+                plan,
+                at: when,
+            } => {
+                assert_eq!(*when, at(50));
+                (line_id.to_string(), plan.clone())
+            }
+            other => panic!("expected each line's plan, got {other:?}"),
+        })
+        .collect();
     let withdrawn: Vec<(String, Step, u32)> = withdrawn
         .iter()
         .map(|event| match event {
@@ -544,7 +562,7 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
                 );
                 (line_id.to_string(), *step, *attempt)
             }
-            other => panic!("expected withdrawals after the cancellation, got {other:?}"),
+            other => panic!("expected withdrawals after the plans, got {other:?}"),
         })
         .collect();
     assert_eq!(
@@ -554,14 +572,20 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
             ("l2".to_owned(), Step::BillingActivation, 1)
         ]
     );
-    let compensations: Vec<(String, Purpose)> = plan
+    let [(l1, l1_plan), (l2, l2_plan)] = plans.as_slice() else {
+        panic!("expected two plans, got {plans:?}");
+    };
+    assert_eq!((l1.as_str(), l2.as_str()), ("l1", "l2"));
+    let compensations: Vec<(String, Purpose)> = l1_plan
         .compensations
         .iter()
         .map(|h| (h.subject.line_id.to_string(), h.subject.purpose))
         .collect();
     assert_eq!(compensations, [("l1".to_owned(), Purpose::Release)]);
+    assert!(l1_plan.uncompensated.is_empty());
+    assert!(l2_plan.compensations.is_empty());
     assert_eq!(
-        plan.uncompensated,
+        l2_plan.uncompensated,
         [
             Step::BillingActivation,
             Step::Provisioning,
@@ -572,6 +596,15 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
             step
         })
     );
+    // The order tracks each planned compensation once cancelled.
+    let mut all = history_before_cancel;
+    all.extend(events.iter().cloned());
+    let state = crate::decider::fold::<OrderDecider, _>(&all);
+    let OrderState::Cancelled(order) = state else {
+        panic!("expected a cancelled order, got {state:?}");
+    };
+    assert_eq!(order.lines[0].compensations.len(), 1);
+    assert!(order.lines[1].compensations.is_empty());
 }
 
 #[test]

@@ -360,7 +360,8 @@ fn at_of(event: &OrderEvent) -> Timestamp {
         | OrderEvent::CompensationSettled { at, .. }
         | OrderEvent::NotificationRequested { at, .. }
         | OrderEvent::ConfirmationRequested { at, .. }
-        | OrderEvent::StepWithdrawn { at, .. } => *at,
+        | OrderEvent::StepWithdrawn { at, .. }
+        | OrderEvent::CancellationPlanned { at, .. } => *at,
     }
 }
 
@@ -558,6 +559,10 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
                     change: StepChange::Cancelled,
                 });
             }
+            add_compensations(row, &plan.compensations, *at, decoded)?;
+            row.uncompensated.extend(plan.uncompensated.iter().cloned());
+        }
+        OrderEvent::CancellationPlanned { plan, at, .. } => {
             add_compensations(row, &plan.compensations, *at, decoded)?;
             row.uncompensated.extend(plan.uncompensated.iter().cloned());
         }
