@@ -94,11 +94,11 @@ pub fn acknowledged_head_warning(dir: &Path, events: u64) -> Option<String> {
     match std::fs::read(&path) {
         Ok(bytes) if AckedHead::decode(&bytes).is_some() => None,
         Ok(_) => Some(format!(
-            "{} is unreadable, so nothing checks that every acknowledged event is still in the log              (the server rewrites it at its next acknowledgement)",
+            "{} is unreadable, so nothing checks that every acknowledged event is still in the log (the server rewrites it at its next acknowledgement)",
             path.display()
         )),
         Err(_) if events > 0 => Some(format!(
-            "{} is missing from a log of {events} events, so nothing checks that every              acknowledged event is still in the log (the server writes it at its next acknowledgement)",
+            "{} is missing from a log of {events} events, so nothing checks that every acknowledged event is still in the log (the server writes it at its next acknowledgement)",
             path.display()
         )),
         Err(_) => None,

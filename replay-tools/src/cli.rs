@@ -144,11 +144,40 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+            if !e.use_stderr() {
+                return ExitCode::from(EXIT_OK);
+            }
+            // `--json` promises JSON for errors too: a command line clap
+            // refuses still gets its error object on stdout.
+            if asks_for_json(std::env::args_os().skip(1)) {
+                println!("{}", usage_error_json(&e.render().to_string()));
+            }
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     crate::allocator::run_with_lean_settings();
     ExitCode::from(run(cli))
+}
+
+/// Whether a command line clap refused still asked for `--json` (before
+/// any `--`, after which every word is a value).
+fn asks_for_json(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+/// The error object of a refused command line (as [`report_error`] writes
+/// every other error).
+fn usage_error_json(message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ok": false,
+        "error": {
+            "kind": "usage",
+            "exit_code": EXIT_USAGE,
+            "message": message.trim_end(),
+        }
+    })
 }
 
 /// Runs a parsed command line; prints errors (as JSON too with `--json`)

@@ -416,12 +416,16 @@ pub fn import(
         return Err(bad(
             1,
             format!(
-                "head_position {:?} is not the last of {} events",
-                header.head_position, header.events
+                "head_position {} is not the last of {} events",
+                header
+                    .head_position
+                    .map_or_else(|| "null".to_owned(), |p| p.to_string()),
+                header.events
             ),
         ));
     }
     let existed = dir.exists();
+    let created_parents = missing_parents(dir);
     let restored = match restore_body(
         &mut lines,
         &header,
@@ -436,6 +440,7 @@ pub fn import(
         Err(stall @ ReplayError::Log(LogError::FlushStalled { .. })) => return Err(stall),
         Err(refused) => {
             remove_unfinished(dir, existed);
+            remove_empty(&created_parents);
             return Err(refused);
         }
     };
@@ -513,6 +518,27 @@ fn remove_unfinished(dir: &Path, existed: bool) {
             "import: could not remove the unfinished import from {}: {e}; remove it before importing again",
             dir.display()
         );
+    }
+}
+
+/// The parents of `dir` that do not exist yet (the import creates them),
+/// nearest first.
+fn missing_parents(dir: &Path) -> Vec<std::path::PathBuf> {
+    dir.ancestors()
+        .skip(1)
+        .filter(|p| !p.as_os_str().is_empty())
+        .take_while(|p| !p.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Removes each of `dirs`, nearest first, while it is empty: the parents a
+/// refused import created go, anything someone put in them since stays.
+fn remove_empty(dirs: &[std::path::PathBuf]) {
+    for dir in dirs {
+        if std::fs::remove_dir(dir).is_err() {
+            return;
+        }
     }
 }
 

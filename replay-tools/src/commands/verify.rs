@@ -181,6 +181,40 @@ struct AgainstJson {
     result: AgainstResult,
 }
 
+/// Reports damage found by `verify`. With `--json`, one object that has
+/// both the finding's own fields and the `error` object every other
+/// failure of the tool has. With `--digest`, nothing on stdout (a script
+/// storing stdout as the digest must not store a failure), the finding on
+/// stderr; otherwise `FAILED: ...` on stdout.
+fn report_finding(
+    args: &VerifyArgs,
+    ctx: &Ctx,
+    out: &mut Out,
+    position: Option<u64>,
+    problem: &str,
+    message: &str,
+) -> Result<(), ReplayError> {
+    if ctx.json {
+        out.json(&serde_json::json!({
+            "ok": false,
+            "position": position,
+            "problem": problem,
+            "message": message,
+            "error": {
+                "kind": "damaged",
+                "exit_code": crate::error::EXIT_FINDING,
+                "message": message,
+                "position": position,
+            },
+        }))
+    } else if args.digest {
+        eprintln!("oms-replay: FAILED: {message}");
+        Ok(())
+    } else {
+        out.line(format_args!("FAILED: {message}"))
+    }
+}
+
 /// Runs `verify`.
 pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     let progress = ctx.progress("verify", None);
@@ -188,32 +222,13 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
         Ok(v) => v,
         Err(ReplayError::Damaged { position, problem }) => {
             progress.finish();
-            if ctx.json {
-                out.json(&serde_json::json!({
-                    "ok": false,
-                    "position": position,
-                    "problem": problem,
-                    "message": format!("log damaged at position {position}: {problem}"),
-                }))?;
-            } else {
-                out.line(format_args!(
-                    "FAILED: log damaged at position {position}: {problem}"
-                ))?;
-            }
+            let message = format!("log damaged at position {position}: {problem}");
+            report_finding(args, ctx, out, Some(position), &problem, &message)?;
             return Ok(Outcome::Finding);
         }
         Err(ReplayError::DamagedFiles(message)) => {
             progress.finish();
-            if ctx.json {
-                out.json(&serde_json::json!({
-                    "ok": false,
-                    "position": null,
-                    "problem": message,
-                    "message": message,
-                }))?;
-            } else {
-                out.line(format_args!("FAILED: {message}"))?;
-            }
+            report_finding(args, ctx, out, None, &message, &message)?;
             return Ok(Outcome::Finding);
         }
         Err(e) => return Err(e),

@@ -54,6 +54,10 @@ fn a_byte_flipped_in_the_data_file_is_a_finding_that_names_a_position() {
         .as_u64()
         .unwrap_or_else(|| panic!("{json}"));
     assert!(position <= target, "{json}");
+    // The same error object as every other failure of the tool.
+    assert_eq!(json["error"]["kind"], "damaged", "{json}");
+    assert_eq!(json["error"]["exit_code"], 1, "{json}");
+    assert_eq!(json["error"]["position"], position, "{json}");
     let run = oms(&dir, &["verify"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
@@ -62,6 +66,12 @@ fn a_byte_flipped_in_the_data_file_is_a_finding_that_names_a_position() {
         "{}",
         run.stdout
     );
+    // `verify --digest > digest.txt` must not store the failure as the
+    // digest: nothing on stdout, the finding on stderr.
+    let run = oms(&dir, &["verify", "--digest"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert!(run.stderr.contains("FAILED: log damaged"), "{run:?}");
 }
 
 #[test]

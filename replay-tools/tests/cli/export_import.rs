@@ -196,11 +196,14 @@ fn a_refused_import_leaves_the_directory_as_it_found_it() {
     std::fs::write(&gapped, gap.join("\n") + "\n").unwrap();
 
     let missing = tmp.path().join("restored");
+    // Parents the import had to create go with it.
+    let nested = tmp.path().join("new").join("parents").join("restored");
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     for (target, file, code) in [
         (&missing, &cut, 2),
         (&missing, &gapped, 1),
+        (&nested, &gapped, 1),
         (&empty, &cut, 2),
         (&empty, &gapped, 1),
     ] {
@@ -208,6 +211,9 @@ fn a_refused_import_leaves_the_directory_as_it_found_it() {
         assert_eq!(run.code, code, "{run:?}");
         if target == &missing {
             assert!(!missing.exists(), "a refused import left {missing:?}");
+        } else if target == &nested {
+            let top = tmp.path().join("new");
+            assert!(!top.exists(), "a refused import left {top:?}");
         } else {
             let left: Vec<_> = std::fs::read_dir(&empty).unwrap().collect();
             assert!(left.is_empty(), "a refused import left {left:?}");

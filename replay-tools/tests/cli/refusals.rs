@@ -198,6 +198,24 @@ fn a_stream_named_twice_is_dumped_once_and_a_limit_of_zero_is_a_usage_error() {
     let zero = oms(&dir, &["dump", "--limit", "0"]);
     assert_eq!(zero.code, 2, "{zero:?}");
     assert!(zero.stdout.is_empty(), "{zero:?}");
+    // `--json` promises JSON for errors too, also for one the command-line
+    // parser refuses; after `--` it is a value, not the flag.
+    for args in [
+        &["--json", "dump", "--limit", "0"][..],
+        &["dump", "--from", "abc", "--json"][..],
+        &["--json", "no-such-command"][..],
+    ] {
+        let run = oms(&dir, args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        let json = run.json();
+        assert_eq!(json["ok"], false, "{args:?}: {json}");
+        assert_eq!(json["error"]["kind"], "usage", "{args:?}: {json}");
+        assert_eq!(json["error"]["exit_code"], 2, "{args:?}: {json}");
+        assert!(!run.stderr.is_empty(), "{args:?}: {run:?}");
+    }
+    let value = oms(&dir, &["trace", "--", "--json", "--bogus"]);
+    assert_eq!(value.code, 2, "{value:?}");
+    assert!(value.stdout.is_empty(), "{value:?}");
     // Refused without naming a --to nobody gave.
     let past = oms(&dir, &["dump", "--from", &u64::MAX.to_string()]);
     assert_eq!(past.code, 2, "{past:?}");
