@@ -110,8 +110,9 @@ async fn json_client_errors(response: Response) -> Response {
     if status == StatusCode::SERVICE_UNAVAILABLE && response.body().size_hint().exact() == Some(0) {
         // The request timeout's answer (health endpoints say why in text).
         let body = error_body(
-            "the request did not finish within the server's request timeout; a command may \
-             or may not have been applied: retry it with the same commandId",
+            "the request did not finish within the server's request timeout; a query can \
+             be sent again, a mutation may or may not have been applied: retry it with the \
+             same commandId",
             "TIMEOUT",
         );
         return (status, axum::Json(body)).into_response();
@@ -313,7 +314,7 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 }
 
 /// Runs an authenticated, checked request: in a span naming the tenant,
-/// role and operation, with the request metrics, engine errors labelled.
+/// role and operation, with the request metrics.
 async fn execute(
     state: &AppState,
     principal: crate::auth::Principal,
@@ -329,31 +330,17 @@ async fn execute(
     let started = Instant::now();
     let links =
         crate::graphql::links::for_request(state.platform.clone(), principal.tenant.clone());
-    let mut response = state
+    let response = state
         .schema
         .execute_batch(request.data(principal).data(links))
         .instrument(span)
         .await;
-    label_engine_errors(&mut response);
     let ok = response.is_ok();
     state
         .platform
         .metrics
         .observe_request(&operation, ok, started.elapsed());
     GraphQLResponse::from(response).into_response()
-}
-
-/// Every response of a batch through
-/// [`crate::graphql::field_errors::code_engine_errors`].
-fn label_engine_errors(response: &mut async_graphql::BatchResponse) {
-    match response {
-        async_graphql::BatchResponse::Single(r) => {
-            crate::graphql::field_errors::code_engine_errors(r);
-        }
-        async_graphql::BatchResponse::Batch(rs) => rs
-            .iter_mut()
-            .for_each(crate::graphql::field_errors::code_engine_errors),
-    }
 }
 
 async fn websocket(

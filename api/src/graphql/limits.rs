@@ -324,7 +324,11 @@ impl Executor for LimitedSchema {
         let schema = self.schema.clone();
         async move {
             match checked {
-                Ok(_) => null_where_failed(schema.execute(request).await),
+                Ok(_) => {
+                    let mut response = null_where_failed(schema.execute(request).await);
+                    code_engine_errors(&mut response);
+                    response
+                }
                 Err(refusal) => Response::from_errors(vec![refusal.to_server_error()]),
             }
         }
