@@ -82,11 +82,11 @@ const MAX_CLOSE_REASON_BYTES: usize = 123;
 /// names it.
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
 
-/// The subprotocol of an upgrade: graphql-transport-ws, which the client
-/// must offer in `Sec-WebSocket-Protocol` (among others or alone); an
-/// upgrade that does not is refused with 400 naming it.
+/// Proof that an upgrade offered graphql-transport-ws in
+/// `Sec-WebSocket-Protocol` (among others or alone): [`serve`] speaks only
+/// that. An upgrade that does not is refused with 400 naming it.
 #[derive(Clone, Copy, Debug)]
-pub struct Protocol(pub WebSocketProtocols);
+pub struct Protocol;
 
 impl<S: Send + Sync> FromRequestParts<S> for Protocol {
     type Rejection = (StatusCode, axum::Json<serde_json::Value>);
@@ -100,7 +100,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Protocol {
             .flat_map(|list| list.split(','))
             .any(|p| p.trim() == SUBPROTOCOL);
         if offered {
-            Ok(Self(WebSocketProtocols::GraphQLWS))
+            Ok(Self)
         } else {
             Err((
                 StatusCode::BAD_REQUEST,
@@ -126,7 +126,7 @@ graphql-transport-ws`, the only subprotocol this server speaks",
 pub async fn serve<E, F, R>(
     socket: WebSocket,
     executor: E,
-    protocol: Protocol,
+    _offered: Protocol,
     init_wait: std::time::Duration,
     stopped: impl Future<Output = ()>,
     on_init: F,
@@ -135,7 +135,6 @@ pub async fn serve<E, F, R>(
     F: FnOnce(serde_json::Value) -> R + Send + 'static,
     R: Future<Output = async_graphql::Result<Data>> + Send + 'static,
 {
-    let protocol = protocol.0;
     let (replies, mut refusals) = tokio::sync::mpsc::unbounded_channel();
     let guard = Arc::new(Mutex::new(Guard::new(replies)));
     let (mut sink, incoming) = socket.split();
@@ -152,8 +151,8 @@ pub async fn serve<E, F, R>(
                 Admit::Skip | Admit::End => None,
             })
         });
-    let session =
-        Session::from_message_stream(executor, input, protocol).on_connection_init(on_init);
+    let session = Session::from_message_stream(executor, input, WebSocketProtocols::GraphQLWS)
+        .on_connection_init(on_init);
     futures_util::pin_mut!(session);
     let init_deadline = tokio::time::sleep(init_wait);
     futures_util::pin_mut!(init_deadline);
