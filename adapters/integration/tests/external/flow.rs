@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use application::CommandContext;
 use domain::handoff::HandoffStatus;
-use domain::idempotency::{CommandKey, Purpose, TargetSystem};
+use domain::idempotency::{Purpose, TargetSystem};
 use domain::order::{OrderCommand, OrderState, Resolution};
 use domain::outcome::FalloutReason;
 use domain::testing::fixtures::{at, tenant};
-use domain::OrderDecider;
 use integration::reconciliation::{ReconciliationResult, Scope};
 use simulators::{Fault, Script};
 
@@ -327,18 +325,7 @@ async fn rejection_opens_fallout_and_the_operators_new_attempt_succeeds() {
         operator: "ops@example".into(),
         at: at(60_000),
     };
-    h.path
-        .execute::<OrderDecider>(
-            &domain::ids::order_stream(&order),
-            &resolve,
-            &CommandContext::new(
-                CommandKey::client(&domain::ids::TenantId::new("t1"), "resolve-1"),
-                "t1",
-                "corr-ops",
-            ),
-        )
-        .await
-        .unwrap();
+    h.operate(&order, resolve, "resolve-1").await;
     h.completed(&order, 20).await;
     let billing = h.sims.ledger(TargetSystem::Billing);
     let first = billing
@@ -687,18 +674,7 @@ async fn a_step_waiting_for_its_resend_is_never_sent_after_its_order_is_cancelle
         reason: "customer withdrew".into(),
         at: at(60_000),
     };
-    h.path
-        .execute::<OrderDecider>(
-            &domain::ids::order_stream(&order),
-            &cancel,
-            &CommandContext::new(
-                CommandKey::client(&domain::ids::TenantId::new("t1"), "cancel-1"),
-                "t1",
-                "corr-cancel",
-            ),
-        )
-        .await
-        .unwrap();
+    h.operate(&order, cancel, "cancel-1").await;
     h.wait_handoff(&forward, 10, "withdrawn", |s| {
         status_of(s) == Some(HandoffStatus::Withdrawn)
     })

@@ -7,7 +7,7 @@ use application::command::CommandPath;
 use domain::handoff::{HandoffState, HandoffStatus, HandoffSubject};
 use domain::idempotency::Purpose;
 use domain::ids::{handoff_stream, order_stream, OrderId};
-use domain::order::{LineProgress, OrderState};
+use domain::order::{LineProgress, OrderCommand, OrderState};
 use domain::testing::fixtures::tenant;
 use domain::{HandoffDecider, OrderDecider};
 use eventlog::{Durability, EventLog, LogConfig};
@@ -223,6 +223,26 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Runs an operator's `command` on `order` of tenant t1, keyed by
+    /// `command_id`; panics when it is refused.
+    pub async fn operate(&self, order: &OrderId, command: OrderCommand, command_id: &str) {
+        self.path
+            .execute::<OrderDecider>(
+                &order_stream(order),
+                &command,
+                &application::CommandContext::new(
+                    domain::idempotency::CommandKey::client(
+                        &domain::ids::TenantId::new("t1"),
+                        command_id,
+                    ),
+                    "t1",
+                    "corr-ops",
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{command:?}: {e:?}"));
     }
 
     pub async fn completed(&self, order: &OrderId, secs: u64) -> OrderState {
