@@ -79,7 +79,9 @@ pub struct ServerConfig {
     /// How often quotes whose validity ended are expired, in milliseconds
     /// (10 to 86,400,000).
     pub quote_expiry_interval_ms: u64,
-    /// Request timeout in milliseconds.
+    /// Request timeout in milliseconds: a request's head must arrive, and
+    /// the request be answered, within it; an idle keep-alive connection
+    /// is closed after it (ADR 0050).
     pub request_timeout_ms: u64,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,

@@ -165,19 +165,19 @@ pub async fn run(
     external.listening(address).await;
     on_listening(address);
     tracing::info!(%address, "serving");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let limits = crate::connections::ConnectionLimits {
+        header_read: request_timeout,
+        drain: request_timeout + Duration::from_secs(5),
+    };
+    crate::connections::serve(listener, app, limits, shutdown).await;
     tracing::info!("stopping: draining consumers and the log");
     external.shutdown().await;
     projections.shutdown();
     drop(platform);
     log.close().await;
     tracing::info!("stopped");
-    served.map_err(|source| ServerError::Io {
-        context: "serving".to_owned(),
-        source,
-    })
+    Ok(())
 }
 
 fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
