@@ -341,3 +341,34 @@ async fn a_request_that_stalls_times_out() {
         "{elapsed:?}"
     );
 }
+
+/// The system named in a callback's path is the client's: it is logged as
+/// a known system's name or `unknown`, never as it came. Found by posting
+/// to `/callbacks/foo%0A<time> ERROR forged line`: the server's log got a
+/// forged ERROR line, raw escape sequences, and 60 KB for one request.
+#[tokio::test]
+async fn a_callback_path_cannot_forge_or_flood_the_log() {
+    let server = Server::start();
+    let http = reqwest::Client::new();
+    let long = "x".repeat(20_000);
+    for path in [
+        "foo%0A2026-12-04T00:00:00Z%20ERROR%20forged%20line",
+        "a%1B%5B31mRED",
+        long.as_str(),
+    ] {
+        let status = http
+            .post(format!("{}/callbacks/{path}", server.base_url()))
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 404, "{path:.40}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = server.stderr_tail();
+    assert!(log.contains("callback refused"), "{log}");
+    assert!(!log.contains("forged line"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+    assert!(!log.contains(&long[..1_000]), "the whole path was logged");
+}
