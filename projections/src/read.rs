@@ -70,6 +70,8 @@ pub(crate) struct ReadInner {
     pub(crate) sla: SlaPolicy,
     /// Queries served (see [`ReadModels::reads`]).
     pub(crate) reads: AtomicU64,
+    /// The audit trail's cause links, shared by its queries.
+    pub(crate) links: audit::LinkCache,
 }
 
 /// The views `read` finds for `ids`, in order; ids without one are left out.
@@ -127,6 +129,7 @@ impl ReadModels {
                 handles,
                 sla,
                 reads: AtomicU64::new(0),
+                links: audit::LinkCache::default(),
             }),
         })
     }
@@ -316,6 +319,7 @@ impl ReadModels {
         audit::by_correlation(
             &self.tree("audit")?,
             &self.inner.log,
+            &self.inner.links,
             tenant,
             correlation_id,
             cursor,
@@ -339,6 +343,7 @@ impl ReadModels {
         audit::by_stream(
             &self.tree("audit")?,
             &self.inner.log,
+            &self.inner.links,
             tenant,
             stream_id,
             cursor,
