@@ -70,9 +70,25 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         )
 }
 
-/// The IDE page.
-pub async fn page() -> Html<&'static str> {
-    Html(PAGE)
+/// What the IDE page may be embedded in and send to: nothing frames it
+/// (users paste tokens into it), no base or form target elsewhere. Scripts
+/// and styles are not restricted: the page's own are inline.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'";
+
+/// The IDE page, with headers that keep it out of frames and its type
+/// from being sniffed.
+pub async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
 }
 
 async fn asset(body: &'static [u8], content_type: &'static str) -> Response {
@@ -80,6 +96,7 @@ async fn asset(body: &'static [u8], content_type: &'static str) -> Response {
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         body,
     )

@@ -82,3 +82,33 @@ async fn graphiql_loads_in_chromium_and_runs_a_query() {
     );
     assert!(text.contains("\"name\": \"demo-viewer\""), "{text}");
 }
+
+/// The page users paste tokens into is never framed and its type is never
+/// sniffed (it had none of these headers; the console had them all).
+#[tokio::test]
+async fn the_graphiql_page_refuses_framing() {
+    let server = Server::start();
+    for path in ["/", "/graphql"] {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", server.base_url()))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let headers = response.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert!(
+            header("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}: {headers:?}"
+        );
+    }
+}
