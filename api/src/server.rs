@@ -197,7 +197,7 @@ fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
                 println!("Demo tenant `demo`: bearer tokens in {}", tokens.display());
             } else {
                 println!(
-                    "Demo tenant `demo`: its tokens file {} is gone and the server keeps only                      their digests; the tokens stay valid. For new ones, stop the server and                      remove {}: the next start creates and prints new tokens (the old ones                      stop working).",
+                    "Demo tenant `demo`: its tokens file {} is gone and the server keeps only their digests; the tokens stay valid. For new ones, stop the server and remove {}: the next start creates and prints new tokens (the old ones stop working).",
                     tokens.display(),
                     path.display()
                 );

@@ -365,6 +365,13 @@ impl CommandPath {
                 Err(source) => return refused(CommandError::Rejected { source }),
             };
             if events.is_empty() {
+                // Nothing to do on a state that may hold this command id's
+                // own first attempt (a concurrent request with the same id
+                // won the race since the check above): answered as that
+                // attempt, or refused when the request differs.
+                if let Some(first) = self.first_outcome(context, request_hash)? {
+                    return Ok(first);
+                }
                 return Ok(CommandOutcome {
                     stream_version: loaded.version,
                     positions: None,

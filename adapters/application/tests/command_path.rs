@@ -513,3 +513,68 @@ async fn a_refusal_caused_by_the_same_commands_winning_attempt_is_its_first_outc
     assert_eq!(path.log().next_position(), 2, "one append");
     path.log().close().await;
 }
+
+/// One command id sent at once with different requests, where every
+/// request after the first decides nothing (the handoff already has the
+/// outcome): one is applied, every other is an idempotency conflict. Found
+/// with 20 callbacks of one message id and different bodies: one applied,
+/// 19 answered "no change", none refused; the id's record was checked
+/// before the stream's turn and never again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_command_id_with_different_requests_at_once_is_applied_once_and_refused_otherwise() {
+    use domain::handoff::HandoffCommand;
+    use domain::idempotency::Purpose;
+    use domain::outcome::{ObservationSource, OutcomeClass};
+    use domain::testing::fixtures::{observation, request, retry_policy, subject};
+    use domain::HandoffDecider;
+
+    let (_dir, path, _) = setup();
+    let reserve = subject("l1", Purpose::Reserve, 1);
+    let stream = domain::ids::handoff_stream(&reserve.handoff_id());
+    for (id, command) in [
+        (
+            "request",
+            HandoffCommand::Request {
+                subject: reserve.clone(),
+                request: request(),
+                at: at(1),
+            },
+        ),
+        ("dispatch", HandoffCommand::RecordDispatch { at: at(2) }),
+    ] {
+        path.execute::<HandoffDecider>(&stream, &command, &ctx(id))
+            .await
+            .unwrap();
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (path, stream, barrier) = (path.clone(), stream.clone(), barrier.clone());
+            let mut seen = observation(
+                &reserve,
+                OutcomeClass::Succeeded,
+                ObservationSource::Callback,
+            );
+            seen.raw_code = Some(format!("body-{n}"));
+            let command = HandoffCommand::Observe {
+                observation: seen,
+                retry_policy: retry_policy(),
+            };
+            tokio::spawn(async move {
+                barrier.wait().await;
+                path.execute::<HandoffDecider>(&stream, &command, &ctx("message-1"))
+                    .await
+            })
+        })
+        .collect();
+    let (mut applied, mut conflicts) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(outcome) if outcome.positions.is_some() && !outcome.deduplicated => applied += 1,
+            Err(CommandError::IdempotencyConflict { .. }) => conflicts += 1,
+            other => panic!("neither applied nor refused: {other:?}"),
+        }
+    }
+    assert_eq!((applied, conflicts), (1, 19));
+    path.log().close().await;
+}
