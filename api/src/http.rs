@@ -171,9 +171,28 @@ fn unauthenticated() -> Response {
     (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }
 
-fn operation_name(request: &BatchRequest) -> String {
+/// The operation a request runs, as metrics and logs name it: its
+/// `operationName` when its document defines an operation of that name,
+/// `undefined` when it does not (the name is the client's: any string
+/// could otherwise take a metrics label), empty when none is given.
+fn operation_name(request: &mut BatchRequest) -> String {
     match request {
-        BatchRequest::Single(r) => r.operation_name.clone().unwrap_or_default(),
+        BatchRequest::Single(r) => match r.operation_name.clone() {
+            None => String::new(),
+            Some(name) => {
+                let defined = r.parsed_query().is_ok_and(|document| {
+                    document
+                        .operations
+                        .iter()
+                        .any(|(defined, _)| defined.is_some_and(|n| n.as_str() == name))
+                });
+                if defined {
+                    name
+                } else {
+                    "undefined".to_owned()
+                }
+            }
+        },
         BatchRequest::Batch(rs) => format!("batch[{}]", rs.len()),
     }
 }
@@ -318,9 +337,9 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 async fn execute(
     state: &AppState,
     principal: crate::auth::Principal,
-    request: BatchRequest,
+    mut request: BatchRequest,
 ) -> Response {
-    let operation = operation_name(&request);
+    let operation = operation_name(&mut request);
     let span = tracing::info_span!(
         "graphql",
         tenant = %principal.tenant,

@@ -316,3 +316,48 @@ async fn the_whole_exposition_parses_and_keeps_its_families() {
         );
     }
 }
+
+/// An `operationName` the document does not define takes no metrics label
+/// of its own: 300 made-up names left the real operation its label (they
+/// had filled all 256 slots, and the real one was counted as `other`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_operation_names_take_no_metrics_label() {
+    let server = Server::start();
+    let http = server.client.http();
+    let viewer = server.token("viewer");
+    let post = |body: serde_json::Value| {
+        http.post(format!("{}/graphql", server.base_url()))
+            .bearer_auth(&viewer)
+            .json(&body)
+            .send()
+    };
+    for n in 0..300 {
+        post(serde_json::json!({
+            "query": "query Real { __typename }",
+            "operationName": format!("junk{n}"),
+        }))
+        .await
+        .unwrap();
+    }
+    let answer = post(serde_json::json!({
+        "query": "query Dashboard { __typename }",
+        "operationName": "Dashboard",
+    }))
+    .await
+    .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let (_, text) = scrape(&server).await;
+    let families = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let requests = &families["oms_graphql_request_seconds"];
+    let operations: std::collections::BTreeSet<&str> = requests
+        .samples
+        .iter()
+        .filter_map(|(_, labels)| labels.get("operation").map(String::as_str))
+        .collect();
+    assert!(operations.contains("Dashboard"), "{operations:?}");
+    assert!(operations.contains("undefined"), "{operations:?}");
+    assert!(
+        !operations.iter().any(|o| o.starts_with("junk")),
+        "{operations:?}"
+    );
+}
