@@ -54,7 +54,8 @@ pub enum HandoffCommand {
         at: Timestamp,
     },
     /// Its order no longer wants the step: a pending handoff is withdrawn
-    /// (no send follows); a closed one is left as it is.
+    /// (no send follows), a rejected or fallen-out one is resolved (its
+    /// case closed), a closed one is left as it is.
     Withdraw {
         /// Why.
         reason: String,

@@ -8,6 +8,9 @@ use super::state::{Handoff, HandoffState, HandoffStatus as S};
 use crate::ids::Timestamp;
 use crate::outcome::{FalloutReason, Impact, Observation, ObservationSource};
 
+/// Who closes a fallout case its order's cancellation withdrew.
+pub const WITHDRAWN_BY: &str = "order cancellation";
+
 /// Decides a handoff command.
 pub(super) fn decide(
     state: &HandoffState,
@@ -68,18 +71,22 @@ pub(super) fn decide(
             }]),
             _ => Err(HandoffError::NotInFallout),
         },
-        (C::Withdraw { reason, at }, HandoffState::Open(handoff)) => {
-            Ok(if handoff.status.is_pending() {
-                vec![HandoffEvent::HandoffWithdrawn {
-                    reason: reason.clone(),
-                    at: *at,
-                }]
-            } else {
-                // Already closed (its outcome came first, or a human has
-                // it): nothing to withdraw.
-                Vec::new()
-            })
-        }
+        (C::Withdraw { reason, at }, HandoffState::Open(handoff)) => Ok(match handoff.status {
+            ref status if status.is_pending() => vec![HandoffEvent::HandoffWithdrawn {
+                reason: reason.clone(),
+                at: *at,
+            }],
+            // The case waited for a human to decide the step; the order
+            // that wanted it is cancelled, and its plan undoes or reports
+            // what the step did: the case is closed.
+            S::Rejected | S::Fallout { .. } => vec![HandoffEvent::HandoffResolved {
+                operator: WITHDRAWN_BY.to_owned(),
+                note: reason.clone(),
+                at: *at,
+            }],
+            // Already closed: nothing to withdraw.
+            _ => Vec::new(),
+        }),
     }
 }
 

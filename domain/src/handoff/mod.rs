@@ -16,6 +16,7 @@ mod state;
 mod tests;
 
 pub use command::HandoffCommand;
+pub use decide::WITHDRAWN_BY;
 pub use error::HandoffError;
 pub use event::HandoffEvent;
 pub use model::{

@@ -664,12 +664,29 @@ fn a_pending_handoff_is_withdrawn_and_never_sent_again() {
 }
 
 #[test]
-fn a_closed_handoff_is_not_withdrawn() {
-    for closed in [
-        succeeded(),
+fn a_handoff_in_fallout_is_resolved_by_a_withdrawal_and_a_closed_one_is_left() {
+    for case in [
         rejected(),
         after(sent(), fallout(FalloutReason::SlaBreach, None, at(5))),
     ] {
+        let state = Given::<HandoffDecider>::events(case)
+            .when(withdraw())
+            .then(vec![HandoffEvent::HandoffResolved {
+                operator: WITHDRAWN_BY.to_owned(),
+                note: "order cancelled".to_owned(),
+                at: at(7_000),
+            }]);
+        assert!(HandoffDecider::is_terminal(&state));
+    }
+    let resolved = after(
+        rejected(),
+        HandoffEvent::HandoffResolved {
+            operator: "ops".to_owned(),
+            note: "fixed".to_owned(),
+            at: at(9),
+        },
+    );
+    for closed in [succeeded(), resolved] {
         let before = status_after(&closed);
         let state = Given::<HandoffDecider>::events(closed)
             .when(withdraw())

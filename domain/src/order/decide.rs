@@ -432,11 +432,10 @@ fn request_snapshot(order: &Order, line: &OrderLine, purpose: Purpose) -> Reques
     request
 }
 
-/// What cancelling `lines` undoes: a reservation is released, provisioning is
-/// cancelled (and its reservation released); once billing may be active nothing is
-/// undone automatically and the line is reported as uncompensated.
-/// Every step in flight, withdrawn: its handoff must not be sent again
-/// once the order is cancelled.
+/// Every step in flight or in fallout, withdrawn: a handoff in flight must
+/// not be sent again once the order is cancelled, and a fallout case no
+/// longer waits for a human (the cancellation's plan undoes or reports
+/// what the step did).
 fn withdrawals(order: &Order, at: Timestamp) -> impl Iterator<Item = OrderEvent> + '_ {
     order
         .lines
@@ -446,6 +445,12 @@ fn withdrawals(order: &Order, at: Timestamp) -> impl Iterator<Item = OrderEvent>
                 step,
                 attempt,
                 handoff_id,
+            }
+            | LineProgress::Fallout {
+                step,
+                attempt,
+                handoff_id,
+                ..
             } => Some(OrderEvent::StepWithdrawn {
                 line_id: line.line_id().clone(),
                 step: *step,
@@ -457,6 +462,9 @@ fn withdrawals(order: &Order, at: Timestamp) -> impl Iterator<Item = OrderEvent>
         })
 }
 
+/// What cancelling `lines` undoes: a reservation is released, provisioning is
+/// cancelled (and its reservation released); once billing may be active nothing is
+/// undone automatically and the line is reported as uncompensated.
 fn compensation_plan(order: &Order, lines: &[&OrderLine]) -> CompensationPlan {
     let mut plan = CompensationPlan::default();
     for line in lines {

@@ -165,10 +165,11 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
-    /// The order was cancelled while this line's step was in flight: the
-    /// policy withdraws the step's handoff, so no send follows the
-    /// cancellation (the cancellation's compensation undoes what a send
-    /// already did). Recorded with the `OrderCancelled` it follows.
+    /// The order was cancelled while this line's step was in flight or in
+    /// fallout: the policy withdraws the step's handoff, so no send follows
+    /// the cancellation (the cancellation's compensation undoes what a send
+    /// already did) and a fallout case closes. Recorded with the
+    /// `OrderCancelled` it follows.
     StepWithdrawn {
         /// The line.
         line_id: LineId,

@@ -607,6 +607,41 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
     assert!(order.lines[1].compensations.is_empty());
 }
 
+/// A line in fallout when its order is cancelled has its step withdrawn
+/// too, which closes the case: the cancellation's plan undoes what the
+/// step did, so nobody has to close the case by hand.
+#[test]
+fn cancelling_an_order_withdraws_a_step_in_fallout() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            fail("l1", Step::Reservation, 1, FalloutReason::BusinessRejected),
+        ],
+    );
+    let events = Given::<OrderDecider>::events(history)
+        .when(OrderCommand::Cancel {
+            reason: "customer cancelled".to_owned(),
+            at: at(50),
+        })
+        .result()
+        .expect("an open order can be cancelled");
+    let withdrawn: Vec<&OrderEvent> = events
+        .iter()
+        .filter(|e| matches!(e, OrderEvent::StepWithdrawn { .. }))
+        .collect();
+    assert_eq!(
+        withdrawn,
+        [&OrderEvent::StepWithdrawn {
+            line_id: line_id("l1"),
+            step: Step::Reservation,
+            handoff_id: step_subject("l1", Step::Reservation, 1).handoff_id(),
+            attempt: 1,
+            at: at(50),
+        }]
+    );
+}
+
 #[test]
 fn the_order_completes_only_when_every_line_is_active_or_cancelled() {
     let mut commands = provisioned("l1");

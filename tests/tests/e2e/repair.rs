@@ -152,14 +152,13 @@ async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_
     );
 }
 
-/// Cancelling an order whose line is in fallout leaves the case open (the
-/// handoff is still in fallout) but no longer the line's: it offers only
-/// the handoff's resolution, which closes it, and the queue and dashboard
-/// empty. Before, the case kept offering the line's actions, which the
-/// cancelled order refused, while `resolveHandoffFallout` refused it as
-/// the line's: a case nobody could close.
+/// Cancelling an order whose line is in fallout closes the case: the
+/// cancellation withdraws the line's step (ADR 0048), which resolves its
+/// handoff, and the queue and dashboard empty. Before, the case stayed
+/// open offering only the handoff's resolution, for an operator to close
+/// by hand (and earlier still, a case nobody could close).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_case_whose_order_was_cancelled_is_closed_on_its_handoff() {
+async fn a_case_whose_order_was_cancelled_is_closed_with_it() {
     let server = Server::start();
     let operator = server.token("operator");
     let held = case_a_line_holds(&server, "cust-cancelled").await;
@@ -175,17 +174,6 @@ async fn a_case_whose_order_was_cancelled_is_closed_on_its_handoff() {
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
-    let released = case(&server, false, |c| {
-        c["handoffId"] == handoff_id.as_str() && c["lineInFallout"] == false
-    })
-    .await;
-    assert_eq!(
-        released["allowedActions"],
-        json!(["EXTERNAL_RESOLUTION"]),
-        "{released}"
-    );
-    let closed = resolve_on_handoff(&server, &unique("closed"), &handoff_id).await;
-    assert!(closed["errors"].is_null(), "{closed}");
     let resolved = case(&server, true, |c| c["handoffId"] == handoff_id.as_str()).await;
     assert_eq!(resolved["status"], "RESOLVED", "{resolved}");
     let (_, body) = server
