@@ -174,12 +174,17 @@ fn unauthenticated() -> Response {
 /// The operation a request runs, as metrics and logs name it: its
 /// `operationName` when its document defines an operation of that name,
 /// `undefined` when it does not (the name is the client's: any string
-/// could otherwise take a metrics label), empty when none is given.
-fn operation_name(request: &mut BatchRequest) -> String {
+/// could otherwise take a metrics label), empty when none is given. The
+/// document comes from the schema's document cache (which the execution
+/// then finds already parsed), so a request is parsed once.
+fn operation_name(schema: &LimitedSchema, request: &mut BatchRequest) -> String {
     match request {
         BatchRequest::Single(r) => match r.operation_name.clone() {
             None => String::new(),
             Some(name) => {
+                // Sets the request's parsed document (a refusal is the
+                // execution's to answer).
+                let _ = schema.mutation_fields(r);
                 let defined = r.parsed_query().is_ok_and(|document| {
                     document
                         .operations
@@ -339,7 +344,7 @@ async fn execute(
     principal: crate::auth::Principal,
     mut request: BatchRequest,
 ) -> Response {
-    let operation = operation_name(&mut request);
+    let operation = operation_name(&state.schema, &mut request);
     let span = tracing::info_span!(
         "graphql",
         tenant = %principal.tenant,
