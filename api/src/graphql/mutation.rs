@@ -269,15 +269,20 @@ async fn order_command(
 /// The quote's own rule when it is not open (`quote_already_accepted`,
 /// ...), as `RULE_VIOLATION`.
 fn open_quote(platform: &Platform, stream: &str) -> ApiResult<domain::quote::Quote> {
+    Ok(open_quote_at(platform, stream)?.0)
+}
+
+/// [`open_quote`] and the stream's version it was folded at.
+fn open_quote_at(platform: &Platform, stream: &str) -> ApiResult<(domain::quote::Quote, u64)> {
     let loaded = platform
         .commands
         .load::<QuoteDecider>(stream)
         .map_err(ApiError::from_command)?;
-    loaded
-        .state
-        .open()
-        .cloned()
-        .map_err(|source| ApiError::from_command(application::CommandError::Rejected { source }))
+    let quote =
+        loaded.state.open().cloned().map_err(|source| {
+            ApiError::from_command(application::CommandError::Rejected { source })
+        })?;
+    Ok((quote, loaded.version))
 }
 
 /// The caller, when its role is one of `roles`.
@@ -298,8 +303,10 @@ fn caller_with_any<'a>(
 
 /// Asks CRM about the quote's customer before acceptance; a changed
 /// customer is recorded as drift on the quote (its own command, keyed by
-/// the client's command, so a retry records it once) for the acceptance to
-/// be refused by the quote's rule. Skipped while CRM validation is disabled
+/// the client's command and the quote's version it was checked at, so a
+/// retry on the same quote records it once, and the same command sent
+/// again after a revalidation is checked again) for the acceptance to be
+/// refused by the quote's rule. Skipped while CRM validation is disabled
 /// for the tenant, and for a quote that is not open.
 ///
 /// # Errors
@@ -317,8 +324,13 @@ async fn recheck_customer(
         return Ok(());
     }
     // A quote that is not open is refused by the acceptance's own rule.
-    let Ok(quote) = open_quote(platform, stream) else {
+    let Ok((quote, version)) = open_quote_at(platform, stream) else {
         return Ok(());
+    };
+    let checked = Checked {
+        stream,
+        command_id,
+        version,
     };
     let at = platform.timestamp();
     let answer = platform
@@ -342,8 +354,7 @@ async fn recheck_customer(
             return report_to_quote(
                 platform,
                 principal,
-                stream,
-                command_id,
+                &checked,
                 "report-check-failed",
                 &report,
             )
@@ -356,56 +367,52 @@ async fn recheck_customer(
         .filter(|_| quote.customer_suspension.is_none())
     {
         let report = QuoteCommand::ReportCustomerSuspended { status, at };
-        report_to_quote(
-            platform,
-            principal,
-            stream,
-            command_id,
-            "report-suspension",
-            &report,
-        )
-        .await?;
+        report_to_quote(platform, principal, &checked, "report-suspension", &report).await?;
     }
     if quote.customer.drifted_to(&account.snapshot) {
         let report = QuoteCommand::ReportCustomerDrift {
             observed: account.snapshot,
             at,
         };
-        report_to_quote(
-            platform,
-            principal,
-            stream,
-            command_id,
-            "report-drift",
-            &report,
-        )
-        .await?;
+        report_to_quote(platform, principal, &checked, "report-drift", &report).await?;
     }
     Ok(())
 }
 
+/// The quote an acceptance's customer check looked at: its stream, the
+/// client's command and the quote's version then.
+struct Checked<'a> {
+    stream: &'a str,
+    command_id: &'a str,
+    version: u64,
+}
+
 /// Records what CRM reported on the quote, as its own command keyed by
-/// the client's command (so a retried acceptance reports once); a quote
-/// that refuses it is left to the acceptance's own rules.
+/// the client's command and the version the quote was checked at (so a
+/// retried acceptance reports once on the same quote, and again on a quote
+/// revalidated since); a quote that refuses it is left to the acceptance's
+/// own rules.
 async fn report_to_quote(
     platform: &Platform,
     principal: &Principal,
-    stream: &str,
-    command_id: &str,
+    checked: &Checked<'_>,
     action: &str,
     report: &QuoteCommand,
 ) -> ApiResult<()> {
     let context = application::CommandContext::new(
         CommandKey::job(
-            format!("crm-recheck:{}:{command_id}", principal.tenant),
+            format!(
+                "crm-recheck:{}:{}@{}",
+                principal.tenant, checked.command_id, checked.version
+            ),
             action,
         ),
         principal.tenant.as_str(),
-        crate::platform::correlation_id(&principal.tenant, command_id),
+        crate::platform::correlation_id(&principal.tenant, checked.command_id),
     );
     let reported = platform
         .commands
-        .execute::<QuoteDecider>(stream, report, &context)
+        .execute::<QuoteDecider>(checked.stream, report, &context)
         .await;
     match reported {
         Ok(outcome) => {

@@ -298,3 +298,45 @@ async fn an_unreadable_crm_record_puts_the_quote_in_integration_fallout_until_re
     let (_, body) = client.raw(&sales, held, json!({ "id": quote })).await;
     assert_eq!(body["data"]["quote"]["status"], "ACCEPTED", "{body}");
 }
+
+/// The customer check runs again whenever an acceptance is decided: the
+/// acceptance refused for an unreadable record, sent again with its own
+/// command id after a revalidation while CRM answers unreadably again,
+/// is refused again (the check's report is keyed by the quote's state,
+/// not only by the client's command id, which once let it through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptance_sent_again_after_a_revalidation_is_checked_against_crm_again() {
+    let server = Server::start();
+    let client = &server.client;
+    let (sales, operator) = (server.token("sales"), server.token("operator"));
+    let quote = signed(&server, &sales, "cust-again").await;
+    let command = unique("accept");
+    let accept = || {
+        client.run::<ops::AcceptQuote>(
+            &sales,
+            ops::accept_quote::Variables {
+                command_id: command.clone(),
+                quote_id: quote.clone(),
+                expected_version: None,
+                billing_account: "ba-1".to_owned(),
+            },
+        )
+    };
+    server.script_simulator("crm", &["MalformedBody"]).await;
+    let refused = accept().await.unwrap_err();
+    assert_eq!(refused.extensions["rule"], "customer_check_failed");
+    revalidate(&server, &operator, &quote).await.unwrap();
+    server.script_simulator("crm", &["MalformedBody"]).await;
+    let again = accept().await.unwrap_err();
+    assert_eq!(
+        again.extensions["rule"], "customer_check_failed",
+        "{again:?}"
+    );
+    let held = r#"query Held($id: String!) { quote(id: $id) { status customerCheckFailure } }"#;
+    let (_, body) = client.raw(&sales, held, json!({ "id": quote })).await;
+    assert_eq!(body["data"]["quote"]["status"], "SIGNED", "{body}");
+    assert!(
+        body["data"]["quote"]["customerCheckFailure"].is_string(),
+        "{body}"
+    );
+}
