@@ -20,7 +20,6 @@ use axum::routing::get;
 use axum::Router;
 use prometheus_client::collector::Collector;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::auth::{Authenticator, Role};
@@ -73,12 +72,71 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration, extra: 
         .with_state(state);
     app.merge(extra)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                within_deadline(request, next, timeout, max_body_bytes)
+            },
         ))
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .layer(axum::middleware::map_response(json_client_errors))
+}
+
+/// The request timeout, counted from the request's head: the body must
+/// arrive within it, or the answer is a 408 `TIMEOUT` that says nothing
+/// was run (the request was never read whole, so no command can have
+/// started); the answer must be made within what is left, or it is an
+/// empty 503 (which [`json_client_errors`] words). The body is read whole
+/// here, before any handler, so a handler never waits on a client.
+async fn within_deadline(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    timeout: Duration,
+    max_body_bytes: usize,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_body_bytes)).await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) if over_limit(&error) => {
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request body is over the server's limit of {max_body_bytes} bytes"),
+            )
+        }
+        Ok(Err(_)) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "the request body ended before its declared length or was malformed; nothing \
+                 was run",
+            )
+        }
+        Err(_) => {
+            return refused(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive within the server's request timeout; nothing \
+                 was run: send the request again",
+            )
+        }
+    };
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+    match tokio::time::timeout_at(started + timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// Whether a body read failed on a length limit (the declared length was
+/// within it, the body was not).
+fn over_limit(error: &axum::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = next {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// A GraphQL-shaped error body: `data: null` and one error of `message`
@@ -96,6 +154,7 @@ fn client_error_code(status: StatusCode) -> &'static str {
         StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
         StatusCode::FORBIDDEN => "FORBIDDEN",
         StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::REQUEST_TIMEOUT => "TIMEOUT",
         _ => "VALIDATION",
     }
 }
@@ -161,8 +220,17 @@ impl IntoResponse for RequestRejection {
     }
 }
 
+/// The request's one `Authorization` header; none when it has several
+/// (a request carries one credential: which of two counts is not the
+/// server's guess, and a proxy that checked the other must not be
+/// bypassed).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()
+    let mut given = headers.get_all(header::AUTHORIZATION).iter();
+    let first = given.next()?;
+    if given.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()
 }
 
 fn unauthenticated() -> Response {
@@ -373,7 +441,9 @@ async fn websocket(
     protocol: websocket::Protocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let from_header = state.auth.authenticate_header(bearer(&headers));
+    let from_header = headers
+        .contains_key(header::AUTHORIZATION)
+        .then(|| state.auth.authenticate_header(bearer(&headers)));
     let auth = state.auth.clone();
     let schema = state.schema.clone();
     let platform = state.platform.clone();
@@ -396,9 +466,11 @@ async fn websocket(
                 init_wait,
                 stopped,
                 move |payload| async move {
-                    let principal = from_header
-                        .or_else(|| websocket::principal_from_init(&auth, &payload))
-                        .ok_or_else(|| async_graphql::Error::new(websocket::UNAUTHORIZED_REASON))?;
+                    let principal =
+                        websocket::principal_of_connection(&auth, from_header, &payload)
+                            .ok_or_else(|| {
+                                async_graphql::Error::new(websocket::UNAUTHORIZED_REASON)
+                            })?;
                     if !principal.role.allows(Role::Viewer) {
                         return Err(async_graphql::Error::new(websocket::FORBIDDEN_REASON));
                     }

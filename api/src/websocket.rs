@@ -462,21 +462,35 @@ impl Drop for ConnectionPermit {
     }
 }
 
-/// Authenticates a WebSocket from its `connection_init` payload
-/// (`{"Authorization": "Bearer ..."}` or `{"authToken": "..."}`).
-pub fn principal_from_init(auth: &Authenticator, payload: &serde_json::Value) -> Option<Principal> {
-    let header = payload
-        .get("Authorization")
-        .or_else(|| payload.get("authorization"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .or_else(|| {
-            payload
-                .get("authToken")
-                .and_then(|v| v.as_str())
-                .map(|token| format!("Bearer {token}"))
-        })?;
-    auth.authenticate_header(Some(&header))
+/// The credential of a WebSocket: the upgrade's `Authorization` header
+/// or the `connection_init` payload's (`{"Authorization": "Bearer ..."}`
+/// or `{"authToken": "..."}`). A connection carries one credential: every
+/// one given must be valid and name the same principal, so a credential
+/// that does not authenticate is never passed over for another (a proxy
+/// that checked one of them cannot be bypassed with the other).
+///
+/// `header` is `None` when the upgrade had no `Authorization` header,
+/// `Some(None)` when it had one that does not authenticate (or several).
+pub fn principal_of_connection(
+    auth: &Authenticator,
+    header: Option<Option<Principal>>,
+    payload: &serde_json::Value,
+) -> Option<Principal> {
+    let text = |key: &str| payload.get(key).map(|value| value.as_str());
+    let given = [
+        text("Authorization").map(|value| value.map(str::to_owned)),
+        text("authorization").map(|value| value.map(str::to_owned)),
+        text("authToken").map(|value| value.map(|token| format!("Bearer {token}"))),
+    ];
+    let mut principals = header.into_iter().collect::<Vec<_>>();
+    for value in given.into_iter().flatten() {
+        principals.push(value.and_then(|header| auth.authenticate_header(Some(&header))));
+    }
+    let first = principals.first()?.clone()?;
+    principals
+        .iter()
+        .all(|other| other.as_ref() == Some(&first))
+        .then_some(first)
 }
 
 #[cfg(test)]

@@ -893,6 +893,81 @@ async fn websocket_auth_failures_close_with_4401() {
     assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "connection_ack"));
 }
 
+/// A connection carries one credential. When the upgrade's header and
+/// `connection_init` both carry one, both must be valid and the same: a
+/// token that does not authenticate is never passed over for another,
+/// and two different valid ones are refused (the header's once won and
+/// the payload's was dropped without a word).
+#[tokio::test]
+async fn a_websocket_with_two_credentials_is_refused_unless_they_agree() {
+    let server = Server::start();
+    let (viewer, admin) = (server.token("viewer"), server.token("admin"));
+    let cases = [
+        (
+            Some(viewer.as_str()),
+            json!({"Authorization": format!("Bearer {admin}")}),
+        ),
+        (
+            Some(viewer.as_str()),
+            json!({"Authorization": "Bearer nope"}),
+        ),
+        (
+            Some("nope"),
+            json!({"Authorization": format!("Bearer {admin}")}),
+        ),
+        (
+            None,
+            json!({"Authorization": format!("Bearer {admin}"), "authToken": viewer}),
+        ),
+        (None, json!({"Authorization": 7})),
+    ];
+    for (header, payload) in cases {
+        let mut socket = open(&server, header).await;
+        send(
+            &mut socket,
+            json!({"type": "connection_init", "payload": payload}),
+        )
+        .await;
+        match next(&mut socket).await {
+            Next::Closed(Some(code)) => assert_eq!(code, 4401, "{header:?} {payload}"),
+            other => panic!("{header:?} {payload}: {other:?}"),
+        }
+    }
+    // The same credential twice is one credential.
+    let mut socket = open(&server, Some(&viewer)).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {"authToken": viewer}}),
+    )
+    .await;
+    assert!(matches!(next(&mut socket).await, Next::Message(m) if m["type"] == "connection_ack"));
+}
+
+/// A request with two `Authorization` headers is refused 401, whichever
+/// they name: it was run as the first one's holder.
+#[tokio::test]
+async fn a_request_with_two_authorization_headers_is_refused() {
+    let server = Server::start();
+    let (viewer, admin) = (server.token("viewer"), server.token("admin"));
+    let http = reqwest::Client::new();
+    for second in [&admin, &viewer] {
+        let response = http
+            .post(format!("http://{}/graphql", server.addr))
+            .header("Authorization", format!("Bearer {viewer}"))
+            .header("Authorization", format!("Bearer {second}"))
+            .json(&json!({"query": "{ me { tenant name } }"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+            "{body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_connection_runs_at_most_100_subscriptions_and_refuses_more_by_id() {
     let server = Server::start();
