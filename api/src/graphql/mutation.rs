@@ -513,6 +513,8 @@ impl Mutation {
         expected_version: Option<u64>,
         line: LineInput,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "change quotes")?;
         let request =
             serde_json::json!({"mutation": "addQuoteLine", "quoteId": quote_id, "line": line});
         let line = self::line(line)?;
@@ -542,6 +544,8 @@ impl Mutation {
         expected_version: Option<u64>,
         line: LineInput,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "change quotes")?;
         let request =
             serde_json::json!({"mutation": "changeQuoteLine", "quoteId": quote_id, "line": line});
         let line = self::line(line)?;
@@ -571,6 +575,8 @@ impl Mutation {
         expected_version: Option<u64>,
         line_id: String,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "change quotes")?;
         input::id("lineId", &line_id)?;
         let request = serde_json::json!({"mutation": "removeQuoteLine", "quoteId": quote_id, "lineId": line_id});
         quote_command(
@@ -601,6 +607,8 @@ impl Mutation {
         expected_version: Option<u64>,
         discount_percent: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "price quotes")?;
         let discount = match &discount_percent {
             Some(text) => input::percent("discountPercent", text)?,
             None => Decimal::ZERO,
@@ -680,6 +688,8 @@ impl Mutation {
         expected_version: Option<u64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "reject approvals")?;
         input::reason("reason", &reason)?;
         let request = serde_json::json!({"mutation": "rejectQuoteApproval", "quoteId": quote_id, "reason": reason});
         quote_command(
@@ -714,6 +724,8 @@ impl Mutation {
         artifact_hash: String,
         template_version: String,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "change quotes")?;
         input::id("artifactId", &artifact_id)?;
         input::required_label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
         input::required_label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
@@ -822,6 +834,8 @@ impl Mutation {
         provider_reference: String,
         artifact_hash: String,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "change quotes")?;
         input::required_label("signer", &signer, input::MAX_LABEL_BYTES)?;
         input::required_label(
             "providerReference",
@@ -948,6 +962,8 @@ impl Mutation {
         expected_version: Option<u64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Sales, "change quotes")?;
         input::reason("reason", &reason)?;
         let request =
             serde_json::json!({"mutation": "withdrawQuote", "quoteId": quote_id, "reason": reason});
@@ -978,6 +994,8 @@ impl Mutation {
         expected_version: Option<u64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Operator, "operate orders")?;
         input::reason("reason", &reason)?;
         let request =
             serde_json::json!({"mutation": "cancelOrder", "orderId": order_id, "reason": reason});
@@ -1008,6 +1026,8 @@ impl Mutation {
         reference: Option<String>,
         note: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
+        // The role first: a caller who may not do this learns nothing of the input rules.
+        caller(ctx, Role::Operator, "operate orders")?;
         input::id("lineId", &line_id)?;
         if let Some(reference) = &reference {
             input::required_label("reference", reference, input::MAX_LABEL_BYTES)?;

@@ -926,3 +926,49 @@ async fn a_field_the_role_may_not_read_is_null_beside_its_forbidden_error() {
         "{body}"
     );
 }
+
+/// A role that may not run a mutation is told so before anything about
+/// its input: a viewer (or a sales user on an order) sending input the
+/// mutation would refuse gets `FORBIDDEN`, never the input rule. Ten
+/// mutations checked their input first and answered `VALIDATION`.
+#[tokio::test]
+async fn a_forbidden_caller_learns_nothing_of_the_input_rules() {
+    let server = Server::start();
+    let (viewer, sales) = (server.token("viewer"), server.token("sales"));
+    let bad_line =
+        r#"line: {lineId: "", offeringId: "", offeringVersion: 1, quantity: 1, termMonths: 12}"#;
+    let quote_mutations = [
+        format!(r#"addQuoteLine(commandId: "c", quoteId: "q", {bad_line}) {{ version }}"#),
+        format!(r#"changeQuoteLine(commandId: "c", quoteId: "q", {bad_line}) {{ version }}"#),
+        r#"removeQuoteLine(commandId: "c", quoteId: "q", lineId: "") { version }"#.to_owned(),
+        r#"priceQuote(commandId: "c", quoteId: "q", discountPercent: "NaN") { version }"#.to_owned(),
+        r#"rejectQuoteApproval(commandId: "c", quoteId: "q", reason: " ") { version }"#.to_owned(),
+        r#"recordProposal(commandId: "c", quoteId: "q", revision: 1, artifactId: "", artifactHash: " ", templateVersion: " ") { version }"#.to_owned(),
+        r#"recordSignature(commandId: "c", quoteId: "q", revision: 1, signer: " ", providerReference: " ", artifactHash: " ") { version }"#.to_owned(),
+        r#"withdrawQuote(commandId: "c", quoteId: "q", reason: " ") { version }"#.to_owned(),
+    ];
+    let order_mutations = [
+        r#"cancelOrder(commandId: "c", orderId: "o", reason: " ") { version }"#.to_owned(),
+        r#"resolveFallout(commandId: "c", orderId: "o", lineId: "", action: NEW_ATTEMPT) { version }"#.to_owned(),
+    ];
+    let cases = quote_mutations.iter().map(|m| (&viewer, m)).chain(
+        order_mutations
+            .iter()
+            .flat_map(|m| [(&viewer, m), (&sales, m)]),
+    );
+    for (token, mutation) in cases {
+        let (status, body) = server
+            .client
+            .raw(
+                token,
+                &format!("mutation {{ {mutation} }}"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{mutation}: {body}"
+        );
+    }
+}
