@@ -114,6 +114,7 @@ pub(crate) struct AckedHeadFile {
 impl AckedHeadFile {
     /// Opens (creating) the file and writes `head` durably.
     pub(crate) fn create(dir: &Path, head: AckedHead) -> std::io::Result<Self> {
+        crate::storage::refuse_link(&dir.join(ACKED_HEAD_FILE))?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

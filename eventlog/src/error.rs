@@ -119,6 +119,17 @@ pub enum LogError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The directory holds a sled database that is not an event log's (it
+    /// has other trees and no log: the projections' database, say).
+    #[error(
+        "{} holds a sled database that is not an event log (it has no log, but other data; \
+         the read models' `projections/` directory is one such): name the data directory itself",
+        .path.display()
+    )]
+    NotALog {
+        /// The directory.
+        path: std::path::PathBuf,
+    },
     /// sled could not recover or read the data directory's stored pages (a
     /// checksum failed, or its recovery gave up).
     #[error("the stored data in {} is damaged: {detail}", .path.display())]

@@ -467,12 +467,15 @@ impl Journal {
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         let open = |name: &str| {
             let path = dir.join(name);
-            OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)
+            crate::storage::refuse_link(&path)
+                .and_then(|()| {
+                    OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .read(true)
+                        .write(true)
+                        .open(&path)
+                })
                 .and_then(|f| f.metadata().map(|m| (f, m.len())))
                 .map_err(|e| io_error(&path, e))
         };

@@ -122,9 +122,7 @@ impl EventLog {
     /// bad position, or [`LogError::Inconsistent`].
     pub fn open(config: LogConfig) -> Result<Self, LogError> {
         let db = storage::open_sled(&config.path, config.cache_capacity_bytes)?;
-        let tree = db
-            .open_tree(keyspace::LOG_TREE)
-            .map_err(|e| storage::damage_or_storage(&config.path, e))?;
+        let tree = storage::log_tree(&config.path, &db)?;
         let upgraded = crate::upgrade::upgrade_in_place(&db, &tree)?;
         check_stored_log(&config.path, &tree)?;
         crate::upgrade::drop_legacy_keys(&db, &tree)?;
@@ -454,6 +452,23 @@ impl EventLog {
                 self.shared.db.drop_tree(name)?;
             }
         }
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// [`EventLog::projection_db`] for a reader that repairs nothing: a
+    /// damaged projections' database is this error, never set aside, so a
+    /// report can name the damage and leave the directory as it was.
+    ///
+    /// # Errors
+    /// As [`storage::open_sled`], for the projections' directory.
+    pub fn projection_db_as_found(&self) -> Result<sled::Db, LogError> {
+        let mut slot = self.projection_slot();
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let path = self.shared.path.join(storage::PROJECTION_DIR);
+        let db = storage::open_sled_db(&path, self.shared.projection_cache_bytes)?;
         *slot = Some(db.clone());
         Ok(db)
     }

@@ -201,6 +201,47 @@ pub fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Log
     Ok(db)
 }
 
+/// Refuses a symbolic link at `path`, where the log keeps a file of its
+/// own (`acked-head`, the journal's files): the log never writes through
+/// a link, which would overwrite whatever it points at.
+///
+/// # Errors
+/// An [`std::io::ErrorKind::InvalidInput`] error saying so.
+pub(crate) fn refuse_link(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a symbolic link where the event log keeps a file of its own; the log never writes \
+             through a link: remove it (a copy of the data directory must hold the files \
+             themselves)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The log's tree of `db`, the database of the data directory `path`.
+/// A database that holds other trees but no log (the projections'
+/// database, say) is not an event log's: it is refused rather than given
+/// a log.
+///
+/// # Errors
+/// [`LogError::NotALog`]; sled's failure to open the tree, as damage or a
+/// storage error.
+pub fn log_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, LogError> {
+    let names = db.tree_names();
+    let has_log = names
+        .iter()
+        .any(|name| name.as_ref() == crate::keyspace::LOG_TREE.as_bytes());
+    // sled always has its default tree.
+    if !has_log && names.len() > 1 {
+        return Err(LogError::NotALog {
+            path: path.to_path_buf(),
+        });
+    }
+    db.open_tree(crate::keyspace::LOG_TREE)
+        .map_err(|e| damage_or_storage(path, e))
+}
+
 /// The directory, inside a log's data directory, of the sled database
 /// that holds the log's projections (see [`crate::EventLog::projection_db`]).
 pub const PROJECTION_DIR: &str = "projections";
@@ -255,17 +296,26 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
     }
 }
 
-/// Refuses a data directory whose sled data file `db` is missing or empty
-/// while its `acked-head` says events were acknowledged: sled would
-/// otherwise start a new, empty database over the rest of the directory.
-/// Nothing is created or written.
+/// Refuses a data directory whose sled data file `db` is not a regular
+/// file, or is missing or empty while its `acked-head` says events were
+/// acknowledged: sled would otherwise start a new, empty database over
+/// the rest of the directory. Nothing is created or written.
 ///
 /// # Errors
 /// [`LogError::DamagedStorage`] naming the file and the acknowledged head;
 /// [`LogError::Io`] when the file cannot be looked at.
-fn check_data_file(path: &Path) -> Result<(), LogError> {
+pub fn check_data_file(path: &Path) -> Result<(), LogError> {
     let data = path.join("db");
     let state = match std::fs::metadata(&data) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(LogError::DamagedStorage {
+                path: path.to_path_buf(),
+                detail: "sled's data file `db` is not a regular file; nothing was opened or \
+                         written: restore the directory from a backup, or import an export \
+                         into a new one (`oms-replay import`)"
+                    .to_owned(),
+            })
+        }
         Ok(meta) if meta.len() > 0 => return Ok(()),
         Ok(_) => "empty",
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",

@@ -247,9 +247,7 @@ pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyRe
         .into());
     }
     let db = crate::storage::open_sled(path, 64 * 1024 * 1024)?;
-    let tree = db
-        .open_tree(keyspace::LOG_TREE)
-        .map_err(|e| read_error("the log tree's root", e))?;
+    let tree = crate::storage::log_tree(path, &db)?;
     verify_acknowledged(path, &tree, progress)
 }
 

@@ -291,3 +291,29 @@ async fn a_damaged_snapshot_is_named_with_the_way_out() {
     assert_eq!(log.next_position(), 50);
     log.close().await;
 }
+
+/// A symbolic link where the log keeps a file of its own (`acked-head`, a
+/// journal file) is refused at open, and what it points at is left as it
+/// was: the log wrote its head through such a link, over any file.
+#[tokio::test]
+async fn a_link_in_place_of_a_file_of_the_log_is_refused_and_never_written_through() {
+    for own in [
+        std::path::PathBuf::from(ACKED_HEAD_FILE),
+        Path::new("journal").join("journal-0"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        write_events(&dir, 0, 10).await;
+        settle();
+        let victim = tmp.path().join("victim.txt");
+        std::fs::write(&victim, b"not the log's").unwrap();
+        std::fs::remove_file(dir.join(&own)).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(&own)).unwrap();
+        let refused = EventLog::open(LogConfig::new(&dir)).map(drop).unwrap_err();
+        assert!(
+            refused.to_string().contains("symbolic link"),
+            "{own:?}: {refused}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"not the log's");
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use eventlog::{keyspace, EventLog, LogConfig};
+use eventlog::{EventLog, LogConfig};
 
 use crate::error::ReplayError;
 
@@ -38,8 +38,12 @@ impl DataDir {
         self.path.join("db").is_file()
     }
 
-    /// Fails with [`ReplayError::NoLog`] unless the directory holds a log.
+    /// Fails with [`ReplayError::NoLog`] unless the directory holds a log,
+    /// and with [`ReplayError::DamagedFiles`] when its data file is
+    /// missing or not a file although the directory says events were
+    /// acknowledged (the finding the server refuses to start on).
     pub fn require_log(&self) -> Result<(), ReplayError> {
+        eventlog::storage::check_data_file(&self.path)?;
         if self.has_log() {
             Ok(())
         } else {
@@ -58,7 +62,7 @@ impl DataDir {
     /// Opens the log tree of an existing log, raw.
     pub fn open_tree(&self) -> Result<(sled::Db, sled::Tree), ReplayError> {
         let db = self.open_db()?;
-        let tree = db.open_tree(keyspace::LOG_TREE)?;
+        let tree = eventlog::storage::log_tree(&self.path, &db)?;
         Ok((db, tree))
     }
 

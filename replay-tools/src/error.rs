@@ -163,6 +163,7 @@ impl From<LogError> for ReplayError {
                 problem: problem.to_string(),
             },
             LogError::Storage(e) => e.into(),
+            e @ LogError::NotALog { .. } => Self::Usage(e.to_string()),
             e @ (LogError::DamagedConfig { .. } | LogError::DamagedStorage { .. }) => {
                 Self::DamagedFiles(e.to_string())
             }

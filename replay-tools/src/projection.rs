@@ -47,6 +47,28 @@ pub fn has_projections(log: &EventLog) -> bool {
             .any(|name| name.starts_with(b"proj/"))
 }
 
+/// Opens the projections' database, when the directory has one, as it is
+/// found: a report must name damage there, not set the database aside and
+/// show empty read models as the server's repair would.
+///
+/// # Errors
+/// [`ReplayError::DamagedFiles`] naming the damage and the repair.
+pub fn check_projection_db(log: &EventLog) -> Result<(), ReplayError> {
+    let dir = log.path().join(eventlog::storage::PROJECTION_DIR);
+    if !dir.join("db").exists() {
+        return Ok(());
+    }
+    match log.projection_db_as_found() {
+        Err(error) if error.is_damage() => Err(ReplayError::DamagedFiles(format!(
+            "the read models' database {} is damaged ({error}); nothing was changed: the \
+             server sets it aside and refills the read models from the log at its next start, \
+             as `oms-replay rebuild --all` does now",
+            dir.display()
+        ))),
+        opened => opened.map(drop).map_err(ReplayError::from),
+    }
+}
+
 /// The state of every projector (computing each digest walks its rows).
 pub fn projector_states(log: &EventLog) -> Result<Vec<ProjectorState>, ReplayError> {
     let read = ReadModels::open(log, ProjectionConfig::default().sla)?;

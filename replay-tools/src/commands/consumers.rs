@@ -69,14 +69,16 @@ pub fn consumer_statuses(log: &EventLog) -> Result<Vec<ConsumerStatus>, ReplayEr
 pub fn run(_args: &ConsumersArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     let log = ctx.dir.open_log()?;
     let head = log.next_position();
-    let statuses = consumer_statuses(&log).and_then(|c| {
-        let projectors = if projection::has_projections(&log) {
-            projection::projector_states(&log)?
-        } else {
-            Vec::new()
-        };
-        Ok((c, projectors))
-    });
+    let statuses = projection::check_projection_db(&log)
+        .and_then(|()| consumer_statuses(&log))
+        .and_then(|c| {
+            let projectors = if projection::has_projections(&log) {
+                projection::projector_states(&log)?
+            } else {
+                Vec::new()
+            };
+            Ok((c, projectors))
+        });
     close_log(log)?;
     let (statuses, projectors) = statuses?;
     if ctx.json {

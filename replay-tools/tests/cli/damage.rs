@@ -168,3 +168,86 @@ fn reading_a_log_cut_short_of_its_acknowledged_head_warns_every_time() {
         );
     }
 }
+
+/// sled's data file gone, or a directory in its place, while `acked-head`
+/// says events were acknowledged: a finding (exit 1) naming the file, as
+/// the server's refusal to start is. It was "no event log here" (exit 2),
+/// which contradicted the server that sent the operator to `verify`.
+#[test]
+fn a_data_file_that_is_gone_or_not_a_file_is_a_finding() {
+    for directory_instead in [false, true] {
+        let (_tmp, dir) = generated();
+        assert!(dir.join(eventlog::ACKED_HEAD_FILE).exists());
+        std::fs::remove_file(dir.join("db")).unwrap();
+        if directory_instead {
+            std::fs::create_dir(dir.join("db")).unwrap();
+        }
+        for command in [&["verify", "--json"][..], &["stats", "--json"]] {
+            let run = oms(&dir, command);
+            assert_eq!(run.code, 1, "{directory_instead} {command:?}: {run:?}");
+            let error = &run.json()["error"];
+            assert_eq!(error["kind"], "damaged", "{run:?}");
+            assert!(
+                error["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("`db`")),
+                "{run:?}"
+            );
+        }
+    }
+}
+
+/// A sled database that holds other data and no log (the read models'
+/// `projections/`, named by mistake) is refused as not an event log
+/// (exit 2) and left as it was; it was taken for an empty, clean log.
+#[test]
+fn a_database_that_holds_no_log_is_not_taken_for_an_empty_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("not-a-log");
+    {
+        let db = sled::open(&dir).unwrap();
+        db.open_tree("quotes").unwrap().insert("k", "v").unwrap();
+        db.flush().unwrap();
+    }
+    for command in [&["verify"][..], &["stats"], &["dump"]] {
+        let run = oms(&dir, command);
+        assert_eq!(run.code, 2, "{command:?}: {run:?}");
+        assert!(run.stderr.contains("not an event log"), "{run:?}");
+    }
+    let db = sled::open(&dir).unwrap();
+    assert!(!db
+        .tree_names()
+        .iter()
+        .any(|name| name.as_ref() == eventlog::keyspace::LOG_TREE.as_bytes()));
+}
+
+/// `consumers` on a directory whose read models' database is damaged
+/// names that damage (exit 1) and changes nothing. It used to set the
+/// database aside as the server's repair does, without a word, and report
+/// empty read models with no error.
+#[test]
+fn consumers_names_a_damaged_projections_database_and_moves_nothing() {
+    let (_tmp, dir) = generated();
+    let rebuilt = oms(&dir, &["rebuild", "--all"]);
+    assert_eq!(rebuilt.code, 0, "{rebuilt:?}");
+    let conf = dir.join(eventlog::storage::PROJECTION_DIR).join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&conf, &bytes).unwrap();
+    let run = oms(&dir, &["consumers", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = &run.json()["error"];
+    assert_eq!(error["kind"], "damaged", "{run:?}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("read models' database")),
+        "{run:?}"
+    );
+    assert_eq!(std::fs::read(&conf).unwrap(), bytes, "nothing was changed");
+    let aside = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|entry| entry.file_name().to_string_lossy().contains(".damaged-"));
+    assert!(!aside, "nothing was set aside");
+}
