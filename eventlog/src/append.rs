@@ -66,14 +66,18 @@ impl Idempotency {
     }
 }
 
-/// One atomic append of one or more events to one stream.
+/// One atomic append of one or more events to one stream; or, with no
+/// events, of its idempotency key alone (a command that changed nothing
+/// reserves its id, at the stream version it was decided on, as
+/// durably as an append of events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendRequest {
     /// Target stream.
     pub stream_id: String,
     /// Version the stream must be at.
     pub expected: ExpectedVersion,
-    /// Events, written together or not at all.
+    /// Events, written together or not at all; none only with an
+    /// idempotency key.
     pub events: Vec<NewEvent>,
     /// Optional idempotency key, stored in the same atomic write.
     pub idempotency: Option<Idempotency>,
@@ -153,9 +157,25 @@ pub struct AppendOutcome {
 }
 
 impl AppendOutcome {
-    /// Every position the append's events received, in order.
+    /// Every position the append's events received, in order; empty for
+    /// an idempotency record alone (see [`AppendOutcome::records_events`]).
     pub fn positions(&self) -> std::ops::RangeInclusive<u64> {
         self.first_position..=self.last_position
+    }
+
+    /// False for an append that recorded its idempotency key alone (no
+    /// events: a command that changed nothing), whose positions are the
+    /// empty range ending just before the head it was recorded at
+    /// (`first_position` = that head, from 1; `last_position` one less).
+    pub fn records_events(&self) -> bool {
+        self.first_position <= self.last_position
+    }
+
+    /// Whether the positions are a range, empty or not: never backwards
+    /// by more than one, and an empty one starts at 1 or later.
+    pub(crate) fn range_is_well_formed(&self) -> bool {
+        self.records_events()
+            || (self.first_position >= 1 && self.first_position == self.last_position + 1)
     }
 
     /// The stored idempotency record of this outcome (see [`keyspace`]).

@@ -151,6 +151,7 @@ impl FramePayload {
             next_position,
             payload_crc,
             payload: self.bytes,
+            number: 0,
         }
     }
 }
@@ -166,6 +167,11 @@ pub struct Frame {
     pub payload_crc: u32,
     /// The encoded batch (see [`FramePayload`]).
     pub payload: Vec<u8>,
+    /// Which of the frames the writer sealed since the log opened this is
+    /// (from 1; 0 for a frame read back from a file). Durability and the
+    /// apply are tracked by it, not by position: a frame of idempotency
+    /// records alone (a command that changed nothing) holds no position.
+    pub number: u64,
 }
 
 impl Frame {
@@ -294,7 +300,7 @@ pub fn scan_file(path: &Path) -> Result<Option<ScannedFile>, LogError> {
         }
         let payload_len = u64::from(word(4));
         let (epoch, first, next) = (long(16), long(24), long(32));
-        if epoch != header.epoch || first != expected || next <= first {
+        if epoch != header.epoch || first != expected || next < first {
             break FrameEnd::Stale;
         }
         let start = offset + FRAME_HEADER_BYTES as u64;
@@ -313,6 +319,7 @@ pub fn scan_file(path: &Path) -> Result<Option<ScannedFile>, LogError> {
             next_position: next,
             payload_crc: word(8),
             payload,
+            number: 0,
         });
         expected = next;
         offset = start + payload_len;
@@ -386,7 +393,11 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, LogError> {
     }
     let mut frames = 0;
     for frame in &scanned.frames {
-        if frame.next_position <= head {
+        // A frame that ends at the head is in sled already, unless it holds
+        // no position (idempotency records alone), which may not be:
+        // applying it again writes the same entries.
+        let empty_at_head = frame.first_position == head && frame.next_position == head;
+        if frame.next_position <= head && !empty_at_head {
             continue;
         }
         if frame.first_position != head {

@@ -171,7 +171,7 @@ impl EventLog {
         let (flush_tx, flush_rx) = mpsc::channel();
         let counters = Arc::new(WriterCounters::default());
         let fence = Arc::new(Fence::default());
-        let applied = Arc::new(AppliedMark::new(recovered.next_position));
+        let applied = Arc::new(AppliedMark::default());
         let publisher = Arc::new(Publisher::new(
             head.clone(),
             acked,
@@ -189,7 +189,7 @@ impl EventLog {
             flushes: 0,
             blobs: BlobSync::new(&config.path),
             journal,
-            next_position: recovered.next_position,
+            last_frame: 0,
             applied: applied.clone(),
             writer: tx.clone(),
             publisher: publisher.clone(),
@@ -207,6 +207,7 @@ impl EventLog {
             journal: flush_tx,
             applied,
             applies: 0,
+            frames_sealed: 0,
             publisher,
             pending: std::collections::VecDeque::new(),
             unapplied_keys: std::collections::HashMap::new(),
@@ -281,8 +282,10 @@ impl EventLog {
         if request.stream_id.is_empty() || request.stream_id.len() > MAX_STREAM_ID_LEN {
             return invalid(format!("stream id must be 1 to {MAX_STREAM_ID_LEN} bytes"));
         }
-        if request.events.is_empty() {
-            return invalid("an append needs at least one event".into());
+        if request.events.is_empty() && request.idempotency.is_none() {
+            return invalid(
+                "an append needs at least one event, or an idempotency key to record alone".into(),
+            );
         }
         if request.events.len() > self.shared.max_batch_events {
             return invalid(format!(

@@ -462,7 +462,7 @@ impl Restorer {
         };
         if key.is_empty()
             || key.len() > MAX_FIELD_LEN
-            || value.first_position > value.last_position
+            || value.first_position > value.last_position.saturating_add(1)
             || value.last_position >= self.next_position
         {
             return Err(bad());

@@ -730,7 +730,7 @@ struct IdempotencyScan {
     /// before `problem` (or all of them).
     max_last: Option<u64>,
     /// The first record that is malformed (named at the log's last
-    /// position, `u64::MAX` here) or names an empty range (at its first
+    /// position, `u64::MAX` here) or names a range backwards (at its first
     /// position).
     problem: Option<(u64, Problem)>,
 }
@@ -753,7 +753,7 @@ impl IdempotencyScan {
             if outcome.last_position >= bound {
                 continue;
             }
-            if outcome.first_position > outcome.last_position {
+            if !outcome.range_is_well_formed() {
                 scan.problem = Some((outcome.first_position, bad()));
                 return Ok(scan);
             }
@@ -799,7 +799,7 @@ fn check_idempotency(tree: &sled::Tree, events: u64, bound: u64) -> Result<(), V
         if outcome.last_position >= bound {
             continue;
         }
-        if outcome.first_position > outcome.last_position || outcome.last_position >= events {
+        if !outcome.range_is_well_formed() || outcome.last_position >= events {
             return Err(damaged(
                 outcome.first_position.min(events.saturating_sub(1)),
                 Problem::BadIdempotencyRecord {

@@ -94,33 +94,28 @@ impl Fence {
     }
 }
 
-/// How far the apply stage has written into sled: the journal stage waits
-/// on it before it publishes a head (readers read sled) and before a
-/// checkpoint (which must cover every frame of the file it retires).
+/// How far the apply stage has written into sled, as the number of the
+/// last frame applied (see [`crate::journal::Frame::number`]; 0 at open,
+/// when sled holds everything): the journal stage waits on it before it
+/// publishes a head (readers read sled) and before a checkpoint (which
+/// must cover every frame of the file it retires).
 #[derive(Debug, Default)]
 pub(crate) struct AppliedMark {
-    next_position: std::sync::Mutex<u64>,
+    frame: std::sync::Mutex<u64>,
     changed: std::sync::Condvar,
 }
 
 impl AppliedMark {
-    /// A mark at `next_position` (what sled holds at open).
-    pub(crate) fn new(next_position: u64) -> Self {
-        Self {
-            next_position: std::sync::Mutex::new(next_position),
-            changed: std::sync::Condvar::new(),
-        }
-    }
-
     fn guard(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.next_position
+        self.frame
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// sled holds every position below `next_position`.
-    fn advance(&self, next_position: u64) {
-        *self.guard() = next_position;
+    /// sled holds every frame up to number `frame`.
+    fn advance(&self, frame: u64) {
+        let mut applied = self.guard();
+        *applied = (*applied).max(frame);
         self.changed.notify_all();
     }
 
@@ -130,11 +125,11 @@ impl AppliedMark {
         self.changed.notify_all();
     }
 
-    /// Waits until sled holds every position below `next_position`; the
+    /// Waits until sled holds every frame up to number `frame`; the
     /// fence's reason if the writer was fenced first.
-    fn wait_for(&self, next_position: u64, fence: &Fence) -> Result<(), String> {
+    fn wait_for(&self, frame: u64, fence: &Fence) -> Result<(), String> {
         let mut applied = self.guard();
-        while *applied < next_position {
+        while *applied < frame {
             if let Some(reason) = fence.reason() {
                 return Err(reason);
             }
@@ -229,7 +224,7 @@ pub(crate) enum WriterMsg {
     /// Stop after everything queued before; answered once the log is
     /// closed (`None` when the last handle was dropped).
     Shutdown(Option<oneshot::Sender<()>>),
-    /// From the journal stage: every frame below this position is durable,
+    /// From the journal stage: every frame up to this number is durable,
     /// or the journal failed (the writer is fenced).
     Durable(Result<u64, String>),
     /// From the journal stage: it has stopped, after its final checkpoint
@@ -249,6 +244,8 @@ pub(crate) struct Writer {
     pub(crate) journal: mpsc::Sender<FlushMsg>,
     pub(crate) applied: Arc<AppliedMark>,
     pub(crate) applies: u64,
+    /// Frames sealed since the log opened (the last one's number).
+    pub(crate) frames_sealed: u64,
     /// Publishes the head of the group commits this stage answers.
     pub(crate) publisher: Arc<Publisher>,
     /// Group commits handed to the journal that go into sled once durable
@@ -266,6 +263,8 @@ pub(crate) struct Writer {
 pub(crate) struct Pending {
     /// The log's next position once it is applied.
     next_position: u64,
+    /// Its frame's number.
+    number: u64,
     /// Hash of the last record once it is applied.
     head_hash: Hash,
     frame: Arc<Frame>,
@@ -279,6 +278,9 @@ pub(crate) struct Pending {
 /// group commits before it.
 pub(crate) struct Answered {
     frame: Option<Arc<Frame>>,
+    /// The number of the last frame sealed before it is answered: every
+    /// frame up to it must be in sled first.
+    after_frame: u64,
     /// The log's next position after it.
     next_position: u64,
     /// Hash of the last record after it.
@@ -302,8 +304,8 @@ pub(crate) struct Flusher {
     pub(crate) blobs: BlobSync,
     /// The redo journal the group commits are made durable in.
     pub(crate) journal: Journal,
-    /// Position after the last frame received.
-    pub(crate) next_position: u64,
+    /// The number of the last frame received.
+    pub(crate) last_frame: u64,
     /// How far the writer has applied durable frames into sled.
     pub(crate) applied: Arc<AppliedMark>,
     /// Where durability is reported.
@@ -457,11 +459,14 @@ impl Writer {
         }
         let first_position = self.next_position;
         let events = staged.next_position - first_position;
-        let frame = (events > 0).then(|| {
-            Arc::new(
-                self.finish_batch(&mut staged)
-                    .seal(first_position, staged.next_position),
-            )
+        // A frame for the events, or for idempotency records alone.
+        let frame = (events > 0 || !staged.keys.is_empty()).then(|| {
+            self.frames_sealed += 1;
+            let mut frame = self
+                .finish_batch(&mut staged)
+                .seal(first_position, staged.next_position);
+            frame.number = self.frames_sealed;
+            Arc::new(frame)
         });
         self.next_position = staged.next_position;
         self.head_hash = staged.head_hash;
@@ -472,7 +477,7 @@ impl Writer {
                 self.fence_with(&reason, staged.replies);
                 return;
             }
-            self.applied.advance(self.next_position);
+            self.applied.advance(frame.number);
         }
         let frame = match frame {
             Some(frame) if !now => frame,
@@ -482,6 +487,7 @@ impl Writer {
                 // durable and in sled.
                 self.answer_in_journal(Answered {
                     frame,
+                    after_frame: self.frames_sealed,
                     next_position: self.next_position,
                     head_hash: self.head_hash,
                     replies: staged.replies,
@@ -497,6 +503,7 @@ impl Writer {
         self.unapplied_keys.extend(staged.keys);
         self.pending.push_back(Pending {
             next_position: self.next_position,
+            number: frame.number,
             head_hash: self.head_hash,
             frame,
             keys,
@@ -526,8 +533,9 @@ impl Writer {
         batches && self.pending.is_empty()
     }
 
-    /// The journal is durable below `durable` (or failed): applies the
-    /// group commits it covers, publishes the new head and answers them.
+    /// The journal is durable up to frame number `durable` (or failed):
+    /// applies the group commits it covers, publishes the new head and
+    /// answers them.
     fn durable(&mut self, durable: Result<u64, String>) {
         let durable = match durable {
             Ok(durable) if self.fence.reason().is_none() => durable,
@@ -545,26 +553,22 @@ impl Writer {
         let mut replies = Vec::new();
         let mut frames = Vec::new();
         let mut published = None;
-        while self
-            .pending
-            .front()
-            .is_some_and(|p| p.next_position <= durable)
-        {
+        while self.pending.front().is_some_and(|p| p.number <= durable) {
             let Some(group) = self.pending.pop_front() else {
                 break;
             };
+            published = Some((group.next_position, group.head_hash, group.frame.number));
             frames.push(group.frame);
-            published = Some((group.next_position, group.head_hash));
             for key in &group.keys {
                 self.unapplied_keys.remove(key);
             }
             replies.extend(group.replies);
         }
-        let Some((next_position, head_hash)) = published else {
+        let Some((next_position, head_hash, last_frame)) = published else {
             return;
         };
         let done = self.apply(&frames).map(|()| {
-            self.applied.advance(next_position);
+            self.applied.advance(last_frame);
         });
         if let Err(reason) = done.and_then(|()| self.publisher.publish(next_position, head_hash)) {
             self.fence_with(&reason, replies);
@@ -626,6 +630,22 @@ impl Writer {
                 actual: current,
             });
         }
+        if req.events.is_empty() {
+            // A command that changed nothing: its idempotency record alone,
+            // with no position (an empty range just before the head; from
+            // 1, so that `last_position` is never below 0).
+            let first_position = staged.next_position.max(1);
+            let outcome = AppendOutcome {
+                first_position,
+                last_position: first_position - 1,
+                stream_version: current,
+                deduplicated: false,
+            };
+            if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
+                staged.record_key(idem.key, hash, outcome);
+            }
+            return Ok(outcome);
+        }
         // Seal every event before touching the batch, so a refusal leaves
         // nothing of this append staged.
         let first_position = staged.next_position;
@@ -667,13 +687,7 @@ impl Writer {
             deduplicated: false,
         };
         if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
-            staged.insert(
-                &keyspace::idempotency_key(&idem.key),
-                &outcome.to_bytes(&hash),
-            );
-            let mut remembered = outcome;
-            remembered.deduplicated = true;
-            staged.keys.insert(idem.key, (hash, remembered));
+            staged.record_key(idem.key, hash, outcome);
         }
         staged.heads.insert(
             req.stream_id,
@@ -771,6 +785,15 @@ impl Staged {
     fn insert(&mut self, key: &[u8], value: &[u8]) {
         self.payload.insert(key, value);
     }
+
+    /// Records idempotency key `key` for the request hashed `hash`, whose
+    /// outcome is `outcome`: in the frame, and for the appends after it.
+    fn record_key(&mut self, key: String, hash: Hash, outcome: AppendOutcome) {
+        self.insert(&keyspace::idempotency_key(&key), &outcome.to_bytes(&hash));
+        let mut remembered = outcome;
+        remembered.deduplicated = true;
+        self.keys.insert(key, (hash, remembered));
+    }
 }
 
 /// How long a stage polls for its next message before it sleeps: with one
@@ -839,7 +862,7 @@ impl Flusher {
             // to apply the last ones.
             let done = self
                 .applied
-                .wait_for(self.next_position, &self.fence)
+                .wait_for(self.last_frame, &self.fence)
                 .and_then(|()| self.checkpoint());
             match done {
                 Ok(()) => checkpointed = true,
@@ -880,16 +903,17 @@ impl Flusher {
         }
         if !frames.is_empty() {
             let _ = self.writer.send(WriterMsg::Durable(
-                durable.clone().map(|()| self.next_position),
+                durable.clone().map(|()| self.last_frame),
             ));
         }
         let Some(last) = answered.last() else {
             return;
         };
         let (next_position, head_hash) = (last.next_position, last.head_hash);
+        let after_frame = last.after_frame;
         let replies = answered.into_iter().flat_map(|group| group.replies);
         let published = durable
-            .and_then(|()| self.applied.wait_for(next_position, &self.fence))
+            .and_then(|()| self.applied.wait_for(after_frame, &self.fence))
             .and_then(|()| self.publisher.publish(next_position, head_hash));
         match published {
             Ok(()) => {
@@ -914,7 +938,7 @@ impl Flusher {
             return Err("injected flush failure".into());
         }
         if let Some(last) = frames.last() {
-            self.next_position = last.next_position;
+            self.last_frame = last.number;
         }
         if self.durability == Durability::Buffered {
             return Ok(());
@@ -929,10 +953,9 @@ impl Flusher {
                 // The checkpoint must cover every frame of the file: make
                 // the ones before this durable, let the writer apply them.
                 self.journal.sync(durable)?;
-                let _ = self
-                    .writer
-                    .send(WriterMsg::Durable(Ok(frame.first_position)));
-                self.applied.wait_for(frame.first_position, &self.fence)?;
+                let before = frame.number.saturating_sub(1);
+                let _ = self.writer.send(WriterMsg::Durable(Ok(before)));
+                self.applied.wait_for(before, &self.fence)?;
                 self.checkpoint()?;
                 self.journal.turn(frame.first_position)?;
             }

@@ -1,7 +1,8 @@
-//! The command-path workload of the power-cut loop: clients create quotes
-//! and add a line, each command with its own command id; after a cut every
-//! acknowledged command's effect is there, and the same command sent again
-//! with its id is answered with its first outcome.
+//! The command-path workload of the power-cut loop: clients create quotes,
+//! add a line and send that line again unchanged (a command that changes
+//! nothing, whose id is recorded alone), each command with its own command
+//! id; after a cut every acknowledged command's effect is there, and the
+//! same command sent again with its id is answered with its first outcome.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,7 +27,7 @@ pub(crate) struct CommandAck {
 }
 
 impl CommandAck {
-    /// "CMD <command id> <quote> <create|line> <version> END".
+    /// "CMD <command id> <quote> <create|line|unchanged> <version> END".
     pub(crate) fn parse(line: &str) -> Option<Self> {
         match line.split(' ').collect::<Vec<_>>().as_slice() {
             ["CMD", command_id, quote, kind, version, "END"] => Some(Self {
@@ -51,9 +52,13 @@ fn command(quote: &str, kind: &str) -> QuoteCommand {
             catalog: domain::catalog::VersionStanding::Unmanaged,
             at: at(0),
         },
-        _ => QuoteCommand::AddLine {
+        "line" => QuoteCommand::AddLine {
             line: line("l1"),
             at: at(1),
+        },
+        _ => QuoteCommand::ChangeLine {
+            line: line("l1"),
+            at: at(2),
         },
     }
 }
@@ -75,8 +80,9 @@ async fn execute(path: &CommandPath, quote: &str, kind: &str, command_id: &str) 
     (outcome.stream_version, outcome.deduplicated)
 }
 
-/// The child's work: four clients, each creating quotes and adding a line
-/// to each, reporting every acknowledged command. Runs until killed.
+/// The child's work: four clients, each creating quotes, adding a line to
+/// each and changing it to what it is, reporting every acknowledged
+/// command. Runs until killed.
 pub(crate) async fn drive(log: EventLog, cycle: &str) {
     let path = CommandPath::new(log);
     let clients: Vec<_> = (0..4)
@@ -86,7 +92,7 @@ pub(crate) async fn drive(log: EventLog, cycle: &str) {
             tokio::spawn(async move {
                 for i in 0u64.. {
                     let quote = format!("q-c{cycle}-k{client}-{i}");
-                    for kind in ["create", "line"] {
+                    for kind in ["create", "line", "unchanged"] {
                         let command_id = format!("{kind}-{quote}");
                         let (version, _) = execute(&path, &quote, kind, &command_id).await;
                         println!("CMD {command_id} {quote} {kind} {version} END");

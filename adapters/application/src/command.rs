@@ -364,21 +364,10 @@ impl CommandPath {
                 Ok(events) => events,
                 Err(source) => return refused(CommandError::Rejected { source }),
             };
-            if events.is_empty() {
-                // Nothing to do on a state that may hold this command id's
-                // own first attempt (a concurrent request with the same id
-                // won the race since the check above): answered as that
-                // attempt, or refused when the request differs.
-                if let Some(first) = self.first_outcome(context, request_hash)? {
-                    return Ok(first);
-                }
-                return Ok(CommandOutcome {
-                    stream_version: loaded.version,
-                    positions: None,
-                    deduplicated: false,
-                    attempts: attempt,
-                });
-            }
+            // A decision of no events still appends: the command's id alone,
+            // so that it is reserved (a retry gets this outcome, another
+            // request with the id is a conflict) and the stream's version
+            // is checked as for any append.
             let new_events = events
                 .iter()
                 .map(|event| to_new_event(event, context))
@@ -456,7 +445,7 @@ fn backoff(attempt: u32, request_hash: &Hash) -> std::time::Duration {
 fn outcome_of(outcome: eventlog::AppendOutcome, attempts: u32) -> CommandOutcome {
     CommandOutcome {
         stream_version: outcome.stream_version,
-        positions: Some(outcome.positions()),
+        positions: outcome.records_events().then(|| outcome.positions()),
         deduplicated: outcome.deduplicated,
         attempts,
     }

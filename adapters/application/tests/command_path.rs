@@ -578,3 +578,76 @@ async fn one_command_id_with_different_requests_at_once_is_applied_once_and_refu
     assert_eq!((applied, conflicts), (1, 19));
     path.log().close().await;
 }
+
+/// A command that changes nothing reserves its id like any other: a retry
+/// after other commands changed the stream gets the first outcome (the
+/// version it was decided at, no positions), survives a reopen of the
+/// log, and another request with the id is a conflict. Such a command
+/// was acknowledged with nothing recorded, so its retry was decided anew
+/// (undoing a later change, or refused) and its id was free for another
+/// command.
+#[tokio::test]
+async fn a_command_that_changed_nothing_keeps_its_id_and_first_outcome() {
+    let (dir, path, stream) = setup();
+    let unchanged = QuoteCommand::ChangeLine {
+        line: line("l1"),
+        at: at(2),
+    };
+    let removal = QuoteCommand::RemoveLine {
+        line_id: domain::ids::LineId::new("l1"),
+        at: at(3),
+    };
+    path.execute::<QuoteDecider>(&stream, &create(), &ctx("create"))
+        .await
+        .unwrap();
+    path.execute::<QuoteDecider>(
+        &stream,
+        &QuoteCommand::AddLine {
+            line: line("l1"),
+            at: at(1),
+        },
+        &ctx("add"),
+    )
+    .await
+    .unwrap();
+    let first = path
+        .execute::<QuoteDecider>(&stream, &unchanged, &ctx("x"))
+        .await
+        .unwrap();
+    assert_eq!((first.stream_version, first.positions.clone()), (2, None));
+    assert!(!first.deduplicated);
+    path.execute::<QuoteDecider>(&stream, &removal, &ctx("y"))
+        .await
+        .unwrap();
+    let head = path.log().next_position();
+    let retried = path
+        .execute::<QuoteDecider>(&stream, &unchanged, &ctx("x"))
+        .await
+        .unwrap();
+    assert!(retried.deduplicated, "{retried:?}");
+    assert_eq!((retried.stream_version, retried.positions), (2, None));
+    assert_eq!(path.log().next_position(), head, "nothing appended");
+    let other = path
+        .execute::<QuoteDecider>(&stream, &removal, &ctx("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(other, CommandError::IdempotencyConflict { .. }),
+        "{other}"
+    );
+    path.log().close().await;
+    drop(path);
+    // sled's threads let go of the directory's lock a moment later.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let reopened = CommandPath::new(
+        EventLog::open(LogConfig::new(dir.path()).durability(Durability::ProcessCrashSafe))
+            .unwrap(),
+    );
+    let after = reopened
+        .execute::<QuoteDecider>(&stream, &unchanged, &ctx("x"))
+        .await
+        .unwrap();
+    assert!(after.deduplicated && after.stream_version == 2, "{after:?}");
+    reopened.log().verify(&mut |_| {}).unwrap();
+    reopened.log().close().await;
+}

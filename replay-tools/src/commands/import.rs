@@ -279,13 +279,24 @@ fn parse_body<R: BufRead>(
         let request_hash = hex_hash(&line.request_hash)
             .filter(|_| line.kind == "idempotency")
             .ok_or_else(|| bad(number, "malformed idempotency line"))?;
-        if line.first_position > line.last_position || line.last_position >= header.events {
+        // A command that changed nothing recorded its id alone: an empty
+        // range just before the head it was decided at (ADR 0051).
+        let alone = line.first_position >= 1
+            && line.last_position.checked_add(1) == Some(line.first_position);
+        let inside = if alone {
+            line.first_position <= header.events
+        } else {
+            line.first_position <= line.last_position && line.last_position < header.events
+        };
+        if !inside {
             return Err(bad(
                 number,
                 format!("idempotency record {} points outside the log", line.key),
             ));
         }
-        if !streams.one_append(line.first_position, line.last_position, line.stream_version) {
+        if !alone
+            && !streams.one_append(line.first_position, line.last_position, line.stream_version)
+        {
             return Err(bad(
                 number,
                 format!(

@@ -322,3 +322,50 @@ fn a_stalled_import_starts_again_in_a_cleared_directory_then_gives_up() {
     assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains("starting again"), "{}", run.stderr);
 }
+
+/// An idempotency record of a command that changed nothing (no events,
+/// ADR 0051) goes through export and import like any other: the import
+/// accepts it, verifies clean, and exports the same file again.
+#[test]
+fn a_record_of_a_command_that_changed_nothing_round_trips() {
+    let (tmp, dir) = generated();
+    let runtime = crate::common::runtime();
+    runtime.block_on(async {
+        let log = eventlog::EventLog::open(eventlog::LogConfig::new(&dir)).unwrap();
+        let version = log.stream_version("writer-none").unwrap();
+        let outcome = log
+            .append(
+                eventlog::AppendRequest::new(
+                    "writer-none",
+                    eventlog::ExpectedVersion::Exact(version),
+                    Vec::new(),
+                )
+                .idempotent(eventlog::Idempotency::key("changed-nothing")),
+            )
+            .await
+            .unwrap();
+        assert!(!outcome.records_events(), "{outcome:?}");
+        log.close().await;
+    });
+    crate::common::wait_unlocked(&dir);
+    assert_eq!(oms(&dir, &["verify"]).code, 0);
+    let file = tmp.path().join("noop.oms-export");
+    let run = oms(&dir, &["export", "-o", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("changed-nothing"));
+    let restored = tmp.path().join("restored");
+    let run = oms(&restored, &["import", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(oms(&restored, &["verify"]).code, 0);
+    let again = tmp.path().join("again.oms-export");
+    assert_eq!(
+        oms(&restored, &["export", "-o", again.to_str().unwrap()]).code,
+        0
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+}
