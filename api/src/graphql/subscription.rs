@@ -7,7 +7,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 /// How long a fallout change waits for the read models to include it.
 const PROJECTED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
 use super::types::EventNode;
 use super::{caller, input};
 use crate::auth::Role;
@@ -25,13 +25,19 @@ const FALLOUT_EVENTS: [&str; 3] = ["LineFalloutRaised", "LineFalloutResolved", "
 impl Subscription {
     /// Every event appended from now on to the caller's tenant, optionally
     /// only streams starting with `streamPrefix` and only `eventTypes`.
+    /// With `after` (the position of the last event the client received),
+    /// every event after it first, stored ones then live ones, with no gap
+    /// and no duplicate: how a client resumes after a reconnect (the
+    /// server closes subscriptions with 1012 when it stops).
     async fn events(
         &self,
         ctx: &Context<'_>,
         stream_prefix: Option<String>,
         event_types: Option<Vec<String>>,
+        after: Option<u64>,
     ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
+        let from = start(platform, after)?;
         if let Some(prefix) = &stream_prefix {
             input::label("streamPrefix", prefix, input::MAX_LABEL_BYTES)?;
             domain::ids::validate_stream_prefix(prefix)
@@ -50,7 +56,7 @@ impl Subscription {
             }
         }
         let tenant = principal.tenant.to_string();
-        let subscription = platform.log.subscribe(platform.log.next_position());
+        let subscription = platform.log.subscribe(from);
         Ok(live(subscription, move |event| {
             event.tenant_id == tenant
                 && stream_prefix
@@ -63,16 +69,19 @@ impl Subscription {
     }
 
     /// Fallout opened, resolved or closed by a line cancel, for the
-    /// caller's tenant, from now on. Each change is sent once the read
-    /// models include it (or after a few seconds at most), so a queue
-    /// re-read on a change shows it.
+    /// caller's tenant, from now on (with `after`, every change after that
+    /// position first, as `events` resumes). Each change is sent once the
+    /// read models include it (or after a few seconds at most), so a
+    /// queue re-read on a change shows it.
     async fn fallout_changes(
         &self,
         ctx: &Context<'_>,
+        after: Option<u64>,
     ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
+        let from = start(platform, after)?;
         let tenant = principal.tenant.to_string();
-        let subscription = platform.log.subscribe(platform.log.next_position());
+        let subscription = platform.log.subscribe(from);
         let projections = platform.projections.clone();
         let changes = live(subscription, move |event| {
             event.tenant_id == tenant && FALLOUT_EVENTS.contains(&event.event_type.as_str())
@@ -87,6 +96,23 @@ impl Subscription {
                 change
             }
         }))
+    }
+}
+
+/// The first position a subscription delivers: the one after `after`, or
+/// the head (from now on).
+///
+/// # Errors
+/// `VALIDATION` on `after` when no event was ever at that position.
+fn start(platform: &crate::platform::Platform, after: Option<u64>) -> ApiResult<u64> {
+    let head = platform.log.next_position();
+    match after {
+        None => Ok(head),
+        Some(after) if after < head => Ok(after + 1),
+        Some(after) => Err(ApiError::validation(
+            "after",
+            format!("position {after} is past the log's last position; resume with the last position received"),
+        )),
     }
 }
 

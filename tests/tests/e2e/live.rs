@@ -158,6 +158,7 @@ async fn the_live_subscription_receives_the_tenants_events_only() {
         live_events::Variables {
             stream_prefix: Some("quote-".to_owned()),
             event_types: None,
+            after: None,
         },
     )
     .await;
@@ -167,6 +168,7 @@ async fn the_live_subscription_receives_the_tenants_events_only() {
         live_events::Variables {
             stream_prefix: None,
             event_types: Some(vec!["LineAdded".to_owned()]),
+            after: None,
         },
     )
     .await;
@@ -244,6 +246,7 @@ async fn the_websocket_takes_the_token_from_the_header_too() {
         live_events::Variables {
             stream_prefix: None,
             event_types: None,
+            after: None,
         },
     )
     .await;
@@ -290,6 +293,7 @@ async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
             live_events::Variables {
                 stream_prefix: Some(prefix.to_owned()),
                 event_types: None,
+                after: None,
             },
         )
         .await;
@@ -322,6 +326,7 @@ async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
         live_events::Variables {
             stream_prefix: Some("quo".to_owned()),
             event_types: None,
+            after: None,
         },
     )
     .await;
@@ -360,6 +365,7 @@ async fn the_socket_speaks_the_subprotocol_its_handshake_names() {
     let subscription = live_events::Variables {
         stream_prefix: None,
         event_types: None,
+        after: None,
     };
     subscribe(&mut socket, "s", subscription).await;
     server
@@ -372,6 +378,7 @@ async fn the_socket_speaks_the_subprotocol_its_handshake_names() {
     let payload = serde_json::to_value(LiveEvents::build_query(live_events::Variables {
         stream_prefix: None,
         event_types: None,
+        after: None,
     }))
     .unwrap();
     send(
@@ -387,4 +394,104 @@ async fn the_socket_speaks_the_subprotocol_its_handshake_names() {
         }
     };
     assert_eq!(closed, Some(4409));
+}
+
+/// A subscriber that reconnects with `after` (the last position it
+/// received) gets every event of its tenant it missed, in order, then the
+/// live ones: nothing lost, nothing twice. The subscription used to start
+/// at the head only, so whatever was appended while the client was away
+/// (a server restart closes every socket with 1012) never reached it. A
+/// position no event ever had is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_resumes_after_its_last_position_misses_nothing() {
+    let server = Server::start();
+    let (viewer, sales) = (server.token("viewer"), server.token("sales"));
+    let all = live_events::Variables {
+        stream_prefix: None,
+        event_types: None,
+        after: None,
+    };
+    let mut socket = open(&server, Some(&viewer)).await;
+    assert!(init(&mut socket, json!({})).await);
+    subscribe(&mut socket, "1", all.clone()).await;
+    sees_a_new_quote(&server, &mut socket).await;
+    drop(socket);
+    // The last position the subscriber received: the log's last event.
+    let (_, body) = server
+        .client
+        .raw(
+            &server.token("admin"),
+            "{ events(first: 200) { position } }",
+            json!({}),
+        )
+        .await;
+    let last = body["data"]["events"]
+        .as_array()
+        .and_then(|events| events.last())
+        .and_then(|event| event["position"].as_i64())
+        .unwrap();
+    // Appended while nobody listens.
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        let quote = server
+            .client
+            .create_quote(&sales, &tests::unique("away"), "cust-1")
+            .await
+            .unwrap();
+        missed.push(format!("quote-{quote}"));
+    }
+    let mut socket = open(&server, Some(&viewer)).await;
+    assert!(init(&mut socket, json!({})).await);
+    subscribe(
+        &mut socket,
+        "2",
+        live_events::Variables {
+            after: Some(last),
+            ..all.clone()
+        },
+    )
+    .await;
+    let resumed = events_until(&mut socket, |seen| {
+        missed
+            .iter()
+            .all(|stream| seen.iter().any(|(_, e)| &e.stream_id == stream))
+    })
+    .await;
+    let positions: Vec<i64> = resumed.iter().map(|(_, e)| e.position).collect();
+    assert_eq!(positions.first(), Some(&(last + 1)), "{positions:?}");
+    assert!(
+        positions.windows(2).all(|w| w[1] == w[0] + 1),
+        "one tenant's events, every position once, in order: {positions:?}"
+    );
+    for stream in &missed {
+        assert!(
+            resumed.iter().any(|(_, e)| &e.stream_id == stream),
+            "{stream} missed"
+        );
+    }
+    // Then live ones on the same subscription.
+    sees_a_new_quote(&server, &mut socket).await;
+    // A position past the log is refused.
+    let mut socket = open(&server, Some(&viewer)).await;
+    assert!(init(&mut socket, json!({})).await);
+    let payload = serde_json::to_value(LiveEvents::build_query(live_events::Variables {
+        after: Some(1_000_000_000),
+        ..all
+    }))
+    .unwrap();
+    send(
+        &mut socket,
+        json!({"id": "3", "type": "subscribe", "payload": payload}),
+    )
+    .await;
+    let refused = receive(&mut socket, Duration::from_secs(10)).await.unwrap();
+    // A field error of a subscription comes as its one `next`.
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{refused}"
+    );
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["field"],
+        "after"
+    );
 }
