@@ -59,6 +59,11 @@ impl ConfigError {
     }
 }
 
+/// Longest tenant id: the log's idempotency keys and correlation ids
+/// hold it beside a `commandId` of up to 128 characters, within the log's
+/// 256-byte field limit.
+pub const MAX_TENANT_ID_LEN: usize = 64;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -522,6 +527,16 @@ impl ServerConfig {
                     format!("a tenant id {problem} (the id grammar of domain::ids::validate_id)"),
                 ));
             }
+            if tenant.len() > MAX_TENANT_ID_LEN {
+                return Err(ConfigError::invalid(
+                    format!("tenants.{tenant}"),
+                    format!(
+                        "a tenant id is at most {MAX_TENANT_ID_LEN} characters: the log's \
+                         idempotency keys and correlation ids hold it beside a commandId of up to \
+                         128 within their 256-byte limit"
+                    ),
+                ));
+            }
             for (i, credential) in config.credentials.iter().enumerate() {
                 let key = format!("tenants.{tenant}.credentials[{i}]");
                 if credential.role.parse::<Role>().is_err() {
@@ -714,6 +729,9 @@ mod tests {
             .map(|e| e.to_string())
         };
         assert_eq!(tenant("acme-1"), None);
+        assert_eq!(tenant(&"t".repeat(MAX_TENANT_ID_LEN)), None);
+        let long = tenant(&"t".repeat(MAX_TENANT_ID_LEN + 1)).unwrap_or_default();
+        assert!(long.contains("at most 64 characters"), "{long}");
         for bad in ["a:b", "a/b", "../x", "a b", ""] {
             let error = tenant(bad).unwrap_or_default();
             assert!(error.contains("a tenant id"), "{bad:?}: {error}");

@@ -111,8 +111,19 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, listen: Option<Stri
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("oms-server: {error}");
-            ExitCode::FAILURE
+            exit_code(&error)
         }
+    }
+}
+
+/// The exit code of a server that could not run: 2 for configuration
+/// (the configuration file, environment or stored credentials: fix them
+/// and start again), 1 for everything else (a damaged log, which
+/// `oms-replay verify` explains, or a failure to start).
+fn exit_code(error: &api::server::ServerError) -> ExitCode {
+    match error {
+        api::server::ServerError::Config(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
     }
 }
 

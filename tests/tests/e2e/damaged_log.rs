@@ -120,7 +120,7 @@ async fn a_server_on_a_damaged_log_refuses_to_start_and_appends_nothing() {
     // the second must refuse just the same.
     for attempt in 1..=2 {
         let run = start_expecting_exit(&data_dir);
-        assert_ne!(run.code, Some(0), "attempt {attempt}: {}", run.stderr);
+        assert_eq!(run.code, Some(1), "attempt {attempt}: {}", run.stderr);
         assert!(
             !run.stdout.contains("listening on"),
             "attempt {attempt}: {}",
@@ -177,7 +177,7 @@ async fn a_bad_simulator_timeout_is_refused_by_its_key_before_anything_is_writte
         ("OMS_SIMULATOR_SLA_MS", "100", "simulator.sla_ms"),
     ] {
         let refused = start_with_env_expecting_exit(&data, &[(var, value)]);
-        assert_ne!(refused.code, Some(0), "{}", refused.stderr);
+        assert_eq!(refused.code, Some(2), "{}", refused.stderr);
         assert!(
             refused
                 .stderr
@@ -192,4 +192,22 @@ async fn a_bad_simulator_timeout_is_refused_by_its_key_before_anything_is_writte
         );
         assert!(!data.exists(), "{var}={value} created {}", data.display());
     }
+}
+
+/// Stored credentials the server cannot use are configuration: the start
+/// is refused with exit code 2, as a bad configuration key is, and not
+/// with the 1 of a damaged log (which sends an operator to `oms-replay`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_stored_credentials_are_a_configuration_error_not_damage() {
+    let mut server = Server::start();
+    assert!(server.stop().success());
+    let credentials = server.data_dir.join("credentials.toml");
+    std::fs::write(&credentials, "this is not toml [").unwrap();
+    let refused = start_expecting_exit(&server.data_dir);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("credentials.toml"),
+        "{}",
+        refused.stderr
+    );
 }
