@@ -100,10 +100,18 @@ pub struct Money {
     pub currency: String,
 }
 
+/// Decimal places every amount shows at least (the currencies' minor
+/// unit): `0.00`, `49.90`; an amount more precise keeps its places.
+const MONEY_PLACES: u32 = 2;
+
 impl From<&domain::money::Money> for Money {
     fn from(money: &domain::money::Money) -> Self {
+        let mut amount = money.amount;
+        if amount.scale() < MONEY_PLACES {
+            amount.rescale(MONEY_PLACES);
+        }
         Self {
-            amount: Decimal(money.amount),
+            amount: Decimal(amount),
             currency: money.currency.to_string(),
         }
     }
@@ -112,6 +120,25 @@ impl From<&domain::money::Money> for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every amount shows the currency's two places, whatever scale the
+    /// arithmetic left (a 100 % discount priced `0`, beside `49.90`).
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn amounts_show_at_least_two_places_and_keep_more() {
+        let shown = |text: &str| {
+            let amount: rust_decimal::Decimal = text.parse().unwrap();
+            let money = domain::money::Money {
+                amount,
+                currency: domain::money::Currency::new("EUR").unwrap(),
+            };
+            Money::from(&money).amount.0.to_string()
+        };
+        assert_eq!(shown("0"), "0.00");
+        assert_eq!(shown("49.9"), "49.90");
+        assert_eq!(shown("120"), "120.00");
+        assert_eq!(shown("1.2345"), "1.2345");
+    }
 
     #[test]
     fn instants_show_as_rfc3339_and_parse_back() {
