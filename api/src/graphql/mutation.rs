@@ -58,7 +58,8 @@ pub struct LineInput {
 /// One configured option.
 #[derive(InputObject, serde::Serialize)]
 pub struct OptionInput {
-    /// Option name: not empty, once per line.
+    /// Option name: not blank, nothing invisible or white at either end, once
+    /// per line.
     pub name: String,
     /// Option value.
     pub value: String,
@@ -89,17 +90,11 @@ async fn catalog_command(
 
 /// A catalog version name as the catalog accepts it.
 /// Checks a catalog version given in `field`: printable text of 1 to
-/// [`MAX_VERSION_BYTES`] bytes with no white space at either end, the same
+/// [`MAX_VERSION_BYTES`] bytes, not blank, with nothing invisible at either
+/// end ([`input::name`]), the same
 /// wherever a version is named (quote creation, activation, retirement).
 fn catalog_version_input(field: &str, version: &str) -> ApiResult<()> {
-    input::label(field, version, MAX_VERSION_BYTES)?;
-    if version.is_empty() || version.trim() != version {
-        return Err(ApiError::validation(
-            field,
-            "must not be empty or start or end with white space",
-        ));
-    }
-    Ok(())
+    input::name(field, version, MAX_VERSION_BYTES)
 }
 
 fn line(input: LineInput) -> ApiResult<QuoteLine> {
@@ -125,17 +120,11 @@ fn line(input: LineInput) -> ApiResult<QuoteLine> {
     }
     let mut names = std::collections::HashSet::new();
     for option in &input.options {
-        input::label(
+        input::name(
             "line.options.name",
             &option.name,
             input::MAX_OPTION_NAME_BYTES,
         )?;
-        if option.name.trim().is_empty() {
-            return Err(ApiError::validation(
-                "line.options.name",
-                "must not be empty",
-            ));
-        }
         if !names.insert(option.name.as_str()) {
             return Err(ApiError::validation(
                 "line.options.name",
@@ -1315,7 +1304,19 @@ mod tests {
     #[test]
     fn an_option_is_named_and_given_once_per_line() {
         assert!(super::line(line_with_options(&["speed", "ip"])).is_ok());
-        for names in [&["speed", "speed"][..], &[""][..], &["  "][..]] {
+        // Names that show nothing, or that look like another name.
+        for names in [
+            &["speed", "speed"][..],
+            &[""][..],
+            &["  "][..],
+            &["\u{200D}"][..],
+            &["\u{3164}"][..],
+            &["\u{00AD}"][..],
+            &["\u{2800}"][..],
+            &["\u{0301}"][..],
+            &["speed", "speed "][..],
+            &["speed", " speed"][..],
+        ] {
             match super::line(line_with_options(names)) {
                 Err(ApiError::Validation { field, .. }) => assert_eq!(field, "line.options.name"),
                 other => panic!("{names:?}: {other:?}"),
@@ -1327,7 +1328,16 @@ mod tests {
     fn a_catalog_version_is_checked_alike_wherever_it_is_named() {
         assert!(catalog_version_input("catalogVersion", "2026.1").is_ok());
         let too_long = "v".repeat(domain::catalog::MAX_VERSION_BYTES + 1);
-        for bad in ["", " 2026.1", "2026.1 ", too_long.as_str(), "a\u{0}b"] {
+        for bad in [
+            "",
+            " 2026.1",
+            "2026.1 ",
+            too_long.as_str(),
+            "a\u{0}b",
+            "\u{200D}",
+            "\u{3164}",
+            "2026.1\u{00AD}",
+        ] {
             match catalog_version_input("catalogVersion", bad) {
                 Err(ApiError::Validation { field, .. }) => {
                     assert_eq!(field, "catalogVersion", "{bad:?}");
