@@ -64,6 +64,10 @@ impl ConfigError {
 /// 256-byte field limit.
 pub const MAX_TENANT_ID_LEN: usize = 64;
 
+/// Longest credential name (it names the caller in logs, metrics and the
+/// events of each repair).
+pub const MAX_CREDENTIAL_NAME_LEN: usize = 64;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -537,8 +541,30 @@ impl ServerConfig {
                     ),
                 ));
             }
+            let mut names = std::collections::HashSet::new();
             for (i, credential) in config.credentials.iter().enumerate() {
                 let key = format!("tenants.{tenant}.credentials[{i}]");
+                let name = credential.name.as_str();
+                if name.is_empty()
+                    || name.len() > MAX_CREDENTIAL_NAME_LEN
+                    || name.trim() != name
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.name"),
+                        format!(
+                            "1 to {MAX_CREDENTIAL_NAME_LEN} bytes of text without control \
+                             characters or white space at either end (it names the caller in \
+                             logs, metrics and the operator of each repair)"
+                        ),
+                    ));
+                }
+                if !names.insert(name) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.name"),
+                        format!("`{name}` names another credential of the tenant too"),
+                    ));
+                }
                 if credential.role.parse::<Role>().is_err() {
                     return Err(ConfigError::invalid(
                         format!("{key}.role"),
@@ -715,6 +741,34 @@ mod tests {
             error.contains("tenants.acme.credentials[0].role"),
             "{error}"
         );
+    }
+
+    /// A credential's name names one caller: not blank, not padded, once
+    /// per tenant (empty and repeated names were accepted).
+    #[test]
+    fn credential_names_are_given_once_and_not_blank() {
+        let credentials = |names: &[&str]| {
+            let list: Vec<String> = names
+                .iter()
+                .map(|name| {
+                    format!(
+                        "{{ name = \"{name}\", role = \"sales\", token_sha256 = \"{}\" }}",
+                        "0".repeat(64)
+                    )
+                })
+                .collect();
+            parse(&format!(
+                "[tenants.acme]\ncredentials = [{}]\n",
+                list.join(", ")
+            ))
+            .err()
+            .map(|e| e.to_string())
+        };
+        assert_eq!(credentials(&["alice", "bob"]), None);
+        for bad in [&[""][..], &[" alice"], &["alice", "alice"]] {
+            let error = credentials(bad).unwrap_or_default();
+            assert!(error.contains(".name"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

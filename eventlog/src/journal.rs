@@ -334,6 +334,13 @@ pub fn scan_file(path: &Path) -> Result<Option<ScannedFile>, LogError> {
 
 /// The newest journal file with a valid header in a data directory.
 fn newest(dir: &Path) -> Result<Option<ScannedFile>, LogError> {
+    // A link where the writer keeps its files is refused by every reader
+    // too, as the writer refuses it.
+    let journal = dir.join(JOURNAL_DIR);
+    for name in JOURNAL_FILES {
+        let path = journal.join(name);
+        crate::storage::refuse_link(&path).map_err(|e| io_error(&path, e))?;
+    }
     let mut best: Option<(usize, u64)> = None;
     for (index, name) in JOURNAL_FILES.iter().enumerate() {
         if let Some((_, header)) = read_header(&dir.join(JOURNAL_DIR).join(name))? {

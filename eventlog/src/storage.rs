@@ -455,8 +455,22 @@ fn is_lock_error(e: &sled::Error) -> bool {
 /// [`crate::journal::replay`]), so every opener of a data directory sees
 /// every acknowledged append.
 fn replay_journal(path: &Path, db: &sled::Db) -> Result<(), LogError> {
-    if !path.join(crate::journal::JOURNAL_DIR).is_dir() {
-        return Ok(());
+    let journal = path.join(crate::journal::JOURNAL_DIR);
+    match std::fs::symlink_metadata(&journal) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(LogError::io(&journal, e)),
+        // What the writer would refuse to write is refused here too, so
+        // that every reader of the directory gives the server's verdict.
+        Ok(meta) if !meta.is_dir() => {
+            return Err(LogError::io(
+                &journal,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a directory: the redo journal is a directory of the log's own",
+                ),
+            ))
+        }
+        Ok(_) => {}
     }
     let tree = db
         .open_tree(crate::keyspace::LOG_TREE)

@@ -317,3 +317,27 @@ async fn a_link_in_place_of_a_file_of_the_log_is_refused_and_never_written_throu
         assert_eq!(std::fs::read(&victim).unwrap(), b"not the log's");
     }
 }
+
+/// A `journal` that is a file, or a journal file that is a link, is
+/// refused by every opener, `verify_dir` included: the tool said "ok"
+/// where the server refused to start.
+#[tokio::test]
+async fn a_journal_that_is_not_the_logs_own_directory_is_refused_by_every_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    write_events(&dir, 0, 10).await;
+    settle();
+    let journal = dir.join("journal");
+    let kept = tmp.path().join("journal-kept");
+    std::fs::rename(&journal, &kept).unwrap();
+    std::fs::write(&journal, b"not a directory").unwrap();
+    let refused = verify_dir(&dir, &mut |_| {}).map(drop).unwrap_err();
+    assert!(refused.to_string().contains("not a directory"), "{refused}");
+    std::fs::remove_file(&journal).unwrap();
+    std::fs::rename(&kept, &journal).unwrap();
+    let target = tmp.path().join("elsewhere");
+    std::fs::rename(journal.join("journal-1"), &target).unwrap();
+    std::os::unix::fs::symlink(&target, journal.join("journal-1")).unwrap();
+    let refused = verify_dir(&dir, &mut |_| {}).map(drop).unwrap_err();
+    assert!(refused.to_string().contains("symbolic link"), "{refused}");
+}

@@ -163,11 +163,18 @@ impl FromStr for FaultMix {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let mut mix = FaultMix::new();
         let mut total = 0u32;
+        let mut named = std::collections::HashSet::new();
         for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (name, weight) = item
                 .split_once('=')
                 .ok_or_else(|| FaultParseError(format!("`{item}` is not `Fault=basis_points`")))?;
             let fault = name.trim().parse::<Fault>()?;
+            if !named.insert(name.trim().to_owned()) {
+                return Err(FaultParseError(format!(
+                    "`{}` is given twice; name each fault once",
+                    name.trim()
+                )));
+            }
             let weight = weight.trim().parse::<u32>().map_err(|_| {
                 FaultParseError(format!("`{weight}` is not a number of basis points"))
             })?;
@@ -210,4 +217,24 @@ pub enum Script {
     Mix(FaultMix),
     /// Forget every script and mix.
     Clear,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FaultMix;
+
+    /// A mix names each fault once: a second weight for one fault was
+    /// taken without a word, whichever the operator meant.
+    #[test]
+    fn a_mix_names_each_fault_once() {
+        assert!("BusinessReject=100,TimeoutAfterApply=200"
+            .parse::<FaultMix>()
+            .is_ok());
+        let twice = "BusinessReject=100, BusinessReject=200"
+            .parse::<FaultMix>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(twice.contains("given twice"), "{twice}");
+    }
 }
