@@ -172,10 +172,14 @@ impl AppendOutcome {
     }
 
     /// Whether the positions are a range, empty or not: never backwards
-    /// by more than one, and an empty one starts at 1 or later.
+    /// by more than one, and an empty one starts at 1 or later, at a
+    /// stream version its stream could have had (no more events than the
+    /// log held before it).
     pub(crate) fn range_is_well_formed(&self) -> bool {
         self.records_events()
-            || (self.first_position >= 1 && self.first_position == self.last_position + 1)
+            || (self.first_position >= 1
+                && self.first_position == self.last_position + 1
+                && self.stream_version <= self.first_position)
     }
 
     /// The stored idempotency record of this outcome (see [`keyspace`]).

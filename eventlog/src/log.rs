@@ -555,11 +555,25 @@ impl EventLog {
 
     /// The request hash and outcome recorded for an idempotency key, if the
     /// key was used (and its append is durable).
+    ///
+    /// A record of no events (ADR 0051) shows once an event at or after
+    /// its position is published: its frame is durable then. One at the
+    /// head may be in sled before its frame is durable (a large group
+    /// commit is applied while it is journaled), so it does not show here
+    /// until then; an append with the same key still meets it in the
+    /// writer, which answers only once it is durable.
     pub fn idempotency_record(&self, key: &str) -> Result<Option<(Hash, AppendOutcome)>, LogError> {
         let stored = self.shared.tree.get(keyspace::idempotency_key(key))?;
+        let published = self.next_position();
         Ok(stored
             .and_then(|bytes| AppendOutcome::from_bytes(&bytes))
-            .filter(|(_, o)| o.last_position < self.next_position()))
+            .filter(|(_, o)| {
+                if o.records_events() {
+                    o.last_position < published
+                } else {
+                    o.first_position < published
+                }
+            }))
     }
 
     /// A subscription that delivers every event from `from` on: first the

@@ -28,16 +28,19 @@ impl Subscription {
     /// With `after` (the position of the last event the client received),
     /// every event after it first, stored ones then live ones, with no gap
     /// and no duplicate: how a client resumes after a reconnect (the
-    /// server closes subscriptions with 1012 when it stops).
+    /// server closes subscriptions with 1012 when it stops). With `from`
+    /// instead, every event from that position on (`0`: the whole log),
+    /// for a client that has received nothing yet.
     async fn events(
         &self,
         ctx: &Context<'_>,
         stream_prefix: Option<String>,
         event_types: Option<Vec<String>>,
         after: Option<u64>,
+        from: Option<u64>,
     ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
-        let from = start(platform, after)?;
+        let from = start(platform, after, from)?;
         if let Some(prefix) = &stream_prefix {
             input::label("streamPrefix", prefix, input::MAX_LABEL_BYTES)?;
             domain::ids::validate_stream_prefix(prefix)
@@ -69,17 +72,18 @@ impl Subscription {
     }
 
     /// Fallout opened, resolved or closed by a line cancel, for the
-    /// caller's tenant, from now on (with `after`, every change after that
-    /// position first, as `events` resumes). Each change is sent once the
+    /// caller's tenant, from now on (with `after` or `from`, the changes
+    /// since first, as `events` resumes). Each change is sent once the
     /// read models include it (or after a few seconds at most), so a
     /// queue re-read on a change shows it.
     async fn fallout_changes(
         &self,
         ctx: &Context<'_>,
         after: Option<u64>,
+        from: Option<u64>,
     ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
-        let from = start(platform, after)?;
+        let from = start(platform, after, from)?;
         let tenant = principal.tenant.to_string();
         let subscription = platform.log.subscribe(from);
         let projections = platform.projections.clone();
@@ -99,20 +103,34 @@ impl Subscription {
     }
 }
 
-/// The first position a subscription delivers: the one after `after`, or
-/// the head (from now on).
+/// The first position a subscription delivers: the one after `after`,
+/// `from`, or the head (from now on).
 ///
 /// # Errors
-/// `VALIDATION` on `after` when no event was ever at that position.
-fn start(platform: &crate::platform::Platform, after: Option<u64>) -> ApiResult<u64> {
+/// `VALIDATION` when both are given, or either names a position past the
+/// log.
+fn start(
+    platform: &crate::platform::Platform,
+    after: Option<u64>,
+    from: Option<u64>,
+) -> ApiResult<u64> {
     let head = platform.log.next_position();
-    match after {
-        None => Ok(head),
-        Some(after) if after < head => Ok(after + 1),
-        Some(after) => Err(ApiError::validation(
+    match (after, from) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "from",
+            "give `after` (the last position received) or `from` (the first to deliver), not both",
+        )),
+        (Some(after), None) if after < head => Ok(after + 1),
+        (Some(after), None) => Err(ApiError::validation(
             "after",
             format!("position {after} is past the log's last position; resume with the last position received"),
         )),
+        (None, Some(from)) if from <= head => Ok(from),
+        (None, Some(from)) => Err(ApiError::validation(
+            "from",
+            format!("position {from} is past the log's next position {head}"),
+        )),
+        (None, None) => Ok(head),
     }
 }
 

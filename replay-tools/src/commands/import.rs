@@ -283,8 +283,9 @@ fn parse_body<R: BufRead>(
         // range just before the head it was decided at (ADR 0051).
         let alone = line.first_position >= 1
             && line.last_position.checked_add(1) == Some(line.first_position);
+        // Its stream cannot have had more events than the log before it.
         let inside = if alone {
-            line.first_position <= header.events
+            line.first_position <= header.events && line.stream_version <= line.first_position
         } else {
             line.first_position <= line.last_position && line.last_position < header.events
         };

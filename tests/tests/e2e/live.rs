@@ -159,6 +159,7 @@ async fn the_live_subscription_receives_the_tenants_events_only() {
             stream_prefix: Some("quote-".to_owned()),
             event_types: None,
             after: None,
+            from: None,
         },
     )
     .await;
@@ -169,6 +170,7 @@ async fn the_live_subscription_receives_the_tenants_events_only() {
             stream_prefix: None,
             event_types: Some(vec!["LineAdded".to_owned()]),
             after: None,
+            from: None,
         },
     )
     .await;
@@ -247,6 +249,7 @@ async fn the_websocket_takes_the_token_from_the_header_too() {
             stream_prefix: None,
             event_types: None,
             after: None,
+            from: None,
         },
     )
     .await;
@@ -294,6 +297,7 @@ async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
                 stream_prefix: Some(prefix.to_owned()),
                 event_types: None,
                 after: None,
+                from: None,
             },
         )
         .await;
@@ -327,6 +331,7 @@ async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
             stream_prefix: Some("quo".to_owned()),
             event_types: None,
             after: None,
+            from: None,
         },
     )
     .await;
@@ -366,6 +371,7 @@ async fn the_socket_speaks_the_subprotocol_its_handshake_names() {
         stream_prefix: None,
         event_types: None,
         after: None,
+        from: None,
     };
     subscribe(&mut socket, "s", subscription).await;
     server
@@ -379,6 +385,7 @@ async fn the_socket_speaks_the_subprotocol_its_handshake_names() {
         stream_prefix: None,
         event_types: None,
         after: None,
+        from: None,
     }))
     .unwrap();
     send(
@@ -410,6 +417,7 @@ async fn a_subscriber_that_resumes_after_its_last_position_misses_nothing() {
         stream_prefix: None,
         event_types: None,
         after: None,
+        from: None,
     };
     let mut socket = open(&server, Some(&viewer)).await;
     assert!(init(&mut socket, json!({})).await);
@@ -476,7 +484,7 @@ async fn a_subscriber_that_resumes_after_its_last_position_misses_nothing() {
     assert!(init(&mut socket, json!({})).await);
     let payload = serde_json::to_value(LiveEvents::build_query(live_events::Variables {
         after: Some(1_000_000_000),
-        ..all
+        ..all.clone()
     }))
     .unwrap();
     send(
@@ -494,4 +502,28 @@ async fn a_subscriber_that_resumes_after_its_last_position_misses_nothing() {
         refused["payload"]["errors"][0]["extensions"]["field"],
         "after"
     );
+    // A client that received nothing yet starts `from` a position: 0 is
+    // the whole log, the tenant's first event first.
+    let (_, body) = server
+        .client
+        .raw(
+            &server.token("admin"),
+            "{ events(first: 1) { position } }",
+            json!({}),
+        )
+        .await;
+    let first = body["data"]["events"][0]["position"].as_i64().unwrap();
+    let mut socket = open(&server, Some(&viewer)).await;
+    assert!(init(&mut socket, json!({})).await);
+    subscribe(
+        &mut socket,
+        "4",
+        live_events::Variables {
+            from: Some(0),
+            ..all
+        },
+    )
+    .await;
+    let whole = events_until(&mut socket, |seen| !seen.is_empty()).await;
+    assert_eq!(whole.first().map(|(_, e)| e.position), Some(first));
 }
