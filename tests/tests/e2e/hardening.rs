@@ -239,6 +239,40 @@ async fn status_for_declared_length(addr: std::net::SocketAddr, token: &str, len
 /// by holding half-sent heads: each was held for good (130 s and more),
 /// a few thousand starved `accept` (`Too many open files`), and SIGTERM
 /// waited until the client let go.
+/// A connection that sends nothing, one byte, or the start of the HTTP/2
+/// preface is closed within the request timeout like a half-sent HTTP/1
+/// head: each was held for good (the version detection waited for bytes
+/// without a limit), and 420 of them made the server unreachable.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_or_a_preface_is_closed_within_the_timeout() {
+    let server = Server::start_with(ServerOptions {
+        config: "request_timeout_ms = 1000\n".to_owned(),
+        ..ServerOptions::default()
+    });
+    let addr = server.addr;
+    for sent in ["", "P", "PRI * HTTP/2.0\r\n"] {
+        let started = Instant::now();
+        let ended = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            stream.write_all(sent.as_bytes()).unwrap();
+            stream.flush().unwrap();
+            let mut answer = Vec::new();
+            let ended = stream.read_to_end(&mut answer);
+            ended.is_ok() || ended.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+        })
+        .await
+        .unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            ended && elapsed < Duration::from_secs(8),
+            "{sent:?}: held open {elapsed:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_request_head_that_never_ends_is_cut_off_and_never_holds_a_stop() {
     let mut server = Server::start_with(ServerOptions {
