@@ -232,14 +232,15 @@ const CASE = `query Case($id: String!) {
       orderId lineId step reason attempt ageMs status allowedActions lineInFallout
       evidence { rawCode rawLabel externalReference source }
       resolution { resolvedBy at how { kind reference note reason } }
+      order { version }
     }
   }
 }`;
 
 const RESOLVE = `mutation Resolve($commandId: String!, $orderId: String!, $lineId: String!,
-    $action: FalloutAction!, $reference: String, $note: String) {
+    $action: FalloutAction!, $reference: String, $note: String, $expectedVersion: Int) {
   resolveFallout(commandId: $commandId, orderId: $orderId, lineId: $lineId, action: $action,
-      reference: $reference, note: $note) {
+      reference: $reference, note: $note, expectedVersion: $expectedVersion) {
     version deduplicated correlationId
     auditTrail(first: 50) { nodes { position streamId eventType } }
   }
@@ -265,14 +266,19 @@ async function resolveCase(kase, handoffId, action, values, intent) {
     });
     return data.resolveHandoffFallout;
   }
+  // The order as this page showed it: if it moved since (another
+  // operator's action, a new attempt that fell out again as a new case),
+  // the server refuses with VERSION_CONFLICT rather than resolve a case
+  // the operator never saw.
   const data = await gql(RESOLVE, {
     commandId: intent, orderId: kase.orderId, lineId: kase.lineId, action,
     reference: values.reference || null, note: values.note || null,
+    expectedVersion: kase.order ? kase.order.version : null,
   });
   return data.resolveFallout;
 }
 
-function actionForm(kase, handoffId, action, outcome) {
+function actionForm(kase, handoffId, action, outcome, reload) {
   const fields = [];
   if (action === 'EXTERNAL_RESOLUTION') {
     fields.push(h('label', {}, 'Reference', h('input', { name: 'reference', required: true })));
@@ -291,8 +297,12 @@ function actionForm(kase, handoffId, action, outcome) {
     const values = Object.fromEntries(new FormData(form));
     try {
       const result = await resolveCase(kase, handoffId, action, values, intent);
-      outcome.replaceChildren(
-        h('div', { class: 'ok', role: 'status' }, `Done: the case's stream is at version ${result.version}.`),
+      // The page shows the case as it is now (resolved, its actions gone),
+      // with what the action did below.
+      const done = await reload();
+      done.replaceChildren(
+        h('div', { class: 'ok', role: 'status' },
+          `Done${result.deduplicated ? ' (already done by this action before)' : ''}: the case's stream is at version ${result.version}.`),
         h('h2', {}, 'Events the action caused'),
         table(['Position', 'Stream', 'Event'],
           result.auditTrail.nodes.map((e) => [String(e.position), e.streamId, e.eventType]), 'None yet.'));
@@ -301,6 +311,10 @@ function actionForm(kase, handoffId, action, outcome) {
       // (the user may have changed the form). Without an answer, keep it.
       if (error instanceof ApiFailure) intent = commandId();
       outcome.replaceChildren(errorBox(error));
+      if (error instanceof ApiFailure && error.code === 'VERSION_CONFLICT') {
+        outcome.append(h('p', { class: 'error' },
+          'The order changed since this page was loaded: reload the case to see it as it is now.'));
+      }
     }
   });
   return form;
@@ -316,9 +330,19 @@ async function casePage(id) {
   }
   const kase = handoff.falloutCase;
   const outcome = h('div', { id: 'case-outcome', 'aria-live': 'polite' });
+  const reload = async () => {
+    await casePage(id);
+    return document.getElementById('case-outcome') || outcome;
+  };
   const actions = can('operate') && kase.status === 'OPEN'
-    ? kase.allowedActions.map((a) => actionForm(kase, handoff.id, a, outcome))
+    ? kase.allowedActions.map((a) => actionForm(kase, handoff.id, a, outcome, reload))
     : [];
+  const resolution = kase.resolution;
+  const resolved = resolution
+    ? h('p', { id: 'resolution' }, `Resolved by ${resolution.resolvedBy} at ${resolution.at}: `
+      + [resolution.how.kind, resolution.how.reference, resolution.how.note, resolution.how.reason]
+        .filter((part) => part).join(' · '))
+    : h('p', { class: 'empty', id: 'no-actions' }, 'The case is resolved.');
   show(
     h('h1', {}, `Fallout case ${id}`),
     table(['Order', 'Line', 'Step', 'Attempt', 'Reason', 'Status', 'Age'], [[
@@ -335,8 +359,9 @@ async function casePage(id) {
     h('h2', {}, 'Request (redacted)'),
     table(['Field', 'Value'], handoff.redactedRequest.map((f) => [f.name, f.value]), 'Empty.'),
     h('h2', {}, 'Actions'),
-    actions.length ? actions : h('p', { class: 'empty', id: 'no-actions' },
-      kase.status === 'OPEN' ? 'Your role may not act on cases.' : 'The case is resolved.'),
+    actions.length ? actions : (kase.status === 'OPEN'
+      ? h('p', { class: 'empty', id: 'no-actions' }, 'Your role may not act on cases.')
+      : resolved),
     outcome);
 }
 

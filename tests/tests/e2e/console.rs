@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use tests::Server;
+use tests::{ops, unique, Server};
 
 use tests::browser::Browser;
 
@@ -141,6 +141,14 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
         asked.as_str().is_some_and(|m| m.contains("NEW_ATTEMPT")),
         "the action asked for a confirmation first: {asked}"
     );
+    // The page shows the case as it is now: resolved, by whom and how,
+    // with no action left to take on it (the stale page offered them
+    // again, and an action there resolved a newer case).
+    assert!(shown.contains("Resolved by"), "{shown}");
+    let forms = browser
+        .eval("document.querySelectorAll('form[data-action]').length")
+        .await;
+    assert_eq!(forms, 0, "a resolved case offers no action");
 
     // The case left the queue.
     browser
@@ -335,4 +343,114 @@ async fn the_console_is_served_with_a_policy_that_runs_only_its_own_code() {
         assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
         assert_eq!(header("x-frame-options"), "DENY", "{path}");
     }
+}
+
+/// The open cases of the operator's tenant: (handoff id, order id, line id).
+async fn open_cases(server: &Server) -> Vec<(String, String, String)> {
+    let (_, body) = server
+        .client
+        .raw(
+            &server.token("operator"),
+            "{ fallout(first: 50) { nodes { handoffId orderId lineId } } }",
+            json!({}),
+        )
+        .await;
+    body["data"]["fallout"]["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    let text = |key: &str| n[key].as_str().unwrap_or_default().to_owned();
+                    (text("handoffId"), text("orderId"), text("lineId"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An action taken on a case page that is out of date (the order moved on
+/// since: another operator's new attempt fell out again, as a new case)
+/// is refused and says to reload; it used to resolve the new case, which
+/// the operator had never seen, with what they typed for the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_on_an_out_of_date_case_page_is_refused_not_applied_to_a_newer_case() {
+    let server = Server::start();
+    let base = server.base_url();
+    let browser = Browser::launch().await;
+    browser.viewport(1280, 800).await;
+    server
+        .script_simulator("inventory", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-stale", &["fiber-1g"])
+        .await
+        .unwrap();
+    let mut cases = Vec::new();
+    for _ in 0..100 {
+        cases = open_cases(&server).await;
+        if !cases.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (first, order, line) = cases.first().cloned().expect("the line fell out");
+    sign_in(&browser, &base, &server.token("operator")).await;
+    browser
+        .run(&format!("location.hash = '#/case/{first}'; return true;"))
+        .await;
+    browser
+        .wait_for(
+            "document.querySelector('form[data-action=CANCEL_LINE]') ? true : false",
+            Duration::from_secs(30),
+        )
+        .await;
+    // Meanwhile another operator sends a new attempt, which falls out too.
+    server
+        .script_simulator("inventory", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .run::<ops::ResolveFallout>(
+            &server.token("operator"),
+            ops::resolve_fallout::Variables {
+                command_id: unique("other-operator"),
+                order_id: order.clone(),
+                expected_version: None,
+                line_id: line.clone(),
+                action: ops::resolve_fallout::FalloutAction::NEW_ATTEMPT,
+                reference: None,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut newer = None;
+    for _ in 0..100 {
+        newer = open_cases(&server)
+            .await
+            .into_iter()
+            .find(|(handoff, _, _)| *handoff != first);
+        if newer.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (newer, _, _) = newer.expect("the new attempt fell out as a new case");
+    // The first operator acts on the page they still have open.
+    browser
+        .run(
+            "window.confirm = () => true; \
+             const form = document.querySelector('form[data-action=CANCEL_LINE]'); \
+             form.querySelector('input[name=note]').value = 'typed for the first case'; \
+             form.requestSubmit(); return true;",
+        )
+        .await;
+    wait_for_text(&browser, "The order changed since this page was loaded").await;
+    let still_open = open_cases(&server)
+        .await
+        .into_iter()
+        .any(|(handoff, _, _)| handoff == newer);
+    assert!(still_open, "the newer case was left as it was");
 }
