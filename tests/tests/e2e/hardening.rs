@@ -239,24 +239,35 @@ async fn status_for_declared_length(addr: std::net::SocketAddr, token: &str, len
 /// by holding half-sent heads: each was held for good (130 s and more),
 /// a few thousand starved `accept` (`Too many open files`), and SIGTERM
 /// waited until the client let go.
+/// A server whose request timeout is one second.
+fn with_one_second_timeout() -> Server {
+    Server::start_with(ServerOptions {
+        config: "request_timeout_ms = 1000\n".to_owned(),
+        ..ServerOptions::default()
+    })
+}
+
+/// A connection to `addr` whose reads give up after 20 s.
+fn connected(addr: std::net::SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
 /// A connection that sends nothing, one byte, or the start of the HTTP/2
 /// preface is closed within the request timeout like a half-sent HTTP/1
 /// head: each was held for good (the version detection waited for bytes
 /// without a limit), and 420 of them made the server unreachable.
 #[tokio::test]
 async fn a_connection_that_sends_nothing_or_a_preface_is_closed_within_the_timeout() {
-    let server = Server::start_with(ServerOptions {
-        config: "request_timeout_ms = 1000\n".to_owned(),
-        ..ServerOptions::default()
-    });
+    let server = with_one_second_timeout();
     let addr = server.addr;
     for sent in ["", "P", "PRI * HTTP/2.0\r\n"] {
         let started = Instant::now();
         let ended = tokio::task::spawn_blocking(move || {
-            let mut stream = TcpStream::connect(addr).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(20)))
-                .unwrap();
+            let mut stream = connected(addr);
             stream.write_all(sent.as_bytes()).unwrap();
             stream.flush().unwrap();
             let mut answer = Vec::new();
@@ -275,17 +286,11 @@ async fn a_connection_that_sends_nothing_or_a_preface_is_closed_within_the_timeo
 
 #[tokio::test]
 async fn a_request_head_that_never_ends_is_cut_off_and_never_holds_a_stop() {
-    let mut server = Server::start_with(ServerOptions {
-        config: "request_timeout_ms = 1000\n".to_owned(),
-        ..ServerOptions::default()
-    });
+    let mut server = with_one_second_timeout();
     let addr = server.addr;
     let started = Instant::now();
     let answer = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        let mut stream = connected(addr);
         write!(stream, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n").unwrap();
         stream.flush().unwrap();
         let mut answer = Vec::new();
@@ -328,10 +333,7 @@ async fn a_request_head_that_never_ends_is_cut_off_and_never_holds_a_stop() {
 /// have been applied, for a client that had sent none.
 #[tokio::test]
 async fn a_request_that_stalls_times_out() {
-    let server = Server::start_with(ServerOptions {
-        config: "request_timeout_ms = 1000\n".to_owned(),
-        ..ServerOptions::default()
-    });
+    let server = with_one_second_timeout();
     for credential in [
         format!("Authorization: Bearer {}\r\n", server.token("viewer")),
         String::new(),
@@ -339,10 +341,7 @@ async fn a_request_that_stalls_times_out() {
         let addr = server.addr;
         let started = Instant::now();
         let answer = tokio::task::spawn_blocking(move || {
-            let mut stream = TcpStream::connect(addr).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(20)))
-                .unwrap();
+            let mut stream = connected(addr);
             // Promise 100 bytes, send 10, then stall.
             write!(
                 stream,
