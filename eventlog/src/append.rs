@@ -171,15 +171,14 @@ impl AppendOutcome {
         self.first_position <= self.last_position
     }
 
-    /// Whether the positions are a range, empty or not: never backwards
-    /// by more than one, and an empty one starts at 1 or later, at a
-    /// stream version its stream could have had (no more events than the
-    /// log held before it).
+    /// Whether the positions are a range a log can hold
+    /// ([`keyspace::idempotency_range_is_well_formed`]).
     pub(crate) fn range_is_well_formed(&self) -> bool {
-        self.records_events()
-            || (self.first_position >= 1
-                && self.first_position == self.last_position + 1
-                && self.stream_version <= self.first_position)
+        keyspace::idempotency_range_is_well_formed(
+            self.first_position,
+            self.last_position,
+            self.stream_version,
+        )
     }
 
     /// The stored idempotency record of this outcome (see [`keyspace`]).

@@ -287,6 +287,32 @@ pub struct IdempotencyValue {
     pub stream_version: u64,
 }
 
+/// Whether an idempotency record's positions are a range a log can hold:
+/// its events (`first <= last`), or a command's id alone (ADR 0051): the
+/// empty range just before the head it was recorded at (`first = last +
+/// 1`, from 1), at a stream version no greater than the events before it.
+/// The one rule `verify`, restore and import apply.
+pub fn idempotency_range_is_well_formed(first: u64, last: u64, stream_version: u64) -> bool {
+    first <= last || (first >= 1 && first == last + 1 && stream_version <= first)
+}
+
+impl IdempotencyValue {
+    /// Whether its positions are a range a log can hold
+    /// ([`idempotency_range_is_well_formed`]).
+    pub fn is_well_formed(&self) -> bool {
+        idempotency_range_is_well_formed(
+            self.first_position,
+            self.last_position,
+            self.stream_version,
+        )
+    }
+
+    /// False for a command's id recorded alone (no events).
+    pub fn records_events(&self) -> bool {
+        self.first_position <= self.last_position
+    }
+}
+
 /// Encodes an idempotency record's value.
 pub fn idempotency_value(value: &IdempotencyValue) -> [u8; IDEMPOTENCY_VALUE_LEN] {
     let mut out = [0u8; IDEMPOTENCY_VALUE_LEN];
@@ -376,6 +402,18 @@ mod tests {
             Some(value)
         );
         assert_eq!(parse_idempotency_value(&[0; 55]), None);
+    }
+
+    /// Events, or a command's id alone just before a head (ADR 0051);
+    /// nothing backwards by more than one, and no stream version larger
+    /// than the events before it.
+    #[test]
+    fn an_idempotency_range_holds_events_or_a_command_id_alone() {
+        assert!(idempotency_range_is_well_formed(4, 6, 3));
+        assert!(idempotency_range_is_well_formed(5, 4, 2));
+        assert!(idempotency_range_is_well_formed(1, 0, 1));
+        assert!(!idempotency_range_is_well_formed(5, 4, 6));
+        assert!(!idempotency_range_is_well_formed(6, 4, 1));
     }
 
     #[test]

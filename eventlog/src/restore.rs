@@ -462,9 +462,7 @@ impl Restorer {
         };
         if key.is_empty()
             || key.len() > MAX_FIELD_LEN
-            || value.first_position > value.last_position.saturating_add(1)
-            || (value.first_position > value.last_position
-                && value.stream_version > value.first_position)
+            || !value.is_well_formed()
             || value.last_position >= self.next_position
         {
             return Err(bad());

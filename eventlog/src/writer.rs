@@ -263,8 +263,6 @@ pub(crate) struct Writer {
 pub(crate) struct Pending {
     /// The log's next position once it is applied.
     next_position: u64,
-    /// Its frame's number.
-    number: u64,
     /// Hash of the last record once it is applied.
     head_hash: Hash,
     frame: Arc<Frame>,
@@ -503,7 +501,6 @@ impl Writer {
         self.unapplied_keys.extend(staged.keys);
         self.pending.push_back(Pending {
             next_position: self.next_position,
-            number: frame.number,
             head_hash: self.head_hash,
             frame,
             keys,
@@ -553,7 +550,11 @@ impl Writer {
         let mut replies = Vec::new();
         let mut frames = Vec::new();
         let mut published = None;
-        while self.pending.front().is_some_and(|p| p.number <= durable) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.frame.number <= durable)
+        {
             let Some(group) = self.pending.pop_front() else {
                 break;
             };

@@ -279,23 +279,21 @@ fn parse_body<R: BufRead>(
         let request_hash = hex_hash(&line.request_hash)
             .filter(|_| line.kind == "idempotency")
             .ok_or_else(|| bad(number, "malformed idempotency line"))?;
-        // A command that changed nothing recorded its id alone: an empty
-        // range just before the head it was decided at (ADR 0051).
-        let alone = line.first_position >= 1
-            && line.last_position.checked_add(1) == Some(line.first_position);
-        // Its stream cannot have had more events than the log before it.
-        let inside = if alone {
-            line.first_position <= header.events && line.stream_version <= line.first_position
-        } else {
-            line.first_position <= line.last_position && line.last_position < header.events
+        let value = IdempotencyValue {
+            request_hash,
+            first_position: line.first_position,
+            last_position: line.last_position,
+            stream_version: line.stream_version,
         };
-        if !inside {
+        if !value.is_well_formed() || value.last_position >= header.events {
             return Err(bad(
                 number,
                 format!("idempotency record {} points outside the log", line.key),
             ));
         }
-        if !alone
+        // A command that changed nothing recorded its id alone (ADR 0051):
+        // no events to check it against.
+        if value.records_events()
             && !streams.one_append(line.first_position, line.last_position, line.stream_version)
         {
             return Err(bad(
@@ -307,15 +305,7 @@ fn parse_body<R: BufRead>(
                 ),
             ));
         }
-        records.push((
-            line.key.into_owned(),
-            IdempotencyValue {
-                request_hash,
-                first_position: line.first_position,
-                last_position: line.last_position,
-                stream_version: line.stream_version,
-            },
-        ));
+        records.push((line.key.into_owned(), value));
         if records.len() == CHUNK {
             let full = std::mem::replace(&mut records, Vec::with_capacity(CHUNK));
             if tx.send(Ok(Parsed::Idempotency(full))).is_err() {
