@@ -597,7 +597,7 @@ impl Mutation {
         discount_percent: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
-        caller(ctx, Role::Sales, "price quotes")?;
+        let (platform, principal) = caller(ctx, Role::Sales, "price quotes")?;
         let discount = match &discount_percent {
             Some(text) => input::percent("discountPercent", text)?,
             None => Decimal::ZERO,
@@ -607,7 +607,6 @@ impl Mutation {
             "quoteId": quote_id,
             "discountPercent": discount.to_string(),
         });
-        let (platform, principal) = caller(ctx, Role::Sales, "price quotes")?;
         input::id("quoteId", &quote_id)?;
         let command = ClientCommand {
             command_id: &command_id,
