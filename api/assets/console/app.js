@@ -6,6 +6,8 @@ const TOKEN_KEY = 'oms-console-token';
 const page = document.getElementById('page');
 let me = null;
 let live = null;
+/** Counts navigations: a page's answers land only while it is the one shown. */
+let navigation = 0;
 
 /** A DOM element with attributes and children (strings become text). */
 function h(tag, attrs = {}, ...children) {
@@ -85,6 +87,13 @@ function link(href, text) {
   return h('a', { href }, text);
 }
 
+/** The link to a list's next page (its other filters kept), or null on the last page. */
+function nextPage(name, params, pageInfo) {
+  if (!pageInfo.hasNextPage) return null;
+  const next = new URLSearchParams({ ...Object.fromEntries(params), after: pageInfo.endCursor });
+  return h('p', {}, link(`#/${name}?${next}`, 'Next page'));
+}
+
 function commandId() {
   return `console-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
@@ -136,9 +145,30 @@ function stopLive() {
   live = null;
 }
 
+/**
+ * One visit to a page. What it shows, and the subscription or polling it
+ * keeps live, take effect only while it is still the page the operator is
+ * on: a page left before its answer came neither replaces the next page
+ * nor stays live behind it.
+ */
+function visit() {
+  stopLive();
+  const mine = ++navigation;
+  const current = () => mine === navigation;
+  return {
+    current,
+    show: (...nodes) => { if (current()) show(...nodes); },
+    keepLive: (handle) => {
+      if (current()) live = handle;
+      else handle.close();
+    },
+  };
+}
+
 // ---------------------------------------------------------------- sign in
 
 function signIn(message) {
+  visit();
   document.getElementById('who').textContent = '';
   document.getElementById('sign-out').hidden = true;
   const input = h('input', { id: 'token', type: 'password', autocomplete: 'off', required: true });
@@ -147,7 +177,13 @@ function signIn(message) {
     h('button', { type: 'submit' }, 'Sign in'));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    // A token pasted with its scheme is the same token.
+    const token = input.value.trim().replace(/^Bearer\s+/i, '');
+    if (!token) {
+      signIn(new Error('Enter the bearer token your administrator gave you.'));
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
     await start();
   });
   show(h('h1', {}, 'Sign in'), message ? errorBox(message) : null, form);
@@ -175,7 +211,7 @@ function select(name, label, values, current) {
       values.map((v) => h('option', { value: v, selected: v === current }, v))));
 }
 
-async function falloutPage(params) {
+async function falloutPage(view, params) {
   const filters = {
     target: params.get('target') || null,
     reason: params.get('reason') || null,
@@ -195,7 +231,7 @@ async function falloutPage(params) {
     window.location.hash = `#/fallout?${next}`;
   });
   const list = h('div', { id: 'fallout-list', 'aria-live': 'polite' }, 'Loading…');
-  show(h('h1', {}, 'Fallout queue'), form, list);
+  view.show(h('h1', {}, 'Fallout queue'), form, list);
   const render = async () => {
     try {
       const data = await gql(FALLOUT, filters);
@@ -204,9 +240,7 @@ async function falloutPage(params) {
         link(`#/order/${encodeURIComponent(c.orderId)}`, c.orderId),
         c.lineId, c.step || 'compensation', c.target, h('span', { class: 'badge bad' }, c.reason),
         String(c.attempt), age(c.ageMs)]);
-      const next = data.fallout.pageInfo.hasNextPage
-        ? link(`#/fallout?${new URLSearchParams({ ...Object.fromEntries(params), after: data.fallout.pageInfo.endCursor })}`, 'Next page')
-        : null;
+      const next = nextPage('fallout', params, data.fallout.pageInfo);
       list.replaceChildren(
         table(['Case', 'Order', 'Line', 'Step', 'Target', 'Reason', 'Attempt', 'Age'], rows,
           'No open fallout: nothing waits for an operator.'),
@@ -216,7 +250,9 @@ async function falloutPage(params) {
     }
   };
   await render();
-  live = subscribe(`subscription { falloutChanges { position eventType } }`, render, render);
+  if (view.current()) {
+    view.keepLive(subscribe(`subscription { falloutChanges { position eventType } }`, render, render));
+  }
 }
 
 // ---------------------------------------------------------------- case
@@ -320,18 +356,25 @@ function actionForm(kase, handoffId, action, outcome, reload) {
   return form;
 }
 
-async function casePage(id) {
-  show(h('h1', {}, `Fallout case ${id}`), 'Loading…');
+async function casePage(view, id) {
+  view.show(h('h1', {}, `Fallout case ${id}`), 'Loading…');
   const data = await gql(CASE, { id });
   const handoff = data.handoff;
-  if (!handoff || !handoff.falloutCase) {
-    show(h('h1', {}, `Fallout case ${id}`), h('p', { class: 'empty' }, 'No such case in your tenant.'));
+  if (!handoff) {
+    view.show(h('h1', {}, `Fallout case ${id}`), h('p', { class: 'empty' }, 'No such case in your tenant.'));
+    return;
+  }
+  if (!handoff.falloutCase) {
+    view.show(h('h1', {}, `Handoff ${handoff.id} `, h('span', { class: 'badge' }, handoff.status || 'REQUESTED')),
+      h('p', { class: 'empty', id: 'not-in-fallout' },
+        `This handoff is not in fallout: ${handoff.purpose} to ${handoff.target}, attempt ${handoff.attempt}.`),
+      handoffDetail(handoff));
     return;
   }
   const kase = handoff.falloutCase;
   const outcome = h('div', { id: 'case-outcome', 'aria-live': 'polite' });
   const reload = async () => {
-    await casePage(id);
+    await casePage(view, id);
     return document.getElementById('case-outcome') || outcome;
   };
   const actions = can('operate') && kase.status === 'OPEN'
@@ -343,7 +386,7 @@ async function casePage(id) {
       + [resolution.how.kind, resolution.how.reference, resolution.how.note, resolution.how.reason]
         .filter((part) => part).join(' · '))
     : h('p', { class: 'empty', id: 'no-actions' }, 'The case is resolved.');
-  show(
+  view.show(
     h('h1', {}, `Fallout case ${id}`),
     table(['Order', 'Line', 'Step', 'Attempt', 'Reason', 'Status', 'Age'], [[
       link(`#/order/${encodeURIComponent(kase.orderId)}`, kase.orderId), kase.lineId,
@@ -351,6 +394,17 @@ async function casePage(id) {
     h('h2', {}, 'Evidence'),
     table(['Raw code', 'Raw label', 'Reference', 'Source'], [[kase.evidence.rawCode || '',
       kase.evidence.rawLabel || '', kase.evidence.externalReference || '', kase.evidence.source || '']], ''),
+    handoffDetail(handoff),
+    h('h2', {}, 'Actions'),
+    actions.length ? actions : (kase.status === 'OPEN'
+      ? h('p', { class: 'empty', id: 'no-actions' }, 'Your role may not act on cases.')
+      : resolved),
+    outcome);
+}
+
+/** A handoff's calls and its redacted request. */
+function handoffDetail(handoff) {
+  return [
     h('h2', {}, 'Calls'),
     table(['At', 'Source', 'Operation', 'HTTP', 'Latency', 'Class', 'Request', 'Response'],
       handoff.calls.map((c) => [c.at, c.source, c.operation, String(c.httpStatus ?? ''),
@@ -358,11 +412,7 @@ async function casePage(id) {
       'No call recorded.'),
     h('h2', {}, 'Request (redacted)'),
     table(['Field', 'Value'], handoff.redactedRequest.map((f) => [f.name, f.value]), 'Empty.'),
-    h('h2', {}, 'Actions'),
-    actions.length ? actions : (kase.status === 'OPEN'
-      ? h('p', { class: 'empty', id: 'no-actions' }, 'Your role may not act on cases.')
-      : resolved),
-    outcome);
+  ];
 }
 
 // ---------------------------------------------------------------- order journey
@@ -452,19 +502,20 @@ function lineView(line) {
 /** Most correlations shown as causal trees on an order's page. */
 const MAX_CHAINS = 10;
 
-async function orderPage(id) {
-  show(h('h1', {}, `Order ${id}`), 'Loading…');
+async function orderPage(view, id) {
+  view.show(h('h1', {}, `Order ${id}`), 'Loading…');
   const data = await gql(ORDER, { id });
   const order = data.order;
   if (!order) {
-    show(h('h1', {}, `Order ${id}`), h('p', { class: 'empty' }, 'No such order in your tenant.'));
+    view.show(h('h1', {}, `Order ${id}`), h('p', { class: 'empty' }, 'No such order in your tenant.'));
     return;
   }
   // The order's events come from the accepting command and from each
   // operator action since: one causal tree per correlation, oldest first.
-  const correlations = [...new Set(order.auditTrail.nodes.map((n) => n.correlationId))].slice(0, MAX_CHAINS);
+  const every = [...new Set(order.auditTrail.nodes.map((n) => n.correlationId))];
+  const correlations = every.slice(0, MAX_CHAINS);
   const trails = await Promise.all(correlations.map((c) => gql(TRAIL, { correlationId: c })));
-  show(
+  view.show(
     h('h1', {}, `Order ${order.id} `, h('span', { class: 'badge', id: 'order-status' }, order.status)),
     h('p', {}, 'Quote ', link(`#/quote/${encodeURIComponent(order.quoteId)}`, order.quoteId),
       order.quote ? ` (revision ${order.quote.revision}, ${order.quote.customerName})` : '',
@@ -474,7 +525,12 @@ async function orderPage(id) {
     correlations.length
       ? correlations.map((c, i) => h('section', { class: 'chain' },
         h('h3', {}, `Correlation ${c}`), causalTree(trails[i].auditTrail.nodes)))
-      : h('p', { class: 'empty' }, 'No events.'));
+      : h('p', { class: 'empty' }, 'No events.'),
+    every.length > correlations.length
+      ? h('p', { class: 'empty', id: 'more-chains' },
+        `${every.length - correlations.length} later correlation(s) not shown: `
+        + 'oms-replay trace, or auditTrail(correlationId:), shows each.')
+      : null);
 }
 
 // ---------------------------------------------------------------- handoffs
@@ -486,30 +542,34 @@ const HANDOFFS = `query Handoffs($after: String) {
   }
 }`;
 
-async function handoffsPage() {
-  const report = h('div', { 'aria-live': 'polite' });
+async function handoffsPage(view, params, done) {
+  const report = h('div', { 'aria-live': 'polite' }, done || null);
   const reconcile = can('operate')
-    ? h('button', { type: 'button', id: 'reconcile', onclick: async () => {
+    ? h('button', { type: 'button', id: 'reconcile', onclick: async (event) => {
+      event.target.disabled = true;
+      report.replaceChildren(h('div', { class: 'ok', role: 'status' }, 'Reconciling…'));
       try {
         const data = await gql(`mutation { triggerReconciliation { checked changed openHandoffs } }`);
         const r = data.triggerReconciliation;
-        report.replaceChildren(h('div', { class: 'ok', role: 'status' },
+        // The list as it is now, with what the run found above it.
+        await handoffsPage(view, params, h('div', { class: 'ok', role: 'status' },
           `Reconciliation checked ${r.checked} of ${r.openHandoffs} open handoffs, changed ${r.changed}.`));
-        await handoffsPage();
       } catch (error) {
         report.replaceChildren(errorBox(error));
+        event.target.disabled = false;
       }
     } }, 'Reconcile now')
     : null;
-  const data = await gql(HANDOFFS);
-  show(h('h1', {}, 'Pending handoffs (unknown first)'), reconcile, report,
+  const data = await gql(HANDOFFS, { after: params.get('after') || null });
+  view.show(h('h1', {}, 'Pending handoffs (unknown first)'), reconcile, report,
     table(['Handoff', 'Order', 'Status', 'Target', 'Purpose', 'Attempt', 'Age', 'Last answer'],
       data.handoffs.nodes.map((x) => [link(`#/case/${encodeURIComponent(x.id)}`, x.id),
         link(`#/order/${encodeURIComponent(x.orderId)}`, x.orderId),
         h('span', { class: `badge ${x.status === 'UNKNOWN' || x.overdue ? 'bad' : ''}` }, x.overdue ? `${x.status} overdue` : x.status),
         x.target, x.purpose, String(x.attempt), age(x.ageMs),
         x.lastObservation ? `${x.lastObservation.class} ${x.lastObservation.rawCode || ''}` : '']),
-      'Nothing pending.'));
+      'Nothing pending.'),
+    nextPage('handoffs', params, data.handoffs.pageInfo));
 }
 
 // ---------------------------------------------------------------- dashboard
@@ -614,7 +674,7 @@ function tile(label, value, bad) {
   return h('div', { class: `tile ${bad ? 'bad' : ''}` }, h('span', { class: 'figure' }, value), h('span', {}, label));
 }
 
-async function dashboardPage() {
+async function dashboardPage(view) {
   const data = await gql(`{ dashboard { pending unknown openFallout oldestPendingAgeMs
     targets { target pending unknown outcomes { class count } }
     falloutByHour { hourStart opened resolved } } }`);
@@ -623,7 +683,7 @@ async function dashboardPage() {
     segments: [['unknown', t.unknown], ['other pending', Math.max(0, t.pending - t.unknown)]] }));
   const outcomes = d.targets.map((t) => ({ label: t.target,
     segments: t.outcomes.map((o) => [o.class, o.count]) }));
-  show(h('h1', {}, 'Dashboard'),
+  view.show(h('h1', {}, 'Dashboard'),
     h('div', { class: 'tiles' },
       tile('pending handoffs', String(d.pending), false),
       tile('unknown outcome', String(d.unknown), d.unknown > 0),
@@ -659,8 +719,7 @@ function rebuildText(p) {
   return `rebuilding: ${p.rebuild.done} of ${p.rebuild.total} (${percent} %)`;
 }
 
-async function consumersPage() {
-  const shownAt = window.location.hash;
+async function consumersPage(view) {
   const outcome = h('div', { 'aria-live': 'polite' });
   const rebuild = (name) => can('every tenant')
     ? h('button', { type: 'button', onclick: async (event) => {
@@ -691,6 +750,11 @@ async function consumersPage() {
     } catch (error) {
       projectorRows.replaceChildren(errorBox(error));
     }
+    // The fulfillment consumers are an operator's to read.
+    if (!can('operate')) {
+      consumerRows.replaceChildren(h('p', { class: 'empty' }, 'Your role does not see the fulfillment consumers.'));
+      return null;
+    }
     try {
       const consumers = (await gql(CONSUMERS)).consumers;
       consumerRows.replaceChildren(table(['Name', 'State', 'Checkpoint', 'Lag', 'In flight', 'Retries', 'Last error'],
@@ -704,14 +768,14 @@ async function consumersPage() {
   };
   const consumers = await refresh();
   const reset = can('every tenant') && consumers ? resetForm(consumers.fulfillment, outcome) : null;
-  show(h('h1', {}, 'Consumers and projectors'), outcome,
+  view.show(h('h1', {}, 'Consumers and projectors'), outcome,
     h('h2', {}, 'Projectors'), projectorRows,
     h('h2', {}, 'Fulfillment consumers'), consumerRows,
     reset);
-  // Live while shown: the router's stopLive() ends it.
-  if (window.location.hash !== shownAt) return;
+  // Live while shown: the next visit ends it.
+  if (!view.current()) return;
   const timer = setInterval(refresh, CONSUMERS_REFRESH_MS);
-  live = { close: () => clearInterval(timer) };
+  view.keepLive({ close: () => clearInterval(timer) });
 }
 
 const RESET = `mutation Reset($name: String!, $to: Int!, $recovery: Boolean) {
@@ -749,16 +813,18 @@ function resetForm(consumers, outcome) {
 
 // ---------------------------------------------------------------- quotes
 
-async function quotesPage() {
-  const data = await gql(`{ quotes(first: 50) { nodes { id status revision customerName updatedAt
-    recurringMonthlyTotal { amount currency } } } }`);
-  show(h('h1', {}, 'Quotes'), table(['Quote', 'Status', 'Revision', 'Customer', 'Monthly', 'Updated'],
+async function quotesPage(view, params) {
+  const data = await gql(`query Quotes($after: String) { quotes(first: 50, after: $after) {
+    nodes { id status revision customerName updatedAt recurringMonthlyTotal { amount currency } }
+    pageInfo { hasNextPage endCursor } } }`, { after: params.get('after') || null });
+  view.show(h('h1', {}, 'Quotes'), table(['Quote', 'Status', 'Revision', 'Customer', 'Monthly', 'Updated'],
     data.quotes.nodes.map((q) => [link(`#/quote/${encodeURIComponent(q.id)}`, q.id), q.status, String(q.revision),
       q.customerName, q.recurringMonthlyTotal ? `${q.recurringMonthlyTotal.amount} ${q.recurringMonthlyTotal.currency}` : '',
-      q.updatedAt]), 'No quotes yet.'));
+      q.updatedAt]), 'No quotes yet.'),
+    nextPage('quotes', params, data.quotes.pageInfo));
 }
 
-async function quotePage(id) {
+async function quotePage(view, id) {
   const data = await gql(`query($id: String!) { quote(id: $id) { id status revision customerName
     lines { lineId offeringId quantity termMonths }
     price { revision totals { oneTime { amount currency } recurringMonthly { amount currency } } discount { percent } }
@@ -767,12 +833,12 @@ async function quotePage(id) {
     acceptance { orderId revision } } }`, { id });
   const q = data.quote;
   if (!q) {
-    show(h('h1', {}, `Quote ${id}`), h('p', { class: 'empty' }, 'No such quote in your tenant.'));
+    view.show(h('h1', {}, `Quote ${id}`), h('p', { class: 'empty' }, 'No such quote in your tenant.'));
     return;
   }
   const money = (m) => (m ? `${m.amount} ${m.currency}` : '');
   const earlier = q.earlierRevisions;
-  show(h('h1', {}, `Quote ${q.id} `, h('span', { class: 'badge' }, q.status)),
+  view.show(h('h1', {}, `Quote ${q.id} `, h('span', { class: 'badge' }, q.status)),
     h('p', {}, `${q.customerName}, revision ${q.revision}`,
       q.acceptance ? h('span', {}, '; order ', link(`#/order/${encodeURIComponent(q.acceptance.orderId)}`, q.acceptance.orderId)) : ''),
     h('h2', {}, 'Lines'), table(['Line', 'Offering', 'Quantity', 'Term'],
@@ -792,7 +858,7 @@ async function quotePage(id) {
 // ---------------------------------------------------------------- router
 
 async function route() {
-  stopLive();
+  const view = visit();
   const [path, query] = window.location.hash.replace(/^#/, '').split('?');
   const params = new URLSearchParams(query || '');
   // A malformed escape (`#/case/%E0`) is kept as typed: the page then
@@ -800,19 +866,20 @@ async function route() {
   const decode = (part) => { try { return decodeURIComponent(part); } catch { return part; } };
   const [, name, id] = (path || '/fallout').split('/').map(decode);
   try {
-    if (name === 'case' && id) await casePage(id);
-    else if (name === 'order' && id) await orderPage(id);
-    else if (name === 'handoffs') await handoffsPage();
-    else if (name === 'dashboard') await dashboardPage();
-    else if (name === 'consumers') await consumersPage();
-    else if (name === 'quotes') await quotesPage();
-    else if (name === 'quote' && id) await quotePage(id);
-    else await falloutPage(params);
+    if (name === 'case' && id) await casePage(view, id);
+    else if (name === 'order' && id) await orderPage(view, id);
+    else if (name === 'handoffs') await handoffsPage(view, params);
+    else if (name === 'dashboard') await dashboardPage(view);
+    else if (name === 'consumers') await consumersPage(view);
+    else if (name === 'quotes') await quotesPage(view, params);
+    else if (name === 'quote' && id) await quotePage(view, id);
+    else await falloutPage(view, params);
   } catch (error) {
+    if (!view.current()) return;
     if (error.code === 'UNAUTHENTICATED') signIn(error);
     else show(h('h1', {}, 'Something went wrong'), errorBox(error));
   }
-  page.focus();
+  if (view.current()) page.focus();
 }
 
 async function start() {
@@ -832,7 +899,6 @@ async function start() {
   out.hidden = false;
   out.onclick = () => {
     sessionStorage.removeItem(TOKEN_KEY);
-    stopLive();
     me = null;
     signIn();
   };

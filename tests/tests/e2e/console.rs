@@ -454,3 +454,164 @@ async fn an_action_on_an_out_of_date_case_page_is_refused_not_applied_to_a_newer
         .any(|(handoff, _, _)| handoff == newer);
     assert!(still_open, "the newer case was left as it was");
 }
+
+/// Wraps the page's `fetch` so that operations named in `slow` answer
+/// `delay_ms` late, and its `WebSocket` so that every socket opened from
+/// here on is kept in `window.__sockets` (to count those left open).
+async fn slow_operations(browser: &Browser, slow: &[&str], delay_ms: u64) {
+    let script = format!(
+        "const slow = {slow}; const real = window.fetch; \
+         window.fetch = async (url, init) => {{ \
+           const body = init && init.body ? String(init.body) : ''; \
+           if (slow.some((name) => body.includes(name))) \
+             await new Promise((done) => setTimeout(done, {delay_ms})); \
+           return real(url, init); }}; \
+         window.__sockets = []; const RealSocket = window.WebSocket; \
+         window.WebSocket = function (...args) {{ \
+           const socket = new RealSocket(...args); window.__sockets.push(socket); return socket; }}; \
+         window.WebSocket.prototype = RealSocket.prototype; return true;",
+        slow = json!(slow)
+    );
+    assert_eq!(browser.run(&script).await, true);
+}
+
+/// The heading the page shows now.
+async fn heading(browser: &Browser) -> String {
+    browser
+        .eval("(document.querySelector('main h1') || {}).textContent || ''")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A page the operator left before it finished loading neither replaces
+/// the page they went to when its answer comes, nor opens its live
+/// subscription (or its polling) behind it. Both used to happen: a slow
+/// order page took over the quotes list, and each quick pass through the
+/// fallout queue left one more socket open for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_left_while_it_loads_never_replaces_the_next_one_nor_stays_live() {
+    let server = Server::start();
+    let base = server.base_url();
+    let browser = Browser::launch().await;
+    sign_in(&browser, &base, &server.token("admin")).await;
+    wait_for_text(&browser, "Fallout queue").await;
+    slow_operations(
+        &browser,
+        &["query Order(", "query Fallout(", "consumers {"],
+        1500,
+    )
+    .await;
+
+    for leave in ["#/order/ord-slow", "#/fallout", "#/consumers"] {
+        browser
+            .run(&format!(
+                "location.hash = {leave}; setTimeout(() => {{ location.hash = '#/quotes'; }}, 50); \
+                 return true;",
+                leave = json!(leave)
+            ))
+            .await;
+        wait_for_text(&browser, "No quotes yet.").await;
+        // Past the slow answer of the page that was left.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(heading(&browser).await, "Quotes", "after leaving {leave}");
+        let open = browser
+            .eval("window.__sockets.filter((s) => s.readyState <= 1).length")
+            .await;
+        assert_eq!(open, 0, "sockets left open after leaving {leave}");
+    }
+    // The consumers page polls while shown only.
+    let polls = "performance.getEntriesByType('resource').length";
+    let before = browser.eval(polls).await.as_u64().unwrap_or_default();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let after = browser.eval(polls).await.as_u64().unwrap_or_default();
+    assert_eq!(after, before, "requests sent from pages no longer shown");
+}
+
+/// The lists page past their first fifty; a handoff that is not in
+/// fallout (the pending list and the order page link every handoff)
+/// shows as itself instead of "No such case"; and what "Reconcile now"
+/// found stays shown after the list reloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_past_fifty_a_handoff_outside_fallout_shows_and_a_result_stays_shown() {
+    let server = Server::start();
+    let base = server.base_url();
+    let sales = server.token("sales");
+    for i in 0..51 {
+        server
+            .client
+            .create_quote(&sales, &unique("page"), &format!("cust-page-{i}"))
+            .await
+            .unwrap();
+    }
+    server
+        .client
+        .accepted_quote(&sales, "cust-handoff", &["fiber-1g"])
+        .await
+        .unwrap();
+    let mut handoff = None;
+    for _ in 0..100 {
+        let (_, body) = server
+            .client
+            .raw(
+                &server.token("operator"),
+                "{ handoffs(first: 1) { nodes { id } } }",
+                json!({}),
+            )
+            .await;
+        handoff = body["data"]["handoffs"]["nodes"][0]["id"]
+            .as_str()
+            .map(str::to_owned);
+        if handoff.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let handoff = handoff.expect("the order has a handoff");
+
+    let browser = Browser::launch().await;
+    sign_in(&browser, &base, &server.token("operator")).await;
+    let rows = "document.querySelectorAll('main tbody tr').length";
+    browser
+        .run("location.hash = '#/quotes'; return true;")
+        .await;
+    wait_for_text(&browser, "Next page").await;
+    assert_eq!(browser.eval(rows).await, 50);
+    browser
+        .run(
+            "[...document.querySelectorAll('main a')].find((a) => a.textContent === 'Next page')\
+             .click(); return true;",
+        )
+        .await;
+    let second = browser
+        .wait_for(&format!("{rows} === 2"), Duration::from_secs(15))
+        .await;
+    assert_eq!(second, true, "the second page holds the other two quotes");
+
+    browser
+        .run(&format!(
+            "location.hash = {hash}; return true;",
+            hash = json!(format!("#/case/{handoff}"))
+        ))
+        .await;
+    let shown = wait_for_text(&browser, "not in fallout").await;
+    assert!(shown.contains(&handoff), "{shown}");
+    assert!(!shown.contains("No such case"), "{shown}");
+
+    browser
+        .run("location.hash = '#/handoffs'; return true;")
+        .await;
+    wait_for_text(&browser, "Pending handoffs").await;
+    browser
+        .run("document.getElementById('reconcile').click(); return true;")
+        .await;
+    wait_for_text(&browser, "Reconciliation checked").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let text = browser.eval("document.body.innerText").await;
+    assert!(
+        text.as_str()
+            .is_some_and(|t| t.contains("Reconciliation checked")),
+        "the result stays shown after the list reloads: {text}"
+    );
+}
