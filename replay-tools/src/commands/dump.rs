@@ -122,6 +122,18 @@ impl Filter {
                 ReplayError::Usage(format!("--tenant {tenant:?} is not a tenant id: {e}"))
             })?;
         }
+        let since_ms = args.since.as_deref().map(timefmt::parse_time).transpose()?;
+        let until_ms = args.until.as_deref().map(timefmt::parse_time).transpose()?;
+        if let (Some(since), Some(until), Some(since_ms), Some(until_ms)) =
+            (&args.since, &args.until, since_ms, until_ms)
+        {
+            if since_ms >= until_ms {
+                return Err(ReplayError::Usage(format!(
+                    "--since {since} is not before --until {until} (which is exclusive): \
+                     the range holds no time"
+                )));
+            }
+        }
         Ok(Self {
             streams: args.stream.clone(),
             aggregates: args.aggregate.clone(),
@@ -130,8 +142,8 @@ impl Filter {
             event_types: args.event_type.clone(),
             from,
             to,
-            since_ms: args.since.as_deref().map(timefmt::parse_time).transpose()?,
-            until_ms: args.until.as_deref().map(timefmt::parse_time).transpose()?,
+            since_ms,
+            until_ms,
             limit: args.limit,
         })
     }

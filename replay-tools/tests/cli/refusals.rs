@@ -3,7 +3,8 @@
 //! exported as a sound log, an export never lands on the log's own files,
 //! an export file with anything after its last record is refused, a
 //! damaged acknowledged-head file is reported, and a time no RFC 3339
-//! instant can name is a usage error, not a panic.
+//! instant can name, or a time range that holds none, is a usage error,
+//! not a panic or an empty answer.
 
 use crate::common::{copy_dir, generated, oms, with_raw_tree};
 
@@ -132,6 +133,13 @@ fn a_time_past_year_9999_is_a_usage_error_and_an_offset_is_understood() {
     assert_eq!(utc.code, 0, "{utc:?}");
     assert_eq!(offset.code, 0, "{offset:?}");
     assert_eq!(utc.stdout, offset.stdout);
+    // A time range that holds no instant (`--until` is exclusive) is a
+    // mistake, not an empty answer.
+    for (since, until) in [("2000-01-02", "2000-01-01"), ("2000-01-01", "2000-01-01")] {
+        let run = oms(&dir, &["dump", "--since", since, "--until", until]);
+        assert_eq!(run.code, 2, "{since}..{until}: {run:?}");
+        assert!(run.stderr.contains("--since"), "{run:?}");
+    }
 }
 
 /// A change made to one line of an export.
