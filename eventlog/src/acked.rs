@@ -85,7 +85,8 @@ impl AckedHead {
 
 /// Why the acknowledged-head check cannot be made on a data directory
 /// whose log holds `events` records, if it cannot: the file is there but
-/// does not check out (damaged, or torn by a power loss), or it is missing
+/// does not check out (damaged, or torn by a power loss), cannot be read
+/// (a directory in its place, say), or it is missing
 /// from a log that holds events (a log from before the file existed looks
 /// the same, so this is a warning, not a refusal). `None` when the check
 /// can be made, or there is nothing to check.
@@ -97,11 +98,14 @@ pub fn acknowledged_head_warning(dir: &Path, events: u64) -> Option<String> {
             "{} is unreadable, so nothing checks that every acknowledged event is still in the log (the server rewrites it at its next acknowledgement)",
             path.display()
         )),
-        Err(_) if events > 0 => Some(format!(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (events > 0).then(|| format!(
             "{} is missing from a log of {events} events, so nothing checks that every acknowledged event is still in the log (the server writes it at its next acknowledgement)",
             path.display()
         )),
-        Err(_) => None,
+        Err(e) => Some(format!(
+            "{} cannot be read ({e}), so nothing checks that every acknowledged event is still in the log",
+            path.display()
+        )),
     }
 }
 

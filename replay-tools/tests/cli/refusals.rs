@@ -114,6 +114,11 @@ fn verify_reports_an_acknowledged_head_file_it_cannot_read() {
     std::fs::remove_file(&acked).unwrap();
     let run = oms(&dir, &["verify"]);
     assert!(run.stderr.contains("missing"), "{run:?}");
+    // Something else in its place is not "missing": it is named as it is.
+    std::fs::create_dir(&acked).unwrap();
+    let run = oms(&dir, &["verify"]);
+    assert!(!run.stderr.contains("missing"), "{run:?}");
+    assert!(run.stderr.contains("cannot be read"), "{run:?}");
 }
 
 #[test]
