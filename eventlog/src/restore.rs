@@ -20,15 +20,16 @@
 //!   idempotency records come after the records they point to and are
 //!   written as they come ([`Restorer::add_idempotency`]), so none is held
 //!   in memory. [`Restorer::finish`] then writes the stream index sorted
-//!   by key and, last, the meta record;
+//!   by key, the guards of side-effect consumers and the meta record;
 //!   makes the whole of it durable with one flush (given up after two
-//!   minutes, see ADR 0032) and one `fdatasync`; and
+//!   minutes, see ADR 0032); removes the restore marker in a flush of its
+//!   own and one `fdatasync`; and
 //!   writes the acknowledged head ([`crate::AckedHead`]).
 //!
 //! Every key and value goes through [`crate::keyspace`].
 //!
-//! A restore marker comes first and the meta record last (the marker is
-//! removed in the same write): a restore that stops half-way leaves a
+//! A restore marker comes first and goes last, once everything else is
+//! durable: a restore that stops half-way, or whose flush stalls, leaves a
 //! directory that [`crate::EventLog::open`] refuses, never a silently
 //! short or empty log.
 //!
@@ -55,6 +56,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::acked::{AckedHead, AckedHeadFile, ACKED_HEAD_FILE};
+use crate::checkpoint::ConsumerStore;
 use crate::error::LogError;
 use crate::keyspace::{self, IdempotencyValue, StreamRun};
 use crate::pages::PageBuilder;
@@ -336,6 +338,9 @@ pub struct Restorer {
     duplicate_key: Option<String>,
     /// Longest the final flush may take (see [`Restorer::flush_stall_limit`]).
     flush_stall_limit: std::time::Duration,
+    /// Consumers that make external calls, guarded at the restored head
+    /// (see [`Restorer::side_effect_consumers`]).
+    side_effect_consumers: Vec<String>,
 }
 
 impl Restorer {
@@ -367,6 +372,7 @@ impl Restorer {
             idempotency_records: 0,
             duplicate_key: None,
             flush_stall_limit: storage::FLUSH_STALL_LIMIT,
+            side_effect_consumers: Vec::new(),
         })
     }
 
@@ -479,6 +485,16 @@ impl Restorer {
         Ok(())
     }
 
+    /// The same restorer, which declares each of `names` a consumer that
+    /// makes external calls, with its recovery bound at the restored head,
+    /// so that its first run re-observes the restored history and calls no
+    /// one. They are written with the rest, before the restore is marked
+    /// finished: a restore that finishes always has them.
+    pub fn side_effect_consumers(mut self, names: &[String]) -> Self {
+        self.side_effect_consumers = names.to_vec();
+        self
+    }
+
     /// The same restorer, whose final flush is given up after `limit`
     /// (two minutes by default) with [`LogError::FlushStalled`]: sled 0.34
     /// can stall there for good (ADR 0032).
@@ -514,6 +530,7 @@ impl Restorer {
             idempotency_records,
             duplicate_key,
             flush_stall_limit,
+            side_effect_consumers,
         } = self;
         if let Some(key) = duplicate_key {
             return Err(RestoreError::BadIdempotencyRecord { key });
@@ -549,21 +566,23 @@ impl Restorer {
                 &keyspace::run_value(run.first_position, run.count)[..],
             )?;
         }
-        // Meta last, with the restore marker gone in the same write: only
-        // a complete restore opens as a log.
-        let mut last = sled::Batch::default();
-        last.insert(
+        for name in &side_effect_consumers {
+            let store = ConsumerStore::open(&db, name)?;
+            store.declare_side_effects()?;
+            store.set_recovery_until(next_position)?;
+        }
+        tree.insert(
             keyspace::META,
             &keyspace::meta_value(next_position, &head_hash)[..],
-        );
-        last.remove(keyspace::RESTORE_MARKER);
-        tree.apply_batch(last)?;
-        storage::flush_within(
-            &db,
-            &dir,
-            flush_stall_limit,
-            "nothing in this directory was acknowledged: remove it and run again",
         )?;
+        // Everything is durable, the marker included, before the marker
+        // goes in a write of its own: a flush that stalls (and the import
+        // given up) leaves a directory that opens as an unfinished restore,
+        // never as a log without its side-effect guards.
+        let unfinished = "nothing in this directory was acknowledged: remove it and run again";
+        storage::flush_within(&db, &dir, flush_stall_limit, unfinished)?;
+        tree.remove(keyspace::RESTORE_MARKER)?;
+        storage::flush_within(&db, &dir, flush_stall_limit, unfinished)?;
         let data_path = dir.join("db");
         File::open(&data_path)
             .and_then(|file| file.sync_data())

@@ -162,7 +162,7 @@ fn measure(op: &str, work: &Path) -> Result<(), String> {
             let _ = std::fs::remove_dir_all(&imported);
             let file = File::open(&export_file).map_err(|e| e.to_string())?;
             let limit = std::time::Duration::from_secs(import::FLUSH_STALL_SECS);
-            import::import(file, &imported, limit, &hidden)
+            import::import(file, &imported, &[], limit, &hidden)
                 .map_err(|e| e.to_string())?
                 .events
         }

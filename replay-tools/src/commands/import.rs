@@ -336,23 +336,10 @@ fn parse_body<R: BufRead>(
     Ok(())
 }
 
-/// Declares each of `names` a side-effect consumer of the log in `dir`
-/// with its recovery bound at the head, so it replays without calling.
-fn guard_side_effects(dir: &Path, names: &[String]) -> Result<(), ReplayError> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    let log = DataDir::new(dir).open_log()?;
-    let head = log.next_position();
-    for name in names {
-        let store = log.consumer(name)?;
-        store.declare_side_effects()?;
-        store.set_recovery_until(head)?;
-    }
-    close_log(log)
-}
-
-/// Imports the export read from `input` into the empty directory `dir`.
+/// Imports the export read from `input` into the empty directory `dir`,
+/// with each of `guarded` declared a side-effect consumer whose recovery
+/// bound is the imported head (written before the import is marked
+/// finished, see [`Restorer::side_effect_consumers`]).
 /// A refused file leaves `dir` as it was (missing, or empty); a sled
 /// flush stall leaves what was written for `run` to clear.
 ///
@@ -364,6 +351,7 @@ fn guard_side_effects(dir: &Path, names: &[String]) -> Result<(), ReplayError> {
 pub fn import(
     input: impl Read + Send,
     dir: &Path,
+    guarded: &[String],
     flush_stall_limit: std::time::Duration,
     progress: &Progress,
 ) -> Result<ImportSummary, ReplayError> {
@@ -433,6 +421,7 @@ pub fn import(
         &header,
         header_head,
         dir,
+        guarded,
         flush_stall_limit,
         progress,
     ) {
@@ -456,7 +445,7 @@ pub fn import(
         streams: restored.streams,
         idempotency_records: restored.idempotency_records,
         head_hash: hex::encode(restored.head_hash),
-        recovery_consumers: Vec::new(),
+        recovery_consumers: guarded.to_vec(),
     })
 }
 
@@ -468,12 +457,14 @@ fn restore_body<R: BufRead + Send>(
     header: &Header,
     header_head: Hash,
     dir: &Path,
+    guarded: &[String],
     flush_stall_limit: std::time::Duration,
     progress: &Progress,
 ) -> Result<restore::Restored, ReplayError> {
     let mut restorer = Restorer::create(dir, CACHE_BYTES)
         .map_err(restore_error)?
-        .flush_stall_limit(flush_stall_limit);
+        .flush_stall_limit(flush_stall_limit)
+        .side_effect_consumers(guarded);
     progress.set_total(header.events);
 
     let (tx, rx) = sync_channel::<Result<Parsed, ReplayError>>(8);
@@ -642,15 +633,16 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     check_side_effect_consumers(&args.side_effect_consumers)?;
     let progress = ctx.progress("import", None);
     let limit = std::time::Duration::from_secs(args.flush_stall_limit);
+    let guarded = &args.side_effect_consumers;
     let from_stdin = args.file.as_os_str() == "-";
     let imported = if from_stdin {
-        import(std::io::stdin(), ctx.dir.path(), limit, &progress)
+        import(std::io::stdin(), ctx.dir.path(), guarded, limit, &progress)
     } else {
         let file = File::open(&args.file)
             .map_err(|e| ReplayError::io(format!("opening {}", args.file.display()), e))?;
-        import(file, ctx.dir.path(), limit, &progress)
+        import(file, ctx.dir.path(), guarded, limit, &progress)
     };
-    let mut summary = match imported {
+    let summary = match imported {
         Err(ReplayError::Log(stall @ LogError::FlushStalled { .. })) => {
             let attempt = attempt();
             if from_stdin || attempt >= MAX_ATTEMPTS {
@@ -667,9 +659,6 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
         }
         other => other?,
     };
-    crate::datadir::wait_released(ctx.dir.path())?;
-    guard_side_effects(ctx.dir.path(), &args.side_effect_consumers)?;
-    summary.recovery_consumers = args.side_effect_consumers.clone();
     if ctx.json {
         out.json(&serde_json::json!({"ok": true, "data_dir": ctx.dir.path(), "import": summary}))?;
     } else {

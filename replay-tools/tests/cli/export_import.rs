@@ -321,6 +321,18 @@ fn a_stalled_import_starts_again_in_a_cleared_directory_then_gives_up() {
     );
     assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains("starting again"), "{}", run.stderr);
+    // What a given-up import leaves is never taken for a log: it used to
+    // verify "ok", and serve without the side-effect guard it was asked
+    // for (its consumer then called out again for imported history).
+    for left in [&restored, &piped] {
+        let verify = oms(left, &["verify"]);
+        assert_eq!(verify.code, 1, "{}: {verify:?}", left.display());
+        assert!(
+            verify.stdout.contains("a restore into this directory did not finish"),
+            "{}: {verify:?}",
+            left.display()
+        );
+    }
 }
 
 /// An idempotency record of a command that changed nothing (no events,
