@@ -24,7 +24,8 @@ use crate::reader::LogReader;
 ///
 /// Exit codes: 0 ok, 1 a finding (damaged log, digest mismatch, refused
 /// reset), 2 usage or bad input, 3 data directory held by a running server,
-/// 4 I/O or other errors.
+/// 4 I/O or other errors. Output into a pipe whose reader stopped early
+/// (`| head`) ends with 0, except an export's, which is then incomplete (4).
 #[derive(Debug, Parser)]
 #[command(name = "oms-replay", version, propagate_version = true)]
 pub struct Cli {
@@ -189,11 +190,23 @@ pub fn run(cli: Cli) -> u8 {
         quiet: cli.quiet,
     };
     let mut out = Out::stdout();
-    let result = dispatch(cli.command, &ctx, &mut out).and_then(|o| out.flush().map(|()| o));
+    // A reader that stopped early (`| head`) ends a listing quietly; an
+    // export cut short is an incomplete file, so it fails.
+    let whole_output_needed = matches!(cli.command, Command::Export(_));
+    let result = dispatch(cli.command, &ctx, &mut out)
+        .and_then(|o| out.flush().map(|()| o))
+        .map_err(|e| match e {
+            e if e.is_broken_pipe() && whole_output_needed => ReplayError::io(
+                "writing the export: its reader closed the pipe before the end, so what it \
+                 received is cut short",
+                std::io::ErrorKind::BrokenPipe.into(),
+            ),
+            e => e,
+        });
     match result {
         Ok(Outcome::Clean) => EXIT_OK,
         Ok(Outcome::Finding) => EXIT_FINDING,
-        Err(e) if e.is_broken_pipe() => EXIT_OK,
+        Err(e) if e.is_broken_pipe() && !whole_output_needed => EXIT_OK,
         Err(e) => {
             report_error(&ctx, &mut out, &e);
             e.exit_code()

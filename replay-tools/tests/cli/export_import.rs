@@ -328,7 +328,9 @@ fn a_stalled_import_starts_again_in_a_cleared_directory_then_gives_up() {
         let verify = oms(left, &["verify"]);
         assert_eq!(verify.code, 1, "{}: {verify:?}", left.display());
         assert!(
-            verify.stdout.contains("a restore into this directory did not finish"),
+            verify
+                .stdout
+                .contains("a restore into this directory did not finish"),
             "{}: {verify:?}",
             left.display()
         );
@@ -380,4 +382,36 @@ fn a_record_of_a_command_that_changed_nothing_round_trips() {
         std::fs::read(&file).unwrap(),
         std::fs::read(&again).unwrap()
     );
+}
+
+/// Runs `oms-replay --data-dir DIR ARGS...` with its standard output a
+/// pipe whose reader is gone before anything is written.
+fn into_a_closed_pipe(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn oms-replay");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// An export cut short by a closed pipe fails (so `set -o pipefail`
+/// catches it), while a dump read with `| head` still ends quietly.
+#[test]
+fn an_export_into_a_closed_pipe_fails_while_a_dump_ends_quietly() {
+    let (_tmp, dir) = generated();
+    let (code, stderr) = into_a_closed_pipe(&dir, &["export", "--output", "-"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("export"), "{stderr}");
+    let (code, stderr) = into_a_closed_pipe(&dir, &["dump"]);
+    assert_eq!(code, 0, "{stderr}");
 }
