@@ -255,8 +255,8 @@ pub const PROJECTION_DIR: &str = "projections";
 /// As [`open_sled`].
 pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
     std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
-    let segment_size = read_sled_conf(path)?.map_or(SEGMENT_SIZE, |c| c.segment_size);
     check_data_file(path)?;
+    let segment_size = read_sled_conf(path)?.map_or(SEGMENT_SIZE, |c| c.segment_size);
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity_bytes)
@@ -296,15 +296,68 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
     }
 }
 
+/// Refuses a data directory whose files of the log's own (`conf`,
+/// `acked-head`, the redo journal and its files) are not what the log
+/// writes: a symbolic link (the log never writes through one), a
+/// directory where a file belongs or a file where the journal's directory
+/// belongs. Missing files are left to the checks that know what they
+/// mean. Every opener (the server, each `oms-replay` command) gives this
+/// one verdict, before anything is opened.
+///
+/// # Errors
+/// [`LogError::DamagedStorage`] naming the file.
+pub fn check_own_files(path: &Path) -> Result<(), LogError> {
+    let damaged =
+        |name: &str, what: &str| LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: format!(
+            "`{name}` is {what}, where the event log keeps a {} of its own; nothing was opened \
+             or written: put the log's own {} back (from a backup), or import an export into a \
+             new directory (`oms-replay import`)",
+            if name == crate::journal::JOURNAL_DIR { "directory" } else { "file" },
+            if name == crate::journal::JOURNAL_DIR { "directory" } else { "file" },
+        ),
+        };
+    let kind = |relative: &Path| match std::fs::symlink_metadata(path.join(relative)) {
+        Ok(meta) if meta.file_type().is_symlink() => Some("a symbolic link"),
+        Ok(meta) if meta.is_dir() => Some("a directory"),
+        Ok(meta) if meta.is_file() => Some("a file"),
+        Ok(_) => Some("neither a file nor a directory"),
+        Err(_) => None,
+    };
+    for name in ["conf", crate::acked::ACKED_HEAD_FILE] {
+        match kind(Path::new(name)) {
+            None | Some("a file") => {}
+            Some(what) => return Err(damaged(name, what)),
+        }
+    }
+    let journal = Path::new(crate::journal::JOURNAL_DIR);
+    match kind(journal) {
+        None => return Ok(()),
+        Some("a directory") => {}
+        Some(what) => return Err(damaged(crate::journal::JOURNAL_DIR, what)),
+    }
+    for name in crate::journal::JOURNAL_FILES {
+        match kind(&journal.join(name)) {
+            None | Some("a file") => {}
+            Some(what) => return Err(damaged(&format!("journal/{name}"), what)),
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a data directory whose sled data file `db` is not a regular
 /// file, or is missing or empty while its `acked-head` says events were
 /// acknowledged: sled would otherwise start a new, empty database over
-/// the rest of the directory. Nothing is created or written.
+/// the rest of the directory; and one whose other files of the log's own
+/// are not what the log writes ([`check_own_files`]). Nothing is created
+/// or written.
 ///
 /// # Errors
 /// [`LogError::DamagedStorage`] naming the file and the acknowledged head;
 /// [`LogError::Io`] when the file cannot be looked at.
 pub fn check_data_file(path: &Path) -> Result<(), LogError> {
+    check_own_files(path)?;
     let data = path.join("db");
     let state = match std::fs::metadata(&data) {
         Ok(meta) if !meta.is_file() => {

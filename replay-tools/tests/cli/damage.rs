@@ -251,3 +251,60 @@ fn consumers_names_a_damaged_projections_database_and_moves_nothing() {
         .any(|entry| entry.file_name().to_string_lossy().contains(".damaged-"));
     assert!(!aside, "nothing was set aside");
 }
+
+/// A file of the log's own replaced by a symbolic link, a directory or
+/// (for the journal's directory) a file: `verify` and the server's open
+/// give one verdict, damage naming the file (exit 1). `verify` passed a
+/// linked `acked-head` and called a directory in its place "missing",
+/// while the server refused both; a directory in place of `conf` or a
+/// journal file was an I/O error (exit 4).
+#[test]
+fn a_file_of_the_logs_own_replaced_by_a_link_or_a_directory_is_a_finding() {
+    type Damage = fn(&Path);
+    let link = |path: &Path| {
+        let aside = path.with_extension("aside");
+        std::fs::rename(path, &aside).unwrap();
+        std::os::unix::fs::symlink(&aside, path).unwrap();
+    };
+    let directory = |path: &Path| {
+        std::fs::remove_file(path).unwrap();
+        std::fs::create_dir(path).unwrap();
+    };
+    let file = |path: &Path| {
+        std::fs::remove_dir_all(path).unwrap();
+        std::fs::write(path, b"").unwrap();
+    };
+    let cases: [(&str, Damage, &str); 5] = [
+        ("acked-head", link, "`acked-head` is a symbolic link"),
+        ("acked-head", directory, "`acked-head` is a directory"),
+        ("conf", directory, "`conf` is a directory"),
+        (
+            "journal/journal-0",
+            directory,
+            "`journal/journal-0` is a directory",
+        ),
+        ("journal", file, "`journal` is a file"),
+    ];
+    for (name, damage, said) in cases {
+        let (_tmp, dir) = generated();
+        let path = dir.join(name);
+        assert!(path.exists(), "{name} is there before");
+        damage(&path);
+        let run = oms(&dir, &["verify", "--json"]);
+        assert_eq!(run.code, 1, "{name}: {run:?}");
+        let error = &run.json()["error"];
+        assert_eq!(error["kind"], "damaged", "{name}: {run:?}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.contains(said)),
+            "{name}: {run:?}"
+        );
+        let opened = eventlog::EventLog::open(eventlog::LogConfig::new(&dir));
+        match opened {
+            Err(eventlog::LogError::DamagedStorage { detail, .. }) => {
+                assert!(detail.contains(said), "{name}: {detail}");
+            }
+            Err(other) => panic!("{name}: the server's open failed otherwise: {other}"),
+            Ok(_) => panic!("{name}: the server's open took the directory"),
+        }
+    }
+}
