@@ -332,7 +332,10 @@ async fn a_journal_that_is_not_the_logs_own_directory_is_refused_by_every_reader
     std::fs::rename(&journal, &kept).unwrap();
     std::fs::write(&journal, b"not a directory").unwrap();
     let refused = verify_dir(&dir, &mut |_| {}).map(drop).unwrap_err();
-    assert!(refused.to_string().contains("`journal` is a file"), "{refused}");
+    assert!(
+        refused.to_string().contains("`journal` is a file"),
+        "{refused}"
+    );
     std::fs::remove_file(&journal).unwrap();
     std::fs::rename(&kept, &journal).unwrap();
     let target = tmp.path().join("elsewhere");

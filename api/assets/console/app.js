@@ -35,6 +35,8 @@ class ApiFailure extends Error {
 /** Runs one GraphQL operation; the data, or throws an ApiFailure. */
 async function gql(query, variables = {}) {
   const token = sessionStorage.getItem(TOKEN_KEY);
+  // Signed out meanwhile: nothing to send.
+  if (!token) throw new ApiFailure('Signed out: sign in again.', 'UNAUTHENTICATED');
   const response = await fetch('/graphql', {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
@@ -131,13 +133,27 @@ function subscribe(query, onEvent, onSubscribed) {
       }
     };
     socket.onclose = (event) => {
-      if (closed || event.code === 4401 || event.code === 4403) return;
+      if (closed) return;
+      // The server no longer takes the token (revoked, or new tokens):
+      // say so rather than show a queue that no longer updates.
+      if (event.code === 4401) {
+        tokenRefused();
+        return;
+      }
+      if (event.code === 4403) return;
       setTimeout(() => { if (!closed) open(); }, delay);
       delay = Math.min(delay * 2, 30000);
     };
   };
   open();
   return { close: () => { closed = true; socket.close(); } };
+}
+
+/** The server refused the token: forget it and ask for another. */
+function tokenRefused(error) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  me = null;
+  signIn(error || new ApiFailure('The token was refused: sign in again.', 'UNAUTHENTICATED'));
 }
 
 function stopLive() {
@@ -181,6 +197,11 @@ function signIn(message) {
     const token = input.value.trim().replace(/^Bearer\s+/i, '');
     if (!token) {
       signIn(new Error('Enter the bearer token your administrator gave you.'));
+      return;
+    }
+    // Only visible ASCII can travel in a header.
+    if (!/^[\x21-\x7e]+$/.test(token)) {
+      signIn(new Error('A token is letters, digits and punctuation only: this one has a character no header can carry.'));
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, token);
@@ -241,10 +262,10 @@ async function falloutPage(view, params) {
         c.lineId, c.step || 'compensation', c.target, h('span', { class: 'badge bad' }, c.reason),
         String(c.attempt), age(c.ageMs)]);
       const next = nextPage('fallout', params, data.fallout.pageInfo);
-      list.replaceChildren(
+      list.replaceChildren(...[
         table(['Case', 'Order', 'Line', 'Step', 'Target', 'Reason', 'Attempt', 'Age'], rows,
           'No open fallout: nothing waits for an operator.'),
-        next);
+        next].filter((n) => n !== null));
     } catch (error) {
       list.replaceChildren(errorBox(error));
     }
@@ -336,6 +357,7 @@ function actionForm(kase, handoffId, action, outcome, reload) {
       // The page shows the case as it is now (resolved, its actions gone),
       // with what the action did below.
       const done = await reload();
+      if (!done) return;
       done.replaceChildren(
         h('div', { class: 'ok', role: 'status' },
           `Done${result.deduplicated ? ' (already done by this action before)' : ''}: the case's stream is at version ${result.version}.`),
@@ -373,9 +395,11 @@ async function casePage(view, id) {
   }
   const kase = handoff.falloutCase;
   const outcome = h('div', { id: 'case-outcome', 'aria-live': 'polite' });
+  // The case as it is now, and where to say what the action did: only
+  // while this case is still the page shown (null once the operator left).
   const reload = async () => {
     await casePage(view, id);
-    return document.getElementById('case-outcome') || outcome;
+    return view.current() ? document.getElementById('case-outcome') : null;
   };
   const actions = can('operate') && kase.status === 'OPEN'
     ? kase.allowedActions.map((a) => actionForm(kase, handoff.id, a, outcome, reload))
@@ -876,8 +900,11 @@ async function route() {
     else await falloutPage(view, params);
   } catch (error) {
     if (!view.current()) return;
-    if (error.code === 'UNAUTHENTICATED') signIn(error);
-    else show(h('h1', {}, 'Something went wrong'), errorBox(error));
+    if (error.code === 'UNAUTHENTICATED') tokenRefused(error);
+    // An id no record can have (the grammar refused it) is not found.
+    else if (error.code === 'VALIDATION' && id) {
+      show(h('h1', {}, `${name} ${id}`), h('p', { class: 'empty' }, `No such ${name} in your tenant: ${error.message}`));
+    } else show(h('h1', {}, 'Something went wrong'), errorBox(error));
   }
   if (view.current()) page.focus();
 }

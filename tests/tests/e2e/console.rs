@@ -615,3 +615,99 @@ async fn lists_page_past_fifty_a_handoff_outside_fallout_shows_and_a_result_stay
         "the result stays shown after the list reloads: {text}"
     );
 }
+
+/// What an action did shows on its own case's page only: an operator who
+/// moved on to another case before the answer came used to see "Done" and
+/// the first case's events on the second, still open, case. The queue
+/// shows no stray "null" under a one-page list, and a live queue whose
+/// token the server now refuses (4401 on reconnect) goes to the sign-in
+/// page instead of going stale without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_result_shows_on_its_own_case_only_and_a_refused_token_signs_out() {
+    let server = Server::start();
+    let base = server.base_url();
+    server
+        .script_simulator("inventory", &["BusinessReject", "BusinessReject"])
+        .await;
+    for customer in ["cust-first", "cust-second"] {
+        server
+            .client
+            .accepted_quote(&server.token("sales"), customer, &["fiber-1g"])
+            .await
+            .unwrap();
+    }
+    let mut cases = Vec::new();
+    for _ in 0..150 {
+        cases = open_cases(&server).await;
+        if cases.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(cases.len(), 2, "both lines fell out: {cases:?}");
+    let (first, second) = (cases[0].0.clone(), cases[1].0.clone());
+
+    let browser = Browser::launch().await;
+    sign_in(&browser, &base, &server.token("operator")).await;
+    wait_for_text(&browser, "Fallout queue").await;
+    let stray_null = "[...document.getElementById('fallout-list').childNodes]\
+                      .some((n) => n.nodeType === 3 && n.textContent === 'null')";
+    assert_eq!(browser.eval(stray_null).await, false);
+
+    slow_operations(&browser, &["mutation Resolve("], 1500).await;
+    browser
+        .run(&format!(
+            "location.hash = {hash}; return true;",
+            hash = json!(format!("#/case/{first}"))
+        ))
+        .await;
+    browser
+        .wait_for(
+            "document.querySelector('form[data-action=NEW_ATTEMPT]') ? true : false",
+            Duration::from_secs(30),
+        )
+        .await;
+    browser
+        .run(&format!(
+            "window.confirm = () => true; \
+             document.querySelector('form[data-action=NEW_ATTEMPT]').requestSubmit(); \
+             setTimeout(() => {{ location.hash = {hash}; }}, 200); return true;",
+            hash = json!(format!("#/case/{second}"))
+        ))
+        .await;
+    wait_for_text(&browser, &format!("Fallout case {second}")).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let shown = browser.eval("document.body.innerText").await;
+    let shown = shown.as_str().unwrap_or_default();
+    assert!(shown.contains(&format!("Fallout case {second}")), "{shown}");
+    assert!(!shown.contains("Done"), "the other case's result: {shown}");
+
+    // The live queue, then a token the server refuses on reconnect.
+    browser
+        .run("location.hash = '#/fallout'; return true;")
+        .await;
+    let open = browser
+        .wait_for(
+            "window.__sockets.some((s) => s.readyState === 1)",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(open, true, "the queue is live");
+    browser
+        .run(
+            "sessionStorage.setItem('oms-console-token', 'no-longer-valid'); \
+             window.__sockets.forEach((s) => s.close()); return true;",
+        )
+        .await;
+    let signed_out = browser
+        .wait_for(
+            "!!document.getElementById('sign-in')",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(
+        signed_out, true,
+        "the refused token leads to the sign-in page"
+    );
+    wait_for_text(&browser, "refused").await;
+}
