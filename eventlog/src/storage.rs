@@ -297,7 +297,8 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
 }
 
 /// Refuses a data directory whose files of the log's own (`conf`,
-/// `acked-head`, the redo journal and its files) are not what the log
+/// `acked-head`, the redo journal and its files, the read models'
+/// `projections` directory) are not what the log
 /// writes: a symbolic link (the log never writes through one), a
 /// directory where a file belongs or a file where the journal's directory
 /// belongs. Missing files are left to the checks that know what they
@@ -307,17 +308,24 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
 /// # Errors
 /// [`LogError::DamagedStorage`] naming the file.
 pub fn check_own_files(path: &Path) -> Result<(), LogError> {
-    let damaged =
-        |name: &str, what: &str| LogError::DamagedStorage {
-            path: path.to_path_buf(),
-            detail: format!(
+    let damaged = |name: &str, what: &str| LogError::DamagedStorage {
+        path: path.to_path_buf(),
+        detail: format!(
             "`{name}` is {what}, where the event log keeps a {} of its own; nothing was opened \
              or written: put the log's own {} back (from a backup), or import an export into a \
              new directory (`oms-replay import`)",
-            if name == crate::journal::JOURNAL_DIR { "directory" } else { "file" },
-            if name == crate::journal::JOURNAL_DIR { "directory" } else { "file" },
+            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR].contains(&name) {
+                "directory"
+            } else {
+                "file"
+            },
+            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR].contains(&name) {
+                "directory"
+            } else {
+                "file"
+            },
         ),
-        };
+    };
     let kind = |relative: &Path| match std::fs::symlink_metadata(path.join(relative)) {
         Ok(meta) if meta.file_type().is_symlink() => Some("a symbolic link"),
         Ok(meta) if meta.is_dir() => Some("a directory"),
@@ -330,6 +338,10 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
             None | Some("a file") => {}
             Some(what) => return Err(damaged(name, what)),
         }
+    }
+    match kind(Path::new(PROJECTION_DIR)) {
+        None | Some("a directory") => {}
+        Some(what) => return Err(damaged(PROJECTION_DIR, what)),
     }
     let journal = Path::new(crate::journal::JOURNAL_DIR);
     match kind(journal) {

@@ -174,6 +174,17 @@ pub fn run(args: &AsOfArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayE
         (None, None) => Bound::Head,
     };
     let reader = ctx.read_log()?;
+    if let Bound::Position(p) = bound {
+        let next = reader.next_position()?;
+        if p >= next {
+            return Err(ReplayError::Usage(match next.checked_sub(1) {
+                Some(last) => {
+                    format!("--position {p} is past the log's head (its last position is {last})")
+                }
+                None => format!("--position {p}: the log is empty"),
+            }));
+        }
+    }
     let result = as_of(&reader, &args.stream, bound)?;
     if ctx.json {
         out.json(&AsOfJson {

@@ -361,6 +361,18 @@ pub fn import(
         buf: String::new(),
         number: 0,
     };
+    // A compressed export is the likeliest file that is not text.
+    if lines
+        .reader
+        .fill_buf()
+        .is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]))
+    {
+        return Err(bad(
+            1,
+            "the file is gzip-compressed: decompress it on the way in \
+             (gunzip -c FILE | oms-replay import -)",
+        ));
+    }
     let header: Header = match lines.next_line()? {
         Some(text) => serde_json::from_str(text).map_err(|e| bad(1, format!("bad header: {e}")))?,
         None => return Err(bad(1, "the file is empty")),

@@ -120,3 +120,18 @@ fn as_of_an_unknown_stream_is_a_usage_error() {
     assert_eq!(oms(&dir, &["as-of", "quote-nope"]).code, 2);
     assert_eq!(oms(&dir, &["as-of", "widget-1"]).code, 2);
 }
+
+/// A position past the log's head names a state the log has not reached:
+/// a usage error naming the head, not a state "as of" it.
+#[test]
+fn as_of_a_position_past_the_head_is_a_usage_error() {
+    let (_tmp, dir) = generated();
+    let last = records(&dir).last().map(|r| r.position).unwrap();
+    let stream = records(&dir).last().map(|r| r.stream_id.clone()).unwrap();
+    let at_head = oms(&dir, &["as-of", &stream, "--position", &last.to_string()]);
+    assert_eq!(at_head.code, 0, "{at_head:?}");
+    let past = (last + 1).to_string();
+    let run = oms(&dir, &["as-of", &stream, "--position", &past]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains(&last.to_string()), "{run:?}");
+}

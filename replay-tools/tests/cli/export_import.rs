@@ -415,3 +415,17 @@ fn an_export_into_a_closed_pipe_fails_while_a_dump_ends_quietly() {
     let (code, stderr) = into_a_closed_pipe(&dir, &["dump"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A gzip-compressed export is named as such, with the way to import it,
+/// instead of "line 1 is not UTF-8 text".
+#[test]
+fn a_compressed_export_is_refused_with_the_way_to_import_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("log.oms-export.gz");
+    std::fs::write(&file, [0x1f, 0x8b, 0x08, 0x00, 0xff, 0xfe]).unwrap();
+    let restored = tmp.path().join("restored");
+    let run = oms(&restored, &["import", file.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("gunzip -c"), "{run:?}");
+    assert!(!restored.exists(), "nothing was written");
+}
