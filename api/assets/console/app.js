@@ -272,8 +272,34 @@ async function falloutPage(view, params) {
   };
   await render();
   if (view.current()) {
-    view.keepLive(subscribe(`subscription { falloutChanges { position eventType } }`, render, render));
+    const refresh = coalesced(render);
+    view.keepLive(subscribe(`subscription { falloutChanges { position eventType } }`, refresh, refresh));
   }
+}
+
+/**
+ * `run` called at most once at a time: calls made while it runs are
+ * folded into one more run after it, so a burst of live events costs two
+ * reads, not one per event, and no older answer lands after a newer one.
+ */
+function coalesced(run) {
+  let running = false;
+  let again = false;
+  return async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        await run();
+      } while (again);
+    } finally {
+      running = false;
+    }
+  };
 }
 
 // ---------------------------------------------------------------- case
