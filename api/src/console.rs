@@ -1,5 +1,5 @@
-//! The operations console at `/console`: one HTML page, one ES module and
-//! one stylesheet, embedded in the binary (no build step, no vendored
+//! The operations console at `/console`: one HTML page, one ES module,
+//! one stylesheet and an icon, embedded in the binary (no build step, no vendored
 //! library: ADR 0017). It is a client of the public GraphQL API only, with
 //! the token the user enters; the server gives it nothing else.
 
@@ -10,12 +10,13 @@ use axum::Router;
 
 const PAGE: &str = include_str!("../assets/console/index.html");
 const STYLE: &str = include_str!("../assets/console/style.css");
+const ICON: &str = include_str!("../assets/console/icon.svg");
 
 /// The console's JavaScript (also read by the test that checks its GraphQL
 /// operations against the schema).
 pub const SCRIPT: &str = include_str!("../assets/console/app.js");
 
-/// `GET /console` (the page) and its two assets.
+/// `GET /console` (the page) and its three assets.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/console", get(|| asset(PAGE, "text/html; charset=utf-8")))
@@ -28,6 +29,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/console/style.css",
             get(|| asset(STYLE, "text/css; charset=utf-8")),
         )
+        .route("/console/icon.svg", get(|| asset(ICON, "image/svg+xml")))
 }
 
 /// The console's content security policy: scripts, styles and API calls

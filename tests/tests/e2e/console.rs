@@ -314,7 +314,12 @@ async fn an_operator_repairs_fallout_in_the_console_and_a_viewer_only_looks() {
 #[tokio::test]
 async fn the_console_is_served_with_a_policy_that_runs_only_its_own_code() {
     let server = Server::start();
-    for path in ["/console", "/console/app.js", "/console/style.css"] {
+    for path in [
+        "/console",
+        "/console/app.js",
+        "/console/style.css",
+        "/console/icon.svg",
+    ] {
         let response = server
             .client
             .http()
