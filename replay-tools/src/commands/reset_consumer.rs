@@ -49,6 +49,9 @@ pub struct ResetReport {
     pub recovery_until: Option<u64>,
     /// Events it will process again (previous checkpoint minus new one).
     pub replayed_events: u64,
+    /// Events it will never process (new checkpoint minus previous one):
+    /// a consumer that makes external calls never makes theirs.
+    pub skipped_events: u64,
     /// Of those, the ones whose effects will be suppressed, per event type.
     pub replayed_by_type: BTreeMap<String, u64>,
 }
@@ -116,6 +119,7 @@ pub fn reset_consumer(
             side_effects,
             recovery_until,
             replayed_events: previous.saturating_sub(to),
+            skipped_events: to.saturating_sub(previous),
             replayed_by_type,
         })
     })();
@@ -134,6 +138,19 @@ pub fn run(args: &ResetConsumerArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome
         "consumer {}: checkpoint {} -> {}",
         report.name, report.previous_checkpoint, report.checkpoint
     ))?;
+    if report.skipped_events > 0 {
+        out.line(format_args!(
+            "{} events at positions {}..{} are skipped: the consumer will never process them{}",
+            report.skipped_events,
+            report.previous_checkpoint,
+            report.checkpoint,
+            if report.side_effects {
+                " (no external call is made for them)"
+            } else {
+                ""
+            }
+        ))?;
+    }
     match (report.side_effects, report.recovery_until) {
         (true, Some(until)) => {
             out.line(format_args!(
@@ -146,6 +163,7 @@ pub fn run(args: &ResetConsumerArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome
             out.line("the consumer reports the calls it suppressed in `oms-replay consumers`")?;
         }
         (true, None) => out.line("no events are replayed; nothing to suppress")?,
+        (false, _) if report.skipped_events > 0 => {}
         (false, _) => out.line(format_args!(
             "{} events will be processed again",
             report.replayed_events

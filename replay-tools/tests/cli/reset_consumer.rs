@@ -196,6 +196,28 @@ fn a_plain_consumer_moves_to_any_position_up_to_the_head() {
     assert_eq!(consumers["consumers"][0]["checkpoint"], 10);
     assert_eq!(consumers["consumers"][0]["lag"], generated_events() - 10);
 
+    // Forward again: the events passed over are said to be skipped.
+    let run = oms(&dir, &["reset-consumer", "projection-orders", "--to", "15"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("5 events at positions 10..15 are skipped"),
+        "{}",
+        run.stdout
+    );
+    let json = oms(
+        &dir,
+        &[
+            "reset-consumer",
+            "projection-orders",
+            "--to",
+            "20",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(json["reset"]["skipped_events"], 5, "{json}");
+
     let past = (generated_events() + 1).to_string();
     assert_eq!(
         oms(
