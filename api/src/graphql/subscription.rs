@@ -18,9 +18,6 @@ pub struct Subscription;
 /// Most event types one subscription may filter on.
 pub const MAX_EVENT_TYPES: usize = 64;
 
-/// Event types that open or close fallout cases.
-const FALLOUT_EVENTS: [&str; 3] = ["LineFalloutRaised", "LineFalloutResolved", "LineCancelled"];
-
 #[GqlSubscription]
 impl Subscription {
     /// Every event appended from now on to the caller's tenant, optionally
@@ -71,8 +68,9 @@ impl Subscription {
         }))
     }
 
-    /// Fallout opened, resolved or closed by a line cancel, for the
-    /// caller's tenant, from now on (with `after` or `from`, the changes
+    /// Every event that opens, changes or closes a fallout case (on a
+    /// line or on a handoff, a resolution, a line's or an order's
+    /// cancellation), for the caller's tenant, from now on (with `after` or `from`, the changes
     /// since first, as `events` resumes). Each change is sent once the
     /// read models include it (or after a few seconds at most), so a
     /// queue re-read on a change shows it.
@@ -88,7 +86,9 @@ impl Subscription {
         let subscription = platform.log.subscribe(from);
         let projections = platform.projections.clone();
         let changes = live(subscription, move |event| {
-            event.tenant_id == tenant && FALLOUT_EVENTS.contains(&event.event_type.as_str())
+            event.tenant_id == tenant
+                && projections::models::fallout::CASE_EVENT_TYPES
+                    .contains(&event.event_type.as_str())
         });
         Ok(changes.then(move |change| {
             let projections = projections.clone();

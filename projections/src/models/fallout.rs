@@ -250,6 +250,20 @@ impl CaseChange<'_> {
     }
 }
 
+/// Every event type that opens, changes or closes a fallout case: the
+/// ones [`case_change`] reads and the cancellations the projector closes
+/// cases on. The `falloutChanges` subscription delivers exactly these, so
+/// a client that re-reads the queue on each sees every change.
+pub const CASE_EVENT_TYPES: [&str; 7] = [
+    "HandoffRejected",
+    "HandoffFalloutRaised",
+    "HandoffResolved",
+    "LineFalloutRaised",
+    "LineFalloutResolved",
+    "LineCancelled",
+    "OrderCancelled",
+];
+
 /// The case change an event makes, if any.
 pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, FoldError> {
     match &event.payload {

@@ -13,6 +13,48 @@ const CASES: &str = "query($resolved: Boolean) { fallout(resolved: $resolved, fi
   nodes { handoffId orderId lineId purpose reason lineInFallout allowedActions status
           resolution { resolvedBy handoffNote how { kind note } } } } }";
 
+/// The event types `falloutChanges(from: 0)` delivers, read until none
+/// comes for two seconds: every event that opened, changed or closed a
+/// case, from the start of the log (stored events first, so no timing).
+async fn fallout_changes_from_start(server: &Server) -> Vec<String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let token = server.token("operator");
+    for frame in [
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}),
+        json!({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { falloutChanges(from: 0) { eventType } }"}}),
+    ] {
+        socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+    }
+    let mut types = Vec::new();
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_secs(2), socket.next()).await
+    {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+        assert_ne!(frame["type"], "error", "{frame}");
+        if let Some(event_type) = frame["payload"]["data"]["falloutChanges"]["eventType"].as_str() {
+            types.push(event_type.to_owned());
+        }
+    }
+    types
+}
+
 /// Polls the fallout queue until `pick` finds a case; panics after 60 s.
 async fn case(server: &Server, resolved: bool, pick: impl Fn(&Value) -> bool) -> Value {
     let token = server.token("operator");
@@ -150,6 +192,21 @@ async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_
         twice["errors"][0]["extensions"]["code"], "RULE_VIOLATION",
         "{twice}"
     );
+    // A live queue hears of each case opening and closing: the failed
+    // release's (on its handoff) as much as the line's. It used to hear of
+    // the line's alone.
+    let changes = fallout_changes_from_start(&server).await;
+    for expected in [
+        "LineFalloutRaised",
+        "LineCancelled",
+        "HandoffRejected",
+        "HandoffResolved",
+    ] {
+        assert!(
+            changes.iter().any(|t| t == expected),
+            "{expected} in {changes:?}"
+        );
+    }
 }
 
 /// Cancelling an order whose line is in fallout closes the case: the
@@ -181,6 +238,11 @@ async fn a_case_whose_order_was_cancelled_is_closed_with_it() {
         .raw(&operator, "{ dashboard { openFallout } }", json!({}))
         .await;
     assert_eq!(body["data"]["dashboard"]["openFallout"], 0, "{body}");
+    let changes = fallout_changes_from_start(&server).await;
+    assert!(
+        changes.iter().any(|t| t == "OrderCancelled"),
+        "the cancellation closed the case: {changes:?}"
+    );
 }
 
 /// A step the target may have applied gets no new attempt: billing
