@@ -21,8 +21,8 @@ pub const MAX_EVENT_TYPES: usize = 64;
 #[GqlSubscription]
 impl Subscription {
     /// Every event appended from now on to the caller's tenant, optionally
-    /// only streams starting with `streamPrefix` and only `eventTypes`.
-    /// With `after` (the position of the last event the client received),
+    /// only streams starting with `streamPrefix` and only `eventTypes` (1
+    /// to 64 names; leave it out for every type). With `after` (the position of the last event the client received),
     /// every event after it first, stored ones then live ones, with no gap
     /// and no duplicate: how a client resumes after a reconnect (the
     /// server closes subscriptions with 1012 when it stops). With `from`
@@ -44,6 +44,13 @@ impl Subscription {
                 .map_err(|e| ApiError::validation("streamPrefix", e.to_string()))?;
         }
         if let Some(types) = &event_types {
+            if types.is_empty() {
+                return Err(ApiError::validation(
+                    "eventTypes",
+                    "name at least one event type, or leave eventTypes out for every type",
+                )
+                .into());
+            }
             if types.len() > MAX_EVENT_TYPES {
                 return Err(ApiError::validation(
                     "eventTypes",

@@ -285,17 +285,25 @@ async fn the_websocket_without_a_valid_token_is_refused() {
 }
 
 #[tokio::test]
-async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
+async fn a_stream_prefix_no_stream_can_have_or_no_event_type_is_refused_as_validation() {
     let server = Server::start();
     let mut socket = open(&server, Some(&server.token("viewer"))).await;
     assert!(init(&mut socket, json!({})).await);
-    for (id, prefix) in [("1", "../x"), ("2", "quote-/"), ("3", "")] {
+    // An empty `eventTypes` would match nothing: refused, as a prefix no
+    // stream can have is.
+    let cases = [
+        ("1", Some("../x"), None, "streamPrefix"),
+        ("2", Some("quote-/"), None, "streamPrefix"),
+        ("3", Some(""), None, "streamPrefix"),
+        ("5", None, Some(Vec::new()), "eventTypes"),
+    ];
+    for (id, prefix, event_types, field) in cases {
         subscribe(
             &mut socket,
             id,
             live_events::Variables {
-                stream_prefix: Some(prefix.to_owned()),
-                event_types: None,
+                stream_prefix: prefix.map(str::to_owned),
+                event_types,
                 after: None,
                 from: None,
             },
@@ -315,7 +323,7 @@ async fn a_stream_prefix_no_stream_can_have_is_refused_as_validation() {
             "{prefix:?}: {answer}"
         );
         assert!(
-            error["message"].as_str().unwrap().contains("streamPrefix"),
+            error["message"].as_str().unwrap().contains(field),
             "{answer}"
         );
         if answer["type"] == "next" {
