@@ -356,9 +356,16 @@ impl Restorer {
         let tree = db
             .open_tree(keyspace::LOG_TREE)
             .map_err(|e| storage::damage_or_storage(dir, e))?;
-        // Before any record: a restore that stops before `finish` leaves a
-        // directory that opens as damage, not as an empty log.
+        // Before any record, and durable: a restore killed before `finish`,
+        // even before its first record, leaves a directory that opens as
+        // damage, not as an empty log a server would start afresh on.
         tree.insert(keyspace::RESTORE_MARKER, &[][..])?;
+        storage::flush_within(
+            &db,
+            dir,
+            storage::FLUSH_STALL_LIMIT,
+            "nothing in this directory was acknowledged: remove it and run again",
+        )?;
         Ok(Self {
             dir: dir.to_path_buf(),
             db,
