@@ -43,7 +43,11 @@ async function gql(query, variables = {}) {
     body: JSON.stringify({ query, variables }),
   });
   if (response.status === 401) {
-    throw new ApiFailure('The token was refused: sign in again.', 'UNAUTHENTICATED');
+    const refused = new ApiFailure('The token was refused: sign in again.', 'UNAUTHENTICATED');
+    // Whatever page asked (a poll, an action, a button): the sign-in page,
+    // which also ends that page's polling and subscription.
+    tokenRefused(refused);
+    throw refused;
   }
   const body = await response.json();
   if (body.errors && body.errors.length) {
@@ -201,7 +205,7 @@ function signIn(message) {
     }
     // Only visible ASCII can travel in a header.
     if (!/^[\x21-\x7e]+$/.test(token)) {
-      signIn(new Error('A token is letters, digits and punctuation only: this one has a character no header can carry.'));
+      signIn(new Error('A token is letters, digits and punctuation only, with no space: check what was pasted.'));
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, token);
@@ -424,7 +428,14 @@ async function casePage(view, id) {
   // The case as it is now, and where to say what the action did: only
   // while this case is still the page shown (null once the operator left).
   const reload = async () => {
-    await casePage(view, id);
+    try {
+      await casePage(view, id);
+    } catch (error) {
+      // The action is done; only the re-read failed: say so, not "Loading…".
+      view.show(h('h1', {}, `Fallout case ${id}`), errorBox(error),
+        h('p', {}, 'The case could not be read again: reload the page to see it as it is now.'),
+        h('div', { id: 'case-outcome', 'aria-live': 'polite' }));
+    }
     return view.current() ? document.getElementById('case-outcome') : null;
   };
   const actions = can('operate') && kase.status === 'OPEN'

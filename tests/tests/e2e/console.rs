@@ -715,4 +715,29 @@ async fn an_action_result_shows_on_its_own_case_only_and_a_refused_token_signs_o
         "the refused token leads to the sign-in page"
     );
     wait_for_text(&browser, "refused").await;
+
+    // A page that polls (consumers) goes to the sign-in page too, and
+    // stops polling, at its first refused read.
+    sign_in(&browser, &base, &server.token("operator")).await;
+    browser
+        .run("location.hash = '#/consumers'; return true;")
+        .await;
+    wait_for_text(&browser, "Fulfillment consumers").await;
+    browser
+        .run("sessionStorage.setItem('oms-console-token', 'no-longer-valid'); return true;")
+        .await;
+    let signed_out = browser
+        .wait_for(
+            "!!document.getElementById('sign-in')",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(signed_out, true, "the polling page signs out on a refusal");
+    // The refused read's own timing entry lands after its answer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let polls = "performance.getEntriesByType('resource').length";
+    let before = browser.eval(polls).await.as_u64().unwrap_or_default();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let after = browser.eval(polls).await.as_u64().unwrap_or_default();
+    assert_eq!(after, before, "no polling after the sign-out");
 }
