@@ -121,6 +121,7 @@ impl EventLog {
     /// [`LogError::DamagedStorage`], [`LogError::Damaged`] naming the first
     /// bad position, or [`LogError::Inconsistent`].
     pub fn open(config: LogConfig) -> Result<Self, LogError> {
+        storage::check_restore_finished_file(&config.path)?;
         let db = storage::open_sled(&config.path, config.cache_capacity_bytes)?;
         let tree = storage::log_tree(&config.path, &db)?;
         let upgraded = crate::upgrade::upgrade_in_place(&db, &tree)?;

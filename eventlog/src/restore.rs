@@ -29,7 +29,9 @@
 //! Every key and value goes through [`crate::keyspace`].
 //!
 //! A restore marker comes first and goes last, once everything else is
-//! durable: a restore that stops half-way, or whose flush stalls, leaves a
+//! durable (a file, [`UNFINISHED_FILE`], before sled creates anything, and
+//! a key in the log tree): a restore that stops half-way, or whose flush
+//! stalls, leaves a
 //! directory that [`crate::EventLog::open`] refuses, never a silently
 //! short or empty log.
 //!
@@ -135,6 +137,19 @@ pub enum RestoreProblem {
     /// before it.
     #[error("the record was checked apart from the records before it")]
     ForeignCheck,
+}
+
+/// The file a restore writes into its directory before anything else and
+/// removes after everything else: while it is there, every opener (the
+/// server and each `oms-replay` command) refuses the directory as "a
+/// restore into this directory did not finish".
+pub const UNFINISHED_FILE: &str = "restore-unfinished";
+
+/// Makes the entries of `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io(dir, e))
 }
 
 fn refused(position: u64, problem: RestoreProblem) -> RestoreError {
@@ -352,20 +367,22 @@ impl Restorer {
     /// cannot be created or sled cannot open it.
     pub fn create(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, RestoreError> {
         require_empty(dir)?;
+        // Durable before sled creates its files: a restore killed at any
+        // point before `finish`, even while sled opens, leaves a directory
+        // every opener refuses, never an empty log a server would start on.
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let unfinished = dir.join(UNFINISHED_FILE);
+        File::create(&unfinished)
+            .and_then(|file| file.sync_all())
+            .map_err(|e| LogError::io(&unfinished, e))?;
+        sync_dir(dir)?;
         let db = storage::open_sled(dir, cache_capacity_bytes)?;
         let tree = db
             .open_tree(keyspace::LOG_TREE)
             .map_err(|e| storage::damage_or_storage(dir, e))?;
-        // Before any record, and durable: a restore killed before `finish`,
-        // even before its first record, leaves a directory that opens as
-        // damage, not as an empty log a server would start afresh on.
+        // Before any record: a restore that stops before `finish` leaves a
+        // directory that opens as damage, not as an empty log.
         tree.insert(keyspace::RESTORE_MARKER, &[][..])?;
-        storage::flush_within(
-            &db,
-            dir,
-            storage::FLUSH_STALL_LIMIT,
-            "nothing in this directory was acknowledged: remove it and run again",
-        )?;
         Ok(Self {
             dir: dir.to_path_buf(),
             db,
@@ -605,9 +622,11 @@ impl Restorer {
             },
         )
         .map_err(|e| LogError::io(&dir.join(ACKED_HEAD_FILE), e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| LogError::io(&dir, e))?;
+        sync_dir(&dir)?;
+        // Last: the directory is a finished log from here on.
+        let unfinished = dir.join(UNFINISHED_FILE);
+        std::fs::remove_file(&unfinished).map_err(|e| LogError::io(&unfinished, e))?;
+        sync_dir(&dir)?;
         Ok(Restored {
             events: next_position,
             streams: u64::try_from(names.len()).unwrap_or(u64::MAX),

@@ -358,6 +358,25 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Refuses a data directory a restore did not finish: it holds
+/// [`crate::restore::UNFINISHED_FILE`], written before sled creates
+/// anything and removed last. Every opener of a log runs this (the
+/// server's open, [`crate::verify::verify_dir`], each `oms-replay`
+/// command); only the restore itself opens such a directory.
+///
+/// # Errors
+/// [`LogError::Inconsistent`] at position 0, as the restore marker key in
+/// the log tree is reported.
+pub fn check_restore_finished_file(path: &Path) -> Result<(), LogError> {
+    if std::fs::symlink_metadata(path.join(crate::restore::UNFINISHED_FILE)).is_ok() {
+        return Err(LogError::Inconsistent {
+            position: 0,
+            problem: "a restore into this directory did not finish".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Refuses a data directory whose sled data file `db` is not a regular
 /// file, or is missing or empty while its `acked-head` says events were
 /// acknowledged: sled would otherwise start a new, empty database over

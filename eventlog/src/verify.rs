@@ -239,6 +239,7 @@ fn fingerprint(stream: &str, version: u64, position: u64) -> u64 {
 /// (no recovery checks first, so a damaged log can still be inspected).
 /// Fails with [`LogError::Locked`] if a server holds the directory.
 pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, VerifyError> {
+    crate::storage::check_restore_finished_file(path)?;
     if !path.join("db").exists() {
         return Err(LogError::io(
             path,

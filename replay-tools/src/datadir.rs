@@ -39,10 +39,12 @@ impl DataDir {
     }
 
     /// Fails with [`ReplayError::NoLog`] unless the directory holds a log,
-    /// and with [`ReplayError::DamagedFiles`] when its data file is
+    /// as damage when a restore into it did not finish, and with
+    /// [`ReplayError::DamagedFiles`] when its data file is
     /// missing or not a file although the directory says events were
     /// acknowledged (the finding the server refuses to start on).
     pub fn require_log(&self) -> Result<(), ReplayError> {
+        eventlog::storage::check_restore_finished_file(&self.path)?;
         eventlog::storage::check_data_file(&self.path)?;
         if self.has_log() {
             Ok(())

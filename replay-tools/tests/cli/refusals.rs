@@ -40,6 +40,47 @@ fn a_directory_an_import_did_not_finish_is_not_exported_and_readers_say_so() {
     }
 }
 
+/// An import killed at any point before it finished, even while sled was
+/// creating its files (before any record or marker key could be written),
+/// leaves its marker file: every command refuses the directory, as the
+/// server does. Killed in its first milliseconds, an import used to leave
+/// an empty log that verified "ok" and that a server would have started
+/// afresh on.
+#[test]
+fn a_directory_holding_the_restore_marker_file_is_refused_by_every_opener() {
+    let (tmp, dir) = generated();
+    let empty = tmp.path().join("killed-early");
+    std::fs::create_dir(&empty).unwrap();
+    let with_log = tmp.path().join("killed-late");
+    copy_dir(&dir, &with_log);
+    for killed in [&empty, &with_log] {
+        std::fs::write(killed.join(eventlog::restore::UNFINISHED_FILE), b"").unwrap();
+        for command in [
+            &["verify"][..],
+            &["dump"],
+            &["stats"],
+            &["export", "-o", "-"],
+        ] {
+            let run = oms(killed, command);
+            assert_eq!(run.code, 1, "{command:?}: {run:?}");
+            assert!(
+                (run.stdout.clone() + &run.stderr)
+                    .contains("a restore into this directory did not finish"),
+                "{command:?}: {run:?}"
+            );
+        }
+        let opened = eventlog::EventLog::open(eventlog::LogConfig::new(killed));
+        assert!(
+            matches!(
+                opened,
+                Err(eventlog::LogError::Inconsistent { position: 0, .. })
+            ),
+            "{}",
+            killed.display()
+        );
+    }
+}
+
 #[test]
 fn an_export_into_the_data_directory_is_refused_before_anything_is_written() {
     let (_tmp, dir) = generated();
