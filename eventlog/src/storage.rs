@@ -246,6 +246,10 @@ pub fn log_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, LogError> {
 /// that holds the log's projections (see [`crate::EventLog::projection_db`]).
 pub const PROJECTION_DIR: &str = "projections";
 
+/// sled's directory of blob files (values larger than its segment allows)
+/// in a data directory.
+pub const BLOB_DIR: &str = "blobs";
+
 /// [`open_sled`] without the journal: checks `conf`, keeps an existing
 /// database's segment size (new ones get [`SEGMENT_SIZE`], so no value
 /// goes to a blob file), waits for a lock this process still holds, and
@@ -296,9 +300,9 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
     }
 }
 
-/// Refuses a data directory whose files of the log's own (`conf`,
+/// Refuses a data directory whose files of the log's own (`db`, `conf`,
 /// `acked-head`, the redo journal and its files, the read models'
-/// `projections` directory) are not what the log
+/// `projections` directory, sled's `blobs`) are not what the log
 /// writes: a symbolic link (the log never writes through one), a
 /// directory where a file belongs or a file where the journal's directory
 /// belongs. Missing files are left to the checks that know what they
@@ -314,12 +318,12 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
             "`{name}` is {what}, where the event log keeps a {} of its own; nothing was opened \
              or written: put the log's own {} back (from a backup), or import an export into a \
              new directory (`oms-replay import`)",
-            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR].contains(&name) {
+            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR, BLOB_DIR].contains(&name) {
                 "directory"
             } else {
                 "file"
             },
-            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR].contains(&name) {
+            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR, BLOB_DIR].contains(&name) {
                 "directory"
             } else {
                 "file"
@@ -333,15 +337,17 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
         Ok(_) => Some("neither a file nor a directory"),
         Err(_) => None,
     };
-    for name in ["conf", crate::acked::ACKED_HEAD_FILE] {
+    for name in ["db", "conf", crate::acked::ACKED_HEAD_FILE] {
         match kind(Path::new(name)) {
             None | Some("a file") => {}
             Some(what) => return Err(damaged(name, what)),
         }
     }
-    match kind(Path::new(PROJECTION_DIR)) {
-        None | Some("a directory") => {}
-        Some(what) => return Err(damaged(PROJECTION_DIR, what)),
+    for name in [PROJECTION_DIR, BLOB_DIR] {
+        match kind(Path::new(name)) {
+            None | Some("a directory") => {}
+            Some(what) => return Err(damaged(name, what)),
+        }
     }
     let journal = Path::new(crate::journal::JOURNAL_DIR);
     match kind(journal) {
@@ -601,7 +607,7 @@ pub(crate) struct BlobSync {
 impl BlobSync {
     pub(crate) fn new(data_dir: &Path) -> Self {
         Self {
-            dir: data_dir.join("blobs"),
+            dir: data_dir.join(BLOB_DIR),
             synced: HashMap::new(),
             files_synced: 0,
         }

@@ -276,7 +276,7 @@ fn a_file_of_the_logs_own_replaced_by_a_link_or_a_directory_is_a_finding() {
         }
         std::fs::write(path, b"").unwrap();
     };
-    let cases: [(&str, Damage, &str); 6] = [
+    let cases: [(&str, Damage, &str); 8] = [
         ("acked-head", link, "`acked-head` is a symbolic link"),
         ("acked-head", directory, "`acked-head` is a directory"),
         ("conf", directory, "`conf` is a directory"),
@@ -287,13 +287,16 @@ fn a_file_of_the_logs_own_replaced_by_a_link_or_a_directory_is_a_finding() {
         ),
         ("journal", file, "`journal` is a file"),
         ("projections", file, "`projections` is a file"),
+        ("db", link, "`db` is a symbolic link"),
+        ("blobs", file, "`blobs` is a file"),
     ];
     for (name, damage, said) in cases {
         let (_tmp, dir) = generated();
         let path = dir.join(name);
-        // The read models' directory comes with the server's first start.
+        // The read models' directory comes with the server's first start,
+        // sled's blob directory with its first blob.
         assert!(
-            path.exists() || name == "projections",
+            path.exists() || ["projections", "blobs"].contains(&name),
             "{name} is there before"
         );
         damage(&path);
