@@ -312,56 +312,77 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
 /// # Errors
 /// [`LogError::DamagedStorage`] naming the file.
 pub fn check_own_files(path: &Path) -> Result<(), LogError> {
-    let damaged = |name: &str, what: &str| LogError::DamagedStorage {
-        path: path.to_path_buf(),
-        detail: format!(
-            "`{name}` is {what}, where the event log keeps a {} of its own; nothing was opened \
-             or written: put the log's own {} back (from a backup), or import an export into a \
-             new directory (`oms-replay import`)",
-            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR, BLOB_DIR].contains(&name) {
-                "directory"
-            } else {
-                "file"
-            },
-            if [crate::journal::JOURNAL_DIR, PROJECTION_DIR, BLOB_DIR].contains(&name) {
-                "directory"
-            } else {
-                "file"
-            },
-        ),
-    };
-    let kind = |relative: &Path| match std::fs::symlink_metadata(path.join(relative)) {
-        Ok(meta) if meta.file_type().is_symlink() => Some("a symbolic link"),
-        Ok(meta) if meta.is_dir() => Some("a directory"),
-        Ok(meta) if meta.is_file() => Some("a file"),
-        Ok(_) => Some("neither a file nor a directory"),
-        Err(_) => None,
+    // What stands at `name`, if anything; damage unless it is `want`.
+    let expect = |name: &str, want: Entry| -> Result<Option<Entry>, LogError> {
+        match Entry::at(&path.join(name)) {
+            Some(found) if found != want => Err(LogError::DamagedStorage {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "`{name}` is {}, where the event log keeps a {noun} of its own; nothing was \
+                     opened or written: put the log's own {noun} back (from a backup), or import \
+                     an export into a new directory (`oms-replay import`)",
+                    found.described(),
+                    noun = want.noun(),
+                ),
+            }),
+            found => Ok(found),
+        }
     };
     for name in ["db", "conf", crate::acked::ACKED_HEAD_FILE] {
-        match kind(Path::new(name)) {
-            None | Some("a file") => {}
-            Some(what) => return Err(damaged(name, what)),
-        }
+        expect(name, Entry::File)?;
     }
     for name in [PROJECTION_DIR, BLOB_DIR] {
-        match kind(Path::new(name)) {
-            None | Some("a directory") => {}
-            Some(what) => return Err(damaged(name, what)),
-        }
+        expect(name, Entry::Directory)?;
     }
-    let journal = Path::new(crate::journal::JOURNAL_DIR);
-    match kind(journal) {
-        None => return Ok(()),
-        Some("a directory") => {}
-        Some(what) => return Err(damaged(crate::journal::JOURNAL_DIR, what)),
-    }
-    for name in crate::journal::JOURNAL_FILES {
-        match kind(&journal.join(name)) {
-            None | Some("a file") => {}
-            Some(what) => return Err(damaged(&format!("journal/{name}"), what)),
+    let journal = crate::journal::JOURNAL_DIR;
+    if expect(journal, Entry::Directory)?.is_some() {
+        for name in crate::journal::JOURNAL_FILES {
+            expect(&format!("{journal}/{name}"), Entry::File)?;
         }
     }
     Ok(())
+}
+
+/// What stands at a path of a data directory, for [`check_own_files`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    File,
+    Directory,
+    Link,
+    Other,
+}
+
+impl Entry {
+    /// The entry at `path` (a link itself, not followed), if any.
+    fn at(path: &Path) -> Option<Self> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        let kind = meta.file_type();
+        Some(if kind.is_symlink() {
+            Self::Link
+        } else if kind.is_dir() {
+            Self::Directory
+        } else if kind.is_file() {
+            Self::File
+        } else {
+            Self::Other
+        })
+    }
+
+    fn described(self) -> &'static str {
+        match self {
+            Self::File => "a file",
+            Self::Directory => "a directory",
+            Self::Link => "a symbolic link",
+            Self::Other => "neither a file nor a directory",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Directory => "directory",
+            _ => "file",
+        }
+    }
 }
 
 /// Refuses a data directory a restore did not finish: it holds
@@ -545,22 +566,10 @@ fn is_lock_error(e: &sled::Error) -> bool {
 /// [`crate::journal::replay`]), so every opener of a data directory sees
 /// every acknowledged append.
 fn replay_journal(path: &Path, db: &sled::Db) -> Result<(), LogError> {
-    let journal = path.join(crate::journal::JOURNAL_DIR);
-    match std::fs::symlink_metadata(&journal) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(LogError::io(&journal, e)),
-        // What the writer would refuse to write is refused here too, so
-        // that every reader of the directory gives the server's verdict.
-        Ok(meta) if !meta.is_dir() => {
-            return Err(LogError::io(
-                &journal,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "not a directory: the redo journal is a directory of the log's own",
-                ),
-            ))
-        }
-        Ok(_) => {}
+    // `open_sled_db` refused a journal that is not the log's own directory
+    // ([`check_own_files`]); a missing one holds nothing to apply.
+    if !path.join(crate::journal::JOURNAL_DIR).exists() {
+        return Ok(());
     }
     let tree = db
         .open_tree(crate::keyspace::LOG_TREE)
