@@ -640,6 +640,28 @@ fn check_side_effect_consumers(names: &[String]) -> Result<(), ReplayError> {
     }
 }
 
+/// Opens the export file at `path`: a path that names nothing, or names a
+/// directory, is bad input (exit 2), not an I/O failure.
+fn open_export(path: &Path) -> Result<File, ReplayError> {
+    let shown = path.display();
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReplayError::Usage(format!(
+            "{shown}: no such file (give an export file, or - for standard input)"
+        )),
+        _ => ReplayError::io(format!("opening {shown}"), e),
+    })?;
+    let is_dir = file
+        .metadata()
+        .map_err(|e| ReplayError::io(format!("reading {shown}"), e))?
+        .is_dir();
+    if is_dir {
+        return Err(ReplayError::Usage(format!(
+            "{shown} is a directory, not an export file"
+        )));
+    }
+    Ok(file)
+}
+
 /// Runs `import`.
 pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     check_side_effect_consumers(&args.side_effect_consumers)?;
@@ -650,9 +672,13 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     let imported = if from_stdin {
         import(std::io::stdin(), ctx.dir.path(), guarded, limit, &progress)
     } else {
-        let file = File::open(&args.file)
-            .map_err(|e| ReplayError::io(format!("opening {}", args.file.display()), e))?;
-        import(file, ctx.dir.path(), guarded, limit, &progress)
+        import(
+            open_export(&args.file)?,
+            ctx.dir.path(),
+            guarded,
+            limit,
+            &progress,
+        )
     };
     let summary = match imported {
         Err(ReplayError::Log(stall @ LogError::FlushStalled { .. })) => {

@@ -4,7 +4,8 @@
 //! an export file with anything after its last record is refused, a
 //! damaged acknowledged-head file is reported, and a time no RFC 3339
 //! instant can name, or a time range that holds none, is a usage error,
-//! not a panic or an empty answer.
+//! not a panic or an empty answer; an import of a file that is missing or
+//! a directory is a usage error.
 
 use crate::common::{copy_dir, generated, oms, with_raw_tree};
 
@@ -334,4 +335,22 @@ fn idempotency_records_changed_added_or_removed_are_refused_by_the_headers_diges
         &["import", path.to_str().unwrap()],
     );
     assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn an_import_of_a_file_that_is_missing_or_a_directory_is_a_usage_error_that_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such.oms-export");
+    let directory = tmp.path().join("a-directory");
+    std::fs::create_dir(&directory).unwrap();
+    for (file, words) in [(&missing, "no such file"), (&directory, "is a directory")] {
+        let target = tmp.path().join("restored");
+        let run = oms(&target, &["import", file.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{file:?}: {run:?}");
+        assert!(run.stderr.contains(words), "{file:?}: {run:?}");
+        assert!(
+            !target.exists(),
+            "{file:?}: the refused import left {target:?}"
+        );
+    }
 }
