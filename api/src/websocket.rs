@@ -4,6 +4,8 @@
 //! async-graphql runs the subscriptions; this module stands between it and
 //! the socket and holds the connection to graphql-transport-ws:
 //! - a message that is not a protocol message closes with 4400;
+//! - a `subscribe` whose id is longer than [`MAX_ID_BYTES`] closes with
+//!   4400 (async-graphql repeats the id in every message it sends);
 //! - a `subscribe` whose id is already in use closes with 4409
 //!   (async-graphql would silently replace the running subscription);
 //! - a message over the size limit closes with 1009 (the socket would
@@ -73,6 +75,9 @@ pub const FORBIDDEN_REASON: &str = "Forbidden";
 /// reader of the log's live feed, so a client cannot open them without
 /// bound; a `subscribe` beyond it is refused with an `error` for its id.
 pub const MAX_SUBSCRIPTIONS: usize = 100;
+
+/// The longest `subscribe` id accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
 
 /// The longest close reason a WebSocket close frame carries (RFC 6455:
 /// 125 bytes of payload, two of them the code).
@@ -271,6 +276,12 @@ impl Guard {
                 )
             }
             Ok(ClientMessage::Start { id, .. }) => {
+                if id.len() > MAX_ID_BYTES {
+                    return self.closing(
+                        CLOSE_BAD_MESSAGE,
+                        &format!("A subscribe id is at most {MAX_ID_BYTES} bytes"),
+                    );
+                }
                 if self.running.contains(id) {
                     return self.closing(
                         CLOSE_DUPLICATE_ID,
@@ -578,6 +589,24 @@ mod tests {
         assert_eq!(
             closed_with(guard.admit(text(&subscribe)), &guard),
             Some(CLOSE_DUPLICATE_ID)
+        );
+    }
+
+    #[test]
+    fn a_subscribe_id_over_its_bound_closes_with_4400() {
+        let mut guard = Guard::new(tokio::sync::mpsc::unbounded_channel().0);
+        let subscribe = |id: String| {
+            text(
+                &serde_json::json!({"type": "subscribe", "id": id, "payload": {"query": "subscription { x }"}}),
+            )
+        };
+        assert_eq!(
+            closed_with(guard.admit(subscribe("i".repeat(MAX_ID_BYTES))), &guard),
+            None
+        );
+        assert_eq!(
+            closed_with(guard.admit(subscribe("j".repeat(MAX_ID_BYTES + 1))), &guard),
+            Some(CLOSE_BAD_MESSAGE)
         );
     }
 

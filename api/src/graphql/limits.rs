@@ -15,6 +15,12 @@
 //! - **Mutations**: at most `graphql.max_mutations` root mutation fields per
 //!   operation (aliases count; default 8), and, over HTTP, per request in
 //!   total over a batch ([`LimitedSchema::mutation_fields`]).
+//! - **Subscriptions**: exactly one root field per subscription operation
+//!   (GraphQL's "single root field" rule, aliases, fragments and
+//!   `__typename` counting). async-graphql would run each root field as a
+//!   stream of its own, so one `subscribe` could open a thousand readers
+//!   of the log past the per-connection bound of
+//!   [`crate::websocket::MAX_SUBSCRIPTIONS`].
 //! - **Walk**: at most [`MAX_NESTING`] nested selection sets and
 //!   [`MAX_VISITS`] visited selections (fragments spread many times count
 //!   every time), so the check itself is bounded.
@@ -81,6 +87,8 @@ pub enum Refusal {
     IntrospectionFansOut,
     /// More root mutation fields than allowed.
     TooManyMutations(usize),
+    /// A subscription operation with more than one root field.
+    SubscriptionRootFields,
     /// More selections visited than allowed.
     TooManySelections(usize),
     /// Beyond [`MAX_NESTING`].
@@ -103,6 +111,9 @@ impl Refusal {
             Refusal::TooManyMutations(max) => {
                 format!("at most {max} mutation fields per operation and per request")
             }
+            Refusal::SubscriptionRootFields => "A subscription selects exactly one root field: \
+                 subscribe once per field"
+                .to_owned(),
             Refusal::TooManySelections(max) => format!(
                 "The query selects too many fields: at most {max} selections, each spread of a fragment counting again"
             ),
@@ -160,8 +171,13 @@ impl OperationLimits {
         for operation in operations {
             let set = &operation.node.selection_set.node;
             walk.selections(set, Level::default())?;
+            if operation.node.ty == OperationType::Subscription
+                && walk.root_fields(set, 0, Typename::Counts)? > 1
+            {
+                return Err(Refusal::SubscriptionRootFields);
+            }
             if operation.node.ty == OperationType::Mutation {
-                let count = walk.root_fields(set, 0)?;
+                let count = walk.root_fields(set, 0, Typename::Free)?;
                 if count > self.max_mutations {
                     return Err(Refusal::TooManyMutations(self.max_mutations));
                 }
@@ -170,6 +186,15 @@ impl OperationLimits {
         }
         Ok(mutations)
     }
+}
+
+/// Whether `__typename` counts as a root field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typename {
+    /// It does (a subscription's single root field).
+    Counts,
+    /// It does not (it runs no mutation).
+    Free,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -254,26 +279,34 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    /// Root fields of a selection set, through fragments; `__typename`
-    /// does not count.
-    fn root_fields(&mut self, set: &'a SelectionSet, nesting: usize) -> Result<usize, Refusal> {
+    /// Root fields of a selection set, through fragments (`__typename` as
+    /// `typename` says).
+    fn root_fields(
+        &mut self,
+        set: &'a SelectionSet,
+        nesting: usize,
+        typename: Typename,
+    ) -> Result<usize, Refusal> {
         let mut count = 0;
         for item in &set.items {
             self.visit(nesting + 1)?;
             count += match &item.node {
-                Selection::Field(field) => {
-                    usize::from(field.node.name.node.as_str() != "__typename")
-                }
+                Selection::Field(field) => usize::from(
+                    typename == Typename::Counts || field.node.name.node.as_str() != "__typename",
+                ),
                 Selection::InlineFragment(fragment) => {
-                    self.root_fields(&fragment.node.selection_set.node, nesting + 1)?
+                    self.root_fields(&fragment.node.selection_set.node, nesting + 1, typename)?
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();
                     match self.fragments.get(name) {
                         Some(fragment) if !self.path.contains(&name) => {
                             self.path.push(name);
-                            let result =
-                                self.root_fields(&fragment.node.selection_set.node, nesting + 1);
+                            let result = self.root_fields(
+                                &fragment.node.selection_set.node,
+                                nesting + 1,
+                                typename,
+                            );
                             self.path.pop();
                             result?
                         }
@@ -500,6 +533,30 @@ mod tests {
         assert_eq!(
             limits().check(through_fragments),
             Err(Refusal::TooManyMutations(8))
+        );
+    }
+
+    #[test]
+    fn a_subscription_selects_one_root_field_through_aliases_fragments_and_typename() {
+        let one = "subscription { events(from: 0) { position } }";
+        assert_eq!(limits().check(one), Ok(0));
+        for many in [
+            "subscription { a: events(from: 0) { position } b: events(from: 0) { position } }",
+            "subscription S { ...E ... on Subscription { ...E } } \
+             fragment E on Subscription { events(from: 0) { position } }",
+            "subscription { events(from: 0) { position } __typename }",
+            "query Q { me { tenant } } subscription S { a: events { position } b: events { position } }",
+        ] {
+            assert_eq!(
+                limits().check(many),
+                Err(Refusal::SubscriptionRootFields),
+                "{many}"
+            );
+        }
+        // A query may select many root fields, as before.
+        assert_eq!(
+            limits().check("{ a: me { tenant } b: me { tenant } }"),
+            Ok(0)
         );
     }
 

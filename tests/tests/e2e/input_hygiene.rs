@@ -1152,7 +1152,8 @@ async fn a_query_sent_with_get_runs_and_a_mutation_sent_with_get_is_405() {
 /// An invalid subscription document answered over the WebSocket carries
 /// the same `extensions.code` as over HTTP: the engine's own errors
 /// (unknown field, parse error, variable of the wrong type) arrive in a
-/// `next` message, and used to carry no code there.
+/// `next` message, and used to carry no code there. A subscription of more
+/// than one root field is refused the same way.
 #[tokio::test]
 async fn engine_errors_over_the_websocket_carry_validation() {
     let server = Server::start();
@@ -1162,6 +1163,9 @@ async fn engine_errors_over_the_websocket_carry_validation() {
         json!({"query": "subscription { events { "}),
         json!({"query": "subscription($p: String) { events(streamPrefix: $p) { position } }",
                "variables": {"p": 5}}),
+        // Two root fields would run as two streams under one id, past the
+        // per-connection bound.
+        json!({"query": "subscription { a: events(from: 0) { position } b: events(from: 0) { position } }"}),
     ];
     for (i, payload) in documents.into_iter().enumerate() {
         let id = format!("bad{i}");
