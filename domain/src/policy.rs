@@ -22,8 +22,10 @@
 //! failed one is the handoff's own fallout, never the order's.
 //!
 //! An UNKNOWN outcome issues nothing: the handoff waits for reconciliation. A
-//! "local impossible" fallout of a forward step stays on the handoff (the order
-//! already moved on).
+//! "local impossible" fallout of a forward step stays on the handoff when the
+//! order already moved on; when the line is in fallout for a reason that took
+//! no effect (a success arrived after it), the order raises the line's
+//! fallout again with it (ADR 0019).
 //!
 //! Every command carries `command_id = derive_id(trigger event id, action)`, so
 //! running the policy twice on the same event issues identical commands; an

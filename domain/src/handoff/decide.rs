@@ -186,6 +186,17 @@ fn observe(
         )]),
         // An acknowledgement, timeout or transient error after the outcome is stale.
         (S::Succeeded | S::Rejected, _) => Ok(Vec::new()),
+        // A success proves an effect the fallout said the step did not
+        // take: raised again, the case allows for it (no new attempt; a
+        // cancellation compensates).
+        (S::Fallout { reason }, Impact::Succeed) if !reason.may_have_taken_effect() => {
+            Ok(vec![fallout(
+                handoff,
+                FalloutReason::LocalImpossible,
+                Some(observation),
+                at,
+            )])
+        }
         (S::Fallout { .. } | S::Resolved | S::Withdrawn, _) => {
             Ok(vec![HandoffEvent::HandoffObservationNoted {
                 observation: evidence,

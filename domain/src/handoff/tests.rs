@@ -528,6 +528,36 @@ fn outcomes_after_fallout_are_noted_as_evidence_only() {
         }]);
 }
 
+/// A success after a fallout that says the step took no effect (technical
+/// retries ran out, credentials refused) proves the opposite: the fallout
+/// is raised again as "local impossible", which may have taken effect, so
+/// no new attempt doubles it and a cancellation compensates it. A failure
+/// after such a fallout, or a success after one that already allows for
+/// an effect, is evidence only.
+#[test]
+fn a_success_after_a_fallout_without_effect_raises_it_again_as_local_impossible() {
+    for reason in [
+        FalloutReason::RetriesExhausted,
+        FalloutReason::SecurityConfiguration,
+    ] {
+        let history = after(sent(), fallout(reason, None, at(1_500)));
+        for class in [Class::Succeeded, Class::IdempotentSuccess] {
+            Given::<HandoffDecider>::events(history.clone())
+                .when(observe(class, Source::Callback))
+                .then(vec![fallout(
+                    FalloutReason::LocalImpossible,
+                    Some(seen(class, Source::Callback)),
+                    at(2_000),
+                )]);
+        }
+        Given::<HandoffDecider>::events(history)
+            .when(observe(Class::BusinessRejected, Source::Callback))
+            .then(vec![HandoffEvent::HandoffObservationNoted {
+                observation: seen(Class::BusinessRejected, Source::Callback),
+            }]);
+    }
+}
+
 #[test]
 fn an_sla_breach_raises_fallout_on_a_pending_handoff() {
     Given::<HandoffDecider>::events(sent())

@@ -10,6 +10,7 @@ use crate::handoff::{HandoffRequest, HandoffSubject, RequestSnapshot};
 use crate::idempotency::Purpose;
 use crate::ids::{HandoffId, LineId, Timestamp};
 use crate::notification::{self, Milestone};
+use crate::outcome::FalloutReason;
 use std::collections::BTreeSet;
 
 /// The reason of the cancellation an order ends with when every one of its
@@ -106,7 +107,10 @@ pub(super) fn decide(
             },
             OrderState::Open(order),
         ) => {
-            let step = in_flight_step(line(order, line_id)?, handoff_id, *attempt)?;
+            let step = match raised_again(line(order, line_id)?, handoff_id, *attempt, *reason) {
+                Some(step) => step,
+                None => in_flight_step(line(order, line_id)?, handoff_id, *attempt)?,
+            };
             Ok(vec![OrderEvent::LineFalloutRaised {
                 line_id: line_id.clone(),
                 step,
@@ -249,6 +253,33 @@ fn request_step(
 
 /// The step the observation may move: the line's in-flight step, for that very
 /// handoff and attempt.
+/// The step of `line` when its fallout on `handoff_id`'s `attempt` said the
+/// step took no effect and `reason` says it may have (a success arrived
+/// after the fallout): the fallout is raised again with `reason`, so a new
+/// attempt is refused and a cancellation compensates the step.
+fn raised_again(
+    line: &OrderLine,
+    handoff_id: &HandoffId,
+    attempt: u32,
+    reason: FalloutReason,
+) -> Option<Step> {
+    match &line.progress {
+        LineProgress::Fallout {
+            step,
+            attempt: current,
+            handoff_id: current_handoff,
+            reason: current_reason,
+        } if *current == attempt
+            && current_handoff == handoff_id
+            && !current_reason.may_have_taken_effect()
+            && reason.may_have_taken_effect() =>
+        {
+            Some(*step)
+        }
+        _ => None,
+    }
+}
+
 fn in_flight_step(
     line: &OrderLine,
     handoff_id: &HandoffId,

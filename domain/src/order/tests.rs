@@ -360,6 +360,105 @@ fn a_new_attempt_is_refused_where_the_step_may_have_taken_effect() {
     }
 }
 
+/// A line in fallout for a reason that took no effect learns that its step
+/// did take effect (the handoff raised "local impossible" on a late
+/// success): the line's fallout is raised again with that reason, so the
+/// order refuses a new attempt (which would reserve twice) and a
+/// cancellation releases what the target holds. Any other fallout of a
+/// line already in fallout is refused, as before.
+#[test]
+fn a_line_in_fallout_without_effect_takes_a_later_fallout_that_may_have_taken_effect() {
+    for first in [
+        FalloutReason::BusinessRejected,
+        FalloutReason::RetriesExhausted,
+        FalloutReason::SecurityConfiguration,
+    ] {
+        let history = play(
+            &["l1"],
+            vec![
+                request("l1", Step::Reservation),
+                fail("l1", Step::Reservation, 1, first),
+            ],
+        );
+        let raised_again = Given::<OrderDecider>::events(history.clone())
+            .when(fail(
+                "l1",
+                Step::Reservation,
+                1,
+                FalloutReason::LocalImpossible,
+            ))
+            .result()
+            .unwrap_or_else(|e| panic!("{first:?}: {e:?}"));
+        assert!(
+            matches!(
+                raised_again.as_slice(),
+                [OrderEvent::LineFalloutRaised {
+                    reason: FalloutReason::LocalImpossible,
+                    attempt: 1,
+                    ..
+                }]
+            ),
+            "{first:?}: {raised_again:?}"
+        );
+        let mut history = history;
+        history.extend(raised_again);
+        Given::<OrderDecider>::events(history.clone())
+            .when(resolve("l1", Resolution::NewAttempt))
+            .then_err(OrderError::StepMayHaveTakenEffect);
+        let cancelled = Given::<OrderDecider>::events(history.clone())
+            .when(resolve(
+                "l1",
+                Resolution::CancelLine {
+                    reason: "customer".to_owned(),
+                },
+            ))
+            .result()
+            .expect("fallout is open");
+        let [_, OrderEvent::LineCancelled { plan, .. }] = cancelled.as_slice() else {
+            panic!("expected resolution then cancellation, got {cancelled:?}");
+        };
+        let undo: Vec<Purpose> = plan
+            .compensations
+            .iter()
+            .map(|h| h.subject.purpose)
+            .collect();
+        assert_eq!(undo, [Purpose::Release], "{first:?}: {plan:?}");
+        // Once raised with a possible effect, nothing raises it again.
+        Given::<OrderDecider>::events(history)
+            .when(fail(
+                "l1",
+                Step::Reservation,
+                1,
+                FalloutReason::LocalImpossible,
+            ))
+            .then_err(OrderError::StepNotInFlight);
+    }
+    // A fallout of another attempt, or one without effect, is refused.
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            fail("l1", Step::Reservation, 1, FalloutReason::BusinessRejected),
+        ],
+    );
+    Given::<OrderDecider>::events(history.clone())
+        .when(fail(
+            "l1",
+            Step::Reservation,
+            2,
+            FalloutReason::LocalImpossible,
+        ))
+        .then_err(OrderError::StepNotInFlight);
+    Given::<OrderDecider>::events(history)
+        .when(fail(
+            "l1",
+            Step::Reservation,
+            1,
+            FalloutReason::SecurityConfiguration,
+        ))
+        .then_err(OrderError::StepNotInFlight);
+}
+
 #[test]
 fn resolving_fallout_externally_records_the_step_as_succeeded_with_its_evidence() {
     let history = play(
