@@ -120,6 +120,9 @@ pub struct Authenticator {
     credentials: Vec<Credential>,
     /// The tenants of the credentials (one: its admin acts for every tenant).
     tenants: std::collections::BTreeSet<TenantId>,
+    /// The tenants the data directory holds besides (events, or credentials
+    /// of an earlier configuration: [`Authenticator::hold_tenants`]).
+    held: std::collections::BTreeSet<TenantId>,
 }
 
 /// sha256 of a token, as stored in configuration.
@@ -143,11 +146,30 @@ impl Authenticator {
         });
     }
 
-    /// Whether every credential belongs to one tenant (then that tenant's
-    /// operators may read the server's own figures: there is no other
-    /// tenant for them to reveal).
+    /// Notes the tenants the data directory holds (its log's tenants and
+    /// those of every configuration it was served with,
+    /// `EventLog::held_tenants`): a tenant there without credentials here
+    /// still makes the server one of several tenants.
+    pub fn hold_tenants(&mut self, held: impl IntoIterator<Item = TenantId>) {
+        self.held.extend(held);
+    }
+
+    /// The tenants of the credentials.
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
+        self.tenants.iter()
+    }
+
+    /// The tenants the data directory holds that no credential belongs to.
+    pub fn tenants_without_credentials(&self) -> impl Iterator<Item = &TenantId> {
+        self.held.difference(&self.tenants)
+    }
+
+    /// Whether every credential belongs to one tenant and the data
+    /// directory holds no other (then that tenant's operators may read the
+    /// server's own figures, and its admins act for every tenant: there is
+    /// no other tenant for them to reveal).
     pub fn single_tenant(&self) -> bool {
-        self.tenants.len() <= 1
+        self.tenants.union(&self.held).count() <= 1
     }
 
     /// The principal of `token`, if any credential matches. Every stored
@@ -271,5 +293,27 @@ mod tests {
         assert_eq!(every_tenant(&auth, "a-admin"), Some(false));
         assert_eq!(every_tenant(&auth, "b-admin"), Some(false));
         assert_eq!(every_tenant(&auth, "b-platform"), Some(true));
+    }
+
+    #[test]
+    fn a_tenant_the_data_directory_holds_without_credentials_still_counts() {
+        let mut auth = Authenticator::default();
+        principal("a", Role::Admin, "a-admin", &mut auth);
+        auth.hold_tenants([TenantId::new("a")]);
+        assert!(auth.single_tenant());
+        assert_eq!(
+            auth.authenticate("a-admin").map(|p| p.every_tenant),
+            Some(true)
+        );
+        auth.hold_tenants([TenantId::new("b")]);
+        assert!(!auth.single_tenant());
+        assert_eq!(
+            auth.authenticate("a-admin").map(|p| p.every_tenant),
+            Some(false)
+        );
+        assert_eq!(
+            auth.tenants_without_credentials().collect::<Vec<_>>(),
+            [&TenantId::new("b")]
+        );
     }
 }

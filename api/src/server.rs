@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use application::CommandPath;
+use domain::ids::TenantId;
 use eventlog::{EventLog, LogConfig, LogError};
 use projections::Projections;
 
@@ -91,8 +92,13 @@ pub async fn run(
             ServerError::Log(e)
         }
     })?;
-    let (auth, source) = credentials::load(&config, &data_dir)?;
+    let (mut auth, source) = credentials::load(&config, &data_dir)?;
+    let held = log
+        .held_tenants(auth.tenants().map(TenantId::as_str))
+        .map_err(ServerError::Log)?;
+    auth.hold_tenants(held.into_iter().map(TenantId::new));
     announce_credentials(&source, &auth);
+    announce_tenants_without_credentials(&auth);
     let price_book = pricing::price_book(&config.price_book)?;
     let approval = pricing::approval_policy(&config.approval, &price_book.version)?;
     let projections = Arc::new(Projections::start_with(
@@ -178,6 +184,24 @@ pub async fn run(
     log.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says, once at start, which tenants the data directory holds that no
+/// credential belongs to: they keep the server one of several tenants, so
+/// only a `platform` credential acts for every tenant (ADR 0045).
+fn announce_tenants_without_credentials(auth: &Authenticator) {
+    let orphans: Vec<&str> = auth
+        .tenants_without_credentials()
+        .map(TenantId::as_str)
+        .collect();
+    if !orphans.is_empty() {
+        tracing::warn!(
+            tenants = %orphans.join(", "),
+            "the data directory holds tenants no credential belongs to (events, or an earlier \
+             configuration): verifyLog, rebuildProjection, resetConsumer and /metrics need a \
+             platform credential"
+        );
+    }
 }
 
 fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {

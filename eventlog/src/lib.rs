@@ -71,6 +71,7 @@ mod recovery;
 pub mod restore;
 pub mod storage;
 mod subscription;
+pub mod tenants;
 mod upgrade;
 pub mod verify;
 mod writer;

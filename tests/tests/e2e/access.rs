@@ -972,3 +972,91 @@ async fn a_forbidden_caller_learns_nothing_of_the_input_rules() {
         );
     }
 }
+
+/// What an admin of the only configured tenant may do when the data
+/// directory holds other tenants: their events, or the credentials of an
+/// earlier configuration. Before, a configuration cut down to one tenant
+/// (or the demo's log served for one new tenant) made that tenant's admin
+/// the verifier and rebuilder of every tenant's history, and its operators
+/// readers of the whole server's metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_cut_to_one_tenant_keeps_the_other_tenants_authority_with_platform() {
+    async fn authority(server: &Server, tenant: &str) -> (serde_json::Value, String, u16) {
+        let admin = server.tenant_token(tenant, "admin");
+        let (_, me) = server
+            .client
+            .raw(&admin, "{ me { everyTenant } }", serde_json::json!({}))
+            .await;
+        let (_, verified) = server
+            .client
+            .raw(
+                &admin,
+                "mutation { verifyLog { ok } }",
+                serde_json::json!({}),
+            )
+            .await;
+        let code = verified["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("none")
+            .to_owned();
+        let metrics = server
+            .client
+            .http()
+            .get(format!("{}/metrics", server.base_url()))
+            .bearer_auth(server.tenant_token(tenant, "operator"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        (me["data"]["me"]["everyTenant"].clone(), code, metrics)
+    }
+
+    // Two tenants, then only one of them.
+    let mut first = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme", "globex"])),
+        ..ServerOptions::default()
+    });
+    fixture(
+        &first.client,
+        &first.tenant_token("globex", "sales"),
+        &unique("g"),
+    )
+    .await;
+    first.stop();
+    let cut = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme"])),
+        data_dir: Some(first.data_dir.clone()),
+        ..ServerOptions::default()
+    });
+    assert_eq!(
+        authority(&cut, "acme").await,
+        (serde_json::json!(false), "FORBIDDEN".to_owned(), 403)
+    );
+    drop(cut);
+
+    // The demo's log, then served for one new tenant.
+    let mut demo = Server::start();
+    fixture(&demo.client, &demo.token("sales"), &unique("d")).await;
+    demo.stop();
+    let renamed = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme"])),
+        data_dir: Some(demo.data_dir.clone()),
+        ..ServerOptions::default()
+    });
+    assert_eq!(
+        authority(&renamed, "acme").await,
+        (serde_json::json!(false), "FORBIDDEN".to_owned(), 403)
+    );
+    drop(renamed);
+
+    // A fresh directory of one tenant: its admin still acts for every one.
+    let alone = Server::start_with(ServerOptions {
+        tenants: Some(Tenants::new(&["acme"])),
+        ..ServerOptions::default()
+    });
+    assert_eq!(
+        authority(&alone, "acme").await,
+        (serde_json::json!(true), "none".to_owned(), 200)
+    );
+}
