@@ -541,6 +541,12 @@ impl ServerConfig {
                     ),
                 ));
             }
+            if config.credentials.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("tenants.{tenant}.credentials"),
+                    "a tenant needs at least one credential: no one could sign in to it",
+                ));
+            }
             let mut names = std::collections::HashSet::new();
             for (i, credential) in config.credentials.iter().enumerate() {
                 let key = format!("tenants.{tenant}.credentials[{i}]");
@@ -548,14 +554,17 @@ impl ServerConfig {
                 if name.is_empty()
                     || name.len() > MAX_CREDENTIAL_NAME_LEN
                     || name.trim() != name
-                    || name.chars().any(char::is_control)
+                    || name
+                        .chars()
+                        .any(|c| c.is_control() || crate::graphql::input::hidden(c))
                 {
                     return Err(ConfigError::invalid(
                         format!("{key}.name"),
                         format!(
                             "1 to {MAX_CREDENTIAL_NAME_LEN} bytes of text without control \
-                             characters or white space at either end (it names the caller in \
-                             logs, metrics and the operator of each repair)"
+                             or invisible formatting characters or white space at either end \
+                             (it names the caller in logs, metrics and the operator of each \
+                             repair)"
                         ),
                     ));
                 }
@@ -789,6 +798,30 @@ mod tests {
         for bad in ["a:b", "a/b", "../x", "a b", ""] {
             let error = tenant(bad).unwrap_or_default();
             assert!(error.contains("a tenant id"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_tenant_of_no_credential_or_a_credential_name_with_hidden_characters_is_refused() {
+        let error = |text: &str| parse(text).err().map(|e| e.to_string()).unwrap_or_default();
+        for text in ["[tenants.acme]\ncredentials = []\n", "[tenants.acme]\n"] {
+            let message = error(text);
+            assert!(
+                message.contains("tenants.acme.credentials") && message.contains("at least one"),
+                "{text:?}: {message}"
+            );
+        }
+        let named = |name: &str| {
+            error(&format!(
+                "[tenants.acme]\ncredentials = [{{ name = \"{name}\", role = \"sales\", \
+                 token_sha256 = \"{}\" }}]\n",
+                "0".repeat(64)
+            ))
+        };
+        assert_eq!(named("ops-1"), "");
+        for bad in ["a\\u202eb", "a\\u200bb", "a\\u0007b"] {
+            let message = named(bad);
+            assert!(message.contains(".name"), "{bad:?}: {message}");
         }
     }
 

@@ -92,7 +92,23 @@ pub fn load(
             path: stored_path.clone(),
             message: e.to_string(),
         })?;
+        if stored.tenants.values().all(Vec::is_empty) {
+            return Err(ConfigError::Invalid {
+                key: format!("{}: tenants", stored_path.display()),
+                problem: "holds no credential, so no one could sign in: stop the server and \
+                          remove the file, and the next start prints new demo tokens"
+                    .to_owned(),
+            });
+        }
         for (tenant, credentials) in &stored.tenants {
+            if let Err(problem) = domain::ids::validate_id(tenant) {
+                return Err(ConfigError::Invalid {
+                    key: format!("{}: tenants.{tenant}", stored_path.display()),
+                    problem: format!(
+                        "a tenant id {problem} (the id grammar of domain::ids::validate_id)"
+                    ),
+                });
+            }
             for (i, credential) in credentials.iter().enumerate() {
                 let key = format!("{}: tenants.{tenant}[{i}]", stored_path.display());
                 add(
@@ -349,5 +365,27 @@ mod tests {
             panic!("the empty token's digest was accepted");
         };
         assert!(error.to_string().contains("empty token"), "{error}");
+    }
+
+    #[test]
+    fn a_stored_file_of_no_credential_or_a_tenant_the_grammar_refuses_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = hex::encode(token_digest("t"));
+        for (text, words) in [
+            ("[tenants]\n".to_owned(), "holds no credential"),
+            ("[tenants]\ndemo = []\n".to_owned(), "holds no credential"),
+            (
+                format!(
+                    "[tenants]\n\"a:b\" = [{{ name = \"x\", role = \"admin\", token_sha256 = \"{digest}\" }}]\n"
+                ),
+                "a tenant id",
+            ),
+        ] {
+            std::fs::write(dir.path().join(CREDENTIALS_FILE), &text).unwrap();
+            let Err(error) = load(&ServerConfig::default(), dir.path()) else {
+                panic!("accepted {text:?}");
+            };
+            assert!(error.to_string().contains(words), "{text:?}: {error}");
+        }
     }
 }

@@ -85,8 +85,24 @@ pub fn price_book(config: &PriceBookConfig) -> Result<PriceBook, ConfigError> {
         key: "price_book.currency".to_owned(),
         problem: "expected three upper-case letters".to_owned(),
     })?;
+    if let Err(problem) = domain::ids::validate_id(&config.version) {
+        return Err(ConfigError::Invalid {
+            key: "price_book.version".to_owned(),
+            problem: format!(
+                "a price book version {problem} (the id grammar: it is stamped on every price)"
+            ),
+        });
+    }
     let mut offerings = BTreeMap::new();
     for (id, price) in &config.offerings {
+        if let Err(problem) = domain::ids::validate_id(id) {
+            return Err(ConfigError::Invalid {
+                key: format!("price_book.offerings.{id}"),
+                problem: format!(
+                    "an offering id {problem} (the id grammar: `addQuoteLine` takes no other)"
+                ),
+            });
+        }
         let parse = |field: &str, text: &str| {
             parse_decimal(text).map_err(|e| ConfigError::Invalid {
                 key: format!("price_book.offerings.{id}.{field}"),
@@ -166,6 +182,23 @@ mod tests {
             approval_policy(&bad, "v"),
             Err(ConfigError::Invalid { key, .. }) if key == "approval.default_max_discount"
         ));
+    }
+
+    #[test]
+    fn a_price_book_version_or_offering_id_outside_the_id_grammar_is_refused() {
+        let key_of = |config: &PriceBookConfig| match price_book(config) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        let blank = PriceBookConfig {
+            version: String::new(),
+            ..PriceBookConfig::default()
+        };
+        assert_eq!(key_of(&blank), "price_book.version");
+        let mut spaced = PriceBookConfig::default();
+        let price = spaced.offerings.values().next().cloned().unwrap();
+        spaced.offerings.insert("a b".to_owned(), price);
+        assert_eq!(key_of(&spaced), "price_book.offerings.a b");
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn reason(field: &str, value: &str) -> ApiResult<()> {
 /// text around it reads or sorts (`U+202E` shows `abc` as `cba`), or it is
 /// a noncharacter. Zero-width joiners and directional marks stay: scripts
 /// and emoji sequences need them.
-fn hidden(c: char) -> bool {
+pub(crate) fn hidden(c: char) -> bool {
     matches!(
         c,
         '\u{200B}'
