@@ -556,7 +556,7 @@ impl ServerConfig {
                     || name.trim() != name
                     || name
                         .chars()
-                        .any(|c| c.is_control() || crate::graphql::input::hidden(c))
+                        .any(|c| c.is_control() || domain::text::is_hidden(c))
                 {
                     return Err(ConfigError::invalid(
                         format!("{key}.name"),

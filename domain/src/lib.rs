@@ -65,6 +65,7 @@ pub mod outcome;
 pub mod policy;
 pub mod quote;
 pub mod testing;
+pub mod text;
 pub mod upcast;
 
 pub use catalog::CatalogDecider;

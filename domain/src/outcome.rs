@@ -221,6 +221,23 @@ pub struct Observation {
     pub source: ObservationSource,
 }
 
+impl Observation {
+    /// The same observation with its raw code, raw label and external
+    /// reference kept as evidence ([`crate::text::evidence`]): bounded, and
+    /// without control or hidden characters. Every observation a handoff
+    /// records passes through here, so no external system's answer can
+    /// grow an event, a fallout case or a page without bound.
+    pub fn as_evidence(&self) -> Self {
+        let keep = |text: &Option<String>| text.as_deref().map(crate::text::evidence);
+        Self {
+            raw_code: keep(&self.raw_code),
+            raw_label: keep(&self.raw_label),
+            external_reference: keep(&self.external_reference),
+            ..self.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

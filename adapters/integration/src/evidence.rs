@@ -55,9 +55,13 @@ impl EvidenceRecord {
             system: system.to_owned(),
             source: source.to_owned(),
             class: outcome.class.as_str().to_owned(),
-            raw_code: outcome.raw_code.clone(),
-            raw_label: outcome.raw_label.clone(),
-            external_reference: outcome.external_reference.clone(),
+            // As the handoff records them (`Observation::as_evidence`).
+            raw_code: outcome.raw_code.as_deref().map(domain::text::evidence),
+            raw_label: outcome.raw_label.as_deref().map(domain::text::evidence),
+            external_reference: outcome
+                .external_reference
+                .as_deref()
+                .map(domain::text::evidence),
             evidence: outcome.evidence.clone(),
         }
     }

@@ -84,22 +84,6 @@ pub fn reason(field: &str, value: &str) -> ApiResult<()> {
     not_blank(field, value)
 }
 
-/// A code point no free text takes: it is invisible and changes how the
-/// text around it reads or sorts (`U+202E` shows `abc` as `cba`), or it is
-/// a noncharacter. Zero-width joiners and directional marks stay: scripts
-/// and emoji sequences need them.
-pub(crate) fn hidden(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{FEFF}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FDD0}'..='\u{FDEF}'
-    ) || (u32::from(c) & 0xFFFE) == 0xFFFE
-}
-
 /// A code point that shows nothing on its own: white space, zero-width
 /// joiners and directional marks, the soft hyphen, filler characters
 /// (Hangul fillers, the blank Braille pattern), variation selectors and
@@ -163,7 +147,7 @@ fn text(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<()> 
             "must not contain control characters",
         ));
     }
-    if value.chars().any(hidden) {
+    if value.chars().any(domain::text::is_hidden) {
         return Err(ApiError::validation(
             field,
             "must not contain invisible formatting characters (bidirectional overrides, \

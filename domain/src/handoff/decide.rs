@@ -40,7 +40,7 @@ pub(super) fn decide(
                 retry_policy,
             },
             HandoffState::Open(handoff),
-        ) => observe(handoff, observation, retry_policy),
+        ) => observe(handoff, &observation.as_evidence(), retry_policy),
         (C::DeclareSlaBreach { at }, HandoffState::Open(handoff)) => match handoff.status {
             S::Unknown => Err(HandoffError::UnknownAwaitsReconciliation),
             ref status if status.is_pending() => {
@@ -49,6 +49,7 @@ pub(super) fn decide(
             _ => Err(HandoffError::Closed),
         },
         (C::CallbackUnmatched { observation, at }, HandoffState::Open(handoff)) => {
+            let observation = &observation.as_evidence();
             if observation.handoff_id != handoff.id {
                 return Err(HandoffError::ObservationForAnotherHandoff);
             }

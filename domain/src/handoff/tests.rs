@@ -558,6 +558,42 @@ fn a_success_after_a_fallout_without_effect_raises_it_again_as_local_impossible(
     }
 }
 
+/// What an external system says is kept as evidence, bounded and without
+/// control or invisible characters: a 60 KB reference full of them no
+/// longer reaches the event, the order and every fallout page verbatim.
+#[test]
+fn an_outcomes_words_are_recorded_bounded_and_clean() {
+    let mut hostile = seen(Class::Succeeded, Source::Callback);
+    hostile.external_reference = Some(format!("R\u{202E}\0{}", "x\n".repeat(30_000)));
+    hostile.raw_code = Some("S".repeat(30_000));
+    let events = Given::<HandoffDecider>::events(sent())
+        .when(HandoffCommand::Observe {
+            observation: hostile,
+            retry_policy: retry_policy(),
+        })
+        .result()
+        .expect("a success is recorded");
+    let [HandoffEvent::HandoffSucceeded { observation, .. }] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    for text in [&observation.external_reference, &observation.raw_code] {
+        let text = text.as_deref().expect("kept");
+        assert!(
+            text.len() <= crate::text::MAX_EVIDENCE_BYTES,
+            "{}",
+            text.len()
+        );
+        assert!(!text
+            .chars()
+            .any(|c| c.is_control() || crate::text::is_hidden(c)));
+    }
+    assert!(observation
+        .external_reference
+        .as_deref()
+        .expect("kept")
+        .starts_with("R\u{FFFD}\u{FFFD}x"));
+}
+
 #[test]
 fn an_sla_breach_raises_fallout_on_a_pending_handoff() {
     Given::<HandoffDecider>::events(sent())
