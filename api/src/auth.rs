@@ -125,6 +125,26 @@ pub struct Authenticator {
     held: std::collections::BTreeSet<TenantId>,
 }
 
+/// Why no request could present `token` in an `Authorization: Bearer`
+/// header, if none could: it is blank, or holds a character other than
+/// printable ASCII and inner spaces (a header value carries no line break,
+/// no control character, and no other text that clients send alike).
+pub fn unpresentable(token: &str) -> Option<&'static str> {
+    if token.trim().is_empty() {
+        return Some("the token is empty");
+    }
+    if token.trim() != token {
+        return Some("the token has white space at an end, which the header loses");
+    }
+    if !token.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
+        return Some(
+            "the token holds a character no Authorization header carries (only printable ASCII \
+             and inner spaces)",
+        );
+    }
+    None
+}
+
 /// sha256 of a token, as stored in configuration.
 pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -293,6 +313,33 @@ mod tests {
         assert_eq!(every_tenant(&auth, "a-admin"), Some(false));
         assert_eq!(every_tenant(&auth, "b-admin"), Some(false));
         assert_eq!(every_tenant(&auth, "b-platform"), Some(true));
+    }
+
+    #[test]
+    fn only_a_token_a_header_can_carry_is_presentable() {
+        assert_eq!(unpresentable("oms_admin_0f3a"), None);
+        assert_eq!(unpresentable("two words"), None);
+        for bad in [
+            "",
+            "  ",
+            " lead",
+            "trail ",
+            "a\nb",
+            "a\tb",
+            "caf\u{e9}",
+            "a\u{202e}b",
+        ] {
+            assert!(unpresentable(bad).is_some(), "{bad:?}");
+        }
+        // What hashes is what authenticates.
+        let mut auth = Authenticator::default();
+        auth.add(
+            token_digest("two words"),
+            TenantId::new("a"),
+            Role::Viewer,
+            "v".to_owned(),
+        );
+        assert!(auth.authenticate_header(Some("Bearer two words")).is_some());
     }
 
     #[test]

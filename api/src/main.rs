@@ -58,9 +58,12 @@ fn main() -> ExitCode {
                 eprintln!("oms-server: cannot read the token: {error}");
                 return ExitCode::from(2);
             }
-            let token = token.trim();
-            if token.is_empty() {
-                eprintln!("oms-server: the token is empty: pass it on standard input");
+            // One line break at the end is the shell's, not the token's.
+            let token = token
+                .strip_suffix('\n')
+                .map_or(token.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+            if let Some(problem) = api::auth::unpresentable(token) {
+                eprintln!("oms-server: {problem}: pass the token alone on standard input");
                 return ExitCode::from(2);
             }
             println!("{}", hex::encode(api::auth::token_digest(token)));

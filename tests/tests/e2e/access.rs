@@ -1060,3 +1060,40 @@ async fn a_configuration_cut_to_one_tenant_keeps_the_other_tenants_authority_wit
         (serde_json::json!(true), "none".to_owned(), 200)
     );
 }
+
+/// `oms-server hash-token` digests only a token a request can present: the
+/// shell's line break at the end is not part of it, and a token holding a
+/// line break, a tab or a character no header carries is refused with
+/// exit code 2 instead of a digest no one could ever authenticate with.
+#[test]
+fn hash_token_digests_only_a_token_a_header_can_carry() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let run = |input: &str| {
+        let mut child = Command::new(tests::server_binary())
+            .arg("hash-token")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+    let digest = tests::token_sha256("oms_admin_1f");
+    assert_eq!(run("oms_admin_1f\n"), (Some(0), digest.clone()));
+    assert_eq!(run("oms_admin_1f"), (Some(0), digest));
+    for bad in ["a\nb\n", "a\tb", "caf\u{e9}", "", "\n", " padded \n"] {
+        let (code, _) = run(bad);
+        assert_eq!(code, Some(2), "{bad:?}");
+    }
+}
