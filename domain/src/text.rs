@@ -6,50 +6,96 @@
 pub const MAX_EVIDENCE_BYTES: usize = 256;
 
 /// A code point no free text takes: it is invisible and changes how the
-/// text around it reads or sorts (`U+202E` shows `abc` as `cba`), or it is
-/// a noncharacter. Zero-width joiners and directional marks stay: scripts
-/// and emoji sequences need them.
+/// text around it reads, breaks or sorts (`U+202E` shows `abc` as `cba`;
+/// the line and paragraph separators break a line as a newline does), or
+/// it is a deprecated format character, an interlinear annotation mark or
+/// a noncharacter. Zero-width joiners, directional marks and tag
+/// characters stay: scripts, bidirectional text and emoji sequences (flags
+/// of regions) need them.
 pub fn is_hidden(c: char) -> bool {
     matches!(
         c,
         '\u{200B}'
+            | '\u{2028}'
+            | '\u{2029}'
             | '\u{2060}'..='\u{2064}'
+            | '\u{206A}'..='\u{206F}'
             | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
             | '\u{202A}'..='\u{202E}'
             | '\u{2066}'..='\u{2069}'
             | '\u{FDD0}'..='\u{FDEF}'
     ) || (u32::from(c) & 0xFFFE) == 0xFFFE
 }
 
+/// A code point that shows nothing on its own: white space, zero-width
+/// joiners and directional marks, the soft hyphen, filler characters
+/// (Hangul fillers, the blank Braille pattern), variation selectors and
+/// combining marks. Text of only these is blank.
+pub fn shows_nothing(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200C}'..='\u{200F}'
+                | '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{0300}'..='\u{036F}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+}
+
+/// A code point an identifier-like text (a credential name, an external
+/// system's code or reference) never needs: a control or hidden character,
+/// or one that shows nothing other than the plain space and combining
+/// marks (which accents need).
+pub fn is_invisible(c: char) -> bool {
+    c.is_control() || is_hidden(c) || (c != ' ' && !is_accent(c) && shows_nothing(c))
+}
+
+/// A combining accent (the grapheme joiner U+034F, which shows nothing
+/// and joins nothing a reader sees, is not one).
+fn is_accent(c: char) -> bool {
+    ('\u{0300}'..='\u{036F}').contains(&c) && c != '\u{034F}'
+}
+
 /// `raw`, from an external system, as evidence a screen, a log line or a
-/// fallout page can show: every control or hidden character
-/// ([`is_hidden`]) becomes `U+FFFD`, and text over [`MAX_EVIDENCE_BYTES`]
-/// is cut at a character boundary and ends with `…`. Text that needs
-/// neither is returned unchanged.
+/// fallout page can show: every invisible character ([`is_invisible`])
+/// becomes `U+FFFD`, and text over [`MAX_EVIDENCE_BYTES`] is cut at a
+/// character boundary and ends with `…`. Text that needs neither is
+/// returned unchanged.
 pub fn evidence(raw: &str) -> String {
-    let clean = |c: char| {
-        if c.is_control() || is_hidden(c) {
-            '\u{FFFD}'
-        } else {
-            c
-        }
-    };
-    if raw.len() <= MAX_EVIDENCE_BYTES && !raw.chars().any(|c| clean(c) != c) {
+    bounded_evidence(raw, MAX_EVIDENCE_BYTES)
+}
+
+/// [`evidence`] within `max` bytes (at least 4: the `…` takes 3).
+pub fn bounded_evidence(raw: &str, max: usize) -> String {
+    let clean = |c: char| if is_invisible(c) { '\u{FFFD}' } else { c };
+    if raw.len() <= max && !raw.chars().any(is_invisible) {
         return raw.to_owned();
     }
     let ellipsis = '…';
-    let room = MAX_EVIDENCE_BYTES - ellipsis.len_utf8();
-    let mut out = String::with_capacity(MAX_EVIDENCE_BYTES);
-    let mut cut = false;
-    for c in raw.chars().map(clean) {
-        if out.len() + c.len_utf8() > room {
-            cut = true;
-            break;
+    let room = max.saturating_sub(ellipsis.len_utf8());
+    let mut out = String::with_capacity(max);
+    let mut chars = raw.chars().map(clean).peekable();
+    while let Some(c) = chars.next() {
+        let last = chars.peek().is_none();
+        let limit = if last { max } else { room };
+        if out.len() + c.len_utf8() > limit {
+            out.push(ellipsis);
+            return out;
         }
         out.push(c);
-    }
-    if cut {
-        out.push(ellipsis);
     }
     out
 }
@@ -69,5 +115,30 @@ mod tests {
         assert!(kept.starts_with("éé"));
         let exact = "x".repeat(MAX_EVIDENCE_BYTES);
         assert_eq!(evidence(&exact), exact);
+        // Replaced, then at most the bound: three-byte U+FFFD for each.
+        let marks = "\u{200F}".repeat(200);
+        assert!(evidence(&marks).len() <= MAX_EVIDENCE_BYTES);
+        for c in [
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{00AD}',
+            '\u{180E}',
+            '\u{206A}',
+            '\u{FFF9}',
+            '\u{034F}',
+            '\u{115F}',
+            '\u{3164}',
+            '\u{E0041}',
+            '\u{FE0F}',
+            '\u{00A0}',
+        ] {
+            assert_eq!(evidence(&format!("A{c}B")), "A\u{FFFD}B", "{c:?}");
+        }
+        assert_eq!(evidence("Cafe\u{0301} 1"), "Cafe\u{0301} 1");
     }
 }

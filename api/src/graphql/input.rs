@@ -84,30 +84,8 @@ pub fn reason(field: &str, value: &str) -> ApiResult<()> {
     not_blank(field, value)
 }
 
-/// A code point that shows nothing on its own: white space, zero-width
-/// joiners and directional marks, the soft hyphen, filler characters
-/// (Hangul fillers, the blank Braille pattern), variation selectors and
-/// combining marks. Text of only these is blank.
-fn shows_nothing(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '\u{200C}'..='\u{200F}'
-                | '\u{00AD}'
-                | '\u{034F}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{180E}'
-                | '\u{2800}'
-                | '\u{3164}'
-                | '\u{FFA0}'
-                | '\u{FE00}'..='\u{FE0F}'
-                | '\u{0300}'..='\u{036F}'
-        )
-}
-
 fn not_blank(field: &str, value: &str) -> ApiResult<()> {
-    if value.chars().all(shows_nothing) {
+    if value.chars().all(domain::text::shows_nothing) {
         return Err(ApiError::validation(field, "must not be blank"));
     }
     Ok(())
@@ -123,7 +101,7 @@ fn not_blank(field: &str, value: &str) -> ApiResult<()> {
 pub fn name(field: &str, value: &str, max: usize) -> ApiResult<()> {
     label(field, value, max)?;
     not_blank(field, value)?;
-    let padded = |c: Option<char>| c.is_some_and(shows_nothing);
+    let padded = |c: Option<char>| c.is_some_and(domain::text::shows_nothing);
     if padded(value.chars().next()) || padded(value.chars().next_back()) {
         return Err(ApiError::validation(
             field,

@@ -443,14 +443,9 @@ pub(crate) fn response_evidence(body: &[u8]) -> String {
         }
         Err(_) => format!("<{} bytes, not JSON>", body.len()),
     };
-    if text.len() <= MAX {
-        return text;
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
+    // Bounded and without invisible characters, as every external word
+    // kept as evidence (ADR 0052).
+    domain::text::bounded_evidence(&text, MAX)
 }
 
 #[cfg(test)]
