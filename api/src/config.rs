@@ -524,74 +524,7 @@ impl ServerConfig {
                 "must be at least 1024",
             ));
         }
-        for (tenant, config) in &self.tenants {
-            if let Err(problem) = domain::ids::validate_id(tenant) {
-                return Err(ConfigError::invalid(
-                    format!("tenants.{tenant}"),
-                    format!("a tenant id {problem} (the id grammar of domain::ids::validate_id)"),
-                ));
-            }
-            if tenant.len() > MAX_TENANT_ID_LEN {
-                return Err(ConfigError::invalid(
-                    format!("tenants.{tenant}"),
-                    format!(
-                        "a tenant id is at most {MAX_TENANT_ID_LEN} characters: the log's \
-                         idempotency keys and correlation ids hold it beside a commandId of up to \
-                         128 within their 256-byte limit"
-                    ),
-                ));
-            }
-            if config.credentials.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("tenants.{tenant}.credentials"),
-                    "a tenant needs at least one credential: no one could sign in to it",
-                ));
-            }
-            let mut names = std::collections::HashSet::new();
-            for (i, credential) in config.credentials.iter().enumerate() {
-                let key = format!("tenants.{tenant}.credentials[{i}]");
-                let name = credential.name.as_str();
-                if name.is_empty()
-                    || name.len() > MAX_CREDENTIAL_NAME_LEN
-                    || name.trim() != name
-                    || name
-                        .chars()
-                        .any(|c| c.is_control() || domain::text::is_hidden(c))
-                {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.name"),
-                        format!(
-                            "1 to {MAX_CREDENTIAL_NAME_LEN} bytes of text without control \
-                             or invisible formatting characters or white space at either end \
-                             (it names the caller in logs, metrics and the operator of each \
-                             repair)"
-                        ),
-                    ));
-                }
-                if !names.insert(name) {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.name"),
-                        format!("`{name}` names another credential of the tenant too"),
-                    ));
-                }
-                if credential.role.parse::<Role>().is_err() {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.role"),
-                        format!(
-                            "`{}` is not one of viewer, sales, operator, admin, platform",
-                            credential.role
-                        ),
-                    ));
-                }
-                let hash = &credential.token_sha256;
-                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.token_sha256"),
-                        "expected 64 hex digits (sha256 of the token)",
-                    ));
-                }
-            }
-        }
+        validate_tenants(&self.tenants, "")?;
         for tenant in self.systems.tenants.keys() {
             let known = if self.tenants.is_empty() {
                 tenant == crate::credentials::DEMO_TENANT
@@ -646,6 +579,86 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// Checks every tenant and credential of `tenants` (from the configuration
+/// file, or from a stored credentials file: `origin` prefixes each key, e.g.
+/// the file's path): the tenant id grammar and length, at least one
+/// credential per tenant, names, roles and digests.
+///
+/// # Errors
+/// The first invalid key and its problem.
+pub(crate) fn validate_tenants(
+    tenants: &BTreeMap<String, TenantConfig>,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    for (tenant, config) in tenants {
+        if let Err(problem) = domain::ids::validate_id(tenant) {
+            return Err(ConfigError::invalid(
+                format!("{origin}tenants.{tenant}"),
+                format!("a tenant id {problem} (the id grammar of domain::ids::validate_id)"),
+            ));
+        }
+        if tenant.len() > MAX_TENANT_ID_LEN {
+            return Err(ConfigError::invalid(
+                format!("{origin}tenants.{tenant}"),
+                format!(
+                    "a tenant id is at most {MAX_TENANT_ID_LEN} characters: the log's \
+                     idempotency keys and correlation ids hold it beside a commandId of up to \
+                     128 within their 256-byte limit"
+                ),
+            ));
+        }
+        if config.credentials.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{origin}tenants.{tenant}.credentials"),
+                "a tenant needs at least one credential: no one could sign in to it",
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, credential) in config.credentials.iter().enumerate() {
+            let key = format!("{origin}tenants.{tenant}.credentials[{i}]");
+            let name = credential.name.as_str();
+            if name.is_empty()
+                || name.len() > MAX_CREDENTIAL_NAME_LEN
+                || name.trim() != name
+                || name.chars().any(domain::text::is_invisible)
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.name"),
+                    format!(
+                        "1 to {MAX_CREDENTIAL_NAME_LEN} bytes of text without control \
+                         or invisible formatting characters or white space at either end \
+                         (it names the caller in logs, metrics and the operator of each \
+                         repair)"
+                    ),
+                ));
+            }
+            if !names.insert(name) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.name"),
+                    format!("`{name}` names another credential of the tenant too"),
+                ));
+            }
+            if credential.role.parse::<Role>().is_err() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.role"),
+                    format!(
+                        "`{}` is not one of viewer, sales, operator, admin, platform",
+                        credential.role
+                    ),
+                ));
+            }
+            let hash = &credential.token_sha256;
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.token_sha256"),
+                    "expected 64 hex digits (sha256 of the token)",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{token_digest, Authenticator, Role};
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::{ConfigError, CredentialConfig, ServerConfig, TenantConfig};
 
 /// The demo tenant's id.
 pub const DEMO_TENANT: &str = "demo";
@@ -100,15 +100,24 @@ pub fn load(
                     .to_owned(),
             });
         }
+        // The same rules as the configuration file's tenants.
+        let as_configured: BTreeMap<String, TenantConfig> = stored
+            .tenants
+            .iter()
+            .map(|(tenant, credentials)| {
+                let credentials = credentials
+                    .iter()
+                    .map(|c| CredentialConfig {
+                        name: c.name.clone(),
+                        role: c.role.clone(),
+                        token_sha256: c.token_sha256.clone(),
+                    })
+                    .collect();
+                (tenant.clone(), TenantConfig { credentials })
+            })
+            .collect();
+        crate::config::validate_tenants(&as_configured, &format!("{}: ", stored_path.display()))?;
         for (tenant, credentials) in &stored.tenants {
-            if let Err(problem) = domain::ids::validate_id(tenant) {
-                return Err(ConfigError::Invalid {
-                    key: format!("{}: tenants.{tenant}", stored_path.display()),
-                    problem: format!(
-                        "a tenant id {problem} (the id grammar of domain::ids::validate_id)"
-                    ),
-                });
-            }
             for (i, credential) in credentials.iter().enumerate() {
                 let key = format!("{}: tenants.{tenant}[{i}]", stored_path.display());
                 add(
@@ -379,6 +388,25 @@ mod tests {
                     "[tenants]\n\"a:b\" = [{{ name = \"x\", role = \"admin\", token_sha256 = \"{digest}\" }}]\n"
                 ),
                 "a tenant id",
+            ),
+            (
+                format!(
+                    "[tenants]\n\"{}\" = [{{ name = \"x\", role = \"admin\", token_sha256 = \"{digest}\" }}]\n",
+                    "t".repeat(70)
+                ),
+                "at most 64",
+            ),
+            (
+                format!(
+                    "[tenants]\ndemo = [{{ name = \"a\\nb\", role = \"admin\", token_sha256 = \"{digest}\" }}]\n"
+                ),
+                ".name",
+            ),
+            (
+                format!(
+                    "[tenants]\nother = []\ndemo = [{{ name = \"x\", role = \"admin\", token_sha256 = \"{digest}\" }}]\n"
+                ),
+                "at least one credential",
             ),
         ] {
             std::fs::write(dir.path().join(CREDENTIALS_FILE), &text).unwrap();
