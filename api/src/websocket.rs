@@ -4,8 +4,8 @@
 //! async-graphql runs the subscriptions; this module stands between it and
 //! the socket and holds the connection to graphql-transport-ws:
 //! - a message that is not a protocol message closes with 4400;
-//! - a `subscribe` whose id is longer than [`MAX_ID_BYTES`] closes with
-//!   4400 (async-graphql repeats the id in every message it sends);
+//! - a `subscribe` whose id is empty or longer than [`MAX_ID_BYTES`]
+//!   closes with 4400 (async-graphql repeats the id in every message it sends);
 //! - a `subscribe` whose id is already in use closes with 4409
 //!   (async-graphql would silently replace the running subscription);
 //! - a message over the size limit closes with 1009 (the socket would
@@ -276,10 +276,10 @@ impl Guard {
                 )
             }
             Ok(ClientMessage::Start { id, .. }) => {
-                if id.len() > MAX_ID_BYTES {
+                if id.is_empty() || id.len() > MAX_ID_BYTES {
                     return self.closing(
                         CLOSE_BAD_MESSAGE,
-                        &format!("A subscribe id is at most {MAX_ID_BYTES} bytes"),
+                        &format!("A subscribe id is 1 to {MAX_ID_BYTES} bytes"),
                     );
                 }
                 if self.running.contains(id) {
@@ -606,6 +606,11 @@ mod tests {
         );
         assert_eq!(
             closed_with(guard.admit(subscribe("j".repeat(MAX_ID_BYTES + 1))), &guard),
+            Some(CLOSE_BAD_MESSAGE)
+        );
+        let mut guard = Guard::new(tokio::sync::mpsc::unbounded_channel().0);
+        assert_eq!(
+            closed_with(guard.admit(subscribe(String::new())), &guard),
             Some(CLOSE_BAD_MESSAGE)
         );
     }

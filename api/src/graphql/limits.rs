@@ -87,7 +87,8 @@ pub enum Refusal {
     IntrospectionFansOut,
     /// More root mutation fields than allowed.
     TooManyMutations(usize),
-    /// A subscription operation with more than one root field.
+    /// A subscription operation with more than one root field, or one
+    /// under `@skip` or `@include`.
     SubscriptionRootFields,
     /// More selections visited than allowed.
     TooManySelections(usize),
@@ -111,8 +112,8 @@ impl Refusal {
             Refusal::TooManyMutations(max) => {
                 format!("at most {max} mutation fields per operation and per request")
             }
-            Refusal::SubscriptionRootFields => "A subscription selects exactly one root field: \
-                 subscribe once per field"
+            Refusal::SubscriptionRootFields => "A subscription selects exactly one root field, \
+                 without @skip or @include: subscribe once per field"
                 .to_owned(),
             Refusal::TooManySelections(max) => format!(
                 "The query selects too many fields: at most {max} selections, each spread of a fragment counting again"
@@ -172,7 +173,8 @@ impl OperationLimits {
             let set = &operation.node.selection_set.node;
             walk.selections(set, Level::default())?;
             if operation.node.ty == OperationType::Subscription
-                && walk.root_fields(set, 0, Typename::Counts)? > 1
+                && (walk.root_fields(set, 0, Typename::Counts)? > 1
+                    || walk.conditional_root(set, 0)?)
             {
                 return Err(Refusal::SubscriptionRootFields);
             }
@@ -277,6 +279,47 @@ impl<'a> Walk<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether a root selection (a field, or a fragment holding one) is
+    /// under `@skip` or `@include`, which GraphQL does not allow on a
+    /// subscription's root field.
+    fn conditional_root(&mut self, set: &'a SelectionSet, nesting: usize) -> Result<bool, Refusal> {
+        let conditional = |directives: &[Positioned<async_graphql::parser::types::Directive>]| {
+            directives
+                .iter()
+                .any(|d| matches!(d.node.name.node.as_str(), "skip" | "include"))
+        };
+        for item in &set.items {
+            self.visit(nesting + 1)?;
+            let found = match &item.node {
+                Selection::Field(field) => conditional(&field.node.directives),
+                Selection::InlineFragment(fragment) => {
+                    conditional(&fragment.node.directives)
+                        || self.conditional_root(&fragment.node.selection_set.node, nesting + 1)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    conditional(&spread.node.directives)
+                        || match self.fragments.get(name) {
+                            Some(fragment) if !self.path.contains(&name) => {
+                                self.path.push(name);
+                                let result = self.conditional_root(
+                                    &fragment.node.selection_set.node,
+                                    nesting + 1,
+                                );
+                                self.path.pop();
+                                result?
+                            }
+                            _ => false,
+                        }
+                }
+            };
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Root fields of a selection set, through fragments (`__typename` as
@@ -546,6 +589,8 @@ mod tests {
              fragment E on Subscription { events(from: 0) { position } }",
             "subscription { events(from: 0) { position } __typename }",
             "query Q { me { tenant } } subscription S { a: events { position } b: events { position } }",
+            "subscription { events(from: 0) @skip(if: true) { position } }",
+            "subscription($x: Boolean!) { ... @include(if: $x) { events { position } } }",
         ] {
             assert_eq!(
                 limits().check(many),
