@@ -63,6 +63,32 @@ fn play(lines: &[&str], commands: Vec<OrderCommand>) -> Vec<OrderEvent> {
     history
 }
 
+/// The plan of cancelling line `l1`, in fallout after `history`, as an
+/// operator's resolution.
+fn cancelling_l1(history: Vec<OrderEvent>) -> CompensationPlan {
+    let events = Given::<OrderDecider>::events(history)
+        .when(resolve(
+            "l1",
+            Resolution::CancelLine {
+                reason: "customer".to_owned(),
+            },
+        ))
+        .result()
+        .expect("fallout is open");
+    match events.as_slice() {
+        [_, OrderEvent::LineCancelled { plan, .. }] => plan.clone(),
+        _ => panic!("expected resolution then cancellation, got {events:?}"),
+    }
+}
+
+/// What `plan`'s compensations undo, in order.
+fn undoes(plan: &CompensationPlan) -> Vec<Purpose> {
+    plan.compensations
+        .iter()
+        .map(|h| h.subject.purpose)
+        .collect()
+}
+
 /// A line whose service is active: reservation and provisioning succeeded.
 fn provisioned(line: &str) -> Vec<OrderCommand> {
     vec![
@@ -405,24 +431,8 @@ fn a_line_in_fallout_without_effect_takes_a_later_fallout_that_may_have_taken_ef
         Given::<OrderDecider>::events(history.clone())
             .when(resolve("l1", Resolution::NewAttempt))
             .then_err(OrderError::StepMayHaveTakenEffect);
-        let cancelled = Given::<OrderDecider>::events(history.clone())
-            .when(resolve(
-                "l1",
-                Resolution::CancelLine {
-                    reason: "customer".to_owned(),
-                },
-            ))
-            .result()
-            .expect("fallout is open");
-        let [_, OrderEvent::LineCancelled { plan, .. }] = cancelled.as_slice() else {
-            panic!("expected resolution then cancellation, got {cancelled:?}");
-        };
-        let undo: Vec<Purpose> = plan
-            .compensations
-            .iter()
-            .map(|h| h.subject.purpose)
-            .collect();
-        assert_eq!(undo, [Purpose::Release], "{first:?}: {plan:?}");
+        let plan = cancelling_l1(history.clone());
+        assert_eq!(undoes(&plan), [Purpose::Release], "{first:?}: {plan:?}");
         // Once raised with a possible effect, nothing raises it again.
         Given::<OrderDecider>::events(history)
             .when(fail(
@@ -579,24 +589,12 @@ fn a_billing_step_that_fell_out_without_effect_compensates_the_steps_before_it()
         let mut commands = provisioned("l1");
         commands.push(request("l1", Step::BillingActivation));
         commands.push(fail("l1", Step::BillingActivation, 1, reason));
-        let events = Given::<OrderDecider>::events(play(&["l1"], commands))
-            .when(resolve(
-                "l1",
-                Resolution::CancelLine {
-                    reason: "customer".to_owned(),
-                },
-            ))
-            .result()
-            .expect("fallout is open");
-        let [_, OrderEvent::LineCancelled { plan, .. }] = events.as_slice() else {
-            panic!("expected resolution then cancellation, got {events:?}");
-        };
-        let undo: Vec<Purpose> = plan
-            .compensations
-            .iter()
-            .map(|h| h.subject.purpose)
-            .collect();
-        assert_eq!(undo, [Purpose::Cancel, Purpose::Release], "{reason:?}");
+        let plan = cancelling_l1(play(&["l1"], commands));
+        assert_eq!(
+            undoes(&plan),
+            [Purpose::Cancel, Purpose::Release],
+            "{reason:?}"
+        );
         assert!(plan.uncompensated.is_empty(), "{reason:?}: {plan:?}");
     }
 }

@@ -1012,43 +1012,30 @@ async fn a_configuration_cut_to_one_tenant_keeps_the_other_tenants_authority_wit
         (me["data"]["me"]["everyTenant"].clone(), code, metrics)
     }
 
-    // Two tenants, then only one of them.
-    let mut first = Server::start_with(ServerOptions {
+    // Two tenants, then only one of them; the demo's log, then served for
+    // one new tenant.
+    let mut earlier = Server::start_with(ServerOptions {
         tenants: Some(Tenants::new(&["acme", "globex"])),
         ..ServerOptions::default()
     });
-    fixture(
-        &first.client,
-        &first.tenant_token("globex", "sales"),
-        &unique("g"),
-    )
-    .await;
-    first.stop();
-    let cut = Server::start_with(ServerOptions {
-        tenants: Some(Tenants::new(&["acme"])),
-        data_dir: Some(first.data_dir.clone()),
-        ..ServerOptions::default()
-    });
-    assert_eq!(
-        authority(&cut, "acme").await,
-        (serde_json::json!(false), "FORBIDDEN".to_owned(), 403)
-    );
-    drop(cut);
-
-    // The demo's log, then served for one new tenant.
+    let globex_sales = earlier.tenant_token("globex", "sales");
+    fixture(&earlier.client, &globex_sales, &unique("g")).await;
     let mut demo = Server::start();
     fixture(&demo.client, &demo.token("sales"), &unique("d")).await;
-    demo.stop();
-    let renamed = Server::start_with(ServerOptions {
-        tenants: Some(Tenants::new(&["acme"])),
-        data_dir: Some(demo.data_dir.clone()),
-        ..ServerOptions::default()
-    });
-    assert_eq!(
-        authority(&renamed, "acme").await,
-        (serde_json::json!(false), "FORBIDDEN".to_owned(), 403)
-    );
-    drop(renamed);
+    for before in [&mut earlier, &mut demo] {
+        before.stop();
+        let acme_only = Server::start_with(ServerOptions {
+            tenants: Some(Tenants::new(&["acme"])),
+            data_dir: Some(before.data_dir.clone()),
+            ..ServerOptions::default()
+        });
+        assert_eq!(
+            authority(&acme_only, "acme").await,
+            (serde_json::json!(false), "FORBIDDEN".to_owned(), 403),
+            "{}",
+            before.data_dir.display()
+        );
+    }
 
     // A fresh directory of one tenant: its admin still acts for every one.
     let alone = Server::start_with(ServerOptions {
