@@ -779,6 +779,26 @@ impl CallbackInbox {
     pub fn parked_count(&self) -> usize {
         self.inner.parked.len()
     }
+
+    /// How many callbacks wait for their handoff, by the tenant each is for
+    /// (checked against its key's tenant when it was parked). A record that
+    /// no longer parses counts for no tenant; [`CallbackInbox::apply_parked`]
+    /// drops it.
+    pub fn parked_by_tenant(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, value) in self.inner.parked.iter().flatten() {
+            let Ok(record) = serde_json::from_slice::<ParkedCallback>(&value) else {
+                continue;
+            };
+            let Some(system) = parse_system(&record.system) else {
+                continue;
+            };
+            if let Ok(parsed) = parse_callback(system, record.body.as_bytes()) {
+                *counts.entry(parsed.tenant).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
 }
 
 /// A callback as an observation of `handoff`: its state mapped to an

@@ -113,6 +113,8 @@ pub struct FulfillmentStatus {
     pub consumers: Vec<ConsumerStatus>,
     /// Callbacks waiting for their handoff.
     pub parked_callbacks: usize,
+    /// The same, by the tenant each is for.
+    pub parked_by_tenant: std::collections::BTreeMap<String, usize>,
     /// False once shut down.
     pub running: bool,
 }
@@ -302,6 +304,7 @@ impl Fulfillment {
         FulfillmentStatus {
             consumers: self.consumers.iter().map(|c| c.status(head)).collect(),
             parked_callbacks: self.inbox.parked_count(),
+            parked_by_tenant: self.inbox.parked_by_tenant(),
             running: !*self.stop.borrow(),
         }
     }

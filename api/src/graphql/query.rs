@@ -323,7 +323,16 @@ impl Query {
                     .into_iter()
                     .map(|c| ConsumerStatus::seen_by(c, principal))
                     .collect(),
-                status.parked_callbacks as u64,
+                // The whole server's count only to a caller of every
+                // tenant (ADR 0045); anyone else counts their tenant's.
+                if principal.every_tenant {
+                    status.parked_callbacks as u64
+                } else {
+                    status
+                        .parked_by_tenant
+                        .get(principal.tenant.as_str())
+                        .map_or(0, |n| *n as u64)
+                },
                 status.running,
             ),
             None => (Vec::new(), 0, false),

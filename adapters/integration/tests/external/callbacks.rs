@@ -490,6 +490,10 @@ async fn a_callback_before_the_local_record_is_parked_then_applied() {
     );
     assert_eq!(i.inbox.parked_count(), 2);
     assert_eq!(
+        i.inbox.parked_by_tenant(),
+        std::collections::BTreeMap::from([("t1".to_owned(), 2)])
+    );
+    assert_eq!(
         i.inbox.apply_parked().await.unwrap(),
         0,
         "nothing to apply yet"
@@ -509,6 +513,7 @@ async fn a_callback_before_the_local_record_is_parked_then_applied() {
         .unwrap();
     assert_eq!(i.inbox.apply_parked().await.unwrap(), 2);
     assert_eq!(i.inbox.parked_count(), 0);
+    assert!(i.inbox.parked_by_tenant().is_empty());
     assert_eq!(status(&i.path, &first), Some(HandoffStatus::Succeeded));
     assert_eq!(status(&i.path, &second), Some(HandoffStatus::Succeeded));
     assert_eq!(i.metrics.snapshot().callbacks_unparked, 2);

@@ -238,7 +238,8 @@ impl RelayStatus {
 pub struct Consumers {
     /// The fulfillment process's consumers (empty while it is stopped).
     pub fulfillment: Vec<ConsumerStatus>,
-    /// Parked callbacks waiting for their handoff.
+    /// Parked callbacks waiting for their handoff: the whole server's to a
+    /// caller of every tenant, the caller's tenant's to anyone else.
     pub parked_callbacks: u64,
     /// False while the fulfillment process is stopped (during a reset).
     pub running: bool,
