@@ -646,15 +646,7 @@ impl CallbackInbox {
         let entries: Vec<(sled::IVec, sled::IVec)> =
             self.inner.parked.iter().collect::<Result<_, _>>()?;
         for (key, value) in entries {
-            let Ok(record) = serde_json::from_slice::<ParkedCallback>(&value) else {
-                self.inner.parked.remove(&key)?;
-                continue;
-            };
-            let Some(system) = parse_system(&record.system) else {
-                self.inner.parked.remove(&key)?;
-                continue;
-            };
-            let Ok(parsed) = parse_callback(system, record.body.as_bytes()) else {
+            let Some((record, system, parsed)) = read_parked(&value) else {
                 self.inner.parked.remove(&key)?;
                 continue;
             };
@@ -787,18 +779,22 @@ impl CallbackInbox {
     pub fn parked_by_tenant(&self) -> std::collections::BTreeMap<String, usize> {
         let mut counts = std::collections::BTreeMap::new();
         for (_, value) in self.inner.parked.iter().flatten() {
-            let Ok(record) = serde_json::from_slice::<ParkedCallback>(&value) else {
-                continue;
-            };
-            let Some(system) = parse_system(&record.system) else {
-                continue;
-            };
-            if let Ok(parsed) = parse_callback(system, record.body.as_bytes()) {
+            if let Some((_, _, parsed)) = read_parked(&value) {
                 *counts.entry(parsed.tenant).or_insert(0) += 1;
             }
         }
         counts
     }
+}
+
+/// A parked record with its system and its parsed callback; `None` when
+/// any of them no longer reads (the record is then dropped by
+/// [`CallbackInbox::apply_parked`]).
+fn read_parked(value: &[u8]) -> Option<(ParkedCallback, TargetSystem, ParsedCallback)> {
+    let record = serde_json::from_slice::<ParkedCallback>(value).ok()?;
+    let system = parse_system(&record.system)?;
+    let parsed = parse_callback(system, record.body.as_bytes()).ok()?;
+    Some((record, system, parsed))
 }
 
 /// A callback as an observation of `handoff`: its state mapped to an
