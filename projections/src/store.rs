@@ -187,13 +187,6 @@ impl<R: Row> RowCache<R> {
         Ok(slot)
     }
 
-    /// The row at `key`, read-only.
-    pub(crate) fn get(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<Option<&R>, FoldError> {
-        Ok(Self::slot(&mut self.map, self.tick, tree, key)?
-            .row
-            .as_ref())
-    }
-
     /// The row at `key`, to change (it will be written at flush).
     pub(crate) fn get_mut(
         &mut self,
@@ -207,6 +200,39 @@ impl<R: Row> RowCache<R> {
     pub(crate) fn put(&mut self, tree: &sled::Tree, key: &[u8], row: R) -> Result<(), FoldError> {
         self.slot_to_change(tree, key)?.row = Some(row);
         Ok(())
+    }
+
+    /// Sets the row at `key` of a stream's first event, without reading the
+    /// tree: the log's streams start at version 1 and run without gaps, and a
+    /// commit is applied whole or not at all, so no stored row can reflect a
+    /// later event of a stream whose first event is being applied. A row
+    /// already cached at `key` is an error (the stream was opened twice).
+    pub(crate) fn put_first(&mut self, key: &[u8], row: R) -> Result<(), FoldError> {
+        match self.map.entry(key.to_vec()) {
+            Entry::Occupied(o) if o.get().row.is_some() => {
+                Err(FoldError("a stream's first event found its row".into()))
+            }
+            Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                slot.row = Some(row);
+                slot.used = self.tick;
+                if !slot.dirty {
+                    slot.dirty = true;
+                    self.dirty.push(key.to_vec());
+                }
+                Ok(())
+            }
+            Entry::Vacant(v) => {
+                v.insert(Slot {
+                    before: Vec::new(),
+                    row: Some(row),
+                    dirty: true,
+                    used: self.tick,
+                });
+                self.dirty.push(key.to_vec());
+                Ok(())
+            }
+        }
     }
 
     /// Writes every changed row and its index differences; the rows stay
@@ -710,6 +736,43 @@ mod tests {
                 .iter()
                 .values()
                 .any(|v| { decode::<Thing>(&v.unwrap()).is_ok_and(|t| t.colour == k[1]) }));
+        }
+    }
+
+    /// A first row is written with its index entries without a read of the
+    /// tree, and a second first row at a cached key is refused.
+    #[test]
+    fn a_first_row_is_written_whole_and_a_second_is_refused() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let mut cache = RowCache::<Thing>::default();
+        cache
+            .put_first(
+                &row_key(1),
+                Thing {
+                    colour: 2,
+                    count: 1,
+                },
+            )
+            .unwrap();
+        assert!(cache
+            .put_first(
+                &row_key(1),
+                Thing {
+                    colour: 0,
+                    count: 1
+                }
+            )
+            .is_err());
+        let mut w = Writes::default();
+        cache.flush(&mut w).unwrap();
+        write(&tree, w, 1);
+        let stored: Thing = decode(&tree.get(row_key(1)).unwrap().unwrap()).unwrap();
+        assert_eq!((stored.colour, stored.count), (2, 1));
+        let mut entries = Vec::new();
+        stored.index_entries(&mut entries);
+        for (k, _) in entries {
+            assert!(tree.get(k).unwrap().is_some());
         }
     }
 

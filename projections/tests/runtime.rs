@@ -126,6 +126,53 @@ fn an_undecodable_event_stops_the_projectors_that_need_it_and_the_others_keep_ru
         .is_some());
 }
 
+/// A row-opening event is stored without reading the tree, because it is
+/// first in its stream; anywhere else it stops its projector, as a second
+/// opening of a stored row did.
+#[test]
+fn an_opening_event_later_in_its_stream_stops_its_projector() {
+    let t = TestLog::new();
+    t.append("quote-q1", "t1", "c1", &[fixtures::quote_created()]);
+    // A second commit between the two, so the row is stored, not cached only.
+    let p = Projections::start(t.log.clone()).unwrap();
+    p.wait_for(t.log.next_position(), WAIT).unwrap();
+    p.shutdown();
+    drop(p);
+    let again = t
+        .append("quote-q1", "t1", "c2", &[fixtures::quote_created()])
+        .last_position;
+    t.append("quote-q2", "t1", "c3", &[second_quote()]);
+    let p = Projections::start(t.log.clone()).unwrap();
+    let err = p.wait_for(t.log.next_position(), WAIT).unwrap_err();
+    assert!(
+        matches!(err, ProjectionError::Failed { position, .. } if position == again),
+        "{err}"
+    );
+    let quotes = p.status().into_iter().find(|s| s.name == "quotes").unwrap();
+    let failure = quotes.failure.expect("stopped");
+    assert_eq!(failure.position, again);
+    assert!(
+        failure.message.contains("QuoteCreated at version 2"),
+        "{}",
+        failure.message
+    );
+    // The quote stays as its first event made it.
+    let read = p.read_models();
+    let q1 = read
+        .quote(&TenantId::new("t1"), &domain::ids::QuoteId::new("q1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(q1.version, 1);
+}
+
+fn second_quote() -> domain::quote::QuoteEvent {
+    let mut q2 = fixtures::quote_created();
+    if let domain::quote::QuoteEvent::QuoteCreated { quote_id, .. } = &mut q2 {
+        *quote_id = domain::ids::QuoteId::new("q2");
+    }
+    q2
+}
+
 #[test]
 fn an_online_rebuild_swaps_in_an_identical_generation_while_the_old_one_serves() {
     let t = TestLog::new();

@@ -389,9 +389,7 @@ impl Projector for HandoffsProjector {
                     event.record.stream_id
                 )));
             }
-            if self.rows.get(tree, &key)?.is_some() {
-                return Err(FoldError(format!("handoff {id} requested twice")));
-            }
+            super::first_of_stream(event, "handoff", id)?;
             let row = HandoffRecord {
                 handoff_id: handoff_id.clone(),
                 tenant_id: TenantId::new(event.record.tenant_id.clone()),
@@ -421,7 +419,7 @@ impl Projector for HandoffsProjector {
                 .byte(row.stage.code())
                 .done();
             self.counters.add(tree, stage_key, 1)?;
-            return self.rows.put(tree, &key, row);
+            return self.rows.put_first(&key, row);
         }
         let row = self
             .rows

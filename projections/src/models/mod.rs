@@ -42,6 +42,21 @@ pub(crate) fn same_tenant(event: &Decoded, payload_tenant: &str) -> Result<(), F
     }
 }
 
+/// Refuses an event that opens a row (`QuoteCreated`, `OrderCaptured`,
+/// `HandoffRequested`) anywhere but first in its stream: the row it opens
+/// is then new, so it is stored without reading the tree
+/// ([`crate::store::RowCache::put_first`]).
+pub(crate) fn first_of_stream(event: &Decoded, what: &str, id: &str) -> Result<(), FoldError> {
+    if event.record.stream_version == 1 {
+        Ok(())
+    } else {
+        Err(FoldError(format!(
+            "{} at version {} of {what} {id}: it opens the stream",
+            event.record.event_type, event.record.stream_version
+        )))
+    }
+}
+
 /// The error of an event that needs a row that does not exist.
 pub(crate) fn missing(what: &str, id: &str, event: &Decoded) -> FoldError {
     FoldError(format!(

@@ -604,9 +604,7 @@ impl Projector for OrdersProjector {
                     event.record.stream_id
                 )));
             }
-            if self.rows.get(tree, &key)?.is_some() {
-                return Err(FoldError(format!("order {id} captured twice")));
-            }
+            super::first_of_stream(event, "order", id)?;
             let row = OrderRecord {
                 order_id: order_id.clone(),
                 tenant_id: TenantId::new(event.record.tenant_id.clone()),
@@ -639,7 +637,7 @@ impl Projector for OrdersProjector {
                 completed_at: None,
                 version: event.record.stream_version,
             };
-            return self.rows.put(tree, &key, row);
+            return self.rows.put_first(&key, row);
         }
         let row = self
             .rows

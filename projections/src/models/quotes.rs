@@ -517,9 +517,7 @@ impl Projector for QuotesProjector {
                     event.record.stream_id
                 )));
             }
-            if self.rows.get(tree, &key)?.is_some() {
-                return Err(FoldError(format!("quote {id} created twice")));
-            }
+            super::first_of_stream(event, "quote", id)?;
             let row = QuoteDetail {
                 quote_id: quote_id.clone(),
                 tenant_id: TenantId::new(event.record.tenant_id.clone()),
@@ -541,7 +539,7 @@ impl Projector for QuotesProjector {
                 updated_at: *at,
                 version: event.record.stream_version,
             };
-            return self.rows.put(tree, &key, row);
+            return self.rows.put_first(&key, row);
         }
         let row = self
             .rows
