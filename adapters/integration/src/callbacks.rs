@@ -29,7 +29,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -85,11 +85,13 @@ pub enum RejectionReason {
     DuplicateConflict,
     /// The inbox could not be written; the sender should retry.
     Unavailable,
+    /// The body is over [`MAX_CALLBACK_BYTES`].
+    TooLarge,
 }
 
 impl RejectionReason {
     /// How many reasons there are.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     /// Every reason.
     pub const ALL: [RejectionReason; Self::COUNT] = [
@@ -105,6 +107,7 @@ impl RejectionReason {
         Self::SystemMismatch,
         Self::DuplicateConflict,
         Self::Unavailable,
+        Self::TooLarge,
     ];
 
     /// The stable snake_case name.
@@ -122,6 +125,7 @@ impl RejectionReason {
             Self::SystemMismatch => "system_mismatch",
             Self::DuplicateConflict => "duplicate_conflict",
             Self::Unavailable => "unavailable",
+            Self::TooLarge => "too_large",
         }
     }
 
@@ -138,6 +142,7 @@ impl RejectionReason {
             Self::TenantMismatch | Self::HandoffMismatch | Self::SystemMismatch => 403,
             Self::DuplicateConflict => 409,
             Self::Unavailable => 503,
+            Self::TooLarge => 413,
         }
     }
 
@@ -362,6 +367,9 @@ impl CallbackInbox {
         let system = parse_system(system_name)
             .filter(|s| sends_callbacks(*s))
             .ok_or_else(|| CallbackRejection::new(R::UnknownSystem, "no such callback system"))?;
+        if raw_body.len() > MAX_CALLBACK_BYTES {
+            return Err(CallbackRejection::new(R::TooLarge, "body too large"));
+        }
         let config = &self.inner.config;
         let candidates: Vec<(&str, &crate::config::SystemConfig)> = config
             .tenants_with(system)
@@ -378,9 +386,6 @@ impl CallbackInbox {
         }
         let timestamp_ms = signing::parse_timestamp_ms(timestamp_header)
             .ok_or_else(|| CallbackRejection::new(R::BadTimestamp, "timestamp is not seconds"))?;
-        if raw_body.len() > MAX_CALLBACK_BYTES {
-            return Err(CallbackRejection::new(R::Malformed, "body too large"));
-        }
         let authenticated: Vec<&str> = candidates
             .iter()
             .filter(|(_, c)| {
@@ -835,7 +840,6 @@ fn parked_key(handoff_id: &HandoffId, system: TargetSystem, message_id: &str) ->
 pub fn router(inbox: CallbackInbox) -> Router {
     Router::new()
         .route("/callbacks/{system}", post(handle))
-        .layer(DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
         .with_state(inbox)
 }
 

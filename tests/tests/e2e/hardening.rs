@@ -415,3 +415,30 @@ async fn a_callback_path_cannot_forge_or_flood_the_log() {
     assert!(!log.contains('\u{1b}'), "{log:?}");
     assert!(!log.contains(&long[..1_000]), "the whole path was logged");
 }
+
+/// A callback over the callback size bound is refused in the callback
+/// answer's own shape, `{"error": "too_large"}` with 413, before its
+/// signature is checked. Found by posting 70 KB to `/callbacks/inventory`:
+/// the answer was a GraphQL error envelope, unlike every other refusal of
+/// that path.
+#[tokio::test]
+async fn a_callback_over_its_size_bound_is_refused_in_the_callback_shape() {
+    let server = Server::start();
+    let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    let answer = http
+        .post(format!("{}/callbacks/inventory", server.base_url()))
+        .header("x-callback-timestamp", now.to_string())
+        .header("x-callback-signature", "v1=00")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 413);
+    let json: Value = answer.json().await.unwrap();
+    assert_eq!(json, json!({ "error": "too_large" }));
+}
