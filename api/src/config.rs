@@ -51,10 +51,13 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// A key's problem. Keys and values come from the operator's file: an
+    /// invisible character in either (U+202E turns a line around, a line
+    /// break forges another) is shown as its escape.
     fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::Invalid {
-            key: key.into(),
-            problem: problem.into(),
+            key: domain::text::escaped(&key.into()),
+            problem: domain::text::escaped(&problem.into()),
         }
     }
 }
@@ -836,6 +839,19 @@ mod tests {
             let message = named(bad);
             assert!(message.contains(".name"), "{bad:?}: {message}");
         }
+    }
+
+    /// Found by starting with `[tenants."a\u202eb"]`: the refusal printed
+    /// the key with the raw U+202E, which turns the rest of the line
+    /// around on a terminal.
+    #[test]
+    fn a_refused_key_shows_its_invisible_characters_escaped() {
+        let message = parse("[tenants.\"a\\u202eb\"]\ncredentials = []\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("a\\u{202e}b"), "{message:?}");
+        assert!(!message.contains('\u{202e}'), "{message:?}");
     }
 
     #[test]

@@ -69,6 +69,25 @@ fn is_accent(c: char) -> bool {
     ('\u{0300}'..='\u{036F}').contains(&c) && c != '\u{034F}'
 }
 
+/// `raw` with every invisible character ([`is_invisible`]) written as its
+/// escape (`\u{202e}`), for a message that must show a person where such a
+/// character is (a configuration key, an operator's own file). Text with
+/// none is returned unchanged.
+pub fn escaped(raw: &str) -> String {
+    if !raw.chars().any(is_invisible) {
+        return raw.to_owned();
+    }
+    raw.chars()
+        .map(|c| {
+            if is_invisible(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `raw`, from an external system, as evidence a screen, a log line or a
 /// fallout page can show: every invisible character ([`is_invisible`])
 /// becomes `U+FFFD`, and text over [`MAX_EVIDENCE_BYTES`] is cut at a
@@ -103,6 +122,13 @@ pub fn bounded_evidence(raw: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_shows_where_each_invisible_character_is() {
+        assert_eq!(escaped("acme-1 é"), "acme-1 é");
+        assert_eq!(escaped("a\u{202e}b\n"), "a\\u{202e}b\\u{a}");
+        assert_eq!(escaped("\u{200b}"), "\\u{200b}");
+    }
 
     #[test]
     fn evidence_keeps_plain_text_and_bounds_and_cleans_the_rest() {
