@@ -1062,3 +1062,97 @@ fn queries_of_unknown_ids_return_none() {
         .unwrap()
         .is_none());
 }
+
+/// Found by a probe: a quote signed, then priced again in the same
+/// revision, still showed its proposal and signature as the current
+/// revision's, though the domain had dropped them (accepting it was refused
+/// `signature_missing`). And a late signature of revision 1 hid revision
+/// 2's signature. The read model keeps what the domain counts; an earlier
+/// revision's proposal stays as evidence once a later revision is priced.
+#[test]
+fn a_quote_shows_the_proposal_and_signature_the_domain_counts() {
+    let t = TestLog::new();
+    let repriced_at = at(7_000);
+    let mut repriced = fixtures::quote_ready_to_accept();
+    repriced.push(QuoteEvent::QuotePriced {
+        price: Box::new(fixtures::price(1, &["l1"], fixtures::percent(20))),
+        at: repriced_at,
+    });
+    t.append("quote-q1", "t1", "corr-1", &repriced);
+
+    let mut signed_twice = fixtures::quote_ready_to_accept();
+    signed_twice.extend(decide::<QuoteDecider>(
+        &signed_twice,
+        vec![
+            QuoteCommand::AddLine {
+                line: fixtures::line("l2"),
+                at: at(6_000),
+            },
+            QuoteCommand::Price {
+                price: fixtures::price(2, &["l1", "l2"], fixtures::percent(5)),
+                policy: fixtures::approval_policy(),
+                at: at(6_500),
+            },
+            QuoteCommand::RecordProposal {
+                revision: 2,
+                artifact: fixtures::proposal("art-2"),
+                at: at(7_000),
+            },
+            QuoteCommand::RecordSignature {
+                revision: 2,
+                signature: fixtures::signature("art-2"),
+                at: at(8_000),
+            },
+            QuoteCommand::RecordSignature {
+                revision: 1,
+                signature: fixtures::signature("art-1"),
+                at: at(9_000),
+            },
+        ],
+    ));
+    let q2 = QuoteId::new("q2");
+    for e in &mut signed_twice {
+        if let QuoteEvent::QuoteCreated { quote_id, .. } = e {
+            *quote_id = q2.clone();
+        }
+    }
+    t.append("quote-q2", "t1", "corr-2", &signed_twice);
+
+    let mut next_revision = fixtures::quote_ready_to_accept();
+    next_revision.extend(decide::<QuoteDecider>(
+        &next_revision,
+        vec![
+            QuoteCommand::AddLine {
+                line: fixtures::line("l2"),
+                at: at(6_000),
+            },
+            QuoteCommand::Price {
+                price: fixtures::price(2, &["l1", "l2"], fixtures::percent(5)),
+                policy: fixtures::approval_policy(),
+                at: at(6_500),
+            },
+        ],
+    ));
+    let q3 = QuoteId::new("q3");
+    for e in &mut next_revision {
+        if let QuoteEvent::QuoteCreated { quote_id, .. } = e {
+            *quote_id = q3.clone();
+        }
+    }
+    t.append("quote-q3", "t1", "corr-3", &next_revision);
+
+    let read = t.project();
+    let q = read.quote(&t1(), &fixtures::quote_id()).unwrap().unwrap();
+    assert_eq!(q.status, QuoteStatus::Priced);
+    assert!(q.proposal.is_none(), "{:?}", q.proposal);
+    assert!(q.signature.is_none(), "{:?}", q.signature);
+
+    let q = read.quote(&t1(), &q2).unwrap().unwrap();
+    assert_eq!(q.status, QuoteStatus::Signed);
+    assert_eq!(q.signature.as_ref().map(|s| s.revision), Some(2));
+
+    let q = read.quote(&t1(), &q3).unwrap().unwrap();
+    assert_eq!(q.revision, 2);
+    assert_eq!(q.proposal.as_ref().map(|p| p.revision), Some(1));
+    assert_eq!(q.signature.as_ref().map(|s| s.revision), Some(1));
+}

@@ -807,9 +807,12 @@ impl Mutation {
     /// Records the e-signature provider's evidence for a revision
     /// (`signer`, `providerReference`, `artifactHash`: not blank, at most
     /// 256 bytes). The current revision needs its proposal
-    /// (`proposal_missing`); a revision the quote never had is
+    /// (`proposal_missing`) and is signed over that document only (an
+    /// `artifactHash` other than the proposal's is
+    /// `signature_for_another_artifact`); a revision the quote never had is
     /// `signature_for_another_revision`; an earlier revision's signature is
-    /// kept as evidence and marks nothing signed.
+    /// kept as evidence and marks nothing signed (a later revision's
+    /// signature stays the quote's `signature`).
     #[allow(clippy::too_many_arguments)]
     async fn record_signature(
         &self,

@@ -365,8 +365,14 @@ fn record_signature(
     if revision > quote.revision {
         return Err(QuoteError::SignatureForAnotherRevision);
     }
-    if revision == quote.revision && quote.current_proposal().is_none() {
-        return Err(QuoteError::ProposalMissing);
+    if revision == quote.revision {
+        // The current revision is signed over its proposal, or not at all.
+        let proposal = quote
+            .current_proposal()
+            .ok_or(QuoteError::ProposalMissing)?;
+        if signature.artifact_hash != proposal.artifact_hash {
+            return Err(QuoteError::SignatureForAnotherArtifact);
+        }
     }
     Ok(vec![QuoteEvent::SignatureRecorded {
         revision,

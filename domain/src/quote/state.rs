@@ -98,7 +98,8 @@ pub struct Quote {
     pub approval: Approval,
     /// The latest proposal.
     pub proposal: Option<RecordedProposal>,
-    /// The latest signature evidence.
+    /// The signature evidence of the latest revision signed (a late
+    /// signature of an earlier revision does not replace it).
     pub signature: Option<RecordedSignature>,
     /// A reported, unresolved customer drift.
     pub drift: Option<CustomerSnapshot>,
@@ -197,10 +198,18 @@ impl Quote {
                 signature,
                 ..
             } => {
-                self.signature = Some(RecordedSignature {
-                    revision: *revision,
-                    evidence: signature.clone(),
-                });
+                // A late signature of an earlier revision is evidence only:
+                // it never replaces the signature of a later one.
+                if self
+                    .signature
+                    .as_ref()
+                    .is_none_or(|kept| kept.revision <= *revision)
+                {
+                    self.signature = Some(RecordedSignature {
+                        revision: *revision,
+                        evidence: signature.clone(),
+                    });
+                }
             }
             QuoteEvent::CustomerDriftReported { observed, .. } => {
                 self.drift = Some(observed.clone())

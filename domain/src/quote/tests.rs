@@ -1246,3 +1246,88 @@ fn a_suspension_reported_after_pricing_needs_a_new_approval_and_is_recorded_once
         .when(accept())
         .then_err(QuoteError::ApprovalMissing);
 }
+
+/// Found by a probe: revision 2 was signed, then a late signature of
+/// revision 1 arrived; it replaced revision 2's signature, and the quote,
+/// still shown SIGNED, could not be accepted until revision 2 was signed
+/// again. A signature of an earlier revision is evidence only.
+#[test]
+fn a_late_signature_of_an_earlier_revision_leaves_the_current_one_standing() {
+    let signed_twice = with(
+        quote_ready_to_accept(),
+        [
+            QuoteEvent::RevisionStarted {
+                revision: 2,
+                at: at(6_000),
+            },
+            QuoteEvent::LineAdded {
+                revision: 2,
+                line: line("l2"),
+                at: at(6_000),
+            },
+            priced(2, &["l1", "l2"], 5),
+            QuoteEvent::ProposalGenerated {
+                revision: 2,
+                artifact: proposal("art-2"),
+                at: at(7_000),
+            },
+            QuoteEvent::SignatureRecorded {
+                revision: 2,
+                signature: signature("art-2"),
+                at: at(8_000),
+            },
+        ],
+    );
+    // The late signature of revision 1 is recorded, as evidence.
+    Given::<QuoteDecider>::events(signed_twice.clone())
+        .when(QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(8_500),
+        })
+        .then(vec![QuoteEvent::SignatureRecorded {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(8_500),
+        }]);
+    let late = with(
+        signed_twice,
+        [QuoteEvent::SignatureRecorded {
+            revision: 1,
+            signature: signature("art-1"),
+            at: at(8_500),
+        }],
+    );
+    let accepted = Given::<QuoteDecider>::events(late).when(accept()).result();
+    assert!(
+        matches!(
+            accepted.as_deref(),
+            Ok([QuoteEvent::QuoteAccepted { revision: 2, .. }])
+        ),
+        "{accepted:?}"
+    );
+}
+
+/// Found by a probe: a signature of the current revision over a document
+/// that is not its proposal was recorded and the quote showed SIGNED; only
+/// the acceptance refused it. It is refused when it is recorded.
+#[test]
+fn a_signature_of_the_current_revision_over_another_document_is_refused() {
+    let mut proposed = quote_ready_to_accept();
+    proposed.pop();
+    Given::<QuoteDecider>::events(proposed.clone())
+        .when(QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: signature("art-other"),
+            at: at(9_000),
+        })
+        .then_err(QuoteError::SignatureForAnotherArtifact);
+    // Nor can it replace a signature that counts.
+    Given::<QuoteDecider>::events(quote_ready_to_accept())
+        .when(QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: signature("art-other"),
+            at: at(9_000),
+        })
+        .then_err(QuoteError::SignatureForAnotherArtifact);
+}

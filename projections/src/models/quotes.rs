@@ -369,6 +369,23 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             row.status = QuoteStatus::Draft;
         }
         QuoteEvent::QuotePriced { price, .. } => {
+            // A new price voids the proposal and signature of its revision
+            // (the domain drops them); those of an earlier revision stay as
+            // evidence.
+            if row
+                .proposal
+                .as_ref()
+                .is_some_and(|p| p.revision == price.revision)
+            {
+                row.proposal = None;
+            }
+            if row
+                .signature
+                .as_ref()
+                .is_some_and(|s| s.revision == price.revision)
+            {
+                row.signature = None;
+            }
             row.price = Some((**price).clone());
             row.approval = None;
             row.status = QuoteStatus::Priced;
@@ -426,13 +443,20 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             signature,
             at,
         } => {
-            row.signature = Some(SignatureView {
-                revision: *revision,
-                evidence: signature.clone(),
-                at: *at,
-            });
-            // Evidence of another revision is kept, but the current one
-            // is not signed by it (acceptance would refuse it).
+            // A late signature of an earlier revision is evidence only: it
+            // never replaces the signature of a later revision, and the
+            // current revision is not signed by it.
+            if row
+                .signature
+                .as_ref()
+                .is_none_or(|s| s.revision <= *revision)
+            {
+                row.signature = Some(SignatureView {
+                    revision: *revision,
+                    evidence: signature.clone(),
+                    at: *at,
+                });
+            }
             if *revision == row.revision {
                 row.status = QuoteStatus::Signed;
             }

@@ -7,7 +7,9 @@
 //! the page that asks.
 //!
 //! The read model keeps only the latest price, approval, proposal and
-//! signature, each tagged with the revision it was for. The node shows each
+//! signature (a late signature of an earlier revision does not replace a
+//! later one; a new price drops its revision's proposal and signature),
+//! each tagged with the revision it was for. The node shows each
 //! under `price`, `approval`, `proposal` and `signature` only while it is for
 //! the quote's current revision; once the quote moved to a later revision it
 //! shows under `earlierRevisions` instead, as evidence that no longer counts.
