@@ -11,6 +11,7 @@
 //! | `signer`, `providerReference`, `reference`, `templateVersion`, `catalogVersion`, `artifactHash`, option values | at most [`MAX_LABEL_BYTES`] |
 //! | option names | at most [`MAX_OPTION_NAME_BYTES`] |
 //! | `correlationId` (a lookup key, `<tenant>:<commandId>`) | at most [`MAX_KEY_BYTES`] |
+//! | whole numbers (`quantity`, `termMonths`, `offeringVersion`, `revision`, `expectedVersion`, positions, ages) | [`whole`]: taken as any GraphQL number, then refused outside its range naming the argument (the engine's own refusal of a negative number named none) |
 //!
 //! Free text may contain any character but control characters (tab and
 //! newline are allowed in `reason` and `note`), the invisible ones that
@@ -30,6 +31,43 @@ pub const MAX_LABEL_BYTES: usize = 256;
 pub const MAX_OPTION_NAME_BYTES: usize = 64;
 /// Longest lookup key (`correlationId`), in bytes: the log's text limit.
 pub const MAX_KEY_BYTES: usize = 256;
+
+/// `value` within `min..=max`, as the argument's own type. Whole-number
+/// arguments are declared `i64`, so a negative or oversized number reaches
+/// this check (and its refusal names the argument) instead of failing the
+/// engine's parse of an unsigned type with a message that names nothing.
+///
+/// # Errors
+/// `VALIDATION` naming `field` and the range.
+pub fn whole<T: TryFrom<i64>>(field: &str, value: i64, min: i64, max: i64) -> ApiResult<T> {
+    if (min..=max).contains(&value) {
+        if let Ok(v) = T::try_from(value) {
+            return Ok(v);
+        }
+    }
+    Err(ApiError::validation(
+        field,
+        format!("must be {min} to {max}"),
+    ))
+}
+
+/// An optional whole-number argument of 0 or more (a position, a version,
+/// an age).
+///
+/// # Errors
+/// `VALIDATION` naming `field` when negative.
+pub fn optional_count(field: &str, value: Option<i64>) -> ApiResult<Option<u64>> {
+    value.map(|v| whole(field, v, 0, i64::MAX)).transpose()
+}
+
+/// An optional `expectedVersion`: a stream version, 0 (no stream yet) or
+/// more.
+///
+/// # Errors
+/// `VALIDATION` naming `expectedVersion` when negative.
+pub fn expected_version(value: Option<i64>) -> ApiResult<Option<u64>> {
+    optional_count("expectedVersion", value)
+}
 
 /// `value` follows the id grammar ([`domain::ids::validate_id`]).
 ///

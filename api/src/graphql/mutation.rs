@@ -44,12 +44,12 @@ pub struct LineInput {
     pub line_id: String,
     /// The catalog offering.
     pub offering_id: String,
-    /// The offering's catalog version.
-    pub offering_version: u32,
+    /// The offering's catalog version: 1 to 2,147,483,647.
+    pub offering_version: i64,
     /// Units: 1 to 1,000,000.
-    pub quantity: u32,
-    /// Contract term in months.
-    pub term_months: u32,
+    pub quantity: i64,
+    /// Contract term in months: 1 to 120.
+    pub term_months: i64,
     /// Configured options.
     #[graphql(default)]
     pub options: Vec<OptionInput>,
@@ -100,18 +100,20 @@ fn catalog_version_input(field: &str, version: &str) -> ApiResult<()> {
 fn line(input: LineInput) -> ApiResult<QuoteLine> {
     input::id("line.lineId", &input.line_id)?;
     input::id("line.offeringId", &input.offering_id)?;
-    if input.quantity == 0 || input.quantity > MAX_QUANTITY {
-        return Err(ApiError::validation(
-            "line.quantity",
-            format!("must be 1 to {MAX_QUANTITY}"),
-        ));
-    }
-    if input.term_months == 0 || input.term_months > MAX_TERM_MONTHS {
-        return Err(ApiError::validation(
-            "line.termMonths",
-            format!("must be 1 to {MAX_TERM_MONTHS}"),
-        ));
-    }
+    let quantity = input::whole("line.quantity", input.quantity, 1, MAX_QUANTITY.into())?;
+    let term_months = input::whole(
+        "line.termMonths",
+        input.term_months,
+        1,
+        MAX_TERM_MONTHS.into(),
+    )?;
+    // The quote answers the version back as a GraphQL `Int` (32 bits, signed).
+    let offering_version = input::whole(
+        "line.offeringVersion",
+        input.offering_version,
+        1,
+        i32::MAX.into(),
+    )?;
     if input.options.len() > MAX_OPTIONS_PER_LINE {
         return Err(ApiError::validation(
             "line.options",
@@ -136,19 +138,12 @@ fn line(input: LineInput) -> ApiResult<QuoteLine> {
         }
         input::label("line.options.value", &option.value, input::MAX_LABEL_BYTES)?;
     }
-    // The quote answers the version back as a GraphQL `Int` (32 bits, signed).
-    if i32::try_from(input.offering_version).is_err() {
-        return Err(ApiError::validation(
-            "line.offeringVersion",
-            format!("at most {} (a GraphQL Int)", i32::MAX),
-        ));
-    }
     Ok(QuoteLine {
         line_id: LineId::new(input.line_id),
         offering_id: OfferingId::new(input.offering_id),
-        offering_version: input.offering_version,
-        quantity: input.quantity,
-        term_months: input.term_months,
+        offering_version,
+        quantity,
+        term_months,
         options: input
             .options
             .into_iter()
@@ -172,7 +167,7 @@ async fn quote_command(
     action: &'static str,
     quote_id: String,
     command_id: String,
-    expected_version: Option<u64>,
+    expected_version: Option<i64>,
     request: serde_json::Value,
     make: impl FnOnce(&Platform, &Principal) -> ApiResult<QuoteCommand>,
 ) -> async_graphql::Result<CommandResult> {
@@ -193,7 +188,7 @@ async fn quote_command(
 struct QuoteRequest<'a> {
     quote_id: String,
     command_id: &'a str,
-    expected_version: Option<u64>,
+    expected_version: Option<i64>,
     request: serde_json::Value,
 }
 
@@ -211,12 +206,13 @@ where
     Fut: std::future::Future<Output = ApiResult<QuoteCommand>>,
 {
     input::id("quoteId", &command.quote_id)?;
+    let expected_version = input::expected_version(command.expected_version)?;
     let target = CommandTarget::existing_quote(QuoteId::new(command.quote_id));
     let stream = target.stream_id.clone();
     let client = ClientCommand {
         command_id: command.command_id,
         target,
-        expected_version: command.expected_version,
+        expected_version,
         request: command.request,
     };
     Ok(platform
@@ -231,12 +227,13 @@ async fn order_command(
     ctx: &Context<'_>,
     order_id: String,
     command_id: String,
-    expected_version: Option<u64>,
+    expected_version: Option<i64>,
     request: serde_json::Value,
     make: impl FnOnce(Timestamp, &str) -> ApiResult<OrderCommand>,
 ) -> async_graphql::Result<CommandResult> {
     let (platform, principal) = caller(ctx, Role::Operator, "operate orders")?;
     input::id("orderId", &order_id)?;
+    let expected_version = input::expected_version(expected_version)?;
     let target = CommandTarget::existing_order(OrderId::new(order_id));
     let command = ClientCommand {
         command_id: &command_id,
@@ -499,7 +496,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         line: LineInput,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
@@ -530,7 +527,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         line: LineInput,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
@@ -561,7 +558,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         line_id: String,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
@@ -593,7 +590,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         discount_percent: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
@@ -611,7 +608,7 @@ impl Mutation {
         let command = ClientCommand {
             command_id: &command_id,
             target: CommandTarget::existing_quote(QuoteId::new(quote_id)),
-            expected_version,
+            expected_version: input::expected_version(expected_version)?,
             request,
         };
         let at = platform.timestamp();
@@ -647,7 +644,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
     ) -> async_graphql::Result<CommandResult> {
         let request = serde_json::json!({"mutation": "approveQuote", "quoteId": quote_id});
         quote_command(
@@ -673,7 +670,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
@@ -706,14 +703,15 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
-        revision: u32,
+        expected_version: Option<i64>,
+        revision: i64,
         artifact_id: String,
         artifact_hash: String,
         template_version: String,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
+        let revision: u32 = input::whole("revision", revision, 1, i32::MAX.into())?;
         input::id("artifactId", &artifact_id)?;
         input::required_label("artifactHash", &artifact_hash, input::MAX_LABEL_BYTES)?;
         input::required_label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
@@ -755,7 +753,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         template_version: String,
         locale: Option<String>,
     ) -> async_graphql::Result<CommandResult> {
@@ -819,14 +817,15 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
-        revision: u32,
+        expected_version: Option<i64>,
+        revision: i64,
         signer: String,
         provider_reference: String,
         artifact_hash: String,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
+        let revision: u32 = input::whole("revision", revision, 1, i32::MAX.into())?;
         input::required_label("signer", &signer, input::MAX_LABEL_BYTES)?;
         input::required_label(
             "providerReference",
@@ -878,7 +877,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         billing_account: String,
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
@@ -913,7 +912,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
     ) -> async_graphql::Result<CommandResult> {
         let (platform, principal) =
             caller_with_any(ctx, &[Role::Sales, Role::Operator], "revalidate quotes")?;
@@ -950,7 +949,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         quote_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
@@ -982,7 +981,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         order_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         reason: String,
     ) -> async_graphql::Result<CommandResult> {
         // The role first: a caller who may not do this learns nothing of the input rules.
@@ -1001,17 +1000,19 @@ impl Mutation {
         .await
     }
 
-    /// Resolves a line's fallout: a new attempt, an external resolution
-    /// with evidence (`reference`, at most 256 bytes, and `note`), or
-    /// cancelling the line (`note` is the reason; at most 2,000 bytes).
-    /// A `reference` or `note` given must not be blank.
+    /// Resolves a line's fallout: a new attempt (no `reference`, no
+    /// `note`), an external resolution with evidence (`reference`, at most
+    /// 256 bytes, and `note`), or cancelling the line (`note` is the
+    /// reason, at most 2,000 bytes; no `reference`). A `reference` or `note`
+    /// given must not be blank; one the action does not record is refused
+    /// as `VALIDATION` naming it.
     #[allow(clippy::too_many_arguments)]
     async fn resolve_fallout(
         &self,
         ctx: &Context<'_>,
         command_id: String,
         order_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         line_id: String,
         action: FalloutAction,
         reference: Option<String>,
@@ -1027,7 +1028,20 @@ impl Mutation {
             input::reason("note", note)?;
         }
         let request = serde_json::json!({"mutation": "resolveFallout", "orderId": order_id, "lineId": line_id, "action": action, "reference": reference, "note": note});
+        // What an action does not record is refused, never dropped.
+        let unused = |field: &str, what: &str| {
+            ApiError::validation(field, format!("{what} records no {field}"))
+        };
         let resolution = match action {
+            FalloutAction::NewAttempt if reference.is_some() => {
+                return Err(unused("reference", "a NEW_ATTEMPT").into())
+            }
+            FalloutAction::NewAttempt if note.is_some() => {
+                return Err(unused("note", "a NEW_ATTEMPT").into())
+            }
+            FalloutAction::CancelLine if reference.is_some() => {
+                return Err(unused("reference", "a CANCEL_LINE (its note is the reason)").into())
+            }
             FalloutAction::NewAttempt => Resolution::NewAttempt,
             FalloutAction::ExternalResolution => Resolution::ResolvedExternally {
                 reference: reference.filter(|r| !r.is_empty()).ok_or_else(|| {
@@ -1073,7 +1087,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         handoff_id: String,
-        expected_version: Option<u64>,
+        expected_version: Option<i64>,
         reference: String,
         note: String,
     ) -> async_graphql::Result<CommandResult> {
@@ -1086,7 +1100,7 @@ impl Mutation {
         let command = ClientCommand {
             command_id: &command_id,
             target: CommandTarget::existing_handoff(id.clone()),
-            expected_version,
+            expected_version: input::expected_version(expected_version)?,
             request,
         };
         Ok(platform
@@ -1269,11 +1283,12 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         name: String,
-        to_position: u64,
+        to_position: i64,
         recovery: Option<bool>,
     ) -> async_graphql::Result<ConsumerReset> {
         let (platform, _) = every_tenant_caller(ctx, "reset a consumer of every tenant's events")?;
         input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
+        let to_position = input::whole("toPosition", to_position, 0, i64::MAX)?;
         Ok(platform
             .reset_consumer(&name, to_position, recovery.unwrap_or(false))
             .await?

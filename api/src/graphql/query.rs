@@ -207,12 +207,14 @@ impl Query {
         resolved: Option<bool>,
         target_system: Option<TargetSystem>,
         reason: Option<FalloutReason>,
-        min_age_ms: Option<u64>,
-        max_age_ms: Option<u64>,
+        min_age_ms: Option<i64>,
+        max_age_ms: Option<i64>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<FalloutCaseNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
+        let min_age_ms = input::optional_count("minAgeMs", min_age_ms)?;
+        let max_age_ms = input::optional_count("maxAgeMs", max_age_ms)?;
         let filter = projections::FalloutFilter {
             status: if resolved.unwrap_or(false) {
                 projections::CaseStatus::Resolved
@@ -395,10 +397,11 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         stream_id: Option<String>,
-        from: Option<u64>,
+        from: Option<i64>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<EventNode>> {
         let (platform, principal) = caller(ctx, Role::Admin, "read raw events")?;
+        let from = input::optional_count("from", from)?;
         let limit = page_size(first)?;
         input::optional_id("streamId", stream_id.as_deref())?;
         let tenant = principal.tenant.as_str();

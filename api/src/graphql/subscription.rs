@@ -33,11 +33,15 @@ impl Subscription {
         ctx: &Context<'_>,
         stream_prefix: Option<String>,
         event_types: Option<Vec<String>>,
-        after: Option<u64>,
-        from: Option<u64>,
+        after: Option<i64>,
+        from: Option<i64>,
     ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
-        let from = start(platform, after, from)?;
+        let from = start(
+            platform,
+            input::optional_count("after", after)?,
+            input::optional_count("from", from)?,
+        )?;
         if let Some(prefix) = &stream_prefix {
             input::label("streamPrefix", prefix, input::MAX_LABEL_BYTES)?;
             domain::ids::validate_stream_prefix(prefix)
@@ -84,11 +88,15 @@ impl Subscription {
     async fn fallout_changes(
         &self,
         ctx: &Context<'_>,
-        after: Option<u64>,
-        from: Option<u64>,
+        after: Option<i64>,
+        from: Option<i64>,
     ) -> async_graphql::Result<impl Stream<Item = EventNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "subscribe")?;
-        let from = start(platform, after, from)?;
+        let from = start(
+            platform,
+            input::optional_count("after", after)?,
+            input::optional_count("from", from)?,
+        )?;
         let tenant = principal.tenant.to_string();
         let subscription = platform.log.subscribe(from);
         let projections = platform.projections.clone();

@@ -1194,3 +1194,121 @@ async fn engine_errors_over_the_websocket_carry_validation() {
     }
     answers_a_query(&mut socket).await;
 }
+
+/// Found by a probe: a negative `quantity`, `termMonths`,
+/// `offeringVersion`, `revision` or `expectedVersion` was refused by the
+/// engine as `Failed to parse "Int": Invalid number`, naming no field,
+/// where `quantity: 0` named `line.quantity`. Every whole-number argument
+/// now names itself, given inline or as a variable.
+#[tokio::test]
+async fn a_negative_whole_number_is_validation_naming_the_argument() {
+    let server = Server::start();
+    let (sales, operator, admin) = (
+        server.token("sales"),
+        server.token("operator"),
+        server.token("admin"),
+    );
+    let quote = server
+        .client
+        .create_quote(&sales, &unique("c"), "cust-neg")
+        .await
+        .unwrap();
+    let add = "mutation($c: String!, $q: String!, $line: LineInput!) { addQuoteLine(commandId: $c, quoteId: $q, line: $line) { id } }";
+    for (key, field) in [
+        ("quantity", "line.quantity"),
+        ("termMonths", "line.termMonths"),
+        ("offeringVersion", "line.offeringVersion"),
+    ] {
+        let mut line = json!({"lineId": "l1", "offeringId": "fiber-1g", "offeringVersion": 1, "quantity": 1, "termMonths": 12});
+        line[key] = json!(-1);
+        let (_, body) = server
+            .client
+            .raw(
+                &sales,
+                add,
+                json!({"c": unique("c"), "q": quote, "line": line}),
+            )
+            .await;
+        assert_eq!(error_of(&body), ("VALIDATION", field), "{body}");
+    }
+    let inline = [
+        (
+            &sales,
+            format!("mutation {{ recordSignature(commandId: \"{}\", quoteId: \"{quote}\", revision: -1, signer: \"a\", providerReference: \"b\", artifactHash: \"c\") {{ id }} }}", unique("c")),
+            "revision",
+        ),
+        (
+            &sales,
+            format!("mutation {{ recordProposal(commandId: \"{}\", quoteId: \"{quote}\", revision: -2, artifactId: \"d1\", artifactHash: \"h\", templateVersion: \"t\") {{ id }} }}", unique("c")),
+            "revision",
+        ),
+        (
+            &sales,
+            format!("mutation {{ withdrawQuote(commandId: \"{}\", quoteId: \"{quote}\", expectedVersion: -3, reason: \"r\") {{ id }} }}", unique("c")),
+            "expectedVersion",
+        ),
+        (
+            &operator,
+            format!("mutation {{ cancelOrder(commandId: \"{}\", orderId: \"o-1\", expectedVersion: -1, reason: \"r\") {{ id }} }}", unique("c")),
+            "expectedVersion",
+        ),
+        (
+            &operator,
+            "{ fallout(minAgeMs: -5) { nodes { handoffId } } }".to_owned(),
+            "minAgeMs",
+        ),
+        (
+            &admin,
+            "{ events(from: -1) { position } }".to_owned(),
+            "from",
+        ),
+    ];
+    for (token, document, field) in inline {
+        let (_, body) = server.client.raw(token, &document, json!({})).await;
+        assert_eq!(error_of(&body), ("VALIDATION", field), "{document}: {body}");
+    }
+}
+
+/// Found by a probe: `resolveFallout` with `NEW_ATTEMPT` took a
+/// `reference` and a `note` and recorded neither (and `CANCEL_LINE` a
+/// `reference`), though both counted for the command's idempotency. What
+/// an action does not record is refused, naming it.
+#[tokio::test]
+async fn a_fallout_action_refuses_the_words_it_does_not_record() {
+    let server = Server::start();
+    let operator = server.token("operator");
+    let resolve = "mutation($c: String!, $a: FalloutAction!, $ref: String, $note: String) { resolveFallout(commandId: $c, orderId: \"o-1\", lineId: \"l1\", action: $a, reference: $ref, note: $note) { id } }";
+    for (action, reference, note, field) in [
+        ("NEW_ATTEMPT", Some("INC-1"), None, "reference"),
+        ("NEW_ATTEMPT", None, Some("retrying"), "note"),
+        (
+            "CANCEL_LINE",
+            Some("INC-1"),
+            Some("customer asked"),
+            "reference",
+        ),
+    ] {
+        let (_, body) = server
+            .client
+            .raw(
+                &operator,
+                resolve,
+                json!({"c": unique("c"), "a": action, "ref": reference, "note": note}),
+            )
+            .await;
+        assert_eq!(error_of(&body), ("VALIDATION", field), "{action}: {body}");
+    }
+    // Without them, the action reaches the order (none here).
+    let (_, body) = server
+        .client
+        .raw(
+            &operator,
+            resolve,
+            json!({"c": unique("c"), "a": "NEW_ATTEMPT", "ref": null, "note": null}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{body}"
+    );
+}
