@@ -1080,65 +1080,35 @@ fn a_quote_shows_the_proposal_and_signature_the_domain_counts() {
     });
     t.append("quote-q1", "t1", "corr-1", &repriced);
 
-    let mut signed_twice = fixtures::quote_ready_to_accept();
-    signed_twice.extend(decide::<QuoteDecider>(
-        &signed_twice,
-        vec![
-            QuoteCommand::AddLine {
-                line: fixtures::line("l2"),
-                at: at(6_000),
-            },
-            QuoteCommand::Price {
-                price: fixtures::price(2, &["l1", "l2"], fixtures::percent(5)),
-                policy: fixtures::approval_policy(),
-                at: at(6_500),
-            },
-            QuoteCommand::RecordProposal {
-                revision: 2,
-                artifact: fixtures::proposal("art-2"),
-                at: at(7_000),
-            },
-            QuoteCommand::RecordSignature {
-                revision: 2,
-                signature: fixtures::signature("art-2"),
-                at: at(8_000),
-            },
-            QuoteCommand::RecordSignature {
-                revision: 1,
-                signature: fixtures::signature("art-1"),
-                at: at(9_000),
-            },
-        ],
-    ));
+    // Quote q2: revision 2 signed, then a late signature of revision 1.
+    let mut commands = revision_two_priced();
+    commands.extend([
+        QuoteCommand::RecordProposal {
+            revision: 2,
+            artifact: fixtures::proposal("art-2"),
+            at: at(7_000),
+        },
+        QuoteCommand::RecordSignature {
+            revision: 2,
+            signature: fixtures::signature("art-2"),
+            at: at(8_000),
+        },
+        QuoteCommand::RecordSignature {
+            revision: 1,
+            signature: fixtures::signature("art-1"),
+            at: at(9_000),
+        },
+    ]);
     let q2 = QuoteId::new("q2");
-    for e in &mut signed_twice {
-        if let QuoteEvent::QuoteCreated { quote_id, .. } = e {
-            *quote_id = q2.clone();
-        }
-    }
-    t.append("quote-q2", "t1", "corr-2", &signed_twice);
-
-    let mut next_revision = fixtures::quote_ready_to_accept();
-    next_revision.extend(decide::<QuoteDecider>(
-        &next_revision,
-        vec![
-            QuoteCommand::AddLine {
-                line: fixtures::line("l2"),
-                at: at(6_000),
-            },
-            QuoteCommand::Price {
-                price: fixtures::price(2, &["l1", "l2"], fixtures::percent(5)),
-                policy: fixtures::approval_policy(),
-                at: at(6_500),
-            },
-        ],
-    ));
+    t.append(
+        "quote-q2",
+        "t1",
+        "corr-2",
+        &signed_quote_then(&q2, commands),
+    );
+    // Quote q3: revision 2 priced, its revision 1 proposal and signature kept.
     let q3 = QuoteId::new("q3");
-    for e in &mut next_revision {
-        if let QuoteEvent::QuoteCreated { quote_id, .. } = e {
-            *quote_id = q3.clone();
-        }
-    }
+    let next_revision = signed_quote_then(&q3, revision_two_priced());
     t.append("quote-q3", "t1", "corr-3", &next_revision);
 
     let read = t.project();
@@ -1155,4 +1125,31 @@ fn a_quote_shows_the_proposal_and_signature_the_domain_counts() {
     assert_eq!(q.revision, 2);
     assert_eq!(q.proposal.as_ref().map(|p| p.revision), Some(1));
     assert_eq!(q.signature.as_ref().map(|s| s.revision), Some(1));
+}
+
+/// A second line added (revision 2) and revision 2 priced.
+fn revision_two_priced() -> Vec<QuoteCommand> {
+    vec![
+        QuoteCommand::AddLine {
+            line: fixtures::line("l2"),
+            at: at(6_000),
+        },
+        QuoteCommand::Price {
+            price: fixtures::price(2, &["l1", "l2"], fixtures::percent(5)),
+            policy: fixtures::approval_policy(),
+            at: at(6_500),
+        },
+    ]
+}
+
+/// The fixture's signed quote, renamed `id`, then `commands`' events.
+fn signed_quote_then(id: &QuoteId, commands: Vec<QuoteCommand>) -> Vec<QuoteEvent> {
+    let mut history = fixtures::quote_ready_to_accept();
+    history.extend(decide::<QuoteDecider>(&history, commands));
+    for e in &mut history {
+        if let QuoteEvent::QuoteCreated { quote_id, .. } = e {
+            *quote_id = id.clone();
+        }
+    }
+    history
 }

@@ -719,33 +719,36 @@ fn accept_is_refused_when_the_signature_is_for_another_artifact() {
         .then_err(QuoteError::SignatureForAnotherArtifact);
 }
 
+/// Revision 2 (a second line) priced and proposed as `art-2`, then a
+/// signature of `art-2` that names `signed_revision`.
+fn revision_two_proposed(signed_revision: u32) -> [QuoteEvent; 5] {
+    [
+        QuoteEvent::RevisionStarted {
+            revision: 2,
+            at: at(6_000),
+        },
+        QuoteEvent::LineAdded {
+            revision: 2,
+            line: line("l2"),
+            at: at(6_000),
+        },
+        priced(2, &["l1", "l2"], 5),
+        QuoteEvent::ProposalGenerated {
+            revision: 2,
+            artifact: proposal("art-2"),
+            at: at(7_000),
+        },
+        QuoteEvent::SignatureRecorded {
+            revision: signed_revision,
+            signature: signature("art-2"),
+            at: at(8_000),
+        },
+    ]
+}
+
 #[test]
 fn accept_is_refused_when_the_signature_is_for_another_revision() {
-    let history = with(
-        quote_ready_to_accept(),
-        [
-            QuoteEvent::RevisionStarted {
-                revision: 2,
-                at: at(6_000),
-            },
-            QuoteEvent::LineAdded {
-                revision: 2,
-                line: line("l2"),
-                at: at(6_000),
-            },
-            priced(2, &["l1", "l2"], 5),
-            QuoteEvent::ProposalGenerated {
-                revision: 2,
-                artifact: proposal("art-2"),
-                at: at(7_000),
-            },
-            QuoteEvent::SignatureRecorded {
-                revision: 1,
-                signature: signature("art-2"),
-                at: at(8_000),
-            },
-        ],
-    );
+    let history = with(quote_ready_to_accept(), revision_two_proposed(1));
     Given::<QuoteDecider>::events(history)
         .when(accept())
         .then_err(QuoteError::SignatureForAnotherRevision);
@@ -1253,31 +1256,7 @@ fn a_suspension_reported_after_pricing_needs_a_new_approval_and_is_recorded_once
 /// again. A signature of an earlier revision is evidence only.
 #[test]
 fn a_late_signature_of_an_earlier_revision_leaves_the_current_one_standing() {
-    let signed_twice = with(
-        quote_ready_to_accept(),
-        [
-            QuoteEvent::RevisionStarted {
-                revision: 2,
-                at: at(6_000),
-            },
-            QuoteEvent::LineAdded {
-                revision: 2,
-                line: line("l2"),
-                at: at(6_000),
-            },
-            priced(2, &["l1", "l2"], 5),
-            QuoteEvent::ProposalGenerated {
-                revision: 2,
-                artifact: proposal("art-2"),
-                at: at(7_000),
-            },
-            QuoteEvent::SignatureRecorded {
-                revision: 2,
-                signature: signature("art-2"),
-                at: at(8_000),
-            },
-        ],
-    );
+    let signed_twice = with(quote_ready_to_accept(), revision_two_proposed(2));
     // The late signature of revision 1 is recorded, as evidence.
     Given::<QuoteDecider>::events(signed_twice.clone())
         .when(QuoteCommand::RecordSignature {
@@ -1315,19 +1294,14 @@ fn a_late_signature_of_an_earlier_revision_leaves_the_current_one_standing() {
 fn a_signature_of_the_current_revision_over_another_document_is_refused() {
     let mut proposed = quote_ready_to_accept();
     proposed.pop();
-    Given::<QuoteDecider>::events(proposed.clone())
-        .when(QuoteCommand::RecordSignature {
-            revision: 1,
-            signature: signature("art-other"),
-            at: at(9_000),
-        })
-        .then_err(QuoteError::SignatureForAnotherArtifact);
-    // Nor can it replace a signature that counts.
-    Given::<QuoteDecider>::events(quote_ready_to_accept())
-        .when(QuoteCommand::RecordSignature {
-            revision: 1,
-            signature: signature("art-other"),
-            at: at(9_000),
-        })
-        .then_err(QuoteError::SignatureForAnotherArtifact);
+    // Unsigned, or signed already (it cannot replace a signature that counts).
+    for history in [proposed, quote_ready_to_accept()] {
+        Given::<QuoteDecider>::events(history)
+            .when(QuoteCommand::RecordSignature {
+                revision: 1,
+                signature: signature("art-other"),
+                at: at(9_000),
+            })
+            .then_err(QuoteError::SignatureForAnotherArtifact);
+    }
 }
