@@ -460,6 +460,15 @@ impl Platform {
                 "projectors are reset by rebuildProjection, which replays from 0 and swaps",
             ));
         }
+        if name == application::expiry::NAME {
+            // Its timers run beside the fulfillment process, not in it: the
+            // server does not stop them to move their checkpoint.
+            return Err(ApiError::validation(
+                "name",
+                "`quote-expiry` is reset offline: stop the server, then run `oms-replay \
+                 reset-consumer quote-expiry --to <position>`",
+            ));
+        }
         Err(ApiError::NotFound(format!("consumer `{name}`")))
     }
 }

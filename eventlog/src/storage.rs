@@ -578,13 +578,32 @@ fn replay_journal(path: &Path, db: &sled::Db) -> Result<(), LogError> {
     Ok(())
 }
 
+/// A sled error as a person reads it: a failed checksum says where it
+/// failed (`a checksum failed in the stored page at offset N of the data
+/// file`) instead of sled's debug form (`Read corrupted data at file offset
+/// Some(Inline(N)) backtrace ()`); any other error as sled words it.
+pub fn described(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption {
+            at: Some(sled::DiskPtr::Inline(offset)),
+            ..
+        } => format!("a checksum failed in the stored page at offset {offset} of the data file"),
+        sled::Error::Corruption {
+            at: Some(sled::DiskPtr::Blob(_, blob)),
+            ..
+        } => format!("a checksum failed in blob file {blob} under `{BLOB_DIR}`"),
+        sled::Error::Corruption { at: None, .. } => "a checksum failed in a stored page".into(),
+        other => other.to_string(),
+    }
+}
+
 /// A sled error of the data directory `path`: a failed checksum is damage
 /// ([`LogError::DamagedStorage`]), anything else a storage error.
 pub(crate) fn damage_or_storage(path: &Path, e: sled::Error) -> LogError {
     match e {
         sled::Error::Corruption { .. } => LogError::DamagedStorage {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail: described(&e),
         },
         other => LogError::Storage(other),
     }
@@ -676,7 +695,21 @@ impl BlobSync {
 mod tests {
     use std::time::Duration;
 
-    use super::{crc32, flush_within, within};
+    use super::{crc32, described, flush_within, within};
+
+    #[test]
+    fn a_failed_checksum_is_described_without_sleds_debug_form() {
+        let inline = sled::Error::Corruption {
+            at: Some(sled::DiskPtr::Inline(32_999_039)),
+            bt: (),
+        };
+        assert_eq!(
+            described(&inline),
+            "a checksum failed in the stored page at offset 32999039 of the data file"
+        );
+        let nowhere = sled::Error::Corruption { at: None, bt: () };
+        assert!(!described(&nowhere).contains("None"));
+    }
 
     #[test]
     fn crc32_is_the_ieee_checksum() {

@@ -205,7 +205,7 @@ fn read_error(region: &str, e: sled::Error) -> VerifyError {
     if is_read_damage(&e) {
         VerifyError::Unreadable {
             region: region.to_owned(),
-            detail: e.to_string(),
+            detail: crate::storage::described(&e),
         }
     } else {
         LogError::from(e).into()
@@ -222,7 +222,7 @@ fn unreadable_records(tree: &sled::Tree, position: u64, e: &sled::Error) -> Veri
         position,
         Problem::Unreadable {
             through,
-            detail: e.to_string(),
+            detail: crate::storage::described(e),
         },
     )
 }

@@ -141,8 +141,9 @@ impl From<sled::Error> for ReplayError {
     fn from(error: sled::Error) -> Self {
         match error {
             sled::Error::Corruption { .. } => Self::DamagedFiles(format!(
-                "the log's stored data cannot be read: {error}; run `oms-replay verify` to name \
-                 the first damaged position"
+                "the log's stored data cannot be read: {}; run `oms-replay verify` to name \
+                 the first damaged position",
+                eventlog::storage::described(&error)
             )),
             other => Self::Storage(other),
         }

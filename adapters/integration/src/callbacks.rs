@@ -780,10 +780,11 @@ impl CallbackInbox {
     /// How many callbacks wait for their handoff, by the tenant each is for
     /// (checked against its key's tenant when it was parked). A record that
     /// no longer parses counts for no tenant; [`CallbackInbox::apply_parked`]
-    /// drops it.
+    /// drops it. A damaged page ends the count (sled's scan repeats its
+    /// error, so skipping errors would never end).
     pub fn parked_by_tenant(&self) -> std::collections::BTreeMap<String, usize> {
         let mut counts = std::collections::BTreeMap::new();
-        for (_, value) in self.inner.parked.iter().flatten() {
+        for (_, value) in self.inner.parked.iter().map_while(Result::ok) {
             if let Some((_, _, parsed)) = read_parked(&value) {
                 *counts.entry(parsed.tenant).or_insert(0) += 1;
             }

@@ -315,6 +315,22 @@ async fn missing_objects_are_not_found() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), "NOT_FOUND", "{error:?}");
+    // A consumer that exists but is reset offline says so (found by a
+    // probe: `quote-expiry` answered NOT_FOUND, though `oms-replay` lists
+    // and resets it).
+    let error = client
+        .run::<ops::ResetConsumer>(
+            &admin,
+            ops::reset_consumer::Variables {
+                name: "quote-expiry".to_owned(),
+                to_position: 0,
+                recovery: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    assert!(format!("{error:?}").contains("oms-replay"), "{error:?}");
     let quote = client
         .run::<ops::Quote>(
             &sales,
