@@ -193,8 +193,9 @@ pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     refuse_output_inside(&args.output, ctx.dir.path())?;
     let reader = LogReader::open(&ctx.dir)?;
     eventlog::check_restore_finished(reader.tree())?;
-    eventlog::check_acknowledged(ctx.dir.path(), reader.tree(), reader.next_position()?)?;
-    let progress = ctx.progress("export", None);
+    let head = reader.next_position()?;
+    eventlog::check_acknowledged(ctx.dir.path(), reader.tree(), head)?;
+    let progress = ctx.progress("export", Some(head));
     let to_stdout = args.output.as_os_str() == "-";
     let summary = if to_stdout {
         export(&reader, out.writer(), &progress)?

@@ -137,7 +137,8 @@ fn table(out: &mut Out, title: &str, rows: &BTreeMap<String, u64>) -> Result<(),
 /// Runs `stats`.
 pub fn run(_args: &StatsArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     let reader = ctx.read_log()?;
-    let stats = stats(&reader, ctx.dir.path(), &ctx.progress("stats", None))?;
+    let progress = ctx.progress("stats", Some(reader.next_position()?));
+    let stats = stats(&reader, ctx.dir.path(), &progress)?;
     if ctx.json {
         out.json(&stats)?;
         return Ok(Outcome::Clean);
