@@ -78,7 +78,60 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration, extra: 
             },
         ))
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
-        .layer(axum::middleware::map_response(json_client_errors))
+        .layer(axum::middleware::from_fn(client_errors))
+}
+
+/// The path under which external systems post callbacks; a refusal there
+/// is worded in the callback answer's shape.
+const CALLBACK_PATH: &str = "/callbacks/";
+
+/// Words every client error as JSON once ([`json_client_errors`]); on the
+/// callback path in the callback answer's own shape, `{"error": "<reason>"}`
+/// (what a sender parses), never a GraphQL envelope: a body over the
+/// server's limit, a body that does not arrive, a wrong method or path.
+async fn client_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let callback = request.uri().path().starts_with(CALLBACK_PATH);
+    let response = json_client_errors(next.run(request).await).await;
+    if callback {
+        callback_shape(response).await
+    } else {
+        response
+    }
+}
+
+/// A GraphQL error envelope answered on the callback path, reworded as the
+/// callback answer's shape with a reason named by its status. The inbox's
+/// own answers (receipts, `{"error": ...}`) pass unchanged.
+async fn callback_shape(response: Response) -> Response {
+    let status = response.status();
+    if status.is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return refused_callback(status);
+    };
+    let is_envelope = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .is_ok_and(|v| v.get("errors").is_some());
+    if is_envelope {
+        refused_callback(status)
+    } else {
+        Response::from_parts(parts, axum::body::Body::from(bytes))
+    }
+}
+
+/// `{"error": "<reason>"}` of `status`, for the callback path.
+fn refused_callback(status: StatusCode) -> Response {
+    let reason = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        s if s.is_server_error() => "unavailable",
+        _ => "malformed",
+    };
+    (status, axum::Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
 /// The request timeout, counted from the request's head: the body must

@@ -152,7 +152,7 @@ async fn a_byte_flipped_in_a_page_written_before_a_restart_is_named_as_unreadabl
                 Problem::Unreadable { through, detail } => {
                     assert!(position <= TARGET, "{position}: {problem}");
                     assert!(through.is_some_and(|t| t >= TARGET), "{problem}");
-                    assert!(detail.contains("corrupted"), "{detail}");
+                    assert!(detail.contains("checksum failed"), "{detail}");
                 }
                 other => panic!("expected an unreadable page, got {position}: {other}"),
             }

@@ -43,8 +43,9 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // 4: a quote row carries the customer's suspension.
         // 5: a quote row carries a failed customer check.
         // 6: a signature of another revision leaves the status as it was.
-        // 7: a new price drops its revision's proposal and signature; a late
-        // signature of an earlier revision keeps a later one.
+        // 7: a new price drops its revision's proposal and signature, a new
+        // proposal of another document its signature; a late signature of
+        // an earlier revision keeps a later one.
         "quotes" => 7,
         // 2: a "local impossible" case the line holds offers the line's
         // actions.

@@ -1069,6 +1069,8 @@ fn queries_of_unknown_ids_return_none() {
 /// `signature_missing`). And a late signature of revision 1 hid revision
 /// 2's signature. The read model keeps what the domain counts; an earlier
 /// revision's proposal stays as evidence once a later revision is priced.
+/// A re-probe found a new proposal of another document left the old
+/// signature shown as current; it voids it, as in the domain.
 #[test]
 fn a_quote_shows_the_proposal_and_signature_the_domain_counts() {
     let t = TestLog::new();
@@ -1111,7 +1113,22 @@ fn a_quote_shows_the_proposal_and_signature_the_domain_counts() {
     let next_revision = signed_quote_then(&q3, revision_two_priced());
     t.append("quote-q3", "t1", "corr-3", &next_revision);
 
+    // Quote q4: signed over art-1, then proposed again as art-2.
+    let q4 = QuoteId::new("q4");
+    let reproposed = signed_quote_then(
+        &q4,
+        vec![QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: fixtures::proposal("art-2"),
+            at: at(6_000),
+        }],
+    );
+    t.append("quote-q4", "t1", "corr-4", &reproposed);
+
     let read = t.project();
+    let q = read.quote(&t1(), &q4).unwrap().unwrap();
+    assert_eq!(q.status, QuoteStatus::Proposed);
+    assert!(q.signature.is_none(), "{:?}", q.signature);
     let q = read.quote(&t1(), &fixtures::quote_id()).unwrap().unwrap();
     assert_eq!(q.status, QuoteStatus::Priced);
     assert!(q.proposal.is_none(), "{:?}", q.proposal);

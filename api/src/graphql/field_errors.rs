@@ -32,11 +32,27 @@ pub fn code_engine_errors(response: &mut Response) {
         if let Some(explained) = crate::graphql::enum_values::explain(&error.message) {
             error.message = explained;
         }
+        let field = argument_named_in(&error.message).map(str::to_owned);
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
             extensions.set("code", "VALIDATION");
+            if let Some(field) = field {
+                if extensions.get("field").is_none() {
+                    extensions.set("field", field);
+                }
+            }
         }
     }
+}
+
+/// The argument the engine's message names: `Invalid value for argument
+/// "line.quantity", expected type "Int"` (a value of the wrong type, given
+/// inline or as a variable) names `line.quantity`, so a client finds the
+/// field as in every other `VALIDATION`.
+fn argument_named_in(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("Invalid value for argument \"")?;
+    let name = rest.split('"').next()?;
+    (!name.is_empty()).then_some(name)
 }
 
 fn null_at(data: &mut Value, path: &[PathSegment]) {
@@ -73,6 +89,19 @@ mod tests {
         let mut error = ServerError::new("forbidden", None);
         error.path = path;
         error
+    }
+
+    #[test]
+    fn an_engine_refusal_of_an_arguments_type_names_the_argument() {
+        assert_eq!(
+            argument_named_in(r#"Invalid value for argument "line.quantity", expected type "Int""#),
+            Some("line.quantity")
+        );
+        assert_eq!(argument_named_in("Unknown field \"x\""), None);
+        assert_eq!(
+            argument_named_in(r#"Invalid value for argument "", x"#),
+            None
+        );
     }
 
     #[test]

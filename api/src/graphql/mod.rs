@@ -146,16 +146,10 @@ const CAUSE_WITHHELD: &str =
 ///
 /// # Errors
 /// `VALIDATION` for zero, negative or too large.
-pub fn page_size(first: Option<i32>) -> ApiResult<usize> {
+pub fn page_size(first: Option<i64>) -> ApiResult<usize> {
     match first {
         None => Ok(50),
-        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= MAX_PAGE) => {
-            Ok(usize::try_from(n).unwrap_or(50))
-        }
-        Some(_) => Err(ApiError::validation(
-            "first",
-            format!("must be 1 to {MAX_PAGE}"),
-        )),
+        Some(n) => input::whole("first", n, 1, i64::try_from(MAX_PAGE).unwrap_or(i64::MAX)),
     }
 }
 

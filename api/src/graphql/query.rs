@@ -50,7 +50,7 @@ impl Query {
         status: Option<QuoteStatus>,
         customer_id: Option<String>,
         updated_since: Option<DateTime>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<QuoteNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
@@ -94,7 +94,7 @@ impl Query {
         ctx: &Context<'_>,
         status: Option<OrderStatus>,
         has_fallout: Option<bool>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<OrderNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
@@ -139,7 +139,7 @@ impl Query {
         target_system: Option<TargetSystem>,
         pending_only: Option<bool>,
         overdue_only: Option<bool>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<HandoffNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
@@ -209,7 +209,7 @@ impl Query {
         reason: Option<FalloutReason>,
         min_age_ms: Option<i64>,
         max_age_ms: Option<i64>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<FalloutCaseNode>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
@@ -250,7 +250,7 @@ impl Query {
         correlation_id: Option<String>,
         command_id: Option<String>,
         stream_id: Option<String>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<AuditEntryNode>> {
         let (_, principal) = caller(ctx, Role::Viewer, "read")?;
@@ -398,7 +398,7 @@ impl Query {
         ctx: &Context<'_>,
         stream_id: Option<String>,
         from: Option<i64>,
-        first: Option<i32>,
+        first: Option<i64>,
     ) -> async_graphql::Result<Vec<EventNode>> {
         let (platform, principal) = caller(ctx, Role::Admin, "read raw events")?;
         let from = input::optional_count("from", from)?;

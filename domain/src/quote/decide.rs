@@ -351,11 +351,10 @@ fn record_proposal(
     }])
 }
 
-/// A signature of the current revision needs that revision's proposal; a
-/// revision the quote never had is refused. A signature of an earlier
-/// revision is kept as evidence (it arrived late) and marks nothing signed.
-/// Whether the signature matches the proposal's artifact is `Accept`'s to
-/// judge.
+/// A signature of the current revision needs that revision's proposal and
+/// its artifact hash; a revision the quote never had is refused. A
+/// signature of an earlier revision is kept as evidence (it arrived late)
+/// and marks nothing signed.
 fn record_signature(
     quote: &Quote,
     revision: u32,

@@ -188,6 +188,14 @@ impl Quote {
             QuoteEvent::ProposalGenerated {
                 revision, artifact, ..
             } => {
+                // A signature over another document of this revision no
+                // longer counts: the new proposal is to be signed.
+                if self.signature.as_ref().is_some_and(|kept| {
+                    kept.revision == *revision
+                        && kept.evidence.artifact_hash != artifact.artifact_hash
+                }) {
+                    self.signature = None;
+                }
                 self.proposal = Some(RecordedProposal {
                     revision: *revision,
                     artifact: artifact.clone(),

@@ -1305,3 +1305,48 @@ fn a_signature_of_the_current_revision_over_another_document_is_refused() {
             .then_err(QuoteError::SignatureForAnotherArtifact);
     }
 }
+
+/// Found by a re-probe: signed over `art-1`, then a new proposal `art-2`
+/// for the same revision; the old signature still counted as the quote's
+/// (shown current, acceptance refused it), and proposing `art-1` again
+/// made it acceptable with nobody signing again. A new proposal of
+/// another document voids the revision's signature.
+#[test]
+fn a_new_proposal_of_another_document_voids_the_revisions_signature() {
+    let reproposed = with(
+        quote_ready_to_accept(),
+        [QuoteEvent::ProposalGenerated {
+            revision: 1,
+            artifact: proposal("art-2"),
+            at: at(6_000),
+        }],
+    );
+    Given::<QuoteDecider>::events(reproposed.clone())
+        .when(accept())
+        .then_err(QuoteError::SignatureMissing);
+    let back = with(
+        reproposed,
+        [QuoteEvent::ProposalGenerated {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(7_000),
+        }],
+    );
+    Given::<QuoteDecider>::events(back)
+        .when(accept())
+        .then_err(QuoteError::SignatureMissing);
+    // The same document proposed again keeps its signature.
+    let same = with(
+        quote_ready_to_accept(),
+        [QuoteEvent::ProposalGenerated {
+            revision: 1,
+            artifact: proposal("art-1"),
+            at: at(6_000),
+        }],
+    );
+    let accepted = Given::<QuoteDecider>::events(same).when(accept()).result();
+    assert!(
+        matches!(accepted.as_deref(), Ok([QuoteEvent::QuoteAccepted { .. }])),
+        "{accepted:?}"
+    );
+}

@@ -431,6 +431,13 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             artifact,
             at,
         } => {
+            // As the domain: a signature over another document of this
+            // revision no longer counts.
+            if row.signature.as_ref().is_some_and(|s| {
+                s.revision == *revision && s.evidence.artifact_hash != artifact.artifact_hash
+            }) {
+                row.signature = None;
+            }
             row.proposal = Some(ProposalView {
                 revision: *revision,
                 artifact: artifact.clone(),

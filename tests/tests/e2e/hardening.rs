@@ -418,7 +418,7 @@ async fn a_callback_path_cannot_forge_or_flood_the_log() {
 
 /// A callback over the callback size bound is refused in the callback
 /// answer's own shape, `{"error": "too_large"}` with 413, before its
-/// signature is checked. Found by posting 70 KB to `/callbacks/inventory`:
+/// signature is checked; so is every refusal of the server on that path. Found by posting 70 KB to `/callbacks/inventory`:
 /// the answer was a GraphQL error envelope, unlike every other refusal of
 /// that path.
 #[tokio::test]
@@ -441,4 +441,33 @@ async fn a_callback_over_its_size_bound_is_refused_in_the_callback_shape() {
     assert_eq!(answer.status().as_u16(), 413);
     let json: Value = answer.json().await.unwrap();
     assert_eq!(json, json!({ "error": "too_large" }));
+    // The server's own refusals on that path too (a re-probe): a body over
+    // the server's limit, a wrong method, a path no system has.
+    let base = server.base_url();
+    let over_limit = http
+        .post(format!("{base}/callbacks/inventory"))
+        .body(vec![b'x'; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    let get = http
+        .get(format!("{base}/callbacks/inventory"))
+        .send()
+        .await
+        .unwrap();
+    let slash = http
+        .post(format!("{base}/callbacks/inventory/"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    for (answer, status, reason) in [
+        (over_limit, 413, "too_large"),
+        (get, 405, "method_not_allowed"),
+        (slash, 404, "not_found"),
+    ] {
+        assert_eq!(answer.status().as_u16(), status, "{reason}");
+        let json: Value = answer.json().await.unwrap();
+        assert_eq!(json, json!({ "error": reason }));
+    }
 }

@@ -1262,6 +1262,22 @@ async fn a_negative_whole_number_is_validation_naming_the_argument() {
             "{ events(from: -1) { position } }".to_owned(),
             "from",
         ),
+        // Past a 32-bit Int, and not a whole number at all (a re-probe).
+        (
+            &admin,
+            "{ events(first: 2147483648) { position } }".to_owned(),
+            "first",
+        ),
+        (
+            &sales,
+            "{ quotes(first: -2147483649) { nodes { id } } }".to_owned(),
+            "first",
+        ),
+        (
+            &sales,
+            format!("mutation {{ recordSignature(commandId: \"{}\", quoteId: \"{quote}\", revision: 1.0, signer: \"a\", providerReference: \"b\", artifactHash: \"c\") {{ id }} }}", unique("c")),
+            "revision",
+        ),
     ];
     for (token, document, field) in inline {
         let (_, body) = server.client.raw(token, &document, json!({})).await;

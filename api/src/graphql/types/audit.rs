@@ -71,7 +71,7 @@ impl AuditEntryNode {
     pub fn of_stream(
         ctx: &Context<'_>,
         stream_id: &str,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> ApiResult<Connection<Self>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
@@ -91,7 +91,7 @@ impl AuditEntryNode {
     pub fn of_correlation(
         ctx: &Context<'_>,
         correlation_id: &str,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> ApiResult<Connection<Self>> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;

@@ -478,7 +478,7 @@ impl HandoffNode {
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<AuditEntryNode>> {
         let stream = handoff_stream(&self.view.handoff.handoff_id);

@@ -573,7 +573,7 @@ impl OrderNode {
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<AuditEntryNode>> {
         let stream = order_stream(&self.summary.order_id);

@@ -358,7 +358,7 @@ impl QuoteNode {
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        first: Option<i64>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<AuditEntryNode>> {
         Ok(AuditEntryNode::of_stream(
