@@ -105,12 +105,31 @@ async fn a_proposal_is_rendered_from_its_snapshot_and_the_signature_must_match_i
     assert_eq!(again["artifactHash"], first["artifactHash"], "{again}");
     assert_eq!(again["artifactId"], first["artifactId"], "{again}");
 
-    // A signature of another document is refused at acceptance.
-    sign(&server, &sales, &quote, &"0".repeat(64)).await;
-    let refused = client.accept(&sales, &quote).await.unwrap_err();
+    // A signature of another document is refused when it is recorded
+    // (ADR 0053), and the quote stays unsigned.
+    let refused = client
+        .run::<ops::RecordSignature>(
+            &sales,
+            ops::record_signature::Variables {
+                command_id: unique("signature"),
+                quote_id: quote.clone(),
+                expected_version: None,
+                revision: 1,
+                signer: "Jane Customer".to_owned(),
+                provider_reference: format!("esign-{quote}"),
+                artifact_hash: "0".repeat(64),
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(
         refused.extensions["rule"], "signature_for_another_artifact",
         "{refused:?}"
+    );
+    let unsigned = client.accept(&sales, &quote).await.unwrap_err();
+    assert_eq!(
+        unsigned.extensions["rule"], "signature_missing",
+        "{unsigned:?}"
     );
     sign(&server, &sales, &quote, &hash).await;
     client.accept(&sales, &quote).await.unwrap();

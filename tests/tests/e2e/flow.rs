@@ -241,7 +241,7 @@ async fn a_rejected_step_falls_out_and_an_operator_resolves_it() {
             line_id: "line-1".to_owned(),
             action: resolve_fallout::FalloutAction::NEW_ATTEMPT,
             reference: None,
-            note: Some("retry after the inventory fix".to_owned()),
+            note: None,
         };
         let token = token.to_owned();
         async move { client.run::<ops::ResolveFallout>(&token, vars).await }

@@ -170,8 +170,8 @@ const CANCEL: (&str, &str, &str) = (
 );
 const RESOLVE: (&str, &str, &str) = (
     "resolveFallout",
-    "$c: String!, $o: String!, $line: String!, $note: String",
-    "commandId: $c, orderId: $o, lineId: $line, action: NEW_ATTEMPT, note: $note",
+    "$c: String!, $o: String!, $line: String!, $action: FalloutAction!",
+    "commandId: $c, orderId: $o, lineId: $line, action: $action",
 );
 
 /// Opens, prices (20 %: approval needed), approves, proposes, signs and
@@ -361,8 +361,8 @@ async fn idempotency_comes_first_for_every_mutation_whatever_happened_since() {
         &mut acked,
         &operator,
         RESOLVE,
-        json!({"c": c(), "o": resolved, "line": "l1", "note": null}),
-        json!({"note": "again"}),
+        json!({"c": c(), "o": resolved, "line": "l1", "action": "NEW_ATTEMPT"}),
+        json!({"action": "CANCEL_LINE"}),
     )
     .await;
     let covered: std::collections::BTreeSet<_> = acked.iter().map(|a| a.mutation).collect();

@@ -274,6 +274,12 @@ async fn a_step_that_may_have_taken_effect_gets_no_new_attempt() {
     let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
     let resolve = |action: &'static str| {
         let (operator, order_id, line_id) = (operator.clone(), order_id.clone(), line_id.clone());
+        // A new attempt records no evidence; an external resolution does.
+        let evidence = if action == "EXTERNAL_RESOLUTION" {
+            ", reference: \"BILL-7\", note: \"active in billing\""
+        } else {
+            ""
+        };
         let client = server.client.clone();
         async move {
             client
@@ -281,8 +287,8 @@ async fn a_step_that_may_have_taken_effect_gets_no_new_attempt() {
                     &operator,
                     &format!(
                         "mutation($c: String!, $o: String!, $l: String!) {{ resolveFallout(
-                           commandId: $c, orderId: $o, lineId: $l, action: {action},
-                           reference: \"BILL-7\", note: \"active in billing\") {{ correlationId }} }}"
+                           commandId: $c, orderId: $o, lineId: $l, action: {action}{evidence})
+                           {{ correlationId }} }}"
                     ),
                     json!({ "c": unique("resolve"), "o": order_id, "l": line_id }),
                 )
