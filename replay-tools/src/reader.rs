@@ -143,14 +143,27 @@ impl LogReader {
         Ok(positions)
     }
 
-    /// Every idempotency record as (key, stored value), in key order.
+    /// Every idempotency record as (key, stored value), in key order; ends
+    /// after its first error (sled's scan over a damaged page repeats its
+    /// error for ever, so a caller that counted or skipped errors would
+    /// never end).
     pub fn idempotency_records(
         &self,
     ) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec), ReplayError>> + 'static {
-        self.tree.scan_prefix([keyspace::IDEMPOTENCY]).map(|entry| {
-            let (key, value) = entry?;
-            Ok((key[1..].to_vec(), value))
-        })
+        let mut failed = false;
+        self.tree
+            .scan_prefix([keyspace::IDEMPOTENCY])
+            .map_while(move |entry| {
+                if failed {
+                    return None;
+                }
+                failed = entry.is_err();
+                Some(
+                    entry
+                        .map(|(key, value)| (key[1..].to_vec(), value))
+                        .map_err(ReplayError::from),
+                )
+            })
     }
 }
 

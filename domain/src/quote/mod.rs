@@ -26,7 +26,10 @@ pub use model::{
     SignatureEvidence,
 };
 pub use pricing::{price_command, OfferingPrice, PriceBook};
-pub use state::{Approval, Quote, QuoteState, RecordedProposal, RecordedSignature};
+pub use state::{
+    proposal_voids_signature, signature_replaces, Approval, Quote, QuoteState, RecordedProposal,
+    RecordedSignature,
+};
 
 use crate::decider::Decider;
 

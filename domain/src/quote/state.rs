@@ -75,6 +75,26 @@ pub struct RecordedSignature {
     pub evidence: SignatureEvidence,
 }
 
+/// Whether a signature of `revision` takes the place of the one kept (of
+/// `kept`, if any): a late signature of an earlier revision is evidence
+/// only and never replaces a later revision's (ADR 0053). The quote's state
+/// and the quotes read model both keep signatures by this rule.
+pub fn signature_replaces(kept: Option<u32>, revision: u32) -> bool {
+    kept.is_none_or(|kept| kept <= revision)
+}
+
+/// Whether a new proposal of `proposal_hash` for `revision` voids a kept
+/// signature of `signed_revision` over `signed_hash`: one over another
+/// document of the same revision no longer counts (ADR 0053).
+pub fn proposal_voids_signature(
+    signed_revision: u32,
+    signed_hash: &str,
+    revision: u32,
+    proposal_hash: &str,
+) -> bool {
+    signed_revision == revision && signed_hash != proposal_hash
+}
+
 /// The quote's content. Price, proposal and signature of an older revision are kept
 /// as evidence; their revision tag no longer matching `revision` is what makes them
 /// invalid.
@@ -191,8 +211,12 @@ impl Quote {
                 // A signature over another document of this revision no
                 // longer counts: the new proposal is to be signed.
                 if self.signature.as_ref().is_some_and(|kept| {
-                    kept.revision == *revision
-                        && kept.evidence.artifact_hash != artifact.artifact_hash
+                    proposal_voids_signature(
+                        kept.revision,
+                        &kept.evidence.artifact_hash,
+                        *revision,
+                        &artifact.artifact_hash,
+                    )
                 }) {
                     self.signature = None;
                 }
@@ -208,10 +232,7 @@ impl Quote {
             } => {
                 // A late signature of an earlier revision is evidence only:
                 // it never replaces the signature of a later one.
-                if self
-                    .signature
-                    .as_ref()
-                    .is_none_or(|kept| kept.revision <= *revision)
+                if signature_replaces(self.signature.as_ref().map(|kept| kept.revision), *revision)
                 {
                     self.signature = Some(RecordedSignature {
                         revision: *revision,

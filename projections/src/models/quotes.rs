@@ -14,8 +14,8 @@ use domain::ids::{
 };
 use domain::money::Money;
 use domain::quote::{
-    AcceptedLine, ApprovalReason, CustomerSnapshot, PriceResult, ProposalArtifact, QuoteEvent,
-    QuoteLine, SignatureEvidence,
+    proposal_voids_signature, signature_replaces, AcceptedLine, ApprovalReason, CustomerSnapshot,
+    PriceResult, ProposalArtifact, QuoteEvent, QuoteLine, SignatureEvidence,
 };
 use serde::{Deserialize, Serialize};
 
@@ -434,7 +434,12 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             // As the domain: a signature over another document of this
             // revision no longer counts.
             if row.signature.as_ref().is_some_and(|s| {
-                s.revision == *revision && s.evidence.artifact_hash != artifact.artifact_hash
+                proposal_voids_signature(
+                    s.revision,
+                    &s.evidence.artifact_hash,
+                    *revision,
+                    &artifact.artifact_hash,
+                )
             }) {
                 row.signature = None;
             }
@@ -453,11 +458,7 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             // A late signature of an earlier revision is evidence only: it
             // never replaces the signature of a later revision, and the
             // current revision is not signed by it.
-            if row
-                .signature
-                .as_ref()
-                .is_none_or(|s| s.revision <= *revision)
-            {
+            if signature_replaces(row.signature.as_ref().map(|s| s.revision), *revision) {
                 row.signature = Some(SignatureView {
                     revision: *revision,
                     evidence: signature.clone(),
