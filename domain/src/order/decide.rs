@@ -493,37 +493,26 @@ fn withdrawals(order: &Order, at: Timestamp) -> impl Iterator<Item = OrderEvent>
         })
 }
 
-/// What cancelling `lines` undoes: a reservation is released, provisioning is
-/// cancelled (and its reservation released); once billing may be active nothing is
-/// undone automatically and the line is reported as uncompensated.
+/// What cancelling `lines` undoes: from the furthest step that may have
+/// taken effect back to the first, each step's compensation (provisioning
+/// cancelled, the reservation released); a step that has none (billing
+/// activation: billing owns the charge) is reported as uncompensated, for
+/// a human to stop in billing (ADR 0049).
 fn compensation_plan(order: &Order, lines: &[&OrderLine]) -> CompensationPlan {
     let mut plan = CompensationPlan::default();
     for line in lines {
         let mut undo: Vec<Purpose> = Vec::new();
-        match line.progress.furthest_effect() {
-            None => {}
-            // Billing may be active: billing owns the charge, and undoing the
-            // service under a live charge would bill for nothing, so every
-            // step whose effect stays is reported for a human, the charge
-            // first.
-            Some(Step::BillingActivation) => {
-                let mut step = Some(Step::BillingActivation);
-                while let Some(s) = step {
-                    plan.uncompensated.push(Uncompensated {
-                        line_id: line.line_id().clone(),
-                        step: s,
-                    });
-                    step = s.previous();
-                }
+        // Undo the furthest effect first, then each step before it.
+        let mut step = line.progress.furthest_effect();
+        while let Some(s) = step {
+            match s.compensation() {
+                Some(purpose) => undo.push(purpose),
+                None => plan.uncompensated.push(Uncompensated {
+                    line_id: line.line_id().clone(),
+                    step: s,
+                }),
             }
-            // Undo the furthest effect first, then each step before it.
-            Some(furthest) => {
-                let mut step = Some(furthest);
-                while let Some(s) = step {
-                    undo.extend(s.compensation());
-                    step = s.previous();
-                }
-            }
+            step = s.previous();
         }
         plan.compensations.extend(
             undo.iter()

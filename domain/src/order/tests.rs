@@ -599,6 +599,42 @@ fn a_billing_step_that_fell_out_without_effect_compensates_the_steps_before_it()
     }
 }
 
+/// A billing activation that may have taken effect (its answer unreadable,
+/// or a conflict or SLA breach) may leave a charge that billing owns and a
+/// human stops: cancelling the line still undoes provisioning and the
+/// reservation, and reports billing alone as uncompensated. Found by a
+/// black-box probe: such a cancellation released nothing and reported all
+/// three steps, leaving the capacity held and the service active with
+/// nothing asking anyone to undo them.
+#[test]
+fn a_billing_step_that_may_have_taken_effect_is_reported_and_the_steps_before_it_undone() {
+    for reason in [
+        FalloutReason::SchemaMismatch,
+        FalloutReason::Unclassified,
+        FalloutReason::DuplicateConflict,
+        FalloutReason::SlaBreach,
+    ] {
+        assert!(reason.may_have_taken_effect(), "{reason:?}");
+        let mut commands = provisioned("l1");
+        commands.push(request("l1", Step::BillingActivation));
+        commands.push(fail("l1", Step::BillingActivation, 1, reason));
+        let plan = cancelling_l1(play(&["l1"], commands));
+        assert_eq!(
+            undoes(&plan),
+            [Purpose::Cancel, Purpose::Release],
+            "{reason:?}"
+        );
+        assert_eq!(
+            plan.uncompensated,
+            [Uncompensated {
+                line_id: line_id("l1"),
+                step: Step::BillingActivation
+            }],
+            "{reason:?}"
+        );
+    }
+}
+
 #[test]
 fn resolving_a_line_without_open_fallout_is_refused() {
     Given::<OrderDecider>::events(vec![order_captured(&["l1"])])
@@ -680,18 +716,13 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
         .collect();
     assert_eq!(compensations, [("l1".to_owned(), Purpose::Release)]);
     assert!(l1_plan.uncompensated.is_empty());
-    assert!(l2_plan.compensations.is_empty());
+    assert_eq!(undoes(l2_plan), [Purpose::Cancel, Purpose::Release]);
     assert_eq!(
         l2_plan.uncompensated,
-        [
-            Step::BillingActivation,
-            Step::Provisioning,
-            Step::Reservation
-        ]
-        .map(|step| Uncompensated {
+        [Uncompensated {
             line_id: line_id("l2"),
-            step
-        })
+            step: Step::BillingActivation
+        }]
     );
     // The order tracks each planned compensation once cancelled.
     let mut all = history_before_cancel;
@@ -701,7 +732,7 @@ fn cancelling_an_order_compensates_records_leftovers_and_withdraws_steps_in_flig
         panic!("expected a cancelled order, got {state:?}");
     };
     assert_eq!(order.lines[0].compensations.len(), 1);
-    assert!(order.lines[1].compensations.is_empty());
+    assert_eq!(order.lines[1].compensations.len(), 2);
 }
 
 /// A line in fallout when its order is cancelled has its step withdrawn

@@ -367,3 +367,99 @@ async fn a_step_that_never_completes_breaches_its_sla_and_gets_no_new_attempt() 
         "{breached}"
     );
 }
+
+/// Cancelling a line whose billing activation may have taken effect (its
+/// answer unreadable) undoes the steps before billing, cancelling
+/// provisioning and releasing the reservation at the simulated targets,
+/// and reports billing alone as uncompensated (ADR 0054). Found by a
+/// black-box probe: the order was cancelled with nothing undone and all
+/// three steps reported, the capacity held and the service left active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_after_billing_may_have_taken_effect_undoes_the_steps_before_it() {
+    let server = Server::start();
+    let operator = server.token("operator");
+    server
+        .script_simulator("billing", &["UnknownStatusCode"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-unknown-bill", &["fiber-1g"])
+        .await
+        .unwrap();
+    let held = case(&server, false, |c| {
+        c["purpose"] == "ACTIVATE_BILLING" && c["lineInFallout"] == true
+    })
+    .await;
+    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
+    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    let (_, body) = server
+        .client
+        .raw(
+            &operator,
+            "mutation($c: String!, $o: String!, $l: String!) { resolveFallout(commandId: $c,
+               orderId: $o, lineId: $l, action: CANCEL_LINE, note: \"customer withdrew\") {
+               correlationId } }",
+            json!({ "c": unique("cancel"), "o": order_id, "l": line_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    let started = Instant::now();
+    let order = loop {
+        let (_, body) = server
+            .client
+            .raw(
+                &operator,
+                "query($id: String!) { order(id: $id) { status
+                   uncompensated { lineId step }
+                   lines { history { kind purpose compensationOutcome } } } }",
+                json!({ "id": order_id }),
+            )
+            .await;
+        let order = body["data"]["order"].clone();
+        let settled = order["lines"][0]["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["kind"] == "COMPENSATION_SETTLED")
+            .count();
+        if settled == 2 {
+            break order;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the compensations did not settle: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(order["status"], "CANCELLED", "{order}");
+    let mut undone: Vec<(String, String)> = order["lines"][0]["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["kind"] == "COMPENSATION_SETTLED")
+        .map(|h| {
+            (
+                h["purpose"].as_str().unwrap_or_default().to_owned(),
+                h["compensationOutcome"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    undone.sort();
+    assert_eq!(
+        undone,
+        [
+            ("CANCEL".to_owned(), "DONE".to_owned()),
+            ("RELEASE".to_owned(), "DONE".to_owned())
+        ],
+        "{order}"
+    );
+    assert_eq!(
+        order["uncompensated"],
+        json!([{ "lineId": line_id, "step": "BILLING_ACTIVATION" }]),
+        "{order}"
+    );
+}
