@@ -479,6 +479,15 @@ impl ServerConfig {
                 "must not be empty (set by `data_dir`, `--data-dir` or OMS_DATA_DIR)",
             ));
         }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(ConfigError::invalid(
+                "data_dir",
+                format!(
+                    "{} is a file, not a directory (set by `data_dir`, `--data-dir` or OMS_DATA_DIR)",
+                    self.data_dir.display()
+                ),
+            ));
+        }
         if !(1..=MAX_VALIDITY_HOURS).contains(&self.price_book.validity_hours) {
             return Err(ConfigError::invalid(
                 "price_book.validity_hours",

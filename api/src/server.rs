@@ -73,14 +73,7 @@ pub async fn run(
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServerError> {
     let data_dir = config.data_dir.clone();
-    let context = if data_dir.exists() && !data_dir.is_dir() {
-        format!(
-            "the data directory {} is not a directory",
-            data_dir.display()
-        )
-    } else {
-        format!("cannot create data directory {}", data_dir.display())
-    };
+    let context = format!("cannot create data directory {}", data_dir.display());
     std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::Io { context, source })?;
     let log = EventLog::open(LogConfig::new(&data_dir)).map_err(|e| {
         if e.is_damage() {

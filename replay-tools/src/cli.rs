@@ -193,7 +193,10 @@ pub fn run(cli: Cli) -> u8 {
     // A reader that stopped early (`| head`) ends a listing quietly; an
     // export cut short is an incomplete file, so it fails.
     let whole_output_needed = matches!(cli.command, Command::Export(_));
-    let result = dispatch(cli.command, &ctx, &mut out)
+    let result = ctx
+        .dir
+        .require_not_a_file()
+        .and_then(|()| dispatch(cli.command, &ctx, &mut out))
         .and_then(|o| out.flush().map(|()| o))
         .map_err(|e| match e {
             e if e.is_broken_pipe() && whole_output_needed => ReplayError::io(

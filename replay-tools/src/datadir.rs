@@ -33,6 +33,20 @@ impl DataDir {
         &self.path
     }
 
+    /// Fails with [`ReplayError::Usage`] when the path names something
+    /// that is not a directory (a file given as `--data-dir`); a path that
+    /// names nothing passes (`import` creates it, the others say there is
+    /// no log there).
+    pub fn require_not_a_file(&self) -> Result<(), ReplayError> {
+        if self.path.exists() && !self.path.is_dir() {
+            return Err(ReplayError::Usage(format!(
+                "{} is a file, not a data directory (set --data-dir or OMS_DATA_DIR)",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// True when the directory holds a sled database.
     pub fn has_log(&self) -> bool {
         self.path.join("db").is_file()

@@ -354,3 +354,29 @@ fn an_import_of_a_file_that_is_missing_or_a_directory_is_a_usage_error_that_writ
         );
     }
 }
+
+/// A file given as the data directory is a usage error (exit 2) naming it,
+/// for every command: it was exit 4, an I/O error `Not a directory (os
+/// error 20)` on a path inside it.
+#[test]
+fn a_data_directory_that_is_a_file_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("data");
+    std::fs::write(&file, "not a directory").unwrap();
+    for command in [
+        &["verify"][..],
+        &["dump"][..],
+        &["stats"][..],
+        &["consumers"][..],
+        &["rebuild", "--all"][..],
+        &["import", "-"][..],
+    ] {
+        let run = oms(&file, command);
+        assert_eq!(run.code, 2, "{command:?}: {run:?}");
+        assert!(
+            run.stderr.contains("is a file, not a data directory"),
+            "{command:?}: {run:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}

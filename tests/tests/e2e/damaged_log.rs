@@ -152,10 +152,13 @@ async fn a_data_directory_that_is_a_file_is_refused_naming_it() {
     let file = temp.path().join("data");
     std::fs::write(&file, "not a directory").unwrap();
     let refused = start_expecting_exit(&file);
-    assert_ne!(refused.code, Some(0), "{}", refused.stderr);
+    // Configuration (exit 2, naming the key), as any unusable setting is;
+    // it was exit 1, the code of a damaged log, with `File exists (os
+    // error 17)` after the path.
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
     assert!(
         refused.stderr.contains(&format!(
-            "the data directory {} is not a directory",
+            "configuration key `data_dir`: {} is a file, not a directory",
             file.display()
         )),
         "{}",
