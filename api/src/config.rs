@@ -217,8 +217,8 @@ const MAX_VALIDITY_HOURS: u32 = 87_600;
 pub struct GraphqlLimits {
     /// Deepest accepted selection (2 to 1,000).
     pub max_depth: usize,
-    /// Highest accepted complexity (one per field, lists weighted by size;
-    /// 2 to 50,000).
+    /// Highest accepted complexity (one per field, a paginated list
+    /// weighted by its page size; 2 to 50,000).
     pub max_complexity: usize,
     /// Most operations in one batched request (1 to 1,000).
     pub max_batch: usize,

@@ -1,6 +1,7 @@
 //! The GraphQL schema: queries over the read models, command mutations,
 //! live subscriptions, and the hardening every request passes through.
 
+pub mod cooperative;
 pub mod documents;
 pub mod enum_values;
 pub mod error;
@@ -39,6 +40,7 @@ pub fn build(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> OmsSche
     let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
+        .extension(cooperative::Cooperative)
         .disable_suggestions();
     if let Some(platform) = platform {
         builder = builder.data(platform);
@@ -141,6 +143,15 @@ pub fn retried_after(principal: &Principal, error: Option<String>) -> Option<Str
 /// tenant's data.
 const CAUSE_WITHHELD: &str =
     "the cause is shown to platform callers only (it may quote another tenant's events)";
+
+/// The weight of a paginated list in the complexity limit: the page
+/// `first` asks for (default 50), within 1..=[`MAX_PAGE`] (a size out of
+/// range is refused by [`page_size`] when the field runs), so a list of
+/// 200 weighs 200 times its selection.
+pub fn page_weight(first: Option<i64>) -> usize {
+    let max = i64::try_from(MAX_PAGE).unwrap_or(i64::MAX);
+    usize::try_from(first.map_or(50, |n| n.clamp(1, max))).unwrap_or(MAX_PAGE)
+}
 
 /// The page size for `first` (default 50, at most [`MAX_PAGE`]).
 ///

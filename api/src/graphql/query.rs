@@ -44,6 +44,7 @@ impl Query {
     }
 
     /// Quotes, newest first, filtered by status, customer and last update.
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn quotes(
         &self,
         ctx: &Context<'_>,
@@ -89,6 +90,7 @@ impl Query {
     }
 
     /// Orders, filtered by status and whether a line is in fallout.
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -132,6 +134,7 @@ impl Query {
     /// Handoffs by status and target system, the oldest unknown and
     /// pending first.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn handoffs(
         &self,
         ctx: &Context<'_>,
@@ -201,6 +204,7 @@ impl Query {
     /// The fallout queue, oldest first: open cases by default, filtered by
     /// target system, normalized reason and age.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn fallout(
         &self,
         ctx: &Context<'_>,
@@ -244,6 +248,7 @@ impl Query {
     /// `correlationId`, `commandId` (the `commandId` your client sent with
     /// a mutation: its events and every reaction they caused) and
     /// `streamId`.
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
@@ -393,6 +398,7 @@ impl Query {
 
     /// Admin: raw events of one stream (from a version) or of the whole
     /// log (from a position), this tenant's only.
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn events(
         &self,
         ctx: &Context<'_>,

@@ -67,6 +67,61 @@ async fn depth_and_complexity_are_limited() {
     assert!(first_error(&body).contains("too complex"), "{body}");
 }
 
+/// A paginated list weighs its page size times its selection (as
+/// docs/graphql.md says: "lists weighted by their size"). A probe found
+/// every list costing 1 whatever its `first`: 330 aliases of
+/// `quotes(first: 200)` passed, ran 22 s past the 10 s timeout and
+/// answered 44 MB, stalling other tenants while two ran.
+#[tokio::test]
+async fn a_paginated_list_weighs_its_page_size() {
+    let server = Server::start();
+    let (client, viewer) = (&server.client, server.token("viewer"));
+    let lists = |count: usize, first: usize| {
+        let fields: Vec<String> = (0..count)
+            .map(|i| format!("a{i}: quotes(first: {first}) {{ nodes {{ id status version }} }}"))
+            .collect();
+        format!("{{ {} }}", fields.join(" "))
+    };
+    // 4 per node (nodes, id, status, version): 200 x 4 = 800, twice.
+    let (_, body) = client.raw(&viewer, &lists(2, 200), json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // Three such lists weigh 2,400: over 2,000.
+    let (_, body) = client.raw(&viewer, &lists(3, 200), json!({})).await;
+    assert!(body["data"].is_null(), "{body}");
+    assert!(first_error(&body).contains("too complex"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+    // The default page (50) weighs 50, so ten of them pass.
+    let (_, body) = client
+        .raw(
+            &viewer,
+            &lists(10, 50).replace("(first: 50)", ""),
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // A nested page multiplies: 50 quotes x 50 audit entries is refused.
+    let (_, body) = client
+        .raw(
+            &viewer,
+            "{ quotes { nodes { auditTrail { nodes { position } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(first_error(&body).contains("too complex"), "{body}");
+    // A page size given as a variable counts too; one out of range is the
+    // field's own refusal, naming it.
+    let query = "query($n: Int) { a: quotes(first: $n) { nodes { id status version } }
+                 b: quotes(first: $n) { nodes { id status version } }
+                 c: quotes(first: $n) { nodes { id status version } } }";
+    let (_, body) = client.raw(&viewer, query, json!({ "n": 200 })).await;
+    assert!(first_error(&body).contains("too complex"), "{body}");
+    let (_, body) = client.raw(&viewer, query, json!({ "n": 100 })).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let one = "query($n: Int) { quotes(first: $n) { nodes { id } } }";
+    let (_, body) = client.raw(&viewer, one, json!({ "n": 100_000 })).await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "first", "{body}");
+}
+
 #[tokio::test]
 async fn graphql_validation_errors_carry_a_code() {
     // Every refusal is documented to carry `extensions.code`; the ones

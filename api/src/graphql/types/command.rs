@@ -98,6 +98,7 @@ impl CommandResult {
 
     /// The events of this command and of every reaction to it, in log
     /// order.
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,

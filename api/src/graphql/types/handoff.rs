@@ -475,6 +475,7 @@ impl HandoffNode {
 
     /// The handoff's events, oldest first, from the audit trail (its
     /// stream).
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,

@@ -570,6 +570,7 @@ impl OrderNode {
 
     /// The order's events, oldest first, from the audit trail (the order's
     /// stream).
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,

@@ -355,6 +355,7 @@ impl QuoteNode {
 
     /// The quote's events, oldest first, from the audit trail (the quote's
     /// stream).
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
