@@ -15,9 +15,11 @@
 //! - **Mutations**: at most `graphql.max_mutations` root mutation fields per
 //!   operation (aliases count; default 8), and, over HTTP, per request in
 //!   total over a batch ([`LimitedSchema::mutation_fields`]).
-//! - **Subscriptions**: exactly one root field per subscription operation
-//!   (GraphQL's "single root field" rule, aliases, fragments and
-//!   `__typename` counting). async-graphql would run each root field as a
+//! - **Subscriptions**: exactly one root field per subscription operation,
+//!   selected directly, not through a fragment, and without `@skip` or
+//!   `@include` (GraphQL's "single root field" rule; async-graphql runs
+//!   only the fields of the root set, so a root field inside a fragment
+//!   would run nothing). async-graphql would run each root field as a
 //!   stream of its own, so one `subscribe` could open a thousand readers
 //!   of the log past the per-connection bound of
 //!   [`crate::websocket::MAX_SUBSCRIPTIONS`].
@@ -87,8 +89,8 @@ pub enum Refusal {
     IntrospectionFansOut,
     /// More root mutation fields than allowed.
     TooManyMutations(usize),
-    /// A subscription operation with more than one root field, or one
-    /// under `@skip` or `@include`.
+    /// A subscription operation with more than one root field, one inside
+    /// a fragment, or one under `@skip` or `@include`.
     SubscriptionRootFields,
     /// More selections visited than allowed.
     TooManySelections(usize),
@@ -113,7 +115,8 @@ impl Refusal {
                 format!("at most {max} mutation fields per operation and per request")
             }
             Refusal::SubscriptionRootFields => "A subscription selects exactly one root field, \
-                 without @skip or @include: subscribe once per field"
+                 directly (not through a fragment) and without @skip or @include: subscribe \
+                 once per field"
                 .to_owned(),
             Refusal::TooManySelections(max) => format!(
                 "The query selects too many fields: at most {max} selections, each spread of a fragment counting again"
@@ -172,14 +175,11 @@ impl OperationLimits {
         for operation in operations {
             let set = &operation.node.selection_set.node;
             walk.selections(set, Level::default())?;
-            if operation.node.ty == OperationType::Subscription
-                && (walk.root_fields(set, 0, Typename::Counts)? > 1
-                    || walk.conditional_root(set, 0)?)
-            {
+            if operation.node.ty == OperationType::Subscription && !one_direct_root_field(set) {
                 return Err(Refusal::SubscriptionRootFields);
             }
             if operation.node.ty == OperationType::Mutation {
-                let count = walk.root_fields(set, 0, Typename::Free)?;
+                let count = walk.root_fields(set, 0)?;
                 if count > self.max_mutations {
                     return Err(Refusal::TooManyMutations(self.max_mutations));
                 }
@@ -190,13 +190,23 @@ impl OperationLimits {
     }
 }
 
-/// Whether `__typename` counts as a root field.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Typename {
-    /// It does (a subscription's single root field).
-    Counts,
-    /// It does not (it runs no mutation).
-    Free,
+/// Whether a subscription's selection set is one field, selected directly
+/// and without `@skip` or `@include`: async-graphql runs the fields of a
+/// subscription's root set only, so a root field inside a fragment would
+/// run nothing (the subscription completed at once, with no error), and
+/// GraphQL allows no condition on it.
+fn one_direct_root_field(set: &SelectionSet) -> bool {
+    match set.items.as_slice() {
+        [item] => match &item.node {
+            Selection::Field(field) => !field
+                .node
+                .directives
+                .iter()
+                .any(|d| matches!(d.node.name.node.as_str(), "skip" | "include")),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -281,75 +291,26 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    /// Whether a root selection (a field, or a fragment holding one) is
-    /// under `@skip` or `@include`, which GraphQL does not allow on a
-    /// subscription's root field.
-    fn conditional_root(&mut self, set: &'a SelectionSet, nesting: usize) -> Result<bool, Refusal> {
-        let conditional = |directives: &[Positioned<async_graphql::parser::types::Directive>]| {
-            directives
-                .iter()
-                .any(|d| matches!(d.node.name.node.as_str(), "skip" | "include"))
-        };
-        for item in &set.items {
-            self.visit(nesting + 1)?;
-            let found = match &item.node {
-                Selection::Field(field) => conditional(&field.node.directives),
-                Selection::InlineFragment(fragment) => {
-                    conditional(&fragment.node.directives)
-                        || self.conditional_root(&fragment.node.selection_set.node, nesting + 1)?
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    conditional(&spread.node.directives)
-                        || match self.fragments.get(name) {
-                            Some(fragment) if !self.path.contains(&name) => {
-                                self.path.push(name);
-                                let result = self.conditional_root(
-                                    &fragment.node.selection_set.node,
-                                    nesting + 1,
-                                );
-                                self.path.pop();
-                                result?
-                            }
-                            _ => false,
-                        }
-                }
-            };
-            if found {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Root fields of a selection set, through fragments (`__typename` as
-    /// `typename` says).
-    fn root_fields(
-        &mut self,
-        set: &'a SelectionSet,
-        nesting: usize,
-        typename: Typename,
-    ) -> Result<usize, Refusal> {
+    /// Root fields of a selection set, through fragments (`__typename`,
+    /// which runs no mutation, not counted).
+    fn root_fields(&mut self, set: &'a SelectionSet, nesting: usize) -> Result<usize, Refusal> {
         let mut count = 0;
         for item in &set.items {
             self.visit(nesting + 1)?;
             count += match &item.node {
-                Selection::Field(field) => usize::from(
-                    typename == Typename::Counts || field.node.name.node.as_str() != "__typename",
-                ),
+                Selection::Field(field) => {
+                    usize::from(field.node.name.node.as_str() != "__typename")
+                }
                 Selection::InlineFragment(fragment) => {
-                    self.root_fields(&fragment.node.selection_set.node, nesting + 1, typename)?
+                    self.root_fields(&fragment.node.selection_set.node, nesting + 1)?
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();
                     match self.fragments.get(name) {
                         Some(fragment) if !self.path.contains(&name) => {
                             self.path.push(name);
-                            let result = self.root_fields(
-                                &fragment.node.selection_set.node,
-                                nesting + 1,
-                                typename,
-                            );
+                            let result =
+                                self.root_fields(&fragment.node.selection_set.node, nesting + 1);
                             self.path.pop();
                             result?
                         }
@@ -580,7 +541,7 @@ mod tests {
     }
 
     #[test]
-    fn a_subscription_selects_one_root_field_through_aliases_fragments_and_typename() {
+    fn a_subscription_selects_one_root_field_directly() {
         let one = "subscription { events(from: 0) { position } }";
         assert_eq!(limits().check(one), Ok(0));
         for many in [
@@ -591,6 +552,11 @@ mod tests {
             "query Q { me { tenant } } subscription S { a: events { position } b: events { position } }",
             "subscription { events(from: 0) @skip(if: true) { position } }",
             "subscription($x: Boolean!) { ... @include(if: $x) { events { position } } }",
+            // One root field, but inside a fragment: async-graphql ran
+            // nothing and completed the subscription at once.
+            "subscription S { ...F } fragment F on Subscription { events(from: 0) { position } }",
+            "subscription { ... on Subscription { events(from: 0) { position } } }",
+            "subscription { ... { events(from: 0) { position } } }",
         ] {
             assert_eq!(
                 limits().check(many),
