@@ -223,6 +223,39 @@ enum Admit {
     End,
 }
 
+/// The message types a client may send in graphql-transport-ws.
+const CLIENT_TYPES: [&str; 5] = ["connection_init", "ping", "pong", "subscribe", "complete"];
+
+/// A client's message, if it is one of graphql-transport-ws: the legacy
+/// protocol's `start`, `stop` and `connection_terminate` (which
+/// async-graphql's parser also takes) are refused like any unknown type,
+/// and a refusal names the type in the protocol's words, never the
+/// parser's Rust types.
+fn client_message(bytes: &[u8]) -> Result<ClientMessage, String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let kind = serde_json::from_slice::<Typed>(bytes)
+        .map_err(|_| "a message is a JSON object with a string \"type\"".to_owned())?
+        .kind;
+    if !CLIENT_TYPES.contains(&kind.as_str()) {
+        return Err(format!(
+            "unknown message type \"{}\": graphql-transport-ws clients send {}",
+            domain::text::escaped(&kind),
+            CLIENT_TYPES.join(", ")
+        ));
+    }
+    ClientMessage::from_bytes(bytes).map_err(|_| match kind.as_str() {
+        "subscribe" => {
+            "a subscribe message has a string \"id\" and a \"payload\" with a \"query\"".to_owned()
+        }
+        "complete" => "a complete message has a string \"id\"".to_owned(),
+        other => format!("a {other} message's \"payload\" is an object if present"),
+    })
+}
+
 /// One connection's protocol state: the subscription ids in use, and the
 /// close frame that ends the connection when a client message broke the
 /// protocol.
@@ -264,18 +297,20 @@ impl Guard {
             }
             Err(_) => return Admit::End,
         };
-        let message = ClientMessage::from_bytes(&bytes);
-        if let Ok(ClientMessage::ConnectionInit { .. }) = &message {
+        let message = match client_message(&bytes) {
+            Ok(message) => message,
+            Err(problem) => {
+                return self.closing(
+                    CLOSE_BAD_MESSAGE,
+                    &format!("Invalid message received: {problem}"),
+                )
+            }
+        };
+        if let ClientMessage::ConnectionInit { .. } = &message {
             self.initialised = true;
         }
         match &message {
-            Err(error) => {
-                return self.closing(
-                    CLOSE_BAD_MESSAGE,
-                    &format!("Invalid message received: {error}"),
-                )
-            }
-            Ok(ClientMessage::Start { id, .. }) => {
+            ClientMessage::Start { id, .. } => {
                 if id.is_empty() || id.len() > MAX_ID_BYTES {
                     return self.closing(
                         CLOSE_BAD_MESSAGE,
@@ -302,12 +337,12 @@ impl Guard {
                 }
                 self.running.insert(id.clone());
             }
-            Ok(ClientMessage::Stop { id }) => {
+            ClientMessage::Stop { id } => {
                 self.running.remove(id);
             }
-            Ok(_) => {}
+            _ => {}
         }
-        Admit::Forward(Box::new(message))
+        Admit::Forward(Box::new(Ok(message)))
     }
 
     /// Notes a message the session sends: a `complete` or an `error` ends
@@ -658,6 +693,63 @@ mod tests {
                 closed_with(guard.admit(bad), &guard),
                 Some(CLOSE_BAD_MESSAGE)
             );
+        }
+    }
+
+    /// The legacy protocol's messages are refused on a graphql-transport-ws
+    /// connection (a probe's `start` ran a subscription), and no refusal
+    /// names the parser's Rust types (`expected struct Request`, `unknown
+    /// variant`).
+    #[test]
+    fn legacy_messages_are_refused_in_the_protocols_words() {
+        for (bad, said) in [
+            (
+                r#"{"type":"start","id":"1","payload":{"query":"subscription { events { position } }"}}"#,
+                "unknown message type \"start\"",
+            ),
+            (
+                r#"{"type":"stop","id":"1"}"#,
+                "unknown message type \"stop\"",
+            ),
+            (
+                r#"{"type":"connection_terminate"}"#,
+                "unknown message type \"connection_terminate\"",
+            ),
+            (r#"{"type":"wat"}"#, "graphql-transport-ws clients send"),
+            (
+                r#"{"type":"subscribe","id":"1","payload":null}"#,
+                "a subscribe message has",
+            ),
+            (r#"{"type":"complete"}"#, "a complete message has"),
+            (r#""hi""#, "a JSON object"),
+        ] {
+            let mut guard = Guard::new(tokio::sync::mpsc::unbounded_channel().0);
+            let admitted = guard.admit(Ok(Message::Text(bad.into())));
+            assert_eq!(
+                closed_with(admitted, &guard),
+                Some(CLOSE_BAD_MESSAGE),
+                "{bad}"
+            );
+            let reason = guard
+                .close
+                .as_ref()
+                .map(|c| c.reason.to_string())
+                .unwrap_or_default();
+            assert!(reason.contains(said), "{bad}: {reason}");
+            for leak in ["struct", "variant", "Request"] {
+                assert!(!reason.contains(leak), "{bad}: {reason}");
+            }
+        }
+        // The protocol's own messages still pass.
+        for good in [
+            r#"{"type":"connection_init"}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":"subscribe","id":"1","payload":{"query":"subscription { events { position } }"}}"#,
+            r#"{"type":"complete","id":"1"}"#,
+        ] {
+            let mut guard = Guard::new(tokio::sync::mpsc::unbounded_channel().0);
+            let admitted = guard.admit(Ok(Message::Text(good.into())));
+            assert_eq!(closed_with(admitted, &guard), None, "{good}");
         }
     }
 
