@@ -268,8 +268,22 @@ impl IntoResponse for RequestRejection {
             ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
-        let message = format!("malformed GraphQL request: {}", self.0);
+        let message = request_problem(&self.0);
         (status, axum::Json(error_body(&message, "VALIDATION"))).into_response()
+    }
+}
+
+/// What is wrong with a request body, in the protocol's words: serde's
+/// refusal of a body of another shape names the engine's Rust type
+/// (`untagged enum BatchRequest`), so that one is said in full.
+fn request_problem(error: &ParseRequestError) -> String {
+    let said = error.to_string();
+    if said.contains("untagged enum") {
+        "malformed GraphQL request: the body is a JSON object with a string \"query\" \
+         (an object \"variables\" and a string \"operationName\" optional), or an array of them"
+            .to_owned()
+    } else {
+        format!("malformed GraphQL request: {said}")
     }
 }
 
