@@ -237,7 +237,7 @@ impl Default for GraphqlLimits {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 2_000,
+            max_complexity: 10_000,
             max_batch: 8,
             max_mutations: 8,
             ws_init_timeout_ms: 10_000,
