@@ -76,20 +76,37 @@ async fn case(server: &Server, resolved: bool, pick: impl Fn(&Value) -> bool) ->
     }
 }
 
-/// An order of one line whose provisioning the target rejects: the case
-/// its line holds.
-async fn case_a_line_holds(server: &Server, customer: &str) -> Value {
-    server
-        .script_simulator("provisioning", &["BusinessReject"])
-        .await;
+/// An order of one line for `customer` whose step of `purpose` at
+/// `system` meets `fault`: the case its line holds.
+async fn line_case_after(
+    server: &Server,
+    system: &str,
+    fault: &str,
+    purpose: &str,
+    customer: &str,
+) -> Value {
+    server.script_simulator(system, &[fault]).await;
     server
         .client
         .accepted_quote(&server.token("sales"), customer, &["fiber-1g"])
         .await
         .unwrap();
     case(server, false, |c| {
-        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
+        c["purpose"] == purpose && c["lineInFallout"] == true
     })
+    .await
+}
+
+/// An order of one line whose provisioning the target rejects: the case
+/// its line holds.
+async fn case_a_line_holds(server: &Server, customer: &str) -> Value {
+    line_case_after(
+        server,
+        "provisioning",
+        "BusinessReject",
+        "ACTIVATE",
+        customer,
+    )
     .await
 }
 
@@ -255,15 +272,13 @@ async fn a_case_whose_order_was_cancelled_is_closed_with_it() {
 async fn a_step_that_may_have_taken_effect_gets_no_new_attempt() {
     let server = Server::start();
     let operator = server.token("operator");
-    server.script_simulator("billing", &["MalformedBody"]).await;
-    server
-        .client
-        .accepted_quote(&server.token("sales"), "cust-malformed", &["fiber-1g"])
-        .await
-        .unwrap();
-    let held = case(&server, false, |c| {
-        c["purpose"] == "ACTIVATE_BILLING" && c["lineInFallout"] == true
-    })
+    let held = line_case_after(
+        &server,
+        "billing",
+        "MalformedBody",
+        "ACTIVATE_BILLING",
+        "cust-malformed",
+    )
     .await;
     assert_eq!(
         held["allowedActions"],
@@ -348,17 +363,13 @@ async fn a_step_that_never_completes_breaches_its_sla_and_gets_no_new_attempt() 
             .to_owned(),
         ..ServerOptions::default()
     });
-    server
-        .script_simulator("provisioning", &["NeverCompletes"])
-        .await;
-    server
-        .client
-        .accepted_quote(&server.token("sales"), "cust-never", &["fiber-1g"])
-        .await
-        .unwrap();
-    let breached = case(&server, false, |c| {
-        c["purpose"] == "ACTIVATE" && c["lineInFallout"] == true
-    })
+    let breached = line_case_after(
+        &server,
+        "provisioning",
+        "NeverCompletes",
+        "ACTIVATE",
+        "cust-never",
+    )
     .await;
     assert_eq!(breached["reason"], "SLA_BREACH", "{breached}");
     assert_eq!(
@@ -378,17 +389,13 @@ async fn a_step_that_never_completes_breaches_its_sla_and_gets_no_new_attempt() 
 async fn cancelling_after_billing_may_have_taken_effect_undoes_the_steps_before_it() {
     let server = Server::start();
     let operator = server.token("operator");
-    server
-        .script_simulator("billing", &["UnknownStatusCode"])
-        .await;
-    server
-        .client
-        .accepted_quote(&server.token("sales"), "cust-unknown-bill", &["fiber-1g"])
-        .await
-        .unwrap();
-    let held = case(&server, false, |c| {
-        c["purpose"] == "ACTIVATE_BILLING" && c["lineInFallout"] == true
-    })
+    let held = line_case_after(
+        &server,
+        "billing",
+        "UnknownStatusCode",
+        "ACTIVATE_BILLING",
+        "cust-unknown-bill",
+    )
     .await;
     let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
     let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
