@@ -110,6 +110,22 @@ async fn case_a_line_holds(server: &Server, customer: &str) -> Value {
     .await
 }
 
+/// The operator cancels the line held by a case (`CANCEL_LINE`); panics
+/// when refused.
+async fn cancel_line(server: &Server, order_id: &str, line_id: &str) {
+    let (_, body) = server
+        .client
+        .raw(
+            &server.token("operator"),
+            "mutation($c: String!, $o: String!, $l: String!) { resolveFallout(commandId: $c,
+               orderId: $o, lineId: $l, action: CANCEL_LINE, note: \"customer withdrew\") {
+               correlationId } }",
+            json!({ "c": unique("cancel"), "o": order_id, "l": line_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+}
+
 async fn resolve_on_handoff(server: &Server, command_id: &str, handoff_id: &str) -> Value {
     let (_, body) = server
         .client
@@ -147,17 +163,7 @@ async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_
     server
         .script_simulator("inventory", &["BusinessReject"])
         .await;
-    let (_, body) = server
-        .client
-        .raw(
-            &operator,
-            "mutation($c: String!, $o: String!, $l: String!) { resolveFallout(commandId: $c,
-               orderId: $o, lineId: $l, action: CANCEL_LINE, note: \"customer withdrew\") {
-               correlationId } }",
-            json!({ "c": unique("cancel"), "o": order_id, "l": line_id }),
-        )
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
+    cancel_line(&server, &order_id, &line_id).await;
     let release = case(&server, false, |c| c["purpose"] == "RELEASE").await;
     assert_eq!(release["lineInFallout"], false, "{release}");
     assert_eq!(release["allowedActions"], json!(["EXTERNAL_RESOLUTION"]));
@@ -399,17 +405,7 @@ async fn cancelling_after_billing_may_have_taken_effect_undoes_the_steps_before_
     .await;
     let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
     let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
-    let (_, body) = server
-        .client
-        .raw(
-            &operator,
-            "mutation($c: String!, $o: String!, $l: String!) { resolveFallout(commandId: $c,
-               orderId: $o, lineId: $l, action: CANCEL_LINE, note: \"customer withdrew\") {
-               correlationId } }",
-            json!({ "c": unique("cancel"), "o": order_id, "l": line_id }),
-        )
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
+    cancel_line(&server, &order_id, &line_id).await;
 
     let started = Instant::now();
     let order = loop {
