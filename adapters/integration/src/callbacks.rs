@@ -55,6 +55,14 @@ const PARKED_TREE: &str = "adapters/parked-callbacks";
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 const MAX_MESSAGE_ID_LEN: usize = 128;
 
+/// Whether `id` can be a callback's message id: 1 to 128 bytes, with no
+/// control or invisible character (it becomes part of the inbox's key, the
+/// log and the logs, where a `U+202E` or a line break would mislead a
+/// reader).
+fn is_message_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_MESSAGE_ID_LEN && !id.chars().any(domain::text::is_invisible)
+}
+
 /// Why a callback was refused; each has a stable name and an HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -428,9 +436,9 @@ impl CallbackInbox {
         }
         let parsed = parse_callback(system, raw_body)
             .map_err(|e| CallbackRejection::new(R::Malformed, e))?;
-        // Known only once the body is authenticated and parsed; an oversized
-        // id (refused below) is not recorded.
-        if parsed.message_id.len() <= MAX_MESSAGE_ID_LEN {
+        // Known only once the body is authenticated and parsed; an id
+        // refused below is not recorded.
+        if is_message_id(&parsed.message_id) {
             tracing::Span::current().record("message_id", parsed.message_id.as_str());
         }
         if !authenticated.contains(&parsed.tenant.as_str()) {
@@ -461,7 +469,7 @@ impl CallbackInbox {
         now_ms: i64,
     ) -> Result<ReceiptStatus, CallbackRejection> {
         use RejectionReason as R;
-        if parsed.message_id.is_empty() || parsed.message_id.len() > MAX_MESSAGE_ID_LEN {
+        if !is_message_id(&parsed.message_id) {
             return Err(CallbackRejection::new(R::Malformed, "bad message id"));
         }
         let parts = parse_key(&parsed.idempotency_key)

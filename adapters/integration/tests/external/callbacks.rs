@@ -166,6 +166,53 @@ async fn a_signed_callback_becomes_an_observation_the_domain_decides_on() {
     assert_eq!(status(&i.path, &reserve()), Some(HandoffStatus::Succeeded));
 }
 
+/// A message id is 1 to 128 bytes with no control or invisible
+/// character: it becomes part of the inbox's key and the log. A probe's
+/// signed `"e\u{0}\u{202e}"` was applied and echoed back.
+#[tokio::test]
+async fn a_message_id_with_a_control_or_invisible_character_is_malformed() {
+    let long = "m".repeat(129);
+    for id in [
+        "",
+        long.as_str(),
+        "e\u{0}",
+        "e\u{202e}x",
+        "line\nbreak",
+        "zero\u{200b}width",
+    ] {
+        let i = inbox();
+        open_handoff(&i.path, &reserve(), true).await;
+        let b = body(id, "t1", &reserve().idempotency_key(), "CONFIRMED");
+        let (ts, sig) = signed(CURRENT, now(), &b);
+        assert_eq!(
+            refused(&i, "inventory", &ts, &sig, &b).await,
+            RejectionReason::Malformed,
+            "{id:?}"
+        );
+        assert_eq!(
+            status(&i.path, &reserve()),
+            Some(HandoffStatus::Sent),
+            "{id:?}"
+        );
+    }
+    // Spaces, accents and other scripts are ids like any other.
+    let i = inbox();
+    open_handoff(&i.path, &reserve(), true).await;
+    let b = body(
+        "évènement 7 – 東京",
+        "t1",
+        &reserve().idempotency_key(),
+        "CONFIRMED",
+    );
+    let (ts, sig) = signed(CURRENT, now(), &b);
+    let receipt = i
+        .inbox
+        .receive("inventory", &ts, &sig, &b, now())
+        .await
+        .unwrap();
+    assert_eq!(receipt.status, ReceiptStatus::Applied);
+}
+
 #[tokio::test]
 async fn an_invalid_signature_is_refused() {
     let i = inbox();
