@@ -144,6 +144,12 @@ pub fn approval_policy(
     };
     let mut by_segment = BTreeMap::new();
     for (segment, text) in &config.segments {
+        if segment.trim().is_empty() || segment.chars().any(domain::text::is_invisible) {
+            return Err(ConfigError::invalid(
+                format!("approval.segments.{segment}"),
+                "a segment is named as CRM names it: not blank, no control or invisible character",
+            ));
+        }
         by_segment.insert(
             Segment::new(segment.clone()),
             percent(format!("approval.segments.{segment}"), text)?,
@@ -182,6 +188,38 @@ mod tests {
             approval_policy(&bad, "v"),
             Err(ConfigError::Invalid { key, .. }) if key == "approval.default_max_discount"
         ));
+    }
+
+    /// A segment or offering key with a line break or U+202E is shown
+    /// escaped (it was printed raw: a forged log line, a reversed key); a
+    /// blank segment, which no customer has, is refused.
+    #[test]
+    fn keys_of_segments_and_offerings_are_shown_escaped_and_a_blank_segment_is_refused() {
+        let mut segments = ApprovalConfig::default();
+        segments.segments.insert(
+            "a\noms-server: listening\u{202e}".to_owned(),
+            "x".to_owned(),
+        );
+        let mut offerings = PriceBookConfig::default();
+        let mut price = offerings.offerings.values().next().cloned().unwrap();
+        price.monthly = "x".to_owned();
+        offerings.offerings.insert("o\u{202e}n".to_owned(), price);
+        for shown in [
+            approval_policy(&segments, "v").err().map(|e| e.to_string()),
+            price_book(&offerings).err().map(|e| e.to_string()),
+        ] {
+            let shown = shown.unwrap_or_default();
+            assert!(shown.contains("\\u{202e}"), "{shown}");
+            assert!(
+                !shown.contains('\u{202e}') && !shown.contains('\n'),
+                "{shown}"
+            );
+        }
+        for blank in ["", " ", "\u{200b}"] {
+            let mut config = ApprovalConfig::default();
+            config.segments.insert(blank.to_owned(), "5".to_owned());
+            assert!(approval_policy(&config, "v").is_err(), "{blank:?}");
+        }
     }
 
     #[test]
