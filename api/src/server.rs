@@ -73,8 +73,24 @@ pub async fn run(
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServerError> {
     let data_dir = config.data_dir.clone();
-    let context = format!("cannot create data directory {}", data_dir.display());
-    std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::Io { context, source })?;
+    // A directory that cannot be made is the configuration's to fix (a
+    // path through a file, a dangling link, no permission): exit 2 naming
+    // the key, as a data directory that is a file is.
+    std::fs::create_dir_all(&data_dir).map_err(|source| {
+        let dangling = data_dir.is_symlink() && !data_dir.exists();
+        ConfigError::invalid(
+            "data_dir",
+            if dangling {
+                format!(
+                    "{} is a symbolic link to nothing (create its target, or set `data_dir`, \
+                     `--data-dir` or OMS_DATA_DIR to a directory)",
+                    data_dir.display()
+                )
+            } else {
+                format!("{} cannot be created: {source}", data_dir.display())
+            },
+        )
+    })?;
     let log = EventLog::open(LogConfig::new(&data_dir)).map_err(|e| {
         if e.is_damage() {
             ServerError::LogDamaged {

@@ -165,6 +165,29 @@ async fn a_data_directory_that_is_a_file_is_refused_naming_it() {
         refused.stderr
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+    // A path through that file, and a link to nothing, are configuration
+    // too (they were exit 1: `Not a directory`, `File exists`).
+    let link = temp.path().join("link");
+    std::os::unix::fs::symlink(temp.path().join("gone"), &link).unwrap();
+    for (dir, said) in [
+        (file.join("sub"), "cannot be created"),
+        (link.clone(), "is a symbolic link to nothing"),
+    ] {
+        let refused = start_expecting_exit(&dir);
+        assert_eq!(
+            refused.code,
+            Some(2),
+            "{}: {}",
+            dir.display(),
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains("configuration key `data_dir`")
+                && refused.stderr.contains(said),
+            "{}",
+            refused.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
