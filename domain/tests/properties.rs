@@ -118,6 +118,7 @@ fn quote_command(state: &QuoteState, op: &QuoteOp) -> QuoteCommand {
         } => QuoteCommand::RecordProposal {
             revision: revision + revision_offset,
             artifact: proposal(&format!("art-{hash}")),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
             at: now,
         },
         QuoteOp::Signature {

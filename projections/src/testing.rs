@@ -343,6 +343,7 @@ impl HistoryGenerator {
                     .push_back(Action::Quote(QuoteCommand::RecordProposal {
                         revision: 1,
                         artifact: fixtures::proposal(&hash),
+                        price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
                         at: t,
                     }));
                 j.queue

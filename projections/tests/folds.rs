@@ -1088,6 +1088,7 @@ fn a_quote_shows_the_proposal_and_signature_the_domain_counts() {
         QuoteCommand::RecordProposal {
             revision: 2,
             artifact: fixtures::proposal("art-2"),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(7_000),
         },
         QuoteCommand::RecordSignature {
@@ -1120,6 +1121,7 @@ fn a_quote_shows_the_proposal_and_signature_the_domain_counts() {
         vec![QuoteCommand::RecordProposal {
             revision: 1,
             artifact: fixtures::proposal("art-2"),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(6_000),
         }],
     );

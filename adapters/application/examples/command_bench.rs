@@ -116,6 +116,7 @@ fn quote_commands(quote: usize) -> Vec<QuoteCommand> {
     commands.push(QuoteCommand::RecordProposal {
         revision: 1,
         artifact: proposal("art-1"),
+        price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
         at: at(1_000),
     });
     commands.push(QuoteCommand::RecordSignature {

@@ -48,6 +48,7 @@ pub async fn accept_sample_quote(
     commands.push(QuoteCommand::RecordProposal {
         revision: 1,
         artifact: proposal("art-1"),
+        price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
         at: at(1_000),
     });
     commands.push(QuoteCommand::RecordSignature {

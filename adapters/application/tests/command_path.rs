@@ -29,6 +29,7 @@ fn proposal_to_acceptance() -> [QuoteCommand; 3] {
         QuoteCommand::RecordProposal {
             revision: 1,
             artifact: proposal("art-1"),
+            price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(1_000),
         },
         QuoteCommand::RecordSignature {

@@ -697,6 +697,8 @@ impl Mutation {
 
     /// Records the proposal document generated for a revision
     /// (`artifactHash`, `templateVersion`: not blank, at most 256 bytes).
+    /// Refused as `generateProposal` is (`price_missing`,
+    /// `price_book_superseded`, approval not settled).
     #[allow(clippy::too_many_arguments)]
     async fn record_proposal(
         &self,
@@ -731,6 +733,7 @@ impl Mutation {
                         artifact_hash,
                         template_version,
                     },
+                    price_book: platform.price_book.version.clone(),
                     at: platform.timestamp(),
                 })
             },
@@ -745,9 +748,11 @@ impl Mutation {
     /// same artifact hash, which the signature must then match.
     /// `templateVersion` and `locale` (default `en`): not blank, at most
     /// 256 bytes.
-    /// Refused while the revision is unpriced (`price_missing`) or its
-    /// approval is not settled; `UNAVAILABLE` when the service does not
-    /// answer (nothing recorded; retry the same `commandId`).
+    /// Refused while the revision is unpriced (`price_missing`), priced
+    /// under a price book no longer in force (`price_book_superseded`:
+    /// reprice first) or its approval is not settled; `UNAVAILABLE` when
+    /// the service does not answer (nothing recorded; retry the same
+    /// `commandId`).
     async fn generate_proposal(
         &self,
         ctx: &Context<'_>,
@@ -796,6 +801,7 @@ impl Mutation {
                     artifact_hash: generated.artifact_hash,
                     template_version,
                 },
+                price_book: platform.price_book.version.clone(),
                 at: platform.timestamp(),
             })
         })

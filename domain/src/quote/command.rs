@@ -82,6 +82,10 @@ pub enum QuoteCommand {
         revision: u32,
         /// The document.
         artifact: ProposalArtifact,
+        /// The version of the price book in force when the command is
+        /// made: a revision priced under another is not proposed (rule
+        /// `price_book_superseded`, as acceptance would refuse it).
+        price_book: String,
         /// When.
         at: Timestamp,
     },

@@ -92,10 +92,11 @@ pub(super) fn decide(
             C::RecordProposal {
                 revision,
                 artifact,
+                price_book,
                 at,
             },
             QuoteState::Open(quote),
-        ) => record_proposal(quote, *revision, artifact, *at),
+        ) => record_proposal(quote, *revision, artifact, price_book, *at),
         (
             C::RecordSignature {
                 revision,
@@ -337,12 +338,21 @@ fn record_proposal(
     quote: &Quote,
     revision: u32,
     artifact: &ProposalArtifact,
+    book_in_force: &str,
     at: Timestamp,
 ) -> Result<Vec<QuoteEvent>, QuoteError> {
     if revision != quote.revision {
         return Err(QuoteError::ProposalForAnotherRevision);
     }
-    current_price(quote)?;
+    let price = current_price(quote)?;
+    // A document of a price acceptance would refuse is not sent to be
+    // signed: the seller reprices first.
+    if book_in_force != price.price_book {
+        return Err(QuoteError::PriceBookSuperseded {
+            priced_under: price.price_book.clone(),
+            in_force: book_in_force.to_owned(),
+        });
+    }
     approval_settled(quote)?;
     Ok(vec![QuoteEvent::ProposalGenerated {
         revision,

@@ -564,6 +564,7 @@ fn a_proposal_for_another_revision_is_refused() {
         .when(QuoteCommand::RecordProposal {
             revision: 2,
             artifact: proposal("art-1"),
+            price_book: crate::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(1),
         })
         .then_err(QuoteError::ProposalForAnotherRevision);
@@ -575,6 +576,7 @@ fn a_proposal_needs_a_current_price_and_a_settled_approval() {
         .when(QuoteCommand::RecordProposal {
             revision: 1,
             artifact: proposal("art-1"),
+            price_book: crate::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(1),
         })
         .then_err(QuoteError::PriceMissing);
@@ -582,9 +584,30 @@ fn a_proposal_needs_a_current_price_and_a_settled_approval() {
         .when(QuoteCommand::RecordProposal {
             revision: 1,
             artifact: proposal("art-1"),
+            price_book: crate::testing::fixtures::PRICE_BOOK.to_owned(),
             at: at(1),
         })
         .then_err(QuoteError::ApprovalMissing);
+}
+
+/// A revision priced under a price book no longer in force is not
+/// proposed: acceptance would refuse its price, so the customer would
+/// sign a document nobody can accept. Found by a probe: after a restart
+/// with a new price book, `generateProposal` and the signature went
+/// through and only `acceptQuote` said `price_book_superseded`.
+#[test]
+fn a_proposal_of_a_price_from_a_superseded_price_book_is_refused() {
+    Given::<QuoteDecider>::events(with(created_with_line(), [priced(1, &["l1"], 5)]))
+        .when(QuoteCommand::RecordProposal {
+            revision: 1,
+            artifact: proposal("art-1"),
+            price_book: "pricing-2025.1".to_owned(),
+            at: at(1),
+        })
+        .then_err(QuoteError::PriceBookSuperseded {
+            priced_under: crate::testing::fixtures::PRICE_BOOK.to_owned(),
+            in_force: "pricing-2025.1".to_owned(),
+        });
 }
 
 #[test]

@@ -79,6 +79,7 @@ pub(crate) async fn run_flow(path: &CommandPath, i: usize, lines: usize) -> Resu
     commands.push(QuoteCommand::RecordProposal {
         revision: 1,
         artifact: proposal(&artifact),
+        price_book: domain::testing::fixtures::PRICE_BOOK.to_owned(),
         at: at(1_000),
     });
     commands.push(QuoteCommand::RecordSignature {
