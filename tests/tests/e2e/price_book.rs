@@ -46,6 +46,17 @@ async fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
         error.message
     );
 
+    // Nor is that price proposed again: the customer would sign what
+    // acceptance refuses.
+    let error = client
+        .propose_and_sign(&sales, &quote, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.extensions["rule"], "price_book_superseded",
+        "{error:?}"
+    );
+
     // Priced again under the book in force, it is accepted.
     client.price(&sales, &quote, "5").await.unwrap();
     client.propose_and_sign(&sales, &quote, 1).await.unwrap();
