@@ -221,12 +221,7 @@ async fn json_client_errors(response: Response) -> Response {
     let status = response.status();
     if status == StatusCode::SERVICE_UNAVAILABLE && response.body().size_hint().exact() == Some(0) {
         // The request timeout's answer (health endpoints say why in text).
-        let body = error_body(
-            "the request did not finish within the server's request timeout; a query can \
-             be sent again, a mutation may or may not have been applied: retry it with the \
-             same commandId",
-            "TIMEOUT",
-        );
+        let body = error_body(crate::graphql::limits::TIMED_OUT, "TIMEOUT");
         return (status, axum::Json(body)).into_response();
     }
     if !status.is_client_error() {

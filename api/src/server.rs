@@ -138,7 +138,8 @@ pub async fn run(
         read_your_writes: Duration::from_millis(config.read_your_writes_ms),
         owners: Default::default(),
     });
-    let schema = graphql::limited(Some(platform.clone()), &config.graphql);
+    let schema = graphql::limited(Some(platform.clone()), &config.graphql)
+        .with_operation_timeout(Duration::from_millis(config.request_timeout_ms));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;

@@ -55,6 +55,73 @@ pub const MAX_NESTING: usize = 64;
 /// Most selections visited when checking one document.
 pub const MAX_VISITS: usize = 100_000;
 
+/// Most lists of objects nested in one another in a selection (a page's
+/// `nodes` counts): each multiplies the work by its length, and links lead
+/// from an order's lines back to an order.
+pub const MAX_NESTED_LISTS: usize = 3;
+
+/// Names of the fields that return a list of objects in some object or
+/// interface type of the served schema (read from its SDL once). A name
+/// that is a list in one type counts as one everywhere, which is only
+/// stricter.
+fn object_list_fields() -> &'static std::collections::HashSet<String> {
+    static FIELDS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+        let Ok(document) = async_graphql::parser::parse_schema(crate::graphql::sdl()) else {
+            return std::collections::HashSet::new();
+        };
+        let types: Vec<_> = document
+            .definitions
+            .iter()
+            .filter_map(|d| match d {
+                TypeSystemDefinition::Type(t) => Some(&t.node),
+                _ => None,
+            })
+            .collect();
+        let objects: std::collections::HashSet<&str> = types
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.kind,
+                    TypeKind::Object(_) | TypeKind::Interface(_) | TypeKind::Union(_)
+                )
+            })
+            .map(|t| t.name.node.as_str())
+            .collect();
+        fn list_of(ty: &Type) -> Option<&str> {
+            match &ty.base {
+                BaseType::List(inner) => {
+                    let mut inner: &Type = inner;
+                    while let BaseType::List(next) = &inner.base {
+                        inner = next;
+                    }
+                    match &inner.base {
+                        BaseType::Named(name) => Some(name.as_str()),
+                        BaseType::List(_) => None,
+                    }
+                }
+                BaseType::Named(_) => None,
+            }
+        }
+        let mut fields = std::collections::HashSet::new();
+        for t in &types {
+            let defined = match &t.kind {
+                TypeKind::Object(o) => &o.fields,
+                TypeKind::Interface(i) => &i.fields,
+                _ => continue,
+            };
+            for field in defined {
+                if list_of(&field.node.ty.node).is_some_and(|inner| objects.contains(inner)) {
+                    fields.insert(field.node.name.node.to_string());
+                }
+            }
+        }
+        fields
+    })
+}
+
 /// The list-valued fields of the introspection types.
 const INTROSPECTION_LISTS: [&str; 8] = [
     "types",
@@ -92,6 +159,9 @@ pub enum Refusal {
     /// A subscription operation with more than one root field, one inside
     /// a fragment, or one under `@skip` or `@include`.
     SubscriptionRootFields,
+    /// More than [`MAX_NESTED_LISTS`] lists of objects nested in one
+    /// another.
+    ListsNestTooDeep,
     /// More selections visited than allowed.
     TooManySelections(usize),
     /// Beyond [`MAX_NESTING`].
@@ -118,6 +188,10 @@ impl Refusal {
                  directly (not through a fragment) and without @skip or @include: subscribe \
                  once per field"
                 .to_owned(),
+            Refusal::ListsNestTooDeep => format!(
+                "The query nests lists of objects too deep: at most {MAX_NESTED_LISTS} in one \
+                 another (a page's nodes count); ask for the inner lists of one object at a time"
+            ),
             Refusal::TooManySelections(max) => format!(
                 "The query selects too many fields: at most {max} selections, each spread of a fragment counting again"
             ),
@@ -262,8 +336,16 @@ impl<'a> Walk<'a> {
                         if next.lists > INTROSPECTION_MAX_LISTS {
                             return Err(Refusal::IntrospectionFansOut);
                         }
-                    } else if next.depth > self.limits.max_depth {
-                        return Err(Refusal::TooDeep(self.limits.max_depth));
+                    } else {
+                        if next.depth > self.limits.max_depth {
+                            return Err(Refusal::TooDeep(self.limits.max_depth));
+                        }
+                        if object_list_fields().contains(name) {
+                            next.lists += 1;
+                            if next.lists > MAX_NESTED_LISTS {
+                                return Err(Refusal::ListsNestTooDeep);
+                            }
+                        }
                     }
                     self.selections(&field.node.selection_set.node, next)?;
                 }
@@ -323,12 +405,20 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// What a client reads when its operation outran the request timeout.
+pub const TIMED_OUT: &str = "the request did not finish within the server's request timeout; \
+     a query can be sent again, a mutation may or may not have been applied: retry it with \
+     the same commandId";
+
 /// The schema behind the operation limits: every request and subscription
 /// is checked before the engine sees it.
 #[derive(Clone)]
 pub struct LimitedSchema {
     schema: OmsSchema,
     documents: Arc<DocumentCache>,
+    /// Longest a query or mutation sent over a WebSocket may run (the
+    /// HTTP router bounds its own requests); `None`: unbounded.
+    operation_timeout: Option<std::time::Duration>,
 }
 
 impl LimitedSchema {
@@ -337,7 +427,16 @@ impl LimitedSchema {
         Self {
             schema,
             documents: Arc::new(DocumentCache::new(limits)),
+            operation_timeout: None,
         }
+    }
+
+    /// The same schema, whose queries and mutations run over a WebSocket
+    /// (as graphql-transport-ws allows) answer `TIMEOUT` once they run
+    /// past `timeout`, as they do over HTTP; subscriptions run on.
+    pub fn with_operation_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.operation_timeout = Some(timeout);
+        self
     }
 
     /// The limits.
@@ -377,17 +476,66 @@ impl Executor for LimitedSchema {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         match self.documents.check(&mut request) {
-            Ok(_) => Executor::execute_stream(&self.schema, request, session_data)
-                .map(null_where_failed)
-                .map(|mut response| {
-                    code_engine_errors(&mut response);
-                    response
-                })
-                .boxed(),
+            Ok(_) => {
+                let deadline = self
+                    .operation_timeout
+                    .filter(|_| !runs_a_subscription(&mut request))
+                    .map(|timeout| tokio::time::Instant::now() + timeout);
+                let responses = Executor::execute_stream(&self.schema, request, session_data)
+                    .map(null_where_failed)
+                    .map(|mut response| {
+                        code_engine_errors(&mut response);
+                        response
+                    })
+                    .boxed();
+                match deadline {
+                    None => responses,
+                    // A query or mutation answers once, or times out.
+                    Some(deadline) => stream::once(first_within(responses, deadline))
+                        .filter_map(std::future::ready)
+                        .boxed(),
+                }
+            }
             Err(refusal) => {
                 stream::once(async move { Response::from_errors(vec![refusal.to_server_error()]) })
                     .boxed()
             }
+        }
+    }
+}
+
+/// Whether `request` runs a subscription operation (the one it names, or
+/// its only one); a document that does not parse runs none.
+fn runs_a_subscription(request: &mut Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return false;
+    };
+    let kind = match (&document.operations, name.as_deref()) {
+        (DocumentOperations::Single(operation), _) => Some(operation.node.ty),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations
+            .iter()
+            .find(|(found, _)| found.as_str() == name)
+            .map(|(_, operation)| operation.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    kind == Some(OperationType::Subscription)
+}
+
+/// The first response of `responses`, or a `TIMEOUT` error at `deadline`
+/// (the execution is dropped, as an HTTP request's is).
+async fn first_within(
+    mut responses: BoxStream<'static, Response>,
+    deadline: tokio::time::Instant,
+) -> Option<Response> {
+    match tokio::time::timeout_at(deadline, responses.next()).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut error = ServerError::new(TIMED_OUT, None);
+            let mut extensions = async_graphql::ErrorExtensionValues::default();
+            extensions.set("code", "TIMEOUT");
+            error.extensions = Some(extensions);
+            Some(Response::from_errors(vec![error]))
         }
     }
 }
@@ -515,6 +663,89 @@ mod tests {
         assert!(response.errors.is_empty(), "{:?}", response.errors);
         let data = response.data.into_json().unwrap_or_default();
         assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    }
+
+    /// A query sent over a WebSocket (graphql-transport-ws runs queries
+    /// and mutations too) answers `TIMEOUT` past the request timeout, as
+    /// over HTTP; a probe's ran 45 s and answered 12 MB. A subscription is
+    /// not cut off.
+    #[tokio::test]
+    async fn a_query_streamed_over_a_websocket_times_out_and_a_subscription_does_not() {
+        let fields: Vec<String> = (0..1_000)
+            .map(|i| format!("a{i}: me {{ tenant }}"))
+            .collect();
+        let query = format!("{{ {} }}", fields.join(" "));
+        let schema = crate::graphql::limited(None, &crate::config::GraphqlLimits::default())
+            .with_operation_timeout(std::time::Duration::ZERO);
+        let answers: Vec<Response> =
+            Executor::execute_stream(&schema, Request::new(query.as_str()), None)
+                .collect()
+                .await;
+        let [answer] = answers.as_slice() else {
+            panic!("one answer, got {answers:?}");
+        };
+        let code = answer
+            .errors
+            .first()
+            .and_then(|e| e.extensions.as_ref())
+            .and_then(|x| x.get("code"))
+            .cloned();
+        assert_eq!(
+            code,
+            Some(async_graphql::Value::from("TIMEOUT")),
+            "{:?}",
+            answer.errors
+        );
+        // Given time, the same query answers in full.
+        let schema = crate::graphql::limited(None, &crate::config::GraphqlLimits::default())
+            .with_operation_timeout(std::time::Duration::from_secs(60));
+        let answers: Vec<Response> =
+            Executor::execute_stream(&schema, Request::new(query.as_str()), None)
+                .collect()
+                .await;
+        assert!(answers.iter().all(|a| a.errors.iter().all(|e| {
+            e.extensions.as_ref().and_then(|x| x.get("code"))
+                != Some(&async_graphql::Value::from("TIMEOUT"))
+        })));
+        let mut subscription = Request::new("subscription { events(from: 0) { position } }");
+        assert!(runs_a_subscription(&mut subscription));
+        let mut named =
+            Request::new("query Q { me { tenant } } subscription S { events { position } }")
+                .operation_name("S");
+        assert!(runs_a_subscription(&mut named));
+        assert!(!runs_a_subscription(&mut named.operation_name("Q")));
+    }
+
+    /// Lists of objects nest at most three deep: links lead from an
+    /// order's lines back to an order, and each list multiplies the work by
+    /// its length, which no weight knows before the rows are read. A probe's
+    /// `order { lines { steps { handoff { order { lines { steps ... } } } } } }`
+    /// weighed about 10 and ran 12 s into 1.1 GB over an order of 144 lines.
+    #[test]
+    fn lists_of_objects_nest_at_most_three_deep() {
+        for refused in [
+            "{ order(id: \"o\") { lines { steps { handoff { order { lines { steps { kind } } } } } } } }",
+            "{ order(id: \"o\") { lines { handoffs { handoff { order { lines { steps { kind } } } } } } } }",
+            "{ orders(first: 200) { nodes { lines { steps { handoff { calls { at } } } } } } }",
+            "query { ...F } fragment F on Query { orders { nodes { lines { steps { kind } history { at } } } } }\
+             fragment G on Query { x }",
+        ] {
+            let verdict = limits().check(refused);
+            if refused.contains("history") {
+                // Three deep, side by side: allowed.
+                assert!(verdict.is_ok(), "{refused}: {verdict:?}");
+            } else {
+                assert_eq!(verdict, Err(Refusal::ListsNestTooDeep), "{refused}");
+            }
+        }
+        // The console's order page: lines > steps > calls.
+        let order_page =
+            "{ order(id: \"o\") { lines { steps { handoff { calls { at } observations { class } } }
+                           history { at } } auditTrail(first: 200) { nodes { eventId } } } }";
+        assert_eq!(limits().check(order_page), Ok(0));
+        // A list of scalars or enums does not count.
+        let journeys = "{ orders { nodes { lines { fallout { case { allowedActions } } } } } }";
+        assert_eq!(limits().check(journeys), Ok(0));
     }
 
     #[test]
