@@ -1,7 +1,6 @@
 //! The GraphQL schema: queries over the read models, command mutations,
 //! live subscriptions, and the hardening every request passes through.
 
-pub mod cooperative;
 pub mod documents;
 pub mod enum_values;
 pub mod error;
@@ -40,7 +39,6 @@ pub fn build(platform: Option<Arc<Platform>>, limits: &GraphqlLimits) -> OmsSche
     let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
-        .extension(cooperative::Cooperative)
         .disable_suggestions();
     if let Some(platform) = platform {
         builder = builder.data(platform);
