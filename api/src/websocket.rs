@@ -152,7 +152,7 @@ pub async fn serve<E, F, R>(
         .take_while(|admit| futures_util::future::ready(!matches!(admit, Admit::End)))
         .filter_map(|admit| {
             futures_util::future::ready(match admit {
-                Admit::Forward(message) => Some(*message),
+                Admit::Forward(message) => Some(Ok(*message)),
                 Admit::Skip | Admit::End => None,
             })
         });
@@ -216,7 +216,7 @@ fn to_socket(message: WsMessage, guard: &Mutex<Guard>) -> Message {
 /// What becomes of one thing read from the socket.
 enum Admit {
     /// A protocol message for the session.
-    Forward(Box<serde_json::Result<ClientMessage>>),
+    Forward(Box<ClientMessage>),
     /// Nothing for the session (a WebSocket ping, pong or close frame).
     Skip,
     /// The connection ends here, with [`Guard::close`] sent if set.
@@ -242,7 +242,7 @@ fn client_message(bytes: &[u8]) -> Result<ClientMessage, String> {
         .kind;
     if !CLIENT_TYPES.contains(&kind.as_str()) {
         return Err(format!(
-            "unknown message type \"{}\": graphql-transport-ws clients send {}",
+            "unknown type \"{}\" ({})",
             domain::text::escaped(&kind),
             CLIENT_TYPES.join(", ")
         ));
@@ -342,7 +342,7 @@ impl Guard {
             }
             _ => {}
         }
-        Admit::Forward(Box::new(Ok(message)))
+        Admit::Forward(Box::new(message))
     }
 
     /// Notes a message the session sends: a `complete` or an `error` ends
@@ -705,17 +705,17 @@ mod tests {
         for (bad, said) in [
             (
                 r#"{"type":"start","id":"1","payload":{"query":"subscription { events { position } }"}}"#,
-                "unknown message type \"start\"",
+                "unknown type \"start\"",
             ),
-            (
-                r#"{"type":"stop","id":"1"}"#,
-                "unknown message type \"stop\"",
-            ),
+            (r#"{"type":"stop","id":"1"}"#, "unknown type \"stop\""),
             (
                 r#"{"type":"connection_terminate"}"#,
-                "unknown message type \"connection_terminate\"",
+                "unknown type \"connection_terminate\"",
             ),
-            (r#"{"type":"wat"}"#, "graphql-transport-ws clients send"),
+            (
+                r#"{"type":"wat"}"#,
+                "(connection_init, ping, pong, subscribe, complete)",
+            ),
             (
                 r#"{"type":"subscribe","id":"1","payload":null}"#,
                 "a subscribe message has",
@@ -736,6 +736,8 @@ mod tests {
                 .map(|c| c.reason.to_string())
                 .unwrap_or_default();
             assert!(reason.contains(said), "{bad}: {reason}");
+            // Whole, not cut at the close frame's limit.
+            assert!(reason.len() < MAX_CLOSE_REASON_BYTES, "{bad}: {reason}");
             for leak in ["struct", "variant", "Request"] {
                 assert!(!reason.contains(leak), "{bad}: {reason}");
             }

@@ -90,19 +90,17 @@ fn object_list_fields() -> &'static std::collections::HashSet<String> {
             })
             .map(|t| t.name.node.as_str())
             .collect();
+        // The named type inside a list type (`[Order!]!` -> `Order`).
         fn list_of(ty: &Type) -> Option<&str> {
-            match &ty.base {
-                BaseType::List(inner) => {
-                    let mut inner: &Type = inner;
-                    while let BaseType::List(next) = &inner.base {
-                        inner = next;
-                    }
-                    match &inner.base {
-                        BaseType::Named(name) => Some(name.as_str()),
-                        BaseType::List(_) => None,
-                    }
+            let BaseType::List(first) = &ty.base else {
+                return None;
+            };
+            let mut inner: &Type = first;
+            loop {
+                match &inner.base {
+                    BaseType::List(next) => inner = next,
+                    BaseType::Named(name) => return Some(name.as_str()),
                 }
-                BaseType::Named(_) => None,
             }
         }
         let mut fields = std::collections::HashSet::new();

@@ -497,7 +497,7 @@ fn withdrawals(order: &Order, at: Timestamp) -> impl Iterator<Item = OrderEvent>
 /// taken effect back to the first, each step's compensation (provisioning
 /// cancelled, the reservation released); a step that has none (billing
 /// activation: billing owns the charge) is reported as uncompensated, for
-/// a human to stop in billing (ADR 0049).
+/// a human to stop in billing (ADR 0054).
 fn compensation_plan(order: &Order, lines: &[&OrderLine]) -> CompensationPlan {
     let mut plan = CompensationPlan::default();
     for line in lines {

@@ -334,6 +334,19 @@ pub(super) fn approval_settled(quote: &Quote) -> Result<(), QuoteError> {
     }
 }
 
+/// A price counts only under the price book in force (rule
+/// `price_book_superseded`): for a proposal as for an acceptance.
+fn priced_under(price: &PriceResult, book_in_force: &str) -> Result<(), QuoteError> {
+    if book_in_force == price.price_book {
+        Ok(())
+    } else {
+        Err(QuoteError::PriceBookSuperseded {
+            priced_under: price.price_book.clone(),
+            in_force: book_in_force.to_owned(),
+        })
+    }
+}
+
 fn record_proposal(
     quote: &Quote,
     revision: u32,
@@ -347,12 +360,7 @@ fn record_proposal(
     let price = current_price(quote)?;
     // A document of a price acceptance would refuse is not sent to be
     // signed: the seller reprices first.
-    if book_in_force != price.price_book {
-        return Err(QuoteError::PriceBookSuperseded {
-            priced_under: price.price_book.clone(),
-            in_force: book_in_force.to_owned(),
-        });
-    }
+    priced_under(price, book_in_force)?;
     approval_settled(quote)?;
     Ok(vec![QuoteEvent::ProposalGenerated {
         revision,
@@ -418,12 +426,7 @@ fn accept(
     if !price.is_valid_at(at) {
         return Err(QuoteError::PriceStale);
     }
-    if book_in_force != price.price_book {
-        return Err(QuoteError::PriceBookSuperseded {
-            priced_under: price.price_book.clone(),
-            in_force: book_in_force.to_owned(),
-        });
-    }
+    priced_under(price, book_in_force)?;
     approval_settled(quote)?;
     let signature = quote
         .signature
