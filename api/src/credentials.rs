@@ -28,11 +28,13 @@ pub const CREDENTIALS_FILE: &str = "credentials.toml";
 pub const DEMO_TOKENS_FILE: &str = "demo-tokens.txt";
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StoredCredentials {
     tenants: BTreeMap<String, Vec<StoredCredential>>,
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StoredCredential {
     name: String,
     role: String,
@@ -407,6 +409,18 @@ mod tests {
                     "[tenants]\nother = []\ndemo = [{{ name = \"x\", role = \"admin\", token_sha256 = \"{digest}\" }}]\n"
                 ),
                 "at least one credential",
+            ),
+            (
+                format!(
+                    "[tenants]\ndemo = [{{ name = \"x\", role = \"admin\", token_sha256 = \"{digest}\", roles = \"viewer\" }}]\n"
+                ),
+                "unknown field `roles`",
+            ),
+            (
+                format!(
+                    "tenant = \"demo\"\n[tenants]\ndemo = [{{ name = \"x\", role = \"admin\", token_sha256 = \"{digest}\" }}]\n"
+                ),
+                "unknown field `tenant`",
             ),
         ] {
             std::fs::write(dir.path().join(CREDENTIALS_FILE), &text).unwrap();
