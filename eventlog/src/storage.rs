@@ -385,17 +385,53 @@ impl Entry {
     }
 }
 
+/// True when a process holds the data directory `path`: sled's exclusive
+/// lock on its data file `db` (a server, an import, any opener of the
+/// log) is taken. A directory without a data file is held by no one.
+/// Within one process, a log this process opened counts as held too.
+///
+/// # Errors
+/// [`LogError::Io`] when the data file exists but cannot be opened.
+pub fn is_held(path: &Path) -> Result<bool, LogError> {
+    let data = path.join("db");
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&data)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(LogError::io(&data, e)),
+    };
+    // The lock sled takes: fs2's exclusive `flock`.
+    match fs2::FileExt::try_lock_exclusive(&file) {
+        Ok(()) => {
+            fs2::FileExt::unlock(&file).map_err(|e| LogError::io(&data, e))?;
+            Ok(false)
+        }
+        Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(true),
+        Err(e) => Err(LogError::io(&data, e)),
+    }
+}
+
 /// Refuses a data directory a restore did not finish: it holds
 /// [`crate::restore::UNFINISHED_FILE`], written before sled creates
 /// anything and removed last. Every opener of a log runs this (the
 /// server's open, [`crate::verify::verify_dir`], each `oms-replay`
 /// command); only the restore itself opens such a directory.
 ///
+/// A directory with the marker whose data file another process holds is
+/// a restore still running, not a damaged one.
+///
 /// # Errors
-/// [`LogError::Inconsistent`] at position 0, as the restore marker key in
-/// the log tree is reported.
+/// [`LogError::Locked`] when another process holds the directory
+/// ([`is_held`]); else [`LogError::Inconsistent`] at position 0, as the
+/// restore marker key in the log tree is reported.
 pub fn check_restore_finished_file(path: &Path) -> Result<(), LogError> {
     if std::fs::symlink_metadata(path.join(crate::restore::UNFINISHED_FILE)).is_ok() {
+        if is_held(path)? {
+            return Err(LogError::Locked(path.to_path_buf()));
+        }
         return Err(LogError::Inconsistent {
             position: 0,
             problem: "a restore into this directory did not finish".to_owned(),

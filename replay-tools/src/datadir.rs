@@ -34,10 +34,18 @@ impl DataDir {
     }
 
     /// Fails with [`ReplayError::Usage`] when the path names something
-    /// that is not a directory (a file given as `--data-dir`); a path that
+    /// that is not a directory (a file given as `--data-dir`, a link to
+    /// nothing); a path that
     /// names nothing passes (`import` creates it, the others say there is
     /// no log there).
     pub fn require_not_a_file(&self) -> Result<(), ReplayError> {
+        let is_link = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_symlink());
+        if is_link && !self.path.exists() {
+            return Err(ReplayError::Usage(format!(
+                "{} is a link to nothing, not a data directory (set --data-dir or OMS_DATA_DIR)",
+                self.path.display()
+            )));
+        }
         if self.path.exists() && !self.path.is_dir() {
             return Err(ReplayError::Usage(format!(
                 "{} is a file, not a data directory (set --data-dir or OMS_DATA_DIR)",

@@ -31,9 +31,11 @@ pub const EXIT_ERROR: u8 = 4;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
-    /// A running server holds the data directory's lock.
+    /// A running server (or an import still writing) holds the data
+    /// directory's lock.
     #[error(
-        "data directory {} is held by a running server; stop it, or use the admin mutation \
+        "data directory {} is held by a running server (or by an import still writing it); \
+         stop it, or use the admin mutation \
          `verifyLog` / `rebuildProjection` / `resetConsumer` over GraphQL",
         .0.display()
     )]

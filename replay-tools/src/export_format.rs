@@ -31,6 +31,16 @@ pub const EXPORT_VERSION: u32 = 2;
 /// The oldest layout import reads (without the idempotency digest).
 pub const OLDEST_EXPORT_VERSION: u32 = 1;
 
+/// The longest line an export writes, its newline included: an event
+/// line's record (at most [`eventlog::record::MAX_RECORD_BYTES`], with its
+/// format byte and hash) in base64, beside its envelope fields (each at
+/// most [`eventlog::record::MAX_FIELD_LEN`] bytes, every character escaped
+/// at worst) and hashes, with room to spare. Import refuses a longer line
+/// once it has read this much of it, so its memory stays bounded whatever
+/// the file holds.
+pub const MAX_LINE_BYTES: usize =
+    (eventlog::record::MAX_RECORD_BYTES + 64).div_ceil(3) * 4 + 64 * 1024;
+
 /// The first line of an export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {

@@ -31,6 +31,7 @@ pub mod commands;
 pub mod datadir;
 pub mod error;
 pub mod export_format;
+pub mod ids;
 pub mod output;
 pub mod payload;
 pub mod progress;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
 use crate::error::ReplayError;
+use crate::ids;
 use crate::output::Out;
 use crate::payload::{self, Aggregate, Payload};
 use crate::reader::LogReader;
@@ -71,13 +72,15 @@ pub struct AsOf {
 pub fn as_of(reader: &LogReader, stream_id: &str, bound: Bound) -> Result<AsOf, ReplayError> {
     let aggregate = Aggregate::of_stream(stream_id).ok_or_else(|| {
         ReplayError::Usage(format!(
-            "{stream_id} is not an aggregate stream (quote-, order-, handoff-, catalog-)"
+            "{} is not an aggregate stream (quote-, order-, handoff-, catalog-)",
+            ids::shown(stream_id)
         ))
     })?;
     let positions = reader.stream_positions(stream_id)?;
     if positions.is_empty() {
         return Err(ReplayError::Usage(format!(
-            "no stream {stream_id} in the log"
+            "no stream {} in the log",
+            ids::shown(stream_id)
         )));
     }
     let mut events = Vec::new();
@@ -168,6 +171,7 @@ struct AsOfJson<'a> {
 
 /// Runs `as-of`.
 pub fn run(args: &AsOfArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
+    ids::check_stream("STREAM", &args.stream)?;
     let bound = match (args.position, &args.time) {
         (Some(p), _) => Bound::Position(p),
         (None, Some(t)) => Bound::Time(timefmt::parse_time(t)?),

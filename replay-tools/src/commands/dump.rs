@@ -9,6 +9,7 @@ use eventlog::RecordedEvent;
 
 use crate::cli::{Ctx, Outcome};
 use crate::error::ReplayError;
+use crate::ids;
 use crate::output::{write_json_line, Out};
 use crate::payload::Aggregate;
 use crate::progress::Progress;
@@ -80,18 +81,6 @@ pub struct Filter {
     pub limit: Option<u64>,
 }
 
-/// Refuses a `--stream` that no event can carry: a known kind's prefix
-/// and an id of the platform's one grammar (`quote-q-1`).
-fn check_stream(stream: &str) -> Result<(), ReplayError> {
-    let refused = |why: String| {
-        ReplayError::Usage(format!(
-            "--stream {stream:?} is not a stream id (quote-, order-, handoff- or catalog- and an id): {why}"
-        ))
-    };
-    let (_, id) = domain::ids::StreamKind::split(stream).map_err(|e| refused(e.to_string()))?;
-    domain::ids::validate_id(id).map_err(|e| refused(e.to_string()))
-}
-
 fn any_or_all<T: PartialEq>(wanted: &[T], value: &T) -> bool {
     wanted.is_empty() || wanted.contains(value)
 }
@@ -115,11 +104,17 @@ impl Filter {
             }));
         }
         for stream in &args.stream {
-            check_stream(stream)?;
+            ids::check_stream("--stream", stream)?;
+        }
+        for correlation in &args.correlation {
+            ids::check_correlation("--correlation", correlation)?;
         }
         for tenant in &args.tenant {
             domain::ids::validate_id(tenant).map_err(|e| {
-                ReplayError::Usage(format!("--tenant {tenant:?} is not a tenant id: {e}"))
+                ReplayError::Usage(format!(
+                    "--tenant {} is not a tenant id: {e}",
+                    ids::shown(tenant)
+                ))
             })?;
         }
         let since_ms = args.since.as_deref().map(timefmt::parse_time).transpose()?;

@@ -28,7 +28,8 @@ use crate::error::ReplayError;
 use sha2::{Digest, Sha256};
 
 use crate::export_format::{
-    EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME, OLDEST_EXPORT_VERSION,
+    EventLine, Header, IdempotencyLine, EXPORT_VERSION, FORMAT_NAME, MAX_LINE_BYTES,
+    OLDEST_EXPORT_VERSION,
 };
 use crate::output::Out;
 use crate::progress::Progress;
@@ -121,26 +122,37 @@ fn hex_hash(text: &str) -> Option<Hash> {
 
 struct Lines<R> {
     reader: R,
-    buf: String,
+    buf: Vec<u8>,
     number: u64,
 }
 
 impl<R: BufRead> Lines<R> {
-    /// The next line without its newline, or `None` at the end.
+    /// The next line without its newline, or `None` at the end; a line
+    /// longer than [`MAX_LINE_BYTES`] is refused once that much of it is
+    /// read, never held whole.
     fn next_line(&mut self) -> Result<Option<&str>, ReplayError> {
         self.buf.clear();
         self.number += 1;
-        let read = self.reader.read_line(&mut self.buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                bad(self.number, "the line is not UTF-8 text")
-            } else {
-                ReplayError::io("reading the export file", e)
-            }
-        })?;
+        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX);
+        let read = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| ReplayError::io("reading the export file", e))?;
         if read == 0 {
             return Ok(None);
         }
-        Ok(Some(self.buf.trim_end_matches(['\n', '\r'])))
+        if self.buf.len() >= MAX_LINE_BYTES && self.buf.last() != Some(&b'\n') {
+            return Err(bad(
+                self.number,
+                format!(
+                    "the line is longer than {MAX_LINE_BYTES} bytes, more than any \
+                     line of an export (is this an export file?)"
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(&self.buf)
+            .map_err(|_| bad(self.number, "the line is not UTF-8 text"))?;
+        Ok(Some(text.trim_end_matches(['\n', '\r'])))
     }
 }
 
@@ -355,10 +367,13 @@ pub fn import(
     flush_stall_limit: std::time::Duration,
     progress: &Progress,
 ) -> Result<ImportSummary, ReplayError> {
+    if eventlog::storage::is_held(dir)? {
+        return Err(ReplayError::Locked(dir.to_path_buf()));
+    }
     restore::require_empty(dir).map_err(restore_error)?;
     let mut lines = Lines {
         reader: BufReader::with_capacity(1 << 20, input),
-        buf: String::new(),
+        buf: Vec::new(),
         number: 0,
     };
     // A compressed export is the likeliest file that is not text.

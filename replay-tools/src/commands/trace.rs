@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::cli::{Ctx, Outcome};
 use crate::error::ReplayError;
+use crate::ids;
 use crate::output::Out;
 use crate::payload;
 use crate::progress::Progress;
@@ -315,12 +316,13 @@ impl Trace {
 
 /// Runs `trace`.
 pub fn run(args: &TraceArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
+    ids::check_correlation("CORRELATION", &args.correlation)?;
     let reader = ctx.read_log()?;
     let tree = trace(&reader, &args.correlation, &ctx.progress("trace", None))?;
     if tree.events.is_empty() {
         return Err(ReplayError::Usage(format!(
             "no event carries correlation id {}",
-            args.correlation
+            ids::shown(&args.correlation)
         )));
     }
     if ctx.json {

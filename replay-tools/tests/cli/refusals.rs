@@ -379,4 +379,105 @@ fn a_data_directory_that_is_a_file_is_a_usage_error() {
         );
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+    // A link to nothing: the import said `File exists (os error 17)`, exit 4.
+    let dangling = tmp.path().join("dangling");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), &dangling).unwrap();
+    let (_source_tmp, source) = generated();
+    let export = tmp.path().join("log.oms-export");
+    let exported = oms(&source, &["export", "--output", export.to_str().unwrap()]);
+    assert_eq!(exported.code, 0, "{exported:?}");
+    for command in [&["import", export.to_str().unwrap()][..], &["verify"][..]] {
+        let run = oms(&dangling, command);
+        assert_eq!(run.code, 2, "{command:?}: {run:?}");
+        assert!(
+            run.stderr.contains("is a link to nothing"),
+            "{command:?}: {run:?}"
+        );
+    }
+}
+
+/// A line longer than any an export writes is refused once it passes that
+/// length, so memory stays bounded: the whole line used to be read first
+/// (`/dev/zero`, whose NUL bytes are text, grew to 4 GB in 7 s and never
+/// ended).
+#[test]
+fn an_import_line_longer_than_an_export_writes_is_refused_without_reading_it_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long = tmp.path().join("long.oms-export");
+    std::fs::write(&long, vec![b'x'; 8 << 20]).unwrap();
+    for input in [long.to_str().unwrap(), "/dev/zero"] {
+        let target = tmp.path().join("restored");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+            .arg("--data-dir")
+            .arg(&target)
+            .args(["import", input])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A watchdog, not a timing claim: the old build never ended on
+        // /dev/zero.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(120) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        let status = status.unwrap_or_else(|| panic!("{input}: still reading line 1 after 120 s"));
+        assert_eq!(status.code(), Some(2), "{input}: {stderr}");
+        assert!(
+            stderr.contains("line 1") && stderr.contains("longer than"),
+            "{input}: {stderr}"
+        );
+        assert!(
+            !target.exists(),
+            "{input}: the refused import left {target:?}"
+        );
+    }
+}
+
+/// An id no event can carry (a control or invisible character, more than
+/// the log holds) is refused before anything is read, and shown escaped:
+/// `as-of` and `trace` answered "no stream ..." with the raw escape
+/// sequences and U+202E of their argument on the terminal.
+#[test]
+fn a_hostile_id_is_refused_and_shown_escaped_by_every_reader() {
+    let (_tmp, dir) = generated();
+    let long_stream = format!("quote-{}", "a".repeat(10_240));
+    let long_correlation = "c".repeat(10_240);
+    for args in [
+        vec!["as-of", "quote-\u{1b}[2J\u{1b}[31mRED\u{7}"],
+        vec!["as-of", "quote-q\u{202e}1"],
+        vec!["as-of", &long_stream],
+        vec!["trace", "demo:\u{1b}[31mRED\u{202e}"],
+        vec!["trace", &long_correlation],
+        vec!["trace", ""],
+        vec!["dump", "--correlation", "demo:c\u{1b}[31m"],
+        vec!["dump", "--stream", "quote-\u{1b}[31m"],
+    ] {
+        let run = oms(&dir, &args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("is not a stream id")
+                || run.stderr.contains("is not a correlation id"),
+            "{args:?}: {run:?}"
+        );
+        assert!(
+            !run.stderr.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+            "{args:?}: raw control characters reach the terminal: {run:?}"
+        );
+        assert!(
+            run.stderr.len() < 2_000,
+            "{args:?}: the whole id is echoed: {run:?}"
+        );
+    }
 }
