@@ -2,8 +2,9 @@
 //!
 //! A cursor is opaque to callers: the hex of the list it pages (quotes,
 //! orders, handoffs, fallout), one tag byte (which index of that list it
-//! belongs to) and the key suffix (after the tenant prefix and index kind)
-//! of the last item returned. A page resumes strictly after that key, so
+//! belongs to), the key suffix (after the tenant prefix and index kind)
+//! of the last item returned, and a check of those bytes, so an edited
+//! cursor is refused rather than resumed from. A page resumes strictly after that key, so
 //! rows that move while a client pages are neither lost nor repeated more
 //! than once per move. A cursor is only ever appended to the caller's own
 //! tenant prefix: a forged cursor can move a scan, never leave the tenant.
@@ -80,9 +81,30 @@ pub(crate) struct Scan<'a> {
     pub(crate) limit: usize,
 }
 
+/// Bytes of the check that ends a cursor.
+const CHECK_BYTES: usize = 4;
+
+/// The first bytes of the sha256 of a cursor's list, tag and suffix: an
+/// edit of any of them (a cursor cut short, lengthened, mistyped) fails
+/// it. A check, not a seal: a cursor forged with a matching check still
+/// only moves a scan inside the caller's tenant.
+fn check(body: &[u8]) -> [u8; CHECK_BYTES] {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(body);
+    let mut out = [0u8; CHECK_BYTES];
+    out.copy_from_slice(&digest[..CHECK_BYTES]);
+    out
+}
+
 fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>, QueryError> {
     let bytes = keys::from_hex(cursor).ok_or(QueryError::InvalidCursor)?;
-    match bytes.as_slice() {
+    let (body, sum) = bytes
+        .split_at_checked(bytes.len().saturating_sub(CHECK_BYTES))
+        .ok_or(QueryError::InvalidCursor)?;
+    if sum.len() != CHECK_BYTES || check(body) != sum {
+        return Err(QueryError::InvalidCursor);
+    }
+    match body {
         [l, t, rest @ ..] if *l == list as u8 && *t == tag && rest.len() <= 1024 => {
             Ok(rest.to_vec())
         }
@@ -91,10 +113,12 @@ fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>, QueryErro
 }
 
 fn encode_cursor(list: List, tag: u8, suffix: &[u8]) -> String {
-    let mut bytes = Vec::with_capacity(suffix.len() + 2);
+    let mut bytes = Vec::with_capacity(suffix.len() + 2 + CHECK_BYTES);
     bytes.push(list as u8);
     bytes.push(tag);
     bytes.extend_from_slice(suffix);
+    let sum = check(&bytes);
+    bytes.extend_from_slice(&sum);
     keys::to_hex(&bytes)
 }
 
@@ -180,5 +204,25 @@ mod tests {
         assert!(decode_cursor(&c, List::Quotes, 2).is_err());
         assert!(decode_cursor("zz", List::Orders, 2).is_err());
         assert!(decode_cursor("", List::Orders, 2).is_err());
+    }
+
+    /// A cursor cut short, lengthened or with a byte changed is malformed
+    /// (as docs/graphql.md says), not a place to resume from: only the
+    /// list and tag bytes used to be checked.
+    #[test]
+    fn an_edited_cursor_is_refused() {
+        let c = encode_cursor(List::Quotes, 2, b"\x7f\xff\xfe\x5d-quote-q1");
+        assert!(decode_cursor(&c, List::Quotes, 2).is_ok());
+        let cut = &c[..c.len() - 2];
+        let longer = format!("{c}00");
+        let mut flipped = c.clone().into_bytes();
+        flipped[8] = if flipped[8] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).unwrap_or_default();
+        for edited in [cut, &longer, &flipped, &c[..4], "0102"] {
+            assert!(
+                decode_cursor(edited, List::Quotes, 2).is_err(),
+                "accepted {edited}"
+            );
+        }
     }
 }
