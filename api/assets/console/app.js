@@ -453,14 +453,19 @@ async function casePage(view, id) {
       link(`#/order/${encodeURIComponent(kase.orderId)}`, kase.orderId), kase.lineId,
       kase.step || 'compensation', String(kase.attempt), kase.reason, kase.status, age(kase.ageMs)]], ''),
     h('h2', {}, 'Evidence'),
-    table(['Raw code', 'Raw label', 'Reference', 'Source'], [[kase.evidence.rawCode || '',
-      kase.evidence.rawLabel || '', kase.evidence.externalReference || '', kase.evidence.source || '']], ''),
+    table(['Raw code', 'Raw label', 'Reference', 'Source'], [[free(kase.evidence.rawCode),
+      free(kase.evidence.rawLabel), free(kase.evidence.externalReference), kase.evidence.source || '']], ''),
     handoffDetail(handoff),
     h('h2', {}, 'Actions'),
     actions.length ? actions : (kase.status === 'OPEN'
       ? h('p', { class: 'empty', id: 'no-actions' }, 'Your role may not act on cases.')
       : resolved),
     outcome);
+}
+
+/** Free text for a table cell: it wraps anywhere rather than widen the page. */
+function free(text) {
+  return h('span', { class: 'free' }, text || '');
 }
 
 /** A handoff's calls and its redacted request. */
@@ -472,7 +477,7 @@ function handoffDetail(handoff) {
         `${c.latencyMs} ms`, c.class || '', h('pre', {}, c.request), h('pre', {}, c.response || '')]),
       'No call recorded.'),
     h('h2', {}, 'Request (redacted)'),
-    table(['Field', 'Value'], handoff.redactedRequest.map((f) => [f.name, f.value]), 'Empty.'),
+    table(['Field', 'Value'], handoff.redactedRequest.map((f) => [f.name, free(f.value)]), 'Empty.'),
   ];
 }
 

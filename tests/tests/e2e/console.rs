@@ -741,3 +741,66 @@ async fn an_action_result_shows_on_its_own_case_only_and_a_refused_token_signs_o
     let after = browser.eval(polls).await.as_u64().unwrap_or_default();
     assert_eq!(after, before, "no polling after the sign-out");
 }
+
+/// A long word in what an operator typed (a note of 1,900 letters without
+/// a space) wraps inside the case page: it widened the whole page to about
+/// 20,000 px, so every page of the case scrolled sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_unbroken_note_wraps_inside_the_case_page() {
+    let server = Server::start();
+    let base = server.base_url();
+    let browser = Browser::launch().await;
+    browser.viewport(1280, 800).await;
+    server
+        .script_simulator("inventory", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-long-note", &["fiber-1g"])
+        .await
+        .unwrap();
+    let mut cases = Vec::new();
+    for _ in 0..100 {
+        cases = open_cases(&server).await;
+        if !cases.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (case, order, line) = cases.first().cloned().expect("the line fell out");
+    server
+        .client
+        .run::<ops::ResolveFallout>(
+            &server.token("operator"),
+            ops::resolve_fallout::Variables {
+                command_id: unique("long-note"),
+                order_id: order,
+                expected_version: None,
+                line_id: line,
+                action: ops::resolve_fallout::FalloutAction::EXTERNAL_RESOLUTION,
+                reference: Some(format!("ref-{}", "R".repeat(200))),
+                note: Some("A".repeat(1_900)),
+            },
+        )
+        .await
+        .unwrap();
+    sign_in(&browser, &base, &server.token("operator")).await;
+    browser
+        .run(&format!("location.hash = '#/case/{case}'; return true;"))
+        .await;
+    wait_for_text(&browser, "AAAAAAAAAA").await;
+    let widths = browser
+        .eval("[document.documentElement.scrollWidth, window.innerWidth]")
+        .await;
+    let (scroll, inner) = (
+        widths[0].as_i64().unwrap_or(0),
+        widths[1].as_i64().unwrap_or(0),
+    );
+    browser
+        .screenshot(&artifact("fallout-case-long-note"))
+        .await;
+    assert!(
+        scroll <= inner,
+        "the case page is {scroll} px wide in a window of {inner} px"
+    );
+}
