@@ -119,6 +119,85 @@ impl DomainEvent for AnyEvent {
     }
 }
 
+/// Every event type this build knows, of every aggregate, in the order
+/// the aggregates' enums declare them. An event's type
+/// ([`DomainEvent::event_type`]) is its variant's name, so the list is read
+/// from the enums themselves (what serde derives for them names every
+/// variant), never kept by hand.
+pub fn event_types() -> Vec<&'static str> {
+    [
+        variant_names::<QuoteEvent>(),
+        variant_names::<OrderEvent>(),
+        variant_names::<HandoffEvent>(),
+        variant_names::<CatalogEvent>(),
+    ]
+    .concat()
+}
+
+/// Why a name is not an event type ([`check_event_type`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EventTypeError {
+    /// The name of one, in another case.
+    #[error("not an event type: did you mean {0}?")]
+    Miscased(&'static str),
+    /// No event type has the name.
+    #[error("not an event type: the event types are {}", event_types().join(", "))]
+    Unknown,
+}
+
+/// Checks that `name` is one of [`event_types`], for a filter by type
+/// (which would otherwise match nothing, for ever).
+///
+/// # Errors
+/// [`EventTypeError`]: the type meant when only the case differs.
+pub fn check_event_type(name: &str) -> Result<(), EventTypeError> {
+    let known = event_types();
+    if known.contains(&name) {
+        return Ok(());
+    }
+    match known.into_iter().find(|k| k.eq_ignore_ascii_case(name)) {
+        Some(meant) => Err(EventTypeError::Miscased(meant)),
+        None => Err(EventTypeError::Unknown),
+    }
+}
+
+/// The variant names of an enum that derives `Deserialize`: a deserializer
+/// that only records the names serde hands to `deserialize_enum`.
+fn variant_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+
+    struct Names<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Names<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("only an enum's variant names are read"))
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = variants;
+            Err(Self::Error::custom("only an enum's variant names are read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            struct identifier ignored_any
+        }
+    }
+
+    let mut names: &'static [&'static str] = &[];
+    // The error is the point: the names were recorded on the way.
+    let _ = T::deserialize(Names(&mut names));
+    names
+}
+
 macro_rules! unwrap_variant {
     ($event:ident, $variant:ident) => {
         impl TryFrom<AnyEvent> for $event {
@@ -414,6 +493,35 @@ mod tests {
             DecodeError::Mismatch { position: 9, ref event_type, decoded_type: "OrderCaptured", .. }
                 if event_type == "OrderShipped"
         ));
+    }
+
+    /// Every event type of every aggregate, and nothing else: a filter by
+    /// type (`oms-replay dump --type`, the `events` subscription) checks
+    /// its names against these.
+    #[test]
+    fn the_event_types_are_every_aggregate_s_and_only_those() {
+        let types = event_types();
+        let mut samples: Vec<AnyEvent> = fixtures::quote_ready_to_accept()
+            .into_iter()
+            .map(AnyEvent::Quote)
+            .collect();
+        samples.push(AnyEvent::Quote(fixtures::quote_priced()));
+        samples.push(AnyEvent::Order(fixtures::order_captured(&["l1"])));
+        let subject = fixtures::subject("l1", crate::idempotency::Purpose::Reserve, 1);
+        samples.push(AnyEvent::Handoff(fixtures::handoff_requested(&subject)));
+        for event in &samples {
+            assert!(
+                types.contains(&event.event_type()),
+                "{}",
+                event.event_type()
+            );
+        }
+        // 19 quote, 14 order, 11 handoff and 2 catalog event types.
+        assert_eq!(types.len(), 46, "{types:?}");
+        assert!(types.contains(&"CatalogVersionRetired"));
+        for wrong in ["quotecreated", "NoSuchEvent", ""] {
+            assert!(!types.contains(&wrong), "{wrong}");
+        }
     }
 
     #[test]

@@ -62,6 +62,17 @@ pub fn check_correlation(what: &str, correlation: &str) -> Result<(), ReplayErro
     )))
 }
 
+/// Refuses an event type no event can have
+/// ([`domain::events::check_event_type`]), naming the one meant when only
+/// its case differs, else listing them.
+///
+/// # Errors
+/// [`ReplayError::Usage`] saying what is wrong.
+pub fn check_event_type(what: &str, event_type: &str) -> Result<(), ReplayError> {
+    domain::events::check_event_type(event_type)
+        .map_err(|e| ReplayError::Usage(format!("{what} {} is {e}", shown(event_type))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,8 @@ pub const MAX_EVENT_TYPES: usize = 64;
 impl Subscription {
     /// Every event appended from now on to the caller's tenant, optionally
     /// only streams starting with `streamPrefix` and only `eventTypes` (1
-    /// to 64 names; leave it out for every type). With `after` (the position of the last event the client received),
+    /// to 64 event types, each one an event has, e.g. `QuoteAccepted`;
+    /// leave it out for every type). With `after` (the position of the last event the client received),
     /// every event after it first, stored ones then live ones, with no gap
     /// and no duplicate: how a client resumes after a reconnect (the
     /// server closes subscriptions with 1012 when it stops). With `from`
@@ -64,6 +65,9 @@ impl Subscription {
             }
             for event_type in types {
                 input::label("eventTypes", event_type, input::MAX_LABEL_BYTES)?;
+                domain::events::check_event_type(event_type).map_err(|e| {
+                    ApiError::validation("eventTypes", format!("`{event_type}` is {e}"))
+                })?;
             }
         }
         let tenant = principal.tenant.to_string();

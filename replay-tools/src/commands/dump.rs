@@ -106,6 +106,9 @@ impl Filter {
         for stream in &args.stream {
             ids::check_stream("--stream", stream)?;
         }
+        for event_type in &args.event_type {
+            ids::check_event_type("--type", event_type)?;
+        }
         for correlation in &args.correlation {
             ids::check_correlation("--correlation", correlation)?;
         }

@@ -481,3 +481,22 @@ fn a_hostile_id_is_refused_and_shown_escaped_by_every_reader() {
         );
     }
 }
+
+/// A `--type` no event can have is a usage error naming the types (and
+/// the one meant, when only its case is wrong): a typo used to dump
+/// nothing and exit 0, as if no such events had happened.
+#[test]
+fn an_unknown_event_type_is_refused_naming_the_one_meant() {
+    let (_tmp, dir) = generated();
+    let run = oms(&dir, &["dump", "--type", "quotecreated"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("did you mean QuoteCreated"), "{run:?}");
+    let run = oms(&dir, &["dump", "--type", "NoSuchEvent"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("QuoteCreated, "),
+        "the types are listed: {run:?}"
+    );
+    let run = oms(&dir, &["dump", "--type", "QuoteCreated", "--limit", "1"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}

@@ -296,6 +296,20 @@ async fn a_stream_prefix_no_stream_can_have_or_no_event_type_is_refused_as_valid
         ("2", Some("quote-/"), None, "streamPrefix"),
         ("3", Some(""), None, "streamPrefix"),
         ("5", None, Some(Vec::new()), "eventTypes"),
+        // A type no event has would deliver nothing, for ever: refused,
+        // with the one meant when only its case is wrong.
+        (
+            "6",
+            None,
+            Some(vec!["NoSuchEvent".to_owned()]),
+            "eventTypes",
+        ),
+        (
+            "7",
+            None,
+            Some(vec!["QuoteCreated".to_owned(), "quoteaccepted".to_owned()]),
+            "did you mean QuoteAccepted",
+        ),
     ];
     for (id, prefix, event_types, field) in cases {
         subscribe(
