@@ -236,11 +236,18 @@ function select(name, label, values, current) {
       values.map((v) => h('option', { value: v, selected: v === current }, v))));
 }
 
+/** Minutes typed in a filter as milliseconds; `undefined` when not a usable age. */
+function minutesAsMs(text) {
+  if (!text) return null;
+  const ms = Number(text) * 60000;
+  return Number.isSafeInteger(Math.round(ms)) && ms >= 0 ? Math.round(ms) : undefined;
+}
+
 async function falloutPage(view, params) {
   const filters = {
     target: params.get('target') || null,
     reason: params.get('reason') || null,
-    minAgeMs: params.get('minAgeMin') ? Number(params.get('minAgeMin')) * 60000 : null,
+    minAgeMs: minutesAsMs(params.get('minAgeMin')),
     after: params.get('after') || null,
   };
   const form = h('form', { class: 'filters', id: 'fallout-filters' },
@@ -258,6 +265,11 @@ async function falloutPage(view, params) {
   const list = h('div', { id: 'fallout-list', 'aria-live': 'polite' }, 'Loading…');
   view.show(h('h1', {}, 'Fallout queue'), form, list);
   const render = async () => {
+    if (filters.minAgeMs === undefined) {
+      list.replaceChildren(h('div', { class: 'error', role: 'alert' },
+        'Older than (min): give a number of minutes, 0 or more.'));
+      return;
+    }
     try {
       const data = await gql(FALLOUT, filters);
       const rows = data.fallout.nodes.map((c) => [

@@ -804,3 +804,29 @@ async fn a_long_unbroken_note_wraps_inside_the_case_page() {
         "the case page is {scroll} px wide in a window of {inner} px"
     );
 }
+
+/// A minimum age the fallout filter cannot use (negative, not a number) is
+/// refused in the filter's own words: `-5` answered with the API's
+/// `minAgeMs: must be 0 to ...` (a field and unit the operator never
+/// typed), and `abc` was dropped without a word, listing every case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minimum_age_the_filter_cannot_use_is_refused_in_its_own_words() {
+    let server = Server::start();
+    let base = server.base_url();
+    let browser = Browser::launch().await;
+    sign_in(&browser, &base, &server.token("operator")).await;
+    for value in ["-5", "abc", "1e400"] {
+        browser
+            .run(&format!(
+                "location.hash = '#/fallout?minAgeMin={value}'; return true;"
+            ))
+            .await;
+        let shown = wait_for_text(&browser, "Older than (min): give a number of minutes").await;
+        assert!(!shown.contains("minAgeMs"), "{value}: {shown}");
+        assert!(!shown.contains("No open fallout"), "{value}: {shown}");
+    }
+    browser
+        .run("location.hash = '#/fallout?minAgeMin=5'; return true;")
+        .await;
+    wait_for_text(&browser, "No open fallout").await;
+}
