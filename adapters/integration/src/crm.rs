@@ -187,7 +187,10 @@ impl HttpCustomerDirectory {
         }
         let answer = request.send().await.map_err(|e| transport(&e))?;
         let status = answer.status().as_u16();
-        let bytes = answer.bytes().await.map_err(|e| transport(&e))?;
+        let body = crate::external::http::read_body(answer)
+            .await
+            .map_err(|e| transport(&e))?;
+        let bytes = body.usable();
         match status {
             200 => {}
             404 => return Err(CrmError::NotFound),

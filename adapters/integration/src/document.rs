@@ -158,7 +158,10 @@ impl HttpDocumentGenerator {
         }
         let answer = call.send().await.map_err(|e| transport(&e))?;
         let status = answer.status().as_u16();
-        let bytes = answer.bytes().await.map_err(|e| transport(&e))?;
+        let body = crate::external::http::read_body(answer)
+            .await
+            .map_err(|e| transport(&e))?;
+        let bytes = body.usable();
         let raw_code = format!("HTTP-{status}");
         match status {
             200 => {}

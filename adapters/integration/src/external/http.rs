@@ -17,8 +17,8 @@ use domain::outcome::OutcomeClass;
 
 use super::breaker::CircuitBreaker;
 use super::{
-    execute_request, map_http, redact_json, response_evidence, status_path, BoxFuture, CallOutcome,
-    Evidence, ExternalCall, HandoffPort, Mapped, PortError, StatusAnswer, StatusQuery,
+    execute_request, map_http, redact_json, status_path, BoxFuture, CallOutcome, Evidence,
+    ExternalCall, HandoffPort, Mapped, PortError, StatusAnswer, StatusQuery,
 };
 use crate::config::{ConfigError, SystemsConfig};
 use application::clock::SharedClock;
@@ -163,7 +163,60 @@ pub(crate) fn endpoint_url(
     Ok(url)
 }
 
-/// Builds a client with the given timeouts.
+/// Most bytes of an external system's answer the platform reads: what
+/// it needs of an answer is a few fields, so a longer body is unusable and
+/// the rest of it is never read (a 2 GiB or endless body held the whole of
+/// itself in memory).
+pub(crate) const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// An answer's body, read up to [`MAX_ANSWER_BYTES`].
+pub(crate) enum Body {
+    /// The whole body.
+    Whole(Vec<u8>),
+    /// A body longer than [`MAX_ANSWER_BYTES`]: not read past them.
+    TooLong,
+}
+
+impl Body {
+    /// The bytes to map and keep as evidence: none for a body too long to
+    /// use, which then maps as an answer without a usable body.
+    pub(crate) fn usable(&self) -> &[u8] {
+        match self {
+            Self::Whole(bytes) => bytes,
+            Self::TooLong => &[],
+        }
+    }
+
+    /// What the evidence shows of the body ([`super::response_evidence`],
+    /// or that it was too long to read).
+    pub(crate) fn evidence(&self) -> String {
+        match self {
+            Self::Whole(bytes) => super::response_evidence(bytes),
+            Self::TooLong => format!("<more than {MAX_ANSWER_BYTES} bytes: not read>"),
+        }
+    }
+}
+
+/// Reads `answer`'s body up to [`MAX_ANSWER_BYTES`], chunk by chunk.
+///
+/// # Errors
+/// The transport's error while reading (a reset, the read timeout).
+pub(crate) async fn read_body(mut answer: reqwest::Response) -> Result<Body, reqwest::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer.chunk().await? {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Ok(Body::TooLong);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Body::Whole(bytes))
+}
+
+/// Builds a client with the given timeouts. It follows no redirect: a
+/// request goes to the configured system only, and is sent once per send
+/// (a redirect loop resent one request eleven times under one key; a
+/// redirect to another host was answered for the system); a 3xx answer is
+/// mapped like any other status.
 pub(crate) fn build_client(
     key: &str,
     connect_timeout_ms: u64,
@@ -172,6 +225,7 @@ pub(crate) fn build_client(
     reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(connect_timeout_ms))
         .timeout(Duration::from_millis(read_timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(64)
         .build()
         .map_err(|e| ConfigError {
@@ -284,11 +338,11 @@ impl HttpSystems {
         let (mapped, http_status, response) = match request.send().await {
             Ok(answer) => {
                 let status = answer.status().as_u16();
-                match answer.bytes().await {
-                    Ok(bytes) => (
-                        map_http(call.system, call.purpose, status, &bytes),
+                match read_body(answer).await {
+                    Ok(body) => (
+                        map_http(call.system, call.purpose, status, body.usable()),
                         Some(status),
-                        Some(response_evidence(&bytes)),
+                        Some(body.evidence()),
                     ),
                     Err(e) => (transport(&e), Some(status), None),
                 }
@@ -337,19 +391,20 @@ impl HttpSystems {
         };
         let status = answer.status().as_u16();
         evidence.http_status = Some(status);
-        let bytes = match answer.bytes().await {
-            Ok(bytes) => bytes,
+        let body = match read_body(answer).await {
+            Ok(body) => body,
             Err(e) => {
                 evidence.latency_ms = elapsed_ms(started);
                 return Ok(StatusAnswer::Unavailable(outcome(transport(&e), evidence)));
             }
         };
+        let bytes = body.usable();
         evidence.latency_ms = elapsed_ms(started);
-        evidence.response = Some(response_evidence(&bytes));
+        evidence.response = Some(body.evidence());
         if status == 404 {
             return Ok(StatusAnswer::NotFound(evidence));
         }
-        let mapped = map_http(query.system, query.purpose, status, &bytes);
+        let mapped = map_http(query.system, query.purpose, status, bytes);
         if (200..300).contains(&status) && mapped.class != OutcomeClass::SchemaMismatch {
             Ok(StatusAnswer::Known(outcome(mapped, evidence)))
         } else {
@@ -472,5 +527,102 @@ mod url_tests {
         ] {
             assert!(parse_base_url("k", refused).is_err(), "{refused}");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod answer_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A fake system on loopback: each connection gets `head`, then `body`
+    /// repeated `repeat` times (`usize::MAX`: until the client goes);
+    /// counts the requests it read.
+    async fn fake(head: String, body: Vec<u8>, repeat: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let (head, body) = (head.clone(), body.clone());
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    for _ in 0..repeat {
+                        if socket.write_all(&body).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (address, requests)
+    }
+
+    /// A redirect is an answer, not a hop: the other host hears nothing and
+    /// the request is sent once (a loop sent it eleven times, a redirect
+    /// elsewhere was answered for the system).
+    #[tokio::test]
+    async fn a_redirect_is_answered_not_followed() {
+        let (elsewhere, heard) = fake(
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n".into(),
+            b"{}".to_vec(),
+            1,
+        )
+        .await;
+        let (system, sent) = fake(
+            format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/x\r\ncontent-length: 0\r\n\r\n"),
+            Vec::new(),
+            1,
+        )
+        .await;
+        let client = build_client("k", 1_000, 5_000).unwrap();
+        let answer = client
+            .post(format!("{system}/x"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 307);
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+        assert_eq!(heard.load(Ordering::SeqCst), 0, "the redirect was followed");
+    }
+
+    /// A body past the bound is not read on (an endless one used to be read
+    /// until the read timeout, into memory); one within it is read whole.
+    #[tokio::test]
+    async fn a_body_past_the_bound_is_not_read_on() {
+        let chunk = vec![b'x'; 64 * 1024];
+        let (endless, _) = fake(
+            "HTTP/1.1 200 OK\r\ncontent-length: 2147483648\r\n\r\n".into(),
+            chunk,
+            usize::MAX,
+        )
+        .await;
+        let client = build_client("k", 1_000, 60_000).unwrap();
+        let answer = client.get(&endless).send().await.unwrap();
+        let body = read_body(answer).await.unwrap();
+        assert!(matches!(body, Body::TooLong));
+        assert!(body.usable().is_empty());
+        assert!(body.evidence().contains("not read"), "{}", body.evidence());
+
+        let (small, _) = fake(
+            "HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\n".into(),
+            br#"{"state":"OK"}"#.to_vec(),
+            1,
+        )
+        .await;
+        let body = read_body(client.get(&small).send().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(body.usable(), br#"{"state":"OK"}"#);
     }
 }
