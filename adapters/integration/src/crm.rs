@@ -214,7 +214,7 @@ impl HttpCustomerDirectory {
             }
         }
         let account: Account =
-            serde_json::from_slice(&bytes).map_err(|_| CrmError::SchemaMismatch)?;
+            serde_json::from_slice(bytes).map_err(|_| CrmError::SchemaMismatch)?;
         if account.acct_id != customer_id.as_str() {
             return Err(CrmError::SchemaMismatch);
         }

@@ -173,7 +173,7 @@ impl HttpDocumentGenerator {
             _ => return Err(DocumentError::Unclassified { raw_code }),
         }
         let answer: DocumentAnswer =
-            serde_json::from_slice(&bytes).map_err(|_| DocumentError::SchemaMismatch)?;
+            serde_json::from_slice(bytes).map_err(|_| DocumentError::SchemaMismatch)?;
         if answer.status != "RENDERED" {
             return Err(DocumentError::Unclassified {
                 raw_code: answer.status,
