@@ -584,7 +584,11 @@ impl Mutation {
 
     /// Prices the quote's current lines from the configured price book,
     /// with `discountPercent` (a plain decimal such as `5` or `12.5`, 0 to
-    /// 100) off the monthly total.
+    /// 100; none is 0) off every monthly charge. Each line's charges are
+    /// what is paid for it, the discount taken, rounded to cents half to
+    /// even; the totals are their sums (what the order captures and
+    /// billing activates), and the discount's amount is what the monthly
+    /// list prices lose.
     async fn price_quote(
         &self,
         ctx: &Context<'_>,

@@ -2,8 +2,8 @@
 //! current lines, and the approval policy in force says which discounts
 //! need a human.
 //!
-//! The price is a snapshot: per-line one-time and monthly components,
-//! totals after the discount, a validity window from `at`, the book's
+//! The price is a snapshot: per-line one-time and monthly components
+//! after the discount, totals that are their sums, a validity window from `at`, the book's
 //! version, and a deterministic hash of everything the price was computed
 //! from. [`price_command`] builds the `Price` command from the quote as
 //! loaded by the command path, so pricing reads the quote once, with the
@@ -51,8 +51,12 @@ pub struct PriceBook {
 }
 
 impl PriceBook {
-    /// Prices `quote`'s current lines with `discount` off the monthly
-    /// total, valid from `at` for the book's validity.
+    /// Prices `quote`'s current lines with `discount` off every monthly
+    /// charge, valid from `at` for the book's validity. Each line's
+    /// charges are what is paid for it, the discount taken (the order
+    /// captures them and billing activates them), each rounded to cents
+    /// half to even; the totals are their sums, and the discount's amount
+    /// is what the lines' monthly list prices (rounded alike) lose.
     ///
     /// # Errors
     /// [`QuoteError::NoLines`] for a quote without lines,
@@ -73,21 +77,31 @@ impl PriceBook {
         if discount.is_sign_negative() || discount > Decimal::ONE_HUNDRED {
             return Err(QuoteError::InvalidDiscount);
         }
-        let money = |amount: Decimal| Money::new(amount.round_dp(2), self.currency.clone());
+        let cents = |amount: Decimal| amount.round_dp(2);
+        let money = |amount: Decimal| Money::new(amount, self.currency.clone());
+        let factor = Decimal::ONE - discount / Decimal::ONE_HUNDRED;
         let mut hasher = Sha256::new();
         hasher.update(self.version.as_bytes());
         hasher.update(quote.revision.to_be_bytes());
         hasher.update(discount.to_string().as_bytes());
         let mut priced = Vec::with_capacity(lines.len());
-        let (mut one_time, mut monthly) = (Decimal::ZERO, Decimal::ZERO);
+        // Sums of the lines' rounded charges: the totals are exactly what
+        // the lines add up to, and the discount is what the monthly list
+        // prices lose.
+        let (mut one_time, mut list_monthly, mut monthly) =
+            (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
         for line in lines {
             let unit = self
                 .offerings
                 .get(line.offering_id.as_str())
                 .ok_or_else(|| QuoteError::OfferingNotPriced(line.offering_id.to_string()))?;
             let quantity = Decimal::from(line.quantity);
-            one_time += unit.one_time * quantity;
-            monthly += unit.monthly * quantity;
+            let line_one_time = cents(unit.one_time * quantity);
+            let line_list_monthly = cents(unit.monthly * quantity);
+            let line_monthly = cents(unit.monthly * quantity * factor);
+            one_time += line_one_time;
+            list_monthly += line_list_monthly;
+            monthly += line_monthly;
             for part in [
                 line.line_id.as_str(),
                 line.offering_id.as_str(),
@@ -104,28 +118,26 @@ impl PriceBook {
                     PriceComponent {
                         charge_code: format!("INSTALL-{}", line.offering_id),
                         kind: ChargeKind::OneTime,
-                        amount: money(unit.one_time * quantity),
+                        amount: money(line_one_time),
                     },
                     PriceComponent {
                         charge_code: format!("MRC-{}", line.offering_id),
                         kind: ChargeKind::RecurringMonthly,
-                        amount: money(unit.monthly * quantity),
+                        amount: money(line_monthly),
                     },
                 ],
             });
         }
-        let factor = Decimal::ONE - discount / Decimal::ONE_HUNDRED;
-        let discount_amount = monthly - monthly * factor;
         Ok(PriceResult {
             revision: quote.revision,
             lines: priced,
             totals: PriceTotals {
                 one_time: money(one_time),
-                recurring_monthly: money(monthly * factor),
+                recurring_monthly: money(monthly),
             },
             discount: Discount {
                 percent: Percent(discount),
-                amount: money(discount_amount),
+                amount: money(list_monthly - monthly),
             },
             valid_from: at,
             valid_until: at.plus_millis(self.validity_ms),
@@ -202,6 +214,74 @@ mod tests {
         };
         quote.lines = (0..lines).map(|i| line(&format!("l{i}"))).collect();
         quote
+    }
+
+    /// The charges of each line are what the customer pays for it, the
+    /// discount taken: the order captures them and billing activates them,
+    /// so they add up to the totals. Each line's monthly charge used to be
+    /// its list price (a 50 % discount quoted 249.00 a month and billed
+    /// 498.00), and the totals, rounded on their own, could differ from
+    /// the lines' sum by a cent.
+    #[test]
+    fn the_lines_charges_are_net_of_the_discount_and_add_up_to_the_totals() {
+        let mut book = book(&[]);
+        for (id, once, monthly) in [("odd", "0.0050", "10.01"), ("even", "99.00", "49.90")] {
+            book.offerings.insert(
+                id.to_owned(),
+                OfferingPrice {
+                    one_time: once.parse().unwrap(),
+                    monthly: monthly.parse().unwrap(),
+                },
+            );
+        }
+        for (offerings, percent) in [
+            (&["odd", "odd"][..], "50"),
+            (&["even", "odd", "even"][..], "5"),
+            (&["even"][..], "0"),
+            (&["odd", "even"][..], "100"),
+            (&["even", "even", "even"][..], "33.3333"),
+        ] {
+            let mut quote = quote(offerings.len());
+            for (line, offering) in quote.lines.iter_mut().zip(offerings) {
+                line.offering_id = crate::ids::OfferingId::new(*offering);
+            }
+            let price = book
+                .price(&quote, Percent(percent.parse().unwrap()), Timestamp(1_000))
+                .unwrap();
+            let sum = |kind: ChargeKind| -> Decimal {
+                price
+                    .lines
+                    .iter()
+                    .flat_map(|l| &l.components)
+                    .filter(|c| c.kind == kind)
+                    .map(|c| c.amount.amount)
+                    .sum()
+            };
+            let gross: Decimal = quote
+                .lines
+                .iter()
+                .map(|l| {
+                    (book.offerings[l.offering_id.as_str()].monthly * Decimal::from(l.quantity))
+                        .round_dp(2)
+                })
+                .sum();
+            let case = format!("{offerings:?} at {percent} %");
+            assert_eq!(
+                sum(ChargeKind::RecurringMonthly),
+                price.totals.recurring_monthly.amount,
+                "{case}"
+            );
+            assert_eq!(
+                sum(ChargeKind::OneTime),
+                price.totals.one_time.amount,
+                "{case}"
+            );
+            assert_eq!(
+                price.totals.recurring_monthly.amount + price.discount.amount.amount,
+                gross,
+                "{case}: net and discount make the list price"
+            );
+        }
     }
 
     #[test]
