@@ -213,36 +213,65 @@ impl HttpCustomerDirectory {
                 })
             }
         }
-        let account: Account =
-            serde_json::from_slice(bytes).map_err(|_| CrmError::SchemaMismatch)?;
-        if account.acct_id != customer_id.as_str() {
-            return Err(CrmError::SchemaMismatch);
-        }
-        let suspension = match account.status.as_str() {
-            "ACTIVE" => None,
-            "SUSPENDED" => Some(account.status),
-            "CLOSED" => {
-                return Err(CrmError::NotEligible {
-                    status: account.status,
-                })
-            }
-            other => {
-                return Err(CrmError::Unclassified {
-                    raw_code: other.to_owned(),
-                })
-            }
-        };
-        Ok(CustomerAccount {
-            snapshot: CustomerSnapshot {
-                customer_id: customer_id.clone(),
-                name: account.acct_name,
-                segment: Segment::new(account.seg),
-                authority_reference: account.rev,
-                taken_at: Timestamp(self.clock.now_ms()),
-            },
-            suspension,
-        })
+        record(bytes, customer_id, Timestamp(self.clock.now_ms()))
     }
+}
+
+/// Most bytes of a customer's name, segment or record revision kept from
+/// CRM: what a quote carries of the customer, as bounded as every other
+/// external word (ADR 0052).
+const MAX_FIELD_BYTES: usize = domain::text::MAX_EVIDENCE_BYTES;
+
+/// The customer record in CRM's answer `bytes`, taken at `taken_at`.
+///
+/// A field that is longer than [`MAX_FIELD_BYTES`], or holds a control
+/// character or invisible formatting (the rule of a client's free text,
+/// [`domain::text::is_hidden`]), makes the answer unusable
+/// ([`CrmError::SchemaMismatch`]): the quote never stores it. An unknown
+/// status word is kept as bounded evidence ([`domain::text::evidence`]).
+fn record(
+    bytes: &[u8],
+    customer_id: &CustomerId,
+    taken_at: Timestamp,
+) -> Result<CustomerAccount, CrmError> {
+    let account: Account = serde_json::from_slice(bytes).map_err(|_| CrmError::SchemaMismatch)?;
+    if account.acct_id != customer_id.as_str() {
+        return Err(CrmError::SchemaMismatch);
+    }
+    let usable = |field: &str| {
+        !field.trim().is_empty()
+            && field.len() <= MAX_FIELD_BYTES
+            && !field
+                .chars()
+                .any(|c| c.is_control() || domain::text::is_hidden(c))
+    };
+    if !usable(&account.acct_name) || !usable(&account.seg) || !usable(&account.rev) {
+        return Err(CrmError::SchemaMismatch);
+    }
+    let suspension = match account.status.as_str() {
+        "ACTIVE" => None,
+        "SUSPENDED" => Some(account.status),
+        "CLOSED" => {
+            return Err(CrmError::NotEligible {
+                status: account.status,
+            })
+        }
+        other => {
+            return Err(CrmError::Unclassified {
+                raw_code: domain::text::evidence(other),
+            })
+        }
+    };
+    Ok(CustomerAccount {
+        snapshot: CustomerSnapshot {
+            customer_id: customer_id.clone(),
+            name: account.acct_name,
+            segment: Segment::new(account.seg),
+            authority_reference: account.rev,
+            taken_at,
+        },
+        suspension,
+    })
 }
 
 fn transport(error: &reqwest::Error) -> CrmError {
@@ -260,5 +289,66 @@ impl CustomerDirectory for HttpCustomerDirectory {
         customer_id: &'a CustomerId,
     ) -> BoxFuture<'a, Result<CustomerAccount, CrmError>> {
         Box::pin(self.fetch(tenant, customer_id))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod record_tests {
+    use super::*;
+
+    fn answer(name: &str, seg: &str, rev: &str, status: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "acctId": "cust-1", "acctName": name, "seg": seg, "rev": rev, "status": status,
+        }))
+        .unwrap()
+    }
+
+    /// What CRM says of a customer reaches a quote only when a client could
+    /// have typed it: a name with U+202E, a NUL or 200 KB, a 5 KB segment
+    /// or an empty name was stored as given (and a 200 KB one was refused
+    /// as the seller's input); an unknown status word was kept raw,
+    /// whole, and written to the log with its line breaks.
+    #[test]
+    fn a_record_a_client_could_not_have_typed_is_unusable_and_a_status_word_is_evidence() {
+        let id = CustomerId::new("cust-1");
+        let at = Timestamp(1);
+        let good = record(&answer("Acme GmbH", "smb", "crm-rev-1", "ACTIVE"), &id, at).unwrap();
+        assert_eq!(good.snapshot.name, "Acme GmbH");
+        // A joiner scripts need stays.
+        assert!(record(&answer("نیم\u{200c}فاصله", "smb", "r", "ACTIVE"), &id, at).is_ok());
+        let long = "x".repeat(200_000);
+        for (name, seg, rev) in [
+            ("Evil\u{202e}Corp", "smb", "r"),
+            ("Evil\n\u{0}\u{1b}[2J", "smb", "r"),
+            (long.as_str(), "smb", "r"),
+            ("", "smb", "r"),
+            ("Acme", &"s".repeat(5_000), "r"),
+            ("Acme", "SMB\u{202e}", "r"),
+            ("Acme", "smb", long.as_str()),
+        ] {
+            let refused = record(&answer(name, seg, rev, "ACTIVE"), &id, at);
+            assert!(
+                matches!(refused, Err(CrmError::SchemaMismatch)),
+                "{:?} {:?}: {refused:?}",
+                name.get(..20),
+                seg.get(..20)
+            );
+        }
+        let word = format!("WEIRD\u{202e}\n\u{0}{}", "W".repeat(3_000));
+        let Err(CrmError::Unclassified { raw_code }) =
+            record(&answer("Acme", "smb", "r", &word), &id, at)
+        else {
+            panic!("an unknown status is unclassified");
+        };
+        assert!(
+            raw_code.len() <= domain::text::MAX_EVIDENCE_BYTES + 3,
+            "{}",
+            raw_code.len()
+        );
+        assert!(
+            !raw_code.contains(['\u{202e}', '\n', '\u{0}']),
+            "{raw_code:?}"
+        );
     }
 }

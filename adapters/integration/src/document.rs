@@ -175,8 +175,10 @@ impl HttpDocumentGenerator {
         let answer: DocumentAnswer =
             serde_json::from_slice(bytes).map_err(|_| DocumentError::SchemaMismatch)?;
         if answer.status != "RENDERED" {
+            // Bounded and clean, as every external word (ADR 0052): it
+            // reaches the log and the quote's refusal.
             return Err(DocumentError::Unclassified {
-                raw_code: answer.status,
+                raw_code: domain::text::evidence(&answer.status),
             });
         }
         let (Some(artifact_id), Some(artifact_hash)) = (answer.document_id, answer.sha256) else {
