@@ -44,9 +44,21 @@ impl HandoffSubject {
     }
 }
 
-/// Field-name fragments whose values never leave the request in clear in a snapshot.
-pub const SENSITIVE_FIELD_MARKERS: [&str; 5] =
-    ["authorization", "password", "secret", "token", "card"];
+/// Field-name fragments (matched in the lowercased name) whose values
+/// never leave a request snapshot or an answer's evidence in clear.
+pub const SENSITIVE_FIELD_MARKERS: [&str; 11] = [
+    "authorization",
+    "password",
+    "secret",
+    "token",
+    "card",
+    "apikey",
+    "api_key",
+    "api-key",
+    "credential",
+    "session",
+    "private",
+];
 
 /// The text placed instead of a sensitive value.
 pub const REDACTED: &str = "<redacted>";
