@@ -236,7 +236,7 @@ fn random_hex(bytes: usize) -> String {
 /// read, atomically: written and synced under a temporary name, renamed
 /// over `path`, then the directory synced. A crash leaves the old file or
 /// the new one, never a part of either.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     let io = |source| ConfigError::Write {
         path: path.to_owned(),
         source,

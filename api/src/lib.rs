@@ -7,6 +7,7 @@
 //! the same thing as a library call.
 
 pub mod auth;
+pub mod book_history;
 pub mod config;
 pub mod connections;
 pub mod console;

@@ -30,6 +30,38 @@ async fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
         .unwrap();
     first.stop();
 
+    // The prices change under the same version: refused at start (exit 2
+    // naming `price_book.version`), or the price signed under the old
+    // prices would still count as fresh (it was accepted at 99.00 EUR
+    // while new quotes priced at 1.00 USD).
+    let changed = first.data_dir.join("changed-prices.toml");
+    std::fs::write(
+        &changed,
+        "[price_book]\nversion = \"pb-1\"\ncurrency = \"USD\"\n",
+    )
+    .unwrap();
+    let mut child = tests::serve_command(&tests::server_binary(), &first.data_dir)
+        .arg("--config")
+        .arg(&changed)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started with other prices under version pb-1");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let refused = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("price_book.version") && stderr.contains("new version"),
+        "{stderr}"
+    );
+
     // The book changes: same data, `pb-2` in force.
     let second = Server::start_with(ServerOptions {
         config: book("pb-2"),
