@@ -87,9 +87,11 @@ mod tests {
     use crate::config::PriceBookConfig;
 
     fn book(version: &str, currency: &str, monthly: &str) -> PriceBook {
-        let mut config = PriceBookConfig::default();
-        config.version = version.to_owned();
-        config.currency = currency.to_owned();
+        let mut config = PriceBookConfig {
+            version: version.to_owned(),
+            currency: currency.to_owned(),
+            ..PriceBookConfig::default()
+        };
         if let Some(price) = config.offerings.get_mut("fiber-1g") {
             price.monthly = monthly.to_owned();
         }
