@@ -374,6 +374,26 @@ async fn open_cases(server: &Server) -> Vec<(String, String, String)> {
         .unwrap_or_default()
 }
 
+/// A reservation of a new order of `customer` scripted to be rejected,
+/// and the fallout case it opens: (handoff, order, line).
+async fn fallen_out_case(server: &Server, customer: &str) -> (String, String, String) {
+    server
+        .script_simulator("inventory", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), customer, &["fiber-1g"])
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if let Some(case) = open_cases(server).await.first() {
+            return case.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the line of {customer}'s order never fell out");
+}
+
 /// An action taken on a case page that is out of date (the order moved on
 /// since: another operator's new attempt fell out again, as a new case)
 /// is refused and says to reload; it used to resolve the new case, which
@@ -384,23 +404,7 @@ async fn an_action_on_an_out_of_date_case_page_is_refused_not_applied_to_a_newer
     let base = server.base_url();
     let browser = Browser::launch().await;
     browser.viewport(1280, 800).await;
-    server
-        .script_simulator("inventory", &["BusinessReject"])
-        .await;
-    server
-        .client
-        .accepted_quote(&server.token("sales"), "cust-stale", &["fiber-1g"])
-        .await
-        .unwrap();
-    let mut cases = Vec::new();
-    for _ in 0..100 {
-        cases = open_cases(&server).await;
-        if !cases.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (first, order, line) = cases.first().cloned().expect("the line fell out");
+    let (first, order, line) = fallen_out_case(&server, "cust-stale").await;
     sign_in(&browser, &base, &server.token("operator")).await;
     browser
         .run(&format!("location.hash = '#/case/{first}'; return true;"))
@@ -751,23 +755,7 @@ async fn a_long_unbroken_note_wraps_inside_the_case_page() {
     let base = server.base_url();
     let browser = Browser::launch().await;
     browser.viewport(1280, 800).await;
-    server
-        .script_simulator("inventory", &["BusinessReject"])
-        .await;
-    server
-        .client
-        .accepted_quote(&server.token("sales"), "cust-long-note", &["fiber-1g"])
-        .await
-        .unwrap();
-    let mut cases = Vec::new();
-    for _ in 0..100 {
-        cases = open_cases(&server).await;
-        if !cases.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (case, order, line) = cases.first().cloned().expect("the line fell out");
+    let (case, order, line) = fallen_out_case(&server, "cust-long-note").await;
     server
         .client
         .run::<ops::ResolveFallout>(
