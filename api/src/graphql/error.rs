@@ -350,9 +350,13 @@ impl From<projections::ProjectionError> for ApiError {
     /// `rebuild_in_progress` (wait for it); the rest is `INTERNAL`.
     fn from(error: projections::ProjectionError) -> Self {
         match error {
-            projections::ProjectionError::UnknownProjector(name) => {
-                ApiError::validation("name", format!("no projector `{name}`"))
-            }
+            projections::ProjectionError::UnknownProjector(name) => ApiError::validation(
+                "name",
+                format!(
+                    "no projector `{name}`: the projectors are {}, or `all`",
+                    projections::PROJECTOR_NAMES.join(", ")
+                ),
+            ),
             e @ projections::ProjectionError::RebuildInProgress(_) => ApiError::RuleViolation {
                 rule: "rebuild_in_progress",
                 message: e.to_string(),

@@ -1190,7 +1190,7 @@ impl Mutation {
         name: String,
     ) -> async_graphql::Result<Vec<RebuildReport>> {
         let (platform, _) = every_tenant_caller(ctx, "rebuild every tenant's projections")?;
-        input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
+        input::required_label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         let projections = platform.projections.clone();
         let reports = tokio::task::spawn_blocking(move || {
             if name == "all" {
@@ -1297,7 +1297,7 @@ impl Mutation {
         recovery: Option<bool>,
     ) -> async_graphql::Result<ConsumerReset> {
         let (platform, _) = every_tenant_caller(ctx, "reset a consumer of every tenant's events")?;
-        input::label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
+        input::required_label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         let to_position = input::whole("toPosition", to_position, 0, i64::MAX)?;
         Ok(platform
             .reset_consumer(&name, to_position, recovery.unwrap_or(false))

@@ -331,6 +331,34 @@ async fn missing_objects_are_not_found() {
         .unwrap_err();
     assert_eq!(error.code(), "VALIDATION", "{error:?}");
     assert!(format!("{error:?}").contains("oms-replay"), "{error:?}");
+    // A blank name is input, refused alike by both (resetConsumer said
+    // NOT_FOUND "consumer `` not found", rebuildProjection VALIDATION);
+    // an unknown projector is told the projectors there are.
+    let error = client
+        .run::<ops::ResetConsumer>(
+            &admin,
+            ops::reset_consumer::Variables {
+                name: " ".to_owned(),
+                to_position: 0,
+                recovery: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "VALIDATION", "{error:?}");
+    for (name, said) in [("", "blank"), ("nope", "quotes")] {
+        let error = client
+            .run::<ops::RebuildProjection>(
+                &admin,
+                ops::rebuild_projection::Variables {
+                    name: name.to_owned(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "VALIDATION", "{name:?}: {error:?}");
+        assert!(error.message.contains(said), "{name:?}: {error:?}");
+    }
     let quote = client
         .run::<ops::Quote>(
             &sales,
