@@ -482,6 +482,7 @@ async fn execute(
         operation = %operation,
     );
     let started = Instant::now();
+    let credential = format!("{}/{}", principal.tenant, principal.name);
     let links =
         crate::graphql::links::for_request(state.platform.clone(), principal.tenant.clone());
     let response = state
@@ -493,7 +494,7 @@ async fn execute(
     state
         .platform
         .metrics
-        .observe_request(&operation, ok, started.elapsed());
+        .observe_request(&credential, &operation, ok, started.elapsed());
     GraphQLResponse::from(response).into_response()
 }
 

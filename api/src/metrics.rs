@@ -48,8 +48,14 @@ const MAX_OPERATION_LABEL: usize = 64;
 /// are counted under [`OTHER_OPERATIONS`].
 pub const MAX_OPERATION_LABELS: usize = 256;
 
+/// Most operation names one credential adds to those kept, so that no
+/// one caller fills the table (a viewer's 260 names of its own left every
+/// later operation counted as `other`).
+pub const MAX_LABELS_PER_CREDENTIAL: usize = 32;
+
 /// The label value of operations named after [`MAX_OPERATION_LABELS`]
-/// names were kept.
+/// names were kept, or after their credential added its
+/// [`MAX_LABELS_PER_CREDENTIAL`].
 pub const OTHER_OPERATIONS: &str = "other";
 
 fn latency_histogram() -> Histogram {
@@ -83,7 +89,7 @@ pub struct Metrics {
     version_conflicts: Counter,
     auth_failures: Counter,
     /// The operation names kept as labels (at most [`MAX_OPERATION_LABELS`]).
-    operations: Arc<Mutex<HashSet<String>>>,
+    operations: Arc<Mutex<KeptOperations>>,
 }
 
 impl Default for Metrics {
@@ -105,6 +111,14 @@ impl Default for Metrics {
     }
 }
 
+/// The operation names kept as label values, and how many each
+/// credential added.
+#[derive(Debug, Default)]
+struct KeptOperations {
+    names: HashSet<String>,
+    added_by: std::collections::HashMap<String, usize>,
+}
+
 /// The operation as a label value: bounded in length and free of
 /// characters the exposition would have to escape (`"`, `\`, control
 /// characters), or `anonymous`. GraphQL operation names and `batch[N]`
@@ -122,11 +136,12 @@ fn operation_label(operation: &str) -> String {
 
 impl Metrics {
     /// Records one GraphQL operation (`name`, ok or error) and its latency.
-    pub fn observe_request(&self, operation: &str, ok: bool, elapsed: Duration) {
+    pub fn observe_request(&self, credential: &str, operation: &str, ok: bool, elapsed: Duration) {
         let labels = RequestLabels {
             // Bound the label set: unnamed or odd names collapse, and so do
-            // new names once enough are kept.
-            operation: self.kept(operation_label(operation)),
+            // new names once enough are kept, or once their credential
+            // added its share.
+            operation: self.kept(credential, operation_label(operation)),
             outcome: if ok { "ok" } else { "error" },
         };
         self.requests
@@ -134,19 +149,21 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// `label` if it is kept or there is room to keep it, else
-    /// [`OTHER_OPERATIONS`].
-    fn kept(&self, label: String) -> String {
+    /// `label` if it is kept, or if there is room to keep it and
+    /// `credential` has not added its share; else [`OTHER_OPERATIONS`].
+    fn kept(&self, credential: &str, label: String) -> String {
         let Ok(mut kept) = self.operations.lock() else {
             return OTHER_OPERATIONS.to_owned();
         };
-        if kept.contains(&label) {
+        if kept.names.contains(&label) {
             return label;
         }
-        if kept.len() >= MAX_OPERATION_LABELS {
+        let added = kept.added_by.get(credential).copied().unwrap_or(0);
+        if kept.names.len() >= MAX_OPERATION_LABELS || added >= MAX_LABELS_PER_CREDENTIAL {
             return OTHER_OPERATIONS.to_owned();
         }
-        kept.insert(label.clone());
+        kept.names.insert(label.clone());
+        kept.added_by.insert(credential.to_owned(), added + 1);
         label
     }
 
@@ -356,8 +373,8 @@ mod tests {
     #[test]
     fn requests_render_as_a_histogram_per_operation_and_outcome() {
         let metrics = Metrics::default();
-        metrics.observe_request("CreateQuote", true, Duration::from_millis(2));
-        metrics.observe_request("CreateQuote", false, Duration::from_millis(200));
+        metrics.observe_request("t/c", "CreateQuote", true, Duration::from_millis(2));
+        metrics.observe_request("t/c", "CreateQuote", false, Duration::from_millis(200));
         let out = rendered(&metrics);
         assert!(
             out.contains("# TYPE oms_graphql_request_seconds histogram\n"),
@@ -398,9 +415,16 @@ mod tests {
     fn operation_names_past_the_bound_are_counted_as_other() {
         let metrics = Metrics::default();
         for i in 0..MAX_OPERATION_LABELS + 50 {
-            metrics.observe_request(&format!("Op{i}"), true, Duration::from_millis(1));
+            // Many credentials, so only the bound of the whole applies.
+            let credential = format!("t/c{}", i / MAX_LABELS_PER_CREDENTIAL);
+            metrics.observe_request(
+                &credential,
+                &format!("Op{i}"),
+                true,
+                Duration::from_millis(1),
+            );
         }
-        metrics.observe_request("Op0", false, Duration::from_millis(1));
+        metrics.observe_request("t/c0", "Op0", false, Duration::from_millis(1));
         let out = rendered(&metrics);
         let series: HashSet<&str> = out
             .lines()
@@ -426,5 +450,53 @@ mod tests {
         for odd in ["", "a\"b", "a\\b", "a\nb", "a b", &"x".repeat(65)] {
             assert_eq!(operation_label(odd), "anonymous", "{odd:?}");
         }
+    }
+
+    /// One credential cannot fill the table: any viewer sending 260 names
+    /// of its own left every real operation named after them counted as
+    /// `other` until a restart. A credential introduces at most
+    /// [`MAX_LABELS_PER_CREDENTIAL`] names; names kept stay usable by all.
+    #[test]
+    fn one_credential_keeps_a_bounded_share_of_the_operation_names() {
+        let metrics = Metrics::default();
+        for i in 0..300 {
+            metrics.observe_request(
+                "demo/viewer",
+                &format!("Junk{i}"),
+                true,
+                Duration::from_millis(1),
+            );
+        }
+        metrics.observe_request(
+            "demo/operator",
+            "FalloutQueue",
+            true,
+            Duration::from_millis(1),
+        );
+        metrics.observe_request(
+            "demo/viewer",
+            "FalloutQueue",
+            true,
+            Duration::from_millis(1),
+        );
+        metrics.observe_request("demo/operator", "Junk0", true, Duration::from_millis(1));
+        let out = rendered(&metrics);
+        assert!(
+            out.contains(
+                "oms_graphql_request_seconds_count{operation=\"FalloutQueue\",outcome=\"ok\"} 2\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "oms_graphql_request_seconds_count{operation=\"Junk0\",outcome=\"ok\"} 2\n"
+            ),
+            "{out}"
+        );
+        let junk = out
+            .lines()
+            .filter(|l| l.starts_with("oms_graphql_request_seconds_count{operation=\"Junk"))
+            .count();
+        assert_eq!(junk, MAX_LABELS_PER_CREDENTIAL, "{out}");
     }
 }
