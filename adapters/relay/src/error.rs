@@ -44,7 +44,8 @@ pub enum RelayError {
         /// The client's reason.
         message: String,
     },
-    /// An event cannot be relayed (its payload does not decode); the relay
+    /// An event cannot be relayed (its payload does not decode, or its
+    /// message is over what the stream and server take); the relay
     /// stops there and records the failure on its consumer.
     #[error("relay: event at position {position} cannot be relayed: {message}")]
     Poison {

@@ -36,7 +36,7 @@ mod worker;
 
 pub use config::{PublishMode, RelayConfig, RelayConfigError};
 pub use error::RelayError;
-pub use message::RelayedEvent;
+pub use message::{message_size, RelayedEvent};
 pub use status::RelayStatus;
 
 use status::Counters;

@@ -91,6 +91,35 @@ pub(crate) struct Outgoing {
     pub(crate) body: Bytes,
 }
 
+/// Bytes of the expectation header a publish carries in exclusive mode
+/// (`Nats-Expected-Last-Msg-Id: <event id>` and its line end).
+const EXPECTATION_HEADER_BYTES: usize = "Nats-Expected-Last-Msg-Id: ".len() + 26 + 2;
+
+impl Outgoing {
+    /// The bytes JetStream counts against a stream's `max_msg_size`: the
+    /// headers as NATS encodes them (with room for the expectation
+    /// header) and the body.
+    pub(crate) fn stored_size(&self) -> usize {
+        let lines: usize = self
+            .headers
+            .iter()
+            .map(|(name, values)| {
+                values
+                    .iter()
+                    .map(|v| AsRef::<str>::as_ref(name).len() + 2 + v.as_str().len() + 2)
+                    .sum::<usize>()
+            })
+            .sum();
+        "NATS/1.0\r\n".len() + lines + EXPECTATION_HEADER_BYTES + 2 + self.body.len()
+    }
+}
+
+/// What a stream's `max_msg_size` must allow for `record`'s message
+/// under `prefix`, or `None` for a record that cannot become one.
+pub fn message_size(record: &RecordedEvent, prefix: &str) -> Option<usize> {
+    build(record, prefix).ok().map(|out| out.stored_size())
+}
+
 /// Why a record could not become a message.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BuildError {

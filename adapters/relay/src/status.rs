@@ -39,7 +39,8 @@ pub struct RelayStatus {
     /// acknowledged publish.
     pub last_error: Option<String>,
     /// The position the relay stopped at because its event cannot be
-    /// relayed (it does not decode); `None` while running.
+    /// relayed (it does not decode, or its message is over what the
+    /// stream takes); `None` while running.
     pub stopped_at: Option<u64>,
 }
 
@@ -148,9 +149,16 @@ impl Counters {
 
     /// Counts an acknowledged publish (a duplicate when the stream's
     /// window dropped it); an acknowledgement clears the last error.
-    pub(crate) fn acknowledged(&self, duplicate: bool) {
+    /// Counts an acknowledged publish; it clears the last error when
+    /// `clears` (no publish of its session failed) and the relay has not
+    /// stopped, so neither a cause nor a stop is hidden by the acks of
+    /// publishes in flight beside it.
+    pub(crate) fn acknowledged(&self, duplicate: bool, clears: bool) {
         Self::add(&self.published, 1);
-        if self.errored.swap(false, Ordering::AcqRel) {
+        if clears
+            && !self.stopped.load(Ordering::Acquire)
+            && self.errored.swap(false, Ordering::AcqRel)
+        {
             self.set_error(None);
         }
         if duplicate {

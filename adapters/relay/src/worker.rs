@@ -69,6 +69,12 @@ pub(crate) struct Worker {
     pub(crate) client: Client,
     pub(crate) js: Context,
     pub(crate) previous_id: Option<String>,
+    /// The largest message the session's stream and server take (the
+    /// stream's `max_msg_size`, the server's `max_payload`).
+    pub(crate) max_message_bytes: usize,
+    /// The lowest position whose publish failed in this session: its error
+    /// is the one shown, not the knock-on refusals of later publishes.
+    pub(crate) first_failure: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Worker {
@@ -91,6 +97,8 @@ impl Worker {
             client,
             js,
             previous_id: None,
+            max_message_bytes: usize::MAX,
+            first_failure: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
         }
     }
 
@@ -114,7 +122,7 @@ impl Worker {
     /// Makes sure the stream exists and finds where to start: after the
     /// stream's last event when it is one of this log's (exclusive mode),
     /// else at the checkpoint.
-    async fn open_stream(&self, checkpoint: u64) -> Result<u64, RelayError> {
+    async fn open_stream(&mut self, checkpoint: u64) -> Result<u64, RelayError> {
         let stream_error = |e: &dyn std::fmt::Display| RelayError::Stream {
             stream: self.config.stream.clone(),
             message: e.to_string(),
@@ -131,6 +139,11 @@ impl Worker {
             })
             .await
             .map_err(|e| stream_error(&e))?;
+        let stream_limit = usize::try_from(stream.cached_info().config.max_message_size)
+            .ok()
+            .filter(|limit| *limit > 0)
+            .unwrap_or(usize::MAX);
+        self.max_message_bytes = stream_limit.min(self.client.server_info().max_payload);
         if !self.config.exclusive {
             return Ok(checkpoint);
         }
@@ -204,10 +217,12 @@ impl Worker {
                 message: e.to_string(),
             })?;
         let counters = self.counters.clone();
+        let first_failure = self.first_failure.clone();
         session.spawn(position, async move {
             match ack.await {
                 Ok(ack) => {
-                    counters.acknowledged(ack.duplicate);
+                    let clean = first_failure.load(std::sync::atomic::Ordering::SeqCst) == u64::MAX;
+                    counters.acknowledged(ack.duplicate, clean);
                     JobEnd::Done
                 }
                 Err(e) => {
@@ -215,7 +230,13 @@ impl Worker {
                         position,
                         message: e.to_string(),
                     };
-                    counters.set_error(Some(error.to_string()));
+                    // A later publish refused because this one was (its
+                    // expected predecessor missing) does not hide the cause.
+                    let earlier =
+                        first_failure.fetch_min(position, std::sync::atomic::Ordering::SeqCst);
+                    if position <= earlier {
+                        counters.set_error(Some(error.to_string()));
+                    }
                     JobEnd::Failed(error.to_string())
                 }
             }
@@ -227,15 +248,23 @@ impl Worker {
 impl Consumer for Worker {
     async fn begin(&mut self, session: &Session) -> Result<u64, Halt> {
         self.previous_id = None;
+        self.first_failure
+            .store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
         if self.client.connection_state() != State::Connected {
             return Err(self.fail(RelayError::Connect {
                 url: self.config.url.clone(),
                 message: "not connected".to_owned(),
             }));
         }
-        self.open_stream(session.checkpoint())
-            .await
-            .map_err(|e| self.fail(e))
+        match self.open_stream(session.checkpoint()).await {
+            Ok(start) => {
+                // Connected, with the stream open: an earlier session's
+                // connection error is no longer the state of things.
+                self.counters.set_error(None);
+                Ok(start)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     async fn handle(
@@ -270,6 +299,26 @@ impl Consumer for Worker {
                     });
                 }
             };
+            let size = out.stored_size();
+            if size > self.max_message_bytes {
+                // JetStream would refuse it at every try: it cannot be
+                // relayed, and nothing after it is published ahead of it.
+                let error = RelayError::Poison {
+                    position,
+                    message: format!(
+                        "its message of {size} bytes is over the {} bytes the stream {} \
+                         takes (its max_msg_size, or the server's max_payload)",
+                        self.max_message_bytes, self.config.stream
+                    ),
+                };
+                self.counters.set_error(Some(error.to_string()));
+                self.counters.stop_at(position);
+                return Err(Halt::Poison {
+                    position,
+                    message: error.to_string(),
+                    rows: ConsumerBatch::default(),
+                });
+            }
             let event_id = record.event_id.to_string();
             if let Err(error) = self.publish(position, event_id, out, session).await {
                 return Err(self.fail(error));

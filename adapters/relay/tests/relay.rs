@@ -309,3 +309,61 @@ async fn a_disabled_relay_does_not_start_and_a_bad_one_names_its_key() {
     assert!(error.to_string().contains("relay.max_in_flight"), "{error}");
     log.close().await;
 }
+
+/// An event the stream refuses for its size is an event that cannot be
+/// relayed: the relay stops there (`stoppedAt`, the cause in
+/// `lastError`) with everything before it published in order and nothing
+/// after it, in both modes. It used to halt and re-send its whole backlog
+/// for ever with `stoppedAt` null and a later publish's knock-on error as
+/// `lastError`; in shared mode it stored the events after it that fit,
+/// ahead of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_stream_refuses_for_its_size_stops_the_relay_there_in_order() {
+    for exclusive in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), Durability::Buffered);
+        let mut generator = generator(17, 2);
+        let head = append_async(&log, &mut generator, 300).await;
+        let mut config = config(NATS_URL, &unique("small"));
+        config.exclusive = exclusive;
+        // The stream exists first, with a message size some events pass.
+        let js = jetstream(NATS_URL).await;
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.subject_prefix)],
+            max_message_size: 1_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let too_large = (0..head)
+            .find(|p| {
+                let record = log.read_at(*p).unwrap().unwrap();
+                relay::message_size(&record, &config.subject_prefix).unwrap_or(0) > 1_000
+            })
+            .expect("some event is over 1,000 bytes");
+        let relay = Relay::start(log.clone(), config.clone()).await.unwrap();
+        let status = wait_status(&relay, WAIT, "a stop", |s| s.stopped_at.is_some()).await;
+        assert_eq!(
+            status.stopped_at,
+            Some(too_large),
+            "{exclusive}: {status:?}"
+        );
+        assert_eq!(status.checkpoint, too_large, "{exclusive}: {status:?}");
+        let error = status.last_error.clone().unwrap_or_default();
+        assert!(
+            error.contains(&format!("position {too_large}")) && error.contains("1000"),
+            "{exclusive}: {error}"
+        );
+        let messages = read_stream(&js, &config.stream).await;
+        let positions: Vec<u64> = messages.iter().map(|m| m.position).collect();
+        assert_eq!(
+            positions,
+            (0..too_large).collect::<Vec<_>>(),
+            "{exclusive}: everything before it, in order, and nothing after"
+        );
+        relay.shutdown().await;
+        log.close().await;
+        delete_stream(NATS_URL, &config.stream).await;
+    }
+}
