@@ -113,6 +113,22 @@ impl Worker {
         }
     }
 
+    /// Stops the relay at `position`, whose event cannot be relayed for
+    /// `why`: the failure is its last error and its stop.
+    fn stop(&self, position: u64, why: String) -> Halt {
+        let error = RelayError::Poison {
+            position,
+            message: why,
+        };
+        self.counters.set_error(Some(error.to_string()));
+        self.counters.stop_at(position);
+        Halt::Poison {
+            position,
+            message: error.to_string(),
+            rows: ConsumerBatch::default(),
+        }
+    }
+
     fn fail(&self, error: RelayError) -> Halt {
         tracing::warn!(%error, "relay paused");
         self.counters.set_error(Some(error.to_string()));
@@ -285,39 +301,20 @@ impl Consumer for Worker {
             }
             let out = match message::build(&record, &self.config.subject_prefix) {
                 Ok(out) => out,
-                Err(e) => {
-                    let error = RelayError::Poison {
-                        position,
-                        message: e.to_string(),
-                    };
-                    self.counters.set_error(Some(error.to_string()));
-                    self.counters.stop_at(position);
-                    return Err(Halt::Poison {
-                        position,
-                        message: error.to_string(),
-                        rows: ConsumerBatch::default(),
-                    });
-                }
+                Err(e) => return Err(self.stop(position, e.to_string())),
             };
             let size = out.stored_size();
             if size > self.max_message_bytes {
                 // JetStream would refuse it at every try: it cannot be
                 // relayed, and nothing after it is published ahead of it.
-                let error = RelayError::Poison {
+                return Err(self.stop(
                     position,
-                    message: format!(
+                    format!(
                         "its message of {size} bytes is over the {} bytes the stream {} \
                          takes (its max_msg_size, or the server's max_payload)",
                         self.max_message_bytes, self.config.stream
                     ),
-                };
-                self.counters.set_error(Some(error.to_string()));
-                self.counters.stop_at(position);
-                return Err(Halt::Poison {
-                    position,
-                    message: error.to_string(),
-                    rows: ConsumerBatch::default(),
-                });
+                ));
             }
             let event_id = record.event_id.to_string();
             if let Err(error) = self.publish(position, event_id, out, session).await {
