@@ -145,13 +145,6 @@ pub enum RestoreProblem {
 /// restore into this directory did not finish".
 pub const UNFINISHED_FILE: &str = "restore-unfinished";
 
-/// Makes the entries of `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| LogError::io(dir, e))
-}
-
 fn refused(position: u64, problem: RestoreProblem) -> RestoreError {
     RestoreError::Refused { position, problem }
 }
@@ -375,7 +368,7 @@ impl Restorer {
         File::create(&unfinished)
             .and_then(|file| file.sync_all())
             .map_err(|e| LogError::io(&unfinished, e))?;
-        sync_dir(dir)?;
+        storage::sync_dir(dir)?;
         let db = storage::open_sled(dir, cache_capacity_bytes)?;
         let tree = db
             .open_tree(keyspace::LOG_TREE)
@@ -622,11 +615,11 @@ impl Restorer {
             },
         )
         .map_err(|e| LogError::io(&dir.join(ACKED_HEAD_FILE), e))?;
-        sync_dir(&dir)?;
+        storage::sync_dir(&dir)?;
         // Last: the directory is a finished log from here on.
         let unfinished = dir.join(UNFINISHED_FILE);
         std::fs::remove_file(&unfinished).map_err(|e| LogError::io(&unfinished, e))?;
-        sync_dir(&dir)?;
+        storage::sync_dir(&dir)?;
         Ok(Restored {
             events: next_position,
             streams: u64::try_from(names.len()).unwrap_or(u64::MAX),

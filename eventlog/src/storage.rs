@@ -260,6 +260,7 @@ pub const BLOB_DIR: &str = "blobs";
 pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, LogError> {
     std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
     check_data_file(path)?;
+    set_aside_unfinished_snapshots(path)?;
     let segment_size = read_sled_conf(path)?.map_or(SEGMENT_SIZE, |c| c.segment_size);
     let config = sled::Config::new()
         .path(path)
@@ -383,6 +384,49 @@ impl Entry {
             _ => "file",
         }
     }
+}
+
+/// Makes the entries of `dir` durable.
+///
+/// # Errors
+/// [`LogError::Io`] when the directory cannot be opened or synced.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io(dir, e))
+}
+
+/// Removes the snapshots sled did not finish writing from `path`, unless
+/// a process holds the directory (its sled may be writing one now).
+///
+/// sled 0.34 writes a snapshot as `snap.<lsn>.generating`, syncs it and
+/// renames it `snap.<lsn>`; a process killed before the rename leaves the
+/// first name behind, which sled's next open takes for its newest snapshot
+/// and, torn, refuses as corruption: a SIGKILL at the wrong moment left a
+/// log that would not open. Such a file is never a finished snapshot, and
+/// sled rebuilds what a snapshot holds from its data file.
+///
+/// # Errors
+/// [`LogError::Io`] when the directory cannot be read or a file removed.
+fn set_aside_unfinished_snapshots(path: &Path) -> Result<(), LogError> {
+    let unfinished: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| LogError::io(path, e))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|file| {
+            file.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .is_some_and(|name| name.starts_with("snap.") && name.ends_with(".generating"))
+        })
+        .collect();
+    if unfinished.is_empty() || is_held(path)? {
+        return Ok(());
+    }
+    for file in &unfinished {
+        tracing::warn!(file = %file.display(), "removing a snapshot sled did not finish writing");
+        std::fs::remove_file(file).map_err(|e| LogError::io(file, e))?;
+    }
+    sync_dir(path)
 }
 
 /// True when a process holds the data directory `path`: sled's exclusive
