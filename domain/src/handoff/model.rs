@@ -46,7 +46,7 @@ impl HandoffSubject {
 
 /// Field-name fragments (matched in the lowercased name) whose values
 /// never leave a request snapshot or an answer's evidence in clear.
-pub const SENSITIVE_FIELD_MARKERS: [&str; 11] = [
+pub const SENSITIVE_FIELD_MARKERS: [&str; 13] = [
     "authorization",
     "password",
     "secret",
@@ -57,7 +57,9 @@ pub const SENSITIVE_FIELD_MARKERS: [&str; 11] = [
     "api-key",
     "credential",
     "session",
-    "private",
+    "privatekey",
+    "private_key",
+    "private-key",
 ];
 
 /// The text placed instead of a sensitive value.

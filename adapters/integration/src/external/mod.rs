@@ -485,7 +485,7 @@ mod tests {
         );
         assert!(shown.contains("yes"));
         // Other common names of secrets (an `apiKey` was shown in clear).
-        let body = br#"{"apiKey":"k1","api_key":"k2","X-Api-Key":"k3","credentials":"c","sessionId":"s","privateKey":"pk","reservationKey":"r-1"}"#;
+        let body = br#"{"apiKey":"k1","api_key":"k2","X-Api-Key":"k3","credentials":"c","sessionId":"s","privateKey":"pk","private_network":"vlan-7","reservationKey":"r-1"}"#;
         let shown = response_evidence(body);
         for secret in ["k1", "k2", "k3", "\"c\"", "\"s\"", "pk"] {
             assert!(!shown.contains(secret), "{secret}: {shown}");
@@ -493,6 +493,10 @@ mod tests {
         assert!(
             shown.contains("r-1"),
             "an idempotency key is no secret: {shown}"
+        );
+        assert!(
+            shown.contains("vlan-7"),
+            "a private network is no secret: {shown}"
         );
         let long = format!("{{\"x\":\"{}\"}}", "a".repeat(2_000));
         assert!(response_evidence(long.as_bytes()).len() < 600);
