@@ -617,6 +617,13 @@ pub fn decode<Q: GraphQLQuery>(status: u16, body: Value) -> Result<Q::ResponseDa
     }
 }
 
+/// The answer of a mutation field of an operation that had no error
+/// (`decode` returns the first error): mutation fields are nullable so that
+/// one that fails answers null beside the others of its request.
+pub fn answered<T>(field: Option<T>) -> T {
+    field.expect("a mutation field answers unless an error says why")
+}
+
 /// A line of the default price book (`fiber-1g`, `fiber-10g`,
 /// `sdwan-edge`).
 pub fn line(line_id: &str, offering: &str, quantity: i64) -> ops::add_quote_line::LineInput {
@@ -648,7 +655,7 @@ impl Client {
             },
         )
         .await
-        .map(|data| data.create_quote.id)
+        .map(|data| answered(data.create_quote).id)
     }
 
     /// `addQuoteLine` with a line of `offering`; the new version.
@@ -669,7 +676,7 @@ impl Client {
             },
         )
         .await
-        .map(|data| data.add_quote_line.version)
+        .map(|data| answered(data.add_quote_line).version)
     }
 
     /// `priceQuote` with `discount` percent; the new version.
@@ -684,7 +691,7 @@ impl Client {
             },
         )
         .await
-        .map(|data| data.price_quote.version)
+        .map(|data| answered(data.price_quote).version)
     }
 
     /// `recordProposal` then `recordSignature` for `revision`.
@@ -721,7 +728,7 @@ impl Client {
             },
         )
         .await
-        .map(|data| data.record_signature.version)
+        .map(|data| answered(data.record_signature).version)
     }
 
     /// `acceptQuote`; the new version.
@@ -736,7 +743,7 @@ impl Client {
             },
         )
         .await
-        .map(|data| data.accept_quote.version)
+        .map(|data| answered(data.accept_quote).version)
     }
 
     /// The whole quote flow with `lines` lines of `offering`, up to and

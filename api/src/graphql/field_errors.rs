@@ -1,24 +1,252 @@
 //! A field that failed answers `null`, as the GraphQL specification has it
-//! ("Handling Field Errors": a field error is handled as though the field
-//! returned null). async-graphql 7 leaves a failed nullable field out of
-//! its object instead (`{"eventType": ..., "position": 0}` beside a
-//! `FORBIDDEN` error for `payload`), which clients whose generated types
-//! expect every selected key read as a malformed answer. Every response of
-//! [`crate::graphql::limits::LimitedSchema`] goes through [`null_where_failed`].
+//! ("Handling Field Errors"): a field error is handled as though the field
+//! returned null, and when the field's type is non-null the null goes up to
+//! its nearest nullable parent (the whole `data` when there is none).
+//! async-graphql 7 does neither: it leaves a failed field out of its
+//! object (`{"eventType": ..., "position": 0}` beside a `FORBIDDEN` error
+//! for `payload`), whatever its type, so a client whose generated types
+//! expect every selected key read a malformed answer, and a non-null field
+//! such as `auditTrail: AuditConnection!` could answer `null`. Every
+//! response of [`crate::graphql::limits::LimitedSchema`] goes through
+//! [`null_where_failed`], which follows each error's path through the
+//! request's document and the schema's field types ([`FieldTypes`]).
 //!
 //! Every error carries a code: errors raised by the engine itself (parse
 //! errors, unknown fields, variables of the wrong type) have none, and
 //! [`code_engine_errors`] gives them `VALIDATION`, over HTTP and over the
 //! WebSocket alike.
 
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{
+    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, Type, TypeKind,
+    TypeSystemDefinition,
+};
 use async_graphql::{Name, PathSegment, Response, Value};
 
-/// Puts `null` at the path of every field error whose key is missing from
-/// its object. A path that leads through a missing or null parent is left
-/// alone (the parent answers for it).
-pub fn null_where_failed(mut response: Response) -> Response {
+/// The declared type of every field of the schema's object and interface
+/// types, and its root types: what [`null_where_failed`] needs to tell a
+/// nullable field from a non-null one.
+#[derive(Debug, Default)]
+pub struct FieldTypes {
+    fields: HashMap<String, HashMap<String, Type>>,
+    query: Option<String>,
+    mutation: Option<String>,
+    subscription: Option<String>,
+}
+
+impl FieldTypes {
+    /// The field types of the schema written as `sdl` (as
+    /// `Schema::sdl` prints it). A text that does not parse gives no
+    /// types, and every failed field then answers `null` where it is.
+    pub fn of_sdl(sdl: &str) -> Self {
+        let mut types = Self::default();
+        let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
+            return types;
+        };
+        for definition in document.definitions {
+            match definition {
+                TypeSystemDefinition::Schema(schema) => {
+                    let schema = schema.node;
+                    types.query = schema.query.map(|name| name.node.to_string());
+                    types.mutation = schema.mutation.map(|name| name.node.to_string());
+                    types.subscription = schema.subscription.map(|name| name.node.to_string());
+                }
+                TypeSystemDefinition::Type(ty) => {
+                    let ty = ty.node;
+                    let fields = match ty.kind {
+                        TypeKind::Object(object) => object.fields,
+                        TypeKind::Interface(interface) => interface.fields,
+                        _ => continue,
+                    };
+                    types.fields.insert(
+                        ty.name.node.to_string(),
+                        fields
+                            .into_iter()
+                            .map(|field| (field.node.name.node.to_string(), field.node.ty.node))
+                            .collect(),
+                    );
+                }
+                TypeSystemDefinition::Directive(_) => {}
+            }
+        }
+        types.query.get_or_insert_with(|| "Query".to_owned());
+        types
+    }
+
+    fn root(&self, operation: OperationType) -> Option<&str> {
+        match operation {
+            OperationType::Query => self.query.as_deref(),
+            OperationType::Mutation => self.mutation.as_deref(),
+            OperationType::Subscription => self.subscription.as_deref(),
+        }
+    }
+
+    fn field(&self, on: &str, name: &str) -> Option<&Type> {
+        if name == "__typename" {
+            return Some(&*TYPENAME);
+        }
+        self.fields.get(on)?.get(name)
+    }
+
+    /// Whether each step of `path` (a field, or an item of a list) may be
+    /// null, following the path through the operation of `document` that
+    /// ran; `None` when the path cannot be followed (a field the schema's
+    /// text does not describe, such as introspection's).
+    fn nullable_steps(
+        &self,
+        document: &ExecutableDocument,
+        operation_name: Option<&str>,
+        path: &[PathSegment],
+    ) -> Option<Vec<bool>> {
+        let operation = document
+            .operations
+            .iter()
+            .find(|(name, _)| {
+                operation_name.is_none() || name.map(|n| n.as_str()) == operation_name
+            })?
+            .1;
+        let mut on = self.root(operation.node.ty)?.to_owned();
+        let mut sets = vec![&operation.node.selection_set.node];
+        let mut ty: Option<&Type> = None;
+        let mut steps = Vec::with_capacity(path.len());
+        for segment in path {
+            match segment {
+                PathSegment::Field(key) => {
+                    if let Some(list) = ty {
+                        on = named(list)?.to_owned();
+                    }
+                    let mut matches = Vec::new();
+                    for set in &sets {
+                        fields_keyed(document, set, key, None, 0, &mut matches);
+                    }
+                    let (field, condition) = matches.first()?;
+                    let declared = self.field(condition.unwrap_or(&on), &field.name.node)?;
+                    steps.push(declared.nullable);
+                    sets = matches
+                        .iter()
+                        .map(|(field, _)| &field.selection_set.node)
+                        .collect();
+                    ty = Some(declared);
+                }
+                PathSegment::Index(_) => {
+                    let BaseType::List(item) = &ty?.base else {
+                        return None;
+                    };
+                    steps.push(item.nullable);
+                    ty = Some(item);
+                }
+            }
+        }
+        Some(steps)
+    }
+}
+
+/// `__typename`'s type, `String!`.
+static TYPENAME: std::sync::LazyLock<Type> = std::sync::LazyLock::new(|| Type {
+    base: BaseType::Named(Name::new("String")),
+    nullable: false,
+});
+
+/// The named type at the bottom of `ty`'s lists.
+fn named(ty: &Type) -> Option<&str> {
+    match &ty.base {
+        BaseType::Named(name) => Some(name.as_str()),
+        BaseType::List(_) => None,
+    }
+}
+
+/// Fragments followed into fragments at most: the limits refuse deeper
+/// documents before they run.
+const MAX_FRAGMENT_NESTING: usize = 64;
+
+/// Every field of `set` whose response key is `key`, through fragments,
+/// each with the type condition of the fragment it was found in.
+fn fields_keyed<'a>(
+    document: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    key: &str,
+    condition: Option<&'a str>,
+    nesting: usize,
+    found: &mut Vec<(&'a async_graphql::parser::types::Field, Option<&'a str>)>,
+) {
+    if nesting > MAX_FRAGMENT_NESTING {
+        return;
+    }
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) if field.node.response_key().node.as_str() == key => {
+                found.push((&field.node, condition));
+            }
+            Selection::Field(_) => {}
+            Selection::InlineFragment(fragment) => {
+                let on = fragment
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .map(|c| c.node.on.node.as_str())
+                    .or(condition);
+                let set = &fragment.node.selection_set.node;
+                fields_keyed(document, set, key, on, nesting + 1, found);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    let on = Some(fragment.node.type_condition.node.on.node.as_str());
+                    let set = &fragment.node.selection_set.node;
+                    fields_keyed(document, set, key, on, nesting + 1, found);
+                }
+            }
+        }
+    }
+}
+
+/// What [`null_where_failed`] needs of the request that ran: its query
+/// text (parsed again only when a field failed) and operation name.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    query: String,
+    operation_name: Option<String>,
+}
+
+impl Ran {
+    /// The query text and operation name of `request`, before it runs.
+    pub fn of(request: &async_graphql::Request) -> Self {
+        Self {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+        }
+    }
+}
+
+/// Answers every field error as the specification has it: `null` at the
+/// failed field when its type is nullable, else at its nearest nullable
+/// parent, else the whole `data`. A path that leads through a missing or
+/// null parent is left alone (the parent answers for it). When the path
+/// cannot be followed through the document and `types`, the failed field
+/// answers `null` where it is.
+pub fn null_where_failed(mut response: Response, types: &FieldTypes, ran: &Ran) -> Response {
+    if response.errors.iter().all(|error| error.path.is_empty()) {
+        return response;
+    }
+    let document = async_graphql::parser::parse_query(&ran.query).ok();
     for error in &response.errors {
-        null_at(&mut response.data, &error.path);
+        if error.path.is_empty() {
+            continue;
+        }
+        let steps = document.as_ref().and_then(|document| {
+            types.nullable_steps(document, ran.operation_name.as_deref(), &error.path)
+        });
+        let depth = match steps {
+            Some(steps) => match steps.iter().rposition(|nullable| *nullable) {
+                Some(at) => at + 1,
+                None => {
+                    response.data = Value::Null;
+                    break;
+                }
+            },
+            None => error.path.len(),
+        };
+        null_at(&mut response.data, &error.path[..depth]);
     }
     response
 }
@@ -55,27 +283,36 @@ fn argument_named_in(message: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// Puts `null` at `path` (in place of what is there, or where the key is
+/// missing), unless a parent on the way is missing or null.
 fn null_at(data: &mut Value, path: &[PathSegment]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut at = data;
-    for segment in path {
+    for segment in parents {
         at = match (at, segment) {
-            (Value::Object(map), PathSegment::Field(name)) => {
-                let key = Name::new(name);
-                if !map.contains_key(&key) {
-                    map.insert(key, Value::Null);
-                    return;
-                }
-                match map.get_mut(&key) {
-                    Some(value) => value,
-                    None => return,
-                }
-            }
+            (Value::Object(map), PathSegment::Field(name)) => match map.get_mut(name.as_str()) {
+                Some(value) => value,
+                None => return,
+            },
             (Value::List(items), PathSegment::Index(i)) => match items.get_mut(*i) {
                 Some(value) => value,
                 None => return,
             },
             _ => return,
         };
+    }
+    match (at, last) {
+        (Value::Object(map), PathSegment::Field(name)) => {
+            map.insert(Name::new(name), Value::Null);
+        }
+        (Value::List(items), PathSegment::Index(i)) => {
+            if let Some(item) = items.get_mut(*i) {
+                *item = Value::Null;
+            }
+        }
+        _ => {}
     }
 }
 
@@ -104,49 +341,141 @@ mod tests {
         );
     }
 
+    const SDL: &str = r#"
+        type Query { trail(first: Int): Trail! quote: Quote }
+        type Mutation { one: Result two: Result }
+        type Trail { nodes: [Entry!]! }
+        type Entry { eventType: String! position: Int! payload: String }
+        type Quote { id: String! order: Order trail(first: Int): Trail! }
+        type Order { id: String! }
+        type Result { version: Int! trail(first: Int): Trail! }
+        schema { query: Query mutation: Mutation }
+    "#;
+
+    fn answered(
+        query: &str,
+        data: serde_json::Value,
+        errors: Vec<ServerError>,
+    ) -> serde_json::Value {
+        let mut response = Response::new(Value::from_json(data).unwrap());
+        response.errors = errors;
+        let ran = Ran {
+            query: query.to_owned(),
+            operation_name: None,
+        };
+        null_where_failed(response, &FieldTypes::of_sdl(SDL), &ran)
+            .data
+            .into_json()
+            .unwrap()
+    }
+
+    fn field(name: &str) -> PathSegment {
+        PathSegment::Field(name.into())
+    }
+
     #[test]
-    fn a_failed_field_missing_from_its_object_answers_null_and_nothing_else_changes() {
-        let data = Value::from_json(serde_json::json!({
-            "auditTrail": { "nodes": [
+    fn a_failed_nullable_field_answers_null_and_nothing_else_changes() {
+        let query = "{ trail { nodes { eventType position payload } } quote { order { id } } }";
+        let data = serde_json::json!({
+            "trail": { "nodes": [
                 { "eventType": "QuoteCreated", "position": 0 },
-                { "eventType": "LineAdded", "position": 1, "payload": {"a": 1} }
+                { "eventType": "LineAdded", "position": 1, "payload": "a" }
             ] },
             "quote": null
-        }))
-        .unwrap();
-        let mut response = Response::new(data);
-        response.errors = vec![
+        });
+        let errors = vec![
             failed_at(vec![
-                PathSegment::Field("auditTrail".into()),
-                PathSegment::Field("nodes".into()),
+                field("trail"),
+                field("nodes"),
                 PathSegment::Index(0),
-                PathSegment::Field("payload".into()),
+                field("payload"),
             ]),
             // Under a null parent: the parent answers for it.
-            failed_at(vec![
-                PathSegment::Field("quote".into()),
-                PathSegment::Field("order".into()),
-            ]),
+            failed_at(vec![field("quote"), field("order")]),
             // Past the end of a list: left alone.
             failed_at(vec![
-                PathSegment::Field("auditTrail".into()),
-                PathSegment::Field("nodes".into()),
+                field("trail"),
+                field("nodes"),
                 PathSegment::Index(7),
-                PathSegment::Field("payload".into()),
+                field("payload"),
             ]),
             // A request error has no path.
             failed_at(Vec::new()),
         ];
-        let answered = null_where_failed(response).data.into_json().unwrap();
         assert_eq!(
-            answered,
+            answered(query, data, errors),
             serde_json::json!({
-                "auditTrail": { "nodes": [
+                "trail": { "nodes": [
                     { "eventType": "QuoteCreated", "position": 0, "payload": null },
-                    { "eventType": "LineAdded", "position": 1, "payload": {"a": 1} }
+                    { "eventType": "LineAdded", "position": 1, "payload": "a" }
                 ] },
                 "quote": null
             })
         );
+    }
+
+    #[test]
+    fn a_failed_non_null_field_nulls_its_nearest_nullable_parent() {
+        // `Quote.trail` is non-null: the quote (nullable) answers null.
+        let query = "{ q: quote { id t: trail(first: 0) { nodes { position } } } }";
+        let data = serde_json::json!({ "q": { "id": "q1" } });
+        let errors = vec![failed_at(vec![field("q"), field("t")])];
+        assert_eq!(
+            answered(query, data, errors),
+            serde_json::json!({ "q": null })
+        );
+
+        // Through fragments and a list of non-null items up to a nullable
+        // mutation field; the other mutation keeps its answer.
+        let query = "mutation { a: one { ...R } b: two { version } } \
+                     fragment R on Result { version trail { ... on Trail { nodes { position } } } }";
+        let data = serde_json::json!({
+            "a": { "version": 2, "trail": { "nodes": [ {} ] } },
+            "b": { "version": 3 }
+        });
+        let errors = vec![failed_at(vec![
+            field("a"),
+            field("trail"),
+            field("nodes"),
+            PathSegment::Index(0),
+            field("position"),
+        ])];
+        assert_eq!(
+            answered(query, data, errors),
+            serde_json::json!({ "a": null, "b": { "version": 3 } })
+        );
+    }
+
+    #[test]
+    fn a_failed_non_null_root_field_nulls_the_whole_data() {
+        let query = "{ quote { id } trail(first: 0) { nodes { position } } }";
+        let data = serde_json::json!({ "quote": { "id": "q1" } });
+        let errors = vec![failed_at(vec![field("trail")])];
+        assert_eq!(answered(query, data, errors), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_path_the_schema_text_does_not_describe_answers_null_where_it_failed() {
+        let query = "{ __schema { types { name } } }";
+        let data = serde_json::json!({ "__schema": {} });
+        let errors = vec![failed_at(vec![field("__schema"), field("types")])];
+        assert_eq!(
+            answered(query, data, errors),
+            serde_json::json!({ "__schema": { "types": null } })
+        );
+    }
+
+    #[test]
+    fn the_served_schema_s_fields_are_all_read() {
+        let schema = crate::graphql::build(None, &crate::config::GraphqlLimits::default());
+        let types = FieldTypes::of_sdl(&schema.sdl());
+        assert_eq!(types.root(OperationType::Mutation), Some("Mutation"));
+        let create = types.field("Mutation", "createQuote").unwrap();
+        assert!(
+            create.nullable,
+            "a mutation that failed answers null beside the others"
+        );
+        let trail = types.field("QuoteNode", "auditTrail").unwrap();
+        assert!(!trail.nullable);
     }
 }

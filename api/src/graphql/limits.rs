@@ -42,7 +42,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerError};
 
 use super::documents::DocumentCache;
-use super::field_errors::{code_engine_errors, null_where_failed};
+use super::field_errors::{code_engine_errors, null_where_failed, FieldTypes, Ran};
 use super::OmsSchema;
 
 /// Deepest accepted introspection selection.
@@ -414,6 +414,9 @@ pub const TIMED_OUT: &str = "the request did not finish within the server's requ
 pub struct LimitedSchema {
     schema: OmsSchema,
     documents: Arc<DocumentCache>,
+    /// The schema's field types, to answer field errors as the
+    /// specification has it.
+    types: Arc<FieldTypes>,
     /// Longest a query or mutation sent over a WebSocket may run (the
     /// HTTP router bounds its own requests); `None`: unbounded.
     operation_timeout: Option<std::time::Duration>,
@@ -423,6 +426,7 @@ impl LimitedSchema {
     /// `schema` with `limits`.
     pub fn new(schema: OmsSchema, limits: OperationLimits) -> Self {
         Self {
+            types: Arc::new(FieldTypes::of_sdl(&schema.sdl())),
             schema,
             documents: Arc::new(DocumentCache::new(limits)),
             operation_timeout: None,
@@ -456,10 +460,13 @@ impl Executor for LimitedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
         let checked = self.documents.check(&mut request);
         let schema = self.schema.clone();
+        let types = self.types.clone();
         async move {
             match checked {
                 Ok(_) => {
-                    let mut response = null_where_failed(schema.execute(request).await);
+                    let ran = Ran::of(&request);
+                    let response = schema.execute(request).await;
+                    let mut response = null_where_failed(response, &types, &ran);
                     code_engine_errors(&mut response);
                     response
                 }
@@ -479,8 +486,10 @@ impl Executor for LimitedSchema {
                     .operation_timeout
                     .filter(|_| !runs_a_subscription(&mut request))
                     .map(|timeout| tokio::time::Instant::now() + timeout);
+                let ran = Ran::of(&request);
+                let types = self.types.clone();
                 let responses = Executor::execute_stream(&self.schema, request, session_data)
-                    .map(null_where_failed)
+                    .map(move |response| null_where_failed(response, &types, &ran))
                     .map(|mut response| {
                         code_engine_errors(&mut response);
                         response

@@ -424,7 +424,7 @@ impl Mutation {
         command_id: String,
         customer_id: String,
         catalog_version: Option<String>,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let (platform, principal) = caller(ctx, Role::Sales, "create quotes")?;
         input::id("commandId", &command_id)?;
         input::id("customerId", &customer_id)?;
@@ -443,7 +443,7 @@ impl Mutation {
             expected_version: Some(0),
             request,
         };
-        Ok(platform
+        Ok(Some(platform
             .execute::<QuoteDecider, _, _>(principal, command, || async {
                 // The quote flow never guesses: without account validation
                 // no quote is created (rule `capability_disabled`).
@@ -487,7 +487,7 @@ impl Mutation {
                 })
             })
             .await?
-            .into())
+            .into()))
     }
 
     /// Adds a configured line (a change after pricing starts a new revision).
@@ -498,7 +498,7 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<i64>,
         line: LineInput,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
         let request =
@@ -519,6 +519,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Replaces a line's configuration.
@@ -529,7 +530,7 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<i64>,
         line: LineInput,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
         let request =
@@ -550,6 +551,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Removes a line.
@@ -560,7 +562,7 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<i64>,
         line_id: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
         input::id("lineId", &line_id)?;
@@ -580,6 +582,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Prices the quote's current lines from the configured price book,
@@ -596,7 +599,7 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<i64>,
         discount_percent: Option<String>,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         let (platform, principal) = caller(ctx, Role::Sales, "price quotes")?;
         let discount = match &discount_percent {
@@ -622,24 +625,26 @@ impl Mutation {
         // commits in between is seen by the next price, as by any later
         // one). The quote's current lines are priced from the stream the
         // command path loads for the decision: one read.
-        Ok(platform
-            .execute_on_state::<QuoteDecider, _, _, _>(
-                principal,
-                command,
-                || platform.catalog(&principal.tenant),
-                |state, catalog| {
-                    price_command(
-                        state,
-                        catalog,
-                        &platform.price_book,
-                        &platform.approval,
-                        Percent(discount),
-                        at,
-                    )
-                },
-            )
-            .await?
-            .into())
+        Ok(Some(
+            platform
+                .execute_on_state::<QuoteDecider, _, _, _>(
+                    principal,
+                    command,
+                    || platform.catalog(&principal.tenant),
+                    |state, catalog| {
+                        price_command(
+                            state,
+                            catalog,
+                            &platform.price_book,
+                            &platform.approval,
+                            Percent(discount),
+                            at,
+                        )
+                    },
+                )
+                .await?
+                .into(),
+        ))
     }
 
     /// Grants a pending approval.
@@ -649,7 +654,7 @@ impl Mutation {
         command_id: String,
         quote_id: String,
         expected_version: Option<i64>,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let request = serde_json::json!({"mutation": "approveQuote", "quoteId": quote_id});
         quote_command(
             ctx,
@@ -666,6 +671,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Refuses a pending approval (`reason`: not blank, at most 2,000 bytes).
@@ -676,7 +682,7 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<i64>,
         reason: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "reject approvals")?;
         input::reason("reason", &reason)?;
@@ -697,6 +703,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Records the proposal document generated for a revision
@@ -714,7 +721,7 @@ impl Mutation {
         artifact_id: String,
         artifact_hash: String,
         template_version: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
         let revision: u32 = input::whole("revision", revision, 1, i32::MAX.into())?;
@@ -743,6 +750,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Generates the proposal of the quote's current revision with the
@@ -765,7 +773,7 @@ impl Mutation {
         expected_version: Option<i64>,
         template_version: String,
         locale: Option<String>,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let locale = locale.unwrap_or_else(|| "en".to_owned());
         let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
         input::required_label("templateVersion", &template_version, input::MAX_LABEL_BYTES)?;
@@ -810,6 +818,7 @@ impl Mutation {
             })
         })
         .await
+        .map(Some)
     }
 
     /// Records the e-signature provider's evidence for a revision
@@ -832,7 +841,7 @@ impl Mutation {
         signer: String,
         provider_reference: String,
         artifact_hash: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
         let revision: u32 = input::whole("revision", revision, 1, i32::MAX.into())?;
@@ -866,6 +875,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Accepts the quote; the fulfillment process captures the order. The
@@ -889,7 +899,7 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<i64>,
         billing_account: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let (platform, principal) = caller(ctx, Role::Sales, "change quotes")?;
         input::id("billingAccount", &billing_account)?;
         let request = serde_json::json!({"mutation": "acceptQuote", "quoteId": quote_id, "billingAccount": billing_account});
@@ -910,6 +920,7 @@ impl Mutation {
             })
         })
         .await
+        .map(Some)
     }
 
     /// Adopts CRM's current description of the quote's customer after
@@ -923,7 +934,7 @@ impl Mutation {
         command_id: String,
         quote_id: String,
         expected_version: Option<i64>,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let (platform, principal) =
             caller_with_any(ctx, &[Role::Sales, Role::Operator], "revalidate quotes")?;
         let request =
@@ -951,6 +962,7 @@ impl Mutation {
             })
         })
         .await
+        .map(Some)
     }
 
     /// Withdraws the quote (`reason`: not blank, at most 2,000 bytes).
@@ -961,7 +973,7 @@ impl Mutation {
         quote_id: String,
         expected_version: Option<i64>,
         reason: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Sales, "change quotes")?;
         input::reason("reason", &reason)?;
@@ -982,6 +994,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Cancels an order; compensation is requested for what was done
@@ -993,7 +1006,7 @@ impl Mutation {
         order_id: String,
         expected_version: Option<i64>,
         reason: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Operator, "operate orders")?;
         input::reason("reason", &reason)?;
@@ -1008,6 +1021,7 @@ impl Mutation {
             |at, _| Ok(OrderCommand::Cancel { reason, at }),
         )
         .await
+        .map(Some)
     }
 
     /// Resolves a line's fallout: a new attempt (no `reference`, no
@@ -1027,7 +1041,7 @@ impl Mutation {
         action: FalloutAction,
         reference: Option<String>,
         note: Option<String>,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
         caller(ctx, Role::Operator, "operate orders")?;
         input::id("lineId", &line_id)?;
@@ -1081,6 +1095,7 @@ impl Mutation {
             },
         )
         .await
+        .map(Some)
     }
 
     /// Closes a fallout case that no order line holds: a failed
@@ -1100,7 +1115,7 @@ impl Mutation {
         expected_version: Option<i64>,
         reference: String,
         note: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let (platform, principal) = caller(ctx, Role::Operator, "operate orders")?;
         input::id("handoffId", &handoff_id)?;
         input::required_label("reference", &reference, input::MAX_LABEL_BYTES)?;
@@ -1113,7 +1128,7 @@ impl Mutation {
             expected_version: input::expected_version(expected_version)?,
             request,
         };
-        Ok(platform
+        Ok(Some(platform
             .execute::<HandoffDecider, _, _>(principal, command, || async {
                 let case = platform
                     .read
@@ -1135,7 +1150,7 @@ impl Mutation {
                 })
             })
             .await?
-            .into())
+            .into()))
     }
 
     /// Runs reconciliation now over the caller's tenant's open handoffs
@@ -1144,24 +1159,29 @@ impl Mutation {
     async fn trigger_reconciliation(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<ReconciliationReport> {
+    ) -> async_graphql::Result<Option<ReconciliationReport>> {
         let (platform, principal) = caller(ctx, Role::Operator, "trigger reconciliation")?;
-        Ok(platform
-            .trigger_reconciliation(&principal.tenant)
-            .await?
-            .into())
+        Ok(Some(
+            platform
+                .trigger_reconciliation(&principal.tenant)
+                .await?
+                .into(),
+        ))
     }
 
     /// Platform (or the admin of the server's only tenant): verifies every
     /// record's hash, the chain, positions, index and heads of the live
     /// log, every tenant's events.
-    async fn verify_log(&self, ctx: &Context<'_>) -> async_graphql::Result<LogVerification> {
+    async fn verify_log(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<LogVerification>> {
         let (platform, _) = every_tenant_caller(ctx, "verify the log of every tenant")?;
         let log = platform.log.clone();
         let report = tokio::task::spawn_blocking(move || log.verify(&mut |_| {}))
             .await
             .map_err(ApiError::internal)?;
-        Ok(match report {
+        Ok(Some(match report {
             Ok(report) => LogVerification {
                 ok: true,
                 events: Some(report.events),
@@ -1178,7 +1198,7 @@ impl Mutation {
                 head_hash: None,
                 problem: Some(error.to_string()),
             },
-        })
+        }))
     }
 
     /// Platform (or the admin of the server's only tenant): rebuilds one
@@ -1188,7 +1208,7 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         name: String,
-    ) -> async_graphql::Result<Vec<RebuildReport>> {
+    ) -> async_graphql::Result<Option<Vec<RebuildReport>>> {
         let (platform, _) = every_tenant_caller(ctx, "rebuild every tenant's projections")?;
         input::required_label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         let projections = platform.projections.clone();
@@ -1202,7 +1222,7 @@ impl Mutation {
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)?;
-        Ok(reports.into_iter().map(Into::into).collect())
+        Ok(Some(reports.into_iter().map(Into::into).collect()))
     }
 
     /// Admin, embedded default only: scripts the next answers of one
@@ -1218,7 +1238,7 @@ impl Mutation {
         ctx: &Context<'_>,
         system: String,
         faults: Vec<String>,
-    ) -> async_graphql::Result<bool> {
+    ) -> async_graphql::Result<Option<bool>> {
         let (platform, principal) = caller(ctx, Role::Admin, "script simulators")?;
         input::label("system", &system, input::MAX_OPTION_NAME_BYTES)?;
         if faults.len() > MAX_SCRIPTED_FAULTS {
@@ -1232,7 +1252,7 @@ impl Mutation {
             .fulfillment
             .script_simulator(&principal.tenant, &system, &faults)
             .await?;
-        Ok(true)
+        Ok(Some(true))
     }
 
     /// Admin: makes a catalog version available to quote against (seed
@@ -1246,7 +1266,7 @@ impl Mutation {
         ctx: &Context<'_>,
         command_id: String,
         version: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let (platform, principal) = caller(ctx, Role::Admin, "change the catalog")?;
         catalog_version_input("version", &version)?;
         let request = serde_json::json!({"mutation": "activateCatalogVersion", "version": version});
@@ -1255,7 +1275,9 @@ impl Mutation {
             version,
             at: platform.timestamp(),
         };
-        catalog_command(platform, principal, &command_id, request, activate).await
+        catalog_command(platform, principal, &command_id, request, activate)
+            .await
+            .map(Some)
     }
 
     /// Admin: retires a catalog version for good. Open quotes configured
@@ -1271,7 +1293,7 @@ impl Mutation {
         command_id: String,
         version: String,
         reason: String,
-    ) -> async_graphql::Result<CommandResult> {
+    ) -> async_graphql::Result<Option<CommandResult>> {
         let (platform, principal) = caller(ctx, Role::Admin, "change the catalog")?;
         catalog_version_input("version", &version)?;
         input::reason("reason", &reason)?;
@@ -1281,7 +1303,9 @@ impl Mutation {
             reason,
             at: platform.timestamp(),
         };
-        catalog_command(platform, principal, &command_id, request, retire).await
+        catalog_command(platform, principal, &command_id, request, retire)
+            .await
+            .map(Some)
     }
 
     /// Platform (or the admin of the server's only tenant): moves a
@@ -1295,14 +1319,16 @@ impl Mutation {
         name: String,
         to_position: i64,
         recovery: Option<bool>,
-    ) -> async_graphql::Result<ConsumerReset> {
+    ) -> async_graphql::Result<Option<ConsumerReset>> {
         let (platform, _) = every_tenant_caller(ctx, "reset a consumer of every tenant's events")?;
         input::required_label("name", &name, input::MAX_OPTION_NAME_BYTES)?;
         let to_position = input::whole("toPosition", to_position, 0, i64::MAX)?;
-        Ok(platform
-            .reset_consumer(&name, to_position, recovery.unwrap_or(false))
-            .await?
-            .into())
+        Ok(Some(
+            platform
+                .reset_consumer(&name, to_position, recovery.unwrap_or(false))
+                .await?
+                .into(),
+        ))
     }
 }
 

@@ -141,7 +141,7 @@ async fn rule_violations_name_the_rule() {
         )
         .await
         .unwrap();
-    assert!(!data.approve_quote.deduplicated);
+    assert!(!tests::answered(data.approve_quote.as_ref()).deduplicated);
     let error = client
         .run::<ops::ApproveQuote>(
             &sales,
@@ -180,7 +180,7 @@ async fn a_stale_expected_version_is_a_version_conflict_with_both_versions() {
         )
         .await
         .unwrap();
-    assert_eq!(added.add_quote_line.version, 2);
+    assert_eq!(tests::answered(added.add_quote_line.as_ref()).version, 2);
     let error = client
         .run::<ops::AddQuoteLine>(
             &sales,
@@ -219,7 +219,8 @@ async fn a_command_id_is_idempotent_and_conflicts_with_other_input() {
         .run::<ops::CreateQuote>(&sales, vars("cust-1"))
         .await
         .unwrap()
-        .create_quote;
+        .create_quote
+        .expect("answered");
     assert!(!first.deduplicated);
     assert_eq!(first.version, 1);
     assert_eq!(first.positions.len(), 1);
@@ -227,7 +228,8 @@ async fn a_command_id_is_idempotent_and_conflicts_with_other_input() {
         .run::<ops::CreateQuote>(&sales, vars("cust-1"))
         .await
         .unwrap()
-        .create_quote;
+        .create_quote
+        .expect("answered");
     assert!(again.deduplicated);
     assert_eq!(
         (&again.id, &again.stream_id, again.version, &again.positions),
@@ -259,7 +261,12 @@ async fn a_command_id_is_idempotent_and_conflicts_with_other_input() {
     let mut fresh = 0;
     let mut versions = Vec::new();
     for task in tasks {
-        let result = task.await.unwrap().unwrap().add_quote_line;
+        let result = task
+            .await
+            .unwrap()
+            .unwrap()
+            .add_quote_line
+            .expect("answered");
         fresh += usize::from(!result.deduplicated);
         versions.push((result.version, result.positions));
     }
@@ -495,4 +502,67 @@ async fn a_value_an_enum_does_not_have_is_refused_with_the_allowed_values() {
             "{message}"
         );
     }
+}
+
+/// A field that failed answers as the GraphQL specification has it: null
+/// where its type allows it, else at its nearest nullable parent. A
+/// mutation field is nullable, so one that failed answers null beside the
+/// others of its request, which keep their answers.
+#[tokio::test]
+async fn a_failed_field_never_answers_null_where_the_schema_says_non_null() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client
+        .create_quote(&sales, "c-null", "cust-1")
+        .await
+        .unwrap();
+
+    // `auditTrail: AuditConnection!` fails on its `first`: the mutation
+    // field (nullable) answers null, not a result whose non-null field is
+    // null. The line was added all the same.
+    let (status, body) = client
+        .post(
+            Some(&sales),
+            &json!({ "query": format!(
+                "mutation {{ addQuoteLine(commandId: \"x1\", quoteId: \"{quote}\", line: \
+                 {{lineId: \"l1\", offeringId: \"fiber-1g\", offeringVersion: 1, quantity: 1, \
+                 termMonths: 12}}) {{ version auditTrail(first: 0) {{ nodes {{ position }} }} }} }}"
+            ) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!({ "addQuoteLine": null }), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{body}"
+    );
+
+    // Two mutations, one of which fails: the other keeps its answer.
+    let (_, body) = client
+        .post(
+            Some(&sales),
+            &json!({ "query": "mutation { a0: priceQuote(commandId: \"k1\", quoteId: \"nope\") { version } \
+                    a1: createQuote(commandId: \"k2\", customerId: \"cust-1\") { version } }" }),
+        )
+        .await;
+    assert!(body["data"]["a0"].is_null(), "{body}");
+    assert_eq!(body["data"]["a1"]["version"], 1, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{body}"
+    );
+
+    // In a query, the non-null `auditTrail` of a quote in a non-null list
+    // of a non-null connection nulls the whole answer.
+    let (_, body) = client
+        .post(
+            Some(&sales),
+            &json!({ "query": "{ quotes(first: 1) { nodes { id auditTrail(first: 0) { nodes { position } } } } }" }),
+        )
+        .await;
+    assert!(body["data"].is_null(), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{body}"
+    );
 }

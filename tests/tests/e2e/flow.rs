@@ -156,7 +156,11 @@ async fn an_accepted_quote_becomes_a_completed_order() {
         .run::<ops::VerifyLog>(&server.token("admin"), ops::verify_log::Variables {})
         .await
         .unwrap();
-    assert!(verified.verify_log.ok, "{:?}", verified.verify_log);
+    assert!(
+        tests::answered(verified.verify_log.as_ref()).ok,
+        "{:?}",
+        tests::answered(verified.verify_log.as_ref())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +253,7 @@ async fn a_rejected_step_falls_out_and_an_operator_resolves_it() {
     let error = resolve(&sales).await.unwrap_err();
     assert_eq!(error.code(), "FORBIDDEN");
     let resolved = resolve(&operator).await.unwrap();
-    assert!(!resolved.resolve_fallout.deduplicated);
+    assert!(!tests::answered(resolved.resolve_fallout.as_ref()).deduplicated);
 
     order_with_status(client, &viewer, &order, ops::order::OrderStatus::COMPLETED).await;
     let detail = order_detail(client, &viewer, &order).await.unwrap();

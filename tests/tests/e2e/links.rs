@@ -168,6 +168,7 @@ async fn accept(
         .await
         .unwrap()
         .accept_quote
+        .expect("answered")
 }
 
 #[tokio::test]

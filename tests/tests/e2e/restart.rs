@@ -57,7 +57,8 @@ async fn a_restart_mid_flow_resumes_where_it_stopped() {
         )
         .await
         .unwrap()
-        .create_quote;
+        .create_quote
+        .expect("answered");
     assert!(again.deduplicated);
     assert_eq!(again.id, quote);
 
@@ -68,7 +69,8 @@ async fn a_restart_mid_flow_resumes_where_it_stopped() {
         .run::<ops::VerifyLog>(&server.token("admin"), ops::verify_log::Variables {})
         .await
         .unwrap()
-        .verify_log;
+        .verify_log
+        .expect("answered");
     assert!(verified.ok, "{verified:?}");
     assert!(verified.events >= Some(7), "{verified:?}");
 }
@@ -162,7 +164,8 @@ async fn mutations_acknowledged_before_sigterm_survive_it() {
         .run::<ops::VerifyLog>(&server.token("admin"), ops::verify_log::Variables {})
         .await
         .unwrap()
-        .verify_log;
+        .verify_log
+        .expect("answered");
     assert!(verified.ok, "{verified:?}");
     // The server takes writes again.
     client
