@@ -261,6 +261,7 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
     std::fs::create_dir_all(path).map_err(|e| LogError::io(path, e))?;
     check_data_file(path)?;
     set_aside_unfinished_snapshots(path)?;
+    check_snapshot_kept(path)?;
     let segment_size = read_sled_conf(path)?.map_or(SEGMENT_SIZE, |c| c.segment_size);
     let config = sled::Config::new()
         .path(path)
@@ -279,6 +280,7 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
     match opened {
         Ok(Ok(db)) => {
             sync_conf(path)?;
+            mark_snapshot_kept(path)?;
             Ok(db)
         }
         Ok(Err(e)) if is_lock_error(&e) => Err(LogError::Locked(path.to_path_buf())),
@@ -429,6 +431,62 @@ fn set_aside_unfinished_snapshots(path: &Path) -> Result<(), LogError> {
     sync_dir(path)
 }
 
+/// The file that says sled has kept a snapshot (`snap.<lsn>`) in its
+/// directory. sled 0.34 writes one when it recovers a data file that holds
+/// something (the second open on), and from then on always leaves one
+/// finished snapshot. Without it, sled rebuilds its page table from the
+/// data file's first segment on and zeroes every segment it cannot chain
+/// to it: once segments have been reused, that overwrites the log (a probe
+/// moved a damaged snapshot out, as an earlier message advised, and lost
+/// every event of a 32 MiB data file). So a directory that kept a
+/// snapshot and has none is refused before sled opens it.
+pub const SNAPSHOT_KEPT_FILE: &str = "snapshot-kept";
+
+/// The finished snapshots (`snap.<lsn>`, not `.generating`) in `path`.
+fn finished_snapshots(path: &Path) -> Result<Vec<String>, LogError> {
+    Ok(std::fs::read_dir(path)
+        .map_err(|e| LogError::io(path, e))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("snap.") && !name.ends_with(".generating"))
+        .collect())
+}
+
+/// Refuses a directory that kept a snapshot ([`SNAPSHOT_KEPT_FILE`]) and
+/// has none now, before sled opens (and would overwrite) its data file.
+fn check_snapshot_kept(path: &Path) -> Result<(), LogError> {
+    if !path.join(SNAPSHOT_KEPT_FILE).exists()
+        || !holds_data(&path.join("db"))
+        || !finished_snapshots(path)?.is_empty()
+    {
+        return Ok(());
+    }
+    Err(LogError::DamagedStorage {
+        path: path.to_path_buf(),
+        detail: format!(
+            "sled's snapshot (`snap.<lsn>`) is missing, although sled kept one here \
+             (`{SNAPSHOT_KEPT_FILE}`): without it sled would rebuild from the start of its data \
+             file and overwrite every part it cannot chain, losing the log; nothing was opened \
+             or written: put the snapshot back, restore the directory from a backup, or import \
+             an export into a new one (`oms-replay import`). To try sled's rebuild anyway, copy \
+             the whole directory and remove `{SNAPSHOT_KEPT_FILE}` in the copy only"
+        ),
+    })
+}
+
+/// Records, once sled has kept a snapshot in `path`, that it did
+/// ([`SNAPSHOT_KEPT_FILE`], durable with its directory entry).
+fn mark_snapshot_kept(path: &Path) -> Result<(), LogError> {
+    let marker = path.join(SNAPSHOT_KEPT_FILE);
+    if marker.exists() || finished_snapshots(path)?.is_empty() {
+        return Ok(());
+    }
+    File::create(&marker)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| LogError::io(&marker, e))?;
+    sync_dir(path)
+}
+
 /// True when a process holds the data directory `path`: sled's exclusive
 /// lock on its data file `db` (a server, an import, any opener of the
 /// log) is taken. A directory without a data file is held by no one.
@@ -534,29 +592,17 @@ pub fn check_data_file(path: &Path) -> Result<(), LogError> {
 /// it out lets sled rebuild it, and the open that follows verifies every
 /// record.
 fn corruption_detail(path: &Path) -> String {
-    let snapshots: Vec<String> = std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.starts_with("snap."))
-                .collect()
-        })
-        .unwrap_or_default();
-    let hint = if snapshots.is_empty() {
-        "restore the directory from a backup, or import an export into a new one \
-         (`oms-replay import`)"
-            .to_owned()
+    let snapshots = finished_snapshots(path).unwrap_or_default();
+    let named = if snapshots.is_empty() {
+        String::new()
     } else {
-        format!(
-            "if the damage is in sled's snapshot ({}), moving that file out of the directory \
-             lets sled rebuild it from the data file, and the next start verifies every \
-             record; otherwise restore the directory from a backup or an export",
-            snapshots.join(", ")
-        )
+        format!(" (sled's snapshot here: {})", snapshots.join(", "))
     };
     format!(
-        "sled refuses to recover it (a checksum failed in a stored page it reads at start): {hint}"
+        "sled refuses to recover it (a checksum failed in a stored page it reads at start{named}): keep this directory as it is (do not move or delete \
+         its files: without its snapshot sled rebuilds from the data file's start and \
+         overwrites what it cannot chain), and restore it from a backup, or import an export \
+         into a new one (`oms-replay import`)"
     )
 }
 

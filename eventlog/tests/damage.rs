@@ -252,14 +252,22 @@ async fn a_missing_or_empty_data_file_is_named_and_nothing_is_created() {
 }
 
 /// A damaged sled snapshot file: refused with a message that names the
-/// snapshot and says that moving it out lets sled rebuild it; doing so
-/// opens the log with every event.
+/// snapshot and says to keep the directory as it is, never to move the
+/// snapshot out. Moving it out anyway is refused before sled opens the
+/// data file, which stays byte for byte as it was: sled 0.34 without its
+/// snapshot rebuilds from the data file's start and zeroes what it cannot
+/// chain (a probe lost a 32 MiB log that way, following the old advice).
+/// A copy whose marker is removed still opens, for whoever tries that.
 #[tokio::test]
-async fn a_damaged_snapshot_is_named_with_the_way_out() {
+async fn a_damaged_or_missing_snapshot_is_refused_without_touching_the_data_file() {
     let dir = tempfile::tempdir().unwrap();
     // sled writes its snapshot when it recovers: at the second open.
     write_events(dir.path(), 0, 40).await;
     write_events(dir.path(), 40, 50).await;
+    assert!(dir
+        .path()
+        .join(eventlog::storage::SNAPSHOT_KEPT_FILE)
+        .exists());
     let snapshot = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(Result::ok)
@@ -269,7 +277,8 @@ async fn a_damaged_snapshot_is_named_with_the_way_out() {
                 .is_some_and(|n| n.to_string_lossy().starts_with("snap."))
         })
         .expect("sled wrote a snapshot at the second open");
-    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let original = std::fs::read(&snapshot).unwrap();
+    let mut bytes = original.clone();
     let middle = bytes.len() / 2;
     let end = (middle + 4).min(bytes.len());
     for b in &mut bytes[middle..end] {
@@ -281,15 +290,69 @@ async fn a_damaged_snapshot_is_named_with_the_way_out() {
     let message = err.to_string();
     let name = snapshot.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        message.contains(&name) && message.contains("moving that file out"),
+        message.contains(&name) && message.contains("do not move or delete"),
         "{message}"
     );
     assert!(!message.contains("backtrace"), "{message}");
+
+    // Moved out: refused, and the data file is untouched.
     std::fs::rename(&snapshot, dir.path().join("moved-snapshot")).unwrap();
+    let data = std::fs::read(dir.path().join("db")).unwrap();
+    settle();
+    let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+    assert!(err.is_damage(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("snapshot (`snap.<lsn>`) is missing"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), data);
+    let verified = eventlog::verify_dir(dir.path(), &mut |_| {});
+    assert!(verified.is_err(), "verify refuses it too");
+    assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), data);
+
+    // The intact snapshot put back: every event is there.
+    std::fs::write(&snapshot, &original).unwrap();
     settle();
     let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
     assert_eq!(log.next_position(), 50);
     log.close().await;
+
+    // On a copy without its snapshot and its marker, sled's rebuild runs
+    // (a log this small has reused no segment).
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_file()
+            && !name.starts_with("snap.")
+            && name != eventlog::storage::SNAPSHOT_KEPT_FILE
+            && name != "moved-snapshot"
+        {
+            std::fs::copy(entry.path(), copy.path().join(&name)).unwrap();
+        }
+    }
+    copy_tree(&dir.path().join("journal"), &copy.path().join("journal"));
+    settle();
+    let log = EventLog::open(LogConfig::new(copy.path())).unwrap();
+    assert_eq!(log.next_position(), 50);
+    log.close().await;
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    if !from.exists() {
+        return;
+    }
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 /// A snapshot sled was still writing when the process was killed
