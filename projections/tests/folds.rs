@@ -1172,3 +1172,89 @@ fn signed_quote_then(id: &QuoteId, commands: Vec<QuoteCommand>) -> Vec<QuoteEven
     }
     history
 }
+
+/// Cancelling an order cancels its active lines too: their plans undo
+/// what can be undone (the service cancelled, the reservation released)
+/// and list the rest (billing) as uncompensated, so none of them is shown
+/// active any more. A probe saw a line `ACTIVE` with every step
+/// `SUCCEEDED` and `linesActive: 1` after its service was torn down.
+#[test]
+fn an_active_line_of_a_cancelled_order_is_cancelled_with_what_is_left_uncompensated() {
+    let t = TestLog::new();
+    let mut history = vec![fixtures::order_captured(&["l1", "l2"])];
+    for step in [
+        Step::Reservation,
+        Step::Provisioning,
+        Step::BillingActivation,
+    ] {
+        history.extend(decide::<OrderDecider>(
+            &history,
+            vec![OrderCommand::RequestStep {
+                line_id: fixtures::line_id("l1"),
+                step,
+                at: at(1_000),
+            }],
+        ));
+        history.extend(decide::<OrderDecider>(
+            &history,
+            vec![OrderCommand::RecordStepSucceeded {
+                line_id: fixtures::line_id("l1"),
+                handoff_id: fixtures::subject("l1", step.purpose(), 1).handoff_id(),
+                attempt: 1,
+                external_reference: None,
+                at: at(2_000),
+            }],
+        ));
+    }
+    t.append("order-o1", "t1", "corr-o", &history);
+    let now = at(10 * MIN).0;
+    let before = t
+        .project()
+        .order(&t1(), &fixtures::order_id(), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.order.lines[0].stage, LineStage::Active);
+    assert_eq!(
+        projections::OrderSummary::from(&before.order).lines_active,
+        1
+    );
+
+    let cancelled = decide::<OrderDecider>(
+        &history,
+        vec![OrderCommand::Cancel {
+            reason: "customer left".into(),
+            at: at(6_000),
+        }],
+    );
+    t.append("order-o1", "t1", "corr-o", &cancelled);
+    let after = t
+        .project()
+        .order(&t1(), &fixtures::order_id(), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.order.status, OrderStatus::Cancelled);
+    for line in &after.order.lines {
+        assert_eq!(line.stage, LineStage::Cancelled, "{line:?}");
+    }
+    assert_eq!(
+        projections::OrderSummary::from(&after.order).lines_active,
+        0
+    );
+    assert!(
+        after.order.lines[0]
+            .history
+            .iter()
+            .any(|h| h.change == StepChange::Cancelled),
+        "{:?}",
+        after.order.lines[0].history
+    );
+    assert!(
+        after
+            .order
+            .uncompensated
+            .iter()
+            .any(|u| u.step == Step::BillingActivation),
+        "{:?}",
+        after.order.uncompensated
+    );
+}

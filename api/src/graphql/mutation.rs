@@ -998,7 +998,9 @@ impl Mutation {
     }
 
     /// Cancels an order; compensation is requested for what was done
-    /// (`reason`: not blank, at most 2,000 bytes).
+    /// (`reason`: not blank, at most 2,000 bytes). Every line is cancelled,
+    /// active ones too; a step that has no compensation (billing) is
+    /// listed in the order's `uncompensated`, to be stopped by hand.
     async fn cancel_order(
         &self,
         ctx: &Context<'_>,

@@ -543,10 +543,13 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
         OrderEvent::OrderCancelled { reason, plan, at } => {
             row.status = OrderStatus::Cancelled;
             row.cancel_reason = Some(reason.clone());
+            // An active line is cancelled too: its plan (in the
+            // `CancellationPlanned` that follows) undoes its steps, and
+            // what cannot be undone is listed in `uncompensated`.
             for line in row
                 .lines
                 .iter_mut()
-                .filter(|l| !matches!(l.stage, LineStage::Active | LineStage::Cancelled))
+                .filter(|l| l.stage != LineStage::Cancelled)
             {
                 line.stage = LineStage::Cancelled;
                 line.open_fallout = false;
