@@ -103,7 +103,7 @@ pub enum IdError {
     #[error("must be at most {MAX_ID_LEN} characters")]
     TooLong,
     /// The first character is not an ASCII letter or digit.
-    #[error("must start with a letter or a digit")]
+    #[error("must start with an ASCII letter (A-Z, a-z) or digit (0-9)")]
     BadFirst,
     /// A character outside the grammar: the first such, counted from 1,
     /// and shown escaped (a control character or a non-ASCII look-alike is

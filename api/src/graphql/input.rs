@@ -13,8 +13,8 @@
 //! | `correlationId` (a lookup key, `<tenant>:<commandId>`) | at most [`MAX_KEY_BYTES`] |
 //! | whole numbers (`quantity`, `termMonths`, `offeringVersion`, `revision`, `expectedVersion`, positions, ages) | [`whole`]: taken as any GraphQL number, then refused outside its range naming the argument (the engine's own refusal of a negative number named none) |
 //!
-//! Free text may contain any character but control characters (tab and
-//! newline are allowed in `reason` and `note`), the invisible ones that
+//! Free text may contain any character but control characters (tab, line
+//! feed and carriage return are allowed in `reason` and `note`), the invisible ones that
 //! change how the rest reads (bidirectional overrides and isolates, the
 //! zero-width space, word joiners, a byte-order mark) and noncharacters.
 //! Text of only whitespace and invisible joiners or marks is blank.
@@ -156,7 +156,7 @@ fn text(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<()> 
             format!("at most {max} bytes (got {})", value.len()),
         ));
     }
-    let allowed = |c: char| multiline && matches!(c, '\n' | '\t');
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
     if value.chars().any(|c| c.is_control() && !allowed(c)) {
         return Err(ApiError::validation(
             field,
@@ -227,6 +227,12 @@ mod tests {
             Some("reason".to_owned())
         );
         assert!(reason("note", "line one\nline two\tend").is_ok());
+        // A client on Windows ends its lines with CR LF.
+        assert!(reason("note", "line one\r\nline two\r\n").is_ok());
+        assert_eq!(
+            field_of(label("signer", "Jane\rCustomer", MAX_LABEL_BYTES)),
+            Some("signer".to_owned())
+        );
         assert_eq!(field_of(reason("note", "a\u{0}b")), Some("note".to_owned()));
         assert!(label("signer", "Jane Customer", MAX_LABEL_BYTES).is_ok());
         assert_eq!(

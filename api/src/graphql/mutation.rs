@@ -1028,8 +1028,8 @@ impl Mutation {
 
     /// Resolves a line's fallout: a new attempt (no `reference`, no
     /// `note`), an external resolution with evidence (`reference`, at most
-    /// 256 bytes, and `note`), or cancelling the line (`note` is the
-    /// reason, at most 2,000 bytes; no `reference`). A `reference` or `note`
+    /// 256 bytes, and `note`), or cancelling the line (`note`, required,
+    /// is the reason, at most 2,000 bytes; no `reference`). A `reference` or `note`
     /// given must not be blank; one the action does not record is refused
     /// as `VALIDATION` naming it.
     #[allow(clippy::too_many_arguments)]
@@ -1078,7 +1078,9 @@ impl Mutation {
                 })?,
             },
             FalloutAction::CancelLine => Resolution::CancelLine {
-                reason: note.unwrap_or_else(|| "cancelled by operator".to_owned()),
+                reason: note.filter(|n| !n.is_empty()).ok_or_else(|| {
+                    ApiError::validation("note", "required for CANCEL_LINE: it is the reason")
+                })?,
             },
         };
         order_command(

@@ -170,8 +170,8 @@ const CANCEL: (&str, &str, &str) = (
 );
 const RESOLVE: (&str, &str, &str) = (
     "resolveFallout",
-    "$c: String!, $o: String!, $line: String!, $action: FalloutAction!",
-    "commandId: $c, orderId: $o, lineId: $line, action: $action",
+    "$c: String!, $o: String!, $line: String!, $action: FalloutAction!, $note: String",
+    "commandId: $c, orderId: $o, lineId: $line, action: $action, note: $note",
 );
 
 /// Opens, prices (20 %: approval needed), approves, proposes, signs and
@@ -362,7 +362,7 @@ async fn idempotency_comes_first_for_every_mutation_whatever_happened_since() {
         &operator,
         RESOLVE,
         json!({"c": c(), "o": resolved, "line": "l1", "action": "NEW_ATTEMPT"}),
-        json!({"action": "CANCEL_LINE"}),
+        json!({"action": "CANCEL_LINE", "note": "customer left"}),
     )
     .await;
     let covered: std::collections::BTreeSet<_> = acked.iter().map(|a| a.mutation).collect();

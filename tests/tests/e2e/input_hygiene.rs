@@ -1303,6 +1303,10 @@ async fn a_fallout_action_refuses_the_words_it_does_not_record() {
             Some("customer asked"),
             "reference",
         ),
+        // Its note is the reason, which it records: required, as
+        // `cancelOrder`'s reason is (a probe saw it default silently).
+        ("CANCEL_LINE", None, None, "note"),
+        ("CANCEL_LINE", None, Some(""), "note"),
     ] {
         let (_, body) = server
             .client
