@@ -76,7 +76,7 @@ pub async fn run(
     // A directory that cannot be made is the configuration's to fix (a
     // path through a file, a dangling link, no permission): exit 2 naming
     // the key, as a data directory that is a file is.
-    std::fs::create_dir_all(&data_dir).map_err(|source| {
+    eventlog::storage::create_private_dir(&data_dir).map_err(|source| {
         let dangling = data_dir.is_symlink() && !data_dir.exists();
         ConfigError::invalid(
             "data_dir",

@@ -363,7 +363,7 @@ impl Restorer {
         // Durable before sled creates its files: a restore killed at any
         // point before `finish`, even while sled opens, leaves a directory
         // every opener refuses, never an empty log a server would start on.
-        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        storage::create_private_dir(dir).map_err(|e| LogError::io(dir, e))?;
         let unfinished = dir.join(UNFINISHED_FILE);
         File::create(&unfinished)
             .and_then(|file| file.sync_all())

@@ -431,6 +431,21 @@ fn set_aside_unfinished_snapshots(path: &Path) -> Result<(), LogError> {
     sync_dir(path)
 }
 
+/// Creates the data directory `path` (and any missing parent) readable by
+/// its owner only: the log holds customer data, and sled creates its
+/// files readable by anyone the umask lets through. A directory that
+/// exists keeps its mode (the operator's choice).
+///
+/// # Errors
+/// What creating it returned.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
 /// The file that says sled has kept a snapshot (`snap.<lsn>`) in its
 /// directory. sled 0.34 writes one when it recovers a data file that holds
 /// something (the second open on), and from then on always leaves one

@@ -211,6 +211,11 @@ fn a_restart_says_where_the_demo_tokens_are_or_how_to_replace_a_lost_file() {
     assert!(first.contains("Created demo tenant `demo`"), "{first}");
     let tokens_file = dir.join("demo-tokens.txt");
     let old = std::fs::read_to_string(&tokens_file).unwrap();
+    // The data directory it made is its owner's only: the log holds
+    // customer data in files sled makes readable by anyone (a probe).
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
 
     let (again, _) = start_and_read_banner(&dir);
     assert!(
