@@ -340,6 +340,15 @@ pub struct OfferingPrice {
     pub monthly: String,
 }
 
+/// The command line's overrides of the file and the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+}
+
 impl ServerConfig {
     /// Reads `file` (if given), applies `OMS_*` environment overrides, and
     /// validates the result.
@@ -347,6 +356,17 @@ impl ServerConfig {
     /// # Errors
     /// [`ConfigError`] naming the file or the key and the problem.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, &Flags::default())
+    }
+
+    /// [`ServerConfig::load`] with the command line's `flags` applied over
+    /// the file and the environment before the result is validated, so a
+    /// flag replaces a bad value it overrides instead of being refused
+    /// for it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or the key and the problem.
+    pub fn load_with(file: Option<&Path>, flags: &Flags) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -361,6 +381,12 @@ impl ServerConfig {
             None => ServerConfig::default(),
         };
         config.apply_env(|key| std::env::var(key).ok())?;
+        if let Some(dir) = &flags.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = &flags.listen {
+            config.listen = listen.clone();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -428,9 +454,15 @@ impl ServerConfig {
     /// # Errors
     /// `listen` is not `host:port`.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen
-            .parse()
-            .map_err(|e| ConfigError::invalid("listen", format!("{e} (expected ip:port)")))
+        self.listen.parse().map_err(|e| {
+            ConfigError::invalid(
+                "listen",
+                format!(
+                    "`{}`: {e} (expected ip:port; set by `listen`, `--listen` or OMS_LISTEN)",
+                    domain::text::bounded_evidence(&self.listen, 80)
+                ),
+            )
+        })
     }
 
     /// Checks every key the server will rely on.

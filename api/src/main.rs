@@ -78,23 +78,14 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, listen: Option<String>) -> ExitCode {
-    let mut config = match ServerConfig::load(config.as_deref()) {
+    let flags = api::config::Flags { data_dir, listen };
+    let config = match ServerConfig::load_with(config.as_deref(), &flags) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("oms-server: {error}");
             return ExitCode::from(2);
         }
     };
-    if let Some(dir) = data_dir {
-        config.data_dir = dir;
-    }
-    if let Some(listen) = listen {
-        config.listen = listen;
-    }
-    if let Err(error) = config.validate() {
-        eprintln!("oms-server: {error}");
-        return ExitCode::from(2);
-    }
     init_tracing(&config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -237,3 +237,43 @@ async fn unusable_stored_credentials_are_a_configuration_error_not_damage() {
         refused.stderr
     );
 }
+
+/// `--listen` and `--data-dir` override the file and the environment: a
+/// bad `OMS_LISTEN` or an empty `OMS_DATA_DIR` under good flags starts
+/// (both were refused, exit 2, naming neither the value nor its source:
+/// a probe). A bad value that is not overridden is refused showing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flags_override_a_bad_environment_and_a_bad_value_is_shown() {
+    use std::io::BufRead as _;
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    let mut child = serve_command(&server_binary(), &data)
+        .env("OMS_LISTEN", "garbage")
+        .env("OMS_DATA_DIR", "")
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let listening = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("listening on http://127.0.0.1:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "the server started under its flags");
+
+    let mut command = std::process::Command::new(server_binary());
+    let output = command
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .env("OMS_LISTEN", "garbage")
+        .env_remove("OMS_CONFIG")
+        .env_remove("OMS_DATA_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`garbage`") && stderr.contains("OMS_LISTEN"),
+        "{stderr}"
+    );
+}
