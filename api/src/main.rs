@@ -140,17 +140,22 @@ fn init_tracing(format: &str) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is
-/// called (inside the runtime, before the server listens), not when the
-/// future is first polled: a SIGTERM that comes right after "listening"
-/// drains and exits 0 instead of killing the process.
+/// Resolves on SIGTERM, Ctrl-C (SIGINT) or SIGHUP (the terminal or the
+/// session that started the server went away): each drains and exits 0.
+/// SIGHUP used to kill the process without draining, leaving in-flight
+/// dispatches to the next start's reconciliation. The handlers are
+/// installed when this is called (inside the runtime, before the server
+/// listens), not when the future is first polled: a SIGTERM that comes
+/// right after "listening" drains and exits 0 instead of killing the
+/// process.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let (terminate, interrupt) = {
+    let (terminate, interrupt, hangup) = {
         use tokio::signal::unix::{signal, SignalKind};
         (
             signal(SignalKind::terminate()).ok(),
             signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::hangup()).ok(),
         )
     };
     async move {
@@ -167,6 +172,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
             tokio::select! {
                 () = wait(terminate) => {},
                 () = wait(interrupt) => {},
+                () = wait(hangup) => {},
             }
         }
         #[cfg(not(unix))]

@@ -374,8 +374,17 @@ impl Server {
     /// # Panics
     /// When the process was already stopped.
     pub fn stop(&mut self) -> ExitStatus {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` (a name `kill` takes: `TERM`, `INT`, `HUP`) and
+    /// waits for the exit (SIGKILL after a timeout).
+    ///
+    /// # Panics
+    /// When the process was already stopped.
+    pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
         let mut child = self.child.take().expect("the server is running");
-        terminate(&mut child)
+        signal_and_wait(&mut child, signal)
     }
 
     /// Starts the server again on the same data directory and
@@ -438,8 +447,12 @@ fn tail(lines: &StderrTail) -> String {
 }
 
 fn terminate(child: &mut Child) -> ExitStatus {
+    signal_and_wait(child, "TERM")
+}
+
+fn signal_and_wait(child: &mut Child, signal: &str) -> ExitStatus {
     let _ = Command::new("kill")
-        .arg("-TERM")
+        .arg(format!("-{signal}"))
         .arg(child.id().to_string())
         .status();
     let started = Instant::now();

@@ -243,3 +243,29 @@ fn a_restart_says_where_the_demo_tokens_are_or_how_to_replace_a_lost_file() {
     let new = std::fs::read_to_string(&tokens_file).unwrap();
     assert_ne!(old, new, "new tokens");
 }
+
+/// SIGINT and SIGHUP (the terminal or session that started the server went
+/// away) drain and exit 0 as SIGTERM does; SIGHUP used to kill the server
+/// without draining (a probe), and every acknowledged command is there
+/// after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_or_a_hangup_drains_like_a_terminate() {
+    for signal in ["HUP", "INT"] {
+        let mut server = Server::start();
+        let sales = server.token("sales");
+        let quote = server
+            .client
+            .create_quote(&sales, &unique("create"), "cust-1")
+            .await
+            .unwrap();
+        let status = server.stop_with(signal);
+        assert!(status.success(), "SIG{signal} is a graceful stop: {status}");
+        let server = server.restart();
+        let detail = server
+            .client
+            .run::<ops::Quote>(&sales, ops::quote::Variables { id: quote.clone() })
+            .await
+            .unwrap();
+        assert!(detail.quote.is_some(), "SIG{signal}: {quote} is kept");
+    }
+}
