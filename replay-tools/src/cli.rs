@@ -157,6 +157,7 @@ pub fn main() -> ExitCode {
         }
     };
     crate::allocator::run_with_lean_settings();
+    crate::interrupt::install();
     ExitCode::from(run(cli))
 }
 

@@ -32,6 +32,7 @@ pub mod datadir;
 pub mod error;
 pub mod export_format;
 pub mod ids;
+pub mod interrupt;
 pub mod output;
 pub mod payload;
 pub mod progress;

@@ -281,10 +281,11 @@ fn export_to_file(
         .suffix(".partial")
         .tempfile_in(dir)
         .map_err(|e| ReplayError::io(format!("creating a file in {}", dir.display()), e))?;
+    let interrupted = crate::interrupt::RemovedOnInterrupt::new(partial.path());
     let summary = export_to(reader, partial.as_file(), progress)?;
-    partial
-        .persist(output)
-        .map_err(|e| ReplayError::io(format!("renaming to {}", output.display()), e.error))?;
+    let persisted = partial.persist(output);
+    drop(interrupted);
+    persisted.map_err(|e| ReplayError::io(format!("renaming to {}", output.display()), e.error))?;
     File::open(dir)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| ReplayError::io(format!("syncing {}", dir.display()), e))?;

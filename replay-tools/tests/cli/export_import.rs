@@ -479,3 +479,65 @@ fn an_import_killed_at_any_moment_never_leaves_a_log_that_opens() {
     }
     assert!(refused > 0, "no kill landed inside an import");
 }
+
+/// An export stopped by SIGTERM, SIGINT or SIGHUP removes its partial file
+/// (`.FILE.<random>.partial`) and exits 128 + the signal, leaving no
+/// `FILE`: it used to leave the partial file for ever on SIGTERM, and a
+/// SIGINT sent to an export started in the background did nothing (a
+/// probe).
+#[test]
+fn an_interrupted_export_removes_its_partial_file() {
+    use eventlog::{AppendRequest, Durability, EventLog, ExpectedVersion, LogConfig, NewEvent};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    crate::common::runtime().block_on(async {
+        let log = EventLog::open(LogConfig::new(&dir).durability(Durability::Buffered)).unwrap();
+        for stream in 0..200 {
+            let events = (0..1_000)
+                .map(|i| NewEvent::new("Filler", "t0", "filler", vec![(i % 251) as u8; 64]))
+                .collect();
+            log.append(AppendRequest::new(
+                format!("filler-{stream}"),
+                ExpectedVersion::NoStream,
+                events,
+            ))
+            .await
+            .unwrap();
+        }
+        log.close().await;
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let output = out.join("log.oms-export");
+    for (signal, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["export", "--output"])
+            .arg(&output)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let partial = |out: &std::path::Path| {
+            std::fs::read_dir(out)
+                .unwrap()
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        };
+        let started = std::time::Instant::now();
+        while !partial(&out) && started.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(partial(&out), "SIG{signal}: the export began");
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{signal}: {status}");
+        assert!(!partial(&out), "SIG{signal}: the partial file is removed");
+        assert!(!output.exists(), "SIG{signal}: no export was made");
+    }
+}
