@@ -57,6 +57,22 @@ pub enum LogError {
     /// sled reported an error.
     #[error("storage error: {0}")]
     Storage(#[from] sled::Error),
+    /// sled could not open the data directory for writing: a read-only
+    /// file system, a full disk, or no permission. sled opens its data
+    /// file for writing even to read it (its recovery writes a snapshot),
+    /// so a reader needs a writable copy.
+    #[error(
+        "the data directory {path} cannot be opened for writing ({source}): sled writes to \
+         its files even to read them, so copy the directory (`cp -a`) to a disk with room \
+         that this user may write, and run there"
+    )]
+    Unwritable {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// What the open returned.
+        #[source]
+        source: std::io::Error,
+    },
     /// A file operation failed.
     #[error("i/o error on {path}: {source}")]
     Io {

@@ -288,6 +288,19 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
             path: path.to_path_buf(),
             detail: corruption_detail(path),
         }),
+        Ok(Err(sled::Error::Io(source)))
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem
+                    | std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            Err(LogError::Unwritable {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
         Ok(Err(other)) => Err(damage_or_storage(path, other)),
         Err(panic) => {
             let message = panic

@@ -500,3 +500,44 @@ fn an_unknown_event_type_is_refused_naming_the_one_meant() {
     let run = oms(&dir, &["dump", "--type", "QuoteCreated", "--limit", "1"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+/// A stopped data directory on a read-only mount (a forensic copy) is
+/// refused naming the directory and the way out: sled opens its data file
+/// for writing even to read it. `verify` said only `storage error: IO
+/// error: Read-only file system (os error 30)` (a probe). Needs root for
+/// the bind mount, as the suite's other mounts do.
+#[test]
+fn a_data_directory_on_a_read_only_mount_is_refused_with_the_way_out() {
+    let (tmp, dir) = generated();
+    let mounted = tmp.path().join("read-only");
+    std::fs::create_dir(&mounted).unwrap();
+    let mount = |args: &[&str]| {
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount {args:?} needs root: {status}");
+    };
+    let (from, to) = (dir.to_str().unwrap(), mounted.to_str().unwrap());
+    mount(&["--bind", from, to]);
+    struct Unmount<'a>(&'a str);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(to);
+    mount(&["-o", "remount,bind,ro", to]);
+    for command in [&["verify"][..], &["stats"], &["dump", "--limit", "1"]] {
+        let run = oms(&mounted, command);
+        assert_eq!(run.code, 4, "{command:?}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!("{}", mounted.display()))
+                && run.stderr.contains("cannot be opened for writing")
+                && run.stderr.contains("cp -a"),
+            "{command:?}: {run:?}"
+        );
+    }
+    drop(_unmount);
+    assert_eq!(oms(&dir, &["verify"]).code, 0, "the copy itself is sound");
+}
