@@ -321,38 +321,20 @@ async fn a_damaged_or_missing_snapshot_is_refused_without_touching_the_data_file
     // On a copy without its snapshot and its marker, sled's rebuild runs
     // (a log this small has reused no segment).
     let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type().unwrap().is_file()
-            && !name.starts_with("snap.")
-            && name != eventlog::storage::SNAPSHOT_KEPT_FILE
-            && name != "moved-snapshot"
+    common::copy_dir(dir.path(), copy.path());
+    for entry in std::fs::read_dir(copy.path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("snap.")
+            || name == eventlog::storage::SNAPSHOT_KEPT_FILE
+            || name == "moved-snapshot"
         {
-            std::fs::copy(entry.path(), copy.path().join(&name)).unwrap();
+            std::fs::remove_file(copy.path().join(name)).unwrap();
         }
     }
-    copy_tree(&dir.path().join("journal"), &copy.path().join("journal"));
     settle();
     let log = EventLog::open(LogConfig::new(copy.path())).unwrap();
     assert_eq!(log.next_position(), 50);
     log.close().await;
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    if !from.exists() {
-        return;
-    }
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A snapshot sled was still writing when the process was killed

@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use eventlog::keyspace::{self, LOG_TREE};
 use eventlog::{
     verify_dir, AppendRequest, EventLog, ExpectedVersion, Idempotency, LogConfig, LogError,
@@ -53,21 +55,8 @@ fn stream_events(stream: u64) -> u64 {
 fn fixture_copy() -> tempfile::TempDir {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout-v1");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&source, dir.path());
+    common::copy_dir(&source, dir.path());
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Retries while sled's background threads of a just-dropped handle still

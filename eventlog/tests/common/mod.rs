@@ -17,3 +17,17 @@ pub(crate) fn append_one(stream: &str, expected: ExpectedVersion, payload: &str)
 pub(crate) fn open(dir: &std::path::Path, durability: Durability) -> EventLog {
     EventLog::open(LogConfig::new(dir).durability(durability)).expect("open log")
 }
+
+/// Copies the directory tree `from` into `to` (created).
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
