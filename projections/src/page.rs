@@ -1,7 +1,7 @@
 //! Cursor pagination over a tenant-scoped index.
 //!
 //! A cursor is opaque to callers: the hex of the list it pages (quotes,
-//! orders, handoffs, fallout), one tag byte (which index of that list it
+//! orders, handoffs, fallout, audit trails), one tag byte (which index of that list it
 //! belongs to), the key suffix (after the tenant prefix and index kind)
 //! of the last item returned, and a check of those bytes, so an edited
 //! cursor is refused rather than resumed from. A page resumes strictly after that key, so
@@ -61,6 +61,8 @@ pub(crate) enum List {
     Orders = 2,
     Handoffs = 3,
     Fallout = 4,
+    /// An audit trail (of a correlation id, or of a stream).
+    Audit = 5,
 }
 
 /// What to scan: an index prefix plus optional bounds on the suffix.
@@ -96,7 +98,12 @@ fn check(body: &[u8]) -> [u8; CHECK_BYTES] {
     out
 }
 
-fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>, QueryError> {
+/// The key suffix a cursor of `list` and `tag` carries ([`encode_cursor`]).
+///
+/// # Errors
+/// [`QueryError::InvalidCursor`] for a cursor of another list or tag, or
+/// one edited, cut short or lengthened.
+pub(crate) fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>, QueryError> {
     let bytes = keys::from_hex(cursor).ok_or(QueryError::InvalidCursor)?;
     let (body, sum) = bytes
         .split_at_checked(bytes.len().saturating_sub(CHECK_BYTES))
@@ -112,7 +119,9 @@ fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>, QueryErro
     }
 }
 
-fn encode_cursor(list: List, tag: u8, suffix: &[u8]) -> String {
+/// The cursor of `list` and `tag` that resumes after `suffix`: hex of the
+/// list, the tag, the suffix and a check of them.
+pub(crate) fn encode_cursor(list: List, tag: u8, suffix: &[u8]) -> String {
     let mut bytes = Vec::with_capacity(suffix.len() + 2 + CHECK_BYTES);
     bytes.push(list as u8);
     bytes.push(tag);

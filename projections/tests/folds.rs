@@ -867,6 +867,26 @@ fn the_audit_trail_lists_a_correlation_and_a_stream_in_order_with_hashes_and_cau
         entries.iter().map(|e| e.position).collect::<Vec<_>>(),
         all.iter().map(|r| r.position).collect::<Vec<_>>()
     );
+    // An edited cursor is refused, not resumed from (a probe moved a
+    // trail's cursor by one position and got the page after it), and a
+    // correlation trail's cursor does not page a stream's.
+    let first = read
+        .audit_by_correlation(&tenant, &order_event.correlation_id, None, 1)
+        .unwrap();
+    let cursor = first.next_cursor.expect("more than one event");
+    let mut edited = cursor.clone().into_bytes();
+    edited[17] = if edited[17] == b'0' { b'1' } else { b'0' };
+    let edited = String::from_utf8(edited).unwrap();
+    for bad in [&edited, &cursor[..cursor.len() - 2], &format!("{cursor}00")] {
+        assert!(
+            read.audit_by_correlation(&tenant, &order_event.correlation_id, Some(bad), 7)
+                .is_err(),
+            "accepted {bad}"
+        );
+    }
+    assert!(read
+        .audit_by_stream(&tenant, &order_event.stream_id, Some(&cursor), 7)
+        .is_err());
     for (e, r) in entries.iter().zip(&all) {
         assert_eq!(e.hash.len(), 64);
         let hex: String = r.hash.iter().map(|b| format!("{b:02x}")).collect();

@@ -289,21 +289,20 @@ impl Links<'_> {
 const CORRELATION_CURSOR: u8 = 0xC0;
 const STREAM_CURSOR: u8 = 0xA5;
 
+/// The position or version an audit trail's cursor resumes after.
 fn cursor_value(cursor: Option<&str>, tag: u8) -> Result<Option<u64>, QueryError> {
     cursor
         .map(|c| {
-            keys::from_hex(c)
-                .filter(|b| b.len() == 9 && b[0] == tag)
-                .and_then(|b| keys::read_u64(&b, 1))
+            let suffix = crate::page::decode_cursor(c, crate::page::List::Audit, tag)?;
+            keys::read_u64(&suffix, 0)
+                .filter(|_| suffix.len() == 8)
                 .ok_or(QueryError::InvalidCursor)
         })
         .transpose()
 }
 
 fn make_cursor(tag: u8, value: u64) -> String {
-    let mut b = vec![tag];
-    b.extend_from_slice(&value.to_be_bytes());
-    keys::to_hex(&b)
+    crate::page::encode_cursor(crate::page::List::Audit, tag, &value.to_be_bytes())
 }
 
 /// Every event of a correlation id, in log order. The cursor is the last
