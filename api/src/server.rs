@@ -101,6 +101,7 @@ pub async fn run(
             ServerError::Log(e)
         }
     })?;
+    refuse_a_demo_beside_other_tenants(&config, &log, &data_dir)?;
     let (mut auth, source) = credentials::load(&config, &data_dir)?;
     let held = log
         .held_tenants(auth.tenants().map(TenantId::as_str))
@@ -249,4 +250,41 @@ fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
             }
         }
     }
+}
+
+/// A start without configured tenants creates the demo tenant only in a
+/// directory that holds no other tenant: one that holds other tenants'
+/// events (an import of a production export, a server started before
+/// with `--config`) is refused, naming them, instead of minting demo
+/// tokens (an admin's among them) into it and serving its data beside
+/// them. A probe started an imported production directory without
+/// `--config` and got a demo tenant.
+fn refuse_a_demo_beside_other_tenants(
+    config: &ServerConfig,
+    log: &EventLog,
+    data_dir: &std::path::Path,
+) -> Result<(), ServerError> {
+    if !config.tenants.is_empty() || data_dir.join(credentials::CREDENTIALS_FILE).exists() {
+        return Ok(());
+    }
+    let others: Vec<String> = log
+        .held_tenants(std::iter::empty())
+        .map_err(ServerError::Log)?
+        .into_iter()
+        .filter(|tenant| tenant != credentials::DEMO_TENANT)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        "tenants",
+        format!(
+            "the data directory {} holds tenants ({}) and the configuration names none: \
+             start with `--config` naming them in `[tenants]`; a demo tenant is created only \
+             in a directory that holds no other tenant",
+            data_dir.display(),
+            others.join(", ")
+        ),
+    )
+    .into())
 }

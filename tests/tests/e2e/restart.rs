@@ -269,3 +269,44 @@ async fn an_interrupt_or_a_hangup_drains_like_a_terminate() {
         assert!(detail.quote.is_some(), "SIG{signal}: {quote} is kept");
     }
 }
+
+/// A directory that holds another tenant's events is never given a demo
+/// tenant: started without `--config`, the server refuses (exit 2, naming
+/// the tenants) and writes no demo tokens. A probe started an imported
+/// production directory so and got four fresh demo tokens, an admin's
+/// among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_other_tenants_is_not_given_a_demo_tenant() {
+    let mut server = Server::start_with(tests::ServerOptions {
+        tenants: Some(tests::Tenants::new(&["acme"])),
+        ..Default::default()
+    });
+    let sales = server.tenant_token("acme", "sales");
+    server
+        .client
+        .create_quote(&sales, &unique("create"), "cust-1")
+        .await
+        .unwrap();
+    assert!(server.stop().success());
+    let mut child = tests::serve_command(&tests::server_binary(), &server.data_dir)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server started on a directory of other tenants without --config");
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("acme") && stderr.contains("--config"),
+        "{stderr}"
+    );
+    assert!(!server.data_dir.join("demo-tokens.txt").exists());
+    assert!(!server.data_dir.join("credentials.toml").exists());
+}
