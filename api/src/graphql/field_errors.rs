@@ -89,16 +89,18 @@ impl FieldTypes {
         self.fields.get(on)?.get(name)
     }
 
-    /// Whether each step of `path` (a field, or an item of a list) may be
-    /// null, following the path through the operation of `document` that
-    /// ran; `None` when the path cannot be followed (a field the schema's
-    /// text does not describe, such as introspection's).
-    fn nullable_steps(
+    /// Each step of `path` (a field, or an item of a list): whether it may
+    /// be null, and for a field the response keys of its object in the
+    /// order the request selected them. Follows the path through the
+    /// operation of `document` that ran; `None` when it cannot be followed
+    /// (a field the schema's text does not describe, such as
+    /// introspection's).
+    fn steps(
         &self,
         document: &ExecutableDocument,
         operation_name: Option<&str>,
         path: &[PathSegment],
-    ) -> Option<Vec<bool>> {
+    ) -> Option<Vec<Step>> {
         let operation = document
             .operations
             .iter()
@@ -116,13 +118,17 @@ impl FieldTypes {
                     if let Some(list) = ty {
                         on = named(list)?.to_owned();
                     }
+                    let mut keys = Vec::new();
                     let mut matches = Vec::new();
                     for set in &sets {
-                        fields_keyed(document, set, key, None, 0, &mut matches);
+                        fields_keyed(document, set, key, None, 0, &mut matches, &mut keys);
                     }
                     let (field, condition) = matches.first()?;
                     let declared = self.field(condition.unwrap_or(&on), &field.name.node)?;
-                    steps.push(declared.nullable);
+                    steps.push(Step {
+                        nullable: declared.nullable,
+                        keys,
+                    });
                     sets = matches
                         .iter()
                         .map(|(field, _)| &field.selection_set.node)
@@ -133,13 +139,24 @@ impl FieldTypes {
                     let BaseType::List(item) = &ty?.base else {
                         return None;
                     };
-                    steps.push(item.nullable);
+                    steps.push(Step {
+                        nullable: item.nullable,
+                        keys: Vec::new(),
+                    });
                     ty = Some(item);
                 }
             }
         }
         Some(steps)
     }
+}
+
+/// One step of an error's path, as [`FieldTypes::steps`] follows it.
+struct Step {
+    /// Whether the value at this step may be null.
+    nullable: bool,
+    /// For a field: its object's response keys, in the request's order.
+    keys: Vec<String>,
 }
 
 /// `__typename`'s type, `String!`.
@@ -161,7 +178,8 @@ fn named(ty: &Type) -> Option<&str> {
 const MAX_FRAGMENT_NESTING: usize = 64;
 
 /// Every field of `set` whose response key is `key`, through fragments,
-/// each with the type condition of the fragment it was found in.
+/// each with the type condition of the fragment it was found in; and every
+/// response key of `set`, in the order selected, into `keys`.
 fn fields_keyed<'a>(
     document: &'a ExecutableDocument,
     set: &'a SelectionSet,
@@ -169,16 +187,22 @@ fn fields_keyed<'a>(
     condition: Option<&'a str>,
     nesting: usize,
     found: &mut Vec<(&'a async_graphql::parser::types::Field, Option<&'a str>)>,
+    keys: &mut Vec<String>,
 ) {
     if nesting > MAX_FRAGMENT_NESTING {
         return;
     }
     for selection in &set.items {
         match &selection.node {
-            Selection::Field(field) if field.node.response_key().node.as_str() == key => {
-                found.push((&field.node, condition));
+            Selection::Field(field) => {
+                let response_key = field.node.response_key().node.as_str();
+                if !keys.iter().any(|k| k == response_key) {
+                    keys.push(response_key.to_owned());
+                }
+                if response_key == key {
+                    found.push((&field.node, condition));
+                }
             }
-            Selection::Field(_) => {}
             Selection::InlineFragment(fragment) => {
                 let on = fragment
                     .node
@@ -187,13 +211,13 @@ fn fields_keyed<'a>(
                     .map(|c| c.node.on.node.as_str())
                     .or(condition);
                 let set = &fragment.node.selection_set.node;
-                fields_keyed(document, set, key, on, nesting + 1, found);
+                fields_keyed(document, set, key, on, nesting + 1, found, keys);
             }
             Selection::FragmentSpread(spread) => {
                 if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
                     let on = Some(fragment.node.type_condition.node.on.node.as_str());
                     let set = &fragment.node.selection_set.node;
-                    fields_keyed(document, set, key, on, nesting + 1, found);
+                    fields_keyed(document, set, key, on, nesting + 1, found, keys);
                 }
             }
         }
@@ -220,35 +244,106 @@ impl Ran {
 
 /// Answers every field error as the specification has it: `null` at the
 /// failed field when its type is nullable, else at its nearest nullable
-/// parent, else the whole `data`. A path that leads through a missing or
-/// null parent is left alone (the parent answers for it). When the path
-/// cannot be followed through the document and `types`, the failed field
-/// answers `null` where it is.
+/// parent, else the whole `data`; the keys of an object it touched in the
+/// order the request selected them. async-graphql answers an object all of
+/// whose selected fields failed (the root included) with `null`: such an
+/// object is an object again, of `null`s. A path that leads through a
+/// missing parent, or a parent that is null for another reason, is left
+/// alone (the parent answers for it). When the path cannot be followed
+/// through the document and `types`, the failed field answers `null` where
+/// it is.
 pub fn null_where_failed(mut response: Response, types: &FieldTypes, ran: &Ran) -> Response {
     if response.errors.iter().all(|error| error.path.is_empty()) {
         return response;
     }
     let document = async_graphql::parser::parse_query(&ran.query).ok();
-    for error in &response.errors {
-        if error.path.is_empty() {
-            continue;
-        }
-        let steps = document.as_ref().and_then(|document| {
-            types.nullable_steps(document, ran.operation_name.as_deref(), &error.path)
-        });
+    let followed: Vec<(&[PathSegment], Option<Vec<Step>>)> = response
+        .errors
+        .iter()
+        .filter(|error| !error.path.is_empty())
+        .map(|error| {
+            let steps = document.as_ref().and_then(|document| {
+                types.steps(document, ran.operation_name.as_deref(), &error.path)
+            });
+            (error.path.as_slice(), steps)
+        })
+        .collect();
+    for (path, _) in &followed {
+        objects_again(&mut response.data, path);
+    }
+    for (path, steps) in &followed {
         let depth = match steps {
-            Some(steps) => match steps.iter().rposition(|nullable| *nullable) {
+            Some(steps) => match steps.iter().rposition(|step| step.nullable) {
                 Some(at) => at + 1,
                 None => {
                     response.data = Value::Null;
-                    break;
+                    return response;
                 }
             },
-            None => error.path.len(),
+            None => path.len(),
         };
-        null_at(&mut response.data, &error.path[..depth]);
+        null_at(&mut response.data, &path[..depth]);
+    }
+    for (path, steps) in &followed {
+        if let Some(steps) = steps {
+            in_selection_order(&mut response.data, path, steps);
+        }
     }
     response
+}
+
+/// Makes every `null` on the way to the field that failed at `path` an
+/// empty object again: an object whose selected fields all failed, which
+/// async-graphql answered with `null` (a value that was null in its own
+/// right has no field under it that could fail).
+fn objects_again(data: &mut Value, path: &[PathSegment]) {
+    if matches!(data, Value::Null) {
+        *data = Value::Object(Default::default());
+    }
+    let mut at = data;
+    for (segment, next) in path.iter().zip(path.iter().skip(1)) {
+        let child = match (at, segment) {
+            (Value::Object(map), PathSegment::Field(name)) => map.get_mut(name.as_str()),
+            (Value::List(items), PathSegment::Index(i)) => items.get_mut(*i),
+            _ => None,
+        };
+        let Some(child) = child else {
+            return;
+        };
+        if matches!(child, Value::Null) && matches!(next, PathSegment::Field(_)) {
+            *child = Value::Object(Default::default());
+        }
+        at = child;
+    }
+}
+
+/// Puts the keys of every object on `path` in the order the request
+/// selected them ([`Step::keys`]): a key answered `null` afterwards was
+/// added at the end.
+fn in_selection_order(data: &mut Value, path: &[PathSegment], steps: &[Step]) {
+    let mut at = data;
+    for (segment, step) in path.iter().zip(steps) {
+        at = match (at, segment) {
+            (Value::Object(map), PathSegment::Field(name)) => {
+                let place = |key: &Name| {
+                    step.keys
+                        .iter()
+                        .position(|k| k == key.as_str())
+                        .unwrap_or(usize::MAX)
+                };
+                map.sort_by(|a, _, b, _| place(a).cmp(&place(b)));
+                match map.get_mut(name.as_str()) {
+                    Some(value) => value,
+                    None => return,
+                }
+            }
+            (Value::List(items), PathSegment::Index(i)) => match items.get_mut(*i) {
+                Some(value) => value,
+                None => return,
+            },
+            _ => return,
+        };
+    }
 }
 
 /// Gives `VALIDATION` to every error without a code: the engine's own
@@ -390,7 +485,8 @@ mod tests {
                 PathSegment::Index(0),
                 field("payload"),
             ]),
-            // Under a null parent: the parent answers for it.
+            // Under a parent async-graphql answered null because its only
+            // selected field failed: an object again.
             failed_at(vec![field("quote"), field("order")]),
             // Past the end of a list: left alone.
             failed_at(vec![
@@ -409,7 +505,7 @@ mod tests {
                     { "eventType": "QuoteCreated", "position": 0, "payload": null },
                     { "eventType": "LineAdded", "position": 1, "payload": "a" }
                 ] },
-                "quote": null
+                "quote": { "order": null }
             })
         );
     }
@@ -452,6 +548,45 @@ mod tests {
         let data = serde_json::json!({ "quote": { "id": "q1" } });
         let errors = vec![failed_at(vec![field("trail")])];
         assert_eq!(answered(query, data, errors), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn an_object_whose_fields_all_failed_is_an_object_of_nulls_in_selection_order() {
+        // async-graphql answers `data: null` when every root field failed.
+        let query = "mutation { a: one { version } b: two { version } }";
+        let errors = vec![failed_at(vec![field("a")]), failed_at(vec![field("b")])];
+        assert_eq!(
+            answered(query, serde_json::Value::Null, errors),
+            serde_json::json!({ "a": null, "b": null })
+        );
+        // And a list item whose selected fields all failed.
+        let query = "{ trail { nodes { payload } } }";
+        let data = serde_json::json!({ "trail": { "nodes": [null, { "payload": "a" }] } });
+        let errors = vec![failed_at(vec![
+            field("trail"),
+            field("nodes"),
+            PathSegment::Index(0),
+            field("payload"),
+        ])];
+        assert_eq!(
+            answered(query, data, errors),
+            serde_json::json!({ "trail": { "nodes": [{ "payload": null }, { "payload": "a" }] } })
+        );
+        // A failed field keeps its place among the others.
+        let query = "mutation { a: one { version } b: two { version } }";
+        let mut response =
+            Response::new(Value::from_json(serde_json::json!({ "b": { "version": 3 } })).unwrap());
+        response.errors = vec![failed_at(vec![field("a")])];
+        let ran = Ran {
+            query: query.to_owned(),
+            operation_name: None,
+        };
+        let answered = null_where_failed(response, &FieldTypes::of_sdl(SDL), &ran);
+        let Value::Object(map) = answered.data else {
+            panic!("an object");
+        };
+        let keys: Vec<&str> = map.keys().map(Name::as_str).collect();
+        assert_eq!(keys, ["a", "b"]);
     }
 
     #[test]

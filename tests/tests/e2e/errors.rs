@@ -552,6 +552,20 @@ async fn a_failed_field_never_answers_null_where_the_schema_says_non_null() {
         "{body}"
     );
 
+    // One mutation that fails alone answers its field null, not `data:
+    // null` (async-graphql's answer when every root field failed).
+    let (_, body) = client
+        .post(
+            Some(&sales),
+            &json!({ "query": "mutation { priceQuote(commandId: \"k3\", quoteId: \"nope\") { version } }" }),
+        )
+        .await;
+    assert_eq!(body["data"], json!({ "priceQuote": null }), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{body}"
+    );
+
     // In a query, the non-null `auditTrail` of a quote in a non-null list
     // of a non-null connection nulls the whole answer.
     let (_, body) = client
