@@ -57,7 +57,58 @@ pub enum ConfigError {
     },
 }
 
+/// serde's message with the text it quotes of a value (`invalid type:
+/// string "<the value>", expected a sequence`) left out: the value may be
+/// a secret.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        out.push_str(&rest[..start + "string".len()]);
+        let quoted = &rest[start + "string \"".len()..];
+        // The value ends at the last quote before the message goes on.
+        let end = quoted
+            .find("\", expected")
+            .or_else(|| quoted.rfind('"'))
+            .unwrap_or(quoted.len());
+        rest = quoted.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
 impl ConfigError {
+    /// The file `path` (whose text is `text`) does not parse: the parser's
+    /// message and where, without the line it quotes, which may hold a
+    /// secret (a callback secret given as a string instead of a list was
+    /// printed whole).
+    pub fn parse(path: &Path, text: &str, error: &toml::de::Error) -> Self {
+        let at = error.span().map(|span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            // The key the line sets, or the table it opens: never a value.
+            let source = text.lines().nth(line - 1).unwrap_or("").trim();
+            let key = match source.split_once('=') {
+                Some((key, _)) => format!(" (`{}`)", key.trim()),
+                None if source.starts_with('[') => format!(" (`{source}`)"),
+                None => String::new(),
+            };
+            format!(
+                "line {line}, column {column}{}: ",
+                domain::text::escaped(&key)
+            )
+        });
+        Self::Parse {
+            path: path.to_owned(),
+            message: format!(
+                "{}{}",
+                at.unwrap_or_default(),
+                without_quoted_values(error.message().trim_end())
+            ),
+        }
+    }
+
     /// A key's problem (shown escaped, see [`ConfigError::Invalid`]).
     pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::Invalid {
@@ -373,10 +424,8 @@ impl ServerConfig {
                     path: path.to_owned(),
                     source,
                 })?;
-                toml::from_str::<ServerConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                toml::from_str::<ServerConfig>(&text)
+                    .map_err(|e| ConfigError::parse(path, &text, &e))?
             }
             None => ServerConfig::default(),
         };
@@ -700,10 +749,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("test.toml"),
-            message: e.to_string(),
-        })?;
+        let config: ServerConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::parse(Path::new("test.toml"), text, &e))?;
         config.validate()?;
         Ok(config)
     }
@@ -902,6 +949,21 @@ mod tests {
             .unwrap_or_default();
         assert!(message.contains("a\\u{202e}b"), "{message:?}");
         assert!(!message.contains('\u{202e}'), "{message:?}");
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_named_by_line_without_its_values() {
+        let text = "[systems.tenants.demo.systems.inventory]\n\
+                    base_url = \"http://127.0.0.1:9000\"\n\
+                    callback_secrets = \"inv-secret-0123456789abcdef\"\n";
+        let message = parse(text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("expected a sequence"), "{message}");
+        assert!(!message.contains("inv-secret"), "{message}");
+        assert_eq!(
+            without_quoted_values("invalid type: string \"s\\\"x\", expected a sequence"),
+            "invalid type: string, expected a sequence"
+        );
     }
 
     #[test]

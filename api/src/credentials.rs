@@ -90,10 +90,8 @@ pub fn load(
             path: stored_path.clone(),
             source,
         })?;
-        let stored: StoredCredentials = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: stored_path.clone(),
-            message: e.to_string(),
-        })?;
+        let stored: StoredCredentials =
+            toml::from_str(&text).map_err(|e| ConfigError::parse(&stored_path, &text, &e))?;
         if stored.tenants.values().all(Vec::is_empty) {
             return Err(ConfigError::Invalid {
                 key: format!("{}: tenants", stored_path.display()),

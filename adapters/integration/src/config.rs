@@ -563,6 +563,18 @@ fn validate_system(key: &str, system: TargetSystem, c: &SystemConfig) -> Result<
     if c.outbound_token.as_deref().is_some_and(str::is_empty) {
         return Err(ConfigError::new(at("outbound_token"), "must not be empty"));
     }
+    // Sent as `Authorization: Bearer <token>`: a value a header cannot
+    // carry was never sent, and every call looked like a transport failure
+    // of unknown outcome (a probe's token with a line break).
+    if c.outbound_token
+        .as_deref()
+        .is_some_and(|token| !token.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(ConfigError::new(
+            at("outbound_token"),
+            "must be printable ASCII without spaces: it is sent as a bearer token header",
+        ));
+    }
     Ok(())
 }
 
@@ -682,6 +694,28 @@ mod tests {
             config.validate().err().map(|e| e.key).as_deref(),
             Some("tenants.t1.systems.inventory.callback_secrets[0]")
         );
+    }
+
+    #[test]
+    fn an_outbound_token_a_header_cannot_carry_is_refused_without_showing_it() {
+        for token in ["OUTBOUND\nSECRET", "two words", "caf\u{e9}", "tab\there"] {
+            let mut config = valid();
+            if let Some(t) = config.tenants.get_mut("t1") {
+                if let Some(s) = t.systems.get_mut("inventory") {
+                    s.outbound_token = Some(token.into());
+                }
+            }
+            let error = config
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("tenants.t1.systems.inventory.outbound_token"),
+                "{token:?}: {error}"
+            );
+            assert!(!error.contains(token), "{error}");
+        }
     }
 
     #[test]
