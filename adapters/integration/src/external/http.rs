@@ -188,10 +188,10 @@ impl Body {
     }
 
     /// What the evidence shows of the body ([`super::response_evidence`],
-    /// or that it was too long to read).
-    pub(crate) fn evidence(&self) -> String {
+    /// with `secret` masked, or that it was too long to read).
+    pub(crate) fn evidence(&self, secret: Option<&str>) -> String {
         match self {
-            Self::Whole(bytes) => super::response_evidence(bytes),
+            Self::Whole(bytes) => super::response_evidence(bytes, secret),
             Self::TooLong => format!("<more than {MAX_ANSWER_BYTES} bytes: not read>"),
         }
     }
@@ -342,7 +342,7 @@ impl HttpSystems {
                     Ok(body) => (
                         map_http(call.system, call.purpose, status, body.usable()),
                         Some(status),
-                        Some(body.evidence()),
+                        Some(body.evidence(endpoint.token.as_deref())),
                     ),
                     Err(e) => (transport(&e), Some(status), None),
                 }
@@ -400,7 +400,7 @@ impl HttpSystems {
         };
         let bytes = body.usable();
         evidence.latency_ms = elapsed_ms(started);
-        evidence.response = Some(body.evidence());
+        evidence.response = Some(body.evidence(endpoint.token.as_deref()));
         if status == 404 {
             return Ok(StatusAnswer::NotFound(evidence));
         }
@@ -612,7 +612,11 @@ mod answer_tests {
         let body = read_body(answer).await.unwrap();
         assert!(matches!(body, Body::TooLong));
         assert!(body.usable().is_empty());
-        assert!(body.evidence().contains("not read"), "{}", body.evidence());
+        assert!(
+            body.evidence(None).contains("not read"),
+            "{}",
+            body.evidence(None)
+        );
 
         let (small, _) = fake(
             "HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\n".into(),

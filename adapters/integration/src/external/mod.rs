@@ -433,16 +433,28 @@ pub(crate) fn redact_json(value: &mut serde_json::Value) {
     }
 }
 
-/// A redacted, bounded copy of a response body for evidence.
-pub(crate) fn response_evidence(body: &[u8]) -> String {
+/// Shortest outbound token masked wherever it appears in evidence: a
+/// shorter one would mask ordinary words too.
+const MIN_MASKED_SECRET: usize = 8;
+
+/// A redacted, bounded copy of a response body for evidence. `secret`,
+/// the outbound token the call carried, is masked wherever the answer
+/// echoes it (in a `note`, a `detail`), not only under a sensitive name: a
+/// probe's system echoed `Bearer <token>` and it was shown to viewers.
+pub(crate) fn response_evidence(body: &[u8], secret: Option<&str>) -> String {
     const MAX: usize = 512;
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+    let mut text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(mut value) => {
             redact_json(&mut value);
             value.to_string()
         }
         Err(_) => format!("<{} bytes, not JSON>", body.len()),
     };
+    if let Some(secret) = secret.filter(|s| s.len() >= MIN_MASKED_SECRET) {
+        if text.contains(secret) {
+            text = text.replace(secret, domain::handoff::REDACTED);
+        }
+    }
     // Bounded and without invisible characters, as every external word
     // kept as evidence (ADR 0052).
     domain::text::bounded_evidence(&text, MAX)
@@ -478,7 +490,7 @@ mod tests {
     #[test]
     fn evidence_is_redacted_and_bounded() {
         let body = br#"{"token":"abc","nested":{"password":"p"},"ok":"yes"}"#;
-        let shown = response_evidence(body);
+        let shown = response_evidence(body, None);
         assert!(
             !shown.contains("abc") && !shown.contains("\"p\""),
             "{shown}"
@@ -486,7 +498,7 @@ mod tests {
         assert!(shown.contains("yes"));
         // Other common names of secrets (an `apiKey` was shown in clear).
         let body = br#"{"apiKey":"k1","api_key":"k2","X-Api-Key":"k3","credentials":"c","sessionId":"s","privateKey":"pk","private_network":"vlan-7","reservationKey":"r-1"}"#;
-        let shown = response_evidence(body);
+        let shown = response_evidence(body, None);
         for secret in ["k1", "k2", "k3", "\"c\"", "\"s\"", "pk"] {
             assert!(!shown.contains(secret), "{secret}: {shown}");
         }
@@ -499,6 +511,11 @@ mod tests {
             "a private network is no secret: {shown}"
         );
         let long = format!("{{\"x\":\"{}\"}}", "a".repeat(2_000));
-        assert!(response_evidence(long.as_bytes()).len() < 600);
+        assert!(response_evidence(long.as_bytes(), None).len() < 600);
+        // The call's own token, echoed anywhere in the answer.
+        let body = br#"{"state":"PENDING","note":"Bearer OUTBOUND-INV-TOKEN-1","detail":["OUTBOUND-INV-TOKEN-1"]}"#;
+        let shown = response_evidence(body, Some("OUTBOUND-INV-TOKEN-1"));
+        assert!(!shown.contains("OUTBOUND-INV"), "{shown}");
+        assert!(shown.contains("PENDING"), "{shown}");
     }
 }
