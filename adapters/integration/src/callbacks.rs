@@ -273,13 +273,24 @@ struct KeyParts {
     target: String,
 }
 
+/// The parts of a key the platform could have derived: ids of the one
+/// grammar, an attempt from 1, a purpose of the system the key names.
+/// Anything else can never match a handoff and is malformed (it was
+/// parked for ten minutes, hiding the sender's bug: a probe).
 fn parse_key(key: &str) -> Option<KeyParts> {
     let parts: Vec<&str> = key.split(':').collect();
-    let [tenant, _order, _line, target, purpose, attempt] = parts.as_slice() else {
+    let [tenant, order, line, target, purpose, attempt] = parts.as_slice() else {
         return None;
     };
-    attempt.parse::<u32>().ok()?;
-    purpose.parse::<Purpose>().ok()?;
+    for id in [tenant, order, line] {
+        domain::ids::validate_id(id).ok()?;
+    }
+    if attempt.parse::<u32>().ok()? == 0 || attempt.starts_with('0') {
+        return None;
+    }
+    if purpose.parse::<Purpose>().ok()?.target().as_str() != *target {
+        return None;
+    }
     Some(KeyParts {
         tenant: (*tenant).to_owned(),
         target: (*target).to_owned(),
@@ -896,4 +907,29 @@ fn logged_system(name: &str) -> &'static str {
     parse_system(name)
         .filter(|s| sends_callbacks(*s))
         .map_or("unknown", |s| s.as_str())
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::parse_key;
+
+    #[test]
+    fn a_key_the_platform_could_not_have_derived_is_malformed() {
+        assert!(parse_key("demo:01ORDER:l1:inventory:reserve:1").is_some());
+        assert!(parse_key("demo:o-1:line_2:billing:activate_billing:12").is_some());
+        let long = format!("demo:{}:l0:inventory:reserve:1", "o".repeat(5_000));
+        for bad in [
+            "demo::l0:inventory:reserve:1",
+            long.as_str(),
+            "demo:ab\u{e9}:l0:inventory:reserve:1",
+            "demo:a/../b:l0:inventory:reserve:1",
+            "demo:o1:l0:inventory:reserve:0",
+            "demo:o1:l0:inventory:reserve:01",
+            "demo:o1:l0:inventory:activate:1",
+            "demo:o1:l0:inventory:reserve",
+            "demo:o1:l0:inventory:reserve:1:x",
+        ] {
+            assert!(parse_key(bad).is_none(), "{bad}");
+        }
+    }
 }
