@@ -133,6 +133,9 @@ pub fn unpresentable(token: &str) -> Option<&'static str> {
     if token.trim().is_empty() {
         return Some("the token is empty");
     }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Some("the token is longer than 4096 bytes, more than a header should carry");
+    }
     if token.trim() != token {
         return Some("the token has white space at an end, which the header loses");
     }
@@ -143,6 +146,24 @@ pub fn unpresentable(token: &str) -> Option<&'static str> {
         );
     }
     None
+}
+
+/// Longest token [`unpresentable`] takes, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Shortest token `oms-server hash-token` digests, in characters: a bearer
+/// token is a password that anyone who can reach the port may guess.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Why a presentable token is too weak to configure, if it is: shorter
+/// than [`MIN_TOKEN_CHARS`].
+pub fn too_weak(token: &str) -> Option<String> {
+    (token.chars().count() < MIN_TOKEN_CHARS).then(|| {
+        format!(
+            "the token is shorter than {MIN_TOKEN_CHARS} characters, which anyone could guess \
+             (generate one, e.g. `openssl rand -hex 24`)"
+        )
+    })
 }
 
 /// sha256 of a token, as stored in configuration.
@@ -319,6 +340,9 @@ mod tests {
     fn only_a_token_a_header_can_carry_is_presentable() {
         assert_eq!(unpresentable("oms_admin_0f3a"), None);
         assert_eq!(unpresentable("two words"), None);
+        assert!(unpresentable(&"x".repeat(MAX_TOKEN_BYTES + 1)).is_some());
+        assert!(too_weak("x").is_some());
+        assert!(too_weak("oms_admin_0f3a9b2c").is_none());
         for bad in [
             "",
             "  ",

@@ -66,6 +66,10 @@ fn main() -> ExitCode {
                 eprintln!("oms-server: {problem}: pass the token alone on standard input");
                 return ExitCode::from(2);
             }
+            if let Some(problem) = api::auth::too_weak(token) {
+                eprintln!("oms-server: {problem}");
+                return ExitCode::from(2);
+            }
             println!("{}", hex::encode(api::auth::token_digest(token)));
             ExitCode::SUCCESS
         }

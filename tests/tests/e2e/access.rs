@@ -1076,10 +1076,23 @@ fn hash_token_digests_only_a_token_a_header_can_carry() {
             String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         )
     };
-    let digest = tests::token_sha256("oms_admin_1f");
-    assert_eq!(run("oms_admin_1f\n"), (Some(0), digest.clone()));
-    assert_eq!(run("oms_admin_1f"), (Some(0), digest));
-    for bad in ["a\nb\n", "a\tb", "caf\u{e9}", "", "\n", " padded \n"] {
+    let digest = tests::token_sha256("oms_admin_1f2e3d4c");
+    assert_eq!(run("oms_admin_1f2e3d4c\n"), (Some(0), digest.clone()));
+    assert_eq!(run("oms_admin_1f2e3d4c"), (Some(0), digest));
+    // A token anyone could guess, or one no header should carry (a probe
+    // had a 1-character token and a 20 MB one digested).
+    let huge = "x".repeat(20_000);
+    for bad in [
+        "a\nb\n",
+        "a\tb",
+        "caf\u{e9}",
+        "",
+        "\n",
+        " padded \n",
+        "x",
+        "short_token_15c",
+        huge.as_str(),
+    ] {
         let (code, _) = run(bad);
         assert_eq!(code, Some(2), "{bad:?}");
     }
