@@ -696,20 +696,28 @@ mod tests {
         );
     }
 
+    /// What `validate` says of the valid configuration with its tenant
+    /// `t1`'s inventory changed by `change`.
+    fn refusal_of(change: impl FnOnce(&mut SystemConfig)) -> String {
+        let mut config = valid();
+        if let Some(s) = config
+            .tenants
+            .get_mut("t1")
+            .and_then(|t| t.systems.get_mut("inventory"))
+        {
+            change(s);
+        }
+        config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn an_outbound_token_a_header_cannot_carry_is_refused_without_showing_it() {
         for token in ["OUTBOUND\nSECRET", "two words", "caf\u{e9}", "tab\there"] {
-            let mut config = valid();
-            if let Some(t) = config.tenants.get_mut("t1") {
-                if let Some(s) = t.systems.get_mut("inventory") {
-                    s.outbound_token = Some(token.into());
-                }
-            }
-            let error = config
-                .validate()
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
+            let error = refusal_of(|s| s.outbound_token = Some(token.into()));
             assert!(
                 error.contains("tenants.t1.systems.inventory.outbound_token"),
                 "{token:?}: {error}"

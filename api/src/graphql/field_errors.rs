@@ -292,6 +292,15 @@ pub fn null_where_failed(mut response: Response, types: &FieldTypes, ran: &Ran) 
     response
 }
 
+/// The value one step of a path down from `at`, if there is one.
+fn step_into<'a>(at: &'a mut Value, segment: &PathSegment) -> Option<&'a mut Value> {
+    match (at, segment) {
+        (Value::Object(map), PathSegment::Field(name)) => map.get_mut(name.as_str()),
+        (Value::List(items), PathSegment::Index(i)) => items.get_mut(*i),
+        _ => None,
+    }
+}
+
 /// Makes every `null` on the way to the field that failed at `path` an
 /// empty object again: an object whose selected fields all failed, which
 /// async-graphql answered with `null` (a value that was null in its own
@@ -302,12 +311,7 @@ fn objects_again(data: &mut Value, path: &[PathSegment]) {
     }
     let mut at = data;
     for (segment, next) in path.iter().zip(path.iter().skip(1)) {
-        let child = match (at, segment) {
-            (Value::Object(map), PathSegment::Field(name)) => map.get_mut(name.as_str()),
-            (Value::List(items), PathSegment::Index(i)) => items.get_mut(*i),
-            _ => None,
-        };
-        let Some(child) = child else {
+        let Some(child) = step_into(at, segment) else {
             return;
         };
         if matches!(child, Value::Null) && matches!(next, PathSegment::Field(_)) {
@@ -323,26 +327,19 @@ fn objects_again(data: &mut Value, path: &[PathSegment]) {
 fn in_selection_order(data: &mut Value, path: &[PathSegment], steps: &[Step]) {
     let mut at = data;
     for (segment, step) in path.iter().zip(steps) {
-        at = match (at, segment) {
-            (Value::Object(map), PathSegment::Field(name)) => {
-                let place = |key: &Name| {
-                    step.keys
-                        .iter()
-                        .position(|k| k == key.as_str())
-                        .unwrap_or(usize::MAX)
-                };
-                map.sort_by(|a, _, b, _| place(a).cmp(&place(b)));
-                match map.get_mut(name.as_str()) {
-                    Some(value) => value,
-                    None => return,
-                }
-            }
-            (Value::List(items), PathSegment::Index(i)) => match items.get_mut(*i) {
-                Some(value) => value,
-                None => return,
-            },
-            _ => return,
+        if let Value::Object(map) = &mut *at {
+            let place = |key: &Name| {
+                step.keys
+                    .iter()
+                    .position(|k| k == key.as_str())
+                    .unwrap_or(usize::MAX)
+            };
+            map.sort_by(|a, _, b, _| place(a).cmp(&place(b)));
+        }
+        let Some(next) = step_into(at, segment) else {
+            return;
         };
+        at = next;
     }
 }
 
@@ -386,17 +383,10 @@ fn null_at(data: &mut Value, path: &[PathSegment]) {
     };
     let mut at = data;
     for segment in parents {
-        at = match (at, segment) {
-            (Value::Object(map), PathSegment::Field(name)) => match map.get_mut(name.as_str()) {
-                Some(value) => value,
-                None => return,
-            },
-            (Value::List(items), PathSegment::Index(i)) => match items.get_mut(*i) {
-                Some(value) => value,
-                None => return,
-            },
-            _ => return,
+        let Some(next) = step_into(at, segment) else {
+            return;
         };
+        at = next;
     }
     match (at, last) {
         (Value::Object(map), PathSegment::Field(name)) => {

@@ -537,46 +537,38 @@ async fn a_failed_field_never_answers_null_where_the_schema_says_non_null() {
         "{body}"
     );
 
+    // The answer to `query` and its first error's code.
+    let answer = |query: &'static str| {
+        let sales = sales.clone();
+        async move {
+            let (_, body) = client.post(Some(&sales), &json!({ "query": query })).await;
+            let code = body["errors"][0]["extensions"]["code"].clone();
+            (body, code)
+        }
+    };
+
     // Two mutations, one of which fails: the other keeps its answer.
-    let (_, body) = client
-        .post(
-            Some(&sales),
-            &json!({ "query": "mutation { a0: priceQuote(commandId: \"k1\", quoteId: \"nope\") { version } \
-                    a1: createQuote(commandId: \"k2\", customerId: \"cust-1\") { version } }" }),
-        )
-        .await;
+    let (body, code) = answer(
+        "mutation { a0: priceQuote(commandId: \"k1\", quoteId: \"nope\") { version } \
+         a1: createQuote(commandId: \"k2\", customerId: \"cust-1\") { version } }",
+    )
+    .await;
     assert!(body["data"]["a0"].is_null(), "{body}");
     assert_eq!(body["data"]["a1"]["version"], 1, "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
-        "{body}"
-    );
+    assert_eq!(code, "NOT_FOUND", "{body}");
 
     // One mutation that fails alone answers its field null, not `data:
     // null` (async-graphql's answer when every root field failed).
-    let (_, body) = client
-        .post(
-            Some(&sales),
-            &json!({ "query": "mutation { priceQuote(commandId: \"k3\", quoteId: \"nope\") { version } }" }),
-        )
-        .await;
+    let (body, code) =
+        answer("mutation { priceQuote(commandId: \"k3\", quoteId: \"nope\") { version } }").await;
     assert_eq!(body["data"], json!({ "priceQuote": null }), "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
-        "{body}"
-    );
+    assert_eq!(code, "NOT_FOUND", "{body}");
 
     // In a query, the non-null `auditTrail` of a quote in a non-null list
     // of a non-null connection nulls the whole answer.
-    let (_, body) = client
-        .post(
-            Some(&sales),
-            &json!({ "query": "{ quotes(first: 1) { nodes { id auditTrail(first: 0) { nodes { position } } } } }" }),
-        )
-        .await;
+    let (body, code) =
+        answer("{ quotes(first: 1) { nodes { id auditTrail(first: 0) { nodes { position } } } } }")
+            .await;
     assert!(body["data"].is_null(), "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "VALIDATION",
-        "{body}"
-    );
+    assert_eq!(code, "VALIDATION", "{body}");
 }
