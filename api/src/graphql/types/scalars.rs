@@ -47,22 +47,51 @@ impl From<Timestamp> for DateTime {
 /// instant RFC 3339 can write.
 pub const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
 
-/// RFC 3339 date-time in UTC, e.g. `2026-11-30T10:34:01.123Z`.
+/// `text`'s UTC offset in seconds east, and `text` with `Z` in its place,
+/// when it ends with one (`+14:00`, `-05:30`); RFC 3339 allows any.
+fn utc_offset(text: &str) -> Option<(i64, String)> {
+    let split = text.len().checked_sub(6)?;
+    let (base, offset) = (text.get(..split)?, text.get(split..)?);
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = offset.get(1..)?.split_once(':')?;
+    let digits = |t: &str| (t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit())).then_some(());
+    digits(hours)?;
+    digits(minutes)?;
+    let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    if hours > 23 || minutes > 59 || !base.contains('T') {
+        return None;
+    }
+    Some((sign * (hours * 3_600 + minutes * 60), format!("{base}Z")))
+}
+
+/// RFC 3339 date-time, e.g. `2026-11-30T10:34:01.123Z`. An input with an
+/// offset (`2026-11-30T11:34:01+01:00`) is the same instant; answers are
+/// always in UTC.
 #[Scalar(name = "DateTime")]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         let Value::String(text) = &value else {
             return Err(InputValueError::expected_type(value));
         };
-        let at: SystemTime = humantime::parse_rfc3339_weak(text)
+        // RFC 3339 allows a lower-case `t` and `z`.
+        let text = text.to_ascii_uppercase();
+        let (offset_s, utc) = utc_offset(&text).unwrap_or((0, text));
+        let at: SystemTime = humantime::parse_rfc3339_weak(&utc)
             .map_err(|e| InputValueError::custom(format!("not an RFC 3339 date-time: {e}")))?;
         let ms = at
             .duration_since(UNIX_EPOCH)
             .map_err(|_| InputValueError::custom("before 1970-01-01T00:00:00Z"))?
             .as_millis();
         i64::try_from(ms)
+            .ok()
+            .and_then(|ms| ms.checked_sub(offset_s * 1_000))
+            .filter(|ms| *ms >= 0)
             .map(Self::from_ms)
-            .map_err(|_| InputValueError::custom("too far in the future"))
+            .ok_or_else(|| InputValueError::custom("outside 1970 to 9999 in UTC"))
     }
 
     fn to_value(&self) -> Value {
@@ -147,6 +176,28 @@ mod tests {
         assert_eq!(text, "2025-11-30T10:34:01.123Z");
         assert_eq!(DateTime::parse(Value::String(text)).ok(), Some(at));
         assert!(DateTime::parse(Value::String("yesterday".into())).is_err());
+        // The same instant with an offset, or in lower case (RFC 3339
+        // allows both; a probe had `+14:00` refused as "not RFC 3339").
+        for same in [
+            "2025-11-30T11:34:01.123+01:00",
+            "2025-11-29T20:04:01.123-14:30",
+            "2025-11-30t10:34:01.123z",
+            "2025-11-30T10:34:01.123+00:00",
+        ] {
+            assert_eq!(
+                DateTime::parse(Value::String(same.into())).ok(),
+                Some(at),
+                "{same}"
+            );
+        }
+        for bad in [
+            "2025-11-30T10:34:01+24:00",
+            "2025-11-30T10:34:01+01:60",
+            "2025-11-30T10:34:01+1:00",
+            "1970-01-01T00:00:00+01:00",
+        ] {
+            assert!(DateTime::parse(Value::String(bad.into())).is_err(), "{bad}");
+        }
         assert!(DateTime::parse(Value::Number(5.into())).is_err());
     }
 
