@@ -418,8 +418,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
 /// renames it `snap.<lsn>`; a process killed before the rename leaves the
 /// first name behind, which sled's next open takes for its newest snapshot
 /// and, torn, refuses as corruption: a SIGKILL at the wrong moment left a
-/// log that would not open. Such a file is never a finished snapshot, and
-/// sled rebuilds what a snapshot holds from its data file.
+/// log that would not open. Such a file is never a finished snapshot: the
+/// one before it stays until the rename, and sled recovers from that one
+/// (a directory without any is refused by [`check_snapshot_kept`] once it
+/// had one).
 ///
 /// # Errors
 /// [`LogError::Io`] when the directory cannot be read or a file removed.
