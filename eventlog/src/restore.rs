@@ -191,6 +191,13 @@ impl CheckedRecord {
     pub fn hash(&self) -> Hash {
         self.hash
     }
+
+    /// The record's stream, as the number its [`ChainCheck`] gave it:
+    /// streams are numbered from 0 in the order they first appear, so two
+    /// records of one check share a stream exactly when they share this.
+    pub fn stream_index(&self) -> u32 {
+        self.stream
+    }
 }
 
 /// One record checked by [`ChainCheck::check`].

@@ -164,26 +164,18 @@ enum Parsed {
     End,
 }
 
-/// The stream and stream version of every event read so far, by position
-/// (stream ids interned), so an idempotency record can be checked against
+/// The stream (as the chain check numbers it, see
+/// [`CheckedRecord::stream_index`]) and stream version of every event read
+/// so far, by position, so an idempotency record can be checked against
 /// the events it names.
 #[derive(Default)]
 struct StreamsByPosition {
-    ids: std::collections::HashMap<String, u32>,
     at: Vec<(u32, u64)>,
 }
 
 impl StreamsByPosition {
-    fn push(&mut self, stream_id: &str, version: u64) {
-        let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-        let id = match self.ids.get(stream_id) {
-            Some(id) => *id,
-            None => {
-                self.ids.insert(stream_id.to_owned(), next);
-                next
-            }
-        };
-        self.at.push((id, version));
+    fn push(&mut self, stream: u32, version: u64) {
+        self.at.push((stream, version));
     }
 
     /// Whether positions `first..=last` are one run of one stream ending at
@@ -259,7 +251,7 @@ fn parse_body<R: BufRead>(
                 "the readable fields disagree with the record bytes",
             ));
         }
-        streams.push(&record.stream_id, record.stream_version);
+        streams.push(checked.record.stream_index(), record.stream_version);
         chunk.push(checked.record);
         if chunk.len() == CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
