@@ -9,9 +9,10 @@ pub const MAX_EVIDENCE_BYTES: usize = 256;
 /// text around it reads, breaks or sorts (`U+202E` shows `abc` as `cba`;
 /// the line and paragraph separators break a line as a newline does), or
 /// it is a deprecated format character, an interlinear annotation mark or
-/// a noncharacter. Zero-width joiners, directional marks and tag
-/// characters stay: scripts, bidirectional text and emoji sequences (flags
-/// of regions) need them.
+/// a noncharacter. Zero-width joiners and directional marks stay: scripts
+/// and bidirectional text need them. Tag characters stay only inside an
+/// emoji flag's sequence, which takes more than one character to tell
+/// (see [`has_stray_tags`]).
 pub fn is_hidden(c: char) -> bool {
     matches!(
         c,
@@ -62,6 +63,44 @@ pub fn shows_nothing(c: char) -> bool {
 pub fn is_invisible(c: char) -> bool {
     c.is_control() || is_hidden(c) || (c != ' ' && !is_accent(c) && shows_nothing(c))
 }
+
+/// Whether `text` holds a tag character (`U+E0000` to `U+E007F`) that is
+/// not part of an emoji flag's tag sequence: the black flag `U+1F3F4`,
+/// one to [`MAX_FLAG_TAGS`] tags of a lower-case letter or digit, then
+/// the cancel tag `U+E007F` (as the flag of Scotland is written). Tag
+/// characters show nothing, and outside such a sequence they carry text a
+/// reader cannot see (each is an ASCII character moved by `U+E0000`).
+pub fn has_stray_tags(text: &str) -> bool {
+    const FLAG: char = '\u{1F3F4}';
+    const CANCEL: char = '\u{E007F}';
+    let is_tag = |c: char| ('\u{E0000}'..='\u{E007F}').contains(&c);
+    let is_flag_tag = |c: char| {
+        ('\u{E0030}'..='\u{E0039}').contains(&c) || ('\u{E0061}'..='\u{E007A}').contains(&c)
+    };
+    // Tags read since the black flag, or None outside a sequence.
+    let mut tags: Option<usize> = None;
+    let mut previous = None;
+    for c in text.chars() {
+        match tags {
+            Some(n) if is_flag_tag(c) && n < MAX_FLAG_TAGS => tags = Some(n + 1),
+            Some(n) if c == CANCEL && n > 0 => tags = None,
+            Some(_) => return true,
+            None if is_tag(c) => {
+                if previous != Some(FLAG) || !is_flag_tag(c) {
+                    return true;
+                }
+                tags = Some(1);
+            }
+            None => {}
+        }
+        previous = Some(c);
+    }
+    tags.is_some_and(|n| n > 0)
+}
+
+/// Most tags an emoji flag's tag sequence takes (a region's code and a
+/// subdivision's: `gbsct` for Scotland).
+pub const MAX_FLAG_TAGS: usize = 8;
 
 /// A combining accent (the grapheme joiner U+034F, which shows nothing
 /// and joins nothing a reader sees, is not one).
@@ -122,6 +161,38 @@ pub fn bounded_evidence(raw: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tags(text: &str) -> String {
+        text.chars()
+            .map(|c| char::from_u32(u32::from(c) + 0xE0000).unwrap_or(c))
+            .collect()
+    }
+
+    #[test]
+    fn tag_characters_are_stray_outside_an_emoji_flag() {
+        let scotland = format!("\u{1F3F4}{}\u{E007F}", tags("gbsct"));
+        for kept in [
+            "plain".to_owned(),
+            format!("flag {scotland} ok"),
+            format!("{scotland}{scotland}"),
+            scotland.clone(),
+        ] {
+            assert!(!has_stray_tags(&kept), "{kept:?}");
+        }
+        for stray in [
+            format!("Withdrawn{}", tags("wire money to acct 666")),
+            format!("\u{1F3F4}{}\u{E007F}", tags("wire money to acct 666")),
+            format!("\u{1F3F4}{}", tags("gbsct")),
+            format!("\u{1F3F4}{} x", tags("gbsct")),
+            format!("\u{1F3F4}{}\u{E007F}", tags("GBSCT")),
+            "\u{1F3F4}\u{E007F}".to_owned(),
+            "x\u{E007F}".to_owned(),
+            format!("\u{1F3F4}\u{E0001}{}\u{E007F}", tags("gb")),
+            format!("a{}", tags("b")),
+        ] {
+            assert!(has_stray_tags(&stray), "{stray:?}");
+        }
+    }
 
     #[test]
     fn escaped_shows_where_each_invisible_character_is() {

@@ -163,11 +163,12 @@ fn text(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<()> 
             "must not contain control characters",
         ));
     }
-    if value.chars().any(domain::text::is_hidden) {
+    if value.chars().any(domain::text::is_hidden) || domain::text::has_stray_tags(value) {
         return Err(ApiError::validation(
             field,
             "must not contain invisible formatting characters (bidirectional overrides, \
-             zero-width spaces, byte-order marks) or noncharacters",
+             zero-width spaces, byte-order marks, tag characters outside an emoji flag) \
+             or noncharacters",
         ));
     }
     Ok(())
@@ -202,6 +203,8 @@ mod tests {
             "\u{FEFF}v1",
             "\u{10FFFF}",
             "a\u{FDD0}",
+            // "hi" in tag characters, which show nothing.
+            "ok\u{E0068}\u{E0069}",
         ] {
             assert_eq!(
                 field_of(label("catalogVersion", hostile, MAX_LABEL_BYTES)),
@@ -217,6 +220,9 @@ mod tests {
         assert!(reason("reason", "family \u{1F468}\u{200D}\u{1F469} moved").is_ok());
         assert!(label("signer", "\u{0645}\u{200C}\u{0627}", MAX_LABEL_BYTES).is_ok());
         assert!(label("signer", "Zo\u{00EB} M\u{00FC}ller", MAX_LABEL_BYTES).is_ok());
+        // The flag of Scotland is written with tag characters.
+        let scotland = "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
+        assert!(reason("reason", &format!("moved to {scotland}")).is_ok());
     }
 
     #[test]
