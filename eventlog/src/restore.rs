@@ -316,6 +316,100 @@ impl ChainCheck {
     }
 }
 
+/// Creates `dir` (mode 0700, with its missing parents) and says whether
+/// this call created it: `false` when it was there already.
+fn create_claimed_dir(dir: &Path) -> Result<bool, RestoreError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        storage::create_private_dir(parent).map_err(|e| LogError::io(parent, e))?;
+    }
+    use std::os::unix::fs::DirBuilderExt as _;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+        Err(e) => Err(LogError::io(dir, e).into()),
+    }
+}
+
+/// Takes back a claim that [`Restorer::create`] could not complete: its
+/// marker, and the directory if it created it and nothing else is there.
+/// Whatever anyone else put there stays.
+fn give_up_claim(dir: &Path, created_dir: bool) {
+    let _ = std::fs::remove_file(dir.join(UNFINISHED_FILE));
+    if created_dir {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// The files and directories a restore writes into its directory: the
+/// marker, sled's (`conf`, `db`, `blobs`, `snap.*`), the acknowledged head
+/// and the snapshot marker ([`storage::SNAPSHOT_KEPT_FILE`]).
+fn written_by_a_restore(name: &str) -> bool {
+    matches!(
+        name,
+        UNFINISHED_FILE | "conf" | "db" | "blobs" | ACKED_HEAD_FILE | storage::SNAPSHOT_KEPT_FILE
+    ) || name.starts_with("snap.")
+}
+
+/// A restore's hold on its directory: what [`RestoreClaim::remove_written`]
+/// needs to take back what the restore wrote should it not finish.
+#[derive(Debug, Clone)]
+pub struct RestoreClaim {
+    dir: PathBuf,
+    created_dir: bool,
+}
+
+impl RestoreClaim {
+    /// The restore's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes what the restore wrote, once sled has let go of the
+    /// directory: the files a restore writes ([`UNFINISHED_FILE`] last, so
+    /// a removal that stops half-way still leaves a directory every
+    /// opener refuses), then the directory itself if the restore created
+    /// it and nothing else is in it. Anything else in the directory (put
+    /// there by someone else meanwhile) stays. Does nothing to a directory
+    /// without the marker: it holds no unfinished restore.
+    ///
+    /// # Errors
+    /// The first file that could not be removed.
+    pub fn remove_written(&self) -> std::io::Result<()> {
+        remove_restore_files(&self.dir)?;
+        if self.created_dir && self.dir.exists() {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+        Ok(())
+    }
+}
+
+/// Removes the files a restore writes ([`written_by_a_restore`]) from
+/// `dir`, the marker last, if `dir` holds an unfinished restore (its
+/// [`UNFINISHED_FILE`]); anything else stays.
+///
+/// # Errors
+/// The first entry that could not be listed or removed.
+pub fn remove_restore_files(dir: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(dir.join(UNFINISHED_FILE)).is_err() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == UNFINISHED_FILE || !written_by_a_restore(name) {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    std::fs::remove_file(dir.join(UNFINISHED_FILE))?;
+    crate::storage::sync_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// What [`Restorer::finish`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Restored {
@@ -332,6 +426,8 @@ pub struct Restored {
 /// Writes checked records into a new data directory (see the module docs).
 #[derive(Debug)]
 pub struct Restorer {
+    /// Whether the restore created `dir` (it was missing).
+    created_dir: bool,
     dir: PathBuf,
     db: sled::Db,
     tree: sled::Tree,
@@ -367,23 +463,54 @@ impl Restorer {
     /// cannot be created or sled cannot open it.
     pub fn create(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, RestoreError> {
         require_empty(dir)?;
+        let created_dir = create_claimed_dir(dir)?;
         // Durable before sled creates its files: a restore killed at any
         // point before `finish`, even while sled opens, leaves a directory
         // every opener refuses, never an empty log a server would start on.
-        storage::create_private_dir(dir).map_err(|e| LogError::io(dir, e))?;
+        // Created only if missing: of two restores into one directory, or
+        // a restore and whoever filled the directory since it was found
+        // empty, only the one that made the marker goes on.
         let unfinished = dir.join(UNFINISHED_FILE);
-        File::create(&unfinished)
-            .and_then(|file| file.sync_all())
-            .map_err(|e| LogError::io(&unfinished, e))?;
-        storage::sync_dir(dir)?;
-        let db = storage::open_sled(dir, cache_capacity_bytes)?;
-        let tree = db
-            .open_tree(keyspace::LOG_TREE)
-            .map_err(|e| storage::damage_or_storage(dir, e))?;
-        // Before any record: a restore that stops before `finish` leaves a
-        // directory that opens as damage, not as an empty log.
-        tree.insert(keyspace::RESTORE_MARKER, &[][..])?;
+        let marked = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&unfinished)
+            .and_then(|file| file.sync_all());
+        match marked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RestoreError::NotEmpty(dir.to_path_buf()))
+            }
+            Err(e) => {
+                give_up_claim(dir, created_dir);
+                return Err(LogError::io(&unfinished, e).into());
+            }
+        }
+        let opened = (|| {
+            storage::sync_dir(dir)?;
+            let db = storage::open_sled(dir, cache_capacity_bytes)?;
+            let tree = db
+                .open_tree(keyspace::LOG_TREE)
+                .map_err(|e| storage::damage_or_storage(dir, e))?;
+            // A log written into the directory since it was found empty
+            // (a server started on it) is not the restore's to add to.
+            if !tree.is_empty() {
+                return Err(RestoreError::NotEmpty(dir.to_path_buf()));
+            }
+            // Before any record: a restore that stops before `finish` leaves a
+            // directory that opens as damage, not as an empty log.
+            tree.insert(keyspace::RESTORE_MARKER, &[][..])?;
+            Ok((db, tree))
+        })();
+        let (db, tree) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                give_up_claim(dir, created_dir);
+                return Err(e);
+            }
+        };
         Ok(Self {
+            created_dir,
             dir: dir.to_path_buf(),
             db,
             tree,
@@ -403,6 +530,16 @@ impl Restorer {
     /// The position the next record must carry (the number written).
     pub fn next_position(&self) -> u64 {
         self.next_position
+    }
+
+    /// What removes this restore's files should it not finish (see
+    /// [`RestoreClaim::remove_written`]), kept apart so that it outlives
+    /// the restorer (and with it sled's hold on the directory).
+    pub fn claim(&self) -> RestoreClaim {
+        RestoreClaim {
+            dir: self.dir.clone(),
+            created_dir: self.created_dir,
+        }
     }
 
     /// Writes the next record (not durable before [`Restorer::finish`]).
@@ -542,6 +679,7 @@ impl Restorer {
     /// [`RestoreError::Log`] when writing or syncing fails.
     pub fn finish(self) -> Result<Restored, RestoreError> {
         let Self {
+            created_dir: _,
             dir,
             db,
             tree,

@@ -433,8 +433,8 @@ pub fn import(
             ),
         ));
     }
-    let existed = dir.exists();
     let created_parents = missing_parents(dir);
+    let mut claim = None;
     let restored = match restore_body(
         &mut lines,
         &header,
@@ -443,13 +443,19 @@ pub fn import(
         guarded,
         flush_stall_limit,
         progress,
+        &mut claim,
     ) {
         Ok(restored) => restored,
         // A stall leaves sled's threads writing: `run` starts a new
         // process, which clears the directory.
         Err(stall @ ReplayError::Log(LogError::FlushStalled { .. })) => return Err(stall),
         Err(refused) => {
-            remove_unfinished(dir, existed);
+            // Only a restore that claimed the directory wrote into it; one
+            // refused before (another import, or a server, got there
+            // first) leaves it to its owner.
+            if let Some(claim) = claim {
+                remove_unfinished(&claim);
+            }
             remove_empty(&created_parents);
             return Err(refused);
         }
@@ -470,7 +476,10 @@ pub fn import(
 
 /// Writes the file's body (after its header) into a new log in `dir`
 /// and finishes it: everything an import writes. The restorer, and with
-/// it sled, is dropped when this returns, whatever the outcome.
+/// it sled, is dropped when this returns, whatever the outcome; `claim`
+/// is set once the restore holds the directory (see
+/// [`Restorer::claim`]).
+#[allow(clippy::too_many_arguments)]
 fn restore_body<R: BufRead + Send>(
     lines: &mut Lines<R>,
     header: &Header,
@@ -479,11 +488,13 @@ fn restore_body<R: BufRead + Send>(
     guarded: &[String],
     flush_stall_limit: std::time::Duration,
     progress: &Progress,
+    claim: &mut Option<restore::RestoreClaim>,
 ) -> Result<restore::Restored, ReplayError> {
     let mut restorer = Restorer::create(dir, CACHE_BYTES)
         .map_err(restore_error)?
         .flush_stall_limit(flush_stall_limit)
         .side_effect_consumers(guarded);
+    *claim = Some(restorer.claim());
     progress.set_total(header.events);
 
     let (tx, rx) = sync_channel::<Result<Parsed, ReplayError>>(8);
@@ -504,11 +515,12 @@ fn restore_body<R: BufRead + Send>(
     restorer.finish().map_err(restore_error)
 }
 
-/// Removes what a refused import wrote into `dir`, which was missing
-/// (`existed` false: the directory goes) or empty (its entries go), once
+/// Removes what a refused import wrote ([`restore::RestoreClaim::remove_written`]:
+/// the restore's own files, and the directory if it created it), once
 /// sled has let go of it. A directory that cannot be cleaned keeps its
 /// marker (it opens as damage, never as a log) and the operator is told.
-fn remove_unfinished(dir: &Path, existed: bool) {
+fn remove_unfinished(claim: &restore::RestoreClaim) {
+    let dir = claim.dir();
     if !dir.exists() {
         return;
     }
@@ -518,12 +530,9 @@ fn remove_unfinished(dir: &Path, existed: bool) {
         Ok(())
     };
     let removed = released.and_then(|()| {
-        if existed {
-            clear_dir(dir)
-        } else {
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| ReplayError::io(format!("removing {}", dir.display()), e))
-        }
+        claim
+            .remove_written()
+            .map_err(|e| ReplayError::io(format!("removing the import from {}", dir.display()), e))
     });
     if let Err(e) = removed {
         eprintln!(
@@ -561,25 +570,6 @@ fn attempt() -> u32 {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1)
-}
-
-/// Removes everything in `dir`, which held nothing before this import
-/// (`require_empty`), so only what the import wrote goes.
-fn clear_dir(dir: &Path) -> Result<(), ReplayError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| ReplayError::io(format!("listing {}", dir.display()), e))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| ReplayError::io(format!("listing {}", dir.display()), e))?
-            .path();
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.map_err(|e| ReplayError::io(format!("removing {}", path.display()), e))?;
-    }
-    Ok(())
 }
 
 /// Replaces this process with a new run of the same command line as
@@ -694,7 +684,12 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
                 return Err(ReplayError::Log(stall));
             }
             progress.finish();
-            clear_dir(ctx.dir.path())?;
+            restore::remove_restore_files(ctx.dir.path()).map_err(|e| {
+                ReplayError::io(
+                    format!("removing the import from {}", ctx.dir.path().display()),
+                    e,
+                )
+            })?;
             eprintln!(
                 "import: sled did not finish writing within {} s (a known sled 0.34 stall); \
                  removed what attempt {attempt} of {MAX_ATTEMPTS} wrote; starting again",

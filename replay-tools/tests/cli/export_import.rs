@@ -1,7 +1,7 @@
 //! `export` / `import`: the round trip is exact and the chain is
 //! re-verified on the way in.
 
-use crate::common::{generated, generated_events, oms, oms_with_stdin};
+use crate::common::{generated, generated_events, oms, oms_with_stdin, Run};
 
 #[test]
 fn export_import_export_is_identical_and_the_import_verifies() {
@@ -539,5 +539,73 @@ fn an_interrupted_export_removes_its_partial_file() {
         assert_eq!(status.code(), Some(code), "SIG{signal}: {status}");
         assert!(!partial(&out), "SIG{signal}: the partial file is removed");
         assert!(!output.exists(), "SIG{signal}: no export was made");
+    }
+}
+
+/// An import that found its target empty and waits for its file (a pipe
+/// from an export that is still reading the log) is refused when a log
+/// lands in the target meanwhile, and leaves that log as it is: it used
+/// to remove everything in the directory, a server's acknowledged events
+/// with it.
+#[test]
+fn an_import_refused_by_a_log_written_meanwhile_leaves_that_log_untouched() {
+    use std::io::Write as _;
+    let (tmp, dir) = generated();
+    let text = exported(tmp.path(), &dir);
+    for existed in [false, true] {
+        let target = tmp.path().join(format!("target-existed-{existed}"));
+        if existed {
+            std::fs::create_dir(&target).unwrap();
+        }
+        let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+            .arg("--data-dir")
+            .arg(&target)
+            .args(["import", "-"])
+            .env_remove("OMS_DATA_DIR")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The import checks its target before it reads a byte.
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        crate::common::copy_dir(&dir, &target);
+        let mut stdin = import.stdin.take().unwrap();
+        // The import may stop reading as soon as it is refused.
+        let _ = stdin.write_all(text.as_bytes());
+        drop(stdin);
+        let output = import.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not empty"), "{stderr}");
+        let verify = oms(&target, &["verify", "--json"]);
+        assert_eq!(verify.code, 0, "existed {existed}: {verify:?}");
+        assert_eq!(
+            verify.json()["events"].as_u64(),
+            Some(generated_events()),
+            "{verify:?}"
+        );
+    }
+}
+
+/// Two imports into one missing directory at once: one claims it and
+/// finishes, the other is refused and removes nothing of the first's.
+#[test]
+fn of_two_imports_into_one_directory_one_finishes_and_the_other_leaves_it_alone() {
+    let (tmp, dir) = generated();
+    exported(tmp.path(), &dir);
+    let file = tmp.path().join("log.oms-export");
+    for round in 0..4 {
+        let target = tmp.path().join(format!("raced-{round}"));
+        let runs: Vec<Run> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| oms(&target, &["import", file.to_str().unwrap()])))
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let finished = runs.iter().filter(|run| run.code == 0).count();
+        assert_eq!(finished, 1, "round {round}: {runs:?}");
+        let verify = oms(&target, &["verify"]);
+        assert_eq!(verify.code, 0, "round {round}: {verify:?} after {runs:?}");
     }
 }
