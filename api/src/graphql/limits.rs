@@ -459,10 +459,14 @@ impl LimitedSchema {
 impl Executor for LimitedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
         let checked = self.documents.check(&mut request);
+        let unprovided = super::variables::unprovided(&mut request);
         let schema = self.schema.clone();
         let types = self.types.clone();
         async move {
             match checked {
+                Ok(_) if unprovided.is_some() => {
+                    Response::from_errors(unprovided.into_iter().collect())
+                }
                 Ok(_) => {
                     let ran = Ran::of(&request);
                     let response = schema.execute(request).await;
@@ -480,7 +484,11 @@ impl Executor for LimitedSchema {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        match self.documents.check(&mut request) {
+        let checked = self.documents.check(&mut request);
+        if let (Ok(_), Some(unprovided)) = (&checked, super::variables::unprovided(&mut request)) {
+            return stream::once(async move { Response::from_errors(vec![unprovided]) }).boxed();
+        }
+        match checked {
             Ok(_) => {
                 let deadline = self
                     .operation_timeout

@@ -12,6 +12,7 @@ pub mod mutation;
 pub mod query;
 pub mod subscription;
 pub mod types;
+pub mod variables;
 
 use std::sync::Arc;
 

@@ -504,6 +504,40 @@ async fn a_value_an_enum_does_not_have_is_refused_with_the_allowed_values() {
     }
 }
 
+/// A request whose operation declares a non-null variable and gives it no
+/// value (or null) runs nothing: async-graphql reported the variable only
+/// at the field that read it, after running the mutations before it.
+#[tokio::test]
+async fn a_request_missing_a_required_variable_runs_nothing() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    for variables in [json!({}), json!({ "c": null })] {
+        let (status, body) = client
+            .post(
+                Some(&sales),
+                &json!({
+                    "query": r#"mutation($c: String!) {
+                        a: createQuote(commandId: "mv1", customerId: "cust-1") { id }
+                        b: createQuote(commandId: "mv2", customerId: $c) { id } }"#,
+                    "variables": variables,
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"].is_null(), "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("$c"), "{body}");
+    }
+    // Had the first mutation run, its command id would now name other
+    // arguments (IDEMPOTENCY_CONFLICT).
+    let created = client.create_quote(&sales, "mv1", "cust-2").await;
+    assert!(created.is_ok(), "{created:?}");
+}
+
 /// A field that failed answers as the GraphQL specification has it: null
 /// where its type allows it, else at its nearest nullable parent. A
 /// mutation field is nullable, so one that failed answers null beside the
