@@ -318,8 +318,8 @@ fn resolve_handoff(
 ) -> PolicyCommand {
     let note = match resolution {
         Resolution::NewAttempt => "order line retried under a new attempt".to_owned(),
-        Resolution::ResolvedExternally { reference, .. } => {
-            format!("resolved externally: {reference}")
+        Resolution::ResolvedExternally { reference, note } => {
+            crate::handoff::resolved_externally(reference, note)
         }
         Resolution::CancelLine { reason } => format!("order line cancelled: {reason}"),
     };

@@ -333,6 +333,37 @@ fn a_resolved_line_fallout_resolves_its_handoff() {
     assert_eq!(operator, "ops");
 }
 
+/// An external resolution's note (what the operator checked) reaches the
+/// handoff's resolution beside the reference, as `resolveHandoffFallout`
+/// records it: it used to keep the reference only.
+#[test]
+fn an_external_resolution_resolves_its_handoff_with_the_reference_and_the_note() {
+    let handoff_id = subject("l1", Purpose::Reserve, 1).handoff_id();
+    let event = OrderEvent::LineFalloutResolved {
+        line_id: line_id("l1"),
+        step: Step::Reservation,
+        handoff_id,
+        resolution: Resolution::ResolvedExternally {
+            reference: "INC-1".to_owned(),
+            note: "reserved by hand in the WMS".to_owned(),
+        },
+        operator: "ops".to_owned(),
+        at: at(1),
+    };
+    let commands = react(&input(TriggerEvent::Order(&event)));
+    let [PolicyCommand {
+        command: IssuedCommand::Handoff(HandoffCommand::Resolve { note, .. }),
+        ..
+    }] = commands.as_slice()
+    else {
+        panic!("expected one resolve, got {commands:?}");
+    };
+    assert_eq!(
+        note,
+        "resolved externally: INC-1: reserved by hand in the WMS"
+    );
+}
+
 #[test]
 fn a_cancelled_order_opens_its_compensation_handoffs() {
     let history = [order_captured(&["l1"])];

@@ -1149,7 +1149,7 @@ impl Mutation {
                 }
                 Ok(HandoffCommand::Resolve {
                     operator: principal.name.clone(),
-                    note: format!("resolved externally: {reference}: {note}"),
+                    note: domain::handoff::resolved_externally(&reference, &note),
                     at: platform.timestamp(),
                 })
             })

@@ -63,3 +63,9 @@ pub enum HandoffCommand {
         at: Timestamp,
     },
 }
+
+/// The note of a handoff an operator resolved externally: the external
+/// system's `reference` for the work, then what the operator checked.
+pub fn resolved_externally(reference: &str, note: &str) -> String {
+    format!("resolved externally: {reference}: {note}")
+}

@@ -15,7 +15,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use command::HandoffCommand;
+pub use command::{resolved_externally, HandoffCommand};
 pub use decide::WITHDRAWN_BY;
 pub use error::HandoffError;
 pub use event::HandoffEvent;
