@@ -14,7 +14,7 @@ use async_graphql::{BatchRequest, Data, Executor, ParseRequestError};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::{Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -411,7 +411,8 @@ async fn graphql_get(
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
-    execute(&state, principal, BatchRequest::Single(request)).await
+    let media_type = answer_media_type(&headers);
+    execute(&state, principal, BatchRequest::Single(request), media_type).await
 }
 
 /// `POST /graphql`. The body is buffered by axum's `Bytes` first, so a body
@@ -464,7 +465,39 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             ));
         }
     }
-    execute(&state, principal, request).await
+    execute(&state, principal, request, answer_media_type(&headers)).await
+}
+
+/// The GraphQL-over-HTTP media type.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The media type of a GraphQL answer: `application/graphql-response+json`
+/// when the request's `Accept` lists it, else `application/json`, which
+/// a client sending no `Accept`, or `Accept: application/json`, reads
+/// (GraphQL over HTTP).
+fn answer_media_type(headers: &HeaderMap) -> &'static str {
+    let listed = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media_type = parts.next()?;
+            // A range the client refuses (`q=0`) is not one it accepts.
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (!refused).then_some(media_type)
+        })
+        .any(|media_type| media_type.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON));
+    if listed {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    }
 }
 
 /// Runs an authenticated, checked request: in a span naming the tenant,
@@ -473,6 +506,7 @@ async fn execute(
     state: &AppState,
     principal: crate::auth::Principal,
     mut request: BatchRequest,
+    media_type: &'static str,
 ) -> Response {
     let operation = operation_name(&state.schema, &mut request);
     let span = tracing::info_span!(
@@ -495,7 +529,11 @@ async fn execute(
         .platform
         .metrics
         .observe_request(&credential, &operation, ok, started.elapsed());
-    GraphQLResponse::from(response).into_response()
+    let mut answer = GraphQLResponse::from(response).into_response();
+    answer
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    answer
 }
 
 async fn websocket(
@@ -654,7 +692,39 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 #[cfg(test)]
 mod tests {
-    use super::{liveness, readiness, StatusCode};
+    use super::{answer_media_type, header, liveness, readiness, HeaderMap, StatusCode};
+
+    #[test]
+    fn an_answer_is_graphql_response_json_only_for_a_client_that_accepts_it() {
+        let with = |accept: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in accept {
+                headers.append(
+                    header::ACCEPT,
+                    value.parse().unwrap_or_else(|_| unreachable!()),
+                );
+            }
+            answer_media_type(&headers)
+        };
+        assert_eq!(with(&[]), "application/json");
+        assert_eq!(with(&["application/json"]), "application/json");
+        assert_eq!(with(&["*/*"]), "application/json");
+        for accepts in [
+            &["application/graphql-response+json"][..],
+            &["application/json;q=0.9, Application/GraphQL-Response+JSON"],
+            &["text/html", "application/graphql-response+json; q=1"],
+        ] {
+            assert_eq!(
+                with(accepts),
+                "application/graphql-response+json",
+                "{accepts:?}"
+            );
+        }
+        assert_eq!(
+            with(&["application/graphql-response+json;q=0, application/json"]),
+            "application/json"
+        );
+    }
 
     #[test]
     fn a_fenced_log_fails_liveness_and_readiness() {

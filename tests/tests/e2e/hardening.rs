@@ -188,6 +188,41 @@ async fn at_most_eight_operations_per_batch() {
     assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
 }
 
+/// An answer is `application/json` unless the client accepts
+/// `application/graphql-response+json` (GraphQL over HTTP): it was the
+/// latter whatever the client asked for.
+#[tokio::test]
+async fn an_answer_has_the_media_type_the_client_accepts() {
+    let server = Server::start();
+    for (accept, expected) in [
+        (None, "application/json"),
+        (Some("application/json"), "application/json"),
+        (
+            Some("application/graphql-response+json, application/json;q=0.9"),
+            "application/graphql-response+json",
+        ),
+    ] {
+        let mut request = server
+            .client
+            .http()
+            .post(&server.client.endpoint)
+            .bearer_auth(server.token("viewer"))
+            .json(&json!({ "query": "{ me { tenant } }" }));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let media_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(media_type, expected, "Accept: {accept:?}");
+    }
+}
+
 #[tokio::test]
 async fn malformed_json_is_a_client_error() {
     let server = Server::start();
