@@ -91,8 +91,19 @@ impl DataDir {
     }
 
     /// Opens the log through [`EventLog::open`] (recovery checks included).
+    /// An acknowledged-head file that does not check out is named on
+    /// stderr first ([`eventlog::acknowledged_head_warning`]): the open
+    /// writes it anew, with the head the log holds.
     pub fn open_log(&self) -> Result<EventLog, ReplayError> {
         self.require_log()?;
+        // A file that is missing is the open's to judge (it names a log
+        // that lost it); one that is there and unreadable is overwritten.
+        if let Some(warning) = eventlog::acknowledged_head_warning(&self.path, 0) {
+            eprintln!(
+                "oms-replay: warning: {warning}; opening the log writes it anew with the head \
+                 the log holds now, so `oms-replay verify` will not warn of it again"
+            );
+        }
         let mut config = LogConfig::new(&self.path);
         config.cache_capacity_bytes = CACHE_BYTES;
         config.projection_cache_bytes = CACHE_BYTES;

@@ -168,6 +168,33 @@ fn verify_reports_an_acknowledged_head_file_it_cannot_read() {
     );
 }
 
+/// Every command warns when the acknowledged-head check cannot be made,
+/// not only `verify`: `export` wrote the log out as sound, and the
+/// commands that open the log (`consumers`, `rebuild`, `reset-consumer`)
+/// rewrote the damaged file without a word, so a `verify` after them
+/// found nothing to warn about.
+#[test]
+fn every_command_warns_of_an_acknowledged_head_file_it_cannot_read() {
+    let (tmp, dir) = generated();
+    let acked = dir.join(eventlog::ACKED_HEAD_FILE);
+    let mut bytes = std::fs::read(&acked).unwrap();
+    bytes[20] ^= 0xFF;
+    std::fs::write(&acked, bytes).unwrap();
+    let export = tmp.path().join("out.oms-export");
+    let export = export.to_str().unwrap();
+    for args in [
+        &["export", "-o", export][..],
+        &["trace", "corr-0"],
+        &["consumers"],
+    ] {
+        let run = oms(&dir, args);
+        assert!(
+            run.stderr.contains("acked-head") && run.stderr.contains("unreadable"),
+            "{args:?}: {run:?}"
+        );
+    }
+}
+
 #[test]
 fn a_time_past_year_9999_is_a_usage_error_and_an_offset_is_understood() {
     let (_tmp, dir) = generated();
