@@ -127,10 +127,16 @@ pub enum Problem {
     },
     /// The log ends here, but every position below `acknowledged` was
     /// acknowledged to a caller: acknowledged events are gone (sled drops
-    /// the rest of its log after a damaged spot when it recovers).
+    /// the rest of its log after a damaged spot when it recovers; the
+    /// events since the last checkpoint are in the redo journal only, so a
+    /// directory copied without `journal/`, or with a damaged journal
+    /// file, lacks them too).
     #[error(
         "the log ends here but positions up to {} were acknowledged (acked-head): \
-         acknowledged events are missing",
+         acknowledged events are missing (the events since sled's last checkpoint are \
+         kept in the redo journal, `journal/`: if this directory was copied without it, \
+         or a journal file was changed, put back the journal of the directory it came \
+         from; else restore from a backup or an export)",
         .acknowledged.saturating_sub(1)
     )]
     MissingAcknowledged {

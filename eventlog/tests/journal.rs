@@ -188,6 +188,8 @@ async fn a_garbled_acknowledged_frame_is_not_silently_dropped() {
     std::fs::write(&path, bytes).unwrap();
     assert_eq!(scan_file(&path).unwrap().unwrap().frames.len(), 5);
     let err = EventLog::open(LogConfig::new(dir.path())).unwrap_err();
+    // The message points at the journal, where the events were.
+    assert!(err.to_string().contains("`journal/`"), "{err}");
     match &err {
         LogError::Damaged {
             position,
