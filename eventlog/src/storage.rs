@@ -331,6 +331,19 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
     // What stands at `name`, if anything; damage unless it is `want`.
     let expect = |name: &str, want: Entry| -> Result<Option<Entry>, LogError> {
         match Entry::at(&path.join(name)) {
+            // The read models are derived from the log and made again.
+            Some(found) if found != want && name == PROJECTION_DIR => {
+                Err(LogError::DamagedStorage {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "`{name}` is {}, where the server keeps the read models' directory; \
+                         nothing was opened or written: move it out of the data directory (the \
+                         read models are made again from the log at the server's next start, \
+                         or by `oms-replay rebuild --all`)",
+                        found.described(),
+                    ),
+                })
+            }
             Some(found) if found != want => Err(LogError::DamagedStorage {
                 path: path.to_path_buf(),
                 detail: format!(
@@ -357,6 +370,12 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
         }
     }
     Ok(())
+}
+
+/// Whether `path` is a data directory's read-models directory.
+fn is_projection_dir(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name == std::ffi::OsStr::new(PROJECTION_DIR))
 }
 
 /// What stands at a path of a data directory, for [`check_own_files`].
@@ -628,6 +647,15 @@ fn corruption_detail(path: &Path) -> String {
     } else {
         format!(" (sled's snapshot here: {})", snapshots.join(", "))
     };
+    // The read models are derived from the log: what to do with their
+    // database is their opener's to say (the server sets it aside and
+    // refills it, `oms-replay` names the rebuild).
+    if is_projection_dir(path) {
+        return format!(
+            "sled refuses to recover it (a checksum failed in a stored page it reads at \
+             start{named})"
+        );
+    }
     format!(
         "sled refuses to recover it (a checksum failed in a stored page it reads at start{named}): keep this directory as it is (do not move or delete \
          its files: without its snapshot sled rebuilds from the data file's start and \
@@ -851,7 +879,21 @@ impl BlobSync {
 mod tests {
     use std::time::Duration;
 
-    use super::{crc32, described, flush_within, within};
+    use super::{corruption_detail, crc32, described, flush_within, within, PROJECTION_DIR};
+
+    #[test]
+    fn damage_to_the_read_models_is_not_given_the_logs_remedy() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = corruption_detail(dir.path());
+        assert!(log.contains("restore it from a backup"), "{log}");
+        let read_models = corruption_detail(&dir.path().join(PROJECTION_DIR));
+        assert!(read_models.contains("checksum failed"), "{read_models}");
+        assert!(!read_models.contains("backup"), "{read_models}");
+        assert!(
+            !read_models.contains("keep this directory"),
+            "{read_models}"
+        );
+    }
 
     #[test]
     fn a_failed_checksum_is_described_without_sleds_debug_form() {
