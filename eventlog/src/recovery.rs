@@ -61,6 +61,11 @@ pub fn check_layout(tree: &sled::Tree) -> Result<(), LogError> {
     }
 }
 
+/// What a directory an import did not finish writing is refused with:
+/// what happened, and the way on.
+pub(crate) const UNFINISHED_RESTORE: &str = "a restore into this directory did not finish \
+     (nothing in it was ever acknowledged): remove the directory and import again";
+
 /// Refuses a directory that a restore ([`crate::restore`]) wrote into
 /// and did not finish, however little it wrote (what it holds is a
 /// prefix of another log, without its idempotency records).
@@ -69,10 +74,7 @@ pub fn check_layout(tree: &sled::Tree) -> Result<(), LogError> {
 /// [`LogError::Inconsistent`] at position 0 naming the unfinished restore.
 pub fn check_restore_finished(tree: &sled::Tree) -> Result<(), LogError> {
     if tree.contains_key(keyspace::RESTORE_MARKER)? {
-        return Err(inconsistent(
-            0,
-            "a restore into this directory did not finish",
-        ));
+        return Err(inconsistent(0, UNFINISHED_RESTORE));
     }
     Ok(())
 }

@@ -585,7 +585,7 @@ pub fn check_restore_finished_file(path: &Path) -> Result<(), LogError> {
         }
         return Err(LogError::Inconsistent {
             position: 0,
-            problem: "a restore into this directory did not finish".to_owned(),
+            problem: crate::recovery::UNFINISHED_RESTORE.to_owned(),
         });
     }
     Ok(())

@@ -31,11 +31,12 @@ pub const EXIT_ERROR: u8 = 4;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
-    /// A running server (or an import still writing) holds the data
-    /// directory's lock.
+    /// A running server, or another `oms-replay` command (an import still
+    /// writing, a rebuild), holds the data directory's lock.
     #[error(
-        "data directory {} is held by a running server (or by an import still writing it); \
-         stop it, or use the admin mutation \
+        "data directory {} is held by a running server or by another oms-replay command \
+         (an import still writing it, a rebuild); wait for that command, or stop the server \
+         or use its admin mutations \
          `verifyLog` / `rebuildProjection` / `resetConsumer` over GraphQL",
         .0.display()
     )]

@@ -21,7 +21,7 @@ fn a_locked_data_directory_names_the_server_and_the_admin_mutations() {
         let run = oms(&dir, &args);
         assert_eq!(run.code, 3, "{args:?}: {run:?}");
         assert!(
-            run.stderr.contains("is held by a running server (or by an import still writing it); stop it, or use the admin mutation `verifyLog` / `rebuildProjection` / `resetConsumer` over GraphQL"),
+            run.stderr.contains("is held by a running server or by another oms-replay command (an import still writing it, a rebuild); wait for that command, or stop the server or use its admin mutations `verifyLog` / `rebuildProjection` / `resetConsumer` over GraphQL"),
             "{}",
             run.stderr
         );
