@@ -191,6 +191,12 @@ fn for_each_idempotency_line(
 /// inside the data directory (it would replace the log's own files).
 pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayError> {
     refuse_output_inside(&args.output, ctx.dir.path())?;
+    if args.output.is_dir() {
+        return Err(ReplayError::Usage(format!(
+            "-o {} is a directory: name the export file (inside it, say)",
+            args.output.display()
+        )));
+    }
     let reader = LogReader::open(&ctx.dir)?;
     eventlog::check_restore_finished(reader.tree())?;
     let head = reader.next_position()?;

@@ -223,8 +223,19 @@ fn parse_body<R: BufRead>(
                 ),
             )
         })?;
-        let line: EventLine<'_> =
-            serde_json::from_str(text).map_err(|e| bad(number, format!("bad event line: {e}")))?;
+        let line: EventLine<'_> = serde_json::from_str(text).map_err(|e| {
+            if serde_json::from_str::<IdempotencyLine<'_>>(text).is_ok() {
+                bad(
+                    number,
+                    format!(
+                        "an idempotency record after {position} events; the header says {}",
+                        header.events
+                    ),
+                )
+            } else {
+                bad(number, format!("bad event line: {e}"))
+            }
+        })?;
         if line.kind != "event" {
             return Err(bad(
                 number,
@@ -271,6 +282,7 @@ fn parse_body<R: BufRead>(
     }
     let mut records = Vec::with_capacity(CHUNK);
     let mut digest = Sha256::new();
+    let mut previous_key: Option<String> = None;
     for _ in 0..header.idempotency_records {
         let number = lines.number + 1;
         let text = lines
@@ -309,6 +321,15 @@ fn parse_body<R: BufRead>(
                 ),
             ));
         }
+        // An export lists each key once, in key order: the same key on the
+        // line before is a line given twice.
+        if previous_key.as_deref() == Some(line.key.as_ref()) {
+            return Err(bad(
+                number,
+                format!("idempotency record {} is given twice", line.key),
+            ));
+        }
+        previous_key = Some(line.key.clone().into_owned());
         records.push((line.key.into_owned(), value));
         if records.len() == CHUNK {
             let full = std::mem::replace(&mut records, Vec::with_capacity(CHUNK));
@@ -664,7 +685,11 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     check_side_effect_consumers(&args.side_effect_consumers)?;
     let progress = ctx.progress("import", None);
     let limit = std::time::Duration::from_secs(args.flush_stall_limit);
-    let guarded = &args.side_effect_consumers;
+    // A name given twice is one consumer.
+    let mut guarded = args.side_effect_consumers.clone();
+    guarded.sort();
+    guarded.dedup();
+    let guarded = &guarded;
     let from_stdin = args.file.as_os_str() == "-";
     let imported = if from_stdin {
         import(std::io::stdin(), ctx.dir.path(), guarded, limit, &progress)

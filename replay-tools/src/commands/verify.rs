@@ -57,9 +57,13 @@ impl FromStr for Digest {
             .trim()
             .split_once(':')
             .ok_or("a digest is POSITION:HASH (64 hex digits)")?;
-        let position = position
-            .parse()
-            .map_err(|_| format!("digest position {position:?} is not a number"))?;
+        let position = position.parse().map_err(|e: std::num::ParseIntError| {
+            if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+                format!("digest position {position:?} is past any position a log can hold")
+            } else {
+                format!("digest position {position:?} is not a number")
+            }
+        })?;
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(hash, &mut bytes)
             .map_err(|_| "digest hash must be 64 hex digits".to_owned())?;

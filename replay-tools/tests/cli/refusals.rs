@@ -7,7 +7,7 @@
 //! not a panic or an empty answer; an import of a file that is missing or
 //! a directory is a usage error.
 
-use crate::common::{copy_dir, generated, oms, with_raw_tree};
+use crate::common::{copy_dir, generated, generated_events, oms, with_raw_tree};
 
 #[test]
 fn a_directory_an_import_did_not_finish_is_not_exported_and_readers_say_so() {
@@ -567,4 +567,92 @@ fn a_data_directory_on_a_read_only_mount_is_refused_with_the_way_out() {
     }
     drop(_unmount);
     assert_eq!(oms(&dir, &["verify"]).code, 0, "the copy itself is sound");
+}
+
+/// An export whose header counts more events than it holds, or that gives
+/// an idempotency record twice, is refused naming the line and what is
+/// wrong with it: the first said "bad event line: missing field
+/// `position`", the second named no line at all.
+#[test]
+fn an_export_with_too_few_events_or_a_record_given_twice_names_its_line() {
+    let (tmp, dir) = generated();
+    let file = tmp.path().join("log.oms-export");
+    assert_eq!(oms(&dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let events = generated_events();
+
+    let mut header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    header["events"] = (events + 1).into();
+    header["head_position"] = events.into();
+    let mut more = lines.clone();
+    more[0] = header.to_string();
+    let first_idempotency = lines
+        .iter()
+        .position(|l| l.contains("\"idempotency\""))
+        .expect("an idempotency line");
+    let mut twice = lines.clone();
+    twice.insert(first_idempotency + 1, lines[first_idempotency].clone());
+    let mut header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    header["idempotency_records"] = (header["idempotency_records"].as_u64().unwrap() + 1).into();
+    twice[0] = header.to_string();
+
+    for (n, (changed, said)) in [
+        (more, format!("an idempotency record after {events} events")),
+        (twice, "is given twice".to_owned()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = tmp.path().join(format!("changed-{n}.oms-export"));
+        std::fs::write(&path, changed.join("\n") + "\n").unwrap();
+        let run = oms(
+            &tmp.path().join(format!("restored-{n}")),
+            &["import", path.to_str().unwrap()],
+        );
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stderr.contains(&said), "{said}: {run:?}");
+        assert!(run.stderr.contains("line "), "{run:?}");
+    }
+}
+
+/// Odd arguments are usage errors that say what is wrong: a directory as
+/// the export file (it was an I/O error, exit 4), a digest position past
+/// any (it was "not a number"); a side-effect consumer named twice is
+/// one consumer.
+#[test]
+fn odd_arguments_say_what_is_wrong_with_them() {
+    let (tmp, dir) = generated();
+    let run = oms(&dir, &["export", "-o", tmp.path().to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("is a directory"), "{run:?}");
+    let run = oms(
+        &dir,
+        &[
+            "verify",
+            "--against",
+            &format!("99999999999999999999:{}", "0".repeat(64)),
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("past any position"), "{run:?}");
+    let file = tmp.path().join("log.oms-export");
+    assert_eq!(oms(&dir, &["export", "-o", file.to_str().unwrap()]).code, 0);
+    let run = oms(
+        &tmp.path().join("restored"),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--side-effect-consumer",
+            "handoff-dispatcher",
+            "--side-effect-consumer",
+            "handoff-dispatcher",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout.matches("handoff-dispatcher").count(),
+        1,
+        "{run:?}"
+    );
 }
