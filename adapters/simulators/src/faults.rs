@@ -111,7 +111,8 @@ impl FromStr for Fault {
             .ok_or_else(|| {
                 let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
                 FaultParseError(format!(
-                    "unknown fault `{name}`; known: {}",
+                    "unknown fault `{}`; known: {}",
+                    domain::text::escaped(name),
                     known.join(", ")
                 ))
             })

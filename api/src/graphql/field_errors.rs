@@ -345,8 +345,10 @@ fn in_selection_order(data: &mut Value, path: &[PathSegment], steps: &[Step]) {
 
 /// Gives `VALIDATION` to every error without a code: the engine's own
 /// (parse errors, unknown fields, depth and complexity limits) are the
-/// client's request being invalid. A value an enum does not have is
-/// explained with the values it has.
+/// client's request being invalid, and their messages show each invisible
+/// character they quote but a line break as its escape
+/// ([`domain::text::escaped`]). A value
+/// an enum does not have is explained with the values it has.
 pub fn code_engine_errors(response: &mut Response) {
     for error in &mut response.errors {
         if let Some(explained) = crate::graphql::enum_values::explain(&error.message) {
@@ -355,6 +357,16 @@ pub fn code_engine_errors(response: &mut Response) {
         let field = argument_named_in(&error.message).map(str::to_owned);
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
+            // The engine quotes what the client sent (an operation's name,
+            // a value) as it came: a direction override or a control
+            // character would reshape the message where it is shown. Its
+            // own line breaks (a parse error's drawing) stay.
+            error.message = error
+                .message
+                .split('\n')
+                .map(domain::text::escaped)
+                .collect::<Vec<_>>()
+                .join("\n");
             extensions.set("code", "VALIDATION");
             if let Some(field) = field {
                 if extensions.get("field").is_none() {
@@ -411,6 +423,22 @@ mod tests {
         let mut error = ServerError::new("forbidden", None);
         error.path = path;
         error
+    }
+
+    #[test]
+    fn an_engine_message_shows_what_the_client_sent_escaped() {
+        let mut response = Response::from_errors(vec![ServerError::new(
+            "Unknown operation named \"a\u{202E}b\nc\u{1b}\"",
+            None,
+        )]);
+        code_engine_errors(&mut response);
+        let message = &response.errors[0].message;
+        assert!(
+            !message.chars().any(|c| c.is_control() && c != '\n'),
+            "{message:?}"
+        );
+        assert!(!message.contains('\u{202E}'), "{message:?}");
+        assert!(message.contains("a\\u{202e}b\nc\\u{1b}"), "{message:?}");
     }
 
     #[test]
