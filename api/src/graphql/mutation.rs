@@ -171,13 +171,24 @@ async fn quote_command(
     request: serde_json::Value,
     make: impl FnOnce(&Platform, &Principal) -> ApiResult<QuoteCommand>,
 ) -> async_graphql::Result<CommandResult> {
-    let (platform, principal) = caller(ctx, Role::Sales, action)?;
     let command = QuoteRequest {
         quote_id,
         command_id: &command_id,
         expected_version,
         request,
     };
+    quote_command_as(ctx, Role::Sales, action, command, make).await
+}
+
+/// [`quote_command`] for a caller with the `needed` role.
+async fn quote_command_as(
+    ctx: &Context<'_>,
+    needed: Role,
+    action: &'static str,
+    command: QuoteRequest<'_>,
+    make: impl FnOnce(&Platform, &Principal) -> ApiResult<QuoteCommand>,
+) -> async_graphql::Result<CommandResult> {
+    let (platform, principal) = caller(ctx, needed, action)?;
     run_quote_command(platform, principal, command, |_| async {
         make(platform, principal)
     })
@@ -647,7 +658,8 @@ impl Mutation {
         ))
     }
 
-    /// Grants a pending approval.
+    /// Grants a pending approval: the tenant's `admin`'s to give (ADR 0059),
+    /// never the seller's who priced the quote.
     async fn approve_quote(
         &self,
         ctx: &Context<'_>,
@@ -656,13 +668,17 @@ impl Mutation {
         expected_version: Option<i64>,
     ) -> async_graphql::Result<Option<CommandResult>> {
         let request = serde_json::json!({"mutation": "approveQuote", "quoteId": quote_id});
-        quote_command(
-            ctx,
-            "approve",
+        let command = QuoteRequest {
             quote_id,
-            command_id,
+            command_id: &command_id,
             expected_version,
             request,
+        };
+        quote_command_as(
+            ctx,
+            Role::Admin,
+            "approve quotes",
+            command,
             |platform, principal| {
                 Ok(QuoteCommand::Approve {
                     approver: principal.name.clone(),
@@ -674,7 +690,8 @@ impl Mutation {
         .map(Some)
     }
 
-    /// Refuses a pending approval (`reason`: not blank, at most 2,000 bytes).
+    /// Refuses a pending approval (`reason`: not blank, at most 2,000
+    /// bytes): the tenant's `admin`'s, as granting it is (ADR 0059).
     async fn reject_quote_approval(
         &self,
         ctx: &Context<'_>,
@@ -684,16 +701,20 @@ impl Mutation {
         reason: String,
     ) -> async_graphql::Result<Option<CommandResult>> {
         // The role first: a caller who may not do this learns nothing of the input rules.
-        caller(ctx, Role::Sales, "reject approvals")?;
+        caller(ctx, Role::Admin, "reject approvals")?;
         input::reason("reason", &reason)?;
         let request = serde_json::json!({"mutation": "rejectQuoteApproval", "quoteId": quote_id, "reason": reason});
-        quote_command(
-            ctx,
-            "reject approvals",
+        let command = QuoteRequest {
             quote_id,
-            command_id,
+            command_id: &command_id,
             expected_version,
             request,
+        };
+        quote_command_as(
+            ctx,
+            Role::Admin,
+            "reject approvals",
+            command,
             |platform, principal| {
                 Ok(QuoteCommand::RejectApproval {
                     approver: principal.name.clone(),

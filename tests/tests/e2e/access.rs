@@ -57,6 +57,8 @@ fn allowed(operation: &str, role: &str) -> bool {
             matches!(role, "admin" | "platform")
         }
         "revalidateQuoteCustomer" => matches!(role, "sales" | "operator" | "admin" | "platform"),
+        // An approval is never the seller's own (ADR 0059).
+        "approveQuote" | "rejectQuoteApproval" => matches!(role, "admin" | "platform"),
         "cancelOrder" | "resolveFallout" | "resolveHandoffFallout" | "triggerReconciliation" => {
             matches!(role, "operator" | "admin" | "platform")
         }

@@ -189,7 +189,7 @@ async fn a_suspended_account_is_quoted_only_with_approval_and_a_closed_one_not_a
         .await
         .unwrap_err();
     assert_eq!(early.extensions["rule"], "approval_missing", "{early:?}");
-    approve(&server, &sales, &quote).await;
+    approve(&server, &server.token("admin"), &quote).await;
     client.propose_and_sign(&sales, &quote, 1).await.unwrap();
     client.accept(&sales, &quote).await.unwrap();
     assert_eq!(
@@ -228,7 +228,7 @@ async fn an_account_suspended_before_acceptance_needs_a_new_approval() {
     // The same command again reports nothing twice and is refused alike.
     let again = accept(command).await.unwrap_err();
     assert_eq!(again.extensions["rule"], "approval_missing", "{again:?}");
-    approve(&server, &sales, &quote).await;
+    approve(&server, &server.token("admin"), &quote).await;
     accept(unique("accept")).await.unwrap();
     assert_eq!(
         standing(&server, &sales, &quote).await["status"],

@@ -130,21 +130,30 @@ async fn rule_violations_name_the_rule() {
     assert_eq!(error.code(), "RULE_VIOLATION", "{error:?}");
     assert_eq!(error.extensions["rule"], "approval_missing");
 
-    let data = client
-        .run::<ops::ApproveQuote>(
-            &sales,
-            ops::approve_quote::Variables {
-                command_id: unique("approve"),
-                quote_id: quote.clone(),
-                expected_version: None,
-            },
-        )
-        .await
-        .unwrap();
+    // The seller who priced may not approve (ADR 0059); an admin may.
+    let approve = |token: String| {
+        let quote_id = quote.clone();
+        async move {
+            client
+                .run::<ops::ApproveQuote>(
+                    &token,
+                    ops::approve_quote::Variables {
+                        command_id: unique("approve"),
+                        quote_id,
+                        expected_version: None,
+                    },
+                )
+                .await
+        }
+    };
+    let error = approve(sales.clone()).await.unwrap_err();
+    assert_eq!(error.code(), "FORBIDDEN", "{error:?}");
+    let admin = server.token("admin");
+    let data = approve(admin.clone()).await.unwrap();
     assert!(!tests::answered(data.approve_quote.as_ref()).deduplicated);
     let error = client
         .run::<ops::ApproveQuote>(
-            &sales,
+            &admin,
             ops::approve_quote::Variables {
                 command_id: unique("approve"),
                 quote_id: quote.clone(),

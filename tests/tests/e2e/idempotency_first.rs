@@ -174,9 +174,15 @@ const RESOLVE: (&str, &str, &str) = (
     "commandId: $c, orderId: $o, lineId: $line, action: $action, note: $note",
 );
 
-/// Opens, prices (20 %: approval needed), approves, proposes, signs and
-/// accepts a one-line quote, recording each command when `acked` is given.
-async fn accepted_quote(client: &Client, sales: &str, acked: &mut Vec<Acked>) -> String {
+/// Opens, prices (20 %: approval needed), approves (`admin`: an approval
+/// is an admin's), proposes, signs and accepts a one-line quote, recording
+/// each command when `acked` is given.
+async fn accepted_quote(
+    client: &Client,
+    sales: &str,
+    admin: &str,
+    acked: &mut Vec<Acked>,
+) -> String {
     let c = || unique("c");
     let created = acknowledged(
         client,
@@ -236,7 +242,7 @@ async fn accepted_quote(client: &Client, sales: &str, acked: &mut Vec<Acked>) ->
     acknowledged(
         client,
         acked,
-        sales,
+        admin,
         APPROVE,
         json!({"c": c(), "q": q, "v": null}),
         json!({"v": 99}),
@@ -292,8 +298,8 @@ async fn idempotency_comes_first_for_every_mutation_whatever_happened_since() {
         )
         .await;
     let mut acked = Vec::new();
-    let first = accepted_quote(client, &sales, &mut acked).await;
-    let second = accepted_quote(client, &sales, &mut Vec::new()).await;
+    let first = accepted_quote(client, &sales, &admin, &mut acked).await;
+    let second = accepted_quote(client, &sales, &admin, &mut Vec::new()).await;
 
     // A quote whose approval is rejected, then withdrawn.
     let c = || unique("c");
@@ -328,7 +334,7 @@ async fn idempotency_comes_first_for_every_mutation_whatever_happened_since() {
     acknowledged(
         client,
         &mut acked,
-        &sales,
+        &admin,
         REJECT,
         json!({"c": c(), "q": w, "reason": "too deep"}),
         json!({"reason": "other"}),
