@@ -48,10 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Schema => {
-            print!("{}", api::graphql::sdl());
-            ExitCode::SUCCESS
-        }
+        Command::Schema => print_out(&api::graphql::sdl()),
         Command::HashToken => {
             let mut token = String::new();
             if let Err(error) = std::io::stdin().read_to_string(&mut token) {
@@ -70,14 +67,35 @@ fn main() -> ExitCode {
                 eprintln!("oms-server: {problem}");
                 return ExitCode::from(2);
             }
-            println!("{}", hex::encode(api::auth::token_digest(token)));
-            ExitCode::SUCCESS
+            print_out(&format!(
+                "{}\n",
+                hex::encode(api::auth::token_digest(token))
+            ))
         }
         Command::Serve {
             config,
             data_dir,
             listen,
         } => serve(config, data_dir, listen),
+    }
+}
+
+/// Writes `text` to standard output: exit 0, also when the reader went
+/// away early (`oms-server schema | head`); a write that fails otherwise
+/// (a full disk) is one line on stderr and exit 1.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("oms-server: cannot write to standard output: {error}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -1050,6 +1050,45 @@ async fn a_configuration_cut_to_one_tenant_keeps_the_other_tenants_authority_wit
     );
 }
 
+/// `schema` and `hash-token` whose output cannot be written (a full disk,
+/// a reader that went away) say so in one line: they panicked ("failed
+/// printing to stdout", exit 101).
+#[test]
+fn the_server_subcommands_report_an_output_they_cannot_write() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let full = |args: &[&str], input: &str| {
+        let mut child = Command::new(tests::server_binary())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    for args in [&["schema"][..], &["hash-token"]] {
+        let out = full(args, "oms_admin_1f2e3d4c\n");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot write"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // A reader that stops early (`schema | head -c 10`) is no failure.
+    let mut child = Command::new(tests::server_binary())
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// `oms-server hash-token` digests only a token a request can present: the
 /// shell's line break at the end is not part of it, and a token holding a
 /// line break, a tab or a character no header carries is refused with
