@@ -483,7 +483,9 @@ impl Mutation {
                     None => catalog.default_version().map(str::to_owned).ok_or_else(|| {
                         ApiError::RuleViolation {
                             rule: "catalog_version_not_active",
-                            message: "every catalog version is retired: activate one, or name catalogVersion".to_owned(),
+                            message: "no catalog version is active (every one is retired): an admin \
+                                      activates one with activateCatalogVersion"
+                                .to_owned(),
                         }
                     })?,
                 };
