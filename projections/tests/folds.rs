@@ -1193,6 +1193,39 @@ fn signed_quote_then(id: &QuoteId, commands: Vec<QuoteCommand>) -> Vec<QuoteEven
     history
 }
 
+/// A signed quote that needs an approval at acceptance (the customer's
+/// account was suspended since) and gets it is `SIGNED` again, ready to
+/// accept: it showed `APPROVED`, so the `SIGNED` filter lost it.
+#[test]
+fn an_approval_granted_after_signing_leaves_the_quote_signed() {
+    let t = TestLog::new();
+    let q = QuoteId::new("q-approved-late");
+    let mut events = signed_quote_then(&q, Vec::new());
+    events.push(QuoteEvent::CustomerApprovalRequired {
+        revision: 1,
+        status: "SUSPENDED".to_owned(),
+        at: at(6_000),
+    });
+    t.append("quote-q-approved-late", "t1", "corr-5", &events);
+    let read = t.project();
+    let row = read.quote(&t1(), &q).unwrap().unwrap();
+    assert_eq!(row.status, QuoteStatus::PendingApproval);
+    t.append(
+        "quote-q-approved-late",
+        "t1",
+        "corr-5",
+        &[QuoteEvent::ApprovalGranted {
+            revision: 1,
+            approver: "admin".to_owned(),
+            at: at(7_000),
+        }],
+    );
+    let read = t.project();
+    let row = read.quote(&t1(), &q).unwrap().unwrap();
+    assert_eq!(row.status, QuoteStatus::Signed);
+    assert!(row.signature.is_some());
+}
+
 /// Cancelling an order cancels its active lines too: their plans undo
 /// what can be undone (the service cancelled, the reservation released)
 /// and list the rest (billing) as uncompensated, so none of them is shown

@@ -409,7 +409,16 @@ fn evolve(row: &mut QuoteDetail, event: &QuoteEvent) {
             approval.state = ApprovalState::Granted;
             approval.decided_by = Some(approver.clone());
             approval.decided_at = Some(*at);
-            row.status = QuoteStatus::Approved;
+            // An approval asked for after the proposal or the signature
+            // (an account suspended since) leaves them standing.
+            let current = |revision: Option<u32>| revision == Some(row.revision);
+            row.status = if current(row.signature.as_ref().map(|s| s.revision)) {
+                QuoteStatus::Signed
+            } else if current(row.proposal.as_ref().map(|p| p.revision)) {
+                QuoteStatus::Proposed
+            } else {
+                QuoteStatus::Approved
+            };
         }
         QuoteEvent::ApprovalRejected {
             revision,
