@@ -96,3 +96,50 @@ async fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
     drop(second);
     drop(first);
 }
+
+/// One discount spelled two ways (`3` and `3.0`) is one command: a retry
+/// with the other spelling answers the first outcome, not
+/// `IDEMPOTENCY_CONFLICT`.
+#[tokio::test]
+async fn a_discount_spelled_another_way_is_the_same_command() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client
+        .create_quote(&sales, &tests::unique("c"), "cust-1")
+        .await
+        .unwrap();
+    client
+        .add_line(&sales, &quote, "l-1", "fiber-1g")
+        .await
+        .unwrap();
+    let price = |discount: &'static str| {
+        let (sales, quote) = (sales.clone(), quote.clone());
+        async move {
+            client
+                .run::<tests::ops::PriceQuote>(
+                    &sales,
+                    tests::ops::price_quote::Variables {
+                        command_id: "price-once".to_owned(),
+                        quote_id: quote,
+                        expected_version: None,
+                        discount_percent: Some(discount.to_owned()),
+                    },
+                )
+                .await
+        }
+    };
+    let first = price("3").await.unwrap();
+    assert!(!tests::answered(first.price_quote.as_ref()).deduplicated);
+    for again in ["3.0", "3.00", "03"] {
+        match price(again).await {
+            Ok(data) => assert!(
+                tests::answered(data.price_quote.as_ref()).deduplicated,
+                "{again}"
+            ),
+            // A spelling the grammar refuses is refused as such.
+            Err(error) => assert_eq!(error.code(), "VALIDATION", "{again}: {error:?}"),
+        }
+    }
+    let error = price("4").await.unwrap_err();
+    assert_eq!(error.code(), "IDEMPOTENCY_CONFLICT", "{error:?}");
+}
