@@ -110,8 +110,8 @@ pub async fn run(
     announce_credentials(&source, &auth);
     announce_tenants_without_credentials(&auth);
     let price_book = pricing::price_book(&config.price_book)?;
-    crate::book_history::check_and_record(&data_dir, &price_book)?;
     let approval = pricing::approval_policy(&config.approval, &price_book.version)?;
+    crate::book_history::check_and_record(&data_dir, &price_book, &approval)?;
     let projections = Arc::new(Projections::start_with(
         log.clone(),
         projections::ProjectionConfig {
