@@ -529,11 +529,38 @@ async fn execute(
         .platform
         .metrics
         .observe_request(&credential, &operation, ok, started.elapsed());
+    let refused = media_type == GRAPHQL_RESPONSE_JSON && is_request_error(&response);
     let mut answer = GraphQLResponse::from(response).into_response();
     answer
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    if refused {
+        *answer.status_mut() = StatusCode::BAD_REQUEST;
+    }
     answer
+}
+
+/// Whether `response` is a request error: one operation that ran nothing
+/// (no data) because the request was invalid (every error `VALIDATION`,
+/// none at a field's path). GraphQL over HTTP answers such a response
+/// with a 4xx status to a client that accepts
+/// `application/graphql-response+json`; a client of `application/json`
+/// reads it with 200, as before.
+fn is_request_error(response: &async_graphql::BatchResponse) -> bool {
+    let async_graphql::BatchResponse::Single(response) = response else {
+        return false;
+    };
+    let validation = |error: &async_graphql::ServerError| {
+        error.path.is_empty()
+            && error
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .is_some_and(|code| *code == async_graphql::Value::from("VALIDATION"))
+    };
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(validation)
 }
 
 async fn websocket(

@@ -190,7 +190,8 @@ async fn at_most_eight_operations_per_batch() {
 
 /// An answer is `application/json` unless the client accepts
 /// `application/graphql-response+json` (GraphQL over HTTP): it was the
-/// latter whatever the client asked for.
+/// latter whatever the client asked for. For such a client a request
+/// error is a 400; it was a 200 with `data: null`.
 #[tokio::test]
 async fn an_answer_has_the_media_type_the_client_accepts() {
     let server = Server::start();
@@ -220,6 +221,36 @@ async fn an_answer_has_the_media_type_the_client_accepts() {
             .unwrap_or_default()
             .to_owned();
         assert_eq!(media_type, expected, "Accept: {accept:?}");
+    }
+    // A request error (nothing ran: an unknown field) is a 400 for a
+    // client of `application/graphql-response+json`, a 200 for one of
+    // `application/json`; a field error is a 200 for both.
+    for (accept, query, status) in [
+        ("application/graphql-response+json", "{ nope }", 400),
+        ("application/json", "{ nope }", 200),
+        (
+            "application/graphql-response+json",
+            "{ quotes(first: 0) { nodes { id } } }",
+            200,
+        ),
+    ] {
+        let response = server
+            .client
+            .http()
+            .post(&server.client.endpoint)
+            .bearer_auth(server.token("viewer"))
+            .header("accept", accept)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(code, status, "{accept} {query}: {body}");
+        assert!(
+            body["errors"][0]["extensions"]["code"].is_string(),
+            "{body}"
+        );
     }
 }
 
