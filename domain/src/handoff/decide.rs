@@ -198,7 +198,15 @@ fn observe(
                 at,
             )])
         }
+        // A closed handoff notes what a late outcome says once, and a
+        // bounded number of them in all.
         (S::Fallout { .. } | S::Resolved | S::Withdrawn, _) => {
+            let known = &handoff.late_outcomes;
+            if known.len() >= super::MAX_LATE_OBSERVATIONS
+                || known.contains(&super::late_outcome_key(&evidence))
+            {
+                return Ok(Vec::new());
+            }
             Ok(vec![HandoffEvent::HandoffObservationNoted {
                 observation: evidence,
             }])

@@ -22,7 +22,7 @@ pub use event::HandoffEvent;
 pub use model::{
     HandoffRequest, HandoffSubject, RequestSnapshot, RetryPolicy, REDACTED, SENSITIVE_FIELD_MARKERS,
 };
-pub use state::{Handoff, HandoffState, HandoffStatus};
+pub use state::{late_outcome_key, Handoff, HandoffState, HandoffStatus, MAX_LATE_OBSERVATIONS};
 
 use crate::decider::Decider;
 

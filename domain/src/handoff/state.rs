@@ -76,6 +76,37 @@ pub struct Handoff {
     pub sends: u32,
     /// How many retries were scheduled.
     pub retries: u32,
+    /// The late outcomes noted once the handoff was closed (in fallout,
+    /// resolved or withdrawn), each by what it says
+    /// ([`late_outcome_key`]): a closed handoff notes each once, and at
+    /// most [`MAX_LATE_OBSERVATIONS`].
+    pub late_outcomes: std::collections::BTreeSet<String>,
+}
+
+/// Most late outcomes a closed handoff notes: beyond them an external
+/// system that keeps answering (under new message ids) adds nothing to
+/// the log.
+pub const MAX_LATE_OBSERVATIONS: usize = 16;
+
+/// What a late outcome says, as a closed handoff tells one from another:
+/// its class, raw code, external reference and channel (not its time,
+/// label or message id, which a repeat changes).
+pub fn late_outcome_key(observation: &crate::outcome::Observation) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        observation.class, observation.raw_code, observation.external_reference, observation.source
+    )
+}
+
+impl HandoffStatus {
+    /// True once an operator or the order closed the case or is to
+    /// (fallout, resolved, withdrawn): a late outcome is then noted only.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            HandoffStatus::Fallout { .. } | HandoffStatus::Resolved | HandoffStatus::Withdrawn
+        )
+    }
 }
 
 /// A handoff stream's state.
@@ -109,6 +140,7 @@ pub(super) fn evolve(state: HandoffState, event: &HandoffEvent) -> HandoffState 
             status: HandoffStatus::Requested,
             sends: 0,
             retries: 0,
+            late_outcomes: std::collections::BTreeSet::new(),
         }),
         (HandoffState::Open(mut handoff), event) => {
             match event {
@@ -131,8 +163,12 @@ pub(super) fn evolve(state: HandoffState, event: &HandoffEvent) -> HandoffState 
                 }
                 HandoffEvent::HandoffResolved { .. } => handoff.status = HandoffStatus::Resolved,
                 HandoffEvent::HandoffWithdrawn { .. } => handoff.status = HandoffStatus::Withdrawn,
-                HandoffEvent::HandoffRequested { .. }
-                | HandoffEvent::HandoffObservationNoted { .. } => {}
+                HandoffEvent::HandoffObservationNoted { observation } => {
+                    if handoff.status.is_closed() {
+                        handoff.late_outcomes.insert(late_outcome_key(observation));
+                    }
+                }
+                HandoffEvent::HandoffRequested { .. } => {}
             }
             HandoffState::Open(handoff)
         }

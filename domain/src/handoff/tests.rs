@@ -729,6 +729,39 @@ fn a_pending_handoff_is_withdrawn_and_never_sent_again() {
     }
 }
 
+/// A closed handoff notes a late outcome once: the same outcome again
+/// (an external system that sends its callback under new message ids)
+/// notes nothing, and past [`MAX_LATE_OBSERVATIONS`] distinct ones
+/// nothing more is noted. Each used to add an event for ever.
+#[test]
+fn a_closed_handoff_notes_each_late_outcome_once_and_a_bounded_number_in_all() {
+    let mut history = after(sent(), withdrawn());
+    let late = |reference: usize| Observation {
+        external_reference: Some(format!("ref-{reference}")),
+        ..seen(Class::Succeeded, Source::Callback)
+    };
+    let observe_late = |reference: usize| HandoffCommand::Observe {
+        observation: late(reference),
+        retry_policy: retry_policy(),
+    };
+    for reference in 0..MAX_LATE_OBSERVATIONS {
+        let noted = HandoffEvent::HandoffObservationNoted {
+            observation: late(reference),
+        };
+        Given::<HandoffDecider>::events(history.clone())
+            .when(observe_late(reference))
+            .then(vec![noted.clone()]);
+        history.push(noted);
+        // The same outcome again notes nothing.
+        Given::<HandoffDecider>::events(history.clone())
+            .when(observe_late(reference))
+            .then(vec![]);
+    }
+    Given::<HandoffDecider>::events(history)
+        .when(observe_late(MAX_LATE_OBSERVATIONS))
+        .then(vec![]);
+}
+
 #[test]
 fn a_handoff_in_fallout_is_resolved_by_a_withdrawal_and_a_closed_one_is_left() {
     for case in [
