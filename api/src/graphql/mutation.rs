@@ -619,11 +619,10 @@ impl Mutation {
             Some(text) => input::percent("discountPercent", text)?,
             None => Decimal::ZERO,
         };
-        // The discount as a number: `3` and `3.0` are one request.
         let request = serde_json::json!({
             "mutation": "priceQuote",
             "quoteId": quote_id,
-            "discountPercent": discount.normalize().to_string(),
+            "discountPercent": discount.to_string(),
         });
         input::id("quoteId", &quote_id)?;
         let command = ClientCommand {
