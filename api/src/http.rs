@@ -231,7 +231,9 @@ async fn json_client_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| {
+            value.starts_with("application/json") || value.starts_with(GRAPHQL_RESPONSE_JSON)
+        });
     if is_json {
         return response;
     }

@@ -245,12 +245,22 @@ async fn an_answer_has_the_media_type_the_client_accepts() {
             .await
             .unwrap();
         let code = response.status().as_u16();
+        let media_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(code, status, "{accept} {query}: {body}");
+        assert_eq!(media_type, accept, "{query}: {body}");
         assert!(
             body["errors"][0]["extensions"]["code"].is_string(),
             "{body}"
         );
+        // The engine's own message, not the status's reason.
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("nope") || status == 200, "{body}");
     }
 }
 
