@@ -46,7 +46,9 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // 7: a new price drops its revision's proposal and signature, a new
         // proposal of another document its signature; a late signature of
         // an earlier revision keeps a later one.
-        "quotes" => 7,
+        // 8: an approval granted after the proposal or signature (an
+        // account suspended since) leaves the quote proposed or signed.
+        "quotes" => 8,
         // 2: a "local impossible" case the line holds offers the line's
         // actions.
         // 3: a case whose line or order was cancelled offers only the
@@ -54,7 +56,10 @@ pub(crate) fn layout_version(name: &str) -> u32 {
         // cancelled by order).
         // 4: a case whose step may have taken effect offers no new attempt.
         "fallout" => 4,
-        "orders" | "handoffs" | "audit" => 1,
+        // 2: a cancelled order's active lines are cancelled too, with what
+        // cannot be undone left uncompensated.
+        "orders" => 2,
+        "handoffs" | "audit" => 1,
         _ => 0,
     }
 }
