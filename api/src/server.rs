@@ -102,6 +102,11 @@ pub async fn run(
         }
     })?;
     refuse_a_demo_beside_other_tenants(&config, &log, &data_dir)?;
+    // Before the credentials: a start refused for its price book prints no
+    // tokens and makes none.
+    let price_book = pricing::price_book(&config.price_book)?;
+    let approval = pricing::approval_policy(&config.approval, &price_book.version)?;
+    crate::book_history::check_and_record(&data_dir, &price_book, &approval)?;
     let (mut auth, source) = credentials::load(&config, &data_dir)?;
     let held = log
         .held_tenants(auth.tenants().map(TenantId::as_str))
@@ -109,9 +114,6 @@ pub async fn run(
     auth.hold_tenants(held.into_iter().map(TenantId::new));
     announce_credentials(&source, &auth);
     announce_tenants_without_credentials(&auth);
-    let price_book = pricing::price_book(&config.price_book)?;
-    let approval = pricing::approval_policy(&config.approval, &price_book.version)?;
-    crate::book_history::check_and_record(&data_dir, &price_book, &approval)?;
     let projections = Arc::new(Projections::start_with(
         log.clone(),
         projections::ProjectionConfig {

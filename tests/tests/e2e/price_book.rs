@@ -61,6 +61,9 @@ async fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
         stderr.contains("price_book.version") && stderr.contains("new version"),
         "{stderr}"
     );
+    // A refused start announces no credentials.
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(!stdout.contains("bearer tokens"), "{stdout}");
 
     // The book changes: same data, `pb-2` in force.
     let second = Server::start_with(ServerOptions {
