@@ -623,24 +623,43 @@ impl ServerConfig {
             ));
         }
         validate_tenants(&self.tenants, "")?;
-        for tenant in self.systems.tenants.keys() {
+        // A tenant named in another section must be one that signs in: a
+        // misspelt name would apply to no one, and the tenant meant would
+        // get the defaults (its events published, its systems simulated).
+        let unknown = |section: &str, tenant: &str, what: &str| {
             let known = if self.tenants.is_empty() {
                 tenant == crate::credentials::DEMO_TENANT
             } else {
                 self.tenants.contains_key(tenant)
             };
-            if !known {
-                return Err(ConfigError::invalid(
-                    format!("systems.tenants.{tenant}"),
+            (!known).then(|| {
+                ConfigError::invalid(
+                    format!("{section}.{tenant}"),
                     format!(
-                        "no tenant `{tenant}` has credentials ({}): its systems would never be used",
+                        "no tenant `{tenant}` has credentials ({}): {what}",
                         if self.tenants.is_empty() {
                             "the demo tenant `demo` is the only one without [tenants]"
                         } else {
                             "see [tenants]"
                         }
                     ),
-                ));
+                )
+            })
+        };
+        for tenant in self.systems.tenants.keys() {
+            if let Some(error) =
+                unknown("systems.tenants", tenant, "its systems would never be used")
+            {
+                return Err(error);
+            }
+        }
+        for tenant in self.relay.tenants.keys() {
+            if let Some(error) = unknown(
+                "relay.tenants",
+                tenant,
+                "its publish mode would apply to no one (is the name misspelt?)",
+            ) {
+                return Err(error);
             }
         }
         if !self.simulators && self.systems.tenants.is_empty() {
@@ -796,11 +815,15 @@ mod tests {
                 "quote_expiry_interval_ms",
             ),
             ("data_dir = \"\"\n", "data_dir"),
+            // A misspelt tenant would leave the meant one published.
+            ("[relay.tenants]\ndemoo = \"none\"\n", "relay.tenants.demoo"),
+            ("[relay]\nurl = \"http://127.0.0.1:4222\"\n", "relay.url"),
         ] {
             let problem = problem_of(text);
             assert!(problem.contains(key), "{text:?}: {problem:?}");
         }
         assert_eq!(problem_of("[price_book]\nvalidity_hours = 87600\n"), "");
+        assert_eq!(problem_of("[relay.tenants]\ndemo = \"none\"\n"), "");
     }
 
     #[test]

@@ -118,7 +118,82 @@ fn refuse(key: &str, problem: impl Into<String>) -> Result<(), RelayConfigError>
 /// Upper bound of `batch_size` and `max_in_flight`.
 pub(crate) const MAX_WINDOW: usize = 65_536;
 
+/// The schemes a NATS URL may name.
+const SCHEMES: [&str; 4] = ["nats", "tls", "ws", "wss"];
+
+/// The user information (`user:password@`, `token@`) of each server of a
+/// NATS URL (a comma-separated list): the credentials it carries.
+fn credentials_of(url: &str) -> Vec<&str> {
+    url.split(',')
+        .filter_map(|server| {
+            let server = server.trim();
+            let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+            let authority = rest.split('/').next().unwrap_or(rest);
+            authority.rsplit_once('@').map(|(user, _)| user)
+        })
+        .filter(|user| !user.is_empty())
+        .collect()
+}
+
+/// Why `url` is not a NATS URL the relay can use, if it is not: each
+/// server of the comma-separated list is `[scheme://][credentials@]host[:port]`,
+/// with a scheme of [`SCHEMES`] and a port of 1 to 65535.
+fn url_problem(url: &str) -> Option<String> {
+    for server in url.split(',').map(str::trim) {
+        let rest = match server.split_once("://") {
+            Some((scheme, rest)) if SCHEMES.contains(&scheme) => rest,
+            Some((scheme, _)) => {
+                return Some(format!(
+                    "names the scheme `{}`: a NATS URL's is nats, tls, ws or wss",
+                    escaped(scheme)
+                ))
+            }
+            None => server,
+        };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (host, port) = match host_port.rsplit_once(':') {
+            // An IPv6 address in brackets keeps its colons.
+            Some((host, port)) if !port.contains(']') => (host, Some(port)),
+            _ => (host_port, None),
+        };
+        if host.is_empty() {
+            return Some("names a server without a host".to_owned());
+        }
+        if let Some(port) = port {
+            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Some(format!(
+                    "names the port `{}`: a port is 1 to 65535",
+                    escaped(port)
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// `text` with each invisible character escaped, for a message.
+fn escaped(text: &str) -> String {
+    text.chars().flat_map(char::escape_default).collect()
+}
+
 impl RelayConfig {
+    /// The URL as logs, errors and status show it: the credentials of each
+    /// server (`user:password@`, `token@`) replaced by `***@`.
+    pub fn shown_url(&self) -> String {
+        self.redacted(&self.url)
+    }
+
+    /// `text` (a client's message, which may quote the URL) with the
+    /// URL's credentials replaced by `***`.
+    pub fn redacted(&self, text: &str) -> String {
+        credentials_of(&self.url)
+            .into_iter()
+            .fold(text.to_owned(), |text, credentials| {
+                text.replace(credentials, "***")
+            })
+    }
+
     /// The publish mode of `tenant` (its override, else `publish`).
     pub fn mode_for(&self, tenant: &str) -> PublishMode {
         self.tenants.get(tenant).copied().unwrap_or(self.publish)
@@ -131,6 +206,12 @@ impl RelayConfig {
         let url = self.url.trim();
         if url.is_empty() || url.contains(char::is_whitespace) {
             return refuse("url", "must be a NATS URL such as nats://127.0.0.1:4222");
+        }
+        if let Some(problem) = url_problem(url) {
+            return refuse(
+                "url",
+                format!("{problem} (a NATS URL such as nats://127.0.0.1:4222)"),
+            );
         }
         if !is_valid_stream_name(&self.stream) {
             return refuse(
@@ -181,6 +262,44 @@ mod tests {
 
     fn key_of(config: &RelayConfig) -> Option<String> {
         config.validate().err().map(|e| e.key)
+    }
+
+    #[test]
+    fn a_url_is_checked_at_start_and_shown_without_its_credentials() {
+        let with = |url: &str| RelayConfig {
+            url: url.to_owned(),
+            ..RelayConfig::default()
+        };
+        for good in [
+            "nats://127.0.0.1:4222",
+            "nats://user:pw@host:4222,nats://other:4223",
+            "tls://host",
+            "host:4222",
+            "nats://[::1]:4222",
+        ] {
+            assert_eq!(with(good).validate(), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:4222",
+            "nats://127.0.0.1:99999",
+            "nats://:4222",
+            "nats://h:0",
+        ] {
+            assert_eq!(key_of(&with(bad)).as_deref(), Some("url"), "{bad}");
+        }
+        let secret = with("nats://probeuser:s3cretpw@127.0.0.1:4222,nats://tok3n@10.0.0.1:4222");
+        let shown = secret.shown_url();
+        assert!(
+            !shown.contains("s3cretpw") && !shown.contains("tok3n"),
+            "{shown}"
+        );
+        assert_eq!(shown, "nats://***@127.0.0.1:4222,nats://***@10.0.0.1:4222");
+        let message = secret.redacted("failed to parse nats://probeuser:s3cretpw@127.0.0.1:4222");
+        assert!(!message.contains("s3cretpw"), "{message}");
+        assert_eq!(
+            with("nats://127.0.0.1:4222").shown_url(),
+            "nats://127.0.0.1:4222"
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub enum RelayError {
     /// NATS is unreachable.
     #[error("relay: NATS at {url} is unreachable: {message}")]
     Connect {
-        /// The configured URL.
+        /// The configured URL, without its credentials
+        /// ([`crate::RelayConfig::shown_url`]).
         url: String,
         /// The client's reason.
         message: String,

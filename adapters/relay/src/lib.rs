@@ -88,7 +88,7 @@ impl Relay {
             worker::Worker::options(&config),
             shutdown,
         ));
-        tracing::info!(url = %config.url, stream = %config.stream, "relay started");
+        tracing::info!(url = %config.shown_url(), stream = %config.stream, "relay started");
         Ok(Self {
             log,
             config,

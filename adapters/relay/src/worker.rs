@@ -55,8 +55,8 @@ pub(crate) async fn connect(config: &RelayConfig) -> Result<Client, RelayError> 
         .connect(config.url.as_str())
         .await
         .map_err(|e| RelayError::Connect {
-            url: config.url.clone(),
-            message: e.to_string(),
+            url: config.shown_url(),
+            message: config.redacted(&e.to_string()),
         })
 }
 
@@ -268,7 +268,7 @@ impl Consumer for Worker {
             .store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
         if self.client.connection_state() != State::Connected {
             return Err(self.fail(RelayError::Connect {
-                url: self.config.url.clone(),
+                url: self.config.shown_url(),
                 message: "not connected".to_owned(),
             }));
         }
