@@ -80,6 +80,18 @@ impl ScalarType for DateTime {
         // RFC 3339 allows a lower-case `t` and `z`.
         let text = text.to_ascii_uppercase();
         let (offset_s, utc) = utc_offset(&text).unwrap_or((0, text));
+        // The parser knows no year before 1970 and calls one "out of
+        // range": say what is out of range.
+        if utc
+            .get(..4)
+            .and_then(|year| year.parse::<u16>().ok())
+            .is_some_and(|year| year < 1970)
+            && utc.get(4..5) == Some("-")
+        {
+            return Err(InputValueError::custom(
+                "before 1970-01-01T00:00:00Z, the earliest time the platform records",
+            ));
+        }
         let at: SystemTime = humantime::parse_rfc3339_weak(&utc)
             .map_err(|e| InputValueError::custom(format!("not an RFC 3339 date-time: {e}")))?;
         let ms = at
@@ -199,6 +211,14 @@ mod tests {
             assert!(DateTime::parse(Value::String(bad.into())).is_err(), "{bad}");
         }
         assert!(DateTime::parse(Value::Number(5.into())).is_err());
+        // A year before 1970 is named as such, not as "not RFC 3339".
+        for early in ["1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z"] {
+            let error = DateTime::parse(Value::String(early.into()))
+                .err()
+                .map(|e| e.into_server_error(async_graphql::Pos::default()).message)
+                .unwrap_or_default();
+            assert!(error.contains("before 1970"), "{early}: {error}");
+        }
     }
 
     #[test]
