@@ -526,15 +526,8 @@ fn runs_a_subscription(request: &mut Request) -> bool {
     let Ok(document) = request.parsed_query() else {
         return false;
     };
-    let kind = match (&document.operations, name.as_deref()) {
-        (DocumentOperations::Single(operation), _) => Some(operation.node.ty),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations
-            .iter()
-            .find(|(found, _)| found.as_str() == name)
-            .map(|(_, operation)| operation.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    kind == Some(OperationType::Subscription)
+    super::variables::selected_operation(&document.operations, name.as_deref())
+        .is_some_and(|operation| operation.node.ty == OperationType::Subscription)
 }
 
 /// The first response of `responses`, or a `TIMEOUT` error at `deadline`

@@ -20,7 +20,7 @@ use async_graphql::{Positioned, Request, ServerError, Value};
 pub fn unprovided(request: &mut Request) -> Option<ServerError> {
     let name = request.operation_name.clone();
     let document = request.parsed_query().ok()?;
-    let required: Vec<_> = operation(&document.operations, name.as_deref())?
+    let required: Vec<_> = selected_operation(&document.operations, name.as_deref())?
         .node
         .variable_definitions
         .iter()
@@ -49,8 +49,9 @@ pub fn unprovided(request: &mut Request) -> Option<ServerError> {
     Some(error)
 }
 
-/// The operation `name` selects, or the document's only one.
-fn operation<'a>(
+/// The operation `name` selects, or the document's only one: the one a
+/// request runs (`None`: it names none the document has).
+pub(crate) fn selected_operation<'a>(
     operations: &'a DocumentOperations,
     name: Option<&str>,
 ) -> Option<&'a Positioned<OperationDefinition>> {
