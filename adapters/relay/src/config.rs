@@ -145,7 +145,7 @@ fn url_problem(url: &str) -> Option<String> {
             Some((scheme, _)) => {
                 return Some(format!(
                     "names the scheme `{}`: a NATS URL's is nats, tls, ws or wss",
-                    escaped(scheme)
+                    domain::text::escaped(scheme)
                 ))
             }
             None => server,
@@ -164,17 +164,12 @@ fn url_problem(url: &str) -> Option<String> {
             if !port.parse::<u16>().is_ok_and(|p| p > 0) {
                 return Some(format!(
                     "names the port `{}`: a port is 1 to 65535",
-                    escaped(port)
+                    domain::text::escaped(port)
                 ));
             }
         }
     }
     None
-}
-
-/// `text` with each invisible character escaped, for a message.
-fn escaped(text: &str) -> String {
-    text.chars().flat_map(char::escape_default).collect()
 }
 
 impl RelayConfig {
