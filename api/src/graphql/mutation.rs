@@ -269,6 +269,16 @@ fn open_quote(platform: &Platform, stream: &str) -> ApiResult<domain::quote::Quo
     Ok(open_quote_at(platform, stream)?.0)
 }
 
+/// Refuses a line whose offering the price book in force does not price
+/// (`offering_not_in_price_book`, the rule pricing would name later).
+fn priced_offering(platform: &Platform, line: &QuoteLine) -> ApiResult<()> {
+    platform
+        .price_book
+        .offering(line.offering_id.as_str())
+        .map(|_| ())
+        .map_err(|source| ApiError::from_command(application::CommandError::Rejected { source }))
+}
+
 /// [`open_quote`] and the stream's version it was folded at.
 fn open_quote_at(platform: &Platform, stream: &str) -> ApiResult<(domain::quote::Quote, u64)> {
     let loaded = platform
@@ -503,7 +513,8 @@ impl Mutation {
             .into()))
     }
 
-    /// Adds a configured line (a change after pricing starts a new revision).
+    /// Adds a configured line (a change after pricing starts a new revision);
+    /// its offering must be one the price book in force prices.
     async fn add_quote_line(
         &self,
         ctx: &Context<'_>,
@@ -525,6 +536,7 @@ impl Mutation {
             expected_version,
             request,
             |platform, _| {
+                priced_offering(platform, &line)?;
                 Ok(QuoteCommand::AddLine {
                     line,
                     at: platform.timestamp(),
@@ -535,7 +547,8 @@ impl Mutation {
         .map(Some)
     }
 
-    /// Replaces a line's configuration.
+    /// Replaces a line's configuration; its offering must be one the price
+    /// book in force prices.
     async fn change_quote_line(
         &self,
         ctx: &Context<'_>,
@@ -557,6 +570,7 @@ impl Mutation {
             expected_version,
             request,
             |platform, _| {
+                priced_offering(platform, &line)?;
                 Ok(QuoteCommand::ChangeLine {
                     line,
                     at: platform.timestamp(),

@@ -10,7 +10,7 @@ use super::types::scalars::DateTime;
 use super::types::status::{ConsumerStatus, Consumers, Dashboard, RelayStatus};
 use super::types::{
     AuditEntryNode, CapabilityNode, CatalogNode, Connection, EventNode, FalloutCaseNode,
-    HandoffNode, Me, OrderNode, ProjectorStatusNode, QuoteNode, RebuildProgressNode,
+    HandoffNode, Me, OrderNode, PriceBookNode, ProjectorStatusNode, QuoteNode, RebuildProgressNode,
 };
 use super::{caller, page_size, stopped_at};
 use crate::auth::Role;
@@ -199,6 +199,14 @@ impl Query {
     async fn catalog(&self, ctx: &Context<'_>) -> async_graphql::Result<CatalogNode> {
         let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
         Ok(CatalogNode::from(&platform.catalog(&principal.tenant)?))
+    }
+
+    /// The price book in force: the offerings a quote line may be
+    /// configured with and their unit prices, under the version every new
+    /// price carries.
+    async fn price_book(&self, ctx: &Context<'_>) -> async_graphql::Result<PriceBookNode> {
+        let (platform, _) = caller(ctx, Role::Viewer, "read")?;
+        Ok(PriceBookNode::from(&platform.price_book))
     }
 
     /// The fallout queue, oldest first: open cases by default, filtered by

@@ -51,6 +51,18 @@ pub struct PriceBook {
 }
 
 impl PriceBook {
+    /// The unit prices of `offering_id`: a line may be configured only with
+    /// an offering this book prices, so every line can be priced.
+    ///
+    /// # Errors
+    /// [`QuoteError::OfferingNotPriced`] for an offering the book does not
+    /// price.
+    pub fn offering(&self, offering_id: &str) -> Result<&OfferingPrice, QuoteError> {
+        self.offerings
+            .get(offering_id)
+            .ok_or_else(|| QuoteError::OfferingNotPriced(offering_id.to_owned()))
+    }
+
     /// Prices `quote`'s current lines with `discount` off every monthly
     /// charge, valid from `at` for the book's validity. Each line's
     /// charges are what is paid for it, the discount taken (the order
@@ -91,10 +103,7 @@ impl PriceBook {
         let (mut one_time, mut list_monthly, mut monthly) =
             (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
         for line in lines {
-            let unit = self
-                .offerings
-                .get(line.offering_id.as_str())
-                .ok_or_else(|| QuoteError::OfferingNotPriced(line.offering_id.to_string()))?;
+            let unit = self.offering(line.offering_id.as_str())?;
             let quantity = Decimal::from(line.quantity);
             let line_one_time = cents(unit.one_time * quantity);
             let line_list_monthly = cents(unit.monthly * quantity);

@@ -99,3 +99,70 @@ async fn price_book_superseded_a_price_is_fresh_only_under_the_book_in_force() {
     drop(second);
     drop(first);
 }
+
+/// An offering the price book in force does not price is refused when a
+/// line is added or changed to it, naming the rule pricing would name
+/// later: the seller learns it while configuring, not when the quote is
+/// full of lines that cannot be priced. Nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_whose_offering_the_price_book_does_not_price_is_refused() {
+    let server = Server::start();
+    let sales = server.token("sales");
+    let client = &server.client;
+    let quote = client
+        .create_quote(&sales, &unique("create"), "cust-1")
+        .await
+        .unwrap();
+    // The offerings a line may name are the price book's.
+    let (status, book) = client
+        .raw(
+            &server.token("viewer"),
+            "{ priceBook { version currency validityHours offerings { offeringId monthly { amount currency } } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{book}");
+    let offerings: Vec<&str> = book["data"]["priceBook"]["offerings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["offeringId"].as_str().unwrap())
+        .collect();
+    assert!(offerings.contains(&"fiber-1g"), "{book}");
+    assert!(!offerings.contains(&"fiber-100g"), "{book}");
+    assert_eq!(book["data"]["priceBook"]["validityHours"], 720, "{book}");
+    let version = client
+        .add_line(&sales, &quote, "l1", "fiber-1g")
+        .await
+        .unwrap();
+
+    let error = client
+        .add_line(&sales, &quote, "l2", "fiber-100g")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "RULE_VIOLATION", "{error:?}");
+    assert_eq!(error.extensions["rule"], "offering_not_in_price_book");
+    assert!(error.message.contains("fiber-100g"), "{}", error.message);
+
+    let change = r#"mutation($c: String!, $q: String!) {
+        changeQuoteLine(commandId: $c, quoteId: $q, line: {lineId: "l1", offeringId: "fiber-100g",
+            offeringVersion: 1, quantity: 1, termMonths: 12}) { version }
+    }"#;
+    let (status, body) = client
+        .raw(
+            &sales,
+            change,
+            serde_json::json!({"c": unique("change"), "q": quote}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["rule"], "offering_not_in_price_book",
+        "{body}"
+    );
+
+    // Neither was recorded: the quote is at the version of its one line,
+    // and it prices.
+    let priced = client.price(&sales, &quote, "0").await.unwrap();
+    assert_eq!(priced, version + 1);
+}

@@ -11,6 +11,7 @@ pub mod enums;
 mod fallout;
 mod handoff;
 mod order;
+mod price_book;
 mod quote;
 pub mod scalars;
 pub mod status;
@@ -22,6 +23,7 @@ pub use command::CommandResult;
 pub use fallout::FalloutCaseNode;
 pub use handoff::HandoffNode;
 pub use order::OrderNode;
+pub use price_book::PriceBookNode;
 pub use quote::QuoteNode;
 
 use async_graphql::SimpleObject;
