@@ -26,6 +26,12 @@ use super::limits::{OperationLimits, Refusal};
 /// Query texts kept at most.
 pub const CACHED_DOCUMENTS: usize = 256;
 
+/// Longest query text a request may send, in bytes: a longer one is
+/// refused before it is parsed ([`Refusal::QueryTooLong`]). Parsing runs
+/// on the threads that answer every client, and its cost grows with the
+/// text; values belong in variables, which are not bounded by this.
+pub const MAX_QUERY_BYTES: usize = 32 * 1024;
+
 /// Longest query text kept, in bytes: with [`CACHED_DOCUMENTS`], bounds
 /// the texts to 2 MiB (and their parsed documents to a small multiple).
 pub const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
@@ -63,12 +69,16 @@ impl DocumentCache {
     /// when its text was checked before: the number of root mutation
     /// fields of its largest mutation operation. The parsed document is
     /// left in the request, so the engine runs it without parsing it
-    /// again. A document that does not parse passes (0): the engine
-    /// reports the syntax error itself.
+    /// again. A document that does not parse is refused with the parser's
+    /// message ([`Refusal::Syntax`]), so the engine does not parse it again.
     ///
     /// # Errors
-    /// The first limit exceeded.
+    /// The first limit exceeded; [`Refusal::QueryTooLong`] for a text
+    /// past [`MAX_QUERY_BYTES`], before anything else.
     pub fn check(&self, request: &mut Request) -> Result<usize, Refusal> {
+        if request.query.len() > MAX_QUERY_BYTES {
+            return Err(Refusal::QueryTooLong);
+        }
         if request.query.len() <= MAX_CACHED_QUERY_BYTES {
             let hit = self
                 .entries
@@ -82,8 +92,14 @@ impl DocumentCache {
             }
         }
         let query = (request.query.len() <= MAX_CACHED_QUERY_BYTES).then(|| request.query.clone());
-        let Ok(document) = request.parsed_query() else {
-            return Ok(0);
+        let document = match request.parsed_query() {
+            Ok(document) => document,
+            Err(error) => {
+                return Err(Refusal::Syntax {
+                    message: super::limits::syntax_message(&error.message),
+                    at: error.locations.first().copied(),
+                })
+            }
         };
         let verdict = self.limits.check_document(document);
         if let Some(query) = query {

@@ -164,6 +164,16 @@ pub enum Refusal {
     TooManySelections(usize),
     /// Beyond [`MAX_NESTING`].
     TooLarge,
+    /// A query text longer than [`super::documents::MAX_QUERY_BYTES`].
+    QueryTooLong,
+    /// A query text that does not parse: the parser's message, without
+    /// the quoted line when that is long ([`syntax_message`]), and where.
+    Syntax {
+        /// What the parser expected.
+        message: String,
+        /// Where the parser stopped.
+        at: Option<async_graphql::Pos>,
+    },
 }
 
 impl Refusal {
@@ -194,12 +204,21 @@ impl Refusal {
                 "The query selects too many fields: at most {max} selections, each spread of a fragment counting again"
             ),
             Refusal::TooLarge => "The query is nested too deep or too large".to_owned(),
+            Refusal::Syntax { message, .. } => message.clone(),
+            Refusal::QueryTooLong => format!(
+                "The query text is longer than {} KiB: pass values as variables",
+                super::documents::MAX_QUERY_BYTES / 1024
+            ),
         }
     }
 
     /// As a GraphQL error with `extensions.code` `VALIDATION`.
     pub fn to_server_error(&self) -> ServerError {
-        let mut error = ServerError::new(self.message(), None);
+        let at = match self {
+            Refusal::Syntax { at, .. } => *at,
+            _ => None,
+        };
+        let mut error = ServerError::new(self.message(), at);
         let mut extensions = async_graphql::ErrorExtensionValues::default();
         extensions.set("code", "VALIDATION");
         error.extensions = Some(extensions);
@@ -219,15 +238,17 @@ impl OperationLimits {
     }
 
     /// Checks every operation of `query`; the number of root mutation
-    /// fields of its largest mutation operation. A document that does not
-    /// parse passes (0): the engine reports the syntax error itself.
+    /// fields of its largest mutation operation.
     ///
     /// # Errors
-    /// The first limit exceeded.
+    /// [`Refusal::Syntax`] for a text that does not parse, else the first
+    /// limit exceeded.
     pub fn check(&self, query: &str) -> Result<usize, Refusal> {
-        let Ok(document) = async_graphql::parser::parse_query(query) else {
-            return Ok(0);
-        };
+        let document =
+            async_graphql::parser::parse_query(query).map_err(|error| Refusal::Syntax {
+                message: syntax_message(&error.to_string()),
+                at: error.positions().next(),
+            })?;
         self.check_document(&document)
     }
 
@@ -403,6 +424,36 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// The parser's message for a query text that does not parse, as the
+/// client reads it: unchanged when short; else only its position line
+/// (` --> line:column`) and its explanation (`= expected ...`), each cut
+/// to 200 bytes, without the quoted line of the text and its caret line
+/// (a 250 KB line was answered twice over).
+pub fn syntax_message(message: &str) -> String {
+    const SHORT: usize = 512;
+    if message.len() <= SHORT {
+        return message.to_owned();
+    }
+    let cut = |line: &str| {
+        let mut end = line.len().min(200);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line[..end].to_owned()
+    };
+    let kept: Vec<String> = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("-->") || line.starts_with('='))
+        .map(cut)
+        .collect();
+    if kept.is_empty() {
+        cut(message)
+    } else {
+        kept.join("\n")
+    }
+}
+
 /// What a client reads when its operation outran the request timeout.
 pub const TIMED_OUT: &str = "the request did not finish within the server's request timeout; \
      a query can be sent again, a mutation may or may not have been applied: retry it with \
@@ -459,7 +510,11 @@ impl LimitedSchema {
 impl Executor for LimitedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
         let checked = self.documents.check(&mut request);
-        let unprovided = super::variables::unprovided(&mut request);
+        // A refused document is not parsed to look at its variables.
+        let unprovided = checked
+            .is_ok()
+            .then(|| super::variables::unprovided(&mut request))
+            .flatten();
         let schema = self.schema.clone();
         let types = self.types.clone();
         async move {
@@ -485,8 +540,11 @@ impl Executor for LimitedSchema {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let checked = self.documents.check(&mut request);
-        if let (Ok(_), Some(unprovided)) = (&checked, super::variables::unprovided(&mut request)) {
-            return stream::once(async move { Response::from_errors(vec![unprovided]) }).boxed();
+        if checked.is_ok() {
+            if let Some(unprovided) = super::variables::unprovided(&mut request) {
+                return stream::once(async move { Response::from_errors(vec![unprovided]) })
+                    .boxed();
+            }
         }
         match checked {
             Ok(_) => {
@@ -646,6 +704,20 @@ fragment TypeRef on __Type {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A long line of a text that does not parse is not quoted back; a
+    /// short message is left as the parser wrote it.
+    #[test]
+    fn a_syntax_error_does_not_quote_a_long_line_back() {
+        let long = format!("{{ me {{{} }}", " role".repeat(10_000));
+        let error = async_graphql::parser::parse_query(&long).expect_err("does not parse");
+        let message = syntax_message(&error.to_string());
+        assert!(message.len() < 300, "{message}");
+        assert!(message.contains("--> 1:"), "{message}");
+        assert!(message.contains("expected"), "{message}");
+        let short = async_graphql::parser::parse_query("{ me { role ").expect_err("does not parse");
+        assert_eq!(syntax_message(&short.to_string()), short.to_string());
+    }
 
     fn limits() -> OperationLimits {
         OperationLimits::for_complexity(12, 8, 2_000)

@@ -25,11 +25,18 @@ fn nested(depth: usize) -> String {
     query
 }
 
-fn aliases(count: usize) -> String {
-    let fields: Vec<String> = (0..count)
-        .map(|i| format!("a{i}: me {{ tenant }}"))
-        .collect();
-    format!("{{ {} }}", fields.join(" "))
+/// 5,000 `me { tenant }` through fragments (complexity 10,000), then
+/// `more` at the root.
+fn spread_5000(more: &str) -> String {
+    let times = |text: &str, n: usize| vec![text; n].join(" ");
+    format!(
+        "fragment A on Query {{ {} }} fragment B on Query {{ {} }} \
+         fragment C on Query {{ {} }} query {{ {} {more} }}",
+        times("me { tenant }", 10),
+        times("...A", 10),
+        times("...B", 10),
+        times("...C", 5),
+    )
 }
 
 fn first_error(body: &Value) -> String {
@@ -56,14 +63,17 @@ async fn depth_and_complexity_are_limited() {
         "depth 17 is refused: {body}"
     );
 
-    // `me { tenant }` costs 2.
-    let (_, body) = client.raw(&viewer, &aliases(5_000), json!({})).await;
+    // `me { tenant }` costs 2; fragments spread 5 x 10 x 10 x 10 times keep
+    // the text under its 32 KiB bound.
+    let (_, body) = client.raw(&viewer, &spread_5000(""), json!({})).await;
     assert!(
         body.get("errors").is_none(),
         "complexity 10,000 is allowed: {}",
         first_error(&body)
     );
-    let (_, body) = client.raw(&viewer, &aliases(5_001), json!({})).await;
+    let (_, body) = client
+        .raw(&viewer, &spread_5000("one: me { tenant }"), json!({}))
+        .await;
     assert!(body["data"].is_null());
     assert!(first_error(&body).contains("too complex"), "{body}");
 }
@@ -137,7 +147,7 @@ async fn graphql_validation_errors_carry_a_code() {
     let mut missing = Vec::new();
     for (what, query) in [
         ("depth", nested(17)),
-        ("complexity", aliases(5_001)),
+        ("complexity", spread_5000("one: me { tenant }")),
         ("unknown field", "{ me { tenantt } }".to_owned()),
         ("parse", "{ me { ".to_owned()),
     ] {
@@ -646,4 +656,46 @@ async fn a_body_that_is_not_a_request_is_told_what_one_is() {
         assert!(!message.contains("enum"), "{body}: {answer}");
         assert_eq!(answer["errors"][0]["extensions"]["code"], "VALIDATION");
     }
+}
+
+/// A query text past 32 KiB is refused before it is parsed (parsing runs on
+/// the threads that answer every client: a few 250 KB documents stalled
+/// `/healthz` for seconds), with a short answer that says to pass values
+/// as variables; the same value as a variable is not refused for its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_text_past_its_bound_is_refused_before_it_is_parsed() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let long_id = "q".repeat(40 * 1024);
+    let inline = format!("{{ quote(id: \"{long_id}\") {{ id }} }}");
+    // A document that does not parse: its error used to quote the whole line.
+    let broken = format!("{{ me {{{} }}", " role".repeat(50_000));
+    for query in [&inline, &broken] {
+        let (status, answer) = server
+            .client
+            .post(Some(&viewer), &json!({ "query": query }))
+            .await;
+        assert_eq!(status, 200, "{}", &answer.to_string()[..200]);
+        let text = answer.to_string();
+        assert!(text.len() < 4096, "an answer of {} bytes", text.len());
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{text}"
+        );
+        let message = first_error(&answer);
+        assert!(
+            message.contains("32 KiB") && message.contains("variables"),
+            "{message}"
+        );
+    }
+    let (status, answer) = server
+        .client
+        .raw(
+            &viewer,
+            "query($id: String!) { quote(id: $id) { id } }",
+            json!({ "id": long_id }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(!first_error(&answer).contains("32 KiB"), "{answer}");
 }
