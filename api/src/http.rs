@@ -284,6 +284,24 @@ fn request_problem(error: &ParseRequestError) -> String {
     }
 }
 
+/// A 415 for a body the client says is encoded: the server does not
+/// decode request bodies, so a compressed one would be read as bytes that
+/// are not JSON and a plain one labelled compressed read as if unlabelled.
+/// `identity` is no encoding.
+fn encoded_body(headers: &HeaderMap) -> Option<Response> {
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.to_str().unwrap_or("?").split(','))
+        .any(|coding| !coding.trim().eq_ignore_ascii_case("identity"));
+    encoded.then(|| {
+        refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "request bodies are not decoded: send the body without a Content-Encoding",
+        )
+    })
+}
+
 /// The request's one `Authorization` header; none when it has several
 /// (a request carries one credential: which of two counts is not the
 /// server's guess, and a proxy that checked the other must not be
@@ -425,6 +443,9 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         state.platform.metrics.auth_failure();
         return unauthenticated();
     };
+    if let Some(refusal) = encoded_body(&headers) {
+        return refusal;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());

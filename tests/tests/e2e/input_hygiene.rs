@@ -600,22 +600,31 @@ async fn a_cursor_of_one_list_is_refused_by_another() {
 }
 
 /// A body of tens of thousands of fields (within the 256 KiB body limit)
-/// is refused by counting its selections, before async-graphql validates
-/// every one of them: it once took seconds of the request path's CPU per
-/// request, and a dozen at once starved every other caller. A document
-/// within the bound still runs.
+/// is refused before async-graphql validates every one of them: it once
+/// took seconds of the request path's CPU per request, and a dozen at once
+/// starved every other caller. Such a text is past the 32 KiB bound of a
+/// query text; within it, fragments spread again and again reach as many
+/// selections, and are refused by counting them. A document within the
+/// bounds still runs.
 #[tokio::test]
 async fn a_document_of_more_selections_than_its_complexity_allows_is_refused_by_count() {
     let server = Server::start();
     let sales = server.token("sales");
     let flood = format!("{{ {} }}", "me{role} ".repeat(28_000));
     assert!(flood.len() < 255 * 1024);
-    let (status, body) = server.client.raw(&sales, &flood, json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
-    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("too many fields"), "{message}");
-    assert!(body["data"].is_null(), "{body}");
+    let spread = format!(
+        "fragment F on Query {{ {} }} query {{ {} }}",
+        "me{role} ".repeat(100),
+        "...F ".repeat(120)
+    );
+    for (query, refusal) in [(flood, "32 KiB"), (spread, "too many fields")] {
+        let (status, body) = server.client.raw(&sales, &query, json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(error_of(&body).0, "VALIDATION", "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(refusal), "{message}");
+        assert!(body["data"].is_null(), "{body}");
+    }
     let within = format!("{{ {} }}", "me { role } ".repeat(100));
     let (status, body) = server.client.raw(&sales, &within, json!({})).await;
     assert_eq!(status, 200, "{body}");
