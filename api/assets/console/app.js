@@ -37,11 +37,17 @@ async function gql(query, variables = {}) {
   const token = sessionStorage.getItem(TOKEN_KEY);
   // Signed out meanwhile: nothing to send.
   if (!token) throw new ApiFailure('Signed out: sign in again.', 'UNAUTHENTICATED');
-  const response = await fetch('/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
+  let response;
+  try {
+    response = await fetch('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch (error) {
+    throw new ApiFailure('The server cannot be reached (it may be restarting): try again in a moment.',
+      'UNREACHABLE');
+  }
   if (response.status === 401) {
     const refused = new ApiFailure('The token was refused: sign in again.', 'UNAUTHENTICATED');
     // Whatever page asked (a poll, an action, a button): the sign-in page,
@@ -49,7 +55,14 @@ async function gql(query, variables = {}) {
     tokenRefused(refused);
     throw refused;
   }
-  const body = await response.json();
+  let body;
+  try {
+    body = await response.json();
+  } catch (error) {
+    // A proxy's error page, or an answer cut short.
+    throw new ApiFailure(`The server cannot be reached: it answered ${response.status} without a `
+      + 'GraphQL answer. Try again in a moment.', 'UNREACHABLE');
+  }
   if (body.errors && body.errors.length) {
     const first = body.errors[0];
     throw new ApiFailure(first.message, (first.extensions || {}).code || 'ERROR');
@@ -98,6 +111,18 @@ function nextPage(name, params, pageInfo) {
   if (!pageInfo.hasNextPage) return null;
   const next = new URLSearchParams({ ...Object.fromEntries(params), after: pageInfo.endCursor });
   return h('p', {}, link(`#/${name}?${next}`, 'Next page'));
+}
+
+/** What a case is about: its forward step, else what its handoff asked. */
+function stepLabel(kase) {
+  if (kase.step) return kase.step;
+  const purposes = {
+    RELEASE: 'compensation: release',
+    CANCEL: 'compensation: cancel',
+    NOTIFY: 'customer notification',
+    GENERATE_DOCUMENT: 'confirmation document',
+  };
+  return purposes[kase.purpose] || kase.purpose;
 }
 
 function commandId() {
@@ -224,7 +249,7 @@ const TARGETS = ['INVENTORY', 'PROVISIONING', 'BILLING', 'CRM', 'DOCUMENT', 'NOT
 
 const FALLOUT = `query Fallout($target: TargetSystem, $reason: FalloutReason, $minAgeMs: Int, $after: String) {
   fallout(targetSystem: $target, reason: $reason, minAgeMs: $minAgeMs, first: 50, after: $after) {
-    nodes { handoffId orderId lineId step target reason attempt ageMs }
+    nodes { handoffId orderId lineId step purpose target reason attempt ageMs }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -275,7 +300,7 @@ async function falloutPage(view, params) {
       const rows = data.fallout.nodes.map((c) => [
         link(`#/case/${encodeURIComponent(c.handoffId)}`, c.handoffId),
         link(`#/order/${encodeURIComponent(c.orderId)}`, c.orderId),
-        c.lineId, c.step || 'compensation', c.target, h('span', { class: 'badge bad' }, c.reason),
+        c.lineId, stepLabel(c), c.target, h('span', { class: 'badge bad' }, c.reason),
         String(c.attempt), age(c.ageMs)]);
       const next = nextPage('fallout', params, data.fallout.pageInfo);
       list.replaceChildren(...[
@@ -328,7 +353,7 @@ const CASE = `query Case($id: String!) {
     observations { class rawCode rawLabel source observedAt }
     calls { at source operation httpStatus latencyMs request response class rawCode }
     falloutCase {
-      orderId lineId step reason attempt ageMs status allowedActions lineInFallout
+      orderId lineId step purpose reason attempt ageMs status allowedActions lineInFallout
       evidence { rawCode rawLabel externalReference source }
       resolution { resolvedBy at how { kind reference note reason } }
       order { version }
@@ -463,7 +488,7 @@ async function casePage(view, id) {
     h('h1', {}, `Fallout case ${id}`),
     table(['Order', 'Line', 'Step', 'Attempt', 'Reason', 'Status', 'Age'], [[
       link(`#/order/${encodeURIComponent(kase.orderId)}`, kase.orderId), kase.lineId,
-      kase.step || 'compensation', String(kase.attempt), kase.reason, kase.status, age(kase.ageMs)]], ''),
+      stepLabel(kase), String(kase.attempt), kase.reason, kase.status, age(kase.ageMs)]], ''),
     h('h2', {}, 'Evidence'),
     table(['Raw code', 'Raw label', 'Reference', 'Source'], [[free(kase.evidence.rawCode),
       free(kase.evidence.rawLabel), free(kase.evidence.externalReference), kase.evidence.source || '']], ''),
@@ -971,8 +996,15 @@ async function start() {
   try {
     me = (await gql(`{ me { tenant role name everyTenant } }`)).me;
   } catch (error) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    signIn(error);
+    // Only a refused token is forgotten: a server out of reach keeps it.
+    if (error.code === 'UNAUTHENTICATED') {
+      sessionStorage.removeItem(TOKEN_KEY);
+      signIn(error);
+    } else {
+      visit();
+      show(h('h1', {}, 'Cannot sign in now'), errorBox(error),
+        h('button', { type: 'button', id: 'retry', onclick: () => start() }, 'Try again'));
+    }
     return;
   }
   document.getElementById('who').textContent = `${me.name} (${me.role}) · tenant ${me.tenant}`;

@@ -818,3 +818,92 @@ async fn a_minimum_age_the_filter_cannot_use_is_refused_in_its_own_words() {
         .await;
     wait_for_text(&browser, "No open fallout").await;
 }
+
+/// A customer notification that fell out is shown as a notification, not
+/// as a compensation: the queue and the case page used to label every
+/// case without a forward step "compensation", so an operator read a
+/// failed e-mail as a failed release of resources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_in_fallout_is_labelled_by_its_purpose() {
+    let server = Server::start();
+    let base = server.base_url();
+    server
+        .script_simulator("notification", &["BusinessReject"])
+        .await;
+    server
+        .client
+        .accepted_quote(&server.token("sales"), "cust-notify", &["fiber-1g"])
+        .await
+        .unwrap();
+    let mut case = None;
+    for _ in 0..150 {
+        case = open_cases(&server).await.into_iter().next();
+        if case.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (handoff, _, _) = case.expect("the notification fell out");
+    let browser = Browser::launch().await;
+    sign_in(&browser, &base, &server.token("operator")).await;
+    let queue = wait_for_text(&browser, "customer notification").await;
+    assert!(!queue.contains("compensation"), "{queue}");
+    browser
+        .run(&format!(
+            "location.hash = {hash}; return true;",
+            hash = json!(format!("#/case/{handoff}"))
+        ))
+        .await;
+    wait_for_text(&browser, &format!("Fallout case {handoff}")).await;
+    // The case's own table (the queue has no raw label column).
+    let page = wait_for_text(&browser, "Raw label").await;
+    assert!(page.contains("customer notification"), "{page}");
+    assert!(!page.contains("compensation"), "{page}");
+}
+
+/// A sign-in whose first request cannot reach the server (a restart, a
+/// proxy's error page) keeps the token and offers to try again; it used
+/// to forget the token and show only "Failed to fetch".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_out_of_reach_at_sign_in_keeps_the_token() {
+    let server = Server::start();
+    let base = server.base_url();
+    let browser = Browser::launch().await;
+    browser.navigate(&format!("{base}/console")).await;
+    browser
+        .wait_for(
+            "!!document.getElementById('sign-in')",
+            Duration::from_secs(15),
+        )
+        .await;
+    // The first request fails as an unreachable server does; later ones pass.
+    let script = format!(
+        "const real = window.fetch; let failed = false; \
+         window.fetch = async (url, init) => {{ \
+           if (!failed) {{ failed = true; throw new TypeError('Failed to fetch'); }} \
+           return real(url, init); }}; \
+         document.getElementById('token').value = {token}; \
+         document.getElementById('sign-in').requestSubmit(); return true;",
+        token = json!(server.token("operator"))
+    );
+    assert_eq!(browser.run(&script).await, true);
+    let shown = wait_for_text(&browser, "cannot be reached").await;
+    assert!(!shown.contains("Failed to fetch"), "{shown}");
+    let kept = browser
+        .eval("sessionStorage.getItem('oms-console-token') !== null")
+        .await;
+    assert_eq!(kept, true, "the token was forgotten");
+    browser
+        .run("document.getElementById('retry').click(); return true;")
+        .await;
+    let who = browser
+        .wait_for(
+            "document.getElementById('who').textContent",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert!(
+        who.as_str().is_some_and(|w| w.contains("tenant demo")),
+        "{who}"
+    );
+}

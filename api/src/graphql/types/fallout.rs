@@ -161,12 +161,15 @@ impl FalloutCaseNode {
         self.view.case.order_id.as_str()
     }
 
-    /// The order line.
+    /// The order line; for a handoff about the whole order (a customer
+    /// notification, the confirmation document) the name of what it is
+    /// about, e.g. `captured_v1` or `document_order-confirmation-v1`.
     async fn line_id(&self) -> &str {
         self.view.case.line_id.as_str()
     }
 
-    /// The forward step that fell out (null for compensations).
+    /// The forward step that fell out; null for a compensation, a
+    /// notification or a document (`purpose` says which).
     async fn step(&self) -> Option<FulfillmentStep> {
         self.view.case.step.map(Into::into)
     }

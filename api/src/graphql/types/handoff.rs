@@ -311,7 +311,8 @@ impl HandoffNode {
         self.view.handoff.purpose.into()
     }
 
-    /// The forward step it carries out (null for compensations).
+    /// The forward step it carries out; null for a compensation, a
+    /// notification or a document (`purpose` says which).
     async fn step(&self) -> Option<FulfillmentStep> {
         self.view.handoff.step.map(Into::into)
     }
