@@ -3,9 +3,10 @@
 //!
 //! Kept in the sled tree `adapters/evidence` of the log's database, keyed by
 //! handoff id then time, so an operator reads one handoff's calls in order.
-//! Evidence is written without waiting for a flush (sled flushes every
-//! 500 ms): losing the last half second of evidence in a crash loses no
-//! state, since every outcome is also an observation event on the handoff.
+//! Evidence is written without waiting for a flush (sled writes it out
+//! every 500 ms): a crash may lose the evidence of the last half second's
+//! calls, and that loses no state, since every outcome is also an
+//! observation event on the handoff.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -70,11 +71,15 @@ impl EvidenceRecord {
 /// The evidence tree.
 ///
 /// Durability: callers store a call's evidence *before* they append the
-/// outcome it explains, and the tree lives in the log's own sled database,
-/// so the durable flush that acknowledges the outcome covers the evidence
-/// written before it: an outcome in the log never lacks its evidence after
-/// a crash (checked after every SIGKILL cycle by `adapters/tests/crash.rs`).
-/// Evidence whose outcome was never appended may survive a crash alone.
+/// outcome it explains, in the log's own sled database, but the outcome
+/// is made durable by the log's redo journal and the evidence only by
+/// sled's next write-out (every 500 ms) or checkpoint. So an outcome
+/// observed in the last half second before a crash may survive without
+/// its evidence (the handoff's `calls` then lack that call; its
+/// observation event keeps class, raw code and time); an earlier one
+/// never does (checked after every SIGKILL cycle by
+/// `adapters/integration/tests/crash.rs`). Evidence whose outcome was
+/// never appended may survive a crash alone.
 #[derive(Debug, Clone)]
 pub struct EvidenceStore {
     tree: sled::Tree,
