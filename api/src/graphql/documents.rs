@@ -21,6 +21,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::Request;
 use lru::LruCache;
 
+use super::empty_objects::keep_objects;
 use super::limits::{OperationLimits, Refusal};
 
 /// Query texts kept at most.
@@ -36,11 +37,22 @@ pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 /// the texts to 2 MiB (and their parsed documents to a small multiple).
 pub const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
 
-/// A parsed document and its verdict under the limits.
+/// A parsed document (with [`keep_objects`]' fields when admitted) and
+/// its verdict under the limits.
 #[derive(Debug)]
 struct Checked {
     document: ExecutableDocument,
-    verdict: Result<usize, Refusal>,
+    verdict: Result<Admitted, Refusal>,
+}
+
+/// What a document the limits admit runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// Root mutation fields of its largest mutation operation.
+    pub mutation_fields: usize,
+    /// Whether [`keep_objects`] added fields that the answer must lose
+    /// ([`super::empty_objects::strip_kept`]).
+    pub kept: bool,
 }
 
 /// Parsed documents and verdicts by query text (see the module docs).
@@ -67,15 +79,25 @@ impl DocumentCache {
 
     /// [`OperationLimits::check`] of `request`'s query, from the cache
     /// when its text was checked before: the number of root mutation
-    /// fields of its largest mutation operation. The parsed document is
-    /// left in the request, so the engine runs it without parsing it
-    /// again. A document that does not parse is refused with the parser's
-    /// message ([`Refusal::Syntax`]), so the engine does not parse it again.
+    /// fields of its largest mutation operation.
     ///
     /// # Errors
-    /// The first limit exceeded; [`Refusal::QueryTooLong`] for a text
-    /// past [`MAX_QUERY_BYTES`], before anything else.
+    /// As [`DocumentCache::admit`].
     pub fn check(&self, request: &mut Request) -> Result<usize, Refusal> {
+        self.admit(request).map(|admitted| admitted.mutation_fields)
+    }
+
+    /// Checks `request`'s query against the limits, from the cache when
+    /// its text was checked before, and leaves the document to run in the
+    /// request (with [`keep_objects`]' fields), so the engine does not
+    /// parse it again.
+    ///
+    /// # Errors
+    /// [`Refusal::QueryTooLong`] for a text past [`MAX_QUERY_BYTES`],
+    /// before anything else; [`Refusal::Syntax`] for a text that does not
+    /// parse (so the engine does not parse it again); else the first limit
+    /// exceeded.
+    pub fn admit(&self, request: &mut Request) -> Result<Admitted, Refusal> {
         if request.query.len() > MAX_QUERY_BYTES {
             return Err(Refusal::QueryTooLong);
         }
@@ -101,10 +123,23 @@ impl DocumentCache {
                 })
             }
         };
-        let verdict = self.limits.check_document(document);
+        let mut document = document.clone();
+        let verdict = self
+            .limits
+            .check_document(&document)
+            .map(|mutation_fields| {
+                let kept = keep_objects(&mut document);
+                Admitted {
+                    mutation_fields,
+                    kept,
+                }
+            });
+        if verdict.as_ref().is_ok_and(|admitted| admitted.kept) {
+            request.set_parsed_query(document.clone());
+        }
         if let Some(query) = query {
             let checked = Arc::new(Checked {
-                document: document.clone(),
+                document,
                 verdict: verdict.clone(),
             });
             self.entries

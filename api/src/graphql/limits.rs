@@ -42,6 +42,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerError};
 
 use super::documents::DocumentCache;
+use super::empty_objects::strip_kept;
 use super::field_errors::{code_engine_errors, null_where_failed, FieldTypes, Ran};
 use super::OmsSchema;
 
@@ -509,7 +510,7 @@ impl LimitedSchema {
 
 impl Executor for LimitedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.documents.check(&mut request);
+        let checked = self.documents.admit(&mut request);
         // A refused document is not parsed to look at its variables.
         let unprovided = checked
             .is_ok()
@@ -522,10 +523,13 @@ impl Executor for LimitedSchema {
                 Ok(_) if unprovided.is_some() => {
                     Response::from_errors(unprovided.into_iter().collect())
                 }
-                Ok(_) => {
+                Ok(admitted) => {
                     let ran = Ran::of(&request);
                     let response = schema.execute(request).await;
                     let mut response = null_where_failed(response, &types, &ran);
+                    if admitted.kept {
+                        strip_kept(&mut response.data);
+                    }
                     code_engine_errors(&mut response);
                     response
                 }
@@ -539,7 +543,7 @@ impl Executor for LimitedSchema {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        let checked = self.documents.check(&mut request);
+        let checked = self.documents.admit(&mut request);
         if checked.is_ok() {
             if let Some(unprovided) = super::variables::unprovided(&mut request) {
                 return stream::once(async move { Response::from_errors(vec![unprovided]) })
@@ -547,7 +551,7 @@ impl Executor for LimitedSchema {
             }
         }
         match checked {
-            Ok(_) => {
+            Ok(admitted) => {
                 let deadline = self
                     .operation_timeout
                     .filter(|_| !runs_a_subscription(&mut request))
@@ -556,7 +560,10 @@ impl Executor for LimitedSchema {
                 let types = self.types.clone();
                 let responses = Executor::execute_stream(&self.schema, request, session_data)
                     .map(move |response| null_where_failed(response, &types, &ran))
-                    .map(|mut response| {
+                    .map(move |mut response| {
+                        if admitted.kept {
+                            strip_kept(&mut response.data);
+                        }
                         code_engine_errors(&mut response);
                         response
                     })

@@ -2,6 +2,7 @@
 //! live subscriptions, and the hardening every request passes through.
 
 pub mod documents;
+pub mod empty_objects;
 pub mod enum_values;
 pub mod error;
 pub mod field_errors;

@@ -615,3 +615,57 @@ async fn a_failed_field_never_answers_null_where_the_schema_says_non_null() {
     assert!(body["data"].is_null(), "{body}");
     assert_eq!(code, "VALIDATION", "{body}");
 }
+
+/// An object whose every selected field is skipped (`@skip`, `@include`,
+/// through fragments too) answers `{}`, as the specification has it, not
+/// `null`: async-graphql answered `null` for an empty object, so
+/// `me: Me!`, `capabilities: [CapabilityNode!]!` and a whole `data` came
+/// back null without an error, and an existing quote read as not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_whose_every_field_is_skipped_answers_an_empty_object() {
+    let server = Server::start();
+    let (client, sales) = (&server.client, server.token("sales"));
+    let quote = client
+        .create_quote(&sales, &tests::unique("skip"), "cust-1")
+        .await
+        .unwrap();
+    let ask = |query: &'static str, variables: serde_json::Value| {
+        let sales = sales.clone();
+        async move {
+            let (status, body) = client.raw(&sales, query, variables).await;
+            assert_eq!(status, 200, "{body}");
+            assert!(body.get("errors").is_none(), "{query}: {body}");
+            body["data"].clone()
+        }
+    };
+    let data = ask(
+        "query($s: Boolean!) { me { role @skip(if: $s) } capabilities { code @skip(if: $s) } }",
+        json!({ "s": true }),
+    )
+    .await;
+    assert_eq!(data["me"], json!({}), "{data}");
+    let capabilities = data["capabilities"].as_array().unwrap();
+    assert!(!capabilities.is_empty(), "{data}");
+    assert!(capabilities.iter().all(|c| *c == json!({})), "{data}");
+
+    let data = ask(
+        "query($q: String!, $show: Boolean!) { quote(id: $q) { ...Q } } \
+         fragment Q on QuoteNode { id @include(if: $show) }",
+        json!({ "q": quote, "show": false }),
+    )
+    .await;
+    assert_eq!(data["quote"], json!({}), "an existing quote: {data}");
+    let data = ask(
+        "query($show: Boolean!) { quote(id: \"no-such-quote\") { id @include(if: $show) } }",
+        json!({ "show": false }),
+    )
+    .await;
+    assert_eq!(data["quote"], json!(null), "no such quote: {data}");
+
+    // Every root field skipped: an empty `data`, not `null`.
+    let data = ask("{ me @skip(if: true) { role } }", json!({})).await;
+    assert_eq!(data, json!({}));
+    // Fields that are selected keep their answers beside skipped ones.
+    let data = ask("{ me { role tenant @skip(if: true) } }", json!({})).await;
+    assert_eq!(data, json!({ "me": { "role": "sales" } }));
+}
