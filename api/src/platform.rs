@@ -124,8 +124,9 @@ pub struct CommandReceipt {
 enum Admission {
     /// A retry of an acknowledged command: its first outcome.
     Answered(CommandReceipt),
-    /// A new command, checked, to build and run.
-    Admitted(Admitted),
+    /// A new command, checked, to build and run (boxed: its context is
+    /// much larger than a receipt).
+    Admitted(Box<Admitted>),
 }
 
 /// A command admitted to the command path.
@@ -245,7 +246,7 @@ impl Platform {
     {
         let admitted = match self.admit(principal, command)? {
             Admission::Answered(receipt) => return Ok(self.answer_retry(receipt).await),
-            Admission::Admitted(admitted) => admitted,
+            Admission::Admitted(admitted) => *admitted,
         };
         let built = build().await?;
         let started = Instant::now();
@@ -282,7 +283,7 @@ impl Platform {
     {
         let admitted = match self.admit(principal, command)? {
             Admission::Answered(receipt) => return Ok(self.answer_retry(receipt).await),
-            Admission::Admitted(admitted) => admitted,
+            Admission::Admitted(admitted) => *admitted,
         };
         let prepared = prepare()?;
         let started = Instant::now();
@@ -343,12 +344,12 @@ impl Platform {
         );
         context.expected_version = expected_version;
         context.request_hash = Some(request_hash);
-        Ok(Admission::Admitted(Admitted {
+        Ok(Admission::Admitted(Box::new(Admitted {
             command_id: command_id.to_owned(),
             tenant: principal.tenant.to_string(),
             target,
             context,
-        }))
+        })))
     }
 
     /// After the command path: errors mapped once, the append observed and

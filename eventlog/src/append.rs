@@ -81,7 +81,16 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
     /// Optional idempotency key, stored in the same atomic write.
     pub idempotency: Option<Idempotency>,
+    /// Attachments ([`AppendRequest::attach`]): (key, value) pairs stored
+    /// in the same atomic write when the append is accepted and new.
+    pub attachments: Vec<(Vec<u8>, Vec<u8>)>,
 }
+
+/// Longest attachment key, in bytes.
+pub const MAX_ATTACHMENT_KEY_BYTES: usize = 1024;
+
+/// Longest attachment value, in bytes.
+pub const MAX_ATTACHMENT_VALUE_BYTES: usize = 256 * 1024;
 
 impl AppendRequest {
     /// An append without an idempotency key.
@@ -95,7 +104,22 @@ impl AppendRequest {
             expected,
             events,
             idempotency: None,
+            attachments: Vec::new(),
         }
+    }
+
+    /// The same append, with `value` stored at `key` in the same atomic
+    /// write: made durable by the journal frame that makes the events
+    /// durable, so after any crash either both are there or neither. An
+    /// attachment is not a record: it is outside the hash chain, not
+    /// verified, not exported, and not written when the append is refused
+    /// or answered by its idempotency key's first outcome. Read with
+    /// [`crate::EventLog::attachments`]. A key or value over
+    /// [`MAX_ATTACHMENT_KEY_BYTES`] / [`MAX_ATTACHMENT_VALUE_BYTES`] makes
+    /// the append invalid.
+    pub fn attach(mut self, key: Vec<u8>, value: Vec<u8>) -> Self {
+        self.attachments.push((key, value));
+        self
     }
 
     /// The same append, guarded by `idempotency`.

@@ -10,6 +10,7 @@
 //! | `i`    | `i` + idempotency key                      | request hash (32) + first position, last position, stream version (3 x u64 BE) |
 //! | `m`    | `m`                                        | layout (1) + next position (8) + head hash (32) |
 //! | `x`    | `x`                                        | empty: a restore into this directory has not finished |
+//! | `a`    | `a` + the caller's key                     | an attachment (see [`crate::AppendRequest::attach`]) |
 //!
 //! Records are packed into pages of consecutive positions, one or a few
 //! per group commit. The stream index holds one *run* per append: an
@@ -46,6 +47,9 @@ pub const LEGACY_STREAM_INDEX: u8 = b's';
 pub const LEGACY_HEAD: u8 = b'h';
 /// Prefix of idempotency records: key -> request hash + first outcome.
 pub const IDEMPOTENCY: u8 = b'i';
+/// Prefix of attachments: records stored atomically with an append but
+/// outside the hash chain (not records, not exported, not verified).
+pub const ATTACHMENT: u8 = b'a';
 /// Present while a restore ([`crate::restore`]) has not finished: such a
 /// directory is refused at open.
 pub const RESTORE_MARKER: &[u8] = b"x";
@@ -214,6 +218,14 @@ pub fn idempotency_key(key: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + key.len());
     out.push(IDEMPOTENCY);
     out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// Key of the attachment the caller keys `key`.
+pub fn attachment_key(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(ATTACHMENT);
+    out.extend_from_slice(key);
     out
 }
 

@@ -41,7 +41,10 @@ log.close().await;
 #![deny(missing_docs)]
 
 pub use acked::{acknowledged_head_warning, AckedHead, ACKED_HEAD_FILE};
-pub use append::{AppendOutcome, AppendRequest, ExpectedVersion, Idempotency};
+pub use append::{
+    AppendOutcome, AppendRequest, ExpectedVersion, Idempotency, MAX_ATTACHMENT_KEY_BYTES,
+    MAX_ATTACHMENT_VALUE_BYTES,
+};
 pub use checkpoint::{ConsumerBatch, ConsumerFailure, ConsumerStore, RecoveryRewind};
 pub use codec::{decode_payload, encode_payload, CodecError};
 #[cfg(feature = "fault-injection")]

@@ -383,6 +383,24 @@ impl EventLog {
         self.shared.durability
     }
 
+    /// The attachments ([`crate::AppendRequest::attach`]) whose keys start
+    /// with `prefix`, in key order, keyed as they were attached (one may
+    /// show a moment before its append is acknowledged, as sled may hold a
+    /// group commit before its journal frame is durable).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn attachments(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, sled::IVec)>, LogError> {
+        self.shared
+            .tree
+            .scan_prefix(keyspace::attachment_key(prefix))
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((key.get(1..).unwrap_or_default().to_vec(), value))
+            })
+            .collect()
+    }
+
     /// The underlying sled database, for consumers that keep their state in
     /// trees of the same database (see [`EventLog::consumer`]).
     pub fn db(&self) -> &sled::Db {

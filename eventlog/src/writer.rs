@@ -338,6 +338,8 @@ struct Staged {
     pages: PageBuilder,
     heads: HashMap<String, StreamHead>,
     keys: HashMap<String, (Hash, AppendOutcome)>,
+    /// Whether an accepted append brought attachments.
+    attached: bool,
     next_position: u64,
     head_hash: Hash,
     replies: Vec<Reply>,
@@ -443,6 +445,7 @@ impl Writer {
             pages: PageBuilder::new(self.next_position),
             heads: HashMap::new(),
             keys: HashMap::new(),
+            attached: false,
             next_position: self.next_position,
             head_hash: self.head_hash,
             replies: Vec::with_capacity(appends.len()),
@@ -457,8 +460,9 @@ impl Writer {
         }
         let first_position = self.next_position;
         let events = staged.next_position - first_position;
-        // A frame for the events, or for idempotency records alone.
-        let frame = (events > 0 || !staged.keys.is_empty()).then(|| {
+        // A frame for the events, or for idempotency records or
+        // attachments alone.
+        let frame = (events > 0 || !staged.keys.is_empty() || staged.attached).then(|| {
             self.frames_sealed += 1;
             let mut frame = self
                 .finish_batch(&mut staged)
@@ -631,6 +635,9 @@ impl Writer {
                 actual: current,
             });
         }
+        if let Some(problem) = attachment_problem(&req.attachments) {
+            return Err(AppendError::Invalid(problem));
+        }
         if req.events.is_empty() {
             // A command that changed nothing: its idempotency record alone,
             // with no position (an empty range just before the head; from
@@ -645,6 +652,7 @@ impl Writer {
             if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
                 staged.record_key(idem.key, hash, outcome);
             }
+            staged.attach(req.attachments);
             return Ok(outcome);
         }
         // Seal every event before touching the batch, so a refusal leaves
@@ -690,6 +698,7 @@ impl Writer {
         if let (Some(idem), Some(hash)) = (req.idempotency, request_hash) {
             staged.record_key(idem.key, hash, outcome);
         }
+        staged.attach(req.attachments);
         staged.heads.insert(
             req.stream_id,
             StreamHead {
@@ -787,6 +796,14 @@ impl Staged {
         self.payload.insert(key, value);
     }
 
+    /// Adds an accepted append's attachments to the frame.
+    fn attach(&mut self, attachments: Vec<(Vec<u8>, Vec<u8>)>) {
+        for (key, value) in attachments {
+            self.insert(&keyspace::attachment_key(&key), &value);
+            self.attached = true;
+        }
+    }
+
     /// Records idempotency key `key` for the request hashed `hash`, whose
     /// outcome is `outcome`: in the frame, and for the appends after it.
     fn record_key(&mut self, key: String, hash: Hash, outcome: AppendOutcome) {
@@ -795,6 +812,26 @@ impl Staged {
         remembered.deduplicated = true;
         self.keys.insert(key, (hash, remembered));
     }
+}
+
+/// Why `attachments` cannot be stored, if they cannot.
+fn attachment_problem(attachments: &[(Vec<u8>, Vec<u8>)]) -> Option<String> {
+    use crate::append::{MAX_ATTACHMENT_KEY_BYTES, MAX_ATTACHMENT_VALUE_BYTES};
+    attachments.iter().find_map(|(key, value)| {
+        if key.is_empty() || key.len() > MAX_ATTACHMENT_KEY_BYTES {
+            Some(format!(
+                "an attachment key of {} bytes (1 to {MAX_ATTACHMENT_KEY_BYTES})",
+                key.len()
+            ))
+        } else if value.len() > MAX_ATTACHMENT_VALUE_BYTES {
+            Some(format!(
+                "an attachment of {} bytes (at most {MAX_ATTACHMENT_VALUE_BYTES})",
+                value.len()
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 /// How long a stage polls for its next message before it sleeps: with one

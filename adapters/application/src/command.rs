@@ -46,6 +46,11 @@ pub struct CommandContext {
     /// event as metadata [`CAUSATION_EVENT_ID`] so audits can link effect
     /// to cause.
     pub causation_event_id: Option<String>,
+    /// Values stored with the command's events in the same atomic write
+    /// ([`eventlog::AppendRequest::attach`]): only when the command
+    /// appends for the first time (not on a refusal, nor on a retry
+    /// answered by its first outcome).
+    pub attachments: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Metadata key of the causing event's id (defined by the domain).
@@ -66,6 +71,7 @@ impl CommandContext {
             correlation_id: correlation_id.into(),
             expected_version: None,
             causation_event_id: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -77,6 +83,13 @@ impl CommandContext {
     /// The same context, naming the event that caused the command.
     pub fn caused_by_event(mut self, event_id: impl Into<String>) -> Self {
         self.causation_event_id = Some(event_id.into());
+        self
+    }
+
+    /// The same context, with `value` stored at `key` together with the
+    /// command's events (see [`CommandContext::attachments`]).
+    pub fn attach(mut self, key: Vec<u8>, value: Vec<u8>) -> Self {
+        self.attachments.push((key, value));
         self
     }
 }
@@ -381,6 +394,12 @@ impl CommandPath {
                 context.command_id(),
                 request_hash,
             ));
+            let request = context
+                .attachments
+                .iter()
+                .fold(request, |request, (key, value)| {
+                    request.attach(key.clone(), value.clone())
+                });
             match self.log.append(request).await {
                 Ok(outcome) => {
                     self.remember::<D>(stream_id, loaded, &events, &outcome);

@@ -551,6 +551,7 @@ impl CallbackInbox {
             expected_version: None,
             request_hash: Some(body_hash),
             causation_event_id: None,
+            attachments: Vec::new(),
         };
         let command = HandoffCommand::Observe {
             observation,

@@ -322,15 +322,7 @@ impl DispatchShared {
         };
         self.metrics.record_call(target, outcome.class);
         let now = self.clock.now_ms();
-        if let Err(e) = self.evidence.record(&EvidenceRecord::of(
-            now,
-            &handoff.id,
-            target.as_str(),
-            "dispatch",
-            &outcome,
-        )) {
-            tracing::warn!(error = %e, "cannot store call evidence");
-        }
+        let evidence = EvidenceRecord::of(now, &handoff.id, target.as_str(), "dispatch", &outcome);
         tracing::debug!(
             handoff_id = handoff.id.as_str(),
             system = target.as_str(),
@@ -338,11 +330,17 @@ impl DispatchShared {
             raw_code = outcome.raw_code.as_deref().unwrap_or(""),
             "external call finished"
         );
-        self.observe(job, &handoff, outcome, now, "observe", stop)
-            .await
+        let observed = Observed {
+            outcome,
+            at: now,
+            evidence: Some(evidence),
+        };
+        self.observe(job, &handoff, observed, "observe", stop).await
     }
 
-    /// Records the outcome of a call, retrying while the log refuses it:
+    /// Records the outcome of a call, with the call's `evidence` attached
+    /// (stored on its own when the outcome is not appended: refused, or
+    /// recorded before by a retry), retrying while the log refuses it:
     /// a call that was made keeps its outcome through a passing failure.
     /// A stop ends the retries with the job unfinished, as a crash would:
     /// the next start finds the dispatch recorded without its outcome and
@@ -353,11 +351,15 @@ impl DispatchShared {
         &self,
         job: &Job,
         handoff: &Handoff,
-        outcome: CallOutcome,
-        now: i64,
+        observed: Observed,
         action: &str,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), Again> {
+        let Observed {
+            outcome,
+            at: now,
+            evidence,
+        } = observed;
         let command = HandoffCommand::Observe {
             observation: Observation {
                 handoff_id: handoff.id.clone(),
@@ -373,25 +375,47 @@ impl DispatchShared {
         };
         // The observation carries the time it was made; the context hashes
         // only the key (trigger event and action), so a retry matches.
-        let context = self.context(job, action);
+        let mut context = self.context(job, action);
+        if let Some(record) = &evidence {
+            let (key, value) = self.evidence.attachment(record);
+            context = context.attach(key, value);
+        }
+        // Evidence of a call whose outcome this did not append.
+        let on_its_own = || {
+            if let Some(record) = &evidence {
+                if let Err(e) = self.evidence.record(record) {
+                    tracing::warn!(error = %e, "cannot store call evidence");
+                }
+            }
+        };
         loop {
             match self
                 .path
                 .execute::<HandoffDecider>(&job.stream_id, &command, &context)
                 .await
             {
-                Ok(_)
-                | Err(CommandError::Rejected { .. })
-                | Err(CommandError::IdempotencyConflict { .. }) => return Ok(()),
+                Ok(outcome) => {
+                    if outcome.deduplicated {
+                        on_its_own();
+                    }
+                    return Ok(());
+                }
+                Err(CommandError::Rejected { .. })
+                | Err(CommandError::IdempotencyConflict { .. }) => {
+                    on_its_own();
+                    return Ok(());
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatcher cannot record an observation; retrying");
                     let mut stop = stop.clone();
                     if *stop.borrow_and_update() {
+                        on_its_own();
                         return Err(Again(Duration::ZERO));
                     }
                     tokio::select! {
                         changed = stop.changed() => {
                             if changed.is_err() || *stop.borrow() {
+                                on_its_own();
                                 return Err(Again(Duration::ZERO));
                             }
                         }
@@ -434,16 +458,28 @@ impl DispatchShared {
             evidence: Evidence::default(),
         };
         let now = self.clock.now_ms();
+        let observed = Observed {
+            outcome,
+            at: now,
+            evidence: None,
+        };
         self.observe(
             job,
             &handoff,
-            outcome,
-            now,
+            observed,
             &format!("interrupted:{}", handoff.sends),
             stop,
         )
         .await
     }
+}
+
+/// What the dispatcher observed of a call: its outcome, when (Unix ms),
+/// and the call's evidence (none for an outcome made up without a call).
+struct Observed {
+    outcome: CallOutcome,
+    at: i64,
+    evidence: Option<EvidenceRecord>,
 }
 
 /// The outcome of a call the adapter refused to make after the dispatch was

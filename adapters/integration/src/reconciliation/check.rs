@@ -145,19 +145,24 @@ impl Reconciler {
             }
         };
         let reading = Reading::of(&answer);
-        if let Err(e) = inner.evidence.record(&EvidenceRecord::of(
+        let evidence = EvidenceRecord::of(
             now,
             &handoff.id,
             due.system.as_str(),
             "reconciliation",
             &reading.evidence(&answer),
-        )) {
-            tracing::warn!(error = %e, "cannot store reconciliation evidence");
-        }
+        );
+        // Evidence of a question whose answer this does not append.
+        let on_its_own = || {
+            if let Err(e) = inner.evidence.record(&evidence) {
+                tracing::warn!(error = %e, "cannot store reconciliation evidence");
+            }
+        };
         entry.external_class = Some(reading.class.as_str().to_owned());
         entry.raw_code = reading.raw_code.clone();
         if matches!(answer, StatusAnswer::Unavailable(_)) && !unknown {
             // A failed status read says nothing: leave a pending handoff alone.
+            on_its_own();
             entry.result = ReconciliationResult::StillUnknown;
             if let Some(breached) = self
                 .breach_if_overdue(&due, &entry, unknown, now, config, &stream, &context("sla"))
@@ -174,10 +179,15 @@ impl Reconciler {
             observation: observation(&handoff, reading, now),
             retry_policy: config.map(|c| c.retry).unwrap_or_default().policy(),
         };
+        // The answer's evidence travels with the observation it explains.
+        let (key, value) = inner.evidence.attachment(&evidence);
         let executed = inner
             .path
-            .execute::<HandoffDecider>(&stream, &command, &context("observe"))
+            .execute::<HandoffDecider>(&stream, &command, &context("observe").attach(key, value))
             .await;
+        if !executed.as_ref().is_ok_and(|outcome| !outcome.deduplicated) {
+            on_its_own();
+        }
         entry.result = self.result_of(executed, not_found, &mut entry.rule);
         if let Some(breached) = self
             .breach_if_overdue(&due, &entry, unknown, now, config, &stream, &context("sla"))
