@@ -102,6 +102,15 @@ pub fn has_stray_tags(text: &str) -> bool {
 /// subdivision's: `gbsct` for Scotland).
 pub const MAX_FLAG_TAGS: usize = 8;
 
+/// A code point that changes how the character before it shows (a
+/// combining accent, a variation selector such as the emoji one after
+/// `❤`): it shows nothing on its own, yet may end a name.
+pub fn marks_the_previous(c: char) -> bool {
+    is_accent(c)
+        || ('\u{FE00}'..='\u{FE0F}').contains(&c)
+        || ('\u{E0100}'..='\u{E01EF}').contains(&c)
+}
+
 /// A combining accent (the grapheme joiner U+034F, which shows nothing
 /// and joins nothing a reader sees, is not one).
 fn is_accent(c: char) -> bool {

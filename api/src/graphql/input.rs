@@ -131,22 +131,36 @@ fn not_blank(field: &str, value: &str) -> ApiResult<()> {
 
 /// A name something is matched by (an option of a line, a catalog
 /// version): a [`label`] of at most `max` bytes that is not blank and
-/// neither starts nor ends with a character that shows nothing, so two
-/// names that look alike are the same name.
+/// neither starts nor ends with a character that shows nothing (an
+/// accent or a variation selector may end it: it marks the character
+/// before), so two names that look alike are the same name; names are
+/// compared by [`name_key`].
 ///
 /// # Errors
 /// `VALIDATION` naming `field`.
 pub fn name(field: &str, value: &str, max: usize) -> ApiResult<()> {
     label(field, value, max)?;
     not_blank(field, value)?;
-    let padded = |c: Option<char>| c.is_some_and(domain::text::shows_nothing);
-    if padded(value.chars().next()) || padded(value.chars().next_back()) {
+    let padded = |c: Option<char>, at_end: bool| {
+        c.is_some_and(|c| {
+            domain::text::shows_nothing(c) && !(at_end && domain::text::marks_the_previous(c))
+        })
+    };
+    if padded(value.chars().next(), false) || padded(value.chars().next_back(), true) {
         return Err(ApiError::validation(
             field,
             "must not start or end with white space or an invisible character",
         ));
     }
     Ok(())
+}
+
+/// What two [`name`]s are compared by: their canonical composition
+/// (Unicode NFC), so `café` typed with `é` and with `e` + U+0301 is one
+/// name.
+pub fn name_key(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    value.nfc().collect()
 }
 
 fn text(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<()> {
@@ -192,6 +206,31 @@ mod tests {
             Err(ApiError::Validation { field, .. }) => Some(field),
             _ => None,
         }
+    }
+
+    /// A name may end with an accent or a variation selector (it marks
+    /// the character before: `café` typed decomposed, `❤️`), not start
+    /// with one; names that differ only in composition are one name.
+    #[test]
+    fn a_name_may_end_with_a_mark_and_is_compared_composed() {
+        for fine in ["cafe\u{301}", "2026.12\u{301}", "\u{2764}\u{FE0F}", "speed"] {
+            assert!(name("line.options.name", fine, 64).is_ok(), "{fine:?}");
+        }
+        for padded in [
+            "\u{301}cafe",
+            "speed ",
+            " speed",
+            "speed\u{200B}",
+            "speed\u{034F}",
+        ] {
+            assert_eq!(
+                field_of(name("line.options.name", padded, 64)),
+                Some("line.options.name".to_owned()),
+                "{padded:?}"
+            );
+        }
+        assert_eq!(name_key("caf\u{e9}x"), name_key("cafe\u{301}x"));
+        assert_ne!(name_key("cafe"), name_key("caf\u{e9}"));
     }
 
     #[test]

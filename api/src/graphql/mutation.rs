@@ -127,7 +127,7 @@ fn line(input: LineInput) -> ApiResult<QuoteLine> {
             &option.name,
             input::MAX_OPTION_NAME_BYTES,
         )?;
-        if !names.insert(option.name.as_str()) {
+        if !names.insert(input::name_key(&option.name)) {
             return Err(ApiError::validation(
                 "line.options.name",
                 format!(
