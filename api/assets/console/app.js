@@ -136,6 +136,13 @@ function commandId() {
  * with 1012) is opened again after 1 s, doubling to 30 s, unless the
  * credential was refused (4401, 4403).
  */
+/** Says whether the live page is live: `text` shown, or nothing. */
+function liveNotice(text) {
+  const notice = document.getElementById('live-status');
+  notice.textContent = text || '';
+  notice.hidden = !text;
+}
+
 function subscribe(query, onEvent, onSubscribed) {
   let socket = null;
   let closed = false;
@@ -152,6 +159,7 @@ function subscribe(query, onEvent, onSubscribed) {
       const frame = JSON.parse(message.data);
       if (frame.type === 'connection_ack') {
         delay = 1000;
+        liveNotice(null);
         socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
         // What changed between the first read and the subscription.
         if (onSubscribed) onSubscribed();
@@ -169,13 +177,20 @@ function subscribe(query, onEvent, onSubscribed) {
         tokenRefused();
         return;
       }
-      if (event.code === 4403) return;
+      if (event.code === 4403) {
+        liveNotice('Live updates are not open to this role: reload the page to see changes.');
+        return;
+      }
+      // Say so rather than show a queue that silently stops updating.
+      const why = event.reason ? `${event.code}: ${event.reason}` : String(event.code);
+      liveNotice(`Live updates interrupted (${why}); retrying in ${Math.round(delay / 1000)} s. `
+        + 'What is shown may be out of date.');
       setTimeout(() => { if (!closed) open(); }, delay);
       delay = Math.min(delay * 2, 30000);
     };
   };
   open();
-  return { close: () => { closed = true; socket.close(); } };
+  return { close: () => { closed = true; liveNotice(null); socket.close(); } };
 }
 
 /** The server refused the token: forget it and ask for another. */

@@ -907,3 +907,51 @@ async fn a_server_out_of_reach_at_sign_in_keeps_the_token() {
         "{who}"
     );
 }
+
+/// A live queue whose socket the server refuses (here: the credential's 64
+/// connections are taken, close 1013) says its updates are interrupted
+/// and that it retries, and says nothing once it is live again; it used to
+/// go on showing a queue that no longer updated, with no sign of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_queue_that_cannot_connect_says_so_until_it_is_live_again() {
+    let server = Server::start();
+    let base = server.base_url();
+    let browser = Browser::launch().await;
+    sign_in(&browser, &base, &server.token("operator")).await;
+    browser
+        .run("location.hash = '#/quotes'; return true;")
+        .await;
+    wait_for_text(&browser, "Quotes").await;
+    // Take every connection the credential may open.
+    let hold = "window.__hold = []; const token = sessionStorage.getItem('oms-console-token'); \
+        const url = new URL('/ws', location.href); url.protocol = 'ws:'; \
+        for (let i = 0; i < 64; i++) { \
+          const s = new WebSocket(url, 'graphql-transport-ws'); \
+          s.onopen = () => s.send(JSON.stringify({ type: 'connection_init', \
+            payload: { Authorization: `Bearer ${token}` } })); \
+          s.onmessage = (m) => { if (JSON.parse(m.data).type === 'connection_ack') s.acked = true; }; \
+          window.__hold.push(s); } return true;";
+    assert_eq!(browser.run(hold).await, true);
+    let held = browser
+        .wait_for(
+            "window.__hold.filter((s) => s.acked).length === 64",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(held, true, "64 connections held");
+    browser
+        .run("location.hash = '#/fallout'; return true;")
+        .await;
+    let said = wait_for_text(&browser, "Live updates interrupted").await;
+    assert!(said.contains("retrying"), "{said}");
+    browser
+        .run("window.__hold.forEach((s) => s.close()); return true;")
+        .await;
+    let live_again = browser
+        .wait_for(
+            "document.getElementById('live-status').hidden",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(live_again, true, "the notice goes once the queue is live");
+}
