@@ -169,37 +169,54 @@ fn init_tracing(format: &str) {
 /// installed when this is called (inside the runtime, before the server
 /// listens), not when the future is first polled: a SIGTERM that comes
 /// right after "listening" drains and exits 0 instead of killing the
-/// process.
+/// process. Another of these signals during the drain stops the process
+/// at once with exit 1, as a crash would (the log and the fulfillment
+/// process are crash-safe; a restart resumes).
 fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let (terminate, interrupt, hangup) = {
+    let mut signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        (
+        [
             signal(SignalKind::terminate()).ok(),
             signal(SignalKind::interrupt()).ok(),
             signal(SignalKind::hangup()).ok(),
-        )
+        ]
     };
     async move {
         #[cfg(unix)]
         {
-            let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
-                match signal {
-                    Some(mut signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                () = wait(terminate) => {},
-                () = wait(interrupt) => {},
-                () = wait(hangup) => {},
-            }
+            any_signal(&mut signals).await;
+            tokio::spawn(async move {
+                any_signal(&mut signals).await;
+                tracing::warn!("a second signal: stopping now, without draining");
+                std::process::exit(1);
+            });
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// The next of `signals` to arrive.
+#[cfg(unix)]
+async fn any_signal(signals: &mut [Option<tokio::signal::unix::Signal>; 3]) {
+    let [terminate, interrupt, hangup] = signals;
+    tokio::select! {
+        () = next_of(terminate) => {},
+        () = next_of(interrupt) => {},
+        () = next_of(hangup) => {},
+    }
+}
+
+/// The next delivery of `signal`; never when it could not be installed.
+#[cfg(unix)]
+async fn next_of(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }

@@ -314,9 +314,21 @@ impl DispatchShared {
                     request: handoff.request_snapshot.clone(),
                     correlation_id: job.correlation.clone(),
                 };
-                match self.port.execute(&call).await {
-                    Ok(outcome) => outcome,
-                    Err(refusal) => local_outcome(&refusal),
+                tokio::select! {
+                    answered = self.port.execute(&call) => match answered {
+                        Ok(outcome) => outcome,
+                        Err(refusal) => local_outcome(&refusal),
+                    },
+                    () = stopped_for(stop.clone(), CALL_GRACE_AT_STOP) => {
+                        // As a crash leaves it: dispatched, outcome unknown;
+                        // the next start marks it so and reconciliation asks.
+                        tracing::warn!(
+                            handoff_id = handoff.id.as_str(),
+                            system = target.as_str(),
+                            "stopping: an external call still in flight is left to reconciliation after the restart"
+                        );
+                        return Err(Again(Duration::ZERO));
+                    }
                 }
             }
         };
@@ -472,6 +484,20 @@ impl DispatchShared {
         )
         .await
     }
+}
+
+/// How long a stopping server still waits for an external call in flight
+/// before it leaves the call to reconciliation after the restart: a call
+/// may hang up to its system's read timeout, which may be configured far
+/// longer than a stop should take.
+pub const CALL_GRACE_AT_STOP: Duration = Duration::from_secs(3);
+
+/// Resolves `grace` after `stop` turned true (never, while it stays false).
+async fn stopped_for(mut stop: watch::Receiver<bool>, grace: Duration) {
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        // The sender is gone: the process is ending too.
+    }
+    tokio::time::sleep(grace).await;
 }
 
 /// What the dispatcher observed of a call: its outcome, when (Unix ms),
