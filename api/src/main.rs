@@ -169,9 +169,10 @@ fn init_tracing(format: &str) {
 /// installed when this is called (inside the runtime, before the server
 /// listens), not when the future is first polled: a SIGTERM that comes
 /// right after "listening" drains and exits 0 instead of killing the
-/// process. Another of these signals during the drain stops the process
-/// at once with exit 1, as a crash would (the log and the fulfillment
-/// process are crash-safe; a restart resumes).
+/// process. A Ctrl-C (SIGINT) during the drain stops the process at once
+/// with exit 1, as a crash would (the log and the fulfillment process are
+/// crash-safe; a restart resumes); another SIGTERM or SIGHUP changes
+/// nothing (the drain is bounded).
 fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let mut signals = {
@@ -186,9 +187,13 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
         #[cfg(unix)]
         {
             any_signal(&mut signals).await;
+            // Only an operator's second Ctrl-C forces the exit: a
+            // supervisor or a script may send SIGTERM more than once, and
+            // the drain is bounded anyway.
+            let [_, mut interrupt, _] = signals;
             tokio::spawn(async move {
-                any_signal(&mut signals).await;
-                tracing::warn!("a second signal: stopping now, without draining");
+                next_of(&mut interrupt).await;
+                tracing::warn!("Ctrl-C during the drain: stopping now, without draining");
                 std::process::exit(1);
             });
         }

@@ -514,7 +514,10 @@ impl Executor for LimitedSchema {
         // A refused document is not parsed to look at its variables.
         let unprovided = checked
             .is_ok()
-            .then(|| super::variables::unprovided(&mut request))
+            .then(|| {
+                super::variables::with_defaults(&mut request);
+                super::variables::unprovided(&mut request)
+            })
             .flatten();
         let schema = self.schema.clone();
         let types = self.types.clone();
@@ -545,6 +548,7 @@ impl Executor for LimitedSchema {
     ) -> BoxStream<'static, Response> {
         let checked = self.documents.admit(&mut request);
         if checked.is_ok() {
+            super::variables::with_defaults(&mut request);
             if let Some(unprovided) = super::variables::unprovided(&mut request) {
                 return stream::once(async move { Response::from_errors(vec![unprovided]) })
                     .boxed();

@@ -61,7 +61,40 @@ pub(crate) fn selected_operation<'a>(
             .iter()
             .find(|(found, _)| found.as_str() == name)
             .map(|(_, operation)| operation),
+        // One operation, named, run without `operationName`: the engine
+        // runs it, so it is the one checked.
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
         (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// Gives every variable the selected operation declares with a default
+/// (`$s: Boolean = true`) and `request` leaves out its default, as the
+/// specification's CoerceVariableValues does: async-graphql 7 applies
+/// defaults to arguments but reads a missing variable in `@skip` and
+/// `@include` as false, so `@skip(if: $s)` with `$s` defaulting to true
+/// answered the field. A variable given, even as `null`, is left as given.
+pub fn with_defaults(request: &mut Request) {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return;
+    };
+    let Some(operation) = selected_operation(&document.operations, name.as_deref()) else {
+        return;
+    };
+    let defaults: Vec<(async_graphql::Name, Value)> = operation
+        .node
+        .variable_definitions
+        .iter()
+        .filter_map(|def| {
+            let default = def.node.default_value.as_ref()?;
+            Some((def.node.name.node.clone(), default.node.clone()))
+        })
+        .collect();
+    for (name, value) in defaults {
+        request.variables.entry(name).or_insert(value);
     }
 }
 
@@ -94,5 +127,34 @@ mod tests {
         assert!(unprovided(&mut request).is_some());
         // A document that does not parse is the engine's to report.
         assert!(check("mutation($c: String!) {", serde_json::json!({})).is_none());
+        // One named operation, run without `operationName`, is checked:
+        // its first field used to run before the engine refused the second.
+        let named = "mutation M($c: String!) { a: f(x: 1) b: f(c: $c) }";
+        assert!(check(named, serde_json::json!({})).is_some());
+        assert!(check(
+            "query Case($id: String!) { f(id: $id) }",
+            serde_json::json!({})
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn a_default_is_given_to_a_variable_left_out_and_only_to_it() {
+        let query = "query($s: Boolean = true, $t: Boolean = true, $n: Int) { f @skip(if: $s) }";
+        let mut request = Request::new(query).variables(async_graphql::Variables::from_json(
+            serde_json::json!({"t": null}),
+        ));
+        with_defaults(&mut request);
+        assert_eq!(request.variables.get("s"), Some(&Value::Boolean(true)));
+        assert_eq!(
+            request.variables.get("t"),
+            Some(&Value::Null),
+            "given null stays null"
+        );
+        assert_eq!(
+            request.variables.get("n"),
+            None,
+            "no default, nothing given"
+        );
     }
 }

@@ -669,3 +669,54 @@ async fn an_object_whose_every_field_is_skipped_answers_an_empty_object() {
     let data = ask("{ me { role tenant @skip(if: true) } }", json!({})).await;
     assert_eq!(data, json!({ "me": { "role": "sales" } }));
 }
+
+/// A named operation sent without `operationName` is checked like any
+/// other: a non-null variable given no value refuses the request before
+/// anything runs (its first mutation field used to be applied), and a
+/// variable left out takes its declared default in `@skip`/`@include` too
+/// (it used to read as false, so a field skipped by default was answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_operation_is_checked_and_defaulted_without_operation_name() {
+    let server = Server::start();
+    let sales = server.token("sales");
+    let command = unique("named");
+    let mutation = format!(
+        "mutation M($c: String!) {{ a: createQuote(commandId: \"{command}\", customerId: \"cust-1\") {{ version }} \
+         b: createQuote(commandId: $c, customerId: \"cust-1\") {{ version }} }}"
+    );
+    let (status, body) = server.client.raw(&sales, &mutation, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!(null), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nothing was run")),
+        "{body}"
+    );
+    // Nothing was recorded under the first field's command id.
+    let (_, trail) = server
+        .client
+        .raw(
+            &sales,
+            "query($c: String!) { auditTrail(commandId: $c, first: 5) { nodes { eventType } } }",
+            json!({ "c": command }),
+        )
+        .await;
+    assert_eq!(trail["data"]["auditTrail"]["nodes"], json!([]), "{trail}");
+
+    let (_, body) = server
+        .client
+        .raw(
+            &sales,
+            "query Me($s: Boolean = true, $i: Boolean = false) { me { role @skip(if: $s) tenant @include(if: $i) name } }",
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let me = body["data"]["me"].as_object().unwrap();
+    assert!(
+        !me.contains_key("role") && !me.contains_key("tenant"),
+        "{body}"
+    );
+    assert!(me.contains_key("name"), "{body}");
+}

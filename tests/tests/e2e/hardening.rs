@@ -709,8 +709,8 @@ async fn an_encoded_body_is_refused_naming_the_encoding() {
     let server = Server::start();
     let viewer = server.token("viewer");
     let url = format!("{}/graphql", server.base_url());
-    for encoding in ["gzip", "br", "zstd, gzip"] {
-        let answer = server
+    let post = |encoding: &'static str| {
+        server
             .client
             .http()
             .post(&url)
@@ -719,8 +719,9 @@ async fn an_encoded_body_is_refused_naming_the_encoding() {
             .header("content-encoding", encoding)
             .body(r#"{"query":"{ me { tenant } }"}"#)
             .send()
-            .await
-            .unwrap();
+    };
+    for encoding in ["gzip", "br", "zstd, gzip"] {
+        let answer = post(encoding).await.unwrap();
         assert_eq!(answer.status().as_u16(), 415, "{encoding}");
         let body: Value = answer.json().await.unwrap();
         assert_eq!(
@@ -730,16 +731,5 @@ async fn an_encoded_body_is_refused_naming_the_encoding() {
         assert!(first_error(&body).contains("Content-Encoding"), "{body}");
     }
     // `identity` is no encoding.
-    let answer = server
-        .client
-        .http()
-        .post(&url)
-        .bearer_auth(&viewer)
-        .header("content-type", "application/json")
-        .header("content-encoding", "identity")
-        .body(r#"{"query":"{ me { tenant } }"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(post("identity").await.unwrap().status().as_u16(), 200);
 }
