@@ -41,7 +41,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerError};
 
-use super::documents::DocumentCache;
+use super::documents::{Admitted, DocumentCache};
 use super::empty_objects::strip_kept;
 use super::field_errors::{code_engine_errors, null_where_failed, FieldTypes, Ran};
 use super::OmsSchema;
@@ -508,35 +508,49 @@ impl LimitedSchema {
     }
 }
 
+impl LimitedSchema {
+    /// Everything checked before the engine sees `request`: the limits
+    /// (the document is left parsed in the request), then the variables,
+    /// defaults given and none missing. A refused document is not parsed
+    /// again to look at its variables.
+    fn prepare(&self, request: &mut Request) -> Result<Admitted, ServerError> {
+        let admitted = self
+            .documents
+            .admit(request)
+            .map_err(|refusal| refusal.to_server_error())?;
+        super::variables::with_defaults(request);
+        match super::variables::unprovided(request) {
+            Some(unprovided) => Err(unprovided),
+            None => Ok(admitted),
+        }
+    }
+}
+
+/// The engine's `response` as the schema promises it: failed fields null
+/// where nullable, the fields [`DocumentCache::admit`] added taken out,
+/// every error coded.
+fn answered(response: Response, types: &FieldTypes, ran: &Ran, admitted: Admitted) -> Response {
+    let mut response = null_where_failed(response, types, ran);
+    if admitted.kept {
+        strip_kept(&mut response.data);
+    }
+    code_engine_errors(&mut response);
+    response
+}
+
 impl Executor for LimitedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.documents.admit(&mut request);
-        // A refused document is not parsed to look at its variables.
-        let unprovided = checked
-            .is_ok()
-            .then(|| {
-                super::variables::with_defaults(&mut request);
-                super::variables::unprovided(&mut request)
-            })
-            .flatten();
+        let prepared = self.prepare(&mut request);
         let schema = self.schema.clone();
         let types = self.types.clone();
         async move {
-            match checked {
-                Ok(_) if unprovided.is_some() => {
-                    Response::from_errors(unprovided.into_iter().collect())
-                }
+            match prepared {
                 Ok(admitted) => {
                     let ran = Ran::of(&request);
                     let response = schema.execute(request).await;
-                    let mut response = null_where_failed(response, &types, &ran);
-                    if admitted.kept {
-                        strip_kept(&mut response.data);
-                    }
-                    code_engine_errors(&mut response);
-                    response
+                    answered(response, &types, &ran, admitted)
                 }
-                Err(refusal) => Response::from_errors(vec![refusal.to_server_error()]),
+                Err(refused) => Response::from_errors(vec![refused]),
             }
         }
     }
@@ -546,44 +560,27 @@ impl Executor for LimitedSchema {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        let checked = self.documents.admit(&mut request);
-        if checked.is_ok() {
-            super::variables::with_defaults(&mut request);
-            if let Some(unprovided) = super::variables::unprovided(&mut request) {
-                return stream::once(async move { Response::from_errors(vec![unprovided]) })
-                    .boxed();
+        let admitted = match self.prepare(&mut request) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                return stream::once(async move { Response::from_errors(vec![refused]) }).boxed()
             }
-        }
-        match checked {
-            Ok(admitted) => {
-                let deadline = self
-                    .operation_timeout
-                    .filter(|_| !runs_a_subscription(&mut request))
-                    .map(|timeout| tokio::time::Instant::now() + timeout);
-                let ran = Ran::of(&request);
-                let types = self.types.clone();
-                let responses = Executor::execute_stream(&self.schema, request, session_data)
-                    .map(move |response| null_where_failed(response, &types, &ran))
-                    .map(move |mut response| {
-                        if admitted.kept {
-                            strip_kept(&mut response.data);
-                        }
-                        code_engine_errors(&mut response);
-                        response
-                    })
-                    .boxed();
-                match deadline {
-                    None => responses,
-                    // A query or mutation answers once, or times out.
-                    Some(deadline) => stream::once(first_within(responses, deadline))
-                        .filter_map(std::future::ready)
-                        .boxed(),
-                }
-            }
-            Err(refusal) => {
-                stream::once(async move { Response::from_errors(vec![refusal.to_server_error()]) })
-                    .boxed()
-            }
+        };
+        let deadline = self
+            .operation_timeout
+            .filter(|_| !runs_a_subscription(&mut request))
+            .map(|timeout| tokio::time::Instant::now() + timeout);
+        let ran = Ran::of(&request);
+        let types = self.types.clone();
+        let responses = Executor::execute_stream(&self.schema, request, session_data)
+            .map(move |response| answered(response, &types, &ran, admitted))
+            .boxed();
+        match deadline {
+            None => responses,
+            // A query or mutation answers once, or times out.
+            Some(deadline) => stream::once(first_within(responses, deadline))
+                .filter_map(std::future::ready)
+                .boxed(),
         }
     }
 }
