@@ -395,26 +395,21 @@ impl DispatchShared {
         // Evidence of a call whose outcome this did not append.
         let on_its_own = || {
             if let Some(record) = &evidence {
-                if let Err(e) = self.evidence.record(record) {
-                    tracing::warn!(error = %e, "cannot store call evidence");
-                }
+                self.evidence.keep_unattached(record);
             }
         };
         loop {
-            match self
+            let executed = self
                 .path
                 .execute::<HandoffDecider>(&job.stream_id, &command, &context)
-                .await
-            {
-                Ok(outcome) => {
-                    if outcome.deduplicated {
+                .await;
+            match &executed {
+                Ok(_)
+                | Err(CommandError::Rejected { .. })
+                | Err(CommandError::IdempotencyConflict { .. }) => {
+                    if !EvidenceStore::attached(&executed) {
                         on_its_own();
                     }
-                    return Ok(());
-                }
-                Err(CommandError::Rejected { .. })
-                | Err(CommandError::IdempotencyConflict { .. }) => {
-                    on_its_own();
                     return Ok(());
                 }
                 Err(e) => {

@@ -163,6 +163,24 @@ impl EvidenceStore {
         Ok(())
     }
 
+    /// [`EvidenceStore::record`] for a call whose outcome was not appended
+    /// with its evidence; a failure to store it is logged, not returned
+    /// (the outcome, or its absence, stands either way).
+    pub fn keep_unattached(&self, record: &EvidenceRecord) {
+        if let Err(e) = self.record(record) {
+            tracing::warn!(error = %e, handoff_id = %record.handoff_id, "cannot store call evidence");
+        }
+    }
+
+    /// Whether the command that recorded an outcome stored the evidence
+    /// attached to it: only an append that was new does (a refusal or a
+    /// retry answered by its first outcome stores nothing).
+    pub fn attached<E: std::error::Error>(
+        executed: &Result<application::CommandOutcome, application::CommandError<E>>,
+    ) -> bool {
+        executed.as_ref().is_ok_and(|outcome| !outcome.deduplicated)
+    }
+
     /// Every record of one handoff, oldest first: those attached to its
     /// outcomes and those stored on their own.
     ///

@@ -14,7 +14,7 @@ use domain::{HandoffDecider, RuleViolation};
 use super::index::IndexRow;
 use super::{Reconciler, ReconciliationEntry, ReconciliationResult};
 use crate::config::SystemConfig;
-use crate::evidence::EvidenceRecord;
+use crate::evidence::{EvidenceRecord, EvidenceStore};
 use crate::external::{CallOutcome, PortError, StatusAnswer, StatusQuery};
 use application::command::{CommandContext, CommandError, CommandOutcome};
 use application::events::decode_handoff;
@@ -152,17 +152,12 @@ impl Reconciler {
             "reconciliation",
             &reading.evidence(&answer),
         );
-        // Evidence of a question whose answer this does not append.
-        let on_its_own = || {
-            if let Err(e) = inner.evidence.record(&evidence) {
-                tracing::warn!(error = %e, "cannot store reconciliation evidence");
-            }
-        };
         entry.external_class = Some(reading.class.as_str().to_owned());
         entry.raw_code = reading.raw_code.clone();
         if matches!(answer, StatusAnswer::Unavailable(_)) && !unknown {
-            // A failed status read says nothing: leave a pending handoff alone.
-            on_its_own();
+            // A failed status read says nothing: leave a pending handoff
+            // alone (its evidence is kept on its own).
+            inner.evidence.keep_unattached(&evidence);
             entry.result = ReconciliationResult::StillUnknown;
             if let Some(breached) = self
                 .breach_if_overdue(&due, &entry, unknown, now, config, &stream, &context("sla"))
@@ -185,8 +180,8 @@ impl Reconciler {
             .path
             .execute::<HandoffDecider>(&stream, &command, &context("observe").attach(key, value))
             .await;
-        if !executed.as_ref().is_ok_and(|outcome| !outcome.deduplicated) {
-            on_its_own();
+        if !EvidenceStore::attached(&executed) {
+            inner.evidence.keep_unattached(&evidence);
         }
         entry.result = self.result_of(executed, not_found, &mut entry.rule);
         if let Some(breached) = self
