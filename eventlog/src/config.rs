@@ -35,6 +35,11 @@ pub struct LogConfig {
     pub projection_cache_bytes: u64,
     /// Most events one group commit writes.
     pub max_batch_events: usize,
+    /// How many stream heads (stream -> version) the writer keeps in
+    /// memory; the others are read from the stream index when an append
+    /// names them (ADR 0062). Heads of group commits not yet in sled are
+    /// kept besides, whatever this bound (at least one).
+    pub stream_heads_kept: usize,
     /// Size a journal file grows to before the writer checkpoints sled
     /// and turns to the other file (at least
     /// [`crate::journal::MIN_FILE_BYTES`]).
@@ -65,6 +70,7 @@ impl LogConfig {
             cache_capacity_bytes: 32 * 1024 * 1024,
             projection_cache_bytes: 96 * 1024 * 1024,
             max_batch_events: 4096,
+            stream_heads_kept: crate::heads::DEFAULT_HEADS_KEPT,
             journal_file_bytes: crate::journal::DEFAULT_FILE_BYTES,
             checkpoint_stall_limit: crate::storage::FLUSH_STALL_LIMIT,
             #[cfg(feature = "fault-injection")]

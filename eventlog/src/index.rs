@@ -5,8 +5,6 @@
 //! Every reader of the index goes through here, so the log, recovery,
 //! verify and the replay tools agree on what a run means.
 
-use std::collections::HashMap;
-
 use crate::error::LogError;
 use crate::keyspace::{self, StreamRun};
 
@@ -100,17 +98,4 @@ pub fn last_run_below(
         }
     }
     Ok(None)
-}
-
-/// Every stream's last run (its head), from one walk over the index.
-pub fn heads(tree: &sled::Tree) -> Result<HashMap<String, StreamRun>, LogError> {
-    let mut heads: HashMap<String, StreamRun> = HashMap::new();
-    for entry in tree.scan_prefix([keyspace::RUN]) {
-        let (key, value) = entry?;
-        let (stream, run) = decode_entry(&key, &value)
-            .ok_or_else(|| malformed(&String::from_utf8_lossy(key.get(3..).unwrap_or(&[]))))?;
-        // Keys sort by stream then version: the last one seen is the head.
-        heads.insert(stream, run);
-    }
-    Ok(heads)
 }

@@ -63,6 +63,7 @@ mod checkpoint;
 pub mod codec;
 mod config;
 mod error;
+mod heads;
 pub mod index;
 pub mod journal;
 pub mod keyspace;

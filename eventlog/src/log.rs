@@ -199,7 +199,7 @@ impl EventLog {
         };
         let writer = Writer {
             tree: tree.clone(),
-            heads: recovered.heads,
+            heads: crate::heads::StreamHeads::new(config.stream_heads_kept),
             next_position: recovered.next_position,
             head_hash: recovered.head_hash,
             max_batch_events: config.max_batch_events.max(1),

@@ -2,31 +2,21 @@
 //!
 //! The head is found from the records themselves (the last record of the
 //! last page) and
-//! checked against the meta record and the chain link into the head; each
-//! stream's head is its last run in the stream index, which must lie
-//! inside the log. sled writes each group commit
+//! checked against the meta record and the chain link into the head (each
+//! stream's head is its last run in the stream index, read when an append
+//! names the stream: see [`crate::heads`]). sled writes each group commit
 //! atomically, so after any crash these agree; if they do not, the log has
 //! been damaged and opening refuses with [`LogError::Inconsistent`] instead
 //! of serving it. The full walk is [`crate::verify`].
-
-use std::collections::HashMap;
 
 use crate::error::LogError;
 use crate::keyspace;
 use crate::record::{Hash, RecordedEvent, GENESIS_HASH};
 
-/// Version and last position of one stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct StreamHead {
-    pub(crate) version: u64,
-    pub(crate) position: u64,
-}
-
 /// What recovery found: where the log continues.
 pub(crate) struct Recovered {
     pub(crate) next_position: u64,
     pub(crate) head_hash: Hash,
-    pub(crate) heads: HashMap<String, StreamHead>,
     pub(crate) fresh: bool,
 }
 
@@ -108,7 +98,7 @@ fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, LogError> {
     RecordedEvent::decode(bytes).map_err(|source| LogError::Decode { position, source })
 }
 
-/// Finds the head and loads stream heads, refusing an inconsistent log.
+/// Finds the head, refusing an inconsistent log.
 pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
     check_restore_finished(tree)?;
     let meta = read_meta(tree)?;
@@ -118,7 +108,6 @@ pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
             return Ok(Recovered {
                 next_position: 0,
                 head_hash: GENESIS_HASH,
-                heads: HashMap::new(),
                 fresh: true,
             })
         }
@@ -140,11 +129,9 @@ pub(crate) fn recover(tree: &sled::Tree) -> Result<Recovered, LogError> {
         }
         (Some(meta), Some((position, bytes))) => check_head(tree, &meta, position, &bytes)?,
     };
-    let heads = load_heads(tree, next_position)?;
     Ok(Recovered {
         next_position,
         head_hash,
-        heads,
         fresh: false,
     })
 }
@@ -217,27 +204,4 @@ fn check_head(
         _ => return Err(inconsistent(0, "the record at position 0 is missing")),
     }
     Ok((position + 1, record.hash))
-}
-
-/// Derives every stream head from its last run; each must lie inside the
-/// log (verify, run first by open, checks the runs against the records).
-fn load_heads(
-    tree: &sled::Tree,
-    next_position: u64,
-) -> Result<HashMap<String, StreamHead>, LogError> {
-    let mut heads = HashMap::new();
-    for (stream, run) in crate::index::heads(tree)? {
-        if run.last_position() >= next_position {
-            return Err(inconsistent(
-                run.last_position(),
-                format!("stream index of {stream} points past the log"),
-            ));
-        }
-        let head = StreamHead {
-            version: run.last_version(),
-            position: run.last_position(),
-        };
-        heads.insert(stream, head);
-    }
-    Ok(heads)
 }

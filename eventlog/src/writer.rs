@@ -3,7 +3,7 @@
 //!
 //! Every append goes through one *writer* thread that owns the sequence.
 //! It drains the queue of waiting appends, checks each against the stream
-//! heads it keeps in memory, and encodes every accepted append of the
+//! heads (the recent ones kept in memory, see [`crate::heads`]), and encodes every accepted append of the
 //! drain as one journal frame (its records packed into pages, one run key
 //! per append, the meta record last) for the *journal* thread. The journal
 //! thread drains every frame handed over so far, writes them to the redo
@@ -43,11 +43,11 @@ use crate::acked::{AckedHead, AckedHeadFile};
 use crate::append::{AppendOutcome, AppendRequest};
 use crate::config::Durability;
 use crate::error::AppendError;
+use crate::heads::StreamHeads;
 use crate::journal::{Frame, FramePayload, Journal};
 use crate::keyspace;
 use crate::pages::PageBuilder;
 use crate::record::{Hash, RecordedEvent};
-use crate::recovery::StreamHead;
 use crate::storage::BlobSync;
 
 /// The durable head published to readers and subscribers.
@@ -235,7 +235,8 @@ pub(crate) enum WriterMsg {
 /// Everything the writer thread owns.
 pub(crate) struct Writer {
     pub(crate) tree: sled::Tree,
-    pub(crate) heads: HashMap<String, StreamHead>,
+    /// The version each stream has reached, as appends were accepted.
+    pub(crate) heads: StreamHeads,
     pub(crate) next_position: u64,
     pub(crate) head_hash: Hash,
     pub(crate) max_batch_events: usize,
@@ -268,6 +269,8 @@ pub(crate) struct Pending {
     frame: Arc<Frame>,
     /// Idempotency keys it records.
     keys: Vec<String>,
+    /// Streams whose heads it moves.
+    streams: Vec<String>,
     replies: Vec<Reply>,
 }
 
@@ -336,7 +339,8 @@ struct Staged {
     payload: FramePayload,
     /// The group commit's records, packed into pages.
     pages: PageBuilder,
-    heads: HashMap<String, StreamHead>,
+    /// The version each stream this group commit wrote reaches.
+    heads: HashMap<String, u64>,
     keys: HashMap<String, (Hash, AppendOutcome)>,
     /// Whether an accepted append brought attachments.
     attached: bool,
@@ -472,7 +476,6 @@ impl Writer {
         });
         self.next_position = staged.next_position;
         self.head_hash = staged.head_hash;
-        self.heads.extend(staged.heads);
         let now = frame.as_ref().is_some_and(|f| self.apply_now(f));
         if let Some(frame) = frame.as_ref().filter(|_| now) {
             if let Err(reason) = self.apply(std::slice::from_ref(frame)) {
@@ -480,6 +483,7 @@ impl Writer {
                 return;
             }
             self.applied.advance(frame.number);
+            self.heads.applied(std::mem::take(&mut staged.heads));
         }
         let frame = match frame {
             Some(frame) if !now => frame,
@@ -503,11 +507,13 @@ impl Writer {
         }
         let keys = staged.keys.keys().cloned().collect();
         self.unapplied_keys.extend(staged.keys);
+        let streams = self.heads.pending(frame.number, staged.heads);
         self.pending.push_back(Pending {
             next_position: self.next_position,
             head_hash: self.head_hash,
             frame,
             keys,
+            streams,
             replies: staged.replies,
         });
     }
@@ -553,6 +559,7 @@ impl Writer {
         };
         let mut replies = Vec::new();
         let mut frames = Vec::new();
+        let mut moved = Vec::new();
         let mut published = None;
         while self
             .pending
@@ -563,6 +570,7 @@ impl Writer {
                 break;
             };
             published = Some((group.next_position, group.head_hash, group.frame.number));
+            moved.push((group.frame.number, group.streams));
             frames.push(group.frame);
             for key in &group.keys {
                 self.unapplied_keys.remove(key);
@@ -574,6 +582,9 @@ impl Writer {
         };
         let done = self.apply(&frames).map(|()| {
             self.applied.advance(last_frame);
+            for (frame, streams) in moved {
+                self.heads.frame_applied(frame, streams);
+            }
         });
         if let Err(reason) = done.and_then(|()| self.publisher.publish(next_position, head_hash)) {
             self.fence_with(&reason, replies);
@@ -601,12 +612,13 @@ impl Writer {
             answer_failed(group.replies, reason);
         }
         self.unapplied_keys.clear();
+        self.heads.forget_unapplied();
     }
 
     /// Checks one append against the heads and keys (durable and staged)
     /// and, if accepted, adds its keys to the frame.
     fn stage(
-        &self,
+        &mut self,
         staged: &mut Staged,
         req: AppendRequest,
         now_ms: i64,
@@ -623,11 +635,13 @@ impl Writer {
                 };
             }
         }
-        let current = staged
-            .heads
-            .get(&req.stream_id)
-            .or_else(|| self.heads.get(&req.stream_id))
-            .map_or(0, |h| h.version);
+        let current = match staged.heads.get(&req.stream_id) {
+            Some(version) => *version,
+            None => self
+                .heads
+                .version(&self.tree, &req.stream_id)
+                .map_err(|e| AppendError::Storage(e.to_string()))?,
+        };
         if !req.expected.admits(current) {
             return Err(AppendError::WrongExpectedVersion {
                 stream_id: req.stream_id,
@@ -699,13 +713,7 @@ impl Writer {
             staged.record_key(idem.key, hash, outcome);
         }
         staged.attach(req.attachments);
-        staged.heads.insert(
-            req.stream_id,
-            StreamHead {
-                version,
-                position: outcome.last_position,
-            },
-        );
+        staged.heads.insert(req.stream_id, version);
         Ok(outcome)
     }
 

@@ -6,14 +6,28 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::{append_one, open};
-use eventlog::{AppendError, Durability, ExpectedVersion};
+use eventlog::{AppendError, Durability, EventLog, ExpectedVersion, LogConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_exact_version_appends_have_one_winner_per_version_and_no_gap() {
+    race_exact_versions(LogConfig::new("").stream_heads_kept).await;
+}
+
+/// The same race with the writer keeping a single stream head: the others
+/// are read back from the stream index, or kept while their group commit
+/// waits for the journal (ADR 0062).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_appends_decide_the_same_when_the_writer_keeps_one_head() {
+    race_exact_versions(1).await;
+}
+
+async fn race_exact_versions(heads_kept: usize) {
     const STREAMS: usize = 4;
     const VERSIONS: u64 = 40;
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), Durability::Durable);
+    let mut config = LogConfig::new(dir.path());
+    config.stream_heads_kept = heads_kept;
+    let log = EventLog::open(config).unwrap();
     let tasks: Vec<_> = (0..32)
         .map(|task| {
             let log = log.clone();

@@ -67,14 +67,15 @@ struct Model {
     keys: HashMap<String, ([u8; 32], AppendOutcome)>,
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>, heads_kept: usize) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig::new(dir.path()).durability(Durability::Buffered);
+        let mut config = LogConfig::new(dir.path()).durability(Durability::Buffered);
+        config.stream_heads_kept = heads_kept;
         let mut log = EventLog::open(config.clone()).unwrap();
         let mut model = Model::default();
         for op in ops {
@@ -208,6 +209,13 @@ proptest! {
 
     #[test]
     fn the_log_behaves_like_its_model(ops in proptest::collection::vec(op(), 1..60)) {
-        run(ops)?;
+        run(ops, LogConfig::new("").stream_heads_kept)?;
+    }
+
+    /// A writer that keeps one stream head and reads the others back from
+    /// the stream index decides every append as one that keeps them all.
+    #[test]
+    fn a_writer_keeping_one_head_behaves_like_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run(ops, 1)?;
     }
 }
