@@ -57,26 +57,6 @@ pub enum ConfigError {
     },
 }
 
-/// serde's message with the text it quotes of a value (`invalid type:
-/// string "<the value>", expected a sequence`) left out: the value may be
-/// a secret.
-fn without_quoted_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find("string \"") {
-        out.push_str(&rest[..start + "string".len()]);
-        let quoted = &rest[start + "string \"".len()..];
-        // The value ends at the last quote before the message goes on.
-        let end = quoted
-            .find("\", expected")
-            .or_else(|| quoted.rfind('"'))
-            .unwrap_or(quoted.len());
-        rest = quoted.get(end + 1..).unwrap_or("");
-    }
-    out.push_str(rest);
-    out
-}
-
 impl ConfigError {
     /// The file `path` (whose text is `text`) does not parse: the parser's
     /// message and where, without the line it quotes, which may hold a
@@ -104,7 +84,7 @@ impl ConfigError {
             message: format!(
                 "{}{}",
                 at.unwrap_or_default(),
-                without_quoted_values(error.message().trim_end())
+                domain::text::parser_message(error.message().trim_end())
             ),
         }
     }
@@ -983,10 +963,6 @@ mod tests {
         assert!(message.contains("line 3"), "{message}");
         assert!(message.contains("expected a sequence"), "{message}");
         assert!(!message.contains("inv-secret"), "{message}");
-        assert_eq!(
-            without_quoted_values("invalid type: string \"s\\\"x\", expected a sequence"),
-            "invalid type: string, expected a sequence"
-        );
     }
 
     #[test]

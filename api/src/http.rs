@@ -81,16 +81,20 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration, extra: 
         .layer(axum::middleware::from_fn(client_errors))
 }
 
-/// The path under which external systems post callbacks; a refusal there
-/// is worded in the callback answer's shape.
-const CALLBACK_PATH: &str = "/callbacks/";
+/// The path under which external systems post callbacks
+/// (`/callbacks/{system}`); a refusal there, or at the path itself, is
+/// worded in the callback answer's shape.
+const CALLBACK_PATH: &str = "/callbacks";
 
 /// Words every client error as JSON once ([`json_client_errors`]); on the
 /// callback path in the callback answer's own shape, `{"error": "<reason>"}`
 /// (what a sender parses), never a GraphQL envelope: a body over the
 /// server's limit, a body that does not arrive, a wrong method or path.
 async fn client_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let callback = request.uri().path().starts_with(CALLBACK_PATH);
+    let path = request.uri().path();
+    let callback = path
+        .strip_prefix(CALLBACK_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     let response = json_client_errors(next.run(request).await).await;
     if callback {
         callback_shape(response).await

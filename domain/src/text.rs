@@ -167,9 +167,77 @@ pub fn bounded_evidence(raw: &str, max: usize) -> String {
     out
 }
 
+/// Most bytes [`parser_message`] keeps.
+pub const MAX_PARSER_MESSAGE_BYTES: usize = 240;
+
+/// Longest name quoted in backticks that [`parser_message`] keeps whole.
+const MAX_QUOTED_NAME_CHARS: usize = 64;
+
+/// A parser's message (serde's, TOML's) fit for an answer or a log line,
+/// whatever the input it failed on: the values it quotes (`invalid type:
+/// string "<the value>", expected ...`) are left out, since a value may be
+/// a secret or a whole payload; a name it quotes in backticks (an unknown
+/// field) over 64 characters is cut; the message is bounded by
+/// [`MAX_PARSER_MESSAGE_BYTES`] and shown as [`bounded_evidence`].
+pub fn parser_message(message: &str) -> String {
+    let mut unquoted = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        unquoted.push_str(&rest[..start + "string".len()]);
+        let quoted = &rest[start + "string \"".len()..];
+        // The value ends at the last quote before the message goes on.
+        let end = quoted
+            .find("\", expected")
+            .or_else(|| quoted.rfind('"'))
+            .unwrap_or(quoted.len());
+        rest = quoted.get(end + 1..).unwrap_or("");
+    }
+    unquoted.push_str(rest);
+    let names_cut: Vec<String> = unquoted
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 && part.chars().count() > MAX_QUOTED_NAME_CHARS {
+                let kept: String = part.chars().take(MAX_QUOTED_NAME_CHARS / 2).collect();
+                format!("{kept}…")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect();
+    bounded_evidence(&names_cut.join("`"), MAX_PARSER_MESSAGE_BYTES)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A parser's message keeps what went wrong and where, never the value
+    /// it failed on, and stays short whatever the input.
+    #[test]
+    fn a_parser_message_quotes_no_value_and_is_bounded() {
+        assert_eq!(
+            parser_message("invalid type: string \"s\\\"x\", expected a sequence"),
+            "invalid type: string, expected a sequence"
+        );
+        let long_name = "B".repeat(5_000);
+        let message = parser_message(&format!(
+            "unknown field `{long_name}`, expected one of `event_id`, `tenant`"
+        ));
+        assert!(message.len() <= MAX_PARSER_MESSAGE_BYTES, "{message}");
+        assert!(message.contains("unknown field `BBBB"), "{message}");
+        assert!(
+            message.contains("…`, expected one of `event_id`"),
+            "{message}"
+        );
+        let long = format!("expected value at line 1 column 1 {}", "é".repeat(500));
+        let message = parser_message(&long);
+        assert!(message.len() <= MAX_PARSER_MESSAGE_BYTES && message.ends_with('…'));
+        assert_eq!(
+            parser_message("missing field `tenant`"),
+            "missing field `tenant`"
+        );
+    }
 
     fn tags(text: &str) -> String {
         text.chars()

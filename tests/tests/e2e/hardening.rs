@@ -607,7 +607,18 @@ async fn a_callback_over_its_size_bound_is_refused_in_the_callback_shape() {
         .send()
         .await
         .unwrap();
-    for (answer, status, reason) in [(get, 405, "method_not_allowed"), (slash, 404, "not_found")] {
+    // A sender whose URL lacks the system's name (a probe).
+    let bare = http
+        .post(format!("{base}/callbacks"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    for (answer, status, reason) in [
+        (get, 405, "method_not_allowed"),
+        (slash, 404, "not_found"),
+        (bare, 404, "not_found"),
+    ] {
         assert_eq!(answer.status().as_u16(), status, "{reason}");
         let json: Value = answer.json().await.unwrap();
         assert_eq!(json, json!({ "error": reason }));

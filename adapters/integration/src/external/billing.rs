@@ -144,7 +144,7 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<ErrorBody> {
 
 pub(crate) fn parse_callback(body: &[u8]) -> Result<ParsedCallback, String> {
     let event: BillingEvent =
-        serde_json::from_slice(body).map_err(|e| format!("billing callback: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| super::malformed_body("billing", &e))?;
     Ok(ParsedCallback {
         message_id: event.notification_id,
         tenant: event.tenant,

@@ -124,7 +124,7 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<ErrorBody> {
 
 pub(crate) fn parse_callback(body: &[u8]) -> Result<ParsedCallback, String> {
     let event: ReservationEvent =
-        serde_json::from_slice(body).map_err(|e| format!("inventory callback: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| super::malformed_body("inventory", &e))?;
     Ok(ParsedCallback {
         message_id: event.event_id,
         tenant: event.tenant,

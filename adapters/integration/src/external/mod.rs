@@ -266,6 +266,15 @@ pub fn parse_callback(system: TargetSystem, body: &[u8]) -> Result<ParsedCallbac
     }
 }
 
+/// Why a callback body of `system` did not parse, short and quoting none
+/// of the body (the refusal's detail is logged).
+fn malformed_body(system: &str, error: &serde_json::Error) -> String {
+    format!(
+        "{system} callback: {}",
+        domain::text::parser_message(&error.to_string())
+    )
+}
+
 /// Maps a raw external state (from a response, a status query or a
 /// callback) of `system` for `purpose` to its outcome class.
 pub fn map_state(

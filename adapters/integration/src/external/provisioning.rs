@@ -138,7 +138,7 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<ErrorBody> {
 
 pub(crate) fn parse_callback(body: &[u8]) -> Result<ParsedCallback, String> {
     let event: ProvEvent =
-        serde_json::from_slice(body).map_err(|e| format!("provisioning callback: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| super::malformed_body("provisioning", &e))?;
     Ok(ParsedCallback {
         message_id: event.msg_id,
         tenant: event.tenant_id,

@@ -166,6 +166,42 @@ async fn a_signed_callback_becomes_an_observation_the_domain_decides_on() {
     assert_eq!(status(&i.path, &reserve()), Some(HandoffStatus::Succeeded));
 }
 
+/// A signed body of the wrong shape is refused with a short detail that
+/// quotes none of it: the detail is logged. A probe's 60 KB JSON string
+/// came back whole in serde's "invalid type: string ..." message.
+#[tokio::test]
+async fn a_malformed_body_is_refused_without_quoting_it() {
+    let payload = format!("PAYLOAD-{}", "A".repeat(60_000));
+    let field = format!("field-{}", "B".repeat(5_000));
+    for b in [
+        serde_json::to_vec(&payload).unwrap(),
+        format!("{{\"{field}\": 1}}").into_bytes(),
+        format!("{{\"event_id\": [\"{payload}\"]}}").into_bytes(),
+        format!("not json {payload}").into_bytes(),
+    ] {
+        let i = inbox();
+        let (ts, sig) = signed(CURRENT, now(), &b);
+        let err = i
+            .inbox
+            .receive("inventory", &ts, &sig, &b, now())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), RejectionReason::Malformed);
+        let detail = err.detail();
+        assert!(
+            detail.len() <= 300,
+            "{} bytes: {}",
+            detail.len(),
+            &detail[..300.min(detail.len())]
+        );
+        assert!(
+            !detail.contains("AAAA") && !detail.contains("BBBB"),
+            "{detail}"
+        );
+        assert!(detail.starts_with("inventory callback"), "{detail}");
+    }
+}
+
 /// A message id is 1 to 128 bytes with no control or invisible
 /// character: it becomes part of the inbox's key and the log. A probe's
 /// signed `"e\u{0}\u{202e}"` was applied and echoed back.
