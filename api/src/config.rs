@@ -5,6 +5,7 @@
 //! starts a self-contained platform in `./data` on loopback.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -106,6 +107,28 @@ pub const MAX_TENANT_ID_LEN: usize = 64;
 /// Longest credential name (it names the caller in logs, metrics and the
 /// events of each repair).
 pub const MAX_CREDENTIAL_NAME_LEN: usize = 64;
+
+/// Each environment variable and the key it sets.
+const ENV_KEYS: [(&str, &str); 12] = [
+    ("OMS_LISTEN", "listen"),
+    ("OMS_DATA_DIR", "data_dir"),
+    ("OMS_LOG_FORMAT", "log_format"),
+    ("OMS_SIMULATORS", "simulators"),
+    ("OMS_SIMULATOR_MIX", "simulator.mix"),
+    ("OMS_SIMULATOR_HANG_MS", "simulator.hang_ms"),
+    ("OMS_SIMULATOR_SEED", "simulator.seed"),
+    ("OMS_SIMULATOR_READ_TIMEOUT_MS", "simulator.read_timeout_ms"),
+    ("OMS_SIMULATOR_SLA_MS", "simulator.sla_ms"),
+    (
+        "OMS_SIMULATOR_FALLOUT_AFTER_MS",
+        "simulator.fallout_after_ms",
+    ),
+    ("OMS_QUOTE_EXPIRY_INTERVAL_MS", "quote_expiry_interval_ms"),
+    (
+        "OMS_RECONCILIATION_INTERVAL_MS",
+        "reconciliation_interval_ms",
+    ),
+];
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -398,6 +421,19 @@ impl ServerConfig {
     /// # Errors
     /// [`ConfigError`] naming the file or the key and the problem.
     pub fn load_with(file: Option<&Path>, flags: &Flags) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, flags, |name| std::env::var_os(name))
+    }
+
+    /// [`ServerConfig::load_with`] with the environment read through `var`.
+    ///
+    /// # Errors
+    /// As [`ServerConfig::load_with`]; a key set by an environment variable
+    /// is refused naming the variable too.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        flags: &Flags,
+        var: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -409,14 +445,32 @@ impl ServerConfig {
             }
             None => ServerConfig::default(),
         };
-        config.apply_env(|key| std::env::var(key).ok())?;
+        config.apply_env(&var)?;
+        let mut set_by_env: Vec<_> = ENV_KEYS
+            .iter()
+            .filter(|(name, _)| var(name).is_some())
+            .collect();
         if let Some(dir) = &flags.data_dir {
             config.data_dir = dir.clone();
+            set_by_env.retain(|(_, key)| *key != "data_dir");
         }
         if let Some(listen) = &flags.listen {
             config.listen = listen.clone();
+            set_by_env.retain(|(_, key)| *key != "listen");
         }
-        config.validate()?;
+        config.validate().map_err(|error| match error {
+            ConfigError::Invalid { key, problem } => {
+                let by = set_by_env.iter().find(|(_, set)| *set == key);
+                ConfigError::Invalid {
+                    problem: match by {
+                        Some((name, _)) => format!("{problem} (set by {name})"),
+                        None => problem,
+                    },
+                    key,
+                }
+            }
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -428,22 +482,35 @@ impl ServerConfig {
     ///
     /// # Errors
     /// An unparsable override, named by its variable.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(value) = var("OMS_LISTEN") {
-            self.listen = value;
-        }
-        if let Some(value) = var("OMS_DATA_DIR") {
+    pub fn apply_env(
+        &mut self,
+        var_os: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<(), ConfigError> {
+        // A path is taken as given; any other value must be text.
+        if let Some(value) = var_os("OMS_DATA_DIR") {
             self.data_dir = PathBuf::from(value);
         }
-        if let Some(value) = var("OMS_LOG_FORMAT") {
+        let var = |name: &str| -> Result<Option<String>, ConfigError> {
+            var_os(name)
+                .map(|value| {
+                    value
+                        .into_string()
+                        .map_err(|_| ConfigError::invalid(name, "is not valid UTF-8"))
+                })
+                .transpose()
+        };
+        if let Some(value) = var("OMS_LISTEN")? {
+            self.listen = value;
+        }
+        if let Some(value) = var("OMS_LOG_FORMAT")? {
             self.log_format = value;
         }
-        if let Some(value) = var("OMS_SIMULATORS") {
+        if let Some(value) = var("OMS_SIMULATORS")? {
             self.simulators = value
                 .parse()
                 .map_err(|_| ConfigError::invalid("OMS_SIMULATORS", "expected true or false"))?;
         }
-        if let Some(value) = var("OMS_SIMULATOR_MIX") {
+        if let Some(value) = var("OMS_SIMULATOR_MIX")? {
             self.simulator.mix = value;
         }
         let number = |name: &str, value: String| {
@@ -451,29 +518,27 @@ impl ServerConfig {
                 .parse::<u64>()
                 .map_err(|_| ConfigError::invalid(name, "expected a number"))
         };
-        if let Some(value) = var("OMS_SIMULATOR_HANG_MS") {
+        if let Some(value) = var("OMS_SIMULATOR_HANG_MS")? {
             self.simulator.hang_ms = Some(number("OMS_SIMULATOR_HANG_MS", value)?);
         }
-        if let Some(value) = var("OMS_SIMULATOR_SEED") {
+        if let Some(value) = var("OMS_SIMULATOR_SEED")? {
             self.simulator.seed = Some(number("OMS_SIMULATOR_SEED", value)?);
         }
-        if let Some(value) = var("OMS_SIMULATOR_READ_TIMEOUT_MS") {
+        if let Some(value) = var("OMS_SIMULATOR_READ_TIMEOUT_MS")? {
             self.simulator.read_timeout_ms = Some(number("OMS_SIMULATOR_READ_TIMEOUT_MS", value)?);
         }
-        if let Some(value) = var("OMS_SIMULATOR_SLA_MS") {
+        if let Some(value) = var("OMS_SIMULATOR_SLA_MS")? {
             self.simulator.sla_ms = Some(number("OMS_SIMULATOR_SLA_MS", value)?);
         }
-        if let Some(value) = var("OMS_SIMULATOR_FALLOUT_AFTER_MS") {
+        if let Some(value) = var("OMS_SIMULATOR_FALLOUT_AFTER_MS")? {
             self.simulator.fallout_after_ms =
                 Some(number("OMS_SIMULATOR_FALLOUT_AFTER_MS", value)?);
         }
-        if let Some(value) = var("OMS_QUOTE_EXPIRY_INTERVAL_MS") {
+        if let Some(value) = var("OMS_QUOTE_EXPIRY_INTERVAL_MS")? {
             self.quote_expiry_interval_ms = number("OMS_QUOTE_EXPIRY_INTERVAL_MS", value)?;
         }
-        if let Some(value) = var("OMS_RECONCILIATION_INTERVAL_MS") {
-            self.reconciliation_interval_ms = value.parse().map_err(|_| {
-                ConfigError::invalid("OMS_RECONCILIATION_INTERVAL_MS", "expected milliseconds")
-            })?;
+        if let Some(value) = var("OMS_RECONCILIATION_INTERVAL_MS")? {
+            self.reconciliation_interval_ms = number("OMS_RECONCILIATION_INTERVAL_MS", value)?;
         }
         Ok(())
     }
@@ -1075,10 +1140,45 @@ mod tests {
     fn environment_overrides_the_file() {
         let mut config = ServerConfig::default();
         config
-            .apply_env(|key| (key == "OMS_LISTEN").then(|| "127.0.0.1:9999".to_owned()))
+            .apply_env(|key| (key == "OMS_LISTEN").then(|| "127.0.0.1:9999".into()))
             .ok();
         assert_eq!(config.listen, "127.0.0.1:9999");
-        let error = config.apply_env(|key| (key == "OMS_SIMULATORS").then(|| "maybe".to_owned()));
+        let error = config.apply_env(|key| (key == "OMS_SIMULATORS").then(|| "maybe".into()));
         assert!(error.is_err());
+    }
+
+    /// A variable whose value is not UTF-8 was read as unset: a probe's
+    /// `OMS_DATA_DIR` of an imported log started a fresh `./data` with new
+    /// tokens. A path is taken as given; any other value is refused naming
+    /// the variable. A value out of its range names the variable that set
+    /// it, not only the file's key.
+    #[test]
+    fn environment_values_are_taken_as_given_or_refused_naming_the_variable() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = || OsString::from_vec(b"restored\xff".to_vec());
+        let flags = Flags::default();
+        let config =
+            ServerConfig::load_with_env(None, &flags, |key| (key == "OMS_DATA_DIR").then(raw));
+        assert_eq!(config.map(|c| c.data_dir).ok(), Some(PathBuf::from(raw())));
+        let error =
+            ServerConfig::load_with_env(None, &flags, |key| (key == "OMS_LISTEN").then(raw))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(
+            error.contains("OMS_LISTEN") && error.contains("UTF-8"),
+            "{error}"
+        );
+        for name in [
+            "OMS_QUOTE_EXPIRY_INTERVAL_MS",
+            "OMS_RECONCILIATION_INTERVAL_MS",
+        ] {
+            let error =
+                ServerConfig::load_with_env(None, &flags, |key| (key == name).then(|| "0".into()))
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+            assert!(error.contains(name), "{error}");
+        }
     }
 }
