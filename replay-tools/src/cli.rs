@@ -104,19 +104,19 @@ impl Ctx {
         let reader = LogReader::open(&self.dir)?;
         let events = reader.next_position()?;
         if let Err(problem) = eventlog::check_restore_finished(reader.tree()) {
-            eprintln!(
+            crate::stderr_line!(
                 "oms-replay: warning: {problem}; what follows is the part it wrote, \
                  without the rest of the log or its idempotency records"
             );
         } else if let Err(problem) =
             eventlog::check_acknowledged(self.dir.path(), reader.tree(), events)
         {
-            eprintln!(
+            crate::stderr_line!(
                 "oms-replay: warning: {problem}; what follows is the log as it stands, \
                  without them (`oms-replay verify` reports the damage)"
             );
         } else if let Some(warning) = eventlog::acknowledged_head_warning(self.dir.path(), events) {
-            eprintln!("oms-replay: warning: {warning}");
+            crate::stderr_line!("oms-replay: warning: {warning}");
         }
         Ok(reader)
     }
@@ -124,7 +124,7 @@ impl Ctx {
     /// A note for the operator on stderr (suppressed with `--quiet`).
     pub fn note(&self, text: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("{text}");
+            crate::stderr_line!("{text}");
         }
     }
 }
@@ -151,7 +151,12 @@ pub fn main() -> ExitCode {
             // `--json` promises JSON for errors too: a command line clap
             // refuses still gets its error object on stdout.
             if asks_for_json(std::env::args_os().skip(1)) {
-                println!("{}", usage_error_json(&e.render().to_string()));
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    usage_error_json(&e.render().to_string())
+                );
             }
             return ExitCode::from(EXIT_USAGE);
         }
@@ -198,7 +203,11 @@ pub fn run(cli: Cli) -> u8 {
         .dir
         .require_not_a_file()
         .and_then(|()| dispatch(cli.command, &ctx, &mut out))
-        .and_then(|o| out.flush().map(|()| o))
+        .and_then(|o| match out.flush() {
+            // A verdict stands whether or not its reader stayed to the end.
+            Err(e) if e.is_broken_pipe() && !whole_output_needed => Ok(o),
+            flushed => flushed.map(|()| o),
+        })
         .map_err(|e| match e {
             e if e.is_broken_pipe() && whole_output_needed => ReplayError::io(
                 "writing the export: its reader closed the pipe before the end, so what it \
@@ -234,7 +243,7 @@ fn dispatch(command: Command, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
 }
 
 fn report_error(ctx: &Ctx, out: &mut Out, error: &ReplayError) {
-    eprintln!("oms-replay: {error}");
+    crate::stderr_line!("oms-replay: {error}");
     if ctx.json {
         let mut value = serde_json::json!({
             "ok": false,

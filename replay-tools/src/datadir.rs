@@ -99,7 +99,7 @@ impl DataDir {
         // A file that is missing is the open's to judge (it names a log
         // that lost it); one that is there and unreadable is overwritten.
         if let Some(warning) = eventlog::acknowledged_head_warning(&self.path, 0) {
-            eprintln!(
+            crate::stderr_line!(
                 "oms-replay: warning: {warning}; opening the log writes it anew with the head \
                  the log holds now, so `oms-replay verify` will not warn of it again"
             );

@@ -28,7 +28,7 @@ pub fn install() {
             for path in &registered {
                 let _ = std::fs::remove_file(path);
             }
-            eprintln!("oms-replay: interrupted (signal {signal}); stopped");
+            crate::stderr_line!("oms-replay: interrupted (signal {signal}); stopped");
             std::process::exit(128 + signal);
         }
     });

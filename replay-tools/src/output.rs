@@ -7,6 +7,30 @@ use serde::Serialize;
 
 use crate::error::ReplayError;
 
+/// Writes one line to standard error, as `eprintln!` does, but a standard
+/// error that cannot be written (full, closed) is passed over instead of
+/// panicking: the exit code still says how the command ended.
+#[macro_export]
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `result` of writing a command's verdict, with a reader that stopped
+/// early (a closed pipe) not counted as a failure: the verdict reaches the
+/// exit code even when its report could not reach the reader.
+///
+/// # Errors
+/// Any other write error.
+pub fn unless_reader_left(result: Result<(), ReplayError>) -> Result<(), ReplayError> {
+    match result {
+        Err(e) if e.is_broken_pipe() => Ok(()),
+        other => other,
+    }
+}
+
 /// Buffered standard output.
 #[derive(Debug)]
 pub struct Out {

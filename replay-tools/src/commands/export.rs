@@ -202,7 +202,9 @@ pub fn run(args: &ExportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     let head = reader.next_position()?;
     eventlog::check_acknowledged(ctx.dir.path(), reader.tree(), head)?;
     if let Some(warning) = eventlog::acknowledged_head_warning(ctx.dir.path(), head) {
-        eprintln!("oms-replay: warning: {warning}; the export holds the log as it stands");
+        crate::stderr_line!(
+            "oms-replay: warning: {warning}; the export holds the log as it stands"
+        );
     }
     let progress = ctx.progress("export", Some(head));
     let to_stdout = args.output.as_os_str() == "-";

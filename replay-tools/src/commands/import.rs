@@ -556,7 +556,7 @@ fn remove_unfinished(claim: &restore::RestoreClaim) {
             .map_err(|e| ReplayError::io(format!("removing the import from {}", dir.display()), e))
     });
     if let Err(e) = removed {
-        eprintln!(
+        crate::stderr_line!(
             "import: could not remove the unfinished import from {}: {e}; remove it before importing again",
             dir.display()
         );
@@ -715,7 +715,7 @@ pub fn run(args: &ImportArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
                     e,
                 )
             })?;
-            eprintln!(
+            crate::stderr_line!(
                 "import: sled did not finish writing within {} s (a known sled 0.34 stall); \
                  removed what attempt {attempt} of {MAX_ATTEMPTS} wrote; starting again",
                 args.flush_stall_limit

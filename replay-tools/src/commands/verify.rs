@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::cli::{Ctx, Outcome};
 use crate::datadir::DataDir;
 use crate::error::ReplayError;
-use crate::output::Out;
+use crate::output::{unless_reader_left, Out};
 use crate::progress::Progress;
 use crate::reader::LogReader;
 
@@ -212,7 +212,7 @@ fn report_finding(
             },
         }))
     } else if args.digest {
-        eprintln!("oms-replay: FAILED: {message}");
+        crate::stderr_line!("oms-replay: FAILED: {message}");
         Ok(())
     } else {
         out.line(format_args!("FAILED: {message}"))
@@ -227,12 +227,19 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
         Err(ReplayError::Damaged { position, problem }) => {
             progress.finish();
             let message = format!("log damaged at position {position}: {problem}");
-            report_finding(args, ctx, out, Some(position), &problem, &message)?;
+            unless_reader_left(report_finding(
+                args,
+                ctx,
+                out,
+                Some(position),
+                &problem,
+                &message,
+            ))?;
             return Ok(Outcome::Finding);
         }
         Err(ReplayError::DamagedFiles(message)) => {
             progress.finish();
-            report_finding(args, ctx, out, None, &message, &message)?;
+            unless_reader_left(report_finding(args, ctx, out, None, &message, &message))?;
             return Ok(Outcome::Finding);
         }
         Err(e) => return Err(e),
@@ -251,9 +258,9 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     // on stderr whatever the output (and never suppressed).
     let warning = eventlog::acknowledged_head_warning(ctx.dir.path(), verified.report.events);
     if let Some(warning) = &warning {
-        eprintln!("oms-replay: warning: {warning}");
+        crate::stderr_line!("oms-replay: warning: {warning}");
     }
-    if ctx.json {
+    let written = if ctx.json {
         out.json(&VerifyJson {
             ok: against_ok,
             events: verified.report.events,
@@ -269,14 +276,13 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
                     result,
                 }),
             warning,
-        })?;
+        })
     } else if args.digest && args.against.is_none() {
-        if let Some(digest) = digest {
-            out.line(digest)?;
-        }
+        digest.map_or(Ok(()), |digest| out.line(digest))
     } else {
-        print_text(out, &verified, args.against.as_ref())?;
-    }
+        print_text(out, &verified, args.against.as_ref())
+    };
+    unless_reader_left(written)?;
     Ok(if against_ok {
         Outcome::Clean
     } else {

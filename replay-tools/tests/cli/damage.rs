@@ -325,3 +325,43 @@ fn a_file_of_the_logs_own_replaced_by_a_link_or_a_directory_is_a_finding() {
         }
     }
 }
+
+/// Runs the binary on `dir` with stdout a pipe whose reader has already
+/// gone and stderr `stderr`; returns its exit code.
+fn exit_code_with_output_gone(dir: &Path, args: &[&str], stderr: std::process::Stdio) -> i32 {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("OMS_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait().unwrap().code().unwrap_or(-1)
+}
+
+/// A verdict reaches the exit code even when its report cannot be
+/// written. A probe's `oms-replay verify | true` on a damaged log exited
+/// 0 (the closed pipe was taken for a reader that had seen enough), and a
+/// refusal with stderr full exited 101 (a panic printing it).
+#[test]
+fn a_finding_or_a_refusal_keeps_its_exit_code_when_the_output_cannot_be_written() {
+    let (_tmp, dir) = generated();
+    assert!(flip_record_on_disk(&dir, generated_events() / 2) >= 1);
+    let dev_full = || std::process::Stdio::from(std::fs::File::create("/dev/full").unwrap());
+    for args in [&["verify"][..], &["verify", "--json"][..]] {
+        let code = exit_code_with_output_gone(&dir, args, std::process::Stdio::null());
+        assert_eq!(code, 1, "{args:?} with its reader gone");
+        let code = exit_code_with_output_gone(&dir, args, dev_full());
+        assert_eq!(code, 1, "{args:?} with stderr full");
+    }
+    let missing = dir.join("missing");
+    assert_eq!(exit_code_with_output_gone(&missing, &["stats"], dev_full()), 2);
+    assert_eq!(
+        exit_code_with_output_gone(&dir, &["verify", "--no-such-flag", "--json"], dev_full()),
+        2
+    );
+}
