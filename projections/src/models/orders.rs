@@ -202,6 +202,17 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
+    /// Whether the order is still open with every line settled (active or
+    /// cancelled): the fulfillment process is about to record its end.
+    pub fn awaits_its_end(&self) -> bool {
+        self.status == OrderStatus::Open
+            && !self.lines.is_empty()
+            && self
+                .lines
+                .iter()
+                .all(|l| matches!(l.stage, LineStage::Active | LineStage::Cancelled))
+    }
+
     /// How many lines wait for an operator.
     pub fn open_fallouts(&self) -> u32 {
         u32::try_from(self.lines.iter().filter(|l| l.open_fallout).count()).unwrap_or(u32::MAX)

@@ -359,7 +359,10 @@ fn a_finding_or_a_refusal_keeps_its_exit_code_when_the_output_cannot_be_written(
         assert_eq!(code, 1, "{args:?} with stderr full");
     }
     let missing = dir.join("missing");
-    assert_eq!(exit_code_with_output_gone(&missing, &["stats"], dev_full()), 2);
+    assert_eq!(
+        exit_code_with_output_gone(&missing, &["stats"], dev_full()),
+        2
+    );
     assert_eq!(
         exit_code_with_output_gone(&dir, &["verify", "--no-such-flag", "--json"], dev_full()),
         2

@@ -416,3 +416,56 @@ async fn a_simulator_script_reaches_only_the_scripting_tenants_calls() {
     })
     .await;
 }
+
+/// An operator's action that settles an order's last line answers with
+/// the order as it ends, as `acceptQuote` answers with the order it
+/// captures. A probe's `CANCEL_LINE` of a one-line order in fallout
+/// answered `status: OPEN` in two runs of three: the order's end
+/// (`OrderCancelled`, "every line was cancelled") is the process
+/// manager's reaction, appended just after the command's own events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_last_line_answers_with_the_order_cancelled() {
+    let server = Server::start();
+    let client = &server.client;
+    let viewer = server.token("viewer");
+    for round in 0..3 {
+        server
+            .script_simulator("inventory", &["BusinessReject"])
+            .await;
+        let quote = client
+            .accepted_quote(
+                &server.token("sales"),
+                &format!("cust-last-{round}"),
+                &["fiber-1g"],
+            )
+            .await
+            .unwrap();
+        let order = order_of(client, &viewer, &quote).await;
+        let line = eventually(&format!("order {order} in fallout"), || async {
+            let detail = order_detail(client, &viewer, &order).await?;
+            match (
+                detail.has_fallout,
+                detail.lines.as_ref().and_then(|l| l.first()),
+            ) {
+                (true, Some(line)) => Ok(line.id.clone()),
+                _ => Err(format!("{:?}: {:?}", detail.status, detail.lines)),
+            }
+        })
+        .await;
+        let (_, body) = client
+            .raw(
+                &server.token("operator"),
+                "mutation($c: String!, $o: String!, $l: String!) { resolveFallout(commandId: $c, \
+                 orderId: $o, lineId: $l, action: CANCEL_LINE, note: \"customer left\") \
+                 { order { status cancelReason } } }",
+                serde_json::json!({"c": unique("cancel-last"), "o": order, "l": line}),
+            )
+            .await;
+        let answered = &body["data"]["resolveFallout"]["order"];
+        assert_eq!(answered["status"], "CANCELLED", "round {round}: {body}");
+        assert_eq!(
+            answered["cancelReason"], "every line was cancelled",
+            "{body}"
+        );
+    }
+}

@@ -17,8 +17,8 @@ use crate::graphql::error::{ApiError, ApiResult};
 use crate::graphql::links;
 
 /// How often `order` looks again for an order a quote's acceptance is
-/// capturing.
-const CAPTURE_POLL: Duration = Duration::from_millis(5);
+/// capturing, or for an order's end.
+const ORDER_POLL: Duration = Duration::from_millis(5);
 
 /// What a command did, and the object it changed.
 #[derive(SimpleObject, Clone, Debug)]
@@ -78,17 +78,27 @@ impl CommandResult {
 
     /// The order: the order commanded, for an order command; for a quote
     /// command, the order the quote's acceptance captured (`acceptQuote`
-    /// waits up to `readYourWritesMs` for the capture). Null otherwise.
+    /// waits up to `readYourWritesMs` for the capture). A command that
+    /// settled the order's last line waits as long for the order's end
+    /// (completed, or cancelled when every line was), which the
+    /// fulfillment process records right after. Null otherwise.
     async fn order(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<OrderNode>> {
         let order_id = match self.kind() {
-            Some(StreamKind::Order) => OrderId::new(self.id.clone()),
+            Some(StreamKind::Order) => {
+                let order_id = OrderId::new(self.id.clone());
+                wait_for_order(ctx, &order_id, |order| {
+                    order.is_none_or(|o| !o.order.awaits_its_end())
+                })
+                .await?;
+                order_id
+            }
             Some(StreamKind::Quote) => {
                 let quote = links::quote(ctx, QuoteId::new(self.id.clone())).await?;
                 let Some(acceptance) = quote.as_ref().and_then(|q| q.acceptance.as_ref()) else {
                     return Ok(None);
                 };
                 let order_id = acceptance.order_id.clone();
-                wait_for_capture(ctx, &order_id).await?;
+                wait_for_order(ctx, &order_id, |order| order.is_some()).await?;
                 order_id
             }
             _ => return Ok(None),
@@ -115,21 +125,25 @@ impl CommandResult {
 }
 
 /// Waits up to the server's read-your-writes bound until the orders read
-/// model has the order a quote's acceptance is capturing (the process
-/// manager captures it right after the acceptance). Never an error when
-/// it does not appear in time: the field is null then.
-async fn wait_for_capture(ctx: &Context<'_>, order_id: &OrderId) -> ApiResult<()> {
+/// model's view of `order_id` satisfies `settled`: an order a quote's
+/// acceptance is capturing, or an order's end, which the process manager
+/// records right after the acceptance or the last line's settlement. Never
+/// an error when that does not happen in time: the order shows as it is.
+async fn wait_for_order(
+    ctx: &Context<'_>,
+    order_id: &OrderId,
+    settled: impl Fn(Option<&projections::OrderDetail>) -> bool,
+) -> ApiResult<()> {
     let (platform, principal) = caller(ctx, Role::Viewer, "read")?;
     let deadline = tokio::time::Instant::now() + platform.read_your_writes;
     loop {
-        let found = platform
+        let order = platform
             .read
             .order(&principal.tenant, order_id, platform.now_ms())
-            .map_err(ApiError::from)?
-            .is_some();
-        if found || tokio::time::Instant::now() >= deadline {
+            .map_err(ApiError::from)?;
+        if settled(order.as_ref()) || tokio::time::Instant::now() >= deadline {
             return Ok(());
         }
-        tokio::time::sleep(CAPTURE_POLL).await;
+        tokio::time::sleep(ORDER_POLL).await;
     }
 }
