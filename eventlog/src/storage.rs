@@ -318,7 +318,7 @@ pub(crate) fn open_sled_db(path: &Path, cache_capacity_bytes: u64) -> Result<sle
 
 /// Refuses a data directory whose files of the log's own (`db`, `conf`,
 /// `acked-head`, the redo journal and its files, the read models'
-/// `projections` directory, sled's `blobs`) are not what the log
+/// `projections` directory, sled's `blobs` and snapshots) are not what the log
 /// writes: a symbolic link (the log never writes through one), a
 /// directory where a file belongs or a file where the journal's directory
 /// belongs. Missing files are left to the checks that know what they
@@ -367,6 +367,16 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
     if expect(journal, Entry::Directory)?.is_some() {
         for name in crate::journal::JOURNAL_FILES {
             expect(&format!("{journal}/{name}"), Entry::File)?;
+        }
+    }
+    // sled's snapshots (`snap.<lsn>`, and one it was writing): sled reads
+    // or removes each, and a directory there was an I/O error naming none.
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("snap.") {
+                expect(&name, Entry::File)?;
+            }
         }
     }
     Ok(())
@@ -619,6 +629,18 @@ pub fn check_data_file(path: &Path) -> Result<(), LogError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
         Err(e) => return Err(LogError::io(&data, e)),
     };
+    if path.join(SNAPSHOT_KEPT_FILE).exists() {
+        // sled kept a snapshot of data here: its data file cannot be new.
+        return Err(LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: format!(
+                "sled's data file `db` is {state}, but sled kept data here \
+                 (`{SNAPSHOT_KEPT_FILE}`); nothing was opened or written: restore the \
+                 directory from a backup, or import an export into a new one \
+                 (`oms-replay import`)"
+            ),
+        });
+    }
     match crate::acked::AckedHead::read(path) {
         Some(acked) if acked.next_position > 0 => Err(LogError::DamagedStorage {
             path: path.to_path_buf(),

@@ -132,28 +132,49 @@ fn a_read_model_ahead_of_its_log_refills_from_position_zero() {
 
 #[test]
 fn a_damaged_projection_database_is_set_aside_and_the_read_models_refill() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
-    generate(&log, 13, 600);
-    let before = digests(&project(&log));
-    drop(log);
-    let conf = dir
-        .path()
-        .join(eventlog::storage::PROJECTION_DIR)
-        .join("conf");
-    let mut bytes = std::fs::read(&conf).unwrap();
-    bytes[0] ^= 0x55;
-    std::fs::write(&conf, bytes).unwrap();
+    type Damage = fn(&std::path::Path);
+    let garbled_conf = |projections: &std::path::Path| {
+        let conf = projections.join("conf");
+        let mut bytes = std::fs::read(&conf).unwrap();
+        bytes[0] ^= 0x55;
+        std::fs::write(&conf, bytes).unwrap();
+    };
+    // A probe's directory in place of sled's snapshot stopped the server
+    // with an I/O error naming no file.
+    let snapshot_a_directory = |projections: &std::path::Path| {
+        let snapshot = std::fs::read_dir(projections)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("snap.")
+            })
+            .expect("sled kept a snapshot");
+        std::fs::remove_file(&snapshot).unwrap();
+        std::fs::create_dir(&snapshot).unwrap();
+    };
+    for damage in [garbled_conf as Damage, snapshot_a_directory] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        generate(&log, 13, 600);
+        let before = digests(&project(&log));
+        drop(log);
+        // sled writes its snapshot when a database is opened.
+        drop(project(&open(dir.path())));
+        damage(&dir.path().join(eventlog::storage::PROJECTION_DIR));
 
-    let log = open(dir.path());
-    let after = digests(&project(&log));
-    assert_eq!(after, before);
-    let aside: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("projections.damaged-"))
-        .collect();
-    assert_eq!(aside.len(), 1, "{aside:?}");
+        let log = open(dir.path());
+        let after = digests(&project(&log));
+        assert_eq!(after, before);
+        let aside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("projections.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+    }
 }
 
 #[test]

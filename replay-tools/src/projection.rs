@@ -35,16 +35,20 @@ pub struct ProjectorState {
 /// 0034; opening the projections moves them out, see
 /// [`EventLog::projection_db`]).
 pub fn has_projections(log: &EventLog) -> bool {
-    let projection_db = log
-        .path()
-        .join(eventlog::storage::PROJECTION_DIR)
-        .join("db");
-    projection_db.exists()
+    holds_projection_files(log)
         || log
             .db()
             .tree_names()
             .iter()
             .any(|name| name.starts_with(b"proj/"))
+}
+
+/// Whether the projections' directory holds any file: the server kept
+/// read models there, so a data file that is gone is damage for the open
+/// to name, not "no projections".
+fn holds_projection_files(log: &EventLog) -> bool {
+    let dir = log.path().join(eventlog::storage::PROJECTION_DIR);
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// Opens the projections' database, when the directory has one, as it is
@@ -55,7 +59,7 @@ pub fn has_projections(log: &EventLog) -> bool {
 /// [`ReplayError::DamagedFiles`] naming the damage and the repair.
 pub fn check_projection_db(log: &EventLog) -> Result<(), ReplayError> {
     let dir = log.path().join(eventlog::storage::PROJECTION_DIR);
-    if !dir.join("db").exists() {
+    if !holds_projection_files(log) {
         return Ok(());
     }
     match log.projection_db_as_found() {

@@ -227,6 +227,17 @@ fn a_database_that_holds_no_log_is_not_taken_for_an_empty_one() {
 /// empty read models with no error.
 #[test]
 fn consumers_names_a_damaged_projections_database_and_moves_nothing() {
+    // A probe removed the data file and kept the rest: `consumers` said
+    // "no projections" (exit 0) where the server finds damage.
+    let (_tmp, dir) = generated();
+    assert_eq!(oms(&dir, &["rebuild", "--all"]).code, 0);
+    // sled keeps its snapshot when the database is opened again.
+    assert_eq!(oms(&dir, &["consumers"]).code, 0);
+    std::fs::remove_file(dir.join(eventlog::storage::PROJECTION_DIR).join("db")).unwrap();
+    let run = oms(&dir, &["consumers", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["error"]["kind"], "damaged", "{run:?}");
+
     let (_tmp, dir) = generated();
     let rebuilt = oms(&dir, &["rebuild", "--all"]);
     assert_eq!(rebuilt.code, 0, "{rebuilt:?}");
@@ -367,4 +378,37 @@ fn a_finding_or_a_refusal_keeps_its_exit_code_when_the_output_cannot_be_written(
         exit_code_with_output_gone(&dir, &["verify", "--no-such-flag", "--json"], dev_full()),
         2
     );
+}
+
+/// sled's snapshot (`snap.<lsn>`) replaced by a directory is damage that
+/// names it, for `verify` and for the server's open alike; a probe got an
+/// I/O error naming no file (exit 4) from the tool and an unnamed storage
+/// error from the server.
+#[test]
+fn a_directory_in_place_of_sleds_snapshot_is_a_finding_that_names_it() {
+    let (_tmp, dir) = generated();
+    // sled writes its snapshot when a database is opened.
+    crate::common::with_log(&dir, |_| ());
+    let snapshot = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("snap."))
+        .expect("sled kept a snapshot");
+    std::fs::remove_file(dir.join(&snapshot)).unwrap();
+    std::fs::create_dir(dir.join(&snapshot)).unwrap();
+    let said = format!("`{snapshot}` is a directory");
+    let run = oms(&dir, &["verify", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&said)),
+        "{run:?}"
+    );
+    match eventlog::EventLog::open(eventlog::LogConfig::new(&dir)) {
+        Err(eventlog::LogError::DamagedStorage { detail, .. }) => {
+            assert!(detail.contains(&said), "{detail}");
+        }
+        other => panic!("{:?}", other.map(|_| "opened")),
+    }
 }
