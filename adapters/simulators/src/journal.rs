@@ -101,18 +101,24 @@ impl Journal {
     /// Opens (creating) `dir/journal.jsonl` for append, and reads the lines
     /// already there.
     pub(super) fn open(dir: &Path) -> std::io::Result<(Journal, Vec<JournalLine>)> {
-        std::fs::create_dir_all(dir)?;
         let path = dir.join("journal.jsonl");
-        let lines = read(&path)?;
+        // Every error names the file (a directory in its place said only
+        // "Is a directory").
+        let named = |error: std::io::Error| {
+            std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+        };
+        std::fs::create_dir_all(dir).map_err(named)?;
+        let lines = read(&path).map_err(named)?;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
-            .open(&path)?;
+            .open(&path)
+            .map_err(named)?;
         // A line torn by a crash is ended here, so this start's first line
         // is not glued to it (and lost with it) on the next read.
-        if !ends_with_newline(&mut file)? {
-            file.write_all(b"\n")?;
+        if !ends_with_newline(&mut file).map_err(named)? {
+            file.write_all(b"\n").map_err(named)?;
         }
         Ok((
             Journal {
@@ -154,7 +160,8 @@ fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
 
 /// Every whole line of the journal at `path` (none when it does not exist);
 /// a line that does not parse (torn by a crash, or bytes that are not
-/// text) is skipped.
+/// text) is skipped, with a warning naming the first such lines by
+/// number: the ledger forgets what they recorded.
 ///
 /// # Errors
 /// An I/O error other than the file not existing.
@@ -165,10 +172,23 @@ pub fn read(path: &Path) -> std::io::Result<Vec<JournalLine>> {
         Err(error) => return Err(error),
     };
     let mut lines = Vec::new();
-    for line in BufReader::new(file).split(b'\n') {
-        if let Ok(parsed) = serde_json::from_slice::<JournalLine>(&line?) {
-            lines.push(parsed);
+    let mut skipped = Vec::new();
+    for (number, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let line = line?;
+        match serde_json::from_slice::<JournalLine>(&line) {
+            Ok(parsed) => lines.push(parsed),
+            Err(_) if line.is_empty() => {}
+            Err(_) => skipped.push(number + 1),
         }
+    }
+    if !skipped.is_empty() {
+        let first: Vec<String> = skipped.iter().take(5).map(ToString::to_string).collect();
+        tracing::warn!(
+            path = %path.display(),
+            skipped = skipped.len(),
+            lines = %first.join(", "),
+            "simulator journal lines that do not parse were skipped (torn by a crash, or damaged): what they recorded is forgotten"
+        );
     }
     Ok(lines)
 }
@@ -192,6 +212,21 @@ mod tests {
             request_hash: "h".to_owned(),
             state: "CONFIRMED".to_owned(),
         }
+    }
+
+    /// A probe's directory in place of the journal stopped the server
+    /// with "simulators: Is a directory", naming no file.
+    #[test]
+    fn a_journal_that_cannot_be_opened_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("journal.jsonl")).unwrap();
+        let error = Journal::open(dir.path()).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("journal.jsonl")),
+            "{error:?}"
+        );
     }
 
     #[test]
