@@ -463,8 +463,10 @@ impl ServerConfig {
                 let by = set_by_env.iter().find(|(_, set)| *set == key);
                 ConfigError::Invalid {
                     problem: match by {
-                        Some((name, _)) => format!("{problem} (set by {name})"),
-                        None => problem,
+                        Some((name, _)) if !problem.contains(name) => {
+                            format!("{problem} (set by {name})")
+                        }
+                        _ => problem,
                     },
                     key,
                 }
@@ -574,6 +576,16 @@ impl ServerConfig {
             simulated
                 .validate_timeouts("simulator")
                 .map_err(|e| ConfigError::invalid(e.key, e.problem))?;
+        }
+        if self
+            .simulator
+            .hang_ms
+            .is_some_and(|ms| ms > integration::config::MAX_DURATION_MS)
+        {
+            return Err(ConfigError::invalid(
+                "simulator.hang_ms",
+                "must be at most 31622400000 (366 days)",
+            ));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::invalid(
@@ -1169,15 +1181,17 @@ mod tests {
             error.contains("OMS_LISTEN") && error.contains("UTF-8"),
             "{error}"
         );
-        for name in [
-            "OMS_QUOTE_EXPIRY_INTERVAL_MS",
-            "OMS_RECONCILIATION_INTERVAL_MS",
+        for (name, value) in [
+            ("OMS_QUOTE_EXPIRY_INTERVAL_MS", "0"),
+            ("OMS_RECONCILIATION_INTERVAL_MS", "0"),
+            ("OMS_SIMULATOR_HANG_MS", "18446744073709551615"),
         ] {
-            let error =
-                ServerConfig::load_with_env(None, &flags, |key| (key == name).then(|| "0".into()))
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
+            let error = ServerConfig::load_with_env(None, &flags, |key| {
+                (key == name).then(|| value.into())
+            })
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
             assert!(error.contains(name), "{error}");
         }
     }

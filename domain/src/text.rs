@@ -170,42 +170,63 @@ pub fn bounded_evidence(raw: &str, max: usize) -> String {
 /// Most bytes [`parser_message`] keeps.
 pub const MAX_PARSER_MESSAGE_BYTES: usize = 240;
 
-/// Longest name quoted in backticks that [`parser_message`] keeps whole.
-const MAX_QUOTED_NAME_CHARS: usize = 64;
+/// The words after which a parser quotes a value of the input in
+/// backticks (serde's `Unexpected`, an unknown name): the value is left out.
+const INPUT_QUOTED_AFTER: [&str; 7] = [
+    "integer",
+    "floating point",
+    "boolean",
+    "character",
+    "unknown field",
+    "unknown variant",
+    "bytes",
+];
 
 /// A parser's message (serde's, TOML's) fit for an answer or a log line,
-/// whatever the input it failed on: the values it quotes (`invalid type:
-/// string "<the value>", expected ...`) are left out, since a value may be
-/// a secret or a whole payload; a name it quotes in backticks (an unknown
-/// field) over 64 characters is cut; the message is bounded by
-/// [`MAX_PARSER_MESSAGE_BYTES`] and shown as [`bounded_evidence`].
+/// whatever the input it failed on: the values of the input it quotes
+/// (`invalid type: string "<the value>"`, ``integer `<the value>` ``, an
+/// unknown field's name) are left out, since a value may be a secret or a
+/// whole payload; what the parser expected, which the schema names, is
+/// kept. The message is bounded by [`MAX_PARSER_MESSAGE_BYTES`] and shown
+/// as [`bounded_evidence`].
 pub fn parser_message(message: &str) -> String {
-    let mut unquoted = String::with_capacity(message.len().min(1024));
+    let mut out = String::with_capacity(message.len().min(1024));
     let mut rest = message;
-    while let Some(start) = rest.find("string \"") {
-        unquoted.push_str(&rest[..start + "string".len()]);
-        let quoted = &rest[start + "string \"".len()..];
-        // The value ends at the last quote before the message goes on.
-        let end = quoted
-            .find("\", expected")
-            .or_else(|| quoted.rfind('"'))
-            .unwrap_or(quoted.len());
-        rest = quoted.get(end + 1..).unwrap_or("");
-    }
-    unquoted.push_str(rest);
-    let names_cut: Vec<String> = unquoted
-        .split('`')
-        .enumerate()
-        .map(|(i, part)| {
-            if i % 2 == 1 && part.chars().count() > MAX_QUOTED_NAME_CHARS {
-                let kept: String = part.chars().take(MAX_QUOTED_NAME_CHARS / 2).collect();
-                format!("{kept}…")
-            } else {
-                part.to_owned()
+    loop {
+        let string = rest.find("string \"");
+        let quoted = rest.match_indices('`').map(|(at, _)| at).find(|at| {
+            let before = rest[..*at].trim_end();
+            INPUT_QUOTED_AFTER.iter().any(|word| before.ends_with(word))
+        });
+        match (string, quoted) {
+            (Some(at), other) if other.is_none_or(|q| at < q) => {
+                out.push_str(&rest[..at + "string".len()]);
+                rest = after_closing(&rest[at + "string \"".len()..], '"');
             }
-        })
-        .collect();
-    bounded_evidence(&names_cut.join("`"), MAX_PARSER_MESSAGE_BYTES)
+            (_, Some(at)) => {
+                out.push_str(rest[..at].trim_end());
+                rest = after_closing(&rest[at + 1..], '`');
+            }
+            _ => break,
+        }
+    }
+    out.push_str(rest);
+    bounded_evidence(&out, MAX_PARSER_MESSAGE_BYTES)
+}
+
+/// What follows the first `close` of `text` that no backslash escapes (the
+/// end of a quoted value); nothing when it never closes.
+fn after_closing(text: &str, close: char) -> &str {
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == close => return &text[at + c.len_utf8()..],
+            _ => {}
+        }
+    }
+    ""
 }
 
 #[cfg(test)]
@@ -220,15 +241,25 @@ mod tests {
             parser_message("invalid type: string \"s\\\"x\", expected a sequence"),
             "invalid type: string, expected a sequence"
         );
+        // A value holding the words that follow it, and values quoted in
+        // backticks (a re-probe).
+        assert_eq!(
+            parser_message(
+                "invalid type: string \"abc\\\", expected TOPSECRET\", expected a sequence"
+            ),
+            "invalid type: string, expected a sequence"
+        );
+        assert_eq!(
+            parser_message("invalid type: integer `4111111111111111`, expected a string"),
+            "invalid type: integer, expected a string"
+        );
         let long_name = "B".repeat(5_000);
         let message = parser_message(&format!(
             "unknown field `{long_name}`, expected one of `event_id`, `tenant`"
         ));
-        assert!(message.len() <= MAX_PARSER_MESSAGE_BYTES, "{message}");
-        assert!(message.contains("unknown field `BBBB"), "{message}");
-        assert!(
-            message.contains("…`, expected one of `event_id`"),
-            "{message}"
+        assert_eq!(
+            message,
+            "unknown field, expected one of `event_id`, `tenant`"
         );
         let long = format!("expected value at line 1 column 1 {}", "é".repeat(500));
         let message = parser_message(&long);

@@ -204,8 +204,12 @@ pub fn run(cli: Cli) -> u8 {
         .require_not_a_file()
         .and_then(|()| dispatch(cli.command, &ctx, &mut out))
         .and_then(|o| match out.flush() {
-            // A verdict stands whether or not its reader stayed to the end.
-            Err(e) if e.is_broken_pipe() && !whole_output_needed => Ok(o),
+            // A reader that stopped early has what it wanted; a finding
+            // stands whether or not its report was written (`verify` says
+            // it on stderr then).
+            Err(e) if (e.is_broken_pipe() && !whole_output_needed) || o == Outcome::Finding => {
+                Ok(o)
+            }
             flushed => flushed.map(|()| o),
         })
         .map_err(|e| match e {

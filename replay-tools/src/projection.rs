@@ -64,12 +64,28 @@ pub fn check_projection_db(log: &EventLog) -> Result<(), ReplayError> {
     }
     match log.projection_db_as_found() {
         Err(error) if error.is_damage() => Err(ReplayError::DamagedFiles(format!(
-            "the read models' database {} is damaged ({error}); nothing was changed: the \
+            "the read models' database {} is damaged ({}); nothing was changed: the \
              server sets it aside and refills the read models from the log at its next start, \
              as `oms-replay rebuild --all` does now",
-            dir.display()
+            dir.display(),
+            what_is_wrong(&error),
         ))),
         opened => opened.map(drop).map_err(ReplayError::from),
+    }
+}
+
+/// What is wrong with the read models' database, without the remedy the
+/// log's own damage would call for (a backup, an import): read models are
+/// made again from the log.
+fn what_is_wrong(error: &eventlog::LogError) -> String {
+    match error {
+        eventlog::LogError::DamagedStorage { detail, .. } => detail
+            .split("; ")
+            .next()
+            .and_then(|clause| clause.split(": ").next())
+            .unwrap_or(detail)
+            .to_owned(),
+        other => other.to_string(),
     }
 }
 

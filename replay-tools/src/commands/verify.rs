@@ -227,19 +227,19 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
         Err(ReplayError::Damaged { position, problem }) => {
             progress.finish();
             let message = format!("log damaged at position {position}: {problem}");
-            unless_reader_left(report_finding(
-                args,
-                ctx,
-                out,
-                Some(position),
-                &problem,
+            report_verdict(
+                report_finding(args, ctx, out, Some(position), &problem, &message)
+                    .and_then(|()| out.flush()),
                 &message,
-            ))?;
+            );
             return Ok(Outcome::Finding);
         }
         Err(ReplayError::DamagedFiles(message)) => {
             progress.finish();
-            unless_reader_left(report_finding(args, ctx, out, None, &message, &message))?;
+            report_verdict(
+                report_finding(args, ctx, out, None, &message, &message).and_then(|()| out.flush()),
+                &message,
+            );
             return Ok(Outcome::Finding);
         }
         Err(e) => return Err(e),
@@ -282,7 +282,14 @@ pub fn run(args: &VerifyArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     } else {
         print_text(out, &verified, args.against.as_ref())
     };
-    unless_reader_left(written)?;
+    if against_ok {
+        unless_reader_left(written)?;
+    } else if let (Some(digest), Some(result)) = (&args.against, &verified.against) {
+        report_verdict(
+            written.and_then(|()| out.flush()),
+            &against_line(digest, result),
+        );
+    }
     Ok(if against_ok {
         Outcome::Clean
     } else {
@@ -299,19 +306,35 @@ fn print_text(out: &mut Out, v: &Verified, against: Option<&Digest>) -> Result<(
         None => out.line("ok: the log is empty")?,
     }
     if let (Some(digest), Some(result)) = (against, &v.against) {
-        match result {
-            AgainstResult::Extends { appended_since } => out.line(format_args!(
-                "against {digest}: ok, the log extends that head ({appended_since} events appended since)"
-            ))?,
-            AgainstResult::Truncated { events } => out.line(format_args!(
-                "against {digest}: FAILED, the log was truncated: it holds {events} events and ends before position {}",
-                digest.position
-            ))?,
-            AgainstResult::Rewritten { found_hash } => out.line(format_args!(
-                "against {digest}: FAILED, history was rewritten: the record at position {} has hash {found_hash}",
-                digest.position
-            ))?,
-        }
+        out.line(against_line(digest, result))?;
     }
     Ok(())
+}
+
+/// The line that says how the log stands against `digest`.
+fn against_line(digest: &Digest, result: &AgainstResult) -> String {
+    match result {
+        AgainstResult::Extends { appended_since } => format!(
+            "against {digest}: ok, the log extends that head ({appended_since} events appended since)"
+        ),
+        AgainstResult::Truncated { events } => format!(
+            "against {digest}: FAILED, the log was truncated: it holds {events} events and ends before position {}",
+            digest.position
+        ),
+        AgainstResult::Rewritten { found_hash } => format!(
+            "against {digest}: FAILED, history was rewritten: the record at position {} has hash {found_hash}",
+            digest.position
+        ),
+    }
+}
+
+/// A finding stands (exit 1) whether or not its report was written; one
+/// that could not reach standard output (full, or its reader gone) is
+/// said on standard error instead, so it is never lost.
+fn report_verdict(written: Result<(), ReplayError>, verdict: &str) {
+    if let Err(error) = written {
+        crate::stderr_line!(
+            "oms-replay: FAILED: {verdict} (the report could not be written: {error})"
+        );
+    }
 }

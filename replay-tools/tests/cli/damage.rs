@@ -237,6 +237,13 @@ fn consumers_names_a_damaged_projections_database_and_moves_nothing() {
     let run = oms(&dir, &["consumers", "--json"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["error"]["kind"], "damaged", "{run:?}");
+    // The read models' remedy only, not the log's (a re-probe).
+    let message = run.json()["error"]["message"].to_string();
+    assert!(message.contains("rebuild --all"), "{message}");
+    assert!(
+        !message.contains("from a backup") && !message.contains("oms-replay import"),
+        "{message}"
+    );
 
     let (_tmp, dir) = generated();
     let rebuilt = oms(&dir, &["rebuild", "--all"]);
@@ -368,6 +375,28 @@ fn a_finding_or_a_refusal_keeps_its_exit_code_when_the_output_cannot_be_written(
         assert_eq!(code, 1, "{args:?} with its reader gone");
         let code = exit_code_with_output_gone(&dir, args, dev_full());
         assert_eq!(code, 1, "{args:?} with stderr full");
+    }
+    // Standard output full (a re-probe): the finding still exits 1 and is
+    // said on stderr.
+    for args in [&["verify"][..], &["verify", "--json"][..]] {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(args)
+            .env_remove("OMS_DATA_DIR")
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(
+            run.status.code(),
+            Some(1),
+            "{args:?} with stdout full: {stderr}"
+        );
+        assert!(
+            stderr.contains("FAILED: log damaged at position"),
+            "{args:?}: {stderr}"
+        );
     }
     let missing = dir.join("missing");
     assert_eq!(
