@@ -94,6 +94,9 @@ pub enum ReplayError {
     },
 }
 
+/// The context of an error writing the command's output.
+pub(crate) const OUTPUT_WRITE: &str = "writing output";
+
 impl ReplayError {
     /// The process exit code for this error (see the module table).
     pub fn exit_code(&self) -> u8 {
@@ -129,6 +132,12 @@ impl ReplayError {
             context: context.into(),
             source,
         }
+    }
+
+    /// True when writing the command's output failed (a full disk, a
+    /// closed pipe), as opposed to the work it reports on.
+    pub fn is_output_write(&self) -> bool {
+        matches!(self, Self::Io { context, .. } if context == OUTPUT_WRITE)
     }
 
     /// True when the error is a closed pipe on output (`| head`), which the

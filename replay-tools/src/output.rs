@@ -86,5 +86,5 @@ pub fn write_json_line<T: Serialize + ?Sized>(
 
 /// The error for a failed write to the output.
 pub fn write_error(error: std::io::Error) -> ReplayError {
-    ReplayError::io("writing output", error)
+    ReplayError::io(crate::error::OUTPUT_WRITE, error)
 }

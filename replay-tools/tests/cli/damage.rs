@@ -441,3 +441,26 @@ fn a_directory_in_place_of_sleds_snapshot_is_a_finding_that_names_it() {
         other => panic!("{:?}", other.map(|_| "opened")),
     }
 }
+
+/// A command that changes the directory and then cannot write its report
+/// (standard output full) says the change was made and exits 0: a
+/// re-probe's import answered exit 4 "writing output", and an operator
+/// who took that for a failed import and ran it again was refused.
+#[test]
+fn a_change_made_whose_report_cannot_be_written_says_it_was_made() {
+    let (_tmp, dir) = generated();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["rebuild", "--all"])
+        .env_remove("OMS_DATA_DIR")
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("the change was made"), "{stderr}");
+    let consumers = oms(&dir, &["consumers", "--json"]);
+    assert_eq!(consumers.code, 0, "{consumers:?}");
+    assert_eq!(consumers.json()["projectors"][0]["lag"], 0, "{consumers:?}");
+}
