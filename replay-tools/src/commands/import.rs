@@ -99,11 +99,12 @@ fn damaged(position: u64, problem: impl Into<String>) -> ReplayError {
 fn restore_error(error: RestoreError) -> ReplayError {
     match error {
         RestoreError::NotEmpty(dir) => ReplayError::Usage(format!(
-            "import needs an empty data directory; {} is not empty (an import that was \
-             killed leaves what it wrote, which `oms-replay verify` reports as a restore \
-             that did not finish, or, killed before its first record, as an empty log: \
-             remove that directory and import again)",
-            dir.display()
+            "import needs an empty data directory; {dir} is not empty, and nothing was \
+             written to it: import into a new directory. Remove {dir} first only if \
+             `oms-replay --data-dir {dir} verify` reports a restore that did not finish (an \
+             import that was killed) or an empty log: a directory that holds a log may be \
+             the only copy of it",
+            dir = dir.display()
         )),
         RestoreError::Refused { position, problem } => damaged(position, problem.to_string()),
         e @ RestoreError::BadIdempotencyRecord { .. } => {

@@ -174,6 +174,15 @@ fn import_refuses_a_file_missing_a_line_and_a_non_empty_target() {
         "{}",
         run.stderr
     );
+    // A healthy log mistaken for the target is never advised away (a
+    // probe got "remove that directory and import again").
+    assert!(
+        run.stderr.contains("import into a new directory")
+            && run.stderr.contains("only copy")
+            && !run.stderr.contains("remove that directory"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A refused import leaves the directory as it found it (missing, or
