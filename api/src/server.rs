@@ -218,6 +218,16 @@ fn announce_tenants_without_credentials(auth: &Authenticator) {
     }
 }
 
+/// Whether the demo tokens file at `path` still holds a token `auth`
+/// accepts (a `role=token` line), so pointing the operator at it helps.
+fn holds_a_valid_token(path: &std::path::Path, auth: &Authenticator) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines()
+            .filter_map(|line| line.split_once('='))
+            .any(|(_, token)| auth.authenticate(token.trim()).is_some())
+    })
+}
+
 fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
     match source {
         CredentialSource::Configuration => {
@@ -231,8 +241,14 @@ fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
             // Said on every start, to the operator's terminal: where the
             // tokens are, or how to get new ones once that file is gone.
             let tokens = path.with_file_name(crate::credentials::DEMO_TOKENS_FILE);
-            if tokens.exists() {
+            if holds_a_valid_token(&tokens, auth) {
                 println!("Demo tenant `demo`: bearer tokens in {}", tokens.display());
+            } else if tokens.exists() {
+                println!(
+                    "Demo tenant `demo`: its tokens file {} holds none of the tokens the server knows (emptied, damaged or not a file); the server keeps only their digests and the tokens stay valid. For new ones, stop the server and remove {}: the next start creates and prints new tokens (the old ones stop working).",
+                    tokens.display(),
+                    path.display()
+                );
             } else {
                 println!(
                     "Demo tenant `demo`: its tokens file {} is gone and the server keeps only their digests; the tokens stay valid. For new ones, stop the server and remove {}: the next start creates and prints new tokens (the old ones stop working).",

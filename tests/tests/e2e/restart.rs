@@ -224,6 +224,15 @@ fn a_restart_says_where_the_demo_tokens_are_or_how_to_replace_a_lost_file() {
         "{again}"
     );
 
+    // Emptied (a probe): the file is there but holds no token.
+    std::fs::write(&tokens_file, b"").unwrap();
+    let (emptied, _) = start_and_read_banner(&dir);
+    assert!(
+        emptied.contains("holds none of the tokens")
+            && !emptied.contains(&format!("bearer tokens in {}", tokens_file.display())),
+        "{emptied}"
+    );
+
     std::fs::remove_file(&tokens_file).unwrap();
     let (lost, _) = start_and_read_banner(&dir);
     let credentials = dir.join("credentials.toml");
