@@ -195,6 +195,12 @@ impl Authenticator {
         self.held.extend(held);
     }
 
+    /// Whether the data directory holds `tenant` (with or without
+    /// credentials here).
+    pub fn holds(&self, tenant: &str) -> bool {
+        self.held.iter().any(|held| held.as_str() == tenant)
+    }
+
     /// The tenants of the credentials.
     pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
         self.tenants.iter()

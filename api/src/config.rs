@@ -561,6 +561,34 @@ impl ServerConfig {
         })
     }
 
+    /// Checks `[relay.tenants]` once the data directory is open: each names
+    /// a tenant with credentials, or one the data directory holds (`held`:
+    /// an offboarded tenant whose events stay in the log, which `"none"`
+    /// keeps off the relay). A misspelt name would apply to no one, and
+    /// the tenant meant would be published.
+    ///
+    /// # Errors
+    /// The first tenant no one is, named by its key.
+    pub fn check_relay_tenants(&self, held: &dyn Fn(&str) -> bool) -> Result<(), ConfigError> {
+        for tenant in self.relay.tenants.keys() {
+            let with_credentials = if self.tenants.is_empty() {
+                tenant == crate::credentials::DEMO_TENANT
+            } else {
+                self.tenants.contains_key(tenant)
+            };
+            if !with_credentials && !held(tenant) {
+                return Err(ConfigError::invalid(
+                    format!("relay.tenants.{tenant}"),
+                    format!(
+                        "no tenant `{tenant}` has credentials or events in this data directory: \
+                         its publish mode would apply to no one (is the name misspelt?)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every key the server will rely on.
     ///
     /// # Errors
@@ -710,15 +738,6 @@ impl ServerConfig {
                 return Err(error);
             }
         }
-        for tenant in self.relay.tenants.keys() {
-            if let Some(error) = unknown(
-                "relay.tenants",
-                tenant,
-                "its publish mode would apply to no one (is the name misspelt?)",
-            ) {
-                return Err(error);
-            }
-        }
         if !self.simulators && self.systems.tenants.is_empty() {
             return Err(ConfigError::invalid(
                 "systems",
@@ -831,6 +850,23 @@ mod tests {
         Ok(config)
     }
 
+    /// A misspelt tenant would leave the meant one published; a tenant the
+    /// data directory holds without credentials (offboarded) may be kept
+    /// off the relay (a probe: `gamma = "none"` was refused as misspelt,
+    /// and without it gamma's events were published).
+    #[test]
+    fn a_relay_tenant_must_have_credentials_or_events_here() {
+        let config = parse("[relay.tenants]\ndemoo = \"none\"\n").expect("parses");
+        let error = config.check_relay_tenants(&|_| false).err();
+        assert!(
+            matches!(&error, Some(ConfigError::Invalid { key, .. }) if key == "relay.tenants.demoo"),
+            "{error:?}"
+        );
+        assert!(config.check_relay_tenants(&|t| t == "demoo").is_ok());
+        let demo = parse("[relay.tenants]\ndemo = \"none\"\n").expect("parses");
+        assert!(demo.check_relay_tenants(&|_| false).is_ok());
+    }
+
     #[test]
     fn the_embedded_default_is_valid() {
         assert!(ServerConfig::default().validate().is_ok());
@@ -872,8 +908,6 @@ mod tests {
                 "quote_expiry_interval_ms",
             ),
             ("data_dir = \"\"\n", "data_dir"),
-            // A misspelt tenant would leave the meant one published.
-            ("[relay.tenants]\ndemoo = \"none\"\n", "relay.tenants.demoo"),
             ("[relay]\nurl = \"http://127.0.0.1:4222\"\n", "relay.url"),
         ] {
             let problem = problem_of(text);

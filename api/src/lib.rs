@@ -21,4 +21,5 @@ pub mod pricing;
 pub mod runtime;
 pub mod server;
 pub mod stream_owners;
+pub mod terminal;
 pub mod websocket;

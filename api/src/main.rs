@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Command::HashToken => {
             let mut token = String::new();
             if let Err(error) = std::io::stdin().read_to_string(&mut token) {
-                eprintln!("oms-server: cannot read the token: {error}");
+                api::stderr_line!("oms-server: cannot read the token: {error}");
                 return ExitCode::from(2);
             }
             // One line break at the end is the shell's, not the token's.
@@ -60,11 +60,11 @@ fn main() -> ExitCode {
                 .strip_suffix('\n')
                 .map_or(token.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
             if let Some(problem) = api::auth::unpresentable(token) {
-                eprintln!("oms-server: {problem}: pass the token alone on standard input");
+                api::stderr_line!("oms-server: {problem}: pass the token alone on standard input");
                 return ExitCode::from(2);
             }
             if let Some(problem) = api::auth::too_weak(token) {
-                eprintln!("oms-server: {problem}");
+                api::stderr_line!("oms-server: {problem}");
                 return ExitCode::from(2);
             }
             print_out(&format!(
@@ -93,7 +93,7 @@ fn print_out(text: &str) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("oms-server: cannot write to standard output: {error}");
+            api::stderr_line!("oms-server: cannot write to standard output: {error}");
             ExitCode::from(1)
         }
     }
@@ -104,7 +104,7 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, listen: Option<Stri
     let config = match ServerConfig::load_with(config.as_deref(), &flags) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("oms-server: {error}");
+            api::stderr_line!("oms-server: {error}");
             return ExitCode::from(2);
         }
     };
@@ -115,7 +115,7 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, listen: Option<Stri
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("oms-server: cannot start the async runtime: {error}");
+            api::stderr_line!("oms-server: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -124,13 +124,13 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, listen: Option<Stri
         shutdown_signal()
     };
     let result = runtime.block_on(api::server::run(config, shutdown, |address| {
-        println!("oms-server: listening on http://{address}");
-        println!("oms-server: GraphiQL at http://{address}/");
+        api::stdout_line!("oms-server: listening on http://{address}");
+        api::stdout_line!("oms-server: GraphiQL at http://{address}/");
     }));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("oms-server: {error}");
+            api::stderr_line!("oms-server: {error}");
             exit_code(&error)
         }
     }
@@ -154,7 +154,11 @@ fn init_tracing(format: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written is lost; reporting it with
+        // `eprintln!` (the default) panicked every task that logged while
+        // stderr was full or closed, and the drain with them.
+        .log_internal_errors(false);
     if format == "json" {
         builder.json().init();
     } else {

@@ -112,6 +112,7 @@ pub async fn run(
         .held_tenants(auth.tenants().map(TenantId::as_str))
         .map_err(ServerError::Log)?;
     auth.hold_tenants(held.into_iter().map(TenantId::new));
+    config.check_relay_tenants(&|tenant| auth.holds(tenant))?;
     announce_credentials(&source, &auth);
     announce_tenants_without_credentials(&auth);
     let projections = Arc::new(Projections::start_with(
@@ -242,15 +243,15 @@ fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
             // tokens are, or how to get new ones once that file is gone.
             let tokens = path.with_file_name(crate::credentials::DEMO_TOKENS_FILE);
             if holds_a_valid_token(&tokens, auth) {
-                println!("Demo tenant `demo`: bearer tokens in {}", tokens.display());
+                crate::stdout_line!("Demo tenant `demo`: bearer tokens in {}", tokens.display());
             } else if tokens.exists() {
-                println!(
+                crate::stdout_line!(
                     "Demo tenant `demo`: its tokens file {} holds none of the tokens the server knows (emptied, damaged or not a file); the server keeps only their digests and the tokens stay valid. For new ones, stop the server and remove {}: the next start creates and prints new tokens (the old ones stop working).",
                     tokens.display(),
                     path.display()
                 );
             } else {
-                println!(
+                crate::stdout_line!(
                     "Demo tenant `demo`: its tokens file {} is gone and the server keeps only their digests; the tokens stay valid. For new ones, stop the server and remove {}: the next start creates and prints new tokens (the old ones stop working).",
                     tokens.display(),
                     path.display()
@@ -259,12 +260,12 @@ fn announce_credentials(source: &CredentialSource, auth: &Authenticator) {
         }
         CredentialSource::NewDemo { file, tokens } => {
             // Printed once, to the operator's terminal, never logged.
-            println!(
+            crate::stdout_line!(
                 "Created demo tenant `demo`. Bearer tokens (also in {}):",
                 file.display()
             );
             for (role, token) in tokens {
-                println!("  {role:<8} {token}");
+                crate::stdout_line!("  {role:<8} {token}");
             }
         }
     }

@@ -450,7 +450,9 @@ fn terminate(child: &mut Child) -> ExitStatus {
     signal_and_wait(child, "TERM")
 }
 
-fn signal_and_wait(child: &mut Child, signal: &str) -> ExitStatus {
+/// Sends `signal` (a name `kill` takes) to `child` and waits for its exit;
+/// SIGKILL after [`STOP_TIMEOUT`].
+pub fn signal_and_wait(child: &mut Child, signal: &str) -> ExitStatus {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())

@@ -389,3 +389,59 @@ async fn a_stop_is_bounded_while_external_calls_hang_and_a_ctrl_c_is_immediate()
         }
     }
 }
+
+/// A log that cannot be written (stderr on a full disk, or a closed pipe)
+/// costs the log lines, not the service: a probe's server with stderr full
+/// exited 101 at start, dropped requests without an answer (each log line
+/// panicked its task) and exited 101 on SIGTERM.
+#[test]
+fn a_log_that_cannot_be_written_does_not_stop_the_service() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let mut child = tests::serve_command(&tests::server_binary(), &dir)
+        .stderr(std::fs::File::create("/dev/full").unwrap())
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("oms-server: listening on http://") {
+            address = rest.trim().to_owned();
+            break;
+        }
+    }
+    assert!(
+        !address.is_empty(),
+        "never listened: {:?}",
+        child.try_wait()
+    );
+    let tokens = std::fs::read_to_string(dir.join("demo-tokens.txt")).unwrap();
+    let sales = tokens
+        .lines()
+        .find_map(|l| l.strip_prefix("sales="))
+        .unwrap()
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for i in 0..5 {
+            let answer = http
+                .post(format!("http://{address}/graphql"))
+                .bearer_auth(&sales)
+                .json(&serde_json::json!({"query": format!(
+                    "mutation {{ createQuote(commandId: \"log-full-{i}\", customerId: \"cust-1\") {{ version }} }}"
+                )}))
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(answer.status().as_u16(), 200);
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["data"]["createQuote"]["version"], 1, "{body}");
+        }
+    });
+    let status = tests::signal_and_wait(&mut child, "TERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
