@@ -261,12 +261,33 @@ impl Worker {
     }
 }
 
+/// How long a session's start waits for the client's connection, which
+/// async-nats makes in the background after `connect` returns: a start
+/// with NATS up reported it unreachable, the symptom of an outage.
+const CONNECT_GRACE: Duration = Duration::from_secs(2);
+
+impl Worker {
+    /// Whether the client is connected, or connects within `grace`.
+    async fn connected_within(&self, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            if self.client.connection_state() == State::Connected {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 impl Consumer for Worker {
     async fn begin(&mut self, session: &Session) -> Result<u64, Halt> {
         self.previous_id = None;
         self.first_failure
             .store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
-        if self.client.connection_state() != State::Connected {
+        if !self.connected_within(CONNECT_GRACE).await {
             return Err(self.fail(RelayError::Connect {
                 url: self.config.shown_url(),
                 message: "not connected".to_owned(),

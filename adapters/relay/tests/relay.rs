@@ -343,7 +343,12 @@ async fn an_event_the_stream_refuses_for_its_size_stops_the_relay_there_in_order
             })
             .expect("some event is over 1,000 bytes");
         let relay = Relay::start(log.clone(), config.clone()).await.unwrap();
-        let status = wait_status(&relay, WAIT, "a stop", |s| s.stopped_at.is_some()).await;
+        // The stop shows a moment before the events ahead of it are
+        // acknowledged and the checkpoint committed at it.
+        let status = wait_status(&relay, WAIT, "a stop", |s| {
+            s.stopped_at.is_some() && s.stopped_at == Some(s.checkpoint)
+        })
+        .await;
         assert_eq!(
             status.stopped_at,
             Some(too_large),
@@ -366,4 +371,27 @@ async fn an_event_the_stream_refuses_for_its_size_stops_the_relay_there_in_order
         log.close().await;
         delete_stream(NATS_URL, &config.stream).await;
     }
+}
+
+/// A start with NATS up reports no connection error: a probe saw every
+/// start log "relay paused: NATS ... is unreachable: not connected" and
+/// show it as `lastError` for about 100 ms, the symptoms the runbook
+/// gives for a NATS outage (the client connects in the background after
+/// `connect` returns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_nats_up_reports_no_connection_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), Durability::Buffered);
+    let mut generator = generator(13, 2);
+    append_async(&log, &mut generator, 50).await;
+    let relay = Relay::start(log.clone(), config(NATS_URL, &unique("start")))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(600) {
+        let status = relay.status();
+        assert!(status.last_error.is_none(), "{status:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    caught_up(&relay, WAIT).await;
 }
