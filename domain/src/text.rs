@@ -171,41 +171,59 @@ pub fn bounded_evidence(raw: &str, max: usize) -> String {
 pub const MAX_PARSER_MESSAGE_BYTES: usize = 240;
 
 /// The words after which a parser quotes a value of the input in
-/// backticks (serde's `Unexpected`, an unknown name): the value is left out.
-const INPUT_QUOTED_AFTER: [&str; 7] = [
-    "integer",
-    "floating point",
-    "boolean",
-    "character",
-    "unknown field",
-    "unknown variant",
-    "bytes",
-];
+/// backticks (serde's `Unexpected`): the value is left out.
+const VALUE_QUOTED_AFTER: [&str; 4] = ["integer", "floating point", "boolean", "character"];
+
+/// The words after which a parser quotes a name the input used (a field,
+/// a variant): the name is kept, cut to [`MAX_QUOTED_NAME_CHARS`], since
+/// it tells an operator which key of their file is wrong.
+const NAME_QUOTED_AFTER: [&str; 2] = ["unknown field", "unknown variant"];
+
+/// Longest name of the input that [`parser_message`] keeps whole.
+const MAX_QUOTED_NAME_CHARS: usize = 64;
 
 /// A parser's message (serde's, TOML's) fit for an answer or a log line,
 /// whatever the input it failed on: the values of the input it quotes
-/// (`invalid type: string "<the value>"`, ``integer `<the value>` ``, an
-/// unknown field's name) are left out, since a value may be a secret or a
-/// whole payload; what the parser expected, which the schema names, is
-/// kept. The message is bounded by [`MAX_PARSER_MESSAGE_BYTES`] and shown
-/// as [`bounded_evidence`].
+/// (`invalid type: string "<the value>"`, ``integer `<the value>` ``) are
+/// left out, since a value may be a secret or a whole payload; a name the
+/// input used (an unknown field) is kept, cut past 64 characters; what the
+/// parser expected, which the schema names, is kept. The message is
+/// bounded by [`MAX_PARSER_MESSAGE_BYTES`] and shown as
+/// [`bounded_evidence`].
 pub fn parser_message(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(1024));
     let mut rest = message;
+    let after = |rest: &str, at: usize, words: &[&str]| {
+        let before = rest[..at].trim_end();
+        words.iter().any(|word| before.ends_with(word))
+    };
     loop {
         let string = rest.find("string \"");
         let quoted = rest.match_indices('`').map(|(at, _)| at).find(|at| {
-            let before = rest[..*at].trim_end();
-            INPUT_QUOTED_AFTER.iter().any(|word| before.ends_with(word))
+            after(rest, *at, &VALUE_QUOTED_AFTER) || after(rest, *at, &NAME_QUOTED_AFTER)
         });
         match (string, quoted) {
             (Some(at), other) if other.is_none_or(|q| at < q) => {
                 out.push_str(&rest[..at + "string".len()]);
                 rest = after_closing(&rest[at + "string \"".len()..], '"');
             }
-            (_, Some(at)) => {
+            (_, Some(at)) if after(rest, at, &VALUE_QUOTED_AFTER) => {
                 out.push_str(rest[..at].trim_end());
                 rest = after_closing(&rest[at + 1..], '`');
+            }
+            (_, Some(at)) => {
+                out.push_str(&rest[..=at]);
+                let name_and_rest = &rest[at + 1..];
+                let end = name_and_rest.find('`').unwrap_or(name_and_rest.len());
+                let name = &name_and_rest[..end];
+                if name.chars().count() > MAX_QUOTED_NAME_CHARS {
+                    out.extend(name.chars().take(MAX_QUOTED_NAME_CHARS / 2));
+                    out.push('…');
+                } else {
+                    out.push_str(name);
+                }
+                out.push('`');
+                rest = name_and_rest.get(end + 1..).unwrap_or("");
             }
             _ => break,
         }
@@ -257,9 +275,16 @@ mod tests {
         let message = parser_message(&format!(
             "unknown field `{long_name}`, expected one of `event_id`, `tenant`"
         ));
+        assert!(message.len() <= MAX_PARSER_MESSAGE_BYTES, "{message}");
+        assert!(message.starts_with("unknown field `BBBB"), "{message}");
+        assert!(
+            message.ends_with("…`, expected one of `event_id`, `tenant`"),
+            "{message}"
+        );
+        // A name of the operator's own file is kept: it says which key.
         assert_eq!(
-            message,
-            "unknown field, expected one of `event_id`, `tenant`"
+            parser_message("unknown field `roles`, expected one of `name`, `role`"),
+            "unknown field `roles`, expected one of `name`, `role`"
         );
         let long = format!("expected value at line 1 column 1 {}", "é".repeat(500));
         let message = parser_message(&long);
