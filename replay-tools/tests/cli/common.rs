@@ -42,13 +42,20 @@ pub(crate) fn oms(dir: &Path, args: &[&str]) -> Run {
     oms_with_stdin(dir, args, None)
 }
 
-/// Runs the binary with `stdin` piped in.
-pub(crate) fn oms_with_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+/// The binary on `dir` with `args`, its standard streams left to the caller.
+pub(crate) fn oms_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oms-replay"));
+    command
         .arg("--data-dir")
         .arg(dir)
         .args(args)
-        .env_remove("OMS_DATA_DIR")
+        .env_remove("OMS_DATA_DIR");
+    command
+}
+
+/// Runs the binary with `stdin` piped in.
+pub(crate) fn oms_with_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = oms_command(dir, args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -347,11 +347,7 @@ fn a_file_of_the_logs_own_replaced_by_a_link_or_a_directory_is_a_finding() {
 /// Runs the binary on `dir` with stdout a pipe whose reader has already
 /// gone and stderr `stderr`; returns its exit code.
 fn exit_code_with_output_gone(dir: &Path, args: &[&str], stderr: std::process::Stdio) -> i32 {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("OMS_DATA_DIR")
+    let mut child = crate::common::oms_command(dir, args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)
@@ -379,11 +375,7 @@ fn a_finding_or_a_refusal_keeps_its_exit_code_when_the_output_cannot_be_written(
     // Standard output full (a re-probe): the finding still exits 1 and is
     // said on stderr.
     for args in [&["verify"][..], &["verify", "--json"][..]] {
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(args)
-            .env_remove("OMS_DATA_DIR")
+        let run = crate::common::oms_command(&dir, args)
             .stdout(std::fs::File::create("/dev/full").unwrap())
             .output()
             .unwrap();
@@ -449,11 +441,7 @@ fn a_directory_in_place_of_sleds_snapshot_is_a_finding_that_names_it() {
 #[test]
 fn a_change_made_whose_report_cannot_be_written_says_it_was_made() {
     let (_tmp, dir) = generated();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["rebuild", "--all"])
-        .env_remove("OMS_DATA_DIR")
+    let run = crate::common::oms_command(&dir, &["rebuild", "--all"])
         .stdout(std::fs::File::create("/dev/full").unwrap())
         .output()
         .unwrap();

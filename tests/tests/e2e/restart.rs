@@ -178,12 +178,21 @@ async fn mutations_acknowledged_before_sigterm_survive_it() {
 /// Starts `oms-server` on `data_dir` (embedded default), returns what it
 /// printed up to `listening on` and its address, and stops it.
 fn start_and_read_banner(data_dir: &std::path::Path) -> (String, String) {
-    use std::io::{BufRead, BufReader};
-
     let mut child = tests::serve_command(&tests::server_binary(), data_dir)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let banner = read_banner(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    banner
+}
+
+/// What `child` printed on stdout up to `listening on`, and its address
+/// (asserted to come). Its stdout is closed afterwards.
+fn read_banner(child: &mut std::process::Child) -> (String, String) {
+    use std::io::{BufRead, BufReader};
+
     let mut printed = String::new();
     let mut address = String::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
@@ -195,8 +204,6 @@ fn start_and_read_banner(data_dir: &std::path::Path) -> (String, String) {
         printed.push_str(&line);
         printed.push('\n');
     }
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(!address.is_empty(), "never listened; printed:\n{printed}");
     (printed, address)
 }
@@ -396,7 +403,6 @@ async fn a_stop_is_bounded_while_external_calls_hang_and_a_ctrl_c_is_immediate()
 /// panicked its task) and exited 101 on SIGTERM.
 #[test]
 fn a_log_that_cannot_be_written_does_not_stop_the_service() {
-    use std::io::{BufRead, BufReader};
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("data");
     let mut child = tests::serve_command(&tests::server_binary(), &dir)
@@ -404,20 +410,9 @@ fn a_log_that_cannot_be_written_does_not_stop_the_service() {
         .env("RUST_LOG", "info")
         .spawn()
         .unwrap();
-    let mut address = String::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("oms-server: listening on http://") {
-            address = rest.trim().to_owned();
-            break;
-        }
-    }
-    assert!(
-        !address.is_empty(),
-        "never listened: {:?}",
-        child.try_wait()
-    );
+    // Its stdout is closed too once the banner is read: a second
+    // stream that cannot be written.
+    let (_, address) = read_banner(&mut child);
     let tokens = std::fs::read_to_string(dir.join("demo-tokens.txt")).unwrap();
     let sales = tokens
         .lines()
