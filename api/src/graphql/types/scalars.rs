@@ -80,6 +80,13 @@ impl ScalarType for DateTime {
         // RFC 3339 allows a lower-case `t` and `z`.
         let text = text.to_ascii_uppercase();
         let (offset_s, utc) = utc_offset(&text).unwrap_or((0, text));
+        // Without an offset the instant is unknown: the parser would read
+        // it as UTC, which the client's clock may not be.
+        if !utc.ends_with('Z') {
+            return Err(InputValueError::custom(
+                "an RFC 3339 date-time ends with its UTC offset: `Z` or e.g. `+01:00`",
+            ));
+        }
         // The parser knows no year before 1970 and calls one "out of
         // range": say what is out of range.
         if utc
@@ -207,6 +214,10 @@ mod tests {
             "2025-11-30T10:34:01+01:60",
             "2025-11-30T10:34:01+1:00",
             "1970-01-01T00:00:00+01:00",
+            // No offset: which instant is meant is unknown.
+            "2025-11-30T10:34:01.123",
+            "2025-11-30T10:34:01",
+            "2025-11-30 10:34:01",
         ] {
             assert!(DateTime::parse(Value::String(bad.into())).is_err(), "{bad}");
         }
