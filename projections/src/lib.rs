@@ -73,7 +73,7 @@ pub use models::quotes::{
     AcceptanceView, ApprovalState, ApprovalView, ProposalView, QuoteDetail, QuoteFilter,
     QuoteStatus, QuoteSummary, SignatureView,
 };
-pub use page::{Page, MAX_PAGE_SIZE};
+pub use page::{Page, MAX_EXAMINED, MAX_PAGE_SIZE};
 pub use projector::PROJECTOR_NAMES;
 pub use read::ReadModels;
 pub use runtime::{ProjectionConfig, Projections, ProjectorStatus, RebuildProgress, RebuildReport};

@@ -1,13 +1,15 @@
 //! Cursor pagination over a tenant-scoped index.
 //!
 //! A cursor is opaque to callers: the hex of the list it pages (quotes,
-//! orders, handoffs, fallout, audit trails), one tag byte (which index of that list it
-//! belongs to), the key suffix (after the tenant prefix and index kind)
-//! of the last item returned, and a check of those bytes, so an edited
-//! cursor is refused rather than resumed from. A page resumes strictly after that key, so
-//! rows that move while a client pages are neither lost nor repeated more
-//! than once per move. A cursor is only ever appended to the caller's own
-//! tenant prefix: a forged cursor can move a scan, never leave the tenant.
+//! orders, handoffs, fallout, audit trails), one tag byte (which index of
+//! that list it belongs to), the key suffix (after the tenant prefix and
+//! index kind) of the last entry the page examined, and a check of those
+//! bytes, so an edited cursor is refused rather than resumed from. A page
+//! resumes strictly after that key: a row whose key moves ahead of the
+//! cursor while a client pages is seen again, one that moves behind it is
+//! seen on the next pass. A cursor is only ever appended to the caller's
+//! own tenant prefix: a forged cursor can move a scan, never leave the
+//! tenant.
 
 use std::ops::Bound;
 
@@ -18,6 +20,16 @@ use crate::keys;
 
 /// Most items one page returns; larger limits are clamped to it.
 pub const MAX_PAGE_SIZE: usize = 500;
+
+/// Most index entries one page examines. A filter the index does not
+/// cover (a target system, `overdueOnly`, `updatedSince`) may skip most
+/// of a tenant's rows; a page that has examined this many entries ends
+/// there, short or even empty, with `has_more` set and a cursor after the
+/// last entry examined, so one request costs a bounded read however few
+/// rows match, and a client pages on until `has_more` is false.
+pub const MAX_EXAMINED: usize = 4096;
+
+const _: () = assert!(MAX_EXAMINED > MAX_PAGE_SIZE);
 
 /// One page of a list query.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -133,7 +145,8 @@ pub(crate) fn encode_cursor(list: List, tag: u8, suffix: &[u8]) -> String {
 
 impl Scan<'_> {
     /// Walks the index in key order from the cursor, mapping entries with
-    /// `accept` (`None` skips an entry) until a page is full.
+    /// `accept` (`None` skips an entry) until a page is full or
+    /// [`MAX_EXAMINED`] entries have been examined.
     pub(crate) fn run<T>(
         self,
         tree: &sled::Tree,
@@ -168,9 +181,14 @@ impl Scan<'_> {
         let mut items = Vec::with_capacity(limit);
         let mut last_suffix: Vec<u8> = Vec::new();
         let mut has_more = false;
-        for entry in tree.range::<Vec<u8>, _>((lower, upper)) {
+        for (examined, entry) in tree.range::<Vec<u8>, _>((lower, upper)).enumerate() {
             let (key, value) = entry?;
             if !key.starts_with(&self.prefix) {
+                break;
+            }
+            if examined == MAX_EXAMINED {
+                // Budget spent: resume after the last entry examined.
+                has_more = true;
                 break;
             }
             if let Some(item) = accept(&key, &value)? {
@@ -179,8 +197,8 @@ impl Scan<'_> {
                     break;
                 }
                 items.push(item);
-                last_suffix = key[self.prefix.len()..].to_vec();
             }
+            last_suffix = key[self.prefix.len()..].to_vec();
         }
         let next_cursor = has_more.then(|| encode_cursor(self.list, self.tag, &last_suffix));
         Ok(Page {
@@ -233,5 +251,98 @@ mod tests {
                 "accepted {edited}"
             );
         }
+    }
+
+    /// A filter that matches almost nothing used to walk the whole index
+    /// in one request; now each page examines at most [`MAX_EXAMINED`]
+    /// entries and a client that follows the cursors still sees every
+    /// match, once, in order.
+    #[test]
+    fn a_sparse_filter_pages_in_bounded_steps_and_misses_nothing() {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("temporary sled");
+        let tree = db.open_tree("t").expect("tree");
+        let total = MAX_EXAMINED * 2 + 100;
+        for i in 0..total {
+            let i = u32::try_from(i).expect("small");
+            let key = [b"p/".as_slice(), &i.to_be_bytes()].concat();
+            tree.insert(key, &i.to_be_bytes()).expect("insert");
+        }
+        let wanted = [7usize, MAX_EXAMINED + 3, total - 1];
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut examined = 0;
+            let page = Scan {
+                list: List::Orders,
+                prefix: b"p/".to_vec(),
+                tag: 1,
+                from: None,
+                until: None,
+                cursor: cursor.as_deref(),
+                limit: 50,
+            }
+            .run(&tree, |_, value| {
+                examined += 1;
+                let n = u32::from_be_bytes(value.try_into().expect("4 bytes")) as usize;
+                Ok(wanted.contains(&n).then_some(n))
+            })
+            .expect("page");
+            pages += 1;
+            assert!(examined <= MAX_EXAMINED, "page {pages} examined {examined}");
+            seen.extend(page.items);
+            assert_eq!(page.has_more, page.next_cursor.is_some());
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+            assert!(pages < 10, "paging does not end");
+        }
+        assert_eq!(seen, wanted.to_vec());
+        assert_eq!(pages, 3);
+    }
+
+    /// A full page stops before the next match, so it is the first item
+    /// of the next page, and skipped entries before it are not examined
+    /// twice.
+    #[test]
+    fn a_full_page_resumes_at_the_next_match() {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("temporary sled");
+        let tree = db.open_tree("t").expect("tree");
+        for i in 0u32..20 {
+            tree.insert(
+                [b"p/".as_slice(), &i.to_be_bytes()].concat(),
+                &i.to_be_bytes(),
+            )
+            .expect("insert");
+        }
+        let run = |cursor: Option<&str>| {
+            Scan {
+                list: List::Orders,
+                prefix: b"p/".to_vec(),
+                tag: 1,
+                from: None,
+                until: None,
+                cursor,
+                limit: 2,
+            }
+            .run(&tree, |_, value| {
+                let n = u32::from_be_bytes(value.try_into().expect("4 bytes"));
+                Ok((n % 5 == 0).then_some(n))
+            })
+            .expect("page")
+        };
+        let first = run(None);
+        assert_eq!(first.items, vec![0, 5]);
+        assert!(first.has_more);
+        let second = run(first.next_cursor.as_deref());
+        assert_eq!(second.items, vec![10, 15]);
+        assert!(!second.has_more);
     }
 }

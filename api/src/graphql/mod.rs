@@ -153,6 +153,62 @@ pub fn page_weight(first: Option<i64>) -> usize {
     usize::try_from(first.map_or(50, |n| n.clamp(1, max))).unwrap_or(MAX_PAGE)
 }
 
+/// What a list weighs on top of its page in the complexity limit when its
+/// filter may skip rows: it may examine up to
+/// [`projections::MAX_EXAMINED`] rows (or, for `events` of the whole log,
+/// read until its page is full), so the default limit of 10,000 admits at
+/// most ten such reads per request, however they are aliased.
+pub const SCAN_WEIGHT: usize = 1_000;
+
+/// [`SCAN_WEIGHT`] where a list's filter may skip rows, else nothing.
+pub fn scan_weight(skips: bool) -> usize {
+    if skips {
+        SCAN_WEIGHT
+    } else {
+        0
+    }
+}
+
+/// Set when the request a read runs for is gone (answered `TIMEOUT`, or
+/// its connection closed): a read that walks many rows checks it and
+/// stops, rather than run on for nobody.
+#[derive(Clone, Default)]
+pub struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
+
+impl Abandoned {
+    /// Whether the request is gone.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Sets [`Abandoned`] when the future awaiting the read is dropped.
+struct AbandonOnDrop(Abandoned);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0 .0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs a read of the read models or the log on tokio's blocking pool: a
+/// read that walks many rows holds no async worker, so other requests
+/// (other tenants' too) go on meanwhile and the request's deadline can
+/// answer `TIMEOUT` while it runs; `read` is told through [`Abandoned`]
+/// when nobody waits for it any more.
+///
+/// # Errors
+/// `INTERNAL` if the read panicked.
+pub async fn off_worker<T: Send + 'static>(
+    read: impl FnOnce(&Abandoned) -> T + Send + 'static,
+) -> ApiResult<T> {
+    let abandoned = Abandoned::default();
+    let guard = AbandonOnDrop(abandoned.clone());
+    let ran = tokio::task::spawn_blocking(move || read(&abandoned)).await;
+    drop(guard);
+    ran.map_err(|e| ApiError::internal(format!("a read stopped: {e}")))
+}
+
 /// The page size for `first` (default 50, at most [`MAX_PAGE`]).
 ///
 /// # Errors

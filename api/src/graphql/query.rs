@@ -12,7 +12,7 @@ use super::types::{
     AuditEntryNode, CapabilityNode, CatalogNode, Connection, EventNode, FalloutCaseNode,
     HandoffNode, Me, OrderNode, PriceBookNode, ProjectorStatusNode, QuoteNode, RebuildProgressNode,
 };
-use super::{caller, page_size, stopped_at};
+use super::{caller, off_worker, page_size, stopped_at};
 use crate::auth::Role;
 
 /// The query root.
@@ -44,7 +44,9 @@ impl Query {
     }
 
     /// Quotes, newest first, filtered by status, customer and last update.
-    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity \
+                            + crate::graphql::scan_weight(updated_since.is_some() \
+                            || (customer_id.is_some() && status.is_some()))")]
     async fn quotes(
         &self,
         ctx: &Context<'_>,
@@ -61,16 +63,15 @@ impl Query {
             customer_id: customer_id.map(domain::ids::CustomerId::new),
             updated_since: updated_since.map(DateTime::ms),
         };
-        let page = platform.read.quotes(
-            &principal.tenant,
-            &filter,
-            after.as_deref(),
+        let (read, tenant, size) = (
+            platform.read.clone(),
+            principal.tenant.clone(),
             page_size(first)?,
         );
-        Ok(Connection::from_page(
-            page.map_err(ApiError::from)?,
-            QuoteNode::from_summary,
-        )?)
+        let page = off_worker(move |_| read.quotes(&tenant, &filter, after.as_deref(), size))
+            .await?
+            .map_err(ApiError::from)?;
+        Ok(Connection::from_page(page, QuoteNode::from_summary)?)
     }
 
     /// One quote with revision, lines, price, approval, proposal,
@@ -90,7 +91,8 @@ impl Query {
     }
 
     /// Orders, filtered by status and whether a line is in fallout.
-    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity \
+                            + crate::graphql::scan_weight(status.is_some())")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -104,14 +106,13 @@ impl Query {
             status: status.map(Into::into),
             has_fallout,
         };
-        let page = platform
-            .read
-            .orders(
-                &principal.tenant,
-                &filter,
-                after.as_deref(),
-                page_size(first)?,
-            )
+        let (read, tenant, size) = (
+            platform.read.clone(),
+            principal.tenant.clone(),
+            page_size(first)?,
+        );
+        let page = off_worker(move |_| read.orders(&tenant, &filter, after.as_deref(), size))
+            .await?
             .map_err(ApiError::from)?;
         Ok(Connection::from_page(page, OrderNode::from_summary)?)
     }
@@ -134,7 +135,9 @@ impl Query {
     /// Handoffs by status and target system, the oldest unknown and
     /// pending first.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity \
+                            + crate::graphql::scan_weight(target_system.is_some() \
+                            || overdue_only == Some(true))")]
     async fn handoffs(
         &self,
         ctx: &Context<'_>,
@@ -152,16 +155,16 @@ impl Query {
             pending_only: pending_only.unwrap_or(false),
             overdue_only: overdue_only.unwrap_or(false),
         };
-        let page = platform
-            .read
-            .handoffs(
-                &principal.tenant,
-                &filter,
-                after.as_deref(),
-                page_size(first)?,
-                platform.now_ms(),
-            )
-            .map_err(ApiError::from)?;
+        let (read, tenant, size) = (
+            platform.read.clone(),
+            principal.tenant.clone(),
+            page_size(first)?,
+        );
+        let now_ms = platform.now_ms();
+        let page =
+            off_worker(move |_| read.handoffs(&tenant, &filter, after.as_deref(), size, now_ms))
+                .await?
+                .map_err(ApiError::from)?;
         Ok(Connection::from_page(page, HandoffNode::from_view)?)
     }
 
@@ -212,7 +215,10 @@ impl Query {
     /// The fallout queue, oldest first: open cases by default, filtered by
     /// target system, normalized reason and age.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity \
+                            + crate::graphql::scan_weight(resolved == Some(true) \
+                            && (target_system.is_some() || reason.is_some() \
+                            || min_age_ms.is_some() || max_age_ms.is_some()))")]
     async fn fallout(
         &self,
         ctx: &Context<'_>,
@@ -238,16 +244,16 @@ impl Query {
             min_age_ms,
             max_age_ms,
         };
-        let page = platform
-            .read
-            .fallout(
-                &principal.tenant,
-                &filter,
-                after.as_deref(),
-                page_size(first)?,
-                platform.now_ms(),
-            )
-            .map_err(ApiError::from)?;
+        let (read, tenant, size) = (
+            platform.read.clone(),
+            principal.tenant.clone(),
+            page_size(first)?,
+        );
+        let now_ms = platform.now_ms();
+        let page =
+            off_worker(move |_| read.fallout(&tenant, &filter, after.as_deref(), size, now_ms))
+                .await?
+                .map_err(ApiError::from)?;
         Ok(Connection::from_page(page, FalloutCaseNode::from_view)?)
     }
 
@@ -405,8 +411,12 @@ impl Query {
     }
 
     /// Admin: raw events of one stream (from a version) or of the whole
-    /// log (from a position), this tenant's only.
-    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
+    /// log (from a position), this tenant's only. Over the whole log of a
+    /// server of several tenants, the others' events are read and passed
+    /// over: such a read weighs [`crate::graphql::SCAN_WEIGHT`] more, and
+    /// stops when the request times out.
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity \
+                            + crate::graphql::scan_weight(stream_id.is_none())")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -418,33 +428,39 @@ impl Query {
         let from = input::optional_count("from", from)?;
         let limit = page_size(first)?;
         input::optional_id("streamId", stream_id.as_deref())?;
-        let tenant = principal.tenant.as_str();
-        let mut out = Vec::new();
-        match stream_id {
-            Some(stream) => {
-                for event in platform.log.iter_stream(&stream, from.unwrap_or(1).max(1)) {
-                    let event = event.map_err(ApiError::from_log_read)?;
-                    if event.tenant_id != tenant {
-                        break;
-                    }
-                    out.push(EventNode::from(&event));
-                    if out.len() >= limit {
-                        break;
-                    }
-                }
-            }
-            None => {
-                for event in platform.log.iter_all(from.unwrap_or(0)) {
-                    let event = event.map_err(ApiError::from_log_read)?;
-                    if event.tenant_id == tenant {
+        let (log, tenant) = (platform.log.clone(), principal.tenant.to_string());
+        let read = off_worker(move |abandoned| -> Result<Vec<EventNode>, ApiError> {
+            let mut out = Vec::new();
+            match stream_id {
+                Some(stream) => {
+                    for event in log.iter_stream(&stream, from.unwrap_or(1).max(1)) {
+                        let event = event.map_err(ApiError::from_log_read)?;
+                        if event.tenant_id != tenant {
+                            break;
+                        }
                         out.push(EventNode::from(&event));
                         if out.len() >= limit {
                             break;
                         }
                     }
                 }
+                None => {
+                    for (read, event) in log.iter_all(from.unwrap_or(0)).enumerate() {
+                        if read % 4096 == 0 && abandoned.is_set() {
+                            break;
+                        }
+                        let event = event.map_err(ApiError::from_log_read)?;
+                        if event.tenant_id == tenant {
+                            out.push(EventNode::from(&event));
+                            if out.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        });
+        Ok(read.await??)
     }
 }

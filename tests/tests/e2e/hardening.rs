@@ -137,6 +137,68 @@ async fn a_paginated_list_weighs_its_page_size() {
     assert_eq!(body["errors"][0]["extensions"]["field"], "first", "{body}");
 }
 
+/// A list whose filter skips rows may examine thousands of them for one
+/// node, so it weighs 1,000 more than its page: a probe aliased 400
+/// `quotes(first: 1, updatedSince:)` (weighing 800 before) and held the
+/// server for 38 s past its 10 s timeout, other tenants' requests too.
+#[tokio::test]
+async fn a_list_whose_filter_skips_rows_weighs_its_scan() {
+    let server = Server::start();
+    let client = &server.client;
+    let (viewer, admin) = (server.token("viewer"), server.token("admin"));
+    let aliased = |count: usize, field: &str| {
+        let fields: Vec<String> = (0..count).map(|i| format!("a{i}: {field}")).collect();
+        format!("{{ {} }}", fields.join(" "))
+    };
+    let cases = [
+        (
+            &viewer,
+            r#"quotes(first: 1, updatedSince: "2099-01-01T00:00:00Z") { nodes { id } }"#,
+        ),
+        (&viewer, "orders(first: 1, status: OPEN) { nodes { id } }"),
+        (
+            &viewer,
+            "handoffs(first: 1, targetSystem: BILLING) { nodes { id } }",
+        ),
+        (
+            &viewer,
+            "fallout(first: 1, resolved: true, reason: SLA_BREACH) { nodes { handoffId } }",
+        ),
+        (&admin, "events(first: 1) { position }"),
+    ];
+    for (token, field) in cases {
+        // Nine weigh 9 x (1,000 + the page): under 10,000.
+        let (_, body) = client.raw(token, &aliased(9, field), json!({})).await;
+        assert!(body.get("errors").is_none(), "{field}: {body}");
+        for count in [10, 100] {
+            let (_, body) = client.raw(token, &aliased(count, field), json!({})).await;
+            assert!(body["data"].is_null(), "{count} x {field}: {body}");
+            assert!(first_error(&body).contains("too complex"), "{body}");
+        }
+    }
+    // The same lists by an index they are kept in weigh their page only.
+    for field in [
+        "quotes(first: 1, status: PRICED) { nodes { id } }",
+        "orders(first: 1, hasFallout: true) { nodes { id } }",
+        "handoffs(first: 1, pendingOnly: true) { nodes { id } }",
+        "fallout(first: 1, reason: SLA_BREACH) { nodes { handoffId } }",
+    ] {
+        let (_, body) = client.raw(&viewer, &aliased(100, field), json!({})).await;
+        assert!(body.get("errors").is_none(), "{field}: {body}");
+    }
+    let (_, body) = client
+        .raw(
+            &admin,
+            &aliased(
+                100,
+                r#"events(first: 1, streamId: "quote-q1") { position }"#,
+            ),
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
 #[tokio::test]
 async fn graphql_validation_errors_carry_a_code() {
     // Every refusal is documented to carry `extensions.code`; the ones
