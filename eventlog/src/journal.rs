@@ -332,8 +332,9 @@ pub fn scan_file(path: &Path) -> Result<Option<ScannedFile>, LogError> {
     }))
 }
 
-/// The newest journal file with a valid header in a data directory.
-fn newest(dir: &Path) -> Result<Option<ScannedFile>, LogError> {
+/// The newest journal file with a valid header in a data directory: its
+/// index in [`JOURNAL_FILES`] and its header.
+fn newest_header(dir: &Path) -> Result<Option<(usize, FileHeader)>, LogError> {
     // A link where the writer keeps its files is refused by every reader
     // too, as the writer refuses it.
     let journal = dir.join(JOURNAL_DIR);
@@ -341,18 +342,36 @@ fn newest(dir: &Path) -> Result<Option<ScannedFile>, LogError> {
         let path = journal.join(name);
         crate::storage::refuse_link(&path).map_err(|e| io_error(&path, e))?;
     }
-    let mut best: Option<(usize, u64)> = None;
+    let mut best: Option<(usize, FileHeader)> = None;
     for (index, name) in JOURNAL_FILES.iter().enumerate() {
-        if let Some((_, header)) = read_header(&dir.join(JOURNAL_DIR).join(name))? {
-            if best.is_none_or(|(_, epoch)| header.epoch > epoch) {
-                best = Some((index, header.epoch));
+        if let Some((_, header)) = read_header(&journal.join(name))? {
+            if best.is_none_or(|(_, b)| header.epoch > b.epoch) {
+                best = Some((index, header));
             }
         }
     }
-    match best {
+    Ok(best)
+}
+
+/// The newest journal file with a valid header in a data directory.
+fn newest(dir: &Path) -> Result<Option<ScannedFile>, LogError> {
+    match newest_header(dir)? {
         Some((index, _)) => scan_file(&dir.join(JOURNAL_DIR).join(JOURNAL_FILES[index])),
         None => Ok(None),
     }
+}
+
+/// The position the newest journal file starts at, when past 0. A
+/// journal file starts past 0 only after sled was checkpointed with every
+/// event before that position (a turn, or an open, follows a
+/// checkpoint), so a data file without them lost them.
+///
+/// # Errors
+/// [`LogError::Io`] when a journal file cannot be read.
+pub fn starts_past_zero(dir: &Path) -> Result<Option<u64>, LogError> {
+    Ok(newest_header(dir)?
+        .map(|(_, header)| header.start_position)
+        .filter(|start| *start > 0))
 }
 
 /// What [`replay`] did.

@@ -382,6 +382,13 @@ pub fn check_own_files(path: &Path) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Whether the read models' database beside a log holds data: it is
+/// written only after the log's own data file was (the server opens the
+/// log, and checkpoints it, first).
+fn holds_read_models(path: &Path) -> bool {
+    std::fs::metadata(path.join(PROJECTION_DIR).join("db")).is_ok_and(|m| m.len() > 0)
+}
+
 /// Whether `path` is a data directory's read-models directory.
 fn is_projection_dir(path: &Path) -> bool {
     path.file_name()
@@ -602,9 +609,10 @@ pub fn check_restore_finished_file(path: &Path) -> Result<(), LogError> {
 }
 
 /// Refuses a data directory whose sled data file `db` is not a regular
-/// file, or is missing or empty while its `acked-head` says events were
-/// acknowledged: sled would otherwise start a new, empty database over
-/// the rest of the directory; and one whose other files of the log's own
+/// file, or is missing or empty while the directory shows it held events
+/// (`acked-head` says events were acknowledged, the redo journal starts
+/// past position 0, or the read models hold data): sled would otherwise
+/// start a new, empty database over the rest of the directory; and one whose other files of the log's own
 /// are not what the log writes ([`check_own_files`]). Nothing is created
 /// or written.
 ///
@@ -638,6 +646,30 @@ pub fn check_data_file(path: &Path) -> Result<(), LogError> {
                  (`{SNAPSHOT_KEPT_FILE}`); nothing was opened or written: restore the \
                  directory from a backup, or import an export into a new one \
                  (`oms-replay import`)"
+            ),
+        });
+    }
+    // Start again from a backup or an export; what to do to start anew
+    // instead is the caller's choice, said last.
+    let restore = "nothing was opened or written: restore the directory from a backup, or \
+                   import an export into a new one (`oms-replay import`)";
+    if let Some(start) = crate::journal::starts_past_zero(path)? {
+        return Err(LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: format!(
+                "sled's data file `db` is {state}, but the redo journal starts at position \
+                 {start}: the data file held the events before it; {restore}"
+            ),
+        });
+    }
+    if holds_read_models(path) {
+        return Err(LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: format!(
+                "sled's data file `db` is {state}, but the read models in `{PROJECTION_DIR}/` \
+                 were made from this directory's log: the log's files were lost; {restore}; \
+                 to set up a new, empty platform here instead, move `{PROJECTION_DIR}/` out \
+                 of the directory first"
             ),
         });
     }

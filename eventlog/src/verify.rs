@@ -246,6 +246,9 @@ fn fingerprint(stream: &str, version: u64, position: u64) -> u64 {
 /// Fails with [`LogError::Locked`] if a server holds the directory.
 pub fn verify_dir(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, VerifyError> {
     crate::storage::check_restore_finished_file(path)?;
+    // A data file lost from a directory that shows it held events is
+    // damage, named as the open names it, not "no event log".
+    crate::storage::check_data_file(path)?;
     if !path.join("db").exists() {
         return Err(LogError::io(
             path,

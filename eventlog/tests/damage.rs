@@ -251,6 +251,82 @@ async fn a_missing_or_empty_data_file_is_named_and_nothing_is_created() {
     log.close().await;
 }
 
+/// The log's files removed but its redo journal (which a start turns to
+/// the head) or the read models made from it left: the directory held
+/// events, so the open is refused, naming what shows it, and creates
+/// nothing. A probe had the journal's case refused only after sled's
+/// files were created (and `verify` call the directory "no event log"),
+/// and the read models' case start an empty log and refill them from 0.
+#[tokio::test]
+async fn a_log_whose_files_are_gone_but_its_journal_or_read_models_remain_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 0, 10).await;
+    write_events(dir.path(), 10, 12).await;
+    {
+        let log = EventLog::open(LogConfig::new(dir.path())).unwrap();
+        let models = log.projection_db().unwrap();
+        models.insert("checkpoint", &12u64.to_be_bytes()).unwrap();
+        models.flush().unwrap();
+        log.close().await;
+    }
+    settle();
+    let remove_log_files = |dir: &Path| {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if ["db", "conf", ACKED_HEAD_FILE, "snapshot-kept"].contains(&name.as_str())
+                || name.starts_with("snap.")
+            {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    };
+    let refused = |dir: &Path, shown: &str| {
+        let err = EventLog::open(LogConfig::new(dir)).unwrap_err();
+        assert!(err.is_damage(), "{err}");
+        assert!(err.to_string().contains(shown), "{err}");
+        assert!(!dir.join("db").exists(), "nothing created: {err}");
+        let verdict = verify_dir(dir, &mut |_| {}).unwrap_err();
+        assert!(verdict.to_string().contains(shown), "{verdict}");
+    };
+    let journal_left = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), journal_left.path());
+    remove_log_files(journal_left.path());
+    std::fs::remove_dir_all(journal_left.path().join("projections")).unwrap();
+    refused(
+        journal_left.path(),
+        "the redo journal starts at position 12",
+    );
+
+    let models_left = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), models_left.path());
+    remove_log_files(models_left.path());
+    std::fs::remove_dir_all(models_left.path().join("journal")).unwrap();
+    refused(models_left.path(), "the read models in `projections/`");
+
+    // A new directory: the log's data file holds data as soon as the log
+    // is open, before the read models can be made, so a start killed
+    // before its first event is never taken for a lost log.
+    let fresh = tempfile::tempdir().unwrap();
+    let log = EventLog::open(LogConfig::new(fresh.path())).unwrap();
+    let len = std::fs::metadata(fresh.path().join("db")).unwrap().len();
+    assert!(len > 0, "a new log's data file is empty after its open");
+    log.close().await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// A damaged sled snapshot file: refused with a message that names the
 /// snapshot and says to keep the directory as it is, never to move the
 /// snapshot out. Moving it out anyway is refused before sled opens the
