@@ -4,7 +4,9 @@
 //! orders, handoffs, fallout, audit trails), one tag byte (which index of
 //! that list it belongs to), the key suffix (after the tenant prefix and
 //! index kind) of the last entry the page examined, and a check of those
-//! bytes, so an edited cursor is refused rather than resumed from. A page
+//! bytes and of the scan's scope (the tenant and the filter values its
+//! index is keyed by), so an edited cursor, or one another query or
+//! tenant was given, is refused rather than resumed from. A page
 //! resumes strictly after that key: a row whose key moves ahead of the
 //! cursor while a client pages is seen again, one that moves behind it is
 //! seen on the next pass. A cursor is only ever appended to the caller's
@@ -98,29 +100,42 @@ pub(crate) struct Scan<'a> {
 /// Bytes of the check that ends a cursor.
 const CHECK_BYTES: usize = 4;
 
-/// The first bytes of the sha256 of a cursor's list, tag and suffix: an
-/// edit of any of them (a cursor cut short, lengthened, mistyped) fails
-/// it. A check, not a seal: a cursor forged with a matching check still
-/// only moves a scan inside the caller's tenant.
-fn check(body: &[u8]) -> [u8; CHECK_BYTES] {
+/// The first bytes of the sha256 of a cursor's scope (bytes the cursor
+/// does not carry: the tenant and the filter values the scan's index is
+/// keyed by), list, tag and suffix: an edit of any of them (a cursor cut
+/// short, lengthened, mistyped) fails it, as does a cursor given to
+/// another tenant or to the same list under another filter. A check, not
+/// a seal: a cursor forged with a matching check still only moves a scan
+/// inside the caller's tenant.
+fn check(scope: &[u8], body: &[u8]) -> [u8; CHECK_BYTES] {
     use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(body);
+    let mut hasher = sha2::Sha256::new();
+    hasher.update((scope.len() as u64).to_be_bytes());
+    hasher.update(scope);
+    hasher.update(body);
+    let digest = hasher.finalize();
     let mut out = [0u8; CHECK_BYTES];
     out.copy_from_slice(&digest[..CHECK_BYTES]);
     out
 }
 
-/// The key suffix a cursor of `list` and `tag` carries ([`encode_cursor`]).
+/// The key suffix a cursor of `list`, `tag` and `scope` carries
+/// ([`encode_cursor`]).
 ///
 /// # Errors
-/// [`QueryError::InvalidCursor`] for a cursor of another list or tag, or
-/// one edited, cut short or lengthened.
-pub(crate) fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>, QueryError> {
+/// [`QueryError::InvalidCursor`] for a cursor of another list, tag or
+/// scope, or one edited, cut short or lengthened.
+pub(crate) fn decode_cursor(
+    cursor: &str,
+    list: List,
+    tag: u8,
+    scope: &[u8],
+) -> Result<Vec<u8>, QueryError> {
     let bytes = keys::from_hex(cursor).ok_or(QueryError::InvalidCursor)?;
     let (body, sum) = bytes
         .split_at_checked(bytes.len().saturating_sub(CHECK_BYTES))
         .ok_or(QueryError::InvalidCursor)?;
-    if sum.len() != CHECK_BYTES || check(body) != sum {
+    if sum.len() != CHECK_BYTES || check(scope, body) != sum {
         return Err(QueryError::InvalidCursor);
     }
     match body {
@@ -131,14 +146,14 @@ pub(crate) fn decode_cursor(cursor: &str, list: List, tag: u8) -> Result<Vec<u8>
     }
 }
 
-/// The cursor of `list` and `tag` that resumes after `suffix`: hex of the
-/// list, the tag, the suffix and a check of them.
-pub(crate) fn encode_cursor(list: List, tag: u8, suffix: &[u8]) -> String {
+/// The cursor of `list`, `tag` and `scope` that resumes after `suffix`:
+/// hex of the list, the tag, the suffix and a check of them and `scope`.
+pub(crate) fn encode_cursor(list: List, tag: u8, scope: &[u8], suffix: &[u8]) -> String {
     let mut bytes = Vec::with_capacity(suffix.len() + 2 + CHECK_BYTES);
     bytes.push(list as u8);
     bytes.push(tag);
     bytes.extend_from_slice(suffix);
-    let sum = check(&bytes);
+    let sum = check(scope, &bytes);
     bytes.extend_from_slice(&sum);
     keys::to_hex(&bytes)
 }
@@ -160,7 +175,7 @@ impl Scan<'_> {
         };
         let lower_incl = self.from.as_deref().map(with);
         let cursor_key = match self.cursor {
-            Some(c) => Some(with(&decode_cursor(c, self.list, self.tag)?)),
+            Some(c) => Some(with(&decode_cursor(c, self.list, self.tag, &self.prefix)?)),
             None => None,
         };
         let lower = match (cursor_key, lower_incl) {
@@ -200,7 +215,8 @@ impl Scan<'_> {
             }
             last_suffix = key[self.prefix.len()..].to_vec();
         }
-        let next_cursor = has_more.then(|| encode_cursor(self.list, self.tag, &last_suffix));
+        let next_cursor =
+            has_more.then(|| encode_cursor(self.list, self.tag, &self.prefix, &last_suffix));
         Ok(Page {
             items,
             next_cursor,
@@ -222,15 +238,33 @@ mod tests {
 
     #[test]
     fn cursors_of_another_index_or_list_are_refused() {
-        let c = encode_cursor(List::Orders, 2, b"abc");
+        let c = encode_cursor(List::Orders, 2, b"t1/s1", b"abc");
         assert_eq!(
-            decode_cursor(&c, List::Orders, 2).ok(),
+            decode_cursor(&c, List::Orders, 2, b"t1/s1").ok(),
             Some(b"abc".to_vec())
         );
-        assert!(decode_cursor(&c, List::Orders, 4).is_err());
-        assert!(decode_cursor(&c, List::Quotes, 2).is_err());
-        assert!(decode_cursor("zz", List::Orders, 2).is_err());
-        assert!(decode_cursor("", List::Orders, 2).is_err());
+        assert!(decode_cursor(&c, List::Orders, 4, b"t1/s1").is_err());
+        assert!(decode_cursor(&c, List::Quotes, 2, b"t1/s1").is_err());
+        assert!(decode_cursor("zz", List::Orders, 2, b"t1/s1").is_err());
+        assert!(decode_cursor("", List::Orders, 2, b"t1/s1").is_err());
+    }
+
+    /// A probe paged `quotes(status: PRICED)` after a cursor of
+    /// `quotes(status: ACCEPTED)`, and another tenant's cursor: both were
+    /// resumed from, silently skipping rows. The scope (tenant and the
+    /// filter values the index is keyed by) is in the check now.
+    #[test]
+    fn a_cursor_of_another_tenant_or_filter_is_refused() {
+        let c = encode_cursor(List::Quotes, 2, b"tenant-a/status-3", b"abc");
+        for scope in [
+            b"tenant-b/status-3".as_slice(),
+            b"tenant-a/status-4",
+            b"tenant-a/status-",
+            b"",
+        ] {
+            assert!(decode_cursor(&c, List::Quotes, 2, scope).is_err());
+        }
+        assert!(decode_cursor(&c, List::Quotes, 2, b"tenant-a/status-3").is_ok());
     }
 
     /// A cursor cut short, lengthened or with a byte changed is malformed
@@ -238,8 +272,8 @@ mod tests {
     /// list and tag bytes used to be checked.
     #[test]
     fn an_edited_cursor_is_refused() {
-        let c = encode_cursor(List::Quotes, 2, b"\x7f\xff\xfe\x5d-quote-q1");
-        assert!(decode_cursor(&c, List::Quotes, 2).is_ok());
+        let c = encode_cursor(List::Quotes, 2, b"t", b"\x7f\xff\xfe\x5d-quote-q1");
+        assert!(decode_cursor(&c, List::Quotes, 2, b"t").is_ok());
         let cut = &c[..c.len() - 2];
         let longer = format!("{c}00");
         let mut flipped = c.clone().into_bytes();
@@ -247,7 +281,7 @@ mod tests {
         let flipped = String::from_utf8(flipped).unwrap_or_default();
         for edited in [cut, &longer, &flipped, &c[..4], "0102"] {
             assert!(
-                decode_cursor(edited, List::Quotes, 2).is_err(),
+                decode_cursor(edited, List::Quotes, 2, b"t").is_err(),
                 "accepted {edited}"
             );
         }

@@ -289,11 +289,12 @@ impl Links<'_> {
 const CORRELATION_CURSOR: u8 = 0xC0;
 const STREAM_CURSOR: u8 = 0xA5;
 
-/// The position or version an audit trail's cursor resumes after.
-fn cursor_value(cursor: Option<&str>, tag: u8) -> Result<Option<u64>, QueryError> {
+/// The position or version an audit trail's cursor of `scope` (the
+/// tenant and the correlation id or stream it pages) resumes after.
+fn cursor_value(cursor: Option<&str>, tag: u8, scope: &[u8]) -> Result<Option<u64>, QueryError> {
     cursor
         .map(|c| {
-            let suffix = crate::page::decode_cursor(c, crate::page::List::Audit, tag)?;
+            let suffix = crate::page::decode_cursor(c, crate::page::List::Audit, tag, scope)?;
             keys::read_u64(&suffix, 0)
                 .filter(|_| suffix.len() == 8)
                 .ok_or(QueryError::InvalidCursor)
@@ -301,8 +302,8 @@ fn cursor_value(cursor: Option<&str>, tag: u8) -> Result<Option<u64>, QueryError
         .transpose()
 }
 
-fn make_cursor(tag: u8, value: u64) -> String {
-    crate::page::encode_cursor(crate::page::List::Audit, tag, &value.to_be_bytes())
+fn make_cursor(tag: u8, scope: &[u8], value: u64) -> String {
+    crate::page::encode_cursor(crate::page::List::Audit, tag, scope, &value.to_be_bytes())
 }
 
 /// Every event of a correlation id, in log order. The cursor is the last
@@ -316,10 +317,10 @@ pub(crate) fn by_correlation(
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<Page<AuditEntry>, QueryError> {
-    let after = cursor_value(cursor, CORRELATION_CURSOR)?;
-    let limit = limit.clamp(1, crate::page::MAX_PAGE_SIZE);
     let t = keys::tenant_prefix(tenant.as_str());
     let prefix = correlation_prefix(&t, correlation_id);
+    let after = cursor_value(cursor, CORRELATION_CURSOR, &prefix)?;
+    let limit = limit.clamp(1, crate::page::MAX_PAGE_SIZE);
     let mut links = Links {
         tree,
         log,
@@ -343,7 +344,7 @@ pub(crate) fn by_correlation(
     let next_cursor = if has_more {
         items
             .last()
-            .map(|e: &AuditEntry| make_cursor(CORRELATION_CURSOR, e.position))
+            .map(|e: &AuditEntry| make_cursor(CORRELATION_CURSOR, &prefix, e.position))
     } else {
         None
     };
@@ -365,7 +366,8 @@ pub(crate) fn by_stream(
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<Page<AuditEntry>, QueryError> {
-    let from = match cursor_value(cursor, STREAM_CURSOR)? {
+    let scope = [tenant.as_str().as_bytes(), b"\0", stream_id.as_bytes()].concat();
+    let from = match cursor_value(cursor, STREAM_CURSOR, &scope)? {
         None => 1,
         Some(v) => v.checked_add(1).ok_or(QueryError::InvalidCursor)?,
     };
@@ -395,7 +397,7 @@ pub(crate) fn by_stream(
     let next_cursor = if has_more {
         items
             .last()
-            .map(|e: &AuditEntry| make_cursor(STREAM_CURSOR, e.stream_version))
+            .map(|e: &AuditEntry| make_cursor(STREAM_CURSOR, &scope, e.stream_version))
     } else {
         None
     };
