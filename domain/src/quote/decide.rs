@@ -313,12 +313,14 @@ fn price_quote(
     Ok(events)
 }
 
-/// The current revision's price, refused when missing or for another revision.
-fn current_price(quote: &Quote) -> Result<&PriceResult, QuoteError> {
+/// The current revision's price. A revision started after the last price
+/// has none: `price_missing`, as for a quote never priced (the schema
+/// promises that rule for an unpriced revision; `price_for_another_revision`
+/// is `priceQuote`'s, for a price computed for another revision).
+pub(super) fn current_price(quote: &Quote) -> Result<&PriceResult, QuoteError> {
     match &quote.price {
-        None => Err(QuoteError::PriceMissing),
-        Some(price) if price.revision != quote.revision => Err(QuoteError::PriceForAnotherRevision),
-        Some(price) => Ok(price),
+        Some(price) if price.revision == quote.revision => Ok(price),
+        _ => Err(QuoteError::PriceMissing),
     }
 }
 

@@ -40,20 +40,14 @@ pub struct DocumentRequest {
 ///
 /// # Errors
 /// The rule a proposal of this revision would be refused by: no price for
-/// the current revision (`price_missing`, `price_for_another_revision`), or
+/// the current revision (`price_missing`), or
 /// an approval not granted (`approval_missing`, `approval_rejected`).
 pub fn proposal_request(
     quote: &Quote,
     template_version: &str,
     locale: &str,
 ) -> Result<DocumentRequest, QuoteError> {
-    let price = match &quote.price {
-        None => return Err(QuoteError::PriceMissing),
-        Some(price) if price.revision != quote.revision => {
-            return Err(QuoteError::PriceForAnotherRevision)
-        }
-        Some(price) => price,
-    };
+    let price = super::decide::current_price(quote)?;
     // Nothing is rendered that the proposal's own rule would refuse.
     super::decide::approval_settled(quote)?;
     let mut lines = BTreeMap::new();

@@ -690,9 +690,11 @@ fn accept_is_refused_when_the_price_is_for_another_revision() {
             },
         ],
     );
+    // The new revision has no price: `price_missing`, as the schema says
+    // (a probe saw `price_for_another_revision`).
     Given::<QuoteDecider>::events(history)
         .when(accept())
-        .then_err(QuoteError::PriceForAnotherRevision);
+        .then_err(QuoteError::PriceMissing);
 }
 
 #[test]
