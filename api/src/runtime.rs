@@ -364,6 +364,20 @@ impl FulfillmentControl for Control {
                         .map_err(|e| ApiError::validation("faults", e.to_string()))
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
+            if let Some(fault) = faults.iter().find(|f| !f.plays_on(target)) {
+                let plays: Vec<&str> = Fault::ALL
+                    .iter()
+                    .filter(|f| f.plays_on(target))
+                    .map(|f| f.name())
+                    .collect();
+                return Err(ApiError::validation(
+                    "faults",
+                    format!(
+                        "the {system} simulator cannot play `{fault}`; it plays {}",
+                        plays.join(", ")
+                    ),
+                ));
+            }
             let simulators = self.inner.simulators.lock().await;
             let simulators = simulators.as_ref().ok_or_else(|| {
                 ApiError::validation(

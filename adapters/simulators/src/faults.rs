@@ -66,6 +66,32 @@ impl Fault {
         Fault::NeverCompletes,
     ];
 
+    /// Whether the simulator of `system` plays this fault. CRM answers a
+    /// lookup (a read: nothing to reject, apply or call back) and the
+    /// document service renders at once (no callback, nothing pending);
+    /// a fault either could not play would be used up by its next
+    /// request with no effect, so a script of one is refused.
+    pub fn plays_on(self, system: domain::idempotency::TargetSystem) -> bool {
+        use domain::idempotency::TargetSystem as S;
+        use Fault as F;
+        let an_answer = matches!(
+            self,
+            F::Succeed
+                | F::Unauthorized
+                | F::TooManyRequests
+                | F::ServerError
+                | F::UnknownStatusCode
+                | F::TimeoutAfterApply
+                | F::TimeoutBeforeApply
+                | F::MalformedBody
+        );
+        match system {
+            S::Crm => an_answer || matches!(self, F::AnswerLate | F::UnknownExternalStatus),
+            S::Document => an_answer || matches!(self, F::BusinessReject | F::ValidationReject),
+            _ => true,
+        }
+    }
+
     /// The fault's name, as scripts and configuration spell it.
     pub fn name(self) -> &'static str {
         match self {

@@ -340,3 +340,49 @@ async fn an_acceptance_sent_again_after_a_revalidation_is_checked_against_crm_ag
         "{body}"
     );
 }
+
+/// A fault the CRM or document simulator cannot play (a lookup has
+/// nothing to reject or call back) is refused naming what it plays; a
+/// probe had `BusinessReject` for CRM answered `true` and used up by the
+/// next lookup with no effect.
+#[tokio::test]
+async fn a_fault_a_simulator_cannot_play_is_refused_naming_what_it_plays() {
+    let server = Server::start();
+    let admin = server.token("admin");
+    let script = |system: &str, fault: &str| {
+        format!("mutation {{ scriptSimulator(system: \"{system}\", faults: [\"{fault}\"]) }}")
+    };
+    for (system, fault) in [
+        ("crm", "BusinessReject"),
+        ("crm", "DropCallback"),
+        ("document", "CallbackTwice"),
+        ("document", "UnknownExternalStatus"),
+    ] {
+        let (_, body) = server
+            .client
+            .raw(&admin, &script(system, fault), json!({}))
+            .await;
+        let error = &body["errors"][0];
+        assert_eq!(error["extensions"]["code"], "VALIDATION", "{body}");
+        assert_eq!(error["extensions"]["field"], "faults", "{body}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("cannot play `{fault}`")) && message.contains("ServerError"),
+            "{message}"
+        );
+    }
+    for (system, fault) in [
+        ("crm", "UnknownExternalStatus"),
+        ("document", "BusinessReject"),
+        ("inventory", "DropCallback"),
+    ] {
+        let (_, body) = server
+            .client
+            .raw(&admin, &script(system, fault), json!({}))
+            .await;
+        assert_eq!(
+            body["data"]["scriptSimulator"], true,
+            "{system} {fault}: {body}"
+        );
+    }
+}
