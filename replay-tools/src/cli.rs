@@ -163,7 +163,27 @@ pub fn main() -> ExitCode {
     };
     crate::allocator::run_with_lean_settings();
     crate::interrupt::install();
+    show_warnings();
     ExitCode::from(run(cli))
+}
+
+/// Shows the libraries' warnings on stderr, one line each: what they
+/// changed or found on the way (the log set a damaged read-model database
+/// aside, removed a snapshot sled did not finish), which a command's own
+/// report does not say. Errors are not shown here: each comes back to the
+/// command, which reports it once.
+fn show_warnings() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::Layer as _;
+    let warnings = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            *meta.level() == tracing::Level::WARN
+        }));
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(warnings));
 }
 
 /// Whether a command line clap refused still asked for `--json` (before

@@ -34,21 +34,36 @@ pub struct ProjectorState {
 /// projection trees in the log's database (where they lived before ADR
 /// 0034; opening the projections moves them out, see
 /// [`EventLog::projection_db`]).
-pub fn has_projections(log: &EventLog) -> bool {
-    holds_projection_files(log)
+///
+/// # Errors
+/// [`ReplayError::Io`] when the projections' directory cannot be read.
+pub fn has_projections(log: &EventLog) -> Result<bool, ReplayError> {
+    Ok(holds_projection_files(log)?
         || log
             .db()
             .tree_names()
             .iter()
-            .any(|name| name.starts_with(b"proj/"))
+            .any(|name| name.starts_with(b"proj/")))
 }
 
 /// Whether the projections' directory holds any file: the server kept
 /// read models there, so a data file that is gone is damage for the open
-/// to name, not "no projections".
-fn holds_projection_files(log: &EventLog) -> bool {
+/// to name, not "no projections". A directory that cannot be read is an
+/// error to name (a probe had one of mode 000 reported as "no
+/// projections"), never taken for an empty one.
+///
+/// # Errors
+/// [`ReplayError::Io`] naming the directory.
+fn holds_projection_files(log: &EventLog) -> Result<bool, ReplayError> {
     let dir = log.path().join(eventlog::storage::PROJECTION_DIR);
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+    match std::fs::read_dir(&dir) {
+        Ok(mut entries) => Ok(entries.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ReplayError::io(
+            format!("reading the read models' directory {}", dir.display()),
+            e,
+        )),
+    }
 }
 
 /// Opens the projections' database, when the directory has one, as it is
@@ -59,7 +74,7 @@ fn holds_projection_files(log: &EventLog) -> bool {
 /// [`ReplayError::DamagedFiles`] naming the damage and the repair.
 pub fn check_projection_db(log: &EventLog) -> Result<(), ReplayError> {
     let dir = log.path().join(eventlog::storage::PROJECTION_DIR);
-    if !holds_projection_files(log) {
+    if !holds_projection_files(log)? {
         return Ok(());
     }
     match log.projection_db_as_found() {

@@ -72,7 +72,7 @@ pub fn run(_args: &ConsumersArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, R
     let statuses = projection::check_projection_db(&log)
         .and_then(|()| consumer_statuses(&log))
         .and_then(|c| {
-            let projectors = if projection::has_projections(&log) {
+            let projectors = if projection::has_projections(&log)? {
                 projection::projector_states(&log)?
             } else {
                 Vec::new()

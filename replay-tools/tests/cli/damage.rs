@@ -270,6 +270,34 @@ fn consumers_names_a_damaged_projections_database_and_moves_nothing() {
     assert!(!aside, "nothing was set aside");
 }
 
+/// `rebuild` over a damaged read-models database sets it aside (as the
+/// server's start does) and says so on stderr: a probe had the database
+/// moved with no word, the library's warning lost for want of a
+/// subscriber.
+#[test]
+fn rebuild_over_a_damaged_projections_database_says_it_set_it_aside() {
+    let (_tmp, dir) = generated();
+    assert_eq!(oms(&dir, &["rebuild", "--all"]).code, 0);
+    let conf = dir.join(eventlog::storage::PROJECTION_DIR).join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&conf, &bytes).unwrap();
+    let run = oms(&dir, &["rebuild", "quotes"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let aside = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|entry| entry.file_name().to_string_lossy().contains(".damaged-"))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned());
+    let aside = aside.expect("the damaged database was set aside");
+    assert!(
+        run.stderr.contains("WARN")
+            && run.stderr.contains("set aside")
+            && run.stderr.contains(&aside),
+        "{run:?}"
+    );
+}
+
 /// A file of the log's own replaced by a symbolic link, a directory or
 /// (for the journal's directory) a file: `verify` and the server's open
 /// give one verdict, damage naming the file (exit 1). `verify` passed a
