@@ -29,6 +29,10 @@ use crate::config::ServerConfig;
 use crate::graphql::error::{ApiError, ApiResult};
 use crate::platform::{BoxFuture, ConsumerReport, ConsumerReset, FulfillmentControl};
 
+/// The directory, in the data directory, where the in-process simulators
+/// keep their journal of effects.
+pub const SIMULATOR_JOURNAL_DIR: &str = "simulators";
+
 /// The started runtime.
 pub struct External {
     /// CRM lookups (customer validation at quote creation).
@@ -511,7 +515,7 @@ pub fn simulator_options(config: &ServerConfig) -> Result<SimulatorOptions, Stri
             .simulator
             .hang_ms
             .unwrap_or(longest_read_timeout.saturating_add(1_000)),
-        journal_dir: Some(config.data_dir.join("simulators")),
+        journal_dir: Some(config.data_dir.join(SIMULATOR_JOURNAL_DIR)),
         mix: config
             .simulator
             .fault_mix()

@@ -59,6 +59,69 @@ pub enum ServerError {
     },
 }
 
+/// Refuses to set up a new platform (a new log, new tokens) in a
+/// directory that holds no event log but files of something else: a
+/// mistyped `--data-dir` (a platform's `journal/` or `simulators/`, a home
+/// directory) would otherwise serve an empty platform there and write
+/// into it. A directory that is new, empty, or holds only the platform's
+/// own files (a start that stopped before its log was made) is set up.
+///
+/// # Errors
+/// A configuration error on `data_dir` naming a few of the other files.
+fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result<(), ConfigError> {
+    if std::fs::symlink_metadata(data_dir.join("db")).is_ok() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        // The log's open names what is wrong with the directory.
+        return Ok(());
+    };
+    let own = |name: &str| {
+        [
+            "conf",
+            eventlog::storage::BLOB_DIR,
+            eventlog::storage::PROJECTION_DIR,
+            eventlog::storage::SNAPSHOT_KEPT_FILE,
+            eventlog::ACKED_HEAD_FILE,
+            eventlog::journal::JOURNAL_DIR,
+            credentials::CREDENTIALS_FILE,
+            credentials::DEMO_TOKENS_FILE,
+            crate::book_history::BOOK_HISTORY_FILE,
+            runtime::SIMULATOR_JOURNAL_DIR,
+            // A file system's own, where a volume is mounted.
+            "lost+found",
+        ]
+        .contains(&name)
+            || name.starts_with("snap.")
+            || name.starts_with('.')
+    };
+    let mut others: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !own(name))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    others.sort();
+    let shown: Vec<String> = others
+        .iter()
+        .take(3)
+        .map(|name| format!("`{}`", domain::text::escaped(name)))
+        .collect();
+    let more = if others.len() > 3 { ", ..." } else { "" };
+    Err(ConfigError::invalid(
+        "data_dir",
+        format!(
+            "{} holds no event log but other files ({}{more}); nothing was written: a new \
+             platform is set up only in a new or empty directory: name a platform's data \
+             directory, or an empty one",
+            data_dir.display(),
+            shown.join(", ")
+        ),
+    ))
+}
+
 /// Runs the platform until `shutdown` resolves, then stops taking
 /// requests, lets in-flight ones finish, stops the consumers after their
 /// current batch, drains the writer and closes the log.
@@ -91,6 +154,7 @@ pub async fn run(
             },
         )
     })?;
+    refuse_a_new_platform_among_other_files(&data_dir)?;
     let log = EventLog::open(LogConfig::new(&data_dir)).map_err(|e| {
         if e.is_damage() {
             ServerError::LogDamaged {
