@@ -86,12 +86,34 @@ pub fn load(
     }
     let stored_path = data_dir.join(CREDENTIALS_FILE);
     if stored_path.exists() {
-        let text = std::fs::read_to_string(&stored_path).map_err(|source| ConfigError::Read {
-            path: stored_path.clone(),
-            source,
+        // What the file is and how to start over, beside what is wrong with
+        // it: a damaged file told only "invalid basic string".
+        let remedy = "the demo credentials the directory's first start wrote; if the file was \
+                      damaged, stop the server and remove it: the next start prints new demo \
+                      tokens";
+        let text = std::fs::read_to_string(&stored_path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::InvalidData {
+                ConfigError::Parse {
+                    path: stored_path.clone(),
+                    message: format!("{source} ({remedy})"),
+                }
+            } else {
+                ConfigError::Read {
+                    path: stored_path.clone(),
+                    source,
+                }
+            }
         })?;
         let stored: StoredCredentials =
-            toml::from_str(&text).map_err(|e| ConfigError::parse(&stored_path, &text, &e))?;
+            toml::from_str(&text).map_err(|e| {
+                match ConfigError::parse(&stored_path, &text, &e) {
+                    ConfigError::Parse { path, message } => ConfigError::Parse {
+                        path,
+                        message: format!("{message} ({remedy})"),
+                    },
+                    other => other,
+                }
+            })?;
         if stored.tenants.values().all(Vec::is_empty) {
             return Err(ConfigError::Invalid {
                 key: format!("{}: tenants", stored_path.display()),

@@ -146,6 +146,78 @@ async fn a_server_on_a_damaged_log_refuses_to_start_and_appends_nothing() {
     }
 }
 
+/// The log's files lost beside the read models made from it: a probe had
+/// the server start an empty log (and refill the read models from 0) with
+/// the old tokens. And a mistyped `--data-dir` naming a platform's
+/// `journal/` set up a new platform inside it. Both are refused now, and
+/// nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_log_or_a_directory_of_other_files_is_refused_and_nothing_is_written() {
+    let mut server = Server::start();
+    let sales = server.token("sales");
+    server
+        .client
+        .create_quote(&sales, &unique("lost"), "cust-1")
+        .await
+        .unwrap();
+    assert!(server.stop().success());
+    let data_dir = server.data_dir.clone();
+    let listing = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+
+    let journal = data_dir.join("journal");
+    let before = listing(&journal);
+    let run = start_expecting_exit(&journal);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds no event log but other files")
+            && run.stderr.contains("`journal-0`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("Bearer"), "{}", run.stdout);
+    assert_eq!(listing(&journal), before, "nothing written in journal/");
+
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if [
+            "db",
+            "conf",
+            "acked-head",
+            "snapshot-kept",
+            "blobs",
+            "journal",
+        ]
+        .contains(&name.as_str())
+            || name.starts_with("snap.")
+        {
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    let before = listing(&data_dir);
+    let run = start_expecting_exit(&data_dir);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the read models in `projections/`")
+            && run.stderr.contains("nothing was opened or written"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("listening on"), "{}", run.stdout);
+    assert_eq!(listing(&data_dir), before, "nothing written");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_that_is_a_file_is_refused_naming_it() {
     let temp = tempfile::tempdir().unwrap();
@@ -228,14 +300,20 @@ async fn unusable_stored_credentials_are_a_configuration_error_not_damage() {
     let mut server = Server::start();
     assert!(server.stop().success());
     let credentials = server.data_dir.join("credentials.toml");
-    std::fs::write(&credentials, "this is not toml [").unwrap();
-    let refused = start_expecting_exit(&server.data_dir);
-    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("credentials.toml"),
-        "{}",
-        refused.stderr
-    );
+    // Garbled, and a byte that is not UTF-8: each names the file and how
+    // to start over (a probe read only "invalid basic string").
+    for damaged in [b"this is not toml [".as_slice(), b"[tenants]\n\xff = 1\n"] {
+        std::fs::write(&credentials, damaged).unwrap();
+        let refused = start_expecting_exit(&server.data_dir);
+        assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("credentials.toml")
+                && refused.stderr.contains("remove it")
+                && refused.stderr.contains("new demo tokens"),
+            "{}",
+            refused.stderr
+        );
+    }
 }
 
 /// `--listen` and `--data-dir` override the file and the environment: a
