@@ -90,6 +90,21 @@ pub fn check_and_record(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(source) => return Err(ConfigError::Read { path, source }),
     };
+    // Every digest this file records is a sha256 in hex: anything else
+    // was edited or damaged, and would be taken for a changed book.
+    if let Some((key, _)) = history
+        .iter()
+        .find(|(_, digest)| digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(ConfigError::Parse {
+            path: path.clone(),
+            message: format!(
+                "the record of `{}` is not a digest: the file was edited or damaged (the price \
+                 books this directory ran with; remove the file to start the record again)",
+                domain::text::escaped(key)
+            ),
+        });
+    }
     let recorded = [
         (
             book.version.clone(),
@@ -121,7 +136,11 @@ pub fn check_and_record(
             Some(_) => {
                 return Err(ConfigError::Invalid {
                     key: config_key.to_owned(),
-                    problem,
+                    problem: format!(
+                        "{problem} (as {} records; if that file was edited or damaged rather \
+                         than the configuration changed, remove it to start the record again)",
+                        path.display()
+                    ),
                 })
             }
             None => {
@@ -224,5 +243,36 @@ mod tests {
         std::fs::write(dir.path().join(BOOK_HISTORY_FILE), "{not json").unwrap();
         let error = check(dir.path(), &book("b-1", "EUR", "49.90")).unwrap_err();
         assert!(error.to_string().contains(BOOK_HISTORY_FILE), "{error}");
+    }
+
+    /// A probe changed one character of a recorded digest: the start was
+    /// refused as a changed price book, naming neither the file nor its
+    /// remedy. A digest that is not one is the file's damage now, and a
+    /// mismatch names the file that records it.
+    #[test]
+    fn a_damaged_record_names_the_file_and_its_remedy() {
+        let dir = tempfile::tempdir().unwrap();
+        let b1 = book("b-1", "EUR", "49.90");
+        check(dir.path(), &b1).unwrap();
+        let path = dir.path().join(BOOK_HISTORY_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let digest = prices_digest(&b1);
+        for (damaged, says) in [
+            (digest.replacen(&digest[..1], "g", 1), "not a digest"),
+            (digest[..63].to_owned(), "not a digest"),
+            (
+                digest.chars().rev().collect::<String>(),
+                "edited or damaged",
+            ),
+        ] {
+            std::fs::write(&path, text.replace(&digest, &damaged)).unwrap();
+            let error = check(dir.path(), &b1).unwrap_err().to_string();
+            assert!(
+                error.contains(BOOK_HISTORY_FILE)
+                    && error.contains("remove")
+                    && error.contains(says),
+                "{error}"
+            );
+        }
     }
 }
