@@ -107,7 +107,18 @@ impl Journal {
         let named = |error: std::io::Error| {
             std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
         };
-        std::fs::create_dir_all(dir).map_err(named)?;
+        // The directory's own error names the directory: a file in its
+        // place said "File exists" of the journal's path.
+        std::fs::create_dir_all(dir).map_err(|error| {
+            let what = if dir.is_file() {
+                "is a file, where the simulators keep their journal's directory: move it out \
+                 of the data directory"
+                    .to_owned()
+            } else {
+                error.to_string()
+            };
+            std::io::Error::new(error.kind(), format!("{}: {what}", dir.display()))
+        })?;
         let lines = read(&path).map_err(named)?;
         let mut file = OpenOptions::new()
             .create(true)
@@ -225,6 +236,17 @@ mod tests {
             error
                 .as_deref()
                 .is_some_and(|e| e.contains("journal.jsonl")),
+            "{error:?}"
+        );
+        // A file where the directory belongs is named as such (a probe
+        // read "…/simulators/journal.jsonl: File exists").
+        let file = dir.path().join("simulators");
+        std::fs::write(&file, b"").unwrap();
+        let error = Journal::open(&file).err().map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("is a file")
+                && e.contains("simulators")
+                && !e.contains("journal.jsonl")),
             "{error:?}"
         );
     }
