@@ -55,7 +55,7 @@ impl AppendError {
 #[non_exhaustive]
 pub enum LogError {
     /// sled reported an error.
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", crate::storage::described(.0))]
     Storage(#[from] sled::Error),
     /// sled could not open the data directory for writing: a read-only
     /// file system, a full disk, or no permission. sled opens its data

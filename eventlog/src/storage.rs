@@ -819,7 +819,8 @@ fn replay_journal(path: &Path, db: &sled::Db) -> Result<(), LogError> {
 /// A sled error as a person reads it: a failed checksum says where it
 /// failed (`a checksum failed in the stored page at offset N of the data
 /// file`) instead of sled's debug form (`Read corrupted data at file offset
-/// Some(Inline(N)) backtrace ()`); any other error as sled words it.
+/// Some(Inline(N)) backtrace ()`), an I/O error as the OS words it (a full
+/// disk with what to do); any other error as sled words it.
 pub fn described(e: &sled::Error) -> String {
     match e {
         sled::Error::Corruption {
@@ -831,6 +832,11 @@ pub fn described(e: &sled::Error) -> String {
             ..
         } => format!("a checksum failed in blob file {blob} under `{BLOB_DIR}`"),
         sled::Error::Corruption { at: None, .. } => "a checksum failed in a stored page".into(),
+        // sled words an I/O error in its debug form (`Os { code: 28, ... }`).
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            format!("{io}: free space on the disk and run it again")
+        }
+        sled::Error::Io(io) => io.to_string(),
         other => other.to_string(),
     }
 }
@@ -961,6 +967,24 @@ mod tests {
         );
         let nowhere = sled::Error::Corruption { at: None, bt: () };
         assert!(!described(&nowhere).contains("None"));
+    }
+
+    /// A probe's import onto a full disk read "storage error: IO error:
+    /// Os { code: 28, kind: StorageFull, ... }".
+    #[test]
+    fn an_io_error_is_described_as_the_os_words_it_and_a_full_disk_with_its_remedy() {
+        let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+        let text = crate::LogError::Storage(full).to_string();
+        assert!(
+            !text.contains("Os {") && text.contains("No space left") && text.contains("free space"),
+            "{text}"
+        );
+        let denied = sled::Error::Io(std::io::Error::from_raw_os_error(13));
+        assert!(
+            !described(&denied).contains("Os {"),
+            "{}",
+            described(&denied)
+        );
     }
 
     #[test]

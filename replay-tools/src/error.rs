@@ -81,7 +81,7 @@ pub enum ReplayError {
     #[error("projections: {0}")]
     Projection(projections::ProjectionError),
     /// sled failed underneath the log.
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", eventlog::storage::described(.0))]
     Storage(sled::Error),
     /// A file operation failed.
     #[error("{context}: {source}")]
