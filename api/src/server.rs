@@ -135,6 +135,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServerError> {
+    // First: a listen address that is taken or refused stops the start
+    // before anything is created, written or printed (a probe had a taken
+    // port create the data directory and print new tokens first).
+    let listener = tokio::net::TcpListener::bind(config.listen_addr()?)
+        .await
+        .map_err(|source| ServerError::Io {
+            context: format!("cannot listen on {}", config.listen),
+            source,
+        })?;
     let data_dir = config.data_dir.clone();
     // A directory that cannot be made is the configuration's to fix (a
     // path through a file, a dangling link, no permission): exit 2 naming
@@ -237,12 +246,6 @@ pub async fn run(
         Duration::from_millis(config.request_timeout_ms),
         external.routes.clone(),
     );
-    let listener = tokio::net::TcpListener::bind(config.listen_addr()?)
-        .await
-        .map_err(|source| ServerError::Io {
-            context: format!("cannot listen on {}", config.listen),
-            source,
-        })?;
     let address = listener.local_addr().map_err(|source| ServerError::Io {
         context: "cannot read the bound address".to_owned(),
         source,

@@ -355,3 +355,32 @@ async fn the_flags_override_a_bad_environment_and_a_bad_value_is_shown() {
         "{stderr}"
     );
 }
+
+/// A listen address that is taken stops the start before anything is
+/// created or printed: a probe had it create the data directory and print
+/// new demo tokens, then fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_listen_address_stops_the_start_before_anything_is_written() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let run = std::process::Command::new(server_binary())
+        .args(["serve", "--listen", &address, "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("OMS_CONFIG")
+        .env_remove("OMS_DATA_DIR")
+        .env_remove("OMS_LISTEN")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(!run.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(!stdout.contains("Bearer"), "{stdout}");
+    assert!(!data_dir.exists(), "the data directory was created");
+    drop(taken);
+}
