@@ -61,6 +61,19 @@ impl Out {
         write_json_line(&mut self.writer, value)
     }
 
+    /// Writes a command's report, an object, as one line of JSON with
+    /// `"ok": true` beside its fields, as every other command's answer
+    /// and every error (`"ok": false`) carries it.
+    pub fn report<T: Serialize + ?Sized>(&mut self, report: &T) -> Result<(), ReplayError> {
+        let mut value = serde_json::to_value(report).map_err(|e| {
+            ReplayError::Usage(format!("the report cannot be written as JSON: {e}"))
+        })?;
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("ok".to_owned(), serde_json::Value::Bool(true));
+        }
+        self.json(&value)
+    }
+
     /// The underlying writer, for commands that stream lines.
     pub fn writer(&mut self) -> &mut dyn Write {
         &mut self.writer

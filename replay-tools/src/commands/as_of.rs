@@ -191,7 +191,7 @@ pub fn run(args: &AsOfArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, ReplayE
     }
     let result = as_of(&reader, &args.stream, bound)?;
     if ctx.json {
-        out.json(&AsOfJson {
+        out.report(&AsOfJson {
             stream_id: &result.stream_id,
             aggregate: result.aggregate.as_str(),
             as_of_position: match bound {

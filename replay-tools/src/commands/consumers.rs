@@ -82,7 +82,7 @@ pub fn run(_args: &ConsumersArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, R
     close_log(log)?;
     let (statuses, projectors) = statuses?;
     if ctx.json {
-        out.json(&serde_json::json!({
+        out.report(&serde_json::json!({
             "head": head,
             "consumers": statuses,
             "projectors": projectors,

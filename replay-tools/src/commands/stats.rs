@@ -140,7 +140,7 @@ pub fn run(_args: &StatsArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Repla
     let progress = ctx.progress("stats", Some(reader.next_position()?));
     let stats = stats(&reader, ctx.dir.path(), &progress)?;
     if ctx.json {
-        out.json(&stats)?;
+        out.report(&stats)?;
         return Ok(Outcome::Clean);
     }
     out.line(format_args!(

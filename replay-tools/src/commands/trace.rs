@@ -326,7 +326,7 @@ pub fn run(args: &TraceArgs, ctx: &Ctx, out: &mut Out) -> Result<Outcome, Replay
         )));
     }
     if ctx.json {
-        out.json(&tree.to_json())?;
+        out.report(&tree.to_json())?;
     } else {
         for line in tree.to_text() {
             out.line(line)?;

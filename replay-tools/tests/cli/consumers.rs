@@ -1,6 +1,6 @@
 //! `consumers`: checkpoint, lag and last error of every consumer.
 
-use crate::common::{generated, generated_events, oms, with_log};
+use crate::common::{generated, generated_events, oms, records, with_log};
 
 #[test]
 fn consumers_show_checkpoint_lag_and_last_error() {
@@ -26,4 +26,31 @@ fn consumers_show_checkpoint_lag_and_last_error() {
     assert_eq!(list[1]["last_error"], "payload does not decode");
     let text = oms(&dir, &["consumers"]).stdout;
     assert!(text.contains("at 7: payload does not decode"), "{text}");
+}
+
+/// Every report with `--json` says `"ok": true`, as the errors say
+/// `"ok": false` and export, import, rebuild, reset and verify said it
+/// already: a script reads one field to tell them apart (`stats` and
+/// `consumers` lacked it, a probe found).
+#[test]
+fn every_json_report_says_ok() {
+    let (_tmp, dir) = generated();
+    let corr = crate::gen::correlation(5);
+    let stream = records(&dir)
+        .into_iter()
+        .find(|r| r.stream_id.starts_with("quote-"))
+        .map(|r| r.stream_id)
+        .expect("a quote's event");
+    for args in [
+        vec!["stats", "--json"],
+        vec!["consumers", "--json"],
+        vec!["trace", &corr, "--json"],
+        vec!["as-of", &stream, "--json"],
+        vec!["verify", "--json"],
+        vec!["rebuild", "--all", "--json"],
+    ] {
+        let run = oms(&dir, &args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        assert_eq!(run.json()["ok"], true, "{args:?}: {}", run.stdout);
+    }
 }
