@@ -30,6 +30,9 @@ use async_graphql::{Name, PathSegment, Response, Value};
 #[derive(Debug, Default)]
 pub struct FieldTypes {
     fields: HashMap<String, HashMap<String, Type>>,
+    /// Every field's arguments by field name (over all types) and
+    /// argument name: the named type each takes.
+    arguments: HashMap<String, HashMap<String, String>>,
     query: Option<String>,
     mutation: Option<String>,
     subscription: Option<String>,
@@ -59,6 +62,22 @@ impl FieldTypes {
                         TypeKind::Interface(interface) => interface.fields,
                         _ => continue,
                     };
+                    for field in &fields {
+                        let arguments = types
+                            .arguments
+                            .entry(field.node.name.node.to_string())
+                            .or_default();
+                        for argument in &field.node.arguments {
+                            let mut ty = &argument.node.ty.node;
+                            while let BaseType::List(item) = &ty.base {
+                                ty = item;
+                            }
+                            if let Some(name) = named(ty) {
+                                arguments
+                                    .insert(argument.node.name.node.to_string(), name.to_owned());
+                            }
+                        }
+                    }
                     types.fields.insert(
                         ty.name.node.to_string(),
                         fields
@@ -222,6 +241,101 @@ fn fields_keyed<'a>(
             }
         }
     }
+}
+
+/// Names the argument of a value the engine could not parse as a custom
+/// scalar (`Failed to parse "DateTime": ...`, which names only the type
+/// and locates the field): the field's one argument of that type in the
+/// request, in `extensions.field`, as every other `VALIDATION` names it.
+/// A field with several such arguments is left unnamed.
+pub fn name_unparsed_arguments(response: &mut Response, types: &FieldTypes, ran: &Ran) {
+    let mut document = None;
+    for error in &mut response.errors {
+        let Some(scalar) = error
+            .message
+            .strip_prefix("Failed to parse \"")
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        if error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("field").is_some())
+        {
+            continue;
+        }
+        let Some(at) = error.locations.first().copied() else {
+            continue;
+        };
+        let document =
+            document.get_or_insert_with(|| async_graphql::parser::parse_query(&ran.query).ok());
+        let Some(document) = document.as_ref() else {
+            return;
+        };
+        let mut named: Vec<&str> = Vec::new();
+        let sets = document
+            .operations
+            .iter()
+            .map(|(_, op)| &op.node.selection_set.node)
+            .chain(
+                document
+                    .fragments
+                    .values()
+                    .map(|f| &f.node.selection_set.node),
+            );
+        for set in sets {
+            for field in fields_at(set, at, 0) {
+                let Some(arguments) = types.arguments.get(field.name.node.as_str()) else {
+                    continue;
+                };
+                for (name, _) in &field.arguments {
+                    if arguments.get(name.node.as_str()).map(String::as_str) == Some(scalar)
+                        && !named.contains(&name.node.as_str())
+                    {
+                        named.push(name.node.as_str());
+                    }
+                }
+            }
+        }
+        if let [argument] = named.as_slice() {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("field", *argument);
+        }
+    }
+}
+
+/// The fields of `set` (through inline fragments) that stand at `at`.
+fn fields_at(
+    set: &SelectionSet,
+    at: async_graphql::Pos,
+    nesting: usize,
+) -> Vec<&async_graphql::parser::types::Field> {
+    let mut found = Vec::new();
+    if nesting > MAX_FRAGMENT_NESTING {
+        return found;
+    }
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                if field.pos == at {
+                    found.push(&field.node);
+                }
+                found.extend(fields_at(&field.node.selection_set.node, at, nesting + 1));
+            }
+            Selection::InlineFragment(fragment) => {
+                found.extend(fields_at(
+                    &fragment.node.selection_set.node,
+                    at,
+                    nesting + 1,
+                ));
+            }
+            Selection::FragmentSpread(_) => {}
+        }
+    }
+    found
 }
 
 /// What [`null_where_failed`] needs of the request that ran: its query

@@ -43,7 +43,9 @@ use async_graphql::{Data, Executor, Name, Positioned, Request, Response, ServerE
 
 use super::documents::{Admitted, DocumentCache};
 use super::empty_objects::strip_kept;
-use super::field_errors::{code_engine_errors, null_where_failed, FieldTypes, Ran};
+use super::field_errors::{
+    code_engine_errors, name_unparsed_arguments, null_where_failed, FieldTypes, Ran,
+};
 use super::OmsSchema;
 
 /// Deepest accepted introspection selection.
@@ -534,6 +536,7 @@ fn answered(response: Response, types: &FieldTypes, ran: &Ran, admitted: Admitte
     if admitted.kept {
         strip_kept(&mut response.data);
     }
+    name_unparsed_arguments(&mut response, types, ran);
     code_engine_errors(&mut response);
     response
 }

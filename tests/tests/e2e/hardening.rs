@@ -806,3 +806,38 @@ async fn an_encoded_body_is_refused_naming_the_encoding() {
     // `identity` is no encoding.
     assert_eq!(post("identity").await.unwrap().status().as_u16(), 200);
 }
+
+/// A value that is not a `DateTime` is refused naming its argument, inline
+/// or as a variable, in a fragment too: a probe found the message named
+/// only the type ("Failed to parse \"DateTime\"") and no `field`.
+#[tokio::test]
+async fn an_unparsable_date_time_names_its_argument() {
+    let server = Server::start();
+    let (client, viewer) = (&server.client, server.token("viewer"));
+    for (query, variables) in [
+        (
+            r#"{ quotes(updatedSince: "x") { nodes { id } } }"#,
+            json!({}),
+        ),
+        (
+            r#"{ a: quotes(status: PRICED, updatedSince: "2026-01-01T00:00:00") { nodes { id } } }"#,
+            json!({}),
+        ),
+        (
+            "query($t: DateTime) { quotes(updatedSince: $t) { nodes { id } } }",
+            json!({ "t": "yesterday" }),
+        ),
+        (
+            r#"query { ...F } fragment F on Query { quotes(updatedSince: "x") { nodes { id } } }"#,
+            json!({}),
+        ),
+    ] {
+        let (_, body) = client.raw(&viewer, query, variables).await;
+        let error = &body["errors"][0];
+        assert_eq!(error["extensions"]["code"], "VALIDATION", "{body}");
+        assert_eq!(
+            error["extensions"]["field"], "updatedSince",
+            "{query}: {body}"
+        );
+    }
+}
