@@ -331,6 +331,13 @@ fn unauthenticated() -> Response {
 /// could otherwise take a metrics label), empty when none is given. The
 /// document comes from the schema's document cache (which the execution
 /// then finds already parsed), so a request is parsed once.
+/// Reads an empty `operationName` as none.
+fn drop_empty_operation_name(request: &mut async_graphql::Request) {
+    if request.operation_name.as_deref() == Some("") {
+        request.operation_name = None;
+    }
+}
+
 fn operation_name(schema: &LimitedSchema, request: &mut BatchRequest) -> String {
     match request {
         BatchRequest::Single(r) => match r.operation_name.clone() {
@@ -432,7 +439,7 @@ async fn graphql_get(
         Some(Err(e)) => return refuse(format!("variables: not JSON: {e}")),
     };
     let mut request = async_graphql::Request::new(query).variables(variables);
-    if let Some(name) = params.operation_name {
+    if let Some(name) = params.operation_name.filter(|n| !n.is_empty()) {
         request = request.operation_name(name);
     }
     let media_type = answer_media_type(&headers);
@@ -463,6 +470,12 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         Ok(request) => request,
         Err(error) => return RequestRejection(error).into_response(),
     };
+    // An empty `operationName` (some clients send `""` for none) names no
+    // operation: "Unknown operation named \"\"" helped nobody.
+    match &mut request {
+        BatchRequest::Single(r) => drop_empty_operation_name(r),
+        BatchRequest::Batch(requests) => requests.iter_mut().for_each(drop_empty_operation_name),
+    }
     // `[]` and `{}` both parse as one request with an empty query.
     let no_query = |r: &async_graphql::Request| r.query.trim().is_empty();
     match &request {

@@ -841,3 +841,36 @@ async fn an_unparsable_date_time_names_its_argument() {
         );
     }
 }
+
+/// An empty `operationName` (some clients send `""` for none) names no
+/// operation, over GET and POST alike: a probe read "Unknown operation
+/// named \"\"".
+#[tokio::test]
+async fn an_empty_operation_name_names_no_operation() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let http = server.client.http();
+    let url = format!("{}/graphql", server.base_url());
+    let got: Value = http
+        .get(&url)
+        .query(&[("query", "{ me { role } }"), ("operationName", "")])
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["data"]["me"]["role"], "viewer", "{got}");
+    let posted: Value = http
+        .post(&url)
+        .bearer_auth(&viewer)
+        .json(&json!({ "query": "{ me { role } }", "operationName": "" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["data"]["me"]["role"], "viewer", "{posted}");
+}
