@@ -395,11 +395,15 @@ const RESOLVE_ON_HANDOFF = `mutation ResolveOnHandoff($commandId: String!, $hand
 }`;
 
 /**
- * Runs one action on a case: on the order when its line holds the case,
- * else (a failed compensation, a contradicted outcome) on the handoff.
+ * Runs one action on a case: on the order when its line holds the case
+ * (or is about to: a forward step's case is the line's even before the
+ * line shows it, which the server says by offering CANCEL_LINE), else (a
+ * failed compensation, a notification, a local impossibility) on the
+ * handoff.
  */
 async function resolveCase(kase, handoffId, action, values, intent) {
-  if (!kase.lineInFallout && action === 'EXTERNAL_RESOLUTION') {
+  const lineHolds = kase.lineInFallout || (kase.allowedActions || []).includes('CANCEL_LINE');
+  if (!lineHolds && action === 'EXTERNAL_RESOLUTION') {
     const data = await gql(RESOLVE_ON_HANDOFF, {
       commandId: intent, handoffId, reference: values.reference || '', note: values.note || '',
     });

@@ -1184,7 +1184,7 @@ impl Mutation {
                         ),
                     });
                 }
-                Ok(HandoffCommand::Resolve {
+                Ok(HandoffCommand::ResolveItsOwnCase {
                     operator: principal.name.clone(),
                     note: domain::handoff::resolved_externally(&reference, &note),
                     at: platform.timestamp(),

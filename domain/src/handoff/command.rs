@@ -44,7 +44,10 @@ pub enum HandoffCommand {
         /// When.
         at: Timestamp,
     },
-    /// An operator closed the rejected or fallen-out handoff.
+    /// The case of the rejected or fallen-out handoff was closed: by the
+    /// order process after the line that held it was resolved (a new
+    /// attempt, an external resolution, the line cancelled), or by
+    /// [`HandoffCommand::ResolveItsOwnCase`]'s rule.
     Resolve {
         /// Who.
         operator: String,
@@ -59,6 +62,20 @@ pub enum HandoffCommand {
     Withdraw {
         /// Why.
         reason: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// An operator closes the case of the rejected or fallen-out handoff
+    /// on the handoff itself: refused when the case is its order line's
+    /// (a forward step's, but a local impossibility), which only the
+    /// order's `resolveFallout` closes. (Last, so the encodings of the
+    /// commands before it, hashed into the order process's idempotency
+    /// records, stay as they were.)
+    ResolveItsOwnCase {
+        /// Who.
+        operator: String,
+        /// What was done, as evidence.
+        note: String,
         /// When.
         at: Timestamp,
     },

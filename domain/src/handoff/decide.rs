@@ -64,7 +64,23 @@ pub(super) fn decide(
                 Err(HandoffError::Closed)
             }
         }
-        (C::Resolve { operator, note, at }, HandoffState::Open(handoff)) => match handoff.status {
+        // Every fallout of a forward step but a local impossibility is
+        // raised on its line, which the order process records after the
+        // handoff's own event: the line's case, whether or not the line
+        // shows it yet (a cancelled line withdrew it already).
+        (C::ResolveItsOwnCase { .. }, HandoffState::Open(handoff))
+            if matches!(handoff.status, S::Rejected | S::Fallout { .. })
+                && held_by_its_line(handoff) =>
+        {
+            Err(HandoffError::LineHoldsFallout {
+                order_id: handoff.subject.order_id.clone(),
+                line_id: handoff.subject.line_id.clone(),
+            })
+        }
+        (
+            C::Resolve { operator, note, at } | C::ResolveItsOwnCase { operator, note, at },
+            HandoffState::Open(handoff),
+        ) => match handoff.status {
             S::Rejected | S::Fallout { .. } => Ok(vec![HandoffEvent::HandoffResolved {
                 operator: operator.clone(),
                 note: note.clone(),
@@ -89,6 +105,19 @@ pub(super) fn decide(
             _ => Vec::new(),
         }),
     }
+}
+
+/// Whether the case of a rejected or fallen-out handoff is its order
+/// line's: a forward step's (reserve, activate, bill), unless it fell out
+/// as a local impossibility, which stays on the handoff.
+fn held_by_its_line(handoff: &Handoff) -> bool {
+    crate::order::Step::of_purpose(handoff.subject.purpose).is_some()
+        && !matches!(
+            handoff.status,
+            S::Fallout {
+                reason: FalloutReason::LocalImpossible
+            }
+        )
 }
 
 fn open(

@@ -41,6 +41,18 @@ pub enum HandoffError {
     /// Only a rejected or fallen-out handoff can be resolved.
     #[error("handoff is not in fallout")]
     NotInFallout,
+    /// A forward step's case is its order line's (raised on the line, or
+    /// about to be): closing it on the handoff would leave the line in
+    /// fallout under a closed case.
+    #[error(
+        "line `{line_id}` of order `{order_id}` holds this case: resolve it with resolveFallout"
+    )]
+    LineHoldsFallout {
+        /// The order.
+        order_id: crate::ids::OrderId,
+        /// Its line.
+        line_id: crate::ids::LineId,
+    },
 }
 
 impl RuleViolation for HandoffError {
@@ -58,6 +70,7 @@ impl RuleViolation for HandoffError {
             HandoffError::ObservationForAnotherHandoff => "observation_for_another_handoff",
             HandoffError::ObservationForAnotherAttempt => "observation_for_another_attempt",
             HandoffError::NotInFallout => "not_in_fallout",
+            HandoffError::LineHoldsFallout { .. } => "line_holds_fallout",
         }
     }
 }

@@ -640,8 +640,8 @@ fn a_closed_handoff_is_neither_sent_nor_escalated() {
 }
 
 #[test]
-fn an_operator_resolves_a_rejected_or_fallen_out_handoff() {
-    let resolve = || HandoffCommand::Resolve {
+fn an_operator_resolves_a_rejected_or_fallen_out_handoff_whose_case_is_its_own() {
+    let resolve = || HandoffCommand::ResolveItsOwnCase {
         operator: "ops".to_owned(),
         note: "fixed".to_owned(),
         at: at(9),
@@ -651,19 +651,75 @@ fn an_operator_resolves_a_rejected_or_fallen_out_handoff() {
         note: "fixed".to_owned(),
         at: at(9),
     };
-    let state = Given::<HandoffDecider>::events(rejected())
+    // A compensation's case is the handoff's own.
+    let release = subject("l1", Purpose::Release, 1);
+    let release_rejected = vec![
+        handoff_requested(&release),
+        HandoffEvent::HandoffSent {
+            send: 1,
+            at: at(1_000),
+        },
+        HandoffEvent::HandoffRejected {
+            subject: release.clone(),
+            reason: FalloutReason::BusinessRejected,
+            observation: observation(&release, Class::BusinessRejected, Source::Callback),
+        },
+    ];
+    let state = Given::<HandoffDecider>::events(release_rejected)
         .when(resolve())
         .then(vec![resolved.clone()]);
     assert!(HandoffDecider::is_terminal(&state));
+    // So is a forward step's local impossibility (never raised on the line).
     Given::<HandoffDecider>::events(after(
         sent(),
-        fallout(FalloutReason::SlaBreach, None, at(5)),
+        fallout(FalloutReason::LocalImpossible, None, at(5)),
     ))
     .when(resolve())
     .then(vec![resolved]);
     Given::<HandoffDecider>::events(succeeded())
         .when(resolve())
         .then_err(HandoffError::NotInFallout);
+}
+
+/// A forward step's rejection or fallout is its line's case, raised on the
+/// order after the handoff's own event: a probe closed it on the handoff
+/// in that window, which left the line in fallout under a closed case,
+/// out of the queue and the dashboard.
+#[test]
+fn a_forward_steps_case_is_refused_on_the_handoff_as_its_lines() {
+    let resolve = HandoffCommand::ResolveItsOwnCase {
+        operator: "ops".to_owned(),
+        note: "fixed".to_owned(),
+        at: at(9),
+    };
+    let lines = HandoffError::LineHoldsFallout {
+        order_id: reserve().order_id,
+        line_id: reserve().line_id,
+    };
+    Given::<HandoffDecider>::events(rejected())
+        .when(resolve.clone())
+        .then_err(lines.clone());
+    // The order process closes it once the line was resolved.
+    Given::<HandoffDecider>::events(rejected())
+        .when(HandoffCommand::Resolve {
+            operator: "ops".to_owned(),
+            note: "order line retried under a new attempt".to_owned(),
+            at: at(9),
+        })
+        .then(vec![HandoffEvent::HandoffResolved {
+            operator: "ops".to_owned(),
+            note: "order line retried under a new attempt".to_owned(),
+            at: at(9),
+        }]);
+    for reason in [
+        FalloutReason::SlaBreach,
+        FalloutReason::RetriesExhausted,
+        FalloutReason::Unclassified,
+    ] {
+        Given::<HandoffDecider>::events(after(sent(), fallout(reason, None, at(5))))
+            .when(resolve.clone())
+            .then_err(lines.clone());
+    }
 }
 
 fn withdraw() -> HandoffCommand {
