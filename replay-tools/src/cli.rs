@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::commands::{
     as_of, consumers, dump, export, import, rebuild, reset_consumer, stats, trace, verify,
@@ -141,8 +141,31 @@ pub enum Outcome {
 
 /// Parses the process arguments, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // clap reads an empty OMS_DATA_DIR as an empty `--data-dir`, even
+    // beside a `--data-dir` that overrides it, and says "a value is
+    // required for '--data-dir'" of a flag nobody passed: an empty one is
+    // read as unset, and refused below unless the flag names a directory.
+    let empty_env = std::env::var_os("OMS_DATA_DIR").is_some_and(|v| v.is_empty());
+    if empty_env {
+        std::env::remove_var("OMS_DATA_DIR");
+    }
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        let defaulted =
+            matches.value_source("data_dir") == Some(clap::parser::ValueSource::DefaultValue);
+        Cli::from_arg_matches(&matches).map(|cli| (cli, defaulted))
+    });
+    let cli = match parsed {
+        Ok((cli, defaulted)) if empty_env && defaulted => {
+            let message = "OMS_DATA_DIR is set but empty: set it to a data directory, unset it \
+                           (the default is ./data), or pass --data-dir";
+            crate::stderr_line!("oms-replay: {message}");
+            if cli.json {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout(), "{}", usage_error_json(message));
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Ok((cli, _)) => cli,
         Err(e) => {
             let _ = e.print();
             if !e.use_stderr() {

@@ -656,3 +656,30 @@ fn odd_arguments_say_what_is_wrong_with_them() {
         "{run:?}"
     );
 }
+
+/// An empty `OMS_DATA_DIR` is named as such when no `--data-dir` is
+/// given, and overridden by one: clap said "a value is required for
+/// '--data-dir'" in both cases, of a flag nobody passed (a probe).
+#[test]
+fn an_empty_oms_data_dir_is_named_and_a_flag_overrides_it() {
+    let (_tmp, dir) = generated();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_oms-replay"))
+            .args(args)
+            .env("OMS_DATA_DIR", "")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["--json".as_ref(), "stats".as_ref()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("OMS_DATA_DIR is set but empty"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["ok"], false, "{stdout}");
+    let (code, stdout, stderr) = run(&["--data-dir".as_ref(), dir.as_os_str(), "stats".as_ref()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
