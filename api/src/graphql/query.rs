@@ -18,6 +18,31 @@ use crate::auth::Role;
 /// The query root.
 pub struct Query;
 
+/// One page of a list of the caller's tenant, `first` items long, read off
+/// the async workers ([`off_worker`]): `read` gets the read models, the
+/// tenant and the page size.
+async fn list_page<T: Send + 'static>(
+    platform: &crate::platform::Platform,
+    principal: &crate::auth::Principal,
+    first: Option<i64>,
+    read: impl FnOnce(
+            &projections::ReadModels,
+            &domain::ids::TenantId,
+            usize,
+        ) -> Result<projections::Page<T>, projections::QueryError>
+        + Send
+        + 'static,
+) -> Result<projections::Page<T>, ApiError> {
+    let (models, tenant, size) = (
+        platform.read.clone(),
+        principal.tenant.clone(),
+        page_size(first)?,
+    );
+    off_worker(move |_| read(&models, &tenant, size))
+        .await?
+        .map_err(ApiError::from)
+}
+
 /// Anything with a global id (`Quote:<id>`, `Order:<id>`, `Handoff:<id>`).
 #[derive(Union)]
 pub enum Node {
@@ -63,14 +88,10 @@ impl Query {
             customer_id: customer_id.map(domain::ids::CustomerId::new),
             updated_since: updated_since.map(DateTime::ms),
         };
-        let (read, tenant, size) = (
-            platform.read.clone(),
-            principal.tenant.clone(),
-            page_size(first)?,
-        );
-        let page = off_worker(move |_| read.quotes(&tenant, &filter, after.as_deref(), size))
-            .await?
-            .map_err(ApiError::from)?;
+        let page = list_page(platform, principal, first, move |read, tenant, size| {
+            read.quotes(tenant, &filter, after.as_deref(), size)
+        })
+        .await?;
         Ok(Connection::from_page(page, QuoteNode::from_summary)?)
     }
 
@@ -106,14 +127,10 @@ impl Query {
             status: status.map(Into::into),
             has_fallout,
         };
-        let (read, tenant, size) = (
-            platform.read.clone(),
-            principal.tenant.clone(),
-            page_size(first)?,
-        );
-        let page = off_worker(move |_| read.orders(&tenant, &filter, after.as_deref(), size))
-            .await?
-            .map_err(ApiError::from)?;
+        let page = list_page(platform, principal, first, move |read, tenant, size| {
+            read.orders(tenant, &filter, after.as_deref(), size)
+        })
+        .await?;
         Ok(Connection::from_page(page, OrderNode::from_summary)?)
     }
 
@@ -155,16 +172,11 @@ impl Query {
             pending_only: pending_only.unwrap_or(false),
             overdue_only: overdue_only.unwrap_or(false),
         };
-        let (read, tenant, size) = (
-            platform.read.clone(),
-            principal.tenant.clone(),
-            page_size(first)?,
-        );
         let now_ms = platform.now_ms();
-        let page =
-            off_worker(move |_| read.handoffs(&tenant, &filter, after.as_deref(), size, now_ms))
-                .await?
-                .map_err(ApiError::from)?;
+        let page = list_page(platform, principal, first, move |read, tenant, size| {
+            read.handoffs(tenant, &filter, after.as_deref(), size, now_ms)
+        })
+        .await?;
         Ok(Connection::from_page(page, HandoffNode::from_view)?)
     }
 
@@ -244,16 +256,11 @@ impl Query {
             min_age_ms,
             max_age_ms,
         };
-        let (read, tenant, size) = (
-            platform.read.clone(),
-            principal.tenant.clone(),
-            page_size(first)?,
-        );
         let now_ms = platform.now_ms();
-        let page =
-            off_worker(move |_| read.fallout(&tenant, &filter, after.as_deref(), size, now_ms))
-                .await?
-                .map_err(ApiError::from)?;
+        let page = list_page(platform, principal, first, move |read, tenant, size| {
+            read.fallout(tenant, &filter, after.as_deref(), size, now_ms)
+        })
+        .await?;
         Ok(Connection::from_page(page, FalloutCaseNode::from_view)?)
     }
 
