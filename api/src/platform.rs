@@ -167,6 +167,8 @@ pub struct Platform {
     pub read_your_writes: Duration,
     /// Each stream's owning tenant, remembered for the tenant check.
     pub owners: crate::stream_owners::StreamOwners,
+    /// How many long reads each tenant may run at once.
+    pub read_slots: crate::graphql::ReadSlots,
 }
 
 impl Platform {

@@ -84,6 +84,11 @@ impl Subscription {
         loop {
             let head = *self.head.borrow_and_update();
             if self.next < head.next_position {
+                // A page of a backlog is read here, on the caller's task:
+                // let the runtime's other tasks run between pages, or many
+                // subscribers catching up hold its workers (a probe's 200
+                // `events(from: 0)` delayed another tenant's query 30 s).
+                tokio::task::yield_now().await;
                 self.read_page(head.next_position)?;
                 return Ok(true);
             }

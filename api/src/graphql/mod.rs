@@ -191,20 +191,66 @@ impl Drop for AbandonOnDrop {
     }
 }
 
-/// Runs a read of the read models or the log on tokio's blocking pool: a
-/// read that walks many rows holds no async worker, so other requests
-/// (other tenants' too) go on meanwhile and the request's deadline can
-/// answer `TIMEOUT` while it runs; `read` is told through [`Abandoned`]
-/// when nobody waits for it any more.
+/// Long reads each tenant may run at once on the blocking pool.
+pub const READS_PER_TENANT: usize = 2;
+
+/// Each tenant's slots for long reads: a tenant's flood of list or
+/// `events` reads queues for its own slots (as async waits, which the
+/// request timeout ends) instead of starting a thread per read, which
+/// crowded the async workers off the two cores and stalled every other
+/// tenant for a minute (a probe).
+#[derive(Default)]
+pub struct ReadSlots {
+    tenants: std::sync::Mutex<std::collections::HashMap<TenantId, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl ReadSlots {
+    /// Waits for one of `tenant`'s slots.
+    async fn take(&self, tenant: &TenantId) -> tokio::sync::OwnedSemaphorePermit {
+        let slots = {
+            let mut tenants = self
+                .tenants
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(READS_PER_TENANT)))
+                .clone()
+        };
+        match slots.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            // Never closed; a new semaphore stands in if it were.
+            Err(_) => Arc::new(tokio::sync::Semaphore::new(1))
+                .acquire_owned()
+                .await
+                .unwrap_or_else(|_| unreachable!("a new semaphore is open")),
+        }
+    }
+}
+
+/// Runs a read of the read models or the log on tokio's blocking pool, in
+/// one of the caller's tenant's [`ReadSlots`]: a read that walks many rows
+/// holds no async worker, so other requests (other tenants' too) go on
+/// meanwhile and the request's deadline can answer `TIMEOUT` while it runs
+/// or waits for a slot; the slot is held until the read ends, even when
+/// nobody waits for it any more, and `read` is told through [`Abandoned`]
+/// so it can stop early.
 ///
 /// # Errors
 /// `INTERNAL` if the read panicked.
 pub async fn off_worker<T: Send + 'static>(
+    platform: &Platform,
+    tenant: &TenantId,
     read: impl FnOnce(&Abandoned) -> T + Send + 'static,
 ) -> ApiResult<T> {
+    let slot = platform.read_slots.take(tenant).await;
     let abandoned = Abandoned::default();
     let guard = AbandonOnDrop(abandoned.clone());
-    let ran = tokio::task::spawn_blocking(move || read(&abandoned)).await;
+    let ran = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        read(&abandoned)
+    })
+    .await;
     drop(guard);
     ran.map_err(|e| ApiError::internal(format!("a read stopped: {e}")))
 }

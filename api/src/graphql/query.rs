@@ -38,7 +38,8 @@ async fn list_page<T: Send + 'static>(
         principal.tenant.clone(),
         page_size(first)?,
     );
-    off_worker(move |_| read(&models, &tenant, size))
+    let in_tenant = tenant.clone();
+    off_worker(platform, &in_tenant, move |_| read(&models, &tenant, size))
         .await?
         .map_err(ApiError::from)
 }
@@ -153,8 +154,8 @@ impl Query {
     /// pending first.
     #[allow(clippy::too_many_arguments)]
     #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity \
-                            + crate::graphql::scan_weight(target_system.is_some() \
-                            || overdue_only == Some(true))")]
+                            + crate::graphql::scan_weight(status.is_some() \
+                            || target_system.is_some() || overdue_only == Some(true))")]
     async fn handoffs(
         &self,
         ctx: &Context<'_>,
@@ -436,38 +437,42 @@ impl Query {
         let limit = page_size(first)?;
         input::optional_id("streamId", stream_id.as_deref())?;
         let (log, tenant) = (platform.log.clone(), principal.tenant.to_string());
-        let read = off_worker(move |abandoned| -> Result<Vec<EventNode>, ApiError> {
-            let mut out = Vec::new();
-            match stream_id {
-                Some(stream) => {
-                    for event in log.iter_stream(&stream, from.unwrap_or(1).max(1)) {
-                        let event = event.map_err(ApiError::from_log_read)?;
-                        if event.tenant_id != tenant {
-                            break;
-                        }
-                        out.push(EventNode::from(&event));
-                        if out.len() >= limit {
-                            break;
-                        }
-                    }
-                }
-                None => {
-                    for (read, event) in log.iter_all(from.unwrap_or(0)).enumerate() {
-                        if read % 4096 == 0 && abandoned.is_set() {
-                            break;
-                        }
-                        let event = event.map_err(ApiError::from_log_read)?;
-                        if event.tenant_id == tenant {
+        let read = off_worker(
+            platform,
+            &principal.tenant,
+            move |abandoned| -> Result<Vec<EventNode>, ApiError> {
+                let mut out = Vec::new();
+                match stream_id {
+                    Some(stream) => {
+                        for event in log.iter_stream(&stream, from.unwrap_or(1).max(1)) {
+                            let event = event.map_err(ApiError::from_log_read)?;
+                            if event.tenant_id != tenant {
+                                break;
+                            }
                             out.push(EventNode::from(&event));
                             if out.len() >= limit {
                                 break;
                             }
                         }
                     }
+                    None => {
+                        for (read, event) in log.iter_all(from.unwrap_or(0)).enumerate() {
+                            if read % 4096 == 0 && abandoned.is_set() {
+                                break;
+                            }
+                            let event = event.map_err(ApiError::from_log_read)?;
+                            if event.tenant_id == tenant {
+                                out.push(EventNode::from(&event));
+                                if out.len() >= limit {
+                                    break;
+                                }
+                            }
+                        }
+                    }
                 }
-            }
-            Ok(out)
-        });
+                Ok(out)
+            },
+        );
         Ok(read.await??)
     }
 }

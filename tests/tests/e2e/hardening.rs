@@ -160,6 +160,12 @@ async fn a_list_whose_filter_skips_rows_weighs_its_scan() {
             &viewer,
             "handoffs(first: 1, targetSystem: BILLING) { nodes { id } }",
         ),
+        // Statuses share a rank of the index (SUCCEEDED, RESOLVED and
+        // WITHDRAWN): the status itself is filtered row by row.
+        (
+            &viewer,
+            "handoffs(first: 1, status: RESOLVED) { nodes { id } }",
+        ),
         (
             &viewer,
             "fallout(first: 1, resolved: true, reason: SLA_BREACH) { nodes { handoffId } }",
