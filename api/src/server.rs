@@ -63,12 +63,17 @@ pub enum ServerError {
 /// directory that holds no event log but files of something else: a
 /// mistyped `--data-dir` (a platform's `journal/` or `simulators/`, a home
 /// directory) would otherwise serve an empty platform there and write
-/// into it. A directory that is new, empty, or holds only the platform's
-/// own files (a start that stopped before its log was made) is set up.
+/// into it. And one that holds the files a platform writes only after its
+/// log was made (stored credentials, the price-book record, the
+/// simulators' journal) but no log: the log's files were lost, and a new
+/// one would start over under the old tokens (a probe). A directory that
+/// is new, empty, or holds only the log's own files (a start that stopped
+/// while its log was made; the log's open judges them) is set up.
 ///
 /// # Errors
-/// A configuration error on `data_dir` naming a few of the other files.
-fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result<(), ConfigError> {
+/// A configuration error on `data_dir` naming a few of the other files;
+/// [`ServerError::LogDamaged`] for a platform's files without its log.
+fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result<(), ServerError> {
     if std::fs::symlink_metadata(data_dir.join("db")).is_ok() {
         return Ok(());
     }
@@ -76,7 +81,7 @@ fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result
         // The log's open names what is wrong with the directory.
         return Ok(());
     };
-    let own = |name: &str| {
+    let logs_own = |name: &str| {
         [
             "conf",
             eventlog::storage::BLOB_DIR,
@@ -84,10 +89,6 @@ fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result
             eventlog::storage::SNAPSHOT_KEPT_FILE,
             eventlog::ACKED_HEAD_FILE,
             eventlog::journal::JOURNAL_DIR,
-            credentials::CREDENTIALS_FILE,
-            credentials::DEMO_TOKENS_FILE,
-            crate::book_history::BOOK_HISTORY_FILE,
-            runtime::SIMULATOR_JOURNAL_DIR,
             // A file system's own, where a volume is mounted.
             "lost+found",
         ]
@@ -95,31 +96,61 @@ fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result
             || name.starts_with("snap.")
             || name.starts_with('.')
     };
-    let mut others: Vec<String> = entries
+    let platforms_own = [
+        credentials::CREDENTIALS_FILE,
+        credentials::DEMO_TOKENS_FILE,
+        crate::book_history::BOOK_HISTORY_FILE,
+        runtime::SIMULATOR_JOURNAL_DIR,
+    ];
+    let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| !own(name))
+        .filter(|name| !logs_own(name))
         .collect();
-    if others.is_empty() {
+    names.sort();
+    let shown = |names: &[&String]| {
+        let listed: Vec<String> = names
+            .iter()
+            .take(3)
+            .map(|name| format!("`{}`", domain::text::escaped(name)))
+            .collect();
+        let more = if names.len() > 3 { ", ..." } else { "" };
+        format!("{}{more}", listed.join(", "))
+    };
+    let others: Vec<&String> = names
+        .iter()
+        .filter(|name| !platforms_own.contains(&name.as_str()))
+        .collect();
+    if !others.is_empty() {
+        return Err(ConfigError::invalid(
+            "data_dir",
+            format!(
+                "{} holds no event log but other files ({}); nothing was written: a new \
+                 platform is set up only in a new or empty directory: name a platform's data \
+                 directory, or an empty one",
+                data_dir.display(),
+                shown(&others)
+            ),
+        )
+        .into());
+    }
+    let platform: Vec<&String> = names.iter().collect();
+    if platform.is_empty() {
         return Ok(());
     }
-    others.sort();
-    let shown: Vec<String> = others
-        .iter()
-        .take(3)
-        .map(|name| format!("`{}`", domain::text::escaped(name)))
-        .collect();
-    let more = if others.len() > 3 { ", ..." } else { "" };
-    Err(ConfigError::invalid(
-        "data_dir",
-        format!(
-            "{} holds no event log but other files ({}{more}); nothing was written: a new \
-             platform is set up only in a new or empty directory: name a platform's data \
-             directory, or an empty one",
-            data_dir.display(),
-            shown.join(", ")
-        ),
-    ))
+    Err(ServerError::LogDamaged {
+        dir: data_dir.to_path_buf(),
+        source: eventlog::LogError::DamagedStorage {
+            path: data_dir.to_path_buf(),
+            detail: format!(
+                "the directory holds files a platform wrote after its event log was made ({}), \
+                 but no log: the log's files were lost; nothing was opened or written: restore \
+                 the directory from a backup, or import an export into a new one (`oms-replay \
+                 import`); to set up a new platform here instead, move those files out first",
+                shown(&platform)
+            ),
+        },
+    })
 }
 
 /// Runs the platform until `shutdown` resolves, then stops taking
@@ -215,6 +246,7 @@ pub async fn run(
         evidence: integration::evidence::EvidenceStore::open(&log).map_err(ServerError::Log)?,
         read_your_writes: Duration::from_millis(config.read_your_writes_ms),
         owners: Default::default(),
+        read_slots: Default::default(),
     });
     let schema = graphql::limited(Some(platform.clone()), &config.graphql)
         .with_operation_timeout(Duration::from_millis(config.request_timeout_ms));

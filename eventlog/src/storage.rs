@@ -653,6 +653,16 @@ pub fn check_data_file(path: &Path) -> Result<(), LogError> {
     // instead is the caller's choice, said last.
     let restore = "nothing was opened or written: restore the directory from a backup, or \
                    import an export into a new one (`oms-replay import`)";
+    if let Some(snapshot) = finished_snapshots(path)?.first() {
+        // sled writes a snapshot of what its data file holds, after it.
+        return Err(LogError::DamagedStorage {
+            path: path.to_path_buf(),
+            detail: format!(
+                "sled's data file `db` is {state}, but sled's snapshot `{snapshot}` of it is \
+                 here; {restore}"
+            ),
+        });
+    }
     if let Some(start) = crate::journal::starts_past_zero(path)? {
         return Err(LogError::DamagedStorage {
             path: path.to_path_buf(),

@@ -298,6 +298,25 @@ async fn a_log_whose_files_are_gone_but_its_journal_or_read_models_remain_is_ref
         "the redo journal starts at position 12",
     );
 
+    // Only sled's snapshot left: a probe had sled create its files, then
+    // fail on "a checksum", naming the wrong cause.
+    let snapshot_left = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), snapshot_left.path());
+    let snapshot = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("snap.") && !name.ends_with(".generating"))
+        .expect("sled kept a snapshot");
+    remove_log_files(snapshot_left.path());
+    std::fs::copy(
+        dir.path().join(&snapshot),
+        snapshot_left.path().join(&snapshot),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(snapshot_left.path().join("journal")).unwrap();
+    std::fs::remove_dir_all(snapshot_left.path().join("projections")).unwrap();
+    refused(snapshot_left.path(), "sled's snapshot");
+
     let models_left = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), models_left.path());
     remove_log_files(models_left.path());

@@ -209,12 +209,27 @@ async fn a_lost_log_or_a_directory_of_other_files_is_refused_and_nothing_is_writ
     let run = start_expecting_exit(&data_dir);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(
-        run.stderr.contains("the read models in `projections/`")
+        run.stderr.contains("the log's files were lost")
             && run.stderr.contains("nothing was opened or written"),
         "{}",
         run.stderr
     );
     assert!(!run.stdout.contains("listening on"), "{}", run.stdout);
+    assert_eq!(listing(&data_dir), before, "nothing written");
+
+    // The read models gone too: the stored credentials, the price-book
+    // record and the simulators' journal still show a platform ran here
+    // (a probe had it start over, empty, under the old tokens).
+    std::fs::remove_dir_all(data_dir.join("projections")).unwrap();
+    let before = listing(&data_dir);
+    let run = start_expecting_exit(&data_dir);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the log's files were lost")
+            && run.stderr.contains("`credentials.toml`"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(listing(&data_dir), before, "nothing written");
 }
 
