@@ -239,11 +239,11 @@ impl ReadSlots {
 /// # Errors
 /// `INTERNAL` if the read panicked.
 pub async fn off_worker<T: Send + 'static>(
-    platform: &Platform,
+    slots: &ReadSlots,
     tenant: &TenantId,
     read: impl FnOnce(&Abandoned) -> T + Send + 'static,
 ) -> ApiResult<T> {
-    let slot = platform.read_slots.take(tenant).await;
+    let slot = slots.take(tenant).await;
     let abandoned = Abandoned::default();
     let guard = AbandonOnDrop(abandoned.clone());
     let ran = tokio::task::spawn_blocking(move || {
@@ -346,6 +346,55 @@ impl CommandTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tenant's reads beyond its two slots wait (as async waits) and
+    /// another tenant's read runs meanwhile: a probe's flood of reads
+    /// started a thread each and stalled every tenant for a minute.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_runs_at_most_two_long_reads_and_another_tenant_is_not_held() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let slots = Arc::new(ReadSlots::default());
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (release, held) = tokio::sync::watch::channel(false);
+        let flood: Vec<_> = (0..6)
+            .map(|_| {
+                let (slots, running, most) = (slots.clone(), running.clone(), most.clone());
+                let mut held = held.clone();
+                let handle = tokio::runtime::Handle::current();
+                tokio::spawn(async move {
+                    off_worker(&slots, &TenantId::new("a"), move |_| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        handle.block_on(async {
+                            while !*held.borrow_and_update() {
+                                if held.changed().await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        // Tenant a's two slots are taken and held; tenant b reads.
+        while running.load(Ordering::SeqCst) < READS_PER_TENANT {
+            tokio::task::yield_now().await;
+        }
+        let other = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            off_worker(&slots, &TenantId::new("b"), |_| 7),
+        )
+        .await;
+        assert!(matches!(other, Ok(Ok(7))), "tenant b was held: {other:?}");
+        assert_eq!(running.load(Ordering::SeqCst), READS_PER_TENANT);
+        release.send(true).expect("readers wait");
+        for read in flood {
+            assert!(matches!(read.await, Ok(Ok(()))));
+        }
+        assert_eq!(most.load(Ordering::SeqCst), READS_PER_TENANT);
+    }
 
     fn principal(role: Role, every_tenant: bool) -> Principal {
         Principal {

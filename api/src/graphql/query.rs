@@ -39,9 +39,11 @@ async fn list_page<T: Send + 'static>(
         page_size(first)?,
     );
     let in_tenant = tenant.clone();
-    off_worker(platform, &in_tenant, move |_| read(&models, &tenant, size))
-        .await?
-        .map_err(ApiError::from)
+    off_worker(&platform.read_slots, &in_tenant, move |_| {
+        read(&models, &tenant, size)
+    })
+    .await?
+    .map_err(ApiError::from)
 }
 
 /// Anything with a global id (`Quote:<id>`, `Order:<id>`, `Handoff:<id>`).
@@ -438,7 +440,7 @@ impl Query {
         input::optional_id("streamId", stream_id.as_deref())?;
         let (log, tenant) = (platform.log.clone(), principal.tenant.to_string());
         let read = off_worker(
-            platform,
+            &platform.read_slots,
             &principal.tenant,
             move |abandoned| -> Result<Vec<EventNode>, ApiError> {
                 let mut out = Vec::new();
