@@ -67,28 +67,33 @@ impl Fault {
     ];
 
     /// Whether the simulator of `system` plays this fault. CRM answers a
-    /// lookup (a read: nothing to reject, apply or call back) and the
-    /// document service renders at once (no callback, nothing pending);
-    /// a fault either could not play would be used up by its next
-    /// request with no effect, so a script of one is refused.
+    /// lookup (a read: nothing to reject, apply or call back); only the
+    /// systems that call back (inventory, provisioning, billing) play the
+    /// callback faults, and notification and the document service answer
+    /// each request itself. A fault a simulator could not play would be
+    /// used up by its next request with no effect, so a script of one is
+    /// refused.
     pub fn plays_on(self, system: domain::idempotency::TargetSystem) -> bool {
-        use domain::idempotency::TargetSystem as S;
         use Fault as F;
-        let an_answer = matches!(
+        let a_callback = matches!(
             self,
-            F::Succeed
-                | F::Unauthorized
-                | F::TooManyRequests
-                | F::ServerError
-                | F::UnknownStatusCode
-                | F::TimeoutAfterApply
-                | F::TimeoutBeforeApply
-                | F::MalformedBody
+            F::CallbackTwice | F::CallbackOutOfOrder | F::CallbackBeforeResponse | F::DropCallback
         );
         match system {
-            S::Crm => an_answer || matches!(self, F::AnswerLate | F::UnknownExternalStatus),
-            S::Document => an_answer || matches!(self, F::BusinessReject | F::ValidationReject),
-            _ => true,
+            domain::idempotency::TargetSystem::Crm => matches!(
+                self,
+                F::Succeed
+                    | F::Unauthorized
+                    | F::TooManyRequests
+                    | F::ServerError
+                    | F::UnknownStatusCode
+                    | F::TimeoutAfterApply
+                    | F::TimeoutBeforeApply
+                    | F::AnswerLate
+                    | F::MalformedBody
+                    | F::UnknownExternalStatus
+            ),
+            other => !a_callback || integration::config::sends_callbacks(other),
         }
     }
 

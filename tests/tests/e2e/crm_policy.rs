@@ -356,7 +356,9 @@ async fn a_fault_a_simulator_cannot_play_is_refused_naming_what_it_plays() {
         ("crm", "BusinessReject"),
         ("crm", "DropCallback"),
         ("document", "CallbackTwice"),
-        ("document", "UnknownExternalStatus"),
+        // Notification answers each request itself (a re-probe had
+        // `DropCallback` used up by a notification that succeeded).
+        ("notification", "DropCallback"),
     ] {
         let (_, body) = server
             .client
@@ -374,6 +376,11 @@ async fn a_fault_a_simulator_cannot_play_is_refused_naming_what_it_plays() {
     for (system, fault) in [
         ("crm", "UnknownExternalStatus"),
         ("document", "BusinessReject"),
+        // The document service's generated documents play these (a
+        // re-probe found them refused).
+        ("document", "NeverCompletes"),
+        ("document", "UnknownExternalStatus"),
+        ("notification", "BusinessReject"),
         ("inventory", "DropCallback"),
     ] {
         let (_, body) = server
