@@ -62,10 +62,46 @@ fn utc_offset(text: &str) -> Option<(i64, String)> {
     digits(hours)?;
     digits(minutes)?;
     let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
-    if hours > 23 || minutes > 59 || !base.contains('T') {
+    if hours > 23
+        || minutes > 59
+        || !base.contains('T')
+        || !base.ends_with(|c: char| c.is_ascii_digit())
+    {
         return None;
     }
     Some((sign * (hours * 3_600 + minutes * 60), format!("{base}Z")))
+}
+
+/// Whether `text` is `YYYY-MM-DD`, `T` or a space, `HH:MM:SS`, an optional
+/// fraction of one or more digits, and `Z`: the shape of an RFC 3339
+/// date-time in UTC (its offset already taken off), nothing before or
+/// after it (a second offset, `ZZ` and `.Z` were read as if valid).
+fn rfc3339_shape(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let fixed = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b[10] == b'T' || b[10] == b' ')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !fixed || b.last() != Some(&b'Z') {
+        return false;
+    }
+    match &b[19..b.len() - 1] {
+        [] => true,
+        [b'.', fraction @ ..] => !fraction.is_empty() && fraction.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
 }
 
 /// RFC 3339 date-time, e.g. `2026-11-30T10:34:01.123Z`. An input with an
@@ -80,12 +116,20 @@ impl ScalarType for DateTime {
         // RFC 3339 allows a lower-case `t` and `z`.
         let text = text.to_ascii_uppercase();
         let (offset_s, utc) = utc_offset(&text).unwrap_or((0, text));
-        // Without an offset the instant is unknown: the parser would read
-        // it as UTC, which the client's clock may not be.
-        if !utc.ends_with('Z') {
-            return Err(InputValueError::custom(
-                "an RFC 3339 date-time ends with its UTC offset: `Z` or e.g. `+01:00`",
-            ));
+        if !rfc3339_shape(&utc) {
+            let basic_offset = utc.len() > 5
+                && utc.get(utc.len() - 5..).is_some_and(|o| {
+                    o.starts_with(['+', '-']) && o[1..].bytes().all(|b| b.is_ascii_digit())
+                });
+            return Err(InputValueError::custom(if basic_offset {
+                "an RFC 3339 offset has a colon: `+01:00`, not `+0100`"
+            } else if utc.ends_with(|c: char| c.is_ascii_digit()) {
+                // Without an offset the instant is unknown: a parser would
+                // read it as UTC, which the client's clock may not be.
+                "an RFC 3339 date-time ends with its UTC offset: `Z` or e.g. `+01:00`"
+            } else {
+                "not an RFC 3339 date-time (e.g. `2026-11-30T10:34:01.123Z`)"
+            }));
         }
         // The parser knows no year before 1970 and calls one "out of
         // range": say what is out of range.
@@ -108,7 +152,7 @@ impl ScalarType for DateTime {
         i64::try_from(ms)
             .ok()
             .and_then(|ms| ms.checked_sub(offset_s * 1_000))
-            .filter(|ms| *ms >= 0)
+            .filter(|ms| (0..=LAST_RFC3339_MS as i64).contains(ms))
             .map(Self::from_ms)
             .ok_or_else(|| InputValueError::custom("outside 1970 to 9999 in UTC"))
     }
@@ -218,6 +262,14 @@ mod tests {
             "2025-11-30T10:34:01.123",
             "2025-11-30T10:34:01",
             "2025-11-30 10:34:01",
+            // A second offset, a doubled `Z`, an empty fraction (a
+            // re-probe had them read as if valid), a basic-format offset,
+            // a UTC instant past 9999.
+            "2025-11-30T10:34:01Z+01:00",
+            "2025-11-30T10:34:01ZZ",
+            "2025-11-30T10:34:01.Z",
+            "2025-11-30T10:34:01+0100",
+            "9999-12-31T23:59:59-01:00",
         ] {
             assert!(DateTime::parse(Value::String(bad.into())).is_err(), "{bad}");
         }
