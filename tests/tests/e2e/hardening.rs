@@ -857,26 +857,15 @@ async fn an_empty_operation_name_names_no_operation() {
     let viewer = server.token("viewer");
     let http = server.client.http();
     let url = format!("{}/graphql", server.base_url());
-    let got: Value = http
+    let get = http
         .get(&url)
-        .query(&[("query", "{ me { role } }"), ("operationName", "")])
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(got["data"]["me"]["role"], "viewer", "{got}");
-    let posted: Value = http
+        .query(&[("query", "{ me { role } }"), ("operationName", "")]);
+    let post = http
         .post(&url)
-        .bearer_auth(&viewer)
-        .json(&json!({ "query": "{ me { role } }", "operationName": "" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(posted["data"]["me"]["role"], "viewer", "{posted}");
+        .json(&json!({ "query": "{ me { role } }", "operationName": "" }));
+    for request in [get, post] {
+        let response = request.bearer_auth(&viewer).send().await.unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["data"]["me"]["role"], "viewer", "{body}");
+    }
 }
