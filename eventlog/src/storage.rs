@@ -653,7 +653,9 @@ pub fn check_data_file(path: &Path) -> Result<(), LogError> {
     // instead is the caller's choice, said last.
     let restore = "nothing was opened or written: restore the directory from a backup, or \
                    import an export into a new one (`oms-replay import`)";
-    if let Some(snapshot) = finished_snapshots(path)?.first() {
+    // A directory that is not there (or cannot be listed) holds none:
+    // what else is wrong with it is the opener's to say.
+    if let Some(snapshot) = finished_snapshots(path).unwrap_or_default().first() {
         // sled writes a snapshot of what its data file holds, after it.
         return Err(LogError::DamagedStorage {
             path: path.to_path_buf(),
