@@ -99,8 +99,7 @@ impl Query {
             customer_id: customer_id.map(domain::ids::CustomerId::new),
             updated_since: updated_since.map(DateTime::ms),
         };
-        let scans = filter.updated_since.is_some()
-            || (filter.customer_id.is_some() && filter.status.is_some());
+        let scans = filter.may_skip_rows();
         let page = list_page(
             platform,
             principal,
@@ -144,7 +143,7 @@ impl Query {
             status: status.map(Into::into),
             has_fallout,
         };
-        let scans = filter.status.is_some();
+        let scans = filter.may_skip_rows();
         let page = list_page(
             platform,
             principal,
@@ -195,7 +194,7 @@ impl Query {
             overdue_only: overdue_only.unwrap_or(false),
         };
         let now_ms = platform.now_ms();
-        let scans = filter.stage.is_some() || filter.target.is_some() || filter.overdue_only;
+        let scans = filter.may_skip_rows();
         let page = list_page(
             platform,
             principal,
@@ -286,11 +285,7 @@ impl Query {
             max_age_ms,
         };
         let now_ms = platform.now_ms();
-        let scans = filter.status == projections::CaseStatus::Resolved
-            && (filter.target.is_some()
-                || filter.reason.is_some()
-                || filter.min_age_ms.is_some()
-                || filter.max_age_ms.is_some());
+        let scans = filter.may_skip_rows();
         let page = list_page(
             platform,
             principal,

@@ -218,6 +218,21 @@ pub struct FalloutFilter {
     pub max_age_ms: Option<u64>,
 }
 
+impl FalloutFilter {
+    /// Whether a page under this filter may skip rows its index walks
+    /// (a filter checked row by row, up to [`crate::MAX_EXAMINED`] rows a
+    /// page) rather than read only the rows it returns.
+    pub fn may_skip_rows(&self) -> bool {
+        // Open cases are kept by target, reason and age; resolved ones by
+        // time alone.
+        self.status == CaseStatus::Resolved
+            && (self.target.is_some()
+                || self.reason.is_some()
+                || self.min_age_ms.is_some()
+                || self.max_age_ms.is_some())
+    }
+}
+
 /// A change to a case, as both the queue and the dashboard see it.
 pub(crate) enum CaseChange<'a> {
     Open {

@@ -334,6 +334,17 @@ pub struct HandoffFilter {
     pub overdue_only: bool,
 }
 
+impl HandoffFilter {
+    /// Whether a page under this filter may skip rows its index walks
+    /// (a filter checked row by row, up to [`crate::MAX_EXAMINED`] rows a
+    /// page) rather than read only the rows it returns.
+    pub fn may_skip_rows(&self) -> bool {
+        // Kept by rank: statuses share ranks, and the target and the
+        // SLA are checked row by row.
+        self.stage.is_some() || self.target.is_some() || self.overdue_only
+    }
+}
+
 pub(crate) fn row_key(tenant: &[u8; 16], id: &str) -> Vec<u8> {
     KeyBuf::new(tenant, ROW).str(id).done()
 }

@@ -275,6 +275,17 @@ pub struct QuoteFilter {
     pub updated_since: Option<i64>,
 }
 
+impl QuoteFilter {
+    /// Whether a page under this filter may skip rows its index walks
+    /// (a filter checked row by row, up to [`crate::MAX_EXAMINED`] rows a
+    /// page) rather than read only the rows it returns.
+    pub fn may_skip_rows(&self) -> bool {
+        // Kept by customer, else by status: a status beside a customer
+        // and the time of the last update are checked row by row.
+        self.updated_since.is_some() || (self.customer_id.is_some() && self.status.is_some())
+    }
+}
+
 fn row_key(tenant: &[u8; 16], id: &str) -> Vec<u8> {
     KeyBuf::new(tenant, ROW).str(id).done()
 }
