@@ -81,20 +81,11 @@ fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result
         // The log's open names what is wrong with the directory.
         return Ok(());
     };
+    // The log's own entries are the log's open to judge; a file system's
+    // own (`lost+found` where a volume is mounted) and hidden files are
+    // nobody's data.
     let logs_own = |name: &str| {
-        [
-            "conf",
-            eventlog::storage::BLOB_DIR,
-            eventlog::storage::PROJECTION_DIR,
-            eventlog::storage::SNAPSHOT_KEPT_FILE,
-            eventlog::ACKED_HEAD_FILE,
-            eventlog::journal::JOURNAL_DIR,
-            // A file system's own, where a volume is mounted.
-            "lost+found",
-        ]
-        .contains(&name)
-            || name.starts_with("snap.")
-            || name.starts_with('.')
+        eventlog::storage::is_log_entry(name) || name == "lost+found" || name.starts_with('.')
     };
     let platforms_own = [
         credentials::CREDENTIALS_FILE,

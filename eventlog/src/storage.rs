@@ -389,6 +389,26 @@ fn holds_read_models(path: &Path) -> bool {
     std::fs::metadata(path.join(PROJECTION_DIR).join("db")).is_ok_and(|m| m.len() > 0)
 }
 
+/// Whether `name`, an entry of a data directory, is one the log itself
+/// writes there (its data file and `conf`, `acked-head`, the journal's,
+/// the read models' and the blobs' directories, sled's snapshots and
+/// their marker, an unfinished restore's marker): what [`check_own_files`]
+/// and [`check_data_file`] judge.
+pub fn is_log_entry(name: &str) -> bool {
+    [
+        "db",
+        "conf",
+        crate::acked::ACKED_HEAD_FILE,
+        crate::journal::JOURNAL_DIR,
+        PROJECTION_DIR,
+        BLOB_DIR,
+        SNAPSHOT_KEPT_FILE,
+        crate::restore::UNFINISHED_FILE,
+    ]
+    .contains(&name)
+        || name.starts_with("snap.")
+}
+
 /// Whether `path` is a data directory's read-models directory.
 fn is_projection_dir(path: &Path) -> bool {
     path.file_name()

@@ -206,7 +206,10 @@ pub struct ReadSlots {
 
 impl ReadSlots {
     /// Waits for one of `tenant`'s slots.
-    async fn take(&self, tenant: &TenantId) -> tokio::sync::OwnedSemaphorePermit {
+    ///
+    /// # Errors
+    /// `INTERNAL` if the tenant's slots were closed (they never are).
+    async fn take(&self, tenant: &TenantId) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
         let slots = {
             let mut tenants = self
                 .tenants
@@ -217,14 +220,7 @@ impl ReadSlots {
                 .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(READS_PER_TENANT)))
                 .clone()
         };
-        match slots.clone().acquire_owned().await {
-            Ok(permit) => permit,
-            // Never closed; a new semaphore stands in if it were.
-            Err(_) => Arc::new(tokio::sync::Semaphore::new(1))
-                .acquire_owned()
-                .await
-                .unwrap_or_else(|_| unreachable!("a new semaphore is open")),
-        }
+        slots.acquire_owned().await.map_err(ApiError::internal)
     }
 }
 
@@ -243,7 +239,7 @@ pub async fn off_worker<T: Send + 'static>(
     tenant: &TenantId,
     read: impl FnOnce(&Abandoned) -> T + Send + 'static,
 ) -> ApiResult<T> {
-    let slot = slots.take(tenant).await;
+    let slot = slots.take(tenant).await?;
     let abandoned = Abandoned::default();
     let guard = AbandonOnDrop(abandoned.clone());
     let ran = tokio::task::spawn_blocking(move || {
