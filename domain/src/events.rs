@@ -516,8 +516,8 @@ mod tests {
                 event.event_type()
             );
         }
-        // 19 quote, 14 order, 11 handoff and 2 catalog event types.
-        assert_eq!(types.len(), 46, "{types:?}");
+        // 19 quote, 15 order, 11 handoff and 2 catalog event types.
+        assert_eq!(types.len(), 47, "{types:?}");
         assert!(types.contains(&"CatalogVersionRetired"));
         for wrong in ["quotecreated", "NoSuchEvent", ""] {
             assert!(!types.contains(&wrong), "{wrong}");

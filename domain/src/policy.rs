@@ -7,12 +7,14 @@
 //! | `StepRequested` | open the handoff for that step and attempt |
 //! | `StepSucceeded` (not billing) | request the line's next step |
 //! | `LineActivated` / `LineCancelled` with no line left open | complete the order |
-//! | `LineCancelled` / `OrderCancelled` / `CancellationPlanned` | open each compensation handoff |
+//! | `LineCancelled` / `OrderCancelled` / `CancellationPlanned` | open the first compensation handoff of each line (furthest effect first) |
+//! | `CompensationRequested` | open that compensation's handoff (the one before it was undone or its case closed) |
 //! | `StepWithdrawn` | withdraw the step's handoff (no send after a cancellation) |
 //! | `LineFalloutResolved` | resolve the handoff that fell out |
 //! | `HandoffSucceeded` (forward step) | record the step's success on the order |
 //! | `HandoffRejected` / `HandoffFalloutRaised` (forward step) | raise fallout on the line |
 //! | `HandoffSucceeded` / `HandoffRejected` / `HandoffFalloutRaised` (compensation) | record the compensation's outcome on the order |
+//! | `HandoffResolved` (compensation) | record on the order that an operator closed the compensation's case |
 //! | `OrderCaptured` / `OrderCompleted` / `LineFalloutRaised` | record the milestone's notification on the order (while `NOTIFICATION_SEND_EMAIL` is enabled) |
 //! | `NotificationRequested` | open the notification's handoff |
 //! | `OrderCaptured` | record the order's confirmation document (while `DOCUMENT_GENERATE_ORDER_CONFIRMATION` is enabled) |
@@ -38,7 +40,8 @@ use crate::idempotency::{derive_id, Purpose};
 use crate::ids::{handoff_stream, order_stream, HandoffId, LineId, OrderId, Timestamp};
 use crate::notification::Milestone;
 use crate::order::{
-    CompensationOutcome, OrderCommand, OrderEvent, QuoteEvidence, Resolution, Step,
+    CompensationOutcome, CompensationPlan, OrderCommand, OrderEvent, QuoteEvidence, Resolution,
+    Step,
 };
 use crate::outcome::FalloutReason;
 use crate::quote::QuoteEvent;
@@ -256,9 +259,7 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
         OrderEvent::LineCancelled {
             plan, lines_open, ..
         } => {
-            let mut commands: Vec<PolicyCommand> = plan
-                .compensations
-                .iter()
+            let mut commands: Vec<PolicyCommand> = first_of_each_line(plan)
                 .map(|handoff| open_handoff(input, handoff))
                 .collect();
             if *lines_open == 0 {
@@ -267,11 +268,11 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
             commands
         }
         OrderEvent::OrderCancelled { plan, .. } | OrderEvent::CancellationPlanned { plan, .. } => {
-            plan.compensations
-                .iter()
+            first_of_each_line(plan)
                 .map(|handoff| open_handoff(input, handoff))
                 .collect()
         }
+        OrderEvent::CompensationRequested { handoff, .. } => vec![open_handoff(input, handoff)],
         OrderEvent::LineFalloutResolved {
             handoff_id,
             resolution,
@@ -294,6 +295,22 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
         }
         OrderEvent::LineActivated { .. } | OrderEvent::CompensationSettled { .. } => Vec::new(),
     }
+}
+
+/// The compensations a plan opens at once: each line's first (its
+/// furthest effect's undo). The next one of a line waits for the order's
+/// `CompensationRequested` (ADR 0064).
+fn first_of_each_line(plan: &CompensationPlan) -> impl Iterator<Item = &HandoffRequest> {
+    plan.compensations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, handoff)| {
+            let line = &handoff.subject.line_id;
+            (!plan.compensations[..i]
+                .iter()
+                .any(|earlier| &earlier.subject.line_id == line))
+            .then_some(handoff)
+        })
 }
 
 fn open_handoff(input: &PolicyInput<'_>, handoff: &HandoffRequest) -> PolicyCommand {
@@ -337,10 +354,15 @@ fn resolve_handoff(
 }
 
 /// A compensation handoff (release, cancel) reports how it ended to its
-/// order, which keeps it on the cancelled line.
+/// order, which keeps it on the cancelled line, and an operator's close of
+/// its failed case, which lets the line's next compensation go.
 fn compensation_settled(input: &PolicyInput<'_>, event: &HandoffEvent) -> Option<PolicyCommand> {
     let (subject, outcome) = match event {
         HandoffEvent::HandoffSucceeded { subject, .. } => (subject, CompensationOutcome::Done),
+        HandoffEvent::HandoffResolved {
+            subject: Some(subject),
+            ..
+        } => (subject, CompensationOutcome::Closed),
         HandoffEvent::HandoffRejected {
             subject, reason, ..
         }

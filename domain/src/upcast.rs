@@ -32,6 +32,7 @@
 //! ```
 
 use crate::events::{AnyEvent, PayloadCodec};
+use crate::handoff::legacy as handoff_legacy;
 use crate::ids::StreamKind;
 use crate::quote::legacy;
 
@@ -46,6 +47,9 @@ pub const CURRENT_VERSIONS: &[(&str, u16)] = &[
     // 2: the price snapshot has its own `price_book` (v1 kept the book in
     // `policy_version`); upcaster `quote::legacy::v1::upcast`.
     ("QuotePriced", 2),
+    // 2: a closed case names its handoff's subject (ADR 0064); upcaster
+    // `handoff::legacy::v1::upcast`.
+    ("HandoffResolved", 2),
 ];
 
 /// The current schema version of `event_type`: what this build writes and
@@ -65,6 +69,8 @@ pub fn current_version(event_type: &str) -> u16 {
 pub enum OldEvent {
     /// `QuotePriced` at schema version 1 ([`legacy::v1`]).
     QuotePricedV1(legacy::v1::QuoteEvent),
+    /// `HandoffResolved` at schema version 1 ([`handoff_legacy::v1`]).
+    HandoffResolvedV1(handoff_legacy::v1::HandoffEvent),
 }
 
 /// What one upcaster step produced.
@@ -118,6 +124,9 @@ impl OldEvent {
     ) -> Option<Result<Self, String>> {
         let decoded = match (kind, event_type, version) {
             (StreamKind::Quote, "QuotePriced", 1) => codec.decode(payload).map(Self::QuotePricedV1),
+            (StreamKind::Handoff, "HandoffResolved", 1) => {
+                codec.decode(payload).map(Self::HandoffResolvedV1)
+            }
             _ => return None,
         };
         Some(decoded.map_err(|e| e.to_string()))
@@ -127,6 +136,7 @@ impl OldEvent {
     pub fn version(&self) -> (&'static str, u16) {
         match self {
             Self::QuotePricedV1(_) => ("QuotePriced", 1),
+            Self::HandoffResolvedV1(_) => ("HandoffResolved", 1),
         }
     }
 
@@ -136,6 +146,9 @@ impl OldEvent {
         match self {
             Self::QuotePricedV1(event) => legacy::v1::upcast(event)
                 .map(|current| Lifted::Current(AnyEvent::Quote(current)))
+                .map_err(|decoded_type| UpcastError::OtherEventType { decoded_type }),
+            Self::HandoffResolvedV1(event) => handoff_legacy::v1::upcast(event)
+                .map(|current| Lifted::Current(AnyEvent::Handoff(current)))
                 .map_err(|decoded_type| UpcastError::OtherEventType { decoded_type }),
         }
     }
@@ -178,5 +191,6 @@ mod tests {
         assert_eq!(current_version("QuoteCreated"), FIRST_VERSION);
         assert_eq!(current_version("NoSuchEvent"), FIRST_VERSION);
         assert_eq!(current_version("QuotePriced"), 2);
+        assert_eq!(current_version("HandoffResolved"), 2);
     }
 }

@@ -170,7 +170,8 @@ fn order_sample_for(event: &OrderEvent) -> OrderEvent {
         | OrderEvent::NotificationRequested { .. }
         | OrderEvent::ConfirmationRequested { .. }
         | OrderEvent::StepWithdrawn { .. }
-        | OrderEvent::CancellationPlanned { .. } => event.clone(),
+        | OrderEvent::CancellationPlanned { .. }
+        | OrderEvent::CompensationRequested { .. } => event.clone(),
     }
 }
 
@@ -302,6 +303,14 @@ fn order_samples() -> Vec<OrderEvent> {
             plan: plan_for_golden(),
             at: at(13),
         },
+        OrderEvent::CompensationRequested {
+            line_id: line_id("l1"),
+            handoff: domain::handoff::HandoffRequest::new(
+                subject("l1", Purpose::Release, 1),
+                request(),
+            ),
+            at: at(14),
+        },
     ]
     .iter()
     .map(order_sample_for)
@@ -367,6 +376,7 @@ fn handoff_samples() -> Vec<HandoffEvent> {
             operator: "ops".to_owned(),
             note: "creds rotated".to_owned(),
             at: at(5),
+            subject: Some(s.clone()),
         },
         HandoffEvent::HandoffObservationNoted {
             observation: seen(
@@ -503,7 +513,7 @@ fn every_committed_event_still_decodes_and_encodes_to_the_same_bytes() {
     }
     assert_eq!(
         seen.len(),
-        19 + 14 + 11 + 2,
+        19 + 15 + 11 + 2,
         "every event type has a golden line"
     );
     assert_eq!(

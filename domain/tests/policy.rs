@@ -414,6 +414,91 @@ fn a_cancelled_order_opens_its_compensation_handoffs() {
     assert_eq!(*when, at(99));
 }
 
+/// A plan opens each line's first compensation only; the next one is
+/// opened from the order's `CompensationRequested`, and an operator's close
+/// of a failed compensation's case reaches the order (ADR 0064).
+#[test]
+fn compensations_open_one_at_a_time_and_a_closed_case_lets_the_next_go() {
+    let request = |line: &str, purpose| {
+        domain::handoff::HandoffRequest::new(subject(line, purpose, 1), Default::default())
+    };
+    let plan = domain::order::CompensationPlan {
+        compensations: vec![
+            request("l1", Purpose::Cancel),
+            request("l1", Purpose::Release),
+            request("l2", Purpose::Release),
+        ],
+        uncompensated: Vec::new(),
+    };
+    let opened = |event: &OrderEvent| -> Vec<String> {
+        react(&input(TriggerEvent::Order(event)))
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.command,
+                    IssuedCommand::Handoff(HandoffCommand::Request { .. })
+                )
+            })
+            .map(|c| c.stream_id.clone())
+            .collect()
+    };
+    let stream = |line: &str, purpose| handoff_stream(&subject(line, purpose, 1).handoff_id());
+    let first = [
+        stream("l1", Purpose::Cancel),
+        stream("l2", Purpose::Release),
+    ];
+    for event in [
+        OrderEvent::CancellationPlanned {
+            line_id: line_id("l1"),
+            plan: plan.clone(),
+            at: at(1),
+        },
+        OrderEvent::OrderCancelled {
+            reason: "x".to_owned(),
+            plan: plan.clone(),
+            at: at(1),
+        },
+        OrderEvent::LineCancelled {
+            line_id: line_id("l1"),
+            plan: plan.clone(),
+            lines_open: 1,
+            at: at(1),
+        },
+    ] {
+        assert_eq!(opened(&event), first, "{event:?}");
+    }
+    let next = OrderEvent::CompensationRequested {
+        line_id: line_id("l1"),
+        handoff: request("l1", Purpose::Release),
+        at: at(2),
+    };
+    assert_eq!(opened(&next), [stream("l1", Purpose::Release)]);
+
+    // An operator closes a failed compensation's case: the order hears of it.
+    let cancel = subject("l1", Purpose::Cancel, 1);
+    let closed = |subject| HandoffEvent::HandoffResolved {
+        operator: "ops".to_owned(),
+        note: "cancelled by hand".to_owned(),
+        at: at(3),
+        subject,
+    };
+    assert_eq!(
+        order_commands(&react(&input(TriggerEvent::Handoff(&closed(Some(
+            cancel.clone()
+        )))))),
+        [&OrderCommand::RecordCompensation {
+            handoff_id: cancel.handoff_id(),
+            outcome: domain::order::CompensationOutcome::Closed,
+            at: at(99),
+        }]
+    );
+    // A forward step's close, or one stored before it named its subject,
+    // issues nothing.
+    let reserve = subject("l1", Purpose::Reserve, 1);
+    assert!(react(&input(TriggerEvent::Handoff(&closed(Some(reserve))))).is_empty());
+    assert!(react(&input(TriggerEvent::Handoff(&closed(None)))).is_empty());
+}
+
 #[test]
 fn milestones_are_recorded_on_the_order_and_sent_only_from_the_committed_record() {
     let completed = OrderEvent::OrderCompleted { at: at(5) };

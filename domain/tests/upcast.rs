@@ -8,6 +8,9 @@
 
 use domain::decider::DomainEvent;
 use domain::events::{decode, AnyEvent, DecodeError, PayloadCodec, StoredEvent};
+use domain::handoff::legacy::v1 as handoff_v1;
+use domain::handoff::HandoffEvent;
+use domain::idempotency::Purpose;
 use domain::ids::StreamKind;
 use domain::quote::legacy::v1;
 use domain::quote::QuoteEvent;
@@ -238,6 +241,82 @@ fn a_version_1_payload_of_another_type_is_a_mismatch_naming_it() {
     // A current-shape payload under a version 1 envelope is refused too.
     let v2 = golden("quote_priced_v2.hex");
     assert!(decode(&stored("QuotePriced", 1, &v2), &Bincode).is_err());
+}
+
+/// `HandoffResolved` v1 (before it named its subject): the committed bytes
+/// are the golden line of the code before version 2.
+fn handoff_resolved_stored(version: u16, payload: &[u8]) -> StoredEvent<'_> {
+    StoredEvent {
+        stream_id: "handoff-h1",
+        ..stored("HandoffResolved", version, payload)
+    }
+}
+
+#[test]
+fn the_committed_handoff_resolved_v1_bytes_read_with_no_subject() {
+    let bytes = golden("handoff_resolved_v1.hex");
+    let old: handoff_v1::HandoffEvent = Bincode
+        .decode(&bytes)
+        .expect("the frozen v1 shape reads them");
+    let handoff_v1::HandoffEvent::HandoffResolved { operator, note, at } = old.clone() else {
+        panic!("not a HandoffResolved: {old:?}");
+    };
+    assert_eq!((operator.as_str(), note.as_str()), ("ops", "creds rotated"));
+    // The v1 bytes do not read as the current shape: version 2 adds a field.
+    assert!(Bincode.decode::<HandoffEvent>(&bytes).is_err());
+
+    let event = decode(&handoff_resolved_stored(1, &bytes), &Bincode).expect("upcast");
+    assert_eq!(event.schema_version(), 2);
+    assert_eq!(
+        event,
+        AnyEvent::Handoff(HandoffEvent::HandoffResolved {
+            operator,
+            note,
+            at,
+            subject: None,
+        })
+    );
+    // The mirror writes exactly those bytes back.
+    assert_eq!(hex(&encode(&old)), hex(&bytes));
+    // A placeholder's index under a v1 envelope names the type it holds.
+    let error = decode(&handoff_resolved_stored(1, &[0]), &Bincode).expect_err("refused");
+    assert!(
+        matches!(
+            error,
+            DecodeError::Mismatch {
+                decoded_type: "HandoffRequested",
+                decoded_version: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn the_current_handoff_resolved_encoding_is_pinned_at_version_2() {
+    let event = HandoffEvent::HandoffResolved {
+        operator: "ops".to_owned(),
+        note: "creds rotated".to_owned(),
+        at: domain::ids::Timestamp(1_780_000_000_000),
+        subject: Some(fixtures::subject("l1", Purpose::Release, 1)),
+    };
+    let path = golden_path("handoff_resolved_v2.hex");
+    let current = encode(&event);
+    if std::env::var_os("DOMAIN_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, hex(&current) + "\n")
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+    let committed = golden("handoff_resolved_v2.hex");
+    assert_eq!(
+        hex(&current),
+        hex(&committed),
+        "HandoffResolved's encoding changed: freeze the old shape, bump its version and add an upcaster (ADR 0013)"
+    );
+    let decoded = decode(&handoff_resolved_stored(2, &committed), &Bincode).expect("decode");
+    assert_eq!(decoded, AnyEvent::Handoff(event));
+    // The v2 bytes under a v1 envelope are not read as v1.
+    assert!(decode(&handoff_resolved_stored(1, &committed), &Bincode).is_err());
 }
 
 proptest! {

@@ -15,6 +15,7 @@
 mod common;
 
 use common::{generator, TestLog};
+use domain::handoff::HandoffEvent;
 use domain::ids::{QuoteId, StreamKind, TenantId};
 use domain::quote::QuoteEvent;
 use domain::testing::fixtures::{self, PRICE_BOOK};
@@ -24,11 +25,18 @@ use projections::{ProjectionConfig, Projections, ReadModels, TreeDigest, PROJECT
 
 const EVENTS: u64 = 10_000;
 
-/// The event as version 1 stored it, when it is a `QuotePriced`.
+/// The event as version 1 stored it, when it is a `QuotePriced` or a
+/// `HandoffResolved` (which did not name its subject before version 2).
 fn as_version_1(mut event: NewEvent) -> NewEvent {
     if event.event_type == "QuotePriced" {
         let current: QuoteEvent = eventlog::decode_payload(&event.payload).unwrap();
         let old = fixtures::quote_priced_v1(&current).expect("version 1 can say it");
+        event.payload = eventlog::encode_payload(&old).unwrap();
+        event.schema_version = 1;
+    }
+    if event.event_type == "HandoffResolved" {
+        let current: HandoffEvent = eventlog::decode_payload(&event.payload).unwrap();
+        let old = fixtures::handoff_resolved_v1(&current).expect("a HandoffResolved");
         event.payload = eventlog::encode_payload(&old).unwrap();
         event.schema_version = 1;
     }
@@ -62,10 +70,15 @@ fn rebuild(log: &TestLog) -> (ReadModels, Vec<TreeDigest>) {
 
 /// (schema version, count) of the `QuotePriced` records of a log.
 fn priced_versions(log: &TestLog) -> Vec<(u16, usize)> {
+    versions_of(log, "QuotePriced")
+}
+
+/// (schema version, count) of the records of `event_type` in a log.
+fn versions_of(log: &TestLog, event_type: &str) -> Vec<(u16, usize)> {
     let mut versions = std::collections::BTreeMap::new();
     for position in 0..log.log.next_position() {
         let record = log.log.read_at(position).unwrap().unwrap();
-        if record.event_type == "QuotePriced" {
+        if record.event_type == event_type {
             *versions.entry(record.schema_version).or_insert(0) += 1;
         }
     }
@@ -87,6 +100,11 @@ fn a_rebuild_from_an_old_log_equals_one_from_a_new_log_by_digest() {
     assert!(priced > 100, "the history prices quotes: {new_versions:?}");
     assert_eq!(new_versions, vec![(2, priced)]);
     assert_eq!(old_versions, vec![(1, priced)]);
+    let resolved = versions_of(&new, "HandoffResolved");
+    let closed = resolved.iter().map(|(_, n)| n).sum::<usize>();
+    assert!(closed > 0, "the history closes cases: {resolved:?}");
+    assert_eq!(resolved, vec![(2, closed)]);
+    assert_eq!(versions_of(&old, "HandoffResolved"), vec![(1, closed)]);
 
     let (new_read, new_digests) = rebuild(&new);
     let (old_read, old_digests) = rebuild(&old);

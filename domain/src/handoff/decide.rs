@@ -85,6 +85,7 @@ pub(super) fn decide(
                 operator: operator.clone(),
                 note: note.clone(),
                 at: *at,
+                subject: Some(handoff.subject.clone()),
             }]),
             _ => Err(HandoffError::NotInFallout),
         },
@@ -100,6 +101,7 @@ pub(super) fn decide(
                 operator: WITHDRAWN_BY.to_owned(),
                 note: reason.clone(),
                 at: *at,
+                subject: Some(handoff.subject.clone()),
             }],
             // Already closed: nothing to withdraw.
             _ => Vec::new(),

@@ -83,7 +83,11 @@ pub enum HandoffEvent {
         /// When.
         at: Timestamp,
     },
-    /// An operator closed the case.
+    /// An operator (or its order's cancellation) closed the case.
+    /// Schema version 2 names the subject, so the order process can route
+    /// the close of a compensation's case to its order (ADR 0064); an
+    /// event stored at version 1 reads with `None`
+    /// ([`crate::handoff::legacy::v1`]).
     HandoffResolved {
         /// Who.
         operator: String,
@@ -91,6 +95,9 @@ pub enum HandoffEvent {
         note: String,
         /// When.
         at: Timestamp,
+        /// Whose handoff it is; `None` only for an event stored before
+        /// version 2.
+        subject: Option<HandoffSubject>,
     },
     /// Evidence that changed nothing: an inconclusive reconciliation, or an outcome
     /// that arrived after the case was handed to a human.

@@ -10,6 +10,7 @@ mod command;
 mod decide;
 mod error;
 mod event;
+pub mod legacy;
 mod model;
 mod state;
 #[cfg(test)]

@@ -646,12 +646,14 @@ fn an_operator_resolves_a_rejected_or_fallen_out_handoff_whose_case_is_its_own()
         note: "fixed".to_owned(),
         at: at(9),
     };
-    let resolved = HandoffEvent::HandoffResolved {
+    let resolved = |subject: &HandoffSubject| HandoffEvent::HandoffResolved {
         operator: "ops".to_owned(),
         note: "fixed".to_owned(),
         at: at(9),
+        subject: Some(subject.clone()),
     };
-    // A compensation's case is the handoff's own.
+    // A compensation's case is the handoff's own; its close names the
+    // subject, so the order process can route it to the order.
     let release = subject("l1", Purpose::Release, 1);
     let release_rejected = vec![
         handoff_requested(&release),
@@ -667,7 +669,7 @@ fn an_operator_resolves_a_rejected_or_fallen_out_handoff_whose_case_is_its_own()
     ];
     let state = Given::<HandoffDecider>::events(release_rejected)
         .when(resolve())
-        .then(vec![resolved.clone()]);
+        .then(vec![resolved(&release)]);
     assert!(HandoffDecider::is_terminal(&state));
     // So is a forward step's local impossibility (never raised on the line).
     Given::<HandoffDecider>::events(after(
@@ -675,7 +677,7 @@ fn an_operator_resolves_a_rejected_or_fallen_out_handoff_whose_case_is_its_own()
         fallout(FalloutReason::LocalImpossible, None, at(5)),
     ))
     .when(resolve())
-    .then(vec![resolved]);
+    .then(vec![resolved(&reserve())]);
     Given::<HandoffDecider>::events(succeeded())
         .when(resolve())
         .then_err(HandoffError::NotInFallout);
@@ -710,6 +712,7 @@ fn a_forward_steps_case_is_refused_on_the_handoff_as_its_lines() {
             operator: "ops".to_owned(),
             note: "order line retried under a new attempt".to_owned(),
             at: at(9),
+            subject: Some(reserve()),
         }]);
     for reason in [
         FalloutReason::SlaBreach,
@@ -830,6 +833,7 @@ fn a_handoff_in_fallout_is_resolved_by_a_withdrawal_and_a_closed_one_is_left() {
                 operator: WITHDRAWN_BY.to_owned(),
                 note: "order cancelled".to_owned(),
                 at: at(7_000),
+                subject: Some(reserve()),
             }]);
         assert!(HandoffDecider::is_terminal(&state));
     }
@@ -839,6 +843,7 @@ fn a_handoff_in_fallout_is_resolved_by_a_withdrawal_and_a_closed_one_is_left() {
             operator: "ops".to_owned(),
             note: "fixed".to_owned(),
             at: at(9),
+            subject: Some(reserve()),
         },
     );
     for closed in [succeeded(), resolved] {

@@ -4,7 +4,7 @@ use super::command::OrderCommand;
 use super::error::OrderError;
 use super::event::OrderEvent;
 use super::model::{CompensationOutcome, CompensationPlan, Resolution, Step, Uncompensated};
-use super::state::{LineProgress, Order, OrderLine, OrderState};
+use super::state::{Compensation, LineProgress, Order, OrderLine, OrderState};
 use crate::confirmation;
 use crate::handoff::{HandoffRequest, HandoffSubject, RequestSnapshot};
 use crate::idempotency::Purpose;
@@ -187,13 +187,36 @@ fn record_compensation(
     if compensation.outcome == Some(outcome) {
         return Ok(Vec::new());
     }
-    Ok(vec![OrderEvent::CompensationSettled {
+    let settled = OrderEvent::CompensationSettled {
         line_id: line.line_id().clone(),
         handoff_id: handoff_id.clone(),
         purpose: compensation.purpose,
         outcome,
         at,
-    }])
+    };
+    let next = outcome
+        .lets_the_next_go()
+        .then(|| next_compensation(line, handoff_id))
+        .flatten()
+        .map(|next| OrderEvent::CompensationRequested {
+            line_id: line.line_id().clone(),
+            handoff: handoff_request(order, line, next.purpose, 1),
+            at,
+        });
+    Ok(std::iter::once(settled).chain(next).collect())
+}
+
+/// The compensation after `handoff_id` in its line's plan, when it was
+/// neither requested nor settled yet: one undo at a time, furthest effect
+/// first (ADR 0064).
+fn next_compensation<'a>(line: &'a OrderLine, handoff_id: &HandoffId) -> Option<&'a Compensation> {
+    let at = line
+        .compensations
+        .iter()
+        .position(|c| &c.handoff_id == handoff_id)?;
+    line.compensations
+        .get(at + 1)
+        .filter(|next| !next.requested && next.outcome.is_none())
 }
 
 /// A milestone is notified once: a second request records nothing.

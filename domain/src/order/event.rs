@@ -194,6 +194,17 @@ pub enum OrderEvent {
         /// When.
         at: Timestamp,
     },
+    /// The line's next compensation is due: the one before it in the plan
+    /// (furthest effect first) was undone or its case closed. The policy
+    /// opens its handoff from this event (ADR 0064).
+    CompensationRequested {
+        /// The cancelled line.
+        line_id: LineId,
+        /// The compensation's handoff, as the plan named it.
+        handoff: HandoffRequest,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -213,6 +224,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::ConfirmationRequested { .. } => "ConfirmationRequested",
             OrderEvent::StepWithdrawn { .. } => "StepWithdrawn",
             OrderEvent::CancellationPlanned { .. } => "CancellationPlanned",
+            OrderEvent::CompensationRequested { .. } => "CompensationRequested",
         }
     }
 

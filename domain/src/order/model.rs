@@ -133,17 +133,34 @@ pub struct Uncompensated {
 pub enum CompensationOutcome {
     /// The target undid the effect.
     Done,
-    /// The target refused, or the handoff fell out: an operator must act.
+    /// The target refused, or the handoff fell out: an operator must act,
+    /// and the line's next compensation waits until the case is closed.
     Failed {
         /// Why.
         reason: FalloutReason,
     },
+    /// An operator closed the failed compensation's case (undone by hand,
+    /// or found to need no undoing): the line's next compensation may go.
+    Closed,
+}
+
+impl CompensationOutcome {
+    /// Whether the line's next compensation may be sent after this one:
+    /// once it is undone, or its case was closed by an operator; never
+    /// while it failed with the effect it was to undo still in place
+    /// (ADR 0064).
+    pub fn lets_the_next_go(self) -> bool {
+        matches!(self, Self::Done | Self::Closed)
+    }
 }
 
 /// The compensations and leftovers of cancelling some lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompensationPlan {
-    /// Handoffs to open (release a reservation, cancel provisioning).
+    /// Handoffs to open (release a reservation, cancel provisioning), each
+    /// line's furthest effect first. They run one at a time per line: the
+    /// first is opened with the plan, each next one when the one before it
+    /// lets it go ([`CompensationOutcome::lets_the_next_go`], ADR 0064).
     pub compensations: Vec<HandoffRequest>,
     /// What could not be compensated.
     pub uncompensated: Vec<Uncompensated>,

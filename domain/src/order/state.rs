@@ -116,8 +116,11 @@ pub struct Compensation {
     pub handoff_id: HandoffId,
     /// Release or cancel.
     pub purpose: Purpose,
-    /// How it ended; `None` while it is pending.
+    /// How it ended; `None` while it is pending or not yet requested.
     pub outcome: Option<CompensationOutcome>,
+    /// Whether its handoff was asked for: the first of its line's plan
+    /// with the plan, each later one by a `CompensationRequested`.
+    pub requested: bool,
 }
 
 impl OrderLine {
@@ -173,11 +176,23 @@ impl Order {
                 .iter_mut()
                 .find(|line| line.line_id() == &request.subject.line_id)
             {
+                let requested = line.compensations.is_empty();
                 line.compensations.push(Compensation {
                     handoff_id: request.handoff_id.clone(),
                     purpose: request.subject.purpose,
                     outcome: None,
+                    requested,
                 });
+            }
+        }
+    }
+
+    fn request_compensation(&mut self, handoff_id: &HandoffId) {
+        for line in &mut self.lines {
+            for compensation in &mut line.compensations {
+                if &compensation.handoff_id == handoff_id {
+                    compensation.requested = true;
+                }
             }
         }
     }
@@ -249,6 +264,9 @@ impl Order {
                 outcome,
                 ..
             } => self.settle_compensation(handoff_id, *outcome),
+            OrderEvent::CompensationRequested { handoff, .. } => {
+                self.request_compensation(&handoff.handoff_id)
+            }
             OrderEvent::NotificationRequested { key, .. } => {
                 self.notified.insert(key.clone());
             }
@@ -328,6 +346,10 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
             order.settle_compensation(handoff_id, *outcome);
             OrderState::Completed(order)
         }
+        (OrderState::Completed(mut order), OrderEvent::CompensationRequested { handoff, .. }) => {
+            order.request_compensation(&handoff.handoff_id);
+            OrderState::Completed(order)
+        }
         // The completion's own notification is recorded once completed.
         (OrderState::Completed(mut order), OrderEvent::NotificationRequested { key, .. }) => {
             order.notified.insert(key.clone());
@@ -346,6 +368,10 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
             },
         ) => {
             order.settle_compensation(handoff_id, *outcome);
+            OrderState::Cancelled(order)
+        }
+        (OrderState::Cancelled(mut order), OrderEvent::CompensationRequested { handoff, .. }) => {
+            order.request_compensation(&handoff.handoff_id);
             OrderState::Cancelled(order)
         }
         (OrderState::Open(mut order), event) => {

@@ -857,6 +857,107 @@ fn a_cancelled_lines_compensation_is_tracked_on_the_order_even_after_it_ended() 
         .then_err(OrderError::CompensationNotPlanned);
 }
 
+/// The plan undoes the furthest effect first, one compensation at a time:
+/// a probe saw the reservation released while the provisioning cancel was
+/// rejected and the service stayed live (ADR 0064).
+#[test]
+fn a_lines_compensations_run_one_at_a_time_furthest_effect_first() {
+    let history = play(
+        &["l1"],
+        vec![
+            request("l1", Step::Reservation),
+            succeed("l1", Step::Reservation, 1),
+            request("l1", Step::Provisioning),
+            fail("l1", Step::Provisioning, 1, FalloutReason::SlaBreach),
+            resolve(
+                "l1",
+                Resolution::CancelLine {
+                    reason: "no capacity".to_owned(),
+                },
+            ),
+        ],
+    );
+    let OrderState::Open(order) = crate::decider::fold::<OrderDecider, _>(&history) else {
+        panic!("one line cancelled, the order open until completed")
+    };
+    let planned: Vec<(Purpose, bool)> = order.lines[0]
+        .compensations
+        .iter()
+        .map(|c| (c.purpose, c.requested))
+        .collect();
+    assert_eq!(
+        planned,
+        [(Purpose::Cancel, true), (Purpose::Release, false)]
+    );
+    let cancel = order.lines[0].compensations[0].handoff_id.clone();
+    let release = order.lines[0].compensations[1].handoff_id.clone();
+    let record = |handoff_id: &crate::ids::HandoffId, outcome| OrderCommand::RecordCompensation {
+        handoff_id: handoff_id.clone(),
+        outcome,
+        at: at(60),
+    };
+    let settled =
+        |handoff_id: &crate::ids::HandoffId, purpose, outcome| OrderEvent::CompensationSettled {
+            line_id: LineId::new("l1"),
+            handoff_id: handoff_id.clone(),
+            purpose,
+            outcome,
+            at: at(60),
+        };
+    let failed = CompensationOutcome::Failed {
+        reason: FalloutReason::BusinessRejected,
+    };
+    // A failed cancel keeps the release back: the service may still be live.
+    Given::<OrderDecider>::events(history.clone())
+        .when(record(&cancel, failed))
+        .then(vec![settled(&cancel, Purpose::Cancel, failed)]);
+    // Undone, or its case closed by an operator: the release is requested,
+    // under the handoff the plan named.
+    for outcome in [CompensationOutcome::Done, CompensationOutcome::Closed] {
+        let mut before = history.clone();
+        if outcome == CompensationOutcome::Closed {
+            before.push(settled(&cancel, Purpose::Cancel, failed));
+        }
+        let events = <OrderDecider as crate::decider::Decider>::decide(
+            &crate::decider::fold::<OrderDecider, _>(&before),
+            &record(&cancel, outcome),
+        )
+        .expect("accepted");
+        let [first, OrderEvent::CompensationRequested {
+            line_id,
+            handoff,
+            at: requested_at,
+        }] = events.as_slice()
+        else {
+            panic!("{outcome:?}: settled then the next requested: {events:?}");
+        };
+        assert_eq!(first, &settled(&cancel, Purpose::Cancel, outcome));
+        assert_eq!(line_id, &LineId::new("l1"));
+        assert_eq!(handoff.handoff_id, release);
+        assert_eq!(handoff.subject.purpose, Purpose::Release);
+        assert_eq!(*requested_at, at(60));
+        // Requested once: a later outcome of the cancel asks nothing more,
+        // and the release's own outcome is the last of the line.
+        let mut after = before;
+        after.extend(events.iter().cloned());
+        let state = crate::decider::fold::<OrderDecider, _>(&after);
+        let OrderState::Open(order) = &state else {
+            panic!("{state:?}")
+        };
+        assert!(order.lines[0].compensations[1].requested);
+        Given::<OrderDecider>::events(after.clone())
+            .when(record(&cancel, failed))
+            .then(vec![settled(&cancel, Purpose::Cancel, failed)]);
+        Given::<OrderDecider>::events(after)
+            .when(record(&release, CompensationOutcome::Done))
+            .then(vec![settled(
+                &release,
+                Purpose::Release,
+                CompensationOutcome::Done,
+            )]);
+    }
+}
+
 #[test]
 fn a_completed_or_cancelled_order_refuses_further_commands() {
     let cancelled = vec![

@@ -194,6 +194,26 @@ pub fn quote_priced_v1(event: &QuoteEvent) -> Option<crate::quote::legacy::v1::Q
     })
 }
 
+/// The schema version 1 shape of a current `HandoffResolved`, for tests that
+/// write old logs: its subject dropped, which version 1 did not record.
+/// `None` for any other event.
+pub fn handoff_resolved_v1(
+    event: &crate::handoff::HandoffEvent,
+) -> Option<crate::handoff::legacy::v1::HandoffEvent> {
+    use crate::handoff::legacy::v1;
+    let crate::handoff::HandoffEvent::HandoffResolved {
+        operator, note, at, ..
+    } = event
+    else {
+        return None;
+    };
+    Some(v1::HandoffEvent::HandoffResolved {
+        operator: operator.clone(),
+        note: note.clone(),
+        at: *at,
+    })
+}
+
 /// Up to 10 % discount without approval, 15 % for `smb`.
 pub fn approval_policy() -> ApprovalPolicy {
     ApprovalPolicy {

@@ -324,7 +324,9 @@ pub(crate) fn case_change(event: &Decoded) -> Result<Option<CaseChange<'_>>, Fol
                         from_line: false,
                     })
                 }
-                HandoffEvent::HandoffResolved { operator, note, at } => Some(CaseChange::Resolve {
+                HandoffEvent::HandoffResolved {
+                    operator, note, at, ..
+                } => Some(CaseChange::Resolve {
                     handoff_id: id,
                     by: operator,
                     how: ResolutionHow::HandoffClosed { note: note.clone() },

@@ -473,7 +473,9 @@ impl Projector for HandoffsProjector {
             | HandoffEvent::HandoffFalloutRaised { reason, .. } => {
                 row.fallout_reason = Some(*reason);
             }
-            HandoffEvent::HandoffResolved { operator, note, at } => {
+            HandoffEvent::HandoffResolved {
+                operator, note, at, ..
+            } => {
                 row.resolution = Some(HandoffResolution {
                     operator: operator.clone(),
                     note: note.clone(),

@@ -382,17 +382,24 @@ fn at_of(event: &OrderEvent) -> Timestamp {
         | OrderEvent::NotificationRequested { at, .. }
         | OrderEvent::ConfirmationRequested { at, .. }
         | OrderEvent::StepWithdrawn { at, .. }
-        | OrderEvent::CancellationPlanned { at, .. } => *at,
+        | OrderEvent::CancellationPlanned { at, .. }
+        | OrderEvent::CompensationRequested { at, .. } => *at,
     }
 }
 
+/// A plan's compensations join their lines' handoffs at once (their ids
+/// are known); each line's first is requested with the plan, and each
+/// later one when its `CompensationRequested` is recorded (ADR 0064).
 fn add_compensations(
     row: &mut OrderRecord,
     compensations: &[HandoffRequest],
     at: Timestamp,
     event: &Decoded,
 ) -> Result<(), FoldError> {
-    for c in compensations {
+    for (i, c) in compensations.iter().enumerate() {
+        let first_of_its_line = !compensations[..i]
+            .iter()
+            .any(|earlier| earlier.subject.line_id == c.subject.line_id);
         let line = row.line_mut(&c.subject.line_id, event)?;
         line.handoffs.push(LineHandoff {
             handoff_id: c.handoff_id.clone(),
@@ -402,17 +409,23 @@ fn add_compensations(
             attempt: c.subject.attempt,
             requested_at: at,
         });
-        line.history.push(StepHistoryEntry {
-            at,
-            step: None,
-            attempt: c.subject.attempt,
-            handoff_id: Some(c.handoff_id.clone()),
-            change: StepChange::CompensationRequested {
-                purpose: c.subject.purpose,
-            },
-        });
+        if first_of_its_line {
+            line.history.push(compensation_requested(c, at));
+        }
     }
     Ok(())
+}
+
+fn compensation_requested(c: &HandoffRequest, at: Timestamp) -> StepHistoryEntry {
+    StepHistoryEntry {
+        at,
+        step: None,
+        attempt: c.subject.attempt,
+        handoff_id: Some(c.handoff_id.clone()),
+        change: StepChange::CompensationRequested {
+            purpose: c.subject.purpose,
+        },
+    }
 }
 
 fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Result<(), FoldError> {
@@ -425,6 +438,14 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
         | OrderEvent::NotificationRequested { .. }
         | OrderEvent::ConfirmationRequested { .. }
         | OrderEvent::StepWithdrawn { .. } => {}
+        OrderEvent::CompensationRequested {
+            line_id,
+            handoff,
+            at,
+        } => {
+            let line = row.line_mut(line_id, decoded)?;
+            line.history.push(compensation_requested(handoff, *at));
+        }
         OrderEvent::CompensationSettled {
             line_id,
             handoff_id,

@@ -466,3 +466,128 @@ async fn cancelling_after_billing_may_have_taken_effect_undoes_the_steps_before_
         "{order}"
     );
 }
+
+/// A line's compensations run one at a time, furthest effect first: when
+/// provisioning refuses to cancel the service, the reservation is not
+/// released under the live service; it is once an operator closes the
+/// cancel's case (ADR 0064). Found by a probe: both went out at once, and
+/// the release was done while the cancel was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_compensation_holds_back_the_one_before_it_until_its_case_is_closed() {
+    let server = Server::start();
+    let operator = server.token("operator");
+    // Billing refuses: provisioning and the reservation took effect.
+    let held = line_case_after(
+        &server,
+        "billing",
+        "BusinessReject",
+        "ACTIVATE_BILLING",
+        "cust-sequenced",
+    )
+    .await;
+    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
+    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    server
+        .script_simulator("provisioning", &["BusinessReject"])
+        .await;
+    cancel_line(&server, &order_id, &line_id).await;
+    let cancel = case(&server, false, |c| c["purpose"] == "CANCEL").await;
+    assert_eq!(cancel["lineInFallout"], false, "{cancel}");
+
+    let order_of = || async {
+        let (_, body) = server
+            .client
+            .raw(
+                &operator,
+                "query($id: String!) { order(id: $id) { lines {
+                   handoffs { handoffId purpose }
+                   history { kind purpose compensationOutcome } } } }",
+                json!({ "id": order_id }),
+            )
+            .await;
+        body["data"]["order"]["lines"][0].clone()
+    };
+    let line = order_of().await;
+    let release_id = line["handoffs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h["purpose"] == "RELEASE")
+        .and_then(|h| h["handoffId"].as_str())
+        .unwrap_or_else(|| panic!("the plan names a release: {line}"))
+        .to_owned();
+    let release_opened = || async {
+        let (_, body) = server
+            .client
+            .raw(
+                &operator,
+                "query($id: String!) { handoff(id: $id) { id } }",
+                json!({ "id": release_id }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        !body["data"]["handoff"].is_null()
+    };
+    // The cancel was refused; the release waits, however long.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !release_opened().await,
+        "the release went out while the service may be live"
+    );
+
+    // The operator cancels the service by hand and closes the case: the
+    // release goes out and is done.
+    let closed = resolve_on_handoff(
+        &server,
+        &unique("cancelled-by-hand"),
+        cancel["handoffId"].as_str().unwrap_or_default(),
+    )
+    .await;
+    assert!(closed["errors"].is_null(), "{closed}");
+    let started = Instant::now();
+    let history = loop {
+        let line = order_of().await;
+        let history: Vec<(String, String, String)> = line["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["purpose"].is_string())
+            .map(|h| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                (
+                    text(&h["kind"]),
+                    text(&h["purpose"]),
+                    text(&h["compensationOutcome"]),
+                )
+            })
+            .collect();
+        if history.iter().any(|(kind, purpose, outcome)| {
+            kind == "COMPENSATION_SETTLED" && purpose == "RELEASE" && outcome == "DONE"
+        }) {
+            break history;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the release never settled: {line}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(release_opened().await);
+    let entry = |kind: &str, purpose: &str, outcome: &str| {
+        (kind.to_owned(), purpose.to_owned(), outcome.to_owned())
+    };
+    let compensations: Vec<_> = history
+        .into_iter()
+        .filter(|(kind, _, _)| kind.starts_with("COMPENSATION"))
+        .collect();
+    assert_eq!(
+        compensations,
+        [
+            entry("COMPENSATION_REQUESTED", "CANCEL", ""),
+            entry("COMPENSATION_SETTLED", "CANCEL", "FAILED"),
+            entry("COMPENSATION_SETTLED", "CANCEL", "CLOSED"),
+            entry("COMPENSATION_REQUESTED", "RELEASE", ""),
+            entry("COMPENSATION_SETTLED", "RELEASE", "DONE"),
+        ]
+    );
+}

@@ -77,7 +77,9 @@ pub(crate) enum OrderLineChange {
     Activated,
     /// The line was cancelled.
     Cancelled,
-    /// A compensation handoff (release, cancel) was opened.
+    /// A compensation handoff (release, cancel) was opened: a line's
+    /// first with its cancellation, each next one once the one before it
+    /// was undone or its case closed.
     CompensationRequested,
     /// A compensation handoff ended.
     CompensationSettled,
@@ -88,8 +90,12 @@ pub(crate) enum OrderLineChange {
 pub(crate) enum CompensationOutcome {
     /// The target undid the effect.
     Done,
-    /// The target refused, or the handoff fell out: an operator must act.
+    /// The target refused, or the handoff fell out: an operator must act,
+    /// and the line's next compensation waits for the case to be closed.
     Failed,
+    /// An operator closed the failed compensation's case
+    /// (`resolveHandoffFallout`): the line's next compensation may go.
+    Closed,
 }
 
 /// The evidence of the accepted quote an order was captured from.
@@ -331,6 +337,9 @@ impl From<&StepHistoryEntry> for OrderLineEvent {
                     domain::order::CompensationOutcome::Failed { reason } => {
                         out.compensation_outcome = Some(CompensationOutcome::Failed);
                         out.fallout_reason = Some((*reason).into());
+                    }
+                    domain::order::CompensationOutcome::Closed => {
+                        out.compensation_outcome = Some(CompensationOutcome::Closed);
                     }
                 }
             }
