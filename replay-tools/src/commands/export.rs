@@ -22,6 +22,9 @@ use crate::progress::Progress;
 use crate::reader::{self, LogReader};
 use sha2::{Digest, Sha256};
 
+/// Most characters of the export's name its partial file repeats.
+const PARTIAL_NAME_CHARS: usize = 64;
+
 /// Arguments of `export`.
 #[derive(Debug, Clone, Args)]
 #[command(
@@ -284,9 +287,14 @@ fn export_to_file(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(output.file_name().unwrap_or_default());
-    prefix.push(".");
+    // The partial file is named after the export, cut short: a name the
+    // filesystem takes must still leave room for the dot, the random part
+    // and the suffix.
+    let name = output.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!(
+        ".{}.",
+        name.chars().take(PARTIAL_NAME_CHARS).collect::<String>()
+    );
     let partial = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".partial")

@@ -651,8 +651,9 @@ fn check_side_effect_consumers(names: &[String]) -> Result<(), ReplayError> {
     let known = domain::consumers::SIDE_EFFECT_CONSUMERS;
     match names.iter().find(|name| !known.contains(&name.as_str())) {
         Some(unknown) => Err(ReplayError::Usage(format!(
-            "--side-effect-consumer {unknown:?} is not a consumer that makes external calls; \
+            "--side-effect-consumer {} is not a consumer that makes external calls; \
              those are: {}",
+            crate::ids::shown(unknown),
             known.join(", ")
         ))),
         None => Ok(()),

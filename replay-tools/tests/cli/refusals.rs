@@ -657,6 +657,33 @@ fn odd_arguments_say_what_is_wrong_with_them() {
     );
 }
 
+/// A file name the filesystem takes is taken for an export, however close
+/// to its limit (the partial file beside it used the whole name and
+/// failed with "File name too long" naming a file nobody asked for), and
+/// an unknown side-effect consumer is shown cut short, as every other
+/// argument is (a probe).
+#[test]
+fn a_long_export_name_is_written_and_a_long_consumer_name_shown_short() {
+    let (tmp, dir) = generated();
+    let file = tmp.path().join("e".repeat(250));
+    let run = oms(&dir, &["export", "-o", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(std::fs::metadata(&file).unwrap().len() > 0);
+    let unknown = "z".repeat(10_000);
+    let run = oms(
+        &tmp.path().join("restored"),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--side-effect-consumer",
+            &unknown,
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("is not a consumer"), "{run:?}");
+    assert!(run.stderr.len() < 1_000, "{}", run.stderr.len());
+}
+
 /// An empty `OMS_DATA_DIR` is named as such when no `--data-dir` is
 /// given, and overridden by one: clap said "a value is required for
 /// '--data-dir'" in both cases, of a flag nobody passed (a probe).
