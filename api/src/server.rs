@@ -85,7 +85,7 @@ fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result
     // own (`lost+found` where a volume is mounted) and hidden files are
     // nobody's data.
     let logs_own = |name: &str| {
-        eventlog::storage::is_log_entry(name) || name == "lost+found" || name.starts_with('.')
+        eventlog::storage::is_log_entry(name) || eventlog::storage::is_nobodys_entry(name)
     };
     let platforms_own = [
         credentials::CREDENTIALS_FILE,

@@ -150,7 +150,9 @@ fn refused(position: u64, problem: RestoreProblem) -> RestoreError {
 }
 
 /// Fails with [`RestoreError::NotEmpty`] unless `dir` is missing or an
-/// empty directory.
+/// empty directory: one holding nothing but nobody's data
+/// ([`storage::is_nobodys_entry`]: a fresh volume's `lost+found`, hidden
+/// files), which a restore leaves alone.
 ///
 /// # Errors
 /// [`RestoreError::NotEmpty`], or [`RestoreError::Log`] when `dir` cannot
@@ -159,10 +161,15 @@ pub fn require_empty(dir: &Path) -> Result<(), RestoreError> {
     match std::fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(LogError::io(dir, e).into()),
-        Ok(mut entries) => match entries.next() {
-            None => Ok(()),
-            Some(_) => Err(RestoreError::NotEmpty(dir.to_path_buf())),
-        },
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(|e| LogError::io(dir, e))?;
+                if !storage::is_nobodys_entry(&entry.file_name().to_string_lossy()) {
+                    return Err(RestoreError::NotEmpty(dir.to_path_buf()));
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -409,6 +409,14 @@ pub fn is_log_entry(name: &str) -> bool {
         || name.starts_with("snap.")
 }
 
+/// Whether `name`, an entry of a data directory, is nobody's data: a file
+/// system's own (`lost+found`, where a volume is mounted) or a hidden
+/// entry. A directory holding only such entries is empty to the server and
+/// to an import alike.
+pub fn is_nobodys_entry(name: &str) -> bool {
+    name == "lost+found" || name.starts_with('.')
+}
+
 /// Whether `path` is a data directory's read-models directory.
 fn is_projection_dir(path: &Path) -> bool {
     path.file_name()

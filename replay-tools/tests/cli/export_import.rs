@@ -185,6 +185,41 @@ fn import_refuses_a_file_missing_a_line_and_a_non_empty_target() {
     );
 }
 
+/// A freshly mounted volume (its `lost+found`, hidden files) is an empty
+/// target, as the server takes it: import refused it as "not empty"
+/// (a probe). A refused import there takes back only what it wrote.
+#[test]
+fn an_import_onto_a_fresh_volume_ignores_lost_and_found_and_hidden_files() {
+    let (tmp, dir) = generated();
+    let text = exported(tmp.path(), &dir);
+    let volume = |name: &str| {
+        let target = tmp.path().join(name);
+        std::fs::create_dir_all(target.join("lost+found")).unwrap();
+        std::fs::write(target.join(".mounted-by"), "ops").unwrap();
+        target
+    };
+    let all: Vec<&str> = text.lines().collect();
+    let truncated = tmp.path().join("short.oms-export");
+    std::fs::write(&truncated, all[..50].join("\n") + "\n").unwrap();
+    let refused = volume("refused");
+    let run = oms(&refused, &["import", truncated.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let mut left: Vec<String> = std::fs::read_dir(&refused)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".mounted-by", "lost+found"]);
+
+    let target = volume("restored");
+    let file = tmp.path().join("log.oms-export");
+    let run = oms(&target, &["import", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = oms(&target, &["verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(target.join("lost+found").is_dir());
+}
+
 /// A refused import leaves the directory as it found it (missing, or
 /// empty), so the same command with a good file runs next, and nothing a
 /// server could open as a log (or as damage) is left behind.
