@@ -74,6 +74,19 @@ pub enum ServerError {
 /// A configuration error on `data_dir` naming a few of the other files;
 /// [`ServerError::LogDamaged`] for a platform's files without its log.
 fn refuse_a_new_platform_among_other_files(data_dir: &std::path::Path) -> Result<(), ServerError> {
+    if let Some(log_dir) = eventlog::storage::log_holding(data_dir) {
+        return Err(ConfigError::invalid(
+            "data_dir",
+            format!(
+                "{} is a directory of the event log in {}, not a data directory; nothing was \
+                 opened or written: pass --data-dir {}",
+                data_dir.display(),
+                log_dir.display(),
+                log_dir.display()
+            ),
+        )
+        .into());
+    }
     if std::fs::symlink_metadata(data_dir.join("db")).is_ok() {
         return Ok(());
     }

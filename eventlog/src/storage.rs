@@ -409,6 +409,20 @@ pub fn is_log_entry(name: &str) -> bool {
         || name.starts_with("snap.")
 }
 
+/// The data directory of the log `dir` belongs to, when `dir` is one of a
+/// log's own subdirectories (its read models', blobs' or journal's): its
+/// name is one the log writes ([`is_log_entry`]) and its parent holds a
+/// log's data file and `conf`. A server or tool pointed there by mistake
+/// would open the read models' database as a log, or set up a new log
+/// inside another's.
+pub fn log_holding(dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let name = dir.file_name()?.to_str()?;
+    let parent = dir.parent()?;
+    (is_log_entry(name) && parent.join("db").is_file() && parent.join("conf").is_file())
+        .then(|| parent.to_path_buf())
+}
+
 /// Whether `name`, an entry of a data directory, is nobody's data: a file
 /// system's own (`lost+found`, where a volume is mounted) or a hidden
 /// entry. A directory holding only such entries is empty to the server and

@@ -171,18 +171,38 @@ async fn a_lost_log_or_a_directory_of_other_files_is_refused_and_nothing_is_writ
         names
     };
 
-    let journal = data_dir.join("journal");
-    let before = listing(&journal);
-    let run = start_expecting_exit(&journal);
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("holds no event log but other files")
-            && run.stderr.contains("`journal-0`"),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stdout.contains("Bearer"), "{}", run.stdout);
-    assert_eq!(listing(&journal), before, "nothing written in journal/");
+    // A directory of the log itself (its read models', its blobs', its
+    // journal's) is no data directory: the read models' database used to
+    // be opened as a log (sled rewrote its snapshot first), and an empty
+    // `blobs` got a new platform set up inside the old one's (a probe).
+    std::fs::create_dir_all(data_dir.join("blobs")).unwrap();
+    for inner in ["projections", "blobs", "journal"] {
+        let dir = data_dir.join(inner);
+        let contents = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+                .collect();
+            files.sort();
+            files
+        };
+        let before = (listing(&dir), contents(&dir));
+        let run = start_expecting_exit(&dir);
+        assert_eq!(run.code, Some(2), "{inner}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("is a directory of the event log in")
+                && run.stderr.contains("nothing was opened or written"),
+            "{inner}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            (listing(&dir), contents(&dir)),
+            before,
+            "{inner}: untouched"
+        );
+    }
 
     for entry in std::fs::read_dir(&data_dir).unwrap() {
         let path = entry.unwrap().path();
