@@ -1311,3 +1311,103 @@ fn an_active_line_of_a_cancelled_order_is_cancelled_with_what_is_left_uncompensa
         after.order.uncompensated
     );
 }
+
+/// A cancelled line's history shows each compensation requested, one at a
+/// time, and settled under the attempt of its handoff (a probe saw
+/// `attempt: 0` on every settled entry beside `1` on its request).
+#[test]
+fn a_cancelled_lines_compensations_show_in_order_under_their_handoffs_attempt() {
+    let t = TestLog::new();
+    let mut history = vec![fixtures::order_captured(&["l1"])];
+    for step in [Step::Reservation, Step::Provisioning] {
+        history.extend(decide::<OrderDecider>(
+            &history,
+            vec![
+                OrderCommand::RequestStep {
+                    line_id: fixtures::line_id("l1"),
+                    step,
+                    at: at(1_000),
+                },
+                OrderCommand::RecordStepSucceeded {
+                    line_id: fixtures::line_id("l1"),
+                    handoff_id: fixtures::subject("l1", step.purpose(), 1).handoff_id(),
+                    attempt: 1,
+                    external_reference: None,
+                    at: at(2_000),
+                },
+            ],
+        ));
+    }
+    history.extend(decide::<OrderDecider>(
+        &history,
+        vec![OrderCommand::Cancel {
+            reason: "customer left".into(),
+            at: at(3_000),
+        }],
+    ));
+    let cancel = fixtures::subject("l1", Purpose::Cancel, 1).handoff_id();
+    let release = fixtures::subject("l1", Purpose::Release, 1).handoff_id();
+    for handoff_id in [&cancel, &release] {
+        history.extend(decide::<OrderDecider>(
+            &history,
+            vec![OrderCommand::RecordCompensation {
+                handoff_id: handoff_id.clone(),
+                outcome: domain::order::CompensationOutcome::Done,
+                at: at(4_000),
+            }],
+        ));
+    }
+    t.append("order-o1", "t1", "corr-o", &history);
+    let view = t
+        .project()
+        .order(&t1(), &fixtures::order_id(), at(10 * MIN).0)
+        .unwrap()
+        .unwrap();
+    let compensations: Vec<(StepChange, u32, Option<HandoffId>)> = view.order.lines[0]
+        .history
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.change,
+                StepChange::CompensationRequested { .. } | StepChange::CompensationSettled { .. }
+            )
+        })
+        .map(|h| (h.change.clone(), h.attempt, h.handoff_id.clone()))
+        .collect();
+    let done = domain::order::CompensationOutcome::Done;
+    assert_eq!(
+        compensations,
+        [
+            (
+                StepChange::CompensationRequested {
+                    purpose: Purpose::Cancel
+                },
+                1,
+                Some(cancel.clone())
+            ),
+            (
+                StepChange::CompensationSettled {
+                    purpose: Purpose::Cancel,
+                    outcome: done
+                },
+                1,
+                Some(cancel)
+            ),
+            (
+                StepChange::CompensationRequested {
+                    purpose: Purpose::Release
+                },
+                1,
+                Some(release.clone())
+            ),
+            (
+                StepChange::CompensationSettled {
+                    purpose: Purpose::Release,
+                    outcome: done
+                },
+                1,
+                Some(release)
+            ),
+        ]
+    );
+}

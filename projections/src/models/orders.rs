@@ -454,10 +454,17 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
             at,
         } => {
             let line = row.line_mut(line_id, decoded)?;
+            // The attempt of the compensation's handoff, as its request
+            // showed it (the plan named every compensation's handoff).
+            let attempt = line
+                .handoffs
+                .iter()
+                .find(|h| &h.handoff_id == handoff_id)
+                .map_or(0, |h| h.attempt);
             line.history.push(StepHistoryEntry {
                 at: *at,
                 step: None,
-                attempt: 0,
+                attempt,
                 handoff_id: Some(handoff_id.clone()),
                 change: StepChange::CompensationSettled {
                     purpose: *purpose,
