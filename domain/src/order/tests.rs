@@ -791,24 +791,29 @@ fn an_order_whose_every_line_was_cancelled_ends_cancelled_not_completed() {
     assert!(matches!(state, OrderState::Cancelled(_)));
 }
 
+/// Line `l1` reserved, its provisioning breached its SLA (it may have taken
+/// effect), and the line cancelled: its plan cancels provisioning, then
+/// releases the reservation.
+fn cancelled_after_provisioning_fell_out() -> Vec<OrderCommand> {
+    vec![
+        request("l1", Step::Reservation),
+        succeed("l1", Step::Reservation, 1),
+        request("l1", Step::Provisioning),
+        fail("l1", Step::Provisioning, 1, FalloutReason::SlaBreach),
+        resolve(
+            "l1",
+            Resolution::CancelLine {
+                reason: "no capacity".to_owned(),
+            },
+        ),
+    ]
+}
+
 #[test]
 fn a_cancelled_lines_compensation_is_tracked_on_the_order_even_after_it_ended() {
-    let history = play(
-        &["l1"],
-        vec![
-            request("l1", Step::Reservation),
-            succeed("l1", Step::Reservation, 1),
-            request("l1", Step::Provisioning),
-            fail("l1", Step::Provisioning, 1, FalloutReason::SlaBreach),
-            resolve(
-                "l1",
-                Resolution::CancelLine {
-                    reason: "no capacity".to_owned(),
-                },
-            ),
-            OrderCommand::Complete { at: at(50) },
-        ],
-    );
+    let mut commands = cancelled_after_provisioning_fell_out();
+    commands.push(OrderCommand::Complete { at: at(50) });
+    let history = play(&["l1"], commands);
     let state = crate::decider::fold::<OrderDecider, _>(&history);
     let OrderState::Cancelled(order) = &state else {
         panic!("every line was cancelled: {state:?}")
@@ -862,21 +867,7 @@ fn a_cancelled_lines_compensation_is_tracked_on_the_order_even_after_it_ended() 
 /// rejected and the service stayed live (ADR 0064).
 #[test]
 fn a_lines_compensations_run_one_at_a_time_furthest_effect_first() {
-    let history = play(
-        &["l1"],
-        vec![
-            request("l1", Step::Reservation),
-            succeed("l1", Step::Reservation, 1),
-            request("l1", Step::Provisioning),
-            fail("l1", Step::Provisioning, 1, FalloutReason::SlaBreach),
-            resolve(
-                "l1",
-                Resolution::CancelLine {
-                    reason: "no capacity".to_owned(),
-                },
-            ),
-        ],
-    );
+    let history = play(&["l1"], cancelled_after_provisioning_fell_out());
     let OrderState::Open(order) = crate::decider::fold::<OrderDecider, _>(&history) else {
         panic!("one line cancelled, the order open until completed")
     };

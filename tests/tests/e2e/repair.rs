@@ -110,6 +110,12 @@ async fn case_a_line_holds(server: &Server, customer: &str) -> Value {
     .await
 }
 
+/// The order and line a case names.
+fn order_and_line(case: &Value) -> (String, String) {
+    let text = |key: &str| case[key].as_str().unwrap_or_default().to_owned();
+    (text("orderId"), text("lineId"))
+}
+
 /// The operator cancels the line held by a case (`CANCEL_LINE`); panics
 /// when refused.
 async fn cancel_line(server: &Server, order_id: &str, line_id: &str) {
@@ -146,8 +152,7 @@ async fn a_failed_compensation_is_closed_on_its_handoff_and_a_line_case_only_on_
     let operator = server.token("operator");
     // Provisioning rejects: the line holds the case.
     let held = case_a_line_holds(&server, "cust-repair").await;
-    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
-    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    let (order_id, line_id) = order_and_line(&held);
     let refused = resolve_on_handoff(
         &server,
         &unique("held"),
@@ -291,8 +296,7 @@ async fn a_step_that_may_have_taken_effect_gets_no_new_attempt() {
         json!(["EXTERNAL_RESOLUTION", "CANCEL_LINE"]),
         "{held}"
     );
-    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
-    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    let (order_id, line_id) = order_and_line(&held);
     let resolve = |action: &'static str| {
         let (operator, order_id, line_id) = (operator.clone(), order_id.clone(), line_id.clone());
         // A new attempt records no evidence; an external resolution does.
@@ -403,8 +407,7 @@ async fn cancelling_after_billing_may_have_taken_effect_undoes_the_steps_before_
         "cust-unknown-bill",
     )
     .await;
-    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
-    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    let (order_id, line_id) = order_and_line(&held);
     cancel_line(&server, &order_id, &line_id).await;
 
     let started = Instant::now();
@@ -485,8 +488,7 @@ async fn a_failed_compensation_holds_back_the_one_before_it_until_its_case_is_cl
         "cust-sequenced",
     )
     .await;
-    let order_id = held["orderId"].as_str().unwrap_or_default().to_owned();
-    let line_id = held["lineId"].as_str().unwrap_or_default().to_owned();
+    let (order_id, line_id) = order_and_line(&held);
     server
         .script_simulator("provisioning", &["BusinessReject"])
         .await;
