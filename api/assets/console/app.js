@@ -376,11 +376,15 @@ const CASE = `query Case($id: String!) {
   }
 }`;
 
+// Selects `order`, so the answer waits for the order's end when the
+// action settled its last line: the order page opened next shows it
+// CANCELLED or COMPLETED, not OPEN.
 const RESOLVE = `mutation Resolve($commandId: String!, $orderId: String!, $lineId: String!,
     $action: FalloutAction!, $reference: String, $note: String, $expectedVersion: Int) {
   resolveFallout(commandId: $commandId, orderId: $orderId, lineId: $lineId, action: $action,
       reference: $reference, note: $note, expectedVersion: $expectedVersion) {
     version deduplicated correlationId
+    order { id status }
     auditTrail(first: 50) { nodes { position streamId eventType } }
   }
 }`;
