@@ -131,6 +131,13 @@ impl ScalarType for DateTime {
                 "not an RFC 3339 date-time (e.g. `2026-11-30T10:34:01.123Z`)"
             }));
         }
+        // The last day of 1969 behind UTC may be an instant of 1970
+        // (`1969-12-31T23:59:59-01:00`), but the parser knows no year
+        // before 1970: read it a day later and take the day back.
+        let (utc, day_back_ms) = match utc.strip_prefix("1969-12-31T") {
+            Some(time) if offset_s < 0 => (format!("1970-01-01T{time}"), 86_400_000),
+            _ => (utc, 0),
+        };
         // The parser knows no year before 1970 and calls one "out of
         // range": say what is out of range.
         if utc
@@ -152,6 +159,7 @@ impl ScalarType for DateTime {
         i64::try_from(ms)
             .ok()
             .and_then(|ms| ms.checked_sub(offset_s * 1_000))
+            .and_then(|ms| ms.checked_sub(day_back_ms))
             .filter(|ms| (0..=LAST_RFC3339_MS as i64).contains(ms))
             .map(Self::from_ms)
             .ok_or_else(|| InputValueError::custom("outside 1970 to 9999 in UTC"))
@@ -281,6 +289,22 @@ mod tests {
                 .map(|e| e.into_server_error(async_graphql::Pos::default()).message)
                 .unwrap_or_default();
             assert!(error.contains("before 1970"), "{early}: {error}");
+        }
+        // The last day of 1969 behind UTC is of 1970 once in UTC (a probe
+        // had it refused as before 1970); earlier on that day it is not.
+        assert_eq!(
+            DateTime::parse(Value::String("1969-12-31T23:59:59.250-01:00".into())).ok(),
+            Some(DateTime::from_ms(3_599_250))
+        );
+        assert_eq!(
+            DateTime::parse(Value::String("1969-12-31T20:00:00-05:00".into())).ok(),
+            Some(DateTime::from_ms(3_600_000))
+        );
+        for still_early in ["1969-12-31T22:59:59-01:00", "1969-12-31T23:59:59+01:00"] {
+            assert!(
+                DateTime::parse(Value::String(still_early.into())).is_err(),
+                "{still_early}"
+            );
         }
     }
 
