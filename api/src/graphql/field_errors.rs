@@ -33,6 +33,13 @@ pub struct FieldTypes {
     /// Every field's arguments by field name (over all types) and
     /// argument name: the named type each takes.
     arguments: HashMap<String, HashMap<String, String>>,
+    /// Each type's fields' arguments by argument name: the named type each
+    /// takes (a list's item type), for [`crate::graphql::enum_literals`].
+    typed_arguments: HashMap<(String, String), HashMap<String, String>>,
+    /// Each input object type's fields: the named type each takes.
+    input_fields: HashMap<String, HashMap<String, String>>,
+    /// The enum types.
+    enums: std::collections::HashSet<String>,
     query: Option<String>,
     mutation: Option<String>,
     subscription: Option<String>,
@@ -60,6 +67,22 @@ impl FieldTypes {
                     let fields = match ty.kind {
                         TypeKind::Object(object) => object.fields,
                         TypeKind::Interface(interface) => interface.fields,
+                        TypeKind::Enum(_) => {
+                            types.enums.insert(ty.name.node.to_string());
+                            continue;
+                        }
+                        TypeKind::InputObject(input) => {
+                            let fields = input
+                                .fields
+                                .iter()
+                                .filter_map(|field| {
+                                    let name = item_named(&field.node.ty.node)?;
+                                    Some((field.node.name.node.to_string(), name.to_owned()))
+                                })
+                                .collect();
+                            types.input_fields.insert(ty.name.node.to_string(), fields);
+                            continue;
+                        }
                         _ => continue,
                     };
                     for field in &fields {
@@ -67,14 +90,15 @@ impl FieldTypes {
                             .arguments
                             .entry(field.node.name.node.to_string())
                             .or_default();
+                        let typed = types
+                            .typed_arguments
+                            .entry((ty.name.node.to_string(), field.node.name.node.to_string()))
+                            .or_default();
                         for argument in &field.node.arguments {
-                            let mut ty = &argument.node.ty.node;
-                            while let BaseType::List(item) = &ty.base {
-                                ty = item;
-                            }
-                            if let Some(name) = named(ty) {
+                            if let Some(name) = item_named(&argument.node.ty.node) {
                                 arguments
                                     .insert(argument.node.name.node.to_string(), name.to_owned());
+                                typed.insert(argument.node.name.node.to_string(), name.to_owned());
                             }
                         }
                     }
@@ -93,7 +117,33 @@ impl FieldTypes {
         types
     }
 
-    fn root(&self, operation: OperationType) -> Option<&str> {
+    /// The named type (a list's item type) argument `argument` of field
+    /// `field` of type `on` takes.
+    pub(crate) fn argument_type(&self, on: &str, field: &str, argument: &str) -> Option<&str> {
+        self.typed_arguments
+            .get(&(on.to_owned(), field.to_owned()))?
+            .get(argument)
+            .map(String::as_str)
+    }
+
+    /// The named type (a list's item type) field `field` of input object
+    /// type `input` takes.
+    pub(crate) fn input_field_type(&self, input: &str, field: &str) -> Option<&str> {
+        self.input_fields.get(input)?.get(field).map(String::as_str)
+    }
+
+    /// Whether `name` is an enum type.
+    pub(crate) fn is_enum(&self, name: &str) -> bool {
+        self.enums.contains(name)
+    }
+
+    /// The named type (a list's item type) field `field` of type `on`
+    /// answers.
+    pub(crate) fn field_type(&self, on: &str, field: &str) -> Option<&str> {
+        item_named(self.field(on, field)?)
+    }
+
+    pub(crate) fn root(&self, operation: OperationType) -> Option<&str> {
         match operation {
             OperationType::Query => self.query.as_deref(),
             OperationType::Mutation => self.mutation.as_deref(),
@@ -185,6 +235,15 @@ static TYPENAME: std::sync::LazyLock<Type> = std::sync::LazyLock::new(|| Type {
 });
 
 /// The named type at the bottom of `ty`'s lists.
+/// The named type of `ty`, through its lists.
+fn item_named(ty: &Type) -> Option<&str> {
+    let mut ty = ty;
+    while let BaseType::List(item) = &ty.base {
+        ty = item;
+    }
+    named(ty)
+}
+
 fn named(ty: &Type) -> Option<&str> {
     match &ty.base {
         BaseType::Named(name) => Some(name.as_str()),

@@ -520,6 +520,11 @@ impl LimitedSchema {
             .documents
             .admit(request)
             .map_err(|refusal| refusal.to_server_error())?;
+        if let Ok(document) = request.parsed_query() {
+            if let Some(refused) = super::enum_literals::string_for_an_enum(&self.types, document) {
+                return Err(refused);
+            }
+        }
         super::variables::with_defaults(request);
         match super::variables::unprovided(request) {
             Some(unprovided) => Err(unprovided),

@@ -3,6 +3,7 @@
 
 pub mod documents;
 pub mod empty_objects;
+pub mod enum_literals;
 pub mod enum_values;
 pub mod error;
 pub mod field_errors;

@@ -513,6 +513,49 @@ async fn a_value_an_enum_does_not_have_is_refused_with_the_allowed_values() {
     }
 }
 
+/// An enum value a document writes as a string is refused, naming the
+/// argument and the bare value to write; a variable still takes the
+/// string, as JSON writes it. async-graphql ran `status: "OPEN"` as if
+/// it were `status: OPEN` (a probe), and a mutation with one ran too.
+#[tokio::test]
+async fn an_enum_value_written_as_a_string_in_the_document_is_refused() {
+    let server = Server::start();
+    let viewer = server.token("viewer");
+    let (status, body) = server
+        .client
+        .raw(
+            &viewer,
+            r#"{ orders(status: "OPEN") { nodes { id } } }"#,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], serde_json::Value::Null, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["field"], "status", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("OrderStatus is an enum") && message.contains("`OPEN`"),
+        "{message}"
+    );
+    for (query, variables) in [
+        (
+            "{ orders(status: OPEN) { nodes { id } } }",
+            serde_json::json!({}),
+        ),
+        (
+            "query($s: OrderStatus) { orders(status: $s) { nodes { id } } }",
+            serde_json::json!({ "s": "OPEN" }),
+        ),
+    ] {
+        let (_, body) = server.client.raw(&viewer, query, variables).await;
+        assert!(body["errors"].is_null(), "{query}: {body}");
+    }
+}
+
 /// A request whose operation declares a non-null variable and gives it no
 /// value (or null) runs nothing: async-graphql reported the variable only
 /// at the field that read it, after running the mutations before it.
