@@ -63,21 +63,50 @@ pub fn thresholds_digest(policy: &ApprovalPolicy) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// What [`check`] found new in the record: written by
+/// [`Unrecorded::record`] once nothing can refuse the start any more, so a
+/// start refused for another part of its configuration leaves no book
+/// recorded as "in force" (a probe's corrected book was then refused under
+/// its own version).
+#[derive(Debug)]
+#[must_use = "the book is recorded only by `record`"]
+pub struct Unrecorded {
+    path: std::path::PathBuf,
+    history: Option<BTreeMap<String, String>>,
+}
+
+impl Unrecorded {
+    /// Writes the record, when [`check`] found anything new.
+    ///
+    /// # Errors
+    /// [`ConfigError::Write`] when it cannot be written.
+    pub fn record(self) -> Result<(), ConfigError> {
+        let Some(history) = self.history else {
+            return Ok(());
+        };
+        let text = serde_json::to_vec_pretty(&history).map_err(|e| ConfigError::Invalid {
+            key: BOOK_HISTORY_FILE.to_owned(),
+            problem: e.to_string(),
+        })?;
+        crate::credentials::write_private(&self.path, &text)
+    }
+}
+
 /// Checks `book` and the `approval` policy that applies with it against
-/// what `data_dir` ran with under the book's version, and records them
-/// when they are new there.
+/// what `data_dir` ran with under the book's version; what is new there
+/// is recorded by [`Unrecorded::record`].
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] for `price_book.version` when the directory
 /// ran this version with other prices or another currency, for
 /// `approval` when it ran it with other thresholds;
 /// [`ConfigError::Parse`] or [`ConfigError::Read`] for a history file
-/// that cannot be read; [`ConfigError::Write`] when it cannot be written.
-pub fn check_and_record(
+/// that cannot be read.
+pub fn check(
     data_dir: &Path,
     book: &PriceBook,
     approval: &ApprovalPolicy,
-) -> Result<(), ConfigError> {
+) -> Result<Unrecorded, ConfigError> {
     let path = data_dir.join(BOOK_HISTORY_FILE);
     let mut history: BTreeMap<String, String> = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
@@ -149,14 +178,10 @@ pub fn check_and_record(
             }
         }
     }
-    if !changed {
-        return Ok(());
-    }
-    let text = serde_json::to_vec_pretty(&history).map_err(|e| ConfigError::Invalid {
-        key: BOOK_HISTORY_FILE.to_owned(),
-        problem: e.to_string(),
-    })?;
-    crate::credentials::write_private(&path, &text)
+    Ok(Unrecorded {
+        path,
+        history: changed.then_some(history),
+    })
 }
 
 #[cfg(test)]
@@ -164,6 +189,14 @@ pub fn check_and_record(
 mod tests {
     use super::*;
     use crate::config::PriceBookConfig;
+
+    fn check_and_record(
+        data_dir: &Path,
+        book: &PriceBook,
+        approval: &ApprovalPolicy,
+    ) -> Result<(), ConfigError> {
+        super::check(data_dir, book, approval)?.record()
+    }
 
     fn policy(version: &str, default: &str) -> ApprovalPolicy {
         let config = crate::config::ApprovalConfig {

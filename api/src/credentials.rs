@@ -56,6 +56,37 @@ pub enum CredentialSource {
     },
 }
 
+/// The credentials the configuration names (`tenants.*.credentials`),
+/// checked as [`load`] takes them: `None` when it names no tenant (the
+/// directory's stored or new demo credentials apply). Reads and writes
+/// nothing, so a start can be refused for them before anything is made.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the first bad credential (a role, a
+/// digest, a token given twice).
+pub fn configured(config: &ServerConfig) -> Result<Option<Authenticator>, ConfigError> {
+    if config.tenants.is_empty() {
+        return Ok(None);
+    }
+    let mut auth = Authenticator::default();
+    let mut seen = Digests::new();
+    for (tenant, tenant_config) in &config.tenants {
+        for (i, credential) in tenant_config.credentials.iter().enumerate() {
+            let key = format!("tenants.{tenant}.credentials[{i}]");
+            add(
+                &mut auth,
+                &mut seen,
+                tenant,
+                &credential.name,
+                &credential.role,
+                &credential.token_sha256,
+                &key,
+            )?;
+        }
+    }
+    Ok(Some(auth))
+}
+
 /// Builds the authenticator: from the configuration's tenants, else from
 /// the stored demo credentials, else by creating the demo tenant.
 ///
@@ -65,25 +96,11 @@ pub fn load(
     config: &ServerConfig,
     data_dir: &Path,
 ) -> Result<(Authenticator, CredentialSource), ConfigError> {
-    let mut auth = Authenticator::default();
-    let mut seen = Digests::new();
-    if !config.tenants.is_empty() {
-        for (tenant, tenant_config) in &config.tenants {
-            for (i, credential) in tenant_config.credentials.iter().enumerate() {
-                let key = format!("tenants.{tenant}.credentials[{i}]");
-                add(
-                    &mut auth,
-                    &mut seen,
-                    tenant,
-                    &credential.name,
-                    &credential.role,
-                    &credential.token_sha256,
-                    &key,
-                )?;
-            }
-        }
+    if let Some(auth) = configured(config)? {
         return Ok((auth, CredentialSource::Configuration));
     }
+    let mut auth = Authenticator::default();
+    let mut seen = Digests::new();
     let stored_path = data_dir.join(CREDENTIALS_FILE);
     if stored_path.exists() {
         // What the file is and how to start over, beside what is wrong with

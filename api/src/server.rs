@@ -179,6 +179,9 @@ pub async fn run(
             context: format!("cannot listen on {}", config.listen),
             source,
         })?;
+    // The configured credentials are checked before anything is made: a
+    // token given twice was found only after the log was set up.
+    credentials::configured(&config)?;
     let data_dir = config.data_dir.clone();
     // A directory that cannot be made is the configuration's to fix (a
     // path through a file, a dangling link, no permission): exit 2 naming
@@ -214,13 +217,15 @@ pub async fn run(
     // tokens and makes none.
     let price_book = pricing::price_book(&config.price_book)?;
     let approval = pricing::approval_policy(&config.approval, &price_book.version)?;
-    crate::book_history::check_and_record(&data_dir, &price_book, &approval)?;
+    let unrecorded_book = crate::book_history::check(&data_dir, &price_book, &approval)?;
     let (mut auth, source) = credentials::load(&config, &data_dir)?;
     let held = log
         .held_tenants(auth.tenants().map(TenantId::as_str))
         .map_err(ServerError::Log)?;
     auth.hold_tenants(held.into_iter().map(TenantId::new));
     config.check_relay_tenants(&|tenant| auth.holds(tenant))?;
+    // Nothing left can refuse the configuration: the book is in force.
+    unrecorded_book.record()?;
     announce_credentials(&source, &auth);
     announce_tenants_without_credentials(&auth);
     let projections = Arc::new(Projections::start_with(

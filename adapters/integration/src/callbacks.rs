@@ -19,8 +19,9 @@
 //!    returns the first outcome and writes nothing, and the same message id
 //!    with another payload is refused (`duplicate_conflict`) and logged,
 //!    also when both arrive at once. A delivery that changed nothing (the
-//!    handoff already had that outcome) appends nothing, so it leaves no
-//!    record: a later reuse of its message id is decided as a new callback;
+//!    handoff already had that outcome, answered `no_change`) is recorded
+//!    too, by its command id alone: a redelivery answers `duplicate`, and
+//!    the same message id with another payload `duplicate_conflict`;
 //! 5. parks a callback whose handoff does not exist yet (or was not sent
 //!    yet) in the `adapters/parked-callbacks` tree, flushed before the
 //!    answer, and applies it when the handoff appears.

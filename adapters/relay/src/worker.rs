@@ -52,7 +52,9 @@ pub(crate) async fn connect(config: &RelayConfig) -> Result<Client, RelayError> 
         .retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(move |attempts| reconnect_delay(min, max, attempts))
-        .connect(config.url.as_str())
+        // A comma-separated list names several servers of one cluster, as
+        // the configuration allows: each is a server to try.
+        .connect(config.url.split(',').map(str::trim).collect::<Vec<_>>())
         .await
         .map_err(|e| RelayError::Connect {
             url: config.shown_url(),

@@ -395,3 +395,20 @@ async fn a_start_with_nats_up_reports_no_connection_error() {
     }
     caught_up(&relay, WAIT).await;
 }
+
+/// A server list (`url = "nats://a:4222,nats://b:4222"`), which the
+/// configuration takes, is connected to: the start failed with "invalid
+/// port number" and exit 1 after the data directory was set up (a probe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_servers_is_connected_to_through_the_one_that_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), Durability::Buffered);
+    let mut generator = generator(17, 2);
+    let head = append_async(&log, &mut generator, 50).await;
+    let list = format!("nats://127.0.0.1:1,{NATS_URL}");
+    let relay = Relay::start(log.clone(), config(&list, &unique("list")))
+        .await
+        .unwrap();
+    let status = caught_up(&relay, WAIT).await;
+    assert_eq!(status.published, head, "{status:?}");
+}

@@ -135,7 +135,9 @@ fn open(
         subject: subject.clone(),
         idempotency_key: subject.idempotency_key(),
         request_hash: request.hash(),
-        request_snapshot: request.redacted(),
+        // The request as it is sent: the dispatcher sends this copy.
+        // Every place that shows it redacts it (ADR 0065).
+        request_snapshot: request.clone(),
         at,
     }])
 }

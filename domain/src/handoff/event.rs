@@ -25,7 +25,10 @@ pub enum HandoffEvent {
         idempotency_key: String,
         /// The sha256 of the unredacted request.
         request_hash: String,
-        /// The request with sensitive values redacted.
+        /// The request as the dispatcher sends it. Where it is shown (the
+        /// handoff's request in GraphQL, call evidence) its sensitive
+        /// values are redacted ([`RequestSnapshot::redacted`]); events
+        /// recorded before ADR 0065 hold it redacted, and are sent so.
         request_snapshot: RequestSnapshot,
         /// When.
         at: Timestamp,

@@ -68,7 +68,8 @@ pub struct Handoff {
     pub idempotency_key: String,
     /// The sha256 of the unredacted request.
     pub request_hash: String,
-    /// The redacted request.
+    /// The request as the dispatcher sends it (redacted where shown,
+    /// ADR 0065).
     pub request_snapshot: RequestSnapshot,
     /// The lifecycle status.
     pub status: HandoffStatus,

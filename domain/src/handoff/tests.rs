@@ -86,33 +86,44 @@ fn status_after(events: &[HandoffEvent]) -> HandoffStatus {
     }
 }
 
+/// The handoff keeps the request it sends: a probe saw provisioning
+/// receive `<redacted>` for the line options `wildcardDns` (it holds
+/// "card") and `sessionTimeoutMin`, and a target the literal `<redacted>`
+/// for a credential it needed, because the snapshot kept was the shown
+/// one. Where a request is shown (the handoff's request, call evidence),
+/// it is redacted (ADR 0065).
 #[test]
-fn a_request_records_the_business_key_the_request_hash_and_a_redacted_snapshot() {
-    let mut secret = request();
-    secret
-        .fields
-        .insert("api_token".to_owned(), "s3cr3t".to_owned());
-    Given::<HandoffDecider>::nothing()
+fn a_request_records_the_business_key_the_request_hash_and_the_request_as_sent() {
+    let mut sent = request();
+    for (name, value) in [
+        ("api_token", "s3cr3t"),
+        ("option.wildcardDns", "enabled"),
+        ("option.sessionTimeoutMin", "30"),
+    ] {
+        sent.fields.insert(name.to_owned(), value.to_owned());
+    }
+    let state = Given::<HandoffDecider>::nothing()
         .when(HandoffCommand::Request {
             subject: reserve(),
-            request: secret.clone(),
+            request: sent.clone(),
             at: T0,
         })
         .then(vec![HandoffEvent::HandoffRequested {
             handoff_id: reserve().handoff_id(),
             subject: reserve(),
             idempotency_key: "t1:o1:l1:inventory:reserve:1".to_owned(),
-            request_hash: secret.hash(),
-            request_snapshot: secret.redacted(),
+            request_hash: sent.hash(),
+            request_snapshot: sent.clone(),
             at: T0,
         }]);
+    let HandoffState::Open(handoff) = state else {
+        panic!("opened")
+    };
+    assert_eq!(handoff.request_snapshot, sent, "what the dispatcher sends");
     assert_eq!(
-        secret
-            .redacted()
-            .fields
-            .get("api_token")
-            .map(String::as_str),
-        Some(REDACTED)
+        sent.redacted().fields.get("api_token").map(String::as_str),
+        Some(REDACTED),
+        "what is shown"
     );
 }
 

@@ -419,3 +419,55 @@ async fn a_taken_listen_address_stops_the_start_before_anything_is_written() {
     assert!(!data_dir.exists(), "the data directory was created");
     drop(taken);
 }
+
+/// A start refused for its configuration records no price book as in
+/// force: a probe's start refused for a misspelt relay tenant, or for a
+/// token given twice, wrote `price-books.json`, and its corrected book
+/// under the same version was then refused as "in force before with
+/// other prices". A token given twice is found before anything is made.
+#[test]
+fn a_start_refused_for_its_configuration_records_no_price_book() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = |c: char| c.to_string().repeat(64);
+    let book = "[price_book]\nversion = \"pb-probe\"\ncurrency = \"EUR\"\n\
+                [price_book.offerings.fiber-1g]\none_time = \"990.00\"\nmonthly = \"49.90\"\n";
+    let tenants = |second: char| {
+        format!(
+            "[tenants.acme]\ncredentials = [{{ name = \"a\", role = \"admin\", token_sha256 = \"{}\" }}, \
+             {{ name = \"b\", role = \"sales\", token_sha256 = \"{}\" }}]\n",
+            digest('a'),
+            digest(second)
+        )
+    };
+    let write = |name: &str, text: String| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+
+    let twice = write("twice.toml", format!("{book}{}", tenants('a')));
+    let data_dir = tmp.path().join("twice");
+    let run = start_with_env_expecting_exit(&data_dir, &[("OMS_CONFIG", twice.to_str().unwrap())]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("the same token as"), "{}", run.stderr);
+    assert!(
+        !data_dir.exists(),
+        "nothing made for a refused configuration"
+    );
+
+    let ghost = write(
+        "ghost.toml",
+        format!(
+            "{book}{}[relay]\nenabled = true\n[relay.tenants]\nghost = \"all\"\n",
+            tenants('b')
+        ),
+    );
+    let data_dir = tmp.path().join("ghost");
+    let run = start_with_env_expecting_exit(&data_dir, &[("OMS_CONFIG", ghost.to_str().unwrap())]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("relay.tenants.ghost"), "{}", run.stderr);
+    assert!(
+        !data_dir.join("price-books.json").exists(),
+        "the book was never in force"
+    );
+}

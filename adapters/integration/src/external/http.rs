@@ -17,7 +17,7 @@ use domain::outcome::OutcomeClass;
 
 use super::breaker::CircuitBreaker;
 use super::{
-    execute_request, map_http, redact_json, status_path, BoxFuture, CallOutcome, Evidence,
+    execute_request, observed, redact_json, status_path, BoxFuture, CallOutcome, Evidence,
     ExternalCall, HandoffPort, Mapped, PortError, StatusAnswer, StatusQuery,
 };
 use crate::config::{ConfigError, SystemsConfig};
@@ -340,7 +340,13 @@ impl HttpSystems {
                 let status = answer.status().as_u16();
                 match read_body(answer).await {
                     Ok(body) => (
-                        map_http(call.system, call.purpose, status, body.usable()),
+                        observed(
+                            call.system,
+                            call.purpose,
+                            status,
+                            body.usable(),
+                            endpoint.token.as_deref(),
+                        ),
                         Some(status),
                         Some(body.evidence(endpoint.token.as_deref())),
                     ),
@@ -404,7 +410,13 @@ impl HttpSystems {
         if status == 404 {
             return Ok(StatusAnswer::NotFound(evidence));
         }
-        let mapped = map_http(query.system, query.purpose, status, bytes);
+        let mapped = observed(
+            query.system,
+            query.purpose,
+            status,
+            bytes,
+            endpoint.token.as_deref(),
+        );
         if (200..300).contains(&status) && mapped.class != OutcomeClass::SchemaMismatch {
             Ok(StatusAnswer::Known(outcome(mapped, evidence)))
         } else {

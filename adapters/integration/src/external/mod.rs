@@ -446,6 +446,42 @@ pub(crate) fn redact_json(value: &mut serde_json::Value) {
 /// shorter one would mask ordinary words too.
 const MIN_MASKED_SECRET: usize = 8;
 
+/// What an answer says, as an observation keeps it: [`map_http`], with
+/// `secret` (the outbound token the call carried) masked wherever the
+/// answer echoed it into its code, label or reference. A probe's system
+/// echoed `Bearer <token>` into its error code: every viewer of the tenant
+/// read it, and the log kept it, while the response evidence beside it
+/// was masked.
+pub(crate) fn observed(
+    system: TargetSystem,
+    purpose: Purpose,
+    status: u16,
+    body: &[u8],
+    secret: Option<&str>,
+) -> Mapped {
+    let mut mapped = map_http(system, purpose, status, body);
+    for text in [
+        &mut mapped.raw_code,
+        &mut mapped.raw_label,
+        &mut mapped.external_reference,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *text = masked(text, secret);
+    }
+    mapped
+}
+
+/// `text` with `secret` masked wherever it appears; a secret shorter than
+/// [`MIN_MASKED_SECRET`] is not looked for.
+fn masked(text: &str, secret: Option<&str>) -> String {
+    match secret.filter(|s| s.len() >= MIN_MASKED_SECRET) {
+        Some(secret) if text.contains(secret) => text.replace(secret, domain::handoff::REDACTED),
+        _ => text.to_owned(),
+    }
+}
+
 /// A redacted, bounded copy of a response body for evidence. `secret`,
 /// the outbound token the call carried, is masked wherever the answer
 /// echoes it (in a `note`, a `detail`), not only under a sensitive name: a
@@ -459,11 +495,7 @@ pub(crate) fn response_evidence(body: &[u8], secret: Option<&str>) -> String {
         }
         Err(_) => format!("<{} bytes, not JSON>", body.len()),
     };
-    if let Some(secret) = secret.filter(|s| s.len() >= MIN_MASKED_SECRET) {
-        if text.contains(secret) {
-            text = text.replace(secret, domain::handoff::REDACTED);
-        }
-    }
+    text = masked(&text, secret);
     // Bounded and without invisible characters, as every external word
     // kept as evidence (ADR 0052).
     domain::text::bounded_evidence(&text, MAX)
@@ -472,6 +504,30 @@ pub(crate) fn response_evidence(body: &[u8], secret: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A token the target echoes into its code, label or reference is
+    /// masked in the observation (it was kept as echoed).
+    #[test]
+    fn an_echoed_token_is_masked_in_what_the_observation_keeps() {
+        let token = "OUTBOUND-TOKEN-acme-inventory-abcdef";
+        let sys = TargetSystem::Inventory;
+        let p = Purpose::Reserve;
+        let rejected = format!(
+            r#"{{"errorCode":"NO_CAPACITY Bearer {token}","message":"rejected token Bearer {token}"}}"#
+        );
+        let echoed = format!(r#"{{"state":"REJECTED","reservationId":"Bearer {token}"}}"#);
+        for (status, body) in [(400, rejected), (200, echoed)] {
+            let raw = map_http(sys, p, status, body.as_bytes());
+            let kept = observed(sys, p, status, body.as_bytes(), Some(token));
+            assert_eq!(kept.class, raw.class, "{body}");
+            let said = format!(
+                "{:?} {:?} {:?}",
+                kept.raw_code, kept.raw_label, kept.external_reference
+            );
+            assert!(!said.contains(token), "{said}");
+            assert!(said.contains(domain::handoff::REDACTED), "{said}");
+        }
+    }
 
     #[test]
     fn the_http_table_maps_every_transport_condition() {
