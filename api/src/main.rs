@@ -46,7 +46,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // An empty `OMS_CONFIG=` (an EnvironmentFile's blank line) is named as
+    // such: clap said a value was required for `--config`, a flag nobody
+    // passed. A `--config` flag overrides it.
+    let empty_config = std::env::var_os("OMS_CONFIG").is_some_and(|v| v.is_empty());
+    if empty_config {
+        std::env::remove_var("OMS_CONFIG");
+    }
     let cli = Cli::parse();
+    if let Command::Serve { config: None, .. } = &cli.command {
+        if empty_config {
+            api::stderr_line!(
+                "oms-server: OMS_CONFIG is set but empty: set it to a configuration file, unset \
+                 it (the embedded default), or pass --config"
+            );
+            return ExitCode::from(2);
+        }
+    }
     match cli.command {
         Command::Schema => print_out(&api::graphql::sdl()),
         Command::HashToken => {

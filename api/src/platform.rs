@@ -380,6 +380,16 @@ impl Platform {
                 if let application::CommandError::VersionConflict { .. } = &other {
                     self.metrics.version_conflict();
                 }
+                // What the mapping logs (a store that failed: "may or may
+                // not have been recorded") names the command it was, for
+                // the operator the client asks; at the error level, so a
+                // filter that lets the line through keeps its span.
+                let _command = tracing::error_span!(
+                    "command",
+                    correlation_id = %context.correlation_id,
+                    aggregate = %target.stream_id
+                )
+                .entered();
                 ApiError::from_command(other)
             }
         })?;

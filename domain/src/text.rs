@@ -191,8 +191,17 @@ const MAX_QUOTED_NAME_CHARS: usize = 64;
 /// bounded by [`MAX_PARSER_MESSAGE_BYTES`] and shown as
 /// [`bounded_evidence`].
 pub fn parser_message(message: &str) -> String {
-    let mut out = String::with_capacity(message.len().min(1024));
-    let mut rest = message;
+    // A parser's message may run over lines (`invalid table header` then
+    // `duplicate key ...`): one line, its parts joined as a sentence, not
+    // a line break shown as U+FFFD.
+    let joined: String = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    let mut out = String::with_capacity(joined.len().min(1024));
+    let mut rest = joined.as_str();
     let after = |rest: &str, at: usize, words: &[&str]| {
         let before = rest[..at].trim_end();
         words.iter().any(|word| before.ends_with(word))
@@ -292,6 +301,12 @@ mod tests {
         assert_eq!(
             parser_message("missing field `tenant`"),
             "missing field `tenant`"
+        );
+        // A message over lines reads as one (a line break was shown as
+        // U+FFFD between its parts).
+        assert_eq!(
+            parser_message("invalid table header\nduplicate key `tenants` in document root\n"),
+            "invalid table header: duplicate key `tenants` in document root"
         );
     }
 

@@ -150,6 +150,14 @@ fn url_problem(url: &str) -> Option<String> {
             }
             None => server,
         };
+        // Not echoed: a query is where a token is pasted by mistake.
+        if rest.contains(['?', '#']) {
+            return Some(
+                "has a query or fragment, which a NATS URL does not take (credentials go \
+                 before the host: nats://user:password@host:4222)"
+                    .to_owned(),
+            );
+        }
         let authority = rest.split('/').next().unwrap_or(rest);
         let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let (host, port) = match host_port.rsplit_once(':') {
@@ -279,8 +287,15 @@ mod tests {
             "nats://127.0.0.1:99999",
             "nats://:4222",
             "nats://h:0",
+            "nats://127.0.0.1:1?token=QUERYSECRET",
+            "nats://127.0.0.1/x#QUERYSECRET",
         ] {
             assert_eq!(key_of(&with(bad)).as_deref(), Some("url"), "{bad}");
+            let said = with(bad).validate().map_err(|e| e.to_string()).err();
+            assert!(
+                !said.unwrap_or_default().contains("QUERYSECRET"),
+                "{bad}: the query is not echoed"
+            );
         }
         let secret = with("nats://probeuser:s3cretpw@127.0.0.1:4222,nats://tok3n@10.0.0.1:4222");
         let shown = secret.shown_url();

@@ -389,6 +389,22 @@ async fn the_flags_override_a_bad_environment_and_a_bad_value_is_shown() {
         stderr.contains("`garbage`") && stderr.contains("OMS_LISTEN"),
         "{stderr}"
     );
+
+    // An empty OMS_CONFIG is named as such (clap asked for a value of a
+    // `--config` nobody passed), and nothing is made.
+    let fresh = temp.path().join("fresh");
+    let output = std::process::Command::new(server_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&fresh)
+        .env("OMS_CONFIG", "")
+        .env_remove("OMS_DATA_DIR")
+        .env_remove("OMS_LISTEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("OMS_CONFIG is set but empty"), "{stderr}");
+    assert!(!fresh.exists(), "nothing made");
 }
 
 /// A listen address that is taken stops the start before anything is

@@ -123,6 +123,26 @@ async fn a_full_disk_refuses_commands_retryably_stops_on_sigterm_and_recovers() 
         "{refusal:?}"
     );
     assert_eq!(refusal.extensions["retryable"], true, "{refusal:?}");
+    // The operator the client asks finds the command in the log by its
+    // correlation id: the ERROR line named only the tenant and role.
+    let tail = server.stderr_tail();
+    let stored: Vec<&str> = tail
+        .lines()
+        .filter(|line| {
+            line.contains("failed to store a command")
+                || line.contains("a command was refused: the event log is fenced")
+        })
+        .collect();
+    if refusal
+        .message
+        .contains("may or may not have been recorded")
+    {
+        assert!(!stored.is_empty(), "{tail}");
+    }
+    assert!(
+        stored.iter().all(|line| line.contains("correlation_id")),
+        "{tail}"
+    );
     let health = server
         .client
         .http()
