@@ -297,20 +297,11 @@ fn react_to_order(input: &PolicyInput<'_>, event: &OrderEvent) -> Vec<PolicyComm
     }
 }
 
-/// The compensations a plan opens at once: each line's first (its
-/// furthest effect's undo). The next one of a line waits for the order's
-/// `CompensationRequested` (ADR 0064).
+/// The compensations a plan opens at once: each line's first
+/// ([`CompensationPlan::with_first_of_each_line`]).
 fn first_of_each_line(plan: &CompensationPlan) -> impl Iterator<Item = &HandoffRequest> {
-    plan.compensations
-        .iter()
-        .enumerate()
-        .filter_map(|(i, handoff)| {
-            let line = &handoff.subject.line_id;
-            (!plan.compensations[..i]
-                .iter()
-                .any(|earlier| &earlier.subject.line_id == line))
-            .then_some(handoff)
-        })
+    plan.with_first_of_each_line()
+        .filter_map(|(handoff, first)| first.then_some(handoff))
 }
 
 fn open_handoff(input: &PolicyInput<'_>, handoff: &HandoffRequest) -> PolicyCommand {

@@ -165,3 +165,18 @@ pub struct CompensationPlan {
     /// What could not be compensated.
     pub uncompensated: Vec<Uncompensated>,
 }
+
+impl CompensationPlan {
+    /// Each compensation with whether it is the first of its line: the
+    /// one the plan opens at once (the line's furthest effect's undo); a
+    /// later one waits for its `CompensationRequested` (ADR 0064).
+    pub fn with_first_of_each_line(&self) -> impl Iterator<Item = (&HandoffRequest, bool)> {
+        self.compensations.iter().enumerate().map(|(i, handoff)| {
+            let line = &handoff.subject.line_id;
+            let first = !self.compensations[..i]
+                .iter()
+                .any(|earlier| &earlier.subject.line_id == line);
+            (handoff, first)
+        })
+    }
+}

@@ -19,7 +19,7 @@ use domain::ids::{
     BillingAccountId, CustomerId, HandoffId, LineId, OfferingId, OrderId, StreamKind, TenantId,
     Timestamp,
 };
-use domain::order::{OrderEvent, QuoteEvidence, Resolution, Step, Uncompensated};
+use domain::order::{CompensationPlan, OrderEvent, QuoteEvidence, Resolution, Step, Uncompensated};
 use domain::outcome::FalloutReason;
 use serde::{Deserialize, Serialize};
 
@@ -392,14 +392,11 @@ fn at_of(event: &OrderEvent) -> Timestamp {
 /// later one when its `CompensationRequested` is recorded (ADR 0064).
 fn add_compensations(
     row: &mut OrderRecord,
-    compensations: &[HandoffRequest],
+    plan: &CompensationPlan,
     at: Timestamp,
     event: &Decoded,
 ) -> Result<(), FoldError> {
-    for (i, c) in compensations.iter().enumerate() {
-        let first_of_its_line = !compensations[..i]
-            .iter()
-            .any(|earlier| earlier.subject.line_id == c.subject.line_id);
+    for (c, first_of_its_line) in plan.with_first_of_each_line() {
         let line = row.line_mut(&c.subject.line_id, event)?;
         line.handoffs.push(LineHandoff {
             handoff_id: c.handoff_id.clone(),
@@ -586,7 +583,7 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
                 handoff_id: None,
                 change: StepChange::Cancelled,
             });
-            add_compensations(row, &plan.compensations, *at, decoded)?;
+            add_compensations(row, plan, *at, decoded)?;
             row.uncompensated.extend(plan.uncompensated.iter().cloned());
         }
         OrderEvent::OrderCancelled { reason, plan, at } => {
@@ -611,11 +608,11 @@ fn evolve(row: &mut OrderRecord, event: &OrderEvent, decoded: &Decoded) -> Resul
                     change: StepChange::Cancelled,
                 });
             }
-            add_compensations(row, &plan.compensations, *at, decoded)?;
+            add_compensations(row, plan, *at, decoded)?;
             row.uncompensated.extend(plan.uncompensated.iter().cloned());
         }
         OrderEvent::CancellationPlanned { plan, at, .. } => {
-            add_compensations(row, &plan.compensations, *at, decoded)?;
+            add_compensations(row, plan, *at, decoded)?;
             row.uncompensated.extend(plan.uncompensated.iter().cloned());
         }
         OrderEvent::OrderCompleted { at } => {
